@@ -1,0 +1,202 @@
+/*
+ * fiber.h - the fiberbench fiber runtime. This header is the manual.
+ *
+ * Model
+ *   A fiber is a function running on its own small stack, switched in user space by
+ *   an assembly context switch (fiber/src/switch_*.S). Each thread that calls
+ *   fiber_spawn() owns one scheduler: a FIFO run queue, one timer heap for every sleep
+ *   and I/O deadline, and one epoll poller. Fibers never migrate between threads and a
+ *   fiber may only be touched (joined, woken) from the thread that spawned it. Several
+ *   threads may each run their own scheduler at the same time.
+ *
+ * Time
+ *   Every time in this API is nanoseconds on CLOCK_MONOTONIC. Deadlines are absolute
+ *   (compare fiber_now_ns()); FIBER_FOREVER means "no deadline".
+ *
+ * Errors
+ *   Calls that can fail for a reason outside the program's control return -1 (or NULL)
+ *   and set errno, like the system calls they wrap. Misuse - joining a fiber twice,
+ *   joining oneself, yielding outside a fiber - is a bug, not an error: the runtime
+ *   prints what was wrong and where on stderr, then aborts.
+ */
+#ifndef FIBER_H
+#define FIBER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* No deadline. */
+#define FIBER_FOREVER UINT64_MAX
+
+/* Default usable stack size of a fiber, not counting its guard page. */
+#define FIBER_DEFAULT_STACK_SIZE (64u * 1024u)
+
+typedef struct fiber fiber_t;
+
+/* Options for fiber_spawn_ex(). Zero-initialise and set what you need. */
+typedef struct fiber_attr {
+    size_t      stack_size; /* usable bytes; 0 = FIBER_DEFAULT_STACK_SIZE; rounded up to pages */
+    const char *name;       /* shown in overflow and misuse messages; copied (max 31 chars) */
+    int         detached;   /* nonzero: nobody joins it; it is reclaimed as soon as it returns */
+} fiber_attr_t;
+
+/*
+ * Creates a fiber that will run fn(arg) on the calling thread's scheduler, and puts it
+ * at the tail of the run queue. It first runs when the scheduler gets to it (inside
+ * fiber_run(), fiber_join() or when the current fiber yields or blocks).
+ * The fiber is joinable: exactly one fiber_join() must reclaim it, unless it is detached.
+ * Returns NULL with errno ENOMEM (no memory or no more mappings: vm.max_map_count) or
+ * EINVAL (bad attribute).
+ */
+fiber_t *fiber_spawn(void (*fn)(void *), void *arg);
+
+/* As fiber_spawn(), with a stack size, a name and detached state. attr may be NULL. */
+fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr);
+
+/*
+ * Marks a joinable fiber as detached: it is reclaimed when it returns (at once, if it
+ * already has). Aborts on a fiber that is already detached or being joined.
+ */
+void fiber_detach(fiber_t *f);
+
+/*
+ * Waits until f has returned, then frees it. From a fiber, the caller is parked; from
+ * the thread outside any fiber, the scheduler is run until f has returned.
+ * Returns 0. Aborts on misuse: f detached, f already joined (or being joined), f being
+ * the caller, or f belonging to another thread's scheduler.
+ * Returns -1 with errno EDEADLK if, outside a fiber, the scheduler runs out of work
+ * (every fiber blocked with no timer and no I/O) before f returns.
+ */
+int fiber_join(fiber_t *f);
+
+/* Puts the calling fiber at the tail of the run queue and runs the next one.
+ * Aborts when called outside a fiber. */
+void fiber_yield(void);
+
+/* The calling fiber, or NULL on a thread outside any fiber. */
+fiber_t *fiber_self(void);
+
+/* A fiber's name ("" if none was given) and its id (1, 2, ... per process). */
+const char *fiber_name(const fiber_t *f);
+uint64_t    fiber_id(const fiber_t *f);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t fiber_now_ns(void);
+
+/* Parks the calling fiber for at least ns nanoseconds (0 behaves like fiber_yield()).
+ * Aborts when called outside a fiber. */
+void fiber_sleep_ns(uint64_t ns);
+
+/* Parks the calling fiber until fiber_now_ns() >= deadline_ns (a past deadline yields).
+ * Aborts when called outside a fiber. */
+void fiber_sleep_until(uint64_t deadline_ns);
+
+/*
+ * Runs the calling thread's scheduler until no fiber is left (every fiber has returned;
+ * joinable ones that nobody joined stay allocated until joined).
+ * Returns 0; -1 with errno EDEADLK when fibers remain but none can ever run again (all
+ * parked on wait queues with no deadline); -1 with errno from epoll on a poller failure.
+ * Aborts when called from inside a fiber.
+ */
+int fiber_run(void);
+
+/* How many fibers of this thread's scheduler have not yet returned. */
+size_t fiber_live_count(void);
+
+/* ---- I/O ---------------------------------------------------------------------------
+ * These take nonblocking file descriptors (O_NONBLOCK; fiber_socket_nonblock() sets it)
+ * and park the calling fiber, not the thread, while the fd is not ready. They try the
+ * system call first, so a ready fd costs one system call. Each takes an absolute
+ * deadline and fails with errno ETIMEDOUT when it passes. Called outside a fiber they
+ * abort. An fd may have one reading and one writing fiber waiting at a time.
+ * Before closing an fd that went through these calls, call fiber_close() (or
+ * fiber_fd_forget()): the poller keeps per-fd state and must forget it.
+ */
+
+/* Sets O_NONBLOCK on fd. Returns 0, or -1 with errno. */
+int fiber_socket_nonblock(int fd);
+
+/* Waits until fd is ready for events (EPOLLIN and/or EPOLLOUT) or the deadline passes.
+ * Returns the ready events (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP bits) or -1 with errno
+ * ETIMEDOUT. */
+int fiber_wait_fd(int fd, uint32_t events, uint64_t deadline_ns);
+
+/* Like read(2): returns 1..n bytes, 0 at end of file, or -1 with errno. */
+ssize_t fiber_read(int fd, void *buf, size_t n, uint64_t deadline_ns);
+
+/* Writes all n bytes. Returns n, or -1 with errno (EPIPE, ETIMEDOUT, ...); on failure
+ * an unknown prefix may have been written. */
+ssize_t fiber_write(int fd, const void *buf, size_t n, uint64_t deadline_ns);
+
+/* Like accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC: the new fd is nonblocking.
+ * addr and len may be NULL. Returns the fd or -1 with errno (EMFILE is returned, not
+ * waited on: the caller decides how to back off). */
+int fiber_accept(int fd, struct sockaddr *addr, socklen_t *len, uint64_t deadline_ns);
+
+/* Like connect(2) on a nonblocking socket, waiting for the handshake.
+ * Returns 0 or -1 with errno (ECONNREFUSED, ETIMEDOUT, ...). */
+int fiber_connect(int fd, const struct sockaddr *addr, socklen_t len, uint64_t deadline_ns);
+
+/* Forgets the poller state for fd and closes it. Wakes any fiber waiting on it with
+ * EBADF. Returns close(2)'s result. */
+int fiber_close(int fd);
+
+/* Forgets the poller state for fd without closing it. */
+void fiber_fd_forget(int fd);
+
+/* ---- Wait queues and semaphores ---------------------------------------------------
+ * A wait queue is a FIFO of parked fibers. It belongs to one scheduler (thread).
+ */
+typedef struct fiber_waitq {
+    struct fiber *head, *tail;
+} fiber_waitq_t;
+
+#define FIBER_WAITQ_INIT { 0, 0 }
+
+/* Parks the calling fiber on q until woken or the deadline passes.
+ * Returns 0 when woken, -1 with errno ETIMEDOUT. Aborts outside a fiber. */
+int fiber_waitq_wait(fiber_waitq_t *q, uint64_t deadline_ns);
+
+/* Makes the first (or every) waiter of q runnable. Returns how many were woken.
+ * May be called outside a fiber, on the same thread. */
+int fiber_waitq_wake_one(fiber_waitq_t *q);
+int fiber_waitq_wake_all(fiber_waitq_t *q);
+
+/* A counting semaphore for fibers of one scheduler (e.g. K shared "connections"). */
+typedef struct fiber_sem {
+    long          count;
+    fiber_waitq_t waiters;
+} fiber_sem_t;
+
+#define FIBER_SEM_INIT(n) { (n), FIBER_WAITQ_INIT }
+
+/* Takes one unit, parking until one is free or the deadline passes.
+ * Returns 0, or -1 with errno ETIMEDOUT. Waiters are served in FIFO order. */
+int fiber_sem_acquire(fiber_sem_t *s, uint64_t deadline_ns);
+
+/* Gives one unit back, waking the first waiter if any. */
+void fiber_sem_release(fiber_sem_t *s);
+
+/* ---- Introspection ------------------------------------------------------------------ */
+
+/* "madvise" when guard pages are installed with MADV_GUARD_INSTALL (no extra mapping per
+ * stack), "mprotect" when each guard costs a mapping (vm.max_map_count caps the count). */
+const char *fiber_guard_mode(void);
+
+/* Stacks currently kept in this thread's pool for reuse, and the bytes they map. */
+size_t fiber_pool_count(void);
+
+/* Unmaps every pooled stack of this thread. */
+void fiber_pool_trim(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FIBER_H */

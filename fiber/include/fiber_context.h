@@ -1,0 +1,74 @@
+/*
+ * fiber_context.h - the raw machinery under the scheduler: contexts, the assembly
+ * switch and stacks. For benchmarks and for code that wants its own scheduling.
+ * Nothing here touches the scheduler; mixing these contexts with fiber_spawn() fibers
+ * on the same stack is undefined.
+ *
+ * A context is only a saved stack pointer: the switch pushes the callee-saved state onto
+ * the stack it leaves, stores the stack pointer into *from, loads *to's and pops. The
+ * saved frame layout is documented in fiber/src/switch_<arch>.S and pinned in
+ * fiber/src/context.c.
+ */
+#ifndef FIBER_CONTEXT_H
+#define FIBER_CONTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fiber_context {
+    void *sp; /* saved stack pointer; NULL for a context that was never saved */
+} fiber_context_t;
+
+/*
+ * Prepares ctx so that the first switch to it calls entry(arg) on the stack
+ * [stack_lo, stack_hi). entry must never return: it ends by switching away for good
+ * (returning aborts the process with a message). stack_hi is aligned down to 16 bytes.
+ */
+void fiber_context_make(fiber_context_t *ctx, void *stack_lo, void *stack_hi,
+                        void (*entry)(void *), void *arg);
+
+/*
+ * Saves the caller's callee-saved state into *from and resumes *to. Returns when some
+ * later switch resumes *from. The FP control state is handled by the build choice
+ * (FIBER_LEAN_FP): fiber_context_switch is the one the scheduler uses.
+ */
+void fiber_context_switch(fiber_context_t *from, fiber_context_t *to);
+
+/* The two variants, both always built, for benchmarks. A context must be resumed by the
+ * same variant that saved it (the strict one reloads the FP control words it saved).
+ *   strict: x86-64 also saves MXCSR and the x87 control word (callee-saved in the psABI).
+ *   lean:   general registers only. On aarch64 both are the same switch. */
+void fiber_context_switch_strict(fiber_context_t *from, fiber_context_t *to);
+void fiber_context_switch_lean(fiber_context_t *from, fiber_context_t *to);
+
+/* Which variant fiber_context_switch is: "strict" or "lean". */
+const char *fiber_context_variant(void);
+
+/* ---- Stacks ---------------------------------------------------------------------- */
+
+typedef struct fiber_stack {
+    void  *map;      /* start of the mapping (the guard page, if any, is here) */
+    size_t map_size; /* bytes mapped */
+    void  *lo;       /* lowest usable byte */
+    void  *hi;       /* one past the highest usable byte: the initial stack top */
+    int    guarded;  /* a guard page sits just below lo */
+    unsigned valgrind_id;
+} fiber_stack_t;
+
+/* Maps a fresh stack of at least size usable bytes (MAP_NORESERVE; nothing is touched),
+ * with a guard page below it when guard is nonzero. Returns 0, or -1 with errno
+ * (ENOMEM, also when vm.max_map_count is reached). */
+int fiber_stack_alloc(fiber_stack_t *st, size_t size, int guard);
+
+/* Unmaps a stack from fiber_stack_alloc(). */
+void fiber_stack_free(fiber_stack_t *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FIBER_CONTEXT_H */

@@ -1,0 +1,189 @@
+/* context.c - new contexts, the layout the assembly relies on, and stacks. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <valgrind/valgrind.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13, include/uapi/asm-generic/mman-common.h */
+#endif
+
+#if defined(__x86_64__)
+/* The frame switch_x86_64.S pushes; see the table there. */
+struct saved_frame {
+    uint32_t mxcsr;
+    uint16_t x87_cw;
+    uint16_t pad;
+    uint64_t r15, r14, r13, r12, rbx, rbp;
+    uint64_t ret;
+};
+_Static_assert(offsetof(struct saved_frame, mxcsr) == 0, "switch_x86_64.S: mxcsr at 0");
+_Static_assert(offsetof(struct saved_frame, x87_cw) == 4, "switch_x86_64.S: x87 cw at 4");
+_Static_assert(offsetof(struct saved_frame, r15) == 8, "switch_x86_64.S: r15 at 8");
+_Static_assert(offsetof(struct saved_frame, r13) == 24, "switch_x86_64.S: r13 (arg) at 24");
+_Static_assert(offsetof(struct saved_frame, r12) == 32, "switch_x86_64.S: r12 (entry) at 32");
+_Static_assert(offsetof(struct saved_frame, rbp) == 48, "switch_x86_64.S: rbp at 48");
+_Static_assert(offsetof(struct saved_frame, ret) == 56, "switch_x86_64.S: return address at 56");
+_Static_assert(sizeof(struct saved_frame) == 64, "switch_x86_64.S: 64-byte frame");
+#elif defined(__aarch64__)
+/* The frame switch_aarch64.S stores; see the table there. */
+struct saved_frame {
+    double   d[8];   /* d8..d15 */
+    uint64_t x[10];  /* x19..x28 */
+    uint64_t x29, x30;
+};
+_Static_assert(offsetof(struct saved_frame, d) == 0, "switch_aarch64.S: d8 at 0");
+_Static_assert(offsetof(struct saved_frame, x) == 64, "switch_aarch64.S: x19 at 64");
+_Static_assert(offsetof(struct saved_frame, x29) == 144, "switch_aarch64.S: x29 at 144");
+_Static_assert(offsetof(struct saved_frame, x30) == 152, "switch_aarch64.S: x30 at 152");
+_Static_assert(sizeof(struct saved_frame) == 160, "switch_aarch64.S: 160-byte frame");
+#else
+#error "fiberbench: no context switch for this architecture (x86-64 and aarch64 only)"
+#endif
+
+_Static_assert(offsetof(fiber_context_t, sp) == 0, "the switch stores sp at offset 0");
+
+void fiber_context_make(fiber_context_t *ctx, void *stack_lo, void *stack_hi,
+                        void (*entry)(void *), void *arg)
+{
+    uintptr_t top = (uintptr_t)stack_hi & ~(uintptr_t)15;
+    if (top - (uintptr_t)stack_lo < sizeof(struct saved_frame) + 256)
+        FIBER_PANIC("fiber_context_make: stack of %zu bytes is too small",
+                    (size_t)((uintptr_t)stack_hi - (uintptr_t)stack_lo));
+    /* The frame sits right under the 16-aligned top, so once the switch has popped it the
+     * trampoline runs with sp 16-byte aligned, as a call requires. */
+    struct saved_frame *fr = (struct saved_frame *)(top - sizeof *fr);
+    memset(fr, 0, sizeof *fr);
+#if defined(__x86_64__)
+    fr->mxcsr  = 0x1F80; /* psABI initial values: all exceptions masked, round to nearest */
+    fr->x87_cw = 0x037F;
+    fr->r12 = (uint64_t)(uintptr_t)entry;
+    fr->r13 = (uint64_t)(uintptr_t)arg;
+    fr->ret = (uint64_t)(uintptr_t)fiber_context_trampoline;
+#else
+    fr->x[0] = (uint64_t)(uintptr_t)entry;
+    fr->x[1] = (uint64_t)(uintptr_t)arg;
+    fr->x30  = (uint64_t)(uintptr_t)fiber_context_trampoline;
+#endif
+    ctx->sp = fr;
+}
+
+void fiber_context_switch(fiber_context_t *from, fiber_context_t *to)
+{
+#ifdef FIBER_LEAN_FP
+    fiber_context_switch_lean(from, to);
+#else
+    fiber_context_switch_strict(from, to);
+#endif
+}
+
+const char *fiber_context_variant(void)
+{
+#ifdef FIBER_LEAN_FP
+    return "lean";
+#else
+    return "strict";
+#endif
+}
+
+_Noreturn void fiber__context_returned(void)
+{
+    FIBER_PANIC("a context entry function returned; it must switch away for good");
+}
+
+_Noreturn void fiber__panic(const char *file, int line, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "fiber: %s (%s:%d)\n", msg, file, line);
+    fflush(stderr);
+    abort();
+}
+
+/* ---- stacks ---- */
+
+enum { GUARD_UNKNOWN, GUARD_MADVISE, GUARD_MPROTECT };
+static atomic_int guard_mode = GUARD_UNKNOWN;
+
+const char *fiber_guard_mode(void)
+{
+    switch (atomic_load(&guard_mode)) {
+    case GUARD_MADVISE:  return "madvise";
+    case GUARD_MPROTECT: return "mprotect";
+    default:             return "unknown";
+    }
+}
+
+static size_t page_size(void)
+{
+    static size_t ps;
+    if (!ps)
+        ps = (size_t)sysconf(_SC_PAGESIZE);
+    return ps;
+}
+
+/* Installs the guard page at p. MADV_GUARD_INSTALL (Linux 6.13) marks the page in the
+ * page tables and leaves the mapping whole, so adjacent stacks can even merge into one
+ * VMA; mprotect splits the mapping, and each guarded stack then costs two of the
+ * vm.max_map_count (65530) entries. */
+static int install_guard(void *p, size_t len)
+{
+    int mode = atomic_load(&guard_mode);
+    if (mode != GUARD_MPROTECT) {
+        if (madvise(p, len, MADV_GUARD_INSTALL) == 0) {
+            if (mode == GUARD_UNKNOWN)
+                atomic_store(&guard_mode, GUARD_MADVISE);
+            return 0;
+        }
+        if (errno != EINVAL || mode == GUARD_MADVISE)
+            return -1;
+        atomic_store(&guard_mode, GUARD_MPROTECT);
+    }
+    return mprotect(p, len, PROT_NONE);
+}
+
+int fiber_stack_alloc(fiber_stack_t *st, size_t size, int guard)
+{
+    size_t ps = page_size();
+    if (size == 0 || size > ((size_t)1 << 40)) {
+        errno = EINVAL;
+        return -1;
+    }
+    size = (size + ps - 1) & ~(ps - 1);
+    size_t gsize = guard ? ps : 0;
+    void *map = mmap(NULL, size + gsize, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED)
+        return -1; /* ENOMEM, also when vm.max_map_count is reached */
+    if (guard && install_guard(map, gsize) != 0) {
+        int e = errno;
+        munmap(map, size + gsize);
+        errno = (e == EFAULT || e == EAGAIN) ? ENOMEM : e;
+        return -1;
+    }
+    st->map = map;
+    st->map_size = size + gsize;
+    st->lo = (char *)map + gsize;
+    st->hi = (char *)map + gsize + size;
+    st->guarded = guard != 0;
+    st->valgrind_id = VALGRIND_STACK_REGISTER(st->lo, st->hi);
+    return 0;
+}
+
+void fiber_stack_free(fiber_stack_t *st)
+{
+    if (!st->map)
+        return;
+    VALGRIND_STACK_DEREGISTER(st->valgrind_id);
+    munmap(st->map, st->map_size);
+    st->map = NULL;
+}

@@ -1,0 +1,119 @@
+/* internal.h - shared by the runtime's sources; not installed. */
+#ifndef FIBER_INTERNAL_H
+#define FIBER_INTERNAL_H
+
+#include "fiber.h"
+#include "fiber_context.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FIBER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FIBER_ASAN 1
+#endif
+#endif
+#ifndef FIBER_ASAN
+#define FIBER_ASAN 0
+#endif
+
+/* Misuse and "cannot happen": say what and where, then abort. The one way the runtime
+ * reports a bug in its caller or in itself. */
+#define FIBER_PANIC(...) fiber__panic(__FILE__, __LINE__, __VA_ARGS__)
+_Noreturn void fiber__panic(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+enum fiber_state { FIBER_READY, FIBER_RUNNING, FIBER_WAITING, FIBER_DONE };
+enum fiber_wait { WAIT_NONE, WAIT_SLEEP, WAIT_QUEUE, WAIT_IO, WAIT_JOIN };
+
+struct sched;
+
+/*
+ * A fiber's record lives at the top of its own stack, so creating a fiber from the pool
+ * allocates nothing, and the record shares a page with the first stack frame.
+ * Consequence: a joinable fiber that has returned keeps its stack until it is joined.
+ */
+struct fiber {
+    fiber_context_t ctx;      /* first: the switch reads ctx.sp */
+    struct sched   *sched;
+    struct fiber   *next;     /* run queue, wait queue or pool link */
+    struct fiber   *prev;     /* wait queue */
+    void          (*fn)(void *);
+    void           *arg;
+    uint64_t        deadline;
+    size_t          heap_idx; /* position in the timer heap, or NO_HEAP */
+    fiber_waitq_t  *waitq;    /* the queue it is parked on */
+    struct fiber   *joiner;
+    uint64_t        id;
+    int             io_fd;
+    uint32_t        io_dirs;  /* EPOLLIN/EPOLLOUT slots it occupies */
+    uint32_t        io_revents;
+    unsigned char   state, wait_kind, detached, joined;
+    int             wake_reason; /* 0, ETIMEDOUT or EBADF */
+    void           *asan_fake_stack;
+    fiber_stack_t   stack;
+    char            name[32];
+};
+
+#define NO_HEAP ((size_t)-1)
+/* Bytes reserved at the top of every stack for the record (cache-line multiple). */
+#define FIBER_RECORD_SIZE ((sizeof(struct fiber) + 63u) & ~(size_t)63u)
+
+/* Declared by the assembly. */
+void fiber_context_trampoline(void);
+_Noreturn void fiber__context_returned(void);
+
+/* overflow.c */
+void fiber__overflow_init_thread(void);
+
+/* io.c */
+int  fiber__io_poll(struct sched *s, uint64_t deadline_ns); /* 0 = don't wait */
+void fiber__io_wake_fd(struct sched *s, int fd, int reason);
+void fiber__io_sched_free(struct sched *s);
+
+/* sched.c, for io.c */
+struct sched *fiber__sched(void);          /* this thread's, created on demand; NULL+ENOMEM */
+int  fiber__park(struct sched *s, struct fiber *f, uint64_t deadline_ns);
+void fiber__wake(struct sched *s, struct fiber *f, int reason);
+
+/* The per-thread scheduler. */
+struct fdslot {
+    struct fiber *reader, *writer;
+    unsigned char registered;
+};
+
+#define POOL_BUCKETS 4
+
+struct pool_bucket {
+    size_t        size;  /* usable size of the stacks in this bucket, 0 = unused */
+    struct fiber *head;
+    size_t        count;
+};
+
+struct sched {
+    struct fiber   *current;  /* NULL while the scheduler's own context runs */
+    struct fiber   *runq_head, *runq_tail;
+    size_t          runq_len;
+    size_t          batch;    /* direct fiber-to-fiber handoffs left before polling */
+    fiber_context_t main_ctx;
+    struct fiber   *zombie;   /* a detached fiber that returned; freed after the switch */
+    size_t          live;
+    int             in_loop;
+    /* timers: a binary min-heap of parked fibers with a deadline */
+    struct fiber  **heap;
+    size_t          heap_len, heap_cap;
+    /* I/O */
+    int             epfd;
+    struct fdslot  *fds;
+    size_t          nfds;
+    size_t          io_waiters;
+    /* stacks */
+    struct pool_bucket pool[POOL_BUCKETS];
+    /* the thread's own stack, for ASan's fiber annotations */
+    void           *main_stack_lo;
+    size_t          main_stack_size;
+};
+
+#endif

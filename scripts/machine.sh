@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Prints the machine a result was measured on, as "key: value" lines. Every
+# results/<harness>.csv has this beside it as results/<harness>.machine.txt.
+#   scripts/machine.sh [extra "key: value" lines ...]
+set -u
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+[ -n "$cpu" ] || cpu=$(uname -m)
+virt=$(systemd-detect-virt 2>/dev/null || (grep -q hypervisor /proc/cpuinfo && echo yes) || echo none)
+gov=$(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2>/dev/null || echo n/a)
+top=$(cd "$(dirname "$0")/.." && pwd)
+commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$top" status --porcelain --untracked-files=no 2>/dev/null | head -1)
+[ -n "$dirty" ] && commit="$commit+dirty"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "cpu: $cpu"
+echo "cores: $(nproc) (online: $(cat /sys/devices/system/cpu/online 2>/dev/null))"
+echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+echo "virtualization: $virt"
+echo "kernel: $(uname -sr) $(uname -m)"
+echo "libc: $(ldd --version 2>/dev/null | head -1)"
+echo "compiler: $(${CC:-cc} --version 2>/dev/null | head -1)"
+echo "flags: -O2 -g -fno-omit-frame-pointer"
+echo "governor: $gov"
+echo "affinity: $(taskset -pc $$ 2>/dev/null | sed 's/.*: //')"
+echo "pid_max: $(cat /proc/sys/kernel/pid_max) threads-max: $(cat /proc/sys/kernel/threads-max)"
+echo "vm.max_map_count: $(cat /proc/sys/vm/max_map_count)"
+echo "open files: soft $(ulimit -Sn) hard $(ulimit -Hn)"
+echo "commit: $commit"
+for line in "$@"; do echo "$line"; done
