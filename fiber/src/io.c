@@ -1,0 +1,293 @@
+/*
+ * io.c - fiber-aware I/O over one epoll instance per scheduler.
+ *
+ * Every fd is registered once, edge-triggered, for both directions. A fiber always tries
+ * the system call first and parks only on EAGAIN; because it is registered before it
+ * parks, the edge that makes the fd ready again is queued in epoll and seen by the next
+ * poll. Edges that arrive while nobody waits are dropped, which is fine: the next caller
+ * tries the system call first. One registration per fd (not one epoll_ctl per wait)
+ * keeps a ready-then-blocked cycle at one extra system call, the epoll_wait itself.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EVENTS_PER_POLL 256
+
+static int io_init(struct sched *s)
+{
+    if (s->epfd >= 0)
+        return 0;
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    return s->epfd < 0 ? -1 : 0;
+}
+
+static struct fdslot *fdslot(struct sched *s, int fd)
+{
+    if ((size_t)fd >= s->nfds) {
+        size_t n = s->nfds ? s->nfds : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct fdslot *t = realloc(s->fds, n * sizeof *t);
+        if (!t)
+            return NULL;
+        memset(t + s->nfds, 0, (n - s->nfds) * sizeof *t);
+        s->fds = t;
+        s->nfds = n;
+    }
+    return &s->fds[fd];
+}
+
+/* Parks the current fiber until fd is ready in `dirs` (EPOLLIN and/or EPOLLOUT).
+ * Returns 0 or an errno value. */
+static int io_park(struct fiber *f, int fd, uint32_t dirs, uint64_t deadline_ns)
+{
+    struct sched *s = f->sched;
+    if (fd < 0)
+        return EBADF;
+    if (io_init(s) != 0)
+        return errno;
+    struct fdslot *slot = fdslot(s, fd);
+    if (!slot)
+        return ENOMEM;
+    if (!slot->registered) {
+        struct epoll_event ev = {
+            .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+            .data.u64 = (uint64_t)fd,
+        };
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST)
+            return errno; /* EBADF, EPERM (a regular file), ENOMEM, ENOSPC */
+        slot->registered = 1;
+    }
+    if (((dirs & EPOLLIN) && slot->reader) || ((dirs & EPOLLOUT) && slot->writer))
+        FIBER_PANIC("fd %d: two fibers wait to %s it at once", fd,
+                    (dirs & EPOLLIN) && slot->reader ? "read" : "write");
+    if (dirs & EPOLLIN)
+        slot->reader = f;
+    if (dirs & EPOLLOUT)
+        slot->writer = f;
+    f->io_fd = fd;
+    f->io_dirs = dirs;
+    f->io_revents = 0;
+    f->wait_kind = WAIT_IO;
+    s->io_waiters++;
+    int r = fiber__park(s, f, deadline_ns);
+    if (r == ENOMEM) { /* never parked: undo */
+        if (slot->reader == f)
+            slot->reader = NULL;
+        if (slot->writer == f)
+            slot->writer = NULL;
+        s->io_waiters--;
+    }
+    return r;
+}
+
+int fiber__io_poll(struct sched *s, uint64_t deadline_ns)
+{
+    struct epoll_event evs[EVENTS_PER_POLL];
+    struct timespec ts, *tsp = NULL;
+    if (deadline_ns != FIBER_FOREVER) {
+        uint64_t now = deadline_ns ? fiber_now_ns() : 0;
+        uint64_t left = deadline_ns > now ? deadline_ns - now : 0;
+        ts.tv_sec = (time_t)(left / 1000000000u);
+        ts.tv_nsec = (long)(left % 1000000000u);
+        tsp = &ts;
+    }
+    if (s->epfd < 0) { /* nothing registered yet: this is a plain sleep */
+        if (tsp && (tsp->tv_sec || tsp->tv_nsec))
+            while (nanosleep(tsp, tsp) != 0 && errno == EINTR) {}
+        return 0;
+    }
+    /* epoll_pwait2 (Linux 5.11) takes a timespec, so timers keep sub-millisecond
+     * precision; epoll_wait would round to whole milliseconds. */
+    int n = epoll_pwait2(s->epfd, evs, EVENTS_PER_POLL, tsp, NULL);
+    if (n < 0 && errno == ENOSYS) {
+        int ms = -1;
+        if (tsp)
+            ms = (int)(tsp->tv_sec * 1000 + (tsp->tv_nsec + 999999) / 1000000);
+        n = epoll_wait(s->epfd, evs, EVENTS_PER_POLL, ms);
+    }
+    if (n < 0)
+        return errno == EINTR ? 0 : -1;
+    for (int i = 0; i < n; i++) {
+        int fd = (int)evs[i].data.u64;
+        uint32_t e = evs[i].events;
+        if ((size_t)fd >= s->nfds)
+            continue;
+        struct fdslot *slot = &s->fds[fd];
+        struct fiber *r = slot->reader, *w = slot->writer;
+        if (r && (e & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
+            r->io_revents = e;
+            fiber__wake(s, r, 0);
+        }
+        if (w && w != r && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+            w->io_revents = e;
+            fiber__wake(s, w, 0);
+        }
+    }
+    return 0;
+}
+
+void fiber__io_wake_fd(struct sched *s, int fd, int reason)
+{
+    if (!s || fd < 0 || (size_t)fd >= s->nfds)
+        return;
+    struct fdslot *slot = &s->fds[fd];
+    if (slot->reader)
+        fiber__wake(s, slot->reader, reason);
+    if (slot->writer)
+        fiber__wake(s, slot->writer, reason);
+}
+
+static struct fiber *io_self(const char *what)
+{
+    struct fiber *f = fiber_self();
+    if (!f)
+        FIBER_PANIC("%s called outside a fiber", what);
+    return f;
+}
+
+int fiber_socket_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -1;
+    return (fl & O_NONBLOCK) ? 0 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+int fiber_wait_fd(int fd, uint32_t events, uint64_t deadline_ns)
+{
+    struct fiber *f = io_self("fiber_wait_fd");
+    events &= EPOLLIN | EPOLLOUT;
+    if (!events) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* The caller may not have just seen EAGAIN, and an edge may have come and gone while
+     * nobody waited: ask the fd directly before parking. */
+    struct pollfd p = { .fd = fd, .events = (short)((events & EPOLLIN ? POLLIN : 0) |
+                                                    (events & EPOLLOUT ? POLLOUT : 0)) };
+    if (poll(&p, 1, 0) > 0) {
+        if (p.revents & POLLNVAL) {
+            errno = EBADF;
+            return -1;
+        }
+        return (p.revents & POLLIN ? EPOLLIN : 0) | (p.revents & POLLOUT ? EPOLLOUT : 0) |
+               (p.revents & POLLERR ? EPOLLERR : 0) | (p.revents & POLLHUP ? EPOLLHUP : 0);
+    }
+    int r = io_park(f, fd, events, deadline_ns);
+    if (r) {
+        errno = r;
+        return -1;
+    }
+    return (int)(f->io_revents & (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLRDHUP));
+}
+
+ssize_t fiber_read(int fd, void *buf, size_t n, uint64_t deadline_ns)
+{
+    struct fiber *f = io_self("fiber_read");
+    for (;;) {
+        ssize_t r = read(fd, buf, n);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        int e = io_park(f, fd, EPOLLIN, deadline_ns);
+        if (e) {
+            errno = e;
+            return -1;
+        }
+    }
+}
+
+ssize_t fiber_write(int fd, const void *buf, size_t n, uint64_t deadline_ns)
+{
+    struct fiber *f = io_self("fiber_write");
+    size_t done = 0;
+    while (done < n) {
+        /* send() with MSG_NOSIGNAL would spare the SIGPIPE, but fd may not be a socket. */
+        ssize_t r = write(fd, (const char *)buf + done, n - done);
+        if (r > 0) {
+            done += (size_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        int e = io_park(f, fd, EPOLLOUT, deadline_ns);
+        if (e) {
+            errno = e;
+            return -1;
+        }
+    }
+    return (ssize_t)n;
+}
+
+int fiber_accept(int fd, struct sockaddr *addr, socklen_t *len, uint64_t deadline_ns)
+{
+    struct fiber *f = io_self("fiber_accept");
+    for (;;) {
+        int c = accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0)
+            return c;
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1; /* EMFILE/ENFILE included: the caller chooses how to back off */
+        int e = io_park(f, fd, EPOLLIN, deadline_ns);
+        if (e) {
+            errno = e;
+            return -1;
+        }
+    }
+}
+
+int fiber_connect(int fd, const struct sockaddr *addr, socklen_t len, uint64_t deadline_ns)
+{
+    struct fiber *f = io_self("fiber_connect");
+    if (connect(fd, addr, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR)
+        return -1;
+    int e = io_park(f, fd, EPOLLOUT, deadline_ns);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+        return -1;
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+void fiber_fd_forget(int fd)
+{
+    struct sched *s = fiber__sched();
+    if (!s || fd < 0 || (size_t)fd >= s->nfds)
+        return;
+    fiber__io_wake_fd(s, fd, EBADF);
+    if (s->fds[fd].registered && s->epfd >= 0)
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+    s->fds[fd].registered = 0;
+}
+
+int fiber_close(int fd)
+{
+    fiber_fd_forget(fd);
+    return close(fd);
+}

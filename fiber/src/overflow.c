@@ -1,0 +1,108 @@
+/*
+ * overflow.c - turns a fiber stack overflow into a message instead of a bare SIGSEGV.
+ *
+ * The fault happens on the overflowing stack itself, so the handler runs on an
+ * alternate signal stack (one per scheduler thread). It only reports faults inside the
+ * running fiber's guard page (or just below its stack); any other SIGSEGV goes to the
+ * handler that was installed before ours, or gets the default action.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ALTSTACK_SIZE (64 * 1024)
+
+static struct sigaction old_segv;
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static __thread int altstack_done;
+
+/* Formatting without stdio: only async-signal-safe calls in a signal handler. */
+static size_t put_str(char *b, size_t at, size_t cap, const char *s)
+{
+    while (*s && at + 1 < cap)
+        b[at++] = *s++;
+    return at;
+}
+
+static size_t put_num(char *b, size_t at, size_t cap, uint64_t v, int base)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v % (unsigned)base];
+        v /= (unsigned)base;
+    } while (v);
+    if (base == 16)
+        at = put_str(b, at, cap, "0x");
+    while (n && at + 1 < cap)
+        b[at++] = tmp[--n];
+    return at;
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    fiber_t *f = fiber_self();
+    uintptr_t a = (uintptr_t)si->si_addr;
+    if (f) {
+        uintptr_t lo = (uintptr_t)f->stack.lo, map = (uintptr_t)f->stack.map;
+        /* The guard page, or within 64 KiB below the stack: a frame larger than a page
+         * can jump over the guard into whatever lies below. */
+        if (a < lo && (a >= map || lo - a <= 65536)) {
+            char b[256];
+            size_t n = 0;
+            n = put_str(b, n, sizeof b, "fiber: stack overflow in fiber ");
+            n = put_num(b, n, sizeof b, f->id, 10);
+            n = put_str(b, n, sizeof b, " '");
+            n = put_str(b, n, sizeof b, f->name);
+            n = put_str(b, n, sizeof b, "' (fault at ");
+            n = put_num(b, n, sizeof b, a, 16);
+            n = put_str(b, n, sizeof b, ", stack ");
+            n = put_num(b, n, sizeof b, (uint64_t)((uintptr_t)f->stack.hi - lo), 10);
+            n = put_str(b, n, sizeof b, " bytes; raise fiber_attr_t.stack_size)\n");
+            ssize_t w = write(2, b, n);
+            (void)w;
+            abort();
+        }
+    }
+    if (old_segv.sa_flags & SA_SIGINFO && old_segv.sa_sigaction) {
+        old_segv.sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN &&
+        old_segv.sa_handler != NULL) {
+        old_segv.sa_handler(sig);
+        return;
+    }
+    /* Default action: restore it and return; the faulting instruction runs again. */
+    signal(SIGSEGV, SIG_DFL);
+}
+
+static void install_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+}
+
+void fiber__overflow_init_thread(void)
+{
+    pthread_once(&handler_once, install_handler);
+    if (altstack_done)
+        return;
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) && cur.ss_size >= 16384) {
+        altstack_done = 1; /* someone (ASan, the program) already gave this thread one */
+        return;
+    }
+    stack_t ss = { .ss_sp = malloc(ALTSTACK_SIZE), .ss_size = ALTSTACK_SIZE, .ss_flags = 0 };
+    if (ss.ss_sp && sigaltstack(&ss, NULL) == 0)
+        altstack_done = 1;
+    /* The altstack is kept for the thread's life: a thread may spawn fibers again. */
+}

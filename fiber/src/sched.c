@@ -1,0 +1,667 @@
+/*
+ * sched.c - the per-thread scheduler: fibers, the run queue, the timer heap, joining,
+ * wait queues, semaphores and the stack pool.
+ *
+ * Switching. A fiber that yields or parks hands the CPU straight to the next runnable
+ * fiber (one switch), not through the scheduler's own context (two switches). To keep
+ * timers and I/O from starving, the direct handoffs are counted: after a round of
+ * `batch` handoffs control goes back to the scheduler context, which checks timers and
+ * polls epoll before starting the next round.
+ *
+ * Exit. A fiber cannot free the stack it is running on, so a detached fiber that returns
+ * leaves itself in s->zombie and the context that runs next frees it (after_switch()).
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#if FIBER_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+/* Handoffs allowed per round at the least: polling epoll costs a system call (~0.1 us
+ * here), so with few fibers we let them switch this many times between polls. Timer and
+ * I/O latency is bounded by round length, which stays microseconds. */
+#define MIN_ROUND 256
+
+static __thread struct sched *tls_sched;
+static uint64_t next_fiber_id; /* atomic: ids are per process */
+
+uint64_t fiber_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- scheduler creation ---- */
+
+static void sched_find_main_stack(struct sched *s)
+{
+    pthread_attr_t a;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        void *addr;
+        size_t size;
+        if (pthread_attr_getstack(&a, &addr, &size) == 0) {
+            s->main_stack_lo = addr;
+            s->main_stack_size = size;
+        }
+        pthread_attr_destroy(&a);
+    }
+}
+
+struct sched *fiber__sched(void)
+{
+    struct sched *s = tls_sched;
+    if (s)
+        return s;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->epfd = -1; /* created by the first I/O wait */
+    sched_find_main_stack(s);
+    fiber__overflow_init_thread();
+    tls_sched = s;
+    return s;
+}
+
+/* ---- run queue ---- */
+
+static inline void runq_push(struct sched *s, struct fiber *f)
+{
+    f->next = NULL;
+    if (s->runq_tail)
+        s->runq_tail->next = f;
+    else
+        s->runq_head = f;
+    s->runq_tail = f;
+    s->runq_len++;
+}
+
+static inline struct fiber *runq_pop(struct sched *s)
+{
+    struct fiber *f = s->runq_head;
+    if (f) {
+        s->runq_head = f->next;
+        if (!s->runq_head)
+            s->runq_tail = NULL;
+        s->runq_len--;
+    }
+    return f;
+}
+
+/* The context to run after the current fiber stops: the next fiber of this round, or
+ * NULL for the scheduler's own context. */
+static inline struct fiber *pick_next(struct sched *s)
+{
+    if (s->batch > 0 && s->runq_head) {
+        s->batch--;
+        return runq_pop(s);
+    }
+    return NULL;
+}
+
+/* ---- timer heap: a binary min-heap on deadline; each fiber knows its index ---- */
+
+static inline void heap_set(struct sched *s, size_t i, struct fiber *f)
+{
+    s->heap[i] = f;
+    f->heap_idx = i;
+}
+
+static void heap_up(struct sched *s, size_t i)
+{
+    struct fiber *f = s->heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (s->heap[p]->deadline <= f->deadline)
+            break;
+        heap_set(s, i, s->heap[p]);
+        i = p;
+    }
+    heap_set(s, i, f);
+}
+
+static void heap_down(struct sched *s, size_t i)
+{
+    struct fiber *f = s->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= s->heap_len)
+            break;
+        if (c + 1 < s->heap_len && s->heap[c + 1]->deadline < s->heap[c]->deadline)
+            c++;
+        if (f->deadline <= s->heap[c]->deadline)
+            break;
+        heap_set(s, i, s->heap[c]);
+        i = c;
+    }
+    heap_set(s, i, f);
+}
+
+static int heap_push(struct sched *s, struct fiber *f)
+{
+    if (s->heap_len == s->heap_cap) {
+        size_t cap = s->heap_cap ? s->heap_cap * 2 : 64;
+        struct fiber **h = realloc(s->heap, cap * sizeof *h);
+        if (!h)
+            return -1;
+        s->heap = h;
+        s->heap_cap = cap;
+    }
+    heap_set(s, s->heap_len++, f);
+    heap_up(s, s->heap_len - 1);
+    return 0;
+}
+
+static void heap_remove(struct sched *s, struct fiber *f)
+{
+    size_t i = f->heap_idx;
+    f->heap_idx = NO_HEAP;
+    s->heap_len--;
+    if (i == s->heap_len)
+        return;
+    heap_set(s, i, s->heap[s->heap_len]);
+    if (i > 0 && s->heap[(i - 1) / 2]->deadline > s->heap[i]->deadline)
+        heap_up(s, i);
+    else
+        heap_down(s, i);
+}
+
+/* Wakes every parked fiber whose deadline has passed, with ETIMEDOUT (a sleep counts
+ * its timeout as the normal way to wake). */
+static void timers_expire(struct sched *s, uint64_t now)
+{
+    while (s->heap_len && s->heap[0]->deadline <= now) {
+        struct fiber *f = s->heap[0];
+        fiber__wake(s, f, f->wait_kind == WAIT_SLEEP ? 0 : ETIMEDOUT);
+    }
+}
+
+/* ---- switching ---- */
+
+static inline void after_switch(struct sched *s);
+
+/* Leaves `from` (NULL: the scheduler context) for `to` (NULL: the scheduler context). */
+static void sched_switch(struct sched *s, struct fiber *from, struct fiber *to)
+{
+    fiber_context_t *fc = from ? &from->ctx : &s->main_ctx;
+    fiber_context_t *tc = to ? &to->ctx : &s->main_ctx;
+    s->current = to;
+    if (to)
+        to->state = FIBER_RUNNING;
+#if FIBER_ASAN
+    /* ASan must know which stack we are on; a returning fiber passes NULL so its fake
+     * stack is destroyed (sanitizer/common_interface_defs.h). */
+    void *fake = NULL;
+    const void *lo = to ? to->stack.lo : s->main_stack_lo;
+    size_t size = to ? (size_t)((char *)to - (char *)to->stack.lo) : s->main_stack_size;
+    __sanitizer_start_switch_fiber(from && from->state == FIBER_DONE ? NULL : &fake, lo, size);
+    fiber_context_switch(fc, tc);
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#else
+    fiber_context_switch(fc, tc);
+#endif
+    after_switch(s);
+}
+
+/* ---- the stack pool ---- */
+
+static struct pool_bucket *pool_bucket(struct sched *s, size_t size, int create)
+{
+    struct pool_bucket *free_b = NULL;
+    for (int i = 0; i < POOL_BUCKETS; i++) {
+        if (s->pool[i].size == size)
+            return &s->pool[i];
+        if (!free_b && s->pool[i].count == 0)
+            free_b = &s->pool[i];
+    }
+    if (create && free_b) {
+        free_b->size = size;
+        return free_b;
+    }
+    return NULL;
+}
+
+/* Returns the stack of a finished fiber (and with it the record) to the pool. */
+static void fiber_release(struct sched *s, struct fiber *f)
+{
+    size_t size = (size_t)((char *)f->stack.hi - (char *)f->stack.lo);
+    struct pool_bucket *b = pool_bucket(s, size, 1);
+    if (!b) {
+        fiber_stack_t st = f->stack; /* the record lives in the mapping: copy first */
+        fiber_stack_free(&st);
+        return;
+    }
+    f->next = b->head;
+    b->head = f;
+    b->count++;
+}
+
+static inline void after_switch(struct sched *s)
+{
+    if (s->zombie) {
+        struct fiber *z = s->zombie;
+        s->zombie = NULL;
+        fiber_release(s, z);
+    }
+}
+
+size_t fiber_pool_count(void)
+{
+    struct sched *s = tls_sched;
+    size_t n = 0;
+    if (s)
+        for (int i = 0; i < POOL_BUCKETS; i++)
+            n += s->pool[i].count;
+    return n;
+}
+
+void fiber_pool_trim(void)
+{
+    struct sched *s = tls_sched;
+    if (!s)
+        return;
+    for (int i = 0; i < POOL_BUCKETS; i++) {
+        struct pool_bucket *b = &s->pool[i];
+        while (b->head) {
+            struct fiber *f = b->head;
+            b->head = f->next;
+            fiber_stack_t st = f->stack;
+            fiber_stack_free(&st);
+        }
+        b->count = 0;
+        b->size = 0;
+    }
+}
+
+/* ---- fibers ---- */
+
+static void fiber_main(void *p)
+{
+    struct fiber *f = p;
+    struct sched *s = f->sched;
+#if FIBER_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    after_switch(s);
+    f->fn(f->arg);
+
+    f->state = FIBER_DONE;
+    s->live--;
+    if (f->joiner)
+        fiber__wake(s, f->joiner, 0);
+    if (f->detached)
+        s->zombie = f;
+    sched_switch(s, f, pick_next(s));
+    FIBER_PANIC("fiber %" PRIu64 " '%s' resumed after it returned", f->id, f->name);
+}
+
+fiber_t *fiber_spawn(void (*fn)(void *), void *arg)
+{
+    return fiber_spawn_ex(fn, arg, NULL);
+}
+
+fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
+{
+    if (!fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct sched *s = fiber__sched();
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t ps = 4096;
+    size_t size = attr && attr->stack_size ? attr->stack_size : FIBER_DEFAULT_STACK_SIZE;
+    if (size < 2 * FIBER_RECORD_SIZE + 1024 || size > ((size_t)1 << 36)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size = (size + ps - 1) & ~(ps - 1);
+
+    struct fiber *f;
+    struct pool_bucket *b = pool_bucket(s, size, 0);
+    if (b && b->head) {
+        f = b->head;
+        b->head = f->next;
+        b->count--;
+#if FIBER_ASAN
+        /* Frames of the stack's last fiber may have left poisoned redzones behind. */
+        ASAN_UNPOISON_MEMORY_REGION(f->stack.lo, (size_t)((char *)f->stack.hi - (char *)f->stack.lo));
+#endif
+    } else {
+        fiber_stack_t st;
+        if (fiber_stack_alloc(&st, size, 1) != 0)
+            return NULL;
+        f = (struct fiber *)((char *)st.hi - FIBER_RECORD_SIZE);
+        f->stack = st;
+    }
+    f->sched = s;
+    f->next = f->prev = NULL;
+    f->fn = fn;
+    f->arg = arg;
+    f->deadline = 0;
+    f->heap_idx = NO_HEAP;
+    f->waitq = NULL;
+    f->joiner = NULL;
+    f->id = __atomic_add_fetch(&next_fiber_id, 1, __ATOMIC_RELAXED);
+    f->io_fd = -1;
+    f->io_dirs = 0;
+    f->io_revents = 0;
+    f->state = FIBER_READY;
+    f->wait_kind = WAIT_NONE;
+    f->detached = attr && attr->detached;
+    f->joined = 0;
+    f->wake_reason = 0;
+    f->asan_fake_stack = NULL;
+    f->name[0] = '\0';
+    if (attr && attr->name) {
+        strncpy(f->name, attr->name, sizeof f->name - 1);
+        f->name[sizeof f->name - 1] = '\0';
+    }
+    fiber_context_make(&f->ctx, f->stack.lo, f, fiber_main, f);
+    runq_push(s, f);
+    s->live++;
+    return f;
+}
+
+fiber_t *fiber_self(void)
+{
+    struct sched *s = tls_sched;
+    return s ? s->current : NULL;
+}
+
+const char *fiber_name(const fiber_t *f) { return f->name; }
+uint64_t fiber_id(const fiber_t *f) { return f->id; }
+
+size_t fiber_live_count(void)
+{
+    struct sched *s = tls_sched;
+    return s ? s->live : 0;
+}
+
+static struct fiber *current_or_panic(const char *what)
+{
+    struct sched *s = tls_sched;
+    if (!s || !s->current)
+        FIBER_PANIC("%s called outside a fiber", what);
+    return s->current;
+}
+
+void fiber_yield(void)
+{
+    struct fiber *f = current_or_panic("fiber_yield");
+    struct sched *s = f->sched;
+    f->state = FIBER_READY;
+    runq_push(s, f);
+    struct fiber *next = pick_next(s);
+    if (next == f) { /* alone in its round: keep running */
+        f->state = FIBER_RUNNING;
+        return;
+    }
+    sched_switch(s, f, next);
+}
+
+int fiber__park(struct sched *s, struct fiber *f, uint64_t deadline_ns)
+{
+    f->state = FIBER_WAITING;
+    f->wake_reason = 0;
+    if (deadline_ns != FIBER_FOREVER) {
+        f->deadline = deadline_ns;
+        if (heap_push(s, f) != 0) {
+            f->state = FIBER_RUNNING;
+            f->wait_kind = WAIT_NONE;
+            return ENOMEM;
+        }
+    }
+    sched_switch(s, f, pick_next(s));
+    return f->wake_reason;
+}
+
+static void waitq_unlink(struct fiber *f)
+{
+    fiber_waitq_t *q = f->waitq;
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        q->head = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    else
+        q->tail = f->prev;
+    f->waitq = NULL;
+    f->prev = f->next = NULL;
+}
+
+void fiber__wake(struct sched *s, struct fiber *f, int reason)
+{
+    if (f->state != FIBER_WAITING)
+        return;
+    if (f->heap_idx != NO_HEAP)
+        heap_remove(s, f);
+    switch (f->wait_kind) {
+    case WAIT_QUEUE:
+        waitq_unlink(f);
+        break;
+    case WAIT_IO:
+        if (s->fds && f->io_fd >= 0 && (size_t)f->io_fd < s->nfds) {
+            struct fdslot *slot = &s->fds[f->io_fd];
+            if (slot->reader == f)
+                slot->reader = NULL;
+            if (slot->writer == f)
+                slot->writer = NULL;
+        }
+        s->io_waiters--;
+        f->io_fd = -1;
+        f->io_dirs = 0;
+        break;
+    default:
+        break;
+    }
+    f->wait_kind = WAIT_NONE;
+    f->wake_reason = reason;
+    f->state = FIBER_READY;
+    runq_push(s, f);
+}
+
+void fiber_sleep_until(uint64_t deadline_ns)
+{
+    struct fiber *f = current_or_panic("fiber_sleep_until");
+    struct sched *s = f->sched;
+    if (deadline_ns <= fiber_now_ns()) {
+        fiber_yield();
+        return;
+    }
+    f->wait_kind = WAIT_SLEEP;
+    if (fiber__park(s, f, deadline_ns) == ENOMEM) {
+        /* No room in the timer heap: fall back to yielding until the time has come. */
+        while (fiber_now_ns() < deadline_ns)
+            fiber_yield();
+    }
+}
+
+void fiber_sleep_ns(uint64_t ns)
+{
+    if (ns == 0) {
+        fiber_yield();
+        return;
+    }
+    uint64_t now = fiber_now_ns();
+    fiber_sleep_until(ns > FIBER_FOREVER - now ? FIBER_FOREVER - 1 : now + ns);
+}
+
+/* ---- the scheduler loop ---- */
+
+/* Runs until `until` has returned, or (until == NULL) until no fiber is left. */
+static int sched_loop(struct sched *s, struct fiber *until)
+{
+    if (s->in_loop)
+        FIBER_PANIC("the scheduler is already running on this thread");
+    s->in_loop = 1;
+    int rc = 0;
+    for (;;) {
+        if (until ? until->state == FIBER_DONE : s->live == 0)
+            break;
+        if (s->heap_len)
+            timers_expire(s, fiber_now_ns());
+        if (s->runq_head) {
+            if (s->io_waiters && fiber__io_poll(s, 0) < 0) {
+                rc = -1;
+                break;
+            }
+        } else {
+            if (!s->heap_len && !s->io_waiters) {
+                errno = EDEADLK; /* everyone parked on wait queues with no deadline */
+                rc = -1;
+                break;
+            }
+            uint64_t deadline = s->heap_len ? s->heap[0]->deadline : FIBER_FOREVER;
+            if (fiber__io_poll(s, deadline) < 0) {
+                rc = -1;
+                break;
+            }
+            if (s->heap_len)
+                timers_expire(s, fiber_now_ns());
+        }
+        struct fiber *next = runq_pop(s);
+        if (!next)
+            continue;
+        s->batch = s->runq_len + 1 > MIN_ROUND ? s->runq_len : MIN_ROUND - 1;
+        sched_switch(s, NULL, next);
+    }
+    s->in_loop = 0;
+    return rc;
+}
+
+int fiber_run(void)
+{
+    struct sched *s = fiber__sched();
+    if (!s) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (s->current)
+        FIBER_PANIC("fiber_run called from inside fiber %" PRIu64 " '%s'", s->current->id,
+                    s->current->name);
+    return sched_loop(s, NULL);
+}
+
+/* ---- join and detach ---- */
+
+static void check_owner(struct sched *s, struct fiber *f, const char *what)
+{
+    if (!s || f->sched != s)
+        FIBER_PANIC("%s: fiber %" PRIu64 " '%s' belongs to another thread's scheduler", what,
+                    f->id, f->name);
+}
+
+int fiber_join(fiber_t *f)
+{
+    struct sched *s = tls_sched;
+    check_owner(s, f, "fiber_join");
+    if (f->detached)
+        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' is detached", f->id, f->name);
+    if (f->joined)
+        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joined twice", f->id, f->name);
+    if (f == s->current)
+        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joins itself", f->id, f->name);
+    f->joined = 1;
+    if (f->state != FIBER_DONE) {
+        struct fiber *self = s->current;
+        if (self) {
+            f->joiner = self;
+            self->wait_kind = WAIT_JOIN;
+            fiber__park(s, self, FIBER_FOREVER);
+        } else if (sched_loop(s, f) != 0) {
+            f->joined = 0;
+            return -1;
+        }
+    }
+    fiber_release(s, f);
+    return 0;
+}
+
+void fiber_detach(fiber_t *f)
+{
+    struct sched *s = tls_sched;
+    check_owner(s, f, "fiber_detach");
+    if (f->detached)
+        FIBER_PANIC("fiber_detach: fiber %" PRIu64 " '%s' is already detached", f->id, f->name);
+    if (f->joined)
+        FIBER_PANIC("fiber_detach: fiber %" PRIu64 " '%s' is being joined", f->id, f->name);
+    f->detached = 1;
+    if (f->state == FIBER_DONE)
+        fiber_release(s, f);
+}
+
+/* ---- wait queues and semaphores ---- */
+
+int fiber_waitq_wait(fiber_waitq_t *q, uint64_t deadline_ns)
+{
+    struct fiber *f = current_or_panic("fiber_waitq_wait");
+    struct sched *s = f->sched;
+    f->waitq = q;
+    f->next = NULL;
+    f->prev = q->tail;
+    if (q->tail)
+        q->tail->next = f;
+    else
+        q->head = f;
+    q->tail = f;
+    f->wait_kind = WAIT_QUEUE;
+    int r = fiber__park(s, f, deadline_ns);
+    if (r == ENOMEM) { /* never parked (no room for the deadline): undo the enqueue */
+        waitq_unlink(f);
+        f->wait_kind = WAIT_NONE;
+    }
+    if (r) {
+        errno = r;
+        return -1;
+    }
+    return 0;
+}
+
+int fiber_waitq_wake_one(fiber_waitq_t *q)
+{
+    struct fiber *f = q->head;
+    if (!f)
+        return 0;
+    fiber__wake(f->sched, f, 0);
+    return 1;
+}
+
+int fiber_waitq_wake_all(fiber_waitq_t *q)
+{
+    int n = 0;
+    while (q->head) {
+        fiber__wake(q->head->sched, q->head, 0);
+        n++;
+    }
+    return n;
+}
+
+/* A released unit is handed straight to the first waiter instead of going through
+ * count, so a fiber arriving between the release and the waiter's wake-up cannot take
+ * it: waiters are served strictly in FIFO order. */
+int fiber_sem_acquire(fiber_sem_t *sem, uint64_t deadline_ns)
+{
+    if (sem->count > 0) {
+        sem->count--;
+        return 0;
+    }
+    return fiber_waitq_wait(&sem->waiters, deadline_ns);
+}
+
+void fiber_sem_release(fiber_sem_t *sem)
+{
+    if (!fiber_waitq_wake_one(&sem->waiters))
+        sem->count++;
+}
