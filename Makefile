@@ -26,3 +26,21 @@ test:
 
 clean:
 	rm -rf $(BUILD)
+
+# --- benchmarks, plots, reproduction (scripts/bench.sh, plots/draw.sh, scripts/reproduce.sh)
+#   make bench [QUICK=1]   deps, build, every harness -> results/*.csv, then make plots
+#   make plots             plots/*.gp over results/*.csv -> plots/*.svg, plots/*.png
+#   make plots-published   the same over results/published/ -> plots/published/
+#   make reproduce         quick subset vs results/published/ and the post's claims
+.PHONY: bench plots plots-published reproduce
+bench:
+	@BUILD=$(BUILD) JOBS=$(JOBS) QUICK=$(QUICK) scripts/bench.sh
+
+plots:
+	@plots/draw.sh results plots
+
+plots-published:
+	@plots/draw.sh results/published plots/published
+
+reproduce:
+	@BUILD=$(BUILD) JOBS=$(JOBS) scripts/reproduce.sh

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# make bench: installs what is missing, builds, runs every harness (micro, mock-llm's
+# benchmark, workloads) with one overall progress line and an estimate of the time
+# left, checks the CSVs they wrote against results/README.md, then draws the plots.
+#   scripts/bench.sh [--quick] [--only STAGE[,STAGE]] [--no-plots] [--no-deps] [--help]
+# Environment: QUICK=1 (same as --quick), BUILD (build directory, default build),
+# JOBS (parallel compile jobs). A harness target the Makefile does not have yet is
+# reported and skipped, loudly, without failing the run; a harness that fails or runs
+# past its time budget fails the run (exit 1) after the others have run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  echo "Stages: micro (make bench-micro), mockllm (make bench-mockllm), workloads (make bench-workloads)"
+}
+
+quick=${QUICK:-0}
+[ "$quick" = "0" ] && quick=""
+only=""
+plots=1
+deps=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --only) [ $# -ge 2 ] || { echo "bench.sh: --only needs a stage list" >&2; exit 2; }
+            only=$2; shift ;;
+    --only=*) only=${1#--only=} ;;
+    --no-plots) plots="" ;;
+    --no-deps) deps="" ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+BUILD=${BUILD:-build}
+JOBS=${JOBS:-$(nproc)}
+mode=${quick:+quick}; mode=${mode:-full}
+
+# Stage table: name, make target, budget in seconds (quick, full). The budgets are the
+# first-run estimates; later runs estimate from the times the last run took. The whole
+# run must stay within 5 min quick and 15 min full on 2 cores.
+stages=(micro mockllm workloads)
+declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads)
+declare -A budget_quick=([micro]=100 [mockllm]=60 [workloads]=100)
+declare -A budget_full=([micro]=330 [mockllm]=180 [workloads]=330)
+
+if [ -n "$only" ]; then
+  sel=()
+  IFS=, read -ra want <<<"$only"
+  for s in "${want[@]}"; do
+    [ -n "${target[$s]:-}" ] || { echo "bench.sh: unknown stage '$s' (micro, mockllm, workloads)" >&2; exit 2; }
+    sel+=("$s")
+  done
+  stages=("${sel[@]}")
+fi
+
+times_file=results/tmp/bench-times-$mode.txt
+declare -A est
+for s in "${stages[@]}"; do
+  if [ -n "$quick" ]; then est[$s]=${budget_quick[$s]}; else est[$s]=${budget_full[$s]}; fi
+done
+if [ -f "$times_file" ]; then
+  while read -r s t; do
+    [ -n "${est[$s]:-}" ] && [[ "$t" =~ ^[0-9]+$ ]] && est[$s]=$t
+  done <"$times_file"
+fi
+plot_est=15
+
+fmt() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
+say() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
+loud() { printf '\033[1;31m[bench] !!! %s\033[0m\n' "$*" >&2; }
+
+t0=$(date +%s)
+ticker=""
+stop_ticker() { [ -n "$ticker" ] && kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null; ticker=""; }
+trap 'stop_ticker' EXIT
+trap 'stop_ticker; loud "interrupted"; exit 130' INT TERM
+
+# One progress line: where the run is, how long it has taken, how long it has left
+# (the current stage's estimate minus its elapsed time, plus every later stage).
+progress() { # idx stage_start
+  local i=$1 ss=$2 now left k
+  now=$(date +%s)
+  left=$(( est[${stages[$i]}] - (now - ss) ))
+  [ $left -lt 5 ] && left=5
+  for ((k = i + 1; k < ${#stages[@]}; k++)); do left=$((left + est[${stages[$k]}])); done
+  [ -n "$plots" ] && left=$((left + plot_est))
+  say "$((i + 1))/${#stages[@]} ${target[${stages[$i]}]}${quick:+ QUICK=1}: stage $(fmt $((now - ss))), total $(fmt $((now - t0))), about $(fmt $left) left"
+}
+
+total_est=$plot_est
+for s in "${stages[@]}"; do total_est=$((total_est + est[$s])); done
+say "mode: $mode; stages: ${stages[*]}; estimated $(fmt $total_est) in all"
+
+if [ -n "$deps" ]; then
+  scripts/deps.sh bench || { loud "missing packages (see above)"; exit 1; }
+fi
+say "building in $BUILD/"
+cmake -S . -B "$BUILD" >/dev/null || { loud "cmake configure failed"; exit 1; }
+cmake --build "$BUILD" -j "$JOBS" >"$BUILD/bench-build.log" 2>&1 || {
+  tail -30 "$BUILD/bench-build.log" >&2; loud "build failed (log: $BUILD/bench-build.log)"; exit 1; }
+
+# Which targets the Makefile has, read from make's database without running anything
+# (make -n would still run recursive $(MAKE) lines).
+have_targets=$(make -pRrq -f Makefile : 2>/dev/null | sed -n 's/^\([a-zA-Z0-9_-]*\):.*/\1/p' | sort -u)
+
+mkdir -p results/tmp
+declare -A status took
+failed=0; skipped=()
+for i in "${!stages[@]}"; do
+  s=${stages[$i]}; tgt=${target[$s]}
+  if ! grep -qx "$tgt" <<<"$have_targets"; then
+    loud "SKIPPED $tgt: the Makefile has no such target yet; its results are NOT refreshed"
+    status[$s]=skipped; took[$s]=0; skipped+=("$tgt"); continue
+  fi
+  ss=$(date +%s)
+  progress "$i" "$ss"
+  ( while sleep 20; do progress "$i" "$ss"; done ) &
+  ticker=$!
+  # A harness bounds its own time; the timeout is the net under it: twice the budget.
+  if [ -n "$quick" ]; then limit=${budget_quick[$s]}; else limit=${budget_full[$s]}; fi
+  limit=$((2 * limit + 60))
+  marker=results/tmp/.bench-start-$s
+  touch "$marker"
+  timeout --foreground -k 10 "$limit" make --no-print-directory "$tgt" BUILD="$BUILD" ${quick:+QUICK=1}
+  rc=$?
+  stop_ticker
+  took[$s]=$(( $(date +%s) - ss ))
+  written=$(find results -maxdepth 1 -name '*.csv' -newer "$marker" | sort | tr '\n' ' ')
+  rm -f "$marker"
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    loud "$tgt ran past its ${limit}s limit and was stopped"; status[$s]="TIMEOUT"; failed=1
+  elif [ $rc -ne 0 ]; then
+    loud "$tgt failed (exit $rc)"; status[$s]="FAILED($rc)"; failed=1
+  elif [ -z "$written" ]; then
+    loud "$tgt wrote no results/*.csv"; status[$s]="NO-CSV"; failed=1
+  elif ! python3 scripts/check_results.py -q $written; then
+    loud "$tgt wrote CSVs that break results/README.md (above)"; status[$s]="BAD-CSV"; failed=1
+  else
+    status[$s]=ok
+    sed -i "/^$s /d" "$times_file" 2>/dev/null
+    echo "$s ${took[$s]}" >>"$times_file"
+  fi
+  say "$tgt: ${status[$s]} in $(fmt "${took[$s]}"); wrote: ${written:-nothing}"
+done
+
+if [ -n "$plots" ]; then
+  say "drawing plots (make plots)"
+  make --no-print-directory plots || { loud "make plots failed"; failed=1; }
+fi
+
+say "summary ($mode, $(fmt $(( $(date +%s) - t0 ))) in all):"
+for s in "${stages[@]}"; do
+  printf '  %-16s %-10s %s\n' "${target[$s]}" "${status[$s]}" "$(fmt "${took[$s]}")" >&2
+done
+if [ ${#skipped[@]} -gt 0 ]; then
+  loud "NOT RUN (no Makefile target yet): ${skipped[*]}"
+fi
+[ $failed -eq 0 ] || { loud "some harness failed: see above"; exit 1; }
+say "results in results/*.csv (+ .machine.txt), plots in plots/"
