@@ -569,10 +569,10 @@ int fiber_join(fiber_t *f)
     check_owner(s, f, "fiber_join");
     if (f->detached)
         FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' is detached", f->id, f->name);
-    if (f->joined)
-        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joined twice", f->id, f->name);
     if (f == s->current)
         FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joins itself", f->id, f->name);
+    if (f->joined)
+        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joined twice", f->id, f->name);
     f->joined = 1;
     if (f->state != FIBER_DONE) {
         struct fiber *self = s->current;

@@ -1,0 +1,130 @@
+/* The aarch64 build of the runtime, run under qemu-user: registers across the switch,
+ * then the scheduler, timers and I/O on the same build. Plain asserts with a count,
+ * since no aarch64 cmocka is installed; prints "N passed, 0 failed". */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fiber.h"
+#include "fiber_context.h"
+
+static int passed, failed;
+#define CHECK(cond) do { if (cond) passed++; else { failed++; \
+    fprintf(stderr, "FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond); } } while (0)
+
+void regs_probe(fiber_context_t *from, fiber_context_t *to, uint64_t out[18]);
+void regs_clobber(fiber_context_t *self, fiber_context_t *back);
+
+static fiber_context_t main_ctx, fib_ctx;
+
+static void clobber_entry(void *arg)
+{
+    (void)arg;
+    for (;;)
+        regs_clobber(&fib_ctx, &main_ctx);
+}
+
+static void test_registers(void)
+{
+    fiber_stack_t st;
+    CHECK(fiber_stack_alloc(&st, 64 * 1024, 1) == 0);
+    fiber_context_make(&fib_ctx, st.lo, st.hi, clobber_entry, NULL);
+    static const uint64_t x[10] = { 0x19, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28 };
+    static const uint64_t d[8] = { 0x108, 0x109, 0x110, 0x111, 0x112, 0x113, 0x114, 0x115 };
+    for (int round = 0; round < 3; round++) {
+        uint64_t out[18] = { 0 };
+        regs_probe(&main_ctx, &fib_ctx, out);
+        for (int i = 0; i < 10; i++)
+            CHECK(out[i] == x[i]);
+        for (int i = 0; i < 8; i++)
+            CHECK(out[10 + i] == d[i]);
+    }
+    fiber_stack_free(&st);
+}
+
+static char trace[16];
+static int ntrace;
+static void tracer(void *arg)
+{
+    for (int i = 0; i < 3; i++) {
+        trace[ntrace++] = (char)(intptr_t)arg;
+        fiber_yield();
+    }
+}
+
+static int order[4], norder;
+static void sleeper(void *arg)
+{
+    int ms = (int)(intptr_t)arg;
+    uint64_t t0 = fiber_now_ns();
+    fiber_sleep_ns((uint64_t)ms * 1000000u);
+    CHECK(fiber_now_ns() - t0 >= (uint64_t)ms * 1000000u);
+    order[norder++] = ms;
+}
+
+static long counted;
+static void counter(void *arg)
+{
+    (void)arg;
+    counted++;
+    fiber_yield();
+    counted++;
+}
+
+static int sv[2];
+static void echo(void *arg)
+{
+    (void)arg;
+    char buf[8];
+    ssize_t n = fiber_read(sv[1], buf, sizeof buf, FIBER_FOREVER);
+    CHECK(n == 5);
+    CHECK(fiber_write(sv[1], buf, (size_t)n, FIBER_FOREVER) == n);
+}
+static void asker(void *arg)
+{
+    (void)arg;
+    char buf[8] = { 0 };
+    CHECK(fiber_write(sv[0], "hello", 5, FIBER_FOREVER) == 5);
+    CHECK(fiber_read(sv[0], buf, sizeof buf, fiber_now_ns() + 2000000000u) == 5);
+    CHECK(buf[0] == 'h' && buf[4] == 'o');
+    errno = 0;
+    CHECK(fiber_read(sv[0], buf, 1, fiber_now_ns() + 2000000u) == -1 && errno == ETIMEDOUT);
+}
+
+int main(void)
+{
+    test_registers();
+
+    fiber_t *a = fiber_spawn(tracer, (void *)'a'), *b = fiber_spawn(tracer, (void *)'b');
+    CHECK(fiber_run() == 0);
+    trace[ntrace] = 0;
+    CHECK(ntrace == 6 && trace[0] == 'a' && trace[1] == 'b' && trace[4] == 'a');
+    CHECK(fiber_join(a) == 0 && fiber_join(b) == 0);
+
+    fiber_t *s3 = fiber_spawn(sleeper, (void *)3), *s1 = fiber_spawn(sleeper, (void *)1);
+    fiber_t *s2 = fiber_spawn(sleeper, (void *)2);
+    CHECK(fiber_run() == 0);
+    CHECK(norder == 3 && order[0] == 1 && order[1] == 2 && order[2] == 3);
+    fiber_join(s1); fiber_join(s2); fiber_join(s3);
+
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    fiber_t *e = fiber_spawn(echo, NULL), *k = fiber_spawn(asker, NULL);
+    CHECK(fiber_run() == 0);
+    fiber_join(e); fiber_join(k);
+
+    enum { N = 10000 };
+    static fiber_t *many[N];
+    for (int i = 0; i < N; i++)
+        many[i] = fiber_spawn(counter, NULL);
+    int ok = 1;
+    for (int i = 0; i < N; i++)
+        ok &= fiber_join(many[i]) == 0;
+    CHECK(ok);
+    CHECK(counted == 2 * N);
+
+    printf("aarch64 (%s guards): %d passed, %d failed\n", fiber_guard_mode(), passed, failed);
+    return failed ? 1 : 0;
+}

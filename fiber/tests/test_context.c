@@ -1,0 +1,143 @@
+/* The raw context switch: every callee-saved register, the FP control state, entry. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "fiber_context.h"
+
+static fiber_context_t main_ctx, fib_ctx;
+static fiber_stack_t stack;
+
+void regs_probe(fiber_context_t *from, fiber_context_t *to, uint64_t out[6]);
+void regs_clobber(fiber_context_t *self, fiber_context_t *back);
+
+static void clobber_entry(void *arg)
+{
+    (void)arg;
+    for (;;)
+        regs_clobber(&fib_ctx, &main_ctx);
+}
+
+static void test_callee_saved_registers_survive(void **state)
+{
+    (void)state;
+    assert_int_equal(fiber_stack_alloc(&stack, 64 * 1024, 1), 0);
+    fiber_context_make(&fib_ctx, stack.lo, stack.hi, clobber_entry, NULL);
+    for (int round = 0; round < 3; round++) {
+        uint64_t out[6] = { 0 };
+        regs_probe(&main_ctx, &fib_ctx, out);
+        assert_int_equal(out[0], 0x1111111111111111ull); /* rbx */
+        assert_int_equal(out[1], 0x2222222222222222ull); /* rbp */
+        assert_int_equal(out[2], 0x3333333333333333ull); /* r12 */
+        assert_int_equal(out[3], 0x4444444444444444ull); /* r13 */
+        assert_int_equal(out[4], 0x5555555555555555ull); /* r14 */
+        assert_int_equal(out[5], 0x6666666666666666ull); /* r15 */
+    }
+    fiber_stack_free(&stack);
+}
+
+static inline uint32_t get_mxcsr(void) { uint32_t v; __asm__ volatile("stmxcsr %0" : "=m"(v)); return v; }
+static inline void set_mxcsr(uint32_t v) { __asm__ volatile("ldmxcsr %0" : : "m"(v)); }
+static inline uint16_t get_fcw(void) { uint16_t v; __asm__ volatile("fnstcw %0" : "=m"(v)); return v; }
+static inline void set_fcw(uint16_t v) { __asm__ volatile("fldcw %0" : : "m"(v)); }
+
+/* Round toward zero in main, upward in the fiber (MXCSR RC bits 13-14, x87 RC bits 10-11). */
+#define MAIN_MXCSR 0x7F80u
+#define MAIN_FCW   0x0F7Fu
+#define FIB_MXCSR  0x5F80u
+#define FIB_FCW    0x0B7Fu
+
+static uint32_t fib_seen_mxcsr_first, fib_seen_mxcsr_again;
+static uint16_t fib_seen_fcw_first, fib_seen_fcw_again;
+
+static void fp_entry(void *arg)
+{
+    (void)arg;
+    fib_seen_mxcsr_first = get_mxcsr();
+    fib_seen_fcw_first = get_fcw();
+    set_mxcsr(FIB_MXCSR);
+    set_fcw(FIB_FCW);
+    fiber_context_switch_strict(&fib_ctx, &main_ctx);
+    fib_seen_mxcsr_again = get_mxcsr();
+    fib_seen_fcw_again = get_fcw();
+    fiber_context_switch_strict(&fib_ctx, &main_ctx);
+    for (;;)
+        fiber_context_switch_strict(&fib_ctx, &main_ctx);
+}
+
+static void test_fp_control_state_survives(void **state)
+{
+    (void)state;
+    uint32_t saved_mxcsr = get_mxcsr();
+    uint16_t saved_fcw = get_fcw();
+    assert_int_equal(fiber_stack_alloc(&stack, 64 * 1024, 1), 0);
+    fiber_context_make(&fib_ctx, stack.lo, stack.hi, fp_entry, NULL);
+
+    set_mxcsr(MAIN_MXCSR);
+    set_fcw(MAIN_FCW);
+    fiber_context_switch_strict(&main_ctx, &fib_ctx);
+    /* A new context starts with the psABI defaults, not the creator's modes. */
+    assert_int_equal(fib_seen_mxcsr_first & 0xFFC0u, 0x1F80u);
+    assert_int_equal(fib_seen_fcw_first, 0x037Fu);
+    /* The fiber changed its rounding modes; ours are back. */
+    assert_int_equal(get_mxcsr() & 0xFFC0u, MAIN_MXCSR);
+    assert_int_equal(get_fcw(), MAIN_FCW);
+    fiber_context_switch_strict(&main_ctx, &fib_ctx);
+    assert_int_equal(fib_seen_mxcsr_again & 0xFFC0u, FIB_MXCSR);
+    assert_int_equal(fib_seen_fcw_again, FIB_FCW);
+    assert_int_equal(get_mxcsr() & 0xFFC0u, MAIN_MXCSR);
+    assert_int_equal(get_fcw(), MAIN_FCW);
+
+    set_mxcsr(saved_mxcsr);
+    set_fcw(saved_fcw);
+    fiber_stack_free(&stack);
+}
+
+static long pings;
+
+static void pingpong_entry(void *arg)
+{
+    long *step = arg;
+    for (;;) {
+        pings += *step;
+        fiber_context_switch_lean(&fib_ctx, &main_ctx);
+    }
+}
+
+static void test_lean_switch_passes_arg_and_resumes(void **state)
+{
+    (void)state;
+    long step = 7;
+    assert_int_equal(fiber_stack_alloc(&stack, 16 * 1024, 0), 0);
+    assert_false(stack.guarded);
+    fiber_context_make(&fib_ctx, stack.lo, stack.hi, pingpong_entry, &step);
+    pings = 0;
+    for (int i = 0; i < 1000; i++)
+        fiber_context_switch_lean(&main_ctx, &fib_ctx);
+    assert_int_equal(pings, 7000);
+    fiber_stack_free(&stack);
+}
+
+static void test_stack_alloc_rejects_zero(void **state)
+{
+    (void)state;
+    fiber_stack_t st;
+    assert_int_equal(fiber_stack_alloc(&st, 0, 1), -1);
+    assert_int_equal(fiber_stack_alloc(&st, 100, 1), 0); /* rounded up to a page */
+    assert_true((char *)st.hi - (char *)st.lo >= 4096);
+    assert_true(st.guarded);
+    fiber_stack_free(&st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_callee_saved_registers_survive),
+        cmocka_unit_test(test_fp_control_state_survives),
+        cmocka_unit_test(test_lean_switch_passes_arg_and_resumes),
+        cmocka_unit_test(test_stack_alloc_rejects_zero),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,297 @@
+/* Fiber I/O: socketpairs, a loopback TCP echo, timeouts, refused connects, close. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fiber.h"
+
+#define MS 1000000ull
+
+static void make_pair(int sv[2])
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+struct pp { int fd; int rounds; long sum; };
+
+static void pinger(void *arg)
+{
+    struct pp *p = arg;
+    for (int i = 0; i < p->rounds; i++) {
+        int v = i, r;
+        assert_int_equal(fiber_write(p->fd, &v, sizeof v, FIBER_FOREVER), sizeof v);
+        assert_int_equal(fiber_read(p->fd, &r, sizeof r, FIBER_FOREVER), sizeof r);
+        p->sum += r;
+    }
+}
+
+static void ponger(void *arg)
+{
+    struct pp *p = arg;
+    int v;
+    ssize_t n;
+    while ((n = fiber_read(p->fd, &v, sizeof v, FIBER_FOREVER)) == sizeof v) {
+        v *= 2;
+        assert_int_equal(fiber_write(p->fd, &v, sizeof v, FIBER_FOREVER), sizeof v);
+    }
+    assert_int_equal(n, 0); /* end of file once the pinger closed */
+}
+
+static void closer_pinger(void *arg)
+{
+    pinger(arg);
+    fiber_close(((struct pp *)arg)->fd);
+}
+
+static void test_socketpair_pingpong(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    struct pp a = { .fd = sv[0], .rounds = 1000 }, b = { .fd = sv[1] };
+    fiber_t *fa = fiber_spawn(closer_pinger, &a);
+    fiber_t *fb = fiber_spawn(ponger, &b);
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(a.sum, 2L * (999L * 1000L / 2));
+    fiber_join(fa);
+    fiber_join(fb);
+    fiber_close(sv[1]);
+}
+
+static void timed_reader(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    uint64_t t0 = fiber_now_ns();
+    errno = 0;
+    assert_int_equal(fiber_read(fd, &c, 1, t0 + 5 * MS), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+    assert_true(fiber_now_ns() >= t0 + 5 * MS);
+    /* And wait_fd, with a deadline already in the past, fails at once. */
+    errno = 0;
+    assert_int_equal(fiber_wait_fd(fd, EPOLLIN, 1), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+}
+
+static void test_read_timeout(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    fiber_t *f = fiber_spawn(timed_reader, &sv[0]);
+    fiber_join(f);
+    fiber_close(sv[0]);
+    fiber_close(sv[1]);
+}
+
+static void filler(void *arg)
+{
+    int fd = *(int *)arg;
+    static char big[1 << 20];
+    /* Nobody reads: the socket buffer fills and the write times out. */
+    errno = 0;
+    assert_int_equal(fiber_write(fd, big, sizeof big, fiber_now_ns() + 5 * MS), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+}
+
+static void test_write_timeout_on_full_buffer(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    fiber_join(fiber_spawn(filler, &sv[0]));
+    fiber_close(sv[0]);
+    fiber_close(sv[1]);
+}
+
+/* ---- loopback TCP echo ---- */
+
+struct echo { int lfd; uint16_t port; int clients; int served; long bytes; };
+
+static void echo_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[4096];
+    ssize_t n;
+    while ((n = fiber_read(fd, buf, sizeof buf, fiber_now_ns() + 2000 * MS)) > 0)
+        if (fiber_write(fd, buf, (size_t)n, FIBER_FOREVER) != n)
+            break;
+    fiber_close(fd);
+}
+
+static void echo_server(void *arg)
+{
+    struct echo *e = arg;
+    fiber_attr_t at = { .detached = 1, .name = "echo-conn" };
+    for (int i = 0; i < e->clients; i++) {
+        int c = fiber_accept(e->lfd, NULL, NULL, fiber_now_ns() + 2000 * MS);
+        assert_true(c >= 0);
+        fiber_spawn_ex(echo_conn, (void *)(intptr_t)c, &at);
+        e->served++;
+    }
+}
+
+static void echo_client(void *arg)
+{
+    struct echo *e = arg;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(e->port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(fiber_connect(fd, (struct sockaddr *)&sa, sizeof sa, fiber_now_ns() + 2000 * MS), 0);
+    char out[10000], in[10000];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)(i * 7 + fd);
+    assert_int_equal(fiber_write(fd, out, sizeof out, FIBER_FOREVER), sizeof out);
+    size_t got = 0;
+    while (got < sizeof in) {
+        ssize_t n = fiber_read(fd, in + got, sizeof in - got, fiber_now_ns() + 2000 * MS);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    assert_memory_equal(in, out, sizeof in);
+    e->bytes += (long)got;
+    fiber_close(fd);
+}
+
+static int listen_loopback(uint16_t *port)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 128), 0);
+    socklen_t len = sizeof sa;
+    getsockname(lfd, (struct sockaddr *)&sa, &len);
+    *port = ntohs(sa.sin_port);
+    return lfd;
+}
+
+static void test_tcp_echo(void **state)
+{
+    (void)state;
+    struct echo e = { .clients = 20 };
+    e.lfd = listen_loopback(&e.port);
+    fiber_t *srv = fiber_spawn(echo_server, &e);
+    fiber_t *cl[20];
+    for (int i = 0; i < 20; i++)
+        cl[i] = fiber_spawn(echo_client, &e);
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(e.served, 20);
+    assert_int_equal(e.bytes, 20L * 10000);
+    fiber_join(srv);
+    for (int i = 0; i < 20; i++)
+        fiber_join(cl[i]);
+    fiber_close(e.lfd);
+}
+
+static void accept_timeout(void *arg)
+{
+    int lfd = *(int *)arg;
+    errno = 0;
+    assert_int_equal(fiber_accept(lfd, NULL, NULL, fiber_now_ns() + 3 * MS), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+}
+
+static void refused(void *arg)
+{
+    uint16_t port = *(uint16_t *)arg;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    errno = 0;
+    assert_int_equal(fiber_connect(fd, (struct sockaddr *)&sa, sizeof sa, fiber_now_ns() + 1000 * MS), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    fiber_close(fd);
+}
+
+static void test_accept_timeout_and_refused_connect(void **state)
+{
+    (void)state;
+    uint16_t port;
+    int lfd = listen_loopback(&port);
+    fiber_join(fiber_spawn(accept_timeout, &lfd));
+    fiber_close(lfd); /* nobody listens on port now */
+    fiber_join(fiber_spawn(refused, &port));
+}
+
+struct closing { int fd; int err; };
+
+static void blocked_reader(void *arg)
+{
+    struct closing *c = arg;
+    char ch;
+    errno = 0;
+    assert_int_equal(fiber_read(c->fd, &ch, 1, FIBER_FOREVER), -1);
+    c->err = errno;
+}
+
+static void closer(void *arg)
+{
+    struct closing *c = arg;
+    fiber_yield(); /* let the reader park first */
+    fiber_close(c->fd);
+}
+
+static void test_close_wakes_waiter(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    struct closing c = { .fd = sv[0] };
+    fiber_t *r = fiber_spawn(blocked_reader, &c);
+    fiber_t *k = fiber_spawn(closer, &c);
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(c.err, EBADF);
+    fiber_join(r);
+    fiber_join(k);
+    fiber_close(sv[1]);
+}
+
+static void waiter_fd(void *arg)
+{
+    int *sv = arg;
+    /* Readiness that arrived before the wait is seen (edge already consumed or not). */
+    char ch = 'x';
+    assert_int_equal(write(sv[1], &ch, 1), 1);
+    int ev = fiber_wait_fd(sv[0], EPOLLIN, fiber_now_ns() + 1000 * MS);
+    assert_true(ev & EPOLLIN);
+    assert_int_equal(read(sv[0], &ch, 1), 1);
+    ev = fiber_wait_fd(sv[0], EPOLLOUT, fiber_now_ns() + 1000 * MS);
+    assert_true(ev & EPOLLOUT);
+    errno = 0;
+    assert_int_equal(fiber_wait_fd(sv[0], 0, FIBER_FOREVER), -1);
+    assert_int_equal(errno, EINVAL);
+}
+
+static void test_wait_fd(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    fiber_join(fiber_spawn(waiter_fd, sv));
+    fiber_close(sv[0]);
+    fiber_close(sv[1]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_socketpair_pingpong),
+        cmocka_unit_test(test_read_timeout),
+        cmocka_unit_test(test_write_timeout_on_full_buffer),
+        cmocka_unit_test(test_tcp_echo),
+        cmocka_unit_test(test_accept_timeout_and_refused_connect),
+        cmocka_unit_test(test_close_wakes_waiter),
+        cmocka_unit_test(test_wait_fd),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

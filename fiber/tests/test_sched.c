@@ -1,0 +1,248 @@
+/* Spawning, yielding, joining, detaching, the pool, and many live fibers. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <valgrind/valgrind.h>
+
+#include "fiber.h"
+
+static char trace[64];
+static size_t trace_len;
+
+static void tracer(void *arg)
+{
+    char c = (char)(intptr_t)arg;
+    for (int i = 0; i < 3; i++) {
+        trace[trace_len++] = c;
+        fiber_yield();
+    }
+}
+
+static void test_yield_round_robin(void **state)
+{
+    (void)state;
+    trace_len = 0;
+    fiber_t *a = fiber_spawn(tracer, (void *)'a');
+    fiber_t *b = fiber_spawn(tracer, (void *)'b');
+    fiber_t *c = fiber_spawn(tracer, (void *)'c');
+    assert_non_null(a);
+    assert_int_equal(fiber_live_count(), 3);
+    assert_int_equal(fiber_run(), 0);
+    trace[trace_len] = 0;
+    assert_string_equal(trace, "abcabcabc");
+    assert_int_equal(fiber_live_count(), 0);
+    assert_int_equal(fiber_join(a), 0);
+    assert_int_equal(fiber_join(b), 0);
+    assert_int_equal(fiber_join(c), 0);
+}
+
+static int ran;
+static void set_ran(void *arg) { ran = (int)(intptr_t)arg; }
+
+static void test_join_from_main_runs_scheduler(void **state)
+{
+    (void)state;
+    ran = 0;
+    fiber_t *f = fiber_spawn(set_ran, (void *)42);
+    assert_int_equal(ran, 0); /* spawn only queues it */
+    assert_int_equal(fiber_join(f), 0);
+    assert_int_equal(ran, 42);
+}
+
+static void child_sleeper(void *arg)
+{
+    fiber_sleep_ns(1000000);
+    *(int *)arg = 1;
+}
+
+static void parent(void *arg)
+{
+    int *done = arg;
+    int child_done = 0;
+    fiber_t *c = fiber_spawn(child_sleeper, &child_done);
+    assert_non_null(c);
+    assert_int_equal(fiber_join(c), 0);
+    assert_int_equal(child_done, 1); /* join returned only after the child finished */
+    *done = 1;
+}
+
+static void test_join_from_fiber_parks(void **state)
+{
+    (void)state;
+    int done = 0;
+    fiber_t *p = fiber_spawn(parent, &done);
+    assert_int_equal(fiber_join(p), 0);
+    assert_int_equal(done, 1);
+}
+
+static void self_check(void *arg)
+{
+    fiber_t **out = arg;
+    *out = fiber_self();
+}
+
+static void test_self_name_and_id(void **state)
+{
+    (void)state;
+    fiber_t *seen = NULL;
+    fiber_attr_t at = { .name = "a-fiber-with-a-name-longer-than-31-chars" };
+    fiber_t *f = fiber_spawn_ex(self_check, &seen, &at);
+    fiber_t *g = fiber_spawn(self_check, &seen);
+    assert_int_equal(strlen(fiber_name(f)), 31); /* truncated, terminated */
+    assert_string_equal(fiber_name(g), "");
+    assert_true(fiber_id(g) > fiber_id(f));
+    assert_null(fiber_self());
+    assert_int_equal(fiber_join(f), 0);
+    assert_int_equal(fiber_join(g), 0);
+    assert_ptr_equal(seen, g);
+}
+
+static int detached_runs;
+static void detached_fn(void *arg)
+{
+    (void)arg;
+    fiber_yield();
+    detached_runs++;
+}
+
+static void test_detached_fibers_reclaimed(void **state)
+{
+    (void)state;
+    fiber_pool_trim();
+    detached_runs = 0;
+    fiber_attr_t at = { .detached = 1 };
+    for (int i = 0; i < 100; i++)
+        assert_non_null(fiber_spawn_ex(detached_fn, NULL, &at));
+    fiber_t *late = fiber_spawn(detached_fn, NULL);
+    fiber_detach(late);
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(detached_runs, 101);
+    assert_int_equal(fiber_live_count(), 0);
+    /* Every stack went back to the pool: nothing leaked, nothing freed twice. */
+    assert_int_equal(fiber_pool_count(), 101);
+    fiber_pool_trim();
+    assert_int_equal(fiber_pool_count(), 0);
+}
+
+static void test_detach_after_return(void **state)
+{
+    (void)state;
+    fiber_pool_trim();
+    fiber_t *f = fiber_spawn(set_ran, (void *)7);
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(fiber_pool_count(), 0); /* joinable: kept until joined or detached */
+    fiber_detach(f);
+    assert_int_equal(fiber_pool_count(), 1);
+}
+
+static void test_pool_reuses_stacks(void **state)
+{
+    (void)state;
+    fiber_pool_trim();
+    fiber_t *f = fiber_spawn(set_ran, (void *)1);
+    fiber_join(f);
+    assert_int_equal(fiber_pool_count(), 1);
+    fiber_t *g = fiber_spawn(set_ran, (void *)2);
+    assert_ptr_equal(g, f); /* same stack, so the same record address */
+    assert_int_equal(fiber_pool_count(), 0);
+    fiber_join(g);
+    /* A different size gets its own stack. */
+    fiber_attr_t at = { .stack_size = 256 * 1024 };
+    fiber_t *h = fiber_spawn_ex(set_ran, (void *)3, &at);
+    assert_ptr_not_equal(h, f);
+    fiber_join(h);
+    assert_int_equal(fiber_pool_count(), 2);
+    fiber_pool_trim();
+}
+
+static void test_bad_attributes(void **state)
+{
+    (void)state;
+    fiber_attr_t tiny = { .stack_size = 16 };
+    errno = 0;
+    assert_null(fiber_spawn_ex(set_ran, NULL, &tiny));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(fiber_spawn(NULL, NULL));
+    assert_int_equal(errno, EINVAL);
+}
+
+/* Uses a lot of its stack, to check that 64 KiB really is usable. */
+static void deep(void *arg)
+{
+    volatile char buf[48 * 1024];
+    memset((char *)buf, 0x5a, sizeof buf);
+    *(int *)arg = buf[100] + buf[sizeof buf - 1];
+}
+
+static void test_default_stack_is_usable(void **state)
+{
+    (void)state;
+    int out = 0;
+    fiber_t *f = fiber_spawn(deep, &out);
+    fiber_join(f);
+    assert_int_equal(out, 0x5a * 2);
+}
+
+static long counter;
+static void count_and_yield(void *arg)
+{
+    (void)arg;
+    counter++;
+    fiber_yield();
+    counter++;
+}
+
+static void test_many_live_fibers(void **state)
+{
+    (void)state;
+    /* 100,000 at once: each is spawned, yields once while all others are alive, and is
+     * joined. Under Valgrind, 2,000 (it runs every instruction ~50x slower). */
+    size_t n = RUNNING_ON_VALGRIND ? 2000 : 100000;
+    fiber_t **fs = calloc(n, sizeof *fs);
+    assert_non_null(fs);
+    counter = 0;
+    for (size_t i = 0; i < n; i++) {
+        fs[i] = fiber_spawn(count_and_yield, NULL);
+        assert_non_null(fs[i]);
+    }
+    assert_int_equal(fiber_live_count(), n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(fiber_join(fs[i]), 0);
+    assert_int_equal(counter, (long)(2 * n));
+    assert_int_equal(fiber_live_count(), 0);
+    assert_int_equal(fiber_pool_count(), n);
+    fiber_pool_trim();
+    free(fs);
+}
+
+static void test_guard_mode_reported(void **state)
+{
+    (void)state;
+    fiber_join(fiber_spawn(set_ran, NULL));
+    const char *m = fiber_guard_mode();
+    assert_true(strcmp(m, "madvise") == 0 || strcmp(m, "mprotect") == 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_yield_round_robin),
+        cmocka_unit_test(test_join_from_main_runs_scheduler),
+        cmocka_unit_test(test_join_from_fiber_parks),
+        cmocka_unit_test(test_self_name_and_id),
+        cmocka_unit_test(test_detached_fibers_reclaimed),
+        cmocka_unit_test(test_detach_after_return),
+        cmocka_unit_test(test_pool_reuses_stacks),
+        cmocka_unit_test(test_bad_attributes),
+        cmocka_unit_test(test_default_stack_is_usable),
+        cmocka_unit_test(test_many_live_fibers),
+        cmocka_unit_test(test_guard_mode_reported),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
