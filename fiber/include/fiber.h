@@ -82,7 +82,8 @@ void fiber_yield(void);
 /* The calling fiber, or NULL on a thread outside any fiber. */
 fiber_t *fiber_self(void);
 
-/* A fiber's name ("" if none was given) and its id (1, 2, ... per process). */
+/* A fiber's name ("" if none was given), and its id: unique in the process, nonzero,
+ * handed out in the order of the first fiber_id() call for each fiber. */
 const char *fiber_name(const fiber_t *f);
 uint64_t    fiber_id(const fiber_t *f);
 

@@ -55,7 +55,7 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
             char b[256];
             size_t n = 0;
             n = put_str(b, n, sizeof b, "fiber: stack overflow in fiber ");
-            n = put_num(b, n, sizeof b, f->id, 10);
+            n = put_num(b, n, sizeof b, fiber_id(f), 10);
             n = put_str(b, n, sizeof b, " '");
             n = put_str(b, n, sizeof b, f->name);
             n = put_str(b, n, sizeof b, "' (fault at ");

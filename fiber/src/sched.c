@@ -300,7 +300,7 @@ static void fiber_main(void *p)
     if (f->detached)
         s->zombie = f;
     sched_switch(s, f, pick_next(s));
-    FIBER_PANIC("fiber %" PRIu64 " '%s' resumed after it returned", f->id, f->name);
+    FIBER_PANIC("fiber %" PRIu64 " '%s' resumed after it returned", fiber_id(f), f->name);
 }
 
 fiber_t *fiber_spawn(void (*fn)(void *), void *arg)
@@ -352,7 +352,7 @@ fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
     f->heap_idx = NO_HEAP;
     f->waitq = NULL;
     f->joiner = NULL;
-    f->id = __atomic_add_fetch(&next_fiber_id, 1, __ATOMIC_RELAXED);
+    f->id = 0; /* given on first use: a locked add per spawn costs more than the rest */
     f->io_fd = -1;
     f->io_dirs = 0;
     f->io_revents = 0;
@@ -380,7 +380,13 @@ fiber_t *fiber_self(void)
 }
 
 const char *fiber_name(const fiber_t *f) { return f->name; }
-uint64_t fiber_id(const fiber_t *f) { return f->id; }
+uint64_t fiber_id(const fiber_t *f)
+{
+    struct fiber *m = (struct fiber *)f;
+    if (!m->id)
+        m->id = __atomic_add_fetch(&next_fiber_id, 1, __ATOMIC_RELAXED);
+    return m->id;
+}
 
 size_t fiber_live_count(void)
 {
@@ -549,7 +555,7 @@ int fiber_run(void)
         return -1;
     }
     if (s->current)
-        FIBER_PANIC("fiber_run called from inside fiber %" PRIu64 " '%s'", s->current->id,
+        FIBER_PANIC("fiber_run called from inside fiber %" PRIu64 " '%s'", fiber_id(s->current),
                     s->current->name);
     return sched_loop(s, NULL);
 }
@@ -560,7 +566,7 @@ static void check_owner(struct sched *s, struct fiber *f, const char *what)
 {
     if (!s || f->sched != s)
         FIBER_PANIC("%s: fiber %" PRIu64 " '%s' belongs to another thread's scheduler", what,
-                    f->id, f->name);
+                    fiber_id(f), f->name);
 }
 
 int fiber_join(fiber_t *f)
@@ -568,11 +574,11 @@ int fiber_join(fiber_t *f)
     struct sched *s = tls_sched;
     check_owner(s, f, "fiber_join");
     if (f->detached)
-        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' is detached", f->id, f->name);
+        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' is detached", fiber_id(f), f->name);
     if (f == s->current)
-        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joins itself", f->id, f->name);
+        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joins itself", fiber_id(f), f->name);
     if (f->joined)
-        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joined twice", f->id, f->name);
+        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joined twice", fiber_id(f), f->name);
     f->joined = 1;
     if (f->state != FIBER_DONE) {
         struct fiber *self = s->current;
@@ -594,9 +600,9 @@ void fiber_detach(fiber_t *f)
     struct sched *s = tls_sched;
     check_owner(s, f, "fiber_detach");
     if (f->detached)
-        FIBER_PANIC("fiber_detach: fiber %" PRIu64 " '%s' is already detached", f->id, f->name);
+        FIBER_PANIC("fiber_detach: fiber %" PRIu64 " '%s' is already detached", fiber_id(f), f->name);
     if (f->joined)
-        FIBER_PANIC("fiber_detach: fiber %" PRIu64 " '%s' is being joined", f->id, f->name);
+        FIBER_PANIC("fiber_detach: fiber %" PRIu64 " '%s' is being joined", fiber_id(f), f->name);
     f->detached = 1;
     if (f->state == FIBER_DONE)
         fiber_release(s, f);
