@@ -1,0 +1,78 @@
+/*
+ * mllm_http.h - an incremental, zero-copy HTTP/1.x request parser with hard limits.
+ *
+ * The parser never allocates and never copies: it looks at the bytes received so far,
+ * and once the head (request line + headers + blank line) is complete it fills a
+ * request whose strings point into the caller's buffer. Limits are checked on partial
+ * input too, so a client that sends 1 MB of header without a blank line is refused
+ * after the limit, not after the megabyte.
+ */
+#ifndef MLLM_HTTP_H
+#define MLLM_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MLLM_HTTP_MAX_HEADERS 64
+
+typedef struct mllm_str {
+    const char *p;
+    size_t      n;
+} mllm_str_t;
+
+typedef struct mllm_http_limits {
+    size_t max_request_line; /* longer: 414 */
+    size_t max_head;         /* request line + headers; longer: 431 */
+    size_t max_body;         /* declared or chunked body larger: 413 */
+} mllm_http_limits_t;
+
+typedef struct mllm_http_req {
+    mllm_str_t method, target, path; /* path = target without the query */
+    int        minor;                /* HTTP/1.<minor> */
+    int        keep_alive;           /* after this request */
+    int        chunked;              /* Transfer-Encoding: chunked */
+    int        expect_continue;
+    long long  content_length;       /* -1 when absent */
+    size_t     head_len;             /* bytes of the head, blank line included */
+    size_t     nheaders;
+    mllm_str_t hname[MLLM_HTTP_MAX_HEADERS], hvalue[MLLM_HTTP_MAX_HEADERS];
+} mllm_http_req_t;
+
+/*
+ * Parses the head at buf[0..len). Returns 1 when complete (req filled, req->head_len
+ * set), 0 when more bytes are needed, or a negative HTTP status for a bad request:
+ * -400 malformed, -414 request line too long, -431 head too long or too many headers,
+ * -413 Content-Length above max_body, -501 unsupported Transfer-Encoding, -505 not
+ * HTTP/1.x. Leading empty lines (allowed by RFC 9112) are skipped and counted in
+ * head_len.
+ */
+int mllm_http_parse_head(const char *buf, size_t len, const mllm_http_limits_t *lim,
+                         mllm_http_req_t *req);
+
+/* The value of header name (case-insensitive), or {NULL, 0}. */
+mllm_str_t mllm_http_header(const mllm_http_req_t *req, const char *name);
+
+/*
+ * Decodes a chunked body in place. buf[0..len) holds the bytes after the head. Returns
+ * 1 when the last chunk and trailers are complete: the decoded body is buf[0..*body_len)
+ * and the encoded form took *consumed bytes. Returns 0 when more bytes are needed (buf
+ * is left unchanged), -400 when malformed, -413 when the body exceeds max_body.
+ */
+int mllm_http_dechunk(char *buf, size_t len, size_t max_body, size_t *body_len,
+                      size_t *consumed);
+
+/* Case-insensitive equality of s with the NUL-terminated lit. */
+int mllm_str_ieq(mllm_str_t s, const char *lit);
+
+/* The standard reason phrase for status ("Unknown" for others). */
+const char *mllm_http_reason(int status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MLLM_HTTP_H */

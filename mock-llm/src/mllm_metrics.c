@@ -1,0 +1,102 @@
+/* mllm_metrics.c - counters and the lateness histogram in Prometheus text format. */
+#include "mllm_metrics.h"
+
+#include <inttypes.h>
+
+mllm_metrics_t mllm_metrics;
+
+/* Fine below a millisecond, where the capacity target (p99 <= 1 ms) is decided, and
+ * coarse above it, where only a broken run lands. */
+const double mllm_late_bounds_us[MLLM_LATE_BUCKETS] = {
+    10, 25, 50, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000,
+    5000, 10000, 25000, 50000, 100000, 250000, 1000000, 10000000,
+};
+
+const int mllm_statuses[MLLM_NSTATUS] = {
+    200, 400, 404, 405, 408, 413, 414, 429, 431, 500, 501, 503, 505, 529, 0, 0,
+};
+
+void mllm_metrics_late(uint64_t late_ns)
+{
+    double us = (double)late_ns / 1e3;
+    int i = 0;
+    /* Most events land in the first few buckets: a linear scan beats a search here. */
+    while (i < MLLM_LATE_BUCKETS && us > mllm_late_bounds_us[i])
+        i++;
+    mllm_metrics.late_bucket[i]++;
+    mllm_metrics.late_count++;
+    mllm_metrics.late_sum_s += us / 1e6;
+    if (us / 1e6 > mllm_metrics.late_max_s)
+        mllm_metrics.late_max_s = us / 1e6;
+}
+
+void mllm_metrics_status(int status)
+{
+    for (int i = 0; i < MLLM_NSTATUS; i++)
+        if (mllm_statuses[i] == status) {
+            mllm_metrics.requests[i]++;
+            return;
+        }
+    mllm_metrics.requests[MLLM_NSTATUS]++;
+}
+
+static void counter(mllm_buf_t *b, const char *name, const char *help, const char *type,
+                    uint64_t v)
+{
+    mllm_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
+                    name, v);
+}
+
+void mllm_metrics_format(mllm_buf_t *b)
+{
+    const mllm_metrics_t *m = &mllm_metrics;
+    counter(b, "mllm_connections_active", "Open client connections.", "gauge",
+            m->conns_active);
+    counter(b, "mllm_connections_total", "Connections accepted.", "counter", m->conns_total);
+    counter(b, "mllm_connections_refused_total", "Connections refused at --max-conns.",
+            "counter", m->conns_refused_max);
+    counter(b, "mllm_accept_emfile_total", "accept() hit the open-file limit and backed off.",
+            "counter", m->accept_emfile);
+    counter(b, "mllm_streams_active", "Streaming responses in progress.", "gauge",
+            m->streams_active);
+    counter(b, "mllm_streams_total", "Streaming responses started.", "counter",
+            m->streams_total);
+    counter(b, "mllm_streams_aborted_total", "Streams whose client went away mid-stream.",
+            "counter", m->streams_aborted);
+    counter(b, "mllm_clients_dropped_slow_total",
+            "Clients dropped because their unread output exceeded the buffer bound.",
+            "counter", m->clients_dropped_slow);
+    counter(b, "mllm_tokens_sent_total", "Completion tokens sent.", "counter", m->tokens_sent);
+    counter(b, "mllm_events_sent_total", "Stream events (SSE frames with content) sent.",
+            "counter", m->events_sent);
+    counter(b, "mllm_events_backlogged_total",
+            "Events queued behind a slow reader instead of written at once.", "counter",
+            m->events_backlogged);
+    counter(b, "mllm_writes_total", "write() calls on client sockets.", "counter", m->writes);
+    counter(b, "mllm_bytes_sent_total", "Bytes written to client sockets.", "counter",
+            m->bytes_sent);
+    mllm_buf_adds(b, "# HELP mllm_requests_total Responses by HTTP status.\n"
+                     "# TYPE mllm_requests_total counter\n");
+    for (int i = 0; i < MLLM_NSTATUS; i++)
+        if (mllm_statuses[i])
+            mllm_buf_printf(b, "mllm_requests_total{status=\"%d\"} %" PRIu64 "\n",
+                            mllm_statuses[i], m->requests[i]);
+    mllm_buf_printf(b, "mllm_requests_total{status=\"other\"} %" PRIu64 "\n",
+                    m->requests[MLLM_NSTATUS]);
+    mllm_buf_adds(b, "# HELP mllm_emit_lateness_seconds How long after its deadline each "
+                     "token event was handed to the kernel.\n"
+                     "# TYPE mllm_emit_lateness_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < MLLM_LATE_BUCKETS; i++) {
+        cum += m->late_bucket[i];
+        mllm_buf_printf(b, "mllm_emit_lateness_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                        mllm_late_bounds_us[i] / 1e6, cum);
+    }
+    cum += m->late_bucket[MLLM_LATE_BUCKETS];
+    mllm_buf_printf(b, "mllm_emit_lateness_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+    mllm_buf_printf(b, "mllm_emit_lateness_seconds_sum %.9f\n", m->late_sum_s);
+    mllm_buf_printf(b, "mllm_emit_lateness_seconds_count %" PRIu64 "\n", m->late_count);
+    mllm_buf_printf(b, "# HELP mllm_emit_lateness_max_seconds Largest lateness seen.\n"
+                       "# TYPE mllm_emit_lateness_max_seconds gauge\n"
+                       "mllm_emit_lateness_max_seconds %.9f\n", m->late_max_s);
+}

@@ -1,0 +1,53 @@
+/*
+ * mllm_metrics.h - the server's counters and the emission-lateness histogram, and their
+ * Prometheus text form (GET /metrics). One scheduler thread owns them: no atomics.
+ */
+#ifndef MLLM_METRICS_H
+#define MLLM_METRICS_H
+
+#include "mllm_api.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Upper bounds of the lateness buckets in microseconds; a last +Inf bucket follows. */
+#define MLLM_LATE_BUCKETS 22
+extern const double mllm_late_bounds_us[MLLM_LATE_BUCKETS];
+
+/* Statuses counted one by one; others land in "other". */
+#define MLLM_NSTATUS 16
+extern const int mllm_statuses[MLLM_NSTATUS];
+
+typedef struct mllm_metrics {
+    uint64_t conns_active, conns_total, conns_refused_max;
+    uint64_t accept_emfile;          /* accept() hit the open-file limit and backed off */
+    uint64_t streams_active, streams_total, streams_aborted; /* aborted: client gone */
+    uint64_t clients_dropped_slow;   /* output buffer of a slow reader exceeded its bound */
+    uint64_t tokens_sent, events_sent, writes, bytes_sent;
+    uint64_t events_backlogged;      /* events queued behind a slow reader */
+    uint64_t requests[MLLM_NSTATUS + 1];
+    uint64_t late_bucket[MLLM_LATE_BUCKETS + 1];
+    uint64_t late_count;
+    double   late_sum_s;
+    double   late_max_s;
+} mllm_metrics_t;
+
+extern mllm_metrics_t mllm_metrics;
+
+/* Records one event's emission lateness (ns after its deadline). */
+void mllm_metrics_late(uint64_t late_ns);
+
+/* Counts a response with this status. */
+void mllm_metrics_status(int status);
+
+/* Appends the Prometheus text exposition of every metric to b. */
+void mllm_metrics_format(mllm_buf_t *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MLLM_METRICS_H */
