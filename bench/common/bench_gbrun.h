@@ -1,0 +1,27 @@
+/*
+ * bench_gbrun.h - runs the registered Google Benchmark benchmarks of a harness and turns
+ * their JSON into results/<harness>.csv with scripts/gbench2csv.py.
+ */
+#ifndef BENCH_GBRUN_H
+#define BENCH_GBRUN_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Runs every registered benchmark (gb_run, console table on stderr) with the JSON written
+ * to <out_dir>/<harness>.json, then converts it into <out_dir>/<harness>.csv and
+ * <out_dir>/<harness>.machine.txt (machine_extra: NULL-terminated "key: value" lines).
+ * gb_flags are extra Google Benchmark flags (--benchmark_filter=... ...), n_flags of them.
+ * Returns 0; 2 when Google Benchmark rejects a flag; 1 when the output could not be
+ * written or converted (the reason is on stderr).
+ */
+int bench_gbrun(const char *harness, const char *out_dir, int n_flags, char **gb_flags,
+                const char *const *machine_extra);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

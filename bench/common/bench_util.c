@@ -1,0 +1,480 @@
+/* bench_util.c - the helpers of bench_util.h. */
+#define _GNU_SOURCE
+#include "bench_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#ifndef FB_SOURCE_DIR
+#define FB_SOURCE_DIR "."
+#endif
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const char *bench_root(void)
+{
+    const char *r = getenv("FIBERBENCH_ROOT");
+    return r && *r ? r : FB_SOURCE_DIR;
+}
+
+int bench_mkdir_p(const char *dir)
+{
+    char buf[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof buf) {
+        errno = n ? ENAMETOOLONG : ENOENT;
+        return -1;
+    }
+    memcpy(buf, dir, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return -1;
+    struct stat sb;
+    if (stat(buf, &sb) != 0)
+        return -1;
+    if (!S_ISDIR(sb.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void bench_stats(double *v, int n, double *median, double *min, double *max)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    *min = v[0];
+    *max = v[n - 1];
+    *median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+const char bench_csv_header[] = "harness,case,model,impl,param,value,metric,unit,median,min,max,runs";
+
+int bench_csv_open(bench_csv_t *c, const char *out_dir, const char *harness)
+{
+    memset(c, 0, sizeof *c);
+    if (bench_mkdir_p(out_dir) != 0)
+        return -1;
+    if (snprintf(c->path, sizeof c->path, "%s/%s.csv", out_dir, harness) >= (int)sizeof c->path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    snprintf(c->harness, sizeof c->harness, "%s", harness);
+    c->f = fopen(c->path, "w");
+    if (!c->f)
+        return -1;
+    fprintf(c->f, "%s\n", bench_csv_header);
+    return 0;
+}
+
+/* RFC 4180 quoting, only when the field needs it. */
+static void put_field(FILE *f, const char *s)
+{
+    if (!s)
+        s = "";
+    if (!strpbrk(s, ",\"\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* %.6g loses nothing that matters for a benchmark and keeps integers integral. */
+static void put_num(FILE *f, double v) { fprintf(f, "%.6g", v); }
+
+void bench_csv_row(bench_csv_t *c, const char *case_name, const char *model,
+                   const char *impl, const char *param, const char *value,
+                   const char *metric, const char *unit, double median, double min,
+                   double max, int runs)
+{
+    const char *fields[] = {c->harness, case_name, model, impl, param, value, metric, unit};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        put_field(c->f, fields[i]);
+        fputc(',', c->f);
+    }
+    put_num(c->f, median);
+    fputc(',', c->f);
+    put_num(c->f, min);
+    fputc(',', c->f);
+    put_num(c->f, max);
+    fprintf(c->f, ",%d\n", runs);
+    fflush(c->f);
+    c->rows++;
+}
+
+void bench_csv_samples(bench_csv_t *c, const char *case_name, const char *model,
+                       const char *impl, const char *param, const char *value,
+                       const char *metric, const char *unit, double *v, int n)
+{
+    double med, mn, mx;
+    bench_stats(v, n, &med, &mn, &mx);
+    bench_csv_row(c, case_name, model, impl, param, value, metric, unit, med, mn, mx, n);
+}
+
+int bench_csv_append_file(bench_csv_t *c, const char *path)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return -1;
+    char line[2048];
+    int n = 0, first = 1;
+    while (fgets(line, sizeof line, in)) {
+        if (first && strncmp(line, "harness,", 8) == 0) {
+            first = 0;
+            continue;
+        }
+        first = 0;
+        if (line[0] == '\n' || line[0] == '\0')
+            continue;
+        fputs(line, c->f);
+        if (!strchr(line, '\n'))
+            fputc('\n', c->f);
+        n++;
+    }
+    fclose(in);
+    c->rows += n;
+    fflush(c->f);
+    return n;
+}
+
+int bench_csv_close(bench_csv_t *c)
+{
+    if (!c->f)
+        return 0;
+    int bad = ferror(c->f);
+    int rc = fclose(c->f);
+    c->f = NULL;
+    if (bad && rc == 0) {
+        errno = EIO;
+        rc = -1;
+    }
+    return rc;
+}
+
+int bench_machine_txt(const char *out_dir, const char *harness, const char *const *extra)
+{
+    char script[4096], path[4096];
+    snprintf(script, sizeof script, "%s/scripts/machine.sh", bench_root());
+    if (snprintf(path, sizeof path, "%s/%s.machine.txt", out_dir, harness) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    char *argv[64];
+    int n = 0;
+    argv[n++] = script;
+    for (int i = 0; extra && extra[i] && n < 63; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    int st = bench_spawn(argv, path);
+    if (st != 0) {
+        if (st > 0)
+            errno = ECHILD;
+        return -1;
+    }
+    return 0;
+}
+
+void bench_progress(const char *harness, const char *fmt, ...)
+{
+    static uint64_t t0;
+    uint64_t now = bench_now_ns();
+    if (!t0)
+        t0 = now;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "[%s %6.1fs] %s\n", harness, (double)(now - t0) / 1e9, msg);
+}
+
+static long field_kb(const char *text, const char *key)
+{
+    const char *p = text;
+    size_t k = strlen(key);
+    while ((p = strstr(p, key))) {
+        if ((p == text || p[-1] == '\n') && p[k] == ':')
+            return strtol(p + k + 1, NULL, 10);
+        p += k;
+    }
+    return -1;
+}
+
+static int slurp(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        errno = e;
+        return -1;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+int bench_mem_read(bench_mem_t *m)
+{
+    char buf[8192];
+    if (slurp("/proc/self/status", buf, sizeof buf) != 0)
+        return -1;
+    m->rss_kb = field_kb(buf, "VmRSS");
+    m->hwm_kb = field_kb(buf, "VmHWM");
+    if (slurp("/proc/meminfo", buf, sizeof buf) != 0)
+        return -1;
+    m->kernel_stack_kb = field_kb(buf, "KernelStack");
+    m->sunreclaim_kb = field_kb(buf, "SUnreclaim");
+    m->slab_kb = field_kb(buf, "Slab");
+    m->page_tables_kb = field_kb(buf, "PageTables");
+    m->mem_available_kb = field_kb(buf, "MemAvailable");
+    return 0;
+}
+
+int bench_hwm_reset(void)
+{
+    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, "5", 1);
+    int e = errno;
+    close(fd);
+    if (n != 1) {
+        errno = n < 0 ? e : EIO;
+        return -1;
+    }
+    return 0;
+}
+
+int bench_pin_self(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (cpu < 0) {
+        for (int i = 0; i < CPU_SETSIZE && i < bench_ncpus(); i++)
+            CPU_SET(i, &set);
+    } else {
+        CPU_SET(cpu, &set);
+    }
+    int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
+int bench_ncpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+const char *bench_errno_name(int e)
+{
+    const char *s = strerrorname_np(e);
+    if (s)
+        return s;
+    static _Thread_local char buf[16];
+    snprintf(buf, sizeof buf, "E%d", e);
+    return buf;
+}
+
+long bench_read_long(const char *path)
+{
+    char buf[64];
+    if (slurp(path, buf, sizeof buf) != 0)
+        return -1;
+    char *end;
+    long v = strtol(buf, &end, 10);
+    return end == buf ? -1 : v;
+}
+
+int bench_spawn(char *const argv[], const char *out_path)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (out_path)
+        posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
+
+int bench_have_program(const char *prog)
+{
+    if (strchr(prog, '/'))
+        return access(prog, X_OK) == 0;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/bin:/bin";
+    char dir[4096];
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        if (n && n < sizeof dir - 256) {
+            snprintf(dir, sizeof dir, "%.*s/%s", (int)n, path, prog);
+            if (access(dir, X_OK) == 0)
+                return 1;
+        }
+        path += n;
+        if (*path == ':')
+            path++;
+    }
+    return 0;
+}
+
+const char *bench_mode_name(bench_mode_t m)
+{
+    return m == BENCH_TINY ? "tiny" : m == BENCH_QUICK ? "quick" : "full";
+}
+
+long long bench_parse_count(const char *s)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v <= 0)
+        return -1;
+    if (*end == 'k' || *end == 'K') {
+        v *= 1000;
+        end++;
+    } else if (*end == 'M') {
+        v *= 1000000;
+        end++;
+    }
+    return *end ? -1 : v;
+}
+
+static void cli_usage(FILE *f, const char *harness, const char *summary, const bench_opt_t *opts)
+{
+    fprintf(f, "usage: bench_%s [options] [--benchmark_* flags]\n\n%s\n\n", harness, summary);
+    fprintf(f, "  --out DIR        write DIR/%s.csv and DIR/%s.machine.txt (default results)\n",
+            harness, harness);
+    fprintf(f, "  --full           full run (default)\n");
+    fprintf(f, "  --quick          quick run (also when QUICK=1 is in the environment)\n");
+    fprintf(f, "  --tiny           seconds-long run for smoke tests; numbers mean little\n");
+    for (int i = 0; opts && opts[i].name; i++)
+        fprintf(f, "  --%-14s %s\n", opts[i].name, opts[i].help ? opts[i].help : "");
+    fprintf(f, "  --help           this text\n");
+}
+
+int bench_cli_parse(bench_cli_t *cli, int argc, char **argv, const char *harness,
+                    const char *summary, const bench_opt_t *opts)
+{
+    memset(cli, 0, sizeof *cli);
+    cli->out_dir = "results";
+    const char *q = getenv("QUICK");
+    if (q && strcmp(q, "1") == 0)
+        cli->mode = BENCH_QUICK;
+    cli->gb_flags = calloc((size_t)argc + 1, sizeof *cli->gb_flags);
+    if (!cli->gb_flags) {
+        fprintf(stderr, "bench_%s: out of memory\n", harness);
+        return 2;
+    }
+    const char *a = NULL;
+    for (int i = 1; i < argc; i++) {
+        a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            cli_usage(stdout, harness, summary, opts);
+            return 1;
+        }
+        if (strncmp(a, "--benchmark_", 12) == 0) {
+            cli->gb_flags[cli->n_gb_flags++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--full") == 0) { cli->mode = BENCH_FULL; continue; }
+        if (strcmp(a, "--quick") == 0) { cli->mode = BENCH_QUICK; continue; }
+        if (strcmp(a, "--tiny") == 0) { cli->mode = BENCH_TINY; continue; }
+        if (strncmp(a, "--", 2) != 0)
+            goto bad;
+        const char *name = a + 2;
+        size_t nlen = strcspn(name, "=");
+        const char *val = name[nlen] == '=' ? name + nlen + 1 : NULL;
+        if (nlen == 3 && strncmp(name, "out", 3) == 0) {
+            if (!val && i + 1 < argc)
+                val = argv[++i];
+            if (!val || !*val) {
+                fprintf(stderr, "bench_%s: --out needs a directory\n", harness);
+                return 2;
+            }
+            cli->out_dir = val;
+            continue;
+        }
+        const bench_opt_t *o = NULL;
+        for (int k = 0; opts && opts[k].name; k++)
+            if (strlen(opts[k].name) == nlen && strncmp(opts[k].name, name, nlen) == 0)
+                o = &opts[k];
+        if (!o)
+            goto bad;
+        if (o->has_arg) {
+            if (!val && i + 1 < argc)
+                val = argv[++i];
+            if (!val) {
+                fprintf(stderr, "bench_%s: --%s needs a value\n", harness, o->name);
+                return 2;
+            }
+            *o->str = val;
+        } else {
+            if (val) {
+                fprintf(stderr, "bench_%s: --%s takes no value\n", harness, o->name);
+                return 2;
+            }
+            *o->flag = 1;
+        }
+    }
+    return 0;
+bad:
+    fprintf(stderr, "bench_%s: unknown argument '%s' (try --help)\n", harness, a);
+    return 2;
+}
