@@ -67,6 +67,7 @@ _Noreturn void fiber__context_returned(void);
 
 /* overflow.c */
 void fiber__overflow_init_thread(void);
+void fiber__overflow_fini_thread(void);
 
 /* io.c */
 int  fiber__io_poll(struct sched *s, uint64_t deadline_ns); /* 0 = don't wait */
@@ -75,6 +76,7 @@ void fiber__io_sched_free(struct sched *s);
 
 /* sched.c, for io.c */
 struct sched *fiber__sched(void);          /* this thread's, created on demand; NULL+ENOMEM */
+struct sched *fiber__sched_peek(void);     /* this thread's, or NULL if it has none */
 int  fiber__park(struct sched *s, struct fiber *f, uint64_t deadline_ns);
 void fiber__wake(struct sched *s, struct fiber *f, int reason);
 

@@ -135,6 +135,16 @@ int fiber__io_poll(struct sched *s, uint64_t deadline_ns)
     return 0;
 }
 
+void fiber__io_sched_free(struct sched *s)
+{
+    if (s->epfd >= 0)
+        close(s->epfd);
+    s->epfd = -1;
+    free(s->fds);
+    s->fds = NULL;
+    s->nfds = 0;
+}
+
 void fiber__io_wake_fd(struct sched *s, int fd, int reason)
 {
     if (!s || fd < 0 || (size_t)fd >= s->nfds)
@@ -213,9 +223,17 @@ ssize_t fiber_write(int fd, const void *buf, size_t n, uint64_t deadline_ns)
 {
     struct fiber *f = io_self("fiber_write");
     size_t done = 0;
+    int sock = 1;
     while (done < n) {
-        /* send() with MSG_NOSIGNAL would spare the SIGPIPE, but fd may not be a socket. */
-        ssize_t r = write(fd, (const char *)buf + done, n - done);
+        /* A peer that went away must be an EPIPE for this fiber, not a SIGPIPE that
+         * kills the whole process with every other fiber in it: send(MSG_NOSIGNAL) on
+         * sockets, write() on anything else (pipes keep SIGPIPE, as write(2) does). */
+        ssize_t r = sock ? send(fd, (const char *)buf + done, n - done, MSG_NOSIGNAL)
+                         : write(fd, (const char *)buf + done, n - done);
+        if (r < 0 && sock && errno == ENOTSOCK) {
+            sock = 0;
+            continue;
+        }
         if (r > 0) {
             done += (size_t)r;
             continue;
@@ -277,7 +295,7 @@ int fiber_connect(int fd, const struct sockaddr *addr, socklen_t len, uint64_t d
 
 void fiber_fd_forget(int fd)
 {
-    struct sched *s = fiber__sched();
+    struct sched *s = fiber__sched_peek();
     if (!s || fd < 0 || (size_t)fd >= s->nfds)
         return;
     fiber__io_wake_fd(s, fd, EBADF);

@@ -19,6 +19,7 @@
 static struct sigaction old_segv;
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static __thread int altstack_done;
+static __thread void *altstack_mem; /* ours to free, if we allocated it */
 
 /* Formatting without stdio: only async-signal-safe calls in a signal handler. */
 static size_t put_str(char *b, size_t at, size_t cap, const char *s)
@@ -102,7 +103,22 @@ void fiber__overflow_init_thread(void)
         return;
     }
     stack_t ss = { .ss_sp = malloc(ALTSTACK_SIZE), .ss_size = ALTSTACK_SIZE, .ss_flags = 0 };
-    if (ss.ss_sp && sigaltstack(&ss, NULL) == 0)
+    if (ss.ss_sp && sigaltstack(&ss, NULL) == 0) {
         altstack_done = 1;
-    /* The altstack is kept for the thread's life: a thread may spawn fibers again. */
+        altstack_mem = ss.ss_sp;
+    } else {
+        free(ss.ss_sp);
+    }
+}
+
+void fiber__overflow_fini_thread(void)
+{
+    if (!altstack_mem)
+        return;
+    stack_t off = { .ss_flags = SS_DISABLE };
+    if (sigaltstack(&off, NULL) == 0) {
+        free(altstack_mem);
+        altstack_mem = NULL;
+        altstack_done = 0;
+    }
 }

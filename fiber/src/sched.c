@@ -56,14 +56,43 @@ static void sched_find_main_stack(struct sched *s)
     }
 }
 
+struct sched *fiber__sched_peek(void)
+{
+    return tls_sched;
+}
+
+static pthread_key_t sched_key;
+static pthread_once_t sched_key_once = PTHREAD_ONCE_INIT;
+
+/* At thread exit: give back what the scheduler holds. Fibers still alive then are
+ * leaked on purpose (their stacks may hold anything); everything else is freed. */
+static void sched_destroy(void *p)
+{
+    struct sched *s = p;
+    fiber_pool_trim();
+    fiber__io_sched_free(s);
+    free(s->heap);
+    fiber__overflow_fini_thread();
+    tls_sched = NULL;
+    if (s->live == 0)
+        free(s);
+}
+
+static void sched_key_init(void)
+{
+    pthread_key_create(&sched_key, sched_destroy);
+}
+
 struct sched *fiber__sched(void)
 {
     struct sched *s = tls_sched;
     if (s)
         return s;
+    pthread_once(&sched_key_once, sched_key_init);
     s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    pthread_setspecific(sched_key, s);
     s->epfd = -1; /* created by the first I/O wait */
     sched_find_main_stack(s);
     fiber__overflow_init_thread();

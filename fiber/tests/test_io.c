@@ -282,6 +282,30 @@ static void test_wait_fd(void **state)
     fiber_close(sv[1]);
 }
 
+static void write_to_gone_peer(void *arg)
+{
+    int *sv = arg;
+    char buf[64] = { 0 };
+    close(sv[1]);
+    errno = 0;
+    /* The first write may land in the buffer before the reset is seen; the next fails. */
+    ssize_t r = fiber_write(sv[0], buf, sizeof buf, FIBER_FOREVER);
+    if (r >= 0)
+        r = fiber_write(sv[0], buf, sizeof buf, FIBER_FOREVER);
+    assert_int_equal(r, -1);
+    assert_int_equal(errno, EPIPE);
+}
+
+static void test_write_to_closed_peer_is_epipe_not_sigpipe(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    /* SIGPIPE's default action would end the test process right here. */
+    fiber_join(fiber_spawn(write_to_gone_peer, sv));
+    fiber_close(sv[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_accept_timeout_and_refused_connect),
         cmocka_unit_test(test_close_wakes_waiter),
         cmocka_unit_test(test_wait_fd),
+        cmocka_unit_test(test_write_to_closed_peer_is_epipe_not_sigpipe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

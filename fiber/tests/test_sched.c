@@ -1,5 +1,6 @@
 /* Spawning, yielding, joining, detaching, the pool, and many live fibers. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -224,6 +225,49 @@ static void test_many_live_fibers(void **state)
     free(fs);
 }
 
+/* Several threads, each with its own scheduler, at the same time. */
+struct thread_job { long sum; int ok; };
+
+static __thread long thread_sum; /* per thread: the fibers of one scheduler add to it */
+
+static void add_and_yield(void *arg)
+{
+    for (int i = 0; i < 10; i++) {
+        thread_sum += (long)(intptr_t)arg;
+        fiber_yield();
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    struct thread_job *j = arg;
+    fiber_t *fs[500];
+    for (int i = 0; i < 500; i++)
+        fs[i] = fiber_spawn(add_and_yield, (void *)(intptr_t)(i + 1));
+    j->ok = fiber_run() == 0;
+    for (int i = 0; i < 500; i++)
+        j->ok &= fiber_join(fs[i]) == 0;
+    j->ok &= fiber_live_count() == 0;
+    j->sum = thread_sum;
+    return NULL;
+}
+
+static void test_one_scheduler_per_thread(void **state)
+{
+    (void)state;
+    pthread_t t[4];
+    struct thread_job jobs[4] = { { 0 } };
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, thread_main, &jobs[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_true(jobs[i].ok);
+        assert_int_equal(jobs[i].sum, 10L * 500 * 501 / 2);
+    }
+    /* This thread's scheduler saw none of it. */
+    assert_int_equal(fiber_live_count(), 0);
+}
+
 static void test_guard_mode_reported(void **state)
 {
     (void)state;
@@ -245,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_bad_attributes),
         cmocka_unit_test(test_default_stack_is_usable),
         cmocka_unit_test(test_many_live_fibers),
+        cmocka_unit_test(test_one_scheduler_per_thread),
         cmocka_unit_test(test_guard_mode_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
