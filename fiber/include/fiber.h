@@ -187,7 +187,9 @@ void fiber_sem_release(fiber_sem_t *s);
 /* ---- Introspection ------------------------------------------------------------------ */
 
 /* "madvise" when guard pages are installed with MADV_GUARD_INSTALL (no extra mapping per
- * stack), "mprotect" when each guard costs a mapping (vm.max_map_count caps the count). */
+ * stack), "mprotect" when each guard costs a mapping (vm.max_map_count caps the count),
+ * "unknown" before the first guarded stack. The environment variable FIBER_GUARD=mprotect,
+ * read at the first guarded stack, forces mprotect even where madvise works. */
 const char *fiber_guard_mode(void);
 
 /* Stacks currently kept in this thread's pool for reuse, and the bytes they map. */

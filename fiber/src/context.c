@@ -138,6 +138,12 @@ static size_t page_size(void)
 static int install_guard(void *p, size_t len)
 {
     int mode = atomic_load(&guard_mode);
+    if (mode == GUARD_UNKNOWN) {
+        /* FIBER_GUARD=mprotect forces the old way, to measure or test it on a new kernel. */
+        const char *env = getenv("FIBER_GUARD");
+        if (env && strcmp(env, "mprotect") == 0)
+            atomic_store(&guard_mode, mode = GUARD_MPROTECT);
+    }
     if (mode != GUARD_MPROTECT) {
         if (madvise(p, len, MADV_GUARD_INSTALL) == 0) {
             if (mode == GUARD_UNKNOWN)
