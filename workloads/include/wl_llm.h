@@ -1,0 +1,74 @@
+/*
+ * wl_llm.h - one streaming LLM conversation, the unit of the llm workload, and the
+ * blocking-style upstream call of the HTTP workload. Both speak the OpenAI Chat
+ * Completions API over HTTP/1.1 to mock-llm, through wl_read/wl_write, so the same code
+ * runs on threads and on fibers.
+ */
+#ifndef WL_LLM_H
+#define WL_LLM_H
+
+#include "wl.h"
+
+#include <netinet/in.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum wl_db_hold {
+    WL_DB_NONE,  /* no shared resource */
+    WL_DB_JOB,   /* hold one unit for the whole conversation, like a thread that checks a
+                    database connection out for its lifetime */
+    WL_DB_QUERY, /* hold one unit only around two short queries (load, then save) */
+};
+
+typedef struct wl_conv_cfg {
+    struct sockaddr_in addr;        /* mock-llm */
+    int                max_tokens;  /* asked of the server */
+    uint64_t           timeout_ns;  /* whole conversation, from arrival; 0 = none */
+    int                db_hold;     /* enum wl_db_hold */
+    uint64_t           db_query_ns; /* simulated query time for WL_DB_QUERY */
+} wl_conv_cfg_t;
+
+/* What one conversation saw. Times are CLOCK_MONOTONIC ns; 0 = did not happen. */
+typedef struct wl_conv {
+    uint64_t arrival_ns;     /* when the user asked (set by the caller) */
+    uint64_t start_ns;       /* when a unit began working on it */
+    uint64_t first_token_ns; /* first non-empty content delta handed to the sink */
+    uint64_t end_ns;
+    uint32_t tokens;         /* usage.completion_tokens if sent, else content deltas */
+    uint32_t deltas;         /* content deltas with at least one byte */
+    uint64_t content_bytes;
+    int      ok;             /* [DONE] seen after a finish_reason, no error */
+    char     finish[16];
+    char     cause[48];      /* why it failed: "connect: EMFILE", "http 429", ... */
+} wl_conv_t;
+
+/* The "broadcast": every content delta is handed here, as a server would push it to the
+ * user's browser. The default sink folds the bytes into a per-thread checksum, so the
+ * work cannot be optimised away and costs the same on every model. */
+typedef void (*wl_sink_fn)(size_t conv, const char *content, size_t n, void *arg);
+void wl_sink_checksum(size_t conv, const char *content, size_t n, void *arg);
+/* The calling thread's checksum so far. */
+uint64_t wl_sink_thread_sum(void);
+
+/* Runs conversation number index: optionally takes a resource unit, connects, POSTs a
+ * streaming chat completion, reads the SSE stream delta by delta into sink, and fills
+ * *out (its arrival_ns must be set). Returns 0 when ok, -1 with out->cause set. */
+int wl_conv_run(const wl_conv_cfg_t *cfg, size_t index, wl_res_t *res, wl_sink_fn sink,
+                void *sink_arg, wl_conv_t *out);
+
+/* A non-streaming chat completion on the keep-alive connection *fd (dialled when < 0,
+ * closed and set to -1 when the server closes it). Reads the whole response. Returns the
+ * content bytes of the answer, or -1 with errno (EPROTO for a non-200 answer). */
+long wl_llm_complete(int *fd, const struct sockaddr_in *addr, int max_tokens,
+                     uint64_t deadline_ns);
+
+/* Name of an errno value ("EMFILE"), for failure causes. */
+const char *wl_errname(int e);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WL_LLM_H */

@@ -1,0 +1,305 @@
+/*
+ * llm.c - a streaming conversation and a non-streaming call against an OpenAI-compatible
+ * server, over wl_read/wl_write so that threads and fibers run the same code.
+ *
+ * Memory per conversation is kept small on purpose, because it is what the 10,000-stream
+ * target measures: the read buffer is per thread, not per conversation. That is sound on
+ * every model because each read is parsed completely before the next wait, and the
+ * parsers copy what they keep; it is the fiber models that gain, since a scheduler has
+ * one buffer for all its fibers while a thread per conversation has one each.
+ */
+#define _GNU_SOURCE
+#include "wl_llm.h"
+#include "wl_sse.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RBUF_SIZE 16384
+
+static _Thread_local char     tl_rbuf[RBUF_SIZE];
+static _Thread_local uint64_t tl_sink_sum;
+
+const char *wl_errname(int e)
+{
+    const char *n = strerrorname_np(e);
+    return n ? n : "E?";
+}
+
+void wl_sink_checksum(size_t conv, const char *content, size_t n, void *arg)
+{
+    (void)arg;
+    uint64_t h = tl_sink_sum ^ (conv * 0x9e3779b97f4a7c15ull);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)content[i]) * 0x100000001b3ull;
+    tl_sink_sum = h;
+}
+
+uint64_t wl_sink_thread_sum(void)
+{
+    return tl_sink_sum;
+}
+
+struct conv_state {
+    wl_conv_t     *out;
+    size_t         index;
+    wl_sink_fn     sink;
+    void          *sink_arg;
+    wl_sse_t       sse;
+    int            done, error, proto;
+};
+
+static int on_event(const wl_sse_event_t *ev, void *arg)
+{
+    struct conv_state *s = arg;
+    wl_chat_chunk_t c;
+    /* Decode into a stack buffer: a delta is a token or a few, rarely more than this. */
+    char content[512];
+    if (wl_chat_chunk_parse(ev->data, ev->data_len, &c, content, sizeof content) != 0) {
+        s->proto = 1;
+        return 1;
+    }
+    if (c.done) {
+        s->done = 1;
+        return 1;
+    }
+    if (c.error) {
+        s->error = 1;
+        return 1;
+    }
+    if (c.has_content && c.content_len) {
+        if (!s->out->first_token_ns)
+            s->out->first_token_ns = wl_now_ns();
+        s->out->deltas++;
+        s->out->content_bytes += c.content_len;
+        if (s->sink)
+            s->sink(s->index, content, c.content_len < sizeof content ? c.content_len
+                                                                       : sizeof content,
+                    s->sink_arg);
+    }
+    if (c.finish[0])
+        snprintf(s->out->finish, sizeof s->out->finish, "%s", c.finish);
+    if (c.usage_completion_tokens >= 0)
+        s->out->tokens = (uint32_t)c.usage_completion_tokens;
+    return 0;
+}
+
+static int on_body(const char *buf, size_t n, void *arg)
+{
+    struct conv_state *s = arg;
+    int r = wl_sse_feed(&s->sse, buf, n, on_event, s);
+    if (r < 0)
+        s->proto = 1;
+    return r != 0;
+}
+
+static int build_request(char *req, size_t cap, size_t index, int max_tokens, int stream)
+{
+    char body[512];
+    int bl = snprintf(body, sizeof body,
+                      "{\"model\":\"mock\",\"stream\":%s,%s\"max_tokens\":%d,"
+                      "\"messages\":[{\"role\":\"user\",\"content\":"
+                      "\"Conversation %zu: tell me about fibers.\"}]}",
+                      stream ? "true" : "false",
+                      stream ? "\"stream_options\":{\"include_usage\":true}," : "", max_tokens,
+                      index);
+    return snprintf(req, cap,
+                    "POST /v1/chat/completions HTTP/1.1\r\n"
+                    "Host: 127.0.0.1\r\n"
+                    "Content-Type: application/json\r\n"
+                    "Accept: %s\r\n"
+                    "Content-Length: %d\r\n\r\n%s",
+                    stream ? "text/event-stream" : "application/json", bl, body);
+}
+
+static int fail(wl_conv_t *out, const char *what, int e)
+{
+    snprintf(out->cause, sizeof out->cause, "%s: %s", what, wl_errname(e));
+    return -1;
+}
+
+int wl_conv_run(const wl_conv_cfg_t *cfg, size_t index, wl_res_t *res, wl_sink_fn sink,
+                void *sink_arg, wl_conv_t *out)
+{
+    int rc = -1, fd = -1, held = 0;
+    out->start_ns = wl_now_ns();
+    uint64_t deadline = cfg->timeout_ns ? out->arrival_ns + cfg->timeout_ns : WL_FOREVER;
+    struct conv_state s = { .out = out, .index = index, .sink = sink, .sink_arg = sink_arg };
+    wl_sse_init(&s.sse, 64 * 1024);
+
+    if (res && cfg->db_hold != WL_DB_NONE) {
+        if (wl_res_acquire(res, deadline) != 0) {
+            fail(out, "db", errno);
+            goto done;
+        }
+        held = 1;
+        if (cfg->db_hold == WL_DB_QUERY) { /* load the conversation, give it back */
+            wl_sleep_ns(cfg->db_query_ns);
+            wl_res_release(res);
+            held = 0;
+        }
+    }
+    fd = wl_dial((const struct sockaddr *)&cfg->addr, sizeof cfg->addr, deadline);
+    if (fd < 0) {
+        fail(out, "connect", errno);
+        goto done;
+    }
+    char req[1024];
+    int rl = build_request(req, sizeof req, index, cfg->max_tokens, 1);
+    if (wl_write(fd, req, (size_t)rl, deadline) < 0) {
+        fail(out, "write", errno);
+        goto done;
+    }
+    wl_http_resp_t resp;
+    wl_http_resp_init(&resp);
+    for (;;) {
+        ssize_t n = wl_read(fd, tl_rbuf, sizeof tl_rbuf, deadline);
+        if (n < 0) {
+            fail(out, "read", errno);
+            goto done;
+        }
+        if (n == 0) {
+            snprintf(out->cause, sizeof out->cause, "%s", resp.headers_done
+                     ? "eof before [DONE]" : "eof before headers");
+            goto done;
+        }
+        int r = wl_http_resp_feed(&resp, tl_rbuf, (size_t)n, on_body, &s);
+        if (r < 0 || s.proto) {
+            fail(out, "protocol", r < 0 ? errno : EPROTO);
+            goto done;
+        }
+        if (resp.headers_done && resp.status != 200) {
+            snprintf(out->cause, sizeof out->cause, "http %d", resp.status);
+            goto done;
+        }
+        if (s.error) {
+            snprintf(out->cause, sizeof out->cause, "stream error event");
+            goto done;
+        }
+        if (s.done)
+            break;
+        if (resp.done) {
+            snprintf(out->cause, sizeof out->cause, "body ended before [DONE]");
+            goto done;
+        }
+    }
+    if (!out->tokens)
+        out->tokens = out->deltas;
+    if (res && cfg->db_hold == WL_DB_QUERY) { /* save the answer */
+        if (wl_res_acquire(res, deadline) != 0) {
+            fail(out, "db", errno);
+            goto done;
+        }
+        wl_sleep_ns(cfg->db_query_ns);
+        wl_res_release(res);
+    }
+    out->ok = 1;
+    rc = 0;
+done:
+    if (fd >= 0)
+        wl_close(fd);
+    if (held)
+        wl_res_release(res);
+    wl_sse_free(&s.sse);
+    out->end_ns = wl_now_ns();
+    if (!out->tokens)
+        out->tokens = out->deltas;
+    return rc;
+}
+
+struct complete_state {
+    long content;
+    int  proto;
+    /* A non-streaming answer is one JSON object; it is gathered whole, within a bound. */
+    char  *buf;
+    size_t len, cap;
+};
+
+static int on_complete_body(const char *b, size_t n, void *arg)
+{
+    struct complete_state *c = arg;
+    if (c->len + n + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap : 1024;
+        while (cap < c->len + n + 1)
+            cap *= 2;
+        if (cap > (1u << 20)) {
+            c->proto = 1;
+            return 1;
+        }
+        char *t = realloc(c->buf, cap);
+        if (!t) {
+            c->proto = 1;
+            return 1;
+        }
+        c->buf = t;
+        c->cap = cap;
+    }
+    memcpy(c->buf + c->len, b, n);
+    c->len += n;
+    return 0;
+}
+
+long wl_llm_complete(int *fd, const struct sockaddr_in *addr, int max_tokens,
+                     uint64_t deadline_ns)
+{
+    char req[1024];
+    int rl = build_request(req, sizeof req, 0, max_tokens, 0);
+    struct complete_state c = { 0 };
+    wl_http_resp_t resp;
+    int e = EPROTO;
+    /* A kept-alive connection may have been closed by the server meanwhile: one retry
+     * on a fresh connection when the first write or read on an old one fails. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fresh = *fd < 0;
+        if (fresh) {
+            *fd = wl_dial((const struct sockaddr *)addr, sizeof *addr, deadline_ns);
+            if (*fd < 0)
+                return -1;
+        }
+        wl_http_resp_init(&resp);
+        c.len = 0;
+        c.proto = 0;
+        ssize_t n = wl_write(*fd, req, (size_t)rl, deadline_ns);
+        while (n >= 0 && !resp.done) {
+            n = wl_read(*fd, tl_rbuf, sizeof tl_rbuf, deadline_ns);
+            if (n <= 0)
+                break;
+            if (wl_http_resp_feed(&resp, tl_rbuf, (size_t)n, on_complete_body, &c) != 0 ||
+                c.proto) {
+                n = -1;
+                errno = EPROTO;
+                break;
+            }
+        }
+        if (resp.done)
+            break;
+        e = n < 0 ? errno : ECONNRESET;
+        wl_close(*fd);
+        *fd = -1;
+        if (fresh || e == ETIMEDOUT || e == EPROTO)
+            break;
+    }
+    if (!resp.done) {
+        free(c.buf);
+        errno = e;
+        return -1;
+    }
+    if (resp.close) {
+        wl_close(*fd);
+        *fd = -1;
+    }
+    long got = -1;
+    if (resp.status == 200 && c.buf) {
+        c.buf[c.len] = 0;
+        wl_chat_chunk_t ch;
+        if (wl_chat_chunk_parse(c.buf, c.len, &ch, NULL, 0) == 0 && !ch.error)
+            got = (long)ch.content_len;
+    }
+    free(c.buf);
+    if (got < 0)
+        errno = EPROTO;
+    return got;
+}

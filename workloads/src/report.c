@@ -1,0 +1,142 @@
+/* report.c - in-process measurement: quantiles, /proc readings, the peak sampler. */
+#define _GNU_SOURCE
+#include "wl_report.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double wl_quantile(double *v, size_t n, double p)
+{
+    if (!n)
+        return 0;
+    qsort(v, n, sizeof *v, cmp_double);
+    size_t k = (size_t)(p * (double)n + 0.999999); /* nearest rank: ceil(p*n) */
+    if (k < 1)
+        k = 1;
+    if (k > n)
+        k = n;
+    return v[k - 1];
+}
+
+static long file_key_kib(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[256];
+    size_t kl = strlen(key);
+    long v = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+            v = strtol(line + kl + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+long wl_self_status_kib(const char *key)
+{
+    return file_key_kib("/proc/self/status", key);
+}
+
+long wl_kernel_mem_kib(void)
+{
+    long a = file_key_kib("/proc/meminfo", "KernelStack");
+    long b = file_key_kib("/proc/meminfo", "PageTables");
+    long c = file_key_kib("/proc/meminfo", "SUnreclaim");
+    return a < 0 || b < 0 || c < 0 ? -1 : a + b + c;
+}
+
+long wl_tcp_mem_kib(void)
+{
+    FILE *f = fopen("/proc/net/sockstat", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long v = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "TCP:", 4) == 0) {
+            char *m = strstr(line, " mem ");
+            if (m)
+                v = strtol(m + 5, NULL, 10) * (sysconf(_SC_PAGESIZE) / 1024);
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+double wl_cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+long wl_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    return (long)rl.rlim_cur;
+}
+
+static void sample(wl_sampler_t *s)
+{
+    long k = wl_kernel_mem_kib(), t = wl_tcp_mem_kib();
+    if (k > atomic_load(&s->kernel_peak_kib))
+        atomic_store(&s->kernel_peak_kib, k);
+    if (t > atomic_load(&s->tcp_peak_kib))
+        atomic_store(&s->tcp_peak_kib, t);
+}
+
+static void *sampler_main(void *p)
+{
+    wl_sampler_t *s = p;
+    while (!atomic_load(&s->stop)) {
+        sample(s);
+        struct timespec ts = { 0, 20 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    sample(s);
+    return NULL;
+}
+
+int wl_sampler_start(wl_sampler_t *s)
+{
+    memset(s, 0, sizeof *s);
+    atomic_store(&s->kernel_peak_kib, -1);
+    atomic_store(&s->tcp_peak_kib, -1);
+    sample(s);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 64 * 1024);
+    int e = pthread_create(&s->tid, &a, sampler_main, s);
+    pthread_attr_destroy(&a);
+    s->running = e == 0;
+    return e == 0 ? 0 : -1;
+}
+
+void wl_sampler_stop(wl_sampler_t *s)
+{
+    if (!s->running)
+        return;
+    atomic_store(&s->stop, 1);
+    pthread_join(s->tid, NULL);
+    s->running = 0;
+}

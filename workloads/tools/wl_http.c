@@ -1,0 +1,189 @@
+/*
+ * wl-http - the throughput workload's keep-alive HTTP/1.1 server on one concurrency
+ * model. Prints "wl-http listening on 127.0.0.1:PORT" when ready; SIGTERM or SIGINT (or
+ * --max-seconds) stops it, and it then prints one JSON line of what it saw.
+ */
+#define _GNU_SOURCE
+#include "wl.h"
+#include "wl_http.h"
+#include "wl_llm.h"
+#include "wl_report.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct {
+    const char *model;
+    const char *listen;
+    int         workers;
+    const char *handler;
+    const char *upstream;
+    int         upstream_tokens;
+    long        stack_kib;
+    double      idle_s;
+    double      max_seconds;
+} opt = {
+    .model           = NULL,
+    .listen          = "127.0.0.1:0",
+    .workers         = 0,
+    .handler         = "hello",
+    .upstream        = NULL,
+    .upstream_tokens = 16,
+    .stack_kib       = 0,
+    .idle_s          = 0,
+    .max_seconds     = 600,
+};
+
+static atomic_int g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&g_stop, 1);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: wl-http --model M [options]\n"
+        "A keep-alive HTTP/1.1 server answering every request with \"Hello, world\\n\".\n"
+        "  --model M           thread | pool | fiber | fiber-mt\n"
+        "  --listen H:P        loopback address (default 127.0.0.1:0: pick a port)\n"
+        "  --workers W         pool size (default 25) or fiber-mt schedulers (default cores)\n"
+        "  --handler H         hello | upstream (call mock-llm, non-streaming, first)\n"
+        "  --upstream H:P      mock-llm address, for --handler upstream\n"
+        "  --upstream-tokens T max_tokens of the upstream call (default 16)\n"
+        "  --stack-kib KIB     thread or fiber stack size (default: model default)\n"
+        "  --idle-s S          close connections idle this long (default 0: never)\n"
+        "  --max-seconds S     stop by itself after S seconds (default 600)\n"
+        "  --help\n");
+}
+
+static void on_ready(uint16_t port, void *arg)
+{
+    (void)arg;
+    printf("wl-http listening on 127.0.0.1:%u\n", port);
+    fflush(stdout);
+}
+
+static void *watchdog(void *p)
+{
+    double s = *(double *)p;
+    for (double t = 0; t < s && !atomic_load(&g_stop); t += 0.1)
+        usleep(100000);
+    atomic_store(&g_stop, 1);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        { "model", 1, 0, 'm' },    { "listen", 1, 0, 'l' },    { "workers", 1, 0, 'w' },
+        { "handler", 1, 0, 'H' },  { "upstream", 1, 0, 'u' },  { "upstream-tokens", 1, 0, 'k' },
+        { "stack-kib", 1, 0, 's' }, { "idle-s", 1, 0, 'i' },   { "max-seconds", 1, 0, 'x' },
+        { "help", 0, 0, 'h' },     { 0, 0, 0, 0 },
+    };
+    int c, idx = 0;
+    char *e;
+    while ((c = getopt_long(argc, argv, "", lo, &idx)) != -1) {
+        errno = 0;
+        switch (c) {
+        case 'm': opt.model = optarg; break;
+        case 'l': opt.listen = optarg; break;
+        case 'w':
+            opt.workers = (int)strtol(optarg, &e, 10);
+            if (*e || opt.workers < 1 || opt.workers > 100000)
+                goto bad;
+            break;
+        case 'H': opt.handler = optarg; break;
+        case 'u': opt.upstream = optarg; break;
+        case 'k':
+            opt.upstream_tokens = (int)strtol(optarg, &e, 10);
+            if (*e || opt.upstream_tokens < 1)
+                goto bad;
+            break;
+        case 's':
+            opt.stack_kib = strtol(optarg, &e, 10);
+            if (*e || opt.stack_kib < 16 || opt.stack_kib > (1 << 20))
+                goto bad;
+            break;
+        case 'i':
+            opt.idle_s = strtod(optarg, &e);
+            if (*e || opt.idle_s < 0)
+                goto bad;
+            break;
+        case 'x':
+            opt.max_seconds = strtod(optarg, &e);
+            if (*e || opt.max_seconds <= 0)
+                goto bad;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        continue;
+    bad:
+        fprintf(stderr, "wl-http: bad value for --%s: '%s' (see --help)\n", lo[idx].name, optarg);
+        return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "wl-http: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    const wl_model_t *m = opt.model ? wl_model_find(opt.model) : NULL;
+    if (!m) {
+        fprintf(stderr, "wl-http: --model must be one of thread, pool, fiber, fiber-mt\n");
+        return 2;
+    }
+    static wl_http_srv_t srv;
+    if (strcmp(opt.handler, "upstream") == 0) {
+        srv.upstream = 1;
+        if (!opt.upstream || wl_parse_addr(opt.upstream, &srv.upstream_addr) != 0) {
+            fprintf(stderr, "wl-http: --handler upstream needs --upstream IPV4:PORT\n");
+            return 2;
+        }
+    } else if (strcmp(opt.handler, "hello") != 0) {
+        fprintf(stderr, "wl-http: --handler must be hello or upstream\n");
+        return 2;
+    }
+    srv.upstream_tokens = opt.upstream_tokens;
+    srv.idle_ns = (uint64_t)(opt.idle_s * 1e9);
+    wl_serve_cfg_t cfg = {
+        .workers = opt.workers, .stack_size = (size_t)opt.stack_kib * 1024,
+        .handler = wl_http_handle, .arg = &srv, .stop = &g_stop, .on_ready = on_ready,
+    };
+    if (wl_parse_addr(opt.listen, &cfg.addr) != 0) {
+        fprintf(stderr, "wl-http: bad --listen '%s' (want IPV4:PORT)\n", opt.listen);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    wl_raise_nofile();
+    pthread_t wd;
+    pthread_create(&wd, NULL, watchdog, &opt.max_seconds);
+    wl_run_stats_t st = { 0 };
+    double cpu0 = wl_cpu_seconds();
+    if (m->serve(&cfg, &st) != 0) {
+        fprintf(stderr, "wl-http: cannot listen on %s: %s\n", opt.listen, strerror(errno));
+        atomic_store(&g_stop, 1);
+        pthread_join(wd, NULL);
+        return 1;
+    }
+    atomic_store(&g_stop, 1);
+    pthread_join(wd, NULL);
+    printf("{\"model\":\"%s\",\"requests\":%lu,\"bad_requests\":%lu,\"upstream_errors\":%lu,"
+           "\"conns\":%zu,\"peak_live\":%zu,\"spawn_failed\":%zu,\"spawn_errno\":\"%s\","
+           "\"accept_failed\":%zu,\"accept_errno\":\"%s\",\"cpu_s\":%.6f,\"rss_peak_kib\":%ld}\n",
+           m->name, atomic_load(&srv.requests), atomic_load(&srv.bad_requests),
+           atomic_load(&srv.upstream_errors), st.started, st.peak_live, st.spawn_failed,
+           st.spawn_failed ? wl_errname(st.spawn_errno) : "", st.accept_failed,
+           st.accept_failed ? wl_errname(st.accept_errno) : "", wl_cpu_seconds() - cpu0,
+           wl_self_status_kib("VmHWM"));
+    return 0;
+}
