@@ -14,8 +14,8 @@ the first part after the harness is the model, the rest the impl, and a part wit
 Benchmark's suffixes (manual_time, repeats:N, ...) are dropped.
 
 Rows per benchmark: its time per iteration (metric from a 'metric=<name>' label,
-default ns_per_op, unit ns), then one per user counter (unit guessed from the suffix:
-_ns, _us, _per_s, _bytes / bytes_, else count). median/min/max come from the
+default ns_per_op, unit ns), then one per user counter (unit guessed from the name:
+a _ns or _us part, _per_s, _bytes / bytes_, else count). median/min/max come from the
 'median', 'min' and 'max' aggregates (the gb shim adds min and max), runs from
 'repetitions'; a single run gives median = min = max, runs = 1. A benchmark that
 failed (SkipWithError) gives one row with metric 'failed' and the message as value.
@@ -57,9 +57,9 @@ def split_name(run_name):
 
 
 def counter_unit(key):
-    if key.endswith("_ns"):
+    if re.search(r"(^|_)ns(_|$)", key):
         return "ns"
-    if key.endswith("_us"):
+    if re.search(r"(^|_)us(_|$)", key):
         return "us"
     if key.endswith("_per_s") or key == "items_per_second":
         return "1/s"

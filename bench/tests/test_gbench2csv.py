@@ -70,6 +70,7 @@ class Convert(unittest.TestCase):
 
     def test_units(self):
         self.assertEqual(gbench2csv.counter_unit("cold_ns"), "ns")
+        self.assertEqual(gbench2csv.counter_unit("warm_ns_per_unit"), "ns")
         self.assertEqual(gbench2csv.counter_unit("units_per_s"), "1/s")
         self.assertEqual(gbench2csv.counter_unit("rss_bytes"), "B")
         self.assertEqual(gbench2csv.counter_unit("threads"), "count")
