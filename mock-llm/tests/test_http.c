@@ -1,0 +1,135 @@
+/* test_http.c - the request parser: complete, partial, limits, smuggling shapes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mllm_http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const mllm_http_limits_t lim = { 64, 256, 1000 };
+
+static int parse(const char *s, mllm_http_req_t *r)
+{
+    return mllm_http_parse_head(s, strlen(s), &lim, r);
+}
+
+static void test_complete(void **st)
+{
+    (void)st;
+    mllm_http_req_t r;
+    const char *s = "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: a\r\n"
+                    "Content-Length: 12\r\nX-Thing:  spaced value \r\n\r\nbody";
+    assert_int_equal(parse(s, &r), 1);
+    assert_true(mllm_str_ieq(r.method, "POST"));
+    assert_true(mllm_str_ieq(r.path, "/v1/chat/completions"));
+    assert_int_equal(r.target.n, strlen("/v1/chat/completions?x=1"));
+    assert_int_equal(r.content_length, 12);
+    assert_int_equal(r.keep_alive, 1);
+    assert_int_equal(r.head_len, strlen(s) - 4);
+    mllm_str_t v = mllm_http_header(&r, "x-thing");
+    assert_int_equal(v.n, strlen("spaced value"));
+    assert_memory_equal(v.p, "spaced value", v.n);
+}
+
+static void test_partial_every_prefix(void **st)
+{
+    (void)st;
+    const char *s = "GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    mllm_http_req_t r;
+    for (size_t n = 0; n < strlen(s); n++)
+        assert_int_equal(mllm_http_parse_head(s, n, &lim, &r), 0);
+    assert_int_equal(mllm_http_parse_head(s, strlen(s), &lim, &r), 1);
+    assert_int_equal(r.keep_alive, 0);
+    assert_int_equal(r.content_length, -1);
+}
+
+static void test_bare_lf_and_http10(void **st)
+{
+    (void)st;
+    mllm_http_req_t r;
+    assert_int_equal(parse("GET / HTTP/1.0\nHost: a\n\n", &r), 1);
+    assert_int_equal(r.minor, 0);
+    assert_int_equal(r.keep_alive, 0);
+    assert_int_equal(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r), 1);
+    assert_int_equal(r.keep_alive, 1);
+}
+
+static void test_errors(void **st)
+{
+    (void)st;
+    mllm_http_req_t r;
+    assert_int_equal(parse("GET / HTTP/2.0\r\n\r\n", &r), -505);
+    assert_int_equal(parse("GET /  HTTP/1.1\r\n\r\n", &r), -400);
+    assert_int_equal(parse("G(T / HTTP/1.1\r\n\r\n", &r), -400);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", &r), -400);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", &r), -400);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", &r), -400);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &r), -400);
+    assert_int_equal(parse("POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", &r), -413);
+    assert_int_equal(parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", &r), -501);
+    assert_int_equal(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", &r), -400);
+}
+
+static void test_limits_on_partial_input(void **st)
+{
+    (void)st;
+    mllm_http_req_t r;
+    char line[200];
+    memset(line, 'a', sizeof line);
+    memcpy(line, "GET /", 5);
+    /* no LF yet, already past the request-line limit */
+    assert_int_equal(mllm_http_parse_head(line, sizeof line, &lim, &r), -414);
+    char head[400];
+    int n = snprintf(head, sizeof head, "GET / HTTP/1.1\r\nX: ");
+    memset(head + n, 'b', sizeof head - (size_t)n);
+    assert_int_equal(mllm_http_parse_head(head, sizeof head, &lim, &r), -431);
+    /* too many headers */
+    char many[4096] = "GET / HTTP/1.1\r\n";
+    for (int i = 0; i < MLLM_HTTP_MAX_HEADERS + 1; i++)
+        strcat(many, "A:b\r\n");
+    strcat(many, "\r\n");
+    mllm_http_limits_t big = { 64, 4096, 1000 };
+    assert_int_equal(mllm_http_parse_head(many, strlen(many), &big, &r), -431);
+}
+
+static void test_dechunk(void **st)
+{
+    (void)st;
+    char buf[128];
+    const char *enc = "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+    size_t len = strlen(enc), body, used;
+    for (size_t n = 0; n < len - 4; n++) {
+        memcpy(buf, enc, len);
+        assert_int_equal(mllm_http_dechunk(buf, n, 1000, &body, &used), 0);
+        assert_memory_equal(buf, enc, len); /* untouched while incomplete */
+    }
+    memcpy(buf, enc, len);
+    assert_int_equal(mllm_http_dechunk(buf, len, 1000, &body, &used), 1);
+    assert_int_equal(body, 12);
+    assert_memory_equal(buf, "hello, world", 12);
+    assert_int_equal(used, len - 4);
+    memcpy(buf, enc, len);
+    assert_int_equal(mllm_http_dechunk(buf, len, 8, &body, &used), -413);
+    strcpy(buf, "zz\r\n");
+    assert_int_equal(mllm_http_dechunk(buf, 4, 1000, &body, &used), -400);
+    strcpy(buf, "3\r\nabcX\r\n0\r\n\r\n");
+    assert_int_equal(mllm_http_dechunk(buf, strlen(buf), 1000, &body, &used), -400);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_complete),
+        cmocka_unit_test(test_partial_every_prefix),
+        cmocka_unit_test(test_bare_lf_and_http10),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_limits_on_partial_input),
+        cmocka_unit_test(test_dechunk),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

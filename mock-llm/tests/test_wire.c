@@ -1,0 +1,821 @@
+/*
+ * test_wire.c - the server over loopback with a raw socket client: the wire format of
+ * both APIs, every error status, timing on a sped-up profile, keep-alive, pipelining,
+ * limits and timeouts, slow and vanished clients, and leaks.
+ *   mockllm_test_wire PATH/TO/mock-llm
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *server_path;
+
+typedef struct server {
+    pid_t pid;
+    int   port;
+} server_t;
+
+static server_t srv_main; /* fixed profile at 1/4 time */
+static server_t srv_big;  /* instant long streams, small limits */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static server_t start_server(const char *const *extra)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    const char *argv[40] = { server_path, "--listen", "127.0.0.1:0" };
+    int n = 3;
+    for (; extra && *extra; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        execv(server_path, (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    char line[128] = { 0 };
+    size_t got = 0;
+    while (got < sizeof line - 1) {
+        struct pollfd pf = { p[0], POLLIN, 0 };
+        assert_true(poll(&pf, 1, 5000) == 1);
+        ssize_t r = read(p[0], line + got, 1);
+        assert_true(r == 1);
+        if (line[got++] == '\n')
+            break;
+    }
+    close(p[0]);
+    int port = 0;
+    /* the interface contract: exactly this line */
+    assert_int_equal(sscanf(line, "mock-llm listening on 127.0.0.1:%d\n", &port), 1);
+    assert_true(port > 0);
+    return (server_t){ pid, port };
+}
+
+static int stop_server(server_t s)
+{
+    int st = 0;
+    kill(s.pid, SIGTERM);
+    waitpid(s.pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static void send_all(int fd, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* A buffered reader over a socket with a 5 s timeout per read. */
+typedef struct rd {
+    int    fd;
+    char   buf[1 << 16];
+    size_t len, off;
+    int    eof;
+} rd_t;
+
+static int rd_fill(rd_t *r)
+{
+    if (r->off == r->len)
+        r->off = r->len = 0;
+    if (r->len == sizeof r->buf) {
+        memmove(r->buf, r->buf + r->off, r->len - r->off);
+        r->len -= r->off;
+        r->off = 0;
+    }
+    struct pollfd pf = { r->fd, POLLIN, 0 };
+    if (poll(&pf, 1, 5000) != 1)
+        return -1;
+    ssize_t n = read(r->fd, r->buf + r->len, sizeof r->buf - r->len);
+    if (n <= 0) {
+        r->eof = 1;
+        return 0;
+    }
+    r->len += (size_t)n;
+    return 1;
+}
+
+/* One line without its CRLF into out. Returns 0, or -1 at EOF/timeout. */
+static int rd_line(rd_t *r, char *out, size_t cap)
+{
+    for (;;) {
+        char *nl = memchr(r->buf + r->off, '\n', r->len - r->off);
+        if (nl) {
+            size_t n = (size_t)(nl - (r->buf + r->off));
+            size_t c = n && nl[-1] == '\r' ? n - 1 : n;
+            if (c >= cap)
+                c = cap - 1;
+            memcpy(out, r->buf + r->off, c);
+            out[c] = 0;
+            r->off += n + 1;
+            return 0;
+        }
+        if (rd_fill(r) <= 0)
+            return -1;
+    }
+}
+
+static int rd_bytes(rd_t *r, char *out, size_t n)
+{
+    while (r->len - r->off < n)
+        if (rd_fill(r) <= 0)
+            return -1;
+    memcpy(out, r->buf + r->off, n);
+    r->off += n;
+    return 0;
+}
+
+typedef struct resp {
+    int    status;
+    char   headers[4096];
+    char  *body;
+    size_t body_len;
+    int    chunked, closed_early;
+    double t_head;
+    /* arrival time of each HTTP chunk of the body (the server writes one per batch) */
+    double chunk_t[4096];
+    size_t chunk_off[4096];
+    int    nchunks;
+} resp_t;
+
+static const char *hdr(const resp_t *r, const char *name)
+{
+    static char val[256];
+    const char *p = r->headers;
+    size_t n = strlen(name);
+    while (*p) {
+        const char *e = strchr(p, '\n');
+        if (!strncasecmp(p, name, n) && p[n] == ':') {
+            const char *v = p + n + 1;
+            while (*v == ' ')
+                v++;
+            size_t l = (size_t)(e - v);
+            if (l >= sizeof val)
+                l = sizeof val - 1;
+            memcpy(val, v, l);
+            val[l] = 0;
+            return val;
+        }
+        p = e + 1;
+    }
+    return NULL;
+}
+
+/* Reads one response: head, then a Content-Length, chunked or until-close body. */
+static int read_resp(rd_t *r, resp_t *o)
+{
+    memset(o, 0, offsetof(resp_t, chunk_t));
+    o->nchunks = 0;
+    char line[8192];
+    if (rd_line(r, line, sizeof line))
+        return -1;
+    if (sscanf(line, "HTTP/1.%*d %d", &o->status) != 1)
+        return -1;
+    if (o->status == 100) { /* interim: the real response follows */
+        rd_line(r, line, sizeof line);
+        return read_resp(r, o);
+    }
+    o->t_head = now_s();
+    long clen = -1;
+    for (;;) {
+        if (rd_line(r, line, sizeof line))
+            return -1;
+        if (!line[0])
+            break;
+        size_t hl = strlen(o->headers), ll = strlen(line);
+        if (hl + ll + 2 < sizeof o->headers) {
+            memcpy(o->headers + hl, line, ll);
+            memcpy(o->headers + hl + ll, "\n", 2);
+        }
+        if (!strncasecmp(line, "content-length:", 15))
+            clen = atol(line + 15);
+        if (!strncasecmp(line, "transfer-encoding:", 18) && strstr(line, "chunked"))
+            o->chunked = 1;
+    }
+    size_t cap = 1 << 16;
+    o->body = malloc(cap);
+    if (clen >= 0) {
+        o->body = realloc(o->body, (size_t)clen + 1);
+        if (rd_bytes(r, o->body, (size_t)clen))
+            return -1;
+        o->body_len = (size_t)clen;
+    } else if (o->chunked) {
+        for (;;) {
+            if (rd_line(r, line, sizeof line)) {
+                o->closed_early = 1;
+                break;
+            }
+            size_t sz = strtoul(line, NULL, 16);
+            if (sz == 0) {
+                rd_line(r, line, sizeof line);
+                break;
+            }
+            if (o->nchunks < 4096) {
+                o->chunk_t[o->nchunks] = now_s();
+                o->chunk_off[o->nchunks++] = o->body_len;
+            }
+            while (o->body_len + sz + 1 > cap)
+                o->body = realloc(o->body, cap *= 2);
+            if (rd_bytes(r, o->body + o->body_len, sz)) {
+                o->closed_early = 1;
+                break;
+            }
+            o->body_len += sz;
+            rd_line(r, line, sizeof line);
+        }
+    } else {
+        for (;;) {
+            size_t have = r->len - r->off;
+            while (o->body_len + have + 1 > cap)
+                o->body = realloc(o->body, cap *= 2);
+            memcpy(o->body + o->body_len, r->buf + r->off, have);
+            o->body_len += have;
+            r->off = r->len;
+            if (rd_fill(r) <= 0)
+                break;
+        }
+    }
+    o->body[o->body_len] = 0;
+    return 0;
+}
+
+static void resp_free(resp_t *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+/* One request on a fresh connection. */
+static void request(int port, const char *raw, resp_t *o)
+{
+    static rd_t r;
+    r.fd = connect_to(port);
+    r.len = r.off = 0;
+    r.eof = 0;
+    send_all(r.fd, raw, strlen(raw));
+    assert_int_equal(read_resp(&r, o), 0);
+    close(r.fd);
+}
+
+static char *post(const char *path, const char *body, const char *extra)
+{
+    static char buf[1 << 16];
+    snprintf(buf, sizeof buf, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                              "Content-Length: %zu\r\n%s\r\n%s", path, strlen(body),
+             extra ? extra : "", body);
+    return buf;
+}
+
+#define MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"Say something.\"}]"
+
+/* Splits an SSE body into the JSON of its data frames (until [DONE]). */
+static int sse_frames(const char *body, cJSON **out, int max, int *done)
+{
+    int n = 0;
+    *done = 0;
+    const char *p = body;
+    while ((p = strstr(p, "data: ")) != NULL) {
+        const char *e = strstr(p, "\n\n");
+        assert_non_null(e);
+        if (!strncmp(p + 6, "[DONE]", 6)) {
+            *done = 1;
+            assert_string_equal(e + 2, ""); /* nothing after [DONE] */
+            break;
+        }
+        assert_true(n < max);
+        out[n] = cJSON_ParseWithLength(p + 6, (size_t)(e - p - 6));
+        assert_non_null(out[n]);
+        n++;
+        p = e + 2;
+    }
+    return n;
+}
+
+static void test_stream_wire(void **st)
+{
+    (void)st;
+    resp_t r;
+    request(srv_main.port, post("/v1/chat/completions",
+            "{\"model\":\"mock\"," MSGS ",\"stream\":true,\"stream_options\":"
+            "{\"include_usage\":true},\"max_tokens\":6}", NULL), &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(hdr(&r, "content-type"), "text/event-stream"));
+    assert_true(r.chunked);
+    assert_non_null(hdr(&r, "x-request-id"));
+    cJSON *f[64];
+    int done, n = sse_frames(r.body, f, 64, &done);
+    assert_true(done);
+    assert_int_equal(n, 1 + 6 + 1 + 1); /* role, 6 content, finish, usage */
+    const char *id = cJSON_GetObjectItem(f[0], "id")->valuestring;
+    double created = cJSON_GetObjectItem(f[0], "created")->valuedouble;
+    for (int i = 0; i < n; i++) {
+        assert_string_equal(cJSON_GetObjectItem(f[i], "id")->valuestring, id);
+        assert_true(cJSON_GetObjectItem(f[i], "created")->valuedouble == created);
+        assert_string_equal(cJSON_GetObjectItem(f[i], "model")->valuestring, "mock");
+        assert_string_equal(cJSON_GetObjectItem(f[i], "object")->valuestring,
+                            "chat.completion.chunk");
+    }
+    cJSON *d0 = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(f[0], "choices"), 0), "delta");
+    assert_string_equal(cJSON_GetObjectItem(d0, "role")->valuestring, "assistant");
+    for (int i = 1; i <= 6; i++) {
+        cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(f[i], "choices"), 0);
+        assert_true(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "delta"), "content")));
+        assert_true(cJSON_IsNull(cJSON_GetObjectItem(c, "finish_reason")));
+    }
+    cJSON *fin = cJSON_GetArrayItem(cJSON_GetObjectItem(f[7], "choices"), 0);
+    assert_string_equal(cJSON_GetObjectItem(fin, "finish_reason")->valuestring, "length");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(f[8], "choices")), 0);
+    cJSON *u = cJSON_GetObjectItem(f[8], "usage");
+    assert_int_equal(cJSON_GetObjectItem(u, "completion_tokens")->valuedouble, 6);
+    assert_true(cJSON_GetObjectItem(u, "prompt_tokens")->valuedouble > 0);
+    for (int i = 0; i < n; i++)
+        cJSON_Delete(f[i]);
+    resp_free(&r);
+
+    /* without include_usage and without a cap: all 32 tokens, "stop", no usage chunk */
+    request(srv_main.port, post("/v1/chat/completions",
+            "{\"model\":\"gpt-4o\"," MSGS ",\"stream\":true}", NULL), &r);
+    n = sse_frames(r.body, f, 64, &done);
+    assert_true(done);
+    assert_int_equal(n, 1 + 32 + 1);
+    fin = cJSON_GetArrayItem(cJSON_GetObjectItem(f[n - 1], "choices"), 0);
+    assert_string_equal(cJSON_GetObjectItem(fin, "finish_reason")->valuestring, "stop");
+    for (int i = 0; i < n; i++)
+        cJSON_Delete(f[i]);
+    resp_free(&r);
+}
+
+static void test_nonstream_and_models(void **st)
+{
+    (void)st;
+    resp_t r;
+    request(srv_main.port, post("/v1/chat/completions",
+            "{\"model\":\"mock\"," MSGS ",\"max_completion_tokens\":4}", NULL), &r);
+    assert_int_equal(r.status, 200);
+    cJSON *j = cJSON_Parse(r.body);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "object")->valuestring, "chat.completion");
+    cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    assert_string_equal(cJSON_GetObjectItem(c, "finish_reason")->valuestring, "length");
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "completion_tokens")->valuedouble, 4);
+    cJSON_Delete(j);
+    resp_free(&r);
+
+    request(srv_main.port, "GET /v1/models HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    j = cJSON_Parse(r.body);
+    cJSON *data = cJSON_GetObjectItem(j, "data");
+    int have[4] = { 0 };
+    const char *want[4] = { "mock", "gpt-4o", "gpt-4o-mini", "claude-sonnet-4" };
+    cJSON *m;
+    cJSON_ArrayForEach(m, data) for (int i = 0; i < 4; i++) have[i] |=
+        !strcmp(cJSON_GetObjectItem(m, "id")->valuestring, want[i]);
+    for (int i = 0; i < 4; i++)
+        assert_true(have[i]);
+    cJSON_Delete(j);
+    resp_free(&r);
+
+    request(srv_main.port, "GET /v1/models/gpt-4o HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    request(srv_main.port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"status\":\"ok\"}");
+    resp_free(&r);
+}
+
+static void expect_error(server_t s, const char *raw, int status, const char *code)
+{
+    resp_t r;
+    request(s.port, raw, &r);
+    assert_int_equal(r.status, status);
+    cJSON *j = cJSON_Parse(r.body);
+    assert_non_null(j);
+    cJSON *e = cJSON_GetObjectItem(j, "error");
+    assert_non_null(e);
+    /* OpenAI's shape: all four keys present */
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(e, "message")));
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(e, "type")));
+    assert_non_null(cJSON_GetObjectItem(e, "param"));
+    assert_non_null(cJSON_GetObjectItem(e, "code"));
+    if (code)
+        assert_string_equal(cJSON_GetObjectItem(e, "code")->valuestring, code);
+    cJSON_Delete(j);
+    resp_free(&r);
+}
+
+static void test_error_statuses(void **st)
+{
+    (void)st;
+    server_t s = srv_main;
+    expect_error(s, post("/v1/chat/completions", "{\"model\":", NULL), 400, NULL);
+    expect_error(s, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"n\":3}", NULL),
+                 400, "invalid_value");
+    expect_error(s, "GET /v1/nothing HTTP/1.1\r\nHost: t\r\n\r\n", 404, "unknown_url");
+    expect_error(s, post("/v1/chat/completions", "{\"model\":\"gpt-9\"," MSGS "}", NULL), 404,
+                 "model_not_found");
+    expect_error(s, "GET /v1/chat/completions HTTP/1.1\r\nHost: t\r\n\r\n", 405,
+                 "method_not_allowed");
+    expect_error(s, "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n",
+                 413, NULL);
+    static char big[40000];
+    snprintf(big, sizeof big, "GET /health HTTP/1.1\r\nX-Big: ");
+    size_t l = strlen(big);
+    memset(big + l, 'x', 30000);
+    strcpy(big + l + 30000, "\r\n\r\n");
+    expect_error(s, big, 431, NULL);
+    static char longline[12000];
+    strcpy(longline, "GET /");
+    memset(longline + 5, 'a', 10000);
+    strcpy(longline + 10005, " HTTP/1.1\r\n\r\n");
+    expect_error(s, longline, 414, NULL);
+    expect_error(s, "GET / HTTP/3.0\r\n\r\n", 505, NULL);
+
+    resp_t r;
+    request(s.port, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}",
+                         "x-mock-inject: 429\r\n"), &r);
+    assert_int_equal(r.status, 429);
+    assert_string_equal(hdr(&r, "retry-after"), "1");
+    assert_string_equal(hdr(&r, "retry-after-ms"), "1000");
+    assert_non_null(strstr(r.body, "rate_limit_exceeded"));
+    resp_free(&r);
+    expect_error(s, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS "}",
+                         "x-mock-inject: 500\r\n"), 500, NULL);
+    request(s.port, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS "}",
+                         "x-mock-inject: 503\r\n"), &r);
+    assert_int_equal(r.status, 503);
+    assert_non_null(hdr(&r, "retry-after"));
+    resp_free(&r);
+
+    /* an error frame in the middle of a stream, then the connection closes */
+    request(s.port, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}",
+                         "x-mock-inject: midstream\r\n"), &r);
+    assert_int_equal(r.status, 200);
+    const char *e = strstr(r.body, "data: {\"error\":");
+    assert_non_null(e);
+    assert_non_null(strstr(r.body, "\"content\":"));  /* some tokens came first */
+    assert_null(strstr(r.body, "[DONE]"));
+    resp_free(&r);
+
+    /* Anthropic errors have Anthropic's shape */
+    request(s.port, post("/v1/messages", "{\"model\":\"mock\"," MSGS "}", NULL), &r);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\""));
+    resp_free(&r);
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_timing_bands(void **st)
+{
+    (void)st;
+    /* srv_main: fixed profile at time-scale 0.25 -> TTFT 50 ms, 5 ms between tokens */
+    double ttft[5], gaps[5 * 40];
+    int ng = 0;
+    for (int k = 0; k < 5; k++) {
+        static rd_t r;
+        r.fd = connect_to(srv_main.port);
+        r.len = r.off = 0;
+        const char *req = post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}", NULL);
+        double t0 = now_s();
+        send_all(r.fd, req, strlen(req));
+        resp_t *o = calloc(1, sizeof *o);
+        assert_int_equal(read_resp(&r, o), 0);
+        close(r.fd);
+        /* chunk 0 = role + first token (they share the first deadline) */
+        assert_true(o->nchunks >= 20);
+        ttft[k] = o->chunk_t[0] - t0;
+        for (int i = 1; i < o->nchunks - 1 && ng < 5 * 40; i++)
+            gaps[ng++] = o->chunk_t[i] - o->chunk_t[i - 1];
+        resp_free(o);
+        free(o);
+    }
+    qsort(ttft, 5, sizeof(double), cmp);
+    qsort(gaps, (size_t)ng, sizeof(double), cmp);
+    double mt = ttft[2], mg = gaps[ng / 2];
+    print_message("timing: median TTFT %.1f ms (profile 50), median gap %.2f ms (profile 5)\n",
+                  mt * 1e3, mg * 1e3);
+    assert_true(mt > 0.045 && mt < 0.090);
+    assert_true(mg > 0.0035 && mg < 0.0075);
+}
+
+static void test_keepalive_pipelining_chunked(void **st)
+{
+    (void)st;
+    static rd_t r;
+    r.fd = connect_to(srv_main.port);
+    r.len = r.off = 0;
+    /* three requests in one write: health, a stream, a chunked-body non-stream */
+    static char buf[1 << 17];
+    const char *body = "{\"model\":\"mock\"," MSGS ",\"max_tokens\":2}";
+    snprintf(buf, sizeof buf,
+             "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
+             "%s"
+             "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "5\r\n%.5s\r\n%zx\r\n%s\r\n0\r\n\r\n",
+             post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true,\"max_tokens\":3}", NULL),
+             body, strlen(body) - 5, body + 5);
+    send_all(r.fd, buf, strlen(buf));
+    resp_t o;
+    assert_int_equal(read_resp(&r, &o), 0);
+    assert_int_equal(o.status, 200);
+    assert_string_equal(o.body, "{\"status\":\"ok\"}");
+    resp_free(&o);
+    assert_int_equal(read_resp(&r, &o), 0);
+    assert_int_equal(o.status, 200);
+    assert_non_null(strstr(o.body, "[DONE]"));
+    resp_free(&o);
+    assert_int_equal(read_resp(&r, &o), 0);
+    assert_int_equal(o.status, 200);
+    assert_non_null(strstr(o.body, "\"chat.completion\""));
+    resp_free(&o);
+    /* Expect: 100-continue before the body */
+    const char *h = "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                    "Content-Length: %zu\r\n\r\n";
+    snprintf(buf, sizeof buf, h, strlen(body));
+    send_all(r.fd, buf, strlen(buf));
+    char line[256];
+    assert_int_equal(rd_line(&r, line, sizeof line), 0);
+    assert_string_equal(line, "HTTP/1.1 100 Continue");
+    rd_line(&r, line, sizeof line);
+    send_all(r.fd, body, strlen(body));
+    assert_int_equal(read_resp(&r, &o), 0);
+    assert_int_equal(o.status, 200);
+    resp_free(&o);
+    close(r.fd);
+
+    /* HTTP/1.0: no chunked framing, the body ends with the connection */
+    resp_t z;
+    char req10[1024];
+    snprintf(req10, sizeof req10, "POST /v1/chat/completions HTTP/1.0\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen("{\"model\":\"mock\"," MSGS ",\"stream\":true,\"max_tokens\":2}"),
+             "{\"model\":\"mock\"," MSGS ",\"stream\":true,\"max_tokens\":2}");
+    request(srv_main.port, req10, &z);
+    assert_int_equal(z.status, 200);
+    assert_false(z.chunked);
+    assert_non_null(strstr(z.body, "data: [DONE]\n\n"));
+    resp_free(&z);
+}
+
+static void test_anthropic_stream(void **st)
+{
+    (void)st;
+    resp_t r;
+    request(srv_main.port, post("/v1/messages", "{\"model\":\"claude-sonnet-4\",\"max_tokens\":4,"
+                                MSGS ",\"stream\":true}", "anthropic-version: 2023-06-01\r\n"), &r);
+    assert_int_equal(r.status, 200);
+    const char *order[] = { "message_start", "content_block_start", "content_block_delta",
+                            "content_block_stop", "message_delta", "message_stop" };
+    const char *p = r.body;
+    for (int i = 0; i < 6; i++) {
+        char ev[64];
+        snprintf(ev, sizeof ev, "event: %s\ndata: ", order[i]);
+        const char *q = strstr(p, ev);
+        assert_non_null(q);
+        p = q + 1;
+    }
+    int deltas = 0;
+    for (p = r.body; (p = strstr(p, "event: content_block_delta")); p++)
+        deltas++;
+    assert_int_equal(deltas, 4);
+    assert_non_null(strstr(r.body, "\"stop_reason\":\"max_tokens\""));
+    resp_free(&r);
+}
+
+static void test_determinism(void **st)
+{
+    (void)st;
+    resp_t a, b;
+    const char *req = post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS "}",
+                           "x-mock-request-index: 777\r\n");
+    static char copy[1 << 16];
+    strcpy(copy, req);
+    request(srv_main.port, copy, &a);
+    request(srv_main.port, copy, &b);
+    cJSON *ja = cJSON_Parse(a.body), *jb = cJSON_Parse(b.body);
+    const char *ta = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(
+                         cJSON_GetObjectItem(ja, "choices"), 0), "message"), "content")->valuestring;
+    const char *tb = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(
+                         cJSON_GetObjectItem(jb, "choices"), 0), "message"), "content")->valuestring;
+    assert_string_equal(ta, tb);
+    cJSON_Delete(ja);
+    cJSON_Delete(jb);
+    resp_free(&a);
+    resp_free(&b);
+}
+
+/* Reads the value of one metric line ("name value") from /metrics. */
+static double metric(server_t s, const char *name)
+{
+    resp_t r;
+    char req[128];
+    snprintf(req, sizeof req, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    request(s.port, req, &r);
+    assert_int_equal(r.status, 200);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(r.body, key);
+    assert_non_null(p);
+    double v = atof(p + strlen(key));
+    resp_free(&r);
+    return v;
+}
+
+static int count_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void test_disconnect_no_leak(void **st)
+{
+    (void)st;
+    server_t s = srv_main;
+    int base = count_fds(s.pid);
+    double aborted0 = metric(s, "mllm_streams_aborted_total");
+    enum { N = 40 };
+    int fds[N];
+    const char *req = post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}", NULL);
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_to(s.port);
+        send_all(fds[i], req, strlen(req));
+    }
+    usleep(20000); /* during TTFT (50 ms): every stream is open */
+    assert_true(metric(s, "mllm_streams_active") >= N);
+    /* half vanish during TTFT, half after some tokens */
+    for (int i = 0; i < N / 2; i++) {
+        struct linger lg = { 1, 0 }; /* RST, like a killed client */
+        setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(fds[i]);
+    }
+    usleep(80000);
+    for (int i = N / 2; i < N; i++)
+        close(fds[i]);
+    double t0 = now_s();
+    while (metric(s, "mllm_streams_active") > 0 && now_s() - t0 < 5)
+        usleep(20000);
+    assert_int_equal(metric(s, "mllm_streams_active"), 0);
+    assert_int_equal(metric(s, "mllm_connections_active"), 1); /* the /metrics request */
+    assert_true(metric(s, "mllm_streams_aborted_total") - aborted0 >= N / 2);
+    /* the last /metrics connection closes a moment after its response */
+    t0 = now_s();
+    while (count_fds(s.pid) != base && now_s() - t0 < 2)
+        usleep(10000);
+    assert_int_equal(count_fds(s.pid), base);
+}
+
+static void test_slow_reader_dropped_others_served(void **st)
+{
+    (void)st;
+    /* srv_big: 200,000 tokens at once, 64 KiB pending bound. A reader that never reads
+     * is dropped; a reader at the same time still gets its whole short stream. */
+    int slow = connect_to(srv_big.port);
+    int rcv = 4096;
+    setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    const char *req = post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}", NULL);
+    send_all(slow, req, strlen(req));
+    resp_t r;
+    request(srv_big.port, post("/v1/chat/completions",
+            "{\"model\":\"mock\"," MSGS ",\"stream\":true,\"max_tokens\":50}", NULL), &r);
+    assert_non_null(strstr(r.body, "[DONE]"));
+    resp_free(&r);
+    double t0 = now_s();
+    while (metric(srv_big, "mllm_clients_dropped_slow_total") < 1 && now_s() - t0 < 5)
+        usleep(20000);
+    assert_true(metric(srv_big, "mllm_clients_dropped_slow_total") >= 1);
+    close(slow);
+}
+
+static void test_timeouts_and_max_conns(void **st)
+{
+    (void)st;
+    /* srv_big: --header-timeout 0.3 --idle-timeout 0.5 --max-conns 6 */
+    static rd_t r;
+    r.fd = connect_to(srv_big.port);
+    r.len = r.off = 0;
+    send_all(r.fd, "GET /health HTTP/1.1\r\nHo", 24);
+    resp_t o;
+    double t0 = now_s();
+    assert_int_equal(read_resp(&r, &o), 0);
+    assert_int_equal(o.status, 408);
+    assert_true(now_s() - t0 < 2);
+    resp_free(&o);
+    close(r.fd);
+    /* an idle connection is closed by the server */
+    int fd = connect_to(srv_big.port);
+    struct pollfd pf = { fd, POLLIN, 0 };
+    assert_int_equal(poll(&pf, 1, 3000), 1);
+    char c;
+    assert_int_equal(read(fd, &c, 1), 0);
+    close(fd);
+    /* at --max-conns the next connection gets a 503 */
+    int held[6];
+    for (int i = 0; i < 6; i++)
+        held[i] = connect_to(srv_big.port);
+    usleep(50000);
+    resp_t b;
+    request(srv_big.port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &b);
+    assert_int_equal(b.status, 503);
+    resp_free(&b);
+    for (int i = 0; i < 6; i++)
+        close(held[i]);
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    const char *a[] = { "--profile", "fixed", "--time-scale", "0.25", "--seed", "5", NULL };
+    srv_main = start_server(a);
+    const char *b[] = { "--profile", "fixed", "--ttft-ms", "0", "--tps", "0", "--output-tokens",
+                        "200000", "--max-pending", "65536", "--header-timeout", "0.3",
+                        "--idle-timeout", "0.5", "--max-conns", "6", NULL };
+    srv_big = start_server(b);
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    /* SIGTERM shuts down cleanly: exit code 0 */
+    assert_int_equal(stop_server(srv_main), 0);
+    assert_int_equal(stop_server(srv_big), 0);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s PATH/TO/mock-llm\n", argv[0]);
+        return 2;
+    }
+    server_path = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stream_wire),
+        cmocka_unit_test(test_nonstream_and_models),
+        cmocka_unit_test(test_error_statuses),
+        cmocka_unit_test(test_timing_bands),
+        cmocka_unit_test(test_keepalive_pipelining_chunked),
+        cmocka_unit_test(test_anthropic_stream),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_disconnect_no_leak),
+        cmocka_unit_test(test_slow_reader_dropped_others_served),
+        cmocka_unit_test(test_timeouts_and_max_conns),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
