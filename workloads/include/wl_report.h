@@ -34,13 +34,19 @@ double wl_cpu_seconds(void);
 /* Raises the soft open-files limit to the hard one. Returns the new soft limit. */
 long wl_raise_nofile(void);
 
-/* Samples the kernel memory every 20 ms on a thread of its own and keeps the maximum. */
+/* Samples every 20 ms, on a thread of its own, and keeps the maxima of: the system-wide
+ * kernel memory and TCP buffer memory (noisy on a shared machine: other processes move
+ * them), and this process's own page tables (VmPTE) and thread count. The process's own
+ * kernel cost is then estimated as VmPTE + threads x 16 KiB (the x86-64 kernel stack). */
 typedef struct wl_sampler {
     pthread_t   tid;
     atomic_int  stop;
-    atomic_long kernel_peak_kib, tcp_peak_kib;
+    atomic_long kernel_peak_kib, tcp_peak_kib, pte_peak_kib, threads_peak;
     int         running;
 } wl_sampler_t;
+
+/* Kernel stack per thread on x86-64 and arm64 (THREAD_SIZE, 16 KiB since Linux 3.15). */
+#define WL_KERNEL_STACK_KIB 16
 
 int  wl_sampler_start(wl_sampler_t *s);
 void wl_sampler_stop(wl_sampler_t *s);

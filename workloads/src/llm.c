@@ -21,6 +21,9 @@
 #define RBUF_SIZE 16384
 
 static _Thread_local char     tl_rbuf[RBUF_SIZE];
+/* Decoded delta content: used only between parsing an event and handing it to the sink,
+ * with no wait in between, so one per thread suffices. */
+static _Thread_local char     tl_content[4096];
 static _Thread_local uint64_t tl_sink_sum;
 
 const char *wl_errname(int e)
@@ -56,9 +59,8 @@ static int on_event(const wl_sse_event_t *ev, void *arg)
 {
     struct conv_state *s = arg;
     wl_chat_chunk_t c;
-    /* Decode into a stack buffer: a delta is a token or a few, rarely more than this. */
-    char content[512];
-    if (wl_chat_chunk_parse(ev->data, ev->data_len, &c, content, sizeof content) != 0) {
+    char *content = tl_content;
+    if (wl_chat_chunk_parse(ev->data, ev->data_len, &c, content, sizeof tl_content) != 0) {
         s->proto = 1;
         return 1;
     }
@@ -76,8 +78,8 @@ static int on_event(const wl_sse_event_t *ev, void *arg)
         s->out->deltas++;
         s->out->content_bytes += c.content_len;
         if (s->sink)
-            s->sink(s->index, content, c.content_len < sizeof content ? c.content_len
-                                                                       : sizeof content,
+            s->sink(s->index, content, c.content_len < sizeof tl_content ? c.content_len
+                                                                          : sizeof tl_content,
                     s->sink_arg);
     }
     if (c.finish[0])
@@ -96,23 +98,57 @@ static int on_body(const char *buf, size_t n, void *arg)
     return r != 0;
 }
 
-static int build_request(char *req, size_t cap, size_t index, int max_tokens, int stream)
+/* Appends s to buf at *at (bounded by cap). */
+static void put_str(char *buf, size_t cap, size_t *at, const char *s)
 {
-    char body[512];
-    int bl = snprintf(body, sizeof body,
-                      "{\"model\":\"mock\",\"stream\":%s,%s\"max_tokens\":%d,"
-                      "\"messages\":[{\"role\":\"user\",\"content\":"
-                      "\"Conversation %zu: tell me about fibers.\"}]}",
-                      stream ? "true" : "false",
-                      stream ? "\"stream_options\":{\"include_usage\":true}," : "", max_tokens,
-                      index);
-    return snprintf(req, cap,
-                    "POST /v1/chat/completions HTTP/1.1\r\n"
-                    "Host: 127.0.0.1\r\n"
-                    "Content-Type: application/json\r\n"
-                    "Accept: %s\r\n"
-                    "Content-Length: %d\r\n\r\n%s",
-                    stream ? "text/event-stream" : "application/json", bl, body);
+    size_t n = strlen(s);
+    if (*at + n < cap) {
+        memcpy(buf + *at, s, n);
+        *at += n;
+    }
+}
+
+static void put_u64(char *buf, size_t cap, size_t *at, uint64_t v)
+{
+    char d[24];
+    int k = 0;
+    do
+        d[k++] = (char)('0' + v % 10);
+    while ((v /= 10) && k < 24);
+    while (k && *at + 1 < cap)
+        buf[(*at)++] = d[--k];
+}
+
+/* Builds the request into a heap buffer (*out, freed by the caller). Plain copies, no
+ * printf: printf's own frame would add a page to every fiber stack, and ten thousand
+ * conversations make that 40 MB of resident memory. */
+static size_t build_request(char **out, size_t index, int max_tokens, int stream)
+{
+    enum { CAP = 768, BODY_AT = 256 };
+    char *b = malloc(CAP);
+    *out = b;
+    if (!b)
+        return 0;
+    size_t bl = BODY_AT;
+    put_str(b, CAP, &bl, "{\"model\":\"mock\",\"stream\":");
+    put_str(b, CAP, &bl, stream ? "true,\"stream_options\":{\"include_usage\":true}," : "false,");
+    put_str(b, CAP, &bl, "\"max_tokens\":");
+    put_u64(b, CAP, &bl, (uint64_t)max_tokens);
+    put_str(b, CAP, &bl, ",\"messages\":[{\"role\":\"user\",\"content\":\"Conversation ");
+    put_u64(b, CAP, &bl, index);
+    put_str(b, CAP, &bl, ": tell me about fibers.\"}]}");
+    size_t hl = 0;
+    char h[BODY_AT];
+    put_str(h, sizeof h, &hl, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Content-Type: application/json\r\nAccept: ");
+    put_str(h, sizeof h, &hl, stream ? "text/event-stream" : "application/json");
+    put_str(h, sizeof h, &hl, "\r\nContent-Length: ");
+    put_u64(h, sizeof h, &hl, bl - BODY_AT);
+    put_str(h, sizeof h, &hl, "\r\n\r\n");
+    /* the head goes right before the body, so one write sends both */
+    memcpy(b + BODY_AT - hl, h, hl);
+    memmove(b, b + BODY_AT - hl, hl + bl - BODY_AT);
+    return hl + bl - BODY_AT;
 }
 
 static int fail(wl_conv_t *out, const char *what, int e)
@@ -147,9 +183,15 @@ int wl_conv_run(const wl_conv_cfg_t *cfg, size_t index, wl_res_t *res, wl_sink_f
         fail(out, "connect", errno);
         goto done;
     }
-    char req[1024];
-    int rl = build_request(req, sizeof req, index, cfg->max_tokens, 1);
-    if (wl_write(fd, req, (size_t)rl, deadline) < 0) {
+    char *req;
+    size_t rl = build_request(&req, index, cfg->max_tokens, 1);
+    if (!rl) {
+        fail(out, "request", ENOMEM);
+        goto done;
+    }
+    ssize_t wr = wl_write(fd, req, rl, deadline);
+    free(req);
+    if (wr < 0) {
         fail(out, "write", errno);
         goto done;
     }
@@ -245,8 +287,12 @@ static int on_complete_body(const char *b, size_t n, void *arg)
 long wl_llm_complete(int *fd, const struct sockaddr_in *addr, int max_tokens,
                      uint64_t deadline_ns)
 {
-    char req[1024];
-    int rl = build_request(req, sizeof req, 0, max_tokens, 0);
+    char *req;
+    size_t rl = build_request(&req, 0, max_tokens, 0);
+    if (!rl) {
+        errno = ENOMEM;
+        return -1;
+    }
     struct complete_state c = { 0 };
     wl_http_resp_t resp;
     int e = EPROTO;
@@ -256,13 +302,17 @@ long wl_llm_complete(int *fd, const struct sockaddr_in *addr, int max_tokens,
         int fresh = *fd < 0;
         if (fresh) {
             *fd = wl_dial((const struct sockaddr *)addr, sizeof *addr, deadline_ns);
-            if (*fd < 0)
+            if (*fd < 0) {
+                e = errno;
+                free(req);
+                errno = e;
                 return -1;
+            }
         }
         wl_http_resp_init(&resp);
         c.len = 0;
         c.proto = 0;
-        ssize_t n = wl_write(*fd, req, (size_t)rl, deadline_ns);
+        ssize_t n = wl_write(*fd, req, rl, deadline_ns);
         while (n >= 0 && !resp.done) {
             n = wl_read(*fd, tl_rbuf, sizeof tl_rbuf, deadline_ns);
             if (n <= 0)
@@ -282,6 +332,7 @@ long wl_llm_complete(int *fd, const struct sockaddr_in *addr, int max_tokens,
         if (fresh || e == ETIMEDOUT || e == EPROTO)
             break;
     }
+    free(req);
     if (!resp.done) {
         free(c.buf);
         errno = e;

@@ -96,13 +96,18 @@ long wl_raise_nofile(void)
     return (long)rl.rlim_cur;
 }
 
+static void keep_max(atomic_long *m, long v)
+{
+    if (v > atomic_load(m))
+        atomic_store(m, v);
+}
+
 static void sample(wl_sampler_t *s)
 {
-    long k = wl_kernel_mem_kib(), t = wl_tcp_mem_kib();
-    if (k > atomic_load(&s->kernel_peak_kib))
-        atomic_store(&s->kernel_peak_kib, k);
-    if (t > atomic_load(&s->tcp_peak_kib))
-        atomic_store(&s->tcp_peak_kib, t);
+    keep_max(&s->kernel_peak_kib, wl_kernel_mem_kib());
+    keep_max(&s->tcp_peak_kib, wl_tcp_mem_kib());
+    keep_max(&s->pte_peak_kib, wl_self_status_kib("VmPTE"));
+    keep_max(&s->threads_peak, wl_self_status_kib("Threads"));
 }
 
 static void *sampler_main(void *p)
@@ -122,6 +127,8 @@ int wl_sampler_start(wl_sampler_t *s)
     memset(s, 0, sizeof *s);
     atomic_store(&s->kernel_peak_kib, -1);
     atomic_store(&s->tcp_peak_kib, -1);
+    atomic_store(&s->pte_peak_kib, -1);
+    atomic_store(&s->threads_peak, -1);
     sample(s);
     pthread_attr_t a;
     pthread_attr_init(&a);
