@@ -10,9 +10,9 @@
  * fair thread alternative: no creation at all).
  *
  * Each repetition is a fixed number of units in 10 batches; besides the mean over the
- * repetition, counters report the first batch (cold_ns_per_unit: the pool is emptied
+ * repetition, counters report the first batch (cold_create_ns: the pool is emptied
  * before each repetition, so it pays for fresh stacks and cold caches) and the last
- * (warm_ns_per_unit), as the post's cache-warming table does. results/alloc.csv.
+ * (warm_create_ns), as the post's cache-warming table does. results/alloc.csv.
  */
 #define _GNU_SOURCE
 #include "bench_gbrun.h"
@@ -65,9 +65,9 @@ static void run_batches(gb_state_t *st, batch_fn fn, void *ctx, int64_t per_rep)
         if (first < 0)
             first = last;
     }
-    gb_counter(st, "cold_ns_per_unit", first, GB_COUNTER_DEFAULT);
-    gb_counter(st, "warm_ns_per_unit", last, GB_COUNTER_DEFAULT);
-    gb_label(st, "metric=ns_per_unit");
+    gb_counter(st, "cold_create_ns", first, GB_COUNTER_DEFAULT);
+    gb_counter(st, "warm_create_ns", last, GB_COUNTER_DEFAULT);
+    gb_label(st, "metric=ns_per_create");
 }
 
 /* ---- fibers through the runtime ---- */

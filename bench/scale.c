@@ -64,10 +64,12 @@ static long machine_tasks(void)
 }
 
 /* Names the limit behind a failure, from what the system says right now. */
-static void explain(bench_unit_kind_t kind, int e, long reached, const char *stop, char *out, size_t n)
+static void explain(bench_unit_kind_t kind, int e, long reached, const char *stop, char *out, size_t n,
+                    char *tag, size_t tn)
 {
     if (stop) {
         snprintf(out, n, "%s", stop);
+        snprintf(tag, tn, "limit=memory-floor");
         return;
     }
     long pid_max = bench_read_long("/proc/sys/kernel/pid_max");
@@ -98,6 +100,11 @@ static void explain(bench_unit_kind_t kind, int e, long reached, const char *sto
     } else if (e == ENOMEM) {
         why = maps > 0 && map_max > 0 && maps >= map_max - 64 ? "vm.max_map_count" : "memory";
     }
+    snprintf(tag, tn, "limit=%s-%s", bench_errno_name(e),
+             strcmp(why, "pid_max") == 0 || strcmp(why, "threads-max") == 0 || strcmp(why, "RLIMIT_NPROC") == 0 ||
+                     strcmp(why, "vm.max_map_count") == 0 || strcmp(why, "memory") == 0
+                 ? why
+                 : "unknown");
     snprintf(out, n, "%s %s (machine tasks %ld of pid_max %ld; maps %ld of vm.max_map_count %ld)",
              bench_errno_name(e), why, tasks, pid_max, maps, map_max);
 }
@@ -107,9 +114,10 @@ typedef struct grow_cfg {
     bench_unit_kind_t kind;
     long              cap;
     long              min_avail_kb;
+    char              result[256]; /* out: what was reached and why, for the machine file */
 } grow_cfg_t;
 
-static void grow(bench_csv_t *csv, const grow_cfg_t *g)
+static void grow(bench_csv_t *csv, grow_cfg_t *g)
 {
     bench_units_t u;
     bench_units_init(&u, g->kind, 0);
@@ -143,11 +151,12 @@ static void grow(bench_csv_t *csv, const grow_cfg_t *g)
             double ns = (double)(now - t_last) / (double)(u.count - n_last);
             snprintf(cs, sizeof cs, "%s/n=%ld", g->case_name, u.count);
             snprintf(nval, sizeof nval, "%ld", u.count);
-            bench_csv_row(csv, cs, g->model, g->impl, "n", nval, "ns_per_unit", "ns", ns, ns, ns, 1);
-            bench_csv_row(csv, cs, g->model, g->impl, "n", nval, "rss_bytes_per_unit", "B", rss, rss, rss, 1);
-            bench_csv_row(csv, cs, g->model, g->impl, "n", nval, "kernel_bytes_per_unit", "B", kern,
-                          kern, kern, 1);
-            bench_csv_row(csv, cs, g->model, g->impl, "n", nval, "total_bytes_per_unit", "B", rss + kern,
+            bench_csv_row(csv, cs, g->model, g->impl, "n", nval, "ns_per_create", "ns", ns, ns, ns, 1);
+            bench_csv_row(csv, cs, g->model, g->impl, "n", nval, "user_bytes_per_unit", "bytes", rss,
+                          rss, rss, 1);
+            bench_csv_row(csv, cs, g->model, g->impl, "n", nval, "kernel_bytes_per_unit", "bytes",
+                          kern, kern, kern, 1);
+            bench_csv_row(csv, cs, g->model, g->impl, "n", nval, "bytes_per_unit", "bytes", rss + kern,
                           rss + kern, rss + kern, 1);
             bench_progress("scale", "%s: %ld units, %.0f ns/unit since last, %.0f B/unit", g->case_name,
                            u.count, ns, rss + kern);
@@ -159,24 +168,32 @@ static void grow(bench_csv_t *csv, const grow_cfg_t *g)
         si = (si + 1) % 3;
         target = (si == 0 ? target / 5 * 10 : target / steps[si - 1] * steps[si]);
     }
-    char why[192];
+    char why[192], tag[64];
+    const char *metric;
     if (!e && !stop) {
         snprintf(why, sizeof why, "cap %ld reached (no failure)", g->cap);
+        snprintf(tag, sizeof tag, "cap=%ld", g->cap);
+        metric = "live_units";
     } else {
-        explain(g->kind, e, u.count, stop, why, sizeof why);
+        explain(g->kind, e, u.count, stop, why, sizeof why, tag, sizeof tag);
+        metric = "limit_units";
     }
-    snprintf(cs, sizeof cs, "%s/reached", g->case_name);
+    /* results/README.md: a limit is a row with metric limit_units, the cause as the
+     * case's last part; the long explanation goes to the machine file. */
+    snprintf(cs, sizeof cs, "%s/%s", g->case_name, tag);
     double reached = (double)u.count;
     double secs = (double)(bench_now_ns() - t_start) / 1e9;
-    bench_csv_row(csv, cs, g->model, g->impl, "stop", why, "units_reached", "count", reached, reached,
-                  reached, 1);
-    bench_csv_row(csv, cs, g->model, g->impl, "stop", why, "seconds_to_reach", "s", secs, secs, secs, 1);
+    bench_csv_row(csv, cs, g->model, g->impl, "", "", metric, "count", reached, reached, reached, 1);
+    snprintf(cs, sizeof cs, "%s/%s/grow", g->case_name, tag);
+    bench_csv_row(csv, cs, g->model, g->impl, "", "", "seconds", "s", secs, secs, secs, 1);
+    snprintf(g->result, sizeof g->result, "%s: %ld units: %s", g->case_name, u.count, why);
     bench_progress("scale", "%s: reached %ld units in %.1f s: %s; releasing", g->case_name, u.count,
                    secs, why);
     uint64_t r0 = bench_now_ns();
     bench_units_release(&u);
     double rel = (double)(bench_now_ns() - r0) / 1e9;
-    bench_csv_row(csv, cs, g->model, g->impl, "stop", why, "seconds_to_release", "s", rel, rel, rel, 1);
+    snprintf(cs, sizeof cs, "%s/%s/release", g->case_name, tag);
+    bench_csv_row(csv, cs, g->model, g->impl, "", "", "seconds", "s", rel, rel, rel, 1);
     bench_mem_read(&m);
     bench_progress("scale", "%s: released in %.1f s (VmRSS now %ld KiB)", g->case_name, rel, m.rss_kb);
 }
@@ -220,23 +237,27 @@ int main(int argc, char **argv)
     }
     bench_progress("scale", "%s run: fibers to %ld, threads to %ld, results in %s",
                    bench_mode_name(cli.mode), max_fibers, max_threads, csv.path);
-    if (!no_fibers) {
-        grow_cfg_t g = {"scale/fiber/parked/stack=64K", "fiber", "parked/stack=64K", BENCH_UNIT_FIBER,
-                        max_fibers, min_avail * 1024};
-        grow(&csv, &g);
-    }
-    if (!no_threads) {
-        grow_cfg_t g = {"scale/thread/blocked/stack=default", "thread", "blocked/stack=default",
-                        BENCH_UNIT_THREAD, max_threads, min_avail * 1024};
-        grow(&csv, &g);
-    }
+    static grow_cfg_t gf = {"scale/fiber/parked/stack=64K", "fiber", "parked/stack=64K",
+                            BENCH_UNIT_FIBER, 0, 0, ""};
+    static grow_cfg_t gt = {"scale/thread/blocked/stack=default", "thread", "blocked/stack=default",
+                            BENCH_UNIT_THREAD, 0, 0, ""};
+    gf.cap = max_fibers;
+    gt.cap = max_threads;
+    gf.min_avail_kb = gt.min_avail_kb = min_avail * 1024;
+    if (!no_fibers)
+        grow(&csv, &gf);
+    if (!no_threads)
+        grow(&csv, &gt);
 
     char mode_line[64], guard_line[64], caps[128];
     snprintf(mode_line, sizeof mode_line, "mode: %s", bench_mode_name(cli.mode));
     snprintf(guard_line, sizeof guard_line, "fiber guard mode: %s", fiber_guard_mode());
     snprintf(caps, sizeof caps, "caps: fibers %ld, threads %ld, MemAvailable floor %ld MiB", max_fibers,
              max_threads, min_avail);
-    const char *extra[] = {mode_line, guard_line, caps, NULL};
+    char fl[300], tl[300];
+    snprintf(fl, sizeof fl, "fibers reached: %s", no_fibers ? "not run" : gf.result);
+    snprintf(tl, sizeof tl, "threads reached: %s", no_threads ? "not run" : gt.result);
+    const char *extra[] = {mode_line, guard_line, caps, fl, tl, NULL};
     int bad = bench_csv_close(&csv) != 0;
     if (bench_machine_txt(cli.out_dir, "scale", extra) != 0)
         bad = 1;

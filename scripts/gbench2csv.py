@@ -4,25 +4,28 @@
     scripts/gbench2csv.py --harness switch --json results/switch.json --out-dir results
                           [--extra "key: value" ...] [--no-machine]
 
-Writes <out-dir>/<harness>.csv (schema of ../shared/DESIGN.md, one figure per row) and
+Writes <out-dir>/<harness>.csv (schema of results/README.md, one figure per row) and
 <out-dir>/<harness>.machine.txt (scripts/machine.sh, the extra lines, and Google
 Benchmark's own context: CPU count, MHz, caches, library build type).
 
 Benchmark names carry their parameters, "<harness>/<model>/<impl>[/<impl2>][/<p>=<v>]":
 the first part after the harness is the model, the rest the impl, and a part with '='
-(or Google Benchmark's 'name:value' from ArgName) is the param and its value. Google
-Benchmark's suffixes (manual_time, repeats:N, ...) are dropped.
+(or Google Benchmark's 'name:value' from ArgName) and a numeric value is the param and
+its value (a word value stays in the impl). Google Benchmark's suffixes (manual_time,
+repeats:N, ...) are dropped.
 
 Rows per benchmark: its time per iteration (metric from a 'metric=<name>' label,
-default ns_per_op, unit ns), then one per user counter (unit guessed from the name:
-a _ns or _us part, _per_s, _bytes / bytes_, else count). median/min/max come from the
-'median', 'min' and 'max' aggregates (the gb shim adds min and max), runs from
-'repetitions'; a single run gives median = min = max, runs = 1. A benchmark that
-failed (SkipWithError) gives one row with metric 'failed' and the message as value.
+default ns_per_op, unit ns), then one per user counter (unit from the name's suffix as
+results/README.md reads it: _ns, _us, _ms, _s, _per_s, _bytes, _percent, _ratio, else
+count). median/min/max come from the 'median', 'min' and 'max' aggregates (the gb shim
+adds min and max), runs from 'repetitions'; a single run gives median = min = max,
+runs = 1. A benchmark that failed (SkipWithError) gives one row with metric 'errors'
+and the message as the case's last part, '/error=<message>'.
 Exit codes: 0 done, 1 unreadable or malformed JSON, 2 bad command line.
 """
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -40,8 +43,19 @@ DROP = re.compile(r"^(manual_time|real_time|process_time|repeats:\d+|iterations:
                   r"min_time:[0-9.e+-]+s?|threads:\d+|min_warmup_time:.*)$")
 
 
+def is_number(text):
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def split_name(run_name):
-    """run name -> (case, model, impl, param, value)."""
+    """run name -> (case, model, impl, param, value).
+
+    results/README.md wants a numeric value for a param: a 'k=v' part with a number
+    (n=10000, batch=100) becomes param/value; one with a word (cpu=same, stack=64K)
+    stays part of the impl, where it still tells the variants apart."""
     parts = [p for p in run_name.split("/") if p and not DROP.match(p)]
     parts = [p.replace(":", "=", 1) if ":" in p and "=" not in p else p for p in parts]
     case = "/".join(parts)
@@ -49,23 +63,28 @@ def split_name(run_name):
     model = rest[0] if rest else ""
     impl_parts, param, value = [], "", ""
     for p in rest[1:]:
-        if "=" in p:
-            param, value = p.split("=", 1)
+        k, _, v = p.partition("=")
+        if v and is_number(v) and re.match(r"^[a-z][a-z0-9_]*$", k):
+            param, value = k, v
         else:
             impl_parts.append(p)
-    return case, model, "/".join(impl_parts), param, value
+    return case, model, "/".join(impl_parts) or model, param, value
 
 
 def counter_unit(key):
-    if re.search(r"(^|_)ns(_|$)", key):
-        return "ns"
-    if re.search(r"(^|_)us(_|$)", key):
-        return "us"
-    if key.endswith("_per_s") or key == "items_per_second":
-        return "1/s"
-    if key.endswith("_bytes") or key.startswith("bytes_") or key == "bytes_per_second":
-        return "B" if not key.endswith("per_second") else "B/s"
+    """The results/README.md unit a counter's name implies by its suffix."""
+    for suffix, unit in (("_per_s", "ops/s"), ("_bytes", "bytes"), ("_ns", "ns"),
+                         ("_us", "us"), ("_ms", "ms"), ("_s", "s"), ("_percent", "percent"),
+                         ("_ratio", "x")):
+        if key.endswith(suffix):
+            return unit
+    if key == "items_per_second":
+        return "ops/s"
     return "count"
+
+
+def counter_metric(key):
+    return "items_per_s" if key == "items_per_second" else key
 
 
 def field(s):
@@ -103,8 +122,11 @@ def convert(data, harness):
         case, model, impl, param, value = split_name(name)
         prefix = [harness, case, model, impl]
         if g["error"] is not None and not g["stat"] and not g["plain"]:
-            lines.append(",".join(field(x) for x in prefix + ["error", g["error"], "failed", "count"])
-                         + ",1,1,1,1")
+            # The message goes into the case (no whitespace allowed there): the limit a
+            # benchmark hit is a result, with metric 'errors'.
+            msg = re.sub(r"[^A-Za-z0-9_.=:+-]+", "-", g["error"]).strip("-") or "error"
+            row = [harness, case + "/error=" + msg, model, impl, param, value, "errors", "count"]
+            lines.append(",".join(field(x) for x in row) + ",1,1,1,1")
             continue
         if all(k in g["stat"] for k in ("median", "min", "max")):
             med, lo, hi = g["stat"]["median"], g["stat"]["min"], g["stat"]["max"]
@@ -140,7 +162,8 @@ def convert(data, harness):
                 c = stat_of(lambda e: float(e[key]))
             except (KeyError, TypeError, ValueError):
                 continue
-            lines.append(",".join(field(x) for x in prefix + [param, value, key, counter_unit(key)])
+            lines.append(",".join(field(x) for x in prefix + [param, value, counter_metric(key),
+                                                             counter_unit(key)])
                          + "," + ",".join(num(x) for x in c) + ",%d" % runs)
     return lines
 

@@ -63,16 +63,22 @@ class Convert(unittest.TestCase):
         self.assertEqual(row[6], "ns_per_op")
         self.assertEqual(row[11], "1")
 
+    def test_word_value_stays_in_impl(self):
+        self.assertEqual(gbench2csv.split_name("switch/thread/futex/cpu=same/manual_time"),
+                         ("switch/thread/futex/cpu=same", "thread", "futex/cpu=same", "", ""))
+        self.assertEqual(gbench2csv.split_name("switch/floor/repeats:3"),
+                         ("switch/floor", "floor", "floor", "", ""))
+
     def test_error_row_is_quoted(self):
-        row = [l for l in self.lines if l.startswith("switch,scale/thread")][0]
-        self.assertIn('"EAGAIN, pid_max"', row)
-        self.assertIn(",failed,", row)
+        row = [l for l in self.lines if l.startswith("switch,scale/thread")][0].split(",")
+        self.assertEqual(row[1], "scale/thread/cpu=same/error=EAGAIN-pid_max")
+        self.assertEqual(row[6:8], ["errors", "count"])
 
     def test_units(self):
         self.assertEqual(gbench2csv.counter_unit("cold_ns"), "ns")
-        self.assertEqual(gbench2csv.counter_unit("warm_ns_per_unit"), "ns")
-        self.assertEqual(gbench2csv.counter_unit("units_per_s"), "1/s")
-        self.assertEqual(gbench2csv.counter_unit("rss_bytes"), "B")
+        self.assertEqual(gbench2csv.counter_unit("warm_create_ns"), "ns")
+        self.assertEqual(gbench2csv.counter_unit("units_per_s"), "ops/s")
+        self.assertEqual(gbench2csv.counter_unit("rss_bytes"), "bytes")
         self.assertEqual(gbench2csv.counter_unit("threads"), "count")
 
 
@@ -94,6 +100,12 @@ class CommandLine(unittest.TestCase):
                 m = f.read()
             self.assertIn("mode: test", m)
             self.assertIn("gbench_library_build_type: debug", m)
+            # The fiberbench schema checker accepts what we wrote.
+            checker = os.path.join(HERE, "..", "..", "scripts", "check_results.py")
+            if os.path.isfile(checker):
+                r = subprocess.run([sys.executable, checker, "-q", os.path.join(d, "out", "switch.csv")],
+                                   capture_output=True, text=True)
+                self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_bad_input(self):
         with tempfile.TemporaryDirectory() as d:
