@@ -1,6 +1,338 @@
+/* test_e2e.c - whole conversations over loopback: every model against the in-process
+ * fake server (chunked and close-delimited, plain and odd framing), the HTTP server on
+ * every model with keep-alive, pipelining and bad requests, and, when it is built, a few
+ * conversations against the real mock-llm (fixed profile). */
+#define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
-static void t_none(void **s) { (void)s; }
-int main(void) { const struct CMUnitTest t[] = { cmocka_unit_test(t_none) }; return cmocka_run_group_tests(t, NULL, NULL); }
+
+#include "wl.h"
+#include "wl_fake.h"
+#include "wl_http.h"
+#include "wl_llm.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct srv {
+    const wl_model_t *m;
+    wl_serve_cfg_t    cfg;
+    atomic_int        stop, port;
+    wl_run_stats_t    st;
+    pthread_t         t;
+};
+
+static void ready(uint16_t port, void *arg)
+{
+    (void)arg;
+    (void)port;
+}
+
+static void *serve_main(void *p)
+{
+    struct srv *s = p;
+    s->m->serve(&s->cfg, &s->st);
+    return NULL;
+}
+
+/* on_ready gets the handler's arg; the port is read back from a probe instead */
+static int start(struct srv *s, const wl_model_t *m, wl_conn_fn h, void *arg)
+{
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    /* Bind a port first to know it; the model then listens on it (SO_REUSEADDR). */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(probe, (struct sockaddr *)&a, sizeof a), 0);
+    uint16_t port = wl_bound_port(probe);
+    close(probe);
+    a.sin_port = htons(port);
+    s->cfg.addr = a;
+    s->cfg.handler = h;
+    s->cfg.arg = arg;
+    s->cfg.stop = &s->stop;
+    s->cfg.on_ready = ready;
+    s->cfg.workers = 2;
+    assert_int_equal(pthread_create(&s->t, NULL, serve_main, s), 0);
+    /* wait until it accepts */
+    for (int i = 0; i < 2000; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            return port;
+        usleep(1000);
+    }
+    fail_msg("server on %s did not come up", m->name);
+    return 0;
+}
+
+static void stop(struct srv *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->t, NULL);
+}
+
+/* ---- conversations --------------------------------------------------------------------*/
+
+#define NCONV 30
+
+struct convs {
+    wl_conv_cfg_t cfg;
+    wl_conv_t     c[NCONV];
+    atomic_ulong  sunk;
+};
+
+static void count_sink(size_t conv, const char *s, size_t n, void *arg)
+{
+    (void)conv;
+    (void)s;
+    struct convs *cv = arg;
+    atomic_fetch_add(&cv->sunk, n);
+}
+
+static void conv_job(size_t i, wl_res_t *res, void *arg)
+{
+    struct convs *cv = arg;
+    cv->c[i].arrival_ns = wl_now_ns();
+    wl_conv_run(&cv->cfg, i, res, count_sink, cv, &cv->c[i]);
+}
+
+static void run_convs(const wl_model_t *client, int port, int tokens, size_t bytes_per_token)
+{
+    static struct convs cv;
+    memset(&cv, 0, sizeof cv);
+    wl_parse_addr("127.0.0.1:0", &cv.cfg.addr);
+    cv.cfg.addr.sin_port = htons((uint16_t)port);
+    cv.cfg.max_tokens = 64;
+    cv.cfg.timeout_ns = 20ull * 1000000000u;
+    wl_jobs_cfg_t jc = { .n = NCONV, .workers = 2, .job = conv_job, .arg = &cv };
+    wl_run_stats_t st;
+    assert_int_equal(client->run_jobs(&jc, &st), 0);
+    for (int i = 0; i < NCONV; i++) {
+        if (!cv.c[i].ok)
+            fail_msg("%s conversation %d failed: %s", client->name, i, cv.c[i].cause);
+        assert_int_equal(cv.c[i].tokens, tokens);
+        if (bytes_per_token)
+            assert_int_equal(cv.c[i].content_bytes, (uint64_t)tokens * bytes_per_token);
+        assert_true(cv.c[i].first_token_ns > cv.c[i].arrival_ns);
+        assert_true(cv.c[i].end_ns >= cv.c[i].first_token_ns);
+    }
+    if (bytes_per_token)
+        assert_int_equal(atomic_load(&cv.sunk), (uint64_t)NCONV * tokens * bytes_per_token);
+}
+
+static void t_fake_every_model(void **state)
+{
+    (void)state;
+    /* "tok%d \u00e9\"" for i < 10 is 3+1+1+2+1 = 8 bytes */
+    static wl_fake_cfg_t plain = { .tokens = 10, .ttft_ns = 2000000, .gap_ns = 1000000, .chunked = 1 };
+    static wl_fake_cfg_t odd = { .tokens = 10, .ttft_ns = 1000000, .gap_ns = 500000, .odd_framing = 1,
+                                 .chunked = 1 };
+    static wl_fake_cfg_t odd_close = { .tokens = 10, .ttft_ns = 1000000, .gap_ns = 500000,
+                                       .odd_framing = 1, .chunked = 0 };
+    wl_fake_cfg_t *cfgs[] = { &plain, &odd, &odd_close };
+    for (size_t k = 0; k < 3; k++) {
+        static struct srv s;
+        int port = start(&s, &wl_model_fiber, wl_fake_llm_handle, cfgs[k]);
+        for (size_t i = 0; wl_models[i]; i++) {
+            fprintf(stderr, "  fake server %zu, client %s\n", k, wl_models[i]->name);
+            run_convs(wl_models[i], port, 10, 8);
+        }
+        stop(&s);
+    }
+}
+
+static void t_failures_have_causes(void **state)
+{
+    (void)state;
+    /* nobody listens on this port: every conversation fails with a cause, none hangs */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(probe, (struct sockaddr *)&a, sizeof a);
+    uint16_t port = wl_bound_port(probe);
+    close(probe);
+    static struct convs cv;
+    for (size_t i = 0; wl_models[i]; i++) {
+        memset(&cv, 0, sizeof cv);
+        cv.cfg.addr = a;
+        cv.cfg.addr.sin_port = htons(port);
+        cv.cfg.max_tokens = 4;
+        cv.cfg.timeout_ns = 5ull * 1000000000u;
+        wl_jobs_cfg_t jc = { .n = 5, .workers = 2, .job = conv_job, .arg = &cv };
+        wl_run_stats_t st;
+        assert_int_equal(wl_models[i]->run_jobs(&jc, &st), 0);
+        for (int j = 0; j < 5; j++) {
+            assert_false(cv.c[j].ok);
+            assert_string_equal(cv.c[j].cause, "connect: ECONNREFUSED");
+        }
+    }
+}
+
+/* ---- HTTP server ---------------------------------------------------------------------- */
+
+static int dial(int port)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    struct timeval tv = { .tv_sec = 10 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+/* Reads until `count` occurrences of needle were seen or the peer closed. */
+static int read_count(int fd, const char *needle, int count, char *buf, size_t cap)
+{
+    size_t have = 0;
+    int seen = 0;
+    while (seen < count && have < cap - 1) {
+        ssize_t n = read(fd, buf + have, cap - 1 - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        buf[have] = 0;
+        seen = 0;
+        for (char *p = buf; (p = strstr(p, needle)); p++)
+            seen++;
+    }
+    return seen;
+}
+
+static void t_http_every_model(void **state)
+{
+    (void)state;
+    for (size_t i = 0; wl_models[i]; i++) {
+        static wl_http_srv_t hs;
+        static struct srv s;
+        memset(&hs, 0, sizeof hs);
+        fprintf(stderr, "  http server on %s\n", wl_models[i]->name);
+        int port = start(&s, wl_models[i], wl_http_handle, &hs);
+        char buf[4096];
+        /* three pipelined keep-alive requests in one write, the last one split */
+        int fd = dial(port);
+        const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                          "POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+                          "GET /y HTTP/1.1\r\nHost: x\r\n";
+        assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+        usleep(20000);
+        assert_int_equal(write(fd, "\r\n", 2), 2);
+        assert_int_equal(read_count(fd, WL_HTTP_BODY, 3, buf, sizeof buf), 3);
+        close(fd);
+        /* Connection: close is honoured */
+        fd = dial(port);
+        req = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+        assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+        assert_int_equal(read_count(fd, WL_HTTP_BODY, 2, buf, sizeof buf), 1); /* then EOF */
+        close(fd);
+        /* garbage gets a 400 and a close */
+        fd = dial(port);
+        assert_int_equal(write(fd, "\x01\x02 nonsense\r\n\r\n", 15), 15);
+        assert_int_equal(read_count(fd, "400 Bad Request", 2, buf, sizeof buf), 1);
+        close(fd);
+        stop(&s);
+        assert_int_equal(atomic_load(&hs.requests), 4);
+        assert_int_equal(atomic_load(&hs.bad_requests), 1);
+    }
+}
+
+static void t_http_upstream(void **state)
+{
+    (void)state;
+    static wl_fake_cfg_t fc = { .tokens = 5, .ttft_ns = 1000000, .chunked = 1 };
+    static struct srv up, s;
+    int up_port = start(&up, &wl_model_fiber, wl_fake_llm_handle, &fc);
+    static wl_http_srv_t hs;
+    memset(&hs, 0, sizeof hs);
+    hs.upstream = 1;
+    wl_parse_addr("127.0.0.1:0", &hs.upstream_addr);
+    hs.upstream_addr.sin_port = htons((uint16_t)up_port);
+    hs.upstream_tokens = 5;
+    for (size_t i = 0; wl_models[i]; i++) {
+        int port = start(&s, wl_models[i], wl_http_handle, &hs);
+        int fd = dial(port);
+        char buf[4096];
+        for (int k = 0; k < 3; k++) { /* the upstream connection is kept alive */
+            const char *req = "GET / HTTP/1.1\r\n\r\n";
+            assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+            assert_int_equal(read_count(fd, WL_HTTP_BODY, 1, buf, sizeof buf), 1);
+        }
+        close(fd);
+        stop(&s);
+    }
+    stop(&up);
+    assert_int_equal(atomic_load(&hs.upstream_errors), 0);
+    assert_int_equal(atomic_load(&hs.requests), 12);
+}
+
+/* ---- the real mock-llm, when built ----------------------------------------------------- */
+
+static void t_real_mock_llm(void **state)
+{
+    (void)state;
+    const char *bin = getenv("WL_BIN");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/mock-llm", bin ? bin : ".");
+    if (!bin || access(path, X_OK) != 0) {
+        fprintf(stderr, "  mock-llm not built (WL_BIN=%s): skipped\n", bin ? bin : "unset");
+        skip();
+    }
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        execl(path, path, "--listen", "127.0.0.1:0", "--profile", "fixed", "--time-scale",
+              "0.05", "--seed", "1", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[128] = { 0 };
+    size_t have = 0;
+    while (have < sizeof line - 1 && !strchr(line, '\n')) {
+        ssize_t n = read(out[0], line + have, sizeof line - 1 - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    char *colon = strrchr(line, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    if (port <= 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        fail_msg("mock-llm did not say where it listens: '%s'", line);
+    }
+    /* the fixed profile answers 32 tokens, one per event */
+    run_convs(&wl_model_fiber, port, 32, 0);
+    run_convs(&wl_model_thread, port, 32, 0);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    close(out[0]);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_fake_every_model),
+        cmocka_unit_test(t_failures_have_causes),
+        cmocka_unit_test(t_http_every_model),
+        cmocka_unit_test(t_http_upstream),
+        cmocka_unit_test(t_real_mock_llm),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
