@@ -42,6 +42,10 @@ METRICS = {
     "lateness_p50_ms": "ms", "lateness_p99_ms": "ms", "lateness_max_ms": "ms",
     "cpu_percent": "percent", "streams": "count", "live_units": "count",
     "errors": "count", "limit_units": "count", "ratio": "x",
+    "cold_create_ns": "ns", "warm_create_ns": "ns",
+    "hwm_per_unit_bytes": "bytes", "kernel_stack_per_unit_bytes": "bytes",
+    "sunreclaim_per_unit_bytes": "bytes", "slab_per_unit_bytes": "bytes",
+    "page_tables_per_unit_bytes": "bytes",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units
@@ -72,12 +76,18 @@ class Report:
         self.errors = 0
         self.warnings = 0
         self.quiet = quiet
+        self.warned = set()
 
     def error(self, where, msg):
         self.errors += 1
         print(f"{where}: error: {msg}", file=sys.stderr)
 
     def warn(self, where, msg):
+        # One warning per file and message: an unknown metric is named once, not per row.
+        key = (where.split(":")[0], msg)
+        if key in self.warned:
+            return
+        self.warned.add(key)
         self.warnings += 1
         if not self.quiet:
             print(f"{where}: warning: {msg}", file=sys.stderr)
