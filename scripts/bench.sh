@@ -69,8 +69,10 @@ fi
 plot_est=15
 
 fmt() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
-say() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
-loud() { printf '\033[1;31m[bench] !!! %s\033[0m\n' "$*" >&2; }
+# Bold and red only on a terminal: logs and CI get plain text.
+if [ -t 2 ]; then b=$'\033[1m'; r=$'\033[1;31m'; z=$'\033[0m'; else b=""; r=""; z=""; fi
+say() { printf '%s[bench]%s %s\n' "$b" "$z" "$*" >&2; }
+loud() { printf '%s[bench] !!! %s%s\n' "$r" "$*" "$z" >&2; }
 
 t0=$(date +%s)
 ticker=""

@@ -23,8 +23,10 @@ done
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-$(nproc)}
 fresh=results/tmp/reproduce
-say() { printf '\033[1m[reproduce]\033[0m %s\n' "$*" >&2; }
-loud() { printf '\033[1;31m[reproduce] !!! %s\033[0m\n' "$*" >&2; }
+# Bold and red only on a terminal: logs and CI get plain text.
+if [ -t 2 ]; then b=$'\033[1m'; r=$'\033[1;31m'; z=$'\033[0m'; else b=""; r=""; z=""; fi
+say() { printf '%s[reproduce]%s %s\n' "$b" "$z" "$*" >&2; }
+loud() { printf '%s[reproduce] !!! %s%s\n' "$r" "$*" "$z" >&2; }
 
 if [ -n "$run" ]; then
   scripts/deps.sh bench || exit 1
