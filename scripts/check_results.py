@@ -24,8 +24,8 @@ HEADER = ["harness", "case", "model", "impl", "param", "value", "metric", "unit"
 # is its enforcement.
 HARNESSES = {"switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm"}
 
-UNITS = {"ns", "us", "ms", "s", "bytes", "KiB", "MiB", "count", "ops/s", "req/s",
-         "units/s", "tokens/s", "MB/s", "percent", "x"}
+UNITS = {"ns", "us", "ms", "s", "bytes", "KiB", "MiB", "count", "streams", "ops/s",
+         "req/s", "units/s", "tokens/s", "events/s", "conv/s", "MB/s", "percent", "x"}
 
 METRICS = {
     "ns_per_op": "ns", "us_per_op": "us", "ns_per_switch": "ns", "ns_per_create": "ns",
@@ -46,12 +46,17 @@ METRICS = {
     "hwm_per_unit_bytes": "bytes", "kernel_stack_per_unit_bytes": "bytes",
     "sunreclaim_per_unit_bytes": "bytes", "slab_per_unit_bytes": "bytes",
     "page_tables_per_unit_bytes": "bytes",
+    "events_per_s": "events/s", "client_events_per_s": "events/s",
+    "max_events_per_s": "events/s", "requests_per_s": "req/s", "conv_per_s": "conv/s",
+    "lateness_p50": "us", "lateness_p99": "us", "lateness_p999": "us",
+    "open_streams": "streams", "failed_streams": "streams", "rss_per_stream": "bytes",
+    "open_time": "s", "ttft_max_ms": "ms",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units
 # that suffix allows.
 SUFFIX_UNITS = [
-    ("_per_s", {"ops/s", "req/s", "units/s", "tokens/s", "MB/s"}),
+    ("_per_s", {"ops/s", "req/s", "units/s", "tokens/s", "events/s", "conv/s", "MB/s"}),
     ("_bytes", {"bytes", "KiB", "MiB"}), ("_kib", {"KiB"}), ("_mib", {"MiB"}),
     ("_ns", {"ns"}), ("_us", {"us"}), ("_ms", {"ms"}), ("_s", {"s"}),
     ("_percent", {"percent"}), ("_ratio", {"x"}), ("_count", {"count"}),
