@@ -51,6 +51,8 @@ METRICS = {
     "lateness_p50": "us", "lateness_p99": "us", "lateness_p999": "us",
     "open_streams": "streams", "failed_streams": "streams", "rss_per_stream": "bytes",
     "open_time": "s", "ttft_max_ms": "ms",
+    "first_repeat_units_per_s": "units/s", "cold_unit_us": "us", "warm_unit_us": "us",
+    "process_unit_us": "us",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units
