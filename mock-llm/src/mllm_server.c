@@ -207,12 +207,18 @@ static int emit_scratch(conn_t *c, int chunked)
     char *start = scratch.p + CHUNK_HDR;
     size_t n = body;
     if (chunked) {
-        char hdr[CHUNK_HDR + 1];
-        int hl = snprintf(hdr, sizeof hdr, "%zx\r\n", body);
-        start -= hl;
-        memcpy(start, hdr, (size_t)hl);
+        /* "<hex size>\r\n" written backwards in front of the data (printf showed up
+         * in profiles at 300,000 writes per second). */
+        static const char hex[] = "0123456789abcdef";
+        *--start = '\n';
+        *--start = '\r';
+        size_t v = body;
+        do {
+            *--start = hex[v & 15];
+            v >>= 4;
+        } while (v);
         mllm_buf_add(&scratch, "\r\n", 2);
-        n = body + (size_t)hl + 2;
+        n = (size_t)(scratch.p + scratch.len - start);
     }
     return scratch.oom ? -1 : emit(c, start, n);
 }
