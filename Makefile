@@ -44,3 +44,12 @@ plots-published:
 
 reproduce:
 	@BUILD=$(BUILD) JOBS=$(JOBS) scripts/reproduce.sh
+
+# --- mock-llm benchmark (mock-llm/bench/mockllm_bench.py)
+#   make bench-mockllm [QUICK=1]   capacity, concurrency, keep-alive vs nginx -> results/mockllm.csv
+.PHONY: bench-mockllm
+bench-mockllm:
+	@scripts/deps.sh bench
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target mock-llm mllm-load
+	@python3 mock-llm/bench/mockllm_bench.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)
