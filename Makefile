@@ -53,3 +53,12 @@ bench-mockllm:
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target mock-llm mllm-load
 	@python3 mock-llm/bench/mockllm_bench.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)
+
+# --- micro harnesses (bench/run_micro.sh): switch, alloc, memory, scale, seed
+#   make bench-micro [QUICK=1]   -> results/{switch,alloc,memory,scale,seed}.csv (+ .machine.txt)
+.PHONY: bench-micro
+bench-micro:
+	@scripts/deps.sh bench
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_switch bench_alloc bench_memory bench_scale bench_seed
+	@BUILD=$(BUILD) QUICK=$(QUICK) bench/run_micro.sh

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# run_micro.sh - what `make bench-micro` runs: every micro harness (switch, alloc,
+# memory, scale, seed) in turn, progress on stderr, results in OUT (default results/):
+# <harness>.csv + <harness>.machine.txt each, the Google Benchmark JSON of switch and
+# alloc, and hyperfine's export in OUT/hyperfine/seed.csv.
+#   bench/run_micro.sh [--quick] [--out DIR] [--only h1,h2] [--help]
+# Environment: QUICK=1 (same as --quick), BUILD (build directory, default build).
+# A harness that fails is reported and the others still run; the exit status is then 1.
+# Budget on 2 vCPUs: full <= 6 min, quick <= 90 s.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+quick=${QUICK:-}
+[ "$quick" = "0" ] && quick=""
+out=results
+only=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --out) [ $# -ge 2 ] || { echo "run_micro.sh: --out needs a directory" >&2; exit 2; }; out=$2; shift ;;
+    --out=*) out=${1#--out=} ;;
+    --only) [ $# -ge 2 ] || { echo "run_micro.sh: --only needs a list" >&2; exit 2; }; only=$2; shift ;;
+    --only=*) only=${1#--only=} ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run_micro.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+BUILD=${BUILD:-build}
+harnesses=(switch alloc memory scale seed)
+if [ -n "$only" ]; then
+  IFS=, read -ra harnesses <<<"$only"
+fi
+mode=--full; [ -n "$quick" ] && mode=--quick
+
+say() { printf '[bench-micro] %s\n' "$*" >&2; }
+t0=$(date +%s)
+failed=()
+i=0
+for h in "${harnesses[@]}"; do
+  i=$((i + 1))
+  bin=$BUILD/bin/bench_$h
+  if [ ! -x "$bin" ]; then
+    say "!!! $bin is not built (make build)"; failed+=("$h"); continue
+  fi
+  say "$i/${#harnesses[@]} $h ${mode#--} -> $out/$h.csv (total so far $(( $(date +%s) - t0 )) s)"
+  s0=$(date +%s)
+  "$bin" "$mode" --out "$out"
+  rc=$?
+  if [ $rc -ne 0 ]; then
+    say "!!! $h failed (exit $rc)"; failed+=("$h")
+  else
+    say "$h done in $(( $(date +%s) - s0 )) s"
+  fi
+done
+say "all done in $(( $(date +%s) - t0 )) s (${mode#--})"
+if [ ${#failed[@]} -gt 0 ]; then
+  say "!!! failed: ${failed[*]}"
+  exit 1
+fi

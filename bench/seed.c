@@ -1,0 +1,600 @@
+/*
+ * seed.c - bench_seed: the post's own protocol (socketry/performance fiber-vs-thread),
+ * in C. N units, each switching M times; the time runs from the first creation to the
+ * end of the last unit.
+ *   alloc      N = 10,000, M = 2: us per unit, and VmHWM growth per unit
+ *   switch     N = 2, M = 10,000: us per switch (time / (N * M))
+ *   throughput N = 1,000, M = 100, 10 repeats: units per second, first and last repeat
+ *   warming    N = 10,000, M = 2, 10 repeats: us per unit, first and last repeat
+ *
+ * Models. fiber: fiber_spawn N fibers, each calls fiber_yield() M times, fiber_run().
+ * thread/baton: a GVL-like baton - one runnable thread at a time; the creating thread
+ * holds it while it creates, each yield hands it to the longest waiter (what Ruby's
+ * Thread.pass does under its lock), a thread that ends hands it on. thread/baton/cpu=same:
+ * the same with every thread on one CPU (a cross-core wake-up costs ~20 us on this VM).
+ * thread/sched_yield/cpu=same: no baton, each thread calls sched_yield() M times, all on
+ * one CPU so that a yield really hands over (on two idle CPUs it returns at once).
+ *
+ * Each case is repeated (interleaved across models) and reported as median, min, max.
+ * The alloc case also runs as whole processes under hyperfine (its CSV export kept in
+ * <out>/hyperfine/seed.csv), and bench/ruby/seed.rb runs the same protocol in Ruby when
+ * ruby is installed. The post's published Ruby 3.4 figures are written beside them
+ * (model ruby-*, impl published-ruby-3.4). results/seed.csv.
+ */
+#define _GNU_SOURCE
+#include "bench_util.h"
+#include "fiber.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static const char SUMMARY[] =
+    "The post's protocol: N units each switching M times, for C fibers and C threads (a\n"
+    "GVL-like baton, and sched_yield): alloc (10000, 2), switch (2, 10000), throughput\n"
+    "(1000, 100, 10 repeats), cache warming (10000, 2, 10 repeats); the alloc case also as\n"
+    "whole processes under hyperfine; Ruby's own run of the protocol beside it.";
+
+typedef enum model { M_FIBER, M_BATON, M_BATON_1CPU, M_YIELD_1CPU, NMODELS } model_t;
+
+static const struct {
+    const char *arg;   /* --one MODEL:N:M */
+    const char *model; /* CSV model */
+    const char *impl;  /* CSV impl, also in the case */
+} MODELS[NMODELS] = {
+    {"fiber", "fiber", "scheduler"},
+    {"baton", "thread", "baton"},
+    {"baton-1cpu", "thread", "baton/cpu=same"},
+    {"yield-1cpu", "thread", "sched_yield/cpu=same"},
+};
+
+/* ---- fibers ---- */
+
+static void fiber_unit(void *arg)
+{
+    long m = (long)(intptr_t)arg;
+    for (long i = 0; i < m; i++)
+        fiber_yield();
+}
+
+static int run_fibers(long n, long m)
+{
+    fiber_attr_t attr = {.detached = 1};
+    for (long i = 0; i < n; i++)
+        if (!fiber_spawn_ex(fiber_unit, (void *)(intptr_t)m, &attr)) {
+            int e = errno;
+            fiber_run();
+            return e;
+        }
+    return fiber_run() == 0 ? 0 : errno;
+}
+
+/* ---- the baton ---- */
+
+/* A waiter parks on its own futex word; the baton holder hands over by setting it. */
+typedef struct waiter {
+    struct waiter *next;
+    int            go;
+} waiter_t;
+
+typedef struct baton {
+    pthread_mutex_t mu;
+    waiter_t       *head, *tail;
+    int             held;
+    long            m;
+    long            arrived; /* threads that reached the baton at least once */
+} baton_t;
+
+static void w_wait(waiter_t *w)
+{
+    while (!__atomic_load_n(&w->go, __ATOMIC_ACQUIRE))
+        syscall(SYS_futex, &w->go, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    w->go = 0;
+}
+
+static void w_wake(waiter_t *w)
+{
+    __atomic_store_n(&w->go, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &w->go, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Takes the baton, queueing behind earlier waiters. */
+static void baton_acquire(baton_t *b, waiter_t *me)
+{
+    pthread_mutex_lock(&b->mu);
+    b->arrived++;
+    if (!b->held) {
+        b->held = 1;
+        pthread_mutex_unlock(&b->mu);
+        return;
+    }
+    me->next = NULL;
+    if (b->tail)
+        b->tail->next = me;
+    else
+        b->head = me;
+    b->tail = me;
+    pthread_mutex_unlock(&b->mu);
+    w_wait(me);
+}
+
+/* Pops the first waiter, or NULL. Called with b->mu held. */
+static waiter_t *baton_pop(baton_t *b)
+{
+    waiter_t *w = b->head;
+    if (w) {
+        b->head = w->next;
+        if (!b->head)
+            b->tail = NULL;
+    }
+    return w;
+}
+
+/* Hands the baton to the first waiter (it stays held: a direct hand-over) or frees it. */
+static void baton_release(baton_t *b)
+{
+    pthread_mutex_lock(&b->mu);
+    waiter_t *w = baton_pop(b);
+    if (!w)
+        b->held = 0;
+    pthread_mutex_unlock(&b->mu);
+    if (w)
+        w_wake(w);
+}
+
+/* Thread.pass under the lock: go to the back of the queue and hand the baton to the
+ * front; with nobody waiting, keep running. */
+static void baton_pass(baton_t *b, waiter_t *me)
+{
+    pthread_mutex_lock(&b->mu);
+    waiter_t *w = baton_pop(b);
+    if (!w) {
+        pthread_mutex_unlock(&b->mu);
+        return;
+    }
+    me->next = NULL;
+    if (b->tail)
+        b->tail->next = me;
+    else
+        b->head = me;
+    b->tail = me;
+    pthread_mutex_unlock(&b->mu);
+    w_wake(w);
+    w_wait(me);
+}
+
+static void *baton_unit(void *arg)
+{
+    baton_t *b = arg;
+    waiter_t me = {0};
+    baton_acquire(b, &me);
+    for (long i = 0; i < b->m; i++)
+        baton_pass(b, &me);
+    baton_release(b);
+    return NULL;
+}
+
+static void *yield_unit(void *arg)
+{
+    long m = (long)(intptr_t)arg;
+    for (long i = 0; i < m; i++)
+        sched_yield();
+    return NULL;
+}
+
+/* Creates n threads (joined at the end); returns 0 or pthread_create's error, having
+ * joined whatever it created. */
+static int run_threads(model_t model, long n, long m)
+{
+    pthread_t *t = malloc((size_t)n * sizeof *t);
+    if (!t)
+        return ENOMEM;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    if (model != M_BATON)
+        pthread_attr_setaffinity_np(&attr, sizeof one, &one);
+    baton_t b = {.mu = PTHREAD_MUTEX_INITIALIZER, .m = m};
+    waiter_t main_w = {0};
+    int use_baton = model == M_BATON || model == M_BATON_1CPU;
+    if (use_baton)
+        baton_acquire(&b, &main_w); /* the creating thread holds it while it creates */
+    long made = 0;
+    int e = 0;
+    for (; made < n; made++) {
+        e = pthread_create(&t[made], &attr, use_baton ? baton_unit : yield_unit,
+                           use_baton ? (void *)&b : (void *)(intptr_t)m);
+        if (e)
+            break;
+    }
+    if (use_baton) {
+        /* pthread_create returns before the thread runs: wait until every thread is
+         * queued on the baton, or the first ones would pass with nobody to pass to and
+         * switch nothing. (In Ruby a new thread queues on the GVL as soon as it starts.)
+         * The wait is part of the measured time, as creation. */
+        for (;;) {
+            pthread_mutex_lock(&b.mu);
+            long arrived = b.arrived - 1; /* minus the creating thread */
+            pthread_mutex_unlock(&b.mu);
+            if (arrived >= made)
+                break;
+            sched_yield();
+        }
+        baton_release(&b); /* joining blocks outside the lock, as Thread#join does */
+    }
+    for (long i = 0; i < made; i++)
+        pthread_join(t[i], NULL);
+    pthread_attr_destroy(&attr);
+    free(t);
+    return e;
+}
+
+/* One run of the protocol; *ns its time, *hwm_bytes the VmHWM growth over it. */
+static int run_once(model_t model, long n, long m, uint64_t *ns, long *hwm_bytes)
+{
+    bench_mem_t a, b;
+    bench_hwm_reset();
+    bench_mem_read(&a);
+    uint64_t t0 = bench_now_ns();
+    int e = model == M_FIBER ? run_fibers(n, m) : run_threads(model, n, m);
+    *ns = bench_now_ns() - t0;
+    bench_mem_read(&b);
+    *hwm_bytes = (b.hwm_kb - a.rss_kb) * 1024;
+    return e;
+}
+
+/* ---- the published Ruby 3.4 figures (socketry/performance fiber-vs-thread readme,
+ * commit adfd780c, AMD Ryzen 9 9950X3D, Linux 6.15; ../shared/reference) ---- */
+
+static void published_rows(bench_csv_t *c)
+{
+    static const struct {
+        const char *cs, *model, *metric, *unit;
+        double      v;
+    } P[] = {
+        {"seed/ruby-fiber/published-ruby-3.4/alloc/n=10000/m=2", "ruby-fiber", "us_per_unit", "us", 3.394},
+        {"seed/ruby-thread/published-ruby-3.4/alloc/n=10000/m=2", "ruby-thread", "us_per_unit", "us", 78.586},
+        {"seed/ruby-fiber/published-ruby-3.4/alloc/n=10000/m=2", "ruby-fiber", "user_bytes_per_unit", "bytes", 13241},
+        {"seed/ruby-thread/published-ruby-3.4/alloc/n=10000/m=2", "ruby-thread", "user_bytes_per_unit", "bytes", 13701},
+        {"seed/ruby-fiber/published-ruby-3.4/switch/n=2/m=10000", "ruby-fiber", "us_per_switch", "us", 0.112},
+        {"seed/ruby-thread/published-ruby-3.4/switch/n=2/m=10000", "ruby-thread", "us_per_switch", "us", 1.338},
+        {"seed/ruby-fiber/published-ruby-3.4/throughput/n=1000/m=100", "ruby-fiber", "units_per_s", "units/s", 78315},
+        {"seed/ruby-thread/published-ruby-3.4/throughput/n=1000/m=100", "ruby-thread", "units_per_s", "units/s", 5154},
+        {"seed/ruby-fiber/published-ruby-3.4/warming/n=10000/m=2", "ruby-fiber", "cold_unit_us", "us", 3.479},
+        {"seed/ruby-fiber/published-ruby-3.4/warming/n=10000/m=2", "ruby-fiber", "warm_unit_us", "us", 1.014},
+        {"seed/ruby-thread/published-ruby-3.4/warming/n=10000/m=2", "ruby-thread", "cold_unit_us", "us", 79.296},
+        {"seed/ruby-thread/published-ruby-3.4/warming/n=10000/m=2", "ruby-thread", "warm_unit_us", "us", 74.272},
+    };
+    for (size_t i = 0; i < sizeof P / sizeof *P; i++)
+        bench_csv_row(c, P[i].cs, P[i].model, "published-ruby-3.4", "", "", P[i].metric, P[i].unit, P[i].v,
+                      P[i].v, P[i].v, 1);
+}
+
+/* ---- the cases ---- */
+
+typedef struct cfg {
+    bench_mode_t mode;
+    int          runs;      /* repetitions of alloc and switch */
+    int          repeats;   /* repeats inside throughput and warming (the post: 10) */
+    int          series;    /* how many times the repeated series run */
+    long         alloc_n, switch_m, tp_n, tp_m, warm_n;
+} cfg_t;
+
+static char case_buf[160];
+static const char *case_name(model_t mo, const char *what, long n, long m)
+{
+    snprintf(case_buf, sizeof case_buf, "seed/%s/%s/%s/n=%ld/m=%ld", MODELS[mo].model, MODELS[mo].impl,
+             what, n, m);
+    return case_buf;
+}
+
+static int failed(bench_csv_t *c, model_t mo, const char *what, long n, long m, int e)
+{
+    char cs[200];
+    snprintf(cs, sizeof cs, "%s/limit=%s", case_name(mo, what, n, m), bench_errno_name(e));
+    bench_csv_row(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "errors", "count", 1, 1, 1, 1);
+    bench_progress("seed", "%s: %s", cs, strerror(e));
+    return 1;
+}
+
+/* alloc (N, 2) and switch (2, M): `runs` interleaved repetitions per model. */
+static void single_cases(bench_csv_t *c, const cfg_t *k)
+{
+    static double us_unit[NMODELS][64], hwm[NMODELS][64], us_sw[NMODELS][64];
+    int ok_a[NMODELS] = {0}, ok_s[NMODELS] = {0}, bad_a[NMODELS] = {0}, bad_s[NMODELS] = {0};
+    for (int r = 0; r < k->runs; r++) {
+        for (int mo = 0; mo < NMODELS; mo++) {
+            uint64_t ns;
+            long h;
+            int e;
+            if (!bad_a[mo]) {
+                fiber_pool_trim(); /* each alloc run starts without pooled stacks: cold */
+                if ((e = run_once(mo, k->alloc_n, 2, &ns, &h)))
+                    bad_a[mo] = failed(c, mo, "alloc", k->alloc_n, 2, e);
+                else {
+                    us_unit[mo][ok_a[mo]] = (double)ns / 1e3 / (double)k->alloc_n;
+                    hwm[mo][ok_a[mo]++] = (double)h / (double)k->alloc_n;
+                }
+            }
+            if (!bad_s[mo]) {
+                if ((e = run_once(mo, 2, k->switch_m, &ns, &h)))
+                    bad_s[mo] = failed(c, mo, "switch", 2, k->switch_m, e);
+                else
+                    us_sw[mo][ok_s[mo]++] = (double)ns / 1e3 / (double)(2 * k->switch_m);
+            }
+        }
+        bench_progress("seed", "alloc (%ld, 2) and switch (2, %ld): run %d/%d", k->alloc_n, k->switch_m, r + 1,
+                       k->runs);
+    }
+    for (int mo = 0; mo < NMODELS; mo++) {
+        if (ok_a[mo]) {
+            const char *cs = case_name(mo, "alloc", k->alloc_n, 2);
+            bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "us_per_unit", "us",
+                              us_unit[mo], ok_a[mo]);
+            bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "user_bytes_per_unit",
+                              "bytes", hwm[mo], ok_a[mo]);
+        }
+        if (ok_s[mo])
+            bench_csv_samples(c, case_name(mo, "switch", 2, k->switch_m), MODELS[mo].model,
+                              MODELS[mo].impl, "", "", "us_per_switch", "us", us_sw[mo], ok_s[mo]);
+    }
+}
+
+/* throughput (N, M, repeats) and warming (N, 2, repeats): each series runs `repeats`
+ * times in a row in one process (so caches, pools and allocators warm up as in the
+ * post); the series itself runs `series` times, models interleaved. */
+static void repeated_cases(bench_csv_t *c, const cfg_t *k)
+{
+    static double tp_first[NMODELS][16], tp_last[NMODELS][16], w_first[NMODELS][16], w_last[NMODELS][16];
+    int ok_t[NMODELS] = {0}, ok_w[NMODELS] = {0}, bad_t[NMODELS] = {0}, bad_w[NMODELS] = {0};
+    for (int s = 0; s < k->series; s++) {
+        for (int mo = 0; mo < NMODELS; mo++) {
+            uint64_t ns;
+            long h;
+            int e = 0;
+            if (!bad_t[mo]) {
+                for (int r = 0; r < k->repeats && !e; r++) {
+                    if ((e = run_once(mo, k->tp_n, k->tp_m, &ns, &h)))
+                        break;
+                    double ups = (double)k->tp_n / ((double)ns / 1e9);
+                    if (r == 0)
+                        tp_first[mo][ok_t[mo]] = ups;
+                    tp_last[mo][ok_t[mo]] = ups;
+                }
+                if (e)
+                    bad_t[mo] = failed(c, mo, "throughput", k->tp_n, k->tp_m, e);
+                else
+                    ok_t[mo]++;
+            }
+            if (!bad_w[mo]) {
+                fiber_pool_trim(); /* the first repeat starts cold */
+                for (int r = 0; r < k->repeats && !e; r++) {
+                    if ((e = run_once(mo, k->warm_n, 2, &ns, &h)))
+                        break;
+                    double us = (double)ns / 1e3 / (double)k->warm_n;
+                    if (r == 0)
+                        w_first[mo][ok_w[mo]] = us;
+                    w_last[mo][ok_w[mo]] = us;
+                }
+                if (e)
+                    bad_w[mo] = failed(c, mo, "warming", k->warm_n, 2, e);
+                else
+                    ok_w[mo]++;
+            }
+            bench_progress("seed", "throughput (%ld, %ld) and warming (%ld, 2) x%d repeats: %s, series %d/%d",
+                           k->tp_n, k->tp_m, k->warm_n, k->repeats, MODELS[mo].arg, s + 1, k->series);
+        }
+    }
+    for (int mo = 0; mo < NMODELS; mo++) {
+        if (ok_t[mo]) {
+            char cs[200];
+            snprintf(cs, sizeof cs, "%s", case_name(mo, "throughput", k->tp_n, k->tp_m));
+            /* The post's "max throughput" is the last repeat's. */
+            bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "units_per_s", "units/s",
+                              tp_last[mo], ok_t[mo]);
+            bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "first_repeat_units_per_s",
+                              "units/s", tp_first[mo], ok_t[mo]);
+        }
+        if (ok_w[mo]) {
+            char cs[200];
+            snprintf(cs, sizeof cs, "%s", case_name(mo, "warming", k->warm_n, 2));
+            bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "cold_unit_us", "us",
+                              w_first[mo], ok_w[mo]);
+            bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "warm_unit_us", "us",
+                              w_last[mo], ok_w[mo]);
+        }
+    }
+}
+
+/* ---- hyperfine: the alloc case as whole processes ---- */
+
+static int hyperfine_cases(bench_csv_t *c, const cfg_t *k, const char *out_dir)
+{
+    if (!bench_have_program("hyperfine")) {
+        bench_progress("seed", "hyperfine is not installed: no whole-process rows (scripts/deps.sh bench)");
+        return 0;
+    }
+    char dir[4096], csvp[4200], self[4096], runs[16], cmds[NMODELS][4400], names[NMODELS][64];
+    snprintf(dir, sizeof dir, "%s/hyperfine", out_dir);
+    if (bench_mkdir_p(dir) != 0)
+        return -1;
+    snprintf(csvp, sizeof csvp, "%s/seed.csv", dir);
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0)
+        return -1;
+    self[sl] = '\0';
+    snprintf(runs, sizeof runs, "%d", k->mode == BENCH_TINY ? 2 : k->mode == BENCH_QUICK ? 3 : 5);
+    char *argv[64];
+    int a = 0;
+    argv[a++] = "hyperfine";
+    argv[a++] = "-N";
+    argv[a++] = "--style";
+    argv[a++] = "basic";
+    argv[a++] = "--warmup";
+    argv[a++] = k->mode == BENCH_FULL ? "1" : "0";
+    argv[a++] = "--runs";
+    argv[a++] = runs;
+    argv[a++] = "--export-csv";
+    argv[a++] = csvp;
+    for (int mo = 0; mo < NMODELS; mo++) {
+        snprintf(names[mo], sizeof names[mo], "%s", MODELS[mo].arg);
+        snprintf(cmds[mo], sizeof cmds[mo], "%s --one %s:%ld:2", self, MODELS[mo].arg, k->alloc_n);
+        argv[a++] = "--command-name";
+        argv[a++] = names[mo];
+        argv[a++] = cmds[mo];
+    }
+    argv[a] = NULL;
+    bench_progress("seed", "hyperfine: alloc (%ld, 2) as whole processes, %s runs each", k->alloc_n, runs);
+    int st = bench_spawn(argv, "/dev/null");
+    if (st != 0) {
+        bench_progress("seed", "hyperfine failed (%d)", st);
+        return -1;
+    }
+    /* command,mean,stddev,median,user,system,min,max (seconds) */
+    FILE *f = fopen(csvp, "r");
+    if (!f)
+        return -1;
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char name[64];
+        double mean, sd, med, usr, sys, mn, mx;
+        if (sscanf(line, "%63[^,],%lf,%lf,%lf,%lf,%lf,%lf,%lf", name, &mean, &sd, &med, &usr, &sys, &mn, &mx) != 8)
+            continue;
+        for (int mo = 0; mo < NMODELS; mo++) {
+            if (strcmp(name, MODELS[mo].arg) != 0)
+                continue;
+            double per = 1e6 / (double)k->alloc_n;
+            char cs[200];
+            snprintf(cs, sizeof cs, "%s", case_name(mo, "alloc-process", k->alloc_n, 2));
+            bench_csv_row(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "process_unit_us", "us", med * per,
+                          mn * per, mx * per, atoi(runs));
+            n++;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+/* ---- Ruby ---- */
+
+static int ruby_cases(bench_csv_t *c, const cfg_t *k, const char *out_dir)
+{
+    const char *ruby = "/usr/bin/ruby";
+    if (access(ruby, X_OK) != 0) {
+        bench_progress("seed", "no /usr/bin/ruby: no Ruby rows (scripts/deps.sh bench installs it)");
+        return 0;
+    }
+    char script[4096], tmp[4200];
+    snprintf(script, sizeof script, "%s/bench/ruby/seed.rb", bench_root());
+    snprintf(tmp, sizeof tmp, "%s/seed-ruby.csv.tmp", out_dir);
+    char *argv[] = {(char *)ruby, script, "--mode", (char *)bench_mode_name(k->mode), NULL};
+    bench_progress("seed", "Ruby: %s --mode %s", script, bench_mode_name(k->mode));
+    int st = bench_spawn(argv, tmp);
+    int n = st == 0 ? bench_csv_append_file(c, tmp) : -1;
+    if (st != 0)
+        bench_progress("seed", "the Ruby script failed (%d): no Ruby rows", st);
+    unlink(tmp);
+    return n;
+}
+
+/* ---- main ---- */
+
+static int one(const char *spec)
+{
+    char name[32];
+    long n, m;
+    if (sscanf(spec, "%31[^:]:%ld:%ld", name, &n, &m) != 3 || n < 1 || m < 0 || n > 1000000) {
+        fprintf(stderr, "bench_seed: --one wants MODEL:N:M, e.g. fiber:10000:2\n");
+        return 2;
+    }
+    for (int mo = 0; mo < NMODELS; mo++)
+        if (strcmp(name, MODELS[mo].arg) == 0) {
+            uint64_t ns;
+            long h;
+            int e = run_once(mo, n, m, &ns, &h);
+            if (e) {
+                fprintf(stderr, "bench_seed: %s: %s\n", spec, strerror(e));
+                return 1;
+            }
+            return 0;
+        }
+    fprintf(stderr, "bench_seed: --one: unknown model '%s' (fiber, baton, baton-1cpu, yield-1cpu)\n", name);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    const char *one_opt = NULL;
+    int no_ruby = 0, no_hyperfine = 0;
+    bench_opt_t opts[] = {
+        {"one", 1, &one_opt, NULL, "M:N:K    run one protocol run (model fiber|baton|baton-1cpu|yield-1cpu) and exit"},
+        {"no-ruby", 0, NULL, &no_ruby, "         skip the Ruby script"},
+        {"no-hyperfine", 0, NULL, &no_hyperfine, "    skip the whole-process runs"},
+        {0},
+    };
+    bench_cli_t cli;
+    int rc = bench_cli_parse(&cli, argc, argv, "seed", SUMMARY, opts);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (one_opt)
+        return one(one_opt);
+
+    cfg_t k = {.mode = cli.mode, .alloc_n = 10000, .switch_m = 10000, .tp_n = 1000, .tp_m = 100,
+               .warm_n = 10000, .repeats = 10};
+    /* Budgets on 2 vCPUs: the unpinned baton pays a ~20 us cross-core wake-up per
+     * hand-over, so one throughput repeat takes ~2 s; full keeps the post's 10 repeats
+     * (one series), quick keeps 3 (first and last of 3). */
+    if (cli.mode == BENCH_FULL) {
+        k.runs = 5;
+        k.series = 1;
+    } else if (cli.mode == BENCH_QUICK) {
+        k.runs = 3;
+        k.series = 1;
+        k.repeats = 3;
+    } else {
+        k.runs = 1;
+        k.series = 1;
+        k.repeats = 2;
+        k.alloc_n = k.warm_n = 500;
+        k.switch_m = 500;
+        k.tp_n = 50;
+        k.tp_m = 10;
+    }
+    bench_csv_t csv;
+    if (bench_csv_open(&csv, cli.out_dir, "seed") != 0) {
+        fprintf(stderr, "bench_seed: %s/seed.csv: %s\n", cli.out_dir, strerror(errno));
+        return 1;
+    }
+    bench_progress("seed", "%s run: %d runs, %d repeats x %d series; results in %s", bench_mode_name(cli.mode),
+                   k.runs, k.repeats, k.series, csv.path);
+    single_cases(&csv, &k);
+    repeated_cases(&csv, &k);
+    if (!no_hyperfine && hyperfine_cases(&csv, &k, cli.out_dir) < 0)
+        bench_progress("seed", "hyperfine rows missing (see above)");
+    if (!no_ruby)
+        ruby_cases(&csv, &k, cli.out_dir);
+    published_rows(&csv);
+
+    char mode_line[64], proto[200];
+    snprintf(mode_line, sizeof mode_line, "mode: %s", bench_mode_name(cli.mode));
+    snprintf(proto, sizeof proto, "protocol: alloc (%ld,2) x%d, switch (2,%ld) x%d, throughput (%ld,%ld) and "
+             "warming (%ld,2) %d repeats x%d series", k.alloc_n, k.runs, k.switch_m, k.runs, k.tp_n, k.tp_m,
+             k.warm_n, k.repeats, k.series);
+    const char *extra[] = {mode_line, proto, "published: socketry/performance fiber-vs-thread readme (adfd780c), Ruby 3.4",
+                           NULL};
+    int bad = bench_csv_close(&csv) != 0;
+    if (bench_machine_txt(cli.out_dir, "seed", extra) != 0)
+        bad = 1;
+    bench_progress("seed", "done%s", bad ? " (writing results failed)" : "");
+    return bad;
+}
