@@ -7,7 +7,8 @@
 #        turned into ';' so gnuplot's comma separator holds, then two extra columns:
 #        13 = series index of the model (fiber 1, thread 2, anything else 3+ in order
 #        of appearance), 14 = the row's ordinal among the matches (for bar charts),
-#        15 = the series: the case without its "<param>=<value>" component, so that
+#        15 = the series: the case without its "<param>=<value>" component (or any
+#        "<key>=<value>" component holding the swept value), so that
 #        llm/fiber/n=100 and llm/fiber/n=1000 draw one line; 16 = the last component of
 #        the case (the cause in scale/thread/limit=EAGAIN).
 # uniq=COL: the distinct values of COL (or of "series"), in order of first appearance.
@@ -25,6 +26,12 @@ function split_csv(line, out,    n, i, c, inq, f) {
     }
     out[++n] = f
     return n
+}
+# True when component "key=v" carries the swept value itself (offered=50000 with
+# param offered_events_per_s, value 50000).
+function same_value(c, v,    p) {
+    p = index(c, "=")
+    return p > 0 && v != "" && substr(c, p + 1) + 0 == v + 0 && substr(c, p + 1) ~ /^[0-9.eE+-]+$/
 }
 function matches(f,    k, cond, op, col, rhs, p, alts, a, m, hit) {
     for (k = 1; k <= ncond; k++) {
@@ -53,7 +60,8 @@ FNR == 1 { n = split_csv($0, hdr); for (i = 1; i <= n; i++) idx[hdr[i]] = i; nex
     if (f[idx["param"]] != "") {
         nc = split(sr, comp, "/"); sr = ""
         for (i = 1; i <= nc; i++)
-            if (index(comp[i], f[idx["param"]] "=") != 1) sr = sr (sr == "" ? "" : "/") comp[i]
+            if (index(comp[i], f[idx["param"]] "=") != 1 && !same_value(comp[i], f[idx["value"]]))
+                sr = sr (sr == "" ? "" : "/") comp[i]
     }
     if (!matches(f)) next
     if (uniq != "") { v = (uniq == "series") ? sr : f[idx[uniq]]; if (!(v in seenu)) { seenu[v] = 1; print v }; next }
