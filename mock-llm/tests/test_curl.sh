@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# curl as a real client: streaming with -N, non-streaming, errors, and flag handling.
+#   test_curl.sh PATH/TO/mock-llm
+set -euo pipefail
+BIN=$1
+. "$(dirname "$0")/start_server.sh"
+fail() { echo "FAIL: $*"; exit 1; }
+
+# bad flags: a message and exit code 2
+set +e
+"$BIN" --no-such-flag 2>/tmp/mllm_curl_err.$$; rc=$?
+set -e
+[ $rc -eq 2 ] || fail "unknown flag exited $rc, want 2"
+grep -q "unknown option" /tmp/mllm_curl_err.$$ || fail "no message for an unknown flag"
+set +e; "$BIN" --profile nope 2>/dev/null; rc=$?; set -e
+[ $rc -eq 2 ] || fail "unknown profile exited $rc, want 2"
+set +e; "$BIN" --listen 10.0.0.1 2>/dev/null; rc=$?; set -e
+[ $rc -eq 2 ] || fail "--listen without a port exited $rc, want 2"
+rm -f /tmp/mllm_curl_err.$$
+"$BIN" --help | grep -q -- "--time-scale" || fail "--help does not list --time-scale"
+
+start_server "$BIN" --profile fixed --time-scale 0.05
+body='{"model":"mock","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}'
+out=$(curl -sS -N --max-time 10 -H 'Content-Type: application/json' -d "$body" \
+      "http://127.0.0.1:$PORT/v1/chat/completions")
+[ "$(printf '%s\n' "$out" | grep -c '^data: ')" -eq 36 ] || fail "expected 36 data frames (role, 32 tokens, finish, usage, DONE)"
+printf '%s\n' "$out" | head -1 | grep -q '"delta":{"role":"assistant"' || fail "first frame is not the role chunk"
+printf '%s\n' "$out" | tail -1 | grep -qx 'data: \[DONE\]' || fail "last frame is not [DONE]"
+printf '%s\n' "$out" | grep -q '"usage":{"prompt_tokens":' || fail "no usage chunk"
+
+# the whole stream arrives as it is produced: curl's time to first byte is well under
+# the stream's duration (TTFT 10 ms, 32 tokens x 1 ms at this time scale)
+t=$(curl -sS -N -o /dev/null -w '%{time_starttransfer} %{time_total}' -d "$body" \
+    "http://127.0.0.1:$PORT/v1/chat/completions")
+echo "curl: time to first byte / total: $t"
+
+code=$(curl -sS -o /dev/null -w '%{http_code}' -d '{"model":"nope","messages":[{"role":"user","content":"x"}]}' \
+       "http://127.0.0.1:$PORT/v1/chat/completions")
+[ "$code" = 404 ] || fail "unknown model gave $code"
+code=$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE "http://127.0.0.1:$PORT/v1/models")
+[ "$code" = 405 ] || fail "DELETE /v1/models gave $code"
+curl -sS "http://127.0.0.1:$PORT/metrics" | grep -q '^mllm_emit_lateness_seconds_bucket{le="+Inf"} ' \
+  || fail "/metrics has no lateness histogram"
+curl -sS -d '{"model":"mock","messages":[{"role":"user","content":"x"}]}' \
+  "http://127.0.0.1:$PORT/v1/chat/completions" | grep -q '"object":"chat.completion"' \
+  || fail "non-streaming answer"
+stop_server
+echo "PASS: curl"
