@@ -1,0 +1,682 @@
+#!/usr/bin/env python3
+"""workloads/bench/run.py - the workloads harness: HTTP request throughput and streaming
+LLM conversations on every concurrency model, written as tidy CSV.
+
+    python3 workloads/bench/run.py [--quick] [--only throughput,llm,starve,db]
+                                   [--bin DIR] [--out DIR] [--runs N] [--max-seconds S]
+
+Writes OUT/throughput.csv and OUT/llm.csv (schema: results/README.md) with a
+.machine.txt beside each. Progress goes to stderr. Every server it starts is a child
+that it stops (SIGTERM, then SIGKILL) before it exits, every load is bounded in count
+and time, and the whole run stops starting new steps past --max-seconds.
+
+Loopback only. nginx runs from a generated config in a temporary directory (one worker,
+pinned, access log off); the system nginx is never touched.
+Python 3 standard library only.
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HEADER = "harness,case,model,impl,param,value,metric,unit,median,min,max,runs"
+MODELS = ["thread", "pool", "fiber", "fiber-mt"]
+KIND = {"thread": "thread", "pool": "thread", "fiber": "fiber", "fiber-mt": "fiber"}
+T_START = time.monotonic()
+
+
+def log(msg):
+    el = time.monotonic() - T_START
+    print(f"[workloads {int(el) // 60}:{int(el) % 60:02d}] {msg}", file=sys.stderr, flush=True)
+
+
+def die(msg, code=1):
+    print(f"run.py: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+# ---- results ------------------------------------------------------------------------
+
+class Table:
+    """Collects measured values per row key; writes median/min/max over the runs."""
+
+    def __init__(self, harness):
+        self.harness = harness
+        self.rows = {}
+        self.order = []
+
+    def add(self, case, model, impl, param, value, metric, unit, v):
+        if v is None:
+            return
+        key = (case, model, impl, param, str(value), metric, unit)
+        if key not in self.rows:
+            self.rows[key] = []
+            self.order.append(key)
+        self.rows[key].append(float(v))
+
+    def write(self, out_dir, extra_machine):
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, f"{self.harness}.csv")
+        with open(path, "w") as f:
+            f.write(HEADER + "\n")
+            for key in self.order:
+                vals = self.rows[key]
+                case, model, impl, param, value, metric, unit = key
+                med = statistics.median(vals)
+                f.write(",".join([self.harness, case, model, impl, param, value, metric, unit,
+                                  fmt(med), fmt(min(vals)), fmt(max(vals)), str(len(vals))]) + "\n")
+        mach = subprocess.run([os.path.join(TOP, "scripts", "machine.sh")] + extra_machine,
+                              capture_output=True, text=True)
+        with open(os.path.join(out_dir, f"{self.harness}.machine.txt"), "w") as f:
+            f.write(mach.stdout)
+        log(f"wrote {path} ({len(self.order)} rows)")
+        return path
+
+
+def fmt(x):
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:.6g}"
+
+
+def slug(s):
+    return re.sub(r"[^A-Za-z0-9=.+-]+", "-", s).strip("-") or "unknown"
+
+
+# ---- processes ----------------------------------------------------------------------
+
+CHILDREN = []
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Server:
+    """A child server that prints '... listening on 127.0.0.1:PORT' when ready."""
+
+    def __init__(self, name, argv, ready_re=r"listening on 127\.0\.0\.1:(\d+)", port=None,
+                 timeout=10):
+        self.name = name
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+        CHILDREN.append(self)
+        self.port = port
+        if ready_re:
+            deadline = time.monotonic() + timeout
+            line = ""
+            while time.monotonic() < deadline:
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                m = re.search(ready_re, line)
+                if m:
+                    self.port = int(m.group(1))
+                    break
+            if not self.port:
+                err = self.stop()
+                raise RuntimeError(f"{name} did not start: {line.strip()} {err[-300:]}")
+        else:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if self.proc.poll() is not None:
+                        raise RuntimeError(f"{name} exited: {self.proc.stderr.read()[-300:]}")
+                    time.sleep(0.05)
+            else:
+                self.stop()
+                raise RuntimeError(f"{name} did not listen on {port}")
+
+    def pids(self):
+        """The server's process and its children (nginx's worker)."""
+        out = [self.proc.pid]
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+        return out
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after 10 s. Returns the rest of stdout+stderr."""
+        if self in CHILDREN:
+            CHILDREN.remove(self)
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            out, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            out, err = self.proc.communicate()
+        return (out or "") + (err or "")
+
+
+def cleanup(*_):
+    for c in list(CHILDREN):
+        c.stop()
+
+
+def cpu_seconds(pids):
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+# ---- throughput ---------------------------------------------------------------------
+
+NGINX_CONF = """\
+worker_processes 1;
+worker_cpu_affinity {mask};
+worker_rlimit_nofile 20000;
+daemon off;
+master_process on;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 19500; use epoll; }}
+http {{
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 75s;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            default_type text/plain;
+            return 200 "Hello, world\\n";
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(tmp, cpu):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    d = os.path.join(tmp, "nginx")
+    os.makedirs(d, exist_ok=True)
+    mask = "1" + "0" * cpu
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(dir=d, port=port, mask=mask))
+    return Server("nginx", [nginx, "-c", conf, "-p", d, "-e", os.path.join(d, "error.log")],
+                  ready_re=None, port=port)
+
+
+def parse_wrk(out):
+    def dur_ms(s):
+        m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+        if not m:
+            return None
+        v = float(m.group(1))
+        return v / 1000 if m.group(2) == "us" else v if m.group(2) == "ms" else \
+            v * 1000 if m.group(2) == "s" else v * 60000
+    r = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    r["rps"] = float(m.group(1)) if m else None
+    for q in ("50", "99"):
+        m = re.search(rf"^\s+{q}%\s+(\S+)", out, re.M)
+        r[f"p{q}"] = dur_ms(m.group(1)) if m else None
+    errs = 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errs += sum(int(x) for x in m.groups())
+        r["timeouts"] = int(m.group(4))
+        r["connect_errors"] = int(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        errs += int(m.group(1))
+    r["errors"] = errs
+    m = re.search(r"(\d+) requests in", out)
+    r["requests"] = int(m.group(1)) if m else 0
+    return r
+
+
+def run_wrk(port, conns, secs, wrk_cpu, server=None):
+    """Runs wrk; samples the server's RSS every 100 ms meanwhile (its peak is returned as
+    res['rss_kib']), since the connections are gone once wrk has exited.
+    wrk's timeout is half the run: a connection that is never answered (the pool's 26th
+    and later) then shows as timeouts instead of silently not counting."""
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency",
+            "--timeout", f"{max(0.5, secs / 2)}s", f"http://127.0.0.1:{port}/"]
+    if wrk_cpu is not None:
+        argv = ["taskset", "-c", str(wrk_cpu)] + argv
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    deadline = time.monotonic() + secs + 60
+    while p.poll() is None and time.monotonic() < deadline:
+        if server:
+            peak = max(peak, rss_kib(server.pids()))
+        time.sleep(0.1)
+    if p.poll() is None:
+        p.kill()
+    out = p.communicate()[0]
+    res = parse_wrk(out)
+    res["rss_kib"] = peak
+    return res, out
+
+
+def bench_throughput(a, tab, budget_end):
+    bin_ = a.bin
+    ncpu = os.cpu_count() or 1
+    wrk_cpu = 0 if ncpu >= 2 else None
+    srv_cpu = 1 if ncpu >= 2 else 0
+    conc = [100, 1000] if a.quick else [10, 100, 1000, 10000]
+    secs = 1 if a.quick else 2
+    runs = a.runs or 3
+    tmp = tempfile.mkdtemp(prefix="fiberbench-wl-")
+    servers = {}
+    try:
+        servers["nginx"] = start_nginx(tmp, srv_cpu)
+        for m in MODELS:
+            argv = [os.path.join(bin_, "wl-http"), "--model", m, "--max-seconds", "1800"]
+            if m == "fiber":  # single-threaded like the nginx worker: pinned the same way
+                argv = ["taskset", "-c", str(srv_cpu)] + argv
+            servers[m] = Server(f"wl-http {m}", argv)
+        names = ["nginx"] + MODELS
+        steps = [(c, r, i) for c in conc for r in range(runs) for i in range(len(names))]
+        for k, (c, r, i) in enumerate(steps):
+            if time.monotonic() > budget_end:
+                log(f"throughput: time budget spent; skipped the last {len(steps) - k} steps")
+                break
+            # interleave: rotate the order every run so no server always goes first
+            name = names[(i + r) % len(names)]
+            s = servers[name]
+            left = (len(steps) - k) * (secs + 0.4)
+            log(f"throughput {k + 1}/{len(steps)}: {name} c={c} run {r + 1}/{runs} "
+                f"(about {int(left)}s left in this stage)")
+            pids = s.pids()
+            cpu0 = cpu_seconds(pids)
+            res, raw = run_wrk(s.port, c, secs, wrk_cpu, s)
+            cpu = cpu_seconds(s.pids()) - cpu0
+            rss = res["rss_kib"]
+            model = "nginx" if name == "nginx" else KIND[name]
+            impl = "nginx-1worker" if name == "nginx" else name
+            case = f"http/{impl}/hello/c={c}"
+            if res["rps"] is None:
+                log(f"  wrk gave no result: {raw.strip()[-200:]}")
+                tab.add(case, model, impl, "concurrency", c, "errors", "count", c)
+                continue
+            tab.add(case, model, impl, "concurrency", c, "req_per_s", "req/s", res["rps"])
+            tab.add(case, model, impl, "concurrency", c, "p50_ms", "ms", res["p50"])
+            tab.add(case, model, impl, "concurrency", c, "p99_ms", "ms", res["p99"])
+            tab.add(case, model, impl, "concurrency", c, "errors", "count", res["errors"])
+            tab.add(case, model, impl, "concurrency", c, "cpu_s", "s", cpu)
+            tab.add(case, model, impl, "concurrency", c, "rss_bytes", "bytes", rss * 1024)
+            s.last = res["rps"]
+            if name == "nginx":
+                servers["nginx"].last_rps = res["rps"]
+            if name != "nginx" and getattr(servers["nginx"], "last_rps", None):
+                # the anchor: this server's req/s over nginx's from the same round
+                tab.add(f"http/ratio/{impl}-over-nginx/c={c}", model, impl, "concurrency", c,
+                        "ratio", "x", res["rps"] / servers["nginx"].last_rps)
+            if res["errors"]:
+                log(f"  {name} c={c}: {res['errors']} errors (timeouts {res.get('timeouts', 0)})")
+        # peak RSS over the whole run, as the server saw it
+        for name in MODELS:
+            out = servers[name].stop()
+            for line in out.splitlines():
+                if line.startswith("{"):
+                    st = json.loads(line)
+                    impl = name
+                    tab.add(f"http/{impl}/hello/peak", KIND[name], impl, "", "", "vm_hwm_bytes",
+                            "bytes", st["rss_peak_kib"] * 1024)
+                    tab.add(f"http/{impl}/hello/peak", KIND[name], impl, "", "", "live_units",
+                            "count", st["peak_live"])
+                    if st["spawn_failed"]:
+                        tab.add(f"http/{impl}/hello/limit={st['spawn_errno']}", KIND[name], impl,
+                                "", "", "limit_units", "count", st["peak_live"])
+                    if st["accept_failed"]:
+                        tab.add(f"http/{impl}/hello/accept-failed={st['accept_errno']}",
+                                KIND[name], impl, "", "", "errors", "count", st["accept_failed"])
+        servers["nginx"].stop()
+        servers.clear()
+        bench_upstream(a, tab, budget_end, wrk_cpu, srv_cpu, secs, runs)
+    finally:
+        for s in servers.values():
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_upstream(a, tab, budget_end, wrk_cpu, srv_cpu, secs, runs):
+    """The second handler: a blocking-style non-streaming call to mock-llm per request."""
+    c = 100
+    scale = "0.2"
+    mock = Server("mock-llm", [os.path.join(a.bin, "mock-llm"), "--listen", "127.0.0.1:0",
+                               "--profile", "vllm-8b-h100", "--time-scale", scale, "--seed", "7",
+                               "--max-conns", "19000"])
+    servers = {}
+    try:
+        for m in MODELS:
+            servers[m] = Server(f"wl-http {m} upstream",
+                                [os.path.join(a.bin, "wl-http"), "--model", m, "--handler",
+                                 "upstream", "--upstream", f"127.0.0.1:{mock.port}",
+                                 "--upstream-tokens", "16", "--max-seconds", "900"])
+        for r in range(runs if not a.quick else 1):
+            for i in range(len(MODELS)):
+                if time.monotonic() > budget_end:
+                    log("throughput upstream: time budget spent; skipped the rest")
+                    return
+                name = MODELS[(i + r) % len(MODELS)]
+                log(f"throughput upstream: {name} c={c} run {r + 1} (mock-llm vllm-8b-h100 "
+                    f"x{scale}, 16 tokens per call)")
+                s = servers[name]
+                cpu0 = cpu_seconds(s.pids())
+                res, raw = run_wrk(s.port, c, secs, wrk_cpu)
+                cpu = cpu_seconds(s.pids()) - cpu0
+                case = f"http/{name}/upstream-vllm8b-x{scale}/c={c}"
+                if res["rps"] is None:
+                    tab.add(case, KIND[name], name, "concurrency", c, "errors", "count", c)
+                    continue
+                tab.add(case, KIND[name], name, "concurrency", c, "req_per_s", "req/s", res["rps"])
+                tab.add(case, KIND[name], name, "concurrency", c, "p50_ms", "ms", res["p50"])
+                tab.add(case, KIND[name], name, "concurrency", c, "p99_ms", "ms", res["p99"])
+                tab.add(case, KIND[name], name, "concurrency", c, "errors", "count", res["errors"])
+                tab.add(case, KIND[name], name, "concurrency", c, "cpu_s", "s", cpu)
+    finally:
+        for s in servers.values():
+            s.stop()
+        mock.stop()
+
+
+# ---- LLM conversations --------------------------------------------------------------
+
+def run_llm(a, model, port, n, max_tokens, extra=(), timeout_s=180):
+    argv = [os.path.join(a.bin, "wl-llm"), "--model", model, "--target", f"127.0.0.1:{port}",
+            "--n", str(n), "--max-tokens", str(max_tokens), "--timeout", str(timeout_s)]
+    argv += list(extra)
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 60)
+    except subprocess.TimeoutExpired:
+        log(f"  wl-llm {model} n={n} ran past {timeout_s + 60}s and was killed")
+        return None
+    for line in p.stdout.splitlines():
+        if line.startswith("{"):
+            j = json.loads(line)
+            # every raw measurement is kept beside the CSV's aggregates
+            os.makedirs(os.path.join(a.out, "tmp"), exist_ok=True)
+            with open(os.path.join(a.out, "tmp", "llm-raw.jsonl"), "a") as f:
+                f.write(json.dumps({"argv": argv[1:], **j}) + "\n")
+            return j
+    log(f"  wl-llm {model} n={n} failed (exit {p.returncode}): {p.stderr.strip()[-300:]}")
+    return None
+
+
+def record_llm(tab, case, impl, n, j):
+    model = KIND[impl]
+    add = lambda metric, unit, v: tab.add(case, model, impl, "n", n, metric, unit, v)
+    add("units_per_s", "units/s", j["conv_per_s"])
+    add("tokens_per_s", "tokens/s", j["tokens_per_s"])
+    if j["ok"]:
+        add("ttft_p50_ms", "ms", j["ttft_p50_ms"])
+        add("ttft_p99_ms", "ms", j["ttft_p99_ms"])
+        add("total_p50_ms", "ms", j["total_p50_ms"])
+    add("vm_hwm_bytes", "bytes", j["rss_peak_kib"] * 1024)
+    add("kernel_est_bytes", "bytes", j["kernel_est_kib"] * 1024)
+    add("cpu_s", "s", j["cpu_s"])
+    if j["tokens"]:
+        add("cpu_per_1k_tokens_ms", "ms", j["cpu_s_per_1k_tokens"] * 1000)
+    add("live_units", "count", j["peak_live"])
+    add("errors", "count", j["failed"])
+    base = case.rsplit("/", 1)[0]
+    for cause, cnt in j["causes"].items():
+        tab.add(f"{case}/fail={slug(cause)}", model, impl, "n", n, "errors", "count", cnt)
+    if j["spawn_failed"]:
+        tab.add(f"{case}/limit={j['spawn_errno']}", model, impl, "n", n, "limit_units", "count",
+                j["units_started"])
+    del base
+
+
+def llm_profiles(a):
+    """(label, mock-llm args, max_tokens, N list, runs, models)"""
+    q = a.quick
+    runs = a.runs or 3
+    return [
+        # no waits at all: what a token costs the client, CPU-bound
+        ("vllm8b-nowait", ["--profile", "vllm-8b-h100", "--time-scale", "0"], 64,
+         [100] if q else [100, 1000], runs, ["thread", "fiber", "fiber-mt"]),
+        # the real gpt-4o timing (TTFT 0.4 s, 85 tok/s): what one user sees
+        ("gpt4o", ["--profile", "gpt-4o"], 64, [100], 1 if q else runs,
+         ["thread", "fiber", "fiber-mt"]),
+        # many idle streams: gpt-4o first-token time, slowed to 5 tok/s per stream so that
+        # 10,000 streams stay within what mock-llm and the client sustain on 2 cores
+        ("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "5"], 20,
+         [10000] if q else [1000, 10000], 1 if q else 2,
+         ["thread", "fiber"] if q else ["thread", "fiber", "fiber-mt"]),
+    ]
+
+
+def bench_llm(a, tab, budget_end):
+    for label, margs, max_tokens, ns, runs, models in llm_profiles(a):
+        mock = Server(f"mock-llm {label}", [os.path.join(a.bin, "mock-llm"), "--listen",
+                                            "127.0.0.1:0", "--seed", "11", "--max-conns",
+                                            "19990"] + margs)
+        try:
+            for n in ns:
+                per_run = {}
+                for r in range(runs):
+                    for i in range(len(models)):
+                        if time.monotonic() > budget_end:
+                            log(f"llm: time budget spent; skipped {label} n={n} run {r + 1}+")
+                            break
+                        impl = models[(i + r) % len(models)]
+                        log(f"llm {label} n={n}: {impl} run {r + 1}/{runs}")
+                        j = run_llm(a, impl, mock.port, n, max_tokens)
+                        if not j:
+                            continue
+                        if j["failed"]:
+                            log(f"  {j['failed']} failed: {j['causes']}")
+                        record_llm(tab, f"llm/{impl}/{label}/n={n}", impl, n, j)
+                        per_run.setdefault(r, {})[impl] = j
+                # thread-vs-fiber ratios, each from one round (same mock, back to back)
+                for r, js in per_run.items():
+                    t, f = js.get("thread"), js.get("fiber")
+                    if t and f and t["tokens"] and f["tokens"] and f["cpu_s_per_1k_tokens"] > 0:
+                        tab.add(f"llm/ratio/thread-over-fiber/{label}/n={n}/cpu-per-token",
+                                "thread", "thread", "n", n, "ratio", "x",
+                                t["cpu_s_per_1k_tokens"] / f["cpu_s_per_1k_tokens"])
+                        tab.add(f"llm/ratio/thread-over-fiber/{label}/n={n}/rss",
+                                "thread", "thread", "n", n, "ratio", "x",
+                                t["rss_peak_kib"] / max(f["rss_peak_kib"], 1))
+        finally:
+            mock.stop()
+    if not a.quick and time.monotonic() < budget_end:
+        bench_limit(a, tab, budget_end)
+
+
+def bench_limit(a, tab, budget_end):
+    """Past the open-files cap: 20,000 conversations need 20,000 client sockets."""
+    n = 20000
+    mock = Server("mock-llm limit", [os.path.join(a.bin, "mock-llm"), "--listen", "127.0.0.1:0",
+                                     "--seed", "13", "--max-conns", "19990", "--profile",
+                                     "gpt-4o", "--tps", "5"])
+    try:
+        for impl in ["fiber", "thread"]:
+            if time.monotonic() > budget_end:
+                break
+            log(f"llm limit probe: {impl} n={n} (open files capped at 20,000 per process)")
+            j = run_llm(a, impl, mock.port, n, 10)
+            if j:
+                record_llm(tab, f"llm/{impl}/gpt4o-5tps/n={n}", impl, n, j)
+    finally:
+        mock.stop()
+
+
+def bench_starve(a, tab, budget_end):
+    """The 25-worker pool against fibers as N conversations arrive at once."""
+    scale = "0.25"
+    ns = [26, 100] if a.quick else [26, 100, 1000]
+    runs = a.runs or 3
+    mock = Server("mock-llm fixed", [os.path.join(a.bin, "mock-llm"), "--listen", "127.0.0.1:0",
+                                     "--seed", "5", "--profile", "fixed", "--time-scale", scale])
+    label = f"fixed-x{scale}"
+    try:
+        models = ["pool", "fiber", "thread"]
+        for n in ns:
+            for r in range(runs):
+                for i in range(len(models)):
+                    if time.monotonic() > budget_end:
+                        log("starvation: time budget spent; skipped the rest")
+                        return
+                    impl = models[(i + r) % len(models)]
+                    log(f"starvation n={n}: {impl} run {r + 1}/{runs}")
+                    j = run_llm(a, impl, mock.port, n, 64)
+                    if not j:
+                        continue
+                    case = f"starve/{impl}/{label}/n={n}"
+                    add = lambda metric, unit, v: tab.add(case, KIND[impl], impl, "n", n, metric,
+                                                          unit, v)
+                    if j["ttft_user26_ms"] >= 0:
+                        add("ttft_user26_ms", "ms", j["ttft_user26_ms"])
+                    add("ttft_first25_p50_ms", "ms", j["ttft_first25_p50_ms"])
+                    if n > 26:
+                        add("ttft_rest_p50_ms", "ms", j["ttft_rest_p50_ms"])
+                        add("ttft_rest_p99_ms", "ms", j["ttft_rest_p99_ms"])
+                    add("ttft_p99_ms", "ms", j["ttft_p99_ms"])
+                    add("seconds", "s", j["elapsed_s"])
+                    add("errors", "count", j["failed"])
+    finally:
+        mock.stop()
+
+
+def bench_db(a, tab, budget_end):
+    """Resource multiplication: K shared "database connections" and who holds them."""
+    scale = "0.25"
+    n, k = 100, 10
+    mock = Server("mock-llm fixed", [os.path.join(a.bin, "mock-llm"), "--listen", "127.0.0.1:0",
+                                     "--seed", "5", "--profile", "fixed", "--time-scale", scale])
+    try:
+        combos = [("thread", "job"), ("fiber", "job"), ("fiber", "query"), ("thread", "query")]
+        for r in range(1 if a.quick else 2):
+            for impl, hold in combos:
+                if time.monotonic() > budget_end:
+                    return
+                log(f"db: {impl} hold={hold} k={k} n={n} run {r + 1}")
+                j = run_llm(a, impl, mock.port, n, 64, ["--db", str(k), "--db-hold", hold])
+                if not j:
+                    continue
+                case = f"llm-db/{impl}/hold={hold}/k={k}/fixed-x{scale}/n={n}"
+                add = lambda metric, unit, v: tab.add(case, KIND[impl], impl, "n", n, metric,
+                                                      unit, v)
+                add("db_peak_held_count", "count", j["db_peak_held"])
+                add("db_wait_mean_ms", "ms", j["db_wait_mean_ms"])
+                add("ttft_p50_ms", "ms", j["ttft_p50_ms"])
+                add("seconds", "s", j["elapsed_s"])
+                add("live_units", "count", j["peak_live"])
+    finally:
+        mock.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="the quick subset (about 2 minutes)")
+    ap.add_argument("--only", default="throughput,llm,starve,db",
+                    help="comma list of stages: throughput, llm, starve, db")
+    ap.add_argument("--bin", default=os.path.join(TOP, "build", "bin"),
+                    help="where wl-http, wl-llm and mock-llm are (default build/bin)")
+    ap.add_argument("--out", default=os.path.join(TOP, "results"), help="results directory")
+    ap.add_argument("--runs", type=int, default=0, help="repetitions (default 3)")
+    ap.add_argument("--max-seconds", type=float, default=0,
+                    help="start no new step after this long (default 150 quick, 420 full)")
+    a = ap.parse_args()
+    stages = [s for s in a.only.split(",") if s]
+    for s in stages:
+        if s not in ("throughput", "llm", "starve", "db"):
+            ap.error(f"unknown stage '{s}'")
+    if a.runs < 0 or a.runs > 50:
+        ap.error("--runs must be 1..50")
+    for b in ("wl-http", "wl-llm", "mock-llm"):
+        if not os.access(os.path.join(a.bin, b), os.X_OK):
+            die(f"{b} not found in {a.bin} (build first: make build, or pass --bin)")
+    if "throughput" in stages:
+        for t in ("wrk", "nginx", "taskset"):
+            if not (shutil.which(t) or os.access(f"/usr/sbin/{t}", os.X_OK)):
+                die(f"{t} not found (scripts/deps.sh bench installs it)")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    budget = a.max_seconds or (150 if a.quick else 420)
+    budget_end = T_START + budget
+    signal.signal(signal.SIGTERM, lambda *_: (cleanup(), sys.exit(143)))
+    mode = "quick" if a.quick else "full"
+    log(f"mode {mode}; stages {','.join(stages)}; open files {hard}; budget {int(budget)}s")
+    extra = [f"workloads: {mode}",
+             "pinning: wrk on cpu0; nginx worker and the fiber server on cpu1; thread, pool "
+             "and fiber-mt servers and all LLM clients unpinned",
+             f"open files per process: {hard}"]
+    failed = False
+    try:
+        if "throughput" in stages:
+            tab = Table("throughput")
+            try:
+                bench_throughput(a, tab, budget_end)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                log(f"throughput FAILED: {e}")
+                failed = True
+            if tab.order:
+                tab.write(a.out, extra + ["wrk: -t1 --timeout 2s; one connection = one keep-alive "
+                                          "HTTP/1.1 client"])
+        if any(s in stages for s in ("llm", "starve", "db")):
+            tab = Table("llm")
+            for s, fn in (("llm", bench_llm), ("starve", bench_starve), ("db", bench_db)):
+                if s in stages:
+                    try:
+                        fn(a, tab, budget_end)
+                    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                        log(f"{s} FAILED: {e}")
+                        failed = True
+            if tab.order:
+                tab.write(a.out, extra + ["mock-llm: a separate process on the fiber runtime; "
+                                          "profiles as in the case names (mock-llm "
+                                          "--list-profiles)"])
+    finally:
+        cleanup()
+    log("done" + (" (with failures, see above)" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
