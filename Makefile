@@ -62,3 +62,13 @@ bench-micro:
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target bench_switch bench_alloc bench_memory bench_scale bench_seed
 	@BUILD=$(BUILD) QUICK=$(QUICK) bench/run_micro.sh
+
+# --- workloads (workloads/bench/run.py): HTTP throughput with an nginx anchor, streaming
+#   LLM conversations, slot starvation, shared "database connections"
+#   make bench-workloads [QUICK=1]   -> results/{throughput,llm}.csv (+ .machine.txt)
+.PHONY: bench-workloads
+bench-workloads:
+	@scripts/deps.sh bench
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target wl-http wl-llm mock-llm
+	@python3 workloads/bench/run.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)
