@@ -53,6 +53,8 @@ METRICS = {
     "open_time": "s", "ttft_max_ms": "ms",
     "first_repeat_units_per_s": "units/s", "cold_unit_us": "us", "warm_unit_us": "us",
     "process_unit_us": "us",
+    "cpu_s": "s", "total_p50_ms": "ms", "kernel_est_bytes": "bytes",
+    "cpu_per_1k_tokens_ms": "ms",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units
