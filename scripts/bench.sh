@@ -38,13 +38,14 @@ BUILD=${BUILD:-build}
 JOBS=${JOBS:-$(nproc)}
 mode=${quick:+quick}; mode=${mode:-full}
 
-# Stage table: name, make target, budget in seconds (quick, full). The budgets are the
+# Stage table: name, make target, budget in seconds (quick, full), from what each harness
+# promises (run_micro.sh, mockllm_bench.py, workloads run.py). The budgets are the
 # first-run estimates; later runs estimate from the times the last run took. The whole
 # run must stay within 5 min quick and 15 min full on 2 cores.
 stages=(micro mockllm workloads)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads)
-declare -A budget_quick=([micro]=100 [mockllm]=60 [workloads]=100)
-declare -A budget_full=([micro]=330 [mockllm]=180 [workloads]=330)
+declare -A budget_quick=([micro]=90 [mockllm]=50 [workloads]=160)
+declare -A budget_full=([micro]=360 [mockllm]=180 [workloads]=420)
 
 if [ -n "$only" ]; then
   sel=()
