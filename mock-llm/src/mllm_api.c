@@ -435,7 +435,7 @@ void mllm_stream_fmt_init(mllm_stream_fmt_t *f, const char *model, uint64_t id_n
     mllm_buf_adds(&b, "\",\"system_fingerprint\":\"fp_mockllm\",\"choices\":[");
     size_t n = b.oom ? 0 : b.len;
     if (n >= sizeof f->prefix)
-        n = 0; /* cannot happen: the model id is capped at 127 bytes */
+        n = 0; /* cannot happen: 127 bytes escape to at most 762 (fuzz-checked) */
     memcpy(f->prefix, b.p ? b.p : "", n);
     f->prefix[n] = 0;
     f->prefix_len = n;

@@ -76,7 +76,8 @@ void mllm_fmt_error_anthropic(mllm_buf_t *b, const mllm_err_t *e);
 typedef struct mllm_stream_fmt {
     char     id[48];
     uint64_t created;
-    char     prefix[320]; /* data: {"id":..,"object":..,"created":..,"model":..,...,"delta": */
+    char     prefix[1024]; /* data: {"id":..,"created":..,"model":..,"choices":[ ; a 127-byte model id
+                           * escapes to at most 762 bytes */
     size_t   prefix_len;
 } mllm_stream_fmt_t;
 
