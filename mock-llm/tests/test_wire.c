@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,7 +45,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static server_t start_server(const char *const *extra)
+static server_t start_server_lim(const char *const *extra, long nofile)
 {
     int p[2];
     assert_int_equal(pipe(p), 0);
@@ -56,6 +57,10 @@ static server_t start_server(const char *const *extra)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        if (nofile > 0) {
+            struct rlimit rl = { (rlim_t)nofile, (rlim_t)nofile };
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
         dup2(p[1], 1);
         close(p[0]);
         execv(server_path, (char *const *)argv);
@@ -78,6 +83,11 @@ static server_t start_server(const char *const *extra)
     assert_int_equal(sscanf(line, "mock-llm listening on 127.0.0.1:%d\n", &port), 1);
     assert_true(port > 0);
     return (server_t){ pid, port };
+}
+
+static server_t start_server(const char *const *extra)
+{
+    return start_server_lim(extra, 0);
 }
 
 static int stop_server(server_t s)
@@ -776,6 +786,71 @@ static void test_timeouts_and_max_conns(void **st)
         close(held[i]);
 }
 
+/* Out of descriptors, accept backs off and the server keeps serving once some close. */
+static void test_emfile_backoff(void **st)
+{
+    (void)st;
+    const char *a[] = { "--profile", "fixed", "--time-scale", "0.1", NULL };
+    server_t s = start_server_lim(a, 32);
+    enum { N = 40 };
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = connect_to(s.port); /* the kernel completes them into the backlog */
+    usleep(100000);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    /* the backlog drains as descriptors free up: the server answers again */
+    double t0 = now_s();
+    double emfile = 0;
+    while ((emfile = metric(s, "mllm_accept_emfile_total")) < 1 && now_s() - t0 < 3)
+        usleep(20000);
+    assert_true(emfile >= 1);
+    resp_t r;
+    request(s.port, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}", NULL), &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "[DONE]"));
+    resp_free(&r);
+    assert_int_equal(stop_server(s), 0);
+}
+
+/* A realistic profile sped up 10x: medians of first-token delay and gap over a few
+ * dozen requests sit in generous bands around the profile (the draws are log-normal;
+ * the exact medians are checked without the network in test_timing). */
+static void test_gpt4o_profile_bands(void **st)
+{
+    (void)st;
+    const char *a[] = { "--profile", "gpt-4o", "--time-scale", "0.1", "--seed", "9", NULL };
+    server_t s = start_server(a);
+    enum { N = 24 };
+    double ttft[N], gaps[N * 40];
+    int ng = 0;
+    for (int k = 0; k < N; k++) {
+        static rd_t r;
+        r.fd = connect_to(s.port);
+        r.len = r.off = 0;
+        const char *req = post("/v1/chat/completions",
+                               "{\"model\":\"gpt-4o\"," MSGS ",\"stream\":true,\"max_tokens\":30}", NULL);
+        double t0 = now_s();
+        send_all(r.fd, req, strlen(req));
+        resp_t *o = calloc(1, sizeof *o);
+        assert_int_equal(read_resp(&r, o), 0);
+        close(r.fd);
+        ttft[k] = o->chunk_t[0] - t0;
+        for (int i = 1; i < o->nchunks - 1 && ng < N * 40; i++)
+            gaps[ng++] = o->chunk_t[i] - o->chunk_t[i - 1];
+        resp_free(o);
+        free(o);
+    }
+    qsort(ttft, N, sizeof(double), cmp);
+    qsort(gaps, (size_t)ng, sizeof(double), cmp);
+    double mt = (ttft[N / 2 - 1] + ttft[N / 2]) / 2, mg = gaps[ng / 2];
+    print_message("gpt-4o x0.1: median TTFT %.1f ms (profile 40), median gap %.2f ms "
+                  "(profile %.2f)\n", mt * 1e3, mg * 1e3, 0.1e3 / 85);
+    assert_true(mt > 0.6 * 0.040 && mt < 2.0 * 0.040);
+    assert_true(mg > 0.5 * 0.1 / 85 && mg < 2.5 * 0.1 / 85);
+    assert_int_equal(stop_server(s), 0);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -816,6 +891,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_disconnect_no_leak),
         cmocka_unit_test(test_slow_reader_dropped_others_served),
         cmocka_unit_test(test_timeouts_and_max_conns),
+        cmocka_unit_test(test_emfile_backoff),
+        cmocka_unit_test(test_gpt4o_profile_bands),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
