@@ -55,6 +55,8 @@ METRICS = {
     "process_unit_us": "us",
     "cpu_s": "s", "total_p50_ms": "ms", "kernel_est_bytes": "bytes",
     "cpu_per_1k_tokens_ms": "ms",
+    "ttft_user26_ms": "ms", "ttft_first25_p50_ms": "ms", "ttft_rest_p50_ms": "ms",
+    "ttft_rest_p99_ms": "ms", "db_peak_held_count": "count", "db_wait_mean_ms": "ms",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units
