@@ -144,6 +144,22 @@ class Server:
                 self.stop()
                 raise RuntimeError(f"{name} did not listen on {port}")
 
+    def report(self):
+        """wl-http only: SIGUSR1, then its JSON line of counters (None if none came)."""
+        import select
+        try:
+            self.proc.send_signal(signal.SIGUSR1)
+        except ProcessLookupError:
+            return None
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if r:
+                line = self.proc.stdout.readline()
+                if line.startswith('{"report"'):
+                    return json.loads(line)
+        return None
+
     def pids(self):
         """The server's process and its children (nginx's worker)."""
         out = [self.proc.pid]
@@ -281,21 +297,29 @@ def run_wrk(port, conns, secs, wrk_cpu, server=None):
     wrk's timeout is half the run: a connection that is never answered (the pool's 26th
     and later) then shows as timeouts instead of silently not counting."""
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency",
-            "--timeout", f"{max(0.5, secs / 2)}s", f"http://127.0.0.1:{port}/"]
+            "--timeout", f"{max(1, secs // 2)}s", f"http://127.0.0.1:{port}/"]
     if wrk_cpu is not None:
         argv = ["taskset", "-c", str(wrk_cpu)] + argv
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
-    deadline = time.monotonic() + secs + 60
+    t0 = time.monotonic()
+    deadline = t0 + secs + 60
+    rep = None
     while p.poll() is None and time.monotonic() < deadline:
         if server:
             peak = max(peak, rss_kib(server.pids()))
-        time.sleep(0.1)
+            # counters at 90% of the run, while wrk still holds its connections: once it
+            # closes them, a pool would drain its queue and answer the dead ones
+            if rep is None and time.monotonic() - t0 >= 0.9 * secs and \
+                    server.name.startswith("wl-http"):
+                rep = server.report() or {}
+        time.sleep(0.05)
     if p.poll() is None:
         p.kill()
     out = p.communicate()[0]
     res = parse_wrk(out)
     res["rss_kib"] = peak
+    res["report"] = rep
     return res, out
 
 
@@ -329,9 +353,11 @@ def bench_throughput(a, tab, budget_end):
             log(f"throughput {k + 1}/{len(steps)}: {name} c={c} run {r + 1}/{runs} "
                 f"(about {int(left)}s left in this stage)")
             pids = s.pids()
+            rep0 = s.report() if name != "nginx" else None
             cpu0 = cpu_seconds(pids)
             res, raw = run_wrk(s.port, c, secs, wrk_cpu, s)
             cpu = cpu_seconds(s.pids()) - cpu0
+            rep1 = res["report"]
             rss = res["rss_kib"]
             model = "nginx" if name == "nginx" else KIND[name]
             impl = "nginx-1worker" if name == "nginx" else name
@@ -346,6 +372,14 @@ def bench_throughput(a, tab, budget_end):
             tab.add(case, model, impl, "concurrency", c, "errors", "count", res["errors"])
             tab.add(case, model, impl, "concurrency", c, "cpu_s", "s", cpu)
             tab.add(case, model, impl, "concurrency", c, "rss_bytes", "bytes", rss * 1024)
+            if rep0 and rep1:
+                # connections wrk opened that never got an answer during the run (a pool
+                # serves 25 at a time; wrk does not count these as errors)
+                unserved = max(0, c - (rep1["conns_served"] - rep0["conns_served"]))
+                tab.add(case, model, impl, "concurrency", c, "unserved_conns_count", "count",
+                        unserved)
+                if unserved:
+                    log(f"  {name} c={c}: {unserved} of {c} connections never answered")
             s.last = res["rps"]
             if name == "nginx":
                 servers["nginx"].last_rps = res["rps"]

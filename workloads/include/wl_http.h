@@ -26,6 +26,8 @@ typedef struct wl_http_srv {
     atomic_ulong       requests;        /* answered */
     atomic_ulong       bad_requests;    /* 400/431 answered, then closed */
     atomic_ulong       upstream_errors; /* 502 answered */
+    atomic_ulong       conns_served;    /* connections that got at least one response: a
+                                           pool leaves the rest waiting in its queue */
 } wl_http_srv_t;
 
 /* The handler: serves requests on fd until the peer closes, asks to close, sends a bad

@@ -119,7 +119,8 @@ void wl_http_handle(int fd, void *arg)
             }
             if (wl_write(fd, resp, rlen, dl) < 0)
                 goto out;
-            answered++;
+            if (answered++ == 0)
+                atomic_fetch_add(&srv->conns_served, 1);
             if (cls) {
                 close_after = 1;
                 break;

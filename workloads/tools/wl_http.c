@@ -39,13 +39,23 @@ static struct {
     .max_seconds     = 600,
 };
 
-static atomic_int g_stop;
+static atomic_int g_stop, g_report;
 
 static void on_signal(int sig)
 {
     (void)sig;
     atomic_store(&g_stop, 1);
 }
+
+/* SIGUSR1 asks for the counters so far: the harness reads them before and after each
+ * load run. Printed by the watchdog thread, not in the handler. */
+static void on_usr1(int sig)
+{
+    (void)sig;
+    atomic_store(&g_report, 1);
+}
+
+static wl_http_srv_t srv;
 
 static void usage(FILE *f)
 {
@@ -61,6 +71,8 @@ static void usage(FILE *f)
         "  --stack-kib KIB     thread or fiber stack size (default: model default)\n"
         "  --idle-s S          close connections idle this long (default 0: never)\n"
         "  --max-seconds S     stop by itself after S seconds (default 600)\n"
+        "SIGUSR1 prints a JSON line of the counters so far (conns_served: connections\n"
+        "that got at least one response).\n"
         "  --help\n");
 }
 
@@ -74,8 +86,16 @@ static void on_ready(uint16_t port, void *arg)
 static void *watchdog(void *p)
 {
     double s = *(double *)p;
-    for (double t = 0; t < s && !atomic_load(&g_stop); t += 0.1)
-        usleep(100000);
+    for (double t = 0; t < s && !atomic_load(&g_stop); t += 0.01) {
+        usleep(10000);
+        if (atomic_exchange(&g_report, 0)) {
+            printf("{\"report\":1,\"conns_served\":%lu,\"bad_requests\":%lu,"
+                   "\"upstream_errors\":%lu}\n",
+                   atomic_load(&srv.conns_served), atomic_load(&srv.bad_requests),
+                   atomic_load(&srv.upstream_errors));
+            fflush(stdout);
+        }
+    }
     atomic_store(&g_stop, 1);
     return NULL;
 }
@@ -139,7 +159,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "wl-http: --model must be one of thread, pool, fiber, fiber-mt\n");
         return 2;
     }
-    static wl_http_srv_t srv;
     if (strcmp(opt.handler, "upstream") == 0) {
         srv.upstream = 1;
         if (!opt.upstream || wl_parse_addr(opt.upstream, &srv.upstream_addr) != 0) {
@@ -164,6 +183,8 @@ int main(int argc, char **argv)
     struct sigaction sa = { .sa_handler = on_signal };
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    struct sigaction su = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
+    sigaction(SIGUSR1, &su, NULL);
     wl_raise_nofile();
     pthread_t wd;
     pthread_create(&wd, NULL, watchdog, &opt.max_seconds);
