@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Prints the README's result tables (markdown) from a results directory.
+
+    plots/tables.py [DIR]        (default results/published)
+
+Reads only DIR/*.csv (results/README.md schema); prints one table per harness that is
+present, each figure as median (min-max over runs). The README pastes these, so every
+published number can be traced to a row. Python 3 standard library only.
+"""
+import argparse
+import csv
+import os
+import sys
+
+
+def load(d, h):
+    p = os.path.join(d, h + ".csv")
+    if not os.path.isfile(p):
+        return []
+    with open(p, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def num(x):
+    x = float(x)
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:.3g}M"
+    if abs(x) >= 1e4:
+        return f"{x / 1e3:.3g}k"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    return f"{x:.3g}"
+
+
+def ns(x):
+    x = float(x)
+    if x >= 1e6:
+        return f"{x / 1e6:.3g} ms"
+    if x >= 1e3:
+        return f"{x / 1e3:.3g} µs"
+    return f"{x:.3g} ns"
+
+
+def kib(x):
+    return f"{float(x) / 1024:.1f} KiB"
+
+
+def mib(x):
+    return f"{float(x) / 1048576:.1f} MiB"
+
+
+def cell(r, f=num):
+    if r is None:
+        return "-"
+    if int(r["runs"]) == 1 or r["min"] == r["max"]:
+        return f(r["median"])
+    return f"{f(r['median'])} ({f(r['min'])}-{f(r['max'])})"
+
+
+def short(case):
+    return case.split("/", 1)[1] if "/" in case else case
+
+
+def table(head, rows):
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    print()
+
+
+def by(rows, **kw):
+    return [r for r in rows if all(r.get(k) == v for k, v in kw.items())]
+
+
+def one(rows, **kw):
+    hits = by(rows, **kw)
+    return hits[0] if hits else None
+
+
+def switch(d):
+    rows = by(load(d, "switch"), metric="ns_per_switch")
+    if rows:
+        print("### One context switch (`switch.csv`, ns per one-way switch)\n")
+        table(["case", "median (min-max)"], [[f"`{short(r['case'])}`", cell(r, ns)] for r in rows])
+
+
+def alloc(d):
+    rows = by(load(d, "alloc"), metric="ns_per_create")
+    if rows:
+        print("### Creating one unit (`alloc.csv`, create + run + join)\n")
+        table(["case", "median (min-max)"], [[f"`{short(r['case'])}`", cell(r, ns)] for r in rows])
+
+
+def memory(d):
+    rows = load(d, "memory")
+    cases = []
+    for r in by(rows, metric="bytes_per_unit"):
+        cases.append(r)
+    if cases:
+        print("### Memory per live unit (`memory.csv`)\n")
+        out = []
+        for r in cases:
+            k = dict(case=r["case"])
+            out.append([f"`{short(r['case'])}`",
+                        cell(one(rows, metric="user_bytes_per_unit", **k), kib),
+                        cell(one(rows, metric="kernel_bytes_per_unit", **k), kib),
+                        cell(r, kib)])
+        table(["case", "user (RSS)", "kernel", "total"], out)
+
+
+def scale(d):
+    rows = load(d, "scale")
+    lim = by(rows, metric="limit_units") + by(rows, metric="live_units")
+    if lim:
+        print("### How far each kind of unit goes (`scale.csv`)\n")
+        out = []
+        for r in lim:
+            what = "stopped by a limit" if r["metric"] == "limit_units" else "reached (cap)"
+            out.append([f"`{short(r['case'])}`", num(r["median"]), what])
+        table(["case", "live units", ""], out)
+
+
+def seed(d):
+    rows = load(d, "seed")
+    if not rows:
+        return
+    print("### The post's protocol (`seed.csv`)\n")
+    out = []
+    for metric, label, better in (("us_per_unit", "create, µs per unit", min),
+                                  ("us_per_switch", "switch, µs per switch", min),
+                                  ("units_per_s", "throughput, units/s", max)):
+        line = [label]
+        for mt, mf, impl_ok in (("ruby-thread", "ruby-fiber", lambda i: i.startswith("published")),
+                                ("ruby-thread", "ruby-fiber", lambda i: not i.startswith("published")),
+                                ("thread", "fiber", lambda i: True)):
+            t = [r for r in rows if r["metric"] == metric and r["model"] == mt and impl_ok(r["impl"])]
+            f = [r for r in rows if r["metric"] == metric and r["model"] == mf and impl_ok(r["impl"])]
+            if not t or not f:
+                line.append("-")
+                continue
+            tb = better(t, key=lambda r: float(r["median"]))
+            fw = (max if better is min else min)(f, key=lambda r: float(r["median"]))
+            ratio = (float(tb["median"]) / float(fw["median"]) if better is min
+                     else float(fw["median"]) / float(tb["median"]))
+            line.append(f"{num(tb['median'])} / {num(fw['median'])} = **{ratio:.0f}x**")
+        out.append(line)
+    table(["measure", "Ruby 3.4 published (thread / fiber)", "Ruby here", "C here (best thread variant / fiber)"], out)
+    print("C thread variants:", ", ".join(sorted({r["impl"] for r in rows if r["model"] == "thread"})))
+    print()
+
+
+def mockllm(d):
+    rows = load(d, "mockllm")
+    if not rows:
+        return
+    print("### mock-llm (`mockllm.csv`)\n")
+    out = []
+    for r in rows:
+        if r["metric"] in ("max_events_per_s", "open_streams", "failed_streams", "rss_per_stream",
+                           "requests_per_s", "cpu_percent", "lateness_p99"):
+            out.append([f"`{r['case']}`", r["metric"], cell(r) + " " + r["unit"]])
+    table(["case", "metric", "median (min-max)"], out)
+
+
+def throughput(d):
+    rows = by(load(d, "throughput"), metric="req_per_s")
+    if not rows:
+        return
+    print("### HTTP over loopback (`throughput.csv`, req/s; p99 ms)\n")
+    allr = load(d, "throughput")
+    out = []
+    for r in rows:
+        p99 = one(allr, case=r["case"], metric="p99_ms")
+        err = one(allr, case=r["case"], metric="errors")
+        out.append([f"`{short(r['case'])}`", cell(r), cell(p99), cell(err)])
+    table(["case", "req/s", "p99 ms", "errors"], out)
+
+
+def llm(d):
+    rows = load(d, "llm")
+    hw = [r for r in rows if r["metric"] == "vm_hwm_bytes" and r["case"].startswith("llm/")]
+    if not hw:
+        return
+    print("### Streaming LLM conversations (`llm.csv`, client side)\n")
+    out = []
+    for r in hw:
+        k = dict(case=r["case"])
+        out.append([f"`{short(r['case'])}`", cell(r, mib),
+                    cell(one(rows, metric="ttft_p50_ms", **k)),
+                    cell(one(rows, metric="ttft_p99_ms", **k)),
+                    cell(one(rows, metric="cpu_per_1k_tokens_ms", **k)),
+                    cell(one(rows, metric="errors", **k))])
+    table(["case", "peak RSS", "TTFT p50 ms", "TTFT p99 ms", "CPU ms / 1k tokens", "errors"], out)
+    st = [r for r in rows if r["case"].startswith("starve/") and r["metric"] == "ttft_p99_ms"]
+    if st:
+        print("Slot starvation (pool of 25 workers):\n")
+        table(["case", "first-token p99 ms"], [[f"`{short(r['case'])}`", cell(r)] for r in st])
+    lim = [r for r in rows if r["metric"] == "limit_units"]
+    for r in lim:
+        print(f"Limit: `{r['case']}` at {num(r['median'])} conversations.\n")
+
+
+def main(argv=None):
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description="Print the README's markdown tables from results CSVs.")
+    ap.add_argument("dir", nargs="?", default=os.path.join(top, "results", "published"))
+    a = ap.parse_args(argv)
+    if not os.path.isdir(a.dir):
+        print(f"tables: no directory {a.dir}", file=sys.stderr)
+        return 2
+    for f in (seed, switch, alloc, memory, scale, mockllm, throughput, llm):
+        f(a.dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
