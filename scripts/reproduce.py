@@ -95,6 +95,11 @@ def ratio(directory, spec):
         r = t_v[0] / f_v[0]
     used = (f"thread {t_v[1]} {t_v[0]:.4g} vs fiber {f_v[1]} {f_v[0]:.4g} "
             f"{spec['metric']}")
+    if len(t) > 1:
+        # Against each thread variant too: a claim that holds against one and fails
+        # against another says which thread setup it depends on.
+        each = [(f_v[0] / tv if spec["higher_is_better"] else tv / f_v[0], ti) for tv, ti in t]
+        used += "; per thread variant: " + ", ".join(f"{ti} {x:.1f}x" for x, ti in each)
     return r, used, None
 
 
