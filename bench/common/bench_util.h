@@ -19,6 +19,11 @@ extern "C" {
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
 
+/* The calling thread's CPU time in nanoseconds (CLOCK_THREAD_CPUTIME_ID: user and
+ * system time, not the time it spent preempted). For work that runs on one thread only:
+ * on a shared machine it leaves out the other processes' turns, which wall time counts. */
+uint64_t bench_cpu_ns(void);
+
 /* Keeps the compiler from deleting the computation of v. */
 #define BENCH_SINK(v) __asm__ volatile("" : : "r"(v) : "memory")
 

@@ -11,13 +11,22 @@
 
 namespace bcd = boost::context::detail;
 
+#if defined(__x86_64__)
+// drive_x86_64.S: the same layout-controlled loops as the fiber switch gets.
+extern "C" void *peer_boost_drive(void *peer_fctx, uint64_t rounds);
+extern "C" void peer_boost_drive_entry(bcd::transfer_t t);
+#define PEER_ENTRY peer_boost_drive_entry
+#else
+#define PEER_ENTRY peer_entry
+#endif
+
 static bcd::fcontext_t g_peer;
 static void *g_stack;
 static size_t g_stack_size;
 
 // The peer bounces every switch straight back, forever; it is never resumed after
 // peer_boost_fini(), so it needs no way out.
-static void peer_entry(bcd::transfer_t t)
+[[maybe_unused]] static void peer_entry(bcd::transfer_t t)
 {
     for (;;)
         t = bcd::jump_fcontext(t.fctx, nullptr);
@@ -30,12 +39,17 @@ extern "C" int peer_boost_init(size_t stack_size)
         return -1;
     g_stack = p;
     g_stack_size = stack_size;
-    g_peer = bcd::make_fcontext(static_cast<char *>(p) + stack_size, stack_size, peer_entry);
+    g_peer = bcd::make_fcontext(static_cast<char *>(p) + stack_size, stack_size, PEER_ENTRY);
     return 0;
 }
 
 extern "C" void peer_boost_pingpong(uint64_t rounds)
 {
+#if defined(__x86_64__)
+    if (rounds)
+        g_peer = peer_boost_drive(g_peer, rounds);
+    return;
+#endif
     bcd::fcontext_t peer = g_peer;
     for (uint64_t i = 0; i < rounds; i++)
         peer = bcd::jump_fcontext(peer, nullptr).fctx;

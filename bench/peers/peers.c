@@ -19,6 +19,21 @@ void peer_floor_make(fiber_context_t *peer, void *stack_hi)
     peer->sp = (void *)sp;
 }
 #else
+void peer_drive_run(fiber_context_t *self, fiber_context_t *peer, uint64_t rounds,
+                    void (*sw)(fiber_context_t *, fiber_context_t *))
+{
+    for (uint64_t i = 0; i < rounds; i++)
+        sw(self, peer);
+}
+
+static void drive_entry(void *arg)
+{
+    peer_drive_t *d = arg;
+    for (;;)
+        d->sw(d->peer, d->self);
+}
+void peer_drive_entry_apart(void *d) { drive_entry(d); }
+
 int peer_floor_available(void) { return 0; }
 void peer_floor_make(fiber_context_t *peer, void *stack_hi) { (void)stack_hi; peer->sp = 0; }
 void peer_floor_pingpong(fiber_context_t *self, fiber_context_t *peer, uint64_t rounds)

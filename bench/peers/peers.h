@@ -29,6 +29,21 @@ int peer_floor_available(void);
 void peer_floor_make(fiber_context_t *peer, void *stack_hi);
 void peer_floor_pingpong(fiber_context_t *self, fiber_context_t *peer, uint64_t rounds);
 
+/*
+ * Layout-controlled ping-pong around a C-callable switch (sw = fiber_context_switch_*):
+ * both loops are assembly on 4 KiB boundaries (drive_x86_64.S says why). Make the peer
+ * with fiber_context_make(peer, lo, hi, peer_drive_entry_apart, &d), then
+ * peer_drive_run(self, peer, rounds, sw). Elsewhere than x86-64 these are plain C loops.
+ */
+typedef struct peer_drive {
+    fiber_context_t *self, *peer;
+    void (*sw)(fiber_context_t *, fiber_context_t *);
+} peer_drive_t;
+
+void peer_drive_run(fiber_context_t *self, fiber_context_t *peer, uint64_t rounds,
+                    void (*sw)(fiber_context_t *, fiber_context_t *));
+void peer_drive_entry_apart(void *d); /* its loop 0x540 bytes past a 4 KiB boundary */
+
 /* glibc swapcontext (saves the signal mask: one rt_sigprocmask system call per switch).
  * peer_uc_init returns 0 or -1 with errno; fini frees the stack. One at a time. */
 int  peer_uc_init(size_t stack_size);
@@ -36,7 +51,8 @@ void peer_uc_pingpong(uint64_t rounds);
 void peer_uc_fini(void);
 
 /* Boost.Context (libboost-context-dev) make_fcontext / jump_fcontext, as Boost's
- * fiber and coroutine libraries use it. Same contract as ucontext. */
+ * fiber and coroutine libraries use it. Same contract as ucontext. On x86-64 the loops
+ * are the same layout-controlled assembly as peer_drive ("apart"). */
 int  peer_boost_init(size_t stack_size);
 void peer_boost_pingpong(uint64_t rounds);
 void peer_boost_fini(void);
