@@ -875,9 +875,14 @@ static void signal_main(void *arg)
 {
     int sfd = (int)(intptr_t)arg;
     struct signalfd_siginfo si;
-    ssize_t r = fiber_read(sfd, &si, sizeof si, FIBER_FOREVER);
+    /* Only a signal ends the server. A failed wait (the poller out of descriptors or
+     * memory) is retried: exiting 0 then would look like a clean shutdown. */
+    while (fiber_read(sfd, &si, sizeof si, FIBER_FOREVER) != (ssize_t)sizeof si) {
+        logf_(MLLM_LOG_WARN, "waiting for signals: %s; retrying", strerror(errno));
+        fiber_sleep_ns(10 * 1000000u);
+    }
     logf_(MLLM_LOG_INFO, "signal %d: shutting down (%" PRIu64 " connections open, %" PRIu64
-          " tokens sent)", r > 0 ? (int)si.ssi_signo : 0, mllm_metrics.conns_active,
+          " tokens sent)", (int)si.ssi_signo, mllm_metrics.conns_active,
           mllm_metrics.tokens_sent);
     fflush(stdout);
     fflush(stderr);
@@ -931,11 +936,15 @@ int mllm_server_run(const mllm_config_t *c)
     fflush(stdout);
     logf_(MLLM_LOG_INFO, "profile %s (ttft %.3f s, %.1f tok/s) time-scale %g seed %" PRIu64,
           c->profile.name, c->profile.ttft_s, c->profile.speed_tps, c->time_scale, c->seed);
-    fiber_attr_t small = { .stack_size = 32 * 1024, .name = "accept" };
-    fiber_t *acc = fiber_spawn_ex(accept_main, NULL, &small);
-    small.name = "signal";
-    small.detached = 1;
-    if (!acc || !fiber_spawn_ex(signal_main, (void *)(intptr_t)sfd, &small)) {
+    /* The signal fiber runs first: its wait creates the runtime's epoll instance before
+     * the first accept, so a burst of connections cannot take the last descriptor the
+     * poller needs. */
+    fiber_attr_t small = { .stack_size = 32 * 1024, .name = "signal", .detached = 1 };
+    fiber_t *sig = fiber_spawn_ex(signal_main, (void *)(intptr_t)sfd, &small);
+    small.name = "accept";
+    small.detached = 0;
+    fiber_t *acc = sig ? fiber_spawn_ex(accept_main, NULL, &small) : NULL;
+    if (!acc) {
         perror("mock-llm: fiber_spawn");
         return 1;
     }
