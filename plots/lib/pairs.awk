@@ -18,9 +18,10 @@ END {
     print "group,thread,fiber"
     for (g = 1; g <= 3; g++) {
         if (!(g in seen)) continue
-        if (g == 1) label = "Ruby 3.4 (published)"
-        else if (g == 2) label = "Ruby here" (rimpl != "" ? " (" rimpl ")" : "")
-        else label = "C" (n[g, "t"] > 1 ? " (threads: " name[g, "t"] ")" : "")
+        # Short labels: three groups share a third of the picture.
+        if (g == 1) label = "Ruby 3.4 published"
+        else if (g == 2) { v = rimpl; sub(/^ruby-?/, "", v); label = "Ruby " v " here" }
+        else { v = name[g, "t"]; sub(/\/cpu=same/, "@1cpu", v); label = "C" (n[g, "t"] > 1 ? ": " v : "") }
         t = ((g, "t") in best) ? best[g, "t"] : "NaN"
         f = ((g, "f") in best) ? best[g, "f"] : "NaN"
         print label "," t "," f
