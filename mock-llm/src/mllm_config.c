@@ -74,6 +74,8 @@ static void usage(FILE *f)
 "  --retry-after-ms N        retry-after of injected 429/503 (default 1000)\n"
 "  --midstream-error-rate P  share of streams that end in an error frame halfway\n"
 "  --disconnect-rate P       share of streams whose connection is cut halfway\n"
+"  --busy-poll               spin instead of sleeping between deadlines: lower\n"
+"                            lateness for a whole core (a benchmark option)\n"
 "  --log-level LEVEL         error, warn (default), info or debug (stderr)\n"
 "  --list-profiles           print the profiles and exit\n"
 "  --help                    this text\n"
@@ -154,7 +156,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
     enum {
         O_LISTEN = 256, O_PROFILE, O_SCALE, O_SEED, O_MODELS, O_TPE, O_TTFT, O_TPS, O_OUT,
         O_MAXCONNS, O_MAXBODY, O_MAXHEADER, O_MAXPENDING, O_IDLE, O_HDRTO, O_WRTO, O_ERATE,
-        O_ESTAT, O_RETRY, O_MIDERR, O_DISC, O_LOG, O_LIST, O_HELP,
+        O_ESTAT, O_RETRY, O_MIDERR, O_DISC, O_LOG, O_LIST, O_HELP, O_BUSY,
     };
     static const struct option opts[] = {
         { "listen", required_argument, 0, O_LISTEN },
@@ -179,6 +181,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         { "midstream-error-rate", required_argument, 0, O_MIDERR },
         { "disconnect-rate", required_argument, 0, O_DISC },
         { "log-level", required_argument, 0, O_LOG },
+        { "busy-poll", no_argument, 0, O_BUSY },
         { "list-profiles", no_argument, 0, O_LIST },
         { "help", no_argument, 0, O_HELP },
         { 0, 0, 0, 0 },
@@ -288,6 +291,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
             else
                 return bad("--log-level", optarg, "expected error, warn, info or debug");
             break;
+        case O_BUSY: c->busy_poll = 1; break;
         case O_LIST: list_profiles(); return 1;
         case O_HELP: usage(stdout); return 1;
         case ':':

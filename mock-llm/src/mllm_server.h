@@ -38,6 +38,7 @@ typedef struct mllm_config {
     double          midstream_error_rate;
     double          disconnect_rate;
     int             retry_after_ms;
+    int             busy_poll;        /* never sleep in epoll: spin between deadlines */
 } mllm_config_t;
 
 /* Fills c with the defaults documented in --help. */
