@@ -329,7 +329,9 @@ def bench_throughput(a, tab, budget_end):
     wrk_cpu = 0 if ncpu >= 2 else None
     srv_cpu = 1 if ncpu >= 2 else 0
     conc = [100, 1000] if a.quick else [10, 100, 1000, 10000]
-    secs = 1 if a.quick else 2
+    # 1 s runs; 10,000 connections get 2 s, since wrk spends the first part connecting
+    secs_for = lambda c: 2 if c >= 10000 else 1
+    secs = 1
     runs = a.runs or 3
     tmp = tempfile.mkdtemp(prefix="fiberbench-wl-")
     servers = {}
@@ -349,13 +351,13 @@ def bench_throughput(a, tab, budget_end):
             # interleave: rotate the order every run so no server always goes first
             name = names[(i + r) % len(names)]
             s = servers[name]
-            left = (len(steps) - k) * (secs + 0.4)
+            left = sum(secs_for(cc) + 0.6 for cc, _, _ in steps[k:])
             log(f"throughput {k + 1}/{len(steps)}: {name} c={c} run {r + 1}/{runs} "
                 f"(about {int(left)}s left in this stage)")
             pids = s.pids()
             rep0 = s.report() if name != "nginx" else None
             cpu0 = cpu_seconds(pids)
-            res, raw = run_wrk(s.port, c, secs, wrk_cpu, s)
+            res, raw = run_wrk(s.port, c, secs_for(c), wrk_cpu, s)
             cpu = cpu_seconds(s.pids()) - cpu0
             rep1 = res["report"]
             rss = res["rss_kib"]
@@ -518,7 +520,7 @@ def llm_profiles(a):
         # many idle streams: gpt-4o first-token time, slowed to 5 tok/s per stream so that
         # 10,000 streams stay within what mock-llm and the client sustain on 2 cores
         ("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "5"], 20,
-         [10000] if q else [1000, 10000], 1 if q else 2,
+         [10000] if q else [1000, 10000], {1000: 1, 10000: 1 if q else 2},
          ["thread", "fiber"] if q else ["thread", "fiber", "fiber-mt"]),
     ]
 
@@ -531,13 +533,14 @@ def bench_llm(a, tab, budget_end):
         try:
             for n in ns:
                 per_run = {}
-                for r in range(runs):
+                nruns = runs[n] if isinstance(runs, dict) else runs
+                for r in range(nruns):
                     for i in range(len(models)):
                         if time.monotonic() > budget_end:
                             log(f"llm: time budget spent; skipped {label} n={n} run {r + 1}+")
                             break
                         impl = models[(i + r) % len(models)]
-                        log(f"llm {label} n={n}: {impl} run {r + 1}/{runs}")
+                        log(f"llm {label} n={n}: {impl} run {r + 1}/{nruns}")
                         j = run_llm(a, impl, mock.port, n, max_tokens)
                         if not j:
                             continue
@@ -572,7 +575,7 @@ def bench_limit(a, tab, budget_end):
             if time.monotonic() > budget_end:
                 break
             log(f"llm limit probe: {impl} n={n} (open files capped at 20,000 per process)")
-            j = run_llm(a, impl, mock.port, n, 10)
+            j = run_llm(a, impl, mock.port, n, 5)
             if j:
                 record_llm(tab, f"llm/{impl}/gpt4o-5tps/n={n}", impl, n, j)
     finally:
