@@ -154,6 +154,12 @@ if [ -n "$plots" ]; then
   make --no-print-directory plots || { loud "make plots failed"; failed=1; }
 fi
 
+if [ -s results/seed.csv ]; then
+  # The post's claims against this run (informative here: make reproduce is the check).
+  say "the post's claims, this run against results/published/:"
+  python3 scripts/reproduce.py --fresh results | grep -v '^note:' >&2
+fi
+
 say "summary ($mode, $(fmt $(( $(date +%s) - t0 ))) in all):"
 for s in "${stages[@]}"; do
   printf '  %-16s %-10s %s\n' "${target[$s]}" "${status[$s]}" "$(fmt "${took[$s]}")" >&2
