@@ -157,7 +157,8 @@ fi
 if [ -s results/seed.csv ]; then
   # The post's claims against this run (informative here: make reproduce is the check).
   say "the post's claims, this run against results/published/:"
-  python3 scripts/reproduce.py --fresh results | grep -v '^note:' >&2
+  python3 scripts/reproduce.py --fresh results | grep -v '^note:' |
+    sed 's/^reproduce: FAILED/claims: at least one does not hold in this run (see above)/; s/^reproduce: /claims: /' >&2
 fi
 
 say "summary ($mode, $(fmt $(( $(date +%s) - t0 ))) in all):"
