@@ -73,17 +73,25 @@ class ReproduceTest(unittest.TestCase):
         self.assertIn("CLAIM FAILS", out)
 
     def test_band_same_machine_fails_other_machine_warns(self):
-        self.put(self.pub, seed_csv(50, 400, 40))
-        self.put(self.now, seed_csv(50, 100, 40))  # switch 4x below published
+        self.put(self.pub, seed_csv(50, 500, 40))
+        self.put(self.now, seed_csv(50, 100, 40))  # switch 5x below published
         code, out = self.run_it()
         self.assertEqual(code, 1)
-        self.assertIn("OUTSIDE 2x", out)
-        code, out = self.run_it("--band", "5")
+        self.assertIn("OUTSIDE 4x", out)
+        code, out = self.run_it("--fail-band", "6")
         self.assertEqual(code, 0, out)
+        self.assertIn("drift", out)
         self.put(self.now, seed_csv(50, 100, 40), cpu="cpu B")
         code, out = self.run_it()
         self.assertEqual(code, 0, out)
         self.assertIn("warning only", out)
+
+    def test_drift_between_bands_warns(self):
+        self.put(self.pub, seed_csv(50, 300, 40))
+        self.put(self.now, seed_csv(50, 100, 40))  # 3x: between 2x and 4x
+        code, out = self.run_it()
+        self.assertEqual(code, 0, out)
+        self.assertIn("drift", out)
 
     def test_missing_fresh_harness_fails(self):
         self.put(self.pub, seed_csv(50, 100, 40))
@@ -107,6 +115,10 @@ class ReproduceTest(unittest.TestCase):
         with redirect_stderr(io.StringIO()):
             with self.assertRaises(SystemExit) as e:
                 reproduce.main(["--band", "0.5"])
+        with redirect_stderr(io.StringIO()):
+            with self.assertRaises(SystemExit) as e:
+                reproduce.main(["--band", "3", "--fail-band", "2"])
+        self.assertEqual(e.exception.code, 2)
         self.assertEqual(e.exception.code, 2)
         with redirect_stderr(io.StringIO()):
             self.assertEqual(reproduce.main(["--fresh", "/nonexistent/x"]), 2)

@@ -3,19 +3,21 @@
 # results/tmp/reproduce/, checks its CSV against results/README.md, then compares its
 # thread/fiber ratios with results/published/ and with the post's claims
 # (scripts/reproduce.py prints claim | post | published | now | verdict).
-#   scripts/reproduce.sh [--band X] [--no-run] [--help]
-# --band X: allowed factor between fresh and published ratios (default 2).
+#   scripts/reproduce.sh [--band X] [--fail-band Y] [--no-run] [--help]
+# --band X: fresh within X of published is "within" (default 2); up to --fail-band Y
+#   (default 4) is a drift warning; beyond it fails on the same CPU model.
 # --no-run: compare what results/tmp/reproduce/ already holds.
 # Environment: BUILD (default build), JOBS. Exit 0 when every claim holds, 1 when one
 # fails or cannot be measured, 2 on bad usage.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-band=2; run=1
+band=2; fail_band=4; run=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --band) [ $# -ge 2 ] || { echo "reproduce.sh: --band needs a factor" >&2; exit 2; }; band=$2; shift ;;
+    --fail-band) [ $# -ge 2 ] || { echo "reproduce.sh: --fail-band needs a factor" >&2; exit 2; }; fail_band=$2; shift ;;
     --no-run) run="" ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "reproduce.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -46,4 +48,4 @@ if [ -n "$run" ]; then
   say "bench_seed took $(( $(date +%s) - t0 )) s"
 fi
 python3 scripts/check_results.py -q "$fresh" || { loud "the fresh CSVs break results/README.md"; exit 1; }
-python3 scripts/reproduce.py --fresh "$fresh" --band "$band"
+python3 scripts/reproduce.py --fresh "$fresh" --band "$band" --fail-band "$fail_band"
