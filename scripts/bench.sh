@@ -77,9 +77,14 @@ loud() { printf '%s[bench] !!! %s%s\n' "$r" "$*" "$z" >&2; }
 
 t0=$(date +%s)
 ticker=""
+runner=""
 stop_ticker() { [ -n "$ticker" ] && kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null; ticker=""; }
+# timeout runs a harness in a process group of its own (so that it can kill the whole
+# harness, children included); a Ctrl-C on the terminal therefore does not reach it, and
+# is passed on here: TERM to timeout, which relays it to its group.
+stop_runner() { [ -n "$runner" ] && kill -TERM "$runner" 2>/dev/null; wait "$runner" 2>/dev/null; runner=""; }
 trap 'stop_ticker' EXIT
-trap 'stop_ticker; loud "interrupted"; exit 130' INT TERM
+trap 'stop_ticker; stop_runner; loud "interrupted"; exit 130' INT TERM
 
 # One progress line: where the run is, how long it has taken, how long it has left
 # (the current stage's estimate minus its elapsed time, plus every later stage).
@@ -127,8 +132,11 @@ for i in "${!stages[@]}"; do
   limit=$((2 * limit + 60))
   marker=results/tmp/.bench-start-$s
   touch "$marker"
-  timeout --foreground -k 10 "$limit" make --no-print-directory "$tgt" BUILD="$BUILD" ${quick:+QUICK=1}
+  timeout -k 10 "$limit" make --no-print-directory "$tgt" BUILD="$BUILD" ${quick:+QUICK=1} </dev/null &
+  runner=$!
+  wait "$runner"
   rc=$?
+  runner=""
   stop_ticker
   took[$s]=$(( $(date +%s) - ss ))
   written=$(find results -maxdepth 1 -name '*.csv' -newer "$marker" | sort | tr '\n' ' ')
