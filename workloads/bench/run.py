@@ -508,6 +508,9 @@ def record_llm(tab, case, impl, n, j):
         add("ttft_p50_ms", "ms", j["ttft_p50_ms"])
         add("ttft_p99_ms", "ms", j["ttft_p99_ms"])
         add("total_p50_ms", "ms", j["total_p50_ms"])
+    if j.get("itl_gaps"):
+        add("itl_p50_ms", "ms", j["itl_p50_ms"])
+        add("itl_p99_ms", "ms", j["itl_p99_ms"])
     add("vm_hwm_bytes", "bytes", j["rss_peak_kib"] * 1024)
     add("kernel_est_bytes", "bytes", j["kernel_est_kib"] * 1024)
     add("cpu_s", "s", j["cpu_s"])

@@ -30,6 +30,12 @@ typedef struct wl_conv_cfg {
     uint64_t           db_query_ns; /* simulated query time for WL_DB_QUERY */
 } wl_conv_cfg_t;
 
+#define WL_ITL_BUCKETS 96 /* up to 2^24 us = 16.8 s */
+
+/* The bucket of a gap, and the upper bound of a bucket, in microseconds. */
+int    wl_itl_bucket(uint64_t gap_ns);
+double wl_itl_bucket_upper_us(int b);
+
 /* What one conversation saw. Times are CLOCK_MONOTONIC ns; 0 = did not happen. */
 typedef struct wl_conv {
     uint64_t arrival_ns;     /* when the user asked (set by the caller) */
@@ -39,6 +45,12 @@ typedef struct wl_conv {
     uint32_t tokens;         /* usage.completion_tokens if sent, else content deltas */
     uint32_t deltas;         /* content deltas with at least one byte */
     uint64_t content_bytes;
+    uint64_t last_delta_ns;  /* when the latest delta arrived */
+    /* Gaps between deltas as the client saw them, log-bucketed: bucket b holds gaps in
+     * [2^(b/4), 2^((b+1)/4)) microseconds (4 buckets per octave, ~19% wide), so a run's
+     * inter-token percentiles can be merged from conversations without keeping every
+     * timestamp. 192 bytes per conversation. */
+    uint16_t itl_hist[WL_ITL_BUCKETS];
     int      ok;             /* [DONE] seen after a finish_reason, no error */
     char     finish[16];
     char     cause[48];      /* why it failed: "connect: EMFILE", "http 429", ... */

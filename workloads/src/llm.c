@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,20 @@ static _Thread_local char     tl_rbuf[RBUF_SIZE];
  * with no wait in between, so one per thread suffices. */
 static _Thread_local char     tl_content[4096];
 static _Thread_local uint64_t tl_sink_sum;
+
+int wl_itl_bucket(uint64_t gap_ns)
+{
+    double us = (double)gap_ns / 1000.0;
+    if (us < 1.0)
+        return 0;
+    int b = (int)(4.0 * log2(us));
+    return b >= WL_ITL_BUCKETS ? WL_ITL_BUCKETS - 1 : b;
+}
+
+double wl_itl_bucket_upper_us(int b)
+{
+    return exp2((double)(b + 1) / 4.0);
+}
 
 const char *wl_errname(int e)
 {
@@ -73,8 +88,15 @@ static int on_event(const wl_sse_event_t *ev, void *arg)
         return 1;
     }
     if (c.has_content && c.content_len) {
-        if (!s->out->first_token_ns)
-            s->out->first_token_ns = wl_now_ns();
+        uint64_t now = wl_now_ns();
+        if (!s->out->first_token_ns) {
+            s->out->first_token_ns = now;
+        } else {
+            uint16_t *h = &s->out->itl_hist[wl_itl_bucket(now - s->out->last_delta_ns)];
+            if (*h < UINT16_MAX)
+                (*h)++;
+        }
+        s->out->last_delta_ns = now;
         s->out->deltas++;
         s->out->content_bytes += c.content_len;
         if (s->sink)

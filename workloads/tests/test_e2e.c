@@ -127,6 +127,11 @@ static void run_convs(const wl_model_t *client, int port, int tokens, size_t byt
             assert_int_equal(cv.c[i].content_bytes, (uint64_t)tokens * bytes_per_token);
         assert_true(cv.c[i].first_token_ns > cv.c[i].arrival_ns);
         assert_true(cv.c[i].end_ns >= cv.c[i].first_token_ns);
+        /* every gap between two deltas lands in exactly one inter-token bucket */
+        unsigned gaps = 0;
+        for (int b = 0; b < WL_ITL_BUCKETS; b++)
+            gaps += cv.c[i].itl_hist[b];
+        assert_int_equal(gaps, cv.c[i].deltas - 1);
     }
     if (bytes_per_token)
         assert_int_equal(atomic_load(&cv.sunk), (uint64_t)NCONV * tokens * bytes_per_token);
@@ -279,6 +284,22 @@ static void t_http_upstream(void **state)
 
 /* ---- the real mock-llm, when built ----------------------------------------------------- */
 
+static void t_itl_buckets(void **state)
+{
+    (void)state;
+    uint64_t gaps_ns[] = { 500, 1000, 999999, 1000000, 11800000, 5000000000ull, 1ull << 62 };
+    for (size_t i = 0; i < sizeof gaps_ns / sizeof gaps_ns[0]; i++) {
+        int b = wl_itl_bucket(gaps_ns[i]);
+        assert_true(b >= 0 && b < WL_ITL_BUCKETS);
+        double us = (double)gaps_ns[i] / 1000.0;
+        if (b < WL_ITL_BUCKETS - 1) {
+            assert_true(wl_itl_bucket_upper_us(b) >= us);       /* the bound is above */
+            assert_true(wl_itl_bucket_upper_us(b) <= us * 1.2 || us < 1.0); /* ~19% */
+        }
+    }
+    assert_true(wl_itl_bucket(2000000) > wl_itl_bucket(1000000));
+}
+
 static void t_real_mock_llm(void **state)
 {
     (void)state;
@@ -332,6 +353,7 @@ int main(void)
         cmocka_unit_test(t_failures_have_causes),
         cmocka_unit_test(t_http_every_model),
         cmocka_unit_test(t_http_upstream),
+        cmocka_unit_test(t_itl_buckets),
         cmocka_unit_test(t_real_mock_llm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -249,6 +249,25 @@ int main(int argc, char **argv)
         if (r.convs[i].ok)
             v[k++] = TOTAL(i);
     double total_p50 = wl_quantile(v, k, 0.5), total_p99 = wl_quantile(v, k, 0.99);
+    /* inter-token gaps of every conversation, merged; reported as the bucket's upper
+     * bound (at most ~19% above the true quantile) */
+    uint64_t itl[WL_ITL_BUCKETS] = { 0 }, itl_n = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < WL_ITL_BUCKETS; b++) {
+            itl[b] += r.convs[i].itl_hist[b];
+            itl_n += r.convs[i].itl_hist[b];
+        }
+    double itl_q[3] = { 0, 0, 0 }, qs[3] = { 0.5, 0.99, 0.999 };
+    for (int q = 0; q < 3; q++) {
+        uint64_t rank = (uint64_t)(qs[q] * (double)itl_n + 0.999999), seen = 0;
+        for (int b = 0; b < WL_ITL_BUCKETS && itl_n; b++) {
+            seen += itl[b];
+            if (seen >= rank) {
+                itl_q[q] = wl_itl_bucket_upper_us(b) / 1000.0;
+                break;
+            }
+        }
+    }
     long kern_peak = atomic_load(&smp.kernel_peak_kib), tcp_peak = atomic_load(&smp.tcp_peak_kib);
     long pte = atomic_load(&smp.pte_peak_kib), threads = atomic_load(&smp.threads_peak);
     /* the sampler may miss a short peak of threads; the model's own count does not */
@@ -261,6 +280,7 @@ int main(int argc, char **argv)
            "\"tokens_per_s\":%.3f,\"ttft_p50_ms\":%.3f,\"ttft_p99_ms\":%.3f,\"ttft_max_ms\":%.3f,"
            "\"ttft_user26_ms\":%.3f,\"ttft_first25_p50_ms\":%.3f,\"ttft_rest_p50_ms\":%.3f,"
            "\"ttft_rest_p99_ms\":%.3f,\"total_p50_ms\":%.3f,\"total_p99_ms\":%.3f,"
+           "\"itl_p50_ms\":%.3f,\"itl_p99_ms\":%.3f,\"itl_p999_ms\":%.3f,\"itl_gaps\":%llu,"
            "\"rss_base_kib\":%ld,\"rss_peak_kib\":%ld,\"kernel_est_kib\":%ld,\"pte_peak_kib\":%ld,"
            "\"threads_peak\":%ld,\"sys_kernel_delta_kib\":%ld,"
            "\"tcp_mem_delta_kib\":%ld,\"cpu_s\":%.6f,\"cpu_s_per_1k_tokens\":%.6f,"
@@ -270,6 +290,7 @@ int main(int argc, char **argv)
            m->name, m->kind, n, ok, failed, never, elapsed, elapsed > 0 ? (double)ok / elapsed : 0,
            (unsigned long long)tokens, elapsed > 0 ? (double)tokens / elapsed : 0, ttft_p50,
            ttft_p99, ttft_max, user26, first25_p50, rest_p50, rest_p99, total_p50, total_p99,
+           itl_q[0], itl_q[1], itl_q[2], (unsigned long long)itl_n,
            rss_base, rss_peak, kern_est, pte, threads, kern_peak >= 0 && kern_base >= 0 ? kern_peak - kern_base : -1,
            tcp_peak >= 0 && tcp_base >= 0 ? tcp_peak - tcp_base : -1, cpu,
            tokens ? cpu / ((double)tokens / 1000.0) : 0, st.peak_live, st.started,
