@@ -85,13 +85,13 @@ def run_load(bindir, port, pid, streams, warmup, window, stagger_ms):
     return {k: float(v) for k, v in re.findall(r"(\w+)=([-\w.]+)", out.stdout)}
 
 
-def stream_server(bindir, tps):
+def stream_server(bindir, tps, busy_poll=False):
     # Streams that never end within the run, one token per event, no time to first
     # token: the load is exactly streams x tps events per second.
     return Server(os.path.join(bindir, "mock-llm"),
                   ["--profile", "fixed", "--ttft-ms", "0", "--tps", str(tps),
                    "--output-tokens", "100000000", "--max-conns", "19500",
-                   "--max-pending", str(1 << 20)])
+                   "--max-pending", str(1 << 20)] + (["--busy-poll"] if busy_poll else []))
 
 
 def wrk(url, seconds, conns, script=None):
@@ -167,55 +167,60 @@ class Rows:
 
 
 def capacity(args, rows):
+    """Two server modes, interleaved: sleeping in epoll between deadlines (the default)
+    and --busy-poll (the core never sleeps: no wake-up cost, no power saving)."""
     streams = 1000
-    rates = [50, 100, 200, 300] if args.quick else [25, 50, 100, 150, 200, 300, 400]
-    runs = 1 if args.quick else 3
+    rates = [50, 100, 150, 300] if args.quick else [25, 50, 100, 150, 200, 300]
+    modes = [("mock-llm", False), ("mock-llm-busy-poll", True)]
+    runs = 1 if args.quick else 2
     warmup, window = (0.5, 1.5) if args.quick else (0.5, 2.0)
-    res = {r: [] for r in rates}
+    res = {(m, r): [] for m, _ in modes for r in rates}
     for run in range(runs):
-        for tps in rates:  # interleaved: every rate once per run
-            log(f"capacity run {run + 1}/{runs}: {streams} streams x {tps} tok/s "
-                f"= {streams * tps} events/s offered")
-            r = None
-            srv = stream_server(args.bin, tps)
-            try:
-                r = run_load(args.bin, srv.port, srv.p.pid, streams, warmup, window,
-                             1000.0 / tps * 2)
-                res[tps].append(r)
-            finally:
-                srv.stop()
-            if r:
+        for tps in rates:
+            for impl, busy in modes:
+                log(f"capacity run {run + 1}/{runs}: {impl}, {streams} streams x {tps} tok/s "
+                    f"= {streams * tps} events/s offered")
+                srv = stream_server(args.bin, tps, busy)
+                r = None
+                try:
+                    r = run_load(args.bin, srv.port, srv.p.pid, streams, warmup, window,
+                                 1000.0 / tps * 2)
+                    res[(impl, tps)].append(r)
+                finally:
+                    srv.stop()
                 log(f"  -> {r['server_events_per_s']:.0f} events/s, lateness p50 "
                     f"{r['late_p50_us']:.0f} us p99 {r['late_p99_us']:.0f} us, server cpu "
                     f"{r['server_cpu_pct']:.0f}% runq-wait {r['server_runq_wait_pct']:.0f}%")
-    best = []
-    for run in range(runs):
-        ok = [res[r][run]["server_events_per_s"] for r in rates
-              if res[r][run]["late_p99_us"] <= 1000]
-        best.append(max(ok) if ok else 0.0)
-    for tps in rates:
-        case = f"capacity/fiber/streams={streams}/offered={streams * tps}"
-        for key, metric, unit in (("server_events_per_s", "events_per_s", "events/s"),
-                                  ("client_events_per_s", "client_events_per_s", "events/s"),
-                                  ("late_p50_us", "lateness_p50", "us"),
-                                  ("late_p99_us", "lateness_p99", "us"),
-                                  ("late_p999_us", "lateness_p999", "us"),
-                                  ("server_cpu_pct", "cpu_percent", "percent")):
-            rows.add(case, "fiber", "mock-llm", "offered_events_per_s", streams * tps,
-                     metric, unit, [r[key] for r in res[tps]])
-        # The share of the window the server spent waiting for its CPU (other load on
-        # the machine): when it is large, the lateness is the machine's, not ours.
-        rows.add(case + "/runq_wait", "fiber", "mock-llm", "offered_events_per_s",
-                 streams * tps, "cpu_percent", "percent",
-                 [r["server_runq_wait_pct"] for r in res[tps]])
-    rows.add(f"capacity/fiber/streams={streams}/p99<=1ms", "fiber", "mock-llm", "streams",
-             streams, "max_events_per_s", "events/s", best)
-    log(f"capacity: best events/s with p99 <= 1 ms per run: {best}")
+    for impl, _ in modes:
+        best = []
+        for run in range(runs):
+            ok = [res[(impl, r)][run]["server_events_per_s"] for r in rates
+                  if res[(impl, r)][run]["late_p99_us"] <= 1000]
+            best.append(max(ok) if ok else 0.0)
+        for tps in rates:
+            case = f"capacity/fiber/{impl}/streams={streams}/offered={streams * tps}"
+            got = res[(impl, tps)]
+            for key, metric, unit in (("server_events_per_s", "events_per_s", "events/s"),
+                                      ("client_events_per_s", "client_events_per_s", "events/s"),
+                                      ("late_p50_us", "lateness_p50", "us"),
+                                      ("late_p99_us", "lateness_p99", "us"),
+                                      ("late_p999_us", "lateness_p999", "us"),
+                                      ("server_cpu_pct", "cpu_percent", "percent")):
+                rows.add(case, "fiber", impl, "offered_events_per_s", streams * tps, metric,
+                         unit, [r[key] for r in got])
+            # The share of the window the server spent waiting for its CPU (other load
+            # on the machine): when it is large, the lateness is the machine's, not ours.
+            rows.add(case + "/runq_wait", "fiber", impl, "offered_events_per_s",
+                     streams * tps, "cpu_percent", "percent",
+                     [r["server_runq_wait_pct"] for r in got])
+        rows.add(f"capacity/fiber/{impl}/streams={streams}/p99<=1ms", "fiber", impl, "streams",
+                 streams, "max_events_per_s", "events/s", best)
+        log(f"capacity {impl}: best events/s with p99 <= 1 ms per run: {best}")
 
 
 def concurrency(args, rows):
     sizes = [10000] if args.quick else [10000, 19000]
-    runs = 1 if args.quick else 2
+    runs = 1
     tps = 2
     for n in sizes:
         samples = []
@@ -251,7 +256,7 @@ def concurrency(args, rows):
 
 
 def keepalive(args, rows, tmp):
-    runs = 3 if args.quick else 5
+    runs = 3 if args.quick else 4
     secs = 2 if args.quick else 3
     conns = 32
     lua = os.path.join(tmp, "chat.lua")
