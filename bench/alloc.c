@@ -298,6 +298,17 @@ int main(int argc, char **argv)
     bench_progress("alloc", "%s run, results in %s/alloc.csv", bench_mode_name(cli.mode), cli.out_dir);
     rc = bench_gbrun("alloc", cli.out_dir, nf, flags, extra);
     free(flags);
+    if (rc == 0) {
+        bench_gb_ratio("alloc", cli.out_dir, "alloc/ratio/thread-over-fiber-pooled",
+                       "thread-create-join/fiber-pooled", "alloc/thread/create-join/stack=default",
+                       "alloc/fiber/pooled/batch=1");
+        bench_gb_ratio("alloc", cli.out_dir, "alloc/ratio/thread-pool-over-fiber-pooled",
+                       "thread-pool-handoff/fiber-pooled", "alloc/thread/pool-handoff/workers=ncpu",
+                       "alloc/fiber/pooled/batch=1");
+        bench_gb_ratio("alloc", cli.out_dir, "alloc/ratio/fiber-pooled-over-raw-context",
+                       "fiber-pooled/raw-context", "alloc/fiber/pooled/batch=1",
+                       "alloc/fiber/raw-context/stack=reused");
+    }
     bench_progress("alloc", "done");
     return rc;
 }

@@ -318,7 +318,7 @@ error1:
 
 static void setup(gb_bench_t *b, bench_mode_t mode)
 {
-    static const double min_time[] = {0.2, 0.05, 0.002};
+    static const double min_time[] = {0.1, 0.05, 0.002};
     static const int reps[] = {7, 3, 2};
     gb_repetitions(gb_min_time(gb_manual_time(b), min_time[mode]), reps[mode]);
 }
@@ -378,6 +378,17 @@ int main(int argc, char **argv)
                    bench_mode_name(cli.mode), nc + 1, cli.out_dir);
     rc = bench_gbrun("switch", cli.out_dir, nf, flags, extra);
     free(flags);
+    if (rc == 0) {
+        /* The targets, as ratios within this run (a filter may leave some out). */
+        bench_gb_ratio("switch", cli.out_dir, "switch/ratio/lean-over-floor", "fiber-lean/floor",
+                       "switch/fiber/lean", "switch/floor/pop-jmp");
+        bench_gb_ratio("switch", cli.out_dir, "switch/ratio/strict-over-boost", "fiber-strict/boost",
+                       "switch/fiber/strict", "switch/boost/jump_fcontext");
+        bench_gb_ratio("switch", cli.out_dir, "switch/ratio/futex-same-over-fiber-yield",
+                       "thread-futex-same/fiber-yield", "switch/thread/futex/cpu=same", "switch/fiber/yield");
+        bench_gb_ratio("switch", cli.out_dir, "switch/ratio/futex-same-over-fiber-strict",
+                       "thread-futex-same/fiber-strict", "switch/thread/futex/cpu=same", "switch/fiber/strict");
+    }
     bench_progress("switch", "done");
     return rc;
 }

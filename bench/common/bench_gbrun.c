@@ -65,3 +65,41 @@ int bench_gbrun(const char *harness, const char *out_dir, int n_flags, char **gb
     }
     return 0;
 }
+
+/* The median, min and max time of the benchmark whose name starts with prefix. */
+static int find_stats(const char *prefix, double out[3], int *runs)
+{
+    static const char *aggs[3] = {"median", "min", "max"};
+    int found = 0;
+    size_t n = strlen(prefix);
+    for (int i = 0; i < gb_result_count(); i++) {
+        const gb_result_t *r = gb_result_get(i);
+        if (strncmp(r->name, prefix, n) != 0 || (r->name[n] != '/' && r->name[n] != '\0'))
+            continue;
+        for (int k = 0; k < 3; k++)
+            if (strcmp(r->aggregate, aggs[k]) == 0) {
+                out[k] = r->real_ns;
+                found |= 1 << k;
+                *runs = (int)r->iterations; /* aggregates carry the repetition count */
+            }
+    }
+    return found == 7 ? 0 : -1;
+}
+
+int bench_gb_ratio(const char *harness, const char *out_dir, const char *case_name,
+                   const char *impl, const char *num, const char *den)
+{
+    double a[3], b[3];
+    int ra = 0, rb = 0;
+    if (find_stats(num, a, &ra) != 0 || find_stats(den, b, &rb) != 0 || b[0] <= 0 || b[1] <= 0 ||
+        b[2] <= 0)
+        return -1;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.csv", out_dir, harness);
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return -1;
+    fprintf(f, "%s,%s,ratio,%s,,,ratio,x,%.6g,%.6g,%.6g,%d\n", harness, case_name, impl, a[0] / b[0],
+            a[1] / b[2], a[2] / b[1], ra < rb ? ra : rb);
+    return fclose(f) == 0 ? 0 : -1;
+}

@@ -20,6 +20,17 @@ extern "C" {
 int bench_gbrun(const char *harness, const char *out_dir, int n_flags, char **gb_flags,
                 const char *const *machine_extra);
 
+/*
+ * Appends to <out_dir>/<harness>.csv one row with metric "ratio" (unit x): the time of
+ * the benchmark whose run name starts with num over the one starting with den, both
+ * from the last gb_run()'s median/min/max aggregates: median = med/med, min =
+ * min/max, max = max/min (the widest the repetitions allow). case_name names the row
+ * ("switch/ratio/lean-over-floor"), impl says what over what. Returns 0, or -1 when a
+ * side is missing (nothing is written).
+ */
+int bench_gb_ratio(const char *harness, const char *out_dir, const char *case_name,
+                   const char *impl, const char *num, const char *den);
+
 #ifdef __cplusplus
 }
 #endif

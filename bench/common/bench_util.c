@@ -122,8 +122,15 @@ static void put_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* %.6g loses nothing that matters for a benchmark and keeps integers integral. */
-static void put_num(FILE *f, double v) { fprintf(f, "%.6g", v); }
+/* %.6g loses nothing that matters for a benchmark; whole numbers (counts, limits) are
+ * written whole, not as 1e+06. */
+static void put_num(FILE *f, double v)
+{
+    if (v == (double)(long long)v && v > -1e15 && v < 1e15)
+        fprintf(f, "%lld", (long long)v);
+    else
+        fprintf(f, "%.6g", v);
+}
 
 void bench_csv_row(bench_csv_t *c, const char *case_name, const char *model,
                    const char *impl, const char *param, const char *value,

@@ -65,7 +65,7 @@ peer_drive_run:
 
 /*
  * The peer side, as the entry of a context made with fiber_context_make:
- * void peer_drive_entry_apart(struct peer_drive *d) / peer_drive_entry_aliased(...)
+ * void peer_drive_entry_apart(struct peer_drive *d)
  * where struct peer_drive { fiber_context_t *self, *peer; void (*sw)(...); }.
  * Loops forever on sw(peer, self).
  */
