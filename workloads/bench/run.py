@@ -106,14 +106,27 @@ def free_port():
     return p
 
 
+def _die_with_parent():
+    """Runs in the child before exec: SIGTERM it when this harness dies, however it dies
+    (a SIGKILL from a timeout included), so no server outlives the run."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Server:
     """A child server that prints '... listening on 127.0.0.1:PORT' when ready."""
 
     def __init__(self, name, argv, ready_re=r"listening on 127\.0\.0\.1:(\d+)", port=None,
                  timeout=10):
         self.name = name
+        # its own process group, so stop() reaches nginx's worker too
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, start_new_session=True)
+                                     text=True, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         CHILDREN.append(self)
         self.port = port
         if ready_re:
@@ -300,7 +313,8 @@ def run_wrk(port, conns, secs, wrk_cpu, server=None):
             "--timeout", f"{max(1, secs // 2)}s", f"http://127.0.0.1:{port}/"]
     if wrk_cpu is not None:
         argv = ["taskset", "-c", str(wrk_cpu)] + argv
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         preexec_fn=_die_with_parent)
     peak = 0
     t0 = time.monotonic()
     deadline = t0 + secs + 60
@@ -481,7 +495,8 @@ def run_llm(a, model, port, n, max_tokens, extra=(), timeout_s=180):
     argv += list(extra)
     lo0 = listen_overflows()
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 60)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 60,
+                           preexec_fn=_die_with_parent)
     except subprocess.TimeoutExpired:
         log(f"  wl-llm {model} n={n} ran past {timeout_s + 60}s and was killed")
         return None
