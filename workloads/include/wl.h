@@ -67,7 +67,9 @@ int wl_close(int fd);
 /* Sleeps until the absolute deadline (parks a fiber, sleeps a thread). */
 void wl_sleep_until(uint64_t deadline_ns);
 
-/* Parses "HOST:PORT" (IPv4 dotted quad) into *sa. Returns 0, or -1 with errno EINVAL. */
+/* Parses "HOST:PORT" (IPv4 dotted quad) into *sa. The benchmarks are loopback-only by
+ * design, so any address outside 127.0.0.0/8 is refused. Returns 0, or -1 with errno
+ * EINVAL (malformed) or EADDRNOTAVAIL (not loopback). */
 int wl_parse_addr(const char *s, struct sockaddr_in *sa);
 
 /* Sleeps the calling thread or fiber for ns nanoseconds. */

@@ -185,6 +185,10 @@ int wl_parse_addr(const char *s, struct sockaddr_in *sa)
         errno = EINVAL;
         return -1;
     }
+    if ((ntohl(sa->sin_addr.s_addr) >> 24) != 127) {
+        errno = EADDRNOTAVAIL;
+        return -1;
+    }
     return 0;
 }
 

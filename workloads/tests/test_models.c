@@ -251,6 +251,10 @@ static void t_registry(void **state)
     assert_int_equal(wl_parse_addr("127.0.0.1:99999", &a), -1);
     assert_int_equal(wl_parse_addr("localhost:80", &a), -1);
     assert_int_equal(wl_parse_addr("8080", &a), -1);
+    errno = 0;
+    assert_int_equal(wl_parse_addr("10.0.0.1:80", &a), -1); /* loopback only */
+    assert_int_equal(errno, EADDRNOTAVAIL);
+    assert_int_equal(wl_parse_addr("127.0.0.2:80", &a), 0);
 }
 
 int main(void)

@@ -75,7 +75,7 @@ int main(int argc, char **argv)
     wl_serve_cfg_t cfg = { .handler = wl_fake_llm_handle, .arg = &fc, .stop = &g_stop,
                            .on_ready = on_ready };
     if (wl_parse_addr(listen, &cfg.addr) != 0) {
-        fprintf(stderr, "wl-fake-llm: bad --listen '%s'\n", listen);
+        fprintf(stderr, "wl-fake-llm: bad --listen '%s' (want 127.x.x.x:PORT)\n", listen);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);

@@ -162,7 +162,7 @@ int main(int argc, char **argv)
     if (strcmp(opt.handler, "upstream") == 0) {
         srv.upstream = 1;
         if (!opt.upstream || wl_parse_addr(opt.upstream, &srv.upstream_addr) != 0) {
-            fprintf(stderr, "wl-http: --handler upstream needs --upstream IPV4:PORT\n");
+            fprintf(stderr, "wl-http: --handler upstream needs --upstream 127.x.x.x:PORT\n");
             return 2;
         }
     } else if (strcmp(opt.handler, "hello") != 0) {
@@ -176,7 +176,7 @@ int main(int argc, char **argv)
         .handler = wl_http_handle, .arg = &srv, .stop = &g_stop, .on_ready = on_ready,
     };
     if (wl_parse_addr(opt.listen, &cfg.addr) != 0) {
-        fprintf(stderr, "wl-http: bad --listen '%s' (want IPV4:PORT)\n", opt.listen);
+        fprintf(stderr, "wl-http: bad --listen '%s' (want 127.x.x.x:PORT: loopback only)\n", opt.listen);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);

@@ -161,7 +161,7 @@ int main(int argc, char **argv)
     const wl_model_t *m = wl_model_find(opt.model);
     struct run r = { 0 };
     if (wl_parse_addr(opt.target, &r.cfg.addr) != 0) {
-        fprintf(stderr, "wl-llm: bad --target '%s' (want IPV4:PORT)\n", opt.target);
+        fprintf(stderr, "wl-llm: bad --target '%s' (want 127.x.x.x:PORT: loopback only)\n", opt.target);
         return 2;
     }
     r.cfg.max_tokens = opt.max_tokens;
