@@ -639,7 +639,10 @@ def bench_starve(a, tab, budget_end):
                         return
                     impl = models[(i + r) % len(models)]
                     log(f"starvation n={n}: {impl} run {r + 1}/{runs}")
-                    j = run_llm(a, impl, mock.port, n, 64)
+                    # the last run's per-user times, for the staircase plot
+                    pc = os.path.join(a.out, "tmp", f"starve-{impl}-n{n}.csv")
+                    os.makedirs(os.path.dirname(pc), exist_ok=True)
+                    j = run_llm(a, impl, mock.port, n, 64, ["--per-conv", pc])
                     if not j:
                         continue
                     case = f"starve/{impl}/{label}/n={n}"

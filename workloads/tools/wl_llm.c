@@ -27,6 +27,7 @@ static struct {
     int         db_hold;
     double      db_query_ms;
     long        stack_kib;
+    const char *per_conv;
 } opt = {
     .model       = NULL,
     .target      = NULL,
@@ -58,6 +59,9 @@ static void usage(FILE *f)
         "  --db-hold H        job (held for the whole conversation) | query (default job)\n"
         "  --db-query-ms MS   simulated query time with --db-hold query (default 2)\n"
         "  --stack-kib KIB    thread or fiber stack size (default: model default)\n"
+        "  --per-conv FILE    also write one CSV line per conversation (times in ms from\n"
+        "                     the first arrival): index,arrival,start,first_token,end,\n"
+        "                     tokens,ok,cause\n"
         "  --help\n");
 }
 
@@ -90,6 +94,7 @@ static int parse_args(int argc, char **argv)
         { "workers", 1, 0, 'w' },    { "max-tokens", 1, 0, 'k' }, { "timeout", 1, 0, 'T' },
         { "gap-us", 1, 0, 'g' },     { "db", 1, 0, 'd' },      { "db-hold", 1, 0, 'H' },
         { "db-query-ms", 1, 0, 'q' }, { "stack-kib", 1, 0, 's' }, { "help", 0, 0, 'h' },
+        { "per-conv", 1, 0, 'p' },
         { 0, 0, 0, 0 },
     };
     int c, idx = 0;
@@ -111,6 +116,7 @@ static int parse_args(int argc, char **argv)
             break;
         case 'q': if (parse_double(optarg, 0, 60000, &opt.db_query_ms)) goto bad; break;
         case 's': if (parse_long(optarg, 16, 1 << 20, &opt.stack_kib)) goto bad; break;
+        case 'p': opt.per_conv = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -275,6 +281,23 @@ int main(int argc, char **argv)
         threads = (long)st.peak_live + 2;
     long kern_est = pte + threads * WL_KERNEL_STACK_KIB;
 
+    if (opt.per_conv) {
+        FILE *f = fopen(opt.per_conv, "w");
+        if (!f) {
+            fprintf(stderr, "wl-llm: cannot write %s: %s\n", opt.per_conv, strerror(errno));
+        } else {
+            fprintf(f, "index,arrival_ms,start_ms,first_token_ms,end_ms,tokens,ok,cause\n");
+#define REL(t) ((t) ? (double)((t) - r.t0) / 1e6 : -1.0)
+            for (size_t i = 0; i < n; i++) {
+                wl_conv_t *c = &r.convs[i];
+                fprintf(f, "%zu,%.3f,%.3f,%.3f,%.3f,%u,%d,\"%s\"\n", i, REL(c->arrival_ns),
+                        REL(c->start_ns), REL(c->first_token_ns), REL(c->end_ns), c->tokens,
+                        c->ok, c->start_ns ? c->cause : "not started");
+            }
+#undef REL
+            fclose(f);
+        }
+    }
     printf("{\"model\":\"%s\",\"kind\":\"%s\",\"n\":%zu,\"ok\":%zu,\"failed\":%zu,"
            "\"not_started\":%zu,\"elapsed_s\":%.6f,\"conv_per_s\":%.3f,\"tokens\":%llu,"
            "\"tokens_per_s\":%.3f,\"ttft_p50_ms\":%.3f,\"ttft_p99_ms\":%.3f,\"ttft_max_ms\":%.3f,"
