@@ -45,6 +45,8 @@
 /* Events formatted per write at most; more due at once (a very late wake-up) are
  * written in several batches. */
 #define MAX_BATCH_EVENTS 256
+/* Non-streaming answers are built whole in memory; longer ones are refused. */
+#define MAX_WHOLE_TOKENS 1000000
 /* Room left at the front of the scratch buffer for the chunked-encoding size line. */
 #define CHUNK_HDR 10
 
@@ -423,6 +425,10 @@ static int serve_stream(conn_t *c, gen_t *g, uint64_t start)
         }
         if (!more)
             break;
+        /* A stream whose next event is already due (no gaps, or far behind) would loop
+         * without ever parking and starve every other connection: let them run. */
+        if (start + off <= fiber_now_ns())
+            fiber_yield();
     }
     mllm_metrics.tokens_sent += (uint64_t)sent;
     if (rc == 0 && g->chunked) {
@@ -444,6 +450,15 @@ static int serve_whole(conn_t *c, gen_t *g, uint64_t start)
     mllm_schedule_t s;
     mllm_schedule_init(&s, &cfg->profile, cfg->seed, g->index, g->req.prompt_tokens,
                        g->req.max_tokens, cfg->tokens_per_event, cfg->time_scale);
+    if (s.total > MAX_WHOLE_TOKENS) {
+        /* The whole answer is built in memory before it is sent. */
+        mllm_err_t e;
+        mllm_err_set(&e, 400, "invalid_request_error", "invalid_value", "max_tokens",
+                     "mock-llm builds non-streaming answers in memory: at most %d tokens "
+                     "(this one would have %d); set max_tokens or stream.", MAX_WHOLE_TOKENS,
+                     s.total);
+        return send_error(c, &e, g->anthropic, NULL, g->keep_alive);
+    }
     mllm_rng_t trng;
     mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
     uint64_t off = 0, last = 0;
