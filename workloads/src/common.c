@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,16 +73,16 @@ ssize_t wl_read(int fd, void *buf, size_t n, uint64_t deadline_ns)
     if (fiber_self())
         return fiber_read(fd, buf, n, deadline_ns);
     for (;;) {
-        /* A blocking socket with no deadline is the thread model at its simplest: one
-         * read(2) that sleeps in the kernel. The poll is only paid when a deadline is set. */
-        if (deadline_ns != WL_FOREVER && wait_ready(fd, POLLIN, deadline_ns) != 0)
-            return -1;
+        /* The thread model at its idiomatic best: one blocking read(2) per wake-up. The
+         * deadline is enforced by SO_RCVTIMEO (set once by wl_dial) rather than a poll(2)
+         * before every read, which would double the system calls per token. */
         ssize_t r = read(fd, buf, n);
         if (r >= 0)
             return r;
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* SO_RCVTIMEO expired, or a nonblocking fd: honour the deadline exactly */
             if (wait_ready(fd, POLLIN, deadline_ns) != 0)
                 return -1;
             continue;
@@ -126,9 +127,22 @@ int wl_dial(const struct sockaddr *addr, socklen_t len, uint64_t deadline_ns)
     if (on_fiber) {
         r = fiber_connect(fd, addr, len, deadline_ns);
     } else {
+        if (deadline_ns != WL_FOREVER) {
+            /* bounds each blocking read/write/connect by the time left; wl_read then
+             * checks the exact deadline when one of them times out */
+            uint64_t now = wl_now_ns(), left = deadline_ns > now ? deadline_ns - now : 1000;
+            struct timeval tv = { .tv_sec = (time_t)(left / 1000000000u),
+                                  .tv_usec = (suseconds_t)(left % 1000000000u / 1000u) };
+            if (!tv.tv_sec && !tv.tv_usec)
+                tv.tv_usec = 1;
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        }
         do
             r = connect(fd, addr, len);
         while (r < 0 && errno == EINTR);
+        if (r < 0 && errno == EINPROGRESS) /* SO_SNDTIMEO expired during the handshake */
+            errno = ETIMEDOUT;
     }
     if (r < 0) {
         int e = errno;

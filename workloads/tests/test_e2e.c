@@ -185,6 +185,44 @@ static void t_failures_have_causes(void **state)
     }
 }
 
+/* Reads the request and never answers, until the client gives up and closes. */
+static void silent(int fd, void *arg)
+{
+    (void)arg;
+    char buf[1024];
+    while (wl_read(fd, buf, sizeof buf, WL_FOREVER) > 0) {}
+}
+
+static void t_timeouts_on_every_model(void **state)
+{
+    (void)state;
+    static struct srv s;
+    int port = start(&s, &wl_model_fiber, silent, NULL);
+    static struct convs cv;
+    for (size_t i = 0; wl_models[i]; i++) {
+        memset(&cv, 0, sizeof cv);
+        wl_parse_addr("127.0.0.1:0", &cv.cfg.addr);
+        cv.cfg.addr.sin_port = htons((uint16_t)port);
+        cv.cfg.max_tokens = 4;
+        cv.cfg.timeout_ns = 300000000; /* 0.3 s */
+        wl_jobs_cfg_t jc = { .n = 5, .workers = 2, .job = conv_job, .arg = &cv };
+        wl_run_stats_t st;
+        uint64_t t0 = wl_now_ns();
+        assert_int_equal(wl_models[i]->run_jobs(&jc, &st), 0);
+        uint64_t took = wl_now_ns() - t0;
+        for (int j = 0; j < 5; j++) {
+            assert_false(cv.c[j].ok);
+            assert_string_equal(cv.c[j].cause, "read: ETIMEDOUT");
+            /* the deadline is honoured: not before it, and not much after */
+            assert_true(cv.c[j].end_ns - cv.c[j].arrival_ns >= 300000000);
+        }
+        /* not a speed limit: a deadline that were ignored would hang here for minutes
+         * (the server never answers); 5 jobs take 3 waves of 0.3 s on the pool of 2 */
+        assert_true(took < 20000000000ull);
+    }
+    stop(&s);
+}
+
 /* ---- HTTP server ---------------------------------------------------------------------- */
 
 static int dial(int port)
@@ -351,6 +389,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_fake_every_model),
         cmocka_unit_test(t_failures_have_causes),
+        cmocka_unit_test(t_timeouts_on_every_model),
         cmocka_unit_test(t_http_every_model),
         cmocka_unit_test(t_http_upstream),
         cmocka_unit_test(t_itl_buckets),
