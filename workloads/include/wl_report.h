@@ -34,7 +34,7 @@ double wl_cpu_seconds(void);
 /* Raises the soft open-files limit to the hard one. Returns the new soft limit. */
 long wl_raise_nofile(void);
 
-/* Samples every 20 ms, on a thread of its own, and keeps the maxima of: the system-wide
+/* Samples every 50 ms, on a thread of its own, and keeps the maxima of: the system-wide
  * kernel memory and TCP buffer memory (noisy on a shared machine: other processes move
  * them), and this process's own page tables (VmPTE) and thread count. The process's own
  * kernel cost is then estimated as VmPTE + threads x 16 KiB (the x86-64 kernel stack). */
@@ -42,6 +42,7 @@ typedef struct wl_sampler {
     pthread_t   tid;
     atomic_int  stop;
     atomic_long kernel_peak_kib, tcp_peak_kib, pte_peak_kib, threads_peak;
+    double      cpu_s;   /* the sampler thread's own CPU time, to subtract from the run's */
     int         running;
 } wl_sampler_t;
 

@@ -53,10 +53,39 @@ long wl_self_status_kib(const char *key)
 
 long wl_kernel_mem_kib(void)
 {
-    long a = file_key_kib("/proc/meminfo", "KernelStack");
-    long b = file_key_kib("/proc/meminfo", "PageTables");
-    long c = file_key_kib("/proc/meminfo", "SUnreclaim");
-    return a < 0 || b < 0 || c < 0 ? -1 : a + b + c;
+    /* one pass over /proc/meminfo: the sampler calls this 20 times a second */
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long sum = 0;
+    int found = 0;
+    while (fgets(line, sizeof line, f) && found < 3) {
+        if (strncmp(line, "KernelStack:", 12) == 0 || strncmp(line, "PageTables:", 11) == 0 ||
+            strncmp(line, "SUnreclaim:", 11) == 0) {
+            sum += strtol(strchr(line, ':') + 1, NULL, 10);
+            found++;
+        }
+    }
+    fclose(f);
+    return found == 3 ? sum : -1;
+}
+
+/* VmPTE and Threads from one read of /proc/self/status. */
+static void self_pte_threads(long *pte, long *threads)
+{
+    *pte = *threads = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "VmPTE:", 6) == 0)
+            *pte = strtol(line + 6, NULL, 10);
+        else if (strncmp(line, "Threads:", 8) == 0)
+            *threads = strtol(line + 8, NULL, 10);
+    }
+    fclose(f);
 }
 
 long wl_tcp_mem_kib(void)
@@ -106,8 +135,10 @@ static void sample(wl_sampler_t *s)
 {
     keep_max(&s->kernel_peak_kib, wl_kernel_mem_kib());
     keep_max(&s->tcp_peak_kib, wl_tcp_mem_kib());
-    keep_max(&s->pte_peak_kib, wl_self_status_kib("VmPTE"));
-    keep_max(&s->threads_peak, wl_self_status_kib("Threads"));
+    long pte, threads;
+    self_pte_threads(&pte, &threads);
+    keep_max(&s->pte_peak_kib, pte);
+    keep_max(&s->threads_peak, threads);
 }
 
 static void *sampler_main(void *p)
@@ -115,10 +146,13 @@ static void *sampler_main(void *p)
     wl_sampler_t *s = p;
     while (!atomic_load(&s->stop)) {
         sample(s);
-        struct timespec ts = { 0, 20 * 1000000 };
+        struct timespec ts = { 0, 50 * 1000000 };
         nanosleep(&ts, NULL);
     }
     sample(s);
+    struct timespec cpu;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    s->cpu_s = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
     return NULL;
 }
 
