@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -45,6 +46,9 @@
 /* Events formatted per write at most; more due at once (a very late wake-up) are
  * written in several batches. */
 #define MAX_BATCH_EVENTS 256
+/* Usable stack of a connection fiber. Parsing a request (cJSON, strtod, vsnprintf)
+ * reaches ~10 KiB deep; a stream in progress needs ~1 KiB below its loop. */
+#define CONN_STACK_SIZE (64u * 1024u)
 /* Non-streaming answers are built whole in memory; longer ones are refused. */
 #define MAX_WHOLE_TOKENS 1000000
 /* Room left at the front of the scratch buffer for the chunked-encoding size line. */
@@ -329,6 +333,26 @@ static size_t event_text(mllm_rng_t *trng, int k, int *first, char *text, size_t
     return n;
 }
 
+/*
+ * Returns to the kernel the stack pages below the caller's frame that parsing the
+ * request dirtied: a stream then waits for minutes holding two pages of stack instead
+ * of three (measured: 13.2 -> 9.2 KiB RSS per open stream). The pages are zero-filled
+ * again if a deeper call touches them later (the final usage chunk's printf does, once).
+ * Only whole pages from 768 bytes to 34 KiB below this frame are dropped: that is below
+ * the red zone and everything live, the stream loop's own calls (send, the timer wait,
+ * the context switch) stay within the page it keeps, and 34 KiB stays inside the stack.
+ */
+static void __attribute__((noinline)) stack_trim(void)
+{
+    _Static_assert(CONN_STACK_SIZE >= 48u * 1024u, "stack_trim assumes 48 KiB of stack");
+    char here;
+    uintptr_t sp = (uintptr_t)&here;
+    uintptr_t hi = (sp - 768) & ~(uintptr_t)4095;
+    uintptr_t lo = (sp - 34 * 1024 + 4095) & ~(uintptr_t)4095;
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 static int serve_stream(conn_t *c, gen_t *g, uint64_t start)
 {
     mllm_schedule_t s;
@@ -340,6 +364,7 @@ static int serve_stream(conn_t *c, gen_t *g, uint64_t start)
     mllm_metrics.streams_active++;
     mllm_metrics.streams_total++;
     int rc = stream_headers(c, g);
+    stack_trim();
     uint64_t off;
     int k, first_tok = 1, sent = 0, started = 0;
     int more = mllm_schedule_next(&s, &off, &k);
@@ -837,7 +862,7 @@ static void accept_main(void *arg)
 {
     (void)arg;
     static uint64_t next_id;
-    fiber_attr_t attr = { .stack_size = 64 * 1024, .name = "conn", .detached = 1 };
+    fiber_attr_t attr = { .stack_size = CONN_STACK_SIZE, .name = "conn", .detached = 1 };
     for (;;) {
         int fd = fiber_accept(listen_fd, NULL, NULL, FIBER_FOREVER);
         if (fd < 0) {
