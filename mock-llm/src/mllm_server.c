@@ -429,8 +429,9 @@ static int serve_stream(conn_t *c, gen_t *g, uint64_t start)
             }
         }
         if (cut && g->inject == INJ_DISCONNECT) {
-            /* Cut without the terminating chunk: the client sees a truncated stream. */
-            emit_scratch(c, 0 /* raw, no closing framing */);
+            /* What was due goes out properly framed, then the connection is cut without
+             * the terminating chunk: the client sees a stream that stops mid-answer. */
+            emit_scratch(c, g->chunked);
             rc = -1;
             c->dead = 1;
             break;

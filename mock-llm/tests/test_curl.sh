@@ -44,5 +44,11 @@ curl -sS "http://127.0.0.1:$PORT/metrics" | grep -q '^mllm_emit_lateness_seconds
 curl -sS -d '{"model":"mock","messages":[{"role":"user","content":"x"}]}' \
   "http://127.0.0.1:$PORT/v1/chat/completions" | grep -q '"object":"chat.completion"' \
   || fail "non-streaming answer"
+# an injected disconnect cuts the stream mid-answer: curl reports a partial transfer (18)
+set +e
+curl -sS -N -o /dev/null -H 'x-mock-inject: disconnect' -d "$body" \
+  "http://127.0.0.1:$PORT/v1/chat/completions" 2>/dev/null; rc=$?
+set -e
+[ $rc -eq 18 ] || fail "an injected disconnect gave curl exit $rc, want 18 (partial transfer)"
 stop_server
 echo "PASS: curl"
