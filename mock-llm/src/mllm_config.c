@@ -218,7 +218,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
             break;
         }
         case O_TPE:
-            rc = num("--tokens-per-event", optarg, 1, 10000, &v);
+            rc = num("--tokens-per-event", optarg, 1, 200, &v);
             c->tokens_per_event = (int)v;
             break;
         case O_TTFT: rc = num("--ttft-ms", optarg, 0, 3600000, &ttft_ms); break;

@@ -371,7 +371,7 @@ static int serve_stream(conn_t *c, gen_t *g, uint64_t start)
     /* Static, like scratch: both are filled and used between two parks, never across
      * one. On the stack they would cost every open stream another resident page. */
     static uint64_t deadlines[MAX_BATCH_EVENTS];
-    static char text[2048];
+    static char text[4096]; /* 200 tokens per event (the flag's cap) x 11 bytes at most */
     while (rc == 0 && (more || !started)) {
         uint64_t deadline = start + off;
         if (!more)
@@ -490,7 +490,7 @@ static int serve_whole(conn_t *c, gen_t *g, uint64_t start)
     uint64_t off = 0, last = 0;
     int k, first = 1;
     mllm_buf_t text = { 0 };
-    char ev[2048];
+    static char ev[4096]; /* used before the wait only, like scratch */
     while (mllm_schedule_next(&s, &off, &k)) {
         size_t n = event_text(&trng, k, &first, ev, sizeof ev);
         mllm_buf_add(&text, ev, n);
