@@ -432,7 +432,7 @@ static int hyperfine_cases(bench_csv_t *c, const cfg_t *k, const char *out_dir)
     if (sl <= 0)
         return -1;
     self[sl] = '\0';
-    snprintf(runs, sizeof runs, "%d", k->mode == BENCH_TINY ? 2 : k->mode == BENCH_QUICK ? 3 : 5);
+    snprintf(runs, sizeof runs, "%d", k->mode == BENCH_TINY ? 2 : 3);
     char *argv[64];
     int a = 0;
     argv[a++] = "hyperfine";
