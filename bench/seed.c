@@ -537,7 +537,7 @@ int main(int argc, char **argv)
     const char *one_opt = NULL;
     int no_ruby = 0, no_hyperfine = 0;
     bench_opt_t opts[] = {
-        {"one", 1, &one_opt, NULL, "M:N:K    run one protocol run (model fiber|baton|baton-1cpu|yield-1cpu) and exit"},
+        {"one", 1, &one_opt, NULL, "MODEL:N:M run one protocol run (MODEL fiber|baton|baton-1cpu|yield-1cpu), no output"},
         {"no-ruby", 0, NULL, &no_ruby, "         skip the Ruby script"},
         {"no-hyperfine", 0, NULL, &no_hyperfine, "    skip the whole-process runs"},
         {0},

@@ -410,17 +410,43 @@ long long bench_parse_count(const char *s)
     return *end ? -1 : v;
 }
 
+/* Whether the harness runs through Google Benchmark and takes its flags. */
+static int takes_gb_flags(const char *harness)
+{
+    return strcmp(harness, "switch") == 0 || strcmp(harness, "alloc") == 0;
+}
+
 static void cli_usage(FILE *f, const char *harness, const char *summary, const bench_opt_t *opts)
 {
-    fprintf(f, "usage: bench_%s [options] [--benchmark_* flags]\n\n%s\n\n", harness, summary);
-    fprintf(f, "  --out DIR        write DIR/%s.csv and DIR/%s.machine.txt (default results)\n",
+    int gbf = takes_gb_flags(harness);
+    fprintf(f, "usage: bench_%s [options]%s\n\n%s\n\n", harness, gbf ? " [--benchmark_* flags]" : "",
+            summary);
+    fprintf(f, "  %-22s write DIR/%s.csv and DIR/%s.machine.txt (default results)\n", "--out DIR",
             harness, harness);
-    fprintf(f, "  --full           full run (default)\n");
-    fprintf(f, "  --quick          quick run (also when QUICK=1 is in the environment)\n");
-    fprintf(f, "  --tiny           seconds-long run for smoke tests; numbers mean little\n");
-    for (int i = 0; opts && opts[i].name; i++)
-        fprintf(f, "  --%-14s %s\n", opts[i].name, opts[i].help ? opts[i].help : "");
-    fprintf(f, "  --help           this text\n");
+    fprintf(f, "  %-22s full run (default)\n", "--full");
+    fprintf(f, "  %-22s quick run (also when QUICK=1 is in the environment)\n", "--quick");
+    fprintf(f, "  %-22s seconds-long run for smoke tests; numbers mean little\n", "--tiny");
+    for (int i = 0; opts && opts[i].name; i++) {
+        /* An option with a value names it as the first word of its help. */
+        const char *h = opts[i].help ? opts[i].help : "";
+        while (*h == ' ')
+            h++;
+        char left[64];
+        if (opts[i].has_arg) {
+            int n = (int)strcspn(h, " ");
+            snprintf(left, sizeof left, "--%s %.*s", opts[i].name, n, h);
+            h += n;
+            while (*h == ' ')
+                h++;
+        } else {
+            snprintf(left, sizeof left, "--%s", opts[i].name);
+        }
+        fprintf(f, "  %-22s %s\n", left, h);
+    }
+    if (gbf)
+        fprintf(f, "  %-22s passed to Google Benchmark (e.g. --benchmark_filter=REGEX)\n",
+                "--benchmark_*");
+    fprintf(f, "  %-22s this text\n", "--help");
 }
 
 int bench_cli_parse(bench_cli_t *cli, int argc, char **argv, const char *harness,
@@ -443,7 +469,7 @@ int bench_cli_parse(bench_cli_t *cli, int argc, char **argv, const char *harness
             cli_usage(stdout, harness, summary, opts);
             return 1;
         }
-        if (strncmp(a, "--benchmark_", 12) == 0) {
+        if (strncmp(a, "--benchmark_", 12) == 0 && takes_gb_flags(harness)) {
             cli->gb_flags[cli->n_gb_flags++] = argv[i];
             continue;
         }

@@ -134,7 +134,8 @@ static int parse(bench_cli_t *cli, const bench_opt_t *opts, int argc, ...)
     /* --help prints to stdout; keep the test output clean. */
     FILE *saved = stdout;
     stdout = fopen("/dev/null", "w");
-    int rc = bench_cli_parse(cli, argc, argv, "test", "summary", opts);
+    /* "switch" runs through Google Benchmark, so it takes --benchmark_* flags. */
+    int rc = bench_cli_parse(cli, argc, argv, "switch", "summary", opts);
     fclose(stdout);
     stdout = saved;
     return rc;
@@ -167,6 +168,14 @@ static void test_cli(void **state)
     assert_int_equal(parse(&cli, opts, 2, "--out"), 2);
     assert_int_equal(parse(&cli, opts, 2, "stray"), 2);
     assert_int_equal(parse(&cli, NULL, 2, "--quick"), 0);
+    /* A harness that is not run through Google Benchmark refuses its flags. */
+    char *gbf[] = {(char *)"t", (char *)"--benchmark_filter=a", NULL};
+    FILE *saved = stderr;
+    stderr = fopen("/dev/null", "w");
+    int rc = bench_cli_parse(&cli, 2, gbf, "memory", "s", NULL);
+    fclose(stderr);
+    stderr = saved;
+    assert_int_equal(rc, 2);
     setenv("QUICK", "1", 1);
     char *argv[] = {(char *)"t", NULL};
     assert_int_equal(bench_cli_parse(&cli, 1, argv, "t", "s", NULL), 0);
