@@ -20,7 +20,9 @@
 /* Fills up to a 4 KiB boundary, then skips `off` bytes, with nops. */
         .macro  LOOP_AT off
         .p2align 12, 0x90
+        .if     \off
         .skip   \off, 0x90
+        .endif
         .endm
 
 /*
