@@ -89,8 +89,13 @@ typedef struct baton {
     waiter_t       *head, *tail;
     int             held;
     long            m;
-    long            arrived; /* threads that reached the baton at least once */
+    long            arrived;   /* threads that reached the baton at least once */
+    long            handovers; /* passes that handed the baton to another thread */
 } baton_t;
+
+/* The last baton run's hand-overs, for --one (and its test: N * M, or the baton is not
+ * handing over). */
+static long last_handovers = -1;
 
 static void w_wait(waiter_t *w)
 {
@@ -165,6 +170,7 @@ static void baton_pass(baton_t *b, waiter_t *me)
     else
         b->head = me;
     b->tail = me;
+    b->handovers++;
     pthread_mutex_unlock(&b->mu);
     w_wake(w);
     w_wait(me);
@@ -233,6 +239,7 @@ static int run_threads(model_t model, long n, long m)
     }
     for (long i = 0; i < made; i++)
         pthread_join(t[i], NULL);
+    last_handovers = use_baton ? b.handovers : -1;
     pthread_attr_destroy(&attr);
     free(t);
     return e;
@@ -526,6 +533,12 @@ static int one(const char *spec)
                 fprintf(stderr, "bench_seed: %s: %s\n", spec, strerror(e));
                 return 1;
             }
+            printf("model=%s n=%ld m=%ld seconds=%.6f hwm_bytes=%ld handovers=", name, n, m,
+                   (double)ns / 1e9, h);
+            if (last_handovers >= 0)
+                printf("%ld\n", last_handovers);
+            else
+                printf("n/a\n");
             return 0;
         }
     fprintf(stderr, "bench_seed: --one: unknown model '%s' (fiber, baton, baton-1cpu, yield-1cpu)\n", name);
@@ -537,7 +550,7 @@ int main(int argc, char **argv)
     const char *one_opt = NULL;
     int no_ruby = 0, no_hyperfine = 0;
     bench_opt_t opts[] = {
-        {"one", 1, &one_opt, NULL, "MODEL:N:M run one protocol run (MODEL fiber|baton|baton-1cpu|yield-1cpu), no output"},
+        {"one", 1, &one_opt, NULL, "MODEL:N:M run one protocol run (MODEL fiber|baton|baton-1cpu|yield-1cpu), print its time"},
         {"no-ruby", 0, NULL, &no_ruby, "         skip the Ruby script"},
         {"no-hyperfine", 0, NULL, &no_hyperfine, "    skip the whole-process runs"},
         {0},
