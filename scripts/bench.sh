@@ -45,7 +45,7 @@ mode=${quick:+quick}; mode=${mode:-full}
 stages=(micro mockllm workloads)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads)
 declare -A budget_quick=([micro]=90 [mockllm]=50 [workloads]=160)
-declare -A budget_full=([micro]=360 [mockllm]=180 [workloads]=420)
+declare -A budget_full=([micro]=360 [mockllm]=180 [workloads]=320)
 
 if [ -n "$only" ]; then
   sel=()
