@@ -65,6 +65,11 @@ struct fiber {
 void fiber_context_trampoline(void);
 _Noreturn void fiber__context_returned(void);
 
+/* context.c: maps up to n guarded stacks of `size` usable bytes in one mapping, with
+ * their guards installed in one call where the kernel allows. Returns how many (>= 1),
+ * or -1 with errno. */
+int fiber__stack_alloc_batch(fiber_stack_t *st, size_t n, size_t size);
+
 /* overflow.c */
 void fiber__overflow_init_thread(void);
 void fiber__overflow_fini_thread(void);
@@ -88,10 +93,16 @@ struct fdslot {
 
 #define POOL_BUCKETS 4
 
+/* Stacks are mapped in batches (one mmap and one guard-installing call for up to
+ * FRESH_MAX stacks); the ones not yet used wait here, untouched, so they cost no RSS. */
+#define FRESH_MAX 64
+
 struct pool_bucket {
     size_t        size;  /* usable size of the stacks in this bucket, 0 = unused */
-    struct fiber *head;
+    struct fiber *head;  /* stacks given back by finished fibers (records in place) */
     size_t        count;
+    size_t        nfresh;
+    fiber_stack_t fresh[FRESH_MAX];
 };
 
 struct sched {
@@ -113,6 +124,7 @@ struct sched {
     size_t          io_waiters;
     /* stacks */
     struct pool_bucket pool[POOL_BUCKETS];
+    size_t          batch_stacks; /* stacks to map in the next batch: 4, 8, ... FRESH_MAX */
     /* the thread's own stack, for ASan's fiber annotations */
     void           *main_stack_lo;
     size_t          main_stack_size;
