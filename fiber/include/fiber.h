@@ -192,10 +192,13 @@ void fiber_sem_release(fiber_sem_t *s);
  * read at the first guarded stack, forces mprotect even where madvise works. */
 const char *fiber_guard_mode(void);
 
-/* Stacks currently kept in this thread's pool for reuse, and the bytes they map. */
+/* Stacks given back by finished fibers and kept in this thread's pool for reuse. Stacks
+ * are mapped in batches (4, 8, ... up to 64 at a time, the guards of a batch installed
+ * by one process_madvise call where the kernel allows); the not-yet-used rest of a batch
+ * is untouched memory and is not counted here. */
 size_t fiber_pool_count(void);
 
-/* Unmaps every pooled stack of this thread. */
+/* Unmaps every pooled stack of this thread, and the unused rest of its batches. */
 void fiber_pool_trim(void);
 
 #ifdef __cplusplus
