@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "wl.h"
+#include "fiber.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -240,6 +241,76 @@ FOR_EACH_MODEL(run_resource_bound)
 FOR_EACH_MODEL(run_arrivals)
 FOR_EACH_MODEL(serve_n)
 
+/* A unit held elsewhere: a timed acquire must give up at its deadline (ETIMEDOUT) and
+ * leave the queue intact, so the next release still reaches a later waiter. */
+struct res_case {
+    wl_res_t *r;
+    int       got_late;
+};
+
+static void *late_waiter(void *p)
+{
+    struct res_case *c = p;
+    c->got_late = wl_res_acquire(c->r, WL_FOREVER) == 0;
+    wl_res_release(c->r);
+    return NULL;
+}
+
+static void t_resource_timeouts_thread(void **state)
+{
+    (void)state;
+    struct res_case c = { wl_res_new_thread(1), 0 };
+    assert_int_equal(wl_res_acquire(c.r, WL_FOREVER), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, late_waiter, &c), 0);
+    usleep(20000); /* the late waiter queues first */
+    errno = 0;
+    uint64_t dl = wl_now_ns() + 30000000;
+    assert_int_equal(wl_res_acquire(c.r, dl), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+    assert_true(wl_now_ns() >= dl);
+    wl_res_release(c.r); /* handed to the late waiter, past the one that timed out */
+    pthread_join(t, NULL);
+    assert_true(c.got_late);
+    long peak;
+    uint64_t waited;
+    wl_res_stats(c.r, &peak, &waited);
+    assert_int_equal(peak, 1);
+    wl_res_free(c.r);
+}
+
+static wl_res_t *g_fres;
+static int       g_fres_result = -2, g_fres_errno;
+
+static void fiber_timed(void *p)
+{
+    (void)p;
+    g_fres_result = wl_res_acquire(g_fres, wl_now_ns() + 20000000);
+    g_fres_errno = errno;
+}
+
+static void fiber_holder(void *p)
+{
+    (void)p;
+    assert_int_equal(wl_res_acquire(g_fres, WL_FOREVER), 0);
+    fiber_attr_t a = { .detached = 1 };
+    assert_non_null(fiber_spawn_ex(fiber_timed, NULL, &a));
+    wl_sleep_ns(60000000);
+    wl_res_release(g_fres);
+}
+
+static void t_resource_timeouts_fiber(void **state)
+{
+    (void)state;
+    g_fres = wl_res_new_fiber(1);
+    fiber_attr_t a = { .detached = 1 };
+    assert_non_null(fiber_spawn_ex(fiber_holder, NULL, &a));
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(g_fres_result, -1);
+    assert_int_equal(g_fres_errno, ETIMEDOUT);
+    wl_res_free(g_fres);
+}
+
 static void t_registry(void **state)
 {
     (void)state;
@@ -263,6 +334,8 @@ int main(void)
     (void)on_ready;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_registry),
+        cmocka_unit_test(t_resource_timeouts_thread),
+        cmocka_unit_test(t_resource_timeouts_fiber),
         cmocka_unit_test(t_run_all_once),
         cmocka_unit_test(t_run_resource_bound),
         cmocka_unit_test(t_run_arrivals),
