@@ -533,6 +533,8 @@ def record_llm(tab, case, impl, n, j):
         add("cpu_per_1k_tokens_ms", "ms", j["cpu_s_per_1k_tokens"] * 1000)
     add("live_units", "count", j["peak_live"])
     add("errors", "count", j["failed"])
+    # requests retried like the OpenAI SDKs do (2 at most per conversation)
+    add("retries_count", "count", j.get("retries"))
     # all N connect at once: past the mock's listen queue (somaxconn) SYNs are dropped and
     # retried after 1 s, which shows in first-token times; counted machine-wide
     add("listen_overflows_count", "count", j.get("listen_overflows"))

@@ -28,6 +28,11 @@ typedef struct wl_conv_cfg {
     uint64_t           timeout_ns;  /* whole conversation, from arrival; 0 = none */
     int                db_hold;     /* enum wl_db_hold */
     uint64_t           db_query_ns; /* simulated query time for WL_DB_QUERY */
+    /* Retries like the official OpenAI SDKs: on a connection failure or a 408, 409, 429
+     * or 5xx answer before the stream starts, wait retry-after-ms / retry-after (up to
+     * 60 s), else 0.5 s x 2^attempt (at most 8 s, minus up to 25% jitter), then try
+     * again, at most this many times. A stream that fails midway is not retried. */
+    int                retries;
 } wl_conv_cfg_t;
 
 #define WL_ITL_BUCKETS 96 /* up to 2^24 us = 16.8 s */
@@ -51,6 +56,7 @@ typedef struct wl_conv {
      * inter-token percentiles can be merged from conversations without keeping every
      * timestamp. 192 bytes per conversation. */
     uint16_t itl_hist[WL_ITL_BUCKETS];
+    uint32_t attempts;       /* requests sent (1 + retries used) */
     int      ok;             /* [DONE] seen after a finish_reason, no error */
     char     finish[16];
     char     cause[48];      /* why it failed: "connect: EMFILE", "http 429", ... */

@@ -65,6 +65,7 @@ typedef struct wl_http_resp {
     int      headers_done;
     int      done;          /* the body is complete (never set for read-to-EOF bodies) */
     char     content_type[64];
+    int64_t  retry_after_ms; /* retry-after-ms, else retry-after (seconds) x 1000; -1 */
     /* private: headers are parsed line by line through a small buffer, because ten
      * thousand conversations each holding an 8 KiB header buffer would be 80 MB */
     char     line[256];

@@ -173,6 +173,20 @@ static size_t build_request(char **out, size_t index, int max_tokens, int stream
     return hl + bl - BODY_AT;
 }
 
+/* The SDKs' backoff: the server's retry-after (0-60 s) when it gave one, else
+ * 0.5 s x 2^attempt capped at 8 s, less up to 25% jitter. */
+static uint64_t retry_delay_ns(uint32_t attempt, int64_t retry_after_ms)
+{
+    if (retry_after_ms >= 0 && retry_after_ms <= 60000)
+        return (uint64_t)retry_after_ms * 1000000u;
+    double s = 0.5 * (double)(1u << (attempt < 5 ? attempt : 5));
+    if (s > 8.0)
+        s = 8.0;
+    /* jitter from the clock's low bits: no shared generator state between units */
+    double j = 1.0 - 0.25 * (double)(wl_now_ns() % 1000u) / 1000.0;
+    return (uint64_t)(s * j * 1e9);
+}
+
 static int fail(wl_conv_t *out, const char *what, int e)
 {
     snprintf(out->cause, sizeof out->cause, "%s: %s", what, wl_errname(e));
@@ -200,9 +214,35 @@ int wl_conv_run(const wl_conv_cfg_t *cfg, size_t index, wl_res_t *res, wl_sink_f
             held = 0;
         }
     }
+    wl_http_resp_t resp;
+retry:
+    /* Reached again only before any byte of a stream arrived: nothing to undo but fd. */
+    if (fd >= 0) {
+        wl_close(fd);
+        fd = -1;
+        uint64_t delay = retry_delay_ns(out->attempts - 1, resp.retry_after_ms);
+        if (wl_now_ns() + delay >= deadline) {
+            fail(out, "retry", ETIMEDOUT);
+            goto done;
+        }
+        wl_sleep_ns(delay);
+        out->cause[0] = 0;
+        /* the error answer's body went through the SSE parser: start it afresh */
+        wl_sse_free(&s.sse);
+        wl_sse_init(&s.sse, 64 * 1024);
+    }
+    out->attempts++;
+    wl_http_resp_init(&resp);
     fd = wl_dial((const struct sockaddr *)&cfg->addr, sizeof cfg->addr, deadline);
     if (fd < 0) {
-        fail(out, "connect", errno);
+        int e = errno;
+        fail(out, "connect", e);
+        /* a refused or reset connection is retried; a local limit (EMFILE) is not */
+        if ((e == ECONNREFUSED || e == ECONNRESET || e == ETIMEDOUT) &&
+            (int)out->attempts <= cfg->retries) {
+            wl_sleep_ns(retry_delay_ns(out->attempts - 1, -1));
+            goto retry;
+        }
         goto done;
     }
     char *req;
@@ -217,8 +257,6 @@ int wl_conv_run(const wl_conv_cfg_t *cfg, size_t index, wl_res_t *res, wl_sink_f
         fail(out, "write", errno);
         goto done;
     }
-    wl_http_resp_t resp;
-    wl_http_resp_init(&resp);
     for (;;) {
         ssize_t n = wl_read(fd, tl_rbuf, sizeof tl_rbuf, deadline);
         if (n < 0) {
@@ -237,6 +275,10 @@ int wl_conv_run(const wl_conv_cfg_t *cfg, size_t index, wl_res_t *res, wl_sink_f
         }
         if (resp.headers_done && resp.status != 200) {
             snprintf(out->cause, sizeof out->cause, "http %d", resp.status);
+            int st = resp.status;
+            if ((st == 408 || st == 409 || st == 429 || st >= 500) &&
+                (int)out->attempts <= cfg->retries)
+                goto retry;
             goto done;
         }
         if (s.error) {

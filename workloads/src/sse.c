@@ -150,6 +150,7 @@ void wl_http_resp_init(wl_http_resp_t *r)
 {
     memset(r, 0, sizeof *r);
     r->content_length = -1;
+    r->retry_after_ms = -1;
 }
 
 static int proto_error(void)
@@ -205,6 +206,16 @@ static int header_line(wl_http_resp_t *r, char *s)
             r->close = 1;
     } else if (strcasecmp(s, "content-type") == 0) {
         snprintf(r->content_type, sizeof r->content_type, "%s", v);
+    } else if (strcasecmp(s, "retry-after-ms") == 0) {
+        char *end;
+        double ms = strtod(v, &end);
+        if (end != v && ms >= 0)
+            r->retry_after_ms = (int64_t)ms; /* the more precise header wins */
+    } else if (strcasecmp(s, "retry-after") == 0 && r->retry_after_ms < 0) {
+        char *end; /* seconds; an HTTP-date form is ignored */
+        long sec = strtol(v, &end, 10);
+        if (end != v && *end == 0 && sec >= 0)
+            r->retry_after_ms = (int64_t)sec * 1000;
     }
     return 0;
 }

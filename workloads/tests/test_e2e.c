@@ -223,6 +223,67 @@ static void t_timeouts_on_every_model(void **state)
     stop(&s);
 }
 
+/* Answers the first 5 requests of a connection-less count with 503 + retry-after-ms,
+ * then behaves like the fake server. */
+static atomic_int g_refusals;
+static wl_fake_cfg_t g_after = { .tokens = 3, .ttft_ns = 1000000, .gap_ns = 100000, .chunked = 1 };
+
+static void flaky(int fd, void *arg)
+{
+    (void)arg;
+    if (atomic_fetch_sub(&g_refusals, 1) > 0) {
+        char buf[2048];
+        wl_read(fd, buf, sizeof buf, wl_now_ns() + 5000000000ull);
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nretry-after-ms: 5\r\n"
+                                   "Content-Type: application/json\r\nContent-Length: 39\r\n\r\n"
+                                   "{\"error\":{\"message\":\"busy\",\"type\":\"x\"}}";
+        _Static_assert(sizeof "{\"error\":{\"message\":\"busy\",\"type\":\"x\"}}" - 1 == 39,
+                       "Content-Length");
+        wl_write(fd, busy, sizeof busy - 1, wl_now_ns() + 5000000000ull);
+        return;
+    }
+    wl_fake_llm_handle(fd, &g_after);
+}
+
+static void t_retries_like_the_sdk(void **state)
+{
+    (void)state;
+    static struct srv s;
+    int port = start(&s, &wl_model_fiber, flaky, NULL);
+    static struct convs cv;
+    for (int retries = 0; retries <= 2; retries += 2) {
+        atomic_store(&g_refusals, 5);
+        memset(&cv, 0, sizeof cv);
+        wl_parse_addr("127.0.0.1:0", &cv.cfg.addr);
+        cv.cfg.addr.sin_port = htons((uint16_t)port);
+        cv.cfg.max_tokens = 3;
+        cv.cfg.timeout_ns = 10ull * 1000000000u;
+        cv.cfg.retries = retries;
+        /* one conversation at a time, so the refusals land on the first ones */
+        wl_jobs_cfg_t jc = { .n = 4, .workers = 1, .job = conv_job, .arg = &cv };
+        wl_run_stats_t st;
+        assert_int_equal(wl_model_pool.run_jobs(&jc, &st), 0);
+        if (retries == 0) {
+            for (int j = 0; j < 4; j++) {
+                assert_false(cv.c[j].ok);
+                assert_string_equal(cv.c[j].cause, "http 503");
+                assert_int_equal(cv.c[j].attempts, 1);
+            }
+        } else {
+            /* 5 refusals: the first two conversations use 3 attempts each (2 retries);
+             * the first fails after its last retry is refused too */
+            assert_false(cv.c[0].ok);
+            assert_int_equal(cv.c[0].attempts, 3);
+            assert_true(cv.c[1].ok);
+            assert_int_equal(cv.c[1].attempts, 3);
+            assert_true(cv.c[2].ok && cv.c[3].ok);
+            assert_int_equal(cv.c[2].attempts, 1);
+            assert_int_equal(cv.c[1].tokens, 3);
+        }
+    }
+    stop(&s);
+}
+
 /* ---- HTTP server ---------------------------------------------------------------------- */
 
 static int dial(int port)
@@ -390,6 +451,7 @@ int main(void)
         cmocka_unit_test(t_fake_every_model),
         cmocka_unit_test(t_failures_have_causes),
         cmocka_unit_test(t_timeouts_on_every_model),
+        cmocka_unit_test(t_retries_like_the_sdk),
         cmocka_unit_test(t_http_every_model),
         cmocka_unit_test(t_http_upstream),
         cmocka_unit_test(t_itl_buckets),

@@ -28,7 +28,9 @@ static struct {
     double      db_query_ms;
     long        stack_kib;
     const char *per_conv;
+    int         retries;
 } opt = {
+    .retries     = 2,
     .model       = NULL,
     .target      = NULL,
     .n           = 100,
@@ -59,9 +61,12 @@ static void usage(FILE *f)
         "  --db-hold H        job (held for the whole conversation) | query (default job)\n"
         "  --db-query-ms MS   simulated query time with --db-hold query (default 2)\n"
         "  --stack-kib KIB    thread or fiber stack size (default: model default)\n"
+        "  --retries R        retry a failed request like the OpenAI SDKs (default 2):\n"
+        "                     connection refused/reset, 408, 409, 429, 5xx before the\n"
+        "                     stream starts; honours retry-after-ms / retry-after\n"
         "  --per-conv FILE    also write one CSV line per conversation (times in ms from\n"
         "                     the first arrival): index,arrival,start,first_token,end,\n"
-        "                     tokens,ok,cause\n"
+        "                     tokens,attempts,ok,cause\n"
         "  --help\n");
 }
 
@@ -94,7 +99,7 @@ static int parse_args(int argc, char **argv)
         { "workers", 1, 0, 'w' },    { "max-tokens", 1, 0, 'k' }, { "timeout", 1, 0, 'T' },
         { "gap-us", 1, 0, 'g' },     { "db", 1, 0, 'd' },      { "db-hold", 1, 0, 'H' },
         { "db-query-ms", 1, 0, 'q' }, { "stack-kib", 1, 0, 's' }, { "help", 0, 0, 'h' },
-        { "per-conv", 1, 0, 'p' },
+        { "per-conv", 1, 0, 'p' },   { "retries", 1, 0, 'r' },
         { 0, 0, 0, 0 },
     };
     int c, idx = 0;
@@ -117,6 +122,7 @@ static int parse_args(int argc, char **argv)
         case 'q': if (parse_double(optarg, 0, 60000, &opt.db_query_ms)) goto bad; break;
         case 's': if (parse_long(optarg, 16, 1 << 20, &opt.stack_kib)) goto bad; break;
         case 'p': opt.per_conv = optarg; break;
+        case 'r': if (parse_long(optarg, 0, 10, &v)) goto bad; opt.retries = (int)v; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -174,6 +180,7 @@ int main(int argc, char **argv)
     r.cfg.timeout_ns = (uint64_t)(opt.timeout_s * 1e9);
     r.cfg.db_hold = opt.db_k ? opt.db_hold : WL_DB_NONE;
     r.cfg.db_query_ns = (uint64_t)(opt.db_query_ms * 1e6);
+    r.cfg.retries = opt.retries;
     size_t n = (size_t)opt.n;
     r.convs = calloc(n, sizeof *r.convs);
     double *v = calloc(n, sizeof *v);
@@ -201,7 +208,7 @@ int main(int argc, char **argv)
     long rss_peak = wl_self_status_kib("VmHWM");
 
     /* tally */
-    size_t ok = 0, failed = 0, never = 0;
+    size_t ok = 0, failed = 0, never = 0, retried = 0;
     uint64_t tokens = 0, last_end = r.t0;
     struct cause causes[16];
     size_t ncause = 0;
@@ -209,6 +216,8 @@ int main(int argc, char **argv)
         wl_conv_t *c = &r.convs[i];
         if (c->end_ns > last_end)
             last_end = c->end_ns;
+        if (c->attempts > 1)
+            retried += c->attempts - 1;
         if (c->ok) {
             ok++;
             tokens += c->tokens;
@@ -287,20 +296,22 @@ int main(int argc, char **argv)
         if (!f) {
             fprintf(stderr, "wl-llm: cannot write %s: %s\n", opt.per_conv, strerror(errno));
         } else {
-            fprintf(f, "index,arrival_ms,start_ms,first_token_ms,end_ms,tokens,ok,cause\n");
+            fprintf(f, "index,arrival_ms,start_ms,first_token_ms,end_ms,tokens,attempts,ok,"
+                       "cause\n");
 #define REL(t) ((t) ? (double)((t) - r.t0) / 1e6 : -1.0)
             for (size_t i = 0; i < n; i++) {
                 wl_conv_t *c = &r.convs[i];
-                fprintf(f, "%zu,%.3f,%.3f,%.3f,%.3f,%u,%d,\"%s\"\n", i, REL(c->arrival_ns),
-                        REL(c->start_ns), REL(c->first_token_ns), REL(c->end_ns), c->tokens,
-                        c->ok, c->start_ns ? c->cause : "not started");
+                fprintf(f, "%zu,%.3f,%.3f,%.3f,%.3f,%u,%u,%d,\"%s\"\n", i,
+                        REL(c->arrival_ns), REL(c->start_ns), REL(c->first_token_ns),
+                        REL(c->end_ns), c->tokens, c->attempts, c->ok,
+                        c->start_ns ? c->cause : "not started");
             }
 #undef REL
             fclose(f);
         }
     }
     printf("{\"model\":\"%s\",\"kind\":\"%s\",\"n\":%zu,\"ok\":%zu,\"failed\":%zu,"
-           "\"not_started\":%zu,\"elapsed_s\":%.6f,\"conv_per_s\":%.3f,\"tokens\":%llu,"
+           "\"not_started\":%zu,\"retries\":%zu,\"elapsed_s\":%.6f,\"conv_per_s\":%.3f,\"tokens\":%llu,"
            "\"tokens_per_s\":%.3f,\"ttft_p50_ms\":%.3f,\"ttft_p99_ms\":%.3f,\"ttft_max_ms\":%.3f,"
            "\"ttft_user26_ms\":%.3f,\"ttft_first25_p50_ms\":%.3f,\"ttft_rest_p50_ms\":%.3f,"
            "\"ttft_rest_p99_ms\":%.3f,\"total_p50_ms\":%.3f,\"total_p99_ms\":%.3f,"
@@ -311,7 +322,7 @@ int main(int argc, char **argv)
            "\"peak_live\":%zu,\"units_started\":%zu,\"spawn_failed\":%zu,\"spawn_errno\":\"%s\","
            "\"db_k\":%ld,\"db_peak_held\":%ld,\"db_wait_mean_ms\":%.3f,\"nofile\":%ld,"
            "\"causes\":{",
-           m->name, m->kind, n, ok, failed, never, elapsed, elapsed > 0 ? (double)ok / elapsed : 0,
+           m->name, m->kind, n, ok, failed, never, retried, elapsed, elapsed > 0 ? (double)ok / elapsed : 0,
            (unsigned long long)tokens, elapsed > 0 ? (double)tokens / elapsed : 0, ttft_p50,
            ttft_p99, ttft_max, user26, first25_p50, rest_p50, rest_p99, total_p50, total_p99,
            itl_q[0], itl_q[1], itl_q[2], (unsigned long long)itl_n,
