@@ -554,7 +554,7 @@ def llm_profiles(a):
     return [
         # no waits at all: what a token costs the client, CPU-bound
         ("vllm8b-nowait", ["--profile", "vllm-8b-h100", "--time-scale", "0"], 64,
-         [100] if q else [100, 1000], runs, ["thread", "fiber", "fiber-mt"]),
+         [100] if q else [100, 1000], runs, ["thread", "pool", "fiber", "fiber-mt"]),
         # the real gpt-4o timing (TTFT 0.4 s, 85 tok/s): what one user sees
         ("gpt4o", ["--profile", "gpt-4o"], 64, [100], 1 if q else runs,
          ["thread", "fiber", "fiber-mt"]),
@@ -673,7 +673,7 @@ def bench_starve(a, tab, budget_end):
                                      "--seed", "5", "--profile", "fixed", "--time-scale", scale])
     label = f"fixed-x{scale}"
     try:
-        models = ["pool", "fiber", "thread"]
+        models = ["pool", "fiber", "thread", "fiber-mt"]
         for n in ns:
             # a pool at 1,000 users takes 40 waves of a conversation: two rounds there
             nruns = min(runs, 2) if n >= 1000 else runs
