@@ -57,7 +57,7 @@ METRICS = {
     "cpu_per_1k_tokens_ms": "ms",
     "ttft_user26_ms": "ms", "ttft_first25_p50_ms": "ms", "ttft_rest_p50_ms": "ms",
     "ttft_rest_p99_ms": "ms", "db_peak_held_count": "count", "db_wait_mean_ms": "ms",
-    "unserved_conns_count": "count",
+    "unserved_conns_count": "count", "listen_overflows_count": "count",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units
