@@ -25,24 +25,30 @@ if (count(h, cap . ";metric=events_per_s") > 0) {
     if (nconc > 0) {
         set label 1 sprintf("%d streams held open at once,\n%d failed, %s RSS per stream", OS_max, FS_max, hum_b(RS_max)) at graph 0.97, 0.08 right font ",10"
     }
-    plot sel(h, cap . ";metric=events_per_s") using 6:9:($10):($11) with yerrorlines lt 1 title "server sent", \
-         sel(h, cap . ";metric=client_events_per_s") using 6:9:($10):($11) with yerrorlines lt 3 title "client received", \
+    # One line per server variant (plain epoll waits, busy-polling), sorted by the offer.
+    impls = uniq(h, cap . ";metric=events_per_s", "impl")
+    plot for [k = 1:words(impls)] selv(h, cap . ";metric=events_per_s;impl=" . word(impls, k)) \
+             using 6:9:($10):($11) with yerrorlines lt (k == 1 ? 1 : k + 2) title word(impls, k) . " sent", \
+         for [k = 1:words(impls)] selv(h, cap . ";metric=client_events_per_s;impl=" . word(impls, k)) \
+             using 6:9 with linespoints lt (k == 1 ? 1 : k + 2) dt 3 pt 6 title word(impls, k) . " received", \
          x with lines dt 2 lc rgb "#888888" title "offered"
     unset label 1
 } else { set title "no capacity rows"; unset key; plot 2 notitle }
 
 unset logscale; set autoscale
 if (count(h, cap . ";metric=lateness_p99") > 0) {
-    set title "Token lateness against the schedule" font ",12"
+    set title "Token lateness against the schedule (p50 dotted, p99 solid)" font ",12"
     set logscale xy; set format x "10^{%L}"; set format y "10^{%L}"
     set xrange [dec_lo(X_min):dec_hi(X_max)]
     set yrange [*:*]
-    stats sel(h, cap . ";metric=lateness_p50|lateness_p99|lateness_p999") using ($9 / 1000) nooutput name "L"
+    stats sel(h, cap . ";metric=lateness_p50|lateness_p99") using ($9 / 1000) nooutput name "L"
     set yrange [dec_lo(L_min > 0 ? L_min : 0.001):dec_hi(L_max * 2)]
     set xlabel "offered SSE events/s"; set ylabel "ms (log)"
-    plot sel(h, cap . ";metric=lateness_p50") using 6:($9 / 1000) with linespoints lt 1 title "p50", \
-         sel(h, cap . ";metric=lateness_p99") using 6:($9 / 1000) with linespoints lt 2 title "p99", \
-         sel(h, cap . ";metric=lateness_p999") using 6:($9 / 1000) with linespoints lt 4 title "p99.9"
+    impls = uniq(h, cap . ";metric=lateness_p99", "impl")
+    plot for [k = 1:words(impls)] selv(h, cap . ";metric=lateness_p50;impl=" . word(impls, k)) \
+             using 6:($9 / 1000) with linespoints lt (k == 1 ? 1 : k + 2) dt 3 pt 6 title word(impls, k) . " p50", \
+         for [k = 1:words(impls)] selv(h, cap . ";metric=lateness_p99;impl=" . word(impls, k)) \
+             using 6:($9 / 1000) with linespoints lt (k == 1 ? 1 : k + 2) title word(impls, k) . " p99"
 } else { set title "no lateness rows"; unset key; plot 2 notitle }
 
 unset logscale; set autoscale; unset xlabel; unset ylabel; set format x "%g"; set format y "%g"
