@@ -548,7 +548,7 @@ def record_llm(tab, case, impl, n, j):
 
 
 def llm_profiles(a):
-    """(label, mock-llm args, max_tokens, N list, runs, models)"""
+    """(label, mock-llm args, max_tokens, N list, runs, models[, wl-llm args])"""
     q = a.quick
     runs = a.runs or 3
     return [
@@ -563,11 +563,18 @@ def llm_profiles(a):
         ("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "5"], 20,
          [10000] if q else [1000, 10000], {1000: 1, 10000: 1 if q else 2},
          ["thread", "fiber"] if q else ["thread", "fiber", "fiber-mt"]),
-    ]
+    ] + ([] if q else [
+        # the same 10,000 users arriving over one second instead of at once: first-token
+        # times without the connection storm (every client and mock-llm connect at once)
+        ("gpt4o-5tps-arrive1s", ["--profile", "gpt-4o", "--tps", "5"], 20, [10000], 1,
+         ["thread", "fiber"], ["--gap-us", "100"]),
+    ])
 
 
 def bench_llm(a, tab, budget_end):
-    for label, margs, max_tokens, ns, runs, models in llm_profiles(a):
+    for prof in llm_profiles(a):
+        label, margs, max_tokens, ns, runs, models = prof[:6]
+        extra = prof[6] if len(prof) > 6 else []
         mock = Server(f"mock-llm {label}", [os.path.join(a.bin, "mock-llm"), "--listen",
                                             "127.0.0.1:0", "--seed", "11", "--max-conns",
                                             "19990"] + margs)
@@ -582,7 +589,7 @@ def bench_llm(a, tab, budget_end):
                             break
                         impl = models[(i + r) % len(models)]
                         log(f"llm {label} n={n}: {impl} run {r + 1}/{nruns}")
-                        j = run_llm(a, impl, mock.port, n, max_tokens)
+                        j = run_llm(a, impl, mock.port, n, max_tokens, extra)
                         if not j:
                             continue
                         if j["failed"]:
