@@ -81,14 +81,14 @@ def one(rows, **kw):
 
 
 def switch(d):
-    rows = by(load(d, "switch"), metric="ns_per_switch")
+    rows = sorted(by(load(d, "switch"), metric="ns_per_switch"), key=lambda r: float(r["median"]))
     if rows:
         print("### One context switch (`switch.csv`, ns per one-way switch)\n")
         table(["case", "median (min-max)"], [[f"`{short(r['case'])}`", cell(r, ns)] for r in rows])
 
 
 def alloc(d):
-    rows = by(load(d, "alloc"), metric="ns_per_create")
+    rows = sorted(by(load(d, "alloc"), metric="ns_per_create"), key=lambda r: float(r["median"]))
     if rows:
         print("### Creating one unit (`alloc.csv`, create + run + join)\n")
         table(["case", "median (min-max)"], [[f"`{short(r['case'])}`", cell(r, ns)] for r in rows])
