@@ -211,6 +211,15 @@ static void t_chat_chunks(void **state)
     assert_int_equal(wl_chat_chunk_parse(d4, strlen(d4), &c, NULL, 0), 0);
     assert_true(c.error);
 
+    /* a string ending in an escaped backslash, then one with an escaped quote: the
+     * scanner must see where each string really ends */
+    const char *d5 = "{\"x\":\"a\\\\\",\"y\":\"q\\\"content\\\":\\\\\\\"\",\"delta\":"
+                     "{\"content\":\"ok\"}}";
+    assert_int_equal(wl_chat_chunk_parse(d5, strlen(d5), &c, out, sizeof out), 0);
+    assert_true(c.has_content);
+    assert_int_equal(c.content_len, 2);
+    assert_memory_equal(out, "ok", 2);
+
     errno = 0;
     assert_int_equal(wl_chat_chunk_parse("hello", 5, &c, NULL, 0), -1);
     assert_int_equal(errno, EPROTO);
