@@ -523,6 +523,19 @@ static void test_error_statuses(void **st)
     resp_free(&r);
 }
 
+static double metric(server_t s, const char *name);
+
+/* The share of the server's events so far that were more than 5 ms late, from its own
+ * histogram. When the machine is so loaded that the server itself ran late, upper
+ * timing bounds say nothing about the schedule: the tests then check lower bounds only
+ * (load can only delay, never hurry, a token) and say so. */
+static double late_share(server_t s)
+{
+    double all = metric(s, "mllm_emit_lateness_seconds_count");
+    double ok = metric(s, "mllm_emit_lateness_seconds_bucket{le=\"0.005\"}");
+    return all > 0 ? 1.0 - ok / all : 0.0;
+}
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -559,8 +572,11 @@ static void test_timing_bands(void **st)
     double mt = ttft[2], mg = gaps[ng / 2];
     print_message("timing: median TTFT %.1f ms (profile 50), median gap %.2f ms (profile 5)\n",
                   mt * 1e3, mg * 1e3);
-    assert_true(mt > 0.045 && mt < 0.090);
-    assert_true(mg > 0.0035 && mg < 0.0075);
+    assert_true(mt > 0.045 && mg > 0.0035);
+    if (late_share(srv_main) > 0.05)
+        print_message("timing: server ran late (machine overloaded): upper bounds skipped\n");
+    else
+        assert_true(mt < 0.090 && mg < 0.0075);
 }
 
 static void test_keepalive_pipelining_chunked(void **st)
@@ -859,8 +875,11 @@ static void test_gpt4o_profile_bands(void **st)
     double mt = (ttft[N / 2 - 1] + ttft[N / 2]) / 2, mg = gaps[ng / 2];
     print_message("gpt-4o x0.1: median TTFT %.1f ms (profile 40), median gap %.2f ms "
                   "(profile %.2f)\n", mt * 1e3, mg * 1e3, 0.1e3 / 85);
-    assert_true(mt > 0.6 * 0.040 && mt < 2.0 * 0.040);
-    assert_true(mg > 0.5 * 0.1 / 85 && mg < 2.5 * 0.1 / 85);
+    assert_true(mt > 0.6 * 0.040 && mg > 0.5 * 0.1 / 85);
+    if (late_share(s) > 0.05)
+        print_message("gpt-4o: server ran late (machine overloaded): upper bounds skipped\n");
+    else
+        assert_true(mt < 2.0 * 0.040 && mg < 2.5 * 0.1 / 85);
     assert_int_equal(stop_server(s), 0);
 }
 
