@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The official `openai` npm package on Node, unchanged, against mock-llm. Installs it into
+# The official `openai` and `@anthropic-ai/sdk` npm packages on Node, unchanged, against mock-llm. Installs it into
 # a cache folder outside the repo when npm can reach the registry; otherwise says SKIP
 # and passes.
 #   test_openai_npm.sh PATH/TO/mock-llm
@@ -10,16 +10,19 @@ CACHE=${FIBERBENCH_NPM_CACHE:-$HOME/.cache/fiberbench/npm}
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "SKIP: node/npm not installed: the openai SDK test did not run"; exit 0
 fi
-if [ ! -f "$CACHE/node_modules/openai/package.json" ]; then
+if [ ! -f "$CACHE/node_modules/openai/package.json" ] ||
+   [ ! -f "$CACHE/node_modules/@anthropic-ai/sdk/package.json" ]; then
   mkdir -p "$CACHE"
-  if ! timeout 120 npm install --silent --no-audit --no-fund --prefix "$CACHE" openai@4 >"$CACHE/install.log" 2>&1; then
-    echo "SKIP: npm could not install openai@4 (registry unreachable?): the openai SDK test did not run"
+  if ! timeout 120 npm install --silent --no-audit --no-fund --prefix "$CACHE" openai@4 \
+       @anthropic-ai/sdk@0 >"$CACHE/install.log" 2>&1; then
+    echo "SKIP: npm could not install openai@4 and @anthropic-ai/sdk (registry unreachable?): the SDK tests did not run"
     tail -3 "$CACHE/install.log" | sed 's/^/  npm: /'
     exit 0
   fi
 fi
-echo "openai SDK $(node -p "require('$CACHE/node_modules/openai/package.json').version"), node $(node --version)"
+echo "openai SDK $(node -p "require('$CACHE/node_modules/openai/package.json').version"), anthropic SDK $(node -p "require('$CACHE/node_modules/@anthropic-ai/sdk/package.json').version"), node $(node --version)"
 . "$HERE/start_server.sh"
 start_server "$BIN" --profile fixed --time-scale 0.05 --retry-after-ms 10
 NODE_PATH="$CACHE/node_modules" node "$HERE/test_openai.js" "$PORT"
+NODE_PATH="$CACHE/node_modules" node "$HERE/test_anthropic.js" "$PORT"
 stop_server

@@ -1,0 +1,48 @@
+// The official Anthropic SDK against mock-llm's /v1/messages: the streaming helper, raw
+// stream events in order, non-streaming, max_tokens stop reason, and a typed error.
+//   node test_anthropic.js PORT   (NODE_PATH points at the cached node_modules)
+'use strict';
+const assert = require('node:assert/strict');
+const AnthropicMod = require('@anthropic-ai/sdk');
+const Anthropic = AnthropicMod.default || AnthropicMod;
+
+const port = process.argv[2];
+const client = new Anthropic({ baseURL: `http://127.0.0.1:${port}`, apiKey: 'sk-ant-mock', maxRetries: 0 });
+const messages = [{ role: 'user', content: 'Say something about fibers.' }];
+
+async function main() {
+  // the stream helper accumulates the message from the events
+  const stream = client.messages.stream({ model: 'claude-sonnet-4', max_tokens: 6, messages });
+  let deltas = '';
+  stream.on('text', (t) => { deltas += t; });
+  const msg = await stream.finalMessage();
+  assert.equal(msg.role, 'assistant');
+  assert.equal(msg.stop_reason, 'max_tokens');
+  assert.equal(msg.usage.output_tokens, 6);
+  assert.ok(msg.usage.input_tokens > 0);
+  assert.equal(msg.content[0].type, 'text');
+  assert.equal(msg.content[0].text, deltas);
+  console.log(`anthropic stream ok: ${JSON.stringify(deltas)}`);
+
+  // raw events, in the documented order
+  const raw = await client.messages.create({ model: 'mock', max_tokens: 3, messages, stream: true });
+  const types = [];
+  for await (const ev of raw) types.push(ev.type);
+  assert.deepEqual(types.filter((t) => t !== 'ping' && t !== 'content_block_delta'),
+    ['message_start', 'content_block_start', 'content_block_stop', 'message_delta', 'message_stop']);
+  assert.equal(types.filter((t) => t === 'content_block_delta').length, 3);
+
+  const whole = await client.messages.create({ model: 'mock', max_tokens: 1000, messages });
+  assert.equal(whole.type, 'message');
+  assert.equal(whole.stop_reason, 'end_turn');
+  assert.equal(whole.usage.output_tokens, 32);
+
+  await assert.rejects(client.messages.create({ model: 'claude-99', max_tokens: 5, messages }), (e) => {
+    assert.ok(e instanceof Anthropic.NotFoundError, e.constructor.name);
+    assert.equal(e.status, 404);
+    return true;
+  });
+  console.log('PASS: anthropic SDK');
+}
+
+main().catch((e) => { console.error('FAIL:', e); process.exit(1); });
