@@ -58,6 +58,7 @@ METRICS = {
     "ttft_user26_ms": "ms", "ttft_first25_p50_ms": "ms", "ttft_rest_p50_ms": "ms",
     "ttft_rest_p99_ms": "ms", "db_peak_held_count": "count", "db_wait_mean_ms": "ms",
     "unserved_conns_count": "count", "listen_overflows_count": "count",
+    "retries_count": "count", "cpu_per_1k_tokens_marginal_ms": "ms",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units
