@@ -4,7 +4,7 @@
 # worker). A dashed line marks where a limit (open files, pids) stopped a series.
 # needs: llm.csv
 load "plots/lib/common.gpi"
-call "plots/lib/term.gpi" "llm" 1600 560
+call "plots/lib/term.gpi" "llm" 1600 680
 set multiplot layout 1, 3 title "Streaming LLM conversations, client side (mock-llm over loopback); lines: model/profile" font ",14"
 call "plots/lib/lines.gpi" "llm" "case~^llm/;metric=vm_hwm_bytes" "Client memory (peak RSS)" "concurrent conversations N" "MiB (log)" "xy" "1048576"
 call "plots/lib/lines.gpi" "llm" "case~^llm/;metric=ttft_p99_ms" "First-token time seen by users, p99" "concurrent conversations N" "ms (log)" "xy" "1"
