@@ -107,6 +107,18 @@ void fiber_sleep_until(uint64_t deadline_ns);
  */
 int fiber_run(void);
 
+/* For this thread's scheduler: when the next timer is at most ns away, poll without
+ * sleeping instead of letting the CPU halt. Under a hypervisor a halted vCPU can take
+ * tens of microseconds to wake, which shows as timer lateness; spinning costs a busy
+ * core for that window. 0 (the default) never spins. */
+void fiber_sched_spin(uint64_t ns);
+
+/* Gives the pages of the calling fiber's stack below its current frame back to the
+ * kernel (MADV_DONTNEED; they read as zeros if touched again). For a long-lived fiber
+ * that once ran deep and now waits shallow. Returns the bytes released (0 if none).
+ * Aborts outside a fiber. */
+size_t fiber_stack_trim(void);
+
 /* How many fibers of this thread's scheduler have not yet returned. */
 size_t fiber_live_count(void);
 
@@ -127,6 +139,11 @@ int fiber_socket_nonblock(int fd);
  * Returns the ready events (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP bits) or -1 with errno
  * ETIMEDOUT. */
 int fiber_wait_fd(int fd, uint32_t events, uint64_t deadline_ns);
+
+/* As fiber_wait_fd(), for a caller that has just seen EAGAIN on fd from this scheduler's
+ * thread: parks at once, without the poll(2) that fiber_wait_fd() makes first. Called
+ * without that EAGAIN, it may wait for an edge that already came (until the deadline). */
+int fiber_wait_fd_after_eagain(int fd, uint32_t events, uint64_t deadline_ns);
 
 /* Like read(2): returns 1..n bytes, 0 at end of file, or -1 with errno. */
 ssize_t fiber_read(int fd, void *buf, size_t n, uint64_t deadline_ns);

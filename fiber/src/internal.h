@@ -75,6 +75,7 @@ void fiber__overflow_init_thread(void);
 void fiber__overflow_fini_thread(void);
 
 /* io.c */
+int  fiber__io_init(struct sched *s); /* the epoll instance; 0 or -1 with errno */
 int  fiber__io_poll(struct sched *s, uint64_t deadline_ns); /* 0 = don't wait */
 void fiber__io_wake_fd(struct sched *s, int fd, int reason);
 void fiber__io_sched_free(struct sched *s);
@@ -125,6 +126,7 @@ struct sched {
     /* stacks */
     struct pool_bucket pool[POOL_BUCKETS];
     size_t          batch_stacks; /* stacks to map in the next batch: 4, 8, ... FRESH_MAX */
+    uint64_t        spin_ns;  /* poll without sleeping when the next timer is this close */
     /* the thread's own stack, for ASan's fiber annotations */
     void           *main_stack_lo;
     size_t          main_stack_size;

@@ -21,7 +21,7 @@
 
 #define EVENTS_PER_POLL 256
 
-static int io_init(struct sched *s)
+int fiber__io_init(struct sched *s)
 {
     if (s->epfd >= 0)
         return 0;
@@ -52,7 +52,7 @@ static int io_park(struct fiber *f, int fd, uint32_t dirs, uint64_t deadline_ns)
     struct sched *s = f->sched;
     if (fd < 0)
         return EBADF;
-    if (io_init(s) != 0)
+    if (fiber__io_init(s) != 0)
         return errno;
     struct fdslot *slot = fdslot(s, fd);
     if (!slot)
@@ -172,25 +172,27 @@ int fiber_socket_nonblock(int fd)
     return (fl & O_NONBLOCK) ? 0 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-int fiber_wait_fd(int fd, uint32_t events, uint64_t deadline_ns)
+static int wait_fd(const char *what, int fd, uint32_t events, uint64_t deadline_ns, int check)
 {
-    struct fiber *f = io_self("fiber_wait_fd");
+    struct fiber *f = io_self(what);
     events &= EPOLLIN | EPOLLOUT;
     if (!events) {
         errno = EINVAL;
         return -1;
     }
-    /* The caller may not have just seen EAGAIN, and an edge may have come and gone while
-     * nobody waited: ask the fd directly before parking. */
-    struct pollfd p = { .fd = fd, .events = (short)((events & EPOLLIN ? POLLIN : 0) |
-                                                    (events & EPOLLOUT ? POLLOUT : 0)) };
-    if (poll(&p, 1, 0) > 0) {
-        if (p.revents & POLLNVAL) {
-            errno = EBADF;
-            return -1;
+    if (check) {
+        /* The caller may not have just seen EAGAIN, and an edge may have come and gone
+         * while nobody waited: ask the fd directly before parking. */
+        struct pollfd p = { .fd = fd, .events = (short)((events & EPOLLIN ? POLLIN : 0) |
+                                                        (events & EPOLLOUT ? POLLOUT : 0)) };
+        if (poll(&p, 1, 0) > 0) {
+            if (p.revents & POLLNVAL) {
+                errno = EBADF;
+                return -1;
+            }
+            return (p.revents & POLLIN ? EPOLLIN : 0) | (p.revents & POLLOUT ? EPOLLOUT : 0) |
+                   (p.revents & POLLERR ? EPOLLERR : 0) | (p.revents & POLLHUP ? EPOLLHUP : 0);
         }
-        return (p.revents & POLLIN ? EPOLLIN : 0) | (p.revents & POLLOUT ? EPOLLOUT : 0) |
-               (p.revents & POLLERR ? EPOLLERR : 0) | (p.revents & POLLHUP ? EPOLLHUP : 0);
     }
     int r = io_park(f, fd, events, deadline_ns);
     if (r) {
@@ -198,6 +200,16 @@ int fiber_wait_fd(int fd, uint32_t events, uint64_t deadline_ns)
         return -1;
     }
     return (int)(f->io_revents & (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLRDHUP));
+}
+
+int fiber_wait_fd(int fd, uint32_t events, uint64_t deadline_ns)
+{
+    return wait_fd("fiber_wait_fd", fd, events, deadline_ns, 1);
+}
+
+int fiber_wait_fd_after_eagain(int fd, uint32_t events, uint64_t deadline_ns)
+{
+    return wait_fd("fiber_wait_fd_after_eagain", fd, events, deadline_ns, 0);
 }
 
 ssize_t fiber_read(int fd, void *buf, size_t n, uint64_t deadline_ns)

@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #if FIBER_ASAN
@@ -93,7 +94,11 @@ struct sched *fiber__sched(void)
     if (!s)
         return NULL;
     pthread_setspecific(sched_key, s);
-    s->epfd = -1; /* created by the first I/O wait */
+    /* The poller is made now, not at the first I/O wait: by then the process may be out
+     * of descriptors (a server at its open-files limit), and every fiber I/O call would
+     * fail. If it cannot be made now, the first wait tries again. */
+    s->epfd = -1;
+    fiber__io_init(s);
     sched_find_main_stack(s);
     fiber__overflow_init_thread();
     tls_sched = s;
@@ -585,6 +590,8 @@ static int sched_loop(struct sched *s, struct fiber *until)
                 break;
             }
             uint64_t deadline = s->heap_len ? s->heap[0]->deadline : FIBER_FOREVER;
+            if (s->spin_ns && deadline != FIBER_FOREVER && deadline <= fiber_now_ns() + s->spin_ns)
+                deadline = 0; /* close enough: poll and come round again, no sleep */
             if (fiber__io_poll(s, deadline) < 0) {
                 rc = -1;
                 break;
@@ -613,6 +620,28 @@ int fiber_run(void)
         FIBER_PANIC("fiber_run called from inside fiber %" PRIu64 " '%s'", fiber_id(s->current),
                     s->current->name);
     return sched_loop(s, NULL);
+}
+
+void fiber_sched_spin(uint64_t ns)
+{
+    struct sched *s = fiber__sched();
+    if (s)
+        s->spin_ns = ns;
+}
+
+size_t fiber_stack_trim(void)
+{
+    struct fiber *f = current_or_panic("fiber_stack_trim");
+    size_t ps = 4096;
+    /* Keep a page of margin below this frame: the madvise call itself runs there. */
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t lo = (uintptr_t)f->stack.lo;
+    uintptr_t end = (here - 2 * ps) & ~(uintptr_t)(ps - 1);
+    if (end <= lo)
+        return 0;
+    if (madvise((void *)lo, end - lo, MADV_DONTNEED) != 0)
+        return 0;
+    return end - lo;
 }
 
 /* ---- join and detach ---- */

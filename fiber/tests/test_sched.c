@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <cmocka.h>
 #include <valgrind/valgrind.h>
@@ -279,6 +280,44 @@ static void test_one_scheduler_per_thread(void **state)
     assert_int_equal(fiber_live_count(), 0);
 }
 
+static size_t resident_pages(void *lo, size_t len)
+{
+    unsigned char vec[64];
+    size_t n = len / 4096, r = 0;
+    if (n > sizeof vec || mincore(lo, len, vec) != 0)
+        return (size_t)-1;
+    for (size_t i = 0; i < n; i++)
+        r += vec[i] & 1;
+    return r;
+}
+
+static void trimmer(void *arg)
+{
+    size_t *out = arg;
+    int used = 0;
+    deep(&used); /* touches ~48 KiB of this stack, below this frame */
+    /* A window well below this frame, inside what deep() touched. */
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0) & ~(uintptr_t)4095;
+    void *win = (void *)(here - 40 * 1024);
+    out[1] = resident_pages(win, 32 * 1024);
+    out[0] = fiber_stack_trim();
+    out[2] = resident_pages(win, 32 * 1024);
+}
+
+static void test_stack_trim(void **state)
+{
+    (void)state;
+    size_t out[3] = { 0 };
+    fiber_join(fiber_spawn(trimmer, out));
+    assert_true(out[0] >= 32 * 1024);  /* bytes released */
+    assert_true(out[0] < 64 * 1024);
+#if !defined(__SANITIZE_ADDRESS__)
+    /* (ASan puts deep()'s array on its own fake stack, off the fiber's stack.) */
+    assert_int_equal(out[1], 8);        /* the window was resident ... */
+#endif
+    assert_int_equal(out[2], 0);        /* ... and is not after the trim */
+}
+
 static void test_guard_mode_reported(void **state)
 {
     (void)state;
@@ -305,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_default_stack_is_usable),
         cmocka_unit_test(test_many_live_fibers),
         cmocka_unit_test(test_one_scheduler_per_thread),
+        cmocka_unit_test(test_stack_trim),
         cmocka_unit_test(test_guard_mode_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

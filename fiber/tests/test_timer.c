@@ -164,6 +164,30 @@ static void test_many_timers(void **state)
     fiber_pool_trim();
 }
 
+static void spin_sleeper(void *arg)
+{
+    uint64_t *late = arg;
+    for (int i = 0; i < 50; i++) {
+        uint64_t deadline = fiber_now_ns() + 100000; /* 100 us */
+        fiber_sleep_until(deadline);
+        uint64_t now = fiber_now_ns();
+        assert_true(now >= deadline); /* spinning never wakes anyone early */
+        late[i] = now - deadline;
+    }
+}
+
+static void test_spin_mode(void **state)
+{
+    (void)state;
+    uint64_t late[50];
+    fiber_sched_spin(200000);
+    fiber_join(fiber_spawn(spin_sleeper, late));
+    fiber_sched_spin(0);
+    qsort(late, 50, sizeof late[0], cmp_u64);
+    printf("# 100 us sleeps, spinning within 200 us: lateness median %.1f us, max %.1f us\n",
+           late[25] / 1e3, late[49] / 1e3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_sub_millisecond_sleep),
         cmocka_unit_test(test_past_deadline_yields),
         cmocka_unit_test(test_many_timers),
+        cmocka_unit_test(test_spin_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
