@@ -5,7 +5,12 @@
 set -u
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 [ -n "$cpu" ] || cpu=$(uname -m)
-virt=$(systemd-detect-virt 2>/dev/null || (grep -q hypervisor /proc/cpuinfo && echo yes) || echo none)
+# A container inside a VM answers "docker" to a plain systemd-detect-virt: ask for both.
+vm=$(systemd-detect-virt --vm 2>/dev/null || true)
+[ -n "$vm" ] && [ "$vm" != none ] || vm=$(grep -q hypervisor /proc/cpuinfo && echo "yes (hypervisor flag)" || echo none)
+ct=$(systemd-detect-virt --container 2>/dev/null || true)
+[ -n "$ct" ] || ct=none
+virt="vm: $vm, container: $ct"
 gov=$(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2>/dev/null || echo n/a)
 top=$(cd "$(dirname "$0")/.." && pwd)
 commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
