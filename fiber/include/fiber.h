@@ -110,7 +110,8 @@ int fiber_run(void);
 /* For this thread's scheduler: when the next timer is at most ns away, poll without
  * sleeping instead of letting the CPU halt. Under a hypervisor a halted vCPU can take
  * tens of microseconds to wake, which shows as timer lateness; spinning costs a busy
- * core for that window. 0 (the default) never spins. */
+ * core for that window. 0 (the default) never spins; FIBER_FOREVER spins whenever a
+ * timer is pending (with no timer pending the scheduler still sleeps in epoll). */
 void fiber_sched_spin(uint64_t ns);
 
 /* Gives the pages of the calling fiber's stack below its current frame back to the

@@ -590,8 +590,11 @@ static int sched_loop(struct sched *s, struct fiber *until)
                 break;
             }
             uint64_t deadline = s->heap_len ? s->heap[0]->deadline : FIBER_FOREVER;
-            if (s->spin_ns && deadline != FIBER_FOREVER && deadline <= fiber_now_ns() + s->spin_ns)
-                deadline = 0; /* close enough: poll and come round again, no sleep */
+            if (s->spin_ns && deadline != FIBER_FOREVER) {
+                uint64_t now = fiber_now_ns();
+                if (deadline <= now || deadline - now <= s->spin_ns)
+                    deadline = 0; /* close enough: poll and come round again, no sleep */
+            }
             if (fiber__io_poll(s, deadline) < 0) {
                 rc = -1;
                 break;
