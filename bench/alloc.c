@@ -279,25 +279,21 @@ int main(int argc, char **argv)
           units_thread, cli.mode);
     setup(gb_register("alloc/thread/pool-handoff/workers=ncpu", bm_pool, NULL), units_thread, cli.mode);
 
-    char interleave[] = "--benchmark_enable_random_interleaving=true";
-    char **flags = calloc((size_t)cli.n_gb_flags + 2, sizeof *flags);
-    if (!flags)
-        return 1;
-    int nf = 0;
-    if (cli.mode != BENCH_TINY)
-        flags[nf++] = interleave;
-    for (int i = 0; i < cli.n_gb_flags; i++)
-        flags[nf++] = cli.gb_flags[i];
 
     char mode_line[64], units_line[96], guard_line[64];
     snprintf(mode_line, sizeof mode_line, "mode: %s", bench_mode_name(cli.mode));
     snprintf(units_line, sizeof units_line, "units per repetition: fibers %lld, threads %lld, %d batches",
              (long long)units_fiber, (long long)units_thread, BATCHES);
+    /* One fiber first, so that the machine file can say which guard mode the kernel
+     * allowed (it is settled by the first guarded stack). */
+    fiber_t *probe = fiber_spawn(work, NULL);
+    if (probe)
+        fiber_join(probe);
+    fiber_pool_trim();
     snprintf(guard_line, sizeof guard_line, "fiber guard mode: %s", fiber_guard_mode());
     const char *extra[] = {mode_line, units_line, guard_line, "unit: ns per create+run+reclaim", NULL};
     bench_progress("alloc", "%s run, results in %s/alloc.csv", bench_mode_name(cli.mode), cli.out_dir);
-    rc = bench_gbrun("alloc", cli.out_dir, nf, flags, extra);
-    free(flags);
+    rc = bench_gbrun_cli("alloc", &cli, extra);
     if (rc == 0) {
         bench_gb_ratio("alloc", cli.out_dir, "alloc/ratio/thread-over-fiber-pooled",
                        "thread-create-join/fiber-pooled", "alloc/thread/create-join/stack=default",

@@ -355,17 +355,6 @@ int main(int argc, char **argv)
     cases[nc] = (pp_case_t){.kind = PP_YIELD, .place = PLACE_SAME};
     setup(gb_register("switch/thread/sched_yield/cpu=same", bm_threads, &cases[nc]), cli.mode);
 
-    /* Interleave repetitions of different cases at random: on a shared VM, drift between
-     * batches is larger than the differences measured. */
-    char interleave[] = "--benchmark_enable_random_interleaving=true";
-    char **flags = calloc((size_t)cli.n_gb_flags + 2, sizeof *flags);
-    if (!flags)
-        return 1;
-    int nf = 0;
-    if (cli.mode != BENCH_TINY)
-        flags[nf++] = interleave;
-    for (int i = 0; i < cli.n_gb_flags; i++)
-        flags[nf++] = cli.gb_flags[i];
 
     char mode_line[64], variant_line[64];
     snprintf(mode_line, sizeof mode_line, "mode: %s", bench_mode_name(cli.mode));
@@ -376,8 +365,7 @@ int main(int argc, char **argv)
                            NULL};
     bench_progress("switch", "%s run: %d thread pair cases, results in %s/switch.csv",
                    bench_mode_name(cli.mode), nc + 1, cli.out_dir);
-    rc = bench_gbrun("switch", cli.out_dir, nf, flags, extra);
-    free(flags);
+    rc = bench_gbrun_cli("switch", &cli, extra);
     if (rc == 0) {
         /* The targets, as ratios within this run (a filter may leave some out). */
         bench_gb_ratio("switch", cli.out_dir, "switch/ratio/lean-over-floor", "fiber-lean/floor",

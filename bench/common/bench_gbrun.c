@@ -10,6 +10,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+int bench_gbrun_cli(const char *harness, const bench_cli_t *cli,
+                    const char *const *machine_extra)
+{
+    char interleave[] = "--benchmark_enable_random_interleaving=true";
+    char **flags = calloc((size_t)cli->n_gb_flags + 2, sizeof *flags);
+    if (!flags)
+        return 1;
+    int nf = 0;
+    if (cli->mode != BENCH_TINY)
+        flags[nf++] = interleave;
+    for (int i = 0; i < cli->n_gb_flags; i++)
+        flags[nf++] = cli->gb_flags[i];
+    int rc = bench_gbrun(harness, cli->out_dir, nf, flags, machine_extra);
+    free(flags);
+    return rc;
+}
+
 int bench_gbrun(const char *harness, const char *out_dir, int n_flags, char **gb_flags,
                 const char *const *machine_extra)
 {

@@ -20,6 +20,17 @@ extern "C" {
 int bench_gbrun(const char *harness, const char *out_dir, int n_flags, char **gb_flags,
                 const char *const *machine_extra);
 
+struct bench_cli;
+
+/*
+ * bench_gbrun() for a harness's parsed command line: writes into cli->out_dir, passes the
+ * user's --benchmark_* flags, and (except in tiny mode) interleaves the repetitions of
+ * different benchmarks at random, since on a shared VM drift between batches is larger
+ * than the differences measured. Same return values.
+ */
+int bench_gbrun_cli(const char *harness, const struct bench_cli *cli,
+                    const char *const *machine_extra);
+
 /*
  * Appends to <out_dir>/<harness>.csv one row with metric "ratio" (unit x): the time of
  * the benchmark whose run name starts with num over the one starting with den, both
