@@ -11,11 +11,11 @@
 # Exit status: 0 done, 2 bad arguments.
 
 # runs of alloc/switch; repeats of throughput and of warming (the post: 10 each); series
-# of those. Ruby threads are slow here (~4.5 s per throughput repeat, ~3.6 s per 10,000
-# threads on 2 vCPUs), so the budgets of `make bench-micro` (full <= 6 min) cut the
-# repeats: the first and the last of 5 (full) or 3 (quick).
+# of those. Full mode keeps the post's 10 repeats (~35 s of Ruby threads on a quiet 2-vCPU
+# machine, within make bench-micro's 6 minutes); quick mode cuts them to 3 and 2 for
+# make reproduce.
 MODES = {
-  "full"  => { runs: 3, repeats: 5, warm_repeats: 3, series: 1, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
+  "full"  => { runs: 3, repeats: 10, warm_repeats: 10, series: 1, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
   "quick" => { runs: 1, repeats: 3, warm_repeats: 2, series: 1, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
   "tiny"  => { runs: 1, repeats: 2, warm_repeats: 2, series: 1, alloc_n: 500, switch_m: 500, tp_n: 50, tp_m: 10 },
 }.freeze
