@@ -33,6 +33,10 @@ typedef struct wl_conv_cfg {
      * 60 s), else 0.5 s x 2^attempt (at most 8 s, minus up to 25% jitter), then try
      * again, at most this many times. A stream that fails midway is not retried. */
     int                retries;
+    /* Conversation i asks mock-llm for request index index_base + i (header
+     * x-mock-request-index), on every attempt: its random draws (first-token time,
+     * speed, length, text) then depend on i alone, the same on every model and run. */
+    uint64_t           index_base;
 } wl_conv_cfg_t;
 
 #define WL_ITL_BUCKETS 96 /* up to 2^24 us = 16.8 s */

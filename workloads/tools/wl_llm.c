@@ -29,6 +29,7 @@ static struct {
     long        stack_kib;
     const char *per_conv;
     int         retries;
+    long        index_base;
 } opt = {
     .retries     = 2,
     .model       = NULL,
@@ -64,6 +65,9 @@ static void usage(FILE *f)
         "  --retries R        retry a failed request like the OpenAI SDKs (default 2):\n"
         "                     connection refused/reset, 408, 409, 429, 5xx before the\n"
         "                     stream starts; honours retry-after-ms / retry-after\n"
+        "  --index-base B     conversation i sends x-mock-request-index: B+i (default 0),\n"
+        "                     on every attempt: mock-llm's draws for it (first-token time,\n"
+        "                     speed, length) are then the same on every model and run\n"
         "  --per-conv FILE    also write one CSV line per conversation (times in ms from\n"
         "                     the first arrival): index,arrival,start,first_token,end,\n"
         "                     tokens,attempts,ok,cause\n"
@@ -99,7 +103,7 @@ static int parse_args(int argc, char **argv)
         { "workers", 1, 0, 'w' },    { "max-tokens", 1, 0, 'k' }, { "timeout", 1, 0, 'T' },
         { "gap-us", 1, 0, 'g' },     { "db", 1, 0, 'd' },      { "db-hold", 1, 0, 'H' },
         { "db-query-ms", 1, 0, 'q' }, { "stack-kib", 1, 0, 's' }, { "help", 0, 0, 'h' },
-        { "per-conv", 1, 0, 'p' },   { "retries", 1, 0, 'r' },
+        { "per-conv", 1, 0, 'p' },   { "retries", 1, 0, 'r' },    { "index-base", 1, 0, 'i' },
         { 0, 0, 0, 0 },
     };
     int c, idx = 0;
@@ -123,6 +127,7 @@ static int parse_args(int argc, char **argv)
         case 's': if (parse_long(optarg, 16, 1 << 20, &opt.stack_kib)) goto bad; break;
         case 'p': opt.per_conv = optarg; break;
         case 'r': if (parse_long(optarg, 0, 10, &v)) goto bad; opt.retries = (int)v; break;
+        case 'i': if (parse_long(optarg, 0, 1000000000000L, &opt.index_base)) goto bad; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -181,6 +186,7 @@ int main(int argc, char **argv)
     r.cfg.db_hold = opt.db_k ? opt.db_hold : WL_DB_NONE;
     r.cfg.db_query_ns = (uint64_t)(opt.db_query_ms * 1e6);
     r.cfg.retries = opt.retries;
+    r.cfg.index_base = (uint64_t)opt.index_base;
     size_t n = (size_t)opt.n;
     r.convs = calloc(n, sizeof *r.convs);
     double *v = calloc(n, sizeof *v);
