@@ -70,5 +70,5 @@ bench-micro:
 bench-workloads:
 	@scripts/deps.sh bench
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS) --target wl-http wl-llm mock-llm
+	@cmake --build $(BUILD) -j $(JOBS) --target wl-http wl-llm wl-load mock-llm
 	@python3 workloads/bench/run.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)

@@ -59,6 +59,10 @@ METRICS = {
     "ttft_rest_p99_ms": "ms", "db_peak_held_count": "count", "db_wait_mean_ms": "ms",
     "unserved_conns_count": "count", "listen_overflows_count": "count",
     "retries_count": "count", "cpu_per_1k_tokens_marginal_ms": "ms",
+    # workloads: HTTP server CPU, the load generator's own CPU, the open-loop run
+    "cpu_per_req_us": "us", "generator_cpu_percent": "percent", "generator_cpu_s": "s",
+    "generator_bound_count": "count", "generator_send_lag_p99_ms": "ms",
+    "offered_req_per_s": "req/s", "service_p99_ms": "ms", "incomplete_count": "count",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units
