@@ -10,7 +10,7 @@
 # CPU pressure before and after each harness in its machine file, and `noisy: yes` when
 # the machine was busy at the start (make publish refuses such runs).
 # A harness that fails is reported and the others still run; the exit status is then 1.
-# Budget on 2 vCPUs: full <= 7 min, quick <= 2.5 min (plus the calm waits).
+# Budget on 2 vCPUs: full <= 9 min, quick <= 2.5 min (plus the calm waits).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

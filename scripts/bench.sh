@@ -45,7 +45,7 @@ mode=${quick:+quick}; mode=${mode:-full}
 stages=(micro mockllm workloads)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads)
 declare -A budget_quick=([micro]=150 [mockllm]=50 [workloads]=160)
-declare -A budget_full=([micro]=420 [mockllm]=180 [workloads]=320)
+declare -A budget_full=([micro]=540 [mockllm]=180 [workloads]=320)
 
 if [ -n "$only" ]; then
   sel=()

@@ -11,13 +11,14 @@
 # Exit status: 0 done, 2 bad arguments.
 
 # runs of alloc/switch; repeats of throughput and of warming (the post: 10 each); series
-# of those. Both full and quick keep the post's 10 repeats, so "last repeat" means the
-# 10th in both and make reproduce's quick run measures what the published full run did
-# (~35 s of Ruby threads on a quiet 2-vCPU machine); quick runs alloc/switch once
-# instead of three times and leaves the warming case out (warm_repeats 0), as
+# of those. Full runs 3 series, so that every published figure is a median of 3 runs
+# (about 3 minutes of Ruby on a quiet 2-vCPU machine). Both full and quick keep the
+# post's 10 repeats, so "last repeat" means the 10th in both and make reproduce's quick
+# run measures what the published full run did (~35 s of Ruby threads); quick runs
+# alloc/switch once, one series, and leaves the warming case out (warm_repeats 0), as
 # bench_seed --quick does.
 MODES = {
-  "full"  => { runs: 3, repeats: 10, warm_repeats: 10, series: 1, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
+  "full"  => { runs: 3, repeats: 10, warm_repeats: 10, series: 3, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
   "quick" => { runs: 1, repeats: 10, warm_repeats: 0, series: 1, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
   "tiny"  => { runs: 1, repeats: 2, warm_repeats: 2, series: 1, alloc_n: 500, switch_m: 500, tp_n: 50, tp_m: 10 },
 }.freeze
