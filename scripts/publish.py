@@ -121,7 +121,9 @@ def main(argv=None):
             os.replace(tmp, os.path.join(dest, h + ext))
     shown_file = os.path.join(args.published_root, resultsets.SHOWN_FILE)
     shown = resultsets.shown_set(args.published_root)
-    if args.show or shown is None:
+    # The first set is shown; so is one named by --show. (shown_set() also answers with
+    # the only set when shown.txt is absent: write the file then too.)
+    if args.show or shown is None or not os.path.isfile(shown_file):
         with open(shown_file, "w") as f:
             f.write(name + "\n")
         shown = dest
