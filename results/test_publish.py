@@ -69,12 +69,14 @@ class PublishTest(unittest.TestCase):
                                         for l in ls])
         self.edit("seed", lambda ls: [l.replace("mode: full", "mode: quick") for l in ls])
         self.edit("alloc", lambda ls: [l for l in ls if not l.startswith("noisy:")])
+        self.edit("scale", lambda ls: [l for l in ls if not l.startswith("mode:")])
         self.edit("memory", lambda ls: [("cpu: Intel(R) Xeon(R) CPU @ 2.20GHz\n"
                                          if l.startswith("cpu:") else l) for l in ls])
         code, out = self.run_it()
         self.assertEqual(code, 1, out)
         for needle in ("REFUSED", "llm: no ", "switch: noisy run (yes (busy at the start))",
                        "seed: a quick run", "alloc: no noise record",
+                       "scale: no 'mode:' line",
                        "different machines: ", "memory intel-xeon-2vcpu-kvm"):
             self.assertIn(needle, out)
         self.assertFalse(os.path.exists(self.root))

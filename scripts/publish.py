@@ -11,8 +11,8 @@ It refuses, naming everything that is wrong at once, when:
   - a CSV breaks results/README.md (scripts/check_results.py);
   - a run is noisy (its machine file says `noisy: yes`, or has no noise record:
     make bench writes it through scripts/noise.py);
-  - a run is quick or tiny (a `mode:` or `workloads:` line saying so): published
-    figures are full runs;
+  - a run is not a full one (its `mode:` or `workloads:` line says quick or tiny, or it
+    has none): published figures are full runs;
   - the machine files name different machines (scripts/resultsets.py machine_name).
 --only refreshes some harnesses of a set that already exists (same machine), e.g. after
 re-running one harness on a calm machine. The set's directory is replaced file by file;
@@ -58,9 +58,12 @@ def problems_of(src, harnesses):
                             "records it with scripts/noise.py)")
         elif not noisy.startswith("no"):
             problems.append(f"{h}: noisy run ({noisy}): run it again on a calm machine")
-        for k in ("mode", "workloads"):
-            if m.get(k, "").split(" ")[0] in ("quick", "tiny"):
-                problems.append(f"{h}: a {m[k].split(' ')[0]} run ({k}: {m[k]}): publish full runs")
+        modes = [(k, m[k].split(" ")[0]) for k in ("mode", "workloads") if m.get(k)]
+        if not modes:
+            problems.append(f"{h}: no 'mode:' line in {mp}: cannot tell a full run")
+        for k, v in modes:
+            if v != "full":
+                problems.append(f"{h}: a {v} run ({k}: {m[k]}): publish full runs")
         rep = check_results.Report(quiet=True)
         err = io.StringIO()
         with redirect_stderr(err):
