@@ -33,7 +33,8 @@ clean:
 #   make plots-published   every set results/published/<machine>/ -> plots/published/<machine>/
 #   make reproduce         quick switch, alloc, memory, seed vs the published set of this
 #                          CPU model and the post's claims; fails on a regression
-#   make publish           results/ (a full, calm make bench) -> results/published/<machine>/,
+#   make publish [ONLY=h1,h2] [SHOW=1] [FROM=dir]
+#                          results/ (a full, calm make bench) -> results/published/<machine>/,
 #                          its figures, the generated README sections
 #   make compare A=dir B=dir   every figure in both sets: B/A, * where ranges do not overlap
 #   make readme            regenerate the README sections between <!-- gen:... --> markers
@@ -52,7 +53,7 @@ reproduce:
 	@BUILD=$(BUILD) JOBS=$(JOBS) scripts/reproduce.sh
 
 publish:
-	@scripts/publish.py $(if $(FROM),--from $(FROM),) $(if $(SHOW),--show,)
+	@scripts/publish.py $(if $(FROM),--from $(FROM),) $(if $(ONLY),--only $(ONLY),) $(if $(SHOW),--show,)
 
 compare:
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=dir B=dir" >&2; exit 2; }
