@@ -135,6 +135,23 @@ class PlotsTest(unittest.TestCase):
         with open(os.path.join(self.out, "switch.png"), "rb") as f:
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
+    def test_seed_verdicts_three_states(self):
+        # Fixture: fibers 5 us per unit; baton threads 130 (26x), sched_yield 60 (12x).
+        def verdict(metric):
+            r = subprocess.run([sys.executable, os.path.join(TOP, "plots", "lib", "verdict.py"),
+                                self.dir, metric], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout.strip()
+        self.assertEqual(verdict("us_per_unit"),
+                         ">= 20x: in C holds only against baton; Ruby here: does not hold")
+        self.assertEqual(verdict("us_per_switch"),
+                         ">= 10x: in C holds against every C thread model; Ruby here: holds")
+        # pairs.awk: one C group per thread model, none picked for the others.
+        r = subprocess.run("awk -f plots/lib/select.awk -v where='metric=us_per_unit' "
+                           f"{self.dir}/seed.csv | awk -F, -v hib=0 -f plots/lib/pairs.awk",
+                           shell=True, cwd=TOP, capture_output=True, text=True)
+        self.assertEqual(r.stdout.splitlines()[-2:], ["C: baton,130,5", "C: sched_yield@1cpu,60,5"])
+
     def test_missing_csv_is_skipped(self):
         os.remove(os.path.join(self.dir, "llm.csv"))
         r = self.draw("--only", "llm,switch")
