@@ -170,17 +170,54 @@ def mockllm(d):
 
 
 def throughput(d):
-    rows = by(load(d, "throughput"), metric="req_per_s")
+    allr = load(d, "throughput")
+    # open-loop cases (wl-load) carry their offered rate; they get a table of their own
+    openc = {r["case"] for r in allr if r["metric"] == "offered_req_per_s"}
+    rows = [r for r in by(allr, metric="req_per_s") if r["case"] not in openc]
     if not rows:
         return
     print("### HTTP over loopback (`throughput.csv`, req/s; p99 ms)\n")
-    allr = load(d, "throughput")
+    # columns that older sets do not have appear only when the set has them
+    has_cpu = any(r["metric"] == "cpu_per_req_us" for r in allr)
+    has_gen = any(r["metric"] == "generator_cpu_percent" for r in allr)
+
+    def gen(case):
+        g = one(allr, case=case, metric="generator_cpu_percent")
+        b = one(allr, case=case, metric="generator_bound_count")
+        if b is None or float(b["max"]) <= 0:
+            return cell(g)
+        # a 0/1 flag per run: min 1 = every run, median 1 = most, max 1 = some
+        how = ("every run" if float(b["min"]) > 0 else "most runs" if float(b["median"]) >= 0.5
+               else "some runs")
+        return cell(g) + f" **generator-bound** ({how})"
     out = []
     for r in rows:
         p99 = one(allr, case=r["case"], metric="p99_ms")
         err = one(allr, case=r["case"], metric="errors")
-        out.append([f"`{short(r['case'])}`", cell(r), cell(p99), cell(err)])
-    table(["case", "req/s", "p99 ms", "errors"], out)
+        line = [f"`{short(r['case'])}`", cell(r), cell(p99), cell(err)]
+        if has_cpu:
+            line.append(cell(one(allr, case=r["case"], metric="cpu_per_req_us")))
+        if has_gen:
+            line.append(gen(r["case"]))
+        out.append(line)
+    table(["case", "req/s", "p99 ms", "errors"] + (["server CPU µs / request"] if has_cpu else [])
+          + (["load generator CPU %"] if has_gen else []), out)
+    if openc:
+        print("Open loop (`wl-load`: constant arrival rate; p50/p99 from each request's due "
+              "time, service p99 from its actual send, as a closed-loop tool measures):\n")
+        out = []
+        for r in allr:
+            if r["case"] in openc and r["metric"] == "offered_req_per_s":
+                k = dict(case=r["case"])
+                out.append([f"`{short(r['case'])}`", cell(r),
+                            cell(one(allr, metric="req_per_s", **k)),
+                            cell(one(allr, metric="p50_ms", **k)),
+                            cell(one(allr, metric="p99_ms", **k)),
+                            cell(one(allr, metric="service_p99_ms", **k)),
+                            cell(one(allr, metric="incomplete_count", **k)),
+                            cell(one(allr, metric="cpu_per_req_us", **k)), gen(r["case"])])
+        table(["case", "offered req/s", "answered req/s", "p50 ms", "p99 ms", "service p99 ms",
+               "never answered", "server CPU µs / request", "load generator CPU %"], out)
 
 
 def llm(d):
@@ -195,9 +232,24 @@ def llm(d):
         out.append([f"`{short(r['case'])}`", cell(r, mib),
                     cell(one(rows, metric="ttft_p50_ms", **k)),
                     cell(one(rows, metric="ttft_p99_ms", **k)),
+                    cell(one(rows, metric="tokens_per_s", **k)),
                     cell(one(rows, metric="cpu_per_1k_tokens_ms", **k)),
                     cell(one(rows, metric="errors", **k))])
-    table(["case", "peak RSS", "TTFT p50 ms", "TTFT p99 ms", "CPU ms / 1k tokens", "errors"], out)
+    table(["case", "peak RSS", "TTFT p50 ms", "TTFT p99 ms", "tokens/s", "CPU ms / 1k tokens",
+           "errors"], out)
+    mg = [r for r in rows if r["metric"] == "cpu_per_1k_tokens_marginal_ms"]
+    if mg:
+        print("Marginal client CPU per 1,000 tokens (the difference between two conversation "
+              "lengths on the same draws: connection setup and unit creation excluded):\n")
+        out = []
+        for r in mg:
+            n = r["value"]
+            lbl = r["case"].split("/")[2]
+            q = one(rows, case=f"llm/ratio/thread-over-fiber/{lbl}/n={n}/cpu-per-token-marginal",
+                    metric="ratio")
+            out.append([f"`{short(r['case'])}`", cell(r), cell(q) + "x" if q and
+                        r["impl"] == "thread" else ""])
+        table(["case", "CPU ms / 1k tokens", "thread / fiber"], out)
     st = [r for r in rows if r["case"].startswith("starve/") and r["metric"] == "ttft_p99_ms"]
     if st:
         print("Slot starvation (pool of 25 workers):\n")
