@@ -132,10 +132,11 @@ for i in "${!stages[@]}"; do
   limit=$((2 * limit + 60))
   marker=results/tmp/.bench-start-$s
   touch "$marker"
-  # The micro harnesses record their noise one by one (bench/run_micro.sh); the other
-  # stages are wrapped here: a calm check before the stage, the record after it.
+  # The micro and workloads harnesses record their noise one by one (bench/run_micro.sh,
+  # workloads/bench/run.py); the other stages are wrapped here: a calm check before the
+  # stage, the record after it.
   noise_h=""
-  case $s in mockllm) noise_h=mockllm ;; workloads) noise_h=throughput,llm ;; esac
+  case $s in mockllm) noise_h=mockllm ;; esac
   if [ -n "$noise_h" ]; then
     FIBERBENCH_CALM_WAIT=${FIBERBENCH_CALM_WAIT:-$([ -n "$quick" ] && echo 5 || echo 30)} \
       python3 scripts/noise.py begin --out results --harness "$noise_h"

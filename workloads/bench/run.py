@@ -952,6 +952,19 @@ def bench_db(a, tab, budget_end):
         mock.stop()
 
 
+def noise(a, what, harness):
+    """scripts/noise.py around each harness, as bench/run_micro.sh does for its own: before
+    it, a bounded wait for a calm machine (FIBERBENCH_CALM_WAIT s: default 5 quick, 30
+    full); after it, the noise before, during and after in <harness>.machine.txt and
+    `noisy: yes|no` (make publish refuses noisy runs)."""
+    env = dict(os.environ)
+    env.setdefault("FIBERBENCH_CALM_WAIT", "5" if a.quick else "30")
+    r = subprocess.run([sys.executable, os.path.join(TOP, "scripts", "noise.py"), what,
+                        "--out", a.out, "--harness", harness], env=env)
+    if r.returncode != 0:
+        log(f"noise.py {what} {harness} failed (exit {r.returncode})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1005,6 +1018,7 @@ def main():
     try:
         if "throughput" in stages:
             tab = Table("throughput")
+            noise(a, "begin", "throughput")
             try:
                 bench_throughput(a, tab, budget_end)
             except (RuntimeError, OSError, subprocess.SubprocessError) as e:
@@ -1012,8 +1026,10 @@ def main():
                 failed = True
             if tab.order:
                 tab.write(a.out, extra + http_extra)
+                noise(a, "end", "throughput")
         if any(s in stages for s in ("llm", "starve", "db")):
             tab = Table("llm")
+            noise(a, "begin", "llm")
             for s, fn in (("llm", bench_llm), ("starve", bench_starve), ("db", bench_db)):
                 if s in stages:
                     try:
@@ -1029,6 +1045,7 @@ def main():
                     "draws: conversation i sends x-mock-request-index i on every attempt, so "
                     "every model and run gets the same first-token time, speed and length "
                     "for it"])
+                noise(a, "end", "llm")
     finally:
         cleanup()
     log("done" + (" (with failures, see above)" if failed else ""))
