@@ -128,9 +128,15 @@ size_t fiber_live_count(void);
  * and park the calling fiber, not the thread, while the fd is not ready. They try the
  * system call first, so a ready fd costs one system call. Each takes an absolute
  * deadline and fails with errno ETIMEDOUT when it passes. Called outside a fiber they
- * abort. An fd may have one reading and one writing fiber waiting at a time.
- * Before closing an fd that went through these calls, call fiber_close() (or
- * fiber_fd_forget()): the poller keeps per-fd state and must forget it.
+ * abort. An fd may have one reading and one writing fiber waiting at a time (or one fiber
+ * waiting for both, which either kind of readiness wakes).
+ * Each park costs one epoll_ctl (it arms the fd's registration, one-shot), besides the
+ * epoll_wait that reports it. A descriptor closed with plain close(2) - by a library
+ * that closes its own sockets - and its number reused for a new file works: the new file
+ * is registered at its first park, and events of the old file (kept open by a dup or a
+ * forked child) never wake a fiber waiting on the new one. fiber_close() (or
+ * fiber_fd_forget() before close) is still how a waiting fiber learns that its fd is
+ * gone (EBADF) and how the poller drops its registration at once.
  */
 
 /* Sets O_NONBLOCK on fd. Returns 0, or -1 with errno. */
@@ -141,9 +147,9 @@ int fiber_socket_nonblock(int fd);
  * ETIMEDOUT. */
 int fiber_wait_fd(int fd, uint32_t events, uint64_t deadline_ns);
 
-/* As fiber_wait_fd(), for a caller that has just seen EAGAIN on fd from this scheduler's
- * thread: parks at once, without the poll(2) that fiber_wait_fd() makes first. Called
- * without that EAGAIN, it may wait for an edge that already came (until the deadline). */
+/* As fiber_wait_fd(), for a caller that has just seen EAGAIN on fd: parks at once,
+ * without the poll(2) that fiber_wait_fd() makes first. Readiness that is already there
+ * is still seen (the registration is level-triggered), one scheduler round later. */
 int fiber_wait_fd_after_eagain(int fd, uint32_t events, uint64_t deadline_ns);
 
 /* Like read(2): returns 1..n bytes, 0 at end of file, or -1 with errno. */

@@ -89,6 +89,7 @@ void fiber__wake(struct sched *s, struct fiber *f, int reason);
 /* The per-thread scheduler. */
 struct fdslot {
     struct fiber *reader, *writer;
+    uint32_t      gen;        /* generation of the current registration (io.c) */
     unsigned char registered;
 };
 

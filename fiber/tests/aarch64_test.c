@@ -94,6 +94,43 @@ static void asker(void *arg)
     CHECK(fiber_read(sv[0], buf, 1, fiber_now_ns() + 2000000u) == -1 && errno == ETIMEDOUT);
 }
 
+/* An fd number reused after a plain close() (issue 10): the new socket's reader wakes. */
+static int ra[2];
+static void reuse_reader(void *arg)
+{
+    (void)arg;
+    char c = 0;
+    CHECK(fiber_read(ra[0], &c, 1, fiber_now_ns() + 2000000000u) == 1 && c == 'r');
+}
+static void reuse_writer(void *arg)
+{
+    (void)arg;
+    fiber_sleep_ns(2000000);
+    CHECK(write(ra[1], "r", 1) == 1);
+}
+static void park_briefly(void *arg)
+{
+    (void)arg;
+    char c;
+    CHECK(fiber_read(ra[0], &c, 1, fiber_now_ns() + 1000000u) == -1 && errno == ETIMEDOUT);
+}
+static void test_fd_reuse(void)
+{
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, ra) == 0);
+    fiber_join(fiber_spawn(park_briefly, NULL));
+    int num = ra[0];
+    close(ra[0]);
+    close(ra[1]);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, ra) == 0);
+    if (ra[0] != num && ra[1] == num) { int t = ra[0]; ra[0] = ra[1]; ra[1] = t; }
+    CHECK(ra[0] == num);
+    fiber_t *r = fiber_spawn(reuse_reader, NULL), *w = fiber_spawn(reuse_writer, NULL);
+    CHECK(fiber_run() == 0);
+    fiber_join(r); fiber_join(w);
+    fiber_close(ra[0]);
+    fiber_close(ra[1]);
+}
+
 int main(void)
 {
     test_registers();
@@ -114,6 +151,8 @@ int main(void)
     fiber_t *e = fiber_spawn(echo, NULL), *k = fiber_spawn(asker, NULL);
     CHECK(fiber_run() == 0);
     fiber_join(e); fiber_join(k);
+
+    test_fd_reuse();
 
     enum { N = 10000 };
     static fiber_t *many[N];
