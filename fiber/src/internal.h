@@ -63,6 +63,12 @@ struct fiber {
 
 /* Declared by the assembly. */
 void fiber_context_trampoline(void);
+/* The scheduler's switch (switch_<arch>.S): saves *from, resumes *to; when to->sp has
+ * bit 0 set, to is a fresh fiber whose stack top is to->sp - 1, entered by calling
+ * fiber__sched_entry(to); what that returns is resumed when it does. */
+void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);
+void fiber__sched_switch_lean(fiber_context_t *from, fiber_context_t *to);
+fiber_context_t *fiber__sched_entry(fiber_context_t *ctx);
 _Noreturn void fiber__context_returned(void);
 
 /* context.c: maps up to n guarded stacks of `size` usable bytes in one mapping, with

@@ -220,10 +220,20 @@ static void timers_expire(struct sched *s, uint64_t now)
 
 /* ---- switching ---- */
 
+#ifdef FIBER_LEAN_FP
+#define SCHED_SWITCH_ASM fiber__sched_switch_lean
+#else
+#define SCHED_SWITCH_ASM fiber__sched_switch_strict
+#endif
+
 static inline void after_switch(struct sched *s);
 
-/* Leaves `from` (NULL: the scheduler context) for `to` (NULL: the scheduler context). */
-static void sched_switch(struct sched *s, struct fiber *from, struct fiber *to)
+/* The one call site of the assembly switch (see switch_<arch>.S: one call site means the
+ * switch's final `ret` always goes where the return-stack buffer says, so it is kept out
+ * of line). Leaves `from` (NULL: the scheduler context) for `to` (NULL: the scheduler
+ * context); a fresh `to` is entered through fiber__sched_entry(). */
+static __attribute__((noinline)) void sched_switch(struct sched *s, struct fiber *from,
+                                                   struct fiber *to)
 {
     fiber_context_t *fc = from ? &from->ctx : &s->main_ctx;
     fiber_context_t *tc = to ? &to->ctx : &s->main_ctx;
@@ -231,16 +241,15 @@ static void sched_switch(struct sched *s, struct fiber *from, struct fiber *to)
     if (to)
         to->state = FIBER_RUNNING;
 #if FIBER_ASAN
-    /* ASan must know which stack we are on; a returning fiber passes NULL so its fake
-     * stack is destroyed (sanitizer/common_interface_defs.h). */
+    /* ASan must know which stack we are on (sanitizer/common_interface_defs.h). */
     void *fake = NULL;
     const void *lo = to ? to->stack.lo : s->main_stack_lo;
     size_t size = to ? (size_t)((char *)to - (char *)to->stack.lo) : s->main_stack_size;
-    __sanitizer_start_switch_fiber(from && from->state == FIBER_DONE ? NULL : &fake, lo, size);
-    fiber_context_switch(fc, tc);
+    __sanitizer_start_switch_fiber(&fake, lo, size);
+    SCHED_SWITCH_ASM(fc, tc);
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #else
-    fiber_context_switch(fc, tc);
+    SCHED_SWITCH_ASM(fc, tc);
 #endif
     after_switch(s);
 }
@@ -343,9 +352,11 @@ void fiber_pool_trim(void)
 
 /* ---- fibers ---- */
 
-static void fiber_main(void *p)
+/* A fresh fiber's first and last moments, called by the assembly switch on the fiber's
+ * own stack (switch_<arch>.S). Returns the context to resume once the fiber is done. */
+fiber_context_t *fiber__sched_entry(fiber_context_t *ctx)
 {
-    struct fiber *f = p;
+    struct fiber *f = (struct fiber *)ctx;
     struct sched *s = f->sched;
 #if FIBER_ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
@@ -359,8 +370,17 @@ static void fiber_main(void *p)
         fiber__wake(s, f->joiner, 0);
     if (f->detached)
         s->zombie = f;
-    sched_switch(s, f, pick_next(s));
-    FIBER_PANIC("fiber %" PRIu64 " '%s' resumed after it returned", fiber_id(f), f->name);
+    struct fiber *to = pick_next(s);
+    s->current = to;
+    if (to)
+        to->state = FIBER_RUNNING;
+#if FIBER_ASAN
+    /* NULL: this fiber's fake stack dies with it. */
+    const void *lo = to ? to->stack.lo : s->main_stack_lo;
+    size_t size = to ? (size_t)((char *)to - (char *)to->stack.lo) : s->main_stack_size;
+    __sanitizer_start_switch_fiber(NULL, lo, size);
+#endif
+    return to ? &to->ctx : &s->main_ctx;
 }
 
 fiber_t *fiber_spawn(void (*fn)(void *), void *arg)
@@ -427,7 +447,7 @@ fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
         strncpy(f->name, attr->name, sizeof f->name - 1);
         f->name[sizeof f->name - 1] = '\0';
     }
-    fiber_context_make(&f->ctx, f->stack.lo, f, fiber_main, f);
+    f->ctx.sp = (char *)f + 1; /* fresh: the switch enters it at stack top f (bit 0 set) */
     runq_push(s, f);
     s->live++;
     return f;
