@@ -26,7 +26,7 @@ _Noreturn void fiber__panic(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 enum fiber_state { FIBER_READY, FIBER_RUNNING, FIBER_WAITING, FIBER_DONE };
-enum fiber_wait { WAIT_NONE, WAIT_SLEEP, WAIT_QUEUE, WAIT_IO, WAIT_JOIN };
+enum fiber_wait { WAIT_NONE, WAIT_SLEEP, WAIT_QUEUE, WAIT_IO, WAIT_JOIN, WAIT_OFFLOAD };
 
 struct sched;
 
@@ -86,7 +86,24 @@ int  fiber__io_poll(struct sched *s, uint64_t deadline_ns); /* 0 = don't wait */
 void fiber__io_wake_fd(struct sched *s, int fd, int reason);
 void fiber__io_sched_free(struct sched *s);
 
-/* sched.c, for io.c */
+/* remote.c: a message from another thread, run on the scheduler's own thread (outside
+ * any fiber) by fiber__remote_drain(); run may free the message. */
+struct fiber__msg {
+    struct fiber__msg *next;
+    void             (*run)(struct sched *s, struct fiber__msg *m);
+};
+#define FIBER__REMOTE_TAG UINT64_MAX /* the eventfd's epoll data (fd slots use gen|fd) */
+struct fiber_sched *fiber__remote(struct sched *s); /* made on demand; NULL+errno */
+void fiber__remote_push(struct fiber_sched *r, struct fiber__msg *m); /* any thread */
+void fiber__remote_drain(struct sched *s, int from_event);
+int  fiber__remote_pending(struct sched *s);
+void fiber__remote_free(struct sched *s);
+
+/* context.c: size rounded up to whole pages of this system */
+size_t fiber__stack_round(size_t size);
+
+/* sched.c, for io.c and remote.c */
+void fiber__pool_give(struct sched *s, struct fiber *rec); /* a stack, record at its top */
 struct sched *fiber__sched(void);          /* this thread's, created on demand; NULL+ENOMEM */
 struct sched *fiber__sched_peek(void);     /* this thread's, or NULL if it has none */
 int  fiber__park(struct sched *s, struct fiber *f, uint64_t deadline_ns);
@@ -137,6 +154,10 @@ struct sched {
     /* the thread's own stack, for ASan's fiber annotations */
     void           *main_stack_lo;
     size_t          main_stack_size;
+    /* cross-thread wake-ups (remote.c) */
+    struct fiber_sched *remote;   /* inbox + eventfd, made on demand */
+    size_t          remote_waiters;   /* fibers parked in fiber_offload() */
+    unsigned char   remote_published; /* fiber_sched_self() was called: others may wake */
 };
 
 #endif

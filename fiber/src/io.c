@@ -161,6 +161,10 @@ int fiber__io_poll(struct sched *s, uint64_t deadline_ns)
         return errno == EINTR ? 0 : -1;
     for (int i = 0; i < n; i++) {
         uint64_t tag = evs[i].data.u64;
+        if (tag == FIBER__REMOTE_TAG) {
+            fiber__remote_drain(s, 1);
+            continue;
+        }
         int fd = (int)(uint32_t)tag;
         uint32_t e = evs[i].events;
         if ((size_t)fd >= s->nfds)

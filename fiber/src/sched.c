@@ -71,6 +71,7 @@ static void sched_destroy(void *p)
 {
     struct sched *s = p;
     fiber_pool_trim();
+    fiber__remote_free(s);
     fiber__io_sched_free(s);
     free(s->heap);
     fiber__overflow_fini_thread();
@@ -309,6 +310,11 @@ static void fiber_release(struct sched *s, struct fiber *f)
     f->next = b->head;
     b->head = f;
     b->count++;
+}
+
+void fiber__pool_give(struct sched *s, struct fiber *rec)
+{
+    fiber_release(s, rec);
 }
 
 static inline void after_switch(struct sched *s)
@@ -603,8 +609,10 @@ static int sched_loop(struct sched *s, struct fiber *until)
                 rc = -1;
                 break;
             }
+            if (s->remote && fiber__remote_pending(s))
+                fiber__remote_drain(s, 0); /* other threads' messages, without a poll */
         } else {
-            if (!s->heap_len && !s->io_waiters) {
+            if (!s->heap_len && !s->io_waiters && !s->remote_waiters && !s->remote_published) {
                 errno = EDEADLK; /* everyone parked on wait queues with no deadline */
                 rc = -1;
                 break;
