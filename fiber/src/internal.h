@@ -31,8 +31,9 @@ enum fiber_wait { WAIT_NONE, WAIT_SLEEP, WAIT_QUEUE, WAIT_IO, WAIT_JOIN, WAIT_OF
 struct sched;
 
 /*
- * A fiber's record lives at the top of its own stack, so creating a fiber from the pool
- * allocates nothing, and the record shares a page with the first stack frame.
+ * A fiber's record lives at the top of its own stack (up to 15 cache lines below it, to
+ * spread records over cache sets), so creating a fiber from the pool allocates nothing,
+ * and the record shares a page with the first stack frame.
  * Consequence: a joinable fiber that has returned keeps its stack until it is joined.
  */
 struct fiber {
@@ -64,8 +65,8 @@ struct fiber {
 /* Declared by the assembly. */
 void fiber_context_trampoline(void);
 /* The scheduler's switch (switch_<arch>.S): saves *from, resumes *to; when to->sp has
- * bit 0 set, to is a fresh fiber whose stack top is to->sp - 1, entered by calling
- * fiber__sched_entry(to); what that returns is resumed when it does. */
+ * bit 0 set, to is a fresh fiber whose stack top is `to` itself (16-byte aligned),
+ * entered by calling fiber__sched_entry(to); what that returns is resumed when it does. */
 void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);
 void fiber__sched_switch_lean(fiber_context_t *from, fiber_context_t *to);
 fiber_context_t *fiber__sched_entry(fiber_context_t *ctx);
@@ -139,23 +140,25 @@ struct sched {
     struct fiber   *zombie;   /* a detached fiber that returned; freed after the switch */
     size_t          live;
     int             in_loop;
+    int             epfd;     /* the poller (here: fills in_loop's padding) */
     /* timers: a binary min-heap of parked fibers with a deadline */
     struct fiber  **heap;
     size_t          heap_len, heap_cap;
     /* I/O */
-    int             epfd;
     struct fdslot  *fds;
     size_t          nfds;
     size_t          io_waiters;
+    struct fiber_sched *remote;   /* inbox + eventfd (remote.c), made on demand; tested
+                                     beside io_waiters in the loop, so on its cache line */
     /* stacks */
     struct pool_bucket pool[POOL_BUCKETS];
     size_t          batch_stacks; /* stacks to map in the next batch: 4, 8, ... FRESH_MAX */
+    unsigned        colour;   /* spreads fresh records over cache sets (record_place) */
     uint64_t        spin_ns;  /* poll without sleeping when the next timer is this close */
     /* the thread's own stack, for ASan's fiber annotations */
     void           *main_stack_lo;
     size_t          main_stack_size;
     /* cross-thread wake-ups (remote.c) */
-    struct fiber_sched *remote;   /* inbox + eventfd, made on demand */
     size_t          remote_waiters;   /* fibers parked in fiber_offload() */
     unsigned char   remote_published; /* fiber_sched_self() was called: others may wake */
 };

@@ -104,7 +104,7 @@ fiber_context_switch_lean_ret:
 /*
  * The scheduler's switch: void fiber__sched_switch_*(fiber_context_t *from,
  * fiber_context_t *to). Saves the caller into *from and resumes *to; when to->sp has
- * bit 0 set it is a fresh fiber: its stack top is to->sp - 1, it is entered by calling
+ * bit 0 set it is a fresh fiber: its stack top is `to` itself, it is entered by calling
  * fiber__sched_entry(to) there, and the context that call returns (the fiber has then
  * finished) is resumed without saving anything. switch_x86_64.S says why.
  */
@@ -124,8 +124,7 @@ fiber__sched_switch_lean:
         /* From here on the code runs on a fiber's own stack, under its entry: the return
          * address is undefined, so unwinders and debuggers stop here. */
         .cfi_undefined x30
-2:      sub     x9, x9, #1
-        mov     sp, x9
+2:      mov     sp, x1
         mov     x0, x1
         mov     x29, #0               /* frame-pointer walks stop here */
         bl      fiber__sched_entry
