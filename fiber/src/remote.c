@@ -272,7 +272,7 @@ int fiber_spawn_on(fiber_sched_t *r, void (*fn)(void *), void *arg)
     m->fn = fn;
     m->arg = arg;
     m->rec = (struct fiber *)((char *)st.hi - FIBER_RECORD_SIZE);
-    m->rec->stack = st;
+    fiber__record_init(m->rec, &st);
     fiber__remote_push(r, &m->hdr);
     return 0;
 }

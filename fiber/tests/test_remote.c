@@ -120,11 +120,25 @@ static pthread_t main_thread;
 static fiber_waitq_t all_done = FIBER_WAITQ_INIT;
 static int posted_ran;
 
+static fiber_waitq_t child_q = FIBER_WAITQ_INIT;
+static fiber_sem_t child_sem = FIBER_SEM_INIT(0);
+static int children_started;
+
 static void remote_child(void *arg)
 {
     (void)arg;
     assert_true(pthread_equal(pthread_self(), main_thread));
-    fiber_yield(); /* it is a real fiber */
+    int me = children_started++;
+    /* It is a real fiber: it yields, sleeps, times out, waits with no deadline. */
+    fiber_yield();
+    fiber_sleep_ns(1000);
+    errno = 0;
+    assert_int_equal(fiber_waitq_wait(&child_q, fiber_now_ns() + 100000), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+    if (me % 2)
+        fiber_sem_release(&child_sem);
+    else
+        assert_int_equal(fiber_sem_acquire(&child_sem, FIBER_FOREVER), 0);
     if (++spawned_ran == SPAWNS)
         fiber_waitq_wake_all(&all_done);
 }
