@@ -223,6 +223,42 @@ static void test_busy_scheduler_takes_messages(void **state)
     fiber_join(b);
 }
 
+/* ---- a thread that exits with requests still in its inbox ---- */
+
+static pthread_barrier_t posted_bar, handed;
+static fiber_sched_t *leaving;
+static int late_ran;
+
+static void late_call(void *arg) { (void)arg; late_ran = 1; }
+
+static void *exits_without_running(void *arg)
+{
+    (void)arg;
+    leaving = fiber_sched_self();
+    pthread_barrier_wait(&handed);
+    pthread_barrier_wait(&posted_bar); /* then leaves without running its scheduler */
+    return NULL;
+}
+
+static void test_exiting_thread_drops_requests(void **state)
+{
+    (void)state;
+    pthread_barrier_init(&posted_bar, NULL, 2);
+    pthread_barrier_init(&handed, NULL, 2);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, exits_without_running, NULL), 0);
+    pthread_barrier_wait(&handed);
+    assert_non_null(leaving);
+    assert_int_equal(fiber_sched_post(leaving, late_call, NULL), 0);
+    assert_int_equal(fiber_spawn_on(leaving, remote_child, NULL), 0);
+    pthread_barrier_wait(&posted_bar);
+    pthread_join(t, NULL);
+    /* Dropped unrun (and freed: the ASan build checks for leaks). */
+    assert_int_equal(late_ran, 0);
+    pthread_barrier_destroy(&posted_bar);
+    pthread_barrier_destroy(&handed);
+}
+
 /* ---- signals ---- */
 
 static int got_signal;
@@ -306,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_sem_released_from_other_threads),
         cmocka_unit_test(test_spawn_on_from_another_thread),
         cmocka_unit_test(test_busy_scheduler_takes_messages),
+        cmocka_unit_test(test_exiting_thread_drops_requests),
         cmocka_unit_test(test_signal_wakes_a_fiber),
         cmocka_unit_test(test_signal_wait_timeout),
     };
