@@ -702,9 +702,10 @@ static int sched_loop(struct sched *s, struct fiber *until)
     for (;;) {
         if (until ? until->state == FIBER_DONE : s->live == 0)
             break;
-        /* With no timer, no I/O waiter, no inbox and a fiber ready, there is nothing to
-         * check: the common case of a join or a run of compute-only fibers. */
-        if (s->heap_len || s->io_waiters || s->remote || !s->runq_head)
+        /* With no timer, no I/O waiter, nothing in the inbox and a fiber ready, there is
+         * nothing to check: the common case of a join or a run of compute-only fibers. */
+        if (s->heap_len || s->io_waiters || !s->runq_head ||
+            (s->remote && fiber__remote_pending(s)))
             if (sched_wait(s) != 0) {
                 rc = -1;
                 break;
@@ -774,7 +775,8 @@ static int join_from_main(struct sched *s, struct fiber *f)
         FIBER_PANIC("the scheduler is already running on this thread");
     s->in_loop = 1;
     do {
-        if (s->heap_len || s->io_waiters || s->remote || !s->runq_head) {
+        if (s->heap_len || s->io_waiters || !s->runq_head ||
+            (s->remote && fiber__remote_pending(s))) {
             s->in_loop = 0;
             return sched_loop(s, f);
         }
