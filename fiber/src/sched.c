@@ -507,7 +507,7 @@ fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
         return NULL;
     }
     /* Whole pages of this system (4, 16 or 64 KiB), as the pool's buckets hold them. */
-    size_t mask = fiber__page_mask;
+    size_t mask = __atomic_load_n(&fiber__page_mask, __ATOMIC_RELAXED);
     if (__builtin_expect(!mask, 0))
         mask = fiber__page_size() - 1;
     size = (size + mask) & ~mask;
