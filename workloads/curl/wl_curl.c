@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct {
     const char *model, *target, *host, *per_conv;
@@ -165,6 +166,7 @@ struct conv {
     int           done, error, proto;
     CURL         *easy;
     struct curl_slist *hdrs;
+    char          err[CURL_ERROR_SIZE]; /* libcurl's message, for the failure cause */
 };
 
 static int on_event(const wl_sse_event_t *ev, void *arg)
@@ -249,6 +251,7 @@ static int conv_setup(struct conv *c, size_t index, wl_conv_t *out)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(opt.timeout_s * 1000));
     curl_easy_setopt(e, CURLOPT_PRIVATE, c);
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L); /* one connection per conversation */
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->err);
     return 0;
 }
 
@@ -261,11 +264,20 @@ static void conv_finish(struct conv *c, CURLcode rc)
     curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &oserr);
     o->end_ns = wl_now_ns();
     o->attempts = 1;
+    if (rc == CURLE_COULDNT_CONNECT && !oserr) {
+        /* libcurl 7.88 keeps no errno when socket() itself fails; at the open-files cap
+         * that is EMFILE, which a probe for one more descriptor confirms */
+        int probe = dup(2);
+        if (probe < 0 && errno == EMFILE)
+            oserr = EMFILE;
+        else if (probe >= 0)
+            close(probe);
+    }
     if (rc != CURLE_OK) {
         if (oserr)
             snprintf(o->cause, sizeof o->cause, "curl %d: %s", (int)rc, wl_errname((int)oserr));
         else
-            snprintf(o->cause, sizeof o->cause, "curl %d", (int)rc);
+            snprintf(o->cause, sizeof o->cause, "curl %d: %.30s", (int)rc, c->err);
     } else if (status != 200) {
         snprintf(o->cause, sizeof o->cause, "http %ld", status);
     } else if (c->proto || c->error || !c->done) {
@@ -304,9 +316,10 @@ static void easy_job(size_t i, wl_res_t *res, void *arg)
 /* ---- multi: one thread, curl_multi_socket_action over epoll -------------------------------- */
 
 struct multi {
-    CURLM *m;
-    int    ep;
-    long   timeout_ms; /* from libcurl's timer callback; -1 = none */
+    CURLM   *m;
+    int      ep;
+    uint64_t due_ns;   /* when libcurl's timer expires (its callback gives it relative to
+                          the moment of the call); 0 = no timer */
     size_t live, peak;
 };
 
@@ -336,7 +349,7 @@ static int m_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sockp
 static int m_timer(CURLM *m, long timeout_ms, void *userp)
 {
     (void)m;
-    ((struct multi *)userp)->timeout_ms = timeout_ms;
+    ((struct multi *)userp)->due_ns = timeout_ms < 0 ? 0 : wl_now_ns() + (uint64_t)timeout_ms * 1000000u;
     return 0;
 }
 
@@ -358,7 +371,7 @@ static void m_reap(struct multi *mm)
 
 static int run_multi(struct run *r, size_t n, wl_run_stats_t *st)
 {
-    struct multi mm = { .timeout_ms = -1 };
+    struct multi mm = { .due_ns = 0 };
     struct conv *cs = calloc(n, sizeof *cs);
     mm.m = curl_multi_init();
     mm.ep = epoll_create1(EPOLL_CLOEXEC);
@@ -391,7 +404,9 @@ static int run_multi(struct run *r, size_t n, wl_run_stats_t *st)
             }
             next++;
         }
-        long wait = mm.timeout_ms;
+        long wait = -1;
+        if (mm.due_ns)
+            wait = mm.due_ns > now ? (long)((mm.due_ns - now + 999999) / 1000000) : 0;
         if (next < n) {
             uint64_t due = r->t0 + next * r->gap;
             long ms = due > now ? (long)((due - now + 999999) / 1000000) : 0;
@@ -403,17 +418,16 @@ static int run_multi(struct run *r, size_t n, wl_run_stats_t *st)
             fprintf(stderr, "wl-curl: epoll_wait: %s\n", strerror(errno));
             return -1;
         }
-        if (k <= 0) {
+        for (int i = 0; i < k; i++) {
+            uint32_t e = evs[i].events;
+            int fl = (e & (EPOLLIN | EPOLLHUP) ? CURL_CSELECT_IN : 0) |
+                     (e & EPOLLOUT ? CURL_CSELECT_OUT : 0) | (e & EPOLLERR ? CURL_CSELECT_ERR : 0);
+            curl_multi_socket_action(mm.m, evs[i].data.fd, fl, &running);
+        }
+        /* libcurl's timer is due even while sockets keep the loop busy */
+        if (mm.due_ns && wl_now_ns() >= mm.due_ns) {
+            mm.due_ns = 0;
             curl_multi_socket_action(mm.m, CURL_SOCKET_TIMEOUT, 0, &running);
-        } else {
-            for (int i = 0; i < k; i++) {
-                uint32_t e = evs[i].events;
-                int fl = (e & (EPOLLIN | EPOLLHUP) ? CURL_CSELECT_IN : 0) |
-                         (e & EPOLLOUT ? CURL_CSELECT_OUT : 0) | (e & EPOLLERR ? CURL_CSELECT_ERR : 0);
-                curl_multi_socket_action(mm.m, evs[i].data.fd, fl, &running);
-            }
-            if (mm.timeout_ms == 0)
-                curl_multi_socket_action(mm.m, CURL_SOCKET_TIMEOUT, 0, &running);
         }
         m_reap(&mm);
     }

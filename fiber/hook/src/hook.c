@@ -54,6 +54,9 @@ int fiber_offload(void (*fn)(void *arg), void *arg);
 #pragma weak fiber_wait_fd
 #pragma weak fiber_wait_fd_after_eagain
 #pragma weak fiber_fd_forget
+#pragma weak fiber_spawn_ex
+#pragma weak fiber_waitq_wait
+#pragma weak fiber_waitq_wake_one
 #pragma weak fiber_offload
 #define HOOK_MODE "preload"
 #define RT_HAS(f) ((f) != NULL)
@@ -74,7 +77,8 @@ static int rt_present(void)
 {
     return RT_HAS(fiber_self) && RT_HAS(fiber_now_ns) && RT_HAS(fiber_sleep_until) &&
            RT_HAS(fiber_wait_fd) && RT_HAS(fiber_wait_fd_after_eagain) &&
-           RT_HAS(fiber_fd_forget);
+           RT_HAS(fiber_fd_forget) && RT_HAS(fiber_spawn_ex) && RT_HAS(fiber_waitq_wait) &&
+           RT_HAS(fiber_waitq_wake_one);
 }
 
 static int rt_ok; /* rt_present(), settled in the constructor */
@@ -257,8 +261,11 @@ static inline void fd_set_state(int fd, unsigned s)
 }
 
 /* A descriptor just made by socket/accept/pipe: waitable, non-blocking if asked. */
+static void fd_newgen(int fd);
+
 static void fd_born(int fd, int nonblock)
 {
+    fd_newgen(fd);
     fd_set_state(fd, FD_KNOWN | FD_WAITABLE | (nonblock ? FD_USER_NB | FD_SYS_NB : 0));
 }
 
@@ -663,64 +670,213 @@ int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len, int flags)
 
 /* ---- poll and select ---------------------------------------------------------------------- */
 
-static uint32_t poll_to_epoll(short ev)
+/*
+ * Waiting for several descriptors at once.
+ *
+ * The runtime waits for one descriptor per call (and one reader per descriptor), so poll
+ * and select park through a poll set of the hook's own: one epoll instance per thread
+ * (the "hep"), registered once in the runtime's poller, in which every descriptor a fiber
+ * polls is added once, edge-triggered, for every event. A dispatcher fiber waits on the
+ * hep, reads its events and wakes the fibers polling each ready descriptor. A poll that
+ * finds nothing ready parks on its own wait queue with its nodes linked under each of its
+ * descriptors; woken, it polls again (level-triggered truth) and parks again if the wake
+ * was spurious. The edge-triggered registration is sound for the same reason the
+ * runtime's is: a poll always asks the descriptors themselves before parking, and an
+ * edge that comes between that question and the park is queued in the hep.
+ *
+ * What this costs per wait, in the steady state: the poll that finds nothing ready and
+ * the poll after the wake-up; the dispatcher's epoll_wait is shared by every fiber woken
+ * in the same round. A descriptor number is added again only after it was closed or
+ * made anew (fdgen), so libcurl's loop over the same two descriptors adds nothing. And it
+ * costs one descriptor per thread, not one per parked fiber: ten thousand parked
+ * transfers would otherwise need ten thousand more under a 20,000 open-files cap.
+ */
+static _Atomic unsigned char fdgen[FD_MAX]; /* bumped whenever a number gets a new file */
+
+static void fd_newgen(int fd)
 {
-    uint32_t e = 0;
-    if (ev & (POLLIN | POLLPRI | POLLRDNORM | POLLRDBAND | POLLRDHUP))
-        e |= EPOLLIN;
-    if (ev & (POLLOUT | POLLWRNORM | POLLWRBAND))
-        e |= EPOLLOUT;
-    return e;
+    if (fd >= 0 && fd < FD_MAX)
+        atomic_fetch_add_explicit(&fdgen[fd], 1, memory_order_relaxed);
+}
+
+struct poller {
+    fiber_waitq_t wq;
+    int           woken;
+};
+
+struct pnode { /* one per descriptor of a parked poll, on that poll's stack */
+    struct pnode  *prev, *next;
+    struct poller *p;
+};
+
+struct hepfd {
+    struct pnode *head;
+    unsigned char gen, added; /* added to the hep while fdgen was gen */
+};
+
+struct hep {
+    int           ep;
+    struct hepfd *fds;
+    size_t        nfds;
+    size_t        parked;    /* polls parked and not yet woken */
+    int           disp;      /* a dispatcher fiber exists */
+    int           disp_wait; /* ... and is parked on the hep */
+};
+
+static _Thread_local struct hep *tl_hep;
+
+static struct hepfd *hep_fd(struct hep *h, int fd)
+{
+    if ((size_t)fd >= h->nfds) {
+        size_t n = h->nfds ? h->nfds : 256;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct hepfd *t = realloc(h->fds, n * sizeof *t);
+        if (!t)
+            return NULL;
+        memset(t + h->nfds, 0, (n - h->nfds) * sizeof *t);
+        h->fds = t;
+        h->nfds = n;
+    }
+    return &h->fds[fd];
+}
+
+static void hep_wake_fd(struct hep *h, int fd)
+{
+    if (!h || fd < 0 || (size_t)fd >= h->nfds)
+        return;
+    for (struct pnode *n = h->fds[fd].head; n; n = n->next)
+        if (!n->p->woken) {
+            n->p->woken = 1;
+            h->parked--;
+            fiber_waitq_wake_one(&n->p->wq);
+        }
+}
+
+static void dispatcher_main(void *arg)
+{
+    struct hep *h = arg;
+    struct epoll_event evs[256];
+    while (h->parked) {
+        int k = epoll_wait(h->ep, evs, 256, 0);
+        if (k > 0) {
+            for (int i = 0; i < k; i++)
+                hep_wake_fd(h, (int)evs[i].data.u64);
+            continue; /* drained only when a call returns nothing */
+        }
+        if (k < 0 && errno != EINTR)
+            break; /* cannot happen with a valid hep; the pollers time out or re-poll */
+        h->disp_wait = 1;
+        fiber_wait_fd_after_eagain(h->ep, EPOLLIN, FIBER_FOREVER); /* EBADF: told to look */
+        h->disp_wait = 0;
+    }
+    h->disp = 0;
 }
 
 /*
  * Parks the calling fiber until one of fds may be ready, or the deadline. The caller has
- * just polled them without waiting and found none ready. One descriptor waiting in one
- * direction parks on it directly; anything else parks on an epoll set of its own, made
- * for this call (level-triggered, so a descriptor ready before the set existed counts).
- * Returns 0 (woken: poll again), or -1 with errno ETIMEDOUT or the poller's error.
+ * just polled them without waiting and found none ready.
+ * Returns 0 (woken: poll again), or -1 with errno ETIMEDOUT, ENOMEM or the poller's error.
  */
 static int park_pollfds(struct pollfd *fds, nfds_t n, uint64_t deadline)
 {
-    int one = -1, count = 0;
+    int count = 0;
     for (nfds_t i = 0; i < n; i++)
-        if (fds[i].fd >= 0) {
-            count++;
-            one = (int)i;
-        }
+        count += fds[i].fd >= 0;
     if (count == 0) { /* poll(NULL, 0, ms): a sleep */
         fiber_sleep_until(deadline);
         errno = ETIMEDOUT;
         return -1;
     }
-    if (count == 1) {
-        uint32_t e = poll_to_epoll(fds[one].events);
-        if (e == EPOLLIN || e == EPOLLOUT)
-            return fiber_wait_fd_after_eagain(fds[one].fd, e, deadline) < 0 ? -1 : 0;
-        if (e == 0) /* only errors and hang-ups are wanted: those wake a reader */
-            return fiber_wait_fd_after_eagain(fds[one].fd, EPOLLIN, deadline) < 0 ? -1 : 0;
+    struct hep *h = tl_hep;
+    if (!h) {
+        h = calloc(1, sizeof *h);
+        if (!h || (h->ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+            free(h);
+            errno = ENOMEM;
+            return -1;
+        }
+        tl_hep = h;
     }
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0)
+    struct pnode stack_nodes[8], *nodes = stack_nodes;
+    if (n > 8 && !(nodes = calloc(n, sizeof *nodes))) {
+        errno = ENOMEM;
         return -1;
+    }
+    struct poller p = { FIBER_WAITQ_INIT, 0 };
     int rc = 0;
-    for (nfds_t i = 0; i < n; i++) {
-        if (fds[i].fd < 0)
+    nfds_t linked = 0;
+    for (; linked < n; linked++) {
+        int fd = fds[linked].fd;
+        nodes[linked].p = NULL;
+        if (fd < 0 || fd >= FD_MAX)
             continue;
-        struct epoll_event ev = { .events = (uint32_t)(uint16_t)fds[i].events | EPOLLERR | EPOLLHUP,
-                                  .data.u64 = i };
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i].fd, &ev) != 0 && errno != EEXIST &&
-            errno != EPERM) { /* EPERM: a regular file, always ready, poll saw it */
-            rc = errno == EBADF ? 0 : -1; /* EBADF: closed meanwhile, poll says POLLNVAL */
-            goto done;
+        struct hepfd *hf = hep_fd(h, fd);
+        if (!hf) {
+            errno = ENOMEM;
+            rc = -1;
+            break;
+        }
+        unsigned char g = atomic_load_explicit(&fdgen[fd], memory_order_relaxed);
+        if (!hf->added || hf->gen != g) {
+            struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP |
+                                                EPOLLET, .data.u64 = (uint64_t)fd };
+            if (epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+                if (errno == EBADF) /* closed meanwhile: the next poll says POLLNVAL */
+                    break;
+                if (errno == EPERM) /* a regular file: always ready, poll saw it */
+                    continue;
+                if (errno != EEXIST) {
+                    rc = -1;
+                    break;
+                }
+            }
+            hf->added = 1;
+            hf->gen = g;
+        }
+        struct pnode *nd = &nodes[linked];
+        nd->p = &p;
+        nd->prev = NULL;
+        nd->next = hf->head;
+        if (hf->head)
+            hf->head->prev = nd;
+        hf->head = nd;
+    }
+    if (rc == 0 && linked == n) {
+        h->parked++;
+        if (!h->disp) {
+            fiber_attr_t a = { .stack_size = 16384, .name = "hook-poll", .detached = 1 };
+            if (fiber_spawn_ex(dispatcher_main, h, &a))
+                h->disp = 1;
+        }
+        if (!h->disp) {
+            h->parked--;
+            errno = ENOMEM;
+            rc = -1;
+        } else {
+            rc = fiber_waitq_wait(&p.wq, deadline);
+            if (!p.woken) { /* timed out: the dispatcher may be waiting for nobody */
+                h->parked--;
+                if (h->parked == 0 && h->disp_wait)
+                    fiber_fd_forget(h->ep); /* wakes it (EBADF) so it can finish */
+            }
         }
     }
-    /* The set is new: the poller's first registration of it reports its current state. */
-    rc = fiber_wait_fd_after_eagain(ep, EPOLLIN, deadline) < 0 ? -1 : 0;
-done:;
     int e = errno;
-    fiber_fd_forget(ep);
-    real.close(ep);
+    for (nfds_t i = 0; i < linked; i++) {
+        struct pnode *nd = &nodes[i];
+        if (!nd->p)
+            continue;
+        struct hepfd *hf = &h->fds[fds[i].fd];
+        if (nd->prev)
+            nd->prev->next = nd->next;
+        else
+            hf->head = nd->next;
+        if (nd->next)
+            nd->next->prev = nd->prev;
+    }
+    if (nodes != stack_nodes)
+        free(nodes);
     errno = e;
     return rc;
 }
@@ -960,9 +1116,12 @@ int pipe(int p[2])
  * fiber parked on it wakes with EBADF. */
 static void fd_gone(int fd)
 {
-    if (rt_ok && fd >= 0)
+    if (rt_ok && fd >= 0) {
         fiber_fd_forget(fd);
+        hep_wake_fd(tl_hep, fd); /* a poll parked on it looks again: POLLNVAL */
+    }
     fd_set_state(fd, 0);
+    fd_newgen(fd);
 }
 
 int close(int fd)
@@ -974,8 +1133,10 @@ int close(int fd)
 int dup(int fd)
 {
     int n = real.dup(fd);
-    if (n >= 0)
-        fd_set_state(n, fd_get(fd)); /* one open file description: one O_NONBLOCK */
+    if (n >= 0) {
+        fd_newgen(n);
+        fd_set_state(n, fd_get(fd));
+    } /* one open file description: one O_NONBLOCK */
     return n;
 }
 
@@ -1030,8 +1191,10 @@ static int do_fcntl(int fd, int cmd, void *arg)
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
         int r = real.fcntl(fd, cmd, (int)(intptr_t)arg);
-        if (r >= 0)
+        if (r >= 0) {
+            fd_newgen(r);
             fd_set_state(r, s);
+        }
         return r;
     }
     default:
