@@ -22,10 +22,13 @@
 #ifndef FIBER_H
 #define FIBER_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+
+struct addrinfo;
 
 #ifdef __cplusplus
 extern "C" {
@@ -128,9 +131,15 @@ size_t fiber_live_count(void);
  * and park the calling fiber, not the thread, while the fd is not ready. They try the
  * system call first, so a ready fd costs one system call. Each takes an absolute
  * deadline and fails with errno ETIMEDOUT when it passes. Called outside a fiber they
- * abort. An fd may have one reading and one writing fiber waiting at a time.
- * Before closing an fd that went through these calls, call fiber_close() (or
- * fiber_fd_forget()): the poller keeps per-fd state and must forget it.
+ * abort. An fd may have one reading and one writing fiber waiting at a time (or one fiber
+ * waiting for both, which either kind of readiness wakes).
+ * Each park costs one epoll_ctl (it arms the fd's registration, one-shot), besides the
+ * epoll_wait that reports it. A descriptor closed with plain close(2) - by a library
+ * that closes its own sockets - and its number reused for a new file works: the new file
+ * is registered at its first park, and events of the old file (kept open by a dup or a
+ * forked child) never wake a fiber waiting on the new one. fiber_close() (or
+ * fiber_fd_forget() before close) is still how a waiting fiber learns that its fd is
+ * gone (EBADF) and how the poller drops its registration at once.
  */
 
 /* Sets O_NONBLOCK on fd. Returns 0, or -1 with errno. */
@@ -141,9 +150,9 @@ int fiber_socket_nonblock(int fd);
  * ETIMEDOUT. */
 int fiber_wait_fd(int fd, uint32_t events, uint64_t deadline_ns);
 
-/* As fiber_wait_fd(), for a caller that has just seen EAGAIN on fd from this scheduler's
- * thread: parks at once, without the poll(2) that fiber_wait_fd() makes first. Called
- * without that EAGAIN, it may wait for an edge that already came (until the deadline). */
+/* As fiber_wait_fd(), for a caller that has just seen EAGAIN on fd: parks at once,
+ * without the poll(2) that fiber_wait_fd() makes first. Readiness that is already there
+ * is still seen (the registration is level-triggered), one scheduler round later. */
 int fiber_wait_fd_after_eagain(int fd, uint32_t events, uint64_t deadline_ns);
 
 /* Like read(2): returns 1..n bytes, 0 at end of file, or -1 with errno. */
@@ -201,6 +210,104 @@ int fiber_sem_acquire(fiber_sem_t *s, uint64_t deadline_ns);
 
 /* Gives one unit back, waking the first waiter if any. */
 void fiber_sem_release(fiber_sem_t *s);
+
+/* ---- Other threads and signals ------------------------------------------------------
+ * Everything above acts on the calling thread's scheduler only. These calls are how
+ * another thread reaches a scheduler: they queue a message in the target's inbox and
+ * wake its poller (an eventfd in its epoll set); the target runs the message on its own
+ * thread, from its scheduler loop, outside any fiber. Messages from one thread run in
+ * the order they were posted. None of them is async-signal-safe (they allocate): a
+ * signal reaches fibers through fiber_signal_wait().
+ */
+
+/* A scheduler as seen from other threads. */
+typedef struct fiber_sched fiber_sched_t;
+
+/*
+ * The calling thread's scheduler (made if need be), ready to be posted to from any
+ * thread. Pass it to the threads that will wake this one. It stays valid while this
+ * thread lives; posting to it after the thread has exited is undefined.
+ * Once it has been handed out, fiber_run() and fiber_join() no longer fail with
+ * EDEADLK when every fiber is parked: another thread may still wake them, so they wait.
+ * Returns NULL with errno ENOMEM, or EMFILE/ENFILE (no descriptor for the eventfd).
+ */
+fiber_sched_t *fiber_sched_self(void);
+
+/* From any thread: runs fn(arg) on s's thread, outside any fiber (fn must not park; it
+ * may spawn fibers, wake wait queues, release semaphores). Returns 0 once queued, or -1
+ * with errno ENOMEM (nothing was queued) or EINVAL (fn NULL). */
+int fiber_sched_post(fiber_sched_t *s, void (*fn)(void *), void *arg);
+
+/* From any thread: creates a detached fiber running fn(arg) on s's thread, with the
+ * default stack. The stack is mapped by the caller, so the target cannot fail to create
+ * it. Returns 0, or -1 with errno ENOMEM (no memory or mappings) or EINVAL. */
+int fiber_spawn_on(fiber_sched_t *s, void (*fn)(void *), void *arg);
+
+/* From any thread: fiber_waitq_wake_one/_all(q) or fiber_sem_release(sem), run on s's
+ * thread, the one that owns q or sem. Return 0 once queued, or -1 with errno ENOMEM.
+ * q and sem must stay valid until the target has run the request. */
+int fiber_waitq_wake_one_on(fiber_sched_t *s, fiber_waitq_t *q);
+int fiber_waitq_wake_all_on(fiber_sched_t *s, fiber_waitq_t *q);
+int fiber_sem_release_on(fiber_sched_t *s, fiber_sem_t *sem);
+
+/*
+ * Parks the calling fiber until one of the signals in set is delivered to the process,
+ * or the deadline passes. Returns the signal number, or -1 with errno (ETIMEDOUT, or
+ * the errno of signalfd(2)). Each signal is taken by one waiter.
+ * It works through a signalfd: the signals must be blocked in EVERY thread of the
+ * process, or the kernel delivers them to a thread that does not block them (default
+ * action or handler) and the fiber never sees them. Block them in main() before any
+ * thread starts (threads inherit the mask): sigprocmask(SIG_BLOCK, &set, NULL). This
+ * call blocks them on its own thread too, and they stay blocked there. The offload
+ * pool's threads block every signal. Aborts outside a fiber.
+ */
+int fiber_signal_wait(const sigset_t *set, uint64_t deadline_ns);
+
+/* ---- Blocking calls: the offload pool ---------------------------------------------
+ * A fiber that makes a blocking system call (getaddrinfo, read(2) of a regular file, a
+ * blocking socket, sleep(3), a mutex held by another thread...) stalls its whole thread:
+ * no other fiber of that thread runs until the call returns. Use the fiber_ calls
+ * (sockets), hand the call to the offload pool (below), or link the hooks library, which
+ * does this for unmodified code.
+ * The pool is process-wide: up to 8 threads by default, started when a job finds none
+ * idle and ended after 10 s without work.
+ */
+
+/* Runs fn(arg) on a thread of the runtime's offload pool and parks the calling fiber
+ * until fn returns; other fibers of this thread run meanwhile. Outside a fiber, calls
+ * fn(arg) directly. Returns 0, or an errno value (ENOMEM; EAGAIN when no pool thread
+ * could be started; EMFILE when this thread's scheduler has no eventfd and cannot make
+ * one). fn runs on another thread: it must not call fiber functions. */
+int fiber_offload(void (*fn)(void *arg), void *arg);
+
+/*
+ * As fiber_offload(), giving up at deadline_ns. A call in progress cannot be stopped,
+ * so on ETIMEDOUT the job keeps running and owns arg: when fn returns, cleanup(arg) runs
+ * on the pool thread (cleanup may be NULL). On 0, fn has returned, cleanup is NOT
+ * called, and arg is the caller's again. So arg must not live on the caller's stack
+ * unless the deadline is FIBER_FOREVER. Returns 0, ETIMEDOUT, or as fiber_offload().
+ */
+int fiber_offload_until(void (*fn)(void *arg), void (*cleanup)(void *arg), void *arg,
+                        uint64_t deadline_ns);
+
+/* Sets the most threads the offload pool may run at once (0 = the default, 8; at most
+ * 1024). Threads already running above a lowered limit finish their jobs and stay
+ * until idle. */
+void fiber_offload_set_threads(unsigned n);
+
+/* getaddrinfo(3) on the offload pool, with a deadline. Returns what getaddrinfo returns
+ * (0, or EAI_* with *res untouched); at the deadline EAI_SYSTEM with errno ETIMEDOUT
+ * (the lookup finishes in the background and is freed there). Free *res with
+ * freeaddrinfo(). Without a pool thread the lookup runs on the calling thread. */
+int fiber_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                      struct addrinfo **res, uint64_t deadline_ns);
+
+/* pread(2)/pwrite(2) on the offload pool, for regular files (which epoll cannot wait
+ * for: their reads block the thread). Return as pread/pwrite (-1 with errno). No
+ * deadline: buf is the caller's until the call is done. Without a pool thread the call
+ * runs on the calling thread. */
+ssize_t fiber_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t fiber_pwrite(int fd, const void *buf, size_t n, off_t off);
 
 /* ---- Introspection ------------------------------------------------------------------ */
 

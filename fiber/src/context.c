@@ -134,6 +134,12 @@ static size_t page_size(void)
     return ps;
 }
 
+size_t fiber__stack_round(size_t size)
+{
+    size_t ps = page_size();
+    return (size + ps - 1) & ~(ps - 1);
+}
+
 /* Installs the guard page at p. MADV_GUARD_INSTALL (Linux 6.13) marks the page in the
  * page tables and leaves the mapping whole, so adjacent stacks can even merge into one
  * VMA; mprotect splits the mapping, and each guarded stack then costs two of the

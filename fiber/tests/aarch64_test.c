@@ -2,6 +2,7 @@
  * then the scheduler, timers and I/O on the same build. Plain asserts with a count,
  * since no aarch64 cmocka is installed; prints "N passed, 0 failed". */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,80 @@ static void asker(void *arg)
     CHECK(fiber_read(sv[0], buf, 1, fiber_now_ns() + 2000000u) == -1 && errno == ETIMEDOUT);
 }
 
+/* An fd number reused after a plain close() (issue 10): the new socket's reader wakes. */
+static int ra[2];
+static void reuse_reader(void *arg)
+{
+    (void)arg;
+    char c = 0;
+    CHECK(fiber_read(ra[0], &c, 1, fiber_now_ns() + 2000000000u) == 1 && c == 'r');
+}
+static void reuse_writer(void *arg)
+{
+    (void)arg;
+    fiber_sleep_ns(2000000);
+    CHECK(write(ra[1], "r", 1) == 1);
+}
+static void park_briefly(void *arg)
+{
+    (void)arg;
+    char c;
+    CHECK(fiber_read(ra[0], &c, 1, fiber_now_ns() + 1000000u) == -1 && errno == ETIMEDOUT);
+}
+static void test_fd_reuse(void)
+{
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, ra) == 0);
+    fiber_join(fiber_spawn(park_briefly, NULL));
+    int num = ra[0];
+    close(ra[0]);
+    close(ra[1]);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, ra) == 0);
+    if (ra[0] != num && ra[1] == num) { int t = ra[0]; ra[0] = ra[1]; ra[1] = t; }
+    CHECK(ra[0] == num);
+    fiber_t *r = fiber_spawn(reuse_reader, NULL), *w = fiber_spawn(reuse_writer, NULL);
+    CHECK(fiber_run() == 0);
+    fiber_join(r); fiber_join(w);
+    fiber_close(ra[0]);
+    fiber_close(ra[1]);
+}
+
+/* The offload pool and a cross-thread wake-up on this build too. */
+static pthread_t a64_main;
+static void off_call(void *arg) { *(int *)arg = !pthread_equal(pthread_self(), a64_main); }
+static void off_fiber(void *arg)
+{
+    (void)arg;
+    int elsewhere = 0;
+    CHECK(fiber_offload(off_call, &elsewhere) == 0);
+    CHECK(elsewhere == 1);
+}
+static fiber_waitq_t a64_q = FIBER_WAITQ_INIT;
+static fiber_sched_t *a64_sched;
+static void q_waiter(void *arg)
+{
+    (void)arg;
+    CHECK(fiber_waitq_wait(&a64_q, fiber_now_ns() + 5000000000u) == 0);
+}
+static void *q_waker(void *arg)
+{
+    (void)arg;
+    usleep(2000);
+    CHECK(fiber_waitq_wake_one_on(a64_sched, &a64_q) == 0);
+    return NULL;
+}
+static void test_offload_and_remote(void)
+{
+    a64_main = pthread_self();
+    fiber_join(fiber_spawn(off_fiber, NULL));
+    a64_sched = fiber_sched_self();
+    CHECK(a64_sched != NULL);
+    fiber_t *w = fiber_spawn(q_waiter, NULL);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, q_waker, NULL) == 0);
+    CHECK(fiber_join(w) == 0);
+    pthread_join(t, NULL);
+}
+
 int main(void)
 {
     test_registers();
@@ -114,6 +189,9 @@ int main(void)
     fiber_t *e = fiber_spawn(echo, NULL), *k = fiber_spawn(asker, NULL);
     CHECK(fiber_run() == 0);
     fiber_join(e); fiber_join(k);
+
+    test_fd_reuse();
+    test_offload_and_remote();
 
     enum { N = 10000 };
     static fiber_t *many[N];
