@@ -838,7 +838,8 @@ def bench_curl(a, extra_machine):
         # (label, n, runs, extra args): all at once up to what the open-files cap holds
         # (6,000 x 3 descriptors); 10,000 arriving over 10 s (about 4,500 alive at once);
         # 10,000 at once: past the cap for the easy API, a limit probe
-        steps = ([(label, 1000, 1, []), (label + "-arrive10s", 10000, 1, ["--gap-us", "1000"])]
+        steps = ([(label, 1000, a.runs or 1, []),
+                  (label + "-arrive10s", 10000, a.runs or 1, ["--gap-us", "1000"])]
                  if a.quick else
                  [(label, 100, runs, []), (label, 1000, runs, []), (label, 6000, runs, []),
                   (label + "-arrive10s", 10000, runs, ["--gap-us", "1000"]),

@@ -10,9 +10,10 @@
  *   call goes straight to libc (found with dlsym(RTLD_NEXT)).
  *
  *   Interposed: read write readv writev recv recvfrom recvmsg send sendto sendmsg
- *   connect accept accept4 poll ppoll select pselect nanosleep clock_nanosleep usleep
- *   sleep close dup dup2 dup3 fcntl fcntl64 ioctl(FIONBIO) getaddrinfo; and, so that the
- *   hook knows each descriptor from its birth, socket socketpair pipe pipe2. Also the
+ *   connect accept accept4 poll ppoll select pselect epoll_wait epoll_pwait nanosleep
+ *   clock_nanosleep usleep sleep close dup dup2 dup3 fcntl fcntl64 ioctl(FIONBIO)
+ *   getaddrinfo; and, so that the hook knows each descriptor from its birth, socket
+ *   socketpair pipe pipe2. Also the
  *   glibc names that reach the same code: __read __write __close __connect __send
  *   __poll __select __nanosleep __fcntl __dup2 and the _FORTIFY_SOURCE entry points
  *   __read_chk __recv_chk __recvfrom_chk __poll_chk __ppoll_chk.
@@ -42,16 +43,19 @@
  *     bytes are queued, or with the count so far when a timeout or an error cuts it short.
  *   - close() from another fiber wakes a fiber parked on that descriptor with EBADF.
  *   - getaddrinfo on a fiber runs on the runtime's offload pool (fiber_offload) while the
- *     fiber is parked; without the pool it blocks the thread, as before.
+ *     fiber is parked; if no pool thread can be had it runs on the thread, as before.
+ *   - epoll_wait/epoll_pwait on a fiber (a program's own event loop) park on the epoll
+ *     set itself, which the runtime's poller watches like any descriptor.
  *
  * Differences (by design)
  *   - A parked fiber is not interrupted by a signal: a signal handler runs on the thread,
  *     and the call continues as with SA_RESTART (no EINTR); ppoll's and pselect's signal
  *     mask applies to the first, non-parking check only. A parked call is not a
  *     pthread_cancel point.
- *   - The runtime's rule holds: one fiber reading and one writing per descriptor at a
- *     time. poll/select on two or more descriptors wait through an epoll set of their
- *     own, so any number of fibers may poll the same descriptor.
+ *   - The runtime's rule holds for read/write-like calls: one fiber reading and one
+ *     writing per descriptor at a time (a second aborts, naming the descriptor).
+ *     poll/select wait through a poll set of the hook's own (one epoll instance per
+ *     thread, one dispatcher fiber), so any number of fibers may poll one descriptor.
  *   - A descriptor closed behind the hook's back (libc-internal close, a raw syscall)
  *     keeps its remembered state until its number is reused by socket, accept, pipe, dup
  *     or close through the hook.

@@ -124,6 +124,10 @@ static int raw_select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv
     if (tv) { t.tv_sec = tv->tv_sec; t.tv_nsec = tv->tv_usec * 1000; }
     return raw_pselect(n, r, w, e, tv ? &t : NULL, NULL);
 }
+static int raw_epoll_pwait(int ep, struct epoll_event *e, int n, int ms, const sigset_t *m)
+{ return (int)syscall(SYS_epoll_pwait, ep, e, n, ms, m, _NSIG / 8); }
+static int raw_epoll_wait(int ep, struct epoll_event *e, int n, int ms)
+{ return raw_epoll_pwait(ep, e, n, ms, NULL); }
 static int raw_nanosleep(const struct timespec *q, struct timespec *r) { return (int)syscall(SYS_nanosleep, q, r); }
 static int raw_clock_nanosleep(clockid_t c, int fl, const struct timespec *q, struct timespec *r)
 { return syscall(SYS_clock_nanosleep, c, fl, q, r) == 0 ? 0 : errno; }
@@ -182,6 +186,8 @@ static struct {
     int     (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
     int     (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
     int     (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+    int     (*epoll_wait)(int, struct epoll_event *, int, int);
+    int     (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
     int     (*nanosleep)(const struct timespec *, struct timespec *);
     int     (*clock_nanosleep)(clockid_t, int, const struct timespec *, struct timespec *);
     int     (*close)(int);
@@ -199,7 +205,7 @@ static struct {
 } real = {
     raw_read, raw_write, raw_readv, raw_writev, raw_recvfrom, raw_sendto, raw_recvmsg,
     raw_sendmsg, raw_connect, raw_accept4, raw_poll, raw_ppoll, raw_select, raw_pselect,
-    raw_nanosleep, raw_clock_nanosleep, raw_close, raw_dup, raw_dup2, raw_dup3, raw_fcntl,
+    raw_epoll_wait, raw_epoll_pwait, raw_nanosleep, raw_clock_nanosleep, raw_close, raw_dup, raw_dup2, raw_dup3, raw_fcntl,
     raw_ioctl, raw_socket, raw_socketpair, raw_pipe2, raw_sleep, raw_usleep,
     lazy_getaddrinfo,
 };
@@ -219,7 +225,8 @@ __attribute__((constructor(101))) static void hook_init(void)
     RESOLVE(read); RESOLVE(write); RESOLVE(readv); RESOLVE(writev);
     RESOLVE(recvfrom); RESOLVE(sendto); RESOLVE(recvmsg); RESOLVE(sendmsg);
     RESOLVE(connect); RESOLVE(accept4); RESOLVE(poll); RESOLVE(ppoll);
-    RESOLVE(select); RESOLVE(pselect); RESOLVE(nanosleep); RESOLVE(clock_nanosleep);
+    RESOLVE(select); RESOLVE(pselect); RESOLVE(epoll_wait); RESOLVE(epoll_pwait);
+    RESOLVE(nanosleep); RESOLVE(clock_nanosleep);
     RESOLVE(close); RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(fcntl);
     RESOLVE(ioctl); RESOLVE(socket); RESOLVE(socketpair); RESOLVE(pipe2);
     RESOLVE(sleep); RESOLVE(usleep); RESOLVE(getaddrinfo);
@@ -1018,6 +1025,38 @@ int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *t,
         return -1;
     }
     return fiber_select(nfds, r, w, e, t ? after_ns(ts_ns(t)) : FIBER_FOREVER, mask);
+}
+
+/* An event loop of the program's own, run on a fiber: its epoll set is itself a
+ * descriptor, readable while an event is pending, so the fiber parks on the set in the
+ * runtime's poller (a set inside a set) and asks it again when woken. */
+static int fiber_epoll(int ep, struct epoll_event *ev, int n, int ms, const sigset_t *mask)
+{
+    uint64_t deadline = ms_deadline(ms);
+    for (;;) {
+        int r = mask ? real.epoll_pwait(ep, ev, n, 0, mask) : real.epoll_wait(ep, ev, n, 0);
+        if (r != 0)
+            return r;
+        if (deadline != FIBER_FOREVER && mono_ns() >= deadline)
+            return 0;
+        if (fiber_wait_fd(ep, EPOLLIN, deadline) < 0)
+            return errno == ETIMEDOUT ? 0 : -1;
+        mask = NULL;
+    }
+}
+
+int epoll_wait(int ep, struct epoll_event *ev, int n, int ms)
+{
+    if (ms == 0 || !on_fiber())
+        return real.epoll_wait(ep, ev, n, ms);
+    return fiber_epoll(ep, ev, n, ms, NULL);
+}
+
+int epoll_pwait(int ep, struct epoll_event *ev, int n, int ms, const sigset_t *mask)
+{
+    if (ms == 0 || !on_fiber())
+        return real.epoll_pwait(ep, ev, n, ms, mask);
+    return fiber_epoll(ep, ev, n, ms, mask);
 }
 
 /* ---- sleeping --------------------------------------------------------------------------- */

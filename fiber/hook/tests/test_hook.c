@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -65,12 +66,12 @@ static void test_enabled(void **st)
 
 enum call {
     C_READ, C_READV, C_RECV, C_RECVFROM, C_RECVMSG, C_POLL, C_PPOLL, C_SELECT, C_PSELECT,
-    C_WRITE_BIG, C_WRITEV_BIG, C_SEND_BIG, C_SENDTO_BIG, C_SENDMSG_BIG, C_ACCEPT,
+    C_EPOLL, C_WRITE_BIG, C_WRITEV_BIG, C_SEND_BIG, C_SENDTO_BIG, C_SENDMSG_BIG, C_ACCEPT,
     C_ACCEPT4, C_NCALLS
 };
 static const char *const call_name[] = {
     "read", "readv", "recv", "recvfrom", "recvmsg", "poll", "ppoll", "select", "pselect",
-    "write", "writev", "send", "sendto", "sendmsg", "accept", "accept4",
+    "epoll_wait", "write", "writev", "send", "sendto", "sendmsg", "accept", "accept4",
 };
 
 #define BIG (768u << 10) /* more than a socketpair buffers: a blocking write must wait */
@@ -115,6 +116,14 @@ static ssize_t do_call(struct callctx *x)
         FD_ZERO(&r);
         FD_SET(x->fd, &r);
         return pselect(x->fd + 1, &r, NULL, NULL, &t, NULL) == 1 ? 5 : -1;
+    }
+    case C_EPOLL: { /* a program's own event loop on a fiber */
+        int ep = epoll_create1(EPOLL_CLOEXEC);
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = x->fd }, got;
+        epoll_ctl(ep, EPOLL_CTL_ADD, x->fd, &ev);
+        int r = epoll_wait(ep, &got, 1, 3000);
+        close(ep);
+        return r == 1 && got.data.fd == x->fd ? 5 : -1;
     }
     case C_WRITE_BIG:   return write(x->fd, x->buf, BIG);
     case C_WRITEV_BIG: {
@@ -259,7 +268,7 @@ static void *delayed_write(void *p)
 static void test_each_call_outside_fiber(void **st)
 {
     (void)st;
-    for (int c = C_READ; c <= C_PSELECT; c++) {
+    for (int c = C_READ; c <= C_EPOLL; c++) {
         int sv[2];
         pair(sv);
         struct delayed d = { sv[1], 30 };
