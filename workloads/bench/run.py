@@ -754,6 +754,7 @@ CURL_MODELS = [  # (wl-curl --model, results model, results impl)
 def run_curl(a, model, port, n, extra=(), timeout_s=120):
     argv = [os.path.join(a.bin, "wl-curl"), "--model", model, "--target",
             f"127.0.0.1:{port}", "--n", str(n), "--timeout", str(timeout_s)] + list(extra)
+    lo0 = listen_overflows()
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 60,
                            preexec_fn=_die_with_parent)
@@ -763,6 +764,10 @@ def run_curl(a, model, port, n, extra=(), timeout_s=120):
     for line in p.stdout.splitlines():
         if line.startswith("{"):
             j = json.loads(line)
+            lo1 = listen_overflows()
+            # SYNs dropped at mock-llm's full listen queue come back after 1 s, 3 s...:
+            # first-token times to read beside it (machine-wide counter)
+            j["listen_overflows"] = lo1 - lo0 if lo0 >= 0 and lo1 >= 0 else None
             os.makedirs(os.path.join(a.out, "tmp"), exist_ok=True)
             with open(os.path.join(a.out, "tmp", "curl-raw.jsonl"), "a") as f:
                 f.write(json.dumps({"argv": argv[1:], **j}) + "\n")
@@ -802,6 +807,7 @@ def record_curl(tab, case, model, impl, n, j):
     if j["tokens"]:
         add("cpu_per_1k_tokens_ms", "ms", j["cpu_s_per_1k_tokens"] * 1000)
     add("seconds", "s", j["elapsed_s"])
+    add("listen_overflows_count", "count", j.get("listen_overflows"))
     for cause, cnt in j["causes"].items():
         tab.add(f"{case}/fail={slug(cause)}", model, impl, "n", n, "errors", "count", cnt)
     if j["spawn_failed"]:
