@@ -13,7 +13,7 @@
  *   connect accept accept4 poll ppoll select pselect epoll_wait epoll_pwait nanosleep
  *   clock_nanosleep usleep sleep close dup dup2 dup3 fcntl fcntl64 ioctl(FIONBIO)
  *   getaddrinfo; and, so that the hook knows each descriptor from its birth, socket
- *   socketpair pipe pipe2. Also the
+ *   socketpair pipe pipe2 eventfd timerfd_create epoll_create epoll_create1. Also the
  *   glibc names that reach the same code: __read __write __close __connect __send
  *   __poll __select __nanosleep __fcntl __dup2 and the _FORTIFY_SOURCE entry points
  *   __read_chk __recv_chk __recvfrom_chk __poll_chk __ppoll_chk.

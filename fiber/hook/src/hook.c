@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -159,6 +161,9 @@ static int raw_ioctl(int fd, unsigned long req, ...)
 static int raw_socket(int d, int t, int p) { return (int)syscall(SYS_socket, d, t, p); }
 static int raw_socketpair(int d, int t, int p, int sv[2]) { return (int)syscall(SYS_socketpair, d, t, p, sv); }
 static int raw_pipe2(int p[2], int fl) { return (int)syscall(SYS_pipe2, p, fl); }
+static int raw_eventfd(unsigned v, int fl) { return (int)syscall(SYS_eventfd2, v, fl); }
+static int raw_timerfd_create(int c, int fl) { return (int)syscall(SYS_timerfd_create, c, fl); }
+static int raw_epoll_create1(int fl) { return (int)syscall(SYS_epoll_create1, fl); }
 static unsigned raw_sleep(unsigned s)
 {
     struct timespec q = { (time_t)s, 0 }, r = { 0, 0 };
@@ -199,6 +204,9 @@ static struct {
     int     (*socket)(int, int, int);
     int     (*socketpair)(int, int, int, int[2]);
     int     (*pipe2)(int[2], int);
+    int     (*eventfd)(unsigned, int);
+    int     (*timerfd_create)(int, int);
+    int     (*epoll_create1)(int);
     unsigned (*sleep)(unsigned);
     int     (*usleep)(useconds_t);
     int     (*getaddrinfo)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
@@ -206,7 +214,8 @@ static struct {
     raw_read, raw_write, raw_readv, raw_writev, raw_recvfrom, raw_sendto, raw_recvmsg,
     raw_sendmsg, raw_connect, raw_accept4, raw_poll, raw_ppoll, raw_select, raw_pselect,
     raw_epoll_wait, raw_epoll_pwait, raw_nanosleep, raw_clock_nanosleep, raw_close, raw_dup, raw_dup2, raw_dup3, raw_fcntl,
-    raw_ioctl, raw_socket, raw_socketpair, raw_pipe2, raw_sleep, raw_usleep,
+    raw_ioctl, raw_socket, raw_socketpair, raw_pipe2, raw_eventfd, raw_timerfd_create,
+    raw_epoll_create1, raw_sleep, raw_usleep,
     lazy_getaddrinfo,
 };
 
@@ -229,6 +238,7 @@ __attribute__((constructor(101))) static void hook_init(void)
     RESOLVE(nanosleep); RESOLVE(clock_nanosleep);
     RESOLVE(close); RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(fcntl);
     RESOLVE(ioctl); RESOLVE(socket); RESOLVE(socketpair); RESOLVE(pipe2);
+    RESOLVE(eventfd); RESOLVE(timerfd_create); RESOLVE(epoll_create1);
     RESOLVE(sleep); RESOLVE(usleep); RESOLVE(getaddrinfo);
     rt_ok = rt_present();
 }
@@ -1149,6 +1159,30 @@ int pipe2(int p[2], int flags)
 int pipe(int p[2])
 {
     return pipe2(p, 0);
+}
+
+/* Other descriptors a program polls: made through the hook only so that their numbers
+ * get a new generation (the poll set must not take a reused number for its old file).
+ * They are not sockets or pipes, so reads and writes on them pass through. */
+static int born_other(int fd)
+{
+    if (fd >= 0) {
+        fd_newgen(fd);
+        fd_set_state(fd, 0);
+    }
+    return fd;
+}
+
+int eventfd(unsigned v, int flags) { return born_other(real.eventfd(v, flags)); }
+int timerfd_create(int clk, int flags) { return born_other(real.timerfd_create(clk, flags)); }
+int epoll_create1(int flags) { return born_other(real.epoll_create1(flags)); }
+int epoll_create(int size)
+{
+    if (size <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return epoll_create1(0);
 }
 
 /* Forget what the poller and the hook know of fd, before its number can be reused. A

@@ -739,6 +739,58 @@ static void test_poll_same_fds_two_fibers(void **st)
     close(x[0]); close(x[1]); close(y[0]); close(y[1]);
 }
 
+/* ---- a number polled, closed behind the hook's back, reused for an eventfd -------------- */
+
+struct reuse { int fd; int r; uint64_t el; };
+
+static void reuse_poller(void *p)
+{
+    struct reuse *x = p;
+    struct pollfd pf[2] = { { .fd = x->fd, .events = POLLIN }, { .fd = -1 } };
+    uint64_t t0 = now_ns();
+    x->r = poll(pf, 2, 2000);
+    x->el = now_ns() - t0;
+}
+
+static void reuse_writer(void *p)
+{
+    struct reuse *x = p;
+    fiber_sleep_ns(10 * MS);
+    uint64_t one = 1;
+    assert_int_equal(write(x->fd, &one, sizeof one), 8);
+}
+
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+
+static void test_poll_reused_number(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    /* poll sv[0] once from a fiber: its number joins the hook's poll set */
+    struct reuse x = { sv[0], 0, 0 };
+    fiber_t *a = fiber_spawn(reuse_poller, &x), *w = fiber_spawn(later_write, &sv[1]);
+    fiber_join(a);
+    fiber_join(w);
+    assert_int_equal(x.r, 1);
+    /* closed the way a library's internals close (no hook sees it), and the number
+     * comes back as an eventfd */
+    int num = sv[0];
+    assert_int_equal(syscall(SYS_close, num), 0);
+    int efd = eventfd(0, 0);
+    assert_int_equal(efd, num);
+    x = (struct reuse){ efd, 0, 0 };
+    a = fiber_spawn(reuse_poller, &x);
+    w = fiber_spawn(reuse_writer, &x);
+    fiber_join(a);
+    fiber_join(w);
+    assert_int_equal(x.r, 1);
+    assert_true(x.el < 1000 * MS); /* woken by the write, not by the poll's timeout */
+    close(efd);
+    close(sv[1]);
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -767,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_pipe),
         cmocka_unit_test(test_getaddrinfo),
         cmocka_unit_test(test_poll_same_fds_two_fibers),
+        cmocka_unit_test(test_poll_reused_number),
         cmocka_unit_test(test_ten_thousand_sleepers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
