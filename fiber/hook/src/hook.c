@@ -910,8 +910,8 @@ static int fiber_poll(struct pollfd *fds, nfds_t n, uint64_t deadline, const sig
         if (deadline != FIBER_FOREVER && mono_ns() >= deadline)
             return 0;
         if (park_pollfds(fds, n, deadline) != 0) {
-            if (errno == ETIMEDOUT)
-                return 0;
+            if (errno == ETIMEDOUT) /* a last look: an event may have come with the time */
+                return real.poll(fds, n, 0);
             if (errno != EBADF) /* EBADF: one was closed; the next poll reports POLLNVAL */
                 return -1;
         }
