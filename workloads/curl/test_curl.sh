@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_curl.sh BIN_DIR LIBFIBER_HOOK_SO - wl-curl against the real mock-llm: each model
 # completes every conversation; the fiber model runs one thread (libcurl's blocking code
-# parked, not run on threads); the preloaded plain binary does the same; "localhost"
-# goes through libcurl's resolver on fibers; bad flags exit 2.
+# parked, not run on threads); the preloaded plain binary does the same; a "localhost"
+# URL works on fibers; bad flags exit 2.
 set -u
 bin=$1 so=$2
 tmp=$(mktemp -d)
@@ -55,7 +55,8 @@ echo "ok: LD_PRELOAD wl-curl-plain --model fiber: 40 of 40"
 "$bin/wl-curl-plain" --model fiber --target 127.0.0.1:$port --n 1 2>/dev/null
 [ $? -eq 2 ] || fail "wl-curl-plain ran fibers without the hooks"
 
-# name resolution on fibers: libcurl resolves "localhost" itself
+# a host name on fibers: libcurl 7.88 answers "localhost" itself (other names go to its
+# resolver thread, off the fibers); getaddrinfo on a fiber is fiber/hook's own test
 out=$("$bin/wl-curl" --model fiber --host localhost --target 127.0.0.1:$port --n 20 \
       --max-tokens 8 $P) || fail "localhost run exited $?"
 check "wl-curl fiber localhost" 20 "$out"
