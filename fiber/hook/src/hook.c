@@ -25,6 +25,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -741,6 +742,23 @@ struct hep {
 };
 
 static _Thread_local struct hep *tl_hep;
+static pthread_key_t hep_key;
+static pthread_once_t hep_once = PTHREAD_ONCE_INIT;
+
+/* A thread that ran fibers (fiber-mt, a pool of schedulers) gives its poll set back when
+ * it exits; its fibers, and so its polls, are done by then. */
+static void hep_free(void *p)
+{
+    struct hep *h = p;
+    real.close(h->ep);
+    free(h->fds);
+    free(h);
+}
+
+static void hep_key_make(void)
+{
+    pthread_key_create(&hep_key, hep_free);
+}
 
 static struct hepfd *hep_fd(struct hep *h, int fd)
 {
@@ -814,6 +832,8 @@ static int park_pollfds(struct pollfd *fds, nfds_t n, uint64_t deadline)
             return -1;
         }
         tl_hep = h;
+        pthread_once(&hep_once, hep_key_make);
+        pthread_setspecific(hep_key, h);
     }
     struct pnode stack_nodes[8], *nodes = stack_nodes;
     if (n > 8 && !(nodes = calloc(n, sizeof *nodes))) {
