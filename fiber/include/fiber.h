@@ -5,9 +5,52 @@
  *   A fiber is a function running on its own small stack, switched in user space by
  *   an assembly context switch (fiber/src/switch_*.S). Each thread that calls
  *   fiber_spawn() owns one scheduler: a FIFO run queue, one timer heap for every sleep
- *   and I/O deadline, and one epoll poller. Fibers never migrate between threads and a
- *   fiber may only be touched (joined, woken) from the thread that spawned it. Several
- *   threads may each run their own scheduler at the same time.
+ *   and I/O deadline, and one epoll poller. Fibers never migrate between threads.
+ *   Several threads may each run their own scheduler at the same time.
+ *
+ * Threads
+ *   A fiber, a wait queue and a semaphore belong to one thread's scheduler: join,
+ *   detach, wake, release and wait on them only from that thread. From another thread,
+ *   reach them through fiber_sched_self()'s handle: fiber_waitq_wake_one_on(),
+ *   fiber_sem_release_on(), fiber_spawn_on(), fiber_sched_post() ("Other threads and
+ *   signals" below). Waking another thread's waiters directly, or waiting on its queue,
+ *   aborts with a message when the runtime can see it (the queue has a waiter); with
+ *   no waiter it is a data race that no check can see.
+ *
+ * Blocking calls stall the thread
+ *   Fibers are switched only at the calls of this API. A blocking system or libc call
+ *   made from a fiber - getaddrinfo, read(2) of a regular file or of a blocking socket,
+ *   sleep(3), waiting on a pthread mutex or condition variable, a synchronous DNS or
+ *   TLS library call on a blocking fd - stalls EVERY fiber of that thread until it
+ *   returns. Use the fiber_ I/O calls on nonblocking descriptors, hand the call to the
+ *   offload pool (fiber_offload(), fiber_getaddrinfo(), fiber_pread()), or link the
+ *   hooks library, which does that for unmodified code.
+ *
+ * Handles
+ *   A fiber_t is valid from fiber_spawn() until fiber_join() returns for it, or, for a
+ *   detached fiber, until it returns (a detached fiber's handle is best not kept at
+ *   all). Its record and stack are then reused by a later fiber. A fiber_t carries the
+ *   generation of its record, so joining or detaching a stale handle whose record runs
+ *   another fiber aborts ("stale fiber_t") instead of acting on the wrong fiber; after
+ *   fiber_pool_trim() or thread exit the record may be unmapped and a stale handle can
+ *   fault instead. fiber_name() and fiber_id() do not check. fiber_self() returns the
+ *   same value as the fiber's fiber_spawn() did.
+ *
+ * Stacks and signals
+ *   Each stack has a guard below it (one page; 64 KiB on aarch64, the interval at which
+ *   GCC's stack-clash probes step) and other fibers' stacks mapped right under that,
+ *   with each fiber's record at the top of its stack. A frame larger than the guard
+ *   (a big local array, alloca, a VLA) can step over it into a neighbour's stack
+ *   silently unless the code is compiled with -fstack-clash-protection (this project's
+ *   build sets it): then it faults in the guard. On the first scheduler the runtime
+ *   installs, process-wide, a SIGSEGV handler (SA_ONSTACK | SA_SIGINFO) that turns a
+ *   fault in the running fiber's guard into "fiber: stack overflow in fiber N 'name'"
+ *   and abort(); any other SIGSEGV goes to the handler that was installed before it, or
+ *   gets the default action. Each thread that makes a scheduler also gets a 64 KiB
+ *   alternate signal stack (sigaltstack), unless it already has one of at least 16 KiB;
+ *   it is freed at thread exit. A handler the program installs for SIGSEGV later
+ *   replaces the runtime's (overflow reports are then the program's to make); install
+ *   yours first and the runtime chains to it.
  *
  * Time
  *   Every time in this API is nanoseconds on CLOCK_MONOTONIC. Deadlines are absolute
@@ -37,7 +80,7 @@ extern "C" {
 /* No deadline. */
 #define FIBER_FOREVER UINT64_MAX
 
-/* Default usable stack size of a fiber, not counting its guard page. */
+/* Default usable stack size of a fiber, not counting its guard. */
 #define FIBER_DEFAULT_STACK_SIZE (64u * 1024u)
 
 typedef struct fiber fiber_t;
@@ -64,17 +107,20 @@ fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
 
 /*
  * Marks a joinable fiber as detached: it is reclaimed when it returns (at once, if it
- * already has). Aborts on a fiber that is already detached or being joined.
+ * already has); f is not valid after that. Aborts on a fiber that is already detached
+ * or being joined, or on a stale handle.
  */
 void fiber_detach(fiber_t *f);
 
 /*
  * Waits until f has returned, then frees it. From a fiber, the caller is parked; from
  * the thread outside any fiber, the scheduler is run until f has returned.
- * Returns 0. Aborts on misuse: f detached, f already joined (or being joined), f being
- * the caller, or f belonging to another thread's scheduler.
+ * Returns 0; f is not valid after that. Aborts on misuse: f detached, f already joined
+ * (or being joined), f being the caller, f belonging to another thread's scheduler, or
+ * f stale (its record since reused by another fiber; see "Handles" above).
  * Returns -1 with errno EDEADLK if, outside a fiber, the scheduler runs out of work
- * (every fiber blocked with no timer and no I/O) before f returns.
+ * (every fiber blocked with no timer, no I/O and no offloaded call) before f returns;
+ * never once fiber_sched_self() has been called on this thread.
  */
 int fiber_join(fiber_t *f);
 
@@ -82,7 +128,8 @@ int fiber_join(fiber_t *f);
  * Aborts when called outside a fiber. */
 void fiber_yield(void);
 
-/* The calling fiber, or NULL on a thread outside any fiber. */
+/* The calling fiber (the same handle its fiber_spawn() returned), or NULL on a thread
+ * outside any fiber. */
 fiber_t *fiber_self(void);
 
 /* A fiber's name ("" if none was given), and its id: unique in the process, nonzero,
@@ -105,7 +152,9 @@ void fiber_sleep_until(uint64_t deadline_ns);
  * Runs the calling thread's scheduler until no fiber is left (every fiber has returned;
  * joinable ones that nobody joined stay allocated until joined).
  * Returns 0; -1 with errno EDEADLK when fibers remain but none can ever run again (all
- * parked on wait queues with no deadline); -1 with errno from epoll on a poller failure.
+ * parked on wait queues with no deadline; not reported once fiber_sched_self() has been
+ * called on this thread, since another thread may still wake them); -1 with errno from
+ * epoll on a poller failure.
  * Aborts when called from inside a fiber.
  */
 int fiber_run(void);

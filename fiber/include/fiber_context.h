@@ -8,6 +8,13 @@
  * the stack it leaves, stores the stack pointer into *from, loads *to's and pops. The
  * saved frame layout is documented in fiber/src/switch_<arch>.S and pinned in
  * fiber/src/context.c.
+ *
+ * Control-flow protection. x86-64: the switches are IBT-clean (endbr64 at every entry,
+ * NOTRACK on the jumps to return addresses) and their objects are marked IBT; shadow
+ * stacks (SHSTK) are not supported - a switch would have to switch shadow stacks too -
+ * so the objects are not marked SHSTK, and a program linking them runs with shadow
+ * stacks off. aarch64: BTI landing pads at every entry, switches end with `ret` (which
+ * BTI exempts), PAC return signing in C code is compatible; marked BTI and PAC.
  */
 #ifndef FIBER_CONTEXT_H
 #define FIBER_CONTEXT_H

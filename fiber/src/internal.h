@@ -53,10 +53,36 @@ struct fiber {
     uint32_t        io_revents;
     unsigned char   state, wait_kind, detached, joined;
     int             wake_reason; /* 0, ETIMEDOUT or EBADF */
+    uint16_t        gen;      /* bumped each time the record starts a new fiber */
     void           *asan_fake_stack;
     fiber_stack_t   stack;
     char            name[32];
 };
+
+/*
+ * Handles. A fiber_t * is the record's address with the record's generation in bits
+ * 48-63 (user addresses on x86-64 and aarch64 Linux stay below 2^48 unless a mapping is
+ * asked for above, which this runtime never does). A handle kept after its fiber was
+ * joined (or, detached, returned) names a record whose generation has moved on once the
+ * record starts another fiber: the public calls compare the two and abort.
+ */
+#define FIBER_GEN_SHIFT 48
+static inline struct fiber *fiber__rec(const fiber_t *h)
+{
+    return (struct fiber *)((uintptr_t)h & (((uintptr_t)1 << FIBER_GEN_SHIFT) - 1));
+}
+static inline uint16_t fiber__handle_gen(const fiber_t *h)
+{
+    return (uint16_t)((uintptr_t)h >> FIBER_GEN_SHIFT);
+}
+static inline fiber_t *fiber__handle(struct fiber *f)
+{
+    return (fiber_t *)((uintptr_t)f | (uintptr_t)f->gen << FIBER_GEN_SHIFT);
+}
+
+/* The system's page size - 1 (4, 16 or 64 KiB pages), set before the first scheduler. */
+extern size_t fiber__page_mask;
+size_t fiber__page_size(void);
 
 #define NO_HEAP ((size_t)-1)
 /* Bytes reserved at the top of every stack for the record (cache-line multiple). */
@@ -105,6 +131,8 @@ size_t fiber__stack_round(size_t size);
 
 /* sched.c, for io.c and remote.c */
 void fiber__pool_give(struct sched *s, struct fiber *rec); /* a stack, record at its top */
+/* Sets up a record at f, on stack st, as the pool keeps records between fibers. */
+void fiber__record_init(struct fiber *f, const fiber_stack_t *st);
 struct sched *fiber__sched(void);          /* this thread's, created on demand; NULL+ENOMEM */
 struct sched *fiber__sched_peek(void);     /* this thread's, or NULL if it has none */
 int  fiber__park(struct sched *s, struct fiber *f, uint64_t deadline_ns);

@@ -217,7 +217,8 @@ void fiber__io_wake_fd(struct sched *s, int fd, int reason)
 
 static struct fiber *io_self(const char *what)
 {
-    struct fiber *f = fiber_self();
+    struct sched *s = fiber__sched_peek();
+    struct fiber *f = s ? s->current : NULL;
     if (!f)
         FIBER_PANIC("%s called outside a fiber", what);
     return f;

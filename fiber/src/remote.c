@@ -39,6 +39,8 @@ struct fiber_sched {
     struct sched *owner;
 };
 
+static void fiber__msg_drop(struct fiber__msg *m);
+
 /* ---- the owner's side ---- */
 
 struct fiber_sched *fiber__remote(struct sched *s)
@@ -114,7 +116,15 @@ void fiber__remote_free(struct sched *s)
     s->remote = NULL;
     if (s->remote_waiters)
         return;
-    fiber__remote_drain(s, 0); /* messages for fibers that are gone: free them unrun */
+    /* Requests that came too late: dropped unrun (their functions would run inside a
+     * thread-exit destructor, and a spawned fiber would never run). No offload
+     * completion can be among them: those come only while a fiber waits. */
+    struct fiber__msg *m = atomic_exchange_explicit(&r->inbox, NULL, memory_order_acquire);
+    while (m) {
+        struct fiber__msg *next = m->next;
+        fiber__msg_drop(m);
+        m = next;
+    }
     close(r->efd);
     free(r);
 }
@@ -250,6 +260,16 @@ static void run_spawn(struct sched *s, struct fiber__msg *m)
                     "stack (%s)", strerror(errno)); /* cannot happen: the stack is pooled */
 }
 
+/* Frees a message without running it: its memory, and a spawn request's stack. */
+static void fiber__msg_drop(struct fiber__msg *m)
+{
+    if (m->run == run_spawn) {
+        fiber_stack_t st = ((struct spawn_msg *)m)->rec->stack;
+        fiber_stack_free(&st);
+    }
+    free(m);
+}
+
 int fiber_spawn_on(fiber_sched_t *r, void (*fn)(void *), void *arg)
 {
     if (!r)
@@ -272,7 +292,7 @@ int fiber_spawn_on(fiber_sched_t *r, void (*fn)(void *), void *arg)
     m->fn = fn;
     m->arg = arg;
     m->rec = (struct fiber *)((char *)st.hi - FIBER_RECORD_SIZE);
-    m->rec->stack = st;
+    fiber__record_init(m->rec, &st);
     fiber__remote_push(r, &m->hdr);
     return 0;
 }

@@ -91,6 +91,7 @@ struct sched *fiber__sched(void)
     if (s)
         return s;
     pthread_once(&sched_key_once, sched_key_init);
+    fiber__page_size(); /* sets fiber__page_mask before the first spawn needs it */
     s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -426,12 +427,17 @@ static struct fiber *record_fresh(struct sched *s, size_t size)
     if (stack_fresh(s, size, &st) != 0)
         return NULL;
     struct fiber *f = record_place(s, &st);
+    fiber__record_init(f, &st);
+    return f;
+}
+
+void fiber__record_init(struct fiber *f, const fiber_stack_t *st)
+{
     memset(f, 0, sizeof *f);
-    f->stack = st;
+    f->stack = *st;
     f->heap_idx = NO_HEAP;
     f->io_fd = -1;
     f->wait_kind = WAIT_NONE;
-    return f;
 }
 
 /* Both spawn calls, inlined into each so that fiber_spawn's constant attributes fold. */
@@ -445,9 +451,6 @@ spawn(void (*fn)(void *), void *arg, size_t size, int detached, const char *name
             return NULL;
         }
     }
-    size_t ps = 4096;
-    size = (size + ps - 1) & ~(ps - 1);
-
     struct fiber *f;
     struct pool_bucket *b = pool_bucket(s, size, 0);
     if (__builtin_expect(b && b->head, 1)) {
@@ -478,10 +481,14 @@ spawn(void (*fn)(void *), void *arg, size_t size, int detached, const char *name
         f->name[0] = '\0';
     }
     f->ctx.sp = (char *)f + 1; /* bit 0: fresh, entered with its stack top at f */
+    f->gen++; /* the handles of the record's earlier fibers go stale */
     runq_push(s, f);
     s->live++;
-    return f;
+    return fiber__handle(f);
 }
+
+/* fiber_spawn's size needs no rounding: whole pages of every page size (4, 16, 64 KiB). */
+_Static_assert(FIBER_DEFAULT_STACK_SIZE % 65536 == 0, "default stack: whole 64 KiB pages");
 
 fiber_t *fiber_spawn(void (*fn)(void *), void *arg)
 {
@@ -499,19 +506,38 @@ fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
         errno = EINVAL;
         return NULL;
     }
+    /* Whole pages of this system (4, 16 or 64 KiB), as the pool's buckets hold them. */
+    size_t mask = __atomic_load_n(&fiber__page_mask, __ATOMIC_RELAXED);
+    if (__builtin_expect(!mask, 0))
+        mask = fiber__page_size() - 1;
+    size = (size + mask) & ~mask;
     return spawn(fn, arg, size, attr && attr->detached, attr ? attr->name : NULL);
 }
 
 fiber_t *fiber_self(void)
 {
     struct sched *s = tls_sched;
-    return s ? s->current : NULL;
+    return s && s->current ? fiber__handle(s->current) : NULL;
 }
 
-const char *fiber_name(const fiber_t *f) { return f->name; }
+/* The record a handle names; aborts when the handle is stale (see internal.h). */
+static struct fiber *handle_check(const fiber_t *h, const char *what)
+{
+    struct fiber *f = fiber__rec(h);
+    if (__builtin_expect(fiber__handle_gen(h) != f->gen, 0))
+        FIBER_PANIC("%s: stale fiber_t %p: the fiber it named was already joined (or, "
+                    "detached, had returned) and its record now belongs to fiber %" PRIu64
+                    " '%s' (generation %u, the handle's %u)",
+                    what, (const void *)h, fiber_id(f), f->name, f->gen, fiber__handle_gen(h));
+    return f;
+}
+
+/* Name and id of the record itself: callers inside the runtime pass records, users pass
+ * handles; neither is checked (a stale handle just reads the newer fiber's). */
+const char *fiber_name(const fiber_t *f) { return fiber__rec(f)->name; }
 uint64_t fiber_id(const fiber_t *f)
 {
-    struct fiber *m = (struct fiber *)f;
+    struct fiber *m = fiber__rec(f);
     if (!m->id)
         m->id = __atomic_add_fetch(&next_fiber_id, 1, __ATOMIC_RELAXED);
     return m->id;
@@ -676,9 +702,10 @@ static int sched_loop(struct sched *s, struct fiber *until)
     for (;;) {
         if (until ? until->state == FIBER_DONE : s->live == 0)
             break;
-        /* With no timer, no I/O waiter, no inbox and a fiber ready, there is nothing to
-         * check: the common case of a join or a run of compute-only fibers. */
-        if (s->heap_len || s->io_waiters || s->remote || !s->runq_head)
+        /* With no timer, no I/O waiter, nothing in the inbox and a fiber ready, there is
+         * nothing to check: the common case of a join or a run of compute-only fibers. */
+        if (s->heap_len || s->io_waiters || !s->runq_head ||
+            (s->remote && fiber__remote_pending(s)))
             if (sched_wait(s) != 0) {
                 rc = -1;
                 break;
@@ -716,7 +743,9 @@ void fiber_sched_spin(uint64_t ns)
 size_t fiber_stack_trim(void)
 {
     struct fiber *f = current_or_panic("fiber_stack_trim");
-    size_t ps = 4096;
+    /* The system's page, not 4 KiB: madvise rounds the length up to whole pages, so on a
+     * 16 or 64 KiB-page kernel a 4 KiB-aligned end would discard the page of this frame. */
+    size_t ps = fiber__page_size();
     /* Keep a page of margin below this frame: the madvise call itself runs there. */
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     uintptr_t lo = (uintptr_t)f->stack.lo;
@@ -746,22 +775,37 @@ static int join_from_main(struct sched *s, struct fiber *f)
         FIBER_PANIC("the scheduler is already running on this thread");
     s->in_loop = 1;
     do {
-        if (s->heap_len || s->io_waiters || s->remote || !s->runq_head) {
+        if (s->heap_len || s->io_waiters || !s->runq_head ||
+            (s->remote && fiber__remote_pending(s))) {
             s->in_loop = 0;
             return sched_loop(s, f);
         }
         struct fiber *next = runq_pop(s);
         s->batch = s->runq_len + 1 > MIN_ROUND ? s->runq_len : MIN_ROUND - 1;
+#if FIBER_ASAN
         sched_switch(s, NULL, next);
+#else
+        /* A second call site of the switch, on purpose: when the fiber runs to its end,
+         * its last switch returns into this call, which is the entry on top of the
+         * return-stack buffer; only a resume from a fiber's sched_switch() (the end of
+         * a round) pays one misprediction here. Saves a call level per join. */
+        s->current = next;
+        next->state = FIBER_RUNNING;
+        SCHED_SWITCH_ASM(&s->main_ctx, &next->ctx);
+        after_switch(s);
+#endif
     } while (f->state != FIBER_DONE);
     s->in_loop = 0;
     return 0;
 }
 
-int fiber_join(fiber_t *f)
+int fiber_join(fiber_t *h)
 {
+    struct fiber *f = fiber__rec(h);
     struct sched *s = tls_sched;
-    if (__builtin_expect(!s || f->sched != s || f->detached || f->joined || f == s->current, 0)) {
+    if (__builtin_expect(!s || f->sched != s || f->detached || f->joined || f == s->current ||
+                         fiber__handle_gen(h) != f->gen, 0)) {
+        handle_check(h, "fiber_join");
         check_owner(s, f, "fiber_join");
         if (f->detached)
             FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' is detached", fiber_id(f), f->name);
@@ -785,8 +829,9 @@ int fiber_join(fiber_t *f)
     return 0;
 }
 
-void fiber_detach(fiber_t *f)
+void fiber_detach(fiber_t *h)
 {
+    struct fiber *f = handle_check(h, "fiber_detach");
     struct sched *s = tls_sched;
     check_owner(s, f, "fiber_detach");
     if (f->detached)
@@ -800,10 +845,22 @@ void fiber_detach(fiber_t *f)
 
 /* ---- wait queues and semaphores ---- */
 
+/* Waking another thread's fibers from here would push them onto that thread's run queue
+ * while it runs, and waiting on its queue would link this fiber into its lists: silent
+ * corruption. Detectable when the queue has a waiter. */
+static void check_queue_owner(struct fiber *waiter, const char *what, const char *advice)
+{
+    if (__builtin_expect(waiter->sched != tls_sched, 0))
+        FIBER_PANIC("%s from another thread: the wait queue's fibers belong to another "
+                    "thread's scheduler (%s)", what, advice);
+}
+
 int fiber_waitq_wait(fiber_waitq_t *q, uint64_t deadline_ns)
 {
     struct fiber *f = current_or_panic("fiber_waitq_wait");
     struct sched *s = f->sched;
+    if (q->tail)
+        check_queue_owner(q->tail, "fiber_waitq_wait", "a wait queue or semaphore serves the fibers of one thread");
     f->waitq = q;
     f->next = NULL;
     f->prev = q->tail;
@@ -830,6 +887,7 @@ int fiber_waitq_wake_one(fiber_waitq_t *q)
     struct fiber *f = q->head;
     if (!f)
         return 0;
+    check_queue_owner(f, "fiber_waitq_wake_one", "from other threads, use fiber_waitq_wake_one_on()");
     fiber__wake(f->sched, f, 0);
     return 1;
 }
@@ -837,6 +895,8 @@ int fiber_waitq_wake_one(fiber_waitq_t *q)
 int fiber_waitq_wake_all(fiber_waitq_t *q)
 {
     int n = 0;
+    if (q->head)
+        check_queue_owner(q->head, "fiber_waitq_wake_all", "from other threads, use fiber_waitq_wake_all_on()");
     while (q->head) {
         fiber__wake(q->head->sched, q->head, 0);
         n++;
@@ -858,6 +918,8 @@ int fiber_sem_acquire(fiber_sem_t *sem, uint64_t deadline_ns)
 
 void fiber_sem_release(fiber_sem_t *sem)
 {
+    if (sem->waiters.head)
+        check_queue_owner(sem->waiters.head, "fiber_sem_release", "from other threads, use fiber_sem_release_on()");
     if (!fiber_waitq_wake_one(&sem->waiters))
         sem->count++;
 }

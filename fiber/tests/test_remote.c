@@ -120,11 +120,25 @@ static pthread_t main_thread;
 static fiber_waitq_t all_done = FIBER_WAITQ_INIT;
 static int posted_ran;
 
+static fiber_waitq_t child_q = FIBER_WAITQ_INIT;
+static fiber_sem_t child_sem = FIBER_SEM_INIT(0);
+static int children_started;
+
 static void remote_child(void *arg)
 {
     (void)arg;
     assert_true(pthread_equal(pthread_self(), main_thread));
-    fiber_yield(); /* it is a real fiber */
+    int me = children_started++;
+    /* It is a real fiber: it yields, sleeps, times out, waits with no deadline. */
+    fiber_yield();
+    fiber_sleep_ns(1000);
+    errno = 0;
+    assert_int_equal(fiber_waitq_wait(&child_q, fiber_now_ns() + 100000), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+    if (me % 2)
+        fiber_sem_release(&child_sem);
+    else
+        assert_int_equal(fiber_sem_acquire(&child_sem, FIBER_FOREVER), 0);
     if (++spawned_ran == SPAWNS)
         fiber_waitq_wake_all(&all_done);
 }
@@ -207,6 +221,42 @@ static void test_busy_scheduler_takes_messages(void **state)
     pthread_join(t, NULL);
     fiber_join(a);
     fiber_join(b);
+}
+
+/* ---- a thread that exits with requests still in its inbox ---- */
+
+static pthread_barrier_t posted_bar, handed;
+static fiber_sched_t *leaving;
+static int late_ran;
+
+static void late_call(void *arg) { (void)arg; late_ran = 1; }
+
+static void *exits_without_running(void *arg)
+{
+    (void)arg;
+    leaving = fiber_sched_self();
+    pthread_barrier_wait(&handed);
+    pthread_barrier_wait(&posted_bar); /* then leaves without running its scheduler */
+    return NULL;
+}
+
+static void test_exiting_thread_drops_requests(void **state)
+{
+    (void)state;
+    pthread_barrier_init(&posted_bar, NULL, 2);
+    pthread_barrier_init(&handed, NULL, 2);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, exits_without_running, NULL), 0);
+    pthread_barrier_wait(&handed);
+    assert_non_null(leaving);
+    assert_int_equal(fiber_sched_post(leaving, late_call, NULL), 0);
+    assert_int_equal(fiber_spawn_on(leaving, remote_child, NULL), 0);
+    pthread_barrier_wait(&posted_bar);
+    pthread_join(t, NULL);
+    /* Dropped unrun (and freed: the ASan build checks for leaks). */
+    assert_int_equal(late_ran, 0);
+    pthread_barrier_destroy(&posted_bar);
+    pthread_barrier_destroy(&handed);
 }
 
 /* ---- signals ---- */
@@ -292,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_sem_released_from_other_threads),
         cmocka_unit_test(test_spawn_on_from_another_thread),
         cmocka_unit_test(test_busy_scheduler_takes_messages),
+        cmocka_unit_test(test_exiting_thread_drops_requests),
         cmocka_unit_test(test_signal_wakes_a_fiber),
         cmocka_unit_test(test_signal_wait_timeout),
     };
