@@ -32,13 +32,15 @@ HEADER = ["harness", "case", "model", "impl", "param", "value", "metric", "unit"
 
 # Keep these three tables in step with results/README.md: it is the manual, this
 # is its enforcement.
-HARNESSES = {"switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm"}
+HARNESSES = {"switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm",
+             "curl"}
 
 UNITS = {"ns", "us", "ms", "s", "bytes", "KiB", "MiB", "count", "streams", "ops/s",
          "req/s", "units/s", "tokens/s", "events/s", "conv/s", "MB/s", "percent", "x"}
 
 METRICS = {
     "ns_per_op": "ns", "us_per_op": "us", "ns_per_switch": "ns", "ns_per_create": "ns",
+    "ns_per_switch_layout": "ns",
     "us_per_unit": "us", "us_per_switch": "us",
     "ops_per_s": "ops/s", "units_per_s": "units/s", "req_per_s": "req/s",
     "tokens_per_s": "tokens/s",
@@ -73,6 +75,7 @@ METRICS = {
     "cpu_per_req_us": "us", "generator_cpu_percent": "percent", "generator_cpu_s": "s",
     "generator_bound_count": "count", "generator_send_lag_p99_ms": "ms",
     "offered_req_per_s": "req/s", "service_p99_ms": "ms", "incomplete_count": "count",
+    "completed_count": "count", "kernel_est_per_unit_bytes": "bytes",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units
