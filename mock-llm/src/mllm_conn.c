@@ -292,7 +292,7 @@ static void linger(mllm_conn_t *c)
     /* Contents are never looked at, so every lingering connection shares one sink. */
     static char sink[16384];
     uint64_t end = fiber_now_ns() + MLLM_LINGER_TIME_NS;
-    size_t total = c->in_len;
+    size_t total = 0;
     while (total < MLLM_LINGER_BYTES) {
         uint64_t deadline = fiber_now_ns() + MLLM_LINGER_IDLE_NS;
         ssize_t r = mllm_tx_read(&c->tx, sink, sizeof sink, deadline < end ? deadline : end);
@@ -300,7 +300,8 @@ static void linger(mllm_conn_t *c)
             break;
         total += (size_t)r;
     }
-    (void)total;
+    mllm_metrics.lingering_closes++;
+    mllm_metrics.linger_bytes += total;
 }
 
 /* Answers a request this layer cannot hand up, in OpenAI's error shape, and closes the
@@ -316,7 +317,7 @@ static void refuse(mllm_conn_t *c, int status, const char *msg)
     if (!b.oom)
         mllm_conn_respond(c, status, "application/json", b.p, b.len, NULL, 0);
     mllm_buf_free(&b);
-    (void)linger;
+    linger(c);
 }
 
 /* A failed read: a timeout or no memory is answered, an EOF or a reset is not. */
@@ -390,8 +391,10 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
                 break;
             }
             ssize_t n = in_read(c, 0, head + enc_max + 1024, body_deadline);
-            if (n <= 0)
+            if (n <= 0) {
+                read_failed(c, n, "body");
                 return 0;
+            }
         }
         if (rc < 0) {
             refuse(c, -rc, rc == -413 ? "The request body is too large."
@@ -405,8 +408,10 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
              * socket until its turn. */
             size_t rest = head + body_len - c->in_len;
             ssize_t n = in_read(c, rest, head + body_len + 1024, body_deadline);
-            if (n <= 0)
+            if (n <= 0) {
+                read_failed(c, n, "body");
                 return 0;
+            }
         }
     }
     /* Complete: nothing more is read until mllm_conn_done(), so c->in stays put. */

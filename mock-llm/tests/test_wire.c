@@ -973,6 +973,94 @@ static void test_large_prompts(void **st)
     }
 }
 
+/* Sends everything, like a client that does not look at the socket until its request is
+ * out. Returns 0, or the errno of the failed send (a reset: ECONNRESET or EPIPE). */
+static int send_all_or_errno(int fd, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return w < 0 ? errno : EPIPE;
+        s += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* A client that sends its whole 2 MiB body and only then reads gets the refusal the
+ * server sent early (413 above the 1 MiB limit, 400 for a malformed head), not a reset:
+ * the server answers, then reads and drops the rest before closing (lingering close). */
+static void test_refusal_survives_the_rest_of_the_body(void **st)
+{
+    (void)st;
+    const size_t big = 2u << 20;
+    char *body = malloc(big);
+    memset(body, 'a', big);
+    struct {
+        const char *head;
+        int         chunked, status;
+    } cases[] = {
+        { "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n\r\n", 0,
+          413 },
+        { "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+          1, 413 },
+        /* both framings: refused at the head, before any of the body is read */
+        { "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n", 0, 400 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        static rd_t r;
+        r.fd = connect_to(srv_main.port);
+        r.len = r.off = 0;
+        r.eof = 0;
+        int e = send_all_or_errno(r.fd, cases[i].head, strlen(cases[i].head));
+        if (cases[i].chunked) {
+            for (size_t off = 0; !e && off < big; off += 65536) {
+                e = send_all_or_errno(r.fd, "10000\r\n", 7);
+                if (!e)
+                    e = send_all_or_errno(r.fd, body + off, 65536);
+                if (!e)
+                    e = send_all_or_errno(r.fd, "\r\n", 2);
+            }
+            if (!e)
+                e = send_all_or_errno(r.fd, "0\r\n\r\n", 5);
+        } else if (!e) {
+            e = send_all_or_errno(r.fd, body, big);
+        }
+        if (e)
+            fail_msg("case %zu: sending the body failed: %s (the server reset the connection)",
+                     i, strerror(e));
+        resp_t o;
+        if (read_resp(&r, &o) != 0)
+            fail_msg("case %zu: no response could be read (%s)", i, r.eof ? "EOF/reset" : "timeout");
+        assert_int_equal(o.status, cases[i].status);
+        assert_string_equal(hdr(&o, "connection"), "close");
+        cJSON *j = cJSON_Parse(o.body);
+        assert_non_null(cJSON_GetObjectItem(j, "error"));
+        cJSON_Delete(j);
+        resp_free(&o);
+        close(r.fd);
+    }
+    /* The draining is bounded: a client that never stops sending is cut off after the
+     * byte bound (16 MiB), well before 64 MiB, and the refusal was still readable. */
+    double lingered0 = metric(srv_main, "mllm_lingering_closes_total");
+    int fd = connect_to(srv_main.port);
+    const char *h = "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: "
+                    "999999999\r\n\r\n";
+    int e = send_all_or_errno(fd, h, strlen(h));
+    size_t sent = 0;
+    while (!e && sent < (64u << 20)) {
+        e = send_all_or_errno(fd, body, big);
+        sent += e ? 0 : big;
+    }
+    assert_true(e == EPIPE || e == ECONNRESET);
+    print_message("lingering close: the server cut an endless body off after %zu MiB sent\n",
+                  sent >> 20);
+    close(fd);
+    assert_true(metric(srv_main, "mllm_lingering_closes_total") - lingered0 >= 1);
+    free(body);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -1011,6 +1099,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_anthropic_stream),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_large_prompts),
+        cmocka_unit_test(test_refusal_survives_the_rest_of_the_body),
         cmocka_unit_test(test_disconnect_no_leak),
         cmocka_unit_test(test_slow_reader_dropped_others_served),
         cmocka_unit_test(test_timeouts_and_max_conns),
