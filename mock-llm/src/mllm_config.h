@@ -39,6 +39,7 @@ typedef struct mllm_config {
     double          disconnect_rate;
     int             retry_after_ms;
     int             busy_poll;        /* never sleep in epoll: spin between deadlines */
+    double          tool_call_rate;   /* share of "auto" requests with tools answered by a call */
 } mllm_config_t;
 
 /* Fills c with the defaults documented in --help. */

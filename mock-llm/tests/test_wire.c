@@ -1061,6 +1061,50 @@ static void test_refusal_survives_the_rest_of_the_body(void **st)
     free(body);
 }
 
+/* TTFT grows with the prompt by the profile's prefill time per token, and
+ * usage.prompt_tokens follows the prompt's bytes (ceil(bytes / 4) + 3 per message + 3).
+ * Here 20 us per token: a 64 KiB prompt (16,384 + 6 tokens of content and framing,
+ * minus the 1 KiB prompt's 256 + 6) must start >= 0.9 x 322 ms later than a 1 KiB one
+ * (a lower bound only: load can delay, never hurry, a token). */
+static void test_prefill_follows_prompt_size(void **st)
+{
+    (void)st;
+    const char *a[] = { "--profile", "fixed", "--ttft-ms", "20", "--prefill-us-per-token", "20",
+                        "--output-tokens", "2", NULL };
+    server_t s = start_server(a);
+    const size_t sizes[2] = { 1024, 64 * 1024 };
+    double ttft[2];
+    int prompt[2];
+    for (int i = 0; i < 2; i++) {
+        static rd_t r;
+        r.fd = connect_to(s.port);
+        r.len = r.off = 0;
+        char *b = sized_body("mock", "\"stream\":true,\"stream_options\":{\"include_usage\":"
+                             "true},", sizes[i]);
+        double t0 = now_s();
+        send_request(r.fd, "/v1/chat/completions", b, sizes[i], 0);
+        resp_t *o = calloc(1, sizeof *o);
+        assert_int_equal(read_resp(&r, o), 0);
+        ttft[i] = o->chunk_t[0] - t0;
+        const char *u = strstr(o->body, "\"prompt_tokens\":");
+        assert_non_null(u);
+        prompt[i] = atoi(u + 16);
+        resp_free(o);
+        free(o);
+        free(b);
+        close(r.fd);
+    }
+    /* content bytes = body - 112 bytes of JSON around it (model, stream options, role) */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(prompt[i], (int)((sizes[i] - 112 + 3) / 4) + 3 + 3);
+    double want = (prompt[1] - prompt[0]) * 20e-6;
+    print_message("prefill: TTFT %.1f ms at %d prompt tokens, %.1f ms at %d (+%.1f ms "
+                  "expected)\n", ttft[0] * 1e3, prompt[0], ttft[1] * 1e3, prompt[1], want * 1e3);
+    assert_true(ttft[1] - ttft[0] >= 0.9 * want);
+    assert_true(ttft[0] >= 0.020);
+    assert_int_equal(stop_server(s), 0);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -1100,6 +1144,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_large_prompts),
         cmocka_unit_test(test_refusal_survives_the_rest_of_the_body),
+        cmocka_unit_test(test_prefill_follows_prompt_size),
         cmocka_unit_test(test_disconnect_no_leak),
         cmocka_unit_test(test_slow_reader_dropped_others_served),
         cmocka_unit_test(test_timeouts_and_max_conns),
