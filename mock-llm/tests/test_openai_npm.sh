@@ -25,4 +25,5 @@ echo "openai SDK $(node -p "require('$CACHE/node_modules/openai/package.json').v
 start_server "$BIN" --profile fixed --time-scale 0.05 --retry-after-ms 10
 NODE_PATH="$CACHE/node_modules" node "$HERE/test_openai.js" "$PORT"
 NODE_PATH="$CACHE/node_modules" node "$HERE/test_anthropic.js" "$PORT"
+NODE_PATH="$CACHE/node_modules" node "$HERE/test_sdk_traffic.js" "$PORT"
 stop_server
