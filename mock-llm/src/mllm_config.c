@@ -96,6 +96,8 @@ static void usage(FILE *f)
 "  --retry-after-ms N        retry-after of injected 429/503 (default 1000)\n"
 "  --midstream-error-rate P  share of streams that end in an error frame halfway\n"
 "  --disconnect-rate P       share of streams whose connection is cut halfway\n"
+"  --sndbuf BYTES            SO_SNDBUF of each client socket (default: the kernel's\n"
+"                            autotuning, up to MBs); small makes slow readers back up\n"
 "  --busy-poll               spin instead of sleeping between deadlines: lower\n"
 "                            lateness for a whole core (a benchmark option)\n"
 "  --log-level LEVEL         error, warn (default), info or debug (stderr)\n"
@@ -179,7 +181,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         O_LISTEN = 256, O_PROFILE, O_SCALE, O_SEED, O_MODELS, O_TPE, O_TTFT, O_TPS, O_OUT,
         O_MAXCONNS, O_MAXBODY, O_MAXHEADER, O_MAXPENDING, O_IDLE, O_HDRTO, O_WRTO, O_ERATE,
         O_ESTAT, O_RETRY, O_MIDERR, O_DISC, O_LOG, O_LIST, O_HELP, O_BUSY, O_PREFILL,
-        O_TOOLRATE,
+        O_TOOLRATE, O_SNDBUF,
     };
     static const struct option opts[] = {
         { "listen", required_argument, 0, O_LISTEN },
@@ -207,6 +209,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         { "busy-poll", no_argument, 0, O_BUSY },
         { "prefill-us-per-token", required_argument, 0, O_PREFILL },
         { "tool-call-rate", required_argument, 0, O_TOOLRATE },
+        { "sndbuf", required_argument, 0, O_SNDBUF },
         { "list-profiles", no_argument, 0, O_LIST },
         { "help", no_argument, 0, O_HELP },
         { 0, 0, 0, 0 },
@@ -319,6 +322,10 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         case O_BUSY: c->busy_poll = 1; break;
         case O_PREFILL: rc = num("--prefill-us-per-token", optarg, 0, 1e6, &prefill_us); break;
         case O_TOOLRATE: rc = num("--tool-call-rate", optarg, 0, 1, &c->tool_call_rate); break;
+        case O_SNDBUF:
+            rc = num("--sndbuf", optarg, 0, 1 << 30, &v);
+            c->sndbuf = (int)v;
+            break;
         case O_LIST: list_profiles(); return 1;
         case O_HELP: usage(stdout); return 1;
         case ':':

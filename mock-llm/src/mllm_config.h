@@ -40,6 +40,7 @@ typedef struct mllm_config {
     int             retry_after_ms;
     int             busy_poll;        /* never sleep in epoll: spin between deadlines */
     double          tool_call_rate;   /* share of "auto" requests with tools answered by a call */
+    int             sndbuf;           /* SO_SNDBUF of client sockets; 0 = kernel autotuning */
 } mllm_config_t;
 
 /* Fills c with the defaults documented in --help. */

@@ -45,6 +45,27 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Servers started by one test: a test that fails (cmocka jumps out of it) leaves its
+ * server running, and the group teardown stops it, so no orphan keeps the test's
+ * output pipe open. */
+static pid_t live[16];
+
+static void live_add(pid_t p)
+{
+    for (int i = 0; i < 16; i++)
+        if (!live[i]) {
+            live[i] = p;
+            return;
+        }
+}
+
+static void live_del(pid_t p)
+{
+    for (int i = 0; i < 16; i++)
+        if (live[i] == p)
+            live[i] = 0;
+}
+
 static server_t start_server_lim(const char *const *extra, long nofile)
 {
     int p[2];
@@ -82,6 +103,7 @@ static server_t start_server_lim(const char *const *extra, long nofile)
     /* the interface contract: exactly this line */
     assert_int_equal(sscanf(line, "mock-llm listening on 127.0.0.1:%d\n", &port), 1);
     assert_true(port > 0);
+    live_add(pid);
     return (server_t){ pid, port };
 }
 
@@ -93,6 +115,7 @@ static server_t start_server(const char *const *extra)
 static int stop_server(server_t s)
 {
     int st = 0;
+    live_del(s.pid);
     kill(s.pid, SIGTERM);
     waitpid(s.pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -1105,6 +1128,77 @@ static void test_prefill_follows_prompt_size(void **st)
     assert_int_equal(stop_server(s), 0);
 }
 
+/* Reads whatever is in the socket now, without waiting. Returns the bytes read. */
+static size_t drain_now(int fd)
+{
+    static char sink[1 << 16];
+    size_t total = 0;
+    for (;;) {
+        ssize_t r = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (r <= 0)
+            return total;
+        total += (size_t)r;
+    }
+}
+
+static void sleep_until(double t)
+{
+    double d = t - now_s();
+    if (d > 0)
+        usleep((useconds_t)(d * 1e6));
+}
+
+/* A backed-up stream resumes as soon as its reader drains, not at its next token
+ * deadline. Events of 200 tokens (~1.4 KB) are due every 40 ms from the request on; the
+ * client (4 KiB receive buffer, the server's send buffer at its 4.6 KB minimum) reads
+ * nothing for 25 intervals, so the server holds ~25 KB it could not write. Then, three
+ * times, at the middle of an interval (20 ms from any deadline), the client takes
+ * everything the kernel holds: the server's pending events must reach it before the
+ * next deadline. A server that flushes only when it wakes for its next event delivers
+ * them at that deadline, 20 ms later. Assertions are on the schedule's own deadlines,
+ * not on how fast the machine is. */
+static void test_backed_up_stream_resumes_at_drain(void **st)
+{
+    (void)st;
+    const double interval = 0.040;
+    const char *a[] = { "--profile", "fixed", "--ttft-ms", "0", "--tps", "5000",
+                        "--tokens-per-event", "200", "--output-tokens", "20000",
+                        "--sndbuf", "4096", "--max-pending", "4194304", NULL };
+    server_t s = start_server(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s.port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char *req = post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}",
+                           NULL);
+    /* The server's deadlines are t0 + k * interval with t0 a little after this send, so
+     * the client's estimate of each deadline is early, never late: a strict check. */
+    double t0 = now_s();
+    send_all(fd, req, strlen(req));
+    for (int cycle = 0; cycle < 3; cycle++) {
+        int k = 25 + 2 * cycle;
+        sleep_until(t0 + (k + 0.5) * interval);
+        size_t got = drain_now(fd);
+        double drained = now_s(), next_deadline = t0 + (k + 1) * interval;
+        assert_true(got > 0);
+        assert_true(drained < next_deadline); /* else this client was too slow to judge */
+        struct pollfd pf = { fd, POLLIN, 0 };
+        int ms = (int)((next_deadline - drained) * 1e3) + 200;
+        assert_int_equal(poll(&pf, 1, ms), 1);
+        double arrived = now_s();
+        print_message("backlog: drained %zu bytes %.1f ms before a deadline; the next bytes "
+                      "came %.2f ms after the drain (%s the deadline)\n", got,
+                      (next_deadline - drained) * 1e3, (arrived - drained) * 1e3,
+                      arrived < next_deadline ? "before" : "AFTER");
+        assert_true(arrived < next_deadline);
+    }
+    assert_true(metric(s, "mllm_events_backlogged_total") > 0);
+    close(fd);
+    assert_int_equal(stop_server(s), 0);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -1121,8 +1215,14 @@ static int teardown(void **st)
 {
     (void)st;
     /* SIGTERM shuts down cleanly: exit code 0 */
-    assert_int_equal(stop_server(srv_main), 0);
-    assert_int_equal(stop_server(srv_big), 0);
+    int a = stop_server(srv_main), b = stop_server(srv_big);
+    for (int i = 0; i < 16; i++)
+        if (live[i]) {
+            kill(live[i], SIGKILL);
+            waitpid(live[i], NULL, 0);
+        }
+    assert_int_equal(a, 0);
+    assert_int_equal(b, 0);
     return 0;
 }
 
@@ -1145,6 +1245,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_large_prompts),
         cmocka_unit_test(test_refusal_survives_the_rest_of_the_body),
         cmocka_unit_test(test_prefill_follows_prompt_size),
+        cmocka_unit_test(test_backed_up_stream_resumes_at_drain),
         cmocka_unit_test(test_disconnect_no_leak),
         cmocka_unit_test(test_slow_reader_dropped_others_served),
         cmocka_unit_test(test_timeouts_and_max_conns),
