@@ -1149,24 +1149,24 @@ static void sleep_until(double t)
 }
 
 /* A backed-up stream resumes as soon as its reader drains, not at its next token
- * deadline. Events of 200 tokens (~1.4 KB) are due every 40 ms from the request on; the
- * client (4 KiB receive buffer, the server's send buffer at its 4.6 KB minimum) reads
- * nothing for 25 intervals, so the server holds ~25 KB it could not write. Then, three
- * times, at the middle of an interval (20 ms from any deadline), the client takes
- * everything the kernel holds: the server's pending events must reach it before the
- * next deadline. A server that flushes only when it wakes for its next event delivers
- * them at that deadline, 20 ms later. Assertions are on the schedule's own deadlines,
+ * deadline. Events of 200 tokens (~1.4 KB) are due every 30 ms from the request on; the
+ * client (receive buffer and the server's send buffer both at the kernel's minimum)
+ * reads nothing for 40 intervals, so the server holds ~40 KB it could not write: more
+ * than three drains take. Then, three times, at the middle of an interval (15 ms from
+ * any deadline), the client takes everything the kernel holds: the server's pending
+ * events must reach it before the next deadline. A server that flushes only when it
+ * wakes for its next event delivers them at that deadline, 15 ms later. Assertions are on the schedule's own deadlines,
  * not on how fast the machine is. */
 static void test_backed_up_stream_resumes_at_drain(void **st)
 {
     (void)st;
-    const double interval = 0.040;
-    const char *a[] = { "--profile", "fixed", "--ttft-ms", "0", "--tps", "5000",
+    const double interval = 0.030;
+    const char *a[] = { "--profile", "fixed", "--ttft-ms", "0", "--tps", "6666.667",
                         "--tokens-per-event", "200", "--output-tokens", "20000",
                         "--sndbuf", "4096", "--max-pending", "4194304", NULL };
     server_t s = start_server(a);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int rcv = 4096;
+    int rcv = 1; /* the kernel raises it to its minimum */
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s.port) };
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -1178,7 +1178,7 @@ static void test_backed_up_stream_resumes_at_drain(void **st)
     double t0 = now_s();
     send_all(fd, req, strlen(req));
     for (int cycle = 0; cycle < 3; cycle++) {
-        int k = 25 + 2 * cycle;
+        int k = 40 + cycle;
         sleep_until(t0 + (k + 0.5) * interval);
         size_t got = drain_now(fd);
         double drained = now_s(), next_deadline = t0 + (k + 1) * interval;
