@@ -1,14 +1,30 @@
 /* mllm_config.c - the one place that turns flags into the server configuration. */
 #define _GNU_SOURCE
-#include "mllm_server.h"
+#include "mllm_config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+int mllm_log_level = MLLM_LOG_WARN;
+
+void mllm_log(int level, const char *fmt, ...)
+{
+    static const char *const names[] = { "error", "warn", "info", "debug" };
+    if (level > mllm_log_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "mock-llm %s: ", names[level]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
 
 static const char *const default_models[] = {
     "mock", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "claude-sonnet-4", "claude-3-5-haiku",

@@ -75,6 +75,12 @@ void mllm_metrics_format(mllm_buf_t *b)
     counter(b, "mllm_writes_total", "write() calls on client sockets.", "counter", m->writes);
     counter(b, "mllm_bytes_sent_total", "Bytes written to client sockets.", "counter",
             m->bytes_sent);
+    counter(b, "mllm_lingering_closes_total",
+            "Refused requests whose connection was closed lingering (answer, then drain).",
+            "counter", m->lingering_closes);
+    counter(b, "mllm_linger_discarded_bytes_total",
+            "Request bytes read and dropped after a refusal, before the close.", "counter",
+            m->linger_bytes);
     mllm_buf_adds(b, "# HELP mllm_requests_total Responses by HTTP status.\n"
                      "# TYPE mllm_requests_total counter\n");
     for (int i = 0; i < MLLM_NSTATUS; i++)

@@ -883,6 +883,184 @@ static void test_gpt4o_profile_bands(void **st)
     assert_int_equal(stop_server(s), 0);
 }
 
+/* A request body of exactly n bytes: one user message padded with prose-like text. */
+static char *sized_body(const char *model, const char *extra, size_t n)
+{
+    char head[256];
+    int hl = snprintf(head, sizeof head, "{\"model\":\"%s\",%s\"messages\":[{\"role\":\"user\","
+                      "\"content\":\"", model, extra);
+    static const char tail[] = "\"}]}";
+    size_t fixed = (size_t)hl + sizeof tail - 1;
+    assert_true(n > fixed);
+    char *b = malloc(n + 1);
+    memcpy(b, head, (size_t)hl);
+    static const char words[] = "the quick brown fox jumps over the lazy dog and ";
+    for (size_t i = 0; i < n - fixed; i++)
+        b[hl + i] = words[i % (sizeof words - 1)];
+    memcpy(b + n - (sizeof tail - 1), tail, sizeof tail);
+    return b;
+}
+
+/* Sends head + body on fd (the body may be larger than any socket buffer: the server
+ * reads while we write, so write it all, then read the answer). */
+static void send_request(int fd, const char *path, const char *body, size_t n, int chunked)
+{
+    char head[512];
+    if (chunked) {
+        snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: "
+                 "application/json\r\nTransfer-Encoding: chunked\r\n\r\n", path);
+        send_all(fd, head, strlen(head));
+        /* chunks of 1000 bytes: many chunk boundaries across many reads */
+        for (size_t off = 0; off < n; off += 1000) {
+            size_t k = n - off < 1000 ? n - off : 1000;
+            char sz[32];
+            snprintf(sz, sizeof sz, "%zx\r\n", k);
+            send_all(fd, sz, strlen(sz));
+            send_all(fd, body + off, k);
+            send_all(fd, "\r\n", 2);
+        }
+        send_all(fd, "0\r\n\r\n", 5);
+    } else {
+        snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: "
+                 "application/json\r\nContent-Length: %zu\r\n\r\n", path, n);
+        send_all(fd, head, strlen(head));
+        send_all(fd, body, n);
+    }
+}
+
+/* Prompts of 1 KiB, 64 KiB and just under the 1 MiB body limit, with Content-Length and
+ * chunked, streaming and not, both APIs, two requests on one keep-alive connection: each
+ * is answered 200 (before the framing split, any body above ~1 KiB made the head dangle
+ * and the answer was "404 Unknown request URL: <garbage>"). */
+static void test_large_prompts(void **st)
+{
+    (void)st;
+    const size_t sizes[] = { 1024, 64 * 1024, (1u << 20) - 64 };
+    int last_prompt = 0;
+    for (int i = 0; i < 3; i++) {
+        for (int chunked = 0; chunked < 2; chunked++) {
+            static rd_t r;
+            r.fd = connect_to(srv_main.port);
+            r.len = r.off = 0;
+            char *b = sized_body("mock", "\"stream\":true,\"stream_options\":{\"include_usage\":"
+                                 "true},\"max_tokens\":3,", sizes[i]);
+            send_request(r.fd, "/v1/chat/completions", b, sizes[i], chunked);
+            resp_t o;
+            assert_int_equal(read_resp(&r, &o), 0);
+            if (o.status != 200)
+                fail_msg("%zu-byte %s body: status %d: %.300s", sizes[i],
+                         chunked ? "chunked" : "Content-Length", o.status, o.body);
+            assert_non_null(strstr(o.body, "[DONE]"));
+            const char *u = strstr(o.body, "\"prompt_tokens\":");
+            assert_non_null(u);
+            int pt = atoi(u + 16);
+            assert_true(pt > last_prompt || chunked);
+            last_prompt = pt;
+            resp_free(&o);
+            free(b);
+            /* the same connection serves the next request: Anthropic, not streaming */
+            b = sized_body("claude-sonnet-4", "\"max_tokens\":2,", sizes[i]);
+            send_request(r.fd, "/v1/messages", b, sizes[i], chunked);
+            assert_int_equal(read_resp(&r, &o), 0);
+            if (o.status != 200)
+                fail_msg("%zu-byte Anthropic body: status %d: %.300s", sizes[i], o.status,
+                         o.body);
+            assert_non_null(strstr(o.body, "\"type\":\"message\""));
+            resp_free(&o);
+            free(b);
+            close(r.fd);
+        }
+    }
+}
+
+/* Sends everything, like a client that does not look at the socket until its request is
+ * out. Returns 0, or the errno of the failed send (a reset: ECONNRESET or EPIPE). */
+static int send_all_or_errno(int fd, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return w < 0 ? errno : EPIPE;
+        s += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* A client that sends its whole 2 MiB body and only then reads gets the refusal the
+ * server sent early (413 above the 1 MiB limit, 400 for a malformed head), not a reset:
+ * the server answers, then reads and drops the rest before closing (lingering close). */
+static void test_refusal_survives_the_rest_of_the_body(void **st)
+{
+    (void)st;
+    const size_t big = 2u << 20;
+    char *body = malloc(big);
+    memset(body, 'a', big);
+    struct {
+        const char *head;
+        int         chunked, status;
+    } cases[] = {
+        { "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n\r\n", 0,
+          413 },
+        { "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+          1, 413 },
+        /* both framings: refused at the head, before any of the body is read */
+        { "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n", 0, 400 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        static rd_t r;
+        r.fd = connect_to(srv_main.port);
+        r.len = r.off = 0;
+        r.eof = 0;
+        int e = send_all_or_errno(r.fd, cases[i].head, strlen(cases[i].head));
+        if (cases[i].chunked) {
+            for (size_t off = 0; !e && off < big; off += 65536) {
+                e = send_all_or_errno(r.fd, "10000\r\n", 7);
+                if (!e)
+                    e = send_all_or_errno(r.fd, body + off, 65536);
+                if (!e)
+                    e = send_all_or_errno(r.fd, "\r\n", 2);
+            }
+            if (!e)
+                e = send_all_or_errno(r.fd, "0\r\n\r\n", 5);
+        } else if (!e) {
+            e = send_all_or_errno(r.fd, body, big);
+        }
+        if (e)
+            fail_msg("case %zu: sending the body failed: %s (the server reset the connection)",
+                     i, strerror(e));
+        resp_t o;
+        if (read_resp(&r, &o) != 0)
+            fail_msg("case %zu: no response could be read (%s)", i, r.eof ? "EOF/reset" : "timeout");
+        assert_int_equal(o.status, cases[i].status);
+        assert_string_equal(hdr(&o, "connection"), "close");
+        cJSON *j = cJSON_Parse(o.body);
+        assert_non_null(cJSON_GetObjectItem(j, "error"));
+        cJSON_Delete(j);
+        resp_free(&o);
+        close(r.fd);
+    }
+    /* The draining is bounded: a client that never stops sending is cut off after the
+     * byte bound (16 MiB), well before 64 MiB, and the refusal was still readable. */
+    double lingered0 = metric(srv_main, "mllm_lingering_closes_total");
+    int fd = connect_to(srv_main.port);
+    const char *h = "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: "
+                    "999999999\r\n\r\n";
+    int e = send_all_or_errno(fd, h, strlen(h));
+    size_t sent = 0;
+    while (!e && sent < (64u << 20)) {
+        e = send_all_or_errno(fd, body, big);
+        sent += e ? 0 : big;
+    }
+    assert_true(e == EPIPE || e == ECONNRESET);
+    print_message("lingering close: the server cut an endless body off after %zu MiB sent\n",
+                  sent >> 20);
+    close(fd);
+    assert_true(metric(srv_main, "mllm_lingering_closes_total") - lingered0 >= 1);
+    free(body);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -920,6 +1098,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_keepalive_pipelining_chunked),
         cmocka_unit_test(test_anthropic_stream),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_large_prompts),
+        cmocka_unit_test(test_refusal_survives_the_rest_of_the_body),
         cmocka_unit_test(test_disconnect_no_leak),
         cmocka_unit_test(test_slow_reader_dropped_others_served),
         cmocka_unit_test(test_timeouts_and_max_conns),
