@@ -39,6 +39,10 @@ typedef struct mllm_config {
     double          disconnect_rate;
     int             retry_after_ms;
     int             busy_poll;        /* never sleep in epoll: spin between deadlines */
+    /* HTTPS (mllm_tls.h): a certificate made at start unless tls_cert is given */
+    int             tls;
+    const char     *tls_cert, *tls_key, *tls_cert_out;
+    int             tls_keep_buffers;
 } mllm_config_t;
 
 /* Fills c with the defaults documented in --help. */
