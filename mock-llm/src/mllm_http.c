@@ -128,6 +128,8 @@ static int parse_content_length(mllm_str_t v, long long *out)
 int mllm_http_parse_head(const char *buf, size_t len, const mllm_http_limits_t *lim,
                          mllm_http_head_t *req)
 {
+    if (len == 0)
+        return 0; /* buf may be NULL then (no input buffer yet): no pointer arithmetic */
     const char *p = buf, *end = buf + len;
     /* RFC 9112 2.2: a server should ignore at least one empty line before the request
      * line. Bound them like the rest of the head. */

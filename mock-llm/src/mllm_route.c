@@ -481,3 +481,15 @@ int mllm_route(mllm_conn_t *c, const mllm_request_t *hr)
     return send_error(c, &e, 0, NULL, hr->keep_alive);
 }
 
+
+void mllm_route_connection(mllm_conn_t *c)
+{
+    mllm_request_t r;
+    while (mllm_conn_next(c, &r)) {
+        int rc = mllm_route(c, &r);
+        mllm_conn_done(c, &r);
+        if (rc || c->dead || !r.keep_alive)
+            break;
+    }
+    mllm_conn_close(c);
+}

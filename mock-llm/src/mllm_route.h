@@ -28,6 +28,11 @@ void mllm_route_init(const mllm_config_t *cfg);
  */
 int mllm_route(mllm_conn_t *c, const mllm_request_t *r);
 
+/* Serves requests on c (mllm_conn_next, mllm_route, mllm_conn_done) until the client
+ * closes, keep-alive ends or a request ends the connection; then closes c's transport
+ * and frees its buffers (not c). */
+void mllm_route_connection(mllm_conn_t *c);
+
 #ifdef __cplusplus
 }
 #endif

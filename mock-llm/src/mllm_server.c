@@ -36,14 +36,7 @@ static void conn_main(void *arg)
     mllm_conn_t *c = arg;
     int one = 1;
     setsockopt(c->tx.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    mllm_request_t r;
-    while (mllm_conn_next(c, &r)) {
-        int rc = mllm_route(c, &r);
-        mllm_conn_done(c, &r);
-        if (rc || c->dead || !r.keep_alive)
-            break;
-    }
-    mllm_conn_close(c);
+    mllm_route_connection(c);
     mllm_metrics.conns_active--;
     free(c);
 }
