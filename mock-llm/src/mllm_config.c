@@ -100,6 +100,14 @@ static void usage(FILE *f)
 "                            autotuning, up to MBs); small makes slow readers back up\n"
 "  --busy-poll               spin instead of sleeping between deadlines: lower\n"
 "                            lateness for a whole core (a benchmark option)\n"
+"  --tls                     HTTPS (OpenSSL) with a self-signed certificate made at\n"
+"                            start (ECDSA P-256; localhost, 127.0.0.1, the listen IP)\n"
+"  --tls-cert FILE, --tls-key FILE  serve this PEM certificate (chain) and key instead\n"
+"                            (implies --tls)\n"
+"  --tls-cert-out FILE       write the certificate in use to FILE (PEM), for clients to\n"
+"                            trust: curl --cacert, NODE_EXTRA_CA_CERTS, wl-llm --tls-ca\n"
+"  --tls-keep-buffers        keep OpenSSL's ~34 KiB of record buffers on idle\n"
+"                            connections (default: released between writes)\n"
 "  --log-level LEVEL         error, warn (default), info or debug (stderr)\n"
 "  --list-profiles           print the profiles and exit\n"
 "  --help                    this text\n"
@@ -181,7 +189,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         O_LISTEN = 256, O_PROFILE, O_SCALE, O_SEED, O_MODELS, O_TPE, O_TTFT, O_TPS, O_OUT,
         O_MAXCONNS, O_MAXBODY, O_MAXHEADER, O_MAXPENDING, O_IDLE, O_HDRTO, O_WRTO, O_ERATE,
         O_ESTAT, O_RETRY, O_MIDERR, O_DISC, O_LOG, O_LIST, O_HELP, O_BUSY, O_PREFILL,
-        O_TOOLRATE, O_SNDBUF,
+        O_TOOLRATE, O_SNDBUF, O_TLS, O_TLSCERT, O_TLSKEY, O_TLSOUT, O_TLSKEEP,
     };
     static const struct option opts[] = {
         { "listen", required_argument, 0, O_LISTEN },
@@ -210,6 +218,11 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         { "prefill-us-per-token", required_argument, 0, O_PREFILL },
         { "tool-call-rate", required_argument, 0, O_TOOLRATE },
         { "sndbuf", required_argument, 0, O_SNDBUF },
+        { "tls", no_argument, 0, O_TLS },
+        { "tls-cert", required_argument, 0, O_TLSCERT },
+        { "tls-key", required_argument, 0, O_TLSKEY },
+        { "tls-cert-out", required_argument, 0, O_TLSOUT },
+        { "tls-keep-buffers", no_argument, 0, O_TLSKEEP },
         { "list-profiles", no_argument, 0, O_LIST },
         { "help", no_argument, 0, O_HELP },
         { 0, 0, 0, 0 },
@@ -326,6 +339,11 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
             rc = num("--sndbuf", optarg, 0, 1 << 30, &v);
             c->sndbuf = (int)v;
             break;
+        case O_TLS: c->tls = 1; break;
+        case O_TLSCERT: c->tls_cert = optarg; c->tls = 1; break;
+        case O_TLSKEY: c->tls_key = optarg; c->tls = 1; break;
+        case O_TLSOUT: c->tls_cert_out = optarg; break;
+        case O_TLSKEEP: c->tls_keep_buffers = 1; break;
         case O_LIST: list_profiles(); return 1;
         case O_HELP: usage(stdout); return 1;
         case ':':
@@ -340,6 +358,15 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "mock-llm: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (!c->tls_cert != !c->tls_key) {
+        fprintf(stderr, "mock-llm: --tls-cert and --tls-key go together (see --help)\n");
+        return 2;
+    }
+    if ((c->tls_cert_out || c->tls_keep_buffers) && !c->tls) {
+        fprintf(stderr, "mock-llm: --tls-cert-out and --tls-keep-buffers need --tls "
+                        "(see --help)\n");
         return 2;
     }
     c->profile = *mllm_profile_find(profile);

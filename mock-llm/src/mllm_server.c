@@ -8,6 +8,7 @@
 #include "mllm_conn.h"
 #include "mllm_metrics.h"
 #include "mllm_route.h"
+#include "mllm_tls.h"
 #include "mllm_transport.h"
 
 #include <fiber.h>
@@ -28,6 +29,7 @@
 
 static const mllm_config_t *cfg;
 static int listen_fd = -1;
+static mllm_tls_t *tls; /* NULL: plain HTTP */
 
 static void conn_main(void *arg)
 {
@@ -85,13 +87,19 @@ static void accept_main(void *arg)
             close(fd);
             continue;
         }
-        mllm_tx_plain(&c->tx, fd);
+        if (!tls) {
+            mllm_tx_plain(&c->tx, fd);
+        } else if (mllm_tx_tls(&c->tx, tls, fd) != 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
         mllm_conn_init(c, cfg, ++next_id);
         mllm_metrics.conns_active++;
         if (!fiber_spawn_ex(conn_main, c, &attr)) {
             mllm_log(MLLM_LOG_WARN, "fiber_spawn: %s; connection refused", strerror(errno));
             mllm_metrics.conns_active--;
-            close(fd);
+            c->tx.ops->close(&c->tx);
             free(c);
             fiber_sleep_ns(1000000u);
         }
@@ -149,6 +157,17 @@ int mllm_server_run(const mllm_config_t *c)
     if (sfd < 0) {
         perror("mock-llm: signalfd");
         return 1;
+    }
+    if (c->tls) {
+        char err[512];
+        mllm_tls_opts_t to = { .cert_file = c->tls_cert, .key_file = c->tls_key,
+                               .cert_out = c->tls_cert_out, .host = c->host,
+                               .keep_buffers = c->tls_keep_buffers };
+        tls = mllm_tls_new(&to, err, sizeof err);
+        if (!tls) {
+            fprintf(stderr, "mock-llm: TLS: %s\n", err);
+            return 2;
+        }
     }
     listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (listen_fd < 0) {

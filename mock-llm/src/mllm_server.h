@@ -22,8 +22,9 @@ extern "C" {
 
 /*
  * Listens, prints "mock-llm listening on HOST:PORT" to stdout, and serves until SIGINT
- * or SIGTERM. Returns the process exit code: 0 after a signal, 1 when it could not
- * listen or the scheduler failed.
+ * or SIGTERM (HTTPS with c->tls: the same line). Returns the process exit code: 0 after
+ * a signal, 1 when it could not listen or the scheduler failed, 2 when the TLS
+ * certificate or key cannot be made or loaded (the reason on stderr).
  */
 int mllm_server_run(const mllm_config_t *c);
 
