@@ -37,6 +37,7 @@ export MLLM_SCHEME=https NODE_EXTRA_CA_CERTS="$CERT"
 NODE_PATH="$CACHE/node_modules" node "$HERE/test_openai.js" "$PORT"
 NODE_PATH="$CACHE/node_modules" node "$HERE/test_anthropic.js" "$PORT"
 NODE_PATH="$CACHE/node_modules" node "$HERE/test_tls.js" "$PORT"
+NODE_PATH="$CACHE/node_modules" node "$HERE/test_sdk_traffic.js" "$PORT"
 unset MLLM_SCHEME NODE_EXTRA_CA_CERTS
 stop_server
 rm -f "$CERT"

@@ -12,8 +12,9 @@ const AnthropicMod = require('@anthropic-ai/sdk');
 const Anthropic = AnthropicMod.default || AnthropicMod;
 
 const port = process.argv[2];
-const openai = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'sk-mock', maxRetries: 0 });
-const anthropic = new Anthropic({ baseURL: `http://127.0.0.1:${port}`, apiKey: 'sk-ant-mock', maxRetries: 0 });
+const scheme = process.env.MLLM_SCHEME || 'http'; // https: test_openai_npm.sh runs it over TLS too
+const openai = new OpenAI({ baseURL: `${scheme}://127.0.0.1:${port}/v1`, apiKey: 'sk-mock', maxRetries: 0 });
+const anthropic = new Anthropic({ baseURL: `${scheme}://127.0.0.1:${port}`, apiKey: 'sk-ant-mock', maxRetries: 0 });
 
 const prose = (n) => 'the quick brown fox jumps over the lazy dog and '.repeat(Math.ceil(n / 48)).slice(0, n);
 const rule = (bytes, messages) => Math.ceil(bytes / 4) + 3 * messages + 3;
@@ -253,7 +254,7 @@ async function main() {
   await openaiTools();
   await openaiResponses();
   await anthropicTraffic();
-  console.log('PASS: SDK traffic (long prompts, tools, Responses API)');
+  console.log(`PASS: SDK traffic over ${scheme} (long prompts, tools, Responses API)`);
 }
 
 main().catch((e) => { console.error('FAIL:', e); process.exit(1); });
