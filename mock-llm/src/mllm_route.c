@@ -159,7 +159,9 @@ static void fmt_first(gen_t *g)
     }
 }
 
-static void fmt_delta(gen_t *g, const char *t, size_t n)
+/* Once per event, so inlined into the stream loop: the switch is then a couple of
+ * predictable branches (callgrind: 14 instructions per event as a call). */
+static inline __attribute__((always_inline)) void fmt_delta(gen_t *g, const char *t, size_t n)
 {
     switch (g->req.api) {
     case MLLM_API_MESSAGES:
