@@ -1,6 +1,5 @@
 /* mllm_metrics.c - counters and the lateness histogram in Prometheus text format. */
 #include "mllm_metrics.h"
-#include "mllm_tls.h"
 
 #include <inttypes.h>
 
@@ -83,10 +82,10 @@ void mllm_metrics_format(mllm_buf_t *b)
             "Request bytes read and dropped after a refusal, before the close.", "counter",
             m->linger_bytes);
     counter(b, "mllm_tls_handshakes_total", "TLS handshakes completed (--tls).", "counter",
-            mllm_tls_handshakes);
+            m->tls_handshakes);
     counter(b, "mllm_tls_handshake_failures_total",
             "TLS handshakes that failed: the client sent no TLS, or TLS we refuse.",
-            "counter", mllm_tls_handshake_failures);
+            "counter", m->tls_handshake_failures);
     mllm_buf_adds(b, "# HELP mllm_requests_total Responses by HTTP status.\n"
                      "# TYPE mllm_requests_total counter\n");
     for (int i = 0; i < MLLM_NSTATUS; i++)
