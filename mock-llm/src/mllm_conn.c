@@ -428,6 +428,12 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
     r->body = c->in + head;
     r->body_len = body_len;
     r->consumed = head + consumed;
+    if (c->accepted_ns) {
+        /* accept() to the first complete request: queueing behind other connections'
+         * work, the TLS handshake, the client's own sending, reading and parsing */
+        mllm_metrics_accept_to_request(fiber_now_ns() - c->accepted_ns);
+        c->accepted_ns = 0;
+    }
     return 1;
 }
 
