@@ -11,11 +11,11 @@
  * Each stream is one connection with one long request; a stream that ends (its response
  * finished) sends the next request on the same connection, so N stays open.
  *
- * --period-ms P (the streams' event period) opens every connection first and then sends
- * the requests at evenly spaced phases of P: request i goes out at T + i*k*P/N with k
- * coprime to N and k*P/N >= 25 us, so the N schedules (which start when the server parses
- * each request) tile the period evenly, as the floor's round-robin does, without a burst
- * of N requests at once.
+ * --period-ms P (the streams' event period) connects and sends the requests at evenly
+ * spaced phases of P: stream i connects and asks at T + i*k*P/N with k coprime to N and
+ * k*P/N >= 25 us, so the N schedules (which start when the server parses each request)
+ * tile the period evenly, as the floor's round-robin does, without a burst of N
+ * connections at once.
  *
  * The load generator must not be the hidden ceiling: besides its CPU, it reports how
  * busy it was (client_busy_pct: with --busy-poll the core always spins, so the CPU time
@@ -56,9 +56,8 @@ static struct {
           .connect_parallel = 128, .rss_pid = 0, .model = "mock" };
 
 static long opened, failed, finished_reqs;
-static fiber_waitq_t all_connected = FIBER_WAITQ_INIT;
 static uint64_t send_t0, send_spacing_ns;
-static long spawned, dialed;
+static long spawned;
 static long next_slot;
 /* The reader's idle time: spinner turns that found no new bytes since the last one. */
 static uint64_t idle_ns, last_spin_ns, last_spin_bytes, client_bytes;
@@ -104,21 +103,11 @@ static void stream_main(void *arg)
     (void)arg;
     if (opt.stagger_ms > 0 && opt.period_ms <= 0)
         fiber_sleep_ns((uint64_t)((double)(rnd() % 1000000) / 1e6 * opt.stagger_ms * 1e6));
+    if (opt.period_ms > 0) /* even phases: connect and ask in turn, one slot apart */
+        fiber_sleep_until(send_t0 + (uint64_t)(next_slot++) * send_spacing_ns);
     fiber_sem_acquire(&connect_slots, FIBER_FOREVER);
     int fd = dial();
     fiber_sem_release(&connect_slots);
-    if (opt.period_ms > 0) {
-        /* Even phases: every connection first, then the requests one by one. */
-        if (++dialed >= spawned) {
-            send_t0 = fiber_now_ns() + 1000000;
-            fiber_waitq_wake_all(&all_connected);
-        } else {
-            while (!send_t0)
-                fiber_waitq_wait(&all_connected, FIBER_FOREVER);
-        }
-        if (fd >= 0)
-            fiber_sleep_until(send_t0 + (uint64_t)(next_slot++) * send_spacing_ns);
-    }
     if (fd < 0) {
         failed++;
         return;
@@ -166,6 +155,7 @@ out:
 typedef struct extra {
     double short_writes, parse_sum_s, parse_count, parse_max_s, writes, event_bytes;
     int    have_parse;
+    uint64_t a2r[NB]; /* accept-to-request buckets, cumulative (0 when absent) */
 } extra_t;
 
 static double metric(const char *buf, const char *name, int *found)
@@ -216,6 +206,14 @@ static int fetch_metrics(uint64_t bucket[NB], uint64_t *events)
     extra_now.parse_sum_s = metric(buf, "mllm_accept_to_request_seconds_sum", &extra_now.have_parse);
     extra_now.parse_count = metric(buf, "mllm_accept_to_request_seconds_count", NULL);
     extra_now.parse_max_s = metric(buf, "mllm_accept_to_request_seconds_max", NULL);
+    int na = 0;
+    memset(extra_now.a2r, 0, sizeof extra_now.a2r);
+    for (char *p = buf; (p = strstr(p, "mllm_accept_to_request_seconds_bucket{le=")); p++) {
+        char *sp = strchr(p, ' ');
+        if (!sp || na >= NB)
+            break;
+        extra_now.a2r[na++] = strtoull(sp + 1, NULL, 10);
+    }
     return nb == NB ? 0 : -1;
 }
 
@@ -320,6 +318,7 @@ static void main_fiber(void *arg)
     uint64_t b0[NB], b1[NB], e0, e1;
     long rss0 = rss_kib(opt.rss_pid);
     uint64_t t_start = fiber_now_ns();
+    send_t0 = t_start + 1000000;
     fiber_attr_t attr = { .stack_size = 16 * 1024, .name = "stream", .detached = 1 };
     for (spawned = 0; spawned < opt.streams; spawned++)
         if (!fiber_spawn_ex(stream_main, NULL, &attr)) {
@@ -360,6 +359,7 @@ static void main_fiber(void *arg)
         exit(1);
     }
     extra_t x1 = extra_now;
+    static const uint64_t zero_b[NB];
     double dt = (double)(t1 - t0) / 1e9;
     /* Server CPU per event: schedstat's run time (ns), split into user and kernel by the
      * ratio of utime to stime (clock ticks: coarse, but the ratio is all we take). */
@@ -371,12 +371,15 @@ static void main_fiber(void *arg)
                                     : 100.0 * (self1 - self0) / dt;
     printf("server_cpu_us_per_event=%.3f server_sys_share=%.3f client_cpu_pct=%.1f "
            "client_busy_pct=%.1f short_writes=%.0f writes_per_event=%.3f "
-           "accept_to_request_us=%.1f accept_to_request_max_us=%.1f ",
+           "accept_to_request_us=%.1f accept_to_request_max_us=%.1f "
+           "accept_to_request_p50_us=%.0f accept_to_request_p99_us=%.0f ",
            ev > 0 ? run_us / ev : NAN, sys_share, 100.0 * (self1 - self0) / dt, busy_pct,
            x1.short_writes - x0.short_writes,
            ev > 0 && x1.writes > 0 ? (x1.writes - x0.writes) / ev : NAN,
            x1.have_parse && x1.parse_count > 0 ? x1.parse_sum_s / x1.parse_count * 1e6 : NAN,
-           x1.have_parse ? x1.parse_max_s * 1e6 : NAN);
+           x1.have_parse ? x1.parse_max_s * 1e6 : NAN,
+           x1.have_parse ? quantile_us(zero_b, x1.a2r, 0.5) : NAN,
+           x1.have_parse ? quantile_us(zero_b, x1.a2r, 0.99) : NAN);
     printf("streams=%ld open=%ld failed=%ld open_s=%.2f window_s=%.3f "
            "server_events_per_s=%.0f client_events_per_s=%.0f "
            "late_p50_us=%.0f late_p99_us=%.0f late_p999_us=%.0f "

@@ -11,6 +11,7 @@
 #include "mllm_conn.h"
 
 #include "mllm_metrics.h"
+#include "mllm_wheel.h"
 
 #include <fiber.h>
 
@@ -23,8 +24,11 @@
 
 /* A stream that waits longer than this for its next event waits on the socket too, so
  * a client that hangs up during a long TTFT is noticed at once. Shorter waits are plain
- * timer sleeps: the extra poll() would cost more than the late notice (one gap). */
-#define WATCH_PEER_NS (20u * 1000000u)
+ * sleeps on the timer wheel (mllm_wheel.h): watching costs a poll(2) and a heap entry
+ * per event, and a client that left is noticed anyway when the next event's write
+ * fails, one gap later. 250 ms keeps every token gap of the profiles (5 tokens/s and
+ * up) on the wheel and still watches through a TTFT. */
+#define WATCH_PEER_NS (250u * 1000000u)
 
 void mllm_conn_init(mllm_conn_t *c, const mllm_config_t *cfg, uint64_t id)
 {
@@ -229,7 +233,7 @@ static int wait_until_(mllm_conn_t *c, uint64_t deadline)
                 return -1;
             continue;
         }
-        fiber_sleep_until(deadline);
+        mllm_wheel_sleep_until(deadline);
     }
 }
 
@@ -428,6 +432,12 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
     r->body = c->in + head;
     r->body_len = body_len;
     r->consumed = head + consumed;
+    if (c->accepted_ns) {
+        /* accept() to the first complete request: queueing behind other connections'
+         * work, the TLS handshake, the client's own sending, reading and parsing */
+        mllm_metrics_accept_to_request(fiber_now_ns() - c->accepted_ns);
+        c->accepted_ns = 0;
+    }
     return 1;
 }
 

@@ -46,6 +46,7 @@ typedef struct mllm_conn {
     mllm_buf_t           out;       /* bytes the transport has not taken yet */
     int                  peer_data; /* the client sent more while we answer (pipelining) */
     int                  dead;      /* a write failed or the client is gone */
+    uint64_t             accepted_ns; /* when accept() returned it (0: unknown) */
 } mllm_conn_t;
 
 /* One complete request. Its strings and body point into the connection's input buffer,

@@ -95,6 +95,7 @@ static void accept_main(void *arg)
             continue;
         }
         mllm_conn_init(c, cfg, ++next_id);
+        c->accepted_ns = fiber_now_ns();
         mllm_metrics.conns_active++;
         if (!fiber_spawn_ex(conn_main, c, &attr)) {
             mllm_log(MLLM_LOG_WARN, "fiber_spawn: %s; connection refused", strerror(errno));

@@ -11,6 +11,8 @@
 #define _GNU_SOURCE
 #include "mllm_tls.h"
 
+#include "mllm_metrics.h"
+
 #include <fiber.h>
 
 #include <arpa/inet.h>
@@ -32,8 +34,6 @@
 struct mllm_tls {
     SSL_CTX *ctx;
 };
-
-uint64_t mllm_tls_handshake_failures, mllm_tls_handshakes;
 
 /* Marks a session whose handshake was counted (SSL app data: no allocation of ours). */
 #define COUNTED ((void *)1)
@@ -231,7 +231,7 @@ static ssize_t tls_fail(mllm_tx_t *t, int r)
     }
     if (!SSL_is_init_finished(ssl) && SSL_get_app_data(ssl) != COUNTED) {
         SSL_set_app_data(ssl, COUNTED);
-        mllm_tls_handshake_failures++;
+        mllm_metrics.tls_handshake_failures++;
     }
     ERR_clear_error();
     return -1;
@@ -241,7 +241,7 @@ static void count_handshake(SSL *ssl)
 {
     if (SSL_get_app_data(ssl) != COUNTED) {
         SSL_set_app_data(ssl, COUNTED);
-        mllm_tls_handshakes++;
+        mllm_metrics.tls_handshakes++;
     }
 }
 

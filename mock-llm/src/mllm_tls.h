@@ -40,10 +40,6 @@ void        mllm_tls_free(mllm_tls_t *t);
  * it). Returns 0, or -1 with errno ENOMEM (fd is then not closed). */
 int mllm_tx_tls(mllm_tx_t *t, mllm_tls_t *tls, int fd);
 
-/* Handshakes that failed (a client that is not speaking TLS, or not our TLS), and that
- * completed: for /metrics. */
-extern uint64_t mllm_tls_handshake_failures, mllm_tls_handshakes;
-
 #ifdef __cplusplus
 }
 #endif
