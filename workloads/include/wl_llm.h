@@ -37,6 +37,9 @@ typedef struct wl_conv_cfg {
      * x-mock-request-index), on every attempt: its random draws (first-token time,
      * speed, length, text) then depend on i alone, the same on every model and run. */
     uint64_t           index_base;
+    /* TLS (wl_tls.h): NULL speaks plain HTTP. Handshakes count in the conversation's
+     * time and CPU, as they do for a real client (one connection per conversation). */
+    struct wl_tls     *tls;
 } wl_conv_cfg_t;
 
 #define WL_ITL_BUCKETS 96 /* up to 2^24 us = 16.8 s */
