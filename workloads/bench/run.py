@@ -461,8 +461,13 @@ def bench_throughput(a, tab, budget_end):
                 tab.add(case, model, impl, "concurrency", c, "errors", "count", c)
                 continue
             tab.add(case, model, impl, "concurrency", c, "req_per_s", "req/s", res["rps"])
-            tab.add(case, model, impl, "concurrency", c, "p50_ms", "ms", res["p50"])
-            tab.add(case, model, impl, "concurrency", c, "p99_ms", "ms", res["p99"])
+            if res["requests"]:
+                # a run with no answer at all has no latency (wrk prints 0 ms): none
+                # recorded rather than a 0 that would pull the median down
+                tab.add(case, model, impl, "concurrency", c, "p50_ms", "ms", res["p50"])
+                tab.add(case, model, impl, "concurrency", c, "p99_ms", "ms", res["p99"])
+            else:
+                log(f"  {name} c={c}: no request answered during the run")
             tab.add(case, model, impl, "concurrency", c, "errors", "count", res["errors"])
             tab.add(case, model, impl, "concurrency", c, "cpu_s", "s", cpu)
             if res["requests"]:
@@ -610,8 +615,9 @@ def bench_upstream(a, tab, budget_end, wrk_cpu, pin, secs, runs):
                     tab.add(case, KIND[name], name, "concurrency", c, "errors", "count", c)
                     continue
                 tab.add(case, KIND[name], name, "concurrency", c, "req_per_s", "req/s", res["rps"])
-                tab.add(case, KIND[name], name, "concurrency", c, "p50_ms", "ms", res["p50"])
-                tab.add(case, KIND[name], name, "concurrency", c, "p99_ms", "ms", res["p99"])
+                if res["requests"]:
+                    tab.add(case, KIND[name], name, "concurrency", c, "p50_ms", "ms", res["p50"])
+                    tab.add(case, KIND[name], name, "concurrency", c, "p99_ms", "ms", res["p99"])
                 tab.add(case, KIND[name], name, "concurrency", c, "errors", "count", res["errors"])
                 tab.add(case, KIND[name], name, "concurrency", c, "cpu_s", "s", cpu)
                 if res["requests"]:
