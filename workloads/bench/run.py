@@ -6,7 +6,11 @@ LLM conversations on every concurrency model, written as tidy CSV.
                                    [--bin DIR] [--out DIR] [--runs N] [--max-seconds S]
 
 Writes OUT/throughput.csv and OUT/llm.csv (schema: results/README.md) with a
-.machine.txt beside each. Progress goes to stderr. Every server it starts is a child
+.machine.txt beside each, and the noise each ran in (scripts/noise.py). HTTP: wrk
+(closed loop) and wl-load (open loop, constant arrival rate), every single-CPU server
+and nginx pinned to one CPU, the generator to the other, the generator's own CPU and
+each server's CPU per request recorded. LLM: conversation i carries request index i,
+so every model faces the same draws; headline points are 3 interleaved rounds. Progress goes to stderr. Every server it starts is a child
 that it stops (SIGTERM, then SIGKILL) before it exits, every load is bounded in count
 and time, and the whole run stops starting new steps past --max-seconds.
 
