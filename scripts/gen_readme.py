@@ -361,6 +361,23 @@ def sec_headline(ctx):
                 f"**{over_nginx('fiber', rf)} nginx**"
                 + (f"; a thread per connection {over_nginx('thread', rt)}" if rt else "")
                 + runs_note(rf, rn) + ".")
+        # sets from the numbers-wl harness on: the load generator's own CPU and the
+        # server's CPU per request (older sets have neither; then nothing is added)
+        gb = [(n, ctx.row("throughput", f"http/{n}/hello/c=100", "generator_bound_count"))
+              for n in ("fiber", "nginx-1worker")]
+        bound = [n for n, g in gb if g and float(g["max"]) > 0]
+        if bound:
+            text += (f" **wrk was the ceiling** in runs of {' and '.join(bound)} (one wrk thread "
+                     f"at >= 90% of its CPU, `generator_bound_count`): there req/s is wrk's "
+                     f"ceiling, not the server's.")
+        cf = ctx.row("throughput", "http/fiber/hello/c=100", "cpu_per_req_us")
+        cn = ctx.row("throughput", "http/nginx-1worker/hello/c=100", "cpu_per_req_us")
+        ct = ctx.row("throughput", "http/thread/hello/c=100", "cpu_per_req_us")
+        if cf and cn:
+            text += (f" Server CPU per request: fibers {float(cf['median']):.3g} µs, nginx "
+                     f"{float(cn['median']):.3g} µs"
+                     + (f", a thread per connection {float(ct['median']):.3g} µs" if ct else "")
+                     + runs_note(cf, cn) + ".")
         if pin:
             text += f" Placement (`throughput.machine.txt`): {pin}."
         b.append(text)
