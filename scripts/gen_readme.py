@@ -329,6 +329,19 @@ def sec_headline(ctx):
                      + ")")
         if pf and pt:
             text += f"; first-token p99 {ms(pf['median'])} against {ms(pt['median'])}"
+        # the marginal CPU per token (setup excluded), at each N the set has it for
+        mq = [(n, ctx.row("llm", f"llm/ratio/thread-over-fiber/gpt4o-5tps/n={n}/"
+                                 "cpu-per-token-marginal", "ratio")) for n in (1000, 10000)]
+        mq = [(n, q) for n, q in mq if q]
+        if mq:
+            def mcell(q):
+                if int(q["runs"]) == 1:
+                    return f"{float(q['median']):.2f}x (one run)"
+                return (f"{float(q['median']):.2f}x ({float(q['min']):.2f}-{float(q['max']):.2f}"
+                        + (f", {q['runs']} runs" if int(q["runs"]) < 3 else "") + ")")
+            text += ("; per extra token, setup excluded (`cpu_per_1k_tokens_marginal_ms`), "
+                     "threads use " + ", ".join(f"{mcell(q)} the CPU of fibers at {n:,} streams"
+                                                for n, q in mq))
         b.append(text + runs_note(hf, ht, cf, ct, pf, pt) + ".")
     # slot starvation
     s_pool = ctx.row("llm", "starve/pool/fixed-x0.25/n=1000", "ttft_p99_ms")
