@@ -171,7 +171,10 @@ def record_client(tab, case, impl, n, j):
     # what one more open conversation costs: the peak over the baseline (interpreter and
     # libraries loaded), per conversation alive at the peak
     if j.get("rss_base_kib", -1) >= 0:
-        add("user_bytes_per_unit", "bytes", (j["rss_peak_kib"] - j["rss_base_kib"]) * 1024 / live)
+        user = (j["rss_peak_kib"] - j["rss_base_kib"]) * 1024
+        add("user_bytes_per_unit", "bytes", user / live)
+        # with the kernel's share: thread stacks and page tables (the estimate above)
+        add("bytes_per_unit", "bytes", (user + j["kernel_est_kib"] * 1024) / live)
     add("cpu_s", "s", j["cpu_s"])
     if j["tokens"]:
         add("cpu_per_1k_tokens_ms", "ms", j["cpu_s_per_1k_tokens"] * 1000)
@@ -200,24 +203,31 @@ def ratios(tab, label, n, js):
 
 
 def client_plan(a):
-    """(label, mock-llm args, max_tokens, N list, models, timeout s)."""
+    """(label, mock-llm args, tokens per conversation, N list, models, timeout s).
+    tokens is a number, or a pair (lo, hi) for the marginal cost of a token: the same N
+    conversations run with lo and with hi tokens each (mock-llm --output-tokens), and
+    (CPU_hi - CPU_lo) / (tokens_hi - tokens_lo) leaves connection setup and unit creation
+    out."""
     q = a.quick
     if a.smoke:
         return [("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "50", "--ttft-ms", "20"], 4,
                  [5], ["ruby-thread", "ruby-pool25", "ruby-async", "ruby-async-http", "c-fiber"],
-                 20)]
+                 20),
+                ("vllm8b-nowait", ["--profile", "vllm-8b-h100", "--time-scale", "0"], (4, 16),
+                 [5], ["ruby-async", "c-fiber"], 20)]
     return [
         # many idle streams, the post's case: gpt-4o first-token time, 5 tokens/s per
         # stream, so that 10,000 streams stay within what mock-llm serves on one core
-        ("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "5"], 10,
+        ("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "5"], 8,
          [1000] if q else [100, 1000, 10000],
-         ["ruby-thread", "ruby-async", "c-thread", "c-fiber"] if q else
+         ["ruby-thread", "ruby-async", "c-fiber"] if q else
          ["ruby-thread", "ruby-async", "ruby-async-http", "c-thread", "c-fiber"], 60),
-        # no waits: what a token costs the client, CPU-bound (every model, the pool too)
-        ("vllm8b-nowait", ["--profile", "vllm-8b-h100", "--time-scale", "0"], 64,
-         [100] if q else [1000],
-         ["ruby-thread", "ruby-pool25", "ruby-async", "ruby-async-http", "c-thread",
-          "c-fiber"], 60),
+        # no waits: what a token costs the client, CPU-bound, every model (the pool too)
+        ("vllm8b-nowait", ["--profile", "vllm-8b-h100", "--time-scale", "0"], (16, 256),
+         [100],
+         ["ruby-thread", "ruby-pool25", "ruby-async", "c-fiber"] if q else
+         ["ruby-thread", "ruby-pool25", "ruby-async", "ruby-async-http", "c-thread", "c-fiber"],
+         60),
     ]
 
 
@@ -233,28 +243,51 @@ def client_models_at(label, n, models):
 def bench_llm(a, tab, budget_end):
     runs = a.runs or (1 if a.quick or a.smoke else 3)
     for label, margs, tokens, ns, models, tmo in client_plan(a):
+        lengths = tokens if isinstance(tokens, tuple) else (tokens,)
         for n in ns:
             ms = client_models_at(label, n, models)
             for r in range(runs):
                 js = {}
-                for i in range(len(ms)):
-                    if time.monotonic() > budget_end:
-                        log(f"llm: time budget spent; skipped {label} n={n} run {r + 1}+")
-                        return
-                    impl = ms[(i + r) % len(ms)]
-                    log(f"llm {label} n={n}: {impl} run {r + 1}/{runs}")
-                    m = mock(a, label, margs, 11)
-                    try:
-                        j = run_client(a, impl, m.port, n, tokens, tmo)
-                    finally:
-                        m.stop()
-                    if not j:
-                        continue
-                    if j["failed"]:
-                        log(f"  {j['failed']} failed: {j['causes']}")
-                    record_client(tab, f"llm/{impl}/{label}/n={n}", impl, n, j)
-                    js[impl] = j
-                ratios(tab, label, n, js)
+                for t in lengths:
+                    for i in range(len(ms)):
+                        if time.monotonic() > budget_end:
+                            log(f"llm: time budget spent; skipped {label} n={n} run {r + 1}+")
+                            return
+                        impl = ms[(i + r) % len(ms)]
+                        lab = label if len(lengths) == 1 else f"{label}-t{t}"
+                        log(f"llm {lab} n={n}: {impl} run {r + 1}/{runs}")
+                        extra = ["--output-tokens", str(t)] if len(lengths) > 1 else []
+                        m = mock(a, label, margs + extra, 11)
+                        try:
+                            j = run_client(a, impl, m.port, n, t, tmo)
+                        finally:
+                            m.stop()
+                        if not j:
+                            continue
+                        if j["failed"]:
+                            log(f"  {j['failed']} failed: {j['causes']}")
+                        record_client(tab, f"llm/{impl}/{lab}/n={n}", impl, n, j)
+                        js[(impl, t)] = j
+                    ratios(tab, lab, n, {k[0]: v for k, v in js.items() if k[1] == t})
+                if len(lengths) == 2:
+                    marginal(tab, label, n, lengths, ms, js)
+
+
+def marginal(tab, label, n, lengths, models, js):
+    """CPU per extra 1,000 tokens, from one run's two lengths of each model."""
+    lo, hi = lengths
+    marg = {}
+    for impl in models:
+        a, b = js.get((impl, lo)), js.get((impl, hi))
+        if a and b and not a["failed"] and not b["failed"] and b["tokens"] > a["tokens"]:
+            marg[impl] = (b["cpu_s"] - a["cpu_s"]) / ((b["tokens"] - a["tokens"]) / 1000)
+            tab.add(f"llm/{impl}/{label}/n={n}/marginal-{lo}-{hi}-tokens", CLIENTS[impl][0],
+                    impl, "n", n, "cpu_per_1k_tokens_marginal_ms", "ms", marg[impl] * 1000)
+    for num, den in (("ruby-thread", "ruby-async"), ("ruby-pool25", "ruby-async"),
+                     ("ruby-async", "c-fiber"), ("ruby-thread", "c-thread")):
+        if marg.get(num) and marg.get(den) and marg[den] > 0:
+            tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/cpu-per-token-marginal",
+                    CLIENTS[num][0], num, "n", n, "ratio", "x", marg[num] / marg[den])
 
 
 def bench_starve(a, tab, budget_end):
@@ -265,13 +298,13 @@ def bench_starve(a, tab, budget_end):
     if a.smoke:
         plan = [(30, 1, ["ruby-pool25", "ruby-async"])]
     elif a.quick:
-        plan = [(1000, 1, ["ruby-pool25", "ruby-async", "ruby-thread", "c-fiber"])]
+        plan = [(1000, a.runs or 1, ["ruby-pool25", "ruby-async", "c-fiber"])]
     else:
         runs = a.runs or 3
         plan = [(100, runs, ["ruby-pool25", "ruby-async", "ruby-thread", "c-pool25", "c-fiber"]),
                 # the pool takes 40 waves of a conversation here (~8 s): the C pool's
                 # staircase is the same arithmetic and is left to the workloads harness
-                (1000, runs, ["ruby-pool25", "ruby-async", "ruby-thread", "c-fiber"])]
+                (1000, runs, ["ruby-pool25", "ruby-async", "c-fiber"])]
     for n, runs, ms in plan:
         for r in range(runs):
             for i in range(len(ms)):
@@ -325,34 +358,38 @@ def start_relay(a, impl, up_port, tmp):
 
 
 class RubyServer(wl.Server):
-    """A Ruby app server: Puma says "Listening on http://127.0.0.1:PORT"."""
+    """A Ruby app server whose output goes to a log file in tmp (no pipe to drain while
+    it serves); ready when it says "[Ll]istening on [http://]127.0.0.1:PORT" (Puma's
+    banner, or relay_async.rb's)."""
 
-    def __init__(self, name, argv, env, cwd):
+    def __init__(self, name, argv, env, tmp):
         self.name = name
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, start_new_session=True, env=env, cwd=cwd,
-                                     preexec_fn=wl._die_with_parent)
+        self.log_path = os.path.join(tmp, f"{name}-{os.getpid()}-{time.monotonic_ns()}.log")
+        with open(self.log_path, "w") as logf:
+            self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, text=True,
+                                         start_new_session=True, env=env, cwd=tmp,
+                                         preexec_fn=wl._die_with_parent)
         wl.CHILDREN.append(self)
         self.port = None
         self.banner = []
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.banner.append(line.strip())
-            m = re.search(r"[Ll]istening on (?:http://)?127\.0\.0\.1:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                break
+        while time.monotonic() < deadline and self.port is None:
+            with open(self.log_path, errors="replace") as f:
+                self.banner = [l.strip() for l in f]
+            for line in self.banner:
+                m = re.search(r"[Ll]istening on (?:http://)?127\.0\.0\.1:(\d+)", line)
+                if m:
+                    self.port = int(m.group(1))
+            if self.port is None:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
         if not self.port:
-            err = self.stop()
-            raise RuntimeError(f"{name} did not start: {' | '.join(self.banner)[-300:]} {err[-300:]}")
-        # keep reading its output, so that a chatty server never blocks on a full pipe
-        import threading
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+            self.stop()
+            raise RuntimeError(f"{name} did not start: {' | '.join(self.banner)[-400:]}")
 
     def stop(self):
+        """SIGTERM to its process group, then SIGKILL after 10 s. Returns its output."""
         if self in wl.CHILDREN:
             wl.CHILDREN.remove(self)
         if self.proc.poll() is None:
@@ -365,18 +402,25 @@ class RubyServer(wl.Server):
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        return ""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                out = f.read()
+            os.remove(self.log_path)
+        except OSError:
+            out = ""
+        return out
 
 
 def relay_plan(a):
     if a.smoke:
         return (["--profile", "gpt-4o", "--tps", "50", "--ttft-ms", "20"], 4, [5], 1, 10,
                 list(RELAYS))
-    # gpt-4o first-token time, 5 tokens/s, 4 tokens: a stream holds its connection (and a
-    # Puma thread) ~1.2 s; users give up after 4 s, so a server that queues them shows
-    # as streams never completed instead of as a long run
-    return (["--profile", "gpt-4o", "--tps", "5"], 4, [100, 1000],
-            a.runs or (1 if a.quick else 3), 4, list(RELAYS))
+    # gpt-4o first-token time, 5 tokens/s, 3 tokens: a stream holds its connection (and a
+    # Puma thread) ~1 s; users give up after 3 s, so a server that queues them shows as
+    # streams never completed instead of as a long run
+    return (["--profile", "gpt-4o", "--tps", "5"], 3, [100, 1000],
+            a.runs or (1 if a.quick else 3), 3,
+            [r for r in RELAYS if r != "c-thread"] if a.quick else list(RELAYS))
 
 
 def bench_relay(a, tab, budget_end):
@@ -503,7 +547,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(TOP, "results"), help="results directory")
     ap.add_argument("--runs", type=int, default=0, help="repetitions (default 3; quick 1)")
     ap.add_argument("--max-seconds", type=float, default=0,
-                    help="start no new step after this long (default 100 quick, 280 full)")
+                    help="start no new step after this long (default 100 quick, 300 full)")
     a = ap.parse_args()
     stages = [s for s in a.only.split(",") if s]
     for s in stages:
@@ -525,7 +569,7 @@ def main():
                + chk.stderr.strip()[-200:])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    budget = a.max_seconds or (60 if a.smoke else 100 if a.quick else 280)
+    budget = a.max_seconds or (60 if a.smoke else 100 if a.quick else 300)
     budget_end = T_START + budget
     signal.signal(signal.SIGTERM, lambda *_: (wl.cleanup(), sys.exit(143)))
     mode = "smoke" if a.smoke else "quick" if a.quick else "full"
