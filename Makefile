@@ -89,3 +89,13 @@ bench-workloads:
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target wl-http wl-llm mock-llm
 	@python3 workloads/bench/run.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)
+
+# --- the post's claims in Ruby (peers/ruby/bench.py): Ruby threads, a 25-thread pool and
+#   Async as LLM clients, Puma vs an Async::HTTP server relaying streams, C beside them
+#   make bench-ruby [QUICK=1]   -> results/ruby.csv (+ .machine.txt)
+.PHONY: bench-ruby
+bench-ruby:
+	@scripts/deps.sh ruby
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target wl-llm wl-relay mock-llm
+	@python3 peers/ruby/bench.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)

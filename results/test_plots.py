@@ -94,6 +94,23 @@ def fixtures():
                                 "ttft_p99_ms", "ms", 60.0))
     f["llm"].append(row("llm", "llm/thread/gpt4o-5tps/limit=EMFILE", "thread", "thread", "", "",
                         "limit_units", "count", 19990.0, 1))
+    f["ruby"] = []
+    for impl, m, b in (("ruby-thread", "ruby-thread", 80000.0), ("ruby-async", "ruby-fiber", 55000.0),
+                       ("c-thread", "thread", 50000.0), ("c-fiber", "fiber", 6000.0)):
+        for n in (100, 1000, 10000):
+            f["ruby"].append(row("ruby", f"llm/{impl}/gpt4o-5tps/n={n}", m, impl, "n", n,
+                                 "bytes_per_unit", "bytes", b))
+        f["ruby"].append(row("ruby", f"llm/{impl}/vllm8b-nowait/n=100/marginal-16-256-tokens", m,
+                             impl, "n", 100, "cpu_per_1k_tokens_marginal_ms", "ms", b / 1000))
+        f["ruby"].append(row("ruby", f"starve/{impl}/fixed-x0.25/n=1000", m, impl, "n", 1000,
+                             "ttft_rest_p99_ms", "ms", b / 10))
+    for impl, m, done in (("puma-5", "ruby-thread", 15.0), ("async-http-server", "ruby-fiber", 1000.0),
+                          ("c-fiber", "fiber", 1000.0)):
+        for n in (100, 1000):
+            c = f"relay/{impl}/gpt4o-5tps/n={n}"
+            f["ruby"] += [row("ruby", c, m, impl, "n", n, "completed_count", "count", min(done, n)),
+                          row("ruby", c, m, impl, "n", n, "ttft_p50_ms", "ms", 500.0),
+                          row("ruby", c, m, impl, "n", n, "cpu_per_1k_tokens_ms", "ms", 1.5)]
     return f
 
 

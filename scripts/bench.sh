@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 usage() {
   sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
-  echo "Stages: micro (make bench-micro), mockllm (make bench-mockllm), workloads (make bench-workloads)"
+  echo "Stages: micro (make bench-micro), mockllm (make bench-mockllm), workloads (make bench-workloads), ruby (make bench-ruby)"
 }
 
 quick=${QUICK:-0}
@@ -42,16 +42,16 @@ mode=${quick:+quick}; mode=${mode:-full}
 # promises (run_micro.sh, mockllm_bench.py, workloads run.py). The budgets are the
 # first-run estimates; later runs estimate from the times the last run took. The whole
 # run must stay within 5 min quick and 20 min full on 2 cores (plus the calm waits).
-stages=(micro mockllm workloads)
-declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads)
-declare -A budget_quick=([micro]=150 [mockllm]=50 [workloads]=160)
-declare -A budget_full=([micro]=540 [mockllm]=180 [workloads]=320)
+stages=(micro mockllm workloads ruby)
+declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby)
+declare -A budget_quick=([micro]=150 [mockllm]=50 [workloads]=160 [ruby]=100)
+declare -A budget_full=([micro]=540 [mockllm]=180 [workloads]=320 [ruby]=300)
 
 if [ -n "$only" ]; then
   sel=()
   IFS=, read -ra want <<<"$only"
   for s in "${want[@]}"; do
-    [ -n "${target[$s]:-}" ] || { echo "bench.sh: unknown stage '$s' (micro, mockllm, workloads)" >&2; exit 2; }
+    [ -n "${target[$s]:-}" ] || { echo "bench.sh: unknown stage '$s' (micro, mockllm, workloads, ruby)" >&2; exit 2; }
     sel+=("$s")
   done
   stages=("${sel[@]}")
@@ -103,7 +103,7 @@ for s in "${stages[@]}"; do total_est=$((total_est + est[$s])); done
 say "mode: $mode; stages: ${stages[*]}; estimated $(fmt $total_est) in all"
 
 if [ -n "$deps" ]; then
-  scripts/deps.sh bench || { loud "missing packages (see above)"; exit 1; }
+  scripts/deps.sh bench ruby || { loud "missing packages (see above)"; exit 1; }
 fi
 say "building in $BUILD/"
 cmake -S . -B "$BUILD" >/dev/null || { loud "cmake configure failed"; exit 1; }

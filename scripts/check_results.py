@@ -32,7 +32,8 @@ HEADER = ["harness", "case", "model", "impl", "param", "value", "metric", "unit"
 
 # Keep these three tables in step with results/README.md: it is the manual, this
 # is its enforcement.
-HARNESSES = {"switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm"}
+HARNESSES = {"switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm",
+             "ruby"}
 
 UNITS = {"ns", "us", "ms", "s", "bytes", "KiB", "MiB", "count", "streams", "ops/s",
          "req/s", "units/s", "tokens/s", "events/s", "conv/s", "MB/s", "percent", "x"}
@@ -69,6 +70,7 @@ METRICS = {
     "ttft_rest_p99_ms": "ms", "db_peak_held_count": "count", "db_wait_mean_ms": "ms",
     "unserved_conns_count": "count", "listen_overflows_count": "count",
     "retries_count": "count", "cpu_per_1k_tokens_marginal_ms": "ms",
+    "completed_count": "count", "loadgen_cpu_s": "s",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Checks that the Debian packages a step needs are installed; installs the missing ones
 # with apt-get when running as root, otherwise prints the exact command and fails.
-#   scripts/deps.sh build|test|bench ...
-# Each group lists what that step needs beyond the previous ones; `test` and `bench`
-# include `build`.
+#   scripts/deps.sh build|test|bench|ruby ...
+# Each group lists what that step needs beyond the previous ones; `test`, `bench` and
+# `ruby` include `build`.
 set -euo pipefail
 
 build_pkgs=(cmake make gcc g++ pkg-config libcmocka-dev libbenchmark-dev
@@ -11,6 +11,9 @@ build_pkgs=(cmake make gcc g++ pkg-config libcmocka-dev libbenchmark-dev
 test_pkgs=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross curl python3 gdb
            gnuplot-nox)
 bench_pkgs=(wrk nginx-light hyperfine gnuplot-nox ruby python3)
+# the Ruby AI-app workloads (peers/ruby, make bench-ruby): Async 1.x and its HTTP client
+# and server, and Puma
+ruby_pkgs=(ruby ruby-async ruby-async-http puma python3)
 
 want=()
 for group in "$@"; do
@@ -18,10 +21,11 @@ for group in "$@"; do
     build) want+=("${build_pkgs[@]}") ;;
     test)  want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
     bench) want+=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    *) echo "deps.sh: unknown group '$group' (build, test, bench)" >&2; exit 2 ;;
+    ruby)  want+=("${build_pkgs[@]}" "${ruby_pkgs[@]}") ;;
+    *) echo "deps.sh: unknown group '$group' (build, test, bench, ruby)" >&2; exit 2 ;;
   esac
 done
-[ ${#want[@]} -gt 0 ] || { echo "usage: scripts/deps.sh build|test|bench ..." >&2; exit 2; }
+[ ${#want[@]} -gt 0 ] || { echo "usage: scripts/deps.sh build|test|bench|ruby ..." >&2; exit 2; }
 
 missing=()
 for p in $(printf '%s\n' "${want[@]}" | sort -u); do
