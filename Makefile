@@ -99,3 +99,13 @@ bench-ruby:
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target wl-llm wl-relay mock-llm
 	@python3 peers/ruby/bench.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)
+
+# --- Python, Go and Node beside Ruby and C (peers/bench.py): streaming-LLM clients and the
+#   post's micro protocol in each runtime, C threads and fibers in the same run
+#   make bench-peers [QUICK=1]   -> results/peers.csv (+ .machine.txt)
+.PHONY: bench-peers
+bench-peers:
+	@scripts/deps.sh peers
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target wl-llm mock-llm peer-go
+	@python3 peers/bench.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)

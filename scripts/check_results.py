@@ -33,7 +33,7 @@ HEADER = ["harness", "case", "model", "impl", "param", "value", "metric", "unit"
 # Keep these three tables in step with results/README.md: it is the manual, this
 # is its enforcement.
 HARNESSES = {"switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm",
-             "ruby"}
+             "ruby", "peers"}
 
 UNITS = {"ns", "us", "ms", "s", "bytes", "KiB", "MiB", "count", "streams", "ops/s",
          "req/s", "units/s", "tokens/s", "events/s", "conv/s", "MB/s", "percent", "x"}
