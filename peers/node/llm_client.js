@@ -90,6 +90,8 @@ function itlAdd(gapS) {
 function causeOf(e, aborted) {
   if (aborted) return 'timeout';
   if (e && typeof e.status === 'number') return `http ${e.status}`;
+  // the SDK throws an APIError without a status for an error event inside the stream
+  if (e && e.constructor && e.constructor.name === 'APIError') return 'error frame';
   let c = e;
   for (let k = 0; k < 4 && c; k++) {
     if (c.code && /^E[A-Z]+$/.test(c.code)) return c.code;

@@ -222,15 +222,29 @@ def retry_after(get):
     return None
 
 
+def os_error_in(e):
+    """The OSError with an errno that e is, or that a library wrapped into it (httpx's
+    ConnectError, aiohttp's ClientConnectorError), else None."""
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, OSError) and e.errno:
+            return e
+        e = e.__cause__ or e.__context__ or getattr(e, "os_error", None)
+        seen += 1
+    return None
+
+
 def cause_of(e):
-    """ConnectionRefusedError -> ECONNREFUSED; ours by message; others by class."""
+    """ConnectionRefusedError -> ECONNREFUSED (also wrapped by a library); ours by
+    message; others by class."""
     if isinstance(e, (StreamFailed, RetryableStatus, DeadlineHit)):
         return str(e)
     if isinstance(e, (socket.timeout, TimeoutError)):
         return "timeout"
-    if isinstance(e, OSError) and e.errno:
+    oe = os_error_in(e)
+    if oe is not None:
         import errno
-        return errno.errorcode.get(e.errno, f"errno {e.errno}")
+        return errno.errorcode.get(oe.errno, f"errno {oe.errno}")
     return type(e).__name__
 
 
@@ -239,7 +253,8 @@ RETRY_ERRORS = (ConnectionRefusedError, ConnectionResetError, BrokenPipeError)
 
 def should_retry(o, c, e):
     """The delay before the next attempt, or None when this failure is final."""
-    if not isinstance(e, RETRY_ERRORS + (RetryableStatus,)):
+    if not isinstance(e, RETRY_ERRORS + (RetryableStatus,)) and not isinstance(
+            os_error_in(e), RETRY_ERRORS):
         return None
     d = retry_delay(c.attempts - 1, getattr(e, "retry_after_ms", None))
     if c.attempts <= o.retries and c.first_token is None and now() + d < c.arrival + o.timeout:
@@ -438,9 +453,6 @@ async def conv_httpx(o, client, i, c):
             c.ok = True
             break
         except Exception as e:  # noqa: BLE001
-            import httpx
-            if isinstance(e, httpx.ConnectError) and "refused" in str(e).lower():
-                e = ConnectionRefusedError(111, str(e))
             d = should_retry(o, c, e)
             if d is None:
                 c.cause = cause_of(e)
@@ -451,7 +463,6 @@ async def conv_httpx(o, client, i, c):
 
 async def conv_aiohttp(o, session, i, c):
     import asyncio
-    import aiohttp
     deadline = c.arrival + o.timeout
     c.start = now()
     url = f"http://{o.host}:{o.port}/v1/chat/completions"
@@ -476,9 +487,6 @@ async def conv_aiohttp(o, session, i, c):
             c.ok = True
             break
         except Exception as e:  # noqa: BLE001
-            if isinstance(e, aiohttp.ClientConnectorError) and isinstance(
-                    getattr(e, "os_error", None), ConnectionRefusedError):
-                e = e.os_error
             d = should_retry(o, c, e)
             if d is None:
                 c.cause = cause_of(e)
