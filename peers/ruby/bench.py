@@ -37,8 +37,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(TOP, "workloads", "bench"))
-import run as wl  # noqa: E402  (Table, Server, process helpers: one copy of each)
+sys.path.insert(0, os.path.dirname(HERE))
+# what every peer harness does the same way (peers/peerlib.py, shared with peers/bench.py
+# for Python, Go and Node): mock-llm per run, a client process sampled from outside, its
+# JSON as rows
+import peerlib  # noqa: E402
+from peerlib import Peaks, status, wl  # noqa: E402,F401
 
 T_START = time.monotonic()
 CLIENT = os.path.join(HERE, "llm_client.rb")
@@ -68,45 +72,8 @@ def log(msg):
     print(f"[ruby {int(el) // 60}:{int(el) % 60:02d}] {msg}", file=sys.stderr, flush=True)
 
 
-def status(pid):
-    """VmRSS, VmHWM, VmPTE (KiB) and Threads of a live process, or None."""
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("VmRSS", "VmHWM", "VmPTE", "Threads"):
-                    out[k] = int(v.split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return out
-
-
-class Peaks:
-    """The peaks of a process's page tables, threads and RSS, sampled every 50 ms from
-    outside (the measured process spends nothing on it)."""
-
-    def __init__(self):
-        self.pte = self.threads = self.rss = self.hwm = 0
-
-    def sample(self, pid):
-        s = status(pid)
-        if s:
-            self.pte = max(self.pte, s.get("VmPTE", 0))
-            self.threads = max(self.threads, s.get("Threads", 0))
-            self.rss = max(self.rss, s.get("VmRSS", 0))
-            self.hwm = max(self.hwm, s.get("VmHWM", 0))
-        return s
-
-    def kernel_est_kib(self):
-        # the C client's estimate: page tables + a 16 KiB kernel stack per thread
-        return self.pte + self.threads * 16
-
-
 def mock(a, label, margs, seed):
-    return wl.Server(f"mock-llm {label}", [os.path.join(a.bin, "mock-llm"), "--listen",
-                                           "127.0.0.1:0", "--seed", str(seed),
-                                           "--max-conns", "19990"] + margs)
+    return peerlib.mock(a.bin, label, margs, seed)
 
 
 def run_client(a, impl, port, n, tokens, timeout_s, per_conv=None):
@@ -122,70 +89,12 @@ def run_client(a, impl, port, n, tokens, timeout_s, per_conv=None):
                                                     str(tokens), "--timeout", str(timeout_s)]
     if per_conv:
         argv += ["--per-conv", per_conv]
-    lo0 = wl.listen_overflows()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=wl._die_with_parent)
-    pk = Peaks()
-    deadline = time.monotonic() + timeout_s + 90
-    while p.poll() is None and time.monotonic() < deadline:
-        pk.sample(p.pid)
-        time.sleep(0.05)
-    if p.poll() is None:
-        p.kill()
-        p.communicate()
-        log(f"  {impl} n={n} ran past {timeout_s + 90}s and was killed")
-        return None
-    out, err = p.communicate()
-    lo1 = wl.listen_overflows()
-    for line in out.splitlines():
-        if line.startswith("{"):
-            j = json.loads(line)
-            j["listen_overflows"] = lo1 - lo0 if lo0 >= 0 and lo1 >= 0 else None
-            if "kernel_est_kib" not in j:  # Ruby: sampled from outside
-                j["kernel_est_kib"] = pk.kernel_est_kib()
-                j["threads_peak"] = pk.threads
-            os.makedirs(os.path.join(a.out, "tmp"), exist_ok=True)
-            with open(os.path.join(a.out, "tmp", "ruby-raw.jsonl"), "a") as f:
-                f.write(json.dumps({"impl": impl, "argv": argv[1:], **j}) + "\n")
-            return j
-    log(f"  {impl} n={n} failed (exit {p.returncode}): {err.strip()[-300:]}")
-    return None
+    return peerlib.run_client(argv, a.out, "ruby", f"{impl} n={n}", timeout_s, log,
+                              extra_raw={"impl": impl})
 
 
 def record_client(tab, case, impl, n, j):
-    model = CLIENTS[impl][0]
-    add = lambda metric, unit, v: tab.add(case, model, impl, "n", n, metric, unit, v)
-    add("completed_count", "count", j["ok"])
-    add("errors", "count", j["failed"])
-    add("tokens_per_s", "tokens/s", j["tokens_per_s"])
-    if j["ok"]:
-        add("ttft_p50_ms", "ms", j["ttft_p50_ms"])
-        add("ttft_p99_ms", "ms", j["ttft_p99_ms"])
-        add("total_p50_ms", "ms", j["total_p50_ms"])
-    if j.get("itl_gaps"):
-        add("itl_p50_ms", "ms", j["itl_p50_ms"])
-        add("itl_p99_ms", "ms", j["itl_p99_ms"])
-    add("vm_hwm_bytes", "bytes", j["rss_peak_kib"] * 1024)
-    add("kernel_est_bytes", "bytes", j["kernel_est_kib"] * 1024)
-    live = max(j["peak_live"], 1)
-    # what one more open conversation costs: the peak over the baseline (interpreter and
-    # libraries loaded), per conversation alive at the peak
-    if j.get("rss_base_kib", -1) >= 0:
-        user = (j["rss_peak_kib"] - j["rss_base_kib"]) * 1024
-        add("user_bytes_per_unit", "bytes", user / live)
-        # with the kernel's share: thread stacks and page tables (the estimate above)
-        add("bytes_per_unit", "bytes", (user + j["kernel_est_kib"] * 1024) / live)
-    add("cpu_s", "s", j["cpu_s"])
-    if j["tokens"]:
-        add("cpu_per_1k_tokens_ms", "ms", j["cpu_s_per_1k_tokens"] * 1000)
-    add("live_units", "count", j["peak_live"])
-    add("retries_count", "count", j.get("retries"))
-    add("listen_overflows_count", "count", j.get("listen_overflows"))
-    for cause, cnt in j["causes"].items():
-        tab.add(f"{case}/fail={wl.slug(cause)}", model, impl, "n", n, "errors", "count", cnt)
-    if j["spawn_failed"]:
-        tab.add(f"{case}/limit={j['spawn_errno']}", model, impl, "n", n, "limit_units", "count",
-                j["units_started"])
+    peerlib.record_client(tab, case, CLIENTS[impl][0], impl, n, j)
 
 
 def ratios(tab, label, n, js):
@@ -528,11 +437,7 @@ def versions():
 
 
 def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
+    return peerlib.loadavg()
 
 
 def main():
