@@ -45,7 +45,7 @@ mode=${quick:+quick}; mode=${mode:-full}
 stages=(micro mockllm workloads ruby)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby)
 declare -A budget_quick=([micro]=90 [mockllm]=50 [workloads]=160 [ruby]=100)
-declare -A budget_full=([micro]=360 [mockllm]=180 [workloads]=320 [ruby]=480)
+declare -A budget_full=([micro]=360 [mockllm]=180 [workloads]=320 [ruby]=540)
 
 if [ -n "$only" ]; then
   sel=()

@@ -564,8 +564,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(TOP, "results"), help="results directory")
     ap.add_argument("--runs", type=int, default=0, help="repetitions (default 3; quick 1)")
     ap.add_argument("--max-seconds", type=float, default=0,
-                    help="start no new step after this long (default 100 quick, 480 full); "
-                         "llm gets 60%%, starve 15%%, relay 25%% of it")
+                    help="start no new step after this long (default 100 quick, 540 full); "
+                         "llm gets 68%%, starve 11%%, relay 21%% of it")
     a = ap.parse_args()
     stages = [s for s in a.only.split(",") if s]
     for s in stages:
@@ -587,7 +587,7 @@ def main():
                + chk.stderr.strip()[-200:])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    budget = a.max_seconds or (60 if a.smoke else 100 if a.quick else 480)
+    budget = a.max_seconds or (60 if a.smoke else 100 if a.quick else 540)
     budget_end = T_START + budget
     signal.signal(signal.SIGTERM, lambda *_: (wl.cleanup(), sys.exit(143)))
     mode = "smoke" if a.smoke else "quick" if a.quick else "full"
@@ -599,7 +599,7 @@ def main():
     # Each stage gets its share of the time left, so that on a busy machine every stage
     # still writes rows (with fewer runs: the runs column says how many) instead of the
     # last one being skipped.
-    share = {"llm": 0.6, "starve": 0.15, "relay": 0.25}
+    share = {"llm": 0.68, "starve": 0.11, "relay": 0.21}
     try:
         for s, fn in (("llm", bench_llm), ("starve", bench_starve), ("relay", bench_relay)):
             if s in stages:
