@@ -9,6 +9,7 @@ workloads/bench/run.py's, imported once here.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -142,6 +143,14 @@ def record_client(tab, case, model, impl, n, j):
     if j["spawn_failed"]:
         tab.add(f"{case}/limit={j['spawn_errno']}", model, impl, "n", n, "limit_units", "count",
                 j["units_started"])
+    # a resource limit met by conversations (open files: 20,000 per process here) is a
+    # result too: where it hit, as the units alive at the peak
+    hit = sorted({m.group(1) for c in j["causes"]
+                  for m in [re.search(r"\b(EMFILE|ENFILE|EAGAIN|ENOMEM|EADDRNOTAVAIL)\b", c)] if m})
+    for e in hit:
+        if not (j["spawn_failed"] and e == j["spawn_errno"]):
+            tab.add(f"{case}/limit={e}", model, impl, "n", n, "limit_units", "count",
+                    j["peak_live"])
 
 
 def loadavg():

@@ -218,6 +218,34 @@ class RubySmoke(unittest.TestCase):
             with open(os.path.join(out, "ruby.machine.txt")) as f:
                 self.assertIn("ruby gems: async 1.", f.read())
 
+    def test_open_files_limit_is_a_result(self):
+        """Out of descriptors (60 here, 20,000 on the benchmark machine), every Ruby model
+        counts the conversations that could not connect (EMFILE), finishes the others and
+        exits 0; the harness records the limit as a limit_units row."""
+        import resource
+        import run as wl
+        import bench
+        mock = wl.Server("mock-llm", [os.path.join(BIN, "mock-llm"), "--listen", "127.0.0.1:0",
+                                      "--seed", "3", "--profile", "fixed", "--time-scale", "0.1"])
+        lower = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (60, 60))
+        try:
+            for model in ("thread", "pool", "async", "async-http"):
+                r = subprocess.run(["ruby", os.path.join(RUBY_DIR, "llm_client.rb"), "--model",
+                                    model, "--target", f"127.0.0.1:{mock.port}", "--n", "100",
+                                    "--max-tokens", "4", "--workers", "80"],
+                                   capture_output=True, text=True, timeout=60, preexec_fn=lower)
+                self.assertEqual(r.returncode, 0, f"{model}: {r.stderr[-800:]}")
+                j = json.loads(r.stdout)
+                self.assertEqual(j["ok"] + j["failed"], 100, model)
+                self.assertGreater(j["ok"], 0, model)
+                self.assertGreater(j["causes"].get("EMFILE", 0), 0, f"{model}: {j['causes']}")
+                tab = wl.Table("ruby")
+                bench.record_client(tab, f"llm/ruby-{model}/x/n=100", "ruby-async", 100,
+                                    dict(j, kernel_est_kib=0))
+                self.assertIn(f"llm/ruby-{model}/x/n=100/limit=EMFILE", [k[0] for k in tab.order])
+        finally:
+            mock.stop()
+
     def test_relays_forward_real_requests(self):
         """A 200 KB chat request (a long history) reaches the LLM byte for byte, with its
         request index, and the stream comes back whole, through every relay."""
