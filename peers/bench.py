@@ -169,20 +169,22 @@ def impl_of(impl, j):
 
 
 def client_plan(a):
-    """(label, mock-llm args, tokens, {N: models}, timeout s). tokens is a number, or a
-    pair (lo, hi): the same conversations with lo and with hi tokens each (mock-llm
-    --output-tokens); (CPU_hi - CPU_lo) / (tokens_hi - tokens_lo) leaves connection
-    setup and unit creation out."""
+    """The steps of one round, in order: (label, mock-llm args, tokens, N, models,
+    timeout s). tokens is a number, or a pair (lo, hi): the same conversations with lo
+    and with hi tokens each (mock-llm --output-tokens); (CPU_hi - CPU_lo) / (tokens_hi -
+    tokens_lo) leaves connection setup and unit creation out. What the figure and the
+    README lead with comes first (10,000 conversations, then the marginal), so that a
+    time budget cuts a last round of the small cases, not the headline."""
     if a.smoke:
-        return [("gpt4o-fast", ["--profile", "gpt-4o", "--tps", "50", "--ttft-ms", "20"], 4,
-                 {5: list(CLIENTS)}, 20),
-                ("vllm8b-nowait", ["--profile", "vllm-8b-h100", "--time-scale", "0"], (4, 16),
-                 {5: list(CLIENTS)}, 20)]
+        return [("gpt4o-fast", ["--profile", "gpt-4o", "--tps", "50", "--ttft-ms", "20"], 4, 5,
+                 list(CLIENTS), 20),
+                ("vllm8b-nowait", ["--profile", "vllm-8b-h100", "--time-scale", "0"], (4, 16), 5,
+                 list(CLIENTS), 20)]
     gpt = ["--profile", "gpt-4o", "--tps", "5"]
     now = ["--profile", "vllm-8b-h100", "--time-scale", "0"]
     if a.quick:
-        return [("gpt4o-5tps", gpt, 8, {1000: CORE}, 60),
-                ("vllm8b-nowait", now, (16, 256), {100: CORE}, 60)]
+        return [("gpt4o-5tps", gpt, 8, 1000, CORE, 60),
+                ("vllm8b-nowait", now, (16, 256), 100, CORE, 60)]
     # the httpx and aiohttp clients where they answer a question (which asyncio client,
     # and what the openai SDK's transport costs): at 1,000 streams and per token. Not at
     # 10,000: httpcore's pool scans its connections and its queue of waiting requests
@@ -190,48 +192,51 @@ def client_plan(a):
     # the 2-vCPU EPYC: 1,000 streams 3.8 s of CPU; 3,000 with the SDK's limits 17.8 s;
     # 10,000 with no limit, none completed within 60 s).
     extra = ["py-httpx", "py-aiohttp"]
-    return [("gpt4o-5tps", gpt, 8, {100: CORE, 1000: CORE + extra, 10000: CORE}, 60),
-            ("vllm8b-nowait", now, (16, 256), {100: CORE + extra}, 60)]
+    return [("gpt4o-5tps", gpt, 8, 10000, CORE, 60),
+            ("vllm8b-nowait", now, (16, 256), 100, CORE + extra, 60),
+            ("gpt4o-5tps", gpt, 8, 1000, CORE + extra, 60),
+            ("gpt4o-5tps", gpt, 8, 100, CORE, 60)]
 
 
 def bench_llm(a, tab, budget_end, have):
+    """Round by round: every step once per round, the models of a step interleaved (their
+    order rotates from round to round); a spent budget loses the rest of a round."""
     runs = a.runs or (1 if a.quick or a.smoke else 3)
-    for label, margs, tokens, plan, tmo in client_plan(a):
-        lengths = tokens if isinstance(tokens, tuple) else (tokens,)
-        for n, models in plan.items():
+    for r in range(runs):
+        for label, margs, tokens, n, models, tmo in client_plan(a):
+            lengths = tokens if isinstance(tokens, tuple) else (tokens,)
             ms = [m for m in models if m in have]
-            for r in range(runs):
-                js = {}
-                for t in lengths:
-                    for i in range(len(ms)):
-                        if time.monotonic() > budget_end:
-                            log(f"llm: time budget spent; skipped {label} n={n} run {r + 1}+")
-                            return False
-                        impl = ms[(i + r) % len(ms)]
-                        lab = label if len(lengths) == 1 else f"{label}-t{t}"
-                        log(f"llm {lab} n={n}: {impl} run {r + 1}/{runs}")
-                        extra = ["--output-tokens", str(t)] if len(lengths) > 1 else []
-                        m = peerlib.mock(a.bin, label, margs + extra, 11)
-                        try:
-                            argv = client_argv(a, impl, m.port, n, t, tmo)
-                            env = node_env() if CLIENTS[impl][1] == "node" else None
-                            j = peerlib.run_client(argv, a.out, "peers", f"{impl} n={n}", tmo,
-                                                   log, env=env, extra_raw={"impl": impl})
-                        finally:
-                            m.stop()
-                        if not j:
-                            # the client died (no report): where it stopped, and why
-                            tab.add(f"llm/{impl}/{lab}/n={n}/fail=client-died", CLIENTS[impl][0],
-                                    impl, "n", n, "errors", "count", n)
-                            continue
-                        if j["failed"]:
-                            log(f"  {j['failed']} failed: {j['causes']}")
-                        peerlib.record_client(tab, f"llm/{impl}/{lab}/n={n}", CLIENTS[impl][0],
-                                              impl_of(impl, j), n, j)
-                        js[(impl, t)] = j
-                    ratios(tab, lab, n, {k[0]: v for k, v in js.items() if k[1] == t})
-                if len(lengths) == 2:
-                    marginal(tab, label, n, lengths, ms, js)
+            js = {}
+            for t in lengths:
+                for i in range(len(ms)):
+                    if time.monotonic() > budget_end:
+                        log(f"llm: time budget spent in round {r + 1} of {runs}; the rest skipped")
+                        return False
+                    impl = ms[(i + r) % len(ms)]
+                    lab = label if len(lengths) == 1 else f"{label}-t{t}"
+                    log(f"llm {lab} n={n}: {impl} round {r + 1}/{runs}")
+                    extra = ["--output-tokens", str(t)] if len(lengths) > 1 else []
+                    m = peerlib.mock(a.bin, label, margs + extra, 11)
+                    try:
+                        argv = client_argv(a, impl, m.port, n, t, tmo)
+                        env = node_env() if CLIENTS[impl][1] == "node" else None
+                        j = peerlib.run_client(argv, a.out, "peers", f"{impl} n={n}", tmo,
+                                               log, env=env, extra_raw={"impl": impl})
+                    finally:
+                        m.stop()
+                    if not j:
+                        # the client died (no report): where it stopped, and why
+                        tab.add(f"llm/{impl}/{lab}/n={n}/fail=client-died", CLIENTS[impl][0],
+                                impl, "n", n, "errors", "count", n)
+                        continue
+                    if j["failed"]:
+                        log(f"  {j['failed']} failed: {j['causes']}")
+                    peerlib.record_client(tab, f"llm/{impl}/{lab}/n={n}", CLIENTS[impl][0],
+                                          impl_of(impl, j), n, j)
+                    js[(impl, t)] = j
+                ratios(tab, lab, n, {k[0]: v for k, v in js.items() if k[1] == t})
+            if len(lengths) == 2:
+                marginal(tab, label, n, lengths, ms, js)
     return True
 
 
@@ -385,10 +390,13 @@ def main():
     failed = False
     complete = True
     try:
+        # the LLM rounds may take 80% of the budget (what they leave rolls on); the
+        # protocol, bounded by its own repeats, gets the rest
+        llm_end = T_START + (0.8 * budget if "seed" in stages else budget)
         for s, fn in (("llm", bench_llm), ("seed", bench_seed)):
             if s in stages:
                 try:
-                    complete &= fn(a, tab, budget_end,
+                    complete &= fn(a, tab, llm_end if s == "llm" else budget_end,
                                    have_impls if s == "llm" else have)
                 except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                     log(f"{s} FAILED: {e}")
