@@ -225,8 +225,11 @@ class RubySmoke(unittest.TestCase):
         import resource
         import run as wl
         import bench
+        # conversations of ~0.4 s: long enough that all 100 overlap on a busy machine too
+        # (at 0.1, Async::HTTP sometimes finished early streams and reused their
+        # connections before the last ones connected: no EMFILE, a flaky test)
         mock = wl.Server("mock-llm", [os.path.join(BIN, "mock-llm"), "--listen", "127.0.0.1:0",
-                                      "--seed", "3", "--profile", "fixed", "--time-scale", "0.1"])
+                                      "--seed", "3", "--profile", "fixed", "--time-scale", "0.5"])
         lower = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (60, 60))
         try:
             for model in ("thread", "pool", "async", "async-http"):
