@@ -222,6 +222,10 @@ def retry_after(get):
     return None
 
 
+# httpx (h11) and aiohttp's names for a body cut short by the server
+CUT_STREAM = {"RemoteProtocolError", "ClientPayloadError", "ServerDisconnectedError"}
+
+
 def os_error_in(e):
     """The OSError with an errno that e is, or that a library wrapped into it (httpx's
     ConnectError, aiohttp's ClientConnectorError), else None."""
@@ -241,6 +245,9 @@ def cause_of(e):
         return str(e)
     if isinstance(e, (socket.timeout, TimeoutError)):
         return "timeout"
+    # the server closed the connection inside the body: each library names it its own way
+    if isinstance(e, http.client.IncompleteRead) or type(e).__name__ in CUT_STREAM:
+        return "stream ended before [DONE]"
     oe = os_error_in(e)
     if oe is not None:
         import errno

@@ -218,14 +218,16 @@ class PeerSmoke(unittest.TestCase):
             rec.close()
 
     def test_same_draws_and_counted_failures(self):
-        """503s (retried after retry-after-ms) and error frames, drawn per request index:
+        """503s (retried after retry-after-ms), error frames and cut streams, drawn per
+        request index:
         every client meets the same ones, so its per-conversation outcomes are the
         Python thread client's; failures are counted by cause."""
         mock = wl.Server("mock-llm", [os.path.join(BIN, "mock-llm"), "--listen", "127.0.0.1:0",
                                       "--seed", "11", "--profile", "gpt-4o", "--tps", "50",
                                       "--ttft-ms", "20", "--error-rate", "0.3",
                                       "--error-statuses", "503", "--retry-after-ms", "10",
-                                      "--midstream-error-rate", "0.1"])
+                                      "--midstream-error-rate", "0.1",
+                                      "--disconnect-rate", "0.1"])
         tmp = tempfile.mkdtemp(prefix="fiberbench-peers-test-")
         try:
             n = 40
@@ -237,7 +239,9 @@ class PeerSmoke(unittest.TestCase):
             self.assertGreater(ref["failed"], 0)
             self.assertGreater(ref["ok"], 0)
             self.assertGreater(ref["retries"], 0)
-            self.assertEqual(set(ref["causes"]), {"http 503", "error frame"})
+            # each failure named the same way by every client (a cut stream included)
+            self.assertEqual(set(ref["causes"]), {"http 503", "error frame",
+                                                  "stream ended before [DONE]"})
             want = per_conv(ref_pc)
             for impl, argv in IMPLS[RT].items():
                 pc = os.path.join(tmp, f"{impl}.csv")

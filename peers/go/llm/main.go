@@ -223,6 +223,9 @@ func causeOf(err error) string {
 		return string(sf)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return "timeout"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// the server closed the connection inside the chunked body
+		return "stream ended before [DONE]"
 	case errors.As(err, &en):
 		return errnoName(en)
 	}
