@@ -20,6 +20,10 @@ build: configure
 
 test:
 	@scripts/deps.sh test
+	@# the peers' runtimes (Python libraries, Go, the openai npm SDK) for their smoke tests: as root
+	@# installed here, before CMake looks for go; otherwise those tests say what is missing and skip
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/deps.sh peers || \
+	  echo "make test: the peers' runtimes could not be installed; their smoke tests will skip"; fi
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
