@@ -30,9 +30,15 @@ clean:
 # --- benchmarks, plots, reproduction (scripts/bench.sh, plots/draw.sh, scripts/reproduce.sh)
 #   make bench [QUICK=1]   deps, build, every harness -> results/*.csv, then make plots
 #   make plots             plots/*.gp over results/*.csv -> plots/*.svg, plots/*.png
-#   make plots-published   the same over results/published/ -> plots/published/
-#   make reproduce         quick subset vs results/published/ and the post's claims
-.PHONY: bench plots plots-published reproduce
+#   make plots-published   every set results/published/<machine>/ -> plots/published/<machine>/
+#   make reproduce         quick switch, alloc, memory, seed vs the published set of this
+#                          CPU model and the post's claims; fails on a regression
+#   make publish [ONLY=h1,h2] [SHOW=1] [FROM=dir]
+#                          results/ (a full, calm make bench) -> results/published/<machine>/,
+#                          its figures, the generated README sections
+#   make compare A=dir B=dir   every figure in both sets: B/A, * where ranges do not overlap
+#   make readme            regenerate the README sections between <!-- gen:... --> markers
+.PHONY: bench plots plots-published reproduce publish compare readme
 bench:
 	@BUILD=$(BUILD) JOBS=$(JOBS) QUICK=$(QUICK) scripts/bench.sh
 
@@ -40,10 +46,21 @@ plots:
 	@plots/draw.sh results plots
 
 plots-published:
-	@plots/draw.sh results/published plots/published
+	@for d in $$(scripts/resultsets.py sets); do \
+	  plots/draw.sh "$$d" "plots/published/$$(basename "$$d")" || exit 1; done
 
 reproduce:
 	@BUILD=$(BUILD) JOBS=$(JOBS) scripts/reproduce.sh
+
+publish:
+	@scripts/publish.py $(if $(FROM),--from $(FROM),) $(if $(ONLY),--only $(ONLY),) $(if $(SHOW),--show,)
+
+compare:
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=dir B=dir" >&2; exit 2; }
+	@scripts/compare.py "$(A)" "$(B)"
+
+readme:
+	@scripts/gen_readme.py
 
 # --- mock-llm benchmark (mock-llm/bench/mockllm_bench.py)
 #   make bench-mockllm [QUICK=1]   capacity, concurrency, keep-alive vs nginx -> results/mockllm.csv
@@ -65,12 +82,12 @@ bench-micro:
 
 # --- workloads (workloads/bench/run.py): HTTP throughput with an nginx anchor, streaming
 #   LLM conversations, slot starvation, shared "database connections"
-#   make bench-workloads [QUICK=1]   -> results/{throughput,llm}.csv (+ .machine.txt)
+#   make bench-workloads [QUICK=1]   -> results/{throughput,llm,curl}.csv (+ .machine.txt)
 .PHONY: bench-workloads
 bench-workloads:
 	@scripts/deps.sh bench
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS) --target wl-http wl-llm mock-llm
+	@cmake --build $(BUILD) -j $(JOBS) --target wl-http wl-llm wl-curl mock-llm
 	@python3 workloads/bench/run.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)
 
 # --- the post's claims in Ruby (peers/ruby/bench.py): Ruby threads, a 25-thread pool and

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Prints the README's result tables (markdown) from a results directory.
 
-    plots/tables.py [DIR]        (default results/published)
+    plots/tables.py [DIR]        (default: the README's set, results/published/shown.txt)
 
 Reads only DIR/*.csv (results/README.md schema); prints one table per harness that is
-present, each figure as median (min-max over runs). The README pastes these, so every
-published number can be traced to a row. Python 3 standard library only.
+present, each figure as median (min-max over runs). scripts/gen_readme.py puts these
+into the READMEs between markers, so every published number can be traced to a row.
+Python 3 standard library only.
 """
 import argparse
 import csv
@@ -127,29 +128,32 @@ def seed(d):
     rows = load(d, "seed")
     if not rows:
         return
-    print("### The post's protocol (`seed.csv`)\n")
+    print("### The post's protocol (`seed.csv`, thread / fiber = how many times cheaper fibers are)\n")
+    models = []
+    for r in rows:
+        if r["model"] == "thread" and r["impl"] not in models:
+            models.append(r["impl"])
+    groups = [("Ruby 3.4 published", "ruby-thread", "ruby-fiber", lambda i: i.startswith("published")),
+              ("Ruby here", "ruby-thread", "ruby-fiber", lambda i: not i.startswith("published"))]
+    groups += [(f"C, `{m}` threads", "thread", "fiber", (lambda m: lambda i: i in (m, "scheduler"))(m))
+               for m in models]
     out = []
-    for metric, label, better in (("us_per_unit", "create, µs per unit", min),
-                                  ("us_per_switch", "switch, µs per switch", min),
-                                  ("units_per_s", "throughput, units/s", max)):
+    for metric, label, higher in (("us_per_unit", "create, µs per unit", False),
+                                  ("us_per_switch", "switch, µs per switch", False),
+                                  ("units_per_s", "throughput, units/s (10th repeat)", True)):
         line = [label]
-        for mt, mf, impl_ok in (("ruby-thread", "ruby-fiber", lambda i: i.startswith("published")),
-                                ("ruby-thread", "ruby-fiber", lambda i: not i.startswith("published")),
-                                ("thread", "fiber", lambda i: True)):
+        for _, mt, mf, impl_ok in groups:
             t = [r for r in rows if r["metric"] == metric and r["model"] == mt and impl_ok(r["impl"])]
             f = [r for r in rows if r["metric"] == metric and r["model"] == mf and impl_ok(r["impl"])]
             if not t or not f:
                 line.append("-")
                 continue
-            tb = better(t, key=lambda r: float(r["median"]))
-            fw = (max if better is min else min)(f, key=lambda r: float(r["median"]))
-            ratio = (float(tb["median"]) / float(fw["median"]) if better is min
-                     else float(fw["median"]) / float(tb["median"]))
-            line.append(f"{num(tb['median'])} / {num(fw['median'])} = **{ratio:.0f}x**")
+            t, f = t[0], f[0]
+            ratio = (float(f["median"]) / float(t["median"]) if higher
+                     else float(t["median"]) / float(f["median"]))
+            line.append(f"{num(t['median'])} / {num(f['median'])} = **{ratio:.0f}x**")
         out.append(line)
-    table(["measure", "Ruby 3.4 published (thread / fiber)", "Ruby here", "C here (best thread variant / fiber)"], out)
-    print("C thread variants:", ", ".join(sorted({r["impl"] for r in rows if r["model"] == "thread"})))
-    print()
+    table(["measure"] + [g[0] for g in groups], out)
 
 
 def mockllm(d):
@@ -206,9 +210,11 @@ def llm(d):
 def main(argv=None):
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description="Print the README's markdown tables from results CSVs.")
-    ap.add_argument("dir", nargs="?", default=os.path.join(top, "results", "published"))
+    sys.path.insert(0, os.path.join(top, "scripts"))
+    import resultsets
+    ap.add_argument("dir", nargs="?", default=resultsets.shown_set())
     a = ap.parse_args(argv)
-    if not os.path.isdir(a.dir):
+    if not a.dir or not os.path.isdir(a.dir):
         print(f"tables: no directory {a.dir}", file=sys.stderr)
         return 2
     for f in (seed, switch, alloc, memory, scale, mockllm, throughput, llm):

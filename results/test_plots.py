@@ -94,6 +94,17 @@ def fixtures():
                                 "ttft_p99_ms", "ms", 60.0))
     f["llm"].append(row("llm", "llm/thread/gpt4o-5tps/limit=EMFILE", "thread", "thread", "", "",
                         "limit_units", "count", 19990.0, 1))
+    f["curl"] = []
+    for m, impl in (("thread", "curl-easy-thread"), ("fiber", "curl-easy-fiber-hook"),
+                    ("curl-multi", "curl-multi-epoll")):
+        for n in (100, 1000, 6000):
+            case = f"curl/{impl}/gpt4o-5tps-prompt4k/n={n}"
+            f["curl"] += [row("curl", case, m, impl, "n", n, "bytes_per_unit", "bytes", 40000.0),
+                          row("curl", case, m, impl, "n", n, "cpu_per_1k_tokens_ms", "ms", 30.0),
+                          row("curl", case, m, impl, "n", n, "ttft_p99_ms", "ms", 900.0)]
+    f["curl"].append(row("curl", "curl/curl-easy-fiber-hook/gpt4o-5tps-prompt4k/n=10000/limit=EMFILE",
+                         "fiber", "curl-easy-fiber-hook", "n", 10000, "limit_units", "count",
+                         6664.0, 1))
     f["ruby"] = []
     for impl, m, b in (("ruby-thread", "ruby-thread", 80000.0), ("ruby-async", "ruby-fiber", 55000.0),
                        ("c-thread", "thread", 50000.0), ("c-fiber", "fiber", 6000.0)):
@@ -151,6 +162,23 @@ class PlotsTest(unittest.TestCase):
                 self.assertGreater(os.path.getsize(p), 2000, f"{p} is nearly empty")
         with open(os.path.join(self.out, "switch.png"), "rb") as f:
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+    def test_seed_verdicts_three_states(self):
+        # Fixture: fibers 5 us per unit; baton threads 130 (26x), sched_yield 60 (12x).
+        def verdict(metric):
+            r = subprocess.run([sys.executable, os.path.join(TOP, "plots", "lib", "verdict.py"),
+                                self.dir, metric], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout.strip()
+        self.assertEqual(verdict("us_per_unit"),
+                         ">= 20x: in C holds only against baton; Ruby here: does not hold")
+        self.assertEqual(verdict("us_per_switch"),
+                         ">= 10x: in C holds against every C thread model; Ruby here: holds")
+        # pairs.awk: one C group per thread model, none picked for the others.
+        r = subprocess.run("awk -f plots/lib/select.awk -v where='metric=us_per_unit' "
+                           f"{self.dir}/seed.csv | awk -F, -v hib=0 -f plots/lib/pairs.awk",
+                           shell=True, cwd=TOP, capture_output=True, text=True)
+        self.assertEqual(r.stdout.splitlines()[-2:], ["C: baton,130,5", "C: sched_yield@1cpu,60,5"])
 
     def test_missing_csv_is_skipped(self):
         os.remove(os.path.join(self.dir, "llm.csv"))

@@ -615,7 +615,7 @@ def main():
     finally:
         wl.cleanup()
     if tab.order:
-        tab.write(a.out, [f"ruby harness: {mode}"] + versions() + [
+        tab.write(a.out, [f"mode: {mode}"] + versions() + [
             f"open files per process: {hard}",
             f"load average at start: {load0}; at end: {loadavg()}",
             "pinning: none (every client, server and mock-llm unpinned)",

@@ -218,6 +218,14 @@ class RubySmoke(unittest.TestCase):
             with open(os.path.join(out, "ruby.machine.txt")) as f:
                 self.assertIn("ruby gems: async 1.", f.read())
 
+    def test_committed_run_is_valid(self):
+        """The bounded run the README quotes (peers/ruby/results/) follows the schema."""
+        d = os.path.join(RUBY_DIR, "results")
+        c = subprocess.run([sys.executable, os.path.join(TOP, "scripts", "check_results.py"),
+                            "--strict", os.path.join(d, "ruby.csv")], capture_output=True,
+                           text=True)
+        self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+
     def test_open_files_limit_is_a_result(self):
         """Out of descriptors (60 here, 20,000 on the benchmark machine), every Ruby model
         counts the conversations that could not connect (EMFILE), finishes the others and
