@@ -233,8 +233,10 @@ class RubySmoke(unittest.TestCase):
         import resource
         import run as wl
         import bench
+        # conversations of ~0.6 s: all 100 want a socket at once, even on a busy machine
+        # (Async::HTTP reuses the connections of finished conversations)
         mock = wl.Server("mock-llm", [os.path.join(BIN, "mock-llm"), "--listen", "127.0.0.1:0",
-                                      "--seed", "3", "--profile", "fixed", "--time-scale", "0.1"])
+                                      "--seed", "3", "--profile", "fixed", "--time-scale", "2"])
         lower = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (60, 60))
         try:
             for model in ("thread", "pool", "async", "async-http"):
