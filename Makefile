@@ -86,12 +86,12 @@ bench-micro:
 
 # --- workloads (workloads/bench/run.py): HTTP throughput with an nginx anchor, streaming
 #   LLM conversations, slot starvation, shared "database connections"
-#   make bench-workloads [QUICK=1]   -> results/{throughput,llm}.csv (+ .machine.txt)
+#   make bench-workloads [QUICK=1]   -> results/{throughput,llm,curl}.csv (+ .machine.txt)
 .PHONY: bench-workloads
 bench-workloads:
 	@scripts/deps.sh bench
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS) --target wl-http wl-llm mock-llm
+	@cmake --build $(BUILD) -j $(JOBS) --target wl-http wl-llm wl-curl mock-llm
 	@python3 workloads/bench/run.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)
 
 # --- the post's claims in Ruby (peers/ruby/bench.py): Ruby threads, a 25-thread pool and

@@ -94,6 +94,17 @@ def fixtures():
                                 "ttft_p99_ms", "ms", 60.0))
     f["llm"].append(row("llm", "llm/thread/gpt4o-5tps/limit=EMFILE", "thread", "thread", "", "",
                         "limit_units", "count", 19990.0, 1))
+    f["curl"] = []
+    for m, impl in (("thread", "curl-easy-thread"), ("fiber", "curl-easy-fiber-hook"),
+                    ("curl-multi", "curl-multi-epoll")):
+        for n in (100, 1000, 6000):
+            case = f"curl/{impl}/gpt4o-5tps-prompt4k/n={n}"
+            f["curl"] += [row("curl", case, m, impl, "n", n, "bytes_per_unit", "bytes", 40000.0),
+                          row("curl", case, m, impl, "n", n, "cpu_per_1k_tokens_ms", "ms", 30.0),
+                          row("curl", case, m, impl, "n", n, "ttft_p99_ms", "ms", 900.0)]
+    f["curl"].append(row("curl", "curl/curl-easy-fiber-hook/gpt4o-5tps-prompt4k/n=10000/limit=EMFILE",
+                         "fiber", "curl-easy-fiber-hook", "n", 10000, "limit_units", "count",
+                         6664.0, 1))
     f["ruby"] = []
     for impl, m, b in (("ruby-thread", "ruby-thread", 80000.0), ("ruby-async", "ruby-fiber", 55000.0),
                        ("c-thread", "thread", 50000.0), ("c-fiber", "fiber", 6000.0)):

@@ -4,7 +4,9 @@
 a planted 2x fiber-side regression fails (through the Python and through the shell entry
 point); a machine without a set of its own is told so and checked on ratios and bytes
 only, where a strict switch 14x Boost.Context still fails; bytes per fiber 20% off fail
-on any machine; the claims' three states; a missing harness; bad usage."""
+on any machine; the claims' three states; a missing harness; bad usage. Through stand-in
+harness binaries (scripts/reproduce.sh --no-build): a failure that does not repeat on the
+confirming re-run passes and says so, one that repeats fails."""
 import csv
 import glob
 import io
@@ -120,6 +122,60 @@ class ReproduceTest(unittest.TestCase):
                             self.pub, "--published", self.pub], capture_output=True, text=True,
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def fake_harnesses(self, bad_runs):
+        """A BUILD directory whose bench_<h> copy the published set into --out; the first
+        `bad_runs` runs of bench_switch copy a 2x fiber-side regression instead."""
+        build = os.path.join(self.tmp.name, "build")
+        os.makedirs(os.path.join(build, "bin"))
+        bad = os.path.join(self.tmp.name, "bad")
+        shutil.copytree(self.pub, bad)
+        plant_fiber_regression(bad)
+        count = os.path.join(self.tmp.name, "switch-runs")
+        for h in HARNESSES:
+            script = f"""#!/bin/sh
+out=""
+while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+src={self.pub}
+if [ {h} = switch ]; then
+  n=$(cat {count} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {count}
+  [ $n -le {bad_runs} ] && src={bad}
+fi
+cp "$src/{h}.csv" "$src/{h}.machine.txt" "$out/"
+"""
+            path = os.path.join(build, "bin", "bench_" + h)
+            with open(path, "w") as f:
+                f.write(script)
+            os.chmod(path, 0o755)
+        return build, count
+
+    def run_sh_with_fakes(self, bad_runs):
+        build, count = self.fake_harnesses(bad_runs)
+        env = dict(os.environ, BUILD=build, FIBERBENCH_CALM_WAIT="0")
+        r = subprocess.run([os.path.join(TOP, "scripts", "reproduce.sh"), "--no-build",
+                            "--fresh", self.now, "--published", self.pub],
+                           capture_output=True, text=True, timeout=120, env=env)
+        with open(count) as f:
+            return r, int(f.read())
+
+    def test_failure_not_repeated_on_confirming_run_passes(self):
+        r, switch_runs = self.run_sh_with_fakes(bad_runs=1)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(switch_runs, 2)  # the failing harness, and only it, ran again
+        self.assertIn("checks failed in: switch", r.stderr)
+        self.assertIn("did not repeat", r.stderr)
+        self.assertIn("FAIL", r.stdout)  # the first attempt is printed, not hidden
+
+    def test_failure_repeated_on_confirming_run_fails(self):
+        r, switch_runs = self.run_sh_with_fakes(bad_runs=2)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(switch_runs, 2)
+        self.assertIn("the failure repeated", r.stderr)
+
+    def test_clean_run_runs_each_harness_once(self):
+        r, switch_runs = self.run_sh_with_fakes(bad_runs=0)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(switch_runs, 1)
 
     def test_small_drift_passes(self):
         plant_fiber_regression(self.now, 1.3)  # within 1.5x and 2x

@@ -33,13 +33,14 @@ HEADER = ["harness", "case", "model", "impl", "param", "value", "metric", "unit"
 # Keep these three tables in step with results/README.md: it is the manual, this
 # is its enforcement.
 HARNESSES = {"switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm",
-             "ruby", "peers"}
+             "curl", "ruby", "peers"}
 
 UNITS = {"ns", "us", "ms", "s", "bytes", "KiB", "MiB", "count", "streams", "ops/s",
          "req/s", "units/s", "tokens/s", "events/s", "conv/s", "MB/s", "percent", "x"}
 
 METRICS = {
     "ns_per_op": "ns", "us_per_op": "us", "ns_per_switch": "ns", "ns_per_create": "ns",
+    "ns_per_switch_layout": "ns",
     "us_per_unit": "us", "us_per_switch": "us",
     "ops_per_s": "ops/s", "units_per_s": "units/s", "req_per_s": "req/s",
     "tokens_per_s": "tokens/s",
@@ -70,7 +71,7 @@ METRICS = {
     "ttft_rest_p99_ms": "ms", "db_peak_held_count": "count", "db_wait_mean_ms": "ms",
     "unserved_conns_count": "count", "listen_overflows_count": "count",
     "retries_count": "count", "cpu_per_1k_tokens_marginal_ms": "ms",
-    "completed_count": "count", "loadgen_cpu_s": "s",
+    "completed_count": "count", "kernel_est_per_unit_bytes": "bytes", "loadgen_cpu_s": "s",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units

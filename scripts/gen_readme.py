@@ -213,7 +213,7 @@ def sec_headline(ctx):
     """The headline bullets: like-for-like pairs first, each from a CSV row."""
     b = []
     # switch: fiber_yield against each thread hand-off on one core, same run.
-    y = ctx.row("switch", reproduce.YIELD, "ns_per_switch")
+    y = ctx.row("switch", reproduce.YIELD_WALL, "ns_per_switch")
     same = [(k, ctx.row("switch", f"switch/thread/{k}/cpu=same", "ns_per_switch"))
             for k in reproduce.SW_SAME]
     same = [(k, r) for k, r in same if r]

@@ -108,7 +108,10 @@ def C(*cases):
 
 
 SW_SAME = ["futex", "sem", "pipe", "condvar", "sched_yield"]
-YIELD = C("switch/fiber/yield")
+YIELD = C("switch/fiber/yield")  # thread CPU time, like the raw switches: the portable ratio
+# The headline's fiber side: fiber_yield on the wall clock with the thread pinned, the clock
+# and pinning of the thread hand-offs (sets before it have only the CPU-time row).
+YIELD_WALL = C("switch/fiber/yield/cpu=same", "switch/fiber/yield")
 STRICT = C("switch/fiber/strict")
 POOLED_SAME = C("alloc/fiber/pooled/cpu=same/batch=1")
 POOLED_ANY = C("alloc/fiber/pooled/cpu=any/batch=1", "alloc/fiber/pooled/batch=1")
@@ -136,7 +139,8 @@ FIGURES = [
     # switch: the like-for-like pairs (fiber_yield against each same-core hand-off),
     # the code-against-code ratios, the fiber side alone.
     *[Figure(f"switch {k}/cpu=same over fiber_yield", "switch", "ratio",
-             ns(C(f"switch/thread/{k}/cpu=same")), ns(YIELD), required=False) for k in SW_SAME],
+             ns(C(f"switch/thread/{k}/cpu=same")), ns(YIELD_WALL), required=False)
+      for k in SW_SAME],
     Figure("switch strict over Boost jump_fcontext", "switch", "portable", ns(STRICT),
            ns(C("switch/boost/jump_fcontext")), required=False),
     Figure("switch fiber_yield over strict", "switch", "portable", ns(YIELD), ns(STRICT),
@@ -261,6 +265,9 @@ def main(argv=None):
                     help="fiber-side absolute figures within this factor (default 1.5)")
     ap.add_argument("--bytes-band", type=float, default=0.10,
                     help="bytes per fiber within this fraction (default 0.10)")
+    ap.add_argument("--failed-out", default=None,
+                    help="write the harnesses whose checks failed to this file, one a line "
+                         "(reproduce.sh re-runs those once to confirm a failure)")
     args = ap.parse_args(argv)
     if args.ratio_band < 1.0 or args.abs_band < 1.0:
         ap.error("--ratio-band and --abs-band must be >= 1")
@@ -291,6 +298,7 @@ def main(argv=None):
               "absolute times and machine-bound ratios are shown, not judged")
 
     failed = []
+    failed_h = set()
     rows = []
     for fig in FIGURES:
         now, why_now = fig.value(args.fresh)
@@ -309,6 +317,7 @@ def main(argv=None):
             if fig.required and judged:
                 v = f"FAIL: not measured ({why_now})"
                 failed.append(fig.name)
+                failed_h.add(fig.harness)
             else:
                 v = f"not measured ({why_now}): warning"
             rows.append((fig.name, fig.kind, band_text, fmt(pub), "-", "-", v))
@@ -330,6 +339,7 @@ def main(argv=None):
         else:
             v = "FAIL: outside " + band_text
             failed.append(fig.name)
+            failed_h.add(fig.harness)
         rows.append((fig.name, fig.kind, band_text, fmt(pub), fmt(now), f"{factor:.2f}", v))
     print()
     table(("figure", "kind", "band", "published", "now", "now/published", "check"), rows)
@@ -343,6 +353,7 @@ def main(argv=None):
         v_pub = verdict(pub, spec["claim"]) if pub else "-"
         if v_now in ("does not hold", "not measured"):
             failed.append(f"claim '{spec['text']}': {v_now}")
+            failed_h.add("seed")
             v_now = v_now.upper()
         per = "; ".join(f"{m} {fmtx(pub.get(m))} -> {fmtx(r)}" for m, r in now.items())
         crow.append((spec["text"], fmtx(spec["post"]), per or "-", v_now, v_pub))
@@ -357,6 +368,9 @@ def main(argv=None):
            "verdict now", "verdict published"), crow)
 
     print()
+    if args.failed_out:
+        with open(args.failed_out, "w") as f:
+            f.write("".join(h + "\n" for h in sorted(failed_h)))
     if failed:
         print("reproduce: FAILED: " + "; ".join(failed))
         noisy = noisy_note(args.fresh)

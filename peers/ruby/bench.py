@@ -214,10 +214,14 @@ def bench_starve(a, tab, budget_end):
     if a.smoke:
         plan = [(30, 1, ["ruby-pool25", "ruby-async"])]
     elif a.quick:
-        plan = [(1000, a.runs or 1, ["ruby-pool25", "ruby-async", "c-fiber"])]
+        plan = [(1, a.runs or 1, ["ruby-async"]),
+                (1000, a.runs or 1, ["ruby-pool25", "ruby-async", "c-fiber"])]
     else:
         runs = a.runs or 3
-        plan = [(100, runs, ["ruby-pool25", "ruby-async", "ruby-thread", "c-pool25", "c-fiber"]),
+        # One user alone: what a conversation takes with nobody queued, the yardstick of
+        # "does Net::HTTP yield under Async?" (if it did not, 100 users would take 100x).
+        plan = [(1, runs, ["ruby-async", "ruby-thread"]),
+                (100, runs, ["ruby-pool25", "ruby-async", "ruby-thread", "c-pool25", "c-fiber"]),
                 # the pool takes 40 waves of a conversation here (~8 s): the C pool's
                 # staircase is the same arithmetic and is left to the workloads harness
                 (1000, runs, ["ruby-pool25", "ruby-async", "c-fiber"])]
@@ -512,7 +516,7 @@ def main():
     finally:
         wl.cleanup()
     if tab.order:
-        tab.write(a.out, [f"ruby harness: {mode}"] + versions() + [
+        tab.write(a.out, [f"mode: {mode}"] + versions() + [
             f"open files per process: {hard}",
             f"load average at start: {load0}; at end: {loadavg()}",
             "pinning: none (every client, server and mock-llm unpinned)",

@@ -2,7 +2,7 @@
 """workloads/bench/run.py - the workloads harness: HTTP request throughput and streaming
 LLM conversations on every concurrency model, written as tidy CSV.
 
-    python3 workloads/bench/run.py [--quick] [--only throughput,llm,starve,db]
+    python3 workloads/bench/run.py [--quick] [--only throughput,llm,starve,db,curl]
                                    [--bin DIR] [--out DIR] [--runs N] [--max-seconds S]
 
 Writes OUT/throughput.csv and OUT/llm.csv (schema: results/README.md) with a
@@ -741,12 +741,163 @@ def bench_db(a, tab, budget_end):
         mock.stop()
 
 
+# ---- libcurl: unmodified blocking code on threads, fibers with hooks, multi ----------
+# (self-contained: its own stage "curl", table curl.csv, time budget and mock-llm)
+
+CURL_MODELS = [  # (wl-curl --model, results model, results impl)
+    ("thread", "thread", "curl-easy-thread"),
+    ("fiber", "fiber", "curl-easy-fiber-hook"),
+    ("multi", "curl-multi", "curl-multi-epoll"),
+]
+
+
+def run_curl(a, model, port, n, extra=(), timeout_s=120):
+    argv = [os.path.join(a.bin, "wl-curl"), "--model", model, "--target",
+            f"127.0.0.1:{port}", "--n", str(n), "--timeout", str(timeout_s)] + list(extra)
+    lo0 = listen_overflows()
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 60,
+                           preexec_fn=_die_with_parent)
+    except subprocess.TimeoutExpired:
+        log(f"  wl-curl {model} n={n} ran past {timeout_s + 60}s and was killed")
+        return None
+    for line in p.stdout.splitlines():
+        if line.startswith("{"):
+            j = json.loads(line)
+            lo1 = listen_overflows()
+            # SYNs dropped at mock-llm's full listen queue come back after 1 s, 3 s...:
+            # first-token times to read beside it (machine-wide counter)
+            j["listen_overflows"] = lo1 - lo0 if lo0 >= 0 and lo1 >= 0 else None
+            os.makedirs(os.path.join(a.out, "tmp"), exist_ok=True)
+            with open(os.path.join(a.out, "tmp", "curl-raw.jsonl"), "a") as f:
+                f.write(json.dumps({"argv": argv[1:], **j}) + "\n")
+            return j
+    log(f"  wl-curl {model} n={n} failed (exit {p.returncode}): {p.stderr.strip()[-300:]}")
+    return None
+
+
+def curl_per_unit(j):
+    """Client memory per live conversation: peak RSS growth and the kernel estimate
+    (page tables + 16 KiB per thread), over the most conversations alive at once."""
+    live = max(j["peak_live"], 1)
+    user = max(j["rss_peak_kib"] - j["rss_base_kib"], 0) * 1024 / live
+    kern = j["kernel_est_kib"] * 1024 / live
+    return user, kern
+
+
+def record_curl(tab, case, model, impl, n, j):
+    add = lambda metric, unit, v: tab.add(case, model, impl, "n", n, metric, unit, v)
+    user, kern = curl_per_unit(j)
+    add("completed_count", "count", j["ok"])
+    add("errors", "count", j["failed"])
+    add("live_units", "count", j["peak_live"])
+    add("tokens_per_s", "tokens/s", j["tokens_per_s"])
+    if j["ok"]:
+        add("ttft_p50_ms", "ms", j["ttft_p50_ms"])
+        add("ttft_p99_ms", "ms", j["ttft_p99_ms"])
+    if j.get("itl_gaps"):
+        add("itl_p50_ms", "ms", j["itl_p50_ms"])
+        add("itl_p99_ms", "ms", j["itl_p99_ms"])
+    add("vm_hwm_bytes", "bytes", j["rss_peak_kib"] * 1024)
+    add("kernel_est_bytes", "bytes", j["kernel_est_kib"] * 1024)
+    add("hwm_per_unit_bytes", "bytes", user)
+    add("kernel_est_per_unit_bytes", "bytes", kern)
+    add("bytes_per_unit", "bytes", user + kern)
+    add("cpu_s", "s", j["cpu_s"])
+    if j["tokens"]:
+        add("cpu_per_1k_tokens_ms", "ms", j["cpu_s_per_1k_tokens"] * 1000)
+    add("seconds", "s", j["elapsed_s"])
+    add("listen_overflows_count", "count", j.get("listen_overflows"))
+    for cause, cnt in j["causes"].items():
+        tab.add(f"{case}/fail={slug(cause)}", model, impl, "n", n, "errors", "count", cnt)
+    if j["spawn_failed"]:
+        tab.add(f"{case}/limit={j['spawn_errno']}", model, impl, "n", n, "limit_units",
+                "count", j["units_started"])
+    elif any("EMFILE" in c for c in j["causes"]):
+        # 3 descriptors per easy transfer (socket + libcurl's wake-up socketpair): the
+        # open-files cap, not the model, stops the rest
+        tab.add(f"{case}/limit=EMFILE", model, impl, "n", n, "limit_units", "count", j["ok"])
+
+
+def bench_curl(a, extra_machine):
+    """The same libcurl client three ways: curl_easy_perform on a thread per
+    conversation, on a fiber per conversation with fiber/hook, and libcurl's multi
+    interface on one thread. Every conversation carries x-mock-request-index, so all
+    models get the same draws; models interleaved run by run."""
+    # about 1.7 min quick, 8 min full on an idle 2-vCPU machine
+    t_end = time.monotonic() + (150 if a.quick else 540)
+    tab = Table("curl")
+    runs = a.runs or 3
+    mock = Server("mock-llm curl", [os.path.join(a.bin, "mock-llm"), "--listen",
+                                    "127.0.0.1:0", "--seed", "11", "--max-conns", "19990",
+                                    "--profile", "gpt-4o", "--tps", "5"])
+    try:
+        # A real request carries kilobytes of prompt; a mock-llm without its framing fix
+        # (mockllm b1d3d30) mangles bodies over ~1 KiB (404): then say so and send less.
+        kib = 4
+        probe = run_curl(a, "thread", mock.port, 1, ["--max-tokens", "2", "--prompt-kib", "4"])
+        if not probe or probe["ok"] != 1:
+            log(f"curl: a 4 KiB request failed ({probe and probe['causes']}); sending the "
+                "minimal prompt instead")
+            kib = 0
+        label = f"gpt4o-5tps-prompt{kib}k"
+        base = ["--max-tokens", "20", "--prompt-kib", str(kib)]
+        # (label, n, runs, extra args): all at once up to what the open-files cap holds
+        # (6,000 x 3 descriptors); 10,000 arriving over 10 s (about 4,500 alive at once);
+        # 10,000 at once: past the cap for the easy API, a limit probe
+        steps = ([(label, 1000, a.runs or 1, []),
+                  (label + "-arrive10s", 10000, a.runs or 1, ["--gap-us", "1000"])]
+                 if a.quick else
+                 [(label, 100, runs, []), (label, 1000, runs, []), (label, 6000, min(runs, 2), []),
+                  (label + "-arrive10s", 10000, runs, ["--gap-us", "1000"]),
+                  (label, 10000, 1, [])])
+        for lab, n, nruns, extra in steps:
+            per_run = {}
+            for r in range(nruns):
+                for i in range(len(CURL_MODELS)):
+                    if time.monotonic() > t_end:
+                        log(f"curl: time budget spent; skipped {lab} n={n} run {r + 1}+")
+                        break
+                    m, model, impl = CURL_MODELS[(i + r) % len(CURL_MODELS)]
+                    log(f"curl {lab} n={n}: {impl} run {r + 1}/{nruns}")
+                    j = run_curl(a, m, mock.port, n, base + extra)
+                    if not j:
+                        continue
+                    if j["failed"]:
+                        log(f"  {j['failed']} failed: {j['causes']}")
+                    record_curl(tab, f"curl/{impl}/{lab}/n={n}", model, impl, n, j)
+                    per_run.setdefault(r, {})[m] = j
+            # ratios from one round each (same mock, back to back)
+            for r, js in per_run.items():
+                t, f, mu = js.get("thread"), js.get("fiber"), js.get("multi")
+                if t and f and not t["failed"] and not f["failed"]:
+                    mem_f, mem_t = sum(curl_per_unit(f)), sum(curl_per_unit(t))
+                    tab.add(f"curl/ratio/fiber-over-thread/{lab}/n={n}/bytes-per-unit",
+                            "fiber", "curl-easy-fiber-hook", "n", n, "ratio", "x",
+                            mem_f / max(mem_t, 1))
+                    if t["cpu_s_per_1k_tokens"] > 0:
+                        tab.add(f"curl/ratio/fiber-over-thread/{lab}/n={n}/cpu-per-token",
+                                "fiber", "curl-easy-fiber-hook", "n", n, "ratio", "x",
+                                f["cpu_s_per_1k_tokens"] / t["cpu_s_per_1k_tokens"])
+                if f and mu and not f["failed"] and not mu["failed"] and mu["cpu_s_per_1k_tokens"] > 0:
+                    tab.add(f"curl/ratio/fiber-over-multi/{lab}/n={n}/cpu-per-token",
+                            "fiber", "curl-easy-fiber-hook", "n", n, "ratio", "x",
+                            f["cpu_s_per_1k_tokens"] / mu["cpu_s_per_1k_tokens"])
+    finally:
+        mock.stop()
+    if tab.order:
+        tab.write(a.out, extra_machine + [
+            "curl: libcurl %s easy API (thread, fiber + fiber/hook linked) and multi "
+            "interface over epoll; mock-llm --profile gpt-4o --tps 5, 20 tokens, one "
+            "connection per conversation" % (probe or {}).get("curl", "?")])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the quick subset (about 2 minutes)")
-    ap.add_argument("--only", default="throughput,llm,starve,db",
-                    help="comma list of stages: throughput, llm, starve, db")
+    ap.add_argument("--only", default="throughput,llm,starve,db,curl",
+                    help="comma list of stages: throughput, llm, starve, db, curl")
     ap.add_argument("--bin", default=os.path.join(TOP, "build", "bin"),
                     help="where wl-http, wl-llm and mock-llm are (default build/bin)")
     ap.add_argument("--out", default=os.path.join(TOP, "results"), help="results directory")
@@ -756,11 +907,11 @@ def main():
     a = ap.parse_args()
     stages = [s for s in a.only.split(",") if s]
     for s in stages:
-        if s not in ("throughput", "llm", "starve", "db"):
+        if s not in ("throughput", "llm", "starve", "db", "curl"):
             ap.error(f"unknown stage '{s}'")
     if a.runs < 0 or a.runs > 50:
         ap.error("--runs must be 1..50")
-    for b in ("wl-http", "wl-llm", "mock-llm"):
+    for b in ("wl-http", "wl-llm", "mock-llm") + (("wl-curl",) if "curl" in stages else ()):
         if not os.access(os.path.join(a.bin, b), os.X_OK):
             die(f"{b} not found in {a.bin} (build first: make build, or pass --bin)")
     if "throughput" in stages:
@@ -803,6 +954,12 @@ def main():
                 tab.write(a.out, extra + ["mock-llm: a separate process on the fiber runtime; "
                                           "profiles as in the case names (mock-llm "
                                           "--list-profiles)"])
+        if "curl" in stages:
+            try:
+                bench_curl(a, extra)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                log(f"curl FAILED: {e}")
+                failed = True
     finally:
         cleanup()
     log("done" + (" (with failures, see above)" if failed else ""))

@@ -27,6 +27,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,12 +67,12 @@ static struct {
     atomic_ulong       events;          /* SSE events relayed */
 } relay;
 
-static atomic_int g_stop;
+static wl_stop_t g_stop;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    atomic_store(&g_stop, 1);
+    wl_stop_request(&g_stop); /* async-signal-safe: wakes the serving fibers or threads */
 }
 
 /* ---- one request -------------------------------------------------------------------- */
@@ -400,12 +402,19 @@ static void on_ready(uint16_t port, void *arg)
     fflush(stdout);
 }
 
+/* Sleeps until the stop is requested or --max-seconds pass. */
 static void *watchdog(void *p)
 {
-    double s = *(double *)p;
-    for (double t = 0; t < s && !atomic_load(&g_stop); t += 0.01)
-        usleep(10000);
-    atomic_store(&g_stop, 1);
+    uint64_t end = wl_now_ns() + (uint64_t)(*(double *)p * 1e9);
+    while (!wl_stop_requested(&g_stop)) {
+        uint64_t now = wl_now_ns();
+        if (now >= end)
+            break;
+        uint64_t left_ms = (end - now + 999999) / 1000000;
+        struct pollfd pf = { .fd = g_stop.fd, .events = POLLIN };
+        poll(&pf, 1, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
+    }
+    wl_stop_request(&g_stop);
     return NULL;
 }
 
@@ -468,6 +477,10 @@ int main(int argc, char **argv)
                 opt.listen);
         return 2;
     }
+    if (wl_stop_init(&g_stop) != 0) {
+        perror("wl-relay: eventfd");
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = { .sa_handler = on_signal };
     sigaction(SIGTERM, &sa, NULL);
@@ -479,11 +492,11 @@ int main(int argc, char **argv)
     double cpu0 = wl_cpu_seconds();
     if (m->serve(&cfg, &st) != 0) {
         fprintf(stderr, "wl-relay: cannot listen on %s: %s\n", opt.listen, strerror(errno));
-        atomic_store(&g_stop, 1);
+        wl_stop_request(&g_stop);
         pthread_join(wd, NULL);
         return 1;
     }
-    atomic_store(&g_stop, 1);
+    wl_stop_request(&g_stop);
     pthread_join(wd, NULL);
     printf("{\"model\":\"%s\",\"streams_ok\":%lu,\"streams_failed\":%lu,\"upstream_errors\":%lu,"
            "\"bad_requests\":%lu,\"events\":%lu,\"conns\":%zu,\"peak_live\":%zu,"

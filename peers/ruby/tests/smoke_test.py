@@ -218,6 +218,14 @@ class RubySmoke(unittest.TestCase):
             with open(os.path.join(out, "ruby.machine.txt")) as f:
                 self.assertIn("ruby gems: async 1.", f.read())
 
+    def test_committed_run_is_valid(self):
+        """The bounded run the README quotes (peers/ruby/results/) follows the schema."""
+        d = os.path.join(RUBY_DIR, "results")
+        c = subprocess.run([sys.executable, os.path.join(TOP, "scripts", "check_results.py"),
+                            "--strict", os.path.join(d, "ruby.csv")], capture_output=True,
+                           text=True)
+        self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+
     def test_open_files_limit_is_a_result(self):
         """Out of descriptors (60 here, 20,000 on the benchmark machine), every Ruby model
         counts the conversations that could not connect (EMFILE), finishes the others and
@@ -225,11 +233,10 @@ class RubySmoke(unittest.TestCase):
         import resource
         import run as wl
         import bench
-        # conversations of ~0.4 s: long enough that all 100 overlap on a busy machine too
-        # (at 0.1, Async::HTTP sometimes finished early streams and reused their
-        # connections before the last ones connected: no EMFILE, a flaky test)
+        # conversations of ~0.6 s: all 100 want a socket at once, even on a busy machine
+        # (Async::HTTP reuses the connections of finished conversations)
         mock = wl.Server("mock-llm", [os.path.join(BIN, "mock-llm"), "--listen", "127.0.0.1:0",
-                                      "--seed", "3", "--profile", "fixed", "--time-scale", "0.5"])
+                                      "--seed", "3", "--profile", "fixed", "--time-scale", "2"])
         lower = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (60, 60))
         try:
             for model in ("thread", "pool", "async", "async-http"):
