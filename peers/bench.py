@@ -114,6 +114,21 @@ def runtimes_available(a, want):
     return why
 
 
+def wl_llm_index(a):
+    """Whether the C client of this build sends the request index too (a wl-llm that
+    does documents it in --help); without it, it draws in arrival order from its fresh
+    mock-llm, which equals index order only while the conversations connect in order."""
+    try:
+        h = subprocess.run([os.path.join(a.bin, "wl-llm"), "--help"], capture_output=True,
+                           text=True, timeout=10)
+        if "x-mock-request-index" in h.stdout + h.stderr:
+            return "wl-llm (C) sends it too"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ("wl-llm (C) of this build does not send it: its draws follow arrival order at "
+            "a fresh mock-llm")
+
+
 def node_env():
     return dict(os.environ, NODE_PATH=os.path.join(NPM_CACHE, "node_modules"))
 
@@ -410,8 +425,9 @@ def main():
             "pinning: LLM clients and mock-llm unpinned; the micro protocol (seed/ cases) "
             f"pinned with every thread to CPU {SEED_CPU} (cpu=same in the impl)",
             "go: GOMAXPROCS default for the LLM client, 1 for the micro protocol",
-            "mock-llm: a fresh process for every run, --seed 11, x-mock-request-index per "
-            "conversation (the same draws for every model); profiles as in the case names",
+            "mock-llm: a fresh process for every run, --seed 11; profiles as in the case "
+            "names; the Python, Go and Node clients send x-mock-request-index per conversation "
+            "(the same draws for every one of them); " + wl_llm_index(a),
             "python httpx client: as the openai SDK sets up AsyncOpenAI's (max_connections "
             "1000, max_keepalive_connections 100, connect timeout 5 s)",
             f"complete: {'yes' if complete and not failed else 'no (see the log)'}"])
