@@ -139,10 +139,30 @@ class ReadmeTest(unittest.TestCase):
         self.assertIn("Python threads spend 41.5x (30.0x-50.0x) the CPU per token", sec)
         self.assertIn("| Python (threads vs asyncio tasks) | 300 µs vs 10 µs: **30.0x** | - | - |", sec)
         self.assertIn("| Go (goroutines locked to threads vs goroutines) | - | 12 µs vs 60 ns: **200x** |", sec)
-        os.remove(os.path.join(s, "peers.csv"))
-        code, out = run("--set", s, p)
-        with open(p) as f:
-            self.assertIn("(peers.csv: not in this set)", f.read())
+        # without peers.csv in the set: the bounded run kept in the tree, labelled as one
+        bounded = os.path.join(self.tmp.name, "bounded")
+        os.makedirs(bounded)
+        for n in ("peers.csv", "peers.machine.txt"):
+            shutil.move(os.path.join(s, n), os.path.join(bounded, n))
+        with open(os.path.join(bounded, "peers.machine.txt"), "a") as f:
+            f.write("noisy: yes (busy at the start after waiting 30 s)\n")
+        saved = gen_readme.PEERS_BOUNDED
+        try:
+            gen_readme.PEERS_BOUNDED = bounded
+            code, out = run("--set", s, p)
+            self.assertEqual(code, 0, out)
+            with open(p) as f:
+                text = f.read()
+            self.assertIn("**A bounded run, not the publication run**", text)
+            self.assertIn("noisy yes (busy at the start", text)
+            self.assertIn("| C fibers (wl-llm) | `c/wl-llm` | 10,000 |", text)
+            # and with neither, it says so
+            gen_readme.PEERS_BOUNDED = os.path.join(self.tmp.name, "none")
+            code, out = run("--set", s, p)
+            with open(p) as f:
+                self.assertIn("(peers.csv: not in this set)", f.read())
+        finally:
+            gen_readme.PEERS_BOUNDED = saved
 
     def test_bad_markers(self):
         for text, needle in (("<!-- gen:nonesuch -->\n<!-- /gen -->\n", "unknown section"),

@@ -552,23 +552,48 @@ PEER_SEED_PAIRS = [("C (baton threads vs fibers)", "seed", "thread", r"^baton$",
                     r"^go-", "go-goroutine", r"^go-")]
 
 
+# Bounded runs kept in the tree (the peers' own result directories), shown while the
+# published set has no peers.csv / ruby.csv: labelled as such, with their machine's load.
+PEERS_BOUNDED = os.path.join(TOP, "peers", "results")
+RUBY_BOUNDED = os.path.join(TOP, "peers", "ruby", "results")
+
+
 def sec_peers(ctx):
-    rows = ctx.rows("peers")
+    rows, mach, where, plots = ctx.rows("peers"), ctx.machine("peers"), ctx.rel, ctx.plots
+    ruby, ruby_where = ctx.rows("ruby"), ctx.rel
+    bounded = ""
     if not rows:
-        return (missing("peers.csv") + ": `make bench-peers` measures it and "
-                "`make publish ONLY=peers` adds it to the set.\n")
-    m = ctx.machine("peers")
-    ruby = ctx.rows("ruby")
+        rows = resultsets.load_rows(PEERS_BOUNDED, "peers")
+        if not rows:
+            return (missing("peers.csv") + ": `make bench-peers` measures it; it enters a "
+                    "published set once `peers` is one of `scripts/resultsets.py`'s harnesses.\n")
+        mach = resultsets.read_machine(os.path.join(PEERS_BOUNDED, "peers.machine.txt"))
+        where = plots = os.path.relpath(PEERS_BOUNDED, TOP)
+        bounded = ("**A bounded run, not the publication run** (the published set has no "
+                   "`peers.csv`): " + "; ".join(f"{k} {mach[k]}" for k in (
+                       "noise_before", "noise_during", "noisy") if mach.get(k)) + ". Trust the "
+                   "same-run ratios more than the absolute times.\n\n")
+    if not ruby:
+        ruby = resultsets.load_rows(RUBY_BOUNDED, "ruby") or []
+        ruby_where = os.path.relpath(RUBY_BOUNDED, TOP)
+    m = mach
     src = {"peers": rows, "ruby": ruby}
-    out = (f"From `{ctx.rel}/peers.csv`{' and `ruby.csv`' if ruby else ''} ({m.get('cpu', '?')}, "
-           f"{m.get('date', '?')}, commit {m.get('commit', '?')}): "
-           + "; ".join(m[k] for k in ("python", "go", "node") if m.get(k)) + ". "
-           "Each model is one client process against a fresh mock-llm, every conversation i "
-           "sending `x-mock-request-index: i` (the same first-token times and speeds for every "
-           "model), models interleaved run by run; median (min-max) over the runs. Memory per "
-           "conversation is the client's RSS growth over its baseline (interpreter and libraries "
-           "loaded) plus the kernel's share (page tables and 16 KiB of kernel stack per thread, "
-           "estimated), per conversation alive at the peak.\n\n")
+    c_index = "wl-llm (C) sends it too" in m.get("mock-llm", "")
+    out = bounded + (
+        f"From `{where}/peers.csv`" + (f" and `{ruby_where}/ruby.csv` (Ruby's rows, its own run)"
+                                       if ruby else "") +
+        f" ({m.get('cpu', '?')}, {m.get('date', '?')}, commit {m.get('commit', '?')}, "
+        f"{m.get('mode', '?')} run): " + "; ".join(m[k] for k in ("python", "go", "node") if m.get(k)) +
+        ". Each model is one client process against a fresh mock-llm, models interleaved run by "
+        "run, median (min-max) over the runs; " +
+        ("every client sends `x-mock-request-index: i`, so every model meets the same first-token "
+         "times and speeds. " if c_index else
+         "the Python, Go, Node and Ruby clients send `x-mock-request-index: i` (the same "
+         "first-token times and speeds for each); the C client of that commit does not, and "
+         "draws in arrival order from its fresh mock-llm. ") +
+        "Memory per conversation is the client's RSS growth over its baseline (interpreter and "
+        "libraries loaded) plus the kernel's share (page tables and 16 KiB of kernel stack per "
+        "thread, estimated), per conversation alive at the peak.\n\n")
 
     def r(h, case, metric):
         return reproduce.sel(src[h], case=[case], metric=metric)
@@ -637,8 +662,9 @@ def sec_peers(ctx):
         ok = False
         for metric, f, inverse in (("us_per_unit", t_us, False), ("us_per_switch", t_us, False),
                                    ("units_per_s", lambda v: rate(v) + "/s", True)):
-            t = reproduce.sel(ctx.rows(h), model=tm, metric=metric, impl_re=ti)
-            c = reproduce.sel(ctx.rows(h), model=fm, metric=metric, impl_re=fi)
+            hr = rows if h == "peers" else ctx.rows(h)
+            t = reproduce.sel(hr, model=tm, metric=metric, impl_re=ti)
+            c = reproduce.sel(hr, model=fm, metric=metric, impl_re=fi)
             if not (t and c):
                 line.append("-")
                 continue
@@ -655,10 +681,10 @@ def sec_peers(ctx):
         out += mtable(["runtime", "create (N=10,000, M=2), µs per unit",
                        "switch (N=2, M=10,000), µs per switch",
                        "throughput (N=1,000, M=100, 10th repeat)"], lines)
-    figs = [f"![{t}]({ctx.plots}/{n_}.png)" for n_, t in
+    figs = [f"![{t}]({plots}/{n_}.png)" for n_, t in
             (("peers", "10,000 streaming conversations per runtime"),
              ("peers_seed", "The post's protocol across runtimes"))
-            if os.path.isfile(os.path.join(TOP, ctx.plots, n_ + ".png"))]
+            if os.path.isfile(os.path.join(TOP, plots, n_ + ".png"))]
     if figs:
         out += "\n".join(figs) + "\n"
     return out.rstrip("\n") + "\n"
