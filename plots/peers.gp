@@ -10,7 +10,7 @@ call "plots/lib/term.gpi" "peers" 1800 1650
 # ruby.csv's own C rows (impl c-thread, c-fiber) are left out: the C rows drawn are those
 # measured in peers.csv's run
 w10k = "case~^llm/[a-z0-9-]+/gpt4o-5tps/n=10000$;impl!=c-thread|c-fiber"
-set multiplot layout 3, 2 title "10,000 streaming conversations (gpt-4o first-token times, 5 tokens/s, 8 tokens) per runtime and model; red: C threads, blue: C fibers (same run); Ruby: its own run (ruby.csv)" font ",14"
+set multiplot layout 3, 2 title "10,000 streaming conversations per runtime and model (red: C threads, blue: C fibers, same run; Ruby: its own run)" font ",14"
 call "plots/lib/hbars.gpi" "peers+ruby" w10k.";metric=bytes_per_unit" "Memory per open conversation (RSS growth + kernel estimate)" "bytes"
 call "plots/lib/hbars.gpi" "peers+ruby" w10k.";metric=cpu_per_1k_tokens_ms" "Client CPU per 1,000 tokens (connection setup included)" "ms"
 call "plots/lib/hbars.gpi" "peers+ruby" "case~/vllm8b-nowait/n=100/marginal-;metric=cpu_per_1k_tokens_marginal_ms;impl!=c-thread|c-fiber" "CPU per 1,000 more tokens, setup excluded (100 streams, no waits)" "ms"

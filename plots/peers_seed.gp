@@ -5,7 +5,7 @@
 # needs: peers.csv
 load "plots/lib/common.gpi"
 call "plots/lib/term.gpi" "peers_seed" 1500 1700
-set multiplot layout 3, 1 title "The post's protocol across runtimes: each runtime's threads against its cheap units (red: C threads, blue: C fibers; C and Ruby: seed.csv's run, Python and Go: peers.csv's)" font ",14"
+set multiplot layout 3, 1 title "The post's protocol across runtimes (C, Ruby: seed.csv; Python, Go: peers.csv, pinned)" font ",14"
 call "plots/lib/hbars.gpi" "peers+seed" "case~^seed/;metric=us_per_unit" "Creation: µs per unit (N=10,000, M=2)" "us"
 call "plots/lib/hbars.gpi" "peers+seed" "case~^seed/;metric=us_per_switch" "Switch: µs per switch (N=2, M=10,000)" "us"
 call "plots/lib/hbars.gpi" "peers+seed" "case~^seed/;metric=units_per_s" "Throughput: units/s (N=1,000, M=100, 10th repeat)" "units/s"
