@@ -45,7 +45,7 @@ mode=${quick:+quick}; mode=${mode:-full}
 stages=(micro mockllm workloads ruby peers)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)
 declare -A budget_quick=([micro]=150 [mockllm]=50 [workloads]=160 [ruby]=100 [peers]=120)
-declare -A budget_full=([micro]=540 [mockllm]=180 [workloads]=320 [ruby]=540 [peers]=600)
+declare -A budget_full=([micro]=540 [mockllm]=180 [workloads]=320 [ruby]=540 [peers]=720)
 
 if [ -n "$only" ]; then
   sel=()
