@@ -68,7 +68,7 @@ readme:
 bench-mockllm:
 	@scripts/deps.sh bench
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS) --target mock-llm mllm-load
+	@cmake --build $(BUILD) -j $(JOBS) --target mock-llm mllm-load mllm-floor
 	@python3 mock-llm/bench/mockllm_bench.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)
 
 # --- micro harnesses (bench/run_micro.sh): switch, alloc, memory, scale, seed

@@ -8,7 +8,7 @@ set -euo pipefail
 
 build_pkgs=(cmake make gcc g++ pkg-config libcmocka-dev libbenchmark-dev
             libboost-context-dev valgrind clang libclang-rt-14-dev libcjson-dev
-            libcurl4-openssl-dev)
+            libcurl4-openssl-dev libssl-dev)
 test_pkgs=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross curl python3 gdb
            gnuplot-nox)
 bench_pkgs=(wrk nginx-light hyperfine gnuplot-nox ruby python3)

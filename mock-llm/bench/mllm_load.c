@@ -5,10 +5,23 @@
  * emission lateness) and what the client received, and prints one key=value line.
  *
  *   mllm-load --target 127.0.0.1:PORT --streams N [--warmup S] [--window S]
- *             [--stagger-ms X] [--connect-parallel N] [--rss-pid PID] [--model M]
+ *             [--stagger-ms X | --period-ms P] [--connect-parallel N] [--rss-pid PID]
+ *             [--model M] [--busy-poll]
  *
  * Each stream is one connection with one long request; a stream that ends (its response
  * finished) sends the next request on the same connection, so N stays open.
+ *
+ * --period-ms P (the streams' event period) connects and sends the requests at evenly
+ * spaced phases of P: stream i connects and asks at T + i*k*P/N with k coprime to N and
+ * k*P/N >= 25 us, so the N schedules (which start when the server parses each request)
+ * tile the period evenly, as the floor's round-robin does, without a burst of N
+ * connections at once.
+ *
+ * The load generator must not be the hidden ceiling: besides its CPU, it reports how
+ * busy it was (client_busy_pct: with --busy-poll the core always spins, so the CPU time
+ * says nothing; the share of the window not spent in empty polls says how close to
+ * saturation the reader ran) and how far it trailed the server (client vs server
+ * events/s).
  */
 #define _GNU_SOURCE
 #include <fiber.h>
@@ -38,10 +51,16 @@ static struct {
     int    rss_pid;
     const char *model;
     int    busy_poll;
+    double period_ms;
 } opt = { .streams = 100, .warmup_s = 1, .window_s = 2, .stagger_ms = 0,
           .connect_parallel = 128, .rss_pid = 0, .model = "mock" };
 
 static long opened, failed, finished_reqs;
+static uint64_t send_t0, send_spacing_ns;
+static long spawned;
+static long next_slot;
+/* The reader's idle time: spinner turns that found no new bytes since the last one. */
+static uint64_t idle_ns, last_spin_ns, last_spin_bytes, client_bytes;
 static uint64_t client_events; /* SSE frames received (each ends with a blank line) */
 static int stopping;
 static fiber_sem_t connect_slots;
@@ -65,6 +84,10 @@ static int dial(void)
         return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* Close with a reset: a probe that leaves 10,000 sockets in TIME_WAIT (60 s) would
+     * leave the next probes short of loopback ports. */
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     if (fiber_connect(fd, (struct sockaddr *)&opt.addr, sizeof opt.addr,
                       fiber_now_ns() + 10000000000ull) != 0) {
         int e = errno;
@@ -78,8 +101,10 @@ static int dial(void)
 static void stream_main(void *arg)
 {
     (void)arg;
-    if (opt.stagger_ms > 0)
+    if (opt.stagger_ms > 0 && opt.period_ms <= 0)
         fiber_sleep_ns((uint64_t)((double)(rnd() % 1000000) / 1e6 * opt.stagger_ms * 1e6));
+    if (opt.period_ms > 0) /* even phases: connect and ask in turn, one slot apart */
+        fiber_sleep_until(send_t0 + (uint64_t)(next_slot++) * send_spacing_ns);
     fiber_sem_acquire(&connect_slots, FIBER_FOREVER);
     int fd = dial();
     fiber_sem_release(&connect_slots);
@@ -103,6 +128,7 @@ static void stream_main(void *arg)
                 counted = 1;
                 opened++;
             }
+            client_bytes += (uint64_t)n;
             const char *p = rbuf, *end = rbuf + n;
             if (last == '\n' && *p == '\n')
                 client_events++;
@@ -125,6 +151,24 @@ out:
         opened--;
     fiber_close(fd);
 }
+
+typedef struct extra {
+    double short_writes, parse_sum_s, parse_count, parse_max_s, writes, event_bytes;
+    int    have_parse;
+    uint64_t a2r[NB]; /* accept-to-request buckets, cumulative (0 when absent) */
+} extra_t;
+
+static double metric(const char *buf, const char *name, int *found)
+{
+    char key[96];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *e = strstr(buf, key);
+    if (found)
+        *found = e != NULL;
+    return e ? strtod(e + strlen(key), NULL) : 0;
+}
+
+static extra_t extra_now;
 
 /* GET /metrics; fills the lateness buckets (cumulative) and the events counter. */
 static int fetch_metrics(uint64_t bucket[NB], uint64_t *events)
@@ -156,6 +200,20 @@ static int fetch_metrics(uint64_t bucket[NB], uint64_t *events)
     }
     char *e = strstr(buf, "\nmllm_events_sent_total ");
     *events = e ? strtoull(e + 24, NULL, 10) : 0;
+    extra_now.short_writes = metric(buf, "mllm_floor_short_writes_total", NULL);
+    extra_now.writes = metric(buf, "mllm_writes_total", NULL);
+    extra_now.event_bytes = metric(buf, "mllm_floor_event_bytes", NULL);
+    extra_now.parse_sum_s = metric(buf, "mllm_accept_to_request_seconds_sum", &extra_now.have_parse);
+    extra_now.parse_count = metric(buf, "mllm_accept_to_request_seconds_count", NULL);
+    extra_now.parse_max_s = metric(buf, "mllm_accept_to_request_seconds_max", NULL);
+    int na = 0;
+    memset(extra_now.a2r, 0, sizeof extra_now.a2r);
+    for (char *p = buf; (p = strstr(p, "mllm_accept_to_request_seconds_bucket{le=")); p++) {
+        char *sp = strchr(p, ' ');
+        if (!sp || na >= NB)
+            break;
+        extra_now.a2r[na++] = strtoull(sp + 1, NULL, 10);
+    }
     return nb == NB ? 0 : -1;
 }
 
@@ -200,8 +258,43 @@ static long rss_kib(int pid)
 static void spinner(void *arg)
 {
     (void)arg;
-    while (!stopping)
+    last_spin_ns = fiber_now_ns();
+    while (!stopping) {
         fiber_yield();
+        uint64_t now = fiber_now_ns();
+        if (client_bytes == last_spin_bytes)
+            idle_ns += now - last_spin_ns;
+        last_spin_bytes = client_bytes;
+        last_spin_ns = now;
+    }
+}
+
+/* utime and stime of a process, in clock ticks, from /proc/PID/stat. */
+static void cputimes(int pid, uint64_t *ut, uint64_t *st)
+{
+    *ut = *st = 0;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+    if (!f)
+        return;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long u = 0, s = 0;
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &u, &s) == 2) {
+        *ut = u;
+        *st = s;
+    }
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* From /proc/PID/schedstat: nanoseconds on the CPU and waiting on a run queue. The
@@ -225,9 +318,9 @@ static void main_fiber(void *arg)
     uint64_t b0[NB], b1[NB], e0, e1;
     long rss0 = rss_kib(opt.rss_pid);
     uint64_t t_start = fiber_now_ns();
+    send_t0 = t_start + 1000000;
     fiber_attr_t attr = { .stack_size = 16 * 1024, .name = "stream", .detached = 1 };
-    long spawned = 0;
-    for (; spawned < opt.streams; spawned++)
+    for (spawned = 0; spawned < opt.streams; spawned++)
         if (!fiber_spawn_ex(stream_main, NULL, &attr)) {
             fprintf(stderr, "mllm-load: fiber_spawn: %s after %ld streams\n", strerror(errno),
                     spawned);
@@ -248,17 +341,45 @@ static void main_fiber(void *arg)
         fprintf(stderr, "mllm-load: cannot read /metrics\n");
         exit(1);
     }
-    uint64_t run0, wait0, run1, wait1;
+    extra_t x0 = extra_now;
+    uint64_t run0, wait0, run1, wait1, ut0, st0, ut1, st1;
     schedstat(opt.rss_pid, &run0, &wait0);
+    cputimes(opt.rss_pid, &ut0, &st0);
+    double self0 = self_cpu_s();
+    uint64_t idle0 = idle_ns;
     uint64_t c0 = client_events, t0 = fiber_now_ns();
     fiber_sleep_ns((uint64_t)(opt.window_s * 1e9));
     uint64_t c1 = client_events, t1 = fiber_now_ns();
+    uint64_t idle1 = idle_ns;
+    double self1 = self_cpu_s();
     schedstat(opt.rss_pid, &run1, &wait1);
+    cputimes(opt.rss_pid, &ut1, &st1);
     if (fetch_metrics(b1, &e1) != 0) {
         fprintf(stderr, "mllm-load: cannot read /metrics\n");
         exit(1);
     }
+    extra_t x1 = extra_now;
+    static const uint64_t zero_b[NB];
     double dt = (double)(t1 - t0) / 1e9;
+    /* Server CPU per event: schedstat's run time (ns), split into user and kernel by the
+     * ratio of utime to stime (clock ticks: coarse, but the ratio is all we take). */
+    double run_us = (double)(run1 - run0) / 1e3;
+    double ev = (double)(e1 - e0);
+    double ticks = (double)(ut1 - ut0) + (double)(st1 - st0);
+    double sys_share = ticks > 0 ? (double)(st1 - st0) / ticks : NAN;
+    double busy_pct = opt.busy_poll ? 100.0 * (1.0 - (double)(idle1 - idle0) / (double)(t1 - t0))
+                                    : 100.0 * (self1 - self0) / dt;
+    printf("server_cpu_us_per_event=%.3f server_sys_share=%.3f client_cpu_pct=%.1f "
+           "client_busy_pct=%.1f short_writes=%.0f writes_per_event=%.3f "
+           "accept_to_request_us=%.1f accept_to_request_max_us=%.1f "
+           "accept_to_request_p50_us=%.0f accept_to_request_p99_us=%.0f ",
+           ev > 0 ? run_us / ev : NAN, sys_share, 100.0 * (self1 - self0) / dt, busy_pct,
+           x1.short_writes - x0.short_writes,
+           ev > 0 && x1.writes > 0 ? (x1.writes - x0.writes) / ev : NAN,
+           x1.have_parse && x1.parse_count > 0 ? x1.parse_sum_s / x1.parse_count * 1e6 : NAN,
+           x1.have_parse ? x1.parse_max_s * 1e6 : NAN,
+           x1.have_parse ? quantile_us(zero_b, x1.a2r, 0.5) : NAN,
+           x1.have_parse ? quantile_us(zero_b, x1.a2r, 0.99) : NAN);
     printf("streams=%ld open=%ld failed=%ld open_s=%.2f window_s=%.3f "
            "server_events_per_s=%.0f client_events_per_s=%.0f "
            "late_p50_us=%.0f late_p99_us=%.0f late_p999_us=%.0f "
@@ -279,11 +400,13 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: mllm-load --target ADDR:PORT [--streams N] [--warmup S] [--window S]\n"
                "                 [--stagger-ms X] [--connect-parallel N] [--rss-pid PID]\n"
-               "                 [--model M] [--busy-poll]\n"
+               "                 [--model M] [--busy-poll] [--period-ms P]\n"
                "Opens N streaming chat requests against mock-llm and prints one key=value\n"
                "line: what the server emitted (/metrics) and the client received in the\n"
                "window, the emission lateness quantiles, and the server's RSS.\n"
-               "--busy-poll keeps the client core spinning instead of sleeping in epoll.\n");
+               "--busy-poll keeps the client core spinning instead of sleeping in epoll.\n"
+               "--period-ms P: connect all, then send the requests at evenly spaced phases\n"
+               "of the streams' event period P (instead of --stagger-ms's random delays).\n");
 }
 
 static int bad(const char *what)
@@ -297,7 +420,8 @@ int main(int argc, char **argv)
     static const struct option lo[] = {
         { "target", 1, 0, 't' }, { "streams", 1, 0, 'n' }, { "warmup", 1, 0, 'w' },
         { "window", 1, 0, 'W' }, { "stagger-ms", 1, 0, 's' }, { "connect-parallel", 1, 0, 'c' },
-        { "rss-pid", 1, 0, 'p' }, { "model", 1, 0, 'm' }, { "busy-poll", 0, 0, 'b' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+        { "rss-pid", 1, 0, 'p' }, { "model", 1, 0, 'm' }, { "busy-poll", 0, 0, 'b' },
+        { "period-ms", 1, 0, 'P' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
     };
     int o, have_target = 0;
     opterr = 0;
@@ -338,6 +462,10 @@ int main(int argc, char **argv)
         case 'p': opt.rss_pid = atoi(optarg); break;
         case 'm': opt.model = optarg; break;
         case 'b': opt.busy_poll = 1; break;
+        case 'P': opt.period_ms = strtod(optarg, &end);
+            if (*end || end == optarg || opt.period_ms < 0 || opt.period_ms > 600000)
+                return bad("bad --period-ms");
+            break;
         case 'h': usage(stdout); return 0;
         case ':': return bad("an option needs a value");
         default: return bad("unknown option");
@@ -352,6 +480,19 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     connect_slots = (fiber_sem_t)FIBER_SEM_INIT(opt.connect_parallel);
+    if (opt.period_ms > 0) {
+        /* k coprime to N (odd, not a multiple of 5 covers N = 2^a 5^b; checked anyway)
+         * and spacing k*P/N >= 25 us: request i lands at phase (i*k mod N)/N of P. */
+        double slot = opt.period_ms * 1e6 / (double)opt.streams;
+        uint64_t k = 1;
+        for (;; k++) {
+            uint64_t a = k, b = (uint64_t)opt.streams;
+            while (b) { uint64_t t = a % b; a = b; b = t; }
+            if (a == 1 && (double)k * slot >= 25000.0)
+                break;
+        }
+        send_spacing_ns = (uint64_t)((double)k * slot);
+    }
     char body[256];
     int bl = snprintf(body, sizeof body, "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\","
                                          "\"content\":\"load\"}],\"stream\":true}", opt.model);

@@ -1,22 +1,29 @@
 #!/usr/bin/env python3
-"""mock-llm benchmark: capacity, concurrency and keep-alive request rate (vs nginx).
+"""mock-llm benchmark: capacity against the physical floor, concurrency, keep-alive (vs nginx).
 
-Runs build/bin/mock-llm pinned to CPU 0 and the load (build/bin/mllm-load, or wrk) on
-CPU 1, and writes results/mockllm.csv (tidy schema, one figure per row) plus
-results/mockllm.machine.txt.
+Runs the server (build/bin/mock-llm, or the floor build/bin/mllm-floor) pinned to CPU 0
+and the load (build/bin/mllm-load, or wrk) on CPU 1, and writes results/mockllm.csv (tidy
+schema, one figure per row) plus results/mockllm.machine.txt.
 
-  capacity     1000 streams at a swept per-stream token rate: token events per second
-               the server emits and its self-reported emission lateness (p50, p99);
-               the headline is the highest rate whose p99 lateness is <= 1 ms.
-  concurrency  10,000 (full mode: also 19,000) open streams at a low per-stream rate:
-               how many stay open, lateness p99, server RSS per open stream.
+  capacity     at 1,000 and 10,000 streams, mock-llm beside the floor in the same run:
+               mllm-floor does only what the kernel must (one write() of a real
+               chat.completion.chunk event per event, round-robin over the open streams,
+               paced); both are read by the same mllm-load on the other CPU, both with
+               --busy-poll. Per run, each one's highest offered rate whose emission
+               lateness p99 (from the schedule's deadlines) is <= 1 ms, by a ladder of
+               doublings and a geometric bisection; the floor's maximum rate and sender CPU
+               per event; the ratio mock-llm / floor run by run. Medians of 3 runs.
+  concurrency  10,000 and (full mode) 19,000 open streams at 5 tokens/s each: how many
+               stay open, lateness p99, server RSS per open stream, accept-to-request time.
   keepalive    wrk, 32 keep-alive connections: mock-llm GET /health, mock-llm POST
                /v1/chat/completions (non-streaming, no delays), nginx `return 200`.
 
-Quick mode (--quick) takes under a minute, full mode under three. Sides are interleaved
-run by run (numbers drift between batches more than within them).
+Every probe records the load generator's own state (client_busy_percent: the share of
+the window its spinning reader was not idle); a knee where it saturated is flagged.
+Quick mode (--quick) takes about a minute, full mode about three.
 """
 import argparse
+import math
 import os
 import re
 import shutil
@@ -57,10 +64,10 @@ class Server:
         self.p = subprocess.Popen(pin(0) + [binary, "--listen", "127.0.0.1:0"] + args,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.p.stdout.readline()
-        m = re.match(r"mock-llm listening on 127\.0\.0\.1:(\d+)$", line.strip())
+        m = re.match(r"[\w-]+ listening on 127\.0\.0\.1:(\d+)$", line.strip())
         if not m:
             self.p.kill()
-            raise RuntimeError(f"mock-llm did not start: {line!r} {self.p.stderr.read()}")
+            raise RuntimeError(f"{binary} did not start: {line!r} {self.p.stderr.read()}")
         self.port = int(m.group(1))
 
     def stop(self):
@@ -74,11 +81,11 @@ class Server:
             log(f"warning: mock-llm exited with {rc}")
 
 
-def run_load(bindir, port, pid, streams, warmup, window, stagger_ms):
+def run_load(bindir, port, pid, streams, warmup, window, period_ms=None, stagger_ms=0):
     cmd = pin(1) + [os.path.join(bindir, "mllm-load"), "--target", f"127.0.0.1:{port}",
                     "--streams", str(streams), "--warmup", str(warmup), "--window",
-                    str(window), "--stagger-ms", str(stagger_ms), "--rss-pid", str(pid),
-                    "--busy-poll"]
+                    str(window), "--rss-pid", str(pid), "--busy-poll"]
+    cmd += ["--period-ms", f"{period_ms:.6g}"] if period_ms else ["--stagger-ms", str(stagger_ms)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if out.returncode != 0:
         raise RuntimeError(f"mllm-load failed: {out.stderr.strip()}")
@@ -89,9 +96,16 @@ def stream_server(bindir, tps, busy_poll=False):
     # Streams that never end within the run, one token per event, no time to first
     # token: the load is exactly streams x tps events per second.
     return Server(os.path.join(bindir, "mock-llm"),
-                  ["--profile", "fixed", "--ttft-ms", "0", "--tps", str(tps),
+                  ["--profile", "fixed", "--ttft-ms", "0", "--tps", f"{tps:.6g}",
                    "--output-tokens", "100000000", "--max-conns", "19500",
                    "--max-pending", str(1 << 20)] + (["--busy-poll"] if busy_poll else []))
+
+
+def floor_server(bindir, tps, busy_poll=False):
+    """mllm-floor: one write() of an event-sized buffer per event, round-robin, paced to
+    streams x tps (tps 0: as fast as it can)."""
+    return Server(os.path.join(bindir, "mllm-floor"), ["--tps", f"{tps:.6g}"] +
+                  (["--busy-poll"] if busy_poll else []))
 
 
 def wrk(url, seconds, conns, script=None):
@@ -166,102 +180,199 @@ class Rows:
                                    fmt(max(samples)), str(len(samples))]))
 
 
+P99_OK_US = 1000         # the capacity criterion: emission lateness p99 <= 1 ms
+CAP_STREAMS = (1000, 10000)
+CAP_START = {"floor": 200000, "mock-llm": 100000}  # where run 1's ladder starts
+CAP_MIN, CAP_MAX = 6250, 1600000
+
+
+def probe(args, impl, n, rate, busy, warmup, window):
+    """One offered rate against one fresh server: rate = n streams x rate/n tokens/s
+    (rate 0: the floor as fast as it can). Returns mllm-load's figures plus ok/flags."""
+    tps = rate / n
+    mk = floor_server if impl == "floor" else stream_server
+    srv = mk(args.bin, tps, busy)
+    try:
+        r = run_load(args.bin, srv.port, srv.p.pid, n, warmup, window,
+                     period_ms=1000.0 / tps if tps > 0 else 10.0)
+    finally:
+        srv.stop()
+    r["offered"] = rate
+    # The load generator is the hidden ceiling when its core is nearly always busy
+    # reading, or when it trails what the server says it wrote.
+    r["client_saturated"] = (r["client_busy_pct"] > 90 or
+                             r["client_events_per_s"] < 0.97 * r["server_events_per_s"])
+    r["ok"] = (r["open"] == n and r["late_p99_us"] <= P99_OK_US and
+               r["server_events_per_s"] >= 0.97 * rate)
+    log(f"  {impl:8s} n={n:<5d} offered {rate:>9,.0f}/s -> {r['server_events_per_s']:>9,.0f}/s"
+        f"  p50 {r['late_p50_us']:>6.0f} p99 {r['late_p99_us']:>6.0f} us"
+        f"  server {r['server_cpu_pct']:3.0f}% cpu {r['server_cpu_us_per_event']:.2f} us/ev"
+        f" (kernel {100 * r['server_sys_share']:.0f}%) runq-wait {r['server_runq_wait_pct']:.0f}%"
+        f"  client busy {r['client_busy_pct']:.0f}%"
+        + ("  CLIENT SATURATED" if r["client_saturated"] else "")
+        + ("  ok" if r["ok"] and rate else ""))
+    return r
+
+
+def find_knee(args, impl, n, busy, start, steps, warmup, window):
+    """The highest offered rate whose p99 lateness is <= 1 ms: a ladder of doublings
+    from start to the first failure, then `steps` geometric bisections of that bracket
+    (3 steps: within 9%). Returns (rate, the probe at that rate or None, bracket top)."""
+    seen = {}
+
+    def ok(rate):
+        rate = round(rate, -2)
+        if rate not in seen:
+            seen[rate] = probe(args, impl, n, rate, busy, warmup, window)
+        return seen[rate]["ok"], rate
+
+    good, r = ok(start)
+    if good:
+        a = r
+        while True:
+            if a * 2 > CAP_MAX:
+                return a, seen[a], None  # censored: passes everything we offer
+            good, b = ok(a * 2)
+            if not good:
+                break
+            a = b
+    else:
+        b = r
+        while True:
+            if b / 2 < CAP_MIN:
+                return 0.0, None, b
+            good, a = ok(b / 2)
+            if good:
+                break
+            b = a
+    for _ in range(steps):
+        good, m = ok(math.sqrt(a * b))
+        if m in (a, b):
+            break
+        if good:
+            a = m
+        else:
+            b = m
+    return a, seen[a], b
+
+
 def capacity(args, rows):
-    """Two server modes, interleaved: sleeping in epoll between deadlines (the default)
-    and --busy-poll (the core never sleeps: no wake-up cost, no power saving)."""
-    streams = 1000
-    rates = [50, 100, 150, 300] if args.quick else [25, 50, 100, 150, 200, 300]
-    modes = [("mock-llm", False), ("mock-llm-busy-poll", True)]
-    runs = 1 if args.quick else 2
-    warmup, window = (0.5, 1.5) if args.quick else (0.5, 2.0)
-    res = {(m, r): [] for m, _ in modes for r in rates}
+    """mock-llm against the floor (mllm-floor), in the same run, same pinning, same
+    reader, same mode (--busy-poll on both: neither pays for waking a halted core):
+    each one's highest offered rate with p99 lateness <= 1 ms, found per run by a ladder
+    and a bisection; the floor's maximum rate and sender CPU per event; the ratio."""
+    runs = 1 if args.quick else 3
+    steps = 2 if args.quick else 3
+    warmup, window = 0.3, 0.5
+    busy = True
+    impls = ("floor", "mock-llm")
+    knees = {(i, n): [] for i in impls for n in CAP_STREAMS}
+    maxes = {n: [] for n in CAP_STREAMS}
     for run in range(runs):
-        for tps in rates:
-            for impl, busy in modes:
-                log(f"capacity run {run + 1}/{runs}: {impl}, {streams} streams x {tps} tok/s "
-                    f"= {streams * tps} events/s offered")
-                srv = stream_server(args.bin, tps, busy)
-                r = None
-                try:
-                    r = run_load(args.bin, srv.port, srv.p.pid, streams, warmup, window,
-                                 1000.0 / tps * 2)
-                    res[(impl, tps)].append(r)
-                finally:
-                    srv.stop()
-                log(f"  -> {r['server_events_per_s']:.0f} events/s, lateness p50 "
-                    f"{r['late_p50_us']:.0f} us p99 {r['late_p99_us']:.0f} us, server cpu "
-                    f"{r['server_cpu_pct']:.0f}% runq-wait {r['server_runq_wait_pct']:.0f}%")
-    for impl, _ in modes:
-        best = []
-        for run in range(runs):
-            ok = [res[(impl, r)][run]["server_events_per_s"] for r in rates
-                  if res[(impl, r)][run]["late_p99_us"] <= 1000]
-            best.append(max(ok) if ok else 0.0)
-        for tps in rates:
-            case = f"capacity/fiber/{impl}/streams={streams}/offered={streams * tps}"
-            got = res[(impl, tps)]
-            for key, metric, unit in (("server_events_per_s", "events_per_s", "events/s"),
-                                      ("client_events_per_s", "client_events_per_s", "events/s"),
-                                      ("late_p50_us", "lateness_p50", "us"),
-                                      ("late_p99_us", "lateness_p99", "us"),
-                                      ("late_p999_us", "lateness_p999", "us"),
-                                      ("server_cpu_pct", "cpu_percent", "percent")):
-                rows.add(case, "fiber", impl, "offered_events_per_s", streams * tps, metric,
-                         unit, [r[key] for r in got])
-            # The share of the window the server spent waiting for its CPU (other load
-            # on the machine): when it is large, the lateness is the machine's, not ours.
-            rows.add(case + "/runq_wait", "fiber", impl, "offered_events_per_s",
-                     streams * tps, "cpu_percent", "percent",
-                     [r["server_runq_wait_pct"] for r in got])
-        rows.add(f"capacity/fiber/{impl}/streams={streams}/p99<=1ms", "fiber", impl, "streams",
-                 streams, "max_events_per_s", "events/s", best)
-        # On a shared machine other tenants' bursts land in some runs and not others: the
-        # same figure over the least disturbed run of each rate (lowest p99) says what
-        # the server does when it has its core. Both rows are kept; neither is hidden.
-        calm = [statistics.median(x["server_events_per_s"] for x in res[(impl, r)])
-                for r in rates if min(x["late_p99_us"] for x in res[(impl, r)]) <= 1000]
-        rows.add(f"capacity/fiber/{impl}/streams={streams}/p99<=1ms/least-disturbed-run",
-                 "fiber", impl, "streams", streams, "max_events_per_s", "events/s",
-                 [max(calm) if calm else 0.0])
-        log(f"capacity {impl}: best events/s with p99 <= 1 ms per run: {best}; "
-            f"over the least disturbed run of each rate: {max(calm) if calm else 0:.0f}")
+        for n in CAP_STREAMS:
+            log(f"capacity run {run + 1}/{runs}, {n} streams: floor at full speed")
+            maxes[n].append(probe(args, "floor", n, 0, busy, warmup, window))
+            for impl in impls:
+                prev = knees[(impl, n)]
+                start = prev[-1][0] if prev and prev[-1][0] > 0 else CAP_START[impl]
+                log(f"capacity run {run + 1}/{runs}, {n} streams: {impl} knee search "
+                    f"from {start:,.0f}/s")
+                knees[(impl, n)].append(find_knee(args, impl, n, busy, start, steps,
+                                                  warmup, window))
+                k = knees[(impl, n)][-1]
+                log(f"  {impl} n={n}: p99 <= 1 ms up to {k[0]:,.0f}/s"
+                    + (f", not at {k[2]:,.0f}/s" if k[2] else " (the highest offered)"))
+    for n in CAP_STREAMS:
+        m = maxes[n]
+        case = f"capacity/floor/streams={n}/max-rate"
+        rows.add(case, "floor", "mllm-floor", "streams", n, "events_per_s", "events/s",
+                 [r["server_events_per_s"] for r in m])
+        rows.add(case, "floor", "mllm-floor", "streams", n, "cpu_per_event_us", "us",
+                 [r["server_cpu_us_per_event"] for r in m])
+        rows.add(case, "floor", "mllm-floor", "streams", n, "kernel_share_percent", "percent",
+                 [100 * r["server_sys_share"] for r in m])
+        rows.add(case + "/client", "floor", "mllm-load", "streams", n, "client_busy_percent",
+                 "percent", [r["client_busy_pct"] for r in m])
+        for impl in impls:
+            model, name = ("floor", "mllm-floor") if impl == "floor" else ("fiber", "mock-llm")
+            ks = knees[(impl, n)]
+            case = f"capacity/{impl}/streams={n}/p99<=1ms"
+            rows.add(case, model, name, "streams", n, "max_events_per_s", "events/s",
+                     [k[0] for k in ks])
+            rows.add(case + "/first-failing", model, name, "streams", n, "events_per_s",
+                     "events/s", [k[2] for k in ks if k[2]])
+            at = [k[1] for k in ks if k[1]]
+            for key, metric, unit, f in (
+                    ("late_p50_us", "lateness_p50", "us", 1),
+                    ("late_p99_us", "lateness_p99", "us", 1),
+                    ("server_cpu_us_per_event", "cpu_per_event_us", "us", 1),
+                    ("server_sys_share", "kernel_share_percent", "percent", 100),
+                    ("server_runq_wait_pct", "runq_wait_percent", "percent", 1),
+                    ("client_busy_pct", "client_busy_percent", "percent", 1),
+                    ("accept_to_request_us", "accept_to_request_us", "us", 1)):
+                rows.add(case + "/at-knee", model, name, "streams", n, metric, unit,
+                         [r[key] * f for r in at])
+            sat = sum(1 for r in at if r["client_saturated"])
+            if sat:
+                log(f"warning: {impl} n={n}: the load generator saturated at the knee in "
+                    f"{sat} of {len(at)} runs: that knee is the generator's ceiling")
+            rows.add(case + "/client-saturated", model, name, "streams", n, "runs_count",
+                     "count", [sat])
+        # Ratios run by run (both sides from the same run), then median and range.
+        ratio = [m_[0] / f_[0] for m_, f_ in zip(knees[("mock-llm", n)], knees[("floor", n)])
+                 if f_[0] > 0]
+        rows.add(f"capacity/ratio/mock-llm-over-floor/streams={n}/p99<=1ms", "fiber",
+                 "mock-llm", "streams", n, "ratio", "x", ratio)
+        ratio_max = [m_[0] / f_["server_events_per_s"]
+                     for m_, f_ in zip(knees[("mock-llm", n)], maxes[n])
+                     if f_["server_events_per_s"] > 0]
+        rows.add(f"capacity/ratio/mock-llm-over-floor-max-rate/streams={n}/p99<=1ms",
+                 "fiber", "mock-llm", "streams", n, "ratio", "x", ratio_max)
+        med = lambda v: statistics.median(v) if v else float("nan")
+        log(f"capacity n={n}: floor max {med([r['server_events_per_s'] for r in maxes[n]]):,.0f}/s "
+            f"({med([r['server_cpu_us_per_event'] for r in maxes[n]]):.2f} us/event); "
+            f"p99<=1ms floor {med([k[0] for k in knees[('floor', n)]]):,.0f}/s, mock-llm "
+            f"{med([k[0] for k in knees[('mock-llm', n)]]):,.0f}/s, ratio {med(ratio):.2f}")
 
 
 def concurrency(args, rows):
-    sizes = [10000] if args.quick else [10000, 19000]
-    runs = 1
-    tps = 2
-    for n in sizes:
-        samples = []
-        for run in range(runs):
+    """Many open streams at a modest rate each: how many stay open, lateness p99 (from
+    the schedule's deadlines), RSS per stream, the time from accept to parsed request."""
+    sizes = [(10000, 5)] if args.quick else [(10000, 5), (19000, 5)]
+    runs = 1 if args.quick else 3
+    res = {s: [] for s in sizes}
+    for run in range(runs):
+        for n, tps in sizes:
             log(f"concurrency run {run + 1}/{runs}: {n} streams x {tps} tok/s")
             srv = stream_server(args.bin, tps)
             try:
-                samples.append(run_load(args.bin, srv.port, srv.p.pid, n, 1.0,
-                                        2.0 if args.quick else 3.0, 1000.0 / tps))
+                res[(n, tps)].append(run_load(args.bin, srv.port, srv.p.pid, n, 1.0,
+                                              2.0 if args.quick else 3.0,
+                                              period_ms=1000.0 / tps))
             finally:
                 srv.stop()
+            s = res[(n, tps)][-1]
+            log(f"  open {s['open']:.0f} in {s['open_s']:.1f} s, p99 {s['late_p99_us']:.0f} us, "
+                f"runq-wait {s['server_runq_wait_pct']:.0f}%, rss/stream "
+                f"{(s['rss_kib'] - s['rss0_kib']) * 1024 / max(s['open'], 1):.0f} B, "
+                f"accept->request {s['accept_to_request_us']:.0f} us")
+    for (n, tps), samples in res.items():
         case = f"concurrency/fiber/n={n}/tps={tps}"
-        rows.add(case, "fiber", "mock-llm", "streams", n, "open_streams", "streams",
-                 [s["open"] for s in samples])
-        rows.add(case, "fiber", "mock-llm", "streams", n, "failed_streams", "streams",
-                 [s["failed"] for s in samples])
-        rows.add(case, "fiber", "mock-llm", "streams", n, "events_per_s", "events/s",
-                 [s["server_events_per_s"] for s in samples])
-        rows.add(case, "fiber", "mock-llm", "streams", n, "lateness_p99", "us",
-                 [s["late_p99_us"] for s in samples])
-        rows.add(case, "fiber", "mock-llm", "streams", n, "rss_per_stream", "bytes",
-                 [(s["rss_kib"] - s["rss0_kib"]) * 1024 / max(s["open"], 1) for s in samples])
-        rows.add(case, "fiber", "mock-llm", "streams", n, "open_time", "s",
-                 [s["open_s"] for s in samples])
-        rows.add(case, "fiber", "mock-llm", "streams", n, "cpu_percent", "percent",
-                 [s["server_cpu_pct"] for s in samples])
+        add = lambda metric, unit, v, c=case: rows.add(c, "fiber", "mock-llm", "streams", n,
+                                                        metric, unit, v)
+        add("open_streams", "streams", [s["open"] for s in samples])
+        add("failed_streams", "streams", [s["failed"] for s in samples])
+        add("events_per_s", "events/s", [s["server_events_per_s"] for s in samples])
+        add("lateness_p50", "us", [s["late_p50_us"] for s in samples])
+        add("lateness_p99", "us", [s["late_p99_us"] for s in samples])
+        add("rss_per_stream", "bytes",
+            [(s["rss_kib"] - s["rss0_kib"]) * 1024 / max(s["open"], 1) for s in samples])
+        add("open_time", "s", [s["open_s"] for s in samples])
+        add("cpu_percent", "percent", [s["server_cpu_pct"] for s in samples])
+        add("accept_to_request_us", "us", [s["accept_to_request_us"] for s in samples])
+        add("accept_to_request_max_us", "us", [s["accept_to_request_max_us"] for s in samples])
         rows.add(case + "/runq_wait", "fiber", "mock-llm", "streams", n, "cpu_percent",
                  "percent", [s["server_runq_wait_pct"] for s in samples])
-        log(f"concurrency {n}: " + "; ".join(
-            f"open {s['open']:.0f} p99 {s['late_p99_us']:.0f} us "
-            f"runq-wait {s['server_runq_wait_pct']:.0f}% rss/stream "
-            f"{(s['rss_kib'] - s['rss0_kib']) * 1024 / max(s['open'], 1):.0f} B" for s in samples))
 
 
 def keepalive(args, rows, tmp):
@@ -317,7 +428,7 @@ def main():
     ap.add_argument("--only", choices=["capacity", "concurrency", "keepalive"], action="append",
                     help="run only these parts (repeatable)")
     args = ap.parse_args()
-    for exe in ("mock-llm", "mllm-load"):
+    for exe in ("mock-llm", "mllm-load", "mllm-floor"):
         if not os.access(os.path.join(args.bin, exe), os.X_OK):
             ap.error(f"{exe} not found in {args.bin} (build first, or pass --bin)")
     if not shutil.which("wrk"):

@@ -1,14 +1,30 @@
 /* mllm_config.c - the one place that turns flags into the server configuration. */
 #define _GNU_SOURCE
-#include "mllm_server.h"
+#include "mllm_config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+int mllm_log_level = MLLM_LOG_WARN;
+
+void mllm_log(int level, const char *fmt, ...)
+{
+    static const char *const names[] = { "error", "warn", "info", "debug" };
+    if (level > mllm_log_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "mock-llm %s: ", names[level]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
 
 static const char *const default_models[] = {
     "mock", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "claude-sonnet-4", "claude-3-5-haiku",
@@ -40,6 +56,7 @@ void mllm_config_defaults(mllm_config_t *c)
     c->error_statuses[2] = 503;
     c->nerror_statuses = 3;
     c->retry_after_ms = 1000;
+    c->tool_call_rate = 1.0;
 }
 
 static void usage(FILE *f)
@@ -61,6 +78,11 @@ static void usage(FILE *f)
 "  --ttft-ms X               override the profile's median time to first token\n"
 "  --tps X                   override the profile's median tokens/s (0 = no gaps)\n"
 "  --output-tokens N         every response has exactly N tokens (before max_tokens)\n"
+"  --prefill-us-per-token X  override the profile's prefill time: TTFT grows by X us\n"
+"                            per prompt token (usage.prompt_tokens, ~4 bytes each)\n"
+"  --tool-call-rate P        share of requests with tools and tool_choice \"auto\"\n"
+"                            answered with a tool call (default 1; never after a\n"
+"                            tool result; \"required\" and a named tool always call)\n"
 "  --max-conns N             open connections at most; more get 503 (default 19000)\n"
 "  --max-body BYTES          request body limit, 413 above (default 1048576)\n"
 "  --max-header BYTES        request head limit, 431 above (default 16384)\n"
@@ -74,26 +96,36 @@ static void usage(FILE *f)
 "  --retry-after-ms N        retry-after of injected 429/503 (default 1000)\n"
 "  --midstream-error-rate P  share of streams that end in an error frame halfway\n"
 "  --disconnect-rate P       share of streams whose connection is cut halfway\n"
+"  --sndbuf BYTES            SO_SNDBUF of each client socket (default: the kernel's\n"
+"                            autotuning, up to MBs); small makes slow readers back up\n"
 "  --busy-poll               spin instead of sleeping between deadlines: lower\n"
 "                            lateness for a whole core (a benchmark option)\n"
+"  --tls                     HTTPS (OpenSSL) with a self-signed certificate made at\n"
+"                            start (ECDSA P-256; localhost, 127.0.0.1, the listen IP)\n"
+"  --tls-cert FILE, --tls-key FILE  serve this PEM certificate (chain) and key instead\n"
+"                            (implies --tls)\n"
+"  --tls-cert-out FILE       write the certificate in use to FILE (PEM), for clients to\n"
+"                            trust: curl --cacert, NODE_EXTRA_CA_CERTS, wl-llm --tls-ca\n"
+"  --tls-keep-buffers        keep OpenSSL's ~34 KiB of record buffers on idle\n"
+"                            connections (default: released between writes)\n"
 "  --log-level LEVEL         error, warn (default), info or debug (stderr)\n"
 "  --list-profiles           print the profiles and exit\n"
 "  --help                    this text\n"
 "\n"
 "A request header 'x-mock-inject: 429|500|503|midstream|disconnect' forces one\n"
 "injection; 'x-mock-request-index: N' picks the per-request generator explicitly.\n"
-"Endpoints: POST /v1/chat/completions, POST /v1/messages, GET /v1/models,\n"
-"GET /v1/models/ID, GET /health, GET /metrics (Prometheus).\n");
+"Endpoints: POST /v1/chat/completions, POST /v1/responses, POST /v1/messages,\n"
+"GET /v1/models, GET /v1/models/ID, GET /health, GET /metrics (Prometheus).\n");
 }
 
 static void list_profiles(void)
 {
-    printf("%-16s %9s %6s %8s %6s %6s %5s  %s\n", "profile", "ttft_s", "sigma", "tok/s",
-           "sigma", "stall", "t/ev", "about");
+    printf("%-16s %9s %6s %10s %8s %6s %6s %5s  %s\n", "profile", "ttft_s", "sigma",
+           "prefill_us", "tok/s", "sigma", "stall", "t/ev", "about");
     for (const mllm_profile_t *p = mllm_profiles; p->name; p++)
-        printf("%-16s %9.3f %6.2f %8.1f %6.2f %5.1f%% %2d-%-2d  %s\n", p->name, p->ttft_s,
-               p->ttft_sigma, p->speed_tps, p->speed_sigma, p->stall_p * 100, p->tpe_min,
-               p->tpe_max, p->about);
+        printf("%-16s %9.3f %6.2f %10.0f %8.1f %6.2f %5.1f%% %2d-%-2d  %s\n", p->name, p->ttft_s,
+               p->ttft_sigma, p->ttft_per_prompt_token_s * 1e6, p->speed_tps, p->speed_sigma,
+               p->stall_p * 100, p->tpe_min, p->tpe_max, p->about);
 }
 
 static int bad(const char *opt, const char *val, const char *why)
@@ -156,7 +188,8 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
     enum {
         O_LISTEN = 256, O_PROFILE, O_SCALE, O_SEED, O_MODELS, O_TPE, O_TTFT, O_TPS, O_OUT,
         O_MAXCONNS, O_MAXBODY, O_MAXHEADER, O_MAXPENDING, O_IDLE, O_HDRTO, O_WRTO, O_ERATE,
-        O_ESTAT, O_RETRY, O_MIDERR, O_DISC, O_LOG, O_LIST, O_HELP, O_BUSY,
+        O_ESTAT, O_RETRY, O_MIDERR, O_DISC, O_LOG, O_LIST, O_HELP, O_BUSY, O_PREFILL,
+        O_TOOLRATE, O_SNDBUF, O_TLS, O_TLSCERT, O_TLSKEY, O_TLSOUT, O_TLSKEEP,
     };
     static const struct option opts[] = {
         { "listen", required_argument, 0, O_LISTEN },
@@ -182,12 +215,20 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         { "disconnect-rate", required_argument, 0, O_DISC },
         { "log-level", required_argument, 0, O_LOG },
         { "busy-poll", no_argument, 0, O_BUSY },
+        { "prefill-us-per-token", required_argument, 0, O_PREFILL },
+        { "tool-call-rate", required_argument, 0, O_TOOLRATE },
+        { "sndbuf", required_argument, 0, O_SNDBUF },
+        { "tls", no_argument, 0, O_TLS },
+        { "tls-cert", required_argument, 0, O_TLSCERT },
+        { "tls-key", required_argument, 0, O_TLSKEY },
+        { "tls-cert-out", required_argument, 0, O_TLSOUT },
+        { "tls-keep-buffers", no_argument, 0, O_TLSKEEP },
         { "list-profiles", no_argument, 0, O_LIST },
         { "help", no_argument, 0, O_HELP },
         { 0, 0, 0, 0 },
     };
     /* Overrides are applied after the loop, so --ttft-ms before --profile still counts. */
-    double ttft_ms = -1, tps = -1, out_tokens = -1, v;
+    double ttft_ms = -1, tps = -1, out_tokens = -1, prefill_us = -1, v;
     const char *profile = "gpt-4o";
     opterr = 0;
     optind = 1;
@@ -292,6 +333,17 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
                 return bad("--log-level", optarg, "expected error, warn, info or debug");
             break;
         case O_BUSY: c->busy_poll = 1; break;
+        case O_PREFILL: rc = num("--prefill-us-per-token", optarg, 0, 1e6, &prefill_us); break;
+        case O_TOOLRATE: rc = num("--tool-call-rate", optarg, 0, 1, &c->tool_call_rate); break;
+        case O_SNDBUF:
+            rc = num("--sndbuf", optarg, 0, 1 << 30, &v);
+            c->sndbuf = (int)v;
+            break;
+        case O_TLS: c->tls = 1; break;
+        case O_TLSCERT: c->tls_cert = optarg; c->tls = 1; break;
+        case O_TLSKEY: c->tls_key = optarg; c->tls = 1; break;
+        case O_TLSOUT: c->tls_cert_out = optarg; break;
+        case O_TLSKEEP: c->tls_keep_buffers = 1; break;
         case O_LIST: list_profiles(); return 1;
         case O_HELP: usage(stdout); return 1;
         case ':':
@@ -308,11 +360,22 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         fprintf(stderr, "mock-llm: unexpected argument '%s' (see --help)\n", argv[optind]);
         return 2;
     }
+    if (!c->tls_cert != !c->tls_key) {
+        fprintf(stderr, "mock-llm: --tls-cert and --tls-key go together (see --help)\n");
+        return 2;
+    }
+    if ((c->tls_cert_out || c->tls_keep_buffers) && !c->tls) {
+        fprintf(stderr, "mock-llm: --tls-cert-out and --tls-keep-buffers need --tls "
+                        "(see --help)\n");
+        return 2;
+    }
     c->profile = *mllm_profile_find(profile);
     if (ttft_ms >= 0)
         c->profile.ttft_s = ttft_ms / 1000.0;
     if (tps >= 0)
         c->profile.speed_tps = tps;
+    if (prefill_us >= 0)
+        c->profile.ttft_per_prompt_token_s = prefill_us / 1e6;
     if (out_tokens >= 1) {
         c->profile.len_median = out_tokens;
         c->profile.len_sigma = 0;

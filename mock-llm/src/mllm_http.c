@@ -34,12 +34,18 @@ int mllm_str_ieq(mllm_str_t s, const char *lit)
     return 1;
 }
 
-mllm_str_t mllm_http_header(const mllm_http_req_t *req, const char *name)
+mllm_str_t mllm_http_header(const mllm_http_head_t *h, const char *base, const char *name)
 {
-    for (size_t i = 0; i < req->nheaders; i++)
-        if (mllm_str_ieq(req->hname[i], name))
-            return req->hvalue[i];
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (mllm_str_ieq(mllm_span_str(base, h->hname[i]), name))
+            return mllm_span_str(base, h->hvalue[i]);
     return (mllm_str_t){ NULL, 0 };
+}
+
+/* The span of [p, p + n) inside the buffer that starts at base. */
+static mllm_span_t span(const char *base, const char *p, size_t n)
+{
+    return (mllm_span_t){ (uint32_t)(p - base), (uint32_t)n };
 }
 
 /* Finds the next LF in [p, end); returns its index from p, or -1. */
@@ -75,20 +81,22 @@ static int list_has(mllm_str_t s, const char *tok)
     return 0;
 }
 
-static int parse_request_line(const char *p, size_t n, mllm_http_req_t *req)
+static int parse_request_line(const char *base, const char *p, size_t n,
+                              mllm_http_head_t *req)
 {
     const char *end = p + n, *q = p;
     while (q < end && is_tchar((unsigned char)*q))
         q++;
     if (q == p || q >= end || *q != ' ')
         return -400;
-    req->method = (mllm_str_t){ p, (size_t)(q - p) };
+    req->method = span(base, p, (size_t)(q - p));
     const char *t = ++q;
     while (q < end && (unsigned char)*q > ' ' && *q != 0x7f)
         q++;
     if (q == t || q >= end || *q != ' ')
         return -400;
-    req->target = (mllm_str_t){ t, (size_t)(q - t) };
+    size_t tn = (size_t)(q - t);
+    req->target = span(base, t, tn);
     q++;
     if ((size_t)(end - q) != 8 || memcmp(q, "HTTP/", 5) != 0 || q[6] != '.' ||
         q[5] < '0' || q[5] > '9' || q[7] < '0' || q[7] > '9')
@@ -96,8 +104,8 @@ static int parse_request_line(const char *p, size_t n, mllm_http_req_t *req)
     if (q[5] != '1')
         return -505;
     req->minor = q[7] - '0';
-    const char *qm = memchr(t, '?', req->target.n);
-    req->path = (mllm_str_t){ t, qm ? (size_t)(qm - t) : req->target.n };
+    const char *qm = memchr(t, '?', tn);
+    req->path = span(base, t, qm ? (size_t)(qm - t) : tn);
     if (req->path.n == 0)
         return -400;
     return 0;
@@ -118,8 +126,10 @@ static int parse_content_length(mllm_str_t v, long long *out)
 }
 
 int mllm_http_parse_head(const char *buf, size_t len, const mllm_http_limits_t *lim,
-                         mllm_http_req_t *req)
+                         mllm_http_head_t *req)
 {
+    if (len == 0)
+        return 0; /* buf may be NULL then (no input buffer yet): no pointer arithmetic */
     const char *p = buf, *end = buf + len;
     /* RFC 9112 2.2: a server should ignore at least one empty line before the request
      * line. Bound them like the rest of the head. */
@@ -136,7 +146,7 @@ int mllm_http_parse_head(const char *buf, size_t len, const mllm_http_limits_t *
     size_t rl = (size_t)l;
     if (rl && p[rl - 1] == '\r')
         rl--;
-    int rc = parse_request_line(p, rl, req);
+    int rc = parse_request_line(buf, p, rl, req);
     if (rc)
         return rc;
     p += l + 1;
@@ -169,8 +179,8 @@ int mllm_http_parse_head(const char *buf, size_t len, const mllm_http_limits_t *
             return -431;
         mllm_str_t name = { p, (size_t)(c - p) };
         mllm_str_t value = trim(c + 1, (size_t)(le - c - 1));
-        req->hname[req->nheaders] = name;
-        req->hvalue[req->nheaders] = value;
+        req->hname[req->nheaders] = span(buf, name.p, name.n);
+        req->hvalue[req->nheaders] = span(buf, value.p, value.n);
         req->nheaders++;
         if (mllm_str_ieq(name, "content-length")) {
             long long x;

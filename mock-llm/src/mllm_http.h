@@ -2,10 +2,13 @@
  * mllm_http.h - an incremental, zero-copy HTTP/1.x request parser with hard limits.
  *
  * The parser never allocates and never copies: it looks at the bytes received so far,
- * and once the head (request line + headers + blank line) is complete it fills a
- * request whose strings point into the caller's buffer. Limits are checked on partial
- * input too, so a client that sends 1 MB of header without a blank line is refused
- * after the limit, not after the megabyte.
+ * and once the head (request line + headers + blank line) is complete it fills a head
+ * whose strings are spans (offset, length) into the caller's buffer, not pointers. The
+ * buffer usually grows after the head is parsed (the body is read into it, and realloc
+ * moves it): a span stays right across that, a pointer would dangle. Resolve a span
+ * with mllm_span_str() against the buffer as it is when the string is used.
+ * Limits are checked on partial input too, so a client that sends 1 MB of header
+ * without a blank line is refused after the limit, not after the megabyte.
  */
 #ifndef MLLM_HTTP_H
 #define MLLM_HTTP_H
@@ -24,14 +27,26 @@ typedef struct mllm_str {
     size_t      n;
 } mllm_str_t;
 
+/* Bytes [off, off + n) of the buffer the head was parsed from. Heads are capped far
+ * below 4 GiB (--max-header), so 32 bits each keep the 64 header slots at 512 bytes. */
+typedef struct mllm_span {
+    uint32_t off, n;
+} mllm_span_t;
+
+/* The string a span names in base (base is the parsed buffer, wherever it now is). */
+static inline mllm_str_t mllm_span_str(const char *base, mllm_span_t s)
+{
+    return (mllm_str_t){ base + s.off, s.n };
+}
+
 typedef struct mllm_http_limits {
     size_t max_request_line; /* longer: 414 */
     size_t max_head;         /* request line + headers; longer: 431 */
     size_t max_body;         /* declared or chunked body larger: 413 */
 } mllm_http_limits_t;
 
-typedef struct mllm_http_req {
-    mllm_str_t method, target, path; /* path = target without the query */
+typedef struct mllm_http_head {
+    mllm_span_t method, target, path; /* path = target without the query */
     int        minor;                /* HTTP/1.<minor> */
     int        keep_alive;           /* after this request */
     int        chunked;              /* Transfer-Encoding: chunked */
@@ -39,22 +54,23 @@ typedef struct mllm_http_req {
     long long  content_length;       /* -1 when absent */
     size_t     head_len;             /* bytes of the head, blank line included */
     size_t     nheaders;
-    mllm_str_t hname[MLLM_HTTP_MAX_HEADERS], hvalue[MLLM_HTTP_MAX_HEADERS];
-} mllm_http_req_t;
+    mllm_span_t hname[MLLM_HTTP_MAX_HEADERS], hvalue[MLLM_HTTP_MAX_HEADERS];
+} mllm_http_head_t;
 
 /*
- * Parses the head at buf[0..len). Returns 1 when complete (req filled, req->head_len
- * set), 0 when more bytes are needed, or a negative HTTP status for a bad request:
+ * Parses the head at buf[0..len). Returns 1 when complete (h filled with spans into
+ * buf, h->head_len set), 0 when more bytes are needed, or a negative HTTP status for a bad request:
  * -400 malformed, -414 request line too long, -431 head too long or too many headers,
  * -413 Content-Length above max_body, -501 unsupported Transfer-Encoding, -505 not
  * HTTP/1.x. Leading empty lines (allowed by RFC 9112) are skipped and counted in
  * head_len.
  */
 int mllm_http_parse_head(const char *buf, size_t len, const mllm_http_limits_t *lim,
-                         mllm_http_req_t *req);
+                         mllm_http_head_t *h);
 
-/* The value of header name (case-insensitive), or {NULL, 0}. */
-mllm_str_t mllm_http_header(const mllm_http_req_t *req, const char *name);
+/* The value of header name (case-insensitive) in base, the buffer h was parsed from
+ * (as it is now), or {NULL, 0} when absent. */
+mllm_str_t mllm_http_header(const mllm_http_head_t *h, const char *base, const char *name);
 
 /*
  * Decodes a chunked body in place. buf[0..len) holds the bytes after the head. Returns

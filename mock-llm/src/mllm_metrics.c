@@ -30,6 +30,19 @@ void mllm_metrics_late(uint64_t late_ns)
         mllm_metrics.late_max_s = us / 1e6;
 }
 
+void mllm_metrics_accept_to_request(uint64_t ns)
+{
+    double us = (double)ns / 1e3;
+    int i = 0;
+    while (i < MLLM_LATE_BUCKETS && us > mllm_late_bounds_us[i])
+        i++;
+    mllm_metrics.a2r_bucket[i]++;
+    mllm_metrics.a2r_count++;
+    mllm_metrics.a2r_sum_s += us / 1e6;
+    if (us / 1e6 > mllm_metrics.a2r_max_s)
+        mllm_metrics.a2r_max_s = us / 1e6;
+}
+
 void mllm_metrics_status(int status)
 {
     for (int i = 0; i < MLLM_NSTATUS; i++)
@@ -72,9 +85,23 @@ void mllm_metrics_format(mllm_buf_t *b)
     counter(b, "mllm_events_backlogged_total",
             "Events queued behind a slow reader instead of written at once.", "counter",
             m->events_backlogged);
+    counter(b, "mllm_pending_bytes",
+            "Output queued in the server for clients whose sockets had no room (slow readers).",
+            "gauge", m->pending_bytes);
     counter(b, "mllm_writes_total", "write() calls on client sockets.", "counter", m->writes);
     counter(b, "mllm_bytes_sent_total", "Bytes written to client sockets.", "counter",
             m->bytes_sent);
+    counter(b, "mllm_lingering_closes_total",
+            "Refused requests whose connection was closed lingering (answer, then drain).",
+            "counter", m->lingering_closes);
+    counter(b, "mllm_linger_discarded_bytes_total",
+            "Request bytes read and dropped after a refusal, before the close.", "counter",
+            m->linger_bytes);
+    counter(b, "mllm_tls_handshakes_total", "TLS handshakes completed (--tls).", "counter",
+            m->tls_handshakes);
+    counter(b, "mllm_tls_handshake_failures_total",
+            "TLS handshakes that failed: the client sent no TLS, or TLS we refuse.",
+            "counter", m->tls_handshake_failures);
     mllm_buf_adds(b, "# HELP mllm_requests_total Responses by HTTP status.\n"
                      "# TYPE mllm_requests_total counter\n");
     for (int i = 0; i < MLLM_NSTATUS; i++)
@@ -96,6 +123,20 @@ void mllm_metrics_format(mllm_buf_t *b)
     mllm_buf_printf(b, "mllm_emit_lateness_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
     mllm_buf_printf(b, "mllm_emit_lateness_seconds_sum %.9f\n", m->late_sum_s);
     mllm_buf_printf(b, "mllm_emit_lateness_seconds_count %" PRIu64 "\n", m->late_count);
+    mllm_buf_adds(b, "# HELP mllm_accept_to_request_seconds From accept() to the first "
+                     "complete request of the connection (TLS handshake included).\n"
+                     "# TYPE mllm_accept_to_request_seconds histogram\n");
+    cum = 0;
+    for (int i = 0; i < MLLM_LATE_BUCKETS; i++) {
+        cum += m->a2r_bucket[i];
+        mllm_buf_printf(b, "mllm_accept_to_request_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                        mllm_late_bounds_us[i] / 1e6, cum);
+    }
+    cum += m->a2r_bucket[MLLM_LATE_BUCKETS];
+    mllm_buf_printf(b, "mllm_accept_to_request_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+    mllm_buf_printf(b, "mllm_accept_to_request_seconds_sum %.9f\n", m->a2r_sum_s);
+    mllm_buf_printf(b, "mllm_accept_to_request_seconds_count %" PRIu64 "\n", m->a2r_count);
+    mllm_buf_printf(b, "mllm_accept_to_request_seconds_max %.9f\n", m->a2r_max_s);
     mllm_buf_printf(b, "# HELP mllm_emit_lateness_max_seconds Largest lateness seen.\n"
                        "# TYPE mllm_emit_lateness_max_seconds gauge\n"
                        "mllm_emit_lateness_max_seconds %.9f\n", m->late_max_s);

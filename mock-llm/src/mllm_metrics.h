@@ -28,9 +28,17 @@ typedef struct mllm_metrics {
     uint64_t clients_dropped_slow;   /* output buffer of a slow reader exceeded its bound */
     uint64_t tokens_sent, events_sent, writes, bytes_sent;
     uint64_t events_backlogged;      /* events queued behind a slow reader */
+    uint64_t pending_bytes;          /* output queued for readers the kernel had no room for */
+    uint64_t tls_handshakes, tls_handshake_failures; /* --tls */
+    uint64_t lingering_closes;       /* refusals closed lingering (mllm_conn.c) */
+    uint64_t linger_bytes;           /* request bytes read and dropped while lingering */
     uint64_t requests[MLLM_NSTATUS + 1];
     uint64_t late_bucket[MLLM_LATE_BUCKETS + 1];
     uint64_t late_count;
+    /* accept() to the first complete request of a connection: the same buckets */
+    uint64_t a2r_bucket[MLLM_LATE_BUCKETS + 1];
+    uint64_t a2r_count;
+    double   a2r_sum_s, a2r_max_s;
     double   late_sum_s;
     double   late_max_s;
 } mllm_metrics_t;
@@ -39,6 +47,9 @@ extern mllm_metrics_t mllm_metrics;
 
 /* Records one event's emission lateness (ns after its deadline). */
 void mllm_metrics_late(uint64_t late_ns);
+
+/* Records the time from accept() to a connection's first complete request. */
+void mllm_metrics_accept_to_request(uint64_t ns);
 
 /* Counts a response with this status. */
 void mllm_metrics_status(int status);

@@ -1,10 +1,17 @@
 /*
- * mllm_server.h - the mock-llm server: configuration and the fiber-per-connection loop.
+ * mllm_server.h - the mock-llm server: listening, accepting, one fiber per connection.
+ *
+ * A request travels down four layers, each knowing only the one below it:
+ *   mllm_route.c      API: routes, request JSON (mllm_api.c), wire formats, streaming
+ *   mllm_conn.c       HTTP framing: one complete request up, responses down, 4xx
+ *                     answers and lingering close
+ *   mllm_transport.c  bytes over a plain socket (an interface a TLS session implements)
+ *   mllm_timing.c     schedule: when each event is due
  */
 #ifndef MLLM_SERVER_H
 #define MLLM_SERVER_H
 
-#include "mllm_timing.h"
+#include "mllm_config.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -13,47 +20,11 @@
 extern "C" {
 #endif
 
-#define MLLM_MAX_MODELS 32
-
-enum { MLLM_LOG_ERROR, MLLM_LOG_WARN, MLLM_LOG_INFO, MLLM_LOG_DEBUG };
-
-typedef struct mllm_config {
-    char            host[64];
-    int             port;
-    mllm_profile_t  profile;          /* the named profile with --ttft-ms etc. applied */
-    uint64_t        seed;
-    long            max_conns;
-    int             tokens_per_event; /* 0 = the profile's */
-    double          time_scale;
-    const char     *models[MLLM_MAX_MODELS];
-    int             nmodels;
-    int             log_level;
-    size_t          max_request_line, max_head, max_body;
-    size_t          max_pending;      /* unread output kept for a slow reader, bytes */
-    uint64_t        idle_timeout_ns, header_timeout_ns, write_timeout_ns;
-    /* chaos: each request draws from its own generator, so injections repeat per seed */
-    double          error_rate;       /* share of requests answered with an error status */
-    int             error_statuses[8];
-    int             nerror_statuses;
-    double          midstream_error_rate;
-    double          disconnect_rate;
-    int             retry_after_ms;
-    int             busy_poll;        /* never sleep in epoll: spin between deadlines */
-} mllm_config_t;
-
-/* Fills c with the defaults documented in --help. */
-void mllm_config_defaults(mllm_config_t *c);
-
-/*
- * Parses argv into c. Returns 0 to run, 1 when --help or --list-profiles printed
- * everything asked (exit 0), or 2 after printing a message about a bad flag to stderr.
- */
-int mllm_config_parse(mllm_config_t *c, int argc, char **argv);
-
 /*
  * Listens, prints "mock-llm listening on HOST:PORT" to stdout, and serves until SIGINT
- * or SIGTERM. Returns the process exit code: 0 after a signal, 1 when it could not
- * listen or the scheduler failed.
+ * or SIGTERM (HTTPS with c->tls: the same line). Returns the process exit code: 0 after
+ * a signal, 1 when it could not listen or the scheduler failed, 2 when the TLS
+ * certificate or key cannot be made or loaded (the reason on stderr).
  */
 int mllm_server_run(const mllm_config_t *c);
 

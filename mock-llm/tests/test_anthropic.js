@@ -7,7 +7,7 @@ const AnthropicMod = require('@anthropic-ai/sdk');
 const Anthropic = AnthropicMod.default || AnthropicMod;
 
 const port = process.argv[2];
-const client = new Anthropic({ baseURL: `http://127.0.0.1:${port}`, apiKey: 'sk-ant-mock', maxRetries: 0 });
+const client = new Anthropic({ baseURL: `${process.env.MLLM_SCHEME || 'http'}://127.0.0.1:${port}`, apiKey: 'sk-ant-mock', maxRetries: 0 });
 const messages = [{ role: 'user', content: 'Say something about fibers.' }];
 
 async function main() {

@@ -13,34 +13,64 @@
 
 static const mllm_http_limits_t lim = { 64, 256, 1000 };
 
-static int parse(const char *s, mllm_http_req_t *r)
+static const char *last; /* the buffer parse() parsed: spans resolve against it */
+
+static int parse(const char *s, mllm_http_head_t *r)
 {
+    last = s;
     return mllm_http_parse_head(s, strlen(s), &lim, r);
+}
+
+static mllm_str_t S(mllm_span_t sp)
+{
+    return mllm_span_str(last, sp);
 }
 
 static void test_complete(void **st)
 {
     (void)st;
-    mllm_http_req_t r;
+    mllm_http_head_t r;
     const char *s = "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: a\r\n"
                     "Content-Length: 12\r\nX-Thing:  spaced value \r\n\r\nbody";
     assert_int_equal(parse(s, &r), 1);
-    assert_true(mllm_str_ieq(r.method, "POST"));
-    assert_true(mllm_str_ieq(r.path, "/v1/chat/completions"));
+    assert_true(mllm_str_ieq(S(r.method), "POST"));
+    assert_true(mllm_str_ieq(S(r.path), "/v1/chat/completions"));
     assert_int_equal(r.target.n, strlen("/v1/chat/completions?x=1"));
     assert_int_equal(r.content_length, 12);
     assert_int_equal(r.keep_alive, 1);
     assert_int_equal(r.head_len, strlen(s) - 4);
-    mllm_str_t v = mllm_http_header(&r, "x-thing");
+    mllm_str_t v = mllm_http_header(&r, s, "x-thing");
     assert_int_equal(v.n, strlen("spaced value"));
     assert_memory_equal(v.p, "spaced value", v.n);
+    assert_null(mllm_http_header(&r, s, "absent").p);
+}
+
+/* Spans stay right when the buffer moves after parsing (the body is read into the same
+ * buffer and realloc may move it): the head of the dangling-pointer bug. */
+static void test_spans_survive_a_moved_buffer(void **st)
+{
+    (void)st;
+    const char *s = "POST /v1/messages HTTP/1.1\r\nX-Mock-Inject: 429\r\n"
+                    "Content-Length: 2\r\n\r\n{}";
+    size_t n = strlen(s);
+    char *a = malloc(n);
+    memcpy(a, s, n);
+    mllm_http_head_t r;
+    assert_int_equal(mllm_http_parse_head(a, n, &lim, &r), 1);
+    char *b = malloc(1 << 20); /* elsewhere */
+    memcpy(b, a, n);
+    memset(a, 'x', n);
+    free(a);
+    assert_true(mllm_str_ieq(mllm_span_str(b, r.path), "/v1/messages"));
+    assert_true(mllm_str_ieq(mllm_http_header(&r, b, "x-mock-inject"), "429"));
+    free(b);
 }
 
 static void test_partial_every_prefix(void **st)
 {
     (void)st;
     const char *s = "GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
-    mllm_http_req_t r;
+    mllm_http_head_t r;
     for (size_t n = 0; n < strlen(s); n++)
         assert_int_equal(mllm_http_parse_head(s, n, &lim, &r), 0);
     assert_int_equal(mllm_http_parse_head(s, strlen(s), &lim, &r), 1);
@@ -51,7 +81,7 @@ static void test_partial_every_prefix(void **st)
 static void test_bare_lf_and_http10(void **st)
 {
     (void)st;
-    mllm_http_req_t r;
+    mllm_http_head_t r;
     assert_int_equal(parse("GET / HTTP/1.0\nHost: a\n\n", &r), 1);
     assert_int_equal(r.minor, 0);
     assert_int_equal(r.keep_alive, 0);
@@ -62,7 +92,7 @@ static void test_bare_lf_and_http10(void **st)
 static void test_errors(void **st)
 {
     (void)st;
-    mllm_http_req_t r;
+    mllm_http_head_t r;
     assert_int_equal(parse("GET / HTTP/2.0\r\n\r\n", &r), -505);
     assert_int_equal(parse("GET /  HTTP/1.1\r\n\r\n", &r), -400);
     assert_int_equal(parse("G(T / HTTP/1.1\r\n\r\n", &r), -400);
@@ -78,7 +108,7 @@ static void test_errors(void **st)
 static void test_limits_on_partial_input(void **st)
 {
     (void)st;
-    mllm_http_req_t r;
+    mllm_http_head_t r;
     char line[200];
     memset(line, 'a', sizeof line);
     memcpy(line, "GET /", 5);
@@ -125,6 +155,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_complete),
+        cmocka_unit_test(test_spans_survive_a_moved_buffer),
         cmocka_unit_test(test_partial_every_prefix),
         cmocka_unit_test(test_bare_lf_and_http10),
         cmocka_unit_test(test_errors),

@@ -6,7 +6,9 @@ const assert = require('node:assert/strict');
 const OpenAI = require('openai');
 
 const port = process.argv[2];
-const baseURL = `http://127.0.0.1:${port}/v1`;
+// MLLM_SCHEME=https: the same test over TLS (test_openai_npm.sh trusts the server's
+// certificate for this process only, with NODE_EXTRA_CA_CERTS).
+const baseURL = `${process.env.MLLM_SCHEME || 'http'}://127.0.0.1:${port}/v1`;
 const client = new OpenAI({ baseURL, apiKey: 'sk-mock', maxRetries: 0 });
 const messages = [{ role: 'user', content: 'Say something about fibers.' }];
 
@@ -86,7 +88,7 @@ async function main() {
 }
 
 async function metric(name) {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const text = await (await fetch(`${baseURL.slice(0, -3)}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(name + ' '));
   return Number(line.split(' ')[1]);
 }

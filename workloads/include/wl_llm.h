@@ -33,6 +33,9 @@ typedef struct wl_conv_cfg {
      * 60 s), else 0.5 s x 2^attempt (at most 8 s, minus up to 25% jitter), then try
      * again, at most this many times. A stream that fails midway is not retried. */
     int                retries;
+    /* TLS (wl_tls.h): NULL speaks plain HTTP. Handshakes count in the conversation's
+     * time and CPU, as they do for a real client (one connection per conversation). */
+    struct wl_tls     *tls;
 } wl_conv_cfg_t;
 
 #define WL_ITL_BUCKETS 96 /* up to 2^24 us = 16.8 s */

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "wl_llm.h"
 #include "wl_sse.h"
+#include "wl_tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -196,7 +197,8 @@ static int fail(wl_conv_t *out, const char *what, int e)
 int wl_conv_run(const wl_conv_cfg_t *cfg, size_t index, wl_res_t *res, wl_sink_fn sink,
                 void *sink_arg, wl_conv_t *out)
 {
-    int rc = -1, fd = -1, held = 0;
+    int rc = -1, held = 0;
+    wl_conn_t conn = WL_CONN_NONE;
     out->start_ns = wl_now_ns();
     uint64_t deadline = cfg->timeout_ns ? out->arrival_ns + cfg->timeout_ns : WL_FOREVER;
     struct conv_state s = { .out = out, .index = index, .sink = sink, .sink_arg = sink_arg };
@@ -217,9 +219,8 @@ int wl_conv_run(const wl_conv_cfg_t *cfg, size_t index, wl_res_t *res, wl_sink_f
     wl_http_resp_t resp;
 retry:
     /* Reached again only before any byte of a stream arrived: nothing to undo but fd. */
-    if (fd >= 0) {
-        wl_close(fd);
-        fd = -1;
+    if (conn.fd >= 0) {
+        wl_conn_close(&conn);
         uint64_t delay = retry_delay_ns(out->attempts - 1, resp.retry_after_ms);
         if (wl_now_ns() + delay >= deadline) {
             fail(out, "retry", ETIMEDOUT);
@@ -233,10 +234,9 @@ retry:
     }
     out->attempts++;
     wl_http_resp_init(&resp);
-    fd = wl_dial((const struct sockaddr *)&cfg->addr, sizeof cfg->addr, deadline);
-    if (fd < 0) {
+    if (wl_conn_dial(&conn, &cfg->addr, cfg->tls, deadline, NULL, 0) != 0) {
         int e = errno;
-        fail(out, "connect", e);
+        fail(out, e == EPROTO ? "tls" : "connect", e);
         /* a refused or reset connection is retried; a local limit (EMFILE) is not */
         if ((e == ECONNREFUSED || e == ECONNRESET || e == ETIMEDOUT) &&
             (int)out->attempts <= cfg->retries) {
@@ -251,14 +251,14 @@ retry:
         fail(out, "request", ENOMEM);
         goto done;
     }
-    ssize_t wr = wl_write(fd, req, rl, deadline);
+    ssize_t wr = wl_conn_write(&conn, req, rl, deadline);
     free(req);
     if (wr < 0) {
         fail(out, "write", errno);
         goto done;
     }
     for (;;) {
-        ssize_t n = wl_read(fd, tl_rbuf, sizeof tl_rbuf, deadline);
+        ssize_t n = wl_conn_read(&conn, tl_rbuf, sizeof tl_rbuf, deadline);
         if (n < 0) {
             fail(out, "read", errno);
             goto done;
@@ -305,8 +305,7 @@ retry:
     out->ok = 1;
     rc = 0;
 done:
-    if (fd >= 0)
-        wl_close(fd);
+    wl_conn_close(&conn);
     if (held)
         wl_res_release(res);
     wl_sse_free(&s.sse);

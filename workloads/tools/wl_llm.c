@@ -7,6 +7,7 @@
 #include "wl.h"
 #include "wl_llm.h"
 #include "wl_report.h"
+#include "wl_tls.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -29,6 +30,8 @@ static struct {
     long        stack_kib;
     const char *per_conv;
     int         retries;
+    int         tls, tls_release;
+    const char *tls_ca;
 } opt = {
     .retries     = 2,
     .model       = NULL,
@@ -64,6 +67,10 @@ static void usage(FILE *f)
         "  --retries R        retry a failed request like the OpenAI SDKs (default 2):\n"
         "                     connection refused/reset, 408, 409, 429, 5xx before the\n"
         "                     stream starts; honours retry-after-ms / retry-after\n"
+        "  --tls              HTTPS: TLS (OpenSSL) on every connection, handshake included\n"
+        "  --tls-ca FILE      verify the server's certificate against FILE (PEM) and its\n"
+        "                     IP address against the target; without it, not verified\n"
+        "  --tls-release-buffers  free OpenSSL's record buffers while a connection idles\n"
         "  --per-conv FILE    also write one CSV line per conversation (times in ms from\n"
         "                     the first arrival): index,arrival,start,first_token,end,\n"
         "                     tokens,attempts,ok,cause\n"
@@ -100,6 +107,7 @@ static int parse_args(int argc, char **argv)
         { "gap-us", 1, 0, 'g' },     { "db", 1, 0, 'd' },      { "db-hold", 1, 0, 'H' },
         { "db-query-ms", 1, 0, 'q' }, { "stack-kib", 1, 0, 's' }, { "help", 0, 0, 'h' },
         { "per-conv", 1, 0, 'p' },   { "retries", 1, 0, 'r' },
+        { "tls", 0, 0, 'S' },        { "tls-ca", 1, 0, 'C' }, { "tls-release-buffers", 0, 0, 'R' },
         { 0, 0, 0, 0 },
     };
     int c, idx = 0;
@@ -123,6 +131,9 @@ static int parse_args(int argc, char **argv)
         case 's': if (parse_long(optarg, 16, 1 << 20, &opt.stack_kib)) goto bad; break;
         case 'p': opt.per_conv = optarg; break;
         case 'r': if (parse_long(optarg, 0, 10, &v)) goto bad; opt.retries = (int)v; break;
+        case 'S': opt.tls = 1; break;
+        case 'C': opt.tls_ca = optarg; opt.tls = 1; break;
+        case 'R': opt.tls_release = 1; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -181,6 +192,15 @@ int main(int argc, char **argv)
     r.cfg.db_hold = opt.db_k ? opt.db_hold : WL_DB_NONE;
     r.cfg.db_query_ns = (uint64_t)(opt.db_query_ms * 1e6);
     r.cfg.retries = opt.retries;
+    if (opt.tls) {
+        char err[300];
+        wl_tls_opts_t to = { .ca_file = opt.tls_ca, .release_buffers = opt.tls_release };
+        r.cfg.tls = wl_tls_client_new(&to, err, sizeof err);
+        if (!r.cfg.tls) {
+            fprintf(stderr, "wl-llm: TLS: %s\n", err);
+            return 2;
+        }
+    }
     size_t n = (size_t)opt.n;
     r.convs = calloc(n, sizeof *r.convs);
     double *v = calloc(n, sizeof *v);
@@ -320,7 +340,7 @@ int main(int argc, char **argv)
            "\"threads_peak\":%ld,\"sys_kernel_delta_kib\":%ld,"
            "\"tcp_mem_delta_kib\":%ld,\"cpu_s\":%.6f,\"cpu_s_per_1k_tokens\":%.6f,"
            "\"peak_live\":%zu,\"units_started\":%zu,\"spawn_failed\":%zu,\"spawn_errno\":\"%s\","
-           "\"db_k\":%ld,\"db_peak_held\":%ld,\"db_wait_mean_ms\":%.3f,\"nofile\":%ld,"
+           "\"tls\":%d,\"db_k\":%ld,\"db_peak_held\":%ld,\"db_wait_mean_ms\":%.3f,\"nofile\":%ld,"
            "\"causes\":{",
            m->name, m->kind, n, ok, failed, never, retried, elapsed, elapsed > 0 ? (double)ok / elapsed : 0,
            (unsigned long long)tokens, elapsed > 0 ? (double)tokens / elapsed : 0, ttft_p50,
@@ -329,12 +349,13 @@ int main(int argc, char **argv)
            rss_base, rss_peak, kern_est, pte, threads, kern_peak >= 0 && kern_base >= 0 ? kern_peak - kern_base : -1,
            tcp_peak >= 0 && tcp_base >= 0 ? tcp_peak - tcp_base : -1, cpu,
            tokens ? cpu / ((double)tokens / 1000.0) : 0, st.peak_live, st.started,
-           st.spawn_failed, st.spawn_failed ? wl_errname(st.spawn_errno) : "", opt.db_k,
+           st.spawn_failed, st.spawn_failed ? wl_errname(st.spawn_errno) : "", opt.tls, opt.db_k,
            st.res_peak, n ? (double)st.res_wait_ns / 1e6 / (double)n : 0, nofile);
     for (size_t i = 0; i < ncause; i++)
         printf("%s\"%s\":%zu", i ? "," : "", causes[i].what, causes[i].n);
     printf("}}\n");
     free(v);
     free(r.convs);
+    wl_tls_free(r.cfg.tls);
     return 0;
 }

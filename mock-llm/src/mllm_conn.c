@@ -1,0 +1,462 @@
+/*
+ * mllm_conn.c - HTTP framing of one connection: complete requests up, framed responses
+ * down, refusals answered and closed lingering.
+ *
+ * Writes never park a stream: what the transport does not take goes to the pending
+ * buffer, bounded by --max-pending, and the stream keeps its schedule while it waits
+ * for the socket to drain. A reader too slow for the bound is dropped. So a slow or
+ * vanished client costs its own buffer and nothing else.
+ */
+#define _GNU_SOURCE
+#include "mllm_conn.h"
+
+#include "mllm_metrics.h"
+#include "mllm_wheel.h"
+
+#include <fiber.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+/* A stream that waits longer than this for its next event waits on the socket too, so
+ * a client that hangs up during a long TTFT is noticed at once. Shorter waits are plain
+ * sleeps on the timer wheel (mllm_wheel.h): watching costs a poll(2) and a heap entry
+ * per event, and a client that left is noticed anyway when the next event's write
+ * fails, one gap later. 250 ms keeps every token gap of the profiles (5 tokens/s and
+ * up) on the wheel and still watches through a TTFT. */
+#define WATCH_PEER_NS (250u * 1000000u)
+
+void mllm_conn_init(mllm_conn_t *c, const mllm_config_t *cfg, uint64_t id)
+{
+    c->id = id;
+    c->cfg = cfg;
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    memset(&c->out, 0, sizeof c->out);
+    c->peer_data = 0;
+    c->dead = 0;
+}
+
+void mllm_conn_close(mllm_conn_t *c)
+{
+    c->tx.ops->close(&c->tx);
+    mllm_metrics.pending_bytes -= c->out.len;
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    mllm_buf_free(&c->out);
+}
+
+/* ---- output ---- */
+
+/* Writes what the transport takes now, without parking. Returns 0, or -1 when the
+ * client is gone (c->dead set). */
+static int flush_nb(mllm_conn_t *c)
+{
+    size_t off = 0;
+    while (off < c->out.len) {
+        ssize_t w = c->tx.ops->send(&c->tx, c->out.p + off, c->out.len - off);
+        mllm_metrics.writes++;
+        if (w > 0) {
+            off += (size_t)w;
+            mllm_metrics.bytes_sent += (uint64_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN)
+            break;
+        c->dead = 1;
+        return -1;
+    }
+    if (off) {
+        memmove(c->out.p, c->out.p + off, c->out.len - off);
+        c->out.len -= off;
+        mllm_metrics.pending_bytes -= off;
+    }
+    return 0;
+}
+
+int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
+{
+    if (c->out.len == 0) {
+        while (n) {
+            ssize_t w = c->tx.ops->send(&c->tx, p, n);
+            mllm_metrics.writes++;
+            if (w > 0) {
+                p += w;
+                n -= (size_t)w;
+                mllm_metrics.bytes_sent += (uint64_t)w;
+                continue;
+            }
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0 && errno == EAGAIN)
+                break;
+            c->dead = 1;
+            return -1;
+        }
+        if (!n)
+            return 0;
+    }
+    if (c->out.len + n > c->cfg->max_pending) {
+        mllm_metrics.clients_dropped_slow++;
+        mllm_log(MLLM_LOG_INFO, "conn %" PRIu64 ": dropped, %zu bytes unread", c->id,
+                 c->out.len + n);
+        c->dead = 1;
+        return -1;
+    }
+    mllm_buf_add(&c->out, p, n);
+    if (!c->out.oom)
+        mllm_metrics.pending_bytes += n;
+    if (c->out.oom) {
+        c->dead = 1;
+        return -1;
+    }
+    return flush_nb(c);
+}
+
+int mllm_conn_flush(mllm_conn_t *c)
+{
+    uint64_t deadline = fiber_now_ns() + c->cfg->write_timeout_ns;
+    while (c->out.len) {
+        if (flush_nb(c))
+            return -1;
+        if (!c->out.len)
+            break;
+        if (c->tx.ops->wait(&c->tx, c->tx.want, deadline, 1) < 0) {
+            c->dead = 1;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int mllm_conn_respond(mllm_conn_t *c, int status, const char *ctype, const char *body,
+                      size_t n, const char *extra, int keep_alive)
+{
+    mllm_buf_t h = { 0 };
+    mllm_buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                        "Connection: %s\r\n%s\r\n", status, mllm_http_reason(status), ctype, n,
+                    keep_alive ? "keep-alive" : "close", extra ? extra : "");
+    mllm_buf_add(&h, body, n);
+    mllm_metrics_status(status);
+    int rc = h.oom ? -1 : mllm_conn_emit(c, h.p, h.len);
+    mllm_buf_free(&h);
+    if (rc == 0)
+        rc = mllm_conn_flush(c);
+    return rc;
+}
+
+int mllm_conn_begin_body(mllm_conn_t *c, int status, const char *ctype, const char *extra,
+                         int chunked, int keep_alive)
+{
+    mllm_buf_t h = { 0 };
+    mllm_buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s", status,
+                    mllm_http_reason(status), ctype, extra ? extra : "",
+                    chunked ? "Transfer-Encoding: chunked\r\n" : "");
+    mllm_buf_printf(&h, "Connection: %s\r\n\r\n", keep_alive ? "keep-alive" : "close");
+    mllm_metrics_status(status);
+    int rc = h.oom ? -1 : mllm_conn_emit(c, h.p, h.len);
+    mllm_buf_free(&h);
+    return rc;
+}
+
+int mllm_conn_emit_chunk(mllm_conn_t *c, mllm_buf_t *b, int chunked)
+{
+    size_t body = b->len - MLLM_CHUNK_HEADROOM;
+    char *start = b->p + MLLM_CHUNK_HEADROOM;
+    size_t n = body;
+    if (chunked) {
+        /* "<hex size>\r\n" written backwards in front of the data (printf showed up
+         * in profiles at 300,000 writes per second). */
+        static const char hex[] = "0123456789abcdef";
+        *--start = '\n';
+        *--start = '\r';
+        size_t v = body;
+        do {
+            *--start = hex[v & 15];
+            v >>= 4;
+        } while (v);
+        mllm_buf_add(b, "\r\n", 2);
+        n = (size_t)(b->p + b->len - start);
+    }
+    return b->oom ? -1 : mllm_conn_emit(c, start, n);
+}
+
+int mllm_conn_end_body(mllm_conn_t *c, int chunked)
+{
+    int rc = chunked ? mllm_conn_emit(c, "0\r\n\r\n", 5) : 0;
+    if (rc == 0)
+        rc = mllm_conn_flush(c);
+    return rc;
+}
+
+/* Has the client closed while we wait? A peek tells EOF (0) from early pipelined data. */
+static int peer_gone(mllm_conn_t *c)
+{
+    int r = c->tx.ops->peek(&c->tx);
+    if (r == 0)
+        return 1;
+    if (r < 0)
+        return errno != EAGAIN && errno != EINTR;
+    c->peer_data = 1; /* a pipelined request: stop watching, it waits for its turn */
+    return 0;
+}
+
+static int wait_until_(mllm_conn_t *c, uint64_t deadline)
+{
+    for (;;) {
+        uint64_t now = fiber_now_ns();
+        if (now >= deadline)
+            return 0;
+        if (c->out.len) {
+            int r = c->tx.ops->wait(&c->tx, EPOLLOUT | (c->peer_data ? 0 : EPOLLIN),
+                                    deadline, 0);
+            if (r < 0)
+                return errno == ETIMEDOUT ? 0 : -1;
+            if ((r & (EPOLLIN | EPOLLHUP | EPOLLERR)) && peer_gone(c))
+                return -1;
+            if (flush_nb(c))
+                return -1;
+            continue;
+        }
+        if (deadline - now > WATCH_PEER_NS && !c->peer_data) {
+            int r = c->tx.ops->wait(&c->tx, EPOLLIN, deadline, 0);
+            if (r < 0)
+                return errno == ETIMEDOUT ? 0 : -1;
+            if (peer_gone(c))
+                return -1;
+            continue;
+        }
+        mllm_wheel_sleep_until(deadline);
+    }
+}
+
+int mllm_conn_wait_until(mllm_conn_t *c, uint64_t deadline_ns)
+{
+    int rc = wait_until_(c, deadline_ns);
+    if (rc)
+        c->dead = 1;
+    return rc;
+}
+
+/* ---- input ---- */
+
+/* Makes room for at least `want` more input bytes, up to `limit` in total. Returns 0, or
+ * -1 with errno ENOMEM (no memory) or EMSGSIZE (the limit is reached). */
+static int in_grow(mllm_conn_t *c, size_t want, size_t limit)
+{
+    if (c->in_cap - c->in_len >= want)
+        return 0;
+    /* Start small: a typical request is a few hundred bytes, and malloc keeps freed
+     * chunks resident, so 19,000 connections x the first size is RSS that stays. */
+    size_t cap = c->in_cap ? c->in_cap : 1024;
+    while (cap - c->in_len < want && cap < limit)
+        cap *= 2;
+    if (cap > limit)
+        cap = limit;
+    if (cap <= c->in_len) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    char *p = realloc(c->in, cap);
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    c->in = p;
+    c->in_cap = cap;
+    return 0;
+}
+
+/* Reads up to `max` more bytes (0 = as many as fit) into c->in, growing it up to limit.
+ * Returns bytes read, 0 at EOF, -1 with errno (ETIMEDOUT, ENOMEM, ...). */
+static ssize_t in_read(mllm_conn_t *c, size_t max, size_t limit, uint64_t deadline)
+{
+    if (in_grow(c, max ? max : (c->in_cap ? 1024 : 512), limit))
+        return -1;
+    size_t room = c->in_cap - c->in_len;
+    if (max && room > max)
+        room = max;
+    ssize_t r = mllm_tx_read(&c->tx, c->in + c->in_len, room, deadline);
+    if (r > 0)
+        c->in_len += (size_t)r;
+    return r;
+}
+
+/* The second half of a refusal: no more output, and whatever the client still sends
+ * is read and dropped until it closes, goes quiet, or the time or byte bound is hit.
+ * Closing at once with unread input would make the kernel answer with a reset, and a
+ * reset can destroy the error response before the client has read it (RFC 9112 9.6). */
+static void linger(mllm_conn_t *c)
+{
+    if (c->dead || c->tx.ops->shutdown_write(&c->tx) != 0)
+        return;
+    /* Contents are never looked at, so every lingering connection shares one sink. */
+    static char sink[16384];
+    uint64_t end = fiber_now_ns() + MLLM_LINGER_TIME_NS;
+    size_t total = 0;
+    while (total < MLLM_LINGER_BYTES) {
+        uint64_t deadline = fiber_now_ns() + MLLM_LINGER_IDLE_NS;
+        ssize_t r = mllm_tx_read(&c->tx, sink, sizeof sink, deadline < end ? deadline : end);
+        if (r <= 0)
+            break;
+        total += (size_t)r;
+    }
+    mllm_metrics.lingering_closes++;
+    mllm_metrics.linger_bytes += total;
+}
+
+/* Answers a request this layer cannot hand up, in OpenAI's error shape, and closes the
+ * connection lingering. */
+static void refuse(mllm_conn_t *c, int status, const char *msg)
+{
+    mllm_err_t e;
+    mllm_err_set(&e, status, status >= 500 ? "server_error" : "invalid_request_error", NULL,
+                 NULL, "%s", msg);
+    mllm_buf_t b = { 0 };
+    mllm_fmt_error_openai(&b, &e);
+    mllm_log(MLLM_LOG_DEBUG, "conn %" PRIu64 ": %d %s", c->id, status, msg);
+    if (!b.oom)
+        mllm_conn_respond(c, status, "application/json", b.p, b.len, NULL, 0);
+    mllm_buf_free(&b);
+    linger(c);
+}
+
+/* A failed read: a timeout or no memory is answered, an EOF or a reset is not. */
+static void read_failed(mllm_conn_t *c, ssize_t r, const char *what)
+{
+    if (r < 0 && errno == ETIMEDOUT) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "The request %s did not arrive in time.", what);
+        refuse(c, 408, msg);
+    } else if (r < 0 && errno == ENOMEM) {
+        refuse(c, 503, "mock-llm is out of memory for this request; try again.");
+    }
+}
+
+int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
+{
+    const mllm_config_t *cfg = c->cfg;
+    mllm_http_limits_t lim = {
+        .max_request_line = cfg->max_request_line,
+        .max_head = cfg->max_head,
+        .max_body = cfg->max_body,
+    };
+    mllm_http_head_t *h = &r->head;
+    /* Idle keep-alive wait for the first byte; once a request has started its head
+     * must be complete within the header timeout (slow-header clients). */
+    uint64_t deadline = fiber_now_ns() + cfg->idle_timeout_ns;
+    int started = c->in_len > 0, rc;
+    if (started)
+        deadline = fiber_now_ns() + cfg->header_timeout_ns;
+    while ((rc = mllm_http_parse_head(c->in, c->in_len, &lim, h)) == 0) {
+        ssize_t n = in_read(c, 0, cfg->max_head + 1024, deadline);
+        if (n <= 0) {
+            if (started || (n < 0 && errno != ETIMEDOUT))
+                read_failed(c, n, "head");
+            return 0;
+        }
+        if (!started) {
+            started = 1;
+            deadline = fiber_now_ns() + cfg->header_timeout_ns;
+        }
+    }
+    if (rc < 0) {
+        const char *why = rc == -414   ? "The request line is too long."
+                          : rc == -431 ? "The request headers are too large."
+                          : rc == -413 ? "The request body is too large."
+                          : rc == -501 ? "Only Transfer-Encoding: chunked is supported."
+                          : rc == -505 ? "Only HTTP/1.0 and HTTP/1.1 are supported."
+                                       : "The request is malformed.";
+        refuse(c, -rc, why);
+        return 0;
+    }
+    r->start_ns = fiber_now_ns();
+    size_t head = h->head_len, body_len = 0, consumed = 0;
+    if (h->expect_continue && (h->chunked || h->content_length > 0) && c->in_len == head) {
+        if (mllm_conn_emit(c, "HTTP/1.1 100 Continue\r\n\r\n", 25))
+            return 0;
+    }
+    /* The body: bounded by max_body, due within the header timeout too. From here on
+     * c->in may move (realloc): h holds offsets, resolved below once it is final. */
+    uint64_t body_deadline = fiber_now_ns() + cfg->header_timeout_ns;
+    if (h->chunked) {
+        /* The encoded form may be larger than the body: allow twice plus framing. */
+        size_t enc_max = cfg->max_body * 2 + 65536;
+        for (;;) {
+            rc = mllm_http_dechunk(c->in + head, c->in_len - head, cfg->max_body,
+                                   &body_len, &consumed);
+            if (rc)
+                break;
+            if (c->in_len - head > enc_max) {
+                rc = -413;
+                break;
+            }
+            ssize_t n = in_read(c, 0, head + enc_max + 1024, body_deadline);
+            if (n <= 0) {
+                read_failed(c, n, "body");
+                return 0;
+            }
+        }
+        if (rc < 0) {
+            refuse(c, -rc, rc == -413 ? "The request body is too large."
+                                      : "The chunked request body is malformed.");
+            return 0;
+        }
+    } else {
+        body_len = consumed = h->content_length > 0 ? (size_t)h->content_length : 0;
+        while (c->in_len - head < body_len) {
+            /* Exactly the rest of the body: a pipelined request behind it stays in the
+             * socket until its turn. */
+            size_t rest = head + body_len - c->in_len;
+            ssize_t n = in_read(c, rest, head + body_len + 1024, body_deadline);
+            if (n <= 0) {
+                read_failed(c, n, "body");
+                return 0;
+            }
+        }
+    }
+    /* Complete: nothing more is read until mllm_conn_done(), so c->in stays put. */
+    r->base = c->in;
+    r->method = mllm_span_str(c->in, h->method);
+    r->target = mllm_span_str(c->in, h->target);
+    r->path = mllm_span_str(c->in, h->path);
+    r->minor = h->minor;
+    r->keep_alive = h->keep_alive;
+    r->body = c->in + head;
+    r->body_len = body_len;
+    r->consumed = head + consumed;
+    if (c->accepted_ns) {
+        /* accept() to the first complete request: queueing behind other connections'
+         * work, the TLS handshake, the client's own sending, reading and parsing */
+        mllm_metrics_accept_to_request(fiber_now_ns() - c->accepted_ns);
+        c->accepted_ns = 0;
+    }
+    return 1;
+}
+
+mllm_str_t mllm_request_header(const mllm_request_t *r, const char *name)
+{
+    return mllm_http_header(&r->head, r->base, name);
+}
+
+void mllm_conn_done(mllm_conn_t *c, const mllm_request_t *r)
+{
+    size_t used = r->consumed;
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    if (c->in_len == 0) {
+        /* An idle or streaming connection keeps no input buffer: at 19,000 streams
+         * every kilobyte per connection is 19 MB. */
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    }
+    c->peer_data = 0;
+}

@@ -1,0 +1,125 @@
+/*
+ * mllm_conn.h - HTTP/1.x framing of one connection, over a transport (mllm_transport.h).
+ *
+ * This layer owns the connection's input buffer. It reads until one request is
+ * complete, head and body (Content-Length or chunked, within the configured limits),
+ * and only then hands it up: the head is parsed into offsets while the body is still
+ * arriving (the buffer moves as it grows) and resolved into strings once nothing more
+ * will be read for this request. It answers what it refuses itself (400, 408, 413,
+ * 414, 431, 501, 505, in OpenAI's error shape) and closes those connections lingering:
+ * the answer goes out, then whatever the client is still sending is read and dropped
+ * for a bounded time and byte count, so the client reads the answer instead of a
+ * connection reset. On the way down it frames responses (Content-Length or chunked)
+ * and queues what the socket does not take yet, bounded by --max-pending.
+ */
+#ifndef MLLM_CONN_H
+#define MLLM_CONN_H
+
+#include "mllm_api.h"
+#include "mllm_config.h"
+#include "mllm_http.h"
+#include "mllm_transport.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bytes to leave free at the front of a buffer given to mllm_conn_emit_chunk(): room for
+ * the chunk-size line, written in place instead of copying the chunk. */
+#define MLLM_CHUNK_HEADROOM 10
+
+/* Lingering close (after a refusal): read and drop the client's bytes until it closes,
+ * until it has been quiet for LINGER_IDLE, for LINGER_TIME in all, or LINGER_BYTES. */
+#define MLLM_LINGER_IDLE_NS  (1000ull * 1000000u)
+#define MLLM_LINGER_TIME_NS  (5000ull * 1000000u)
+#define MLLM_LINGER_BYTES    (16u << 20)
+
+typedef struct mllm_conn {
+    mllm_tx_t            tx;
+    uint64_t             id;
+    const mllm_config_t *cfg;
+    char                *in;        /* received bytes not yet consumed */
+    size_t               in_len, in_cap;
+    mllm_buf_t           out;       /* bytes the transport has not taken yet */
+    int                  peer_data; /* the client sent more while we answer (pipelining) */
+    int                  dead;      /* a write failed or the client is gone */
+    uint64_t             accepted_ns; /* when accept() returned it (0: unknown) */
+} mllm_conn_t;
+
+/* One complete request. Its strings and body point into the connection's input buffer,
+ * which does not change until mllm_conn_done(): nothing is read while a request is
+ * served (the stream only peeks). */
+typedef struct mllm_request {
+    mllm_str_t       method, target, path;
+    int              minor;      /* HTTP/1.<minor> */
+    int              keep_alive; /* the client allows another request after this one */
+    const char      *body;       /* decoded (dechunked) body, body_len bytes */
+    size_t           body_len;
+    uint64_t         start_ns;   /* when the head was complete (fiber_now_ns) */
+    /* the framing layer's own */
+    const char      *base;
+    size_t           consumed;
+    mllm_http_head_t head;
+} mllm_request_t;
+
+/* Sets up c for a connection whose transport the caller has already put in c->tx. */
+void mllm_conn_init(mllm_conn_t *c, const mllm_config_t *cfg, uint64_t id);
+
+/*
+ * Reads the next complete request into r. Returns 1 with r filled, or 0 when the
+ * connection is over: the client closed or went quiet (idle timeout), or the request
+ * was refused (answered here, then closed lingering). Parks the calling fiber.
+ */
+int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r);
+
+/* The value of header name (case-insensitive), or {NULL, 0}. */
+mllm_str_t mllm_request_header(const mllm_request_t *r, const char *name);
+
+/* Drops r's bytes from the input buffer (a pipelined request behind it stays). */
+void mllm_conn_done(mllm_conn_t *c, const mllm_request_t *r);
+
+/* Closes the transport and frees what c holds (not c itself). */
+void mllm_conn_close(mllm_conn_t *c);
+
+/*
+ * Queues p[0..n) behind what is pending and writes what the transport takes now,
+ * without parking. Returns 0, or -1 (c->dead set) when the client is gone or has more
+ * than --max-pending unread.
+ */
+int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n);
+
+/* Parks until every pending byte is written or --write-timeout passes. Returns 0 or -1. */
+int mllm_conn_flush(mllm_conn_t *c);
+
+/* A whole response with a Content-Length body, written and flushed. extra: more header
+ * lines, each ending in \r\n, or NULL. Returns 0 or -1. */
+int mllm_conn_respond(mllm_conn_t *c, int status, const char *ctype, const char *body,
+                      size_t n, const char *extra, int keep_alive);
+
+/* The head of a response whose body follows in pieces: chunked (HTTP/1.1) or ended by
+ * the connection's close (HTTP/1.0). Emitted, not flushed. Returns 0 or -1. */
+int mllm_conn_begin_body(mllm_conn_t *c, int status, const char *ctype, const char *extra,
+                         int chunked, int keep_alive);
+
+/* Emits b[MLLM_CHUNK_HEADROOM..len) as one piece of that body (one HTTP chunk when
+ * chunked; the headroom takes the size line). Returns 0 or -1. */
+int mllm_conn_emit_chunk(mllm_conn_t *c, mllm_buf_t *b, int chunked);
+
+/* Ends a body begun with mllm_conn_begin_body() and flushes. Returns 0 or -1. */
+int mllm_conn_end_body(mllm_conn_t *c, int chunked);
+
+/*
+ * Waits until deadline_ns while keeping the connection served: pending output is
+ * written as the socket drains, and a client that hangs up is noticed during long
+ * waits. Returns 0 at the deadline, -1 (c->dead set) when the client is gone.
+ */
+int mllm_conn_wait_until(mllm_conn_t *c, uint64_t deadline_ns);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MLLM_CONN_H */

@@ -1,0 +1,650 @@
+/*
+ * mllm_route.c - the API layer on a connection: routes, request validation (through
+ * mllm_api.c), and every response, streamed on the request's schedule (mllm_timing.c).
+ *
+ * A streaming response is a loop over the request's schedule: sleep until the next
+ * event's absolute deadline (start + TTFT + the sum of the gaps), then write every event
+ * that is due by now in one write, and record how late each was. Sleeping to absolute
+ * deadlines means a late wake-up is not carried into the next token: the schedule never
+ * drifts, late events are coalesced instead.
+ */
+#define _GNU_SOURCE
+#include "mllm_route.h"
+
+#include "mllm_metrics.h"
+
+#include <fiber.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+/* Events formatted per write at most; more due at once (a very late wake-up) are
+ * written in several batches. */
+#define MAX_BATCH_EVENTS 256
+/* Non-streaming answers are built whole in memory; longer ones are refused. */
+#define MAX_WHOLE_TOKENS 1000000
+
+static const mllm_config_t *cfg;
+static uint64_t request_counter;
+
+/* One scratch buffer for the whole scheduler: formatting never parks, so no two fibers
+ * use it at once, and one buffer instead of one per stream keeps RSS per stream low. */
+static mllm_buf_t scratch;
+
+void mllm_route_init(const mllm_config_t *c)
+{
+    cfg = c;
+    request_counter = 0;
+}
+
+static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *one);
+
+static int send_error(mllm_conn_t *c, const mllm_err_t *e, int anthropic, const char *extra,
+                      int keep_alive)
+{
+    mllm_buf_t b = { 0 };
+    if (anthropic)
+        mllm_fmt_error_anthropic(&b, e);
+    else
+        mllm_fmt_error_openai(&b, e);
+    mllm_log(MLLM_LOG_DEBUG, "conn %" PRIu64 ": %d %s", c->id, e->status, e->message);
+    int rc = mllm_conn_respond(c, e->status, "application/json", b.p ? b.p : "", b.len, extra,
+                               keep_alive);
+    mllm_buf_free(&b);
+    return rc;
+}
+
+/* ---- streaming ---- */
+
+static void scratch_reset(void)
+{
+    scratch.len = 0;
+    mllm_buf_reserve(&scratch, 64 << 10);
+    if (!scratch.oom) {
+        scratch.len = MLLM_CHUNK_HEADROOM;
+        memset(scratch.p, ' ', MLLM_CHUNK_HEADROOM);
+    }
+}
+
+/* Has the client closed while we wait? A peek tells EOF (0) from early pipelined data. */
+enum inject { INJ_NONE, INJ_429, INJ_500, INJ_503, INJ_MIDSTREAM, INJ_DISCONNECT };
+
+typedef struct gen {
+    mllm_gen_req_t    req;
+    int               anthropic, chunked, keep_alive;
+    uint64_t          index;
+    enum inject       inject;
+    mllm_stream_fmt_t fmt;
+    int               has_call; /* the answer is a tool call, not text */
+    mllm_tool_call_t  call;
+    size_t            call_off; /* arguments already sent */
+    mllm_resp_t       resp;     /* Responses API state (sequence numbers) */
+} gen_t;
+
+/* Appends the k token texts of one event to text[] (NUL-terminated); returns length. */
+static size_t event_text(mllm_rng_t *trng, int k, int *first, char *text, size_t cap)
+{
+    size_t n = 0;
+    for (int i = 0; i < k; i++) {
+        const char *t = mllm_token_text(trng, *first);
+        *first = 0;
+        size_t l = strlen(t);
+        if (n + l >= cap)
+            break;
+        memcpy(text + n, t, l);
+        n += l;
+    }
+    text[n] = 0;
+    return n;
+}
+
+/* The next piece of a tool call's arguments: MLLM_BYTES_PER_TOKEN bytes per token, the
+ * last event takes the rest. */
+static size_t call_slice(gen_t *g, int k, int last, const char **p)
+{
+    size_t left = g->call.args.len - g->call_off;
+    size_t n = last ? left : (size_t)k * MLLM_BYTES_PER_TOKEN;
+    if (n > left)
+        n = left;
+    *p = g->call.args.p + g->call_off;
+    g->call_off += n;
+    return n;
+}
+
+/* The whole text of `tokens` tokens, regenerated from the request's seed (the same
+ * draws the stream made), for the Responses API's done events: nothing is kept per
+ * stream while it runs. */
+static const char *whole_text(const gen_t *g, int tokens, size_t *n)
+{
+    static mllm_buf_t whole; /* filled and used between two parks, like scratch */
+    whole.len = 0;
+    mllm_rng_t trng;
+    mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
+    char tmp[64];
+    for (int i = 0; i < tokens; i++) {
+        int first = i == 0;
+        size_t l = event_text(&trng, 1, &first, tmp, sizeof tmp);
+        mllm_buf_add(&whole, tmp, l);
+    }
+    *n = whole.oom ? 0 : whole.len;
+    return whole.p && !whole.oom ? whole.p : "";
+}
+
+/* ---- the wire formats of the three APIs, per stream event ---- */
+
+static void fmt_first(gen_t *g)
+{
+    switch (g->req.api) {
+    case MLLM_API_MESSAGES:
+        mllm_anth_message_start(&scratch, &g->fmt, g->req.model, g->req.prompt_tokens);
+        if (g->has_call)
+            mllm_anth_tool_block_start(&scratch, &g->call);
+        else
+            mllm_anth_block_start(&scratch);
+        mllm_anth_ping(&scratch);
+        break;
+    case MLLM_API_RESPONSES:
+        mllm_resp_begin(&scratch, &g->resp);
+        mllm_resp_item_added(&scratch, &g->resp);
+        break;
+    default:
+        if (g->has_call)
+            mllm_chunk_tool_start(&scratch, &g->fmt, &g->call);
+        else
+            mllm_chunk_role(&scratch, &g->fmt);
+    }
+}
+
+/* Once per event, so inlined into the stream loop: the switch is then a couple of
+ * predictable branches (callgrind: 14 instructions per event as a call). */
+static inline __attribute__((always_inline)) void fmt_delta(gen_t *g, const char *t, size_t n)
+{
+    switch (g->req.api) {
+    case MLLM_API_MESSAGES:
+        if (g->has_call)
+            mllm_anth_input_delta(&scratch, t, n);
+        else
+            mllm_anth_delta(&scratch, t, n);
+        break;
+    case MLLM_API_RESPONSES:
+        mllm_resp_delta(&scratch, &g->resp, t, n);
+        break;
+    default:
+        if (g->has_call)
+            mllm_chunk_tool_args(&scratch, &g->fmt, t, n);
+        else
+            mllm_chunk_content(&scratch, &g->fmt, t, n);
+    }
+}
+
+/* Why the answer ended, in each API's words. */
+static const char *finish_reason(const gen_t *g, int capped)
+{
+    static const char *const r[3][3] = {
+        /* text, capped, tool call */
+        { "stop", "length", "tool_calls" },
+        { "end_turn", "max_tokens", "tool_use" },
+        { "completed", "incomplete", "completed" },
+    };
+    return r[g->req.api][g->has_call ? 2 : capped ? 1 : 0];
+}
+
+static void fmt_end(gen_t *g, int capped, int sent)
+{
+    const char *reason = finish_reason(g, capped);
+    switch (g->req.api) {
+    case MLLM_API_MESSAGES:
+        mllm_anth_block_stop(&scratch);
+        mllm_anth_message_delta(&scratch, reason, sent);
+        mllm_anth_message_stop(&scratch);
+        break;
+    case MLLM_API_RESPONSES: {
+        size_t n;
+        const char *full = g->has_call ? g->call.args.p : whole_text(g, sent, &n);
+        if (g->has_call)
+            n = g->call.args.len;
+        mllm_resp_end(&scratch, &g->resp, full, n, capped && !g->has_call,
+                      g->req.prompt_tokens, sent);
+        break;
+    }
+    default:
+        mllm_chunk_finish(&scratch, &g->fmt, reason);
+        if (g->req.include_usage)
+            mllm_chunk_usage(&scratch, &g->fmt, g->req.model, g->req.prompt_tokens, sent);
+        mllm_chunk_done(&scratch);
+    }
+}
+
+static void fmt_error(gen_t *g, const mllm_err_t *e)
+{
+    switch (g->req.api) {
+    case MLLM_API_MESSAGES: mllm_anth_error(&scratch, e); break;
+    case MLLM_API_RESPONSES: mllm_resp_error(&scratch, &g->resp, e); break;
+    default: mllm_chunk_error(&scratch, e);
+    }
+}
+
+/* The schedule of this answer: drawn from the profile for text; for a tool call, as
+ * many tokens as the arguments take (they are not cut by max_tokens). */
+static void schedule_init(mllm_schedule_t *s, const gen_t *g)
+{
+    mllm_schedule_init(s, &cfg->profile, cfg->seed, g->index, g->req.prompt_tokens,
+                       g->has_call ? 0 : g->req.max_tokens, cfg->tokens_per_event,
+                       cfg->time_scale);
+    if (g->has_call)
+        mllm_schedule_set_total(s, (int)((g->call.args.len + MLLM_BYTES_PER_TOKEN - 1) /
+                                         MLLM_BYTES_PER_TOKEN));
+}
+
+/*
+ * Returns to the kernel the stack pages below the caller's frame that parsing the
+ * request dirtied: a stream then waits for minutes holding two pages of stack instead
+ * of three (measured: 13.2 -> 9.2 KiB RSS per open stream). The pages are zero-filled
+ * again if a deeper call touches them later (the final usage chunk's printf does, once).
+ * Only whole pages from 768 bytes to 34 KiB below this frame are dropped: that is below
+ * the red zone and everything live, the stream loop's own calls (send, the timer wait,
+ * the context switch) stay within the page it keeps, and 34 KiB stays inside the stack.
+ */
+static void __attribute__((noinline)) stack_trim(void)
+{
+    _Static_assert(MLLM_CONN_STACK_SIZE >= 48u * 1024u, "stack_trim assumes 48 KiB of stack");
+    char here;
+    uintptr_t sp = (uintptr_t)&here;
+    uintptr_t hi = (sp - 768) & ~(uintptr_t)4095;
+    uintptr_t lo = (sp - 34 * 1024 + 4095) & ~(uintptr_t)4095;
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
+{
+    mllm_schedule_t s;
+    schedule_init(&s, g);
+    mllm_rng_t trng;
+    mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
+    int cut_at = g->inject == INJ_MIDSTREAM || g->inject == INJ_DISCONNECT ? s.total / 2 : -1;
+    mllm_metrics.streams_active++;
+    mllm_metrics.streams_total++;
+    char extra[160];
+    snprintf(extra, sizeof extra, "Cache-Control: no-cache\r\nx-request-id: req_mock%016" PRIx64
+             "\r\nopenai-processing-ms: 0\r\n", g->index);
+    int rc = mllm_conn_begin_body(c, 200, "text/event-stream; charset=utf-8", extra,
+                                  g->chunked, g->keep_alive);
+    stack_trim();
+    uint64_t off;
+    int k, first_tok = 1, sent = 0, started = 0;
+    int more = mllm_schedule_next(&s, &off, &k);
+    /* Static, like scratch: both are filled and used between two parks, never across
+     * one. On the stack they would cost every open stream another resident page. */
+    static uint64_t deadlines[MAX_BATCH_EVENTS];
+    static char text[4096]; /* 200 tokens per event (the flag's cap) x 11 bytes at most */
+    while (rc == 0 && (more || !started)) {
+        uint64_t deadline = start + off;
+        if (!more)
+            deadline = start + s.ttft_ns; /* zero tokens cannot happen; be safe anyway */
+        if ((rc = mllm_conn_wait_until(c, deadline)))
+            break;
+        scratch_reset();
+        if (!started) {
+            fmt_first(g);
+            started = 1;
+        }
+        uint64_t now = fiber_now_ns();
+        int nev = 0;
+        while (more && start + off <= now && nev < MAX_BATCH_EVENTS) {
+            if (cut_at >= 0 && sent >= cut_at)
+                break;
+            if (g->has_call) {
+                const char *p;
+                size_t n = call_slice(g, k, s.emitted >= s.total, &p);
+                fmt_delta(g, p, n);
+            } else {
+                fmt_delta(g, text, event_text(&trng, k, &first_tok, text, sizeof text));
+            }
+            deadlines[nev++] = start + off;
+            sent += k;
+            more = mllm_schedule_next(&s, &off, &k);
+        }
+        int cut = cut_at >= 0 && sent >= cut_at;
+        if (cut && g->inject == INJ_MIDSTREAM) {
+            mllm_err_t e;
+            mllm_err_set(&e, 500, "server_error", NULL, NULL,
+                         "The server had an error while processing your request (injected "
+                         "by mock-llm).");
+            fmt_error(g, &e);
+        } else if (!more && !cut) {
+            fmt_end(g, s.capped, sent);
+        }
+        if (cut && g->inject == INJ_DISCONNECT) {
+            /* What was due goes out properly framed, then the connection is cut without
+             * the terminating chunk: the client sees a stream that stops mid-answer. */
+            mllm_conn_emit_chunk(c, &scratch, g->chunked);
+            rc = -1;
+            c->dead = 1;
+            break;
+        }
+        int had_pending = c->out.len > 0;
+        uint64_t wrote_at = fiber_now_ns();
+        rc = mllm_conn_emit_chunk(c, &scratch, g->chunked);
+        for (int i = 0; i < nev; i++)
+            mllm_metrics_late(wrote_at > deadlines[i] ? wrote_at - deadlines[i] : 0);
+        mllm_metrics.events_sent += (uint64_t)nev;
+        if (had_pending)
+            mllm_metrics.events_backlogged += (uint64_t)nev;
+        if (cut) {
+            rc = -1; /* after an error frame the stream is over and so is the connection */
+            mllm_conn_flush(c);
+            break;
+        }
+        if (!more)
+            break;
+        /* A stream whose next event is already due (no gaps, or far behind) would loop
+         * without ever parking and starve every other connection: let them run. */
+        if (start + off <= fiber_now_ns())
+            fiber_yield();
+    }
+    mllm_metrics.tokens_sent += (uint64_t)sent;
+    if (rc == 0)
+        rc = mllm_conn_end_body(c, g->chunked);
+    if (c->dead && g->inject != INJ_MIDSTREAM && g->inject != INJ_DISCONNECT)
+        mllm_metrics.streams_aborted++;
+    mllm_metrics.streams_active--;
+    if (!g->chunked)
+        rc = -1; /* HTTP/1.0: the end of the body is the end of the connection */
+    return rc;
+}
+
+static int serve_whole(mllm_conn_t *c, gen_t *g, uint64_t start)
+{
+    mllm_schedule_t s;
+    schedule_init(&s, g);
+    if (s.total > MAX_WHOLE_TOKENS) {
+        /* The whole answer is built in memory before it is sent. */
+        mllm_err_t e;
+        mllm_err_set(&e, 400, "invalid_request_error", "invalid_value", "max_tokens",
+                     "mock-llm builds non-streaming answers in memory: at most %d tokens "
+                     "(this one would have %d); set max_tokens or stream.", MAX_WHOLE_TOKENS,
+                     s.total);
+        return send_error(c, &e, g->anthropic, NULL, g->keep_alive);
+    }
+    mllm_rng_t trng;
+    mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
+    uint64_t off = 0, last = 0;
+    int k, first = 1;
+    mllm_buf_t text = { 0 };
+    static char ev[4096]; /* used before the wait only, like scratch */
+    while (mllm_schedule_next(&s, &off, &k)) {
+        if (!g->has_call)
+            mllm_buf_add(&text, ev, event_text(&trng, k, &first, ev, sizeof ev));
+        last = off;
+    }
+    /* A non-streaming answer arrives when the last token would have. */
+    int rc = mllm_conn_wait_until(c, start + last);
+    if (rc == 0) {
+        mllm_buf_t b = { 0 };
+        const char *reason = finish_reason(g, s.capped);
+        const mllm_tool_call_t *call = g->has_call ? &g->call : NULL;
+        const char *t = text.p ? text.p : "";
+        if (g->req.api == MLLM_API_MESSAGES)
+            mllm_fmt_anth_message(&b, &g->fmt, g->req.model, t, text.len, call, reason,
+                                  g->req.prompt_tokens, s.total);
+        else if (g->req.api == MLLM_API_RESPONSES)
+            mllm_fmt_response(&b, &g->resp, call ? call->args.p : t,
+                              call ? call->args.len : text.len, s.capped && !call,
+                              g->req.prompt_tokens, s.total);
+        else
+            mllm_fmt_completion(&b, &g->fmt, g->req.model, t, text.len, call, reason,
+                                g->req.prompt_tokens, s.total);
+        char extra[64];
+        snprintf(extra, sizeof extra, "x-request-id: req_mock%016" PRIx64 "\r\n", g->index);
+        rc = b.oom ? -1 : mllm_conn_respond(c, 200, "application/json", b.p, b.len, extra,
+                                            g->keep_alive);
+        mllm_metrics.tokens_sent += (uint64_t)s.total;
+        mllm_buf_free(&b);
+    }
+    mllm_buf_free(&text);
+    return rc;
+}
+
+static int model_served(const char *m)
+{
+    for (int i = 0; i < cfg->nmodels; i++)
+        if (!strcmp(cfg->models[i], m))
+            return 1;
+    return 0;
+}
+
+static enum inject parse_inject(mllm_str_t v)
+{
+    if (mllm_str_ieq(v, "429"))
+        return INJ_429;
+    if (mllm_str_ieq(v, "500"))
+        return INJ_500;
+    if (mllm_str_ieq(v, "503"))
+        return INJ_503;
+    if (mllm_str_ieq(v, "midstream"))
+        return INJ_MIDSTREAM;
+    if (mllm_str_ieq(v, "disconnect"))
+        return INJ_DISCONNECT;
+    return INJ_NONE;
+}
+
+/* The chaos draw of a request: its own generator, so it does not shift the timing. */
+static enum inject draw_inject(uint64_t index, int stream)
+{
+    if (cfg->error_rate <= 0 && cfg->midstream_error_rate <= 0 && cfg->disconnect_rate <= 0)
+        return INJ_NONE;
+    mllm_rng_t r;
+    mllm_rng_seed(&r, cfg->seed ^ 0xc4a05u, index);
+    if (mllm_rng_uniform(&r) < cfg->error_rate) {
+        int s = cfg->error_statuses[mllm_rng_next(&r) % (uint64_t)cfg->nerror_statuses];
+        return s == 429 ? INJ_429 : s == 500 ? INJ_500 : INJ_503;
+    }
+    double u = mllm_rng_uniform(&r);
+    if (stream && u < cfg->midstream_error_rate)
+        return INJ_MIDSTREAM;
+    if (stream && u < cfg->midstream_error_rate + cfg->disconnect_rate)
+        return INJ_DISCONNECT;
+    return INJ_NONE;
+}
+
+static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g);
+
+static int serve_generate(mllm_conn_t *c, const mllm_request_t *hr, int api)
+{
+    gen_t g;
+    memset(&g, 0, sizeof g);
+    int anthropic = api == MLLM_API_MESSAGES;
+    g.anthropic = anthropic;
+    g.keep_alive = hr->keep_alive;
+    g.chunked = hr->minor >= 1;
+    mllm_err_t e;
+    int rc = api == MLLM_API_MESSAGES ? mllm_parse_messages(hr->body, hr->body_len, &g.req, &e)
+             : api == MLLM_API_RESPONSES
+                 ? mllm_parse_responses(hr->body, hr->body_len, &g.req, &e)
+                 : mllm_parse_chat(hr->body, hr->body_len, &g.req, &e);
+    if (rc)
+        return send_error(c, &e, anthropic, NULL, hr->keep_alive);
+    rc = serve_parsed(c, hr, &g);
+    mllm_gen_req_free(&g.req);
+    mllm_buf_free(&g.call.args);
+    return rc;
+}
+
+/* A valid request: model, request index, injections, the tool rule, then the answer. */
+static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
+{
+    mllm_err_t e;
+    int anthropic = g->anthropic;
+    if (!model_served(g->req.model)) {
+        mllm_err_set(&e, 404, anthropic ? "not_found_error" : "invalid_request_error",
+                     "model_not_found", NULL,
+                     "The model `%.100s` does not exist or you do not have access to it.",
+                     g->req.model);
+        return send_error(c, &e, anthropic, NULL, hr->keep_alive);
+    }
+    mllm_str_t idx = mllm_request_header(hr, "x-mock-request-index");
+    if (idx.p) {
+        char tmp[24];
+        size_t n = idx.n < sizeof tmp - 1 ? idx.n : sizeof tmp - 1;
+        memcpy(tmp, idx.p, n);
+        tmp[n] = 0;
+        g->index = strtoull(tmp, NULL, 10);
+    } else {
+        g->index = request_counter++;
+    }
+    mllm_str_t inj = mllm_request_header(hr, "x-mock-inject");
+    g->inject = inj.p ? parse_inject(inj) : draw_inject(g->index, g->req.stream);
+    if (g->inject == INJ_429 || g->inject == INJ_500 || g->inject == INJ_503) {
+        char extra[320] = "";
+        if (g->inject == INJ_429) {
+            mllm_err_set(&e, 429, anthropic ? "rate_limit_error" : "requests",
+                         "rate_limit_exceeded", NULL,
+                         "Rate limit reached for requests (injected by mock-llm). Please try "
+                         "again in %dms.", cfg->retry_after_ms);
+            snprintf(extra, sizeof extra,
+                     "retry-after: %d\r\nretry-after-ms: %d\r\n"
+                     "x-ratelimit-limit-requests: 10000\r\n"
+                     "x-ratelimit-remaining-requests: 0\r\n"
+                     "x-ratelimit-reset-requests: %dms\r\n",
+                     (cfg->retry_after_ms + 999) / 1000, cfg->retry_after_ms,
+                     cfg->retry_after_ms);
+        } else if (g->inject == INJ_503) {
+            mllm_err_set(&e, 503, anthropic ? "overloaded_error" : "server_error",
+                         NULL, NULL, "The engine is currently overloaded, please try again "
+                         "later (injected by mock-llm).");
+            snprintf(extra, sizeof extra, "retry-after: %d\r\nretry-after-ms: %d\r\n",
+                     (cfg->retry_after_ms + 999) / 1000, cfg->retry_after_ms);
+        } else {
+            mllm_err_set(&e, 500, anthropic ? "api_error" : "server_error", NULL, NULL,
+                         "The server had an error while processing your request (injected "
+                         "by mock-llm).");
+        }
+        return send_error(c, &e, anthropic, extra, hr->keep_alive);
+    }
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    uint64_t id_num = cfg->seed * 1000003u + g->index;
+    mllm_stream_fmt_init(&g->fmt, g->req.model, id_num, (uint64_t)rt.tv_sec);
+    /* The tool rule draws from its own generator, so tools never shift the timing or
+     * the text of a request index. The definitions are not needed once it has drawn:
+     * a stream keeps only the call it makes. */
+    mllm_rng_t crng;
+    mllm_rng_seed(&crng, cfg->seed ^ 0x7001u, g->index);
+    g->has_call = mllm_tool_call(&g->req, &crng, cfg->tool_call_rate, id_num, &g->call);
+    if (g->has_call && g->call.args.oom)
+        return -1;
+    mllm_gen_req_free(&g->req);
+    g->resp = (mllm_resp_t){ .f = &g->fmt, .model = g->req.model,
+                             .call = g->has_call ? &g->call : NULL,
+                             .max_output_tokens = g->req.max_tokens };
+    static const char *const api_names[] = { "chat", "messages", "responses" };
+    mllm_log(MLLM_LOG_DEBUG, "conn %" PRIu64 ": %s model=%s stream=%d index=%" PRIu64
+             " prompt_tokens=%d max_tokens=%d tool_call=%s", c->id, api_names[g->req.api],
+             g->req.model, g->req.stream, g->index, g->req.prompt_tokens, g->req.max_tokens,
+             g->has_call ? g->call.name : "-");
+    return g->req.stream ? serve_stream(c, g, hr->start_ns) : serve_whole(c, g, hr->start_ns);
+}
+
+static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *one)
+{
+    mllm_buf_t b = { 0 };
+    if (one) {
+        if (!model_served(one)) {
+            mllm_err_t e;
+            mllm_err_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+                         "The model `%.100s` does not exist or you do not have access to it.",
+                         one);
+            return send_error(c, &e, 0, NULL, hr->keep_alive);
+        }
+        mllm_buf_adds(&b, "{\"id\":\"");
+        mllm_buf_json_str(&b, one, strlen(one));
+        mllm_buf_adds(&b, "\",\"object\":\"model\",\"created\":1700000000,"
+                          "\"owned_by\":\"mock-llm\"}");
+    } else {
+        mllm_buf_adds(&b, "{\"object\":\"list\",\"data\":[");
+        for (int i = 0; i < cfg->nmodels; i++) {
+            mllm_buf_adds(&b, i ? ",{\"id\":\"" : "{\"id\":\"");
+            mllm_buf_json_str(&b, cfg->models[i], strlen(cfg->models[i]));
+            mllm_buf_adds(&b, "\",\"object\":\"model\",\"created\":1700000000,"
+                              "\"owned_by\":\"mock-llm\"}");
+        }
+        mllm_buf_adds(&b, "]}");
+    }
+    int rc = b.oom ? -1 : mllm_conn_respond(c, 200, "application/json", b.p, b.len, NULL,
+                                            hr->keep_alive);
+    mllm_buf_free(&b);
+    return rc;
+}
+
+/* Routes one complete request. Returns 0 to keep the connection, -1 to close it. */
+int mllm_route(mllm_conn_t *c, const mllm_request_t *hr)
+{
+    mllm_str_t m = hr->method, p = hr->path;
+    int get = mllm_str_ieq(m, "GET");
+    int post = mllm_str_ieq(m, "POST");
+    int anth_path = mllm_str_ieq(p, "/v1/messages");
+    int resp_path = mllm_str_ieq(p, "/v1/responses");
+    mllm_err_t e;
+    int rc;
+    if (mllm_str_ieq(p, "/v1/chat/completions") || anth_path || resp_path) {
+        if (post)
+            return serve_generate(c, hr, anth_path   ? MLLM_API_MESSAGES
+                                         : resp_path ? MLLM_API_RESPONSES
+                                                     : MLLM_API_CHAT);
+        mllm_err_set(&e, 405, "invalid_request_error", "method_not_allowed", NULL,
+                     "Method %.*s is not allowed on %.*s; use POST.", (int)m.n, m.p,
+                     (int)p.n, p.p);
+        return send_error(c, &e, anth_path, "Allow: POST\r\n", hr->keep_alive);
+    }
+    int health = mllm_str_ieq(p, "/health"), metrics = mllm_str_ieq(p, "/metrics");
+    int models = mllm_str_ieq(p, "/v1/models");
+    int one_model = p.n > 11 && !memcmp(p.p, "/v1/models/", 11);
+    if (health || metrics || models || one_model) {
+        if (!get) {
+            mllm_err_set(&e, 405, "invalid_request_error", "method_not_allowed", NULL,
+                         "Method %.*s is not allowed on %.*s; use GET.", (int)m.n, m.p,
+                         (int)p.n, p.p);
+            return send_error(c, &e, 0, "Allow: GET\r\n", hr->keep_alive);
+        }
+        if (health)
+            return mllm_conn_respond(c, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL,
+                                     hr->keep_alive);
+        if (metrics) {
+            mllm_buf_t b = { 0 };
+            mllm_metrics_format(&b);
+            rc = b.oom ? -1 : mllm_conn_respond(c, 200, "text/plain; version=0.0.4", b.p, b.len,
+                                                NULL, hr->keep_alive);
+            mllm_buf_free(&b);
+            return rc;
+        }
+        if (models)
+            return serve_models(c, hr, NULL);
+        char id[128];
+        size_t n = p.n - 11 < sizeof id - 1 ? p.n - 11 : sizeof id - 1;
+        memcpy(id, p.p + 11, n);
+        id[n] = 0;
+        return serve_models(c, hr, id);
+    }
+    mllm_err_set(&e, 404, "invalid_request_error", "unknown_url", NULL,
+                 "Unknown request URL: %.*s %.*s. Please check the URL for typos.", (int)m.n,
+                 m.p, (int)p.n > 200 ? 200 : (int)p.n, p.p);
+    return send_error(c, &e, 0, NULL, hr->keep_alive);
+}
+
+
+void mllm_route_connection(mllm_conn_t *c)
+{
+    mllm_request_t r;
+    while (mllm_conn_next(c, &r)) {
+        int rc = mllm_route(c, &r);
+        mllm_conn_done(c, &r);
+        if (rc || c->dead || !r.keep_alive)
+            break;
+    }
+    mllm_conn_close(c);
+}

@@ -1,0 +1,65 @@
+/*
+ * mllm_transport.h - how one connection's bytes move: the lowest of mock-llm's layers.
+ *
+ * Everything above (HTTP framing, the API) reads, writes, waits and closes through
+ * these calls and never learns whether a plain socket or a TLS session is underneath.
+ * The calls are nonblocking and say what they are waiting for, so the layer above can
+ * keep one fiber per connection and decide itself when to park: a TLS session may need
+ * the socket writable to make a read progress (and the other way round), which is why
+ * a would-block result carries the readiness to wait for in `want`.
+ */
+#ifndef MLLM_TRANSPORT_H
+#define MLLM_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mllm_tx mllm_tx_t;
+
+typedef struct mllm_tx_ops {
+    /* Nonblocking. recv: 1..n bytes, 0 at end of stream, -1 with errno; send: 1..n bytes
+     * taken, or -1 with errno. errno EAGAIN (the same value as EWOULDBLOCK on Linux)
+     * means "not now": t->want then holds the epoll events (EPOLLIN, EPOLLOUT) that let
+     * the call progress. EINTR: call again. send never raises SIGPIPE. */
+    ssize_t (*recv)(mllm_tx_t *t, void *buf, size_t n);
+    ssize_t (*send)(mllm_tx_t *t, const void *buf, size_t n);
+    /* Nonblocking look at the input without consuming it: 1 when bytes are waiting, 0
+     * when the peer has closed, -1 with errno (EAGAIN: nothing yet and still open;
+     * EINTR counts as EAGAIN). */
+    int (*peek)(mllm_tx_t *t);
+    /* Parks the calling fiber until the connection is ready for events or deadline_ns
+     * (CLOCK_MONOTONIC) passes. after_eagain: the caller has just seen EAGAIN from this
+     * transport, so no readiness check is needed before parking. Returns the ready events
+     * (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP bits) or -1 with errno (ETIMEDOUT, ...). */
+    int (*wait)(mllm_tx_t *t, uint32_t events, uint64_t deadline_ns, int after_eagain);
+    /* Ends the output direction after what was sent (the peer reads end of stream) and
+     * keeps the input open: the first half of a lingering close. Returns 0 or -1. */
+    int (*shutdown_write)(mllm_tx_t *t);
+    /* Releases everything the transport holds, the descriptor included. */
+    void (*close)(mllm_tx_t *t);
+} mllm_tx_ops_t;
+
+struct mllm_tx {
+    const mllm_tx_ops_t *ops;
+    int      fd;   /* the connection's socket, or -1 */
+    uint32_t want; /* after EAGAIN: the readiness to wait for */
+    void    *impl; /* the implementation's own state (a TLS session); NULL for plain */
+};
+
+/* Makes t a plain-socket transport over fd (nonblocking, owned: close closes it). */
+void mllm_tx_plain(mllm_tx_t *t, int fd);
+
+/* Reads 1..n bytes, parking until some arrive. Returns the count, 0 at end of stream,
+ * or -1 with errno (ETIMEDOUT when deadline_ns passed first). */
+ssize_t mllm_tx_read(mllm_tx_t *t, void *buf, size_t n, uint64_t deadline_ns);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MLLM_TRANSPORT_H */

@@ -1,0 +1,95 @@
+/*
+ * test_wheel.c - the schedule's timer wheel: nobody wakes before their deadline,
+ * everybody wakes, in deadline order; deadlines past the horizon, a new deadline
+ * earlier than the one the ticker sleeps towards, and an empty wheel that refills.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mllm_wheel.h"
+
+#include <fiber.h>
+
+#include <stdlib.h>
+
+#define N 3000
+
+typedef struct sleeper {
+    uint64_t deadline, woke;
+    int      order;
+} sleeper_t;
+
+static int woken;
+
+static void sleeper_main(void *arg)
+{
+    sleeper_t *s = arg;
+    mllm_wheel_sleep_until(s->deadline);
+    s->woke = fiber_now_ns();
+    s->order = woken++;
+}
+
+static void t_many_sleepers(void **state)
+{
+    (void)state;
+    static sleeper_t s[N];
+    uint64_t rng = 12345, t0 = fiber_now_ns();
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    woken = 0;
+    for (int i = 0; i < N; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        /* 0..800 ms: a third beyond the 537 ms horizon, some already past */
+        s[i].deadline = t0 + (rng >> 33) % 800000000u - (i % 97 == 0 ? 900000000u : 0);
+        s[i].woke = 0;
+        assert_non_null(fiber_spawn_ex(sleeper_main, &s[i], &a));
+    }
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(woken, N);
+    assert_int_equal(mllm_wheel_count(), 0);
+    for (int i = 0; i < N; i++) {
+        assert_true(s[i].woke >= s[i].deadline); /* never early */
+        for (int j = 0; j < N; j += 37) /* a later deadline never wakes first by a slot */
+            if (s[j].deadline > s[i].deadline + 20000 + (s[i].woke - s[i].deadline))
+                assert_true(s[j].order > s[i].order);
+    }
+}
+
+/* The ticker sleeps towards a far deadline; a near one inserted later still wakes first. */
+static void far_then_near(void *arg)
+{
+    sleeper_t *s = arg;
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    s[0].deadline = fiber_now_ns() + 300000000u;
+    assert_non_null(fiber_spawn_ex(sleeper_main, &s[0], &a));
+    fiber_sleep_ns(20000000); /* the far sleeper is on the wheel, the ticker waits */
+    s[1].deadline = fiber_now_ns() + 1000000u;
+    assert_non_null(fiber_spawn_ex(sleeper_main, &s[1], &a));
+}
+
+static void t_earlier_deadline_wakes_the_ticker(void **state)
+{
+    (void)state;
+    static sleeper_t s[2];
+    woken = 0;
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    assert_non_null(fiber_spawn_ex(far_then_near, s, &a));
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(s[1].order, 0);
+    assert_int_equal(s[0].order, 1);
+    assert_true(s[1].woke >= s[1].deadline && s[0].woke >= s[0].deadline);
+    /* woken near its deadline, not when the far one came due */
+    assert_true(s[1].woke < s[0].deadline);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_many_sleepers),
+        cmocka_unit_test(t_earlier_deadline_wakes_the_ticker),
+        cmocka_unit_test(t_many_sleepers), /* again: the wheel emptied and refills */
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
