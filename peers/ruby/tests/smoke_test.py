@@ -326,6 +326,11 @@ class RubySmoke(unittest.TestCase):
             self.assertEqual(st, 200)
             want, done = contents(dechunk(body))
             self.assertTrue(done and want)
+            # and what users really send, a 200 KB history, end to end
+            st, _, body = http(mock.port, chat_request(9))
+            self.assertEqual(st, 200, body[:300])
+            want_big, done = contents(dechunk(body))
+            self.assertTrue(done and want_big)
 
             class A:
                 bin = BIN
@@ -339,6 +344,9 @@ class RubySmoke(unittest.TestCase):
                     got, done = contents(dechunk(body))
                     self.assertTrue(done, f"{impl}: no [DONE]")
                     self.assertEqual(got, want, f"{impl}: another answer than mock-llm's for index 7")
+                    st, _, body = http(p, chat_request(9))
+                    self.assertEqual(st, 200, impl)
+                    self.assertEqual(contents(dechunk(body)), (want_big, True), impl)
                     self.assertEqual(http(p, chat_request(1, path="/v1/other"))[0], 404, impl)
                     self.assertEqual(http(p, chat_request(1, method="PUT"))[0], 405, impl)
                     self.assertEqual(http(p, chat_request(1, body_bytes=b"{not json"))[0], 400, impl)
