@@ -218,13 +218,36 @@ class RubySmoke(unittest.TestCase):
             with open(os.path.join(out, "ruby.machine.txt")) as f:
                 self.assertIn("ruby gems: async 1.", f.read())
 
-    def test_committed_run_is_valid(self):
-        """The bounded run the README quotes (peers/ruby/results/) follows the schema."""
+    def test_committed_run_is_valid_and_quoted_as_is(self):
+        """The bounded run the README quotes (peers/ruby/results/) follows the schema, and
+        the README's claims table is claims.py's output on it, line for line: a number in
+        it that the CSV does not give fails here."""
         d = os.path.join(RUBY_DIR, "results")
         c = subprocess.run([sys.executable, os.path.join(TOP, "scripts", "check_results.py"),
                             "--strict", os.path.join(d, "ruby.csv")], capture_output=True,
                            text=True)
         self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+        t = subprocess.run([sys.executable, os.path.join(RUBY_DIR, "claims.py")],
+                           capture_output=True, text=True)
+        self.assertEqual(t.returncode, 0, t.stderr)
+        lines = [l for l in t.stdout.splitlines() if l.startswith("| ")]
+        self.assertEqual(len(lines), 7, t.stdout)  # header and six claims
+        for l in lines[1:]:
+            self.assertRegex(l, r"\| \*\*(holds|does not hold)", l)
+        with open(os.path.join(TOP, "README.md")) as f:
+            readme = f.read()
+        for l in lines:
+            self.assertIn(l, readme, "README.md's Ruby claims table is not claims.py's output "
+                                     "(python3 peers/ruby/claims.py prints it)")
+
+    def test_claims_cli(self):
+        r = subprocess.run([sys.executable, os.path.join(RUBY_DIR, "claims.py"), "--bogus"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        r = subprocess.run([sys.executable, os.path.join(RUBY_DIR, "claims.py"), "/no/such.csv"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("claims.py:", r.stderr)
 
     def test_open_files_limit_is_a_result(self):
         """Out of descriptors (60 here, 20,000 on the benchmark machine), every Ruby model
@@ -303,6 +326,11 @@ class RubySmoke(unittest.TestCase):
             self.assertEqual(st, 200)
             want, done = contents(dechunk(body))
             self.assertTrue(done and want)
+            # and what users really send, a 200 KB history, end to end
+            st, _, body = http(mock.port, chat_request(9))
+            self.assertEqual(st, 200, body[:300])
+            want_big, done = contents(dechunk(body))
+            self.assertTrue(done and want_big)
 
             class A:
                 bin = BIN
@@ -316,6 +344,9 @@ class RubySmoke(unittest.TestCase):
                     got, done = contents(dechunk(body))
                     self.assertTrue(done, f"{impl}: no [DONE]")
                     self.assertEqual(got, want, f"{impl}: another answer than mock-llm's for index 7")
+                    st, _, body = http(p, chat_request(9))
+                    self.assertEqual(st, 200, impl)
+                    self.assertEqual(contents(dechunk(body)), (want_big, True), impl)
                     self.assertEqual(http(p, chat_request(1, path="/v1/other"))[0], 404, impl)
                     self.assertEqual(http(p, chat_request(1, method="PUT"))[0], 405, impl)
                     self.assertEqual(http(p, chat_request(1, body_bytes=b"{not json"))[0], 400, impl)
