@@ -20,6 +20,10 @@ build: configure
 
 test:
 	@scripts/deps.sh test
+	@# the peers' runtimes (Python libraries, Go, the openai npm SDK) for their smoke tests: as root
+	@# installed here, before CMake looks for go; otherwise those tests say what is missing and skip
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/deps.sh peers || \
+	  echo "make test: the peers' runtimes could not be installed; their smoke tests will skip"; fi
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -89,3 +93,23 @@ bench-workloads:
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target wl-http wl-llm wl-load wl-curl mock-llm
 	@python3 workloads/bench/run.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)
+
+# --- the post's claims in Ruby (peers/ruby/bench.py): Ruby threads, a 25-thread pool and
+#   Async as LLM clients, Puma vs an Async::HTTP server relaying streams, C beside them
+#   make bench-ruby [QUICK=1]   -> results/ruby.csv (+ .machine.txt)
+.PHONY: bench-ruby
+bench-ruby:
+	@scripts/deps.sh ruby
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target wl-llm wl-relay mock-llm
+	@python3 peers/ruby/bench.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)
+
+# --- Python, Go and Node beside Ruby and C (peers/bench.py): streaming-LLM clients and the
+#   post's micro protocol in each runtime, C threads and fibers in the same run
+#   make bench-peers [QUICK=1]   -> results/peers.csv (+ .machine.txt)
+.PHONY: bench-peers
+bench-peers:
+	@scripts/deps.sh peers
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target wl-llm mock-llm peer-go
+	@python3 peers/bench.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 usage() {
   sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
-  echo "Stages: micro (make bench-micro), mockllm (make bench-mockllm), workloads (make bench-workloads)"
+  echo "Stages: micro (make bench-micro), mockllm (make bench-mockllm), workloads (make bench-workloads), ruby (make bench-ruby), peers (make bench-peers)"
 }
 
 quick=${QUICK:-0}
@@ -42,19 +42,19 @@ mode=${quick:+quick}; mode=${mode:-full}
 # promises (run_micro.sh, mockllm_bench.py, workloads run.py). The budgets are the
 # first-run estimates; later runs estimate from the times the last run took. The whole
 # run must stay within 5 min quick and 20 min full on 2 cores (plus the calm waits).
-stages=(micro mockllm workloads)
-declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads)
+stages=(micro mockllm workloads ruby peers)
+declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)
 # workloads = run.py's throughput+llm (about 100 s quick, 450 s full) plus its curl stage
 # (budgeted 150 s quick, 540 s full by run.py): with it, the 20-minute promise no longer
 # holds, but a smaller figure here would let the timeout below stop the stage midway.
-declare -A budget_quick=([micro]=150 [mockllm]=50 [workloads]=260)
-declare -A budget_full=([micro]=540 [mockllm]=180 [workloads]=960)
+declare -A budget_quick=([micro]=150 [mockllm]=50 [workloads]=260 [ruby]=100 [peers]=120)
+declare -A budget_full=([micro]=540 [mockllm]=180 [workloads]=960 [ruby]=540 [peers]=720)
 
 if [ -n "$only" ]; then
   sel=()
   IFS=, read -ra want <<<"$only"
   for s in "${want[@]}"; do
-    [ -n "${target[$s]:-}" ] || { echo "bench.sh: unknown stage '$s' (micro, mockllm, workloads)" >&2; exit 2; }
+    [ -n "${target[$s]:-}" ] || { echo "bench.sh: unknown stage '$s' (micro, mockllm, workloads, ruby, peers)" >&2; exit 2; }
     sel+=("$s")
   done
   stages=("${sel[@]}")
@@ -106,7 +106,7 @@ for s in "${stages[@]}"; do total_est=$((total_est + est[$s])); done
 say "mode: $mode; stages: ${stages[*]}; estimated $(fmt $total_est) in all"
 
 if [ -n "$deps" ]; then
-  scripts/deps.sh bench || { loud "missing packages (see above)"; exit 1; }
+  scripts/deps.sh bench ruby peers || { loud "missing packages (see above)"; exit 1; }
 fi
 say "building in $BUILD/"
 cmake -S . -B "$BUILD" >/dev/null || { loud "cmake configure failed"; exit 1; }
@@ -139,7 +139,7 @@ for i in "${!stages[@]}"; do
   # workloads/bench/run.py); the other stages are wrapped here: a calm check before the
   # stage, the record after it.
   noise_h=""
-  case $s in mockllm) noise_h=mockllm ;; esac
+  case $s in mockllm) noise_h=mockllm ;; ruby) noise_h=ruby ;; peers) noise_h=peers ;; esac
   if [ -n "$noise_h" ]; then
     FIBERBENCH_CALM_WAIT=${FIBERBENCH_CALM_WAIT:-$([ -n "$quick" ] && echo 5 || echo 30)} \
       python3 scripts/noise.py begin --out results --harness "$noise_h"

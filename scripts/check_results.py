@@ -33,7 +33,7 @@ HEADER = ["harness", "case", "model", "impl", "param", "value", "metric", "unit"
 # Keep these three tables in step with results/README.md: it is the manual, this
 # is its enforcement.
 HARNESSES = {"switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm",
-             "curl"}
+             "curl", "ruby", "peers"}
 
 UNITS = {"ns", "us", "ms", "s", "bytes", "KiB", "MiB", "count", "streams", "ops/s",
          "req/s", "units/s", "tokens/s", "events/s", "conv/s", "MB/s", "percent", "x"}
@@ -75,7 +75,7 @@ METRICS = {
     "cpu_per_req_us": "us", "generator_cpu_percent": "percent", "generator_cpu_s": "s",
     "generator_bound_count": "count", "generator_send_lag_p99_ms": "ms",
     "offered_req_per_s": "req/s", "service_p99_ms": "ms", "incomplete_count": "count",
-    "completed_count": "count", "kernel_est_per_unit_bytes": "bytes",
+    "completed_count": "count", "kernel_est_per_unit_bytes": "bytes", "loadgen_cpu_s": "s",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units

@@ -555,6 +555,175 @@ def sec_workloads_results(ctx):
     return out.rstrip("\n") + "\n"
 
 
+# ---- Python, Go and Node beside Ruby and C (peers.csv; ruby.csv when present) ----
+
+# the LLM client models in the order a reader meets them: each runtime's thread model,
+# then its asynchronous ones; C last as floor and ceiling
+PEER_IMPLS = [("py-thread", "Python, a thread each (http.client)"),
+              ("py-asyncio", "Python, asyncio tasks (stdlib streams)"),
+              ("py-httpx", "Python, asyncio on httpx (as the openai SDK sets it up)"),
+              ("py-aiohttp", "Python, asyncio on aiohttp"),
+              ("go-goroutine", "Go, a goroutine each (net/http)"),
+              ("node-openai", "Node, the openai npm SDK (event loop)"),
+              ("ruby-thread", "Ruby, a thread each (Net::HTTP)"),
+              ("ruby-async", "Ruby, Async fibers (Net::HTTP)"),
+              ("ruby-async-http", "Ruby, Async::HTTP"),
+              ("c-thread", "C threads (wl-llm)"),
+              ("c-fiber", "C fibers (wl-llm)")]
+# the micro protocol's pairs: (runtime, harness, thread model, impl regex, cheap model,
+# impl regex)
+PEER_SEED_PAIRS = [("C (baton threads vs fibers)", "seed", "thread", r"^baton$", "fiber", r"^scheduler$"),
+                   ("C (baton threads on one CPU vs fibers)", "seed", "thread", r"^baton/cpu=same$",
+                    "fiber", r"^scheduler$"),
+                   ("Ruby here (threads vs fibers)", "seed", "ruby-thread", r"^ruby-", "ruby-fiber", r"^ruby-"),
+                   ("Python (threads vs asyncio tasks)", "peers", "python-thread", r"^python-",
+                    "python-asyncio", r"^python-"),
+                   ("Go (goroutines locked to threads vs goroutines)", "peers", "go-locked-thread",
+                    r"^go-", "go-goroutine", r"^go-")]
+
+
+# Bounded runs kept in the tree (the peers' own result directories), shown while the
+# published set has no peers.csv / ruby.csv: labelled as such, with their machine's load.
+PEERS_BOUNDED = os.path.join(TOP, "peers", "results")
+RUBY_BOUNDED = os.path.join(TOP, "peers", "ruby", "results")
+
+
+def sec_peers(ctx):
+    rows, mach, where, plots = ctx.rows("peers"), ctx.machine("peers"), ctx.rel, ctx.plots
+    ruby, ruby_where = ctx.rows("ruby"), ctx.rel
+    bounded = ""
+    if not rows:
+        rows = resultsets.load_rows(PEERS_BOUNDED, "peers")
+        if not rows:
+            return (missing("peers.csv") + ": `make bench-peers` measures it; it enters a "
+                    "published set once `peers` is one of `scripts/resultsets.py`'s harnesses.\n")
+        mach = resultsets.read_machine(os.path.join(PEERS_BOUNDED, "peers.machine.txt"))
+        where = plots = os.path.relpath(PEERS_BOUNDED, TOP)
+        bounded = ("**A bounded run, not the publication run** (the published set has no "
+                   "`peers.csv`): " + "; ".join(f"{k} {mach[k]}" for k in (
+                       "noise_before", "noise_during", "noisy") if mach.get(k)) + ". Trust the "
+                   "same-run ratios more than the absolute times.\n\n")
+    if not ruby:
+        ruby = resultsets.load_rows(RUBY_BOUNDED, "ruby") or []
+        ruby_where = os.path.relpath(RUBY_BOUNDED, TOP)
+    m = mach
+    src = {"peers": rows, "ruby": ruby}
+    c_index = "wl-llm (C) sends it too" in m.get("mock-llm", "")
+    out = bounded + (
+        f"From `{where}/peers.csv`" + (f" and `{ruby_where}/ruby.csv` (Ruby's rows, its own run)"
+                                       if ruby else "") +
+        f" ({m.get('cpu', '?')}, {m.get('date', '?')}, commit {m.get('commit', '?')}, "
+        f"{m.get('mode', '?')} run): " + "; ".join(m[k] for k in ("python", "go", "node") if m.get(k)) +
+        ". Each model is one client process against a fresh mock-llm, models interleaved run by "
+        "run, median (min-max) over the runs; " +
+        ("every client sends `x-mock-request-index: i`, so every model meets the same first-token "
+         "times and speeds. " if c_index else
+         "the Python, Go, Node and Ruby clients send `x-mock-request-index: i` (the same "
+         "first-token times and speeds for each); the C client of that commit does not, and "
+         "draws in arrival order from its fresh mock-llm. ") +
+        "Memory per conversation is the client's RSS growth over its baseline (interpreter and "
+        "libraries loaded) plus the kernel's share (page tables and 16 KiB of kernel stack per "
+        "thread, estimated), per conversation alive at the peak.\n\n")
+
+    def r(h, case, metric):
+        return reproduce.sel(src[h], case=[case], metric=metric)
+
+    n = 10000
+    lines = []
+    seen = []
+    for impl, what in PEER_IMPLS:
+        # C rows from peers.csv's own run; Ruby's from ruby.csv
+        h = "ruby" if impl.startswith("ruby") else "peers"
+        case = f"llm/{impl}/gpt4o-5tps/n={n}"
+        done = r(h, case, "completed_count")
+        if not done:
+            continue
+        seen.append(impl)
+        marg = reproduce.sel(src[h], case=[f"llm/{impl}/vllm8b-nowait/n=100/marginal-16-256-tokens"],
+                             metric="cpu_per_1k_tokens_marginal_ms")
+        fails = [x for x in src[h] if x["case"].startswith(case + "/fail=") and x["metric"] == "errors"]
+        lims = [x for x in src[h] if x["case"].startswith(case + "/limit=")]
+        note = ", ".join([f"{x['case'].rsplit('fail=', 1)[1]}: {cnt(x['median'])}" for x in fails] +
+                         [f"stopped at {cnt(x['median'])} ({x['case'].rsplit('limit=', 1)[1]})"
+                          for x in lims])
+        lines.append([what, f"`{done['impl']}`", tables.cell(done, cnt) + (f" ({note})" if note else ""),
+                      tables.cell(r(h, case, "live_units"), cnt),
+                      tables.cell(r(h, case, "bytes_per_unit"), tables.kib),
+                      tables.cell(r(h, case, "cpu_per_1k_tokens_ms")),
+                      tables.cell(marg) if marg else "-",
+                      tables.cell(r(h, case, "ttft_p50_ms"), ms), tables.cell(r(h, case, "ttft_p99_ms"), ms),
+                      done["runs"]])
+    if not lines:
+        out += f"(no run at {cnt(n)} conversations in this set)\n\n"
+    else:
+        out += (f"**{cnt(n)} streaming conversations** from one client (gpt-4o first-token times, "
+                "5 tokens/s, 8 tokens each; a conversation gives up after 60 s). CPU per 1,000 "
+                "tokens counts connection setup; the marginal column leaves it out (100 streams "
+                "with no waits, 16 and 256 tokens each: the CPU of the 240 extra tokens):\n\n")
+        out += mtable(["model", "runtime", "completed", "alive at once", "memory per conversation",
+                       "CPU ms per 1k tokens", "marginal CPU ms per 1k tokens", "first token p50",
+                       "first token p99", "runs"], lines)
+        # the reading: each runtime's async model against the C floor, and its thread
+        # model against its async one, from the same run where the harness made the ratio
+        fib = r("peers", f"llm/c-fiber/gpt4o-5tps/n={n}", "bytes_per_unit")
+        thr = r("peers", f"llm/c-thread/gpt4o-5tps/n={n}", "bytes_per_unit")
+        reading = []
+        if fib and thr:
+            reading.append(f"C fibers hold a conversation in {tables.kib(fib['median'])} and C "
+                           f"threads in {tables.kib(thr['median'])}: the floor and the ceiling")
+        for impl, what in PEER_IMPLS:
+            if impl.startswith("c-") or impl not in seen or not fib:
+                continue
+            h = "ruby" if impl.startswith("ruby") else "peers"
+            b = r(h, f"llm/{impl}/gpt4o-5tps/n={n}", "bytes_per_unit")
+            if b:
+                reading.append(f"{what}: {xr(float(b['median']) / float(fib['median']))} the C "
+                               "fibers' memory per conversation")
+        pair = reproduce.sel(rows, case=[f"llm/ratio/py-thread-over-py-asyncio/gpt4o-5tps/n={n}/cpu-per-token"],
+                             metric="ratio")
+        if pair:
+            reading.append(f"Python threads spend {tables.cell(pair, xr_)} the CPU per token of asyncio "
+                           "tasks in the same round")
+        out += "Read against the floor: " + "; ".join(reading) + ".\n\n"
+
+    lines = []
+    for label, h, tm, ti, fm, fi in PEER_SEED_PAIRS:
+        line = [label]
+        ok = False
+        for metric, f, inverse in (("us_per_unit", t_us, False), ("us_per_switch", t_us, False),
+                                   ("units_per_s", lambda v: rate(v) + "/s", True)):
+            hr = rows if h == "peers" else ctx.rows(h)
+            t = reproduce.sel(hr, model=tm, metric=metric, impl_re=ti)
+            c = reproduce.sel(hr, model=fm, metric=metric, impl_re=fi)
+            if not (t and c):
+                line.append("-")
+                continue
+            ok = True
+            ratio = float(c["median"]) / float(t["median"]) if inverse else float(t["median"]) / float(c["median"])
+            line.append(f"{f(t['median'])} vs {f(c['median'])}: **{xr(ratio)}**{runs_note(t, c)}")
+        if ok:
+            lines.append(line)
+    if lines:
+        out += ("**The post's protocol in each runtime** (its threads against its cheap units; "
+                "C and Ruby from `seed.csv`, placed as their names say, Ruby unpinned; Python "
+                "and Go from `peers.csv`, each process pinned to one CPU; ratio = how many "
+                "times cheaper the cheap units are):\n\n")
+        out += mtable(["runtime", "create (N=10,000, M=2), µs per unit",
+                       "switch (N=2, M=10,000), µs per switch",
+                       "throughput (N=1,000, M=100, 10th repeat)"], lines)
+    figs = [f"![{t}]({plots}/{n_}.png)" for n_, t in
+            (("peers", "10,000 streaming conversations per runtime"),
+             ("peers_seed", "The post's protocol across runtimes"))
+            if os.path.isfile(os.path.join(TOP, plots, n_ + ".png"))]
+    if figs:
+        out += "\n".join(figs) + "\n"
+    return out.rstrip("\n") + "\n"
+
+
+def xr_(v):
+    return xr(float(v))
+
+
 SECTIONS = {
     "set": sec_set,
     "claims": sec_claims,
@@ -564,6 +733,7 @@ SECTIONS = {
     "million": sec_million,
     "mockllm-results": sec_mockllm_results,
     "workloads-results": sec_workloads_results,
+    "peers": sec_peers,
 }
 
 
