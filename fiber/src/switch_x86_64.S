@@ -48,9 +48,24 @@
  *      - fiber_context_switch_{strict,lean} end with an indirect jmp (as Boost does): in
  *        a ping-pong between two different call sites a `ret` would pop the return
  *        stack buffer (RSB) entry pushed by the *other* side's call and mispredict on
- *        every switch, while the indirect predictor learns the alternation from history.
- *        The cost: the RSB keeps one entry per switch that no `ret` pops, so returns
- *        made after the switch in deeper code mispredict until the RSB wraps.
+ *        every switch. The cost: the RSB keeps one entry per switch that no `ret` pops,
+ *        so returns made after the switch in deeper code mispredict until it wraps.
+ *        And one jmp shared by both directions of a ping-pong alternates between two
+ *        targets, which the indirect predictor can only tell apart by a hash of the
+ *        branch history - and that hash aliases at some code layouts. Measured on the
+ *        AMD EPYC (Zen 4) here, 78 layouts of the two loops (/tmp experiment, one switch
+ *        per call site, thread CPU time): a single jmp cost 5.4 -> 11-12 ns whenever
+ *        the two return addresses were congruent modulo 64 and sat at 3 modulo 4 (for
+ *        our loops; the phase is set by the code between the return address and the
+ *        loop's next taken branch), wherever the switch itself was placed; Boost's
+ *        jump_fcontext hit the same +5-6 ns at the layouts where its loops' return
+ *        addresses sat at 0 modulo 4 (16 of the 78) - no jmp-ended switch is immune.
+ *        So the switch has two exits, one per direction (`from` below or above `to`):
+ *        between two contexts each exit always jumps to the same place, which the
+ *        target buffer predicts with no history at all; the only alternating branch
+ *        left is a conditional one on two registers known at entry. 0 of the 78
+ *        layouts slow, same speed elsewhere. Among more than two contexts an exit can
+ *        still see several targets; it is never worse than the single jmp.
  *      - the *_ret variants and the scheduler's fiber__sched_switch_* end with `ret`.
  *        When every switch of a set of contexts is made from one call site (the
  *        scheduler's sched_switch()), the RSB entry pushed by the caller is exactly the
@@ -60,8 +75,16 @@
  *   on its new stack (nothing to restore), and a finished fiber leaves by returning
  *   from that call into code that resumes the next context without saving anything.
  *   What could not be verified: the machine at hand is an AMD EPYC; the Intel pathology
- *   is addressed from its recorded figures, not re-measured. bench/switch.c runs every
- *   raw switch at several code and stack layouts so a layout artefact shows as spread.
+ *   is addressed from its recorded figures, not re-measured. They fit the same cause:
+ *   slow only at some layouts (a prediction that depends on layout), a ret-ended switch
+ *   that mispredicts every time at a flat 14 ns, the lean switch (a different body, so
+ *   its jmp at another address, which Intel's indirect predictor hashes in) fine at the
+ *   layout where the strict one was not. Why a miss cost 35-63 ns there rather than a
+ *   plain misprediction's ~10 is not known (the old order made the jump wait behind
+ *   ldmxcsr/fldcw; (1) removes that). The two exits remove the alternating target on
+ *   any CPU, since every indirect-branch predictor keeps a last target per branch.
+ *   bench/switch.c runs every raw switch at several code and stack layouts so a layout
+ *   artefact shows as spread.
  *
  * Control-flow enforcement (CET). Every entry point begins with endbr64 (a NOP without
  * CET). The indirect jumps that land on return addresses carry the NOTRACK prefix, as
@@ -132,7 +155,12 @@
         ret
         .else
         leaq    64(%rsp), %rsp
+        /* Two exits, one per direction (see (3) above): between two contexts each one
+         * always jumps to the same place. */
+        cmpq    %rsi, %rdi
+        jb      1f
         notrack jmpq *%rcx
+1:      notrack jmpq *%rcx
         .endif
         .cfi_endproc
         .size   \name, .-\name
