@@ -202,17 +202,40 @@
         /* From here on the code runs on a fiber's own stack, under its entry: the return
          * address is undefined, so unwinders and debuggers stop here. */
         .cfi_undefined rip
-5:      movq    %rsi, %rsp
+5:      movq    %rsp, %rdx            /* the frame just saved into *from */
+        movq    %rsi, %rsp
         .if     \strict
         /* A fresh fiber starts with the psABI defaults, as fiber_context_make gives. */
         ldmxcsr fiber__fp_defaults(%rip)
         fldcw   fiber__fp_defaults+4(%rip)
         .endif
+        pushq   %rdx                  /* kept for the way back (twice: the call stays */
+        pushq   %rdx                  /* 16-byte aligned) */
         movq    %rsi, %rdi
         xorl    %ebp, %ebp            /* frame-pointer walks stop here */
         callq   fiber__sched_entry
-        /* The fiber has finished; rax is the context to resume, without saving this one. */
-        movq    %rax, %rsi
+        /* The fiber has finished; rax is the context to resume, without saving this one,
+         * with bit 0 set if the fiber never switched away. Then the context that entered
+         * it cannot have run since, and if rax is that context (its saved frame is the
+         * one kept above: no two suspended contexts share a frame), its callee-saved
+         * registers are still in place (fiber__sched_entry preserved them) except rbp:
+         * only rsp, rbp and the FP control words are taken back, and rsp comes from this
+         * stack instead of a load of to->sp (that load only feeds the predicted branch). */
+        testb   $1, %al
+        jz      7f
+        andq    $-2, %rax
+        movq    (%rsp), %rdx
+        cmpq    %rdx, (%rax)
+        jne     7f
+        movq    %rdx, %rsp
+        movq    48(%rsp), %rbp
+        .if     \strict
+        ldmxcsr (%rsp)
+        fldcw   4(%rsp)
+        .endif
+        leaq    56(%rsp), %rsp
+        ret
+7:      movq    %rax, %rsi
         jmp     3b
         .cfi_endproc
         .size   \name, .-\name
