@@ -136,7 +136,7 @@ static inline struct fiber *runq_pop(struct sched *s)
  * NULL for the scheduler's own context. */
 static inline struct fiber *pick_next(struct sched *s)
 {
-    if (s->batch > 0 && s->runq_head) {
+    if (s->runq_head && s->batch > 0) {
         s->batch--;
         return runq_pop(s);
     }

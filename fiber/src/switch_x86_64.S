@@ -202,15 +202,14 @@
         /* From here on the code runs on a fiber's own stack, under its entry: the return
          * address is undefined, so unwinders and debuggers stop here. */
         .cfi_undefined rip
-5:      movq    %rsp, %rdx            /* the frame just saved into *from */
-        movq    %rsi, %rsp
+5:      leaq    -16(%rsi), %rdi       /* the call stays 16-byte aligned */
+        movq    %rsp, (%rdi)          /* the frame just saved into *from, kept for */
+        movq    %rdi, %rsp            /* the way back */
         .if     \strict
         /* A fresh fiber starts with the psABI defaults, as fiber_context_make gives. */
         ldmxcsr fiber__fp_defaults(%rip)
         fldcw   fiber__fp_defaults+4(%rip)
         .endif
-        pushq   %rdx                  /* kept for the way back (twice: the call stays */
-        pushq   %rdx                  /* 16-byte aligned) */
         movq    %rsi, %rdi
         xorl    %ebp, %ebp            /* frame-pointer walks stop here */
         callq   fiber__sched_entry
@@ -223,10 +222,9 @@
          * stack instead of a load of to->sp (that load only feeds the predicted branch). */
         testb   $1, %al
         jz      7f
-        andq    $-2, %rax
         movq    (%rsp), %rdx
-        cmpq    %rdx, (%rax)
-        jne     7f
+        cmpq    %rdx, -1(%rax)        /* rax - 1: the context */
+        jne     6f
         movq    %rdx, %rsp
         movq    48(%rsp), %rbp
         .if     \strict
@@ -235,6 +233,7 @@
         .endif
         leaq    56(%rsp), %rsp
         ret
+6:      andq    $-2, %rax
 7:      movq    %rax, %rsi
         jmp     3b
         .cfi_endproc
