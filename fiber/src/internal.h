@@ -46,13 +46,14 @@ struct fiber {
     struct fiber   *next;     /* run queue, wait queue or pool link */
     void          (*fn)(void *);
     void           *arg;
-    struct fiber   *joiner;
     uint64_t        id;       /* 0 until fiber_id() hands one out */
+    uintptr_t       handle;   /* the current fiber's fiber_t: address | generation << 48;
+                                 spawn bumps the generation (see below) */
     unsigned char   state, wait_kind, detached, joined;
     unsigned char   named;    /* name[] holds this fiber's name (else it is "") */
-    unsigned char   left;     /* it has switched away since it started */
-    uint16_t        gen;      /* bumped each time the record starts a new fiber */
+    unsigned char   stayed;   /* 1 until it first switches away (fiber__sched_entry) */
     /* waiting */
+    struct fiber   *joiner;   /* NULL at rest: cleared when the fiber ends */
     struct fiber   *prev;     /* wait queue */
     uint64_t        deadline;
     size_t          heap_idx; /* position in the timer heap, or NO_HEAP */
@@ -90,7 +91,11 @@ static inline uint16_t fiber__handle_gen(const fiber_t *h)
 }
 static inline fiber_t *fiber__handle(struct fiber *f)
 {
-    return (fiber_t *)((uintptr_t)f | (uintptr_t)f->gen << FIBER_GEN_SHIFT);
+    return (fiber_t *)f->handle;
+}
+static inline uint16_t fiber__gen(const struct fiber *f)
+{
+    return (uint16_t)(f->handle >> FIBER_GEN_SHIFT);
 }
 
 /* The system's page size - 1 (4, 16 or 64 KiB pages), set before the first scheduler. */

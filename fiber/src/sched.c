@@ -225,7 +225,7 @@ static void timers_expire(struct sched *s, uint64_t now)
 /* The assembly enters a fresh fiber with its stack top at the context, i.e. the record. */
 _Static_assert(offsetof(struct fiber, ctx) == 0, "the context opens the record");
 _Static_assert(FIBER_RECORD_SIZE % 16 == 0, "records keep the stack top 16-byte aligned");
-_Static_assert(offsetof(struct fiber, gen) + sizeof(uint16_t) <= 64,
+_Static_assert(offsetof(struct fiber, stayed) < 64,
                "what spawn writes and join reads fits the record's first cache line");
 
 #ifdef FIBER_LEAN_FP
@@ -247,7 +247,7 @@ static __attribute__((noinline)) void sched_switch(struct sched *s, struct fiber
     fiber_context_t *tc = to ? &to->ctx : &s->main_ctx;
     if (from) {
         fc = &from->ctx;
-        from->left = 1; /* fiber__sched_entry: its entering context may have run since */
+        from->stayed = 0; /* fiber__sched_entry: its entering context may have run since */
     }
     s->current = to;
 #if FIBER_ASAN
@@ -419,8 +419,10 @@ fiber_context_t *fiber__sched_entry(fiber_context_t *ctx)
 
     f->state = FIBER_DONE;
     s->live--;
-    if (f->joiner)
+    if (f->joiner) {
         fiber__wake(s, f->joiner, 0);
+        f->joiner = NULL; /* records rest with none: spawn does not write it */
+    }
     if (f->detached)
         s->zombie = f;
     struct fiber *to = pick_next(s);
@@ -435,7 +437,7 @@ fiber_context_t *fiber__sched_entry(fiber_context_t *ctx)
 #if defined(__x86_64__)
     /* Bit 0: this fiber never switched away, so the context that entered it has not run
      * since; if tc is that one, the assembly resumes it without reloading it. */
-    return (fiber_context_t *)((uintptr_t)tc | (uintptr_t)!f->left);
+    return (fiber_context_t *)((uintptr_t)tc | f->stayed);
 #else
     return tc;
 #endif
@@ -457,6 +459,7 @@ static struct fiber *record_fresh(struct sched *s, size_t size)
 void fiber__record_init(struct fiber *f, const fiber_stack_t *st)
 {
     memset(f, 0, sizeof *f);
+    f->handle = (uintptr_t)f; /* generation 0; the first spawn makes it 1 */
     f->stack = *st;
     f->heap_idx = NO_HEAP;
     f->io_fd = -1;
@@ -477,19 +480,20 @@ spawn_init(struct sched *s, struct fiber *f, void (*fn)(void *), void *arg, int 
      * f->sched is s (set when the record was made or given to this pool). */
     f->fn = fn;
     f->arg = arg;
-    f->joiner = NULL;
     f->id = 0; /* given on first use: a locked add per spawn costs more than the rest */
     f->state = FIBER_READY;
     f->detached = (unsigned char)detached;
     f->joined = 0;
     f->named = name != NULL;
-    f->left = 0;
+    f->stayed = 1;
     if (name) {
         strncpy(f->name, name, sizeof f->name - 1);
         f->name[sizeof f->name - 1] = '\0';
     }
     f->ctx.sp = (char *)f + 1; /* bit 0: fresh, entered with its stack top at f */
-    f->gen++; /* the handles of the record's earlier fibers go stale */
+    /* A new generation: the handles of the record's earlier fibers go stale. Adding to
+     * the top 16 bits wraps within them. */
+    f->handle += (uintptr_t)1 << FIBER_GEN_SHIFT;
     runq_push(s, f);
     s->live++;
     return fiber__handle(f);
@@ -577,11 +581,11 @@ fiber_t *fiber_self(void)
 static struct fiber *handle_check(const fiber_t *h, const char *what)
 {
     struct fiber *f = fiber__rec(h);
-    if (__builtin_expect(fiber__handle_gen(h) != f->gen, 0))
+    if (__builtin_expect((uintptr_t)h != f->handle, 0))
         FIBER_PANIC("%s: stale fiber_t %p: the fiber it named was already joined (or, "
                     "detached, had returned) and its record now belongs to fiber %" PRIu64
                     " '%s' (generation %u, the handle's %u)",
-                    what, (const void *)h, fiber_id(f), fiber__name(f), f->gen, fiber__handle_gen(h));
+                    what, (const void *)h, fiber_id(f), fiber__name(f), fiber__gen(f), fiber__handle_gen(h));
     return f;
 }
 
@@ -867,8 +871,7 @@ int fiber_join(fiber_t *h)
     struct sched *s = tls_sched;
     /* Another thread's scheduler (or none: records always have one), detached, joined
      * already, a stale handle; a fiber joining itself is caught below. */
-    if (__builtin_expect(f->sched != s || (f->detached | f->joined) ||
-                         fiber__handle_gen(h) != f->gen, 0))
+    if (__builtin_expect(f->sched != s || (f->detached | f->joined) || (uintptr_t)h != f->handle, 0))
         join_misuse(h, s);
     f->joined = 1;
     if (f->state != FIBER_DONE) {
@@ -901,7 +904,7 @@ int fiber_join(fiber_t *h)
                 SCHED_SWITCH_ASM(&s->main_ctx, &f->ctx); /* see join_from_main() */
                 /* f ran to its end without switching away: nothing else ran, so no
                  * detached fiber can have left itself to be freed (s->zombie). */
-                if (__builtin_expect(f->left, 0))
+                if (__builtin_expect(!f->stayed, 0))
                     after_switch(s);
             }
 #endif

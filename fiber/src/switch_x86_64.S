@@ -200,19 +200,17 @@
         .cfi_startproc
         ENDBR
         SAVE    \strict
-3:      movq    (%rsi), %rdx
-        testb   $1, %dl
+3:      testb   $1, (%rsi)
         jnz     5f
-        movq    %rdx, %rsp
+        movq    (%rsi), %rsp
         LOAD_REGS \strict
         leaq    56(%rsp), %rsp
         ret
         /* From here on the code runs on a fiber's own stack, under its entry: the return
          * address is undefined, so unwinders and debuggers stop here. */
         .cfi_undefined rip
-5:      leaq    -16(%rsi), %rdi       /* the call stays 16-byte aligned */
-        movq    %rsp, (%rdi)          /* the frame just saved into *from, kept for */
-        movq    %rdi, %rsp            /* the way back */
+5:      movq    %rsp, -16(%rsi)       /* the frame just saved into *from, kept for */
+        leaq    -16(%rsi), %rsp       /* the way back (16 below: the call stays aligned) */
         .if     \strict
         /* A fresh fiber starts with the psABI defaults, as fiber_context_make gives. */
         ldmxcsr fiber__fp_defaults(%rip)
