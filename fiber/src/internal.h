@@ -29,6 +29,11 @@ _Noreturn void fiber__panic(const char *file, int line, const char *fmt, ...)
  * difference, so the switches do not store it). */
 enum fiber_state { FIBER_READY, FIBER_WAITING, FIBER_DONE };
 enum fiber_wait { WAIT_NONE, WAIT_SLEEP, WAIT_QUEUE, WAIT_IO, WAIT_JOIN, WAIT_OFFLOAD };
+/* struct fiber.joined: being joined, and by a fiber (then joiner waits for the end). */
+enum { JOINED = 1, JOINED_BY_FIBER = 2 };
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "dj: detached is the low byte");
+/* dj bits that need the end of a fiber to act: detached, or a fiber waits to join it. */
+#define FIBER_DJ_ATTENTION (0xffu | (unsigned)JOINED_BY_FIBER << 8)
 
 struct sched;
 
@@ -49,7 +54,13 @@ struct fiber {
     uint64_t        id;       /* 0 until fiber_id() hands one out */
     uintptr_t       handle;   /* the current fiber's fiber_t: address | generation << 48;
                                  spawn bumps the generation (see below) */
-    unsigned char   state, wait_kind, detached, joined;
+    unsigned char   state, wait_kind;
+    union {
+        struct {
+            unsigned char detached, joined;
+        };
+        uint16_t    dj;       /* both, for one test (FIBER_DJ_ATTENTION) */
+    };
     unsigned char   named;    /* name[] holds this fiber's name (else it is "") */
     unsigned char   stayed;   /* 1 until it first switches away (fiber__sched_entry) */
     /* waiting */

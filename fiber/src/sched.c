@@ -419,12 +419,15 @@ fiber_context_t *fiber__sched_entry(fiber_context_t *ctx)
 
     f->state = FIBER_DONE;
     s->live--;
-    if (f->joiner) {
-        fiber__wake(s, f->joiner, 0);
-        f->joiner = NULL; /* records rest with none: spawn does not write it */
+    /* A fiber waiting in fiber_join, or detached: one test of the two adjacent flags. */
+    if (__builtin_expect(f->dj & FIBER_DJ_ATTENTION, 0)) {
+        if (f->joiner) {
+            fiber__wake(s, f->joiner, 0);
+            f->joiner = NULL; /* records rest with none: spawn does not write it */
+        }
+        if (f->detached)
+            s->zombie = f;
     }
-    if (f->detached)
-        s->zombie = f;
     struct fiber *to = pick_next(s);
     s->current = to;
 #if FIBER_ASAN
@@ -871,14 +874,15 @@ int fiber_join(fiber_t *h)
     struct sched *s = tls_sched;
     /* Another thread's scheduler (or none: records always have one), detached, joined
      * already, a stale handle; a fiber joining itself is caught below. */
-    if (__builtin_expect(f->sched != s || (f->detached | f->joined) || (uintptr_t)h != f->handle, 0))
+    if (__builtin_expect(f->sched != s || f->dj || (uintptr_t)h != f->handle, 0))
         join_misuse(h, s);
-    f->joined = 1;
+    f->joined = JOINED;
     if (f->state != FIBER_DONE) {
         struct fiber *self = s->current;
         if (self) {
             if (__builtin_expect(f == self, 0))
                 join_misuse(h, s);
+            f->joined = JOINED | JOINED_BY_FIBER;
             f->joiner = self;
             self->wait_kind = WAIT_JOIN;
             fiber__park(s, self, FIBER_FOREVER);
