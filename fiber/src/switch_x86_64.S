@@ -44,14 +44,20 @@
  *      Intel Xeon the compare-and-skip was tried and stayed at 35-63 ns (issue 10).
  *      The MXCSR status flags travel with the context, as in Boost; the psABI makes
  *      them caller-saved, so either is correct.
- *      What the words cost, measured on the scheduler's start+exit pair of a fresh
- *      fiber in a tight loop (AMD EPYC Zen 4, thread CPU time): 8.0 ns strict, 3.6 ns
- *      without any FP word. Nearly all of it is stmxcsr reading MXCSR while an earlier
- *      ldmxcsr is in flight: 3.95 ns without the stmxcsr, 6.0 without the ldmxcsr on
- *      the way back; fnstcw/fldcw cost nothing measurable; skipping the default load
- *      when the saved word already is the default gains nothing (one ldmxcsr per
- *      round trip is enough to stall the next stmxcsr). Inside a pooled spawn+join the
- *      C work between them hides part of it: strict ~12.8 ns, lean ~11 ns.
+ *      What the words cost on the AMD EPYC (Zen 4) here, thread CPU time. In tight
+ *      loops: stmxcsr issues once per ~16 cycles (4.3 ns), stmxcsr then ldmxcsr of the
+ *      word it stored is a ~27-cycle round trip (7.2 ns); ldmxcsr of a constant,
+ *      fnstcw and fldcw ~2 cycles each. In a pooled spawn+join (fresh fiber entered and
+ *      left by the scheduler's switch below): 11.1 ns strict against 10.0 lean; taking
+ *      out one instruction at a time, stmxcsr 0.4 ns, the ldmxcsr on the way back
+ *      0.6 ns, the x87 pair 0.45 ns, the default loads on the way in ~0. Every variant
+ *      that reads back what stmxcsr or fnstcw stored - skip the default load when the
+ *      saved word already is the default, skip the restore when the fiber left the
+ *      words unchanged, restore the defaults from a constant after checking the saved
+ *      word - measured slower (11.7-12.2 ns), so the words are saved and restored
+ *      unconditionally. Exact FP-mode semantics thus cost ~1 ns per spawn+join here:
+ *      the reading of the joiner's words (only stmxcsr can read MXCSR) and their
+ *      restore, which depends on that read through memory.
  *   3. Two endings, chosen by the caller's situation, both measured by bench/switch.c:
  *      - fiber_context_switch_{strict,lean} end with an indirect jmp (as Boost does): in
  *        a ping-pong between two different call sites a `ret` would pop the return
