@@ -896,11 +896,16 @@ int fiber_join(fiber_t *h)
                                  !(s->remote && fiber__remote_pending(s)), 1)) {
                 struct fiber *n = f->next;
                 s->runq_head = n;
-                s->runq_len--;
                 if (__builtin_expect(!n, 1)) {
+                    /* Stores, not a decrement: spawn's increment and this one would
+                     * chain every spawn+join to the previous through memory. */
+                    size_t zero = 0;
+                    __asm__("" : "+r"(zero)); /* a fresh zero, not one kept from above */
+                    s->runq_len = zero;
                     s->runq_tail = NULL;
                     s->batch = MIN_ROUND - 1;
                 } else {
+                    s->runq_len--;
                     s->batch = s->runq_len + 1 > MIN_ROUND ? s->runq_len : MIN_ROUND - 1;
                 }
                 s->current = f;
