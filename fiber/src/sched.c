@@ -588,7 +588,8 @@ static struct fiber *handle_check(const fiber_t *h, const char *what)
         FIBER_PANIC("%s: stale fiber_t %p: the fiber it named was already joined (or, "
                     "detached, had returned) and its record now belongs to fiber %" PRIu64
                     " '%s' (generation %u, the handle's %u)",
-                    what, (const void *)h, fiber_id(f), fiber__name(f), fiber__gen(f), fiber__handle_gen(h));
+                    what, (const void *)h, fiber_id(f), fiber__name(f), fiber__gen(f),
+                    fiber__handle_gen(h));
     return f;
 }
 
@@ -892,7 +893,8 @@ int fiber_join(fiber_t *h)
              * the scheduler's attention (no timer, no I/O waiter, an empty inbox, not
              * inside the scheduler loop). Run f from here; it usually ends straight back
              * here. Otherwise (it waited, or other fibers ran first) the general loop. */
-            if (__builtin_expect(s->runq_head == f && !(s->heap_len | s->io_waiters | (size_t)s->in_loop) &&
+            if (__builtin_expect(s->runq_head == f &&
+                                 !(s->heap_len | s->io_waiters | (size_t)s->in_loop) &&
                                  !(s->remote && fiber__remote_pending(s)), 1)) {
                 struct fiber *n = f->next;
                 s->runq_head = n;
