@@ -145,6 +145,11 @@ FIGURES = [
            ns(C("switch/boost/jump_fcontext")), required=False),
     Figure("switch fiber_yield over strict", "switch", "portable", ns(YIELD), ns(STRICT),
            required=False),
+    # The worst of the code/stack layouts the harness sweeps: a layout artefact in the
+    # switch (issue 10: 14x Boost at some layouts on an Intel Xeon) shows here first.
+    Figure("switch strict over Boost, worst layout", "switch", "portable",
+           {"case": C("switch/ratio/strict-over-boost/worst-layout"), "metric": "ratio"},
+           required=False),
     Figure("switch fiber strict, ns", "switch", "fiber", ns(STRICT), required=False),
     Figure("switch fiber_yield, ns", "switch", "fiber", ns(YIELD), required=False),
     # alloc: warm pair and cold pair, pinned and unpinned.

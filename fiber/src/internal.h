@@ -25,8 +25,15 @@
 _Noreturn void fiber__panic(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-enum fiber_state { FIBER_READY, FIBER_RUNNING, FIBER_WAITING, FIBER_DONE };
+/* READY: runnable, in a run queue or running (s->current says which; nothing needs the
+ * difference, so the switches do not store it). */
+enum fiber_state { FIBER_READY, FIBER_WAITING, FIBER_DONE };
 enum fiber_wait { WAIT_NONE, WAIT_SLEEP, WAIT_QUEUE, WAIT_IO, WAIT_JOIN, WAIT_OFFLOAD };
+/* struct fiber.joined: being joined, and by a fiber (then joiner waits for the end). */
+enum { JOINED = 1, JOINED_BY_FIBER = 2 };
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "dj: detached is the low byte");
+/* dj bits that need the end of a fiber to act: detached, or a fiber waits to join it. */
+#define FIBER_DJ_ATTENTION (0xffu | (unsigned)JOINED_BY_FIBER << 8)
 
 struct sched;
 
@@ -37,27 +44,45 @@ struct sched;
  * Consequence: a joinable fiber that has returned keeps its stack until it is joined.
  */
 struct fiber {
+    /* The first cache line: all that spawn writes and a join from the main context reads
+     * (records are reused hot from the pool; one line is one line to fetch otherwise). */
     fiber_context_t ctx;      /* first: the switch reads ctx.sp */
-    struct sched   *sched;
+    struct sched   *sched;    /* set when the record is made or given to a pool */
     struct fiber   *next;     /* run queue, wait queue or pool link */
-    struct fiber   *prev;     /* wait queue */
     void          (*fn)(void *);
     void           *arg;
+    uint64_t        id;       /* 0 until fiber_id() hands one out */
+    uintptr_t       handle;   /* the current fiber's fiber_t: address | generation << 48;
+                                 spawn bumps the generation (see below) */
+    unsigned char   state, wait_kind;
+    union {
+        struct {
+            unsigned char detached, joined;
+        };
+        uint16_t    dj;       /* both, for one test (FIBER_DJ_ATTENTION) */
+    };
+    unsigned char   named;    /* name[] holds this fiber's name (else it is "") */
+    unsigned char   stayed;   /* 1 until it first switches away (fiber__sched_entry) */
+    /* waiting */
+    struct fiber   *joiner;   /* NULL at rest: cleared when the fiber ends */
+    struct fiber   *prev;     /* wait queue */
     uint64_t        deadline;
     size_t          heap_idx; /* position in the timer heap, or NO_HEAP */
     fiber_waitq_t  *waitq;    /* the queue it is parked on */
-    struct fiber   *joiner;
-    uint64_t        id;
     int             io_fd;
     uint32_t        io_dirs;  /* EPOLLIN/EPOLLOUT slots it occupies */
     uint32_t        io_revents;
-    unsigned char   state, wait_kind, detached, joined;
     int             wake_reason; /* 0, ETIMEDOUT or EBADF */
-    uint16_t        gen;      /* bumped each time the record starts a new fiber */
     void           *asan_fake_stack;
     fiber_stack_t   stack;
     char            name[32];
 };
+
+/* The name of the record's current fiber ("" when it was given none). */
+static inline const char *fiber__name(const struct fiber *f)
+{
+    return f->named ? f->name : "";
+}
 
 /*
  * Handles. A fiber_t * is the record's address with the record's generation in bits
@@ -77,7 +102,11 @@ static inline uint16_t fiber__handle_gen(const fiber_t *h)
 }
 static inline fiber_t *fiber__handle(struct fiber *f)
 {
-    return (fiber_t *)((uintptr_t)f | (uintptr_t)f->gen << FIBER_GEN_SHIFT);
+    return (fiber_t *)f->handle;
+}
+static inline uint16_t fiber__gen(const struct fiber *f)
+{
+    return (uint16_t)(f->handle >> FIBER_GEN_SHIFT);
 }
 
 /* The system's page size - 1 (4, 16 or 64 KiB pages), set before the first scheduler. */
@@ -95,6 +124,8 @@ void fiber_context_trampoline(void);
  * entered by calling fiber__sched_entry(to); what that returns is resumed when it does. */
 void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);
 void fiber__sched_switch_lean(fiber_context_t *from, fiber_context_t *to);
+/* On x86-64 bit 0 of the context returned says the fiber never switched away (the
+ * assembly then may skip reloading the context that entered it; see there). */
 fiber_context_t *fiber__sched_entry(fiber_context_t *ctx);
 _Noreturn void fiber__context_returned(void);
 
@@ -153,8 +184,9 @@ struct fdslot {
 
 struct pool_bucket {
     size_t        size;  /* usable size of the stacks in this bucket, 0 = unused */
-    struct fiber *head;  /* stacks given back by finished fibers (records in place) */
-    size_t        count;
+    struct fiber *hot;   /* the last stack given back, taken first (no list to walk) */
+    struct fiber *head;  /* the others given back by finished fibers (records in place) */
+    size_t        count; /* on the list (hot not counted) */
     size_t        nfresh;
     fiber_stack_t fresh[FRESH_MAX];
 };
