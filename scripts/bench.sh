@@ -44,8 +44,8 @@ mode=${quick:+quick}; mode=${mode:-full}
 # run must stay within 5 min quick and 15 min full on 2 cores.
 stages=(micro mockllm workloads)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads)
-declare -A budget_quick=([micro]=90 [mockllm]=50 [workloads]=160)
-declare -A budget_full=([micro]=360 [mockllm]=180 [workloads]=320)
+declare -A budget_quick=([micro]=90 [mockllm]=60 [workloads]=205)
+declare -A budget_full=([micro]=360 [mockllm]=180 [workloads]=490)
 
 if [ -n "$only" ]; then
   sel=()
