@@ -1,21 +1,32 @@
 /*
  * switch.c - bench_switch: what one context switch costs, in ns per one-way switch.
  *
- * Fibers: the runtime's raw switch (strict: saves MXCSR and the x87 control word; lean:
- * general registers only), the scheduler's fiber_yield between two fibers, and beside
- * them, in the same run, a bare pop+jmp assembly floor, glibc swapcontext and
- * Boost.Context jump_fcontext. Threads: two threads handing a turn back and forth
- * through a futex, a mutex+condvar, a pipe and POSIX semaphores, each with both threads
- * pinned to one core (cpu=same), to two cores (cpu=cross) and unpinned (cpu=any), and
- * a sched_yield pair pinned to one core.
+ * The headline pairs (issue 11): the scheduler-level fiber_yield ping-pong against each
+ * thread hand-off - two threads handing a turn back and forth through a futex, a
+ * mutex+condvar, a pipe, POSIX semaphores, and sched_yield - on the same clock (wall,
+ * CLOCK_MONOTONIC) and pinned the same way: cpu=same puts every thread of the case on
+ * one CPU (the benchmark thread that creates the partner included, the partner pinned
+ * from its creation), cpu=cross the two threads on two CPUs, cpu=any pins nothing.
+ * Every affinity call is checked; a case that cannot pin fails with an error row and
+ * the harness exits 1. Fibers never leave their scheduler's thread, so the fiber side
+ * of every pair is switch/fiber/yield/cpu=same.
+ *
+ * Beside them, the raw switches, timed on the thread's CPU time (one thread; other
+ * processes' turns on a shared 2-vCPU machine are not switching): the runtime's strict
+ * switch (saves MXCSR and the x87 control word) and lean switch (general registers only),
+ * both also in their ret-ended form, Boost.Context's jump_fcontext (the peer row), a
+ * bare pop+jmp floor, glibc swapcontext, and fiber_yield on the same clock
+ * (switch/fiber/yield: the yield/strict ratio of issue 10).
+ * Layouts: the raw switches and Boost run inside assembly loops at fixed code layouts
+ * (bench/peers/drive_x86_64.S): c0 for the headline rows, and every switcher again at
+ * layouts c1-c4 and at stack layouts s1 (peer stack top 0x340 below its page end, the
+ * caller 0x1c0 deeper) and s2 (peer stack top at the caller's page offset: the two
+ * stacks' frames 4 KiB-aliased), as rows <case>/layout=<code>-<stack> with metric
+ * ns_per_switch_layout, then one <case>/layouts row per switcher (median, min and max of
+ * its layouts' medians, runs = layouts) and switch/ratio/strict-over-boost/layouts (the
+ * same over each layout's strict/Boost ratio). A layout artefact shows as spread.
  * Google Benchmark runs every case with random interleaving of repetitions (drift
  * between batches on a shared VM is larger than within); results/switch.csv.
- * The raw switches and Boost run inside assembly loops with a fixed code layout
- * (bench/peers/drive_x86_64.S: with C loops, an unrelated edit that moved code by a few
- * bytes doubled the measured cost of the pop+jmp switch).
- * Clocks: the switchers that run on one thread are timed with that thread's CPU time,
- * so the turns other processes take on a shared 2-vCPU machine are not counted as
- * switching; thread pairs are timed on CLOCK_MONOTONIC, since their cost is the wait.
  */
 #define _GNU_SOURCE
 #include "bench_gbrun.h"
@@ -41,66 +52,117 @@
 #define STACK_SIZE (64u * 1024u)
 
 static const char SUMMARY[] =
-    "ns per one-way context switch: fiber switch (strict, lean), fiber_yield, a pop+jmp\n"
-    "floor, ucontext, Boost.Context, and thread pairs over futex, mutex+condvar, pipe,\n"
-    "POSIX semaphores (same core, cross core, unpinned) and sched_yield (one core).";
+    "ns per one-way context switch: fiber_yield (wall clock, pinned) against thread pairs\n"
+    "over futex, mutex+condvar, pipe, POSIX semaphores (same core, cross core, unpinned)\n"
+    "and sched_yield (one core); the raw switches (strict, lean, ret-ended), Boost.Context,\n"
+    "a pop+jmp floor and ucontext, the raw ones also at several code and stack layouts.";
 
-/* ---- raw fiber switch ---- */
+/* ---- layouts ---- */
+
+enum { STACK_S0, STACK_S1, STACK_S2, N_STACK_LAYOUTS };
+static const char *stack_layout_name[N_STACK_LAYOUTS] = {"s0", "s1", "s2"};
+
+/* The peer's stack top, top_off bytes below the page-aligned end of its stack; s2 puts
+ * it at the page offset of `here` (an address on the caller's stack). */
+static size_t peer_top_off(int stack_layout, uintptr_t here)
+{
+    switch (stack_layout) {
+    case STACK_S1:
+        return 0x340;
+    case STACK_S2: {
+        size_t off = (size_t)(-here & 4095) & ~(size_t)15;
+        return off < 512 ? off + 4096 : off;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* How much deeper the caller's loop runs (s1). */
+static size_t self_shift(int stack_layout)
+{
+    return stack_layout == STACK_S1 ? 0x1c0 : 0;
+}
+
+/* Calls fn(arg) with the stack pushed down by shift bytes. */
+static __attribute__((noinline)) void call_shifted(size_t shift, void (*fn)(void *), void *arg)
+{
+    char *pad = __builtin_alloca(shift + 16);
+    __asm__ volatile("" : : "r"(pad) : "memory");
+    fn(arg);
+    __asm__ volatile("" : : "r"(pad) : "memory");
+}
+
+/* ---- raw switches, Boost and the floor ---- */
+
+enum raw_kind { RAW_FIBER, RAW_FLOOR, RAW_BOOST };
 
 typedef struct raw_case {
-    void (*sw)(fiber_context_t *, fiber_context_t *);
-    void (*entry)(void *);
+    enum raw_kind  kind;
+    peer_switch_fn sw;      /* RAW_FIBER */
+    int            code;    /* index into peer_layouts */
+    int            stack;   /* STACK_S* */
+    const char    *metric;  /* label: ns_per_switch (c0-s0) or ns_per_switch_layout */
 } raw_case_t;
 
 /* One-way switches per timed batch for the user-space switchers: enough that the two
  * clock reads are noise. */
 #define FAST_ROUNDS 2000
 
+struct raw_batch {
+    const raw_case_t    *c;
+    const peer_layout_t *l;
+    fiber_context_t     *self, *peer;
+};
+
+static void raw_batch_run(void *arg)
+{
+    struct raw_batch *b = arg;
+    switch (b->c->kind) {
+    case RAW_FIBER:
+        b->l->drive_run(b->self, b->peer, FAST_ROUNDS, b->c->sw);
+        break;
+    case RAW_FLOOR:
+        b->l->floor_run(b->self, b->peer, FAST_ROUNDS);
+        break;
+    case RAW_BOOST:
+        peer_boost_pingpong(FAST_ROUNDS);
+        break;
+    }
+}
+
 static void bm_raw(gb_state_t *st, void *ctx)
 {
     const raw_case_t *c = ctx;
-    fiber_stack_t stack;
-    if (fiber_stack_alloc(&stack, STACK_SIZE, 1) != 0)
-        return gb_skip_with_error(st, "fiber_stack_alloc failed");
+    const peer_layout_t *l = &peer_layouts[c->code];
+    fiber_stack_t stack = {0};
     fiber_context_t self, peer;
     peer_drive_t d = {.self = &self, .peer = &peer, .sw = c->sw};
-    fiber_context_make(&peer, stack.lo, stack.hi, c->entry, &d);
-    gb_label(st, "metric=ns_per_switch");
+    size_t top_off = peer_top_off(c->stack, (uintptr_t)__builtin_frame_address(0));
+    if (c->kind == RAW_BOOST) {
+        if (peer_boost_init(STACK_SIZE, top_off, l) != 0)
+            return gb_skip_with_error(st, "peer_boost_init failed");
+    } else {
+        if (fiber_stack_alloc(&stack, STACK_SIZE, 1) != 0)
+            return gb_skip_with_error(st, "fiber_stack_alloc failed");
+        char *top = (char *)stack.hi - top_off;
+        if (c->kind == RAW_FIBER)
+            fiber_context_make(&peer, stack.lo, top, l->drive_entry, &d);
+        else
+            peer_floor_make(&peer, top, l);
+    }
+    struct raw_batch b = {c, l, &self, &peer};
+    gb_label(st, c->metric);
     while (gb_keep_running_batch(st, 2 * FAST_ROUNDS)) {
         uint64_t t0 = bench_cpu_ns();
-        peer_drive_run(&self, &peer, FAST_ROUNDS, c->sw);
+        call_shifted(self_shift(c->stack), raw_batch_run, &b);
         gb_set_iteration_time_ns(st, (double)(bench_cpu_ns() - t0));
     }
     /* The peer stays suspended inside its loop; nothing on its stack needs unwinding. */
-    fiber_stack_free(&stack);
-}
-
-static void bm_floor(gb_state_t *st, void *ctx)
-{
-    (void)ctx;
-    static char stack[4096] __attribute__((aligned(64)));
-    fiber_context_t self, peer;
-    peer_floor_make(&peer, stack + sizeof stack);
-    gb_label(st, "metric=ns_per_switch");
-    while (gb_keep_running_batch(st, 2 * FAST_ROUNDS)) {
-        uint64_t t0 = bench_cpu_ns();
-        peer_floor_pingpong(&self, &peer, FAST_ROUNDS);
-        gb_set_iteration_time_ns(st, (double)(bench_cpu_ns() - t0));
-    }
-}
-
-static void bm_boost(gb_state_t *st, void *ctx)
-{
-    (void)ctx;
-    if (peer_boost_init(STACK_SIZE) != 0)
-        return gb_skip_with_error(st, "peer_boost_init failed");
-    gb_label(st, "metric=ns_per_switch");
-    while (gb_keep_running_batch(st, 2 * FAST_ROUNDS)) {
-        uint64_t t0 = bench_cpu_ns();
-        peer_boost_pingpong(FAST_ROUNDS);
-        gb_set_iteration_time_ns(st, (double)(bench_cpu_ns() - t0));
-    }
-    peer_boost_fini();
+    if (c->kind == RAW_BOOST)
+        peer_boost_fini();
+    else
+        fiber_stack_free(&stack);
 }
 
 static void bm_ucontext(gb_state_t *st, void *ctx)
@@ -117,6 +179,27 @@ static void bm_ucontext(gb_state_t *st, void *ctx)
     peer_uc_fini();
 }
 
+/* ---- pinning ---- */
+
+/* CPUs this process may run on at start: cpu=same uses the first, cpu=cross the first
+ * two. Set in main(). */
+static int cpu_a = -1, cpu_b = -1;
+static int pin_failed; /* some case could not pin: the harness exits 1 */
+
+/* Pins the calling thread to cpu, or fails the case loudly. Returns 0 or -1. */
+static int pin_or_fail(gb_state_t *st, int cpu, const char *who)
+{
+    if (cpu >= 0 && bench_pin_self(cpu) == 0)
+        return 0;
+    char msg[128];
+    snprintf(msg, sizeof msg, "cannot pin the %s thread to CPU %d: %s", who, cpu,
+             cpu < 0 ? "no such CPU allowed" : bench_errno_name(errno));
+    fprintf(stderr, "switch: %s\n", msg);
+    pin_failed = 1;
+    gb_skip_with_error(st, msg);
+    return -1;
+}
+
 /* ---- the scheduler's fiber_yield ---- */
 
 static void yielder(void *arg)
@@ -128,22 +211,38 @@ static void yielder(void *arg)
 
 /* Each batch spawns two fibers that yield to each other K times and runs them: 2K
  * one-way switches through the run queue. The two spawns and joins are inside the timed
- * region, amortised over the 2K switches (under 1%). */
+ * region, amortised over the 2K switches (under 1%). ctx = 0: thread CPU time, unpinned
+ * (beside the raw switches); 1: wall clock with the thread pinned (cpu=same, beside the
+ * thread pairs). */
 static void bm_yield(gb_state_t *st, void *ctx)
 {
-    (void)ctx;
+    int pinned = ctx != NULL;
     const long K = 5000;
+    cpu_set_t saved;
+    if (pinned) {
+        if (pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) != 0) {
+            pin_failed = 1;
+            return gb_skip_with_error(st, "pthread_getaffinity_np failed");
+        }
+        if (pin_or_fail(st, cpu_a, "benchmark") != 0)
+            return;
+    }
+    uint64_t (*clock)(void) = pinned ? bench_now_ns : bench_cpu_ns;
     gb_label(st, "metric=ns_per_switch");
     while (gb_keep_running_batch(st, 2 * K)) {
-        uint64_t t0 = bench_cpu_ns();
+        uint64_t t0 = clock();
         fiber_t *a = fiber_spawn(yielder, (void *)(intptr_t)K);
         fiber_t *b = fiber_spawn(yielder, (void *)(intptr_t)K);
-        if (!a || !b)
-            return gb_skip_with_error(st, "fiber_spawn failed");
+        if (!a || !b) {
+            gb_skip_with_error(st, "fiber_spawn failed");
+            break;
+        }
         fiber_join(a);
         fiber_join(b);
-        gb_set_iteration_time_ns(st, (double)(bench_cpu_ns() - t0));
+        gb_set_iteration_time_ns(st, (double)(clock() - t0));
     }
+    if (pinned)
+        pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
 }
 
 /* ---- thread pairs ---- */
@@ -235,8 +334,6 @@ static void pp_give(pp_t *p, int me)
 static void *pp_partner(void *arg)
 {
     pp_t *p = arg;
-    if (p->partner_cpu >= 0)
-        bench_pin_self(p->partner_cpu);
     for (;;) {
         pp_wait(p, 1);
         if (atomic_load(&p->stop))
@@ -262,12 +359,17 @@ static void bm_threads(gb_state_t *st, void *ctx)
     sem_init(&p->sem_main, 0, 0);
     p->to_partner[0] = p->to_partner[1] = p->to_main[0] = p->to_main[1] = -1;
     cpu_set_t saved;
-    pthread_getaffinity_np(pthread_self(), sizeof saved, &saved);
-    int ncpu = bench_ncpus();
+    pthread_attr_t attr;
+    int have_attr = 0;
     const char *err = NULL;
     pthread_t th;
 
-    if (c->place == PLACE_CROSS && ncpu < 2) {
+    if (pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) != 0) {
+        err = "pthread_getaffinity_np failed";
+        pin_failed = 1;
+        goto error1;
+    }
+    if (c->place == PLACE_CROSS && cpu_b < 0) {
         err = "cross-core needs 2 CPUs";
         goto error1;
     }
@@ -275,11 +377,36 @@ static void bm_threads(gb_state_t *st, void *ctx)
         err = "pipe2 failed";
         goto error1;
     }
-    p->partner_cpu = c->place == PLACE_SAME ? 0 : c->place == PLACE_CROSS ? 1 : -1;
-    if (c->place != PLACE_ANY)
-        bench_pin_self(0);
-    if (pthread_create(&th, NULL, pp_partner, p) != 0) {
+    /* The partner is pinned from its creation (never runs elsewhere first), the creating
+     * benchmark thread before it creates it. */
+    p->partner_cpu = c->place == PLACE_SAME ? cpu_a : c->place == PLACE_CROSS ? cpu_b : -1;
+    if (pthread_attr_init(&attr) != 0) {
+        err = "pthread_attr_init failed";
+        goto error1;
+    }
+    have_attr = 1;
+    if (c->place != PLACE_ANY) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(p->partner_cpu, &set);
+        int e = pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+        if (e != 0) {
+            fprintf(stderr, "switch: cannot pin the partner thread to CPU %d: %s\n", p->partner_cpu,
+                    bench_errno_name(e));
+            err = "cannot pin the partner thread";
+            pin_failed = 1;
+            goto error1;
+        }
+        if (pin_or_fail(st, cpu_a, "benchmark") != 0)
+            goto error2;
+    }
+    int e = pthread_create(&th, &attr, pp_partner, p);
+    if (e != 0) {
+        if (c->place != PLACE_ANY) /* an affinity the kernel refuses fails here */
+            fprintf(stderr, "switch: pthread_create of the pinned partner failed: %s\n",
+                    bench_errno_name(e));
         err = "pthread_create failed";
+        pin_failed |= c->place != PLACE_ANY && e == EINVAL;
         goto error2;
     }
     gb_label(st, "metric=ns_per_switch");
@@ -299,6 +426,8 @@ static void bm_threads(gb_state_t *st, void *ctx)
 error2:
     pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
 error1:
+    if (have_attr)
+        pthread_attr_destroy(&attr);
     for (int i = 0; i < 2; i++) {
         if (p->to_partner[i] >= 0)
             close(p->to_partner[i]);
@@ -316,11 +445,122 @@ error1:
 
 /* ---- registration ---- */
 
+static bench_mode_t g_mode;
+
 static void setup(gb_bench_t *b, bench_mode_t mode)
 {
     static const double min_time[] = {0.1, 0.05, 0.002};
     static const int reps[] = {7, 3, 2};
     gb_repetitions(gb_min_time(gb_manual_time(b), min_time[mode]), reps[mode]);
+}
+
+/* The raw switchers, each at every layout. name: the headline case (layout c0-s0). */
+typedef struct switcher {
+    const char    *name;
+    enum raw_kind  kind;
+    peer_switch_fn sw;
+    int            sweep; /* also measured at every other layout */
+} switcher_t;
+
+static const switcher_t switchers[] = {
+    {"switch/fiber/strict", RAW_FIBER, fiber_context_switch_strict, 1},
+    {"switch/fiber/lean", RAW_FIBER, fiber_context_switch_lean, 1},
+    {"switch/fiber/strict-ret", RAW_FIBER, fiber_context_switch_strict_ret, 0},
+    {"switch/fiber/lean-ret", RAW_FIBER, fiber_context_switch_lean_ret, 0},
+    {"switch/floor/pop-jmp", RAW_FLOOR, NULL, 1},
+    {"switch/boost/jump_fcontext", RAW_BOOST, NULL, 1},
+};
+#define N_SWITCHERS (int)(sizeof switchers / sizeof switchers[0])
+#define MAX_LAYOUTS 16
+
+/* The layouts every sweeping switcher runs at: (code, stack), c0-s0 first. */
+static int layout_code[MAX_LAYOUTS], layout_stack[MAX_LAYOUTS], n_layouts;
+
+static void layout_name(int i, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s-%s", peer_layouts[layout_code[i]].name, stack_layout_name[layout_stack[i]]);
+}
+
+static void register_raw(void)
+{
+    n_layouts = 0;
+    for (int c = 0; c < peer_nlayouts && n_layouts < MAX_LAYOUTS; c++) {
+        layout_code[n_layouts] = c;
+        layout_stack[n_layouts++] = STACK_S0;
+    }
+    for (int sl = STACK_S1; sl < N_STACK_LAYOUTS && n_layouts < MAX_LAYOUTS; sl++) {
+        layout_code[n_layouts] = 0;
+        layout_stack[n_layouts++] = sl;
+    }
+    static raw_case_t cases[N_SWITCHERS * MAX_LAYOUTS];
+    int nc = 0;
+    for (int w = 0; w < N_SWITCHERS; w++) {
+        const switcher_t *sw = &switchers[w];
+        if (sw->kind == RAW_FLOOR && !peer_layouts[0].floor_run)
+            continue;
+        for (int i = 0; i < (sw->sweep ? n_layouts : 1); i++) {
+            char name[128], ln[32];
+            raw_case_t *c = &cases[nc++];
+            *c = (raw_case_t){sw->kind, sw->sw, layout_code[i], layout_stack[i],
+                              i == 0 ? "metric=ns_per_switch" : "metric=ns_per_switch_layout"};
+            layout_name(i, ln, sizeof ln);
+            if (i == 0)
+                snprintf(name, sizeof name, "%s", sw->name);
+            else
+                snprintf(name, sizeof name, "%s/layout=%s", sw->name, ln);
+            setup(gb_register(name, bm_raw, c), g_mode);
+        }
+    }
+}
+
+/* After the run: each sweeping switcher's spread over layouts, and strict/Boost at each
+ * layout. */
+static void layout_rows(const char *out_dir)
+{
+    double med[N_SWITCHERS][MAX_LAYOUTS];
+    int have[N_SWITCHERS];
+    for (int w = 0; w < N_SWITCHERS; w++) {
+        have[w] = 0;
+        if (!switchers[w].sweep)
+            continue;
+        int ok = 1;
+        for (int i = 0; i < n_layouts && ok; i++) {
+            char name[128], ln[32];
+            double v[3];
+            int runs;
+            layout_name(i, ln, sizeof ln);
+            if (i == 0)
+                snprintf(name, sizeof name, "%s", switchers[w].name);
+            else
+                snprintf(name, sizeof name, "%s/layout=%s", switchers[w].name, ln);
+            ok = bench_gb_stats(name, v, &runs) == 0;
+            med[w][i] = v[0];
+        }
+        if (!ok)
+            continue;
+        have[w] = 1;
+        double sorted[MAX_LAYOUTS], v[3];
+        memcpy(sorted, med[w], sizeof(double) * (size_t)n_layouts);
+        bench_stats(sorted, n_layouts, &v[0], &v[1], &v[2]);
+        char case_name[128], impl[64];
+        snprintf(case_name, sizeof case_name, "%s/layouts", switchers[w].name);
+        const char *model = switchers[w].name + strlen("switch/");
+        snprintf(impl, sizeof impl, "%s/layouts", strchr(model, '/') + 1);
+        char mod[32];
+        snprintf(mod, sizeof mod, "%.*s", (int)(strchr(model, '/') - model), model);
+        bench_gb_row("switch", out_dir, case_name, mod, impl, "ns_per_switch_layout", "ns", v,
+                     n_layouts);
+    }
+    /* strict (0) over Boost (last) at each layout */
+    int strict = 0, boost = N_SWITCHERS - 1;
+    if (have[strict] && have[boost]) {
+        double r[MAX_LAYOUTS], v[3];
+        for (int i = 0; i < n_layouts; i++)
+            r[i] = med[strict][i] / med[boost][i];
+        bench_stats(r, n_layouts, &v[0], &v[1], &v[2]);
+        bench_gb_row("switch", out_dir, "switch/ratio/strict-over-boost/layouts", "ratio",
+                     "fiber-strict/boost/layouts", "ratio", "x", v, n_layouts);
+    }
 }
 
 int main(int argc, char **argv)
@@ -329,23 +569,38 @@ int main(int argc, char **argv)
     int rc = bench_cli_parse(&cli, argc, argv, "switch", SUMMARY, NULL);
     if (rc)
         return rc == 1 ? 0 : 2;
+    g_mode = cli.mode;
 
-    static raw_case_t strict = {fiber_context_switch_strict, peer_drive_entry_apart},
-                      lean = {fiber_context_switch_lean, peer_drive_entry_apart};
-    setup(gb_register("switch/fiber/strict", bm_raw, &strict), cli.mode);
-    setup(gb_register("switch/fiber/lean", bm_raw, &lean), cli.mode);
-    if (peer_floor_available())
-        setup(gb_register("switch/floor/pop-jmp", bm_floor, NULL), cli.mode);
-    setup(gb_register("switch/boost/jump_fcontext", bm_boost, NULL), cli.mode);
+    /* The CPUs the pinned cases use: the first two this process may run on. */
+    cpu_set_t allowed;
+    char cpus_line[160] = "pinning: cannot read this process's CPU set";
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+        for (int i = 0; i < CPU_SETSIZE; i++)
+            if (CPU_ISSET(i, &allowed)) {
+                if (cpu_a < 0)
+                    cpu_a = i;
+                else if (cpu_b < 0)
+                    cpu_b = i;
+            }
+        snprintf(cpus_line, sizeof cpus_line,
+                 "pinning: cpu=same: every thread (the creating benchmark thread included) on CPU %d; "
+                 "cpu=cross: CPUs %d and %d; cpu=any: unpinned; %d CPUs allowed at start",
+                 cpu_a, cpu_a, cpu_b, CPU_COUNT(&allowed));
+    } else {
+        fprintf(stderr, "switch: sched_getaffinity failed: every pinned case will fail\n");
+    }
+
+    register_raw();
     setup(gb_register("switch/ucontext/swapcontext", bm_ucontext, NULL), cli.mode);
     setup(gb_register("switch/fiber/yield", bm_yield, NULL), cli.mode);
+    setup(gb_register("switch/fiber/yield/cpu=same", bm_yield, (void *)1), cli.mode);
 
     static pp_case_t cases[16];
     int nc = 0;
     char name[96];
     for (int k = PP_FUTEX; k <= PP_SEM; k++)
         for (int pl = PLACE_SAME; pl <= PLACE_ANY; pl++) {
-            if (pl == PLACE_CROSS && bench_ncpus() < 2)
+            if (pl == PLACE_CROSS && cpu_b < 0)
                 continue;
             cases[nc] = (pp_case_t){.kind = k, .place = pl};
             snprintf(name, sizeof name, "switch/thread/%s/cpu=%s", pp_kind_name[k], pp_place_name[pl]);
@@ -355,27 +610,55 @@ int main(int argc, char **argv)
     cases[nc] = (pp_case_t){.kind = PP_YIELD, .place = PLACE_SAME};
     setup(gb_register("switch/thread/sched_yield/cpu=same", bm_threads, &cases[nc]), cli.mode);
 
-
-    char mode_line[64], variant_line[64];
+    char mode_line[64], variant_line[64], layouts_line[256];
     snprintf(mode_line, sizeof mode_line, "mode: %s", bench_mode_name(cli.mode));
     snprintf(variant_line, sizeof variant_line, "fiber_context_switch: %s", fiber_context_variant());
+    int at = snprintf(layouts_line, sizeof layouts_line, "layouts (code-stack, bench/peers/drive_x86_64.S):");
+    for (int i = 0; i < n_layouts && at < (int)sizeof layouts_line - 16; i++) {
+        char ln[32];
+        layout_name(i, ln, sizeof ln);
+        at += snprintf(layouts_line + at, sizeof layouts_line - (size_t)at, " %s", ln);
+    }
     const char *extra[] = {mode_line, variant_line, "unit: ns per one-way switch",
-                           "clock: thread CPU time for one-thread switchers (fiber, floor, boost, ucontext), "
-                           "CLOCK_MONOTONIC for thread pairs",
-                           NULL};
-    bench_progress("switch", "%s run: %d thread pair cases, results in %s/switch.csv",
-                   bench_mode_name(cli.mode), nc + 1, cli.out_dir);
+                           "clock: thread CPU time for the raw switchers (fiber strict/lean, floor, boost, "
+                           "ucontext) and switch/fiber/yield; CLOCK_MONOTONIC for switch/fiber/yield/cpu=same "
+                           "and the thread pairs",
+                           cpus_line, layouts_line, NULL};
+    bench_progress("switch", "%s run: %d layouts, %d thread pair cases, results in %s/switch.csv",
+                   bench_mode_name(cli.mode), n_layouts, nc + 1, cli.out_dir);
     rc = bench_gbrun_cli("switch", &cli, extra);
     if (rc == 0) {
-        /* The issue's targets, as ratios within this run (a filter may leave some out). */
-        bench_gb_ratio("switch", cli.out_dir, "switch/ratio/lean-over-floor", "fiber-lean/floor",
+        /* The issues' targets, as ratios within this run (a filter may leave some out). */
+        const char *out = cli.out_dir;
+        bench_gb_ratio("switch", out, "switch/ratio/lean-over-floor", "fiber-lean/floor",
                        "switch/fiber/lean", "switch/floor/pop-jmp");
-        bench_gb_ratio("switch", cli.out_dir, "switch/ratio/strict-over-boost", "fiber-strict/boost",
+        bench_gb_ratio("switch", out, "switch/ratio/strict-over-boost", "fiber-strict/boost",
                        "switch/fiber/strict", "switch/boost/jump_fcontext");
-        bench_gb_ratio("switch", cli.out_dir, "switch/ratio/futex-same-over-fiber-yield",
+        bench_gb_ratio("switch", out, "switch/ratio/yield-over-strict", "fiber-yield/fiber-strict",
+                       "switch/fiber/yield", "switch/fiber/strict");
+        bench_gb_ratio("switch", out, "switch/ratio/futex-same-over-fiber-yield",
                        "thread-futex-same/fiber-yield", "switch/thread/futex/cpu=same", "switch/fiber/yield");
-        bench_gb_ratio("switch", cli.out_dir, "switch/ratio/futex-same-over-fiber-strict",
+        bench_gb_ratio("switch", out, "switch/ratio/futex-same-over-fiber-strict",
                        "thread-futex-same/fiber-strict", "switch/thread/futex/cpu=same", "switch/fiber/strict");
+        /* The like-for-like headline pairs: wall clock, pinned, scheduler against kernel. */
+        for (int k = PP_FUTEX; k <= PP_YIELD; k++)
+            for (int pl = PLACE_SAME; pl <= PLACE_CROSS; pl++) {
+                if (k == PP_YIELD && pl != PLACE_SAME)
+                    continue;
+                char cname[128], impl[96], num[96];
+                snprintf(cname, sizeof cname, "switch/ratio/thread-%s-%s-over-fiber-yield-same",
+                         pp_kind_name[k], pp_place_name[pl]);
+                snprintf(impl, sizeof impl, "thread-%s-%s/fiber-yield-same", pp_kind_name[k],
+                         pp_place_name[pl]);
+                snprintf(num, sizeof num, "switch/thread/%s/cpu=%s", pp_kind_name[k], pp_place_name[pl]);
+                bench_gb_ratio("switch", out, cname, impl, num, "switch/fiber/yield/cpu=same");
+            }
+        layout_rows(out);
+    }
+    if (pin_failed) {
+        fprintf(stderr, "switch: !!! some cases could not pin their threads (see above); "
+                        "their rows are errors\n");
+        rc = 1;
     }
     bench_progress("switch", "done");
     return rc;

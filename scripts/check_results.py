@@ -29,6 +29,7 @@ UNITS = {"ns", "us", "ms", "s", "bytes", "KiB", "MiB", "count", "streams", "ops/
 
 METRICS = {
     "ns_per_op": "ns", "us_per_op": "us", "ns_per_switch": "ns", "ns_per_create": "ns",
+    "ns_per_switch_layout": "ns",
     "us_per_unit": "us", "us_per_switch": "us",
     "ops_per_s": "ops/s", "units_per_s": "units/s", "req_per_s": "req/s",
     "tokens_per_s": "tokens/s",

@@ -83,15 +83,38 @@ int bench_gbrun(const char *harness, const char *out_dir, int n_flags, char **gb
     return 0;
 }
 
-/* The median, min and max time of the benchmark whose name starts with prefix. */
-static int find_stats(const char *prefix, double out[3], int *runs)
+/* Whether run name `name` is benchmark `prefix` itself: what follows is nothing or only
+ * Google Benchmark's own decorations ("/min_time:0.1/repeats:7/manual_time"), not a
+ * further part of another benchmark's name ("switch/fiber/yield/cpu=same" is not
+ * "switch/fiber/yield"). */
+static int is_run_of(const char *name, const char *prefix)
+{
+    static const char *deco[] = {"min_time:", "min_warmup_time:", "repeats:", "iterations:",
+                                 "threads:", "manual_time", "real_time", "process_time"};
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0)
+        return 0;
+    for (const char *p = name + n; *p; ) {
+        if (*p++ != '/')
+            return 0;
+        size_t k, nd = sizeof deco / sizeof deco[0];
+        for (k = 0; k < nd; k++)
+            if (strncmp(p, deco[k], strlen(deco[k])) == 0)
+                break;
+        if (k == nd)
+            return 0;
+        p = strchr(p, '/') ? strchr(p, '/') : p + strlen(p);
+    }
+    return 1;
+}
+
+int bench_gb_stats(const char *prefix, double out[3], int *runs)
 {
     static const char *aggs[3] = {"median", "min", "max"};
     int found = 0;
-    size_t n = strlen(prefix);
     for (int i = 0; i < gb_result_count(); i++) {
         const gb_result_t *r = gb_result_get(i);
-        if (strncmp(r->name, prefix, n) != 0 || (r->name[n] != '/' && r->name[n] != '\0'))
+        if (!is_run_of(r->name, prefix))
             continue;
         for (int k = 0; k < 3; k++)
             if (strcmp(r->aggregate, aggs[k]) == 0) {
@@ -108,7 +131,7 @@ int bench_gb_ratio(const char *harness, const char *out_dir, const char *case_na
 {
     double a[3], b[3];
     int ra = 0, rb = 0;
-    if (find_stats(num, a, &ra) != 0 || find_stats(den, b, &rb) != 0 || b[0] <= 0 || b[1] <= 0 ||
+    if (bench_gb_stats(num, a, &ra) != 0 || bench_gb_stats(den, b, &rb) != 0 || b[0] <= 0 || b[1] <= 0 ||
         b[2] <= 0)
         return -1;
     char path[4096];
@@ -118,5 +141,19 @@ int bench_gb_ratio(const char *harness, const char *out_dir, const char *case_na
         return -1;
     fprintf(f, "%s,%s,ratio,%s,,,ratio,x,%.6g,%.6g,%.6g,%d\n", harness, case_name, impl, a[0] / b[0],
             a[1] / b[2], a[2] / b[1], ra < rb ? ra : rb);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+int bench_gb_row(const char *harness, const char *out_dir, const char *case_name,
+                 const char *model, const char *impl, const char *metric, const char *unit,
+                 const double v[3], int runs)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.csv", out_dir, harness);
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return -1;
+    fprintf(f, "%s,%s,%s,%s,,,%s,%s,%.6g,%.6g,%.6g,%d\n", harness, case_name, model, impl, metric,
+            unit, v[0], v[1], v[2], runs);
     return fclose(f) == 0 ? 0 : -1;
 }

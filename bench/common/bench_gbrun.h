@@ -42,6 +42,18 @@ int bench_gbrun_cli(const char *harness, const struct bench_cli *cli,
 int bench_gb_ratio(const char *harness, const char *out_dir, const char *case_name,
                    const char *impl, const char *num, const char *den);
 
+/* The median, min and max time per iteration (ns) of the benchmark of the last gb_run()
+ * whose run name starts with prefix (followed by '/' or the end), and its repetitions.
+ * Returns 0, or -1 when it has not all three aggregates. */
+int bench_gb_stats(const char *prefix, double out[3], int *runs);
+
+/* Appends one row to <out_dir>/<harness>.csv: case_name, model, impl, metric, unit,
+ * median/min/max = v[0..2], runs (no param). For rows a harness derives after the run.
+ * Returns 0 or -1. */
+int bench_gb_row(const char *harness, const char *out_dir, const char *case_name,
+                 const char *model, const char *impl, const char *metric, const char *unit,
+                 const double v[3], int runs);
+
 #ifdef __cplusplus
 }
 #endif

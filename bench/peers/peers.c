@@ -1,4 +1,4 @@
-/* peers.c - the ucontext peer, and the floor's context set-up. */
+/* peers.c - the layout table, the floor's context set-up and the ucontext peer. */
 #define _GNU_SOURCE
 #include "peers.h"
 
@@ -8,19 +8,35 @@
 #include <ucontext.h>
 
 #if defined(__x86_64__)
-void peer_floor_peer_loop(void);
+/* drive_x86_64.S: one set of loops per layout. */
+#define LAYOUT_DECL(l)                                                                    \
+    void peer_drive_run_##l(fiber_context_t *, fiber_context_t *, uint64_t, peer_switch_fn); \
+    void peer_drive_entry_##l(void *);                                                   \
+    void peer_floor_pingpong_##l(fiber_context_t *, fiber_context_t *, uint64_t);         \
+    void peer_floor_peer_loop_##l(void);                                                  \
+    void *peer_boost_drive_##l(void *, uint64_t);                                         \
+    void peer_boost_drive_entry_##l(void);
+LAYOUT_DECL(c0)
+LAYOUT_DECL(c1)
+LAYOUT_DECL(c2)
+LAYOUT_DECL(c3)
+LAYOUT_DECL(c4)
+#define LAYOUT(l)                                                                         \
+    {#l, peer_drive_run_##l, peer_drive_entry_##l, peer_floor_pingpong_##l,               \
+     peer_floor_peer_loop_##l, peer_boost_drive_##l, (void *)peer_boost_drive_entry_##l}
 
-int peer_floor_available(void) { return 1; }
+const peer_layout_t peer_layouts[] = {LAYOUT(c0), LAYOUT(c1), LAYOUT(c2), LAYOUT(c3), LAYOUT(c4)};
+const int peer_nlayouts = sizeof peer_layouts / sizeof peer_layouts[0];
 
-void peer_floor_make(fiber_context_t *peer, void *stack_hi)
+void peer_floor_make(fiber_context_t *peer, void *stack_hi, const peer_layout_t *layout)
 {
     uintptr_t sp = ((uintptr_t)stack_hi & ~(uintptr_t)15) - 16;
-    *(void **)sp = (void *)peer_floor_peer_loop;
+    *(void **)sp = (void *)layout->floor_loop;
     peer->sp = (void *)sp;
 }
 #else
-void peer_drive_run(fiber_context_t *self, fiber_context_t *peer, uint64_t rounds,
-                    void (*sw)(fiber_context_t *, fiber_context_t *))
+static void drive_run(fiber_context_t *self, fiber_context_t *peer, uint64_t rounds,
+                      peer_switch_fn sw)
 {
     for (uint64_t i = 0; i < rounds; i++)
         sw(self, peer);
@@ -32,13 +48,15 @@ static void drive_entry(void *arg)
     for (;;)
         d->sw(d->peer, d->self);
 }
-void peer_drive_entry_apart(void *d) { drive_entry(d); }
 
-int peer_floor_available(void) { return 0; }
-void peer_floor_make(fiber_context_t *peer, void *stack_hi) { (void)stack_hi; peer->sp = 0; }
-void peer_floor_pingpong(fiber_context_t *self, fiber_context_t *peer, uint64_t rounds)
+const peer_layout_t peer_layouts[] = {{"c0", drive_run, drive_entry, NULL, NULL, NULL, NULL}};
+const int peer_nlayouts = 1;
+
+void peer_floor_make(fiber_context_t *peer, void *stack_hi, const peer_layout_t *layout)
 {
-    (void)self; (void)peer; (void)rounds;
+    (void)stack_hi;
+    (void)layout;
+    peer->sp = 0;
 }
 #endif
 

@@ -5,9 +5,52 @@
  *   A fiber is a function running on its own small stack, switched in user space by
  *   an assembly context switch (fiber/src/switch_*.S). Each thread that calls
  *   fiber_spawn() owns one scheduler: a FIFO run queue, one timer heap for every sleep
- *   and I/O deadline, and one epoll poller. Fibers never migrate between threads and a
- *   fiber may only be touched (joined, woken) from the thread that spawned it. Several
- *   threads may each run their own scheduler at the same time.
+ *   and I/O deadline, and one epoll poller. Fibers never migrate between threads.
+ *   Several threads may each run their own scheduler at the same time.
+ *
+ * Threads
+ *   A fiber, a wait queue and a semaphore belong to one thread's scheduler: join,
+ *   detach, wake, release and wait on them only from that thread. From another thread,
+ *   reach them through fiber_sched_self()'s handle: fiber_waitq_wake_one_on(),
+ *   fiber_sem_release_on(), fiber_spawn_on(), fiber_sched_post() ("Other threads and
+ *   signals" below). Waking another thread's waiters directly, or waiting on its queue,
+ *   aborts with a message when the runtime can see it (the queue has a waiter); with
+ *   no waiter it is a data race that no check can see.
+ *
+ * Blocking calls stall the thread
+ *   Fibers are switched only at the calls of this API. A blocking system or libc call
+ *   made from a fiber - getaddrinfo, read(2) of a regular file or of a blocking socket,
+ *   sleep(3), waiting on a pthread mutex or condition variable, a synchronous DNS or
+ *   TLS library call on a blocking fd - stalls EVERY fiber of that thread until it
+ *   returns. Use the fiber_ I/O calls on nonblocking descriptors, hand the call to the
+ *   offload pool (fiber_offload(), fiber_getaddrinfo(), fiber_pread()), or link the
+ *   hooks library, which does that for unmodified code.
+ *
+ * Handles
+ *   A fiber_t is valid from fiber_spawn() until fiber_join() returns for it, or, for a
+ *   detached fiber, until it returns (a detached fiber's handle is best not kept at
+ *   all). Its record and stack are then reused by a later fiber. A fiber_t carries the
+ *   generation of its record, so joining or detaching a stale handle whose record runs
+ *   another fiber aborts ("stale fiber_t") instead of acting on the wrong fiber; after
+ *   fiber_pool_trim() or thread exit the record may be unmapped and a stale handle can
+ *   fault instead. fiber_name() and fiber_id() do not check. fiber_self() returns the
+ *   same value as the fiber's fiber_spawn() did.
+ *
+ * Stacks and signals
+ *   Each stack has a guard below it (one page; 64 KiB on aarch64, the interval at which
+ *   GCC's stack-clash probes step) and other fibers' stacks mapped right under that,
+ *   with each fiber's record at the top of its stack. A frame larger than the guard
+ *   (a big local array, alloca, a VLA) can step over it into a neighbour's stack
+ *   silently unless the code is compiled with -fstack-clash-protection (this project's
+ *   build sets it): then it faults in the guard. On the first scheduler the runtime
+ *   installs, process-wide, a SIGSEGV handler (SA_ONSTACK | SA_SIGINFO) that turns a
+ *   fault in the running fiber's guard into "fiber: stack overflow in fiber N 'name'"
+ *   and abort(); any other SIGSEGV goes to the handler that was installed before it, or
+ *   gets the default action. Each thread that makes a scheduler also gets a 64 KiB
+ *   alternate signal stack (sigaltstack), unless it already has one of at least 16 KiB;
+ *   it is freed at thread exit. A handler the program installs for SIGSEGV later
+ *   replaces the runtime's (overflow reports are then the program's to make); install
+ *   yours first and the runtime chains to it.
  *
  * Time
  *   Every time in this API is nanoseconds on CLOCK_MONOTONIC. Deadlines are absolute
@@ -22,10 +65,13 @@
 #ifndef FIBER_H
 #define FIBER_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+
+struct addrinfo;
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,7 +80,7 @@ extern "C" {
 /* No deadline. */
 #define FIBER_FOREVER UINT64_MAX
 
-/* Default usable stack size of a fiber, not counting its guard page. */
+/* Default usable stack size of a fiber, not counting its guard. */
 #define FIBER_DEFAULT_STACK_SIZE (64u * 1024u)
 
 typedef struct fiber fiber_t;
@@ -61,17 +107,20 @@ fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
 
 /*
  * Marks a joinable fiber as detached: it is reclaimed when it returns (at once, if it
- * already has). Aborts on a fiber that is already detached or being joined.
+ * already has); f is not valid after that. Aborts on a fiber that is already detached
+ * or being joined, or on a stale handle.
  */
 void fiber_detach(fiber_t *f);
 
 /*
  * Waits until f has returned, then frees it. From a fiber, the caller is parked; from
  * the thread outside any fiber, the scheduler is run until f has returned.
- * Returns 0. Aborts on misuse: f detached, f already joined (or being joined), f being
- * the caller, or f belonging to another thread's scheduler.
+ * Returns 0; f is not valid after that. Aborts on misuse: f detached, f already joined
+ * (or being joined), f being the caller, f belonging to another thread's scheduler, or
+ * f stale (its record since reused by another fiber; see "Handles" above).
  * Returns -1 with errno EDEADLK if, outside a fiber, the scheduler runs out of work
- * (every fiber blocked with no timer and no I/O) before f returns.
+ * (every fiber blocked with no timer, no I/O and no offloaded call) before f returns;
+ * never once fiber_sched_self() has been called on this thread.
  */
 int fiber_join(fiber_t *f);
 
@@ -79,7 +128,8 @@ int fiber_join(fiber_t *f);
  * Aborts when called outside a fiber. */
 void fiber_yield(void);
 
-/* The calling fiber, or NULL on a thread outside any fiber. */
+/* The calling fiber (the same handle its fiber_spawn() returned), or NULL on a thread
+ * outside any fiber. */
 fiber_t *fiber_self(void);
 
 /* A fiber's name ("" if none was given), and its id: unique in the process, nonzero,
@@ -102,7 +152,9 @@ void fiber_sleep_until(uint64_t deadline_ns);
  * Runs the calling thread's scheduler until no fiber is left (every fiber has returned;
  * joinable ones that nobody joined stay allocated until joined).
  * Returns 0; -1 with errno EDEADLK when fibers remain but none can ever run again (all
- * parked on wait queues with no deadline); -1 with errno from epoll on a poller failure.
+ * parked on wait queues with no deadline; not reported once fiber_sched_self() has been
+ * called on this thread, since another thread may still wake them); -1 with errno from
+ * epoll on a poller failure.
  * Aborts when called from inside a fiber.
  */
 int fiber_run(void);
@@ -128,9 +180,15 @@ size_t fiber_live_count(void);
  * and park the calling fiber, not the thread, while the fd is not ready. They try the
  * system call first, so a ready fd costs one system call. Each takes an absolute
  * deadline and fails with errno ETIMEDOUT when it passes. Called outside a fiber they
- * abort. An fd may have one reading and one writing fiber waiting at a time.
- * Before closing an fd that went through these calls, call fiber_close() (or
- * fiber_fd_forget()): the poller keeps per-fd state and must forget it.
+ * abort. An fd may have one reading and one writing fiber waiting at a time (or one fiber
+ * waiting for both, which either kind of readiness wakes).
+ * Each park costs one epoll_ctl (it arms the fd's registration, one-shot), besides the
+ * epoll_wait that reports it. A descriptor closed with plain close(2) - by a library
+ * that closes its own sockets - and its number reused for a new file works: the new file
+ * is registered at its first park, and events of the old file (kept open by a dup or a
+ * forked child) never wake a fiber waiting on the new one. fiber_close() (or
+ * fiber_fd_forget() before close) is still how a waiting fiber learns that its fd is
+ * gone (EBADF) and how the poller drops its registration at once.
  */
 
 /* Sets O_NONBLOCK on fd. Returns 0, or -1 with errno. */
@@ -141,9 +199,9 @@ int fiber_socket_nonblock(int fd);
  * ETIMEDOUT. */
 int fiber_wait_fd(int fd, uint32_t events, uint64_t deadline_ns);
 
-/* As fiber_wait_fd(), for a caller that has just seen EAGAIN on fd from this scheduler's
- * thread: parks at once, without the poll(2) that fiber_wait_fd() makes first. Called
- * without that EAGAIN, it may wait for an edge that already came (until the deadline). */
+/* As fiber_wait_fd(), for a caller that has just seen EAGAIN on fd: parks at once,
+ * without the poll(2) that fiber_wait_fd() makes first. Readiness that is already there
+ * is still seen (the registration is level-triggered), one scheduler round later. */
 int fiber_wait_fd_after_eagain(int fd, uint32_t events, uint64_t deadline_ns);
 
 /* Like read(2): returns 1..n bytes, 0 at end of file, or -1 with errno. */
@@ -201,6 +259,104 @@ int fiber_sem_acquire(fiber_sem_t *s, uint64_t deadline_ns);
 
 /* Gives one unit back, waking the first waiter if any. */
 void fiber_sem_release(fiber_sem_t *s);
+
+/* ---- Other threads and signals ------------------------------------------------------
+ * Everything above acts on the calling thread's scheduler only. These calls are how
+ * another thread reaches a scheduler: they queue a message in the target's inbox and
+ * wake its poller (an eventfd in its epoll set); the target runs the message on its own
+ * thread, from its scheduler loop, outside any fiber. Messages from one thread run in
+ * the order they were posted. None of them is async-signal-safe (they allocate): a
+ * signal reaches fibers through fiber_signal_wait().
+ */
+
+/* A scheduler as seen from other threads. */
+typedef struct fiber_sched fiber_sched_t;
+
+/*
+ * The calling thread's scheduler (made if need be), ready to be posted to from any
+ * thread. Pass it to the threads that will wake this one. It stays valid while this
+ * thread lives; posting to it after the thread has exited is undefined.
+ * Once it has been handed out, fiber_run() and fiber_join() no longer fail with
+ * EDEADLK when every fiber is parked: another thread may still wake them, so they wait.
+ * Returns NULL with errno ENOMEM, or EMFILE/ENFILE (no descriptor for the eventfd).
+ */
+fiber_sched_t *fiber_sched_self(void);
+
+/* From any thread: runs fn(arg) on s's thread, outside any fiber (fn must not park; it
+ * may spawn fibers, wake wait queues, release semaphores). Returns 0 once queued, or -1
+ * with errno ENOMEM (nothing was queued) or EINVAL (fn NULL). */
+int fiber_sched_post(fiber_sched_t *s, void (*fn)(void *), void *arg);
+
+/* From any thread: creates a detached fiber running fn(arg) on s's thread, with the
+ * default stack. The stack is mapped by the caller, so the target cannot fail to create
+ * it. Returns 0, or -1 with errno ENOMEM (no memory or mappings) or EINVAL. */
+int fiber_spawn_on(fiber_sched_t *s, void (*fn)(void *), void *arg);
+
+/* From any thread: fiber_waitq_wake_one/_all(q) or fiber_sem_release(sem), run on s's
+ * thread, the one that owns q or sem. Return 0 once queued, or -1 with errno ENOMEM.
+ * q and sem must stay valid until the target has run the request. */
+int fiber_waitq_wake_one_on(fiber_sched_t *s, fiber_waitq_t *q);
+int fiber_waitq_wake_all_on(fiber_sched_t *s, fiber_waitq_t *q);
+int fiber_sem_release_on(fiber_sched_t *s, fiber_sem_t *sem);
+
+/*
+ * Parks the calling fiber until one of the signals in set is delivered to the process,
+ * or the deadline passes. Returns the signal number, or -1 with errno (ETIMEDOUT, or
+ * the errno of signalfd(2)). Each signal is taken by one waiter.
+ * It works through a signalfd: the signals must be blocked in EVERY thread of the
+ * process, or the kernel delivers them to a thread that does not block them (default
+ * action or handler) and the fiber never sees them. Block them in main() before any
+ * thread starts (threads inherit the mask): sigprocmask(SIG_BLOCK, &set, NULL). This
+ * call blocks them on its own thread too, and they stay blocked there. The offload
+ * pool's threads block every signal. Aborts outside a fiber.
+ */
+int fiber_signal_wait(const sigset_t *set, uint64_t deadline_ns);
+
+/* ---- Blocking calls: the offload pool ---------------------------------------------
+ * A fiber that makes a blocking system call (getaddrinfo, read(2) of a regular file, a
+ * blocking socket, sleep(3), a mutex held by another thread...) stalls its whole thread:
+ * no other fiber of that thread runs until the call returns. Use the fiber_ calls
+ * (sockets), hand the call to the offload pool (below), or link the hooks library, which
+ * does this for unmodified code.
+ * The pool is process-wide: up to 8 threads by default, started when a job finds none
+ * idle and ended after 10 s without work.
+ */
+
+/* Runs fn(arg) on a thread of the runtime's offload pool and parks the calling fiber
+ * until fn returns; other fibers of this thread run meanwhile. Outside a fiber, calls
+ * fn(arg) directly. Returns 0, or an errno value (ENOMEM; EAGAIN when no pool thread
+ * could be started; EMFILE when this thread's scheduler has no eventfd and cannot make
+ * one). fn runs on another thread: it must not call fiber functions. */
+int fiber_offload(void (*fn)(void *arg), void *arg);
+
+/*
+ * As fiber_offload(), giving up at deadline_ns. A call in progress cannot be stopped,
+ * so on ETIMEDOUT the job keeps running and owns arg: when fn returns, cleanup(arg) runs
+ * on the pool thread (cleanup may be NULL). On 0, fn has returned, cleanup is NOT
+ * called, and arg is the caller's again. So arg must not live on the caller's stack
+ * unless the deadline is FIBER_FOREVER. Returns 0, ETIMEDOUT, or as fiber_offload().
+ */
+int fiber_offload_until(void (*fn)(void *arg), void (*cleanup)(void *arg), void *arg,
+                        uint64_t deadline_ns);
+
+/* Sets the most threads the offload pool may run at once (0 = the default, 8; at most
+ * 1024). Threads already running above a lowered limit finish their jobs and stay
+ * until idle. */
+void fiber_offload_set_threads(unsigned n);
+
+/* getaddrinfo(3) on the offload pool, with a deadline. Returns what getaddrinfo returns
+ * (0, or EAI_* with *res untouched); at the deadline EAI_SYSTEM with errno ETIMEDOUT
+ * (the lookup finishes in the background and is freed there). Free *res with
+ * freeaddrinfo(). Without a pool thread the lookup runs on the calling thread. */
+int fiber_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                      struct addrinfo **res, uint64_t deadline_ns);
+
+/* pread(2)/pwrite(2) on the offload pool, for regular files (which epoll cannot wait
+ * for: their reads block the thread). Return as pread/pwrite (-1 with errno). No
+ * deadline: buf is the caller's until the call is done. Without a pool thread the call
+ * runs on the calling thread. */
+ssize_t fiber_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t fiber_pwrite(int fd, const void *buf, size_t n, off_t off);
 
 /* ---- Introspection ------------------------------------------------------------------ */
 

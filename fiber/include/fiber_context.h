@@ -8,6 +8,13 @@
  * the stack it leaves, stores the stack pointer into *from, loads *to's and pops. The
  * saved frame layout is documented in fiber/src/switch_<arch>.S and pinned in
  * fiber/src/context.c.
+ *
+ * Control-flow protection. x86-64: the switches are IBT-clean (endbr64 at every entry,
+ * NOTRACK on the jumps to return addresses) and their objects are marked IBT; shadow
+ * stacks (SHSTK) are not supported - a switch would have to switch shadow stacks too -
+ * so the objects are not marked SHSTK, and a program linking them runs with shadow
+ * stacks off. aarch64: BTI landing pads at every entry, switches end with `ret` (which
+ * BTI exempts), PAC return signing in C code is compatible; marked BTI and PAC.
  */
 #ifndef FIBER_CONTEXT_H
 #define FIBER_CONTEXT_H
@@ -44,6 +51,15 @@ void fiber_context_switch(fiber_context_t *from, fiber_context_t *to);
  *   lean:   general registers only. On aarch64 both are the same switch. */
 void fiber_context_switch_strict(fiber_context_t *from, fiber_context_t *to);
 void fiber_context_switch_lean(fiber_context_t *from, fiber_context_t *to);
+
+/* The same switches ending with a return instead of an indirect jump (on aarch64 every
+ * switch returns, for BTI). Faster when every switch between a set of contexts is made
+ * from the same call site, as in a scheduler: the return-stack buffer then predicts the
+ * resume exactly and stays balanced for the caller's own returns. Between two different
+ * call sites (a ping-pong of two loops) the plain variants predict better. A context
+ * saved by one ending may be resumed by the other (same FP variant). */
+void fiber_context_switch_strict_ret(fiber_context_t *from, fiber_context_t *to);
+void fiber_context_switch_lean_ret(fiber_context_t *from, fiber_context_t *to);
 
 /* Which variant fiber_context_switch is: "strict" or "lean". */
 const char *fiber_context_variant(void);

@@ -126,12 +126,43 @@ const char *fiber_guard_mode(void)
     }
 }
 
+size_t fiber__page_mask;
+
+size_t fiber__page_size(void)
+{
+    static size_t ps; /* every thread computes the same value: relaxed is enough */
+    size_t v = __atomic_load_n(&ps, __ATOMIC_RELAXED);
+    if (!v) {
+        long r = sysconf(_SC_PAGESIZE);
+        v = r > 0 ? (size_t)r : 4096;
+        __atomic_store_n(&fiber__page_mask, v - 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&ps, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 static size_t page_size(void)
 {
-    static size_t ps;
-    if (!ps)
-        ps = (size_t)sysconf(_SC_PAGESIZE);
-    return ps;
+    return fiber__page_size();
+}
+
+/* The guard below each stack. GCC's -fstack-clash-protection assumes a guard of one page
+ * on x86-64 but of 64 KiB on aarch64 (--param stack-clash-protection-guard-size=16):
+ * there it probes a large frame only every 64 KiB, so a smaller guard could be stepped
+ * over into the stack below. The guard costs address space only. */
+static size_t guard_size(void)
+{
+#if defined(__aarch64__)
+    return page_size() > 65536 ? page_size() : 65536;
+#else
+    return page_size();
+#endif
+}
+
+size_t fiber__stack_round(size_t size)
+{
+    size_t ps = page_size();
+    return (size + ps - 1) & ~(ps - 1);
 }
 
 /* Installs the guard page at p. MADV_GUARD_INSTALL (Linux 6.13) marks the page in the
@@ -168,7 +199,7 @@ int fiber_stack_alloc(fiber_stack_t *st, size_t size, int guard)
         return -1;
     }
     size = (size + ps - 1) & ~(ps - 1);
-    size_t gsize = guard ? ps : 0;
+    size_t gsize = guard ? guard_size() : 0;
     void *map = mmap(NULL, size + gsize, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED)
@@ -213,7 +244,7 @@ static int self_pidfd(void)
 /* Installs n guard pages (at map + i*stride) with one process_madvise() call: Linux 6.13
  * accepts any advice, MADV_GUARD_INSTALL included, for the calling process. Returns 0,
  * or -1 when that is not available here. */
-static int guards_batched(char *map, size_t n, size_t stride, size_t ps)
+static int guards_batched(char *map, size_t n, size_t stride, size_t gsize)
 {
 #ifdef SYS_process_madvise
     struct iovec iov[FRESH_MAX];
@@ -224,15 +255,15 @@ static int guards_batched(char *map, size_t n, size_t stride, size_t ps)
         return -1;
     for (size_t i = 0; i < n; i++) {
         iov[i].iov_base = map + i * stride;
-        iov[i].iov_len = ps;
+        iov[i].iov_len = gsize;
     }
     long r = syscall(SYS_process_madvise, pidfd, iov, n, MADV_GUARD_INSTALL, 0);
-    if (r != (long)(n * ps))
+    if (r != (long)(n * gsize))
         return -1;
     atomic_store(&guard_mode, GUARD_MADVISE);
     return 0;
 #else
-    (void)map; (void)n; (void)stride; (void)ps;
+    (void)map; (void)n; (void)stride; (void)gsize;
     return -1;
 #endif
 }
@@ -245,7 +276,8 @@ int fiber__stack_alloc_batch(fiber_stack_t *st, size_t n, size_t size)
         return -1;
     }
     size = (size + ps - 1) & ~(ps - 1);
-    size_t stride = size + ps;
+    size_t gsize = guard_size();
+    size_t stride = size + gsize;
     char *map = mmap(NULL, n * stride, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED) {
@@ -257,9 +289,9 @@ int fiber__stack_alloc_batch(fiber_stack_t *st, size_t n, size_t size)
         if (env && strcmp(env, "mprotect") == 0)
             atomic_store(&guard_mode, GUARD_MPROTECT);
     }
-    if (guards_batched(map, n, stride, ps) != 0) {
+    if (guards_batched(map, n, stride, gsize) != 0) {
         for (size_t i = 0; i < n; i++) {
-            if (install_guard(map + i * stride, ps) != 0) {
+            if (install_guard(map + i * stride, gsize) != 0) {
                 int e = errno;
                 /* Keep the stacks whose guards are in; give back the rest. */
                 munmap(map + i * stride, (n - i) * stride);
@@ -276,7 +308,7 @@ int fiber__stack_alloc_batch(fiber_stack_t *st, size_t n, size_t size)
         char *m = map + i * stride;
         st[i].map = m;
         st[i].map_size = stride;
-        st[i].lo = m + ps;
+        st[i].lo = m + gsize;
         st[i].hi = m + stride;
         st[i].guarded = 1;
         st[i].valgrind_id = VALGRIND_STACK_REGISTER(st[i].lo, st[i].hi);

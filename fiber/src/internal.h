@@ -26,13 +26,14 @@ _Noreturn void fiber__panic(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 enum fiber_state { FIBER_READY, FIBER_RUNNING, FIBER_WAITING, FIBER_DONE };
-enum fiber_wait { WAIT_NONE, WAIT_SLEEP, WAIT_QUEUE, WAIT_IO, WAIT_JOIN };
+enum fiber_wait { WAIT_NONE, WAIT_SLEEP, WAIT_QUEUE, WAIT_IO, WAIT_JOIN, WAIT_OFFLOAD };
 
 struct sched;
 
 /*
- * A fiber's record lives at the top of its own stack, so creating a fiber from the pool
- * allocates nothing, and the record shares a page with the first stack frame.
+ * A fiber's record lives at the top of its own stack (up to 15 cache lines below it, to
+ * spread records over cache sets), so creating a fiber from the pool allocates nothing,
+ * and the record shares a page with the first stack frame.
  * Consequence: a joinable fiber that has returned keeps its stack until it is joined.
  */
 struct fiber {
@@ -52,10 +53,36 @@ struct fiber {
     uint32_t        io_revents;
     unsigned char   state, wait_kind, detached, joined;
     int             wake_reason; /* 0, ETIMEDOUT or EBADF */
+    uint16_t        gen;      /* bumped each time the record starts a new fiber */
     void           *asan_fake_stack;
     fiber_stack_t   stack;
     char            name[32];
 };
+
+/*
+ * Handles. A fiber_t * is the record's address with the record's generation in bits
+ * 48-63 (user addresses on x86-64 and aarch64 Linux stay below 2^48 unless a mapping is
+ * asked for above, which this runtime never does). A handle kept after its fiber was
+ * joined (or, detached, returned) names a record whose generation has moved on once the
+ * record starts another fiber: the public calls compare the two and abort.
+ */
+#define FIBER_GEN_SHIFT 48
+static inline struct fiber *fiber__rec(const fiber_t *h)
+{
+    return (struct fiber *)((uintptr_t)h & (((uintptr_t)1 << FIBER_GEN_SHIFT) - 1));
+}
+static inline uint16_t fiber__handle_gen(const fiber_t *h)
+{
+    return (uint16_t)((uintptr_t)h >> FIBER_GEN_SHIFT);
+}
+static inline fiber_t *fiber__handle(struct fiber *f)
+{
+    return (fiber_t *)((uintptr_t)f | (uintptr_t)f->gen << FIBER_GEN_SHIFT);
+}
+
+/* The system's page size - 1 (4, 16 or 64 KiB pages), set before the first scheduler. */
+extern size_t fiber__page_mask;
+size_t fiber__page_size(void);
 
 #define NO_HEAP ((size_t)-1)
 /* Bytes reserved at the top of every stack for the record (cache-line multiple). */
@@ -63,6 +90,12 @@ struct fiber {
 
 /* Declared by the assembly. */
 void fiber_context_trampoline(void);
+/* The scheduler's switch (switch_<arch>.S): saves *from, resumes *to; when to->sp has
+ * bit 0 set, to is a fresh fiber whose stack top is `to` itself (16-byte aligned),
+ * entered by calling fiber__sched_entry(to); what that returns is resumed when it does. */
+void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);
+void fiber__sched_switch_lean(fiber_context_t *from, fiber_context_t *to);
+fiber_context_t *fiber__sched_entry(fiber_context_t *ctx);
 _Noreturn void fiber__context_returned(void);
 
 /* context.c: maps up to n guarded stacks of `size` usable bytes in one mapping, with
@@ -80,7 +113,26 @@ int  fiber__io_poll(struct sched *s, uint64_t deadline_ns); /* 0 = don't wait */
 void fiber__io_wake_fd(struct sched *s, int fd, int reason);
 void fiber__io_sched_free(struct sched *s);
 
-/* sched.c, for io.c */
+/* remote.c: a message from another thread, run on the scheduler's own thread (outside
+ * any fiber) by fiber__remote_drain(); run may free the message. */
+struct fiber__msg {
+    struct fiber__msg *next;
+    void             (*run)(struct sched *s, struct fiber__msg *m);
+};
+#define FIBER__REMOTE_TAG UINT64_MAX /* the eventfd's epoll data (fd slots use gen|fd) */
+struct fiber_sched *fiber__remote(struct sched *s); /* made on demand; NULL+errno */
+void fiber__remote_push(struct fiber_sched *r, struct fiber__msg *m); /* any thread */
+void fiber__remote_drain(struct sched *s, int from_event);
+int  fiber__remote_pending(struct sched *s);
+void fiber__remote_free(struct sched *s);
+
+/* context.c: size rounded up to whole pages of this system */
+size_t fiber__stack_round(size_t size);
+
+/* sched.c, for io.c and remote.c */
+void fiber__pool_give(struct sched *s, struct fiber *rec); /* a stack, record at its top */
+/* Sets up a record at f, on stack st, as the pool keeps records between fibers. */
+void fiber__record_init(struct fiber *f, const fiber_stack_t *st);
 struct sched *fiber__sched(void);          /* this thread's, created on demand; NULL+ENOMEM */
 struct sched *fiber__sched_peek(void);     /* this thread's, or NULL if it has none */
 int  fiber__park(struct sched *s, struct fiber *f, uint64_t deadline_ns);
@@ -89,6 +141,7 @@ void fiber__wake(struct sched *s, struct fiber *f, int reason);
 /* The per-thread scheduler. */
 struct fdslot {
     struct fiber *reader, *writer;
+    uint32_t      gen;        /* generation of the current registration (io.c) */
     unsigned char registered;
 };
 
@@ -115,21 +168,27 @@ struct sched {
     struct fiber   *zombie;   /* a detached fiber that returned; freed after the switch */
     size_t          live;
     int             in_loop;
+    int             epfd;     /* the poller (here: fills in_loop's padding) */
     /* timers: a binary min-heap of parked fibers with a deadline */
     struct fiber  **heap;
     size_t          heap_len, heap_cap;
     /* I/O */
-    int             epfd;
     struct fdslot  *fds;
     size_t          nfds;
     size_t          io_waiters;
+    struct fiber_sched *remote;   /* inbox + eventfd (remote.c), made on demand; tested
+                                     beside io_waiters in the loop, so on its cache line */
     /* stacks */
     struct pool_bucket pool[POOL_BUCKETS];
     size_t          batch_stacks; /* stacks to map in the next batch: 4, 8, ... FRESH_MAX */
+    unsigned        colour;   /* spreads fresh records over cache sets (record_place) */
     uint64_t        spin_ns;  /* poll without sleeping when the next timer is this close */
     /* the thread's own stack, for ASan's fiber annotations */
     void           *main_stack_lo;
     size_t          main_stack_size;
+    /* cross-thread wake-ups (remote.c) */
+    size_t          remote_waiters;   /* fibers parked in fiber_offload() */
+    unsigned char   remote_published; /* fiber_sched_self() was called: others may wake */
 };
 
 #endif

@@ -1,12 +1,24 @@
 /*
  * io.c - fiber-aware I/O over one epoll instance per scheduler.
  *
- * Every fd is registered once, edge-triggered, for both directions. A fiber always tries
- * the system call first and parks only on EAGAIN; because it is registered before it
- * parks, the edge that makes the fd ready again is queued in epoll and seen by the next
- * poll. Edges that arrive while nobody waits are dropped, which is fine: the next caller
- * tries the system call first. One registration per fd (not one epoll_ctl per wait)
- * keeps a ready-then-blocked cycle at one extra system call, the epoll_wait itself.
+ * A fiber always tries the system call first and parks only on EAGAIN. Parking arms the
+ * fd's registration for the directions somebody waits for, level-triggered and one-shot
+ * (EPOLL_CTL_MOD, or ADD the first time): the kernel checks readiness when arming, so an
+ * edge that came before the park is not lost, and an fd nobody waits for raises no
+ * events. The one epoll_ctl per park is also what keeps the poller right when the
+ * program closes a descriptor without telling us (a library closing its own socket):
+ *
+ *   epoll keys a registration on (open file description, fd number) and drops it only
+ *   when the last reference to the description goes away. A plain close() of the only
+ *   reference drops it silently; the number may come back for a new socket, which has
+ *   no registration: MOD fails with ENOENT, and we ADD it. If the old description lives
+ *   on (a dup, a forked child), its registration lives on too, still reporting under the
+ *   old number, and nothing can remove it (DEL looks the number up and finds the new
+ *   file). So every registration carries a generation in its event data, bumped at each
+ *   ADD; an event whose generation is not the fd slot's current one comes from a file
+ *   that number no longer names, and is dropped. MOD rewrites the data, so a description
+ *   that comes back under its old number (dup2) is brought up to date by its next park.
+ * (Go's netpoller tags its registrations the same way, for the reuse of its descriptors.)
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -20,6 +32,42 @@
 #include <unistd.h>
 
 #define EVENTS_PER_POLL 256
+
+/* What wakes a reader and a writer. */
+#define READ_EVENTS  (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)
+#define WRITE_EVENTS (EPOLLOUT | EPOLLERR | EPOLLHUP)
+
+static inline uint64_t io_tag(int fd, uint32_t gen)
+{
+    return (uint64_t)gen << 32 | (uint32_t)fd;
+}
+
+/* Arms fd's registration, one-shot, for `dirs` (EPOLLIN and/or EPOLLOUT). Returns 0 or an
+ * errno value: EPERM for a regular file, EBADF, ENOMEM, ENOSPC (fs.epoll.max_user_watches). */
+static int io_arm(struct sched *s, struct fdslot *slot, int fd, uint32_t dirs)
+{
+    struct epoll_event ev = {
+        .events = ((dirs & EPOLLIN) ? EPOLLIN | EPOLLRDHUP : 0) | (dirs & EPOLLOUT) | EPOLLONESHOT,
+        .data.u64 = io_tag(fd, slot->gen),
+    };
+    if (slot->registered) {
+        if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return errno;
+        /* Closed behind our back and the number reused: a new file, a new registration. */
+    }
+    slot->registered = 0;
+    ev.data.u64 = io_tag(fd, ++slot->gen);
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        /* Registered under this number but unknown to the slot (forgotten, then the same
+         * file dup2'd back): take it over with the new generation. */
+        if (errno != EEXIST || epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
+            return errno;
+    }
+    slot->registered = 1;
+    return 0;
+}
 
 int fiber__io_init(struct sched *s)
 {
@@ -57,18 +105,13 @@ static int io_park(struct fiber *f, int fd, uint32_t dirs, uint64_t deadline_ns)
     struct fdslot *slot = fdslot(s, fd);
     if (!slot)
         return ENOMEM;
-    if (!slot->registered) {
-        struct epoll_event ev = {
-            .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-            .data.u64 = (uint64_t)fd,
-        };
-        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST)
-            return errno; /* EBADF, EPERM (a regular file), ENOMEM, ENOSPC */
-        slot->registered = 1;
-    }
     if (((dirs & EPOLLIN) && slot->reader) || ((dirs & EPOLLOUT) && slot->writer))
         FIBER_PANIC("fd %d: two fibers wait to %s it at once", fd,
                     (dirs & EPOLLIN) && slot->reader ? "read" : "write");
+    uint32_t armed = dirs | (slot->reader ? EPOLLIN : 0) | (slot->writer ? EPOLLOUT : 0);
+    int e = io_arm(s, slot, fd, armed);
+    if (e)
+        return e;
     if (dirs & EPOLLIN)
         slot->reader = f;
     if (dirs & EPOLLOUT)
@@ -117,19 +160,35 @@ int fiber__io_poll(struct sched *s, uint64_t deadline_ns)
     if (n < 0)
         return errno == EINTR ? 0 : -1;
     for (int i = 0; i < n; i++) {
-        int fd = (int)evs[i].data.u64;
+        uint64_t tag = evs[i].data.u64;
+        if (tag == FIBER__REMOTE_TAG) {
+            fiber__remote_drain(s, 1);
+            continue;
+        }
+        int fd = (int)(uint32_t)tag;
         uint32_t e = evs[i].events;
         if ((size_t)fd >= s->nfds)
             continue;
         struct fdslot *slot = &s->fds[fd];
+        if ((uint32_t)(tag >> 32) != slot->gen || !slot->registered)
+            continue; /* a file this number no longer names (see the top of this file) */
         struct fiber *r = slot->reader, *w = slot->writer;
-        if (r && (e & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
+        /* One fiber may wait for both directions: either kind of event wakes it. */
+        if (r && (e & (r == w ? READ_EVENTS | WRITE_EVENTS : READ_EVENTS))) {
             r->io_revents = e;
             fiber__wake(s, r, 0);
         }
-        if (w && w != r && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        if (w && w != r && (e & WRITE_EVENTS)) {
             w->io_revents = e;
             fiber__wake(s, w, 0);
+        }
+        /* The event disarmed the registration: re-arm it for a fiber still waiting (a
+         * writer when the event woke only the reader, or the other way round). */
+        uint32_t still = (slot->reader ? EPOLLIN : 0) | (slot->writer ? EPOLLOUT : 0);
+        if (still) {
+            int err = io_arm(s, slot, fd, still);
+            if (err)
+                fiber__io_wake_fd(s, fd, err);
         }
     }
     return 0;
@@ -158,7 +217,8 @@ void fiber__io_wake_fd(struct sched *s, int fd, int reason)
 
 static struct fiber *io_self(const char *what)
 {
-    struct fiber *f = fiber_self();
+    struct sched *s = fiber__sched_peek();
+    struct fiber *f = s ? s->current : NULL;
     if (!f)
         FIBER_PANIC("%s called outside a fiber", what);
     return f;

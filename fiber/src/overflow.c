@@ -46,7 +46,8 @@ static size_t put_num(char *b, size_t at, size_t cap, uint64_t v, int base)
 
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
-    fiber_t *f = fiber_self();
+    struct sched *s = fiber__sched_peek();
+    struct fiber *f = s ? s->current : NULL;
     uintptr_t a = (uintptr_t)si->si_addr;
     if (f) {
         uintptr_t lo = (uintptr_t)f->stack.lo, map = (uintptr_t)f->stack.map;

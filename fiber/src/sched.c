@@ -71,6 +71,7 @@ static void sched_destroy(void *p)
 {
     struct sched *s = p;
     fiber_pool_trim();
+    fiber__remote_free(s);
     fiber__io_sched_free(s);
     free(s->heap);
     fiber__overflow_fini_thread();
@@ -90,6 +91,7 @@ struct sched *fiber__sched(void)
     if (s)
         return s;
     pthread_once(&sched_key_once, sched_key_init);
+    fiber__page_size(); /* sets fiber__page_mask before the first spawn needs it */
     s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -220,10 +222,24 @@ static void timers_expire(struct sched *s, uint64_t now)
 
 /* ---- switching ---- */
 
+/* The assembly enters a fresh fiber with its stack top at the context, i.e. the record. */
+_Static_assert(offsetof(struct fiber, ctx) == 0, "the context opens the record");
+_Static_assert(FIBER_RECORD_SIZE % 16 == 0, "records keep the stack top 16-byte aligned");
+
+#ifdef FIBER_LEAN_FP
+#define SCHED_SWITCH_ASM fiber__sched_switch_lean
+#else
+#define SCHED_SWITCH_ASM fiber__sched_switch_strict
+#endif
+
 static inline void after_switch(struct sched *s);
 
-/* Leaves `from` (NULL: the scheduler context) for `to` (NULL: the scheduler context). */
-static void sched_switch(struct sched *s, struct fiber *from, struct fiber *to)
+/* The one call site of the assembly switch (see switch_<arch>.S: one call site means the
+ * switch's final `ret` always goes where the return-stack buffer says, so it is kept out
+ * of line). Leaves `from` (NULL: the scheduler context) for `to` (NULL: the scheduler
+ * context); a fresh `to` is entered through fiber__sched_entry(). */
+static __attribute__((noinline)) void sched_switch(struct sched *s, struct fiber *from,
+                                                   struct fiber *to)
 {
     fiber_context_t *fc = from ? &from->ctx : &s->main_ctx;
     fiber_context_t *tc = to ? &to->ctx : &s->main_ctx;
@@ -231,23 +247,22 @@ static void sched_switch(struct sched *s, struct fiber *from, struct fiber *to)
     if (to)
         to->state = FIBER_RUNNING;
 #if FIBER_ASAN
-    /* ASan must know which stack we are on; a returning fiber passes NULL so its fake
-     * stack is destroyed (sanitizer/common_interface_defs.h). */
+    /* ASan must know which stack we are on (sanitizer/common_interface_defs.h). */
     void *fake = NULL;
     const void *lo = to ? to->stack.lo : s->main_stack_lo;
     size_t size = to ? (size_t)((char *)to - (char *)to->stack.lo) : s->main_stack_size;
-    __sanitizer_start_switch_fiber(from && from->state == FIBER_DONE ? NULL : &fake, lo, size);
-    fiber_context_switch(fc, tc);
+    __sanitizer_start_switch_fiber(&fake, lo, size);
+    SCHED_SWITCH_ASM(fc, tc);
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #else
-    fiber_context_switch(fc, tc);
+    SCHED_SWITCH_ASM(fc, tc);
 #endif
     after_switch(s);
 }
 
 /* ---- the stack pool ---- */
 
-static struct pool_bucket *pool_bucket(struct sched *s, size_t size, int create)
+static struct pool_bucket *pool_bucket_find(struct sched *s, size_t size, int create)
 {
     struct pool_bucket *free_b = NULL;
     for (int i = 0; i < POOL_BUCKETS; i++) {
@@ -261,6 +276,15 @@ static struct pool_bucket *pool_bucket(struct sched *s, size_t size, int create)
         return free_b;
     }
     return NULL;
+}
+
+/* The bucket for stacks of `size` bytes (create: claim a free one if none has it). Most
+ * programs use one size, which then sits in the first bucket: checked inline. */
+static inline struct pool_bucket *pool_bucket(struct sched *s, size_t size, int create)
+{
+    if (__builtin_expect(s->pool[0].size == size, 1))
+        return &s->pool[0];
+    return pool_bucket_find(s, size, create);
 }
 
 /*
@@ -287,19 +311,40 @@ static int stack_fresh(struct sched *s, size_t size, fiber_stack_t *out)
     return 0;
 }
 
+/* Where a fresh stack's record goes: at its top, lowered by a colour of 0-15 cache lines
+ * on stacks of 32 KiB or more. Without it every record, and the top frames under it,
+ * sit at the same offset in their page and so in one set of the L1 cache (8 ways): a
+ * round of more than 8 fibers would evict its own records. */
+static struct fiber *record_place(struct sched *s, const fiber_stack_t *st)
+{
+    size_t colour = 0;
+    if ((size_t)((char *)st->hi - (char *)st->lo) >= 32 * 1024)
+        colour = (size_t)(s->colour++ & 15) * 64;
+    return (struct fiber *)((char *)st->hi - FIBER_RECORD_SIZE - colour);
+}
+
+/* fiber_release() when the stack's size has no bucket: unmap it. */
+static __attribute__((noinline)) void release_unpooled(struct fiber *f)
+{
+    fiber_stack_t st = f->stack; /* the record lives in the mapping: copy first */
+    fiber_stack_free(&st);
+}
+
 /* Returns the stack of a finished fiber (and with it the record) to the pool. */
-static void fiber_release(struct sched *s, struct fiber *f)
+static inline void fiber_release(struct sched *s, struct fiber *f)
 {
     size_t size = (size_t)((char *)f->stack.hi - (char *)f->stack.lo);
     struct pool_bucket *b = pool_bucket(s, size, 1);
-    if (!b) {
-        fiber_stack_t st = f->stack; /* the record lives in the mapping: copy first */
-        fiber_stack_free(&st);
-        return;
-    }
+    if (__builtin_expect(!b, 0))
+        return release_unpooled(f);
     f->next = b->head;
     b->head = f;
     b->count++;
+}
+
+void fiber__pool_give(struct sched *s, struct fiber *rec)
+{
+    fiber_release(s, rec);
 }
 
 static inline void after_switch(struct sched *s)
@@ -343,9 +388,11 @@ void fiber_pool_trim(void)
 
 /* ---- fibers ---- */
 
-static void fiber_main(void *p)
+/* A fresh fiber's first and last moments, called by the assembly switch on the fiber's
+ * own stack (switch_<arch>.S). Returns the context to resume once the fiber is done. */
+fiber_context_t *fiber__sched_entry(fiber_context_t *ctx)
 {
-    struct fiber *f = p;
+    struct fiber *f = (struct fiber *)ctx;
     struct sched *s = f->sched;
 #if FIBER_ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
@@ -359,37 +406,56 @@ static void fiber_main(void *p)
         fiber__wake(s, f->joiner, 0);
     if (f->detached)
         s->zombie = f;
-    sched_switch(s, f, pick_next(s));
-    FIBER_PANIC("fiber %" PRIu64 " '%s' resumed after it returned", fiber_id(f), f->name);
+    struct fiber *to = pick_next(s);
+    s->current = to;
+    if (to)
+        to->state = FIBER_RUNNING;
+#if FIBER_ASAN
+    /* NULL: this fiber's fake stack dies with it. */
+    const void *lo = to ? to->stack.lo : s->main_stack_lo;
+    size_t size = to ? (size_t)((char *)to - (char *)to->stack.lo) : s->main_stack_size;
+    __sanitizer_start_switch_fiber(NULL, lo, size);
+#endif
+    return to ? &to->ctx : &s->main_ctx;
 }
 
-fiber_t *fiber_spawn(void (*fn)(void *), void *arg)
+/* A record on a never-used stack, with everything set that a recycled record keeps
+ * between fibers. NULL with errno when no stack can be mapped. */
+static struct fiber *record_fresh(struct sched *s, size_t size)
 {
-    return fiber_spawn_ex(fn, arg, NULL);
+    fiber_stack_t st;
+    if (stack_fresh(s, size, &st) != 0)
+        return NULL;
+    struct fiber *f = record_place(s, &st);
+    fiber__record_init(f, &st);
+    return f;
 }
 
-fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
+void fiber__record_init(struct fiber *f, const fiber_stack_t *st)
 {
-    if (!fn) {
-        errno = EINVAL;
-        return NULL;
-    }
-    struct sched *s = fiber__sched();
-    if (!s) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    size_t ps = 4096;
-    size_t size = attr && attr->stack_size ? attr->stack_size : FIBER_DEFAULT_STACK_SIZE;
-    if (size < 2 * FIBER_RECORD_SIZE + 1024 || size > ((size_t)1 << 36)) {
-        errno = EINVAL;
-        return NULL;
-    }
-    size = (size + ps - 1) & ~(ps - 1);
+    memset(f, 0, sizeof *f);
+    f->stack = *st;
+    f->heap_idx = NO_HEAP;
+    f->io_fd = -1;
+    f->wait_kind = WAIT_NONE;
+}
 
+/* Both spawn calls, inlined into each so that fiber_spawn's constant attributes fold. */
+static inline __attribute__((always_inline)) fiber_t *
+spawn(void (*fn)(void *), void *arg, size_t size, int detached, const char *name)
+{
+    struct sched *s = tls_sched;
+    if (__builtin_expect(!s, 0)) {
+        if (!(s = fiber__sched())) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
     struct fiber *f;
     struct pool_bucket *b = pool_bucket(s, size, 0);
-    if (b && b->head) {
+    if (__builtin_expect(b && b->head, 1)) {
+        /* A recycled record: a fiber only finishes while running, so everything about
+         * waiting (heap_idx, waitq, wait_kind, the I/O slots) is already at rest. */
         f = b->head;
         b->head = f->next;
         b->count--;
@@ -397,52 +463,81 @@ fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
         /* Frames of the stack's last fiber may have left poisoned redzones behind. */
         ASAN_UNPOISON_MEMORY_REGION(f->stack.lo, (size_t)((char *)f->stack.hi - (char *)f->stack.lo));
 #endif
-    } else {
-        fiber_stack_t st;
-        if (stack_fresh(s, size, &st) != 0)
-            return NULL;
-        f = (struct fiber *)((char *)st.hi - FIBER_RECORD_SIZE);
-        f->stack = st;
+    } else if (!(f = record_fresh(s, size))) {
+        return NULL;
     }
     f->sched = s;
-    f->next = f->prev = NULL;
     f->fn = fn;
     f->arg = arg;
-    f->deadline = 0;
-    f->heap_idx = NO_HEAP;
-    f->waitq = NULL;
     f->joiner = NULL;
     f->id = 0; /* given on first use: a locked add per spawn costs more than the rest */
-    f->io_fd = -1;
-    f->io_dirs = 0;
-    f->io_revents = 0;
     f->state = FIBER_READY;
-    f->wait_kind = WAIT_NONE;
-    f->detached = attr && attr->detached;
+    f->detached = (unsigned char)detached;
     f->joined = 0;
-    f->wake_reason = 0;
-    f->asan_fake_stack = NULL;
-    f->name[0] = '\0';
-    if (attr && attr->name) {
-        strncpy(f->name, attr->name, sizeof f->name - 1);
+    if (name) {
+        strncpy(f->name, name, sizeof f->name - 1);
         f->name[sizeof f->name - 1] = '\0';
+    } else if (f->name[0]) {
+        f->name[0] = '\0';
     }
-    fiber_context_make(&f->ctx, f->stack.lo, f, fiber_main, f);
+    f->ctx.sp = (char *)f + 1; /* bit 0: fresh, entered with its stack top at f */
+    f->gen++; /* the handles of the record's earlier fibers go stale */
     runq_push(s, f);
     s->live++;
-    return f;
+    return fiber__handle(f);
+}
+
+/* fiber_spawn's size needs no rounding: whole pages of every page size (4, 16, 64 KiB). */
+_Static_assert(FIBER_DEFAULT_STACK_SIZE % 65536 == 0, "default stack: whole 64 KiB pages");
+
+fiber_t *fiber_spawn(void (*fn)(void *), void *arg)
+{
+    if (!fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return spawn(fn, arg, FIBER_DEFAULT_STACK_SIZE, 0, NULL);
+}
+
+fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
+{
+    size_t size = attr && attr->stack_size ? attr->stack_size : FIBER_DEFAULT_STACK_SIZE;
+    if (!fn || size < 2 * FIBER_RECORD_SIZE + 1024 || size > ((size_t)1 << 36)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    /* Whole pages of this system (4, 16 or 64 KiB), as the pool's buckets hold them. */
+    size_t mask = __atomic_load_n(&fiber__page_mask, __ATOMIC_RELAXED);
+    if (__builtin_expect(!mask, 0))
+        mask = fiber__page_size() - 1;
+    size = (size + mask) & ~mask;
+    return spawn(fn, arg, size, attr && attr->detached, attr ? attr->name : NULL);
 }
 
 fiber_t *fiber_self(void)
 {
     struct sched *s = tls_sched;
-    return s ? s->current : NULL;
+    return s && s->current ? fiber__handle(s->current) : NULL;
 }
 
-const char *fiber_name(const fiber_t *f) { return f->name; }
+/* The record a handle names; aborts when the handle is stale (see internal.h). */
+static struct fiber *handle_check(const fiber_t *h, const char *what)
+{
+    struct fiber *f = fiber__rec(h);
+    if (__builtin_expect(fiber__handle_gen(h) != f->gen, 0))
+        FIBER_PANIC("%s: stale fiber_t %p: the fiber it named was already joined (or, "
+                    "detached, had returned) and its record now belongs to fiber %" PRIu64
+                    " '%s' (generation %u, the handle's %u)",
+                    what, (const void *)h, fiber_id(f), f->name, f->gen, fiber__handle_gen(h));
+    return f;
+}
+
+/* Name and id of the record itself: callers inside the runtime pass records, users pass
+ * handles; neither is checked (a stale handle just reads the newer fiber's). */
+const char *fiber_name(const fiber_t *f) { return fiber__rec(f)->name; }
 uint64_t fiber_id(const fiber_t *f)
 {
-    struct fiber *m = (struct fiber *)f;
+    struct fiber *m = fiber__rec(f);
     if (!m->id)
         m->id = __atomic_add_fetch(&next_fiber_id, 1, __ATOMIC_RELAXED);
     return m->id;
@@ -566,6 +661,37 @@ void fiber_sleep_ns(uint64_t ns)
 
 /* ---- the scheduler loop ---- */
 
+/* The scheduler's checks between rounds: expires timers, polls for I/O (waiting for the
+ * next timer or event when no fiber is ready). Returns 0; -1 with errno on EDEADLK (no
+ * fiber can ever run again) or a poller failure. */
+static int sched_wait(struct sched *s)
+{
+    if (s->heap_len)
+        timers_expire(s, fiber_now_ns());
+    if (s->runq_head) {
+        if (s->io_waiters && fiber__io_poll(s, 0) < 0)
+            return -1;
+        if (s->remote && fiber__remote_pending(s))
+            fiber__remote_drain(s, 0); /* other threads' messages, without a poll */
+        return 0;
+    }
+    if (!s->heap_len && !s->io_waiters && !s->remote_waiters && !s->remote_published) {
+        errno = EDEADLK; /* everyone parked on wait queues with no deadline */
+        return -1;
+    }
+    uint64_t deadline = s->heap_len ? s->heap[0]->deadline : FIBER_FOREVER;
+    if (s->spin_ns && deadline != FIBER_FOREVER) {
+        uint64_t now = fiber_now_ns();
+        if (deadline <= now || deadline - now <= s->spin_ns)
+            deadline = 0; /* close enough: poll and come round again, no sleep */
+    }
+    if (fiber__io_poll(s, deadline) < 0)
+        return -1;
+    if (s->heap_len)
+        timers_expire(s, fiber_now_ns());
+    return 0;
+}
+
 /* Runs until `until` has returned, or (until == NULL) until no fiber is left. */
 static int sched_loop(struct sched *s, struct fiber *until)
 {
@@ -576,32 +702,14 @@ static int sched_loop(struct sched *s, struct fiber *until)
     for (;;) {
         if (until ? until->state == FIBER_DONE : s->live == 0)
             break;
-        if (s->heap_len)
-            timers_expire(s, fiber_now_ns());
-        if (s->runq_head) {
-            if (s->io_waiters && fiber__io_poll(s, 0) < 0) {
+        /* With no timer, no I/O waiter, nothing in the inbox and a fiber ready, there is
+         * nothing to check: the common case of a join or a run of compute-only fibers. */
+        if (s->heap_len || s->io_waiters || !s->runq_head ||
+            (s->remote && fiber__remote_pending(s)))
+            if (sched_wait(s) != 0) {
                 rc = -1;
                 break;
             }
-        } else {
-            if (!s->heap_len && !s->io_waiters) {
-                errno = EDEADLK; /* everyone parked on wait queues with no deadline */
-                rc = -1;
-                break;
-            }
-            uint64_t deadline = s->heap_len ? s->heap[0]->deadline : FIBER_FOREVER;
-            if (s->spin_ns && deadline != FIBER_FOREVER) {
-                uint64_t now = fiber_now_ns();
-                if (deadline <= now || deadline - now <= s->spin_ns)
-                    deadline = 0; /* close enough: poll and come round again, no sleep */
-            }
-            if (fiber__io_poll(s, deadline) < 0) {
-                rc = -1;
-                break;
-            }
-            if (s->heap_len)
-                timers_expire(s, fiber_now_ns());
-        }
         struct fiber *next = runq_pop(s);
         if (!next)
             continue;
@@ -635,7 +743,9 @@ void fiber_sched_spin(uint64_t ns)
 size_t fiber_stack_trim(void)
 {
     struct fiber *f = current_or_panic("fiber_stack_trim");
-    size_t ps = 4096;
+    /* The system's page, not 4 KiB: madvise rounds the length up to whole pages, so on a
+     * 16 or 64 KiB-page kernel a 4 KiB-aligned end would discard the page of this frame. */
+    size_t ps = fiber__page_size();
     /* Keep a page of margin below this frame: the madvise call itself runs there. */
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     uintptr_t lo = (uintptr_t)f->stack.lo;
@@ -656,16 +766,53 @@ static void check_owner(struct sched *s, struct fiber *f, const char *what)
                     fiber_id(f), f->name);
 }
 
-int fiber_join(fiber_t *f)
+/* fiber_join() outside any fiber: runs fibers from this context until f has returned.
+ * While no timer and no I/O waiter exists and a fiber is ready, that is only popping
+ * and switching; anything else goes through the full scheduler loop. */
+static int join_from_main(struct sched *s, struct fiber *f)
 {
+    if (s->in_loop)
+        FIBER_PANIC("the scheduler is already running on this thread");
+    s->in_loop = 1;
+    do {
+        if (s->heap_len || s->io_waiters || !s->runq_head ||
+            (s->remote && fiber__remote_pending(s))) {
+            s->in_loop = 0;
+            return sched_loop(s, f);
+        }
+        struct fiber *next = runq_pop(s);
+        s->batch = s->runq_len + 1 > MIN_ROUND ? s->runq_len : MIN_ROUND - 1;
+#if FIBER_ASAN
+        sched_switch(s, NULL, next);
+#else
+        /* A second call site of the switch, on purpose: when the fiber runs to its end,
+         * its last switch returns into this call, which is the entry on top of the
+         * return-stack buffer; only a resume from a fiber's sched_switch() (the end of
+         * a round) pays one misprediction here. Saves a call level per join. */
+        s->current = next;
+        next->state = FIBER_RUNNING;
+        SCHED_SWITCH_ASM(&s->main_ctx, &next->ctx);
+        after_switch(s);
+#endif
+    } while (f->state != FIBER_DONE);
+    s->in_loop = 0;
+    return 0;
+}
+
+int fiber_join(fiber_t *h)
+{
+    struct fiber *f = fiber__rec(h);
     struct sched *s = tls_sched;
-    check_owner(s, f, "fiber_join");
-    if (f->detached)
-        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' is detached", fiber_id(f), f->name);
-    if (f == s->current)
-        FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joins itself", fiber_id(f), f->name);
-    if (f->joined)
+    if (__builtin_expect(!s || f->sched != s || f->detached || f->joined || f == s->current ||
+                         fiber__handle_gen(h) != f->gen, 0)) {
+        handle_check(h, "fiber_join");
+        check_owner(s, f, "fiber_join");
+        if (f->detached)
+            FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' is detached", fiber_id(f), f->name);
+        if (f == s->current)
+            FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joins itself", fiber_id(f), f->name);
         FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joined twice", fiber_id(f), f->name);
+    }
     f->joined = 1;
     if (f->state != FIBER_DONE) {
         struct fiber *self = s->current;
@@ -673,7 +820,7 @@ int fiber_join(fiber_t *f)
             f->joiner = self;
             self->wait_kind = WAIT_JOIN;
             fiber__park(s, self, FIBER_FOREVER);
-        } else if (sched_loop(s, f) != 0) {
+        } else if (join_from_main(s, f) != 0) {
             f->joined = 0;
             return -1;
         }
@@ -682,8 +829,9 @@ int fiber_join(fiber_t *f)
     return 0;
 }
 
-void fiber_detach(fiber_t *f)
+void fiber_detach(fiber_t *h)
 {
+    struct fiber *f = handle_check(h, "fiber_detach");
     struct sched *s = tls_sched;
     check_owner(s, f, "fiber_detach");
     if (f->detached)
@@ -697,10 +845,22 @@ void fiber_detach(fiber_t *f)
 
 /* ---- wait queues and semaphores ---- */
 
+/* Waking another thread's fibers from here would push them onto that thread's run queue
+ * while it runs, and waiting on its queue would link this fiber into its lists: silent
+ * corruption. Detectable when the queue has a waiter. */
+static void check_queue_owner(struct fiber *waiter, const char *what, const char *advice)
+{
+    if (__builtin_expect(waiter->sched != tls_sched, 0))
+        FIBER_PANIC("%s from another thread: the wait queue's fibers belong to another "
+                    "thread's scheduler (%s)", what, advice);
+}
+
 int fiber_waitq_wait(fiber_waitq_t *q, uint64_t deadline_ns)
 {
     struct fiber *f = current_or_panic("fiber_waitq_wait");
     struct sched *s = f->sched;
+    if (q->tail)
+        check_queue_owner(q->tail, "fiber_waitq_wait", "a wait queue or semaphore serves the fibers of one thread");
     f->waitq = q;
     f->next = NULL;
     f->prev = q->tail;
@@ -727,6 +887,7 @@ int fiber_waitq_wake_one(fiber_waitq_t *q)
     struct fiber *f = q->head;
     if (!f)
         return 0;
+    check_queue_owner(f, "fiber_waitq_wake_one", "from other threads, use fiber_waitq_wake_one_on()");
     fiber__wake(f->sched, f, 0);
     return 1;
 }
@@ -734,6 +895,8 @@ int fiber_waitq_wake_one(fiber_waitq_t *q)
 int fiber_waitq_wake_all(fiber_waitq_t *q)
 {
     int n = 0;
+    if (q->head)
+        check_queue_owner(q->head, "fiber_waitq_wake_all", "from other threads, use fiber_waitq_wake_all_on()");
     while (q->head) {
         fiber__wake(q->head->sched, q->head, 0);
         n++;
@@ -755,6 +918,8 @@ int fiber_sem_acquire(fiber_sem_t *sem, uint64_t deadline_ns)
 
 void fiber_sem_release(fiber_sem_t *sem)
 {
+    if (sem->waiters.head)
+        check_queue_owner(sem->waiters.head, "fiber_sem_release", "from other threads, use fiber_sem_release_on()");
     if (!fiber_waitq_wake_one(&sem->waiters))
         sem->count++;
 }

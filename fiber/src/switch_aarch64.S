@@ -22,20 +22,30 @@
  *      160  the switching caller's frame
  *
  * fiber/src/context.c pins these offsets with _Static_assert and builds new frames.
- * We end with `br x30` rather than `ret`: `ret` would consume the return-stack entry
- * pushed by the old context's `bl` and mispredict on every switch.
  * Strict and lean are the same code here: there is no FP control word to carry.
+ *
+ * Branch protection. Every switch ends with `ret`, never `br x30`: with BTI enforced
+ * (a binary marked BTI maps its code as guarded pages), an indirect `br` must land on a
+ * `bti j`/`bti jc` pad, and a return address in C code has none, so `br x30` faults;
+ * `ret` is exempt from BTI. The price is that, in a ping-pong between two different call
+ * sites, the `ret` pops the return-stack entry pushed by the other side's `bl` and
+ * mispredicts; the scheduler calls its switch from one call site, where it predicts
+ * exactly (as switch_x86_64.S explains). Boost.Context's jump_arm64_aapcs_elf_gas.S
+ * (boostorg/context, commit d2142b6) also ends with `ret x4`. Entry points begin with
+ * `bti c` (hint #34, a NOP before Armv8.5), since the switches are called through
+ * pointers. PAC (pac-ret) is compatible: the switch saves and restores x30 as the
+ * caller's `bl` left it (unsigned), and each C frame signs and authenticates its own
+ * return address against its own stack's sp, which a switch never changes for it.
+ * The objects are marked BTI and PAC in .note.gnu.property.
  */
         .text
 
-        .globl  fiber_context_switch_strict
-        .type   fiber_context_switch_strict, %function
-        .globl  fiber_context_switch_lean
-        .type   fiber_context_switch_lean, %function
-        .p2align 4
-fiber_context_switch_strict:
-fiber_context_switch_lean:
-        .cfi_startproc
+        .macro  BTI_C
+        hint    #34
+        .endm
+
+/* Saves the callee-saved state into a new frame on the current stack; *x0 = its sp. */
+        .macro  SAVE
         sub     sp, sp, #160
         stp     d8,  d9,  [sp, #0]
         stp     d10, d11, [sp, #16]
@@ -49,27 +59,85 @@ fiber_context_switch_lean:
         stp     x29, x30, [sp, #144]
         mov     x9, sp
         str     x9, [x0]
+        .endm
+
+/* Resumes the frame at x9: the return address first, then the rest, then `ret`. */
+        .macro  RESUME
+        ldp     x29, x30, [x9, #144]
+        ldp     d8,  d9,  [x9, #0]
+        ldp     d10, d11, [x9, #16]
+        ldp     d12, d13, [x9, #32]
+        ldp     d14, d15, [x9, #48]
+        ldp     x19, x20, [x9, #64]
+        ldp     x21, x22, [x9, #80]
+        ldp     x23, x24, [x9, #96]
+        ldp     x25, x26, [x9, #112]
+        ldp     x27, x28, [x9, #128]
+        add     sp, x9, #160
+        ret
+        .endm
+
+        .globl  fiber_context_switch_strict
+        .type   fiber_context_switch_strict, %function
+        .globl  fiber_context_switch_lean
+        .type   fiber_context_switch_lean, %function
+        .globl  fiber_context_switch_strict_ret
+        .type   fiber_context_switch_strict_ret, %function
+        .globl  fiber_context_switch_lean_ret
+        .type   fiber_context_switch_lean_ret, %function
+        .p2align 4
+fiber_context_switch_strict:
+fiber_context_switch_lean:
+fiber_context_switch_strict_ret:
+fiber_context_switch_lean_ret:
+        .cfi_startproc
+        BTI_C
+        SAVE
         ldr     x9, [x1]
-        mov     sp, x9
-        ldp     d8,  d9,  [sp, #0]
-        ldp     d10, d11, [sp, #16]
-        ldp     d12, d13, [sp, #32]
-        ldp     d14, d15, [sp, #48]
-        ldp     x19, x20, [sp, #64]
-        ldp     x21, x22, [sp, #80]
-        ldp     x23, x24, [sp, #96]
-        ldp     x25, x26, [sp, #112]
-        ldp     x27, x28, [sp, #128]
-        ldp     x29, x30, [sp, #144]
-        add     sp, sp, #160
-        br      x30
+        RESUME
         .cfi_endproc
         .size   fiber_context_switch_strict, .-fiber_context_switch_strict
         .size   fiber_context_switch_lean, .-fiber_context_switch_lean
+        .size   fiber_context_switch_strict_ret, .-fiber_context_switch_strict_ret
+        .size   fiber_context_switch_lean_ret, .-fiber_context_switch_lean_ret
 
 /*
- * First entry of a new context: x19 = entry, x20 = arg. The CFI marks the return address
- * (x30) undefined so unwinders stop here.
+ * The scheduler's switch: void fiber__sched_switch_*(fiber_context_t *from,
+ * fiber_context_t *to). Saves the caller into *from and resumes *to; when to->sp has
+ * bit 0 set it is a fresh fiber: its stack top is `to` itself, it is entered by calling
+ * fiber__sched_entry(to) there, and the context that call returns (the fiber has then
+ * finished) is resumed without saving anything. switch_x86_64.S says why.
+ */
+        .globl  fiber__sched_switch_strict
+        .type   fiber__sched_switch_strict, %function
+        .globl  fiber__sched_switch_lean
+        .type   fiber__sched_switch_lean, %function
+        .p2align 4
+fiber__sched_switch_strict:
+fiber__sched_switch_lean:
+        .cfi_startproc
+        BTI_C
+        SAVE
+1:      ldr     x9, [x1]
+        tbnz    x9, #0, 2f
+        RESUME
+        /* From here on the code runs on a fiber's own stack, under its entry: the return
+         * address is undefined, so unwinders and debuggers stop here. */
+        .cfi_undefined x30
+2:      mov     sp, x1
+        mov     x0, x1
+        mov     x29, #0               /* frame-pointer walks stop here */
+        bl      fiber__sched_entry
+        mov     x1, x0
+        b       1b
+        .cfi_endproc
+        .size   fiber__sched_switch_strict, .-fiber__sched_switch_strict
+        .size   fiber__sched_switch_lean, .-fiber__sched_switch_lean
+
+/*
+ * First entry of a context made by fiber_context_make(): x19 = entry, x20 = arg. It is
+ * reached by the switch's `ret`, which BTI does not check, so it needs no landing pad.
+ * The CFI marks the return address (x30) undefined so unwinders stop here.
  */
         .globl  fiber_context_trampoline
         .type   fiber_context_trampoline, %function
@@ -83,5 +151,17 @@ fiber_context_trampoline:
         brk     #0
         .cfi_endproc
         .size   fiber_context_trampoline, .-fiber_context_trampoline
+
+/* GNU property note: this code is BTI- and PAC-compatible (see the header comment). */
+        .section .note.gnu.property, "a"
+        .p2align 3
+        .long   4                     /* name size */
+        .long   16                    /* descriptor size */
+        .long   5                     /* NT_GNU_PROPERTY_TYPE_0 */
+        .asciz  "GNU"
+        .long   0xc0000000            /* GNU_PROPERTY_AARCH64_FEATURE_1_AND */
+        .long   4                     /* data size */
+        .long   3                     /* BTI (1) | PAC (2) */
+        .long   0                     /* padding to 8 bytes */
 
         .section .note.GNU-stack,"",%progbits

@@ -2,8 +2,8 @@
  * switch_x86_64.S - the fiber context switch for x86-64, System V psABI, AT&T syntax.
  *
  * Callee-saved state (psABI 1.0, section 3.2.1 and figure 3.4): rbx, rbp, r12-r15, rsp,
- * the MXCSR control bits and the x87 control word. Everything else is caller-saved, so
- * a call to the switch may clobber it.
+ * the control bits of MXCSR and the x87 control word. Everything else is caller-saved
+ * (the MXCSR status flags included), so a call to the switch may clobber it.
  *
  * The context is just the saved rsp. The saved frame, at that rsp, lowest address first:
  *
@@ -21,75 +21,193 @@
  *       64        the switching caller's frame
  *
  * fiber/src/context.c pins these offsets with _Static_assert and builds new frames.
- * Both variants use the same 64-byte layout, so the cost difference between them is the
- * FP control save/restore alone.
+ * Every switch below saves and resumes this same frame, so a context saved by one of
+ * them may be resumed by any other of the same FP variant (strict or lean).
  *
- * Return-address prediction: a `ret` after the stack swap would pop the return stack
- * buffer entry pushed by the *old* context's call and mispredict on every switch. We end
- * with pop + indirect jmp instead, which the indirect predictor learns from history.
+ * How the switch is made fast on every CPU, by construction rather than by one measured
+ * layout. On an Intel Xeon (KVM) the old strict switch - pops, then ldmxcsr/fldcw, then
+ * `pop rcx; jmp *rcx` - measured 35-63 ns depending only on where the two return
+ * addresses of a ping-pong landed, while Boost.Context's jump_fcontext measured 4.3 ns
+ * and the same switch without ldmxcsr 3.1 ns (fiberbench issue 10). Boost's
+ * jump_x86_64_sysv_elf_gas.S (boostorg/context, src/asm, commit d2142b6) differs in
+ * order: it loads the resume address into r8 right after taking the new stack, *before*
+ * ldmxcsr/fldcw and the register loads, and ends with `jmp *%r8`. We take from that and
+ * go further:
+ *   1. The resume address is the first thing loaded from the new frame, and ldmxcsr and
+ *      fldcw come last, after every other load: they are serializing or slow to rename
+ *      on some cores, and the final indirect jump can then be checked (and a
+ *      misprediction repaired) without waiting behind them.
+ *   2. The FP control words are restored unconditionally. Skipping ldmxcsr when the
+ *      incoming word equals the current one needs stmxcsr's result read back, and on
+ *      the AMD EPYC here that read-back alone costs ~3.5 ns per switch (5.4 -> 9 ns in a
+ *      ping-pong; ldmxcsr+fldcw themselves cost nothing measurable there), while on the
+ *      Intel Xeon the compare-and-skip was tried and stayed at 35-63 ns (issue 10).
+ *      The MXCSR status flags travel with the context, as in Boost; the psABI makes
+ *      them caller-saved, so either is correct.
+ *   3. Two endings, chosen by the caller's situation, both measured by bench/switch.c:
+ *      - fiber_context_switch_{strict,lean} end with an indirect jmp (as Boost does): in
+ *        a ping-pong between two different call sites a `ret` would pop the return
+ *        stack buffer (RSB) entry pushed by the *other* side's call and mispredict on
+ *        every switch, while the indirect predictor learns the alternation from history.
+ *        The cost: the RSB keeps one entry per switch that no `ret` pops, so returns
+ *        made after the switch in deeper code mispredict until the RSB wraps.
+ *      - the *_ret variants and the scheduler's fiber__sched_switch_* end with `ret`.
+ *        When every switch of a set of contexts is made from one call site (the
+ *        scheduler's sched_switch()), the RSB entry pushed by the caller is exactly the
+ *        resume address: predicted without any history, no layout can alias it, and the
+ *        RSB stays balanced for the returns that follow.
+ *   The scheduler also uses half switches: a fresh fiber is entered with a plain `call`
+ *   on its new stack (nothing to restore), and a finished fiber leaves by returning
+ *   from that call into code that resumes the next context without saving anything.
+ *   What could not be verified: the machine at hand is an AMD EPYC; the Intel pathology
+ *   is addressed from its recorded figures, not re-measured. bench/switch.c runs every
+ *   raw switch at several code and stack layouts so a layout artefact shows as spread.
+ *
+ * Control-flow enforcement (CET). Every entry point begins with endbr64 (a NOP without
+ * CET). The indirect jumps that land on return addresses carry the NOTRACK prefix, as
+ * GCC's own jump tables do under -fcf-protection. The objects are marked IBT in their
+ * .note.gnu.property, not SHSTK: a shadow stack would need one shadow stack per fiber
+ * (map_shadow_stack, rstorssp/saveprevssp on every switch), which this runtime does not
+ * have, so a program linking it runs with shadow stacks off. Linux enables user shadow
+ * stacks only for binaries whose every object is marked SHSTK, so that is the safe
+ * outcome rather than a crash.
  */
         .text
 
-        .globl  fiber_context_switch_strict
-        .type   fiber_context_switch_strict, @function
-        .p2align 4
-fiber_context_switch_strict:
-        .cfi_startproc
+/* IBT landing pad, spelled as bytes so old assemblers accept it (F3 0F 1E FA). */
+        .macro  ENDBR
+        .byte   0xf3, 0x0f, 0x1e, 0xfa
+        .endm
+
+/* Saves the callee-saved registers (and, strict, the FP control words) into a new
+ * 64-byte frame on the current stack and stores its address into *rdi. */
+        .macro  SAVE strict
         pushq   %rbp
         pushq   %rbx
         pushq   %r12
         pushq   %r13
         pushq   %r14
         pushq   %r15
-        subq    $8, %rsp
+        leaq    -8(%rsp), %rsp
+        .if     \strict
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
+        .endif
         movq    %rsp, (%rdi)
-        movq    (%rsi), %rsp
+        .endm
+
+/* Loads the callee-saved registers from the frame at rsp, the FP control words last.
+ * rsp-relative like Boost's restore: Zen-class cores rename rsp-relative loads against
+ * the stores that wrote them (the frame was pushed rsp-relative), and a load through
+ * another register measured 1.3-3 ns slower per switch at the worst layouts. */
+        .macro  LOAD_REGS strict
+        movq    8(%rsp), %r15
+        movq    16(%rsp), %r14
+        movq    24(%rsp), %r13
+        movq    32(%rsp), %r12
+        movq    40(%rsp), %rbx
+        movq    48(%rsp), %rbp
+        .if     \strict
         ldmxcsr (%rsp)
         fldcw   4(%rsp)
-        addq    $8, %rsp
-        popq    %r15
-        popq    %r14
-        popq    %r13
-        popq    %r12
-        popq    %rbx
-        popq    %rbp
-        popq    %rcx
-        jmpq    *%rcx
-        .cfi_endproc
-        .size   fiber_context_switch_strict, .-fiber_context_switch_strict
+        .endif
+        .endm
 
-        .globl  fiber_context_switch_lean
-        .type   fiber_context_switch_lean, @function
-        .p2align 4
-fiber_context_switch_lean:
+/* A general switch: void name(fiber_context_t *from, fiber_context_t *to). */
+        .macro  SWITCH name, strict, ret
+        .globl  \name
+        .type   \name, @function
+        .p2align 5
+\name:
         .cfi_startproc
-        pushq   %rbp
-        pushq   %rbx
-        pushq   %r12
-        pushq   %r13
-        pushq   %r14
-        pushq   %r15
-        subq    $8, %rsp
-        movq    %rsp, (%rdi)
+        ENDBR
+        SAVE    \strict
         movq    (%rsi), %rsp
-        addq    $8, %rsp
-        popq    %r15
-        popq    %r14
-        popq    %r13
-        popq    %r12
-        popq    %rbx
-        popq    %rbp
-        popq    %rcx
-        jmpq    *%rcx
+        .if     !\ret
+        movq    56(%rsp), %rcx        /* the jump target first: see (1) above */
+        .endif
+        LOAD_REGS \strict
+        .if     \ret
+        leaq    56(%rsp), %rsp
+        ret
+        .else
+        leaq    64(%rsp), %rsp
+        notrack jmpq *%rcx
+        .endif
         .cfi_endproc
-        .size   fiber_context_switch_lean, .-fiber_context_switch_lean
+        .size   \name, .-\name
+        .endm
+
+        SWITCH  fiber_context_switch_strict, 1, 0
+        SWITCH  fiber_context_switch_lean, 0, 0
+        SWITCH  fiber_context_switch_strict_ret, 1, 1
+        SWITCH  fiber_context_switch_lean_ret, 0, 1
 
 /*
- * First entry of a new context. The switch "returned" here with rsp 16-byte aligned,
- * r12 = entry, r13 = arg. The CFI marks the return address as undefined, so debuggers
- * and unwinders stop here instead of walking into whatever lies above the stack.
+ * The scheduler's switch: void name(fiber_context_t *from, fiber_context_t *to).
+ * Saves the caller into *from, then resumes *to, where to->sp is either a saved frame
+ * or, with bit 0 set, marks a fresh fiber whose stack top is `to` itself (the record
+ * holding the context sits at the top of the fiber's stack, 16-byte aligned; taking the
+ * stack pointer from rsi rather than from memory keeps a load off the critical path:
+ * 7 -> 5 ns for a lean start+exit pair here). A fresh fiber is entered by calling
+ * fiber__sched_entry(to) on that stack; when it returns,
+ * the fiber has finished, and the context it returned is resumed without saving
+ * anything (the finished fiber's stack is left to the one resumed to reclaim). The
+ * call and its return pair up in the return-stack buffer, and the resume ends with
+ * `ret`: sched.c calls this from one call site only, so every ret is predicted.
+ */
+        .macro  SCHED_SWITCH name, strict
+        .globl  \name
+        .type   \name, @function
+        .p2align 5
+\name:
+        .cfi_startproc
+        ENDBR
+        SAVE    \strict
+3:      movq    (%rsi), %rdx
+        testb   $1, %dl
+        jnz     5f
+        movq    %rdx, %rsp
+        LOAD_REGS \strict
+        leaq    56(%rsp), %rsp
+        ret
+        /* From here on the code runs on a fiber's own stack, under its entry: the return
+         * address is undefined, so unwinders and debuggers stop here. */
+        .cfi_undefined rip
+5:      movq    %rsi, %rsp
+        .if     \strict
+        /* A fresh fiber starts with the psABI defaults, as fiber_context_make gives. */
+        ldmxcsr fiber__fp_defaults(%rip)
+        fldcw   fiber__fp_defaults+4(%rip)
+        .endif
+        movq    %rsi, %rdi
+        xorl    %ebp, %ebp            /* frame-pointer walks stop here */
+        callq   fiber__sched_entry
+        /* The fiber has finished; rax is the context to resume, without saving this one. */
+        movq    %rax, %rsi
+        jmp     3b
+        .cfi_endproc
+        .size   \name, .-\name
+        .endm
+
+        SCHED_SWITCH fiber__sched_switch_strict, 1
+        SCHED_SWITCH fiber__sched_switch_lean, 0
+
+        .section .rodata
+        .p2align 3
+        .type   fiber__fp_defaults, @object
+fiber__fp_defaults:
+        .long   0x1f80                /* MXCSR: all exceptions masked, round to nearest */
+        .short  0x037f                /* x87: extended precision, round to nearest */
+        .short  0
+        .size   fiber__fp_defaults, 8
+        .text
+
+/*
+ * First entry of a context made by fiber_context_make(): a switch "returned" (or
+ * jumped) here with rsp 16-byte aligned, r12 = entry, r13 = arg. The CFI marks the
+ * return address as undefined, so debuggers and unwinders stop here instead of walking
+ * into whatever lies above the stack.
  */
         .globl  fiber_context_trampoline
         .type   fiber_context_trampoline, @function
@@ -97,6 +215,7 @@ fiber_context_switch_lean:
 fiber_context_trampoline:
         .cfi_startproc
         .cfi_undefined rip
+        ENDBR
         movq    %r13, %rdi
         callq   *%r12
         /* entry returned: a contract violation (fiber_context.h). */
@@ -104,5 +223,17 @@ fiber_context_trampoline:
         ud2
         .cfi_endproc
         .size   fiber_context_trampoline, .-fiber_context_trampoline
+
+/* GNU property note: x86 feature IBT (see the header comment for why not SHSTK). */
+        .section .note.gnu.property, "a"
+        .p2align 3
+        .long   4                     /* name size */
+        .long   16                    /* descriptor size */
+        .long   5                     /* NT_GNU_PROPERTY_TYPE_0 */
+        .asciz  "GNU"
+        .long   0xc0000002            /* GNU_PROPERTY_X86_FEATURE_1_AND */
+        .long   4                     /* data size */
+        .long   1                     /* GNU_PROPERTY_X86_FEATURE_1_IBT */
+        .long   0                     /* padding to 8 bytes */
 
         .section .note.GNU-stack,"",@progbits

@@ -2,6 +2,10 @@
  * then the scheduler, timers and I/O on the same build. Plain asserts with a count,
  * since no aarch64 cmocka is installed; prints "N passed, 0 failed". */
 #include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,13 +60,16 @@ static void tracer(void *arg)
 }
 
 static int order[4], norder;
+static uint64_t sleep_base; /* one origin for every sleeper: the order cannot depend on
+                               when each one started (a loaded machine, qemu) */
 static void sleeper(void *arg)
 {
     int ms = (int)(intptr_t)arg;
+    fiber_sleep_until(sleep_base + (uint64_t)ms * 20000000u);
+    order[norder++] = ms;
     uint64_t t0 = fiber_now_ns();
     fiber_sleep_ns((uint64_t)ms * 1000000u);
     CHECK(fiber_now_ns() - t0 >= (uint64_t)ms * 1000000u);
-    order[norder++] = ms;
 }
 
 static long counted;
@@ -94,6 +101,151 @@ static void asker(void *arg)
     CHECK(fiber_read(sv[0], buf, 1, fiber_now_ns() + 2000000u) == -1 && errno == ETIMEDOUT);
 }
 
+/* An fd number reused after a plain close() (issue 10): the new socket's reader wakes. */
+static int ra[2];
+static void reuse_reader(void *arg)
+{
+    (void)arg;
+    char c = 0;
+    CHECK(fiber_read(ra[0], &c, 1, fiber_now_ns() + 2000000000u) == 1 && c == 'r');
+}
+static void reuse_writer(void *arg)
+{
+    (void)arg;
+    fiber_sleep_ns(2000000);
+    CHECK(write(ra[1], "r", 1) == 1);
+}
+static void park_briefly(void *arg)
+{
+    (void)arg;
+    char c;
+    CHECK(fiber_read(ra[0], &c, 1, fiber_now_ns() + 1000000u) == -1 && errno == ETIMEDOUT);
+}
+static void test_fd_reuse(void)
+{
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, ra) == 0);
+    fiber_join(fiber_spawn(park_briefly, NULL));
+    int num = ra[0];
+    close(ra[0]);
+    close(ra[1]);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, ra) == 0);
+    if (ra[0] != num && ra[1] == num) { int t = ra[0]; ra[0] = ra[1]; ra[1] = t; }
+    CHECK(ra[0] == num);
+    fiber_t *r = fiber_spawn(reuse_reader, NULL), *w = fiber_spawn(reuse_writer, NULL);
+    CHECK(fiber_run() == 0);
+    fiber_join(r); fiber_join(w);
+    fiber_close(ra[0]);
+    fiber_close(ra[1]);
+}
+
+/* The offload pool and a cross-thread wake-up on this build too. */
+static pthread_t a64_main;
+static void off_call(void *arg) { *(int *)arg = !pthread_equal(pthread_self(), a64_main); }
+static void off_fiber(void *arg)
+{
+    (void)arg;
+    int elsewhere = 0;
+    CHECK(fiber_offload(off_call, &elsewhere) == 0);
+    CHECK(elsewhere == 1);
+}
+static fiber_waitq_t a64_q = FIBER_WAITQ_INIT;
+static fiber_sched_t *a64_sched;
+static void q_waiter(void *arg)
+{
+    (void)arg;
+    CHECK(fiber_waitq_wait(&a64_q, fiber_now_ns() + 5000000000u) == 0);
+}
+static void *q_waker(void *arg)
+{
+    (void)arg;
+    usleep(2000);
+    CHECK(fiber_waitq_wake_one_on(a64_sched, &a64_q) == 0);
+    return NULL;
+}
+static void test_offload_and_remote(void)
+{
+    a64_main = pthread_self();
+    fiber_join(fiber_spawn(off_fiber, NULL));
+    a64_sched = fiber_sched_self();
+    CHECK(a64_sched != NULL);
+    fiber_t *w = fiber_spawn(q_waiter, NULL);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, q_waker, NULL) == 0);
+    CHECK(fiber_join(w) == 0);
+    pthread_join(t, NULL);
+}
+
+/* The page size of the system, not 4 KiB: run under qemu-aarch64 -p 65536 too. The
+ * trim must release whole pages of the system (madvise rounds the length up: a 4 KiB
+ * multiple on a 64 KiB-page kernel would discard the page of the live frame). */
+static void nothing_a64(void *arg) { (void)arg; }
+static size_t trimmed;
+static __attribute__((noinline)) int deep_a64(int n)
+{
+    volatile char pad[1024];
+    pad[0] = (char)n;
+    return n ? deep_a64(n - 1) + pad[0] : pad[0];
+}
+static void trim_fiber(void *arg)
+{
+    (void)arg;
+    volatile char marker[64];
+    memset((char *)marker, 0x6b, sizeof marker);
+    deep_a64(200); /* ~200 KiB below this frame */
+    trimmed = fiber_stack_trim();
+    CHECK(marker[0] == 0x6b && marker[63] == 0x6b);
+}
+static void test_page_size(void)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    fiber_attr_t at = { .stack_size = 512 * 1024 };
+    fiber_join(fiber_spawn_ex(trim_fiber, NULL, &at));
+    CHECK(trimmed > 0);
+    CHECK(trimmed % ps == 0);
+    /* A stack size that is not a whole number of pages works, rounded up. */
+    fiber_attr_t odd = { .stack_size = 20000 };
+    fiber_t *f = fiber_spawn_ex(nothing_a64, NULL, &odd);
+    CHECK(f == NULL || fiber_join(f) == 0);
+}
+
+/* A frame larger than the stack: stack-clash probes fault in the guard (64 KiB here, the
+ * interval GCC probes at on aarch64), the runtime says so and aborts. */
+static __attribute__((noinline)) void big_frame_a64(void)
+{
+    volatile char big[80 * 1024];
+    for (int i = 0; i < 256; i++)
+        big[i] = 0x5a;
+    big[0] = big[255];
+}
+static void big_framer_a64(void *arg) { (void)arg; big_frame_a64(); }
+static void test_big_frame(void)
+{
+    int p[2];
+    CHECK(pipe(p) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 2);
+        fiber_attr_t at = { .name = "big-frame", .stack_size = 48 * 1024 };
+        fiber_t *a = fiber_spawn_ex(big_framer_a64, NULL, &at);
+        fiber_t *b = fiber_spawn_ex(nothing_a64, NULL, &at);
+        fiber_join(a);
+        fiber_join(b);
+        _exit(0);
+    }
+    close(p[1]);
+    char buf[512] = { 0 };
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof buf - 1 && (n = read(p[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    close(p[0]);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    CHECK(strstr(buf, "stack overflow in fiber") != NULL);
+}
+
 int main(void)
 {
     test_registers();
@@ -104,6 +256,7 @@ int main(void)
     CHECK(ntrace == 6 && trace[0] == 'a' && trace[1] == 'b' && trace[4] == 'a');
     CHECK(fiber_join(a) == 0 && fiber_join(b) == 0);
 
+    sleep_base = fiber_now_ns();
     fiber_t *s3 = fiber_spawn(sleeper, (void *)3), *s1 = fiber_spawn(sleeper, (void *)1);
     fiber_t *s2 = fiber_spawn(sleeper, (void *)2);
     CHECK(fiber_run() == 0);
@@ -114,6 +267,11 @@ int main(void)
     fiber_t *e = fiber_spawn(echo, NULL), *k = fiber_spawn(asker, NULL);
     CHECK(fiber_run() == 0);
     fiber_join(e); fiber_join(k);
+
+    test_fd_reuse();
+    test_offload_and_remote();
+    test_page_size();
+    test_big_frame();
 
     enum { N = 10000 };
     static fiber_t *many[N];

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -386,6 +387,225 @@ static void test_io_works_when_out_of_descriptors(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+
+/* ---- missed wake-ups (issue 10) ---- */
+
+/* Fills fd's send buffer until the kernel says EAGAIN. */
+static void fill_send_buffer(int fd)
+{
+    static char chunk[65536];
+    while (write(fd, chunk, sizeof chunk) > 0) {}
+    assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+static void drain(int fd)
+{
+    static char buf[65536]; /* not on the 64 KiB fiber stack */
+    while (read(fd, buf, sizeof buf) > 0) {}
+}
+
+struct rw { int sv[2]; int ev; int err; };
+
+static void rw_waiter(void *arg)
+{
+    struct rw *t = arg;
+    /* Nothing to read and no room to write: one fiber waits for either (mock-llm's
+     * backed-up stream: the client may send more, or drain). */
+    errno = 0;
+    t->ev = fiber_wait_fd(t->sv[0], EPOLLIN | EPOLLOUT, fiber_now_ns() + 1000 * MS);
+    t->err = errno;
+}
+
+static void rw_drainer(void *arg)
+{
+    struct rw *t = arg;
+    fiber_sleep_ns(2 * MS); /* the waiter is parked by now */
+    drain(t->sv[1]);         /* room to write: an EPOLLOUT-only event on sv[0] */
+}
+
+static void test_read_write_waiter_woken_by_write_event(void **state)
+{
+    (void)state;
+    struct rw t = { .ev = 0 };
+    make_pair(t.sv);
+    fill_send_buffer(t.sv[0]);
+    fiber_t *w = fiber_spawn(rw_waiter, &t);
+    fiber_t *d = fiber_spawn(rw_drainer, &t);
+    assert_int_equal(fiber_run(), 0);
+    if (t.ev < 0)
+        fail_msg("the read+write waiter was not woken by writability: %s", strerror(t.err));
+    assert_true(t.ev & EPOLLOUT);
+    assert_false(t.ev & EPOLLIN);
+    fiber_join(w);
+    fiber_join(d);
+    fiber_close(t.sv[0]);
+    fiber_close(t.sv[1]);
+}
+
+/* A reader that parks once on fd (so the poller registers it), then returns. */
+static void park_once(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    /* Times out with the registration still armed for reading. */
+    errno = 0;
+    assert_int_equal(fiber_read(fd, &c, 1, fiber_now_ns() + 1 * MS), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+}
+
+/* Makes fd number `at` name one end of a fresh socketpair; *peer gets the other end. */
+static void pair_at(int at, int *peer)
+{
+    int sv[2];
+    make_pair(sv);
+    if (sv[0] == at || sv[1] == at) { /* the lowest free numbers: it landed there itself */
+        *peer = sv[0] == at ? sv[1] : sv[0];
+        return;
+    }
+    assert_int_equal(dup2(sv[0], at), at);
+    close(sv[0]);
+    *peer = sv[1];
+}
+
+struct reuse { int fd, peer, stale_peer; char got; int err; };
+
+static void reuse_reader(void *arg)
+{
+    struct reuse *r = arg;
+    errno = 0;
+    ssize_t n = fiber_read(r->fd, &r->got, 1, fiber_now_ns() + 1000 * MS);
+    r->err = n == 1 ? 0 : errno;
+}
+
+static void reuse_writer(void *arg)
+{
+    struct reuse *r = arg;
+    fiber_sleep_ns(2 * MS);
+    if (r->stale_peer >= 0) {
+        /* The old file is alive (dup'd) and its registration still names fd number
+         * r->fd: its event must not wake the reader of the new file. */
+        assert_int_equal(write(r->stale_peer, "A", 1), 1);
+        fiber_sleep_ns(3 * MS);
+    }
+    assert_int_equal(write(r->peer, "B", 1), 1);
+}
+
+static void run_reuse(struct reuse *r)
+{
+    r->got = 0;
+    r->err = -1;
+    fiber_t *a = fiber_spawn(reuse_reader, r);
+    fiber_t *b = fiber_spawn(reuse_writer, r);
+    assert_int_equal(fiber_run(), 0);
+    fiber_join(a);
+    fiber_join(b);
+    if (r->err)
+        fail_msg("reader of the reused fd %d: %s", r->fd, strerror(r->err));
+    assert_int_equal(r->got, 'B');
+}
+
+static void test_fd_reused_after_plain_close(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    fiber_join(fiber_spawn(park_once, &sv[0]));
+    /* A library closes its own descriptor, not through fiber_close(); the number comes
+     * back for a new socket. */
+    int num = sv[0];
+    close(sv[0]);
+    close(sv[1]);
+    struct reuse r = { .fd = num, .stale_peer = -1 };
+    pair_at(num, &r.peer);
+    run_reuse(&r);
+    fiber_close(r.fd);
+    fiber_close(r.peer);
+}
+
+static void test_stale_registration_of_dup_wakes_nobody(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    fiber_join(fiber_spawn(park_once, &sv[0]));
+    /* The old file stays open through a dup (as after a fork), so epoll keeps its
+     * registration under fd number sv[0] even after the close. */
+    int num = sv[0], keep = dup(sv[0]);
+    assert_true(keep >= 0);
+    close(sv[0]);
+    struct reuse r = { .fd = num, .stale_peer = sv[1] };
+    pair_at(num, &r.peer);
+    run_reuse(&r);
+
+    /* And the old file can come back under its old number: it must work there too. */
+    fiber_fd_forget(num);
+    close(num);
+    close(r.peer);
+    assert_int_equal(dup2(keep, num), num);
+    close(keep);
+    drain(num); /* the "A" written above */
+    struct reuse back = { .fd = num, .peer = sv[1], .stale_peer = -1 };
+    run_reuse(&back);
+    fiber_close(num);
+    fiber_close(sv[1]);
+}
+
+static void writer_parks(void *arg)
+{
+    int *sv = arg;
+    fill_send_buffer(sv[0]);
+    errno = 0;
+    /* Times out with the registration armed for writing. */
+    assert_int_equal(fiber_write(sv[0], "x", 1, fiber_now_ns() + 1 * MS), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+}
+
+struct wreuse { int fd, peer; ssize_t n; int err; };
+
+static void wreuse_writer(void *arg)
+{
+    struct wreuse *w = arg;
+    static char big[1 << 20];
+    errno = 0;
+    w->n = fiber_write(w->fd, big, sizeof big, fiber_now_ns() + 2000 * MS);
+    w->err = errno;
+}
+
+static void wreuse_reader(void *arg)
+{
+    struct wreuse *w = arg;
+    static char buf[65536];
+    size_t got = 0;
+    while (got < (1 << 20)) {
+        ssize_t n = fiber_read(w->peer, buf, sizeof buf, fiber_now_ns() + 2000 * MS);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+}
+
+static void test_writer_on_reused_fd(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    fiber_join(fiber_spawn(writer_parks, sv));
+    int num = sv[0];
+    close(sv[0]);
+    close(sv[1]);
+    struct wreuse w = { .fd = num };
+    pair_at(num, &w.peer);
+    fiber_t *a = fiber_spawn(wreuse_writer, &w);
+    fiber_t *b = fiber_spawn(wreuse_reader, &w);
+    assert_int_equal(fiber_run(), 0);
+    fiber_join(a);
+    fiber_join(b);
+    if (w.n < 0)
+        fail_msg("writer on the reused fd: %s", strerror(w.err));
+    assert_int_equal(w.n, 1 << 20);
+    fiber_close(w.fd);
+    fiber_close(w.peer);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +619,12 @@ int main(void)
         cmocka_unit_test(test_write_to_closed_peer_is_epipe_not_sigpipe),
         cmocka_unit_test(test_wait_after_eagain),
         cmocka_unit_test(test_io_works_when_out_of_descriptors),
+        cmocka_unit_test(test_read_write_waiter_woken_by_write_event),
+        cmocka_unit_test(test_fd_reused_after_plain_close),
+        cmocka_unit_test(test_stale_registration_of_dup_wakes_nobody),
+        cmocka_unit_test(test_writer_on_reused_fd),
     };
+    if (getenv("FIBER_TEST_FILTER")) /* run one test alone: FIBER_TEST_FILTER=test_wait_fd */
+        cmocka_set_test_filter(getenv("FIBER_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* Misuse and stack overflow end the process with a clear message. Each case runs in a
  * forked child; the parent checks that it died of SIGABRT and what it printed. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -97,6 +98,80 @@ static void overflow(void)
     fiber_join(fiber_spawn_ex(overflower, NULL, &at));
 }
 
+/* A frame larger than the stack and its guard: without stack-clash probes its lowest
+ * bytes lie in the stack mapped below (stacks of a batch are contiguous, each with the
+ * record of its fiber at the top), and writing them corrupts the neighbour silently: no
+ * fault, since that memory is mapped. With -fstack-clash-protection (the build's flags)
+ * the prologue touches every page on the way down and faults in the guard first.
+ * Not sanitized: ASan would move the array to its fake stack on the heap. */
+static volatile int neighbour_ran;
+static void neighbour(void *arg) { (void)arg; neighbour_ran = 1; }
+static __attribute__((noinline, no_sanitize("address"))) void big_frame_fn(void)
+{
+    volatile char big[80 * 1024];
+    for (int i = 0; i < 256; i++) /* only the lowest bytes: they never reach the guard */
+        big[i] = 0x5a;
+    big[0] = big[255];
+}
+static void big_framer(void *arg) { (void)arg; big_frame_fn(); }
+static void big_frame(void)
+{
+    /* A size no other test uses: both come from one fresh batch, the big framer's stack
+     * right above its neighbour's. */
+    fiber_attr_t big = { .name = "big-frame", .stack_size = 48 * 1024 };
+    fiber_attr_t nb = { .name = "neighbour", .stack_size = 48 * 1024 };
+    fiber_t *a = fiber_spawn_ex(big_framer, NULL, &big);
+    fiber_t *b = fiber_spawn_ex(neighbour, NULL, &nb);
+    fiber_join(a);
+    fiber_join(b);
+}
+
+/* A handle kept after its fiber was joined, its record since reused by a new fiber. */
+static void stale_handle(void)
+{
+    fiber_t *f = fiber_spawn(nothing, NULL);
+    fiber_join(f);
+    fiber_t *g = fiber_spawn(nothing, NULL); /* takes f's record from the pool */
+    fiber_join(f);
+    fiber_join(g);
+}
+static void stale_detach(void)
+{
+    fiber_t *f = fiber_spawn(nothing, NULL);
+    fiber_join(f);
+    fiber_spawn(nothing, NULL);
+    fiber_detach(f);
+}
+
+/* Wait queues and semaphores touched from another thread without the _on() calls. */
+static fiber_waitq_t xq = FIBER_WAITQ_INIT;
+static fiber_sem_t xsem = FIBER_SEM_INIT(0);
+static void q_parker(void *arg) { (void)arg; fiber_waitq_wait(&xq, FIBER_FOREVER); }
+static void sem_parker(void *arg) { (void)arg; fiber_sem_acquire(&xsem, FIBER_FOREVER); }
+static void *wake_q_from_thread(void *arg) { (void)arg; fiber_waitq_wake_one(&xq); return NULL; }
+static void *wake_all_from_thread(void *arg) { (void)arg; fiber_waitq_wake_all(&xq); return NULL; }
+static void *release_from_thread(void *arg) { (void)arg; fiber_sem_release(&xsem); return NULL; }
+static void *wait_from_thread(void *arg)
+{
+    (void)arg;
+    fiber_spawn(q_parker, NULL); /* a fiber of this thread joins the main thread's queue */
+    fiber_run();
+    return NULL;
+}
+static void cross_thread(void (*parker)(void *), void *(*other)(void *))
+{
+    fiber_t *f = fiber_spawn(parker, NULL);
+    fiber_run(); /* parks it; EDEADLK: only another thread could wake it */
+    pthread_t t;
+    pthread_create(&t, NULL, other, NULL);
+    pthread_join(t, NULL);
+    (void)f;
+}
+static void cross_wake_one(void) { cross_thread(q_parker, wake_q_from_thread); }
+static void cross_wake_all(void) { cross_thread(q_parker, wake_all_from_thread); }
+static void cross_release(void) { cross_thread(sem_parker, release_from_thread); }
+static void cross_wait(void) { cross_thread(q_parker, wait_from_thread); }
+
 static void test_join_twice(void **s) { (void)s; expect_abort(join_twice, "joined twice"); }
 static void test_yield_outside(void **s) { (void)s; expect_abort(yield_outside, "fiber_yield called outside a fiber"); }
 static void test_sleep_outside(void **s) { (void)s; expect_abort(sleep_outside, "called outside a fiber"); }
@@ -104,6 +179,16 @@ static void test_join_self(void **s) { (void)s; expect_abort(join_self, "joins i
 static void test_join_detached(void **s) { (void)s; expect_abort(join_detached, "is detached"); }
 static void test_run_in_fiber(void **s) { (void)s; expect_abort(run_in_fiber, "fiber_run called from inside fiber"); }
 static void test_two_readers(void **s) { (void)s; expect_abort(two_readers, "two fibers wait to read it"); }
+static void test_big_frame(void **s) { (void)s; expect_abort(big_frame, "stack overflow in fiber"); expect_abort(big_frame, "'big-frame'"); }
+static void test_stale_handle(void **s) { (void)s; expect_abort(stale_handle, "fiber_join: stale fiber_t"); expect_abort(stale_detach, "fiber_detach: stale fiber_t"); }
+static void test_cross_thread_wake(void **s)
+{
+    (void)s;
+    expect_abort(cross_wake_one, "fiber_waitq_wake_one from another thread");
+    expect_abort(cross_wake_all, "fiber_waitq_wake_all from another thread");
+    expect_abort(cross_release, "fiber_sem_release from another thread");
+    expect_abort(cross_wait, "fiber_waitq_wait from another thread");
+}
 static void test_overflow(void **s) { (void)s; expect_abort(overflow, "stack overflow in fiber"); expect_abort(overflow, "'deep-thinker'"); }
 
 int main(void)
@@ -117,6 +202,9 @@ int main(void)
         cmocka_unit_test(test_run_in_fiber),
         cmocka_unit_test(test_two_readers),
         cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_big_frame),
+        cmocka_unit_test(test_stale_handle),
+        cmocka_unit_test(test_cross_thread_wake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

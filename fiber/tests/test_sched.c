@@ -9,10 +9,18 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <valgrind/valgrind.h>
 
 #include "fiber.h"
+
+/* Two handles of one record: they differ only in the generation, bits 48-63 of a
+ * fiber_t (fiber/src/internal.h). */
+static int same_record(const fiber_t *a, const fiber_t *b)
+{
+    return (((uintptr_t)a ^ (uintptr_t)b) & (((uintptr_t)1 << 48) - 1)) == 0;
+}
 
 static char trace[64];
 static size_t trace_len;
@@ -154,7 +162,9 @@ static void test_pool_reuses_stacks(void **state)
     fiber_join(f);
     assert_int_equal(fiber_pool_count(), 1);
     fiber_t *g = fiber_spawn(set_ran, (void *)2);
-    assert_ptr_equal(g, f); /* same stack, so the same record address */
+    /* The same stack, so the same record, under a new generation: f is stale now. */
+    assert_ptr_not_equal(g, f);
+    assert_true(same_record(g, f));
     assert_int_equal(fiber_pool_count(), 0);
     fiber_join(g);
     /* A different size gets its own stack. */
@@ -311,6 +321,7 @@ static void test_stack_trim(void **state)
     fiber_join(fiber_spawn(trimmer, out));
     assert_true(out[0] >= 32 * 1024);  /* bytes released */
     assert_true(out[0] < 64 * 1024);
+    assert_int_equal(out[0] % (size_t)sysconf(_SC_PAGESIZE), 0); /* whole system pages */
 #if !defined(__SANITIZE_ADDRESS__)
     /* (ASan puts deep()'s array on its own fake stack, off the fiber's stack.) */
     assert_int_equal(out[1], 8);        /* the window was resident ... */
@@ -330,6 +341,125 @@ static void test_guard_mode_reported(void **state)
         assert_true(strcmp(m, "madvise") == 0 || strcmp(m, "mprotect") == 0);
 }
 
+/* ---- recycled records start clean (spawn re-initialises only what a finished fiber
+ * leaves dirty) ---- */
+
+static fiber_waitq_t reuse_q = FIBER_WAITQ_INIT;
+static int reuse_step;
+
+static void reuse_first(void *arg)
+{
+    (void)arg;
+    /* Leaves the record through the timer heap and a wait queue. */
+    assert_int_equal(fiber_waitq_wait(&reuse_q, fiber_now_ns() + 1000000), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+    fiber_sleep_ns(100000);
+    reuse_step = 1;
+}
+
+static void reuse_second(void *arg)
+{
+    (void)arg;
+    /* Parked with a deadline, woken early: its heap slot must be its own. */
+    assert_int_equal(fiber_waitq_wait(&reuse_q, fiber_now_ns() + 5000000000ull), 0);
+    reuse_step = 2;
+}
+
+static void reuse_waker(void *arg)
+{
+    (void)arg;
+    while (!fiber_waitq_wake_one(&reuse_q))
+        fiber_yield();
+}
+
+static void test_recycled_record_starts_clean(void **state)
+{
+    (void)state;
+    fiber_pool_trim();
+    fiber_attr_t named = { .name = "first" };
+    fiber_t *a = fiber_spawn_ex(reuse_first, NULL, &named);
+    uint64_t id_a = fiber_id(a);
+    assert_int_equal(fiber_join(a), 0);
+    assert_int_equal(reuse_step, 1);
+    fiber_t *b = fiber_spawn(reuse_second, NULL);
+    assert_true(same_record(b, a)); /* the same record, recycled (a new generation) */
+    assert_string_equal(fiber_name(b), "");
+    assert_true(fiber_id(b) != id_a);
+    fiber_t *w = fiber_spawn(reuse_waker, NULL);
+    assert_int_equal(fiber_join(b), 0);
+    assert_int_equal(fiber_join(w), 0);
+    assert_int_equal(reuse_step, 2);
+    assert_int_equal(fiber_run(), 0);
+    fiber_pool_trim();
+}
+
+/* Records of fresh stacks sit at different offsets in their pages, so that many live
+ * records do not all fall into one L1 cache set. */
+static void nop_fiber(void *arg)
+{
+    (void)arg;
+}
+
+static void test_records_spread_over_cache_sets(void **state)
+{
+    (void)state;
+    fiber_pool_trim();
+    enum { N = 16 };
+    fiber_t *f[N];
+    int seen[64] = { 0 }, distinct = 0;
+    for (int i = 0; i < N; i++) {
+        f[i] = fiber_spawn(nop_fiber, NULL);
+        assert_non_null(f[i]);
+        int set = (int)(((uintptr_t)f[i] >> 6) & 63); /* 64-byte lines, 4 KiB way */
+        distinct += !seen[set]++;
+    }
+    for (int i = 0; i < N; i++)
+        fiber_join(f[i]);
+    assert_true(distinct >= 8);
+    fiber_pool_trim();
+}
+
+#if defined(__x86_64__)
+/* The scheduler enters a fresh fiber by a half switch: it must start with the psABI FP
+ * control defaults and leave the joiner's own modes in force when it ends, having
+ * changed its own. */
+static inline uint32_t get_mxcsr(void) { uint32_t v; __asm__ volatile("stmxcsr %0" : "=m"(v)); return v; }
+static inline void set_mxcsr(uint32_t v) { __asm__ volatile("ldmxcsr %0" : : "m"(v)); }
+static inline uint16_t get_fcw(void) { uint16_t v; __asm__ volatile("fnstcw %0" : "=m"(v)); return v; }
+static inline void set_fcw(uint16_t v) { __asm__ volatile("fldcw %0" : : "m"(v)); }
+static uint32_t fp_seen_mxcsr;
+static uint16_t fp_seen_fcw;
+
+static void fp_changer(void *arg)
+{
+    fp_seen_mxcsr = get_mxcsr();
+    fp_seen_fcw = get_fcw();
+    set_mxcsr(0x5F80u); /* round up */
+    set_fcw(0x0B7Fu);
+    if (arg)
+        fiber_yield();
+}
+
+static void test_fresh_fiber_fp_state(void **state)
+{
+    (void)state;
+    uint32_t saved_mxcsr = get_mxcsr();
+    uint16_t saved_fcw = get_fcw();
+    for (int yield = 0; yield < 2; yield++) {
+        set_mxcsr(0x7F80u); /* round toward zero */
+        set_fcw(0x0F7Fu);
+        fiber_t *f = fiber_spawn(fp_changer, (void *)(intptr_t)yield);
+        assert_int_equal(fiber_join(f), 0);
+        assert_int_equal(fp_seen_mxcsr & 0xFFC0u, 0x1F80u);
+        assert_int_equal(fp_seen_fcw, 0x037Fu);
+        assert_int_equal(get_mxcsr() & 0xFFC0u, 0x7F80u);
+        assert_int_equal(get_fcw(), 0x0F7Fu);
+    }
+    set_mxcsr(saved_mxcsr);
+    set_fcw(saved_fcw);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +476,11 @@ int main(void)
         cmocka_unit_test(test_one_scheduler_per_thread),
         cmocka_unit_test(test_stack_trim),
         cmocka_unit_test(test_guard_mode_reported),
+        cmocka_unit_test(test_recycled_record_starts_clean),
+        cmocka_unit_test(test_records_spread_over_cache_sets),
+#if defined(__x86_64__)
+        cmocka_unit_test(test_fresh_fiber_fp_state),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -219,31 +219,95 @@ static cJSON *parse_body(const char *body, size_t len, mllm_err_t *err)
     return root;
 }
 
-/* Characters of a content value: a string, or an array of parts with "text". Returns
- * -1 when the shape is wrong. */
-static long content_chars(const cJSON *c)
+/*
+ * Prompt size. usage.prompt_tokens is estimated from the bytes of everything the model
+ * would read: message contents (strings and text parts), system prompts and
+ * instructions, tool results, the arguments of earlier tool calls, and the tool
+ * definitions (their compact JSON). The rule is OpenAI's own rule of thumb for English,
+ * one token per ~4 characters (help.openai.com, "What are tokens and how to count
+ * them"), plus the chat framing OpenAI's token-counting cookbook uses for current
+ * models: 3 tokens per message and 3 to prime the reply ("How to count tokens with
+ * tiktoken"). Bytes, not characters: the server does not decode UTF-8, and non-English
+ * text has more tokens per character anyway.
+ */
+#define BYTES_PER_TOKEN      MLLM_BYTES_PER_TOKEN
+#define TOKENS_PER_MESSAGE   3
+#define TOKENS_REPLY_PRIMING 3
+
+static long json_bytes(const cJSON *v)
+{
+    if (!v)
+        return 0;
+    char *s = cJSON_PrintUnformatted(v);
+    long n = s ? (long)strlen(s) : 0;
+    cJSON_free(s);
+    return n;
+}
+
+static long str_bytes(const cJSON *v)
+{
+    return cJSON_IsString(v) ? (long)strlen(v->valuestring) : 0;
+}
+
+/* Bytes of a content value: a string, or an array of parts (text, input_text,
+ * output_text, tool_result with its own content, tool_use with its input). Returns -1
+ * when the shape is wrong. */
+static long content_bytes(const cJSON *c, int depth)
 {
     if (cJSON_IsString(c))
         return (long)strlen(c->valuestring);
-    if (cJSON_IsNull(c))
+    if (cJSON_IsNull(c) || !c)
         return 0;
-    if (!cJSON_IsArray(c))
+    if (!cJSON_IsArray(c) || depth > 2)
         return -1;
     long n = 0;
     const cJSON *part;
     cJSON_ArrayForEach(part, c) {
         if (!cJSON_IsObject(part))
             return -1;
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
-        if (cJSON_IsString(t))
-            n += (long)strlen(t->valuestring);
+        n += str_bytes(cJSON_GetObjectItemCaseSensitive(part, "text"));
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+        if (!cJSON_IsString(type))
+            continue;
+        if (!strcmp(type->valuestring, "tool_result")) {
+            long k = content_bytes(cJSON_GetObjectItemCaseSensitive(part, "content"),
+                                   depth + 1);
+            if (k < 0)
+                return -1;
+            n += k;
+        } else if (!strcmp(type->valuestring, "tool_use")) {
+            n += str_bytes(cJSON_GetObjectItemCaseSensitive(part, "name")) +
+                 json_bytes(cJSON_GetObjectItemCaseSensitive(part, "input"));
+        }
     }
     return n;
 }
 
-/* Prompt tokens: roughly 4 characters per token (the usual rule of thumb for English
- * with the GPT tokenizers) plus the 3-4 tokens of chat framing per message. */
-static int count_messages(const cJSON *msgs, int *tokens, mllm_err_t *err, int anthropic)
+/* Does content (an Anthropic user turn) carry a tool_result block? */
+static int has_tool_result(const cJSON *c)
+{
+    const cJSON *part;
+    if (!cJSON_IsArray(c))
+        return 0;
+    cJSON_ArrayForEach(part, c) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+        if (cJSON_IsString(type) && !strcmp(type->valuestring, "tool_result"))
+            return 1;
+    }
+    return 0;
+}
+
+static int tokens_of(long bytes, long messages)
+{
+    long t = (bytes + BYTES_PER_TOKEN - 1) / BYTES_PER_TOKEN + TOKENS_PER_MESSAGE * messages +
+             TOKENS_REPLY_PRIMING;
+    return t > 100000000 ? 100000000 : (int)t;
+}
+
+/* Adds the messages' bytes and count to *bytes and *n. Sets out->after_tool_result from
+ * the last message. */
+static int count_messages(const cJSON *msgs, long *bytes, long *n, mllm_gen_req_t *out,
+                          mllm_err_t *err, int anthropic)
 {
     const char *param = "messages";
     if (!msgs)
@@ -256,14 +320,14 @@ static int count_messages(const cJSON *msgs, int *tokens, mllm_err_t *err, int a
         return mllm_err_set(err, 400, "invalid_request_error", "empty_array", param,
                             "Invalid 'messages': empty array. Expected an array with "
                             "minimum length 1, but got an empty array instead.");
-    long chars = 0, n = 0;
+    long i = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         if (!cJSON_IsObject(m) || !cJSON_IsString(role))
             return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", param,
                                 "Invalid 'messages[%ld]': each message must be an object "
-                                "with a string 'role'.", n);
+                                "with a string 'role'.", i);
         const char *r = role->valuestring;
         int ok = anthropic ? (!strcmp(r, "user") || !strcmp(r, "assistant"))
                            : (!strcmp(r, "system") || !strcmp(r, "user") ||
@@ -271,17 +335,37 @@ static int count_messages(const cJSON *msgs, int *tokens, mllm_err_t *err, int a
                               !strcmp(r, "developer") || !strcmp(r, "function"));
         if (!ok)
             return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", param,
-                                "Invalid value for 'messages[%ld].role': '%.40s'.", n, r);
-        long c = content_chars(cJSON_GetObjectItemCaseSensitive(m, "content"));
+                                "Invalid value for 'messages[%ld].role': '%.40s'.", i, r);
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        long c = content_bytes(content, 0);
         if (c < 0)
             return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", param,
                                 "Invalid type for 'messages[%ld].content': expected a "
-                                "string or an array of content parts.", n);
-        chars += c;
-        n++;
+                                "string or an array of content parts.", i);
+        /* earlier tool calls of the assistant are read again as prompt */
+        const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls"), *tc;
+        if (calls && !cJSON_IsNull(calls) && !cJSON_IsArray(calls))
+            return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", param,
+                                "Invalid type for 'messages[%ld].tool_calls': expected an "
+                                "array.", i);
+        const cJSON *calls_list = cJSON_IsArray(calls) ? calls : NULL;
+        cJSON_ArrayForEach(tc, calls_list) {
+            const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+            c += str_bytes(cJSON_GetObjectItemCaseSensitive(fn, "name")) +
+                 str_bytes(cJSON_GetObjectItemCaseSensitive(fn, "arguments"));
+        }
+        if (!strcmp(r, "tool") && !cJSON_IsString(
+                                      cJSON_GetObjectItemCaseSensitive(m, "tool_call_id")))
+            return mllm_err_set(err, 400, "invalid_request_error", "missing_required_parameter",
+                                param, "Missing parameter 'tool_call_id': messages with role "
+                                "'tool' must be a response to a preceding message with "
+                                "'tool_calls'.");
+        out->after_tool_result = anthropic ? !strcmp(r, "user") && has_tool_result(content)
+                                           : !strcmp(r, "tool") || !strcmp(r, "function");
+        *bytes += c;
+        i++;
     }
-    long t = (chars + 3) / 4 + 4 * n + 3;
-    *tokens = t > 100000000 ? 100000000 : (int)t;
+    *n += i;
     return 0;
 }
 
@@ -330,15 +414,144 @@ static int get_posint(const cJSON *root, const char *name, int *out, mllm_err_t 
     return 0;
 }
 
+static int get_temperature(const cJSON *root, mllm_err_t *err)
+{
+    const cJSON *temp = cJSON_GetObjectItemCaseSensitive(root, "temperature");
+    if (temp && !cJSON_IsNull(temp) &&
+        (!cJSON_IsNumber(temp) || temp->valuedouble < 0 || temp->valuedouble > 2))
+        return mllm_err_set(err, 400, "invalid_request_error", "decimal_above_max_value",
+                            "temperature", "Invalid 'temperature': expected a number from 0 "
+                            "to 2.");
+    return 0;
+}
+
+/*
+ * Tools, in each API's shape, normalised into out->tools: an array of
+ * {"name": ..., "parameters": <JSON schema or null>} (detached copies, freed by
+ * mllm_gen_req_free), and tool_choice. Adds the definitions' bytes to *bytes.
+ *   chat:      tools [{type:"function", function:{name, description, parameters}}],
+ *              tool_choice "auto"|"none"|"required"|{type:"function",function:{name}}
+ *   messages:  tools [{name, description, input_schema}],
+ *              tool_choice {type:"auto"|"any"|"tool"|"none", name}
+ *   responses: tools [{type:"function", name, description, parameters}],
+ *              tool_choice "auto"|"none"|"required"|{type:"function", name}
+ * Tools of other types (web search, code interpreter, ...) are counted and ignored.
+ */
+static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *bytes,
+                     mllm_err_t *err)
+{
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
+    const cJSON *choice = cJSON_GetObjectItemCaseSensitive(root, "tool_choice");
+    out->tool_choice = MLLM_TOOLS_AUTO;
+    if (tools && !cJSON_IsNull(tools)) {
+        if (!cJSON_IsArray(tools))
+            return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "tools",
+                                "Invalid type for 'tools': expected an array.");
+        out->tools = cJSON_CreateArray();
+        if (!out->tools)
+            return mllm_err_set(err, 500, "server_error", NULL, NULL, "Out of memory.");
+        long i = 0;
+        const cJSON *t;
+        cJSON_ArrayForEach(t, tools) {
+            *bytes += json_bytes(t);
+            const cJSON *type = cJSON_GetObjectItemCaseSensitive(t, "type");
+            const cJSON *fn = api == MLLM_API_CHAT ? cJSON_GetObjectItemCaseSensitive(t, "function")
+                                                   : t;
+            int function = api == MLLM_API_MESSAGES
+                               ? !cJSON_IsString(type) || !strcmp(type->valuestring, "custom")
+                               : cJSON_IsString(type) && !strcmp(type->valuestring, "function");
+            if (!cJSON_IsObject(t))
+                return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "tools",
+                                    "Invalid 'tools[%ld]': expected an object.", i);
+            i++;
+            if (!function)
+                continue;
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+            if (!cJSON_IsString(name) || !name->valuestring[0] ||
+                strlen(name->valuestring) > 64)
+                return mllm_err_set(err, 400, "invalid_request_error",
+                                    "missing_required_parameter", "tools",
+                                    "Invalid 'tools[%ld]': a function tool needs a 'name' "
+                                    "of 1 to 64 characters.", i - 1);
+            const cJSON *params = cJSON_GetObjectItemCaseSensitive(
+                fn, api == MLLM_API_MESSAGES ? "input_schema" : "parameters");
+            cJSON *o = cJSON_CreateObject();
+            if (!o || !cJSON_AddStringToObject(o, "name", name->valuestring) ||
+                !cJSON_AddItemToObject(o, "parameters",
+                                       params ? cJSON_Duplicate(params, 1) : cJSON_CreateNull())) {
+                cJSON_Delete(o);
+                return mllm_err_set(err, 500, "server_error", NULL, NULL, "Out of memory.");
+            }
+            cJSON_AddItemToArray(out->tools, o);
+        }
+    }
+    out->ntools = out->tools ? cJSON_GetArraySize(out->tools) : 0;
+    if (!choice || cJSON_IsNull(choice))
+        return 0;
+    const char *c = NULL, *named = NULL;
+    if (cJSON_IsString(choice)) {
+        c = choice->valuestring;
+    } else if (cJSON_IsObject(choice)) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(choice, "type");
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(choice, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn ? fn : choice, "name");
+        c = cJSON_IsString(type) ? type->valuestring : "";
+        if (!strcmp(c, "function") || !strcmp(c, "tool")) {
+            c = "named";
+            named = cJSON_IsString(name) ? name->valuestring : "";
+        }
+    }
+    if (c && !strcmp(c, "auto"))
+        out->tool_choice = MLLM_TOOLS_AUTO;
+    else if (c && !strcmp(c, "none"))
+        out->tool_choice = MLLM_TOOLS_NONE;
+    else if (c && (!strcmp(c, "required") || (api == MLLM_API_MESSAGES && !strcmp(c, "any"))))
+        out->tool_choice = MLLM_TOOLS_REQUIRED;
+    else if (c && named)
+        out->tool_choice = MLLM_TOOLS_NAMED;
+    else
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "tool_choice",
+                            "Invalid value for 'tool_choice': expected \"auto\", \"none\", "
+                            "\"required\" or a named function.");
+    if (out->tool_choice != MLLM_TOOLS_AUTO && out->tool_choice != MLLM_TOOLS_NONE &&
+        out->ntools == 0)
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "tool_choice",
+                            "Invalid value for 'tool_choice': 'tool_choice' is only allowed "
+                            "when 'tools' are specified.");
+    if (named) {
+        out->named_tool = -1;
+        for (int i = 0; i < out->ntools; i++) {
+            const cJSON *n = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetArrayItem(out->tools, i), "name");
+            if (!strcmp(n->valuestring, named))
+                out->named_tool = i;
+        }
+        if (out->named_tool < 0)
+            return mllm_err_set(err, 400, "invalid_request_error", "invalid_value",
+                                "tool_choice", "Invalid value for 'tool_choice': no function "
+                                "named '%.64s' in 'tools'.", named);
+    }
+    return 0;
+}
+
+void mllm_gen_req_free(mllm_gen_req_t *r)
+{
+    cJSON_Delete(r->tools);
+    r->tools = NULL;
+    r->ntools = 0;
+}
+
 int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
 {
     memset(out, 0, sizeof *out);
+    out->api = MLLM_API_CHAT;
     cJSON *root = parse_body(body, len, err);
     if (!root)
         return -1;
     int rc = -1;
+    long bytes = 0, msgs = 0;
     if (get_model(root, out, err) || count_messages(cJSON_GetObjectItemCaseSensitive(
-                                         root, "messages"), &out->prompt_tokens, err, 0))
+                                         root, "messages"), &bytes, &msgs, out, err, 0))
         goto out;
     if (get_bool(root, "stream", &out->stream, err))
         goto out;
@@ -373,15 +586,14 @@ int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_
                      "Invalid 'n': mock-llm generates one choice per request; got %d.", n);
         goto out;
     }
-    const cJSON *temp = cJSON_GetObjectItemCaseSensitive(root, "temperature");
-    if (temp && !cJSON_IsNull(temp) &&
-        (!cJSON_IsNumber(temp) || temp->valuedouble < 0 || temp->valuedouble > 2)) {
-        mllm_err_set(err, 400, "invalid_request_error", "decimal_above_max_value",
-                     "temperature", "Invalid 'temperature': expected a number from 0 to 2.");
+    if (get_temperature(root, err) || get_tools(root, MLLM_API_CHAT, out, &bytes, err))
         goto out;
-    }
+    out->prompt_bytes = bytes;
+    out->prompt_tokens = tokens_of(bytes, msgs);
     rc = 0;
 out:
+    if (rc)
+        mllm_gen_req_free(out);
     cJSON_Delete(root);
     return rc;
 }
@@ -389,12 +601,14 @@ out:
 int mllm_parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
 {
     memset(out, 0, sizeof *out);
+    out->api = MLLM_API_MESSAGES;
     cJSON *root = parse_body(body, len, err);
     if (!root)
         return -1;
     int rc = -1;
+    long bytes = 0, msgs = 0;
     if (get_model(root, out, err) || count_messages(cJSON_GetObjectItemCaseSensitive(
-                                         root, "messages"), &out->prompt_tokens, err, 1))
+                                         root, "messages"), &bytes, &msgs, out, err, 1))
         goto out;
     if (!cJSON_GetObjectItemCaseSensitive(root, "max_tokens")) {
         mllm_err_set(err, 400, "invalid_request_error", NULL, "max_tokens",
@@ -406,17 +620,133 @@ int mllm_parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_
         goto out;
     const cJSON *sys = cJSON_GetObjectItemCaseSensitive(root, "system");
     if (sys) {
-        long c = content_chars(sys);
+        long c = content_bytes(sys, 0);
         if (c < 0) {
             mllm_err_set(err, 400, "invalid_request_error", NULL, "system",
                          "system: Input should be a valid string or list of text blocks");
             goto out;
         }
-        out->prompt_tokens += (int)((c + 3) / 4);
+        bytes += c;
+        msgs++;
     }
+    if (get_temperature(root, err) || get_tools(root, MLLM_API_MESSAGES, out, &bytes, err))
+        goto out;
+    out->prompt_bytes = bytes;
+    out->prompt_tokens = tokens_of(bytes, msgs);
     out->include_usage = 1;
     rc = 0;
 out:
+    if (rc)
+        mllm_gen_req_free(out);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Responses API input items: a message ({role, content} with or without type
+ * "message"), a function_call (an earlier call: name, arguments, call_id), or a
+ * function_call_output (its result: call_id, output). */
+static int count_input_items(const cJSON *input, long *bytes, long *n, mllm_gen_req_t *out,
+                             mllm_err_t *err)
+{
+    long i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, input) {
+        if (!cJSON_IsObject(it))
+            return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "input",
+                                "Invalid 'input[%ld]': expected an object.", i);
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(it, "type");
+        const char *t = cJSON_IsString(type) ? type->valuestring : "message";
+        out->after_tool_result = 0;
+        if (!strcmp(t, "message")) {
+            const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role");
+            const char *r = cJSON_IsString(role) ? role->valuestring : "";
+            if (strcmp(r, "user") && strcmp(r, "assistant") && strcmp(r, "system") &&
+                strcmp(r, "developer"))
+                return mllm_err_set(err, 400, "invalid_request_error", "invalid_value",
+                                    "input", "Invalid value for 'input[%ld].role': '%.40s'.",
+                                    i, r);
+            long c = content_bytes(cJSON_GetObjectItemCaseSensitive(it, "content"), 0);
+            if (c < 0)
+                return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "input",
+                                    "Invalid type for 'input[%ld].content': expected a string "
+                                    "or an array of content parts.", i);
+            *bytes += c;
+        } else if (!strcmp(t, "function_call")) {
+            *bytes += str_bytes(cJSON_GetObjectItemCaseSensitive(it, "name")) +
+                      str_bytes(cJSON_GetObjectItemCaseSensitive(it, "arguments"));
+        } else if (!strcmp(t, "function_call_output")) {
+            if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(it, "call_id")))
+                return mllm_err_set(err, 400, "invalid_request_error",
+                                    "missing_required_parameter", "input",
+                                    "Missing required parameter: 'input[%ld].call_id'.", i);
+            const cJSON *o = cJSON_GetObjectItemCaseSensitive(it, "output");
+            *bytes += cJSON_IsString(o) ? str_bytes(o) : json_bytes(o);
+            out->after_tool_result = 1;
+        } else {
+            *bytes += json_bytes(it); /* reasoning and other items: read as they are */
+        }
+        i++;
+    }
+    *n += i;
+    return 0;
+}
+
+int mllm_parse_responses(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    out->api = MLLM_API_RESPONSES;
+    cJSON *root = parse_body(body, len, err);
+    if (!root)
+        return -1;
+    int rc = -1;
+    long bytes = 0, msgs = 0;
+    if (get_model(root, out, err))
+        goto out;
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(root, "input");
+    if (cJSON_IsString(input)) {
+        bytes += (long)strlen(input->valuestring);
+        msgs = 1;
+    } else if (cJSON_IsArray(input) && cJSON_GetArraySize(input) > 0) {
+        if (count_input_items(input, &bytes, &msgs, out, err))
+            goto out;
+    } else {
+        mllm_err_set(err, 400, "invalid_request_error", input ? "invalid_type"
+                                                              : "missing_required_parameter",
+                     "input", input ? "Invalid type for 'input': expected a string or a "
+                                      "non-empty array of input items."
+                                    : "Missing required parameter: 'input'.");
+        goto out;
+    }
+    const cJSON *ins = cJSON_GetObjectItemCaseSensitive(root, "instructions");
+    if (ins && !cJSON_IsNull(ins)) {
+        if (!cJSON_IsString(ins)) {
+            mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "instructions",
+                         "Invalid type for 'instructions': expected a string.");
+            goto out;
+        }
+        bytes += (long)strlen(ins->valuestring);
+        msgs++;
+    }
+    if (get_posint(root, "max_output_tokens", &out->max_tokens, err) ||
+        get_bool(root, "stream", &out->stream, err) || get_temperature(root, err) ||
+        get_tools(root, MLLM_API_RESPONSES, out, &bytes, err))
+        goto out;
+    const cJSON *prev = cJSON_GetObjectItemCaseSensitive(root, "previous_response_id");
+    if (prev && !cJSON_IsNull(prev)) {
+        /* mock-llm keeps no conversation state (it would be memory per response) */
+        mllm_err_set(err, 400, "invalid_request_error", "previous_response_not_found",
+                     "previous_response_id", "Previous response with id '%.64s' not found "
+                     "(mock-llm stores no responses: send the whole input).",
+                     cJSON_IsString(prev) ? prev->valuestring : "?");
+        goto out;
+    }
+    out->prompt_bytes = bytes;
+    out->prompt_tokens = tokens_of(bytes, msgs);
+    out->include_usage = 1;
+    rc = 0;
+out:
+    if (rc)
+        mllm_gen_req_free(out);
     cJSON_Delete(root);
     return rc;
 }
@@ -488,17 +818,52 @@ void mllm_chunk_error(mllm_buf_t *b, const mllm_err_t *e)
     mllm_buf_adds(b, "\n\n");
 }
 
+void mllm_chunk_tool_start(mllm_buf_t *b, const mllm_stream_fmt_t *f,
+                           const mllm_tool_call_t *call)
+{
+    mllm_buf_add(b, f->prefix, f->prefix_len);
+    mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,"
+                     "\"tool_calls\":[{\"index\":0,\"id\":\"");
+    mllm_buf_adds(b, call->id);
+    mllm_buf_adds(b, "\",\"type\":\"function\",\"function\":{\"name\":\"");
+    mllm_buf_json_str(b, call->name, strlen(call->name));
+    mllm_buf_adds(b, "\",\"arguments\":\"\"}}],\"refusal\":null},\"logprobs\":null,"
+                     "\"finish_reason\":null}]}\n\n");
+}
+
+void mllm_chunk_tool_args(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *frag,
+                          size_t n)
+{
+    mllm_buf_add(b, f->prefix, f->prefix_len);
+    mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
+                     "{\"arguments\":\"");
+    mllm_buf_json_str(b, frag, n);
+    mllm_buf_adds(b, "\"}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+}
+
 void mllm_fmt_completion(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
-                         const char *text, size_t n, const char *finish, int prompt,
-                         int completion)
+                         const char *text, size_t n, const mllm_tool_call_t *call,
+                         const char *finish, int prompt, int completion)
 {
     mllm_buf_printf(b, "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%" PRIu64
                        ",\"model\":\"", f->id, f->created);
     mllm_buf_json_str(b, model, strlen(model));
     mllm_buf_adds(b, "\",\"system_fingerprint\":\"fp_mockllm\",\"choices\":[{\"index\":0,"
-                     "\"message\":{\"role\":\"assistant\",\"content\":\"");
-    mllm_buf_json_str(b, text, n);
-    mllm_buf_printf(b, "\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],"
+                     "\"message\":{\"role\":\"assistant\",\"content\":");
+    if (call) {
+        mllm_buf_adds(b, "null,\"tool_calls\":[{\"id\":\"");
+        mllm_buf_adds(b, call->id);
+        mllm_buf_adds(b, "\",\"type\":\"function\",\"function\":{\"name\":\"");
+        mllm_buf_json_str(b, call->name, strlen(call->name));
+        mllm_buf_adds(b, "\",\"arguments\":\"");
+        mllm_buf_json_str(b, call->args.p ? call->args.p : "", call->args.len);
+        mllm_buf_adds(b, "\"}}]");
+    } else {
+        mllm_buf_add(b, "\"", 1);
+        mllm_buf_json_str(b, text, n);
+        mllm_buf_add(b, "\"", 1);
+    }
+    mllm_buf_printf(b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],"
                        "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
                        "\"total_tokens\":%d}}", finish, prompt, completion,
                     prompt + completion);
@@ -561,16 +926,213 @@ void mllm_anth_error(mllm_buf_t *b, const mllm_err_t *e)
     mllm_buf_adds(b, "\n\n");
 }
 
+void mllm_anth_tool_block_start(mllm_buf_t *b, const mllm_tool_call_t *call)
+{
+    mllm_buf_adds(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\","
+                     "\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_");
+    mllm_buf_adds(b, call->id + 5); /* "call_" -> "toolu_" */
+    mllm_buf_adds(b, "\",\"name\":\"");
+    mllm_buf_json_str(b, call->name, strlen(call->name));
+    mllm_buf_adds(b, "\",\"input\":{}}}\n\n");
+}
+
+void mllm_anth_input_delta(mllm_buf_t *b, const char *frag, size_t n)
+{
+    mllm_buf_adds(b, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+                     "\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"");
+    mllm_buf_json_str(b, frag, n);
+    mllm_buf_adds(b, "\"}}\n\n");
+}
+
 void mllm_fmt_anth_message(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
-                           const char *text, size_t n, const char *stop_reason, int prompt,
-                           int completion)
+                           const char *text, size_t n, const mllm_tool_call_t *call,
+                           const char *stop_reason, int prompt, int completion)
 {
     mllm_buf_printf(b, "{\"id\":\"msg_mock%s\",\"type\":\"message\",\"role\":\"assistant\","
                        "\"model\":\"", f->id + 13);
     mllm_buf_json_str(b, model, strlen(model));
-    mllm_buf_adds(b, "\",\"content\":[{\"type\":\"text\",\"text\":\"");
-    mllm_buf_json_str(b, text, n);
-    mllm_buf_printf(b, "\"}],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":"
+    if (call) {
+        mllm_buf_adds(b, "\",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_");
+        mllm_buf_adds(b, call->id + 5);
+        mllm_buf_adds(b, "\",\"name\":\"");
+        mllm_buf_json_str(b, call->name, strlen(call->name));
+        mllm_buf_adds(b, "\",\"input\":");
+        mllm_buf_add(b, call->args.p ? call->args.p : "{}", call->args.p ? call->args.len : 2);
+    } else {
+        mllm_buf_adds(b, "\",\"content\":[{\"type\":\"text\",\"text\":\"");
+        mllm_buf_json_str(b, text, n);
+        mllm_buf_add(b, "\"", 1);
+    }
+    mllm_buf_printf(b, "}],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":"
                        "{\"input_tokens\":%d,\"output_tokens\":%d}}", stop_reason, prompt,
                     completion);
+}
+
+/* ---- Responses API ---- */
+
+/* "resp_mock<hex>", "msg_mock<hex>", "fc_mock<hex>": the request's hex id after a prefix. */
+static void resp_id(mllm_buf_t *b, const mllm_resp_t *r, const char *prefix)
+{
+    mllm_buf_adds(b, prefix);
+    mllm_buf_adds(b, r->f->id + 13);
+}
+
+/* The output item: status, and its content/arguments so far (full == NULL: none yet). */
+static void resp_item(mllm_buf_t *b, const mllm_resp_t *r, const char *status,
+                      const char *full, size_t n)
+{
+    if (r->call) {
+        mllm_buf_adds(b, "{\"type\":\"function_call\",\"id\":\"");
+        resp_id(b, r, "fc_mock");
+        mllm_buf_adds(b, "\",\"call_id\":\"");
+        mllm_buf_adds(b, r->call->id);
+        mllm_buf_adds(b, "\",\"name\":\"");
+        mllm_buf_json_str(b, r->call->name, strlen(r->call->name));
+        mllm_buf_adds(b, "\",\"arguments\":\"");
+        if (full)
+            mllm_buf_json_str(b, full, n);
+        mllm_buf_printf(b, "\",\"status\":\"%s\"}", status);
+        return;
+    }
+    mllm_buf_adds(b, "{\"type\":\"message\",\"id\":\"");
+    resp_id(b, r, "msg_mock");
+    mllm_buf_printf(b, "\",\"status\":\"%s\",\"role\":\"assistant\",\"content\":[", status);
+    if (full) {
+        mllm_buf_adds(b, "{\"type\":\"output_text\",\"text\":\"");
+        mllm_buf_json_str(b, full, n);
+        mllm_buf_adds(b, "\",\"annotations\":[]}");
+    }
+    mllm_buf_adds(b, "]}");
+}
+
+/* The response object. full == NULL: no output yet (created, in_progress). */
+static void resp_object(mllm_buf_t *b, const mllm_resp_t *r, const char *status,
+                        const char *full, size_t n, int capped, int prompt, int completion)
+{
+    mllm_buf_adds(b, "{\"id\":\"");
+    resp_id(b, r, "resp_mock");
+    mllm_buf_printf(b, "\",\"object\":\"response\",\"created_at\":%" PRIu64 ",\"status\":"
+                       "\"%s\",\"error\":null,\"incomplete_details\":", r->f->created, status);
+    mllm_buf_adds(b, capped ? "{\"reason\":\"max_output_tokens\"}" : "null");
+    mllm_buf_adds(b, ",\"instructions\":null,\"max_output_tokens\":");
+    if (r->max_output_tokens)
+        mllm_buf_printf(b, "%d", r->max_output_tokens);
+    else
+        mllm_buf_adds(b, "null");
+    mllm_buf_adds(b, ",\"model\":\"");
+    mllm_buf_json_str(b, r->model, strlen(r->model));
+    mllm_buf_adds(b, "\",\"output\":[");
+    if (full)
+        resp_item(b, r, capped ? "incomplete" : "completed", full, n);
+    mllm_buf_adds(b, "],\"parallel_tool_calls\":true,\"previous_response_id\":null,"
+                     "\"reasoning\":{\"effort\":null,\"summary\":null},\"store\":false,"
+                     "\"temperature\":1.0,\"text\":{\"format\":{\"type\":\"text\"}},"
+                     "\"tool_choice\":\"auto\",\"tools\":[],\"top_p\":1.0,"
+                     "\"truncation\":\"disabled\",\"usage\":");
+    if (full)
+        mllm_buf_printf(b, "{\"input_tokens\":%d,\"input_tokens_details\":{\"cached_tokens\":0},"
+                           "\"output_tokens\":%d,\"output_tokens_details\":"
+                           "{\"reasoning_tokens\":0},\"total_tokens\":%d}", prompt, completion,
+                        prompt + completion);
+    else
+        mllm_buf_adds(b, "null");
+    mllm_buf_adds(b, ",\"user\":null,\"metadata\":{}}");
+}
+
+/* "event: <type>\ndata: {"type":"<type>","sequence_number":N" - the caller closes it. */
+static void resp_event(mllm_buf_t *b, mllm_resp_t *r, const char *type)
+{
+    mllm_buf_printf(b, "event: %s\ndata: {\"type\":\"%s\",\"sequence_number\":%d", type, type,
+                    r->seq++);
+}
+
+static void resp_ids(mllm_buf_t *b, const mllm_resp_t *r, int part)
+{
+    mllm_buf_adds(b, ",\"item_id\":\"");
+    resp_id(b, r, r->call ? "fc_mock" : "msg_mock");
+    mllm_buf_adds(b, part ? "\",\"output_index\":0,\"content_index\":0"
+                          : "\",\"output_index\":0");
+}
+
+void mllm_resp_begin(mllm_buf_t *b, mllm_resp_t *r)
+{
+    static const char *const types[2] = { "response.created", "response.in_progress" };
+    for (int i = 0; i < 2; i++) {
+        resp_event(b, r, types[i]);
+        mllm_buf_adds(b, ",\"response\":");
+        resp_object(b, r, "in_progress", NULL, 0, 0, 0, 0);
+        mllm_buf_adds(b, "}\n\n");
+    }
+}
+
+void mllm_resp_item_added(mllm_buf_t *b, mllm_resp_t *r)
+{
+    resp_event(b, r, "response.output_item.added");
+    mllm_buf_adds(b, ",\"output_index\":0,\"item\":");
+    resp_item(b, r, "in_progress", r->call ? "" : NULL, 0);
+    mllm_buf_adds(b, "}\n\n");
+    if (r->call)
+        return;
+    resp_event(b, r, "response.content_part.added");
+    resp_ids(b, r, 1);
+    mllm_buf_adds(b, ",\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}}\n\n");
+}
+
+void mllm_resp_delta(mllm_buf_t *b, mllm_resp_t *r, const char *frag, size_t n)
+{
+    resp_event(b, r, r->call ? "response.function_call_arguments.delta"
+                             : "response.output_text.delta");
+    resp_ids(b, r, !r->call);
+    mllm_buf_adds(b, ",\"delta\":\"");
+    mllm_buf_json_str(b, frag, n);
+    mllm_buf_adds(b, r->call ? "\"}\n\n" : "\",\"logprobs\":[]}\n\n");
+}
+
+void mllm_resp_end(mllm_buf_t *b, mllm_resp_t *r, const char *full, size_t n, int capped,
+                   int prompt, int completion)
+{
+    if (r->call) {
+        resp_event(b, r, "response.function_call_arguments.done");
+        resp_ids(b, r, 0);
+        mllm_buf_adds(b, ",\"arguments\":\"");
+        mllm_buf_json_str(b, full, n);
+        mllm_buf_adds(b, "\"}\n\n");
+    } else {
+        resp_event(b, r, "response.output_text.done");
+        resp_ids(b, r, 1);
+        mllm_buf_adds(b, ",\"text\":\"");
+        mllm_buf_json_str(b, full, n);
+        mllm_buf_adds(b, "\",\"logprobs\":[]}\n\n");
+        resp_event(b, r, "response.content_part.done");
+        resp_ids(b, r, 1);
+        mllm_buf_adds(b, ",\"part\":{\"type\":\"output_text\",\"text\":\"");
+        mllm_buf_json_str(b, full, n);
+        mllm_buf_adds(b, "\",\"annotations\":[]}}\n\n");
+    }
+    resp_event(b, r, "response.output_item.done");
+    mllm_buf_adds(b, ",\"output_index\":0,\"item\":");
+    resp_item(b, r, capped ? "incomplete" : "completed", full, n);
+    mllm_buf_adds(b, "}\n\n");
+    resp_event(b, r, capped ? "response.incomplete" : "response.completed");
+    mllm_buf_adds(b, ",\"response\":");
+    resp_object(b, r, capped ? "incomplete" : "completed", full, n, capped, prompt, completion);
+    mllm_buf_adds(b, "}\n\n");
+}
+
+void mllm_resp_error(mllm_buf_t *b, mllm_resp_t *r, const mllm_err_t *e)
+{
+    resp_event(b, r, "error");
+    mllm_buf_adds(b, ",\"code\":");
+    json_str_or_null(b, e->code ? e->code : e->type);
+    mllm_buf_adds(b, ",\"message\":");
+    json_str_or_null(b, e->message);
+    mllm_buf_adds(b, ",\"param\":");
+    json_str_or_null(b, e->param);
+    mllm_buf_adds(b, "}\n\n");
+}
+
+void mllm_fmt_response(mllm_buf_t *b, mllm_resp_t *r, const char *full, size_t n,
+                       int capped, int prompt, int completion)
+{
+    resp_object(b, r, capped ? "incomplete" : "completed", full, n, capped, prompt, completion);
 }

@@ -1,10 +1,13 @@
 /*
  * mllm_api.h - the API surface of mock-llm without the network: request bodies parsed
- * and validated (OpenAI Chat Completions, Anthropic Messages), and every response body
- * and stream frame formatted, byte for byte what the official SDKs parse.
+ * and validated (OpenAI Chat Completions and Responses, Anthropic Messages), tool calls
+ * drawn from the request's tool definitions, and every response body and stream frame
+ * formatted, byte for byte what the official SDKs parse.
  */
 #ifndef MLLM_API_H
 #define MLLM_API_H
+
+#include "mllm_timing.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -42,14 +45,34 @@ typedef struct mllm_err {
 int mllm_err_set(mllm_err_t *e, int status, const char *type, const char *code,
                  const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-/* Both APIs, after validation. */
+enum { MLLM_API_CHAT, MLLM_API_MESSAGES, MLLM_API_RESPONSES };
+
+/* The prompt-size rule (mllm_api.c): usage tokens are bytes / 4, rounded up, plus 3 per
+ * message and 3 for the reply; a tool call's arguments stream at 4 bytes per token. */
+#define MLLM_BYTES_PER_TOKEN 4
+enum { MLLM_TOOLS_AUTO, MLLM_TOOLS_NONE, MLLM_TOOLS_REQUIRED, MLLM_TOOLS_NAMED };
+
+struct cJSON;
+
+/* Every API, after validation. */
 typedef struct mllm_gen_req {
+    int  api;            /* MLLM_API_* */
     char model[128];
     int  stream;
-    int  include_usage;  /* stream_options.include_usage */
-    int  max_tokens;     /* 0 = no cap */
-    int  prompt_tokens;  /* estimated: ~4 characters per token plus per-message overhead */
+    int  include_usage;  /* stream_options.include_usage (always on for the others) */
+    int  max_tokens;     /* max_tokens / max_completion_tokens / max_output_tokens; 0 = none */
+    int  prompt_tokens;  /* estimated from prompt_bytes, see mllm_api.c */
+    long prompt_bytes;   /* bytes of everything the model reads (contents, tools, ...) */
+    /* tools: function tools normalised to [{"name", "parameters"}]; NULL when none */
+    struct cJSON *tools;
+    int  ntools;
+    int  tool_choice;       /* MLLM_TOOLS_* */
+    int  named_tool;        /* index in tools when MLLM_TOOLS_NAMED */
+    int  after_tool_result; /* the last turn is a tool result: answer it with text */
 } mllm_gen_req_t;
+
+/* Frees what a parsed request holds (its tools). Safe on a zeroed or failed request. */
+void mllm_gen_req_free(mllm_gen_req_t *r);
 
 /* Deepest JSON nesting accepted. cJSON recurses per level and a connection fiber has a
  * small stack, so deeper bodies are refused before cJSON sees them. */
@@ -57,15 +80,46 @@ typedef struct mllm_gen_req {
 
 /*
  * Validates a Chat Completions body: model (string), messages (non-empty array of
- * objects with a string role and string-or-parts content), stream, stream_options,
- * max_tokens / max_completion_tokens (positive integers), n (1 only), temperature
- * (0..2). Returns 0 with out filled, or -1 with err (status 400) filled.
+ * objects with a string role and string-or-parts content; assistant tool_calls; tool
+ * messages with tool_call_id), stream, stream_options, max_tokens /
+ * max_completion_tokens (positive integers), n (1 only), temperature (0..2), tools and
+ * tool_choice. Returns 0 with out filled (free it with mllm_gen_req_free), or -1 with
+ * err (status 400) filled.
  */
 int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err);
 
 /* Validates an Anthropic Messages body: model, max_tokens (required, positive),
- * messages, optional system and stream. Returns 0, or -1 with err filled. */
+ * messages (text, tool_use and tool_result blocks), optional system, stream, tools and
+ * tool_choice. Returns 0, or -1 with err filled. */
 int mllm_parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err);
+
+/* Validates a Responses API body: model, input (a string or a non-empty array of
+ * message, function_call and function_call_output items), instructions,
+ * max_output_tokens, stream, temperature, tools and tool_choice; previous_response_id
+ * is refused (no stored state). Returns 0, or -1 with err filled. */
+int mllm_parse_responses(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err);
+
+/* A tool call the mock answers with: the function's name, a unique id, and arguments
+ * (compact JSON, valid against the simple JSON-schema subset mllm_tool_call() reads). */
+typedef struct mllm_tool_call {
+    char       name[65];
+    char       id[40];   /* call_mock<hex> (chat, responses) */
+    mllm_buf_t args;
+} mllm_tool_call_t;
+
+/*
+ * The seeded tool rule. Returns 1 and fills call when the answer is a tool call, 0 when
+ * it is text. With tool_choice "none", no tools, or a last turn that is a tool result
+ * (under "auto"), it is text. "required" and a named function always call (the named
+ * one, or a tool drawn uniformly from rng); "auto" calls with probability `rate` (a
+ * draw from rng), a tool drawn uniformly. Arguments are built from the tool's
+ * parameters schema with values from rng: every required property and, by a draw, each
+ * optional one; enum/const values; string, integer (within minimum/maximum), number,
+ * boolean, null, arrays (minItems or 1-2 items) and nested objects; anything else "mock".
+ * id_num makes the call id. Free call->args with mllm_buf_free.
+ */
+int mllm_tool_call(const mllm_gen_req_t *r, mllm_rng_t *rng, double rate, uint64_t id_num,
+                   mllm_tool_call_t *call);
 
 /* {"error":{"message":...,"type":...,"param":...,"code":...}} */
 void mllm_fmt_error_openai(mllm_buf_t *b, const mllm_err_t *e);
@@ -95,10 +149,18 @@ void mllm_chunk_done(mllm_buf_t *b);
 /* The mid-stream error frame: data: {"error":{...}} */
 void mllm_chunk_error(mllm_buf_t *b, const mllm_err_t *e);
 
-/* A non-streaming chat.completion object. */
+/* Tool-call chunks: the first (role and the call's index, id, type, name, empty
+ * arguments), then argument fragments; finish with mllm_chunk_finish(.., "tool_calls"). */
+void mllm_chunk_tool_start(mllm_buf_t *b, const mllm_stream_fmt_t *f,
+                           const mllm_tool_call_t *call);
+void mllm_chunk_tool_args(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *frag,
+                          size_t n);
+
+/* A non-streaming chat.completion object: the text, or (call != NULL) a message with
+ * content null and the call in tool_calls. */
 void mllm_fmt_completion(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
-                         const char *text, size_t n, const char *finish, int prompt,
-                         int completion);
+                         const char *text, size_t n, const mllm_tool_call_t *call,
+                         const char *finish, int prompt, int completion);
 
 /* Anthropic events, each `event: <type>\ndata: {...}\n\n`. */
 void mllm_anth_message_start(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
@@ -110,10 +172,46 @@ void mllm_anth_block_stop(mllm_buf_t *b);
 void mllm_anth_message_delta(mllm_buf_t *b, const char *stop_reason, int output_tokens);
 void mllm_anth_message_stop(mllm_buf_t *b);
 void mllm_anth_error(mllm_buf_t *b, const mllm_err_t *e);
-/* A non-streaming Anthropic message object. */
+/* A tool_use block at index 0 (input {} at the start), and its input_json_delta
+ * fragments; then mllm_anth_block_stop and stop_reason "tool_use". */
+void mllm_anth_tool_block_start(mllm_buf_t *b, const mllm_tool_call_t *call);
+void mllm_anth_input_delta(mllm_buf_t *b, const char *frag, size_t n);
+/* A non-streaming Anthropic message object: one text block, or (call != NULL) one
+ * tool_use block. */
 void mllm_fmt_anth_message(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
-                           const char *text, size_t n, const char *stop_reason, int prompt,
-                           int completion);
+                           const char *text, size_t n, const mllm_tool_call_t *call,
+                           const char *stop_reason, int prompt, int completion);
+
+/*
+ * The Responses API. One output item: a message with one output_text part, or (call !=
+ * NULL) a function_call. Streamed as `event: <type>\ndata: {...}\n\n` frames, each with
+ * the next sequence_number:
+ *   response.created, response.in_progress                       (mllm_resp_begin)
+ *   response.output_item.added [, response.content_part.added]   (mllm_resp_item_added)
+ *   response.output_text.delta | response.function_call_arguments.delta ... (mllm_resp_delta)
+ *   response.output_text.done, response.content_part.done | response.function_call_
+ *   arguments.done, response.output_item.done, then response.completed, or
+ *   response.incomplete when max_output_tokens cut the answer     (mllm_resp_end)
+ */
+typedef struct mllm_resp {
+    const mllm_stream_fmt_t *f;
+    const char              *model;
+    const mllm_tool_call_t  *call;      /* NULL: a text message */
+    int                      max_output_tokens; /* 0: null */
+    int                      seq;       /* the next sequence_number */
+} mllm_resp_t;
+
+void mllm_resp_begin(mllm_buf_t *b, mllm_resp_t *r);
+void mllm_resp_item_added(mllm_buf_t *b, mllm_resp_t *r);
+void mllm_resp_delta(mllm_buf_t *b, mllm_resp_t *r, const char *frag, size_t n);
+/* full: the whole text (or the call's arguments); capped: max_output_tokens cut it. */
+void mllm_resp_end(mllm_buf_t *b, mllm_resp_t *r, const char *full, size_t n, int capped,
+                   int prompt, int completion);
+/* An error event mid-stream ({"type":"error","code","message","param","sequence_number"}). */
+void mllm_resp_error(mllm_buf_t *b, mllm_resp_t *r, const mllm_err_t *e);
+/* The whole non-streaming response object. */
+void mllm_fmt_response(mllm_buf_t *b, mllm_resp_t *r, const char *full, size_t n,
+                       int capped, int prompt, int completion);
 
 #ifdef __cplusplus
 }

@@ -56,6 +56,7 @@ void mllm_config_defaults(mllm_config_t *c)
     c->error_statuses[2] = 503;
     c->nerror_statuses = 3;
     c->retry_after_ms = 1000;
+    c->tool_call_rate = 1.0;
 }
 
 static void usage(FILE *f)
@@ -77,6 +78,11 @@ static void usage(FILE *f)
 "  --ttft-ms X               override the profile's median time to first token\n"
 "  --tps X                   override the profile's median tokens/s (0 = no gaps)\n"
 "  --output-tokens N         every response has exactly N tokens (before max_tokens)\n"
+"  --prefill-us-per-token X  override the profile's prefill time: TTFT grows by X us\n"
+"                            per prompt token (usage.prompt_tokens, ~4 bytes each)\n"
+"  --tool-call-rate P        share of requests with tools and tool_choice \"auto\"\n"
+"                            answered with a tool call (default 1; never after a\n"
+"                            tool result; \"required\" and a named tool always call)\n"
 "  --max-conns N             open connections at most; more get 503 (default 19000)\n"
 "  --max-body BYTES          request body limit, 413 above (default 1048576)\n"
 "  --max-header BYTES        request head limit, 431 above (default 16384)\n"
@@ -90,6 +96,8 @@ static void usage(FILE *f)
 "  --retry-after-ms N        retry-after of injected 429/503 (default 1000)\n"
 "  --midstream-error-rate P  share of streams that end in an error frame halfway\n"
 "  --disconnect-rate P       share of streams whose connection is cut halfway\n"
+"  --sndbuf BYTES            SO_SNDBUF of each client socket (default: the kernel's\n"
+"                            autotuning, up to MBs); small makes slow readers back up\n"
 "  --busy-poll               spin instead of sleeping between deadlines: lower\n"
 "                            lateness for a whole core (a benchmark option)\n"
 "  --tls                     HTTPS (OpenSSL) with a self-signed certificate made at\n"
@@ -106,18 +114,18 @@ static void usage(FILE *f)
 "\n"
 "A request header 'x-mock-inject: 429|500|503|midstream|disconnect' forces one\n"
 "injection; 'x-mock-request-index: N' picks the per-request generator explicitly.\n"
-"Endpoints: POST /v1/chat/completions, POST /v1/messages, GET /v1/models,\n"
-"GET /v1/models/ID, GET /health, GET /metrics (Prometheus).\n");
+"Endpoints: POST /v1/chat/completions, POST /v1/responses, POST /v1/messages,\n"
+"GET /v1/models, GET /v1/models/ID, GET /health, GET /metrics (Prometheus).\n");
 }
 
 static void list_profiles(void)
 {
-    printf("%-16s %9s %6s %8s %6s %6s %5s  %s\n", "profile", "ttft_s", "sigma", "tok/s",
-           "sigma", "stall", "t/ev", "about");
+    printf("%-16s %9s %6s %10s %8s %6s %6s %5s  %s\n", "profile", "ttft_s", "sigma",
+           "prefill_us", "tok/s", "sigma", "stall", "t/ev", "about");
     for (const mllm_profile_t *p = mllm_profiles; p->name; p++)
-        printf("%-16s %9.3f %6.2f %8.1f %6.2f %5.1f%% %2d-%-2d  %s\n", p->name, p->ttft_s,
-               p->ttft_sigma, p->speed_tps, p->speed_sigma, p->stall_p * 100, p->tpe_min,
-               p->tpe_max, p->about);
+        printf("%-16s %9.3f %6.2f %10.0f %8.1f %6.2f %5.1f%% %2d-%-2d  %s\n", p->name, p->ttft_s,
+               p->ttft_sigma, p->ttft_per_prompt_token_s * 1e6, p->speed_tps, p->speed_sigma,
+               p->stall_p * 100, p->tpe_min, p->tpe_max, p->about);
 }
 
 static int bad(const char *opt, const char *val, const char *why)
@@ -180,8 +188,8 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
     enum {
         O_LISTEN = 256, O_PROFILE, O_SCALE, O_SEED, O_MODELS, O_TPE, O_TTFT, O_TPS, O_OUT,
         O_MAXCONNS, O_MAXBODY, O_MAXHEADER, O_MAXPENDING, O_IDLE, O_HDRTO, O_WRTO, O_ERATE,
-        O_ESTAT, O_RETRY, O_MIDERR, O_DISC, O_LOG, O_LIST, O_HELP, O_BUSY,
-        O_TLS, O_TLSCERT, O_TLSKEY, O_TLSOUT, O_TLSKEEP,
+        O_ESTAT, O_RETRY, O_MIDERR, O_DISC, O_LOG, O_LIST, O_HELP, O_BUSY, O_PREFILL,
+        O_TOOLRATE, O_SNDBUF, O_TLS, O_TLSCERT, O_TLSKEY, O_TLSOUT, O_TLSKEEP,
     };
     static const struct option opts[] = {
         { "listen", required_argument, 0, O_LISTEN },
@@ -207,6 +215,9 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         { "disconnect-rate", required_argument, 0, O_DISC },
         { "log-level", required_argument, 0, O_LOG },
         { "busy-poll", no_argument, 0, O_BUSY },
+        { "prefill-us-per-token", required_argument, 0, O_PREFILL },
+        { "tool-call-rate", required_argument, 0, O_TOOLRATE },
+        { "sndbuf", required_argument, 0, O_SNDBUF },
         { "tls", no_argument, 0, O_TLS },
         { "tls-cert", required_argument, 0, O_TLSCERT },
         { "tls-key", required_argument, 0, O_TLSKEY },
@@ -217,7 +228,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         { 0, 0, 0, 0 },
     };
     /* Overrides are applied after the loop, so --ttft-ms before --profile still counts. */
-    double ttft_ms = -1, tps = -1, out_tokens = -1, v;
+    double ttft_ms = -1, tps = -1, out_tokens = -1, prefill_us = -1, v;
     const char *profile = "gpt-4o";
     opterr = 0;
     optind = 1;
@@ -322,6 +333,12 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
                 return bad("--log-level", optarg, "expected error, warn, info or debug");
             break;
         case O_BUSY: c->busy_poll = 1; break;
+        case O_PREFILL: rc = num("--prefill-us-per-token", optarg, 0, 1e6, &prefill_us); break;
+        case O_TOOLRATE: rc = num("--tool-call-rate", optarg, 0, 1, &c->tool_call_rate); break;
+        case O_SNDBUF:
+            rc = num("--sndbuf", optarg, 0, 1 << 30, &v);
+            c->sndbuf = (int)v;
+            break;
         case O_TLS: c->tls = 1; break;
         case O_TLSCERT: c->tls_cert = optarg; c->tls = 1; break;
         case O_TLSKEY: c->tls_key = optarg; c->tls = 1; break;
@@ -357,6 +374,8 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         c->profile.ttft_s = ttft_ms / 1000.0;
     if (tps >= 0)
         c->profile.speed_tps = tps;
+    if (prefill_us >= 0)
+        c->profile.ttft_per_prompt_token_s = prefill_us / 1e6;
     if (out_tokens >= 1) {
         c->profile.len_median = out_tokens;
         c->profile.len_sigma = 0;

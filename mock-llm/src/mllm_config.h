@@ -39,6 +39,8 @@ typedef struct mllm_config {
     double          disconnect_rate;
     int             retry_after_ms;
     int             busy_poll;        /* never sleep in epoll: spin between deadlines */
+    double          tool_call_rate;   /* share of "auto" requests with tools answered by a call */
+    int             sndbuf;           /* SO_SNDBUF of client sockets; 0 = kernel autotuning */
     /* HTTPS (mllm_tls.h): a certificate made at start unless tls_cert is given */
     int             tls;
     const char     *tls_cert, *tls_key, *tls_cert_out;

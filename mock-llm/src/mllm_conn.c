@@ -44,6 +44,7 @@ void mllm_conn_init(mllm_conn_t *c, const mllm_config_t *cfg, uint64_t id)
 void mllm_conn_close(mllm_conn_t *c)
 {
     c->tx.ops->close(&c->tx);
+    mllm_metrics.pending_bytes -= c->out.len;
     free(c->in);
     c->in = NULL;
     c->in_len = c->in_cap = 0;
@@ -75,6 +76,7 @@ static int flush_nb(mllm_conn_t *c)
     if (off) {
         memmove(c->out.p, c->out.p + off, c->out.len - off);
         c->out.len -= off;
+        mllm_metrics.pending_bytes -= off;
     }
     return 0;
 }
@@ -109,6 +111,8 @@ int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
         return -1;
     }
     mllm_buf_add(&c->out, p, n);
+    if (!c->out.oom)
+        mllm_metrics.pending_bytes += n;
     if (c->out.oom) {
         c->dead = 1;
         return -1;

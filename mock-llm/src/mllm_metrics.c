@@ -85,6 +85,9 @@ void mllm_metrics_format(mllm_buf_t *b)
     counter(b, "mllm_events_backlogged_total",
             "Events queued behind a slow reader instead of written at once.", "counter",
             m->events_backlogged);
+    counter(b, "mllm_pending_bytes",
+            "Output queued in the server for clients whose sockets had no room (slow readers).",
+            "gauge", m->pending_bytes);
     counter(b, "mllm_writes_total", "write() calls on client sockets.", "counter", m->writes);
     counter(b, "mllm_bytes_sent_total", "Bytes written to client sockets.", "counter",
             m->bytes_sent);

@@ -28,6 +28,7 @@ typedef struct mllm_metrics {
     uint64_t clients_dropped_slow;   /* output buffer of a slow reader exceeded its bound */
     uint64_t tokens_sent, events_sent, writes, bytes_sent;
     uint64_t events_backlogged;      /* events queued behind a slow reader */
+    uint64_t pending_bytes;          /* output queued for readers the kernel had no room for */
     uint64_t tls_handshakes, tls_handshake_failures; /* --tls */
     uint64_t lingering_closes;       /* refusals closed lingering (mllm_conn.c) */
     uint64_t linger_bytes;           /* request bytes read and dropped while lingering */

@@ -36,6 +36,8 @@ static void conn_main(void *arg)
     mllm_conn_t *c = arg;
     int one = 1;
     setsockopt(c->tx.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (cfg->sndbuf > 0)
+        setsockopt(c->tx.fd, SOL_SOCKET, SO_SNDBUF, &cfg->sndbuf, sizeof cfg->sndbuf);
     mllm_route_connection(c);
     mllm_metrics.conns_active--;
     free(c);

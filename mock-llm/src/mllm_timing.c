@@ -19,8 +19,8 @@ const mllm_profile_t mllm_profiles[] = {
       0.80, 0.35, 0.00005, 65.0, 0.20, 0.25, 0.005, 5.0, 0.5, CHAT_LEN, 2, 4 },
     { "gemini-flash", "TTFT ~0.35 s, ~190 tok/s, bursty 10-40 tokens per event",
       0.35, 0.50, 0.00003, 190.0, 0.20, 0.30, 0.005, 5.0, 0.5, CHAT_LEN, 10, 40 },
-    { "vllm-8b-h100", "TTFT ~90 ms + prompt, ~12 ms between tokens, 1% stalls",
-      0.09, 0.25, 0.0001, 1.0 / 0.012, 0.10, 0.15, 0.01, 5.0, 0.5, CHAT_LEN, 1, 1 },
+    { "vllm-8b-h100", "TTFT ~90 ms + 0.25 ms per prompt token, ~12 ms between tokens, 1% stalls",
+      0.09, 0.25, 0.00025, 1.0 / 0.012, 0.10, 0.15, 0.01, 5.0, 0.5, CHAT_LEN, 1, 1 },
     { "fixed", "TTFT 200 ms, 50 tok/s, 32 tokens, 1 per event, no randomness (tests)",
       0.20, 0.0, 0.0, 50.0, 0.0, 0.0, 0.0, 1.0, 0.0, 32.0, 0.0, 32, 32, 1, 1 },
     { NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
@@ -125,6 +125,12 @@ void mllm_schedule_init(mllm_schedule_t *s, const mllm_profile_t *p, uint64_t se
     s->total = (int)n;
     s->ttft_ns = secs_to_ns(ttft * scale);
     s->t_ns = 0;
+}
+
+void mllm_schedule_set_total(mllm_schedule_t *s, int total)
+{
+    s->total = total > 0 ? total : 1;
+    s->capped = 0;
 }
 
 static double one_gap(mllm_schedule_t *s)

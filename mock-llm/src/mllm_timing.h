@@ -86,6 +86,11 @@ void mllm_schedule_init(mllm_schedule_t *s, const mllm_profile_t *p, uint64_t se
                         uint64_t request_index, int prompt_tokens, int max_tokens,
                         int tokens_per_event, double scale);
 
+/* Gives the schedule exactly `total` tokens (>= 1) instead of the drawn length, keeping
+ * its TTFT and speed: for an answer whose length is given, like a tool call's
+ * arguments. Call right after mllm_schedule_init. */
+void mllm_schedule_set_total(mllm_schedule_t *s, int total);
+
 /*
  * The next event: sets *offset_ns (from the request's start; absolute deadline = start +
  * offset) and *ntokens (>= 1). Returns 1, or 0 when every token has been handed out.

@@ -8,7 +8,8 @@
  * checked as HTTP: well-framed responses, JSON bodies that parse, SSE frames that
  * parse, errors in their API's shape. The other half targets the parts alone: the head
  * parser, the chunked decoder, both JSON validators, and the JSON string escaper (a
- * round trip). The first byte picks the part ('0'-'3' alone, '4'-'7' whole path).
+ * round trip). The first byte picks the part ('0'-'4' alone: head, chat JSON, messages
+ * JSON, escaper, responses JSON; '5'-'7' the whole path).
  */
 #include "mllm_api.h"
 #include "mllm_conn.h"
@@ -59,12 +60,25 @@ static void fuzz_http(const char *d, size_t n)
     }
 }
 
-static void fuzz_json(const char *d, size_t n, int anthropic)
+static void fuzz_json(const char *d, size_t n, int api)
 {
     mllm_gen_req_t g;
     mllm_err_t e;
-    int rc = anthropic ? mllm_parse_messages(d, n, &g, &e) : mllm_parse_chat(d, n, &g, &e);
+    int rc = api == 1   ? mllm_parse_messages(d, n, &g, &e)
+             : api == 2 ? mllm_parse_responses(d, n, &g, &e)
+                        : mllm_parse_chat(d, n, &g, &e);
     if (rc == 0) {
+        /* the tool rule on whatever tools parsed: arguments are always a JSON object */
+        mllm_rng_t r;
+        mllm_rng_seed(&r, 1, n);
+        mllm_tool_call_t call;
+        if (mllm_tool_call(&g, &r, 1.0, 1, &call)) {
+            cJSON *a = cJSON_ParseWithLength(call.args.p, call.args.len);
+            CHECK(a != NULL && cJSON_IsObject(a));
+            cJSON_Delete(a);
+            mllm_buf_free(&call.args);
+        }
+        mllm_gen_req_free(&g);
         CHECK(g.model[0] && strlen(g.model) < sizeof g.model);
         CHECK(g.max_tokens >= 0 && g.prompt_tokens > 0);
         /* what the server then formats must be valid JSON */
@@ -319,6 +333,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 1: fuzz_json(d, n, 0); break;
     case 2: fuzz_json(d, n, 1); break;
     case 3: fuzz_escape(d, n); break;
+    case 4: fuzz_json(d, n, 2); break;
     default: fuzz_server(d, n); break;
     }
     return 0;

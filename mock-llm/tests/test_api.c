@@ -8,6 +8,7 @@
 #include "mllm_api.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +30,7 @@ static void test_chat_ok(void **st)
     assert_int_equal(g.stream, 1);
     assert_int_equal(g.include_usage, 1);
     assert_int_equal(g.max_tokens, 10);
-    assert_true(g.prompt_tokens >= 3 + 4 + 3);
+    assert_int_equal(g.prompt_tokens, 3 + 3 + 3); /* 11 bytes -> 3, 1 message, reply */
     assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"max_tokens\":10,"
                           "\"max_completion_tokens\":7}", &g, &e), 0);
     assert_int_equal(g.max_tokens, 7);
@@ -151,7 +152,7 @@ static void test_chunks(void **st)
     cJSON_Delete(j);
 
     b.len = 0;
-    mllm_fmt_completion(&b, &f, "gpt-4o", "hi", 2, "stop", 3, 1);
+    mllm_fmt_completion(&b, &f, "gpt-4o", "hi", 2, NULL, "stop", 3, 1);
     j = cJSON_Parse(b.p);
     assert_non_null(j);
     assert_string_equal(cJSON_GetObjectItem(j, "object")->valuestring, "chat.completion");
@@ -179,9 +180,245 @@ static void test_anthropic_frames(void **st)
     mllm_buf_free(&b);
 }
 
+/* usage.prompt_tokens: ceil(bytes / 4) + 3 per message + 3, where the bytes are every
+ * content string and text part, the system prompt, tool results, earlier tool calls'
+ * names and arguments, and the compact JSON of the tool definitions. */
+static void test_prompt_token_rule(void **st)
+{
+    (void)st;
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    /* 400 bytes of system, 40 of user: 440 / 4 = 110, + 2 messages x 3 + 3 */
+    char body[4096];
+    char sys[401], usr[41];
+    memset(sys, 's', 400);
+    sys[400] = 0;
+    memset(usr, 'u', 40);
+    usr[40] = 0;
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":"
+             "\"%s\"},{\"role\":\"user\",\"content\":\"%s\"}]}", sys, usr);
+    assert_int_equal(chat(body, &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, 440);
+    assert_int_equal(g.prompt_tokens, 110 + 6 + 3);
+    /* a tool round trip: the call's name (3) and arguments (13) and the result (5) count,
+     * and so does the tool definition's JSON */
+    const char *tool = "{\"type\":\"function\",\"function\":{\"name\":\"get\",\"parameters\":"
+                       "{\"type\":\"object\"}}}";
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"tools\":[%s],\"messages\":["
+             "{\"role\":\"user\",\"content\":\"uuuu\"},"
+             "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":"
+             "\"function\",\"function\":{\"name\":\"get\",\"arguments\":\"{\\\"q\\\":\\\"abc\\\"}\"}}]},"
+             "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"sunny\"}]}", tool);
+    assert_int_equal(chat(body, &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, 4 + 3 + 11 + 5 + (long)strlen(tool));
+    assert_int_equal(g.ntools, 1);
+    assert_true(g.after_tool_result);
+    mllm_gen_req_free(&g);
+    /* Anthropic: the system prompt is one more message; tool_use input and tool_result
+     * content count */
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"max_tokens\":5,\"system\":\"%s\","
+             "\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}", sys, usr);
+    assert_int_equal(mllm_parse_messages(body, strlen(body), &g, &e), 0);
+    assert_int_equal(g.prompt_tokens, 110 + 6 + 3);
+    const char *anth = "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+                       "\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":[{\"type\":"
+                       "\"tool_use\",\"id\":\"t1\",\"name\":\"get\",\"input\":{\"q\":1}}]},"
+                       "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":"
+                       "\"t1\",\"content\":\"sunny\"}]}]}";
+    assert_int_equal(mllm_parse_messages(anth, strlen(anth), &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, 2 + 3 + 7 + 5);
+    assert_true(g.after_tool_result);
+    /* Responses: input string + instructions, two "messages" */
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"instructions\":\"%s\",\"input\":\"%s\"}", sys,
+             usr);
+    assert_int_equal(mllm_parse_responses(body, strlen(body), &g, &e), 0);
+    assert_int_equal(g.prompt_tokens, 110 + 6 + 3);
+    assert_int_equal(g.api, MLLM_API_RESPONSES);
+}
+
+static void test_responses_parse(void **st)
+{
+    (void)st;
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    const char *ok = "{\"model\":\"m\",\"stream\":true,\"max_output_tokens\":7,\"input\":["
+                     "{\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"hey\"}]},"
+                     "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\",\"arguments\":\"{}\"},"
+                     "{\"type\":\"function_call_output\",\"call_id\":\"c\",\"output\":\"42\"}]}";
+    assert_int_equal(mllm_parse_responses(ok, strlen(ok), &g, &e), 0);
+    assert_int_equal(g.stream, 1);
+    assert_int_equal(g.max_tokens, 7);
+    assert_int_equal(g.prompt_bytes, 3 + 1 + 2 + 2);
+    assert_true(g.after_tool_result);
+    const char *bad[][2] = {
+        { "{\"model\":\"m\"}", "input" },
+        { "{\"model\":\"m\",\"input\":[]}", "input" },
+        { "{\"model\":\"m\",\"input\":5}", "input" },
+        { "{\"model\":\"m\",\"input\":\"x\",\"instructions\":3}", "instructions" },
+        { "{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":0}", "max_output_tokens" },
+        { "{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":\"resp_1\"}",
+          "previous_response_id" },
+        { "{\"model\":\"m\",\"input\":[{\"role\":\"robot\",\"content\":\"x\"}]}", "input" },
+        { "{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":\"required\"}", "tool_choice" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(mllm_parse_responses(bad[i][0], strlen(bad[i][0]), &g, &e), -1);
+        assert_int_equal(e.status, 400);
+        assert_string_equal(e.param, bad[i][1]);
+    }
+}
+
+static const char *weather_tools =
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":"
+    "\"Weather of a city\",\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"city\":{\"type\":\"string\"},\"unit\":{\"type\":\"string\",\"enum\":[\"c\",\"f\"]},"
+    "\"days\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":7},"
+    "\"hourly\":{\"type\":\"boolean\"},\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+    "\"where\":{\"type\":\"object\",\"properties\":{\"lat\":{\"type\":\"number\"}},"
+    "\"required\":[\"lat\"]}},\"required\":[\"city\",\"unit\",\"days\",\"where\"]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"noop\"}}]";
+
+/* The seeded tool rule and arguments that are valid JSON following the schema. */
+static void test_tool_rule(void **st)
+{
+    (void)st;
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    char body[4096];
+    int calls[2] = { 0 };
+    for (uint64_t idx = 0; idx < 40; idx++) {
+        snprintf(body, sizeof body, "{\"model\":\"m\",%s," MSGS "}", weather_tools);
+        assert_int_equal(chat(body, &g, &e), 0);
+        mllm_rng_t r;
+        mllm_rng_seed(&r, 1, idx);
+        mllm_tool_call_t c;
+        assert_int_equal(mllm_tool_call(&g, &r, 1.0, idx, &c), 1);
+        cJSON *a = cJSON_Parse(c.args.p);
+        assert_non_null(a);
+        assert_true(cJSON_IsObject(a));
+        if (!strcmp(c.name, "get_weather")) {
+            calls[0]++;
+            assert_true(cJSON_IsString(cJSON_GetObjectItem(a, "city")));
+            const char *u = cJSON_GetObjectItem(a, "unit")->valuestring;
+            assert_true(!strcmp(u, "c") || !strcmp(u, "f"));
+            double d = cJSON_GetObjectItem(a, "days")->valuedouble;
+            assert_true(d >= 1 && d <= 7 && d == (int)d);
+            assert_true(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "where"),
+                                                           "lat")));
+        } else {
+            calls[1]++;
+            assert_string_equal(c.name, "noop");
+            assert_string_equal(c.args.p, "{}");
+        }
+        assert_non_null(strstr(c.id, "call_mock"));
+        cJSON_Delete(a);
+        mllm_buf_free(&c.args);
+        /* the same draws give the same call */
+        mllm_rng_seed(&r, 1, idx);
+        mllm_tool_call_t c2;
+        assert_int_equal(mllm_tool_call(&g, &r, 1.0, idx, &c2), 1);
+        assert_string_equal(c2.name, c.name);
+        mllm_buf_free(&c2.args);
+        mllm_gen_req_free(&g);
+    }
+    assert_true(calls[0] > 5 && calls[1] > 5); /* both tools get drawn */
+    struct {
+        const char *choice;
+        int         after_result, want;
+        const char *name;
+    } cases[] = {
+        { "\"none\"", 0, 0, NULL },
+        { "\"auto\"", 1, 0, NULL },      /* a tool result is answered with text */
+        { "\"required\"", 1, 1, NULL },
+        { "{\"type\":\"function\",\"function\":{\"name\":\"noop\"}}", 0, 1, "noop" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(body, sizeof body, "{\"model\":\"m\",%s,\"tool_choice\":%s,\"messages\":["
+                 "{\"role\":\"user\",\"content\":\"x\"}%s]}", weather_tools, cases[i].choice,
+                 cases[i].after_result ? ",{\"role\":\"tool\",\"tool_call_id\":\"c\","
+                                         "\"content\":\"r\"}" : "");
+        assert_int_equal(chat(body, &g, &e), 0);
+        mllm_rng_t r;
+        mllm_rng_seed(&r, 3, i);
+        mllm_tool_call_t c;
+        assert_int_equal(mllm_tool_call(&g, &r, 1.0, i, &c), cases[i].want);
+        if (cases[i].name)
+            assert_string_equal(c.name, cases[i].name);
+        mllm_buf_free(&c.args);
+        mllm_gen_req_free(&g);
+    }
+    /* auto at rate 0 never calls */
+    snprintf(body, sizeof body, "{\"model\":\"m\",%s," MSGS "}", weather_tools);
+    assert_int_equal(chat(body, &g, &e), 0);
+    mllm_rng_t r;
+    mllm_rng_seed(&r, 3, 9);
+    mllm_tool_call_t c;
+    assert_int_equal(mllm_tool_call(&g, &r, 0.0, 9, &c), 0);
+    mllm_gen_req_free(&g);
+    /* a named tool that does not exist is a 400 on tool_choice */
+    snprintf(body, sizeof body, "{\"model\":\"m\",%s,\"tool_choice\":{\"type\":\"function\","
+             "\"function\":{\"name\":\"nope\"}}," MSGS "}", weather_tools);
+    assert_int_equal(chat(body, &g, &e), -1);
+    assert_string_equal(e.param, "tool_choice");
+}
+
+/* Every Responses event is one JSON object with its type and the next sequence number. */
+static void test_responses_events(void **st)
+{
+    (void)st;
+    mllm_stream_fmt_t f;
+    mllm_stream_fmt_init(&f, "gpt-4o", 5, 1700000002);
+    mllm_tool_call_t call = { .name = "get", .id = "call_mock1" };
+    mllm_buf_adds(&call.args, "{\"a\":1}");
+    for (int tool = 0; tool < 2; tool++) {
+        mllm_resp_t r = { .f = &f, .model = "gpt-4o", .call = tool ? &call : NULL,
+                          .max_output_tokens = 9 };
+        mllm_buf_t b = { 0 };
+        mllm_resp_begin(&b, &r);
+        mllm_resp_item_added(&b, &r);
+        mllm_resp_delta(&b, &r, "{\"a\"", 4);
+        mllm_resp_delta(&b, &r, ":1}", 3);
+        mllm_resp_end(&b, &r, "{\"a\":1}", 7, !tool, 10, 2);
+        int seq = 0;
+        const char *p = b.p;
+        char last[64] = "";
+        while ((p = strstr(p, "event: "))) {
+            const char *nl = strchr(p, '\n');
+            const char *end = strstr(nl, "\n\n");
+            assert_int_equal(strncmp(nl + 1, "data: ", 6), 0);
+            cJSON *j = cJSON_ParseWithLength(nl + 7, (size_t)(end - nl - 7));
+            assert_non_null(j);
+            assert_int_equal(cJSON_GetObjectItem(j, "sequence_number")->valueint, seq++);
+            assert_int_equal(strncmp(p + 7, cJSON_GetObjectItem(j, "type")->valuestring,
+                                     (size_t)(nl - p - 7)), 0);
+            snprintf(last, sizeof last, "%s", cJSON_GetObjectItem(j, "type")->valuestring);
+            if (!strcmp(last, "response.incomplete") || !strcmp(last, "response.completed")) {
+                cJSON *resp = cJSON_GetObjectItem(j, "response");
+                assert_string_equal(cJSON_GetObjectItem(resp, "status")->valuestring,
+                                    tool ? "completed" : "incomplete");
+                assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(resp, "usage"),
+                                                     "total_tokens")->valueint, 12);
+                cJSON *item = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "output"), 0);
+                assert_string_equal(cJSON_GetObjectItem(item, "type")->valuestring,
+                                    tool ? "function_call" : "message");
+            }
+            cJSON_Delete(j);
+            p = end;
+        }
+        assert_int_equal(seq, tool ? 8 : 10);
+        assert_string_equal(last, tool ? "response.completed" : "response.incomplete");
+        mllm_buf_free(&b);
+    }
+    mllm_buf_free(&call.args);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prompt_token_rule),
+        cmocka_unit_test(test_responses_parse),
+        cmocka_unit_test(test_tool_rule),
+        cmocka_unit_test(test_responses_events),
         cmocka_unit_test(test_chat_ok),
         cmocka_unit_test(test_chat_errors),
         cmocka_unit_test(test_messages),

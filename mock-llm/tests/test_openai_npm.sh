@@ -25,6 +25,7 @@ echo "openai SDK $(node -p "require('$CACHE/node_modules/openai/package.json').v
 start_server "$BIN" --profile fixed --time-scale 0.05 --retry-after-ms 10
 NODE_PATH="$CACHE/node_modules" node "$HERE/test_openai.js" "$PORT"
 NODE_PATH="$CACHE/node_modules" node "$HERE/test_anthropic.js" "$PORT"
+NODE_PATH="$CACHE/node_modules" node "$HERE/test_sdk_traffic.js" "$PORT"
 stop_server
 
 # The same SDK tests over HTTPS: mock-llm --tls makes its certificate at start and
@@ -36,6 +37,7 @@ export MLLM_SCHEME=https NODE_EXTRA_CA_CERTS="$CERT"
 NODE_PATH="$CACHE/node_modules" node "$HERE/test_openai.js" "$PORT"
 NODE_PATH="$CACHE/node_modules" node "$HERE/test_anthropic.js" "$PORT"
 NODE_PATH="$CACHE/node_modules" node "$HERE/test_tls.js" "$PORT"
+NODE_PATH="$CACHE/node_modules" node "$HERE/test_sdk_traffic.js" "$PORT"
 unset MLLM_SCHEME NODE_EXTRA_CA_CERTS
 stop_server
 rm -f "$CERT"

@@ -45,6 +45,27 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Servers started by one test: a test that fails (cmocka jumps out of it) leaves its
+ * server running, and the group teardown stops it, so no orphan keeps the test's
+ * output pipe open. */
+static pid_t live[16];
+
+static void live_add(pid_t p)
+{
+    for (int i = 0; i < 16; i++)
+        if (!live[i]) {
+            live[i] = p;
+            return;
+        }
+}
+
+static void live_del(pid_t p)
+{
+    for (int i = 0; i < 16; i++)
+        if (live[i] == p)
+            live[i] = 0;
+}
+
 static server_t start_server_lim(const char *const *extra, long nofile)
 {
     int p[2];
@@ -82,6 +103,7 @@ static server_t start_server_lim(const char *const *extra, long nofile)
     /* the interface contract: exactly this line */
     assert_int_equal(sscanf(line, "mock-llm listening on 127.0.0.1:%d\n", &port), 1);
     assert_true(port > 0);
+    live_add(pid);
     return (server_t){ pid, port };
 }
 
@@ -93,6 +115,7 @@ static server_t start_server(const char *const *extra)
 static int stop_server(server_t s)
 {
     int st = 0;
+    live_del(s.pid);
     kill(s.pid, SIGTERM);
     waitpid(s.pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -1061,6 +1084,147 @@ static void test_refusal_survives_the_rest_of_the_body(void **st)
     free(body);
 }
 
+/* TTFT grows with the prompt by the profile's prefill time per token, and
+ * usage.prompt_tokens follows the prompt's bytes (ceil(bytes / 4) + 3 per message + 3).
+ * Here 20 us per token: a 64 KiB prompt (16,384 + 6 tokens of content and framing,
+ * minus the 1 KiB prompt's 256 + 6) must start >= 0.9 x 322 ms later than a 1 KiB one
+ * (a lower bound only: load can delay, never hurry, a token). */
+static void test_prefill_follows_prompt_size(void **st)
+{
+    (void)st;
+    const char *a[] = { "--profile", "fixed", "--ttft-ms", "20", "--prefill-us-per-token", "20",
+                        "--output-tokens", "2", NULL };
+    server_t s = start_server(a);
+    const size_t sizes[2] = { 1024, 64 * 1024 };
+    double ttft[2];
+    int prompt[2];
+    for (int i = 0; i < 2; i++) {
+        static rd_t r;
+        r.fd = connect_to(s.port);
+        r.len = r.off = 0;
+        char *b = sized_body("mock", "\"stream\":true,\"stream_options\":{\"include_usage\":"
+                             "true},", sizes[i]);
+        double t0 = now_s();
+        send_request(r.fd, "/v1/chat/completions", b, sizes[i], 0);
+        resp_t *o = calloc(1, sizeof *o);
+        assert_int_equal(read_resp(&r, o), 0);
+        ttft[i] = o->chunk_t[0] - t0;
+        const char *u = strstr(o->body, "\"prompt_tokens\":");
+        assert_non_null(u);
+        prompt[i] = atoi(u + 16);
+        resp_free(o);
+        free(o);
+        free(b);
+        close(r.fd);
+    }
+    /* content bytes = body - 112 bytes of JSON around it (model, stream options, role) */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(prompt[i], (int)((sizes[i] - 112 + 3) / 4) + 3 + 3);
+    double want = (prompt[1] - prompt[0]) * 20e-6;
+    print_message("prefill: TTFT %.1f ms at %d prompt tokens, %.1f ms at %d (+%.1f ms "
+                  "expected)\n", ttft[0] * 1e3, prompt[0], ttft[1] * 1e3, prompt[1], want * 1e3);
+    assert_true(ttft[1] - ttft[0] >= 0.9 * want);
+    assert_true(ttft[0] >= 0.020);
+    assert_int_equal(stop_server(s), 0);
+}
+
+/* Reads everything that arrives until time `until`. Returns the bytes read. */
+static size_t read_until(int fd, double until)
+{
+    static char sink[1 << 16];
+    size_t total = 0;
+    for (;;) {
+        double left = until - now_s();
+        if (left <= 0)
+            return total;
+        struct pollfd pf = { fd, POLLIN, 0 };
+        if (poll(&pf, 1, (int)(left * 1e3) + 1) != 1)
+            continue;
+        ssize_t r = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (r == 0)
+            return total;
+        if (r > 0)
+            total += (size_t)r;
+    }
+}
+
+static void sleep_until(double t)
+{
+    double d = t - now_s();
+    if (d > 0)
+        usleep((useconds_t)(d * 1e6));
+}
+
+/* A backed-up stream resumes as soon as its reader drains, not at its next token
+ * deadline. Events of 200 tokens (~1.4 KB) are due every 30 ms from the request on; the
+ * client (receive buffer and the server's send buffer both at the kernel's minimum)
+ * reads nothing for 40 intervals, so the server holds ~45 KB the kernel had no room for
+ * (its mllm_pending_bytes gauge says how much). Then, at the middle of an interval
+ * (15 ms from any deadline), the client reads whatever arrives until 1 ms before the
+ * next deadline: all the pending output must arrive in that window. A server that only
+ * writes when it wakes for its next event delivers, before that deadline, no more than
+ * the kernel buffers held (~10 KB here). Quantities and the schedule's own deadlines are
+ * asserted, not how fast the machine is; up to four windows are tried and one must
+ * pass (a loaded machine may not schedule the server for 14 ms). */
+static void test_backed_up_stream_resumes_at_drain(void **st)
+{
+    (void)st;
+    const double interval = 0.030;
+    const char *a[] = { "--profile", "fixed", "--ttft-ms", "0", "--tps", "6666.667",
+                        "--tokens-per-event", "200", "--output-tokens", "20000",
+                        "--sndbuf", "4096", "--max-pending", "4194304", NULL };
+    server_t s = start_server(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 1; /* the kernel raises it to its minimum */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s.port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char *req = post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}",
+                           NULL);
+    /* The server's deadlines are t0 + k * interval with t0 a little after this send, so
+     * the client's estimate of each deadline is early, never late: a strict check. */
+    double t0 = now_s();
+    send_all(fd, req, strlen(req));
+    int judged = 0, early = 0;
+    for (int cycle = 0; cycle < 4; cycle++) {
+        int k = 40 + 2 * cycle;
+        sleep_until(t0 + (k + 0.5) * interval);
+        double pending = metric(s, "mllm_pending_bytes");
+        double start = now_s(), next_deadline = t0 + (k + 1) * interval;
+        if (pending <= 0 || start >= next_deadline - 0.005) {
+            print_message("backlog: window %d not judged (%.0f bytes pending; the client "
+                          "started %.1f ms after mid-interval)\n", cycle, pending,
+                          (start - (t0 + (k + 0.5) * interval)) * 1e3);
+            continue;
+        }
+        size_t got = read_until(fd, next_deadline - 0.001);
+        print_message("backlog: %.0f bytes pending in the server; %zu bytes arrived in the "
+                      "%.1f ms before the next deadline (%s)\n", pending, got,
+                      (next_deadline - 0.001 - start) * 1e3,
+                      got >= pending ? "all of it" : "NOT all of it");
+        judged++;
+        early += got >= pending;
+        if (early)
+            break;
+    }
+    if (judged == 0)
+        print_message("backlog: machine too loaded to judge any cycle: not checked\n");
+    else
+        assert_true(early >= 1);
+    assert_true(metric(s, "mllm_events_backlogged_total") > 0);
+    close(fd);
+    /* The stream notices the closed client at its next write; then the gauge is back
+     * to zero. (Stopping the server with the stream still open would also be read as a
+     * leak by the ASan build's leak check.) */
+    double t1 = now_s();
+    while (metric(s, "mllm_streams_active") > 0 && now_s() - t1 < 3)
+        usleep(10000);
+    assert_int_equal(metric(s, "mllm_streams_active"), 0);
+    assert_int_equal(metric(s, "mllm_pending_bytes"), 0);
+    assert_int_equal(stop_server(s), 0);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -1077,8 +1241,14 @@ static int teardown(void **st)
 {
     (void)st;
     /* SIGTERM shuts down cleanly: exit code 0 */
-    assert_int_equal(stop_server(srv_main), 0);
-    assert_int_equal(stop_server(srv_big), 0);
+    int a = stop_server(srv_main), b = stop_server(srv_big);
+    for (int i = 0; i < 16; i++)
+        if (live[i]) {
+            kill(live[i], SIGKILL);
+            waitpid(live[i], NULL, 0);
+        }
+    assert_int_equal(a, 0);
+    assert_int_equal(b, 0);
     return 0;
 }
 
@@ -1100,6 +1270,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_large_prompts),
         cmocka_unit_test(test_refusal_survives_the_rest_of_the_body),
+        cmocka_unit_test(test_prefill_follows_prompt_size),
+        cmocka_unit_test(test_backed_up_stream_resumes_at_drain),
         cmocka_unit_test(test_disconnect_no_leak),
         cmocka_unit_test(test_slow_reader_dropped_others_served),
         cmocka_unit_test(test_timeouts_and_max_conns),

@@ -75,6 +75,28 @@ int wl_parse_addr(const char *s, struct sockaddr_in *sa);
 /* Sleeps the calling thread or fiber for ns nanoseconds. */
 void wl_sleep_ns(uint64_t ns);
 
+/* ---- Stopping a server ----------------------------------------------------------------
+ * A stop request that wakes whoever waits for it, with no polling: a flag and an eventfd
+ * that becomes readable, and stays readable, once stop is requested. Threads poll(2) it
+ * beside their listener; fibers wait for it in their scheduler's poller (fiber_wait_fd),
+ * every scheduler at once since nobody reads it. */
+typedef struct wl_stop {
+    atomic_int requested;
+    int        fd;
+} wl_stop_t;
+
+/* Returns 0, or -1 with errno (EMFILE, ENFILE, ENOMEM from eventfd(2)). */
+int wl_stop_init(wl_stop_t *s);
+
+/* Requests the stop. Async-signal-safe (an atomic store and a write(2)): call it from a
+ * signal handler or any thread, any number of times. */
+void wl_stop_request(wl_stop_t *s);
+
+/* Nonzero once the stop was requested. */
+int wl_stop_requested(wl_stop_t *s);
+
+void wl_stop_destroy(wl_stop_t *s);
+
 /* ---- Shared resource: K "database connections" ----------------------------------------
  * A counting resource that a job may have to hold (resource multiplication). Waiting
  * parks a fiber or blocks a thread, FIFO. A model creates the right kind for its units;
@@ -110,7 +132,7 @@ typedef struct wl_serve_cfg {
     size_t             stack_size; /* per thread or fiber; 0 = the model's default */
     wl_conn_fn         handler;
     void              *arg;
-    atomic_int        *stop;     /* serve returns soon after *stop becomes nonzero */
+    wl_stop_t         *stop;     /* serve returns soon after wl_stop_request(stop) */
     /* Called once, from the serving thread, when every listener is bound and listening,
      * with the bound port. May be NULL. */
     void             (*on_ready)(uint16_t port, void *arg);
@@ -142,7 +164,7 @@ typedef struct wl_jobs_cfg {
 typedef struct wl_model {
     const char *name;   /* thread | pool | fiber | fiber-mt: the impl column of results */
     const char *kind;   /* thread | fiber: the model column of results */
-    /* Accepts connections on cfg->addr and runs cfg->handler for each, until *cfg->stop.
+    /* Accepts connections on cfg->addr and runs cfg->handler for each, until cfg->stop is requested.
      * On stop: stops accepting, shuts down every live connection so handlers see end of
      * file, waits for them, and returns 0. Returns -1 with errno when it cannot listen. */
     int (*serve)(const wl_serve_cfg_t *cfg, wl_run_stats_t *st);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,33 @@ uint64_t wl_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int wl_stop_init(wl_stop_t *s)
+{
+    atomic_init(&s->requested, 0);
+    s->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return s->fd < 0 ? -1 : 0;
+}
+
+void wl_stop_request(wl_stop_t *s)
+{
+    uint64_t one = 1;
+    atomic_store(&s->requested, 1);
+    ssize_t n = write(s->fd, &one, sizeof one); /* EAGAIN: the counter is full, still set */
+    (void)n;
+}
+
+int wl_stop_requested(wl_stop_t *s)
+{
+    return atomic_load(&s->requested);
+}
+
+void wl_stop_destroy(wl_stop_t *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
 }
 
 int wl_cpus(void)

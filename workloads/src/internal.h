@@ -22,7 +22,7 @@ void wl__units_to_stats(wl_units_t *u, wl_run_stats_t *st);
 void wl__tune_conn(int fd);
 
 /* The fiber server loop of one scheduler: accepts on the nonblocking listener lfd until
- * *cfg->stop, a detached fiber per connection; then closes lfd, shuts the connections of
+ * cfg->stop is requested, a detached fiber per connection; then closes lfd, shuts the connections of
  * live down and runs the scheduler until they are gone. Runs on the calling thread. */
 void wl__fiber_serve_on(int lfd, const wl_serve_cfg_t *cfg, wl_live_t *live, wl_units_t *u);
 

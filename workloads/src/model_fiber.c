@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 /* ---- server ---------------------------------------------------------------------- */
@@ -38,19 +39,35 @@ struct acceptor {
     const wl_serve_cfg_t *cfg;
     wl_live_t            *live;
     wl_units_t           *units;
+    int                   stopping;
 };
+
+/* Waits in this scheduler's poller for the stop request (set from a signal handler or
+ * another thread: its eventfd turns readable), then wakes the acceptor parked in
+ * fiber_accept by making the poller forget the listener (the accept fails with EBADF). */
+static void stop_watcher(void *p)
+{
+    struct acceptor *a = p;
+    while (fiber_wait_fd(a->cfg->stop->fd, EPOLLIN, FIBER_FOREVER) < 0 &&
+           !wl_stop_requested(a->cfg->stop))
+        fiber_sleep_ns(1000000); /* cannot wait on it (ENOMEM): try again */
+    a->stopping = 1;
+    fiber_fd_forget(a->lfd);
+}
 
 static void acceptor_main(void *p)
 {
     struct acceptor *a = p;
     fiber_attr_t attr = { .stack_size = a->cfg->stack_size, .name = "conn", .detached = 1 };
-    while (!atomic_load(a->cfg->stop)) {
-        /* A 100 ms deadline: the stop flag is set from another thread or a signal handler,
-         * which cannot wake a parked fiber, so the acceptor looks at it that often. */
-        int fd = fiber_accept(a->lfd, NULL, NULL, fiber_now_ns() + 100000000u);
+    fiber_attr_t wattr = { .name = "stop-watcher" };
+    fiber_t *watcher = fiber_spawn_ex(stop_watcher, a, &wattr);
+    if (!watcher)
+        WL_PANIC("cannot spawn the stop watcher fiber: %s", strerror(errno));
+    while (!a->stopping) {
+        int fd = fiber_accept(a->lfd, NULL, NULL, FIBER_FOREVER);
         if (fd < 0) {
-            if (errno == ETIMEDOUT)
-                continue;
+            if (a->stopping)
+                break;
             wl__units_accept_fail(a->units, errno);
             fiber_sleep_ns(1000000); /* EMFILE: leave the connection queued, back off */
             continue;
@@ -75,6 +92,7 @@ static void acceptor_main(void *p)
             free(c);
         }
     }
+    fiber_join(watcher);
     fiber_close(a->lfd);
     /* Every connection fiber is parked in this scheduler's poller: a shutdown makes its
      * fd readable (end of file), so each one wakes, returns and is reclaimed. */
@@ -83,7 +101,7 @@ static void acceptor_main(void *p)
 
 void wl__fiber_serve_on(int lfd, const wl_serve_cfg_t *cfg, wl_live_t *live, wl_units_t *u)
 {
-    struct acceptor a = { lfd, cfg, live, u };
+    struct acceptor a = { lfd, cfg, live, u, 0 };
     fiber_attr_t attr = { .name = "acceptor" };
     fiber_t *f = fiber_spawn_ex(acceptor_main, &a, &attr);
     if (!f)

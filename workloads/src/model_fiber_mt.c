@@ -64,7 +64,7 @@ static int fiber_mt_serve(const wl_serve_cfg_t *cfg, wl_run_stats_t *st)
         if (pthread_create(&tid[started], NULL, srv_thread_main, &th[started]) != 0)
             break;
     if (started < n) { /* a listener without a scheduler would strand its connections */
-        atomic_store(cfg->stop, 1);
+        wl_stop_request(cfg->stop);
         for (int i = started; i < n; i++)
             close(th[i].lfd);
     }

@@ -60,10 +60,11 @@ static int thread_serve(const wl_serve_cfg_t *cfg, wl_run_stats_t *st)
     wl_live_init(&live);
     if (cfg->on_ready)
         cfg->on_ready(wl_bound_port(lfd), cfg->arg);
-    while (!atomic_load(cfg->stop)) {
-        /* poll with a timeout so a stop request is seen within 100 ms */
-        struct pollfd p = { .fd = lfd, .events = POLLIN };
-        if (poll(&p, 1, 100) <= 0)
+    while (!wl_stop_requested(cfg->stop)) {
+        /* Sleeps until a connection or the stop request comes: no timeout to poll at. */
+        struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+                               { .fd = cfg->stop->fd, .events = POLLIN } };
+        if (poll(p, 2, -1) <= 0 || !(p[0].revents & POLLIN))
             continue;
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {

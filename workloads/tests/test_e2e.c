@@ -26,7 +26,8 @@
 struct srv {
     const wl_model_t *m;
     wl_serve_cfg_t    cfg;
-    atomic_int        stop, port;
+    wl_stop_t         stop;
+    atomic_int        port;
     wl_run_stats_t    st;
     pthread_t         t;
 };
@@ -60,6 +61,7 @@ static int start(struct srv *s, const wl_model_t *m, wl_conn_fn h, void *arg)
     s->cfg.addr = a;
     s->cfg.handler = h;
     s->cfg.arg = arg;
+    assert_int_equal(wl_stop_init(&s->stop), 0);
     s->cfg.stop = &s->stop;
     s->cfg.on_ready = ready;
     s->cfg.workers = 2;
@@ -79,8 +81,9 @@ static int start(struct srv *s, const wl_model_t *m, wl_conn_fn h, void *arg)
 
 static void stop(struct srv *s)
 {
-    atomic_store(&s->stop, 1);
+    wl_stop_request(&s->stop);
     pthread_join(s->t, NULL);
+    wl_stop_destroy(&s->stop);
 }
 
 /* ---- conversations --------------------------------------------------------------------*/

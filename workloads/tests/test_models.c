@@ -11,6 +11,8 @@
 #include "fiber.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -118,7 +120,7 @@ static void echo(int fd, void *arg)
 struct srv {
     const wl_model_t *m;
     wl_serve_cfg_t    cfg;
-    atomic_int        stop;
+    wl_stop_t         stop;
     atomic_int        port;
     wl_run_stats_t    st;
     int               rc;
@@ -164,6 +166,7 @@ static void start(struct srv *s, const wl_model_t *m, pthread_t *t)
     s->cfg.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     s->cfg.workers = strcmp(m->name, "fiber-mt") == 0 ? 2 : 0;
     s->cfg.handler = echo;
+    assert_int_equal(wl_stop_init(&s->stop), 0);
     s->cfg.stop = &s->stop;
     s->cfg.on_ready = ready_port;
     g_srv = s;
@@ -175,11 +178,12 @@ static void start(struct srv *s, const wl_model_t *m, pthread_t *t)
 
 static void stop_within(struct srv *s, pthread_t t, int seconds)
 {
-    atomic_store(&s->stop, 1);
+    wl_stop_request(&s->stop);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts); /* pthread_timedjoin_np takes CLOCK_REALTIME */
     ts.tv_sec += seconds;
     assert_int_equal(pthread_timedjoin_np(t, NULL, &ts), 0);
+    wl_stop_destroy(&s->stop);
     assert_int_equal(s->rc, 0);
 }
 
@@ -236,10 +240,53 @@ static void serve_n(const wl_model_t *m)
         }                                                                                  \
     }
 
+/* Voluntary context switches of every thread of this process but the calling one. */
+static long others_wakeups(void)
+{
+    char path[64], line[128];
+    long total = 0;
+    pid_t me = gettid();
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int tid = atoi(e->d_name);
+        if (tid <= 0 || tid == me)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+                total += atol(line + 24);
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+/* An idle server sleeps until it is stopped: no thread of it wakes up to look at a stop
+ * flag (they used to, every 100 ms). */
+static void idle_server_sleeps(const wl_model_t *m)
+{
+    static struct srv s;
+    pthread_t t;
+    start(&s, m, &t);
+    usleep(100000); /* let every thread settle into its wait */
+    long before = others_wakeups();
+    usleep(600000);
+    long woke = others_wakeups() - before;
+    stop_within(&s, t, 10);
+    if (woke > 2)
+        fail_msg("%s: the idle server's threads woke %ld times in 600 ms", m->name, woke);
+}
+
 FOR_EACH_MODEL(run_all_once)
 FOR_EACH_MODEL(run_resource_bound)
 FOR_EACH_MODEL(run_arrivals)
 FOR_EACH_MODEL(serve_n)
+FOR_EACH_MODEL(idle_server_sleeps)
 
 /* A unit held elsewhere: a timed acquire must give up at its deadline (ETIMEDOUT) and
  * leave the queue intact, so the next release still reaches a later waiter. */
@@ -340,6 +387,7 @@ int main(void)
         cmocka_unit_test(t_run_resource_bound),
         cmocka_unit_test(t_run_arrivals),
         cmocka_unit_test(t_serve_n),
+        cmocka_unit_test(t_idle_server_sleeps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

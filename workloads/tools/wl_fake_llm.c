@@ -15,12 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-static atomic_int g_stop;
+static wl_stop_t g_stop;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    atomic_store(&g_stop, 1);
+    wl_stop_request(&g_stop); /* async-signal-safe: wakes the serving fibers or threads */
 }
 
 static void on_ready(uint16_t port, void *arg)
@@ -77,6 +77,10 @@ int main(int argc, char **argv)
     if (wl_parse_addr(listen, &cfg.addr) != 0) {
         fprintf(stderr, "wl-fake-llm: bad --listen '%s' (want 127.x.x.x:PORT)\n", listen);
         return 2;
+    }
+    if (wl_stop_init(&g_stop) != 0) {
+        perror("wl-fake-llm: eventfd");
+        return 1;
     }
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = { .sa_handler = on_signal };

@@ -11,10 +11,13 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 static struct {
@@ -39,12 +42,13 @@ static struct {
     .max_seconds     = 600,
 };
 
-static atomic_int g_stop, g_report;
+static wl_stop_t g_stop;
+static int g_report_fd = -1; /* an eventfd: SIGUSR1 makes it readable */
 
 static void on_signal(int sig)
 {
     (void)sig;
-    atomic_store(&g_stop, 1);
+    wl_stop_request(&g_stop); /* async-signal-safe: wakes the serving fibers or threads */
 }
 
 /* SIGUSR1 asks for the counters so far: the harness reads them before and after each
@@ -52,7 +56,9 @@ static void on_signal(int sig)
 static void on_usr1(int sig)
 {
     (void)sig;
-    atomic_store(&g_report, 1);
+    uint64_t one = 1;
+    ssize_t n = write(g_report_fd, &one, sizeof one);
+    (void)n;
 }
 
 static wl_http_srv_t srv;
@@ -83,12 +89,21 @@ static void on_ready(uint16_t port, void *arg)
     fflush(stdout);
 }
 
+/* Sleeps until a report is asked for, the stop is requested or --max-seconds pass. */
 static void *watchdog(void *p)
 {
-    double s = *(double *)p;
-    for (double t = 0; t < s && !atomic_load(&g_stop); t += 0.01) {
-        usleep(10000);
-        if (atomic_exchange(&g_report, 0)) {
+    uint64_t end = wl_now_ns() + (uint64_t)(*(double *)p * 1e9);
+    while (!wl_stop_requested(&g_stop)) {
+        uint64_t now = wl_now_ns();
+        if (now >= end)
+            break;
+        uint64_t left_ms = (end - now + 999999) / 1000000;
+        struct pollfd pf[2] = { { .fd = g_stop.fd, .events = POLLIN },
+                                { .fd = g_report_fd, .events = POLLIN } };
+        if (poll(pf, 2, left_ms > INT_MAX ? INT_MAX : (int)left_ms) <= 0)
+            continue;
+        uint64_t v;
+        if ((pf[1].revents & POLLIN) && read(g_report_fd, &v, sizeof v) == sizeof v) {
             printf("{\"report\":1,\"conns_served\":%lu,\"bad_requests\":%lu,"
                    "\"upstream_errors\":%lu}\n",
                    atomic_load(&srv.conns_served), atomic_load(&srv.bad_requests),
@@ -96,7 +111,7 @@ static void *watchdog(void *p)
             fflush(stdout);
         }
     }
-    atomic_store(&g_stop, 1);
+    wl_stop_request(&g_stop);
     return NULL;
 }
 
@@ -179,6 +194,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "wl-http: bad --listen '%s' (want 127.x.x.x:PORT: loopback only)\n", opt.listen);
         return 2;
     }
+    g_report_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wl_stop_init(&g_stop) != 0 || g_report_fd < 0) {
+        perror("wl-http: eventfd");
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = { .sa_handler = on_signal };
     sigaction(SIGTERM, &sa, NULL);
@@ -192,11 +212,11 @@ int main(int argc, char **argv)
     double cpu0 = wl_cpu_seconds();
     if (m->serve(&cfg, &st) != 0) {
         fprintf(stderr, "wl-http: cannot listen on %s: %s\n", opt.listen, strerror(errno));
-        atomic_store(&g_stop, 1);
+        wl_stop_request(&g_stop);
         pthread_join(wd, NULL);
         return 1;
     }
-    atomic_store(&g_stop, 1);
+    wl_stop_request(&g_stop);
     pthread_join(wd, NULL);
     printf("{\"model\":\"%s\",\"requests\":%lu,\"bad_requests\":%lu,\"upstream_errors\":%lu,"
            "\"conns\":%zu,\"peak_live\":%zu,\"spawn_failed\":%zu,\"spawn_errno\":\"%s\","

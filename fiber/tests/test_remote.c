@@ -1,0 +1,352 @@
+/* Waking fibers from other threads and from signals. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fiber.h"
+
+#define MS 1000000ull
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { 0, (long)ms * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+static fiber_sched_t *target;
+
+/* ---- a wait queue woken from another thread ---- */
+
+static fiber_waitq_t q = FIBER_WAITQ_INIT;
+static int woken;
+
+static void queue_waiter(void *arg)
+{
+    (void)arg;
+    assert_int_equal(fiber_waitq_wait(&q, fiber_now_ns() + 5000 * MS), 0);
+    woken++;
+}
+
+static void *wake_from_thread(void *arg)
+{
+    (void)arg;
+    sleep_ms(2); /* the waiters are parked by now (and if not, FIFO order still holds) */
+    assert_int_equal(fiber_waitq_wake_one_on(target, &q), 0);
+    sleep_ms(1);
+    assert_int_equal(fiber_waitq_wake_all_on(target, &q), 0);
+    return NULL;
+}
+
+static void test_waitq_woken_from_another_thread(void **state)
+{
+    (void)state;
+    target = fiber_sched_self();
+    assert_non_null(target);
+    woken = 0;
+    fiber_t *a = fiber_spawn(queue_waiter, NULL), *b = fiber_spawn(queue_waiter, NULL);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, wake_from_thread, NULL), 0);
+    uint64_t t0 = fiber_now_ns();
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(woken, 2);
+    assert_true(fiber_now_ns() - t0 < 4000 * MS); /* woken, not timed out */
+    pthread_join(t, NULL);
+    fiber_join(a);
+    fiber_join(b);
+}
+
+/* ---- a semaphore posted from two threads, many times ---- */
+
+enum { RELEASES = 2000, TAKERS = 4 };
+static fiber_sem_t sem = FIBER_SEM_INIT(0);
+static int taken;
+
+static void taker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < RELEASES * 2 / TAKERS; i++) {
+        assert_int_equal(fiber_sem_acquire(&sem, fiber_now_ns() + 5000 * MS), 0);
+        taken++;
+        if (i % 7 == 0)
+            fiber_yield();
+    }
+}
+
+static void *releaser(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < RELEASES; i++)
+        while (fiber_sem_release_on(target, &sem) != 0)
+            sleep_ms(1); /* ENOMEM: try again */
+    return NULL;
+}
+
+static void test_sem_released_from_other_threads(void **state)
+{
+    (void)state;
+    taken = 0;
+    fiber_t *f[TAKERS];
+    for (int i = 0; i < TAKERS; i++)
+        f[i] = fiber_spawn(taker, NULL);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, releaser, NULL), 0);
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(taken, 2 * RELEASES);
+    assert_int_equal(sem.count, 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < TAKERS; i++)
+        fiber_join(f[i]);
+}
+
+/* ---- fibers spawned onto this scheduler from another thread; a posted call ---- */
+
+enum { SPAWNS = 200 };
+static int spawned_ran;
+static pthread_t main_thread;
+static fiber_waitq_t all_done = FIBER_WAITQ_INIT;
+static int posted_ran;
+
+static fiber_waitq_t child_q = FIBER_WAITQ_INIT;
+static fiber_sem_t child_sem = FIBER_SEM_INIT(0);
+static int children_started;
+
+static void remote_child(void *arg)
+{
+    (void)arg;
+    assert_true(pthread_equal(pthread_self(), main_thread));
+    int me = children_started++;
+    /* It is a real fiber: it yields, sleeps, times out, waits with no deadline. */
+    fiber_yield();
+    fiber_sleep_ns(1000);
+    errno = 0;
+    assert_int_equal(fiber_waitq_wait(&child_q, fiber_now_ns() + 100000), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+    if (me % 2)
+        fiber_sem_release(&child_sem);
+    else
+        assert_int_equal(fiber_sem_acquire(&child_sem, FIBER_FOREVER), 0);
+    if (++spawned_ran == SPAWNS)
+        fiber_waitq_wake_all(&all_done);
+}
+
+static void posted(void *arg)
+{
+    assert_null(fiber_self()); /* runs in the scheduler's context, not in a fiber */
+    assert_true(pthread_equal(pthread_self(), main_thread));
+    posted_ran = *(int *)arg;
+}
+
+static void *spawner(void *arg)
+{
+    (void)arg;
+    static int v = 42;
+    assert_int_equal(fiber_sched_post(target, posted, &v), 0);
+    for (int i = 0; i < SPAWNS; i++)
+        assert_int_equal(fiber_spawn_on(target, remote_child, NULL), 0);
+    return NULL;
+}
+
+static void collector(void *arg)
+{
+    (void)arg;
+    while (spawned_ran < SPAWNS)
+        assert_int_equal(fiber_waitq_wait(&all_done, fiber_now_ns() + 5000 * MS), 0);
+}
+
+static void test_spawn_on_from_another_thread(void **state)
+{
+    (void)state;
+    main_thread = pthread_self();
+    spawned_ran = 0;
+    fiber_t *c = fiber_spawn(collector, NULL);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, spawner, NULL), 0);
+    fiber_join(c);
+    assert_int_equal(spawned_ran, SPAWNS);
+    assert_int_equal(posted_ran, 42);
+    pthread_join(t, NULL);
+    assert_int_equal(fiber_run(), 0); /* the detached children, all done */
+    assert_int_equal(fiber_live_count(), 0);
+}
+
+/* ---- a busy scheduler still takes messages (no poll needed to see them) ---- */
+
+static atomic_int busy_stop;
+static int busy_posted;
+
+static void busy_loop(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&busy_stop))
+        fiber_yield();
+}
+
+static void stop_busy(void *arg)
+{
+    (void)arg;
+    busy_posted = 1;
+    atomic_store(&busy_stop, 1);
+}
+
+static void *post_to_busy(void *arg)
+{
+    (void)arg;
+    sleep_ms(2);
+    assert_int_equal(fiber_sched_post(target, stop_busy, NULL), 0);
+    return NULL;
+}
+
+static void test_busy_scheduler_takes_messages(void **state)
+{
+    (void)state;
+    fiber_t *a = fiber_spawn(busy_loop, NULL), *b = fiber_spawn(busy_loop, NULL);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, post_to_busy, NULL), 0);
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(busy_posted, 1);
+    pthread_join(t, NULL);
+    fiber_join(a);
+    fiber_join(b);
+}
+
+/* ---- a thread that exits with requests still in its inbox ---- */
+
+static pthread_barrier_t posted_bar, handed;
+static fiber_sched_t *leaving;
+static int late_ran;
+
+static void late_call(void *arg) { (void)arg; late_ran = 1; }
+
+static void *exits_without_running(void *arg)
+{
+    (void)arg;
+    leaving = fiber_sched_self();
+    pthread_barrier_wait(&handed);
+    pthread_barrier_wait(&posted_bar); /* then leaves without running its scheduler */
+    return NULL;
+}
+
+static void test_exiting_thread_drops_requests(void **state)
+{
+    (void)state;
+    pthread_barrier_init(&posted_bar, NULL, 2);
+    pthread_barrier_init(&handed, NULL, 2);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, exits_without_running, NULL), 0);
+    pthread_barrier_wait(&handed);
+    assert_non_null(leaving);
+    assert_int_equal(fiber_sched_post(leaving, late_call, NULL), 0);
+    assert_int_equal(fiber_spawn_on(leaving, remote_child, NULL), 0);
+    pthread_barrier_wait(&posted_bar);
+    pthread_join(t, NULL);
+    /* Dropped unrun (and freed: the ASan build checks for leaks). */
+    assert_int_equal(late_ran, 0);
+    pthread_barrier_destroy(&posted_bar);
+    pthread_barrier_destroy(&handed);
+}
+
+/* ---- signals ---- */
+
+static int got_signal;
+static void signal_waiter(void *arg)
+{
+    sigset_t *set = arg;
+    got_signal = fiber_signal_wait(set, fiber_now_ns() + 5000 * MS);
+}
+
+static void signal_sender(void *arg)
+{
+    int sig = (int)(intptr_t)arg;
+    fiber_sleep_ns(2 * MS); /* the waiter is parked */
+    assert_int_equal(kill(getpid(), sig), 0);
+}
+
+static int ticks;
+static void signal_ticker(void *arg)
+{
+    (void)arg;
+    while (!got_signal) {
+        ticks++;
+        fiber_sleep_ns(MS / 2);
+    }
+}
+
+static void test_signal_wakes_a_fiber(void **state)
+{
+    (void)state;
+    /* Blocked in main before any thread of this test exists (see fiber.h). */
+    int sigs[] = { SIGTERM, SIGINT, SIGUSR1 };
+    for (int i = 0; i < 3; i++) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGUSR1);
+        got_signal = 0;
+        ticks = 0;
+        fiber_t *w = fiber_spawn(signal_waiter, &set);
+        fiber_t *k = fiber_spawn(signal_sender, (void *)(intptr_t)sigs[i]);
+        fiber_t *t = fiber_spawn(signal_ticker, NULL);
+        assert_int_equal(fiber_run(), 0);
+        assert_int_equal(got_signal, sigs[i]);
+        assert_true(ticks >= 1); /* the thread was not blocked in sigwait */
+        fiber_join(w);
+        fiber_join(k);
+        fiber_join(t);
+    }
+}
+
+static void signal_timeout(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    errno = 0;
+    assert_int_equal(fiber_signal_wait(&set, fiber_now_ns() + 2 * MS), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+}
+
+static void test_signal_wait_timeout(void **state)
+{
+    (void)state;
+    fiber_join(fiber_spawn(signal_timeout, NULL));
+}
+
+int main(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &set, NULL); /* before any thread: they all inherit it */
+
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_waitq_woken_from_another_thread),
+        cmocka_unit_test(test_sem_released_from_other_threads),
+        cmocka_unit_test(test_spawn_on_from_another_thread),
+        cmocka_unit_test(test_busy_scheduler_takes_messages),
+        cmocka_unit_test(test_exiting_thread_drops_requests),
+        cmocka_unit_test(test_signal_wakes_a_fiber),
+        cmocka_unit_test(test_signal_wait_timeout),
+    };
+    if (getenv("FIBER_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("FIBER_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

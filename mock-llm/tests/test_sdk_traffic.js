@@ -1,0 +1,260 @@
+// What real AI apps send, through the official SDKs unchanged: prompts of 1 KiB, 64 KiB
+// and just under the 1 MiB body limit, a ~50 KB system prompt with a multi-turn history,
+// tool calls with the SDKs' tool helpers (streamed and not, with the follow-up turn),
+// and the Responses API (create, stream, responses.stream, max_output_tokens, function
+// tools). usage.prompt_tokens is checked against mock-llm's stated rule:
+// ceil(bytes / 4) + 3 per message + 3 (tools add their JSON's bytes).
+//   node test_sdk_traffic.js PORT   (NODE_PATH points at the cached node_modules)
+'use strict';
+const assert = require('node:assert/strict');
+const OpenAI = require('openai');
+const AnthropicMod = require('@anthropic-ai/sdk');
+const Anthropic = AnthropicMod.default || AnthropicMod;
+
+const port = process.argv[2];
+const scheme = process.env.MLLM_SCHEME || 'http'; // https: test_openai_npm.sh runs it over TLS too
+const openai = new OpenAI({ baseURL: `${scheme}://127.0.0.1:${port}/v1`, apiKey: 'sk-mock', maxRetries: 0 });
+const anthropic = new Anthropic({ baseURL: `${scheme}://127.0.0.1:${port}`, apiKey: 'sk-ant-mock', maxRetries: 0 });
+
+const prose = (n) => 'the quick brown fox jumps over the lazy dog and '.repeat(Math.ceil(n / 48)).slice(0, n);
+const rule = (bytes, messages) => Math.ceil(bytes / 4) + 3 * messages + 3;
+
+// A ~50 KB system prompt and ten turns of history before the question.
+function history() {
+  const msgs = [{ role: 'system', content: prose(50 * 1024) }];
+  for (let i = 0; i < 5; i++) {
+    msgs.push({ role: 'user', content: `question ${i}: ${prose(300)}` });
+    msgs.push({ role: 'assistant', content: `answer ${i}: ${prose(500)}` });
+  }
+  msgs.push({ role: 'user', content: 'And now, the summary?' });
+  return msgs;
+}
+const bytesOf = (msgs) => msgs.reduce((n, m) => n + Buffer.byteLength(m.content), 0);
+
+const weather = {
+  name: 'get_weather',
+  description: 'The weather of a city',
+  parameters: {
+    type: 'object',
+    properties: {
+      city: { type: 'string' },
+      unit: { type: 'string', enum: ['celsius', 'fahrenheit'] },
+      days: { type: 'integer', minimum: 1, maximum: 7 },
+    },
+    required: ['city', 'unit', 'days'],
+  },
+};
+function checkWeatherArgs(a) {
+  assert.equal(typeof a.city, 'string');
+  assert.ok(['celsius', 'fahrenheit'].includes(a.unit), a.unit);
+  assert.ok(Number.isInteger(a.days) && a.days >= 1 && a.days <= 7, String(a.days));
+}
+
+async function openaiLongPrompts() {
+  for (const size of [1024, 64 * 1024, (1 << 20) - 600]) {
+    const messages = [{ role: 'user', content: prose(size) }];
+    const stream = await openai.chat.completions.create({
+      model: 'mock', messages, stream: true, stream_options: { include_usage: true }, max_tokens: 3,
+    });
+    let usage = null, text = '';
+    for await (const c of stream) {
+      if (c.usage) usage = c.usage;
+      text += c.choices[0]?.delta?.content ?? '';
+    }
+    assert.equal(usage.prompt_tokens, rule(size, 1), `prompt of ${size} bytes`);
+    assert.equal(usage.completion_tokens, 3);
+    assert.ok(text.length > 0);
+  }
+  const msgs = history();
+  const whole = await openai.chat.completions.create({ model: 'gpt-4o', messages: msgs, max_tokens: 4 });
+  assert.equal(whole.usage.prompt_tokens, rule(bytesOf(msgs), msgs.length));
+  assert.equal(whole.choices[0].finish_reason, 'length');
+  console.log(`openai long prompts ok (history: ${whole.usage.prompt_tokens} prompt tokens)`);
+}
+
+async function openaiTools() {
+  const tools = [{ type: 'function', function: weather }];
+  const messages = [{ role: 'user', content: 'Weather in Lyon?' }];
+
+  // raw stream: the first tool_calls delta has index, id, type, name; arguments follow
+  // in fragments; finish_reason tool_calls
+  const raw = await openai.chat.completions.create({ model: 'mock', messages, tools, stream: true,
+    tool_choice: 'required', stream_options: { include_usage: true } });
+  let args = '', head = null, finish = null, fragments = 0, usage = null;
+  for await (const c of raw) {
+    if (c.usage) usage = c.usage;
+    const d = c.choices[0]?.delta;
+    if (c.choices[0]?.finish_reason) finish = c.choices[0].finish_reason;
+    for (const tc of d?.tool_calls ?? []) {
+      if (!head) head = tc;
+      assert.equal(tc.index, 0);
+      if (tc.function?.arguments) { args += tc.function.arguments; fragments++; }
+    }
+  }
+  assert.equal(head.type, 'function');
+  assert.equal(head.function.name, 'get_weather');
+  assert.match(head.id, /^call_/);
+  assert.equal(finish, 'tool_calls');
+  assert.ok(fragments > 1, `${fragments} argument fragments`);
+  checkWeatherArgs(JSON.parse(args));
+  assert.equal(usage.completion_tokens, Math.ceil(args.length / 4));
+  assert.ok(usage.prompt_tokens > rule(Buffer.byteLength(messages[0].content), 1), 'tools count');
+
+  // the SDK's stream helper accumulates the same call
+  const helper = openai.beta.chat.completions.stream({ model: 'mock', messages, tools,
+    tool_choice: { type: 'function', function: { name: 'get_weather' } } });
+  let doneArgs = null;
+  helper.on('tool_calls.function.arguments.done', (e) => { doneArgs = e.arguments; });
+  const final = await helper.finalChatCompletion();
+  const call = final.choices[0].message.tool_calls[0];
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  checkWeatherArgs(JSON.parse(call.function.arguments));
+  assert.equal(doneArgs, call.function.arguments);
+
+  // runTools: the SDK calls our function with the parsed arguments, sends the result
+  // back as a role "tool" message, and mock-llm answers that turn with text
+  const seen = [];
+  for (const stream of [false, true]) {
+    const runner = openai.beta.chat.completions.runTools({
+      model: 'gpt-4o', messages, stream,
+      tools: [{ type: 'function', function: { ...weather, parse: JSON.parse,
+        function: (a) => { seen.push(a); return { temperature: 21, sky: 'clear' }; } } }],
+    });
+    const content = await runner.finalContent();
+    assert.ok(typeof content === 'string' && content.length > 0);
+    const all = runner.messages;
+    assert.equal(all.filter((m) => m.role === 'tool').length, 1);
+  }
+  assert.equal(seen.length, 2);
+  seen.forEach(checkWeatherArgs);
+
+  // non-streaming, and tool_choice none gives text
+  const whole = await openai.chat.completions.create({ model: 'mock', messages, tools, tool_choice: 'required' });
+  checkWeatherArgs(JSON.parse(whole.choices[0].message.tool_calls[0].function.arguments));
+  assert.equal(whole.choices[0].message.content, null);
+  const none = await openai.chat.completions.create({ model: 'mock', messages, tools, tool_choice: 'none' });
+  assert.equal(none.choices[0].finish_reason, 'stop');
+  assert.ok(none.choices[0].message.content.length > 0);
+  await assert.rejects(openai.chat.completions.create({ model: 'mock', messages, tool_choice: 'required' }),
+    (e) => { assert.ok(e instanceof OpenAI.BadRequestError); assert.equal(e.param, 'tool_choice'); return true; });
+  console.log(`openai tools ok: ${args}`);
+}
+
+async function openaiResponses() {
+  // non-streaming, input as a string, with instructions
+  const r = await openai.responses.create({ model: 'gpt-4o', input: 'Say hi.', instructions: prose(400) });
+  assert.equal(r.object, 'response');
+  assert.equal(r.status, 'completed');
+  assert.ok(r.output_text.length > 0);
+  assert.equal(r.usage.input_tokens, rule(400 + 7, 2));
+  assert.equal(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens);
+
+  // streaming: the documented event order, sequence numbers 0, 1, 2, ...
+  const stream = await openai.responses.create({ model: 'mock', input: [{ role: 'user', content: 'hi' }], stream: true });
+  const types = [];
+  let text = '', seq = 0, completed = null;
+  for await (const ev of stream) {
+    assert.equal(ev.sequence_number, seq++);
+    types.push(ev.type);
+    if (ev.type === 'response.output_text.delta') text += ev.delta;
+    if (ev.type === 'response.completed') completed = ev.response;
+  }
+  const distinct = types.filter((t, i) => t !== types[i - 1]);
+  assert.deepEqual(distinct, ['response.created', 'response.in_progress', 'response.output_item.added',
+    'response.content_part.added', 'response.output_text.delta', 'response.output_text.done',
+    'response.content_part.done', 'response.output_item.done', 'response.completed']);
+  assert.equal(completed.output[0].content[0].text, text);
+  assert.equal(completed.usage.output_tokens, 32);
+
+  // the SDK's responses.stream helper and max_output_tokens: status incomplete
+  const helper = openai.responses.stream({ model: 'mock', input: 'hi', max_output_tokens: 5 });
+  let deltas = 0;
+  helper.on('response.output_text.delta', () => { deltas++; });
+  const fin = await helper.finalResponse();
+  assert.equal(deltas, 5);
+  assert.equal(fin.output[0].content[0].text.length > 0, true);
+  const incomplete = await openai.responses.create({ model: 'mock', input: 'hi', max_output_tokens: 5 });
+  assert.equal(incomplete.status, 'incomplete');
+  assert.equal(incomplete.incomplete_details.reason, 'max_output_tokens');
+  assert.equal(incomplete.usage.output_tokens, 5);
+
+  // function tools: a function_call item with arguments in deltas, then the follow-up
+  const tools = [{ type: 'function', ...weather }];
+  const fs = openai.responses.stream({ model: 'mock', input: 'Weather in Lyon?', tools });
+  let argDeltas = '';
+  fs.on('response.function_call_arguments.delta', (e) => { argDeltas += e.delta; });
+  const fr = await fs.finalResponse();
+  const call = fr.output[0];
+  assert.equal(call.type, 'function_call');
+  assert.equal(call.name, 'get_weather');
+  assert.equal(call.arguments, argDeltas);
+  checkWeatherArgs(JSON.parse(call.arguments));
+  const follow = await openai.responses.create({ model: 'mock', tools, input: [
+    { role: 'user', content: 'Weather in Lyon?' },
+    { type: 'function_call', call_id: call.call_id, name: call.name, arguments: call.arguments },
+    { type: 'function_call_output', call_id: call.call_id, output: '{"temperature":21}' },
+  ] });
+  assert.equal(follow.output[0].type, 'message');
+  assert.ok(follow.output_text.length > 0);
+
+  // errors in the API's shape, typed by the SDK
+  await assert.rejects(openai.responses.create({ model: 'gpt-99', input: 'x' }),
+    (e) => { assert.ok(e instanceof OpenAI.NotFoundError); assert.equal(e.code, 'model_not_found'); return true; });
+  await assert.rejects(openai.responses.create({ model: 'mock', input: [] }),
+    (e) => { assert.ok(e instanceof OpenAI.BadRequestError); assert.equal(e.param, 'input'); return true; });
+  console.log(`openai responses ok: ${JSON.stringify(r.output_text.slice(0, 40))}`);
+}
+
+async function anthropicTraffic() {
+  // ~50 KB system prompt and a multi-turn history
+  const msgs = history();
+  const system = msgs.shift().content;
+  const m = await anthropic.messages.create({ model: 'claude-sonnet-4', max_tokens: 5, system, messages: msgs });
+  assert.equal(m.usage.input_tokens, rule(Buffer.byteLength(system) + bytesOf(msgs), msgs.length + 1));
+  for (const size of [1024, 64 * 1024, (1 << 20) - 600]) {
+    const s = anthropic.messages.stream({ model: 'mock', max_tokens: 2, messages: [{ role: 'user', content: prose(size) }] });
+    const fin = await s.finalMessage();
+    assert.equal(fin.usage.input_tokens, rule(size, 1));
+  }
+
+  // tool_use with input_json_delta, through the stream helper
+  const tools = [{ name: weather.name, description: weather.description, input_schema: weather.parameters }];
+  const messages = [{ role: 'user', content: 'Weather in Lyon?' }];
+  const ts = anthropic.messages.stream({ model: 'claude-sonnet-4', max_tokens: 200, tools,
+    tool_choice: { type: 'any' }, messages });
+  let partial = '';
+  ts.on('inputJson', (p) => { partial += p; });
+  const fin = await ts.finalMessage();
+  assert.equal(fin.stop_reason, 'tool_use');
+  const use = fin.content[0];
+  assert.equal(use.type, 'tool_use');
+  assert.equal(use.name, 'get_weather');
+  assert.match(use.id, /^toolu_/);
+  checkWeatherArgs(use.input);
+  assert.deepEqual(JSON.parse(partial), use.input);
+
+  // the follow-up turn with the tool_result is answered with text
+  const follow = await anthropic.messages.create({ model: 'claude-sonnet-4', max_tokens: 50, tools, messages: [
+    ...messages,
+    { role: 'assistant', content: fin.content },
+    { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: '21 degrees, clear' }] },
+  ] });
+  assert.equal(follow.content[0].type, 'text');
+  assert.ok(['end_turn', 'max_tokens'].includes(follow.stop_reason));
+
+  // non-streaming tool_use with a named tool
+  const named = await anthropic.messages.create({ model: 'mock', max_tokens: 200, tools,
+    tool_choice: { type: 'tool', name: 'get_weather' }, messages });
+  checkWeatherArgs(named.content[0].input);
+  console.log(`anthropic traffic ok: ${JSON.stringify(use.input)}`);
+}
+
+async function main() {
+  await openaiLongPrompts();
+  await openaiTools();
+  await openaiResponses();
+  await anthropicTraffic();
+  console.log(`PASS: SDK traffic over ${scheme} (long prompts, tools, Responses API)`);
+}
+
+main().catch((e) => { console.error('FAIL:', e); process.exit(1); });
