@@ -60,6 +60,12 @@ METRICS = {
     "ttft_rest_p99_ms": "ms", "db_peak_held_count": "count", "db_wait_mean_ms": "ms",
     "unserved_conns_count": "count", "listen_overflows_count": "count",
     "retries_count": "count", "cpu_per_1k_tokens_marginal_ms": "ms",
+    "cpu_per_event_us": "us", "kernel_share_percent": "percent",
+    "runq_wait_percent": "percent", "client_busy_percent": "percent",
+    "accept_to_request_us": "us", "accept_to_request_max_us": "us", "runs_count": "count",
+    "open_streams_count": "count", "client_rss_per_open_conv_bytes": "bytes",
+    "server_rss_per_open_stream_bytes": "bytes", "client_hwm_per_conv_bytes": "bytes",
+    "client_tls_bytes_per_conv_bytes": "bytes", "server_tls_bytes_per_stream_bytes": "bytes",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units
