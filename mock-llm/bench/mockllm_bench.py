@@ -51,6 +51,16 @@ def free_port():
     return port
 
 
+def _die_with_parent():
+    """In the child before exec: SIGTERM it when this harness dies, however it dies, so
+    no server or load outlives an interrupted run."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def pin(cpu):
     # Pin only when the CPU exists: on a one-core machine both sides share it, and
     # the machine file says so.
@@ -62,7 +72,8 @@ class Server:
 
     def __init__(self, binary, args):
         self.p = subprocess.Popen(pin(0) + [binary, "--listen", "127.0.0.1:0"] + args,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=_die_with_parent)
         line = self.p.stdout.readline()
         m = re.match(r"[\w-]+ listening on 127\.0\.0\.1:(\d+)$", line.strip())
         if not m:
@@ -86,7 +97,8 @@ def run_load(bindir, port, pid, streams, warmup, window, period_ms=None, stagger
                     "--streams", str(streams), "--warmup", str(warmup), "--window",
                     str(window), "--rss-pid", str(pid), "--busy-poll"]
     cmd += ["--period-ms", f"{period_ms:.6g}"] if period_ms else ["--stagger-ms", str(stagger_ms)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
+                         preexec_fn=_die_with_parent)
     if out.returncode != 0:
         raise RuntimeError(f"mllm-load failed: {out.stderr.strip()}")
     return {k: float(v) for k, v in re.findall(r"(\w+)=([-\w.]+)", out.stdout)}
@@ -376,7 +388,7 @@ def concurrency(args, rows):
 
 
 def keepalive(args, rows, tmp):
-    runs = 3 if args.quick else 4
+    runs = 3
     secs = 2 if args.quick else 3
     conns = 32
     lua = os.path.join(tmp, "chat.lua")
