@@ -773,8 +773,9 @@ def _tls_metric_values(port, cafile):
 
 def _tls_run(a, impl, tls, n, max_tokens, tmp, timeout_s=240):
     """One run: a fresh mock-llm (HTTPS with a certificate it makes, or plain), wl-llm on
-    top; while it runs, the moment most streams are open is found from the server's
-    /metrics and both processes' RSS are read then. Returns (wl-llm JSON, snapshot)."""
+    top; while it runs, the moment most connections are open is found from the server's
+    /metrics (a connection is one conversation in progress, handshaking or streaming) and
+    both processes' RSS are read then. Returns (wl-llm JSON, snapshot)."""
     cert = os.path.join(tmp, f"tls-{os.getpid()}.pem") if tls else None
     margs = [os.path.join(a.bin, "mock-llm"), "--listen", "127.0.0.1:0", "--seed", "11",
              "--max-conns", "19990", "--profile", "gpt-4o", "--tps", "5"]
@@ -792,7 +793,7 @@ def _tls_run(a, impl, tls, n, max_tokens, tmp, timeout_s=240):
         deadline = time.monotonic() + timeout_s + 60
         while p.poll() is None and time.monotonic() < deadline:
             m = _tls_metric_values(mock.port, cert)
-            active = m.get("mllm_streams_active", 0)
+            active = m.get("mllm_connections_active", 0)
             if active > snap["open"]:
                 snap.update(open=active, client_kib=rss_kib([p.pid]),
                             server_kib=rss_kib(mock.pids()))
@@ -814,9 +815,9 @@ def bench_tls(a, tab, budget_end):
     """N streaming conversations (gpt-4o first-token time, 5 tokens/s, all arriving at
     once), thread vs fiber, over HTTPS (mock-llm --tls; the client verifies the server's
     certificate; TLS 1.3, ECDSA P-256) and plain HTTP, interleaved in each round. Client
-    RSS per open conversation and the server's RSS per open stream are read at the
-    moment most streams are open; the difference HTTPS minus HTTP is what OpenSSL costs
-    each side per connection. CPU per 1,000 tokens includes each conversation's
+    RSS per open conversation and the server's RSS per open connection are read at the
+    moment most connections are open; the difference HTTPS minus HTTP is what OpenSSL
+    costs each side per connection. CPU per 1,000 tokens includes each conversation's
     handshake (one connection per conversation: all N are open at once)."""
     n = 2000 if a.quick else 10000
     # long enough that the handshake storm is over while the first streams still run
@@ -842,14 +843,14 @@ def bench_tls(a, tab, budget_end):
                 add = lambda metric, unit, v, c=case, m=impl: tab.add(c, KIND[m], m, "n", n,
                                                                     metric, unit, v)
                 if snap["open"]:
-                    add("open_streams_count", "count", snap["open"])
+                    add("open_conns_count", "count", snap["open"])
                     add("client_rss_per_open_conv_bytes", "bytes",
                         (snap["client_kib"] - j["rss_base_kib"]) * 1024 / snap["open"])
                     add("server_rss_per_open_stream_bytes", "bytes",
                         (snap["server_kib"] - snap["server_base_kib"]) * 1024 / snap["open"])
                 add("client_hwm_per_conv_bytes", "bytes",
                     (j["rss_peak_kib"] - j["rss_base_kib"]) * 1024 / n)
-                log(f"  ok {j['ok']}/{n}, {snap['open']:.0f} open at most; client RSS/open "
+                log(f"  ok {j['ok']}/{n}, {snap['open']:.0f} connections open at most; client RSS/open "
                     f"conv {(snap['client_kib'] - j['rss_base_kib']) / max(snap['open'], 1):.1f} "
                     f"KiB, server RSS/stream {(snap['server_kib'] - snap['server_base_kib']) / max(snap['open'], 1):.1f} KiB, "
                     f"CPU/1k tokens {j['cpu_s_per_1k_tokens'] * 1000:.1f} ms, "
