@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# curl as a real client: streaming with -N, non-streaming, errors, and flag handling.
+# curl as a real client: streaming with -N, non-streaming, errors, HTTPS (-k and verified),
+# and flag handling.
 #   test_curl.sh PATH/TO/mock-llm
 set -euo pipefail
 BIN=$1
@@ -70,6 +71,21 @@ for flag in "" "--max-batch-events 1"; do
   stop_server
   if [ -z "$flag" ]; then [ "$chunks" -le 5 ] || fail "coalescing: $chunks chunks for 32 due tokens"
   else [ "$chunks" -ge 33 ] || fail "--max-batch-events 1: $chunks chunks, want one per event"; fi
+done
+# HTTPS: curl -k (no verification), then curl verifying the certificate the server wrote
+CERT=$(mktemp)
+start_server "$BIN" --profile fixed --time-scale 0.05 --tls --tls-cert-out "$CERT"
+out=$(curl -sS -k -N --max-time 10 -d "$body" "https://127.0.0.1:$PORT/v1/chat/completions")
+[ "$(printf '%s\n' "$out" | grep -c '^data: ')" -eq 36 ] || fail "curl -k: expected 36 data frames"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$CERT" "https://localhost:$PORT/health")
+[ "$code" = 200 ] || fail "curl --cacert (verified, localhost) gave $code"
+set +e; curl -sS -o /dev/null "https://127.0.0.1:$PORT/health" 2>/dev/null; rc=$?; set -e
+[ $rc -eq 60 ] || fail "curl without the certificate gave exit $rc, want 60 (not trusted)"
+stop_server
+rm -f "$CERT"
+for bad in "--tls-cert /nonexistent.pem --tls-key /nonexistent.key" "--tls-key x.pem" "--tls-cert-out /tmp/x.pem"; do
+  set +e; "$BIN" --listen 127.0.0.1:0 $bad >/dev/null 2>&1; rc=$?; set -e
+  [ $rc -eq 2 ] || fail "'$bad' exited $rc, want 2"
 done
 for bad in "--max-batch-events 0" "--max-batch-events 257" "--max-batch-events 1.5"; do
   set +e; "$BIN" $bad 2>/dev/null; rc=$?; set -e
