@@ -284,7 +284,14 @@ def capacity(args, rows):
     knees = {(i, n): [] for i in impls for n in CAP_STREAMS}
     maxes = {n: [] for n in CAP_STREAMS}
     nocoal = {n: [] for n in CAP_STREAMS}
+    # A loaded machine makes every knee search run its ladder down to the bottom: the
+    # part stops starting runs past its share of the time, and says so.
+    t_end = time.monotonic() + (45 if args.quick else 140)
     for run in range(runs):
+        if run and time.monotonic() > t_end:
+            log(f"capacity: time share spent after {run} of {runs} runs (a loaded machine?); "
+                f"the rows have {run} runs")
+            break
         for n in CAP_STREAMS:
             log(f"capacity run {run + 1}/{runs}, {n} streams: floor at full speed")
             maxes[n].append(probe(args, "floor", n, 0, busy, warmup, window))
