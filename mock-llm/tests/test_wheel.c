@@ -1,7 +1,8 @@
 /*
  * test_wheel.c - the schedule's timer wheel: nobody wakes before their deadline,
- * everybody wakes, in deadline order; deadlines past the horizon, a new deadline
- * earlier than the one the ticker sleeps towards, and an empty wheel that refills.
+ * everybody wakes, in deadline order to within a slot (16 us); deadlines past the
+ * horizon, a new deadline earlier than the one the ticker sleeps towards, a lagging
+ * cursor, and an empty wheel that refills.
  */
 #include <setjmp.h>
 #include <stdarg.h>
