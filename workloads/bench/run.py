@@ -773,16 +773,19 @@ def _tls_metric_values(port, cafile):
 
 def _tls_run(a, impl, tls, n, max_tokens, tmp, timeout_s=240):
     """One run: a fresh mock-llm (HTTPS with a certificate it makes, or plain), wl-llm on
-    top; while it runs, the moment most connections are open is found from the server's
-    /metrics (a connection is one conversation in progress, handshaking or streaming) and
-    both processes' RSS are read then. Returns (wl-llm JSON, snapshot)."""
+    top; while it runs, the moment most streams are running is found from the server's
+    /metrics, and both processes' RSS are read then, with the connections open at that
+    moment (one per conversation in progress, handshaking or streaming: what the RSS is
+    divided by). Not the moment most connections are open: in a storm every client
+    connects at once, long before any handshake has allocated anything. Returns
+    (wl-llm JSON, snapshot)."""
     cert = os.path.join(tmp, f"tls-{os.getpid()}.pem") if tls else None
     margs = [os.path.join(a.bin, "mock-llm"), "--listen", "127.0.0.1:0", "--seed", "11",
              "--max-conns", "19990", "--profile", "gpt-4o", "--tps", "5"]
     if tls:
         margs += ["--tls", "--tls-cert-out", cert]
     mock = Server(f"mock-llm{' --tls' if tls else ''}", margs)
-    snap = {"open": 0, "client_kib": 0, "server_kib": 0,
+    snap = {"open": 0, "streams": 0, "client_kib": 0, "server_kib": 0,
             "server_base_kib": rss_kib(mock.pids())}
     try:
         argv = [os.path.join(a.bin, "wl-llm"), "--model", impl, "--target",
@@ -793,10 +796,10 @@ def _tls_run(a, impl, tls, n, max_tokens, tmp, timeout_s=240):
         deadline = time.monotonic() + timeout_s + 60
         while p.poll() is None and time.monotonic() < deadline:
             m = _tls_metric_values(mock.port, cert)
-            active = m.get("mllm_connections_active", 0)
-            if active > snap["open"]:
-                snap.update(open=active, client_kib=rss_kib([p.pid]),
-                            server_kib=rss_kib(mock.pids()))
+            streams = m.get("mllm_streams_active", 0)
+            if streams > snap["streams"]:
+                snap.update(streams=streams, open=m.get("mllm_connections_active", streams),
+                            client_kib=rss_kib([p.pid]), server_kib=rss_kib(mock.pids()))
             time.sleep(0.1)
         if p.poll() is None:
             p.kill()
@@ -850,7 +853,8 @@ def bench_tls(a, tab, budget_end):
                         (snap["server_kib"] - snap["server_base_kib"]) * 1024 / snap["open"])
                 add("client_hwm_per_conv_bytes", "bytes",
                     (j["rss_peak_kib"] - j["rss_base_kib"]) * 1024 / n)
-                log(f"  ok {j['ok']}/{n}, {snap['open']:.0f} connections open at most; client RSS/open "
+                log(f"  ok {j['ok']}/{n}, {snap['streams']:.0f} streams running at most "
+                    f"({snap['open']:.0f} connections then); client RSS/open "
                     f"conv {(snap['client_kib'] - j['rss_base_kib']) / max(snap['open'], 1):.1f} "
                     f"KiB, server RSS/stream {(snap['server_kib'] - snap['server_base_kib']) / max(snap['open'], 1):.1f} KiB, "
                     f"CPU/1k tokens {j['cpu_s_per_1k_tokens'] * 1000:.1f} ms, "
