@@ -12,15 +12,17 @@
 
 # runs of alloc/switch; repeats of throughput and of warming (the post: 10 each); series
 # of those. Full runs 3 series, so that every published figure is a median of 3 runs
-# (about 3 minutes of Ruby on a quiet 2-vCPU machine). Both full and quick keep the
+# (about 2 minutes of Ruby on a quiet 2-vCPU machine). Both full and quick keep the
 # post's 10 repeats, so "last repeat" means the 10th in both and make reproduce's quick
 # run measures what the published full run did (~35 s of Ruby threads); quick runs
 # alloc/switch once, one series, and leaves the warming case out (warm_repeats 0), as
-# bench_seed --quick does.
+# bench_seed --quick does. Full runs the warming case in the first series only
+# (warm_series 1, as bench_seed --full): no README section, figure or check reads it,
+# and its two more series cost ~50 s of Ruby threads in make bench's 20-minute budget.
 MODES = {
-  "full"  => { runs: 3, repeats: 10, warm_repeats: 10, series: 3, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
-  "quick" => { runs: 1, repeats: 10, warm_repeats: 0, series: 1, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
-  "tiny"  => { runs: 1, repeats: 2, warm_repeats: 2, series: 1, alloc_n: 500, switch_m: 500, tp_n: 50, tp_m: 10 },
+  "full"  => { runs: 3, repeats: 10, warm_repeats: 10, warm_series: 1, series: 3, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
+  "quick" => { runs: 1, repeats: 10, warm_repeats: 0, warm_series: 0, series: 1, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
+  "tiny"  => { runs: 1, repeats: 2, warm_repeats: 2, warm_series: 1, series: 1, alloc_n: 500, switch_m: 500, tp_n: 50, tp_m: 10 },
 }.freeze
 
 def usage(io)
@@ -139,7 +141,7 @@ cfg[:series].times do |s|
     ups = Array.new(cfg[:repeats]) { cfg[:tp_n] / run_once(mo, cfg[:tp_n], cfg[:tp_m])[0] }
     tp_first[mo] << ups.first
     tp_last[mo] << ups.last
-    if cfg[:warm_repeats].positive?
+    if cfg[:warm_repeats].positive? && s < cfg[:warm_series]
       us = Array.new(cfg[:warm_repeats]) { run_once(mo, cfg[:alloc_n], 2)[0] * 1e6 / cfg[:alloc_n] }
       w_first[mo] << us.first
       w_last[mo] << us.last

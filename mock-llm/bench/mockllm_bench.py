@@ -422,7 +422,7 @@ def concurrency(args, rows):
 
 
 def keepalive(args, rows, tmp):
-    runs = 3
+    runs = 1 if args.quick else 3  # quick: one run (make bench QUICK=1's 5-minute budget)
     secs = 2 if args.quick else 3
     conns = 32
     lua = os.path.join(tmp, "chat.lua")

@@ -145,9 +145,16 @@ def client_plan(a):
     ]
 
 
-def client_models_at(label, n, models):
+def client_models_at(label, n, models, r=0, a=None):
     if label == "gpt4o-5tps" and n == 100:  # C threads at 100 streams ask nothing new
         models = [m for m in models if m != "c-thread"]
+    # The C clients are the floor and ceiling beside Ruby, measured the same way (same
+    # client, mock-llm, draws and N) in peers/bench.py, 3 rounds, for the README's peers
+    # table and figure: here they are a same-run anchor, one round (runs=1 in their rows,
+    # and claims.py says "one run") unless --runs, for make bench's 20-minute budget
+    # (scripts/bench.sh).
+    if r > 0 and not (a and a.runs):
+        models = [m for m in models if not m.startswith("c-")]
     return models
 
 
@@ -161,7 +168,7 @@ def bench_llm(a, tab, budget_end):
         for label, margs, tokens, ns, models, tmo in plan:
             lengths = tokens if isinstance(tokens, tuple) else (tokens,)
             for n in ns:
-                ms = client_models_at(label, n, models)
+                ms = client_models_at(label, n, models, r, a)
                 js = {}
                 for t in lengths:
                     for i in range(len(ms)):
@@ -214,8 +221,10 @@ def bench_starve(a, tab, budget_end):
     if a.smoke:
         plan = [(30, 1, ["ruby-pool25", "ruby-async"])]
     elif a.quick:
+        # 100 users: the pool's 26th..100th wait 3 waves of a conversation (the full run's
+        # 1,000 take 40 waves, ~8 s per run): the same quantities, a smaller N
         plan = [(1, a.runs or 1, ["ruby-async"]),
-                (1000, a.runs or 1, ["ruby-pool25", "ruby-async", "c-fiber"])]
+                (100, a.runs or 1, ["ruby-pool25", "ruby-async", "c-fiber"])]
     else:
         runs = a.runs or 3
         # One user alone: what a conversation takes with nobody queued, the yardstick of
@@ -340,7 +349,9 @@ def relay_plan(a):
     # gpt-4o first-token time, 5 tokens/s, 3 tokens: a stream holds its connection (and a
     # Puma thread) ~1 s; users give up after 3 s, so a server that queues them shows as
     # streams never completed instead of as a long run
-    return (["--profile", "gpt-4o", "--tps", "5"], 3, [100, 1000],
+    # quick: 100 users only (every relay, one round): what Puma's threads cannot serve
+    # within the patience shows at 100 already
+    return (["--profile", "gpt-4o", "--tps", "5"], 3, [100] if a.quick else [100, 1000],
             a.runs or (1 if a.quick else 3), 3,
             [r for r in RELAYS if r != "c-thread"] if a.quick else list(RELAYS))
 
@@ -351,12 +362,15 @@ def bench_relay(a, tab, budget_end):
     tmp = tempfile.mkdtemp(prefix="fiberbench-ruby-")
     try:
         for r in range(runs):  # round by round, like bench_llm
+            # the C relays are the floor and ceiling beside Puma and Async: a same-run
+            # anchor, one round (runs=1 in their rows; claims.py says so) unless --runs
+            rimpls = impls if r == 0 or a.runs else [x for x in impls if not x.startswith("c-")]
             for n in ns:
-                for i in range(len(impls)):
+                for i in range(len(rimpls)):
                     if time.monotonic() > budget_end:
                         log("relay: time budget spent; skipped the rest")
                         return
-                    impl = impls[(i + r) % len(impls)]
+                    impl = rimpls[(i + r) % len(rimpls)]
                     log(f"relay {label} n={n}: {impl} run {r + 1}/{runs}")
                     m = mock(a, "relay", margs, 23)
                     srv = None

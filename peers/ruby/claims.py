@@ -36,6 +36,11 @@ class Rows:
         r = self.get(case, metric)
         return float(r["median"]) if r else None
 
+    def one(self, case, metric):
+        """' (one run)' when the row is a single run (a same-run anchor, not a median)."""
+        r = self.rows.get((case, metric))
+        return " (one run)" if r and r["runs"] == "1" else ""
+
     def span(self, case, metric, fmt):
         r = self.get(case, metric)
         if not r:
@@ -121,12 +126,14 @@ def table(d):
     ct = d.v(f"{L.format('c-thread')}/n={top}", "bytes_per_unit")
     cf = d.v(f"{L.format('c-fiber')}/n={top}", "bytes_per_unit")
     ra = d.v(f"{L.format('ruby-async')}/n={top}", "bytes_per_unit")
+    one_c = d.one(f"{L.format('c-fiber')}/n={top}", "bytes_per_unit")
     if parts and ct and cf and ra:
         out.append((
             "fibers make a conversation cheaper in memory",
             "RSS growth + kernel estimate per live conversation, Ruby threads / Ruby Async: " +
             ", ".join(parts) + f". C at {nn(top)}: threads {kib(ct)}, fibers **{kib(cf)}** "
-            f"({xr(ct / cf)}); Ruby Async = {xr(ra / cf)} a C fiber",
+            f"({xr(ct / cf)}){one_c}; "
+            f"Ruby Async = {xr(ra / cf)} a C fiber",
             verdict(hits, [f"{nn(n)}" for n in ns_mem], "at N =")))
 
     # 3. CPU per token
@@ -164,7 +171,8 @@ def table(d):
             f"no waits, client CPU per 1,000 more tokens: Ruby threads **{d.span(M.format('ruby-thread'), 'cpu_per_1k_tokens_marginal_ms', f1)}**, "
             f"the pool {f1(mp) if mp else '?'}, Async **{d.span(M.format('ruby-async'), 'cpu_per_1k_tokens_marginal_ms', f1)}**"
             + (f", Async::HTTP {f1(mh)}" if mh else "") +
-            f"; C {min(mc):.2f}-{max(mc):.2f} ms. With setup, gpt-4o timing: threads {t10:.0f} vs Async "
+            f"; C {min(mc):.2f}-{max(mc):.2f} ms{d.one(M.format('c-fiber'), 'cpu_per_1k_tokens_marginal_ms')}. "
+            f"With setup, gpt-4o timing: threads {t10:.0f} vs Async "
             f"{a10:.0f} ms per 1,000 tokens at {nn(top)} (thread/Async per run: {setup_txt})",
             v))
 
@@ -228,7 +236,8 @@ def table(d):
             f"after 3 s; streams completed of {' / of '.join(nn(n) for n in rn)}: Puma 5 threads "
             f"(its default) **{done('puma-5')}**, Puma 25 threads **{done('puma-25')}**, "
             f"Async::HTTP server **{done('async-http-server')}**, C threads {done('c-thread')}, "
-            f"C fibers {done('c-fiber')}. At {nn(big)}: first token p50 Async "
+            f"C fibers {done('c-fiber')}{d.one(R.format('c-fiber', big), 'completed_count')}. "
+            f"At {nn(big)}: first token p50 Async "
             f"{msec(g('async-http-server', 'ttft_p50_ms'))}, C {msec(g('c-thread', 'ttft_p50_ms'))}"
             f" (threads), {msec(g('c-fiber', 'ttft_p50_ms'))} (fibers); server CPU per 1,000 "
             f"tokens Puma-25 {g('puma-25', 'cpu_per_1k_tokens_ms'):,.0f} ms, Async "
@@ -256,7 +265,8 @@ def table(d):
             f"{g('ruby-async', 'cpu_s'):.1f} s of CPU on one GVL-bound core; Ruby threads never had "
             f"more than {num(g('ruby-thread', 'live_units'))} alive at once (the creating thread "
             f"waits for the GVL). C threads: {num(g('c-thread', 'live_units'))} alive, p50 "
-            f"{msec(g('c-thread', 'ttft_p50_ms'))}; C fibers {msec(g('c-fiber', 'ttft_p50_ms'))}",
+            f"{msec(g('c-thread', 'ttft_p50_ms'))}; C fibers {msec(g('c-fiber', 'ttft_p50_ms'))}"
+            f"{d.one(L.format('c-fiber') + f'/n={top}', 'ttft_p50_ms')}",
             "**holds**" if broke else
             "**does not hold as stated**: in Ruby 3.1 the wall is the interpreter's CPU, for Async "
             "as for threads; C threads go there fine"))

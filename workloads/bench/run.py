@@ -10,7 +10,10 @@ Writes OUT/throughput.csv and OUT/llm.csv (schema: results/README.md) with a
 (closed loop) and wl-load (open loop, constant arrival rate), every single-CPU server
 and nginx pinned to one CPU, the generator to the other, the generator's own CPU and
 each server's CPU per request recorded. LLM: conversation i carries request index i,
-so every model faces the same draws; headline points are 3 interleaved rounds. Progress goes to stderr. Every server it starts is a child
+so every model faces the same draws; headline points are 3 interleaved rounds, run first;
+secondary points (one round, runs=1 in their rows) come after them, so that a spent time
+budget cuts those, never the headline (--runs N: N rounds of everything). Progress goes
+to stderr. Every server it starts is a child
 that it stops (SIGTERM, then SIGKILL) before it exits, every load is bounded in count
 and time, and the whole run stops starting new steps past --max-seconds.
 
@@ -422,13 +425,17 @@ def bench_throughput(a, tab, budget_end):
     bin_ = a.bin
     ncpu = os.cpu_count() or 1
     wrk_cpu, srv_cpu, pin = placement(ncpu)
-    # c=10 is gone, for time: the full run has to fit in about 7 minutes with 3 rounds of
-    # every headline point; c=100 is the low point
+    # c=10 is gone, for time; c=100 is the low point and the headline (README: fibers and a
+    # thread per connection against nginx), 3 interleaved rounds. c=1000 and c=10,000 are
+    # secondary points (the workloads README's table, the figure's right end): one round
+    # each (runs=1 in their rows), after the headline's rounds, for make bench's budget
+    # (scripts/bench.sh); --runs N gives every concurrency N rounds.
     conc = [100, 1000] if a.quick else [100, 1000, 10000]
     # 1 s runs; 10,000 connections get 2 s, since wrk spends the first part connecting
     secs_for = lambda c: 2 if c >= 10000 else 1
     secs = 1
     runs = a.runs or 3
+    runs_at = lambda c: runs if a.runs or c == conc[0] else 1
     tmp = tempfile.mkdtemp(prefix="fiberbench-wl-")
     servers = {}
     nginx_rps = {}  # c -> nginx's closed-loop req/s of each round, for the open-loop rates
@@ -439,7 +446,7 @@ def bench_throughput(a, tab, budget_end):
                     "--max-seconds", "1800"]
             servers[m] = Server(f"wl-http {m}", argv)
         names = ["nginx"] + MODELS
-        steps = [(c, r, i) for c in conc for r in range(runs) for i in range(len(names))]
+        steps = [(c, r, i) for c in conc for r in range(runs_at(c)) for i in range(len(names))]
         for k, (c, r, i) in enumerate(steps):
             if time.monotonic() > budget_end:
                 log(f"throughput: time budget spent; skipped the last {len(steps) - k} steps")
@@ -448,7 +455,7 @@ def bench_throughput(a, tab, budget_end):
             name = names[(i + r) % len(names)]
             s = servers[name]
             left = sum(secs_for(cc) + 0.6 for cc, _, _ in steps[k:])
-            log(f"throughput {k + 1}/{len(steps)}: {name} c={c} run {r + 1}/{runs} "
+            log(f"throughput {k + 1}/{len(steps)}: {name} c={c} run {r + 1}/{runs_at(c)} "
                 f"(about {int(left)}s left in this stage)")
             pids = s.pids()
             rep0 = s.report() if name != "nginx" else None
@@ -500,8 +507,9 @@ def bench_throughput(a, tab, budget_end):
                         "ratio", "x", res["rps"] / servers["nginx"].last_rps)
             if res["errors"]:
                 log(f"  {name} c={c}: {res['errors']} errors (timeouts {res.get('timeouts', 0)})")
-        bench_open(a, tab, budget_end, servers, names, pin, wrk_cpu, nginx_rps,
-                   1 if a.quick else runs)
+        # the open loop at c=100: one round beside the headline's three (its rows say
+        # runs=1); --runs N gives it N
+        bench_open(a, tab, budget_end, servers, names, pin, wrk_cpu, nginx_rps, a.runs or 1)
         # peak RSS over the whole run, as the server saw it
         for name in MODELS:
             out = servers[name].stop()
@@ -522,7 +530,7 @@ def bench_throughput(a, tab, budget_end):
                                 KIND[name], impl, "", "", "errors", "count", st["accept_failed"])
         servers["nginx"].stop()
         servers.clear()
-        bench_upstream(a, tab, budget_end, wrk_cpu, pin, secs, runs)
+        bench_upstream(a, tab, budget_end, wrk_cpu, pin, secs, a.runs or 1)
     finally:
         for s in servers.values():
             s.stop()
@@ -602,7 +610,7 @@ def bench_upstream(a, tab, budget_end, wrk_cpu, pin, secs, runs):
                                  "--model", m, "--handler", "upstream", "--upstream",
                                  f"127.0.0.1:{mock.port}", "--upstream-tokens", "16",
                                  "--max-seconds", "900"])
-        for r in range(runs if not a.quick else 1):
+        for r in range(runs):  # one round unless --runs: a secondary point (the figure's lower row)
             for i in range(len(MODELS)):
                 if time.monotonic() > budget_end:
                     log("throughput upstream: time budget spent; skipped the rest")
@@ -730,6 +738,10 @@ def mock_llm(a, name, seed, margs):
 
 
 def bench_llm(a, tab, budget_end):
+    # the README's headline first (10,000 and 1,000 idle streams, thread against fiber,
+    # with the marginal CPU per token), then the tables' profiles: a spent budget cuts
+    # these, not the headline
+    bench_streams(a, tab, budget_end)
     for prof in llm_profiles(a):
         label, margs, max_tokens, ns, runs, models = prof[:6]
         extra = prof[6] if len(prof) > 6 else []
@@ -756,8 +768,17 @@ def bench_llm(a, tab, budget_end):
                 add_ratios(tab, label, n, per_run)
         finally:
             mock.stop()
-    bench_streams(a, tab, budget_end)
-    if not a.quick and time.monotonic() < budget_end:
+
+
+def bench_llm_secondary(a, tab, budget_end):
+    """The LLM stage's one-run points, after the headline stages (llm, starve): 10,000
+    users arriving over a second, and the 20,000-conversation limit probe. A budget spent
+    on a busy machine cuts these, never the headline."""
+    if a.quick:
+        return
+    if time.monotonic() < budget_end:
+        bench_arrive(a, tab, budget_end)
+    if time.monotonic() < budget_end:
         bench_limit(a, tab, budget_end)
 
 
@@ -832,8 +853,6 @@ def bench_streams(a, tab, budget_end):
             add_marginal(tab, label, n, per_run, pair)
         finally:
             mock.stop()
-    if not a.quick and time.monotonic() < budget_end:
-        bench_arrive(a, tab, budget_end)
 
 
 def add_marginal(tab, label, n, per_run, pair):
@@ -1064,10 +1083,10 @@ def bench_curl(a, extra_machine):
     conversation, on a fiber per conversation with fiber/hook, and libcurl's multi
     interface on one thread. Every conversation carries x-mock-request-index, so all
     models get the same draws; models interleaved run by run."""
-    # about 1.7 min quick, 8 min full on an idle 2-vCPU machine
-    t_end = time.monotonic() + (150 if a.quick else 540)
+    # about 20 s quick, 1.5 min full on an idle 2-vCPU machine (scripts/bench.sh's table);
+    # --runs 3 (the README's table) about 4 min
+    t_end = time.monotonic() + (60 if a.quick else 150 * max(1, a.runs))
     tab = Table("curl")
-    runs = a.runs or 3
     mock = Server("mock-llm curl", [os.path.join(a.bin, "mock-llm"), "--listen",
                                     "127.0.0.1:0", "--seed", "11", "--max-conns", "19990",
                                     "--profile", "gpt-4o", "--tps", "5"])
@@ -1082,15 +1101,21 @@ def bench_curl(a, extra_machine):
             kib = 0
         label = f"gpt4o-5tps-prompt{kib}k"
         base = ["--max-tokens", "20", "--prompt-kib", str(kib)]
-        # (label, n, runs, extra args): all at once up to what the open-files cap holds
-        # (6,000 x 3 descriptors); 10,000 arriving over 10 s (about 4,500 alive at once);
-        # 10,000 at once: past the cap for the easy API, a limit probe
-        steps = ([(label, 1000, a.runs or 1, []),
-                  (label + "-arrive10s", 10000, a.runs or 1, ["--gap-us", "1000"])]
+        # (label, n, runs, extra args), the README's points first: 1,000 at once and
+        # 10,000 arriving over 10 s (about 4,500 alive at once); then 10,000 at once (past
+        # the open-files cap for the easy API, 3 descriptors a transfer: a limit probe).
+        # One round each unless --runs: no generated README section reads curl.csv (the
+        # README's curl table is a bounded --runs 3 run), so in make bench these are
+        # secondary points (runs=1), for its 20-minute budget (scripts/bench.sh). N = 100
+        # and 6,000 at once run only with --runs (they answer no question the README
+        # asks; 6,000 is what the cap holds). Quick: 1,000 at once, one round (the 10-s
+        # arrival window cannot be shortened without changing what it measures).
+        steps = ([(label, 1000, a.runs or 1, [])]
                  if a.quick else
-                 [(label, 100, runs, []), (label, 1000, runs, []), (label, 6000, min(runs, 2), []),
-                  (label + "-arrive10s", 10000, runs, ["--gap-us", "1000"]),
-                  (label, 10000, 1, [])])
+                 [(label, 1000, a.runs or 1, []),
+                  (label + "-arrive10s", 10000, a.runs or 1, ["--gap-us", "1000"]),
+                  (label, 10000, 1, [])]
+                 + ([(label, 100, a.runs, []), (label, 6000, a.runs, [])] if a.runs else []))
         for lab, n, nruns, extra in steps:
             per_run = {}
             for r in range(nruns):
@@ -1213,10 +1238,15 @@ def bench_tls(a, tab, budget_end):
     moment most connections are open; the difference HTTPS minus HTTP is what OpenSSL
     costs each side per connection. CPU per 1,000 tokens includes each conversation's
     handshake (one connection per conversation: all N are open at once)."""
-    n = 2000 if a.quick else 10000
+    n = 1000 if a.quick else 10000  # quick: a smaller N, the same quantities
     # long enough that the handshake storm is over while the first streams still run
-    max_tokens = 30 if a.quick else 60
-    runs = 1 if a.quick else (a.runs or 2)
+    # (quick: 1,000 handshakes take about a second here, so 15 tokens, 3 s, suffice;
+    # the label carries the length)
+    max_tokens = 15 if a.quick else 60
+    # one round (all four combinations interleaved) unless --runs: its rows are secondary
+    # (workloads/README's TLS table is a bounded --runs 3 run of its own), and a round at
+    # 10,000 takes about 1.5 minutes of make bench's 20 (scripts/bench.sh)
+    runs = 1 if a.quick else (a.runs or 1)
     combos = [("fiber", 0), ("thread", 0), ("fiber", 1), ("thread", 1)]
     label = f"gpt4o-5tps-{max_tokens}tok"
     with tempfile.TemporaryDirectory(prefix="wl-tls-") as tmp:
@@ -1293,7 +1323,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(TOP, "results"), help="results directory")
     ap.add_argument("--runs", type=int, default=0, help="repetitions (default 3)")
     ap.add_argument("--max-seconds", type=float, default=0,
-                    help="start no new step after this long (default 150 quick, 540 full)")
+                    help="start no new step after this long (default 150 quick, 540 full, "
+                         "plus the tls stage's 45/170; curl has its own 60/150 per round)")
     a = ap.parse_args()
     stages = [s for s in a.only.split(",") if s]
     for s in stages:
@@ -1350,8 +1381,10 @@ def main():
         if any(s in stages for s in ("llm", "starve", "db", "tls")):
             tab = Table("llm")
             noise(a, "begin", "llm")
+            # headline first (llm's streams, starve), then the one-run points, so that
+            # a spent budget cuts a last secondary case, never the headline
             for s, fn in (("llm", bench_llm), ("starve", bench_starve), ("db", bench_db),
-                          ("tls", bench_tls)):
+                          ("llm", bench_llm_secondary), ("tls", bench_tls)):
                 if s in stages:
                     try:
                         fn(a, tab, budget_end)

@@ -240,6 +240,38 @@ class RubySmoke(unittest.TestCase):
             self.assertIn(l, readme, "README.md's Ruby claims table is not claims.py's output "
                                      "(python3 peers/ruby/claims.py prints it)")
 
+    def test_claims_say_one_run_for_a_one_round_anchor(self):
+        """make bench measures the C clients and relays beside Ruby in one round (a same-run
+        anchor; peers/bench.py has their 3 rounds): claims.py must not present such a row
+        as a median. The committed run with its C rows turned into single runs: every
+        claim quoting C says "(one run)", and the 3-run original says it nowhere."""
+        src = os.path.join(RUBY_DIR, "results", "ruby.csv")
+        with open(src, newline="") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:  # the C clients' and relays' rows; starvation keeps its 3 rounds
+            if r["impl"].startswith("c-") and not r["case"].startswith("starve/"):
+                r["min"] = r["max"] = r["median"]
+                r["runs"] = "1"
+        with tempfile.TemporaryDirectory() as tmp:
+            one = os.path.join(tmp, "ruby.csv")
+            with open(one, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+                w.writeheader()
+                w.writerows(rows)
+            t = subprocess.run([sys.executable, os.path.join(RUBY_DIR, "claims.py"), one],
+                               capture_output=True, text=True)
+        self.assertEqual(t.returncode, 0, t.stderr)
+        claims = [l for l in t.stdout.splitlines() if l.startswith("| ")][1:]
+        self.assertEqual(len(claims), 6, t.stdout)
+        # memory, CPU per token, the relay, ten thousand: C from one round; starvation: 3
+        for i in (1, 2, 4, 5):
+            self.assertIn("(one run)", claims[i])
+        for i in (0, 3):
+            self.assertNotIn("(one run)", claims[i])
+        t = subprocess.run([sys.executable, os.path.join(RUBY_DIR, "claims.py"), src],
+                           capture_output=True, text=True)
+        self.assertNotIn("(one run)", t.stdout)
+
     def test_claims_cli(self):
         r = subprocess.run([sys.executable, os.path.join(RUBY_DIR, "claims.py"), "--bogus"],
                            capture_output=True, text=True)

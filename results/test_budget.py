@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""make bench's time budget (scripts/bench.sh), what its cuts keep (CTest results_budget):
+
+- peers/bench.py: the README's 10,000-conversation table and the marginal column are 3
+  interleaved rounds of every runtime, C threads and fibers a same-run anchor in the
+  first; 1,000 streams (read by no README section or figure) is one round, run after the
+  last headline round, so that a budget spent on a busy machine cuts it, not the
+  headline; N = 100 is gone; --runs N gives every step N rounds.
+- peers/ruby/bench.py: the C clients and relays (the floor beside Ruby, 3 rounds in
+  peers/bench.py) are a same-run anchor in the first round only; every Ruby model keeps
+  3 rounds; quick runs starvation and the relay at 100 users.
+- workloads/bench/run.py: the stage order puts the headline (llm's idle streams, then
+  starvation) before the one-run points (arrive, the limit probe) and TLS.
+- scripts/bench.sh: its budget table is README "Time budget"'s, every stage timeout is
+  above its budget, and it builds only the benchmarks' targets.
+
+Every harness runs with its processes stubbed out (a fake clock, no mock-llm, no client):
+only its plan and its order are under test, in a fraction of a second.
+"""
+import argparse
+import importlib.util
+import os
+import re
+import sys
+import types
+import unittest
+from unittest import mock
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(path, name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(TOP, path))
+    m = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(os.path.join(TOP, path)))
+    spec.loader.exec_module(m)
+    return m
+
+
+def args(**kw):
+    a = dict(quick=False, smoke=False, runs=0, bin="/nonexistent", out="/nonexistent")
+    a.update(kw)
+    return argparse.Namespace(**a)
+
+
+class Clock:
+    """time.monotonic for a harness: every client run advances it by `step` seconds."""
+
+    def __init__(self, step=10.0):
+        self.t, self.step = 1000.0, step
+
+    def monotonic(self):
+        return self.t
+
+    def run(self):
+        self.t += self.step
+
+
+def fake_json():
+    return {"failed": 0, "causes": {}, "tokens": 8, "cpu_s": 0.1, "cpu_s_per_1k_tokens": 0.01,
+            "rss_peak_kib": 100, "ok": 1}
+
+
+class Peers(unittest.TestCase):
+    def run_plan(self, a, budget=1e9):
+        pb = load("peers/bench.py", "peers_bench_under_test")
+        clock = Clock()
+        calls = []
+
+        def run_client(argv, *rest, **kw):
+            calls.append(kw["extra_raw"]["impl"] + " " + argv[argv.index("--n") + 1])
+            clock.run()
+            return fake_json()
+        fake_mock = types.SimpleNamespace(port=1, stop=lambda: None)
+        with mock.patch.object(pb.peerlib, "mock", lambda *x: fake_mock), \
+                mock.patch.object(pb.peerlib, "run_client", run_client), \
+                mock.patch.object(pb.peerlib, "record_client", lambda *x: None), \
+                mock.patch.object(pb, "time", types.SimpleNamespace(monotonic=clock.monotonic)), \
+                mock.patch.object(pb, "log", lambda m: None):
+            tab = types.SimpleNamespace(add=lambda *x: None)
+            done = pb.bench_llm(a, tab, clock.t + budget, list(pb.CLIENTS))
+        return pb, calls, done
+
+    def test_headline_three_rounds_secondary_one_round_last(self):
+        pb, calls, done = self.run_plan(args())
+        self.assertTrue(done)
+        for impl in pb.CORE:
+            rounds = 1 if impl.startswith("c-") else 3  # C: a same-run anchor, round 1
+            self.assertEqual(calls.count(f"{impl} 10000"), rounds, impl)
+            self.assertEqual(calls.count(f"{impl} 1000"), 1, impl)  # one round: runs=1
+            self.assertEqual(calls.count(f"{impl} 100"), 2 * rounds, impl)  # nowait: 2 lengths
+        # the C anchor runs in the first round, beside the runtimes it anchors
+        self.assertLess(calls.index("c-fiber 10000"), calls.index("py-thread 100"))
+        self.assertEqual(calls.count("py-httpx 1000"), 1)
+        # the one-round step comes after every headline round
+        last_head = max(i for i, c in enumerate(calls) if not c.endswith(" 1000"))
+        first_tail = min(i for i, c in enumerate(calls) if c.endswith(" 1000"))
+        self.assertGreater(first_tail, last_head)
+
+    def test_spent_budget_cuts_the_secondary_round_first(self):
+        # enough for exactly the three headline rounds: 6 + 16 runs in the first (C
+        # included), 4 + 12 in each of the two others
+        pb, calls, done = self.run_plan(args(), budget=(22 + 2 * 16) * 10.0 - 1)
+        self.assertFalse(done)
+        self.assertFalse([c for c in calls if c.endswith(" 1000")])
+        for impl in pb.CORE:
+            self.assertEqual(calls.count(f"{impl} 10000"), 1 if impl.startswith("c-") else 3)
+
+    def test_runs_flag_gives_every_step_its_rounds(self):
+        pb, calls, _ = self.run_plan(args(runs=2))
+        for impl in pb.CORE:
+            self.assertEqual(calls.count(f"{impl} 1000"), 2, impl)
+            self.assertEqual(calls.count(f"{impl} 10000"), 2, impl)
+
+
+class Ruby(unittest.TestCase):
+    def plan(self, a):
+        rb = load("peers/ruby/bench.py", "ruby_bench_under_test")
+        clock = Clock()
+        calls = []
+
+        def run_client(a_, impl, port, n, tokens, timeout_s, per_conv=None):
+            calls.append(f"{impl} {n}" + ("" if tokens == 8 else f" t{tokens}"))
+            clock.run()
+            return fake_json()
+        fake_mock = types.SimpleNamespace(port=1, stop=lambda: None)
+        with mock.patch.object(rb, "mock", lambda *x: fake_mock), \
+                mock.patch.object(rb, "run_client", run_client), \
+                mock.patch.object(rb, "record_client", lambda *x: None), \
+                mock.patch.object(rb, "ratios", lambda *x: None), \
+                mock.patch.object(rb, "marginal", lambda *x: None), \
+                mock.patch.object(rb, "time", types.SimpleNamespace(monotonic=clock.monotonic)), \
+                mock.patch.object(rb, "log", lambda m: None):
+            rb.bench_llm(a, types.SimpleNamespace(add=lambda *x: None), clock.t + 1e9)
+        return rb, calls
+
+    def test_c_is_a_one_round_anchor_ruby_keeps_three(self):
+        rb, calls = self.plan(args())
+        for n in (100, 1000, 10000):
+            for impl in ("ruby-thread", "ruby-async"):
+                self.assertEqual(calls.count(f"{impl} {n}"), 3, (impl, n))
+        self.assertEqual(calls.count("c-fiber 10000"), 1)
+        self.assertEqual(calls.count("c-thread 10000"), 1)
+        # the anchor runs in the first round, beside the Ruby models it anchors
+        self.assertLess(calls.index("c-fiber 10000"), calls.index("ruby-thread 1000"))
+        # per-token cost, no waits: every Ruby model 3 rounds at both lengths, C one round
+        for t in (16, 256):
+            self.assertEqual(calls.count(f"ruby-async-http 100 t{t}"), 3)
+            self.assertEqual(calls.count(f"c-fiber 100 t{t}"), 1)
+
+    def test_quick_plans(self):
+        rb = load("peers/ruby/bench.py", "ruby_bench_plans")
+        _, _, ns, runs, _, impls = rb.relay_plan(args(quick=True))
+        self.assertEqual((ns, runs), ([100], 1))
+        _, _, ns, runs, _, impls = rb.relay_plan(args())
+        self.assertEqual((ns, runs), ([100, 1000], 3))
+        self.assertIn("c-thread", impls)
+
+
+class Workloads(unittest.TestCase):
+    def test_headline_stages_before_one_run_points(self):
+        with open(os.path.join(TOP, "workloads", "bench", "run.py")) as f:
+            src = f.read()
+        m = re.search(r"for s, fn in \((.*?)\):", src, re.S)
+        self.assertIsNotNone(m)
+        order = re.findall(r'\("(\w+)", (\w+)\)', m.group(1))
+        fns = [fn for _, fn in order]
+        self.assertLess(fns.index("bench_starve"), fns.index("bench_llm_secondary"))
+        self.assertLess(fns.index("bench_llm"), fns.index("bench_starve"))
+        self.assertEqual(fns[-1], "bench_tls")
+
+
+class BenchSh(unittest.TestCase):
+    def setUp(self):
+        with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
+            self.src = f.read()
+
+    def table(self, mode):
+        m = re.search(r"declare -A budget_%s=\(([^)]*)\)" % mode, self.src)
+        return {k: int(v) for k, v in re.findall(r"\[(\w+)\]=(\d+)", m.group(1))}
+
+    def test_readme_table_is_the_scripts(self):
+        """README "Time budget" shows bench.sh's table, row by row, and its total."""
+        with open(os.path.join(TOP, "README.md")) as f:
+            readme = f.read()
+        sec = readme[readme.index("### Time budget"):]
+        rows = dict((m.group(1), (int(m.group(2)), int(m.group(3))))
+                    for m in re.finditer(r"^\| \**(\w+)\** \| \**(\d+)\** \| \**(\d+)\** \|",
+                                         sec, re.M))
+        over = {k: int(v) for k, v in re.findall(r"^overhead_(quick|full)=(\d+)", self.src, re.M)}
+        self.assertEqual(rows.pop("overhead"), (over["quick"], over["full"]))
+        total = rows.pop("total")
+        q, f = self.table("quick"), self.table("full")
+        self.assertEqual(set(q), {"micro", "mockllm", "workloads", "ruby", "peers"})
+        self.assertEqual(rows, {k: (q[k], f[k]) for k in q})
+        self.assertEqual(total, (sum(q.values()) + over["quick"], sum(f.values()) + over["full"]))
+
+    def test_timeouts_above_budgets(self):
+        # the net under a harness must not stop one that is within its budget
+        m = re.search(r"limit=\$\(\((.*?)\)\)", self.src)
+        self.assertIsNotNone(m)
+        expr = m.group(1)
+        for mode in ("quick", "full"):
+            for s, b in self.table(mode).items():
+                limit = eval(expr.replace("limit", str(b)))  # noqa: S307 (our own arithmetic)
+                self.assertGreaterEqual(limit, 2 * b, (mode, s))
+
+    def test_builds_only_the_benchmarks(self):
+        m = re.search(r"bench_targets=\(([^)]*)\)", self.src)
+        self.assertIsNotNone(m)
+        targets = m.group(1).split()
+        for t in ("bench_seed", "wl-llm", "wl-curl", "wl-relay", "mock-llm", "peer-go"):
+            self.assertIn(t, targets)
+        self.assertNotIn("mock-llm-asan", targets)
+
+
+if __name__ == "__main__":
+    unittest.main()
