@@ -37,20 +37,26 @@
  *   same value as the fiber's fiber_spawn() did.
  *
  * Stacks and signals
- *   Each stack has a guard below it (one page; 64 KiB on aarch64, the interval at which
- *   GCC's stack-clash probes step) and other fibers' stacks mapped right under that,
- *   with each fiber's record at the top of its stack. A frame larger than the guard
- *   (a big local array, alloca, a VLA) can step over it into a neighbour's stack
- *   silently unless the code is compiled with -fstack-clash-protection (this project's
- *   build sets it): then it faults in the guard. On the first scheduler the runtime
- *   installs, process-wide, a SIGSEGV handler (SA_ONSTACK | SA_SIGINFO) that turns a
- *   fault in the running fiber's guard into "fiber: stack overflow in fiber N 'name'"
- *   and abort(); any other SIGSEGV goes to the handler that was installed before it, or
- *   gets the default action. Each thread that makes a scheduler also gets a 64 KiB
- *   alternate signal stack (sigaltstack), unless it already has one of at least 16 KiB;
- *   it is freed at thread exit. A handler the program installs for SIGSEGV later
- *   replaces the runtime's (overflow reports are then the program's to make); install
- *   yours first and the runtime chains to it.
+ *   Each stack has a 64 KiB guard below it (one page, where pages are larger) and other
+ *   fibers' stacks mapped right under that, with each fiber's record at the top of its
+ *   stack. A frame that runs past the end of its stack faults in the guard as long as
+ *   it touches memory at most 64 KiB below the stack's end before it touches anything
+ *   further down: true of every frame smaller than 64 KiB, and of code compiled with
+ *   -fstack-clash-protection (this project's build sets it), which probes large frames
+ *   page by page (every 4 KiB on x86-64, 64 KiB on aarch64). An unprobed frame of more
+ *   than 64 KiB (a big local array, alloca or VLA in code built without the flag) can
+ *   still step over the guard into a neighbour's stack silently. The guard costs address
+ *   space (128 KiB of it per default stack) and page-table entries, not memory.
+ *   On the first scheduler the runtime installs, process-wide, a SIGSEGV handler
+ *   (SA_ONSTACK | SA_SIGINFO) that turns a fault in the running fiber's guard into
+ *   "fiber: stack overflow in fiber N 'name'" and abort(); any other SIGSEGV - a fault
+ *   elsewhere, or one sent with kill(2)/raise(3) - goes to the handler that was
+ *   installed before it, or gets the default action (the process dies of SIGSEGV).
+ *   Each thread that makes a scheduler also gets a 64 KiB alternate signal stack
+ *   (sigaltstack), unless it already has one of at least 16 KiB; it is freed at thread
+ *   exit. A handler the program installs for SIGSEGV later replaces the runtime's
+ *   (overflow reports are then the program's to make); install yours first and the
+ *   runtime chains to it.
  *
  * Time
  *   Every time in this API is nanoseconds on CLOCK_MONOTONIC. Deadlines are absolute
