@@ -83,6 +83,7 @@ static void sched_destroy(void *p)
 static void sched_key_init(void)
 {
     pthread_key_create(&sched_key, sched_destroy);
+    fiber__fork_init();
 }
 
 struct sched *fiber__sched(void)
@@ -342,9 +343,10 @@ static inline void fiber_release(struct sched *s, struct fiber *f)
     b->count++;
 }
 
-void fiber__pool_give(struct sched *s, struct fiber *rec)
+size_t fiber__pool_has(struct sched *s, size_t size)
 {
-    fiber_release(s, rec);
+    struct pool_bucket *b = pool_bucket(s, size, 0);
+    return b ? b->count : 0;
 }
 
 static inline void after_switch(struct sched *s)
@@ -436,13 +438,27 @@ void fiber__record_init(struct fiber *f, const fiber_stack_t *st)
     memset(f, 0, sizeof *f);
     f->stack = *st;
     f->heap_idx = NO_HEAP;
-    f->io_fd = -1;
     f->wait_kind = WAIT_NONE;
+    /* A random first tag: a record mapped where a trimmed one was must not take its
+     * old handles (internal.h, "Tagged handles"). */
+    f->handle = (uintptr_t)f | fiber__tag_random();
+}
+
+uintptr_t fiber__tag_random(void)
+{
+    static __thread uint64_t x; /* xorshift64, seeded per thread from its address and time */
+    if (!x)
+        x = ((uint64_t)(uintptr_t)&x ^ fiber_now_ns()) | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return (uintptr_t)x & FIBER__TAG_BITS;
 }
 
 /* Both spawn calls, inlined into each so that fiber_spawn's constant attributes fold. */
 static inline __attribute__((always_inline)) fiber_t *
-spawn(void (*fn)(void *), void *arg, size_t size, int detached, const char *name)
+spawn(void (*fn)(void *), void *arg, size_t size, int detached, const char *name,
+      struct fiber *given)
 {
     struct sched *s = tls_sched;
     if (__builtin_expect(!s, 0)) {
@@ -453,7 +469,9 @@ spawn(void (*fn)(void *), void *arg, size_t size, int detached, const char *name
     }
     struct fiber *f;
     struct pool_bucket *b = pool_bucket(s, size, 0);
-    if (__builtin_expect(b && b->head, 1)) {
+    if (given) {
+        f = given;
+    } else if (__builtin_expect(b && b->head, 1)) {
         /* A recycled record: a fiber only finishes while running, so everything about
          * waiting (heap_idx, waitq, wait_kind, the I/O slots) is already at rest. */
         f = b->head;
@@ -481,7 +499,7 @@ spawn(void (*fn)(void *), void *arg, size_t size, int detached, const char *name
         f->name[0] = '\0';
     }
     f->ctx.sp = (char *)f + 1; /* bit 0: fresh, entered with its stack top at f */
-    f->gen++; /* the handles of the record's earlier fibers go stale */
+    f->handle = fiber__tag_next(f->handle, f); /* the record's earlier handles go stale */
     runq_push(s, f);
     s->live++;
     return fiber__handle(f);
@@ -496,7 +514,7 @@ fiber_t *fiber_spawn(void (*fn)(void *), void *arg)
         errno = EINVAL;
         return NULL;
     }
-    return spawn(fn, arg, FIBER_DEFAULT_STACK_SIZE, 0, NULL);
+    return spawn(fn, arg, FIBER_DEFAULT_STACK_SIZE, 0, NULL, NULL);
 }
 
 fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
@@ -511,7 +529,13 @@ fiber_t *fiber_spawn_ex(void (*fn)(void *), void *arg, const fiber_attr_t *attr)
     if (__builtin_expect(!mask, 0))
         mask = fiber__page_size() - 1;
     size = (size + mask) & ~mask;
-    return spawn(fn, arg, size, attr && attr->detached, attr ? attr->name : NULL);
+    return spawn(fn, arg, size, attr && attr->detached, attr ? attr->name : NULL, NULL);
+}
+
+fiber_t *fiber__spawn_given(struct fiber *rec, void (*fn)(void *), void *arg, const char *name)
+{
+    size_t size = (size_t)((char *)rec->stack.hi - (char *)rec->stack.lo);
+    return spawn(fn, arg, size, 1, name, rec);
 }
 
 fiber_t *fiber_self(void)
@@ -524,11 +548,11 @@ fiber_t *fiber_self(void)
 static struct fiber *handle_check(const fiber_t *h, const char *what)
 {
     struct fiber *f = fiber__rec(h);
-    if (__builtin_expect(fiber__handle_gen(h) != f->gen, 0))
+    if (__builtin_expect((uintptr_t)h != f->handle, 0))
         FIBER_PANIC("%s: stale fiber_t %p: the fiber it named was already joined (or, "
                     "detached, had returned) and its record now belongs to fiber %" PRIu64
-                    " '%s' (generation %u, the handle's %u)",
-                    what, (const void *)h, fiber_id(f), f->name, f->gen, fiber__handle_gen(h));
+                    " '%s' (handle %p)",
+                    what, (const void *)h, fiber_id(f), f->name, (void *)f->handle);
     return f;
 }
 
@@ -613,16 +637,7 @@ void fiber__wake(struct sched *s, struct fiber *f, int reason)
         waitq_unlink(f);
         break;
     case WAIT_IO:
-        if (s->fds && f->io_fd >= 0 && (size_t)f->io_fd < s->nfds) {
-            struct fdslot *slot = &s->fds[f->io_fd];
-            if (slot->reader == f)
-                slot->reader = NULL;
-            if (slot->writer == f)
-                slot->writer = NULL;
-        }
-        s->io_waiters--;
-        f->io_fd = -1;
-        f->io_dirs = 0;
+        fiber__io_unpark(s, f);
         break;
     default:
         break;
@@ -733,6 +748,32 @@ int fiber_run(void)
     return sched_loop(s, NULL);
 }
 
+int fiber_sched_serve(void)
+{
+    struct sched *s = fiber__sched();
+    if (!s) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (s->current)
+        FIBER_PANIC("fiber_sched_serve called from inside fiber %" PRIu64 " '%s'",
+                    fiber_id(s->current), s->current->name);
+    if (!fiber_sched_self())
+        return -1;
+    for (;;) {
+        if (s->live && sched_loop(s, NULL) != 0)
+            return -1;
+        if (s->stop_requested) {
+            s->stop_requested = 0;
+            return 0;
+        }
+        /* No fiber: sleep in the poller until another thread posts (published, so this
+         * is never EDEADLK); its messages run in here and may spawn fibers or stop us. */
+        if (sched_wait(s) != 0)
+            return -1;
+    }
+}
+
 void fiber_sched_spin(uint64_t ns)
 {
     struct sched *s = fiber__sched();
@@ -804,7 +845,7 @@ int fiber_join(fiber_t *h)
     struct fiber *f = fiber__rec(h);
     struct sched *s = tls_sched;
     if (__builtin_expect(!s || f->sched != s || f->detached || f->joined || f == s->current ||
-                         fiber__handle_gen(h) != f->gen, 0)) {
+                         (uintptr_t)h != f->handle, 0)) {
         handle_check(h, "fiber_join");
         check_owner(s, f, "fiber_join");
         if (f->detached)

@@ -17,9 +17,10 @@
 
 /* Two handles of one record: they differ only in the generation, bits 48-63 of a
  * fiber_t (fiber/src/internal.h). */
+/* A fiber_t is the record's address with a tag in bits 0-5 and 48-63 (internal.h). */
 static int same_record(const fiber_t *a, const fiber_t *b)
 {
-    return (((uintptr_t)a ^ (uintptr_t)b) & (((uintptr_t)1 << 48) - 1)) == 0;
+    return (((uintptr_t)a ^ (uintptr_t)b) & (((uintptr_t)1 << 48) - 64)) == 0;
 }
 
 static char trace[64];
