@@ -91,6 +91,17 @@ static int spawn_join_batch(void *ctx, int64_t n)
 {
     long group = (long)(intptr_t)ctx;
     fiber_t *fs[128];
+    if (group == 1) {
+        /* one at a time: nothing between the two calls but the check, as in the
+         * create+join loop of the thread side */
+        for (int64_t i = 0; i < n; i++) {
+            fiber_t *f = fiber_spawn(work, NULL);
+            if (!f)
+                return errno;
+            fiber_join(f);
+        }
+        return 0;
+    }
     for (int64_t i = 0; i < n; i += group) {
         long k = group;
         if (k > n - i)

@@ -25,8 +25,15 @@
 _Noreturn void fiber__panic(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-enum fiber_state { FIBER_READY, FIBER_RUNNING, FIBER_WAITING, FIBER_DONE };
+/* READY: runnable, in a run queue or running (s->current says which; nothing needs the
+ * difference, so the switches do not store it). */
+enum fiber_state { FIBER_READY, FIBER_WAITING, FIBER_DONE };
 enum fiber_wait { WAIT_NONE, WAIT_SLEEP, WAIT_QUEUE, WAIT_IO, WAIT_JOIN, WAIT_OFFLOAD };
+/* struct fiber.joined: being joined, and by a fiber (then joiner waits for the end). */
+enum { JOINED = 1, JOINED_BY_FIBER = 2 };
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "dj: detached is the low byte");
+/* dj bits that need the end of a fiber to act: detached, or a fiber waits to join it. */
+#define FIBER_DJ_ATTENTION (0xffu | (unsigned)JOINED_BY_FIBER << 8)
 
 struct sched;
 
@@ -49,28 +56,46 @@ struct fiber__iow {
  * Consequence: a joinable fiber that has returned keeps its stack until it is joined.
  */
 struct fiber {
+    /* The first cache line: all that spawn writes and a join from the main context reads
+     * (records are reused hot from the pool; one line is one line to fetch otherwise). */
     fiber_context_t ctx;      /* first: the switch reads ctx.sp */
-    struct sched   *sched;
+    struct sched   *sched;    /* set when the record is made or given to a pool */
     struct fiber   *next;     /* run queue, wait queue or pool link */
-    struct fiber   *prev;     /* wait queue */
     void          (*fn)(void *);
     void           *arg;
+    uint64_t        id;       /* 0 until fiber_id() hands one out */
+    uintptr_t       handle;   /* the current fiber's fiber_t: address and tag (below);
+                                 spawn moves the tag on */
+    unsigned char   state, wait_kind;
+    union {
+        struct {
+            unsigned char detached, joined;
+        };
+        uint16_t    dj;       /* both, for one test (FIBER_DJ_ATTENTION) */
+    };
+    unsigned char   named;    /* name[] holds this fiber's name (else it is "") */
+    unsigned char   stayed;   /* 1 until it first switches away (fiber__sched_entry) */
+    /* waiting */
+    struct fiber   *joiner;   /* NULL at rest: cleared when the fiber ends */
+    struct fiber   *prev;     /* wait queue */
     uint64_t        deadline;
     size_t          heap_idx; /* position in the timer heap, or NO_HEAP */
     union {
         fiber_waitq_t     *waitq; /* WAIT_QUEUE: the queue it is parked on */
-        struct fiber__iow *iow;   /* WAIT_IO: its registrations, io_n of them */
+        struct fiber__iow *iow;   /* WAIT_IO: its registrations (io.c), io_n of them */
     };
-    struct fiber   *joiner;
-    uint64_t        id;
-    uintptr_t       handle;   /* the fiber_t of its current fiber (see "Handles" below) */
     uint32_t        io_n;
-    unsigned char   state, wait_kind, detached, joined;
     int             wake_reason; /* 0, ETIMEDOUT, EBADF or another errno value */
     void           *asan_fake_stack;
     fiber_stack_t   stack;
     char            name[32];
 };
+
+/* The name of the record's current fiber ("" when it was given none). */
+static inline const char *fiber__name(const struct fiber *f)
+{
+    return f->named ? f->name : "";
+}
 
 /*
  * Tagged handles (fiber_t for fiber records, fiber_sched_t for schedulers' remote faces).
@@ -89,11 +114,14 @@ static inline void *fiber__untag(const void *h)
 {
     return (void *)((uintptr_t)h & ~FIBER__TAG_BITS);
 }
-/* The next handle of obj, whose handle is h: the address bits are set to 1 for the add,
- * so the carry out of bit 5 runs through them into bit 48. */
-static inline uintptr_t fiber__tag_next(uintptr_t h, const void *obj)
+/* The next handle of the same object. Bits 48-63 are the tag's low digit, so the common
+ * step is one add; when they wrap, the carry goes on in bits 0-5 (kept within them). */
+static inline uintptr_t fiber__tag_next(uintptr_t h)
 {
-    return (((h | ~FIBER__TAG_BITS) + 1) & FIBER__TAG_BITS) | (uintptr_t)obj;
+    uintptr_t n;
+    if (__builtin_expect(__builtin_add_overflow(h, (uintptr_t)1 << 48, &n), 0))
+        n = (n & ~(uintptr_t)63) | ((n + 1) & 63);
+    return n;
 }
 /* A random tag (the bits of FIBER__TAG_BITS only), for a new object. */
 uintptr_t fiber__tag_random(void);
@@ -122,6 +150,8 @@ void fiber_context_trampoline(void);
  * entered by calling fiber__sched_entry(to); what that returns is resumed when it does. */
 void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);
 void fiber__sched_switch_lean(fiber_context_t *from, fiber_context_t *to);
+/* On x86-64 bit 0 of the context returned says the fiber never switched away (the
+ * assembly then may skip reloading the context that entered it; see there). */
 fiber_context_t *fiber__sched_entry(fiber_context_t *ctx);
 _Noreturn void fiber__context_returned(void);
 
@@ -192,8 +222,9 @@ struct fdslot {
 
 struct pool_bucket {
     size_t        size;  /* usable size of the stacks in this bucket, 0 = unused */
-    struct fiber *head;  /* stacks given back by finished fibers (records in place) */
-    size_t        count;
+    struct fiber *hot;   /* the last stack given back, taken first (no list to walk) */
+    struct fiber *head;  /* the others given back by finished fibers (records in place) */
+    size_t        count; /* on the list (hot not counted) */
     size_t        nfresh;
     fiber_stack_t fresh[FRESH_MAX];
 };

@@ -61,7 +61,7 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
             n = put_str(b, n, sizeof b, "fiber: stack overflow in fiber ");
             n = put_num(b, n, sizeof b, fiber_id(f), 10);
             n = put_str(b, n, sizeof b, " '");
-            n = put_str(b, n, sizeof b, f->name);
+            n = put_str(b, n, sizeof b, fiber__name(f));
             n = put_str(b, n, sizeof b, "' (fault at ");
             n = put_num(b, n, sizeof b, a, 16);
             n = put_str(b, n, sizeof b, ", stack ");

@@ -176,7 +176,7 @@ fiber_sched_t *fiber__remote(struct sched *s)
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, r->efd, &ev) != 0)
         goto error2;
     r->owner = s;
-    r->handle = fiber__tag_next(r->handle, r);
+    r->handle = fiber__tag_next(r->handle);
     atomic_store(&r->open_handle, r->handle);
     s->remote = r;
     return (fiber_sched_t *)r->handle;

@@ -33,10 +33,14 @@ static fiber_sched_t *target;
 
 static fiber_waitq_t q = FIBER_WAITQ_INIT;
 static int woken;
+static atomic_int parking;
 
 static void queue_waiter(void *arg)
 {
     (void)arg;
+    /* Counted before it parks: nothing else runs on this thread in between, and a
+     * request from another thread runs here only once this fiber has parked. */
+    atomic_fetch_add(&parking, 1);
     assert_int_equal(fiber_waitq_wait(&q, fiber_now_ns() + 5000 * MS), 0);
     woken++;
 }
@@ -44,7 +48,11 @@ static void queue_waiter(void *arg)
 static void *wake_from_thread(void *arg)
 {
     (void)arg;
-    sleep_ms(2); /* the waiters are parked by now (and if not, FIFO order still holds) */
+    /* Both waiters parked first: a wake that reaches an empty queue wakes nobody (a
+     * fixed 2 ms sleep was not enough under Valgrind on a loaded machine: both wakes
+     * came first and the waiters timed out). */
+    while (atomic_load(&parking) < 2)
+        sleep_ms(1);
     assert_int_equal(fiber_waitq_wake_one_on(target, &q), 0);
     sleep_ms(1);
     assert_int_equal(fiber_waitq_wake_all_on(target, &q), 0);
@@ -57,6 +65,7 @@ static void test_waitq_woken_from_another_thread(void **state)
     target = fiber_sched_self();
     assert_non_null(target);
     woken = 0;
+    atomic_store(&parking, 0);
     fiber_t *a = fiber_spawn(queue_waiter, NULL), *b = fiber_spawn(queue_waiter, NULL);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, wake_from_thread, NULL), 0);
