@@ -927,15 +927,21 @@ int fiber_join(fiber_t *h)
              * the scheduler's attention (no timer, no I/O waiter, an empty inbox, not
              * inside the scheduler loop). Run f from here; it usually ends straight back
              * here. Otherwise (it waited, or other fibers ran first) the general loop. */
-            if (__builtin_expect(s->runq_head == f && !(s->heap_len | s->io_waiters | (size_t)s->in_loop) &&
+            if (__builtin_expect(s->runq_head == f &&
+                                 !(s->heap_len | s->io_waiters | (size_t)s->in_loop) &&
                                  !(s->remote && fiber__remote_pending(s)), 1)) {
                 struct fiber *n = f->next;
                 s->runq_head = n;
-                s->runq_len--;
                 if (__builtin_expect(!n, 1)) {
+                    /* Stores, not a decrement: spawn's increment and this one would
+                     * chain every spawn+join to the previous through memory. */
+                    size_t zero = 0;
+                    __asm__("" : "+r"(zero)); /* a fresh zero, not one kept from above */
+                    s->runq_len = zero;
                     s->runq_tail = NULL;
                     s->batch = MIN_ROUND - 1;
                 } else {
+                    s->runq_len--;
                     s->batch = s->runq_len + 1 > MIN_ROUND ? s->runq_len : MIN_ROUND - 1;
                 }
                 s->current = f;
