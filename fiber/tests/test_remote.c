@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <valgrind/valgrind.h>
 
 #include "fiber.h"
 
@@ -441,6 +443,72 @@ static void test_handle_of_exited_thread_never_reaches_a_new_one(void **state)
     assert_int_equal(atomic_load(&served), 100); /* the new one's call only */
 }
 
+/* ---- posts racing a thread's exit ---- */
+
+static fiber_sched_t *_Atomic racing_target;
+static atomic_long race_accepted, race_ran, race_epipe;
+static atomic_int race_over;
+
+static void race_job(void *arg) { (void)arg; atomic_fetch_add(&race_ran, 1); }
+
+static void *race_worker(void *arg)
+{
+    (void)arg;
+    atomic_store(&racing_target, fiber_sched_self());
+    fiber_sched_serve();
+    return NULL;
+}
+
+static void *race_poster(void *arg)
+{
+    int spawn = (int)(intptr_t)arg;
+    while (!atomic_load(&race_over)) {
+        fiber_sched_t *t = atomic_load(&racing_target);
+        if (!t) {
+            sched_yield();
+            continue;
+        }
+        int r = spawn ? fiber_spawn_on(t, race_job, NULL) : fiber_sched_post(t, race_job, NULL);
+        if (r == 0)
+            atomic_fetch_add(&race_accepted, 1);
+        else if (errno == EPIPE)
+            atomic_fetch_add(&race_epipe, 1);
+        else
+            fail_msg("a post failed with %s", strerror(errno));
+    }
+    return NULL;
+}
+
+/* Threads posting (and spawning) while the target thread stops and exits, again and
+ * again: no crash or use-after-free (ASan, Valgrind), EPIPE once it is gone, and never
+ * more messages run than were accepted. */
+static void test_posts_racing_thread_exit(void **state)
+{
+    (void)state;
+    int rounds = RUNNING_ON_VALGRIND ? 3 : 30;
+    pthread_t p[2];
+    assert_int_equal(pthread_create(&p[0], NULL, race_poster, (void *)0), 0);
+    assert_int_equal(pthread_create(&p[1], NULL, race_poster, (void *)1), 0);
+    for (int i = 0; i < rounds; i++) {
+        pthread_t w;
+        assert_int_equal(pthread_create(&w, NULL, race_worker, NULL), 0);
+        while (!atomic_load(&racing_target))
+            sched_yield();
+        sleep_ms(1);
+        assert_int_equal(fiber_sched_stop(atomic_load(&racing_target)), 0);
+        pthread_join(w, NULL);
+        sleep_ms(1); /* the posters meet the exited scheduler */
+        atomic_store(&racing_target, NULL);
+    }
+    atomic_store(&race_over, 1);
+    pthread_join(p[0], NULL);
+    pthread_join(p[1], NULL);
+    assert_true(atomic_load(&race_epipe) > 0);
+    assert_true(atomic_load(&race_ran) <= atomic_load(&race_accepted));
+    print_message("%d exits under posts: %ld accepted, %ld ran, %ld EPIPE\n", rounds,
+                  atomic_load(&race_accepted), atomic_load(&race_ran), atomic_load(&race_epipe));
+}
+
 /* ---- fork ---- */
 
 static int fork_pair[2];
@@ -544,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_signal_wait_timeout),
         cmocka_unit_test(test_serve_until_stopped),
         cmocka_unit_test(test_handle_of_exited_thread_never_reaches_a_new_one),
+        cmocka_unit_test(test_posts_racing_thread_exit),
         cmocka_unit_test(test_fork_from_a_fiber),
     };
     if (getenv("FIBER_TEST_FILTER"))
