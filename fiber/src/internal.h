@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FIBER_ASAN 1
@@ -168,7 +169,7 @@ void fiber__overflow_fini_thread(void);
 int  fiber__io_init(struct sched *s); /* the epoll instance; 0 or -1 with errno */
 int  fiber__io_poll(struct sched *s, uint64_t deadline_ns); /* 0 = don't wait */
 void fiber__io_wake_fd(struct sched *s, int fd, int reason);
-void fiber__io_unpark(struct sched *s, struct fiber *f); /* fiber__wake of a WAIT_IO fiber */
+void fiber__io_unpark_n(struct sched *s, struct fiber *f);
 void fiber__io_sched_free(struct sched *s);
 void fiber__io_atfork_child(struct sched *s);
 
@@ -262,5 +263,42 @@ struct sched {
     unsigned char   stop_requested;   /* fiber_sched_stop() came: fiber_sched_serve returns */
     struct fiber__job *jobs;          /* offload jobs its fibers wait for (offload.c) */
 };
+
+/* io.c's wait lists, inline for fiber__wake(). A slot's list for one direction. */
+static inline struct fiber__iow **fiber__slot_list(struct fdslot *slot, uint32_t dir)
+{
+    return dir == EPOLLIN ? &slot->readers : &slot->writers;
+}
+
+static inline void fiber__iow_unlink(struct fiber__iow **head, struct fiber__iow *w)
+{
+    if (w->next == w) {
+        *head = NULL;
+    } else {
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        if (*head == w)
+            *head = w->next;
+    }
+    w->next = w->prev = NULL;
+}
+
+/* Unlinks the n nodes w (those that are linked). */
+static inline void fiber__iow_unlink_all(struct sched *s, struct fiber__iow *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (w[i].next)
+            fiber__iow_unlink(fiber__slot_list(&s->fds[w[i].fd], w[i].dir), &w[i]);
+}
+
+/* fiber__wake() of a fiber parked in io.c: takes its nodes off their lists. */
+static inline void fiber__io_unpark(struct sched *s, struct fiber *f)
+{
+    if (__builtin_expect(f->io_n == 1, 1)) /* fiber_read, _write, _accept, _connect */
+        fiber__iow_unlink(fiber__slot_list(&s->fds[f->iow->fd], f->iow->dir), f->iow);
+    else
+        fiber__io_unpark_n(s, f);
+    s->io_waiters--;
+}
 
 #endif

@@ -100,13 +100,9 @@ static inline uint32_t slot_dirs(const struct fdslot *slot)
     return (slot->readers ? EPOLLIN : 0) | (slot->writers ? EPOLLOUT : 0);
 }
 
-static inline struct fiber__iow **slot_list(struct fdslot *slot, uint32_t dir)
-{
-    return dir == EPOLLIN ? &slot->readers : &slot->writers;
-}
 
 /* Appends w at the tail of its circular list (the head's prev is the tail). */
-static void iow_link(struct fiber__iow **head, struct fiber__iow *w)
+static inline void iow_link(struct fiber__iow **head, struct fiber__iow *w)
 {
     struct fiber__iow *h = *head;
     if (!h) {
@@ -120,18 +116,6 @@ static void iow_link(struct fiber__iow **head, struct fiber__iow *w)
     h->prev = w;
 }
 
-static void iow_unlink(struct fiber__iow **head, struct fiber__iow *w)
-{
-    if (w->next == w) {
-        *head = NULL;
-    } else {
-        w->prev->next = w->next;
-        w->next->prev = w->prev;
-        if (*head == w)
-            *head = w->next;
-    }
-    w->next = w->prev = NULL;
-}
 
 int fiber__io_init(struct sched *s)
 {
@@ -141,35 +125,30 @@ int fiber__io_init(struct sched *s)
     return s->epfd < 0 ? -1 : 0;
 }
 
-static struct fdslot *fdslot(struct sched *s, int fd)
+static __attribute__((noinline)) struct fdslot *fdslot_grow(struct sched *s, int fd)
 {
-    if ((size_t)fd >= s->nfds) {
-        size_t n = s->nfds ? s->nfds : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        struct fdslot *t = realloc(s->fds, n * sizeof *t);
-        if (!t)
-            return NULL;
-        memset(t + s->nfds, 0, (n - s->nfds) * sizeof *t);
-        s->fds = t;
-        s->nfds = n;
-    }
+    size_t n = s->nfds ? s->nfds : 64;
+    while (n <= (size_t)fd)
+        n *= 2;
+    struct fdslot *t = realloc(s->fds, n * sizeof *t);
+    if (!t)
+        return NULL;
+    memset(t + s->nfds, 0, (n - s->nfds) * sizeof *t);
+    s->fds = t;
+    s->nfds = n;
     return &s->fds[fd];
 }
 
-/* Unlinks the first k of n nodes (all that were linked). */
-static void iow_unlink_all(struct sched *s, struct fiber__iow *w, size_t k)
+static inline struct fdslot *fdslot(struct sched *s, int fd)
 {
-    for (size_t i = 0; i < k; i++)
-        if (w[i].next)
-            iow_unlink(slot_list(&s->fds[w[i].fd], w[i].dir), &w[i]);
+    return (size_t)fd < s->nfds ? &s->fds[fd] : fdslot_grow(s, fd);
 }
 
-/* fiber__wake() of a fiber parked here: takes its nodes off their lists. */
-void fiber__io_unpark(struct sched *s, struct fiber *f)
+
+/* fiber__io_unpark() (internal.h) of a fiber with several nodes. */
+void fiber__io_unpark_n(struct sched *s, struct fiber *f)
 {
-    iow_unlink_all(s, f->iow, f->io_n);
-    s->io_waiters--;
+    fiber__iow_unlink_all(s, f->iow, f->io_n);
 }
 
 /*
@@ -179,7 +158,8 @@ void fiber__io_unpark(struct sched *s, struct fiber *f)
  * forgotten, now or since it parked), or what arming the registration failed with. A
  * node whose fd was forgotten while the fiber waited keeps closes != its slot's count.
  */
-static int io_wait(struct fiber *f, struct fiber__iow *w, size_t n, uint64_t deadline_ns)
+static inline __attribute__((always_inline)) int
+io_wait(struct fiber *f, struct fiber__iow *w, size_t n, uint64_t deadline_ns)
 {
     struct sched *s = f->sched;
     if (fiber__io_init(s) != 0)
@@ -193,7 +173,7 @@ static int io_wait(struct fiber *f, struct fiber__iow *w, size_t n, uint64_t dea
         w[i].f = f;
         w[i].revents = 0;
         w[i].closes = slot->closes;
-        iow_link(slot_list(slot, w[i].dir), &w[i]);
+        iow_link(fiber__slot_list(slot, w[i].dir), &w[i]);
     }
     /* One arm per fd, for its waiters' directions (the nodes of one fd may repeat). */
     for (size_t i = 0; i < n; i++) {
@@ -205,7 +185,7 @@ static int io_wait(struct fiber *f, struct fiber__iow *w, size_t n, uint64_t dea
         struct fdslot *slot = &s->fds[fd];
         int e = io_arm(s, slot, fd, slot_dirs(slot));
         if (e) {
-            iow_unlink_all(s, w, n);
+            fiber__iow_unlink_all(s, w, n);
             return e;
         }
     }
@@ -215,7 +195,7 @@ static int io_wait(struct fiber *f, struct fiber__iow *w, size_t n, uint64_t dea
     s->io_waiters++;
     int r = fiber__park(s, f, deadline_ns);
     if (r == ENOMEM) { /* never parked: undo */
-        iow_unlink_all(s, w, n);
+        fiber__iow_unlink_all(s, w, n);
         s->io_waiters--;
         f->wait_kind = WAIT_NONE;
         return r;
@@ -227,22 +207,39 @@ static int io_wait(struct fiber *f, struct fiber__iow *w, size_t n, uint64_t dea
     return r;
 }
 
+/* io_wait() for one node (the calls on one fd in one direction): the loops fold away. */
+static __attribute__((noinline)) int io_wait_1(struct fiber *f, struct fiber__iow *w,
+                                               uint64_t deadline_ns)
+{
+    return io_wait(f, w, 1, deadline_ns);
+}
+
+static __attribute__((noinline)) int io_wait_n(struct fiber *f, struct fiber__iow *w, size_t n,
+                                               uint64_t deadline_ns)
+{
+    return io_wait(f, w, n, deadline_ns);
+}
+
 /* Parks the current fiber until fd is ready in `dirs` (EPOLLIN and/or EPOLLOUT).
  * Returns 0 or an errno value; *revents (may be NULL) gets the events that woke it. */
-static int io_park(struct fiber *f, int fd, uint32_t dirs, uint64_t deadline_ns,
-                   uint32_t *revents)
+static inline int io_park(struct fiber *f, int fd, uint32_t dirs, uint64_t deadline_ns,
+                          uint32_t *revents)
 {
     if (fd < 0)
         return EBADF;
     struct fiber__iow w[2];
-    size_t n = 0;
-    if (dirs & EPOLLIN)
-        w[n++] = (struct fiber__iow){ .fd = fd, .dir = EPOLLIN };
-    if (dirs & EPOLLOUT)
-        w[n++] = (struct fiber__iow){ .fd = fd, .dir = EPOLLOUT };
-    int r = io_wait(f, w, n, deadline_ns);
+    int r;
+    if (dirs != (EPOLLIN | EPOLLOUT)) {
+        w[0] = (struct fiber__iow){ .fd = fd, .dir = dirs };
+        r = io_wait_1(f, w, deadline_ns);
+        w[1].revents = 0;
+    } else {
+        w[0] = (struct fiber__iow){ .fd = fd, .dir = EPOLLIN };
+        w[1] = (struct fiber__iow){ .fd = fd, .dir = EPOLLOUT };
+        r = io_wait_n(f, w, 2, deadline_ns);
+    }
     if (revents)
-        *revents = w[0].revents | (n > 1 ? w[1].revents : 0);
+        *revents = w[0].revents | w[1].revents;
     return r;
 }
 
@@ -574,7 +571,7 @@ int fiber_wait_fds(struct pollfd *fds, size_t n, uint64_t deadline_ns)
             fiber_sleep_until(deadline_ns); /* only a deadline to wait for (as poll(2)) */
             e = ETIMEDOUT;
         } else {
-            e = io_wait(f, w, m, deadline_ns);
+            e = io_wait_n(f, w, m, deadline_ns);
         }
         if (e && e != ETIMEDOUT && e != EBADF) {
             errno = e;

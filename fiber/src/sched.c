@@ -731,7 +731,7 @@ void fiber_sleep_ns(uint64_t ns)
 /* The scheduler's checks between rounds: expires timers, polls for I/O (waiting for the
  * next timer or event when no fiber is ready). Returns 0; -1 with errno on EDEADLK (no
  * fiber can ever run again) or a poller failure. */
-static int sched_wait(struct sched *s)
+static inline __attribute__((always_inline)) int sched_wait(struct sched *s)
 {
     if (s->heap_len)
         timers_expire(s, fiber_now_ns());
