@@ -1,18 +1,26 @@
 /*
  * alloc.c - bench_alloc: what creating, running and reclaiming one unit of concurrency
- * costs, in ns per unit.
+ * costs, in ns per unit, all on CLOCK_MONOTONIC (a create+join waits, so both sides of
+ * every pair are timed on the wall clock).
  *
- * Fibers: fiber_spawn + fiber_join with the runtime's stack pool (one at a time, and
- * 100 spawned before any is joined); the raw context layer on a reused stack (the floor
- * under the runtime's bookkeeping); a fresh mmap'd stack per fiber, with and without a
- * guard page. Threads: pthread_create + pthread_join with glibc's default stack and with
- * 64 KiB; and handing a job to a pre-started pool of threads and waiting for it (the
- * fair thread alternative: no creation at all).
+ * The like-for-like pairs, each both pinned (cpu=same: the creating/joining thread and
+ * every thread it creates on one CPU) and unpinned (cpu=any):
+ *   warm: fiber_spawn + fiber_join with the runtime's stack pool, against pthread_create
+ *         + pthread_join with glibc's default stack (glibc reuses cached stacks: warm);
+ *   cold: a fiber on a freshly mapped 64 KiB guarded stack (raw context: map, first
+ *         touch, switch in and out, unmap), against a thread on a freshly mapped 64 KiB
+ *         stack with a guard page (pthread_attr_setstack: glibc cannot reuse it).
+ * Beside them: 100 fibers spawned before any is joined, the raw context on a reused
+ * stack (the floor under the runtime's bookkeeping), a fresh fiber stack without a
+ * guard, 64 KiB thread stacks, and a job handed to a pre-started thread pool (the fair
+ * thread alternative: no creation at all).
  *
- * Each repetition is a fixed number of units in 10 batches; besides the mean over the
- * repetition, counters report the first batch (cold_create_ns: the pool is emptied
- * before each repetition, so it pays for fresh stacks and cold caches) and the last
- * (warm_create_ns), as the post's cache-warming table does. results/alloc.csv.
+ * Each repetition is a fixed number of units in 10 batches (the same in quick and full
+ * mode: only the number of repetitions differs, so both measure the same quantity);
+ * besides the mean over the repetition, counters report the first batch (cold_create_ns:
+ * the pool is emptied before each repetition, so it pays for fresh stacks and cold
+ * caches) and the last (warm_create_ns), as the post's cache-warming table does.
+ * results/alloc.csv.
  */
 #define _GNU_SOURCE
 #include "bench_gbrun.h"
@@ -26,13 +34,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static const char SUMMARY[] =
-    "ns per create+run+reclaim: fibers (pooled stack, raw context, fresh stack with and\n"
-    "without guard), pthread create+join (default and 64 KiB stacks), and a job handed to\n"
-    "a pre-started thread pool. Cold (first batch) and warm (last batch) as counters.";
+    "ns per create+run+reclaim: pooled fiber vs pthread create+join and fresh-stack fiber vs\n"
+    "fresh-stack thread, each pinned to one CPU (creator included) and unpinned; raw context,\n"
+    "64 KiB thread stacks, and a job handed to a pre-started thread pool beside them. Cold\n"
+    "(first batch) and warm (last batch) as counters.";
 
 #define BATCHES 10
+/* The CPU of the cpu=same cases. */
+#define SAME_CPU 0
+/* The fresh stacks of the cold pair: the runtime's default size, a guard page below. */
+#define FRESH_STACK (64 * 1024)
 static int64_t units_fiber, units_thread; /* per repetition, set by the mode */
 
 static volatile long sink;
@@ -76,6 +91,17 @@ static int spawn_join_batch(void *ctx, int64_t n)
 {
     long group = (long)(intptr_t)ctx;
     fiber_t *fs[128];
+    if (group == 1) {
+        /* one at a time: nothing between the two calls but the check, as in the
+         * create+join loop of the thread side */
+        for (int64_t i = 0; i < n; i++) {
+            fiber_t *f = fiber_spawn(work, NULL);
+            if (!f)
+                return errno;
+            fiber_join(f);
+        }
+        return 0;
+    }
     for (int64_t i = 0; i < n; i += group) {
         long k = group;
         if (k > n - i)
@@ -93,10 +119,32 @@ static int spawn_join_batch(void *ctx, int64_t n)
     return 0;
 }
 
+/* A case's placement: pin the benchmark thread (and with it every thread it creates)
+ * to one CPU for the repetition, or leave it where the scheduler puts it. */
+typedef struct place {
+    int  pinned;
+    long arg; /* the case's own parameter */
+} place_t;
+
+static void place_enter(const place_t *p)
+{
+    if (p->pinned)
+        bench_pin_self(SAME_CPU);
+}
+
+static void place_leave(const place_t *p)
+{
+    if (p->pinned)
+        bench_pin_self(-1);
+}
+
 static void bm_pooled(gb_state_t *st, void *ctx)
 {
+    const place_t *p = ctx;
+    place_enter(p);
     fiber_pool_trim(); /* the first batch pays for its stacks: cold */
-    run_batches(st, spawn_join_batch, ctx, units_fiber);
+    run_batches(st, spawn_join_batch, (void *)(intptr_t)p->arg, units_fiber);
+    place_leave(p);
 }
 
 /* ---- the raw context layer ---- */
@@ -112,7 +160,7 @@ static void raw_entry(void *arg)
 }
 
 struct raw_ctx {
-    int           fresh, guard;
+    int           fresh, guard, pinned;
     fiber_stack_t stack;
 };
 
@@ -133,10 +181,13 @@ static int raw_batch(void *ctx, int64_t n)
 static void bm_raw(gb_state_t *st, void *ctx)
 {
     struct raw_ctx r = *(struct raw_ctx *)ctx;
+    place_t p = {.pinned = r.pinned};
     if (!r.fresh && fiber_stack_alloc(&r.stack, FIBER_DEFAULT_STACK_SIZE, 1) != 0)
         return gb_skip_with_error(st, "fiber_stack_alloc failed");
+    place_enter(&p);
     /* Fresh stacks cost a system call or two each: fewer of them. */
     run_batches(st, raw_batch, &r, r.fresh ? units_thread : units_fiber);
+    place_leave(&p);
     if (!r.fresh)
         fiber_stack_free(&r.stack);
 }
@@ -150,28 +201,64 @@ static void *thread_work(void *arg)
     return NULL;
 }
 
+/* The thread cases' stack: glibc's default, a size (glibc still caches and reuses it),
+ * or a fresh mapping per thread (STACK_FRESH: mapped, guarded and unmapped around each
+ * create+join, as the cold fiber's stack is). */
+#define STACK_FRESH ((size_t)-1)
+
+typedef struct cj {
+    pthread_attr_t attr;
+    int            fresh;
+} cj_t;
+
 static int create_join_batch(void *ctx, int64_t n)
 {
-    pthread_attr_t *attr = ctx;
+    cj_t *c = ctx;
     for (int64_t i = 0; i < n; i++) {
         pthread_t t;
-        int e = pthread_create(&t, attr, thread_work, NULL);
+        char *map = NULL;
+        size_t len = FRESH_STACK + (size_t)sysconf(_SC_PAGESIZE);
+        if (c->fresh) {
+            /* The guard is the mapping's lowest page, as glibc lays out its own stacks. */
+            map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (map == MAP_FAILED)
+                return errno;
+            if (mprotect(map, (size_t)sysconf(_SC_PAGESIZE), PROT_NONE) != 0) {
+                int e = errno;
+                munmap(map, len);
+                return e;
+            }
+            int e = pthread_attr_setstack(&c->attr, map + sysconf(_SC_PAGESIZE), FRESH_STACK);
+            if (e) {
+                munmap(map, len);
+                return e;
+            }
+        }
+        int e = pthread_create(&t, &c->attr, thread_work, NULL);
+        if (!e)
+            pthread_join(t, NULL);
+        if (map)
+            munmap(map, len);
         if (e)
             return e;
-        pthread_join(t, NULL);
     }
     return 0;
 }
 
 static void bm_create_join(gb_state_t *st, void *ctx)
 {
-    size_t stack = (size_t)(intptr_t)ctx;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    if (stack)
-        pthread_attr_setstacksize(&attr, stack);
-    run_batches(st, create_join_batch, &attr, units_thread);
-    pthread_attr_destroy(&attr);
+    const place_t *p = ctx;
+    size_t stack = (size_t)p->arg;
+    cj_t c = {.fresh = stack == STACK_FRESH};
+    pthread_attr_init(&c.attr);
+    if (stack && !c.fresh)
+        pthread_attr_setstacksize(&c.attr, stack);
+    if (p->pinned)
+        bench_pin_attr(&c.attr, SAME_CPU); /* inherited anyway; said, and checked */
+    place_enter(p);
+    run_batches(st, create_join_batch, &c, units_thread);
+    place_leave(p);
+    pthread_attr_destroy(&c.attr);
 }
 
 /* A pre-started pool: a job counter under a mutex, workers that take jobs and count
@@ -261,24 +348,39 @@ int main(int argc, char **argv)
     int rc = bench_cli_parse(&cli, argc, argv, "alloc", SUMMARY, NULL);
     if (rc)
         return rc == 1 ? 0 : 2;
-    static const int64_t fiber_units[] = {200000, 50000, 2000};
-    static const int64_t thread_units[] = {10000, 2000, 200};
+    /* The same units per repetition in full and quick mode: the first batch (cold) and the
+     * mean over the repetition then mean the same thing; quick runs fewer repetitions. */
+    static const int64_t fiber_units[] = {200000, 200000, 2000};
+    static const int64_t thread_units[] = {10000, 10000, 200};
     units_fiber = fiber_units[cli.mode];
     units_thread = thread_units[cli.mode];
 
-    static struct raw_ctx raw_pooled = {0, 1, {0}}, fresh_guard = {1, 1, {0}},
-                          fresh_noguard = {1, 0, {0}};
-    setup(gb_register("alloc/fiber/pooled/batch=1", bm_pooled, (void *)1), units_fiber, cli.mode);
-    setup(gb_register("alloc/fiber/pooled/batch=100", bm_pooled, (void *)100), units_fiber, cli.mode);
-    setup(gb_register("alloc/fiber/raw-context/stack=reused", bm_raw, &raw_pooled), units_fiber, cli.mode);
-    setup(gb_register("alloc/fiber/fresh-stack/guard=1", bm_raw, &fresh_guard), units_thread, cli.mode);
-    setup(gb_register("alloc/fiber/fresh-stack/guard=0", bm_raw, &fresh_noguard), units_thread, cli.mode);
-    setup(gb_register("alloc/thread/create-join/stack=default", bm_create_join, (void *)0),
+    static place_t pooled_same = {1, 1}, pooled_any = {0, 1}, pooled100_any = {0, 100};
+    static place_t cj_same = {1, 0}, cj_any = {0, 0}, cj64_any = {0, 64 * 1024},
+                   cjfresh_same = {1, (long)STACK_FRESH}, cjfresh_any = {0, (long)STACK_FRESH};
+    static struct raw_ctx raw_pooled = {0, 1, 0, {0}}, fresh_same = {1, 1, 1, {0}},
+                          fresh_any = {1, 1, 0, {0}}, fresh_noguard = {1, 0, 0, {0}};
+    /* The warm pair. */
+    setup(gb_register("alloc/fiber/pooled/cpu=same/batch=1", bm_pooled, &pooled_same), units_fiber, cli.mode);
+    setup(gb_register("alloc/thread/create-join/cpu=same/stack=default", bm_create_join, &cj_same),
           units_thread, cli.mode);
-    setup(gb_register("alloc/thread/create-join/stack=64K", bm_create_join, (void *)(intptr_t)(64 * 1024)),
+    setup(gb_register("alloc/fiber/pooled/cpu=any/batch=1", bm_pooled, &pooled_any), units_fiber, cli.mode);
+    setup(gb_register("alloc/thread/create-join/cpu=any/stack=default", bm_create_join, &cj_any),
+          units_thread, cli.mode);
+    /* The cold pair. */
+    setup(gb_register("alloc/fiber/fresh-stack/cpu=same/guard=1", bm_raw, &fresh_same), units_thread, cli.mode);
+    setup(gb_register("alloc/thread/create-join/cpu=same/stack=fresh", bm_create_join, &cjfresh_same),
+          units_thread, cli.mode);
+    setup(gb_register("alloc/fiber/fresh-stack/cpu=any/guard=1", bm_raw, &fresh_any), units_thread, cli.mode);
+    setup(gb_register("alloc/thread/create-join/cpu=any/stack=fresh", bm_create_join, &cjfresh_any),
+          units_thread, cli.mode);
+    /* Beside them. */
+    setup(gb_register("alloc/fiber/pooled/cpu=any/batch=100", bm_pooled, &pooled100_any), units_fiber, cli.mode);
+    setup(gb_register("alloc/fiber/raw-context/stack=reused", bm_raw, &raw_pooled), units_fiber, cli.mode);
+    setup(gb_register("alloc/fiber/fresh-stack/cpu=any/guard=0", bm_raw, &fresh_noguard), units_thread, cli.mode);
+    setup(gb_register("alloc/thread/create-join/cpu=any/stack=64K", bm_create_join, &cj64_any),
           units_thread, cli.mode);
     setup(gb_register("alloc/thread/pool-handoff/workers=ncpu", bm_pool, NULL), units_thread, cli.mode);
-
 
     char mode_line[64], units_line[96], guard_line[64];
     snprintf(mode_line, sizeof mode_line, "mode: %s", bench_mode_name(cli.mode));
@@ -291,18 +393,32 @@ int main(int argc, char **argv)
         fiber_join(probe);
     fiber_pool_trim();
     snprintf(guard_line, sizeof guard_line, "fiber guard mode: %s", fiber_guard_mode());
-    const char *extra[] = {mode_line, units_line, guard_line, "unit: ns per create+run+reclaim", NULL};
+    const char *extra[] = {mode_line, units_line, guard_line, "unit: ns per create+run+reclaim",
+                           "clock: CLOCK_MONOTONIC for every case",
+                           "placement: cpu=same pins the benchmark thread (the creator and joiner) and the "
+                           "threads it creates to CPU 0; cpu=any leaves every thread unpinned",
+                           NULL};
     bench_progress("alloc", "%s run, results in %s/alloc.csv", bench_mode_name(cli.mode), cli.out_dir);
     rc = bench_gbrun_cli("alloc", &cli, extra);
     if (rc == 0) {
-        bench_gb_ratio("alloc", cli.out_dir, "alloc/ratio/thread-over-fiber-pooled",
-                       "thread-create-join/fiber-pooled", "alloc/thread/create-join/stack=default",
-                       "alloc/fiber/pooled/batch=1");
+        /* The headline pairs, like for like, then the rest. */
+        bench_gb_ratio("alloc", cli.out_dir, "alloc/ratio/thread-over-fiber-pooled/cpu=same",
+                       "thread-create-join/fiber-pooled", "alloc/thread/create-join/cpu=same/stack=default",
+                       "alloc/fiber/pooled/cpu=same/batch=1");
+        bench_gb_ratio("alloc", cli.out_dir, "alloc/ratio/thread-over-fiber-pooled/cpu=any",
+                       "thread-create-join/fiber-pooled", "alloc/thread/create-join/cpu=any/stack=default",
+                       "alloc/fiber/pooled/cpu=any/batch=1");
+        bench_gb_ratio("alloc", cli.out_dir, "alloc/ratio/thread-over-fiber-fresh/cpu=same",
+                       "thread-fresh-stack/fiber-fresh-stack", "alloc/thread/create-join/cpu=same/stack=fresh",
+                       "alloc/fiber/fresh-stack/cpu=same/guard=1");
+        bench_gb_ratio("alloc", cli.out_dir, "alloc/ratio/thread-over-fiber-fresh/cpu=any",
+                       "thread-fresh-stack/fiber-fresh-stack", "alloc/thread/create-join/cpu=any/stack=fresh",
+                       "alloc/fiber/fresh-stack/cpu=any/guard=1");
         bench_gb_ratio("alloc", cli.out_dir, "alloc/ratio/thread-pool-over-fiber-pooled",
                        "thread-pool-handoff/fiber-pooled", "alloc/thread/pool-handoff/workers=ncpu",
-                       "alloc/fiber/pooled/batch=1");
+                       "alloc/fiber/pooled/cpu=any/batch=1");
         bench_gb_ratio("alloc", cli.out_dir, "alloc/ratio/fiber-pooled-over-raw-context",
-                       "fiber-pooled/raw-context", "alloc/fiber/pooled/batch=1",
+                       "fiber-pooled/raw-context", "alloc/fiber/pooled/cpu=any/batch=1",
                        "alloc/fiber/raw-context/stack=reused");
     }
     bench_progress("alloc", "done");

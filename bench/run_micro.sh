@@ -4,9 +4,13 @@
 # <harness>.csv + <harness>.machine.txt each, the Google Benchmark JSON of switch and
 # alloc, and hyperfine's export in OUT/hyperfine/seed.csv.
 #   bench/run_micro.sh [--quick] [--out DIR] [--only h1,h2] [--help]
-# Environment: QUICK=1 (same as --quick), BUILD (build directory, default build).
+# Environment: QUICK=1 (same as --quick), BUILD (build directory, default build),
+# FIBERBENCH_CALM_WAIT (seconds each harness waits for a calm machine before it starts:
+# default 30 full, 5 quick; 0 = no wait). scripts/noise.py records the load, steal and
+# CPU pressure before and after each harness in its machine file, and `noisy: yes` when
+# the machine was busy at the start (make publish refuses such runs).
 # A harness that fails is reported and the others still run; the exit status is then 1.
-# Budget on 2 vCPUs: full <= 6 min, quick <= 90 s.
+# Budget on 2 vCPUs: full <= 9 min, quick <= 2.5 min (plus the calm waits).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +25,7 @@ while [ $# -gt 0 ]; do
     --out=*) out=${1#--out=} ;;
     --only) [ $# -ge 2 ] || { echo "run_micro.sh: --only needs a list" >&2; exit 2; }; only=$2; shift ;;
     --only=*) only=${1#--only=} ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_micro.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -33,6 +37,8 @@ if [ -n "$only" ]; then
   IFS=, read -ra harnesses <<<"$only"
 fi
 mode=--full; [ -n "$quick" ] && mode=--quick
+if [ -n "$quick" ]; then export FIBERBENCH_CALM_WAIT=${FIBERBENCH_CALM_WAIT:-5}
+else export FIBERBENCH_CALM_WAIT=${FIBERBENCH_CALM_WAIT:-30}; fi
 
 say() { printf '[bench-micro] %s\n' "$*" >&2; }
 t0=$(date +%s)
@@ -45,9 +51,11 @@ for h in "${harnesses[@]}"; do
     say "!!! $bin is not built (make build)"; failed+=("$h"); continue
   fi
   say "$i/${#harnesses[@]} $h ${mode#--} -> $out/$h.csv (total so far $(( $(date +%s) - t0 )) s)"
+  python3 scripts/noise.py begin --out "$out" --harness "$h"
   s0=$(date +%s)
   "$bin" "$mode" --out "$out"
   rc=$?
+  [ $rc -eq 0 ] && python3 scripts/noise.py end --out "$out" --harness "$h"
   if [ $rc -ne 0 ]; then
     say "!!! $h failed (exit $rc)"; failed+=("$h")
   else

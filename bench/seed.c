@@ -11,9 +11,11 @@
  * thread/baton: a GVL-like baton - one runnable thread at a time; the creating thread
  * holds it while it creates, each yield hands it to the longest waiter (what Ruby's
  * Thread.pass does under its lock), a thread that ends hands it on. thread/baton/cpu=same:
- * the same with every thread on one CPU (a cross-core wake-up costs ~20 us on this VM).
- * thread/sched_yield/cpu=same: no baton, each thread calls sched_yield() M times, all on
- * one CPU so that a yield really hands over (on two idle CPUs it returns at once).
+ * the same with every thread on one CPU, the creating and joining thread included (a
+ * cross-core wake-up costs ~20 us on this VM). thread/sched_yield/cpu=same: no baton,
+ * each thread calls sched_yield() M times, all on one CPU (the creator too) so that a
+ * yield really hands over (on two idle CPUs it returns at once). Pinning is checked: a
+ * harness that cannot pin stops (bench_pin_self).
  *
  * Each case is repeated (interleaved across models) and reported as median, min, max.
  * The alloc case also runs as whole processes under hyperfine (its CSV export kept in
@@ -41,6 +43,9 @@ static const char SUMMARY[] =
     "GVL-like baton, and sched_yield): alloc (10000, 2), switch (2, 10000), throughput\n"
     "(1000, 100, 10 repeats), cache warming (10000, 2, 10 repeats); the alloc case also as\n"
     "whole processes under hyperfine; Ruby's own run of the protocol beside it.";
+
+/* The CPU of the cpu=same models. */
+#define SAME_CPU 0
 
 typedef enum model { M_FIBER, M_BATON, M_BATON_1CPU, M_YIELD_1CPU, NMODELS } model_t;
 
@@ -96,6 +101,45 @@ typedef struct baton {
 /* The last baton run's hand-overs, for --one (and its test: N * M, or the baton is not
  * handing over). */
 static long last_handovers = -1;
+
+/* Where the last thread run ran, for --one (and its test: a cpu=same run keeps every
+ * thread, the creating one included, on one CPU): the creating thread's affinity while
+ * its threads ran, and every CPU a unit was seen on (at its start and its end). */
+static char          last_creator_affinity[64];
+static unsigned long unit_cpus;
+
+static void note_cpu(void)
+{
+    int c = sched_getcpu();
+    if (c >= 0 && c < (int)(8 * sizeof unit_cpus))
+        __atomic_fetch_or(&unit_cpus, 1UL << c, __ATOMIC_RELAXED);
+}
+
+/* "0", "0-1", "0,2": the CPUs of a set, as a cpulist. */
+static void cpulist(const cpu_set_t *set, char *out, size_t n)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (int c = 0; c < CPU_SETSIZE && len + 16 < n; c++) {
+        if (!CPU_ISSET(c, set) || (c > 0 && CPU_ISSET(c - 1, set)))
+            continue;
+        int e = c;
+        while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, set))
+            e++;
+        len += (size_t)snprintf(out + len, n - len, len ? ",%d" : "%d", c);
+        if (e > c)
+            len += (size_t)snprintf(out + len, n - len, "-%d", e);
+    }
+}
+
+static void note_creator(void)
+{
+    cpu_set_t set;
+    if (pthread_getaffinity_np(pthread_self(), sizeof set, &set) == 0)
+        cpulist(&set, last_creator_affinity, sizeof last_creator_affinity);
+    else
+        snprintf(last_creator_affinity, sizeof last_creator_affinity, "unknown");
+}
 
 static void w_wait(waiter_t *w)
 {
@@ -180,18 +224,22 @@ static void *baton_unit(void *arg)
 {
     baton_t *b = arg;
     waiter_t me = {0};
+    note_cpu();
     baton_acquire(b, &me);
     for (long i = 0; i < b->m; i++)
         baton_pass(b, &me);
     baton_release(b);
+    note_cpu();
     return NULL;
 }
 
 static void *yield_unit(void *arg)
 {
     long m = (long)(intptr_t)arg;
+    note_cpu();
     for (long i = 0; i < m; i++)
         sched_yield();
+    note_cpu();
     return NULL;
 }
 
@@ -204,11 +252,15 @@ static int run_threads(model_t model, long n, long m)
         return ENOMEM;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(0, &one);
-    if (model != M_BATON)
-        pthread_attr_setaffinity_np(&attr, sizeof one, &one);
+    /* cpu=same: the creating (and joining) thread runs on the same CPU as its threads,
+     * or its wake-ups of them would be cross-core and the case would not be what it
+     * says. Each call is checked (bench_pin_* stop the harness when they cannot pin). */
+    int one_cpu = model != M_BATON;
+    if (one_cpu) {
+        bench_pin_self(SAME_CPU);
+        bench_pin_attr(&attr, SAME_CPU);
+    }
+    unit_cpus = 0;
     baton_t b = {.mu = PTHREAD_MUTEX_INITIALIZER, .m = m};
     waiter_t main_w = {0};
     int use_baton = model == M_BATON || model == M_BATON_1CPU;
@@ -222,6 +274,7 @@ static int run_threads(model_t model, long n, long m)
         if (e)
             break;
     }
+    note_creator();
     if (use_baton) {
         /* pthread_create returns before the thread runs: wait until every thread is
          * queued on the baton, or the first ones would pass with nobody to pass to and
@@ -239,6 +292,8 @@ static int run_threads(model_t model, long n, long m)
     }
     for (long i = 0; i < made; i++)
         pthread_join(t[i], NULL);
+    if (one_cpu)
+        bench_pin_self(-1);
     last_handovers = use_baton ? b.handovers : -1;
     pthread_attr_destroy(&attr);
     free(t);
@@ -294,6 +349,7 @@ typedef struct cfg {
     int          repeats;   /* repeats inside throughput and warming (the post: 10) */
     int          series;    /* how many times the repeated series run */
     long         alloc_n, switch_m, tp_n, tp_m, warm_n;
+    int          warming;   /* run the cache-warming case (quick leaves it out) */
 } cfg_t;
 
 static char case_buf[160];
@@ -382,7 +438,7 @@ static void repeated_cases(bench_csv_t *c, const cfg_t *k)
                 else
                     ok_t[mo]++;
             }
-            if (!bad_w[mo]) {
+            if (k->warming && !bad_w[mo]) {
                 fiber_pool_trim(); /* the first repeat starts cold */
                 for (int r = 0; r < k->repeats && !e; r++) {
                     if ((e = run_once(mo, k->warm_n, 2, &ns, &h)))
@@ -536,9 +592,20 @@ static int one(const char *spec)
             printf("model=%s n=%ld m=%ld seconds=%.6f hwm_bytes=%ld handovers=", name, n, m,
                    (double)ns / 1e9, h);
             if (last_handovers >= 0)
-                printf("%ld\n", last_handovers);
+                printf("%ld", last_handovers);
             else
-                printf("n/a\n");
+                printf("n/a");
+            if (mo != M_FIBER) {
+                cpu_set_t seen;
+                char list[64];
+                CPU_ZERO(&seen);
+                for (int c = 0; c < (int)(8 * sizeof unit_cpus); c++)
+                    if (unit_cpus & (1UL << c))
+                        CPU_SET(c, &seen);
+                cpulist(&seen, list, sizeof list);
+                printf(" creator_affinity=%s unit_cpus=%s", last_creator_affinity, list);
+            }
+            printf("\n");
             return 0;
         }
     fprintf(stderr, "bench_seed: --one: unknown model '%s' (fiber, baton, baton-1cpu, yield-1cpu)\n", name);
@@ -565,16 +632,23 @@ int main(int argc, char **argv)
     cfg_t k = {.mode = cli.mode, .alloc_n = 10000, .switch_m = 10000, .tp_n = 1000, .tp_m = 100,
                .warm_n = 10000, .repeats = 10};
     /* Budgets on 2 vCPUs: the unpinned baton pays a ~20 us cross-core wake-up per
-     * hand-over, so one throughput repeat takes ~2 s; full keeps the post's 10 repeats
-     * (two series, ~45 s each), quick keeps 3 (first and last of 3, one series). */
+     * hand-over, so one throughput repeat takes ~1.5 s. Both modes keep the post's 10
+     * repeats, so that "last repeat" (units_per_s, warm_unit_us) means the 10th in each
+     * and a quick run measures the same quantity as the full one; quick runs fewer
+     * repetitions of everything (one series instead of two, 3 alloc/switch runs
+     * instead of 5). */
     if (cli.mode == BENCH_FULL) {
+        /* Three series: every published figure is a median of at least 3 runs. */
         k.runs = 5;
-        k.series = 2;
+        k.series = 3;
+        k.warming = 1;
     } else if (cli.mode == BENCH_QUICK) {
+        /* Quick leaves the warming case out (~25 s of threads; make reproduce does not
+         * check it) rather than shorten it into another quantity. */
         k.runs = 3;
         k.series = 1;
-        k.repeats = 3;
     } else {
+        k.warming = 1;
         k.runs = 1;
         k.series = 1;
         k.repeats = 2;
@@ -598,11 +672,11 @@ int main(int argc, char **argv)
         ruby_cases(&csv, &k, cli.out_dir);
     published_rows(&csv);
 
-    char mode_line[64], proto[200];
+    char mode_line[64], proto[240];
     snprintf(mode_line, sizeof mode_line, "mode: %s", bench_mode_name(cli.mode));
     snprintf(proto, sizeof proto, "protocol: alloc (%ld,2) x%d, switch (2,%ld) x%d, throughput (%ld,%ld) and "
-             "warming (%ld,2) %d repeats x%d series", k.alloc_n, k.runs, k.switch_m, k.runs, k.tp_n, k.tp_m,
-             k.warm_n, k.repeats, k.series);
+             "warming (%ld,2)%s %d repeats x%d series", k.alloc_n, k.runs, k.switch_m, k.runs, k.tp_n, k.tp_m,
+             k.warm_n, k.warming ? "" : " (left out in quick mode)", k.repeats, k.series);
     const char *extra[] = {mode_line, proto, "published: socketry/performance fiber-vs-thread readme (adfd780c), Ruby 3.4",
                            NULL};
     int bad = bench_csv_close(&csv) != 0;

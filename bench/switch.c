@@ -19,12 +19,16 @@
  * (switch/fiber/yield: the yield/strict ratio of issue 10).
  * Layouts: the raw switches and Boost run inside assembly loops at fixed code layouts
  * (bench/peers/drive_x86_64.S): c0 for the headline rows, and every switcher again at
- * layouts c1-c4 and at stack layouts s1 (peer stack top 0x340 below its page end, the
+ * layouts c1-c6 and at stack layouts s1 (peer stack top 0x340 below its page end, the
  * caller 0x1c0 deeper) and s2 (peer stack top at the caller's page offset: the two
  * stacks' frames 4 KiB-aliased), as rows <case>/layout=<code>-<stack> with metric
  * ns_per_switch_layout, then one <case>/layouts row per switcher (median, min and max of
- * its layouts' medians, runs = layouts) and switch/ratio/strict-over-boost/layouts (the
- * same over each layout's strict/Boost ratio). A layout artefact shows as spread.
+ * its layouts' medians, runs = layouts), switch/ratio/strict-over-boost/layouts (the
+ * same over each layout's strict/Boost ratio) and .../worst-layout (the largest of
+ * those, its layout named in impl). A layout artefact shows as spread.
+ * The scheduler's switch at the same code layouts: switch/fiber/yield/sites=2 (two
+ * fibers yielding from two call sites, c0) and its /layout=<code>-s0 rows and /layouts
+ * summary; switch/fiber/yield is the one-call-site case (both fibers run one loop).
  * Google Benchmark runs every case with random interleaving of repetitions (drift
  * between batches on a shared VM is larger than within); results/switch.csv.
  */
@@ -243,6 +247,30 @@ static void bm_yield(gb_state_t *st, void *ctx)
     }
     if (pinned)
         pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
+}
+
+/* fiber_yield between two fibers that yield from two different call sites, placed at a
+ * code layout (bench/peers/drive_x86_64.S): ctx = the layout. Thread CPU time, unpinned,
+ * like switch/fiber/yield, whose two fibers run the same loop (one call site). With two
+ * sites the scheduler's switch returns into the other fiber's site, which the return
+ * stack buffer, holding the suspended fiber's return addresses, cannot predict. */
+static void bm_yield_sites(gb_state_t *st, void *ctx)
+{
+    const peer_layout_t *l = ctx;
+    const long K = 5000;
+    gb_label(st, l == &peer_layouts[0] ? "metric=ns_per_switch" : "metric=ns_per_switch_layout");
+    while (gb_keep_running_batch(st, 2 * K)) {
+        uint64_t t0 = bench_cpu_ns();
+        fiber_t *a = fiber_spawn(l->yield_run, (void *)(intptr_t)K);
+        fiber_t *b = fiber_spawn(l->yield_peer, (void *)(intptr_t)K);
+        if (!a || !b) {
+            gb_skip_with_error(st, "fiber_spawn failed");
+            break;
+        }
+        fiber_join(a);
+        fiber_join(b);
+        gb_set_iteration_time_ns(st, (double)(bench_cpu_ns() - t0));
+    }
 }
 
 /* ---- thread pairs ---- */
@@ -473,6 +501,9 @@ static const switcher_t switchers[] = {
 #define N_SWITCHERS (int)(sizeof switchers / sizeof switchers[0])
 #define MAX_LAYOUTS 16
 
+/* fiber_yield from two call sites: the headline row (c0) and its layout rows. */
+#define YIELD_SITES "switch/fiber/yield/sites=2"
+
 /* The layouts every sweeping switcher runs at: (code, stack), c0-s0 first. */
 static int layout_code[MAX_LAYOUTS], layout_stack[MAX_LAYOUTS], n_layouts;
 
@@ -511,6 +542,16 @@ static void register_raw(void)
             setup(gb_register(name, bm_raw, c), g_mode);
         }
     }
+    /* The scheduler's switch at every code layout (its stacks come from the pool). */
+    if (peer_layouts[0].yield_run)
+        for (int c = 0; c < peer_nlayouts; c++) {
+            char name[128];
+            if (c == 0)
+                snprintf(name, sizeof name, "%s", YIELD_SITES);
+            else
+                snprintf(name, sizeof name, "%s/layout=%s-s0", YIELD_SITES, peer_layouts[c].name);
+            setup(gb_register(name, bm_yield_sites, (void *)&peer_layouts[c]), g_mode);
+        }
 }
 
 /* After the run: each sweeping switcher's spread over layouts, and strict/Boost at each
@@ -551,15 +592,47 @@ static void layout_rows(const char *out_dir)
         bench_gb_row("switch", out_dir, case_name, mod, impl, "ns_per_switch_layout", "ns", v,
                      n_layouts);
     }
-    /* strict (0) over Boost (last) at each layout */
+    /* strict (0) over Boost (last) at each layout; the worst layout on a row of its own
+     * (median = min = max = that layout's ratio of medians, impl names the layout) */
     int strict = 0, boost = N_SWITCHERS - 1;
     if (have[strict] && have[boost]) {
         double r[MAX_LAYOUTS], v[3];
-        for (int i = 0; i < n_layouts; i++)
+        int worst = 0;
+        for (int i = 0; i < n_layouts; i++) {
             r[i] = med[strict][i] / med[boost][i];
+            if (r[i] > r[worst])
+                worst = i;
+        }
+        double w[3] = {r[worst], r[worst], r[worst]};
         bench_stats(r, n_layouts, &v[0], &v[1], &v[2]);
         bench_gb_row("switch", out_dir, "switch/ratio/strict-over-boost/layouts", "ratio",
                      "fiber-strict/boost/layouts", "ratio", "x", v, n_layouts);
+        char impl[96], ln[32];
+        layout_name(worst, ln, sizeof ln);
+        snprintf(impl, sizeof impl, "fiber-strict/boost/layout=%s", ln);
+        bench_gb_row("switch", out_dir, "switch/ratio/strict-over-boost/worst-layout", "ratio", impl,
+                     "ratio", "x", w, 1);
+    }
+    /* fiber_yield from two sites at every code layout */
+    double y[MAX_LAYOUTS];
+    int ny = 0;
+    for (int c = 0; c < peer_nlayouts && peer_layouts[0].yield_run; c++) {
+        char name[128];
+        double v[3];
+        int runs;
+        if (c == 0)
+            snprintf(name, sizeof name, "%s", YIELD_SITES);
+        else
+            snprintf(name, sizeof name, "%s/layout=%s-s0", YIELD_SITES, peer_layouts[c].name);
+        if (bench_gb_stats(name, v, &runs) != 0)
+            break;
+        y[ny++] = v[0];
+    }
+    if (ny == peer_nlayouts && ny > 0) {
+        double v[3];
+        bench_stats(y, ny, &v[0], &v[1], &v[2]);
+        bench_gb_row("switch", out_dir, YIELD_SITES "/layouts", "fiber", "yield/sites=2/layouts",
+                     "ns_per_switch_layout", "ns", v, ny);
     }
 }
 
@@ -636,6 +709,8 @@ int main(int argc, char **argv)
                        "switch/fiber/strict", "switch/boost/jump_fcontext");
         bench_gb_ratio("switch", out, "switch/ratio/yield-over-strict", "fiber-yield/fiber-strict",
                        "switch/fiber/yield", "switch/fiber/strict");
+        bench_gb_ratio("switch", out, "switch/ratio/yield-sites2-over-strict",
+                       "fiber-yield-sites2/fiber-strict", YIELD_SITES, "switch/fiber/strict");
         bench_gb_ratio("switch", out, "switch/ratio/futex-same-over-fiber-yield",
                        "thread-futex-same/fiber-yield", "switch/thread/futex/cpu=same", "switch/fiber/yield");
         bench_gb_ratio("switch", out, "switch/ratio/futex-same-over-fiber-strict",

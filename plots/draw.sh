@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Draws every figure: each plots/*.gp over the CSVs in INDIR, as SVG and PNG in OUTDIR.
 #   plots/draw.sh [INDIR [OUTDIR]] [--only NAME[,NAME]]
-# Defaults: results/ -> plots/ (make plots); make plots-published draws
-# results/published/ -> plots/published/. A figure whose CSVs (its "# needs:" line)
-# are missing is skipped with a note; a gnuplot error fails the run (exit 1).
+# Defaults: results/ -> plots/ (make plots); make plots-published draws each
+# published set results/published/<machine>/ -> plots/published/<machine>/. A figure
+# whose CSVs (its "# needs:" line) are missing is skipped with a note; a gnuplot error
+# fails the run (exit 1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 in=""; out=""; only=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --only) [ $# -ge 2 ] || { echo "draw.sh: --only needs a name" >&2; exit 2; }; only=$2; shift ;;
     -*) echo "draw.sh: unknown flag '$1' (try --help)" >&2; exit 2 ;;
     *) if [ -z "$in" ]; then in=$1; elif [ -z "$out" ]; then out=$1; else

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Prints the README's result tables (markdown) from a results directory.
 
-    plots/tables.py [DIR]        (default results/published)
+    plots/tables.py [DIR]        (default: the README's set, results/published/shown.txt)
 
 Reads only DIR/*.csv (results/README.md schema); prints one table per harness that is
-present, each figure as median (min-max over runs). The README pastes these, so every
-published number can be traced to a row. Python 3 standard library only.
+present, each figure as median (min-max over runs). scripts/gen_readme.py puts these
+into the READMEs between markers, so every published number can be traced to a row.
+Python 3 standard library only.
 """
 import argparse
 import csv
@@ -127,29 +128,32 @@ def seed(d):
     rows = load(d, "seed")
     if not rows:
         return
-    print("### The post's protocol (`seed.csv`)\n")
+    print("### The post's protocol (`seed.csv`, thread / fiber = how many times cheaper fibers are)\n")
+    models = []
+    for r in rows:
+        if r["model"] == "thread" and r["impl"] not in models:
+            models.append(r["impl"])
+    groups = [("Ruby 3.4 published", "ruby-thread", "ruby-fiber", lambda i: i.startswith("published")),
+              ("Ruby here", "ruby-thread", "ruby-fiber", lambda i: not i.startswith("published"))]
+    groups += [(f"C, `{m}` threads", "thread", "fiber", (lambda m: lambda i: i in (m, "scheduler"))(m))
+               for m in models]
     out = []
-    for metric, label, better in (("us_per_unit", "create, µs per unit", min),
-                                  ("us_per_switch", "switch, µs per switch", min),
-                                  ("units_per_s", "throughput, units/s", max)):
+    for metric, label, higher in (("us_per_unit", "create, µs per unit", False),
+                                  ("us_per_switch", "switch, µs per switch", False),
+                                  ("units_per_s", "throughput, units/s (10th repeat)", True)):
         line = [label]
-        for mt, mf, impl_ok in (("ruby-thread", "ruby-fiber", lambda i: i.startswith("published")),
-                                ("ruby-thread", "ruby-fiber", lambda i: not i.startswith("published")),
-                                ("thread", "fiber", lambda i: True)):
+        for _, mt, mf, impl_ok in groups:
             t = [r for r in rows if r["metric"] == metric and r["model"] == mt and impl_ok(r["impl"])]
             f = [r for r in rows if r["metric"] == metric and r["model"] == mf and impl_ok(r["impl"])]
             if not t or not f:
                 line.append("-")
                 continue
-            tb = better(t, key=lambda r: float(r["median"]))
-            fw = (max if better is min else min)(f, key=lambda r: float(r["median"]))
-            ratio = (float(tb["median"]) / float(fw["median"]) if better is min
-                     else float(fw["median"]) / float(tb["median"]))
-            line.append(f"{num(tb['median'])} / {num(fw['median'])} = **{ratio:.0f}x**")
+            t, f = t[0], f[0]
+            ratio = (float(f["median"]) / float(t["median"]) if higher
+                     else float(t["median"]) / float(f["median"]))
+            line.append(f"{num(t['median'])} / {num(f['median'])} = **{ratio:.0f}x**")
         out.append(line)
-    table(["measure", "Ruby 3.4 published (thread / fiber)", "Ruby here", "C here (best thread variant / fiber)"], out)
-    print("C thread variants:", ", ".join(sorted({r["impl"] for r in rows if r["model"] == "thread"})))
-    print()
+    table(["measure"] + [g[0] for g in groups], out)
 
 
 def mockllm(d):
@@ -168,17 +172,54 @@ def mockllm(d):
 
 
 def throughput(d):
-    rows = by(load(d, "throughput"), metric="req_per_s")
+    allr = load(d, "throughput")
+    # open-loop cases (wl-load) carry their offered rate; they get a table of their own
+    openc = {r["case"] for r in allr if r["metric"] == "offered_req_per_s"}
+    rows = [r for r in by(allr, metric="req_per_s") if r["case"] not in openc]
     if not rows:
         return
     print("### HTTP over loopback (`throughput.csv`, req/s; p99 ms)\n")
-    allr = load(d, "throughput")
+    # columns that older sets do not have appear only when the set has them
+    has_cpu = any(r["metric"] == "cpu_per_req_us" for r in allr)
+    has_gen = any(r["metric"] == "generator_cpu_percent" for r in allr)
+
+    def gen(case):
+        g = one(allr, case=case, metric="generator_cpu_percent")
+        b = one(allr, case=case, metric="generator_bound_count")
+        if b is None or float(b["max"]) <= 0:
+            return cell(g)
+        # a 0/1 flag per run: min 1 = every run, median 1 = most, max 1 = some
+        how = ("every run" if float(b["min"]) > 0 else "most runs" if float(b["median"]) >= 0.5
+               else "some runs")
+        return cell(g) + f" **generator-bound** ({how})"
     out = []
     for r in rows:
         p99 = one(allr, case=r["case"], metric="p99_ms")
         err = one(allr, case=r["case"], metric="errors")
-        out.append([f"`{short(r['case'])}`", cell(r), cell(p99), cell(err)])
-    table(["case", "req/s", "p99 ms", "errors"], out)
+        line = [f"`{short(r['case'])}`", cell(r), cell(p99), cell(err)]
+        if has_cpu:
+            line.append(cell(one(allr, case=r["case"], metric="cpu_per_req_us")))
+        if has_gen:
+            line.append(gen(r["case"]))
+        out.append(line)
+    table(["case", "req/s", "p99 ms", "errors"] + (["server CPU µs / request"] if has_cpu else [])
+          + (["load generator CPU %"] if has_gen else []), out)
+    if openc:
+        print("Open loop (`wl-load`: constant arrival rate; p50/p99 from each request's due "
+              "time, service p99 from its actual send, as a closed-loop tool measures):\n")
+        out = []
+        for r in allr:
+            if r["case"] in openc and r["metric"] == "offered_req_per_s":
+                k = dict(case=r["case"])
+                out.append([f"`{short(r['case'])}`", cell(r),
+                            cell(one(allr, metric="req_per_s", **k)),
+                            cell(one(allr, metric="p50_ms", **k)),
+                            cell(one(allr, metric="p99_ms", **k)),
+                            cell(one(allr, metric="service_p99_ms", **k)),
+                            cell(one(allr, metric="incomplete_count", **k)),
+                            cell(one(allr, metric="cpu_per_req_us", **k)), gen(r["case"])])
+        table(["case", "offered req/s", "answered req/s", "p50 ms", "p99 ms", "service p99 ms",
+               "never answered", "server CPU µs / request", "load generator CPU %"], out)
 
 
 def llm(d):
@@ -193,9 +234,24 @@ def llm(d):
         out.append([f"`{short(r['case'])}`", cell(r, mib),
                     cell(one(rows, metric="ttft_p50_ms", **k)),
                     cell(one(rows, metric="ttft_p99_ms", **k)),
+                    cell(one(rows, metric="tokens_per_s", **k)),
                     cell(one(rows, metric="cpu_per_1k_tokens_ms", **k)),
                     cell(one(rows, metric="errors", **k))])
-    table(["case", "peak RSS", "TTFT p50 ms", "TTFT p99 ms", "CPU ms / 1k tokens", "errors"], out)
+    table(["case", "peak RSS", "TTFT p50 ms", "TTFT p99 ms", "tokens/s", "CPU ms / 1k tokens",
+           "errors"], out)
+    mg = [r for r in rows if r["metric"] == "cpu_per_1k_tokens_marginal_ms"]
+    if mg:
+        print("Marginal client CPU per 1,000 tokens (the difference between two conversation "
+              "lengths on the same draws: connection setup and unit creation excluded):\n")
+        out = []
+        for r in mg:
+            n = r["value"]
+            lbl = r["case"].split("/")[2]
+            q = one(rows, case=f"llm/ratio/thread-over-fiber/{lbl}/n={n}/cpu-per-token-marginal",
+                    metric="ratio")
+            out.append([f"`{short(r['case'])}`", cell(r), cell(q) + "x" if q and
+                        r["impl"] == "thread" else ""])
+        table(["case", "CPU ms / 1k tokens", "thread / fiber"], out)
     st = [r for r in rows if r["case"].startswith("starve/") and r["metric"] == "ttft_p99_ms"]
     if st:
         print("Slot starvation (pool of 25 workers):\n")
@@ -233,9 +289,11 @@ def llm_tls(d):
 def main(argv=None):
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description="Print the README's markdown tables from results CSVs.")
-    ap.add_argument("dir", nargs="?", default=os.path.join(top, "results", "published"))
+    sys.path.insert(0, os.path.join(top, "scripts"))
+    import resultsets
+    ap.add_argument("dir", nargs="?", default=resultsets.shown_set())
     a = ap.parse_args(argv)
-    if not os.path.isdir(a.dir):
+    if not a.dir or not os.path.isdir(a.dir):
         print(f"tables: no directory {a.dir}", file=sys.stderr)
         return 2
     for f in (seed, switch, alloc, memory, scale, mockllm, throughput, llm, llm_tls):

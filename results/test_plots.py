@@ -98,6 +98,58 @@ def fixtures():
                                 "ttft_p99_ms", "ms", 60.0))
     f["llm"].append(row("llm", "llm/thread/gpt4o-5tps/limit=EMFILE", "thread", "thread", "", "",
                         "limit_units", "count", 19990.0, 1))
+    f["curl"] = []
+    for m, impl in (("thread", "curl-easy-thread"), ("fiber", "curl-easy-fiber-hook"),
+                    ("curl-multi", "curl-multi-epoll")):
+        for n in (100, 1000, 6000):
+            case = f"curl/{impl}/gpt4o-5tps-prompt4k/n={n}"
+            f["curl"] += [row("curl", case, m, impl, "n", n, "bytes_per_unit", "bytes", 40000.0),
+                          row("curl", case, m, impl, "n", n, "cpu_per_1k_tokens_ms", "ms", 30.0),
+                          row("curl", case, m, impl, "n", n, "ttft_p99_ms", "ms", 900.0)]
+    f["curl"].append(row("curl", "curl/curl-easy-fiber-hook/gpt4o-5tps-prompt4k/n=10000/limit=EMFILE",
+                         "fiber", "curl-easy-fiber-hook", "n", 10000, "limit_units", "count",
+                         6664.0, 1))
+    f["ruby"] = []
+    for impl, m, b in (("ruby-thread", "ruby-thread", 80000.0), ("ruby-async", "ruby-fiber", 55000.0),
+                       ("c-thread", "thread", 50000.0), ("c-fiber", "fiber", 6000.0)):
+        for n in (100, 1000, 10000):
+            f["ruby"].append(row("ruby", f"llm/{impl}/gpt4o-5tps/n={n}", m, impl, "n", n,
+                                 "bytes_per_unit", "bytes", b))
+        f["ruby"].append(row("ruby", f"llm/{impl}/vllm8b-nowait/n=100/marginal-16-256-tokens", m,
+                             impl, "n", 100, "cpu_per_1k_tokens_marginal_ms", "ms", b / 1000))
+        f["ruby"].append(row("ruby", f"starve/{impl}/fixed-x0.25/n=1000", m, impl, "n", 1000,
+                             "ttft_rest_p99_ms", "ms", b / 10))
+    for impl, m, done in (("puma-5", "ruby-thread", 15.0), ("async-http-server", "ruby-fiber", 1000.0),
+                          ("c-fiber", "fiber", 1000.0)):
+        for n in (100, 1000):
+            c = f"relay/{impl}/gpt4o-5tps/n={n}"
+            f["ruby"] += [row("ruby", c, m, impl, "n", n, "completed_count", "count", min(done, n)),
+                          row("ruby", c, m, impl, "n", n, "ttft_p50_ms", "ms", 500.0),
+                          row("ruby", c, m, impl, "n", n, "cpu_per_1k_tokens_ms", "ms", 1.5)]
+    f["peers"] = []
+    for impl, m, i, b, c in (("py-thread", "python-thread", "python-3.11.2/http.client", 50000.0, 300.0),
+                             ("py-asyncio", "python-asyncio", "python-3.11.2/asyncio-streams", 10000.0, 60.0),
+                             ("go-goroutine", "go-goroutine", "go-1.19.8/net-http", 40000.0, 50.0),
+                             ("node-openai", "node-event-loop", "node-20.20.2/openai-4.104.0", 45000.0, 150.0),
+                             ("c-thread", "thread", "c/wl-llm", 50000.0, 35.0),
+                             ("c-fiber", "fiber", "c/wl-llm", 5000.0, 13.0)):
+        case = f"llm/{impl}/gpt4o-5tps/n=10000"
+        f["peers"] += [row("peers", case, m, i, "n", 10000, "bytes_per_unit", "bytes", b),
+                       row("peers", case, m, i, "n", 10000, "cpu_per_1k_tokens_ms", "ms", c),
+                       row("peers", case, m, i, "n", 10000, "ttft_p50_ms", "ms", c * 20),
+                       row("peers", case, m, i, "n", 10000, "ttft_p99_ms", "ms", c * 40),
+                       row("peers", case, m, i, "n", 10000, "completed_count", "count",
+                           4800.0 if impl == "py-thread" else 10000.0),
+                       row("peers", f"llm/{impl}/vllm8b-nowait/n=100/marginal-16-256-tokens", m, i,
+                           "n", 100, "cpu_per_1k_tokens_marginal_ms", "ms", c / 10)]
+    for m, i, a, s, t in (("python-thread", "python-3.11.2/cpu=same", 300.0, 43.0, 550.0),
+                          ("python-asyncio", "python-3.11.2/cpu=same", 8.6, 2.1, 3300.0),
+                          ("go-locked-thread", "go-1.19.8/cpu=same", 330.0, 12.7, 840.0),
+                          ("go-goroutine", "go-1.19.8/cpu=same", 4.0, 0.067, 78000.0)):
+        f["peers"] += [row("peers", f"seed/{m}/{i}/alloc/n=10000/m=2", m, i, "", "", "us_per_unit", "us", a),
+                       row("peers", f"seed/{m}/{i}/switch/n=2/m=10000", m, i, "", "", "us_per_switch", "us", s),
+                       row("peers", f"seed/{m}/{i}/throughput/n=1000/m=100", m, i, "", "", "units_per_s",
+                           "units/s", t)]
     return f
 
 
@@ -138,6 +190,23 @@ class PlotsTest(unittest.TestCase):
                 self.assertGreater(os.path.getsize(p), 2000, f"{p} is nearly empty")
         with open(os.path.join(self.out, "switch.png"), "rb") as f:
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+    def test_seed_verdicts_three_states(self):
+        # Fixture: fibers 5 us per unit; baton threads 130 (26x), sched_yield 60 (12x).
+        def verdict(metric):
+            r = subprocess.run([sys.executable, os.path.join(TOP, "plots", "lib", "verdict.py"),
+                                self.dir, metric], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout.strip()
+        self.assertEqual(verdict("us_per_unit"),
+                         ">= 20x: in C holds only against baton; Ruby here: does not hold")
+        self.assertEqual(verdict("us_per_switch"),
+                         ">= 10x: in C holds against every C thread model; Ruby here: holds")
+        # pairs.awk: one C group per thread model, none picked for the others.
+        r = subprocess.run("awk -f plots/lib/select.awk -v where='metric=us_per_unit' "
+                           f"{self.dir}/seed.csv | awk -F, -v hib=0 -f plots/lib/pairs.awk",
+                           shell=True, cwd=TOP, capture_output=True, text=True)
+        self.assertEqual(r.stdout.splitlines()[-2:], ["C: baton,130,5", "C: sched_yield@1cpu,60,5"])
 
     def test_missing_csv_is_skipped(self):
         os.remove(os.path.join(self.dir, "llm.csv"))

@@ -4,8 +4,15 @@
     scripts/check_results.py [--strict] [--quiet] [PATH ...]
 
 Each PATH is a results CSV or a directory whose *.csv files are checked (not
-recursively). Without PATH: results/ and results/published/ of this tree. Every CSV
-must have its <harness>.machine.txt beside it.
+recursively). Without PATH: results/ and every published set results/published/<machine>/
+of this tree. Every CSV must have its <harness>.machine.txt beside it.
+
+A directory whose parent is named "published" is a published set, held to more: its
+name is the machine name of its machine files (scripts/resultsets.py machine_name, the
+CPU model in it), every machine file says `noisy: no` (scripts/noise.py wrote it: a
+noisy run is never published), and no CSV lies in published/ itself. A set measured
+before noise was recorded says `noise: not recorded ...` instead: a warning, not an
+error, until it is published again.
 
 Exit status: 0 all valid (warnings may be printed), 1 some file invalid, 2 bad usage.
 Python 3 standard library only: make test runs it on a fresh machine.
@@ -17,12 +24,16 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resultsets  # noqa: E402
+
 HEADER = ["harness", "case", "model", "impl", "param", "value", "metric", "unit",
           "median", "min", "max", "runs"]
 
 # Keep these three tables in step with results/README.md: it is the manual, this
 # is its enforcement.
-HARNESSES = {"switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm"}
+HARNESSES = {"switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm",
+             "curl", "ruby", "peers"}
 
 UNITS = {"ns", "us", "ms", "s", "bytes", "KiB", "MiB", "count", "streams", "ops/s",
          "req/s", "units/s", "tokens/s", "events/s", "conv/s", "MB/s", "percent", "x"}
@@ -60,6 +71,11 @@ METRICS = {
     "ttft_rest_p99_ms": "ms", "db_peak_held_count": "count", "db_wait_mean_ms": "ms",
     "unserved_conns_count": "count", "listen_overflows_count": "count",
     "retries_count": "count", "cpu_per_1k_tokens_marginal_ms": "ms",
+    # workloads: HTTP server CPU, the load generator's own CPU, the open-loop run
+    "cpu_per_req_us": "us", "generator_cpu_percent": "percent", "generator_cpu_s": "s",
+    "generator_bound_count": "count", "generator_send_lag_p99_ms": "ms",
+    "offered_req_per_s": "req/s", "service_p99_ms": "ms", "incomplete_count": "count",
+    "completed_count": "count", "kernel_est_per_unit_bytes": "bytes", "loadgen_cpu_s": "s",
     "cpu_per_event_us": "us", "kernel_share_percent": "percent",
     "runq_wait_percent": "percent", "client_busy_percent": "percent",
     "accept_to_request_us": "us", "accept_to_request_max_us": "us", "runs_count": "count",
@@ -129,6 +145,37 @@ def check_machine(csv_path, rep):
     for k in MACHINE_KEYS:
         if not keys.get(k):
             rep.error(mpath, f"missing key '{k}:'")
+
+
+def is_published_set(directory):
+    d = os.path.abspath(directory)
+    return os.path.basename(os.path.dirname(d)) == "published"
+
+
+def check_published_set(directory, rep):
+    """The rules of a published set (see the top of this file). Returns nothing; errors
+    go to rep."""
+    name = os.path.basename(os.path.abspath(directory))
+    names = resultsets.dir_machine_names(directory)
+    if not names:
+        rep.error(directory, "published set without machine files")
+    for h, n in sorted(names.items()):
+        mpath = os.path.join(directory, h + ".machine.txt")
+        if n != name:
+            rep.error(mpath, f"belongs to machine '{n}', not to the set '{name}' it is in "
+                             "(results/published/<machine>/, named by scripts/resultsets.py)")
+        keys = resultsets.read_machine(mpath)
+        noisy = keys.get("noisy", "")
+        if noisy.startswith("no"):
+            continue
+        if noisy:
+            rep.error(mpath, f"noisy run in a published set (noisy: {noisy}); "
+                             "publish a calm run (make publish refuses noisy ones)")
+        elif keys.get("noise", "").startswith("not recorded"):
+            rep.warn(mpath, "noise not recorded (a set from before scripts/noise.py): publish it again")
+        else:
+            rep.error(mpath, "no 'noisy:' line: a published run must carry its noise record "
+                             "(make bench writes it through scripts/noise.py)")
 
 
 def check_row(where, row, harness_of_file, strict, rep):
@@ -249,8 +296,8 @@ def main(argv=None):
         description="Validate fiberbench results CSVs against results/README.md.",
         epilog="Exit status: 0 valid, 1 invalid, 2 bad usage.")
     ap.add_argument("paths", nargs="*", metavar="PATH",
-                    help="CSV files or directories (default: results/ and "
-                         "results/published/ of this tree)")
+                    help="CSV files or directories (default: results/ and every "
+                         "results/published/<machine>/ of this tree)")
     ap.add_argument("--strict", action="store_true",
                     help="treat metrics missing from results/README.md as errors")
     ap.add_argument("--quiet", "-q", action="store_true",
@@ -258,20 +305,29 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    paths = args.paths or [os.path.join(top, "results"),
-                           os.path.join(top, "results", "published")]
+    published = os.path.join(top, "results", "published")
+    paths = args.paths or ([os.path.join(top, "results"), published]
+                           + resultsets.list_sets(published))
     explicit = bool(args.paths)
     files = []
+    rep = Report(args.quiet)
     for p in paths:
         if os.path.isdir(p):
-            files += sorted(os.path.join(p, n) for n in os.listdir(p)
-                            if n.endswith(".csv") and os.path.isfile(os.path.join(p, n)))
+            csvs = sorted(os.path.join(p, n) for n in os.listdir(p)
+                          if n.endswith(".csv") and os.path.isfile(os.path.join(p, n)))
+            if os.path.basename(os.path.abspath(p)) == "published":
+                for c in csvs:
+                    rep.error(c, "a CSV directly in published/: published sets live in "
+                                 "published/<machine>/ (make publish)")
+                continue
+            if is_published_set(p):
+                check_published_set(p, rep)
+            files += csvs
         elif os.path.isfile(p):
             files.append(p)
         elif explicit:
             print(f"check_results: no such file or directory: {p}", file=sys.stderr)
             return 2
-    rep = Report(args.quiet)
     good = sum(check_csv(f, args.strict, rep) for f in files)
     if not args.quiet:
         print(f"check_results: {good}/{len(files)} files valid, {rep.errors} errors, "

@@ -146,5 +146,68 @@ class CheckerTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
 
 
+class PublishedSetTest(unittest.TestCase):
+    """results/published/<machine>/: named after its machine, no noisy run in it."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.pub = os.path.join(self.tmp.name, "published")
+        # "test cpu", 2 cores, no virtualization line: scripts/resultsets.py names it so.
+        self.set = os.path.join(self.pub, "test-2cpu-metal")
+        os.makedirs(self.set)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def put(self, d, noise):
+        with open(os.path.join(d, "switch.csv"), "w") as f:
+            f.write(HEADER + GOOD_ROWS[0] + "\n")
+        with open(os.path.join(d, "switch.machine.txt"), "w") as f:
+            f.write(MACHINE + noise)
+
+    def check(self, d):
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = check_results.main([d])
+        return code, err.getvalue()
+
+    def test_calm_set_passes(self):
+        self.put(self.set, "noisy: no\n")
+        code, err = self.check(self.set)
+        self.assertEqual(code, 0, err)
+
+    def test_noisy_run_is_refused(self):
+        self.put(self.set, "noisy: yes (busy at the start after waiting 60 s)\n")
+        code, err = self.check(self.set)
+        self.assertEqual(code, 1)
+        self.assertIn("noisy run in a published set", err)
+
+    def test_no_noise_record_is_refused(self):
+        self.put(self.set, "")
+        code, err = self.check(self.set)
+        self.assertEqual(code, 1)
+        self.assertIn("no 'noisy:' line", err)
+
+    def test_legacy_set_warns(self):
+        self.put(self.set, "noise: not recorded (old)\n")
+        code, err = self.check(self.set)
+        self.assertEqual(code, 0, err)
+        self.assertIn("noise not recorded", err)
+
+    def test_set_named_after_another_machine(self):
+        wrong = os.path.join(self.pub, "amd-epyc-2vcpu-kvm")
+        os.makedirs(wrong)
+        self.put(wrong, "noisy: no\n")
+        code, err = self.check(wrong)
+        self.assertEqual(code, 1)
+        self.assertIn("belongs to machine 'test-2cpu-metal'", err)
+
+    def test_flat_csv_in_published_is_refused(self):
+        self.put(self.pub, "noisy: no\n")
+        code, err = self.check(self.pub)
+        self.assertEqual(code, 1)
+        self.assertIn("published/<machine>/", err)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,225 +1,391 @@
 #!/usr/bin/env python3
-"""Compares fresh thread/fiber ratios with results/published/ and with the post's claims.
+"""Checks a fresh quick run against the published set of the same machine, and the
+post's claims with three-state verdicts.
 
-    scripts/reproduce.py [--fresh DIR] [--published DIR] [--band X] [--fail-band Y]
+    scripts/reproduce.py [--fresh DIR] [--published DIR] [--ratio-band X] [--abs-band Y]
+                         [--bytes-band Z]
 
-Each ratio is computed inside one results directory (both sides from the same run), as
-"how many times cheaper fibers are": thread time / fiber time, or fiber throughput /
-thread throughput. A claim passes when the fresh ratio is at least the post's figure.
-The fresh ratio is also compared with the published one: within a factor of --band
-(default 2) is "within"; between --band and --fail-band (default 4) it is drift, a
-warning; beyond --fail-band it fails on the same kind of machine (same CPU model in the
-machine files) and only warns on another machine, where ratios may honestly differ.
-Two bands because on a shared 2-vCPU VM the thread side of a quick run moves by 2-3x
-between batches (cross-core wake-ups cost ~20 us under the hypervisor): a single 2x
-band would fail CI on noise, not on a regression.
+--fresh: the quick run (default results/tmp/reproduce: switch, alloc, memory, seed).
+--published: the set to compare with (default: results/published/<machine>/ of the
+  fresh run's machine, scripts/resultsets.py; when there is none, the README's set, and
+  only the checks that hold across machines are made).
 
-Exit status: 0 every claim holds and no band failed, 1 a claim failed, a ratio could
-not be computed from the fresh run, or a ratio left --fail-band on the same kind of
-machine; 2 bad usage.
-Python 3 standard library only.
+Checks (each figure is a median over the run's repetitions; a ratio's two sides come
+from the same run):
+  same machine  ratio     thread/fiber ratios (the post's protocol against each C thread
+                          model, switch hand-offs against fiber_yield, create+join against
+                          the pooled and the fresh-stack fiber, memory) within --ratio-band
+                          (default 2x) of the published ones
+                fiber     fiber-side absolute figures (ns per switch, ns per create, us per
+                          unit, units/s) within --abs-band (default 1.5x)
+  any machine   portable  strict/Boost.Context and fiber_yield/strict switch ratios within
+                          --abs-band of the reference set: fiber-side figures too, code
+                          against code on one core and one clock, so they should not move
+                          with the machine (a 2x band would let a 2x regression of the
+                          strict switch through)
+                bytes     bytes per parked fiber within --bytes-band (default 10%)
+  claims        each of the post's claims (create >= 20x, switch >= 10x, throughput
+                >= 15x) against every C thread model of the run: "holds against every C
+                thread model", "holds only against <models>", "does not hold"; Ruby
+                against Ruby on this machine is its own row (informative).
+
+A figure the published set has and the fresh run lacks fails when it is one of the
+protocol, alloc or memory figures; a switch figure only warns (switch rows may be renamed
+while their harness changes). Exit status: 0 all checks pass, 1 a check failed or a claim
+holds against no C thread model, 2 bad usage. Python 3 standard library only.
 """
 import argparse
-import csv
 import os
 import re
 import sys
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resultsets  # noqa: E402
 
-# Which C threads a claim is judged against. The post measured Ruby threads, which hand
-# the GVL over at every Thread.pass: the C model of that is the GVL-like baton
-# (bench/seed.c, impl "baton", unpinned as Ruby's threads are, or on one CPU: the
-# cheaper of the two is the one judged). The cheapest C thread
-# variant (sched_yield pinned to one CPU: no lock, no hand-over guarantee) is not what
-# the post measured, but it is the toughest peer, so every claim is also shown against
-# it as an informative row ("vs cheapest C thread"), never hidden.
-CLAIM_THREAD_RE = r"^baton(/cpu=same)?$"
+TOP = resultsets.TOP
 
-# One entry per compared ratio. claim: the post's minimum ratio (None: informative, no
-# claim); post: what the post's benchmark published for Ruby 3.4 (socketry/performance
-# fiber-vs-thread readme, see ../shared/reference or results/README.md), for context.
-# The rows are picked from <harness>.csv by metric and model; impl_re picks the C
-# implementation out of the others (Ruby rows share the file).
-RATIOS = [
-    {"name": "create", "claim_text": "fibers >= 20x cheaper to create", "claim": 20.0,
-     "post": 78.586 / 3.394, "harness": "seed", "metric": "us_per_unit",
-     "impl_re": r"^(?!ruby)", "thread_impl_re": CLAIM_THREAD_RE, "higher_is_better": False},
-    {"name": "switch", "claim_text": "fibers >= 10x cheaper to switch", "claim": 10.0,
-     "post": 1.338 / 0.112, "harness": "seed", "metric": "us_per_switch",
-     "impl_re": r"^(?!ruby)", "thread_impl_re": CLAIM_THREAD_RE, "higher_is_better": False},
-    {"name": "throughput", "claim_text": "fibers >= 15x more throughput", "claim": 15.0,
-     "post": 78315 / 5154, "harness": "seed", "metric": "units_per_s",
-     "impl_re": r"^(?!ruby)", "thread_impl_re": CLAIM_THREAD_RE, "higher_is_better": True},
-    # The same three against the cheapest C thread variant: informative.
-    {"name": "create-cheapest", "claim_text": "create, vs cheapest C thread", "claim": None,
-     "post": 78.586 / 3.394, "harness": "seed", "metric": "us_per_unit",
-     "impl_re": r"^(?!ruby)", "higher_is_better": False},
-    {"name": "switch-cheapest", "claim_text": "switch, vs cheapest C thread", "claim": None,
-     "post": 1.338 / 0.112, "harness": "seed", "metric": "us_per_switch",
-     "impl_re": r"^(?!ruby)", "higher_is_better": False},
-    {"name": "throughput-cheapest", "claim_text": "throughput, vs cheapest C thread", "claim": None,
-     "post": 78315 / 5154, "harness": "seed", "metric": "units_per_s",
-     "impl_re": r"^(?!ruby)", "higher_is_better": True},
-    # The same three ratios for Ruby run here: informative (no claim, never fail).
-    {"name": "ruby-create", "claim_text": "Ruby here: create ratio", "claim": None,
-     "post": 78.586 / 3.394, "harness": "seed", "metric": "us_per_unit",
-     "impl_re": r"^(?!published)", "higher_is_better": False, "ruby": True},
-    {"name": "ruby-switch", "claim_text": "Ruby here: switch ratio", "claim": None,
-     "post": 1.338 / 0.112, "harness": "seed", "metric": "us_per_switch",
-     "impl_re": r"^(?!published)", "higher_is_better": False, "ruby": True},
-    {"name": "ruby-throughput", "claim_text": "Ruby here: throughput ratio", "claim": None,
-     "post": 78315 / 5154, "harness": "seed", "metric": "units_per_s",
-     "impl_re": r"^(?!published)", "higher_is_better": True, "ruby": True},
+# The post's claims and its own Ruby 3.4 figures (socketry/performance fiber-vs-thread
+# readme; ../shared/reference).
+CLAIMS = [
+    {"name": "create", "text": "fibers >= 20x cheaper to create", "claim": 20.0,
+     "post": 78.586 / 3.394, "metric": "us_per_unit", "higher": False},
+    {"name": "switch", "text": "fibers >= 10x cheaper to switch", "claim": 10.0,
+     "post": 1.338 / 0.112, "metric": "us_per_switch", "higher": False},
+    {"name": "throughput", "text": "fibers >= 15x more throughput", "claim": 15.0,
+     "post": 78315 / 5154, "metric": "units_per_s", "higher": True},
 ]
 
 
-def load_rows(directory, harness):
-    path = os.path.join(directory, harness + ".csv")
-    if not os.path.isfile(path):
-        return None
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def pick(rows, metric, model, impl_re):
-    """The (median, impl) pairs of the rows of metric/model whose impl matches."""
-    hits = [(float(r["median"]), r.get("impl", "")) for r in rows
-            if r.get("metric") == metric and r.get("model") == model
-            and re.search(impl_re, r.get("impl", "")) and r.get("param", "") == ""]
-    if not hits:
-        return None, f"no {model} row with metric {metric}"
-    return hits, None
-
-
-def ratio(directory, spec):
-    """Returns (ratio, rows used, None) or (None, None, why) for one spec over one
-    results directory. Where a model has several variants (thread baton, thread
-    sched_yield on one CPU ...) the ratio takes the best thread variant (among those the
-    spec admits) and the worst fiber variant."""
-    rows = load_rows(directory, spec["harness"])
+def sel(rows, case=None, metric=None, model=None, impl=None, impl_re=None):
+    """The first row matching: case is a list of candidate names (first found wins: new
+    names first, the names of older sets after)."""
     if rows is None:
-        return None, None, f"no {spec['harness']}.csv in {directory}"
-    prefix = "ruby-" if spec.get("ruby") else ""
-    t, why = pick(rows, spec["metric"], prefix + "thread", spec.get("thread_impl_re", spec["impl_re"]))
-    if t is None:
-        return None, None, why
-    f, why = pick(rows, spec["metric"], prefix + "fiber", spec["impl_re"])
-    if f is None:
-        return None, None, why
-    if spec["higher_is_better"]:
-        t_v, f_v = max(t), min(f)
-        if t_v[0] <= 0:
-            return None, None, "thread throughput is zero"
-        r = f_v[0] / t_v[0]
-    else:
-        t_v, f_v = min(t), max(f)
-        if f_v[0] <= 0:
-            return None, None, "fiber time is zero"
-        r = t_v[0] / f_v[0]
-    used = (f"thread {t_v[1]} {t_v[0]:.4g} vs fiber {f_v[1]} {f_v[0]:.4g} "
-            f"{spec['metric']}")
-    if len(t) > 1:
-        # Against each thread variant too: a claim that holds against one and fails
-        # against another says which thread setup it depends on.
-        each = [(f_v[0] / tv if spec["higher_is_better"] else tv / f_v[0], ti) for tv, ti in t]
-        used += "; per thread variant: " + ", ".join(f"{ti} {x:.1f}x" for x, ti in each)
-    return r, used, None
-
-
-def machine_cpu(directory, harness):
-    try:
-        with open(os.path.join(directory, harness + ".machine.txt"), encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("cpu:"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+        return None
+    cands = case if isinstance(case, list) else [case]
+    for c in cands:
+        for r in rows:
+            if c is not None and r.get("case") != c:
+                continue
+            if metric is not None and r.get("metric") != metric:
+                continue
+            if model is not None and r.get("model") != model:
+                continue
+            if impl is not None and r.get("impl") != impl:
+                continue
+            if impl_re is not None and not re.search(impl_re, r.get("impl", "")):
+                continue
+            return r
     return None
 
 
+class Figure:
+    """One checked figure: an absolute value or the ratio of two rows of one harness."""
+
+    def __init__(self, name, harness, kind, num, den=None, higher=False, required=True):
+        self.name, self.harness, self.kind = name, harness, kind
+        self.num, self.den, self.higher, self.required = num, den, higher, required
+
+    def value(self, directory):
+        """(value, None) or (None, why)."""
+        rows = resultsets.load_rows(directory, self.harness)
+        if rows is None:
+            return None, f"no {self.harness}.csv"
+        a = sel(rows, **self.num)
+        if a is None:
+            return None, f"no row {self.num}"
+        if self.den is None:
+            return float(a["median"]), None
+        b = sel(rows, **self.den)
+        if b is None:
+            return None, f"no row {self.den}"
+        if float(b["median"]) <= 0:
+            return None, "zero denominator"
+        return float(a["median"]) / float(b["median"]), None
+
+
+def C(*cases):
+    return list(cases)
+
+
+SW_SAME = ["futex", "sem", "pipe", "condvar", "sched_yield"]
+YIELD = C("switch/fiber/yield")  # thread CPU time, like the raw switches: the portable ratio
+# The headline's fiber side: fiber_yield on the wall clock with the thread pinned, the clock
+# and pinning of the thread hand-offs (sets before it have only the CPU-time row).
+YIELD_WALL = C("switch/fiber/yield/cpu=same", "switch/fiber/yield")
+STRICT = C("switch/fiber/strict")
+POOLED_SAME = C("alloc/fiber/pooled/cpu=same/batch=1")
+POOLED_ANY = C("alloc/fiber/pooled/cpu=any/batch=1", "alloc/fiber/pooled/batch=1")
+FRESH_SAME = C("alloc/fiber/fresh-stack/cpu=same/guard=1")
+FRESH_ANY = C("alloc/fiber/fresh-stack/cpu=any/guard=1", "alloc/fiber/fresh-stack/guard=1")
+CJ_SAME = C("alloc/thread/create-join/cpu=same/stack=default")
+CJ_ANY = C("alloc/thread/create-join/cpu=any/stack=default", "alloc/thread/create-join/stack=default")
+CJF_SAME = C("alloc/thread/create-join/cpu=same/stack=fresh")
+CJF_ANY = C("alloc/thread/create-join/cpu=any/stack=fresh")
+
+
+def ns(case):
+    return {"case": case, "metric": "ns_per_switch"}
+
+
+def nc(case):
+    return {"case": case, "metric": "ns_per_create"}
+
+
+def mem(kind, n):
+    return {"case": [f"memory/{kind}/n={n}"], "metric": "bytes_per_unit"}
+
+
+FIGURES = [
+    # switch: the like-for-like pairs (fiber_yield against each same-core hand-off),
+    # the code-against-code ratios, the fiber side alone.
+    *[Figure(f"switch {k}/cpu=same over fiber_yield", "switch", "ratio",
+             ns(C(f"switch/thread/{k}/cpu=same")), ns(YIELD_WALL), required=False)
+      for k in SW_SAME],
+    Figure("switch strict over Boost jump_fcontext", "switch", "portable", ns(STRICT),
+           ns(C("switch/boost/jump_fcontext")), required=False),
+    Figure("switch fiber_yield over strict", "switch", "portable", ns(YIELD), ns(STRICT),
+           required=False),
+    # The worst of the code/stack layouts the harness sweeps: a layout artefact in the
+    # switch (issue 10: 14x Boost at some layouts on an Intel Xeon) shows here first.
+    Figure("switch strict over Boost, worst layout", "switch", "portable",
+           {"case": C("switch/ratio/strict-over-boost/worst-layout"), "metric": "ratio"},
+           required=False),
+    Figure("switch fiber strict, ns", "switch", "fiber", ns(STRICT), required=False),
+    Figure("switch fiber_yield, ns", "switch", "fiber", ns(YIELD), required=False),
+    # alloc: warm pair and cold pair, pinned and unpinned.
+    Figure("create-join over pooled fiber, cpu=same", "alloc", "ratio", nc(CJ_SAME), nc(POOLED_SAME)),
+    Figure("create-join over pooled fiber, cpu=any", "alloc", "ratio", nc(CJ_ANY), nc(POOLED_ANY)),
+    Figure("fresh-stack thread over fresh-stack fiber, cpu=same", "alloc", "ratio", nc(CJF_SAME),
+           nc(FRESH_SAME)),
+    Figure("fresh-stack thread over fresh-stack fiber, cpu=any", "alloc", "ratio", nc(CJF_ANY),
+           nc(FRESH_ANY)),
+    Figure("pooled fiber create, cpu=same, ns", "alloc", "fiber", nc(POOLED_SAME)),
+    Figure("pooled fiber create, cpu=any, ns", "alloc", "fiber", nc(POOLED_ANY)),
+    Figure("fresh-stack fiber create, cpu=same, ns", "alloc", "fiber", nc(FRESH_SAME)),
+    # memory
+    Figure("thread over fiber bytes, n=10000", "memory", "ratio", mem("thread/stack=default", 10000),
+           mem("fiber/stack=64K", 10000)),
+    Figure("bytes per fiber, n=1000", "memory", "bytes", mem("fiber/stack=64K", 1000)),
+    Figure("bytes per fiber, n=10000", "memory", "bytes", mem("fiber/stack=64K", 10000)),
+    # the post's protocol: the fiber side alone (the ratios are the claims below)
+    Figure("protocol fiber create, us per unit", "seed", "fiber",
+           {"model": "fiber", "metric": "us_per_unit"}),
+    Figure("protocol fiber switch, us per switch", "seed", "fiber",
+           {"model": "fiber", "metric": "us_per_switch"}),
+    Figure("protocol fiber throughput, units/s", "seed", "fiber",
+           {"model": "fiber", "metric": "units_per_s"}, higher=True),
+]
+
+
+def thread_models(rows):
+    """The C thread models (impls) of a seed CSV, in file order."""
+    out = []
+    for r in rows or []:
+        if r.get("model") == "thread" and r["impl"] not in out:
+            out.append(r["impl"])
+    return out
+
+
+def claim_ratios(directory, spec, ruby=False):
+    """{thread model: ratio} for one claim over one results directory (fiber over thread
+    for throughput, thread over fiber for times)."""
+    rows = resultsets.load_rows(directory, "seed")
+    if rows is None:
+        return {}
+    if ruby:
+        t = sel(rows, model="ruby-thread", metric=spec["metric"], impl_re=r"^(?!published)")
+        f = sel(rows, model="ruby-fiber", metric=spec["metric"], impl_re=r"^(?!published)")
+        pairs = {"Ruby threads": (t, f)} if t and f else {}
+    else:
+        f = sel(rows, model="fiber", metric=spec["metric"])
+        pairs = {m: (sel(rows, model="thread", impl=m, metric=spec["metric"]), f)
+                 for m in thread_models(rows)}
+    out = {}
+    for m, (t, f) in pairs.items():
+        if not t or not f:
+            continue
+        tv, fv = float(t["median"]), float(f["median"])
+        if spec["higher"] and tv > 0:
+            out[m] = fv / tv
+        elif not spec["higher"] and fv > 0:
+            out[m] = tv / fv
+    return out
+
+
+def verdict(ratios, claim):
+    """The three states: against every C thread model, only against some, none."""
+    if not ratios:
+        return "not measured"
+    held = [m for m, r in ratios.items() if r >= claim]
+    if len(held) == len(ratios):
+        return "holds against every C thread model"
+    if held:
+        return "holds only against " + ", ".join(held)
+    return "does not hold"
+
+
 def fmt(x):
+    if x is None:
+        return "-"
+    a = abs(x)
+    if a >= 1e4:
+        return f"{x:,.0f}"
+    if a >= 100:
+        return f"{x:.0f}"
+    return f"{x:.3g}"
+
+
+def fmtx(x):
     return "-" if x is None else (f"{x:.0f}x" if x >= 100 else f"{x:.1f}x")
+
+
+def noisy_note(directory):
+    notes = []
+    for h, in_dir in ((h, directory) for h in ("switch", "alloc", "memory", "seed")):
+        m = resultsets.read_machine(os.path.join(in_dir, h + ".machine.txt"))
+        if m.get("noisy", "").startswith("yes"):
+            notes.append(f"{h}: {m['noisy']}")
+    return notes
+
+
+def table(head, rows):
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    for r in [head, tuple("-" * w for w in widths)] + rows:
+        print(" | ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        description="Compare fresh thread/fiber ratios with results/published/ and "
-                    "with the claims of the original post.",
-        epilog="Exit status: 0 all hold, 1 a claim or band failed, 2 bad usage.")
+        description="Check a fresh quick run against the published set of its machine and "
+                    "the post's claims.",
+        epilog="Exit status: 0 all checks pass, 1 a check failed, 2 bad usage.")
     ap.add_argument("--fresh", default=os.path.join(TOP, "results", "tmp", "reproduce"),
-                    help="directory of the fresh quick run (default results/tmp/reproduce)")
-    ap.add_argument("--published", default=os.path.join(TOP, "results", "published"),
-                    help="directory of the published results (default results/published)")
-    ap.add_argument("--band", type=float, default=2.0,
-                    help="factor between fresh and published ratios that counts as "
-                         "within (default 2)")
-    ap.add_argument("--fail-band", type=float, default=4.0,
-                    help="factor beyond which a ratio fails on the same CPU model "
-                         "(default 4); between the two bands it is a drift warning")
+                    help="the fresh quick run (default results/tmp/reproduce)")
+    ap.add_argument("--published", default=None,
+                    help="the set to compare with (default: the published set of the fresh "
+                         "run's machine, else the README's set for the portable checks)")
+    ap.add_argument("--ratio-band", type=float, default=2.0,
+                    help="fresh ratios within this factor of the published ones (default 2)")
+    ap.add_argument("--abs-band", type=float, default=1.5,
+                    help="fiber-side absolute figures within this factor (default 1.5)")
+    ap.add_argument("--bytes-band", type=float, default=0.10,
+                    help="bytes per fiber within this fraction (default 0.10)")
+    ap.add_argument("--failed-out", default=None,
+                    help="write the harnesses whose checks failed to this file, one a line "
+                         "(reproduce.sh re-runs those once to confirm a failure)")
     args = ap.parse_args(argv)
-    if args.band < 1.0:
-        ap.error("--band must be >= 1")
-    if args.fail_band < args.band:
-        ap.error("--fail-band must be >= --band")
+    if args.ratio_band < 1.0 or args.abs_band < 1.0:
+        ap.error("--ratio-band and --abs-band must be >= 1")
+    if not 0 < args.bytes_band < 1:
+        ap.error("--bytes-band must be between 0 and 1")
     if not os.path.isdir(args.fresh):
         print(f"reproduce: no fresh results in {args.fresh}", file=sys.stderr)
         return 2
 
-    failed = False
-    lines = []
-    notes = []
-    for spec in RATIOS:
-        now, used, why_now = ratio(args.fresh, spec)
-        pub, _, why_pub = ratio(args.published, spec)
-        if used:
-            notes.append(f"{spec['name']} now: {used}")
-        verdict = []
-        informative = spec["claim"] is None
-        if now is None and informative:
-            verdict.append("not measured (informative)")
-            notes.append(f"{spec['name']}: fresh run: {why_now}")
-        elif now is None:
-            verdict.append("FAIL (not measured)")
-            notes.append(f"{spec['name']}: fresh run: {why_now}")
-            failed = True
-        else:
-            if spec["claim"] is not None:
-                if now >= spec["claim"]:
-                    verdict.append("claim holds")
-                else:
-                    verdict.append("CLAIM FAILS")
-                    failed = True
-            if pub is None:
-                verdict.append("nothing published")
-                notes.append(f"{spec['name']}: published: {why_pub}")
-            else:
-                factor = now / pub
-                same = (machine_cpu(args.fresh, spec["harness"]) ==
-                        machine_cpu(args.published, spec["harness"]))
-                if 1 / args.band <= factor <= args.band:
-                    verdict.append(f"within {args.band:g}x of published")
-                elif 1 / args.fail_band <= factor <= args.fail_band:
-                    verdict.append(f"drift: {factor:.2g}x published (warning)")
-                elif same and not informative:
-                    verdict.append(f"OUTSIDE {args.fail_band:g}x of published")
-                    failed = True
-                else:
-                    why = "informative" if informative else "other CPU: warning only"
-                    verdict.append(f"outside {args.fail_band:g}x of published ({why})")
-        if informative and now is None and pub is None:
-            continue
-        lines.append((spec["claim_text"], fmt(spec["post"]), fmt(pub), fmt(now),
-                      "; ".join(verdict)))
+    fresh_name = resultsets.dir_machine_name(args.fresh) or "unknown"
+    if args.published:
+        if not os.path.isdir(args.published):
+            print(f"reproduce: no published set {args.published}", file=sys.stderr)
+            return 2
+        ref = args.published
+    else:
+        ref = resultsets.set_for(fresh_name) or resultsets.shown_set()
+    ref_name = resultsets.dir_machine_name(ref) if ref else None
+    same = ref is not None and ref_name == fresh_name
+    print(f"reproduce: this run: {fresh_name} ({args.fresh})")
+    if ref is None:
+        print("reproduce: no published set at all: checking the claims only")
+    elif same:
+        print(f"reproduce: published set of the same machine: {ref}")
+    else:
+        print(f"reproduce: NO published set for {fresh_name}: checking ratios only "
+              f"(the portable ones against {ref_name}, {ref}) and bytes per fiber; "
+              "absolute times and machine-bound ratios are shown, not judged")
 
-    head = ("claim", "post (Ruby 3.4)", "published", "now", "verdict")
-    widths = [max(len(str(r[i])) for r in lines + [head]) for i in range(len(head))]
-    for r in [head, tuple("-" * w for w in widths)] + lines:
-        print(" | ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-    for n in notes:
-        print("note: " + n)
-    print("reproduce: " + ("FAILED" if failed else "all claims hold"))
-    return 1 if failed else 0
+    failed = []
+    failed_h = set()
+    rows = []
+    for fig in FIGURES:
+        now, why_now = fig.value(args.fresh)
+        pub, _ = fig.value(ref) if ref else (None, "no set")
+        judged = {"ratio": same, "fiber": same, "portable": ref is not None,
+                  "bytes": ref is not None}[fig.kind]
+        if fig.kind == "bytes":
+            band_text = f"±{args.bytes_band:.0%}"
+        elif fig.kind in ("fiber", "portable"):
+            band_text = f"{args.abs_band:g}x"
+        else:
+            band_text = f"{args.ratio_band:g}x"
+        if now is None:
+            if pub is None:
+                continue  # neither side has it: nothing to say
+            if fig.required and judged:
+                v = f"FAIL: not measured ({why_now})"
+                failed.append(fig.name)
+                failed_h.add(fig.harness)
+            else:
+                v = f"not measured ({why_now}): warning"
+            rows.append((fig.name, fig.kind, band_text, fmt(pub), "-", "-", v))
+            continue
+        if pub is None:
+            rows.append((fig.name, fig.kind, band_text, "-", fmt(now), "-", "nothing published"))
+            continue
+        factor = now / pub if pub else float("inf")
+        if fig.kind == "bytes":
+            ok = abs(factor - 1) <= args.bytes_band
+        elif fig.kind in ("fiber", "portable"):
+            ok = 1 / args.abs_band <= factor <= args.abs_band
+        else:
+            ok = 1 / args.ratio_band <= factor <= args.ratio_band
+        if not judged:
+            v = "shown (other machine)"
+        elif ok:
+            v = "ok"
+        else:
+            v = "FAIL: outside " + band_text
+            failed.append(fig.name)
+            failed_h.add(fig.harness)
+        rows.append((fig.name, fig.kind, band_text, fmt(pub), fmt(now), f"{factor:.2f}", v))
+    print()
+    table(("figure", "kind", "band", "published", "now", "now/published", "check"), rows)
+
+    print()
+    crow = []
+    for spec in CLAIMS:
+        now = claim_ratios(args.fresh, spec)
+        pub = claim_ratios(ref, spec) if ref else {}
+        v_now = verdict(now, spec["claim"])
+        v_pub = verdict(pub, spec["claim"]) if pub else "-"
+        if v_now in ("does not hold", "not measured"):
+            failed.append(f"claim '{spec['text']}': {v_now}")
+            failed_h.add("seed")
+            v_now = v_now.upper()
+        per = "; ".join(f"{m} {fmtx(pub.get(m))} -> {fmtx(r)}" for m, r in now.items())
+        crow.append((spec["text"], fmtx(spec["post"]), per or "-", v_now, v_pub))
+        rnow = claim_ratios(args.fresh, spec, ruby=True)
+        rpub = claim_ratios(ref, spec, ruby=True) if ref else {}
+        r = rnow.get("Ruby threads")
+        rv = "not measured (no ruby)" if r is None else \
+            ("holds in Ruby here" if r >= spec["claim"] else "does not hold in Ruby here")
+        crow.append(("  Ruby vs Ruby here", fmtx(spec["post"]),
+                     f"{fmtx(rpub.get('Ruby threads'))} -> {fmtx(r)}", rv, "(informative)"))
+    table(("claim", "post (Ruby 3.4)", "C: published -> now, per C thread model",
+           "verdict now", "verdict published"), crow)
+
+    print()
+    if args.failed_out:
+        with open(args.failed_out, "w") as f:
+            f.write("".join(h + "\n" for h in sorted(failed_h)))
+    if failed:
+        print("reproduce: FAILED: " + "; ".join(failed))
+        noisy = noisy_note(args.fresh)
+        if noisy:
+            print("reproduce: this run was noisy (" + "; ".join(noisy) + "): a failure may be "
+                  "the machine's; run again when it is calm (FIBERBENCH_CALM_WAIT=300 make reproduce)")
+        return 1
+    print("reproduce: every check passed" + ("" if same else
+          " (ratios and bytes only: no published set of this machine)"))
+    return 0
 
 
 if __name__ == "__main__":

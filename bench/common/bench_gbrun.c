@@ -69,10 +69,13 @@ int bench_gbrun(const char *harness, const char *out_dir, int n_flags, char **gb
     cv[c++] = json;
     cv[c++] = (char *)"--out-dir";
     cv[c++] = (char *)out_dir;
-    for (int i = 0; machine_extra && machine_extra[i] && c < 76; i++) {
+    for (int i = 0; machine_extra && machine_extra[i] && c < 74; i++) {
         cv[c++] = (char *)"--extra";
         cv[c++] = (char *)machine_extra[i];
     }
+    /* Which CPUs the cases pinned to is known only now, after the run. */
+    cv[c++] = (char *)"--extra";
+    cv[c++] = (char *)bench_pinned_line();
     cv[c] = NULL;
     int st = bench_spawn(cv, NULL);
     if (st != 0) {

@@ -212,8 +212,9 @@ int bench_machine_txt(const char *out_dir, const char *harness, const char *cons
     char *argv[64];
     int n = 0;
     argv[n++] = script;
-    for (int i = 0; extra && extra[i] && n < 63; i++)
+    for (int i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = (char *)extra[i];
+    argv[n++] = (char *)bench_pinned_line();
     argv[n] = NULL;
     int st = bench_spawn(argv, path);
     if (st != 0) {
@@ -298,6 +299,23 @@ int bench_hwm_reset(void)
     return 0;
 }
 
+/* Every CPU a thread was pinned to (bit per CPU), for the machine file. */
+static unsigned long pinned_mask;
+
+static void pin_die(const char *what, int cpu, int err)
+{
+    fprintf(stderr, "bench: cannot pin %s to CPU %d: %s. A cpu=same or cpu=cross case "
+            "would measure unpinned threads; stopping (check the process's allowed CPUs: "
+            "taskset -pc $$)\n", what, cpu, strerror(err));
+    exit(1);
+}
+
+static void pin_note(int cpu)
+{
+    if (cpu >= 0 && cpu < (int)(8 * sizeof pinned_mask))
+        __atomic_fetch_or(&pinned_mask, 1UL << cpu, __ATOMIC_RELAXED);
+}
+
 int bench_pin_self(int cpu)
 {
     cpu_set_t set;
@@ -305,15 +323,52 @@ int bench_pin_self(int cpu)
     if (cpu < 0) {
         for (int i = 0; i < CPU_SETSIZE && i < bench_ncpus(); i++)
             CPU_SET(i, &set);
+    } else if (cpu >= CPU_SETSIZE) {
+        pin_die("the calling thread", cpu, EINVAL);
     } else {
         CPU_SET(cpu, &set);
     }
     int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-    if (rc != 0) {
-        errno = rc;
-        return -1;
-    }
+    if (rc != 0)
+        pin_die(cpu < 0 ? "the calling thread (back to every CPU)" : "the calling thread", cpu, rc);
+    /* The kernel migrates the caller before the call returns: not being there now means
+     * the affinity did not take. */
+    if (cpu >= 0 && sched_getcpu() != cpu)
+        pin_die("the calling thread (it runs elsewhere after the call)", cpu, EAGAIN);
+    pin_note(cpu);
     return 0;
+}
+
+void bench_pin_attr(pthread_attr_t *attr, int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (cpu < 0 || cpu >= CPU_SETSIZE)
+        pin_die("new threads", cpu, EINVAL);
+    CPU_SET(cpu, &set);
+    int rc = pthread_attr_setaffinity_np(attr, sizeof set, &set);
+    if (rc != 0)
+        pin_die("new threads", cpu, rc);
+    pin_note(cpu);
+}
+
+const char *bench_pinned_line(void)
+{
+    static char line[256];
+    unsigned long m = __atomic_load_n(&pinned_mask, __ATOMIC_RELAXED);
+    if (!m)
+        return "pinned_cpus: none (no case of this run pinned a thread)";
+    size_t n = (size_t)snprintf(line, sizeof line, "pinned_cpus: ");
+    int first = 1;
+    for (int c = 0; c < (int)(8 * sizeof m) && n + 8 < sizeof line; c++)
+        if (m & (1UL << c)) {
+            n += (size_t)snprintf(line + n, sizeof line - n, first ? "%d" : ",%d", c);
+            first = 0;
+        }
+    snprintf(line + n, sizeof line - n,
+             " (cpu=same cases run every thread, the creating and joining one included, on one "
+             "CPU; each affinity call checked, a failure stops the harness)");
+    return line;
 }
 
 int bench_ncpus(void)

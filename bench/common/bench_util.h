@@ -8,6 +8,7 @@
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -103,8 +104,21 @@ int bench_hwm_reset(void);
 
 /* ---- system ---- */
 
-/* Pins the calling thread to cpu (cpu < 0: every online CPU). Returns 0 or -1. */
+/* Pins the calling thread to cpu (cpu < 0: every online CPU, i.e. unpinned again) and
+ * checks that it now runs there. A case that says cpu=same and does not run pinned
+ * measures something else, so there is no error to ignore: when the affinity call fails
+ * (a cpuset without that CPU, too few CPUs, a filter) this prints why on stderr and
+ * exits with status 1. Each CPU pinned to is remembered for bench_pinned_line().
+ * Returns 0. */
 int bench_pin_self(int cpu);
+
+/* The same for threads not yet created: sets attr's affinity to cpu (>= 0), or prints
+ * why it cannot and exits with status 1. */
+void bench_pin_attr(pthread_attr_t *attr, int cpu);
+
+/* "pinned_cpus: 0,1 (...)": every CPU this process pinned a thread to, for the machine
+ * file (bench_machine_txt and bench_gbrun add it themselves). Static string. */
+const char *bench_pinned_line(void);
 
 /* Online CPUs. */
 int bench_ncpus(void);

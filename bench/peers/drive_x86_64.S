@@ -21,6 +21,16 @@
  *                                 recorded on the AMD EPYC with C loops
  *   c4  run +0x7f8, peer +0xbf8   each call straddles a 64-byte boundary (and a 32-byte
  *                                 one: the Intel JCC-erratum case for the call)
+ *   c5  run +0x2db, peer +0x3db   return addresses ...2e4 and ...3e4: where a single
+ *                                 alternating jmp aliases for Boost's loops (below)
+ *   c6  run +0x4c6, peer +0x506   return addresses ...4cf and ...50f, 0x40 apart: the
+ *                                 c3 aliasing at another distance
+ * On the AMD EPYC (Zen 4) here a switch ending in one indirect jmp shared by both
+ * directions mispredicted on every switch (+5-6 ns) whenever the two return addresses
+ * were congruent modulo 64 at one phase modulo 4, which depends on the code after the
+ * return address: 3 for the fiber loops (c3, c6), 0 for Boost's, whose loop has one
+ * more instruction there (c5; c2 too in some builds). fiber/src/switch_x86_64.S says
+ * how the runtime's switch avoids it.
  * Every switcher - our switches through a function pointer, Boost.Context's
  * jump_fcontext, the pop+jmp floor - gets the same loops.
  *
@@ -244,6 +254,47 @@ peer_floor_to_self:
         notrack jmpq *%rcx
         .size   peer_floor_to_self, .-peer_floor_to_self
 
+/*
+ * The scheduler's side of the sweep: two fibers, each looping on fiber_yield from its
+ * own call site, at the layout's offsets (the return address of the call at +9):
+ * void peer_yield_run_<L>(void *rounds), peer_yield_peer_<L>(void *rounds), as fiber
+ * entry functions. Two call sites is what fibers running different code do; the
+ * scheduler's switch returns through fiber_yield into the other fiber's call site.
+ */
+        .macro  YIELD_LOOP name, off
+        .globl  \name
+        .type   \name, @function
+\name:
+        .cfi_startproc
+        ENDBR
+        pushq   %rbp
+        .cfi_def_cfa_offset 16
+        .cfi_offset %rbp, -16
+        movq    %rsp, %rbp
+        .cfi_def_cfa_register %rbp
+        pushq   %rbx
+        pushq   %r12
+        movq    %rdi, %rbx
+        testq   %rbx, %rbx
+        jz      9f
+        jmp     8f
+        LOOP_AT \off
+8:      nop
+        nop
+        nop
+        nop                           /* 4 bytes of nops: the call (5 bytes) ends at +9 */
+        callq   fiber_yield@PLT
+        decq    %rbx
+        jnz     8b
+9:      popq    %r12
+        popq    %rbx
+        popq    %rbp
+        .cfi_def_cfa %rsp, 8
+        ret
+        .cfi_endproc
+        .size   \name, .-\name
+        .endm
+
 /* One code layout: every loop pair at (run, peer) offsets. */
         .macro  LAYOUT l, run, peer
         DRIVE_RUN   peer_drive_run_\l, \run
@@ -252,6 +303,8 @@ peer_floor_to_self:
         BOOST_ENTRY peer_boost_drive_entry_\l, \peer
         FLOOR_RUN   peer_floor_pingpong_\l, \run
         FLOOR_LOOP  peer_floor_peer_loop_\l, \peer
+        YIELD_LOOP  peer_yield_run_\l, \run
+        YIELD_LOOP  peer_yield_peer_\l, \peer
         .endm
 
         LAYOUT  c0, 0x000, 0x540
@@ -259,6 +312,8 @@ peer_floor_to_self:
         LAYOUT  c2, 0x1e7, 0x1f7
         LAYOUT  c3, 0x2da, 0x3da
         LAYOUT  c4, 0x7f8, 0xbf8
+        LAYOUT  c5, 0x2db, 0x3db
+        LAYOUT  c6, 0x4c6, 0x506
 
         .section .note.gnu.property, "a"
         .p2align 3

@@ -15,17 +15,23 @@
     void peer_floor_pingpong_##l(fiber_context_t *, fiber_context_t *, uint64_t);         \
     void peer_floor_peer_loop_##l(void);                                                  \
     void *peer_boost_drive_##l(void *, uint64_t);                                         \
-    void peer_boost_drive_entry_##l(void);
+    void peer_boost_drive_entry_##l(void);                                                \
+    void peer_yield_run_##l(void *);                                                      \
+    void peer_yield_peer_##l(void *);
 LAYOUT_DECL(c0)
 LAYOUT_DECL(c1)
 LAYOUT_DECL(c2)
 LAYOUT_DECL(c3)
 LAYOUT_DECL(c4)
+LAYOUT_DECL(c5)
+LAYOUT_DECL(c6)
 #define LAYOUT(l)                                                                         \
     {#l, peer_drive_run_##l, peer_drive_entry_##l, peer_floor_pingpong_##l,               \
-     peer_floor_peer_loop_##l, peer_boost_drive_##l, (void *)peer_boost_drive_entry_##l}
+     peer_floor_peer_loop_##l, peer_boost_drive_##l, (void *)peer_boost_drive_entry_##l,   \
+     peer_yield_run_##l, peer_yield_peer_##l}
 
-const peer_layout_t peer_layouts[] = {LAYOUT(c0), LAYOUT(c1), LAYOUT(c2), LAYOUT(c3), LAYOUT(c4)};
+const peer_layout_t peer_layouts[] = {LAYOUT(c0), LAYOUT(c1), LAYOUT(c2), LAYOUT(c3),
+                                      LAYOUT(c4), LAYOUT(c5), LAYOUT(c6)};
 const int peer_nlayouts = sizeof peer_layouts / sizeof peer_layouts[0];
 
 void peer_floor_make(fiber_context_t *peer, void *stack_hi, const peer_layout_t *layout)
@@ -49,7 +55,7 @@ static void drive_entry(void *arg)
         d->sw(d->peer, d->self);
 }
 
-const peer_layout_t peer_layouts[] = {{"c0", drive_run, drive_entry, NULL, NULL, NULL, NULL}};
+const peer_layout_t peer_layouts[] = {{"c0", drive_run, drive_entry, NULL, NULL, NULL, NULL, NULL, NULL}};
 const int peer_nlayouts = 1;
 
 void peer_floor_make(fiber_context_t *peer, void *stack_hi, const peer_layout_t *layout)

@@ -22,7 +22,7 @@ typedef void (*peer_switch_fn)(fiber_context_t *from, fiber_context_t *to);
 /*
  * One code layout: the same ping-pong loops for every switcher, placed at fixed offsets
  * past a 4 KiB boundary (drive_x86_64.S lists them and says why). On x86-64 there are
- * several ("c0" ... "c4", c0 first: the layout of the headline rows); elsewhere one,
+ * several ("c0" ... "c6", c0 first: the layout of the headline rows); elsewhere one,
  * "c0", made of plain C loops, and no floor.
  */
 typedef struct peer_layout {
@@ -38,6 +38,10 @@ typedef struct peer_layout {
     /* Boost.Context's loops (used by peer_boost_*; opaque here). */
     void *(*boost_run)(void *peer_fctx, uint64_t rounds);
     void *boost_entry;
+    /* Two fiber entry functions looping on fiber_yield() from their own call sites,
+     * arg = the number of yields (NULL where there are none). */
+    void (*yield_run)(void *rounds);
+    void (*yield_peer)(void *rounds);
 } peer_layout_t;
 
 typedef struct peer_drive {

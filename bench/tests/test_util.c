@@ -1,6 +1,7 @@
 /* test_util.c - bench_util: statistics, the results CSV writer (quoting, header, rows),
  * count parsing, the command line (help, bad flags, harness options), mkdir -p, the
  * memory reader, and the live-units helper for fibers and threads. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <sched.h>
 
 #include <cmocka.h>
 
@@ -229,6 +232,42 @@ static void test_units(void **state)
     assert_int_equal(u.count, 0);
 }
 
+/* Pinning either takes or stops the harness: a cpu=same case never runs unpinned. */
+static void test_pin_self(void **state)
+{
+    (void)state;
+    assert_string_equal(bench_pinned_line(), "pinned_cpus: none (no case of this run pinned a thread)");
+    assert_int_equal(bench_pin_self(0), 0);
+    assert_int_equal(sched_getcpu(), 0);
+    assert_non_null(strstr(bench_pinned_line(), "pinned_cpus: 0 ("));
+    assert_int_equal(bench_pin_self(-1), 0);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    bench_pin_attr(&attr, 0);
+    pthread_attr_destroy(&attr);
+
+    /* A CPU that does not exist: the child must exit 1 with a message, not go on. */
+    int err[2];
+    assert_int_equal(pipe(err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(err[1], 2);
+        bench_pin_self(1000);
+        _exit(0); /* reached only if the pin "worked" */
+    }
+    close(err[1]);
+    char buf[512] = {0};
+    ssize_t n = read(err[0], buf, sizeof buf - 1);
+    close(err[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    assert_true(n > 0);
+    assert_non_null(strstr(buf, "cannot pin the calling thread to CPU 1000"));
+}
+
 static void test_errno_name(void **state)
 {
     (void)state;
@@ -249,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_mem_read),
         cmocka_unit_test(test_units),
         cmocka_unit_test(test_errno_name),
+        cmocka_unit_test(test_pin_self),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

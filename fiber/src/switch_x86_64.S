@@ -44,13 +44,42 @@
  *      Intel Xeon the compare-and-skip was tried and stayed at 35-63 ns (issue 10).
  *      The MXCSR status flags travel with the context, as in Boost; the psABI makes
  *      them caller-saved, so either is correct.
+ *      What the words cost on the AMD EPYC (Zen 4) here, thread CPU time. In tight
+ *      loops: stmxcsr issues once per ~16 cycles (4.3 ns), stmxcsr then ldmxcsr of the
+ *      word it stored is a ~27-cycle round trip (7.2 ns); ldmxcsr of a constant,
+ *      fnstcw and fldcw ~2 cycles each. In a pooled spawn+join (fresh fiber entered and
+ *      left by the scheduler's switch below): 11.1 ns strict against 10.0 lean; taking
+ *      out one instruction at a time, stmxcsr 0.4 ns, the ldmxcsr on the way back
+ *      0.6 ns, the x87 pair 0.45 ns, the default loads on the way in ~0. Every variant
+ *      that reads back what stmxcsr or fnstcw stored - skip the default load when the
+ *      saved word already is the default, skip the restore when the fiber left the
+ *      words unchanged, restore the defaults from a constant after checking the saved
+ *      word - measured slower (11.7-12.2 ns), so the words are saved and restored
+ *      unconditionally. Exact FP-mode semantics thus cost ~1 ns per spawn+join here:
+ *      the reading of the joiner's words (only stmxcsr can read MXCSR) and their
+ *      restore, which depends on that read through memory.
  *   3. Two endings, chosen by the caller's situation, both measured by bench/switch.c:
  *      - fiber_context_switch_{strict,lean} end with an indirect jmp (as Boost does): in
  *        a ping-pong between two different call sites a `ret` would pop the return
  *        stack buffer (RSB) entry pushed by the *other* side's call and mispredict on
- *        every switch, while the indirect predictor learns the alternation from history.
- *        The cost: the RSB keeps one entry per switch that no `ret` pops, so returns
- *        made after the switch in deeper code mispredict until the RSB wraps.
+ *        every switch. The cost: the RSB keeps one entry per switch that no `ret` pops,
+ *        so returns made after the switch in deeper code mispredict until it wraps.
+ *        And one jmp shared by both directions of a ping-pong alternates between two
+ *        targets, which the indirect predictor can only tell apart by a hash of the
+ *        branch history - and that hash aliases at some code layouts. Measured on the
+ *        AMD EPYC (Zen 4) here, 78 layouts of the two loops (/tmp experiment, one switch
+ *        per call site, thread CPU time): a single jmp cost 5.4 -> 11-12 ns whenever
+ *        the two return addresses were congruent modulo 64 and sat at 3 modulo 4 (for
+ *        our loops; the phase is set by the code between the return address and the
+ *        loop's next taken branch), wherever the switch itself was placed; Boost's
+ *        jump_fcontext hit the same +5-6 ns at the layouts where its loops' return
+ *        addresses sat at 0 modulo 4 (16 of the 78) - no jmp-ended switch is immune.
+ *        So the switch has two exits, one per direction (`from` below or above `to`):
+ *        between two contexts each exit always jumps to the same place, which the
+ *        target buffer predicts with no history at all; the only alternating branch
+ *        left is a conditional one on two registers known at entry. 0 of the 78
+ *        layouts slow, same speed elsewhere. Among more than two contexts an exit can
+ *        still see several targets; it is never worse than the single jmp.
  *      - the *_ret variants and the scheduler's fiber__sched_switch_* end with `ret`.
  *        When every switch of a set of contexts is made from one call site (the
  *        scheduler's sched_switch()), the RSB entry pushed by the caller is exactly the
@@ -60,8 +89,28 @@
  *   on its new stack (nothing to restore), and a finished fiber leaves by returning
  *   from that call into code that resumes the next context without saving anything.
  *   What could not be verified: the machine at hand is an AMD EPYC; the Intel pathology
- *   is addressed from its recorded figures, not re-measured. bench/switch.c runs every
- *   raw switch at several code and stack layouts so a layout artefact shows as spread.
+ *   is addressed from its recorded figures, not re-measured. They fit the same cause:
+ *   slow only at some layouts (a prediction that depends on layout), a ret-ended switch
+ *   that mispredicts every time at a flat 14 ns, the lean switch (a different body, so
+ *   its jmp at another address, which Intel's indirect predictor hashes in) fine at the
+ *   layout where the strict one was not. Why a miss cost 35-63 ns there rather than a
+ *   plain misprediction's ~10 is not known (the old order made the jump wait behind
+ *   ldmxcsr/fldcw; (1) removes that). The two exits remove the alternating target on
+ *   any CPU, since every indirect-branch predictor keeps a last target per branch.
+ *   bench/switch.c runs every raw switch at several code and stack layouts so a layout
+ *   artefact shows as spread.
+ *
+ * Unwind information (CFI). Debuggers and sampling profilers (gdb, perf --call-graph=dwarf)
+ * may stop anywhere in a switch, so the CFI follows every instruction that moves rsp or
+ * the return address: each push of SAVE, the frame's last 8 bytes, and the exits. The
+ * stack swap (rsp taken from *to) needs no note: the resumed frame has the layout just
+ * pushed (CFI_FRAME below), so from there on the unwinder sees the resumed context and
+ * its callers - consistently, since every callee-saved register is then found in that
+ * frame. Where a fiber's first call runs on its own stack, and on the way back from a
+ * finished fiber before the next context's frame is taken, the return address is
+ * undefined and unwinders stop. The scheduler's switch therefore tests a context it
+ * comes back to (from a finished fiber) on that way back, not at the shared label 3
+ * whose notes describe a frame saved on entry; the same instructions run either way.
  *
  * Control-flow enforcement (CET). Every entry point begins with endbr64 (a NOP without
  * CET). The indirect jumps that land on return addresses carry the NOTRACK prefix, as
@@ -79,16 +128,54 @@
         .byte   0xf3, 0x0f, 0x1e, 0xfa
         .endm
 
+/* The unwind notes for a saved frame at rsp (the table at the top): the caller's frame
+ * (CFA) 64 bytes up, the return address and the callee-saved registers in their slots. */
+        .macro  CFI_FRAME
+        .cfi_def_cfa rsp, 64
+        .cfi_offset rip, -8
+        .cfi_offset rbp, -16
+        .cfi_offset rbx, -24
+        .cfi_offset r12, -32
+        .cfi_offset r13, -40
+        .cfi_offset r14, -48
+        .cfi_offset r15, -56
+        .endm
+
+/* The notes once the registers are loaded and rsp points at the return address. */
+        .macro  CFI_AT_RET
+        .cfi_def_cfa rsp, 8
+        .cfi_offset rip, -8
+        .cfi_restore rbp
+        .cfi_restore rbx
+        .cfi_restore r12
+        .cfi_restore r13
+        .cfi_restore r14
+        .cfi_restore r15
+        .endm
+
 /* Saves the callee-saved registers (and, strict, the FP control words) into a new
  * 64-byte frame on the current stack and stores its address into *rdi. */
         .macro  SAVE strict
         pushq   %rbp
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset rbp, 0
         pushq   %rbx
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset rbx, 0
         pushq   %r12
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r12, 0
         pushq   %r13
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r13, 0
         pushq   %r14
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r14, 0
         pushq   %r15
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r15, 0
         leaq    -8(%rsp), %rsp
+        .cfi_adjust_cfa_offset 8
         .if     \strict
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
@@ -129,10 +216,25 @@
         LOAD_REGS \strict
         .if     \ret
         leaq    56(%rsp), %rsp
+        CFI_AT_RET
         ret
         .else
         leaq    64(%rsp), %rsp
+        /* The caller's frame is at rsp, the return address in rcx. */
+        .cfi_def_cfa rsp, 0
+        .cfi_register rip, rcx
+        .cfi_restore rbp
+        .cfi_restore rbx
+        .cfi_restore r12
+        .cfi_restore r13
+        .cfi_restore r14
+        .cfi_restore r15
+        /* Two exits, one per direction (see (3) above): between two contexts each one
+         * always jumps to the same place. */
+        cmpq    %rsi, %rdi
+        jb      1f
         notrack jmpq *%rcx
+1:      notrack jmpq *%rcx
         .endif
         .cfi_endproc
         .size   \name, .-\name
@@ -164,17 +266,18 @@
         .cfi_startproc
         ENDBR
         SAVE    \strict
-3:      movq    (%rsi), %rdx
-        testb   $1, %dl
+3:      testb   $1, (%rsi)
         jnz     5f
-        movq    %rdx, %rsp
-        LOAD_REGS \strict
+        movq    (%rsi), %rsp
+4:      LOAD_REGS \strict
         leaq    56(%rsp), %rsp
+        CFI_AT_RET
         ret
         /* From here on the code runs on a fiber's own stack, under its entry: the return
          * address is undefined, so unwinders and debuggers stop here. */
         .cfi_undefined rip
-5:      movq    %rsi, %rsp
+5:      movq    %rsp, -16(%rsi)       /* the frame just saved into *from, kept for */
+        leaq    -16(%rsi), %rsp       /* the way back (16 below: the call stays aligned) */
         .if     \strict
         /* A fresh fiber starts with the psABI defaults, as fiber_context_make gives. */
         ldmxcsr fiber__fp_defaults(%rip)
@@ -183,9 +286,38 @@
         movq    %rsi, %rdi
         xorl    %ebp, %ebp            /* frame-pointer walks stop here */
         callq   fiber__sched_entry
-        /* The fiber has finished; rax is the context to resume, without saving this one. */
-        movq    %rax, %rsi
-        jmp     3b
+        /* The fiber has finished; rax is the context to resume, without saving this one,
+         * with bit 0 set if the fiber never switched away. Then the context that entered
+         * it cannot have run since, and if rax is that context (its saved frame is the
+         * one kept above: no two suspended contexts share a frame), its callee-saved
+         * registers are still in place (fiber__sched_entry preserved them) except rbp:
+         * only rsp, rbp and the FP control words are taken back, and rsp comes from this
+         * stack instead of a load of to->sp (that load only feeds the predicted branch). */
+        testb   $1, %al
+        jz      7f
+        movq    (%rsp), %rdx
+        cmpq    %rdx, -1(%rax)        /* rax - 1: the context */
+        jne     6f
+        movq    %rdx, %rsp
+        CFI_FRAME                     /* the entering context's frame, as saved above */
+        movq    48(%rsp), %rbp
+        .if     \strict
+        ldmxcsr (%rsp)
+        fldcw   4(%rsp)
+        .endif
+        leaq    56(%rsp), %rsp
+        CFI_AT_RET
+        ret
+        .cfi_undefined rip            /* on the finished fiber's stack again */
+6:      andq    $-2, %rax
+        /* The next context: the same test as at 3, made here so that the notes at 3
+         * (a frame saved on entry) never describe the finished fiber's stack. */
+7:      movq    %rax, %rsi
+        testb   $1, (%rsi)
+        jnz     5b
+        movq    (%rsi), %rsp
+        CFI_FRAME                     /* its saved frame */
+        jmp     4b
         .cfi_endproc
         .size   \name, .-\name
         .endm

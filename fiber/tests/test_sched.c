@@ -15,11 +15,11 @@
 
 #include "fiber.h"
 
-/* Two handles of one record: they differ only in the generation, bits 48-63 of a
+/* Two handles of one record: they differ only in the tag, bits 0-5 and 48-63 of a
  * fiber_t (fiber/src/internal.h). */
 static int same_record(const fiber_t *a, const fiber_t *b)
 {
-    return (((uintptr_t)a ^ (uintptr_t)b) & (((uintptr_t)1 << 48) - 1)) == 0;
+    return (((uintptr_t)a ^ (uintptr_t)b) & (((uintptr_t)1 << 48) - 64)) == 0;
 }
 
 static char trace[64];
@@ -458,6 +458,74 @@ static void test_fresh_fiber_fp_state(void **state)
     set_mxcsr(saved_mxcsr);
     set_fcw(saved_fcw);
 }
+
+/* The scheduler's switch resumes a context that entered a fresh fiber without reloading
+ * its registers when that fiber ends without having switched away (switch_x86_64.S):
+ * the joiner's (or the yielder's) callee-saved registers must come back all the same,
+ * rbp included, whichever way the switch goes back. regs_x86_64.S loads patterns into
+ * them around the call. */
+void regs_call_probe(void (*fn)(void *), void *arg, uint64_t out[6]);
+
+static void check_patterns(const uint64_t out[6])
+{
+    static const uint64_t want[6] = {0x1111111111111111u, 0x2222222222222222u, 0x3333333333333333u,
+                                     0x4444444444444444u, 0x5555555555555555u, 0x6666666666666666u};
+    for (int i = 0; i < 6; i++)
+        assert_true(out[i] == want[i]);
+}
+
+static volatile uint64_t churn_sink;
+
+/* Uses enough locals across calls that the compiler keeps some in callee-saved registers. */
+static void churn(void *arg)
+{
+    uint64_t a = (uintptr_t)arg, b = a * 3, c = a ^ 0x55, d = a + 7, e = b ^ c;
+    for (int i = 0; i < 4; i++) {
+        churn_sink += a;
+        if (arg == (void *)2)
+            fiber_yield(); /* the way back through the general resume */
+        a += b; b ^= c; c += d; d ^= e; e += a;
+    }
+    churn_sink += a + b + c + d + e;
+}
+
+static void join_arg(void *h) { assert_int_equal(fiber_join(h), 0); }
+static void yield_arg(void *unused) { (void)unused; fiber_yield(); }
+
+static int probed;
+static void prober(void *arg)
+{
+    uint64_t out[6];
+    /* A fresh fiber is next in the run queue: this yield enters it from this fiber's
+     * context, and it ends straight back here without having switched away. */
+    fiber_t *next = fiber_spawn(churn, arg);
+    assert_non_null(next);
+    regs_call_probe(yield_arg, NULL, out);
+    check_patterns(out);
+    assert_int_equal(fiber_join(next), 0);
+    probed++;
+}
+
+static void test_switch_back_keeps_registers(void **state)
+{
+    (void)state;
+    uint64_t out[6];
+    for (int yield = 1; yield <= 2; yield++) {
+        /* from the main context: the joined fiber ends straight back (1), or yields
+         * first, with another fiber to yield to (2) */
+        fiber_t *f = fiber_spawn(churn, (void *)(intptr_t)yield);
+        fiber_t *g = fiber_spawn(churn, (void *)(intptr_t)yield);
+        memset(out, 0, sizeof out);
+        regs_call_probe(join_arg, f, out);
+        check_patterns(out);
+        assert_int_equal(fiber_join(g), 0);
+        /* from a fiber */
+        probed = 0;
+        fiber_t *p = fiber_spawn(prober, (void *)(intptr_t)yield);
+        assert_int_equal(fiber_join(p), 0);
+        assert_int_equal(probed, 1);
+    }
+}
 #endif
 
 int main(void)
@@ -480,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_records_spread_over_cache_sets),
 #if defined(__x86_64__)
         cmocka_unit_test(test_fresh_fiber_fp_state),
+        cmocka_unit_test(test_switch_back_keeps_registers),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,12 +16,14 @@ static int norder;
 struct sleeper {
     int      tag;
     uint64_t deadline;
+    uint64_t entered; /* when it asked to sleep: after its deadline, it never parked */
     uint64_t woke;
 };
 
 static void sleep_until_fn(void *arg)
 {
     struct sleeper *s = arg;
+    s->entered = fiber_now_ns();
     fiber_sleep_until(s->deadline);
     s->woke = fiber_now_ns();
     order[norder++] = s->tag;
@@ -43,8 +45,26 @@ static void test_wake_order_follows_deadlines(void **state)
         f[i] = fiber_spawn(sleep_until_fn, &s[i]);
     }
     assert_int_equal(fiber_run(), 0);
+    /* The order is the timers' only for the fibers that parked before their deadline: on
+     * a machine loaded enough (Valgrind, a load average in the hundreds) a fiber can first
+     * run after its deadline, and then it rightly does not sleep at all. Those are left
+     * out of the order check (and counted); everyone is checked for never waking early. */
+    int by_tag[9] = { 0 };
+    for (int i = 0; i < 8; i++)
+        by_tag[s[i].tag] = i;
+    int last = 0, parked = 0;
+    for (int k = 0; k < 8; k++) {
+        struct sleeper *x = &s[by_tag[order[k]]];
+        if (x->entered >= x->deadline)
+            continue;
+        parked++;
+        assert_true(order[k] > last);
+        last = order[k];
+    }
+    if (parked < 8)
+        print_message("%d of 8 fibers first ran after their deadline (a loaded machine); "
+                      "order checked among the other %d\n", 8 - parked, parked);
     for (int i = 0; i < 8; i++) {
-        assert_int_equal(order[i], i + 1);
         assert_true(s[i].woke >= s[i].deadline); /* never early */
         fiber_join(f[i]);
     }

@@ -1,41 +1,43 @@
 # pairs.awk: the thread/fiber pairs of the post's protocol for one metric, grouped as
-# the post's figure is read: published Ruby | Ruby here | C. Input: select.awk rows of
-# one metric. Output: "group,thread,fiber" with a header; where a group has several
-# thread (or fiber) variants it keeps the best one (lowest time, or highest rate when
-# hib=1) and names it in the group label, the same rule scripts/reproduce.py uses, so
-# a ratio is never flattered by a slow variant.
+# the post's figure is read: published Ruby | Ruby here | C against each C thread model
+# (baton, baton on one CPU, sched_yield on one CPU ... in the order of the CSV), so that
+# no single thread model stands for "threads" (the verdicts in the panel titles name the
+# models a claim holds against). Input: select.awk rows of one metric. Output:
+# "group,thread,fiber" with a header. Where a C group has several fiber variants it keeps
+# the slowest (highest time, or lowest rate when hib=1): a ratio is never flattered.
 #   awk -F, -v hib=0 -f pairs.awk
-function better(a, b) { return hib ? a > b : a < b }
+function worse(a, b) { return hib ? a < b : a > b }
 {
     model = $3; impl = $4; v = $9 + 0
     side = (model ~ /thread$/) ? "t" : (model ~ /fiber$/) ? "f" : ""
     if (side == "") next
-    if (model ~ /^ruby/) g = (impl ~ /^published/) ? "1" : "2"; else g = "3"
-    keep(g, side, v, impl)
-    if (model ~ /^ruby/) rimpl = (g == "2") ? impl : rimpl
-    # Group 4: C against the GVL-like baton threads, the C model of the Ruby threads the
-    # post measured (scripts/reproduce.py judges the claims there); group 3 stays the
-    # cheapest C thread.
-    if (g == "3" && (side == "f" || impl ~ /^baton/)) keep("4", side, v, impl)
-}
-function keep(g, side, v, impl) {
-    if (!((g, side) in best) || better(v, best[g, side])) { best[g, side] = v; name[g, side] = impl }
-    n[g, side]++; seen[g] = 1
+    if (model ~ /^ruby/) {
+        g = (impl ~ /^published/) ? "p" : "r"
+        if (g == "r") rimpl = impl
+        val[g, side] = v; seen[g] = 1
+        next
+    }
+    if (side == "f") {
+        if (!have_f || worse(v, cfib)) cfib = v
+        have_f = 1
+        next
+    }
+    if (!(impl in cidx)) { cidx[impl] = ++nc; cname[nc] = impl }
+    cthr[cidx[impl]] = v
 }
 END {
     print "group,thread,fiber"
-    split("1 2 4 3", order, " ")
-    for (k = 1; k <= 4; k++) {
-        g = order[k]
+    for (k = 1; k <= 2; k++) {
+        g = (k == 1) ? "p" : "r"
         if (!(g in seen)) continue
-        if (g == 4 && !((4, "t") in best)) continue
-        # Short labels: three groups share a third of the picture.
-        if (g == 1) label = "Ruby 3.4 published"
-        else if (g == 2) { v = rimpl; sub(/^ruby-?/, "", v); label = "Ruby " v " here" }
-        else if (g == 4) label = "C: GVL-like baton"
-        else { v = name[g, "t"]; sub(/\/cpu=same/, "@1cpu", v); label = "C" (n[g, "t"] > 1 ? ": " v : "") }
-        t = ((g, "t") in best) ? best[g, "t"] : "NaN"
-        f = ((g, "f") in best) ? best[g, "f"] : "NaN"
+        if (g == "p") label = "Ruby 3.4 published"
+        else { v = rimpl; sub(/^ruby-?/, "", v); label = "Ruby " v " here" }
+        t = ((g, "t") in val) ? val[g, "t"] : "NaN"
+        f = ((g, "f") in val) ? val[g, "f"] : "NaN"
         print label "," t "," f
+    }
+    for (i = 1; i <= nc; i++) {
+        v = cname[i]; sub(/\/cpu=same/, "@1cpu", v)
+        print "C: " v "," cthr[i] "," (have_f ? cfib : "NaN")
     }
 }

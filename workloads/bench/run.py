@@ -2,11 +2,15 @@
 """workloads/bench/run.py - the workloads harness: HTTP request throughput and streaming
 LLM conversations on every concurrency model, written as tidy CSV.
 
-    python3 workloads/bench/run.py [--quick] [--only throughput,llm,starve,db,tls]
+    python3 workloads/bench/run.py [--quick] [--only throughput,llm,starve,db,curl,tls]
                                    [--bin DIR] [--out DIR] [--runs N] [--max-seconds S]
 
 Writes OUT/throughput.csv and OUT/llm.csv (schema: results/README.md) with a
-.machine.txt beside each. Progress goes to stderr. Every server it starts is a child
+.machine.txt beside each, and the noise each ran in (scripts/noise.py). HTTP: wrk
+(closed loop) and wl-load (open loop, constant arrival rate), every single-CPU server
+and nginx pinned to one CPU, the generator to the other, the generator's own CPU and
+each server's CPU per request recorded. LLM: conversation i carries request index i,
+so every model faces the same draws; headline points are 3 interleaved rounds. Progress goes to stderr. Every server it starts is a child
 that it stops (SIGTERM, then SIGKILL) before it exits, every load is bounded in count
 and time, and the whole run stops starting new steps past --max-seconds.
 
@@ -304,57 +308,135 @@ def parse_wrk(out):
     return r
 
 
-def run_wrk(port, conns, secs, wrk_cpu, server=None):
-    """Runs wrk; samples the server's RSS every 100 ms meanwhile (its peak is returned as
-    res['rss_kib']), since the connections are gone once wrk has exited.
-    wrk's timeout is half the run: a connection that is never answered (the pool's 26th
-    and later) then shows as timeouts instead of silently not counting."""
-    argv = ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency",
-            "--timeout", f"{max(1, secs // 2)}s", f"http://127.0.0.1:{port}/"]
-    if wrk_cpu is not None:
-        argv = ["taskset", "-c", str(wrk_cpu)] + argv
+# A load generator whose one thread used this share of its CPU during the run is the
+# ceiling, not the server: such a run is flagged generator_bound.
+GEN_BOUND_PERCENT = 90.0
+
+
+def run_gen(argv, secs, server=None, report_at=None):
+    """Runs a load generator (wrk or wl-load) to completion and returns (stdout, its
+    user+system CPU seconds, its wall seconds, peak server RSS in KiB, the server's
+    counters taken at report_at seconds or None). The generator is reaped with wait4()
+    so its own CPU time is known: a generator that saturates its CPU is the ceiling."""
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          preexec_fn=_die_with_parent)
     peak = 0
     t0 = time.monotonic()
     deadline = t0 + secs + 60
     rep = None
-    while p.poll() is None and time.monotonic() < deadline:
+    ru = None
+    while time.monotonic() < deadline:
+        pid, _, r = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            ru = r
+            break
         if server:
             peak = max(peak, rss_kib(server.pids()))
-            # counters at 90% of the run, while wrk still holds its connections: once it
-            # closes them, a pool would drain its queue and answer the dead ones
-            if rep is None and time.monotonic() - t0 >= 0.9 * secs and \
-                    server.name.startswith("wl-http"):
+            # counters near the end, while the generator still holds its connections:
+            # once it closes them, a pool would drain its queue and answer the dead ones
+            if rep is None and report_at is not None and time.monotonic() - t0 >= report_at \
+                    and server.name.startswith("wl-http"):
                 rep = server.report() or {}
         time.sleep(0.05)
-    if p.poll() is None:
+    wall = time.monotonic() - t0
+    if ru is None:
         p.kill()
-    out = p.communicate()[0]
+        _, _, ru = os.wait4(p.pid, 0)
+    p.returncode = 0  # reaped here: Popen must not wait for it again
+    out = p.stdout.read()
+    p.stdout.close()
+    return out, ru.ru_utime + ru.ru_stime, wall, peak, rep
+
+
+def run_wrk(port, conns, secs, wrk_cpu, server=None):
+    """Runs wrk (closed loop: each connection sends its next request when the previous
+    answer arrives); samples the server's RSS every 50 ms meanwhile (its peak is returned
+    as res['rss_kib']), since the connections are gone once wrk has exited.
+    wrk's timeout is half the run: a connection that is never answered (the pool's 26th
+    and later) then shows as timeouts instead of silently not counting."""
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency",
+            "--timeout", f"{max(1, secs // 2)}s", f"http://127.0.0.1:{port}/"]
+    if wrk_cpu is not None:
+        argv = ["taskset", "-c", str(wrk_cpu)] + argv
+    out, gcpu, gwall, peak, rep = run_gen(argv, secs, server, 0.9 * secs)
     res = parse_wrk(out)
     res["rss_kib"] = peak
     res["report"] = rep
+    res["gen_cpu_s"] = gcpu
+    res["gen_cpu_percent"] = 100.0 * gcpu / gwall if gwall > 0 else 0.0
     return res, out
+
+
+def run_open(a, port, conns, rate, secs, gen_cpu, server=None, timeout=1.0):
+    """Runs wl-load (open loop: constant arrival rate, latency from each request's due
+    time); returns its JSON with gen_cpu_s / gen_cpu_percent measured from outside, the
+    same way as wrk's, and the server's peak RSS; None when it gave no result."""
+    argv = [os.path.join(a.bin, "wl-load"), "--target", f"127.0.0.1:{port}", "--rate",
+            f"{rate:.0f}", "--conns", str(conns), "--duration", str(secs), "--timeout",
+            str(timeout)]
+    if gen_cpu is not None:
+        argv = ["taskset", "-c", str(gen_cpu)] + argv
+    out, gcpu, gwall, peak, _ = run_gen(argv, secs + timeout + 15, server)
+    for line in out.splitlines():
+        if line.startswith("{"):
+            j = json.loads(line)
+            j["gen_cpu_s"] = gcpu
+            j["gen_cpu_percent"] = 100.0 * gcpu / gwall if gwall > 0 else 0.0
+            j["rss_kib"] = peak
+            return j
+    log(f"  wl-load gave no result: {out.strip()[-300:]}")
+    return None
+
+
+def placement(ncpu):
+    """Where each HTTP server and the load generators run. Every single-CPU server model
+    (thread, pool, fiber) and nginx's one worker are pinned to the same CPU, the
+    generators (wrk, wl-load: one thread each) to the other. fiber-mt is one scheduler per
+    core by design: it gets both CPUs, so it shares the generator's; its cases say so."""
+    if ncpu < 2:
+        return None, 0, {m: "0" for m in MODELS + ["nginx"]}
+    pin = {m: "1" for m in MODELS + ["nginx"]}
+    pin["fiber-mt"] = "0-1"
+    return 0, 1, pin
+
+
+def http_impl(name, pin):
+    """The case component naming a server and, when it is not on the servers' CPU,
+    its placement: fiber-mt runs on both CPUs, beside the load generator."""
+    base = "nginx-1worker" if name == "nginx" else name
+    return base + (f"/cpus={pin[name]}" if pin[name] != pin["nginx"] else "")
+
+
+def add_gen(tab, case, model, impl, c, gen_cpu_percent, gen_cpu_s, log_name):
+    tab.add(case, model, impl, "concurrency", c, "generator_cpu_percent", "percent",
+            gen_cpu_percent)
+    tab.add(case, model, impl, "concurrency", c, "generator_cpu_s", "s", gen_cpu_s)
+    bound = 1 if gen_cpu_percent >= GEN_BOUND_PERCENT else 0
+    tab.add(case, model, impl, "concurrency", c, "generator_bound_count", "count", bound)
+    if bound:
+        log(f"  {log_name}: GENERATOR-BOUND (the load generator used {gen_cpu_percent:.0f}% "
+            f"of its CPU): this run measures the generator, not the server")
 
 
 def bench_throughput(a, tab, budget_end):
     bin_ = a.bin
     ncpu = os.cpu_count() or 1
-    wrk_cpu = 0 if ncpu >= 2 else None
-    srv_cpu = 1 if ncpu >= 2 else 0
-    conc = [100, 1000] if a.quick else [10, 100, 1000, 10000]
+    wrk_cpu, srv_cpu, pin = placement(ncpu)
+    # c=10 is gone, for time: the full run has to fit in about 7 minutes with 3 rounds of
+    # every headline point; c=100 is the low point
+    conc = [100, 1000] if a.quick else [100, 1000, 10000]
     # 1 s runs; 10,000 connections get 2 s, since wrk spends the first part connecting
     secs_for = lambda c: 2 if c >= 10000 else 1
     secs = 1
     runs = a.runs or 3
     tmp = tempfile.mkdtemp(prefix="fiberbench-wl-")
     servers = {}
+    nginx_rps = {}  # c -> nginx's closed-loop req/s of each round, for the open-loop rates
     try:
         servers["nginx"] = start_nginx(tmp, srv_cpu)
         for m in MODELS:
-            argv = [os.path.join(bin_, "wl-http"), "--model", m, "--max-seconds", "1800"]
-            if m == "fiber":  # single-threaded like the nginx worker: pinned the same way
-                argv = ["taskset", "-c", str(srv_cpu)] + argv
+            argv = ["taskset", "-c", pin[m], os.path.join(bin_, "wl-http"), "--model", m,
+                    "--max-seconds", "1800"]
             servers[m] = Server(f"wl-http {m}", argv)
         names = ["nginx"] + MODELS
         steps = [(c, r, i) for c in conc for r in range(runs) for i in range(len(names))]
@@ -377,16 +459,27 @@ def bench_throughput(a, tab, budget_end):
             rss = res["rss_kib"]
             model = "nginx" if name == "nginx" else KIND[name]
             impl = "nginx-1worker" if name == "nginx" else name
-            case = f"http/{impl}/hello/c={c}"
+            case = f"http/{http_impl(name, pin)}/hello/c={c}"
             if res["rps"] is None:
                 log(f"  wrk gave no result: {raw.strip()[-200:]}")
                 tab.add(case, model, impl, "concurrency", c, "errors", "count", c)
                 continue
             tab.add(case, model, impl, "concurrency", c, "req_per_s", "req/s", res["rps"])
-            tab.add(case, model, impl, "concurrency", c, "p50_ms", "ms", res["p50"])
-            tab.add(case, model, impl, "concurrency", c, "p99_ms", "ms", res["p99"])
+            if res["requests"]:
+                # a run with no answer at all has no latency (wrk prints 0 ms): none
+                # recorded rather than a 0 that would pull the median down
+                tab.add(case, model, impl, "concurrency", c, "p50_ms", "ms", res["p50"])
+                tab.add(case, model, impl, "concurrency", c, "p99_ms", "ms", res["p99"])
+            else:
+                log(f"  {name} c={c}: no request answered during the run")
             tab.add(case, model, impl, "concurrency", c, "errors", "count", res["errors"])
             tab.add(case, model, impl, "concurrency", c, "cpu_s", "s", cpu)
+            if res["requests"]:
+                # the server's user+system time over the run, per request answered
+                tab.add(case, model, impl, "concurrency", c, "cpu_per_req_us", "us",
+                        cpu / res["requests"] * 1e6)
+            add_gen(tab, case, model, impl, c, res["gen_cpu_percent"], res["gen_cpu_s"],
+                    f"{name} c={c}")
             tab.add(case, model, impl, "concurrency", c, "rss_bytes", "bytes", rss * 1024)
             if rep0 and rep1:
                 # connections wrk opened that never got an answer during the run (a pool
@@ -399,12 +492,16 @@ def bench_throughput(a, tab, budget_end):
             s.last = res["rps"]
             if name == "nginx":
                 servers["nginx"].last_rps = res["rps"]
+                nginx_rps.setdefault(c, []).append(res["rps"])
             if name != "nginx" and getattr(servers["nginx"], "last_rps", None):
                 # the anchor: this server's req/s over nginx's from the same round
-                tab.add(f"http/ratio/{impl}-over-nginx/c={c}", model, impl, "concurrency", c,
+                ri = http_impl(name, pin).replace("/cpus=", "-cpus")
+                tab.add(f"http/ratio/{ri}-over-nginx/c={c}", model, impl, "concurrency", c,
                         "ratio", "x", res["rps"] / servers["nginx"].last_rps)
             if res["errors"]:
                 log(f"  {name} c={c}: {res['errors']} errors (timeouts {res.get('timeouts', 0)})")
+        bench_open(a, tab, budget_end, servers, names, pin, wrk_cpu, nginx_rps,
+                   1 if a.quick else runs)
         # peak RSS over the whole run, as the server saw it
         for name in MODELS:
             out = servers[name].stop()
@@ -412,26 +509,85 @@ def bench_throughput(a, tab, budget_end):
                 if line.startswith("{"):
                     st = json.loads(line)
                     impl = name
-                    tab.add(f"http/{impl}/hello/peak", KIND[name], impl, "", "", "vm_hwm_bytes",
+                    hi = http_impl(name, pin)
+                    tab.add(f"http/{hi}/hello/peak", KIND[name], impl, "", "", "vm_hwm_bytes",
                             "bytes", st["rss_peak_kib"] * 1024)
-                    tab.add(f"http/{impl}/hello/peak", KIND[name], impl, "", "", "live_units",
+                    tab.add(f"http/{hi}/hello/peak", KIND[name], impl, "", "", "live_units",
                             "count", st["peak_live"])
                     if st["spawn_failed"]:
-                        tab.add(f"http/{impl}/hello/limit={st['spawn_errno']}", KIND[name], impl,
+                        tab.add(f"http/{hi}/hello/limit={st['spawn_errno']}", KIND[name], impl,
                                 "", "", "limit_units", "count", st["peak_live"])
                     if st["accept_failed"]:
-                        tab.add(f"http/{impl}/hello/accept-failed={st['accept_errno']}",
+                        tab.add(f"http/{hi}/hello/accept-failed={st['accept_errno']}",
                                 KIND[name], impl, "", "", "errors", "count", st["accept_failed"])
         servers["nginx"].stop()
         servers.clear()
-        bench_upstream(a, tab, budget_end, wrk_cpu, srv_cpu, secs, runs)
+        bench_upstream(a, tab, budget_end, wrk_cpu, pin, secs, runs)
     finally:
         for s in servers.values():
             s.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def bench_upstream(a, tab, budget_end, wrk_cpu, srv_cpu, secs, runs):
+def open_plan(a):
+    """(connections, offered rates as fractions of nginx's closed-loop req/s). 0.4x: the
+    same moderate load for every server, and within what wl-load's one thread sends on
+    time: it sleeps until each due time, so a request costs it more than wrk (11-15 us
+    against 9 us at 60-80k req/s on the 2-vCPU EPYC, a development measurement), and at
+    0.5x of nginx's ~140k it would run near its CPU's limit."""
+    return [100], [0.4]
+
+
+def bench_open(a, tab, budget_end, servers, names, pin, gen_cpu, nginx_rps, runs):
+    """Open loop (wl-load): every server offered the same constant arrival rate, a
+    fraction of nginx's closed-loop median at that concurrency from this run, and latency
+    measured from each request's due time, so queueing behind a slow or stalled server
+    counts (wrk's closed loop hides it). Same pinning as the closed-loop runs."""
+    conc, fracs = open_plan(a)
+    secs = 1
+    steps = [(c, f, r, i) for c in conc if nginx_rps.get(c) for f in fracs
+             for r in range(runs) for i in range(len(names))]
+    for k, (c, frac, r, i) in enumerate(steps):
+        if time.monotonic() > budget_end:
+            log(f"throughput open loop: time budget spent; skipped the last {len(steps) - k}")
+            return
+        name = names[(i + r) % len(names)]
+        s = servers[name]
+        rate = frac * statistics.median(nginx_rps[c])
+        log(f"throughput open loop {k + 1}/{len(steps)}: {name} c={c} rate {rate:.0f}/s "
+            f"({frac}x nginx) run {r + 1}/{runs}")
+        cpu0 = cpu_seconds(s.pids())
+        j = run_open(a, s.port, c, rate, secs, gen_cpu, s)
+        cpu = cpu_seconds(s.pids()) - cpu0
+        model = "nginx" if name == "nginx" else KIND[name]
+        impl = "nginx-1worker" if name == "nginx" else name
+        case = f"http/{http_impl(name, pin)}/hello-open-{frac}x-nginx/c={c}"
+        if not j:
+            tab.add(case, model, impl, "concurrency", c, "errors", "count", c)
+            continue
+        add = lambda metric, unit, v: tab.add(case, model, impl, "concurrency", c, metric, unit, v)
+        add("offered_req_per_s", "req/s", j["rate"])
+        add("req_per_s", "req/s", j["achieved_rps"])
+        add("p50_ms", "ms", j["p50_ms"])
+        add("p99_ms", "ms", j["p99_ms"])
+        add("p999_ms", "ms", j["p999_ms"])
+        add("max_ms", "ms", j["max_ms"])
+        # what a closed-loop tool would have reported for the same requests
+        add("service_p99_ms", "ms", j["service_p99_ms"])
+        add("errors", "count", j["errors"])
+        add("incomplete_count", "count", j["incomplete"])
+        add("cpu_s", "s", cpu)
+        if j["completed"]:
+            add("cpu_per_req_us", "us", cpu / j["completed"] * 1e6)
+        add("generator_send_lag_p99_ms", "ms", j["send_lag_p99_ms"])
+        add_gen(tab, case, model, impl, c, j["gen_cpu_percent"], j["gen_cpu_s"],
+                f"open {name} c={c}")
+        if j["errors"] or j["incomplete"]:
+            log(f"  {name}: {j['errors']} errors, {j['incomplete']} never answered "
+                f"(p99 {j['p99_ms']:.1f} ms)")
+
+
+def bench_upstream(a, tab, budget_end, wrk_cpu, pin, secs, runs):
     """The second handler: a blocking-style non-streaming call to mock-llm per request."""
     c = 100
     scale = "0.2"
@@ -442,9 +598,10 @@ def bench_upstream(a, tab, budget_end, wrk_cpu, srv_cpu, secs, runs):
     try:
         for m in MODELS:
             servers[m] = Server(f"wl-http {m} upstream",
-                                [os.path.join(a.bin, "wl-http"), "--model", m, "--handler",
-                                 "upstream", "--upstream", f"127.0.0.1:{mock.port}",
-                                 "--upstream-tokens", "16", "--max-seconds", "900"])
+                                ["taskset", "-c", pin[m], os.path.join(a.bin, "wl-http"),
+                                 "--model", m, "--handler", "upstream", "--upstream",
+                                 f"127.0.0.1:{mock.port}", "--upstream-tokens", "16",
+                                 "--max-seconds", "900"])
         for r in range(runs if not a.quick else 1):
             for i in range(len(MODELS)):
                 if time.monotonic() > budget_end:
@@ -457,15 +614,21 @@ def bench_upstream(a, tab, budget_end, wrk_cpu, srv_cpu, secs, runs):
                 cpu0 = cpu_seconds(s.pids())
                 res, raw = run_wrk(s.port, c, secs, wrk_cpu)
                 cpu = cpu_seconds(s.pids()) - cpu0
-                case = f"http/{name}/upstream-vllm8b-x{scale}/c={c}"
+                case = f"http/{http_impl(name, pin)}/upstream-vllm8b-x{scale}/c={c}"
                 if res["rps"] is None:
                     tab.add(case, KIND[name], name, "concurrency", c, "errors", "count", c)
                     continue
                 tab.add(case, KIND[name], name, "concurrency", c, "req_per_s", "req/s", res["rps"])
-                tab.add(case, KIND[name], name, "concurrency", c, "p50_ms", "ms", res["p50"])
-                tab.add(case, KIND[name], name, "concurrency", c, "p99_ms", "ms", res["p99"])
+                if res["requests"]:
+                    tab.add(case, KIND[name], name, "concurrency", c, "p50_ms", "ms", res["p50"])
+                    tab.add(case, KIND[name], name, "concurrency", c, "p99_ms", "ms", res["p99"])
                 tab.add(case, KIND[name], name, "concurrency", c, "errors", "count", res["errors"])
                 tab.add(case, KIND[name], name, "concurrency", c, "cpu_s", "s", cpu)
+                if res["requests"]:
+                    tab.add(case, KIND[name], name, "concurrency", c, "cpu_per_req_us", "us",
+                            cpu / res["requests"] * 1e6)
+                add_gen(tab, case, KIND[name], name, c, res["gen_cpu_percent"], res["gen_cpu_s"],
+                        f"upstream {name}")
     finally:
         for s in servers.values():
             s.stop()
@@ -557,38 +720,32 @@ def llm_profiles(a):
          [100] if q else [100, 1000], runs, ["thread", "pool", "fiber", "fiber-mt"]),
         # the real gpt-4o timing (TTFT 0.4 s, 85 tok/s): what one user sees
         ("gpt4o", ["--profile", "gpt-4o"], 64, [100], 1 if q else runs,
-         ["thread", "fiber", "fiber-mt"]),
-        # many idle streams: gpt-4o first-token time, slowed to 5 tok/s per stream so that
-        # 10,000 streams stay within what mock-llm and the client sustain on 2 cores
-        ("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "5"], 20,
-         [10000] if q else [1000, 10000], {1000: 1, 10000: 1 if q else 2},
          ["thread", "fiber"] if q else ["thread", "fiber", "fiber-mt"]),
-    ] + ([] if q else [
-        # the same 10,000 users arriving over one second instead of at once: first-token
-        # times without the connection storm (every client and mock-llm connect at once)
-        ("gpt4o-5tps-arrive1s", ["--profile", "gpt-4o", "--tps", "5"], 20, [10000], 1,
-         ["thread", "fiber"], ["--gap-us", "100"]),
-    ])
+    ]
+
+
+def mock_llm(a, name, seed, margs):
+    return Server(name, [os.path.join(a.bin, "mock-llm"), "--listen", "127.0.0.1:0", "--seed",
+                         str(seed), "--max-conns", "19990"] + margs)
 
 
 def bench_llm(a, tab, budget_end):
     for prof in llm_profiles(a):
         label, margs, max_tokens, ns, runs, models = prof[:6]
         extra = prof[6] if len(prof) > 6 else []
-        mock = Server(f"mock-llm {label}", [os.path.join(a.bin, "mock-llm"), "--listen",
-                                            "127.0.0.1:0", "--seed", "11", "--max-conns",
-                                            "19990"] + margs)
+        mock = mock_llm(a, f"mock-llm {label}", 11, margs)
         try:
             for n in ns:
                 per_run = {}
-                nruns = runs[n] if isinstance(runs, dict) else runs
-                for r in range(nruns):
+                for r in range(runs):
+                    # interleaved run by run (thread, fiber, fiber-mt, thread, ...), the
+                    # order rotated each round so no model always goes first
                     for i in range(len(models)):
                         if time.monotonic() > budget_end:
                             log(f"llm: time budget spent; skipped {label} n={n} run {r + 1}+")
                             break
                         impl = models[(i + r) % len(models)]
-                        log(f"llm {label} n={n}: {impl} run {r + 1}/{nruns}")
+                        log(f"llm {label} n={n}: {impl} run {r + 1}/{runs}")
                         j = run_llm(a, impl, mock.port, n, max_tokens, extra)
                         if not j:
                             continue
@@ -596,59 +753,130 @@ def bench_llm(a, tab, budget_end):
                             log(f"  {j['failed']} failed: {j['causes']}")
                         record_llm(tab, f"llm/{impl}/{label}/n={n}", impl, n, j)
                         per_run.setdefault(r, {})[impl] = j
-                # thread-vs-fiber ratios, each from one round (same mock, back to back)
-                for r, js in per_run.items():
-                    t, f = js.get("thread"), js.get("fiber")
-                    if t and f and t["tokens"] and f["tokens"] and f["cpu_s_per_1k_tokens"] > 0:
-                        tab.add(f"llm/ratio/thread-over-fiber/{label}/n={n}/cpu-per-token",
-                                "thread", "thread", "n", n, "ratio", "x",
-                                t["cpu_s_per_1k_tokens"] / f["cpu_s_per_1k_tokens"])
-                        tab.add(f"llm/ratio/thread-over-fiber/{label}/n={n}/rss",
-                                "thread", "thread", "n", n, "ratio", "x",
-                                t["rss_peak_kib"] / max(f["rss_peak_kib"], 1))
+                add_ratios(tab, label, n, per_run)
         finally:
             mock.stop()
-    if not a.quick and time.monotonic() < budget_end:
-        bench_marginal(a, tab, budget_end)
+    bench_streams(a, tab, budget_end)
     if not a.quick and time.monotonic() < budget_end:
         bench_limit(a, tab, budget_end)
 
 
-def bench_marginal(a, tab, budget_end):
-    """What one more token costs the client, setup excluded: the same N conversations run
-    with 10 and with 30 tokens each; (CPU_30 - CPU_10) / (tokens_30 - tokens_10). With
-    few tokens per conversation, connection setup (the same kernel work on every model)
-    dominates CPU per token; the difference removes it."""
-    # 10,000 streams at 5 tok/s: 50,000 tokens/s, where a fiber scheduler's wake-up
-    # serves several streams. (At 1,000 streams, 5,000 tokens/s, every token costs a
-    # wake-up on both models and the marginal costs were equal in development runs.)
-    n, lo, hi = 10000, 10, 30
-    label = "gpt4o-5tps"
-    mock = Server("mock-llm marginal", [os.path.join(a.bin, "mock-llm"), "--listen",
-                                        "127.0.0.1:0", "--seed", "17", "--max-conns", "19990",
-                                        "--profile", "gpt-4o", "--tps", "5"])
-    try:
-        got = {}
-        # interleaved: thread lo, fiber lo, thread hi, fiber hi
-        for toks in (lo, hi):
-            for impl in ("thread", "fiber"):
-                if time.monotonic() > budget_end:
-                    log("llm marginal: time budget spent; skipped")
-                    return
-                log(f"llm marginal cost per token: {impl} n={n} tokens={toks}")
-                j = run_llm(a, impl, mock.port, n, toks)
-                if j and not j["failed"]:
-                    got[(impl, toks)] = j
+def add_ratios(tab, label, n, per_run):
+    """thread-over-fiber ratios, each from one round (same mock, back to back, same
+    draws), so their median and min-max are over rounds."""
+    for r, js in per_run.items():
+        t, f = js.get("thread"), js.get("fiber")
+        if t and f and t["tokens"] and f["tokens"] and f["cpu_s_per_1k_tokens"] > 0:
+            tab.add(f"llm/ratio/thread-over-fiber/{label}/n={n}/cpu-per-token",
+                    "thread", "thread", "n", n, "ratio", "x",
+                    t["cpu_s_per_1k_tokens"] / f["cpu_s_per_1k_tokens"])
+            tab.add(f"llm/ratio/thread-over-fiber/{label}/n={n}/rss",
+                    "thread", "thread", "n", n, "ratio", "x",
+                    t["rss_peak_kib"] / max(f["rss_peak_kib"], 1))
+
+
+STREAMS_LABEL = "gpt4o-5tps"
+# gpt-4o first-token time, slowed to 5 tok/s per stream so that 10,000 streams stay
+# within what mock-llm and the client sustain on 2 cores
+STREAMS_MOCK = ["--profile", "gpt-4o", "--tps", "5"]
+STREAMS_HI, STREAMS_LO = 20, 2
+
+
+def streams_plan(a):
+    """[(N, models run at both lengths, models run at the headline length only, rounds,
+    rounds for the latter)]. Each round runs every model once at STREAMS_HI tokens per
+    conversation (the headline figures) and the pair models once more at STREAMS_LO:
+    the CPU difference over the token difference is the marginal cost of a token,
+    connection setup and unit creation excluded, at both 1,000 and 10,000 streams."""
+    runs = a.runs or 3
+    if a.quick:
+        return [(10000, ["thread", "fiber"], [], 1, 0)]
+    return [(1000, ["thread", "fiber"], [], runs, 0),
+            (10000, ["thread", "fiber"], ["fiber-mt"], runs, 1)]
+
+
+def bench_streams(a, tab, budget_end):
+    """Many idle streams: N conversations at 5 tok/s each, thread against fiber (and
+    fiber-mt), with the marginal CPU per token. Same request indices on every run, so
+    conversation i has the same first-token time, speed and length on every model."""
+    label = STREAMS_LABEL
+    for n, pair, extra_models, rounds, extra_rounds in streams_plan(a):
+        mock = mock_llm(a, f"mock-llm {label} n={n}", 11, STREAMS_MOCK)
+        try:
+            per_run = {}
+            for r in range(rounds):
+                models = pair + (extra_models if r < extra_rounds else [])
+                # thread hi, fiber hi, ..., then the low-token pair; models rotate each
+                # round and the lengths swap every other round
+                lens = (STREAMS_HI, STREAMS_LO) if r % 2 == 0 else (STREAMS_LO, STREAMS_HI)
+                steps = [(models[(i + r) % len(models)], toks) for toks in lens
+                         for i in range(len(models))]
+                steps = [(m, t) for m, t in steps if t == STREAMS_HI or m in pair]
+                if a.quick:
+                    steps = [(m, t) for m, t in steps if t == STREAMS_HI]
+                for impl, toks in steps:
+                    if time.monotonic() > budget_end:
+                        log(f"llm streams: time budget spent; skipped n={n} round {r + 1}+")
+                        break
+                    log(f"llm {label} n={n}: {impl} {toks} tokens, round {r + 1}/{rounds}")
+                    j = run_llm(a, impl, mock.port, n, toks)
+                    if not j:
+                        continue
+                    if j["failed"]:
+                        log(f"  {j['failed']} failed: {j['causes']}")
+                    if toks == STREAMS_HI:
+                        record_llm(tab, f"llm/{impl}/{label}/n={n}", impl, n, j)
+                        per_run.setdefault(r, {})[impl] = j
+                    per_run.setdefault(r, {})[(impl, toks)] = j
+            add_ratios(tab, label, n, per_run)
+            add_marginal(tab, label, n, per_run, pair)
+        finally:
+            mock.stop()
+    if not a.quick and time.monotonic() < budget_end:
+        bench_arrive(a, tab, budget_end)
+
+
+def add_marginal(tab, label, n, per_run, pair):
+    """Per round: (CPU at HI - CPU at LO) / (tokens at HI - tokens at LO), per model, and
+    thread over fiber. With the same draws both runs of a round differ only in length."""
+    for r, js in per_run.items():
         marg = {}
-        for impl in ("thread", "fiber"):
-            jl, jh = got.get((impl, lo)), got.get((impl, hi))
-            if jl and jh and jh["tokens"] > jl["tokens"]:
-                marg[impl] = (jh["cpu_s"] - jl["cpu_s"]) / ((jh["tokens"] - jl["tokens"]) / 1000)
-                tab.add(f"llm/{impl}/{label}/n={n}/marginal-{lo}-{hi}-tokens", KIND[impl], impl,
-                        "n", n, "cpu_per_1k_tokens_marginal_ms", "ms", marg[impl] * 1000)
+        for impl in pair:
+            jl, jh = js.get((impl, STREAMS_LO)), js.get((impl, STREAMS_HI))
+            if not (jl and jh) or jl["failed"] or jh["failed"] or jh["tokens"] <= jl["tokens"]:
+                continue
+            marg[impl] = (jh["cpu_s"] - jl["cpu_s"]) / ((jh["tokens"] - jl["tokens"]) / 1000)
+            tab.add(f"llm/{impl}/{label}/n={n}/marginal-{STREAMS_LO}-{STREAMS_HI}-tokens",
+                    KIND[impl], impl, "n", n, "cpu_per_1k_tokens_marginal_ms", "ms",
+                    marg[impl] * 1000)
         if marg.get("thread") and marg.get("fiber") and marg["fiber"] > 0:
             tab.add(f"llm/ratio/thread-over-fiber/{label}/n={n}/cpu-per-token-marginal",
                     "thread", "thread", "n", n, "ratio", "x", marg["thread"] / marg["fiber"])
+
+
+def bench_arrive(a, tab, budget_end):
+    """The same 10,000 users arriving over one second instead of at once: first-token
+    times without the connection storm. First-token time does not depend on the length,
+    so conversations are short (5 tokens). One round: a secondary point, for time."""
+    n, toks = 10000, 5
+    label = f"{STREAMS_LABEL}-arrive1s-{toks}tokens"
+    runs = 1
+    models = ["thread", "fiber"]
+    mock = mock_llm(a, f"mock-llm {label}", 11, STREAMS_MOCK)
+    try:
+        per_run = {}
+        for r in range(runs):
+            for i in range(len(models)):
+                if time.monotonic() > budget_end:
+                    log("llm arrive1s: time budget spent; skipped the rest")
+                    return
+                impl = models[(i + r) % len(models)]
+                log(f"llm {label} n={n}: {impl} run {r + 1}/{runs}")
+                j = run_llm(a, impl, mock.port, n, toks, ["--gap-us", "100"])
+                if j:
+                    record_llm(tab, f"llm/{impl}/{label}/n={n}", impl, n, j)
+                    per_run.setdefault(r, {})[impl] = j
+        add_ratios(tab, label, n, per_run)
     finally:
         mock.stop()
 
@@ -682,8 +910,7 @@ def bench_starve(a, tab, budget_end):
     try:
         models = ["pool", "fiber", "thread", "fiber-mt"]
         for n in ns:
-            # a pool at 1,000 users takes 40 waves of a conversation: two rounds there
-            nruns = min(runs, 2) if n >= 1000 else runs
+            nruns = runs
             for r in range(nruns):
                 for i in range(len(models)):
                     if time.monotonic() > budget_end:
@@ -890,28 +1117,191 @@ def bench_tls(a, tab, budget_end):
                             KIND[impl], impl, "n", n, "ratio", "x",
                             h[0]["cpu_s_per_1k_tokens"] / p[0]["cpu_s_per_1k_tokens"])
 
+def noise(a, what, harness):
+    """scripts/noise.py around each harness, as bench/run_micro.sh does for its own: before
+    it, a bounded wait for a calm machine (FIBERBENCH_CALM_WAIT s: default 5 quick, 30
+    full); after it, the noise before, during and after in <harness>.machine.txt and
+    `noisy: yes|no` (make publish refuses noisy runs)."""
+    env = dict(os.environ)
+    env.setdefault("FIBERBENCH_CALM_WAIT", "5" if a.quick else "30")
+    r = subprocess.run([sys.executable, os.path.join(TOP, "scripts", "noise.py"), what,
+                        "--out", a.out, "--harness", harness], env=env)
+    if r.returncode != 0:
+        log(f"noise.py {what} {harness} failed (exit {r.returncode})")
+
+
+# ---- libcurl: unmodified blocking code on threads, fibers with hooks, multi ----------
+# (self-contained: its own stage "curl", table curl.csv, time budget and mock-llm)
+
+CURL_MODELS = [  # (wl-curl --model, results model, results impl)
+    ("thread", "thread", "curl-easy-thread"),
+    ("fiber", "fiber", "curl-easy-fiber-hook"),
+    ("multi", "curl-multi", "curl-multi-epoll"),
+]
+
+
+def run_curl(a, model, port, n, extra=(), timeout_s=120):
+    argv = [os.path.join(a.bin, "wl-curl"), "--model", model, "--target",
+            f"127.0.0.1:{port}", "--n", str(n), "--timeout", str(timeout_s)] + list(extra)
+    lo0 = listen_overflows()
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 60,
+                           preexec_fn=_die_with_parent)
+    except subprocess.TimeoutExpired:
+        log(f"  wl-curl {model} n={n} ran past {timeout_s + 60}s and was killed")
+        return None
+    for line in p.stdout.splitlines():
+        if line.startswith("{"):
+            j = json.loads(line)
+            lo1 = listen_overflows()
+            # SYNs dropped at mock-llm's full listen queue come back after 1 s, 3 s...:
+            # first-token times to read beside it (machine-wide counter)
+            j["listen_overflows"] = lo1 - lo0 if lo0 >= 0 and lo1 >= 0 else None
+            os.makedirs(os.path.join(a.out, "tmp"), exist_ok=True)
+            with open(os.path.join(a.out, "tmp", "curl-raw.jsonl"), "a") as f:
+                f.write(json.dumps({"argv": argv[1:], **j}) + "\n")
+            return j
+    log(f"  wl-curl {model} n={n} failed (exit {p.returncode}): {p.stderr.strip()[-300:]}")
+    return None
+
+
+def curl_per_unit(j):
+    """Client memory per live conversation: peak RSS growth and the kernel estimate
+    (page tables + 16 KiB per thread), over the most conversations alive at once."""
+    live = max(j["peak_live"], 1)
+    user = max(j["rss_peak_kib"] - j["rss_base_kib"], 0) * 1024 / live
+    kern = j["kernel_est_kib"] * 1024 / live
+    return user, kern
+
+
+def record_curl(tab, case, model, impl, n, j):
+    add = lambda metric, unit, v: tab.add(case, model, impl, "n", n, metric, unit, v)
+    user, kern = curl_per_unit(j)
+    add("completed_count", "count", j["ok"])
+    add("errors", "count", j["failed"])
+    add("live_units", "count", j["peak_live"])
+    add("tokens_per_s", "tokens/s", j["tokens_per_s"])
+    if j["ok"]:
+        add("ttft_p50_ms", "ms", j["ttft_p50_ms"])
+        add("ttft_p99_ms", "ms", j["ttft_p99_ms"])
+    if j.get("itl_gaps"):
+        add("itl_p50_ms", "ms", j["itl_p50_ms"])
+        add("itl_p99_ms", "ms", j["itl_p99_ms"])
+    add("vm_hwm_bytes", "bytes", j["rss_peak_kib"] * 1024)
+    add("kernel_est_bytes", "bytes", j["kernel_est_kib"] * 1024)
+    add("hwm_per_unit_bytes", "bytes", user)
+    add("kernel_est_per_unit_bytes", "bytes", kern)
+    add("bytes_per_unit", "bytes", user + kern)
+    add("cpu_s", "s", j["cpu_s"])
+    if j["tokens"]:
+        add("cpu_per_1k_tokens_ms", "ms", j["cpu_s_per_1k_tokens"] * 1000)
+    add("seconds", "s", j["elapsed_s"])
+    add("listen_overflows_count", "count", j.get("listen_overflows"))
+    for cause, cnt in j["causes"].items():
+        tab.add(f"{case}/fail={slug(cause)}", model, impl, "n", n, "errors", "count", cnt)
+    if j["spawn_failed"]:
+        tab.add(f"{case}/limit={j['spawn_errno']}", model, impl, "n", n, "limit_units",
+                "count", j["units_started"])
+    elif any("EMFILE" in c for c in j["causes"]):
+        # 3 descriptors per easy transfer (socket + libcurl's wake-up socketpair): the
+        # open-files cap, not the model, stops the rest
+        tab.add(f"{case}/limit=EMFILE", model, impl, "n", n, "limit_units", "count", j["ok"])
+
+
+def bench_curl(a, extra_machine):
+    """The same libcurl client three ways: curl_easy_perform on a thread per
+    conversation, on a fiber per conversation with fiber/hook, and libcurl's multi
+    interface on one thread. Every conversation carries x-mock-request-index, so all
+    models get the same draws; models interleaved run by run."""
+    # about 1.7 min quick, 8 min full on an idle 2-vCPU machine
+    t_end = time.monotonic() + (150 if a.quick else 540)
+    tab = Table("curl")
+    runs = a.runs or 3
+    mock = Server("mock-llm curl", [os.path.join(a.bin, "mock-llm"), "--listen",
+                                    "127.0.0.1:0", "--seed", "11", "--max-conns", "19990",
+                                    "--profile", "gpt-4o", "--tps", "5"])
+    try:
+        # A real request carries kilobytes of prompt; a mock-llm without its framing fix
+        # (mockllm b1d3d30) mangles bodies over ~1 KiB (404): then say so and send less.
+        kib = 4
+        probe = run_curl(a, "thread", mock.port, 1, ["--max-tokens", "2", "--prompt-kib", "4"])
+        if not probe or probe["ok"] != 1:
+            log(f"curl: a 4 KiB request failed ({probe and probe['causes']}); sending the "
+                "minimal prompt instead")
+            kib = 0
+        label = f"gpt4o-5tps-prompt{kib}k"
+        base = ["--max-tokens", "20", "--prompt-kib", str(kib)]
+        # (label, n, runs, extra args): all at once up to what the open-files cap holds
+        # (6,000 x 3 descriptors); 10,000 arriving over 10 s (about 4,500 alive at once);
+        # 10,000 at once: past the cap for the easy API, a limit probe
+        steps = ([(label, 1000, a.runs or 1, []),
+                  (label + "-arrive10s", 10000, a.runs or 1, ["--gap-us", "1000"])]
+                 if a.quick else
+                 [(label, 100, runs, []), (label, 1000, runs, []), (label, 6000, min(runs, 2), []),
+                  (label + "-arrive10s", 10000, runs, ["--gap-us", "1000"]),
+                  (label, 10000, 1, [])])
+        for lab, n, nruns, extra in steps:
+            per_run = {}
+            for r in range(nruns):
+                for i in range(len(CURL_MODELS)):
+                    if time.monotonic() > t_end:
+                        log(f"curl: time budget spent; skipped {lab} n={n} run {r + 1}+")
+                        break
+                    m, model, impl = CURL_MODELS[(i + r) % len(CURL_MODELS)]
+                    log(f"curl {lab} n={n}: {impl} run {r + 1}/{nruns}")
+                    j = run_curl(a, m, mock.port, n, base + extra)
+                    if not j:
+                        continue
+                    if j["failed"]:
+                        log(f"  {j['failed']} failed: {j['causes']}")
+                    record_curl(tab, f"curl/{impl}/{lab}/n={n}", model, impl, n, j)
+                    per_run.setdefault(r, {})[m] = j
+            # ratios from one round each (same mock, back to back)
+            for r, js in per_run.items():
+                t, f, mu = js.get("thread"), js.get("fiber"), js.get("multi")
+                if t and f and not t["failed"] and not f["failed"]:
+                    mem_f, mem_t = sum(curl_per_unit(f)), sum(curl_per_unit(t))
+                    tab.add(f"curl/ratio/fiber-over-thread/{lab}/n={n}/bytes-per-unit",
+                            "fiber", "curl-easy-fiber-hook", "n", n, "ratio", "x",
+                            mem_f / max(mem_t, 1))
+                    if t["cpu_s_per_1k_tokens"] > 0:
+                        tab.add(f"curl/ratio/fiber-over-thread/{lab}/n={n}/cpu-per-token",
+                                "fiber", "curl-easy-fiber-hook", "n", n, "ratio", "x",
+                                f["cpu_s_per_1k_tokens"] / t["cpu_s_per_1k_tokens"])
+                if f and mu and not f["failed"] and not mu["failed"] and mu["cpu_s_per_1k_tokens"] > 0:
+                    tab.add(f"curl/ratio/fiber-over-multi/{lab}/n={n}/cpu-per-token",
+                            "fiber", "curl-easy-fiber-hook", "n", n, "ratio", "x",
+                            f["cpu_s_per_1k_tokens"] / mu["cpu_s_per_1k_tokens"])
+    finally:
+        mock.stop()
+    if tab.order:
+        tab.write(a.out, extra_machine + [
+            "curl: libcurl %s easy API (thread, fiber + fiber/hook linked) and multi "
+            "interface over epoll; mock-llm --profile gpt-4o --tps 5, 20 tokens, one "
+            "connection per conversation" % (probe or {}).get("curl", "?")])
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the quick subset (about 2 minutes)")
-    ap.add_argument("--only", default="throughput,llm,starve,db,tls",
-                    help="comma list of stages: throughput, llm, starve, db, tls")
+    ap.add_argument("--only", default="throughput,llm,starve,db,curl,tls",
+                    help="comma list of stages: throughput, llm, starve, db, curl, tls")
     ap.add_argument("--bin", default=os.path.join(TOP, "build", "bin"),
                     help="where wl-http, wl-llm and mock-llm are (default build/bin)")
     ap.add_argument("--out", default=os.path.join(TOP, "results"), help="results directory")
     ap.add_argument("--runs", type=int, default=0, help="repetitions (default 3)")
     ap.add_argument("--max-seconds", type=float, default=0,
-                    help="start no new step after this long (default 150 quick, 420 full)")
+                    help="start no new step after this long (default 150 quick, 540 full)")
     a = ap.parse_args()
     stages = [s for s in a.only.split(",") if s]
     for s in stages:
-        if s not in ("throughput", "llm", "starve", "db", "tls"):
+        if s not in ("throughput", "llm", "starve", "db", "curl", "tls"):
             ap.error(f"unknown stage '{s}'")
     if a.runs < 0 or a.runs > 50:
         ap.error("--runs must be 1..50")
-    for b in ("wl-http", "wl-llm", "mock-llm"):
+    for b in ("wl-http", "wl-llm", "wl-load", "mock-llm") + (("wl-curl",) if "curl" in stages
+                                                              else ()):
         if not os.access(os.path.join(a.bin, b), os.X_OK):
             die(f"{b} not found in {a.bin} (build first: make build, or pass --bin)")
     if "throughput" in stages:
@@ -920,31 +1310,45 @@ def main():
                 die(f"{t} not found (scripts/deps.sh bench installs it)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    budget = a.max_seconds or (150 if a.quick else 420)
+    budget = a.max_seconds or (150 if a.quick else 540)
     if "tls" in stages and not a.max_seconds:
         budget += 45 if a.quick else 170  # the TLS stage's own share (bench_tls)
     budget_end = T_START + budget
     signal.signal(signal.SIGTERM, lambda *_: (cleanup(), sys.exit(143)))
     mode = "quick" if a.quick else "full"
     log(f"mode {mode}; stages {','.join(stages)}; open files {hard}; budget {int(budget)}s")
-    extra = [f"workloads: {mode}",
-             "pinning: wrk on cpu0; nginx worker and the fiber server on cpu1; thread, pool "
-             "and fiber-mt servers and all LLM clients unpinned",
-             f"open files per process: {hard}"]
+    extra = [f"workloads: {mode}", f"open files per process: {hard}"]
+    gen_cpu, srv_cpu, pin = placement(os.cpu_count() or 1)
+    http_extra = [
+        f"pinning: load generators (wrk -t1, wl-load) on cpu{gen_cpu}; servers thread, pool, "
+        f"fiber and nginx's one worker on cpu{pin['fiber']} (taskset / worker_cpu_affinity); "
+        f"fiber-mt on cpus {pin['fiber-mt']}, one scheduler per CPU, sharing the generator's "
+        f"(its cases carry cpus={pin['fiber-mt']}); the upstream mock-llm unpinned"
+        if gen_cpu is not None else "pinning: one CPU, everything on it",
+        f"generator_bound: the load generator used >= {GEN_BOUND_PERCENT:.0f}% of its CPU "
+        "(user+sys from wait4 over its lifetime): the generator was the ceiling",
+        "wrk: -t1, --timeout half the run (at least 1 s); closed loop; one connection = one "
+        "keep-alive HTTP/1.1 client",
+        "wl-load: open loop, offered rate = a fraction of nginx's closed-loop median at the "
+        "same concurrency in this run (case hello-open-<fraction>x-nginx); latency from each "
+        "request's due time; requests never answered count with their wait (lower bound)",
+    ]
     failed = False
     try:
         if "throughput" in stages:
             tab = Table("throughput")
+            noise(a, "begin", "throughput")
             try:
                 bench_throughput(a, tab, budget_end)
             except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                 log(f"throughput FAILED: {e}")
                 failed = True
             if tab.order:
-                tab.write(a.out, extra + ["wrk: -t1 --timeout 2s; one connection = one keep-alive "
-                                          "HTTP/1.1 client"])
+                tab.write(a.out, extra + http_extra)
+                noise(a, "end", "throughput")
         if any(s in stages for s in ("llm", "starve", "db", "tls")):
             tab = Table("llm")
+            noise(a, "begin", "llm")
             for s, fn in (("llm", bench_llm), ("starve", bench_starve), ("db", bench_db),
                           ("tls", bench_tls)):
                 if s in stages:
@@ -954,9 +1358,25 @@ def main():
                         log(f"{s} FAILED: {e}")
                         failed = True
             if tab.order:
-                tab.write(a.out, extra + ["mock-llm: a separate process on the fiber runtime; "
-                                          "profiles as in the case names (mock-llm "
-                                          "--list-profiles)"])
+                tab.write(a.out, extra + [
+                    "pinning: none (wl-llm clients and mock-llm float over both CPUs)",
+                    "mock-llm: a separate process on the fiber runtime; profiles as in the "
+                    "case names (mock-llm --list-profiles)",
+                    "draws: conversation i sends x-mock-request-index i on every attempt, so "
+                    "every model and run gets the same first-token time, speed and length "
+                    "for it"])
+                noise(a, "end", "llm")
+        if "curl" in stages:
+            noise(a, "begin", "curl")
+            t_curl = time.time()
+            try:
+                bench_curl(a, extra)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                log(f"curl FAILED: {e}")
+                failed = True
+            cm = os.path.join(a.out, "curl.machine.txt")
+            if os.path.isfile(cm) and os.path.getmtime(cm) >= t_curl:  # written by this run
+                noise(a, "end", "curl")
     finally:
         cleanup()
     log("done" + (" (with failures, see above)" if failed else ""))

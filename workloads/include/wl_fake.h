@@ -7,6 +7,7 @@
 #ifndef WL_FAKE_H
 #define WL_FAKE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -19,6 +20,10 @@ typedef struct wl_fake_cfg {
     uint64_t gap_ns;      /* delay between deltas */
     int      odd_framing; /* split and vary the framing as described above */
     int      chunked;     /* 1: Transfer-Encoding: chunked; 0: Connection: close */
+    /* Called with each whole request (head and body, NUL-terminated) before it is
+     * answered, when set: lets a test see what the client sent. */
+    void   (*on_request)(const char *req, size_t n, void *arg);
+    void    *on_request_arg;
 } wl_fake_cfg_t;
 
 /* A wl_conn_fn serving POST /v1/chat/completions (stream true or false); arg is a

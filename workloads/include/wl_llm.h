@@ -33,6 +33,10 @@ typedef struct wl_conv_cfg {
      * 60 s), else 0.5 s x 2^attempt (at most 8 s, minus up to 25% jitter), then try
      * again, at most this many times. A stream that fails midway is not retried. */
     int                retries;
+    /* Conversation i asks mock-llm for request index index_base + i (header
+     * x-mock-request-index), on every attempt: its random draws (first-token time,
+     * speed, length, text) then depend on i alone, the same on every model and run. */
+    uint64_t           index_base;
     /* TLS (wl_tls.h): NULL speaks plain HTTP. Handshakes count in the conversation's
      * time and CPU, as they do for a real client (one connection per conversation). */
     struct wl_tls     *tls;

@@ -138,6 +138,8 @@ void wl_fake_llm_handle(int fd, void *arg)
         if (h == 0 || (size_t)(h + cl) > have)
             continue;
         buf[h + cl] = 0;
+        if (c->on_request)
+            c->on_request(buf, (size_t)(h + cl), c->on_request_arg);
         if (strncmp(buf, "POST /v1/chat/completions ", 26) != 0) {
             static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
             if (wl_write(fd, nf, sizeof nf - 1, DL(10)) < 0)

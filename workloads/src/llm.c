@@ -144,8 +144,15 @@ static void put_u64(char *buf, size_t cap, size_t *at, uint64_t v)
 
 /* Builds the request into a heap buffer (*out, freed by the caller). Plain copies, no
  * printf: printf's own frame would add a page to every fiber stack, and ten thousand
- * conversations make that 40 MB of resident memory. */
-static size_t build_request(char **out, size_t index, int max_tokens, int stream)
+ * conversations make that 40 MB of resident memory.
+ * A streaming request carries x-mock-request-index (req_index), so mock-llm draws this
+ * conversation's first-token time, speed and length from the index, not from the order
+ * in which requests happen to arrive: every model and every run then faces the same
+ * draws for conversation i, and a retry (same index) replays the same conversation. It
+ * also carries x-stainless-retry-count (attempt - 1), which the official OpenAI SDKs send.
+ * The non-streaming upstream call (req_index < 0) sends neither. */
+static size_t build_request(char **out, size_t index, int64_t req_index, uint32_t retry,
+                            int max_tokens, int stream)
 {
     enum { CAP = 768, BODY_AT = 256 };
     char *b = malloc(CAP);
@@ -167,6 +174,12 @@ static size_t build_request(char **out, size_t index, int max_tokens, int stream
     put_str(h, sizeof h, &hl, stream ? "text/event-stream" : "application/json");
     put_str(h, sizeof h, &hl, "\r\nContent-Length: ");
     put_u64(h, sizeof h, &hl, bl - BODY_AT);
+    if (req_index >= 0) {
+        put_str(h, sizeof h, &hl, "\r\nx-mock-request-index: ");
+        put_u64(h, sizeof h, &hl, (uint64_t)req_index);
+        put_str(h, sizeof h, &hl, "\r\nx-stainless-retry-count: ");
+        put_u64(h, sizeof h, &hl, retry);
+    }
     put_str(h, sizeof h, &hl, "\r\n\r\n");
     /* the head goes right before the body, so one write sends both */
     memcpy(b + BODY_AT - hl, h, hl);
@@ -246,7 +259,8 @@ retry:
         goto done;
     }
     char *req;
-    size_t rl = build_request(&req, index, cfg->max_tokens, 1);
+    size_t rl = build_request(&req, index, (int64_t)(cfg->index_base + index), out->attempts - 1,
+                              cfg->max_tokens, 1);
     if (!rl) {
         fail(out, "request", ENOMEM);
         goto done;
@@ -351,7 +365,7 @@ long wl_llm_complete(int *fd, const struct sockaddr_in *addr, int max_tokens,
                      uint64_t deadline_ns)
 {
     char *req;
-    size_t rl = build_request(&req, 0, max_tokens, 0);
+    size_t rl = build_request(&req, 0, -1, 0, max_tokens, 0);
     if (!rl) {
         errno = ENOMEM;
         return -1;

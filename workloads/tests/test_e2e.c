@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -234,14 +235,41 @@ static void t_timeouts_on_every_model(void **state)
 /* Answers the first 5 requests of a connection-less count with 503 + retry-after-ms,
  * then behaves like the fake server. */
 static atomic_int g_refusals;
-static wl_fake_cfg_t g_after = { .tokens = 3, .ttft_ns = 1000000, .gap_ns = 100000, .chunked = 1 };
+static void seen(const char *req, size_t n, void *arg);
+static wl_fake_cfg_t g_after = { .tokens = 3, .ttft_ns = 1000000, .gap_ns = 100000, .chunked = 1,
+                                 .on_request = seen };
+
+/* What each request the flaky server saw asked for: the conversation named in its body
+ * ("Conversation N") and its x-mock-request-index and x-stainless-retry-count headers. */
+static struct { long conv, index, retry; } g_seen[64];
+static atomic_int g_nseen;
+
+static long header_num(const char *buf, const char *name)
+{
+    const char *p = strcasestr(buf, name);
+    return p ? atol(p + strlen(name)) : -1;
+}
+
+static void seen(const char *req, size_t n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    int k = atomic_fetch_add(&g_nseen, 1);
+    if (k < 64) {
+        g_seen[k].conv = header_num(req, "\"content\":\"Conversation ");
+        g_seen[k].index = header_num(req, "\r\nx-mock-request-index: ");
+        g_seen[k].retry = header_num(req, "\r\nx-stainless-retry-count: ");
+    }
+}
 
 static void flaky(int fd, void *arg)
 {
     (void)arg;
     if (atomic_fetch_sub(&g_refusals, 1) > 0) {
         char buf[2048];
-        wl_read(fd, buf, sizeof buf, wl_now_ns() + 5000000000ull);
+        ssize_t n = wl_read(fd, buf, sizeof buf - 1, wl_now_ns() + 5000000000ull);
+        buf[n > 0 ? n : 0] = 0;
+        seen(buf, n > 0 ? (size_t)n : 0, NULL);
         static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nretry-after-ms: 5\r\n"
                                    "Content-Type: application/json\r\nContent-Length: 39\r\n\r\n"
                                    "{\"error\":{\"message\":\"busy\",\"type\":\"x\"}}";
@@ -267,6 +295,8 @@ static void t_retries_like_the_sdk(void **state)
         cv.cfg.max_tokens = 3;
         cv.cfg.timeout_ns = 10ull * 1000000000u;
         cv.cfg.retries = retries;
+        cv.cfg.index_base = 1000;
+        atomic_store(&g_nseen, 0);
         /* one conversation at a time, so the refusals land on the first ones */
         wl_jobs_cfg_t jc = { .n = 4, .workers = 1, .job = conv_job, .arg = &cv };
         wl_run_stats_t st;
@@ -287,6 +317,16 @@ static void t_retries_like_the_sdk(void **state)
             assert_true(cv.c[2].ok && cv.c[3].ok);
             assert_int_equal(cv.c[2].attempts, 1);
             assert_int_equal(cv.c[1].tokens, 3);
+            /* every attempt of conversation i asked for request index 1000 + i, so a retry
+             * replays the same draws; the SDK's retry count went 0, 1, 2 */
+            static const long conv[8] = { 0, 0, 0, 1, 1, 1, 2, 3 }, retry[8] = { 0, 1, 2, 0, 1, 2,
+                                                                             0, 0 };
+            assert_int_equal(atomic_load(&g_nseen), 8);
+            for (int k = 0; k < 8; k++) {
+                assert_int_equal(g_seen[k].conv, conv[k]);
+                assert_int_equal(g_seen[k].index, 1000 + conv[k]);
+                assert_int_equal(g_seen[k].retry, retry[k]);
+            }
         }
     }
     stop(&s);
@@ -407,9 +447,65 @@ static void t_itl_buckets(void **state)
     assert_true(wl_itl_bucket(2000000) > wl_itl_bucket(1000000));
 }
 
-/* Starts the built mock-llm with extra flags (NULL-terminated); returns its port and
- * sets *pid, or skips the test when mock-llm is not built. */
-static int start_mock(pid_t *pid, int *out_fd, const char *const *extra)
+/* Starts the real mock-llm with the given arguments after --listen 127.0.0.1:0; returns
+ * its port and sets *pid, or skips the test when mock-llm is not built. */
+static int g_mock_out = -1;
+
+static int start_mock(pid_t *pid, const char *const *args)
+{
+    const char *bin = getenv("WL_BIN");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/mock-llm", bin ? bin : ".");
+    if (!bin || access(path, X_OK) != 0) {
+        fprintf(stderr, "  mock-llm not built (WL_BIN=%s): skipped\n", bin ? bin : "unset");
+        skip();
+    }
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    *pid = fork();
+    assert_true(*pid >= 0);
+    if (*pid == 0) {
+        /* a failed assertion skips stop_mock(): the server must not outlive the test */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        dup2(out[1], 1);
+        close(out[0]);
+        const char *argv[24] = { path, "--listen", "127.0.0.1:0" };
+        for (int i = 0; args[i] && i < 20; i++)
+            argv[3 + i] = args[i];
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[128] = { 0 };
+    size_t have = 0;
+    while (have < sizeof line - 1 && !strchr(line, '\n')) {
+        ssize_t n = read(out[0], line + have, sizeof line - 1 - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    char *colon = strrchr(line, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    g_mock_out = out[0]; /* kept open: mock-llm may still write to its stdout */
+    if (port <= 0) {
+        kill(*pid, SIGTERM);
+        waitpid(*pid, NULL, 0);
+        fail_msg("mock-llm did not say where it listens: '%s'", line);
+    }
+    return port;
+}
+
+static void stop_mock(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    close(g_mock_out);
+    g_mock_out = -1;
+}
+
+/* As start_mock(), for tests that run several servers at once: the stdout pipe of each
+ * comes back in *out_fd, for stop_mock_fd(). */
+static int start_mock_fd(pid_t *pid, int *out_fd, const char *const *extra)
 {
     const char *bin = getenv("WL_BIN");
     static char path[4096];
@@ -428,6 +524,7 @@ static int start_mock(pid_t *pid, int *out_fd, const char *const *extra)
     *pid = fork();
     assert_true(*pid >= 0);
     if (*pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed assertion skips the stop */
         dup2(out[1], 1);
         close(out[0]);
         execv(path, (char *const *)argv);
@@ -453,7 +550,7 @@ static int start_mock(pid_t *pid, int *out_fd, const char *const *extra)
     return port;
 }
 
-static void stop_mock(pid_t pid, int out_fd)
+static void stop_mock_fd(pid_t pid, int out_fd)
 {
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
@@ -475,9 +572,9 @@ static void t_real_mock_llm_tls(void **state)
     const char *plain_args[] = { "--profile", "fixed", "--time-scale", "0.05", NULL };
     pid_t pid, pid2, pid3;
     int fd, fd2, fd3;
-    int port = start_mock(&pid, &fd, args);
-    int port2 = start_mock(&pid2, &fd2, args2); /* only for its (different) certificate */
-    int plain = start_mock(&pid3, &fd3, plain_args);
+    int port = start_mock_fd(&pid, &fd, args);
+    int port2 = start_mock_fd(&pid2, &fd2, args2); /* only for its (different) certificate */
+    int plain = start_mock_fd(&pid3, &fd3, plain_args);
     (void)port2;
     char err[256];
     wl_tls_opts_t o = { .ca_file = cert };
@@ -514,9 +611,9 @@ static void t_real_mock_llm_tls(void **state)
     wl_tls_opts_t bad = { .ca_file = "/nonexistent/ca.pem" };
     assert_null(wl_tls_client_new(&bad, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent/ca.pem"));
-    stop_mock(pid, fd);
-    stop_mock(pid2, fd2);
-    stop_mock(pid3, fd3);
+    stop_mock_fd(pid, fd);
+    stop_mock_fd(pid2, fd2);
+    stop_mock_fd(pid3, fd3);
     unlink(cert);
     unlink(other);
 }
@@ -524,46 +621,86 @@ static void t_real_mock_llm_tls(void **state)
 static void t_real_mock_llm(void **state)
 {
     (void)state;
-    const char *bin = getenv("WL_BIN");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/mock-llm", bin ? bin : ".");
-    if (!bin || access(path, X_OK) != 0) {
-        fprintf(stderr, "  mock-llm not built (WL_BIN=%s): skipped\n", bin ? bin : "unset");
-        skip();
-    }
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        execl(path, path, "--listen", "127.0.0.1:0", "--profile", "fixed", "--time-scale",
-              "0.05", "--seed", "1", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[128] = { 0 };
-    size_t have = 0;
-    while (have < sizeof line - 1 && !strchr(line, '\n')) {
-        ssize_t n = read(out[0], line + have, sizeof line - 1 - have);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-    }
-    char *colon = strrchr(line, ':');
-    int port = colon ? atoi(colon + 1) : 0;
-    if (port <= 0) {
-        kill(pid, SIGTERM);
-        waitpid(pid, NULL, 0);
-        fail_msg("mock-llm did not say where it listens: '%s'", line);
-    }
+    pid_t pid;
+    static const char *const args[] = { "--profile", "fixed", "--time-scale", "0.05", "--seed",
+                                        "1", NULL };
+    int port = start_mock(&pid, args);
     /* the fixed profile answers 32 tokens, one per event */
     run_convs(&wl_model_fiber, port, 32, 0);
     run_convs(&wl_model_thread, port, 32, 0);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-    close(out[0]);
+    stop_mock(pid);
+}
+
+/* A per-conversation hash of the text received, so two runs can be compared token for
+ * token; arg is a uint64_t[NCONV]. */
+static void hash_sink(size_t conv, const char *s, size_t n, void *arg)
+{
+    uint64_t *h = arg;
+    for (size_t i = 0; i < n; i++)
+        h[conv] = (h[conv] ^ (unsigned char)s[i]) * 0x100000001b3ull;
+}
+
+struct draws {
+    wl_conv_cfg_t cfg;
+    wl_conv_t     c[NCONV];
+    uint64_t      hash[NCONV];
+};
+
+static void draws_job(size_t i, wl_res_t *res, void *arg)
+{
+    struct draws *d = arg;
+    d->c[i].arrival_ns = wl_now_ns();
+    d->hash[i] = 0xcbf29ce484222325ull;
+    wl_conv_run(&d->cfg, i, res, hash_sink, d->hash, &d->c[i]);
+}
+
+/* Every model faces the same random draws for conversation i: against one mock-llm with
+ * a random profile (gpt-4o: lognormal first-token time, speed and length), the models
+ * run one after another, conversations arriving at once in whatever order each model
+ * happens to connect, yet conversation i gets the same length and the same text on each.
+ * Before the client sent x-mock-request-index, mock-llm drew by arrival order from one
+ * counter, and this failed on the second model. */
+static void t_same_draws_every_model(void **state)
+{
+    (void)state;
+    pid_t pid;
+    static const char *const args[] = { "--profile", "gpt-4o", "--time-scale", "0.01", "--seed",
+                                        "3", NULL };
+    int port = start_mock(&pid, args);
+    static struct draws first, d;
+    for (size_t m = 0; wl_models[m]; m++) {
+        struct draws *x = m == 0 ? &first : &d;
+        memset(x, 0, sizeof *x);
+        wl_parse_addr("127.0.0.1:0", &x->cfg.addr);
+        x->cfg.addr.sin_port = htons((uint16_t)port);
+        x->cfg.max_tokens = 400;
+        x->cfg.timeout_ns = 20ull * 1000000000u;
+        x->cfg.index_base = 5000;
+        wl_jobs_cfg_t jc = { .n = NCONV, .workers = 4, .job = draws_job, .arg = x };
+        wl_run_stats_t st;
+        assert_int_equal(wl_models[m]->run_jobs(&jc, &st), 0);
+        for (int i = 0; i < NCONV; i++) {
+            if (!x->c[i].ok)
+                fail_msg("%s conversation %d failed: %s", wl_models[m]->name, i, x->c[i].cause);
+            if (m == 0)
+                continue;
+            if (x->c[i].tokens != first.c[i].tokens || x->hash[i] != first.hash[i])
+                fail_msg("conversation %d: %s got %u tokens (hash %llx), %s %u (hash %llx)", i,
+                         wl_models[0]->name, first.c[i].tokens,
+                         (unsigned long long)first.hash[i], wl_models[m]->name, x->c[i].tokens,
+                         (unsigned long long)x->hash[i]);
+        }
+    }
+    /* the draws do differ between conversations: equal lengths are not a coincidence */
+    int distinct = 0;
+    for (int i = 0; i < NCONV; i++) {
+        int dup = 0;
+        for (int j = 0; j < i; j++)
+            dup |= first.c[j].tokens == first.c[i].tokens;
+        distinct += !dup;
+    }
+    assert_true(distinct >= NCONV / 3);
+    stop_mock(pid);
 }
 
 int main(void)
@@ -579,6 +716,7 @@ int main(void)
         cmocka_unit_test(t_itl_buckets),
         cmocka_unit_test(t_real_mock_llm),
         cmocka_unit_test(t_real_mock_llm_tls),
+        cmocka_unit_test(t_same_draws_every_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@ static struct {
     long        stack_kib;
     const char *per_conv;
     int         retries;
+    long        index_base;
     int         tls, tls_release;
     const char *tls_ca;
 } opt = {
@@ -67,6 +68,9 @@ static void usage(FILE *f)
         "  --retries R        retry a failed request like the OpenAI SDKs (default 2):\n"
         "                     connection refused/reset, 408, 409, 429, 5xx before the\n"
         "                     stream starts; honours retry-after-ms / retry-after\n"
+        "  --index-base B     conversation i sends x-mock-request-index: B+i (default 0),\n"
+        "                     on every attempt: mock-llm's draws for it (first-token time,\n"
+        "                     speed, length) are then the same on every model and run\n"
         "  --tls              HTTPS: TLS (OpenSSL) on every connection, handshake included\n"
         "  --tls-ca FILE      verify the server's certificate against FILE (PEM) and its\n"
         "                     IP address against the target; without it, not verified\n"
@@ -106,7 +110,7 @@ static int parse_args(int argc, char **argv)
         { "workers", 1, 0, 'w' },    { "max-tokens", 1, 0, 'k' }, { "timeout", 1, 0, 'T' },
         { "gap-us", 1, 0, 'g' },     { "db", 1, 0, 'd' },      { "db-hold", 1, 0, 'H' },
         { "db-query-ms", 1, 0, 'q' }, { "stack-kib", 1, 0, 's' }, { "help", 0, 0, 'h' },
-        { "per-conv", 1, 0, 'p' },   { "retries", 1, 0, 'r' },
+        { "per-conv", 1, 0, 'p' },   { "retries", 1, 0, 'r' },    { "index-base", 1, 0, 'i' },
         { "tls", 0, 0, 'S' },        { "tls-ca", 1, 0, 'C' }, { "tls-release-buffers", 0, 0, 'R' },
         { 0, 0, 0, 0 },
     };
@@ -131,6 +135,7 @@ static int parse_args(int argc, char **argv)
         case 's': if (parse_long(optarg, 16, 1 << 20, &opt.stack_kib)) goto bad; break;
         case 'p': opt.per_conv = optarg; break;
         case 'r': if (parse_long(optarg, 0, 10, &v)) goto bad; opt.retries = (int)v; break;
+        case 'i': if (parse_long(optarg, 0, 1000000000000L, &opt.index_base)) goto bad; break;
         case 'S': opt.tls = 1; break;
         case 'C': opt.tls_ca = optarg; opt.tls = 1; break;
         case 'R': opt.tls_release = 1; break;
@@ -192,6 +197,7 @@ int main(int argc, char **argv)
     r.cfg.db_hold = opt.db_k ? opt.db_hold : WL_DB_NONE;
     r.cfg.db_query_ns = (uint64_t)(opt.db_query_ms * 1e6);
     r.cfg.retries = opt.retries;
+    r.cfg.index_base = (uint64_t)opt.index_base;
     if (opt.tls) {
         char err[300];
         wl_tls_opts_t to = { .ca_file = opt.tls_ca, .release_buffers = opt.tls_release };

@@ -1,0 +1,161 @@
+"""peers/peerlib.py - what every peer harness (peers/bench.py for Python, Go and Node;
+peers/ruby/bench.py for Ruby) does the same way, so that their rows compare row for
+row: start a fresh mock-llm, run one client process against it while sampling its peak
+threads, page tables and RSS from outside, read its one JSON line (the wl-llm shape),
+and turn it into results rows with the same metric names.
+
+Python 3 standard library only; the process helpers (Server, Table, cleanup) are
+workloads/bench/run.py's, imported once here.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "workloads", "bench"))
+import run as wl  # noqa: E402  (Table, Server, process helpers: one copy of each)
+
+# the C client's estimate of a thread's kernel stack (workloads/include/wl_report.h)
+KERNEL_STACK_KIB = 16
+
+
+def status(pid):
+    """VmRSS, VmHWM, VmPTE (KiB) and Threads of a live process, or None."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM", "VmPTE", "Threads"):
+                    out[k] = int(v.split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return out
+
+
+class Peaks:
+    """The peaks of a process's page tables, threads and RSS, sampled every 50 ms from
+    outside (the measured process spends nothing on it)."""
+
+    def __init__(self):
+        self.pte = self.threads = self.rss = self.hwm = 0
+
+    def sample(self, pid):
+        s = status(pid)
+        if s:
+            self.pte = max(self.pte, s.get("VmPTE", 0))
+            self.threads = max(self.threads, s.get("Threads", 0))
+            self.rss = max(self.rss, s.get("VmRSS", 0))
+            self.hwm = max(self.hwm, s.get("VmHWM", 0))
+        return s
+
+    def kernel_est_kib(self):
+        # the C client's estimate: page tables + a 16 KiB kernel stack per thread
+        return self.pte + self.threads * KERNEL_STACK_KIB
+
+
+def mock(bin_dir, label, margs, seed):
+    """A fresh mock-llm on an ephemeral loopback port (a fresh one per run: every model
+    meets the same request-indexed draws and none inherits another's connections)."""
+    return wl.Server(f"mock-llm {label}", [os.path.join(bin_dir, "mock-llm"), "--listen",
+                                           "127.0.0.1:0", "--seed", str(seed),
+                                           "--max-conns", "19990"] + margs)
+
+
+def run_client(argv, out_dir, raw_name, what, timeout_s, log, env=None, extra_raw=None,
+               preexec=None):
+    """Runs one client process (argv) to its end, sampling its peaks; returns its JSON
+    object (the wl-llm shape) with listen_overflows and, when the client does not
+    measure them itself, kernel_est_kib and threads_peak from the samples. None when it
+    failed (logged) or ran past timeout_s + 90 s (killed). Every raw object is appended
+    to OUT/tmp/<raw_name>-raw.jsonl beside the CSV's aggregates."""
+    lo0 = wl.listen_overflows()
+
+    def pre():
+        wl._die_with_parent()
+        if preexec:
+            preexec()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=pre, env=env)
+    pk = Peaks()
+    deadline = time.monotonic() + timeout_s + 90
+    # a pipe left undrained would stall a chatty client: read both at the end, they are
+    # one JSON line and a few lines of errors
+    while p.poll() is None and time.monotonic() < deadline:
+        pk.sample(p.pid)
+        time.sleep(0.05)
+    if p.poll() is None:
+        p.kill()
+        p.communicate()
+        log(f"  {what} ran past {timeout_s + 90}s and was killed")
+        return None
+    out, err = p.communicate()
+    lo1 = wl.listen_overflows()
+    for line in out.splitlines():
+        if line.startswith("{"):
+            j = json.loads(line)
+            j["listen_overflows"] = lo1 - lo0 if lo0 >= 0 and lo1 >= 0 else None
+            if "kernel_est_kib" not in j:  # a peer: sampled from outside
+                j["kernel_est_kib"] = pk.kernel_est_kib()
+                j["threads_peak"] = pk.threads
+            os.makedirs(os.path.join(out_dir, "tmp"), exist_ok=True)
+            with open(os.path.join(out_dir, "tmp", f"{raw_name}-raw.jsonl"), "a") as f:
+                f.write(json.dumps({**(extra_raw or {}), "argv": argv[1:], **j}) + "\n")
+            return j
+    log(f"  {what} failed (exit {p.returncode}): {err.strip()[-300:]}")
+    return None
+
+
+def record_client(tab, case, model, impl, n, j):
+    """One client run as rows: the metrics every LLM client harness reports."""
+    add = lambda metric, unit, v: tab.add(case, model, impl, "n", n, metric, unit, v)
+    add("completed_count", "count", j["ok"])
+    add("errors", "count", j["failed"])
+    add("tokens_per_s", "tokens/s", j["tokens_per_s"])
+    if j["ok"]:
+        add("ttft_p50_ms", "ms", j["ttft_p50_ms"])
+        add("ttft_p99_ms", "ms", j["ttft_p99_ms"])
+        add("total_p50_ms", "ms", j["total_p50_ms"])
+    if j.get("itl_gaps"):
+        add("itl_p50_ms", "ms", j["itl_p50_ms"])
+        add("itl_p99_ms", "ms", j["itl_p99_ms"])
+    add("vm_hwm_bytes", "bytes", j["rss_peak_kib"] * 1024)
+    add("kernel_est_bytes", "bytes", j["kernel_est_kib"] * 1024)
+    live = max(j["peak_live"], 1)
+    # what one more open conversation costs: the peak over the baseline (interpreter and
+    # libraries loaded), per conversation alive at the peak
+    if j.get("rss_base_kib", -1) >= 0:
+        user = (j["rss_peak_kib"] - j["rss_base_kib"]) * 1024
+        add("user_bytes_per_unit", "bytes", user / live)
+        # with the kernel's share: thread stacks and page tables (the estimate above)
+        add("bytes_per_unit", "bytes", (user + j["kernel_est_kib"] * 1024) / live)
+    add("cpu_s", "s", j["cpu_s"])
+    if j["tokens"]:
+        add("cpu_per_1k_tokens_ms", "ms", j["cpu_s_per_1k_tokens"] * 1000)
+    add("live_units", "count", j["peak_live"])
+    add("retries_count", "count", j.get("retries"))
+    add("listen_overflows_count", "count", j.get("listen_overflows"))
+    for cause, cnt in j["causes"].items():
+        tab.add(f"{case}/fail={wl.slug(cause)}", model, impl, "n", n, "errors", "count", cnt)
+    if j["spawn_failed"]:
+        tab.add(f"{case}/limit={j['spawn_errno']}", model, impl, "n", n, "limit_units", "count",
+                j["units_started"])
+    # a resource limit met by conversations (open files: 20,000 per process here) is a
+    # result too: where it hit, as the units alive at the peak
+    hit = sorted({m.group(1) for c in j["causes"]
+                  for m in [re.search(r"\b(EMFILE|ENFILE|EAGAIN|ENOMEM|EADDRNOTAVAIL)\b", c)] if m})
+    for e in hit:
+        if not (j["spawn_failed"] and e == j["spawn_errno"]):
+            tab.add(f"{case}/limit={e}", model, impl, "n", n, "limit_units", "count",
+                    j["peak_live"])
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Self-test of scripts/noise.py: the calm rule on made-up counters; begin/end write the
+noise record into the machine file (replacing an earlier one); a run that started busy,
+or had no calm check, is `noisy: yes`; FIBERBENCH_CALM_WAIT=0 does not wait."""
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+import unittest
+from contextlib import redirect_stderr
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "scripts"))
+import noise  # noqa: E402
+import resultsets  # noqa: E402
+
+
+def snap(t, total, idle, steal=0, psi=0):
+    return {"t": t, "total": total, "idle": idle, "steal": steal, "psi_us": psi,
+            "load": [0.1, 0.2, 0.3], "procs_running": 1}
+
+
+class NoiseTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.d = self.tmp.name
+        with open(os.path.join(self.d, "seed.machine.txt"), "w") as f:
+            f.write("date: x\ncpu: AMD EPYC\ncores: 2\nkernel: k\ncompiler: c\ncommit: c\n")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def machine(self):
+        return resultsets.read_machine(os.path.join(self.d, "seed.machine.txt"))
+
+    def quiet(self, *argv):
+        with redirect_stderr(io.StringIO()):
+            return noise.main(list(argv))
+
+    def test_calm_rule(self):
+        idle = noise.window(snap(0, 0, 0), snap(1, 200, 190))
+        self.assertAlmostEqual(idle["busy_pct"], 5.0)
+        self.assertTrue(noise.calm(idle, 15.0))
+        busy = noise.window(snap(0, 0, 0), snap(1, 200, 60))
+        self.assertFalse(noise.calm(busy, 15.0))
+        stolen = noise.window(snap(0, 0, 0), snap(1, 200, 190, steal=10))
+        self.assertFalse(noise.calm(stolen, 15.0))
+        queued = noise.window(snap(0, 0, 0, psi=0), snap(1, 200, 190, psi=300000))
+        self.assertAlmostEqual(queued["pressure_pct"], 30.0)
+        self.assertFalse(noise.calm(queued, 15.0))
+
+    def test_begin_end_writes_the_record_once(self):
+        os.environ["FIBERBENCH_CALM_WAIT"] = "0"
+        try:
+            t0 = time.monotonic()
+            self.assertEqual(self.quiet("begin", "--out", self.d, "--harness", "seed"), 0)
+            self.assertLess(time.monotonic() - t0, 5.0)
+        finally:
+            del os.environ["FIBERBENCH_CALM_WAIT"]
+        self.assertEqual(self.quiet("end", "--out", self.d, "--harness", "seed"), 0)
+        m = self.machine()
+        for k in ("noise_before", "noise_after", "noise_during", "calm_wait_s", "noisy"):
+            self.assertIn(k, m)
+        self.assertRegex(m["noise_before"], r"load [0-9.]+ [0-9.]+ [0-9.]+, procs_running \d+; busy")
+        # A second end (no begin left) replaces the record: one noisy line, and it says why.
+        self.assertEqual(self.quiet("end", "--out", self.d, "--harness", "seed"), 0)
+        with open(os.path.join(self.d, "seed.machine.txt")) as f:
+            text = f.read()
+        self.assertEqual(text.count("noisy:"), 1)
+        self.assertIn("noisy: yes (no calm check before the run)", text)
+        self.assertEqual(self.machine()["cpu"], "AMD EPYC")
+
+    def test_busy_start_is_noisy(self):
+        os.makedirs(os.path.join(self.d, ".noise"))
+        now = noise.snapshot()
+        with open(os.path.join(self.d, ".noise", "seed.begin.json"), "w") as f:
+            json.dump({"calm": False, "waited_s": 60, "limit_s": 60, "window": {"span_s": 1.0,
+                       "busy_pct": 90.0}, "snap": now, "wall": 0}, f)
+        self.quiet("end", "--out", self.d, "--harness", "seed")
+        self.assertEqual(self.machine()["noisy"], "yes (busy at the start after waiting 60 s)")
+
+    def test_end_without_machine_file(self):
+        self.assertEqual(self.quiet("end", "--out", self.d, "--harness", "nothere"), 1)
+
+    def test_bad_usage(self):
+        with redirect_stderr(io.StringIO()):
+            with self.assertRaises(SystemExit) as e:
+                noise.main(["begin", "--out", self.d, "--harness", "../x"])
+        self.assertEqual(e.exception.code, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()

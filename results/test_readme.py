@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Self-test of scripts/gen_readme.py: the tree's READMEs agree with the set they show
+(the check make test relies on), and the check fails when a number inside a marked
+section is edited by hand or when a CSV changes; bad markers are errors; a section whose
+rows the set lacks says so instead of inventing them."""
+import csv
+import io
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+from contextlib import redirect_stderr, redirect_stdout
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "scripts"))
+import gen_readme  # noqa: E402
+import resultsets  # noqa: E402
+
+
+def run(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = gen_readme.main(list(argv))
+    return code, out.getvalue() + err.getvalue()
+
+
+class ReadmeTest(unittest.TestCase):
+    def setUp(self):
+        self.set = resultsets.shown_set()
+        if self.set is None:
+            self.skipTest("no published set")
+        self.tmp = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def copy_readme(self):
+        p = os.path.join(self.tmp.name, "README.md")
+        shutil.copy(os.path.join(TOP, "README.md"), p)
+        return p
+
+    def test_tree_is_in_sync(self):
+        code, out = run("--check")
+        self.assertEqual(code, 0, out)
+
+    def test_hand_edited_number_fails(self):
+        p = self.copy_readme()
+        with open(p) as f:
+            text = f.read()
+        a = text.index("<!-- gen:headline -->")
+        b = text.index("<!-- /gen -->", a)
+        block = text[a:b]
+        edited = block.replace("**", "**1", 1)
+        self.assertNotEqual(block, edited)
+        with open(p, "w") as f:
+            f.write(text[:a] + edited + text[b:])
+        code, out = run("--check", p)
+        self.assertEqual(code, 1, out)
+        self.assertIn("disagrees with", out)
+        code, out = run(p)  # make readme puts it right
+        self.assertEqual(code, 0, out)
+        code, out = run("--check", p)
+        self.assertEqual(code, 0, out)
+
+    def test_changed_csv_fails(self):
+        s = os.path.join(self.tmp.name, "published", os.path.basename(self.set))
+        shutil.copytree(self.set, s)
+        p = os.path.join(s, "memory.csv")
+        with open(p, newline="") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:
+            if r["case"] == "memory/fiber/stack=64K/n=10000" and r["metric"] == "bytes_per_unit":
+                r["median"] = r["min"] = r["max"] = "8192"
+        with open(p, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+        code, out = run("--check", "--set", s, self.copy_readme())
+        self.assertEqual(code, 1, out)
+        self.assertIn("+- **Memory per live unit at 10,000 live** (`memory.csv`): a parked fiber **8.0 KiB**", out)
+
+    def test_missing_rows_are_said_not_invented(self):
+        s = os.path.join(self.tmp.name, "published", "x")
+        os.makedirs(s)
+        for n in os.listdir(self.set):
+            if not n.startswith("seed."):
+                shutil.copy(os.path.join(self.set, n), s)
+        p = self.copy_readme()
+        code, out = run("--set", s, p)
+        self.assertEqual(code, 0, out)
+        with open(p) as f:
+            text = f.read()
+        self.assertIn("(seed.csv: not in this set)", text)
+
+    def test_peers_section(self):
+        """The peers section from a set with peers.csv: a row per model at 10,000
+        conversations (where one stopped, and why, in its row), the reading against the
+        C floor, the protocol's ratios per runtime; without peers.csv it says so."""
+        s = os.path.join(self.tmp.name, "published", os.path.basename(self.set))
+        shutil.copytree(self.set, s)
+        head = "harness,case,model,impl,param,value,metric,unit,median,min,max,runs\n"
+        rows = []
+        for impl, model, i, done, mem in (("py-thread", "python-thread", "python-3.11.2/http.client", 4764, 51485),
+                                          ("py-asyncio", "python-asyncio", "python-3.11.2/asyncio-streams", 10000, 10608),
+                                          ("c-thread", "thread", "c/wl-llm", 10000, 51783),
+                                          ("c-fiber", "fiber", "c/wl-llm", 10000, 5172)):
+            c = f"llm/{impl}/gpt4o-5tps/n=10000"
+            for metric, unit, v in (("completed_count", "count", done), ("live_units", "count", done),
+                                    ("bytes_per_unit", "bytes", mem), ("cpu_per_1k_tokens_ms", "ms", 50),
+                                    ("ttft_p50_ms", "ms", 1500), ("ttft_p99_ms", "ms", 4000)):
+                rows.append(f"peers,{c},{model},{i},n,10000,{metric},{unit},{v},{v},{v},3")
+        rows.append("peers,llm/py-thread/gpt4o-5tps/n=10000/fail=timeout,python-thread,"
+                    "python-3.11.2/http.client,n,10000,errors,count,5236,5000,5300,3")
+        rows.append("peers,llm/ratio/py-thread-over-py-asyncio/gpt4o-5tps/n=10000/cpu-per-token,"
+                    "python-thread,python-3.11.2/http.client,n,10000,ratio,x,41.5,30,50,3")
+        for model, what, metric, unit, v in (("python-thread", "alloc/n=10000/m=2", "us_per_unit", "us", 300),
+                                             ("python-asyncio", "alloc/n=10000/m=2", "us_per_unit", "us", 10),
+                                             ("go-locked-thread", "switch/n=2/m=10000", "us_per_switch", "us", 12),
+                                             ("go-goroutine", "switch/n=2/m=10000", "us_per_switch", "us", 0.06)):
+            i = ("python-3.11.2" if model.startswith("python") else "go-1.19.8") + "/cpu=same"
+            rows.append(f"peers,seed/{model}/{i}/{what},{model},{i},,,{metric},{unit},{v},{v},{v},3")
+        with open(os.path.join(s, "peers.csv"), "w") as f:
+            f.write(head + "\n".join(rows) + "\n")
+        with open(os.path.join(s, "peers.machine.txt"), "w") as f:
+            f.write("date: 2026-01-01T00:00:00Z\ncpu: AMD EPYC\ncores: 2\nkernel: Linux\n"
+                    "compiler: gcc\ncommit: x\nmode: full\npython: python 3.11.2\n")
+        p = self.copy_readme()
+        code, out = run("--set", s, p)
+        self.assertEqual(code, 0, out)
+        with open(p) as f:
+            text = f.read()
+        sec = text[text.index("<!-- gen:peers -->"):]
+        sec = sec[:sec.index("<!-- /gen -->")]
+        self.assertIn("| Python, a thread each (http.client) | `python-3.11.2/http.client` | "
+                      "4,764 (timeout: 5,236) | 4,764 | 50.3 KiB |", sec)
+        self.assertIn("| C fibers (wl-llm) | `c/wl-llm` | 10,000 |", sec)
+        self.assertIn("Python, asyncio tasks (stdlib streams): 2.1x the C fibers' memory", sec)
+        self.assertIn("Python threads spend 41.5x (30.0x-50.0x) the CPU per token", sec)
+        self.assertIn("| Python (threads vs asyncio tasks) | 300 µs vs 10 µs: **30.0x** | - | - |", sec)
+        self.assertIn("| Go (goroutines locked to threads vs goroutines) | - | 12 µs vs 60 ns: **200x** |", sec)
+        # without peers.csv in the set: the bounded run kept in the tree, labelled as one
+        bounded = os.path.join(self.tmp.name, "bounded")
+        os.makedirs(bounded)
+        for n in ("peers.csv", "peers.machine.txt"):
+            shutil.move(os.path.join(s, n), os.path.join(bounded, n))
+        with open(os.path.join(bounded, "peers.machine.txt"), "a") as f:
+            f.write("noisy: yes (busy at the start after waiting 30 s)\n")
+        saved = gen_readme.PEERS_BOUNDED
+        try:
+            gen_readme.PEERS_BOUNDED = bounded
+            code, out = run("--set", s, p)
+            self.assertEqual(code, 0, out)
+            with open(p) as f:
+                text = f.read()
+            self.assertIn("**A bounded run, not the publication run**", text)
+            self.assertIn("noisy yes (busy at the start", text)
+            self.assertIn("| C fibers (wl-llm) | `c/wl-llm` | 10,000 |", text)
+            # and with neither, it says so
+            gen_readme.PEERS_BOUNDED = os.path.join(self.tmp.name, "none")
+            code, out = run("--set", s, p)
+            with open(p) as f:
+                self.assertIn("(peers.csv: not in this set)", f.read())
+        finally:
+            gen_readme.PEERS_BOUNDED = saved
+
+    def test_bad_markers(self):
+        for text, needle in (("<!-- gen:nonesuch -->\n<!-- /gen -->\n", "unknown section"),
+                             ("<!-- gen:claims -->\nno end\n", "has no <!-- /gen -->"),
+                             ("text\n<!-- /gen -->\n", "stray marker"),
+                             ("<!-- gen:claims -->\n<!-- gen:set -->\n<!-- /gen -->\n", "not closed")):
+            p = os.path.join(self.tmp.name, "bad.md")
+            with open(p, "w") as f:
+                f.write(text)
+            code, out = run("--check", p)
+            self.assertEqual(code, 1, out)
+            self.assertIn(needle, out)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,816 @@
+#!/usr/bin/env python3
+"""Generates the README sections that quote numbers, from the published set the README
+shows (results/published/shown.txt), between markers:
+
+    <!-- gen:NAME -->
+    ...generated; edits here are overwritten...
+    <!-- /gen -->
+
+    scripts/gen_readme.py [--check] [--set DIR] [FILE ...]
+
+Without FILE: README.md, mock-llm/README.md and workloads/README.md. Each NAME is a
+function in SECTIONS below; text outside the markers is left as it is. --check writes
+the regenerated files into a temporary directory and diffs them against the tree:
+exit 1 (with the diff) when a README and the CSVs disagree, which `make test`
+(CTest readme_in_sync) turns into a failure. `make readme` (or make publish) rewrites
+them.
+
+Adding a section (for the engineers of other harnesses): write a function
+`def sec_<name>(ctx) -> str` that reads only ctx.rows(harness) / ctx.machine(harness)
+(the published set), register it in SECTIONS as "<name>", and put the two marker lines
+in the README where it goes. Quote no number outside the markers: a number that is not
+generated from a CSV row is not supported by one.
+
+Exit status: 0 written (or in sync), 1 out of sync or an unknown/unclosed marker,
+2 bad usage. Python 3 standard library only.
+"""
+import argparse
+import difflib
+import io
+import os
+import re
+import sys
+import tempfile
+from contextlib import redirect_stdout
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reproduce  # noqa: E402
+import resultsets  # noqa: E402
+
+TOP = resultsets.TOP
+sys.path.insert(0, os.path.join(TOP, "plots"))
+import tables  # noqa: E402
+
+FILES = ["README.md", os.path.join("mock-llm", "README.md"), os.path.join("workloads", "README.md")]
+BEGIN = re.compile(r"^<!-- gen:([a-z0-9-]+) -->\s*$")
+END = "<!-- /gen -->"
+
+
+class Ctx:
+    """The published set a README shows."""
+
+    def __init__(self, set_dir):
+        self.dir = set_dir
+        self.name = os.path.basename(os.path.abspath(set_dir))
+        self.rel = os.path.relpath(os.path.abspath(set_dir), TOP)
+        self.plots = os.path.join("plots", "published", self.name)
+        self._rows = {}
+
+    def rows(self, h):
+        if h not in self._rows:
+            self._rows[h] = resultsets.load_rows(self.dir, h) or []
+        return self._rows[h]
+
+    def machine(self, h):
+        return resultsets.read_machine(os.path.join(self.dir, h + ".machine.txt"))
+
+    def row(self, h, case, metric):
+        """The first row of harness h with one of the cases (a name or a list) and metric."""
+        return reproduce.sel(self.rows(h), case=case if isinstance(case, list) else [case],
+                             metric=metric)
+
+
+# ---- formatting ----
+
+def t_ns(x):
+    x = float(x)
+    if x >= 1e9:
+        return f"{x / 1e9:.3g} s"
+    if x >= 1e6:
+        return f"{x / 1e6:.3g} ms"
+    if x >= 1e3:
+        return f"{x / 1e3:.3g} µs"
+    return f"{x:.3g} ns"
+
+
+def t_us(x):
+    return t_ns(float(x) * 1e3)
+
+
+def kib(x):
+    return f"{float(x) / 1024:.1f} KiB"
+
+
+def mib(x):
+    return f"{float(x) / 1048576:.0f} MiB"
+
+
+def cnt(x):
+    return f"{float(x):,.0f}"
+
+
+def rate(x):
+    x = float(x)
+    return f"{x / 1e3:.3g}k" if x >= 1e4 else f"{x:,.0f}"
+
+
+def ms(x):
+    x = float(x)
+    return f"{x / 1e3:.2f} s" if x >= 1e3 else f"{x:.3g} ms"
+
+
+def xr(r):
+    return f"{r:,.0f}x" if r >= 100 else f"{r:.1f}x"
+
+
+def runs_note(*rows):
+    """'' when every row is a median of >= 3 runs, else what it is."""
+    n = min(int(r["runs"]) for r in rows if r)
+    return "" if n >= 3 else (" (one run)" if n == 1 else f" (median of {n} runs)")
+
+
+def missing(what):
+    return f"({what}: not in this set)"
+
+
+# ---- sections ----
+
+def sec_set(ctx):
+    """Which set, which machine, when, under what noise."""
+    names = resultsets.dir_machine_names(ctx.dir)
+    ms_ = [ctx.machine(h) for h in names]
+    m = ctx.machine("seed") or (ms_[0] if ms_ else {})
+    dates = sorted(x.get("date", "") for x in ms_ if x.get("date"))
+    commits = sorted({x.get("commit", "") for x in ms_ if x.get("commit")})
+    modes = sorted({(x.get("mode") or x.get("workloads") or "?").split(" ")[0] for x in ms_})
+    noisy = [h for h, x in zip(names, ms_) if x.get("noisy", "").startswith("yes")]
+    unrecorded = [h for h, x in zip(names, ms_) if not x.get("noisy")]
+    if unrecorded:
+        loads = [f"{h} {ctx.machine(h)['load_avg']}" for h in names if ctx.machine(h).get("load_avg")]
+        noise = ("Noise was not recorded for this set (it predates `scripts/noise.py`)" +
+                 (f"; Google Benchmark's load averages (1, 5, 15 min) at the end of a run: "
+                  f"{'; '.join(loads)}" if loads else "") +
+                 ": it was not shown to be a quiet machine, and its next publication replaces it.")
+    elif noisy:
+        noise = f"Noisy runs: {', '.join(noisy)} (they should not be here: make publish refuses them)."
+    else:
+        steal = []
+        for x in ms_:
+            mt = re.search(r"steal ([0-9.]+)%", x.get("noise_during", ""))
+            if mt:
+                steal.append(float(mt.group(1)))
+        noise = ("Every run started on a calm machine (`noisy: no` in each machine file, "
+                 "scripts/noise.py)" + (f"; steal time during the runs at most {max(steal):.1f}%"
+                                        if steal else "") + ".")
+    cores = (m.get("cores", "?").split(" ") or ["?"])[0]
+    return (f"Set **`{ctx.rel}/`** ({ctx.name}): {m.get('cpu', '?')}, {cores} CPUs, "
+            f"{m.get('virtualization', '?')}, {m.get('memory', '?')}, {m.get('kernel', '?')}, "
+            f"{m.get('libc', '?')}, {m.get('compiler', '?')}, `{m.get('flags', '?')}`. "
+            f"Measured {dates[0] if dates else '?'} to {dates[-1] if dates else '?'} "
+            f"({', '.join(modes)} runs), commits {', '.join(commits)}. {noise} "
+            "Every figure is a median over runs (min-max in the tables, the number of runs in "
+            "the CSV); both sides of every ratio come from the same run.\n")
+
+
+CLAIM_MODELS = ["baton", "baton/cpu=same", "sched_yield/cpu=same"]
+
+
+def seed_pair(ctx, metric, model, impl_re=None, impl=None):
+    return reproduce.sel(ctx.rows("seed"), model=model, metric=metric, impl=impl, impl_re=impl_re)
+
+
+def sec_claims(ctx):
+    """The post's claims with their three-state verdicts, each C thread model its column."""
+    rows = ctx.rows("seed")
+    if not rows:
+        return missing("seed.csv") + "\n"
+    models = reproduce.thread_models(rows)
+    head = ["claim", "post (Ruby 3.4)", "Ruby here"] + [f"C vs `{m}` threads" for m in models] + \
+        ["verdict in C"]
+    out = []
+    for spec in reproduce.CLAIMS:
+        f = seed_pair(ctx, spec["metric"], "fiber")
+        fmtv = (lambda v: rate(v) + "/s") if spec["higher"] else t_us
+        line = [spec["text"], xr(spec["post"])]
+        rr = reproduce.claim_ratios(ctx.dir, spec, ruby=True).get("Ruby threads")
+        rt = seed_pair(ctx, spec["metric"], "ruby-thread", impl_re=r"^(?!published)")
+        line.append("-" if rr is None else
+                    f"{xr(rr)}: {'holds' if rr >= spec['claim'] else 'does not hold'}"
+                    f" ({rt['impl']})")
+        ratios = reproduce.claim_ratios(ctx.dir, spec)
+        for m in models:
+            t = seed_pair(ctx, spec["metric"], "thread", impl=m)
+            r = ratios.get(m)
+            line.append("-" if r is None or not t or not f else
+                        f"**{xr(r)}** ({fmtv(t['median'])} vs {fmtv(f['median'])}){runs_note(t, f)}")
+        line.append(reproduce.verdict(ratios, spec["claim"]))
+        out.append(line)
+    md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+    md += "".join("| " + " | ".join(r) + " |\n" for r in out)
+    md += ("\nC fibers are the runtime's scheduler (`fiber_spawn`, `fiber_yield`, `fiber_run`). "
+           "The C thread models: `baton` hands a GVL-like baton over at every yield, unpinned "
+           "as Ruby's threads are (the C model of what the post measured); `baton/cpu=same` "
+           "the same with every thread, the creating and joining one included, on one CPU; "
+           "`sched_yield/cpu=same` has no baton (the cheapest C threads, all on one CPU). A "
+           "claim holds against a model when its ratio reaches the post's threshold; the "
+           "verdict names the models it holds against, so no single model decides it. "
+           "Ruby here is the post's own protocol in Ruby on this machine (bench/ruby/seed.rb): "
+           "the truest reproduction of the post.\n")
+    return md
+
+
+def sec_headline(ctx):
+    """The headline bullets: like-for-like pairs first, each from a CSV row."""
+    b = []
+    # switch: fiber_yield against each thread hand-off on one core, same run.
+    y = ctx.row("switch", reproduce.YIELD_WALL, "ns_per_switch")
+    same = [(k, ctx.row("switch", f"switch/thread/{k}/cpu=same", "ns_per_switch"))
+            for k in reproduce.SW_SAME]
+    same = [(k, r) for k, r in same if r]
+    cross = [ctx.row("switch", f"switch/thread/{k}/cpu=cross", "ns_per_switch")
+             for k in ("futex", "sem", "pipe", "condvar")]
+    cross = [r for r in cross if r]
+    strict = ctx.row("switch", reproduce.STRICT, "ns_per_switch")
+    boost = ctx.row("switch", "switch/boost/jump_fcontext", "ns_per_switch")
+    if y and same:
+        lo = min(same, key=lambda kr: float(kr[1]["median"]))
+        hi = max(same, key=lambda kr: float(kr[1]["median"]))
+        text = (f"- **One switch, scheduler against scheduler** (`switch.csv`): `fiber_yield` "
+                f"between two fibers **{t_ns(y['median'])}** against a thread hand-off on one "
+                f"core, **{t_ns(lo[1]['median'])}** (`{lo[0]}`) to **{t_ns(hi[1]['median'])}** "
+                f"(`{hi[0]}`): **{xr(float(lo[1]['median']) / float(y['median']))}-"
+                f"{xr(float(hi[1]['median']) / float(y['median']))}**; every hand-off: "
+                + ", ".join(f"{k} {t_ns(r['median'])}" for k, r in same) + ".")
+        if cross:
+            text += (f" Across cores a hand-off costs {t_ns(min(float(r['median']) for r in cross))}"
+                     f"-{t_ns(max(float(r['median']) for r in cross))} (the hypervisor's wake-up).")
+        if strict:
+            text += (f" Beside them, not the headline: the raw assembly switch under the "
+                     f"scheduler, {t_ns(strict['median'])}"
+                     + (f" (Boost.Context's `jump_fcontext` {t_ns(boost['median'])} in the same run)"
+                        if boost else "") + ".")
+        clock = ctx.machine("switch").get("clock")
+        if clock:
+            text += f" Clocks (`switch.machine.txt`): {clock}."
+        b.append(text)
+    # create: pinned against pinned; unpinned; cold against cold.
+    ps = ctx.row("alloc", reproduce.POOLED_SAME, "ns_per_create")
+    ts = ctx.row("alloc", reproduce.CJ_SAME, "ns_per_create")
+    pa = ctx.row("alloc", reproduce.POOLED_ANY, "ns_per_create")
+    ta = ctx.row("alloc", reproduce.CJ_ANY, "ns_per_create")
+    fs = ctx.row("alloc", reproduce.FRESH_SAME, "ns_per_create")
+    tfs = ctx.row("alloc", reproduce.CJF_SAME, "ns_per_create")
+    fa = ctx.row("alloc", reproduce.FRESH_ANY, "ns_per_create")
+    tfa = ctx.row("alloc", reproduce.CJF_ANY, "ns_per_create")
+
+    def pair(f, t):
+        return (f"{t_ns(f['median'])} against {t_ns(t['median'])}: "
+                f"**{xr(float(t['median']) / float(f['median']))}**{runs_note(f, t)}")
+    if ps and ts:
+        text = ("- **Creating a unit, pinned against pinned** (`alloc.csv`, create + run + join, "
+                "the creating thread and every thread on one CPU): a fiber from the stack pool "
+                f"against `pthread_create` + join, {pair(ps, ts)}.")
+        if pa and ta:
+            text += f" Unpinned (a thread's wake-up may cross cores): {pair(pa, ta)}."
+    elif pa and ta:
+        text = ("- **Creating a unit** (`alloc.csv`, create + run + join, unpinned: a thread's "
+                "wake-up may cross cores; this set has no pinned pair): a fiber from the stack "
+                f"pool against `pthread_create` + join, {pair(pa, ta)}.")
+    else:
+        text = "- " + missing("create pairs")
+    if fs and tfs:
+        text += (f" Cold, each on a freshly mapped, guarded 64 KiB stack, pinned: fiber against "
+                 f"thread, {pair(fs, tfs)}.")
+    elif fa and tfa:
+        text += f" Cold, each on a freshly mapped, guarded 64 KiB stack: {pair(fa, tfa)}."
+    elif fa:
+        text += (f" A cold fiber on a freshly mapped, guarded stack: {t_ns(fa['median'])} "
+                 "(this set has no cold thread to set beside it).")
+    b.append(text)
+    # memory
+    fm = ctx.row("memory", "memory/fiber/stack=64K/n=10000", "bytes_per_unit")
+    tm = ctx.row("memory", "memory/thread/stack=default/n=10000", "bytes_per_unit")
+    if fm and tm:
+        tu = ctx.row("memory", "memory/thread/stack=default/n=10000", "user_bytes_per_unit")
+        tk = ctx.row("memory", "memory/thread/stack=default/n=10000", "kernel_bytes_per_unit")
+        b.append(f"- **Memory per live unit at 10,000 live** (`memory.csv`): a parked fiber "
+                 f"**{kib(fm['median'])}** against a blocked thread **{kib(tm['median'])}** "
+                 f"({kib(tu['median'])} user + {kib(tk['median'])} kernel stack, slab and page "
+                 f"tables that RSS does not show): **{xr(float(tm['median']) / float(fm['median']))}**"
+                 f"{runs_note(fm, tm)}.")
+    # scale
+    live = reproduce.sel(ctx.rows("scale"), model=None, metric="live_units")
+    lim = reproduce.sel(ctx.rows("scale"), metric="limit_units")
+    if live or lim:
+        text = "- **Scale** (`scale.csv`):"
+        if live:
+            grow = reproduce.sel(ctx.rows("scale"), case=[live["case"] + "/grow"], metric="seconds")
+            text += (f" **{cnt(live['median'])} live fibers** (the harness's cap)"
+                     + (f", grown in {float(grow['median']):.1f} s" if grow else "") + ";")
+        if lim:
+            cause = lim["case"].rsplit("limit=", 1)[-1]
+            pid_max = (ctx.machine("scale").get("pid_max", "").split(" ") or ["?"])[0]
+            text += (f" threads stop at **{cnt(lim['median'])}** ({cause}"
+                     + (f": this machine's pid_max is {cnt(pid_max)}, so the limit is the "
+                        "machine's configuration, not a cost of threads"
+                        if "pid_max" in cause and pid_max.isdigit() else "") + ").")
+        b.append(text)
+    # LLM
+    lf = "llm/fiber/gpt4o-5tps/n=10000"
+    lt = "llm/thread/gpt4o-5tps/n=10000"
+    hf, ht = ctx.row("llm", lf, "vm_hwm_bytes"), ctx.row("llm", lt, "vm_hwm_bytes")
+    if hf and ht:
+        cf, ct = ctx.row("llm", lf, "cpu_per_1k_tokens_ms"), ctx.row("llm", lt, "cpu_per_1k_tokens_ms")
+        pf, pt = ctx.row("llm", lf, "ttft_p99_ms"), ctx.row("llm", lt, "ttft_p99_ms")
+        ke = ctx.row("llm", lt, "kernel_est_bytes")
+        text = (f"- **10,000 streaming LLM conversations** (`llm.csv`, gpt-4o first-token "
+                f"timing, 5 tokens/s): client peak RSS **{mib(hf['median'])} with fibers against "
+                f"{mib(ht['median'])} with threads** ({xr(float(ht['median']) / float(hf['median']))})")
+        if ke:
+            text += (f"; the threads' kernel memory is *estimated* at {mib(ke['median'])} "
+                     "(`kernel_est_bytes`: page tables plus 16 KiB of kernel stack per thread, "
+                     "not measured)")
+        if cf and ct:
+            q = ctx.row("llm", "llm/ratio/thread-over-fiber/gpt4o-5tps/n=10000/cpu-per-token", "ratio")
+            text += (f"; client CPU {float(cf['median']):.3g} against {float(ct['median']):.3g} ms "
+                     f"per 1,000 tokens ("
+                     + (f"{float(q['median']):.2f}x, per-run ratios {float(q['min']):.2f}-"
+                        f"{float(q['max']):.2f}" if q else xr(float(ct['median']) / float(cf['median'])))
+                     + ")")
+        if pf and pt:
+            text += f"; first-token p99 {ms(pf['median'])} against {ms(pt['median'])}"
+        # the marginal CPU per token (setup excluded), at each N the set has it for
+        mq = [(n, ctx.row("llm", f"llm/ratio/thread-over-fiber/gpt4o-5tps/n={n}/"
+                                 "cpu-per-token-marginal", "ratio")) for n in (1000, 10000)]
+        mq = [(n, q) for n, q in mq if q]
+        if mq:
+            def mcell(q):
+                if int(q["runs"]) == 1:
+                    return f"{float(q['median']):.2f}x (one run)"
+                return (f"{float(q['median']):.2f}x ({float(q['min']):.2f}-{float(q['max']):.2f}"
+                        + (f", {q['runs']} runs" if int(q["runs"]) < 3 else "") + ")")
+            text += ("; per extra token, setup excluded (`cpu_per_1k_tokens_marginal_ms`), "
+                     "threads use " + ", ".join(f"{mcell(q)} the CPU of fibers at {n:,} streams"
+                                                for n, q in mq))
+        b.append(text + runs_note(hf, ht, cf, ct, pf, pt) + ".")
+    # slot starvation
+    s_pool = ctx.row("llm", "starve/pool/fixed-x0.25/n=1000", "ttft_p99_ms")
+    s_fib = ctx.row("llm", "starve/fiber/fixed-x0.25/n=1000", "ttft_p99_ms")
+    s_thr = ctx.row("llm", "starve/thread/fixed-x0.25/n=1000", "ttft_p99_ms")
+    u_pool = ctx.row("llm", "starve/pool/fixed-x0.25/n=26", "ttft_user26_ms")
+    u_fib = ctx.row("llm", "starve/fiber/fixed-x0.25/n=26", "ttft_user26_ms")
+    if s_pool and s_fib:
+        text = (f"- **Slot starvation** (a pool of 25 workers, the post's 26th user): first-token "
+                f"p99 for 1,000 users **{ms(s_pool['median'])} on the pool** against "
+                f"**{ms(s_fib['median'])} on fibers**"
+                + (f" ({ms(s_thr['median'])} on a thread each)" if s_thr else ""))
+        if u_pool and u_fib:
+            text += (f"; the 26th user alone waits {ms(u_pool['median'])} against "
+                     f"{ms(u_fib['median'])}")
+        b.append(text + runs_note(s_pool, s_fib) + ".")
+    # HTTP
+    rf = ctx.row("throughput", "http/fiber/hello/c=100", "req_per_s")
+    rn = ctx.row("throughput", "http/nginx-1worker/hello/c=100", "req_per_s")
+    rt = ctx.row("throughput", "http/thread/hello/c=100", "req_per_s")
+    if rf and rn:
+        pin = ctx.machine("throughput").get("pinning", "")
+        # The harness's own ratio rows are per-run ratios (the same run's nginx): prefer them.
+        def over_nginx(model, r):
+            q = ctx.row("throughput", f"http/ratio/{model}-over-nginx/c=100", "ratio")
+            return (f"{float(q['median']):.2f}x ({float(q['min']):.2f}-{float(q['max']):.2f})" if q
+                    else f"{float(r['median']) / float(rn['median']):.2f}x")
+        text = (f"- **HTTP keep-alive, 100 connections** (`throughput.csv`, wrk): fibers "
+                f"{rate(rf['median'])} req/s, nginx (one worker) {rate(rn['median'])}: fibers "
+                f"**{over_nginx('fiber', rf)} nginx**"
+                + (f"; a thread per connection {over_nginx('thread', rt)}" if rt else "")
+                + runs_note(rf, rn) + ".")
+        # sets from the numbers-wl harness on: the load generator's own CPU and the
+        # server's CPU per request (older sets have neither; then nothing is added)
+        gb = [(n, ctx.row("throughput", f"http/{n}/hello/c=100", "generator_bound_count"))
+              for n in ("fiber", "nginx-1worker")]
+        bound = [n for n, g in gb if g and float(g["max"]) > 0]
+        if bound:
+            text += (f" **wrk was the ceiling** in runs of {' and '.join(bound)} (one wrk thread "
+                     f"at >= 90% of its CPU, `generator_bound_count`): there req/s is wrk's "
+                     f"ceiling, not the server's.")
+        cf = ctx.row("throughput", "http/fiber/hello/c=100", "cpu_per_req_us")
+        cn = ctx.row("throughput", "http/nginx-1worker/hello/c=100", "cpu_per_req_us")
+        ct = ctx.row("throughput", "http/thread/hello/c=100", "cpu_per_req_us")
+        if cf and cn:
+            text += (f" Server CPU per request: fibers {float(cf['median']):.3g} µs, nginx "
+                     f"{float(cn['median']):.3g} µs"
+                     + (f", a thread per connection {float(ct['median']):.3g} µs" if ct else "")
+                     + runs_note(cf, cn) + ".")
+        if pin:
+            text += f" Placement (`throughput.machine.txt`): {pin}."
+        b.append(text)
+    # mock-llm
+    conc = sorted({int(float(r["value"])) for r in ctx.rows("mockllm")
+                   if r["case"].startswith("concurrency/") and r["metric"] == "open_streams"})
+    if conc:
+        parts = []
+        for n in conc:
+            c = [r["case"] for r in ctx.rows("mockllm") if r["case"].startswith(f"concurrency/fiber/n={n}/")
+                 and r["metric"] == "open_streams"][0]
+            o = ctx.row("mockllm", c, "open_streams")
+            lp = ctx.row("mockllm", c, "lateness_p99")
+            rs = ctx.row("mockllm", c, "rss_per_stream")
+            parts.append(f"{cnt(o['median'])} streams open of {cnt(n)} with emission lateness "
+                         f"p99 {t_us(lp['median'])}" + (f" at {kib(rs['median'])} each" if rs else "")
+                         + runs_note(o, lp))
+        text = "- **mock-llm** (`mockllm.csv`): " + "; ".join(parts) + "."
+        kh = ctx.row("mockllm", "keepalive/fiber/health/c=32", "requests_per_s")
+        kn = ctx.row("mockllm", "keepalive/nginx/return200/c=32", "requests_per_s")
+        if kh and kn:
+            text += (f" Keep-alive `/health` {rate(kh['median'])} req/s against nginx's "
+                     f"{rate(kn['median'])} on the same core.")
+        b.append(text)
+    return "\n".join(b) + "\n"
+
+
+def sec_figures(ctx):
+    names = ["seed", "switch", "alloc", "memory", "scale", "throughput", "llm", "mockllm"]
+    titles = {"seed": "The post's protocol side by side", "switch": "One context switch",
+              "alloc": "Creating one unit", "memory": "Memory per live unit",
+              "scale": "Memory against live units, the thread cliff",
+              "throughput": "HTTP throughput and p99", "llm": "Streaming LLM conversations",
+              "mockllm": "mock-llm capacity"}
+    out = [f"![{titles[n]}]({ctx.plots}/{n}.png)" for n in names
+           if os.path.isfile(os.path.join(TOP, ctx.plots, n + ".png"))]
+    return "\n".join(out) + f"\n\n(SVG versions beside each PNG in `{ctx.plots}/`.)\n"
+
+
+def capture(fn, *a):
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        fn(*a)
+    return buf.getvalue()
+
+
+def sec_tables(ctx):
+    out = ""
+    for f in (tables.seed, tables.switch, tables.alloc, tables.memory, tables.scale):
+        out += capture(f, ctx.dir)
+    return out.rstrip("\n") + "\n"
+
+
+def sec_million(ctx):
+    """fiber-million's growth as scale.csv measured it."""
+    live = reproduce.sel(ctx.rows("scale"), metric="live_units")
+    if not live:
+        return missing("scale.csv live_units") + "\n"
+    n = int(float(live["median"]))
+    base = live["case"].rsplit("/cap=", 1)[0]
+    u = ctx.row("scale", f"{base}/n={n}", "user_bytes_per_unit")
+    k = ctx.row("scale", f"{base}/n={n}", "kernel_bytes_per_unit")
+    grow = reproduce.sel(ctx.rows("scale"), case=[live["case"] + "/grow"], metric="seconds")
+    m = ctx.machine("scale")
+    text = (f"{cnt(n)} live fibers on {m.get('cpu', '?')} ({ctx.name})"
+            + (f", {float(u['median']):,.0f} bytes of RSS each" if u else "")
+            + (f" and {float(k['median']):,.0f} bytes of kernel memory (page tables, slab)" if k else "")
+            + (f", grown in {float(grow['median']):.1f} s" if grow else "") + runs_note(live) + ".")
+    return text + "\n"
+
+
+def mtable(head, rows):
+    return ("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n" +
+            "".join("| " + " | ".join(r) + " |\n" for r in rows) + "\n")
+
+
+def sec_mockllm_results(ctx):
+    rows = ctx.rows("mockllm")
+    if not rows:
+        return missing("mockllm.csv") + "\n"
+    m = ctx.machine("mockllm")
+    out = (f"From the published set `{ctx.rel}/mockllm.csv` ({m.get('cpu', '?')}, "
+           f"{m.get('date', '?')}, commit {m.get('commit', '?')}; {m.get('pinning', 'placement not recorded')}"
+           f"). Median (min-max) over the runs; lateness is the upper bound of its histogram "
+           f"bucket; run-queue wait is the share of the window the server waited for its CPU.\n\n")
+
+    def c(case, metric, f=tables.num):
+        r = ctx.row("mockllm", case, metric)
+        return tables.cell(r, f) if r else "-"
+    caps = []
+    for r in rows:
+        if r["case"].startswith("capacity/") and r["metric"] == "events_per_s" and r["case"] not in caps:
+            caps.append(r["case"])
+    if caps:
+        out += "Capacity (streams x rate, one token per event):\n\n"
+        out += mtable(["case", "offered events/s", "emitted events/s", "lateness p50 µs",
+                       "lateness p99 µs", "server CPU %", "run-queue wait %", "runs"],
+                      [[f"`{short(cs)}`", cnt(ctx.row("mockllm", cs, "events_per_s")["value"]),
+                        c(cs, "events_per_s"), c(cs, "lateness_p50"), c(cs, "lateness_p99"),
+                        c(cs, "cpu_percent"), c(cs + "/runq_wait", "cpu_percent"),
+                        ctx.row("mockllm", cs, "events_per_s")["runs"]] for cs in caps])
+    best = [r for r in rows if r["metric"] == "max_events_per_s"]
+    if best:
+        out += "Highest rate with lateness p99 <= 1 ms:\n\n"
+        out += mtable(["case", "events/s", "runs"],
+                      [[f"`{short(r['case'])}`", tables.cell(r), r["runs"]] for r in best])
+    conc = []
+    for r in rows:
+        if r["case"].startswith("concurrency/") and r["metric"] == "open_streams":
+            conc.append(r["case"])
+    if conc:
+        out += "Open streams (N streams, 2 tokens/s each):\n\n"
+        out += mtable(["case", "open", "failed", "events/s", "lateness p99 µs", "RSS per stream",
+                       "time to open all s", "run-queue wait %", "runs"],
+                      [[f"`{short(cs)}`", c(cs, "open_streams"), c(cs, "failed_streams"),
+                        c(cs, "events_per_s"), c(cs, "lateness_p99"),
+                        c(cs, "rss_per_stream", tables.kib), c(cs, "open_time"),
+                        c(cs + "/runq_wait", "cpu_percent"),
+                        ctx.row("mockllm", cs, "open_streams")["runs"]] for cs in conc])
+    ka = [r for r in rows if r["case"].startswith("keepalive/") and r["metric"] == "requests_per_s"]
+    if ka:
+        out += "Keep-alive requests per second:\n\n"
+        out += mtable(["case", "requests/s", "runs"],
+                      [[f"`{short(r['case'])}`", tables.cell(r), r["runs"]] for r in ka])
+    return out.rstrip("\n") + "\n"
+
+
+def short(case):
+    return case.split("/", 1)[1] if "/" in case else case
+
+
+def sec_workloads_results(ctx):
+    if not ctx.rows("throughput") and not ctx.rows("llm"):
+        return missing("throughput.csv and llm.csv") + "\n"
+    out = ""
+    for h in ("throughput", "llm"):
+        m = ctx.machine(h)
+        if m:
+            out += (f"`{h}.csv` of the published set `{ctx.rel}/`: {m.get('cpu', '?')}, "
+                    f"{m.get('date', '?')}, commit {m.get('commit', '?')}; placement: "
+                    f"{m.get('pinning', 'not recorded')}.\n\n")
+    un = [r for r in ctx.rows("throughput") if r["metric"] == "unserved_conns_count"
+          and float(r["median"]) > 0]
+    if un:
+        out += ("Connections a server never answered during a run (`unserved_conns_count`; a "
+                "low p99 counts only the connections served): " +
+                ", ".join(f"`{short(r['case'])}` {cnt(r['median'])}" for r in un) + ".\n\n")
+    out += capture(tables.throughput, ctx.dir) + capture(tables.llm, ctx.dir)
+    big = sorted({r["case"] for r in ctx.rows("llm") if r["case"].endswith("/n=20000")
+                  and r["metric"] == "vm_hwm_bytes"})
+    for cs in big:
+        live = ctx.row("llm", cs, "live_units")
+        err = ctx.row("llm", cs, "errors")
+        p50 = ctx.row("llm", cs, "ttft_p50_ms")
+        hw = ctx.row("llm", cs, "vm_hwm_bytes")
+        fails = [r for r in ctx.rows("llm") if r["case"].startswith(cs + "/fail=")]
+        out += (f"`{short(cs)}`{runs_note(hw)}: {cnt(live['median']) if live else '?'} conversations "
+                f"alive at once at most, peak RSS {mib(hw['median'])}, first-token p50 "
+                f"{ms(p50['median']) if p50 else '?'}, {cnt(err['median']) if err else '?'} errors"
+                + (" (" + ", ".join(f"{r['case'].rsplit('fail=', 1)[1]}: {cnt(r['median'])}"
+                                    for r in fails) + ")" if fails else "") + ".\n\n")
+    return out.rstrip("\n") + "\n"
+
+
+# ---- Python, Go and Node beside Ruby and C (peers.csv; ruby.csv when present) ----
+
+# the LLM client models in the order a reader meets them: each runtime's thread model,
+# then its asynchronous ones; C last as floor and ceiling
+PEER_IMPLS = [("py-thread", "Python, a thread each (http.client)"),
+              ("py-asyncio", "Python, asyncio tasks (stdlib streams)"),
+              ("py-httpx", "Python, asyncio on httpx (as the openai SDK sets it up)"),
+              ("py-aiohttp", "Python, asyncio on aiohttp"),
+              ("go-goroutine", "Go, a goroutine each (net/http)"),
+              ("node-openai", "Node, the openai npm SDK (event loop)"),
+              ("ruby-thread", "Ruby, a thread each (Net::HTTP)"),
+              ("ruby-async", "Ruby, Async fibers (Net::HTTP)"),
+              ("ruby-async-http", "Ruby, Async::HTTP"),
+              ("c-thread", "C threads (wl-llm)"),
+              ("c-fiber", "C fibers (wl-llm)")]
+# the micro protocol's pairs: (runtime, harness, thread model, impl regex, cheap model,
+# impl regex)
+PEER_SEED_PAIRS = [("C (baton threads vs fibers)", "seed", "thread", r"^baton$", "fiber", r"^scheduler$"),
+                   ("C (baton threads on one CPU vs fibers)", "seed", "thread", r"^baton/cpu=same$",
+                    "fiber", r"^scheduler$"),
+                   ("Ruby here (threads vs fibers)", "seed", "ruby-thread", r"^ruby-", "ruby-fiber", r"^ruby-"),
+                   ("Python (threads vs asyncio tasks)", "peers", "python-thread", r"^python-",
+                    "python-asyncio", r"^python-"),
+                   ("Go (goroutines locked to threads vs goroutines)", "peers", "go-locked-thread",
+                    r"^go-", "go-goroutine", r"^go-")]
+
+
+# Bounded runs kept in the tree (the peers' own result directories), shown while the
+# published set has no peers.csv / ruby.csv: labelled as such, with their machine's load.
+PEERS_BOUNDED = os.path.join(TOP, "peers", "results")
+RUBY_BOUNDED = os.path.join(TOP, "peers", "ruby", "results")
+
+
+def sec_peers(ctx):
+    rows, mach, where, plots = ctx.rows("peers"), ctx.machine("peers"), ctx.rel, ctx.plots
+    ruby, ruby_where = ctx.rows("ruby"), ctx.rel
+    bounded = ""
+    if not rows:
+        rows = resultsets.load_rows(PEERS_BOUNDED, "peers")
+        if not rows:
+            return (missing("peers.csv") + ": `make bench-peers` measures it; it enters a "
+                    "published set once `peers` is one of `scripts/resultsets.py`'s harnesses.\n")
+        mach = resultsets.read_machine(os.path.join(PEERS_BOUNDED, "peers.machine.txt"))
+        where = plots = os.path.relpath(PEERS_BOUNDED, TOP)
+        bounded = ("**A bounded run, not the publication run** (the published set has no "
+                   "`peers.csv`): " + "; ".join(f"{k} {mach[k]}" for k in (
+                       "noise_before", "noise_during", "noisy") if mach.get(k)) + ". Trust the "
+                   "same-run ratios more than the absolute times.\n\n")
+    if not ruby:
+        ruby = resultsets.load_rows(RUBY_BOUNDED, "ruby") or []
+        ruby_where = os.path.relpath(RUBY_BOUNDED, TOP)
+    m = mach
+    src = {"peers": rows, "ruby": ruby}
+    c_index = "wl-llm (C) sends it too" in m.get("mock-llm", "")
+    out = bounded + (
+        f"From `{where}/peers.csv`" + (f" and `{ruby_where}/ruby.csv` (Ruby's rows, its own run)"
+                                       if ruby else "") +
+        f" ({m.get('cpu', '?')}, {m.get('date', '?')}, commit {m.get('commit', '?')}, "
+        f"{m.get('mode', '?')} run): " + "; ".join(m[k] for k in ("python", "go", "node") if m.get(k)) +
+        ". Each model is one client process against a fresh mock-llm, models interleaved run by "
+        "run, median (min-max) over the runs; " +
+        ("every client sends `x-mock-request-index: i`, so every model meets the same first-token "
+         "times and speeds. " if c_index else
+         "the Python, Go, Node and Ruby clients send `x-mock-request-index: i` (the same "
+         "first-token times and speeds for each); the C client of that commit does not, and "
+         "draws in arrival order from its fresh mock-llm. ") +
+        "Memory per conversation is the client's RSS growth over its baseline (interpreter and "
+        "libraries loaded) plus the kernel's share (page tables and 16 KiB of kernel stack per "
+        "thread, estimated), per conversation alive at the peak.\n\n")
+
+    def r(h, case, metric):
+        return reproduce.sel(src[h], case=[case], metric=metric)
+
+    n = 10000
+    lines = []
+    seen = []
+    for impl, what in PEER_IMPLS:
+        # C rows from peers.csv's own run; Ruby's from ruby.csv
+        h = "ruby" if impl.startswith("ruby") else "peers"
+        case = f"llm/{impl}/gpt4o-5tps/n={n}"
+        done = r(h, case, "completed_count")
+        if not done:
+            continue
+        seen.append(impl)
+        marg = reproduce.sel(src[h], case=[f"llm/{impl}/vllm8b-nowait/n=100/marginal-16-256-tokens"],
+                             metric="cpu_per_1k_tokens_marginal_ms")
+        fails = [x for x in src[h] if x["case"].startswith(case + "/fail=") and x["metric"] == "errors"]
+        lims = [x for x in src[h] if x["case"].startswith(case + "/limit=")]
+        note = ", ".join([f"{x['case'].rsplit('fail=', 1)[1]}: {cnt(x['median'])}" for x in fails] +
+                         [f"stopped at {cnt(x['median'])} ({x['case'].rsplit('limit=', 1)[1]})"
+                          for x in lims])
+        lines.append([what, f"`{done['impl']}`", tables.cell(done, cnt) + (f" ({note})" if note else ""),
+                      tables.cell(r(h, case, "live_units"), cnt),
+                      tables.cell(r(h, case, "bytes_per_unit"), tables.kib),
+                      tables.cell(r(h, case, "cpu_per_1k_tokens_ms")),
+                      tables.cell(marg) if marg else "-",
+                      tables.cell(r(h, case, "ttft_p50_ms"), ms), tables.cell(r(h, case, "ttft_p99_ms"), ms),
+                      done["runs"]])
+    if not lines:
+        out += f"(no run at {cnt(n)} conversations in this set)\n\n"
+    else:
+        out += (f"**{cnt(n)} streaming conversations** from one client (gpt-4o first-token times, "
+                "5 tokens/s, 8 tokens each; a conversation gives up after 60 s). CPU per 1,000 "
+                "tokens counts connection setup; the marginal column leaves it out (100 streams "
+                "with no waits, 16 and 256 tokens each: the CPU of the 240 extra tokens):\n\n")
+        out += mtable(["model", "runtime", "completed", "alive at once", "memory per conversation",
+                       "CPU ms per 1k tokens", "marginal CPU ms per 1k tokens", "first token p50",
+                       "first token p99", "runs"], lines)
+        # the reading: each runtime's async model against the C floor, and its thread
+        # model against its async one, from the same run where the harness made the ratio
+        fib = r("peers", f"llm/c-fiber/gpt4o-5tps/n={n}", "bytes_per_unit")
+        thr = r("peers", f"llm/c-thread/gpt4o-5tps/n={n}", "bytes_per_unit")
+        reading = []
+        if fib and thr:
+            reading.append(f"C fibers hold a conversation in {tables.kib(fib['median'])} and C "
+                           f"threads in {tables.kib(thr['median'])}: the floor and the ceiling")
+        for impl, what in PEER_IMPLS:
+            if impl.startswith("c-") or impl not in seen or not fib:
+                continue
+            h = "ruby" if impl.startswith("ruby") else "peers"
+            b = r(h, f"llm/{impl}/gpt4o-5tps/n={n}", "bytes_per_unit")
+            if b:
+                reading.append(f"{what}: {xr(float(b['median']) / float(fib['median']))} the C "
+                               "fibers' memory per conversation")
+        pair = reproduce.sel(rows, case=[f"llm/ratio/py-thread-over-py-asyncio/gpt4o-5tps/n={n}/cpu-per-token"],
+                             metric="ratio")
+        if pair:
+            reading.append(f"Python threads spend {tables.cell(pair, xr_)} the CPU per token of asyncio "
+                           "tasks in the same round")
+        out += "Read against the floor: " + "; ".join(reading) + ".\n\n"
+
+    lines = []
+    for label, h, tm, ti, fm, fi in PEER_SEED_PAIRS:
+        line = [label]
+        ok = False
+        for metric, f, inverse in (("us_per_unit", t_us, False), ("us_per_switch", t_us, False),
+                                   ("units_per_s", lambda v: rate(v) + "/s", True)):
+            hr = rows if h == "peers" else ctx.rows(h)
+            t = reproduce.sel(hr, model=tm, metric=metric, impl_re=ti)
+            c = reproduce.sel(hr, model=fm, metric=metric, impl_re=fi)
+            if not (t and c):
+                line.append("-")
+                continue
+            ok = True
+            ratio = float(c["median"]) / float(t["median"]) if inverse else float(t["median"]) / float(c["median"])
+            line.append(f"{f(t['median'])} vs {f(c['median'])}: **{xr(ratio)}**{runs_note(t, c)}")
+        if ok:
+            lines.append(line)
+    if lines:
+        out += ("**The post's protocol in each runtime** (its threads against its cheap units; "
+                "C and Ruby from `seed.csv`, placed as their names say, Ruby unpinned; Python "
+                "and Go from `peers.csv`, each process pinned to one CPU; ratio = how many "
+                "times cheaper the cheap units are):\n\n")
+        out += mtable(["runtime", "create (N=10,000, M=2), µs per unit",
+                       "switch (N=2, M=10,000), µs per switch",
+                       "throughput (N=1,000, M=100, 10th repeat)"], lines)
+    figs = [f"![{t}]({plots}/{n_}.png)" for n_, t in
+            (("peers", "10,000 streaming conversations per runtime"),
+             ("peers_seed", "The post's protocol across runtimes"))
+            if os.path.isfile(os.path.join(TOP, plots, n_ + ".png"))]
+    if figs:
+        out += "\n".join(figs) + "\n"
+    return out.rstrip("\n") + "\n"
+
+
+def xr_(v):
+    return xr(float(v))
+
+
+SECTIONS = {
+    "set": sec_set,
+    "claims": sec_claims,
+    "headline": sec_headline,
+    "figures": sec_figures,
+    "tables": sec_tables,
+    "million": sec_million,
+    "mockllm-results": sec_mockllm_results,
+    "workloads-results": sec_workloads_results,
+    "peers": sec_peers,
+}
+
+
+def render(text, ctx, where):
+    """text with every marked section regenerated; raises ValueError on a bad marker."""
+    out, lines, i = [], text.split("\n"), 0
+    while i < len(lines):
+        line = lines[i]
+        m = BEGIN.match(line)
+        out.append(line)
+        i += 1
+        if not m:
+            if line.strip().startswith("<!-- gen:") or line.strip() == END:
+                raise ValueError(f"{where}:{i}: malformed or stray marker: {line.strip()}")
+            continue
+        name = m.group(1)
+        if name not in SECTIONS:
+            raise ValueError(f"{where}:{i}: unknown section '{name}' (known: {', '.join(SECTIONS)})")
+        start = i
+        while i < len(lines) and lines[i].strip() != END:
+            if BEGIN.match(lines[i]):
+                raise ValueError(f"{where}:{start}: section '{name}' not closed before line {i + 1}")
+            i += 1
+        if i == len(lines):
+            raise ValueError(f"{where}:{start}: section '{name}' has no {END}")
+        out.append(SECTIONS[name](ctx).rstrip("\n"))
+        out.append(END)
+        i += 1
+    return "\n".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Regenerate the README sections that quote numbers.",
+                                 epilog="Exit status: 0 written or in sync, 1 out of sync or bad "
+                                        "marker, 2 bad usage.")
+    ap.add_argument("files", nargs="*", metavar="FILE")
+    ap.add_argument("--check", action="store_true", help="diff instead of writing")
+    ap.add_argument("--set", dest="set_dir", default=None,
+                    help="the published set (default: the README's, results/published/shown.txt)")
+    args = ap.parse_args(argv)
+    set_dir = args.set_dir or resultsets.shown_set()
+    if not set_dir or not os.path.isdir(set_dir):
+        print("gen_readme: no published set (results/published/shown.txt)", file=sys.stderr)
+        return 2
+    ctx = Ctx(set_dir)
+    files = args.files or [os.path.join(TOP, f) for f in FILES]
+    bad = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in files:
+            if not os.path.isfile(path):
+                print(f"gen_readme: no file {path}", file=sys.stderr)
+                return 2
+            with open(path, encoding="utf-8") as f:
+                old = f.read()
+            try:
+                new = render(old, ctx, os.path.relpath(path, TOP))
+            except ValueError as e:
+                print(f"gen_readme: {e}", file=sys.stderr)
+                bad = 1
+                continue
+            if args.check:
+                regen = os.path.join(tmp, os.path.basename(path))
+                with open(regen, "w", encoding="utf-8") as f:
+                    f.write(new)
+                if new != old:
+                    rel = os.path.relpath(path, TOP)
+                    print(f"gen_readme: {rel} disagrees with {ctx.rel}/ (make readme rewrites it):",
+                          file=sys.stderr)
+                    sys.stderr.writelines(difflib.unified_diff(
+                        old.splitlines(True), new.splitlines(True), rel, rel + " (regenerated)"))
+                    bad = 1
+            elif new != old:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(new)
+                print(f"gen_readme: {os.path.relpath(path, TOP)} regenerated from {ctx.rel}/")
+    return bad
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Records the noise a harness ran in, and waits (a bounded time) for a calm machine.
+
+    scripts/noise.py begin --out DIR --harness H[,H...] [--wait S]
+    scripts/noise.py end   --out DIR --harness H[,H...]
+    scripts/noise.py sample [--window S]
+
+begin: measures the machine over 1-second windows (CPU busy share of all CPUs from
+  /proc/stat, steal time, CPU pressure from /proc/pressure/cpu = the share of time some
+  task waited for a CPU, i.e. run-queue wait; load average and procs_running) until two
+  windows in a row are calm or S seconds have passed (default: FIBERBENCH_CALM_WAIT
+  from the environment, else 60; 0 = one short look, no waiting). It keeps what it saw
+  in DIR/.noise/H.begin.json.
+end: measures again and appends to each DIR/H.machine.txt (replacing earlier noise
+  lines): noise_before, noise_after, noise_during (steal and CPU pressure over the run,
+  from /proc/stat and PSI deltas), calm_wait_s, and `noisy: yes|no`. A run is noisy
+  when the machine was not calm when it started, or when steal time took more than 5%
+  of the CPUs during it (another guest on the host). CPU pressure during the run is
+  recorded but not judged: the harness's own threads queue for the CPU by design.
+sample: prints one measurement (default window 1 s) as "key: value" lines.
+
+Calm: busy below FIBERBENCH_CALM_BUSY percent of all CPUs (default 15), steal below 2%,
+CPU pressure below 10%. Published sets hold only runs with `noisy: no`
+(scripts/check_results.py enforces it under results/published/; make publish refuses
+the others). Exit status: 0, 1 (end without a machine file), 2 bad usage.
+Python 3 standard library only.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+STEAL_NOISY = 5.0      # percent of all CPUs during a run
+CALM_STEAL = 2.0       # percent, before a run
+CALM_PRESSURE = 10.0   # percent of wall time some task waited for a CPU
+NOISE_KEYS = ("noise_before", "noise_after", "noise_during", "calm_wait_s", "noisy")
+
+
+def env_float(name, default):
+    v = os.environ.get(name, "")
+    try:
+        return float(v) if v != "" else default
+    except ValueError:
+        print(f"noise: {name}={v!r} is not a number; using {default}", file=sys.stderr)
+        return default
+
+
+def snapshot():
+    """The machine's counters now: a dict of plain numbers."""
+    s = {"t": time.monotonic()}
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                p = line.split()
+                if p[0] == "cpu":
+                    v = [int(x) for x in p[1:]]
+                    v += [0] * (8 - len(v))
+                    # user nice system idle iowait irq softirq steal (guest is in user)
+                    s["total"] = sum(v[:8])
+                    s["idle"] = v[3] + v[4]
+                    s["steal"] = v[7]
+                elif p[0] == "procs_running":
+                    s["procs_running"] = int(p[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/proc/loadavg") as f:
+            p = f.read().split()
+        s["load"] = [float(x) for x in p[:3]]
+        s["tasks"] = p[3]
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/proc/pressure/cpu") as f:
+            for line in f:
+                if line.startswith("some"):
+                    s["psi_us"] = int(line.split("total=")[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    # Per-CPU run-queue wait (ns) where the kernel has schedstats; PSI says the same
+    # thing machine-wide and is the one used when both exist.
+    try:
+        with open("/proc/schedstat") as f:
+            s["rq_wait_ns"] = sum(int(l.split()[8]) for l in f if l.startswith("cpu"))
+    except (OSError, ValueError, IndexError):
+        pass
+    return s
+
+
+def window(a, b):
+    """What happened between two snapshots: percentages and the span in seconds."""
+    w = {"span_s": b["t"] - a["t"]}
+    dt = b.get("total", 0) - a.get("total", 0)
+    if dt > 0:
+        w["busy_pct"] = 100.0 * (dt - (b["idle"] - a["idle"])) / dt
+        w["steal_pct"] = 100.0 * (b["steal"] - a["steal"]) / dt
+    if "psi_us" in a and "psi_us" in b and w["span_s"] > 0:
+        w["pressure_pct"] = 100.0 * (b["psi_us"] - a["psi_us"]) / (w["span_s"] * 1e6)
+    if "rq_wait_ns" in a and "rq_wait_ns" in b and w["span_s"] > 0:
+        w["rq_wait_ms_per_s"] = (b["rq_wait_ns"] - a["rq_wait_ns"]) / 1e6 / w["span_s"]
+    return w
+
+
+def calm(w, busy_limit):
+    return (w.get("busy_pct", 0.0) < busy_limit and w.get("steal_pct", 0.0) < CALM_STEAL
+            and w.get("pressure_pct", 0.0) < CALM_PRESSURE)
+
+
+def fmt_state(s):
+    parts = []
+    if "load" in s:
+        parts.append("load " + " ".join(f"{x:.2f}" for x in s["load"]))
+    if "procs_running" in s:
+        parts.append(f"procs_running {s['procs_running']}")
+    return ", ".join(parts) or "n/a"
+
+
+def fmt_window(w):
+    parts = []
+    for k, label in (("busy_pct", "busy"), ("steal_pct", "steal"), ("pressure_pct", "cpu pressure")):
+        if k in w:
+            parts.append(f"{label} {w[k]:.1f}%")
+    if "rq_wait_ms_per_s" in w:
+        parts.append(f"run-queue wait {w['rq_wait_ms_per_s']:.1f} ms/s")
+    parts.append(f"over {w['span_s']:.1f} s")
+    return ", ".join(parts)
+
+
+def wait_for_calm(limit_s, busy_limit, say):
+    """Looks in 1-second windows until two in a row are calm or limit_s has passed.
+    Returns (calm?, seconds waited, the last window, the snapshot it ended with)."""
+    t0 = time.monotonic()
+    a = snapshot()
+    look = 1.0 if limit_s > 0 else 0.5
+    streak, last, told = 0, {}, False
+    while True:
+        time.sleep(look)
+        b = snapshot()
+        last = window(a, b)
+        a = b
+        waited = time.monotonic() - t0
+        if calm(last, busy_limit):
+            streak += 1
+            if streak >= 2 or limit_s <= 0:
+                return True, waited, last, b
+        else:
+            streak = 0
+            if limit_s <= 0 or waited >= limit_s:
+                return False, waited, last, b
+            if not told:
+                say(f"machine busy ({fmt_window(last)}): waiting up to {limit_s:.0f} s for calm "
+                    "(FIBERBENCH_CALM_WAIT=0 skips)")
+                told = True
+
+
+def state_path(out, h):
+    return os.path.join(out, ".noise", h + ".begin.json")
+
+
+def cmd_begin(args, say):
+    limit = args.wait if args.wait is not None else env_float("FIBERBENCH_CALM_WAIT", 60.0)
+    busy = env_float("FIBERBENCH_CALM_BUSY", 15.0)
+    ok, waited, w, snap = wait_for_calm(max(limit, 0.0), busy, say)
+    rec = {"calm": ok, "waited_s": waited, "limit_s": limit, "window": w, "snap": snap,
+           "wall": time.time()}
+    os.makedirs(os.path.join(args.out, ".noise"), exist_ok=True)
+    for h in args.harnesses:
+        with open(state_path(args.out, h), "w") as f:
+            json.dump(rec, f)
+    say(("calm" if ok else "NOT calm, the run will be marked noisy") +
+        f" after {waited:.0f} s: {fmt_window(w)}; {fmt_state(snap)}")
+    return 0
+
+
+def cmd_end(args, say):
+    now = snapshot()
+    rc = 0
+    for h in args.harnesses:
+        mpath = os.path.join(args.out, h + ".machine.txt")
+        if not os.path.isfile(mpath):
+            say(f"no {mpath}: no noise record for {h}")
+            rc = 1
+            continue
+        try:
+            with open(state_path(args.out, h)) as f:
+                rec = json.load(f)
+        except (OSError, ValueError):
+            rec = None
+        lines = []
+        if rec is None:
+            lines += ["noise_before: not recorded (no scripts/noise.py begin before the run)",
+                      f"noise_after: {fmt_state(now)}", "calm_wait_s: n/a",
+                      "noisy: yes (no calm check before the run)"]
+        else:
+            during = window(rec["snap"], now)
+            noisy = []
+            if not rec["calm"]:
+                noisy.append(f"busy at the start after waiting {rec['waited_s']:.0f} s")
+            if during.get("steal_pct", 0.0) > STEAL_NOISY:
+                noisy.append(f"steal {during['steal_pct']:.1f}% during the run")
+            lines += [f"noise_before: {fmt_state(rec['snap'])}; {fmt_window(rec['window'])}",
+                      f"noise_after: {fmt_state(now)}",
+                      f"noise_during: {fmt_window(during)} (cpu pressure includes the harness's own threads)",
+                      f"calm_wait_s: {rec['waited_s']:.0f} (limit {rec['limit_s']:.0f})",
+                      "noisy: " + ("yes (" + "; ".join(noisy) + ")" if noisy else "no")]
+        with open(mpath, encoding="utf-8", errors="replace") as f:
+            kept = [l for l in f if l.split(":", 1)[0].strip() not in NOISE_KEYS]
+        with open(mpath, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+            if kept and not kept[-1].endswith("\n"):
+                f.write("\n")
+            f.write("\n".join(lines) + "\n")
+        try:
+            os.remove(state_path(args.out, h))
+        except OSError:
+            pass
+        say(f"{h}: {lines[-1]}")
+    return rc
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Record the noise a harness ran in.",
+                                 epilog="Exit status: 0, 1 end without a machine file, 2 bad usage.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("begin", "end"):
+        p = sub.add_parser(name)
+        p.add_argument("--out", required=True, help="the results directory")
+        p.add_argument("--harness", required=True, help="harness name(s), comma-separated")
+        if name == "begin":
+            p.add_argument("--wait", type=float, default=None,
+                           help="seconds to wait for calm at most (default FIBERBENCH_CALM_WAIT or 60)")
+    p = sub.add_parser("sample")
+    p.add_argument("--window", type=float, default=1.0)
+    args = ap.parse_args(argv)
+
+    def say(msg):
+        print(f"[noise] {msg}", file=sys.stderr)
+
+    if args.cmd == "sample":
+        a = snapshot()
+        time.sleep(max(args.window, 0.05))
+        b = snapshot()
+        print(f"state: {fmt_state(b)}")
+        print(f"window: {fmt_window(window(a, b))}")
+        return 0
+    args.harnesses = [h for h in args.harness.split(",") if h]
+    if not args.harnesses or any(not h.replace("_", "").isalnum() for h in args.harnesses):
+        ap.error("--harness wants names like switch,alloc")
+    return cmd_begin(args, say) if args.cmd == "begin" else cmd_end(args, say)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Results directories and published sets: the one place that names a machine.
+
+A published set is results/published/<machine>/ (a CSV and a machine file per
+harness); <machine> is derived from a machine file (scripts/machine.sh) by
+machine_name() below, and every script that needs it (reproduce, publish, compare, the
+README generator, the checker, plots/draw.sh) calls this function, so two scripts
+never disagree on which set a run belongs to. results/published/shown.txt names the set
+the top-level README shows.
+
+    scripts/resultsets.py machine-name [FILE|DIR]   the name of a machine file, of a
+                                                    results directory, or (no argument)
+                                                    of this machine
+    scripts/resultsets.py sets                      every published set, one a line
+    scripts/resultsets.py shown                     the directory of the README's set
+    scripts/resultsets.py set-for [FILE|DIR]        the published set of the same machine
+                                                    (exit 1 when there is none)
+
+Exit status: 0, 1 (nothing found), 2 bad usage. Python 3 standard library only.
+"""
+import csv
+import os
+import re
+import subprocess
+import sys
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PUBLISHED = os.path.join(TOP, "results", "published")
+SHOWN_FILE = "shown.txt"
+
+# The harnesses a complete published set holds (make bench writes all of them).
+ALL_HARNESSES = ["switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm"]
+# The machine file a directory's name is derived from: the first that exists.
+NAME_SOURCES = ["seed", "switch", "alloc", "memory", "scale", "mockllm", "throughput", "llm"]
+
+
+def read_machine(path):
+    """The "key: value" lines of a machine file as a dict (first occurrence wins);
+    {} when it cannot be read."""
+    keys = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    keys.setdefault(k.strip(), v.strip())
+    except OSError:
+        pass
+    return keys
+
+
+def _slug(text):
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def machine_name(m):
+    """The set name of a machine file's dict: CPU model, CPU count, hypervisor.
+
+    "AMD EPYC", "cores: 2 (online: 0-1)", "vm: kvm, ..." -> amd-epyc-2vcpu-kvm;
+    "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz" on bare metal with 8 CPUs ->
+    intel-xeon-platinum-8375c-8cpu-metal. Trademarks, "CPU"/"Processor" and the
+    clock are dropped: the model is what a result belongs to."""
+    cpu = m.get("cpu", "") or "unknown-cpu"
+    cpu = re.sub(r"\((r|tm|c)\)", " ", cpu, flags=re.I)
+    cpu = re.sub(r"@.*$", " ", cpu)
+    cpu = re.sub(r"\b(cpu|processor|\d+-core)\b", " ", cpu, flags=re.I)
+    model = _slug(cpu) or "unknown-cpu"
+    cores = re.match(r"\s*(\d+)", m.get("cores", ""))
+    n = cores.group(1) if cores else "x"
+    virt = m.get("virtualization", "")
+    vm = re.search(r"vm:\s*([^,]+)", virt)
+    vm = vm.group(1).strip() if vm else ("" if not virt else virt)
+    if not vm or vm == "none":
+        return f"{model}-{n}cpu-metal"
+    vm = "vm" if vm.startswith("yes") else _slug(vm)
+    return f"{model}-{n}vcpu-{vm}"
+
+
+def machine_file_of(directory):
+    """The machine file a results directory is named after, or None."""
+    for h in NAME_SOURCES:
+        p = os.path.join(directory, h + ".machine.txt")
+        if os.path.isfile(p):
+            return p
+    others = sorted(n for n in os.listdir(directory) if n.endswith(".machine.txt")) \
+        if os.path.isdir(directory) else []
+    return os.path.join(directory, others[0]) if others else None
+
+
+def dir_machine_name(directory):
+    """The machine name of a results directory (from its machine files), or None."""
+    p = machine_file_of(directory)
+    return machine_name(read_machine(p)) if p else None
+
+
+def dir_machine_names(directory):
+    """{harness: machine name} for every machine file in a directory."""
+    out = {}
+    if not os.path.isdir(directory):
+        return out
+    for n in sorted(os.listdir(directory)):
+        if n.endswith(".machine.txt"):
+            out[n[:-len(".machine.txt")]] = machine_name(read_machine(os.path.join(directory, n)))
+    return out
+
+
+def this_machine():
+    """This machine's machine-file dict (scripts/machine.sh)."""
+    try:
+        out = subprocess.run([os.path.join(TOP, "scripts", "machine.sh")], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    keys = {}
+    for line in out.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            keys.setdefault(k.strip(), v.strip())
+    return keys
+
+
+def list_sets(root=PUBLISHED):
+    """The published set directories under root, sorted."""
+    if not os.path.isdir(root):
+        return []
+    return sorted(os.path.join(root, n) for n in os.listdir(root)
+                  if os.path.isdir(os.path.join(root, n)) and not n.startswith("."))
+
+
+def set_for(name, root=PUBLISHED):
+    """The published set of machine name, or None."""
+    p = os.path.join(root, name)
+    return p if os.path.isdir(p) else None
+
+
+def shown_set(root=PUBLISHED):
+    """The set the README shows: the one named in <root>/shown.txt, else the only set,
+    else None."""
+    try:
+        with open(os.path.join(root, SHOWN_FILE), encoding="utf-8") as f:
+            name = f.read().strip()
+        if name and os.path.isdir(os.path.join(root, name)):
+            return os.path.join(root, name)
+    except OSError:
+        pass
+    sets = list_sets(root)
+    return sets[0] if len(sets) == 1 else None
+
+
+def load_rows(directory, harness):
+    """The rows of <directory>/<harness>.csv as dicts, or None when it is absent."""
+    path = os.path.join(directory, harness + ".csv")
+    if not os.path.isfile(path):
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def main(argv):
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.split("\n\n")[2] if len(argv) else __doc__)
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd in ("machine-name", "set-for"):
+        if len(rest) > 1:
+            print(f"resultsets: {cmd} takes at most one FILE or DIR", file=sys.stderr)
+            return 2
+        if not rest:
+            name = machine_name(this_machine())
+        elif os.path.isdir(rest[0]):
+            name = dir_machine_name(rest[0])
+            if name is None:
+                print(f"resultsets: no machine file in {rest[0]}", file=sys.stderr)
+                return 1
+        elif os.path.isfile(rest[0]):
+            name = machine_name(read_machine(rest[0]))
+        else:
+            print(f"resultsets: no such file or directory: {rest[0]}", file=sys.stderr)
+            return 2
+        if cmd == "machine-name":
+            print(name)
+            return 0
+        s = set_for(name)
+        if s is None:
+            print(f"resultsets: no published set for {name}", file=sys.stderr)
+            return 1
+        print(s)
+        return 0
+    if cmd == "sets" and not rest:
+        for s in list_sets():
+            print(s)
+        return 0
+    if cmd == "shown" and not rest:
+        s = shown_set()
+        if s is None:
+            print("resultsets: no shown set (results/published/shown.txt)", file=sys.stderr)
+            return 1
+        print(s)
+        return 0
+    print(f"resultsets: unknown command '{' '.join(argv)}' (try --help)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
