@@ -1299,7 +1299,8 @@ def bench_tls(a, tab, budget_end):
                 h, p = got.get((impl, 1)), got.get((impl, 0))
                 if not (h and p and h[1]["open"] and p[1]["open"]):
                     continue
-                c = lambda x: (x[1]["client_kib"] - x[0]["rss_base_kib"]) * 1024 / x[1]["open"]
+                # client: the peak (VmHWM) per conversation, robust to how many overlap
+                c = lambda x: (x[0]["rss_peak_kib"] - x[0]["rss_base_kib"]) * 1024 / n
                 sv = lambda x: (x[1]["server_kib"] - x[1]["server_base_kib"]) * 1024 / x[1]["open"]
                 tab.add(f"llm-tls/{impl}/openssl-cost/{label}/n={n}", KIND[impl], impl, "n", n,
                         "client_tls_bytes_per_conv_bytes", "bytes", c(h) - c(p))
