@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""test_review.py - findings of the fresh-eyes review of mock-llm (issue 9), one case per
+finding, each run as its own ctest entry (mockllm_review_<case>):
+
+    test_review.py PATH/TO/mock-llm CASE
+
+A case starts its own mock-llm on an ephemeral port, sends what a real client sends
+(raw sockets, http.client, ssl), and asserts the behaviour the README or the APIs'
+documentation promise. A case that fails names the finding and what was seen instead.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BIN = None
+
+
+class Server:
+    """mock-llm on 127.0.0.1:0 with the given flags; stop() wants exit 0 after SIGTERM."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([BIN, "--listen", "127.0.0.1:0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("mock-llm listening on 127.0.0.1:"):
+            self.proc.kill()
+            raise SystemExit(f"FAIL: mock-llm did not start: {line!r} {self.proc.stderr.read()}")
+        self.port = int(line.rsplit(":", 1)[1])
+        self.pid = self.proc.pid
+
+    def stop(self, want_clean=True):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                rc = "killed after 10 s (no answer to SIGTERM)"
+        else:
+            rc = self.proc.returncode
+        if want_clean and rc != 0:
+            fail(f"mock-llm exited {rc}: {self.proc.stderr.read()[-2000:]}")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def status(self, key):
+        """A /proc/PID/status field in KiB (VmRSS, VmHWM)."""
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def cpu_s(self):
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fail(msg):
+    print(f"FAIL: {msg}")
+    sys.exit(1)
+
+
+def post(port, path, body, headers=None, timeout=30):
+    """One request over http.client; returns (status, headers, body bytes)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+    c.request("POST", path, data, {"Content-Type": "application/json", **(headers or {})})
+    r = c.getresponse()
+    out = r.read()
+    c.close()
+    return r.status, r.getheaders(), out
+
+
+def raw(port, data, timeout=5.0):
+    """Sends data on a fresh connection and reads until the server closes."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(data)
+    s.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except socket.timeout:
+        out += b"<<timeout>>"
+    except ConnectionResetError:
+        out += b"<<reset>>"
+    s.close()
+    return out
+
+
+def http_request(method, path, body=b"", version="1.1", extra=""):
+    return (f"{method} {path} HTTP/{version}\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def sse_json(data):
+    """The JSON of every `data:` line of an SSE body (not [DONE])."""
+    out = []
+    for line in data.split(b"\n"):
+        if line.startswith(b"data: ") and line != b"data: [DONE]":
+            out.append(json.loads(line[6:]))
+    return out
+
+
+def dechunk(body):
+    """Decodes an HTTP/1.1 chunked body (complete or cut)."""
+    out, i = b"", 0
+    while True:
+        j = body.find(b"\r\n", i)
+        if j < 0:
+            return out
+        size = int(body[i:j].split(b";")[0], 16)
+        if size == 0:
+            return out
+        out += body[j + 2:j + 2 + size]
+        i = j + 2 + size + 2
+
+
+def reject_constant(c):
+    raise ValueError(f"{c} is not JSON (RFC 8259 has no Infinity/NaN)")
+
+
+CHAT = "/v1/chat/completions"
+
+
+# ---- wrong results / hangs ----------------------------------------------------------------
+
+def case_schema_blowup():
+    """One chat request with tools (~115 KB, under the 1 MiB limit) whose parameters are
+    arrays nested six deep around an object of 3,000 required properties. Building the
+    arguments (mllm_tools.c value()) copies the leaf 3^6 times and looks every property up
+    in `required` linearly, all on the one scheduler thread: nothing else is served
+    meanwhile. Every other stream and /health must keep being served."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    try:
+        leaf = {"type": "object",
+                "properties": {f"k{i:05d}": {"type": "null"} for i in range(3000)},
+                "required": [f"k{i:05d}" for i in range(3000)]}
+        s = leaf
+        for _ in range(6):
+            s = {"type": "array", "minItems": 3, "items": s}
+        params = {"type": "object", "properties": {"a": s}, "required": ["a"]}
+        body = json.dumps({"model": "mock", "stream": True, "max_tokens": 1,
+                           "messages": [{"role": "user", "content": "x"}],
+                           "tools": [{"type": "function",
+                                      "function": {"name": "f", "parameters": params}}],
+                           "tool_choice": "required"}).encode()
+        big = socket.create_connection(("127.0.0.1", srv.port))
+        big.sendall(http_request("POST", CHAT, body))
+        time.sleep(0.5)  # the server has the request and is building the arguments
+        h0 = srv.status("VmHWM")
+        t0 = time.monotonic()
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+            c.request("GET", "/health")
+            st = c.getresponse().status
+        except (socket.timeout, TimeoutError):
+            st = None
+        waited = time.monotonic() - t0
+        grew = (srv.status("VmHWM") - h0) // 1024
+        big.close()
+        if st != 200:
+            srv.kill()
+            fail(f"a {len(body) // 1024} KiB tool schema froze the server: GET /health got no "
+                 f"answer in {waited:.1f} s while it built the arguments (peak RSS +{grew} MiB "
+                 f"so far); mllm_tools.c value(): 3^depth copies, has_str() per property")
+        srv.stop()
+    except SystemExit:
+        raise
+    except BaseException:
+        srv.kill()
+        raise
+    print(f"ok: /health answered in {waited * 1000:.0f} ms beside a large tool schema")
+
+
+# ---- API shapes a real SDK or app trips on ---------------------------------------------
+
+# ---- robustness -------------------------------------------------------------------------
+
+CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
+        sys.exit(f"usage: test_review.py PATH/TO/mock-llm CASE ({', '.join(CASES)})")
+    BIN = sys.argv[1]
+    CASES[sys.argv[2]]()
