@@ -190,6 +190,39 @@ def case_schema_blowup():
     print(f"ok: /health answered in {waited * 1000:.0f} ms beside a large tool schema")
 
 
+def case_tool_args_inf():
+    """A number property whose minimum..maximum range exceeds DBL_MAX (e.g. the JS
+    Number.MAX_VALUE bounds some schema generators emit): the drawn value is inf and the
+    arguments carry `inf`, which no JSON parser accepts. The README promises arguments
+    that are always JSON the SDKs parse."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    try:
+        params = {"type": "object", "required": ["x", "n"], "properties": {
+            "x": {"type": "number", "minimum": -1.7976931348623157e308,
+                  "maximum": 1.7976931348623157e308},
+            "n": {"type": "integer", "minimum": -1e308, "maximum": 1e308}}}
+        bad = []
+        for idx in range(5):
+            st, _, out = post(srv.port, CHAT, {
+                "model": "mock", "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": params}}],
+                "tool_choice": "required"}, {"x-mock-request-index": str(idx)})
+            if st != 200:
+                fail(f"status {st}: {out[:300]!r}")
+            args = json.loads(out)["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+            try:
+                json.loads(args, parse_constant=reject_constant)
+            except ValueError as e:
+                bad.append(f"{args} ({e})")
+        srv.stop()
+    finally:
+        srv.kill()
+    if bad:
+        fail(f"{len(bad)}/5 tool calls have arguments that are not JSON: {bad[0]} "
+             "(mllm_tools.c: lo + u * (hi - lo) overflows to inf, printed with %.0f/%.2f)")
+    print("ok: arguments parse for extreme numeric bounds")
+
+
 # ---- API shapes a real SDK or app trips on ---------------------------------------------
 
 # ---- robustness -------------------------------------------------------------------------
