@@ -223,6 +223,40 @@ def case_tool_args_inf():
     print("ok: arguments parse for extreme numeric bounds")
 
 
+def case_tool_args_ref():
+    """Schemas from pydantic (openai.pydantic_function_tool, instructor, LangChain) and
+    zod-to-json-schema put nested models in $defs and point at them with $ref. mock-llm
+    does not follow $ref and answers the string "mock" where the schema requires an
+    object, so the app's own validation of the arguments (pydantic, zod) fails on every
+    call."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    try:
+        params = {
+            "type": "object", "required": ["order"],
+            "properties": {"order": {"$ref": "#/$defs/Order"}},
+            "$defs": {
+                "Address": {"type": "object", "required": ["city"],
+                            "properties": {"city": {"type": "string"}}},
+                "Order": {"type": "object", "required": ["id", "ship_to"],
+                          "properties": {"id": {"type": "integer"},
+                                         "ship_to": {"$ref": "#/$defs/Address"}}}}}
+        st, _, out = post(srv.port, CHAT, {
+            "model": "mock", "messages": [{"role": "user", "content": "order it"}],
+            "tools": [{"type": "function", "function": {"name": "place_order",
+                                                        "parameters": params}}],
+            "tool_choice": "required"})
+        srv.stop()
+    finally:
+        srv.kill()
+    args = json.loads(json.loads(out)["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
+    order = args.get("order")
+    if not isinstance(order, dict) or not isinstance(order.get("ship_to"), dict):
+        fail(f"arguments {json.dumps(args)} do not follow the schema: 'order' must be an "
+             "object ($ref to $defs/Order) with an object 'ship_to' (mllm_tools.c type_of/"
+             "value ignore $ref)")
+    print(f"ok: $ref followed: {json.dumps(args)}")
+
+
 # ---- API shapes a real SDK or app trips on ---------------------------------------------
 
 # ---- robustness -------------------------------------------------------------------------
