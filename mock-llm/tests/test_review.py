@@ -257,6 +257,44 @@ def case_tool_args_ref():
     print(f"ok: $ref followed: {json.dumps(args)}")
 
 
+def case_rss_long_prompt():
+    """The request's input buffer (the whole prompt) is kept until the response ends
+    (mllm_route_connection calls mllm_conn_done after mllm_route), so an open stream
+    holds its prompt for its whole 30-60 s life: RSS per open stream is the prompt size,
+    not the ~9 KiB the README and the published set give. Real traffic is 10-200 KB
+    prompts; at 19,000 streams x 64 KiB that is 1.2 GB of server memory."""
+    srv = Server("--profile", "fixed", "--ttft-ms", "20000", "--prefill-us-per-token", "0")
+    socks = []
+    try:
+        def open_streams(n, size):
+            body = json.dumps({"model": "mock", "stream": True,
+                               "messages": [{"role": "user", "content": "x" * size}]}).encode()
+            r0 = srv.status("VmRSS")
+            for _ in range(n):
+                s = socket.create_connection(("127.0.0.1", srv.port))
+                s.sendall(http_request("POST", CHAT, body))
+                socks.append(s)
+            time.sleep(1.0)
+            return (srv.status("VmRSS") - r0) / n
+
+        small = open_streams(200, 100)
+        large = open_streams(200, 64 * 1024)
+        for s in socks:
+            s.close()
+        socks.clear()
+        time.sleep(0.3)
+        srv.stop()
+    finally:
+        for s in socks:
+            s.close()
+        srv.kill()
+    print(f"RSS per open stream: {small:.1f} KiB (100 B prompt), {large:.1f} KiB (64 KiB prompt)")
+    if large > small + 16:
+        fail(f"an open stream with a 64 KiB prompt holds {large:.1f} KiB of RSS against "
+             f"{small:.1f} KiB with a 100 B prompt: the request body lives as long as the "
+             "stream (mllm_conn_done runs after the response)")
+
+
 # ---- API shapes a real SDK or app trips on ---------------------------------------------
 
 # ---- robustness -------------------------------------------------------------------------
