@@ -297,6 +297,37 @@ def case_rss_long_prompt():
 
 # ---- API shapes a real SDK or app trips on ---------------------------------------------
 
+def case_tls_maxconns():
+    """At --max-conns the accept loop writes a plain-text HTTP 503 into the new
+    connection and closes it (mllm_server.c). Over --tls that 503 lands in the client's
+    TLS handshake: the client sees a TLS protocol error instead of a 503 with
+    retry-after, unlike the plain-HTTP server."""
+    with tempfile.TemporaryDirectory() as d:
+        pem = os.path.join(d, "cert.pem")
+        srv = Server("--profile", "fixed", "--tls", "--tls-cert-out", pem, "--max-conns", "1")
+        try:
+            ctx = ssl.create_default_context(cafile=pem)
+            first = ctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.port)),
+                                    server_hostname="localhost")
+            first.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            first.recv(4096)
+            try:
+                c = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=5)
+                c.request("GET", "/health", headers={"Host": "localhost"})
+                st = c.getresponse().status
+                seen = f"status {st}"
+            except (ssl.SSLError, OSError) as e:
+                st, seen = None, f"{type(e).__name__}: {e}"
+            first.close()
+            srv.stop()
+        finally:
+            srv.kill()
+    if st != 503:
+        fail(f"the connection past --max-conns over TLS got '{seen}', not a 503 "
+             "(the 503 is written in plain text before any TLS handshake)")
+    print("ok: 503 over TLS")
+
+
 # ---- robustness -------------------------------------------------------------------------
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
