@@ -328,6 +328,54 @@ def case_tls_maxconns():
     print("ok: 503 over TLS")
 
 
+def case_prompt_tokens_media():
+    """usage.prompt_tokens: the README says images and audio are "counted as their JSON",
+    but content_bytes() counts only `text` fields, so image_url/input_audio parts,
+    Anthropic image and document blocks (a RAG document with a text source) and Responses
+    input_image/input_file parts add nothing, and no prefill time either. A valid JSON
+    \\u0000 escape also cuts the count (strlen on cJSON's decoded string)."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    try:
+        doc = "the quick brown fox jumps over the lazy dog " * 1000  # 44 KB of RAG text
+        img = "iVBORw0KGgo" * 4000  # 44 KB of base64
+
+        def chat_tokens(content):
+            st, _, out = post(srv.port, CHAT, {"model": "mock", "max_tokens": 1, "messages": [
+                {"role": "user", "content": content}]})
+            return json.loads(out)["usage"]["prompt_tokens"]
+
+        def anth_tokens(content):
+            st, _, out = post(srv.port, "/v1/messages", {"model": "mock", "max_tokens": 1,
+                                                         "messages": [{"role": "user",
+                                                                       "content": content}]})
+            return json.loads(out)["usage"]["input_tokens"]
+
+        base = chat_tokens([{"type": "text", "text": "hi"}])
+        with_img = chat_tokens([{"type": "text", "text": "hi"}, {"type": "image_url", "image_url":
+                                {"url": "data:image/png;base64," + img}}])
+        a_base = anth_tokens([{"type": "text", "text": "hi"}])
+        a_doc = anth_tokens([{"type": "document", "source": {"type": "text",
+                                                             "media_type": "text/plain",
+                                                             "data": doc}},
+                             {"type": "text", "text": "hi"}])
+        nul = chat_tokens("abc\u0000" + "x" * 4000)
+        srv.stop()
+    finally:
+        srv.kill()
+    problems = []
+    if with_img <= base:
+        problems.append(f"a 44 KB image_url part adds {with_img - base} prompt tokens")
+    if a_doc <= a_base:
+        problems.append(f"an Anthropic document block of 44 KB text adds {a_doc - a_base} "
+                        "input tokens")
+    if nul < 1000:
+        problems.append(f"'abc\\u0000' + 4000 bytes counts {nul} prompt tokens")
+    if problems:
+        fail("; ".join(problems) + " (mllm_api.c content_bytes counts only `text` fields, "
+             "by strlen)")
+    print("ok: media parts counted")
+
+
 # ---- robustness -------------------------------------------------------------------------
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
