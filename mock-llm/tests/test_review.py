@@ -376,6 +376,25 @@ def case_prompt_tokens_media():
     print("ok: media parts counted")
 
 
+def case_usage_null_chunks():
+    """With stream_options.include_usage, OpenAI documents that every chunk before the
+    usage chunk carries "usage": null; mock-llm leaves the field out."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    try:
+        st, _, out = post(srv.port, CHAT, {"model": "mock", "stream": True, "max_tokens": 3,
+                                           "stream_options": {"include_usage": True},
+                                           "messages": [{"role": "user", "content": "hi"}]})
+        srv.stop()
+    finally:
+        srv.kill()
+    chunks = sse_json(out)
+    missing = [c for c in chunks[:-1] if "usage" not in c]
+    if missing:
+        fail(f"{len(missing)}/{len(chunks) - 1} chunks before the usage chunk have no "
+             f"\"usage\": null (first: {json.dumps(missing[0])[:200]})")
+    print("ok: usage null on every chunk")
+
+
 # ---- robustness -------------------------------------------------------------------------
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
