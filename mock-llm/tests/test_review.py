@@ -395,6 +395,34 @@ def case_usage_null_chunks():
     print("ok: usage null on every chunk")
 
 
+def case_responses_echo():
+    """The Responses API's response object echoes the request's parameters
+    (instructions, tools, tool_choice, temperature); mock-llm always says null, [],
+    "auto" and 1.0, whatever was sent (mllm_api.c resp_object)."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    try:
+        tool = {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}
+        st, _, out = post(srv.port, "/v1/responses", {
+            "model": "mock", "input": "hi", "instructions": "Answer briefly.",
+            "tools": [tool], "tool_choice": "none", "temperature": 0.2, "max_output_tokens": 3})
+        srv.stop()
+    finally:
+        srv.kill()
+    r = json.loads(out)
+    wrong = []
+    if r.get("instructions") != "Answer briefly.":
+        wrong.append(f"instructions {r.get('instructions')!r}")
+    if len(r.get("tools") or []) != 1:
+        wrong.append(f"tools {r.get('tools')!r}")
+    if r.get("tool_choice") != "none":
+        wrong.append(f"tool_choice {r.get('tool_choice')!r}")
+    if r.get("temperature") != 0.2:
+        wrong.append(f"temperature {r.get('temperature')!r}")
+    if wrong:
+        fail("the response object does not echo the request: " + ", ".join(wrong))
+    print("ok: request echoed")
+
+
 # ---- robustness -------------------------------------------------------------------------
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
