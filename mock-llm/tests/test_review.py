@@ -472,6 +472,40 @@ def case_chunked_rescan():
              "the body from its start")
 
 
+def case_http10_framing():
+    """HTTP/1.0: a stream is delimited by the connection's close, yet its head says
+    `Connection: keep-alive` when the client asked for keep-alive (RFC 9112 9.3: a
+    close-delimited response ends the connection), and a 1.0 client gets an interim
+    `100 Continue`, which RFC 9110 15.2 forbids sending to HTTP/1.0 clients."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    try:
+        body = json.dumps({"model": "mock", "stream": True, "max_tokens": 2,
+                           "messages": [{"role": "user", "content": "hi"}]}).encode()
+        out = raw(srv.port, http_request("POST", CHAT, body, "1.0", "Connection: keep-alive\r\n"))
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(f"POST {CHAT} HTTP/1.0\r\nExpect: 100-continue\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n".encode())  # the body waits
+        s.settimeout(1.0)
+        try:
+            interim = s.recv(4096)
+        except socket.timeout:
+            interim = b""
+        s.close()
+        srv.stop()
+    finally:
+        srv.kill()
+    head = out.split(b"\r\n\r\n", 1)[0].decode()
+    problems = []
+    if "chunked" not in head.lower() and "connection: keep-alive" in head.lower():
+        problems.append("an HTTP/1.0 stream without Content-Length or chunked framing says "
+                        "'Connection: keep-alive'")
+    if interim.startswith(b"HTTP/1.1 100"):
+        problems.append("an HTTP/1.0 request with Expect got '100 Continue'")
+    if problems:
+        fail("; ".join(problems))
+    print("ok: HTTP/1.0 framing")
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":
