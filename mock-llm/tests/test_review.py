@@ -506,6 +506,33 @@ def case_http10_framing():
     print("ok: HTTP/1.0 framing")
 
 
+def case_error_utf8():
+    """Error messages echo request bytes cut at a byte count ('%.40s' of a role, '%.100s'
+    of a model, 200 bytes of a path), which can split a UTF-8 character: the JSON error
+    body is then not UTF-8 (RFC 8259 8.1) and a strict client (Python's json.loads on
+    bytes, httpx's response.json()) raises a decode error instead of the API error."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    try:
+        bodies = {
+            "role": {"model": "mock", "messages": [{"role": "€" * 20, "content": "x"}]},
+            "model": {"model": "€" * 40, "messages": [{"role": "user", "content": "x"}]},
+        }
+        bad = []
+        for what, b in bodies.items():
+            st, _, out = post(srv.port, CHAT, json.dumps(b, ensure_ascii=False).encode())
+            try:
+                out.decode("utf-8")
+                json.loads(out)
+            except (UnicodeDecodeError, ValueError) as e:
+                bad.append(f"{what} ({st}): {type(e).__name__}: {e}")
+        srv.stop()
+    finally:
+        srv.kill()
+    if bad:
+        fail("error bodies that are not UTF-8: " + "; ".join(bad))
+    print("ok: error bodies are UTF-8")
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":
