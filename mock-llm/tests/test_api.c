@@ -8,6 +8,7 @@
 #include "mllm_api.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +363,155 @@ static void test_tool_rule(void **st)
     assert_string_equal(e.param, "tool_choice");
 }
 
+/* The arguments for one tool whose parameters schema is `params` (tool_choice
+ * required), parsed; NULL when they are not JSON. raw (optional) gets their text. */
+static cJSON *args_for(const char *params, uint64_t idx, mllm_buf_t *raw)
+{
+    size_t n = strlen(params) + 256;
+    char *body = malloc(n);
+    snprintf(body, n, "{\"model\":\"m\"," MSGS ",\"tool_choice\":\"required\",\"tools\":[{"
+             "\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":%s}}]}", params);
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat(body, &g, &e), 0);
+    free(body);
+    mllm_rng_t r;
+    mllm_rng_seed(&r, 1, idx);
+    mllm_tool_call_t c;
+    assert_int_equal(mllm_tool_call(&g, &r, 1.0, idx, &c), 1);
+    mllm_gen_req_free(&g);
+    cJSON *a = cJSON_ParseWithLength(c.args.p, c.args.len);
+    if (raw)
+        *raw = c.args;
+    else
+        mllm_buf_free(&c.args);
+    return a;
+}
+
+/* $ref to $defs (pydantic), definitions (zod-to-json-schema), paths and the root; a
+ * schema that refers to itself ends in null at the depth bound. */
+static void test_tool_refs(void **st)
+{
+    (void)st;
+    cJSON *a = args_for("{\"type\":\"object\",\"required\":[\"order\",\"again\",\"alt\"],"
+                        "\"properties\":{\"order\":{\"$ref\":\"#/$defs/Order\"},"
+                        "\"again\":{\"$ref\":\"#/properties/order\"},"
+                        "\"alt\":{\"allOf\":[{\"$ref\":\"#/definitions/a~1b\"}]}},"
+                        "\"definitions\":{\"a/b\":{\"type\":\"integer\",\"minimum\":5,"
+                        "\"maximum\":5}},"
+                        "\"$defs\":{\"Order\":{\"type\":\"object\",\"required\":[\"id\"],"
+                        "\"properties\":{\"id\":{\"type\":\"integer\"}}}}}", 1, NULL);
+    assert_non_null(a);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "order"), "id")));
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "again"), "id")));
+    assert_int_equal(cJSON_GetObjectItem(a, "alt")->valueint, 5);
+    cJSON_Delete(a);
+    /* a linked list of itself: objects until the depth bound, then null */
+    a = args_for("{\"$ref\":\"#/$defs/Node\",\"$defs\":{\"Node\":{\"type\":\"object\","
+                 "\"required\":[\"next\"],\"properties\":{\"next\":{\"$ref\":\"#/$defs/Node\"}}}}}",
+                 2, NULL);
+    assert_non_null(a);
+    int depth = 0;
+    const cJSON *n = a;
+    while (cJSON_IsObject(n)) {
+        n = cJSON_GetObjectItem(n, "next");
+        depth++;
+    }
+    assert_true(cJSON_IsNull(n));
+    assert_true(depth >= 2 && depth <= 8);
+    cJSON_Delete(a);
+    /* the root itself, and references that do not resolve (left as "any value") */
+    a = args_for("{\"type\":\"object\",\"required\":[\"me\",\"far\",\"bad\"],\"properties\":{"
+                 "\"me\":{\"$ref\":\"#\"},\"far\":{\"$ref\":\"https://x/y.json\"},"
+                 "\"bad\":{\"$ref\":\"#/nope/0\"}}}", 3, NULL);
+    assert_non_null(a);
+    assert_true(cJSON_IsObject(cJSON_GetObjectItem(a, "me")));
+    assert_non_null(cJSON_GetObjectItem(a, "far"));
+    cJSON_Delete(a);
+}
+
+/* Numbers and sizes that overflow: arguments stay JSON (no inf; no float-to-int UB). */
+static void test_tool_numbers(void **st)
+{
+    (void)st;
+    for (uint64_t idx = 0; idx < 20; idx++) {
+        mllm_buf_t raw;
+        cJSON *a = args_for("{\"type\":\"object\",\"required\":[\"x\",\"n\",\"l\",\"m\",\"i\"],"
+                            "\"properties\":{"
+                            "\"x\":{\"type\":\"number\",\"minimum\":-1.7976931348623157e308,"
+                            "\"maximum\":1.7976931348623157e308},"
+                            "\"n\":{\"type\":\"integer\",\"minimum\":-1e308,\"maximum\":1e308},"
+                            "\"l\":{\"type\":\"array\",\"minItems\":1e30,\"maxItems\":1e31,"
+                            "\"items\":{\"type\":\"integer\",\"minimum\":-2.5,\"maximum\":-1.5}},"
+                            "\"m\":{\"type\":\"array\",\"maxItems\":-1e30},"
+                            "\"i\":{\"type\":\"number\",\"minimum\":0.001,\"maximum\":0.004}}}",
+                            idx, &raw);
+        assert_non_null(a);
+        assert_null(strstr(raw.p, "inf"));
+        assert_null(strstr(raw.p, "nan"));
+        double x = cJSON_GetObjectItem(a, "x")->valuedouble;
+        assert_true(fabs(x) <= 9007199254740992.0);
+        assert_true(fabs(cJSON_GetObjectItem(a, "n")->valuedouble) <= 9007199254740992.0);
+        const cJSON *l = cJSON_GetObjectItem(a, "l");
+        assert_int_equal(cJSON_GetArraySize(l), 3);
+        assert_int_equal(cJSON_GetArrayItem(l, 0)->valueint, -2); /* the one integer in range */
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(a, "m")), 0);
+        double i = cJSON_GetObjectItem(a, "i")->valuedouble;
+        assert_true(i >= 0.001 && i <= 0.004); /* not rounded out of the range */
+        cJSON_Delete(a);
+        mllm_buf_free(&raw);
+    }
+}
+
+/* A schema that expands exponentially (arrays nested six deep around an object of 3,000
+ * required properties) and one with a long `required` list: the arguments stay within
+ * their budget (and JSON), every required property of a normal-sized object is there. */
+static void test_tool_budget(void **st)
+{
+    (void)st;
+    mllm_buf_t s = { 0 };
+    mllm_buf_adds(&s, "{\"type\":\"object\",\"required\":[\"a\"],\"properties\":{\"a\":");
+    for (int i = 0; i < 6; i++)
+        mllm_buf_adds(&s, "{\"type\":\"array\",\"minItems\":3,\"items\":");
+    mllm_buf_adds(&s, "{\"type\":\"object\",\"properties\":{");
+    for (int i = 0; i < 3000; i++)
+        mllm_buf_printf(&s, "%s\"k%05d\":{\"type\":\"null\"}", i ? "," : "", i);
+    mllm_buf_adds(&s, "},\"required\":[");
+    for (int i = 0; i < 3000; i++)
+        mllm_buf_printf(&s, "%s\"k%05d\"", i ? "," : "", i);
+    mllm_buf_adds(&s, "]}");
+    for (int i = 0; i < 6; i++)
+        mllm_buf_adds(&s, "}");
+    mllm_buf_adds(&s, "}}");
+    mllm_buf_t raw;
+    cJSON *a = args_for(s.p, 1, &raw);
+    assert_non_null(a);
+    assert_true(raw.len < 20000); /* 3^6 leaves of 3,000 properties would be 22 MB */
+    cJSON_Delete(a);
+    mllm_buf_free(&raw);
+    mllm_buf_free(&s);
+    /* 40 required of 80 properties (the hash-set path): all 40 present */
+    mllm_buf_adds(&s, "{\"type\":\"object\",\"properties\":{");
+    for (int i = 0; i < 80; i++)
+        mllm_buf_printf(&s, "%s\"p%d\":{\"type\":\"boolean\"}", i ? "," : "", i);
+    mllm_buf_adds(&s, "},\"required\":[");
+    for (int i = 0; i < 80; i += 2)
+        mllm_buf_printf(&s, "%s\"p%d\"", i ? "," : "", i);
+    mllm_buf_adds(&s, "]}");
+    for (uint64_t idx = 0; idx < 5; idx++) {
+        a = args_for(s.p, idx, NULL);
+        assert_non_null(a);
+        for (int i = 0; i < 80; i += 2) {
+            char k[8];
+            snprintf(k, sizeof k, "p%d", i);
+            assert_true(cJSON_IsBool(cJSON_GetObjectItem(a, k)));
+        }
+        assert_true(cJSON_GetArraySize(a) > 40 && cJSON_GetArraySize(a) < 80);
+        cJSON_Delete(a);
+    }
+    mllm_buf_free(&s);
+}
+
 /* Every Responses event is one JSON object with its type and the next sequence number. */
 static void test_responses_events(void **st)
 {
@@ -418,6 +568,9 @@ int main(void)
         cmocka_unit_test(test_prompt_token_rule),
         cmocka_unit_test(test_responses_parse),
         cmocka_unit_test(test_tool_rule),
+        cmocka_unit_test(test_tool_refs),
+        cmocka_unit_test(test_tool_numbers),
+        cmocka_unit_test(test_tool_budget),
         cmocka_unit_test(test_responses_events),
         cmocka_unit_test(test_chat_ok),
         cmocka_unit_test(test_chat_errors),
