@@ -159,7 +159,10 @@ int mllm_conn_begin_body(mllm_conn_t *c, int status, const char *ctype, const ch
     mllm_buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s", status,
                     mllm_http_reason(status), ctype, extra ? extra : "",
                     chunked ? "Transfer-Encoding: chunked\r\n" : "");
-    mllm_buf_printf(&h, "Connection: %s\r\n\r\n", keep_alive ? "keep-alive" : "close");
+    /* A body that is not chunked ends with the connection (RFC 9112 6.3), whatever the
+     * client asked for. */
+    mllm_buf_printf(&h, "Connection: %s\r\n\r\n", keep_alive && chunked ? "keep-alive"
+                                                                         : "close");
     mllm_metrics_status(status);
     int rc = h.oom ? -1 : mllm_conn_emit(c, h.p, h.len);
     mllm_buf_free(&h);
@@ -379,7 +382,9 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
     }
     r->start_ns = fiber_now_ns();
     size_t head = h->head_len, body_len = 0, consumed = 0;
-    if (h->expect_continue && (h->chunked || h->content_length > 0) && c->in_len == head) {
+    /* Not to an HTTP/1.0 client: RFC 9110 15.2 forbids interim responses to it. */
+    if (h->expect_continue && h->minor >= 1 && (h->chunked || h->content_length > 0) &&
+        c->in_len == head) {
         if (mllm_conn_emit(c, "HTTP/1.1 100 Continue\r\n\r\n", 25))
             return 0;
     }

@@ -100,7 +100,8 @@ int mllm_conn_respond(mllm_conn_t *c, int status, const char *ctype, const char 
                       size_t n, const char *extra, int keep_alive);
 
 /* The head of a response whose body follows in pieces: chunked (HTTP/1.1) or ended by
- * the connection's close (HTTP/1.0). Emitted, not flushed. Returns 0 or -1. */
+ * the connection's close (HTTP/1.0: then `Connection: close` whatever keep_alive says).
+ * Emitted, not flushed. Returns 0 or -1. */
 int mllm_conn_begin_body(mllm_conn_t *c, int status, const char *ctype, const char *extra,
                          int chunked, int keep_alive);
 
