@@ -121,6 +121,90 @@ static void json_str_or_null(mllm_buf_t *b, const char *s)
     mllm_buf_add(b, "\"", 1);
 }
 
+/* ---- UTF-8 ---- */
+
+/* Bytes of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0 when s does not start with one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+size_t mllm_utf8_cut(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n <= max)
+        return n;
+    /* s[max] is the first byte left out: step back to the start of its character */
+    while (max && ((unsigned char)s[max] & 0xc0) == 0x80)
+        max--;
+    return max;
+}
+
+/* The length of s[0..n) without an incomplete character at its end (a cut message). */
+static size_t utf8_trim_end(const char *s, size_t n)
+{
+    size_t start = n;
+    while (start && n - start < 4 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+        start--;
+    if (!start)
+        return n;
+    start--; /* the last lead byte (or ASCII) */
+    const unsigned char *p = (const unsigned char *)s + start;
+    return (*p < 0x80 || utf8_seq(p, n - start) == n - start) ? n : start;
+}
+
+/* A JSON string (with quotes) of text that may hold bytes from the request: what is
+ * not well-formed UTF-8 becomes U+FFFD, so the JSON stays UTF-8 (RFC 8259 8.1). */
+static void json_str_utf8(mllm_buf_t *b, const char *s)
+{
+    if (!s) {
+        mllm_buf_adds(b, "null");
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), run = 0;
+    mllm_buf_add(b, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        size_t k = p[i] < 0x80 ? 1 : utf8_seq(p + i, n - i);
+        if (k) {
+            i += k;
+            continue;
+        }
+        mllm_buf_json_str(b, s + run, i - run);
+        mllm_buf_adds(b, "\\ufffd");
+        run = ++i;
+    }
+    mllm_buf_json_str(b, s + run, n - run);
+    mllm_buf_add(b, "\"", 1);
+}
+
 /* ---- errors ---- */
 
 int mllm_err_set(mllm_err_t *e, int status, const char *type, const char *code,
@@ -132,21 +216,24 @@ int mllm_err_set(mllm_err_t *e, int status, const char *type, const char *code,
     e->param = param;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    int n = vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    /* A message cut at its byte limit must not end inside a character. */
+    if (n >= (int)sizeof e->message)
+        e->message[utf8_trim_end(e->message, sizeof e->message - 1)] = 0;
     return -1;
 }
 
 void mllm_fmt_error_openai(mllm_buf_t *b, const mllm_err_t *e)
 {
     mllm_buf_adds(b, "{\"error\":{\"message\":");
-    json_str_or_null(b, e->message);
+    json_str_utf8(b, e->message);
     mllm_buf_adds(b, ",\"type\":");
-    json_str_or_null(b, e->type);
+    json_str_utf8(b, e->type);
     mllm_buf_adds(b, ",\"param\":");
-    json_str_or_null(b, e->param);
+    json_str_utf8(b, e->param);
     mllm_buf_adds(b, ",\"code\":");
-    json_str_or_null(b, e->code);
+    json_str_utf8(b, e->code);
     mllm_buf_adds(b, "}}");
 }
 
@@ -169,45 +256,97 @@ void mllm_fmt_error_anthropic(mllm_buf_t *b, const mllm_err_t *e)
     mllm_buf_adds(b, "{\"type\":\"error\",\"error\":{\"type\":");
     json_str_or_null(b, anth_type(e->status));
     mllm_buf_adds(b, ",\"message\":");
-    json_str_or_null(b, e->message);
+    json_str_utf8(b, e->message);
     mllm_buf_adds(b, "}}");
 }
 
 /* ---- request validation ---- */
 
-/* Refuses nesting deeper than MLLM_JSON_MAX_DEPTH before cJSON recurses into it. Brackets
- * inside strings do not count. */
-static int depth_ok(const char *s, size_t n)
+/* What one pass over a body finds before cJSON sees it. */
+enum { BODY_OK, BODY_TOO_DEEP, BODY_NOT_UTF8 };
+
+/*
+ * Refuses nesting deeper than MLLM_JSON_MAX_DEPTH before cJSON recurses into it
+ * (brackets inside strings do not count) and bytes that are not UTF-8 (RFC 8259 8.1;
+ * they would come back in echoed strings and error messages). Counts the \u0000
+ * escapes in strings in *nul_escapes: cJSON keeps a string as a C string, so it ends
+ * at the first one (see parse_body).
+ */
+static int scan_body(const char *s, size_t n, size_t *nul_escapes)
 {
+    const unsigned char *p = (const unsigned char *)s;
     int depth = 0, in_str = 0;
+    *nul_escapes = 0;
     for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
+        unsigned char c = p[i];
+        if (c >= 0x80) {
+            size_t k = utf8_seq(p + i, n - i);
+            if (!k)
+                return BODY_NOT_UTF8;
+            i += k - 1;
+        } else if (in_str) {
+            if (c == '\\') {
+                if (n - i >= 6 && !memcmp(s + i + 1, "u0000", 5))
+                    (*nul_escapes)++;
                 i++;
-            else if (c == '"')
+            } else if (c == '"') {
                 in_str = 0;
+            }
         } else if (c == '"') {
             in_str = 1;
         } else if (c == '{' || c == '[') {
             if (++depth > MLLM_JSON_MAX_DEPTH)
-                return 0;
+                return BODY_TOO_DEEP;
         } else if (c == '}' || c == ']') {
             depth--;
         }
     }
-    return 1;
+    return BODY_OK;
 }
 
 static cJSON *parse_body(const char *body, size_t len, mllm_err_t *err)
 {
-    if (!depth_ok(body, len)) {
+    size_t nul_escapes;
+    int scan = scan_body(body, len, &nul_escapes);
+    if (scan == BODY_TOO_DEEP) {
         mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
                      "The JSON body of your request is nested deeper than %d levels.",
                      MLLM_JSON_MAX_DEPTH);
         return NULL;
     }
+    if (scan == BODY_NOT_UTF8) {
+        mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
+                     "We could not parse the JSON body of your request: it is not valid "
+                     "UTF-8 (RFC 8259 8.1).");
+        return NULL;
+    }
+    /* A \u0000 escape is valid JSON, but a cJSON string ends at the NUL it decodes to,
+     * and everything after it would be lost to the prompt-size count. Such a body (rare)
+     * is parsed from a copy with those escapes read as \u0001: one byte each, as in the
+     * request. */
+    char *copy = NULL;
+    if (nul_escapes) {
+        copy = malloc(len ? len : 1);
+        if (!copy) {
+            mllm_err_set(err, 503, "server_error", NULL, NULL,
+                         "mock-llm is out of memory for this request; try again.");
+            return NULL;
+        }
+        memcpy(copy, body, len);
+        int in_str = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (in_str && copy[i] == '\\') {
+                if (len - i >= 6 && !memcmp(copy + i + 1, "u0000", 5))
+                    copy[i + 5] = '1';
+                i++;
+            } else if (copy[i] == '"') {
+                in_str = !in_str;
+            }
+        }
+        body = copy;
+    }
     cJSON *root = cJSON_ParseWithLength(body, len);
+    free(copy);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
@@ -249,9 +388,12 @@ static long str_bytes(const cJSON *v)
     return cJSON_IsString(v) ? (long)strlen(v->valuestring) : 0;
 }
 
-/* Bytes of a content value: a string, or an array of parts (text, input_text,
- * output_text, tool_result with its own content, tool_use with its input). Returns -1
- * when the shape is wrong. */
+/* Bytes of a content value: a string, or an array of parts. A part with a string
+ * "text" (text, input_text, output_text, Anthropic text blocks) counts its text; a
+ * tool_result its own content; a tool_use its name and the JSON of its input; every
+ * other part (image_url, input_audio, Anthropic image and document blocks, Responses
+ * input_image and input_file, ...) its compact JSON, as sent. Returns -1 when the shape
+ * is wrong. */
 static long content_bytes(const cJSON *c, int depth)
 {
     if (cJSON_IsString(c))
@@ -265,19 +407,22 @@ static long content_bytes(const cJSON *c, int depth)
     cJSON_ArrayForEach(part, c) {
         if (!cJSON_IsObject(part))
             return -1;
-        n += str_bytes(cJSON_GetObjectItemCaseSensitive(part, "text"));
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
-        if (!cJSON_IsString(type))
-            continue;
-        if (!strcmp(type->valuestring, "tool_result")) {
+        const char *t = cJSON_IsString(type) ? type->valuestring : "";
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (!strcmp(t, "tool_result")) {
             long k = content_bytes(cJSON_GetObjectItemCaseSensitive(part, "content"),
                                    depth + 1);
             if (k < 0)
                 return -1;
             n += k;
-        } else if (!strcmp(type->valuestring, "tool_use")) {
+        } else if (!strcmp(t, "tool_use")) {
             n += str_bytes(cJSON_GetObjectItemCaseSensitive(part, "name")) +
                  json_bytes(cJSON_GetObjectItemCaseSensitive(part, "input"));
+        } else if (cJSON_IsString(text)) {
+            n += str_bytes(text);
+        } else {
+            n += json_bytes(part);
         }
     }
     return n;
@@ -335,7 +480,8 @@ static int count_messages(const cJSON *msgs, long *bytes, long *n, mllm_gen_req_
                               !strcmp(r, "developer") || !strcmp(r, "function"));
         if (!ok)
             return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", param,
-                                "Invalid value for 'messages[%ld].role': '%.40s'.", i, r);
+                                "Invalid value for 'messages[%ld].role': '%.*s'.", i,
+                                (int)mllm_utf8_cut(r, 40), r);
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         long c = content_bytes(content, 0);
         if (c < 0)
@@ -529,7 +675,8 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
         if (out->named_tool < 0)
             return mllm_err_set(err, 400, "invalid_request_error", "invalid_value",
                                 "tool_choice", "Invalid value for 'tool_choice': no function "
-                                "named '%.64s' in 'tools'.", named);
+                                "named '%.*s' in 'tools'.", (int)mllm_utf8_cut(named, 64),
+                                named);
     }
     return 0;
 }
@@ -663,8 +810,8 @@ static int count_input_items(const cJSON *input, long *bytes, long *n, mllm_gen_
             if (strcmp(r, "user") && strcmp(r, "assistant") && strcmp(r, "system") &&
                 strcmp(r, "developer"))
                 return mllm_err_set(err, 400, "invalid_request_error", "invalid_value",
-                                    "input", "Invalid value for 'input[%ld].role': '%.40s'.",
-                                    i, r);
+                                    "input", "Invalid value for 'input[%ld].role': '%.*s'.",
+                                    i, (int)mllm_utf8_cut(r, 40), r);
             long c = content_bytes(cJSON_GetObjectItemCaseSensitive(it, "content"), 0);
             if (c < 0)
                 return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "input",
@@ -734,10 +881,11 @@ int mllm_parse_responses(const char *body, size_t len, mllm_gen_req_t *out, mllm
     const cJSON *prev = cJSON_GetObjectItemCaseSensitive(root, "previous_response_id");
     if (prev && !cJSON_IsNull(prev)) {
         /* mock-llm keeps no conversation state (it would be memory per response) */
+        const char *id = cJSON_IsString(prev) ? prev->valuestring : "?";
         mllm_err_set(err, 400, "invalid_request_error", "previous_response_not_found",
-                     "previous_response_id", "Previous response with id '%.64s' not found "
+                     "previous_response_id", "Previous response with id '%.*s' not found "
                      "(mock-llm stores no responses: send the whole input).",
-                     cJSON_IsString(prev) ? prev->valuestring : "?");
+                     (int)mllm_utf8_cut(id, 64), id);
         goto out;
     }
     out->prompt_bytes = bytes;

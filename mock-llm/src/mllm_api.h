@@ -32,7 +32,13 @@ void mllm_buf_printf(mllm_buf_t *b, const char *fmt, ...) __attribute__((format(
 /* Appends s as the inside of a JSON string (quotes not included), escaped. */
 void mllm_buf_json_str(mllm_buf_t *b, const char *s, size_t n);
 
-/* An API error: HTTP status, OpenAI type/code/param, message. */
+/* The length of s (NUL-terminated) cut to at most max bytes at a UTF-8 character
+ * boundary: for messages that quote part of a request ("%.*s"). */
+size_t mllm_utf8_cut(const char *s, size_t max);
+
+/* An API error: HTTP status, OpenAI type/code/param, message. Formatted, a message
+ * that quotes request bytes is always UTF-8: cut at a character boundary when it is
+ * longer than `message`, and anything not well-formed UTF-8 written as U+FFFD. */
 typedef struct mllm_err {
     int         status;
     const char *type;  /* invalid_request_error, server_error, ... */

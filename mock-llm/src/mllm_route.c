@@ -483,8 +483,8 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
     if (!model_served(g->req.model)) {
         mllm_err_set(&e, 404, anthropic ? "not_found_error" : "invalid_request_error",
                      "model_not_found", NULL,
-                     "The model `%.100s` does not exist or you do not have access to it.",
-                     g->req.model);
+                     "The model `%.*s` does not exist or you do not have access to it.",
+                     (int)mllm_utf8_cut(g->req.model, 100), g->req.model);
         return send_error(c, &e, anthropic, NULL, hr->keep_alive);
     }
     mllm_str_t idx = mllm_request_header(hr, "x-mock-request-index");
@@ -557,8 +557,8 @@ static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *on
         if (!model_served(one)) {
             mllm_err_t e;
             mllm_err_set(&e, 404, "invalid_request_error", "model_not_found", "model",
-                         "The model `%.100s` does not exist or you do not have access to it.",
-                         one);
+                         "The model `%.*s` does not exist or you do not have access to it.",
+                         (int)mllm_utf8_cut(one, 100), one);
             return send_error(c, &e, 0, NULL, hr->keep_alive);
         }
         mllm_buf_adds(&b, "{\"id\":\"");
@@ -630,9 +630,15 @@ int mllm_route(mllm_conn_t *c, const mllm_request_t *hr)
         id[n] = 0;
         return serve_models(c, hr, id);
     }
+    /* The path is quoted up to 200 bytes, cut at a character boundary (p.p is not
+     * NUL-terminated: the cut looks at one byte past 200 at most, inside the head). */
+    size_t pn = p.n;
+    if (pn > 200)
+        for (pn = 200; pn && ((unsigned char)p.p[pn] & 0xc0) == 0x80; pn--)
+            ;
     mllm_err_set(&e, 404, "invalid_request_error", "unknown_url", NULL,
                  "Unknown request URL: %.*s %.*s. Please check the URL for typos.", (int)m.n,
-                 m.p, (int)p.n > 200 ? 200 : (int)p.n, p.p);
+                 m.p, (int)pn, p.p);
     return send_error(c, &e, 0, NULL, hr->keep_alive);
 }
 

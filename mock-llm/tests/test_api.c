@@ -235,6 +235,82 @@ static void test_prompt_token_rule(void **st)
     assert_int_equal(mllm_parse_responses(body, strlen(body), &g, &e), 0);
     assert_int_equal(g.prompt_tokens, 110 + 6 + 3);
     assert_int_equal(g.api, MLLM_API_RESPONSES);
+    /* parts that are not text count as their compact JSON: an image_url part, an
+     * Anthropic document block, a Responses input_image */
+    const char *img = "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,"
+                      "iVBORw0KGgo\"}}";
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+             "[{\"type\":\"text\",\"text\":\"hi\"},%s]}]}", img);
+    assert_int_equal(chat(body, &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, 2 + (long)strlen(img));
+    const char *doc = "{\"type\":\"document\",\"source\":{\"type\":\"text\",\"media_type\":"
+                      "\"text/plain\",\"data\":\"the quick brown fox\"}}";
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":"
+             "\"user\",\"content\":[%s,{\"type\":\"text\",\"text\":\"hi\"}]}]}", doc);
+    assert_int_equal(mllm_parse_messages(body, strlen(body), &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, (long)strlen(doc) + 2);
+    const char *ii = "{\"type\":\"input_image\",\"image_url\":\"https://x/y.png\"}";
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":["
+             "{\"type\":\"input_text\",\"text\":\"hi\"},%s]}]}", ii);
+    assert_int_equal(mllm_parse_responses(body, strlen(body), &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, 2 + (long)strlen(ii));
+    /* a \u0000 escape is one byte of the string, not its end */
+    const char *nul = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                      "\"abc\\u0000defgh\"}]}";
+    assert_int_equal(chat(nul, &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, 9);
+    /* ... but a backslash followed by u0000 is text */
+    const char *lit = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                      "\"a\\\\u0000\"}]}";
+    assert_int_equal(chat(lit, &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, 7);
+    /* bytes that are not UTF-8 are a 400 (they would be echoed) */
+    const char *bad = "{\"model\":\"m\xff\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    assert_int_equal(chat(bad, &g, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_non_null(strstr(e.message, "UTF-8"));
+}
+
+/* Error messages that quote request bytes stay UTF-8: cut at a character boundary,
+ * and bytes that are not UTF-8 written as U+FFFD. */
+static void test_error_utf8(void **st)
+{
+    (void)st;
+    const char *euro = "\xe2\x82\xac";
+    assert_int_equal(mllm_utf8_cut("abc", 10), 3);
+    assert_int_equal(mllm_utf8_cut("\xe2\x82\xac\xe2\x82\xac", 4), 3);
+    assert_int_equal(mllm_utf8_cut("\xe2\x82\xac\xe2\x82\xac", 3), 3);
+    assert_int_equal(mllm_utf8_cut("\xe2\x82\xac\xe2\x82\xac", 2), 0);
+    char body[2048], role[200] = "";
+    for (int i = 0; i < 20; i++)
+        strcat(role, euro);
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"messages\":[{\"role\":\"%s\","
+             "\"content\":\"x\"}]}", role);
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat(body, &g, &e), -1);
+    /* 40 bytes would end inside the 14th euro sign: 13 of them are quoted */
+    assert_non_null(strstr(e.message, "': '\xe2\x82\xac"));
+    size_t n = strlen(e.message);
+    assert_true(n > 3 && !strcmp(e.message + n - 2, "'."));
+    assert_int_equal(e.message[n - 3] & 0xff, 0xac);
+    /* a message cut at its 255-byte limit, inside a character */
+    char big[600] = "x";
+    for (int i = 0; i < 150; i++)
+        strcat(big, euro);
+    mllm_err_set(&e, 400, "t", NULL, NULL, "%s", big);
+    n = strlen(e.message);
+    assert_true(n <= 255 && n >= 252);
+    assert_int_equal(n % 3, 1); /* "x" and whole euro signs */
+    /* formatted: bytes that are not UTF-8 become U+FFFD, the JSON parses */
+    mllm_err_set(&e, 404, "t", NULL, NULL, "Unknown request URL: /\xff\xe2\x82.");
+    mllm_buf_t b = { 0 };
+    mllm_fmt_error_openai(&b, &e);
+    assert_non_null(strstr(b.p, "/\\ufffd\\ufffd\\ufffd."));
+    cJSON *j = cJSON_Parse(b.p);
+    assert_non_null(j);
+    cJSON_Delete(j);
+    mllm_buf_free(&b);
 }
 
 static void test_responses_parse(void **st)
@@ -567,6 +643,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prompt_token_rule),
         cmocka_unit_test(test_responses_parse),
+        cmocka_unit_test(test_error_utf8),
         cmocka_unit_test(test_tool_rule),
         cmocka_unit_test(test_tool_refs),
         cmocka_unit_test(test_tool_numbers),
