@@ -918,31 +918,55 @@ void mllm_stream_fmt_init(mllm_stream_fmt_t *f, const char *model, uint64_t id_n
     f->prefix[n] = 0;
     f->prefix_len = n;
     mllm_buf_free(&b);
+    mllm_stream_fmt_usage_null(f, 0);
+}
+
+/* The end of every chunk but the usage chunk: the choices array and the object closed,
+ * with "usage": null before the usage chunk when it is asked for. */
+static const char close_plain[] = "]}\n\n", close_usage[] = "],\"usage\":null}\n\n";
+
+void mllm_stream_fmt_usage_null(mllm_stream_fmt_t *f, int on)
+{
+    static const char delta_end[] = "\"},\"logprobs\":null,\"finish_reason\":null}";
+    f->close = on ? close_usage : close_plain;
+    f->close_len = on ? sizeof close_usage - 1 : sizeof close_plain - 1;
+    _Static_assert(sizeof delta_end + sizeof close_usage - 2 < sizeof f->content_tail,
+                   "content_tail holds the longest tail");
+    memset(f->content_tail, 0, sizeof f->content_tail); /* copied whole, see below */
+    memcpy(f->content_tail, delta_end, sizeof delta_end - 1);
+    memcpy(f->content_tail + sizeof delta_end - 1, f->close, f->close_len + 1);
+    f->content_tail_len = sizeof delta_end - 1 + f->close_len;
 }
 
 void mllm_chunk_role(mllm_buf_t *b, const mllm_stream_fmt_t *f)
 {
     mllm_buf_add(b, f->prefix, f->prefix_len);
     mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
-                     "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+                     "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}");
+    mllm_buf_add(b, f->close, f->close_len);
 }
 
 void mllm_chunk_content(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *text, size_t n)
 {
     static const char head[] = "{\"index\":0,\"delta\":{\"content\":\"";
-    static const char tail[] = "\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
-    mllm_buf_reserve(b, f->prefix_len + sizeof head + sizeof tail + n * 6 + 8);
+    mllm_buf_reserve(b, f->prefix_len + sizeof head + sizeof f->content_tail + n * 6 + 8);
     mllm_buf_add(b, f->prefix, f->prefix_len);
     mllm_buf_add(b, head, sizeof head - 1);
     mllm_buf_json_str(b, text, n);
-    mllm_buf_add(b, tail, sizeof tail - 1);
+    if (b->oom)
+        return;
+    /* A fixed-size copy (the tail with its NUL and padding; the reserve above made room):
+     * a few vector moves per event instead of a memcpy call for the variable length. */
+    memcpy(b->p + b->len, f->content_tail, sizeof f->content_tail);
+    b->len += f->content_tail_len;
 }
 
 void mllm_chunk_finish(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *reason)
 {
     mllm_buf_add(b, f->prefix, f->prefix_len);
-    mllm_buf_printf(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}]}"
-                       "\n\n", reason);
+    mllm_buf_printf(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}",
+                    reason);
+    mllm_buf_add(b, f->close, f->close_len);
 }
 
 void mllm_chunk_usage(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
@@ -976,7 +1000,8 @@ void mllm_chunk_tool_start(mllm_buf_t *b, const mllm_stream_fmt_t *f,
     mllm_buf_adds(b, "\",\"type\":\"function\",\"function\":{\"name\":\"");
     mllm_buf_json_str(b, call->name, strlen(call->name));
     mllm_buf_adds(b, "\",\"arguments\":\"\"}}],\"refusal\":null},\"logprobs\":null,"
-                     "\"finish_reason\":null}]}\n\n");
+                     "\"finish_reason\":null}");
+    mllm_buf_add(b, f->close, f->close_len);
 }
 
 void mllm_chunk_tool_args(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *frag,
@@ -986,7 +1011,8 @@ void mllm_chunk_tool_args(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char 
     mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
                      "{\"arguments\":\"");
     mllm_buf_json_str(b, frag, n);
-    mllm_buf_adds(b, "\"}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+    mllm_buf_adds(b, "\"}}]},\"logprobs\":null,\"finish_reason\":null}");
+    mllm_buf_add(b, f->close, f->close_len);
 }
 
 void mllm_fmt_completion(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,

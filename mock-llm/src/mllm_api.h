@@ -139,11 +139,19 @@ typedef struct mllm_stream_fmt {
     char     prefix[1024]; /* data: {"id":..,"created":..,"model":..,"choices":[ ; a 127-byte model id
                            * escapes to at most 762 bytes */
     size_t   prefix_len;
+    const char *close;     /* ]}\n\n, or ],"usage":null}\n\n (mllm_stream_fmt_usage_null) */
+    size_t   close_len;
+    char     content_tail[72]; /* the end of a content chunk, with close */
+    size_t   content_tail_len;
 } mllm_stream_fmt_t;
 
 /* Sets up f for one response. id_num makes the id (unique per request). */
 void mllm_stream_fmt_init(mllm_stream_fmt_t *f, const char *model, uint64_t id_num,
                           uint64_t created);
+
+/* on: every chunk before the usage chunk carries "usage": null, as OpenAI's chunks do
+ * with stream_options.include_usage (off after mllm_stream_fmt_init). */
+void mllm_stream_fmt_usage_null(mllm_stream_fmt_t *f, int on);
 
 /* OpenAI chunks, each a complete `data: {...}\n\n` frame. */
 void mllm_chunk_role(mllm_buf_t *b, const mllm_stream_fmt_t *f);

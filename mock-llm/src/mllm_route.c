@@ -530,6 +530,7 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
     clock_gettime(CLOCK_REALTIME, &rt);
     uint64_t id_num = cfg->seed * 1000003u + g->index;
     mllm_stream_fmt_init(&g->fmt, g->req.model, id_num, (uint64_t)rt.tv_sec);
+    mllm_stream_fmt_usage_null(&g->fmt, g->req.api == MLLM_API_CHAT && g->req.include_usage);
     /* The tool rule draws from its own generator, so tools never shift the timing or
      * the text of a request index. The definitions are not needed once it has drawn:
      * a stream keeps only the call it makes. */

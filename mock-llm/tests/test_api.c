@@ -161,6 +161,29 @@ static void test_chunks(void **st)
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "message"), "content")->valuestring, "hi");
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "completion_tokens")->valuedouble, 1);
     cJSON_Delete(j);
+
+    /* with include_usage, every chunk before the usage chunk says "usage": null */
+    mllm_tool_call_t call = { .name = "get", .id = "call_mock1" };
+    for (int on = 0; on < 2; on++) {
+        mllm_stream_fmt_usage_null(&f, on);
+        for (int k = 0; k < 5; k++) {
+            b.len = 0;
+            if (k == 0)
+                mllm_chunk_role(&b, &f);
+            else if (k == 1)
+                mllm_chunk_content(&b, &f, "x", 1);
+            else if (k == 2)
+                mllm_chunk_finish(&b, &f, "stop");
+            else if (k == 3)
+                mllm_chunk_tool_start(&b, &f, &call);
+            else
+                mllm_chunk_tool_args(&b, &f, "{}", 2);
+            j = frame(&b);
+            cJSON *u = cJSON_GetObjectItem(j, "usage");
+            assert_true(on ? cJSON_IsNull(u) : u == NULL);
+            cJSON_Delete(j);
+        }
+    }
     mllm_buf_free(&b);
 }
 
