@@ -686,6 +686,7 @@ void mllm_gen_req_free(mllm_gen_req_t *r)
     cJSON_Delete(r->tools);
     r->tools = NULL;
     r->ntools = 0;
+    mllm_buf_free(&r->echo);
 }
 
 int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
@@ -838,6 +839,67 @@ static int count_input_items(const cJSON *input, long *bytes, long *n, mllm_gen_
     return 0;
 }
 
+/*
+ * The request's fields the response object repeats, as JSON members for resp_object:
+ * what was sent (compact JSON), or the API's default when absent or null. store is
+ * always false (mock-llm stores nothing: GET /v1/responses/{id} is a 404), service_tier
+ * "auto" is answered as the tier that served it ("default"), previous_response_id is
+ * always null (a request with one is refused).
+ */
+static const struct {
+    const char *name, *dflt;
+} resp_echoed[] = {
+    { "background", "false" },
+    { "instructions", "null" },
+    { "max_output_tokens", "null" },
+    { "max_tool_calls", "null" },
+    { "metadata", "{}" },
+    { "parallel_tool_calls", "true" },
+    { "prompt_cache_key", "null" },
+    { "reasoning", "{\"effort\":null,\"summary\":null}" },
+    { "safety_identifier", "null" },
+    { "service_tier", "\"default\"" },
+    { "temperature", "1.0" },
+    { "text", "{\"format\":{\"type\":\"text\"}}" },
+    { "tool_choice", "\"auto\"" },
+    { "tools", "[]" },
+    { "top_logprobs", "0" },
+    { "top_p", "1.0" },
+    { "truncation", "\"disabled\"" },
+    { "user", "null" },
+};
+
+static int resp_echo(const cJSON *root, mllm_buf_t *b, mllm_err_t *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "top_p");
+    if (v && !cJSON_IsNull(v) && (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1))
+        return mllm_err_set(err, 400, "invalid_request_error", "decimal_above_max_value",
+                            "top_p", "Invalid 'top_p': expected a number from 0 to 1.");
+    v = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+    if (v && !cJSON_IsNull(v) && !cJSON_IsObject(v))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "metadata",
+                            "Invalid type for 'metadata': expected an object.");
+    int ptc = 1;
+    if (get_bool(root, "parallel_tool_calls", &ptc, err))
+        return -1;
+    mllm_buf_adds(b, "\"previous_response_id\":null,\"store\":false");
+    for (size_t i = 0; i < sizeof resp_echoed / sizeof resp_echoed[0]; i++) {
+        const char *name = resp_echoed[i].name;
+        v = cJSON_GetObjectItemCaseSensitive(root, name);
+        if (v && cJSON_IsString(v) && !strcmp(name, "service_tier") &&
+            !strcmp(v->valuestring, "auto"))
+            v = NULL;
+        mllm_buf_printf(b, ",\"%s\":", name);
+        char *j = v && !cJSON_IsNull(v) ? cJSON_PrintUnformatted(v) : NULL;
+        mllm_buf_adds(b, j ? j : resp_echoed[i].dflt);
+        cJSON_free(j);
+    }
+    if (b->oom)
+        return mllm_err_set(err, 503, "server_error", NULL, NULL,
+                            "mock-llm is out of memory for this request; try again.");
+    return 0;
+}
+
 int mllm_parse_responses(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
 {
     memset(out, 0, sizeof *out);
@@ -876,6 +938,7 @@ int mllm_parse_responses(const char *body, size_t len, mllm_gen_req_t *out, mllm
     }
     if (get_posint(root, "max_output_tokens", &out->max_tokens, err) ||
         get_bool(root, "stream", &out->stream, err) || get_temperature(root, err) ||
+        resp_echo(root, &out->echo, err) ||
         get_tools(root, MLLM_API_RESPONSES, out, &bytes, err))
         goto out;
     const cJSON *prev = cJSON_GetObjectItemCaseSensitive(root, "previous_response_id");
@@ -1188,21 +1251,12 @@ static void resp_object(mllm_buf_t *b, const mllm_resp_t *r, const char *status,
     mllm_buf_printf(b, "\",\"object\":\"response\",\"created_at\":%" PRIu64 ",\"status\":"
                        "\"%s\",\"error\":null,\"incomplete_details\":", r->f->created, status);
     mllm_buf_adds(b, capped ? "{\"reason\":\"max_output_tokens\"}" : "null");
-    mllm_buf_adds(b, ",\"instructions\":null,\"max_output_tokens\":");
-    if (r->max_output_tokens)
-        mllm_buf_printf(b, "%d", r->max_output_tokens);
-    else
-        mllm_buf_adds(b, "null");
     mllm_buf_adds(b, ",\"model\":\"");
     mllm_buf_json_str(b, r->model, strlen(r->model));
     mllm_buf_adds(b, "\",\"output\":[");
     if (full)
         resp_item(b, r, capped ? "incomplete" : "completed", full, n);
-    mllm_buf_adds(b, "],\"parallel_tool_calls\":true,\"previous_response_id\":null,"
-                     "\"reasoning\":{\"effort\":null,\"summary\":null},\"store\":false,"
-                     "\"temperature\":1.0,\"text\":{\"format\":{\"type\":\"text\"}},"
-                     "\"tool_choice\":\"auto\",\"tools\":[],\"top_p\":1.0,"
-                     "\"truncation\":\"disabled\",\"usage\":");
+    mllm_buf_adds(b, "],\"usage\":");
     if (full)
         mllm_buf_printf(b, "{\"input_tokens\":%d,\"input_tokens_details\":{\"cached_tokens\":0},"
                            "\"output_tokens\":%d,\"output_tokens_details\":"
@@ -1210,7 +1264,16 @@ static void resp_object(mllm_buf_t *b, const mllm_resp_t *r, const char *status,
                         prompt + completion);
     else
         mllm_buf_adds(b, "null");
-    mllm_buf_adds(b, ",\"user\":null,\"metadata\":{}}");
+    mllm_buf_add(b, ",", 1);
+    if (r->echo && r->echo_len) {
+        mllm_buf_add(b, r->echo, r->echo_len);
+    } else {
+        /* no request to echo (unit tests): every field at its default */
+        mllm_buf_adds(b, "\"previous_response_id\":null,\"store\":false");
+        for (size_t i = 0; i < sizeof resp_echoed / sizeof resp_echoed[0]; i++)
+            mllm_buf_printf(b, ",\"%s\":%s", resp_echoed[i].name, resp_echoed[i].dflt);
+    }
+    mllm_buf_add(b, "}", 1);
 }
 
 /* "event: <type>\ndata: {"type":"<type>","sequence_number":N" - the caller closes it. */

@@ -75,9 +75,14 @@ typedef struct mllm_gen_req {
     int  tool_choice;       /* MLLM_TOOLS_* */
     int  named_tool;        /* index in tools when MLLM_TOOLS_NAMED */
     int  after_tool_result; /* the last turn is a tool result: answer it with text */
+    /* Responses: the request's fields its response object repeats (instructions,
+     * tools, tool_choice, temperature, top_p, max_output_tokens, metadata, ...), as JSON
+     * object members; empty for the other APIs */
+    mllm_buf_t echo;
 } mllm_gen_req_t;
 
-/* Frees what a parsed request holds (its tools). Safe on a zeroed or failed request. */
+/* Frees what a parsed request holds (its tools, its echo). Safe on a zeroed or failed
+ * request. */
 void mllm_gen_req_free(mllm_gen_req_t *r);
 
 /* Deepest JSON nesting accepted. cJSON recurses per level and a connection fiber has a
@@ -101,8 +106,9 @@ int mllm_parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_
 
 /* Validates a Responses API body: model, input (a string or a non-empty array of
  * message, function_call and function_call_output items), instructions,
- * max_output_tokens, stream, temperature, tools and tool_choice; previous_response_id
- * is refused (no stored state). Returns 0, or -1 with err filled. */
+ * max_output_tokens, stream, temperature, top_p, metadata, parallel_tool_calls, tools
+ * and tool_choice; previous_response_id is refused (no stored state). Fills out->echo.
+ * Returns 0, or -1 with err filled. */
 int mllm_parse_responses(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err);
 
 /* A tool call the mock answers with: the function's name, a unique id, and arguments
@@ -211,7 +217,9 @@ typedef struct mllm_resp {
     const mllm_stream_fmt_t *f;
     const char              *model;
     const mllm_tool_call_t  *call;      /* NULL: a text message */
-    int                      max_output_tokens; /* 0: null */
+    const char              *echo;      /* mllm_gen_req_t.echo: the request's fields the
+                                         * object repeats; NULL: all at their defaults */
+    size_t                   echo_len;
     int                      seq;       /* the next sequence_number */
 } mllm_resp_t;
 

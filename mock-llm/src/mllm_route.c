@@ -83,6 +83,7 @@ typedef struct gen {
     mllm_tool_call_t  call;
     size_t            call_off; /* arguments already sent */
     mllm_resp_t       resp;     /* Responses API state (sequence numbers) */
+    mllm_buf_t        echo;     /* Responses: the request's fields the object repeats */
 } gen_t;
 
 /* Appends the k token texts of one event to text[] (NUL-terminated); returns length. */
@@ -472,6 +473,7 @@ static int serve_generate(mllm_conn_t *c, const mllm_request_t *hr, int api)
     rc = serve_parsed(c, hr, &g);
     mllm_gen_req_free(&g.req);
     mllm_buf_free(&g.call.args);
+    mllm_buf_free(&g.echo);
     return rc;
 }
 
@@ -539,10 +541,12 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
     g->has_call = mllm_tool_call(&g->req, &crng, cfg->tool_call_rate, id_num, &g->call);
     if (g->has_call && g->call.args.oom)
         return -1;
+    g->echo = g->req.echo; /* kept: the Responses object repeats it at the end */
+    memset(&g->req.echo, 0, sizeof g->req.echo);
     mllm_gen_req_free(&g->req);
     g->resp = (mllm_resp_t){ .f = &g->fmt, .model = g->req.model,
                              .call = g->has_call ? &g->call : NULL,
-                             .max_output_tokens = g->req.max_tokens };
+                             .echo = g->echo.p, .echo_len = g->echo.len };
     static const char *const api_names[] = { "chat", "messages", "responses" };
     mllm_log(MLLM_LOG_DEBUG, "conn %" PRIu64 ": %s model=%s stream=%d index=%" PRIu64
              " prompt_tokens=%d max_tokens=%d tool_call=%s", c->id, api_names[g->req.api],

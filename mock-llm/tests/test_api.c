@@ -258,6 +258,7 @@ static void test_prompt_token_rule(void **st)
     assert_int_equal(mllm_parse_responses(body, strlen(body), &g, &e), 0);
     assert_int_equal(g.prompt_tokens, 110 + 6 + 3);
     assert_int_equal(g.api, MLLM_API_RESPONSES);
+    mllm_gen_req_free(&g);
     /* parts that are not text count as their compact JSON: an image_url part, an
      * Anthropic document block, a Responses input_image */
     const char *img = "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,"
@@ -277,6 +278,7 @@ static void test_prompt_token_rule(void **st)
              "{\"type\":\"input_text\",\"text\":\"hi\"},%s]}]}", ii);
     assert_int_equal(mllm_parse_responses(body, strlen(body), &g, &e), 0);
     assert_int_equal(g.prompt_bytes, 2 + (long)strlen(ii));
+    mllm_gen_req_free(&g);
     /* a \u0000 escape is one byte of the string, not its end */
     const char *nul = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
                       "\"abc\\u0000defgh\"}]}";
@@ -350,7 +352,56 @@ static void test_responses_parse(void **st)
     assert_int_equal(g.max_tokens, 7);
     assert_int_equal(g.prompt_bytes, 3 + 1 + 2 + 2);
     assert_true(g.after_tool_result);
+    mllm_gen_req_free(&g);
+    /* the response object repeats the request's parameters, or the API's defaults */
+    const char *echo = "{\"model\":\"m\",\"input\":\"hi\",\"instructions\":\"Be brief.\","
+                       "\"tools\":[{\"type\":\"function\",\"name\":\"f\",\"parameters\":{}}],"
+                       "\"tool_choice\":\"none\",\"temperature\":0.2,\"top_p\":0.5,"
+                       "\"max_output_tokens\":3,\"metadata\":{\"k\":\"v\"},\"user\":\"u1\","
+                       "\"parallel_tool_calls\":false,\"service_tier\":\"auto\",\"store\":true}";
+    for (int dflt = 0; dflt < 2; dflt++) {
+        const char *req = dflt ? "{\"model\":\"m\",\"input\":\"hi\"}" : echo;
+        assert_int_equal(mllm_parse_responses(req, strlen(req), &g, &e), 0);
+        mllm_stream_fmt_t f;
+        mllm_stream_fmt_init(&f, "m", 1, 2);
+        mllm_resp_t r = { .f = &f, .model = "m", .echo = g.echo.p, .echo_len = g.echo.len };
+        mllm_buf_t b = { 0 };
+        mllm_fmt_response(&b, &r, "ok", 2, 0, 5, 1);
+        cJSON *j = cJSON_Parse(b.p);
+        assert_non_null(j);
+#define FIELD(k) cJSON_GetObjectItem(j, k)
+        if (dflt) {
+            assert_true(cJSON_IsNull(FIELD("instructions")));
+            assert_int_equal(cJSON_GetArraySize(FIELD("tools")), 0);
+            assert_string_equal(FIELD("tool_choice")->valuestring, "auto");
+            assert_true(FIELD("temperature")->valuedouble == 1.0);
+            assert_true(cJSON_IsNull(FIELD("max_output_tokens")));
+            assert_true(cJSON_IsTrue(FIELD("parallel_tool_calls")));
+        } else {
+            assert_string_equal(FIELD("instructions")->valuestring, "Be brief.");
+            assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(FIELD("tools"), 0),
+                                                    "name")->valuestring, "f");
+            assert_string_equal(FIELD("tool_choice")->valuestring, "none");
+            assert_true(FIELD("temperature")->valuedouble == 0.2);
+            assert_true(FIELD("top_p")->valuedouble == 0.5);
+            assert_int_equal(FIELD("max_output_tokens")->valueint, 3);
+            assert_string_equal(cJSON_GetObjectItem(FIELD("metadata"), "k")->valuestring, "v");
+            assert_string_equal(FIELD("user")->valuestring, "u1");
+            assert_true(cJSON_IsFalse(FIELD("parallel_tool_calls")));
+        }
+        assert_string_equal(FIELD("service_tier")->valuestring, "default");
+        assert_true(cJSON_IsFalse(FIELD("store"))); /* nothing is stored */
+        assert_true(cJSON_IsNull(FIELD("previous_response_id")));
+        assert_string_equal(FIELD("status")->valuestring, "completed");
+#undef FIELD
+        cJSON_Delete(j);
+        mllm_buf_free(&b);
+        mllm_gen_req_free(&g);
+    }
     const char *bad[][2] = {
+        { "{\"model\":\"m\",\"input\":\"x\",\"top_p\":2}", "top_p" },
+        { "{\"model\":\"m\",\"input\":\"x\",\"metadata\":[]}", "metadata" },
+        { "{\"model\":\"m\",\"input\":\"x\",\"parallel_tool_calls\":1}", "parallel_tool_calls" },
         { "{\"model\":\"m\"}", "input" },
         { "{\"model\":\"m\",\"input\":[]}", "input" },
         { "{\"model\":\"m\",\"input\":5}", "input" },
@@ -620,8 +671,7 @@ static void test_responses_events(void **st)
     mllm_tool_call_t call = { .name = "get", .id = "call_mock1" };
     mllm_buf_adds(&call.args, "{\"a\":1}");
     for (int tool = 0; tool < 2; tool++) {
-        mllm_resp_t r = { .f = &f, .model = "gpt-4o", .call = tool ? &call : NULL,
-                          .max_output_tokens = 9 };
+        mllm_resp_t r = { .f = &f, .model = "gpt-4o", .call = tool ? &call : NULL };
         mllm_buf_t b = { 0 };
         mllm_resp_begin(&b, &r);
         mllm_resp_item_added(&b, &r);
