@@ -427,7 +427,8 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
             }
         }
     }
-    /* Complete: nothing more is read until mllm_conn_done(), so c->in stays put. */
+    /* Complete: nothing more is read until mllm_conn_release() or mllm_conn_done(), so
+     * c->in stays put. */
     r->base = c->in;
     r->method = mllm_span_str(c->in, h->method);
     r->target = mllm_span_str(c->in, h->target);
@@ -437,6 +438,7 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
     r->body = c->in + head;
     r->body_len = body_len;
     r->consumed = head + consumed;
+    c->req_len = r->consumed;
     if (c->accepted_ns) {
         /* accept() to the first complete request: queueing behind other connections'
          * work, the TLS handshake, the client's own sending, reading and parsing */
@@ -451,9 +453,12 @@ mllm_str_t mllm_request_header(const mllm_request_t *r, const char *name)
     return mllm_http_header(&r->head, r->base, name);
 }
 
-void mllm_conn_done(mllm_conn_t *c, const mllm_request_t *r)
+void mllm_conn_release(mllm_conn_t *c)
 {
-    size_t used = r->consumed;
+    size_t used = c->req_len;
+    if (!used)
+        return;
+    c->req_len = 0;
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
     if (c->in_len == 0) {
@@ -462,6 +467,20 @@ void mllm_conn_done(mllm_conn_t *c, const mllm_request_t *r)
         free(c->in);
         c->in = NULL;
         c->in_cap = 0;
+    } else if (c->in_cap > 4096 && c->in_len <= c->in_cap / 4) {
+        /* a pipelined request behind a long one: keep what it needs, not the prompt */
+        size_t cap = c->in_len < 1024 ? 1024 : c->in_len;
+        char *p = realloc(c->in, cap);
+        if (p) {
+            c->in = p;
+            c->in_cap = cap;
+        }
     }
+}
+
+void mllm_conn_done(mllm_conn_t *c, const mllm_request_t *r)
+{
+    (void)r; /* its length is c->req_len, zero when already released */
+    mllm_conn_release(c);
     c->peer_data = 0;
 }

@@ -47,11 +47,13 @@ typedef struct mllm_conn {
     int                  peer_data; /* the client sent more while we answer (pipelining) */
     int                  dead;      /* a write failed or the client is gone */
     uint64_t             accepted_ns; /* when accept() returned it (0: unknown) */
+    size_t               req_len;   /* input bytes of the request being served; 0 once
+                                     * released (mllm_conn_release) */
 } mllm_conn_t;
 
 /* One complete request. Its strings and body point into the connection's input buffer,
- * which does not change until mllm_conn_done(): nothing is read while a request is
- * served (the stream only peeks). */
+ * which does not change until mllm_conn_release() or mllm_conn_done(): nothing is read
+ * while a request is served (the stream only peeks). */
 typedef struct mllm_request {
     mllm_str_t       method, target, path;
     int              minor;      /* HTTP/1.<minor> */
@@ -78,7 +80,17 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r);
 /* The value of header name (case-insensitive), or {NULL, 0}. */
 mllm_str_t mllm_request_header(const mllm_request_t *r, const char *name);
 
-/* Drops r's bytes from the input buffer (a pipelined request behind it stays). */
+/*
+ * Drops the current request's bytes from the input buffer before its response ends:
+ * a pipelined request behind it stays, the buffer shrinks to what is left (freed when
+ * nothing is). Every string and the body of the request are invalid afterwards; copy
+ * what the response needs first. A stream that waits a minute for its tokens then
+ * holds no copy of its prompt (a 64 KiB prompt was 64 KiB of RSS per open stream).
+ */
+void mllm_conn_release(mllm_conn_t *c);
+
+/* Ends the request r: drops its bytes from the input buffer unless mllm_conn_release
+ * did (a pipelined request behind it stays). */
 void mllm_conn_done(mllm_conn_t *c, const mllm_request_t *r);
 
 /* Closes the transport and frees what c holds (not c itself). */

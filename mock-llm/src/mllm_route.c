@@ -552,7 +552,11 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
              " prompt_tokens=%d max_tokens=%d tool_call=%s", c->id, api_names[g->req.api],
              g->req.model, g->req.stream, g->index, g->req.prompt_tokens, g->req.max_tokens,
              g->has_call ? g->call.name : "-");
-    return g->req.stream ? serve_stream(c, g, hr->start_ns) : serve_whole(c, g, hr->start_ns);
+    /* Everything the answer needs is in g now: the request's bytes (the prompt) go
+     * before the answer's seconds of waiting. hr is not used after this. */
+    uint64_t start = hr->start_ns;
+    mllm_conn_release(c);
+    return g->req.stream ? serve_stream(c, g, start) : serve_whole(c, g, start);
 }
 
 static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *one)

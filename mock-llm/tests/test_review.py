@@ -533,6 +533,33 @@ def case_error_utf8():
     print("ok: error bodies are UTF-8")
 
 
+# ---- added with the fixes (mockllm-fix): tests for what the review noted without one,
+# and for the edges of the fixes above ----------------------------------------------------
+
+def case_pipelined_after_release():
+    """A stream's request is released from the input buffer before the stream starts
+    (rss_long_prompt); a request pipelined behind it in the same write must survive
+    that and be answered after the stream, byte for byte."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    try:
+        body = json.dumps({"model": "mock", "stream": True, "max_tokens": 3,
+                           "messages": [{"role": "user", "content": "y" * 70000}]}).encode()
+        small = json.dumps({"model": "mock", "max_tokens": 2,
+                            "messages": [{"role": "user", "content": "hi"}]}).encode()
+        out = raw(srv.port, http_request("POST", CHAT, body) +
+                  http_request("POST", CHAT, small, extra="Connection: close\r\n"), 10)
+        srv.stop()
+    finally:
+        srv.kill()
+    heads = [h for h in out.split(b"\r\n\r\n") if h.startswith(b"HTTP/1.1 ")]
+    if [h.split(b"\r\n", 1)[0] for h in heads] != [b"HTTP/1.1 200 OK"] * 2:
+        fail(f"expected two 200 answers, got {[h[:40] for h in heads]} ({out[-300:]!r})")
+    last = json.loads(out.rsplit(b"\r\n\r\n", 1)[1])
+    if last["usage"]["prompt_tokens"] != 1 + 3 + 3:
+        fail(f"the pipelined request was read wrong: usage {last['usage']}")
+    print("ok: the pipelined request behind a released one is answered")
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":
