@@ -392,28 +392,33 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
      * c->in may move (realloc): h holds offsets, resolved below once it is final. */
     uint64_t body_deadline = fiber_now_ns() + cfg->header_timeout_ns;
     if (h->chunked) {
-        /* The encoded form may be larger than the body: allow twice plus framing. */
-        size_t enc_max = cfg->max_body * 2 + 65536;
+        /* Decoded as it arrives, each byte once (the whole body was decoded again after
+         * every read before: quadratic in a body of small chunks arriving in small
+         * pieces), and the spent framing is dropped after each read: the buffer holds
+         * the body and one read, so only the decoded body is bounded by --max-body. */
+        size_t framing_max = MLLM_CHUNK_FRAMING_MAX(cfg->max_body);
+        mllm_dechunk_t d = { 0 };
         for (;;) {
-            rc = mllm_http_dechunk(c->in + head, c->in_len - head, cfg->max_body,
-                                   &body_len, &consumed);
+            rc = mllm_http_dechunk(&d, c->in + head, c->in_len - head, cfg->max_body,
+                                   framing_max);
             if (rc)
                 break;
-            if (c->in_len - head > enc_max) {
-                rc = -413;
-                break;
-            }
-            ssize_t n = in_read(c, 0, head + enc_max + 1024, body_deadline);
+            c->in_len = head + mllm_dechunk_compact(&d, c->in + head, c->in_len - head);
+            ssize_t n = in_read(c, 0, head + cfg->max_body + 65536, body_deadline);
             if (n <= 0) {
                 read_failed(c, n, "body");
                 return 0;
             }
         }
         if (rc < 0) {
-            refuse(c, -rc, rc == -413 ? "The request body is too large."
-                                      : "The chunked request body is malformed.");
+            refuse(c, -rc, rc == -400 ? "The chunked request body is malformed."
+                           : d.framing > framing_max
+                               ? "The chunked framing of the request body is too large."
+                               : "The request body is too large.");
             return 0;
         }
+        body_len = d.out;
+        consumed = d.pos;
     } else {
         body_len = consumed = h->content_length > 0 ? (size_t)h->content_length : 0;
         while (c->in_len - head < body_len) {

@@ -37,6 +37,13 @@ extern "C" {
 #define MLLM_LINGER_TIME_NS  (5000ull * 1000000u)
 #define MLLM_LINGER_BYTES    (16u << 20)
 
+/* A chunked request body's framing (size lines, extensions, CRLFs, trailers) may take
+ * this many bytes besides the body: 1-byte chunks take 5 per body byte, so a body of
+ * every size up to --max-body fits however it is chunked (short extensions included);
+ * more is a 413. The framing is decoded as it arrives and never kept, so this bounds
+ * the work a client can make the server do, not memory. */
+#define MLLM_CHUNK_FRAMING_MAX(max_body) ((size_t)(max_body) * 8 + 65536)
+
 typedef struct mllm_conn {
     mllm_tx_t            tx;
     uint64_t             id;

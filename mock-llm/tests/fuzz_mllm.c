@@ -7,7 +7,7 @@
  * over in pieces of a size the input picks; everything the server writes back is then
  * checked as HTTP: well-framed responses, JSON bodies that parse, SSE frames that
  * parse, errors in their API's shape. The other half targets the parts alone: the head
- * parser, the chunked decoder, both JSON validators, and the JSON string escaper (a
+ * parser, the chunked decoder (at once against in pieces), the JSON validators, and the JSON string escaper (a
  * round trip). The first byte picks the part ('0'-'4' alone: head, chat JSON, messages
  * JSON, escaper, responses JSON; '5'-'7' the whole path).
  */
@@ -49,14 +49,37 @@ static void fuzz_http(const char *d, size_t n)
     }
     CHECK(!(r.chunked && r.content_length >= 0));
     if (r.chunked) {
-        size_t rest = n - r.head_len, body = 0, used = 0;
-        char *copy = malloc(rest ? rest : 1);
-        memcpy(copy, d + r.head_len, rest);
-        int c = mllm_http_dechunk(copy, rest, lim.max_body, &body, &used);
+        /* Decoded at once and in pieces of a size the input picks (compacting between
+         * pieces, as the server does): the same verdict and the same body. */
+        size_t rest = n - r.head_len, step = 1 + (unsigned char)d[0] % 64;
+        const size_t max_framing = 4 * lim.max_body;
+        char *once = malloc(rest ? rest : 1), *inc = malloc(rest ? rest : 1);
+        memcpy(once, d + r.head_len, rest);
+        mllm_dechunk_t a = { 0 }, b = { 0 };
+        int c = mllm_http_dechunk(&a, once, rest, lim.max_body, max_framing);
         CHECK(c == 0 || c == 1 || c == -400 || c == -413);
         if (c == 1)
-            CHECK(body <= lim.max_body && used <= rest && body <= used);
-        free(copy);
+            CHECK(a.out <= lim.max_body && a.pos <= rest && a.out <= a.pos &&
+                  a.framing <= max_framing && a.out + a.framing == a.pos);
+        size_t have = 0, fed = 0, dropped = 0;
+        int ci = 0;
+        while (ci == 0 && fed < rest) {
+            size_t k = rest - fed < step ? rest - fed : step;
+            memcpy(inc + have, d + r.head_len + fed, k);
+            have += k;
+            fed += k;
+            ci = mllm_http_dechunk(&b, inc, have, lim.max_body, max_framing);
+            if (ci == 0) {
+                size_t m = mllm_dechunk_compact(&b, inc, have);
+                dropped += have - m;
+                have = m;
+            }
+        }
+        CHECK(ci == c);
+        if (c == 1)
+            CHECK(b.out == a.out && !memcmp(inc, once, a.out) && b.pos + dropped == a.pos);
+        free(once);
+        free(inc);
     }
 }
 
