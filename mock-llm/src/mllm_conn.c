@@ -120,9 +120,8 @@ int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
     return flush_nb(c);
 }
 
-int mllm_conn_flush(mllm_conn_t *c)
+static int flush_until(mllm_conn_t *c, uint64_t deadline)
 {
-    uint64_t deadline = fiber_now_ns() + c->cfg->write_timeout_ns;
     while (c->out.len) {
         if (flush_nb(c))
             return -1;
@@ -134,6 +133,11 @@ int mllm_conn_flush(mllm_conn_t *c)
         }
     }
     return 0;
+}
+
+int mllm_conn_flush(mllm_conn_t *c)
+{
+    return flush_until(c, fiber_now_ns() + c->cfg->write_timeout_ns);
 }
 
 int mllm_conn_respond(mllm_conn_t *c, int status, const char *ctype, const char *body,
@@ -296,13 +300,12 @@ static ssize_t in_read(mllm_conn_t *c, size_t max, size_t limit, uint64_t deadli
  * is read and dropped until it closes, goes quiet, or the time or byte bound is hit.
  * Closing at once with unread input would make the kernel answer with a reset, and a
  * reset can destroy the error response before the client has read it (RFC 9112 9.6). */
-static void linger(mllm_conn_t *c)
+static void linger_until(mllm_conn_t *c, uint64_t end)
 {
     if (c->dead || c->tx.ops->shutdown_write(&c->tx) != 0)
         return;
     /* Contents are never looked at, so every lingering connection shares one sink. */
     static char sink[16384];
-    uint64_t end = fiber_now_ns() + MLLM_LINGER_TIME_NS;
     size_t total = 0;
     while (total < MLLM_LINGER_BYTES) {
         uint64_t deadline = fiber_now_ns() + MLLM_LINGER_IDLE_NS;
@@ -313,6 +316,11 @@ static void linger(mllm_conn_t *c)
     }
     mllm_metrics.lingering_closes++;
     mllm_metrics.linger_bytes += total;
+}
+
+static void linger(mllm_conn_t *c)
+{
+    linger_until(c, fiber_now_ns() + MLLM_LINGER_TIME_NS);
 }
 
 /* Answers a request this layer cannot hand up, in OpenAI's error shape, and closes the
@@ -329,6 +337,29 @@ static void refuse(mllm_conn_t *c, int status, const char *msg)
         mllm_conn_respond(c, status, "application/json", b.p, b.len, NULL, 0);
     mllm_buf_free(&b);
     linger(c);
+}
+
+void mllm_conn_turn_away(mllm_conn_t *c, int status, const char *code, const char *msg,
+                         const char *extra, uint64_t deadline_ns)
+{
+    mllm_err_t e;
+    mllm_err_set(&e, status, status >= 500 ? "server_error" : "invalid_request_error", code,
+                 NULL, "%s", msg);
+    mllm_buf_t b = { 0 }, h = { 0 };
+    mllm_fmt_error_openai(&b, &e);
+    mllm_buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n%s\r\n", status,
+                    mllm_http_reason(status), b.len, extra ? extra : "");
+    mllm_buf_add(&h, b.p, b.len);
+    /* Written without waiting for the request (HTTP/1.1 allows an early answer); over
+     * TLS the first write makes the handshake, within the same deadline. */
+    if (!h.oom && !b.oom && mllm_conn_emit(c, h.p, h.len) == 0 &&
+        flush_until(c, deadline_ns) == 0) {
+        mllm_metrics_status(status);
+        linger_until(c, deadline_ns);
+    }
+    mllm_buf_free(&b);
+    mllm_buf_free(&h);
 }
 
 /* A failed read: a timeout or no memory is answered, an EOF or a reset is not. */

@@ -100,6 +100,15 @@ void mllm_conn_release(mllm_conn_t *c);
  * did (a pipelined request behind it stays). */
 void mllm_conn_done(mllm_conn_t *c, const mllm_request_t *r);
 
+/*
+ * Answers a connection the server will not serve (--max-conns): status with msg in
+ * OpenAI's error shape (`code`), the extra header lines (each ending in \r\n, or NULL)
+ * and Connection: close, written without waiting for the request, then a lingering
+ * close; all of it, a TLS handshake included, within deadline_ns. Then close c.
+ */
+void mllm_conn_turn_away(mllm_conn_t *c, int status, const char *code, const char *msg,
+                         const char *extra, uint64_t deadline_ns);
+
 /* Closes the transport and frees what c holds (not c itself). */
 void mllm_conn_close(mllm_conn_t *c);
 

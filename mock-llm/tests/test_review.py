@@ -600,6 +600,59 @@ def case_chunked_tiny_chunks():
     print(f"ok: {len(body)} bytes in 1-byte chunks served; 9 MiB of framing: 413")
 
 
+def case_tls_maxconns_bounded():
+    """The 503 past --max-conns over TLS needs a handshake, so it is answered by a fiber
+    with a deadline (1 s for handshake, answer and lingering close): a client past the
+    limit that never starts its handshake is closed within that bound, one that speaks
+    plain HTTP to the TLS port is closed, a real TLS client still reads its 503 with
+    retry-after meanwhile, and the connection being served is not disturbed."""
+    with tempfile.TemporaryDirectory() as d:
+        pem = os.path.join(d, "cert.pem")
+        srv = Server("--profile", "fixed", "--tls", "--tls-cert-out", pem, "--max-conns", "1")
+        try:
+            ctx = ssl.create_default_context(cafile=pem)
+            first = ctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.port)),
+                                    server_hostname="localhost")
+            first.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            first.recv(4096)
+            mute = socket.create_connection(("127.0.0.1", srv.port))
+            plain = socket.create_connection(("127.0.0.1", srv.port))
+            plain.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            c = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=5)
+            c.request("GET", "/health", headers={"Host": "localhost"})
+            r = c.getresponse()
+            st, retry, body = r.status, r.getheader("retry-after"), json.loads(r.read())
+            t0 = time.monotonic()
+            mute.settimeout(5)
+            try:
+                closed = mute.recv(1) == b""
+            except (socket.timeout, ConnectionResetError):
+                closed = False
+            waited = time.monotonic() - t0
+            plain.settimeout(5)
+            try:
+                got = plain.recv(4096)
+            except ConnectionResetError:
+                got = b""
+            first.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            again = first.recv(4096)
+            for x in (mute, plain, first):
+                x.close()
+            srv.stop()
+        finally:
+            srv.kill()
+    if st != 503 or retry != "1" or body["error"]["code"] != "max_conns":
+        fail(f"past --max-conns over TLS: {st}, retry-after {retry!r}, {body}")
+    if not closed or waited > 3:
+        fail(f"a silent connection past --max-conns was not closed within 3 s "
+             f"(closed={closed}, {waited:.1f} s)")
+    if got.startswith(b"HTTP/1.1 503"):
+        fail("a plain-text client on the TLS port got a plain-text answer")
+    if not again.startswith(b"HTTP/1.1 200"):
+        fail(f"the connection being served was disturbed: {again[:100]!r}")
+    print(f"ok: TLS 503 with retry-after; a silent client closed after {waited:.1f} s")
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":
