@@ -746,7 +746,22 @@ out:
     return rc;
 }
 
+static int parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err,
+                          int count_only);
+
 int mllm_parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
+{
+    return parse_messages(body, len, out, err, 0);
+}
+
+int mllm_parse_count_tokens(const char *body, size_t len, mllm_gen_req_t *out,
+                            mllm_err_t *err)
+{
+    return parse_messages(body, len, out, err, 1);
+}
+
+static int parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err,
+                          int count_only)
 {
     memset(out, 0, sizeof *out);
     out->api = MLLM_API_MESSAGES;
@@ -758,7 +773,7 @@ int mllm_parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_
     if (get_model(root, out, err) || count_messages(cJSON_GetObjectItemCaseSensitive(
                                          root, "messages"), &bytes, &msgs, out, err, 1))
         goto out;
-    if (!cJSON_GetObjectItemCaseSensitive(root, "max_tokens")) {
+    if (!count_only && !cJSON_GetObjectItemCaseSensitive(root, "max_tokens")) {
         mllm_err_set(err, 400, "invalid_request_error", NULL, "max_tokens",
                      "max_tokens: Field required");
         goto out;

@@ -104,6 +104,12 @@ int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_
  * tool_choice. Returns 0, or -1 with err filled. */
 int mllm_parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err);
 
+/* Validates an Anthropic count_tokens body (/v1/messages/count_tokens): a Messages body
+ * without max_tokens. out->prompt_tokens is the answer (the same rule as a message's
+ * input_tokens). Returns 0, or -1 with err filled. */
+int mllm_parse_count_tokens(const char *body, size_t len, mllm_gen_req_t *out,
+                            mllm_err_t *err);
+
 /* Validates a Responses API body: model, input (a string or a non-empty array of
  * message, function_call and function_call_output items), instructions,
  * max_output_tokens, stream, temperature, top_p, metadata, parallel_tool_calls, tools

@@ -77,6 +77,10 @@ static int flush_nb(mllm_conn_t *c)
         memmove(c->out.p, c->out.p + off, c->out.len - off);
         c->out.len -= off;
         mllm_metrics.pending_bytes -= off;
+        /* Drained after a backlog: a stream that was slow once does not keep up to
+         * --max-pending of buffer for the rest of its life. */
+        if (!c->out.len && c->out.cap > (64u << 10))
+            mllm_buf_free(&c->out);
     }
     return 0;
 }

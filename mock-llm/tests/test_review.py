@@ -653,6 +653,104 @@ def case_tls_maxconns_bounded():
     print(f"ok: TLS 503 with retry-after; a silent client closed after {waited:.1f} s")
 
 
+def case_request_index_bad():
+    """x-mock-request-index that is not a decimal integer in uint64 range is a 400 with a
+    clear message (it silently became 0 before, replaying request 0 on a typo); a valid
+    one still replays exactly."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    try:
+        req = {"model": "mock", "max_tokens": 3, "messages": [{"role": "user", "content": "x"}]}
+        bad = {}
+        for v in ["abc", "12x", "-1", "1.5", "", "18446744073709551616", "9" * 25]:
+            st, _, out = post(srv.port, CHAT, req, {"x-mock-request-index": v})
+            if st != 400 or b"x-mock-request-index" not in out:
+                bad[v] = (st, out[:200])
+        st, _, out = post(srv.port, "/v1/messages", req, {"x-mock-request-index": "x"})
+        if st != 400 or json.loads(out)["type"] != "error":
+            bad["anthropic"] = (st, out[:200])
+        a = post(srv.port, CHAT, req, {"x-mock-request-index": "18446744073709551615"})
+        b = post(srv.port, CHAT, req, {"x-mock-request-index": "18446744073709551615"})
+        srv.stop()
+    finally:
+        srv.kill()
+    if bad:
+        fail(f"bad request indexes not refused with a 400: {bad}")
+    ta = json.loads(a[2])["choices"][0]["message"]["content"]
+    tb = json.loads(b[2])["choices"][0]["message"]["content"]
+    if a[0] != 200 or ta != tb:
+        fail(f"the largest index: {a[0]} {ta!r} / {tb!r}")
+    print("ok: bad request indexes are 400s")
+
+
+def case_count_tokens():
+    """POST /v1/messages/count_tokens (Anthropic): {"input_tokens": N}, N what a message
+    with the same body reports as usage.input_tokens (system, tools, documents
+    included); no max_tokens needed; a bad body is an Anthropic-shaped 400, an unknown
+    model a 404, GET a 405."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    try:
+        body = {"model": "mock", "system": "Be brief. " * 30,
+                "tools": [{"name": "get", "input_schema": {"type": "object"}}],
+                "messages": [{"role": "user", "content": [
+                    {"type": "document", "source": {"type": "text", "media_type": "text/plain",
+                                                    "data": "doc " * 500}},
+                    {"type": "text", "text": "hi"}]}]}
+        st, _, out = post(srv.port, "/v1/messages/count_tokens", body)
+        counted = json.loads(out)
+        st2, _, out2 = post(srv.port, "/v1/messages", {**body, "max_tokens": 1})
+        used = json.loads(out2)["usage"]["input_tokens"]
+        st3, _, out3 = post(srv.port, "/v1/messages/count_tokens", {"model": "mock"})
+        st4, _, out4 = post(srv.port, "/v1/messages/count_tokens", {**body, "model": "nope"})
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+        c.request("GET", "/v1/messages/count_tokens")
+        st5 = c.getresponse().status
+        srv.stop()
+    finally:
+        srv.kill()
+    if st != 200 or counted != {"input_tokens": used}:
+        fail(f"count_tokens: {st} {counted} against input_tokens {used}")
+    if st3 != 400 or json.loads(out3)["type"] != "error":
+        fail(f"count_tokens without messages: {st3} {out3[:200]!r}")
+    if st4 != 404 or st5 != 405:
+        fail(f"unknown model {st4}, GET {st5}")
+    print(f"ok: count_tokens {counted}")
+
+
+def case_shared_buffers_trimmed():
+    """The scheduler's shared formatting buffers grow with the largest event they ever
+    formatted (a Responses stream's final events carry the whole text) and never shrank:
+    after one 500,000-token Responses stream the server kept ~13 MB more RSS for good.
+    They are freed past 256 KiB when a stream ends."""
+    srv = Server("--profile", "fixed", "--time-scale", "0", "--output-tokens", "500000",
+                 "--max-pending", "268435456")
+    try:
+        r0 = srv.status("VmRSS")
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(http_request("POST", "/v1/responses", json.dumps(
+            {"model": "mock", "stream": True, "input": "hi"}).encode(),
+            extra="Connection: close\r\n"))
+        s.settimeout(30)
+        parts = []
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                break
+            parts.append(b)
+        s.close()
+        out = b"".join(parts)
+        time.sleep(0.2)
+        r1 = srv.status("VmRSS")
+        srv.stop()
+    finally:
+        srv.kill()
+    if b"response.completed" not in out:
+        fail(f"the stream did not complete: {out[-200:]!r}")
+    if r1 - r0 > 2048:
+        fail(f"RSS {r0} KiB before and {r1} KiB after a {len(out) >> 20} MiB Responses stream: "
+             "the shared buffers kept its size")
+    print(f"ok: RSS {r0} -> {r1} KiB around a {len(out) >> 20} MiB stream")
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":
