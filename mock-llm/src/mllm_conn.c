@@ -245,6 +245,7 @@ static int wait_until_(mllm_conn_t *c, uint64_t deadline)
             continue;
         }
         mllm_wheel_sleep_until(deadline);
+        return 0; /* the wheel returns at or after the deadline */
     }
 }
 

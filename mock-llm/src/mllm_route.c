@@ -307,7 +307,9 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
         }
         uint64_t now = fiber_now_ns();
         int nev = 0;
-        while (more && start + off <= now && nev < MAX_BATCH_EVENTS) {
+        int batch = cfg->max_batch_events > 0 && cfg->max_batch_events < MAX_BATCH_EVENTS
+                        ? cfg->max_batch_events : MAX_BATCH_EVENTS;
+        while (more && start + off <= now && nev < batch) {
             if (cut_at >= 0 && sent >= cut_at)
                 break;
             if (g->has_call) {
