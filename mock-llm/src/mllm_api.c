@@ -621,10 +621,14 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
                                     "of 1 to 64 characters.", i - 1);
             const cJSON *params = cJSON_GetObjectItemCaseSensitive(
                 fn, api == MLLM_API_MESSAGES ? "input_schema" : "parameters");
+            /* The schema is moved, not copied, out of the request's tree (deleted after
+             * parsing anyway): a copy of a large schema cost as much as parsing it. */
             cJSON *o = cJSON_CreateObject();
             if (!o || !cJSON_AddStringToObject(o, "name", name->valuestring) ||
                 !cJSON_AddItemToObject(o, "parameters",
-                                       params ? cJSON_Duplicate(params, 1) : cJSON_CreateNull())) {
+                                       params ? cJSON_DetachItemViaPointer((cJSON *)fn,
+                                                                           (cJSON *)params)
+                                              : cJSON_CreateNull())) {
                 cJSON_Delete(o);
                 return mllm_err_set(err, 500, "server_error", NULL, NULL, "Out of memory.");
             }

@@ -29,7 +29,9 @@
 #define MAX_SCHEMA_DEPTH 8
 #define MAX_ARRAY_ITEMS  3
 /* The work bounds (see the top of the file): bytes of arguments, and steps. 200,000
- * steps take about 2 ms here; 16 KiB of arguments stream as 4,096 tokens. */
+ * steps take 1-3 ms here (an enum of 120,000 values inside arrays nested six deep: 1.0
+ * ms; objects of 20,000 optional properties the same way: 2.6 ms); 16 KiB of arguments
+ * stream as 4,096 tokens. */
 #define ARGS_SOFT_BYTES  4096u
 #define ARGS_HARD_BYTES  16384u
 #define ARGS_MAX_STEPS   200000L

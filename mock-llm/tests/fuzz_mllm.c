@@ -218,6 +218,27 @@ static const char *find(const char *p, const char *end, const char *lit)
     return NULL;
 }
 
+/* Is p[0..n) well-formed UTF-8 (RFC 3629)? Every JSON body must be (RFC 8259 8.1): error
+ * messages quote request bytes, and every echoed string comes from the request. */
+static int utf8_valid(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i], len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2
+                                 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (!len || n - i < len)
+            return 0;
+        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        if (len > 1 && (p[i + 1] < lo || p[i + 1] > hi))
+            return 0;
+        for (unsigned k = 2; k < len; k++)
+            if (p[i + k] < 0x80 || p[i + k] > 0xbf)
+                return 0;
+        i += len;
+    }
+    return 1;
+}
+
 static void check_json_error(cJSON *j)
 {
     cJSON *e = cJSON_GetObjectItem(j, "error");
@@ -304,6 +325,8 @@ static void check_output(const char *o, size_t n)
             bend = end; /* HTTP/1.0: the body ends with the connection */
             p = end;
         }
+        if (json || sse)
+            CHECK(utf8_valid((const unsigned char *)body, (size_t)(bend - body)));
         if (json) {
             cJSON *j = cJSON_ParseWithLength(body, (size_t)(bend - body));
             CHECK(j != NULL);
