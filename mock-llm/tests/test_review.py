@@ -703,7 +703,10 @@ def case_count_tokens():
         st4, _, out4 = post(srv.port, "/v1/messages/count_tokens", {**body, "model": "nope"})
         c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
         c.request("GET", "/v1/messages/count_tokens")
-        st5 = c.getresponse().status
+        r5 = c.getresponse()
+        st5 = r5.status
+        r5.read()
+        c.close()
         srv.stop()
     finally:
         srv.kill()
