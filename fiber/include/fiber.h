@@ -29,28 +29,51 @@
  * Handles
  *   A fiber_t is valid from fiber_spawn() until fiber_join() returns for it, or, for a
  *   detached fiber, until it returns (a detached fiber's handle is best not kept at
- *   all). Its record and stack are then reused by a later fiber. A fiber_t carries the
- *   generation of its record, so joining or detaching a stale handle whose record runs
- *   another fiber aborts ("stale fiber_t") instead of acting on the wrong fiber; after
- *   fiber_pool_trim() or thread exit the record may be unmapped and a stale handle can
- *   fault instead. fiber_name() and fiber_id() do not check. fiber_self() returns the
- *   same value as the fiber's fiber_spawn() did.
+ *   all). Its record and stack are then reused by a later fiber. A fiber_t carries a
+ *   22-bit tag that moves on each time its record starts a fiber, so joining or
+ *   detaching a stale handle whose record runs another fiber aborts ("stale fiber_t")
+ *   instead of acting on the wrong fiber. The check's limits: the tag wraps, so a handle
+ *   kept across a multiple of 4,194,304 reuses of its record passes it; after
+ *   fiber_pool_trim() or thread exit the record may be unmapped, and a stale handle then
+ *   faults, or (a new record mapped at the same address, with a random first tag)
+ *   passes with odds of 1 in 4,194,304. fiber_name() and fiber_id() do not check.
+ *   fiber_self() returns the same value as the fiber's fiber_spawn() did. A fiber_t is
+ *   not a pointer to dereference: its low and high bits hold the tag.
+ *
+ * Fork
+ *   fork() from a thread that runs fibers is supported for the forking thread: the child
+ *   gets an epoll instance and a wake-up eventfd of its own (pthread_atfork handlers), so
+ *   its I/O waits and fiber_close() calls do not touch the parent's registrations, and
+ *   its fibers carry on (a copy of each). Calls that the parent's offload pool was
+ *   running or had queued for that thread end in the child with ECANCELED (the child has
+ *   no pool threads; the parent gets its results as usual). Schedulers of the parent's
+ *   other threads do not exist in the child: posting to them there fails with EPIPE.
+ *   As always after fork() in a threaded process, the child should stick to
+ *   async-signal-safe calls if another thread might have held a libc lock (malloc's)
+ *   at the time; a child that goes on using the runtime relies on glibc making malloc
+ *   and stdio usable after fork, as it does.
  *
  * Stacks and signals
- *   Each stack has a guard below it (one page; 64 KiB on aarch64, the interval at which
- *   GCC's stack-clash probes step) and other fibers' stacks mapped right under that,
- *   with each fiber's record at the top of its stack. A frame larger than the guard
- *   (a big local array, alloca, a VLA) can step over it into a neighbour's stack
- *   silently unless the code is compiled with -fstack-clash-protection (this project's
- *   build sets it): then it faults in the guard. On the first scheduler the runtime
- *   installs, process-wide, a SIGSEGV handler (SA_ONSTACK | SA_SIGINFO) that turns a
- *   fault in the running fiber's guard into "fiber: stack overflow in fiber N 'name'"
- *   and abort(); any other SIGSEGV goes to the handler that was installed before it, or
- *   gets the default action. Each thread that makes a scheduler also gets a 64 KiB
- *   alternate signal stack (sigaltstack), unless it already has one of at least 16 KiB;
- *   it is freed at thread exit. A handler the program installs for SIGSEGV later
- *   replaces the runtime's (overflow reports are then the program's to make); install
- *   yours first and the runtime chains to it.
+ *   Each stack has a 64 KiB guard below it (one page, where pages are larger) and other
+ *   fibers' stacks mapped right under that, with each fiber's record at the top of its
+ *   stack. A frame that runs past the end of its stack faults in the guard as long as
+ *   it touches memory at most 64 KiB below the stack's end before it touches anything
+ *   further down: true of every frame smaller than 64 KiB, and of code compiled with
+ *   -fstack-clash-protection (this project's build sets it), which probes large frames
+ *   page by page (every 4 KiB on x86-64, 64 KiB on aarch64). An unprobed frame of more
+ *   than 64 KiB (a big local array, alloca or VLA in code built without the flag) can
+ *   still step over the guard into a neighbour's stack silently. The guard costs address
+ *   space (128 KiB of it per default stack) and page-table entries, not memory.
+ *   On the first scheduler the runtime installs, process-wide, a SIGSEGV handler
+ *   (SA_ONSTACK | SA_SIGINFO) that turns a fault in the running fiber's guard into
+ *   "fiber: stack overflow in fiber N 'name'" and abort(); any other SIGSEGV - a fault
+ *   elsewhere, or one sent with kill(2)/raise(3) - goes to the handler that was
+ *   installed before it, or gets the default action (the process dies of SIGSEGV).
+ *   Each thread that makes a scheduler also gets a 64 KiB alternate signal stack
+ *   (sigaltstack), unless it already has one of at least 16 KiB; it is freed at thread
+ *   exit. A handler the program installs for SIGSEGV later replaces the runtime's
+ *   (overflow reports are then the program's to make); install yours first and the
+ *   runtime chains to it.
  *
  * Time
  *   Every time in this API is nanoseconds on CLOCK_MONOTONIC. Deadlines are absolute
@@ -72,6 +95,7 @@
 #include <sys/types.h>
 
 struct addrinfo;
+struct pollfd;
 
 #ifdef __cplusplus
 extern "C" {
@@ -150,7 +174,9 @@ void fiber_sleep_until(uint64_t deadline_ns);
 
 /*
  * Runs the calling thread's scheduler until no fiber is left (every fiber has returned;
- * joinable ones that nobody joined stay allocated until joined).
+ * joinable ones that nobody joined stay allocated until joined). With no fiber at all it
+ * returns 0 at once - also after fiber_sched_self(): a thread that is to wait for work
+ * from other threads (fiber_spawn_on(), fiber_sched_post()) calls fiber_sched_serve().
  * Returns 0; -1 with errno EDEADLK when fibers remain but none can ever run again (all
  * parked on wait queues with no deadline; not reported once fiber_sched_self() has been
  * called on this thread, since another thread may still wake them); -1 with errno from
@@ -180,29 +206,51 @@ size_t fiber_live_count(void);
  * and park the calling fiber, not the thread, while the fd is not ready. They try the
  * system call first, so a ready fd costs one system call. Each takes an absolute
  * deadline and fails with errno ETIMEDOUT when it passes. Called outside a fiber they
- * abort. An fd may have one reading and one writing fiber waiting at a time (or one fiber
- * waiting for both, which either kind of readiness wakes).
+ * abort. Any number of fibers may wait on one fd in each direction (several acceptors on
+ * one listener, several readers of one pipe): readiness wakes the one that has waited
+ * longest, hang-up and error wake all of them (the reader side also on the peer's
+ * shutdown, EPOLLRDHUP). A fiber may wait for both directions at once; either wakes it.
  * Each park costs one epoll_ctl (it arms the fd's registration, one-shot), besides the
  * epoll_wait that reports it. A descriptor closed with plain close(2) - by a library
  * that closes its own sockets - and its number reused for a new file works: the new file
  * is registered at its first park, and events of the old file (kept open by a dup or a
  * forked child) never wake a fiber waiting on the new one. fiber_close() (or
  * fiber_fd_forget() before close) is still how a waiting fiber learns that its fd is
- * gone (EBADF) and how the poller drops its registration at once.
+ * gone (EBADF) and how the poller drops its registration at once: also a fiber that
+ * readiness has already woken but that has not run yet gets EBADF, rather than
+ * retrying its call on whatever file the number names by then.
  */
 
 /* Sets O_NONBLOCK on fd. Returns 0, or -1 with errno. */
 int fiber_socket_nonblock(int fd);
 
 /* Waits until fd is ready for events (EPOLLIN and/or EPOLLOUT) or the deadline passes.
- * Returns the ready events (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP bits) or -1 with errno
- * ETIMEDOUT. */
+ * Returns the ready events - EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP and, when the peer has
+ * shut down its writing side, EPOLLRDHUP (always with EPOLLIN: reading returns the end
+ * of file) - or -1 with errno ETIMEDOUT, EBADF (fd not open, or fiber_close()d while
+ * waiting) or EINVAL (events asks for neither direction). */
 int fiber_wait_fd(int fd, uint32_t events, uint64_t deadline_ns);
 
 /* As fiber_wait_fd(), for a caller that has just seen EAGAIN on fd: parks at once,
  * without the poll(2) that fiber_wait_fd() makes first. Readiness that is already there
  * is still seen (the registration is level-triggered), one scheduler round later. */
 int fiber_wait_fd_after_eagain(int fd, uint32_t events, uint64_t deadline_ns);
+
+/*
+ * poll(2) for a fiber: waits until one of the n entries of fds is ready or the deadline
+ * passes, parking the fiber (one park, one registration per fd and direction) instead of
+ * the thread. Fills each entry's revents as poll(2) does and returns how many entries
+ * have nonzero revents, 0 when the deadline passed first (like poll's timeout, not
+ * ETIMEDOUT), or -1 with errno (ENOMEM, EINVAL). Entries with fd < 0 are ignored.
+ * What wakes the fiber: POLLIN/POLLRDNORM/POLLRDHUP readiness, POLLOUT/POLLWRNORM
+ * readiness, and hang-up and error on those fds; POLLPRI, and entries asking for neither
+ * reading nor writing, are reported when the call looks (at the start, after each
+ * wake-up and at the deadline) but do not wake it by themselves. An fd that was
+ * fiber_close()d while the call waited is reported POLLNVAL, even if its number names a
+ * new file by then. With no fd to wait for it sleeps until the deadline (for ever with
+ * FIBER_FOREVER, as poll(2) with no fds would). Aborts outside a fiber.
+ */
+int fiber_wait_fds(struct pollfd *fds, size_t n, uint64_t deadline_ns);
 
 /* Like read(2): returns 1..n bytes, 0 at end of file, or -1 with errno. */
 ssize_t fiber_read(int fd, void *buf, size_t n, uint64_t deadline_ns);
@@ -220,8 +268,8 @@ int fiber_accept(int fd, struct sockaddr *addr, socklen_t *len, uint64_t deadlin
  * Returns 0 or -1 with errno (ECONNREFUSED, ETIMEDOUT, ...). */
 int fiber_connect(int fd, const struct sockaddr *addr, socklen_t len, uint64_t deadline_ns);
 
-/* Forgets the poller state for fd and closes it. Wakes any fiber waiting on it with
- * EBADF. Returns close(2)'s result. */
+/* Forgets the poller state for fd and closes it. Every fiber waiting on it - parked, or
+ * woken by its readiness but not yet run - gets EBADF. Returns close(2)'s result. */
 int fiber_close(int fd);
 
 /* Forgets the poller state for fd without closing it. */
@@ -274,8 +322,11 @@ typedef struct fiber_sched fiber_sched_t;
 
 /*
  * The calling thread's scheduler (made if need be), ready to be posted to from any
- * thread. Pass it to the threads that will wake this one. It stays valid while this
- * thread lives; posting to it after the thread has exited is undefined.
+ * thread. Pass it to the threads that will wake this one. Once the thread has exited,
+ * every call that posts to it fails with EPIPE (the handle stays safe to use for ever;
+ * its 22-bit tag, as a fiber_t's, tells it from a later thread's scheduler). A request
+ * posted while the thread is exiting may be accepted (0) and then dropped unrun, its
+ * resources freed: the thread runs no more fibers.
  * Once it has been handed out, fiber_run() and fiber_join() no longer fail with
  * EDEADLK when every fiber is parked: another thread may still wake them, so they wait.
  * Returns NULL with errno ENOMEM, or EMFILE/ENFILE (no descriptor for the eventfd).
@@ -284,17 +335,35 @@ fiber_sched_t *fiber_sched_self(void);
 
 /* From any thread: runs fn(arg) on s's thread, outside any fiber (fn must not park; it
  * may spawn fibers, wake wait queues, release semaphores). Returns 0 once queued, or -1
- * with errno ENOMEM (nothing was queued) or EINVAL (fn NULL). */
+ * with errno ENOMEM (nothing was queued), EPIPE (s's thread has exited) or EINVAL (fn
+ * NULL). */
 int fiber_sched_post(fiber_sched_t *s, void (*fn)(void *), void *arg);
 
 /* From any thread: creates a detached fiber running fn(arg) on s's thread, with the
- * default stack. The stack is mapped by the caller, so the target cannot fail to create
- * it. Returns 0, or -1 with errno ENOMEM (no memory or mappings) or EINVAL. */
+ * default stack. The caller provides the stack (mapped, or reused from those s gave
+ * back), so the target cannot fail to create the fiber; the target runs it on a stack of
+ * its own pool when it has one and keeps the one sent for a later request, so a steady
+ * flow of requests maps nothing. Returns 0, or -1 with errno ENOMEM (no memory or
+ * mappings), EPIPE (s's thread has exited) or EINVAL. */
 int fiber_spawn_on(fiber_sched_t *s, void (*fn)(void *), void *arg);
 
+/* Runs the calling thread's scheduler as fiber_run() does, but when no fiber is left it
+ * waits for other threads' requests instead of returning; it returns 0 once
+ * fiber_sched_stop() has been called for this scheduler and no fiber is left (a stop
+ * asks for a graceful end: fibers still running are not interrupted). A stop that came
+ * before the call makes it return once no fiber is left. Publishes the scheduler (as
+ * fiber_sched_self()). Returns -1 with errno ENOMEM/EMFILE (no scheduler or eventfd) or
+ * a poller failure's. Aborts when called from inside a fiber. For a worker thread:
+ *     *slot = fiber_sched_self(); (hand it out)   fiber_sched_serve();  */
+int fiber_sched_serve(void);
+
+/* From any thread (or a fiber of s itself): makes s's fiber_sched_serve() return once no
+ * fiber is left. Returns 0 once queued, or -1 with errno ENOMEM or EPIPE. */
+int fiber_sched_stop(fiber_sched_t *s);
+
 /* From any thread: fiber_waitq_wake_one/_all(q) or fiber_sem_release(sem), run on s's
- * thread, the one that owns q or sem. Return 0 once queued, or -1 with errno ENOMEM.
- * q and sem must stay valid until the target has run the request. */
+ * thread, the one that owns q or sem. Return 0 once queued, or -1 with errno ENOMEM or
+ * EPIPE. q and sem must stay valid until the target has run the request. */
 int fiber_waitq_wake_one_on(fiber_sched_t *s, fiber_waitq_t *q);
 int fiber_waitq_wake_all_on(fiber_sched_t *s, fiber_waitq_t *q);
 int fiber_sem_release_on(fiber_sched_t *s, fiber_sem_t *sem);
@@ -326,15 +395,19 @@ int fiber_signal_wait(const sigset_t *set, uint64_t deadline_ns);
  * until fn returns; other fibers of this thread run meanwhile. Outside a fiber, calls
  * fn(arg) directly. Returns 0, or an errno value (ENOMEM; EAGAIN when no pool thread
  * could be started; EMFILE when this thread's scheduler has no eventfd and cannot make
- * one). fn runs on another thread: it must not call fiber functions. */
+ * one; ECANCELED in a forked child for a call that the parent's pool had queued or was
+ * running at fork() - arg is the caller's again, in whatever state the copy was).
+ * fn runs on another thread: it must not call fiber functions. */
 int fiber_offload(void (*fn)(void *arg), void *arg);
 
 /*
- * As fiber_offload(), giving up at deadline_ns. A call in progress cannot be stopped,
- * so on ETIMEDOUT the job keeps running and owns arg: when fn returns, cleanup(arg) runs
- * on the pool thread (cleanup may be NULL). On 0, fn has returned, cleanup is NOT
- * called, and arg is the caller's again. So arg must not live on the caller's stack
- * unless the deadline is FIBER_FOREVER. Returns 0, ETIMEDOUT, or as fiber_offload().
+ * As fiber_offload(), giving up at deadline_ns. On ETIMEDOUT the job owns arg: a call
+ * in progress cannot be stopped, so it runs on and, when fn returns, cleanup(arg) runs
+ * on the pool thread; a call still queued is never made, and only cleanup(arg) runs, on
+ * the pool thread when it reaches the job (cleanup may be NULL). On 0, fn has returned,
+ * cleanup is NOT called, and arg is the caller's again. So arg must not live on the
+ * caller's stack unless the deadline is FIBER_FOREVER. Returns 0, ETIMEDOUT, or as
+ * fiber_offload().
  */
 int fiber_offload_until(void (*fn)(void *arg), void (*cleanup)(void *arg), void *arg,
                         uint64_t deadline_ns);

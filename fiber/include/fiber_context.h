@@ -67,17 +67,17 @@ const char *fiber_context_variant(void);
 /* ---- Stacks ---------------------------------------------------------------------- */
 
 typedef struct fiber_stack {
-    void  *map;      /* start of the mapping (the guard page, if any, is here) */
+    void  *map;      /* start of the mapping (the guard, if any, is here) */
     size_t map_size; /* bytes mapped */
     void  *lo;       /* lowest usable byte */
     void  *hi;       /* one past the highest usable byte: the initial stack top */
-    int    guarded;  /* a guard page sits just below lo */
+    int    guarded;  /* a guard (64 KiB, or one page if larger) sits just below lo */
     unsigned valgrind_id;
 } fiber_stack_t;
 
 /* Maps a fresh stack of at least size usable bytes (MAP_NORESERVE; nothing is touched),
- * with a guard page below it when guard is nonzero. Returns 0, or -1 with errno
- * (ENOMEM, also when vm.max_map_count is reached). */
+ * with a 64 KiB guard below it (one page, if pages are larger) when guard is nonzero.
+ * Returns 0, or -1 with errno (ENOMEM, also when vm.max_map_count is reached). */
 int fiber_stack_alloc(fiber_stack_t *st, size_t size, int guard);
 
 /* Unmaps a stack from fiber_stack_alloc(). */

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FIBER_ASAN 1
@@ -37,6 +38,18 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "dj: detached is the l
 
 struct sched;
 
+/* One registration of a parked fiber for one direction of one fd (io.c). It lives on the
+ * parked fiber's own stack (in the frame of the call that parks), so waiting costs no
+ * allocation, and any number of fibers - and any number of fds per fiber - can wait. */
+struct fiber__iow {
+    struct fiber__iow *next, *prev; /* the fd's circular list for this direction */
+    struct fiber      *f;
+    int                fd;
+    uint32_t           dir;     /* EPOLLIN or EPOLLOUT */
+    uint32_t           revents; /* the events that woke the fiber through this node */
+    uint32_t           closes;  /* the fd slot's close count when the fiber parked */
+};
+
 /*
  * A fiber's record lives at the top of its own stack (up to 15 cache lines below it, to
  * spread records over cache sets), so creating a fiber from the pool allocates nothing,
@@ -52,8 +65,8 @@ struct fiber {
     void          (*fn)(void *);
     void           *arg;
     uint64_t        id;       /* 0 until fiber_id() hands one out */
-    uintptr_t       handle;   /* the current fiber's fiber_t: address | generation << 48;
-                                 spawn bumps the generation (see below) */
+    uintptr_t       handle;   /* the current fiber's fiber_t: address and tag (below);
+                                 spawn moves the tag on */
     unsigned char   state, wait_kind;
     union {
         struct {
@@ -68,11 +81,12 @@ struct fiber {
     struct fiber   *prev;     /* wait queue */
     uint64_t        deadline;
     size_t          heap_idx; /* position in the timer heap, or NO_HEAP */
-    fiber_waitq_t  *waitq;    /* the queue it is parked on */
-    int             io_fd;
-    uint32_t        io_dirs;  /* EPOLLIN/EPOLLOUT slots it occupies */
-    uint32_t        io_revents;
-    int             wake_reason; /* 0, ETIMEDOUT or EBADF */
+    union {
+        fiber_waitq_t     *waitq; /* WAIT_QUEUE: the queue it is parked on */
+        struct fiber__iow *iow;   /* WAIT_IO: its registrations (io.c), io_n of them */
+    };
+    uint32_t        io_n;
+    int             wake_reason; /* 0, ETIMEDOUT, EBADF or another errno value */
     void           *asan_fake_stack;
     fiber_stack_t   stack;
     char            name[32];
@@ -85,28 +99,41 @@ static inline const char *fiber__name(const struct fiber *f)
 }
 
 /*
- * Handles. A fiber_t * is the record's address with the record's generation in bits
- * 48-63 (user addresses on x86-64 and aarch64 Linux stay below 2^48 unless a mapping is
- * asked for above, which this runtime never does). A handle kept after its fiber was
- * joined (or, detached, returned) names a record whose generation has moved on once the
- * record starts another fiber: the public calls compare the two and abort.
+ * Tagged handles (fiber_t for fiber records, fiber_sched_t for schedulers' remote faces).
+ * A handle is the object's address with a 22-bit tag in the bits an address leaves
+ * free: bits 0-5 (the objects are 64-byte aligned) and bits 48-63 (user addresses on
+ * x86-64 and aarch64 Linux stay below 2^48 unless a mapping is asked for above, which
+ * this runtime never does). The tag moves on each time the object starts a new life (a
+ * record a new fiber, a face a new scheduler), so a handle kept past its object's life
+ * no longer matches, and the public calls compare and refuse it. It wraps after 2^22
+ * (4,194,304) lives of one object; a new object starts at a random tag, so one mapped
+ * where an old one was (after fiber_pool_trim()) matches an old handle with odds of
+ * 1 in 2^22.
  */
-#define FIBER_GEN_SHIFT 48
+#define FIBER__TAG_BITS (~(((uintptr_t)1 << 48) - 1) | (uintptr_t)63)
+static inline void *fiber__untag(const void *h)
+{
+    return (void *)((uintptr_t)h & ~FIBER__TAG_BITS);
+}
+/* The next handle of the same object. Bits 48-63 are the tag's low digit, so the common
+ * step is one add; when they wrap, the carry goes on in bits 0-5 (kept within them). */
+static inline uintptr_t fiber__tag_next(uintptr_t h)
+{
+    uintptr_t n;
+    if (__builtin_expect(__builtin_add_overflow(h, (uintptr_t)1 << 48, &n), 0))
+        n = (n & ~(uintptr_t)63) | ((n + 1) & 63);
+    return n;
+}
+/* A random tag (the bits of FIBER__TAG_BITS only), for a new object. */
+uintptr_t fiber__tag_random(void);
+
 static inline struct fiber *fiber__rec(const fiber_t *h)
 {
-    return (struct fiber *)((uintptr_t)h & (((uintptr_t)1 << FIBER_GEN_SHIFT) - 1));
-}
-static inline uint16_t fiber__handle_gen(const fiber_t *h)
-{
-    return (uint16_t)((uintptr_t)h >> FIBER_GEN_SHIFT);
+    return (struct fiber *)fiber__untag(h);
 }
 static inline fiber_t *fiber__handle(struct fiber *f)
 {
     return (fiber_t *)f->handle;
-}
-static inline uint16_t fiber__gen(const struct fiber *f)
-{
-    return (uint16_t)(f->handle >> FIBER_GEN_SHIFT);
 }
 
 /* The system's page size - 1 (4, 16 or 64 KiB pages), set before the first scheduler. */
@@ -142,7 +169,9 @@ void fiber__overflow_fini_thread(void);
 int  fiber__io_init(struct sched *s); /* the epoll instance; 0 or -1 with errno */
 int  fiber__io_poll(struct sched *s, uint64_t deadline_ns); /* 0 = don't wait */
 void fiber__io_wake_fd(struct sched *s, int fd, int reason);
+void fiber__io_unpark_n(struct sched *s, struct fiber *f);
 void fiber__io_sched_free(struct sched *s);
+void fiber__io_atfork_child(struct sched *s);
 
 /* remote.c: a message from another thread, run on the scheduler's own thread (outside
  * any fiber) by fiber__remote_drain(); run may free the message. */
@@ -151,17 +180,26 @@ struct fiber__msg {
     void             (*run)(struct sched *s, struct fiber__msg *m);
 };
 #define FIBER__REMOTE_TAG UINT64_MAX /* the eventfd's epoll data (fd slots use gen|fd) */
-struct fiber_sched *fiber__remote(struct sched *s); /* made on demand; NULL+errno */
-void fiber__remote_push(struct fiber_sched *r, struct fiber__msg *m); /* any thread */
+fiber_sched_t *fiber__remote(struct sched *s); /* s's face, made on demand; NULL+errno */
+/* Any thread: queues m for the scheduler h names. 0, or -1 with errno EPIPE when that
+ * scheduler's thread has exited (m is then the caller's to free). */
+int  fiber__remote_post(fiber_sched_t *h, struct fiber__msg *m);
 void fiber__remote_drain(struct sched *s, int from_event);
 int  fiber__remote_pending(struct sched *s);
 void fiber__remote_free(struct sched *s);
+void fiber__fork_init(void); /* the pthread_atfork handlers (once, at the first scheduler) */
+
+/* offload.c */
+struct fiber__job;
+void fiber__offload_atfork_child(struct sched *s);
 
 /* context.c: size rounded up to whole pages of this system */
 size_t fiber__stack_round(size_t size);
 
 /* sched.c, for io.c and remote.c */
-void fiber__pool_give(struct sched *s, struct fiber *rec); /* a stack, record at its top */
+size_t fiber__pool_has(struct sched *s, size_t size); /* pooled stacks of that size */
+/* A detached fiber on the stack whose record is rec (set up by fiber__record_init). */
+fiber_t *fiber__spawn_given(struct fiber *rec, void (*fn)(void *), void *arg, const char *name);
 /* Sets up a record at f, on stack st, as the pool keeps records between fibers. */
 void fiber__record_init(struct fiber *f, const fiber_stack_t *st);
 struct sched *fiber__sched(void);          /* this thread's, created on demand; NULL+ENOMEM */
@@ -171,8 +209,9 @@ void fiber__wake(struct sched *s, struct fiber *f, int reason);
 
 /* The per-thread scheduler. */
 struct fdslot {
-    struct fiber *reader, *writer;
+    struct fiber__iow *readers, *writers; /* FIFO (circular) lists of parked fibers' nodes */
     uint32_t      gen;        /* generation of the current registration (io.c) */
+    uint32_t      closes;     /* bumped by fiber_fd_forget(): a parked fiber compares */
     unsigned char registered;
 };
 
@@ -221,6 +260,45 @@ struct sched {
     /* cross-thread wake-ups (remote.c) */
     size_t          remote_waiters;   /* fibers parked in fiber_offload() */
     unsigned char   remote_published; /* fiber_sched_self() was called: others may wake */
+    unsigned char   stop_requested;   /* fiber_sched_stop() came: fiber_sched_serve returns */
+    struct fiber__job *jobs;          /* offload jobs its fibers wait for (offload.c) */
 };
+
+/* io.c's wait lists, inline for fiber__wake(). A slot's list for one direction. */
+static inline struct fiber__iow **fiber__slot_list(struct fdslot *slot, uint32_t dir)
+{
+    return dir == EPOLLIN ? &slot->readers : &slot->writers;
+}
+
+static inline void fiber__iow_unlink(struct fiber__iow **head, struct fiber__iow *w)
+{
+    if (w->next == w) {
+        *head = NULL;
+    } else {
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        if (*head == w)
+            *head = w->next;
+    }
+    w->next = w->prev = NULL;
+}
+
+/* Unlinks the n nodes w (those that are linked). */
+static inline void fiber__iow_unlink_all(struct sched *s, struct fiber__iow *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (w[i].next)
+            fiber__iow_unlink(fiber__slot_list(&s->fds[w[i].fd], w[i].dir), &w[i]);
+}
+
+/* fiber__wake() of a fiber parked in io.c: takes its nodes off their lists. */
+static inline void fiber__io_unpark(struct sched *s, struct fiber *f)
+{
+    if (__builtin_expect(f->io_n == 1, 1)) /* fiber_read, _write, _accept, _connect */
+        fiber__iow_unlink(fiber__slot_list(&s->fds[f->iow->fd], f->iow->dir), f->iow);
+    else
+        fiber__io_unpark_n(s, f);
+    s->io_waiters--;
+}
 
 #endif

@@ -8,13 +8,25 @@
  * the fiber that asked for it through that scheduler's inbox (remote.c), whose message
  * wakes the fiber on its own thread.
  *
- * Deadlines. A fiber that stops waiting (fiber_offload_until's deadline) cannot stop the
- * call, which is running somewhere in a blocking system call. The job therefore owns its
- * argument; the fiber and the pool thread race, with one compare-and-swap on the job's
- * state, for who finishes the job's life: PENDING -> DONE (the pool thread won: the fiber
- * is still waiting and gets the result) or PENDING -> ABANDONED (the fiber won: it leaves
- * with ETIMEDOUT, and the pool thread later runs the cleanup callback and frees the job).
- * A fiber that lost the race waits for the completion message that is already on its way.
+ * Deadlines. A fiber that stops waiting (fiber_offload_until's deadline) cannot stop a
+ * call that has started: it is running somewhere in a blocking system call. A call still
+ * queued can be stopped. The fiber and the pool thread race, with compare-and-swaps on
+ * the job's state, for who decides its fate:
+ *   PENDING -> RUNNING    a pool thread took the job from the queue and calls fn;
+ *   PENDING -> CANCELLED  the fiber gave up first: fn is never called; the pool thread,
+ *                         when it meets the job in the queue, runs only the cleanup;
+ *   RUNNING -> DONE       fn returned while the fiber waits: it gets the result;
+ *   RUNNING -> ABANDONED  the fiber gave up during the call: the job owns its argument,
+ *                         and the pool thread runs the cleanup when fn returns.
+ * A fiber that lost the race (DONE) waits for the completion message already on its way.
+ * Jobs given up while queued therefore cost a pool thread nothing but their cleanup: a
+ * DNS outage with deadlines does not leave the pool running lookups nobody waits for.
+ *
+ * Fork. A forked child has none of the pool's threads. The pool's lock is held across
+ * fork(), and a pool thread marks a job DONE and posts its completion under that lock,
+ * so the child sees each job of its thread either done and posted (the message is in
+ * the inbox the child inherited) or not: the fibers still waiting for those are woken
+ * with ECANCELED (fiber__offload_atfork_child), and the queue starts empty.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -31,15 +43,16 @@
 #define MAX_THREADS 1024
 #define IDLE_EXIT_S 10
 
-enum { JOB_PENDING, JOB_DONE, JOB_ABANDONED };
+enum { JOB_PENDING, JOB_RUNNING, JOB_DONE, JOB_ABANDONED, JOB_CANCELLED };
 
-struct job {
+struct fiber__job {
     struct fiber__msg   msg;       /* first: the completion message */
-    struct job         *next;      /* pool queue */
+    struct fiber__job  *next;      /* pool queue */
+    struct fiber__job  *snext, *sprev; /* the waiting scheduler's jobs (its thread only) */
     void              (*fn)(void *);
     void              (*cleanup)(void *);
     void               *arg;
-    struct fiber_sched *dest;
+    fiber_sched_t      *dest;
     struct fiber       *waiter;
     atomic_int          state;
     int                 delivered; /* the completion message ran (owner thread only) */
@@ -48,7 +61,7 @@ struct job {
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t  cv;
-    struct job     *head, *tail;
+    struct fiber__job     *head, *tail;
     unsigned        queued, threads, idle, max;
 } pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0, DEFAULT_THREADS };
 
@@ -64,9 +77,31 @@ static void pool_atfork_child(void)
     pool.queued = pool.threads = pool.idle = 0;
 }
 
+static void pool_atfork_prepare(void)
+{
+    pthread_mutex_lock(&pool.mu);
+}
+
+static void pool_atfork_parent(void)
+{
+    pthread_mutex_unlock(&pool.mu);
+}
+
 static void pool_atfork_init(void)
 {
-    pthread_atfork(NULL, NULL, pool_atfork_child);
+    pthread_atfork(pool_atfork_prepare, pool_atfork_parent, pool_atfork_child);
+}
+
+/* In a forked child, before the pool is reset: see "Fork" above. */
+void fiber__offload_atfork_child(struct sched *s)
+{
+    for (struct fiber__job *j = s->jobs; j; j = j->snext) {
+        int st = atomic_load(&j->state);
+        if (st == JOB_PENDING || st == JOB_RUNNING) {
+            atomic_store(&j->state, JOB_CANCELLED);
+            fiber__wake(s, j->waiter, ECANCELED);
+        }
+    }
 }
 
 void fiber_offload_set_threads(unsigned n)
@@ -83,23 +118,9 @@ void fiber_offload_set_threads(unsigned n)
 /* On the owner's thread: the job is done and its fiber still waits. */
 static void job_delivered(struct sched *s, struct fiber__msg *m)
 {
-    struct job *j = (struct job *)m;
+    struct fiber__job *j = (struct fiber__job *)m;
     j->delivered = 1;
     fiber__wake(s, j->waiter, 0);
-}
-
-static void job_finish(struct job *j)
-{
-    int expected = JOB_PENDING;
-    if (atomic_compare_exchange_strong(&j->state, &expected, JOB_DONE)) {
-        j->msg.run = job_delivered;
-        fiber__remote_push(j->dest, &j->msg);
-        return;
-    }
-    /* Abandoned: nobody waits, the job is ours to end. */
-    if (j->cleanup)
-        j->cleanup(j->arg);
-    free(j);
 }
 
 static void *pool_thread(void *unused)
@@ -120,21 +141,37 @@ static void *pool_thread(void *unused)
                 return NULL;
             }
         }
-        struct job *j = pool.head;
+        struct fiber__job *j = pool.head;
         pool.queued--;
         pool.head = j->next;
         if (!pool.head)
             pool.tail = NULL;
+        int expected = JOB_PENDING;
+        int claimed = atomic_compare_exchange_strong(&j->state, &expected, JOB_RUNNING);
         pthread_mutex_unlock(&pool.mu);
-        j->fn(j->arg);
-        job_finish(j);
+        if (claimed)
+            j->fn(j->arg);
+        pthread_mutex_lock(&pool.mu);
+        /* Done and posted under the lock, as one step for fork() (see the top). */
+        expected = JOB_RUNNING;
+        if (claimed && atomic_compare_exchange_strong(&j->state, &expected, JOB_DONE)) {
+            j->msg.run = job_delivered;
+            if (fiber__remote_post(j->dest, &j->msg) != 0)
+                free(j); /* EPIPE: the thread exited with the fiber parked; nobody to tell */
+            continue;
+        }
+        /* Cancelled before it started, or abandoned while it ran: ours to end. */
+        pthread_mutex_unlock(&pool.mu);
+        if (j->cleanup)
+            j->cleanup(j->arg);
+        free(j);
         pthread_mutex_lock(&pool.mu);
     }
 }
 
 /* Queues j, starting a thread if none is idle. Returns 0, or EAGAIN when the pool has no
  * thread at all and none could be started. */
-static int pool_submit(struct job *j)
+static int pool_submit(struct fiber__job *j)
 {
     int err = 0;
     j->next = NULL;
@@ -183,10 +220,10 @@ int fiber_offload_until(void (*fn)(void *arg), void (*cleanup)(void *arg), void 
         fn(arg);
         return 0;
     }
-    struct fiber_sched *dest = fiber__remote(s);
+    fiber_sched_t *dest = fiber__remote(s);
     if (!dest)
         return errno;
-    struct job *j = calloc(1, sizeof *j);
+    struct fiber__job *j = calloc(1, sizeof *j);
     if (!j)
         return ENOMEM;
     j->fn = fn;
@@ -201,25 +238,44 @@ int fiber_offload_until(void (*fn)(void *arg), void (*cleanup)(void *arg), void 
         return err;
     }
     s->remote_waiters++;
+    j->sprev = NULL;
+    j->snext = s->jobs;
+    if (s->jobs)
+        s->jobs->sprev = j;
+    s->jobs = j;
     f->wait_kind = WAIT_OFFLOAD;
     int r = fiber__park(s, f, deadline_ns);
-    if (r == ENOMEM) /* no room for the deadline in the timer heap: wait without it */
+    if (r == ENOMEM) { /* no room for the deadline in the timer heap: wait without it */
+        f->wait_kind = WAIT_OFFLOAD;
         r = fiber__park(s, f, FIBER_FOREVER);
+    }
     if (r == ETIMEDOUT) {
         int expected = JOB_PENDING;
-        if (atomic_compare_exchange_strong(&j->state, &expected, JOB_ABANDONED)) {
-            s->remote_waiters--;
-            return ETIMEDOUT; /* the pool thread ends the job */
+        if (atomic_compare_exchange_strong(&j->state, &expected, JOB_CANCELLED) ||
+            (expected == JOB_RUNNING &&
+             atomic_compare_exchange_strong(&j->state, &expected, JOB_ABANDONED))) {
+            r = ETIMEDOUT; /* the pool thread ends the job (cleanup only, if cancelled) */
+            goto out;
         }
         /* Done just now: the completion message is posted; wait for it to land. */
         if (!j->delivered) {
             f->wait_kind = WAIT_OFFLOAD;
             fiber__park(s, f, FIBER_FOREVER);
         }
+        r = 0;
     }
+    /* 0: done and delivered; ECANCELED: a forked child, the call ran in the parent. */
+out:
+    if (j->sprev)
+        j->sprev->snext = j->snext;
+    else
+        s->jobs = j->snext;
+    if (j->snext)
+        j->snext->sprev = j->sprev;
     s->remote_waiters--;
-    free(j);
-    return 0;
+    if (r != ETIMEDOUT)
+        free(j);
+    return r;
 }
 
 int fiber_offload(void (*fn)(void *arg), void *arg)

@@ -2,9 +2,12 @@
  * overflow.c - turns a fiber stack overflow into a message instead of a bare SIGSEGV.
  *
  * The fault happens on the overflowing stack itself, so the handler runs on an
- * alternate signal stack (one per scheduler thread). It only reports faults inside the
- * running fiber's guard page (or just below its stack); any other SIGSEGV goes to the
- * handler that was installed before ours, or gets the default action.
+ * alternate signal stack (one per scheduler thread). It reports a fault as an overflow
+ * only when it lies in the running fiber's own guard (the range [map, lo) of its stack):
+ * memory below the guard may belong to any other mapping, and a fault there is not
+ * ours to explain. Any other SIGSEGV goes to the handler that was installed before
+ * ours, or gets the default action - also a SIGSEGV that no fault raised (kill(2),
+ * raise(3), sigqueue(3): si_code <= 0), whose si_addr is not an address at all.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -49,11 +52,10 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
     struct sched *s = fiber__sched_peek();
     struct fiber *f = s ? s->current : NULL;
     uintptr_t a = (uintptr_t)si->si_addr;
-    if (f) {
+    /* si_code > 0: the kernel raised it for a fault (SEGV_MAPERR, SEGV_ACCERR, ...). */
+    if (f && si->si_code > 0 && f->stack.guarded) {
         uintptr_t lo = (uintptr_t)f->stack.lo, map = (uintptr_t)f->stack.map;
-        /* The guard page, or within 64 KiB below the stack: a frame larger than a page
-         * can jump over the guard into whatever lies below. */
-        if (a < lo && (a >= map || lo - a <= 65536)) {
+        if (a >= map && a < lo) {
             char b[256];
             size_t n = 0;
             n = put_str(b, n, sizeof b, "fiber: stack overflow in fiber ");
@@ -79,8 +81,12 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
         old_segv.sa_handler(sig);
         return;
     }
-    /* Default action: restore it and return; the faulting instruction runs again. */
+    /* Default action: restore it. A fault comes back when the faulting instruction runs
+     * again on return; a sent signal does not, so it is raised again (blocked until this
+     * handler returns, then delivered with the default action). */
     signal(SIGSEGV, SIG_DFL);
+    if (si->si_code <= 0)
+        raise(sig);
 }
 
 static void install_handler(void)

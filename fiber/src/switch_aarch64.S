@@ -37,6 +37,15 @@
  * caller's `bl` left it (unsigned), and each C frame signs and authenticates its own
  * return address against its own stack's sp, which a switch never changes for it.
  * The objects are marked BTI and PAC in .note.gnu.property.
+ *
+ * Unwind information (CFI), for debuggers and sampling profilers stopped anywhere in a
+ * switch: SAVE notes each slot as it is stored; RESUME describes the frame it loads
+ * from (its caller's frame, CFA, is x9 + 160: from there on the unwinder sees the
+ * resumed context, whose callee-saved registers are all in that frame) until sp is
+ * moved, after which every register holds its own value and the return address is in
+ * x30, as on entry. The scheduler's switch tests a context it comes back to from a
+ * finished fiber on that way back, under "return address undefined", not at the label
+ * whose notes describe the frame saved on entry; the same instructions run either way.
  */
         .text
 
@@ -47,22 +56,69 @@
 /* Saves the callee-saved state into a new frame on the current stack; *x0 = its sp. */
         .macro  SAVE
         sub     sp, sp, #160
+        .cfi_adjust_cfa_offset 160
         stp     d8,  d9,  [sp, #0]
+        .cfi_rel_offset d8, 0
+        .cfi_rel_offset d9, 8
         stp     d10, d11, [sp, #16]
+        .cfi_rel_offset d10, 16
+        .cfi_rel_offset d11, 24
         stp     d12, d13, [sp, #32]
+        .cfi_rel_offset d12, 32
+        .cfi_rel_offset d13, 40
         stp     d14, d15, [sp, #48]
+        .cfi_rel_offset d14, 48
+        .cfi_rel_offset d15, 56
         stp     x19, x20, [sp, #64]
+        .cfi_rel_offset x19, 64
+        .cfi_rel_offset x20, 72
         stp     x21, x22, [sp, #80]
+        .cfi_rel_offset x21, 80
+        .cfi_rel_offset x22, 88
         stp     x23, x24, [sp, #96]
+        .cfi_rel_offset x23, 96
+        .cfi_rel_offset x24, 104
         stp     x25, x26, [sp, #112]
+        .cfi_rel_offset x25, 112
+        .cfi_rel_offset x26, 120
         stp     x27, x28, [sp, #128]
+        .cfi_rel_offset x27, 128
+        .cfi_rel_offset x28, 136
         stp     x29, x30, [sp, #144]
+        .cfi_rel_offset x29, 144
+        .cfi_rel_offset x30, 152
         mov     x9, sp
         str     x9, [x0]
         .endm
 
-/* Resumes the frame at x9: the return address first, then the rest, then `ret`. */
+/* Every register back to "holds its own value" (the state on entry). */
+        .macro  CFI_RESTORED
+        .cfi_restore d8
+        .cfi_restore d9
+        .cfi_restore d10
+        .cfi_restore d11
+        .cfi_restore d12
+        .cfi_restore d13
+        .cfi_restore d14
+        .cfi_restore d15
+        .cfi_restore x19
+        .cfi_restore x20
+        .cfi_restore x21
+        .cfi_restore x22
+        .cfi_restore x23
+        .cfi_restore x24
+        .cfi_restore x25
+        .cfi_restore x26
+        .cfi_restore x27
+        .cfi_restore x28
+        .cfi_restore x29
+        .cfi_restore x30
+        .endm
+
+/* Resumes the frame at x9: the return address first, then the rest, then `ret`. The
+ * slots keep the offsets SAVE noted; only the frame's base moves to x9. */
         .macro  RESUME
+        .cfi_def_cfa x9, 160
         ldp     x29, x30, [x9, #144]
         ldp     d8,  d9,  [x9, #0]
         ldp     d10, d11, [x9, #16]
@@ -74,6 +130,8 @@
         ldp     x25, x26, [x9, #112]
         ldp     x27, x28, [x9, #128]
         add     sp, x9, #160
+        .cfi_def_cfa sp, 0
+        CFI_RESTORED
         ret
         .endm
 
@@ -118,9 +176,9 @@ fiber__sched_switch_lean:
         .cfi_startproc
         BTI_C
         SAVE
-1:      ldr     x9, [x1]
+        ldr     x9, [x1]
         tbnz    x9, #0, 2f
-        RESUME
+1:      RESUME
         /* From here on the code runs on a fiber's own stack, under its entry: the return
          * address is undefined, so unwinders and debuggers stop here. */
         .cfi_undefined x30
@@ -128,7 +186,10 @@ fiber__sched_switch_lean:
         mov     x0, x1
         mov     x29, #0               /* frame-pointer walks stop here */
         bl      fiber__sched_entry
+        /* The fiber has finished; x0 is the next context: the same test as above. */
         mov     x1, x0
+        ldr     x9, [x1]
+        tbnz    x9, #0, 2b
         b       1b
         .cfi_endproc
         .size   fiber__sched_switch_strict, .-fiber__sched_switch_strict

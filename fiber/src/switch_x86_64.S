@@ -100,6 +100,18 @@
  *   bench/switch.c runs every raw switch at several code and stack layouts so a layout
  *   artefact shows as spread.
  *
+ * Unwind information (CFI). Debuggers and sampling profilers (gdb, perf --call-graph=dwarf)
+ * may stop anywhere in a switch, so the CFI follows every instruction that moves rsp or
+ * the return address: each push of SAVE, the frame's last 8 bytes, and the exits. The
+ * stack swap (rsp taken from *to) needs no note: the resumed frame has the layout just
+ * pushed (CFI_FRAME below), so from there on the unwinder sees the resumed context and
+ * its callers - consistently, since every callee-saved register is then found in that
+ * frame. Where a fiber's first call runs on its own stack, and on the way back from a
+ * finished fiber before the next context's frame is taken, the return address is
+ * undefined and unwinders stop. The scheduler's switch therefore tests a context it
+ * comes back to (from a finished fiber) on that way back, not at the shared label 3
+ * whose notes describe a frame saved on entry; the same instructions run either way.
+ *
  * Control-flow enforcement (CET). Every entry point begins with endbr64 (a NOP without
  * CET). The indirect jumps that land on return addresses carry the NOTRACK prefix, as
  * GCC's own jump tables do under -fcf-protection. The objects are marked IBT in their
@@ -116,16 +128,54 @@
         .byte   0xf3, 0x0f, 0x1e, 0xfa
         .endm
 
+/* The unwind notes for a saved frame at rsp (the table at the top): the caller's frame
+ * (CFA) 64 bytes up, the return address and the callee-saved registers in their slots. */
+        .macro  CFI_FRAME
+        .cfi_def_cfa rsp, 64
+        .cfi_offset rip, -8
+        .cfi_offset rbp, -16
+        .cfi_offset rbx, -24
+        .cfi_offset r12, -32
+        .cfi_offset r13, -40
+        .cfi_offset r14, -48
+        .cfi_offset r15, -56
+        .endm
+
+/* The notes once the registers are loaded and rsp points at the return address. */
+        .macro  CFI_AT_RET
+        .cfi_def_cfa rsp, 8
+        .cfi_offset rip, -8
+        .cfi_restore rbp
+        .cfi_restore rbx
+        .cfi_restore r12
+        .cfi_restore r13
+        .cfi_restore r14
+        .cfi_restore r15
+        .endm
+
 /* Saves the callee-saved registers (and, strict, the FP control words) into a new
  * 64-byte frame on the current stack and stores its address into *rdi. */
         .macro  SAVE strict
         pushq   %rbp
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset rbp, 0
         pushq   %rbx
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset rbx, 0
         pushq   %r12
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r12, 0
         pushq   %r13
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r13, 0
         pushq   %r14
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r14, 0
         pushq   %r15
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r15, 0
         leaq    -8(%rsp), %rsp
+        .cfi_adjust_cfa_offset 8
         .if     \strict
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
@@ -166,9 +216,19 @@
         LOAD_REGS \strict
         .if     \ret
         leaq    56(%rsp), %rsp
+        CFI_AT_RET
         ret
         .else
         leaq    64(%rsp), %rsp
+        /* The caller's frame is at rsp, the return address in rcx. */
+        .cfi_def_cfa rsp, 0
+        .cfi_register rip, rcx
+        .cfi_restore rbp
+        .cfi_restore rbx
+        .cfi_restore r12
+        .cfi_restore r13
+        .cfi_restore r14
+        .cfi_restore r15
         /* Two exits, one per direction (see (3) above): between two contexts each one
          * always jumps to the same place. */
         cmpq    %rsi, %rdi
@@ -209,8 +269,9 @@
 3:      testb   $1, (%rsi)
         jnz     5f
         movq    (%rsi), %rsp
-        LOAD_REGS \strict
+4:      LOAD_REGS \strict
         leaq    56(%rsp), %rsp
+        CFI_AT_RET
         ret
         /* From here on the code runs on a fiber's own stack, under its entry: the return
          * address is undefined, so unwinders and debuggers stop here. */
@@ -238,16 +299,25 @@
         cmpq    %rdx, -1(%rax)        /* rax - 1: the context */
         jne     6f
         movq    %rdx, %rsp
+        CFI_FRAME                     /* the entering context's frame, as saved above */
         movq    48(%rsp), %rbp
         .if     \strict
         ldmxcsr (%rsp)
         fldcw   4(%rsp)
         .endif
         leaq    56(%rsp), %rsp
+        CFI_AT_RET
         ret
+        .cfi_undefined rip            /* on the finished fiber's stack again */
 6:      andq    $-2, %rax
+        /* The next context: the same test as at 3, made here so that the notes at 3
+         * (a frame saved on entry) never describe the finished fiber's stack. */
 7:      movq    %rax, %rsi
-        jmp     3b
+        testb   $1, (%rsi)
+        jnz     5b
+        movq    (%rsi), %rsp
+        CFI_FRAME                     /* its saved frame */
+        jmp     4b
         .cfi_endproc
         .size   \name, .-\name
         .endm

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -606,6 +607,284 @@ static void test_writer_on_reused_fd(void **state)
     fiber_close(w.peer);
 }
 
+/* ---- several waiters on one fd ---- */
+
+struct crowd {
+    int fd;
+    int order[16];  /* which reader got the i-th byte */
+    int got;        /* bytes read so far */
+    int eof, ebadf, timedout;
+    int empty_wakes; /* wake-ups that found nothing to read */
+};
+
+struct crowd_member { struct crowd *c; int id; uint64_t deadline; };
+
+/* fiber_read(), spelled out to count the wake-ups that find nothing. */
+static void crowd_reader(void *arg)
+{
+    struct crowd_member *m = arg;
+    char ch;
+    ssize_t n;
+    int woken = 0;
+    errno = 0;
+    while ((n = read(m->c->fd, &ch, 1)) < 0 && errno == EAGAIN) {
+        m->c->empty_wakes += woken;
+        if (fiber_wait_fd_after_eagain(m->c->fd, EPOLLIN, m->deadline) < 0)
+            break;
+        woken = 1;
+    }
+    if (n == 1)
+        m->c->order[m->c->got++] = m->id;
+    else if (n == 0)
+        m->c->eof++;
+    else if (errno == EBADF)
+        m->c->ebadf++;
+    else if (errno == ETIMEDOUT)
+        m->c->timedout++;
+}
+
+static int crowd_peer;
+
+/* One byte at a time, each after the readers have had a round to take the last one. */
+static void trickle(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+    fiber_sleep_ns(2 * MS); /* every reader is parked */
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(write(crowd_peer, "x", 1), 1);
+        fiber_sleep_ns(1 * MS);
+    }
+}
+
+/* Readiness wakes one waiter, the longest waiting: eight readers of one socket, eight
+ * bytes one by one, each reader gets one, in the order they parked. */
+static void test_readers_share_an_fd_in_fifo_order(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    struct crowd c = { .fd = sv[0] };
+    struct crowd_member m[8];
+    fiber_t *f[8];
+    crowd_peer = sv[1];
+    for (int i = 0; i < 8; i++) {
+        m[i] = (struct crowd_member){ &c, i, fiber_now_ns() + 2000 * MS };
+        f[i] = fiber_spawn(crowd_reader, &m[i]);
+    }
+    fiber_t *w = fiber_spawn(trickle, (void *)(intptr_t)8);
+    assert_int_equal(fiber_run(), 0);
+    for (int i = 0; i < 8; i++)
+        fiber_join(f[i]);
+    fiber_join(w);
+    assert_int_equal(c.got, 8);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(c.order[i], i);
+    /* One reader woken per byte, not all of them (that would be 7 + 6 + ... = 28). */
+    assert_true(c.empty_wakes < 4);
+    fiber_close(sv[0]);
+    fiber_close(sv[1]);
+}
+
+/* A waiter leaving from the middle of the list (its deadline) leaves the others in
+ * order; the peer's close then wakes every remaining reader at once (end of file). */
+static void middle_controller(void *arg)
+{
+    struct crowd *c = arg;
+    fiber_sleep_ns(6 * MS); /* the middle reader (3 ms) has timed out */
+    assert_int_equal(c->timedout, 1);
+    assert_int_equal(c->got, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(write(crowd_peer, "x", 1), 1);
+        fiber_sleep_ns(1 * MS);
+    }
+    close(crowd_peer);
+}
+
+static void test_middle_waiter_times_out_and_hangup_wakes_all(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    struct crowd c = { .fd = sv[0] };
+    struct crowd_member m[5];
+    fiber_t *f[5];
+    crowd_peer = sv[1];
+    for (int i = 0; i < 5; i++) {
+        m[i] = (struct crowd_member){ &c, i, fiber_now_ns() + (i == 2 ? 3 : 2000) * MS };
+        f[i] = fiber_spawn(crowd_reader, &m[i]);
+    }
+    fiber_t *k = fiber_spawn(middle_controller, &c);
+    assert_int_equal(fiber_run(), 0);
+    for (int i = 0; i < 5; i++)
+        fiber_join(f[i]);
+    fiber_join(k);
+    assert_int_equal(c.timedout, 1);
+    assert_int_equal(c.got, 2);
+    assert_int_equal(c.order[0], 0);
+    assert_int_equal(c.order[1], 1);
+    assert_int_equal(c.eof, 2); /* readers 3 and 4, both woken by the one hang-up */
+    fiber_close(sv[0]);
+}
+
+/* fiber_close() wakes every waiter of both directions with EBADF. */
+struct both { int fd; int ebadf; };
+static void both_reader(void *arg)
+{
+    struct both *b = arg;
+    char ch;
+    if (fiber_read(b->fd, &ch, 1, fiber_now_ns() + 2000 * MS) < 0 && errno == EBADF)
+        b->ebadf++;
+}
+static void both_writer(void *arg)
+{
+    struct both *b = arg;
+    static char big[1 << 20];
+    if (fiber_write(b->fd, big, sizeof big, fiber_now_ns() + 2000 * MS) < 0 && errno == EBADF)
+        b->ebadf++;
+}
+static void both_closer(void *arg)
+{
+    struct both *b = arg;
+    fiber_sleep_ns(2 * MS);
+    fiber_close(b->fd);
+}
+
+static void test_close_wakes_every_waiter(void **state)
+{
+    (void)state;
+    int sv[2];
+    make_pair(sv);
+    struct both b = { sv[0], 0 };
+    fiber_t *f[5] = { fiber_spawn(both_reader, &b), fiber_spawn(both_reader, &b),
+                      fiber_spawn(both_writer, &b), fiber_spawn(both_writer, &b),
+                      fiber_spawn(both_closer, &b) };
+    assert_int_equal(fiber_run(), 0);
+    for (int i = 0; i < 5; i++)
+        fiber_join(f[i]);
+    assert_int_equal(b.ebadf, 4);
+    fiber_close(sv[1]);
+}
+
+/* ---- fiber_wait_fds ---- */
+
+#define NPAIRS 3
+static int wp[NPAIRS][2];
+
+static void poke(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    fiber_sleep_ns(3 * MS);
+    assert_int_equal(write(wp[i][1], "p", 1), 1);
+}
+
+static void fds_waiter(void *arg)
+{
+    (void)arg;
+    struct pollfd p[NPAIRS + 1];
+    for (int i = 0; i < NPAIRS; i++)
+        p[i] = (struct pollfd){ .fd = wp[i][0], .events = POLLIN };
+    p[NPAIRS] = (struct pollfd){ .fd = -1, .events = POLLIN }; /* ignored */
+    /* Nothing ready: parks until the poke on pair 1 (not a busy loop: it took a while). */
+    uint64_t t0 = fiber_now_ns();
+    assert_int_equal(fiber_wait_fds(p, NPAIRS + 1, t0 + 2000 * MS), 1);
+    assert_true(fiber_now_ns() - t0 >= 2 * MS);
+    assert_int_equal(p[0].revents, 0);
+    assert_int_equal(p[1].revents, POLLIN);
+    assert_int_equal(p[2].revents, 0);
+    assert_int_equal(p[3].revents, 0);
+    /* Still readable: reported at once, without parking. */
+    assert_int_equal(fiber_wait_fds(p, NPAIRS, FIBER_FOREVER), 1);
+    char ch;
+    assert_int_equal(read(wp[1][0], &ch, 1), 1);
+    /* The deadline: 0, as poll(2) times out. */
+    t0 = fiber_now_ns();
+    assert_int_equal(fiber_wait_fds(p, NPAIRS, t0 + 2 * MS), 0);
+    assert_true(fiber_now_ns() >= t0 + 2 * MS);
+    for (int i = 0; i < NPAIRS; i++)
+        assert_int_equal(p[i].revents, 0);
+    /* Writable at once, and both directions on one entry. */
+    struct pollfd q = { .fd = wp[0][0], .events = POLLIN | POLLOUT };
+    assert_int_equal(fiber_wait_fds(&q, 1, FIBER_FOREVER), 1);
+    assert_int_equal(q.revents, POLLOUT);
+    /* No fd at all: a sleep until the deadline. */
+    t0 = fiber_now_ns();
+    assert_int_equal(fiber_wait_fds(NULL, 0, t0 + 1 * MS), 0);
+    assert_true(fiber_now_ns() >= t0 + 1 * MS);
+}
+
+static void test_wait_fds(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NPAIRS; i++)
+        make_pair(wp[i]);
+    fiber_t *w = fiber_spawn(fds_waiter, NULL);
+    fiber_t *k = fiber_spawn(poke, (void *)(intptr_t)1);
+    assert_int_equal(fiber_run(), 0);
+    fiber_join(w);
+    fiber_join(k);
+    for (int i = 0; i < NPAIRS; i++) {
+        fiber_close(wp[i][0]);
+        fiber_close(wp[i][1]);
+    }
+}
+
+/* Many entries (the nodes no longer fit on the stack), a hang-up as the waking event,
+ * and an fd fiber_close()d by another fiber while waiting: POLLNVAL, even though its
+ * number is reused for a new socket before the waiter runs. */
+#define MANY 40
+static int many[MANY][2];
+static int reused_peer = -1;
+
+static void many_waiter(void *arg)
+{
+    (void)arg;
+    struct pollfd p[MANY];
+    for (int i = 0; i < MANY; i++)
+        p[i] = (struct pollfd){ .fd = many[i][0], .events = POLLIN };
+    assert_int_equal(fiber_wait_fds(p, MANY, fiber_now_ns() + 2000 * MS), 1);
+    assert_true(p[MANY - 1].revents & POLLHUP);
+    /* Again, with the last one out: another fiber closes entry 5 while we wait. */
+    assert_int_equal(fiber_wait_fds(p, MANY - 1, fiber_now_ns() + 2000 * MS), 1);
+    assert_int_equal(p[5].revents, POLLNVAL);
+}
+
+static void many_closer(void *arg)
+{
+    (void)arg;
+    fiber_sleep_ns(2 * MS);
+    close(many[MANY - 1][1]); /* hang-up on the last entry */
+    fiber_sleep_ns(2 * MS);
+    int num = many[5][0];
+    fiber_close(num);
+    /* The number comes back at once, for a socket that is readable. */
+    int sv[2];
+    make_pair(sv);
+    if (sv[0] != num) {
+        assert_int_equal(dup2(sv[0], num), num);
+        close(sv[0]);
+    }
+    assert_int_equal(write(sv[1], "n", 1), 1);
+    reused_peer = sv[1];
+}
+
+static void test_wait_fds_many_hangup_and_close(void **state)
+{
+    (void)state;
+    for (int i = 0; i < MANY; i++)
+        make_pair(many[i]);
+    fiber_t *w = fiber_spawn(many_waiter, NULL);
+    fiber_t *k = fiber_spawn(many_closer, NULL);
+    assert_int_equal(fiber_run(), 0);
+    fiber_join(w);
+    fiber_join(k);
+    for (int i = 0; i < MANY; i++) {
+        fiber_close(many[i][0]);
+        if (i != MANY - 1)
+            fiber_close(many[i][1]);
+    }
+    close(reused_peer);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,6 +902,11 @@ int main(void)
         cmocka_unit_test(test_fd_reused_after_plain_close),
         cmocka_unit_test(test_stale_registration_of_dup_wakes_nobody),
         cmocka_unit_test(test_writer_on_reused_fd),
+        cmocka_unit_test(test_readers_share_an_fd_in_fifo_order),
+        cmocka_unit_test(test_middle_waiter_times_out_and_hangup_wakes_all),
+        cmocka_unit_test(test_close_wakes_every_waiter),
+        cmocka_unit_test(test_wait_fds),
+        cmocka_unit_test(test_wait_fds_many_hangup_and_close),
     };
     if (getenv("FIBER_TEST_FILTER")) /* run one test alone: FIBER_TEST_FILTER=test_wait_fd */
         cmocka_set_test_filter(getenv("FIBER_TEST_FILTER"));

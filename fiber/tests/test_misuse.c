@@ -69,21 +69,6 @@ static void join_detached(void)
 static void run_inside(void *arg) { (void)arg; fiber_run(); }
 static void run_in_fiber(void) { fiber_join(fiber_spawn(run_inside, NULL)); }
 
-static int pair[2];
-static void reader(void *arg)
-{
-    (void)arg;
-    char c;
-    fiber_read(pair[0], &c, 1, FIBER_FOREVER);
-}
-static void two_readers(void)
-{
-    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair);
-    fiber_spawn(reader, NULL);
-    fiber_spawn(reader, NULL);
-    fiber_run();
-}
-
 #pragma GCC diagnostic ignored "-Winfinite-recursion"
 static int recurse(int depth)
 {
@@ -178,7 +163,6 @@ static void test_sleep_outside(void **s) { (void)s; expect_abort(sleep_outside, 
 static void test_join_self(void **s) { (void)s; expect_abort(join_self, "joins itself"); }
 static void test_join_detached(void **s) { (void)s; expect_abort(join_detached, "is detached"); }
 static void test_run_in_fiber(void **s) { (void)s; expect_abort(run_in_fiber, "fiber_run called from inside fiber"); }
-static void test_two_readers(void **s) { (void)s; expect_abort(two_readers, "two fibers wait to read it"); }
 static void test_big_frame(void **s) { (void)s; expect_abort(big_frame, "stack overflow in fiber"); expect_abort(big_frame, "'big-frame'"); }
 static void test_stale_handle(void **s) { (void)s; expect_abort(stale_handle, "fiber_join: stale fiber_t"); expect_abort(stale_detach, "fiber_detach: stale fiber_t"); }
 static void test_cross_thread_wake(void **s)
@@ -200,7 +184,6 @@ int main(void)
         cmocka_unit_test(test_join_self),
         cmocka_unit_test(test_join_detached),
         cmocka_unit_test(test_run_in_fiber),
-        cmocka_unit_test(test_two_readers),
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_big_frame),
         cmocka_unit_test(test_stale_handle),

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <valgrind/valgrind.h>
 
 #include "fiber.h"
 
@@ -336,6 +340,258 @@ static void test_signal_wait_timeout(void **state)
     fiber_join(fiber_spawn(signal_timeout, NULL));
 }
 
+/* ---- a worker thread that serves requests until stopped ---- */
+
+static pthread_barrier_t served_bar;
+static fiber_sched_t *worker;
+static atomic_int served;
+static int serve_rc = -2;
+
+static void served_request(void *arg)
+{
+    (void)arg;
+    fiber_sleep_ns(1 * MS); /* a fiber that parks: the worker must not return meanwhile */
+    atomic_fetch_add(&served, 1);
+}
+
+static void served_call(void *arg) { (void)arg; atomic_fetch_add(&served, 100); }
+
+static void *serving_thread(void *arg)
+{
+    (void)arg;
+    worker = fiber_sched_self();
+    pthread_barrier_wait(&served_bar);
+    /* No fiber yet: fiber_run() would return at once; fiber_sched_serve() waits. */
+    serve_rc = fiber_sched_serve();
+    return NULL;
+}
+
+static void test_serve_until_stopped(void **state)
+{
+    (void)state;
+    atomic_store(&served, 0);
+    pthread_barrier_init(&served_bar, NULL, 2);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, serving_thread, NULL), 0);
+    pthread_barrier_wait(&served_bar);
+    sleep_ms(5); /* the worker is asleep in its poller with nothing to run */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(fiber_spawn_on(worker, served_request, NULL), 0);
+    assert_int_equal(fiber_sched_post(worker, served_call, NULL), 0);
+    /* A graceful stop: the requests in flight finish first. */
+    assert_int_equal(fiber_sched_stop(worker), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(serve_rc, 0);
+    assert_int_equal(atomic_load(&served), 110);
+    pthread_barrier_destroy(&served_bar);
+    /* The thread is gone: every call that posts to it says so. */
+    static fiber_waitq_t wq = FIBER_WAITQ_INIT;
+    static fiber_sem_t sem = FIBER_SEM_INIT(0);
+    errno = 0;
+    assert_int_equal(fiber_sched_post(worker, served_call, NULL), -1);
+    assert_int_equal(errno, EPIPE);
+    errno = 0;
+    assert_int_equal(fiber_spawn_on(worker, served_request, NULL), -1);
+    assert_int_equal(errno, EPIPE);
+    errno = 0;
+    assert_int_equal(fiber_waitq_wake_one_on(worker, &wq), -1);
+    assert_int_equal(errno, EPIPE);
+    assert_int_equal(fiber_waitq_wake_all_on(worker, &wq), -1);
+    assert_int_equal(fiber_sem_release_on(worker, &sem), -1);
+    assert_int_equal(fiber_sched_stop(worker), -1);
+    assert_int_equal(errno, EPIPE);
+}
+
+/* A later thread's scheduler may reuse the exited one's face; the old handle must not
+ * reach it. */
+static void *publish_and_wait(void *arg)
+{
+    fiber_sched_t **out = arg;
+    *out = fiber_sched_self();
+    pthread_barrier_wait(&served_bar);
+    return (void *)(intptr_t)fiber_sched_serve();
+}
+
+static void test_handle_of_exited_thread_never_reaches_a_new_one(void **state)
+{
+    (void)state;
+    atomic_store(&served, 0);
+    fiber_sched_t *old_h[4], *new_h;
+    for (int i = 0; i < 4; i++) { /* a few lives, so that faces are surely reused */
+        pthread_barrier_init(&served_bar, NULL, 2);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, publish_and_wait, &old_h[i]), 0);
+        pthread_barrier_wait(&served_bar);
+        assert_int_equal(fiber_sched_stop(old_h[i]), 0);
+        pthread_join(t, NULL);
+        pthread_barrier_destroy(&served_bar);
+    }
+    pthread_barrier_init(&served_bar, NULL, 2);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, publish_and_wait, &new_h), 0);
+    pthread_barrier_wait(&served_bar);
+    for (int i = 0; i < 4; i++) {
+        assert_ptr_not_equal(old_h[i], new_h);
+        errno = 0;
+        assert_int_equal(fiber_sched_post(old_h[i], served_call, NULL), -1);
+        assert_int_equal(errno, EPIPE);
+    }
+    assert_int_equal(fiber_sched_post(new_h, served_call, NULL), 0);
+    assert_int_equal(fiber_sched_stop(new_h), 0);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&served_bar);
+    assert_int_equal(atomic_load(&served), 100); /* the new one's call only */
+}
+
+/* ---- posts racing a thread's exit ---- */
+
+static fiber_sched_t *_Atomic racing_target;
+static atomic_long race_accepted, race_ran, race_epipe;
+static atomic_int race_over;
+
+static void race_job(void *arg) { (void)arg; atomic_fetch_add(&race_ran, 1); }
+
+static void *race_worker(void *arg)
+{
+    (void)arg;
+    atomic_store(&racing_target, fiber_sched_self());
+    fiber_sched_serve();
+    return NULL;
+}
+
+static void *race_poster(void *arg)
+{
+    int spawn = (int)(intptr_t)arg;
+    while (!atomic_load(&race_over)) {
+        fiber_sched_t *t = atomic_load(&racing_target);
+        if (!t) {
+            sched_yield();
+            continue;
+        }
+        int r = spawn ? fiber_spawn_on(t, race_job, NULL) : fiber_sched_post(t, race_job, NULL);
+        if (r == 0)
+            atomic_fetch_add(&race_accepted, 1);
+        else if (errno == EPIPE)
+            atomic_fetch_add(&race_epipe, 1);
+        else
+            fail_msg("a post failed with %s", strerror(errno));
+    }
+    return NULL;
+}
+
+/* Threads posting (and spawning) while the target thread stops and exits, again and
+ * again: no crash or use-after-free (ASan, Valgrind), EPIPE once it is gone, and never
+ * more messages run than were accepted. */
+static void test_posts_racing_thread_exit(void **state)
+{
+    (void)state;
+    int rounds = RUNNING_ON_VALGRIND ? 3 : 30;
+    pthread_t p[2];
+    assert_int_equal(pthread_create(&p[0], NULL, race_poster, (void *)0), 0);
+    assert_int_equal(pthread_create(&p[1], NULL, race_poster, (void *)1), 0);
+    for (int i = 0; i < rounds; i++) {
+        pthread_t w;
+        assert_int_equal(pthread_create(&w, NULL, race_worker, NULL), 0);
+        while (!atomic_load(&racing_target))
+            sched_yield();
+        sleep_ms(1);
+        assert_int_equal(fiber_sched_stop(atomic_load(&racing_target)), 0);
+        pthread_join(w, NULL);
+        sleep_ms(1); /* the posters meet the exited scheduler */
+        atomic_store(&racing_target, NULL);
+    }
+    atomic_store(&race_over, 1);
+    pthread_join(p[0], NULL);
+    pthread_join(p[1], NULL);
+    assert_true(atomic_load(&race_epipe) > 0);
+    assert_true(atomic_load(&race_ran) <= atomic_load(&race_accepted));
+    print_message("%d exits under posts: %ld accepted, %ld ran, %ld EPIPE\n", rounds,
+                  atomic_load(&race_accepted), atomic_load(&race_ran), atomic_load(&race_epipe));
+}
+
+/* ---- fork ---- */
+
+static int fork_pair[2];
+static int offload_rc = -1;
+static fiber_sched_t *other_thread;
+
+static void slow_job(void *arg) { (void)arg; sleep_ms(30); }
+
+static void offloader_across_fork(void *arg)
+{
+    (void)arg;
+    offload_rc = fiber_offload(slow_job, NULL);
+}
+
+static void child_reader(void *arg)
+{
+    char *got = arg;
+    if (fiber_read(fork_pair[0], got, 1, fiber_now_ns() + 2000 * MS) != 1)
+        *got = '?';
+}
+
+static void child_writer(void *arg)
+{
+    (void)arg;
+    fiber_sleep_ns(2 * MS); /* the reader is parked, in the child's own poller */
+    assert_int_equal(write(fork_pair[1], "c", 1), 1);
+}
+
+static void forking_fiber(void *arg)
+{
+    (void)arg;
+    fiber_sleep_ns(5 * MS); /* the offloaded call is running on a pool thread */
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* The child: the pool's call belongs to the parent; the copy of its fiber is told. */
+        fiber_yield();
+        fiber_yield();
+        int code = 0;
+        if (offload_rc != ECANCELED)
+            code |= 1;
+        /* Its own I/O waits work (its own epoll instance and eventfd). */
+        char got = 0;
+        fiber_t *r = fiber_spawn(child_reader, &got), *w = fiber_spawn(child_writer, NULL);
+        fiber_join(r);
+        fiber_join(w);
+        if (got != 'c')
+            code |= 2;
+        /* Another thread of the parent does not exist here. */
+        errno = 0;
+        if (fiber_sched_post(other_thread, served_call, NULL) != -1 || errno != EPIPE)
+            code |= 4;
+        /* And its own scheduler still takes posts (through its new eventfd). */
+        if (fiber_sched_post(fiber_sched_self(), served_call, NULL) != 0)
+            code |= 8;
+        _exit(code);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_fork_from_a_fiber(void **state)
+{
+    (void)state;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fork_pair), 0);
+    pthread_barrier_init(&served_bar, NULL, 2);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, publish_and_wait, &other_thread), 0);
+    pthread_barrier_wait(&served_bar);
+    fiber_t *o = fiber_spawn(offloader_across_fork, NULL), *f = fiber_spawn(forking_fiber, NULL);
+    fiber_join(f);
+    fiber_join(o);
+    assert_int_equal(offload_rc, 0); /* the parent's call completes as usual */
+    assert_int_equal(fiber_sched_stop(other_thread), 0);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&served_bar);
+    fiber_close(fork_pair[0]);
+    fiber_close(fork_pair[1]);
+}
+
 int main(void)
 {
     sigset_t set;
@@ -354,6 +610,10 @@ int main(void)
         cmocka_unit_test(test_exiting_thread_drops_requests),
         cmocka_unit_test(test_signal_wakes_a_fiber),
         cmocka_unit_test(test_signal_wait_timeout),
+        cmocka_unit_test(test_serve_until_stopped),
+        cmocka_unit_test(test_handle_of_exited_thread_never_reaches_a_new_one),
+        cmocka_unit_test(test_posts_racing_thread_exit),
+        cmocka_unit_test(test_fork_from_a_fiber),
     };
     if (getenv("FIBER_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FIBER_TEST_FILTER"));

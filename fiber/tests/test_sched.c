@@ -15,11 +15,11 @@
 
 #include "fiber.h"
 
-/* Two handles of one record: they differ only in the generation, bits 48-63 of a
+/* Two handles of one record: they differ only in the tag, bits 0-5 and 48-63 of a
  * fiber_t (fiber/src/internal.h). */
 static int same_record(const fiber_t *a, const fiber_t *b)
 {
-    return (((uintptr_t)a ^ (uintptr_t)b) & (((uintptr_t)1 << 48) - 1)) == 0;
+    return (((uintptr_t)a ^ (uintptr_t)b) & (((uintptr_t)1 << 48) - 64)) == 0;
 }
 
 static char trace[64];

@@ -447,10 +447,65 @@ static void t_itl_buckets(void **state)
     assert_true(wl_itl_bucket(2000000) > wl_itl_bucket(1000000));
 }
 
-/* Starts the built mock-llm with extra flags (NULL-terminated) after --listen
- * 127.0.0.1:0; returns its port and sets *pid and *out_fd (its stdout, kept open: it may
- * still write there), or skips the test when mock-llm is not built. */
-static int start_mock(pid_t *pid, int *out_fd, const char *const *extra)
+/* Starts the real mock-llm with the given arguments after --listen 127.0.0.1:0; returns
+ * its port and sets *pid, or skips the test when mock-llm is not built. */
+static int g_mock_out = -1;
+
+static int start_mock(pid_t *pid, const char *const *args)
+{
+    const char *bin = getenv("WL_BIN");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/mock-llm", bin ? bin : ".");
+    if (!bin || access(path, X_OK) != 0) {
+        fprintf(stderr, "  mock-llm not built (WL_BIN=%s): skipped\n", bin ? bin : "unset");
+        skip();
+    }
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    *pid = fork();
+    assert_true(*pid >= 0);
+    if (*pid == 0) {
+        /* a failed assertion skips stop_mock(): the server must not outlive the test */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        dup2(out[1], 1);
+        close(out[0]);
+        const char *argv[24] = { path, "--listen", "127.0.0.1:0" };
+        for (int i = 0; args[i] && i < 20; i++)
+            argv[3 + i] = args[i];
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[128] = { 0 };
+    size_t have = 0;
+    while (have < sizeof line - 1 && !strchr(line, '\n')) {
+        ssize_t n = read(out[0], line + have, sizeof line - 1 - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    char *colon = strrchr(line, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    g_mock_out = out[0]; /* kept open: mock-llm may still write to its stdout */
+    if (port <= 0) {
+        kill(*pid, SIGTERM);
+        waitpid(*pid, NULL, 0);
+        fail_msg("mock-llm did not say where it listens: '%s'", line);
+    }
+    return port;
+}
+
+static void stop_mock(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    close(g_mock_out);
+    g_mock_out = -1;
+}
+
+/* As start_mock(), for tests that run several servers at once: the stdout pipe of each
+ * comes back in *out_fd, for stop_mock_fd(). */
+static int start_mock_fd(pid_t *pid, int *out_fd, const char *const *extra)
 {
     const char *bin = getenv("WL_BIN");
     static char path[4096];
@@ -469,8 +524,7 @@ static int start_mock(pid_t *pid, int *out_fd, const char *const *extra)
     *pid = fork();
     assert_true(*pid >= 0);
     if (*pid == 0) {
-        /* a failed assertion skips stop_mock(): the server must not outlive the test */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed assertion skips the stop */
         dup2(out[1], 1);
         close(out[0]);
         execv(path, (char *const *)argv);
@@ -496,7 +550,7 @@ static int start_mock(pid_t *pid, int *out_fd, const char *const *extra)
     return port;
 }
 
-static void stop_mock(pid_t pid, int out_fd)
+static void stop_mock_fd(pid_t pid, int out_fd)
 {
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
@@ -518,9 +572,9 @@ static void t_real_mock_llm_tls(void **state)
     const char *plain_args[] = { "--profile", "fixed", "--time-scale", "0.05", NULL };
     pid_t pid, pid2, pid3;
     int fd, fd2, fd3;
-    int port = start_mock(&pid, &fd, args);
-    int port2 = start_mock(&pid2, &fd2, args2); /* only for its (different) certificate */
-    int plain = start_mock(&pid3, &fd3, plain_args);
+    int port = start_mock_fd(&pid, &fd, args);
+    int port2 = start_mock_fd(&pid2, &fd2, args2); /* only for its (different) certificate */
+    int plain = start_mock_fd(&pid3, &fd3, plain_args);
     (void)port2;
     char err[256];
     wl_tls_opts_t o = { .ca_file = cert };
@@ -557,9 +611,9 @@ static void t_real_mock_llm_tls(void **state)
     wl_tls_opts_t bad = { .ca_file = "/nonexistent/ca.pem" };
     assert_null(wl_tls_client_new(&bad, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent/ca.pem"));
-    stop_mock(pid, fd);
-    stop_mock(pid2, fd2);
-    stop_mock(pid3, fd3);
+    stop_mock_fd(pid, fd);
+    stop_mock_fd(pid2, fd2);
+    stop_mock_fd(pid3, fd3);
     unlink(cert);
     unlink(other);
 }
@@ -568,14 +622,13 @@ static void t_real_mock_llm(void **state)
 {
     (void)state;
     pid_t pid;
-    int fd;
     static const char *const args[] = { "--profile", "fixed", "--time-scale", "0.05", "--seed",
                                         "1", NULL };
-    int port = start_mock(&pid, &fd, args);
+    int port = start_mock(&pid, args);
     /* the fixed profile answers 32 tokens, one per event */
     run_convs(&wl_model_fiber, port, 32, 0);
     run_convs(&wl_model_thread, port, 32, 0);
-    stop_mock(pid, fd);
+    stop_mock(pid);
 }
 
 /* A per-conversation hash of the text received, so two runs can be compared token for
@@ -611,10 +664,9 @@ static void t_same_draws_every_model(void **state)
 {
     (void)state;
     pid_t pid;
-    int fd;
     static const char *const args[] = { "--profile", "gpt-4o", "--time-scale", "0.01", "--seed",
                                         "3", NULL };
-    int port = start_mock(&pid, &fd, args);
+    int port = start_mock(&pid, args);
     static struct draws first, d;
     for (size_t m = 0; wl_models[m]; m++) {
         struct draws *x = m == 0 ? &first : &d;
@@ -648,7 +700,7 @@ static void t_same_draws_every_model(void **state)
         distinct += !dup;
     }
     assert_true(distinct >= NCONV / 3);
-    stop_mock(pid, fd);
+    stop_mock(pid);
 }
 
 int main(void)
@@ -663,8 +715,8 @@ int main(void)
         cmocka_unit_test(t_http_upstream),
         cmocka_unit_test(t_itl_buckets),
         cmocka_unit_test(t_real_mock_llm),
-        cmocka_unit_test(t_same_draws_every_model),
         cmocka_unit_test(t_real_mock_llm_tls),
+        cmocka_unit_test(t_same_draws_every_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
