@@ -164,7 +164,9 @@ def mockllm(d):
     out = []
     for r in rows:
         if r["metric"] in ("max_events_per_s", "open_streams", "failed_streams", "rss_per_stream",
-                           "requests_per_s", "cpu_percent", "lateness_p99"):
+                           "requests_per_s", "cpu_percent", "lateness_p99", "ratio",
+                           "cpu_per_event_us", "accept_to_request_us") or (
+                r["metric"] == "events_per_s" and "max-rate" in r["case"]):
             out.append([f"`{r['case']}`", r["metric"], cell(r) + " " + r["unit"]])
     table(["case", "metric", "median (min-max)"], out)
 
@@ -259,6 +261,31 @@ def llm(d):
         print(f"Limit: `{r['case']}` at {num(r['median'])} conversations.\n")
 
 
+def llm_tls(d):
+    rows = load(d, "llm")
+    tls = [r for r in rows if r["metric"] == "client_hwm_per_conv_bytes" and
+           r["case"].startswith("llm-tls/")]
+    if tls:
+        print("HTTPS against plain HTTP (stage `tls`, client per conversation):\n")
+        out = []
+        for r in tls:
+            k = dict(case=r["case"])
+            out.append([f"`{short(r['case'])}`", cell(r, kib),
+                        cell(one(rows, metric="kernel_est_bytes", **k),
+                             lambda x: kib(float(x) / float(r["value"]))),
+                        cell(one(rows, metric="cpu_per_1k_tokens_ms", **k)),
+                        cell(one(rows, metric="server_rss_per_open_stream_bytes", **k), kib),
+                        cell(one(rows, metric="errors", **k))])
+        table(["case", "peak RSS / conv", "kernel / conv", "CPU ms / 1k tokens",
+               "mock-llm RSS / stream", "errors"], out)
+        cost = [r for r in rows if r["case"].startswith("llm-tls/") and
+                r["metric"] in ("client_tls_bytes_per_conv_bytes", "server_tls_bytes_per_stream_bytes")]
+        if cost:
+            print("What TLS (OpenSSL) costs per connection, HTTPS minus HTTP of the same round:\n")
+            table(["case", "metric", "median (min-max)"],
+                  [[f"`{short(r['case'])}`", r["metric"], cell(r, kib)] for r in cost])
+
+
 def main(argv=None):
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description="Print the README's markdown tables from results CSVs.")
@@ -269,7 +296,7 @@ def main(argv=None):
     if not a.dir or not os.path.isdir(a.dir):
         print(f"tables: no directory {a.dir}", file=sys.stderr)
         return 2
-    for f in (seed, switch, alloc, memory, scale, mockllm, throughput, llm):
+    for f in (seed, switch, alloc, memory, scale, mockllm, throughput, llm, llm_tls):
         f(a.dir)
     return 0
 

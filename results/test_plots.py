@@ -60,14 +60,18 @@ def fixtures():
                       row("seed", f"seed/{m}/{i}/switch", m, i, "", "", "us_per_switch", "us", s),
                       row("seed", f"seed/{m}/{i}/tput", m, i, "", "", "units_per_s", "units/s", t)]
     f["mockllm"] = []
-    for off in (50000, 100000, 200000):
-        c = f"capacity/fiber/streams=1000/offered={off}"
-        for met, unit, v in (("events_per_s", "events/s", off * 1.0),
-                             ("client_events_per_s", "events/s", off * 0.95),
-                             ("lateness_p50", "us", 500.0), ("lateness_p99", "us", 3000.0),
-                             ("lateness_p999", "us", 9000.0)):
-            f["mockllm"].append(row("mockllm", c, "fiber", "mock-llm", "offered_events_per_s", off,
-                                    met, unit, v))
+    for n in (1000, 10000):
+        for impl, model, v in (("floor", "floor", 300000.0), ("mock-llm", "fiber", 250000.0)):
+            f["mockllm"].append(row("mockllm", f"capacity/{impl}/streams={n}/p99<=1ms", model,
+                                    impl, "streams", n, "max_events_per_s", "events/s", v / (n / 1000) ** 0.2))
+        f["mockllm"].append(row("mockllm", f"capacity/floor/streams={n}/max-rate", "floor",
+                                "mllm-floor", "streams", n, "events_per_s", "events/s", 330000.0))
+        f["mockllm"].append(row("mockllm", f"capacity/mock-llm/streams={n}/max-rate-one-write-per-event",
+                                "fiber", "mock-llm", "streams", n, "events_per_s", "events/s", 280000.0))
+        f["mockllm"].append(row("mockllm", f"capacity/ratio/mock-llm-over-floor/streams={n}/p99<=1ms",
+                                "fiber", "mock-llm", "streams", n, "ratio", "x", 0.83))
+        f["mockllm"].append(row("mockllm", f"capacity/mock-llm/streams={n}/p99<=1ms/at-knee", "fiber",
+                                "mock-llm", "streams", n, "lateness_p99", "us", 750.0))
     for met, unit, v in (("open_streams", "streams", 10000.0), ("failed_streams", "streams", 0.0),
                          ("rss_per_stream", "bytes", 16000.0)):
         f["mockllm"].append(row("mockllm", "concurrency/fiber/n=10000/tps=2", "fiber", "mock-llm",

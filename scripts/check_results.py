@@ -76,6 +76,12 @@ METRICS = {
     "generator_bound_count": "count", "generator_send_lag_p99_ms": "ms",
     "offered_req_per_s": "req/s", "service_p99_ms": "ms", "incomplete_count": "count",
     "completed_count": "count", "kernel_est_per_unit_bytes": "bytes", "loadgen_cpu_s": "s",
+    "cpu_per_event_us": "us", "kernel_share_percent": "percent",
+    "runq_wait_percent": "percent", "client_busy_percent": "percent",
+    "accept_to_request_us": "us", "accept_to_request_max_us": "us", "runs_count": "count",
+    "open_conns_count": "count", "client_rss_per_open_conv_bytes": "bytes",
+    "server_rss_per_open_stream_bytes": "bytes", "client_hwm_per_conv_bytes": "bytes",
+    "client_tls_bytes_per_conv_bytes": "bytes", "server_tls_bytes_per_stream_bytes": "bytes",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units

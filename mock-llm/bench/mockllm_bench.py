@@ -51,6 +51,16 @@ def free_port():
     return port
 
 
+def _die_with_parent():
+    """In the child before exec: SIGTERM it when this harness dies, however it dies, so
+    no server or load outlives an interrupted run."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def pin(cpu):
     # Pin only when the CPU exists: on a one-core machine both sides share it, and
     # the machine file says so.
@@ -62,7 +72,8 @@ class Server:
 
     def __init__(self, binary, args):
         self.p = subprocess.Popen(pin(0) + [binary, "--listen", "127.0.0.1:0"] + args,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=_die_with_parent)
         line = self.p.stdout.readline()
         m = re.match(r"[\w-]+ listening on 127\.0\.0\.1:(\d+)$", line.strip())
         if not m:
@@ -86,19 +97,21 @@ def run_load(bindir, port, pid, streams, warmup, window, period_ms=None, stagger
                     "--streams", str(streams), "--warmup", str(warmup), "--window",
                     str(window), "--rss-pid", str(pid), "--busy-poll"]
     cmd += ["--period-ms", f"{period_ms:.6g}"] if period_ms else ["--stagger-ms", str(stagger_ms)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
+                         preexec_fn=_die_with_parent)
     if out.returncode != 0:
         raise RuntimeError(f"mllm-load failed: {out.stderr.strip()}")
     return {k: float(v) for k, v in re.findall(r"(\w+)=([-\w.]+)", out.stdout)}
 
 
-def stream_server(bindir, tps, busy_poll=False):
+def stream_server(bindir, tps, busy_poll=False, extra=()):
     # Streams that never end within the run, one token per event, no time to first
     # token: the load is exactly streams x tps events per second.
     return Server(os.path.join(bindir, "mock-llm"),
                   ["--profile", "fixed", "--ttft-ms", "0", "--tps", f"{tps:.6g}",
                    "--output-tokens", "100000000", "--max-conns", "19500",
-                   "--max-pending", str(1 << 20)] + (["--busy-poll"] if busy_poll else []))
+                   "--max-pending", str(1 << 20)] + (["--busy-poll"] if busy_poll else []) +
+                  list(extra))
 
 
 def floor_server(bindir, tps, busy_poll=False):
@@ -186,12 +199,14 @@ CAP_START = {"floor": 200000, "mock-llm": 100000}  # where run 1's ladder starts
 CAP_MIN, CAP_MAX = 6250, 1600000
 
 
-def probe(args, impl, n, rate, busy, warmup, window):
+def probe(args, impl, n, rate, busy, warmup, window, extra=()):
     """One offered rate against one fresh server: rate = n streams x rate/n tokens/s
     (rate 0: the floor as fast as it can). Returns mllm-load's figures plus ok/flags."""
     tps = rate / n
-    mk = floor_server if impl == "floor" else stream_server
-    srv = mk(args.bin, tps, busy)
+    if impl == "floor":
+        srv = floor_server(args.bin, tps, busy)
+    else:
+        srv = stream_server(args.bin, tps, busy, extra)
     try:
         r = run_load(args.bin, srv.port, srv.p.pid, n, warmup, window,
                      period_ms=1000.0 / tps if tps > 0 else 10.0)
@@ -268,10 +283,24 @@ def capacity(args, rows):
     impls = ("floor", "mock-llm")
     knees = {(i, n): [] for i in impls for n in CAP_STREAMS}
     maxes = {n: [] for n in CAP_STREAMS}
+    nocoal = {n: [] for n in CAP_STREAMS}
+    # A loaded machine makes every knee search run its ladder down to the bottom: the
+    # part stops starting runs past its share of the time, and says so.
+    t_end = time.monotonic() + (45 if args.quick else 140)
     for run in range(runs):
+        if run and time.monotonic() > t_end:
+            log(f"capacity: time share spent after {run} of {runs} runs (a loaded machine?); "
+                f"the rows have {run} runs")
+            break
         for n in CAP_STREAMS:
             log(f"capacity run {run + 1}/{runs}, {n} streams: floor at full speed")
             maxes[n].append(probe(args, "floor", n, 0, busy, warmup, window))
+            # mock-llm flat out with every event its own write (no coalescing): the
+            # like-for-like counterpart of the floor's maximum, CPU per event beside it
+            log(f"capacity run {run + 1}/{runs}, {n} streams: mock-llm at full speed, "
+                f"one write per event")
+            nocoal[n].append(probe(args, "mock-llm", n, 2000000, busy, warmup, window,
+                                   ["--max-batch-events", "1"]))
             for impl in impls:
                 prev = knees[(impl, n)]
                 start = prev[-1][0] if prev and prev[-1][0] > 0 else CAP_START[impl]
@@ -293,6 +322,21 @@ def capacity(args, rows):
                  [100 * r["server_sys_share"] for r in m])
         rows.add(case + "/client", "floor", "mllm-load", "streams", n, "client_busy_percent",
                  "percent", [r["client_busy_pct"] for r in m])
+        nc = nocoal[n]
+        case = f"capacity/mock-llm/streams={n}/max-rate-one-write-per-event"
+        for key, metric, unit, f in (("server_events_per_s", "events_per_s", "events/s", 1),
+                                     ("server_cpu_us_per_event", "cpu_per_event_us", "us", 1),
+                                     ("server_sys_share", "kernel_share_percent", "percent", 100),
+                                     ("client_busy_pct", "client_busy_percent", "percent", 1)):
+            rows.add(case, "fiber", "mock-llm", "streams", n, metric, unit, [r[key] * f for r in nc])
+        rows.add(f"capacity/ratio/mock-llm-over-floor/streams={n}/max-rate-one-write-per-event",
+                 "fiber", "mock-llm", "streams", n, "ratio", "x",
+                 [a["server_events_per_s"] / b["server_events_per_s"] for a, b in zip(nc, m)
+                  if b["server_events_per_s"] > 0])
+        rows.add(f"capacity/ratio/floor-over-mock-llm/streams={n}/cpu-per-event",
+                 "fiber", "mock-llm", "streams", n, "ratio", "x",
+                 [b["server_cpu_us_per_event"] / a["server_cpu_us_per_event"]
+                  for a, b in zip(nc, m) if a["server_cpu_us_per_event"] > 0])
         for impl in impls:
             model, name = ("floor", "mllm-floor") if impl == "floor" else ("fiber", "mock-llm")
             ks = knees[(impl, n)]
@@ -330,7 +374,9 @@ def capacity(args, rows):
                  "fiber", "mock-llm", "streams", n, "ratio", "x", ratio_max)
         med = lambda v: statistics.median(v) if v else float("nan")
         log(f"capacity n={n}: floor max {med([r['server_events_per_s'] for r in maxes[n]]):,.0f}/s "
-            f"({med([r['server_cpu_us_per_event'] for r in maxes[n]]):.2f} us/event); "
+            f"({med([r['server_cpu_us_per_event'] for r in maxes[n]]):.2f} us/event), mock-llm "
+            f"one write per event {med([r['server_events_per_s'] for r in nocoal[n]]):,.0f}/s "
+            f"({med([r['server_cpu_us_per_event'] for r in nocoal[n]]):.2f} us/event); "
             f"p99<=1ms floor {med([k[0] for k in knees[('floor', n)]]):,.0f}/s, mock-llm "
             f"{med([k[0] for k in knees[('mock-llm', n)]]):,.0f}/s, ratio {med(ratio):.2f}")
 
@@ -376,7 +422,7 @@ def concurrency(args, rows):
 
 
 def keepalive(args, rows, tmp):
-    runs = 3 if args.quick else 4
+    runs = 3
     secs = 2 if args.quick else 3
     conns = 32
     lua = os.path.join(tmp, "chat.lua")

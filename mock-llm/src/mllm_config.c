@@ -108,14 +108,18 @@ static void usage(FILE *f)
 "                            trust: curl --cacert, NODE_EXTRA_CA_CERTS, wl-llm --tls-ca\n"
 "  --tls-keep-buffers        keep OpenSSL's ~34 KiB of record buffers on idle\n"
 "                            connections (default: released between writes)\n"
+"  --max-batch-events N      events due at once that go out in one write, at most\n"
+"                            (1-256, default 256; 1: every event its own write, as\n"
+"                            the benchmark's floor does)\n"
 "  --log-level LEVEL         error, warn (default), info or debug (stderr)\n"
 "  --list-profiles           print the profiles and exit\n"
 "  --help                    this text\n"
 "\n"
 "A request header 'x-mock-inject: 429|500|503|midstream|disconnect' forces one\n"
-"injection; 'x-mock-request-index: N' picks the per-request generator explicitly.\n"
-"Endpoints: POST /v1/chat/completions, POST /v1/responses, POST /v1/messages,\n"
-"GET /v1/models, GET /v1/models/ID, GET /health, GET /metrics (Prometheus).\n");
+"injection; 'x-mock-request-index: N' (0 to 2^64-1) picks the per-request generator\n"
+"explicitly. Endpoints: POST /v1/chat/completions, POST /v1/responses,\n"
+"POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, GET /v1/models/ID,\n"
+"GET /health, GET /metrics (Prometheus).\n");
 }
 
 static void list_profiles(void)
@@ -190,6 +194,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         O_MAXCONNS, O_MAXBODY, O_MAXHEADER, O_MAXPENDING, O_IDLE, O_HDRTO, O_WRTO, O_ERATE,
         O_ESTAT, O_RETRY, O_MIDERR, O_DISC, O_LOG, O_LIST, O_HELP, O_BUSY, O_PREFILL,
         O_TOOLRATE, O_SNDBUF, O_TLS, O_TLSCERT, O_TLSKEY, O_TLSOUT, O_TLSKEEP,
+        O_MAXBATCH,
     };
     static const struct option opts[] = {
         { "listen", required_argument, 0, O_LISTEN },
@@ -223,6 +228,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         { "tls-key", required_argument, 0, O_TLSKEY },
         { "tls-cert-out", required_argument, 0, O_TLSOUT },
         { "tls-keep-buffers", no_argument, 0, O_TLSKEEP },
+        { "max-batch-events", required_argument, 0, O_MAXBATCH },
         { "list-profiles", no_argument, 0, O_LIST },
         { "help", no_argument, 0, O_HELP },
         { 0, 0, 0, 0 },
@@ -344,6 +350,13 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         case O_TLSKEY: c->tls_key = optarg; c->tls = 1; break;
         case O_TLSOUT: c->tls_cert_out = optarg; break;
         case O_TLSKEEP: c->tls_keep_buffers = 1; break;
+        case O_MAXBATCH:
+            rc = num("--max-batch-events", optarg, 1, 256, &v);
+            if (!rc && v != (double)(int)v)
+                rc = bad("--max-batch-events", optarg, "must be a whole number");
+            if (!rc)
+                c->max_batch_events = (int)v;
+            break;
         case O_LIST: list_profiles(); return 1;
         case O_HELP: usage(stdout); return 1;
         case ':':

@@ -45,6 +45,7 @@ typedef struct mllm_config {
     int             tls;
     const char     *tls_cert, *tls_key, *tls_cert_out;
     int             tls_keep_buffers;
+    int             max_batch_events; /* events per write at most; 0 = 256 */
 } mllm_config_t;
 
 /* Fills c with the defaults documented in --help. */

@@ -16,12 +16,19 @@ const int mllm_statuses[MLLM_NSTATUS] = {
     200, 400, 404, 405, 408, 413, 414, 429, 431, 500, 501, 503, 505, 529, 0, 0,
 };
 
+/* The bounds in nanoseconds, as integers (this runs once per event), made from the one
+ * table above on first use. */
+static uint64_t late_bounds_ns[MLLM_LATE_BUCKETS];
+
 void mllm_metrics_late(uint64_t late_ns)
 {
+    if (!late_bounds_ns[0])
+        for (int k = 0; k < MLLM_LATE_BUCKETS; k++)
+            late_bounds_ns[k] = (uint64_t)(mllm_late_bounds_us[k] * 1e3);
     double us = (double)late_ns / 1e3;
     int i = 0;
     /* Most events land in the first few buckets: a linear scan beats a search here. */
-    while (i < MLLM_LATE_BUCKETS && us > mllm_late_bounds_us[i])
+    while (i < MLLM_LATE_BUCKETS && late_ns > late_bounds_ns[i])
         i++;
     mllm_metrics.late_bucket[i]++;
     mllm_metrics.late_count++;

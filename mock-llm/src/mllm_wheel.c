@@ -162,10 +162,12 @@ void mllm_wheel_sleep_until(uint64_t deadline)
             continue;
         }
         if (sn - cursor >= NSLOTS - 1) {
-            /* Beyond the horizon (or the ticker is far behind): the heap takes the
-             * first part of the wait. */
+            /* Beyond the horizon from the cursor: the heap takes the first part of a
+             * long wait, then the wheel the rest. When the deadline is near but the
+             * cursor lags (the ticker sleeps towards a deadline almost a horizon
+             * away), the heap takes all of it: a partial sleep could pass it. */
             uint64_t part = deadline - HORIZON_NS / 2;
-            fiber_sleep_until(part > now ? part : now + HORIZON_NS / 4);
+            fiber_sleep_until(deadline - now > HORIZON_NS / 2 ? part : deadline);
             continue;
         }
         node_t n = { .next = NULL, .deadline = deadline, .q = FIBER_WAITQ_INIT };

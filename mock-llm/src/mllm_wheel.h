@@ -7,8 +7,9 @@
  * other streams' memory: at 10,000 streams about 25 cache misses per event (callgrind),
  * more than the rest of the stream's own work. A wheel files a sleeper under its
  * deadline's 16 us slot in O(1); one ticker fiber sleeps (on the runtime's heap, as one
- * entry) until the earliest deadline and wakes every stream that is due, in deadline
- * order within a slot. Sleepers are woken at or after their exact deadline, never
+ * entry) until the earliest deadline and wakes every stream that is due, slot by slot
+ * (within a slot, in no particular order: they are due within 16 us of each other).
+ * Sleepers are woken at or after their exact deadline, never
  * before: lateness is still measured from the deadline the schedule set.
  *
  * One wheel per process, used from the one scheduler thread that serves connections.

@@ -1,7 +1,8 @@
 /*
  * test_wheel.c - the schedule's timer wheel: nobody wakes before their deadline,
- * everybody wakes, in deadline order; deadlines past the horizon, a new deadline
- * earlier than the one the ticker sleeps towards, and an empty wheel that refills.
+ * everybody wakes, in deadline order to within a slot (16 us); deadlines past the
+ * horizon, a new deadline earlier than the one the ticker sleeps towards, a lagging
+ * cursor, and an empty wheel that refills.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -84,11 +85,52 @@ static void t_earlier_deadline_wakes_the_ticker(void **state)
     assert_true(s[1].woke < s[0].deadline);
 }
 
+/* The ticker sleeps towards a deadline almost a horizon away, so its cursor lags; a
+ * sleeper that arrives late in that wait with a deadline just past the horizon from the
+ * cursor must still wake on time: before a plain runtime sleeper due 35 ms after it
+ * (failed before: the far path slept a quarter horizon, 134 ms, past its deadline). */
+static void heap_sleeper_main(void *arg)
+{
+    sleeper_t *s = arg;
+    fiber_sleep_until(s->deadline);
+    s->woke = fiber_now_ns();
+    s->order = woken++;
+}
+
+static void lagging_cursor(void *arg)
+{
+    sleeper_t *s = arg;
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    uint64_t t0 = fiber_now_ns();
+    s[0].deadline = t0 + 530000000u;
+    assert_non_null(fiber_spawn_ex(sleeper_main, &s[0], &a));
+    fiber_sleep_until(t0 + 500000000u);
+    s[1].deadline = t0 + 545000000u;
+    assert_non_null(fiber_spawn_ex(sleeper_main, &s[1], &a));
+    s[2].deadline = t0 + 580000000u;
+    assert_non_null(fiber_spawn_ex(heap_sleeper_main, &s[2], &a));
+}
+
+static void t_lagging_cursor(void **state)
+{
+    (void)state;
+    static sleeper_t s[3];
+    woken = 0;
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    assert_non_null(fiber_spawn_ex(lagging_cursor, s, &a));
+    assert_int_equal(fiber_run(), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_true(s[i].woke >= s[i].deadline);
+        assert_int_equal(s[i].order, i);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_many_sleepers),
         cmocka_unit_test(t_earlier_deadline_wakes_the_ticker),
+        cmocka_unit_test(t_lagging_cursor),
         cmocka_unit_test(t_many_sleepers), /* again: the wheel emptied and refills */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

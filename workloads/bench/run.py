@@ -2,7 +2,7 @@
 """workloads/bench/run.py - the workloads harness: HTTP request throughput and streaming
 LLM conversations on every concurrency model, written as tidy CSV.
 
-    python3 workloads/bench/run.py [--quick] [--only throughput,llm,starve,db,curl]
+    python3 workloads/bench/run.py [--quick] [--only throughput,llm,starve,db,curl,tls]
                                    [--bin DIR] [--out DIR] [--runs N] [--max-seconds S]
 
 Writes OUT/throughput.csv and OUT/llm.csv (schema: results/README.md) with a
@@ -968,6 +968,155 @@ def bench_db(a, tab, budget_end):
         mock.stop()
 
 
+# ---- TLS: streaming conversations over HTTPS and plain HTTP, thread vs fiber -----------
+# Self-contained (stage "tls"): its own mock-llm per run, so each run's server memory is
+# its own, and its own rows (case prefix llm-tls/).
+
+def _tls_metric_values(port, cafile):
+    """mock-llm's /metrics (over TLS when cafile) as {name: value}; {} on failure."""
+    import http.client
+    import ssl
+    try:
+        if cafile:
+            ctx = ssl.create_default_context(cafile=cafile)
+            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=ctx)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+    except (OSError, http.client.HTTPException, ssl.SSLError):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and " " in line:
+            k, v = line.rsplit(" ", 1)
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+    return out
+
+
+def _tls_run(a, impl, tls, n, max_tokens, tmp, timeout_s=240):
+    """One run: a fresh mock-llm (HTTPS with a certificate it makes, or plain), wl-llm on
+    top; while it runs, the moment most streams are running is found from the server's
+    /metrics, and both processes' RSS are read then, with the connections open at that
+    moment (one per conversation in progress, handshaking or streaming: what the RSS is
+    divided by). Not the moment most connections are open: in a storm every client
+    connects at once, long before any handshake has allocated anything. Returns
+    (wl-llm JSON, snapshot)."""
+    cert = os.path.join(tmp, f"tls-{os.getpid()}.pem") if tls else None
+    margs = [os.path.join(a.bin, "mock-llm"), "--listen", "127.0.0.1:0", "--seed", "11",
+             "--max-conns", "19990", "--profile", "gpt-4o", "--tps", "5"]
+    if tls:
+        margs += ["--tls", "--tls-cert-out", cert]
+    mock = Server(f"mock-llm{' --tls' if tls else ''}", margs)
+    snap = {"open": 0, "streams": 0, "client_kib": 0, "server_kib": 0,
+            "server_base_kib": rss_kib(mock.pids())}
+    try:
+        argv = [os.path.join(a.bin, "wl-llm"), "--model", impl, "--target",
+                f"127.0.0.1:{mock.port}", "--n", str(n), "--max-tokens", str(max_tokens),
+                "--timeout", str(timeout_s)] + (["--tls-ca", cert] if tls else [])
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout_s + 60
+        while p.poll() is None and time.monotonic() < deadline:
+            m = _tls_metric_values(mock.port, cert)
+            streams = m.get("mllm_streams_active", 0)
+            if streams > snap["streams"]:
+                snap.update(streams=streams, open=m.get("mllm_connections_active", streams),
+                            client_kib=rss_kib([p.pid]), server_kib=rss_kib(mock.pids()))
+            time.sleep(0.1)
+        if p.poll() is None:
+            p.kill()
+            log(f"  wl-llm {impl} tls={tls} n={n} ran past its time and was killed")
+        out, err = p.communicate()
+    finally:
+        mock.stop()
+    for line in out.splitlines():
+        if line.startswith("{"):
+            return json.loads(line), snap
+    log(f"  wl-llm {impl} tls={tls} failed (exit {p.returncode}): {err.strip()[-300:]}")
+    return None, snap
+
+
+def bench_tls(a, tab, budget_end):
+    """N streaming conversations (gpt-4o first-token time, 5 tokens/s, all arriving at
+    once), thread vs fiber, over HTTPS (mock-llm --tls; the client verifies the server's
+    certificate; TLS 1.3, ECDSA P-256) and plain HTTP, interleaved in each round. Client
+    RSS per open conversation and the server's RSS per open connection are read at the
+    moment most connections are open; the difference HTTPS minus HTTP is what OpenSSL
+    costs each side per connection. CPU per 1,000 tokens includes each conversation's
+    handshake (one connection per conversation: all N are open at once)."""
+    n = 2000 if a.quick else 10000
+    # long enough that the handshake storm is over while the first streams still run
+    max_tokens = 30 if a.quick else 60
+    runs = 1 if a.quick else (a.runs or 2)
+    combos = [("fiber", 0), ("thread", 0), ("fiber", 1), ("thread", 1)]
+    label = f"gpt4o-5tps-{max_tokens}tok"
+    with tempfile.TemporaryDirectory(prefix="wl-tls-") as tmp:
+        for r in range(runs):
+            got = {}
+            for i in range(len(combos)):
+                if time.monotonic() > budget_end:
+                    log(f"tls: time budget spent; skipped run {r + 1}+")
+                    break
+                impl, tls = combos[(i + r) % len(combos)]
+                scheme = "https" if tls else "http"
+                log(f"tls {label} n={n}: {impl} over {scheme}, run {r + 1}/{runs}")
+                j, snap = _tls_run(a, impl, tls, n, max_tokens, tmp)
+                if not j:
+                    continue
+                case = f"llm-tls/{impl}/{scheme}/{label}/n={n}"
+                record_llm(tab, case, impl, n, j)
+                add = lambda metric, unit, v, c=case, m=impl: tab.add(c, KIND[m], m, "n", n,
+                                                                    metric, unit, v)
+                if snap["open"]:
+                    add("open_conns_count", "count", snap["open"])
+                    add("client_rss_per_open_conv_bytes", "bytes",
+                        (snap["client_kib"] - j["rss_base_kib"]) * 1024 / snap["open"])
+                    add("server_rss_per_open_stream_bytes", "bytes",
+                        (snap["server_kib"] - snap["server_base_kib"]) * 1024 / snap["open"])
+                add("client_hwm_per_conv_bytes", "bytes",
+                    (j["rss_peak_kib"] - j["rss_base_kib"]) * 1024 / n)
+                log(f"  ok {j['ok']}/{n}, {snap['streams']:.0f} streams running at most "
+                    f"({snap['open']:.0f} connections then); client RSS/open "
+                    f"conv {(snap['client_kib'] - j['rss_base_kib']) / max(snap['open'], 1):.1f} "
+                    f"KiB, server RSS/stream {(snap['server_kib'] - snap['server_base_kib']) / max(snap['open'], 1):.1f} KiB, "
+                    f"CPU/1k tokens {j['cpu_s_per_1k_tokens'] * 1000:.1f} ms, "
+                    f"TTFT p50 {j['ttft_p50_ms']:.0f} ms")
+                if j["failed"]:
+                    log(f"  {j['failed']} failed: {j['causes']}")
+                got[(impl, tls)] = (j, snap)
+            # ratios and differences within this round only
+            for tls in (0, 1):
+                t, f = got.get(("thread", tls)), got.get(("fiber", tls))
+                scheme = "https" if tls else "http"
+                if t and f and f[0]["cpu_s_per_1k_tokens"] > 0 and f[1]["open"] and t[1]["open"]:
+                    tab.add(f"llm-tls/ratio/thread-over-fiber/{scheme}/{label}/n={n}/cpu-per-token",
+                            "thread", "thread", "n", n, "ratio", "x",
+                            t[0]["cpu_s_per_1k_tokens"] / f[0]["cpu_s_per_1k_tokens"])
+                    per = lambda x: (x[1]["client_kib"] - x[0]["rss_base_kib"]) / x[1]["open"]
+                    if per(f) > 0:
+                        tab.add(f"llm-tls/ratio/thread-over-fiber/{scheme}/{label}/n={n}/rss-per-open-conv",
+                                "thread", "thread", "n", n, "ratio", "x", per(t) / per(f))
+            for impl in ("thread", "fiber"):
+                h, p = got.get((impl, 1)), got.get((impl, 0))
+                if not (h and p and h[1]["open"] and p[1]["open"]):
+                    continue
+                # client: the peak (VmHWM) per conversation, robust to how many overlap
+                c = lambda x: (x[0]["rss_peak_kib"] - x[0]["rss_base_kib"]) * 1024 / n
+                sv = lambda x: (x[1]["server_kib"] - x[1]["server_base_kib"]) * 1024 / x[1]["open"]
+                tab.add(f"llm-tls/{impl}/openssl-cost/{label}/n={n}", KIND[impl], impl, "n", n,
+                        "client_tls_bytes_per_conv_bytes", "bytes", c(h) - c(p))
+                tab.add(f"llm-tls/{impl}/openssl-cost/{label}/n={n}", KIND[impl], impl, "n", n,
+                        "server_tls_bytes_per_stream_bytes", "bytes", sv(h) - sv(p))
+                if p[0]["cpu_s_per_1k_tokens"] > 0:
+                    tab.add(f"llm-tls/ratio/https-over-http/{impl}/{label}/n={n}/cpu-per-token",
+                            KIND[impl], impl, "n", n, "ratio", "x",
+                            h[0]["cpu_s_per_1k_tokens"] / p[0]["cpu_s_per_1k_tokens"])
+
 def noise(a, what, harness):
     """scripts/noise.py around each harness, as bench/run_micro.sh does for its own: before
     it, a bounded wait for a calm machine (FIBERBENCH_CALM_WAIT s: default 5 quick, 30
@@ -1136,8 +1285,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the quick subset (about 2 minutes)")
-    ap.add_argument("--only", default="throughput,llm,starve,db,curl",
-                    help="comma list of stages: throughput, llm, starve, db, curl")
+    ap.add_argument("--only", default="throughput,llm,starve,db,curl,tls",
+                    help="comma list of stages: throughput, llm, starve, db, curl, tls")
     ap.add_argument("--bin", default=os.path.join(TOP, "build", "bin"),
                     help="where wl-http, wl-llm and mock-llm are (default build/bin)")
     ap.add_argument("--out", default=os.path.join(TOP, "results"), help="results directory")
@@ -1147,7 +1296,7 @@ def main():
     a = ap.parse_args()
     stages = [s for s in a.only.split(",") if s]
     for s in stages:
-        if s not in ("throughput", "llm", "starve", "db", "curl"):
+        if s not in ("throughput", "llm", "starve", "db", "curl", "tls"):
             ap.error(f"unknown stage '{s}'")
     if a.runs < 0 or a.runs > 50:
         ap.error("--runs must be 1..50")
@@ -1162,6 +1311,8 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     budget = a.max_seconds or (150 if a.quick else 540)
+    if "tls" in stages and not a.max_seconds:
+        budget += 45 if a.quick else 170  # the TLS stage's own share (bench_tls)
     budget_end = T_START + budget
     signal.signal(signal.SIGTERM, lambda *_: (cleanup(), sys.exit(143)))
     mode = "quick" if a.quick else "full"
@@ -1195,10 +1346,11 @@ def main():
             if tab.order:
                 tab.write(a.out, extra + http_extra)
                 noise(a, "end", "throughput")
-        if any(s in stages for s in ("llm", "starve", "db")):
+        if any(s in stages for s in ("llm", "starve", "db", "tls")):
             tab = Table("llm")
             noise(a, "begin", "llm")
-            for s, fn in (("llm", bench_llm), ("starve", bench_starve), ("db", bench_db)):
+            for s, fn in (("llm", bench_llm), ("starve", bench_starve), ("db", bench_db),
+                          ("tls", bench_tls)):
                 if s in stages:
                     try:
                         fn(a, tab, budget_end)

@@ -12,6 +12,7 @@
 #include "wl_fake.h"
 #include "wl_http.h"
 #include "wl_llm.h"
+#include "wl_tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -112,10 +113,14 @@ static void conv_job(size_t i, wl_res_t *res, void *arg)
     wl_conv_run(&cv->cfg, i, res, count_sink, cv, &cv->c[i]);
 }
 
+/* TLS for run_convs (NULL: plain HTTP). */
+static wl_tls_t *conv_tls;
+
 static void run_convs(const wl_model_t *client, int port, int tokens, size_t bytes_per_token)
 {
     static struct convs cv;
     memset(&cv, 0, sizeof cv);
+    cv.cfg.tls = conv_tls;
     wl_parse_addr("127.0.0.1:0", &cv.cfg.addr);
     cv.cfg.addr.sin_port = htons((uint16_t)port);
     cv.cfg.max_tokens = 64;
@@ -498,6 +503,121 @@ static void stop_mock(pid_t pid)
     g_mock_out = -1;
 }
 
+/* As start_mock(), for tests that run several servers at once: the stdout pipe of each
+ * comes back in *out_fd, for stop_mock_fd(). */
+static int start_mock_fd(pid_t *pid, int *out_fd, const char *const *extra)
+{
+    const char *bin = getenv("WL_BIN");
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/mock-llm", bin ? bin : ".");
+    if (!bin || access(path, X_OK) != 0) {
+        fprintf(stderr, "  mock-llm not built (WL_BIN=%s): skipped\n", bin ? bin : "unset");
+        skip();
+    }
+    const char *argv[24] = { path, "--listen", "127.0.0.1:0" };
+    int n = 3;
+    for (; extra && *extra && n < 23; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    *pid = fork();
+    assert_true(*pid >= 0);
+    if (*pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed assertion skips the stop */
+        dup2(out[1], 1);
+        close(out[0]);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[128] = { 0 };
+    size_t have = 0;
+    while (have < sizeof line - 1 && !strchr(line, '\n')) {
+        ssize_t r = read(out[0], line + have, sizeof line - 1 - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+    }
+    char *colon = strrchr(line, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    *out_fd = out[0];
+    if (port <= 0) {
+        kill(*pid, SIGTERM);
+        waitpid(*pid, NULL, 0);
+        fail_msg("mock-llm did not say where it listens: '%s'", line);
+    }
+    return port;
+}
+
+static void stop_mock_fd(pid_t pid, int out_fd)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    close(out_fd);
+}
+
+/* The LLM client over HTTPS on every model, the server's certificate verified; a client
+ * that trusts another certificate, and one that speaks TLS to a plain server, fail
+ * cleanly with the cause named. */
+static void t_real_mock_llm_tls(void **state)
+{
+    (void)state;
+    char cert[64], other[64];
+    snprintf(cert, sizeof cert, "/tmp/wl-e2e-tls-%d.pem", (int)getpid());
+    snprintf(other, sizeof other, "/tmp/wl-e2e-tls-%d-other.pem", (int)getpid());
+    const char *args[] = { "--profile", "fixed", "--time-scale", "0.05", "--seed", "1", "--tls",
+                           "--tls-cert-out", cert, NULL };
+    const char *args2[] = { "--tls", "--tls-cert-out", other, NULL };
+    const char *plain_args[] = { "--profile", "fixed", "--time-scale", "0.05", NULL };
+    pid_t pid, pid2, pid3;
+    int fd, fd2, fd3;
+    int port = start_mock_fd(&pid, &fd, args);
+    int port2 = start_mock_fd(&pid2, &fd2, args2); /* only for its (different) certificate */
+    int plain = start_mock_fd(&pid3, &fd3, plain_args);
+    (void)port2;
+    char err[256];
+    wl_tls_opts_t o = { .ca_file = cert };
+    conv_tls = wl_tls_client_new(&o, err, sizeof err);
+    if (!conv_tls)
+        fail_msg("TLS context: %s", err);
+    for (size_t i = 0; wl_models[i]; i++) {
+        fprintf(stderr, "  mock-llm --tls, client %s\n", wl_models[i]->name);
+        run_convs(wl_models[i], port, 32, 0);
+    }
+    /* the right certificate, but a plain server: the handshake fails, nothing hangs */
+    wl_conv_cfg_t cfg = { .max_tokens = 4, .timeout_ns = 5000000000ull, .tls = conv_tls };
+    wl_parse_addr("127.0.0.1:0", &cfg.addr);
+    cfg.addr.sin_port = htons((uint16_t)plain);
+    wl_conv_t c;
+    memset(&c, 0, sizeof c);
+    c.arrival_ns = wl_now_ns();
+    assert_int_equal(wl_conv_run(&cfg, 0, NULL, NULL, NULL, &c), -1);
+    assert_non_null(strstr(c.cause, "tls"));
+    wl_tls_free(conv_tls);
+    /* a client that trusts another server's certificate refuses this one */
+    wl_tls_opts_t o2 = { .ca_file = other };
+    conv_tls = wl_tls_client_new(&o2, err, sizeof err);
+    assert_non_null(conv_tls);
+    cfg.tls = conv_tls;
+    cfg.addr.sin_port = htons((uint16_t)port);
+    memset(&c, 0, sizeof c);
+    c.arrival_ns = wl_now_ns();
+    assert_int_equal(wl_conv_run(&cfg, 0, NULL, NULL, NULL, &c), -1);
+    assert_string_equal(c.cause, "tls: EPROTO");
+    wl_tls_free(conv_tls);
+    conv_tls = NULL;
+    /* a CA file that does not exist is an error at setup, with its name */
+    wl_tls_opts_t bad = { .ca_file = "/nonexistent/ca.pem" };
+    assert_null(wl_tls_client_new(&bad, err, sizeof err));
+    assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+    stop_mock_fd(pid, fd);
+    stop_mock_fd(pid2, fd2);
+    stop_mock_fd(pid3, fd3);
+    unlink(cert);
+    unlink(other);
+}
+
 static void t_real_mock_llm(void **state)
 {
     (void)state;
@@ -595,6 +715,7 @@ int main(void)
         cmocka_unit_test(t_http_upstream),
         cmocka_unit_test(t_itl_buckets),
         cmocka_unit_test(t_real_mock_llm),
+        cmocka_unit_test(t_real_mock_llm_tls),
         cmocka_unit_test(t_same_draws_every_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
