@@ -809,6 +809,79 @@ static void test_poll_reused_number(void **st)
     close(sv[1]);
 }
 
+/* ==== review (issue 12): findings, each a test that states the libc behaviour ==========
+ * Each test below says what a program gets without the hook (a thread, or libc's own
+ * definition) and checks that the hook gives the same. They are bounded: a call that
+ * blocks the thread where it should park is ended by a helper thread or a socket
+ * timeout, and the test then fails instead of hanging. */
+
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+/* A fiber that parks in recv on fd until a peer fiber writes one byte: afterwards the
+ * hook has made fd's open file description non-blocking underneath. */
+struct primed { int fd, peer; };
+static void prime_reader(void *p)
+{
+    struct primed *x = p;
+    char b;
+    assert_int_equal(recv(x->fd, &b, 1, 0), 1);
+}
+static void prime_writer(void *p)
+{
+    struct primed *x = p;
+    fiber_sleep_ns(5 * MS);
+    assert_int_equal(write(x->peer, "p", 1), 1);
+}
+static void prime_nonblock(int fd, int peer)
+{
+    struct primed x = { fd, peer };
+    fiber_t *r = fiber_spawn(prime_reader, &x), *w = fiber_spawn(prime_writer, &x);
+    fiber_join(r);
+    fiber_join(w);
+}
+
+/* -- review: O_NONBLOCK the hook set leaks into an exec'd child sharing the description -- */
+static void test_review_nonblock_leaks_to_exec_child(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    prime_nonblock(sv[0], sv[1]); /* a fiber once did a blocking recv on sv[0] */
+    /* A child inherits sv[0] as its stdin and reads it the ordinary blocking way (a
+     * subprocess, `prog | other`, an inherited stdin). libc: head blocks until the data
+     * comes 100 ms later and prints it. */
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        syscall(SYS_dup3, sv[0], 0, 0);
+        syscall(SYS_dup3, out[1], 1, 0);
+        execlp("head", "head", "-c", "5", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    struct timespec t = { 0, 100 * 1000000L };
+    nanosleep(&t, NULL);
+    assert_int_equal(write(sv[1], "hello", 5), 5);
+    char got[16] = { 0 };
+    ssize_t n = read(out[0], got, sizeof got - 1);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(out[0]);
+    close(sv[0]);
+    close(sv[1]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || n != 5)
+        fail_msg("a child reading the inherited descriptor failed (exit %d, read %zd '%s'): "
+                 "the O_NONBLOCK the hook set for a fiber is on the shared open file "
+                 "description, and the child gets EAGAIN",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1, n, got);
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -839,6 +912,7 @@ int main(void)
         cmocka_unit_test(test_poll_same_fds_two_fibers),
         cmocka_unit_test(test_poll_reused_number),
         cmocka_unit_test(test_ten_thousand_sleepers),
+        cmocka_unit_test(test_review_nonblock_leaks_to_exec_child),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
