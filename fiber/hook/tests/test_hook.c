@@ -882,6 +882,32 @@ static void test_review_nonblock_leaks_to_exec_child(void **st)
                  WIFEXITED(status) ? WEXITSTATUS(status) : -1, n, got);
 }
 
+/* -- review: a second number for the same description (dup made before the fiber used
+ * the first) is not known to be non-blocking: a thread reading it gets EAGAIN -- */
+static void test_review_dup_before_fiber_thread_eagain(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    int d = dup(sv[0]); /* e.g. a library keeps its own copy; stdin dup'd at start-up */
+    prime_nonblock(sv[0], sv[1]);
+    int fl = fcntl(d, F_GETFL);
+    struct delayed dw = { sv[1], 30 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, delayed_write, &dw), 0);
+    char b[8];
+    ssize_t r = read(d, b, sizeof b); /* a plain thread, blocking descriptor: waits 30 ms */
+    int e = errno;
+    pthread_join(t, NULL);
+    close(d);
+    close(sv[0]);
+    close(sv[1]);
+    if (r != 5)
+        fail_msg("read on the dup'd number outside a fiber: %zd (%s), libc blocks and "
+                 "returns 5", r, strerror(e));
+    assert_int_equal(fl & O_NONBLOCK, 0); /* the caller never asked for it */
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -913,6 +939,7 @@ int main(void)
         cmocka_unit_test(test_poll_reused_number),
         cmocka_unit_test(test_ten_thousand_sleepers),
         cmocka_unit_test(test_review_nonblock_leaks_to_exec_child),
+        cmocka_unit_test(test_review_dup_before_fiber_thread_eagain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
