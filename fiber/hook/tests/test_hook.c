@@ -908,6 +908,46 @@ static void test_review_dup_before_fiber_thread_eagain(void **st)
     assert_int_equal(fl & O_NONBLOCK, 0); /* the caller never asked for it */
 }
 
+/* -- review: what libc does behind the hook (stdio, sendfile, recvmmsg) sees the
+ * O_NONBLOCK the hook set, and fails with EAGAIN where it would block -- */
+static void test_review_libc_internal_io_sees_nonblock(void **st)
+{
+    (void)st;
+    /* stdio on the socket, outside a fiber (a line protocol read with fgets) */
+    int sv[2];
+    pair(sv);
+    prime_nonblock(sv[0], sv[1]);
+    struct delayed dw = { sv[1], 30 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, delayed_write, &dw), 0);
+    FILE *f = fdopen(dup(sv[0]), "r");
+    assert_non_null(f);
+    char line[16];
+    char *got = fgets(line, sizeof line, f);
+    int e1 = errno;
+    pthread_join(t, NULL);
+    fclose(f);
+    close(sv[0]);
+    close(sv[1]);
+    /* recvmmsg, outside a fiber */
+    pair(sv);
+    prime_nonblock(sv[0], sv[1]);
+    dw.fd = sv[1];
+    assert_int_equal(pthread_create(&t, NULL, delayed_write, &dw), 0);
+    char b[8];
+    struct iovec iov = { b, sizeof b };
+    struct mmsghdr mm = { .msg_hdr = { .msg_iov = &iov, .msg_iovlen = 1 } };
+    int r2 = recvmmsg(sv[0], &mm, 1, 0, NULL);
+    int e2 = errno;
+    pthread_join(t, NULL);
+    close(sv[0]);
+    close(sv[1]);
+    if (!got || r2 != 1)
+        fail_msg("libc calls the hook does not interpose no longer block: fgets %s (%s), "
+                 "recvmmsg %d (%s); both wait for the data 30 ms later without the hook",
+                 got ? "ok" : "NULL", got ? "-" : strerror(e1), r2, r2 == 1 ? "-" : strerror(e2));
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -940,6 +980,7 @@ int main(void)
         cmocka_unit_test(test_ten_thousand_sleepers),
         cmocka_unit_test(test_review_nonblock_leaks_to_exec_child),
         cmocka_unit_test(test_review_dup_before_fiber_thread_eagain),
+        cmocka_unit_test(test_review_libc_internal_io_sees_nonblock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
