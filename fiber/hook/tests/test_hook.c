@@ -948,6 +948,81 @@ static void test_review_libc_internal_io_sees_nonblock(void **st)
                  got ? "ok" : "NULL", got ? "-" : strerror(e1), r2, r2 == 1 ? "-" : strerror(e2));
 }
 
+/* A FIFO in a fresh directory, opened read-write (so it never waits for a peer). */
+static int fifo_open(char dir[64])
+{
+    snprintf(dir, 64, "/tmp/hookrev.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char path[96];
+    snprintf(path, sizeof path, "%s/f", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    return open(path, O_RDWR);
+}
+static void fifo_remove(const char dir[64])
+{
+    char path[96];
+    snprintf(path, sizeof path, "%s/f", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+struct stale { int fd; volatile int progress; int at_return; ssize_t r; int done; };
+static void stale_reader(void *p)
+{
+    struct stale *x = p;
+    char b[8];
+    x->r = read(x->fd, b, sizeof b);
+    x->at_return = x->progress;
+    x->done = 1;
+}
+static void stale_peer(void *p)
+{
+    struct stale *x = p;
+    while (!x->done) {
+        x->progress++;
+        fiber_sleep_ns(2 * MS);
+    }
+}
+static void *stale_rescue(void *p) /* the write a blocked thread would wait for forever */
+{
+    struct stale *x = p;
+    struct timespec t = { 1, 0 };
+    nanosleep(&t, NULL);
+    if (!x->done && write(x->fd, "r", 1) != 1)
+        abort();
+    return NULL;
+}
+
+/* -- review: a number closed behind the hook's back (fclose) and reused by open(): the
+ * hook still believes it made the descriptor non-blocking, so a fiber's read on the new
+ * FIFO blocks the whole thread -- */
+static void test_review_stale_state_blocks_thread(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    prime_nonblock(sv[0], sv[1]);
+    int k = sv[0];
+    fclose(fdopen(k, "r")); /* libc closes it itself: no hook sees this close */
+    char dir[64];
+    int f = fifo_open(dir);
+    assert_int_equal(f, k); /* the lowest free number comes back */
+    struct stale x = { .fd = f };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stale_rescue, &x), 0);
+    fiber_t *a = fiber_spawn(stale_reader, &x), *b = fiber_spawn(stale_peer, &x);
+    fiber_join(a);
+    fiber_join(b);
+    pthread_join(t, NULL);
+    close(f);
+    close(sv[1]);
+    fifo_remove(dir);
+    assert_int_equal(x.r, 1);
+    if (x.at_return < 3)
+        fail_msg("read of a FIFO on a fiber blocked the thread (the peer fiber ran %d "
+                 "times in 1 s): stale 'made non-blocking' state for fd %d", x.at_return, k);
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -981,6 +1056,7 @@ int main(void)
         cmocka_unit_test(test_review_nonblock_leaks_to_exec_child),
         cmocka_unit_test(test_review_dup_before_fiber_thread_eagain),
         cmocka_unit_test(test_review_libc_internal_io_sees_nonblock),
+        cmocka_unit_test(test_review_stale_state_blocks_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
