@@ -1023,6 +1023,42 @@ static void test_review_stale_state_blocks_thread(void **st)
                  "times in 1 s): stale 'made non-blocking' state for fd %d", x.at_return, k);
 }
 
+/* -- review: the same reuse, for poll: the hook's poll set keeps the number as added
+ * (no new generation: open() is not interposed) and the new file is never added -- */
+static void fifo_write_later(void *p)
+{
+    fiber_sleep_ns(10 * MS);
+    assert_int_equal(write(*(int *)p, "z", 1), 1);
+}
+static void test_review_poll_reused_number_by_open(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct reuse x = { sv[0], 0, 0 };
+    fiber_t *a = fiber_spawn(reuse_poller, &x), *w = fiber_spawn(later_write, &sv[1]);
+    fiber_join(a);
+    fiber_join(w);
+    assert_int_equal(x.r, 1);
+    int k = sv[0];
+    fclose(fdopen(k, "r")); /* closed by libc itself */
+    char dir[64];
+    int f = fifo_open(dir);
+    assert_int_equal(f, k);
+    x = (struct reuse){ f, 0, 0 };
+    a = fiber_spawn(reuse_poller, &x);
+    w = fiber_spawn(fifo_write_later, &f);
+    fiber_join(a);
+    fiber_join(w);
+    close(f);
+    close(sv[1]);
+    fifo_remove(dir);
+    assert_int_equal(x.r, 1);
+    if (x.el >= 1000 * MS)
+        fail_msg("poll on a FIFO whose number was reused woke only at its 2 s timeout "
+                 "(%llu ms), not at the write 10 ms in", (unsigned long long)(x.el / MS));
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1057,6 +1093,7 @@ int main(void)
         cmocka_unit_test(test_review_dup_before_fiber_thread_eagain),
         cmocka_unit_test(test_review_libc_internal_io_sees_nonblock),
         cmocka_unit_test(test_review_stale_state_blocks_thread),
+        cmocka_unit_test(test_review_poll_reused_number_by_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
