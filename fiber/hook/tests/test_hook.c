@@ -1059,6 +1059,88 @@ static void test_review_poll_reused_number_by_open(void **st)
                  "(%llu ms), not at the write 10 ms in", (unsigned long long)(x.el / MS));
 }
 
+/* -- review: MSG_WAITALL is emulated by a loop that also runs for MSG_PEEK (the same
+ * bytes copied twice) and for datagrams (two datagrams merged into one) -- */
+struct wa { int fd, peer; int flags; int dgram; char buf[16]; ssize_t r; };
+static void wa_reader(void *p)
+{
+    struct wa *x = p;
+    memset(x->buf, 0, sizeof x->buf);
+    x->r = recv(x->fd, x->buf, 10, x->flags);
+}
+static void wa_writer(void *p)
+{
+    struct wa *x = p;
+    fiber_sleep_ns(5 * MS);
+    if (x->dgram) {
+        assert_int_equal(send(x->peer, "abc", 3, 0), 3);
+        assert_int_equal(send(x->peer, "def", 3, 0), 3);
+    } else {
+        assert_int_equal(send(x->peer, "hello", 5, 0), 5);
+        fiber_sleep_ns(20 * MS);
+        assert_int_equal(send(x->peer, "world", 5, 0), 5);
+    }
+}
+struct wa_thread { int peer, dgram; };
+static void *wa_thread_writer(void *p)
+{
+    struct wa_thread *w = p;
+    struct timespec t = { 0, 5 * 1000000L }, t2 = { 0, 20 * 1000000L };
+    nanosleep(&t, NULL);
+    if (w->dgram) {
+        if (send(w->peer, "abc", 3, 0) != 3 || send(w->peer, "def", 3, 0) != 3)
+            abort();
+    } else {
+        if (send(w->peer, "hello", 5, 0) != 5)
+            abort();
+        nanosleep(&t2, NULL);
+        if (send(w->peer, "world", 5, 0) != 5)
+            abort();
+    }
+    return NULL;
+}
+static void wa_case(int type, int flags, char fiber_out[16], ssize_t *fr, char thread_out[16],
+                    ssize_t *tr)
+{
+    for (int on_fiber = 0; on_fiber < 2; on_fiber++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, type, 0, sv), 0);
+        struct timeval tv = { 2, 0 };
+        setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        struct wa x = { sv[0], sv[1], flags, type == SOCK_DGRAM, { 0 }, 0 };
+        if (on_fiber) {
+            fiber_t *r = fiber_spawn(wa_reader, &x), *w = fiber_spawn(wa_writer, &x);
+            fiber_join(r);
+            fiber_join(w);
+            memcpy(fiber_out, x.buf, 16);
+            *fr = x.r;
+        } else { /* libc's answer: a plain thread on a blocking socket */
+            struct wa_thread wt = { sv[1], type == SOCK_DGRAM };
+            pthread_t t;
+            assert_int_equal(pthread_create(&t, NULL, wa_thread_writer, &wt), 0);
+            wa_reader(&x);
+            pthread_join(t, NULL);
+            memcpy(thread_out, x.buf, 16);
+            *tr = x.r;
+        }
+        close(sv[0]);
+        close(sv[1]);
+    }
+}
+static void test_review_waitall_peek_and_datagrams(void **st)
+{
+    (void)st;
+    char f1[16], t1[16], f2[16], t2[16];
+    ssize_t fr1, tr1, fr2, tr2;
+    wa_case(SOCK_STREAM, MSG_WAITALL | MSG_PEEK, f1, &fr1, t1, &tr1);
+    wa_case(SOCK_DGRAM, MSG_WAITALL, f2, &fr2, t2, &tr2);
+    int bad1 = fr1 != tr1 || memcmp(f1, t1, 16) != 0, bad2 = fr2 != tr2 || memcmp(f2, t2, 16) != 0;
+    if (bad1 || bad2)
+        fail_msg("recv(MSG_WAITALL|MSG_PEEK) stream: fiber %zd '%s', libc %zd '%s'; "
+                 "recv(MSG_WAITALL) datagrams: fiber %zd '%s', libc %zd '%s'",
+                 fr1, f1, tr1, t1, fr2, f2, tr2, t2);
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1094,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_review_libc_internal_io_sees_nonblock),
         cmocka_unit_test(test_review_stale_state_blocks_thread),
         cmocka_unit_test(test_review_poll_reused_number_by_open),
+        cmocka_unit_test(test_review_waitall_peek_and_datagrams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
