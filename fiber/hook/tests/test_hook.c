@@ -1141,6 +1141,40 @@ static void test_review_waitall_peek_and_datagrams(void **st)
                  fr1, f1, tr1, t1, fr2, f2, tr2, t2);
 }
 
+/* -- review: recvmsg(MSG_WAITALL) on a fiber returns what the first wake-up finds -- */
+struct rmw { int fd, peer; ssize_t r; };
+static void rmw_reader(void *p)
+{
+    struct rmw *x = p;
+    char b[16];
+    struct iovec iov = { b, 10 };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+    x->r = recvmsg(x->fd, &m, MSG_WAITALL);
+}
+static void rmw_writer(void *p)
+{
+    struct rmw *x = p;
+    fiber_sleep_ns(5 * MS);
+    assert_int_equal(send(x->peer, "hello", 5, 0), 5);
+    fiber_sleep_ns(20 * MS);
+    assert_int_equal(send(x->peer, "world", 5, 0), 5);
+}
+static void test_review_recvmsg_waitall(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct rmw x = { sv[0], sv[1], 0 };
+    fiber_t *r = fiber_spawn(rmw_reader, &x), *w = fiber_spawn(rmw_writer, &x);
+    fiber_join(r);
+    fiber_join(w);
+    close(sv[0]);
+    close(sv[1]);
+    if (x.r != 10)
+        fail_msg("recvmsg(MSG_WAITALL) of 10 bytes on a fiber returned %zd; a blocking "
+                 "socket waits for all 10 (recv(2))", x.r);
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1177,6 +1211,7 @@ int main(void)
         cmocka_unit_test(test_review_stale_state_blocks_thread),
         cmocka_unit_test(test_review_poll_reused_number_by_open),
         cmocka_unit_test(test_review_waitall_peek_and_datagrams),
+        cmocka_unit_test(test_review_recvmsg_waitall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
