@@ -1175,6 +1175,54 @@ static void test_review_recvmsg_waitall(void **st)
                  "socket waits for all 10 (recv(2))", x.r);
 }
 
+/* -- review: connect to an AF_UNIX listener whose backlog is full: a blocking socket
+ * waits for room (unix(7)); the hook's non-blocking one says EAGAIN at once -- */
+struct ucon { struct sockaddr_un sa; socklen_t len; int listener; int r, err; };
+static void ucon_connector(void *p)
+{
+    struct ucon *u = p;
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct timeval tv = { 2, 0 };
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    u->r = connect(s, (struct sockaddr *)&u->sa, u->len);
+    u->err = errno;
+    close(s);
+}
+static void ucon_acceptor(void *p)
+{
+    struct ucon *u = p;
+    fiber_sleep_ns(20 * MS);
+    int c = accept(u->listener, NULL, NULL); /* makes room in the queue */
+    assert_true(c >= 0);
+    fiber_sleep_ns(20 * MS);
+    close(c);
+    c = accept(u->listener, NULL, NULL); /* the connector's, if it waited (else SO_RCVTIMEO) */
+    if (c >= 0)
+        close(c);
+}
+static void test_review_unix_connect_full_backlog(void **st)
+{
+    (void)st;
+    struct ucon u = { .sa = { .sun_family = AF_UNIX } };
+    snprintf(u.sa.sun_path + 1, sizeof u.sa.sun_path - 1, "hookrev-%d", (int)getpid());
+    u.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(u.sa.sun_path + 1));
+    u.listener = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(u.listener, (struct sockaddr *)&u.sa, u.len), 0);
+    assert_int_equal(listen(u.listener, 0), 0);
+    struct timeval tv = { 0, 500000 };
+    setsockopt(u.listener, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int filler = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_int_equal(connect(filler, (struct sockaddr *)&u.sa, u.len), 0); /* queue full */
+    fiber_t *c = fiber_spawn(ucon_connector, &u), *a = fiber_spawn(ucon_acceptor, &u);
+    fiber_join(c);
+    fiber_join(a);
+    close(filler);
+    close(u.listener);
+    if (u.r != 0)
+        fail_msg("blocking connect to a busy AF_UNIX listener on a fiber: -1 (%s); a "
+                 "thread waits until accept makes room", strerror(u.err));
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1212,6 +1260,7 @@ int main(void)
         cmocka_unit_test(test_review_poll_reused_number_by_open),
         cmocka_unit_test(test_review_waitall_peek_and_datagrams),
         cmocka_unit_test(test_review_recvmsg_waitall),
+        cmocka_unit_test(test_review_unix_connect_full_backlog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
