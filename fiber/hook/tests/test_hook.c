@@ -1223,6 +1223,53 @@ static void test_review_unix_connect_full_backlog(void **st)
                  "thread waits until accept makes room", strerror(u.err));
 }
 
+/* -- review: two fibers blocked in accept() on one listener (a pre-spawned worker pool)
+ * abort the process ("two fibers wait to read it at once"); threads do this freely -- */
+struct acc2 { int l; int got; struct sockaddr_in sa; };
+static void acc2_worker(void *p)
+{
+    struct acc2 *x = p;
+    int c = accept(x->l, NULL, NULL);
+    if (c >= 0) {
+        x->got++;
+        close(c);
+    }
+}
+static void acc2_client(void *p)
+{
+    struct acc2 *x = p;
+    fiber_sleep_ns(10 * MS);
+    for (int i = 0; i < 2; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        assert_int_equal(connect(s, (struct sockaddr *)&x->sa, sizeof x->sa), 0);
+        fiber_sleep_ns(5 * MS);
+        close(s);
+    }
+}
+static void test_review_two_fibers_accept_one_listener(void **st)
+{
+    (void)st;
+    pid_t pid = fork(); /* the abort is the finding: keep it in a child */
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(10);
+        struct acc2 x = { 0 };
+        x.l = listener(&x.sa);
+        fiber_t *a = fiber_spawn(acc2_worker, &x), *b = fiber_spawn(acc2_worker, &x),
+                *c = fiber_spawn(acc2_client, &x);
+        fiber_join(a);
+        fiber_join(b);
+        fiber_join(c);
+        _exit(x.got == 2 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("two fibers in accept() on one listening socket: %s %d",
+                 WIFSIGNALED(status) ? "killed by signal" : "exit",
+                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1261,6 +1308,7 @@ int main(void)
         cmocka_unit_test(test_review_waitall_peek_and_datagrams),
         cmocka_unit_test(test_review_recvmsg_waitall),
         cmocka_unit_test(test_review_unix_connect_full_backlog),
+        cmocka_unit_test(test_review_two_fibers_accept_one_listener),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
