@@ -1270,6 +1270,26 @@ static void test_review_two_fibers_accept_one_listener(void **st)
                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 }
 
+/* -- review: a blocking read of a timerfd (or eventfd) on a fiber blocks the thread:
+ * epoll can wait for both, but the hook passes them through -- */
+static void test_review_timerfd_read_parks(void **st)
+{
+    (void)st;
+    int tfd = timerfd_create(CLOCK_MONOTONIC, 0);
+    assert_true(tfd >= 0);
+    struct itimerspec it = { .it_value = { 0, 100 * 1000000L } };
+    assert_int_equal(timerfd_settime(tfd, 0, &it, NULL), 0);
+    struct stale x = { .fd = tfd };
+    fiber_t *a = fiber_spawn(stale_reader, &x), *b = fiber_spawn(stale_peer, &x);
+    fiber_join(a);
+    fiber_join(b);
+    close(tfd);
+    assert_int_equal(x.r, 8);
+    if (x.at_return < 3)
+        fail_msg("read(timerfd) on a fiber blocked the thread for 100 ms (the peer fiber "
+                 "ran %d times)", x.at_return);
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1309,6 +1329,7 @@ int main(void)
         cmocka_unit_test(test_review_recvmsg_waitall),
         cmocka_unit_test(test_review_unix_connect_full_backlog),
         cmocka_unit_test(test_review_two_fibers_accept_one_listener),
+        cmocka_unit_test(test_review_timerfd_read_parks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
