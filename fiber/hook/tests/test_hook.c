@@ -1290,6 +1290,37 @@ static void test_review_timerfd_read_parks(void **st)
                  "ran %d times)", x.at_return);
 }
 
+/* -- review: select with nfds above FD_SETSIZE (a program with bigger fd_set arrays):
+ * Linux clamps nfds to the descriptor table; the hook says EINVAL on a fiber -- */
+struct bigsel { int fd; int r, err; };
+static void bigsel_main(void *p)
+{
+    struct bigsel *x = p;
+    fd_set sets[2]; /* room for 2 * FD_SETSIZE descriptors */
+    memset(sets, 0, sizeof sets);
+    FD_SET(x->fd, &sets[0]);
+    struct timeval tv = { 1, 0 };
+    x->r = select(FD_SETSIZE + 64, &sets[0], NULL, NULL, &tv);
+    x->err = errno;
+}
+static void test_review_select_nfds_above_fd_setsize(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    struct bigsel t = { sv[0], 0, 0 }, f = { sv[0], 0, 0 };
+    bigsel_main(&t); /* libc: 1 */
+    fiber_t *a = fiber_spawn(bigsel_main, &f);
+    fiber_join(a);
+    close(sv[0]);
+    close(sv[1]);
+    assert_int_equal(t.r, 1);
+    if (f.r != 1)
+        fail_msg("select(FD_SETSIZE + 64, ...) with a ready descriptor: libc %d, on a "
+                 "fiber %d (%s)", t.r, f.r, strerror(f.err));
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1330,6 +1361,7 @@ int main(void)
         cmocka_unit_test(test_review_unix_connect_full_backlog),
         cmocka_unit_test(test_review_two_fibers_accept_one_listener),
         cmocka_unit_test(test_review_timerfd_read_parks),
+        cmocka_unit_test(test_review_select_nfds_above_fd_setsize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
