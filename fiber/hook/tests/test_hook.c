@@ -1321,6 +1321,47 @@ static void test_review_select_nfds_above_fd_setsize(void **st)
                  "fiber %d (%s)", t.r, f.r, strerror(f.err));
 }
 
+/* -- review: a plain thread blocked on a descriptor the hook made non-blocking is not
+ * interrupted by a signal: the hook's poll loop retries EINTR (libc returns it) -- */
+static void on_usr1(int sig) { (void)sig; }
+struct kicker { pthread_t target; };
+static void *kick_later(void *p)
+{
+    struct kicker *k = p;
+    struct timespec t = { 0, 30 * 1000000L };
+    nanosleep(&t, NULL);
+    pthread_kill(k->target, SIGUSR1);
+    return NULL;
+}
+static void test_review_thread_read_eintr(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct timeval tv = { 1, 0 }; /* bounds the test if EINTR never comes */
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    prime_nonblock(sv[0], sv[1]);
+    struct sigaction sa = { .sa_handler = on_usr1 }, old; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, &old);
+    struct kicker k = { pthread_self() };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, kick_later, &k), 0);
+    char b[8];
+    uint64_t t0 = now_ns();
+    ssize_t r = read(sv[0], b, sizeof b);
+    int e = errno;
+    uint64_t el = now_ns() - t0;
+    pthread_join(t, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    close(sv[0]);
+    close(sv[1]);
+    if (r != -1 || e != EINTR)
+        fail_msg("read outside a fiber, interrupted by a handler without SA_RESTART after "
+                 "30 ms: %zd (%s) after %llu ms; libc returns -1 EINTR", r,
+                 r < 0 ? strerror(e) : "-", (unsigned long long)(el / MS));
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1362,6 +1403,7 @@ int main(void)
         cmocka_unit_test(test_review_two_fibers_accept_one_listener),
         cmocka_unit_test(test_review_timerfd_read_parks),
         cmocka_unit_test(test_review_select_nfds_above_fd_setsize),
+        cmocka_unit_test(test_review_thread_read_eintr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
