@@ -1362,6 +1362,38 @@ static void test_review_thread_read_eintr(void **st)
                  r < 0 ? strerror(e) : "-", (unsigned long long)(el / MS));
 }
 
+/* -- review: clock_nanosleep on CLOCK_TAI (which the kernel sleeps on like the others)
+ * is passed through on a fiber and sleeps the whole thread -- */
+struct tai { volatile int progress; int at_return; int r; int done; };
+static void tai_sleeper(void *p)
+{
+    struct tai *x = p;
+    struct timespec ts = { 0, 100 * 1000000L };
+    x->r = clock_nanosleep(CLOCK_TAI, 0, &ts, NULL);
+    x->at_return = x->progress;
+    x->done = 1;
+}
+static void tai_peer(void *p)
+{
+    struct tai *x = p;
+    while (!x->done) {
+        x->progress++;
+        fiber_sleep_ns(2 * MS);
+    }
+}
+static void test_review_clock_nanosleep_tai_parks(void **st)
+{
+    (void)st;
+    struct tai x = { 0 };
+    fiber_t *a = fiber_spawn(tai_sleeper, &x), *b = fiber_spawn(tai_peer, &x);
+    fiber_join(a);
+    fiber_join(b);
+    assert_int_equal(x.r, 0);
+    if (x.at_return < 3)
+        fail_msg("clock_nanosleep(CLOCK_TAI, 100 ms) on a fiber slept the thread (the peer "
+                 "fiber ran %d times)", x.at_return);
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1404,6 +1436,7 @@ int main(void)
         cmocka_unit_test(test_review_timerfd_read_parks),
         cmocka_unit_test(test_review_select_nfds_above_fd_setsize),
         cmocka_unit_test(test_review_thread_read_eintr),
+        cmocka_unit_test(test_review_clock_nanosleep_tai_parks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
