@@ -1394,6 +1394,50 @@ static void test_review_clock_nanosleep_tai_parks(void **st)
                  "fiber ran %d times)", x.at_return);
 }
 
+/* -- review: close() from another thread of a descriptor a fiber is parked on: the
+ * poller's registration dies with the file and the fiber sleeps until its deadline (with
+ * none, for ever), even after the peer hangs up; a thread blocked in read would see the
+ * hang-up (it holds the file) and the fiber would get EBADF from a close on its own
+ * thread -- */
+struct xclose { int fd, peer; ssize_t r; int err; uint64_t el; };
+static void xclose_reader(void *p)
+{
+    struct xclose *x = p;
+    char b[8];
+    uint64_t t0 = now_ns();
+    x->r = read(x->fd, b, sizeof b);
+    x->err = errno;
+    x->el = now_ns() - t0;
+}
+static void *xclose_thread(void *p)
+{
+    struct xclose *x = p;
+    struct timespec t = { 0, 20 * 1000000L };
+    nanosleep(&t, NULL);
+    close(x->fd);   /* a watchdog or a connection pool on another thread */
+    nanosleep(&t, NULL);
+    close(x->peer); /* and the peer hangs up */
+    return NULL;
+}
+static void test_review_close_from_other_thread(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct timeval tv = { 0, 800000 }; /* bounds the test */
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct xclose x = { sv[0], sv[1], 0, 0, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, xclose_thread, &x), 0);
+    fiber_t *f = fiber_spawn(xclose_reader, &x);
+    fiber_join(f);
+    pthread_join(t, NULL);
+    if (x.el >= 500 * MS)
+        fail_msg("a fiber parked in read, its descriptor closed by another thread and the "
+                 "peer gone: woke after %llu ms with %zd (%s), only at SO_RCVTIMEO",
+                 (unsigned long long)(x.el / MS), x.r, x.r < 0 ? strerror(x.err) : "-");
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1437,6 +1481,7 @@ int main(void)
         cmocka_unit_test(test_review_select_nfds_above_fd_setsize),
         cmocka_unit_test(test_review_thread_read_eintr),
         cmocka_unit_test(test_review_clock_nanosleep_tai_parks),
+        cmocka_unit_test(test_review_close_from_other_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
