@@ -1438,6 +1438,449 @@ static void test_review_close_from_other_thread(void **st)
                  (unsigned long long)(x.el / MS), x.r, x.r < 0 ? strerror(x.err) : "-");
 }
 
+
+/* ==== after the review: what the fixes guarantee, and the items noted without a test ===== */
+
+/* The description's own flag, read past the hook (its F_GETFL could lie). */
+static int raw_nonblock(int fd)
+{
+    return (int)(syscall(SYS_fcntl, fd, F_GETFL) & O_NONBLOCK);
+}
+
+/* While fibers are parked in read, write, accept and poll on blocking descriptors, a
+ * thread (or another process) sees them blocking: the hook sets O_NONBLOCK on nothing. */
+struct flagwatch { int fds[4]; volatile int seen_nb; volatile int stop; };
+static void *flag_watcher(void *p)
+{
+    struct flagwatch *w = p;
+    while (!w->stop) {
+        for (int i = 0; i < 4; i++)
+            if (w->fds[i] >= 0 && raw_nonblock(w->fds[i]))
+                w->seen_nb = 1;
+        struct timespec t = { 0, 200000 };
+        nanosleep(&t, NULL);
+    }
+    return NULL;
+}
+struct parked4 { int rd, wr, lst, pl; int done; };
+static void p4_read(void *p) { struct parked4 *x = p; char b[8]; assert_int_equal(read(x->rd, b, 8), 1); x->done++; }
+static void p4_write(void *p)
+{
+    struct parked4 *x = p;
+    char *big = calloc(1, BIG);
+    assert_int_equal(write(x->wr, big, BIG), BIG);
+    free(big);
+    x->done++;
+}
+static void p4_accept(void *p)
+{
+    struct parked4 *x = p;
+    int c = accept(x->lst, NULL, NULL);
+    assert_true(c >= 0);
+    close(c);
+    x->done++;
+}
+static void p4_poll(void *p)
+{
+    struct parked4 *x = p;
+    struct pollfd pf = { .fd = x->pl, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, 3000), 1);
+    x->done++;
+}
+struct p4drive { int a1, b1, p1; struct sockaddr_in sa; int c; };
+static void p4_driver(void *p) /* a fiber: the parked ones run while it works */
+{
+    struct p4drive *d = p;
+    fiber_sleep_ns(30 * MS);
+    assert_int_equal(write(d->a1, "r", 1), 1);
+    assert_int_equal(write(d->p1, "p", 1), 1);
+    d->c = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(d->c, (struct sockaddr *)&d->sa, sizeof d->sa), 0);
+    char *sink = malloc(65536);
+    size_t got = 0;
+    while (got < BIG) {
+        ssize_t r = read(d->b1, sink, 65536);
+        assert_true(r > 0);
+        got += (size_t)r;
+    }
+    free(sink);
+}
+static void test_no_nonblock_while_parked(void **st)
+{
+    (void)st;
+    int a[2], b[2], pp[2];
+    pair(a);
+    pair(b);
+    assert_int_equal(pipe(pp), 0);
+    struct sockaddr_in sa;
+    int l = listener(&sa);
+    struct parked4 x = { a[0], b[0], l, pp[0], 0 };
+    struct flagwatch w = { { a[0], b[0], l, pp[0] }, 0, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, flag_watcher, &w), 0);
+    fiber_t *f[4] = { fiber_spawn(p4_read, &x), fiber_spawn(p4_write, &x),
+                      fiber_spawn(p4_accept, &x), fiber_spawn(p4_poll, &x) };
+    struct p4drive d = { a[1], b[1], pp[1], sa, -1 };
+    fiber_join(fiber_spawn(p4_driver, &d));
+    for (int i = 0; i < 4; i++)
+        fiber_join(f[i]);
+    w.stop = 1;
+    pthread_join(t, NULL);
+    assert_int_equal(x.done, 4);
+    assert_int_equal(w.seen_nb, 0);
+    close(d.c); close(l); close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+    close(pp[0]); close(pp[1]);
+}
+
+
+/* Runs fn(arg) on a fiber beside a ticker fiber; returns the ticks seen while fn ran. */
+struct ticked { void (*fn)(void *); void *arg; volatile int ticks; int at_end; volatile int done; };
+static void ticked_main(void *p)
+{
+    struct ticked *t = p;
+    t->fn(t->arg);
+    t->at_end = t->ticks;
+    t->done = 1;
+}
+static void ticked_ticker(void *p)
+{
+    struct ticked *t = p;
+    while (!t->done) {
+        t->ticks++;
+        fiber_sleep_ns(2 * MS);
+    }
+}
+static int run_ticked(void (*fn)(void *), void *arg)
+{
+    struct ticked t = { fn, arg, 0, 0, 0 };
+    fiber_t *a = fiber_spawn(ticked_main, &t), *b = fiber_spawn(ticked_ticker, &t);
+    fiber_join(a);
+    fiber_join(b);
+    return t.at_end;
+}
+
+/* Two fibers in epoll_wait on one epoll set (an event loop per worker fiber), and an
+ * eventfd read: each parks, and two events wake both. */
+struct ep2 { int ep, efd[2]; int got; };
+static void ep2_waiter(void *p)
+{
+    struct ep2 *x = p;
+    struct epoll_event ev;
+    int r = epoll_wait(x->ep, &ev, 1, 3000);
+    assert_int_equal(r, 1);
+    uint64_t v;
+    assert_int_equal(read(ev.data.fd, &v, sizeof v), 8); /* ready: does not block */
+    x->got++;
+}
+static void ep2_poster(void *p)
+{
+    struct ep2 *x = p;
+    fiber_sleep_ns(10 * MS);
+    uint64_t one = 1;
+    assert_int_equal(write(x->efd[0], &one, 8), 8);
+    fiber_sleep_ns(10 * MS);
+    assert_int_equal(write(x->efd[1], &one, 8), 8);
+}
+static void ep2_reader(void *p)
+{
+    uint64_t v;
+    assert_int_equal(read(*(int *)p, &v, sizeof v), 8); /* a blocking eventfd: parks */
+    assert_int_equal(v, 7);
+}
+static void ep2_writer(void *p)
+{
+    fiber_sleep_ns(20 * MS);
+    uint64_t seven = 7;
+    assert_int_equal(write(*(int *)p, &seven, 8), 8);
+}
+static void test_epoll_two_fibers_and_eventfd(void **st)
+{
+    (void)st;
+    struct ep2 x = { epoll_create1(EPOLL_CLOEXEC), { eventfd(0, 0), eventfd(0, 0) }, 0 };
+    for (int i = 0; i < 2; i++) {
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.fd = x.efd[i] };
+        assert_int_equal(epoll_ctl(x.ep, EPOLL_CTL_ADD, x.efd[i], &ev), 0);
+    }
+    fiber_t *a = fiber_spawn(ep2_waiter, &x), *b = fiber_spawn(ep2_waiter, &x),
+            *c = fiber_spawn(ep2_poster, &x);
+    fiber_join(a);
+    fiber_join(b);
+    fiber_join(c);
+    assert_int_equal(x.got, 2);
+    /* a plain eventfd read on a fiber parks until the write */
+    fiber_t *w = fiber_spawn(ep2_writer, &x.efd[0]);
+    int ticks = run_ticked(ep2_reader, &x.efd[0]);
+    fiber_join(w);
+    assert_true(ticks >= 3);
+    close(x.ep); close(x.efd[0]); close(x.efd[1]);
+}
+
+/* A blocking connect that timed out (SO_SNDTIMEO, EINPROGRESS) and is called again while
+ * the handshake is still pending waits again, as Linux does, then says EALREADY. */
+struct reconn { struct sockaddr_in sa; int r1, e1, r2, e2; uint64_t el2; };
+static void reconn_main(void *p)
+{
+    struct reconn *x = p;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = { 0, 100000 };
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    x->r1 = connect(s, (struct sockaddr *)&x->sa, sizeof x->sa);
+    x->e1 = errno;
+    uint64_t t0 = now_ns();
+    x->r2 = connect(s, (struct sockaddr *)&x->sa, sizeof x->sa);
+    x->e2 = errno;
+    x->el2 = now_ns() - t0;
+    close(s);
+}
+static void test_connect_retry_waits(void **st)
+{
+    (void)st;
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sa;
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, len), 0);
+    assert_int_equal(listen(l, 0), 0);
+    getsockname(l, (struct sockaddr *)&sa, &len);
+    int filler[2];
+    for (int i = 0; i < 2; i++) {
+        filler[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(filler[i], (struct sockaddr *)&sa, len);
+    }
+    usleep(20000);
+    struct reconn x = { .sa = sa };
+    int ticks = run_ticked(reconn_main, &x);
+    assert_int_equal(x.r1, -1);
+    assert_int_equal(x.e1, EINPROGRESS);
+    assert_int_equal(x.r2, -1);
+    assert_int_equal(x.e2, EALREADY);
+    assert_true(x.el2 >= 90 * MS); /* waited again, did not spin or return at once */
+    assert_true(ticks >= 10);
+    close(filler[0]); close(filler[1]); close(l);
+}
+
+/* Pipes: a blocking write of 256 KiB on a fiber (PIPE_BUF at a time) completes whole
+ * while a slow reader fiber drains it, other fibers running; what the reader gets is the
+ * bytes in order. */
+#define PIPE_BIG (256u << 10)
+struct pbig { int fd[2]; ssize_t wr; size_t got; int bad; };
+static void pbig_writer(void *p)
+{
+    struct pbig *x = p;
+    unsigned char *b = malloc(PIPE_BIG);
+    for (size_t i = 0; i < PIPE_BIG; i++)
+        b[i] = (unsigned char)(i * 7 + i / 4096);
+    x->wr = write(x->fd[1], b, PIPE_BIG);
+    free(b);
+}
+static void pbig_reader(void *p)
+{
+    struct pbig *x = p;
+    unsigned char b[3000];
+    while (x->got < PIPE_BIG) {
+        fiber_sleep_ns(MS / 4);
+        ssize_t r = read(x->fd[0], b, sizeof b);
+        if (r <= 0)
+            break;
+        for (ssize_t i = 0; i < r; i++, x->got++)
+            x->bad += b[i] != (unsigned char)(x->got * 7 + x->got / 4096);
+    }
+}
+static void test_pipe_big_write(void **st)
+{
+    (void)st;
+    struct pbig x = { .wr = 0 };
+    assert_int_equal(pipe(x.fd), 0);
+    fiber_t *r = fiber_spawn(pbig_reader, &x);
+    int ticks = run_ticked(pbig_writer, &x);
+    fiber_join(r);
+    assert_int_equal(x.wr, PIPE_BIG);
+    assert_int_equal(x.got, PIPE_BIG);
+    assert_int_equal(x.bad, 0);
+    assert_true(ticks >= 3);
+    assert_int_equal(raw_nonblock(x.fd[1]), 0);
+    close(x.fd[0]);
+    close(x.fd[1]);
+}
+
+/* close() from another thread of a descriptor a fiber polls: poll reports POLLNVAL at
+ * once (not at its timeout), and the number is not handed to a new file before the
+ * fiber's scheduler has let go of it. */
+struct xpoll { int fd; int r; short rev; uint64_t el; };
+static void xpoll_main(void *p)
+{
+    struct xpoll *x = p;
+    struct pollfd pf = { .fd = x->fd, .events = POLLIN };
+    uint64_t t0 = now_ns();
+    x->r = poll(&pf, 1, 2000);
+    x->rev = pf.revents;
+    x->el = now_ns() - t0;
+}
+static void *xpoll_closer(void *p)
+{
+    struct timespec t = { 0, 20 * 1000000L };
+    nanosleep(&t, NULL);
+    close(*(int *)p);
+    return NULL;
+}
+static void test_close_from_other_thread_poll(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct xpoll x = { sv[0], 0, 0, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, xpoll_closer, &sv[0]), 0);
+    fiber_join(fiber_spawn(xpoll_main, &x));
+    pthread_join(t, NULL);
+    assert_int_equal(x.r, 1);
+    assert_int_equal(x.rev, POLLNVAL);
+    assert_true(x.el < 1000 * MS);
+    /* the scheduler has run the close's message: the number is free again */
+    int d = dup(sv[1]);
+    assert_int_equal(d, sv[0]);
+    close(d);
+    close(sv[1]);
+}
+
+/* fork: a child carries on with fibers - a fiber parked in read there wakes on its own
+ * data, while the parent's fiber parked on the same inherited pipe is not disturbed. */
+struct forkx { int p[2]; int q[2]; };
+static void forkx_reader(void *p)
+{
+    struct forkx *x = p;
+    char b[8];
+    assert_int_equal(read(x->p[0], b, sizeof b), 1);
+    assert_int_equal(b[0], 'P');
+}
+static void forkx_child_reader(void *p)
+{
+    struct forkx *x = p;
+    char b[8];
+    if (read(x->q[0], b, sizeof b) != 1 || b[0] != 'C')
+        _exit(4);
+}
+static void forkx_child_writer(void *p)
+{
+    struct forkx *x = p;
+    fiber_sleep_ns(10 * MS);
+    if (write(x->q[1], "C", 1) != 1)
+        _exit(5);
+}
+static void forkx_forker(void *p)
+{
+    struct forkx *x = p;
+    fiber_sleep_ns(5 * MS); /* the reader is parked */
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        fiber_t *a = fiber_spawn(forkx_child_reader, x), *b = fiber_spawn(forkx_child_writer, x);
+        fiber_join(a); /* a fiber joins: the child's scheduler runs from here */
+        fiber_join(b);
+        _exit(0);
+    }
+    assert_true(pid > 0);
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0)
+        fiber_sleep_ns(2 * MS);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(write(x->p[1], "P", 1), 1);
+}
+static void test_fork_child_fibers(void **st)
+{
+    (void)st;
+    struct forkx x;
+    assert_int_equal(pipe(x.p), 0);
+    assert_int_equal(pipe(x.q), 0);
+    fiber_t *r = fiber_spawn(forkx_reader, &x), *f = fiber_spawn(forkx_forker, &x);
+    fiber_join(f);
+    fiber_join(r);
+    for (int i = 0; i < 2; i++) {
+        close(x.p[i]);
+        close(x.q[i]);
+    }
+}
+
+/* epoll_pwait2 and the other sleeping clocks park too, each (30 ms: the ticker runs). */
+struct clocks { int ep; int which; int r; };
+static void clocks_main(void *p)
+{
+    struct clocks *x = p;
+    struct timespec ts = { 0, 30 * 1000000L }, at, now;
+    struct epoll_event ev;
+    switch (x->which) {
+    case 0:
+        x->r = epoll_pwait2(x->ep, &ev, 1, &ts, NULL); /* times out: 0 */
+        break;
+    case 1:
+        x->r = clock_nanosleep(CLOCK_BOOTTIME, 0, &ts, NULL);
+        break;
+    default:
+        clock_gettime(CLOCK_TAI, &at);
+        at.tv_nsec += 30 * 1000000L;
+        if (at.tv_nsec >= 1000000000L) { at.tv_sec++; at.tv_nsec -= 1000000000L; }
+        x->r = clock_nanosleep(CLOCK_TAI, TIMER_ABSTIME, &at, NULL);
+        clock_gettime(CLOCK_TAI, &now);
+        assert_true(now.tv_sec > at.tv_sec || (now.tv_sec == at.tv_sec && now.tv_nsec >= at.tv_nsec));
+        break;
+    }
+}
+static void test_epoll_pwait2_and_clocks(void **st)
+{
+    (void)st;
+    int efd = eventfd(0, 0);
+    for (int which = 0; which < 3; which++) {
+        struct clocks x = { epoll_create1(EPOLL_CLOEXEC), which, -2 };
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = efd };
+        epoll_ctl(x.ep, EPOLL_CTL_ADD, efd, &ev);
+        uint64_t t0 = now_ns();
+        int ticks = run_ticked(clocks_main, &x);
+        assert_int_equal(x.r, 0);
+        assert_true(now_ns() - t0 >= 28 * MS);
+        if (ticks < 4)
+            fail_msg("%s on a fiber blocked the thread (%d ticks)",
+                     which == 0 ? "epoll_pwait2" : which == 1 ? "clock_nanosleep(BOOTTIME)"
+                                                             : "clock_nanosleep(TAI, ABSTIME)", ticks);
+        close(x.ep);
+    }
+    close(efd);
+}
+
+/* recvmsg(MSG_WAITALL) into three iovecs, the data in three sends. */
+struct rmw3 { int fd, peer; ssize_t r; char a[4], b[3], c[5]; };
+static void rmw3_reader(void *p)
+{
+    struct rmw3 *x = p;
+    struct iovec iov[3] = { { x->a, 4 }, { x->b, 3 }, { x->c, 5 } };
+    struct msghdr m = { .msg_iov = iov, .msg_iovlen = 3 };
+    x->r = recvmsg(x->fd, &m, MSG_WAITALL);
+}
+static void rmw3_writer(void *p)
+{
+    struct rmw3 *x = p;
+    const char *parts[3] = { "hel", "lowor", "ld!!" };
+    for (int i = 0; i < 3; i++) {
+        fiber_sleep_ns(5 * MS);
+        assert_int_equal(send(x->peer, parts[i], strlen(parts[i]), 0), (ssize_t)strlen(parts[i]));
+    }
+}
+static void test_recvmsg_waitall_iovecs(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct rmw3 x = { sv[0], sv[1], 0, { 0 }, { 0 }, { 0 } };
+    fiber_t *r = fiber_spawn(rmw3_reader, &x), *w = fiber_spawn(rmw3_writer, &x);
+    fiber_join(r);
+    fiber_join(w);
+    assert_int_equal(x.r, 12);
+    assert_memory_equal(x.a, "hell", 4);
+    assert_memory_equal(x.b, "owo", 3);
+    assert_memory_equal(x.c, "rld!!", 5);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1482,6 +1925,14 @@ int main(void)
         cmocka_unit_test(test_review_thread_read_eintr),
         cmocka_unit_test(test_review_clock_nanosleep_tai_parks),
         cmocka_unit_test(test_review_close_from_other_thread),
+        cmocka_unit_test(test_no_nonblock_while_parked),
+        cmocka_unit_test(test_epoll_two_fibers_and_eventfd),
+        cmocka_unit_test(test_connect_retry_waits),
+        cmocka_unit_test(test_pipe_big_write),
+        cmocka_unit_test(test_close_from_other_thread_poll),
+        cmocka_unit_test(test_fork_child_fibers),
+        cmocka_unit_test(test_epoll_pwait2_and_clocks),
+        cmocka_unit_test(test_recvmsg_waitall_iovecs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
