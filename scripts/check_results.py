@@ -75,7 +75,8 @@ METRICS = {
     "cpu_per_req_us": "us", "generator_cpu_percent": "percent", "generator_cpu_s": "s",
     "generator_bound_count": "count", "generator_send_lag_p99_ms": "ms",
     "offered_req_per_s": "req/s", "service_p99_ms": "ms", "incomplete_count": "count",
-    "completed_count": "count", "kernel_est_per_unit_bytes": "bytes", "loadgen_cpu_s": "s",
+    "completed_count": "count", "kernel_est_per_unit_bytes": "bytes",
+    "kernel_meminfo_per_unit_bytes": "bytes", "loadgen_cpu_s": "s",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units
