@@ -1075,8 +1075,8 @@ def bench_curl(a, extra_machine):
     conversation, on a fiber per conversation with fiber/hook, and libcurl's multi
     interface on one thread. Every conversation carries x-mock-request-index, so all
     models get the same draws; models interleaved run by run."""
-    # about 1.7 min quick, 8 min full on an idle 2-vCPU machine
-    t_end = time.monotonic() + (150 if a.quick else 540)
+    # about 1.7 min quick, 8 min full on an idle 2-vCPU machine (--max-seconds overrides)
+    t_end = time.monotonic() + (a.max_seconds or (150 if a.quick else 540))
     tab = Table("curl")
     runs = a.runs or 3
     mock = Server("mock-llm curl", [os.path.join(a.bin, "mock-llm"), "--listen",
