@@ -867,6 +867,13 @@ static ssize_t do_read(struct rcall *c)
         return rcall_real(c);
     if (c->op == OP_READ && c->n == 0)
         return rcall_real(c); /* returns at once; recv(0) would eat a datagram */
+    if (c->op == OP_READV) {
+        size_t total = 0;
+        for (int i = 0; i < c->iovcnt && c->iov; i++)
+            total += c->iov[i].iov_len;
+        if (total == 0 || c->iovcnt < 0)
+            return rcall_real(c); /* as read(0); a bad count gets libc's EINVAL */
+    }
     if (c->op == OP_RECVFROM || c->op == OP_RECVMSG || is_sock(fd_kind(c->fd))) {
         ssize_t r = sock_read(c);
         if (r != -2)
