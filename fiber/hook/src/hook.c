@@ -1021,11 +1021,13 @@ out:
     return ret;
 }
 
-/* A pipe (or FIFO), as the kernel reports it. */
-static int is_pipe(int fd)
+/* What fstat says: 'p' a pipe or FIFO, 's' a socket, 0 anything else. */
+static int file_type(int fd)
 {
     struct stat st;
-    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+    if (fstat(fd, &st) != 0)
+        return 0;
+    return S_ISFIFO(st.st_mode) ? 'p' : S_ISSOCK(st.st_mode) ? 's' : 0;
 }
 
 /*
@@ -1044,7 +1046,23 @@ static ssize_t other_write(const struct wcall *c)
             return -1;
         total = v.total;
     }
-    int chunked = total > PIPE_BUF && is_pipe(c->fd);
+    int chunked = 0;
+    if (total > PIPE_BUF) {
+        /* Worth a look at what the number names now: a pipe goes PIPE_BUF at a time, and a
+         * socket behind a stale hint (its number was closed where the hook did not see it)
+         * gets MSG_DONTWAIT - poll's "writable" does not promise room for a long write. */
+        int t = file_type(c->fd);
+        chunked = t == 'p';
+        unsigned k;
+        if (t == 's' && is_sock(k = kind_probe(c->fd))) {
+            fd_kind_set(c->fd, k);
+            ssize_t r = sock_write(c, k);
+            if (r != -2) {
+                vec_free(&v);
+                return r;
+            }
+        }
+    }
     size_t done = 0;
     uint64_t deadline = 0;
     ssize_t ret;

@@ -1885,6 +1885,60 @@ static void test_recvmsg_waitall_iovecs(void **st)
     close(sv[1]);
 }
 
+/* A number the hook saw as a pipe, closed behind its back and reused by a socket: a long
+ * blocking write on a fiber still parks (the stale hint costs a look, not the thread). */
+struct stalew { int fd, peer; ssize_t wr; size_t got; };
+static void stalew_writer(void *p)
+{
+    struct stalew *x = p;
+    char *b = calloc(1, BIG);
+    x->wr = write(x->fd, b, BIG);
+    free(b);
+}
+static void stalew_reader(void *p)
+{
+    struct stalew *x = p;
+    char *b = malloc(65536);
+    while (x->got < BIG) {
+        fiber_sleep_ns(MS);
+        ssize_t r = read(x->peer, b, 65536);
+        if (r <= 0)
+            break;
+        x->got += (size_t)r;
+    }
+    free(b);
+}
+static void stalew_prime(void *p)
+{
+    int *fd = p;
+    assert_int_equal(write(fd[1], "x", 1), 1); /* the hook looks at fd[1]: not a socket */
+}
+static void test_stale_hint_socket_write(void **st)
+{
+    (void)st;
+    int pp[2];
+    assert_int_equal(pipe(pp), 0);
+    fiber_join(fiber_spawn(stalew_prime, pp));
+    int k = pp[1];
+    assert_int_equal(syscall(SYS_close, k), 0); /* no hook sees this close */
+    int sv[2];
+    pair(sv);
+    int fd = sv[0] == k ? sv[0] : sv[1] == k ? sv[1] : -1;
+    assert_true(fd >= 0); /* the number came back as a socket */
+    struct timeval tv = { 2, 0 }; /* bounds the test if the write blocks the thread */
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct stalew x = { fd, fd == sv[0] ? sv[1] : sv[0], 0, 0 };
+    fiber_t *r = fiber_spawn(stalew_reader, &x);
+    int ticks = run_ticked(stalew_writer, &x);
+    fiber_join(r);
+    assert_int_equal(x.wr, BIG);
+    assert_int_equal(x.got, BIG);
+    assert_true(ticks >= 3);
+    close(sv[0]);
+    close(sv[1]);
+    close(pp[0]);
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -1937,6 +1991,7 @@ int main(void)
         cmocka_unit_test(test_fork_child_fibers),
         cmocka_unit_test(test_epoll_pwait2_and_clocks),
         cmocka_unit_test(test_recvmsg_waitall_iovecs),
+        cmocka_unit_test(test_stale_hint_socket_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
