@@ -1138,10 +1138,14 @@ CURL_MODELS = [  # (wl-curl --model, results model, results impl)
     ("fiber", "fiber", "curl-easy-fiber-hook"),
     ("multi", "curl-multi", "curl-multi-epoll"),
 ]
+# The baselines run from the binary without the hooks, so that none of the hook's cost
+# (an interposed call is one more check per libc call) is charged to them; the fiber
+# model from the one that links them.
+CURL_BIN = {"thread": "wl-curl-plain", "fiber": "wl-curl", "multi": "wl-curl-plain"}
 
 
 def run_curl(a, model, port, n, extra=(), timeout_s=120):
-    argv = [os.path.join(a.bin, "wl-curl"), "--model", model, "--target",
+    argv = [os.path.join(a.bin, CURL_BIN[model]), "--model", model, "--target",
             f"127.0.0.1:{port}", "--n", str(n), "--timeout", str(timeout_s)] + list(extra)
     lo0 = listen_overflows()
     try:
@@ -1167,7 +1171,8 @@ def run_curl(a, model, port, n, extra=(), timeout_s=120):
 
 def curl_per_unit(j):
     """Client memory per live conversation: peak RSS growth and the kernel estimate
-    (page tables + 16 KiB per thread), over the most conversations alive at once."""
+    (page tables + per thread a 16 KiB kernel stack and 7 KiB of task slab), over the most
+    conversations alive at once."""
     live = max(j["peak_live"], 1)
     user = max(j["rss_peak_kib"] - j["rss_base_kib"], 0) * 1024 / live
     kern = j["kernel_est_kib"] * 1024 / live
@@ -1192,6 +1197,12 @@ def record_curl(tab, case, model, impl, n, j):
     add("hwm_per_unit_bytes", "bytes", user)
     add("kernel_est_per_unit_bytes", "bytes", kern)
     add("bytes_per_unit", "bytes", user + kern)
+    # measured the way bench/memory does: the machine-wide /proc/meminfo delta (kernel
+    # stacks, unreclaimable slab, page tables), sockets included - mock-llm's side of each
+    # connection too - and other processes' noise; beside the estimate, not in the sum
+    if j.get("sys_kernel_delta_kib", -1) >= 0:
+        add("kernel_meminfo_per_unit_bytes", "bytes",
+            j["sys_kernel_delta_kib"] * 1024 / max(j["peak_live"], 1))
     add("cpu_s", "s", j["cpu_s"])
     if j["tokens"]:
         add("cpu_per_1k_tokens_ms", "ms", j["cpu_s_per_1k_tokens"] * 1000)
@@ -1213,8 +1224,8 @@ def bench_curl(a, extra_machine):
     conversation, on a fiber per conversation with fiber/hook, and libcurl's multi
     interface on one thread. Every conversation carries x-mock-request-index, so all
     models get the same draws; models interleaved run by run."""
-    # about 1.7 min quick, 8 min full on an idle 2-vCPU machine
-    t_end = time.monotonic() + (150 if a.quick else 540)
+    # about 1.7 min quick, 8 min full on an idle 2-vCPU machine (--max-seconds overrides)
+    t_end = time.monotonic() + (a.max_seconds or (150 if a.quick else 540))
     tab = Table("curl")
     runs = a.runs or 3
     mock = Server("mock-llm curl", [os.path.join(a.bin, "mock-llm"), "--listen",
@@ -1276,9 +1287,11 @@ def bench_curl(a, extra_machine):
         mock.stop()
     if tab.order:
         tab.write(a.out, extra_machine + [
-            "curl: libcurl %s easy API (thread, fiber + fiber/hook linked) and multi "
-            "interface over epoll; mock-llm --profile gpt-4o --tps 5, 20 tokens, one "
-            "connection per conversation" % (probe or {}).get("curl", "?")])
+            "curl: libcurl %s easy API (thread from wl-curl-plain, fiber from wl-curl with "
+            "fiber/hook linked) and multi interface over epoll (wl-curl-plain); mock-llm "
+            "--profile gpt-4o --tps 5, 20 tokens, one connection per conversation "
+            "(CURLOPT_FORBID_REUSE and CURLOPT_FRESH_CONNECT on every model)"
+            % (probe or {}).get("curl", "?")])
 
 
 def main():
@@ -1300,7 +1313,7 @@ def main():
             ap.error(f"unknown stage '{s}'")
     if a.runs < 0 or a.runs > 50:
         ap.error("--runs must be 1..50")
-    for b in ("wl-http", "wl-llm", "wl-load", "mock-llm") + (("wl-curl",) if "curl" in stages
+    for b in ("wl-http", "wl-llm", "wl-load", "mock-llm") + (("wl-curl", "wl-curl-plain") if "curl" in stages
                                                               else ()):
         if not os.access(os.path.join(a.bin, b), os.X_OK):
             die(f"{b} not found in {a.bin} (build first: make build, or pass --bin)")
