@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Self-test of scripts/noise.py: the calm rule on made-up counters; begin/end write the
 noise record into the machine file (replacing an earlier one); a run that started busy,
-or had no calm check, is `noisy: yes`; FIBERBENCH_CALM_WAIT=0 does not wait."""
+or had no calm check, is `noisy: yes`; FIBERBENCH_CALM_WAIT=0 does not wait; the CPU
+of a process outside the harness during the run is counted as others' (and makes the run
+noisy), a child of the harness's script is not."""
 import io
 import json
 import os
 import sys
+import subprocess
 import tempfile
 import time
 import unittest
@@ -38,6 +41,59 @@ class NoiseTest(unittest.TestCase):
     def quiet(self, *argv):
         with redirect_stderr(io.StringIO()):
             return noise.main(list(argv))
+
+    BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < 2.0: pass\n"
+
+    def named_python(self, name):
+        """python3 under another name, so its CPU shows under that comm."""
+        path = os.path.join(self.d, name)
+        os.symlink(sys.executable, path)
+        return path
+
+    def begin_end_around(self, fn):
+        env = dict(os.environ, FIBERBENCH_CALM_WAIT="0")
+        tool = os.path.join(TOP, "scripts", "noise.py")
+        subprocess.run([sys.executable, tool, "begin", "--out", self.d, "--harness", "seed"],
+                       env=env, check=True, capture_output=True)
+        fn()
+        subprocess.run([sys.executable, tool, "end", "--out", self.d, "--harness", "seed"],
+                       env=env, check=True, capture_output=True)
+        return self.machine()
+
+    def test_other_process_cpu_is_others(self):
+        exe = self.named_python("fbother_busy")
+
+        def other():
+            # double fork: the busy process is re-parented away from this test; wait
+            # (bounded) until it has burnt its CPU and gone, however loaded the machine
+            code = ("import subprocess\n"
+                    f"print(subprocess.Popen([{exe!r}, '-c', {self.BUSY!r}], "
+                    "start_new_session=True).pid)\n")
+            pid = int(subprocess.run([sys.executable, "-c", code], check=True,
+                                     capture_output=True, text=True).stdout)
+            t0 = time.monotonic()
+            while os.path.exists(f"/proc/{pid}") and time.monotonic() - t0 < 60:
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                            break
+                except OSError:
+                    break
+                time.sleep(0.1)
+        m = self.begin_end_around(other)
+        with open(os.path.join(self.d, ".noise", "seed.others.json")) as f:
+            per = dict(json.load(f)["top"])
+        self.assertGreaterEqual(per.get("fbother_busy", 0), 1.0, per)
+        got = float(m["noise_others"].split(" s of CPU")[0])
+        self.assertGreaterEqual(got, 1.0)
+        self.assertTrue(m["noisy"].startswith("yes"), m)
+        self.assertIn("other processes took", m["noisy"])
+
+    def test_own_child_cpu_is_not_others(self):
+        exe = self.named_python("fbown_busy")
+        m = self.begin_end_around(lambda: subprocess.run([exe, "-c", self.BUSY], check=True))
+        self.assertIn("noise_others", m)
+        self.assertNotIn("fbown_busy", m["noise_others"])
 
     def test_calm_rule(self):
         idle = noise.window(snap(0, 0, 0), snap(1, 200, 190))

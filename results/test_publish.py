@@ -63,6 +63,20 @@ class PublishTest(unittest.TestCase):
         code, out = self.run_it("--only", "seed")
         self.assertEqual(code, 0, out)
 
+    def test_optional_harness_goes_with_the_set(self):
+        """curl.csv is not required, but a run that has it publishes it with the rest."""
+        for ext in (".csv", ".machine.txt"):
+            shutil.copyfile(os.path.join(self.res, "llm" + ext), os.path.join(self.res, "curl" + ext))
+        with open(os.path.join(self.res, "curl.csv")) as f:
+            text = f.read().replace("\nllm,", "\ncurl,")
+        with open(os.path.join(self.res, "curl.csv"), "w") as f:
+            f.write(text)
+        code, out = self.run_it()
+        self.assertEqual(code, 0, out)
+        dest = os.path.join(self.root, "amd-epyc-2vcpu-kvm")
+        self.assertIn("curl.csv", os.listdir(dest))
+        self.assertIn("curl.machine.txt", os.listdir(dest))
+
     def test_refusals_name_every_problem(self):
         os.remove(os.path.join(self.res, "llm.csv"))
         self.edit("switch", lambda ls: [l.replace("noisy: no", "noisy: yes (busy at the start)")

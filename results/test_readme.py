@@ -164,6 +164,51 @@ class ReadmeTest(unittest.TestCase):
         finally:
             gen_readme.PEERS_BOUNDED = saved
 
+    def test_curl_section(self):
+        """The libcurl section: from the set's curl.csv when it has one (a row per metric,
+        the three models, the same-round ratios), else from the bounded run kept in the tree,
+        labelled as one; with neither it says so."""
+        s = os.path.join(self.tmp.name, "published", os.path.basename(self.set))
+        shutil.copytree(self.set, s)
+        head = "harness,case,model,impl,param,value,metric,unit,median,min,max,runs\n"
+        rows = []
+        lab = "gpt4o-5tps-prompt4k"
+        for impl, model, mem, cpu in (("curl-easy-thread", "thread", 97485, 53.4),
+                                      ("curl-easy-fiber-hook", "fiber", 41370, 34.3),
+                                      ("curl-multi-epoll", "curl-multi", 22938, 31.1)):
+            c = f"curl/{impl}/{lab}/n=1000"
+            for metric, unit, v in (("completed_count", "count", 1000), ("live_units", "count", 1000),
+                                    ("bytes_per_unit", "bytes", mem), ("cpu_per_1k_tokens_ms", "ms", cpu),
+                                    ("ttft_p50_ms", "ms", 620), ("ttft_p99_ms", "ms", 1334)):
+                rows.append(f"curl,{c},{model},{impl},n,1000,{metric},{unit},{v},{v},{v},3")
+        rows.append(f"curl,curl/ratio/fiber-over-thread/{lab}/n=1000/bytes-per-unit,fiber,"
+                    "curl-easy-fiber-hook,n,1000,ratio,x,0.424,0.42,0.43,3")
+        with open(os.path.join(s, "curl.csv"), "w") as f:
+            f.write(head + "\n".join(rows) + "\n")
+        with open(os.path.join(s, "curl.machine.txt"), "w") as f:
+            f.write("date: 2026-01-01T00:00:00Z\ncpu: AMD EPYC\ncommit: x\nworkloads: full\n")
+        p = self.copy_readme()
+        code, out = run("--set", s, p)
+        self.assertEqual(code, 0, out)
+        with open(p) as f:
+            text = f.read()
+        sec = text[text.index("<!-- gen:curl -->"):]
+        sec = sec[:sec.index("<!-- /gen -->")]
+        self.assertNotIn("bounded run", sec)
+        self.assertIn(f"From `{os.path.relpath(s, gen_readme.TOP)}/curl.csv` (AMD EPYC", sec)
+        self.assertIn("| memory per conversation, KiB (RSS growth + kernel estimate) | 95.2 | 40.4 | 22.4 |", sec)
+        self.assertIn("| CPU per 1,000 tokens, ms | 53.4 | 34.3 | 31.1 |", sec)
+        self.assertIn("memory per conversation **0.42x** [0.42-0.43] (N = 1,000)", sec)
+        saved = gen_readme.CURL_BOUNDED
+        try:
+            os.remove(os.path.join(s, "curl.csv"))
+            gen_readme.CURL_BOUNDED = os.path.join(self.tmp.name, "none")
+            code, out = run("--set", s, p)
+            with open(p) as f:
+                self.assertIn("(curl.csv: not in this set)", f.read())
+        finally:
+            gen_readme.CURL_BOUNDED = saved
+
     def test_bad_markers(self):
         for text, needle in (("<!-- gen:nonesuch -->\n<!-- /gen -->\n", "unknown section"),
                              ("<!-- gen:claims -->\nno end\n", "has no <!-- /gen -->"),

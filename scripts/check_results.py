@@ -82,6 +82,7 @@ METRICS = {
     "open_conns_count": "count", "client_rss_per_open_conv_bytes": "bytes",
     "server_rss_per_open_stream_bytes": "bytes", "client_hwm_per_conv_bytes": "bytes",
     "client_tls_bytes_per_conv_bytes": "bytes", "server_tls_bytes_per_stream_bytes": "bytes",
+    "kernel_meminfo_per_unit_bytes": "bytes",
 }
 
 # An unknown metric names its unit by its suffix; the value is the set of units

@@ -13,10 +13,18 @@ begin: measures the machine over 1-second windows (CPU busy share of all CPUs fr
   in DIR/.noise/H.begin.json.
 end: measures again and appends to each DIR/H.machine.txt (replacing earlier noise
   lines): noise_before, noise_after, noise_during (steal and CPU pressure over the run,
-  from /proc/stat and PSI deltas), calm_wait_s, and `noisy: yes|no`. A run is noisy
-  when the machine was not calm when it started, or when steal time took more than 5%
-  of the CPUs during it (another guest on the host). CPU pressure during the run is
-  recorded but not judged: the harness's own threads queue for the CPU by design.
+  from /proc/stat and PSI deltas), noise_others (CPU that processes outside the
+  harness used during the run), calm_wait_s, and `noisy: yes|no`. A run is noisy when
+  the machine was not calm when it started, when steal time took more than 5% of the
+  CPUs during it (another guest on the host), or when other processes took more than
+  FIBERBENCH_OTHERS_NOISY percent of the machine's CPU during it (default 10: another
+  benchmark started beside it). CPU pressure during the run is recorded but not judged:
+  the harness's own threads queue for the CPU by design.
+  Who is "the harness": begin starts a small sampler (every 0.5 s it reads /proc/*/stat)
+  that counts as the harness's own every process descending from begin's parent (the
+  script that runs the harness) and itself; kernel threads work for everyone and are
+  not counted; every other process's CPU during the run is "others" (the three largest
+  are named in the machine file, all of them in DIR/.noise/H.others.json).
 sample: prints one measurement (default window 1 s) as "key: value" lines.
 
 Calm: busy below FIBERBENCH_CALM_BUSY percent of all CPUs (default 15), steal below 2%,
@@ -34,7 +42,9 @@ import time
 STEAL_NOISY = 5.0      # percent of all CPUs during a run
 CALM_STEAL = 2.0       # percent, before a run
 CALM_PRESSURE = 10.0   # percent of wall time some task waited for a CPU
-NOISE_KEYS = ("noise_before", "noise_after", "noise_during", "calm_wait_s", "noisy")
+NOISE_KEYS = ("noise_before", "noise_after", "noise_during", "noise_others", "calm_wait_s",
+              "noisy")
+SAMPLE_S = 0.5
 
 
 def env_float(name, default):
@@ -154,6 +164,88 @@ def wait_for_calm(limit_s, busy_limit, say):
                 told = True
 
 
+def proc_table():
+    """{pid: (ppid, starttime, cpu_ticks, comm)} for every process now."""
+    t = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        # comm may hold spaces and parentheses: the fields start after the last ')'
+        rp = raw.rfind(")")
+        if rp < 0:
+            continue
+        f = raw[rp + 2:].split()
+        try:
+            ppid, utime, stime, start = int(f[1]), int(f[11]), int(f[12]), int(f[19])
+        except (IndexError, ValueError):
+            continue
+        t[int(name)] = (ppid, start, utime + stime, raw[raw.find("(") + 1:rp])
+    return t
+
+
+def is_ours(pid, table, anchor, cache):
+    """True when pid descends from anchor (or is it); kernel threads (kthreadd's
+    children) count as ours too: they work for whoever is running."""
+    path, p = [], pid
+    while True:
+        if p in cache:
+            v = cache[p]
+            break
+        if p == anchor or p == 2:
+            v = True
+            break
+        e = table.get(p)
+        if p <= 1 or e is None:
+            v = False
+            break
+        path.append(p)
+        p = e[0]
+    for q in path:
+        cache[q] = v
+    return v
+
+
+def cmd_sampler(args):
+    """Runs until SIGTERM or until the anchor is gone; keeps the CPU seconds of the
+    processes that are not the harness's in args.state, rewritten every sample."""
+    import signal
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    hz = os.sysconf("SC_CLK_TCK")
+    me = os.getpid()
+    seen = {}                 # (pid, start) -> ticks at the last sample
+    others, top = 0, {}       # ticks; comm -> ticks
+    first = True
+    while True:
+        table = proc_table()
+        cache = {me: True}
+        for pid, (ppid, start, ticks, comm) in table.items():
+            if is_ours(pid, table, args.anchor, cache):
+                continue
+            key = (pid, start)
+            # A process seen first at the first sample has its past CPU left out; one
+            # that appears later started during the run: all of it counts.
+            d = ticks - seen.get(key, ticks if first else 0)
+            seen[key] = ticks
+            if d > 0:
+                others += d
+                top[comm] = top.get(comm, 0) + d
+        first = False
+        worst = sorted(top.items(), key=lambda kv: -kv[1])
+        tmp = args.state + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"others_s": others / hz, "top": [[c, v / hz] for c, v in worst]}, f)
+        os.replace(tmp, args.state)
+        if stop or not os.path.exists(f"/proc/{args.anchor}"):
+            return 0
+        time.sleep(SAMPLE_S)
+
+
 def state_path(out, h):
     return os.path.join(out, ".noise", h + ".begin.json")
 
@@ -165,12 +257,49 @@ def cmd_begin(args, say):
     rec = {"calm": ok, "waited_s": waited, "limit_s": limit, "window": w, "snap": snap,
            "wall": time.time()}
     os.makedirs(os.path.join(args.out, ".noise"), exist_ok=True)
+    # The sampler of other processes' CPU, detached, until end stops it.
+    others = os.path.join(os.path.abspath(args.out), ".noise",
+                          args.harnesses[0] + f".others.{os.getpid()}.json")
+    try:
+        import subprocess
+        p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "_sampler",
+                              "--anchor", str(os.getppid()), "--state", others],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        rec["sampler"] = {"pid": p.pid, "state": others}
+    except OSError as e:
+        say(f"cannot start the sampler of other processes ({e}): others' CPU not recorded")
     for h in args.harnesses:
         with open(state_path(args.out, h), "w") as f:
             json.dump(rec, f)
     say(("calm" if ok else "NOT calm, the run will be marked noisy") +
         f" after {waited:.0f} s: {fmt_window(w)}; {fmt_state(snap)}")
     return 0
+
+
+def stop_sampler(smp):
+    """Stops begin's sampler and returns what it counted, or None."""
+    if not smp:
+        return None
+    import signal
+    try:
+        os.kill(smp["pid"], signal.SIGTERM)
+    except OSError:
+        pass
+    for _ in range(40):  # it writes once more on its way out: up to ~2 s
+        try:
+            os.waitpid(smp["pid"], os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not os.path.exists(f"/proc/{smp['pid']}"):
+            break
+        time.sleep(0.05)
+    try:
+        with open(smp["state"]) as f:
+            got = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return got
 
 
 def cmd_end(args, say):
@@ -194,14 +323,26 @@ def cmd_end(args, say):
                       "noisy: yes (no calm check before the run)"]
         else:
             during = window(rec["snap"], now)
+            others = stop_sampler(rec.get("sampler"))
             noisy = []
             if not rec["calm"]:
                 noisy.append(f"busy at the start after waiting {rec['waited_s']:.0f} s")
             if during.get("steal_pct", 0.0) > STEAL_NOISY:
                 noisy.append(f"steal {during['steal_pct']:.1f}% during the run")
+            others_line = "noise_others: not recorded"
+            if others is not None and during["span_s"] > 0:
+                share = 100.0 * others["others_s"] / (during["span_s"] * (os.cpu_count() or 1))
+                top = ", ".join(f"{c} {v:.1f} s" for c, v in others["top"][:3] if v >= 0.05)
+                others_line = (f"noise_others: {others['others_s']:.1f} s of CPU by other "
+                               f"processes over {during['span_s']:.0f} s, {share:.1f}% of the "
+                               "machine" + (f" ({top})" if top else ""))
+                limit = env_float("FIBERBENCH_OTHERS_NOISY", 10.0)
+                if share > limit:
+                    noisy.append(f"other processes took {share:.0f}% of the CPUs during the run")
             lines += [f"noise_before: {fmt_state(rec['snap'])}; {fmt_window(rec['window'])}",
                       f"noise_after: {fmt_state(now)}",
                       f"noise_during: {fmt_window(during)} (cpu pressure includes the harness's own threads)",
+                      others_line,
                       f"calm_wait_s: {rec['waited_s']:.0f} (limit {rec['limit_s']:.0f})",
                       "noisy: " + ("yes (" + "; ".join(noisy) + ")" if noisy else "no")]
         with open(mpath, encoding="utf-8", errors="replace") as f:
@@ -215,6 +356,11 @@ def cmd_end(args, say):
             os.remove(state_path(args.out, h))
         except OSError:
             pass
+        if rec and rec.get("sampler"):
+            try:  # every process's share, for whoever wants to know who it was
+                os.replace(rec["sampler"]["state"], os.path.join(args.out, ".noise", h + ".others.json"))
+            except OSError:
+                pass
         say(f"{h}: {lines[-1]}")
     return rc
 
@@ -232,7 +378,12 @@ def main(argv=None):
                            help="seconds to wait for calm at most (default FIBERBENCH_CALM_WAIT or 60)")
     p = sub.add_parser("sample")
     p.add_argument("--window", type=float, default=1.0)
+    p = sub.add_parser("_sampler", help=argparse.SUPPRESS)
+    p.add_argument("--anchor", type=int, required=True)
+    p.add_argument("--state", required=True)
     args = ap.parse_args(argv)
+    if args.cmd == "_sampler":
+        return cmd_sampler(args)
 
     def say(msg):
         print(f"[noise] {msg}", file=sys.stderr)

@@ -94,13 +94,15 @@ def main(argv=None):
     if not os.path.isdir(args.src):
         print(f"publish: no directory {args.src}", file=sys.stderr)
         return 2
-    harnesses = resultsets.ALL_HARNESSES
+    known = resultsets.ALL_HARNESSES + resultsets.OPTIONAL_HARNESSES
+    harnesses = resultsets.ALL_HARNESSES + [
+        h for h in resultsets.OPTIONAL_HARNESSES if os.path.isfile(os.path.join(args.src, h + ".csv"))]
     if args.only:
         harnesses = [h for h in args.only.split(",") if h]
-        bad = [h for h in harnesses if h not in resultsets.ALL_HARNESSES]
+        bad = [h for h in harnesses if h not in known]
         if bad:
             ap.error(f"--only: unknown harness {', '.join(bad)} "
-                     f"(known: {', '.join(resultsets.ALL_HARNESSES)})")
+                     f"(known: {', '.join(known)})")
 
     name, problems = problems_of(args.src, harnesses)
     dest = os.path.join(args.published_root, name) if name else None

@@ -121,6 +121,90 @@ static void json_str_or_null(mllm_buf_t *b, const char *s)
     mllm_buf_add(b, "\"", 1);
 }
 
+/* ---- UTF-8 ---- */
+
+/* Bytes of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0 when s does not start with one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+size_t mllm_utf8_cut(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n <= max)
+        return n;
+    /* s[max] is the first byte left out: step back to the start of its character */
+    while (max && ((unsigned char)s[max] & 0xc0) == 0x80)
+        max--;
+    return max;
+}
+
+/* The length of s[0..n) without an incomplete character at its end (a cut message). */
+static size_t utf8_trim_end(const char *s, size_t n)
+{
+    size_t start = n;
+    while (start && n - start < 4 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+        start--;
+    if (!start)
+        return n;
+    start--; /* the last lead byte (or ASCII) */
+    const unsigned char *p = (const unsigned char *)s + start;
+    return (*p < 0x80 || utf8_seq(p, n - start) == n - start) ? n : start;
+}
+
+/* A JSON string (with quotes) of text that may hold bytes from the request: what is
+ * not well-formed UTF-8 becomes U+FFFD, so the JSON stays UTF-8 (RFC 8259 8.1). */
+static void json_str_utf8(mllm_buf_t *b, const char *s)
+{
+    if (!s) {
+        mllm_buf_adds(b, "null");
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), run = 0;
+    mllm_buf_add(b, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        size_t k = p[i] < 0x80 ? 1 : utf8_seq(p + i, n - i);
+        if (k) {
+            i += k;
+            continue;
+        }
+        mllm_buf_json_str(b, s + run, i - run);
+        mllm_buf_adds(b, "\\ufffd");
+        run = ++i;
+    }
+    mllm_buf_json_str(b, s + run, n - run);
+    mllm_buf_add(b, "\"", 1);
+}
+
 /* ---- errors ---- */
 
 int mllm_err_set(mllm_err_t *e, int status, const char *type, const char *code,
@@ -132,21 +216,24 @@ int mllm_err_set(mllm_err_t *e, int status, const char *type, const char *code,
     e->param = param;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    int n = vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    /* A message cut at its byte limit must not end inside a character. */
+    if (n >= (int)sizeof e->message)
+        e->message[utf8_trim_end(e->message, sizeof e->message - 1)] = 0;
     return -1;
 }
 
 void mllm_fmt_error_openai(mllm_buf_t *b, const mllm_err_t *e)
 {
     mllm_buf_adds(b, "{\"error\":{\"message\":");
-    json_str_or_null(b, e->message);
+    json_str_utf8(b, e->message);
     mllm_buf_adds(b, ",\"type\":");
-    json_str_or_null(b, e->type);
+    json_str_utf8(b, e->type);
     mllm_buf_adds(b, ",\"param\":");
-    json_str_or_null(b, e->param);
+    json_str_utf8(b, e->param);
     mllm_buf_adds(b, ",\"code\":");
-    json_str_or_null(b, e->code);
+    json_str_utf8(b, e->code);
     mllm_buf_adds(b, "}}");
 }
 
@@ -169,45 +256,97 @@ void mllm_fmt_error_anthropic(mllm_buf_t *b, const mllm_err_t *e)
     mllm_buf_adds(b, "{\"type\":\"error\",\"error\":{\"type\":");
     json_str_or_null(b, anth_type(e->status));
     mllm_buf_adds(b, ",\"message\":");
-    json_str_or_null(b, e->message);
+    json_str_utf8(b, e->message);
     mllm_buf_adds(b, "}}");
 }
 
 /* ---- request validation ---- */
 
-/* Refuses nesting deeper than MLLM_JSON_MAX_DEPTH before cJSON recurses into it. Brackets
- * inside strings do not count. */
-static int depth_ok(const char *s, size_t n)
+/* What one pass over a body finds before cJSON sees it. */
+enum { BODY_OK, BODY_TOO_DEEP, BODY_NOT_UTF8 };
+
+/*
+ * Refuses nesting deeper than MLLM_JSON_MAX_DEPTH before cJSON recurses into it
+ * (brackets inside strings do not count) and bytes that are not UTF-8 (RFC 8259 8.1;
+ * they would come back in echoed strings and error messages). Counts the \u0000
+ * escapes in strings in *nul_escapes: cJSON keeps a string as a C string, so it ends
+ * at the first one (see parse_body).
+ */
+static int scan_body(const char *s, size_t n, size_t *nul_escapes)
 {
+    const unsigned char *p = (const unsigned char *)s;
     int depth = 0, in_str = 0;
+    *nul_escapes = 0;
     for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
+        unsigned char c = p[i];
+        if (c >= 0x80) {
+            size_t k = utf8_seq(p + i, n - i);
+            if (!k)
+                return BODY_NOT_UTF8;
+            i += k - 1;
+        } else if (in_str) {
+            if (c == '\\') {
+                if (n - i >= 6 && !memcmp(s + i + 1, "u0000", 5))
+                    (*nul_escapes)++;
                 i++;
-            else if (c == '"')
+            } else if (c == '"') {
                 in_str = 0;
+            }
         } else if (c == '"') {
             in_str = 1;
         } else if (c == '{' || c == '[') {
             if (++depth > MLLM_JSON_MAX_DEPTH)
-                return 0;
+                return BODY_TOO_DEEP;
         } else if (c == '}' || c == ']') {
             depth--;
         }
     }
-    return 1;
+    return BODY_OK;
 }
 
 static cJSON *parse_body(const char *body, size_t len, mllm_err_t *err)
 {
-    if (!depth_ok(body, len)) {
+    size_t nul_escapes;
+    int scan = scan_body(body, len, &nul_escapes);
+    if (scan == BODY_TOO_DEEP) {
         mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
                      "The JSON body of your request is nested deeper than %d levels.",
                      MLLM_JSON_MAX_DEPTH);
         return NULL;
     }
+    if (scan == BODY_NOT_UTF8) {
+        mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
+                     "We could not parse the JSON body of your request: it is not valid "
+                     "UTF-8 (RFC 8259 8.1).");
+        return NULL;
+    }
+    /* A \u0000 escape is valid JSON, but a cJSON string ends at the NUL it decodes to,
+     * and everything after it would be lost to the prompt-size count. Such a body (rare)
+     * is parsed from a copy with those escapes read as \u0001: one byte each, as in the
+     * request. */
+    char *copy = NULL;
+    if (nul_escapes) {
+        copy = malloc(len ? len : 1);
+        if (!copy) {
+            mllm_err_set(err, 503, "server_error", NULL, NULL,
+                         "mock-llm is out of memory for this request; try again.");
+            return NULL;
+        }
+        memcpy(copy, body, len);
+        int in_str = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (in_str && copy[i] == '\\') {
+                if (len - i >= 6 && !memcmp(copy + i + 1, "u0000", 5))
+                    copy[i + 5] = '1';
+                i++;
+            } else if (copy[i] == '"') {
+                in_str = !in_str;
+            }
+        }
+        body = copy;
+    }
     cJSON *root = cJSON_ParseWithLength(body, len);
+    free(copy);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
@@ -249,9 +388,12 @@ static long str_bytes(const cJSON *v)
     return cJSON_IsString(v) ? (long)strlen(v->valuestring) : 0;
 }
 
-/* Bytes of a content value: a string, or an array of parts (text, input_text,
- * output_text, tool_result with its own content, tool_use with its input). Returns -1
- * when the shape is wrong. */
+/* Bytes of a content value: a string, or an array of parts. A part with a string
+ * "text" (text, input_text, output_text, Anthropic text blocks) counts its text; a
+ * tool_result its own content; a tool_use its name and the JSON of its input; every
+ * other part (image_url, input_audio, Anthropic image and document blocks, Responses
+ * input_image and input_file, ...) its compact JSON, as sent. Returns -1 when the shape
+ * is wrong. */
 static long content_bytes(const cJSON *c, int depth)
 {
     if (cJSON_IsString(c))
@@ -265,19 +407,22 @@ static long content_bytes(const cJSON *c, int depth)
     cJSON_ArrayForEach(part, c) {
         if (!cJSON_IsObject(part))
             return -1;
-        n += str_bytes(cJSON_GetObjectItemCaseSensitive(part, "text"));
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
-        if (!cJSON_IsString(type))
-            continue;
-        if (!strcmp(type->valuestring, "tool_result")) {
+        const char *t = cJSON_IsString(type) ? type->valuestring : "";
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (!strcmp(t, "tool_result")) {
             long k = content_bytes(cJSON_GetObjectItemCaseSensitive(part, "content"),
                                    depth + 1);
             if (k < 0)
                 return -1;
             n += k;
-        } else if (!strcmp(type->valuestring, "tool_use")) {
+        } else if (!strcmp(t, "tool_use")) {
             n += str_bytes(cJSON_GetObjectItemCaseSensitive(part, "name")) +
                  json_bytes(cJSON_GetObjectItemCaseSensitive(part, "input"));
+        } else if (cJSON_IsString(text)) {
+            n += str_bytes(text);
+        } else {
+            n += json_bytes(part);
         }
     }
     return n;
@@ -335,7 +480,8 @@ static int count_messages(const cJSON *msgs, long *bytes, long *n, mllm_gen_req_
                               !strcmp(r, "developer") || !strcmp(r, "function"));
         if (!ok)
             return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", param,
-                                "Invalid value for 'messages[%ld].role': '%.40s'.", i, r);
+                                "Invalid value for 'messages[%ld].role': '%.*s'.", i,
+                                (int)mllm_utf8_cut(r, 40), r);
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         long c = content_bytes(content, 0);
         if (c < 0)
@@ -475,10 +621,14 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
                                     "of 1 to 64 characters.", i - 1);
             const cJSON *params = cJSON_GetObjectItemCaseSensitive(
                 fn, api == MLLM_API_MESSAGES ? "input_schema" : "parameters");
+            /* The schema is moved, not copied, out of the request's tree (deleted after
+             * parsing anyway): a copy of a large schema cost as much as parsing it. */
             cJSON *o = cJSON_CreateObject();
             if (!o || !cJSON_AddStringToObject(o, "name", name->valuestring) ||
                 !cJSON_AddItemToObject(o, "parameters",
-                                       params ? cJSON_Duplicate(params, 1) : cJSON_CreateNull())) {
+                                       params ? cJSON_DetachItemViaPointer((cJSON *)fn,
+                                                                           (cJSON *)params)
+                                              : cJSON_CreateNull())) {
                 cJSON_Delete(o);
                 return mllm_err_set(err, 500, "server_error", NULL, NULL, "Out of memory.");
             }
@@ -529,7 +679,8 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
         if (out->named_tool < 0)
             return mllm_err_set(err, 400, "invalid_request_error", "invalid_value",
                                 "tool_choice", "Invalid value for 'tool_choice': no function "
-                                "named '%.64s' in 'tools'.", named);
+                                "named '%.*s' in 'tools'.", (int)mllm_utf8_cut(named, 64),
+                                named);
     }
     return 0;
 }
@@ -539,6 +690,7 @@ void mllm_gen_req_free(mllm_gen_req_t *r)
     cJSON_Delete(r->tools);
     r->tools = NULL;
     r->ntools = 0;
+    mllm_buf_free(&r->echo);
 }
 
 int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
@@ -598,7 +750,22 @@ out:
     return rc;
 }
 
+static int parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err,
+                          int count_only);
+
 int mllm_parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
+{
+    return parse_messages(body, len, out, err, 0);
+}
+
+int mllm_parse_count_tokens(const char *body, size_t len, mllm_gen_req_t *out,
+                            mllm_err_t *err)
+{
+    return parse_messages(body, len, out, err, 1);
+}
+
+static int parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err,
+                          int count_only)
 {
     memset(out, 0, sizeof *out);
     out->api = MLLM_API_MESSAGES;
@@ -610,7 +777,7 @@ int mllm_parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_
     if (get_model(root, out, err) || count_messages(cJSON_GetObjectItemCaseSensitive(
                                          root, "messages"), &bytes, &msgs, out, err, 1))
         goto out;
-    if (!cJSON_GetObjectItemCaseSensitive(root, "max_tokens")) {
+    if (!count_only && !cJSON_GetObjectItemCaseSensitive(root, "max_tokens")) {
         mllm_err_set(err, 400, "invalid_request_error", NULL, "max_tokens",
                      "max_tokens: Field required");
         goto out;
@@ -663,8 +830,8 @@ static int count_input_items(const cJSON *input, long *bytes, long *n, mllm_gen_
             if (strcmp(r, "user") && strcmp(r, "assistant") && strcmp(r, "system") &&
                 strcmp(r, "developer"))
                 return mllm_err_set(err, 400, "invalid_request_error", "invalid_value",
-                                    "input", "Invalid value for 'input[%ld].role': '%.40s'.",
-                                    i, r);
+                                    "input", "Invalid value for 'input[%ld].role': '%.*s'.",
+                                    i, (int)mllm_utf8_cut(r, 40), r);
             long c = content_bytes(cJSON_GetObjectItemCaseSensitive(it, "content"), 0);
             if (c < 0)
                 return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "input",
@@ -688,6 +855,67 @@ static int count_input_items(const cJSON *input, long *bytes, long *n, mllm_gen_
         i++;
     }
     *n += i;
+    return 0;
+}
+
+/*
+ * The request's fields the response object repeats, as JSON members for resp_object:
+ * what was sent (compact JSON), or the API's default when absent or null. store is
+ * always false (mock-llm stores nothing: GET /v1/responses/{id} is a 404), service_tier
+ * "auto" is answered as the tier that served it ("default"), previous_response_id is
+ * always null (a request with one is refused).
+ */
+static const struct {
+    const char *name, *dflt;
+} resp_echoed[] = {
+    { "background", "false" },
+    { "instructions", "null" },
+    { "max_output_tokens", "null" },
+    { "max_tool_calls", "null" },
+    { "metadata", "{}" },
+    { "parallel_tool_calls", "true" },
+    { "prompt_cache_key", "null" },
+    { "reasoning", "{\"effort\":null,\"summary\":null}" },
+    { "safety_identifier", "null" },
+    { "service_tier", "\"default\"" },
+    { "temperature", "1.0" },
+    { "text", "{\"format\":{\"type\":\"text\"}}" },
+    { "tool_choice", "\"auto\"" },
+    { "tools", "[]" },
+    { "top_logprobs", "0" },
+    { "top_p", "1.0" },
+    { "truncation", "\"disabled\"" },
+    { "user", "null" },
+};
+
+static int resp_echo(const cJSON *root, mllm_buf_t *b, mllm_err_t *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "top_p");
+    if (v && !cJSON_IsNull(v) && (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1))
+        return mllm_err_set(err, 400, "invalid_request_error", "decimal_above_max_value",
+                            "top_p", "Invalid 'top_p': expected a number from 0 to 1.");
+    v = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+    if (v && !cJSON_IsNull(v) && !cJSON_IsObject(v))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "metadata",
+                            "Invalid type for 'metadata': expected an object.");
+    int ptc = 1;
+    if (get_bool(root, "parallel_tool_calls", &ptc, err))
+        return -1;
+    mllm_buf_adds(b, "\"previous_response_id\":null,\"store\":false");
+    for (size_t i = 0; i < sizeof resp_echoed / sizeof resp_echoed[0]; i++) {
+        const char *name = resp_echoed[i].name;
+        v = cJSON_GetObjectItemCaseSensitive(root, name);
+        if (v && cJSON_IsString(v) && !strcmp(name, "service_tier") &&
+            !strcmp(v->valuestring, "auto"))
+            v = NULL;
+        mllm_buf_printf(b, ",\"%s\":", name);
+        char *j = v && !cJSON_IsNull(v) ? cJSON_PrintUnformatted(v) : NULL;
+        mllm_buf_adds(b, j ? j : resp_echoed[i].dflt);
+        cJSON_free(j);
+    }
+    if (b->oom)
+        return mllm_err_set(err, 503, "server_error", NULL, NULL,
+                            "mock-llm is out of memory for this request; try again.");
     return 0;
 }
 
@@ -729,15 +957,17 @@ int mllm_parse_responses(const char *body, size_t len, mllm_gen_req_t *out, mllm
     }
     if (get_posint(root, "max_output_tokens", &out->max_tokens, err) ||
         get_bool(root, "stream", &out->stream, err) || get_temperature(root, err) ||
+        resp_echo(root, &out->echo, err) ||
         get_tools(root, MLLM_API_RESPONSES, out, &bytes, err))
         goto out;
     const cJSON *prev = cJSON_GetObjectItemCaseSensitive(root, "previous_response_id");
     if (prev && !cJSON_IsNull(prev)) {
         /* mock-llm keeps no conversation state (it would be memory per response) */
+        const char *id = cJSON_IsString(prev) ? prev->valuestring : "?";
         mllm_err_set(err, 400, "invalid_request_error", "previous_response_not_found",
-                     "previous_response_id", "Previous response with id '%.64s' not found "
+                     "previous_response_id", "Previous response with id '%.*s' not found "
                      "(mock-llm stores no responses: send the whole input).",
-                     cJSON_IsString(prev) ? prev->valuestring : "?");
+                     (int)mllm_utf8_cut(id, 64), id);
         goto out;
     }
     out->prompt_bytes = bytes;
@@ -770,31 +1000,55 @@ void mllm_stream_fmt_init(mllm_stream_fmt_t *f, const char *model, uint64_t id_n
     f->prefix[n] = 0;
     f->prefix_len = n;
     mllm_buf_free(&b);
+    mllm_stream_fmt_usage_null(f, 0);
+}
+
+/* The end of every chunk but the usage chunk: the choices array and the object closed,
+ * with "usage": null before the usage chunk when it is asked for. */
+static const char close_plain[] = "]}\n\n", close_usage[] = "],\"usage\":null}\n\n";
+
+void mllm_stream_fmt_usage_null(mllm_stream_fmt_t *f, int on)
+{
+    static const char delta_end[] = "\"},\"logprobs\":null,\"finish_reason\":null}";
+    f->close = on ? close_usage : close_plain;
+    f->close_len = on ? sizeof close_usage - 1 : sizeof close_plain - 1;
+    _Static_assert(sizeof delta_end + sizeof close_usage - 2 < sizeof f->content_tail,
+                   "content_tail holds the longest tail");
+    memset(f->content_tail, 0, sizeof f->content_tail); /* copied whole, see below */
+    memcpy(f->content_tail, delta_end, sizeof delta_end - 1);
+    memcpy(f->content_tail + sizeof delta_end - 1, f->close, f->close_len + 1);
+    f->content_tail_len = sizeof delta_end - 1 + f->close_len;
 }
 
 void mllm_chunk_role(mllm_buf_t *b, const mllm_stream_fmt_t *f)
 {
     mllm_buf_add(b, f->prefix, f->prefix_len);
     mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
-                     "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+                     "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}");
+    mllm_buf_add(b, f->close, f->close_len);
 }
 
 void mllm_chunk_content(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *text, size_t n)
 {
     static const char head[] = "{\"index\":0,\"delta\":{\"content\":\"";
-    static const char tail[] = "\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
-    mllm_buf_reserve(b, f->prefix_len + sizeof head + sizeof tail + n * 6 + 8);
+    mllm_buf_reserve(b, f->prefix_len + sizeof head + sizeof f->content_tail + n * 6 + 8);
     mllm_buf_add(b, f->prefix, f->prefix_len);
     mllm_buf_add(b, head, sizeof head - 1);
     mllm_buf_json_str(b, text, n);
-    mllm_buf_add(b, tail, sizeof tail - 1);
+    if (b->oom)
+        return;
+    /* A fixed-size copy (the tail with its NUL and padding; the reserve above made room):
+     * a few vector moves per event instead of a memcpy call for the variable length. */
+    memcpy(b->p + b->len, f->content_tail, sizeof f->content_tail);
+    b->len += f->content_tail_len;
 }
 
 void mllm_chunk_finish(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *reason)
 {
     mllm_buf_add(b, f->prefix, f->prefix_len);
-    mllm_buf_printf(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}]}"
-                       "\n\n", reason);
+    mllm_buf_printf(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}",
+                    reason);
+    mllm_buf_add(b, f->close, f->close_len);
 }
 
 void mllm_chunk_usage(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
@@ -828,7 +1082,8 @@ void mllm_chunk_tool_start(mllm_buf_t *b, const mllm_stream_fmt_t *f,
     mllm_buf_adds(b, "\",\"type\":\"function\",\"function\":{\"name\":\"");
     mllm_buf_json_str(b, call->name, strlen(call->name));
     mllm_buf_adds(b, "\",\"arguments\":\"\"}}],\"refusal\":null},\"logprobs\":null,"
-                     "\"finish_reason\":null}]}\n\n");
+                     "\"finish_reason\":null}");
+    mllm_buf_add(b, f->close, f->close_len);
 }
 
 void mllm_chunk_tool_args(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *frag,
@@ -838,7 +1093,8 @@ void mllm_chunk_tool_args(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char 
     mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
                      "{\"arguments\":\"");
     mllm_buf_json_str(b, frag, n);
-    mllm_buf_adds(b, "\"}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+    mllm_buf_adds(b, "\"}}]},\"logprobs\":null,\"finish_reason\":null}");
+    mllm_buf_add(b, f->close, f->close_len);
 }
 
 void mllm_fmt_completion(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
@@ -1014,21 +1270,12 @@ static void resp_object(mllm_buf_t *b, const mllm_resp_t *r, const char *status,
     mllm_buf_printf(b, "\",\"object\":\"response\",\"created_at\":%" PRIu64 ",\"status\":"
                        "\"%s\",\"error\":null,\"incomplete_details\":", r->f->created, status);
     mllm_buf_adds(b, capped ? "{\"reason\":\"max_output_tokens\"}" : "null");
-    mllm_buf_adds(b, ",\"instructions\":null,\"max_output_tokens\":");
-    if (r->max_output_tokens)
-        mllm_buf_printf(b, "%d", r->max_output_tokens);
-    else
-        mllm_buf_adds(b, "null");
     mllm_buf_adds(b, ",\"model\":\"");
     mllm_buf_json_str(b, r->model, strlen(r->model));
     mllm_buf_adds(b, "\",\"output\":[");
     if (full)
         resp_item(b, r, capped ? "incomplete" : "completed", full, n);
-    mllm_buf_adds(b, "],\"parallel_tool_calls\":true,\"previous_response_id\":null,"
-                     "\"reasoning\":{\"effort\":null,\"summary\":null},\"store\":false,"
-                     "\"temperature\":1.0,\"text\":{\"format\":{\"type\":\"text\"}},"
-                     "\"tool_choice\":\"auto\",\"tools\":[],\"top_p\":1.0,"
-                     "\"truncation\":\"disabled\",\"usage\":");
+    mllm_buf_adds(b, "],\"usage\":");
     if (full)
         mllm_buf_printf(b, "{\"input_tokens\":%d,\"input_tokens_details\":{\"cached_tokens\":0},"
                            "\"output_tokens\":%d,\"output_tokens_details\":"
@@ -1036,7 +1283,16 @@ static void resp_object(mllm_buf_t *b, const mllm_resp_t *r, const char *status,
                         prompt + completion);
     else
         mllm_buf_adds(b, "null");
-    mllm_buf_adds(b, ",\"user\":null,\"metadata\":{}}");
+    mllm_buf_add(b, ",", 1);
+    if (r->echo && r->echo_len) {
+        mllm_buf_add(b, r->echo, r->echo_len);
+    } else {
+        /* no request to echo (unit tests): every field at its default */
+        mllm_buf_adds(b, "\"previous_response_id\":null,\"store\":false");
+        for (size_t i = 0; i < sizeof resp_echoed / sizeof resp_echoed[0]; i++)
+            mllm_buf_printf(b, ",\"%s\":%s", resp_echoed[i].name, resp_echoed[i].dflt);
+    }
+    mllm_buf_add(b, "}", 1);
 }
 
 /* "event: <type>\ndata: {"type":"<type>","sequence_number":N" - the caller closes it. */

@@ -32,7 +32,13 @@ void mllm_buf_printf(mllm_buf_t *b, const char *fmt, ...) __attribute__((format(
 /* Appends s as the inside of a JSON string (quotes not included), escaped. */
 void mllm_buf_json_str(mllm_buf_t *b, const char *s, size_t n);
 
-/* An API error: HTTP status, OpenAI type/code/param, message. */
+/* The length of s (NUL-terminated) cut to at most max bytes at a UTF-8 character
+ * boundary: for messages that quote part of a request ("%.*s"). */
+size_t mllm_utf8_cut(const char *s, size_t max);
+
+/* An API error: HTTP status, OpenAI type/code/param, message. Formatted, a message
+ * that quotes request bytes is always UTF-8: cut at a character boundary when it is
+ * longer than `message`, and anything not well-formed UTF-8 written as U+FFFD. */
 typedef struct mllm_err {
     int         status;
     const char *type;  /* invalid_request_error, server_error, ... */
@@ -69,9 +75,14 @@ typedef struct mllm_gen_req {
     int  tool_choice;       /* MLLM_TOOLS_* */
     int  named_tool;        /* index in tools when MLLM_TOOLS_NAMED */
     int  after_tool_result; /* the last turn is a tool result: answer it with text */
+    /* Responses: the request's fields its response object repeats (instructions,
+     * tools, tool_choice, temperature, top_p, max_output_tokens, metadata, ...), as JSON
+     * object members; empty for the other APIs */
+    mllm_buf_t echo;
 } mllm_gen_req_t;
 
-/* Frees what a parsed request holds (its tools). Safe on a zeroed or failed request. */
+/* Frees what a parsed request holds (its tools, its echo). Safe on a zeroed or failed
+ * request. */
 void mllm_gen_req_free(mllm_gen_req_t *r);
 
 /* Deepest JSON nesting accepted. cJSON recurses per level and a connection fiber has a
@@ -93,10 +104,17 @@ int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_
  * tool_choice. Returns 0, or -1 with err filled. */
 int mllm_parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err);
 
+/* Validates an Anthropic count_tokens body (/v1/messages/count_tokens): a Messages body
+ * without max_tokens. out->prompt_tokens is the answer (the same rule as a message's
+ * input_tokens). Returns 0, or -1 with err filled. */
+int mllm_parse_count_tokens(const char *body, size_t len, mllm_gen_req_t *out,
+                            mllm_err_t *err);
+
 /* Validates a Responses API body: model, input (a string or a non-empty array of
  * message, function_call and function_call_output items), instructions,
- * max_output_tokens, stream, temperature, tools and tool_choice; previous_response_id
- * is refused (no stored state). Returns 0, or -1 with err filled. */
+ * max_output_tokens, stream, temperature, top_p, metadata, parallel_tool_calls, tools
+ * and tool_choice; previous_response_id is refused (no stored state). Fills out->echo.
+ * Returns 0, or -1 with err filled. */
 int mllm_parse_responses(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err);
 
 /* A tool call the mock answers with: the function's name, a unique id, and arguments
@@ -133,11 +151,19 @@ typedef struct mllm_stream_fmt {
     char     prefix[1024]; /* data: {"id":..,"created":..,"model":..,"choices":[ ; a 127-byte model id
                            * escapes to at most 762 bytes */
     size_t   prefix_len;
+    const char *close;     /* ]}\n\n, or ],"usage":null}\n\n (mllm_stream_fmt_usage_null) */
+    size_t   close_len;
+    char     content_tail[72]; /* the end of a content chunk, with close */
+    size_t   content_tail_len;
 } mllm_stream_fmt_t;
 
 /* Sets up f for one response. id_num makes the id (unique per request). */
 void mllm_stream_fmt_init(mllm_stream_fmt_t *f, const char *model, uint64_t id_num,
                           uint64_t created);
+
+/* on: every chunk before the usage chunk carries "usage": null, as OpenAI's chunks do
+ * with stream_options.include_usage (off after mllm_stream_fmt_init). */
+void mllm_stream_fmt_usage_null(mllm_stream_fmt_t *f, int on);
 
 /* OpenAI chunks, each a complete `data: {...}\n\n` frame. */
 void mllm_chunk_role(mllm_buf_t *b, const mllm_stream_fmt_t *f);
@@ -197,7 +223,9 @@ typedef struct mllm_resp {
     const mllm_stream_fmt_t *f;
     const char              *model;
     const mllm_tool_call_t  *call;      /* NULL: a text message */
-    int                      max_output_tokens; /* 0: null */
+    const char              *echo;      /* mllm_gen_req_t.echo: the request's fields the
+                                         * object repeats; NULL: all at their defaults */
+    size_t                   echo_len;
     int                      seq;       /* the next sequence_number */
 } mllm_resp_t;
 

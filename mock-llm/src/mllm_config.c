@@ -116,9 +116,10 @@ static void usage(FILE *f)
 "  --help                    this text\n"
 "\n"
 "A request header 'x-mock-inject: 429|500|503|midstream|disconnect' forces one\n"
-"injection; 'x-mock-request-index: N' picks the per-request generator explicitly.\n"
-"Endpoints: POST /v1/chat/completions, POST /v1/responses, POST /v1/messages,\n"
-"GET /v1/models, GET /v1/models/ID, GET /health, GET /metrics (Prometheus).\n");
+"injection; 'x-mock-request-index: N' (0 to 2^64-1) picks the per-request generator\n"
+"explicitly. Endpoints: POST /v1/chat/completions, POST /v1/responses,\n"
+"POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, GET /v1/models/ID,\n"
+"GET /health, GET /metrics (Prometheus).\n");
 }
 
 static void list_profiles(void)

@@ -77,6 +77,10 @@ static int flush_nb(mllm_conn_t *c)
         memmove(c->out.p, c->out.p + off, c->out.len - off);
         c->out.len -= off;
         mllm_metrics.pending_bytes -= off;
+        /* Drained after a backlog: a stream that was slow once does not keep up to
+         * --max-pending of buffer for the rest of its life. */
+        if (!c->out.len && c->out.cap > (64u << 10))
+            mllm_buf_free(&c->out);
     }
     return 0;
 }
@@ -120,9 +124,8 @@ int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
     return flush_nb(c);
 }
 
-int mllm_conn_flush(mllm_conn_t *c)
+static int flush_until(mllm_conn_t *c, uint64_t deadline)
 {
-    uint64_t deadline = fiber_now_ns() + c->cfg->write_timeout_ns;
     while (c->out.len) {
         if (flush_nb(c))
             return -1;
@@ -134,6 +137,11 @@ int mllm_conn_flush(mllm_conn_t *c)
         }
     }
     return 0;
+}
+
+int mllm_conn_flush(mllm_conn_t *c)
+{
+    return flush_until(c, fiber_now_ns() + c->cfg->write_timeout_ns);
 }
 
 int mllm_conn_respond(mllm_conn_t *c, int status, const char *ctype, const char *body,
@@ -159,7 +167,10 @@ int mllm_conn_begin_body(mllm_conn_t *c, int status, const char *ctype, const ch
     mllm_buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s", status,
                     mllm_http_reason(status), ctype, extra ? extra : "",
                     chunked ? "Transfer-Encoding: chunked\r\n" : "");
-    mllm_buf_printf(&h, "Connection: %s\r\n\r\n", keep_alive ? "keep-alive" : "close");
+    /* A body that is not chunked ends with the connection (RFC 9112 6.3), whatever the
+     * client asked for. */
+    mllm_buf_printf(&h, "Connection: %s\r\n\r\n", keep_alive && chunked ? "keep-alive"
+                                                                         : "close");
     mllm_metrics_status(status);
     int rc = h.oom ? -1 : mllm_conn_emit(c, h.p, h.len);
     mllm_buf_free(&h);
@@ -294,13 +305,12 @@ static ssize_t in_read(mllm_conn_t *c, size_t max, size_t limit, uint64_t deadli
  * is read and dropped until it closes, goes quiet, or the time or byte bound is hit.
  * Closing at once with unread input would make the kernel answer with a reset, and a
  * reset can destroy the error response before the client has read it (RFC 9112 9.6). */
-static void linger(mllm_conn_t *c)
+static void linger_until(mllm_conn_t *c, uint64_t end)
 {
     if (c->dead || c->tx.ops->shutdown_write(&c->tx) != 0)
         return;
     /* Contents are never looked at, so every lingering connection shares one sink. */
     static char sink[16384];
-    uint64_t end = fiber_now_ns() + MLLM_LINGER_TIME_NS;
     size_t total = 0;
     while (total < MLLM_LINGER_BYTES) {
         uint64_t deadline = fiber_now_ns() + MLLM_LINGER_IDLE_NS;
@@ -311,6 +321,11 @@ static void linger(mllm_conn_t *c)
     }
     mllm_metrics.lingering_closes++;
     mllm_metrics.linger_bytes += total;
+}
+
+static void linger(mllm_conn_t *c)
+{
+    linger_until(c, fiber_now_ns() + MLLM_LINGER_TIME_NS);
 }
 
 /* Answers a request this layer cannot hand up, in OpenAI's error shape, and closes the
@@ -327,6 +342,29 @@ static void refuse(mllm_conn_t *c, int status, const char *msg)
         mllm_conn_respond(c, status, "application/json", b.p, b.len, NULL, 0);
     mllm_buf_free(&b);
     linger(c);
+}
+
+void mllm_conn_turn_away(mllm_conn_t *c, int status, const char *code, const char *msg,
+                         const char *extra, uint64_t deadline_ns)
+{
+    mllm_err_t e;
+    mllm_err_set(&e, status, status >= 500 ? "server_error" : "invalid_request_error", code,
+                 NULL, "%s", msg);
+    mllm_buf_t b = { 0 }, h = { 0 };
+    mllm_fmt_error_openai(&b, &e);
+    mllm_buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n%s\r\n", status,
+                    mllm_http_reason(status), b.len, extra ? extra : "");
+    mllm_buf_add(&h, b.p, b.len);
+    /* Written without waiting for the request (HTTP/1.1 allows an early answer); over
+     * TLS the first write makes the handshake, within the same deadline. */
+    if (!h.oom && !b.oom && mllm_conn_emit(c, h.p, h.len) == 0 &&
+        flush_until(c, deadline_ns) == 0) {
+        mllm_metrics_status(status);
+        linger_until(c, deadline_ns);
+    }
+    mllm_buf_free(&b);
+    mllm_buf_free(&h);
 }
 
 /* A failed read: a timeout or no memory is answered, an EOF or a reset is not. */
@@ -380,7 +418,9 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
     }
     r->start_ns = fiber_now_ns();
     size_t head = h->head_len, body_len = 0, consumed = 0;
-    if (h->expect_continue && (h->chunked || h->content_length > 0) && c->in_len == head) {
+    /* Not to an HTTP/1.0 client: RFC 9110 15.2 forbids interim responses to it. */
+    if (h->expect_continue && h->minor >= 1 && (h->chunked || h->content_length > 0) &&
+        c->in_len == head) {
         if (mllm_conn_emit(c, "HTTP/1.1 100 Continue\r\n\r\n", 25))
             return 0;
     }
@@ -388,28 +428,33 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
      * c->in may move (realloc): h holds offsets, resolved below once it is final. */
     uint64_t body_deadline = fiber_now_ns() + cfg->header_timeout_ns;
     if (h->chunked) {
-        /* The encoded form may be larger than the body: allow twice plus framing. */
-        size_t enc_max = cfg->max_body * 2 + 65536;
+        /* Decoded as it arrives, each byte once (the whole body was decoded again after
+         * every read before: quadratic in a body of small chunks arriving in small
+         * pieces), and the spent framing is dropped after each read: the buffer holds
+         * the body and one read, so only the decoded body is bounded by --max-body. */
+        size_t framing_max = MLLM_CHUNK_FRAMING_MAX(cfg->max_body);
+        mllm_dechunk_t d = { 0 };
         for (;;) {
-            rc = mllm_http_dechunk(c->in + head, c->in_len - head, cfg->max_body,
-                                   &body_len, &consumed);
+            rc = mllm_http_dechunk(&d, c->in + head, c->in_len - head, cfg->max_body,
+                                   framing_max);
             if (rc)
                 break;
-            if (c->in_len - head > enc_max) {
-                rc = -413;
-                break;
-            }
-            ssize_t n = in_read(c, 0, head + enc_max + 1024, body_deadline);
+            c->in_len = head + mllm_dechunk_compact(&d, c->in + head, c->in_len - head);
+            ssize_t n = in_read(c, 0, head + cfg->max_body + 65536, body_deadline);
             if (n <= 0) {
                 read_failed(c, n, "body");
                 return 0;
             }
         }
         if (rc < 0) {
-            refuse(c, -rc, rc == -413 ? "The request body is too large."
-                                      : "The chunked request body is malformed.");
+            refuse(c, -rc, rc == -400 ? "The chunked request body is malformed."
+                           : d.framing > framing_max
+                               ? "The chunked framing of the request body is too large."
+                               : "The request body is too large.");
             return 0;
         }
+        body_len = d.out;
+        consumed = d.pos;
     } else {
         body_len = consumed = h->content_length > 0 ? (size_t)h->content_length : 0;
         while (c->in_len - head < body_len) {
@@ -423,7 +468,8 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
             }
         }
     }
-    /* Complete: nothing more is read until mllm_conn_done(), so c->in stays put. */
+    /* Complete: nothing more is read until mllm_conn_release() or mllm_conn_done(), so
+     * c->in stays put. */
     r->base = c->in;
     r->method = mllm_span_str(c->in, h->method);
     r->target = mllm_span_str(c->in, h->target);
@@ -433,6 +479,7 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
     r->body = c->in + head;
     r->body_len = body_len;
     r->consumed = head + consumed;
+    c->req_len = r->consumed;
     if (c->accepted_ns) {
         /* accept() to the first complete request: queueing behind other connections'
          * work, the TLS handshake, the client's own sending, reading and parsing */
@@ -447,9 +494,12 @@ mllm_str_t mllm_request_header(const mllm_request_t *r, const char *name)
     return mllm_http_header(&r->head, r->base, name);
 }
 
-void mllm_conn_done(mllm_conn_t *c, const mllm_request_t *r)
+void mllm_conn_release(mllm_conn_t *c)
 {
-    size_t used = r->consumed;
+    size_t used = c->req_len;
+    if (!used)
+        return;
+    c->req_len = 0;
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
     if (c->in_len == 0) {
@@ -458,6 +508,20 @@ void mllm_conn_done(mllm_conn_t *c, const mllm_request_t *r)
         free(c->in);
         c->in = NULL;
         c->in_cap = 0;
+    } else if (c->in_cap > 4096 && c->in_len <= c->in_cap / 4) {
+        /* a pipelined request behind a long one: keep what it needs, not the prompt */
+        size_t cap = c->in_len < 1024 ? 1024 : c->in_len;
+        char *p = realloc(c->in, cap);
+        if (p) {
+            c->in = p;
+            c->in_cap = cap;
+        }
     }
+}
+
+void mllm_conn_done(mllm_conn_t *c, const mllm_request_t *r)
+{
+    (void)r; /* its length is c->req_len, zero when already released */
+    mllm_conn_release(c);
     c->peer_data = 0;
 }

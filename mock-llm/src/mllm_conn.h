@@ -37,6 +37,13 @@ extern "C" {
 #define MLLM_LINGER_TIME_NS  (5000ull * 1000000u)
 #define MLLM_LINGER_BYTES    (16u << 20)
 
+/* A chunked request body's framing (size lines, extensions, CRLFs, trailers) may take
+ * this many bytes besides the body: 1-byte chunks take 5 per body byte, so a body of
+ * every size up to --max-body fits however it is chunked (short extensions included);
+ * more is a 413. The framing is decoded as it arrives and never kept, so this bounds
+ * the work a client can make the server do, not memory. */
+#define MLLM_CHUNK_FRAMING_MAX(max_body) ((size_t)(max_body) * 8 + 65536)
+
 typedef struct mllm_conn {
     mllm_tx_t            tx;
     uint64_t             id;
@@ -47,11 +54,13 @@ typedef struct mllm_conn {
     int                  peer_data; /* the client sent more while we answer (pipelining) */
     int                  dead;      /* a write failed or the client is gone */
     uint64_t             accepted_ns; /* when accept() returned it (0: unknown) */
+    size_t               req_len;   /* input bytes of the request being served; 0 once
+                                     * released (mllm_conn_release) */
 } mllm_conn_t;
 
 /* One complete request. Its strings and body point into the connection's input buffer,
- * which does not change until mllm_conn_done(): nothing is read while a request is
- * served (the stream only peeks). */
+ * which does not change until mllm_conn_release() or mllm_conn_done(): nothing is read
+ * while a request is served (the stream only peeks). */
 typedef struct mllm_request {
     mllm_str_t       method, target, path;
     int              minor;      /* HTTP/1.<minor> */
@@ -78,8 +87,27 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r);
 /* The value of header name (case-insensitive), or {NULL, 0}. */
 mllm_str_t mllm_request_header(const mllm_request_t *r, const char *name);
 
-/* Drops r's bytes from the input buffer (a pipelined request behind it stays). */
+/*
+ * Drops the current request's bytes from the input buffer before its response ends:
+ * a pipelined request behind it stays, the buffer shrinks to what is left (freed when
+ * nothing is). Every string and the body of the request are invalid afterwards; copy
+ * what the response needs first. A stream that waits a minute for its tokens then
+ * holds no copy of its prompt (a 64 KiB prompt was 64 KiB of RSS per open stream).
+ */
+void mllm_conn_release(mllm_conn_t *c);
+
+/* Ends the request r: drops its bytes from the input buffer unless mllm_conn_release
+ * did (a pipelined request behind it stays). */
 void mllm_conn_done(mllm_conn_t *c, const mllm_request_t *r);
+
+/*
+ * Answers a connection the server will not serve (--max-conns): status with msg in
+ * OpenAI's error shape (`code`), the extra header lines (each ending in \r\n, or NULL)
+ * and Connection: close, written without waiting for the request, then a lingering
+ * close; all of it, a TLS handshake included, within deadline_ns. Then close c.
+ */
+void mllm_conn_turn_away(mllm_conn_t *c, int status, const char *code, const char *msg,
+                         const char *extra, uint64_t deadline_ns);
 
 /* Closes the transport and frees what c holds (not c itself). */
 void mllm_conn_close(mllm_conn_t *c);
@@ -100,7 +128,8 @@ int mllm_conn_respond(mllm_conn_t *c, int status, const char *ctype, const char 
                       size_t n, const char *extra, int keep_alive);
 
 /* The head of a response whose body follows in pieces: chunked (HTTP/1.1) or ended by
- * the connection's close (HTTP/1.0). Emitted, not flushed. Returns 0 or -1. */
+ * the connection's close (HTTP/1.0: then `Connection: close` whatever keep_alive says).
+ * Emitted, not flushed. Returns 0 or -1. */
 int mllm_conn_begin_body(mllm_conn_t *c, int status, const char *ctype, const char *extra,
                          int chunked, int keep_alive);
 

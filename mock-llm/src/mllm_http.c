@@ -225,76 +225,126 @@ static int hexval(char c)
     return -1;
 }
 
-int mllm_http_dechunk(char *buf, size_t len, size_t max_body, size_t *body_len,
-                      size_t *consumed)
+/* The decoder's states: where in the chunked grammar (RFC 9112 7.1) the next byte is. */
+enum {
+    DC_SIZE,        /* chunk-size hex digits */
+    DC_EXT,         /* extensions (or whitespace) after the size: skipped to LF */
+    DC_SIZE_LF,     /* CR seen after the size: LF due */
+    DC_DATA,        /* chunk data: d->left bytes due */
+    DC_DATA_CR,     /* after the data: CR or LF */
+    DC_DATA_LF,     /* CR seen after the data: LF due */
+    DC_TRAILER,     /* at the start of a trailer line (an empty one ends the body) */
+    DC_TRAILER_CR,  /* a CR at the start of a trailer line */
+    DC_TRAILER_LINE,/* inside a trailer line: skipped to LF */
+    DC_DONE,
+};
+
+int mllm_http_dechunk(mllm_dechunk_t *d, char *buf, size_t len, size_t max_body,
+                      size_t max_framing)
 {
-    /* First pass only validates and measures, so that "need more bytes" leaves buf
-     * untouched; the second pass moves the data down in place. */
-    for (int pass = 0; pass < 2; pass++) {
-        size_t i = 0, out = 0;
-        for (;;) {
-            size_t size = 0, digits = 0;
-            while (i < len && hexval(buf[i]) >= 0) {
-                if (++digits > 8)
-                    return -413;
-                size = size * 16 + (size_t)hexval(buf[i++]);
-            }
-            if (i >= len)
-                return 0;
-            if (digits == 0)
-                return -400;
-            /* chunk extensions (";name=value") are allowed and ignored */
-            if (buf[i] == ';' || buf[i] == ' ' || buf[i] == '\t') {
-                while (i < len && buf[i] != '\n')
-                    i++;
-            } else if (buf[i] == '\r') {
-                i++;
-            }
-            if (i >= len)
-                return 0;
-            if (buf[i] != '\n')
-                return -400;
-            i++;
-            if (size == 0)
+    size_t i = d->pos, out = d->out, framing = d->framing;
+    int rc = 0;
+#define FAIL(status) do { rc = (status); goto done; } while (0)
+    while (i < len && d->state != DC_DONE) {
+        if (d->state == DC_DATA) {
+            /* The data of a chunk moves down in one piece, however it arrived. */
+            size_t k = len - i < d->left ? len - i : d->left;
+            if (out != i)
+                memmove(buf + out, buf + i, k);
+            out += k;
+            i += k;
+            d->left -= k;
+            if (!d->left)
+                d->state = DC_DATA_CR;
+            continue;
+        }
+        char c = buf[i++];
+        framing++;
+        switch (d->state) {
+        case DC_SIZE: {
+            int v = hexval(c);
+            if (v >= 0) {
+                /* a size above the body limit is refused as soon as it shows */
+                if (++d->digits > 16 || (d->size = d->size * 16 + (size_t)v) > max_body)
+                    FAIL(-413);
                 break;
-            if (out + size > max_body)
-                return -413;
-            if (len - i < size + 1)
-                return 0;
-            if (pass == 1)
-                memmove(buf + out, buf + i, size);
-            out += size;
-            i += size;
-            if (buf[i] == '\r') {
-                if (len - i < 2)
-                    return 0;
-                i++;
             }
-            if (buf[i] != '\n')
-                return -400;
-            i++;
+            if (d->digits == 0)
+                FAIL(-400);
+            if (c == ';' || c == ' ' || c == '\t')
+                d->state = DC_EXT;
+            else if (c == '\r')
+                d->state = DC_SIZE_LF;
+            else if (c == '\n')
+                goto size_line_done;
+            else
+                FAIL(-400);
+            break;
         }
-        /* trailers: header lines until an empty line */
-        for (;;) {
-            size_t s = i;
-            while (i < len && buf[i] != '\n')
-                i++;
-            if (i >= len)
-                return 0;
-            size_t ln = i - s;
-            i++;
-            if (ln == 0 || (ln == 1 && buf[s] == '\r'))
-                break;
-            if (i > max_body + 65536)
-                return -413;
+        case DC_EXT:
+            if (c == '\n')
+                goto size_line_done;
+            break;
+        case DC_SIZE_LF:
+            if (c != '\n')
+                FAIL(-400);
+        size_line_done:
+            if (d->size == 0) {
+                d->state = DC_TRAILER;
+            } else {
+                if (out + d->size > max_body)
+                    FAIL(-413);
+                d->left = d->size;
+                d->state = DC_DATA;
+            }
+            d->size = 0;
+            d->digits = 0;
+            break;
+        case DC_DATA_CR:
+            if (c == '\r')
+                d->state = DC_DATA_LF;
+            else if (c == '\n')
+                d->state = DC_SIZE;
+            else
+                FAIL(-400);
+            break;
+        case DC_DATA_LF:
+            if (c != '\n')
+                FAIL(-400);
+            d->state = DC_SIZE;
+            break;
+        case DC_TRAILER:
+            d->state = c == '\n' ? DC_DONE : c == '\r' ? DC_TRAILER_CR : DC_TRAILER_LINE;
+            break;
+        case DC_TRAILER_CR:
+            d->state = c == '\n' ? DC_DONE : DC_TRAILER_LINE;
+            break;
+        case DC_TRAILER_LINE:
+            if (c == '\n')
+                d->state = DC_TRAILER;
+            break;
         }
-        if (pass == 1) {
-            *body_len = out;
-            *consumed = i;
-            return 1;
-        }
+        if (framing > max_framing)
+            FAIL(-413);
     }
-    return -400; /* not reached */
+    if (d->state == DC_DONE)
+        rc = 1;
+done:
+    d->pos = i;
+    d->out = out;
+    d->framing = framing;
+    return rc;
+#undef FAIL
+}
+
+size_t mllm_dechunk_compact(mllm_dechunk_t *d, char *buf, size_t len)
+{
+    if (d->pos == d->out)
+        return len;
+    memmove(buf + d->out, buf + d->pos, len - d->pos);
+    len -= d->pos - d->out;
+    d->pos = d->out;
+    return len;
 }
 
 const char *mllm_http_reason(int status)

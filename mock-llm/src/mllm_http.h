@@ -72,14 +72,34 @@ int mllm_http_parse_head(const char *buf, size_t len, const mllm_http_limits_t *
  * (as it is now), or {NULL, 0} when absent. */
 mllm_str_t mllm_http_header(const mllm_http_head_t *h, const char *base, const char *name);
 
+/* A chunked body being decoded in place as it arrives. Zero it before the first call. */
+typedef struct mllm_dechunk {
+    size_t out;     /* decoded body bytes so far: buf[0..out) */
+    size_t pos;     /* encoded bytes looked at so far: buf[pos..len) is not decoded yet */
+    size_t framing; /* encoded bytes that were not body: sizes, extensions, CRLFs, trailers */
+    size_t size;    /* the chunk size being read */
+    size_t left;    /* data bytes still due in the current chunk */
+    int    digits;  /* hex digits of the size so far */
+    int    state;
+} mllm_dechunk_t;
+
 /*
- * Decodes a chunked body in place. buf[0..len) holds the bytes after the head. Returns
- * 1 when the last chunk and trailers are complete: the decoded body is buf[0..*body_len)
- * and the encoded form took *consumed bytes. Returns 0 when more bytes are needed (buf
- * is left unchanged), -400 when malformed, -413 when the body exceeds max_body.
+ * Decodes a chunked body in place, incrementally: each byte is looked at once, however
+ * the body arrives. buf[0..len) holds the body's bytes received so far (the bytes after
+ * the head); call again with the same d and buf grown at its end as more arrive.
+ * Returns 1 when the last chunk and trailers are complete: the body is buf[0..d->out),
+ * the encoded form took d->pos bytes (a pipelined request may follow). Returns 0 when
+ * more bytes are needed, -400 when malformed, -413 when the body would exceed max_body
+ * or its framing max_framing bytes. Between calls, buf[d->out..d->pos) is spent (see
+ * mllm_dechunk_compact).
  */
-int mllm_http_dechunk(char *buf, size_t len, size_t max_body, size_t *body_len,
-                      size_t *consumed);
+int mllm_http_dechunk(mllm_dechunk_t *d, char *buf, size_t len, size_t max_body,
+                      size_t max_framing);
+
+/* Drops the spent bytes between the decoded body and what is not decoded yet (moving
+ * the rest down), so a buffer holds body plus one read, not the framing. Returns the
+ * new length of buf. */
+size_t mllm_dechunk_compact(mllm_dechunk_t *d, char *buf, size_t len);
 
 /* Case-insensitive equality of s with the NUL-terminated lit. */
 int mllm_str_ieq(mllm_str_t s, const char *lit);

@@ -34,6 +34,16 @@ static uint64_t request_counter;
 /* One scratch buffer for the whole scheduler: formatting never parks, so no two fibers
  * use it at once, and one buffer instead of one per stream keeps RSS per stream low. */
 static mllm_buf_t scratch;
+/* What the shared buffers (scratch, whole_text's) keep between uses: a Responses stream
+ * of a million tokens grows them to megabytes for its final events; past this they are
+ * freed when a stream ends (not per event: the check stays off the stream loop). */
+#define SHARED_BUF_KEEP (256u << 10)
+
+static void shared_trim(mllm_buf_t *b)
+{
+    if (b->cap > SHARED_BUF_KEEP)
+        mllm_buf_free(b);
+}
 
 void mllm_route_init(const mllm_config_t *c)
 {
@@ -83,6 +93,7 @@ typedef struct gen {
     mllm_tool_call_t  call;
     size_t            call_off; /* arguments already sent */
     mllm_resp_t       resp;     /* Responses API state (sequence numbers) */
+    mllm_buf_t        echo;     /* Responses: the request's fields the object repeats */
 } gen_t;
 
 /* Appends the k token texts of one event to text[] (NUL-terminated); returns length. */
@@ -118,9 +129,10 @@ static size_t call_slice(gen_t *g, int k, int last, const char **p)
 /* The whole text of `tokens` tokens, regenerated from the request's seed (the same
  * draws the stream made), for the Responses API's done events: nothing is kept per
  * stream while it runs. */
+static mllm_buf_t whole; /* whole_text's: filled and used between two parks, like scratch */
+
 static const char *whole_text(const gen_t *g, int tokens, size_t *n)
 {
-    static mllm_buf_t whole; /* filled and used between two parks, like scratch */
     whole.len = 0;
     mllm_rng_t trng;
     mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
@@ -350,6 +362,8 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
             fiber_yield();
     }
     mllm_metrics.tokens_sent += (uint64_t)sent;
+    shared_trim(&scratch);
+    shared_trim(&whole);
     if (rc == 0)
         rc = mllm_conn_end_body(c, g->chunked);
     if (c->dead && g->inject != INJ_MIDSTREAM && g->inject != INJ_DISCONNECT)
@@ -456,6 +470,22 @@ static enum inject draw_inject(uint64_t index, int stream)
 
 static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g);
 
+/* x-mock-request-index: 1 to 20 decimal digits, at most UINT64_MAX. Returns 0 or -1. */
+static int parse_index(mllm_str_t v, uint64_t *out)
+{
+    if (v.n == 0 || v.n > 20)
+        return -1;
+    uint64_t x = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        unsigned d = (unsigned char)v.p[i] - '0';
+        if (d > 9 || x > (UINT64_MAX - d) / 10)
+            return -1;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return 0;
+}
+
 static int serve_generate(mllm_conn_t *c, const mllm_request_t *hr, int api)
 {
     gen_t g;
@@ -474,6 +504,7 @@ static int serve_generate(mllm_conn_t *c, const mllm_request_t *hr, int api)
     rc = serve_parsed(c, hr, &g);
     mllm_gen_req_free(&g.req);
     mllm_buf_free(&g.call.args);
+    mllm_buf_free(&g.echo);
     return rc;
 }
 
@@ -485,17 +516,22 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
     if (!model_served(g->req.model)) {
         mllm_err_set(&e, 404, anthropic ? "not_found_error" : "invalid_request_error",
                      "model_not_found", NULL,
-                     "The model `%.100s` does not exist or you do not have access to it.",
-                     g->req.model);
+                     "The model `%.*s` does not exist or you do not have access to it.",
+                     (int)mllm_utf8_cut(g->req.model, 100), g->req.model);
         return send_error(c, &e, anthropic, NULL, hr->keep_alive);
     }
     mllm_str_t idx = mllm_request_header(hr, "x-mock-request-index");
     if (idx.p) {
-        char tmp[24];
-        size_t n = idx.n < sizeof tmp - 1 ? idx.n : sizeof tmp - 1;
-        memcpy(tmp, idx.p, n);
-        tmp[n] = 0;
-        g->index = strtoull(tmp, NULL, 10);
+        if (parse_index(idx, &g->index)) {
+            /* It silently became 0 before: a typo replayed request 0. */
+            size_t n = idx.n > 40 ? 40 : idx.n;
+            while (n < idx.n && n && ((unsigned char)idx.p[n] & 0xc0) == 0x80)
+                n--;
+            mllm_err_set(&e, 400, "invalid_request_error", "invalid_request_index", NULL,
+                         "Invalid header 'x-mock-request-index': expected a decimal integer "
+                         "from 0 to 18446744073709551615, got '%.*s'.", (int)n, idx.p);
+            return send_error(c, &e, anthropic, NULL, hr->keep_alive);
+        }
     } else {
         g->index = request_counter++;
     }
@@ -532,6 +568,7 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
     clock_gettime(CLOCK_REALTIME, &rt);
     uint64_t id_num = cfg->seed * 1000003u + g->index;
     mllm_stream_fmt_init(&g->fmt, g->req.model, id_num, (uint64_t)rt.tv_sec);
+    mllm_stream_fmt_usage_null(&g->fmt, g->req.api == MLLM_API_CHAT && g->req.include_usage);
     /* The tool rule draws from its own generator, so tools never shift the timing or
      * the text of a request index. The definitions are not needed once it has drawn:
      * a stream keeps only the call it makes. */
@@ -540,16 +577,22 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
     g->has_call = mllm_tool_call(&g->req, &crng, cfg->tool_call_rate, id_num, &g->call);
     if (g->has_call && g->call.args.oom)
         return -1;
+    g->echo = g->req.echo; /* kept: the Responses object repeats it at the end */
+    memset(&g->req.echo, 0, sizeof g->req.echo);
     mllm_gen_req_free(&g->req);
     g->resp = (mllm_resp_t){ .f = &g->fmt, .model = g->req.model,
                              .call = g->has_call ? &g->call : NULL,
-                             .max_output_tokens = g->req.max_tokens };
+                             .echo = g->echo.p, .echo_len = g->echo.len };
     static const char *const api_names[] = { "chat", "messages", "responses" };
     mllm_log(MLLM_LOG_DEBUG, "conn %" PRIu64 ": %s model=%s stream=%d index=%" PRIu64
              " prompt_tokens=%d max_tokens=%d tool_call=%s", c->id, api_names[g->req.api],
              g->req.model, g->req.stream, g->index, g->req.prompt_tokens, g->req.max_tokens,
              g->has_call ? g->call.name : "-");
-    return g->req.stream ? serve_stream(c, g, hr->start_ns) : serve_whole(c, g, hr->start_ns);
+    /* Everything the answer needs is in g now: the request's bytes (the prompt) go
+     * before the answer's seconds of waiting. hr is not used after this. */
+    uint64_t start = hr->start_ns;
+    mllm_conn_release(c);
+    return g->req.stream ? serve_stream(c, g, start) : serve_whole(c, g, start);
 }
 
 static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *one)
@@ -559,8 +602,8 @@ static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *on
         if (!model_served(one)) {
             mllm_err_t e;
             mllm_err_set(&e, 404, "invalid_request_error", "model_not_found", "model",
-                         "The model `%.100s` does not exist or you do not have access to it.",
-                         one);
+                         "The model `%.*s` does not exist or you do not have access to it.",
+                         (int)mllm_utf8_cut(one, 100), one);
             return send_error(c, &e, 0, NULL, hr->keep_alive);
         }
         mllm_buf_adds(&b, "{\"id\":\"");
@@ -583,6 +626,26 @@ static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *on
     return rc;
 }
 
+/* POST /v1/messages/count_tokens (Anthropic): {"input_tokens": N}, N by the prompt-size
+ * rule, the count a message with the same body would report. */
+static int serve_count_tokens(mllm_conn_t *c, const mllm_request_t *hr)
+{
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    if (mllm_parse_count_tokens(hr->body, hr->body_len, &g, &e))
+        return send_error(c, &e, 1, NULL, hr->keep_alive);
+    mllm_gen_req_free(&g);
+    if (!model_served(g.model)) {
+        mllm_err_set(&e, 404, "not_found_error", "model_not_found", NULL,
+                     "The model `%.*s` does not exist or you do not have access to it.",
+                     (int)mllm_utf8_cut(g.model, 100), g.model);
+        return send_error(c, &e, 1, NULL, hr->keep_alive);
+    }
+    char body[48];
+    int n = snprintf(body, sizeof body, "{\"input_tokens\":%d}", g.prompt_tokens);
+    return mllm_conn_respond(c, 200, "application/json", body, (size_t)n, NULL, hr->keep_alive);
+}
+
 /* Routes one complete request. Returns 0 to keep the connection, -1 to close it. */
 int mllm_route(mllm_conn_t *c, const mllm_request_t *hr)
 {
@@ -593,6 +656,14 @@ int mllm_route(mllm_conn_t *c, const mllm_request_t *hr)
     int resp_path = mllm_str_ieq(p, "/v1/responses");
     mllm_err_t e;
     int rc;
+    if (mllm_str_ieq(p, "/v1/messages/count_tokens")) {
+        if (post)
+            return serve_count_tokens(c, hr);
+        mllm_err_set(&e, 405, "invalid_request_error", "method_not_allowed", NULL,
+                     "Method %.*s is not allowed on %.*s; use POST.", (int)m.n, m.p,
+                     (int)p.n, p.p);
+        return send_error(c, &e, 1, "Allow: POST\r\n", hr->keep_alive);
+    }
     if (mllm_str_ieq(p, "/v1/chat/completions") || anth_path || resp_path) {
         if (post)
             return serve_generate(c, hr, anth_path   ? MLLM_API_MESSAGES
@@ -632,9 +703,15 @@ int mllm_route(mllm_conn_t *c, const mllm_request_t *hr)
         id[n] = 0;
         return serve_models(c, hr, id);
     }
+    /* The path is quoted up to 200 bytes, cut at a character boundary (p.p is not
+     * NUL-terminated: the cut looks at one byte past 200 at most, inside the head). */
+    size_t pn = p.n;
+    if (pn > 200)
+        for (pn = 200; pn && ((unsigned char)p.p[pn] & 0xc0) == 0x80; pn--)
+            ;
     mllm_err_set(&e, 404, "invalid_request_error", "unknown_url", NULL,
                  "Unknown request URL: %.*s %.*s. Please check the URL for typos.", (int)m.n,
-                 m.p, (int)p.n > 200 ? 200 : (int)p.n, p.p);
+                 m.p, (int)pn, p.p);
     return send_error(c, &e, 0, NULL, hr->keep_alive);
 }
 

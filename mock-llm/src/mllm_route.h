@@ -23,7 +23,9 @@ void mllm_route_init(const mllm_config_t *cfg);
 
 /*
  * Answers one complete request on c, from a connection fiber with at least
- * MLLM_CONN_STACK_SIZE of stack. Returns 0 when the connection may serve another
+ * MLLM_CONN_STACK_SIZE of stack. A generation request's bytes are released
+ * (mllm_conn_release) once it is parsed, before its answer waits for its tokens: r's
+ * strings and body are then invalid. Returns 0 when the connection may serve another
  * request, -1 when it must close (client gone, error frame sent, HTTP/1.0 stream).
  */
 int mllm_route(mllm_conn_t *c, const mllm_request_t *r);

@@ -43,6 +43,54 @@ static void conn_main(void *arg)
     free(c);
 }
 
+/* Connections past --max-conns are answered 503 by a fiber each, bounded: over TLS
+ * the answer needs a handshake first (a plain-text 503 written into a TLS handshake is
+ * a protocol error to the client, not a 503), and each one holds a descriptor, a fiber
+ * and a TLS session meanwhile. Past BUSY_MAX at once they are closed unanswered (TLS)
+ * or get the plain 503 in one nonblocking write (HTTP). */
+#define BUSY_MAX     64
+#define BUSY_TIME_NS (1000ull * 1000000u)
+static int busy_active;
+
+static void busy_main(void *arg)
+{
+    mllm_conn_t *c = arg;
+    mllm_conn_turn_away(c, 503, "max_conns", "mock-llm is at --max-conns.",
+                        "retry-after: 1\r\n", fiber_now_ns() + BUSY_TIME_NS);
+    mllm_conn_close(c);
+    busy_active--;
+    free(c);
+}
+
+/* Starts the 503 answer for fd (owned) on its own fiber. Returns 0, or -1 (fd not
+ * closed) when BUSY_MAX are under way or memory is short. */
+static int busy_spawn(int fd, uint64_t id)
+{
+    if (busy_active >= BUSY_MAX)
+        return -1;
+    mllm_conn_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    if (!tls)
+        mllm_tx_plain(&c->tx, fd);
+    else if (mllm_tx_tls(&c->tx, tls, fd) != 0)
+        goto error1;
+    mllm_conn_init(c, cfg, id);
+    fiber_attr_t attr = { .stack_size = MLLM_CONN_STACK_SIZE, .name = "busy", .detached = 1 };
+    if (!fiber_spawn_ex(busy_main, c, &attr))
+        goto error2;
+    busy_active++;
+    return 0;
+error2:
+    if (tls) {
+        c->tx.fd = -1; /* the caller still owns fd */
+        c->tx.ops->close(&c->tx);
+    }
+error1:
+    free(c);
+    return -1;
+}
+
 static void accept_main(void *arg)
 {
     (void)arg;
@@ -67,18 +115,21 @@ static void accept_main(void *arg)
         }
         mllm_metrics.conns_total++;
         if ((long)mllm_metrics.conns_active >= cfg->max_conns) {
-            static const char body[] =
-                "{\"error\":{\"message\":\"mock-llm is at --max-conns.\",\"type\":"
-                "\"server_error\",\"param\":null,\"code\":\"max_conns\"}}";
-            char busy[512];
-            int bl = snprintf(busy, sizeof busy,
-                              "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-                              "application/json\r\nContent-Length: %zu\r\nConnection: "
-                              "close\r\nretry-after: 1\r\n\r\n%s", sizeof body - 1, body);
-            ssize_t w = send(fd, busy, (size_t)bl, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)w;
             mllm_metrics.conns_refused_max++;
-            mllm_metrics_status(503);
+            if (busy_spawn(fd, ++next_id) == 0)
+                continue;
+            if (!tls) {
+                static const char body[] =
+                    "{\"error\":{\"message\":\"mock-llm is at --max-conns.\",\"type\":"
+                    "\"server_error\",\"param\":null,\"code\":\"max_conns\"}}";
+                char busy[512];
+                int bl = snprintf(busy, sizeof busy,
+                                  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+                                  "application/json\r\nContent-Length: %zu\r\nConnection: "
+                                  "close\r\nretry-after: 1\r\n\r\n%s", sizeof body - 1, body);
+                if (send(fd, busy, (size_t)bl, MSG_NOSIGNAL | MSG_DONTWAIT) == bl)
+                    mllm_metrics_status(503);
+            }
             close(fd);
             continue;
         }

@@ -7,7 +7,7 @@
  * over in pieces of a size the input picks; everything the server writes back is then
  * checked as HTTP: well-framed responses, JSON bodies that parse, SSE frames that
  * parse, errors in their API's shape. The other half targets the parts alone: the head
- * parser, the chunked decoder, both JSON validators, and the JSON string escaper (a
+ * parser, the chunked decoder (at once against in pieces), the JSON validators, and the JSON string escaper (a
  * round trip). The first byte picks the part ('0'-'4' alone: head, chat JSON, messages
  * JSON, escaper, responses JSON; '5'-'7' the whole path).
  */
@@ -49,14 +49,37 @@ static void fuzz_http(const char *d, size_t n)
     }
     CHECK(!(r.chunked && r.content_length >= 0));
     if (r.chunked) {
-        size_t rest = n - r.head_len, body = 0, used = 0;
-        char *copy = malloc(rest ? rest : 1);
-        memcpy(copy, d + r.head_len, rest);
-        int c = mllm_http_dechunk(copy, rest, lim.max_body, &body, &used);
+        /* Decoded at once and in pieces of a size the input picks (compacting between
+         * pieces, as the server does): the same verdict and the same body. */
+        size_t rest = n - r.head_len, step = 1 + (unsigned char)d[0] % 64;
+        const size_t max_framing = 4 * lim.max_body;
+        char *once = malloc(rest ? rest : 1), *inc = malloc(rest ? rest : 1);
+        memcpy(once, d + r.head_len, rest);
+        mllm_dechunk_t a = { 0 }, b = { 0 };
+        int c = mllm_http_dechunk(&a, once, rest, lim.max_body, max_framing);
         CHECK(c == 0 || c == 1 || c == -400 || c == -413);
         if (c == 1)
-            CHECK(body <= lim.max_body && used <= rest && body <= used);
-        free(copy);
+            CHECK(a.out <= lim.max_body && a.pos <= rest && a.out <= a.pos &&
+                  a.framing <= max_framing && a.out + a.framing == a.pos);
+        size_t have = 0, fed = 0, dropped = 0;
+        int ci = 0;
+        while (ci == 0 && fed < rest) {
+            size_t k = rest - fed < step ? rest - fed : step;
+            memcpy(inc + have, d + r.head_len + fed, k);
+            have += k;
+            fed += k;
+            ci = mllm_http_dechunk(&b, inc, have, lim.max_body, max_framing);
+            if (ci == 0) {
+                size_t m = mllm_dechunk_compact(&b, inc, have);
+                dropped += have - m;
+                have = m;
+            }
+        }
+        CHECK(ci == c);
+        if (c == 1)
+            CHECK(b.out == a.out && !memcmp(inc, once, a.out) && b.pos + dropped == a.pos);
+        free(once);
+        free(inc);
     }
 }
 
@@ -195,6 +218,27 @@ static const char *find(const char *p, const char *end, const char *lit)
     return NULL;
 }
 
+/* Is p[0..n) well-formed UTF-8 (RFC 3629)? Every JSON body must be (RFC 8259 8.1): error
+ * messages quote request bytes, and every echoed string comes from the request. */
+static int utf8_valid(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i], len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2
+                                 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (!len || n - i < len)
+            return 0;
+        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        if (len > 1 && (p[i + 1] < lo || p[i + 1] > hi))
+            return 0;
+        for (unsigned k = 2; k < len; k++)
+            if (p[i + k] < 0x80 || p[i + k] > 0xbf)
+                return 0;
+        i += len;
+    }
+    return 1;
+}
+
 static void check_json_error(cJSON *j)
 {
     cJSON *e = cJSON_GetObjectItem(j, "error");
@@ -281,6 +325,8 @@ static void check_output(const char *o, size_t n)
             bend = end; /* HTTP/1.0: the body ends with the connection */
             p = end;
         }
+        if (json || sse)
+            CHECK(utf8_valid((const unsigned char *)body, (size_t)(bend - body)));
         if (json) {
             cJSON *j = cJSON_ParseWithLength(body, (size_t)(bend - body));
             CHECK(j != NULL);

@@ -1,5 +1,6 @@
 // The official Anthropic SDK against mock-llm's /v1/messages: the streaming helper, raw
-// stream events in order, non-streaming, max_tokens stop reason, and a typed error.
+// stream events in order, non-streaming, max_tokens stop reason, count_tokens, and a typed
+// error.
 //   node test_anthropic.js PORT   (NODE_PATH points at the cached node_modules)
 'use strict';
 const assert = require('node:assert/strict');
@@ -36,6 +37,12 @@ async function main() {
   assert.equal(whole.type, 'message');
   assert.equal(whole.stop_reason, 'end_turn');
   assert.equal(whole.usage.output_tokens, 32);
+
+  // count_tokens: the input_tokens a message with the same body reports
+  const counted = await client.messages.countTokens({ model: 'mock', messages });
+  assert.equal(counted.input_tokens, whole.usage.input_tokens);
+  const withSystem = await client.messages.countTokens({ model: 'mock', messages, system: 'x'.repeat(400) });
+  assert.equal(withSystem.input_tokens, whole.usage.input_tokens + 100 + 3);
 
   await assert.rejects(client.messages.create({ model: 'claude-99', max_tokens: 5, messages }), (e) => {
     assert.ok(e instanceof Anthropic.NotFoundError, e.constructor.name);

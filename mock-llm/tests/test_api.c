@@ -8,6 +8,7 @@
 #include "mllm_api.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,29 @@ static void test_chunks(void **st)
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "message"), "content")->valuestring, "hi");
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "completion_tokens")->valuedouble, 1);
     cJSON_Delete(j);
+
+    /* with include_usage, every chunk before the usage chunk says "usage": null */
+    mllm_tool_call_t call = { .name = "get", .id = "call_mock1" };
+    for (int on = 0; on < 2; on++) {
+        mllm_stream_fmt_usage_null(&f, on);
+        for (int k = 0; k < 5; k++) {
+            b.len = 0;
+            if (k == 0)
+                mllm_chunk_role(&b, &f);
+            else if (k == 1)
+                mllm_chunk_content(&b, &f, "x", 1);
+            else if (k == 2)
+                mllm_chunk_finish(&b, &f, "stop");
+            else if (k == 3)
+                mllm_chunk_tool_start(&b, &f, &call);
+            else
+                mllm_chunk_tool_args(&b, &f, "{}", 2);
+            j = frame(&b);
+            cJSON *u = cJSON_GetObjectItem(j, "usage");
+            assert_true(on ? cJSON_IsNull(u) : u == NULL);
+            cJSON_Delete(j);
+        }
+    }
     mllm_buf_free(&b);
 }
 
@@ -234,6 +258,84 @@ static void test_prompt_token_rule(void **st)
     assert_int_equal(mllm_parse_responses(body, strlen(body), &g, &e), 0);
     assert_int_equal(g.prompt_tokens, 110 + 6 + 3);
     assert_int_equal(g.api, MLLM_API_RESPONSES);
+    mllm_gen_req_free(&g);
+    /* parts that are not text count as their compact JSON: an image_url part, an
+     * Anthropic document block, a Responses input_image */
+    const char *img = "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,"
+                      "iVBORw0KGgo\"}}";
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+             "[{\"type\":\"text\",\"text\":\"hi\"},%s]}]}", img);
+    assert_int_equal(chat(body, &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, 2 + (long)strlen(img));
+    const char *doc = "{\"type\":\"document\",\"source\":{\"type\":\"text\",\"media_type\":"
+                      "\"text/plain\",\"data\":\"the quick brown fox\"}}";
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":"
+             "\"user\",\"content\":[%s,{\"type\":\"text\",\"text\":\"hi\"}]}]}", doc);
+    assert_int_equal(mllm_parse_messages(body, strlen(body), &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, (long)strlen(doc) + 2);
+    const char *ii = "{\"type\":\"input_image\",\"image_url\":\"https://x/y.png\"}";
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":["
+             "{\"type\":\"input_text\",\"text\":\"hi\"},%s]}]}", ii);
+    assert_int_equal(mllm_parse_responses(body, strlen(body), &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, 2 + (long)strlen(ii));
+    mllm_gen_req_free(&g);
+    /* a \u0000 escape is one byte of the string, not its end */
+    const char *nul = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                      "\"abc\\u0000defgh\"}]}";
+    assert_int_equal(chat(nul, &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, 9);
+    /* ... but a backslash followed by u0000 is text */
+    const char *lit = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                      "\"a\\\\u0000\"}]}";
+    assert_int_equal(chat(lit, &g, &e), 0);
+    assert_int_equal(g.prompt_bytes, 7);
+    /* bytes that are not UTF-8 are a 400 (they would be echoed) */
+    const char *bad = "{\"model\":\"m\xff\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    assert_int_equal(chat(bad, &g, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_non_null(strstr(e.message, "UTF-8"));
+}
+
+/* Error messages that quote request bytes stay UTF-8: cut at a character boundary,
+ * and bytes that are not UTF-8 written as U+FFFD. */
+static void test_error_utf8(void **st)
+{
+    (void)st;
+    const char *euro = "\xe2\x82\xac";
+    assert_int_equal(mllm_utf8_cut("abc", 10), 3);
+    assert_int_equal(mllm_utf8_cut("\xe2\x82\xac\xe2\x82\xac", 4), 3);
+    assert_int_equal(mllm_utf8_cut("\xe2\x82\xac\xe2\x82\xac", 3), 3);
+    assert_int_equal(mllm_utf8_cut("\xe2\x82\xac\xe2\x82\xac", 2), 0);
+    char body[2048], role[200] = "";
+    for (int i = 0; i < 20; i++)
+        strcat(role, euro);
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"messages\":[{\"role\":\"%s\","
+             "\"content\":\"x\"}]}", role);
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat(body, &g, &e), -1);
+    /* 40 bytes would end inside the 14th euro sign: 13 of them are quoted */
+    assert_non_null(strstr(e.message, "': '\xe2\x82\xac"));
+    size_t n = strlen(e.message);
+    assert_true(n > 3 && !strcmp(e.message + n - 2, "'."));
+    assert_int_equal(e.message[n - 3] & 0xff, 0xac);
+    /* a message cut at its 255-byte limit, inside a character */
+    char big[600] = "x";
+    for (int i = 0; i < 150; i++)
+        strcat(big, euro);
+    mllm_err_set(&e, 400, "t", NULL, NULL, "%s", big);
+    n = strlen(e.message);
+    assert_true(n <= 255 && n >= 252);
+    assert_int_equal(n % 3, 1); /* "x" and whole euro signs */
+    /* formatted: bytes that are not UTF-8 become U+FFFD, the JSON parses */
+    mllm_err_set(&e, 404, "t", NULL, NULL, "Unknown request URL: /\xff\xe2\x82.");
+    mllm_buf_t b = { 0 };
+    mllm_fmt_error_openai(&b, &e);
+    assert_non_null(strstr(b.p, "/\\ufffd\\ufffd\\ufffd."));
+    cJSON *j = cJSON_Parse(b.p);
+    assert_non_null(j);
+    cJSON_Delete(j);
+    mllm_buf_free(&b);
 }
 
 static void test_responses_parse(void **st)
@@ -250,7 +352,56 @@ static void test_responses_parse(void **st)
     assert_int_equal(g.max_tokens, 7);
     assert_int_equal(g.prompt_bytes, 3 + 1 + 2 + 2);
     assert_true(g.after_tool_result);
+    mllm_gen_req_free(&g);
+    /* the response object repeats the request's parameters, or the API's defaults */
+    const char *echo = "{\"model\":\"m\",\"input\":\"hi\",\"instructions\":\"Be brief.\","
+                       "\"tools\":[{\"type\":\"function\",\"name\":\"f\",\"parameters\":{}}],"
+                       "\"tool_choice\":\"none\",\"temperature\":0.2,\"top_p\":0.5,"
+                       "\"max_output_tokens\":3,\"metadata\":{\"k\":\"v\"},\"user\":\"u1\","
+                       "\"parallel_tool_calls\":false,\"service_tier\":\"auto\",\"store\":true}";
+    for (int dflt = 0; dflt < 2; dflt++) {
+        const char *req = dflt ? "{\"model\":\"m\",\"input\":\"hi\"}" : echo;
+        assert_int_equal(mllm_parse_responses(req, strlen(req), &g, &e), 0);
+        mllm_stream_fmt_t f;
+        mllm_stream_fmt_init(&f, "m", 1, 2);
+        mllm_resp_t r = { .f = &f, .model = "m", .echo = g.echo.p, .echo_len = g.echo.len };
+        mllm_buf_t b = { 0 };
+        mllm_fmt_response(&b, &r, "ok", 2, 0, 5, 1);
+        cJSON *j = cJSON_Parse(b.p);
+        assert_non_null(j);
+#define FIELD(k) cJSON_GetObjectItem(j, k)
+        if (dflt) {
+            assert_true(cJSON_IsNull(FIELD("instructions")));
+            assert_int_equal(cJSON_GetArraySize(FIELD("tools")), 0);
+            assert_string_equal(FIELD("tool_choice")->valuestring, "auto");
+            assert_true(FIELD("temperature")->valuedouble == 1.0);
+            assert_true(cJSON_IsNull(FIELD("max_output_tokens")));
+            assert_true(cJSON_IsTrue(FIELD("parallel_tool_calls")));
+        } else {
+            assert_string_equal(FIELD("instructions")->valuestring, "Be brief.");
+            assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(FIELD("tools"), 0),
+                                                    "name")->valuestring, "f");
+            assert_string_equal(FIELD("tool_choice")->valuestring, "none");
+            assert_true(FIELD("temperature")->valuedouble == 0.2);
+            assert_true(FIELD("top_p")->valuedouble == 0.5);
+            assert_int_equal(FIELD("max_output_tokens")->valueint, 3);
+            assert_string_equal(cJSON_GetObjectItem(FIELD("metadata"), "k")->valuestring, "v");
+            assert_string_equal(FIELD("user")->valuestring, "u1");
+            assert_true(cJSON_IsFalse(FIELD("parallel_tool_calls")));
+        }
+        assert_string_equal(FIELD("service_tier")->valuestring, "default");
+        assert_true(cJSON_IsFalse(FIELD("store"))); /* nothing is stored */
+        assert_true(cJSON_IsNull(FIELD("previous_response_id")));
+        assert_string_equal(FIELD("status")->valuestring, "completed");
+#undef FIELD
+        cJSON_Delete(j);
+        mllm_buf_free(&b);
+        mllm_gen_req_free(&g);
+    }
     const char *bad[][2] = {
+        { "{\"model\":\"m\",\"input\":\"x\",\"top_p\":2}", "top_p" },
+        { "{\"model\":\"m\",\"input\":\"x\",\"metadata\":[]}", "metadata" },
+        { "{\"model\":\"m\",\"input\":\"x\",\"parallel_tool_calls\":1}", "parallel_tool_calls" },
         { "{\"model\":\"m\"}", "input" },
         { "{\"model\":\"m\",\"input\":[]}", "input" },
         { "{\"model\":\"m\",\"input\":5}", "input" },
@@ -362,6 +513,155 @@ static void test_tool_rule(void **st)
     assert_string_equal(e.param, "tool_choice");
 }
 
+/* The arguments for one tool whose parameters schema is `params` (tool_choice
+ * required), parsed; NULL when they are not JSON. raw (optional) gets their text. */
+static cJSON *args_for(const char *params, uint64_t idx, mllm_buf_t *raw)
+{
+    size_t n = strlen(params) + 256;
+    char *body = malloc(n);
+    snprintf(body, n, "{\"model\":\"m\"," MSGS ",\"tool_choice\":\"required\",\"tools\":[{"
+             "\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":%s}}]}", params);
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat(body, &g, &e), 0);
+    free(body);
+    mllm_rng_t r;
+    mllm_rng_seed(&r, 1, idx);
+    mllm_tool_call_t c;
+    assert_int_equal(mllm_tool_call(&g, &r, 1.0, idx, &c), 1);
+    mllm_gen_req_free(&g);
+    cJSON *a = cJSON_ParseWithLength(c.args.p, c.args.len);
+    if (raw)
+        *raw = c.args;
+    else
+        mllm_buf_free(&c.args);
+    return a;
+}
+
+/* $ref to $defs (pydantic), definitions (zod-to-json-schema), paths and the root; a
+ * schema that refers to itself ends in null at the depth bound. */
+static void test_tool_refs(void **st)
+{
+    (void)st;
+    cJSON *a = args_for("{\"type\":\"object\",\"required\":[\"order\",\"again\",\"alt\"],"
+                        "\"properties\":{\"order\":{\"$ref\":\"#/$defs/Order\"},"
+                        "\"again\":{\"$ref\":\"#/properties/order\"},"
+                        "\"alt\":{\"allOf\":[{\"$ref\":\"#/definitions/a~1b\"}]}},"
+                        "\"definitions\":{\"a/b\":{\"type\":\"integer\",\"minimum\":5,"
+                        "\"maximum\":5}},"
+                        "\"$defs\":{\"Order\":{\"type\":\"object\",\"required\":[\"id\"],"
+                        "\"properties\":{\"id\":{\"type\":\"integer\"}}}}}", 1, NULL);
+    assert_non_null(a);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "order"), "id")));
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "again"), "id")));
+    assert_int_equal(cJSON_GetObjectItem(a, "alt")->valueint, 5);
+    cJSON_Delete(a);
+    /* a linked list of itself: objects until the depth bound, then null */
+    a = args_for("{\"$ref\":\"#/$defs/Node\",\"$defs\":{\"Node\":{\"type\":\"object\","
+                 "\"required\":[\"next\"],\"properties\":{\"next\":{\"$ref\":\"#/$defs/Node\"}}}}}",
+                 2, NULL);
+    assert_non_null(a);
+    int depth = 0;
+    const cJSON *n = a;
+    while (cJSON_IsObject(n)) {
+        n = cJSON_GetObjectItem(n, "next");
+        depth++;
+    }
+    assert_true(cJSON_IsNull(n));
+    assert_true(depth >= 2 && depth <= 8);
+    cJSON_Delete(a);
+    /* the root itself, and references that do not resolve (left as "any value") */
+    a = args_for("{\"type\":\"object\",\"required\":[\"me\",\"far\",\"bad\"],\"properties\":{"
+                 "\"me\":{\"$ref\":\"#\"},\"far\":{\"$ref\":\"https://x/y.json\"},"
+                 "\"bad\":{\"$ref\":\"#/nope/0\"}}}", 3, NULL);
+    assert_non_null(a);
+    assert_true(cJSON_IsObject(cJSON_GetObjectItem(a, "me")));
+    assert_non_null(cJSON_GetObjectItem(a, "far"));
+    cJSON_Delete(a);
+}
+
+/* Numbers and sizes that overflow: arguments stay JSON (no inf; no float-to-int UB). */
+static void test_tool_numbers(void **st)
+{
+    (void)st;
+    for (uint64_t idx = 0; idx < 20; idx++) {
+        mllm_buf_t raw;
+        cJSON *a = args_for("{\"type\":\"object\",\"required\":[\"x\",\"n\",\"l\",\"m\",\"i\"],"
+                            "\"properties\":{"
+                            "\"x\":{\"type\":\"number\",\"minimum\":-1.7976931348623157e308,"
+                            "\"maximum\":1.7976931348623157e308},"
+                            "\"n\":{\"type\":\"integer\",\"minimum\":-1e308,\"maximum\":1e308},"
+                            "\"l\":{\"type\":\"array\",\"minItems\":1e30,\"maxItems\":1e31,"
+                            "\"items\":{\"type\":\"integer\",\"minimum\":-2.5,\"maximum\":-1.5}},"
+                            "\"m\":{\"type\":\"array\",\"maxItems\":-1e30},"
+                            "\"i\":{\"type\":\"number\",\"minimum\":0.001,\"maximum\":0.004}}}",
+                            idx, &raw);
+        assert_non_null(a);
+        assert_null(strstr(raw.p, "inf"));
+        assert_null(strstr(raw.p, "nan"));
+        double x = cJSON_GetObjectItem(a, "x")->valuedouble;
+        assert_true(fabs(x) <= 9007199254740992.0);
+        assert_true(fabs(cJSON_GetObjectItem(a, "n")->valuedouble) <= 9007199254740992.0);
+        const cJSON *l = cJSON_GetObjectItem(a, "l");
+        assert_int_equal(cJSON_GetArraySize(l), 3);
+        assert_int_equal(cJSON_GetArrayItem(l, 0)->valueint, -2); /* the one integer in range */
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(a, "m")), 0);
+        double i = cJSON_GetObjectItem(a, "i")->valuedouble;
+        assert_true(i >= 0.001 && i <= 0.004); /* not rounded out of the range */
+        cJSON_Delete(a);
+        mllm_buf_free(&raw);
+    }
+}
+
+/* A schema that expands exponentially (arrays nested six deep around an object of 3,000
+ * required properties) and one with a long `required` list: the arguments stay within
+ * their budget (and JSON), every required property of a normal-sized object is there. */
+static void test_tool_budget(void **st)
+{
+    (void)st;
+    mllm_buf_t s = { 0 };
+    mllm_buf_adds(&s, "{\"type\":\"object\",\"required\":[\"a\"],\"properties\":{\"a\":");
+    for (int i = 0; i < 6; i++)
+        mllm_buf_adds(&s, "{\"type\":\"array\",\"minItems\":3,\"items\":");
+    mllm_buf_adds(&s, "{\"type\":\"object\",\"properties\":{");
+    for (int i = 0; i < 3000; i++)
+        mllm_buf_printf(&s, "%s\"k%05d\":{\"type\":\"null\"}", i ? "," : "", i);
+    mllm_buf_adds(&s, "},\"required\":[");
+    for (int i = 0; i < 3000; i++)
+        mllm_buf_printf(&s, "%s\"k%05d\"", i ? "," : "", i);
+    mllm_buf_adds(&s, "]}");
+    for (int i = 0; i < 6; i++)
+        mllm_buf_adds(&s, "}");
+    mllm_buf_adds(&s, "}}");
+    mllm_buf_t raw;
+    cJSON *a = args_for(s.p, 1, &raw);
+    assert_non_null(a);
+    assert_true(raw.len < 20000); /* 3^6 leaves of 3,000 properties would be 22 MB */
+    cJSON_Delete(a);
+    mllm_buf_free(&raw);
+    mllm_buf_free(&s);
+    /* 40 required of 80 properties (the hash-set path): all 40 present */
+    mllm_buf_adds(&s, "{\"type\":\"object\",\"properties\":{");
+    for (int i = 0; i < 80; i++)
+        mllm_buf_printf(&s, "%s\"p%d\":{\"type\":\"boolean\"}", i ? "," : "", i);
+    mllm_buf_adds(&s, "},\"required\":[");
+    for (int i = 0; i < 80; i += 2)
+        mllm_buf_printf(&s, "%s\"p%d\"", i ? "," : "", i);
+    mllm_buf_adds(&s, "]}");
+    for (uint64_t idx = 0; idx < 5; idx++) {
+        a = args_for(s.p, idx, NULL);
+        assert_non_null(a);
+        for (int i = 0; i < 80; i += 2) {
+            char k[8];
+            snprintf(k, sizeof k, "p%d", i);
+            assert_true(cJSON_IsBool(cJSON_GetObjectItem(a, k)));
+        }
+        assert_true(cJSON_GetArraySize(a) > 40 && cJSON_GetArraySize(a) < 80);
+        cJSON_Delete(a);
+    }
+    mllm_buf_free(&s);
+}
+
 /* Every Responses event is one JSON object with its type and the next sequence number. */
 static void test_responses_events(void **st)
 {
@@ -371,8 +671,7 @@ static void test_responses_events(void **st)
     mllm_tool_call_t call = { .name = "get", .id = "call_mock1" };
     mllm_buf_adds(&call.args, "{\"a\":1}");
     for (int tool = 0; tool < 2; tool++) {
-        mllm_resp_t r = { .f = &f, .model = "gpt-4o", .call = tool ? &call : NULL,
-                          .max_output_tokens = 9 };
+        mllm_resp_t r = { .f = &f, .model = "gpt-4o", .call = tool ? &call : NULL };
         mllm_buf_t b = { 0 };
         mllm_resp_begin(&b, &r);
         mllm_resp_item_added(&b, &r);
@@ -417,7 +716,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prompt_token_rule),
         cmocka_unit_test(test_responses_parse),
+        cmocka_unit_test(test_error_utf8),
         cmocka_unit_test(test_tool_rule),
+        cmocka_unit_test(test_tool_refs),
+        cmocka_unit_test(test_tool_numbers),
+        cmocka_unit_test(test_tool_budget),
         cmocka_unit_test(test_responses_events),
         cmocka_unit_test(test_chat_ok),
         cmocka_unit_test(test_chat_errors),

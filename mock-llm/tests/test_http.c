@@ -127,28 +127,80 @@ static void test_limits_on_partial_input(void **st)
     assert_int_equal(mllm_http_parse_head(many, strlen(many), &big, &r), -431);
 }
 
+/* Feeds enc to the incremental decoder `step` bytes at a time, compacting between
+ * calls as the server does; returns the final result, the body in out[0..*body). */
+static int dechunk_steps(const char *enc, size_t len, size_t step, size_t max_body,
+                         size_t max_framing, char *out, size_t *body, size_t *used)
+{
+    static char buf[1 << 16];
+    mllm_dechunk_t d = { 0 };
+    size_t have = 0, fed = 0, dropped = 0;
+    int rc = 0;
+    while (rc == 0) {
+        if (fed == len)
+            return 0; /* needs more than there is */
+        size_t k = len - fed < step ? len - fed : step;
+        memcpy(buf + have, enc + fed, k);
+        have += k;
+        fed += k;
+        size_t before = d.pos;
+        rc = mllm_http_dechunk(&d, buf, have, max_body, max_framing);
+        assert_true(d.pos >= before && d.out <= d.pos && d.pos <= have);
+        if (rc == 0) {
+            size_t n = mllm_dechunk_compact(&d, buf, have);
+            dropped += have - n;
+            have = n;
+        }
+    }
+    memcpy(out, buf, d.out);
+    *body = d.out;
+    *used = d.pos + dropped; /* in the encoded input's terms */
+    return rc;
+}
+
 static void test_dechunk(void **st)
 {
     (void)st;
-    char buf[128];
+    char out[4096];
+    size_t body, used;
     const char *enc = "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: x\r\n\r\nNEXT";
-    size_t len = strlen(enc), body, used;
-    for (size_t n = 0; n < len - 4; n++) {
-        memcpy(buf, enc, len);
-        assert_int_equal(mllm_http_dechunk(buf, n, 1000, &body, &used), 0);
-        assert_memory_equal(buf, enc, len); /* untouched while incomplete */
+    size_t len = strlen(enc);
+    /* every way of splitting it gives the same body and stops before NEXT */
+    for (size_t step = 1; step <= len; step++) {
+        assert_int_equal(dechunk_steps(enc, len, step, 1000, 1000, out, &body, &used), 1);
+        assert_int_equal(body, 12);
+        assert_memory_equal(out, "hello, world", 12);
+        assert_int_equal(used, len - 4);
     }
-    memcpy(buf, enc, len);
-    assert_int_equal(mllm_http_dechunk(buf, len, 1000, &body, &used), 1);
-    assert_int_equal(body, 12);
-    assert_memory_equal(buf, "hello, world", 12);
-    assert_int_equal(used, len - 4);
-    memcpy(buf, enc, len);
-    assert_int_equal(mllm_http_dechunk(buf, len, 8, &body, &used), -413);
-    strcpy(buf, "zz\r\n");
-    assert_int_equal(mllm_http_dechunk(buf, 4, 1000, &body, &used), -400);
-    strcpy(buf, "3\r\nabcX\r\n0\r\n\r\n");
-    assert_int_equal(mllm_http_dechunk(buf, strlen(buf), 1000, &body, &used), -400);
+    /* a prefix is "more, please" */
+    for (size_t n = 0; n < len - 4; n++)
+        assert_int_equal(dechunk_steps(enc, n, 3, 1000, 1000, out, &body, &used), 0);
+    /* the body limit counts decoded bytes, refused once a size line shows it */
+    assert_int_equal(dechunk_steps(enc, len, 1, 8, 1000, out, &body, &used), -413);
+    assert_int_equal(dechunk_steps("fffff", 5, 1, 1000, 1000, out, &body, &used), -413);
+    assert_int_equal(dechunk_steps("zz\r\n", 4, 1, 1000, 1000, out, &body, &used), -400);
+    const char *bad = "3\r\nabcX\r\n0\r\n\r\n";
+    assert_int_equal(dechunk_steps(bad, strlen(bad), 2, 1000, 1000, out, &body, &used), -400);
+    /* bare LFs, CR-less trailers, extensions with whitespace */
+    const char *lf = "2 ;a=b\nhi\n1\n!\n0\nX: y\n\n";
+    assert_int_equal(dechunk_steps(lf, strlen(lf), 1, 1000, 1000, out, &body, &used), 1);
+    assert_int_equal(body, 3);
+    assert_memory_equal(out, "hi!", 3);
+
+    /* 1,000 one-byte chunks: 5 bytes of framing per body byte. A body at the body limit
+     * is accepted whatever its framing, up to the framing bound. */
+    static char big[8192];
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)sprintf(big + n, "1\r\n%c\r\n", 'a' + i % 26);
+    n += (size_t)sprintf(big + n, "0\r\n\r\n");
+    for (size_t step = 1; step < 5000; step = step * 3 + 1) {
+        assert_int_equal(dechunk_steps(big, n, step, 1000, 8 * 1000, out, &body, &used), 1);
+        assert_int_equal(body, 1000);
+        assert_int_equal(out[999], 'a' + 999 % 26);
+    }
+    assert_int_equal(dechunk_steps(big, n, 64, 1000, 4000, out, &body, &used), -413);
+    assert_int_equal(dechunk_steps(big, n, 64, 999, 8000, out, &body, &used), -413);
 }
 
 int main(void)

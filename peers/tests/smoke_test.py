@@ -112,9 +112,12 @@ class Recorder(http.server.ThreadingHTTPServer):
     """A stand-in LLM that records each request and answers a short SSE stream."""
     daemon_threads = True
 
-    def __init__(self):
+    def __init__(self, hold_s=0.0):
+        """hold_s: each answer waits that long (or until release is set) first, so
+        that many conversations are open at once."""
         self.got = []
         self.mu = threading.Lock()
+        self.release = threading.Event()
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -128,6 +131,8 @@ class Recorder(http.server.ThreadingHTTPServer):
                 with outer.mu:
                     outer.got.append((self.path, dict((k.lower(), v) for k, v in
                                                       self.headers.items()), body))
+                if hold_s > 0:
+                    outer.release.wait(hold_s)
                 ev = (b'data: {"id":"x","object":"chat.completion.chunk","created":1,'
                       b'"model":"mock","choices":[{"index":0,"delta":{"content":"Hi"},'
                       b'"finish_reason":null}]}\n\n'
@@ -146,6 +151,7 @@ class Recorder(http.server.ThreadingHTTPServer):
         self.thread.start()
 
     def close(self):
+        self.release.set()
         self.shutdown()
         self.server_close()
 
@@ -273,8 +279,11 @@ class PeerSmoke(unittest.TestCase):
     @unittest.skipUnless(RT == "python" and shutil.which("prlimit"), "Python threads only")
     def test_thread_limit_is_a_result(self):
         """Threads that cannot start (address space capped: each wants an 8 MiB stack)
-        are counted as not started, and the harness makes a limit_units row of it."""
-        rec = Recorder()
+        are counted as not started, and the harness makes a limit_units row of it. The
+        stand-in holds every answer for a while, so the threads are all alive at once
+        (with instant answers a loaded machine ran them one after another: 8 alive at
+        most, no EAGAIN)."""
+        rec = Recorder(hold_s=5.0)
         try:
             argv = ["prlimit", "--as=400000000", "--"] + IMPLS["python"]["py-thread"]
             rc, j, err = run_client(argv, rec.port, 200, ["--max-tokens", "2", "--timeout", "20"])

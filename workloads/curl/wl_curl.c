@@ -10,6 +10,10 @@
  *   multi   libcurl's multi interface on one thread: curl_multi_socket_action over
  *           epoll, the event-loop way libcurl recommends for many transfers
  *
+ * The harness runs thread and multi from wl-curl-plain (no hooks in the process, so none
+ * of their cost is charged to the baselines) and fiber from wl-curl. Every model sets
+ * CURLOPT_FORBID_REUSE and CURLOPT_FRESH_CONNECT: one fresh connection per conversation.
+ *
  * Every conversation POSTs the same chat request (a system prompt and a history of
  * --prompt-kib KiB: real requests carry kilobytes) with `x-mock-request-index: i`, so
  * mock-llm gives conversation i the same draws on every model, and parses the SSE stream
@@ -25,6 +29,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +67,8 @@ static void usage(FILE *f)
         "  --per-conv FILE   one CSV line per conversation (ms from the first arrival)\n"
         "  --help\n"
         "The fiber model needs the hooks: wl-curl has them linked; wl-curl-plain runs it\n"
-        "only under LD_PRELOAD=libfiber_hook.so.\n");
+        "only under LD_PRELOAD=libfiber_hook.so. Measure thread and multi with\n"
+        "wl-curl-plain (no hook in the process).\n");
 }
 
 static int parse_num(const char *s, double lo, double hi, double *out)
@@ -157,8 +163,6 @@ static int build_body(long kib, int max_tokens)
     return 0;
 }
 
-static _Thread_local char tl_content[4096];
-
 struct conv {
     size_t        index;
     wl_conv_t    *out;
@@ -167,13 +171,17 @@ struct conv {
     CURL         *easy;
     struct curl_slist *hdrs;
     char          err[CURL_ERROR_SIZE]; /* libcurl's message, for the failure cause */
+    /* One chunk's decoded content. Per conversation, so that every model pays for it
+     * alike (a thread-local would cost the thread model 4 KiB per thread and the
+     * single-threaded models 4 KiB in all). */
+    char          content[4096];
 };
 
 static int on_event(const wl_sse_event_t *ev, void *arg)
 {
     struct conv *c = arg;
     wl_chat_chunk_t k;
-    if (wl_chat_chunk_parse(ev->data, ev->data_len, &k, tl_content, sizeof tl_content) != 0) {
+    if (wl_chat_chunk_parse(ev->data, ev->data_len, &k, c->content, sizeof c->content) != 0) {
         c->proto = 1;
         return 1;
     }
@@ -198,8 +206,9 @@ static int on_event(const wl_sse_event_t *ev, void *arg)
         o->last_delta_ns = now;
         o->deltas++;
         o->content_bytes += k.content_len;
-        wl_sink_checksum(c->index, tl_content,
-                         k.content_len < sizeof tl_content ? k.content_len : sizeof tl_content, NULL);
+        wl_sink_checksum(c->index, c->content,
+                         k.content_len < sizeof c->content ? k.content_len : sizeof c->content,
+                         NULL);
     }
     if (k.finish[0])
         snprintf(o->finish, sizeof o->finish, "%s", k.finish);
@@ -223,7 +232,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
 /* Sets up conversation c's easy handle. Returns 0, or -1 with out->cause set. */
 static int conv_setup(struct conv *c, size_t index, wl_conv_t *out)
 {
-    memset(c, 0, sizeof *c);
+    memset(c, 0, offsetof(struct conv, content)); /* content: written before read */
+    c->content[0] = 0;
     c->index = index;
     c->out = out;
     wl_sse_init(&c->sse, 0);
@@ -250,7 +260,13 @@ static int conv_setup(struct conv *c, size_t index, wl_conv_t *out)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM timeouts: threads and fibers */
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(opt.timeout_s * 1000));
     curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L); /* one connection per conversation */
+    /* One connection per conversation, on every model alike: FORBID_REUSE closes it after
+     * the transfer, FRESH_CONNECT skips the connection-cache scan a new transfer makes
+     * (libcurl 7.88 walks the multi handle's cache for a reusable connection: on the
+     * multi model, with thousands of transfers in one cache, that scan was ~12.7% of the
+     * client's instructions, a cost no easy-API transfer pays with its private cache). */
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->err);
     return 0;
 }
@@ -438,6 +454,10 @@ static int run_multi(struct run *r, size_t n, wl_run_stats_t *st)
     return 0;
 }
 
+/* Slab per thread (task_struct, pid, ...): bench/memory's sunreclaim_per_unit_bytes for
+ * threads, 6.8-7.4 KiB on the published AMD EPYC set (results/published). */
+#define WL_CURL_TASK_SLAB_KIB 7
+
 /* ---- main ----------------------------------------------------------------------------------- */
 
 struct cause { char what[48]; size_t n; };
@@ -483,6 +503,7 @@ int main(int argc, char **argv)
     long rss_base = wl_self_status_kib("VmRSS");
     wl_sampler_t smp;
     wl_sampler_start(&smp);
+    long kern_base = atomic_load(&smp.kernel_peak_kib);
     double cpu0 = wl_cpu_seconds();
     r.gap = (uint64_t)(opt.gap_us * 1e3);
     r.t0 = wl_now_ns();
@@ -557,7 +578,16 @@ int main(int argc, char **argv)
     long pte = atomic_load(&smp.pte_peak_kib), threads = atomic_load(&smp.threads_peak);
     if (strcmp(opt.model, "thread") == 0 && (long)st.peak_live + 2 > threads)
         threads = (long)st.peak_live + 2; /* the sampler may miss a short peak */
-    long kern_est = pte + threads * WL_KERNEL_STACK_KIB;
+    /* The process's kernel memory, two ways. Estimated: its page tables, and per thread a
+     * kernel stack and the slab a task takes (task_struct and friends; bench/memory
+     * measures 6.8-7.4 KiB of SUnreclaim per thread on the AMD EPYC set, rounded here to
+     * WL_CURL_TASK_SLAB_KIB); socket memory is left out (equal per connection, but the
+     * easy API's wake-up socketpair makes 3 sockets per transfer, multi 1). Measured: the
+     * machine-wide /proc/meminfo delta (KernelStack + SUnreclaim + PageTables, peak minus
+     * start), as bench/memory reads it: sockets included, other processes' noise too. */
+    long kern_est = pte + threads * (WL_KERNEL_STACK_KIB + WL_CURL_TASK_SLAB_KIB);
+    long kern_peak = atomic_load(&smp.kernel_peak_kib);
+    long kern_delta = kern_base >= 0 && kern_peak >= kern_base ? kern_peak - kern_base : -1;
 
     if (opt.per_conv) {
         FILE *f = fopen(opt.per_conv, "w");
@@ -581,7 +611,7 @@ int main(int argc, char **argv)
            "\"ttft_p50_ms\":%.3f,\"ttft_p99_ms\":%.3f,\"total_p50_ms\":%.3f,"
            "\"itl_p50_ms\":%.3f,\"itl_p99_ms\":%.3f,\"itl_gaps\":%llu,"
            "\"rss_base_kib\":%ld,\"rss_peak_kib\":%ld,\"kernel_est_kib\":%ld,"
-           "\"pte_peak_kib\":%ld,\"threads_peak\":%ld,\"cpu_s\":%.6f,"
+           "\"pte_peak_kib\":%ld,\"threads_peak\":%ld,\"sys_kernel_delta_kib\":%ld,\"cpu_s\":%.6f,"
            "\"cpu_s_per_1k_tokens\":%.6f,\"peak_live\":%zu,\"units_started\":%zu,"
            "\"spawn_failed\":%zu,\"spawn_errno\":\"%s\",\"prompt_bytes\":%ld,\"nofile\":%ld,"
            "\"causes\":{",
@@ -589,7 +619,7 @@ int main(int argc, char **argv)
            n, ok, failed, elapsed, (unsigned long long)tokens,
            elapsed > 0 ? (double)tokens / elapsed : 0, ttft_p50, ttft_p99, total_p50,
            itl_q[0], itl_q[1], (unsigned long long)itl_n, rss_base, rss_peak, kern_est, pte,
-           threads, cpu, tokens ? cpu / ((double)tokens / 1000.0) : 0, st.peak_live,
+           threads, kern_delta, cpu, tokens ? cpu / ((double)tokens / 1000.0) : 0, st.peak_live,
            st.started, st.spawn_failed, st.spawn_failed ? wl_errname(st.spawn_errno) : "",
            g_body_len, nofile);
     for (size_t i = 0; i < ncause; i++)

@@ -7,12 +7,38 @@
  * FIBER_HOOK_PRELOAD: the runtime's functions are weak references, bound at load time to
  * the ones the executable exports, or NULL when it exports none).
  *
- * How a call on a fiber works: the descriptor is made non-blocking underneath (once), the
- * real call is tried, and on EAGAIN the fiber parks in the runtime's poller until the
- * descriptor is ready or the socket's own timeout passes, then tries again. The real
- * libc functions are found with dlsym(RTLD_NEXT) in a constructor; until then (and if
- * dlsym fails) each falls back to the raw system call, so a call made while the dynamic
- * linker is still starting up - or by dlsym itself - cannot recurse into the hook.
+ * The rule everything here follows: the hook never leaves O_NONBLOCK set on a descriptor.
+ * O_NONBLOCK lives on the open file description, which other numbers (dup), other threads
+ * (plain blocking code), libc's own I/O (stdio, recvmmsg, sendfile) and other processes
+ * (an exec'd child that inherited a socket or pipe as its stdin) share; a flag set for a
+ * fiber would change what all of them get (Ruby 3.0, trio and node each met this). So the
+ * kernel's flag is always the caller's own, and a call on a fiber is made non-blocking
+ * per call instead:
+ *   - sockets: the data calls carry MSG_DONTWAIT (read becomes recv, readv recvmsg, write
+ *     send, writev sendmsg), which cannot block whoever else uses the socket;
+ *   - connect: O_NONBLOCK for the one connect(2) call, cleared right after (no flag
+ *     reaches a data call; an exec in another thread during that call would see it);
+ *   - everything else (pipes, FIFOs, eventfd, timerfd, ttys, accept): poll(2) with a zero
+ *     timeout, and the real call only when the descriptor is ready - a readable pipe does
+ *     not block a read, and a pipe reported writable has a free PIPE_BUF slot, so a write
+ *     of at most PIPE_BUF bytes does not block (larger ones go PIPE_BUF at a time). The
+ *     check and the call run back to back with no fiber switch between them, so fibers
+ *     of one thread never race each other there; another thread or process that reads
+ *     (or writes, or accepts) on the same pipe or listener can take the readiness in
+ *     between, and then the call blocks this thread until there is more (fiber_hook.h).
+ * When the call would block and the caller's own descriptor is blocking (F_GETFL, asked
+ * only then), the fiber parks in the runtime's poller until the descriptor is ready, the
+ * socket's SO_RCVTIMEO/SO_SNDTIMEO passes or the descriptor is closed; then it tries again.
+ *
+ * Nothing on the fiber path trusts a record of what a descriptor number was: numbers are
+ * closed behind the hook's back (fclose, a library's raw close) and reused by calls it
+ * does not see (open, a libc-internal socket). The one table kept is a hint of the
+ * number's kind (socket or not) that only picks which way to try first: a wrong hint costs
+ * one failed call (ENOTSOCK) or one poll, never a blocked thread.
+ *
+ * The real libc functions are found with dlsym(RTLD_NEXT) in a constructor; until then
+ * (and if dlsym fails) each falls back to the raw system call, so a call made while the
+ * dynamic linker is still starting up - or by dlsym itself - cannot recurse into the hook.
  */
 #undef _FORTIFY_SOURCE
 #define _GNU_SOURCE
@@ -33,9 +59,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/timerfd.h>
-#include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -45,9 +68,8 @@
 #include <unistd.h>
 
 /* ---- the runtime ----------------------------------------------------------------------
- * The offload pool is new in the runtime; until fiber.h declares it, it is declared here
- * and referenced weakly (a weak reference does not pull an archive member, so a linked
- * build whose runtime has the pool defines FIBER_HOOK_HAVE_OFFLOAD to make it strong). */
+ * The offload pool is referenced weakly unless the build says the runtime has it (a weak
+ * reference does not pull an archive member; FIBER_HOOK_HAVE_OFFLOAD makes it strong). */
 int fiber_offload(void (*fn)(void *arg), void *arg);
 
 #ifdef FIBER_HOOK_PRELOAD
@@ -56,10 +78,10 @@ int fiber_offload(void (*fn)(void *arg), void *arg);
 #pragma weak fiber_sleep_until
 #pragma weak fiber_wait_fd
 #pragma weak fiber_wait_fd_after_eagain
+#pragma weak fiber_wait_fds
 #pragma weak fiber_fd_forget
-#pragma weak fiber_spawn_ex
-#pragma weak fiber_waitq_wait
-#pragma weak fiber_waitq_wake_one
+#pragma weak fiber_sched_self
+#pragma weak fiber_sched_post
 #pragma weak fiber_offload
 #define HOOK_MODE "preload"
 #define RT_HAS(f) ((f) != NULL)
@@ -75,13 +97,13 @@ int fiber_offload(void (*fn)(void *arg), void *arg);
 #endif
 #endif
 
-/* The runtime is usable: every function the hook parks with is there. */
+/* The runtime is usable: every function the hook parks and wakes with is there. */
 static int rt_present(void)
 {
     return RT_HAS(fiber_self) && RT_HAS(fiber_now_ns) && RT_HAS(fiber_sleep_until) &&
            RT_HAS(fiber_wait_fd) && RT_HAS(fiber_wait_fd_after_eagain) &&
-           RT_HAS(fiber_fd_forget) && RT_HAS(fiber_spawn_ex) && RT_HAS(fiber_waitq_wait) &&
-           RT_HAS(fiber_waitq_wake_one);
+           RT_HAS(fiber_wait_fds) && RT_HAS(fiber_fd_forget) && RT_HAS(fiber_sched_self) &&
+           RT_HAS(fiber_sched_post);
 }
 
 static int rt_ok; /* rt_present(), settled in the constructor */
@@ -131,11 +153,13 @@ static int raw_epoll_pwait(int ep, struct epoll_event *e, int n, int ms, const s
 { return (int)syscall(SYS_epoll_pwait, ep, e, n, ms, m, _NSIG / 8); }
 static int raw_epoll_wait(int ep, struct epoll_event *e, int n, int ms)
 { return raw_epoll_pwait(ep, e, n, ms, NULL); }
+static int raw_epoll_pwait2(int ep, struct epoll_event *e, int n, const struct timespec *t,
+                            const sigset_t *m)
+{ return (int)syscall(SYS_epoll_pwait2, ep, e, n, t, m, _NSIG / 8); }
 static int raw_nanosleep(const struct timespec *q, struct timespec *r) { return (int)syscall(SYS_nanosleep, q, r); }
 static int raw_clock_nanosleep(clockid_t c, int fl, const struct timespec *q, struct timespec *r)
 { return syscall(SYS_clock_nanosleep, c, fl, q, r) == 0 ? 0 : errno; }
 static int raw_close(int fd) { return (int)syscall(SYS_close, fd); }
-static int raw_dup(int fd) { return (int)syscall(SYS_dup, fd); }
 static int raw_dup3(int o, int n, int fl) { return (int)syscall(SYS_dup3, o, n, fl); }
 static int raw_dup2(int o, int n)
 {
@@ -151,20 +175,7 @@ static int raw_fcntl(int fd, int cmd, ...)
     va_end(ap);
     return (int)syscall(SYS_fcntl, fd, cmd, arg);
 }
-static int raw_ioctl(int fd, unsigned long req, ...)
-{
-    va_list ap;
-    va_start(ap, req);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    return (int)syscall(SYS_ioctl, fd, req, arg);
-}
-static int raw_socket(int d, int t, int p) { return (int)syscall(SYS_socket, d, t, p); }
-static int raw_socketpair(int d, int t, int p, int sv[2]) { return (int)syscall(SYS_socketpair, d, t, p, sv); }
 static int raw_pipe2(int p[2], int fl) { return (int)syscall(SYS_pipe2, p, fl); }
-static int raw_eventfd(unsigned v, int fl) { return (int)syscall(SYS_eventfd2, v, fl); }
-static int raw_timerfd_create(int c, int fl) { return (int)syscall(SYS_timerfd_create, c, fl); }
-static int raw_epoll_create1(int fl) { return (int)syscall(SYS_epoll_create1, fl); }
 static unsigned raw_sleep(unsigned s)
 {
     struct timespec q = { (time_t)s, 0 }, r = { 0, 0 };
@@ -194,29 +205,22 @@ static struct {
     int     (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
     int     (*epoll_wait)(int, struct epoll_event *, int, int);
     int     (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+    int     (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
     int     (*nanosleep)(const struct timespec *, struct timespec *);
     int     (*clock_nanosleep)(clockid_t, int, const struct timespec *, struct timespec *);
     int     (*close)(int);
-    int     (*dup)(int);
     int     (*dup2)(int, int);
     int     (*dup3)(int, int, int);
     int     (*fcntl)(int, int, ...);
-    int     (*ioctl)(int, unsigned long, ...);
-    int     (*socket)(int, int, int);
-    int     (*socketpair)(int, int, int, int[2]);
     int     (*pipe2)(int[2], int);
-    int     (*eventfd)(unsigned, int);
-    int     (*timerfd_create)(int, int);
-    int     (*epoll_create1)(int);
     unsigned (*sleep)(unsigned);
     int     (*usleep)(useconds_t);
     int     (*getaddrinfo)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
 } real = {
     raw_read, raw_write, raw_readv, raw_writev, raw_recvfrom, raw_sendto, raw_recvmsg,
     raw_sendmsg, raw_connect, raw_accept4, raw_poll, raw_ppoll, raw_select, raw_pselect,
-    raw_epoll_wait, raw_epoll_pwait, raw_nanosleep, raw_clock_nanosleep, raw_close, raw_dup, raw_dup2, raw_dup3, raw_fcntl,
-    raw_ioctl, raw_socket, raw_socketpair, raw_pipe2, raw_eventfd, raw_timerfd_create,
-    raw_epoll_create1, raw_sleep, raw_usleep,
+    raw_epoll_wait, raw_epoll_pwait, raw_epoll_pwait2, raw_nanosleep, raw_clock_nanosleep,
+    raw_close, raw_dup2, raw_dup3, raw_fcntl, raw_pipe2, raw_sleep, raw_usleep,
     lazy_getaddrinfo,
 };
 
@@ -227,6 +231,8 @@ static struct {
             memcpy(&real.name, &p_, sizeof p_);         \
     } while (0)
 
+static void registry_atfork_child(void);
+
 /* Runs before main (and, preloaded, before the program's own constructors). dlsym may
  * allocate and may take the loader's lock; it calls none of the interposed functions on
  * glibc, and if it did they would take the raw path above. */
@@ -236,12 +242,12 @@ __attribute__((constructor(101))) static void hook_init(void)
     RESOLVE(recvfrom); RESOLVE(sendto); RESOLVE(recvmsg); RESOLVE(sendmsg);
     RESOLVE(connect); RESOLVE(accept4); RESOLVE(poll); RESOLVE(ppoll);
     RESOLVE(select); RESOLVE(pselect); RESOLVE(epoll_wait); RESOLVE(epoll_pwait);
-    RESOLVE(nanosleep); RESOLVE(clock_nanosleep);
-    RESOLVE(close); RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(fcntl);
-    RESOLVE(ioctl); RESOLVE(socket); RESOLVE(socketpair); RESOLVE(pipe2);
-    RESOLVE(eventfd); RESOLVE(timerfd_create); RESOLVE(epoll_create1);
+    RESOLVE(epoll_pwait2); RESOLVE(nanosleep); RESOLVE(clock_nanosleep);
+    RESOLVE(close); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(fcntl); RESOLVE(pipe2);
     RESOLVE(sleep); RESOLVE(usleep); RESOLVE(getaddrinfo);
     rt_ok = rt_present();
+    if (rt_ok)
+        pthread_atfork(NULL, NULL, registry_atfork_child);
 }
 
 static int lazy_getaddrinfo(const char *node, const char *svc, const struct addrinfo *h,
@@ -256,75 +262,7 @@ static int lazy_getaddrinfo(const char *node, const char *svc, const struct addr
 int fiber_hook_enabled(void) { return rt_present(); }
 const char *fiber_hook_mode(void) { return HOOK_MODE; }
 
-/* ---- what the hook knows of each descriptor -------------------------------------------
- * One byte per fd number, process-wide (descriptors are): 1 MiB of zero pages that cost
- * memory only where descriptors are used. Numbers past the table pass through. */
-#define FD_MAX (1 << 20)
-enum {
-    FD_KNOWN    = 1, /* classified: the bits below are meaningful */
-    FD_WAITABLE = 2, /* a socket or a pipe/FIFO: the poller can wait for it */
-    FD_USER_NB  = 4, /* the caller asked for O_NONBLOCK */
-    FD_SYS_NB   = 8, /* O_NONBLOCK is set in the kernel (by the caller or by the hook) */
-};
-static _Atomic unsigned char fdtab[FD_MAX];
-
-static inline unsigned fd_get(int fd)
-{
-    return fd >= 0 && fd < FD_MAX ? atomic_load_explicit(&fdtab[fd], memory_order_relaxed) : 0;
-}
-static inline void fd_set_state(int fd, unsigned s)
-{
-    if (fd >= 0 && fd < FD_MAX)
-        atomic_store_explicit(&fdtab[fd], (unsigned char)s, memory_order_relaxed);
-}
-
-/* A descriptor just made by socket/accept/pipe: waitable, non-blocking if asked. */
-static void fd_newgen(int fd);
-
-static void fd_born(int fd, int nonblock)
-{
-    fd_newgen(fd);
-    fd_set_state(fd, FD_KNOWN | FD_WAITABLE | (nonblock ? FD_USER_NB | FD_SYS_NB : 0));
-}
-
-/*
- * Whether a call on fd must be handled (retried around waits) rather than passed
- * through. On a fiber: a socket or pipe that the caller did not make non-blocking, which
- * is then made non-blocking underneath. Outside a fiber: only a descriptor that the hook
- * made non-blocking for a fiber earlier, so that a thread still sees it block.
- */
-static int fd_hooked(int fd, int fiber)
-{
-    unsigned s = fd_get(fd);
-    if (!fiber)
-        return (s & (FD_SYS_NB | FD_USER_NB)) == FD_SYS_NB;
-    if (fd < 0 || fd >= FD_MAX)
-        return 0;
-    if (!(s & FD_KNOWN)) {
-        struct stat st;
-        if (fstat(fd, &st) != 0) /* EBADF: the real call says so */
-            return 0;
-        s = FD_KNOWN;
-        if (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)) {
-            int fl = real.fcntl(fd, F_GETFL);
-            if (fl < 0)
-                return 0;
-            s |= FD_WAITABLE | ((fl & O_NONBLOCK) ? FD_USER_NB | FD_SYS_NB : 0);
-        }
-        fd_set_state(fd, s);
-    }
-    if ((s & (FD_WAITABLE | FD_USER_NB)) != FD_WAITABLE)
-        return 0;
-    if (!(s & FD_SYS_NB)) {
-        int fl = real.fcntl(fd, F_GETFL);
-        if (fl < 0 || real.fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-            return 0;
-        fd_set_state(fd, s | FD_SYS_NB);
-    }
-    return 1;
-}
-
-/* ---- waiting --------------------------------------------------------------------------- */
+/* ---- time ------------------------------------------------------------------------------ */
 
 static uint64_t mono_ns(void)
 {
@@ -339,8 +277,25 @@ static uint64_t after_ns(uint64_t ns)
     return ns >= FIBER_FOREVER - now ? FIBER_FOREVER - 1 : now + ns;
 }
 
-/* The socket's SO_RCVTIMEO or SO_SNDTIMEO as an absolute deadline; none for a pipe or
- * a zero timeout. */
+static uint64_t ms_deadline(int ms)
+{
+    return ms < 0 ? FIBER_FOREVER : after_ns((uint64_t)ms * 1000000u);
+}
+
+static int ts_valid(const struct timespec *t)
+{
+    return t->tv_sec >= 0 && t->tv_nsec >= 0 && t->tv_nsec < 1000000000;
+}
+
+static uint64_t ts_ns(const struct timespec *t)
+{
+    if ((uint64_t)t->tv_sec >= (FIBER_FOREVER - 1000000000u) / 1000000000u)
+        return FIBER_FOREVER - 1;
+    return (uint64_t)t->tv_sec * 1000000000u + (uint64_t)t->tv_nsec;
+}
+
+/* The socket's SO_RCVTIMEO or SO_SNDTIMEO as an absolute deadline; none for what is not
+ * a socket, or a zero timeout. */
 static uint64_t sock_deadline(int fd, int opt)
 {
     struct timeval tv;
@@ -350,37 +305,368 @@ static uint64_t sock_deadline(int fd, int opt)
     return after_ns((uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u);
 }
 
-/*
- * Waits for fd (EPOLLIN or EPOLLOUT) after the real call said EAGAIN. On a fiber it
- * parks; on a thread (a descriptor made non-blocking for a fiber) it blocks in poll.
- * Returns 0, or -1 with errno ETIMEDOUT at the deadline, EBADF when another fiber closed
- * the descriptor, or the poller's error.
- */
-static int wait_ready(int fd, uint32_t ev, uint64_t deadline, int fiber)
+/* ---- what kind a descriptor number is: a hint ------------------------------------------
+ * One byte per number, process-wide, learned at the first read/write on a fiber (one
+ * getsockopt) and dropped by close/dup2/dup3/accept. It only chooses which way a
+ * read/write is tried first; every wrong guess is caught (see the top of this file). Numbers
+ * past the table are asked each time. 1 MiB of zero pages, touched where numbers are used. */
+#define FD_MAX (1 << 20)
+enum { K_UNKNOWN = 0, K_OTHER, K_STREAM, K_DGRAM, K_SEQPACKET };
+static _Atomic unsigned char fdkind[FD_MAX];
+
+static unsigned kind_probe(int fd)
 {
-    if (fiber)
-        return fiber_wait_fd_after_eagain(fd, ev, deadline) < 0 ? -1 : 0;
-    for (;;) {
-        int ms = -1;
-        if (deadline != FIBER_FOREVER) {
-            uint64_t now = mono_ns();
-            if (now >= deadline) {
-                errno = ETIMEDOUT;
-                return -1;
-            }
-            uint64_t left = (deadline - now + 999999u) / 1000000u;
-            ms = left > INT32_MAX ? INT32_MAX : (int)left;
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
+        return type == SOCK_STREAM ? K_STREAM : type == SOCK_SEQPACKET ? K_SEQPACKET : K_DGRAM;
+    return errno == ENOTSOCK ? K_OTHER : K_UNKNOWN; /* EBADF: the call itself will say */
+}
+
+static unsigned fd_kind(int fd)
+{
+    if (fd < 0)
+        return K_OTHER;
+    if (fd >= FD_MAX)
+        return kind_probe(fd);
+    unsigned k = atomic_load_explicit(&fdkind[fd], memory_order_relaxed);
+    if (k == K_UNKNOWN) {
+        k = kind_probe(fd);
+        if (k != K_UNKNOWN)
+            atomic_store_explicit(&fdkind[fd], (unsigned char)k, memory_order_relaxed);
+        else
+            k = K_OTHER;
+    }
+    return k;
+}
+
+static void fd_kind_set(int fd, unsigned k)
+{
+    if (fd >= 0 && fd < FD_MAX)
+        atomic_store_explicit(&fdkind[fd], (unsigned char)k, memory_order_relaxed);
+}
+
+static int is_sock(unsigned k) { return k >= K_STREAM; }
+
+/* A stream socket, asked now (MSG_WAITALL's loop must not trust a hint). */
+static int is_stream_now(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
+/* The caller's descriptor is non-blocking: then EAGAIN is its answer and nothing parks.
+ * Asked only when a call would block; the kernel's flag is the caller's own. */
+static int caller_nonblock(int fd)
+{
+    int fl = real.fcntl(fd, F_GETFL);
+    return fl < 0 || (fl & O_NONBLOCK);
+}
+
+/* ---- who waits on which number: waking fibers of other threads on close ----------------
+ * A fiber parked on a descriptor sits in its own thread's poller. If another thread closes
+ * that descriptor, the poller's registration dies with the file and nothing would ever
+ * wake the fiber (not even the peer's hang-up: the file is gone). So each thread whose
+ * fibers park through the hook is registered here with its scheduler's cross-thread
+ * handle (fiber_sched_self) and a count of its parked fibers per number, and a global
+ * count per number gives close() its fast path: when nobody on another thread waits on
+ * the number (one load and compare), close is the plain close.
+ *
+ * Otherwise close() must tell those schedulers, and the message is run later, on their
+ * threads. Had the number been freed meanwhile, a new file could take it and a fiber
+ * there park on the new file before the message runs, and the message would wake that
+ * fiber too (EBADF for a file nobody closed). So close() replaces the file at the number
+ * with a placeholder (dup3: the old file is closed at once, atomically - the peer sees
+ * the hang-up now) and the number stays taken until every scheduler told has forgotten
+ * it; the last one closes the placeholder. Meanwhile the number reads as a hung-up pipe
+ * (end of file; writes fail with EBADF). A dup2/dup3 or close of the program's own over
+ * that number in the meantime takes it over (pending[] is cleared and the placeholder is
+ * not closed behind it).
+ *
+ * What it does not cover: a fiber that parks on the number while another thread is
+ * already inside close() for it (the program races with itself, as threads would); dup2
+ * over a number that fibers of other threads wait on (close it first); numbers past
+ * FD_MAX; close_range() and raw close system calls (they wake nobody).
+ */
+struct thr {
+    fiber_sched_t     *sched;
+    _Atomic uint16_t  *cnt;     /* FD_MAX counters: zero pages until used */
+    struct thr        *next;
+};
+
+static pthread_mutex_t thr_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct thr *thr_all;
+static _Thread_local struct thr *tl_thr;
+static pthread_key_t thr_key;
+static pthread_once_t thr_once = PTHREAD_ONCE_INIT;
+static _Atomic uint16_t nparked[FD_MAX];  /* fibers parked on each number, every thread */
+static _Atomic uint32_t pending[FD_MAX];  /* a placeholder holds the number: its token */
+static _Atomic uint32_t pending_next = 1;
+static int placeholder = -1;              /* a pipe's read end, its write end closed */
+static pthread_once_t ph_once = PTHREAD_ONCE_INIT;
+
+static void thr_exit(void *p)
+{
+    struct thr *t = p;
+    pthread_mutex_lock(&thr_mu);
+    for (struct thr **pp = &thr_all; *pp; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            break;
         }
-        struct pollfd p = { .fd = fd, .events = (short)(ev & EPOLLIN ? POLLIN : POLLOUT) };
-        int r = real.poll(&p, 1, ms);
-        if (r > 0)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return -1;
+    pthread_mutex_unlock(&thr_mu);
+    free(t->cnt);
+    free(t);
+}
+
+static void thr_key_make(void)
+{
+    pthread_key_create(&thr_key, thr_exit);
+}
+
+/* This thread's registration, made at its first park; NULL if it cannot be had (then its
+ * fibers are not woken by other threads' closes, as before this existed). */
+static struct thr *thr_self(void)
+{
+    struct thr *t = tl_thr;
+    if (t)
+        return t;
+    fiber_sched_t *s = fiber_sched_self();
+    if (!s)
+        return NULL;
+    t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->cnt = calloc(FD_MAX, sizeof *t->cnt);
+    if (!t->cnt) {
+        free(t);
+        return NULL;
+    }
+    t->sched = s;
+    pthread_once(&thr_once, thr_key_make);
+    pthread_setspecific(thr_key, t);
+    pthread_mutex_lock(&thr_mu);
+    t->next = thr_all;
+    thr_all = t;
+    pthread_mutex_unlock(&thr_mu);
+    tl_thr = t;
+    return t;
+}
+
+static void reg_add(struct thr *t, int fd, int d)
+{
+    if (!t || fd < 0 || fd >= FD_MAX)
+        return;
+    atomic_fetch_add_explicit(&t->cnt[fd], (uint16_t)d, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nparked[fd], (uint16_t)d, memory_order_seq_cst);
+}
+
+/* In a forked child only the forking thread is left: the others' registrations go (their
+ * counts stay in nparked, which only sends a close that finds nobody to the slow path). */
+static void registry_atfork_child(void)
+{
+    pthread_mutex_init(&thr_mu, NULL);
+    struct thr *keep = tl_thr, *t = thr_all;
+    while (t) {
+        struct thr *next = t->next;
+        if (t != keep) {
+            free(t->cnt);
+            free(t);
+        }
+        t = next;
+    }
+    thr_all = keep;
+    if (keep)
+        keep->next = NULL;
+}
+
+static void placeholder_make(void)
+{
+    int p[2];
+    if (real.pipe2(p, O_CLOEXEC) == 0) {
+        real.close(p[1]);
+        placeholder = p[0];
     }
 }
 
-/* ---- read side ------------------------------------------------------------------------- */
+/* The number stops being held by a placeholder; 1 if this call was the one to end it. */
+static int pending_end(int fd, uint32_t token)
+{
+    if (fd < 0 || fd >= FD_MAX)
+        return 0;
+    if (!token)
+        return atomic_exchange(&pending[fd], 0) != 0;
+    return atomic_compare_exchange_strong(&pending[fd], &token, 0);
+}
+
+struct xclose {
+    atomic_int refs;
+    int        fd;
+    uint32_t   token;
+};
+
+static void xclose_done(struct xclose *x)
+{
+    if (atomic_fetch_sub(&x->refs, 1) != 1)
+        return;
+    if (pending_end(x->fd, x->token))
+        real.close(x->fd); /* the placeholder */
+    free(x);
+}
+
+static void xclose_run(void *p) /* on a scheduler told of the close, outside any fiber */
+{
+    struct xclose *x = p;
+    fiber_fd_forget(x->fd);
+    xclose_done(x);
+}
+
+/* close(fd) when fibers of other threads wait on it (see above). */
+static int close_remote(int fd)
+{
+    fiber_sched_t *stack_targets[8], **targets = stack_targets;
+    size_t n = 0, cap = 8;
+    struct thr *me = tl_thr;
+    pthread_mutex_lock(&thr_mu);
+    for (struct thr *t = thr_all; t; t = t->next) {
+        if (t == me || atomic_load_explicit(&t->cnt[fd], memory_order_relaxed) == 0)
+            continue;
+        if (n == cap) {
+            fiber_sched_t **g = malloc(cap * 2 * sizeof *g);
+            if (!g)
+                break; /* the rest are not told: they wait for their deadline, as before */
+            memcpy(g, targets, n * sizeof *g);
+            if (targets != stack_targets)
+                free(targets);
+            targets = g;
+            cap *= 2;
+        }
+        targets[n++] = t->sched;
+    }
+    pthread_mutex_unlock(&thr_mu);
+    int r;
+    pthread_once(&ph_once, placeholder_make);
+    struct xclose *x = n ? malloc(sizeof *x) : NULL;
+    if (!x || placeholder < 0) {
+        free(x);
+        pending_end(fd, 0);
+        r = real.close(fd);
+        goto out;
+    }
+    x->fd = fd;
+    x->token = atomic_fetch_add(&pending_next, 1) | 1; /* never 0 */
+    atomic_store(&pending[fd], x->token); /* before dup3: a close racing ours ends it */
+    if (real.dup3(placeholder, fd, O_CLOEXEC) < 0) { /* EBADF: fd was not open */
+        int e = errno;
+        pending_end(fd, x->token);
+        free(x);
+        errno = e;
+        r = -1;
+        goto out;
+    }
+    atomic_init(&x->refs, (int)n + 1);
+    for (size_t i = 0; i < n; i++)
+        if (fiber_sched_post(targets[i], xclose_run, x) != 0)
+            xclose_done(x); /* that thread has exited (EPIPE) or no memory */
+    xclose_done(x);
+    r = 0;
+out:
+    if (targets != stack_targets)
+        free(targets);
+    return r;
+}
+
+/* Others than this thread have fibers parked on fd. */
+static inline int parked_elsewhere(int fd)
+{
+    if (fd < 0 || fd >= FD_MAX)
+        return 0;
+    unsigned all = atomic_load_explicit(&nparked[fd], memory_order_seq_cst);
+    if (!all)
+        return 0;
+    struct thr *me = tl_thr;
+    return all > (me ? atomic_load_explicit(&me->cnt[fd], memory_order_relaxed) : 0u);
+}
+
+/* ---- parking ----------------------------------------------------------------------------- */
+
+/*
+ * Parks the calling fiber until fd is ready for ev (EPOLLIN or EPOLLOUT), after the call
+ * said it would block. Returns 0, or -1 with errno ETIMEDOUT at the deadline, EBADF when
+ * the descriptor was closed, EPERM when epoll cannot wait for it, or the poller's error.
+ */
+static int park_fd(int fd, uint32_t ev, uint64_t deadline)
+{
+    struct thr *t = thr_self();
+    reg_add(t, fd, 1);
+    int r = fiber_wait_fd_after_eagain(fd, ev, deadline);
+    int e = errno;
+    reg_add(t, fd, -1);
+    errno = e;
+    return r < 0 ? -1 : 0;
+}
+
+/* Is fd ready for ev now? 1 ready (or in error, hung up, closed: the call will say), 0 not. */
+static int ready_now(int fd, short ev)
+{
+    struct pollfd p = { .fd = fd, .events = ev };
+    int r;
+    while ((r = real.poll(&p, 1, 0)) < 0 && errno == EINTR) {}
+    return r != 0; /* -1 (ENOMEM...): let the call run as libc's */
+}
+
+/* A vector copied so that a partial transfer can advance it. */
+#define IOV_STACK 16
+
+struct vec {
+    struct iovec  stack[IOV_STACK], *v;
+    int           n, i;  /* entries, first not yet done */
+    size_t        total;
+};
+
+static int vec_init(struct vec *x, const struct iovec *src, int n)
+{
+    if (n < 0 || n > IOV_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    x->v = n <= IOV_STACK ? x->stack : malloc((size_t)n * sizeof *x->v);
+    if (!x->v) {
+        errno = ENOMEM;
+        return -1;
+    }
+    x->n = n;
+    x->i = 0;
+    x->total = 0;
+    for (int k = 0; k < n; k++) {
+        x->v[k] = src[k];
+        x->total += src[k].iov_len;
+    }
+    return 0;
+}
+
+static void vec_advance(struct vec *x, size_t k)
+{
+    while (x->i < x->n && k >= x->v[x->i].iov_len)
+        k -= x->v[x->i++].iov_len;
+    if (x->i < x->n) {
+        x->v[x->i].iov_base = (char *)x->v[x->i].iov_base + k;
+        x->v[x->i].iov_len -= k;
+    }
+}
+
+static void vec_free(struct vec *x)
+{
+    if (x->v && x->v != x->stack) {
+        int e = errno;
+        free(x->v);
+        errno = e;
+    }
+    x->v = NULL;
+}
+
+/* ---- read side ---------------------------------------------------------------------------- */
 
 enum op { OP_READ, OP_READV, OP_RECVFROM, OP_RECVMSG };
 
@@ -396,62 +682,204 @@ struct rcall {
     struct msghdr       *msg;
 };
 
-static ssize_t rcall_real(const struct rcall *c, int flags)
+static ssize_t rcall_real(const struct rcall *c)
 {
     switch (c->op) {
     case OP_READ:     return real.read(c->fd, c->buf, c->n);
     case OP_READV:    return real.readv(c->fd, c->iov, c->iovcnt);
-    case OP_RECVFROM: return real.recvfrom(c->fd, c->buf, c->n, flags, c->addr, c->alen);
-    case OP_RECVMSG:  return real.recvmsg(c->fd, c->msg, flags);
+    case OP_RECVFROM: return real.recvfrom(c->fd, c->buf, c->n, c->flags, c->addr, c->alen);
+    case OP_RECVMSG:  return real.recvmsg(c->fd, c->msg, c->flags);
     }
     return -1;
 }
 
-/* A read that would block: try, park on EAGAIN, try again. MSG_WAITALL on a stream keeps
- * reading until n bytes, end of file, a timeout or an error (recv(2)). */
-static ssize_t do_read(struct rcall *c)
+/* The call once, on a socket, with the flags given (MSG_DONTWAIT among them). read and
+ * readv are recv and recvmsg with no flags on a socket (the kernel's read is). */
+static ssize_t sock_recv_once(const struct rcall *c, int flags)
 {
-    int fiber = on_fiber();
-    if (!fiber && !(fd_get(c->fd) & FD_SYS_NB))
-        return rcall_real(c, c->flags); /* the common case off a fiber: one load, one call */
-    if ((c->flags & MSG_DONTWAIT) || !fd_hooked(c->fd, fiber))
-        return rcall_real(c, c->flags);
-    int waitall = (c->op == OP_RECVFROM) && (c->flags & MSG_WAITALL);
-    int flags = c->flags & ~MSG_WAITALL;
-    uint64_t deadline = 0; /* 0 = not looked up yet */
-    size_t got = 0;
+    switch (c->op) {
+    case OP_READ:
+    case OP_RECVFROM:
+        return real.recvfrom(c->fd, c->buf, c->n, flags, c->op == OP_READ ? NULL : c->addr,
+                             c->op == OP_READ ? NULL : c->alen);
+    case OP_READV: {
+        struct msghdr m = { .msg_iov = (struct iovec *)c->iov, .msg_iovlen = (size_t)c->iovcnt };
+        return real.recvmsg(c->fd, &m, flags);
+    }
+    case OP_RECVMSG:
+        return real.recvmsg(c->fd, c->msg, flags);
+    }
+    return -1;
+}
+
+/*
+ * recv/recvmsg(MSG_WAITALL) on a stream socket: a blocking socket waits for all of it
+ * (or the end, an error, a timeout); MSG_DONTWAIT returns what is there, so the hook loops,
+ * advancing the buffer. Only streams: a datagram is one message whatever the flag says,
+ * and MSG_PEEK reads the same bytes again (both handled by the plain path: one call).
+ * recvmsg stops early when ancillary data comes, as the kernel does for passed descriptors.
+ */
+static ssize_t sock_recv_waitall(struct rcall *c, uint64_t *deadline, int *blocking)
+{
+    int flags = (c->flags & ~MSG_WAITALL) | MSG_DONTWAIT;
+    struct vec v = { .v = NULL };
+    struct msghdr m = { .msg_name = NULL };
+    socklen_t namelen0 = 0;
+    int mflags = 0, answered = 0;
+    size_t total = c->n, got = 0;
+    if (c->op == OP_RECVMSG) {
+        if (vec_init(&v, c->msg->msg_iov, (int)c->msg->msg_iovlen) != 0)
+            return -1;
+        m = *c->msg;
+        total = v.total;
+    }
+    ssize_t ret;
     for (;;) {
         ssize_t r;
-        if (waitall) {
-            struct rcall w = *c;
-            w.buf = (char *)c->buf + got;
-            w.n = c->n - got;
-            r = rcall_real(&w, flags);
-            if (r > 0) {
-                got += (size_t)r;
-                if (got == c->n)
-                    return (ssize_t)got;
-                continue;
+        if (c->op == OP_RECVMSG) {
+            m.msg_iov = v.v + v.i;
+            m.msg_iovlen = (size_t)(v.n - v.i);
+            m.msg_controllen = c->msg->msg_controllen;
+            r = real.recvmsg(c->fd, &m, flags);
+            if (r >= 0) {
+                if (!answered++)
+                    namelen0 = m.msg_namelen;
+                mflags |= m.msg_flags;
             }
-            if (r == 0)
-                return (ssize_t)got;
         } else {
-            r = rcall_real(c, flags);
-            if (r >= 0)
-                return r;
+            r = real.recvfrom(c->fd, (char *)c->buf + got, c->n - got, flags,
+                              got ? NULL : c->addr, got ? NULL : c->alen);
+        }
+        if (r > 0) {
+            got += (size_t)r;
+            if (c->op == OP_RECVMSG) {
+                vec_advance(&v, (size_t)r);
+                m.msg_name = NULL; /* the peer's address comes with the first part only */
+                m.msg_namelen = 0;
+                if (m.msg_controllen || (m.msg_flags & (MSG_CTRUNC | MSG_OOB)))
+                    goto done; /* ancillary data ends a waitall read (descriptors passed) */
+            }
+            if (got >= total)
+                goto done;
+            continue;
+        }
+        if (r == 0) /* end of file (or nothing asked) */
+            goto done;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            goto fail;
+        if (*blocking < 0)
+            *blocking = !caller_nonblock(c->fd);
+        if (!*blocking)
+            goto fail;
+        if (!*deadline)
+            *deadline = sock_deadline(c->fd, SO_RCVTIMEO);
+        if (park_fd(c->fd, EPOLLIN, *deadline) != 0) {
+            if (errno == ETIMEDOUT)
+                errno = EAGAIN; /* what a blocking socket says when SO_RCVTIMEO passes */
+            goto fail;
+        }
+    }
+done:
+    ret = (ssize_t)got;
+    goto out;
+fail:
+    ret = got ? (ssize_t)got : -1;
+out:
+    if (c->op == OP_RECVMSG) {
+        if (answered) {
+            c->msg->msg_namelen = namelen0;
+            c->msg->msg_controllen = m.msg_controllen;
+            c->msg->msg_flags = mflags & ~MSG_DONTWAIT;
+        }
+        vec_free(&v);
+    }
+    return ret;
+}
+
+/* A socket read that would block parks until readable. Returns -2 with the hint
+ * corrected when the descriptor turns out not to be a socket (read/readv only). */
+static ssize_t sock_read(struct rcall *c)
+{
+    uint64_t deadline = 0; /* 0 = not looked up yet */
+    int blocking = -1;     /* -1 = not asked yet */
+    if ((c->flags & MSG_WAITALL) && !(c->flags & MSG_PEEK) &&
+        (c->op == OP_RECVFROM || c->op == OP_RECVMSG) && is_stream_now(c->fd))
+        return sock_recv_waitall(c, &deadline, &blocking);
+    int flags = (c->flags & ~MSG_WAITALL) | MSG_DONTWAIT;
+    for (;;) {
+        ssize_t r = sock_recv_once(c, flags);
+        if (r >= 0)
+            return r;
+        if (errno == ENOTSOCK && (c->op == OP_READ || c->op == OP_READV)) {
+            fd_kind_set(c->fd, K_OTHER); /* the number now names something else */
+            return -2;
         }
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return got ? (ssize_t)got : -1;
+            return -1;
+        if (blocking < 0)
+            blocking = !caller_nonblock(c->fd);
+        if (!blocking) {
+            errno = EAGAIN;
+            return -1;
+        }
         if (!deadline)
             deadline = sock_deadline(c->fd, SO_RCVTIMEO);
-        if (wait_ready(c->fd, EPOLLIN, deadline, fiber) != 0) {
+        if (park_fd(c->fd, EPOLLIN, deadline) != 0) {
             if (errno == ETIMEDOUT)
-                errno = EAGAIN; /* what a blocking socket says when SO_RCVTIMEO passes */
-            return got ? (ssize_t)got : -1;
+                errno = EAGAIN;
+            return -1;
         }
     }
+}
+
+/* What is not a socket: pipes, FIFOs, eventfd, timerfd, ttys - and regular files, which
+ * are always ready. Ready now: the real call (it does not block). Not ready: the
+ * caller's non-blocking answer, or park until readable. */
+static ssize_t other_read(struct rcall *c)
+{
+    uint64_t deadline = 0;
+    for (;;) {
+        if (ready_now(c->fd, POLLIN))
+            return rcall_real(c);
+        if (caller_nonblock(c->fd))
+            return rcall_real(c); /* EAGAIN, or what came meanwhile */
+        if (!deadline)
+            deadline = sock_deadline(c->fd, SO_RCVTIMEO); /* a socket behind a stale hint */
+        if (park_fd(c->fd, EPOLLIN, deadline) != 0) {
+            if (errno == ETIMEDOUT) {
+                errno = EAGAIN;
+                return -1;
+            }
+            if (errno == EPERM)
+                return rcall_real(c); /* epoll cannot wait for it: as libc, blocking */
+            return -1;
+        }
+    }
+}
+
+static ssize_t do_read(struct rcall *c)
+{
+    if (!on_fiber() || (c->flags & MSG_DONTWAIT))
+        return rcall_real(c);
+    if (c->op == OP_READ && c->n == 0)
+        return rcall_real(c); /* returns at once; recv(0) would eat a datagram */
+    if (c->op == OP_READV) {
+        size_t total = 0;
+        for (int i = 0; i < c->iovcnt && c->iov; i++)
+            total += c->iov[i].iov_len;
+        if (total == 0 || c->iovcnt < 0)
+            return rcall_real(c); /* as read(0); a bad count gets libc's EINVAL */
+    }
+    if (c->op == OP_RECVFROM || c->op == OP_RECVMSG || is_sock(fd_kind(c->fd))) {
+        ssize_t r = sock_read(c);
+        if (r != -2)
+            return r;
+    }
+    return other_read(c);
 }
 
 ssize_t read(int fd, void *buf, size_t n)
@@ -486,73 +914,71 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     return do_read(&c);
 }
 
-/* ---- write side ------------------------------------------------------------------------
+/* ---- write side ------------------------------------------------------------------------------
  * A blocking write on a stream returns when every byte is queued; a datagram goes whole
  * or not at all, so the same loop serves both. Vectors are advanced on a private copy. */
 
 enum wop { OP_WRITE, OP_WRITEV, OP_SENDTO, OP_SENDMSG };
 
-#define IOV_STACK 16
+struct wcall {
+    enum wop               op;
+    int                    fd, flags;
+    const void            *buf;
+    size_t                 n;
+    const struct iovec    *iov;
+    int                    iovcnt;
+    const struct sockaddr *addr;
+    socklen_t              alen;
+    const struct msghdr   *msg;
+};
 
-static ssize_t do_write(enum wop op, int fd, const void *buf, size_t n, const struct iovec *iov,
-                        int iovcnt, int flags, const struct sockaddr *addr, socklen_t alen,
-                        const struct msghdr *msg)
+static ssize_t wcall_real(const struct wcall *c)
 {
-    int fiber = on_fiber();
-    int pass = (!fiber && !(fd_get(fd) & FD_SYS_NB)) || (flags & MSG_DONTWAIT) ||
-               !fd_hooked(fd, fiber);
-    if (pass) {
-        switch (op) {
-        case OP_WRITE:   return real.write(fd, buf, n);
-        case OP_WRITEV:  return real.writev(fd, iov, iovcnt);
-        case OP_SENDTO:  return real.sendto(fd, buf, n, flags, addr, alen);
-        case OP_SENDMSG: return real.sendmsg(fd, msg, flags);
-        }
+    switch (c->op) {
+    case OP_WRITE:   return real.write(c->fd, c->buf, c->n);
+    case OP_WRITEV:  return real.writev(c->fd, c->iov, c->iovcnt);
+    case OP_SENDTO:  return real.sendto(c->fd, c->buf, c->n, c->flags, c->addr, c->alen);
+    case OP_SENDMSG: return real.sendmsg(c->fd, c->msg, c->flags);
     }
-    /* The vector case: copy the iovec array so a partial write can advance it. */
-    struct iovec stack_iov[IOV_STACK], *v = NULL;
-    struct msghdr m;
-    size_t total = 0, done = 0;
-    int vc = 0;
-    if (op == OP_WRITEV || op == OP_SENDMSG) {
-        const struct iovec *src = op == OP_WRITEV ? iov : msg->msg_iov;
-        vc = op == OP_WRITEV ? iovcnt : (int)msg->msg_iovlen;
-        if (vc < 0 || vc > IOV_MAX) {
-            errno = EINVAL;
+    return -1;
+}
+
+/* On a socket. Returns -2 with the hint corrected when fd turns out not to be one. */
+static ssize_t sock_write(const struct wcall *c, unsigned kind)
+{
+    int flags = c->flags | MSG_DONTWAIT;
+    if ((c->op == OP_WRITE || c->op == OP_WRITEV) && kind == K_SEQPACKET)
+        flags |= MSG_EOR; /* what write(2) on a SOCK_SEQPACKET socket adds */
+    struct vec v = { .v = NULL };
+    struct msghdr m = { .msg_name = NULL };
+    size_t total = c->n, done = 0;
+    if (c->op == OP_WRITEV || c->op == OP_SENDMSG) {
+        const struct iovec *src = c->op == OP_WRITEV ? c->iov : c->msg->msg_iov;
+        int cnt = c->op == OP_WRITEV ? c->iovcnt : (int)c->msg->msg_iovlen;
+        if (vec_init(&v, src, cnt) != 0)
             return -1;
-        }
-        v = vc <= IOV_STACK ? stack_iov : malloc((size_t)vc * sizeof *v);
-        if (!v) {
-            errno = ENOMEM;
-            return -1;
-        }
-        for (int i = 0; i < vc; i++) {
-            v[i] = src[i];
-            total += src[i].iov_len;
-        }
-        if (op == OP_SENDMSG)
-            m = *msg;
-    } else {
-        total = n;
+        total = v.total;
+        if (c->op == OP_SENDMSG)
+            m = *c->msg;
+        else
+            m = (struct msghdr){ .msg_iov = NULL };
     }
     uint64_t deadline = 0;
+    int blocking = -1;
     ssize_t ret;
-    int vi = 0;
     for (;;) {
         ssize_t r;
-        switch (op) {
-        case OP_WRITE:  r = real.write(fd, (const char *)buf + done, n - done); break;
-        case OP_SENDTO: r = real.sendto(fd, (const char *)buf + done, n - done, flags, addr, alen); break;
-        case OP_WRITEV: r = real.writev(fd, v + vi, vc - vi); break;
-        default:
-            m.msg_iov = v + vi;
-            m.msg_iovlen = (size_t)(vc - vi);
-            r = real.sendmsg(fd, &m, flags);
+        if (v.v) {
+            m.msg_iov = v.v + v.i;
+            m.msg_iovlen = (size_t)(v.n - v.i);
+            r = real.sendmsg(c->fd, &m, flags);
             if (r > 0) { /* ancillary data goes with the first bytes only */
                 m.msg_control = NULL;
                 m.msg_controllen = 0;
             }
-            break;
+        } else {
+            r = real.sendto(c->fd, (const char *)c->buf + done, c->n - done, flags,
+                            c->op == OP_SENDTO ? c->addr : NULL, c->op == OP_SENDTO ? c->alen : 0);
         }
         if (r >= 0) {
             done += (size_t)r;
@@ -560,26 +986,30 @@ static ssize_t do_write(enum wop op, int fd, const void *buf, size_t n, const st
                 ret = (ssize_t)done;
                 goto out;
             }
-            if (v) { /* drop the iovecs written, trim the one written in part */
-                size_t k = (size_t)r;
-                while (vi < vc && k >= v[vi].iov_len)
-                    k -= v[vi++].iov_len;
-                if (vi < vc) {
-                    v[vi].iov_base = (char *)v[vi].iov_base + k;
-                    v[vi].iov_len -= k;
-                }
-            }
+            if (v.v)
+                vec_advance(&v, (size_t)r);
             if (r > 0)
                 continue;
+        } else if (errno == ENOTSOCK && done == 0 && (c->op == OP_WRITE || c->op == OP_WRITEV)) {
+            fd_kind_set(c->fd, K_OTHER);
+            ret = -2;
+            goto out;
         } else if (errno == EINTR) {
             continue;
         } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
             ret = done ? (ssize_t)done : -1; /* libc reports the bytes it did send */
             goto out;
         }
+        if (blocking < 0)
+            blocking = !caller_nonblock(c->fd);
+        if (!blocking) {
+            errno = EAGAIN;
+            ret = done ? (ssize_t)done : -1;
+            goto out;
+        }
         if (!deadline)
-            deadline = sock_deadline(fd, SO_SNDTIMEO);
-        if (wait_ready(fd, EPOLLOUT, deadline, fiber) != 0) {
+            deadline = sock_deadline(c->fd, SO_SNDTIMEO);
+        if (park_fd(c->fd, EPOLLOUT, deadline) != 0) {
             if (errno == ETIMEDOUT)
                 errno = EAGAIN;
             ret = done ? (ssize_t)done : -1;
@@ -587,88 +1017,243 @@ static ssize_t do_write(enum wop op, int fd, const void *buf, size_t n, const st
         }
     }
 out:
-    if (v && v != stack_iov) {
-        int e = errno;
-        free(v);
-        errno = e;
-    }
+    vec_free(&v);
     return ret;
+}
+
+/* What fstat says: 'p' a pipe or FIFO, 's' a socket, 0 anything else. */
+static int file_type(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return 0;
+    return S_ISFIFO(st.st_mode) ? 'p' : S_ISSOCK(st.st_mode) ? 's' : 0;
+}
+
+/*
+ * What is not a socket. Ready now: the real call. A pipe reported writable has a free
+ * slot of PIPE_BUF bytes or more, so a write of up to PIPE_BUF bytes completes without
+ * blocking (and stays atomic); a longer one goes PIPE_BUF bytes per readiness, which a
+ * blocking write of more than PIPE_BUF bytes may interleave with other writers anyway.
+ * Other descriptors (a regular file, a tty) get the whole call once poll says writable.
+ */
+static ssize_t other_write(const struct wcall *c)
+{
+    size_t total = c->n;
+    struct vec v = { .v = NULL };
+    if (c->op == OP_WRITEV) {
+        if (vec_init(&v, c->iov, c->iovcnt) != 0)
+            return -1;
+        total = v.total;
+    }
+    int chunked = 0;
+    if (total > PIPE_BUF) {
+        /* Worth a look at what the number names now: a pipe goes PIPE_BUF at a time, and a
+         * socket behind a stale hint (its number was closed where the hook did not see it)
+         * gets MSG_DONTWAIT - poll's "writable" does not promise room for a long write. */
+        int t = file_type(c->fd);
+        chunked = t == 'p';
+        unsigned k;
+        if (t == 's' && is_sock(k = kind_probe(c->fd))) {
+            fd_kind_set(c->fd, k);
+            ssize_t r = sock_write(c, k);
+            if (r != -2) {
+                vec_free(&v);
+                return r;
+            }
+        }
+    }
+    size_t done = 0;
+    uint64_t deadline = 0;
+    ssize_t ret;
+    for (;;) {
+        if (ready_now(c->fd, POLLOUT)) {
+            if (!chunked) {
+                ret = wcall_real(c);
+                goto out;
+            }
+            ssize_t r;
+            size_t want = total - done < PIPE_BUF ? total - done : PIPE_BUF;
+            if (v.v) { /* the next PIPE_BUF bytes of the vector */
+                struct iovec part[IOV_STACK];
+                int k = 0;
+                size_t left = want;
+                for (int i = v.i; i < v.n && left && k < IOV_STACK; i++) {
+                    part[k].iov_base = v.v[i].iov_base;
+                    part[k].iov_len = v.v[i].iov_len < left ? v.v[i].iov_len : left;
+                    left -= part[k++].iov_len;
+                }
+                r = real.writev(c->fd, part, k);
+            } else {
+                r = real.write(c->fd, (const char *)c->buf + done, want);
+            }
+            if (r > 0) {
+                done += (size_t)r;
+                if (v.v)
+                    vec_advance(&v, (size_t)r);
+                if (done >= total) {
+                    ret = (ssize_t)done;
+                    goto out;
+                }
+                continue;
+            }
+            if (r < 0 && errno == EINTR && !done)
+                continue;
+            ret = done ? (ssize_t)done : r; /* EPIPE, ... as libc: the bytes so far */
+            goto out;
+        }
+        if (caller_nonblock(c->fd)) {
+            if (done) {
+                ret = (ssize_t)done;
+                goto out;
+            }
+            ret = wcall_real(c); /* EAGAIN, or what fits now */
+            goto out;
+        }
+        if (!deadline)
+            deadline = sock_deadline(c->fd, SO_SNDTIMEO);
+        if (park_fd(c->fd, EPOLLOUT, deadline) != 0) {
+            if (errno == EPERM && !done) {
+                ret = wcall_real(c);
+                goto out;
+            }
+            if (errno == ETIMEDOUT)
+                errno = EAGAIN;
+            ret = done ? (ssize_t)done : -1;
+            goto out;
+        }
+    }
+out:
+    vec_free(&v);
+    return ret;
+}
+
+static ssize_t do_write(const struct wcall *c)
+{
+    if (!on_fiber() || (c->flags & MSG_DONTWAIT))
+        return wcall_real(c);
+    unsigned kind = K_STREAM; /* send, sendto, sendmsg: a socket, or ENOTSOCK as libc */
+    if (c->op == OP_WRITE || c->op == OP_WRITEV)
+        kind = fd_kind(c->fd);
+    if (is_sock(kind)) {
+        ssize_t r = sock_write(c, kind);
+        if (r != -2)
+            return r;
+    }
+    return other_write(c);
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
-    return do_write(OP_WRITE, fd, buf, n, NULL, 0, 0, NULL, 0, NULL);
+    struct wcall c = { .op = OP_WRITE, .fd = fd, .buf = buf, .n = n };
+    return do_write(&c);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-    return do_write(OP_WRITEV, fd, NULL, 0, iov, iovcnt, 0, NULL, 0, NULL);
+    struct wcall c = { .op = OP_WRITEV, .fd = fd, .iov = iov, .iovcnt = iovcnt };
+    return do_write(&c);
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-    return do_write(OP_SENDTO, fd, buf, n, NULL, 0, flags, NULL, 0, NULL);
+    struct wcall c = { .op = OP_SENDTO, .fd = fd, .flags = flags, .buf = buf, .n = n };
+    return do_write(&c);
 }
 
 ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG addr,
                socklen_t alen)
 {
-    return do_write(OP_SENDTO, fd, buf, n, NULL, 0, flags, addr.__sockaddr__, alen, NULL);
+    struct wcall c = { .op = OP_SENDTO, .fd = fd, .flags = flags, .buf = buf, .n = n,
+                       .addr = addr.__sockaddr__, .alen = alen };
+    return do_write(&c);
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    return do_write(OP_SENDMSG, fd, NULL, 0, NULL, 0, flags, NULL, 0, msg);
+    struct wcall c = { .op = OP_SENDMSG, .fd = fd, .flags = flags, .msg = msg };
+    return do_write(&c);
 }
 
-/* ---- connect and accept ----------------------------------------------------------------- */
+/* ---- connect and accept --------------------------------------------------------------------- */
 
+/*
+ * A blocking connect on a fiber: the socket is non-blocking for the one connect(2) call
+ * (there is no per-call flag for it), and the fiber parks for the handshake.
+ *   - SO_SNDTIMEO bounds the wait, then EINPROGRESS (socket(7)); a connect retried while
+ *     the handshake is still going waits again and times out with EALREADY, as Linux's.
+ *   - AF_UNIX: a listener whose backlog is full says EAGAIN to a non-blocking connect
+ *     and makes a blocking one wait for room (unix(7)); nothing can be polled for that, so
+ *     the fiber sleeps 1, 2, 4 ... 32 ms between tries until SO_SNDTIMEO (then EAGAIN).
+ */
 int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
-    int fiber = on_fiber();
-    if (!fd_hooked(fd, fiber))
-        return real.connect(fd, addr.__sockaddr__, len);
-    int r = real.connect(fd, addr.__sockaddr__, len);
-    if (r == 0 || (errno != EINPROGRESS && errno != EINTR))
-        return r;
-    /* A blocking connect with SO_SNDTIMEO gives up with EINPROGRESS (socket(7)); the
-     * handshake goes on in the kernel either way. */
-    if (wait_ready(fd, EPOLLOUT, sock_deadline(fd, SO_SNDTIMEO), fiber) != 0) {
-        if (errno == ETIMEDOUT)
-            errno = EINPROGRESS;
-        return -1;
+    const struct sockaddr *sa = addr.__sockaddr__;
+    if (!on_fiber())
+        return real.connect(fd, sa, len);
+    int fl = real.fcntl(fd, F_GETFL);
+    if (fl < 0 || (fl & O_NONBLOCK))
+        return real.connect(fd, sa, len);
+    uint64_t deadline = 0, nap = 1000000;
+    for (;;) {
+        if (real.fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+            return real.connect(fd, sa, len);
+        int r = real.connect(fd, sa, len), e = errno;
+        real.fcntl(fd, F_SETFL, fl);
+        if (r == 0)
+            return 0;
+        if (!deadline)
+            deadline = sock_deadline(fd, SO_SNDTIMEO);
+        if (e == EAGAIN && sa && len >= sizeof(sa_family_t) && sa->sa_family == AF_UNIX) {
+            uint64_t now = mono_ns();
+            if (now >= deadline) {
+                errno = EAGAIN;
+                return -1;
+            }
+            fiber_sleep_until(deadline - now > nap ? now + nap : deadline);
+            if (nap < 32000000)
+                nap *= 2;
+            continue;
+        }
+        if (e != EINPROGRESS && e != EALREADY && e != EINTR) {
+            errno = e;
+            return -1;
+        }
+        if (park_fd(fd, EPOLLOUT, deadline) != 0) {
+            if (errno == ETIMEDOUT)
+                errno = e == EALREADY ? EALREADY : EINPROGRESS;
+            return -1;
+        }
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+            return -1;
+        if (err) {
+            errno = err;
+            return -1;
+        }
+        return 0;
     }
-    int err = 0;
-    socklen_t el = sizeof err;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
-        return -1;
-    if (err) {
-        errno = err;
-        return -1;
-    }
-    return 0;
 }
 
+/* accept has no per-call non-blocking flag: the listener is polled and accept4 called
+ * when a connection is queued (see the top of this file for the race with acceptors in
+ * other threads or processes). */
 static int do_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-    int fiber = on_fiber();
-    int hooked = (fiber || (fd_get(fd) & FD_SYS_NB)) && fd_hooked(fd, fiber);
+    if (!on_fiber())
+        return real.accept4(fd, addr, len, flags);
     uint64_t deadline = 0;
     for (;;) {
-        int c = real.accept4(fd, addr, len, flags);
-        if (c >= 0) {
-            fd_born(c, flags & SOCK_NONBLOCK); /* O_NONBLOCK is not inherited on Linux */
+        if (ready_now(fd, POLLIN) || caller_nonblock(fd)) {
+            int c = real.accept4(fd, addr, len, flags);
+            if (c >= 0)
+                fd_kind_set(c, K_UNKNOWN); /* a new file under that number */
             return c;
         }
-        if (!hooked)
-            return -1;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -1;
         if (!deadline)
             deadline = sock_deadline(fd, SO_RCVTIMEO);
-        if (wait_ready(fd, EPOLLIN, deadline, fiber) != 0) {
+        if (park_fd(fd, EPOLLIN, deadline) != 0) {
             if (errno == ETIMEDOUT)
                 errno = EAGAIN;
             return -1;
@@ -686,274 +1271,29 @@ int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *restrict len, int flags)
     return do_accept(fd, addr.__sockaddr__, len, flags);
 }
 
-/* ---- poll and select ---------------------------------------------------------------------- */
+/* ---- poll, select, epoll ---------------------------------------------------------------------
+ * poll parks in the runtime's fiber_wait_fds: the descriptors' own registrations in the
+ * thread's poller, re-armed at each park, so a number closed and reused for a new file is
+ * waited on as the new file. ppoll's and pselect's signal mask applies to the first,
+ * non-parking check only (fiber_hook.h). */
 
-/*
- * Waiting for several descriptors at once.
- *
- * The runtime waits for one descriptor per call (and one reader per descriptor), so poll
- * and select park through a poll set of the hook's own: one epoll instance per thread
- * (the "hep"), registered once in the runtime's poller, in which every descriptor a fiber
- * polls is added once, edge-triggered, for every event. A dispatcher fiber waits on the
- * hep, reads its events and wakes the fibers polling each ready descriptor. A poll that
- * finds nothing ready parks on its own wait queue with its nodes linked under each of its
- * descriptors; woken, it polls again (level-triggered truth) and parks again if the wake
- * was spurious. The edge-triggered registration is sound for the same reason the
- * runtime's is: a poll always asks the descriptors themselves before parking, and an
- * edge that comes between that question and the park is queued in the hep.
- *
- * What this costs per wait, in the steady state: the poll that finds nothing ready and
- * the poll after the wake-up; the dispatcher's epoll_wait is shared by every fiber woken
- * in the same round. A descriptor number is added again only after it was closed or
- * made anew (fdgen), so libcurl's loop over the same two descriptors adds nothing. And it
- * costs one descriptor per thread, not one per parked fiber: ten thousand parked
- * transfers would otherwise need ten thousand more under a 20,000 open-files cap.
- */
-static _Atomic unsigned char fdgen[FD_MAX]; /* bumped whenever a number gets a new file */
-
-static void fd_newgen(int fd)
-{
-    if (fd >= 0 && fd < FD_MAX)
-        atomic_fetch_add_explicit(&fdgen[fd], 1, memory_order_relaxed);
-}
-
-struct poller {
-    fiber_waitq_t wq;
-    int           woken;
-};
-
-struct pnode { /* one per descriptor of a parked poll, on that poll's stack */
-    struct pnode  *prev, *next;
-    struct poller *p;
-};
-
-struct hepfd {
-    struct pnode *head;
-    unsigned char gen, added; /* added to the hep while fdgen was gen */
-};
-
-struct hep {
-    int           ep;
-    struct hepfd *fds;
-    size_t        nfds;
-    size_t        parked;    /* polls parked and not yet woken */
-    int           disp;      /* a dispatcher fiber exists */
-    int           disp_wait; /* ... and is parked on the hep */
-};
-
-static _Thread_local struct hep *tl_hep;
-static pthread_key_t hep_key;
-static pthread_once_t hep_once = PTHREAD_ONCE_INIT;
-
-/* A thread that ran fibers (fiber-mt, a pool of schedulers) gives its poll set back when
- * it exits; its fibers, and so its polls, are done by then. */
-static void hep_free(void *p)
-{
-    struct hep *h = p;
-    real.close(h->ep);
-    free(h->fds);
-    free(h);
-}
-
-static void hep_key_make(void)
-{
-    pthread_key_create(&hep_key, hep_free);
-}
-
-static struct hepfd *hep_fd(struct hep *h, int fd)
-{
-    if ((size_t)fd >= h->nfds) {
-        size_t n = h->nfds ? h->nfds : 256;
-        while (n <= (size_t)fd)
-            n *= 2;
-        struct hepfd *t = realloc(h->fds, n * sizeof *t);
-        if (!t)
-            return NULL;
-        memset(t + h->nfds, 0, (n - h->nfds) * sizeof *t);
-        h->fds = t;
-        h->nfds = n;
-    }
-    return &h->fds[fd];
-}
-
-static void hep_wake_fd(struct hep *h, int fd)
-{
-    if (!h || fd < 0 || (size_t)fd >= h->nfds)
-        return;
-    for (struct pnode *n = h->fds[fd].head; n; n = n->next)
-        if (!n->p->woken) {
-            n->p->woken = 1;
-            h->parked--;
-            fiber_waitq_wake_one(&n->p->wq);
-        }
-}
-
-static void dispatcher_main(void *arg)
-{
-    struct hep *h = arg;
-    struct epoll_event evs[256];
-    while (h->parked) {
-        int k = epoll_wait(h->ep, evs, 256, 0);
-        if (k > 0) {
-            for (int i = 0; i < k; i++)
-                hep_wake_fd(h, (int)evs[i].data.u64);
-            continue; /* drained only when a call returns nothing */
-        }
-        if (k < 0 && errno != EINTR)
-            break; /* cannot happen with a valid hep; the pollers time out or re-poll */
-        h->disp_wait = 1;
-        fiber_wait_fd_after_eagain(h->ep, EPOLLIN, FIBER_FOREVER); /* EBADF: told to look */
-        h->disp_wait = 0;
-    }
-    h->disp = 0;
-}
-
-/*
- * Parks the calling fiber until one of fds may be ready, or the deadline. The caller has
- * just polled them without waiting and found none ready.
- * Returns 0 (woken: poll again), or -1 with errno ETIMEDOUT, ENOMEM or the poller's error.
- */
-static int park_pollfds(struct pollfd *fds, nfds_t n, uint64_t deadline)
-{
-    int count = 0;
-    for (nfds_t i = 0; i < n; i++)
-        count += fds[i].fd >= 0;
-    if (count == 0) { /* poll(NULL, 0, ms): a sleep */
-        fiber_sleep_until(deadline);
-        errno = ETIMEDOUT;
-        return -1;
-    }
-    struct hep *h = tl_hep;
-    if (!h) {
-        h = calloc(1, sizeof *h);
-        if (!h || (h->ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
-            free(h);
-            errno = ENOMEM;
-            return -1;
-        }
-        tl_hep = h;
-        pthread_once(&hep_once, hep_key_make);
-        pthread_setspecific(hep_key, h);
-    }
-    struct pnode stack_nodes[8], *nodes = stack_nodes;
-    if (n > 8 && !(nodes = calloc(n, sizeof *nodes))) {
-        errno = ENOMEM;
-        return -1;
-    }
-    struct poller p = { FIBER_WAITQ_INIT, 0 };
-    int rc = 0;
-    nfds_t linked = 0;
-    for (; linked < n; linked++) {
-        int fd = fds[linked].fd;
-        nodes[linked].p = NULL;
-        if (fd < 0 || fd >= FD_MAX)
-            continue;
-        struct hepfd *hf = hep_fd(h, fd);
-        if (!hf) {
-            errno = ENOMEM;
-            rc = -1;
-            break;
-        }
-        unsigned char g = atomic_load_explicit(&fdgen[fd], memory_order_relaxed);
-        if (!hf->added || hf->gen != g) {
-            struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP |
-                                                EPOLLET, .data.u64 = (uint64_t)fd };
-            if (epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-                if (errno == EBADF) /* closed meanwhile: the next poll says POLLNVAL */
-                    break;
-                if (errno == EPERM) /* a regular file: always ready, poll saw it */
-                    continue;
-                if (errno != EEXIST) {
-                    rc = -1;
-                    break;
-                }
-            }
-            hf->added = 1;
-            hf->gen = g;
-        }
-        struct pnode *nd = &nodes[linked];
-        nd->p = &p;
-        nd->prev = NULL;
-        nd->next = hf->head;
-        if (hf->head)
-            hf->head->prev = nd;
-        hf->head = nd;
-    }
-    if (rc == 0 && linked == n) {
-        h->parked++;
-        if (!h->disp) {
-            fiber_attr_t a = { .stack_size = 16384, .name = "hook-poll", .detached = 1 };
-            if (fiber_spawn_ex(dispatcher_main, h, &a))
-                h->disp = 1;
-        }
-        if (!h->disp) {
-            h->parked--;
-            errno = ENOMEM;
-            rc = -1;
-        } else {
-            rc = fiber_waitq_wait(&p.wq, deadline);
-            if (!p.woken) { /* timed out: the dispatcher may be waiting for nobody */
-                h->parked--;
-                if (h->parked == 0 && h->disp_wait)
-                    fiber_fd_forget(h->ep); /* wakes it (EBADF) so it can finish */
-            }
-        }
-    }
-    int e = errno;
-    for (nfds_t i = 0; i < linked; i++) {
-        struct pnode *nd = &nodes[i];
-        if (!nd->p)
-            continue;
-        struct hepfd *hf = &h->fds[fds[i].fd];
-        if (nd->prev)
-            nd->prev->next = nd->next;
-        else
-            hf->head = nd->next;
-        if (nd->next)
-            nd->next->prev = nd->prev;
-    }
-    if (nodes != stack_nodes)
-        free(nodes);
-    errno = e;
-    return rc;
-}
-
-/* poll on a fiber: check without waiting, park, check again, until something is ready or
- * the deadline passes (then 0, like poll). */
 static int fiber_poll(struct pollfd *fds, nfds_t n, uint64_t deadline, const sigset_t *mask)
 {
-    static const struct timespec zero = { 0, 0 };
-    for (;;) {
-        int r = mask ? real.ppoll(fds, n, &zero, mask) : real.poll(fds, n, 0);
+    if (mask) {
+        static const struct timespec zero = { 0, 0 };
+        int r = real.ppoll(fds, n, &zero, mask);
         if (r != 0)
             return r;
-        if (deadline != FIBER_FOREVER && mono_ns() >= deadline)
-            return 0;
-        if (park_pollfds(fds, n, deadline) != 0) {
-            if (errno == ETIMEDOUT) /* a last look: an event may have come with the time */
-                return real.poll(fds, n, 0);
-            if (errno != EBADF) /* EBADF: one was closed; the next poll reports POLLNVAL */
-                return -1;
-        }
-        mask = NULL; /* the caller's mask applied to the first check only */
     }
-}
-
-static uint64_t ms_deadline(int ms)
-{
-    return ms < 0 ? FIBER_FOREVER : after_ns((uint64_t)ms * 1000000u);
-}
-
-static int ts_valid(const struct timespec *t)
-{
-    return t->tv_sec >= 0 && t->tv_nsec >= 0 && t->tv_nsec < 1000000000;
-}
-
-static uint64_t ts_ns(const struct timespec *t)
-{
-    if ((uint64_t)t->tv_sec >= (FIBER_FOREVER - 1000000000u) / 1000000000u)
-        return FIBER_FOREVER - 1;
-    return (uint64_t)t->tv_sec * 1000000000u + (uint64_t)t->tv_nsec;
+    struct thr *t = thr_self();
+    for (nfds_t i = 0; i < n; i++)
+        reg_add(t, fds[i].fd, 1);
+    int r = fiber_wait_fds(fds, n, deadline);
+    int e = errno;
+    for (nfds_t i = 0; i < n; i++)
+        reg_add(t, fds[i].fd, -1);
+    errno = e;
+    return r;
 }
 
 int poll(struct pollfd *fds, nfds_t n, int timeout_ms)
@@ -974,27 +1314,43 @@ int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *t, const sigset_t
     return fiber_poll(fds, n, t ? after_ns(ts_ns(t)) : FIBER_FOREVER, mask);
 }
 
-/* select as poll: the sets become pollfds, the answer goes back into the sets. */
+/* fd_set bits by hand: FD_ISSET's checks stop at FD_SETSIZE, and select takes more. */
+#define BITS_PER_WORD (8 * (int)sizeof(unsigned long))
+static inline int bit_get(const fd_set *s, int fd)
+{
+    return s && (((const unsigned long *)s)[fd / BITS_PER_WORD] >> (fd % BITS_PER_WORD)) & 1;
+}
+static inline void bit_set(fd_set *s, int fd)
+{
+    ((unsigned long *)s)[fd / BITS_PER_WORD] |= 1ul << (fd % BITS_PER_WORD);
+}
+static inline void bits_zero(fd_set *s, int nfds)
+{
+    if (s)
+        memset(s, 0, (size_t)(nfds + BITS_PER_WORD - 1) / BITS_PER_WORD * sizeof(unsigned long));
+}
+
+/* select as poll: the sets (nfds bits each, which may be more than FD_SETSIZE: Linux takes
+ * any nfds, the caller's arrays being that large) become pollfds, the answer goes back. */
 static int fiber_select(int nfds, fd_set *r, fd_set *w, fd_set *e, uint64_t deadline,
                         const sigset_t *mask)
 {
-    if (nfds < 0 || nfds > FD_SETSIZE) {
+    if (nfds < 0) {
         errno = EINVAL;
         return -1;
     }
     struct pollfd stack_p[32], *p = stack_p;
     int n = 0;
     for (int fd = 0; fd < nfds; fd++)
-        if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
-            n++;
+        n += bit_get(r, fd) || bit_get(w, fd) || bit_get(e, fd);
     if (n > 32 && !(p = malloc((size_t)n * sizeof *p))) {
         errno = ENOMEM;
         return -1;
     }
     int k = 0;
-    for (int fd = 0; fd < nfds; fd++) {
-        short ev = (short)((r && FD_ISSET(fd, r) ? POLLIN : 0) | (w && FD_ISSET(fd, w) ? POLLOUT : 0) |
-                           (e && FD_ISSET(fd, e) ? POLLPRI : 0));
+    for (int fd = 0; fd < nfds && k < n; fd++) {
+        short ev = (short)((bit_get(r, fd) ? POLLIN : 0) | (bit_get(w, fd) ? POLLOUT : 0) |
+                           (bit_get(e, fd) ? POLLPRI : 0));
         if (ev)
             p[k++] = (struct pollfd){ .fd = fd, .events = ev };
     }
@@ -1006,15 +1362,15 @@ static int fiber_select(int nfds, fd_set *r, fd_set *w, fd_set *e, uint64_t dead
                 rc = -1;
                 goto out;
             }
-        if (r) FD_ZERO(r);
-        if (w) FD_ZERO(w);
-        if (e) FD_ZERO(e);
+        bits_zero(r, nfds);
+        bits_zero(w, nfds);
+        bits_zero(e, nfds);
         rc = 0;
         for (int i = 0; i < n; i++) {
             short ev = p[i].events, re = p[i].revents;
-            if (r && (ev & POLLIN) && (re & (POLLIN | POLLHUP | POLLERR))) { FD_SET(p[i].fd, r); rc++; }
-            if (w && (ev & POLLOUT) && (re & (POLLOUT | POLLERR))) { FD_SET(p[i].fd, w); rc++; }
-            if (e && (ev & POLLPRI) && (re & POLLPRI)) { FD_SET(p[i].fd, e); rc++; }
+            if (r && (ev & POLLIN) && (re & (POLLIN | POLLHUP | POLLERR))) { bit_set(r, p[i].fd); rc++; }
+            if (w && (ev & POLLOUT) && (re & (POLLOUT | POLLERR))) { bit_set(w, p[i].fd); rc++; }
+            if (e && (ev & POLLPRI) && (re & POLLPRI)) { bit_set(e, p[i].fd); rc++; }
         }
     }
 out:
@@ -1059,17 +1415,18 @@ int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *t,
 
 /* An event loop of the program's own, run on a fiber: its epoll set is itself a
  * descriptor, readable while an event is pending, so the fiber parks on the set in the
- * runtime's poller (a set inside a set) and asks it again when woken. */
-static int fiber_epoll(int ep, struct epoll_event *ev, int n, int ms, const sigset_t *mask)
+ * runtime's poller (a set inside a set) and asks it again when woken. Any number of
+ * fibers may wait on one set (the runtime wakes one per readiness). */
+static int fiber_epoll(int ep, struct epoll_event *ev, int n, uint64_t deadline,
+                       const sigset_t *mask)
 {
-    uint64_t deadline = ms_deadline(ms);
     for (;;) {
         int r = mask ? real.epoll_pwait(ep, ev, n, 0, mask) : real.epoll_wait(ep, ev, n, 0);
         if (r != 0)
             return r;
         if (deadline != FIBER_FOREVER && mono_ns() >= deadline)
             return 0;
-        if (fiber_wait_fd(ep, EPOLLIN, deadline) < 0)
+        if (park_fd(ep, EPOLLIN, deadline) != 0)
             return errno == ETIMEDOUT ? 0 : -1;
         mask = NULL;
     }
@@ -1079,14 +1436,26 @@ int epoll_wait(int ep, struct epoll_event *ev, int n, int ms)
 {
     if (ms == 0 || !on_fiber())
         return real.epoll_wait(ep, ev, n, ms);
-    return fiber_epoll(ep, ev, n, ms, NULL);
+    return fiber_epoll(ep, ev, n, ms_deadline(ms), NULL);
 }
 
 int epoll_pwait(int ep, struct epoll_event *ev, int n, int ms, const sigset_t *mask)
 {
     if (ms == 0 || !on_fiber())
         return real.epoll_pwait(ep, ev, n, ms, mask);
-    return fiber_epoll(ep, ev, n, ms, mask);
+    return fiber_epoll(ep, ev, n, ms_deadline(ms), mask);
+}
+
+int epoll_pwait2(int ep, struct epoll_event *ev, int n, const struct timespec *t,
+                 const sigset_t *mask)
+{
+    if ((t && t->tv_sec == 0 && t->tv_nsec == 0) || !on_fiber())
+        return real.epoll_pwait2(ep, ev, n, t, mask);
+    if (t && !ts_valid(t)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return fiber_epoll(ep, ev, n, t ? after_ns(ts_ns(t)) : FIBER_FOREVER, mask);
 }
 
 /* ---- sleeping --------------------------------------------------------------------------- */
@@ -1105,18 +1474,22 @@ int nanosleep(const struct timespec *req, struct timespec *rem)
     return 0;
 }
 
+/* The clocks a fiber sleeps on: every clock the kernel sleeps on that moves with time
+ * (CPU-time clocks, the _ALARM clocks that need CAP_WAKE_ALARM and clocks the kernel does
+ * not sleep on go to libc). A relative sleep is the same length on each; an absolute
+ * time on one of them becomes a monotonic deadline when the call is made (a later step
+ * of CLOCK_REALTIME or CLOCK_TAI does not move it, as it would a thread's sleep). */
 int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req, struct timespec *rem)
 {
     if (!on_fiber() || (clk != CLOCK_MONOTONIC && clk != CLOCK_REALTIME &&
-                        clk != CLOCK_BOOTTIME))
-        return real.clock_nanosleep(clk, flags, req, rem); /* CPU-time clocks and the rest */
+                        clk != CLOCK_BOOTTIME && clk != CLOCK_TAI))
+        return real.clock_nanosleep(clk, flags, req, rem);
     if (!req)
         return EFAULT;
     if (!ts_valid(req))
         return EINVAL;
     uint64_t deadline;
     if (flags & TIMER_ABSTIME) {
-        /* an absolute time on another clock becomes a monotonic deadline now */
         struct timespec now;
         clock_gettime(clk, &now);
         uint64_t at = ts_ns(req), cur = ts_ns(&now);
@@ -1146,196 +1519,46 @@ unsigned sleep(unsigned s)
     return 0;
 }
 
-/* ---- descriptors: birth, copies, death ---------------------------------------------------- */
-
-int socket(int domain, int type, int proto)
-{
-    int fd = real.socket(domain, type, proto);
-    if (fd >= 0)
-        fd_born(fd, type & SOCK_NONBLOCK);
-    return fd;
-}
-
-int socketpair(int domain, int type, int proto, int sv[2])
-{
-    int r = real.socketpair(domain, type, proto, sv);
-    if (r == 0) {
-        fd_born(sv[0], type & SOCK_NONBLOCK);
-        fd_born(sv[1], type & SOCK_NONBLOCK);
-    }
-    return r;
-}
-
-int pipe2(int p[2], int flags)
-{
-    int r = real.pipe2(p, flags);
-    if (r == 0) {
-        fd_born(p[0], flags & O_NONBLOCK);
-        fd_born(p[1], flags & O_NONBLOCK);
-    }
-    return r;
-}
-
-int pipe(int p[2])
-{
-    return pipe2(p, 0);
-}
-
-/* Other descriptors a program polls: made through the hook only so that their numbers
- * get a new generation (the poll set must not take a reused number for its old file).
- * They are not sockets or pipes, so reads and writes on them pass through. */
-static int born_other(int fd)
-{
-    if (fd >= 0) {
-        fd_newgen(fd);
-        fd_set_state(fd, 0);
-    }
-    return fd;
-}
-
-int eventfd(unsigned v, int flags) { return born_other(real.eventfd(v, flags)); }
-int timerfd_create(int clk, int flags) { return born_other(real.timerfd_create(clk, flags)); }
-int epoll_create1(int flags) { return born_other(real.epoll_create1(flags)); }
-int epoll_create(int size)
-{
-    if (size <= 0) {
-        errno = EINVAL;
-        return -1;
-    }
-    return epoll_create1(0);
-}
-
-/* Forget what the poller and the hook know of fd, before its number can be reused. A
- * fiber parked on it wakes with EBADF. */
-static void fd_gone(int fd)
-{
-    if (rt_ok && fd >= 0) {
-        fiber_fd_forget(fd);
-        hep_wake_fd(tl_hep, fd); /* a poll parked on it looks again: POLLNVAL */
-    }
-    fd_set_state(fd, 0);
-    fd_newgen(fd);
-}
+/* ---- descriptors closed and replaced ------------------------------------------------------
+ * A fiber of this thread parked on the number wakes with EBADF (fiber_fd_forget), one of
+ * another thread too (close_remote above), and the kind hint is dropped. */
 
 int close(int fd)
 {
-    fd_gone(fd);
+    if (fd < 0)
+        return real.close(fd);
+    fd_kind_set(fd, K_UNKNOWN);
+    if (rt_ok) {
+        fiber_fd_forget(fd);
+        if (parked_elsewhere(fd))
+            return close_remote(fd);
+    }
+    pending_end(fd, 0); /* the program's close of a number a placeholder held */
     return real.close(fd);
 }
 
-int dup(int fd)
+/* dup2/dup3 replace the file at nfd: the same for nfd's waiters as a close (of this thread;
+ * see close_remote for others). Only when the call will succeed (old is open). */
+static void replaced(int old, int nfd)
 {
-    int n = real.dup(fd);
-    if (n >= 0) {
-        fd_newgen(n);
-        fd_set_state(n, fd_get(fd));
-    } /* one open file description: one O_NONBLOCK */
-    return n;
+    if (old == nfd || nfd < 0 || real.fcntl(old, F_GETFD) < 0)
+        return;
+    fd_kind_set(nfd, K_UNKNOWN);
+    if (rt_ok)
+        fiber_fd_forget(nfd);
+    pending_end(nfd, 0);
 }
 
 int dup2(int old, int nfd)
 {
-    if (old != nfd && fcntl(old, F_GETFD) >= 0)
-        fd_gone(nfd);
-    int r = real.dup2(old, nfd);
-    if (r >= 0 && old != nfd)
-        fd_set_state(nfd, fd_get(old));
-    return r;
+    replaced(old, nfd);
+    return real.dup2(old, nfd);
 }
 
 int dup3(int old, int nfd, int flags)
 {
-    if (old != nfd && fcntl(old, F_GETFD) >= 0)
-        fd_gone(nfd);
-    int r = real.dup3(old, nfd, flags);
-    if (r >= 0)
-        fd_set_state(nfd, fd_get(old));
-    return r;
-}
-
-/* fcntl's third argument is an int or a pointer; passing it on as a pointer-sized word
- * is what glibc's own wrapper does. */
-static int do_fcntl(int fd, int cmd, void *arg)
-{
-    unsigned s = fd_get(fd);
-    switch (cmd) {
-    case F_GETFL: {
-        int r = real.fcntl(fd, cmd);
-        if (r >= 0 && (s & FD_SYS_NB) && !(s & FD_USER_NB))
-            r &= ~O_NONBLOCK; /* the caller's view: what the caller set */
-        return r;
-    }
-    case F_SETFL: {
-        int fl = (int)(intptr_t)arg;
-        if (!(s & FD_KNOWN))
-            return real.fcntl(fd, cmd, fl);
-        unsigned ns = s & ~(unsigned)(FD_USER_NB | FD_SYS_NB);
-        if (fl & O_NONBLOCK)
-            ns |= FD_USER_NB | FD_SYS_NB;
-        else if ((s & (FD_WAITABLE | FD_SYS_NB)) == (FD_WAITABLE | FD_SYS_NB)) {
-            fl |= O_NONBLOCK; /* blocking for the caller, still non-blocking for fibers */
-            ns |= FD_SYS_NB;
-        }
-        int r = real.fcntl(fd, cmd, fl);
-        if (r == 0)
-            fd_set_state(fd, ns);
-        return r;
-    }
-    case F_DUPFD:
-    case F_DUPFD_CLOEXEC: {
-        int r = real.fcntl(fd, cmd, (int)(intptr_t)arg);
-        if (r >= 0) {
-            fd_newgen(r);
-            fd_set_state(r, s);
-        }
-        return r;
-    }
-    default:
-        return real.fcntl(fd, cmd, arg);
-    }
-}
-
-int fcntl(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    return do_fcntl(fd, cmd, arg);
-}
-
-int fcntl64(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    return do_fcntl(fd, cmd, arg);
-}
-
-/* ioctl(FIONBIO) is the other way to ask for non-blocking (BSD's); it is tracked like
- * F_SETFL, every other request passes through. */
-int ioctl(int fd, unsigned long req, ...)
-{
-    va_list ap;
-    va_start(ap, req);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    unsigned s = fd_get(fd);
-    if (req == FIONBIO && arg && (s & FD_KNOWN)) {
-        int on = *(int *)arg;
-        if ((s & (FD_WAITABLE | FD_SYS_NB)) == (FD_WAITABLE | FD_SYS_NB) && !on) {
-            /* blocking for the caller, still non-blocking for fibers */
-            fd_set_state(fd, s & ~(unsigned)FD_USER_NB);
-            return 0;
-        }
-        int r = real.ioctl(fd, req, arg);
-        if (r == 0)
-            fd_set_state(fd, on ? (s | FD_USER_NB | FD_SYS_NB)
-                                : (s & ~(unsigned)(FD_USER_NB | FD_SYS_NB)));
-        return r;
-    }
-    return real.ioctl(fd, req, arg);
+    replaced(old, nfd);
+    return real.dup3(old, nfd, flags);
 }
 
 /* ---- name resolution ------------------------------------------------------------------------ */
@@ -1384,14 +1607,6 @@ int __poll(struct pollfd *f, nfds_t n, int ms) { return poll(f, n, ms); }
 int __select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *t) { return select(n, r, w, e, t); }
 int __nanosleep(const struct timespec *q, struct timespec *r) { return nanosleep(q, r); }
 int __dup2(int o, int n) { return dup2(o, n); }
-int __fcntl(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    return do_fcntl(fd, cmd, arg);
-}
 
 ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {

@@ -809,6 +809,1136 @@ static void test_poll_reused_number(void **st)
     close(sv[1]);
 }
 
+/* ==== review (issue 12): findings, each a test that states the libc behaviour ==========
+ * Each test below says what a program gets without the hook (a thread, or libc's own
+ * definition) and checks that the hook gives the same. They are bounded: a call that
+ * blocks the thread where it should park is ended by a helper thread or a socket
+ * timeout, and the test then fails instead of hanging. */
+
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+/* A fiber that parks in recv on fd until a peer fiber writes one byte: afterwards the
+ * hook has made fd's open file description non-blocking underneath. */
+struct primed { int fd, peer; };
+static void prime_reader(void *p)
+{
+    struct primed *x = p;
+    char b;
+    assert_int_equal(recv(x->fd, &b, 1, 0), 1);
+}
+static void prime_writer(void *p)
+{
+    struct primed *x = p;
+    fiber_sleep_ns(5 * MS);
+    assert_int_equal(write(x->peer, "p", 1), 1);
+}
+static void prime_nonblock(int fd, int peer)
+{
+    struct primed x = { fd, peer };
+    fiber_t *r = fiber_spawn(prime_reader, &x), *w = fiber_spawn(prime_writer, &x);
+    fiber_join(r);
+    fiber_join(w);
+}
+
+/* -- review: O_NONBLOCK the hook set leaks into an exec'd child sharing the description -- */
+static void test_review_nonblock_leaks_to_exec_child(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    prime_nonblock(sv[0], sv[1]); /* a fiber once did a blocking recv on sv[0] */
+    /* A child inherits sv[0] as its stdin and reads it the ordinary blocking way (a
+     * subprocess, `prog | other`, an inherited stdin). libc: head blocks until the data
+     * comes 100 ms later and prints it. */
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        syscall(SYS_dup3, sv[0], 0, 0);
+        syscall(SYS_dup3, out[1], 1, 0);
+        execlp("head", "head", "-c", "5", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    struct timespec t = { 0, 100 * 1000000L };
+    nanosleep(&t, NULL);
+    assert_int_equal(write(sv[1], "hello", 5), 5);
+    char got[16] = { 0 };
+    ssize_t n = read(out[0], got, sizeof got - 1);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(out[0]);
+    close(sv[0]);
+    close(sv[1]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || n != 5)
+        fail_msg("a child reading the inherited descriptor failed (exit %d, read %zd '%s'): "
+                 "the O_NONBLOCK the hook set for a fiber is on the shared open file "
+                 "description, and the child gets EAGAIN",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1, n, got);
+}
+
+/* -- review: a second number for the same description (dup made before the fiber used
+ * the first) is not known to be non-blocking: a thread reading it gets EAGAIN -- */
+static void test_review_dup_before_fiber_thread_eagain(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    int d = dup(sv[0]); /* e.g. a library keeps its own copy; stdin dup'd at start-up */
+    prime_nonblock(sv[0], sv[1]);
+    int fl = fcntl(d, F_GETFL);
+    struct delayed dw = { sv[1], 30 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, delayed_write, &dw), 0);
+    char b[8];
+    ssize_t r = read(d, b, sizeof b); /* a plain thread, blocking descriptor: waits 30 ms */
+    int e = errno;
+    pthread_join(t, NULL);
+    close(d);
+    close(sv[0]);
+    close(sv[1]);
+    if (r != 5)
+        fail_msg("read on the dup'd number outside a fiber: %zd (%s), libc blocks and "
+                 "returns 5", r, strerror(e));
+    assert_int_equal(fl & O_NONBLOCK, 0); /* the caller never asked for it */
+}
+
+/* -- review: what libc does behind the hook (stdio, sendfile, recvmmsg) sees the
+ * O_NONBLOCK the hook set, and fails with EAGAIN where it would block -- */
+static void test_review_libc_internal_io_sees_nonblock(void **st)
+{
+    (void)st;
+    /* stdio on the socket, outside a fiber (a line protocol read with fgets) */
+    int sv[2];
+    pair(sv);
+    prime_nonblock(sv[0], sv[1]);
+    struct delayed dw = { sv[1], 30 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, delayed_write, &dw), 0);
+    FILE *f = fdopen(dup(sv[0]), "r");
+    assert_non_null(f);
+    char line[16];
+    char *got = fgets(line, sizeof line, f);
+    int e1 = errno;
+    pthread_join(t, NULL);
+    fclose(f);
+    close(sv[0]);
+    close(sv[1]);
+    /* recvmmsg, outside a fiber */
+    pair(sv);
+    prime_nonblock(sv[0], sv[1]);
+    dw.fd = sv[1];
+    assert_int_equal(pthread_create(&t, NULL, delayed_write, &dw), 0);
+    char b[8];
+    struct iovec iov = { b, sizeof b };
+    struct mmsghdr mm = { .msg_hdr = { .msg_iov = &iov, .msg_iovlen = 1 } };
+    int r2 = recvmmsg(sv[0], &mm, 1, 0, NULL);
+    int e2 = errno;
+    pthread_join(t, NULL);
+    close(sv[0]);
+    close(sv[1]);
+    if (!got || r2 != 1)
+        fail_msg("libc calls the hook does not interpose no longer block: fgets %s (%s), "
+                 "recvmmsg %d (%s); both wait for the data 30 ms later without the hook",
+                 got ? "ok" : "NULL", got ? "-" : strerror(e1), r2, r2 == 1 ? "-" : strerror(e2));
+}
+
+/* A FIFO in a fresh directory, opened read-write (so it never waits for a peer). */
+static int fifo_open(char dir[64])
+{
+    snprintf(dir, 64, "/tmp/hookrev.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char path[96];
+    snprintf(path, sizeof path, "%s/f", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    return open(path, O_RDWR);
+}
+static void fifo_remove(const char dir[64])
+{
+    char path[96];
+    snprintf(path, sizeof path, "%s/f", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+struct stale { int fd; volatile int progress; int at_return; ssize_t r; int done; };
+static void stale_reader(void *p)
+{
+    struct stale *x = p;
+    char b[8];
+    x->r = read(x->fd, b, sizeof b);
+    x->at_return = x->progress;
+    x->done = 1;
+}
+static void stale_peer(void *p)
+{
+    struct stale *x = p;
+    while (!x->done) {
+        x->progress++;
+        fiber_sleep_ns(2 * MS);
+    }
+}
+static void *stale_rescue(void *p) /* the write a blocked thread would wait for forever */
+{
+    struct stale *x = p;
+    struct timespec t = { 1, 0 };
+    nanosleep(&t, NULL);
+    if (!x->done && write(x->fd, "r", 1) != 1)
+        abort();
+    return NULL;
+}
+
+/* -- review: a number closed behind the hook's back (fclose) and reused by open(): the
+ * hook still believes it made the descriptor non-blocking, so a fiber's read on the new
+ * FIFO blocks the whole thread -- */
+static void test_review_stale_state_blocks_thread(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    prime_nonblock(sv[0], sv[1]);
+    int k = sv[0];
+    fclose(fdopen(k, "r")); /* libc closes it itself: no hook sees this close */
+    char dir[64];
+    int f = fifo_open(dir);
+    assert_int_equal(f, k); /* the lowest free number comes back */
+    struct stale x = { .fd = f };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stale_rescue, &x), 0);
+    fiber_t *a = fiber_spawn(stale_reader, &x), *b = fiber_spawn(stale_peer, &x);
+    fiber_join(a);
+    fiber_join(b);
+    pthread_join(t, NULL);
+    close(f);
+    close(sv[1]);
+    fifo_remove(dir);
+    assert_int_equal(x.r, 1);
+    if (x.at_return < 3)
+        fail_msg("read of a FIFO on a fiber blocked the thread (the peer fiber ran %d "
+                 "times in 1 s): stale 'made non-blocking' state for fd %d", x.at_return, k);
+}
+
+/* -- review: the same reuse, for poll: the hook's poll set keeps the number as added
+ * (no new generation: open() is not interposed) and the new file is never added -- */
+static void fifo_write_later(void *p)
+{
+    fiber_sleep_ns(10 * MS);
+    assert_int_equal(write(*(int *)p, "z", 1), 1);
+}
+static void test_review_poll_reused_number_by_open(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct reuse x = { sv[0], 0, 0 };
+    fiber_t *a = fiber_spawn(reuse_poller, &x), *w = fiber_spawn(later_write, &sv[1]);
+    fiber_join(a);
+    fiber_join(w);
+    assert_int_equal(x.r, 1);
+    int k = sv[0];
+    fclose(fdopen(k, "r")); /* closed by libc itself */
+    char dir[64];
+    int f = fifo_open(dir);
+    assert_int_equal(f, k);
+    x = (struct reuse){ f, 0, 0 };
+    a = fiber_spawn(reuse_poller, &x);
+    w = fiber_spawn(fifo_write_later, &f);
+    fiber_join(a);
+    fiber_join(w);
+    close(f);
+    close(sv[1]);
+    fifo_remove(dir);
+    assert_int_equal(x.r, 1);
+    if (x.el >= 1000 * MS)
+        fail_msg("poll on a FIFO whose number was reused woke only at its 2 s timeout "
+                 "(%llu ms), not at the write 10 ms in", (unsigned long long)(x.el / MS));
+}
+
+/* -- review: MSG_WAITALL is emulated by a loop that also runs for MSG_PEEK (the same
+ * bytes copied twice) and for datagrams (two datagrams merged into one) -- */
+struct wa { int fd, peer; int flags; int dgram; char buf[16]; ssize_t r; };
+static void wa_reader(void *p)
+{
+    struct wa *x = p;
+    memset(x->buf, 0, sizeof x->buf);
+    x->r = recv(x->fd, x->buf, 10, x->flags);
+}
+static void wa_writer(void *p)
+{
+    struct wa *x = p;
+    fiber_sleep_ns(5 * MS);
+    if (x->dgram) {
+        assert_int_equal(send(x->peer, "abc", 3, 0), 3);
+        assert_int_equal(send(x->peer, "def", 3, 0), 3);
+    } else {
+        assert_int_equal(send(x->peer, "hello", 5, 0), 5);
+        fiber_sleep_ns(20 * MS);
+        assert_int_equal(send(x->peer, "world", 5, 0), 5);
+    }
+}
+struct wa_thread { int peer, dgram; };
+static void *wa_thread_writer(void *p)
+{
+    struct wa_thread *w = p;
+    struct timespec t = { 0, 5 * 1000000L }, t2 = { 0, 20 * 1000000L };
+    nanosleep(&t, NULL);
+    if (w->dgram) {
+        if (send(w->peer, "abc", 3, 0) != 3 || send(w->peer, "def", 3, 0) != 3)
+            abort();
+    } else {
+        if (send(w->peer, "hello", 5, 0) != 5)
+            abort();
+        nanosleep(&t2, NULL);
+        if (send(w->peer, "world", 5, 0) != 5)
+            abort();
+    }
+    return NULL;
+}
+static void wa_case(int type, int flags, char fiber_out[16], ssize_t *fr, char thread_out[16],
+                    ssize_t *tr)
+{
+    for (int on_fiber = 0; on_fiber < 2; on_fiber++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, type, 0, sv), 0);
+        struct timeval tv = { 2, 0 };
+        setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        struct wa x = { sv[0], sv[1], flags, type == SOCK_DGRAM, { 0 }, 0 };
+        if (on_fiber) {
+            fiber_t *r = fiber_spawn(wa_reader, &x), *w = fiber_spawn(wa_writer, &x);
+            fiber_join(r);
+            fiber_join(w);
+            memcpy(fiber_out, x.buf, 16);
+            *fr = x.r;
+        } else { /* libc's answer: a plain thread on a blocking socket */
+            struct wa_thread wt = { sv[1], type == SOCK_DGRAM };
+            pthread_t t;
+            assert_int_equal(pthread_create(&t, NULL, wa_thread_writer, &wt), 0);
+            wa_reader(&x);
+            pthread_join(t, NULL);
+            memcpy(thread_out, x.buf, 16);
+            *tr = x.r;
+        }
+        close(sv[0]);
+        close(sv[1]);
+    }
+}
+static void test_review_waitall_peek_and_datagrams(void **st)
+{
+    (void)st;
+    char f1[16], t1[16], f2[16], t2[16];
+    ssize_t fr1, tr1, fr2, tr2;
+    wa_case(SOCK_STREAM, MSG_WAITALL | MSG_PEEK, f1, &fr1, t1, &tr1);
+    wa_case(SOCK_DGRAM, MSG_WAITALL, f2, &fr2, t2, &tr2);
+    int bad1 = fr1 != tr1 || memcmp(f1, t1, 16) != 0, bad2 = fr2 != tr2 || memcmp(f2, t2, 16) != 0;
+    if (bad1 || bad2)
+        fail_msg("recv(MSG_WAITALL|MSG_PEEK) stream: fiber %zd '%s', libc %zd '%s'; "
+                 "recv(MSG_WAITALL) datagrams: fiber %zd '%s', libc %zd '%s'",
+                 fr1, f1, tr1, t1, fr2, f2, tr2, t2);
+}
+
+/* -- review: recvmsg(MSG_WAITALL) on a fiber returns what the first wake-up finds -- */
+struct rmw { int fd, peer; ssize_t r; };
+static void rmw_reader(void *p)
+{
+    struct rmw *x = p;
+    char b[16];
+    struct iovec iov = { b, 10 };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+    x->r = recvmsg(x->fd, &m, MSG_WAITALL);
+}
+static void rmw_writer(void *p)
+{
+    struct rmw *x = p;
+    fiber_sleep_ns(5 * MS);
+    assert_int_equal(send(x->peer, "hello", 5, 0), 5);
+    fiber_sleep_ns(20 * MS);
+    assert_int_equal(send(x->peer, "world", 5, 0), 5);
+}
+static void test_review_recvmsg_waitall(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct rmw x = { sv[0], sv[1], 0 };
+    fiber_t *r = fiber_spawn(rmw_reader, &x), *w = fiber_spawn(rmw_writer, &x);
+    fiber_join(r);
+    fiber_join(w);
+    close(sv[0]);
+    close(sv[1]);
+    if (x.r != 10)
+        fail_msg("recvmsg(MSG_WAITALL) of 10 bytes on a fiber returned %zd; a blocking "
+                 "socket waits for all 10 (recv(2))", x.r);
+}
+
+/* -- review: connect to an AF_UNIX listener whose backlog is full: a blocking socket
+ * waits for room (unix(7)); the hook's non-blocking one says EAGAIN at once -- */
+struct ucon { struct sockaddr_un sa; socklen_t len; int listener; int r, err; };
+static void ucon_connector(void *p)
+{
+    struct ucon *u = p;
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct timeval tv = { 2, 0 };
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    u->r = connect(s, (struct sockaddr *)&u->sa, u->len);
+    u->err = errno;
+    close(s);
+}
+static void ucon_acceptor(void *p)
+{
+    struct ucon *u = p;
+    fiber_sleep_ns(20 * MS);
+    int c = accept(u->listener, NULL, NULL); /* makes room in the queue */
+    assert_true(c >= 0);
+    fiber_sleep_ns(20 * MS);
+    close(c);
+    c = accept(u->listener, NULL, NULL); /* the connector's, if it waited (else SO_RCVTIMEO) */
+    if (c >= 0)
+        close(c);
+}
+static void test_review_unix_connect_full_backlog(void **st)
+{
+    (void)st;
+    struct ucon u = { .sa = { .sun_family = AF_UNIX } };
+    snprintf(u.sa.sun_path + 1, sizeof u.sa.sun_path - 1, "hookrev-%d", (int)getpid());
+    u.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(u.sa.sun_path + 1));
+    u.listener = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(u.listener, (struct sockaddr *)&u.sa, u.len), 0);
+    assert_int_equal(listen(u.listener, 0), 0);
+    struct timeval tv = { 0, 500000 };
+    setsockopt(u.listener, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int filler = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_int_equal(connect(filler, (struct sockaddr *)&u.sa, u.len), 0); /* queue full */
+    fiber_t *c = fiber_spawn(ucon_connector, &u), *a = fiber_spawn(ucon_acceptor, &u);
+    fiber_join(c);
+    fiber_join(a);
+    close(filler);
+    close(u.listener);
+    if (u.r != 0)
+        fail_msg("blocking connect to a busy AF_UNIX listener on a fiber: -1 (%s); a "
+                 "thread waits until accept makes room", strerror(u.err));
+}
+
+/* -- review: two fibers blocked in accept() on one listener (a pre-spawned worker pool)
+ * abort the process ("two fibers wait to read it at once"); threads do this freely -- */
+struct acc2 { int l; int got; struct sockaddr_in sa; };
+static void acc2_worker(void *p)
+{
+    struct acc2 *x = p;
+    int c = accept(x->l, NULL, NULL);
+    if (c >= 0) {
+        x->got++;
+        close(c);
+    }
+}
+static void acc2_client(void *p)
+{
+    struct acc2 *x = p;
+    fiber_sleep_ns(10 * MS);
+    for (int i = 0; i < 2; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        assert_int_equal(connect(s, (struct sockaddr *)&x->sa, sizeof x->sa), 0);
+        fiber_sleep_ns(5 * MS);
+        close(s);
+    }
+}
+static void test_review_two_fibers_accept_one_listener(void **st)
+{
+    (void)st;
+    pid_t pid = fork(); /* the abort is the finding: keep it in a child */
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(10);
+        struct acc2 x = { 0 };
+        x.l = listener(&x.sa);
+        fiber_t *a = fiber_spawn(acc2_worker, &x), *b = fiber_spawn(acc2_worker, &x),
+                *c = fiber_spawn(acc2_client, &x);
+        fiber_join(a);
+        fiber_join(b);
+        fiber_join(c);
+        _exit(x.got == 2 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("two fibers in accept() on one listening socket: %s %d",
+                 WIFSIGNALED(status) ? "killed by signal" : "exit",
+                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+/* -- review: a blocking read of a timerfd (or eventfd) on a fiber blocks the thread:
+ * epoll can wait for both, but the hook passes them through -- */
+static void test_review_timerfd_read_parks(void **st)
+{
+    (void)st;
+    int tfd = timerfd_create(CLOCK_MONOTONIC, 0);
+    assert_true(tfd >= 0);
+    struct itimerspec it = { .it_value = { 0, 100 * 1000000L } };
+    assert_int_equal(timerfd_settime(tfd, 0, &it, NULL), 0);
+    struct stale x = { .fd = tfd };
+    fiber_t *a = fiber_spawn(stale_reader, &x), *b = fiber_spawn(stale_peer, &x);
+    fiber_join(a);
+    fiber_join(b);
+    close(tfd);
+    assert_int_equal(x.r, 8);
+    if (x.at_return < 3)
+        fail_msg("read(timerfd) on a fiber blocked the thread for 100 ms (the peer fiber "
+                 "ran %d times)", x.at_return);
+}
+
+/* -- review: select with nfds above FD_SETSIZE (a program with bigger fd_set arrays):
+ * Linux clamps nfds to the descriptor table; the hook says EINVAL on a fiber -- */
+struct bigsel { int fd; int r, err; };
+static void bigsel_main(void *p)
+{
+    struct bigsel *x = p;
+    fd_set sets[2]; /* room for 2 * FD_SETSIZE descriptors */
+    memset(sets, 0, sizeof sets);
+    FD_SET(x->fd, &sets[0]);
+    struct timeval tv = { 1, 0 };
+    x->r = select(FD_SETSIZE + 64, &sets[0], NULL, NULL, &tv);
+    x->err = errno;
+}
+static void test_review_select_nfds_above_fd_setsize(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    struct bigsel t = { sv[0], 0, 0 }, f = { sv[0], 0, 0 };
+    bigsel_main(&t); /* libc: 1 */
+    fiber_t *a = fiber_spawn(bigsel_main, &f);
+    fiber_join(a);
+    close(sv[0]);
+    close(sv[1]);
+    assert_int_equal(t.r, 1);
+    if (f.r != 1)
+        fail_msg("select(FD_SETSIZE + 64, ...) with a ready descriptor: libc %d, on a "
+                 "fiber %d (%s)", t.r, f.r, strerror(f.err));
+}
+
+/* -- review: a plain thread blocked on a descriptor the hook made non-blocking is not
+ * interrupted by a signal: the hook's poll loop retries EINTR (libc returns it) -- */
+static void on_usr1(int sig) { (void)sig; }
+struct kicker { pthread_t target; };
+static void *kick_later(void *p)
+{
+    struct kicker *k = p;
+    struct timespec t = { 0, 30 * 1000000L };
+    nanosleep(&t, NULL);
+    pthread_kill(k->target, SIGUSR1);
+    return NULL;
+}
+static void test_review_thread_read_eintr(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct timeval tv = { 1, 0 }; /* bounds the test if EINTR never comes */
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    prime_nonblock(sv[0], sv[1]);
+    struct sigaction sa = { .sa_handler = on_usr1 }, old; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, &old);
+    struct kicker k = { pthread_self() };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, kick_later, &k), 0);
+    char b[8];
+    uint64_t t0 = now_ns();
+    ssize_t r = read(sv[0], b, sizeof b);
+    int e = errno;
+    uint64_t el = now_ns() - t0;
+    pthread_join(t, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    close(sv[0]);
+    close(sv[1]);
+    if (r != -1 || e != EINTR)
+        fail_msg("read outside a fiber, interrupted by a handler without SA_RESTART after "
+                 "30 ms: %zd (%s) after %llu ms; libc returns -1 EINTR", r,
+                 r < 0 ? strerror(e) : "-", (unsigned long long)(el / MS));
+}
+
+/* -- review: clock_nanosleep on CLOCK_TAI (which the kernel sleeps on like the others)
+ * is passed through on a fiber and sleeps the whole thread -- */
+struct tai { volatile int progress; int at_return; int r; int done; };
+static void tai_sleeper(void *p)
+{
+    struct tai *x = p;
+    struct timespec ts = { 0, 100 * 1000000L };
+    x->r = clock_nanosleep(CLOCK_TAI, 0, &ts, NULL);
+    x->at_return = x->progress;
+    x->done = 1;
+}
+static void tai_peer(void *p)
+{
+    struct tai *x = p;
+    while (!x->done) {
+        x->progress++;
+        fiber_sleep_ns(2 * MS);
+    }
+}
+static void test_review_clock_nanosleep_tai_parks(void **st)
+{
+    (void)st;
+    struct tai x = { 0 };
+    fiber_t *a = fiber_spawn(tai_sleeper, &x), *b = fiber_spawn(tai_peer, &x);
+    fiber_join(a);
+    fiber_join(b);
+    assert_int_equal(x.r, 0);
+    if (x.at_return < 3)
+        fail_msg("clock_nanosleep(CLOCK_TAI, 100 ms) on a fiber slept the thread (the peer "
+                 "fiber ran %d times)", x.at_return);
+}
+
+/* -- review: close() from another thread of a descriptor a fiber is parked on: the
+ * poller's registration dies with the file and the fiber sleeps until its deadline (with
+ * none, for ever), even after the peer hangs up; a thread blocked in read would see the
+ * hang-up (it holds the file) and the fiber would get EBADF from a close on its own
+ * thread -- */
+struct xclose { int fd, peer; ssize_t r; int err; uint64_t el; };
+static void xclose_reader(void *p)
+{
+    struct xclose *x = p;
+    char b[8];
+    uint64_t t0 = now_ns();
+    x->r = read(x->fd, b, sizeof b);
+    x->err = errno;
+    x->el = now_ns() - t0;
+}
+static void *xclose_thread(void *p)
+{
+    struct xclose *x = p;
+    struct timespec t = { 0, 20 * 1000000L };
+    nanosleep(&t, NULL);
+    close(x->fd);   /* a watchdog or a connection pool on another thread */
+    nanosleep(&t, NULL);
+    close(x->peer); /* and the peer hangs up */
+    return NULL;
+}
+static void test_review_close_from_other_thread(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct timeval tv = { 0, 800000 }; /* bounds the test */
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct xclose x = { sv[0], sv[1], 0, 0, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, xclose_thread, &x), 0);
+    fiber_t *f = fiber_spawn(xclose_reader, &x);
+    fiber_join(f);
+    pthread_join(t, NULL);
+    if (x.el >= 500 * MS)
+        fail_msg("a fiber parked in read, its descriptor closed by another thread and the "
+                 "peer gone: woke after %llu ms with %zd (%s), only at SO_RCVTIMEO",
+                 (unsigned long long)(x.el / MS), x.r, x.r < 0 ? strerror(x.err) : "-");
+}
+
+
+/* ==== after the review: what the fixes guarantee, and the items noted without a test ===== */
+
+/* The description's own flag, read past the hook (its F_GETFL could lie). */
+static int raw_nonblock(int fd)
+{
+    return (int)(syscall(SYS_fcntl, fd, F_GETFL) & O_NONBLOCK);
+}
+
+/* While fibers are parked in read, write, accept and poll on blocking descriptors, a
+ * thread (or another process) sees them blocking: the hook sets O_NONBLOCK on nothing. */
+struct flagwatch { int fds[4]; volatile int seen_nb; volatile int stop; };
+static void *flag_watcher(void *p)
+{
+    struct flagwatch *w = p;
+    while (!w->stop) {
+        for (int i = 0; i < 4; i++)
+            if (w->fds[i] >= 0 && raw_nonblock(w->fds[i]))
+                w->seen_nb = 1;
+        struct timespec t = { 0, 200000 };
+        nanosleep(&t, NULL);
+    }
+    return NULL;
+}
+struct parked4 { int rd, wr, lst, pl; int done; };
+static void p4_read(void *p) { struct parked4 *x = p; char b[8]; assert_int_equal(read(x->rd, b, 8), 1); x->done++; }
+static void p4_write(void *p)
+{
+    struct parked4 *x = p;
+    char *big = calloc(1, BIG);
+    assert_int_equal(write(x->wr, big, BIG), BIG);
+    free(big);
+    x->done++;
+}
+static void p4_accept(void *p)
+{
+    struct parked4 *x = p;
+    int c = accept(x->lst, NULL, NULL);
+    assert_true(c >= 0);
+    close(c);
+    x->done++;
+}
+static void p4_poll(void *p)
+{
+    struct parked4 *x = p;
+    struct pollfd pf = { .fd = x->pl, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, 3000), 1);
+    x->done++;
+}
+struct p4drive { int a1, b1, p1; struct sockaddr_in sa; int c; };
+static void p4_driver(void *p) /* a fiber: the parked ones run while it works */
+{
+    struct p4drive *d = p;
+    fiber_sleep_ns(30 * MS);
+    assert_int_equal(write(d->a1, "r", 1), 1);
+    assert_int_equal(write(d->p1, "p", 1), 1);
+    d->c = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(d->c, (struct sockaddr *)&d->sa, sizeof d->sa), 0);
+    char *sink = malloc(65536);
+    size_t got = 0;
+    while (got < BIG) {
+        ssize_t r = read(d->b1, sink, 65536);
+        assert_true(r > 0);
+        got += (size_t)r;
+    }
+    free(sink);
+}
+static void test_no_nonblock_while_parked(void **st)
+{
+    (void)st;
+    int a[2], b[2], pp[2];
+    pair(a);
+    pair(b);
+    assert_int_equal(pipe(pp), 0);
+    struct sockaddr_in sa;
+    int l = listener(&sa);
+    struct parked4 x = { a[0], b[0], l, pp[0], 0 };
+    struct flagwatch w = { { a[0], b[0], l, pp[0] }, 0, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, flag_watcher, &w), 0);
+    fiber_t *f[4] = { fiber_spawn(p4_read, &x), fiber_spawn(p4_write, &x),
+                      fiber_spawn(p4_accept, &x), fiber_spawn(p4_poll, &x) };
+    struct p4drive d = { a[1], b[1], pp[1], sa, -1 };
+    fiber_join(fiber_spawn(p4_driver, &d));
+    for (int i = 0; i < 4; i++)
+        fiber_join(f[i]);
+    w.stop = 1;
+    pthread_join(t, NULL);
+    assert_int_equal(x.done, 4);
+    assert_int_equal(w.seen_nb, 0);
+    close(d.c); close(l); close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+    close(pp[0]); close(pp[1]);
+}
+
+
+/* Runs fn(arg) on a fiber beside a ticker fiber; returns the ticks seen while fn ran. */
+struct ticked { void (*fn)(void *); void *arg; volatile int ticks; int at_end; volatile int done; };
+static void ticked_main(void *p)
+{
+    struct ticked *t = p;
+    t->fn(t->arg);
+    t->at_end = t->ticks;
+    t->done = 1;
+}
+static void ticked_ticker(void *p)
+{
+    struct ticked *t = p;
+    while (!t->done) {
+        t->ticks++;
+        fiber_sleep_ns(2 * MS);
+    }
+}
+static int run_ticked(void (*fn)(void *), void *arg)
+{
+    struct ticked t = { fn, arg, 0, 0, 0 };
+    fiber_t *a = fiber_spawn(ticked_main, &t), *b = fiber_spawn(ticked_ticker, &t);
+    fiber_join(a);
+    fiber_join(b);
+    return t.at_end;
+}
+
+/* Two fibers in epoll_wait on one epoll set (an event loop per worker fiber), and an
+ * eventfd read: each parks, and two events wake both. */
+struct ep2 { int ep, efd[2]; int got; };
+static void ep2_waiter(void *p)
+{
+    struct ep2 *x = p;
+    struct epoll_event ev;
+    int r = epoll_wait(x->ep, &ev, 1, 3000);
+    assert_int_equal(r, 1);
+    uint64_t v;
+    assert_int_equal(read(ev.data.fd, &v, sizeof v), 8); /* ready: does not block */
+    x->got++;
+}
+static void ep2_poster(void *p)
+{
+    struct ep2 *x = p;
+    fiber_sleep_ns(10 * MS);
+    uint64_t one = 1;
+    assert_int_equal(write(x->efd[0], &one, 8), 8);
+    fiber_sleep_ns(10 * MS);
+    assert_int_equal(write(x->efd[1], &one, 8), 8);
+}
+static void ep2_reader(void *p)
+{
+    uint64_t v;
+    assert_int_equal(read(*(int *)p, &v, sizeof v), 8); /* a blocking eventfd: parks */
+    assert_int_equal(v, 7);
+}
+static void ep2_writer(void *p)
+{
+    fiber_sleep_ns(20 * MS);
+    uint64_t seven = 7;
+    assert_int_equal(write(*(int *)p, &seven, 8), 8);
+}
+static void test_epoll_two_fibers_and_eventfd(void **st)
+{
+    (void)st;
+    struct ep2 x = { epoll_create1(EPOLL_CLOEXEC), { eventfd(0, 0), eventfd(0, 0) }, 0 };
+    for (int i = 0; i < 2; i++) {
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.fd = x.efd[i] };
+        assert_int_equal(epoll_ctl(x.ep, EPOLL_CTL_ADD, x.efd[i], &ev), 0);
+    }
+    fiber_t *a = fiber_spawn(ep2_waiter, &x), *b = fiber_spawn(ep2_waiter, &x),
+            *c = fiber_spawn(ep2_poster, &x);
+    fiber_join(a);
+    fiber_join(b);
+    fiber_join(c);
+    assert_int_equal(x.got, 2);
+    /* a plain eventfd read on a fiber parks until the write */
+    fiber_t *w = fiber_spawn(ep2_writer, &x.efd[0]);
+    int ticks = run_ticked(ep2_reader, &x.efd[0]);
+    fiber_join(w);
+    assert_true(ticks >= 3);
+    close(x.ep); close(x.efd[0]); close(x.efd[1]);
+}
+
+/* A blocking connect that timed out (SO_SNDTIMEO, EINPROGRESS) and is called again while
+ * the handshake is still pending waits again, as Linux does, then says EALREADY. */
+struct reconn { struct sockaddr_in sa; int r1, e1, r2, e2; uint64_t el2; };
+static void reconn_main(void *p)
+{
+    struct reconn *x = p;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = { 0, 100000 };
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    x->r1 = connect(s, (struct sockaddr *)&x->sa, sizeof x->sa);
+    x->e1 = errno;
+    uint64_t t0 = now_ns();
+    x->r2 = connect(s, (struct sockaddr *)&x->sa, sizeof x->sa);
+    x->e2 = errno;
+    x->el2 = now_ns() - t0;
+    close(s);
+}
+static void test_connect_retry_waits(void **st)
+{
+    (void)st;
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof sa;
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, len), 0);
+    assert_int_equal(listen(l, 0), 0);
+    getsockname(l, (struct sockaddr *)&sa, &len);
+    int filler[2];
+    for (int i = 0; i < 2; i++) {
+        filler[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(filler[i], (struct sockaddr *)&sa, len);
+    }
+    usleep(20000);
+    struct reconn x = { .sa = sa };
+    int ticks = run_ticked(reconn_main, &x);
+    assert_int_equal(x.r1, -1);
+    assert_int_equal(x.e1, EINPROGRESS);
+    assert_int_equal(x.r2, -1);
+    assert_int_equal(x.e2, EALREADY);
+    assert_true(x.el2 >= 90 * MS); /* waited again, did not spin or return at once */
+    assert_true(ticks >= 10);
+    close(filler[0]); close(filler[1]); close(l);
+}
+
+/* Pipes: a blocking write of 256 KiB on a fiber (PIPE_BUF at a time) completes whole
+ * while a slow reader fiber drains it, other fibers running; what the reader gets is the
+ * bytes in order. */
+#define PIPE_BIG (256u << 10)
+struct pbig { int fd[2]; ssize_t wr; size_t got; int bad; };
+static void pbig_writer(void *p)
+{
+    struct pbig *x = p;
+    unsigned char *b = malloc(PIPE_BIG);
+    for (size_t i = 0; i < PIPE_BIG; i++)
+        b[i] = (unsigned char)(i * 7 + i / 4096);
+    x->wr = write(x->fd[1], b, PIPE_BIG);
+    free(b);
+}
+static void pbig_reader(void *p)
+{
+    struct pbig *x = p;
+    unsigned char b[3000];
+    while (x->got < PIPE_BIG) {
+        fiber_sleep_ns(MS / 4);
+        ssize_t r = read(x->fd[0], b, sizeof b);
+        if (r <= 0)
+            break;
+        for (ssize_t i = 0; i < r; i++, x->got++)
+            x->bad += b[i] != (unsigned char)(x->got * 7 + x->got / 4096);
+    }
+}
+static void test_pipe_big_write(void **st)
+{
+    (void)st;
+    struct pbig x = { .wr = 0 };
+    assert_int_equal(pipe(x.fd), 0);
+    fiber_t *r = fiber_spawn(pbig_reader, &x);
+    int ticks = run_ticked(pbig_writer, &x);
+    fiber_join(r);
+    assert_int_equal(x.wr, PIPE_BIG);
+    assert_int_equal(x.got, PIPE_BIG);
+    assert_int_equal(x.bad, 0);
+    assert_true(ticks >= 3);
+    assert_int_equal(raw_nonblock(x.fd[1]), 0);
+    close(x.fd[0]);
+    close(x.fd[1]);
+}
+
+/* close() from another thread of a descriptor a fiber polls: poll reports POLLNVAL at
+ * once (not at its timeout), and the number is not handed to a new file before the
+ * fiber's scheduler has let go of it. */
+struct xpoll { int fd; int r; short rev; uint64_t el; };
+static void xpoll_main(void *p)
+{
+    struct xpoll *x = p;
+    struct pollfd pf = { .fd = x->fd, .events = POLLIN };
+    uint64_t t0 = now_ns();
+    x->r = poll(&pf, 1, 2000);
+    x->rev = pf.revents;
+    x->el = now_ns() - t0;
+}
+static void *xpoll_closer(void *p)
+{
+    struct timespec t = { 0, 20 * 1000000L };
+    nanosleep(&t, NULL);
+    close(*(int *)p);
+    return NULL;
+}
+static void test_close_from_other_thread_poll(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct xpoll x = { sv[0], 0, 0, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, xpoll_closer, &sv[0]), 0);
+    fiber_join(fiber_spawn(xpoll_main, &x));
+    pthread_join(t, NULL);
+    assert_int_equal(x.r, 1);
+    assert_int_equal(x.rev, POLLNVAL);
+    assert_true(x.el < 1000 * MS);
+    /* the scheduler has run the close's message: the number is free again */
+    int d = dup(sv[1]);
+    assert_int_equal(d, sv[0]);
+    close(d);
+    close(sv[1]);
+}
+
+/* fork: a child carries on with fibers - a fiber parked in read there wakes on its own
+ * data, while the parent's fiber parked on the same inherited pipe is not disturbed. */
+struct forkx { int p[2]; int q[2]; int status; int got; };
+static void forkx_reader(void *p)
+{
+    struct forkx *x = p;
+    char b[8] = { 0 };
+    x->got = read(x->p[0], b, sizeof b) == 1 && b[0] == 'P';
+}
+static void forkx_child_reader(void *p)
+{
+    struct forkx *x = p;
+    char b[8];
+    if (read(x->q[0], b, sizeof b) != 1 || b[0] != 'C')
+        _exit(4);
+}
+static void forkx_child_writer(void *p)
+{
+    struct forkx *x = p;
+    fiber_sleep_ns(10 * MS);
+    if (write(x->q[1], "C", 1) != 1)
+        _exit(5);
+}
+static void forkx_forker(void *p)
+{
+    struct forkx *x = p;
+    fiber_sleep_ns(5 * MS); /* the reader is parked */
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20);
+        fiber_t *a = fiber_spawn(forkx_child_reader, x), *b = fiber_spawn(forkx_child_writer, x);
+        fiber_join(a); /* a fiber joins: the child's scheduler runs from here */
+        fiber_join(b);
+        _exit(0);
+    }
+    x->status = -1;
+    if (pid > 0) {
+        while (waitpid(pid, &x->status, WNOHANG) == 0)
+            fiber_sleep_ns(2 * MS);
+    }
+    /* the parent's reader gets its byte whatever happened (checked after the joins) */
+    if (write(x->p[1], "P", 1) != 1)
+        x->status = -2;
+}
+static void test_fork_child_fibers(void **st)
+{
+    (void)st;
+    struct forkx x = { .status = -3 };
+    assert_int_equal(pipe(x.p), 0);
+    assert_int_equal(pipe(x.q), 0);
+    fiber_t *r = fiber_spawn(forkx_reader, &x), *f = fiber_spawn(forkx_forker, &x);
+    fiber_join(f);
+    fiber_join(r);
+    for (int i = 0; i < 2; i++) {
+        close(x.p[i]);
+        close(x.q[i]);
+    }
+    if (!(x.status >= 0 && WIFEXITED(x.status) && WEXITSTATUS(x.status) == 0))
+        fail_msg("the forked child's fibers failed: status %d (exit %d)", x.status,
+                 x.status >= 0 && WIFEXITED(x.status) ? WEXITSTATUS(x.status) : -1);
+    assert_int_equal(x.got, 1);
+}
+
+/* epoll_pwait2 and the other sleeping clocks park too, each (30 ms: the ticker runs). */
+struct clocks { int ep; int which; int r; };
+static void clocks_main(void *p)
+{
+    struct clocks *x = p;
+    struct timespec ts = { 0, 30 * 1000000L }, at, now;
+    struct epoll_event ev;
+    switch (x->which) {
+    case 0:
+        x->r = epoll_pwait2(x->ep, &ev, 1, &ts, NULL); /* times out: 0 */
+        break;
+    case 1:
+        x->r = clock_nanosleep(CLOCK_BOOTTIME, 0, &ts, NULL);
+        break;
+    default:
+        clock_gettime(CLOCK_TAI, &at);
+        at.tv_nsec += 30 * 1000000L;
+        if (at.tv_nsec >= 1000000000L) { at.tv_sec++; at.tv_nsec -= 1000000000L; }
+        x->r = clock_nanosleep(CLOCK_TAI, TIMER_ABSTIME, &at, NULL);
+        clock_gettime(CLOCK_TAI, &now);
+        assert_true(now.tv_sec > at.tv_sec || (now.tv_sec == at.tv_sec && now.tv_nsec >= at.tv_nsec));
+        break;
+    }
+}
+static void test_epoll_pwait2_and_clocks(void **st)
+{
+    (void)st;
+    int efd = eventfd(0, 0);
+    for (int which = 0; which < 3; which++) {
+        struct clocks x = { epoll_create1(EPOLL_CLOEXEC), which, -2 };
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = efd };
+        epoll_ctl(x.ep, EPOLL_CTL_ADD, efd, &ev);
+        uint64_t t0 = now_ns();
+        int ticks = run_ticked(clocks_main, &x);
+        assert_int_equal(x.r, 0);
+        assert_true(now_ns() - t0 >= 28 * MS);
+        if (ticks < 4)
+            fail_msg("%s on a fiber blocked the thread (%d ticks)",
+                     which == 0 ? "epoll_pwait2" : which == 1 ? "clock_nanosleep(BOOTTIME)"
+                                                             : "clock_nanosleep(TAI, ABSTIME)", ticks);
+        close(x.ep);
+    }
+    close(efd);
+}
+
+/* recvmsg(MSG_WAITALL) into three iovecs, the data in three sends. */
+struct rmw3 { int fd, peer; ssize_t r; char a[4], b[3], c[5]; };
+static void rmw3_reader(void *p)
+{
+    struct rmw3 *x = p;
+    struct iovec iov[3] = { { x->a, 4 }, { x->b, 3 }, { x->c, 5 } };
+    struct msghdr m = { .msg_iov = iov, .msg_iovlen = 3 };
+    x->r = recvmsg(x->fd, &m, MSG_WAITALL);
+}
+static void rmw3_writer(void *p)
+{
+    struct rmw3 *x = p;
+    const char *parts[3] = { "hel", "lowor", "ld!!" };
+    for (int i = 0; i < 3; i++) {
+        fiber_sleep_ns(5 * MS);
+        assert_int_equal(send(x->peer, parts[i], strlen(parts[i]), 0), (ssize_t)strlen(parts[i]));
+    }
+}
+static void test_recvmsg_waitall_iovecs(void **st)
+{
+    (void)st;
+    int sv[2];
+    pair(sv);
+    struct rmw3 x = { sv[0], sv[1], 0, { 0 }, { 0 }, { 0 } };
+    fiber_t *r = fiber_spawn(rmw3_reader, &x), *w = fiber_spawn(rmw3_writer, &x);
+    fiber_join(r);
+    fiber_join(w);
+    assert_int_equal(x.r, 12);
+    assert_memory_equal(x.a, "hell", 4);
+    assert_memory_equal(x.b, "owo", 3);
+    assert_memory_equal(x.c, "rld!!", 5);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* A number the hook saw as a pipe, closed behind its back and reused by a socket: a long
+ * blocking write on a fiber still parks (the stale hint costs a look, not the thread). */
+struct stalew { int fd, peer; ssize_t wr; size_t got; };
+static void stalew_writer(void *p)
+{
+    struct stalew *x = p;
+    char *b = calloc(1, BIG);
+    x->wr = write(x->fd, b, BIG);
+    free(b);
+}
+static void stalew_reader(void *p)
+{
+    struct stalew *x = p;
+    char *b = malloc(65536);
+    while (x->got < BIG) {
+        fiber_sleep_ns(MS);
+        ssize_t r = read(x->peer, b, 65536);
+        if (r <= 0)
+            break;
+        x->got += (size_t)r;
+    }
+    free(b);
+}
+static void stalew_prime(void *p)
+{
+    int *fd = p;
+    assert_int_equal(write(fd[1], "x", 1), 1); /* the hook looks at fd[1]: not a socket */
+}
+static void test_stale_hint_socket_write(void **st)
+{
+    (void)st;
+    int pp[2];
+    assert_int_equal(pipe(pp), 0);
+    fiber_join(fiber_spawn(stalew_prime, pp));
+    int k = pp[1];
+    assert_int_equal(syscall(SYS_close, k), 0); /* no hook sees this close */
+    int sv[2];
+    pair(sv);
+    int fd = sv[0] == k ? sv[0] : sv[1] == k ? sv[1] : -1;
+    assert_true(fd >= 0); /* the number came back as a socket */
+    struct timeval tv = { 2, 0 }; /* bounds the test if the write blocks the thread */
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct stalew x = { fd, fd == sv[0] ? sv[1] : sv[0], 0, 0 };
+    fiber_t *r = fiber_spawn(stalew_reader, &x);
+    int ticks = run_ticked(stalew_writer, &x);
+    fiber_join(r);
+    assert_int_equal(x.wr, BIG);
+    assert_int_equal(x.got, BIG);
+    assert_true(ticks >= 3);
+    close(sv[0]);
+    close(sv[1]);
+    close(pp[0]);
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -839,6 +1969,29 @@ int main(void)
         cmocka_unit_test(test_poll_same_fds_two_fibers),
         cmocka_unit_test(test_poll_reused_number),
         cmocka_unit_test(test_ten_thousand_sleepers),
+        cmocka_unit_test(test_review_nonblock_leaks_to_exec_child),
+        cmocka_unit_test(test_review_dup_before_fiber_thread_eagain),
+        cmocka_unit_test(test_review_libc_internal_io_sees_nonblock),
+        cmocka_unit_test(test_review_stale_state_blocks_thread),
+        cmocka_unit_test(test_review_poll_reused_number_by_open),
+        cmocka_unit_test(test_review_waitall_peek_and_datagrams),
+        cmocka_unit_test(test_review_recvmsg_waitall),
+        cmocka_unit_test(test_review_unix_connect_full_backlog),
+        cmocka_unit_test(test_review_two_fibers_accept_one_listener),
+        cmocka_unit_test(test_review_timerfd_read_parks),
+        cmocka_unit_test(test_review_select_nfds_above_fd_setsize),
+        cmocka_unit_test(test_review_thread_read_eintr),
+        cmocka_unit_test(test_review_clock_nanosleep_tai_parks),
+        cmocka_unit_test(test_review_close_from_other_thread),
+        cmocka_unit_test(test_no_nonblock_while_parked),
+        cmocka_unit_test(test_epoll_two_fibers_and_eventfd),
+        cmocka_unit_test(test_connect_retry_waits),
+        cmocka_unit_test(test_pipe_big_write),
+        cmocka_unit_test(test_close_from_other_thread_poll),
+        cmocka_unit_test(test_fork_child_fibers),
+        cmocka_unit_test(test_epoll_pwait2_and_clocks),
+        cmocka_unit_test(test_recvmsg_waitall_iovecs),
+        cmocka_unit_test(test_stale_hint_socket_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
