@@ -71,17 +71,6 @@ static void usage(FILE *f)
         "wl-curl-plain (no hook in the process).\n");
 }
 
-static int parse_num(const char *s, double lo, double hi, double *out)
-{
-    char *e;
-    errno = 0;
-    double v = strtod(s, &e);
-    if (errno || *e || e == s || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -98,12 +87,12 @@ static int parse_args(int argc, char **argv)
         case 't': opt.target = optarg; break;
         case 'H': opt.host = optarg; break;
         case 'p': opt.per_conv = optarg; break;
-        case 'n': if (parse_num(optarg, 1, 1e7, &v)) goto bad; opt.n = (long)v; break;
-        case 'k': if (parse_num(optarg, 1, 1e6, &v)) goto bad; opt.max_tokens = (int)v; break;
-        case 'P': if (parse_num(optarg, 0, 4096, &v)) goto bad; opt.prompt_kib = (long)v; break;
-        case 'T': if (parse_num(optarg, 0.001, 86400, &opt.timeout_s)) goto bad; break;
-        case 'g': if (parse_num(optarg, 0, 1e9, &opt.gap_us)) goto bad; break;
-        case 's': if (parse_num(optarg, 16, 1 << 20, &v)) goto bad; opt.stack_kib = (long)v; break;
+        case 'n': if (wl_parse_double(optarg, 1, 1e7, &v)) goto bad; opt.n = (long)v; break;
+        case 'k': if (wl_parse_double(optarg, 1, 1e6, &v)) goto bad; opt.max_tokens = (int)v; break;
+        case 'P': if (wl_parse_double(optarg, 0, 4096, &v)) goto bad; opt.prompt_kib = (long)v; break;
+        case 'T': if (wl_parse_double(optarg, 0.001, 86400, &opt.timeout_s)) goto bad; break;
+        case 'g': if (wl_parse_double(optarg, 0, 1e9, &opt.gap_us)) goto bad; break;
+        case 's': if (wl_parse_double(optarg, 16, 1 << 20, &v)) goto bad; opt.stack_kib = (long)v; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }

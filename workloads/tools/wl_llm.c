@@ -81,28 +81,6 @@ static void usage(FILE *f)
         "  --help\n");
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *e;
-    errno = 0;
-    long v = strtol(s, &e, 10);
-    if (errno || *e || e == s || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *e;
-    errno = 0;
-    double v = strtod(s, &e);
-    if (errno || *e || e == s || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -120,22 +98,22 @@ static int parse_args(int argc, char **argv)
         switch (c) {
         case 'm': opt.model = optarg; break;
         case 't': opt.target = optarg; break;
-        case 'n': if (parse_long(optarg, 1, 10000000, &opt.n)) goto bad; break;
-        case 'w': if (parse_long(optarg, 1, 100000, &v)) goto bad; opt.workers = (int)v; break;
-        case 'k': if (parse_long(optarg, 1, 1000000, &v)) goto bad; opt.max_tokens = (int)v; break;
-        case 'T': if (parse_double(optarg, 0.001, 86400, &opt.timeout_s)) goto bad; break;
-        case 'g': if (parse_double(optarg, 0, 1e9, &opt.gap_us)) goto bad; break;
-        case 'd': if (parse_long(optarg, 0, 10000000, &opt.db_k)) goto bad; break;
+        case 'n': if (wl_parse_long(optarg, 1, 10000000, &opt.n)) goto bad; break;
+        case 'w': if (wl_parse_long(optarg, 1, 100000, &v)) goto bad; opt.workers = (int)v; break;
+        case 'k': if (wl_parse_long(optarg, 1, 1000000, &v)) goto bad; opt.max_tokens = (int)v; break;
+        case 'T': if (wl_parse_double(optarg, 0.001, 86400, &opt.timeout_s)) goto bad; break;
+        case 'g': if (wl_parse_double(optarg, 0, 1e9, &opt.gap_us)) goto bad; break;
+        case 'd': if (wl_parse_long(optarg, 0, 10000000, &opt.db_k)) goto bad; break;
         case 'H':
             if (strcmp(optarg, "job") == 0) opt.db_hold = WL_DB_JOB;
             else if (strcmp(optarg, "query") == 0) opt.db_hold = WL_DB_QUERY;
             else goto bad;
             break;
-        case 'q': if (parse_double(optarg, 0, 60000, &opt.db_query_ms)) goto bad; break;
-        case 's': if (parse_long(optarg, 16, 1 << 20, &opt.stack_kib)) goto bad; break;
+        case 'q': if (wl_parse_double(optarg, 0, 60000, &opt.db_query_ms)) goto bad; break;
+        case 's': if (wl_parse_long(optarg, 16, 1 << 20, &opt.stack_kib)) goto bad; break;
         case 'p': opt.per_conv = optarg; break;
-        case 'r': if (parse_long(optarg, 0, 10, &v)) goto bad; opt.retries = (int)v; break;
-        case 'i': if (parse_long(optarg, 0, 1000000000000L, &opt.index_base)) goto bad; break;
+        case 'r': if (wl_parse_long(optarg, 0, 10, &v)) goto bad; opt.retries = (int)v; break;
+        case 'i': if (wl_parse_long(optarg, 0, 1000000000000L, &opt.index_base)) goto bad; break;
         case 'S': opt.tls = 1; break;
         case 'C': opt.tls_ca = optarg; opt.tls = 1; break;
         case 'R': opt.tls_release = 1; break;
