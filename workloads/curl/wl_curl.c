@@ -182,27 +182,10 @@ static int on_event(const wl_sse_event_t *ev, void *arg)
         c->error = 1;
         return 1;
     }
-    wl_conv_t *o = c->out;
-    if (k.has_content && k.content_len) {
-        uint64_t now = wl_now_ns();
-        if (!o->first_token_ns) {
-            o->first_token_ns = now;
-        } else {
-            uint16_t *h = &o->itl_hist[wl_itl_bucket(now - o->last_delta_ns)];
-            if (*h < UINT16_MAX)
-                (*h)++;
-        }
-        o->last_delta_ns = now;
-        o->deltas++;
-        o->content_bytes += k.content_len;
+    if (wl_conv_note_chunk(c->out, &k))
         wl_sink_checksum(c->index, c->content,
                          k.content_len < sizeof c->content ? k.content_len : sizeof c->content,
                          NULL);
-    }
-    if (k.finish[0])
-        snprintf(o->finish, sizeof o->finish, "%s", k.finish);
-    if (k.usage_completion_tokens >= 0)
-        o->tokens = (uint32_t)k.usage_completion_tokens;
     return 0;
 }
 

@@ -8,8 +8,10 @@
 #define WL_LLM_H
 
 #include "wl.h"
+#include "wl_sse.h"
 
 #include <netinet/in.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -68,6 +70,34 @@ typedef struct wl_conv {
     char     finish[16];
     char     cause[48];      /* why it failed: "connect: EMFILE", "http 429", ... */
 } wl_conv_t;
+
+/* Records one parsed chat chunk of conversation o, as it arrives: for a delta with
+ * content, the first token's time (or the gap since the previous delta, in itl_hist),
+ * the delta and its bytes; the finish reason; usage's completion tokens. Returns 1 when k
+ * carried content (the caller hands it to its sink), else 0. Every client records chunks
+ * with this one function, so their figures mean the same; inline, as it runs per token. */
+static inline int wl_conv_note_chunk(wl_conv_t *o, const wl_chat_chunk_t *k)
+{
+    int content = k->has_content && k->content_len;
+    if (content) {
+        uint64_t now = wl_now_ns();
+        if (!o->first_token_ns) {
+            o->first_token_ns = now;
+        } else {
+            uint16_t *h = &o->itl_hist[wl_itl_bucket(now - o->last_delta_ns)];
+            if (*h < UINT16_MAX)
+                (*h)++;
+        }
+        o->last_delta_ns = now;
+        o->deltas++;
+        o->content_bytes += k->content_len;
+    }
+    if (k->finish[0])
+        snprintf(o->finish, sizeof o->finish, "%s", k->finish);
+    if (k->usage_completion_tokens >= 0)
+        o->tokens = (uint32_t)k->usage_completion_tokens;
+    return content;
+}
 
 /* The "broadcast": every content delta is handed here, as a server would push it to the
  * user's browser. The default sink folds the bytes into a per-thread checksum, so the

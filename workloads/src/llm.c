@@ -88,27 +88,10 @@ static int on_event(const wl_sse_event_t *ev, void *arg)
         s->error = 1;
         return 1;
     }
-    if (c.has_content && c.content_len) {
-        uint64_t now = wl_now_ns();
-        if (!s->out->first_token_ns) {
-            s->out->first_token_ns = now;
-        } else {
-            uint16_t *h = &s->out->itl_hist[wl_itl_bucket(now - s->out->last_delta_ns)];
-            if (*h < UINT16_MAX)
-                (*h)++;
-        }
-        s->out->last_delta_ns = now;
-        s->out->deltas++;
-        s->out->content_bytes += c.content_len;
-        if (s->sink)
-            s->sink(s->index, content, c.content_len < sizeof tl_content ? c.content_len
-                                                                          : sizeof tl_content,
-                    s->sink_arg);
-    }
-    if (c.finish[0])
-        snprintf(s->out->finish, sizeof s->out->finish, "%s", c.finish);
-    if (c.usage_completion_tokens >= 0)
-        s->out->tokens = (uint32_t)c.usage_completion_tokens;
+    if (wl_conv_note_chunk(s->out, &c) && s->sink)
+        s->sink(s->index, content, c.content_len < sizeof tl_content ? c.content_len
+                                                                      : sizeof tl_content,
+                s->sink_arg);
     return 0;
 }
 
