@@ -432,8 +432,6 @@ static int run_multi(struct run *r, size_t n, wl_run_stats_t *st)
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
-struct cause { char what[48]; size_t n; };
-
 int main(int argc, char **argv)
 {
     if (parse_args(argc, argv) != 0)
@@ -495,7 +493,7 @@ int main(int argc, char **argv)
 
     size_t ok = 0, failed = 0;
     uint64_t tokens = 0, last_end = r.t0;
-    struct cause causes[16];
+    wl_cause_t causes[16];
     size_t ncause = 0;
     for (size_t i = 0; i < n; i++) {
         wl_conv_t *c = &r.convs[i];
@@ -509,15 +507,7 @@ int main(int argc, char **argv)
         failed++;
         const char *why = c->start_ns ? (c->cause[0] ? c->cause : "unknown")
                                       : "not started (unit spawn failed)";
-        size_t k = 0;
-        while (k < ncause && strcmp(causes[k].what, why) != 0)
-            k++;
-        if (k == ncause && ncause < 16) {
-            snprintf(causes[ncause].what, sizeof causes[0].what, "%s", why);
-            causes[ncause++].n = 0;
-        }
-        if (k < ncause)
-            causes[k].n++;
+        wl_cause_count(causes, &ncause, 16, why);
     }
     double elapsed = (double)(last_end - r.t0) / 1e9;
     size_t k = 0;
@@ -530,23 +520,9 @@ int main(int argc, char **argv)
         if (r.convs[i].ok)
             v[k++] = (double)(r.convs[i].end_ns - r.convs[i].arrival_ns) / 1e6;
     double total_p50 = wl_quantile(v, k, 0.5);
-    uint64_t itl[WL_ITL_BUCKETS] = { 0 }, itl_n = 0;
-    for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < WL_ITL_BUCKETS; b++) {
-            itl[b] += r.convs[i].itl_hist[b];
-            itl_n += r.convs[i].itl_hist[b];
-        }
-    double itl_q[2] = { 0, 0 }, qs[2] = { 0.5, 0.99 };
-    for (int q = 0; q < 2; q++) {
-        uint64_t rank = (uint64_t)(qs[q] * (double)itl_n + 0.999999), seen = 0;
-        for (int b = 0; b < WL_ITL_BUCKETS && itl_n; b++) {
-            seen += itl[b];
-            if (seen >= rank) {
-                itl_q[q] = wl_itl_bucket_upper_us(b) / 1000.0;
-                break;
-            }
-        }
-    }
+    static const double qs[2] = { 0.5, 0.99 };
+    double itl_q[2];
+    uint64_t itl_n = wl_itl_quantiles_ms(r.convs, n, qs, itl_q, 2);
     long pte = atomic_load(&smp.pte_peak_kib), threads = atomic_load(&smp.threads_peak);
     if (strcmp(opt.model, "thread") == 0 && (long)st.peak_live + 2 > threads)
         threads = (long)st.peak_live + 2; /* the sampler may miss a short peak */
@@ -594,8 +570,7 @@ int main(int argc, char **argv)
            threads, kern_delta, cpu, tokens ? cpu / ((double)tokens / 1000.0) : 0, st.peak_live,
            st.started, st.spawn_failed, st.spawn_failed ? wl_errname(st.spawn_errno) : "",
            g_body_len, nofile);
-    for (size_t i = 0; i < ncause; i++)
-        printf("%s\"%s\":%zu", i ? "," : "", causes[i].what, causes[i].n);
+    wl_causes_print(stdout, causes, ncause);
     printf("}}\n");
     free(v);
     free(r.convs);

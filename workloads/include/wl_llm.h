@@ -119,6 +119,23 @@ int wl_conv_run(const wl_conv_cfg_t *cfg, size_t index, wl_res_t *res, wl_sink_f
 long wl_llm_complete(int *fd, const struct sockaddr_in *addr, int max_tokens,
                      uint64_t deadline_ns);
 
+/* The run's inter-token gaps: merges the itl_hist of convs[0..n) and sets q_ms[i] to the
+ * qs[i] quantile (0 < qs[i] <= 1) of the gaps, as the upper bound of its bucket (at most
+ * ~19% above the true value) in milliseconds, 0 when there are no gaps. Returns the
+ * number of gaps. */
+uint64_t wl_itl_quantiles_ms(const wl_conv_t *convs, size_t n, const double *qs,
+                             double *q_ms, int nq);
+
+/* Failure causes of a run, counted by their text. */
+typedef struct wl_cause { char what[48]; size_t n; } wl_cause_t;
+
+/* Counts one failure for why in causes[0..*ncause): a new cause is added while there is
+ * room (cap); past cap, new causes go uncounted. */
+void wl_cause_count(wl_cause_t *causes, size_t *ncause, size_t cap, const char *why);
+
+/* Writes causes as the members of a JSON object: "why":n,"why":n (no braces). */
+void wl_causes_print(FILE *f, const wl_cause_t *causes, size_t ncause);
+
 /* Name of an errno value ("EMFILE"), for failure causes. */
 const char *wl_errname(int e);
 

@@ -42,6 +42,48 @@ double wl_itl_bucket_upper_us(int b)
     return exp2((double)(b + 1) / 4.0);
 }
 
+uint64_t wl_itl_quantiles_ms(const wl_conv_t *convs, size_t n, const double *qs,
+                             double *q_ms, int nq)
+{
+    uint64_t itl[WL_ITL_BUCKETS] = { 0 }, itl_n = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < WL_ITL_BUCKETS; b++) {
+            itl[b] += convs[i].itl_hist[b];
+            itl_n += convs[i].itl_hist[b];
+        }
+    for (int q = 0; q < nq; q++) {
+        q_ms[q] = 0;
+        uint64_t rank = (uint64_t)(qs[q] * (double)itl_n + 0.999999), seen = 0;
+        for (int b = 0; b < WL_ITL_BUCKETS && itl_n; b++) {
+            seen += itl[b];
+            if (seen >= rank) {
+                q_ms[q] = wl_itl_bucket_upper_us(b) / 1000.0;
+                break;
+            }
+        }
+    }
+    return itl_n;
+}
+
+void wl_cause_count(wl_cause_t *causes, size_t *ncause, size_t cap, const char *why)
+{
+    size_t k = 0;
+    while (k < *ncause && strcmp(causes[k].what, why) != 0)
+        k++;
+    if (k == *ncause && *ncause < cap) {
+        snprintf(causes[*ncause].what, sizeof causes[0].what, "%s", why);
+        causes[(*ncause)++].n = 0;
+    }
+    if (k < *ncause)
+        causes[k].n++;
+}
+
+void wl_causes_print(FILE *f, const wl_cause_t *causes, size_t ncause)
+{
+    for (size_t i = 0; i < ncause; i++)
+        fprintf(f, "%s\"%s\":%zu", i ? "," : "", causes[i].what, causes[i].n);
+}
+
 const char *wl_errname(int e)
 {
     const char *n = strerrorname_np(e);
