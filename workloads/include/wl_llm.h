@@ -78,25 +78,24 @@ typedef struct wl_conv {
  * with this one function, so their figures mean the same; inline, as it runs per token. */
 static inline int wl_conv_note_chunk(wl_conv_t *o, const wl_chat_chunk_t *k)
 {
-    int content = k->has_content && k->content_len;
-    if (content) {
-        uint64_t now = wl_now_ns();
-        if (!o->first_token_ns) {
-            o->first_token_ns = now;
-        } else {
-            uint16_t *h = &o->itl_hist[wl_itl_bucket(now - o->last_delta_ns)];
-            if (*h < UINT16_MAX)
-                (*h)++;
-        }
-        o->last_delta_ns = now;
-        o->deltas++;
-        o->content_bytes += k->content_len;
-    }
     if (k->finish[0])
         snprintf(o->finish, sizeof o->finish, "%s", k->finish);
     if (k->usage_completion_tokens >= 0)
         o->tokens = (uint32_t)k->usage_completion_tokens;
-    return content;
+    if (!k->has_content || !k->content_len)
+        return 0;
+    uint64_t now = wl_now_ns();
+    if (!o->first_token_ns) {
+        o->first_token_ns = now;
+    } else {
+        uint16_t *h = &o->itl_hist[wl_itl_bucket(now - o->last_delta_ns)];
+        if (*h < UINT16_MAX)
+            (*h)++;
+    }
+    o->last_delta_ns = now;
+    o->deltas++;
+    o->content_bytes += k->content_len;
+    return 1;
 }
 
 /* The "broadcast": every content delta is handed here, as a server would push it to the
