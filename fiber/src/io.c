@@ -250,6 +250,21 @@ static void wake_node(struct sched *s, struct fiber__iow *w, uint32_t e)
     fiber__wake(s, w->f, 0); /* unlinks every node of that fiber */
 }
 
+/* Set once epoll_pwait2 has answered ENOSYS; read and written by every scheduler thread. */
+static int io_no_pwait2;
+
+/* epoll_wait's timeout for ts: whole milliseconds rounded UP, so a deadline 0.5 ms away
+ * sleeps 1 ms and then fires, instead of polling with 0 until it comes (a busy spin);
+ * capped at INT_MAX (the caller polls again); -1 (forever) for NULL. */
+static int timespec_to_ms_up(const struct timespec *ts)
+{
+    if (!ts)
+        return -1;
+    if ((uint64_t)ts->tv_sec >= (uint64_t)INT_MAX / 1000)
+        return INT_MAX;
+    return (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+}
+
 int fiber__io_poll(struct sched *s, uint64_t deadline_ns)
 {
     struct epoll_event evs[EVENTS_PER_POLL];
@@ -267,14 +282,17 @@ int fiber__io_poll(struct sched *s, uint64_t deadline_ns)
         return 0;
     }
     /* epoll_pwait2 (Linux 5.11) takes a timespec, so timers keep sub-millisecond
-     * precision; epoll_wait would round to whole milliseconds. */
-    int n = epoll_pwait2(s->epfd, evs, EVENTS_PER_POLL, tsp, NULL);
-    if (n < 0 && errno == ENOSYS) {
-        int ms = -1;
-        if (tsp)
-            ms = (int)(tsp->tv_sec * 1000 + (tsp->tv_nsec + 999999) / 1000000);
-        n = epoll_wait(s->epfd, evs, EVENTS_PER_POLL, ms);
+     * precision. Where it answers ENOSYS (an older kernel, a seccomp filter, Valgrind) it
+     * will answer so for good: remember that, process-wide, rather than paying a failed
+     * system call before every poll. */
+    int n = -1;
+    if (!__atomic_load_n(&io_no_pwait2, __ATOMIC_RELAXED)) {
+        n = epoll_pwait2(s->epfd, evs, EVENTS_PER_POLL, tsp, NULL);
+        if (n < 0 && errno == ENOSYS)
+            __atomic_store_n(&io_no_pwait2, 1, __ATOMIC_RELAXED);
     }
+    if (__atomic_load_n(&io_no_pwait2, __ATOMIC_RELAXED) && n < 0)
+        n = epoll_wait(s->epfd, evs, EVENTS_PER_POLL, timespec_to_ms_up(tsp));
     if (n < 0)
         return errno == EINTR ? 0 : -1;
     for (int i = 0; i < n; i++) {

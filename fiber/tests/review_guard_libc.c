@@ -37,6 +37,7 @@
 #include <cmocka.h>
 
 #include "fiber.h"
+#include "fork_child.h"
 
 #define STACK (40 * 1024) /* a size nothing else in the process uses: a fresh batch */
 #define BELOW (16 * 1024)  /* how much of the stack under the guard is watched */
@@ -92,26 +93,8 @@ static void test_unprobed_libc_frame_is_caught(void **state)
     const char *env = getenv("REVIEW_LEAVE");
     if (env)
         leave = strtoul(env, NULL, 0);
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        child();
-    }
-    close(p[1]);
     char buf[4096];
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof buf - 1 && (n = read(p[0], buf + got, sizeof buf - 1 - got)) > 0)
-        got += (size_t)n;
-    buf[got] = 0;
-    close(p[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int status = fork_child(child, buf, sizeof buf);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 3)
         fail_msg("fprintf(stderr) with %zu bytes of stack left overwrote the neighbour "
                  "fiber's stack below the 4 KiB guard, and nothing was reported", leave);

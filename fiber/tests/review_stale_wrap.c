@@ -23,38 +23,29 @@
 #include <cmocka.h>
 
 #include "fiber.h"
+#include "fork_child.h"
 
 static void nothing(void *arg) { (void)arg; }
 static void parked(void *arg) { fiber_waitq_wait(arg, FIBER_FOREVER); }
 
+static void child(void)
+{
+    fiber_t *old = fiber_spawn(nothing, NULL);
+    fiber_join(old); /* `old` is stale from here on */
+    for (int i = 0; i < 65535; i++)
+        fiber_join(fiber_spawn(nothing, NULL)); /* the same record each time */
+    static fiber_waitq_t q = FIBER_WAITQ_INIT;
+    fiber_t *now = fiber_spawn(parked, &q); /* the record's 65,537th fiber */
+    fiber_run(); /* parks it (EDEADLK) */
+    fiber_detach(old); /* should abort: a stale handle */
+    _exit(now == old ? 3 : 4);
+}
+
 static void test_stale_handle_after_65536_reuses(void **state)
 {
     (void)state;
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        fiber_t *old = fiber_spawn(nothing, NULL);
-        fiber_join(old); /* `old` is stale from here on */
-        for (int i = 0; i < 65535; i++)
-            fiber_join(fiber_spawn(nothing, NULL)); /* the same record each time */
-        static fiber_waitq_t q = FIBER_WAITQ_INIT;
-        fiber_t *now = fiber_spawn(parked, &q); /* the record's 65,537th fiber */
-        fiber_run(); /* parks it (EDEADLK) */
-        fiber_detach(old); /* should abort: a stale handle */
-        _exit(now == old ? 3 : 4);
-    }
-    close(p[1]);
     char buf[1024];
-    ssize_t n = read(p[0], buf, sizeof buf - 1);
-    buf[n > 0 ? n : 0] = 0;
-    close(p[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int status = fork_child(child, buf, sizeof buf);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 3)
         fail_msg("a handle kept across 65,536 reuses of its record equals the handle of the "
                  "fiber the record runs now: fiber_detach() acted on that fiber silently");

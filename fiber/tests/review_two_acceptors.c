@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "fiber.h"
+#include "fork_child.h"
 
 #define MS 1000000ull
 
@@ -56,37 +57,27 @@ static void connector(void *arg)
     }
 }
 
+static void child(void)
+{
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        listen(lfd, 16) != 0 || getsockname(lfd, (struct sockaddr *)&addr, &len) != 0)
+        _exit(5);
+    fiber_spawn(acceptor, NULL);
+    fiber_spawn(acceptor, NULL);
+    fiber_spawn(connector, NULL);
+    fiber_run();
+    _exit(accepted == 2 ? 0 : 3);
+}
+
 static void test_two_acceptors_on_one_listener(void **state)
 {
     (void)state;
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-            listen(lfd, 16) != 0 || getsockname(lfd, (struct sockaddr *)&addr, &len) != 0)
-            _exit(5);
-        fiber_spawn(acceptor, NULL);
-        fiber_spawn(acceptor, NULL);
-        fiber_spawn(connector, NULL);
-        fiber_run();
-        _exit(accepted == 2 ? 0 : 3);
-    }
-    close(p[1]);
     char buf[1024];
-    ssize_t n = read(p[0], buf, sizeof buf - 1);
-    buf[n > 0 ? n : 0] = 0;
-    close(p[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int status = fork_child(child, buf, sizeof buf);
     if (WIFSIGNALED(status))
         fail_msg("two fibers accepting on one listener: killed by signal %d: %s",
                  WTERMSIG(status), buf);

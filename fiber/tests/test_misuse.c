@@ -15,32 +15,14 @@
 #include <cmocka.h>
 
 #include "fiber.h"
+#include "fork_child.h"
 
 static void nothing(void *arg) { (void)arg; }
 
 static void expect_abort(void (*child)(void), const char *needle)
 {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        child();
-        _exit(0); /* reached only if the misuse went unnoticed */
-    }
-    close(p[1]);
     char buf[2048];
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof buf - 1 && (n = read(p[0], buf + got, sizeof buf - 1 - got)) > 0)
-        got += (size_t)n;
-    buf[got] = 0;
-    close(p[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int status = fork_child(child, buf, sizeof buf); /* exits 0 if the misuse went unnoticed */
     if (!strstr(buf, needle))
         fail_msg("expected \"%s\" on stderr, got: %s", needle, buf);
     assert_true(WIFSIGNALED(status));

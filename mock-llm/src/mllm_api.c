@@ -693,120 +693,116 @@ void mllm_gen_req_free(mllm_gen_req_t *r)
     mllm_buf_free(&r->echo);
 }
 
-int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
+/* The frame every request parser shares: parses the body, reads the model, hands the
+ * rest to fields() (which adds the prompt's bytes and messages it counts), then sets the
+ * prompt's size. Returns 0, or -1 with *err set and *out freed. */
+typedef int (*fields_fn)(const cJSON *root, mllm_gen_req_t *out, long *bytes, long *msgs,
+                         mllm_err_t *err, int flag);
+
+static int parse_req(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err,
+                     int api, fields_fn fields, int flag)
 {
     memset(out, 0, sizeof *out);
-    out->api = MLLM_API_CHAT;
+    out->api = api;
     cJSON *root = parse_body(body, len, err);
     if (!root)
         return -1;
-    int rc = -1;
     long bytes = 0, msgs = 0;
-    if (get_model(root, out, err) || count_messages(cJSON_GetObjectItemCaseSensitive(
-                                         root, "messages"), &bytes, &msgs, out, err, 0))
-        goto out;
+    int rc = get_model(root, out, err) || fields(root, out, &bytes, &msgs, err, flag) ? -1 : 0;
+    if (rc == 0) {
+        out->prompt_bytes = bytes;
+        out->prompt_tokens = tokens_of(bytes, msgs);
+    } else {
+        mllm_gen_req_free(out);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int chat_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, long *msgs,
+                       mllm_err_t *err, int flag)
+{
+    (void)flag;
+    if (count_messages(cJSON_GetObjectItemCaseSensitive(root, "messages"), bytes, msgs, out,
+                       err, 0))
+        return -1;
     if (get_bool(root, "stream", &out->stream, err))
-        goto out;
+        return -1;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     if (so && !cJSON_IsNull(so)) {
-        if (!out->stream) {
-            mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "stream_options",
-                         "The 'stream_options' parameter is only allowed when 'stream' is "
-                         "enabled.");
-            goto out;
-        }
-        if (!cJSON_IsObject(so)) {
-            mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "stream_options",
-                         "Invalid type for 'stream_options': expected an object.");
-            goto out;
-        }
+        if (!out->stream)
+            return mllm_err_set(err, 400, "invalid_request_error", "invalid_value",
+                                "stream_options", "The 'stream_options' parameter is only "
+                                "allowed when 'stream' is enabled.");
+        if (!cJSON_IsObject(so))
+            return mllm_err_set(err, 400, "invalid_request_error", "invalid_type",
+                                "stream_options",
+                                "Invalid type for 'stream_options': expected an object.");
         if (get_bool(so, "include_usage", &out->include_usage, err))
-            goto out;
+            return -1;
     }
     /* max_completion_tokens replaces the deprecated max_tokens; when both are given
      * the smaller cap is the one that binds. */
     int mt = 0, mct = 0;
     if (get_posint(root, "max_tokens", &mt, err) ||
         get_posint(root, "max_completion_tokens", &mct, err))
-        goto out;
+        return -1;
     out->max_tokens = mt && mct ? (mt < mct ? mt : mct) : (mt ? mt : mct);
     int n = 1;
     if (get_posint(root, "n", &n, err))
-        goto out;
-    if (n != 1) {
-        mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "n",
-                     "Invalid 'n': mock-llm generates one choice per request; got %d.", n);
-        goto out;
-    }
-    if (get_temperature(root, err) || get_tools(root, MLLM_API_CHAT, out, &bytes, err))
-        goto out;
-    out->prompt_bytes = bytes;
-    out->prompt_tokens = tokens_of(bytes, msgs);
-    rc = 0;
-out:
-    if (rc)
-        mllm_gen_req_free(out);
-    cJSON_Delete(root);
-    return rc;
+        return -1;
+    if (n != 1)
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "n",
+                            "Invalid 'n': mock-llm generates one choice per request; got %d.",
+                            n);
+    return get_temperature(root, err) || get_tools(root, MLLM_API_CHAT, out, bytes, err) ? -1
+                                                                                        : 0;
 }
 
-static int parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err,
-                          int count_only);
+int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
+{
+    return parse_req(body, len, out, err, MLLM_API_CHAT, chat_fields, 0);
+}
+
+/* Anthropic Messages; count_only: the count_tokens endpoint, where max_tokens is not
+ * required. */
+static int messages_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, long *msgs,
+                           mllm_err_t *err, int count_only)
+{
+    if (count_messages(cJSON_GetObjectItemCaseSensitive(root, "messages"), bytes, msgs, out,
+                       err, 1))
+        return -1;
+    if (!count_only && !cJSON_GetObjectItemCaseSensitive(root, "max_tokens"))
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, "max_tokens",
+                            "max_tokens: Field required");
+    if (get_posint(root, "max_tokens", &out->max_tokens, err) ||
+        get_bool(root, "stream", &out->stream, err))
+        return -1;
+    const cJSON *sys = cJSON_GetObjectItemCaseSensitive(root, "system");
+    if (sys) {
+        long c = content_bytes(sys, 0);
+        if (c < 0)
+            return mllm_err_set(err, 400, "invalid_request_error", NULL, "system",
+                                "system: Input should be a valid string or list of text "
+                                "blocks");
+        *bytes += c;
+        (*msgs)++;
+    }
+    if (get_temperature(root, err) || get_tools(root, MLLM_API_MESSAGES, out, bytes, err))
+        return -1;
+    out->include_usage = 1;
+    return 0;
+}
 
 int mllm_parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
 {
-    return parse_messages(body, len, out, err, 0);
+    return parse_req(body, len, out, err, MLLM_API_MESSAGES, messages_fields, 0);
 }
 
 int mllm_parse_count_tokens(const char *body, size_t len, mllm_gen_req_t *out,
                             mllm_err_t *err)
 {
-    return parse_messages(body, len, out, err, 1);
-}
-
-static int parse_messages(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err,
-                          int count_only)
-{
-    memset(out, 0, sizeof *out);
-    out->api = MLLM_API_MESSAGES;
-    cJSON *root = parse_body(body, len, err);
-    if (!root)
-        return -1;
-    int rc = -1;
-    long bytes = 0, msgs = 0;
-    if (get_model(root, out, err) || count_messages(cJSON_GetObjectItemCaseSensitive(
-                                         root, "messages"), &bytes, &msgs, out, err, 1))
-        goto out;
-    if (!count_only && !cJSON_GetObjectItemCaseSensitive(root, "max_tokens")) {
-        mllm_err_set(err, 400, "invalid_request_error", NULL, "max_tokens",
-                     "max_tokens: Field required");
-        goto out;
-    }
-    if (get_posint(root, "max_tokens", &out->max_tokens, err) ||
-        get_bool(root, "stream", &out->stream, err))
-        goto out;
-    const cJSON *sys = cJSON_GetObjectItemCaseSensitive(root, "system");
-    if (sys) {
-        long c = content_bytes(sys, 0);
-        if (c < 0) {
-            mllm_err_set(err, 400, "invalid_request_error", NULL, "system",
-                         "system: Input should be a valid string or list of text blocks");
-            goto out;
-        }
-        bytes += c;
-        msgs++;
-    }
-    if (get_temperature(root, err) || get_tools(root, MLLM_API_MESSAGES, out, &bytes, err))
-        goto out;
-    out->prompt_bytes = bytes;
-    out->prompt_tokens = tokens_of(bytes, msgs);
-    out->include_usage = 1;
-    rc = 0;
-out:
-    if (rc)
-        mllm_gen_req_free(out);
-    cJSON_Delete(root);
-    return rc;
+    return parse_req(body, len, out, err, MLLM_API_MESSAGES, messages_fields, 1);
 }
 
 /* Responses API input items: a message ({role, content} with or without type
@@ -919,66 +915,54 @@ static int resp_echo(const cJSON *root, mllm_buf_t *b, mllm_err_t *err)
     return 0;
 }
 
-int mllm_parse_responses(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
+static int responses_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, long *msgs,
+                            mllm_err_t *err, int flag)
 {
-    memset(out, 0, sizeof *out);
-    out->api = MLLM_API_RESPONSES;
-    cJSON *root = parse_body(body, len, err);
-    if (!root)
-        return -1;
-    int rc = -1;
-    long bytes = 0, msgs = 0;
-    if (get_model(root, out, err))
-        goto out;
+    (void)flag;
     const cJSON *input = cJSON_GetObjectItemCaseSensitive(root, "input");
     if (cJSON_IsString(input)) {
-        bytes += (long)strlen(input->valuestring);
-        msgs = 1;
+        *bytes += (long)strlen(input->valuestring);
+        *msgs = 1;
     } else if (cJSON_IsArray(input) && cJSON_GetArraySize(input) > 0) {
-        if (count_input_items(input, &bytes, &msgs, out, err))
-            goto out;
+        if (count_input_items(input, bytes, msgs, out, err))
+            return -1;
     } else {
-        mllm_err_set(err, 400, "invalid_request_error", input ? "invalid_type"
-                                                              : "missing_required_parameter",
-                     "input", input ? "Invalid type for 'input': expected a string or a "
-                                      "non-empty array of input items."
-                                    : "Missing required parameter: 'input'.");
-        goto out;
+        return mllm_err_set(err, 400, "invalid_request_error",
+                            input ? "invalid_type" : "missing_required_parameter", "input",
+                            input ? "Invalid type for 'input': expected a string or a "
+                                    "non-empty array of input items."
+                                  : "Missing required parameter: 'input'.");
     }
     const cJSON *ins = cJSON_GetObjectItemCaseSensitive(root, "instructions");
     if (ins && !cJSON_IsNull(ins)) {
-        if (!cJSON_IsString(ins)) {
-            mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "instructions",
-                         "Invalid type for 'instructions': expected a string.");
-            goto out;
-        }
-        bytes += (long)strlen(ins->valuestring);
-        msgs++;
+        if (!cJSON_IsString(ins))
+            return mllm_err_set(err, 400, "invalid_request_error", "invalid_type",
+                                "instructions",
+                                "Invalid type for 'instructions': expected a string.");
+        *bytes += (long)strlen(ins->valuestring);
+        (*msgs)++;
     }
     if (get_posint(root, "max_output_tokens", &out->max_tokens, err) ||
         get_bool(root, "stream", &out->stream, err) || get_temperature(root, err) ||
         resp_echo(root, &out->echo, err) ||
-        get_tools(root, MLLM_API_RESPONSES, out, &bytes, err))
-        goto out;
+        get_tools(root, MLLM_API_RESPONSES, out, bytes, err))
+        return -1;
     const cJSON *prev = cJSON_GetObjectItemCaseSensitive(root, "previous_response_id");
     if (prev && !cJSON_IsNull(prev)) {
         /* mock-llm keeps no conversation state (it would be memory per response) */
         const char *id = cJSON_IsString(prev) ? prev->valuestring : "?";
-        mllm_err_set(err, 400, "invalid_request_error", "previous_response_not_found",
-                     "previous_response_id", "Previous response with id '%.*s' not found "
-                     "(mock-llm stores no responses: send the whole input).",
-                     (int)mllm_utf8_cut(id, 64), id);
-        goto out;
+        return mllm_err_set(err, 400, "invalid_request_error", "previous_response_not_found",
+                            "previous_response_id", "Previous response with id '%.*s' not "
+                            "found (mock-llm stores no responses: send the whole input).",
+                            (int)mllm_utf8_cut(id, 64), id);
     }
-    out->prompt_bytes = bytes;
-    out->prompt_tokens = tokens_of(bytes, msgs);
     out->include_usage = 1;
-    rc = 0;
-out:
-    if (rc)
-        mllm_gen_req_free(out);
-    cJSON_Delete(root);
-    return rc;
+    return 0;
+}
+
+int mllm_parse_responses(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
+{
+    return parse_req(body, len, out, err, MLLM_API_RESPONSES, responses_fields, 0);
 }
 
 /* ---- OpenAI stream frames ---- */

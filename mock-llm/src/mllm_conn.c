@@ -53,16 +53,17 @@ void mllm_conn_close(mllm_conn_t *c)
 
 /* ---- output ---- */
 
-/* Writes what the transport takes now, without parking. Returns 0, or -1 when the
- * client is gone (c->dead set). */
-static int flush_nb(mllm_conn_t *c)
+/* Sends from *p until the transport would block or *n bytes are sent, without parking,
+ * advancing *p and *n past what was sent. Returns 0, or -1 when the client is gone
+ * (c->dead set). Inline: mllm_conn_emit calls it per event. */
+static inline int send_nb(mllm_conn_t *c, const char **p, size_t *n)
 {
-    size_t off = 0;
-    while (off < c->out.len) {
-        ssize_t w = c->tx.ops->send(&c->tx, c->out.p + off, c->out.len - off);
+    while (*n) {
+        ssize_t w = c->tx.ops->send(&c->tx, *p, *n);
         mllm_metrics.writes++;
         if (w > 0) {
-            off += (size_t)w;
+            *p += w;
+            *n -= (size_t)w;
             mllm_metrics.bytes_sent += (uint64_t)w;
             continue;
         }
@@ -73,6 +74,18 @@ static int flush_nb(mllm_conn_t *c)
         c->dead = 1;
         return -1;
     }
+    return 0;
+}
+
+/* Writes what the transport takes now of the buffered output, without parking. Returns
+ * 0, or -1 when the client is gone (c->dead set). */
+static int flush_nb(mllm_conn_t *c)
+{
+    const char *p = c->out.p;
+    size_t left = c->out.len;
+    if (send_nb(c, &p, &left))
+        return -1;
+    size_t off = c->out.len - left;
     if (off) {
         memmove(c->out.p, c->out.p + off, c->out.len - off);
         c->out.len -= off;
@@ -88,22 +101,8 @@ static int flush_nb(mllm_conn_t *c)
 int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
 {
     if (c->out.len == 0) {
-        while (n) {
-            ssize_t w = c->tx.ops->send(&c->tx, p, n);
-            mllm_metrics.writes++;
-            if (w > 0) {
-                p += w;
-                n -= (size_t)w;
-                mllm_metrics.bytes_sent += (uint64_t)w;
-                continue;
-            }
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0 && errno == EAGAIN)
-                break;
-            c->dead = 1;
+        if (send_nb(c, &p, &n))
             return -1;
-        }
         if (!n)
             return 0;
     }

@@ -71,17 +71,6 @@ static void usage(FILE *f)
         "wl-curl-plain (no hook in the process).\n");
 }
 
-static int parse_num(const char *s, double lo, double hi, double *out)
-{
-    char *e;
-    errno = 0;
-    double v = strtod(s, &e);
-    if (errno || *e || e == s || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -98,12 +87,12 @@ static int parse_args(int argc, char **argv)
         case 't': opt.target = optarg; break;
         case 'H': opt.host = optarg; break;
         case 'p': opt.per_conv = optarg; break;
-        case 'n': if (parse_num(optarg, 1, 1e7, &v)) goto bad; opt.n = (long)v; break;
-        case 'k': if (parse_num(optarg, 1, 1e6, &v)) goto bad; opt.max_tokens = (int)v; break;
-        case 'P': if (parse_num(optarg, 0, 4096, &v)) goto bad; opt.prompt_kib = (long)v; break;
-        case 'T': if (parse_num(optarg, 0.001, 86400, &opt.timeout_s)) goto bad; break;
-        case 'g': if (parse_num(optarg, 0, 1e9, &opt.gap_us)) goto bad; break;
-        case 's': if (parse_num(optarg, 16, 1 << 20, &v)) goto bad; opt.stack_kib = (long)v; break;
+        case 'n': if (wl_parse_double(optarg, 1, 1e7, &v)) goto bad; opt.n = (long)v; break;
+        case 'k': if (wl_parse_double(optarg, 1, 1e6, &v)) goto bad; opt.max_tokens = (int)v; break;
+        case 'P': if (wl_parse_double(optarg, 0, 4096, &v)) goto bad; opt.prompt_kib = (long)v; break;
+        case 'T': if (wl_parse_double(optarg, 0.001, 86400, &opt.timeout_s)) goto bad; break;
+        case 'g': if (wl_parse_double(optarg, 0, 1e9, &opt.gap_us)) goto bad; break;
+        case 's': if (wl_parse_double(optarg, 16, 1 << 20, &v)) goto bad; opt.stack_kib = (long)v; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -193,27 +182,10 @@ static int on_event(const wl_sse_event_t *ev, void *arg)
         c->error = 1;
         return 1;
     }
-    wl_conv_t *o = c->out;
-    if (k.has_content && k.content_len) {
-        uint64_t now = wl_now_ns();
-        if (!o->first_token_ns) {
-            o->first_token_ns = now;
-        } else {
-            uint16_t *h = &o->itl_hist[wl_itl_bucket(now - o->last_delta_ns)];
-            if (*h < UINT16_MAX)
-                (*h)++;
-        }
-        o->last_delta_ns = now;
-        o->deltas++;
-        o->content_bytes += k.content_len;
+    if (wl_conv_note_chunk(c->out, &k))
         wl_sink_checksum(c->index, c->content,
                          k.content_len < sizeof c->content ? k.content_len : sizeof c->content,
                          NULL);
-    }
-    if (k.finish[0])
-        snprintf(o->finish, sizeof o->finish, "%s", k.finish);
-    if (k.usage_completion_tokens >= 0)
-        o->tokens = (uint32_t)k.usage_completion_tokens;
     return 0;
 }
 
@@ -460,8 +432,6 @@ static int run_multi(struct run *r, size_t n, wl_run_stats_t *st)
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
-struct cause { char what[48]; size_t n; };
-
 int main(int argc, char **argv)
 {
     if (parse_args(argc, argv) != 0)
@@ -523,7 +493,7 @@ int main(int argc, char **argv)
 
     size_t ok = 0, failed = 0;
     uint64_t tokens = 0, last_end = r.t0;
-    struct cause causes[16];
+    wl_cause_t causes[16];
     size_t ncause = 0;
     for (size_t i = 0; i < n; i++) {
         wl_conv_t *c = &r.convs[i];
@@ -537,15 +507,7 @@ int main(int argc, char **argv)
         failed++;
         const char *why = c->start_ns ? (c->cause[0] ? c->cause : "unknown")
                                       : "not started (unit spawn failed)";
-        size_t k = 0;
-        while (k < ncause && strcmp(causes[k].what, why) != 0)
-            k++;
-        if (k == ncause && ncause < 16) {
-            snprintf(causes[ncause].what, sizeof causes[0].what, "%s", why);
-            causes[ncause++].n = 0;
-        }
-        if (k < ncause)
-            causes[k].n++;
+        wl_cause_count(causes, &ncause, 16, why);
     }
     double elapsed = (double)(last_end - r.t0) / 1e9;
     size_t k = 0;
@@ -558,23 +520,9 @@ int main(int argc, char **argv)
         if (r.convs[i].ok)
             v[k++] = (double)(r.convs[i].end_ns - r.convs[i].arrival_ns) / 1e6;
     double total_p50 = wl_quantile(v, k, 0.5);
-    uint64_t itl[WL_ITL_BUCKETS] = { 0 }, itl_n = 0;
-    for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < WL_ITL_BUCKETS; b++) {
-            itl[b] += r.convs[i].itl_hist[b];
-            itl_n += r.convs[i].itl_hist[b];
-        }
-    double itl_q[2] = { 0, 0 }, qs[2] = { 0.5, 0.99 };
-    for (int q = 0; q < 2; q++) {
-        uint64_t rank = (uint64_t)(qs[q] * (double)itl_n + 0.999999), seen = 0;
-        for (int b = 0; b < WL_ITL_BUCKETS && itl_n; b++) {
-            seen += itl[b];
-            if (seen >= rank) {
-                itl_q[q] = wl_itl_bucket_upper_us(b) / 1000.0;
-                break;
-            }
-        }
-    }
+    static const double qs[2] = { 0.5, 0.99 };
+    double itl_q[2];
+    uint64_t itl_n = wl_itl_quantiles_ms(r.convs, n, qs, itl_q, 2);
     long pte = atomic_load(&smp.pte_peak_kib), threads = atomic_load(&smp.threads_peak);
     if (strcmp(opt.model, "thread") == 0 && (long)st.peak_live + 2 > threads)
         threads = (long)st.peak_live + 2; /* the sampler may miss a short peak */
@@ -622,8 +570,7 @@ int main(int argc, char **argv)
            threads, kern_delta, cpu, tokens ? cpu / ((double)tokens / 1000.0) : 0, st.peak_live,
            st.started, st.spawn_failed, st.spawn_failed ? wl_errname(st.spawn_errno) : "",
            g_body_len, nofile);
-    for (size_t i = 0; i < ncause; i++)
-        printf("%s\"%s\":%zu", i ? "," : "", causes[i].what, causes[i].n);
+    wl_causes_print(stdout, causes, ncause);
     printf("}}\n");
     free(v);
     free(r.convs);

@@ -220,6 +220,26 @@ void      wl_res_free(wl_res_t *r);
 /* Online CPUs (at least 1). */
 int wl_cpus(void);
 
+/* ---- For the command-line tools (cli.c) ---------------------------------------------- */
+
+/* Parses all of s as a base-10 integer (wl_parse_long) or a floating-point number
+ * (wl_parse_double, strtod's syntax) within [lo, hi] into *out. Returns 0, or -1 with
+ * *out untouched when s is empty, has anything after the number, overflows, is NaN or is
+ * out of range: the caller prints which flag was bad. */
+int wl_parse_long(const char *s, long lo, long hi, long *out);
+int wl_parse_double(const char *s, double lo, double hi, double *out);
+
+/* wl_stop_init(s), then SIGTERM and SIGINT request s (from an async-signal-safe handler)
+ * and SIGPIPE is ignored (a write to a gone peer fails with EPIPE instead). For one stop
+ * per process: a second call moves the signals to the new s. Returns 0, or -1 with errno
+ * from eventfd(2). */
+int wl_stop_on_signals(wl_stop_t *s);
+
+/* Blocks the calling thread until s is requested, CLOCK_MONOTONIC passes end_ns, or
+ * extra_fd (ignored when < 0) is readable. Returns 1 when extra_fd is readable (the
+ * caller reads it and may wait again), else 0. Does not request s itself. */
+int wl_stop_wait(wl_stop_t *s, uint64_t end_ns, int extra_fd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,8 +8,10 @@
 #define WL_LLM_H
 
 #include "wl.h"
+#include "wl_sse.h"
 
 #include <netinet/in.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,6 +71,33 @@ typedef struct wl_conv {
     char     cause[48];      /* why it failed: "connect: EMFILE", "http 429", ... */
 } wl_conv_t;
 
+/* Records one parsed chat chunk of conversation o, as it arrives: for a delta with
+ * content, the first token's time (or the gap since the previous delta, in itl_hist),
+ * the delta and its bytes; the finish reason; usage's completion tokens. Returns 1 when k
+ * carried content (the caller hands it to its sink), else 0. Every client records chunks
+ * with this one function, so their figures mean the same; inline, as it runs per token. */
+static inline int wl_conv_note_chunk(wl_conv_t *o, const wl_chat_chunk_t *k)
+{
+    if (k->finish[0])
+        snprintf(o->finish, sizeof o->finish, "%s", k->finish);
+    if (k->usage_completion_tokens >= 0)
+        o->tokens = (uint32_t)k->usage_completion_tokens;
+    if (!k->has_content || !k->content_len)
+        return 0;
+    uint64_t now = wl_now_ns();
+    if (!o->first_token_ns) {
+        o->first_token_ns = now;
+    } else {
+        uint16_t *h = &o->itl_hist[wl_itl_bucket(now - o->last_delta_ns)];
+        if (*h < UINT16_MAX)
+            (*h)++;
+    }
+    o->last_delta_ns = now;
+    o->deltas++;
+    o->content_bytes += k->content_len;
+    return 1;
+}
+
 /* The "broadcast": every content delta is handed here, as a server would push it to the
  * user's browser. The default sink folds the bytes into a per-thread checksum, so the
  * work cannot be optimised away and costs the same on every model. */
@@ -88,6 +117,23 @@ int wl_conv_run(const wl_conv_cfg_t *cfg, size_t index, wl_res_t *res, wl_sink_f
  * content bytes of the answer, or -1 with errno (EPROTO for a non-200 answer). */
 long wl_llm_complete(int *fd, const struct sockaddr_in *addr, int max_tokens,
                      uint64_t deadline_ns);
+
+/* The run's inter-token gaps: merges the itl_hist of convs[0..n) and sets q_ms[i] to the
+ * qs[i] quantile (0 < qs[i] <= 1) of the gaps, as the upper bound of its bucket (at most
+ * ~19% above the true value) in milliseconds, 0 when there are no gaps. Returns the
+ * number of gaps. */
+uint64_t wl_itl_quantiles_ms(const wl_conv_t *convs, size_t n, const double *qs,
+                             double *q_ms, int nq);
+
+/* Failure causes of a run, counted by their text. */
+typedef struct wl_cause { char what[48]; size_t n; } wl_cause_t;
+
+/* Counts one failure for why in causes[0..*ncause): a new cause is added while there is
+ * room (cap); past cap, new causes go uncounted. */
+void wl_cause_count(wl_cause_t *causes, size_t *ncause, size_t cap, const char *why);
+
+/* Writes causes as the members of a JSON object: "why":n,"why":n (no braces). */
+void wl_causes_print(FILE *f, const wl_cause_t *causes, size_t ncause);
 
 /* Name of an errno value ("EMFILE"), for failure causes. */
 const char *wl_errname(int e);

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "wl.h"
+#include "internal.h"
 
 #include "fiber.h"
 
@@ -73,9 +74,7 @@ int wl_cpus(void)
     return n < 1 ? 1 : (int)n;
 }
 
-/* Waits with poll(2) until fd is ready for ev or the absolute deadline passes.
- * Returns 0, or -1 with errno ETIMEDOUT. */
-static int wait_ready(int fd, short ev, uint64_t deadline_ns)
+int wl__poll_ready(int fd, short ev, uint64_t deadline_ns)
 {
     for (;;) {
         int ms = -1;
@@ -111,7 +110,7 @@ ssize_t wl_read(int fd, void *buf, size_t n, uint64_t deadline_ns)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             /* SO_RCVTIMEO expired, or a nonblocking fd: honour the deadline exactly */
-            if (wait_ready(fd, POLLIN, deadline_ns) != 0)
+            if (wl__poll_ready(fd, POLLIN, deadline_ns) != 0)
                 return -1;
             continue;
         }
@@ -133,7 +132,7 @@ ssize_t wl_write(int fd, const void *buf, size_t n, uint64_t deadline_ns)
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (wait_ready(fd, POLLOUT, deadline_ns) != 0)
+            if (wl__poll_ready(fd, POLLOUT, deadline_ns) != 0)
                 return -1;
             continue;
         }

@@ -18,6 +18,11 @@ void wl__units_fail(wl_units_t *u, int err);
 void wl__units_accept_fail(wl_units_t *u, int err);
 void wl__units_to_stats(wl_units_t *u, wl_run_stats_t *st);
 
+/* Waits with poll(2) until fd is ready for ev (POLLIN, POLLOUT) or the absolute deadline
+ * passes: a thread's wait, for wl_read/wl_write and TLS alike. Returns 0, or -1 with errno
+ * ETIMEDOUT (or poll's). */
+int wl__poll_ready(int fd, short ev, uint64_t deadline_ns);
+
 /* Prepares an accepted socket the same way on every model. */
 void wl__tune_conn(int fd);
 

@@ -42,6 +42,48 @@ double wl_itl_bucket_upper_us(int b)
     return exp2((double)(b + 1) / 4.0);
 }
 
+uint64_t wl_itl_quantiles_ms(const wl_conv_t *convs, size_t n, const double *qs,
+                             double *q_ms, int nq)
+{
+    uint64_t itl[WL_ITL_BUCKETS] = { 0 }, itl_n = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < WL_ITL_BUCKETS; b++) {
+            itl[b] += convs[i].itl_hist[b];
+            itl_n += convs[i].itl_hist[b];
+        }
+    for (int q = 0; q < nq; q++) {
+        q_ms[q] = 0;
+        uint64_t rank = (uint64_t)(qs[q] * (double)itl_n + 0.999999), seen = 0;
+        for (int b = 0; b < WL_ITL_BUCKETS && itl_n; b++) {
+            seen += itl[b];
+            if (seen >= rank) {
+                q_ms[q] = wl_itl_bucket_upper_us(b) / 1000.0;
+                break;
+            }
+        }
+    }
+    return itl_n;
+}
+
+void wl_cause_count(wl_cause_t *causes, size_t *ncause, size_t cap, const char *why)
+{
+    size_t k = 0;
+    while (k < *ncause && strcmp(causes[k].what, why) != 0)
+        k++;
+    if (k == *ncause && *ncause < cap) {
+        snprintf(causes[*ncause].what, sizeof causes[0].what, "%s", why);
+        causes[(*ncause)++].n = 0;
+    }
+    if (k < *ncause)
+        causes[k].n++;
+}
+
+void wl_causes_print(FILE *f, const wl_cause_t *causes, size_t ncause)
+{
+    for (size_t i = 0; i < ncause; i++)
+        fprintf(f, "%s\"%s\":%zu", i ? "," : "", causes[i].what, causes[i].n);
+}
+
 const char *wl_errname(int e)
 {
     const char *n = strerrorname_np(e);
@@ -88,27 +130,10 @@ static int on_event(const wl_sse_event_t *ev, void *arg)
         s->error = 1;
         return 1;
     }
-    if (c.has_content && c.content_len) {
-        uint64_t now = wl_now_ns();
-        if (!s->out->first_token_ns) {
-            s->out->first_token_ns = now;
-        } else {
-            uint16_t *h = &s->out->itl_hist[wl_itl_bucket(now - s->out->last_delta_ns)];
-            if (*h < UINT16_MAX)
-                (*h)++;
-        }
-        s->out->last_delta_ns = now;
-        s->out->deltas++;
-        s->out->content_bytes += c.content_len;
-        if (s->sink)
-            s->sink(s->index, content, c.content_len < sizeof tl_content ? c.content_len
-                                                                          : sizeof tl_content,
-                    s->sink_arg);
-    }
-    if (c.finish[0])
-        snprintf(s->out->finish, sizeof s->out->finish, "%s", c.finish);
-    if (c.usage_completion_tokens >= 0)
-        s->out->tokens = (uint32_t)c.usage_completion_tokens;
+    if (wl_conv_note_chunk(s->out, &c) && s->sink)
+        s->sink(s->index, content, c.content_len < sizeof tl_content ? c.content_len
+                                                                      : sizeof tl_content,
+                s->sink_arg);
     return 0;
 }
 

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "wl_tls.h"
+#include "internal.h"
 
 #include "fiber.h"
 
@@ -96,23 +97,7 @@ int wl_wait_fd(int fd, short ev, int after_eagain, uint64_t deadline_ns)
                              : fiber_wait_fd(fd, e, deadline_ns);
         return r < 0 ? -1 : 0;
     }
-    for (;;) {
-        int ms = -1;
-        if (deadline_ns != WL_FOREVER) {
-            uint64_t now = wl_now_ns();
-            if (now >= deadline_ns) {
-                errno = ETIMEDOUT;
-                return -1;
-            }
-            ms = (int)((deadline_ns - now + 999999) / 1000000);
-        }
-        struct pollfd p = { .fd = fd, .events = ev };
-        int r = poll(&p, 1, ms);
-        if (r > 0)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return -1;
-    }
+    return wl__poll_ready(fd, ev, deadline_ns);
 }
 
 /* After an OpenSSL call on c returned r <= 0: waits when it wants I/O (returns 1: call

@@ -448,63 +448,8 @@ static void t_itl_buckets(void **state)
 }
 
 /* Starts the real mock-llm with the given arguments after --listen 127.0.0.1:0; returns
- * its port and sets *pid, or skips the test when mock-llm is not built. */
-static int g_mock_out = -1;
-
-static int start_mock(pid_t *pid, const char *const *args)
-{
-    const char *bin = getenv("WL_BIN");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/mock-llm", bin ? bin : ".");
-    if (!bin || access(path, X_OK) != 0) {
-        fprintf(stderr, "  mock-llm not built (WL_BIN=%s): skipped\n", bin ? bin : "unset");
-        skip();
-    }
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    *pid = fork();
-    assert_true(*pid >= 0);
-    if (*pid == 0) {
-        /* a failed assertion skips stop_mock(): the server must not outlive the test */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(out[1], 1);
-        close(out[0]);
-        const char *argv[24] = { path, "--listen", "127.0.0.1:0" };
-        for (int i = 0; args[i] && i < 20; i++)
-            argv[3 + i] = args[i];
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[128] = { 0 };
-    size_t have = 0;
-    while (have < sizeof line - 1 && !strchr(line, '\n')) {
-        ssize_t n = read(out[0], line + have, sizeof line - 1 - have);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-    }
-    char *colon = strrchr(line, ':');
-    int port = colon ? atoi(colon + 1) : 0;
-    g_mock_out = out[0]; /* kept open: mock-llm may still write to its stdout */
-    if (port <= 0) {
-        kill(*pid, SIGTERM);
-        waitpid(*pid, NULL, 0);
-        fail_msg("mock-llm did not say where it listens: '%s'", line);
-    }
-    return port;
-}
-
-static void stop_mock(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-    close(g_mock_out);
-    g_mock_out = -1;
-}
-
-/* As start_mock(), for tests that run several servers at once: the stdout pipe of each
- * comes back in *out_fd, for stop_mock_fd(). */
+ * its port and sets *pid, or skips the test when mock-llm is not built. Its stdout pipe
+ * comes back in *out_fd, for stop_mock_fd() (several servers may run at once). */
 static int start_mock_fd(pid_t *pid, int *out_fd, const char *const *extra)
 {
     const char *bin = getenv("WL_BIN");
@@ -524,7 +469,8 @@ static int start_mock_fd(pid_t *pid, int *out_fd, const char *const *extra)
     *pid = fork();
     assert_true(*pid >= 0);
     if (*pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed assertion skips the stop */
+        /* a failed assertion skips the stop: the server must not outlive the test */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         dup2(out[1], 1);
         close(out[0]);
         execv(path, (char *const *)argv);
@@ -555,6 +501,20 @@ static void stop_mock_fd(pid_t pid, int out_fd)
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     close(out_fd);
+}
+
+/* start_mock_fd() for the tests that run one server, its pipe kept in g_mock_out. */
+static int g_mock_out = -1;
+
+static int start_mock(pid_t *pid, const char *const *args)
+{
+    return start_mock_fd(pid, &g_mock_out, args);
+}
+
+static void stop_mock(pid_t pid)
+{
+    stop_mock_fd(pid, g_mock_out);
+    g_mock_out = -1;
 }
 
 /* The LLM client over HTTPS on every model, the server's certificate verified; a client

@@ -9,6 +9,7 @@
 #include "wl_report.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +17,6 @@
 #include <unistd.h>
 
 static wl_stop_t g_stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    wl_stop_request(&g_stop); /* async-signal-safe: wakes the serving fibers or threads */
-}
 
 static void on_ready(uint16_t port, void *arg)
 {
@@ -40,14 +35,14 @@ int main(int argc, char **argv)
     static wl_fake_cfg_t fc = { .tokens = 20, .ttft_ns = 10000000, .gap_ns = 5000000, .chunked = 1 };
     const char *listen = "127.0.0.1:0", *model = "fiber";
     int c, idx = 0;
-    char *e;
+    long v;
     double d;
     while ((c = getopt_long(argc, argv, "", lo, &idx)) != -1) {
         switch (c) {
         case 'l': listen = optarg; break;
-        case 'n': fc.tokens = (int)strtol(optarg, &e, 10); if (*e || fc.tokens < 0) goto bad; break;
-        case 't': d = strtod(optarg, &e); if (*e || d < 0) goto bad; fc.ttft_ns = (uint64_t)(d * 1e6); break;
-        case 'g': d = strtod(optarg, &e); if (*e || d < 0) goto bad; fc.gap_ns = (uint64_t)(d * 1e6); break;
+        case 'n': if (wl_parse_long(optarg, 0, INT_MAX, &v)) goto bad; fc.tokens = (int)v; break;
+        case 't': if (wl_parse_double(optarg, 0, 1e9, &d)) goto bad; fc.ttft_ns = (uint64_t)(d * 1e6); break;
+        case 'g': if (wl_parse_double(optarg, 0, 1e9, &d)) goto bad; fc.gap_ns = (uint64_t)(d * 1e6); break;
         case 'o': fc.odd_framing = 1; break;
         case 'c': fc.chunked = 0; break;
         case 'm': model = optarg; break;
@@ -78,14 +73,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "wl-fake-llm: bad --listen '%s' (want 127.x.x.x:PORT)\n", listen);
         return 2;
     }
-    if (wl_stop_init(&g_stop) != 0) {
+    if (wl_stop_on_signals(&g_stop) != 0) {
         perror("wl-fake-llm: eventfd");
         return 1;
     }
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     wl_raise_nofile();
     wl_run_stats_t st;
     if (m->serve(&cfg, &st) != 0) {

@@ -45,12 +45,6 @@ static struct {
 static wl_stop_t g_stop;
 static int g_report_fd = -1; /* an eventfd: SIGUSR1 makes it readable */
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    wl_stop_request(&g_stop); /* async-signal-safe: wakes the serving fibers or threads */
-}
-
 /* SIGUSR1 asks for the counters so far: the harness reads them before and after each
  * load run. Printed by the watchdog thread, not in the handler. */
 static void on_usr1(int sig)
@@ -93,17 +87,9 @@ static void on_ready(uint16_t port, void *arg)
 static void *watchdog(void *p)
 {
     uint64_t end = wl_now_ns() + (uint64_t)(*(double *)p * 1e9);
-    while (!wl_stop_requested(&g_stop)) {
-        uint64_t now = wl_now_ns();
-        if (now >= end)
-            break;
-        uint64_t left_ms = (end - now + 999999) / 1000000;
-        struct pollfd pf[2] = { { .fd = g_stop.fd, .events = POLLIN },
-                                { .fd = g_report_fd, .events = POLLIN } };
-        if (poll(pf, 2, left_ms > INT_MAX ? INT_MAX : (int)left_ms) <= 0)
-            continue;
+    while (wl_stop_wait(&g_stop, end, g_report_fd) == 1) {
         uint64_t v;
-        if ((pf[1].revents & POLLIN) && read(g_report_fd, &v, sizeof v) == sizeof v) {
+        if (read(g_report_fd, &v, sizeof v) == sizeof v) {
             printf("{\"report\":1,\"conns_served\":%lu,\"bad_requests\":%lu,"
                    "\"upstream_errors\":%lu}\n",
                    atomic_load(&srv.conns_served), atomic_load(&srv.bad_requests),
@@ -124,39 +110,18 @@ int main(int argc, char **argv)
         { "help", 0, 0, 'h' },     { 0, 0, 0, 0 },
     };
     int c, idx = 0;
-    char *e;
+    long v;
     while ((c = getopt_long(argc, argv, "", lo, &idx)) != -1) {
-        errno = 0;
         switch (c) {
         case 'm': opt.model = optarg; break;
         case 'l': opt.listen = optarg; break;
-        case 'w':
-            opt.workers = (int)strtol(optarg, &e, 10);
-            if (*e || opt.workers < 1 || opt.workers > 100000)
-                goto bad;
-            break;
+        case 'w': if (wl_parse_long(optarg, 1, 100000, &v)) goto bad; opt.workers = (int)v; break;
         case 'H': opt.handler = optarg; break;
         case 'u': opt.upstream = optarg; break;
-        case 'k':
-            opt.upstream_tokens = (int)strtol(optarg, &e, 10);
-            if (*e || opt.upstream_tokens < 1)
-                goto bad;
-            break;
-        case 's':
-            opt.stack_kib = strtol(optarg, &e, 10);
-            if (*e || opt.stack_kib < 16 || opt.stack_kib > (1 << 20))
-                goto bad;
-            break;
-        case 'i':
-            opt.idle_s = strtod(optarg, &e);
-            if (*e || opt.idle_s < 0)
-                goto bad;
-            break;
-        case 'x':
-            opt.max_seconds = strtod(optarg, &e);
-            if (*e || opt.max_seconds <= 0)
-                goto bad;
-            break;
+        case 'k': if (wl_parse_long(optarg, 1, INT_MAX, &v)) goto bad; opt.upstream_tokens = (int)v; break;
+        case 's': if (wl_parse_long(optarg, 16, 1 << 20, &opt.stack_kib)) goto bad; break;
+        case 'i': if (wl_parse_double(optarg, 0, 1e9, &opt.idle_s)) goto bad; break;
+        case 'x': if (wl_parse_double(optarg, 1e-9, 1e9, &opt.max_seconds)) goto bad; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -195,14 +160,10 @@ int main(int argc, char **argv)
         return 2;
     }
     g_report_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (wl_stop_init(&g_stop) != 0 || g_report_fd < 0) {
+    if (g_report_fd < 0 || wl_stop_on_signals(&g_stop) != 0) {
         perror("wl-http: eventfd");
         return 1;
     }
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     struct sigaction su = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
     sigaction(SIGUSR1, &su, NULL);
     wl_raise_nofile();

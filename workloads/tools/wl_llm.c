@@ -81,28 +81,6 @@ static void usage(FILE *f)
         "  --help\n");
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *e;
-    errno = 0;
-    long v = strtol(s, &e, 10);
-    if (errno || *e || e == s || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *e;
-    errno = 0;
-    double v = strtod(s, &e);
-    if (errno || *e || e == s || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -120,22 +98,22 @@ static int parse_args(int argc, char **argv)
         switch (c) {
         case 'm': opt.model = optarg; break;
         case 't': opt.target = optarg; break;
-        case 'n': if (parse_long(optarg, 1, 10000000, &opt.n)) goto bad; break;
-        case 'w': if (parse_long(optarg, 1, 100000, &v)) goto bad; opt.workers = (int)v; break;
-        case 'k': if (parse_long(optarg, 1, 1000000, &v)) goto bad; opt.max_tokens = (int)v; break;
-        case 'T': if (parse_double(optarg, 0.001, 86400, &opt.timeout_s)) goto bad; break;
-        case 'g': if (parse_double(optarg, 0, 1e9, &opt.gap_us)) goto bad; break;
-        case 'd': if (parse_long(optarg, 0, 10000000, &opt.db_k)) goto bad; break;
+        case 'n': if (wl_parse_long(optarg, 1, 10000000, &opt.n)) goto bad; break;
+        case 'w': if (wl_parse_long(optarg, 1, 100000, &v)) goto bad; opt.workers = (int)v; break;
+        case 'k': if (wl_parse_long(optarg, 1, 1000000, &v)) goto bad; opt.max_tokens = (int)v; break;
+        case 'T': if (wl_parse_double(optarg, 0.001, 86400, &opt.timeout_s)) goto bad; break;
+        case 'g': if (wl_parse_double(optarg, 0, 1e9, &opt.gap_us)) goto bad; break;
+        case 'd': if (wl_parse_long(optarg, 0, 10000000, &opt.db_k)) goto bad; break;
         case 'H':
             if (strcmp(optarg, "job") == 0) opt.db_hold = WL_DB_JOB;
             else if (strcmp(optarg, "query") == 0) opt.db_hold = WL_DB_QUERY;
             else goto bad;
             break;
-        case 'q': if (parse_double(optarg, 0, 60000, &opt.db_query_ms)) goto bad; break;
-        case 's': if (parse_long(optarg, 16, 1 << 20, &opt.stack_kib)) goto bad; break;
+        case 'q': if (wl_parse_double(optarg, 0, 60000, &opt.db_query_ms)) goto bad; break;
+        case 's': if (wl_parse_long(optarg, 16, 1 << 20, &opt.stack_kib)) goto bad; break;
         case 'p': opt.per_conv = optarg; break;
-        case 'r': if (parse_long(optarg, 0, 10, &v)) goto bad; opt.retries = (int)v; break;
-        case 'i': if (parse_long(optarg, 0, 1000000000000L, &opt.index_base)) goto bad; break;
+        case 'r': if (wl_parse_long(optarg, 0, 10, &v)) goto bad; opt.retries = (int)v; break;
+        case 'i': if (wl_parse_long(optarg, 0, 1000000000000L, &opt.index_base)) goto bad; break;
         case 'S': opt.tls = 1; break;
         case 'C': opt.tls_ca = optarg; opt.tls = 1; break;
         case 'R': opt.tls_release = 1; break;
@@ -176,9 +154,6 @@ static void job(size_t i, wl_res_t *res, void *arg)
     r->convs[i].arrival_ns = r->t0 + i * r->gap;
     wl_conv_run(&r->cfg, i, res, wl_sink_checksum, NULL, &r->convs[i]);
 }
-
-/* Failure causes, counted; a handful of distinct ones at most. */
-struct cause { char what[48]; size_t n; };
 
 int main(int argc, char **argv)
 {
@@ -236,7 +211,7 @@ int main(int argc, char **argv)
     /* tally */
     size_t ok = 0, failed = 0, never = 0, retried = 0;
     uint64_t tokens = 0, last_end = r.t0;
-    struct cause causes[16];
+    wl_cause_t causes[16]; /* a handful of distinct ones at most */
     size_t ncause = 0;
     for (size_t i = 0; i < n; i++) {
         wl_conv_t *c = &r.convs[i];
@@ -253,15 +228,7 @@ int main(int argc, char **argv)
         const char *why = c->start_ns ? c->cause : "not started (unit spawn failed)";
         if (!c->start_ns)
             never++;
-        size_t k = 0;
-        while (k < ncause && strcmp(causes[k].what, why) != 0)
-            k++;
-        if (k == ncause && ncause < 16) {
-            snprintf(causes[ncause].what, sizeof causes[0].what, "%s", why);
-            causes[ncause++].n = 0;
-        }
-        if (k < ncause)
-            causes[k].n++;
+        wl_cause_count(causes, &ncause, 16, why);
     }
     double elapsed = (double)(last_end - r.t0) / 1e9;
     (void)t_end;
@@ -293,23 +260,9 @@ int main(int argc, char **argv)
     double total_p50 = wl_quantile(v, k, 0.5), total_p99 = wl_quantile(v, k, 0.99);
     /* inter-token gaps of every conversation, merged; reported as the bucket's upper
      * bound (at most ~19% above the true quantile) */
-    uint64_t itl[WL_ITL_BUCKETS] = { 0 }, itl_n = 0;
-    for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < WL_ITL_BUCKETS; b++) {
-            itl[b] += r.convs[i].itl_hist[b];
-            itl_n += r.convs[i].itl_hist[b];
-        }
-    double itl_q[3] = { 0, 0, 0 }, qs[3] = { 0.5, 0.99, 0.999 };
-    for (int q = 0; q < 3; q++) {
-        uint64_t rank = (uint64_t)(qs[q] * (double)itl_n + 0.999999), seen = 0;
-        for (int b = 0; b < WL_ITL_BUCKETS && itl_n; b++) {
-            seen += itl[b];
-            if (seen >= rank) {
-                itl_q[q] = wl_itl_bucket_upper_us(b) / 1000.0;
-                break;
-            }
-        }
-    }
+    static const double qs[3] = { 0.5, 0.99, 0.999 };
+    double itl_q[3];
+    uint64_t itl_n = wl_itl_quantiles_ms(r.convs, n, qs, itl_q, 3);
     long kern_peak = atomic_load(&smp.kernel_peak_kib), tcp_peak = atomic_load(&smp.tcp_peak_kib);
     long pte = atomic_load(&smp.pte_peak_kib), threads = atomic_load(&smp.threads_peak);
     /* the sampler may miss a short peak of threads; the model's own count does not */
@@ -357,8 +310,7 @@ int main(int argc, char **argv)
            tokens ? cpu / ((double)tokens / 1000.0) : 0, st.peak_live, st.started,
            st.spawn_failed, st.spawn_failed ? wl_errname(st.spawn_errno) : "", opt.tls, opt.db_k,
            st.res_peak, n ? (double)st.res_wait_ns / 1e6 / (double)n : 0, nofile);
-    for (size_t i = 0; i < ncause; i++)
-        printf("%s\"%s\":%zu", i ? "," : "", causes[i].what, causes[i].n);
+    wl_causes_print(stdout, causes, ncause);
     printf("}}\n");
     free(v);
     free(r.convs);

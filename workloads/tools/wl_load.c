@@ -83,17 +83,6 @@ static void usage(FILE *f)
         "Bad flags exit 2; no connection at all exits 1.\n");
 }
 
-static int parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *e;
-    errno = 0;
-    double v = strtod(s, &e);
-    if (errno || *e || e == s || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -106,12 +95,12 @@ static int parse_args(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", lo, &idx)) != -1) {
         switch (c) {
         case 't': opt.target = optarg; break;
-        case 'r': if (parse_double(optarg, 0.001, 1e8, &opt.rate)) goto bad; break;
-        case 'c': if (parse_double(optarg, 1, 100000, &v) || v != floor(v)) goto bad;
+        case 'r': if (wl_parse_double(optarg, 0.001, 1e8, &opt.rate)) goto bad; break;
+        case 'c': if (wl_parse_double(optarg, 1, 100000, &v) || v != floor(v)) goto bad;
                   opt.conns = (long)v; break;
-        case 'd': if (parse_double(optarg, 0.001, 3600, &opt.duration_s)) goto bad; break;
-        case 'T': if (parse_double(optarg, 0.001, 600, &opt.timeout_s)) goto bad; break;
-        case 'C': if (parse_double(optarg, 0.001, 600, &opt.connect_timeout_s)) goto bad; break;
+        case 'd': if (wl_parse_double(optarg, 0.001, 3600, &opt.duration_s)) goto bad; break;
+        case 'T': if (wl_parse_double(optarg, 0.001, 600, &opt.timeout_s)) goto bad; break;
+        case 'C': if (wl_parse_double(optarg, 0.001, 600, &opt.connect_timeout_s)) goto bad; break;
         case 'p':
             if (optarg[0] != '/' || strlen(optarg) > 1024 || strpbrk(optarg, " \r\n"))
                 goto bad;

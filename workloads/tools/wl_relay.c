@@ -69,12 +69,6 @@ static struct {
 
 static wl_stop_t g_stop;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    wl_stop_request(&g_stop); /* async-signal-safe: wakes the serving fibers or threads */
-}
-
 /* ---- one request -------------------------------------------------------------------- */
 
 struct stream {
@@ -405,28 +399,9 @@ static void on_ready(uint16_t port, void *arg)
 /* Sleeps until the stop is requested or --max-seconds pass. */
 static void *watchdog(void *p)
 {
-    uint64_t end = wl_now_ns() + (uint64_t)(*(double *)p * 1e9);
-    while (!wl_stop_requested(&g_stop)) {
-        uint64_t now = wl_now_ns();
-        if (now >= end)
-            break;
-        uint64_t left_ms = (end - now + 999999) / 1000000;
-        struct pollfd pf = { .fd = g_stop.fd, .events = POLLIN };
-        poll(&pf, 1, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
-    }
+    wl_stop_wait(&g_stop, wl_now_ns() + (uint64_t)(*(double *)p * 1e9), -1);
     wl_stop_request(&g_stop);
     return NULL;
-}
-
-static int parse_num(const char *s, double lo, double hi, double *out)
-{
-    char *e;
-    errno = 0;
-    double v = strtod(s, &e);
-    if (errno || *e || e == s || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -443,10 +418,10 @@ int main(int argc, char **argv)
         case 'm': opt.model = optarg; break;
         case 'l': opt.listen = optarg; break;
         case 'u': opt.upstream = optarg; break;
-        case 'w': if (parse_num(optarg, 1, 100000, &v)) goto bad; opt.workers = (int)v; break;
-        case 'b': if (parse_num(optarg, 1, 1 << 30, &v)) goto bad; opt.max_body = (long)v; break;
-        case 'T': if (parse_num(optarg, 0.001, 86400, &opt.timeout_s)) goto bad; break;
-        case 'x': if (parse_num(optarg, 0.001, 86400, &opt.max_seconds)) goto bad; break;
+        case 'w': if (wl_parse_double(optarg, 1, 100000, &v)) goto bad; opt.workers = (int)v; break;
+        case 'b': if (wl_parse_double(optarg, 1, 1 << 30, &v)) goto bad; opt.max_body = (long)v; break;
+        case 'T': if (wl_parse_double(optarg, 0.001, 86400, &opt.timeout_s)) goto bad; break;
+        case 'x': if (wl_parse_double(optarg, 0.001, 86400, &opt.max_seconds)) goto bad; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -477,14 +452,10 @@ int main(int argc, char **argv)
                 opt.listen);
         return 2;
     }
-    if (wl_stop_init(&g_stop) != 0) {
+    if (wl_stop_on_signals(&g_stop) != 0) {
         perror("wl-relay: eventfd");
         return 1;
     }
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     wl_raise_nofile();
     pthread_t wd;
     pthread_create(&wd, NULL, watchdog, &opt.max_seconds);
