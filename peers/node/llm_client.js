@@ -177,8 +177,11 @@ async function main() {
           done = true;
         }
       }
-      // the SDK ends the iteration at [DONE]; without usage the stream was cut short
-      if (!done && c.deltas === 0) throw new Error('stream ended before [DONE]');
+      // The SDK swallows [DONE] and ends the iteration the same way when the stream is
+      // cut short, so the usage chunk (include_usage: mock-llm sends it last, right before
+      // [DONE]) is the mark of a complete stream: without it the conversation failed,
+      // however many deltas came (as the C, Python, Go and Ruby clients count it).
+      if (!done) throw new Error('stream ended before [DONE]');
       c.ok = true;
     } catch (e) {
       c.cause = causeOf(e, ac.signal.aborted);
