@@ -228,6 +228,32 @@ class PeerSmoke(unittest.TestCase):
         finally:
             rec.close()
 
+    def test_prompt_bytes(self):
+        """--prompt-bytes pads each prompt to that many bytes (the same rule in every
+        client: real requests carry kilobytes of prompt); 0 keeps the short one; a bad
+        value is refused with exit 2."""
+        rec = Recorder()
+        try:
+            for impl, argv in IMPLS[RT].items():
+                rec.got.clear()
+                rc, j, err = run_client(argv, rec.port, 2, ["--max-tokens", "7", "--timeout", "20",
+                                                            "--prompt-bytes", "4096"])
+                self.assertEqual(rc, 0, f"{impl}: {err[-800:]}")
+                self.assertEqual(j["ok"], 2, f"{impl}: {j}")
+                for _, h, body in rec.got:
+                    c = json.loads(body)["messages"][-1]["content"]
+                    i = int(h["x-mock-request-index"])
+                    self.assertEqual(len(c.encode()), 4096, impl)
+                    self.assertTrue(c.startswith(f"Conversation {i}: tell me about fibers. fibers "),
+                                    impl)
+                    self.assertEqual(c, "Conversation %d: tell me about fibers. " % i +
+                                     ("fibers " * 600)[:4096 - len("Conversation %d: tell me about fibers. " % i)],
+                                     impl)
+                rc, _, err = run_client(argv, rec.port, 1, ["--prompt-bytes", "-1"])
+                self.assertEqual(rc, 2, f"{impl}: {err}")
+        finally:
+            rec.close()
+
     def test_cut_stream_is_not_completed(self):
         """A stream that ends after a delta but before [DONE] is a failed conversation
         for every client, as for the C one (the Node client counted it completed when it
