@@ -64,18 +64,22 @@ class PublishTest(unittest.TestCase):
         self.assertEqual(code, 0, out)
 
     def test_optional_harness_goes_with_the_set(self):
-        """curl.csv is not required, but a run that has it publishes it with the rest."""
-        for ext in (".csv", ".machine.txt"):
-            shutil.copyfile(os.path.join(self.res, "llm" + ext), os.path.join(self.res, "curl" + ext))
-        with open(os.path.join(self.res, "curl.csv")) as f:
-            text = f.read().replace("\nllm,", "\ncurl,")
-        with open(os.path.join(self.res, "curl.csv"), "w") as f:
-            f.write(text)
+        """curl, ruby and peers CSVs are not required, but a run that has them publishes them
+        with the rest (the README's Ruby, peers and libcurl sections read the published set)."""
+        self.assertEqual(set(resultsets.OPTIONAL_HARNESSES), {"curl", "ruby", "peers"})
+        for h in resultsets.OPTIONAL_HARNESSES:
+            for ext in (".csv", ".machine.txt"):
+                shutil.copyfile(os.path.join(self.res, "llm" + ext), os.path.join(self.res, h + ext))
+            with open(os.path.join(self.res, h + ".csv")) as f:
+                text = f.read().replace("\nllm,", f"\n{h},")
+            with open(os.path.join(self.res, h + ".csv"), "w") as f:
+                f.write(text)
         code, out = self.run_it()
         self.assertEqual(code, 0, out)
         dest = os.path.join(self.root, "amd-epyc-2vcpu-kvm")
-        self.assertIn("curl.csv", os.listdir(dest))
-        self.assertIn("curl.machine.txt", os.listdir(dest))
+        for h in resultsets.OPTIONAL_HARNESSES:
+            self.assertIn(h + ".csv", os.listdir(dest))
+            self.assertIn(h + ".machine.txt", os.listdir(dest))
 
     def test_refusals_name_every_problem(self):
         os.remove(os.path.join(self.res, "llm.csv"))

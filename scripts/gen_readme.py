@@ -609,8 +609,8 @@ def sec_peers(ctx):
     if not rows:
         rows = resultsets.load_rows(PEERS_BOUNDED, "peers")
         if not rows:
-            return (missing("peers.csv") + ": `make bench-peers` measures it; it enters a "
-                    "published set once `peers` is one of `scripts/resultsets.py`'s harnesses.\n")
+            return (missing("peers.csv") + ": `make bench-peers` measures it; `make publish` "
+                    "takes it into the published set with the rest of a full `make bench`.\n")
         mach = resultsets.read_machine(os.path.join(PEERS_BOUNDED, "peers.machine.txt"))
         where = plots = os.path.relpath(PEERS_BOUNDED, TOP)
         bounded = ("**A bounded run, not the publication run** (the published set has no "

@@ -31,7 +31,7 @@ SHOWN_FILE = "shown.txt"
 # The harnesses a complete published set holds (make bench writes all of them).
 ALL_HARNESSES = ["switch", "alloc", "memory", "scale", "seed", "mockllm", "throughput", "llm"]
 # Published with the rest when the run has them, not required (a set without them is whole).
-OPTIONAL_HARNESSES = ["curl"]
+OPTIONAL_HARNESSES = ["curl", "ruby", "peers"]
 # The machine file a directory's name is derived from: the first that exists.
 NAME_SOURCES = ["seed", "switch", "alloc", "memory", "scale", "mockllm", "throughput", "llm"]
 
