@@ -303,32 +303,13 @@ def bench_llm(a, tab, budget_end, have):
 
 
 def ratios(tab, label, n, js):
-    for num, den in PAIRS:
-        a, b = js.get(num), js.get(den)
-        if not (a and b):
-            continue
-        for what, key in (("cpu-per-token", "cpu_s_per_1k_tokens"), ("rss", "rss_peak_kib")):
-            if a.get(key) and b.get(key):
-                tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/{what}", CLIENTS[num][0],
-                        impl_of(num, a), "n", n, "ratio", "x", a[key] / b[key])
+    peerlib.ratios(tab, label, n, js, PAIRS, lambda i: CLIENTS[i][0], impl_of)
 
 
 def marginal(tab, label, n, lengths, models, js):
     """CPU per extra 1,000 tokens, from one run's two lengths of each model."""
-    lo, hi = lengths
-    marg = {}
-    for impl in models:
-        a, b = js.get((impl, lo)), js.get((impl, hi))
-        if a and b and not a["failed"] and not b["failed"] and b["tokens"] > a["tokens"]:
-            marg[impl] = (b["cpu_s"] - a["cpu_s"]) / ((b["tokens"] - a["tokens"]) / 1000)
-            tab.add(f"llm/{impl}/{label}/n={n}/marginal-{lo}-{hi}-tokens", CLIENTS[impl][0],
-                    impl_of(impl, b), "n", n, "cpu_per_1k_tokens_marginal_ms", "ms",
-                    marg[impl] * 1000)
-    for num, den in PAIRS:
-        if marg.get(num) and marg.get(den) and marg[den] > 0:
-            tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/cpu-per-token-marginal",
-                    CLIENTS[num][0], impl_of(num, js[(num, hi)]), "n", n, "ratio", "x",
-                    marg[num] / marg[den])
+    peerlib.marginal(tab, label, n, lengths, models, js, PAIRS, lambda i: CLIENTS[i][0],
+                     impl_of)
 
 
 # ---- seed -------------------------------------------------------------------------------

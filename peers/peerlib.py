@@ -177,6 +177,41 @@ def record_client(tab, case, model, impl, n, j):
                     j["peak_live"])
 
 
+def ratios(tab, label, n, js, pairs, model_of, impl_of):
+    """Same-round ratios of CPU per token and peak RSS for each (num, den) pair of the
+    impls in js ({impl: client JSON} of one round): rows
+    llm/ratio/<num>-over-<den>/<label>/n=<n>/<what>, in the numerator's model and impl
+    columns (model_of(impl), impl_of(impl, json))."""
+    for num, den in pairs:
+        a, b = js.get(num), js.get(den)
+        if not (a and b):
+            continue
+        for what, key in (("cpu-per-token", "cpu_s_per_1k_tokens"), ("rss", "rss_peak_kib")):
+            if a.get(key) and b.get(key):
+                tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/{what}", model_of(num),
+                        impl_of(num, a), "n", n, "ratio", "x", a[key] / b[key])
+
+
+def marginal(tab, label, n, lengths, models, js, pairs, model_of, impl_of):
+    """CPU per extra 1,000 tokens from one round's two lengths of each model ({(impl,
+    tokens): client JSON}), setup left out: (CPU_hi - CPU_lo) / (tokens_hi - tokens_lo),
+    for the runs where no conversation failed; then the same-round ratios of the pairs."""
+    lo, hi = lengths
+    marg = {}
+    for impl in models:
+        a, b = js.get((impl, lo)), js.get((impl, hi))
+        if a and b and not a["failed"] and not b["failed"] and b["tokens"] > a["tokens"]:
+            marg[impl] = (b["cpu_s"] - a["cpu_s"]) / ((b["tokens"] - a["tokens"]) / 1000)
+            tab.add(f"llm/{impl}/{label}/n={n}/marginal-{lo}-{hi}-tokens", model_of(impl),
+                    impl_of(impl, b), "n", n, "cpu_per_1k_tokens_marginal_ms", "ms",
+                    marg[impl] * 1000)
+    for num, den in pairs:
+        if marg.get(num) and marg.get(den) and marg[den] > 0:
+            tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/cpu-per-token-marginal",
+                    model_of(num), impl_of(num, js[(num, hi)]), "n", n, "ratio", "x",
+                    marg[num] / marg[den])
+
+
 def loadavg():
     try:
         with open("/proc/loadavg") as f:

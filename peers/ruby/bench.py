@@ -97,18 +97,14 @@ def record_client(tab, case, impl, n, j):
     peerlib.record_client(tab, case, CLIENTS[impl][0], impl, n, j)
 
 
+# the post's pairs (Ruby threads over Ruby Async) and each Ruby model over the C floor
+PAIRS = [("ruby-thread", "ruby-async"), ("ruby-pool25", "ruby-async"),
+         ("ruby-async", "c-fiber"), ("ruby-thread", "c-thread")]
+
+
 def ratios(tab, label, n, js):
-    """Same-round ratios: the post's pairs (Ruby threads over Ruby Async) and each Ruby
-    model over the C floor (C fibers)."""
-    def put(num, den, what, key):
-        a, b = js.get(num), js.get(den)
-        if a and b and a.get(key) and b.get(key):
-            tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/{what}", CLIENTS[num][0], num,
-                    "n", n, "ratio", "x", a[key] / b[key])
-    for num, den in (("ruby-thread", "ruby-async"), ("ruby-pool25", "ruby-async"),
-                     ("ruby-async", "c-fiber"), ("ruby-thread", "c-thread")):
-        put(num, den, "cpu-per-token", "cpu_s_per_1k_tokens")
-        put(num, den, "rss", "rss_peak_kib")
+    """Same-round ratios of PAIRS (peerlib.ratios); impl is the client key here."""
+    peerlib.ratios(tab, label, n, js, PAIRS, lambda i: CLIENTS[i][0], lambda i, j: i)
 
 
 def client_plan(a):
@@ -202,19 +198,8 @@ def bench_llm(a, tab, budget_end):
 
 def marginal(tab, label, n, lengths, models, js):
     """CPU per extra 1,000 tokens, from one run's two lengths of each model."""
-    lo, hi = lengths
-    marg = {}
-    for impl in models:
-        a, b = js.get((impl, lo)), js.get((impl, hi))
-        if a and b and not a["failed"] and not b["failed"] and b["tokens"] > a["tokens"]:
-            marg[impl] = (b["cpu_s"] - a["cpu_s"]) / ((b["tokens"] - a["tokens"]) / 1000)
-            tab.add(f"llm/{impl}/{label}/n={n}/marginal-{lo}-{hi}-tokens", CLIENTS[impl][0],
-                    impl, "n", n, "cpu_per_1k_tokens_marginal_ms", "ms", marg[impl] * 1000)
-    for num, den in (("ruby-thread", "ruby-async"), ("ruby-pool25", "ruby-async"),
-                     ("ruby-async", "c-fiber"), ("ruby-thread", "c-thread")):
-        if marg.get(num) and marg.get(den) and marg[den] > 0:
-            tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/cpu-per-token-marginal",
-                    CLIENTS[num][0], num, "n", n, "ratio", "x", marg[num] / marg[den])
+    peerlib.marginal(tab, label, n, lengths, models, js, PAIRS, lambda i: CLIENTS[i][0],
+                     lambda i, j: i)
 
 
 def bench_starve(a, tab, budget_end):
