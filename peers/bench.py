@@ -4,7 +4,7 @@ the post's micro protocol in the runtimes people choose, written as tidy CSV
 (results/peers.csv, harness `peers`). Ruby has its own harness (peers/ruby/bench.py,
 results/ruby.csv) with the same client protocol, metrics and mock-llm set-up.
 
-    python3 peers/bench.py [--quick | --smoke] [--only llm,seed] [--runtimes python,go,node]
+    python3 peers/bench.py [--quick | --smoke] [--only llm,seed|marginal] [--runtimes python,go,node]
                            [--bin DIR] [--out DIR] [--runs N] [--max-seconds S]
 
 Stages:
@@ -12,15 +12,19 @@ Stages:
         every conversation i sending 'x-mock-request-index: i' (the same draws for every
         model), models interleaved run by run (the order rotates):
           py-thread     Python: a thread per conversation, http.client
-          py-asyncio    Python: an asyncio task per conversation, stdlib streams
+          py-asyncio    Python: an asyncio task per conversation, stdlib streams and our
+                        own HTTP/1.1 and chunked parsing (what asyncio itself costs; no
+                        app streams this way: beside the library pair, not the headline)
           py-httpx      Python: asyncio on httpx, set up as the openai SDK sets it up
           py-aiohttp    Python: asyncio on aiohttp
           go-goroutine  Go: a goroutine per conversation, net/http
           node-openai   Node: the official openai npm SDK on the event loop
           c-thread, c-fiber   build/bin/wl-llm: the C floor and ceiling
         gpt4o-5tps: gpt-4o first-token times, 5 tokens/s, 8 tokens (as the Ruby harness);
-        vllm8b-nowait: no waits, 16 and 256 tokens per conversation, the difference is
-        the CPU of one more token with connection setup left out
+        fixed-50tps: tokens paced one per event at 50 tokens/s (first token after 20 ms),
+        16 and 64 tokens per conversation at N = 100: the difference is the CPU of one
+        more token as a real stream delivers it (a wake-up each), setup left out
+  marginal  only the fixed-50tps step of llm (its own bounded run)
   seed  the post's protocol (bench/seed.c, bench/ruby/seed.rb): Python threads against
         asyncio tasks (peers/python/seed.py), Go goroutines against goroutines locked to
         OS threads (peer-go-seed), each process pinned to one CPU (cpu=same)
@@ -69,8 +73,12 @@ CLIENTS = {
 }
 CORE = ["py-thread", "py-asyncio", "go-goroutine", "node-openai", "c-thread", "c-fiber"]
 # same-round ratios: each runtime's thread model over its asynchronous one, and each
-# asynchronous runtime over the C floor (C fibers)
-PAIRS = [("py-thread", "py-asyncio"), ("py-asyncio", "c-fiber"), ("py-httpx", "c-fiber"),
+# asynchronous runtime over the C floor (C fibers). Python's headline pair is library
+# against library: http.client threads over httpx (AsyncOpenAI's transport) and over
+# aiohttp; the hand-written asyncio-streams client is beside it (finding 4 of
+# peers/review/FINDINGS.md: threads against it is the flattering pair)
+PAIRS = [("py-thread", "py-httpx"), ("py-thread", "py-aiohttp"),
+         ("py-thread", "py-asyncio"), ("py-asyncio", "c-fiber"), ("py-httpx", "c-fiber"),
          ("go-goroutine", "c-fiber"), ("node-openai", "c-fiber"), ("c-thread", "c-fiber")]
 
 
@@ -183,6 +191,16 @@ def impl_of(impl, j):
     return f"{j.get('runtime', '?')}/{j.get('library', '?')}"
 
 
+# The marginal CPU of a token, paced: tokens one per event (mock-llm's fixed profile at 50
+# tokens/s, first token after 20 ms), N = 100, 16 and 64 tokens. With no waits
+# (--time-scale 0, what this step measured before) the events pile up in the socket, one
+# read returns many tokens, and the thread models were not even all alive at once: it
+# hid the per-token wake-up and put C threads level with C fibers (1.0x), while the
+# paced figure is 2.1x (peers/review/FINDINGS.md, finding 1). Shared with
+# peers/ruby/bench.py and read by claims.py, gen_readme.py and the plots by case name.
+MARGINAL = peerlib.MARGINAL
+
+
 def client_plan(a):
     """The steps of one round, in order: (label, mock-llm args, tokens, N, models,
     timeout s). tokens is a number, or a pair (lo, hi): the same conversations with lo
@@ -190,29 +208,30 @@ def client_plan(a):
     tokens_lo) leaves connection setup and unit creation out. What the figure and the
     README lead with comes first (10,000 conversations, then the marginal), so that a
     time budget cuts a last round of the small cases, not the headline."""
+    label, margs, lengths = MARGINAL
     if a.smoke:
         return [("gpt4o-fast", ["--profile", "gpt-4o", "--tps", "50", "--ttft-ms", "20"], 4, 5,
                  list(CLIENTS), 20),
-                ("vllm8b-nowait", ["--profile", "vllm-8b-h100", "--time-scale", "0"], (4, 16), 5,
-                 list(CLIENTS), 20)]
+                (label, margs, (4, 16), 5, list(CLIENTS), 20)]
     gpt = ["--profile", "gpt-4o", "--tps", "5"]
-    now = ["--profile", "vllm-8b-h100", "--time-scale", "0"]
     if a.quick:
         return [("gpt4o-5tps", gpt, 8, 1000, CORE, 60),
-                ("vllm8b-nowait", now, (16, 256), 100, CORE, 60)]
+                (label, margs, lengths, 100, CORE, 60)]
     # the httpx and aiohttp clients where they answer a question (which asyncio client,
-    # and what the openai SDK's transport costs): at 1,000 streams and per token. Not at
-    # 10,000: httpcore's pool scans its connections and its queue of waiting requests
-    # whenever one ends, so its CPU grows faster than the streams (development probes on
-    # the 2-vCPU EPYC: 1,000 streams 3.8 s of CPU; 3,000 with the SDK's limits 17.8 s;
+    # and what the openai SDK's transport costs): at 1,000 streams and per token. At
+    # 10,000 httpx is one round (its failure is a result: a row, not a comment):
+    # httpcore's pool scans its connections and its queue of waiting requests whenever
+    # one ends, so its CPU grows faster than the streams (development probes on the
+    # 2-vCPU EPYC: 1,000 streams 3.8 s of CPU; 3,000 with the SDK's limits 17.8 s;
     # 10,000 with no limit, none completed within 60 s).
     # 1,000 streams is a secondary point (no README table or figure reads it): one round
     # (ONE_ROUND, its rows say runs=1) after the headline's; N = 100 is gone (it answered
     # no question the README asks), for make bench's 20-minute budget (scripts/bench.sh).
     extra = ["py-httpx", "py-aiohttp"]
     return [("gpt4o-5tps", gpt, 8, 10000, CORE, 60),
-            ("vllm8b-nowait", now, (16, 256), 100, CORE + extra, 60),
-            ("gpt4o-5tps", gpt, 8, 1000, CORE + extra, 60, ONE_ROUND)]
+            (label, margs, lengths, 100, CORE + extra, 60),
+            ("gpt4o-5tps", gpt, 8, 1000, CORE + extra, 60, ONE_ROUND),
+            ("gpt4o-5tps", gpt, 8, 10000, ["py-httpx"], 60, ONE_ROUND)]
 
 
 ONE_ROUND = "one round"  # a step run in the first round only (unless --runs says otherwise)
@@ -224,6 +243,8 @@ def llm_rounds(a):
     cuts a secondary case, never the headline. With --runs N every step runs N rounds."""
     runs = a.runs or (1 if a.quick or a.smoke else 3)
     plan = client_plan(a)
+    if getattr(a, "marginal_only", False):  # --only marginal: the paced marginal alone
+        plan = [s for s in plan if isinstance(s[2], tuple)]
     if a.runs:
         return [(r, plan) for r in range(runs)]
     head = [s for s in plan if ONE_ROUND not in s[6:]]
@@ -261,7 +282,8 @@ def bench_llm(a, tab, budget_end, have):
                         argv = client_argv(a, impl, m.port, n, t, tmo)
                         env = node_env() if CLIENTS[impl][1] == "node" else None
                         j = peerlib.run_client(argv, a.out, "peers", f"{impl} n={n}", tmo,
-                                               log, env=env, extra_raw={"impl": impl})
+                                               log, env=env, extra_raw={"impl": impl},
+                                               mock_pid=m.proc.pid)
                     finally:
                         m.stop()
                     if not j:
@@ -281,32 +303,13 @@ def bench_llm(a, tab, budget_end, have):
 
 
 def ratios(tab, label, n, js):
-    for num, den in PAIRS:
-        a, b = js.get(num), js.get(den)
-        if not (a and b):
-            continue
-        for what, key in (("cpu-per-token", "cpu_s_per_1k_tokens"), ("rss", "rss_peak_kib")):
-            if a.get(key) and b.get(key):
-                tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/{what}", CLIENTS[num][0],
-                        impl_of(num, a), "n", n, "ratio", "x", a[key] / b[key])
+    peerlib.ratios(tab, label, n, js, PAIRS, lambda i: CLIENTS[i][0], impl_of)
 
 
 def marginal(tab, label, n, lengths, models, js):
     """CPU per extra 1,000 tokens, from one run's two lengths of each model."""
-    lo, hi = lengths
-    marg = {}
-    for impl in models:
-        a, b = js.get((impl, lo)), js.get((impl, hi))
-        if a and b and not a["failed"] and not b["failed"] and b["tokens"] > a["tokens"]:
-            marg[impl] = (b["cpu_s"] - a["cpu_s"]) / ((b["tokens"] - a["tokens"]) / 1000)
-            tab.add(f"llm/{impl}/{label}/n={n}/marginal-{lo}-{hi}-tokens", CLIENTS[impl][0],
-                    impl_of(impl, b), "n", n, "cpu_per_1k_tokens_marginal_ms", "ms",
-                    marg[impl] * 1000)
-    for num, den in PAIRS:
-        if marg.get(num) and marg.get(den) and marg[den] > 0:
-            tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/cpu-per-token-marginal",
-                    CLIENTS[num][0], impl_of(num, js[(num, hi)]), "n", n, "ratio", "x",
-                    marg[num] / marg[den])
+    peerlib.marginal(tab, label, n, lengths, models, js, PAIRS, lambda i: CLIENTS[i][0],
+                     impl_of)
 
 
 # ---- seed -------------------------------------------------------------------------------
@@ -383,7 +386,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="the quick subset (within 2 minutes)")
     ap.add_argument("--smoke", action="store_true",
                     help="every model at a tiny N, seconds in all (the tests)")
-    ap.add_argument("--only", default="llm,seed", help="comma list: llm, seed")
+    ap.add_argument("--only", default="llm,seed",
+                    help="comma list: llm, seed; or marginal (llm's paced marginal alone)")
     ap.add_argument("--runtimes", default="python,go,node",
                     help="comma list of runtimes beside C: python, go, node")
     ap.add_argument("--bin", default=os.path.join(TOP, "build", "bin"),
@@ -397,8 +401,13 @@ def main():
     a = ap.parse_args()
     stages = [s for s in a.only.split(",") if s]
     for s in stages:
-        if s not in ("llm", "seed"):
+        if s not in ("llm", "seed", "marginal"):
             ap.error(f"unknown stage '{s}'")
+    if "marginal" in stages:
+        # the paced marginal alone, as the llm stage (its own bounded run; a set whose
+        # llm stage predates the paced marginal takes it from there)
+        a.marginal_only = "llm" not in stages
+        stages = [s for s in stages if s != "marginal"] + ([] if "llm" in stages else ["llm"])
     want = [r for r in a.runtimes.split(",") if r]
     for r in want:
         if r not in ("python", "go", "node"):

@@ -21,6 +21,18 @@ import run as wl  # noqa: E402  (Table, Server, process helpers: one copy of eac
 # the C client's estimate of a thread's kernel stack (workloads/include/wl_report.h)
 KERNEL_STACK_KIB = 16
 
+# The marginal CPU of a token, as both harnesses measure it: (label, mock-llm args,
+# (lo, hi) tokens per conversation), N = 100. Tokens are paced one per event (mock-llm's
+# fixed profile, 50 tokens/s, first token after 20 ms), as a real stream delivers them:
+# every token is a wake-up of the client. With no waits (--time-scale 0, the step's
+# earlier form) the events piled up in the socket and one read returned many tokens,
+# hiding the wake-up (peers/review/FINDINGS.md, finding 1: C threads/fibers 1.0x with
+# no waits, 2.1x paced). 16 and 64 tokens: 1.3 s for the longer run, within the time
+# the no-wait step took with its process start-ups; the case names read
+# llm/<impl>/fixed-50tps/n=100/marginal-16-64-tokens.
+MARGINAL = ("fixed-50tps", ["--profile", "fixed", "--tps", "50", "--ttft-ms", "20"], (16, 64))
+MARGINAL_CASE = "llm/{impl}/fixed-50tps/n=100/marginal-16-64-tokens"
+
 
 def status(pid):
     """VmRSS, VmHWM, VmPTE (KiB) and Threads of a live process, or None."""
@@ -66,13 +78,16 @@ def mock(bin_dir, label, margs, seed):
 
 
 def run_client(argv, out_dir, raw_name, what, timeout_s, log, env=None, extra_raw=None,
-               preexec=None):
+               preexec=None, mock_pid=None):
     """Runs one client process (argv) to its end, sampling its peaks; returns its JSON
     object (the wl-llm shape) with listen_overflows and, when the client does not
-    measure them itself, kernel_est_kib and threads_peak from the samples. None when it
-    failed (logged) or ran past timeout_s + 90 s (killed). Every raw object is appended
-    to OUT/tmp/<raw_name>-raw.jsonl beside the CSV's aggregates."""
+    measure them itself, kernel_est_kib and threads_peak from the samples. With
+    mock_pid, also mock_cpu_s: the CPU the mock-llm process spent while the client ran
+    (/proc/<pid>/stat, before and after; 10 ms ticks). None when it failed (logged) or
+    ran past timeout_s + 90 s (killed). Every raw object is appended to
+    OUT/tmp/<raw_name>-raw.jsonl beside the CSV's aggregates."""
     lo0 = wl.listen_overflows()
+    mcpu0 = wl.cpu_seconds([mock_pid]) if mock_pid else None
 
     def pre():
         wl._die_with_parent()
@@ -94,10 +109,13 @@ def run_client(argv, out_dir, raw_name, what, timeout_s, log, env=None, extra_ra
         return None
     out, err = p.communicate()
     lo1 = wl.listen_overflows()
+    mcpu = wl.cpu_seconds([mock_pid]) - mcpu0 if mock_pid else None
     for line in out.splitlines():
         if line.startswith("{"):
             j = json.loads(line)
             j["listen_overflows"] = lo1 - lo0 if lo0 >= 0 and lo1 >= 0 else None
+            if mcpu is not None:
+                j["mock_cpu_s"] = mcpu
             if "kernel_est_kib" not in j:  # a peer: sampled from outside
                 j["kernel_est_kib"] = pk.kernel_est_kib()
                 j["threads_peak"] = pk.threads
@@ -135,6 +153,12 @@ def record_client(tab, case, model, impl, n, j):
     add("cpu_s", "s", j["cpu_s"])
     if j["tokens"]:
         add("cpu_per_1k_tokens_ms", "ms", j["cpu_s_per_1k_tokens"] * 1000)
+    if j.get("mock_cpu_s") is not None:
+        # mock-llm's own CPU over the run, and its share of one core over the client's
+        # wall time: near 1 the mock, not the client, sets the first-token floor
+        add("mock_cpu_s", "s", j["mock_cpu_s"])
+        if j.get("elapsed_s"):
+            add("mock_cpu_percent", "percent", 100 * j["mock_cpu_s"] / j["elapsed_s"])
     add("live_units", "count", j["peak_live"])
     add("retries_count", "count", j.get("retries"))
     add("listen_overflows_count", "count", j.get("listen_overflows"))
@@ -151,6 +175,41 @@ def record_client(tab, case, model, impl, n, j):
         if not (j["spawn_failed"] and e == j["spawn_errno"]):
             tab.add(f"{case}/limit={e}", model, impl, "n", n, "limit_units", "count",
                     j["peak_live"])
+
+
+def ratios(tab, label, n, js, pairs, model_of, impl_of):
+    """Same-round ratios of CPU per token and peak RSS for each (num, den) pair of the
+    impls in js ({impl: client JSON} of one round): rows
+    llm/ratio/<num>-over-<den>/<label>/n=<n>/<what>, in the numerator's model and impl
+    columns (model_of(impl), impl_of(impl, json))."""
+    for num, den in pairs:
+        a, b = js.get(num), js.get(den)
+        if not (a and b):
+            continue
+        for what, key in (("cpu-per-token", "cpu_s_per_1k_tokens"), ("rss", "rss_peak_kib")):
+            if a.get(key) and b.get(key):
+                tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/{what}", model_of(num),
+                        impl_of(num, a), "n", n, "ratio", "x", a[key] / b[key])
+
+
+def marginal(tab, label, n, lengths, models, js, pairs, model_of, impl_of):
+    """CPU per extra 1,000 tokens from one round's two lengths of each model ({(impl,
+    tokens): client JSON}), setup left out: (CPU_hi - CPU_lo) / (tokens_hi - tokens_lo),
+    for the runs where no conversation failed; then the same-round ratios of the pairs."""
+    lo, hi = lengths
+    marg = {}
+    for impl in models:
+        a, b = js.get((impl, lo)), js.get((impl, hi))
+        if a and b and not a["failed"] and not b["failed"] and b["tokens"] > a["tokens"]:
+            marg[impl] = (b["cpu_s"] - a["cpu_s"]) / ((b["tokens"] - a["tokens"]) / 1000)
+            tab.add(f"llm/{impl}/{label}/n={n}/marginal-{lo}-{hi}-tokens", model_of(impl),
+                    impl_of(impl, b), "n", n, "cpu_per_1k_tokens_marginal_ms", "ms",
+                    marg[impl] * 1000)
+    for num, den in pairs:
+        if marg.get(num) and marg.get(den) and marg[den] > 0:
+            tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/cpu-per-token-marginal",
+                    model_of(num), impl_of(num, js[(num, hi)]), "n", n, "ratio", "x",
+                    marg[num] / marg[den])
 
 
 def loadavg():

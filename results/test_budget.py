@@ -71,7 +71,8 @@ class Peers(unittest.TestCase):
             calls.append(kw["extra_raw"]["impl"] + " " + argv[argv.index("--n") + 1])
             clock.run()
             return fake_json()
-        fake_mock = types.SimpleNamespace(port=1, stop=lambda: None)
+        fake_mock = types.SimpleNamespace(port=1, stop=lambda: None,
+                                          proc=types.SimpleNamespace(pid=None))
         with mock.patch.object(pb.peerlib, "mock", lambda *x: fake_mock), \
                 mock.patch.object(pb.peerlib, "run_client", run_client), \
                 mock.patch.object(pb.peerlib, "record_client", lambda *x: None), \
@@ -88,14 +89,23 @@ class Peers(unittest.TestCase):
             rounds = 1 if impl.startswith("c-") else 3  # C: a same-run anchor, round 1
             self.assertEqual(calls.count(f"{impl} 10000"), rounds, impl)
             self.assertEqual(calls.count(f"{impl} 1000"), 1, impl)  # one round: runs=1
-            self.assertEqual(calls.count(f"{impl} 100"), 2 * rounds, impl)  # nowait: 2 lengths
+            self.assertEqual(calls.count(f"{impl} 100"), 2 * rounds, impl)  # marginal: 2 lengths
         # the C anchor runs in the first round, beside the runtimes it anchors
         self.assertLess(calls.index("c-fiber 10000"), calls.index("py-thread 100"))
         self.assertEqual(calls.count("py-httpx 1000"), 1)
-        # the one-round step comes after every headline round
-        last_head = max(i for i, c in enumerate(calls) if not c.endswith(" 1000"))
-        first_tail = min(i for i, c in enumerate(calls) if c.endswith(" 1000"))
-        self.assertGreater(first_tail, last_head)
+        # httpx at 10,000 (a recorded failure, finding 4): one round, in the tail
+        self.assertEqual(calls.count("py-httpx 10000"), 1)
+        # the one-round steps come after every headline round
+        tail = [i for i, c in enumerate(calls) if c.endswith(" 1000") or c == "py-httpx 10000"]
+        last_head = max(i for i in range(len(calls)) if i not in tail)
+        self.assertGreater(min(tail), last_head)
+
+    def test_marginal_only(self):
+        # --only marginal: the paced marginal alone (N = 100, both lengths)
+        pb, calls, _ = self.run_plan(args(marginal_only=True))
+        self.assertTrue(calls)
+        self.assertEqual({c.split()[1] for c in calls}, {"100"})
+        self.assertEqual(pb.MARGINAL[0], "fixed-50tps")
 
     def test_spent_budget_cuts_the_secondary_round_first(self):
         # enough for exactly the three headline rounds: 6 + 16 runs in the first (C
@@ -119,11 +129,12 @@ class Ruby(unittest.TestCase):
         clock = Clock()
         calls = []
 
-        def run_client(a_, impl, port, n, tokens, timeout_s, per_conv=None):
+        def run_client(a_, impl, port, n, tokens, timeout_s, per_conv=None, mock_pid=None):
             calls.append(f"{impl} {n}" + ("" if tokens == 8 else f" t{tokens}"))
             clock.run()
             return fake_json()
-        fake_mock = types.SimpleNamespace(port=1, stop=lambda: None)
+        fake_mock = types.SimpleNamespace(port=1, stop=lambda: None,
+                                          proc=types.SimpleNamespace(pid=None))
         with mock.patch.object(rb, "mock", lambda *x: fake_mock), \
                 mock.patch.object(rb, "run_client", run_client), \
                 mock.patch.object(rb, "record_client", lambda *x: None), \
@@ -143,8 +154,8 @@ class Ruby(unittest.TestCase):
         self.assertEqual(calls.count("c-thread 10000"), 1)
         # the anchor runs in the first round, beside the Ruby models it anchors
         self.assertLess(calls.index("c-fiber 10000"), calls.index("ruby-thread 1000"))
-        # per-token cost, no waits: every Ruby model 3 rounds at both lengths, C one round
-        for t in (16, 256):
+        # per-token cost, paced: every Ruby model 3 rounds at both lengths, C one round
+        for t in (16, 64):
             self.assertEqual(calls.count(f"ruby-async-http 100 t{t}"), 3)
             self.assertEqual(calls.count(f"c-fiber 100 t{t}"), 1)
 

@@ -115,7 +115,7 @@ def fixtures():
         for n in (100, 1000, 10000):
             f["ruby"].append(row("ruby", f"llm/{impl}/gpt4o-5tps/n={n}", m, impl, "n", n,
                                  "bytes_per_unit", "bytes", b))
-        f["ruby"].append(row("ruby", f"llm/{impl}/vllm8b-nowait/n=100/marginal-16-256-tokens", m,
+        f["ruby"].append(row("ruby", f"llm/{impl}/fixed-50tps/n=100/marginal-16-64-tokens", m,
                              impl, "n", 100, "cpu_per_1k_tokens_marginal_ms", "ms", b / 1000))
         f["ruby"].append(row("ruby", f"starve/{impl}/fixed-x0.25/n=1000", m, impl, "n", 1000,
                              "ttft_rest_p99_ms", "ms", b / 10))
@@ -140,7 +140,7 @@ def fixtures():
                        row("peers", case, m, i, "n", 10000, "ttft_p99_ms", "ms", c * 40),
                        row("peers", case, m, i, "n", 10000, "completed_count", "count",
                            4800.0 if impl == "py-thread" else 10000.0),
-                       row("peers", f"llm/{impl}/vllm8b-nowait/n=100/marginal-16-256-tokens", m, i,
+                       row("peers", f"llm/{impl}/fixed-50tps/n=100/marginal-16-64-tokens", m, i,
                            "n", 100, "cpu_per_1k_tokens_marginal_ms", "ms", c / 10)]
     for m, i, a, s, t in (("python-thread", "python-3.11.2/cpu=same", 300.0, 43.0, 550.0),
                           ("python-asyncio", "python-3.11.2/cpu=same", 8.6, 2.1, 3300.0),

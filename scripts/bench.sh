@@ -56,12 +56,14 @@ mode=${quick:+quick}; mode=${mode:-full}
 #                            LLM streams at 1,000 and 10,000 with the marginal (3 rounds),
 #                            the tables' profiles, starvation, db; then the one-run points
 #                            (arrive, the 20,000 limit probe), TLS, curl (one round each)
-#   ruby          60   535   Ruby threads, pool, Async at 100/1,000/10,000 (3 rounds; C a
-#                            one-round anchor), starvation, relays (C relays one round)
-#   peers        145   475   Python, Go, Node at 10,000 and the marginal (3 rounds; C a
-#                            one-round anchor), 1,000 (one round, last); the protocol in
-#                            Python and Go (3 series)
-#   total        760  2625   (the promise: 300 quick, 1200 full, on a quiet machine)
+#   ruby          70   575   Ruby threads, pool, Async at 100/1,000/10,000 (3 rounds; C a
+#                            one-round anchor), the paced marginal (+33 s against the
+#                            no-wait one it replaced), starvation, relays (C relays one round)
+#   peers        155   585   Python, Go, Node at 10,000 and the paced marginal (3 rounds; C
+#                            a one-round anchor; +29 s), 1,000 and httpx at 10,000 (one
+#                            round each, last; httpx +67 s); the protocol in Python and Go
+#                            (3 series)
+#   total        780  2775   (the promise: 300 quick, 1200 full, on a quiet machine)
 # Measured on a shared, loaded machine (load average 3-100, nice 10: README "Time
 # budget"), the run does not keep the promise: 11 min quick, about 38 full. The README
 # lists what is left over it and what each remaining cut would cost.
@@ -69,8 +71,8 @@ stages=(micro mockllm workloads ruby peers)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)
 overhead_quick=75
 overhead_full=110
-declare -A budget_quick=([micro]=185 [mockllm]=110 [workloads]=185 [ruby]=60 [peers]=145)
-declare -A budget_full=([micro]=555 [mockllm]=275 [workloads]=675 [ruby]=535 [peers]=475)
+declare -A budget_quick=([micro]=185 [mockllm]=110 [workloads]=185 [ruby]=70 [peers]=155)
+declare -A budget_full=([micro]=555 [mockllm]=275 [workloads]=675 [ruby]=575 [peers]=585)
 
 if [ -n "$only" ]; then
   sel=()

@@ -71,6 +71,7 @@ METRICS = {
     "ttft_rest_p99_ms": "ms", "db_peak_held_count": "count", "db_wait_mean_ms": "ms",
     "unserved_conns_count": "count", "listen_overflows_count": "count",
     "retries_count": "count", "cpu_per_1k_tokens_marginal_ms": "ms",
+    "mock_cpu_s": "s", "mock_cpu_percent": "percent",
     # workloads: HTTP server CPU, the load generator's own CPU, the open-loop run
     "cpu_per_req_us": "us", "generator_cpu_percent": "percent", "generator_cpu_s": "s",
     "generator_bound_count": "count", "generator_send_lag_p99_ms": "ms",

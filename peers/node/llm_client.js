@@ -26,8 +26,18 @@ function usage(msg) {
   process.exit(2);
 }
 
+// Conversation i's prompt, padded with "fibers " to promptBytes bytes when that is longer
+// (the same rule in every peer client; real requests carry kilobytes of prompt).
+function promptFor(i, promptBytes) {
+  const base = `Conversation ${i}: tell me about fibers.`;
+  if (promptBytes <= base.length) return base;
+  const pad = promptBytes - base.length - 1;
+  return base + ' ' + 'fibers '.repeat(Math.floor(pad / 7) + 1).slice(0, pad);
+}
+
 function parseArgs(argv) {
-  const o = { target: null, n: 100, maxTokens: 64, timeout: 120, retries: 2, perConv: null };
+  const o = { target: null, n: 100, maxTokens: 64, timeout: 120, retries: 2, perConv: null,
+    promptBytes: 0 };
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
     const val = () => {
@@ -43,6 +53,7 @@ function parseArgs(argv) {
       case '--target': o.target = val(); break;
       case '--n': o.n = int(1, 1000000); break;
       case '--max-tokens': o.maxTokens = int(1, 100000); break;
+      case '--prompt-bytes': o.promptBytes = int(0, 1048576); break;
       case '--retries': o.retries = int(0, 10); break;
       case '--timeout': {
         const s = val();
@@ -54,7 +65,7 @@ function parseArgs(argv) {
       case '--model': if (val() !== 'openai') usage('--model must be openai'); break;
       case '--help':
         process.stdout.write('usage: node llm_client.js --target 127.0.0.1:PORT [--n N] ' +
-          '[--max-tokens T] [--timeout S] [--retries R] [--per-conv FILE]\n');
+          '[--max-tokens T] [--prompt-bytes B] [--timeout S] [--retries R] [--per-conv FILE]\n');
         process.exit(0);
         break;
       default: usage(`unknown argument '${a}'`);
@@ -159,7 +170,7 @@ async function main() {
       const stream = await client.chat.completions.create({
         model: 'mock', stream: true, stream_options: { include_usage: true },
         max_tokens: o.maxTokens,
-        messages: [{ role: 'user', content: `Conversation ${i}: tell me about fibers.` }],
+        messages: [{ role: 'user', content: promptFor(i, o.promptBytes) }],
       }, { headers: { 'x-mock-request-index': String(i) }, signal: ac.signal });
       let done = false;
       for await (const chunk of stream) {
@@ -177,8 +188,11 @@ async function main() {
           done = true;
         }
       }
-      // the SDK ends the iteration at [DONE]; without usage the stream was cut short
-      if (!done && c.deltas === 0) throw new Error('stream ended before [DONE]');
+      // The SDK swallows [DONE] and ends the iteration the same way when the stream is
+      // cut short, so the usage chunk (include_usage: mock-llm sends it last, right before
+      // [DONE]) is the mark of a complete stream: without it the conversation failed,
+      // however many deltas came (as the C, Python, Go and Ruby clients count it).
+      if (!done) throw new Error('stream ended before [DONE]');
       c.ok = true;
     } catch (e) {
       c.cause = causeOf(e, ac.signal.aborted);

@@ -190,11 +190,24 @@ class Consumer:
             raise StreamFailed("stream ended before [DONE]")
 
 
-def body_for(i, max_tokens):
+PROMPT_BYTES_MAX = 1 << 20
+
+
+def prompt_for(i, prompt_bytes=0):
+    """Conversation i's prompt: "Conversation i: tell me about fibers.", padded with
+    "fibers " to prompt_bytes bytes when that is longer (the same rule in every peer
+    client: real requests carry kilobytes of prompt; 0 keeps the short one)."""
+    base = f"Conversation {i}: tell me about fibers."
+    if prompt_bytes <= len(base):
+        return base
+    pad = prompt_bytes - len(base) - 1
+    return base + " " + ("fibers " * (pad // 7 + 1))[:pad]
+
+
+def body_for(i, max_tokens, prompt_bytes=0):
     return json.dumps({"model": "mock", "stream": True,
                        "stream_options": {"include_usage": True}, "max_tokens": max_tokens,
-                       "messages": [{"role": "user",
-                                     "content": f"Conversation {i}: tell me about fibers."}]},
+                       "messages": [{"role": "user", "content": prompt_for(i, prompt_bytes)}]},
                       separators=(",", ":")).encode()
 
 
@@ -280,7 +293,7 @@ def conv_thread(o, i, c):
         try:
             conn = http.client.HTTPConnection(o.host, o.port,
                                               timeout=max(deadline - now(), 0.001))
-            conn.request("POST", "/v1/chat/completions", body=body_for(i, o.max_tokens),
+            conn.request("POST", "/v1/chat/completions", body=body_for(i, o.max_tokens, o.prompt_bytes),
                          headers=headers_for(i, c.attempts))
             res = conn.getresponse()
             if res.status != 200:
@@ -370,7 +383,7 @@ async def conv_asyncio(o, i, c):
     import asyncio
     deadline = c.arrival + o.timeout
     c.start = now()
-    body = body_for(i, o.max_tokens)
+    body = body_for(i, o.max_tokens, o.prompt_bytes)
     hdr = "".join(f"{k}: {v}\r\n" for k, v in headers_for(i, 1).items() if
                   k != "x-stainless-retry-count")
     while True:
@@ -439,7 +452,7 @@ async def conv_httpx(o, client, i, c):
     deadline = c.arrival + o.timeout
     c.start = now()
     url = f"http://{o.host}:{o.port}/v1/chat/completions"
-    body = body_for(i, o.max_tokens)
+    body = body_for(i, o.max_tokens, o.prompt_bytes)
     while True:
         c.attempts += 1
         try:
@@ -473,7 +486,7 @@ async def conv_aiohttp(o, session, i, c):
     deadline = c.arrival + o.timeout
     c.start = now()
     url = f"http://{o.host}:{o.port}/v1/chat/completions"
-    body = body_for(i, o.max_tokens)
+    body = body_for(i, o.max_tokens, o.prompt_bytes)
     while True:
         c.attempts += 1
         try:
@@ -585,7 +598,11 @@ def parse_args(argv):
                     help="seconds per conversation, from arrival (default 120)")
     ap.add_argument("--retries", type=int, default=2, help="retries before the stream (2)")
     ap.add_argument("--per-conv", help="also write one CSV line per conversation")
+    ap.add_argument("--prompt-bytes", type=int, default=0,
+                    help="pad each prompt to this many bytes (default 0: the short prompt)")
     o = ap.parse_args(argv)
+    if not 0 <= o.prompt_bytes <= PROMPT_BYTES_MAX:
+        ap.error(f"--prompt-bytes must be 0..{PROMPT_BYTES_MAX}")
     if not 1 <= o.n <= 1_000_000:
         ap.error("--n must be 1..1000000")
     if not 1 <= o.max_tokens <= 100_000:

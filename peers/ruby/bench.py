@@ -3,7 +3,7 @@
 25-thread pool and on Async, against mock-llm, with the C client and C servers beside it
 as floor and ceiling, written as tidy CSV (results/ruby.csv, harness `ruby`).
 
-    python3 peers/ruby/bench.py [--quick] [--only llm,starve,relay] [--bin DIR]
+    python3 peers/ruby/bench.py [--quick] [--only llm,starve,relay|marginal] [--bin DIR]
                                 [--out DIR] [--runs N] [--max-seconds S] [--smoke]
 
 Stages (each model interleaved with the others run by run; a fresh mock-llm for every
@@ -76,7 +76,7 @@ def mock(a, label, margs, seed):
     return peerlib.mock(a.bin, label, margs, seed)
 
 
-def run_client(a, impl, port, n, tokens, timeout_s, per_conv=None):
+def run_client(a, impl, port, n, tokens, timeout_s, per_conv=None, mock_pid=None):
     """One client run; returns its JSON (the wl-llm shape) with kernel_est_kib, or None."""
     model, how = CLIENTS[impl]
     if isinstance(how, str):
@@ -90,25 +90,21 @@ def run_client(a, impl, port, n, tokens, timeout_s, per_conv=None):
     if per_conv:
         argv += ["--per-conv", per_conv]
     return peerlib.run_client(argv, a.out, "ruby", f"{impl} n={n}", timeout_s, log,
-                              extra_raw={"impl": impl})
+                              extra_raw={"impl": impl}, mock_pid=mock_pid)
 
 
 def record_client(tab, case, impl, n, j):
     peerlib.record_client(tab, case, CLIENTS[impl][0], impl, n, j)
 
 
+# the post's pairs (Ruby threads over Ruby Async) and each Ruby model over the C floor
+PAIRS = [("ruby-thread", "ruby-async"), ("ruby-pool25", "ruby-async"),
+         ("ruby-async", "c-fiber"), ("ruby-thread", "c-thread")]
+
+
 def ratios(tab, label, n, js):
-    """Same-round ratios: the post's pairs (Ruby threads over Ruby Async) and each Ruby
-    model over the C floor (C fibers)."""
-    def put(num, den, what, key):
-        a, b = js.get(num), js.get(den)
-        if a and b and a.get(key) and b.get(key):
-            tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/{what}", CLIENTS[num][0], num,
-                    "n", n, "ratio", "x", a[key] / b[key])
-    for num, den in (("ruby-thread", "ruby-async"), ("ruby-pool25", "ruby-async"),
-                     ("ruby-async", "c-fiber"), ("ruby-thread", "c-thread")):
-        put(num, den, "cpu-per-token", "cpu_s_per_1k_tokens")
-        put(num, den, "rss", "rss_peak_kib")
+    """Same-round ratios of PAIRS (peerlib.ratios); impl is the client key here."""
+    peerlib.ratios(tab, label, n, js, PAIRS, lambda i: CLIENTS[i][0], lambda i, j: i)
 
 
 def client_plan(a):
@@ -118,18 +114,19 @@ def client_plan(a):
     (CPU_hi - CPU_lo) / (tokens_hi - tokens_lo) leaves connection setup and unit creation
     out."""
     q = a.quick
+    # the marginal, paced: tokens one per event (peerlib.MARGINAL, as peers/bench.py)
+    mlabel, margs_m, mlen = peerlib.MARGINAL
     if a.smoke:
         return [("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "50", "--ttft-ms", "20"], 4,
                  [5], ["ruby-thread", "ruby-pool25", "ruby-async", "ruby-async-http", "c-fiber"],
                  20),
-                ("vllm8b-nowait", ["--profile", "vllm-8b-h100", "--time-scale", "0"], (4, 16),
-                 [5], ["ruby-async", "c-fiber"], 20)]
+                (mlabel, margs_m, (4, 16), [5], ["ruby-async", "c-fiber"], 20)]
     # The order is the order of importance: a stage that runs out of its time share (on
     # a busy machine) loses its last steps, never the headline ones.
     return [
-        # no waits: what a token costs the client, CPU-bound, every model (the pool too)
-        ("vllm8b-nowait", ["--profile", "vllm-8b-h100", "--time-scale", "0"], (16, 256),
-         [100],
+        # what a token costs the client as a stream delivers it (a wake-up each), every
+        # model (the pool too)
+        (mlabel, margs_m, mlen, [100],
          ["ruby-thread", "ruby-pool25", "ruby-async", "c-fiber"] if q else
          ["ruby-thread", "ruby-pool25", "ruby-async", "ruby-async-http", "c-thread", "c-fiber"],
          60),
@@ -164,6 +161,8 @@ def bench_llm(a, tab, budget_end):
     many were made), never a whole N."""
     runs = a.runs or (1 if a.quick or a.smoke else 3)
     plan = client_plan(a)
+    if getattr(a, "marginal_only", False):  # --only marginal: the paced marginal alone
+        plan = [p for p in plan if isinstance(p[2], tuple)]
     for r in range(runs):
         for label, margs, tokens, ns, models, tmo in plan:
             lengths = tokens if isinstance(tokens, tuple) else (tokens,)
@@ -182,7 +181,8 @@ def bench_llm(a, tab, budget_end):
                         extra = ["--output-tokens", str(t)] if len(lengths) > 1 else []
                         m = mock(a, label, margs + extra, 11)
                         try:
-                            j = run_client(a, impl, m.port, n, t, tmo)
+                            j = run_client(a, impl, m.port, n, t, tmo,
+                                           mock_pid=m.proc.pid)
                         finally:
                             m.stop()
                         if not j:
@@ -198,19 +198,8 @@ def bench_llm(a, tab, budget_end):
 
 def marginal(tab, label, n, lengths, models, js):
     """CPU per extra 1,000 tokens, from one run's two lengths of each model."""
-    lo, hi = lengths
-    marg = {}
-    for impl in models:
-        a, b = js.get((impl, lo)), js.get((impl, hi))
-        if a and b and not a["failed"] and not b["failed"] and b["tokens"] > a["tokens"]:
-            marg[impl] = (b["cpu_s"] - a["cpu_s"]) / ((b["tokens"] - a["tokens"]) / 1000)
-            tab.add(f"llm/{impl}/{label}/n={n}/marginal-{lo}-{hi}-tokens", CLIENTS[impl][0],
-                    impl, "n", n, "cpu_per_1k_tokens_marginal_ms", "ms", marg[impl] * 1000)
-    for num, den in (("ruby-thread", "ruby-async"), ("ruby-pool25", "ruby-async"),
-                     ("ruby-async", "c-fiber"), ("ruby-thread", "c-thread")):
-        if marg.get(num) and marg.get(den) and marg[den] > 0:
-            tab.add(f"llm/ratio/{num}-over-{den}/{label}/n={n}/cpu-per-token-marginal",
-                    CLIENTS[num][0], num, "n", n, "ratio", "x", marg[num] / marg[den])
+    peerlib.marginal(tab, label, n, lengths, models, js, PAIRS, lambda i: CLIENTS[i][0],
+                     lambda i, j: i)
 
 
 def bench_starve(a, tab, budget_end):
@@ -473,7 +462,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="the quick subset (within 2 minutes)")
     ap.add_argument("--smoke", action="store_true",
                     help="every model at a tiny N, seconds in all (the test)")
-    ap.add_argument("--only", default="llm,starve,relay", help="comma list: llm, starve, relay")
+    ap.add_argument("--only", default="llm,starve,relay",
+                    help="comma list: llm, starve, relay; or marginal (llm's paced marginal "
+                         "alone)")
     ap.add_argument("--bin", default=os.path.join(TOP, "build", "bin"),
                     help="where wl-llm, wl-relay and mock-llm are (default build/bin)")
     ap.add_argument("--out", default=os.path.join(TOP, "results"), help="results directory")
@@ -484,8 +475,12 @@ def main():
     a = ap.parse_args()
     stages = [s for s in a.only.split(",") if s]
     for s in stages:
-        if s not in ("llm", "starve", "relay"):
+        if s not in ("llm", "starve", "relay", "marginal"):
             ap.error(f"unknown stage '{s}'")
+    if "marginal" in stages:
+        # the paced marginal alone, as the llm stage (its own bounded run)
+        a.marginal_only = "llm" not in stages
+        stages = [s for s in stages if s != "marginal"] + ([] if "llm" in stages else ["llm"])
     if a.runs < 0 or a.runs > 50:
         ap.error("--runs must be 1..50")
     for b in ("wl-llm", "wl-relay", "mock-llm"):

@@ -5,11 +5,23 @@ number read from the CSV, every verdict from a stated rule, so nothing is copied
 
     python3 peers/ruby/claims.py [CSV]     (default: peers/ruby/results/ruby.csv)
 
-The rule of "cheaper" and "better": a ratio of at least 1.5x (beyond the run-to-run
-spread on this shared machine). Three states: "holds" where the rule is met at every N
-measured, "holds only ..." where it is met under some conditions (named), "does not
-hold" where it is met nowhere. Exit status: 0, 1 when a row the table needs is missing
-(it says which), 2 bad usage. Python 3 standard library only.
+The rule of "cheaper" and "better": a ratio of at least 1.5x, judged on the per-run
+ratios' range (the same-run ratio rows' min and max; where a pair has no ratio rows, the
+widest range its two rows' min and max allow), not on one median: the rule is met where
+the whole range is at or above 1.5x, missed where it is all below, and "inconclusive"
+where the range straddles 1.5x (peers/review/FINDINGS.md, finding 7). Memory per
+conversation is judged only at the N where both models held N conversations alive at
+once; elsewhere the figure stands with its alive-at-once count and no verdict (finding
+6). States: "holds" where the rule is met at every N judged, "holds only ..." where it
+is met under some conditions (named), "inconclusive" where no condition meets it but
+some straddle it, "does not hold" where it is missed everywhere.
+
+The marginal CPU per token (claim 3) is paced (tokens one per event, peerlib.MARGINAL):
+from CSV when it has those rows, else from the bounded marginal run beside it
+(DIR/marginal/ruby.csv, said in the text).
+
+Exit status: 0, 1 when a row the table needs is missing (it says which), 2 bad usage.
+Python 3 standard library only.
 """
 import csv
 import os
@@ -19,11 +31,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RULE = 1.5
 
 
+MARGINAL = "fixed-50tps/n=100/marginal-16-64-tokens"  # peerlib.MARGINAL_CASE's tail
+
+
 class Rows:
     def __init__(self, path):
         with open(path) as f:
             self.rows = {(r["case"], r["metric"]): r for r in csv.DictReader(f)}
         self.missing = []
+        # the paced marginal from the bounded run beside the CSV, when the CSV predates it
+        self.marginal_from = None
+        side = os.path.join(os.path.dirname(os.path.abspath(path)), "marginal", "ruby.csv")
+        if not any(MARGINAL in c for c, _ in self.rows) and os.path.isfile(side):
+            with open(side) as f:
+                # its marginal rows and their same-run ratios
+                got = {(r["case"], r["metric"]): r for r in csv.DictReader(f)
+                       if MARGINAL.split("/marginal-")[0] + "/" in r["case"]}
+            if got:
+                self.rows.update(got)
+                self.marginal_from = side
 
     def get(self, case, metric):
         r = self.rows.get((case, metric))
@@ -83,13 +109,49 @@ def nn(n):
     return f"{n:,}"
 
 
+def judge(lo, hi):
+    """The rule on a range of per-run ratios: True (met: all >= RULE), False (missed: all
+    below), None (inconclusive: the range straddles RULE)."""
+    if lo >= RULE:
+        return True
+    if hi < RULE:
+        return False
+    return None
+
+
+def ratio_range(d, case, num=None, den=None, metric=None):
+    """(median, lo, hi) of a same-run ratio row; without one, the two rows' medians'
+    ratio and the widest range their min and max allow (num_min / den_max ..
+    num_max / den_min). None when a row is missing."""
+    r = d.rows.get((case, "ratio")) if case else None
+    if r:
+        return float(r["median"]), float(r["min"]), float(r["max"])
+    a, b = d.get(num, metric), d.get(den, metric)
+    if not (a and b) or float(b["median"]) <= 0 or float(b["min"]) <= 0:
+        return None
+    return (float(a["median"]) / float(b["median"]), float(a["min"]) / float(b["max"]),
+            float(a["max"]) / float(b["min"]))
+
+
+def rr(t):
+    """A ratio with its per-run range: '1.4x (1.2x-1.9x)'."""
+    m, lo, hi = t
+    return xr(m) if f"{lo:.1f}" == f"{hi:.1f}" else f"{xr(m)} ({xr(lo)}-{xr(hi)})"
+
+
 def verdict(hits, conds, what):
-    """hits: booleans per condition; conds: the names of the conditions."""
-    ok = [c for h, c in zip(hits, conds) if h]
-    if hits and all(hits):
+    """hits: per condition True (met), False (missed) or None (inconclusive: the per-run
+    range straddles the rule); conds: the names of the conditions."""
+    ok = [c for h, c in zip(hits, conds) if h is True]
+    unsure = [c for h, c in zip(hits, conds) if h is None]
+    if hits and all(h is True for h in hits):
         return "**holds**"
     if ok:
-        return f"**holds only {what} {', '.join(ok)}**"
+        return f"**holds only {what} {', '.join(ok)}**" + (
+            f" (inconclusive {what} {', '.join(unsure)})" if unsure else "")
+    if unsure:
+        return (f"**inconclusive** (the per-run range straddles {RULE}x {what} "
+                f"{', '.join(unsure)})")
     return "**does not hold**"
 
 
@@ -116,13 +178,20 @@ def table(d):
             " (Async 1.30 has no `address_resolve` hook: a host-name lookup blocks the reactor; "
             "not measured, the benchmarks dial 127.0.0.1)"))
 
-    # 2. memory per conversation
-    parts, hits = [], []
+    # 2. memory per conversation: judged only where both models held N alive at once
+    parts, hits, conds = [], [], []
     for n in ns_mem:
-        t = d.v(f"{L.format('ruby-thread')}/n={n}", "bytes_per_unit")
-        a = d.v(f"{L.format('ruby-async')}/n={n}", "bytes_per_unit")
-        parts.append(f"**{xr(t / a)}** at {nn(n)} ({kib(t)} vs {kib(a)})")
-        hits.append(t / a >= RULE)
+        tc, ac = f"{L.format('ruby-thread')}/n={n}", f"{L.format('ruby-async')}/n={n}"
+        t, a = d.v(tc, "bytes_per_unit"), d.v(ac, "bytes_per_unit")
+        lt, la = d.v(tc, "live_units") or 0, d.v(ac, "live_units") or 0
+        rng3 = ratio_range(d, None, tc, ac, "bytes_per_unit")
+        if lt >= n and la >= n:
+            parts.append(f"**{rr(rng3)}** at {nn(n)} ({kib(t)} vs {kib(a)})")
+            hits.append(judge(rng3[1], rng3[2]))
+            conds.append(nn(n))
+        else:
+            parts.append(f"{xr(t / a)} at {nn(n)} ({kib(t)} vs {kib(a)}; not judged: alive at "
+                         f"once {num(lt)} threads, {num(la)} Async, of {nn(n)})")
     ct = d.v(f"{L.format('c-thread')}/n={top}", "bytes_per_unit")
     cf = d.v(f"{L.format('c-fiber')}/n={top}", "bytes_per_unit")
     ra = d.v(f"{L.format('ruby-async')}/n={top}", "bytes_per_unit")
@@ -130,14 +199,16 @@ def table(d):
     if parts and ct and cf and ra:
         out.append((
             "fibers make a conversation cheaper in memory",
-            "RSS growth + kernel estimate per live conversation, Ruby threads / Ruby Async: " +
+            "RSS growth + kernel estimate per live conversation, Ruby threads / Ruby Async "
+            "(range: the rows' min and max): " +
             ", ".join(parts) + f". C at {nn(top)}: threads {kib(ct)}, fibers **{kib(cf)}** "
             f"({xr(ct / cf)}){one_c}; "
             f"Ruby Async = {xr(ra / cf)} a C fiber",
-            verdict(hits, [f"{nn(n)}" for n in ns_mem], "at N =")))
+            verdict(hits, conds, "at N =") if conds else
+            "**not judged** (at no N did both models hold N alive at once)"))
 
-    # 3. CPU per token
-    M = "llm/{}/vllm8b-nowait/n=100/marginal-16-256-tokens"
+    # 3. CPU per token: paced (tokens one per event), setup excluded
+    M = "llm/{}/" + MARGINAL
     mt = d.v(M.format("ruby-thread"), "cpu_per_1k_tokens_marginal_ms")
     ma = d.v(M.format("ruby-async"), "cpu_per_1k_tokens_marginal_ms")
     mp = d.v(M.format("ruby-pool25"), "cpu_per_1k_tokens_marginal_ms")
@@ -147,31 +218,40 @@ def table(d):
     if mt and ma and all(mc):
         setup, shits = [], []
         for n in sorted(ns_mem, reverse=True):
-            r = d.v(f"llm/ratio/ruby-thread-over-ruby-async/gpt4o-5tps/n={n}/cpu-per-token", "ratio")
-            if r is None:
+            t3 = ratio_range(d, f"llm/ratio/ruby-thread-over-ruby-async/gpt4o-5tps/n={n}/cpu-per-token")
+            if t3 is None:
                 continue
-            setup.append((n, r))
-            shits.append(r >= RULE)
-        setup_txt = "; ".join(f"{xr(r)} at {nn(n)}" for n, r in setup)
+            setup.append((n, t3))
+            shits.append(judge(t3[1], t3[2]))
+        setup_txt = "; ".join(f"{rr(t3)} at {nn(n)}" for n, t3 in setup)
         t10 = d.v(f"{L.format('ruby-thread')}/n={top}", "cpu_per_1k_tokens_ms")
         a10 = d.v(f"{L.format('ruby-async')}/n={top}", "cpu_per_1k_tokens_ms")
-        # the same-run ratio (median of the per-run ratios), not a ratio of medians
-        rm = d.v("llm/ratio/ruby-thread-over-ruby-async/vllm8b-nowait/n=100/cpu-per-token-marginal",
-                 "ratio") or mt / ma
-        if rm >= RULE:
+        # the same-run ratios (their median and range), not a ratio of medians
+        rm = ratio_range(d, "llm/ratio/ruby-thread-over-ruby-async/" + MARGINAL.replace(
+            "/marginal-16-64-tokens", "/cpu-per-token-marginal"), M.format("ruby-thread"),
+            M.format("ruby-async"), "cpu_per_1k_tokens_marginal_ms")
+        per_tok = judge(rm[1], rm[2])
+        with_setup = [nn(n) for (n, _), h in zip(setup, shits) if h is True]
+        if per_tok is True:
             v = "**holds**"
-        elif any(shits):
-            v = (f"**does not hold per token** (threads/Async {xr(rm)}); **holds only "
-                 f"with setup, at N = {', '.join(nn(n) for (n, _), h in zip(setup, shits) if h)}** "
-                 "(thread creation under the GVL)")
+        elif per_tok is None:
+            v = f"**inconclusive per token** (threads/Async {rr(rm)}, the range straddles {RULE}x)"
+        elif with_setup:
+            v = (f"**does not hold per token** (threads/Async {rr(rm)}); **holds only "
+                 f"with setup, at N = {', '.join(with_setup)}** (thread creation under the GVL)")
         else:
-            v = f"**does not hold** (threads/Async {xr(rm)} per token)"
+            v = f"**does not hold** (threads/Async {rr(rm)} per token)"
+        src = (" (from the bounded marginal run `"
+               + os.path.relpath(d.marginal_from, os.path.dirname(os.path.dirname(HERE)))
+               + "`)") if d.marginal_from else ""
         out.append((
             "fibers are cheaper per token",
-            f"no waits, client CPU per 1,000 more tokens: Ruby threads **{d.span(M.format('ruby-thread'), 'cpu_per_1k_tokens_marginal_ms', f1)}**, "
+            f"tokens paced one per event (50 tokens/s, 100 streams, 16 vs 64 tokens){src}, "
+            f"client CPU per 1,000 more tokens: Ruby threads **{d.span(M.format('ruby-thread'), 'cpu_per_1k_tokens_marginal_ms', f1)}**, "
             f"the pool {f1(mp) if mp else '?'}, Async **{d.span(M.format('ruby-async'), 'cpu_per_1k_tokens_marginal_ms', f1)}**"
             + (f", Async::HTTP {f1(mh)}" if mh else "") +
-            f"; C {min(mc):.2f}-{max(mc):.2f} ms{d.one(M.format('c-fiber'), 'cpu_per_1k_tokens_marginal_ms')}. "
+            f"; C threads {f1(mc[0])}{d.one(M.format('c-thread'), 'cpu_per_1k_tokens_marginal_ms')}, "
+            f"C fibers {f1(mc[1])}{d.one(M.format('c-fiber'), 'cpu_per_1k_tokens_marginal_ms')}. "
             f"With setup, gpt-4o timing: threads {t10:.0f} vs Async "
             f"{a10:.0f} ms per 1,000 tokens at {nn(top)} (thread/Async per run: {setup_txt})",
             v))
@@ -184,7 +264,9 @@ def table(d):
         p = d.v(S.format("ruby-pool25", n), "ttft_rest_p99_ms")
         a = d.v(S.format("ruby-async", n), "ttft_rest_p99_ms")
         c = d.v(S.format("c-fiber", n), "ttft_rest_p99_ms")
-        hits.append(p / a >= RULE)
+        t3 = ratio_range(d, None, S.format("ruby-pool25", n), S.format("ruby-async", n),
+                         "ttft_rest_p99_ms")
+        hits.append(judge(t3[1], t3[2]))
         parts.append(f"users 26..{nn(n)} p99 **{msec(p)}** on the pool, **{msec(a)}** on Async, "
                      f"{msec(c)} on C fibers")
     if sn:
@@ -210,20 +292,40 @@ def table(d):
         def done(impl):
             return " / ".join(num(d.v(R.format(impl, n), "completed_count") or 0) for n in rn)
         def better(puma, n):
-            a = d.v(R.format("async-http-server", n), "completed_count") or 0
-            p = d.v(R.format(puma, n), "completed_count") or 0
-            return a >= RULE * p, (a / p if p else float("inf"))
+            """(met / missed / None inconclusive, median ratio, its range): Async's
+            completed streams over Puma's, on the rows' min-max range"""
+            a = d.get(R.format("async-http-server", n), "completed_count")
+            p = d.get(R.format(puma, n), "completed_count")
+            if not (a and p):
+                return False, 0.0, "?"
+            am, alo, ahi = (float(a[k]) for k in ("median", "min", "max"))
+            pm, plo, phi = (float(p[k]) for k in ("median", "min", "max"))
+            inf = float("inf")
+            lo = alo / phi if phi else inf
+            hi = ahi / plo if plo else inf
+            r = am / pm if pm else inf
+            return judge(lo, hi), r, rr((r, lo, hi))
         big = max(rn)
         d5 = [better("puma-5", n) for n in rn]
         d25 = [better("puma-25", n) for n in rn]
-        if all(h for h, _ in d5 + d25):
+        if all(h is True for h, _, _ in d5 + d25):
             rv = "**holds**"
-        elif all(h for h, _ in d5):
-            miss = [f"{nn(n)} users: {xr(r)}" for n, (h, r) in zip(rn, d25) if not h]
-            got = [nn(n) for n, (h, _) in zip(rn, d25) if h]
+        elif all(h is True for h, _, _ in d5):
+            miss = [f"{nn(n)} users: {t}" for n, (h, _, t) in zip(rn, d25) if h is not True]
+            got = [nn(n) for n, (h, _, _) in zip(rn, d25) if h is True]
             rv = ("**holds against Puma's default (5 threads); against 25 threads only with "
                   f"{', '.join(got)} users** ({'; '.join(miss)} more streams completed)"
                   if got else "**holds only against Puma's default (5 threads)**")
+        elif any(h is True for h, _, _ in d5):
+            got = [nn(n) for n, (h, _, _) in zip(rn, d5) if h is True]
+            unsure = [f"Puma {k} threads, {nn(n)} users: {t}"
+                      for k, dd in (("5", d5), ("25", d25))
+                      for n, (h, _, t) in zip(rn, dd) if h is None]
+            rv = (f"**holds against Puma's default (5 threads) with {', '.join(got)} users**"
+                  + (f"; **inconclusive** ({'; '.join(unsure)} more streams completed: the "
+                     "per-run range straddles 1.5x)" if unsure else ""))
+        elif any(h is None for h, _, _ in d5 + d25):
+            rv = "**inconclusive** (the per-run range straddles 1.5x)"
         else:
             rv = "**does not hold**"
         g = lambda impl, m: d.v(R.format(impl, big), m)

@@ -34,7 +34,7 @@ require_relative 'sse'
 
 OPT = {
   model: nil, target: nil, n: 100, max_tokens: 64, timeout: 120.0, workers: 25,
-  retries: 2, per_conv: nil
+  retries: 2, per_conv: nil, prompt_bytes: 0
 }.freeze
 
 MODELS = %w[thread pool async async-http].freeze
@@ -56,6 +56,7 @@ def parse_args(argv)
     p.on('--workers W', Integer, 'pool threads (default 25)') { |v| o[:workers] = v }
     p.on('--retries R', Integer, 'retries before the stream starts (default 2)') { |v| o[:retries] = v }
     p.on('--per-conv FILE', 'also write one CSV line per conversation') { |v| o[:per_conv] = v }
+    p.on('--prompt-bytes B', Integer, 'pad each prompt to B bytes (default 0: short)') { |v| o[:prompt_bytes] = v }
     p.on('--help', 'this text') { puts p; exit 0 }
   end
   begin
@@ -70,6 +71,7 @@ def parse_args(argv)
   usage_error('--timeout must be > 0') unless o[:timeout].positive?
   usage_error('--workers must be 1..10000') unless (1..10_000).cover?(o[:workers])
   usage_error('--retries must be 0..10') unless (0..10).cover?(o[:retries])
+  usage_error('--prompt-bytes must be 0..1048576') unless (0..1_048_576).cover?(o[:prompt_bytes])
   host, port = o[:target].split(':', 2)
   usage_error("bad --target '#{o[:target]}' (want 127.x.x.x:PORT: loopback only)") unless
     host =~ /\A127\.\d{1,3}\.\d{1,3}\.\d{1,3}\z/ && port =~ /\A\d{1,5}\z/ && port.to_i.between?(1, 65_535)
@@ -144,10 +146,20 @@ def retry_delay(attempt, retry_after_ms)
   [0.5 * (2**[attempt, 5].min), 8.0].min * (1.0 - 0.25 * rand)
 end
 
-def body_for(i, max_tokens)
+# Conversation i's prompt, padded with "fibers " to prompt_bytes bytes when that is longer
+# (the same rule in every peer client; real requests carry kilobytes of prompt).
+def prompt_for(i, prompt_bytes)
+  base = "Conversation #{i}: tell me about fibers."
+  return base if prompt_bytes <= base.bytesize
+
+  pad = prompt_bytes - base.bytesize - 1
+  "#{base} #{('fibers ' * (pad / 7 + 1))[0, pad]}"
+end
+
+def body_for(i, max_tokens, prompt_bytes = 0)
   JSON.generate({ model: 'mock', stream: true, stream_options: { include_usage: true },
                   max_tokens: max_tokens,
-                  messages: [{ role: 'user', content: "Conversation #{i}: tell me about fibers." }] })
+                  messages: [{ role: 'user', content: prompt_for(i, prompt_bytes) }] })
 end
 
 class RetryableStatus < StandardError
@@ -196,7 +208,7 @@ def conv_nethttp(o, i, c)
                                 'content-type' => 'application/json',
                                 'accept' => 'text/event-stream',
                                 'x-mock-request-index' => i.to_s)
-      req.body = body_for(i, o[:max_tokens])
+      req.body = body_for(i, o[:max_tokens], o[:prompt_bytes])
       http.request(req) do |res|
         unless res.code == '200'
           res.read_body
@@ -233,7 +245,7 @@ def conv_async_http(o, internet, i, c)
     c.attempts += 1
     headers = [['content-type', 'application/json'], ['accept', 'text/event-stream'],
                ['x-mock-request-index', i.to_s]]
-    res = internet.post(url, headers, [body_for(i, o[:max_tokens])])
+    res = internet.post(url, headers, [body_for(i, o[:max_tokens], o[:prompt_bytes])])
     begin
       unless res.status == 200
         res.read

@@ -112,9 +112,10 @@ class Recorder(http.server.ThreadingHTTPServer):
     """A stand-in LLM that records each request and answers a short SSE stream."""
     daemon_threads = True
 
-    def __init__(self, hold_s=0.0):
+    def __init__(self, hold_s=0.0, cut=False):
         """hold_s: each answer waits that long (or until release is set) first, so
-        that many conversations are open at once."""
+        that many conversations are open at once. cut: the stream ends after its first
+        delta, with no usage chunk and no [DONE] (a stream cut short)."""
         self.got = []
         self.mu = threading.Lock()
         self.release = threading.Event()
@@ -139,9 +140,13 @@ class Recorder(http.server.ThreadingHTTPServer):
                       b'data: {"id":"x","object":"chat.completion.chunk","created":1,'
                       b'"model":"mock","choices":[],"usage":{"prompt_tokens":3,'
                       b'"completion_tokens":1,"total_tokens":4}}\n\ndata: [DONE]\n\n')
+                if cut:
+                    ev = ev[:ev.index(b"\n\n") + 2]
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("content-length", str(len(ev)))
+                if cut:
+                    self.send_header("connection", "close")  # cut: nothing more comes
                 self.end_headers()
                 self.wfile.write(ev)
 
@@ -174,7 +179,7 @@ class PeerSmoke(unittest.TestCase):
             for impl in list(IMPLS[RT]) + ["c-fiber"]:
                 case = f"llm/{impl}/gpt4o-fast/n=5"
                 self.assertEqual(got.get((case, "completed_count")), 5, f"{impl}: {r.stderr[-1500:]}")
-                self.assertGreater(got.get((f"llm/{impl}/vllm8b-nowait/n=5/marginal-4-16-tokens",
+                self.assertGreater(got.get((f"llm/{impl}/fixed-50tps/n=5/marginal-4-16-tokens",
                                             "cpu_per_1k_tokens_marginal_ms"), -1e9), -1e9, impl)
                 if impl != "py-thread":  # every asynchronous unit alive at once
                     self.assertEqual(got[(case, "live_units")], 5, impl)
@@ -220,6 +225,46 @@ class PeerSmoke(unittest.TestCase):
                                      f"Conversation {i}: tell me about fibers.", impl)
                     seen[i] = seen.get(i, 0) + 1
                 self.assertEqual(seen, {0: 1, 1: 1, 2: 1}, impl)
+        finally:
+            rec.close()
+
+    def test_prompt_bytes(self):
+        """--prompt-bytes pads each prompt to that many bytes (the same rule in every
+        client: real requests carry kilobytes of prompt); 0 keeps the short one; a bad
+        value is refused with exit 2."""
+        rec = Recorder()
+        try:
+            for impl, argv in IMPLS[RT].items():
+                rec.got.clear()
+                rc, j, err = run_client(argv, rec.port, 2, ["--max-tokens", "7", "--timeout", "20",
+                                                            "--prompt-bytes", "4096"])
+                self.assertEqual(rc, 0, f"{impl}: {err[-800:]}")
+                self.assertEqual(j["ok"], 2, f"{impl}: {j}")
+                for _, h, body in rec.got:
+                    c = json.loads(body)["messages"][-1]["content"]
+                    i = int(h["x-mock-request-index"])
+                    self.assertEqual(len(c.encode()), 4096, impl)
+                    self.assertTrue(c.startswith(f"Conversation {i}: tell me about fibers. fibers "),
+                                    impl)
+                    self.assertEqual(c, "Conversation %d: tell me about fibers. " % i +
+                                     ("fibers " * 600)[:4096 - len("Conversation %d: tell me about fibers. " % i)],
+                                     impl)
+                rc, _, err = run_client(argv, rec.port, 1, ["--prompt-bytes", "-1"])
+                self.assertEqual(rc, 2, f"{impl}: {err}")
+        finally:
+            rec.close()
+
+    def test_cut_stream_is_not_completed(self):
+        """A stream that ends after a delta but before [DONE] is a failed conversation
+        for every client, as for the C one (the Node client counted it completed when it
+        had seen a delta: peers/review/FINDINGS.md, finding 9; seen failing before)."""
+        rec = Recorder(cut=True)
+        try:
+            for impl, argv in IMPLS[RT].items():
+                rc, j, err = run_client(argv, rec.port, 2, ["--max-tokens", "7", "--timeout", "10",
+                                                            "--retries", "0"])
+                self.assertEqual(rc, 0, f"{impl}: {err[-800:]}")
+                self.assertEqual((j["ok"], j["failed"]), (0, 2), f"{impl}: {j}")
         finally:
             rec.close()
 

@@ -51,6 +51,9 @@ type options struct {
 	timeout   float64
 	retries   int
 	perConv   string
+	// pad each prompt to this many bytes (0: the short prompt); the same rule as the
+	// other peer clients (prompt below)
+	promptBytes int
 }
 
 // conv is what one conversation saw; times are offsets from the run's start, 0 = did
@@ -179,11 +182,22 @@ func consume(body io.Reader, c *conv) error {
 	return streamFailed("stream ended before [DONE]")
 }
 
-func body(i, maxTokens int) []byte {
+// prompt is conversation i's prompt, padded with "fibers " to promptBytes bytes when that
+// is longer (real requests carry kilobytes of prompt; 0 keeps the short one).
+func prompt(i, promptBytes int) string {
+	base := fmt.Sprintf("Conversation %d: tell me about fibers.", i)
+	if promptBytes <= len(base) {
+		return base
+	}
+	pad := promptBytes - len(base) - 1
+	return base + " " + strings.Repeat("fibers ", pad/7+1)[:pad]
+}
+
+func body(i, maxTokens, promptBytes int) []byte {
 	b, _ := json.Marshal(map[string]any{
 		"model": "mock", "stream": true, "stream_options": map[string]bool{"include_usage": true},
 		"max_tokens": maxTokens,
-		"messages":   []map[string]string{{"role": "user", "content": fmt.Sprintf("Conversation %d: tell me about fibers.", i)}},
+		"messages":   []map[string]string{{"role": "user", "content": prompt(i, promptBytes)}},
 	})
 	return b
 }
@@ -272,7 +286,7 @@ func retryable(err error) (bool, int) {
 var retryStatus = map[int]bool{408: true, 409: true, 429: true, 500: true, 502: true, 503: true, 504: true}
 
 func attempt(ctx context.Context, client *http.Client, url string, o *options, i int, c *conv) error {
-	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body(i, o.maxTokens)))
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body(i, o.maxTokens, o.promptBytes)))
 	if err != nil {
 		return err
 	}
@@ -393,6 +407,7 @@ func main() {
 	flag.Float64Var(&o.timeout, "timeout", 120, "seconds per conversation, from arrival")
 	flag.IntVar(&o.retries, "retries", 2, "retries before the stream starts")
 	flag.StringVar(&o.perConv, "per-conv", "", "also write one CSV line per conversation")
+	flag.IntVar(&o.promptBytes, "prompt-bytes", 0, "pad each prompt to this many bytes (0: the short prompt)")
 	model := flag.String("model", "goroutine", "goroutine (the only model)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -412,6 +427,9 @@ func main() {
 	}
 	if o.maxTokens < 1 || o.maxTokens > 100000 {
 		usage("--max-tokens must be 1..100000")
+	}
+	if o.promptBytes < 0 || o.promptBytes > 1<<20 {
+		usage("--prompt-bytes must be 0..1048576")
 	}
 	if !(o.timeout > 0) {
 		usage("--timeout must be > 0")

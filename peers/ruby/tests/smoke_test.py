@@ -233,7 +233,7 @@ class RubySmoke(unittest.TestCase):
         lines = [l for l in t.stdout.splitlines() if l.startswith("| ")]
         self.assertEqual(len(lines), 7, t.stdout)  # header and six claims
         for l in lines[1:]:
-            self.assertRegex(l, r"\| \*\*(holds|does not hold)", l)
+            self.assertRegex(l, r"\| \*\*(holds|does not hold|inconclusive|not judged)", l)
         with open(os.path.join(TOP, "README.md")) as f:
             readme = f.read()
         for l in lines:
@@ -258,6 +258,10 @@ class RubySmoke(unittest.TestCase):
                 w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
                 w.writeheader()
                 w.writerows(rows)
+            # the paced marginal's bounded run beside it, as in the tree
+            os.makedirs(os.path.join(tmp, "marginal"))
+            shutil.copy(os.path.join(RUBY_DIR, "results", "marginal", "ruby.csv"),
+                        os.path.join(tmp, "marginal", "ruby.csv"))
             t = subprocess.run([sys.executable, os.path.join(RUBY_DIR, "claims.py"), one],
                                capture_output=True, text=True)
         self.assertEqual(t.returncode, 0, t.stderr)
@@ -270,7 +274,24 @@ class RubySmoke(unittest.TestCase):
             self.assertNotIn("(one run)", claims[i])
         t = subprocess.run([sys.executable, os.path.join(RUBY_DIR, "claims.py"), src],
                            capture_output=True, text=True)
-        self.assertNotIn("(one run)", t.stdout)
+        claims = [l for l in t.stdout.splitlines() if l.startswith("| ")][1:]
+        # the original: only the CPU per token, whose paced marginal comes from the bounded
+        # marginal-only run (C a one-round anchor there too)
+        self.assertEqual([i for i, c in enumerate(claims) if "(one run)" in c], [2])
+
+    def test_verdicts_on_per_run_ranges(self):
+        """The 1.5x rule on a per-run range: met, missed, or inconclusive where the range
+        straddles it (review finding 7); a verdict names the inconclusive conditions."""
+        sys.path.insert(0, RUBY_DIR)
+        import claims
+        self.assertIs(claims.judge(1.6, 2.0), True)
+        self.assertIs(claims.judge(1.1, 1.49), False)
+        self.assertIsNone(claims.judge(1.4, 1.8))
+        self.assertEqual(claims.verdict([None], ["1,000"], "at N ="),
+                         "**inconclusive** (the per-run range straddles 1.5x at N = 1,000)")
+        self.assertEqual(claims.verdict([True, None], ["100", "1,000"], "at N ="),
+                         "**holds only at N = 100** (inconclusive at N = 1,000)")
+        self.assertEqual(claims.verdict([False, False], ["a", "b"], "at"), "**does not hold**")
 
     def test_claims_cli(self):
         r = subprocess.run([sys.executable, os.path.join(RUBY_DIR, "claims.py"), "--bogus"],
