@@ -97,7 +97,9 @@ static void test_deadlines_fire_without_pwait2_or_spin(void **state)
     assert_int_equal(t.err, ETIMEDOUT);
     assert_true(t.waited >= 1500 * US);
     assert_int_equal(pwait2_calls, 1);
-    assert_true(wait_calls - first >= 1);
+    /* No lower bound here: on a loaded machine (or under Valgrind) the 1.5 ms can pass
+     * before the scheduler gets to poll, and the deadline is then met without a poll
+     * (wait_calls - first was 0 once in make test). The reader above always needs one. */
     assert_true(wait_calls - first <= 6);
 
     close(p[0]);
