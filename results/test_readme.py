@@ -183,6 +183,53 @@ class ReadmeTest(unittest.TestCase):
         finally:
             gen_readme.PEERS_BOUNDED = saved
 
+    def test_ruby_section(self):
+        """The Ruby claims section: peers/ruby/claims.py's table on the set's own ruby.csv
+        (not the bounded run kept in the tree) with the set's figure; a changed row in the
+        set's ruby.csv changes it; without ruby.csv in the set, the bounded run, labelled."""
+        s = os.path.join(self.tmp.name, "published", os.path.basename(self.set))
+        shutil.copytree(self.set, s)
+        if not os.path.isfile(os.path.join(s, "ruby.csv")):
+            self.skipTest("the shown set has no ruby.csv")
+        p = self.copy_readme()
+        code, out = run("--set", s, p)
+        self.assertEqual(code, 0, out)
+        with open(p) as f:
+            text = f.read()
+        sec = text[text.index("<!-- gen:ruby -->"):]
+        sec = sec[:sec.index("<!-- /gen -->")]
+        rel = os.path.relpath(s, gen_readme.TOP)
+        self.assertIn(f"From `{rel}/ruby.csv`, the published set", sec)
+        self.assertNotIn("bounded run, not the publication run", sec)
+        self.assertIn("| fibers make a conversation cheaper in memory |", sec)
+        # the set's ruby.csv, not the tree's bounded one: a planted Ruby-threads first token
+        rp = os.path.join(s, "ruby.csv")
+        with open(rp, newline="") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:
+            if r["case"] == "llm/ruby-thread/gpt4o-5tps/n=10000" and r["metric"] == "ttft_p50_ms":
+                r["median"], r["min"], r["max"] = "55500", "55000", "56000"
+        with open(rp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+        code, out = run("--set", s, p)
+        with open(p) as f:
+            text = f.read()
+        self.assertIn("first token p50 **55.50 s**", text)
+        # without ruby.csv: the bounded run kept in the tree, labelled as one
+        for n in ("ruby.csv", "ruby.machine.txt"):
+            os.remove(os.path.join(s, n))
+        code, out = run("--set", s, p)
+        self.assertEqual(code, 0, out)
+        with open(p) as f:
+            text = f.read()
+        sec = text[text.index("<!-- gen:ruby -->"):]
+        sec = sec[:sec.index("<!-- /gen -->")]
+        self.assertIn("**A bounded run, not the publication run**", sec)
+        self.assertIn("`peers/ruby/results/ruby.csv`", sec)
+        self.assertIn("](peers/ruby/results/ruby.png)", sec)
+
     def test_curl_section(self):
         """The libcurl section: from the set's curl.csv when it has one (a row per metric,
         the three models, the same-round ratios), else from the bounded run kept in the tree,

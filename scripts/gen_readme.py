@@ -861,6 +861,101 @@ def sec_peers(ctx):
     return out.rstrip("\n") + "\n"
 
 
+# ---- the post's claims in Ruby (ruby.csv) ----
+RUBY_DIR = os.path.join(TOP, "peers", "ruby")
+
+
+def sec_ruby(ctx):
+    """peers/ruby/claims.py's table on the set's ruby.csv (else on the bounded run kept in
+    the tree, labelled as one), the figures the table does not judge, and the figure."""
+    sys.path.insert(0, RUBY_DIR)
+    import claims  # noqa: E402
+    if ctx.rows("ruby"):
+        path, rows, m = os.path.join(ctx.dir, "ruby.csv"), ctx.rows("ruby"), ctx.machine("ruby")
+        fig = os.path.join(ctx.plots, "ruby.png")
+        head = (f"From `{ctx.rel}/ruby.csv`, the published set ({m.get('cpu', '?')}, "
+                f"{m.get('date', '?')}, commit {m.get('commit', '?')}, {m.get('mode', '?')} run, "
+                f"noisy: {m.get('noisy', '?')}; during it: {m.get('noise_during', '?')})")
+    else:
+        path = claims.BOUNDED
+        rows = resultsets.load_rows(os.path.dirname(path), "ruby")
+        if not rows:
+            return (missing("ruby.csv") + ": `make bench-ruby` measures it; `make publish` "
+                    "takes it into the published set with the rest of a full `make bench`.\n")
+        m = resultsets.read_machine(os.path.join(os.path.dirname(path), "ruby.machine.txt"))
+        fig = os.path.join(os.path.relpath(os.path.dirname(path), TOP), "ruby.png")
+        head = ("**A bounded run, not the publication run** (the published set has no "
+                f"`ruby.csv`): `{os.path.relpath(path, TOP)}` ({m.get('cpu', '?')}, "
+                f"{m.get('date', '?')}, commit {m.get('commit', '?')}; "
+                + "; ".join(f"{k} {m[k]}" for k in ("load average at start", "noise_during",
+                                                     "noisy") if m.get(k)) +
+                "): trust the same-run ratios more than the absolute times")
+    # the Ruby models' own rows (ratios against a C anchor have the anchor's one run)
+    ruby_runs = sorted({int(x["runs"]) for x in rows if x["impl"].startswith(("ruby-", "puma-",
+                                                                              "async-"))
+                        and "-over-c-" not in x["case"]})
+    c_runs = sorted({int(x["runs"]) for x in rows if x["impl"].startswith("c-")
+                     and not x["case"].startswith("starve/")})
+    out = (head + ". The Ruby models' figures are medians of "
+           + "-".join(str(n) for n in (ruby_runs[:1] + ruby_runs[-1:] if len(ruby_runs) > 1
+                                       else ruby_runs)) +
+           " runs with min-max, the models interleaved run by run, the same request-indexed "
+           "draws for every model" +
+           (("; the C clients and relays beside them are a same-run anchor of one round "
+             "(`runs` 1: \"(one run)\" where the table quotes them)") if c_runs == [1] else "") +
+           ". The table is `python3 peers/ruby/claims.py`'s output on that CSV, every number "
+           "from a row and every verdict from one rule (\"cheaper\" or \"better\" means at "
+           "least 1.5x, judged on the per-run range); `make test` (readme_in_sync) fails when "
+           "they differ.\n\n")
+    d = claims.Rows(path)
+    out += "| the post says | measured here | verdict |\n|---|---|---|\n"
+    out += "".join("| " + " | ".join(r) + " |\n" for r in claims.table(d)) + "\n"
+
+    # what the table does not judge, from the same rows
+    def g(case, metric):
+        return reproduce.sel(rows, case=[case], metric=metric)
+    L = "llm/{}/gpt4o-5tps/n={}"
+    ft = []
+    for n in (100, 1000, 10000):
+        a, t = g(L.format("ruby-async", n), "ttft_p50_ms"), g(L.format("ruby-thread", n), "ttft_p50_ms")
+        if a and t:
+            ft.append((n, float(a["median"]), float(t["median"]), a, t))
+    notes = []
+    if ft:
+        earlier = {a < t for _, a, t, _, _ in ft}
+        notes.append(
+            "first token p50, Ruby Async against Ruby threads: " +
+            ", ".join(f"{tables.cell(ar, ms)} vs {tables.cell(tr, ms)} at {cnt(n)}"
+                      for n, _, _, ar, tr in ft) +
+            (": Async's is earlier at every N" if earlier == {True} else
+             ": Async's is later at every N" if earlier == {False} else
+             ": Async's is earlier at " + ", ".join(cnt(n) for n, a, t, _, _ in ft if a < t) +
+             " and later at " + ", ".join(cnt(n) for n, a, t, _, _ in ft if a >= t)))
+    R = "relay/{}/gpt4o-5tps/n={}"
+    ad = g(R.format("async-http-server", 1000), "completed_count")
+    if ad:
+        notes.append(f"the Async::HTTP relay at 1,000 users completed {tables.cell(ad, cnt)} "
+                     f"streams over {ad['runs']} runs")
+    pc = [g(R.format(p_, 1000), "completed_count") for p_ in ("puma-5", "puma-25")]
+    if all(pc):
+        lo = min(float(x["min"]) for x in pc)
+        hi = max(float(x["max"]) for x in pc)
+        notes.append("Puma's server CPU includes the work of the requests its users abandoned "
+                     f"after 3 s, divided by the tokens of the {lo:.0f}-{hi:.0f} streams that "
+                     "completed at 1,000 users: per delivered token, not like-for-like with "
+                     "Async's")
+    ticks = [float(x["median"]) / 0.01 for x in (g(R.format(c_, n_), "cpu_s") for c_ in
+                                                   ("c-thread", "c-fiber") for n_ in (100, 1000)) if x]
+    if ticks:
+        notes.append("server CPU is read from /proc in 10 ms ticks: the C relays' "
+                     f"{min(ticks):.0f}-{max(ticks):.0f} ticks are coarse where they are few")
+    if notes:
+        out += "Beside the table, from the same rows: " + "; ".join(notes) + ".\n\n"
+    if os.path.isfile(os.path.join(TOP, fig)):
+        out += f"![The post's claims in Ruby]({fig})\n"
+    return out.rstrip("\n") + "\n"
+
+
 def xr_(v):
     return xr(float(v))
 
@@ -980,6 +1075,7 @@ SECTIONS = {
     "mockllm-results": sec_mockllm_results,
     "workloads-results": sec_workloads_results,
     "peers": sec_peers,
+    "ruby": sec_ruby,
     "curl": sec_curl,
 }
 
