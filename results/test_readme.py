@@ -183,6 +183,52 @@ class ReadmeTest(unittest.TestCase):
         finally:
             gen_readme.PEERS_BOUNDED = saved
 
+    def test_peers_reading_same_run_one_run_and_alive(self):
+        """The peers section's reading against the C floor (review finding 5): Ruby's
+        models against ruby.csv's own C fibers, never peers.csv's (another run); a
+        one-run side says "(one run)"; a model that did not hold all N alive at once says
+        how many it held; TLS is quoted from the set's llm.csv llm-tls/ rows."""
+        s = os.path.join(self.tmp.name, "published", os.path.basename(self.set))
+        shutil.copytree(self.set, s)
+        for h in ("ruby", "peers", "llm"):
+            if not os.path.isfile(os.path.join(s, h + ".csv")):
+                self.skipTest(f"the shown set has no {h}.csv")
+
+        def plant(h, edits):
+            pth = os.path.join(s, h + ".csv")
+            with open(pth, newline="") as f:
+                rows = list(csv.DictReader(f))
+            for r in rows:
+                v = edits.get((r["case"], r["metric"]))
+                if v is not None:
+                    r["median"], r["min"], r["max"], r["runs"] = v
+            with open(pth, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+                w.writeheader()
+                w.writerows(rows)
+        c = "llm/{}/gpt4o-5tps/n=10000"
+        # ruby.csv's C fibers 10 KiB, peers.csv's 5 KiB: Ruby Async at 40 KiB is 4.0x, not 8.0x
+        plant("ruby", {(c.format("c-fiber"), "bytes_per_unit"): ("10240", "10240", "10240", "1"),
+                       (c.format("ruby-async"), "bytes_per_unit"): ("40960", "40000", "41000", "3"),
+                       (c.format("ruby-thread"), "live_units"): ("4321", "4000", "4500", "3")})
+        plant("peers", {(c.format("c-fiber"), "bytes_per_unit"): ("5120", "5120", "5120", "1")})
+        t = "llm-tls/{}/{}/gpt4o-5tps-60tok/n=10000"
+        plant("llm", {(t.format("fiber", "https"), "client_rss_per_open_conv_bytes"):
+                      ("65536", "65536", "65536", "1")})
+        p = self.copy_readme()
+        code, out = run("--set", s, p)
+        self.assertEqual(code, 0, out)
+        with open(p) as f:
+            text = f.read()
+        sec = text[text.index("<!-- gen:peers -->"):]
+        sec = sec[:sec.index("<!-- /gen -->")]
+        self.assertIn("Ruby, Async fibers (Net::HTTP): 4.0x the C fibers' memory per conversation "
+                      "(against ruby.csv's own C fibers, 10.0 KiB, C fibers: one run)", sec)
+        self.assertIn("at 4,321 alive at once, of 10,000", sec)
+        self.assertRegex(sec, r"C fibers [\d.]+ KiB -> 64\.0 KiB")
+        self.assertIn("cases `llm-tls/`", sec)
+        self.assertNotIn("the review's probe, not published", sec)
+
     def test_ruby_section(self):
         """The Ruby claims section: peers/ruby/claims.py's table on the set's own ruby.csv
         (not the bounded run kept in the tree) with the set's figure; a changed row in the

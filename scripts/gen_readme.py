@@ -602,6 +602,32 @@ PEERS_HTTPX10K = os.path.join(PEERS_BOUNDED, "httpx10k")
 RUBY_MARGINAL = os.path.join(RUBY_BOUNDED, "marginal")
 
 
+def tls_note(ctx):
+    """The C client over HTTPS beside HTTP, from the set's llm.csv llm-tls/ rows (the
+    workloads harness's TLS stage), with their run count and alive-at-once counts."""
+    T = "llm-tls/{}/{}/gpt4o-5tps-60tok/n=10000"
+    got = {}
+    for m_ in ("fiber", "thread"):
+        for pr in ("http", "https"):
+            got[m_, pr] = (ctx.row("llm", T.format(m_, pr), "client_rss_per_open_conv_bytes"),
+                           ctx.row("llm", T.format(m_, pr), "live_units"))
+    if not all(v[0] for v in got.values()):
+        return ("the C client over TLS is measured by the workloads harness's TLS stage "
+                "(`python3 workloads/bench/run.py --only tls`, `llm.csv` cases `llm-tls/`; "
+                "not in this set)")
+    parts = []
+    for m_, what in (("fiber", "C fibers"), ("thread", "C threads")):
+        (h, _), (t, tl) = got[m_, "http"], got[m_, "https"]
+        alive = (f" ({cnt(tl['median'])} alive at once)" if tl and float(tl["median"]) < 10000
+                 else "")
+        parts.append(f"{what} {tables.kib(h['median'])} -> {tables.kib(t['median'])}{alive}")
+    rows_ = [v[0] for v in got.values()]
+    return ("the C client's RSS per open conversation, HTTP -> HTTPS, at 10,000 conversations: "
+            + ", ".join(parts) + runs_note(*rows_) +
+            f" (`{ctx.rel}/llm.csv`, cases `llm-tls/`, the workloads harness's TLS stage; "
+            "its table: `workloads/README.md`, HTTPS against plain HTTP)")
+
+
 def sec_peers(ctx):
     rows, mach, where, plots = ctx.rows("peers"), ctx.machine("peers"), ctx.rel, ctx.plots
     ruby, ruby_where = ctx.rows("ruby"), ctx.rel
@@ -629,7 +655,8 @@ def sec_peers(ctx):
         f" ({m.get('cpu', '?')}, {m.get('date', '?')}, commit {m.get('commit', '?')}, "
         f"{m.get('mode', '?')} run): " + "; ".join(m[k] for k in ("python", "go", "node") if m.get(k)) +
         ". Each model is one client process against a fresh mock-llm, models interleaved run by "
-        "run, median (min-max) over the runs; " +
+        "run, median (min-max) over the runs (the `runs` column: a row of one run is that "
+        "run's figure, not a median); " +
         ("every client sends `x-mock-request-index: i`, so every model meets the same first-token "
          "times and speeds. " if c_index else
          "the Python, Go, Node and Ruby clients send `x-mock-request-index: i` (the same "
@@ -709,11 +736,7 @@ def sec_peers(ctx):
                    if marg_note else "") +
                 ". **All peer figures are plaintext HTTP on loopback with ~150-byte prompts**; "
                 "no provider serves plaintext, and TLS moves the floor more than any runtime "
-                "does (the review's probe, not published: C fibers 5.5 -> 64 KiB per "
-                "conversation, C threads 51 -> 112 KiB at 1,000 streams); the C client over "
-                "TLS is measured by the workloads harness's TLS stage (`python3 "
-                "workloads/bench/run.py --only tls`: thread and fiber, HTTPS beside HTTP, "
-                "`llm.csv`). mock-llm's own CPU is recorded per run (`mock_cpu_percent`, of "
+                "does: " + tls_note(ctx) + ". mock-llm's own CPU is recorded per run (`mock_cpu_percent`, of "
                 f"one core over the client's wall); a first token where it reached "
                 f"{MOCK_FLOOR_PERCENT}% is marked as the mock's floor"
                 + ("" if any(x["metric"] == "mock_cpu_percent" for x in rows) else
@@ -723,22 +746,42 @@ def sec_peers(ctx):
         out += mtable(["model", "runtime", "completed", "alive at once", "memory per conversation",
                        "CPU ms per 1k tokens", "marginal CPU ms per 1k tokens", "first token p50",
                        "first token p99", "runs"], lines)
-        # the reading: each runtime's async model against the C floor, and its thread
-        # model against its async one, from the same run where the harness made the ratio
+        # the reading: each runtime's models against the C floor of the same run (peers.csv's
+        # C fibers for Python, Go and Node; ruby.csv's own for Ruby: never a ratio across two
+        # runs), said "(one run)" where a side is one, with the alive-at-once count where a
+        # model did not hold all N conversations at once (its memory is per alive one)
         fib = r("peers", f"llm/c-fiber/gpt4o-5tps/n={n}", "bytes_per_unit")
         thr = r("peers", f"llm/c-thread/gpt4o-5tps/n={n}", "bytes_per_unit")
         reading = []
         if fib and thr:
             reading.append(f"C fibers hold a conversation in {tables.kib(fib['median'])} and C "
-                           f"threads in {tables.kib(thr['median'])}: the floor and the ceiling")
+                           f"threads in {tables.kib(thr['median'])}"
+                           f"{runs_note(fib, thr)}: the floor and the ceiling")
         for impl, what in PEER_IMPLS:
-            if impl.startswith("c-") or impl not in seen or not fib:
+            if impl.startswith("c-") or impl not in seen:
                 continue
             h = "ruby" if impl.startswith("ruby") else "peers"
+            f_ = r(h, f"llm/c-fiber/gpt4o-5tps/n={n}", "bytes_per_unit")
             b = r(h, f"llm/{impl}/gpt4o-5tps/n={n}", "bytes_per_unit")
-            if b:
-                reading.append(f"{what}: {xr(float(b['median']) / float(fib['median']))} the C "
-                               "fibers' memory per conversation")
+            if not (b and f_):
+                continue
+            live = r(h, f"llm/{impl}/gpt4o-5tps/n={n}", "live_units")
+            done_ = r(h, f"llm/{impl}/gpt4o-5tps/n={n}", "completed_count")
+            cond = []
+            if live and float(live["median"]) < n:
+                cond.append(f"at {cnt(live['median'])} alive at once, of {cnt(n)}: not like "
+                            "for like with the C fibers' 10,000")
+            if done_ and float(done_["median"]) < n:
+                cond.append(f"{cnt(done_['median'])} of {cnt(n)} completed")
+            fnote = runs_note(f_).strip(" ()")
+            reading.append(f"{what}: {xr(float(b['median']) / float(f_['median']))} the C "
+                           "fibers' memory per conversation"
+                           + (" (against ruby.csv's own C fibers, " + tables.kib(f_["median"])
+                              if h == "ruby" else " (")
+                           + (f"{', ' if h == 'ruby' else ''}C fibers: {fnote}" if fnote else "")
+                           + ("; " if cond and (fnote or h == "ruby") else "") + "; ".join(cond)
+                           + ")")
+        reading = [x.replace(" ()", "") for x in reading]
         cq = reproduce.sel(marg_src["peers"], case=[
             "llm/ratio/c-thread-over-c-fiber/fixed-50tps/n=100/cpu-per-token-marginal"], metric="ratio")
         if cq:
@@ -773,7 +816,8 @@ def sec_peers(ctx):
             q = reproduce.sel(rows, case=[f"llm/ratio/{num}-over-{den}/gpt4o-5tps/n={n1}/{key}"],
                               metric="ratio")
             if q:
-                return tables.cell(q, lambda v: f"{float(v):.2g}x") + " (same-run ratios)"
+                return tables.cell(q, lambda v: f"{float(v):.2g}x") + (
+                    " (one run)" if int(q["runs"]) == 1 else " (same-run ratios)")
             a_ = r("peers", f"llm/{num}/gpt4o-5tps/n={n1}", "cpu_per_1k_tokens_ms")
             b_ = r("peers", f"llm/{den}/gpt4o-5tps/n={n1}", "cpu_per_1k_tokens_ms")
             if a_ and b_:
@@ -801,8 +845,11 @@ def sec_peers(ctx):
                     f"`{os.path.relpath(PEERS_HTTPX10K, TOP)}/peers.csv`, {hm.get('date', '?')}, "
                     f"commit {hm.get('commit', '?')}, load average at start "
                     f"{hm.get('load average at start', '?')})")
+        prun = sorted({int(x[-1]) for x in plines})
         out += (f"**Python, library against library** ({cnt(n1)} streams, where every client "
-                "completes; the headline pair is http.client threads against httpx, the "
+                "completes" + ("; **one run each** (runs 1: single figures, not medians; the "
+                               "paced marginal column is the 3-run one of the table above)"
+                               if prun == [1] else "") + "; the headline pair is http.client threads against httpx, the "
                 "openai SDK's transport; the hand-written streams client is beside it, not a "
                 "library anyone streams with; httpx's row stops at its raw bytes and our "
                 "parser, the SDK's per-chunk objects are not counted):\n\n")
@@ -821,7 +868,7 @@ def sec_peers(ctx):
                 ("Per extra token, paced (same-run ratios): " + "; ".join(paced) + ". "
                  if paced else "") +
                 (f"httpx at {cnt(n)}: **{cnt(h10['median'])} of {cnt(n)} completed** within 60 s "
-                 "each" + (h10_from or " (its row in the table above, with the causes)")
+                 "each" + ("" if h10_from else runs_note(h10)) + (h10_from or " (its row in the table above, with the causes)")
                  if h10 else
                  f"httpx at {cnt(n)} is not in this set (the harness now runs it once and "
                  "records its failure as rows; the development probes had none completed "
