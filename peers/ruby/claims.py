@@ -360,14 +360,17 @@ def table(d):
             f"C fibers {done('c-fiber')}{d.one(R.format('c-fiber', big), 'completed_count')}. "
             f"At {nn(big)}: first token p50 Async "
             f"{msec(g('async-http-server', 'ttft_p50_ms'))}, C {msec(g('c-thread', 'ttft_p50_ms'))}"
-            f" (threads), {msec(g('c-fiber', 'ttft_p50_ms'))} (fibers); server CPU per 1,000 "
+            f" (threads), {msec(g('c-fiber', 'ttft_p50_ms'))} (fibers)"
+            f"{d.one(R.format('c-fiber', big), 'ttft_p50_ms')}; server CPU per 1,000 "
             f"tokens Puma-25 {g('puma-25', 'cpu_per_1k_tokens_ms'):,.0f} ms, Async "
             f"{g('async-http-server', 'cpu_per_1k_tokens_ms'):,.0f} ms, C "
-            f"{g('c-fiber', 'cpu_per_1k_tokens_ms'):,.0f}-{g('c-thread', 'cpu_per_1k_tokens_ms'):,.0f} ms; "
+            f"{g('c-fiber', 'cpu_per_1k_tokens_ms'):,.0f}-{g('c-thread', 'cpu_per_1k_tokens_ms'):,.0f} ms"
+            f"{d.one(R.format('c-fiber', big), 'cpu_per_1k_tokens_ms')}; "
             f"peak RSS Async {hwm / 1048576:.0f} MiB ({(hwm - base) / 1024 / max(comp, 1):.0f} KiB "
             f"per completed stream over its {base / 1048576:.0f} MiB), Puma "
             f"{rng(g('puma-5', 'vm_hwm_bytes') / 1048576, g('puma-25', 'vm_hwm_bytes') / 1048576)} MiB "
-            f"holding 5-25 streams, C fibers {g('c-fiber', 'vm_hwm_bytes') / 1048576:.0f} MiB",
+            f"holding 5-25 streams, C fibers {g('c-fiber', 'vm_hwm_bytes') / 1048576:.0f} MiB"
+            f"{d.one(R.format('c-fiber', big), 'vm_hwm_bytes')}",
             rv))
 
     # 6. ten thousand conversations
@@ -402,7 +405,9 @@ def table(d):
             f"{g('ruby-async', 'cpu_s'):.1f} s of CPU on one GVL-bound core; Ruby threads never had "
             f"more than {num(g('ruby-thread', 'live_units'))} alive at once (the creating thread "
             f"waits for the GVL). C threads: {num(g('c-thread', 'live_units'))} alive, p50 "
-            f"{msec(g('c-thread', 'ttft_p50_ms'))}; C fibers {msec(g('c-fiber', 'ttft_p50_ms'))}"
+            f"{msec(g('c-thread', 'ttft_p50_ms'))}"
+            f"{d.one(L.format('c-thread') + f'/n={top}', 'ttft_p50_ms')}; "
+            f"C fibers {msec(g('c-fiber', 'ttft_p50_ms'))}"
             f"{d.one(L.format('c-fiber') + f'/n={top}', 'ttft_p50_ms')}",
             "**holds**" if broke else
             f"**does not hold as stated**: Ruby threads completed {num(rt_done)} of {nn(top)} "
