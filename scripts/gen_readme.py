@@ -125,6 +125,45 @@ def missing(what):
 
 # ---- sections ----
 
+def single_runs(rows):
+    """The measured cases of one harness with fewer than 3 runs, grouped for a sentence:
+    `llm/{c-fiber,c-thread}/gpt4o-5tps/n=1,000, 10,000`. Ratio, failure and limit rows follow
+    their cases; warm-up rows and the post's quoted figures are left out."""
+    byval = {}
+    for r in rows:
+        c = r["case"]
+        if int(r["runs"]) >= 3 or "/ratio/" in c or "warming" in c or "published-" in c:
+            continue
+        c = re.sub(r"/(fail|limit)=.*$", "", c)
+        c = re.sub(r"/(grow|release|runq_wait|at-knee|client-saturated)$", "", c)
+        p = c.split("/")
+        model = p[1] if len(p) > 2 else ""
+        if len(p) > 2:
+            p[1] = "{}"
+        m = re.match(r"(.*)/([nc])=(\d+)$", "/".join(p))
+        key, val = (m.group(1) + "/" + m.group(2), int(m.group(3))) if m else ("/".join(p), None)
+        g = byval.setdefault((key, val), {"models": [], "runs": set()})
+        if model and model not in g["models"]:
+            g["models"].append(model)
+        g["runs"].add(int(r["runs"]))
+    groups = {}
+    for (key, val), g in byval.items():
+        k = (key, tuple(sorted(g["models"])))
+        x = groups.setdefault(k, {"models": g["models"], "vals": [], "runs": set()})
+        if val is not None:
+            x["vals"].append(val)
+        x["runs"] |= g["runs"]
+    out = []
+    for (key, _), g in groups.items():
+        ms_ = g["models"]
+        text = key.replace("{}", ("{" + ",".join(ms_) + "}") if len(ms_) > 1 else (ms_[0] if ms_ else ""))
+        if g["vals"]:
+            text += "=" + ", ".join(f"{v:,}" for v in sorted(g["vals"]))
+        n = min(g["runs"])
+        out.append(f"`{text}`" + ("" if n == 1 else f" ({n} runs)"))
+    return out
+
+
 def sec_set(ctx):
     """Which set, which machine, when, under what noise."""
     names = resultsets.dir_machine_names(ctx.dir)
@@ -153,13 +192,26 @@ def sec_set(ctx):
                  "scripts/noise.py)" + (f"; steal time during the runs at most {max(steal):.1f}%"
                                         if steal else "") + ".")
     cores = (m.get("cores", "?").split(" ") or ["?"])[0]
+    parts = []
+    for h in resultsets.dir_machine_names(ctx.dir):
+        rows = [r for r in ctx.rows(h) if "warming" not in r["case"] and "published-" not in r["case"]]
+        if rows and all(int(r["runs"]) < 3 for r in rows):
+            parts.append(f"`{h}.csv` (every row)")
+        elif rows:
+            one = single_runs(rows)
+            if one:
+                parts.append(f"`{h}.csv`: " + "; ".join(one))
+    single = ("A figure is the median over its runs (min-max in the tables, the number of runs "
+              "in the CSV's `runs` column), both sides of a ratio from the same run, "
+              + ("except these, which are single runs (no spread; a headline figure from them "
+                 "says \"one run\"): " + "; ".join(parts) + "." if parts else
+                 "every one of them over at least 3 runs."))
     return (f"Set **`{ctx.rel}/`** ({ctx.name}): {m.get('cpu', '?')}, {cores} CPUs, "
             f"{m.get('virtualization', '?')}, {m.get('memory', '?')}, {m.get('kernel', '?')}, "
             f"{m.get('libc', '?')}, {m.get('compiler', '?')}, `{m.get('flags', '?')}`. "
             f"Measured {dates[0] if dates else '?'} to {dates[-1] if dates else '?'} "
             f"({', '.join(modes)} runs), commits {', '.join(commits)}. {noise} "
-            "Every figure is a median over runs (min-max in the tables, the number of runs in "
-            "the CSV); both sides of every ratio come from the same run.\n")
+            + single + "\n")
 
 
 CLAIM_MODELS = ["baton", "baton/cpu=same", "sched_yield/cpu=same"]
@@ -419,12 +471,13 @@ def sec_headline(ctx):
 
 
 def sec_figures(ctx):
-    names = ["seed", "switch", "alloc", "memory", "scale", "throughput", "llm", "mockllm"]
+    names = ["seed", "switch", "alloc", "memory", "scale", "throughput", "llm", "mockllm", "curl"]
     titles = {"seed": "The post's protocol side by side", "switch": "One context switch",
               "alloc": "Creating one unit", "memory": "Memory per live unit",
               "scale": "Memory against live units, the thread cliff",
               "throughput": "HTTP throughput and p99", "llm": "Streaming LLM conversations",
-              "mockllm": "mock-llm capacity"}
+              "mockllm": "mock-llm capacity",
+              "curl": "libcurl on threads, fibers with hooks and curl_multi"}
     out = [f"![{titles[n]}]({ctx.plots}/{n}.png)" for n in names
            if os.path.isfile(os.path.join(TOP, ctx.plots, n + ".png"))]
     return "\n".join(out) + f"\n\n(SVG versions beside each PNG in `{ctx.plots}/`.)\n"
