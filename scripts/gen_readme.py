@@ -286,6 +286,12 @@ def sec_headline(ctx):
         if cross:
             text += (f" Across cores a hand-off costs {t_ns(min(float(r['median']) for r in cross))}"
                      f"-{t_ns(max(float(r['median']) for r in cross))} (the hypervisor's wake-up).")
+        y2 = ctx.row("switch", "switch/fiber/yield/sites=2", "ns_per_switch")
+        if y2:
+            text += (f" The {t_ns(y['median'])} is one call site yielding back and forth; "
+                     f"fibers yielding from two different call sites (`fiber/yield/sites=2`) "
+                     f"take **{t_ns(y2['median'])}** ({t_ns(y2['min'])}-{t_ns(y2['max'])}): the "
+                     "one-site loop is the flattering case.")
         if strict:
             text += (f" Beside them, not the headline: the raw assembly switch under the "
                      f"scheduler, {t_ns(strict['median'])}"
@@ -306,8 +312,15 @@ def sec_headline(ctx):
     tfa = ctx.row("alloc", reproduce.CJF_ANY, "ns_per_create")
 
     def pair(f, t):
+        """fiber against thread, the ratio of medians and, when the harness wrote it, the
+        per-run ratio's range (the same run's thread over the same run's fiber)."""
+        cpu = "same" if "cpu=same" in f["case"] else "any"
+        kind = "fresh" if "fresh" in f["case"] else "pooled"
+        q = ctx.row("alloc", f"alloc/ratio/thread-over-fiber-{kind}/cpu={cpu}", "ratio")
+        rng = (f" (per-run ratios {xr(float(q['min']))}-{xr(float(q['max']))}, {q['runs']} runs; "
+               f"the fiber {t_ns(f['min'])}-{t_ns(f['max'])})" if q and int(q["runs"]) > 1 else "")
         return (f"{t_ns(f['median'])} against {t_ns(t['median'])}: "
-                f"**{xr(float(t['median']) / float(f['median']))}**{runs_note(f, t)}")
+                f"**{xr(float(t['median']) / float(f['median']))}**{rng}{runs_note(f, t)}")
     if ps and ts:
         text = ("- **Creating a unit, pinned against pinned** (`alloc.csv`, create + run + join, "
                 "the creating thread and every thread on one CPU): a fiber from the stack pool "
@@ -349,13 +362,16 @@ def sec_headline(ctx):
             grow = reproduce.sel(ctx.rows("scale"), case=[live["case"] + "/grow"], metric="seconds")
             text += (f" **{cnt(live['median'])} live fibers** (the harness's cap)"
                      + (f", grown in {float(grow['median']):.1f} s" if grow else "") + ";")
+        if live:
+            text = text.rstrip(";") + runs_note(live) + ";"
         if lim:
             cause = lim["case"].rsplit("limit=", 1)[-1]
             pid_max = (ctx.machine("scale").get("pid_max", "").split(" ") or ["?"])[0]
             text += (f" threads stop at **{cnt(lim['median'])}** ({cause}"
                      + (f": this machine's pid_max is {cnt(pid_max)}, so the limit is the "
                         "machine's configuration, not a cost of threads"
-                        if "pid_max" in cause and pid_max.isdigit() else "") + ").")
+                        if "pid_max" in cause and pid_max.isdigit() else "") + ")"
+                     + runs_note(lim) + ".")
         b.append(text)
     # LLM
     lf = "llm/fiber/gpt4o-5tps/n=10000"
@@ -416,33 +432,69 @@ def sec_headline(ctx):
     rt = ctx.row("throughput", "http/thread/hello/c=100", "req_per_s")
     if rf and rn:
         pin = ctx.machine("throughput").get("pinning", "")
+
+        def rng(r, f):
+            return f"{f(r['median'])} ({f(r['min'])}-{f(r['max'])})"
+
+        def x2(v):
+            return f"{float(v):.2f}x"
+
+        def us3(v):
+            return f"{float(v):.3g} µs"
+
         # The harness's own ratio rows are per-run ratios (the same run's nginx): prefer them.
         def over_nginx(model, r):
             q = ctx.row("throughput", f"http/ratio/{model}-over-nginx/c=100", "ratio")
-            return (f"{float(q['median']):.2f}x ({float(q['min']):.2f}-{float(q['max']):.2f})" if q
-                    else f"{float(r['median']) / float(rn['median']):.2f}x")
-        text = (f"- **HTTP keep-alive, 100 connections** (`throughput.csv`, wrk): fibers "
-                f"{rate(rf['median'])} req/s, nginx (one worker) {rate(rn['median'])}: fibers "
-                f"**{over_nginx('fiber', rf)} nginx**"
-                + (f"; a thread per connection {over_nginx('thread', rt)}" if rt else "")
-                + runs_note(rf, rn) + ".")
-        # sets from the numbers-wl harness on: the load generator's own CPU and the
-        # server's CPU per request (older sets have neither; then nothing is added)
-        gb = [(n, ctx.row("throughput", f"http/{n}/hello/c=100", "generator_bound_count"))
-              for n in ("fiber", "nginx-1worker")]
-        bound = [n for n, g in gb if g and float(g["max"]) > 0]
-        if bound:
-            text += (f" **wrk was the ceiling** in runs of {' and '.join(bound)} (one wrk thread "
-                     f"at >= 90% of its CPU, `generator_bound_count`): there req/s is wrk's "
-                     f"ceiling, not the server's.")
+            if not q:
+                return f"{float(r['median']) / float(rn['median']):.2f}x (ratio of medians)"
+            lo, hi = float(q["min"]), float(q["max"])
+            return rng(q, x2) + (", inconclusive: the runs fall on both sides of 1.0"
+                                 if lo < 1.0 < hi else "")
+
+        def gen_bound(model):
+            """'every', 'some' or '' (no row, or never): runs where wrk was the ceiling."""
+            g = ctx.row("throughput", f"http/{model}/hello/c=100", "generator_bound_count")
+            if not g or float(g["max"]) <= 0:
+                return ""
+            return "every" if float(g["min"]) > 0 else "some"
         cf = ctx.row("throughput", "http/fiber/hello/c=100", "cpu_per_req_us")
         cn = ctx.row("throughput", "http/nginx-1worker/hello/c=100", "cpu_per_req_us")
         ct = ctx.row("throughput", "http/thread/hello/c=100", "cpu_per_req_us")
-        if cf and cn:
-            text += (f" Server CPU per request: fibers {float(cf['median']):.3g} µs, nginx "
-                     f"{float(cn['median']):.3g} µs"
-                     + (f", a thread per connection {float(ct['median']):.3g} µs" if ct else "")
-                     + runs_note(cf, cn) + ".")
+        bf, bn = gen_bound("fiber"), gen_bound("nginx-1worker")
+        text = (f"- **HTTP keep-alive, 100 connections** (`throughput.csv`, wrk with one thread, "
+                f"{rf['runs']} runs of about 1 s each, workloads/bench/run.py): ")
+        if bf == "every" and bn == "every":
+            text += ("**wrk was the ceiling in every run of both fibers and nginx** (its one "
+                     "thread at >= 90% of its CPU, `generator_bound_count`), so their req/s "
+                     f"measure wrk, not the servers: fibers {rate(rf['median'])}, nginx (one "
+                     f"worker) {rate(rn['median'])}, fibers over nginx {over_nginx('fiber', rf)}.")
+            if cf and cn:
+                lo_f, hi_f, lo_n, hi_n = (float(cf["min"]), float(cf["max"]),
+                                          float(cn["min"]), float(cn["max"]))
+                text += (" The like-for-like figure is the server's CPU per request: **fibers "
+                         f"{rng(cf, us3)} against nginx {rng(cn, us3)}**"
+                         + (" (the per-run ranges overlap: fibers are not shown cheaper or "
+                            "dearer than nginx)" if lo_f <= hi_n and lo_n <= hi_f else
+                            " (fibers cheaper in every run)" if hi_f < lo_n else
+                            " (nginx cheaper in every run)") + runs_note(cf, cn) + ".")
+        else:
+            text += (f"fibers {rate(rf['median'])} req/s, nginx (one worker) "
+                     f"{rate(rn['median'])}: fibers **{over_nginx('fiber', rf)} nginx**"
+                     + runs_note(rf, rn) + ".")
+            bound = [n for n, g in (("fiber", bf), ("nginx-1worker", bn)) if g]
+            if bound:
+                text += (f" **wrk was the ceiling** in runs of {' and '.join(bound)} (one wrk "
+                         "thread at >= 90% of its CPU, `generator_bound_count`): there req/s "
+                         "is wrk's ceiling, not the server's.")
+            if cf and cn:
+                text += (f" Server CPU per request: fibers {rng(cf, us3)}, nginx {rng(cn, us3)}"
+                         + runs_note(cf, cn) + ".")
+        if rt:
+            bt = gen_bound("thread")
+            text += (f" A thread per connection: {rate(rt['median'])} req/s, "
+                     f"{over_nginx('thread', rt)} nginx's"
+                     + (f" (wrk the ceiling in {bt} of its runs)" if bt else "")
+                     + (f", {rng(ct, us3)} of server CPU per request" if ct else "") + ".")
         if pin:
             text += f" Placement (`throughput.machine.txt`): {pin}."
         b.append(text)
@@ -464,8 +516,13 @@ def sec_headline(ctx):
         kh = ctx.row("mockllm", "keepalive/fiber/health/c=32", "requests_per_s")
         kn = ctx.row("mockllm", "keepalive/nginx/return200/c=32", "requests_per_s")
         if kh and kn:
-            text += (f" Keep-alive `/health` {rate(kh['median'])} req/s against nginx's "
-                     f"{rate(kn['median'])} on the same core.")
+            overlap = float(kh["min"]) <= float(kn["max"]) and float(kn["min"]) <= float(kh["max"])
+            text += (f" Keep-alive `/health`, wrk -c32: mock-llm {rate(kh['median'])} req/s "
+                     f"({rate(kh['min'])}-{rate(kh['max'])}), nginx `return 200` on the same core "
+                     f"{rate(kn['median'])} ({rate(kn['min'])}-{rate(kn['max'])})"
+                     + (": the ranges overlap, neither is shown faster" if overlap else "")
+                     + "; `mockllm.csv` records no CPU for wrk here, so whether wrk was the "
+                     "ceiling is not known" + runs_note(kh, kn) + ".")
         b.append(text)
     return "\n".join(b) + "\n"
 
