@@ -93,6 +93,70 @@ class ReadmeTest(unittest.TestCase):
             text = f.read()
         self.assertIn("(seed.csv: not in this set)", text)
 
+    def copy_set(self, edit=None):
+        """A copy of the shown set; edit(harness, row) may change rows in place."""
+        s = os.path.join(self.tmp.name, "published", os.path.basename(self.set))
+        shutil.copytree(self.set, s)
+        if edit:
+            for n in os.listdir(s):
+                if not n.endswith(".csv"):
+                    continue
+                p = os.path.join(s, n)
+                with open(p, newline="") as f:
+                    rows = list(csv.DictReader(f))
+                for r in rows:
+                    edit(n[:-4], r)
+                with open(p, "w", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+                    w.writeheader()
+                    w.writerows(rows)
+        return gen_readme.Ctx(s)
+
+    def test_set_names_single_runs(self):
+        """gen:set does not claim every figure is a median of runs: it lists the one-run
+        cases (failed before: 'Every figure is a median over runs' with scale.csv all runs 1)."""
+        text = gen_readme.sec_set(gen_readme.Ctx(self.set))
+        self.assertNotIn("Every figure is a median", text)
+        self.assertIn("`scale.csv` (every row)", text)
+        self.assertIn("`llm-tls/{", text)
+
+    def test_claim_straddling_threshold_is_inconclusive(self):
+        """A model whose runs' bounds straddle the claim is inconclusive, not bold, not in
+        'holds' (failed before: baton/cpu=same 22.2x, bounds 17.4x-29.0x, read 'holds')."""
+        text = gen_readme.sec_claims(gen_readme.Ctx(self.set))
+        line = [x for x in text.splitlines() if x.startswith("| fibers >= 20x cheaper to create")][0]
+        self.assertIn("22.2x (77.9 µs vs 3.51 µs; bounds 17.4x-29.0x: inconclusive)", line)
+        self.assertNotIn("**22.2x**", line)
+        self.assertIn("| holds against baton; inconclusive against baton/cpu=same", line)
+        self.assertIn("56.7x (bounds 10.9x-68.6x): inconclusive", line)
+
+        def narrow(h, r):  # every run at the median: nothing straddles any more
+            if h == "seed" and r["metric"] == "us_per_unit":
+                r["min"] = r["max"] = r["median"]
+        text = gen_readme.sec_claims(self.copy_set(narrow))
+        line = [x for x in text.splitlines() if x.startswith("| fibers >= 20x cheaper to create")][0]
+        self.assertIn("**22.2x**", line)
+        self.assertIn("| holds only against baton, baton/cpu=same |", line)
+
+    def test_http_headline_when_wrk_is_the_ceiling(self):
+        """Both sides wrk-bound in every run: no bold req/s ratio, the straddling ratio
+        called inconclusive, CPU per request the like-for-like figure (failed before:
+        '**1.05x (0.99-1.08) nginx**')."""
+        text = gen_readme.sec_headline(gen_readme.Ctx(self.set))
+        line = [x for x in text.splitlines() if x.startswith("- **HTTP keep-alive")][0]
+        self.assertIn("wrk was the ceiling in every run of both fibers and nginx", line)
+        self.assertIn("1.05x (0.99x-1.08x), inconclusive", line)
+        self.assertIn("**fibers 9.66 µs (9.61 µs-10.9 µs) against nginx 10.5 µs", line)
+        self.assertNotIn("**1.05x", line)
+
+        def unbound(h, r):
+            if h == "throughput" and r["metric"] == "generator_bound_count":
+                r["min"] = r["max"] = r["median"] = "0"
+        line = [x for x in gen_readme.sec_headline(self.copy_set(unbound)).splitlines()
+                if x.startswith("- **HTTP keep-alive")][0]
+        self.assertIn("fibers **1.05x (0.99x-1.08x), inconclusive", line)
+        self.assertNotIn("wrk was the ceiling", line)
+
     def test_peers_section(self):
         """The peers section from a set with peers.csv: a row per model at 10,000
         conversations (where one stopped, and why, in its row), the reading against the

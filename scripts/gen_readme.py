@@ -235,17 +235,24 @@ def sec_claims(ctx):
         fmtv = (lambda v: rate(v) + "/s") if spec["higher"] else t_us
         line = [spec["text"], xr(spec["post"])]
         rr = reproduce.claim_ratios(ctx.dir, spec, ruby=True).get("Ruby threads")
+        rb = reproduce.claim_bounds(ctx.dir, spec, ruby=True).get("Ruby threads")
         rt = seed_pair(ctx, spec["metric"], "ruby-thread", impl_re=r"^(?!published)")
         line.append("-" if rr is None else
-                    f"{xr(rr)}: {'holds' if rr >= spec['claim'] else 'does not hold'}"
-                    f" ({rt['impl']})")
+                    f"{xr(rr)}" + (f" (bounds {xr(rb[0])}-{xr(rb[1])})" if rb else "") +
+                    f": {reproduce.claim_state(rr, spec['claim'], rb)} ({rt['impl']})")
         ratios = reproduce.claim_ratios(ctx.dir, spec)
+        bounds = reproduce.claim_bounds(ctx.dir, spec)
         for m in models:
             t = seed_pair(ctx, spec["metric"], "thread", impl=m)
-            r = ratios.get(m)
+            r, bd = ratios.get(m), bounds.get(m)
+            st = "" if r is None else reproduce.claim_state(r, spec["claim"], bd)
             line.append("-" if r is None or not t or not f else
-                        f"**{xr(r)}** ({fmtv(t['median'])} vs {fmtv(f['median'])}){runs_note(t, f)}")
-        line.append(reproduce.verdict(ratios, spec["claim"]))
+                        (f"**{xr(r)}**" if st != "inconclusive" else f"{xr(r)}")
+                        + f" ({fmtv(t['median'])} vs {fmtv(f['median'])}"
+                        + (f"; bounds {xr(bd[0])}-{xr(bd[1])}" if bd else "")
+                        + (": inconclusive" if st == "inconclusive" else "")
+                        + f"){runs_note(t, f)}")
+        line.append(reproduce.verdict(ratios, spec["claim"], bounds))
         out.append(line)
     md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
     md += "".join("| " + " | ".join(r) + " |\n" for r in out)
@@ -254,8 +261,12 @@ def sec_claims(ctx):
            "as Ruby's threads are (the C model of what the post measured); `baton/cpu=same` "
            "the same with every thread, the creating and joining one included, on one CPU; "
            "`sched_yield/cpu=same` has no baton (the cheapest C threads, all on one CPU). A "
-           "claim holds against a model when its ratio reaches the post's threshold; the "
-           "verdict names the models it holds against, so no single model decides it. "
+           "claim holds against a model when its ratio of medians reaches the post's threshold "
+           "and so does the lowest ratio the runs allow; the bounds beside each ratio are the "
+           "lowest and highest the two sides' min-max allow (`seed.csv` has no per-run ratio "
+           "rows), and a model whose bounds straddle the threshold is **inconclusive** (its "
+           "ratio not bold), never \"holds\". The verdict names the models it holds against, "
+           "so no single model decides it. "
            "Ruby here is the post's own protocol in Ruby on this machine (bench/ruby/seed.rb): "
            "the truest reproduction of the post.\n")
     return md
