@@ -601,36 +601,118 @@ def sec_mockllm_results(ctx):
     def c(case, metric, f=tables.num):
         r = ctx.row("mockllm", case, metric)
         return tables.cell(r, f) if r else "-"
-    caps = []
-    for r in rows:
-        if r["case"].startswith("capacity/") and r["metric"] == "events_per_s" and r["case"] not in caps:
-            caps.append(r["case"])
-    if caps:
-        out += "Capacity (streams x rate, one token per event):\n\n"
-        out += mtable(["case", "offered events/s", "emitted events/s", "lateness p50 µs",
-                       "lateness p99 µs", "server CPU %", "run-queue wait %", "runs"],
-                      [[f"`{short(cs)}`", cnt(ctx.row("mockllm", cs, "events_per_s")["value"]),
-                        c(cs, "events_per_s"), c(cs, "lateness_p50"), c(cs, "lateness_p99"),
-                        c(cs, "cpu_percent"), c(cs + "/runq_wait", "cpu_percent"),
-                        ctx.row("mockllm", cs, "events_per_s")["runs"]] for cs in caps])
-    best = [r for r in rows if r["metric"] == "max_events_per_s"]
-    if best:
-        out += "Highest rate with lateness p99 <= 1 ms:\n\n"
-        out += mtable(["case", "events/s", "runs"],
-                      [[f"`{short(r['case'])}`", tables.cell(r), r["runs"]] for r in best])
-    conc = []
-    for r in rows:
-        if r["case"].startswith("concurrency/") and r["metric"] == "open_streams":
-            conc.append(r["case"])
+    def g(case, metric):
+        return ctx.row("mockllm", case, metric)
+
+    def runs(*cases_metrics):
+        rs = [g(c_, m_) for c_, m_ in cases_metrics]
+        rs = [r for r in rs if r]
+        return ", ".join(sorted({r["runs"] for r in rs}, key=int)) if rs else "-"
+    knees = [r for r in rows if r["metric"] == "max_events_per_s"]
+    if knees:
+        out += ("Capacity: the highest offered rate with emission lateness p99 <= 1 ms (one token "
+                "per event), the first rate that failed it, and at the knee the server's lateness, "
+                "CPU per event, kernel share and run-queue wait and the load client's busy share "
+                "(a knee whose client was saturated measures the client; those runs are "
+                "counted):\n\n")
+        body = []
+        for r in knees:
+            cs = r["case"]
+            k = cs + "/at-knee"
+            sat = g(cs + "/client-saturated", "runs_count")
+            body.append([f"`{short(cs)}`", cnt(r["value"]), tables.cell(r),
+                         c(cs + "/first-failing", "events_per_s"), c(k, "lateness_p50"),
+                         c(k, "lateness_p99"), c(k, "cpu_per_event_us"),
+                         c(k, "kernel_share_percent"), c(k, "runq_wait_percent"),
+                         c(k, "client_busy_percent"),
+                         cnt(sat["median"]) if sat else "-",
+                         runs((cs, "max_events_per_s"), (k, "lateness_p99"))])
+        out += mtable(["case", "streams", "events/s at p99 <= 1 ms", "first failing events/s",
+                       "at knee: lateness p50 µs", "lateness p99 µs", "CPU per event µs",
+                       "kernel share %", "run-queue wait %", "load client busy %",
+                       "runs with the client saturated", "runs (knee rows)"], body)
+    flat = sorted({r["case"] for r in rows if r["case"].startswith("capacity/")
+                   and "/max-rate" in r["case"] and not r["case"].endswith("/client")
+                   and "/ratio/" not in r["case"] and r["metric"] == "events_per_s"},
+                  key=lambda x: [r["case"] for r in rows].index(x))
+    if flat:
+        out += ("Flat out (every event its own write, no pacing): events/s and the server's CPU "
+                "per event:\n\n")
+        out += mtable(["case", "streams", "events/s", "CPU per event µs", "kernel share %",
+                       "load client busy %", "runs"],
+                      [[f"`{short(cs)}`", cnt(g(cs, "events_per_s")["value"]),
+                        c(cs, "events_per_s"), c(cs, "cpu_per_event_us"),
+                        c(cs, "kernel_share_percent"),
+                        c(cs + "/client", "client_busy_percent") if g(cs + "/client", "client_busy_percent")
+                        else c(cs, "client_busy_percent"), g(cs, "events_per_s")["runs"]]
+                       for cs in flat])
+    ratios = [r for r in rows if r["case"].startswith("capacity/ratio/")]
+    if ratios:
+        out += "Ratios, run by run (each run's two servers):\n\n"
+        out += mtable(["case", "ratio", "runs"],
+                      [[f"`{short(r['case'])}`", tables.cell(r, lambda v: f"{float(v):.3g}x"),
+                        r["runs"]] for r in ratios])
+    # the target: capacity at p99 <= 1 ms >= 0.8x the floor's, at each N measured
+    said = []
+    for r in ratios:
+        m_ = re.match(r"capacity/ratio/mock-llm-over-floor/streams=(\d+)/p99<=1ms$", r["case"])
+        if not m_:
+            continue
+        n = m_.group(1)
+        med, lo, hi = float(r["median"]), float(r["min"]), float(r["max"])
+        state = ("met" if lo >= 0.8 else "**not met**" if med < 0.8 else
+                 "**inconclusive** (the runs fall on both sides of 0.8x)")
+        text = (f"at {cnt(n)} streams mock-llm reaches {med:.3g}x the floor ({lo:.3g}x-{hi:.3g}x, "
+                f"{r['runs']} run{'s' if r['runs'] != '1' else ''} with both knees): {state}")
+        sat = g(f"capacity/floor/streams={n}/p99<=1ms/client-saturated", "runs_count")
+        if sat and float(sat["median"]) > 0:
+            text += (f"; the floor's load client was saturated in {cnt(sat['median'])} run"
+                     f"{'s' if float(sat['median']) != 1 else ''} (there it measures the client)")
+        fl = g(f"capacity/ratio/mock-llm-over-floor/streams={n}/max-rate-one-write-per-event", "ratio")
+        if fl and float(fl["median"]) > 1:
+            text += (f"; flat out the floor is *slower* than mock-llm here ({float(fl['median']):.3g}x "
+                     f"({float(fl['min']):.3g}x-{float(fl['max']):.3g}x) mock-llm over floor), so at "
+                     f"{cnt(n)} streams it is not a floor")
+        said.append(text)
+    if said:
+        out += ("**The target** (capacity at p99 <= 1 ms >= 0.8x the floor's): " + "; ".join(said)
+                + ".\n\n")
+    conc = [r["case"] for r in rows if r["case"].startswith("concurrency/") and r["metric"] == "open_streams"]
     if conc:
-        out += "Open streams (N streams, 2 tokens/s each):\n\n"
-        out += mtable(["case", "open", "failed", "events/s", "lateness p99 µs", "RSS per stream",
-                       "time to open all s", "run-queue wait %", "runs"],
+        out += "Open streams (N streams, each at the tokens/s its case names):\n\n"
+        out += mtable(["case", "open", "failed", "offered events/s", "events/s", "lateness p99 µs",
+                       "RSS per stream", "time to open all s", "server CPU %", "run-queue wait %",
+                       "runs"],
                       [[f"`{short(cs)}`", c(cs, "open_streams"), c(cs, "failed_streams"),
-                        c(cs, "events_per_s"), c(cs, "lateness_p99"),
+                        offered(cs), c(cs, "events_per_s"), c(cs, "lateness_p99"),
                         c(cs, "rss_per_stream", tables.kib), c(cs, "open_time"),
-                        c(cs + "/runq_wait", "cpu_percent"),
-                        ctx.row("mockllm", cs, "open_streams")["runs"]] for cs in conc])
+                        c(cs, "cpu_percent"), c(cs + "/runq_wait", "cpu_percent"),
+                        g(cs, "open_streams")["runs"]] for cs in conc])
+        floors = {}
+        for r in knees:
+            fm = re.match(r"capacity/floor/streams=(\d+)/", r["case"])
+            if fm:
+                floors[int(fm.group(1))] = r
+        late = []
+        for cs in conc:
+            lp = g(cs, "lateness_p99")
+            if not lp or float(lp["median"]) <= 1000:
+                continue
+            text = (f"`{short(cs)}` has lateness p99 {t_us(lp['median'])} "
+                    f"({t_us(lp['min'])}-{t_us(lp['max'])}), not <= 1 ms")
+            nm = re.search(r"/n=(\d+)/", cs)
+            below = [k for k in floors if nm and k <= int(nm.group(1))]
+            if below and offered(cs) != "-":
+                fr = floors[max(below)]
+                off = float(offered(cs).replace(",", ""))
+                if off > float(fr["median"]):
+                    text += (f": it offers {offered(cs)} events/s, above what even the floor "
+                             f"holds at p99 <= 1 ms with {cnt(max(below))} streams on this "
+                             f"machine ({rate(fr['median'])} ({rate(fr['min'])}-"
+                             f"{rate(fr['max'])}))")
+            late.append(text)
+        if late:
+            out += "; ".join(late) + ".\n\n"
     ka = [r for r in rows if r["case"].startswith("keepalive/") and r["metric"] == "requests_per_s"]
     if ka:
         out += "Keep-alive requests per second:\n\n"
@@ -641,6 +723,12 @@ def sec_mockllm_results(ctx):
 
 def short(case):
     return case.split("/", 1)[1] if "/" in case else case
+
+
+def offered(case):
+    """N x tokens/s from a concurrency case name (.../n=N/tps=T), or '-'."""
+    m = re.search(r"/n=(\d+)/tps=(\d+(?:\.\d+)?)", case)
+    return f"{int(m.group(1)) * float(m.group(2)):,.0f}" if m else "-"
 
 
 def sec_workloads_results(ctx):
