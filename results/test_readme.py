@@ -157,6 +157,39 @@ class ReadmeTest(unittest.TestCase):
         self.assertIn("fibers **1.05x (0.99x-1.08x), inconclusive", line)
         self.assertNotIn("wrk was the ceiling", line)
 
+    def test_mockllm_section(self):
+        """The capacity table shows streams (not as 'offered events/s'), the knee's values
+        from the at-knee rows, the target's verdict; the open-streams header does not say
+        2 tokens/s over tps=5 rows (failed before on all four)."""
+        text = gen_readme.sec_mockllm_results(gen_readme.Ctx(self.set))
+        self.assertNotIn("offered events/s | emitted", text)
+        self.assertNotIn("2 tokens/s each", text)
+        self.assertRegex(text, r"\| `floor/streams=1000/p99<=1ms` \| 1,000 \| 91.7k \(0-100k\) \| "
+                               r"100k \(11.4k-109k\) \| 10 \| 125 \(100-150\) \|")
+        self.assertIn("at 1,000 streams mock-llm reaches 0.709x the floor (0.5x-0.917x, 2 runs "
+                      "with both knees): **not met**", text)
+        self.assertIn("at 10,000 streams mock-llm reaches 1.3x the floor (0.23x-2.83x, 3 runs "
+                      "with both knees): **inconclusive**", text)
+        self.assertIn("so at 10,000 streams it is not a floor", text)
+        self.assertIn("`fiber/n=19000/tps=5` has lateness p99 1 s", text)
+
+    def test_workloads_tls_section(self):
+        """HTTPS against HTTP from llm.csv's llm-tls rows: one run each, said; the thread
+        HTTPS run's 8,984 alive said (the hand-written section said 'Median of 3 rounds')."""
+        text = gen_readme.sec_workloads_tls(gen_readme.Ctx(self.set))
+        self.assertIn("(one run)", text)
+        self.assertIn("thread, HTTPS: 8,984 conversations alive at most (8,400 connections "
+                      "open), not 10,000 at once", text)
+        self.assertIn("**6.83x over HTTP, 1.56x over HTTPS**", text)
+        with open(os.path.join(TOP, "workloads", "README.md")) as f:
+            self.assertNotIn("Median of 3 rounds", f.read())
+        s = os.path.join(self.tmp.name, "published", "x")
+        os.makedirs(s)
+        for n in os.listdir(self.set):
+            if not n.startswith("llm."):
+                shutil.copy(os.path.join(self.set, n), s)
+        self.assertIn("not in this set", gen_readme.sec_workloads_tls(gen_readme.Ctx(s)))
+
     def test_peers_section(self):
         """The peers section from a set with peers.csv: a row per model at 10,000
         conversations (where one stopped, and why, in its row), the reading against the

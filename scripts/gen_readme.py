@@ -747,7 +747,12 @@ def sec_workloads_results(ctx):
         out += ("Connections a server never answered during a run (`unserved_conns_count`; a "
                 "low p99 counts only the connections served): " +
                 ", ".join(f"`{short(r['case'])}` {cnt(r['median'])}" for r in un) + ".\n\n")
-    out += capture(tables.throughput, ctx.dir) + capture(tables.llm, ctx.dir)
+    out += capture(tables.throughput, ctx.dir)
+    one = single_runs(ctx.rows("throughput"))
+    if one:
+        out += ("Single runs in the tables above (no spread; runs 1 in `throughput.csv`): "
+                + "; ".join(one) + ".\n\n")
+    out += capture(tables.llm, ctx.dir)
     big = sorted({r["case"] for r in ctx.rows("llm") if r["case"].endswith("/n=20000")
                   and r["metric"] == "vm_hwm_bytes"})
     for cs in big:
@@ -1179,6 +1184,101 @@ def sec_curl(ctx):
     return out
 
 
+TLS_MODELS = [("fiber", "http", "fiber, HTTP"), ("thread", "http", "thread, HTTP"),
+              ("fiber", "https", "fiber, HTTPS"), ("thread", "https", "thread, HTTPS")]
+
+
+def sec_workloads_tls(ctx):
+    """HTTPS against plain HTTP at 10,000 conversations: llm.csv's llm-tls/* rows."""
+    rows = [r for r in ctx.rows("llm") if r["case"].startswith("llm-tls/")]
+    if not rows:
+        return missing("llm.csv llm-tls rows") + "\n"
+    prof = next((r["case"].split("/")[3] for r in rows
+                 if r["case"].startswith("llm-tls/fiber/http/")), None)
+    nm = re.search(r"/n=(\d+)$", next(r["case"] for r in rows if r["case"].startswith("llm-tls/fiber/http/")))
+    n = nm.group(1) if nm else "?"
+
+    def r(case, metric):
+        return reproduce.sel(rows, case=[case], metric=metric)
+
+    def case(model, proto):
+        return f"llm-tls/{model}/{proto}/{prof}/n={n}"
+
+    def cell(model, proto, metric, f):
+        x = r(case(model, proto), metric)
+        return tables.cell(x, f) if x else "-"
+
+    def k1(v):
+        return f"{float(v) / 1024:.1f} KiB"
+
+    def msf(v):
+        return f"{float(v):.1f} ms"
+
+    def sf(v):
+        return ms(v)
+    m = ctx.machine("llm")
+    used = [x for x in rows if x["metric"] == "cpu_per_1k_tokens_ms"]
+    out = (f"From `{ctx.rel}/llm.csv` ({m.get('cpu', '?')}, {m.get('date', '?')}, commit "
+           f"{m.get('commit', '?')}), rows `llm-tls/*`: {cnt(n)} conversations arriving at once, "
+           f"profile `{prof}` (gpt-4o first-token time, 60 tokens at 5 tokens/s), one "
+           "connection each, the server's certificate verified, a fresh mock-llm per run"
+           + runs_note(*used) + ": each figure below is a single run, without spread.\n\n")
+    body = []
+    for metric, what, f in (
+            ("live_units", "conversations alive at once, at most", cnt),
+            ("open_conns_count", "connections open at once, at most", cnt),
+            ("client_hwm_per_conv_bytes", "client peak RSS per conversation (`client_hwm_per_conv_bytes`)", k1),
+            ("client_rss_per_open_conv_bytes", "client RSS per open conversation", k1),
+            ("kernel_est_bytes", "client kernel estimate (page tables, thread stacks), whole run", mib),
+            ("cpu_per_1k_tokens_ms", "client CPU per 1,000 tokens", msf),
+            ("ttft_p50_ms", "first token, p50", sf),
+            ("ttft_p99_ms", "first token, p99", sf),
+            ("server_rss_per_open_stream_bytes", "mock-llm RSS per open stream", k1)):
+        body.append([what] + [cell(mo, pr, metric, f) for mo, pr, _ in TLS_MODELS])
+    body.append(["OpenSSL per conversation, client / server (HTTPS only)", "-", "-"] + [
+        (lambda c_, s_: (k1(c_["median"]) if c_ else "-") + " / " + (k1(s_["median"]) if s_ else "-"))(
+            r(f"llm-tls/{mo}/openssl-cost/{prof}/n={n}", "client_tls_bytes_per_conv_bytes"),
+            r(f"llm-tls/{mo}/openssl-cost/{prof}/n={n}", "server_tls_bytes_per_stream_bytes"))
+        for mo in ("fiber", "thread")])
+    out += mtable(["per conversation"] + [t for _, _, t in TLS_MODELS], body)
+    short_of = []
+    for mo, pr, t in TLS_MODELS:
+        lv = r(case(mo, pr), "live_units")
+        if lv and float(lv["median"]) < float(n):
+            oc = r(case(mo, pr), "open_conns_count")
+            short_of.append(f"{t}: {cnt(lv['median'])} conversations alive at most"
+                            + (f" ({cnt(oc['median'])} connections open)" if oc else "")
+                            + f", not {cnt(n)} at once; its per-conversation figures are over those")
+    if short_of:
+        out += "Not every model had all conversations at once: " + "; ".join(short_of) + ".\n\n"
+
+    def q(what, proto, kind):
+        return r(f"llm-tls/ratio/{what}/{proto}/{prof}/n={n}/{kind}", "ratio")
+    said = []
+    mh, ms_ = q("thread-over-fiber", "http", "rss-per-open-conv"), q("thread-over-fiber", "https", "rss-per-open-conv")
+    if mh and ms_:
+        said.append(f"thread over fiber, RSS per open conversation: **{float(mh['median']):.2f}x over "
+                    f"HTTP, {float(ms_['median']):.2f}x over HTTPS**")
+    ch, cs_ = q("thread-over-fiber", "http", "cpu-per-token"), q("thread-over-fiber", "https", "cpu-per-token")
+    if ch and cs_:
+        said.append(f"CPU per token {float(ch['median']):.2f}x over HTTP, {float(cs_['median']):.2f}x over HTTPS")
+    hf = r(f"llm-tls/ratio/https-over-http/fiber/{prof}/n={n}/cpu-per-token", "ratio")
+    ht = r(f"llm-tls/ratio/https-over-http/thread/{prof}/n={n}/cpu-per-token", "ratio")
+    if hf and ht:
+        said.append(f"HTTPS over HTTP, CPU per token: fibers {float(hf['median']):.2f}x, threads "
+                    f"{float(ht['median']):.2f}x")
+    if said:
+        out += "Same-run ratios (one run each): " + "; ".join(said) + ".\n\n"
+    pf, pt = r(case("fiber", "https"), "ttft_p50_ms"), r(case("thread", "https"), "ttft_p50_ms")
+    if pf and pt:
+        out += (f"Over HTTPS the first token waits {ms(pf['median'])} (p50) on the one-core fiber "
+                f"client against {ms(pt['median'])} on threads"
+                + (", later on fibers: every conversation pays a full handshake at once, the storm "
+                   "is CPU-bound, and threads use both cores" if float(pf["median"]) > float(pt["median"])
+                   else "") + ".\n")
+    return out
+
+
 SECTIONS = {
     "set": sec_set,
     "claims": sec_claims,
@@ -1188,6 +1288,7 @@ SECTIONS = {
     "million": sec_million,
     "mockllm-results": sec_mockllm_results,
     "workloads-results": sec_workloads_results,
+    "workloads-tls": sec_workloads_tls,
     "peers": sec_peers,
     "curl": sec_curl,
 }
