@@ -521,7 +521,9 @@ def sec_headline(ctx):
             lp = ctx.row("mockllm", c, "lateness_p99")
             rs = ctx.row("mockllm", c, "rss_per_stream")
             parts.append(f"{cnt(o['median'])} streams open of {cnt(n)} with emission lateness "
-                         f"p99 {t_us(lp['median'])}" + (f" at {kib(rs['median'])} each" if rs else "")
+                         f"p99 {t_us(lp['median'])} ({t_us(lp['min'])}-{t_us(lp['max'])}"
+                         + (", not <= 1 ms" if float(lp["median"]) > 1000 else "") + ")"
+                         + (f" at {kib(rs['median'])} each" if rs else "")
                          + runs_note(o, lp))
         text = "- **mock-llm** (`mockllm.csv`): " + "; ".join(parts) + "."
         kh = ctx.row("mockllm", "keepalive/fiber/health/c=32", "requests_per_s")
