@@ -562,8 +562,15 @@ def capture(fn, *a):
 
 def sec_tables(ctx):
     out = ""
-    for f in (tables.seed, tables.switch, tables.alloc, tables.memory, tables.scale):
-        out += capture(f, ctx.dir)
+    for h, f in (("seed", tables.seed), ("switch", tables.switch), ("alloc", tables.alloc),
+                 ("memory", tables.memory), ("scale", tables.scale)):
+        text = capture(f, ctx.dir)
+        rows = ctx.rows(h)
+        if text.strip() and rows and all(int(r["runs"]) < 3 for r in rows):
+            n = max(int(r["runs"]) for r in rows)
+            text = text.rstrip("\n") + ("\n\n" + ("One run" if n == 1 else f"{n} runs at most")
+                                         + f": every row of `{h}.csv` has `runs` {n} (no spread).\n\n")
+        out += text
     return out.rstrip("\n") + "\n"
 
 
