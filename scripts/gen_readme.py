@@ -762,6 +762,10 @@ def sec_workloads_results(ctx):
         out += ("Single runs in the tables above (no spread; runs 1 in `throughput.csv`): "
                 + "; ".join(one) + ".\n\n")
     out += capture(tables.llm, ctx.dir)
+    one = single_runs([r for r in ctx.rows("llm") if not r["case"].startswith("llm-tls/")])
+    if one:
+        out += ("Single runs among the `llm.csv` rows (no spread; the TLS rows are in their own "
+                "section below): " + "; ".join(one) + ".\n\n")
     big = sorted({r["case"] for r in ctx.rows("llm") if r["case"].endswith("/n=20000")
                   and r["metric"] == "vm_hwm_bytes"})
     for cs in big:
