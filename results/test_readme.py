@@ -93,6 +93,103 @@ class ReadmeTest(unittest.TestCase):
             text = f.read()
         self.assertIn("(seed.csv: not in this set)", text)
 
+    def copy_set(self, edit=None):
+        """A copy of the shown set; edit(harness, row) may change rows in place."""
+        s = os.path.join(self.tmp.name, "published", os.path.basename(self.set))
+        shutil.copytree(self.set, s)
+        if edit:
+            for n in os.listdir(s):
+                if not n.endswith(".csv"):
+                    continue
+                p = os.path.join(s, n)
+                with open(p, newline="") as f:
+                    rows = list(csv.DictReader(f))
+                for r in rows:
+                    edit(n[:-4], r)
+                with open(p, "w", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+                    w.writeheader()
+                    w.writerows(rows)
+        return gen_readme.Ctx(s)
+
+    def test_set_names_single_runs(self):
+        """gen:set does not claim every figure is a median of runs: it lists the one-run
+        cases (failed before: 'Every figure is a median over runs' with scale.csv all runs 1)."""
+        text = gen_readme.sec_set(gen_readme.Ctx(self.set))
+        self.assertNotIn("Every figure is a median", text)
+        self.assertIn("`scale.csv` (every row)", text)
+        self.assertIn("`llm-tls/{", text)
+
+    def test_claim_straddling_threshold_is_inconclusive(self):
+        """A model whose runs' bounds straddle the claim is inconclusive, not bold, not in
+        'holds' (failed before: baton/cpu=same 22.2x, bounds 17.4x-29.0x, read 'holds')."""
+        text = gen_readme.sec_claims(gen_readme.Ctx(self.set))
+        line = [x for x in text.splitlines() if x.startswith("| fibers >= 20x cheaper to create")][0]
+        self.assertIn("22.2x (77.9 µs vs 3.51 µs; bounds 17.4x-29.0x: inconclusive)", line)
+        self.assertNotIn("**22.2x**", line)
+        self.assertIn("| holds against baton; inconclusive against baton/cpu=same", line)
+        self.assertIn("56.7x (bounds 10.9x-68.6x): inconclusive", line)
+
+        def narrow(h, r):  # every run at the median: nothing straddles any more
+            if h == "seed" and r["metric"] == "us_per_unit":
+                r["min"] = r["max"] = r["median"]
+        text = gen_readme.sec_claims(self.copy_set(narrow))
+        line = [x for x in text.splitlines() if x.startswith("| fibers >= 20x cheaper to create")][0]
+        self.assertIn("**22.2x**", line)
+        self.assertIn("| holds only against baton, baton/cpu=same |", line)
+
+    def test_http_headline_when_wrk_is_the_ceiling(self):
+        """Both sides wrk-bound in every run: no bold req/s ratio, the straddling ratio
+        called inconclusive, CPU per request the like-for-like figure (failed before:
+        '**1.05x (0.99-1.08) nginx**')."""
+        text = gen_readme.sec_headline(gen_readme.Ctx(self.set))
+        line = [x for x in text.splitlines() if x.startswith("- **HTTP keep-alive")][0]
+        self.assertIn("wrk was the ceiling in every run of both fibers and nginx", line)
+        self.assertIn("1.05x (0.99x-1.08x), inconclusive", line)
+        self.assertIn("**fibers 9.66 µs (9.61 µs-10.9 µs) against nginx 10.5 µs", line)
+        self.assertNotIn("**1.05x", line)
+
+        def unbound(h, r):
+            if h == "throughput" and r["metric"] == "generator_bound_count":
+                r["min"] = r["max"] = r["median"] = "0"
+        line = [x for x in gen_readme.sec_headline(self.copy_set(unbound)).splitlines()
+                if x.startswith("- **HTTP keep-alive")][0]
+        self.assertIn("fibers **1.05x (0.99x-1.08x), inconclusive", line)
+        self.assertNotIn("wrk was the ceiling", line)
+
+    def test_mockllm_section(self):
+        """The capacity table shows streams (not as 'offered events/s'), the knee's values
+        from the at-knee rows, the target's verdict; the open-streams header does not say
+        2 tokens/s over tps=5 rows (failed before on all four)."""
+        text = gen_readme.sec_mockllm_results(gen_readme.Ctx(self.set))
+        self.assertNotIn("offered events/s | emitted", text)
+        self.assertNotIn("2 tokens/s each", text)
+        self.assertRegex(text, r"\| `floor/streams=1000/p99<=1ms` \| 1,000 \| 91.7k \(0-100k\) \| "
+                               r"100k \(11.4k-109k\) \| 10 \| 125 \(100-150\) \|")
+        self.assertIn("at 1,000 streams mock-llm reaches 0.709x the floor (0.5x-0.917x, 2 runs "
+                      "with both knees): **not met**", text)
+        self.assertIn("at 10,000 streams mock-llm reaches 1.3x the floor (0.23x-2.83x, 3 runs "
+                      "with both knees): **inconclusive**", text)
+        self.assertIn("so at 10,000 streams it is not a floor", text)
+        self.assertIn("`fiber/n=19000/tps=5` has lateness p99 1 s", text)
+
+    def test_workloads_tls_section(self):
+        """HTTPS against HTTP from llm.csv's llm-tls rows: one run each, said; the thread
+        HTTPS run's 8,984 alive said (the hand-written section said 'Median of 3 rounds')."""
+        text = gen_readme.sec_workloads_tls(gen_readme.Ctx(self.set))
+        self.assertIn("(one run)", text)
+        self.assertIn("thread, HTTPS: 8,984 conversations alive at most (8,400 connections "
+                      "open), not 10,000 at once", text)
+        self.assertIn("**6.83x over HTTP, 1.56x over HTTPS**", text)
+        with open(os.path.join(TOP, "workloads", "README.md")) as f:
+            self.assertNotIn("Median of 3 rounds", f.read())
+        s = os.path.join(self.tmp.name, "published", "x")
+        os.makedirs(s)
+        for n in os.listdir(self.set):
+            if not n.startswith("llm."):
+                shutil.copy(os.path.join(self.set, n), s)
+        self.assertIn("not in this set", gen_readme.sec_workloads_tls(gen_readme.Ctx(s)))
+
     def test_peers_section(self):
         """The peers section from a set with peers.csv: a row per model at 10,000
         conversations (where one stopped, and why, in its row), the reading against the

@@ -235,12 +235,15 @@ cp "$src/{h}.csv" "$src/{h}.machine.txt" "$out/"
         self.assertRegex(out, r"switch futex/cpu=same over fiber_yield .*FAIL: outside 2x")
 
     def test_three_state_verdicts(self):
-        # Published: create holds only against the batons (15x against sched_yield).
+        # Published: create holds against baton by every run (bounds 23.7x-34.7x).
         code, out = self.run_it()
-        self.assertRegex(out, r"fibers >= 20x cheaper to create .*\| holds only against baton, "
-                              r"baton/cpu=same +\|")
+        # With the sides' min-max a model whose bounds straddle 20x is inconclusive, not
+        # "holds" (published: baton/cpu=same 22.2x, bounds 17.4x-29.1x).
+        self.assertRegex(out, r"fibers >= 20x cheaper to create .*\| holds against baton; "
+                              r"inconclusive against baton/cpu=same, sched_yield/cpu=same "
+                              r"\(the runs' bounds straddle 20x\) +\|")
         self.assertRegex(out, r"fibers >= 10x cheaper to switch .*\| holds against every C thread model")
-        self.assertRegex(out, r"Ruby vs Ruby here .*\| (holds|does not hold) in Ruby here")
+        self.assertRegex(out, r"Ruby vs Ruby here .*\| (holds|inconclusive|does not hold) in Ruby here")
 
         def slow_fiber_create(r):
             if r["model"] == "fiber" and r["metric"] == "us_per_unit":

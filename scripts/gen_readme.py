@@ -125,6 +125,45 @@ def missing(what):
 
 # ---- sections ----
 
+def single_runs(rows):
+    """The measured cases of one harness with fewer than 3 runs, grouped for a sentence:
+    `llm/{c-fiber,c-thread}/gpt4o-5tps/n=1,000, 10,000`. Ratio, failure and limit rows follow
+    their cases; warm-up rows and the post's quoted figures are left out."""
+    byval = {}
+    for r in rows:
+        c = r["case"]
+        if int(r["runs"]) >= 3 or "/ratio/" in c or "warming" in c or "published-" in c:
+            continue
+        c = re.sub(r"/(fail|limit)=.*$", "", c)
+        c = re.sub(r"/(grow|release|runq_wait|at-knee|client-saturated)$", "", c)
+        p = c.split("/")
+        model = p[1] if len(p) > 2 else ""
+        if len(p) > 2:
+            p[1] = "{}"
+        m = re.match(r"(.*)/([nc])=(\d+)$", "/".join(p))
+        key, val = (m.group(1) + "/" + m.group(2), int(m.group(3))) if m else ("/".join(p), None)
+        g = byval.setdefault((key, val), {"models": [], "runs": set()})
+        if model and model not in g["models"]:
+            g["models"].append(model)
+        g["runs"].add(int(r["runs"]))
+    groups = {}
+    for (key, val), g in byval.items():
+        k = (key, tuple(sorted(g["models"])))
+        x = groups.setdefault(k, {"models": g["models"], "vals": [], "runs": set()})
+        if val is not None:
+            x["vals"].append(val)
+        x["runs"] |= g["runs"]
+    out = []
+    for (key, _), g in groups.items():
+        ms_ = g["models"]
+        text = key.replace("{}", ("{" + ",".join(ms_) + "}") if len(ms_) > 1 else (ms_[0] if ms_ else ""))
+        if g["vals"]:
+            text += "=" + ", ".join(f"{v:,}" for v in sorted(g["vals"]))
+        n = min(g["runs"])
+        out.append(f"`{text}`" + ("" if n == 1 else f" ({n} runs)"))
+    return out
+
+
 def sec_set(ctx):
     """Which set, which machine, when, under what noise."""
     names = resultsets.dir_machine_names(ctx.dir)
@@ -153,13 +192,26 @@ def sec_set(ctx):
                  "scripts/noise.py)" + (f"; steal time during the runs at most {max(steal):.1f}%"
                                         if steal else "") + ".")
     cores = (m.get("cores", "?").split(" ") or ["?"])[0]
+    parts = []
+    for h in resultsets.dir_machine_names(ctx.dir):
+        rows = [r for r in ctx.rows(h) if "warming" not in r["case"] and "published-" not in r["case"]]
+        if rows and all(int(r["runs"]) < 3 for r in rows):
+            parts.append(f"`{h}.csv` (every row)")
+        elif rows:
+            one = single_runs(rows)
+            if one:
+                parts.append(f"`{h}.csv`: " + "; ".join(one))
+    single = ("A figure is the median over its runs (min-max in the tables, the number of runs "
+              "in the CSV's `runs` column), both sides of a ratio from the same run, "
+              + ("except these, which are single runs (no spread; a headline figure from them "
+                 "says \"one run\"): " + "; ".join(parts) + "." if parts else
+                 "every one of them over at least 3 runs."))
     return (f"Set **`{ctx.rel}/`** ({ctx.name}): {m.get('cpu', '?')}, {cores} CPUs, "
             f"{m.get('virtualization', '?')}, {m.get('memory', '?')}, {m.get('kernel', '?')}, "
             f"{m.get('libc', '?')}, {m.get('compiler', '?')}, `{m.get('flags', '?')}`. "
             f"Measured {dates[0] if dates else '?'} to {dates[-1] if dates else '?'} "
             f"({', '.join(modes)} runs), commits {', '.join(commits)}. {noise} "
-            "Every figure is a median over runs (min-max in the tables, the number of runs in "
-            "the CSV); both sides of every ratio come from the same run.\n")
+            + single + "\n")
 
 
 CLAIM_MODELS = ["baton", "baton/cpu=same", "sched_yield/cpu=same"]
@@ -183,17 +235,24 @@ def sec_claims(ctx):
         fmtv = (lambda v: rate(v) + "/s") if spec["higher"] else t_us
         line = [spec["text"], xr(spec["post"])]
         rr = reproduce.claim_ratios(ctx.dir, spec, ruby=True).get("Ruby threads")
+        rb = reproduce.claim_bounds(ctx.dir, spec, ruby=True).get("Ruby threads")
         rt = seed_pair(ctx, spec["metric"], "ruby-thread", impl_re=r"^(?!published)")
         line.append("-" if rr is None else
-                    f"{xr(rr)}: {'holds' if rr >= spec['claim'] else 'does not hold'}"
-                    f" ({rt['impl']})")
+                    f"{xr(rr)}" + (f" (bounds {xr(rb[0])}-{xr(rb[1])})" if rb else "") +
+                    f": {reproduce.claim_state(rr, spec['claim'], rb)} ({rt['impl']})")
         ratios = reproduce.claim_ratios(ctx.dir, spec)
+        bounds = reproduce.claim_bounds(ctx.dir, spec)
         for m in models:
             t = seed_pair(ctx, spec["metric"], "thread", impl=m)
-            r = ratios.get(m)
+            r, bd = ratios.get(m), bounds.get(m)
+            st = "" if r is None else reproduce.claim_state(r, spec["claim"], bd)
             line.append("-" if r is None or not t or not f else
-                        f"**{xr(r)}** ({fmtv(t['median'])} vs {fmtv(f['median'])}){runs_note(t, f)}")
-        line.append(reproduce.verdict(ratios, spec["claim"]))
+                        (f"**{xr(r)}**" if st != "inconclusive" else f"{xr(r)}")
+                        + f" ({fmtv(t['median'])} vs {fmtv(f['median'])}"
+                        + (f"; bounds {xr(bd[0])}-{xr(bd[1])}" if bd else "")
+                        + (": inconclusive" if st == "inconclusive" else "")
+                        + f"){runs_note(t, f)}")
+        line.append(reproduce.verdict(ratios, spec["claim"], bounds))
         out.append(line)
     md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
     md += "".join("| " + " | ".join(r) + " |\n" for r in out)
@@ -202,8 +261,12 @@ def sec_claims(ctx):
            "as Ruby's threads are (the C model of what the post measured); `baton/cpu=same` "
            "the same with every thread, the creating and joining one included, on one CPU; "
            "`sched_yield/cpu=same` has no baton (the cheapest C threads, all on one CPU). A "
-           "claim holds against a model when its ratio reaches the post's threshold; the "
-           "verdict names the models it holds against, so no single model decides it. "
+           "claim holds against a model when its ratio of medians reaches the post's threshold "
+           "and so does the lowest ratio the runs allow; the bounds beside each ratio are the "
+           "lowest and highest the two sides' min-max allow (`seed.csv` has no per-run ratio "
+           "rows), and a model whose bounds straddle the threshold is **inconclusive** (its "
+           "ratio not bold), never \"holds\". The verdict names the models it holds against, "
+           "so no single model decides it. "
            "Ruby here is the post's own protocol in Ruby on this machine (bench/ruby/seed.rb): "
            "the truest reproduction of the post.\n")
     return md
@@ -234,6 +297,12 @@ def sec_headline(ctx):
         if cross:
             text += (f" Across cores a hand-off costs {t_ns(min(float(r['median']) for r in cross))}"
                      f"-{t_ns(max(float(r['median']) for r in cross))} (the hypervisor's wake-up).")
+        y2 = ctx.row("switch", "switch/fiber/yield/sites=2", "ns_per_switch")
+        if y2:
+            text += (f" The {t_ns(y['median'])} is one call site yielding back and forth; "
+                     f"fibers yielding from two different call sites (`fiber/yield/sites=2`) "
+                     f"take **{t_ns(y2['median'])}** ({t_ns(y2['min'])}-{t_ns(y2['max'])}): the "
+                     "one-site loop is the flattering case.")
         if strict:
             text += (f" Beside them, not the headline: the raw assembly switch under the "
                      f"scheduler, {t_ns(strict['median'])}"
@@ -254,8 +323,15 @@ def sec_headline(ctx):
     tfa = ctx.row("alloc", reproduce.CJF_ANY, "ns_per_create")
 
     def pair(f, t):
+        """fiber against thread, the ratio of medians and, when the harness wrote it, the
+        per-run ratio's range (the same run's thread over the same run's fiber)."""
+        cpu = "same" if "cpu=same" in f["case"] else "any"
+        kind = "fresh" if "fresh" in f["case"] else "pooled"
+        q = ctx.row("alloc", f"alloc/ratio/thread-over-fiber-{kind}/cpu={cpu}", "ratio")
+        rng = (f" (per-run ratios {xr(float(q['min']))}-{xr(float(q['max']))}, {q['runs']} runs; "
+               f"the fiber {t_ns(f['min'])}-{t_ns(f['max'])})" if q and int(q["runs"]) > 1 else "")
         return (f"{t_ns(f['median'])} against {t_ns(t['median'])}: "
-                f"**{xr(float(t['median']) / float(f['median']))}**{runs_note(f, t)}")
+                f"**{xr(float(t['median']) / float(f['median']))}**{rng}{runs_note(f, t)}")
     if ps and ts:
         text = ("- **Creating a unit, pinned against pinned** (`alloc.csv`, create + run + join, "
                 "the creating thread and every thread on one CPU): a fiber from the stack pool "
@@ -297,13 +373,16 @@ def sec_headline(ctx):
             grow = reproduce.sel(ctx.rows("scale"), case=[live["case"] + "/grow"], metric="seconds")
             text += (f" **{cnt(live['median'])} live fibers** (the harness's cap)"
                      + (f", grown in {float(grow['median']):.1f} s" if grow else "") + ";")
+        if live:
+            text = text.rstrip(";") + runs_note(live) + ";"
         if lim:
             cause = lim["case"].rsplit("limit=", 1)[-1]
             pid_max = (ctx.machine("scale").get("pid_max", "").split(" ") or ["?"])[0]
             text += (f" threads stop at **{cnt(lim['median'])}** ({cause}"
                      + (f": this machine's pid_max is {cnt(pid_max)}, so the limit is the "
                         "machine's configuration, not a cost of threads"
-                        if "pid_max" in cause and pid_max.isdigit() else "") + ").")
+                        if "pid_max" in cause and pid_max.isdigit() else "") + ")"
+                     + runs_note(lim) + ".")
         b.append(text)
     # LLM
     lf = "llm/fiber/gpt4o-5tps/n=10000"
@@ -364,33 +443,69 @@ def sec_headline(ctx):
     rt = ctx.row("throughput", "http/thread/hello/c=100", "req_per_s")
     if rf and rn:
         pin = ctx.machine("throughput").get("pinning", "")
+
+        def rng(r, f):
+            return f"{f(r['median'])} ({f(r['min'])}-{f(r['max'])})"
+
+        def x2(v):
+            return f"{float(v):.2f}x"
+
+        def us3(v):
+            return f"{float(v):.3g} µs"
+
         # The harness's own ratio rows are per-run ratios (the same run's nginx): prefer them.
         def over_nginx(model, r):
             q = ctx.row("throughput", f"http/ratio/{model}-over-nginx/c=100", "ratio")
-            return (f"{float(q['median']):.2f}x ({float(q['min']):.2f}-{float(q['max']):.2f})" if q
-                    else f"{float(r['median']) / float(rn['median']):.2f}x")
-        text = (f"- **HTTP keep-alive, 100 connections** (`throughput.csv`, wrk): fibers "
-                f"{rate(rf['median'])} req/s, nginx (one worker) {rate(rn['median'])}: fibers "
-                f"**{over_nginx('fiber', rf)} nginx**"
-                + (f"; a thread per connection {over_nginx('thread', rt)}" if rt else "")
-                + runs_note(rf, rn) + ".")
-        # sets from the numbers-wl harness on: the load generator's own CPU and the
-        # server's CPU per request (older sets have neither; then nothing is added)
-        gb = [(n, ctx.row("throughput", f"http/{n}/hello/c=100", "generator_bound_count"))
-              for n in ("fiber", "nginx-1worker")]
-        bound = [n for n, g in gb if g and float(g["max"]) > 0]
-        if bound:
-            text += (f" **wrk was the ceiling** in runs of {' and '.join(bound)} (one wrk thread "
-                     f"at >= 90% of its CPU, `generator_bound_count`): there req/s is wrk's "
-                     f"ceiling, not the server's.")
+            if not q:
+                return f"{float(r['median']) / float(rn['median']):.2f}x (ratio of medians)"
+            lo, hi = float(q["min"]), float(q["max"])
+            return rng(q, x2) + (", inconclusive: the runs fall on both sides of 1.0"
+                                 if lo < 1.0 < hi else "")
+
+        def gen_bound(model):
+            """'every', 'some' or '' (no row, or never): runs where wrk was the ceiling."""
+            g = ctx.row("throughput", f"http/{model}/hello/c=100", "generator_bound_count")
+            if not g or float(g["max"]) <= 0:
+                return ""
+            return "every" if float(g["min"]) > 0 else "some"
         cf = ctx.row("throughput", "http/fiber/hello/c=100", "cpu_per_req_us")
         cn = ctx.row("throughput", "http/nginx-1worker/hello/c=100", "cpu_per_req_us")
         ct = ctx.row("throughput", "http/thread/hello/c=100", "cpu_per_req_us")
-        if cf and cn:
-            text += (f" Server CPU per request: fibers {float(cf['median']):.3g} µs, nginx "
-                     f"{float(cn['median']):.3g} µs"
-                     + (f", a thread per connection {float(ct['median']):.3g} µs" if ct else "")
-                     + runs_note(cf, cn) + ".")
+        bf, bn = gen_bound("fiber"), gen_bound("nginx-1worker")
+        text = (f"- **HTTP keep-alive, 100 connections** (`throughput.csv`, wrk with one thread, "
+                f"{rf['runs']} runs of about 1 s each, workloads/bench/run.py): ")
+        if bf == "every" and bn == "every":
+            text += ("**wrk was the ceiling in every run of both fibers and nginx** (its one "
+                     "thread at >= 90% of its CPU, `generator_bound_count`), so their req/s "
+                     f"measure wrk, not the servers: fibers {rate(rf['median'])}, nginx (one "
+                     f"worker) {rate(rn['median'])}, fibers over nginx {over_nginx('fiber', rf)}.")
+            if cf and cn:
+                lo_f, hi_f, lo_n, hi_n = (float(cf["min"]), float(cf["max"]),
+                                          float(cn["min"]), float(cn["max"]))
+                text += (" The like-for-like figure is the server's CPU per request: **fibers "
+                         f"{rng(cf, us3)} against nginx {rng(cn, us3)}**"
+                         + (" (the per-run ranges overlap: fibers are not shown cheaper or "
+                            "dearer than nginx)" if lo_f <= hi_n and lo_n <= hi_f else
+                            " (fibers cheaper in every run)" if hi_f < lo_n else
+                            " (nginx cheaper in every run)") + runs_note(cf, cn) + ".")
+        else:
+            text += (f"fibers {rate(rf['median'])} req/s, nginx (one worker) "
+                     f"{rate(rn['median'])}: fibers **{over_nginx('fiber', rf)} nginx**"
+                     + runs_note(rf, rn) + ".")
+            bound = [n for n, g in (("fiber", bf), ("nginx-1worker", bn)) if g]
+            if bound:
+                text += (f" **wrk was the ceiling** in runs of {' and '.join(bound)} (one wrk "
+                         "thread at >= 90% of its CPU, `generator_bound_count`): there req/s "
+                         "is wrk's ceiling, not the server's.")
+            if cf and cn:
+                text += (f" Server CPU per request: fibers {rng(cf, us3)}, nginx {rng(cn, us3)}"
+                         + runs_note(cf, cn) + ".")
+        if rt:
+            bt = gen_bound("thread")
+            text += (f" A thread per connection: {rate(rt['median'])} req/s, "
+                     f"{over_nginx('thread', rt)} nginx's"
+                     + (f" (wrk the ceiling in {bt} of its runs)" if bt else "")
+                     + (f", {rng(ct, us3)} of server CPU per request" if ct else "") + ".")
         if pin:
             text += f" Placement (`throughput.machine.txt`): {pin}."
         b.append(text)
@@ -406,25 +521,33 @@ def sec_headline(ctx):
             lp = ctx.row("mockllm", c, "lateness_p99")
             rs = ctx.row("mockllm", c, "rss_per_stream")
             parts.append(f"{cnt(o['median'])} streams open of {cnt(n)} with emission lateness "
-                         f"p99 {t_us(lp['median'])}" + (f" at {kib(rs['median'])} each" if rs else "")
+                         f"p99 {t_us(lp['median'])} ({t_us(lp['min'])}-{t_us(lp['max'])}"
+                         + (", not <= 1 ms" if float(lp["median"]) > 1000 else "") + ")"
+                         + (f" at {kib(rs['median'])} each" if rs else "")
                          + runs_note(o, lp))
         text = "- **mock-llm** (`mockllm.csv`): " + "; ".join(parts) + "."
         kh = ctx.row("mockllm", "keepalive/fiber/health/c=32", "requests_per_s")
         kn = ctx.row("mockllm", "keepalive/nginx/return200/c=32", "requests_per_s")
         if kh and kn:
-            text += (f" Keep-alive `/health` {rate(kh['median'])} req/s against nginx's "
-                     f"{rate(kn['median'])} on the same core.")
+            overlap = float(kh["min"]) <= float(kn["max"]) and float(kn["min"]) <= float(kh["max"])
+            text += (f" Keep-alive `/health`, wrk -c32: mock-llm {rate(kh['median'])} req/s "
+                     f"({rate(kh['min'])}-{rate(kh['max'])}), nginx `return 200` on the same core "
+                     f"{rate(kn['median'])} ({rate(kn['min'])}-{rate(kn['max'])})"
+                     + (": the ranges overlap, neither is shown faster" if overlap else "")
+                     + "; `mockllm.csv` records no CPU for wrk here, so whether wrk was the "
+                     "ceiling is not known" + runs_note(kh, kn) + ".")
         b.append(text)
     return "\n".join(b) + "\n"
 
 
 def sec_figures(ctx):
-    names = ["seed", "switch", "alloc", "memory", "scale", "throughput", "llm", "mockllm"]
+    names = ["seed", "switch", "alloc", "memory", "scale", "throughput", "llm", "mockllm", "curl"]
     titles = {"seed": "The post's protocol side by side", "switch": "One context switch",
               "alloc": "Creating one unit", "memory": "Memory per live unit",
               "scale": "Memory against live units, the thread cliff",
               "throughput": "HTTP throughput and p99", "llm": "Streaming LLM conversations",
-              "mockllm": "mock-llm capacity"}
+              "mockllm": "mock-llm capacity",
+              "curl": "libcurl on threads, fibers with hooks and curl_multi"}
     out = [f"![{titles[n]}]({ctx.plots}/{n}.png)" for n in names
            if os.path.isfile(os.path.join(TOP, ctx.plots, n + ".png"))]
     return "\n".join(out) + f"\n\n(SVG versions beside each PNG in `{ctx.plots}/`.)\n"
@@ -439,8 +562,15 @@ def capture(fn, *a):
 
 def sec_tables(ctx):
     out = ""
-    for f in (tables.seed, tables.switch, tables.alloc, tables.memory, tables.scale):
-        out += capture(f, ctx.dir)
+    for h, f in (("seed", tables.seed), ("switch", tables.switch), ("alloc", tables.alloc),
+                 ("memory", tables.memory), ("scale", tables.scale)):
+        text = capture(f, ctx.dir)
+        rows = ctx.rows(h)
+        if text.strip() and rows and all(int(r["runs"]) < 3 for r in rows):
+            n = max(int(r["runs"]) for r in rows)
+            text = text.rstrip("\n") + ("\n\n" + ("One run" if n == 1 else f"{n} runs at most")
+                                         + f": every row of `{h}.csv` has `runs` {n} (no spread).\n\n")
+        out += text
     return out.rstrip("\n") + "\n"
 
 
@@ -480,36 +610,118 @@ def sec_mockllm_results(ctx):
     def c(case, metric, f=tables.num):
         r = ctx.row("mockllm", case, metric)
         return tables.cell(r, f) if r else "-"
-    caps = []
-    for r in rows:
-        if r["case"].startswith("capacity/") and r["metric"] == "events_per_s" and r["case"] not in caps:
-            caps.append(r["case"])
-    if caps:
-        out += "Capacity (streams x rate, one token per event):\n\n"
-        out += mtable(["case", "offered events/s", "emitted events/s", "lateness p50 µs",
-                       "lateness p99 µs", "server CPU %", "run-queue wait %", "runs"],
-                      [[f"`{short(cs)}`", cnt(ctx.row("mockllm", cs, "events_per_s")["value"]),
-                        c(cs, "events_per_s"), c(cs, "lateness_p50"), c(cs, "lateness_p99"),
-                        c(cs, "cpu_percent"), c(cs + "/runq_wait", "cpu_percent"),
-                        ctx.row("mockllm", cs, "events_per_s")["runs"]] for cs in caps])
-    best = [r for r in rows if r["metric"] == "max_events_per_s"]
-    if best:
-        out += "Highest rate with lateness p99 <= 1 ms:\n\n"
-        out += mtable(["case", "events/s", "runs"],
-                      [[f"`{short(r['case'])}`", tables.cell(r), r["runs"]] for r in best])
-    conc = []
-    for r in rows:
-        if r["case"].startswith("concurrency/") and r["metric"] == "open_streams":
-            conc.append(r["case"])
+    def g(case, metric):
+        return ctx.row("mockllm", case, metric)
+
+    def runs(*cases_metrics):
+        rs = [g(c_, m_) for c_, m_ in cases_metrics]
+        rs = [r for r in rs if r]
+        return ", ".join(sorted({r["runs"] for r in rs}, key=int)) if rs else "-"
+    knees = [r for r in rows if r["metric"] == "max_events_per_s"]
+    if knees:
+        out += ("Capacity: the highest offered rate with emission lateness p99 <= 1 ms (one token "
+                "per event), the first rate that failed it, and at the knee the server's lateness, "
+                "CPU per event, kernel share and run-queue wait and the load client's busy share "
+                "(a knee whose client was saturated measures the client; those runs are "
+                "counted):\n\n")
+        body = []
+        for r in knees:
+            cs = r["case"]
+            k = cs + "/at-knee"
+            sat = g(cs + "/client-saturated", "runs_count")
+            body.append([f"`{short(cs)}`", cnt(r["value"]), tables.cell(r),
+                         c(cs + "/first-failing", "events_per_s"), c(k, "lateness_p50"),
+                         c(k, "lateness_p99"), c(k, "cpu_per_event_us"),
+                         c(k, "kernel_share_percent"), c(k, "runq_wait_percent"),
+                         c(k, "client_busy_percent"),
+                         cnt(sat["median"]) if sat else "-",
+                         runs((cs, "max_events_per_s"), (k, "lateness_p99"))])
+        out += mtable(["case", "streams", "events/s at p99 <= 1 ms", "first failing events/s",
+                       "at knee: lateness p50 µs", "lateness p99 µs", "CPU per event µs",
+                       "kernel share %", "run-queue wait %", "load client busy %",
+                       "runs with the client saturated", "runs (knee rows)"], body)
+    flat = sorted({r["case"] for r in rows if r["case"].startswith("capacity/")
+                   and "/max-rate" in r["case"] and not r["case"].endswith("/client")
+                   and "/ratio/" not in r["case"] and r["metric"] == "events_per_s"},
+                  key=lambda x: [r["case"] for r in rows].index(x))
+    if flat:
+        out += ("Flat out (every event its own write, no pacing): events/s and the server's CPU "
+                "per event:\n\n")
+        out += mtable(["case", "streams", "events/s", "CPU per event µs", "kernel share %",
+                       "load client busy %", "runs"],
+                      [[f"`{short(cs)}`", cnt(g(cs, "events_per_s")["value"]),
+                        c(cs, "events_per_s"), c(cs, "cpu_per_event_us"),
+                        c(cs, "kernel_share_percent"),
+                        c(cs + "/client", "client_busy_percent") if g(cs + "/client", "client_busy_percent")
+                        else c(cs, "client_busy_percent"), g(cs, "events_per_s")["runs"]]
+                       for cs in flat])
+    ratios = [r for r in rows if r["case"].startswith("capacity/ratio/")]
+    if ratios:
+        out += "Ratios, run by run (each run's two servers):\n\n"
+        out += mtable(["case", "ratio", "runs"],
+                      [[f"`{short(r['case'])}`", tables.cell(r, lambda v: f"{float(v):.3g}x"),
+                        r["runs"]] for r in ratios])
+    # the target: capacity at p99 <= 1 ms >= 0.8x the floor's, at each N measured
+    said = []
+    for r in ratios:
+        m_ = re.match(r"capacity/ratio/mock-llm-over-floor/streams=(\d+)/p99<=1ms$", r["case"])
+        if not m_:
+            continue
+        n = m_.group(1)
+        med, lo, hi = float(r["median"]), float(r["min"]), float(r["max"])
+        state = ("met" if lo >= 0.8 else "**not met**" if med < 0.8 else
+                 "**inconclusive** (the runs fall on both sides of 0.8x)")
+        text = (f"at {cnt(n)} streams mock-llm reaches {med:.3g}x the floor ({lo:.3g}x-{hi:.3g}x, "
+                f"{r['runs']} run{'s' if r['runs'] != '1' else ''} with both knees): {state}")
+        sat = g(f"capacity/floor/streams={n}/p99<=1ms/client-saturated", "runs_count")
+        if sat and float(sat["median"]) > 0:
+            text += (f"; the floor's load client was saturated in {cnt(sat['median'])} run"
+                     f"{'s' if float(sat['median']) != 1 else ''} (there it measures the client)")
+        fl = g(f"capacity/ratio/mock-llm-over-floor/streams={n}/max-rate-one-write-per-event", "ratio")
+        if fl and float(fl["median"]) > 1:
+            text += (f"; flat out the floor is *slower* than mock-llm here ({float(fl['median']):.3g}x "
+                     f"({float(fl['min']):.3g}x-{float(fl['max']):.3g}x) mock-llm over floor), so at "
+                     f"{cnt(n)} streams it is not a floor")
+        said.append(text)
+    if said:
+        out += ("**The target** (capacity at p99 <= 1 ms >= 0.8x the floor's): " + "; ".join(said)
+                + ".\n\n")
+    conc = [r["case"] for r in rows if r["case"].startswith("concurrency/") and r["metric"] == "open_streams"]
     if conc:
-        out += "Open streams (N streams, 2 tokens/s each):\n\n"
-        out += mtable(["case", "open", "failed", "events/s", "lateness p99 µs", "RSS per stream",
-                       "time to open all s", "run-queue wait %", "runs"],
+        out += "Open streams (N streams, each at the tokens/s its case names):\n\n"
+        out += mtable(["case", "open", "failed", "offered events/s", "events/s", "lateness p99 µs",
+                       "RSS per stream", "time to open all s", "server CPU %", "run-queue wait %",
+                       "runs"],
                       [[f"`{short(cs)}`", c(cs, "open_streams"), c(cs, "failed_streams"),
-                        c(cs, "events_per_s"), c(cs, "lateness_p99"),
+                        offered(cs), c(cs, "events_per_s"), c(cs, "lateness_p99"),
                         c(cs, "rss_per_stream", tables.kib), c(cs, "open_time"),
-                        c(cs + "/runq_wait", "cpu_percent"),
-                        ctx.row("mockllm", cs, "open_streams")["runs"]] for cs in conc])
+                        c(cs, "cpu_percent"), c(cs + "/runq_wait", "cpu_percent"),
+                        g(cs, "open_streams")["runs"]] for cs in conc])
+        floors = {}
+        for r in knees:
+            fm = re.match(r"capacity/floor/streams=(\d+)/", r["case"])
+            if fm:
+                floors[int(fm.group(1))] = r
+        late = []
+        for cs in conc:
+            lp = g(cs, "lateness_p99")
+            if not lp or float(lp["median"]) <= 1000:
+                continue
+            text = (f"`{short(cs)}` has lateness p99 {t_us(lp['median'])} "
+                    f"({t_us(lp['min'])}-{t_us(lp['max'])}), not <= 1 ms")
+            nm = re.search(r"/n=(\d+)/", cs)
+            below = [k for k in floors if nm and k <= int(nm.group(1))]
+            if below and offered(cs) != "-":
+                fr = floors[max(below)]
+                off = float(offered(cs).replace(",", ""))
+                if off > float(fr["median"]):
+                    text += (f": it offers {offered(cs)} events/s, above what even the floor "
+                             f"holds at p99 <= 1 ms with {cnt(max(below))} streams on this "
+                             f"machine ({rate(fr['median'])} ({rate(fr['min'])}-"
+                             f"{rate(fr['max'])}))")
+            late.append(text)
+        if late:
+            out += "; ".join(late) + ".\n\n"
     ka = [r for r in rows if r["case"].startswith("keepalive/") and r["metric"] == "requests_per_s"]
     if ka:
         out += "Keep-alive requests per second:\n\n"
@@ -520,6 +732,12 @@ def sec_mockllm_results(ctx):
 
 def short(case):
     return case.split("/", 1)[1] if "/" in case else case
+
+
+def offered(case):
+    """N x tokens/s from a concurrency case name (.../n=N/tps=T), or '-'."""
+    m = re.search(r"/n=(\d+)/tps=(\d+(?:\.\d+)?)", case)
+    return f"{int(m.group(1)) * float(m.group(2)):,.0f}" if m else "-"
 
 
 def sec_workloads_results(ctx):
@@ -538,7 +756,16 @@ def sec_workloads_results(ctx):
         out += ("Connections a server never answered during a run (`unserved_conns_count`; a "
                 "low p99 counts only the connections served): " +
                 ", ".join(f"`{short(r['case'])}` {cnt(r['median'])}" for r in un) + ".\n\n")
-    out += capture(tables.throughput, ctx.dir) + capture(tables.llm, ctx.dir)
+    out += capture(tables.throughput, ctx.dir)
+    one = single_runs(ctx.rows("throughput"))
+    if one:
+        out += ("Single runs in the tables above (no spread; runs 1 in `throughput.csv`): "
+                + "; ".join(one) + ".\n\n")
+    out += capture(tables.llm, ctx.dir)
+    one = single_runs([r for r in ctx.rows("llm") if not r["case"].startswith("llm-tls/")])
+    if one:
+        out += ("Single runs among the `llm.csv` rows (no spread; the TLS rows are in their own "
+                "section below): " + "; ".join(one) + ".\n\n")
     big = sorted({r["case"] for r in ctx.rows("llm") if r["case"].endswith("/n=20000")
                   and r["metric"] == "vm_hwm_bytes"})
     for cs in big:
@@ -1112,6 +1339,101 @@ def sec_curl(ctx):
     return out
 
 
+TLS_MODELS = [("fiber", "http", "fiber, HTTP"), ("thread", "http", "thread, HTTP"),
+              ("fiber", "https", "fiber, HTTPS"), ("thread", "https", "thread, HTTPS")]
+
+
+def sec_workloads_tls(ctx):
+    """HTTPS against plain HTTP at 10,000 conversations: llm.csv's llm-tls/* rows."""
+    rows = [r for r in ctx.rows("llm") if r["case"].startswith("llm-tls/")]
+    if not rows:
+        return missing("llm.csv llm-tls rows") + "\n"
+    prof = next((r["case"].split("/")[3] for r in rows
+                 if r["case"].startswith("llm-tls/fiber/http/")), None)
+    nm = re.search(r"/n=(\d+)$", next(r["case"] for r in rows if r["case"].startswith("llm-tls/fiber/http/")))
+    n = nm.group(1) if nm else "?"
+
+    def r(case, metric):
+        return reproduce.sel(rows, case=[case], metric=metric)
+
+    def case(model, proto):
+        return f"llm-tls/{model}/{proto}/{prof}/n={n}"
+
+    def cell(model, proto, metric, f):
+        x = r(case(model, proto), metric)
+        return tables.cell(x, f) if x else "-"
+
+    def k1(v):
+        return f"{float(v) / 1024:.1f} KiB"
+
+    def msf(v):
+        return f"{float(v):.1f} ms"
+
+    def sf(v):
+        return ms(v)
+    m = ctx.machine("llm")
+    used = [x for x in rows if x["metric"] == "cpu_per_1k_tokens_ms"]
+    out = (f"From `{ctx.rel}/llm.csv` ({m.get('cpu', '?')}, {m.get('date', '?')}, commit "
+           f"{m.get('commit', '?')}), rows `llm-tls/*`: {cnt(n)} conversations arriving at once, "
+           f"profile `{prof}` (gpt-4o first-token time, 60 tokens at 5 tokens/s), one "
+           "connection each, the server's certificate verified, a fresh mock-llm per run"
+           + runs_note(*used) + ": each figure below is a single run, without spread.\n\n")
+    body = []
+    for metric, what, f in (
+            ("live_units", "conversations alive at once, at most", cnt),
+            ("open_conns_count", "connections open at once, at most", cnt),
+            ("client_hwm_per_conv_bytes", "client peak RSS per conversation (`client_hwm_per_conv_bytes`)", k1),
+            ("client_rss_per_open_conv_bytes", "client RSS per open conversation", k1),
+            ("kernel_est_bytes", "client kernel estimate (page tables, thread stacks), whole run", mib),
+            ("cpu_per_1k_tokens_ms", "client CPU per 1,000 tokens", msf),
+            ("ttft_p50_ms", "first token, p50", sf),
+            ("ttft_p99_ms", "first token, p99", sf),
+            ("server_rss_per_open_stream_bytes", "mock-llm RSS per open stream", k1)):
+        body.append([what] + [cell(mo, pr, metric, f) for mo, pr, _ in TLS_MODELS])
+    body.append(["OpenSSL per conversation, client / server (HTTPS only)", "-", "-"] + [
+        (lambda c_, s_: (k1(c_["median"]) if c_ else "-") + " / " + (k1(s_["median"]) if s_ else "-"))(
+            r(f"llm-tls/{mo}/openssl-cost/{prof}/n={n}", "client_tls_bytes_per_conv_bytes"),
+            r(f"llm-tls/{mo}/openssl-cost/{prof}/n={n}", "server_tls_bytes_per_stream_bytes"))
+        for mo in ("fiber", "thread")])
+    out += mtable(["per conversation"] + [t for _, _, t in TLS_MODELS], body)
+    short_of = []
+    for mo, pr, t in TLS_MODELS:
+        lv = r(case(mo, pr), "live_units")
+        if lv and float(lv["median"]) < float(n):
+            oc = r(case(mo, pr), "open_conns_count")
+            short_of.append(f"{t}: {cnt(lv['median'])} conversations alive at most"
+                            + (f" ({cnt(oc['median'])} connections open)" if oc else "")
+                            + f", not {cnt(n)} at once; its per-conversation figures are over those")
+    if short_of:
+        out += "Not every model had all conversations at once: " + "; ".join(short_of) + ".\n\n"
+
+    def q(what, proto, kind):
+        return r(f"llm-tls/ratio/{what}/{proto}/{prof}/n={n}/{kind}", "ratio")
+    said = []
+    mh, ms_ = q("thread-over-fiber", "http", "rss-per-open-conv"), q("thread-over-fiber", "https", "rss-per-open-conv")
+    if mh and ms_:
+        said.append(f"thread over fiber, RSS per open conversation: **{float(mh['median']):.2f}x over "
+                    f"HTTP, {float(ms_['median']):.2f}x over HTTPS**")
+    ch, cs_ = q("thread-over-fiber", "http", "cpu-per-token"), q("thread-over-fiber", "https", "cpu-per-token")
+    if ch and cs_:
+        said.append(f"CPU per token {float(ch['median']):.2f}x over HTTP, {float(cs_['median']):.2f}x over HTTPS")
+    hf = r(f"llm-tls/ratio/https-over-http/fiber/{prof}/n={n}/cpu-per-token", "ratio")
+    ht = r(f"llm-tls/ratio/https-over-http/thread/{prof}/n={n}/cpu-per-token", "ratio")
+    if hf and ht:
+        said.append(f"HTTPS over HTTP, CPU per token: fibers {float(hf['median']):.2f}x, threads "
+                    f"{float(ht['median']):.2f}x")
+    if said:
+        out += "Same-run ratios (one run each): " + "; ".join(said) + ".\n\n"
+    pf, pt = r(case("fiber", "https"), "ttft_p50_ms"), r(case("thread", "https"), "ttft_p50_ms")
+    if pf and pt:
+        out += (f"Over HTTPS the first token waits {ms(pf['median'])} (p50) on the one-core fiber "
+                f"client against {ms(pt['median'])} on threads"
+                + (", later on fibers: every conversation pays a full handshake at once, the storm "
+                   "is CPU-bound, and threads use both cores" if float(pf["median"]) > float(pt["median"])
+                   else "") + ".\n")
+    return out
+
+
 SECTIONS = {
     "set": sec_set,
     "claims": sec_claims,
@@ -1121,6 +1443,7 @@ SECTIONS = {
     "million": sec_million,
     "mockllm-results": sec_mockllm_results,
     "workloads-results": sec_workloads_results,
+    "workloads-tls": sec_workloads_tls,
     "peers": sec_peers,
     "ruby": sec_ruby,
     "curl": sec_curl,
