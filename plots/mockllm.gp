@@ -40,7 +40,7 @@ if (count(h, latw) > 0) {
         (nconc > 0 ? sprintf("Token lateness p99, N streams open at 5 tokens/s each (up to %d held, %d failed, %s RSS per stream)", OS_max, FS_max, hum_b(RS_max)) \
                    : "Token lateness p99, N streams open at 5 tokens/s each") "ms" "log" "nokey"
     hscale = 1
-} else { set title "no concurrency rows"; unset key; plot 2 notitle }
+} else { set title "no concurrency rows"; unset key; set yrange [0:1]; plot 2 notitle }
 
 unset logscale; set autoscale; unset xlabel; unset ylabel; set format x "%g"; set format y "%g"
 if (count(h, "metric=requests_per_s") > 0) {

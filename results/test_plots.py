@@ -76,6 +76,9 @@ def fixtures():
                          ("rss_per_stream", "bytes", 16000.0)):
         f["mockllm"].append(row("mockllm", "concurrency/fiber/n=10000/tps=2", "fiber", "mock-llm",
                                 "streams", 10000, met, unit, v, 1))
+    for n, v in ((10000, 50000.0), (19000, 1e6)):
+        f["mockllm"].append(row("mockllm", f"concurrency/fiber/n={n}/tps=5", "fiber", "mock-llm",
+                                "streams", n, "lateness_p99", "us", v))
     for c, m, v in (("keepalive/fiber/health/c=32", "fiber", 78000.0),
                     ("keepalive/nginx/return200/c=32", "nginx", 92000.0)):
         f["mockllm"].append(row("mockllm", c, m, m, "connections", 32, "requests_per_s", "req/s", v))
