@@ -32,7 +32,10 @@ if (strlen(impls) == 0) {
 }
 unset ylabel; unset xlabel
 # paced (tokens one per event): the set's own rows, or the bounded marginal-only run
-call "plots/lib/hbars.gpi" "ruby+marginal/ruby" "case~/fixed-50tps/n=100/marginal-;metric=cpu_per_1k_tokens_marginal_ms" "Client CPU per 1,000 more tokens\n(paced, 50/s, N = 100)" "ms" "log" "nokey"
+# named by client (impl): the cases share the rest, which the title says
+hylab = 4
+call "plots/lib/hbars.gpi" "ruby+marginal/ruby" "case~/fixed-50tps/n=100/marginal-;metric=cpu_per_1k_tokens_marginal_ms" "Client CPU per 1,000 more tokens\n(paced, 50/s, N = 100, tokens 16-64)" "ms" "log" "nokey"
+hylab = 0
 call "plots/lib/hbars.gpi" "ruby" "case~^starve/;metric=ttft_rest_p99_ms" "Slot starvation: first token of users 26..N, p99 (210 ms conversations)" "ms" "log" "nokey"
 call "plots/lib/hbars.gpi" "ruby" "case~^relay/;metric=completed_count" "Relay: streams completed within the users' 3 s patience" "count" "lin" "nokey"
 call "plots/lib/hbars.gpi" "ruby" "case~^relay/;metric=ttft_p50_ms" "Relay: first token, p50 of the users who got one" "ms" "log" "nokey"

@@ -18,7 +18,7 @@ call "plots/lib/lines.gpi" "throughput" "case~/hello/;metric=req_per_s" "hello: 
 call "plots/lib/lines.gpi" "throughput" "case~/hello/;metric=p99_ms" "hello: latency p99" "concurrent connections" "ms (log)" "xy" "1"
 if (up) {
     hylab = 4
-    call "plots/lib/hbars.gpi" "throughput" "case~/upstream;metric=req_per_s" "waiting on an upstream (vLLM-8B-like x0.2, 100 connections): req/s" "req/s" "lin"
-    call "plots/lib/hbars.gpi" "throughput" "case~/upstream;metric=p99_ms" "waiting on an upstream (100 connections): latency p99" "ms" "lin"
+    call "plots/lib/hbars.gpi" "throughput" "case~/upstream;metric=req_per_s" "waiting on an upstream (x0.2 vLLM-8B, 100 conns): req/s" "req/s" "lin"
+    call "plots/lib/hbars.gpi" "throughput" "case~/upstream;metric=p99_ms" "waiting on an upstream (100 conns): latency p99" "ms" "lin"
 }
 unset multiplot
