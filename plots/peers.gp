@@ -19,7 +19,9 @@ call "plots/lib/hbars.gpi" "peers+ruby" w10k.";metric=bytes_per_unit" "Memory pe
 call "plots/lib/hbars.gpi" "peers+ruby" w10k.";metric=cpu_per_1k_tokens_ms" "Client CPU per 1,000 tokens (connection setup included)" "ms" "log" "nokey"
 # the marginal, paced (tokens one per event): from the set's own rows, or from the bounded
 # marginal-only runs (marginal/peers.csv, marginal/ruby.csv) where the set predates it
-call "plots/lib/hbars.gpi" "peers+ruby+marginal/peers+marginal/ruby" "case~/fixed-50tps/n=100/marginal-;metric=cpu_per_1k_tokens_marginal_ms;impl!=c-thread|c-fiber" "CPU per 1,000 more tokens, setup excluded (paced, 50/s, N = 100)" "ms" "log" "nokey"
+hcomp = 2
+call "plots/lib/hbars.gpi" "peers+ruby+marginal/peers+marginal/ruby" "case~/fixed-50tps/n=100/marginal-;metric=cpu_per_1k_tokens_marginal_ms;impl!=c-thread|c-fiber" "CPU per 1,000 more tokens, setup excluded\n(paced, 50/s, N = 100, tokens 16-64)" "ms" "log" "nokey"
+hcomp = 0
 call "plots/lib/hbars.gpi" "peers+ruby" w10k.";metric=ttft_p50_ms" "First token as users see it, p50" "ms" "log" "nokey"
 call "plots/lib/hbars.gpi" "peers+ruby" w10k.";metric=ttft_p99_ms" "First token as users see it, p99" "ms" "log" "nokey"
 call "plots/lib/hbars.gpi" "peers+ruby" w10k.";metric=completed_count" "Conversations completed of 10,000 (within 60 s each)" "count" "lin" "nokey"
