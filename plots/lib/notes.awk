@@ -13,7 +13,7 @@ FILENAME != "-" {
     if (FNR == 1) next
     m = $7; c = $1 SUBSEP $2
     if (m == "completed_count" || m == "live_units" || m == "generator_bound_count" || m == "unserved_conns_count")
-        val[c, m] = $9
+        val[c, m] = (m == "generator_bound_count") ? $11 : $9   # its max: any run
     next
 }
 {
