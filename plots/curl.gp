@@ -5,7 +5,9 @@
 # open-files cap stopped a series (the easy API takes 3 descriptors per transfer).
 # needs: curl.csv
 load "plots/lib/common.gpi"
-call "plots/lib/term.gpi" "curl" 1600 680
+call "plots/lib/term.gpi" "curl" 1600 820
+probes = 1; keyout = 1; keyrows = 7
+allser = uniq("curl", "case~^curl/curl-;metric=bytes_per_unit|cpu_per_1k_tokens_ms|ttft_p99_ms", "series")
 set multiplot layout 1, 3 title "libcurl unmodified: thread per conversation vs fiber + hooks vs multi interface (mock-llm over loopback)" font ",14"
 call "plots/lib/lines.gpi" "curl" "case~^curl/curl-;metric=bytes_per_unit" "Client memory per conversation (user + kernel)" "conversations N" "KiB (log)" "xy" "1024"
 call "plots/lib/lines.gpi" "curl" "case~^curl/curl-;metric=cpu_per_1k_tokens_ms" "Client CPU per 1,000 tokens" "conversations N" "ms (log)" "xy" "1"

@@ -13,13 +13,14 @@ set datafile columnheaders
 # Kernel counters are machine-wide: a small negative share is noise, drawn as zero.
 u(c) = (valid(c) && column(c) > 0) ? column(c) / 1024 : 0
 stats piv using (u(2) + u(3)) nooutput name "T"
-set title sprintf("Memory per live unit, N = %s live: user space (RSS) + kernel (stack, slab)", nbest) font ",14"
+# Two lines: the title is centred over the plot, which the case names push right.
+set title sprintf("Memory per live unit, N = %s live:\nuser space (RSS) + kernel (stack, slab)", nbest) font ",14"
 set xlabel "KiB per unit (linear)"
 set xrange [0:T_max * 1.3]
 set yrange [T_records + 0.6:0.4]
 set ytics nomirror scale 0 noenhanced
 set grid noytics xtics
 set key bottom right box opaque
-plot piv using (0):($0+1):(0):(u(2)):($0+1-0.36):($0+1+0.36):ytic(1) with boxxyerror lc rgb "#1f6fb4" title "user (RSS)", \
+plot piv using (0):($0+1):(0):(u(2)):($0+1-0.36):($0+1+0.36):ytic(short(strcol(1))) with boxxyerror lc rgb "#1f6fb4" title "user (RSS)", \
      '' using (0):($0+1):(u(2)):(u(2) + u(3)):($0+1-0.36):($0+1+0.36) with boxxyerror lc rgb "#e08a1a" title "kernel (KernelStack + SUnreclaim)", \
      '' using (u(2) + u(3)):($0+1):(sprintf("  %.3g KiB", u(2) + u(3))) with labels left font ",10" notitle

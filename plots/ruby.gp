@@ -5,7 +5,9 @@
 # needs: ruby.csv
 load "plots/lib/common.gpi"
 call "plots/lib/term.gpi" "ruby" 1800 1650
-set multiplot layout 3, 2 title "\"Async Ruby is the future of AI apps\", claim by claim: Ruby 3.1 (green: threads, the pool, Puma; purple: Async) beside C (red: threads; blue: fibers)" font ",14"
+set multiplot layout 3, 2 title "\"Async Ruby is the future of AI apps\", claim by claim: Ruby 3.1 (green: threads, the pool, Puma; purple: Async) beside C (red: threads; orange: the pool; blue: fibers)" font ",14"
+# The suptitle names the colours; the bar panels carry no key (it would cover bar labels).
+rubycols = 1
 
 # Memory per conversation against N, one line per client, coloured by what it is (the
 # lines library colours by model, which would give every Ruby line the same colour).
@@ -30,9 +32,12 @@ if (strlen(impls) == 0) {
 }
 unset ylabel; unset xlabel
 # paced (tokens one per event): the set's own rows, or the bounded marginal-only run
-call "plots/lib/hbars.gpi" "ruby+marginal/ruby" "case~/fixed-50tps/n=100/marginal-;metric=cpu_per_1k_tokens_marginal_ms" "Client CPU per 1,000 more tokens (paced, 50/s, N = 100)" "ms" "log" "nokey"
-call "plots/lib/hbars.gpi" "ruby" "case~^starve/;metric=ttft_rest_p99_ms" "Slot starvation: first token of users 26..N, p99 (210 ms conversations)" "ms"
-call "plots/lib/hbars.gpi" "ruby" "case~^relay/;metric=completed_count" "Relay: streams completed within the users' 3 s patience" "count" "lin"
-call "plots/lib/hbars.gpi" "ruby" "case~^relay/;metric=ttft_p50_ms" "Relay: first token, p50 of the users who got one" "ms"
-call "plots/lib/hbars.gpi" "ruby" "case~^relay/;metric=cpu_per_1k_tokens_ms" "Relay: server CPU per 1,000 tokens (3 per stream)" "ms"
+# named by client (impl): the cases share the rest, which the title says
+hylab = 4
+call "plots/lib/hbars.gpi" "ruby+marginal/ruby" "case~/fixed-50tps/n=100/marginal-;metric=cpu_per_1k_tokens_marginal_ms" "Client CPU per 1,000 more tokens\n(paced, 50/s, N = 100, tokens 16-64)" "ms" "log" "nokey"
+hylab = 0
+call "plots/lib/hbars.gpi" "ruby" "case~^starve/;metric=ttft_rest_p99_ms" "Slot starvation: first token of users 26..N, p99 (210 ms conversations)" "ms" "log" "nokey"
+call "plots/lib/hbars.gpi" "ruby" "case~^relay/;metric=completed_count" "Relay: streams completed within the users' 3 s patience" "count" "lin" "nokey"
+call "plots/lib/hbars.gpi" "ruby" "case~^relay/;metric=ttft_p50_ms" "Relay: first token, p50 of the users who got one" "ms" "log" "nokey"
+call "plots/lib/hbars.gpi" "ruby" "case~^relay/;metric=cpu_per_1k_tokens_ms" "Relay: server CPU per 1,000 tokens (3 per stream)" "ms" "log" "nokey"
 unset multiplot

@@ -76,6 +76,9 @@ def fixtures():
                          ("rss_per_stream", "bytes", 16000.0)):
         f["mockllm"].append(row("mockllm", "concurrency/fiber/n=10000/tps=2", "fiber", "mock-llm",
                                 "streams", 10000, met, unit, v, 1))
+    for n, v in ((10000, 50000.0), (19000, 1e6)):
+        f["mockllm"].append(row("mockllm", f"concurrency/fiber/n={n}/tps=5", "fiber", "mock-llm",
+                                "streams", n, "lateness_p99", "us", v))
     for c, m, v in (("keepalive/fiber/health/c=32", "fiber", 78000.0),
                     ("keepalive/nginx/return200/c=32", "nginx", 92000.0)):
         f["mockllm"].append(row("mockllm", c, m, m, "connections", 32, "requests_per_s", "req/s", v))
@@ -222,6 +225,52 @@ class PlotsTest(unittest.TestCase):
         r = subprocess.run([os.path.join(TOP, "plots", "draw.sh"), "/nonexistent/dir"],
                            capture_output=True)
         self.assertEqual(r.returncode, 2)
+
+
+class NotesTest(unittest.TestCase):
+    """plots/lib/notes.awk: the labels the figures print beside points and bars."""
+
+    def notes(self, rows, where, *flags):
+        with tempfile.TemporaryDirectory() as d:
+            csv = os.path.join(d, "h.csv")
+            with open(csv, "w") as f:
+                f.write(HEADER + "\n".join(rows) + "\n")
+            lib = os.path.join(TOP, "plots", "lib")
+            sel = subprocess.run(["awk", "-f", os.path.join(lib, "select.awk"), "-v", "where=" + where, csv],
+                                 capture_output=True, text=True, check=True).stdout
+            args = ["awk", "-F,", "-v", "OFS=,"]
+            for fl in flags:
+                args += ["-v", fl]
+            r = subprocess.run(args + ["-f", os.path.join(lib, "notes.awk"), csv, "-"], input=sel,
+                               capture_output=True, text=True, check=True)
+            return {ln.split(",")[1]: ln.split(",")[16] if ln.count(",") >= 16 else ""
+                    for ln in r.stdout.splitlines()}
+
+    def test_probe_and_partial_counts(self):
+        rows = [row("llm", "llm/thread/p/n=20000", "thread", "thread", "n", 20000, "ttft_p99_ms", "ms", 4800, 1),
+                row("llm", "llm/thread/p/n=20000", "thread", "thread", "n", 20000, "live_units", "count", 10899, 1),
+                row("llm", "llm/fiber/p/n=20000", "fiber", "fiber", "n", 20000, "ttft_p99_ms", "ms", 9000, 1),
+                row("llm", "llm/fiber/p/n=20000", "fiber", "fiber", "n", 20000, "live_units", "count", 20000, 1),
+                # a 3-run row with few alive (short conversations): noted only with all=1
+                row("llm", "llm/thread/q/n=1000", "thread", "thread", "n", 1000, "ttft_p99_ms", "ms", 160),
+                row("llm", "llm/thread/q/n=1000", "thread", "thread", "n", 1000, "live_units", "count", 91),
+                row("llm", "llm/c/p/n=10000", "thread", "c", "n", 10000, "ttft_p99_ms", "ms", 3500, 1),
+                row("llm", "llm/c/p/n=10000", "thread", "c", "n", 10000, "completed_count", "count", 6750, 1)]
+        n = self.notes(rows, "metric=ttft_p99_ms")
+        self.assertEqual(n, {"llm/thread/p/n=20000": "10899/20000 alive", "llm/c/p/n=10000": "6750/10000 done"})
+        n = self.notes(rows, "metric=ttft_p99_ms", "all=1")
+        self.assertEqual(n["llm/fiber/p/n=20000"], "-")
+        self.assertEqual(n["llm/thread/q/n=1000"], "91/1000 alive at peak")
+
+    def test_generator_bound_in_any_run_and_unserved(self):
+        rows = [row("t", "http/a/c=100", "thread", "thread", "c", 100, "p99_ms", "ms", 10),
+                "t,http/a/c=100,thread,thread,c,100,generator_bound_count,count,0,0,1,3",
+                row("t", "http/b/c=100", "fiber", "fiber", "c", 100, "p99_ms", "ms", 4),
+                "t,http/b/c=100,fiber,fiber,c,100,generator_bound_count,count,0,0,0,3",
+                row("t", "http/pool/c=100", "thread", "pool", "c", 100, "p99_ms", "ms", 1.8),
+                row("t", "http/pool/c=100", "thread", "pool", "c", 100, "unserved_conns_count", "count", 75)]
+        self.assertEqual(set(self.notes(rows, "metric=p99_ms", "gen=1")), {"http/a/c=100"})
+        self.assertEqual(self.notes(rows, "metric=p99_ms"), {"http/pool/c=100": "75 unserved"})
 
 
 class ScriptsCliTest(unittest.TestCase):
