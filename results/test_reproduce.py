@@ -177,6 +177,20 @@ cp "$src/{h}.csv" "$src/{h}.machine.txt" "$out/"
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(switch_runs, 1)
 
+    def test_noisy_median_with_the_same_best_repetition_passes(self):
+        """Host noise moves a run's median, not its best repetition: pooled create medians of
+        11.6-19.4 ns in four calm full runs in a row (minima 11.3-11.8) failed make reproduce
+        in CI against a published 19.4 (this test failed before absolute figures compared the
+        best repetition); the fiber side's medians 1.7x off, minima unchanged, pass."""
+        def noisy_median(r):
+            if r["model"] == "fiber" and r["metric"] in ("ns_per_create", "ns_per_switch"):
+                r["median"] = "%.6g" % (float(r["median"]) * 1.7)
+                r["max"] = "%.6g" % max(float(r["max"]), float(r["median"]))
+        edit_rows(self.now, "alloc", noisy_median)
+        code, out = self.run_it()
+        self.assertRegex(out, r"pooled fiber create, cpu=same, ns .*\| ok")
+        self.assertRegex(out, r"pooled fiber create, cpu=any, ns .*\| ok")
+
     def test_small_drift_passes(self):
         plant_fiber_regression(self.now, 1.3)  # within 1.5x and 2x
         code, out = self.run_it()
