@@ -37,7 +37,7 @@ function promptFor(i, promptBytes) {
 
 function parseArgs(argv) {
   const o = { target: null, n: 100, maxTokens: 64, timeout: 120, retries: 2, perConv: null,
-    promptBytes: 0 };
+    promptBytes: 0, transport: 'node-fetch' };
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
     const val = () => {
@@ -62,10 +62,20 @@ function parseArgs(argv) {
         break;
       }
       case '--per-conv': o.perConv = val(); break;
+      case '--transport': {
+        // node-fetch: what openai@4 uses by default (passed in, as the harness measures it);
+        // sdk-default: whatever the installed SDK uses on its own (openai@5 and later:
+        // Node's global fetch, undici) - the review's probe of the current SDK
+        o.transport = val();
+        if (o.transport !== 'node-fetch' && o.transport !== 'sdk-default')
+          usage('--transport must be node-fetch or sdk-default');
+        break;
+      }
       case '--model': if (val() !== 'openai') usage('--model must be openai'); break;
       case '--help':
         process.stdout.write('usage: node llm_client.js --target 127.0.0.1:PORT [--n N] ' +
-          '[--max-tokens T] [--prompt-bytes B] [--timeout S] [--retries R] [--per-conv FILE]\n');
+          '[--max-tokens T] [--prompt-bytes B] [--timeout S] [--retries R] [--per-conv FILE] ' +
+          '[--transport node-fetch|sdk-default]\n');
         process.exit(0);
         break;
       default: usage(`unknown argument '${a}'`);
@@ -135,20 +145,27 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   // loaded before the baseline, so the baseline includes the SDK
   const OpenAI = require('openai');
-  const nodeFetch = require('node-fetch');
   const sdkVersion = require('openai/version').VERSION;
   const attempts = new Map();
-  const client = new OpenAI({
+  // attempts are counted per request index around whichever fetch carries the requests
+  const counted = (f) => (url, init) => {
+    const h = init && init.headers;
+    const i = h && (h['x-mock-request-index'] ?? (h.get && h.get('x-mock-request-index')));
+    if (i !== undefined && i !== null) attempts.set(+i, (attempts.get(+i) || 0) + 1);
+    return f(url, init);
+  };
+  const opts = {
     baseURL: `http://${o.target}/v1`, apiKey: 'sk-mock', maxRetries: o.retries,
     // per request until its headers; the deadline below bounds the whole conversation
     timeout: o.timeout * 1000,
-    fetch: (url, init) => {
-      const h = init && init.headers;
-      const i = h && (h['x-mock-request-index'] ?? (h.get && h.get('x-mock-request-index')));
-      if (i !== undefined && i !== null) attempts.set(+i, (attempts.get(+i) || 0) + 1);
-      return (nodeFetch.default || nodeFetch)(url, init);
-    },
-  });
+  };
+  if (o.transport === 'node-fetch') {
+    const nodeFetch = require('node-fetch');
+    opts.fetch = counted(nodeFetch.default || nodeFetch);
+  } else {
+    globalThis.fetch = counted(globalThis.fetch);
+  }
+  const client = new OpenAI(opts);
   if (global.gc) global.gc();
   const rssBase = statusKiB('VmRSS');
   const cpu0 = process.cpuUsage();

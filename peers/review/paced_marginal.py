@@ -57,7 +57,8 @@ def argv_for(model, bindir, port, n, tokens):
         return [os.path.join(bindir, "peer-go-llm")] + common
     if rt == "node" and how == "latest":
         # the SDK's own default transport, at the SDK version installed in NODE_LATEST
-        return ["node", os.path.join(HERE, "node_client_default_fetch.js")] + common
+        return ["node", os.path.join(PEERS, "node", "llm_client.js"),
+                "--transport", "sdk-default"] + common
     if rt == "node":
         return ["node", os.path.join(PEERS, "node", "llm_client.js")] + common
     raise SystemExit(f"unknown model {model}")
