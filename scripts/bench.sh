@@ -48,7 +48,7 @@ mode=${quick:+quick}; mode=${mode:-full}
 # benchmarks' targets only, in parallel; from scratch), the plots and the claims check.
 #   stage      quick  full   what it covers
 #   overhead      75   110   deps, build (bench targets), plots, claims check
-#   micro        185   555   switch, alloc, memory, scale; the post's protocol in C and
+#   micro        185   600   switch, alloc, memory, scale (full: 3 runs); the post's protocol in C and
 #                            Ruby (10 repeats; quick 1 series, full 3; warming: full,
 #                            first series only); quick = make reproduce's runs
 #   mockllm      110   275   capacity (knee search), 10,000/19,000 streams, keep-alive
@@ -63,7 +63,7 @@ mode=${quick:+quick}; mode=${mode:-full}
 #                            a one-round anchor; +29 s), 1,000 and httpx at 10,000 (one
 #                            round each, last; httpx +67 s); the protocol in Python and Go
 #                            (3 series)
-#   total        780  2775   (the promise: 300 quick, 1200 full, on a quiet machine)
+#   total        780  2820   (the promise: 300 quick, 1200 full, on a quiet machine)
 # Measured on a shared, loaded machine (load average 3-100, nice 10: README "Time
 # budget"), the run does not keep the promise: 11 min quick, about 38 full. The README
 # lists what is left over it and what each remaining cut would cost.
@@ -72,7 +72,7 @@ declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench
 overhead_quick=75
 overhead_full=110
 declare -A budget_quick=([micro]=185 [mockllm]=110 [workloads]=185 [ruby]=70 [peers]=155)
-declare -A budget_full=([micro]=555 [mockllm]=275 [workloads]=675 [ruby]=575 [peers]=585)
+declare -A budget_full=([micro]=600 [mockllm]=275 [workloads]=675 [ruby]=575 [peers]=585)
 
 if [ -n "$only" ]; then
   sel=()
