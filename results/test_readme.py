@@ -115,10 +115,19 @@ class ReadmeTest(unittest.TestCase):
     def test_set_names_single_runs(self):
         """gen:set does not claim every figure is a median of runs: it lists the one-run
         cases (failed before: 'Every figure is a median over runs' with scale.csv all runs 1)."""
-        text = gen_readme.sec_set(gen_readme.Ctx(self.set))
+        def one_run_scale(h, r):
+            if h == "scale":
+                r["runs"] = "1"
+        text = gen_readme.sec_set(self.copy_set(one_run_scale))
         self.assertNotIn("Every figure is a median", text)
         self.assertIn("`scale.csv` (every row)", text)
         self.assertIn("`llm-tls/{", text)
+        # a scale.csv of merged runs (bench/run_micro.sh: 3) is not listed
+        def three_run_scale(h, r):
+            if h == "scale":
+                r["runs"] = "3"
+        shutil.rmtree(os.path.join(self.tmp.name, "published"))
+        self.assertNotIn("`scale.csv`", gen_readme.sec_set(self.copy_set(three_run_scale)))
 
     def test_claim_straddling_threshold_is_inconclusive(self):
         """A model whose runs' bounds straddle the claim is inconclusive, not bold, not in
