@@ -51,28 +51,29 @@ mode=${quick:+quick}; mode=${mode:-full}
 #   micro        185   600   switch, alloc, memory, scale (full: 3 runs); the post's protocol in C and
 #                            Ruby (10 repeats; quick 1 series, full 3; warming: full,
 #                            first series only); quick = make reproduce's runs
-#   mockllm      110   275   capacity (knee search), 10,000/19,000 streams, keep-alive
-#   workloads    185   675   HTTP (c=100 3 rounds; 1,000, 10,000, open loop, upstream 1),
+#   mockllm      110   245   capacity (knee search), 10,000/19,000 streams, keep-alive
+#   workloads    185   855   HTTP (c=100 3 rounds; 1,000, 10,000, open loop, upstream 1),
 #                            LLM streams at 1,000 and 10,000 with the marginal (3 rounds),
 #                            the tables' profiles, starvation, db; then the one-run points
 #                            (arrive, the 20,000 limit probe), TLS, curl (one round each)
-#   ruby          70   575   Ruby threads, pool, Async at 100/1,000/10,000 (3 rounds; C a
+#   ruby          70   470   Ruby threads, pool, Async at 100/1,000/10,000 (3 rounds; C a
 #                            one-round anchor), the paced marginal (+33 s against the
 #                            no-wait one it replaced), starvation, relays (C relays one round)
-#   peers        155   585   Python, Go, Node at 10,000 and the paced marginal (3 rounds; C
+#   peers        155   490   Python, Go, Node at 10,000 and the paced marginal (3 rounds; C
 #                            a one-round anchor; +29 s), 1,000 and httpx at 10,000 (one
 #                            round each, last; httpx +67 s); the protocol in Python and Go
 #                            (3 series)
-#   total        780  2820   (the promise: 300 quick, 1200 full, on a quiet machine)
-# Measured on a shared, loaded machine (load average 3-100, nice 10: README "Time
-# budget"), the run does not keep the promise: 11 min quick, about 38 full. The README
-# lists what is left over it and what each remaining cut would cost.
+#   total        780  2770   (the promise: 300 quick, 1200 full, on a quiet machine)
+# Full: the publication run of 2026-12-02 on a quiet machine (38:25: micro 8:14, mockllm
+# 3:33, workloads 12:23, ruby 6:48, peers 7:06; micro +25 s since for 3 scale runs) with
+# ~15%; quick: a loaded run (11 min). The promise is not kept; README "Time budget" lists
+# what is left over it and what each remaining cut would cost.
 stages=(micro mockllm workloads ruby peers)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)
 overhead_quick=75
 overhead_full=110
 declare -A budget_quick=([micro]=185 [mockllm]=110 [workloads]=185 [ruby]=70 [peers]=155)
-declare -A budget_full=([micro]=600 [mockllm]=275 [workloads]=675 [ruby]=575 [peers]=585)
+declare -A budget_full=([micro]=600 [mockllm]=245 [workloads]=855 [ruby]=470 [peers]=490)
 
 if [ -n "$only" ]; then
   sel=()
