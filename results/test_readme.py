@@ -40,6 +40,16 @@ class ReadmeTest(unittest.TestCase):
         shutil.copy(os.path.join(TOP, "README.md"), p)
         return p
 
+    def generated(self, set_dir, name):
+        """(section gen:name, path) of a copy of the README regenerated from set_dir."""
+        p = self.copy_readme()
+        code, out = run("--set", set_dir, p)
+        self.assertEqual(code, 0, out)
+        with open(p) as f:
+            text = f.read()
+        sec = text[text.index(f"<!-- gen:{name} -->"):]
+        return sec[:sec.index("<!-- /gen -->")], p
+
     def test_tree_is_in_sync(self):
         code, out = run("--check")
         self.assertEqual(code, 0, out)
@@ -240,13 +250,7 @@ class ReadmeTest(unittest.TestCase):
         with open(os.path.join(s, "peers.machine.txt"), "w") as f:
             f.write("date: 2026-01-01T00:00:00Z\ncpu: AMD EPYC\ncores: 2\nkernel: Linux\n"
                     "compiler: gcc\ncommit: x\nmode: full\npython: python 3.11.2\n")
-        p = self.copy_readme()
-        code, out = run("--set", s, p)
-        self.assertEqual(code, 0, out)
-        with open(p) as f:
-            text = f.read()
-        sec = text[text.index("<!-- gen:peers -->"):]
-        sec = sec[:sec.index("<!-- /gen -->")]
+        sec, p = self.generated(s, "peers")
         self.assertIn("| Python, a thread each (http.client) | `python-3.11.2/http.client` | "
                       "4,764 (timeout: 5,236) | 4,764 | 50.3 KiB |", sec)
         self.assertIn("| C fibers (wl-llm) | `c/wl-llm` | 10,000 |", sec)
@@ -321,13 +325,7 @@ class ReadmeTest(unittest.TestCase):
         t = "llm-tls/{}/{}/gpt4o-5tps-60tok/n=10000"
         plant("llm", {(t.format("fiber", "https"), "client_rss_per_open_conv_bytes"):
                       ("65536", "65536", "65536", "1")})
-        p = self.copy_readme()
-        code, out = run("--set", s, p)
-        self.assertEqual(code, 0, out)
-        with open(p) as f:
-            text = f.read()
-        sec = text[text.index("<!-- gen:peers -->"):]
-        sec = sec[:sec.index("<!-- /gen -->")]
+        sec, p = self.generated(s, "peers")
         self.assertIn("Ruby, Async fibers (Net::HTTP): 4.0x the C fibers' memory per conversation "
                       "(against ruby.csv's own C fibers, 10.0 KiB, C fibers: one run)", sec)
         self.assertIn("at 4,321 alive at once, of 10,000", sec)
@@ -343,13 +341,7 @@ class ReadmeTest(unittest.TestCase):
         shutil.copytree(self.set, s)
         if not os.path.isfile(os.path.join(s, "ruby.csv")):
             self.skipTest("the shown set has no ruby.csv")
-        p = self.copy_readme()
-        code, out = run("--set", s, p)
-        self.assertEqual(code, 0, out)
-        with open(p) as f:
-            text = f.read()
-        sec = text[text.index("<!-- gen:ruby -->"):]
-        sec = sec[:sec.index("<!-- /gen -->")]
+        sec, p = self.generated(s, "ruby")
         rel = os.path.relpath(s, gen_readme.TOP)
         self.assertIn(f"From `{rel}/ruby.csv`, the published set", sec)
         self.assertNotIn("bounded run, not the publication run", sec)
@@ -405,13 +397,7 @@ class ReadmeTest(unittest.TestCase):
             f.write(head + "\n".join(rows) + "\n")
         with open(os.path.join(s, "curl.machine.txt"), "w") as f:
             f.write("date: 2026-01-01T00:00:00Z\ncpu: AMD EPYC\ncommit: x\nworkloads: full\n")
-        p = self.copy_readme()
-        code, out = run("--set", s, p)
-        self.assertEqual(code, 0, out)
-        with open(p) as f:
-            text = f.read()
-        sec = text[text.index("<!-- gen:curl -->"):]
-        sec = sec[:sec.index("<!-- /gen -->")]
+        sec, p = self.generated(s, "curl")
         self.assertNotIn("bounded run", sec)
         self.assertIn(f"From `{os.path.relpath(s, gen_readme.TOP)}/curl.csv` (AMD EPYC", sec)
         self.assertIn("| memory per conversation, KiB (RSS growth + kernel estimate) | 95.2 | 40.4 | 22.4 |", sec)

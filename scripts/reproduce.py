@@ -199,24 +199,28 @@ def thread_models(rows):
     return out
 
 
-def claim_ratios(directory, spec, ruby=False):
-    """{thread model: ratio} for one claim over one results directory (fiber over thread
-    for throughput, thread over fiber for times)."""
+def claim_pairs(directory, spec, ruby=False):
+    """{thread model: (thread row, fiber row)} of one claim's metric in seed.csv: every C
+    thread model against the C fibers, or Ruby's threads against Ruby's fibers."""
     rows = resultsets.load_rows(directory, "seed")
     if rows is None:
         return {}
     if ruby:
         t = sel(rows, model="ruby-thread", metric=spec["metric"], impl_re=r"^(?!published)")
         f = sel(rows, model="ruby-fiber", metric=spec["metric"], impl_re=r"^(?!published)")
-        pairs = {"Ruby threads": (t, f)} if t and f else {}
+        pairs = {"Ruby threads": (t, f)}
     else:
         f = sel(rows, model="fiber", metric=spec["metric"])
         pairs = {m: (sel(rows, model="thread", impl=m, metric=spec["metric"]), f)
                  for m in thread_models(rows)}
+    return {m: (t, f) for m, (t, f) in pairs.items() if t and f}
+
+
+def claim_ratios(directory, spec, ruby=False):
+    """{thread model: ratio} for one claim over one results directory (fiber over thread
+    for throughput, thread over fiber for times)."""
     out = {}
-    for m, (t, f) in pairs.items():
-        if not t or not f:
-            continue
+    for m, (t, f) in claim_pairs(directory, spec, ruby).items():
         tv, fv = float(t["median"]), float(f["median"])
         if spec["higher"] and tv > 0:
             out[m] = fv / tv
@@ -229,21 +233,8 @@ def claim_bounds(directory, spec, ruby=False):
     """{model: (lo, hi)}: the smallest and largest ratio the two sides' min-max allow
     (seed.csv has no per-run ratio rows, so this is the widest the runs permit: thread
     max over fiber min and the other way round)."""
-    rows = resultsets.load_rows(directory, "seed")
-    if rows is None:
-        return {}
-    if ruby:
-        t = sel(rows, model="ruby-thread", metric=spec["metric"], impl_re=r"^(?!published)")
-        f = sel(rows, model="ruby-fiber", metric=spec["metric"], impl_re=r"^(?!published)")
-        pairs = {"Ruby threads": (t, f)} if t and f else {}
-    else:
-        f = sel(rows, model="fiber", metric=spec["metric"])
-        pairs = {m: (sel(rows, model="thread", impl=m, metric=spec["metric"]), f)
-                 for m in thread_models(rows)}
     out = {}
-    for m, (t, f) in pairs.items():
-        if not t or not f:
-            continue
+    for m, (t, f) in claim_pairs(directory, spec, ruby).items():
         tlo, thi, flo, fhi = (float(t["min"]), float(t["max"]), float(f["min"]), float(f["max"]))
         if spec["higher"] and tlo > 0 and thi > 0:
             out[m] = (flo / thi, fhi / tlo)
