@@ -314,6 +314,11 @@ class PeerSmoke(unittest.TestCase):
             p = subprocess.run(argv + ["--target", "127.0.0.1:9", "--n", "0"], capture_output=True,
                                text=True, timeout=30, env=node_env() if argv[0] == "node" else None)
             self.assertEqual(p.returncode, 2, f"{impl}: {p.stdout} {p.stderr}")
+            if argv[0] == "node":  # the transport flag takes one of two names
+                p = subprocess.run(argv + ["--target", "127.0.0.1:9", "--transport", "undici"],
+                                   capture_output=True, text=True, timeout=30, env=node_env())
+                self.assertEqual(p.returncode, 2, f"{impl}: {p.stdout} {p.stderr}")
+                self.assertIn("--transport must be node-fetch or sdk-default", p.stderr, impl)
             # nothing listens on an ephemeral port just closed: every attempt is refused
             port = wl.free_port()
             rc, j, err = run_client(argv, port, 3, ["--retries", "0", "--timeout", "10"])
