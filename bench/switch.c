@@ -107,6 +107,7 @@ typedef struct raw_case {
     int            code;    /* index into peer_layouts */
     int            stack;   /* STACK_S* */
     const char    *metric;  /* label: ns_per_switch (c0-s0) or ns_per_switch_layout */
+    int            flags_differ; /* RAW_BOOST: the peer context made without main's MXCSR flags */
 } raw_case_t;
 
 /* One-way switches per timed batch for the user-space switchers: enough that the two
@@ -143,6 +144,18 @@ static void bm_raw(gb_state_t *st, void *ctx)
     fiber_context_t self, peer;
     peer_drive_t d = {.self = &self, .peer = &peer, .sw = c->sw};
     size_t top_off = peer_top_off(c->stack, (uintptr_t)__builtin_frame_address(0));
+#if defined(__x86_64__)
+    /* The measuring thread's MXCSR as in any program that has computed something: the
+     * precision (inexact) flag set. A fiber_context_make() context starts from the
+     * psABI's 0x1F80 (no flags); Boost's make_fcontext copies its creator's word, flags
+     * included, unless the case asks for the flags to differ (switch_x86_64.S, (2):
+     * a ldmxcsr that changes MXCSR is what costs on some CPUs). */
+    uint32_t mx_saved;
+    __asm__ volatile("stmxcsr %0" : "=m"(mx_saved));
+    uint32_t mx_main = (mx_saved & ~0x3Fu) | 0x20u;
+    uint32_t mx_make = c->flags_differ ? (mx_saved & ~0x3Fu) : mx_main;
+    __asm__ volatile("ldmxcsr %0" : : "m"(mx_make));
+#endif
     if (c->kind == RAW_BOOST) {
         if (peer_boost_init(STACK_SIZE, top_off, l) != 0)
             return gb_skip_with_error(st, "peer_boost_init failed");
@@ -155,6 +168,9 @@ static void bm_raw(gb_state_t *st, void *ctx)
         else
             peer_floor_make(&peer, top, l);
     }
+#if defined(__x86_64__)
+    __asm__ volatile("ldmxcsr %0" : : "m"(mx_main));
+#endif
     struct raw_batch b = {c, l, &self, &peer};
     gb_label(st, c->metric);
     while (gb_keep_running_batch(st, 2 * FAST_ROUNDS)) {
@@ -167,6 +183,9 @@ static void bm_raw(gb_state_t *st, void *ctx)
         peer_boost_fini();
     else
         fiber_stack_free(&stack);
+#if defined(__x86_64__)
+    __asm__ volatile("ldmxcsr %0" : : "m"(mx_saved));
+#endif
 }
 
 static void bm_ucontext(gb_state_t *st, void *ctx)
@@ -498,15 +517,25 @@ typedef struct switcher {
     enum raw_kind  kind;
     peer_switch_fn sw;
     int            sweep; /* also measured at every other layout */
+    int            flags_differ;
 } switcher_t;
 
+/* strict first and Boost last (layout_rows' ratio). strict is the switch this CPU gets;
+ * mxcsr=always/cmp are its two MXCSR policies, each measured here whatever the CPU
+ * picks; boost/.../flags=differ is Boost with its two contexts' MXCSR status flags
+ * differing, the situation every fiber_context_make() context is in (switch_x86_64.S). */
 static const switcher_t switchers[] = {
-    {"switch/fiber/strict", RAW_FIBER, fiber_context_switch_strict, 1},
-    {"switch/fiber/lean", RAW_FIBER, fiber_context_switch_lean, 1},
-    {"switch/fiber/strict-ret", RAW_FIBER, fiber_context_switch_strict_ret, 0},
-    {"switch/fiber/lean-ret", RAW_FIBER, fiber_context_switch_lean_ret, 0},
-    {"switch/floor/pop-jmp", RAW_FLOOR, NULL, 1},
-    {"switch/boost/jump_fcontext", RAW_BOOST, NULL, 1},
+    {"switch/fiber/strict", RAW_FIBER, fiber_context_switch_strict, 1, 0},
+    {"switch/fiber/lean", RAW_FIBER, fiber_context_switch_lean, 1, 0},
+    {"switch/fiber/strict-ret", RAW_FIBER, fiber_context_switch_strict_ret, 0, 0},
+    {"switch/fiber/lean-ret", RAW_FIBER, fiber_context_switch_lean_ret, 0, 0},
+#if defined(__x86_64__)
+    {"switch/fiber/strict/mxcsr=always", RAW_FIBER, fiber_context_switch_strict_always, 0, 0},
+    {"switch/fiber/strict/mxcsr=cmp", RAW_FIBER, fiber_context_switch_strict_cmp, 0, 0},
+    {"switch/boost/jump_fcontext/flags=differ", RAW_BOOST, NULL, 0, 1},
+#endif
+    {"switch/floor/pop-jmp", RAW_FLOOR, NULL, 1, 0},
+    {"switch/boost/jump_fcontext", RAW_BOOST, NULL, 1, 0},
 };
 #define N_SWITCHERS (int)(sizeof switchers / sizeof switchers[0])
 #define MAX_LAYOUTS 16
@@ -543,7 +572,8 @@ static void register_raw(void)
             char name[128], ln[32];
             raw_case_t *c = &cases[nc++];
             *c = (raw_case_t){sw->kind, sw->sw, layout_code[i], layout_stack[i],
-                              i == 0 ? "metric=ns_per_switch" : "metric=ns_per_switch_layout"};
+                              i == 0 ? "metric=ns_per_switch" : "metric=ns_per_switch_layout",
+                              sw->flags_differ};
             layout_name(i, ln, sizeof ln);
             if (i == 0)
                 snprintf(name, sizeof name, "%s", sw->name);
@@ -694,9 +724,10 @@ int main(int argc, char **argv)
     cases[nc] = (pp_case_t){.kind = PP_YIELD, .place = PLACE_SAME};
     setup(gb_register("switch/thread/sched_yield/cpu=same", bm_threads, &cases[nc]), cli.mode);
 
-    char mode_line[64], variant_line[64], layouts_line[256];
+    char mode_line[64], variant_line[96], layouts_line[256];
     snprintf(mode_line, sizeof mode_line, "mode: %s", bench_mode_name(cli.mode));
-    snprintf(variant_line, sizeof variant_line, "fiber_context_switch: %s", fiber_context_variant());
+    snprintf(variant_line, sizeof variant_line, "fiber_context_switch: %s (MXCSR policy on this CPU: %s)",
+             fiber_context_variant(), fiber_context_mxcsr_policy());
     int at = snprintf(layouts_line, sizeof layouts_line, "layouts (code-stack, bench/peers/drive_x86_64.S):");
     for (int i = 0; i < n_layouts && at < (int)sizeof layouts_line - 16; i++) {
         char ln[32];

@@ -61,8 +61,28 @@ void fiber_context_switch_lean(fiber_context_t *from, fiber_context_t *to);
 void fiber_context_switch_strict_ret(fiber_context_t *from, fiber_context_t *to);
 void fiber_context_switch_lean_ret(fiber_context_t *from, fiber_context_t *to);
 
+#if defined(__x86_64__)
+/* The strict switch's two MXCSR policies. The control bits (rounding, masks, DAZ, FZ)
+ * and the x87 control word always travel with the context; the MXCSR status flags are
+ * caller-saved in the psABI, so after a switch their value is unspecified.
+ *   always: loads the resumed context's saved MXCSR on every switch (its flags too).
+ *   cmp:    loads it only when the control bits differ; the flags stay as they are.
+ * fiber_context_switch_strict (and _ret, and the scheduler's switch) is the one that
+ * suits this CPU, chosen once at load time: on some CPUs a write that changes MXCSR
+ * costs tens of ns (see switch_x86_64.S). Contexts saved by one policy may be resumed
+ * by the other. */
+void fiber_context_switch_strict_always(fiber_context_t *from, fiber_context_t *to);
+void fiber_context_switch_strict_cmp(fiber_context_t *from, fiber_context_t *to);
+void fiber_context_switch_strict_always_ret(fiber_context_t *from, fiber_context_t *to);
+void fiber_context_switch_strict_cmp_ret(fiber_context_t *from, fiber_context_t *to);
+#endif
+
 /* Which variant fiber_context_switch is: "strict" or "lean". */
 const char *fiber_context_variant(void);
+
+/* The strict switch's MXCSR policy on this CPU: "always" or "cmp" (x86-64), "none"
+ * (elsewhere: no MXCSR). */
+const char *fiber_context_mxcsr_policy(void);
 
 /* ---- Stacks ---------------------------------------------------------------------- */
 

@@ -151,6 +151,12 @@ void fiber_context_trampoline(void);
  * entered by calling fiber__sched_entry(to); what that returns is resumed when it does. */
 void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);
 void fiber__sched_switch_lean(fiber_context_t *from, fiber_context_t *to);
+#if defined(__x86_64__)
+/* The strict one's two MXCSR policies; fiber__sched_switch_strict is one of them, chosen
+ * per CPU (context.c). */
+void fiber__sched_switch_strict_always(fiber_context_t *from, fiber_context_t *to);
+void fiber__sched_switch_strict_cmp(fiber_context_t *from, fiber_context_t *to);
+#endif
 /* On x86-64 bit 0 of the context returned says the fiber never switched away (the
  * assembly then may skip reloading the context that entered it; see there). */
 fiber_context_t *fiber__sched_entry(fiber_context_t *ctx);

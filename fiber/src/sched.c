@@ -231,8 +231,12 @@ _Static_assert(offsetof(struct fiber, stayed) < 64,
 
 #ifdef FIBER_LEAN_FP
 #define SCHED_SWITCH_ASM fiber__sched_switch_lean
+#elif defined(FIBER_MXCSR_FORCE_ALWAYS) /* tests: one MXCSR policy whatever the CPU */
+#define SCHED_SWITCH_ASM fiber__sched_switch_strict_always
+#elif defined(FIBER_MXCSR_FORCE_CMP)
+#define SCHED_SWITCH_ASM fiber__sched_switch_strict_cmp
 #else
-#define SCHED_SWITCH_ASM fiber__sched_switch_strict
+#define SCHED_SWITCH_ASM fiber__sched_switch_strict /* the one for this CPU (context.c) */
 #endif
 
 static inline void after_switch(struct sched *s);

@@ -37,13 +37,29 @@
  *      fldcw come last, after every other load: they are serializing or slow to rename
  *      on some cores, and the final indirect jump can then be checked (and a
  *      misprediction repaired) without waiting behind them.
- *   2. The FP control words are restored unconditionally. Skipping ldmxcsr when the
- *      incoming word equals the current one needs stmxcsr's result read back, and on
- *      the AMD EPYC here that read-back alone costs ~3.5 ns per switch (5.4 -> 9 ns in a
- *      ping-pong; ldmxcsr+fldcw themselves cost nothing measurable there), while on the
- *      Intel Xeon the compare-and-skip was tried and stayed at 35-63 ns (issue 10).
- *      The MXCSR status flags travel with the context, as in Boost; the psABI makes
- *      them caller-saved, so either is correct.
+ *   2. The FP control words. x87's is restored unconditionally (fldcw: cheap on both
+ *      CPUs here, and it has no status bits). MXCSR has two policies, chosen per CPU
+ *      at load time (src/context.c, GNU ifunc; both always built and tested):
+ *      - FP_CMP: SAVE reads back the MXCSR stmxcsr stored; the resume loads the saved
+ *        word only when the control bits (6-15) differ from the current ones, so the
+ *        status flags (0-5, caller-saved in the psABI) stay as they are. The cause,
+ *        measured on the Intel Xeon (KVM) here on 2026-12-02: a ldmxcsr that *changes*
+ *        MXCSR costs 75-90 ns per switch; one that writes the value already there costs
+ *        nothing measurable. Two contexts whose words differ only in a sticky status
+ *        flag - one has done an inexact division, the other is fresh - change it on
+ *        every switch. That was the "strict switch 35-93 ns at some or all layouts"
+ *        of issue 10: the benchmark's main thread had PE (precision) set, a fresh
+ *        context 0x1F80. A ping-pong of otherwise identical switches, thread CPU time:
+ *        unconditional ldmxcsr 77-87 ns with the flags differing and 5-8 ns with them
+ *        equal; FP_CMP 5.3-6.8 ns either way; fldcw alone 4-4.7 ns; no FP words 3.9-4.4.
+ *        Boost.Context's jump_fcontext pays the same 80 ns when the flags differ; it
+ *        avoids it in its own ping-pong because make_fcontext copies the creator's
+ *        MXCSR, flags included, so both sides match until one of them computes.
+ *      - FP_ALWAYS: ldmxcsr/fldcw of the saved words on every resume (flags travel
+ *        with the context, as in Boost). On the AMD EPYC (Zen 4) here, reading back
+ *        what stmxcsr stored alone cost ~3.5 ns per switch (5.4 -> 9 ns in a
+ *        ping-pong), while ldmxcsr+fldcw themselves cost nothing measurable, changed
+ *        value or not; so AMD CPUs get this one, every other CPU FP_CMP.
  *      What the words cost on the AMD EPYC (Zen 4) here, thread CPU time. In tight
  *      loops: stmxcsr issues once per ~16 cycles (4.3 ns), stmxcsr then ldmxcsr of the
  *      word it stored is a ~27-cycle round trip (7.2 ns); ldmxcsr of a constant,
@@ -51,13 +67,8 @@
  *      left by the scheduler's switch below): 11.1 ns strict against 10.0 lean; taking
  *      out one instruction at a time, stmxcsr 0.4 ns, the ldmxcsr on the way back
  *      0.6 ns, the x87 pair 0.45 ns, the default loads on the way in ~0. Every variant
- *      that reads back what stmxcsr or fnstcw stored - skip the default load when the
- *      saved word already is the default, skip the restore when the fiber left the
- *      words unchanged, restore the defaults from a constant after checking the saved
- *      word - measured slower (11.7-12.2 ns), so the words are saved and restored
- *      unconditionally. Exact FP-mode semantics thus cost ~1 ns per spawn+join here:
- *      the reading of the joiner's words (only stmxcsr can read MXCSR) and their
- *      restore, which depends on that read through memory.
+ *      that reads back what stmxcsr or fnstcw stored measured slower there
+ *      (11.7-12.2 ns).
  *   3. Two endings, chosen by the caller's situation, both measured by bench/switch.c:
  *      - fiber_context_switch_{strict,lean} end with an indirect jmp (as Boost does): in
  *        a ping-pong between two different call sites a `ret` would pop the return
@@ -88,15 +99,9 @@
  *   The scheduler also uses half switches: a fresh fiber is entered with a plain `call`
  *   on its new stack (nothing to restore), and a finished fiber leaves by returning
  *   from that call into code that resumes the next context without saving anything.
- *   What could not be verified: the machine at hand is an AMD EPYC; the Intel pathology
- *   is addressed from its recorded figures, not re-measured. They fit the same cause:
- *   slow only at some layouts (a prediction that depends on layout), a ret-ended switch
- *   that mispredicts every time at a flat 14 ns, the lean switch (a different body, so
- *   its jmp at another address, which Intel's indirect predictor hashes in) fine at the
- *   layout where the strict one was not. Why a miss cost 35-63 ns there rather than a
- *   plain misprediction's ~10 is not known (the old order made the jump wait behind
- *   ldmxcsr/fldcw; (1) removes that). The two exits remove the alternating target on
- *   any CPU, since every indirect-branch predictor keeps a last target per branch.
+ *   The Intel figures that (1)-(3) were first designed from (35-63 ns at some layouts)
+ *   turned out, once measured on that Xeon, to be the MXCSR write of (2), not a layout
+ *   effect: with FP_CMP every layout of bench/switch.c measures 5.3-6.0 ns there.
  *   bench/switch.c runs every raw switch at several code and stack layouts so a layout
  *   artefact shows as spread.
  *
@@ -153,9 +158,18 @@
         .cfi_restore r15
         .endm
 
+/* The FP policies (see (2) above): lean leaves the FP control words alone; the strict
+ * switch exists twice, ALWAYS (ldmxcsr/fldcw of the saved words on every resume) and
+ * CMP (fldcw always; ldmxcsr only when the resumed context's MXCSR control bits differ
+ * from the current ones, so the status flags stay as they are). */
+        .set    FP_LEAN, 0
+        .set    FP_ALWAYS, 1
+        .set    FP_CMP, 2
+
 /* Saves the callee-saved registers (and, strict, the FP control words) into a new
- * 64-byte frame on the current stack and stores its address into *rdi. */
-        .macro  SAVE strict
+ * 64-byte frame on the current stack and stores its address into *rdi. FP_CMP: edx is
+ * the current MXCSR on the way out. */
+        .macro  SAVE fp
         pushq   %rbp
         .cfi_adjust_cfa_offset 8
         .cfi_rel_offset rbp, 0
@@ -176,44 +190,61 @@
         .cfi_rel_offset r15, 0
         leaq    -8(%rsp), %rsp
         .cfi_adjust_cfa_offset 8
-        .if     \strict
+        .if     \fp
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
+        .endif
+        .if     \fp == FP_CMP
+        movl    (%rsp), %edx          /* the current MXCSR, for LOAD_REGS: see (2) */
         .endif
         movq    %rsp, (%rdi)
         .endm
 
-/* Loads the callee-saved registers from the frame at rsp, the FP control words last.
+/* Loads the callee-saved registers from the frame at rsp, the FP control words last
+ * (FP_CMP: edx is the current MXCSR, as SAVE left it).
  * rsp-relative like Boost's restore: Zen-class cores rename rsp-relative loads against
  * the stores that wrote them (the frame was pushed rsp-relative), and a load through
  * another register measured 1.3-3 ns slower per switch at the worst layouts. */
-        .macro  LOAD_REGS strict
+        .macro  LOAD_REGS fp
         movq    8(%rsp), %r15
         movq    16(%rsp), %r14
         movq    24(%rsp), %r13
         movq    32(%rsp), %r12
         movq    40(%rsp), %rbx
         movq    48(%rsp), %rbp
-        .if     \strict
+        .if     \fp == FP_ALWAYS
         ldmxcsr (%rsp)
         fldcw   4(%rsp)
+        .elseif \fp == FP_CMP
+        LOAD_FP_CMP (%rsp), 4(%rsp), %edx
         .endif
         .endm
 
+/* FP_CMP's restore: mx/cw are the resumed context's saved words, cur holds the current
+ * MXCSR (clobbered). The x87 control word has no status bits: loaded as it is. */
+        .macro  LOAD_FP_CMP mx, cw, cur
+        fldcw   \cw
+        xorl    \mx, \cur
+        testl   $0xffc0, \cur       /* MXCSR bits 6-15: DAZ, masks, rounding, FZ */
+        jz      .Lfp_same\@
+        ldmxcsr \mx
+.Lfp_same\@:
+        .endm
+
 /* A general switch: void name(fiber_context_t *from, fiber_context_t *to). */
-        .macro  SWITCH name, strict, ret
+        .macro  SWITCH name, fp, ret
         .globl  \name
         .type   \name, @function
         .p2align 5
 \name:
         .cfi_startproc
         ENDBR
-        SAVE    \strict
+        SAVE    \fp
         movq    (%rsi), %rsp
         .if     !\ret
         movq    56(%rsp), %rcx        /* the jump target first: see (1) above */
         .endif
-        LOAD_REGS \strict
+        LOAD_REGS \fp
         .if     \ret
         leaq    56(%rsp), %rsp
         CFI_AT_RET
@@ -240,10 +271,12 @@
         .size   \name, .-\name
         .endm
 
-        SWITCH  fiber_context_switch_strict, 1, 0
-        SWITCH  fiber_context_switch_lean, 0, 0
-        SWITCH  fiber_context_switch_strict_ret, 1, 1
-        SWITCH  fiber_context_switch_lean_ret, 0, 1
+        SWITCH  fiber_context_switch_strict_always, FP_ALWAYS, 0
+        SWITCH  fiber_context_switch_strict_cmp, FP_CMP, 0
+        SWITCH  fiber_context_switch_lean, FP_LEAN, 0
+        SWITCH  fiber_context_switch_strict_always_ret, FP_ALWAYS, 1
+        SWITCH  fiber_context_switch_strict_cmp_ret, FP_CMP, 1
+        SWITCH  fiber_context_switch_lean_ret, FP_LEAN, 1
 
 /*
  * The scheduler's switch: void name(fiber_context_t *from, fiber_context_t *to).
@@ -258,18 +291,18 @@
  * call and its return pair up in the return-stack buffer, and the resume ends with
  * `ret`: sched.c calls this from one call site only, so every ret is predicted.
  */
-        .macro  SCHED_SWITCH name, strict
+        .macro  SCHED_SWITCH name, fp
         .globl  \name
         .type   \name, @function
         .p2align 5
 \name:
         .cfi_startproc
         ENDBR
-        SAVE    \strict
+        SAVE    \fp
 3:      testb   $1, (%rsi)
         jnz     5f
         movq    (%rsi), %rsp
-4:      LOAD_REGS \strict
+4:      LOAD_REGS \fp
         leaq    56(%rsp), %rsp
         CFI_AT_RET
         ret
@@ -278,10 +311,12 @@
         .cfi_undefined rip
 5:      movq    %rsp, -16(%rsi)       /* the frame just saved into *from, kept for */
         leaq    -16(%rsi), %rsp       /* the way back (16 below: the call stays aligned) */
-        .if     \strict
         /* A fresh fiber starts with the psABI defaults, as fiber_context_make gives. */
+        .if     \fp == FP_ALWAYS
         ldmxcsr fiber__fp_defaults(%rip)
         fldcw   fiber__fp_defaults+4(%rip)
+        .elseif \fp == FP_CMP
+        LOAD_FP_CMP fiber__fp_defaults(%rip), fiber__fp_defaults+4(%rip), %edx
         .endif
         movq    %rsi, %rdi
         xorl    %ebp, %ebp            /* frame-pointer walks stop here */
@@ -301,9 +336,14 @@
         movq    %rdx, %rsp
         CFI_FRAME                     /* the entering context's frame, as saved above */
         movq    48(%rsp), %rbp
-        .if     \strict
+        .if     \fp == FP_ALWAYS
         ldmxcsr (%rsp)
         fldcw   4(%rsp)
+        .elseif \fp == FP_CMP
+        /* The finished fiber's MXCSR, read through the dead space under the frame. */
+        stmxcsr -8(%rsp)
+        movl    -8(%rsp), %ecx
+        LOAD_FP_CMP (%rsp), 4(%rsp), %ecx
         .endif
         leaq    56(%rsp), %rsp
         CFI_AT_RET
@@ -311,8 +351,14 @@
         .cfi_undefined rip            /* on the finished fiber's stack again */
 6:      andq    $-2, %rax
         /* The next context: the same test as at 3, made here so that the notes at 3
-         * (a frame saved on entry) never describe the finished fiber's stack. */
-7:      movq    %rax, %rsi
+         * (a frame saved on entry) never describe the finished fiber's stack. FP_CMP:
+         * 4 and 5 want the current MXCSR in edx, as SAVE leaves it. */
+7:
+        .if     \fp == FP_CMP
+        stmxcsr -8(%rsp)
+        movl    -8(%rsp), %edx
+        .endif
+        movq    %rax, %rsi
         testb   $1, (%rsi)
         jnz     5b
         movq    (%rsi), %rsp
@@ -322,8 +368,9 @@
         .size   \name, .-\name
         .endm
 
-        SCHED_SWITCH fiber__sched_switch_strict, 1
-        SCHED_SWITCH fiber__sched_switch_lean, 0
+        SCHED_SWITCH fiber__sched_switch_strict_always, FP_ALWAYS
+        SCHED_SWITCH fiber__sched_switch_strict_cmp, FP_CMP
+        SCHED_SWITCH fiber__sched_switch_lean, FP_LEAN
 
         .section .rodata
         .p2align 3

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "fiber_context.h"
@@ -52,6 +53,11 @@ static inline void set_fcw(uint16_t v) { __asm__ volatile("fldcw %0" : : "m"(v))
 static uint32_t fib_seen_mxcsr_first, fib_seen_mxcsr_again;
 static uint16_t fib_seen_fcw_first, fib_seen_fcw_again;
 
+/* The strict switch under test: the one chosen for this CPU, and each MXCSR policy
+ * explicitly (ping-pong and ret-ended), so both are tested on every CPU. */
+typedef void switch_fn(fiber_context_t *, fiber_context_t *);
+static switch_fn *fp_sw_main, *fp_sw_fib;
+
 static void fp_entry(void *arg)
 {
     (void)arg;
@@ -59,40 +65,75 @@ static void fp_entry(void *arg)
     fib_seen_fcw_first = get_fcw();
     set_mxcsr(FIB_MXCSR);
     set_fcw(FIB_FCW);
-    fiber_context_switch_strict(&fib_ctx, &main_ctx);
+    fp_sw_fib(&fib_ctx, &main_ctx);
     fib_seen_mxcsr_again = get_mxcsr();
     fib_seen_fcw_again = get_fcw();
-    fiber_context_switch_strict(&fib_ctx, &main_ctx);
+    /* A sticky status flag (precision) of the fiber's own: status flags are caller-saved,
+     * so the switch may drop or keep it; the control bits must travel regardless. */
+    set_mxcsr(FIB_MXCSR | 0x20u);
+    fp_sw_fib(&fib_ctx, &main_ctx);
     for (;;)
-        fiber_context_switch_strict(&fib_ctx, &main_ctx);
+        fp_sw_fib(&fib_ctx, &main_ctx);
 }
 
-static void test_fp_control_state_survives(void **state)
+static void check_fp_control_state(switch_fn *sw_main, switch_fn *sw_fib)
 {
-    (void)state;
     uint32_t saved_mxcsr = get_mxcsr();
     uint16_t saved_fcw = get_fcw();
+    fp_sw_main = sw_main;
+    fp_sw_fib = sw_fib;
     assert_int_equal(fiber_stack_alloc(&stack, 64 * 1024, 1), 0);
     fiber_context_make(&fib_ctx, stack.lo, stack.hi, fp_entry, NULL);
 
-    set_mxcsr(MAIN_MXCSR);
+    /* main's MXCSR carries a status flag (as after any inexact operation) that the new
+     * context's does not: the words differ in a flag only. */
+    set_mxcsr(MAIN_MXCSR | 0x20u);
     set_fcw(MAIN_FCW);
-    fiber_context_switch_strict(&main_ctx, &fib_ctx);
+    sw_main(&main_ctx, &fib_ctx);
     /* A new context starts with the psABI defaults, not the creator's modes. */
     assert_int_equal(fib_seen_mxcsr_first & 0xFFC0u, 0x1F80u);
     assert_int_equal(fib_seen_fcw_first, 0x037Fu);
     /* The fiber changed its rounding modes; ours are back. */
     assert_int_equal(get_mxcsr() & 0xFFC0u, MAIN_MXCSR);
     assert_int_equal(get_fcw(), MAIN_FCW);
-    fiber_context_switch_strict(&main_ctx, &fib_ctx);
+    sw_main(&main_ctx, &fib_ctx);
     assert_int_equal(fib_seen_mxcsr_again & 0xFFC0u, FIB_MXCSR);
     assert_int_equal(fib_seen_fcw_again, FIB_FCW);
     assert_int_equal(get_mxcsr() & 0xFFC0u, MAIN_MXCSR);
     assert_int_equal(get_fcw(), MAIN_FCW);
+    /* Same control bits on both sides, flags differing: nothing but flags may change. */
+    set_mxcsr(FIB_MXCSR);
+    sw_main(&main_ctx, &fib_ctx);
+    assert_int_equal(get_mxcsr() & 0xFFC0u, FIB_MXCSR);
 
     set_mxcsr(saved_mxcsr);
     set_fcw(saved_fcw);
     fiber_stack_free(&stack);
+}
+
+static void test_fp_control_state_survives(void **state)
+{
+    (void)state;
+    check_fp_control_state(fiber_context_switch_strict, fiber_context_switch_strict);
+}
+
+static void test_fp_control_state_survives_each_mxcsr_policy(void **state)
+{
+    (void)state;
+    check_fp_control_state(fiber_context_switch_strict_always, fiber_context_switch_strict_always);
+    check_fp_control_state(fiber_context_switch_strict_cmp, fiber_context_switch_strict_cmp);
+    check_fp_control_state(fiber_context_switch_strict_always_ret, fiber_context_switch_strict_always_ret);
+    check_fp_control_state(fiber_context_switch_strict_cmp_ret, fiber_context_switch_strict_cmp_ret);
+    /* A context saved by one policy may be resumed by the other. */
+    check_fp_control_state(fiber_context_switch_strict_always, fiber_context_switch_strict_cmp);
+    check_fp_control_state(fiber_context_switch_strict_cmp_ret, fiber_context_switch_strict_always);
+}
+
+static void test_mxcsr_policy_named(void **state)
+{
+    (void)state;
+    const char *p = fiber_context_mxcsr_policy();
+    assert_true(strcmp(p, "always") == 0 || strcmp(p, "cmp") == 0);
 }
 
 static long pings;
@@ -136,6 +177,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_callee_saved_registers_survive),
         cmocka_unit_test(test_fp_control_state_survives),
+        cmocka_unit_test(test_fp_control_state_survives_each_mxcsr_policy),
+        cmocka_unit_test(test_mxcsr_policy_named),
         cmocka_unit_test(test_lean_switch_passes_arg_and_resumes),
         cmocka_unit_test(test_stack_alloc_rejects_zero),
     };

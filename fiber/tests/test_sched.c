@@ -440,21 +440,34 @@ static void fp_changer(void *arg)
         fiber_yield();
 }
 
+static void fp_bystander(void *arg) { (void)arg; }
+
 static void test_fresh_fiber_fp_state(void **state)
 {
     (void)state;
     uint32_t saved_mxcsr = get_mxcsr();
     uint16_t saved_fcw = get_fcw();
-    for (int yield = 0; yield < 2; yield++) {
-        set_mxcsr(0x7F80u); /* round toward zero */
-        set_fcw(0x0F7Fu);
-        fiber_t *f = fiber_spawn(fp_changer, (void *)(intptr_t)yield);
-        assert_int_equal(fiber_join(f), 0);
-        assert_int_equal(fp_seen_mxcsr & 0xFFC0u, 0x1F80u);
-        assert_int_equal(fp_seen_fcw, 0x037Fu);
-        assert_int_equal(get_mxcsr() & 0xFFC0u, 0x7F80u);
-        assert_int_equal(get_fcw(), 0x0F7Fu);
-    }
+    /* The joiner rounds toward zero, or keeps the defaults with a status flag set (the
+     * fiber's change must still be undone when only it differs from the defaults). */
+    static const uint32_t joiner_mxcsr[] = {0x7F80u, 0x1F80u | 0x20u};
+    static const uint16_t joiner_fcw[] = {0x0F7Fu, 0x037Fu};
+    for (int m = 0; m < 2; m++)
+        for (int yield = 0; yield < 2; yield++) {
+            set_mxcsr(joiner_mxcsr[m]);
+            set_fcw(joiner_fcw[m]);
+            fiber_t *f = fiber_spawn(fp_changer, (void *)(intptr_t)yield);
+            /* With a second fiber runnable, the yield really switches: the changer ends
+             * after having been resumed, and the joiner is resumed from a finished
+             * fiber's stack (the scheduler switch's other way back). */
+            fiber_t *g = yield ? fiber_spawn(fp_bystander, NULL) : NULL;
+            assert_int_equal(fiber_join(f), 0);
+            if (g)
+                assert_int_equal(fiber_join(g), 0);
+            assert_int_equal(fp_seen_mxcsr & 0xFFC0u, 0x1F80u);
+            assert_int_equal(fp_seen_fcw, 0x037Fu);
+            assert_int_equal(get_mxcsr() & 0xFFC0u, joiner_mxcsr[m] & 0xFFC0u);
+            assert_int_equal(get_fcw(), joiner_fcw[m]);
+        }
     set_mxcsr(saved_mxcsr);
     set_fcw(saved_fcw);
 }
