@@ -68,7 +68,7 @@ void fiber_context_switch_lean_ret(fiber_context_t *from, fiber_context_t *to);
  *   always: loads the resumed context's saved MXCSR on every switch (its flags too).
  *   cmp:    loads it only when the control bits differ; the flags stay as they are.
  * fiber_context_switch_strict (and _ret, and the scheduler's switch) is the one that
- * suits this CPU, chosen once at load time: on some CPUs a write that changes MXCSR
+ * suits this CPU, chosen once at start: on some CPUs a write that changes MXCSR
  * costs tens of ns (see switch_x86_64.S). Contexts saved by one policy may be resumed
  * by the other. */
 void fiber_context_switch_strict_always(fiber_context_t *from, fiber_context_t *to);

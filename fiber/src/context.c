@@ -79,11 +79,9 @@ void fiber_context_make(fiber_context_t *ctx, void *stack_lo, void *stack_hi,
 
 #if defined(__x86_64__)
 /*
- * The strict switch's MXCSR policy, chosen once per process by CPU (GNU ifunc; the
- * resolvers run while the program is relocated, so they use nothing but cpuid: no
- * sanitizer, no stack protector). Both policies keep the psABI's callee-saved control
- * bits; they differ in the status flags (caller-saved, so either is conforming) and in
- * cost (switch_x86_64.S, (2)):
+ * The strict switch's MXCSR policy, chosen once per process by CPU. Both policies keep
+ * the psABI's callee-saved control bits; they differ in the status flags (caller-saved,
+ * so either is conforming) and in cost (switch_x86_64.S, (2)):
  *   always: ldmxcsr of the resumed context's saved word on every switch. Measured cheap
  *           on the AMD EPYC (Zen 4) here, where reading stmxcsr's result back is not.
  *   cmp:    ldmxcsr only when the control bits differ. On the Intel Xeon here a
@@ -91,12 +89,19 @@ void fiber_context_make(fiber_context_t *ctx, void *stack_lo, void *stack_hi,
  *           a sticky status flag, e.g. one has done an inexact division - cost 75-90 ns
  *           per switch against ~5 ns when it does not; cmp measured 5-7 ns either way.
  * AMD CPUs get always; every other CPU cmp, the one no data can make pathological.
+ * fiber_context_switch_strict(_ret) and the scheduler jump through these pointers. They
+ * start at cmp (correct on every CPU) and a constructor switches them on AMD: no code
+ * runs before the C runtime is up (a GNU ifunc resolver would, before the sanitizers'
+ * and the fuzzer's runtimes, which instrument it).
  */
 #include <cpuid.h>
 
-#define RESOLVER __attribute__((no_sanitize("address", "undefined"), no_stack_protector, used))
+typedef void switch_fn_t(fiber_context_t *, fiber_context_t *);
+switch_fn_t *fiber__strict_switch = fiber_context_switch_strict_cmp;
+switch_fn_t *fiber__strict_switch_ret = fiber_context_switch_strict_cmp_ret;
+switch_fn_t *fiber__sched_switch_strict = fiber__sched_switch_strict_cmp;
 
-RESOLVER static int mxcsr_always_suits(void)
+static int mxcsr_always_suits(void)
 {
     unsigned a = 0, b = 0, c = 0, d = 0;
     if (!__get_cpuid(0, &a, &b, &c, &d))
@@ -105,32 +110,18 @@ RESOLVER static int mxcsr_always_suits(void)
     return b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
 }
 
-typedef void switch_fn_t(fiber_context_t *, fiber_context_t *);
-
-RESOLVER static switch_fn_t *resolve_strict(void)
+__attribute__((constructor)) static void pick_mxcsr_policy(void)
 {
-    return mxcsr_always_suits() ? fiber_context_switch_strict_always : fiber_context_switch_strict_cmp;
+    if (!mxcsr_always_suits())
+        return;
+    fiber__strict_switch = fiber_context_switch_strict_always;
+    fiber__strict_switch_ret = fiber_context_switch_strict_always_ret;
+    fiber__sched_switch_strict = fiber__sched_switch_strict_always;
 }
-RESOLVER static switch_fn_t *resolve_strict_ret(void)
-{
-    return mxcsr_always_suits() ? fiber_context_switch_strict_always_ret
-                                : fiber_context_switch_strict_cmp_ret;
-}
-RESOLVER static switch_fn_t *resolve_sched_strict(void)
-{
-    return mxcsr_always_suits() ? fiber__sched_switch_strict_always : fiber__sched_switch_strict_cmp;
-}
-
-void fiber_context_switch_strict(fiber_context_t *from, fiber_context_t *to)
-    __attribute__((ifunc("resolve_strict")));
-void fiber_context_switch_strict_ret(fiber_context_t *from, fiber_context_t *to)
-    __attribute__((ifunc("resolve_strict_ret")));
-void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to)
-    __attribute__((ifunc("resolve_sched_strict")));
 
 const char *fiber_context_mxcsr_policy(void)
 {
-    return mxcsr_always_suits() ? "always" : "cmp";
+    return fiber__strict_switch == fiber_context_switch_strict_always ? "always" : "cmp";
 }
 #else
 const char *fiber_context_mxcsr_policy(void)

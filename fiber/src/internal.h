@@ -149,13 +149,21 @@ void fiber_context_trampoline(void);
 /* The scheduler's switch (switch_<arch>.S): saves *from, resumes *to; when to->sp has
  * bit 0 set, to is a fresh fiber whose stack top is `to` itself (16-byte aligned),
  * entered by calling fiber__sched_entry(to); what that returns is resumed when it does. */
-void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);
 void fiber__sched_switch_lean(fiber_context_t *from, fiber_context_t *to);
 #if defined(__x86_64__)
-/* The strict one's two MXCSR policies; fiber__sched_switch_strict is one of them, chosen
- * per CPU (context.c). */
+/* The strict one's two MXCSR policies; fiber__sched_switch_strict points at one of them,
+ * chosen per CPU at start (context.c), as do the two below, which the public
+ * fiber_context_switch_strict(_ret) jump through (switch_x86_64.S). */
 void fiber__sched_switch_strict_always(fiber_context_t *from, fiber_context_t *to);
 void fiber__sched_switch_strict_cmp(fiber_context_t *from, fiber_context_t *to);
+extern __attribute__((visibility("hidden"))) void (*fiber__sched_switch_strict)(fiber_context_t *,
+                                                                                fiber_context_t *);
+extern __attribute__((visibility("hidden"))) void (*fiber__strict_switch)(fiber_context_t *,
+                                                                          fiber_context_t *);
+extern __attribute__((visibility("hidden"))) void (*fiber__strict_switch_ret)(fiber_context_t *,
+                                                                              fiber_context_t *);
+#else
+void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);
 #endif
 /* On x86-64 bit 0 of the context returned says the fiber never switched away (the
  * assembly then may skip reloading the context that entered it; see there). */

@@ -39,7 +39,7 @@
  *      misprediction repaired) without waiting behind them.
  *   2. The FP control words. x87's is restored unconditionally (fldcw: cheap on both
  *      CPUs here, and it has no status bits). MXCSR has two policies, chosen per CPU
- *      at load time (src/context.c, GNU ifunc; both always built and tested):
+ *      at start (src/context.c: a pointer; both always built and tested):
  *      - FP_CMP: SAVE reads back the MXCSR stmxcsr stored; the resume loads the saved
  *        word only when the control bits (6-15) differ from the current ones, so the
  *        status flags (0-5, caller-saved in the psABI) stay as they are. The cause,
@@ -277,6 +277,24 @@
         SWITCH  fiber_context_switch_strict_always_ret, FP_ALWAYS, 1
         SWITCH  fiber_context_switch_strict_cmp_ret, FP_CMP, 1
         SWITCH  fiber_context_switch_lean_ret, FP_LEAN, 1
+
+/* fiber_context_switch_strict(_ret): the policy this CPU got (src/context.c), through a
+ * pointer set once at start. Nothing here touches the stack: the unwinder sees the
+ * caller's frame, and the switch it jumps to sees the caller's call. */
+        .macro  STRICT_ENTRY name, ptr
+        .globl  \name
+        .type   \name, @function
+        .p2align 4
+\name:
+        .cfi_startproc
+        ENDBR
+        jmpq    *\ptr(%rip)
+        .cfi_endproc
+        .size   \name, .-\name
+        .endm
+
+        STRICT_ENTRY fiber_context_switch_strict, fiber__strict_switch
+        STRICT_ENTRY fiber_context_switch_strict_ret, fiber__strict_switch_ret
 
 /*
  * The scheduler's switch: void name(fiber_context_t *from, fiber_context_t *to).

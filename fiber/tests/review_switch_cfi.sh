@@ -10,8 +10,11 @@
 # (the resumed context's frame has the same layout: return address at 56).
 set -u
 bin=$1
-# Stop right after SAVE in the scheduler's switch, on the third pass (fibers running).
-out=$(gdb -nx -batch -ex 'break *(fiber__sched_switch_strict+0x1e)' -ex run -ex continue \
+# Stop right after SAVE in the scheduler's switch, on the third pass (fibers running):
+# the strict switch exists with two MXCSR policies (the CPU picks one at start), so both
+# get a breakpoint at the instruction after their SAVE (cmp's reads MXCSR back: 3 bytes).
+out=$(gdb -nx -batch -ex 'break *(fiber__sched_switch_strict_always+0x1e)' \
+          -ex 'break *(fiber__sched_switch_strict_cmp+0x21)' -ex run -ex continue \
           -ex continue -ex 'x/i $pc' -ex bt "$bin" 2>&1)
 echo "$out" | grep -E '^#|=>'
 frames=$(echo "$out" | grep -E '^#')
