@@ -1312,7 +1312,11 @@ def sec_curl(ctx):
         "mock-llm (gpt-4o first-token time, 5 tokens/s, 20 tokens, a 4 KiB prompt), every "
         "conversation with `x-mock-request-index: i`; thread and multi from `wl-curl-plain` (no "
         "hooks in the process), fiber from `wl-curl` (hooks linked); `CURLOPT_FRESH_CONNECT` and "
-        "`CURLOPT_FORBID_REUSE` on every model. Memory per conversation is the client's peak RSS "
+        "`CURLOPT_FORBID_REUSE` on every model" +
+        # sets measured since the harness sets it say so in their machine file
+        ("; a 4 KiB receive buffer (`CURLOPT_BUFFERSIZE`) on every model"
+         if "CURLOPT_BUFFERSIZE" in mach.get("curl", "") else "") +
+        ". Memory per conversation is the client's peak RSS "
         "growth plus its kernel share estimated (page tables, and per thread a 16 KiB kernel "
         "stack and 7 KiB of task slab as `memory.csv` measures it), over the most conversations "
         "alive at once; the measured kernel row is the machine's, mock-llm's side of each "

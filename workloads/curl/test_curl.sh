@@ -35,8 +35,10 @@ check() { # name n json
 
 # the binaries the harness measures: the baselines without the hooks, fibers with them
 exe() { case $1 in fiber) echo "$bin/wl-curl" ;; *) echo "$bin/wl-curl-plain" ;; esac; }
+# (with the harness's 4 KiB receive buffer, CURLOPT_BUFFERSIZE, on every model)
 for m in thread fiber multi; do
-  out=$("$(exe $m)" --model $m --target 127.0.0.1:$port --n 40 --max-tokens 16 $P) ||
+  out=$("$(exe $m)" --model $m --target 127.0.0.1:$port --n 40 --max-tokens 16 $P \
+        --buffer-bytes 4096) ||
     fail "$(basename "$(exe $m)") --model $m exited $?"
   check "$(basename "$(exe $m)") $m" 40 "$out"
   want=none; [ $m = fiber ] && want=linked
@@ -81,7 +83,20 @@ for m in fiber thread multi; do
   echo "ok: wl-curl --model $m: 256 KiB prompts"
 done
 
+# Every conversation thread gets a copy of the binary's static TLS, zeroed at
+# pthread_create, so resident on each thread's stack: the workloads library's wl-llm read
+# buffers (20 KiB) once came with it and were charged to the thread model. A few bytes
+# of it are wl-curl's own.
+if command -v readelf >/dev/null; then
+  tls=$(readelf -lW "$bin/wl-curl-plain" | awk '$1 == "TLS" { print $6 }') # 0x... memsz
+  tls=$((${tls:-0}))
+  [ "$tls" -lt 1024 ] || fail "wl-curl-plain carries $tls bytes of static TLS per thread"
+  echo "ok: wl-curl-plain's static TLS: $tls bytes per thread"
+fi
+
 # bad input: a message and exit code 2
+"$bin/wl-curl" --model fiber --target 127.0.0.1:1 --buffer-bytes 512 2>/dev/null
+[ $? -eq 2 ] || fail "buffer below libcurl's 1024"
 "$bin/wl-curl" --model nope --target 127.0.0.1:1 2>/dev/null; [ $? -eq 2 ] || fail "bad model"
 "$bin/wl-curl" --model fiber --target 10.0.0.1:80 2>/dev/null; [ $? -eq 2 ] || fail "non-loopback"
 "$bin/wl-curl" --model fiber --target 127.0.0.1:1 --n 0 2>/dev/null; [ $? -eq 2 ] || fail "n=0"

@@ -15,7 +15,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,83 +25,6 @@ static _Thread_local char     tl_rbuf[RBUF_SIZE];
 /* Decoded delta content: used only between parsing an event and handing it to the sink,
  * with no wait in between, so one per thread suffices. */
 static _Thread_local char     tl_content[4096];
-static _Thread_local uint64_t tl_sink_sum;
-
-int wl_itl_bucket(uint64_t gap_ns)
-{
-    double us = (double)gap_ns / 1000.0;
-    if (us < 1.0)
-        return 0;
-    int b = (int)(4.0 * log2(us));
-    return b >= WL_ITL_BUCKETS ? WL_ITL_BUCKETS - 1 : b;
-}
-
-double wl_itl_bucket_upper_us(int b)
-{
-    return exp2((double)(b + 1) / 4.0);
-}
-
-uint64_t wl_itl_quantiles_ms(const wl_conv_t *convs, size_t n, const double *qs,
-                             double *q_ms, int nq)
-{
-    uint64_t itl[WL_ITL_BUCKETS] = { 0 }, itl_n = 0;
-    for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < WL_ITL_BUCKETS; b++) {
-            itl[b] += convs[i].itl_hist[b];
-            itl_n += convs[i].itl_hist[b];
-        }
-    for (int q = 0; q < nq; q++) {
-        q_ms[q] = 0;
-        uint64_t rank = (uint64_t)(qs[q] * (double)itl_n + 0.999999), seen = 0;
-        for (int b = 0; b < WL_ITL_BUCKETS && itl_n; b++) {
-            seen += itl[b];
-            if (seen >= rank) {
-                q_ms[q] = wl_itl_bucket_upper_us(b) / 1000.0;
-                break;
-            }
-        }
-    }
-    return itl_n;
-}
-
-void wl_cause_count(wl_cause_t *causes, size_t *ncause, size_t cap, const char *why)
-{
-    size_t k = 0;
-    while (k < *ncause && strcmp(causes[k].what, why) != 0)
-        k++;
-    if (k == *ncause && *ncause < cap) {
-        snprintf(causes[*ncause].what, sizeof causes[0].what, "%s", why);
-        causes[(*ncause)++].n = 0;
-    }
-    if (k < *ncause)
-        causes[k].n++;
-}
-
-void wl_causes_print(FILE *f, const wl_cause_t *causes, size_t ncause)
-{
-    for (size_t i = 0; i < ncause; i++)
-        fprintf(f, "%s\"%s\":%zu", i ? "," : "", causes[i].what, causes[i].n);
-}
-
-const char *wl_errname(int e)
-{
-    const char *n = strerrorname_np(e);
-    return n ? n : "E?";
-}
-
-void wl_sink_checksum(size_t conv, const char *content, size_t n, void *arg)
-{
-    (void)arg;
-    uint64_t h = tl_sink_sum ^ (conv * 0x9e3779b97f4a7c15ull);
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)content[i]) * 0x100000001b3ull;
-    tl_sink_sum = h;
-}
-
-uint64_t wl_sink_thread_sum(void)
-{
-    return tl_sink_sum;
-}
 
 struct conv_state {
     wl_conv_t     *out;

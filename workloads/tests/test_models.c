@@ -288,6 +288,42 @@ FOR_EACH_MODEL(run_arrivals)
 FOR_EACH_MODEL(serve_n)
 FOR_EACH_MODEL(idle_server_sleeps)
 
+/* A job's thread gives its stack back when the job returns, not when the whole run ends:
+ * jobs arriving one after another then run on a few reused stacks (glibc's cache). Held
+ * to the end (joined only after the last spawn), every thread took a fresh stack and the
+ * finished ones stayed resident, charged to the live ones (wl-curl, 10,000 arriving:
+ * 9,474 stacks mapped for 4,750 live threads). */
+static uintptr_t job_stack[20];
+
+static void note_stack(size_t i, wl_res_t *res, void *arg)
+{
+    (void)res;
+    (void)arg;
+    char here;
+    job_stack[i] = (uintptr_t)&here >> 16;
+}
+
+static void t_thread_jobs_free_stacks(void **state)
+{
+    (void)state;
+    memset(job_stack, 0, sizeof job_stack);
+    wl_jobs_cfg_t c = { .n = 20, .gap_ns = 10000000, .job = note_stack };
+    wl_run_stats_t st = { 0 };
+    assert_int_equal(wl_model_thread.run_jobs(&c, &st), 0);
+    assert_int_equal(st.started, 20);
+    size_t distinct = 0;
+    for (size_t i = 0; i < 20; i++) {
+        assert_true(job_stack[i] != 0);
+        size_t k = 0;
+        while (k < i && job_stack[k] != job_stack[i])
+            k++;
+        distinct += k == i;
+    }
+    if (distinct > 5)
+        fail_msg("20 jobs 10 ms apart ran on %zu different stacks: finished threads keep "
+                 "theirs", distinct);
+}
+
 /* A unit held elsewhere: a timed acquire must give up at its deadline (ETIMEDOUT) and
  * leave the queue intact, so the next release still reaches a later waiter. */
 struct res_case {
@@ -386,6 +422,7 @@ int main(void)
         cmocka_unit_test(t_run_all_once),
         cmocka_unit_test(t_run_resource_bound),
         cmocka_unit_test(t_run_arrivals),
+        cmocka_unit_test(t_thread_jobs_free_stacks),
         cmocka_unit_test(t_serve_n),
         cmocka_unit_test(t_idle_server_sleeps),
     };
