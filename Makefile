@@ -68,7 +68,7 @@ readme:
 
 # Every bench-* target installs what it needs and builds its targets first, unless
 # BENCH_PREPARED=1: scripts/bench.sh (make bench) has done both once for all the stages
-# (the dependency check, CMake's configure and its up-to-date check cost 4-8 s a stage
+# (the dependency check, CMake's configure and its up-to-date check cost 5-8 s a stage
 # on the 2-vCPU Xeon under load, and measure nothing).
 UNPREPARED = $(if $(filter 1,$(BENCH_PREPARED)),: ,)
 
