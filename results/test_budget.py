@@ -11,8 +11,12 @@
   3 rounds; quick runs starvation and the relay at 100 users.
 - workloads/bench/run.py: the stage order puts the headline (llm's idle streams, then
   starvation) before the one-run points (arrive, the limit probe) and TLS.
+- peers/ruby/bench.py: a relay server is killed at once after its run is measured (Puma's
+  graceful stop measures nothing).
 - scripts/bench.sh: its budget table is README "Time budget"'s, every stage timeout is
-  above its budget, and it builds only the benchmarks' targets.
+  above its budget, it builds only the benchmarks' targets, and the stage targets it
+  runs skip the dependency check and the build it has already done (BENCH_PREPARED=1)
+  while every target they would build is in its list.
 
 Every harness runs with its processes stubbed out (a fake clock, no mock-llm, no client):
 only its plan and its order are under test, in a fraction of a second.
@@ -167,6 +171,31 @@ class Ruby(unittest.TestCase):
         self.assertEqual((ns, runs), ([100, 1000], 3))
         self.assertIn("c-thread", impls)
 
+    def test_relay_server_killed_after_its_measured_run(self):
+        rb = load("peers/ruby/bench.py", "ruby_bench_relay")
+        stops = []
+
+        class FakeRuby(rb.RubyServer):
+            def __init__(self, impl):
+                self.impl = impl
+
+            def stop(self, graceful=True):
+                stops.append((self.impl, graceful))
+
+        fake_c = types.SimpleNamespace(stop=lambda: stops.append(("c", None)))
+        fake_mock = types.SimpleNamespace(port=1, stop=lambda: None)
+        with mock.patch.object(rb, "mock", lambda *x: fake_mock), \
+                mock.patch.object(rb, "start_relay",
+                                  lambda a, impl, port, tmp: FakeRuby(impl)
+                                  if not impl.startswith("c-") else fake_c), \
+                mock.patch.object(rb, "relay_once", lambda *x: None), \
+                mock.patch.object(rb, "log", lambda m: None):
+            rb.bench_relay(args(quick=True), None, 1e18)
+        self.assertIn(("puma-5", False), stops)
+        self.assertIn(("async-http-server", False), stops)
+        self.assertIn(("c", None), stops)
+        self.assertFalse([s for s in stops if s[1] is True])
+
 
 class Workloads(unittest.TestCase):
     def test_headline_stages_before_one_run_points(self):
@@ -223,6 +252,45 @@ class BenchSh(unittest.TestCase):
         for t in ("bench_seed", "wl-llm", "wl-curl", "wl-relay", "mock-llm", "peer-go"):
             self.assertIn(t, targets)
         self.assertNotIn("mock-llm-asan", targets)
+
+
+class Prepared(unittest.TestCase):
+    """make bench prepares once (deps, build); the stage targets it runs then skip both."""
+
+    def setUp(self):
+        with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
+            self.sh = f.read()
+        with open(os.path.join(TOP, "Makefile")) as f:
+            self.mk = f.read()
+
+    def stage_recipes(self):
+        out = {}
+        for m in re.finditer(r"^(bench-\w+):\n((?:\t.*\n)+)", self.mk, re.M):
+            out[m.group(1)] = m.group(2).splitlines()
+        return out
+
+    def test_stage_targets_skip_setup_when_prepared(self):
+        rec = self.stage_recipes()
+        self.assertEqual(set(rec), {"bench-micro", "bench-mockllm", "bench-workloads",
+                                    "bench-ruby", "bench-peers"})
+        for t, lines in rec.items():
+            for l in lines:
+                if "scripts/deps.sh" in l or "cmake " in l:
+                    self.assertIn("$(UNPREPARED)", l, (t, l))
+        self.assertRegex(self.mk, r"UNPREPARED = \$\(if \$\(filter 1,\$\(BENCH_PREPARED\)\),: ,\)")
+        self.assertRegex(self.sh, r'make --no-print-directory "\$tgt" [^\n]*BENCH_PREPARED=1')
+
+    def test_bench_sh_builds_and_installs_what_the_stages_would(self):
+        built = set(re.search(r"bench_targets=\(([^)]*)\)", self.sh).group(1).split())
+        groups = set(re.search(r"scripts/deps.sh ([a-z ]+) \|\|", self.sh).group(1).split())
+        for t, lines in self.stage_recipes().items():
+            for l in lines:
+                m = re.search(r"--target (.*)$", l)
+                if m:
+                    self.assertLessEqual(set(m.group(1).split()), built, t)
+                m = re.search(r"scripts/deps.sh (\w+)", l)
+                if m:
+                    self.assertIn(m.group(1), groups | {"build"}, t)
 
 
 if __name__ == "__main__":
