@@ -119,10 +119,16 @@ static void t_lagging_cursor(void **state)
     fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
     assert_non_null(fiber_spawn_ex(lagging_cursor, s, &a));
     assert_int_equal(fiber_run(), 0);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3; i++)
         assert_true(s[i].woke >= s[i].deadline);
-        assert_int_equal(s[i].order, i);
-    }
+    assert_true(s[0].order < s[1].order); /* one wheel: slot by slot */
+    /* The runtime sleeper s[2] last. Unless the process itself was stalled past all
+     * three deadlines (s[2] then wakes late too): the ticker and s[2] expire in the same
+     * poll, and s[0] and s[1], woken by the ticker, queue behind s[2] - any order is right
+     * for three sleepers all overdue (seen once at load 50+). The bug this test is for
+     * leaves s[2] on time and s[1] 134 ms late, so it still fails here. */
+    if (s[2].woke - s[2].deadline < 10000000u)
+        assert_int_equal(s[2].order, 2);
 }
 
 int main(void)
