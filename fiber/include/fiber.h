@@ -26,6 +26,15 @@
  *   offload pool (fiber_offload(), fiber_getaddrinfo(), fiber_pread()), or link the
  *   hooks library, which does that for unmodified code.
  *
+ * Floating-point state
+ *   Each fiber has its own rounding mode, exception masks, DAZ/FZ and x87 control word
+ *   (a new fiber starts with the psABI defaults). The exception flags (fetestexcept)
+ *   are another matter: on most CPUs they belong to the thread, and any call that may
+ *   switch fibers (fiber_yield, fiber_sleep_ns, the fiber I/O and wait calls, a hooked
+ *   blocking call) may return with flags other fibers raised or cleared; on AMD CPUs
+ *   they travel with the fiber. Save them around such a call (fegetexceptflag /
+ *   fesetexceptflag) if you test them. Why: fiber_context.h, switch_x86_64.S.
+ *
  * Handles
  *   A fiber_t is valid from fiber_spawn() until fiber_join() returns for it, or, for a
  *   detached fiber, until it returns (a detached fiber's handle is best not kept at

@@ -63,13 +63,19 @@ void fiber_context_switch_lean_ret(fiber_context_t *from, fiber_context_t *to);
 
 #if defined(__x86_64__)
 /* The strict switch's two MXCSR policies. The control bits (rounding, masks, DAZ, FZ)
- * and the x87 control word always travel with the context; the MXCSR status flags are
- * caller-saved in the psABI, so after a switch their value is unspecified.
- *   always: loads the resumed context's saved MXCSR on every switch (its flags too).
- *   cmp:    loads it only when the control bits differ; the flags stay as they are.
+ * and the x87 control word always travel with the context. The MXCSR status flags
+ * (exceptions raised) are caller-saved in the psABI:
+ *   always: loads the resumed context's saved MXCSR on every switch: the flags travel
+ *           with the context, as across a call.
+ *   cmp:    writes MXCSR only when the control bits differ, keeping the current flags:
+ *           the flags belong to the thread; a switch never changes them, so a fiber
+ *           sees the flags other fibers raised or cleared since it last ran.
  * fiber_context_switch_strict (and _ret, and the scheduler's switch) is the one that
- * suits this CPU, chosen once at start: on some CPUs a write that changes MXCSR
- * costs tens of ns (see switch_x86_64.S). Contexts saved by one policy may be resumed
+ * suits this CPU, chosen once at start: on the Intel Xeon here `always` cost 75-90 ns
+ * per switch between contexts whose flags differ (see switch_x86_64.S); AMD gets
+ * `always`, every other CPU `cmp`. Code that tests exception flags across a switch
+ * (fetestexcept after fiber_yield or a blocking fiber call) must save and restore them
+ * itself (fegetexceptflag/fesetexceptflag). Contexts saved by one policy may be resumed
  * by the other. */
 void fiber_context_switch_strict_always(fiber_context_t *from, fiber_context_t *to);
 void fiber_context_switch_strict_cmp(fiber_context_t *from, fiber_context_t *to);
@@ -80,7 +86,7 @@ void fiber_context_switch_strict_cmp_ret(fiber_context_t *from, fiber_context_t 
 /* Which variant fiber_context_switch is: "strict" or "lean". */
 const char *fiber_context_variant(void);
 
-/* The strict switch's MXCSR policy on this CPU: "always" or "cmp" (x86-64), "none"
+/* The strict switch's MXCSR policy in this process: "always" or "cmp" (x86-64), "none"
  * (elsewhere: no MXCSR). */
 const char *fiber_context_mxcsr_policy(void);
 

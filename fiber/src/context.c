@@ -82,25 +82,35 @@ void fiber_context_make(fiber_context_t *ctx, void *stack_lo, void *stack_hi,
  * The strict switch's MXCSR policy, chosen once per process by CPU. Both policies keep
  * the psABI's callee-saved control bits; they differ in the status flags (caller-saved,
  * so either is conforming) and in cost (switch_x86_64.S, (2)):
- *   always: ldmxcsr of the resumed context's saved word on every switch. Measured cheap
- *           on the AMD EPYC (Zen 4) here, where reading stmxcsr's result back is not.
- *   cmp:    ldmxcsr only when the control bits differ. On the Intel Xeon here a
- *           ldmxcsr that changes MXCSR - as it does whenever two contexts differ only in
- *           a sticky status flag, e.g. one has done an inexact division - cost 75-90 ns
- *           per switch against ~5 ns when it does not; cmp measured 5-7 ns either way.
- * AMD CPUs get always; every other CPU cmp, the one no data can make pathological.
+ *   always: ldmxcsr of the resumed context's saved word on every switch: the flags
+ *           travel with the context. Measured cheap on the AMD EPYC (Zen 4) here,
+ *           where reading stmxcsr's result back is not.
+ *   cmp:    MXCSR written only when the control bits differ, the current flags kept:
+ *           the flags belong to the thread. On the Intel Xeon here a stmxcsr after a
+ *           ldmxcsr that changed the flags costs 75-90 ns - as every switch did under
+ *           `always` between two contexts differing only in a sticky flag (one has done
+ *           an inexact division) - against ~5 ns; cmp never changes the flags.
+ * AMD CPUs get always (measured on Zen 4 only); every other CPU cmp.
  * fiber_context_switch_strict(_ret) and the scheduler jump through these pointers. They
  * start at cmp (correct on every CPU) and a constructor switches them on AMD: no code
  * runs before the C runtime is up (a GNU ifunc resolver would, before the sanitizers'
- * and the fuzzer's runtimes, which instrument it).
+ * and the fuzzer's runtimes, which instrument it). The tests' builds force one policy
+ * (FIBER_MXCSR_FORCE_ALWAYS, FIBER_MXCSR_FORCE_CMP).
  */
 #include <cpuid.h>
 
 typedef void switch_fn_t(fiber_context_t *, fiber_context_t *);
+#if defined(FIBER_MXCSR_FORCE_ALWAYS)
+switch_fn_t *fiber__strict_switch = fiber_context_switch_strict_always;
+switch_fn_t *fiber__strict_switch_ret = fiber_context_switch_strict_always_ret;
+switch_fn_t *fiber__sched_switch_strict = fiber__sched_switch_strict_always;
+#else
 switch_fn_t *fiber__strict_switch = fiber_context_switch_strict_cmp;
 switch_fn_t *fiber__strict_switch_ret = fiber_context_switch_strict_cmp_ret;
 switch_fn_t *fiber__sched_switch_strict = fiber__sched_switch_strict_cmp;
+#endif
 
+#if !defined(FIBER_MXCSR_FORCE_ALWAYS) && !defined(FIBER_MXCSR_FORCE_CMP)
 static int mxcsr_always_suits(void)
 {
     unsigned a = 0, b = 0, c = 0, d = 0;
@@ -118,6 +128,7 @@ __attribute__((constructor)) static void pick_mxcsr_policy(void)
     fiber__strict_switch_ret = fiber_context_switch_strict_always_ret;
     fiber__sched_switch_strict = fiber__sched_switch_strict_always;
 }
+#endif
 
 const char *fiber_context_mxcsr_policy(void)
 {

@@ -40,26 +40,30 @@
  *   2. The FP control words. x87's is restored unconditionally (fldcw: cheap on both
  *      CPUs here, and it has no status bits). MXCSR has two policies, chosen per CPU
  *      at start (src/context.c: a pointer; both always built and tested):
- *      - FP_CMP: SAVE reads back the MXCSR stmxcsr stored; the resume loads the saved
- *        word only when the control bits (6-15) differ from the current ones, so the
- *        status flags (0-5, caller-saved in the psABI) stay as they are. The cause,
- *        measured on the Intel Xeon (KVM) here on 2026-12-02: a ldmxcsr that *changes*
- *        MXCSR costs 75-90 ns per switch; one that writes the value already there costs
- *        nothing measurable. Two contexts whose words differ only in a sticky status
- *        flag - one has done an inexact division, the other is fresh - change it on
- *        every switch. That was the "strict switch 35-93 ns at some or all layouts"
- *        of issue 10: the benchmark's main thread had PE (precision) set, a fresh
- *        context 0x1F80. A ping-pong of otherwise identical switches, thread CPU time:
- *        unconditional ldmxcsr 77-87 ns with the flags differing and 5-8 ns with them
- *        equal; FP_CMP 5.3-6.8 ns either way; fldcw alone 4-4.7 ns; no FP words 3.9-4.4.
- *        Boost.Context's jump_fcontext pays the same 80 ns when the flags differ; it
- *        avoids it in its own ping-pong because make_fcontext copies the creator's
- *        MXCSR, flags included, so both sides match until one of them computes.
- *      - FP_ALWAYS: ldmxcsr/fldcw of the saved words on every resume (flags travel
+ *      - FP_CMP: SAVE reads back the MXCSR stmxcsr stored; the resume writes MXCSR
+ *        only when the control bits (6-15) differ from the current ones, and then
+ *        keeps the current status flags (0-5, caller-saved in the psABI): a switch
+ *        never changes them, so they belong to the thread, not to the fiber. The cause,
+ *        measured on the Intel Xeon (KVM) here on 2026-12-02: a stmxcsr that follows a
+ *        ldmxcsr which changed the status flags costs 75-90 ns; a ldmxcsr changing only
+ *        the control bits, or changing the flags with no stmxcsr after it, costs ~3 ns
+ *        (tight loops; a fresh-eyes review narrowed it down). Two contexts whose words
+ *        differ only in a sticky flag - one has done an inexact division, the other is
+ *        fresh - paid it on every switch under FP_ALWAYS. That was the "strict switch
+ *        35-93 ns at some or all layouts" of issue 10: the benchmark's main thread had
+ *        PE (precision) set, a fresh context 0x1F80. A ping-pong of otherwise identical
+ *        switches, thread CPU time: FP_ALWAYS 77-87 ns with the flags differing and
+ *        5-8 ns with them equal; FP_CMP 5.3-6.8 ns either way; fldcw alone 4-4.7 ns;
+ *        no FP words 3.9-4.4. Boost.Context's jump_fcontext pays the same 80 ns when
+ *        the flags differ; it avoids it in its own ping-pong because make_fcontext
+ *        copies the creator's MXCSR, flags included, so both sides match until one of
+ *        them computes.
+      - FP_ALWAYS: ldmxcsr/fldcw of the saved words on every resume (flags travel
  *        with the context, as in Boost). On the AMD EPYC (Zen 4) here, reading back
  *        what stmxcsr stored alone cost ~3.5 ns per switch (5.4 -> 9 ns in a
  *        ping-pong), while ldmxcsr+fldcw themselves cost nothing measurable, changed
- *        value or not; so AMD CPUs get this one, every other CPU FP_CMP.
+ *        value or not; so AMD CPUs get this one (measured on Zen 4 only, applied to
+ *        every AMD family), every other CPU FP_CMP.
  *      What the words cost on the AMD EPYC (Zen 4) here, thread CPU time. In tight
  *      loops: stmxcsr issues once per ~16 cycles (4.3 ns), stmxcsr then ldmxcsr of the
  *      word it stored is a ~27-cycle round trip (7.2 ns); ldmxcsr of a constant,
@@ -221,13 +225,19 @@
         .endm
 
 /* FP_CMP's restore: mx/cw are the resumed context's saved words, cur holds the current
- * MXCSR (clobbered). The x87 control word has no status bits: loaded as it is. */
+ * MXCSR (clobbered). The x87 control word has no status bits: loaded as it is. MXCSR is
+ * written only when its control bits differ, and then with the current status flags
+ * kept (saved ^ ((cur ^ saved) & 0x3f)), through the dead slot under rsp: a switch
+ * never changes the flags, so the slow case of (2) cannot arise. */
         .macro  LOAD_FP_CMP mx, cw, cur
         fldcw   \cw
         xorl    \mx, \cur
         testl   $0xffc0, \cur       /* MXCSR bits 6-15: DAZ, masks, rounding, FZ */
         jz      .Lfp_same\@
-        ldmxcsr \mx
+        andl    $0x3f, \cur         /* bits 0-5: the status flags */
+        xorl    \mx, \cur
+        movl    \cur, -8(%rsp)
+        ldmxcsr -8(%rsp)
 .Lfp_same\@:
         .endm
 
@@ -329,7 +339,8 @@
         .cfi_undefined rip
 5:      movq    %rsp, -16(%rsi)       /* the frame just saved into *from, kept for */
         leaq    -16(%rsi), %rsp       /* the way back (16 below: the call stays aligned) */
-        /* A fresh fiber starts with the psABI defaults, as fiber_context_make gives. */
+        /* A fresh fiber starts with the psABI's default control words, as
+         * fiber_context_make gives (FP_CMP: with the current status flags). */
         .if     \fp == FP_ALWAYS
         ldmxcsr fiber__fp_defaults(%rip)
         fldcw   fiber__fp_defaults+4(%rip)

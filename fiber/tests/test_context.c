@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include <valgrind/valgrind.h>
 
 #include "fiber_context.h"
 
@@ -41,6 +42,9 @@ static void test_callee_saved_registers_survive(void **state)
 
 static inline uint32_t get_mxcsr(void) { uint32_t v; __asm__ volatile("stmxcsr %0" : "=m"(v)); return v; }
 static inline void set_mxcsr(uint32_t v) { __asm__ volatile("ldmxcsr %0" : : "m"(v)); }
+/* Valgrind models only MXCSR's rounding mode and exception masks (stmxcsr reads the
+ * status flags, DAZ and FZ as 0): under it only those bits are compared. */
+static uint32_t mx(uint32_t v) { return RUNNING_ON_VALGRIND ? v & 0x7F80u : v; }
 static inline uint16_t get_fcw(void) { uint16_t v; __asm__ volatile("fnstcw %0" : "=m"(v)); return v; }
 static inline void set_fcw(uint16_t v) { __asm__ volatile("fldcw %0" : : "m"(v)); }
 
@@ -54,7 +58,9 @@ static uint32_t fib_seen_mxcsr_first, fib_seen_mxcsr_again;
 static uint16_t fib_seen_fcw_first, fib_seen_fcw_again;
 
 /* The strict switch under test: the one chosen for this CPU, and each MXCSR policy
- * explicitly (ping-pong and ret-ended), so both are tested on every CPU. */
+ * explicitly (ping-pong and ret-ended), so both are tested on every CPU. Exact words:
+ * the control bits travel with the context under both policies; the flags (bits 0-5)
+ * travel with it under `always` and stay with the thread under `cmp` (fiber_context.h). */
 typedef void switch_fn(fiber_context_t *, fiber_context_t *);
 static switch_fn *fp_sw_main, *fp_sw_fib;
 
@@ -68,15 +74,18 @@ static void fp_entry(void *arg)
     fp_sw_fib(&fib_ctx, &main_ctx);
     fib_seen_mxcsr_again = get_mxcsr();
     fib_seen_fcw_again = get_fcw();
-    /* A sticky status flag (precision) of the fiber's own: status flags are caller-saved,
-     * so the switch may drop or keep it; the control bits must travel regardless. */
+    /* The fiber's own sticky flag (precision), then back to main. */
     set_mxcsr(FIB_MXCSR | 0x20u);
+    fp_sw_fib(&fib_ctx, &main_ctx);
+    /* Same control bits on both sides, flags differing: the last case. */
+    set_mxcsr(MAIN_MXCSR | 0x01u); /* invalid-operation flag */
     fp_sw_fib(&fib_ctx, &main_ctx);
     for (;;)
         fp_sw_fib(&fib_ctx, &main_ctx);
 }
 
-static void check_fp_control_state(switch_fn *sw_main, switch_fn *sw_fib)
+/* cmp_main/cmp_fib: whether the switch resuming main / the fiber keeps the flags. */
+static void check_fp_control_state(switch_fn *sw_main, int cmp_main, switch_fn *sw_fib, int cmp_fib)
 {
     uint32_t saved_mxcsr = get_mxcsr();
     uint16_t saved_fcw = get_fcw();
@@ -86,25 +95,29 @@ static void check_fp_control_state(switch_fn *sw_main, switch_fn *sw_fib)
     fiber_context_make(&fib_ctx, stack.lo, stack.hi, fp_entry, NULL);
 
     /* main's MXCSR carries a status flag (as after any inexact operation) that the new
-     * context's does not: the words differ in a flag only. */
+     * context's does not. */
     set_mxcsr(MAIN_MXCSR | 0x20u);
     set_fcw(MAIN_FCW);
     sw_main(&main_ctx, &fib_ctx);
-    /* A new context starts with the psABI defaults, not the creator's modes. */
-    assert_int_equal(fib_seen_mxcsr_first & 0xFFC0u, 0x1F80u);
+    /* A new context starts with the psABI default control bits, not the creator's. */
+    assert_int_equal(mx(fib_seen_mxcsr_first), mx(cmp_main ? 0x1F80u | 0x20u : 0x1F80u));
     assert_int_equal(fib_seen_fcw_first, 0x037Fu);
-    /* The fiber changed its rounding modes; ours are back. */
-    assert_int_equal(get_mxcsr() & 0xFFC0u, MAIN_MXCSR);
+    /* The fiber changed its rounding modes; ours are back (flags: the fiber's had none). */
+    assert_int_equal(mx(get_mxcsr()), mx(cmp_fib ? MAIN_MXCSR : MAIN_MXCSR | 0x20u));
     assert_int_equal(get_fcw(), MAIN_FCW);
+    /* main with another flag (underflow); the fiber resumes with its own control bits
+     * and, under cmp, main's flag; it sets precision and comes back. */
+    set_mxcsr(MAIN_MXCSR | 0x10u);
     sw_main(&main_ctx, &fib_ctx);
-    assert_int_equal(fib_seen_mxcsr_again & 0xFFC0u, FIB_MXCSR);
+    assert_int_equal(mx(fib_seen_mxcsr_again), mx(cmp_main ? FIB_MXCSR | 0x10u : FIB_MXCSR));
     assert_int_equal(fib_seen_fcw_again, FIB_FCW);
-    assert_int_equal(get_mxcsr() & 0xFFC0u, MAIN_MXCSR);
+    assert_int_equal(mx(get_mxcsr()), mx(cmp_fib ? MAIN_MXCSR | 0x20u : MAIN_MXCSR | 0x10u));
     assert_int_equal(get_fcw(), MAIN_FCW);
-    /* Same control bits on both sides, flags differing: nothing but flags may change. */
-    set_mxcsr(FIB_MXCSR);
+    /* Same control bits, flags differing: under cmp nothing is written, the fiber's
+     * flag stays; under always main's own word (no flags now) comes back. */
+    set_mxcsr(MAIN_MXCSR);
     sw_main(&main_ctx, &fib_ctx);
-    assert_int_equal(get_mxcsr() & 0xFFC0u, FIB_MXCSR);
+    assert_int_equal(mx(get_mxcsr()), mx(cmp_fib ? MAIN_MXCSR | 0x01u : MAIN_MXCSR));
 
     set_mxcsr(saved_mxcsr);
     set_fcw(saved_fcw);
@@ -114,19 +127,21 @@ static void check_fp_control_state(switch_fn *sw_main, switch_fn *sw_fib)
 static void test_fp_control_state_survives(void **state)
 {
     (void)state;
-    check_fp_control_state(fiber_context_switch_strict, fiber_context_switch_strict);
+    int cmp = strcmp(fiber_context_mxcsr_policy(), "cmp") == 0;
+    check_fp_control_state(fiber_context_switch_strict, cmp, fiber_context_switch_strict, cmp);
 }
 
 static void test_fp_control_state_survives_each_mxcsr_policy(void **state)
 {
     (void)state;
-    check_fp_control_state(fiber_context_switch_strict_always, fiber_context_switch_strict_always);
-    check_fp_control_state(fiber_context_switch_strict_cmp, fiber_context_switch_strict_cmp);
-    check_fp_control_state(fiber_context_switch_strict_always_ret, fiber_context_switch_strict_always_ret);
-    check_fp_control_state(fiber_context_switch_strict_cmp_ret, fiber_context_switch_strict_cmp_ret);
+    check_fp_control_state(fiber_context_switch_strict_always, 0, fiber_context_switch_strict_always, 0);
+    check_fp_control_state(fiber_context_switch_strict_cmp, 1, fiber_context_switch_strict_cmp, 1);
+    check_fp_control_state(fiber_context_switch_strict_always_ret, 0,
+                           fiber_context_switch_strict_always_ret, 0);
+    check_fp_control_state(fiber_context_switch_strict_cmp_ret, 1, fiber_context_switch_strict_cmp_ret, 1);
     /* A context saved by one policy may be resumed by the other. */
-    check_fp_control_state(fiber_context_switch_strict_always, fiber_context_switch_strict_cmp);
-    check_fp_control_state(fiber_context_switch_strict_cmp_ret, fiber_context_switch_strict_always);
+    check_fp_control_state(fiber_context_switch_strict_always, 0, fiber_context_switch_strict_cmp, 1);
+    check_fp_control_state(fiber_context_switch_strict_cmp_ret, 1, fiber_context_switch_strict_always, 0);
 }
 
 static void test_mxcsr_policy_named(void **state)

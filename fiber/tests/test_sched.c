@@ -14,6 +14,7 @@
 #include <valgrind/valgrind.h>
 
 #include "fiber.h"
+#include "fiber_context.h"
 
 /* Two handles of one record: they differ only in the tag, bits 0-5 and 48-63 of a
  * fiber_t (fiber/src/internal.h). */
@@ -425,49 +426,79 @@ static void test_records_spread_over_cache_sets(void **state)
  * changed its own. */
 static inline uint32_t get_mxcsr(void) { uint32_t v; __asm__ volatile("stmxcsr %0" : "=m"(v)); return v; }
 static inline void set_mxcsr(uint32_t v) { __asm__ volatile("ldmxcsr %0" : : "m"(v)); }
+/* Valgrind models only MXCSR's rounding mode and exception masks (stmxcsr reads the
+ * status flags, DAZ and FZ as 0): under it only those bits are compared. */
+static uint32_t mx(uint32_t v) { return RUNNING_ON_VALGRIND ? v & 0x7F80u : v; }
 static inline uint16_t get_fcw(void) { uint16_t v; __asm__ volatile("fnstcw %0" : "=m"(v)); return v; }
 static inline void set_fcw(uint16_t v) { __asm__ volatile("fldcw %0" : : "m"(v)); }
 static uint32_t fp_seen_mxcsr;
 static uint16_t fp_seen_fcw;
 
+struct fp_change {
+    uint32_t mxcsr; /* what the fiber sets */
+    int      yield;
+};
+
 static void fp_changer(void *arg)
 {
+    const struct fp_change *c = arg;
     fp_seen_mxcsr = get_mxcsr();
     fp_seen_fcw = get_fcw();
-    set_mxcsr(0x5F80u); /* round up */
-    set_fcw(0x0B7Fu);
-    if (arg)
+    set_mxcsr(c->mxcsr);
+    set_fcw(0x0B7Fu); /* x87 round up */
+    if (c->yield)
         fiber_yield();
 }
 
 static void fp_bystander(void *arg) { (void)arg; }
 
+/* The exact MXCSR words, per policy (fiber_context.h): the control bits always travel
+ * with the fiber; the flags (bits 0-5) travel with it under `always` and stay with the
+ * thread under `cmp`. Each way in and out of the scheduler's switch: a fresh fiber
+ * entered from a saved frame, a fiber that ends without switching away (the direct way
+ * back), one that yields to another runnable fiber and ends after being resumed (the
+ * way back from a finished fiber's stack). */
 static void test_fresh_fiber_fp_state(void **state)
 {
     (void)state;
     uint32_t saved_mxcsr = get_mxcsr();
     uint16_t saved_fcw = get_fcw();
-    /* The joiner rounds toward zero, or keeps the defaults with a status flag set (the
-     * fiber's change must still be undone when only it differs from the defaults). */
-    static const uint32_t joiner_mxcsr[] = {0x7F80u, 0x1F80u | 0x20u};
-    static const uint16_t joiner_fcw[] = {0x0F7Fu, 0x037Fu};
-    for (int m = 0; m < 2; m++)
-        for (int yield = 0; yield < 2; yield++) {
-            set_mxcsr(joiner_mxcsr[m]);
-            set_fcw(joiner_fcw[m]);
-            fiber_t *f = fiber_spawn(fp_changer, (void *)(intptr_t)yield);
-            /* With a second fiber runnable, the yield really switches: the changer ends
-             * after having been resumed, and the joiner is resumed from a finished
-             * fiber's stack (the scheduler switch's other way back). */
-            fiber_t *g = yield ? fiber_spawn(fp_bystander, NULL) : NULL;
-            assert_int_equal(fiber_join(f), 0);
-            if (g)
-                assert_int_equal(fiber_join(g), 0);
-            assert_int_equal(fp_seen_mxcsr & 0xFFC0u, 0x1F80u);
-            assert_int_equal(fp_seen_fcw, 0x037Fu);
-            assert_int_equal(get_mxcsr() & 0xFFC0u, joiner_mxcsr[m] & 0xFFC0u);
-            assert_int_equal(get_fcw(), joiner_fcw[m]);
-        }
+    int cmp = strcmp(fiber_context_mxcsr_policy(), "cmp") == 0;
+    assert_true(cmp || strcmp(fiber_context_mxcsr_policy(), "always") == 0);
+    /* The joiner: round toward zero; the defaults with the precision flag; flush to zero;
+     * denormals are zero; the defaults. */
+    static const uint32_t joiner_mxcsr[] = {0x7F80u, 0x1F80u | 0x20u, 0x9F80u, 0x1FC0u, 0x1F80u};
+    static const uint16_t joiner_fcw[] = {0x0F7Fu, 0x037Fu, 0x037Fu, 0x0F7Fu, 0x037Fu};
+    /* The fiber: round up, no flag; the defaults with the precision flag. */
+    static const uint32_t fiber_mxcsr[] = {0x5F80u, 0x1F80u | 0x20u};
+    for (int m = 0; m < 5; m++)
+        for (int k = 0; k < 2; k++)
+            for (int yield = 0; yield < 2; yield++) {
+                struct fp_change c = {fiber_mxcsr[k], yield};
+                set_mxcsr(joiner_mxcsr[m]);
+                set_fcw(joiner_fcw[m]);
+                fiber_t *f = fiber_spawn(fp_changer, &c);
+                /* With a second fiber runnable, the yield really switches: the changer
+                 * ends after having been resumed, and the joiner is resumed from a
+                 * finished fiber's stack (the scheduler switch's other way back). */
+                fiber_t *g = yield ? fiber_spawn(fp_bystander, NULL) : NULL;
+                assert_int_equal(fiber_join(f), 0);
+                if (g)
+                    assert_int_equal(fiber_join(g), 0);
+                uint32_t now = get_mxcsr();
+                uint32_t seen_want = cmp ? 0x1F80u | (joiner_mxcsr[m] & 0x3Fu) : 0x1F80u;
+                uint32_t now_want = cmp ? (joiner_mxcsr[m] & ~0x3Fu) | (fiber_mxcsr[k] & 0x3Fu)
+                                        : joiner_mxcsr[m];
+                if (mx(fp_seen_mxcsr) != mx(seen_want) || mx(now) != mx(now_want))
+                    print_error("joiner %#x, fiber sets %#x, yield %d, %s: fiber saw %#x (want "
+                                "%#x), joiner has %#x (want %#x)\n", joiner_mxcsr[m],
+                                fiber_mxcsr[k], yield, cmp ? "cmp" : "always", fp_seen_mxcsr,
+                                seen_want, now, now_want);
+                assert_int_equal(mx(fp_seen_mxcsr), mx(seen_want));
+                assert_int_equal(mx(now), mx(now_want));
+                assert_int_equal(fp_seen_fcw, 0x037Fu);
+                assert_int_equal(get_fcw(), joiner_fcw[m]);
+            }
     set_mxcsr(saved_mxcsr);
     set_fcw(saved_fcw);
 }
