@@ -27,7 +27,7 @@ void mllm_buf_free(mllm_buf_t *b)
     b->oom = 0;
 }
 
-void mllm_buf_reserve(mllm_buf_t *b, size_t extra)
+void mllm_buf_grow(mllm_buf_t *b, size_t extra)
 {
     if (b->oom || b->cap - b->len >= extra)
         return;
