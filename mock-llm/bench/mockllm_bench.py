@@ -197,6 +197,9 @@ P99_OK_US = 1000         # the capacity criterion: emission lateness p99 <= 1 ms
 CAP_STREAMS = (1000, 10000)
 CAP_START = {"floor": 200000, "mock-llm": 100000}  # where run 1's ladder starts
 CAP_MIN, CAP_MAX = 6250, 1600000
+RUNQ_RETRY_PCT = 1.0     # a failed probe whose server waited this much for its CPU ...
+MACHINE_RETRIES = 1      # ... is measured once more (a loaded machine: at most twice the probes)
+MACHINE_RETRIED = {}     # (impl, streams): probes measured again, over every run
 
 
 def probe(args, impl, n, rate, busy, warmup, window, extra=()):
@@ -239,7 +242,19 @@ def find_knee(args, impl, n, busy, start, steps, warmup, window):
     def ok(rate):
         rate = round(rate, -2)
         if rate not in seen:
-            seen[rate] = probe(args, impl, n, rate, busy, warmup, window)
+            r = probe(args, impl, n, rate, busy, warmup, window)
+            # A failure while the server waited for its CPU is the machine's (one 5 ms
+            # preemption in the window delays more than 1% of its events): measured
+            # again, at most MACHINE_RETRIES times. Passes are never retried.
+            tries = 0
+            while (not r["ok"] and r["server_runq_wait_pct"] >= RUNQ_RETRY_PCT and
+                   tries < MACHINE_RETRIES):
+                tries += 1
+                log(f"  {impl} n={n} {rate:,.0f}/s failed with the server waiting "
+                    f"{r['server_runq_wait_pct']:.1f}% of the window for its CPU: again")
+                r = probe(args, impl, n, rate, busy, warmup, window)
+            MACHINE_RETRIED[(impl, n)] = MACHINE_RETRIED.get((impl, n), 0) + tries
+            seen[rate] = r
         return seen[rate]["ok"], rate
 
     good, r = ok(start)
@@ -365,6 +380,8 @@ def capacity(args, rows):
                     f"{sat} of {len(at)} runs: that knee is the generator's ceiling")
             rows.add(case + "/client-saturated", model, name, "streams", n, "runs_count",
                      "count", [sat])
+            rows.add(case + "/machine-retries", model, name, "streams", n, "probes_count",
+                     "count", [MACHINE_RETRIED.get((impl, n), 0)])
         # Ratios run by run (both sides from the same run), then median and range.
         ratio = [m_[0] / f_[0] for m_, f_ in zip(knees[("mock-llm", n)], knees[("floor", n)])
                  if f_[0] > 0]
