@@ -201,6 +201,15 @@ int fiber_run(void);
  * timer is pending (with no timer pending the scheduler still sleeps in epoll). */
 void fiber_sched_spin(uint64_t ns);
 
+/* For this thread's scheduler: while it is busy (fibers ready between two rounds) or
+ * spinning (fiber_sched_spin), it polls for I/O (epoll_wait with no timeout) at most
+ * every ns instead of between every two rounds, and in between only expires timers. A
+ * busy scheduler whose rounds are short (one or two fibers woken per timer) then pays
+ * one system call per ns rather than one per round, and notices I/O up to ns later.
+ * 0 (the default) polls between every two rounds. A scheduler with nothing to run
+ * and no timer within its spin window still sleeps in epoll as before. */
+void fiber_sched_io_interval(uint64_t ns);
+
 /* Gives the pages of the calling fiber's stack below its current frame back to the
  * kernel (MADV_DONTNEED; they read as zeros if touched again). For a long-lived fiber
  * that once ran deep and now waits shallow. Returns the bytes released (0 if none).

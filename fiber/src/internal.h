@@ -268,6 +268,8 @@ struct sched {
     size_t          batch_stacks; /* stacks to map in the next batch: 4, 8, ... FRESH_MAX */
     unsigned        colour;   /* spreads fresh records over cache sets (record_place) */
     uint64_t        spin_ns;  /* poll without sleeping when the next timer is this close */
+    uint64_t        io_interval_ns; /* busy: poll I/O at most this often (0: every round) */
+    uint64_t        io_polled_ns;   /* when I/O was last polled (with an interval) */
     /* the thread's own stack, for ASan's fiber annotations */
     void           *main_stack_lo;
     size_t          main_stack_size;

@@ -739,12 +739,27 @@ void fiber_sleep_ns(uint64_t ns)
 /* The scheduler's checks between rounds: expires timers, polls for I/O (waiting for the
  * next timer or event when no fiber is ready). Returns 0; -1 with errno on EDEADLK (no
  * fiber can ever run again) or a poller failure. */
+/* With an I/O interval set (fiber_sched_io_interval): has it passed since the last
+ * poll? Then it counts as polled now. *now is read from the clock if still 0. */
+static inline int io_poll_due(struct sched *s, uint64_t *now)
+{
+    if (!s->io_interval_ns)
+        return 1;
+    if (!*now)
+        *now = fiber_now_ns();
+    if (*now - s->io_polled_ns < s->io_interval_ns)
+        return 0;
+    s->io_polled_ns = *now;
+    return 1;
+}
+
 static inline __attribute__((always_inline)) int sched_wait(struct sched *s)
 {
+    uint64_t now = 0;
     if (s->heap_len)
-        timers_expire(s, fiber_now_ns());
+        timers_expire(s, now = fiber_now_ns());
     if (s->runq_head) {
-        if (s->io_waiters && fiber__io_poll(s, 0) < 0)
+        if (s->io_waiters && io_poll_due(s, &now) && fiber__io_poll(s, 0) < 0)
             return -1;
         if (s->remote && fiber__remote_pending(s))
             fiber__remote_drain(s, 0); /* other threads' messages, without a poll */
@@ -756,12 +771,20 @@ static inline __attribute__((always_inline)) int sched_wait(struct sched *s)
     }
     uint64_t deadline = s->heap_len ? s->heap[0]->deadline : FIBER_FOREVER;
     if (s->spin_ns && deadline != FIBER_FOREVER) {
-        uint64_t now = fiber_now_ns();
-        if (deadline <= now || deadline - now <= s->spin_ns)
-            deadline = 0; /* close enough: poll and come round again, no sleep */
+        if (!now)
+            now = fiber_now_ns();
+        if (deadline <= now || deadline - now <= s->spin_ns) {
+            /* Close enough: poll and come round again, no sleep. With an I/O interval
+             * the poll itself waits for its turn: spin on the clock and the timers. */
+            if (!io_poll_due(s, &now))
+                return 0;
+            deadline = 0;
+        }
     }
     if (fiber__io_poll(s, deadline) < 0)
         return -1;
+    if (s->io_interval_ns && deadline)
+        s->io_polled_ns = fiber_now_ns();
     if (s->heap_len)
         timers_expire(s, fiber_now_ns());
     return 0;
@@ -839,6 +862,13 @@ void fiber_sched_spin(uint64_t ns)
     struct sched *s = fiber__sched();
     if (s)
         s->spin_ns = ns;
+}
+
+void fiber_sched_io_interval(uint64_t ns)
+{
+    struct sched *s = fiber__sched();
+    if (s)
+        s->io_interval_ns = ns;
 }
 
 size_t fiber_stack_trim(void)

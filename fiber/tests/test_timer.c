@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* Sleeping: wake order follows deadlines, nobody wakes early, lateness is reported. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +9,8 @@
 #include <cmocka.h>
 #include <valgrind/valgrind.h>
 
+#include <fcntl.h>
+#include <unistd.h>
 #include "fiber.h"
 
 static int order[64];
@@ -211,6 +214,73 @@ static void test_spin_mode(void **state)
            late[25] / 1e3, late[49] / 1e3);
 }
 
+/* fiber_sched_io_interval: while the scheduler spins (a timer always near) or is busy
+ * (a fiber always ready), I/O is polled only every interval, but it is still polled: a
+ * reader parked on a pipe is woken by data written meanwhile, in both states. */
+struct io_interval_arg {
+    int      fds[2];
+    int      stop;
+    uint64_t wrote_at, woke_at;
+};
+
+static void ioi_reader(void *arg)
+{
+    struct io_interval_arg *a = arg;
+    char c;
+    assert_int_equal(fiber_read(a->fds[0], &c, 1, fiber_now_ns() + 5000000000ull), 1);
+    a->woke_at = fiber_now_ns();
+    a->stop = 1;
+}
+
+static void ioi_writer(void *arg)
+{
+    struct io_interval_arg *a = arg;
+    fiber_sleep_ns(3000000); /* 3 ms: the reader is parked by then */
+    a->wrote_at = fiber_now_ns();
+    assert_int_equal(write(a->fds[1], "x", 1), 1);
+}
+
+static void ioi_sleeper(void *arg)
+{
+    struct io_interval_arg *a = arg;
+    while (!a->stop) {
+        uint64_t deadline = fiber_now_ns() + 20000; /* 20 us: a timer is always near */
+        fiber_sleep_until(deadline);
+        assert_true(fiber_now_ns() >= deadline);
+    }
+}
+
+static void ioi_yielder(void *arg)
+{
+    struct io_interval_arg *a = arg;
+    while (!a->stop)
+        fiber_yield();
+}
+
+static void test_io_interval(void **state)
+{
+    (void)state;
+    fiber_sched_spin(FIBER_FOREVER);
+    fiber_sched_io_interval(200000); /* 200 us */
+    for (int busy = 0; busy < 2; busy++) {
+        struct io_interval_arg a = { .stop = 0 };
+        assert_int_equal(pipe2(a.fds, O_NONBLOCK), 0);
+        fiber_t *r = fiber_spawn(ioi_reader, &a);
+        fiber_t *w = fiber_spawn(ioi_writer, &a);
+        fiber_t *o = fiber_spawn(busy ? ioi_yielder : ioi_sleeper, &a);
+        fiber_join(r);
+        fiber_join(w);
+        fiber_join(o);
+        assert_true(a.woke_at >= a.wrote_at);
+        printf("# %s with a 200 us I/O interval: pipe reader woken %.1f us after the write\n",
+               busy ? "busy" : "spinning", (a.woke_at - a.wrote_at) / 1e3);
+        close(a.fds[0]);
+        close(a.fds[1]);
+    }
+    fiber_sched_io_interval(0);
+    fiber_sched_spin(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_past_deadline_yields),
         cmocka_unit_test(test_many_timers),
         cmocka_unit_test(test_spin_mode),
+        cmocka_unit_test(test_io_interval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -197,6 +197,9 @@ P99_OK_US = 1000         # the capacity criterion: emission lateness p99 <= 1 ms
 CAP_STREAMS = (1000, 10000)
 CAP_START = {"floor": 200000, "mock-llm": 100000}  # where run 1's ladder starts
 CAP_MIN, CAP_MAX = 6250, 1600000
+RUNQ_RETRY_PCT = 1.0     # a failed probe whose server waited this much for its CPU ...
+MACHINE_RETRIES = 1      # ... is measured once more (a loaded machine: at most twice the probes)
+MACHINE_RETRIED = {}     # (impl, streams): probes measured again, over every run
 
 
 def probe(args, impl, n, rate, busy, warmup, window, extra=()):
@@ -232,13 +235,26 @@ def probe(args, impl, n, rate, busy, warmup, window, extra=()):
 def find_knee(args, impl, n, busy, start, steps, warmup, window):
     """The highest offered rate whose p99 lateness is <= 1 ms: a ladder of doublings
     from start to the first failure, then `steps` geometric bisections of that bracket
-    (3 steps: within 9%). Returns (rate, the probe at that rate or None, bracket top)."""
+    (3 steps: within 9%; 4: within 4.4%). Returns (rate, the probe at that rate or None,
+    bracket top)."""
     seen = {}
 
     def ok(rate):
         rate = round(rate, -2)
         if rate not in seen:
-            seen[rate] = probe(args, impl, n, rate, busy, warmup, window)
+            r = probe(args, impl, n, rate, busy, warmup, window)
+            # A failure while the server waited for its CPU is the machine's (one 5 ms
+            # preemption in the window delays more than 1% of its events): measured
+            # again, at most MACHINE_RETRIES times. Passes are never retried.
+            tries = 0
+            while (not r["ok"] and r["server_runq_wait_pct"] >= RUNQ_RETRY_PCT and
+                   tries < MACHINE_RETRIES):
+                tries += 1
+                log(f"  {impl} n={n} {rate:,.0f}/s failed with the server waiting "
+                    f"{r['server_runq_wait_pct']:.1f}% of the window for its CPU: again")
+                r = probe(args, impl, n, rate, busy, warmup, window)
+            MACHINE_RETRIED[(impl, n)] = MACHINE_RETRIED.get((impl, n), 0) + tries
+            seen[rate] = r
         return seen[rate]["ok"], rate
 
     good, r = ok(start)
@@ -277,7 +293,9 @@ def capacity(args, rows):
     each one's highest offered rate with p99 lateness <= 1 ms, found per run by a ladder
     and a bisection; the floor's maximum rate and sender CPU per event; the ratio."""
     runs = 1 if args.quick else 3
-    steps = 2 if args.quick else 3
+    # Four bisections in full mode: the last bracket is 2^(1/16) = 4.4% wide. With three
+    # (9%) each knee's error alone spans the margin a ratio near the 0.8x target needs.
+    steps = 2 if args.quick else 4
     warmup, window = 0.3, 0.5
     busy = True
     impls = ("floor", "mock-llm")
@@ -286,7 +304,7 @@ def capacity(args, rows):
     nocoal = {n: [] for n in CAP_STREAMS}
     # A loaded machine makes every knee search run its ladder down to the bottom: the
     # part stops starting runs past its share of the time, and says so.
-    t_end = time.monotonic() + (45 if args.quick else 140)
+    t_end = time.monotonic() + (45 if args.quick else 160)
     for run in range(runs):
         if run and time.monotonic() > t_end:
             log(f"capacity: time share spent after {run} of {runs} runs (a loaded machine?); "
@@ -362,6 +380,8 @@ def capacity(args, rows):
                     f"{sat} of {len(at)} runs: that knee is the generator's ceiling")
             rows.add(case + "/client-saturated", model, name, "streams", n, "runs_count",
                      "count", [sat])
+            rows.add(case + "/machine-retries", model, name, "streams", n, "probes_count",
+                     "count", [MACHINE_RETRIED.get((impl, n), 0)])
         # Ratios run by run (both sides from the same run), then median and range.
         ratio = [m_[0] / f_[0] for m_, f_ in zip(knees[("mock-llm", n)], knees[("floor", n)])
                  if f_[0] > 0]

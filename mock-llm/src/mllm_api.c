@@ -27,7 +27,7 @@ void mllm_buf_free(mllm_buf_t *b)
     b->oom = 0;
 }
 
-void mllm_buf_reserve(mllm_buf_t *b, size_t extra)
+void mllm_buf_grow(mllm_buf_t *b, size_t extra)
 {
     if (b->oom || b->cap - b->len >= extra)
         return;
@@ -85,10 +85,17 @@ void mllm_buf_json_str(mllm_buf_t *b, const char *s, size_t n)
     mllm_buf_reserve(b, n * 6 + 1);
     if (b->oom)
         return;
+    /* Bytes JSON needs escaped (and DEL, escaped too): one table look-up per byte
+     * for the common case of plain text, which is every byte of a token but spaces. */
+    static const unsigned char esc[256] = {
+        [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 1,
+    };
     char *o = b->p + b->len;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
+        if (!esc[c]) {
+            *o++ = (char)c;
+        } else if (c == '"' || c == '\\') {
             *o++ = '\\';
             *o++ = (char)c;
         } else if (c == '\n') {

@@ -25,7 +25,15 @@ typedef struct mllm_buf {
 } mllm_buf_t;
 
 void mllm_buf_free(mllm_buf_t *b);
-void mllm_buf_reserve(mllm_buf_t *b, size_t extra);
+/* Grows b to hold `extra` more bytes (the slow path of mllm_buf_reserve). */
+void mllm_buf_grow(mllm_buf_t *b, size_t extra);
+/* Makes room for `extra` more bytes, or sets oom. Inline: every append of every stream
+ * event checks its room, and the check alone is what nearly every call does. */
+static inline void mllm_buf_reserve(mllm_buf_t *b, size_t extra)
+{
+    if (!b->oom && b->cap - b->len < extra)
+        mllm_buf_grow(b, extra);
+}
 void mllm_buf_add(mllm_buf_t *b, const void *p, size_t n);
 void mllm_buf_adds(mllm_buf_t *b, const char *s);
 void mllm_buf_printf(mllm_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -243,7 +243,7 @@ static int wait_until_(mllm_conn_t *c, uint64_t deadline)
                 return -1;
             continue;
         }
-        mllm_wheel_sleep_until(deadline);
+        mllm_wheel_sleep_from(deadline, now);
         return 0; /* the wheel returns at or after the deadline */
     }
 }

@@ -25,16 +25,15 @@ void mllm_metrics_late(uint64_t late_ns)
     if (!late_bounds_ns[0])
         for (int k = 0; k < MLLM_LATE_BUCKETS; k++)
             late_bounds_ns[k] = (uint64_t)(mllm_late_bounds_us[k] * 1e3);
-    double us = (double)late_ns / 1e3;
     int i = 0;
     /* Most events land in the first few buckets: a linear scan beats a search here. */
     while (i < MLLM_LATE_BUCKETS && late_ns > late_bounds_ns[i])
         i++;
     mllm_metrics.late_bucket[i]++;
     mllm_metrics.late_count++;
-    mllm_metrics.late_sum_s += us / 1e6;
-    if (us / 1e6 > mllm_metrics.late_max_s)
-        mllm_metrics.late_max_s = us / 1e6;
+    mllm_metrics.late_sum_ns += late_ns;
+    if (late_ns > mllm_metrics.late_max_ns)
+        mllm_metrics.late_max_ns = late_ns;
 }
 
 void mllm_metrics_accept_to_request(uint64_t ns)
@@ -128,7 +127,7 @@ void mllm_metrics_format(mllm_buf_t *b)
     }
     cum += m->late_bucket[MLLM_LATE_BUCKETS];
     mllm_buf_printf(b, "mllm_emit_lateness_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
-    mllm_buf_printf(b, "mllm_emit_lateness_seconds_sum %.9f\n", m->late_sum_s);
+    mllm_buf_printf(b, "mllm_emit_lateness_seconds_sum %.9f\n", (double)m->late_sum_ns / 1e9);
     mllm_buf_printf(b, "mllm_emit_lateness_seconds_count %" PRIu64 "\n", m->late_count);
     mllm_buf_adds(b, "# HELP mllm_accept_to_request_seconds From accept() to the first "
                      "complete request of the connection (TLS handshake included).\n"
@@ -146,5 +145,5 @@ void mllm_metrics_format(mllm_buf_t *b)
     mllm_buf_printf(b, "mllm_accept_to_request_seconds_max %.9f\n", m->a2r_max_s);
     mllm_buf_printf(b, "# HELP mllm_emit_lateness_max_seconds Largest lateness seen.\n"
                        "# TYPE mllm_emit_lateness_max_seconds gauge\n"
-                       "mllm_emit_lateness_max_seconds %.9f\n", m->late_max_s);
+                       "mllm_emit_lateness_max_seconds %.9f\n", (double)m->late_max_ns / 1e9);
 }

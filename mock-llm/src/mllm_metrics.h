@@ -39,8 +39,8 @@ typedef struct mllm_metrics {
     uint64_t a2r_bucket[MLLM_LATE_BUCKETS + 1];
     uint64_t a2r_count;
     double   a2r_sum_s, a2r_max_s;
-    double   late_sum_s;
-    double   late_max_s;
+    uint64_t late_sum_ns; /* integers: a per-event add, no floating point */
+    uint64_t late_max_ns;
 } mllm_metrics_t;
 
 extern mllm_metrics_t mllm_metrics;

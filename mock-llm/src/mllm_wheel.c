@@ -148,8 +148,12 @@ static int ticker_start(void)
 
 void mllm_wheel_sleep_until(uint64_t deadline)
 {
-    for (;;) {
-        uint64_t now = fiber_now_ns();
+    mllm_wheel_sleep_from(deadline, fiber_now_ns());
+}
+
+void mllm_wheel_sleep_from(uint64_t deadline, uint64_t now)
+{
+    for (;; now = fiber_now_ns()) {
         if (deadline <= now)
             return;
         if (!ticker_state)
