@@ -224,6 +224,13 @@
         .endif
         .endm
 
+/* FP_CMP, where SAVE's read-back is not at hand: the current MXCSR into reg, through the
+ * dead slot under rsp. */
+        .macro  READ_MXCSR reg
+        stmxcsr -8(%rsp)
+        movl    -8(%rsp), \reg
+        .endm
+
 /* FP_CMP's restore: mx/cw are the resumed context's saved words, cur holds the current
  * MXCSR (clobbered). The x87 control word has no status bits: loaded as it is. MXCSR is
  * written only when its control bits differ, and then with the current status flags
@@ -370,8 +377,7 @@
         fldcw   4(%rsp)
         .elseif \fp == FP_CMP
         /* The finished fiber's MXCSR, read through the dead space under the frame. */
-        stmxcsr -8(%rsp)
-        movl    -8(%rsp), %ecx
+        READ_MXCSR %ecx
         LOAD_FP_CMP (%rsp), 4(%rsp), %ecx
         .endif
         leaq    56(%rsp), %rsp
@@ -384,8 +390,7 @@
          * 4 and 5 want the current MXCSR in edx, as SAVE leaves it. */
 7:
         .if     \fp == FP_CMP
-        stmxcsr -8(%rsp)
-        movl    -8(%rsp), %edx
+        READ_MXCSR %edx
         .endif
         movq    %rax, %rsi
         testb   $1, (%rsi)

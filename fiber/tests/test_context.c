@@ -40,13 +40,7 @@ static void test_callee_saved_registers_survive(void **state)
     fiber_stack_free(&stack);
 }
 
-static inline uint32_t get_mxcsr(void) { uint32_t v; __asm__ volatile("stmxcsr %0" : "=m"(v)); return v; }
-static inline void set_mxcsr(uint32_t v) { __asm__ volatile("ldmxcsr %0" : : "m"(v)); }
-/* Valgrind models only MXCSR's rounding mode and exception masks (stmxcsr reads the
- * status flags, DAZ and FZ as 0): under it only those bits are compared. */
-static uint32_t mx(uint32_t v) { return RUNNING_ON_VALGRIND ? v & 0x7F80u : v; }
-static inline uint16_t get_fcw(void) { uint16_t v; __asm__ volatile("fnstcw %0" : "=m"(v)); return v; }
-static inline void set_fcw(uint16_t v) { __asm__ volatile("fldcw %0" : : "m"(v)); }
+#include "fp_words.h"
 
 /* Round toward zero in main, upward in the fiber (MXCSR RC bits 13-14, x87 RC bits 10-11). */
 #define MAIN_MXCSR 0x7F80u

@@ -424,13 +424,7 @@ static void test_records_spread_over_cache_sets(void **state)
 /* The scheduler enters a fresh fiber by a half switch: it must start with the psABI FP
  * control defaults and leave the joiner's own modes in force when it ends, having
  * changed its own. */
-static inline uint32_t get_mxcsr(void) { uint32_t v; __asm__ volatile("stmxcsr %0" : "=m"(v)); return v; }
-static inline void set_mxcsr(uint32_t v) { __asm__ volatile("ldmxcsr %0" : : "m"(v)); }
-/* Valgrind models only MXCSR's rounding mode and exception masks (stmxcsr reads the
- * status flags, DAZ and FZ as 0): under it only those bits are compared. */
-static uint32_t mx(uint32_t v) { return RUNNING_ON_VALGRIND ? v & 0x7F80u : v; }
-static inline uint16_t get_fcw(void) { uint16_t v; __asm__ volatile("fnstcw %0" : "=m"(v)); return v; }
-static inline void set_fcw(uint16_t v) { __asm__ volatile("fldcw %0" : : "m"(v)); }
+#include "fp_words.h"
 static uint32_t fp_seen_mxcsr;
 static uint16_t fp_seen_fcw;
 
