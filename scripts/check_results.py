@@ -52,7 +52,7 @@ METRICS = {
     "ttft_p50_ms": "ms", "ttft_p90_ms": "ms", "ttft_p99_ms": "ms", "ttft_mean_ms": "ms",
     "itl_p50_ms": "ms", "itl_p99_ms": "ms",
     "lateness_p50_ms": "ms", "lateness_p99_ms": "ms", "lateness_max_ms": "ms",
-    "cpu_percent": "percent", "streams": "count", "live_units": "count",
+    "cpu_percent": "percent", "streams": "count", "live_units": "count", "active_units": "count",
     "errors": "count", "limit_units": "count", "ratio": "x",
     "cold_create_ns": "ns", "warm_create_ns": "ns",
     "hwm_per_unit_bytes": "bytes", "kernel_stack_per_unit_bytes": "bytes",

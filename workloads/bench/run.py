@@ -1040,10 +1040,12 @@ def run_curl(a, model, port, n, extra=(), timeout_s=120):
 
 
 def curl_per_unit(j):
-    """Client memory per live conversation: peak RSS growth and the kernel estimate
-    (page tables + per thread a 16 KiB kernel stack and 7 KiB of task slab), over the most
-    conversations alive at once."""
-    live = max(j["peak_live"], 1)
+    """Client memory per conversation: peak RSS growth and the kernel estimate (page
+    tables + per thread a 16 KiB kernel stack and 7 KiB of task slab), over the most
+    conversations in progress at once (set up and not yet finished; wl-curl's peak_active).
+    Not over the units alive at once: at the open-files cap the fiber model had all 10,000
+    fibers alive but at most 6,665 conversations in progress, the rest failing in setup."""
+    live = max(j.get("peak_active", j["peak_live"]), 1)
     user = max(j["rss_peak_kib"] - j["rss_base_kib"], 0) * 1024 / live
     kern = j["kernel_est_kib"] * 1024 / live
     return user, kern
@@ -1055,6 +1057,8 @@ def record_curl(tab, case, model, impl, n, j):
     add("completed_count", "count", j["ok"])
     add("errors", "count", j["failed"])
     add("live_units", "count", j["peak_live"])
+    if "peak_active" in j:
+        add("active_units", "count", j["peak_active"])
     add("tokens_per_s", "tokens/s", j["tokens_per_s"])
     if j["ok"]:
         add("ttft_p50_ms", "ms", j["ttft_p50_ms"])
@@ -1072,7 +1076,7 @@ def record_curl(tab, case, model, impl, n, j):
     # connection too - and other processes' noise; beside the estimate, not in the sum
     if j.get("sys_kernel_delta_kib", -1) >= 0:
         add("kernel_meminfo_per_unit_bytes", "bytes",
-            j["sys_kernel_delta_kib"] * 1024 / max(j["peak_live"], 1))
+            j["sys_kernel_delta_kib"] * 1024 / max(j.get("peak_active", j["peak_live"]), 1))
     add("cpu_s", "s", j["cpu_s"])
     if j["tokens"]:
         add("cpu_per_1k_tokens_ms", "ms", j["cpu_s_per_1k_tokens"] * 1000)

@@ -94,6 +94,32 @@ if command -v readelf >/dev/null; then
   echo "ok: wl-curl-plain's static TLS: $tls bytes per thread"
 fi
 
+# At the open-files cap the fiber model's memory is divided by the conversations in
+# progress at once, not by the fibers alive: all N are spawned at once, and those past the
+# cap fail in setup holding nothing (the 10,000-at-once probe: 10,000 alive, 6,664 with a
+# connection). Under a 96-descriptor cap, 40 conversations at 3 descriptors each cannot all
+# be open; every model counts what was.
+for m in fiber thread multi; do
+  out=$(ulimit -n 96; "$(exe $m)" --model $m --target 127.0.0.1:$port --n 40 --max-tokens 8 $P) ||
+    fail "$m at a 96-descriptor cap exited $?"
+  ok=$(echo "$out" | field ok) act=$(echo "$out" | field peak_active)
+  if [ $m = multi ]; then
+    # one descriptor a transfer: all 40 fit
+    [ "$ok" = 40 ] || fail "multi at a 96-descriptor cap: $out"
+    [ "$act" -le 40 ] && [ "$act" -ge 20 ] || fail "multi: peak_active $act: $out"
+  else
+    [ "$ok" -lt 40 ] || fail "$m: all 40 completed under a 96-descriptor cap: $out"
+    [ "$(echo "$out" | field causes | grep -c EMFILE)" -ge 1 ] || fail "$m: no EMFILE cause: $out"
+    # fibers: those that got their descriptors and the one failing (one runs at a time);
+    # threads fail concurrently, so only: no more than were alive
+    lim=$((ok + 1)); [ $m = thread ] && lim=$(echo "$out" | field peak_live)
+    [ "$act" -le "$lim" ] || fail "$m: peak_active $act above $lim: $out"
+    [ $m = thread ] || [ "$(echo "$out" | field peak_live)" -gt "$act" ] ||
+      fail "$m: in progress ($act) not below alive: $out"
+  fi
+  echo "ok: $m at a 96-descriptor cap: $ok of 40 completed, at most $act in progress at once"
+done
+
 # bad input: a message and exit code 2
 "$bin/wl-curl" --model fiber --target 127.0.0.1:1 --buffer-bytes 512 2>/dev/null
 [ $? -eq 2 ] || fail "buffer below libcurl's 1024"

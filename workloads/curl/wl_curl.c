@@ -30,6 +30,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
@@ -157,6 +158,21 @@ static int build_body(long kib, int max_tokens)
     return 0;
 }
 
+/* Conversations in progress (set up, not yet finished) and the most at once: what the
+ * client's peak memory is divided by. Not the units alive at once: the fiber model spawns
+ * all N at t0, and at the open-files cap a third of them fail in setup and exit holding
+ * nothing, so "alive" overstated what the peak held (10,000 at once: 10,000 alive, at
+ * most 6,665 in progress). Atomic: the thread model finishes on many threads. */
+static atomic_size_t g_active, g_active_peak;
+
+static void active_add(void)
+{
+    size_t now = atomic_fetch_add(&g_active, 1) + 1;
+    size_t peak = atomic_load(&g_active_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&g_active_peak, &peak, now))
+        ;
+}
+
 struct conv {
     size_t        index;
     wl_conv_t    *out;
@@ -227,6 +243,7 @@ static int conv_setup(struct conv *c, size_t index, wl_conv_t *out)
         return -1;
     }
     c->hdrs = h;
+    active_add();
     CURL *e = c->easy;
     curl_easy_setopt(e, CURLOPT_URL, g_url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
@@ -286,6 +303,7 @@ static void conv_finish(struct conv *c, CURLcode rc)
     curl_easy_cleanup(c->easy);
     curl_slist_free_all(c->hdrs);
     wl_sse_free(&c->sse);
+    atomic_fetch_sub(&g_active, 1);
 }
 
 /* ---- thread and fiber: curl_easy_perform per conversation --------------------------------- */
@@ -403,6 +421,9 @@ static int run_multi(struct run *r, size_t n, wl_run_stats_t *st)
                 } else {
                     snprintf(o->cause, sizeof o->cause, "curl_multi_add_handle");
                     curl_easy_cleanup(cs[next].easy);
+                    curl_slist_free_all(cs[next].hdrs);
+                    wl_sse_free(&cs[next].sse);
+                    atomic_fetch_sub(&g_active, 1);
                 }
             }
             next++;
@@ -575,7 +596,8 @@ int main(int argc, char **argv)
            "\"itl_p50_ms\":%.3f,\"itl_p99_ms\":%.3f,\"itl_gaps\":%llu,"
            "\"rss_base_kib\":%ld,\"rss_peak_kib\":%ld,\"kernel_est_kib\":%ld,"
            "\"pte_peak_kib\":%ld,\"threads_peak\":%ld,\"sys_kernel_delta_kib\":%ld,\"cpu_s\":%.6f,"
-           "\"cpu_s_per_1k_tokens\":%.6f,\"peak_live\":%zu,\"units_started\":%zu,"
+           "\"cpu_s_per_1k_tokens\":%.6f,\"peak_live\":%zu,\"peak_active\":%zu,"
+           "\"units_started\":%zu,"
            "\"spawn_failed\":%zu,\"spawn_errno\":\"%s\",\"prompt_bytes\":%ld,\"nofile\":%ld,"
            "\"causes\":{",
            opt.model, hooked ? hook_mode() : "none", curl_version_info(CURLVERSION_NOW)->version,
@@ -583,7 +605,7 @@ int main(int argc, char **argv)
            elapsed > 0 ? (double)tokens / elapsed : 0, ttft_p50, ttft_p99, total_p50,
            itl_q[0], itl_q[1], (unsigned long long)itl_n, rss_base, rss_peak, kern_est, pte,
            threads, kern_delta, cpu, tokens ? cpu / ((double)tokens / 1000.0) : 0, st.peak_live,
-           st.started, st.spawn_failed, st.spawn_failed ? wl_errname(st.spawn_errno) : "",
+           atomic_load(&g_active_peak), st.started, st.spawn_failed, st.spawn_failed ? wl_errname(st.spawn_errno) : "",
            g_body_len, nofile);
     wl_causes_print(stdout, causes, ncause);
     printf("}}\n");
