@@ -3,11 +3,11 @@
  * inter-token-latency buckets and their quantiles, the tally of failure causes, the
  * content checksum sink.
  *
- * Apart from llm.c on purpose: llm.c's per-thread read and content buffers (20 KiB of
- * _Thread_local) come with any program that links llm.o, and glibc zeroes a thread's
- * static TLS at pthread_create, so each of wl-curl's conversation threads paid 20 KiB of
- * resident stack for buffers wl-curl never uses (40 vs 20 KiB per thread stack measured).
- * wl-curl links only this file.
+ * Apart from llm.c on purpose: llm.c's per-thread read and content buffers were 20 KiB
+ * of _Thread_local, which came with any program that linked llm.o, and glibc zeroes a
+ * thread's static TLS at pthread_create, so each of wl-curl's conversation threads paid
+ * 20 KiB of resident stack for buffers wl-curl never uses (40 vs 20 KiB per thread stack
+ * measured). Those buffers are on the heap now; wl-curl still links only this file.
  */
 #define _GNU_SOURCE
 #include "wl_llm.h"

@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <link.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -663,10 +664,35 @@ static void t_same_draws_every_model(void **state)
     stop_mock(pid);
 }
 
+/* Static TLS of the program itself (the first object dl_iterate_phdr reports). */
+static int main_tls_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    for (int k = 0; k < info->dlpi_phnum; k++)
+        if (info->dlpi_phdr[k].p_type == PT_TLS)
+            *(size_t *)arg += info->dlpi_phdr[k].p_memsz;
+    return 1; /* the main program only */
+}
+
+/* glibc zeroes a thread's static TLS at pthread_create, so every byte of it is resident
+ * on every conversation thread of the thread model: llm.c's read and content buffers were
+ * 20 KiB of _Thread_local, charged to threads only (1,000 streams: 30.9 KiB of RSS per
+ * conversation, 19.3 with the buffers on the heap). This program links llm.o (it runs
+ * wl_conv_run) and must carry well under a page of static TLS. */
+static void t_conv_buffers_not_in_tls(void **state)
+{
+    (void)state;
+    size_t tls = 0;
+    dl_iterate_phdr(main_tls_cb, &tls);
+    if (tls >= 1024)
+        fail_msg("%zu bytes of static TLS per thread", tls);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_conv_buffers_not_in_tls),
         cmocka_unit_test(t_fake_every_model),
         cmocka_unit_test(t_failures_have_causes),
         cmocka_unit_test(t_timeouts_on_every_model),
