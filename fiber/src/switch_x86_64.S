@@ -37,8 +37,10 @@
  *      fldcw come last, after every other load: they are serializing or slow to rename
  *      on some cores, and the final indirect jump can then be checked (and a
  *      misprediction repaired) without waiting behind them.
- *   2. The FP control words. x87's is restored unconditionally (fldcw: cheap on both
- *      CPUs here, and it has no status bits). MXCSR has two policies, chosen per CPU
+ *   2. The FP control words. x87's has no status bits: the raw switches and FP_ALWAYS
+ *      restore it unconditionally (fldcw); FP_CMP's scheduler switch only when it
+ *      differs from the current word (a fldcw measured ~1 ns per switch on the Intel
+ *      Xeon, see LOAD_FP_CMP). MXCSR has two policies, chosen per CPU
  *      at start (src/context.c: a pointer; both always built and tested):
  *      - FP_CMP: SAVE reads back the MXCSR stmxcsr stored; the resume writes MXCSR
  *        only when the control bits (6-15) differ from the current ones, and then
