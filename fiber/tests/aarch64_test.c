@@ -59,6 +59,30 @@ static void tracer(void *arg)
     }
 }
 
+/* fiber_yield's direct swap (one other fiber ready), as in test_sched.c: a fiber taken
+ * from a queue of two swaps with the second, which ends first; then the first is popped
+ * by the general path, which must find the queue's links as the swap left them. */
+static void tracer_n(void *arg)
+{
+    intptr_t v = (intptr_t)arg;
+    for (int i = 0; i < (int)(v >> 8); i++) {
+        trace[ntrace++] = (char)(v & 0xff);
+        fiber_yield();
+    }
+}
+
+static void test_pingpong(void)
+{
+    ntrace = 0;
+    fiber_t *p = fiber_spawn(tracer_n, (void *)(intptr_t)('p' | 3 << 8));
+    fiber_t *q = fiber_spawn(tracer_n, (void *)(intptr_t)('q' | 1 << 8));
+    CHECK(fiber_run() == 0);
+    trace[ntrace] = 0;
+    CHECK(strcmp(trace, "pqpp") == 0);
+    CHECK(fiber_join(p) == 0 && fiber_join(q) == 0);
+    CHECK(fiber_live_count() == 0);
+}
+
 static int order[4], norder;
 static uint64_t sleep_base; /* one origin for every sleeper: the order cannot depend on
                                when each one started (a loaded machine, qemu) */
@@ -254,7 +278,9 @@ int main(void)
     CHECK(fiber_run() == 0);
     trace[ntrace] = 0;
     CHECK(ntrace == 6 && trace[0] == 'a' && trace[1] == 'b' && trace[4] == 'a');
+    CHECK(strcmp(trace, "ababab") == 0);
     CHECK(fiber_join(a) == 0 && fiber_join(b) == 0);
+    test_pingpong();
 
     sleep_base = fiber_now_ns();
     fiber_t *s3 = fiber_spawn(sleeper, (void *)3), *s1 = fiber_spawn(sleeper, (void *)1);

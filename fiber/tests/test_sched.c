@@ -566,10 +566,139 @@ static void test_switch_back_keeps_registers(void **state)
 }
 #endif
 
+/* ---- fiber_yield's fast path (one other fiber ready: a direct swap) ---- */
+
+static void pp_tracer(void *arg)
+{
+    intptr_t v = (intptr_t)arg;
+    char c = (char)(v & 0xff);
+    int n = (int)(v >> 8);
+    for (int i = 0; i < n; i++) {
+        trace[trace_len++] = c;
+        fiber_yield();
+    }
+}
+
+/* Two fibers hand the CPU back and forth; one ends first and the other goes on alone
+ * (its yields then find the queue empty), then a third fiber joins a new pair. */
+static void test_yield_pingpong_order(void **state)
+{
+    (void)state;
+    trace_len = 0;
+    fiber_t *a = fiber_spawn(pp_tracer, (void *)(intptr_t)('a' | 3 << 8));
+    fiber_t *b = fiber_spawn(pp_tracer, (void *)(intptr_t)('b' | 6 << 8));
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(fiber_join(b), 0);
+    assert_int_equal(fiber_join(a), 0);
+    trace[trace_len] = 0;
+    assert_string_equal(trace, "abababbbb");
+    /* The queue is left empty and consistent: a new pair and a third fiber spawned
+     * while they run are scheduled in order. */
+    trace_len = 0;
+    a = fiber_spawn(pp_tracer, (void *)(intptr_t)('x' | 2 << 8));
+    b = fiber_spawn(pp_tracer, (void *)(intptr_t)('y' | 2 << 8));
+    fiber_t *c = fiber_spawn(pp_tracer, (void *)(intptr_t)('z' | 2 << 8));
+    assert_int_equal(fiber_run(), 0);
+    trace[trace_len] = 0;
+    assert_string_equal(trace, "xyzxyz");
+    assert_int_equal(fiber_join(a), 0);
+    assert_int_equal(fiber_join(b), 0);
+    assert_int_equal(fiber_join(c), 0);
+    assert_int_equal(fiber_live_count(), 0);
+    /* The first fiber is taken from a queue of two (its link then still names the
+     * second), swaps with it, and the second ends: the first is popped by the general
+     * path, which must find the queue's links as it left them. */
+    trace_len = 0;
+    a = fiber_spawn(pp_tracer, (void *)(intptr_t)('p' | 3 << 8));
+    b = fiber_spawn(pp_tracer, (void *)(intptr_t)('q' | 1 << 8));
+    assert_int_equal(fiber_run(), 0);
+    trace[trace_len] = 0;
+    assert_string_equal(trace, "pqpp");
+    assert_int_equal(fiber_join(a), 0);
+    assert_int_equal(fiber_join(b), 0);
+}
+
+static volatile int pp_woke;
+static long pp_spins;
+
+static void pp_sleeper(void *arg)
+{
+    (void)arg;
+    fiber_sleep_ns(1000000);
+    pp_woke = 1;
+}
+
+static void pp_spinner(void *arg)
+{
+    (void)arg;
+    while (!pp_woke && pp_spins < 20000000) {
+        pp_spins++;
+        fiber_yield();
+    }
+}
+
+/* Two fibers yielding to each other must still let the scheduler run between rounds
+ * (timers, I/O): the fast path counts its handoffs. A sleeper wakes while they spin. */
+static void test_yield_pingpong_lets_timers_run(void **state)
+{
+    (void)state;
+    pp_woke = 0;
+    pp_spins = 0;
+    fiber_t *z = fiber_spawn(pp_sleeper, NULL);
+    fiber_t *a = fiber_spawn(pp_spinner, NULL);
+    fiber_t *b = fiber_spawn(pp_spinner, NULL);
+    assert_int_equal(fiber_join(a), 0);
+    assert_int_equal(fiber_join(b), 0);
+    assert_int_equal(fiber_join(z), 0);
+    assert_int_equal(pp_woke, 1);
+    assert_true(pp_spins < 20000000);
+}
+
+static size_t pp_pool[4];
+static int pp_pool_n;
+
+static void pp_short_detached(void *arg)
+{
+    (void)arg;
+    fiber_yield();
+}
+
+static void pp_pool_watcher(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        fiber_yield();
+        pp_pool[pp_pool_n++] = fiber_pool_count();
+    }
+}
+
+/* A detached fiber that ends hands over to the fiber suspended in a direct swap; that
+ * one must give the finished fiber's stack back to the pool as soon as it resumes. */
+static void test_yield_pingpong_detached_end(void **state)
+{
+    (void)state;
+    pp_pool_n = 0;
+    fiber_attr_t at = {.detached = 1};
+    assert_non_null(fiber_spawn_ex(pp_short_detached, NULL, &at));
+    fiber_t *w = fiber_spawn(pp_pool_watcher, NULL);
+    assert_non_null(w);
+    size_t before = fiber_pool_count();
+    assert_int_equal(fiber_join(w), 0);
+    assert_int_equal(pp_pool_n, 3);
+    /* D yields to W (W: first yield back to D), D ends into W: W's first count sees
+     * D's stack back in the pool. */
+    assert_int_equal(pp_pool[0], before + 1);
+    assert_int_equal(fiber_live_count(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yield_round_robin),
+        cmocka_unit_test(test_yield_pingpong_order),
+        cmocka_unit_test(test_yield_pingpong_lets_timers_run),
+        cmocka_unit_test(test_yield_pingpong_detached_end),
         cmocka_unit_test(test_join_from_main_runs_scheduler),
         cmocka_unit_test(test_join_from_fiber_parks),
         cmocka_unit_test(test_self_name_and_id),
