@@ -268,6 +268,33 @@ static void bm_yield(gb_state_t *st, void *ctx)
         pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
 }
 
+/* Four fibers yielding round-robin K times each: with three others ready, every yield
+ * takes the run queue's general path (push, pop, the scheduler's switch), where the
+ * two-fiber ping-pong above takes fiber_yield's direct swap (exactly one other ready).
+ * Thread CPU time, unpinned, like switch/fiber/yield: the figure a server with many ready
+ * fibers sees, beside the ping-pong's. */
+static void bm_yield_ring(gb_state_t *st, void *ctx)
+{
+    (void)ctx;
+    enum { NF = 4 };
+    const long K = 2500;
+    gb_label(st, "metric=ns_per_switch");
+    while (gb_keep_running_batch(st, NF * K)) {
+        uint64_t t0 = bench_cpu_ns();
+        fiber_t *f[NF];
+        int ok = 1;
+        for (int i = 0; i < NF; i++)
+            ok &= (f[i] = fiber_spawn(yielder, (void *)(intptr_t)K)) != NULL;
+        if (!ok) {
+            gb_skip_with_error(st, "fiber_spawn failed");
+            break;
+        }
+        for (int i = 0; i < NF; i++)
+            fiber_join(f[i]);
+        gb_set_iteration_time_ns(st, (double)(bench_cpu_ns() - t0));
+    }
+}
+
 /* fiber_yield between two fibers that yield from two different call sites, placed at a
  * code layout (bench/peers/drive_x86_64.S): ctx = the layout. Thread CPU time, unpinned,
  * like switch/fiber/yield, whose two fibers run the same loop (one call site). With two
@@ -708,6 +735,7 @@ int main(int argc, char **argv)
     setup(gb_register("switch/ucontext/swapcontext", bm_ucontext, NULL), cli.mode);
     setup(gb_register("switch/fiber/yield", bm_yield, NULL), cli.mode);
     setup(gb_register("switch/fiber/yield/cpu=same", bm_yield, (void *)1), cli.mode);
+    setup(gb_register("switch/fiber/yield/fibers=4", bm_yield_ring, NULL), cli.mode);
 
     static pp_case_t cases[16];
     int nc = 0;
