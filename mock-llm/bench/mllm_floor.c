@@ -175,9 +175,10 @@ static void serve_metrics(int fd)
                           "mllm_floor_short_writes_total %" PRIu64 "\n"
                           "mllm_bytes_sent_total %" PRIu64 "\n"
                           "mllm_streams_active %zu\nmllm_streams_total %" PRIu64 "\n"
-                          "mllm_floor_event_bytes %zu\n",
+                          "mllm_floor_event_bytes %zu\n"
+                          "mllm_monotonic_seconds %.9f\n",
                           events_sent, short_writes, bytes_sent, nstreams, streams_total,
-                          event_len);
+                          event_len, (double)now_ns() / 1e9);
     uint64_t cum = 0;
     for (int i = 0; i < NB; i++) {
         cum += late_bucket[i];

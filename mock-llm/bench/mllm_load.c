@@ -154,6 +154,7 @@ out:
 
 typedef struct extra {
     double short_writes, parse_sum_s, parse_count, parse_max_s, writes, event_bytes;
+    double server_now_s; /* the server's CLOCK_MONOTONIC at the snapshot (0: absent) */
     int    have_parse;
     uint64_t a2r[NB]; /* accept-to-request buckets, cumulative (0 when absent) */
 } extra_t;
@@ -203,6 +204,7 @@ static int fetch_metrics(uint64_t bucket[NB], uint64_t *events)
     extra_now.short_writes = metric(buf, "mllm_floor_short_writes_total", NULL);
     extra_now.writes = metric(buf, "mllm_writes_total", NULL);
     extra_now.event_bytes = metric(buf, "mllm_floor_event_bytes", NULL);
+    extra_now.server_now_s = metric(buf, "mllm_monotonic_seconds", NULL);
     extra_now.parse_sum_s = metric(buf, "mllm_accept_to_request_seconds_sum", &extra_now.have_parse);
     extra_now.parse_count = metric(buf, "mllm_accept_to_request_seconds_count", NULL);
     extra_now.parse_max_s = metric(buf, "mllm_accept_to_request_seconds_max", NULL);
@@ -361,6 +363,11 @@ static void main_fiber(void *arg)
     extra_t x1 = extra_now;
     static const uint64_t zero_b[NB];
     double dt = (double)(t1 - t0) / 1e9;
+    /* The server's events are counted between its two snapshots: divide by the server's
+     * own interval between them when it says (it is the client's window plus the two
+     * /metrics round trips, ms under load), else by the client's window. */
+    double server_dt = x0.server_now_s > 0 && x1.server_now_s > x0.server_now_s
+                           ? x1.server_now_s - x0.server_now_s : dt;
     /* Server CPU per event: schedstat's run time (ns), split into user and kernel by the
      * ratio of utime to stime (clock ticks: coarse, but the ratio is all we take). */
     double run_us = (double)(run1 - run0) / 1e3;
@@ -384,12 +391,12 @@ static void main_fiber(void *arg)
            "server_events_per_s=%.0f client_events_per_s=%.0f "
            "late_p50_us=%.0f late_p99_us=%.0f late_p999_us=%.0f "
            "rss0_kib=%ld rss_kib=%ld requests_finished=%ld server_cpu_pct=%.1f "
-           "server_runq_wait_pct=%.1f\n",
-           opt.streams, open_at_window, failed, open_s, dt, (double)(e1 - e0) / dt,
+           "server_runq_wait_pct=%.1f server_window_s=%.4f\n",
+           opt.streams, open_at_window, failed, open_s, dt, (double)(e1 - e0) / server_dt,
            (double)(c1 - c0) / dt, quantile_us(b0, b1, 0.5), quantile_us(b0, b1, 0.99),
            quantile_us(b0, b1, 0.999), rss0, rss1, finished_reqs,
            (double)(run1 - run0) / (double)(t1 - t0) * 100,
-           (double)(wait1 - wait0) / (double)(t1 - t0) * 100);
+           (double)(wait1 - wait0) / (double)(t1 - t0) * 100, server_dt);
     fflush(stdout);
     stopping = 1;
     /* The connections close with the process; the server sees them go. */
