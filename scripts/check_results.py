@@ -79,6 +79,7 @@ METRICS = {
     "completed_count": "count", "kernel_est_per_unit_bytes": "bytes", "loadgen_cpu_s": "s",
     "cpu_per_event_us": "us", "kernel_share_percent": "percent",
     "runq_wait_percent": "percent", "client_busy_percent": "percent",
+    "client_backlog_count": "count",
     "accept_to_request_us": "us", "accept_to_request_max_us": "us", "runs_count": "count",
     "open_conns_count": "count", "client_rss_per_open_conv_bytes": "bytes",
     "server_rss_per_open_stream_bytes": "bytes", "client_hwm_per_conv_bytes": "bytes",

@@ -19,9 +19,10 @@
  *
  * The load generator must not be the hidden ceiling: besides its CPU, it reports how
  * busy it was (client_busy_pct: with --busy-poll the core always spins, so the CPU time
- * says nothing; the share of the window not spent in empty polls says how close to
- * saturation the reader ran) and how far it trailed the server (client vs server
- * events/s).
+ * says nothing; the share of the window spent in read() and counting is a lower bound of
+ * how close to saturation the reader ran), how far it trailed the server (client vs
+ * server events/s) and what it left unread in its sockets when the window ended
+ * (client_backlog_events: about 0 for a reader that keeps up).
  */
 #define _GNU_SOURCE
 #include <fiber.h>
@@ -37,7 +38,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,8 +62,10 @@ static long opened, failed, finished_reqs;
 static uint64_t send_t0, send_spacing_ns;
 static long spawned;
 static long next_slot;
-/* The reader's idle time: spinner turns that found no new bytes since the last one. */
-static uint64_t idle_ns, last_spin_ns, last_spin_bytes, client_bytes;
+/* The reader's work: time in read() and in counting what it returned (with --busy-poll
+ * the thread's CPU time is always the whole window, so it says nothing). */
+static uint64_t work_ns, client_bytes;
+static int *stream_fds; /* by stream, -1 when not open: for the backlog at the window's end */
 static uint64_t client_events; /* SSE frames received (each ends with a blank line) */
 static int stopping;
 static fiber_sem_t connect_slots;
@@ -100,7 +105,7 @@ static int dial(void)
 
 static void stream_main(void *arg)
 {
-    (void)arg;
+    long idx = (long)(intptr_t)arg;
     if (opt.stagger_ms > 0 && opt.period_ms <= 0)
         fiber_sleep_ns((uint64_t)((double)(rnd() % 1000000) / 1e6 * opt.stagger_ms * 1e6));
     if (opt.period_ms > 0) /* even phases: connect and ask in turn, one slot apart */
@@ -113,6 +118,7 @@ static void stream_main(void *arg)
         return;
     }
     int counted = 0;
+    stream_fds[idx] = fd;
     while (!stopping) {
         if (fiber_write(fd, request, request_len, FIBER_FOREVER) < 0)
             break;
@@ -121,7 +127,18 @@ static void stream_main(void *arg)
         char last = 0;
         int done = 0;
         while (!done && !stopping) {
-            ssize_t n = fiber_read(fd, rbuf, sizeof rbuf, FIBER_FOREVER);
+            /* read() first and park only on EAGAIN, so the work can be timed: from
+             * before the read to after the count (two clock reads per read). */
+            uint64_t w0 = fiber_now_ns();
+            ssize_t n = read(fd, rbuf, sizeof rbuf);
+            if (n < 0 && errno == EAGAIN) {
+                work_ns += fiber_now_ns() - w0;
+                if (fiber_wait_fd_after_eagain(fd, EPOLLIN, FIBER_FOREVER) < 0)
+                    goto out;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
             if (n <= 0)
                 goto out;
             if (!counted) {
@@ -141,10 +158,12 @@ static void stream_main(void *arg)
             /* the end of a chunked body: "0\r\n\r\n" */
             if (n >= 5 && memcmp(end - 5, "0\r\n\r\n", 5) == 0)
                 done = 1;
+            work_ns += fiber_now_ns() - w0;
         }
         finished_reqs++;
     }
 out:
+    stream_fds[idx] = -1;
     if (!counted)
         failed++;
     else if (!stopping)
@@ -154,6 +173,7 @@ out:
 
 typedef struct extra {
     double short_writes, parse_sum_s, parse_count, parse_max_s, writes, event_bytes;
+    double server_now_s; /* the server's CLOCK_MONOTONIC at the snapshot (0: absent) */
     int    have_parse;
     uint64_t a2r[NB]; /* accept-to-request buckets, cumulative (0 when absent) */
 } extra_t;
@@ -203,6 +223,7 @@ static int fetch_metrics(uint64_t bucket[NB], uint64_t *events)
     extra_now.short_writes = metric(buf, "mllm_floor_short_writes_total", NULL);
     extra_now.writes = metric(buf, "mllm_writes_total", NULL);
     extra_now.event_bytes = metric(buf, "mllm_floor_event_bytes", NULL);
+    extra_now.server_now_s = metric(buf, "mllm_monotonic_seconds", NULL);
     extra_now.parse_sum_s = metric(buf, "mllm_accept_to_request_seconds_sum", &extra_now.have_parse);
     extra_now.parse_count = metric(buf, "mllm_accept_to_request_seconds_count", NULL);
     extra_now.parse_max_s = metric(buf, "mllm_accept_to_request_seconds_max", NULL);
@@ -250,23 +271,6 @@ static long rss_kib(int pid)
             v = atol(line + 6);
     fclose(f);
     return v;
-}
-
-/* Keeps the run queue non-empty so the scheduler polls epoll without sleeping: the
- * client core never idles, and the server's writes never pay for waking it (a
- * cross-core wake-up costs ~20 us under this hypervisor, more than the write). */
-static void spinner(void *arg)
-{
-    (void)arg;
-    last_spin_ns = fiber_now_ns();
-    while (!stopping) {
-        fiber_yield();
-        uint64_t now = fiber_now_ns();
-        if (client_bytes == last_spin_bytes)
-            idle_ns += now - last_spin_ns;
-        last_spin_bytes = client_bytes;
-        last_spin_ns = now;
-    }
 }
 
 /* utime and stime of a process, in clock ticks, from /proc/PID/stat. */
@@ -321,15 +325,12 @@ static void main_fiber(void *arg)
     send_t0 = t_start + 1000000;
     fiber_attr_t attr = { .stack_size = 16 * 1024, .name = "stream", .detached = 1 };
     for (spawned = 0; spawned < opt.streams; spawned++)
-        if (!fiber_spawn_ex(stream_main, NULL, &attr)) {
+        if (!fiber_spawn_ex(stream_main, (void *)(intptr_t)spawned, &attr)) {
             fprintf(stderr, "mllm-load: fiber_spawn: %s after %ld streams\n", strerror(errno),
                     spawned);
             break;
         }
     failed += opt.streams - spawned;
-    fiber_attr_t sa = { .stack_size = 16 * 1024, .name = "spin", .detached = 1 };
-    if (opt.busy_poll && !fiber_spawn_ex(spinner, NULL, &sa))
-        fprintf(stderr, "mllm-load: cannot start the busy-poll fiber\n");
     /* all streams open (or failed), at most 60 s */
     while (opened + failed < opt.streams && fiber_now_ns() - t_start < 60000000000ull)
         fiber_sleep_ns(20000000);
@@ -346,11 +347,19 @@ static void main_fiber(void *arg)
     schedstat(opt.rss_pid, &run0, &wait0);
     cputimes(opt.rss_pid, &ut0, &st0);
     double self0 = self_cpu_s();
-    uint64_t idle0 = idle_ns;
+    uint64_t work0 = work_ns;
     uint64_t c0 = client_events, t0 = fiber_now_ns();
     fiber_sleep_ns((uint64_t)(opt.window_s * 1e9));
     uint64_t c1 = client_events, t1 = fiber_now_ns();
-    uint64_t idle1 = idle_ns;
+    uint64_t work1 = work_ns;
+    /* What the reader has not read yet when the window ends: a reader that keeps up
+     * has about nothing queued; one that is the ceiling has its backlog growing. */
+    uint64_t unread = 0;
+    for (long i = 0; i < opt.streams; i++) {
+        int q = 0;
+        if (stream_fds[i] >= 0 && ioctl(stream_fds[i], FIONREAD, &q) == 0 && q > 0)
+            unread += (uint64_t)q;
+    }
     double self1 = self_cpu_s();
     schedstat(opt.rss_pid, &run1, &wait1);
     cputimes(opt.rss_pid, &ut1, &st1);
@@ -361,35 +370,45 @@ static void main_fiber(void *arg)
     extra_t x1 = extra_now;
     static const uint64_t zero_b[NB];
     double dt = (double)(t1 - t0) / 1e9;
+    /* The server's events are counted between its two snapshots: divide by the server's
+     * own interval between them when it says (it is the client's window plus the two
+     * /metrics round trips, ms under load), else by the client's window. */
+    double server_dt = x0.server_now_s > 0 && x1.server_now_s > x0.server_now_s
+                           ? x1.server_now_s - x0.server_now_s : dt;
     /* Server CPU per event: schedstat's run time (ns), split into user and kernel by the
      * ratio of utime to stime (clock ticks: coarse, but the ratio is all we take). */
     double run_us = (double)(run1 - run0) / 1e3;
     double ev = (double)(e1 - e0);
     double ticks = (double)(ut1 - ut0) + (double)(st1 - st0);
     double sys_share = ticks > 0 ? (double)(st1 - st0) / ticks : NAN;
-    double busy_pct = opt.busy_poll ? 100.0 * (1.0 - (double)(idle1 - idle0) / (double)(t1 - t0))
+    /* Busy: the share of the window in read() and counting (a lower bound: epoll and
+     * the switches are not in it); without --busy-poll the thread's CPU share. */
+    double busy_pct = opt.busy_poll ? 100.0 * (double)(work1 - work0) / (double)(t1 - t0)
                                     : 100.0 * (self1 - self0) / dt;
+    double bytes_per_event = client_events ? (double)client_bytes / (double)client_events : 0;
     printf("server_cpu_us_per_event=%.3f server_sys_share=%.3f client_cpu_pct=%.1f "
            "client_busy_pct=%.1f short_writes=%.0f writes_per_event=%.3f "
            "accept_to_request_us=%.1f accept_to_request_max_us=%.1f "
-           "accept_to_request_p50_us=%.0f accept_to_request_p99_us=%.0f ",
+           "accept_to_request_p50_us=%.0f accept_to_request_p99_us=%.0f "
+           "client_backlog_events=%.0f ",
            ev > 0 ? run_us / ev : NAN, sys_share, 100.0 * (self1 - self0) / dt, busy_pct,
            x1.short_writes - x0.short_writes,
            ev > 0 && x1.writes > 0 ? (x1.writes - x0.writes) / ev : NAN,
            x1.have_parse && x1.parse_count > 0 ? x1.parse_sum_s / x1.parse_count * 1e6 : NAN,
            x1.have_parse ? x1.parse_max_s * 1e6 : NAN,
            x1.have_parse ? quantile_us(zero_b, x1.a2r, 0.5) : NAN,
-           x1.have_parse ? quantile_us(zero_b, x1.a2r, 0.99) : NAN);
+           x1.have_parse ? quantile_us(zero_b, x1.a2r, 0.99) : NAN,
+           bytes_per_event > 0 ? (double)unread / bytes_per_event : 0.0);
     printf("streams=%ld open=%ld failed=%ld open_s=%.2f window_s=%.3f "
            "server_events_per_s=%.0f client_events_per_s=%.0f "
            "late_p50_us=%.0f late_p99_us=%.0f late_p999_us=%.0f "
            "rss0_kib=%ld rss_kib=%ld requests_finished=%ld server_cpu_pct=%.1f "
-           "server_runq_wait_pct=%.1f\n",
-           opt.streams, open_at_window, failed, open_s, dt, (double)(e1 - e0) / dt,
+           "server_runq_wait_pct=%.1f server_window_s=%.4f\n",
+           opt.streams, open_at_window, failed, open_s, dt, (double)(e1 - e0) / server_dt,
            (double)(c1 - c0) / dt, quantile_us(b0, b1, 0.5), quantile_us(b0, b1, 0.99),
            quantile_us(b0, b1, 0.999), rss0, rss1, finished_reqs,
            (double)(run1 - run0) / (double)(t1 - t0) * 100,
-           (double)(wait1 - wait0) / (double)(t1 - t0) * 100);
+           (double)(wait1 - wait0) / (double)(t1 - t0) * 100, server_dt);
     fflush(stdout);
     stopping = 1;
     /* The connections close with the process; the server sees them go. */
@@ -480,6 +499,11 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     connect_slots = (fiber_sem_t)FIBER_SEM_INIT(opt.connect_parallel);
+    stream_fds = malloc((size_t)opt.streams * sizeof *stream_fds);
+    if (!stream_fds)
+        return 1;
+    for (long i = 0; i < opt.streams; i++)
+        stream_fds[i] = -1;
     if (opt.period_ms > 0) {
         /* k coprime to N (odd, not a multiple of 5 covers N = 2^a 5^b; checked anyway)
          * and spacing k*P/N >= 25 us: request i lands at phase (i*k mod N)/N of P. */
@@ -503,6 +527,12 @@ int main(int argc, char **argv)
     fiber_attr_t a = { .stack_size = 64 * 1024, .name = "main" };
     if (!fiber_spawn_ex(main_fiber, NULL, &a))
         return 1;
+    /* --busy-poll spins in the scheduler (as mock-llm's does): an epoll_wait(0) every
+     * turn while a timer is pending (the main fiber's always is), never a halted core
+     * for the server's writes to wake. Before, a fiber yielded for ever to keep the run
+     * queue non-empty: a switch and a clock read per round beside the poll. */
+    if (opt.busy_poll)
+        fiber_sched_spin(FIBER_FOREVER);
     fiber_run();
     return 1;
 }

@@ -1,6 +1,8 @@
 /* mllm_metrics.c - counters and the lateness histogram in Prometheus text format. */
 #include "mllm_metrics.h"
 
+#include <fiber.h>
+
 #include <inttypes.h>
 
 mllm_metrics_t mllm_metrics;
@@ -143,6 +145,12 @@ void mllm_metrics_format(mllm_buf_t *b)
     mllm_buf_printf(b, "mllm_accept_to_request_seconds_sum %.9f\n", m->a2r_sum_s);
     mllm_buf_printf(b, "mllm_accept_to_request_seconds_count %" PRIu64 "\n", m->a2r_count);
     mllm_buf_printf(b, "mllm_accept_to_request_seconds_max %.9f\n", m->a2r_max_s);
+    /* The time of this snapshot on CLOCK_MONOTONIC (the clock of every deadline): a load
+     * client divides the events between two snapshots by the server's own interval, not
+     * by its own, which also holds the two /metrics round trips. */
+    mllm_buf_printf(b, "# HELP mllm_monotonic_seconds CLOCK_MONOTONIC when this was "
+                       "formatted.\n# TYPE mllm_monotonic_seconds gauge\n"
+                       "mllm_monotonic_seconds %.9f\n", (double)fiber_now_ns() / 1e9);
     mllm_buf_printf(b, "# HELP mllm_emit_lateness_max_seconds Largest lateness seen.\n"
                        "# TYPE mllm_emit_lateness_max_seconds gauge\n"
                        "mllm_emit_lateness_max_seconds %.9f\n", (double)m->late_max_ns / 1e9);

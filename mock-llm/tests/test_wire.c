@@ -724,6 +724,24 @@ static double metric(server_t s, const char *name)
     return v;
 }
 
+/* /metrics says when it was taken, on CLOCK_MONOTONIC (the load client divides the
+ * events between two snapshots by that interval, not by its own, which also holds two
+ * /metrics round trips). */
+static void test_metrics_monotonic_clock(void **st)
+{
+    (void)st;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double before = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    double a = metric(srv_main, "mllm_monotonic_seconds");
+    usleep(50000);
+    double b = metric(srv_main, "mllm_monotonic_seconds");
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double after = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    assert_true(a >= before && b <= after);
+    assert_true(b - a >= 0.049);
+}
+
 static int count_fds(pid_t pid)
 {
     char path[64];
@@ -1272,6 +1290,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_refusal_survives_the_rest_of_the_body),
         cmocka_unit_test(test_prefill_follows_prompt_size),
         cmocka_unit_test(test_backed_up_stream_resumes_at_drain),
+        cmocka_unit_test(test_metrics_monotonic_clock),
         cmocka_unit_test(test_disconnect_no_leak),
         cmocka_unit_test(test_slow_reader_dropped_others_served),
         cmocka_unit_test(test_timeouts_and_max_conns),
