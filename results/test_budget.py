@@ -293,5 +293,36 @@ class Prepared(unittest.TestCase):
                     self.assertIn(m.group(1), groups | {"build"}, t)
 
 
+class HarnessBinaries(unittest.TestCase):
+    """Every binary a harness refuses to start without (its "X not found in BIN" check)
+    is built by scripts/bench.sh (it builds only the benchmarks' targets) and by the stage
+    target that runs the harness: from a fresh clone, make bench and make bench-workloads
+    once stopped at once with "wl-curl-plain not found in build/bin"."""
+
+    HARNESSES = {"bench-workloads": "workloads/bench/run.py", "bench-peers": "peers/bench.py",
+                 "bench-ruby": "peers/ruby/bench.py"}
+
+    def required(self, path):
+        with open(os.path.join(TOP, path)) as f:
+            src = f.read()
+        m = re.search(r"for b in (\(.*?\)):\n\s+if not os\.access", src, re.S)
+        self.assertIsNotNone(m, path)
+        stages = set(re.findall(r'"(\w+)" in stages', m.group(1)))  # a condition, not a binary
+        return set(re.findall(r'"([\w-]+)"', m.group(1))) - stages
+
+    def test_built_by_bench_sh_and_the_stage_target(self):
+        with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
+            built = set(re.search(r"bench_targets=\(([^)]*)\)", f.read()).group(1).split())
+        with open(os.path.join(TOP, "Makefile")) as f:
+            mk = f.read()
+        for tgt, path in self.HARNESSES.items():
+            need = self.required(path)
+            self.assertLessEqual(need, built, path)
+            recipe = re.search(r"^%s:\n((?:\t.*\n)+)" % tgt, mk, re.M).group(1)
+            targets = set(re.search(r"--target (.*)$", recipe, re.M).group(1).split())
+            self.assertLessEqual(need, targets, tgt)
+        self.assertIn("wl-curl-plain", self.required("workloads/bench/run.py"))
+
+
 if __name__ == "__main__":
     unittest.main()

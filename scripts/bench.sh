@@ -141,7 +141,7 @@ cmake -S . -B "$BUILD" >/dev/null || { loud "cmake configure failed"; exit 1; }
 # Only what the stages run (not the tests, their ASan builds and fuzzers: make test builds
 # those), in parallel: 51 s of CPU from scratch on the 2-vCPU EPYC against ~85 s for all.
 bench_targets=(bench_switch bench_alloc bench_memory bench_scale bench_seed mock-llm mllm-load
-               mllm-floor wl-http wl-llm wl-load wl-curl wl-relay peer-go)
+               mllm-floor wl-http wl-llm wl-load wl-curl wl-curl-plain wl-relay peer-go)
 cmake --build "$BUILD" -j "$JOBS" --target "${bench_targets[@]}" >"$BUILD/bench-build.log" 2>&1 || {
   tail -30 "$BUILD/bench-build.log" >&2; loud "build failed (log: $BUILD/bench-build.log)"; exit 1; }
 
