@@ -324,5 +324,24 @@ class HarnessBinaries(unittest.TestCase):
         self.assertIn("wl-curl-plain", self.required("workloads/bench/run.py"))
 
 
+class Seed(unittest.TestCase):
+    """The post's protocol in C and Ruby (bench/seed.c, bench/ruby/seed.rb): full mode runs
+    alloc and switch 3 times (the rule's 3, not 5) and the cache-warming case (read by no
+    README section, figure or check) only with --warming; tiny (the smoke tests) keeps it."""
+
+    def test_full_runs_three_and_warming_only_when_asked(self):
+        with open(os.path.join(TOP, "bench", "seed.c")) as f:
+            c = f.read()
+        full = re.search(r"if \(cli\.mode == BENCH_FULL\) \{(.*?)\} else if", c, re.S).group(1)
+        self.assertRegex(full, r"k\.runs = 3;")
+        self.assertRegex(full, r"k\.series = 3;")
+        self.assertRegex(full, r"k\.warming = warming;")
+        self.assertIn('"--warming"', c)  # passed on to seed.rb
+        with open(os.path.join(TOP, "bench", "ruby", "seed.rb")) as f:
+            rb = f.read()
+        self.assertIn('when "--warming" then warming = true', rb)
+        self.assertRegex(rb, r'warm_repeats: 0, warm_series: 0\) if !warming && mode != "tiny"')
+
+
 if __name__ == "__main__":
     unittest.main()
