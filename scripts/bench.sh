@@ -66,7 +66,7 @@ mode=${quick:+quick}; mode=${mode:-full}
 #   total        680  2605   (the promise: 300 quick, 1200 full, on a quiet machine)
 # Full: the Intel publication run of 2026-12-02 on a quiet machine (38:04: micro 7:47,
 # mockllm 3:45, workloads 12:21, ruby 6:37, peers 7:06) less the third pass's cuts (micro
-# ~57 s: warming and 2 alloc/switch runs; ~2 s of noise record a harness), with ~15%;
+# ~55 s: warming and 2 alloc/switch runs; ~2 s of noise record a harness), with ~15%;
 # quick: each stage run alone on the loaded Xeon (micro 149 s, workloads 149 s, ruby 44 s,
 # peers 96 s; calm checks priced at their quiet 2 s) with ~15%. The promise is not kept;
 # README "Time budget" says where the wall goes and what stands between.
