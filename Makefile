@@ -97,7 +97,7 @@ bench-micro:
 bench-workloads:
 	@$(UNPREPARED)scripts/deps.sh bench
 	@$(UNPREPARED)cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
-	@$(UNPREPARED)cmake --build $(BUILD) -j $(JOBS) --target wl-http wl-llm wl-load wl-curl mock-llm
+	@$(UNPREPARED)cmake --build $(BUILD) -j $(JOBS) --target wl-http wl-llm wl-load wl-curl wl-curl-plain mock-llm
 	@python3 workloads/bench/run.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)
 
 # --- the post's claims in Ruby (peers/ruby/bench.py): Ruby threads, a 25-thread pool and

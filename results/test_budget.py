@@ -293,5 +293,55 @@ class Prepared(unittest.TestCase):
                     self.assertIn(m.group(1), groups | {"build"}, t)
 
 
+class HarnessBinaries(unittest.TestCase):
+    """Every binary a harness refuses to start without (its "X not found in BIN" check)
+    is built by scripts/bench.sh (it builds only the benchmarks' targets) and by the stage
+    target that runs the harness: from a fresh clone, make bench and make bench-workloads
+    once stopped at once with "wl-curl-plain not found in build/bin"."""
+
+    HARNESSES = {"bench-workloads": "workloads/bench/run.py", "bench-peers": "peers/bench.py",
+                 "bench-ruby": "peers/ruby/bench.py"}
+
+    def required(self, path):
+        with open(os.path.join(TOP, path)) as f:
+            src = f.read()
+        m = re.search(r"for b in (\(.*?\)):\n\s+if not os\.access", src, re.S)
+        self.assertIsNotNone(m, path)
+        stages = set(re.findall(r'"(\w+)" in stages', m.group(1)))  # a condition, not a binary
+        return set(re.findall(r'"([\w-]+)"', m.group(1))) - stages
+
+    def test_built_by_bench_sh_and_the_stage_target(self):
+        with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
+            built = set(re.search(r"bench_targets=\(([^)]*)\)", f.read()).group(1).split())
+        with open(os.path.join(TOP, "Makefile")) as f:
+            mk = f.read()
+        for tgt, path in self.HARNESSES.items():
+            need = self.required(path)
+            self.assertLessEqual(need, built, path)
+            recipe = re.search(r"^%s:\n((?:\t.*\n)+)" % tgt, mk, re.M).group(1)
+            targets = set(re.search(r"--target (.*)$", recipe, re.M).group(1).split())
+            self.assertLessEqual(need, targets, tgt)
+        self.assertIn("wl-curl-plain", self.required("workloads/bench/run.py"))
+
+
+class Seed(unittest.TestCase):
+    """The post's protocol in C and Ruby (bench/seed.c, bench/ruby/seed.rb): full mode runs
+    alloc and switch 3 times (the rule's 3, not 5) and the cache-warming case (read by no
+    README section, figure or check) only with --warming; tiny (the smoke tests) keeps it."""
+
+    def test_full_runs_three_and_warming_only_when_asked(self):
+        with open(os.path.join(TOP, "bench", "seed.c")) as f:
+            c = f.read()
+        full = re.search(r"if \(cli\.mode == BENCH_FULL\) \{(.*?)\} else if", c, re.S).group(1)
+        self.assertRegex(full, r"k\.runs = 3;")
+        self.assertRegex(full, r"k\.series = 3;")
+        self.assertRegex(full, r"k\.warming = warming;")
+        self.assertIn('"--warming"', c)  # passed on to seed.rb
+        with open(os.path.join(TOP, "bench", "ruby", "seed.rb")) as f:
+            rb = f.read()
+        self.assertIn('when "--warming" then warming = true', rb)
+        self.assertRegex(rb, r'warm_repeats: 0, warm_series: 0\) if !warming && mode != "tiny"')
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -137,6 +137,35 @@ class NoiseTest(unittest.TestCase):
         self.quiet("end", "--out", self.d, "--harness", "seed")
         self.assertEqual(self.machine()["noisy"], "yes (busy at the start after waiting 60 s)")
 
+    def test_a_zombie_has_exited(self):
+        # end waits for the sampler's last write: it is done once the sampler is a zombie,
+        # whoever reaps it (begin, its parent, has exited; PID 1 may take a second)
+        p = subprocess.Popen([sys.executable, "-c", "pass"])
+        t = time.monotonic()
+        while noise.exited(p.pid) is False and time.monotonic() - t < 10:
+            with open(f"/proc/{p.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        self.assertTrue(noise.exited(p.pid))  # a zombie: not yet reaped
+        self.assertTrue(os.path.exists(f"/proc/{p.pid}"))
+        p.wait()
+        self.assertTrue(noise.exited(p.pid))  # gone
+        self.assertFalse(noise.exited(os.getpid()))
+
+    def test_end_stops_the_sampler_after_its_last_sample(self):
+        m = self.begin_end_around(lambda: time.sleep(0.3))
+        self.assertIn("noise_others", m)  # the sampler's last write was read
+        pids = [int(x) for x in os.listdir("/proc") if x.isdigit()]
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/cmdline") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if "_sampler" in cmd and self.d in cmd:
+                self.assertTrue(noise.exited(pid), cmd)
+
     def test_end_without_machine_file(self):
         self.assertEqual(self.quiet("end", "--out", self.d, "--harness", "nothere"), 1)
 

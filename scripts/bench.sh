@@ -47,36 +47,35 @@ mode=${quick:+quick}; mode=${mode:-full}
 # quick, 30 full; ~2 s when calm). overhead_*: the dependency check, the build (the
 # benchmarks' targets only, in parallel; from scratch), the plots and the claims check.
 #   stage      quick  full   what it covers
-#   overhead      75   110   deps, build (bench targets), plots, claims check
-#   micro        180   595   switch, alloc, memory, scale (full: 3 runs); the post's protocol in C and
-#                            Ruby (10 repeats; quick 1 series, full 3; warming: full,
-#                            first series only); quick = make reproduce's runs
+#   overhead      75   110   deps, build (bench targets; ~40 s less with a warm Go build
+#                            cache, ~/.cache/fiberbench/go-build), plots, claims check
+#   micro        160   470   switch, alloc, memory, scale (full: 3 runs); the post's protocol in C and
+#                            Ruby (10 repeats; quick 1 series, full 3; alloc/switch 3 runs;
+#                            warming only with bench_seed --warming); quick = make reproduce's runs
 #   mockllm      105   240   capacity (knee search), 10,000/19,000 streams, keep-alive
-#   workloads    180   850   HTTP (c=100 3 rounds; 1,000, 10,000, open loop, upstream 1),
+#   workloads    175   845   HTTP (c=100 3 rounds; 1,000, 10,000, open loop, upstream 1),
 #                            LLM streams at 1,000 and 10,000 with the marginal (3 rounds),
 #                            the tables' profiles, starvation, db; then the one-run points
 #                            (arrive, the 20,000 limit probe), TLS, curl (one round each)
-#   ruby          65   455   Ruby threads, pool, Async at 100/1,000/10,000 (3 rounds; C a
-#                            one-round anchor), the paced marginal (+33 s against the
-#                            no-wait one it replaced), starvation, relays (C relays one round)
-#   peers        150   485   Python, Go, Node at 10,000 and the paced marginal (3 rounds; C
-#                            a one-round anchor; +29 s), 1,000 and httpx at 10,000 (one
-#                            round each, last; httpx +67 s); the protocol in Python and Go
-#                            (3 series)
-#   total        755  2735   (the promise: 300 quick, 1200 full, on a quiet machine)
-# Full: the publication run of 2026-12-02 on a quiet machine (38:25: micro 8:14, mockllm
-# 3:33, workloads 12:23, ruby 6:48, peers 7:06; micro +25 s since for 3 scale runs) with
-# ~15%; quick: a loaded run (11 min). Then, priced from measurements on the loaded Xeon
-# (README "Time budget"): -5 s a stage (its target no longer repeats the dependency check
-# and the build done here, BENCH_PREPARED=1), ruby -10 s more full, -2 s quick (a relay
-# server is killed once measured instead of stopping gracefully). The promise is not kept;
-# README "Time budget" lists what is left over it and what each remaining cut would cost.
+#   ruby          55   455   Ruby threads, pool, Async at 100/1,000/10,000 (3 rounds; C a
+#                            one-round anchor), the paced marginal, starvation, relays (C
+#                            relays one round)
+#   peers        110   485   Python, Go, Node at 10,000 and the paced marginal (3 rounds; C
+#                            a one-round anchor), 1,000 and httpx at 10,000 (one round each,
+#                            last); the protocol in Python and Go (3 series)
+#   total        680  2605   (the promise: 300 quick, 1200 full, on a quiet machine)
+# Full: the Intel publication run of 2026-12-02 on a quiet machine (38:04: micro 7:47,
+# mockllm 3:45, workloads 12:21, ruby 6:37, peers 7:06) less the third pass's cuts (micro
+# ~55 s: warming and 2 alloc/switch runs; ~2 s of noise record a harness), with ~15%;
+# quick: each stage run alone on the loaded Xeon (micro 149 s, workloads 149 s, ruby 44 s,
+# peers 96 s; calm checks priced at their quiet 2 s) with ~15%. The promise is not kept;
+# README "Time budget" says where the wall goes and what stands between.
 stages=(micro mockllm workloads ruby peers)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)
 overhead_quick=75
 overhead_full=110
-declare -A budget_quick=([micro]=180 [mockllm]=105 [workloads]=180 [ruby]=65 [peers]=150)
-declare -A budget_full=([micro]=595 [mockllm]=240 [workloads]=850 [ruby]=455 [peers]=485)
+declare -A budget_quick=([micro]=160 [mockllm]=105 [workloads]=175 [ruby]=55 [peers]=110)
+declare -A budget_full=([micro]=470 [mockllm]=240 [workloads]=845 [ruby]=455 [peers]=485)
 
 if [ -n "$only" ]; then
   sel=()
@@ -141,7 +140,7 @@ cmake -S . -B "$BUILD" >/dev/null || { loud "cmake configure failed"; exit 1; }
 # Only what the stages run (not the tests, their ASan builds and fuzzers: make test builds
 # those), in parallel: 51 s of CPU from scratch on the 2-vCPU EPYC against ~85 s for all.
 bench_targets=(bench_switch bench_alloc bench_memory bench_scale bench_seed mock-llm mllm-load
-               mllm-floor wl-http wl-llm wl-load wl-curl wl-relay peer-go)
+               mllm-floor wl-http wl-llm wl-load wl-curl wl-curl-plain wl-relay peer-go)
 cmake --build "$BUILD" -j "$JOBS" --target "${bench_targets[@]}" >"$BUILD/bench-build.log" 2>&1 || {
   tail -30 "$BUILD/bench-build.log" >&2; loud "build failed (log: $BUILD/bench-build.log)"; exit 1; }
 

@@ -5,7 +5,7 @@
 # (results/README.md) on stdout, with models ruby-fiber and ruby-thread and the same
 # case names and metrics as bench_seed's C rows, so Ruby here sits beside C here.
 #
-#   ruby bench/ruby/seed.rb [--mode full|quick|tiny] [--header]
+#   ruby bench/ruby/seed.rb [--mode full|quick|tiny] [--warming] [--header]
 #
 # bench_seed runs it when /usr/bin/ruby exists and appends its rows to seed.csv.
 # Exit status: 0 done, 2 bad arguments.
@@ -15,10 +15,10 @@
 # (about 2 minutes of Ruby on a quiet 2-vCPU machine). Both full and quick keep the
 # post's 10 repeats, so "last repeat" means the 10th in both and make reproduce's quick
 # run measures what the published full run did (~35 s of Ruby threads); quick runs
-# alloc/switch once, one series, and leaves the warming case out (warm_repeats 0), as
-# bench_seed --quick does. Full runs the warming case in the first series only
-# (warm_series 1, as bench_seed --full): no README section, figure or check reads it,
-# and its two more series cost ~50 s of Ruby threads in make bench's 20-minute budget.
+# alloc/switch once, one series. Full and quick leave the warming case out unless
+# --warming (bench_seed --warming passes it on; then full runs it in the first series
+# only): no README section, figure or check reads it, and one series of it cost ~24 s of
+# Ruby threads in make bench's 20-minute budget (README "Time budget"). Tiny runs it.
 MODES = {
   "full"  => { runs: 3, repeats: 10, warm_repeats: 10, warm_series: 1, series: 3, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
   "quick" => { runs: 1, repeats: 10, warm_repeats: 0, warm_series: 0, series: 1, alloc_n: 10_000, switch_m: 10_000, tp_n: 1000, tp_m: 100 },
@@ -26,11 +26,12 @@ MODES = {
 }.freeze
 
 def usage(io)
-  io.puts "usage: ruby seed.rb [--mode full|quick|tiny] [--header]"
+  io.puts "usage: ruby seed.rb [--mode full|quick|tiny] [--warming] [--header]"
 end
 
 mode = "full"
 header = false
+warming = false
 args = ARGV.dup
 until args.empty?
   a = args.shift
@@ -38,6 +39,7 @@ until args.empty?
   when "--mode" then mode = args.shift.to_s
   when /\A--mode=(.*)\z/ then mode = $1
   when "--header" then header = true
+  when "--warming" then warming = true
   when "--help", "-h" then usage($stdout); exit 0
   else
     warn "seed.rb: unknown argument '#{a}'"; usage($stderr); exit 2
@@ -47,6 +49,8 @@ unless MODES.key?(mode)
   warn "seed.rb: --mode must be full, quick or tiny"; exit 2
 end
 cfg = MODES[mode]
+cfg = cfg.merge(warm_repeats: 10, warm_series: 1) if warming && mode != "tiny"
+cfg = cfg.merge(warm_repeats: 0, warm_series: 0) if !warming && mode != "tiny"
 IMPL = "ruby-#{RUBY_VERSION}"
 
 def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
