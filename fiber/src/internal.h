@@ -162,6 +162,15 @@ extern __attribute__((visibility("hidden"))) void (*fiber__strict_switch)(fiber_
                                                                           fiber_context_t *);
 extern __attribute__((visibility("hidden"))) void (*fiber__strict_switch_ret)(fiber_context_t *,
                                                                               fiber_context_t *);
+/* The join's run path (switch_x86_64.S, SCHED_RUN): enters the fresh fiber f from *from
+ * and, if it neither switches away nor leaves another fiber runnable, ends it and
+ * resumes *from itself; otherwise it ends through fiber__sched_exit(). */
+void fiber__sched_run_lean(fiber_context_t *from, struct fiber *f);
+void fiber__sched_run_strict_always(fiber_context_t *from, struct fiber *f);
+void fiber__sched_run_strict_cmp(fiber_context_t *from, struct fiber *f);
+extern __attribute__((visibility("hidden"))) void (*fiber__sched_run_strict)(fiber_context_t *,
+                                                                             struct fiber *);
+fiber_context_t *fiber__sched_exit(struct fiber *f);
 #else
 void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);
 #endif

@@ -239,6 +239,31 @@ _Static_assert(offsetof(struct fiber, stayed) < 64,
 #define SCHED_SWITCH_ASM fiber__sched_switch_strict /* the one for this CPU (context.c) */
 #endif
 
+#if defined(__x86_64__) && !FIBER_ASAN
+/* The join's run path (switch_x86_64.S, SCHED_RUN), in the same FP variant. */
+#define SCHED_RUN 1
+#ifdef FIBER_LEAN_FP
+#define SCHED_RUN_ASM fiber__sched_run_lean
+#elif defined(FIBER_MXCSR_FORCE_ALWAYS)
+#define SCHED_RUN_ASM fiber__sched_run_strict_always
+#elif defined(FIBER_MXCSR_FORCE_CMP)
+#define SCHED_RUN_ASM fiber__sched_run_strict_cmp
+#else
+#define SCHED_RUN_ASM fiber__sched_run_strict
+#endif
+_Static_assert(offsetof(struct fiber, sched) == 8, "switch_x86_64.S: F_SCHED");
+_Static_assert(offsetof(struct fiber, fn) == 24, "switch_x86_64.S: F_FN");
+_Static_assert(offsetof(struct fiber, arg) == 32, "switch_x86_64.S: F_ARG");
+_Static_assert(offsetof(struct fiber, state) == 56, "switch_x86_64.S: F_STATE");
+_Static_assert(offsetof(struct fiber, stayed) == 61, "switch_x86_64.S: F_STAYED");
+_Static_assert(offsetof(struct sched, current) == 0, "switch_x86_64.S: S_CURRENT");
+_Static_assert(offsetof(struct sched, runq_head) == 8, "switch_x86_64.S: S_RUNQ_HEAD");
+_Static_assert(offsetof(struct sched, live) == 56, "switch_x86_64.S: S_LIVE");
+_Static_assert(FIBER_DONE == 2, "switch_x86_64.S: FIBER_DONE");
+#else
+#define SCHED_RUN 0
+#endif
+
 static inline void after_switch(struct sched *s);
 
 /* The one call site of the assembly switch (see switch_<arch>.S: one call site means the
@@ -414,6 +439,9 @@ void fiber_pool_trim(void)
 
 /* ---- fibers ---- */
 
+static inline __attribute__((always_inline)) fiber_context_t *sched_exit(struct sched *s,
+                                                                          struct fiber *f);
+
 /* A fresh fiber's first and last moments, called by the assembly switch on the fiber's
  * own stack (switch_<arch>.S). Returns the context to resume once the fiber is done. */
 fiber_context_t *fiber__sched_entry(fiber_context_t *ctx)
@@ -425,7 +453,23 @@ fiber_context_t *fiber__sched_entry(fiber_context_t *ctx)
 #endif
     after_switch(s);
     f->fn(f->arg);
+    return sched_exit(s, f);
+}
 
+#if defined(__x86_64__)
+/* The end of a fiber entered by the join's run path (switch_x86_64.S, SCHED_RUN) when it
+ * cannot end there: it switched away at some point, or left other fibers runnable. */
+fiber_context_t *fiber__sched_exit(struct fiber *f)
+{
+    return sched_exit(f->sched, f);
+}
+#endif
+
+/* A fiber's end, on its own stack: its joiner woken (or, detached, itself left to be
+ * freed), and the context to resume picked. */
+static inline __attribute__((always_inline)) fiber_context_t *sched_exit(struct sched *s,
+                                                                          struct fiber *f)
+{
     f->state = FIBER_DONE;
     s->live--;
     /* A fiber waiting in fiber_join, or detached: one test of the two adjacent flags. */
@@ -1022,11 +1066,19 @@ int fiber_join(fiber_t *h)
                 }
                 s->current = f;
                 /* in_loop stays 0: nothing runs in this context until the switch returns */
-                SCHED_SWITCH_ASM(&s->main_ctx, &f->ctx); /* see join_from_main() */
-                /* f ran to its end without switching away: nothing else ran, so no
-                 * detached fiber can have left itself to be freed (s->zombie). */
-                if (__builtin_expect(!f->stayed, 0))
-                    after_switch(s);
+#if SCHED_RUN
+                /* Fresh (a fiber in the run queue that has not switched away has not
+                 * run): the run path calls its function from here, and ends it there
+                 * when it neither switched away nor left another fiber runnable. */
+                if (__builtin_expect(f->stayed, 1))
+                    SCHED_RUN_ASM(&s->main_ctx, f);
+                else
+#endif
+                    SCHED_SWITCH_ASM(&s->main_ctx, &f->ctx); /* see join_from_main() */
+                /* Even when f ran to its end without switching away, other fibers may
+                 * have run after it (it left them runnable), and a detached one among
+                 * them left itself to be freed here (s->zombie). */
+                after_switch(s);
             }
 #endif
             if (f->state != FIBER_DONE && join_from_main(s, f) != 0) {

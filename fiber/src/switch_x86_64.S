@@ -374,6 +374,7 @@
         movq    %rsi, %rdi
         xorl    %ebp, %ebp            /* frame-pointer walks stop here */
         callq   fiber__sched_entry
+.L\name\()_ended:
         /* The fiber has finished; rax is the context to resume, without saving this one,
          * with bit 0 set if the fiber never switched away. Then the context that entered
          * it cannot have run since, and if rax is that context (its saved frame is the
@@ -422,6 +423,87 @@
         SCHED_SWITCH fiber__sched_switch_strict_always, FP_ALWAYS
         SCHED_SWITCH fiber__sched_switch_strict_cmp, FP_CMP
         SCHED_SWITCH fiber__sched_switch_lean, FP_LEAN
+
+/* The record's and the scheduler's fields the run path below touches (sched.c pins
+ * them with _Static_assert). */
+        .set    F_SCHED, 8
+        .set    F_FN, 24
+        .set    F_ARG, 32
+        .set    F_STATE, 56
+        .set    F_STAYED, 61
+        .set    S_CURRENT, 0
+        .set    S_RUNQ_HEAD, 8
+        .set    S_LIVE, 56
+        .set    FIBER_DONE, 2
+
+/*
+ * The join's run path: void name(fiber_context_t *from, struct fiber *f), f fresh (never
+ * run; its stack top is f itself) and already s->current. fiber_join() from the main
+ * context calls it for a fiber it just spawned, the pooled spawn+run+join of
+ * bench/alloc.c. The same half switch as SCHED_SWITCH's fresh entry, but the fiber's
+ * function is called from here, not through fiber__sched_entry(): nothing needs freeing
+ * on the way in (the joiner runs, so s->zombie is empty), and when the function returns
+ * without having switched away (stayed still 1) and left nothing runnable, the end of
+ * the fiber is four stores here and the joiner is resumed straight away: its
+ * callee-saved registers are still in place (the function preserved them) except rbp.
+ * Otherwise fiber__sched_exit() ends it as fiber__sched_entry() would, and SCHED_SWITCH's
+ * way back takes over. The fiber's fn is called with rsp = f - 16: f is rsp + 16 after.
+ */
+        .macro  SCHED_RUN name, fp, sw
+        .globl  \name
+        .type   \name, @function
+        .p2align 5
+\name:
+        .cfi_startproc
+        ENDBR
+        SAVE    \fp
+        .if     \fp == FP_CMP
+        movzwl  4(%rsp), %r8d         /* FP_CMP: r8w is the current x87 word */
+        .endif
+        movq    %rsp, -16(%rsi)       /* the frame just saved, kept for the way back */
+        leaq    -16(%rsi), %rsp
+        .cfi_undefined rip            /* on the fiber's own stack: unwinders stop */
+        .if     \fp == FP_ALWAYS
+        ldmxcsr fiber__fp_defaults(%rip)
+        fldcw   fiber__fp_defaults+4(%rip)
+        .elseif \fp == FP_CMP
+        LOAD_FP_CMP fiber__fp_defaults(%rip), fiber__fp_defaults+4(%rip), %edx, %r8w
+        .endif
+        movq    F_ARG(%rsi), %rdi
+        xorl    %ebp, %ebp            /* frame-pointer walks stop here */
+        callq   *F_FN(%rsi)
+        cmpb    $0, F_STAYED+16(%rsp)
+        je      1f
+        movq    F_SCHED+16(%rsp), %rcx
+        cmpq    $0, S_RUNQ_HEAD(%rcx)
+        jne     1f
+        movb    $FIBER_DONE, F_STATE+16(%rsp)
+        subq    $1, S_LIVE(%rcx)
+        movq    $0, S_CURRENT(%rcx)
+        movq    (%rsp), %rsp
+        CFI_FRAME                     /* the joiner's frame, as saved above */
+        movq    48(%rsp), %rbp
+        .if     \fp == FP_ALWAYS
+        ldmxcsr (%rsp)
+        fldcw   4(%rsp)
+        .elseif \fp == FP_CMP
+        READ_FP %ecx, %r8d
+        LOAD_FP_CMP (%rsp), 4(%rsp), %ecx, %r8w
+        .endif
+        leaq    56(%rsp), %rsp
+        CFI_AT_RET
+        ret
+        .cfi_undefined rip            /* on the fiber's stack again */
+1:      leaq    16(%rsp), %rdi
+        callq   fiber__sched_exit
+        jmp     .L\sw\()_ended
+        .cfi_endproc
+        .size   \name, .-\name
+        .endm
+
+        SCHED_RUN fiber__sched_run_strict_always, FP_ALWAYS, fiber__sched_switch_strict_always
+        SCHED_RUN fiber__sched_run_strict_cmp, FP_CMP, fiber__sched_switch_strict_cmp
+        SCHED_RUN fiber__sched_run_lean, FP_LEAN, fiber__sched_switch_lean
 
         .section .rodata
         .p2align 3

@@ -548,6 +548,14 @@ static void test_switch_back_keeps_registers(void **state)
 {
     (void)state;
     uint64_t out[6];
+    /* from the main context, the fiber alone: the join's run path ends it and resumes
+     * the joiner directly (switch_x86_64.S, SCHED_RUN) */
+    for (int i = 0; i < 3; i++) {
+        fiber_t *f = fiber_spawn(churn, (void *)(intptr_t)1);
+        memset(out, 0, sizeof out);
+        regs_call_probe(join_arg, f, out);
+        check_patterns(out);
+    }
     for (int yield = 1; yield <= 2; yield++) {
         /* from the main context: the joined fiber ends straight back (1), or yields
          * first, with another fiber to yield to (2) */
@@ -565,6 +573,156 @@ static void test_switch_back_keeps_registers(void **state)
     }
 }
 #endif
+
+/* ---- the join's run path: main spawns a fiber and joins it at once ---- */
+
+/* fiber_join() from the main context enters a fresh fiber through its own path
+ * (switch_x86_64.S, SCHED_RUN) and ends it there when it neither switched away nor left
+ * another fiber runnable; every other end goes back to the general one. Each case below
+ * takes one of those ways; after each the scheduler must be at rest: no live fiber, no
+ * current fiber, every record back in the pool. */
+static int rp_child_ran;
+static void rp_child(void *arg)
+{
+    (void)arg;
+    rp_child_ran++;
+}
+
+enum rp_case { RP_PLAIN, RP_DETACHED_CHILD, RP_JOINABLE_CHILD, RP_JOIN_CHILD, RP_YIELD,
+               RP_SLEEP, RP_IO, RP_SPAWN_JOIN_LOOP, RP_CASES };
+
+static int rp_pipe[2];
+static int rp_done;
+
+static void rp_writer(void *arg)
+{
+    (void)arg;
+    fiber_sleep_ns(200000);
+    assert_int_equal(fiber_write(rp_pipe[1], "x", 1, FIBER_FOREVER), 1);
+}
+
+static fiber_t *rp_left; /* RP_JOINABLE_CHILD: the child the fiber spawned and left */
+
+static void rp_body(void *arg)
+{
+    enum rp_case c = (enum rp_case)(intptr_t)arg;
+    assert_non_null(fiber_self());
+    switch (c) {
+    case RP_PLAIN:
+        break;
+    case RP_DETACHED_CHILD: {
+        fiber_attr_t at = {.detached = 1};
+        assert_non_null(fiber_spawn_ex(rp_child, NULL, &at));
+        break;
+    }
+    case RP_JOINABLE_CHILD:
+        assert_non_null(rp_left = fiber_spawn(rp_child, NULL));
+        break;
+    case RP_JOIN_CHILD: {
+        fiber_t *ch = fiber_spawn(rp_child, NULL);
+        assert_non_null(ch);
+        assert_int_equal(fiber_join(ch), 0);
+        assert_int_equal(rp_child_ran, 1);
+        break;
+    }
+    case RP_YIELD:
+        fiber_yield(); /* alone: keeps running */
+        fiber_yield();
+        break;
+    case RP_SLEEP:
+        fiber_sleep_ns(100000);
+        break;
+    case RP_IO: {
+        fiber_t *w = fiber_spawn(rp_writer, NULL);
+        assert_non_null(w);
+        char b;
+        assert_int_equal(fiber_read(rp_pipe[0], &b, 1, FIBER_FOREVER), 1);
+        assert_int_equal(b, 'x');
+        assert_int_equal(fiber_join(w), 0);
+        break;
+    }
+    case RP_SPAWN_JOIN_LOOP: {
+        /* spawn+join from inside a fiber, many times: the join parks, the children run */
+        for (int i = 0; i < 5; i++) {
+            fiber_t *ch = fiber_spawn(rp_child, NULL);
+            assert_int_equal(fiber_join(ch), 0);
+        }
+        assert_int_equal(rp_child_ran, 5);
+        break;
+    }
+    default:
+        fail();
+    }
+    rp_done++;
+}
+
+static void test_join_run_path(void **state)
+{
+    (void)state;
+    assert_int_equal(pipe(rp_pipe), 0);
+    assert_int_equal(fiber_socket_nonblock(rp_pipe[0]), 0);
+    assert_int_equal(fiber_socket_nonblock(rp_pipe[1]), 0);
+    /* warm the pool so that every record comes back to a count we know */
+    fiber_t *warm[4];
+    for (int i = 0; i < 4; i++)
+        assert_non_null(warm[i] = fiber_spawn(rp_child, NULL));
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(fiber_join(warm[i]), 0);
+    size_t pool = fiber_pool_count();
+    for (int round = 0; round < 3; round++)
+        for (int c = 0; c < RP_CASES; c++) {
+            rp_child_ran = 0;
+            rp_done = 0;
+            rp_left = NULL;
+            fiber_t *f = fiber_spawn(rp_body, (void *)(intptr_t)c);
+            assert_non_null(f);
+            assert_int_equal(fiber_live_count(), 1);
+            assert_int_equal(fiber_join(f), 0);
+            assert_int_equal(rp_done, 1);
+            assert_null(fiber_self()); /* back in the main context */
+            if (c == RP_DETACHED_CHILD || c == RP_JOINABLE_CHILD) {
+                /* the fiber's end ran its child before the join returned */
+                assert_int_equal(rp_child_ran, 1);
+            }
+            if (rp_left)
+                assert_int_equal(fiber_join(rp_left), 0); /* already finished */
+            assert_int_equal(fiber_live_count(), 0);
+            /* the detached child's record is back too, not left to a later switch */
+            if (fiber_pool_count() != pool)
+                print_error("case %d: pool %zu, want %zu\n", c, fiber_pool_count(), pool);
+            assert_int_equal(fiber_pool_count(), pool);
+            /* the handle is stale now: its record starts the next fiber */
+            fiber_t *g = fiber_spawn(rp_child, NULL);
+            assert_true(g != f);
+            assert_int_equal(fiber_join(g), 0);
+        }
+    close(rp_pipe[0]);
+    close(rp_pipe[1]);
+}
+
+/* Joined from main right after its spawn: a fiber that finishes, joined later (the
+ * already-finished way), and several spawned before the first join (the first is run
+ * with others queued behind it; their order holds). */
+static void rp_tracer(void *arg) { trace[trace_len++] = (char)(intptr_t)arg; }
+
+static void test_join_run_path_order(void **state)
+{
+    (void)state;
+    trace_len = 0;
+    fiber_t *a = fiber_spawn(rp_tracer, (void *)'a');
+    fiber_t *b = fiber_spawn(rp_tracer, (void *)'b');
+    fiber_t *c = fiber_spawn(rp_tracer, (void *)'c');
+    assert_int_equal(fiber_join(c), 0); /* not at the head: the general way runs a, b, c */
+    assert_int_equal(fiber_join(a), 0); /* already finished */
+    assert_int_equal(fiber_join(b), 0);
+    a = fiber_spawn(rp_tracer, (void *)'d');
+    b = fiber_spawn(rp_tracer, (void *)'e');
+    assert_int_equal(fiber_join(a), 0); /* at the head, e behind it */
+    assert_int_equal(fiber_join(b), 0);
+    trace[trace_len] = 0;
+    assert_string_equal(trace, "abcde");
+    assert_int_equal(fiber_live_count(), 0);
+}
 
 /* ---- fiber_yield's fast path (one other fiber ready: a direct swap) ---- */
 
@@ -701,6 +859,8 @@ int main(void)
         cmocka_unit_test(test_yield_pingpong_detached_end),
         cmocka_unit_test(test_join_from_main_runs_scheduler),
         cmocka_unit_test(test_join_from_fiber_parks),
+        cmocka_unit_test(test_join_run_path),
+        cmocka_unit_test(test_join_run_path_order),
         cmocka_unit_test(test_self_name_and_id),
         cmocka_unit_test(test_detached_fibers_reclaimed),
         cmocka_unit_test(test_detach_after_return),
