@@ -75,7 +75,7 @@ struct fiber {
         uint16_t    dj;       /* both, for one test (FIBER_DJ_ATTENTION) */
     };
     unsigned char   named;    /* name[] holds this fiber's name (else it is "") */
-    unsigned char   stayed;   /* 1 until it first switches away (fiber__sched_entry) */
+    unsigned char   stayed;   /* 1 until it first switches away (fiber__sched_entry, the run path) */
     /* waiting */
     struct fiber   *joiner;   /* NULL at rest: cleared when the fiber ends */
     struct fiber   *prev;     /* wait queue */

@@ -1067,10 +1067,13 @@ int fiber_join(fiber_t *h)
                 s->current = f;
                 /* in_loop stays 0: nothing runs in this context until the switch returns */
 #if SCHED_RUN
-                /* Fresh (a fiber in the run queue that has not switched away has not
-                 * run): the run path calls its function from here, and ends it there
-                 * when it neither switched away nor left another fiber runnable. */
-                if (__builtin_expect(f->stayed, 1))
+                /* Fresh: its saved sp still has spawn's bit 0 (a queued fiber that has
+                 * not switched away has not run, so stayed alone would do today; the
+                 * bit is what the switch itself trusts, and calling fn again on a live
+                 * stack would corrupt it silently). The run path calls its function
+                 * from here, and ends it there when it neither switched away nor left
+                 * another fiber runnable. */
+                if (__builtin_expect(f->stayed && ((uintptr_t)f->ctx.sp & 1), 1))
                     SCHED_RUN_ASM(&s->main_ctx, f);
                 else
 #endif

@@ -374,6 +374,9 @@
         movq    %rsi, %rdi
         xorl    %ebp, %ebp            /* frame-pointer walks stop here */
         callq   fiber__sched_entry
+        /* SCHED_RUN's general end jumps here too: it needs only rsp = f - 16 with the
+         * joiner's saved frame at (%rsp) and the context to resume in rax; FP_CMP reads
+         * the FP words again rather than trusting r8. */
 .L\name\()_ended:
         /* The fiber has finished; rax is the context to resume, without saving this one,
          * with bit 0 set if the fiber never switched away. Then the context that entered
@@ -444,7 +447,9 @@
  * function is called from here, not through fiber__sched_entry(): nothing needs freeing
  * on the way in (the joiner runs, so s->zombie is empty), and when the function returns
  * without having switched away (stayed still 1) and left nothing runnable, the end of
- * the fiber is four stores here and the joiner is resumed straight away: its
+ * the fiber is three writes here (state, live count, current) and the joiner is resumed
+ * straight away (this needs main to be its only joiner and the fiber not detached: a
+ * second join and a detach of a joined fiber panic in sched.c): its
  * callee-saved registers are still in place (the function preserved them) except rbp.
  * Otherwise fiber__sched_exit() ends it as fiber__sched_entry() would, and SCHED_SWITCH's
  * way back takes over. The fiber's fn is called with rsp = f - 16: f is rsp + 16 after.
