@@ -271,16 +271,27 @@ static void bm_yield(gb_state_t *st, void *ctx)
 /* Four fibers yielding round-robin K times each: with three others ready, every yield
  * takes the run queue's general path (push, pop, the scheduler's switch), where the
  * two-fiber ping-pong above takes fiber_yield's direct swap (exactly one other ready).
- * Thread CPU time, unpinned, like switch/fiber/yield: the figure a server with many ready
- * fibers sees, beside the ping-pong's. */
+ * ctx = 0: thread CPU time, unpinned, like switch/fiber/yield; 1: wall clock, pinned, like
+ * switch/fiber/yield/cpu=same (beside the thread pairs): the figure a server with many
+ * ready fibers sees, beside the ping-pong's. */
 static void bm_yield_ring(gb_state_t *st, void *ctx)
 {
-    (void)ctx;
     enum { NF = 4 };
     const long K = 2500;
+    int pinned = ctx != NULL;
+    cpu_set_t saved;
+    if (pinned) {
+        if (pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) != 0) {
+            pin_failed = 1;
+            return gb_skip_with_error(st, "pthread_getaffinity_np failed");
+        }
+        if (pin_or_fail(st, cpu_a, "benchmark") != 0)
+            return;
+    }
+    uint64_t (*clock)(void) = pinned ? bench_now_ns : bench_cpu_ns;
     gb_label(st, "metric=ns_per_switch");
     while (gb_keep_running_batch(st, NF * K)) {
-        uint64_t t0 = bench_cpu_ns();
+        uint64_t t0 = clock();
         fiber_t *f[NF];
         int ok = 1;
         for (int i = 0; i < NF; i++)
@@ -291,8 +302,10 @@ static void bm_yield_ring(gb_state_t *st, void *ctx)
         }
         for (int i = 0; i < NF; i++)
             fiber_join(f[i]);
-        gb_set_iteration_time_ns(st, (double)(bench_cpu_ns() - t0));
+        gb_set_iteration_time_ns(st, (double)(clock() - t0));
     }
+    if (pinned)
+        pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
 }
 
 /* fiber_yield between two fibers that yield from two different call sites, placed at a
@@ -736,6 +749,7 @@ int main(int argc, char **argv)
     setup(gb_register("switch/fiber/yield", bm_yield, NULL), cli.mode);
     setup(gb_register("switch/fiber/yield/cpu=same", bm_yield, (void *)1), cli.mode);
     setup(gb_register("switch/fiber/yield/fibers=4", bm_yield_ring, NULL), cli.mode);
+    setup(gb_register("switch/fiber/yield/fibers=4/cpu=same", bm_yield_ring, (void *)1), cli.mode);
 
     static pp_case_t cases[16];
     int nc = 0;

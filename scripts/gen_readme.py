@@ -303,6 +303,15 @@ def sec_headline(ctx):
                      f"fibers yielding from two different call sites (`fiber/yield/sites=2`) "
                      f"take **{t_ns(y2['median'])}** ({t_ns(y2['min'])}-{t_ns(y2['max'])}): the "
                      "one-site loop is the flattering case.")
+        y4 = ctx.row("switch", "switch/fiber/yield/fibers=4/cpu=same", "ns_per_switch")
+        if y4:
+            text += (f" Two fibers taking turns swap directly (`fiber_yield`'s fast path when "
+                     f"exactly one other fiber is ready); four fibers round-robin on the same "
+                     f"clock and core, every yield through the run queue "
+                     f"(`fiber/yield/fibers=4/cpu=same`), take **{t_ns(y4['median'])}** "
+                     f"({t_ns(y4['min'])}-{t_ns(y4['max'])}): against that, the thread "
+                     f"hand-offs are {xr(float(lo[1]['median']) / float(y4['median']))}-"
+                     f"{xr(float(hi[1]['median']) / float(y4['median']))}.")
         if strict:
             text += (f" Beside them, not the headline: the raw assembly switch under the "
                      f"scheduler, {t_ns(strict['median'])}"

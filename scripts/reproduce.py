@@ -149,23 +149,35 @@ def mem(kind, n):
     return {"case": [f"memory/{kind}/n={n}"], "metric": "bytes_per_unit"}
 
 
+# Both published sets (AMD 5fc8ecf, Intel 0bc3130) predate fiber_yield's direct swap
+# (merged at 7e76047): a two-fiber yield is ~1.8x faster than they say, outside the band
+# both ways. Until a set is republished, the figures with fiber_yield in them are shown,
+# not judged; the raw switch and create figures still are.
+YIELD_UNPUBLISHED = "published sets predate fiber_yield's direct swap"
+
 FIGURES = [
     # switch: the like-for-like pairs (fiber_yield against each same-core hand-off),
     # the code-against-code ratios, the fiber side alone.
     *[Figure(f"switch {k}/cpu=same over fiber_yield", "switch", "ratio",
-             ns(C(f"switch/thread/{k}/cpu=same")), ns(YIELD_WALL), required=False)
+             ns(C(f"switch/thread/{k}/cpu=same")), ns(YIELD_WALL), required=False,
+             shown_only=YIELD_UNPUBLISHED)
       for k in SW_SAME],
     Figure("switch strict over Boost jump_fcontext", "switch", "portable", ns(STRICT),
            ns(C("switch/boost/jump_fcontext")), required=False),
     Figure("switch fiber_yield over strict", "switch", "portable", ns(YIELD), ns(STRICT),
-           required=False),
+           required=False, shown_only=YIELD_UNPUBLISHED),
     # The worst of the code/stack layouts the harness sweeps: a layout artefact in the
     # switch (issue 10: 14x Boost at some layouts on an Intel Xeon) shows here first.
     Figure("switch strict over Boost, worst layout", "switch", "portable",
            {"case": C("switch/ratio/strict-over-boost/worst-layout"), "metric": "ratio"},
            required=False),
     Figure("switch fiber strict, ns", "switch", "fiber", ns(STRICT), required=False),
-    Figure("switch fiber_yield, ns", "switch", "fiber", ns(YIELD), required=False),
+    Figure("switch fiber_yield, ns", "switch", "fiber", ns(YIELD), required=False,
+           shown_only=YIELD_UNPUBLISHED),
+    # four fibers round-robin: every yield through the run queue, where the two-fiber
+    # ping-pong takes fiber_yield's direct swap (sets before it lack the row)
+    Figure("switch fiber_yield, 4 fibers, ns", "switch", "fiber",
+           ns(C("switch/fiber/yield/fibers=4")), required=False),
     # alloc: warm pair and cold pair, pinned and unpinned.
     Figure("create-join over pooled fiber, cpu=same", "alloc", "ratio", nc(CJ_SAME), nc(POOLED_SAME)),
     # Unpinned, the thread side is a cross-core wake-up per create+join, which the

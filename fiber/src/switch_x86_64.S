@@ -338,7 +338,11 @@
  * the fiber has finished, and the context it returned is resumed without saving
  * anything (the finished fiber's stack is left to the one resumed to reclaim). The
  * call and its return pair up in the return-stack buffer, and the resume ends with
- * `ret`: sched.c calls this from one call site only, so every ret is predicted.
+ * `ret`. sched.c calls it from four sites (sched_switch, join_from_main, fiber_join and
+ * fiber_yield's direct swap): a ret lands where the return-stack buffer predicts when the
+ * fiber resumed was suspended from the same site as the one switching now (every switch
+ * of a ping-pong); a fiber parked through sched_switch and resumed by the direct swap
+ * mispredicts its ret, a cost switch/fiber/yield/sites=2 shows the like of.
  */
         .macro  SCHED_SWITCH name, fp
         .globl  \name

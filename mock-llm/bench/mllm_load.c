@@ -256,6 +256,18 @@ static double quantile_us(const uint64_t a[NB], const uint64_t b[NB], double q)
     return INFINITY;
 }
 
+/* Bytes queued unread in the reader's sockets (FIONREAD over every open stream). */
+static uint64_t unread_bytes(void)
+{
+    uint64_t unread = 0;
+    for (long i = 0; i < opt.streams; i++) {
+        int q = 0;
+        if (stream_fds[i] >= 0 && ioctl(stream_fds[i], FIONREAD, &q) == 0 && q > 0)
+            unread += (uint64_t)q;
+    }
+    return unread;
+}
+
 static long rss_kib(int pid)
 {
     if (pid <= 0)
@@ -338,6 +350,11 @@ static void main_fiber(void *arg)
     fiber_sleep_ns((uint64_t)(opt.warmup_s * 1e9));
     long rss1 = rss_kib(opt.rss_pid);
     long open_at_window = opened;
+    /* What the reader has not read yet, at both ends of the window (outside the server's
+     * interval between its two /metrics snapshots: 10,000 ioctls take milliseconds): a
+     * reader that keeps up holds about one round's worth at each end; one that is the
+     * ceiling ends with more than it began with. */
+    uint64_t unread0 = unread_bytes();
     if (fetch_metrics(b0, &e0) != 0) {
         fprintf(stderr, "mllm-load: cannot read /metrics\n");
         exit(1);
@@ -352,14 +369,6 @@ static void main_fiber(void *arg)
     fiber_sleep_ns((uint64_t)(opt.window_s * 1e9));
     uint64_t c1 = client_events, t1 = fiber_now_ns();
     uint64_t work1 = work_ns;
-    /* What the reader has not read yet when the window ends: a reader that keeps up
-     * has about nothing queued; one that is the ceiling has its backlog growing. */
-    uint64_t unread = 0;
-    for (long i = 0; i < opt.streams; i++) {
-        int q = 0;
-        if (stream_fds[i] >= 0 && ioctl(stream_fds[i], FIONREAD, &q) == 0 && q > 0)
-            unread += (uint64_t)q;
-    }
     double self1 = self_cpu_s();
     schedstat(opt.rss_pid, &run1, &wait1);
     cputimes(opt.rss_pid, &ut1, &st1);
@@ -368,6 +377,7 @@ static void main_fiber(void *arg)
         exit(1);
     }
     extra_t x1 = extra_now;
+    uint64_t unread = unread_bytes();
     static const uint64_t zero_b[NB];
     double dt = (double)(t1 - t0) / 1e9;
     /* The server's events are counted between its two snapshots: divide by the server's
@@ -390,7 +400,7 @@ static void main_fiber(void *arg)
            "client_busy_pct=%.1f short_writes=%.0f writes_per_event=%.3f "
            "accept_to_request_us=%.1f accept_to_request_max_us=%.1f "
            "accept_to_request_p50_us=%.0f accept_to_request_p99_us=%.0f "
-           "client_backlog_events=%.0f ",
+           "client_backlog_events=%.0f client_backlog_growth_events=%.0f ",
            ev > 0 ? run_us / ev : NAN, sys_share, 100.0 * (self1 - self0) / dt, busy_pct,
            x1.short_writes - x0.short_writes,
            ev > 0 && x1.writes > 0 ? (x1.writes - x0.writes) / ev : NAN,
@@ -398,7 +408,8 @@ static void main_fiber(void *arg)
            x1.have_parse ? x1.parse_max_s * 1e6 : NAN,
            x1.have_parse ? quantile_us(zero_b, x1.a2r, 0.5) : NAN,
            x1.have_parse ? quantile_us(zero_b, x1.a2r, 0.99) : NAN,
-           bytes_per_event > 0 ? (double)unread / bytes_per_event : 0.0);
+           bytes_per_event > 0 ? (double)unread / bytes_per_event : 0.0,
+           bytes_per_event > 0 ? ((double)unread - (double)unread0) / bytes_per_event : 0.0);
     printf("streams=%ld open=%ld failed=%ld open_s=%.2f window_s=%.3f "
            "server_events_per_s=%.0f client_events_per_s=%.0f "
            "late_p50_us=%.0f late_p99_us=%.0f late_p999_us=%.0f "

@@ -51,7 +51,10 @@ static struct tl_bufs *bufs(void)
         struct tl_bufs *b = malloc(sizeof *b);
         if (!b)
             return errno = ENOMEM, NULL;
-        pthread_setspecific(tl_bufs_key, b);
+        if (pthread_setspecific(tl_bufs_key, b) != 0) { /* ENOMEM: not freed at exit */
+            free(b);
+            return errno = ENOMEM, NULL;
+        }
         tl_bufs = b;
     }
     return tl_bufs;
