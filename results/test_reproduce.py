@@ -121,13 +121,30 @@ class ReproduceTest(unittest.TestCase):
         self.assertEqual(code, 1, out)
         self.assertRegex(out, r"protocol fiber create, us per unit +\| fiber +\| 1.5x .*FAIL: outside 1.5x")
         self.assertRegex(out, r"pooled fiber create, cpu=any, ns .*FAIL: outside 1.5x")
-        # a set measured before fiber_yield's direct swap: its yield figures are shown
-        self.assertRegex(out, r"switch fiber_yield, ns .*shown \(published set predates")
+        # a set measured before fiber_yield's direct swap: its yield figures are judged
+        # one-sided, and a 2x slower yield still fails
+        self.assertRegex(out, r"switch fiber_yield, ns .*FAIL: outside 1.5x \(one-sided")
+        self.assertRegex(out, r"protocol fiber switch, us per switch .*FAIL: outside 1.5x \(one-sided")
         mark_yield_measured(self.pub)
         mark_yield_measured(self.now)
         code, out = self.run_it()
         self.assertEqual(code, 1, out)
         self.assertRegex(out, r"switch fiber_yield, ns .*FAIL: outside 1.5x")
+
+    def test_faster_yield_passes_one_sided_against_an_older_set(self):
+        # fiber_yield's direct swap made the yield ~1.8x faster than the sets measured
+        # before it: that passes against such a set, and fails against one measured after
+        def fn(r):
+            if r["model"] == "fiber" and r["case"].startswith("switch/fiber/yield"):
+                scale(r, 0.5)
+        edit_rows(self.now, "switch", fn)
+        code, out = self.run_it()
+        self.assertEqual(code, 0, out)
+        self.assertRegex(out, r"switch fiber_yield, ns .*ok \(one-sided")
+        mark_yield_measured(self.pub)
+        code, out = self.run_it()
+        self.assertEqual(code, 1, out)
+        self.assertRegex(out, r"(?m)^switch fiber_yield, ns .*FAIL: outside 1.5x *$")
 
     def test_planted_regression_fails_through_make_reproduce_no_run(self):
         plant_fiber_regression(self.now)
