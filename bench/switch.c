@@ -232,17 +232,27 @@ static void yielder(void *arg)
         fiber_yield();
 }
 
-/* Each batch spawns two fibers that yield to each other K times and runs them: 2K
- * one-way switches through the run queue. The two spawns and joins are inside the timed
- * region, amortised over the 2K switches (under 1%). ctx = 0: thread CPU time, unpinned
- * (beside the raw switches); 1: wall clock with the thread pinned (cpu=same, beside the
- * thread pairs). */
+/* Each batch spawns nf fibers that yield round-robin K times each (nf * K = 10,000
+ * one-way switches) and joins them. The spawns and joins are inside the timed region,
+ * amortised over the switches (under 1%). nf = 2 is the ping-pong, which takes
+ * fiber_yield's direct swap (exactly one other fiber ready); nf = 4 has three others
+ * ready at every yield, so each goes through the run queue's general path (push, pop,
+ * the scheduler's switch): the figure a server with many ready fibers sees. pinned = 0:
+ * thread CPU time, unpinned (beside the raw switches); 1: wall clock with the thread
+ * pinned (cpu=same, beside the thread pairs). */
+typedef struct yield_case {
+    int nf, pinned;
+} yield_case_t;
+enum { YIELD_MAX_FIBERS = 4 };
+static const yield_case_t yield_pp = { 2, 0 }, yield_pp_same = { 2, 1 },
+                          yield_ring = { 4, 0 }, yield_ring_same = { 4, 1 };
+
 static void bm_yield(gb_state_t *st, void *ctx)
 {
-    int pinned = ctx != NULL;
-    const long K = 5000;
+    const yield_case_t *c = ctx;
+    const long K = 10000 / c->nf;
     cpu_set_t saved;
-    if (pinned) {
+    if (c->pinned) {
         if (pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) != 0) {
             pin_failed = 1;
             return gb_skip_with_error(st, "pthread_getaffinity_np failed");
@@ -250,61 +260,23 @@ static void bm_yield(gb_state_t *st, void *ctx)
         if (pin_or_fail(st, cpu_a, "benchmark") != 0)
             return;
     }
-    uint64_t (*clock)(void) = pinned ? bench_now_ns : bench_cpu_ns;
+    uint64_t (*clock)(void) = c->pinned ? bench_now_ns : bench_cpu_ns;
     gb_label(st, "metric=ns_per_switch");
-    while (gb_keep_running_batch(st, 2 * K)) {
+    while (gb_keep_running_batch(st, c->nf * K)) {
         uint64_t t0 = clock();
-        fiber_t *a = fiber_spawn(yielder, (void *)(intptr_t)K);
-        fiber_t *b = fiber_spawn(yielder, (void *)(intptr_t)K);
-        if (!a || !b) {
-            gb_skip_with_error(st, "fiber_spawn failed");
-            break;
-        }
-        fiber_join(a);
-        fiber_join(b);
-        gb_set_iteration_time_ns(st, (double)(clock() - t0));
-    }
-    if (pinned)
-        pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
-}
-
-/* Four fibers yielding round-robin K times each: with three others ready, every yield
- * takes the run queue's general path (push, pop, the scheduler's switch), where the
- * two-fiber ping-pong above takes fiber_yield's direct swap (exactly one other ready).
- * ctx = 0: thread CPU time, unpinned, like switch/fiber/yield; 1: wall clock, pinned, like
- * switch/fiber/yield/cpu=same (beside the thread pairs): the figure a server with many
- * ready fibers sees, beside the ping-pong's. */
-static void bm_yield_ring(gb_state_t *st, void *ctx)
-{
-    enum { NF = 4 };
-    const long K = 2500;
-    int pinned = ctx != NULL;
-    cpu_set_t saved;
-    if (pinned) {
-        if (pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) != 0) {
-            pin_failed = 1;
-            return gb_skip_with_error(st, "pthread_getaffinity_np failed");
-        }
-        if (pin_or_fail(st, cpu_a, "benchmark") != 0)
-            return;
-    }
-    uint64_t (*clock)(void) = pinned ? bench_now_ns : bench_cpu_ns;
-    gb_label(st, "metric=ns_per_switch");
-    while (gb_keep_running_batch(st, NF * K)) {
-        uint64_t t0 = clock();
-        fiber_t *f[NF];
+        fiber_t *f[YIELD_MAX_FIBERS];
         int ok = 1;
-        for (int i = 0; i < NF; i++)
+        for (int i = 0; i < c->nf; i++)
             ok &= (f[i] = fiber_spawn(yielder, (void *)(intptr_t)K)) != NULL;
         if (!ok) {
             gb_skip_with_error(st, "fiber_spawn failed");
             break;
         }
-        for (int i = 0; i < NF; i++)
+        for (int i = 0; i < c->nf; i++)
             fiber_join(f[i]);
         gb_set_iteration_time_ns(st, (double)(clock() - t0));
     }
-    if (pinned)
+    if (c->pinned)
         pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
 }
 
@@ -746,10 +718,11 @@ int main(int argc, char **argv)
 
     register_raw();
     setup(gb_register("switch/ucontext/swapcontext", bm_ucontext, NULL), cli.mode);
-    setup(gb_register("switch/fiber/yield", bm_yield, NULL), cli.mode);
-    setup(gb_register("switch/fiber/yield/cpu=same", bm_yield, (void *)1), cli.mode);
-    setup(gb_register("switch/fiber/yield/fibers=4", bm_yield_ring, NULL), cli.mode);
-    setup(gb_register("switch/fiber/yield/fibers=4/cpu=same", bm_yield_ring, (void *)1), cli.mode);
+    setup(gb_register("switch/fiber/yield", bm_yield, (void *)&yield_pp), cli.mode);
+    setup(gb_register("switch/fiber/yield/cpu=same", bm_yield, (void *)&yield_pp_same), cli.mode);
+    setup(gb_register("switch/fiber/yield/fibers=4", bm_yield, (void *)&yield_ring), cli.mode);
+    setup(gb_register("switch/fiber/yield/fibers=4/cpu=same", bm_yield, (void *)&yield_ring_same),
+          cli.mode);
 
     static pp_case_t cases[16];
     int nc = 0;
