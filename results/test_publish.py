@@ -27,6 +27,7 @@ class PublishTest(unittest.TestCase):
         self.res = os.path.join(self.tmp.name, "results")
         self.root = os.path.join(self.tmp.name, "published")
         shutil.copytree(src, self.res)
+        self.name = os.path.basename(src)  # the set's name, from its machine files
         for p in glob.glob(os.path.join(self.res, "*.machine.txt")):
             with open(p) as f:
                 lines = [l for l in f if not l.startswith("noise:")]
@@ -53,14 +54,14 @@ class PublishTest(unittest.TestCase):
     def test_calm_full_set_is_published_and_shown(self):
         code, out = self.run_it()
         self.assertEqual(code, 0, out)
-        dest = os.path.join(self.root, "amd-epyc-2vcpu-kvm")
+        dest = os.path.join(self.root, self.name)
         # every harness, and the optional ones the copied set has (the shown set may hold them)
         present = resultsets.ALL_HARNESSES + [
             h for h in resultsets.OPTIONAL_HARNESSES if os.path.isfile(os.path.join(self.res, h + ".csv"))]
         self.assertEqual(sorted(os.listdir(dest)),
                          sorted(f"{h}{e}" for h in present for e in (".csv", ".machine.txt")))
         with open(os.path.join(self.root, "shown.txt")) as f:
-            self.assertEqual(f.read().strip(), "amd-epyc-2vcpu-kvm")
+            self.assertEqual(f.read().strip(), self.name)
         # --only refreshes one harness of the set that now exists.
         code, out = self.run_it("--only", "seed")
         self.assertEqual(code, 0, out)
@@ -78,7 +79,7 @@ class PublishTest(unittest.TestCase):
                 f.write(text)
         code, out = self.run_it()
         self.assertEqual(code, 0, out)
-        dest = os.path.join(self.root, "amd-epyc-2vcpu-kvm")
+        dest = os.path.join(self.root, self.name)
         for h in resultsets.OPTIONAL_HARNESSES:
             self.assertIn(h + ".csv", os.listdir(dest))
             self.assertIn(h + ".machine.txt", os.listdir(dest))
@@ -90,14 +91,14 @@ class PublishTest(unittest.TestCase):
         self.edit("seed", lambda ls: [l.replace("mode: full", "mode: quick") for l in ls])
         self.edit("alloc", lambda ls: [l for l in ls if not l.startswith("noisy:")])
         self.edit("scale", lambda ls: [l for l in ls if not l.startswith("mode:")])
-        self.edit("memory", lambda ls: [("cpu: Intel(R) Xeon(R) CPU @ 2.20GHz\n"
+        self.edit("memory", lambda ls: [("cpu: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz\n"
                                          if l.startswith("cpu:") else l) for l in ls])
         code, out = self.run_it()
         self.assertEqual(code, 1, out)
         for needle in ("REFUSED", "llm: no ", "switch: noisy run (yes (busy at the start))",
                        "seed: a quick run", "alloc: no noise record",
                        "scale: no 'mode:' line",
-                       "different machines: ", "memory intel-xeon-2vcpu-kvm"):
+                       "different machines: ", "memory intel-xeon-platinum-8375c-2vcpu-kvm"):
             self.assertIn(needle, out)
         self.assertFalse(os.path.exists(self.root))
 

@@ -59,10 +59,24 @@ def mark_yield_measured(d):
     p = os.path.join(d, "switch.csv")
     with open(p, newline="") as f:
         rows = list(csv.DictReader(f))
+    if any(x["case"] == "switch/fiber/yield/fibers=4" for x in rows):
+        return
     r = next(x for x in rows if x["case"] == "switch/fiber/yield")
     extra = dict(r, case="switch/fiber/yield/fibers=4")
     with open(p, "a", newline="") as f:
         csv.DictWriter(f, fieldnames=list(r.keys()), lineterminator="\n").writerow(extra)
+
+
+def mark_yield_older(d):
+    """Drops the switch/fiber/yield/fibers=4 rows from d's switch.csv: a set measured
+    before fiber_yield's direct swap (reproduce judges its yield figures one-sided)."""
+    edit = os.path.join(d, "switch.csv")
+    with open(edit, newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(edit, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()), lineterminator="\n")
+        w.writeheader()
+        w.writerows(r for r in rows if not r["case"].startswith("switch/fiber/yield/fibers=4"))
 
 
 def plant_fiber_regression(d, factor=2.0):
@@ -116,6 +130,7 @@ class ReproduceTest(unittest.TestCase):
         self.assertNotIn("FAIL", out)
 
     def test_planted_2x_fiber_regression_fails(self):
+        mark_yield_older(self.pub)
         plant_fiber_regression(self.now)
         code, out = self.run_it()
         self.assertEqual(code, 1, out)
@@ -138,6 +153,7 @@ class ReproduceTest(unittest.TestCase):
             if r["model"] == "fiber" and r["case"].startswith("switch/fiber/yield"):
                 scale(r, 0.5)
         edit_rows(self.now, "switch", fn)
+        mark_yield_older(self.pub)
         code, out = self.run_it()
         self.assertEqual(code, 0, out)
         self.assertRegex(out, r"switch fiber_yield, ns .*ok \(one-sided")
@@ -285,6 +301,9 @@ cp "$src/{h}.csv" "$src/{h}.machine.txt" "$out/"
         self.assertRegex(out, r"switch futex/cpu=same over fiber_yield .*FAIL: outside 2x")
 
     def test_three_state_verdicts(self):
+        # The protocol's figures of the AMD EPYC set (a frozen copy: these exact bounds)
+        for d in (self.pub, self.now):
+            shutil.copy(os.path.join(TOP, "results", "testdata", "readme-pinned", "seed.csv"), d)
         # Published: create holds against baton by every run (bounds 23.7x-34.7x).
         code, out = self.run_it()
         # With the sides' min-max a model whose bounds straddle 20x is inconclusive, not
