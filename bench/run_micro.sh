@@ -2,7 +2,8 @@
 # run_micro.sh - what `make bench-micro` runs: every micro harness (switch, alloc,
 # memory, scale, seed) in turn, progress on stderr, results in OUT (default results/):
 # <harness>.csv + <harness>.machine.txt each, the Google Benchmark JSON of switch and
-# alloc, and hyperfine's export in OUT/hyperfine/seed.csv.
+# alloc (and hyperfine's export in OUT/hyperfine/seed.csv when bench_seed runs it:
+# --hyperfine).
 #   bench/run_micro.sh [--quick] [--out DIR] [--only h1,h2] [--help]
 # Environment: QUICK=1 (same as --quick), BUILD (build directory, default build),
 # FIBERBENCH_CALM_WAIT (seconds each harness waits for a calm machine before it starts:

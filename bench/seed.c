@@ -18,9 +18,9 @@
  * harness that cannot pin stops (bench_pin_self).
  *
  * Each case is repeated (interleaved across models) and reported as median, min, max.
- * The alloc case also runs as whole processes under hyperfine (its CSV export kept in
- * <out>/hyperfine/seed.csv), and bench/ruby/seed.rb runs the same protocol in Ruby when
- * ruby is installed. The post's published Ruby 3.4 figures are written beside them
+ * The alloc case also runs as whole processes under hyperfine with --hyperfine (its CSV
+ * export kept in <out>/hyperfine/seed.csv), and bench/ruby/seed.rb runs the same protocol
+ * in Ruby when ruby is installed. The post's published Ruby 3.4 figures are written beside them
  * (model ruby-*, impl published-ruby-3.4). results/seed.csv.
  */
 #define _GNU_SOURCE
@@ -42,8 +42,8 @@ static const char SUMMARY[] =
     "The post's protocol: N units each switching M times, for C fibers and C threads (a\n"
     "GVL-like baton, and sched_yield): alloc (10000, 2), switch (2, 10000), throughput\n"
     "(1000, 100, 10 repeats), cache warming (10000, 2, 10 repeats; with --warming only);\n"
-    "the alloc case also as whole processes under hyperfine; Ruby's own run of the protocol\n"
-    "beside it.";
+    "the alloc case also as whole processes under hyperfine (with --hyperfine only); Ruby's\n"
+    "own run of the protocol beside it.";
 
 /* The CPU of the cpu=same models. */
 #define SAME_CPU 0
@@ -620,11 +620,12 @@ static int one(const char *spec)
 int main(int argc, char **argv)
 {
     const char *one_opt = NULL;
-    int no_ruby = 0, no_hyperfine = 0, warming = 0;
+    int no_ruby = 0, no_hyperfine = 0, hyperfine = 0, warming = 0;
     bench_opt_t opts[] = {
         {"one", 1, &one_opt, NULL, "MODEL:N:M run one protocol run (MODEL fiber|baton|baton-1cpu|yield-1cpu), print its time"},
         {"no-ruby", 0, NULL, &no_ruby, "         skip the Ruby script"},
-        {"no-hyperfine", 0, NULL, &no_hyperfine, "    skip the whole-process runs"},
+        {"no-hyperfine", 0, NULL, &no_hyperfine, "    skip the whole-process runs (tiny mode runs them)"},
+        {"hyperfine", 0, NULL, &hyperfine, "       also run alloc as whole processes under hyperfine (full mode)"},
         {"warming", 0, NULL, &warming, "         also run the cache-warming case (first series only)"},
         {0},
     };
@@ -681,20 +682,25 @@ int main(int argc, char **argv)
                    k.runs, k.repeats, k.series, csv.path);
     single_cases(&csv, &k);
     repeated_cases(&csv, &k);
-    /* The whole-process rows (alloc-process) are secondary: no README section, figure or
-     * check reads them; quick mode leaves them out (~10 s of make bench QUICK=1's 5
-     * minutes), as make reproduce does. */
-    if (!no_hyperfine && cli.mode != BENCH_QUICK && hyperfine_cases(&csv, &k, cli.out_dir) < 0)
+    /* The whole-process rows (alloc-process, metric process_unit_us) are secondary: no
+     * README section, table, figure or check reads them. Quick mode leaves them out (~10 s
+     * of make bench QUICK=1's 5 minutes), as make reproduce does, and so does full mode
+     * unless --hyperfine (8.5 s of the quiet Intel make bench of 2026-12-02: 3 runs of 4
+     * models, each a process creating 10,000 units; README "Time budget"); tiny mode (the
+     * smoke tests) keeps them, so that the hyperfine path stays tested. */
+    int want_hyperfine = cli.mode == BENCH_TINY ? !no_hyperfine : hyperfine && !no_hyperfine;
+    if (want_hyperfine && hyperfine_cases(&csv, &k, cli.out_dir) < 0)
         bench_progress("seed", "hyperfine rows missing (see above)");
     if (!no_ruby)
         ruby_cases(&csv, &k, cli.out_dir);
     published_rows(&csv);
 
-    char mode_line[64], proto[240];
+    char mode_line[64], proto[320];
     snprintf(mode_line, sizeof mode_line, "mode: %s", bench_mode_name(cli.mode));
     snprintf(proto, sizeof proto, "protocol: alloc (%ld,2) x%d, switch (2,%ld) x%d, throughput (%ld,%ld) and "
-             "warming (%ld,2)%s %d repeats x%d series", k.alloc_n, k.runs, k.switch_m, k.runs, k.tp_n, k.tp_m,
-             k.warm_n, k.warming ? "" : " (left out: --warming runs it)", k.repeats, k.series);
+             "warming (%ld,2)%s %d repeats x%d series; alloc as whole processes%s", k.alloc_n, k.runs,
+             k.switch_m, k.runs, k.tp_n, k.tp_m, k.warm_n, k.warming ? "" : " (left out: --warming runs it)",
+             k.repeats, k.series, want_hyperfine ? " (hyperfine)" : ": left out (--hyperfine runs them)");
     const char *extra[] = {mode_line, proto, "published: socketry/performance fiber-vs-thread readme (adfd780c), Ruby 3.4",
                            NULL};
     int bad = bench_csv_close(&csv) != 0;

@@ -23,6 +23,26 @@ command -v gnuplot >/dev/null || { echo "draw.sh: gnuplot is missing: scripts/de
 [ -d "$in" ] || { echo "draw.sh: no directory $in" >&2; exit 2; }
 mkdir -p "$out"
 drawn=0; skipped=0; failed=0
+# The figures are independent: up to PLOT_JOBS (default: the CPUs) draw at once, each
+# into a log of its own, printed in the figures' order once all are done. make bench
+# draws after its last stage, when nothing is measured.
+jobs_max=${PLOT_JOBS:-$(nproc 2>/dev/null || echo 1)}
+[[ "$jobs_max" =~ ^[1-9][0-9]*$ ]] || jobs_max=1
+logs=$(mktemp -d "${TMPDIR:-/tmp}/fiberbench-plots.XXXXXX")
+trap 'rm -rf "$logs"' EXIT
+draw_one() { # gp name: both formats; "ok" in $logs/name.rc when both drew
+  local gp=$1 name=$2 fmt ok=1
+  for fmt in svg png; do
+    if ! gnuplot -e "dir='$in'; out='$out'; fmt='$fmt'" "$gp" 2>"$out/.$name.$fmt.log"; then
+      echo "plots: gnuplot failed on $gp ($fmt):"; sed 's/^/  /' "$out/.$name.$fmt.log"; ok=0
+    elif grep -q . "$out/.$name.$fmt.log"; then
+      sed 's/^/  /' "$out/.$name.$fmt.log"
+    fi
+    rm -f "$out/.$name.$fmt.log"
+  done
+  if [ $ok -eq 1 ]; then echo "plots: $out/$name.svg $out/$name.png"; echo ok >"$logs/$name.rc"; fi
+}
+names=()
 for gp in plots/*.gp; do
   name=$(basename "$gp" .gp)
   if [ -n "$only" ] && ! grep -qw "$name" <<<"${only//,/ }"; then continue; fi
@@ -33,17 +53,14 @@ for gp in plots/*.gp; do
   if [ -n "$missing" ]; then
     echo "plots: skip $name (no$missing in $in/)" >&2; skipped=$((skipped + 1)); continue
   fi
-  ok=1
-  for fmt in svg png; do
-    if ! gnuplot -e "dir='$in'; out='$out'; fmt='$fmt'" "$gp" 2>"$out/.$name.$fmt.log"; then
-      echo "plots: gnuplot failed on $gp ($fmt):" >&2; sed 's/^/  /' "$out/.$name.$fmt.log" >&2; ok=0
-    elif grep -q . "$out/.$name.$fmt.log"; then
-      sed 's/^/  /' "$out/.$name.$fmt.log" >&2
-    fi
-    rm -f "$out/.$name.$fmt.log"
-  done
-  if [ $ok -eq 1 ]; then echo "plots: $out/$name.svg $out/$name.png" >&2; drawn=$((drawn + 1))
-  else failed=$((failed + 1)); fi
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+  draw_one "$gp" "$name" >"$logs/$name.log" 2>&1 &
+  names+=("$name")
+done
+wait
+for name in "${names[@]}"; do
+  cat "$logs/$name.log" >&2
+  if [ -f "$logs/$name.rc" ]; then drawn=$((drawn + 1)); else failed=$((failed + 1)); fi
 done
 echo "plots: $drawn drawn, $skipped skipped, $failed failed (from $in/ into $out/)" >&2
 [ $failed -eq 0 ]

@@ -326,8 +326,9 @@ class HarnessBinaries(unittest.TestCase):
 
 class Seed(unittest.TestCase):
     """The post's protocol in C and Ruby (bench/seed.c, bench/ruby/seed.rb): full mode runs
-    alloc and switch 3 times (the rule's 3, not 5) and the cache-warming case (read by no
-    README section, figure or check) only with --warming; tiny (the smoke tests) keeps it."""
+    alloc and switch 3 times (the rule's 3, not 5) and the cache-warming case and the
+    whole-process rows (read by no README section, figure or check) only with --warming
+    and --hyperfine; tiny (the smoke tests) keeps both. bench_memory runs 3 per point."""
 
     def test_full_runs_three_and_warming_only_when_asked(self):
         with open(os.path.join(TOP, "bench", "seed.c")) as f:
@@ -337,10 +338,18 @@ class Seed(unittest.TestCase):
         self.assertRegex(full, r"k\.series = 3;")
         self.assertRegex(full, r"k\.warming = warming;")
         self.assertIn('"--warming"', c)  # passed on to seed.rb
+        # the whole-process rows (hyperfine; read by nothing) only with --hyperfine, but in
+        # tiny mode (the smoke tests)
+        self.assertIn("want_hyperfine = cli.mode == BENCH_TINY ? !no_hyperfine : hyperfine && !no_hyperfine", c)
+        self.assertRegex(c, r"if \(want_hyperfine && hyperfine_cases\(")
         with open(os.path.join(TOP, "bench", "ruby", "seed.rb")) as f:
             rb = f.read()
         self.assertIn('when "--warming" then warming = true', rb)
         self.assertRegex(rb, r'warm_repeats: 0, warm_series: 0\) if !warming && mode != "tiny"')
+
+    def test_memory_three_runs_per_point(self):
+        with open(os.path.join(TOP, "bench", "memory.c")) as f:
+            self.assertRegex(f.read(), r"static const int mode_runs\[\] = \{3, 3, 1\};")
 
 
 if __name__ == "__main__":

@@ -47,35 +47,43 @@ mode=${quick:+quick}; mode=${mode:-full}
 # quick, 30 full; ~2 s when calm). overhead_*: the dependency check, the build (the
 # benchmarks' targets only, in parallel; from scratch), the plots and the claims check.
 #   stage      quick  full   what it covers
-#   overhead      75   110   deps, build (bench targets; ~40 s less with a warm Go build
-#                            cache, ~/.cache/fiberbench/go-build), plots, claims check
-#   micro        160   470   switch, alloc, memory, scale (full: 3 runs); the post's protocol in C and
-#                            Ruby (10 repeats; quick 1 series, full 3; alloc/switch 3 runs;
-#                            warming only with bench_seed --warming); quick = make reproduce's runs
-#   mockllm      105   240   capacity (knee search), 10,000/19,000 streams, keep-alive
-#   workloads    175   845   HTTP (c=100 3 rounds; 1,000, 10,000, open loop, upstream 1),
+#   overhead      65    65   deps, configure, build (bench targets, from an empty build dir, a
+#                            warm Go cache ~/.cache/fiberbench/go-build: ~40 s more without),
+#                            plots (drawn 2 at a time), claims check
+#   micro        160   450   switch, alloc, memory (3 runs a point), scale (full: 3 runs); the
+#                            post's protocol in C and Ruby (10 repeats; quick 1 series, full 3;
+#                            alloc/switch 3 runs; warming only with bench_seed --warming, whole
+#                            processes only with --hyperfine); quick = make reproduce's runs
+#   mockllm      105   260   capacity (knee search), 10,000/19,000 streams, keep-alive (2 s)
+#   workloads    150   840   HTTP (c=100 3 rounds, quick 1; 1,000, 10,000, open loop, upstream 1),
 #                            LLM streams at 1,000 and 10,000 with the marginal (3 rounds),
-#                            the tables' profiles, starvation, db; then the one-run points
-#                            (arrive, the 20,000 limit probe), TLS, curl (one round each)
+#                            the tables' profiles, starvation (quick: 1 round), db; then the
+#                            one-run points (arrive, the 20,000 limit probe), TLS, curl (one
+#                            round each)
 #   ruby          55   455   Ruby threads, pool, Async at 100/1,000/10,000 (3 rounds; C a
 #                            one-round anchor), the paced marginal, starvation, relays (C
 #                            relays one round)
 #   peers        110   485   Python, Go, Node at 10,000 and the paced marginal (3 rounds; C
 #                            a one-round anchor), 1,000 and httpx at 10,000 (one round each,
 #                            last); the protocol in Python and Go (3 series)
-#   total        680  2605   (the promise: 300 quick, 1200 full, on a quiet machine)
+#   total        645  2555   (the promise: 300 quick, 1200 full, on a quiet machine)
 # Full: the Intel publication run of 2026-12-02 on a quiet machine (38:04: micro 7:47,
 # mockllm 3:45, workloads 12:21, ruby 6:37, peers 7:06) less the third pass's cuts (micro
 # ~55 s: warming and 2 alloc/switch runs; ~2 s of noise record a harness), with ~15%;
 # quick: each stage run alone on the loaded Xeon (micro 149 s, workloads 149 s, ruby 44 s,
 # peers 96 s; calm checks priced at their quiet 2 s) with ~15%. The promise is not kept;
 # README "Time budget" says where the wall goes and what stands between.
+# Fourth pass (overhead, micro, mockllm, workloads rows): the quiet Intel run of 2026-12-02
+# 21:24 (36:42: micro 6:46, mockllm 3:54, workloads 12:09) less this pass's cuts (micro
+# ~15 s: memory 3 runs, no hyperfine; mockllm ~9 s: keep-alive 2 s), with ~15%; overhead:
+# deps 1 s, configure 7 s, build 37 s (empty build dir, warm Go cache, load 2-4), plots ~10 s
+# quiet; quick workloads: the third pass's 149 s less 17.5 s (one round, measured A B B A).
 stages=(micro mockllm workloads ruby peers)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)
-overhead_quick=75
-overhead_full=110
-declare -A budget_quick=([micro]=160 [mockllm]=105 [workloads]=175 [ruby]=55 [peers]=110)
-declare -A budget_full=([micro]=470 [mockllm]=240 [workloads]=845 [ruby]=455 [peers]=485)
+overhead_quick=65
+overhead_full=65
+declare -A budget_quick=([micro]=160 [mockllm]=105 [workloads]=150 [ruby]=55 [peers]=110)
+declare -A budget_full=([micro]=450 [mockllm]=260 [workloads]=840 [ruby]=455 [peers]=485)
 
 if [ -n "$only" ]; then
   sel=()

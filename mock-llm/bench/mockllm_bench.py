@@ -483,7 +483,10 @@ def concurrency(args, rows):
 
 def keepalive(args, rows, tmp):
     runs = 1 if args.quick else 3  # quick: one run (make bench QUICK=1's 5-minute budget)
-    secs = 2 if args.quick else 3
+    # 2 s of wrk in both modes: 32 keep-alive connections are up within milliseconds, so
+    # the third second only repeats the steady state (full had 3 s: 9 s of make bench's
+    # budget over its 9 wrk runs, README "Time budget")
+    secs = 2
     conns = 32
     lua = os.path.join(tmp, "chat.lua")
     with open(lua, "w") as f:

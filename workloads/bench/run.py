@@ -434,7 +434,9 @@ def bench_throughput(a, tab, budget_end):
     # 1 s runs; 10,000 connections get 2 s, since wrk spends the first part connecting
     secs_for = lambda c: 2 if c >= 10000 else 1
     secs = 1
-    runs = a.runs or 3
+    # quick: one round of every point (make bench QUICK=1's rows are for a look, never
+    # published: scripts/publish.py refuses quick runs); ~12 s of its 5 minutes
+    runs = a.runs or (1 if a.quick else 3)
     runs_at = lambda c: runs if a.runs or c == conc[0] else 1
     tmp = tempfile.mkdtemp(prefix="fiberbench-wl-")
     servers = {}
@@ -721,7 +723,7 @@ def record_llm(tab, case, impl, n, j):
 def llm_profiles(a):
     """(label, mock-llm args, max_tokens, N list, runs, models[, wl-llm args])"""
     q = a.quick
-    runs = a.runs or 3
+    runs = a.runs or (1 if q else 3)  # quick: one round, as every quick point
     return [
         # no waits at all: what a token costs the client, CPU-bound
         ("vllm8b-nowait", ["--profile", "vllm-8b-h100", "--time-scale", "0"], 64,
@@ -922,7 +924,7 @@ def bench_starve(a, tab, budget_end):
     """The 25-worker pool against fibers as N conversations arrive at once."""
     scale = "0.25"
     ns = [26, 100] if a.quick else [26, 100, 1000]
-    runs = a.runs or 3
+    runs = a.runs or (1 if a.quick else 3)  # quick: one round, as every quick point
     mock = Server("mock-llm fixed", [os.path.join(a.bin, "mock-llm"), "--listen", "127.0.0.1:0",
                                      "--seed", "5", "--profile", "fixed", "--time-scale", scale])
     label = f"fixed-x{scale}"
