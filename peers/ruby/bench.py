@@ -397,7 +397,7 @@ def relay_once(a, tab, impl, srv, n, tokens, patience, label):
     deadline = time.monotonic() + patience + 60
     while p.poll() is None and time.monotonic() < deadline:
         pk.sample(pid)
-        time.sleep(0.05)
+        peerlib.wait_exit(p, 0.05)
     if p.poll() is None:
         p.kill()
     out, err = p.communicate()
