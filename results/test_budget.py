@@ -197,6 +197,17 @@ class Ruby(unittest.TestCase):
         self.assertFalse([s for s in stops if s[1] is True])
 
 
+class RubyStarve(unittest.TestCase):
+    def test_quick_has_the_pool_at_1000(self):
+        """make bench-ruby QUICK=1 writes the 25-thread pool's rows at N >= 1,000 (issue 13's
+        'done when'; failed before: quick stopped at 100 users)."""
+        rb = load("peers/ruby/bench.py", "ruby_bench_starve")
+        for quick in (True, False):
+            a = types.SimpleNamespace(quick=quick, smoke=False, runs=0)
+            big = [ms for n, _, ms in rb.starve_plan(a) if n >= 1000]
+            self.assertTrue(any("ruby-pool25" in ms and "ruby-async" in ms for ms in big), (quick, big))
+
+
 class Workloads(unittest.TestCase):
     def test_headline_stages_before_one_run_points(self):
         with open(os.path.join(TOP, "workloads", "bench", "run.py")) as f:

@@ -60,13 +60,13 @@ mode=${quick:+quick}; mode=${mode:-full}
 #                            the tables' profiles, starvation (quick: 1 round), db; then the
 #                            one-run points (arrive, the 20,000 limit probe), TLS, curl (one
 #                            round each)
-#   ruby          55   445   Ruby threads, pool, Async at 100/1,000/10,000 (3 rounds; C a
+#   ruby          65   445   Ruby threads, pool, Async at 100/1,000/10,000 (3 rounds; C a
 #                            one-round anchor), the paced marginal, starvation, relays (C
 #                            relays one round)
 #   peers        105   480   Python, Go, Node at 10,000 and the paced marginal (3 rounds; C
 #                            a one-round anchor), 1,000 and httpx at 10,000 (one round each,
 #                            last); the protocol in Python and Go (3 series)
-#   total        640  2540   (the promise: 300 quick, 1200 full, on a quiet machine)
+#   total        650  2540   (the promise: 300 quick, 1200 full, on a quiet machine)
 # Full: the Intel publication run of 2026-12-02 on a quiet machine (38:04: micro 7:47,
 # mockllm 3:45, workloads 12:21, ruby 6:37, peers 7:06) less the third pass's cuts (micro
 # ~55 s: warming and 2 alloc/switch runs; ~2 s of noise record a harness), with ~15%;
@@ -87,7 +87,7 @@ stages=(micro mockllm workloads ruby peers)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)
 overhead_quick=65
 overhead_full=65
-declare -A budget_quick=([micro]=160 [mockllm]=105 [workloads]=150 [ruby]=55 [peers]=105)
+declare -A budget_quick=([micro]=160 [mockllm]=105 [workloads]=150 [ruby]=65 [peers]=105)
 declare -A budget_full=([micro]=450 [mockllm]=260 [workloads]=840 [ruby]=445 [peers]=480)
 
 if [ -n "$only" ]; then

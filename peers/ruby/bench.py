@@ -202,27 +202,34 @@ def marginal(tab, label, n, lengths, models, js):
                      lambda i, j: i)
 
 
+def starve_plan(a):
+    """[(N users, runs, models)] of the starvation step, by mode."""
+    if a.smoke:
+        return [(30, 1, ["ruby-pool25", "ruby-async"])]
+    elif a.quick:
+        # 100 users: the pool's 26th..100th wait 3 waves of a conversation; and 1,000 on the
+        # pool and Async as the full run has them (40 waves, ~9 s): issue 13 asks quick for
+        # the pool's rows at N >= 1,000
+        return [(1, a.runs or 1, ["ruby-async"]),
+                (100, a.runs or 1, ["ruby-pool25", "ruby-async", "c-fiber"]),
+                (1000, a.runs or 1, ["ruby-pool25", "ruby-async"])]
+    else:
+        runs = a.runs or 3
+        # One user alone: what a conversation takes with nobody queued, the yardstick of
+        # "does Net::HTTP yield under Async?" (if it did not, 100 users would take 100x).
+        return [(1, runs, ["ruby-async", "ruby-thread"]),
+                (100, runs, ["ruby-pool25", "ruby-async", "ruby-thread", "c-pool25", "c-fiber"]),
+                # the pool takes 40 waves of a conversation here (~8 s): the C pool's
+                # staircase is the same arithmetic and is left to the workloads harness
+                (1000, runs, ["ruby-pool25", "ruby-async", "c-fiber"])]
+
+
 def bench_starve(a, tab, budget_end):
     """The 25-thread pool (Sidekiq's default) as N users arrive at once, beside Async and
     a thread each; the C pool and C fibers as the floor."""
     scale = "0.25"
     label = f"fixed-x{scale}"
-    if a.smoke:
-        plan = [(30, 1, ["ruby-pool25", "ruby-async"])]
-    elif a.quick:
-        # 100 users: the pool's 26th..100th wait 3 waves of a conversation (the full run's
-        # 1,000 take 40 waves, ~8 s per run): the same quantities, a smaller N
-        plan = [(1, a.runs or 1, ["ruby-async"]),
-                (100, a.runs or 1, ["ruby-pool25", "ruby-async", "c-fiber"])]
-    else:
-        runs = a.runs or 3
-        # One user alone: what a conversation takes with nobody queued, the yardstick of
-        # "does Net::HTTP yield under Async?" (if it did not, 100 users would take 100x).
-        plan = [(1, runs, ["ruby-async", "ruby-thread"]),
-                (100, runs, ["ruby-pool25", "ruby-async", "ruby-thread", "c-pool25", "c-fiber"]),
-                # the pool takes 40 waves of a conversation here (~8 s): the C pool's
-                # staircase is the same arithmetic and is left to the workloads harness
-                (1000, runs, ["ruby-pool25", "ruby-async", "c-fiber"])]
+    plan = starve_plan(a)
     for r in range(max(p[1] for p in plan)):  # round by round, like bench_llm
         for n, runs, ms in plan:
             if r >= runs:
