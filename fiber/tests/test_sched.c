@@ -68,6 +68,78 @@ static void test_join_from_main_runs_scheduler(void **state)
     assert_int_equal(ran, 42);
 }
 
+/* Main spawning and joining one fiber after another (the pooled spawn+join of
+ * bench/alloc.c, which the join's run path serves) must not starve the other fibers: a
+ * sleeper's timer, a reader's I/O and a fiber that keeps yielding all get their turn
+ * while it loops. The run path is taken only when nothing else needs the scheduler. */
+static int sj_slept, sj_read;
+static long sj_yields;
+static int sj_pipe[2];
+
+static void sj_sleeper(void *arg)
+{
+    (void)arg;
+    fiber_sleep_ns(1000000);
+    sj_slept = 1;
+}
+
+static void sj_reader(void *arg)
+{
+    (void)arg;
+    char c;
+    if (fiber_read(sj_pipe[0], &c, 1, FIBER_FOREVER) == 1)
+        sj_read = 1;
+}
+
+static void sj_yielder(void *arg)
+{
+    int *stop = arg;
+    while (!*stop) {
+        sj_yields++;
+        fiber_yield();
+    }
+}
+
+static void sj_child(void *arg) { (*(long *)arg)++; }
+
+static void test_spawn_join_loop_lets_others_run(void **state)
+{
+    (void)state;
+    assert_int_equal(pipe2(sj_pipe, O_NONBLOCK), 0);
+    sj_slept = sj_read = 0;
+    sj_yields = 0;
+    int stop = 0;
+    long children = 0, joins = 0;
+    fiber_t *z = fiber_spawn(sj_sleeper, NULL);
+    fiber_t *r = fiber_spawn(sj_reader, NULL);
+    fiber_t *y = fiber_spawn(sj_yielder, &stop);
+    uint64_t t0 = fiber_now_ns();
+    /* Bounded by count and time: with the timer, the reader and the yielder served, this
+     * ends after a few thousand joins (the sleeper needs 1 ms). */
+    while (joins < 2000000 && fiber_now_ns() - t0 < 5000000000u &&
+           !(sj_slept && sj_read && sj_yields >= 1000)) {
+        fiber_t *c = fiber_spawn(sj_child, &children);
+        assert_non_null(c);
+        assert_int_equal(fiber_join(c), 0);
+        if (++joins == 100)
+            assert_int_equal(write(sj_pipe[1], "x", 1), 1);
+    }
+    print_message("after %ld joins: slept %d, read %d, %ld yields\n", joins, sj_slept, sj_read,
+                  sj_yields);
+    assert_int_equal(children, joins);
+    assert_int_equal(sj_slept, 1);
+    assert_int_equal(sj_read, 1);
+    /* the yielder, ready all along, runs about once per join (the child queues behind it) */
+    assert_true(sj_yields >= joins / 2);
+    stop = 1;
+    assert_int_equal(fiber_join(y), 0);
+    assert_int_equal(fiber_join(r), 0);
+    assert_int_equal(fiber_join(z), 0);
+    assert_int_equal(fiber_live_count(), 0);
+    close(sj_pipe[0]);
+    close(sj_pipe[1]);
+}
+
 static void child_sleeper(void *arg)
 {
     fiber_sleep_ns(1000000);
@@ -562,7 +634,7 @@ static void test_switch_back_keeps_registers(void **state)
     (void)state;
     uint64_t out[6];
     /* from the main context, the fiber alone: the join's run path ends it and resumes
-     * the joiner directly (switch_x86_64.S, SCHED_RUN) */
+     * the joiner directly (switch_x86_64.S, SCHED_JOIN) */
     for (int i = 0; i < 3; i++) {
         fiber_t *f = fiber_spawn(churn, (void *)(intptr_t)1);
         memset(out, 0, sizeof out);
@@ -590,7 +662,7 @@ static void test_switch_back_keeps_registers(void **state)
 /* ---- the join's run path: main spawns a fiber and joins it at once ---- */
 
 /* fiber_join() from the main context enters a fresh fiber through its own path
- * (switch_x86_64.S, SCHED_RUN) and ends it there when it neither switched away nor left
+ * (switch_x86_64.S, SCHED_JOIN) and ends it there when it neither switched away nor left
  * another fiber runnable; every other end goes back to the general one. Each case below
  * takes one of those ways; after each the scheduler must be at rest: no live fiber, no
  * current fiber, every record back in the pool. */
@@ -920,6 +992,7 @@ int main(void)
         cmocka_unit_test(test_yield_pingpong_lets_io_run),
         cmocka_unit_test(test_yield_pingpong_detached_end),
         cmocka_unit_test(test_join_from_main_runs_scheduler),
+        cmocka_unit_test(test_spawn_join_loop_lets_others_run),
         cmocka_unit_test(test_join_from_fiber_parks),
         cmocka_unit_test(test_join_run_path),
         cmocka_unit_test(test_join_run_path_order),
