@@ -67,15 +67,22 @@ struct fiber {
     uint64_t        id;       /* 0 until fiber_id() hands one out */
     uintptr_t       handle;   /* the current fiber's fiber_t: address and tag (below);
                                  spawn moves the tag on */
-    unsigned char   state, wait_kind;
     union {
         struct {
-            unsigned char detached, joined;
+            unsigned char state, wait_kind;
+            union {
+                struct {
+                    unsigned char detached, joined;
+                };
+                uint16_t dj;  /* both, for one test (FIBER_DJ_ATTENTION) */
+            };
+            unsigned char named;  /* name[] holds this fiber's name (else it is "") */
+            unsigned char stayed; /* 1 until it first switches away (fiber__sched_entry,
+                                     the run path) */
+            unsigned char spare_[2];
         };
-        uint16_t    dj;       /* both, for one test (FIBER_DJ_ATTENTION) */
+        uint64_t    status;   /* the eight bytes above, for spawn's one store */
     };
-    unsigned char   named;    /* name[] holds this fiber's name (else it is "") */
-    unsigned char   stayed;   /* 1 until it first switches away (fiber__sched_entry, the run path) */
     /* waiting */
     struct fiber   *joiner;   /* NULL at rest: cleared when the fiber ends */
     struct fiber   *prev;     /* wait queue */

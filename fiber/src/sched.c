@@ -226,6 +226,13 @@ static void timers_expire(struct sched *s, uint64_t now)
 /* The assembly enters a fresh fiber with its stack top at the context, i.e. the record. */
 _Static_assert(offsetof(struct fiber, ctx) == 0, "the context opens the record");
 _Static_assert(FIBER_RECORD_SIZE % 16 == 0, "records keep the stack top 16-byte aligned");
+_Static_assert(offsetof(struct fiber, state) + 1 == offsetof(struct fiber, wait_kind) &&
+               offsetof(struct fiber, wait_kind) + 1 == offsetof(struct fiber, detached) &&
+               offsetof(struct fiber, detached) + 1 == offsetof(struct fiber, joined) &&
+               offsetof(struct fiber, joined) + 1 == offsetof(struct fiber, named) &&
+               offsetof(struct fiber, named) + 1 == offsetof(struct fiber, stayed) &&
+               offsetof(struct fiber, state) == offsetof(struct fiber, status),
+               "spawn_init writes state..stayed as one word, in this order");
 _Static_assert(offsetof(struct fiber, stayed) < 64,
                "what spawn writes and join reads fits the record's first cache line");
 
@@ -553,11 +560,10 @@ spawn_init(struct sched *s, struct fiber *f, void (*fn)(void *), void *arg, int 
     f->fn = fn;
     f->arg = arg;
     f->id = 0; /* given on first use: a locked add per spawn costs more than the rest */
-    f->state = FIBER_READY;
-    f->detached = (unsigned char)detached;
-    f->joined = 0;
-    f->named = name != NULL;
-    f->stayed = 1;
+    /* state, wait_kind (at rest: WAIT_NONE), detached, joined, named, stayed in one store */
+    f->status = (uint64_t)FIBER_READY | (uint64_t)WAIT_NONE << 8 |
+                (uint64_t)(unsigned char)detached << 16 | (uint64_t)0 << 24 |
+                (uint64_t)(name != NULL) << 32 | (uint64_t)1 << 40;
     if (name) {
         strncpy(f->name, name, sizeof f->name - 1);
         f->name[sizeof f->name - 1] = '\0';
@@ -1056,7 +1062,7 @@ static inline __attribute__((always_inline)) int join_run(struct sched *s, struc
     return SCHED_JOIN_ASM(&s->main_ctx, f);
 }
 
-/* The run path's conditions but the inbox: the four words in one test. */
+/* The run path's conditions but the inbox (fiber_join() tests all five words at once). */
 static inline int join_runnable(struct sched *s, struct fiber *f)
 {
     return s->runq_head == f && ((uintptr_t)f->ctx.sp & 1) &&
@@ -1145,7 +1151,9 @@ int fiber_join(fiber_t *h)
     /* The common case: the run path, with no inbox to look at (a thread with one goes
      * through join_general). Nothing here calls anything but the run path, in the end:
      * the join costs no frame of its own. */
-    if (__builtin_expect(join_runnable(s, f) && !s->remote, 1))
+    if (__builtin_expect(s->runq_head == f && ((uintptr_t)f->ctx.sp & 1) &&
+                         !((uintptr_t)s->current | s->heap_len | s->io_waiters |
+                           (size_t)s->in_loop | (uintptr_t)s->remote), 1))
         return join_run(s, f);
 #endif
     return join_general(h, f, s);

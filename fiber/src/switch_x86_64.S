@@ -488,7 +488,7 @@
  * function is called from here, not through fiber__sched_entry(): nothing needs freeing
  * on the way in (the joiner runs, so s->zombie is empty). When the function returns
  * without having switched away (stayed still 1) and left nothing runnable, the fiber's
- * end is written here (state, live count, current fiber) and the joiner resumed straight
+ * end is written here (live count, current fiber) and the joiner resumed straight
  * away; if the pool's first bucket holds the record's size and its hot slot is free, the
  * record goes there and fiber_join returns 0 from here - nothing else is left of the
  * join - otherwise fiber__join_finish() puts it back. The fast end needs main to be its
@@ -533,7 +533,6 @@
         movq    F_SCHED+16(%rsp), %rcx
         cmpq    $0, S_RUNQ_HEAD(%rcx)
         jne     1f
-        movb    $FIBER_DONE, F_STATE+16(%rsp)
         subq    $1, S_LIVE(%rcx)
         movq    $0, S_CURRENT(%rcx)
         movq    F_STACK_HI+16(%rsp), %rax
@@ -542,8 +541,11 @@
         jne     2f
         cmpq    $0, S_POOL0_HOT(%rcx)
         jne     2f
+        /* fiber_release(): the record back in the pool. Its state stays as spawn left it:
+         * nothing reads a pooled record's state (a stale or second join stops at the
+         * joined flag or the handle's tag), and the next spawn writes it. */
         leaq    16(%rsp), %rax
-        movq    %rax, S_POOL0_HOT(%rcx)  /* fiber_release(): the record back in the pool */
+        movq    %rax, S_POOL0_HOT(%rcx)
         JOIN_RESUME \fp
         xorl    %eax, %eax
         leaq    72(%rsp), %rsp
@@ -551,7 +553,8 @@
         ret
         /* The fiber has ended here, its record not yet in the pool. */
         .cfi_undefined rip            /* on the fiber's stack again */
-2:      JOIN_RESUME \fp
+2:      movb    $FIBER_DONE, F_STATE+16(%rsp) /* fiber__join_finish() reads it */
+        JOIN_RESUME \fp
         leaq    64(%rsp), %rsp
         .cfi_def_cfa rsp, 16
         .cfi_restore rbx

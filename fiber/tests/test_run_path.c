@@ -85,7 +85,8 @@ static void setup_make(struct setup *u, void (*fn)(void *), void *arg, enum run_
 static void setup_check_ended(struct setup *u, uint64_t rc)
 {
     assert_int_equal(rc & 0xffffffffu, 0);
-    assert_int_equal(u->f->state, FIBER_DONE);
+    if (u->end != END_HOT) /* a record the hot slot took keeps spawn's state: unread */
+        assert_int_equal(u->f->state, FIBER_DONE);
     assert_int_equal(u->s->live, 0);
     assert_null(u->s->current);
     assert_ptr_equal(u->s->pool[0].hot, u->f);
