@@ -1070,6 +1070,13 @@ static inline int join_runnable(struct sched *s, struct fiber *f)
 }
 #endif
 
+/* fiber_join() of a fiber that has finished: its record back to the pool. */
+static __attribute__((noinline)) int join_done(struct sched *s, struct fiber *f)
+{
+    fiber_release(s, f);
+    return 0;
+}
+
 /* The rest of fiber_join() for every case the inline test in fiber_join() does not let
  * through to the run path: f finished already, joined from a fiber (which parks), or
  * joined from the main context when it is not fresh at the head of the run queue, the
@@ -1155,6 +1162,10 @@ int fiber_join(fiber_t *h)
                          !((uintptr_t)s->current | s->heap_len | s->io_waiters |
                            (size_t)s->in_loop | (uintptr_t)s->remote), 1))
         return join_run(s, f);
+    /* Finished already (the fibers of a batch after the first one joined): only the
+     * record to put back, in a function of its own, so that this one needs no frame. */
+    if (f->state == FIBER_DONE)
+        return join_done(s, f);
 #endif
     return join_general(h, f, s);
 }
