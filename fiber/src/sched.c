@@ -1070,12 +1070,14 @@ static inline int join_runnable(struct sched *s, struct fiber *f)
 }
 #endif
 
+#if SCHED_JOIN
 /* fiber_join() of a fiber that has finished: its record back to the pool. */
 static __attribute__((noinline)) int join_done(struct sched *s, struct fiber *f)
 {
     fiber_release(s, f);
     return 0;
 }
+#endif
 
 /* The rest of fiber_join() for every case the inline test in fiber_join() does not let
  * through to the run path: f finished already, joined from a fiber (which parks), or
