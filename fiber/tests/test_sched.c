@@ -140,6 +140,168 @@ static void test_spawn_join_loop_lets_others_run(void **state)
     close(sj_pipe[1]);
 }
 
+/* The same loop with nothing ready beside main's child: every join can take the run
+ * path, so only its own test of the scheduler's words (the timer heap, the I/O waiters,
+ * the inbox) lets a sleeper, a reader or another thread's message in. Bounded by count
+ * and a generous deadline: served, each ends after a few ms. */
+static int sj_loop_until(const volatile int *flag, long *joins)
+{
+    long children = 0;
+    uint64_t t0 = fiber_now_ns();
+    *joins = 0;
+    while (!*flag && *joins < 20000000 && fiber_now_ns() - t0 < 5000000000u) {
+        fiber_t *c = fiber_spawn(sj_child, &children);
+        if (!c || fiber_join(c) != 0)
+            return -1;
+        ++*joins;
+    }
+    return children == *joins ? 0 : -1;
+}
+
+static void test_spawn_join_loop_lets_timer_run(void **state)
+{
+    (void)state;
+    sj_slept = 0;
+    long joins;
+    fiber_t *z = fiber_spawn(sj_sleeper, NULL);
+    assert_int_equal(sj_loop_until((volatile int *)&sj_slept, &joins), 0);
+    print_message("timer: slept %d after %ld joins\n", sj_slept, joins);
+    assert_int_equal(sj_slept, 1);
+    assert_int_equal(fiber_join(z), 0);
+    assert_int_equal(fiber_live_count(), 0);
+}
+
+static void test_spawn_join_loop_lets_io_run(void **state)
+{
+    (void)state;
+    assert_int_equal(pipe2(sj_pipe, O_NONBLOCK), 0);
+    sj_read = 0;
+    long children = 0, joins;
+    fiber_t *r = fiber_spawn(sj_reader, NULL);
+    fiber_t *c = fiber_spawn(sj_child, &children);
+    assert_int_equal(fiber_join(c), 0); /* the reader runs first and parks on the pipe */
+    assert_int_equal(sj_read, 0);
+    assert_int_equal(write(sj_pipe[1], "x", 1), 1);
+    assert_int_equal(sj_loop_until((volatile int *)&sj_read, &joins), 0);
+    print_message("io: read %d after %ld joins\n", sj_read, joins);
+    assert_int_equal(sj_read, 1);
+    assert_int_equal(fiber_join(r), 0);
+    assert_int_equal(fiber_live_count(), 0);
+    close(sj_pipe[0]);
+    close(sj_pipe[1]);
+}
+
+/* Another thread's message, posted ~2 ms into the loop, runs during it. On a thread of
+ * its own, so that the main thread's scheduler gets no inbox (which every later join
+ * would then see). */
+static volatile int sj_posted_ran;
+static void sj_posted(void *arg) { (void)arg; sj_posted_ran = 1; }
+static void *sj_poster(void *arg)
+{
+    usleep(2000);
+    return (void *)(intptr_t)fiber_sched_post(arg, sj_posted, NULL);
+}
+static void *sj_remote_thread(void *arg)
+{
+    long *joins = arg;
+    fiber_sched_t *me = fiber_sched_self();
+    if (!me)
+        return (void *)1;
+    pthread_t t;
+    if (pthread_create(&t, NULL, sj_poster, me) != 0)
+        return (void *)2;
+    int rc = sj_loop_until(&sj_posted_ran, joins);
+    void *prc;
+    pthread_join(t, &prc);
+    if (rc != 0 || prc != NULL)
+        return (void *)3;
+    return NULL;
+}
+
+static void test_spawn_join_loop_lets_remote_run(void **state)
+{
+    (void)state;
+    sj_posted_ran = 0;
+    long joins = 0;
+    pthread_t t;
+    void *rc;
+    assert_int_equal(pthread_create(&t, NULL, sj_remote_thread, &joins), 0);
+    assert_int_equal(pthread_join(t, &rc), 0);
+    print_message("remote: ran %d after %ld joins\n", sj_posted_ran, joins);
+    assert_null(rc);
+    assert_int_equal(sj_posted_ran, 1);
+}
+
+/* The run path's hot-slot end keeps a record only if its stack has the first bucket's
+ * size: a 16 KiB fiber joined there while the hot slot is empty must not come back as a
+ * default one. Then four default fibers each use 48 KiB of their stack. On a thread of
+ * its own: a fresh pool, the hot slot in a known state. */
+static int sz_deep_ok;
+static void sz_deep(void *arg)
+{
+    (void)arg;
+    volatile char buf[48 * 1024];
+    memset((char *)buf, 0x5a, sizeof buf);
+    sz_deep_ok += buf[100] == 0x5a && buf[sizeof buf - 1] == 0x5a;
+}
+static void *sz_thread(void *arg)
+{
+    (void)arg;
+    long n = 0;
+    fiber_t *g = fiber_spawn(sj_child, &n); /* takes the hot record */
+    fiber_run();                            /* g ends, its record not yet back */
+    fiber_attr_t small = {.stack_size = 16 * 1024};
+    fiber_t *h = fiber_spawn_ex(sj_child, &n, &small);
+    if (!g || !h || fiber_join(h) != 0 || fiber_join(g) != 0 || n != 2)
+        return (void *)1;
+    sz_deep_ok = 0;
+    fiber_t *d[4];
+    for (int i = 0; i < 4; i++)
+        d[i] = fiber_spawn(sz_deep, NULL);
+    for (int i = 0; i < 4; i++)
+        if (!d[i] || fiber_join(d[i]) != 0)
+            return (void *)2;
+    return sz_deep_ok == 4 ? NULL : (void *)3;
+}
+
+static void test_join_run_path_keeps_stack_sizes_apart(void **state)
+{
+    (void)state;
+    pthread_t t;
+    void *rc;
+    assert_int_equal(pthread_create(&t, NULL, sz_thread, NULL), 0);
+    assert_int_equal(pthread_join(t, &rc), 0);
+    assert_null(rc);
+}
+
+/* A fiber woken onto the head of the run queue is no longer fresh: joining it from main
+ * resumes it where it parked, never enters fn again. */
+static fiber_waitq_t wk_q = FIBER_WAITQ_INIT;
+static int wk_entries, wk_done;
+static void wk_parker(void *arg)
+{
+    (void)arg;
+    wk_entries++;
+    fiber_waitq_wait(&wk_q, FIBER_FOREVER);
+    wk_done = 1;
+}
+
+static void test_join_woken_fiber_resumes(void **state)
+{
+    (void)state;
+    wk_entries = wk_done = 0;
+    long n = 0;
+    fiber_t *w = fiber_spawn(wk_parker, NULL);
+    assert_int_equal(fiber_join(fiber_spawn(sj_child, &n)), 0); /* w runs and parks */
+    assert_int_equal(wk_entries, 1);
+    assert_int_equal(wk_done, 0);
+    assert_int_equal(fiber_waitq_wake_one(&wk_q), 1); /* w: the head of the run queue */
+    assert_int_equal(fiber_join(w), 0);
+    assert_int_equal(wk_entries, 1);
+    assert_int_equal(wk_done, 1);
+    assert_int_equal(fiber_live_count(), 0);
+}
+
 static void child_sleeper(void *arg)
 {
     fiber_sleep_ns(1000000);
@@ -993,6 +1155,11 @@ int main(void)
         cmocka_unit_test(test_yield_pingpong_detached_end),
         cmocka_unit_test(test_join_from_main_runs_scheduler),
         cmocka_unit_test(test_spawn_join_loop_lets_others_run),
+        cmocka_unit_test(test_spawn_join_loop_lets_timer_run),
+        cmocka_unit_test(test_spawn_join_loop_lets_io_run),
+        cmocka_unit_test(test_spawn_join_loop_lets_remote_run),
+        cmocka_unit_test(test_join_run_path_keeps_stack_sizes_apart),
+        cmocka_unit_test(test_join_woken_fiber_resumes),
         cmocka_unit_test(test_join_from_fiber_parks),
         cmocka_unit_test(test_join_run_path),
         cmocka_unit_test(test_join_run_path_order),
