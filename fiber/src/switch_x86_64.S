@@ -574,7 +574,11 @@
 
 /* Where a switch resumes the joiner's frame: rsp points at f, then the return address
  * into fiber_join's caller; the callee-saved registers are the joiner's. The nop keeps
- * the address before the label (what unwinders look up for a return address) in here. */
+ * the address before the label (what unwinders look up for a return address) in here.
+ * A local symbol of its own (name_cont, not exported), typed and sized, so that gdb,
+ * perf and addr2line name it instead of attributing it to the function before. */
+        .type   \name\()_cont, @function
+\name\()_cont:
         .cfi_startproc
         .cfi_def_cfa rsp, 16
         .cfi_offset rip, -8
@@ -584,6 +588,7 @@
         .cfi_def_cfa rsp, 8
         jmp     fiber__join_finish
         .cfi_endproc
+        .size   \name\()_cont, .-\name\()_cont
         .endm
 
         SCHED_JOIN fiber__sched_join_strict_always, FP_ALWAYS, fiber__sched_switch_strict_always
