@@ -104,12 +104,12 @@ typedef void switch_fn_t(fiber_context_t *, fiber_context_t *);
 switch_fn_t *fiber__strict_switch = fiber_context_switch_strict_always;
 switch_fn_t *fiber__strict_switch_ret = fiber_context_switch_strict_always_ret;
 switch_fn_t *fiber__sched_switch_strict = fiber__sched_switch_strict_always;
-void (*fiber__sched_run_strict)(fiber_context_t *, struct fiber *) = fiber__sched_run_strict_always;
+int (*fiber__sched_join_strict)(fiber_context_t *, struct fiber *) = fiber__sched_join_strict_always;
 #else
 switch_fn_t *fiber__strict_switch = fiber_context_switch_strict_cmp;
 switch_fn_t *fiber__strict_switch_ret = fiber_context_switch_strict_cmp_ret;
 switch_fn_t *fiber__sched_switch_strict = fiber__sched_switch_strict_cmp;
-void (*fiber__sched_run_strict)(fiber_context_t *, struct fiber *) = fiber__sched_run_strict_cmp;
+int (*fiber__sched_join_strict)(fiber_context_t *, struct fiber *) = fiber__sched_join_strict_cmp;
 #endif
 
 #if !defined(FIBER_MXCSR_FORCE_ALWAYS) && !defined(FIBER_MXCSR_FORCE_CMP)
@@ -129,7 +129,7 @@ __attribute__((constructor)) static void pick_mxcsr_policy(void)
     fiber__strict_switch = fiber_context_switch_strict_always;
     fiber__strict_switch_ret = fiber_context_switch_strict_always_ret;
     fiber__sched_switch_strict = fiber__sched_switch_strict_always;
-    fiber__sched_run_strict = fiber__sched_run_strict_always;
+    fiber__sched_join_strict = fiber__sched_join_strict_always;
 }
 #endif
 

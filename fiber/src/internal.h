@@ -67,15 +67,22 @@ struct fiber {
     uint64_t        id;       /* 0 until fiber_id() hands one out */
     uintptr_t       handle;   /* the current fiber's fiber_t: address and tag (below);
                                  spawn moves the tag on */
-    unsigned char   state, wait_kind;
     union {
         struct {
-            unsigned char detached, joined;
+            unsigned char state, wait_kind;
+            union {
+                struct {
+                    unsigned char detached, joined;
+                };
+                uint16_t dj;  /* both, for one test (FIBER_DJ_ATTENTION) */
+            };
+            unsigned char named;  /* name[] holds this fiber's name (else it is "") */
+            unsigned char stayed; /* 1 until it first switches away (fiber__sched_entry,
+                                     the run path) */
+            unsigned char spare_[2];
         };
-        uint16_t    dj;       /* both, for one test (FIBER_DJ_ATTENTION) */
+        uint64_t    status;   /* the eight bytes above, for spawn's one store */
     };
-    unsigned char   named;    /* name[] holds this fiber's name (else it is "") */
-    unsigned char   stayed;   /* 1 until it first switches away (fiber__sched_entry, the run path) */
     /* waiting */
     struct fiber   *joiner;   /* NULL at rest: cleared when the fiber ends */
     struct fiber   *prev;     /* wait queue */
@@ -162,14 +169,18 @@ extern __attribute__((visibility("hidden"))) void (*fiber__strict_switch)(fiber_
                                                                           fiber_context_t *);
 extern __attribute__((visibility("hidden"))) void (*fiber__strict_switch_ret)(fiber_context_t *,
                                                                               fiber_context_t *);
-/* The join's run path (switch_x86_64.S, SCHED_RUN): enters the fresh fiber f from *from
- * and, if it neither switches away nor leaves another fiber runnable, ends it and
- * resumes *from itself; otherwise it ends through fiber__sched_exit(). */
-void fiber__sched_run_lean(fiber_context_t *from, struct fiber *f);
-void fiber__sched_run_strict_always(fiber_context_t *from, struct fiber *f);
-void fiber__sched_run_strict_cmp(fiber_context_t *from, struct fiber *f);
-extern __attribute__((visibility("hidden"))) void (*fiber__sched_run_strict)(fiber_context_t *,
-                                                                             struct fiber *);
+/* The join's run path (switch_x86_64.S, SCHED_JOIN), fiber_join()'s last step: enters
+ * the fresh fiber f from *from (the main context) and returns fiber_join's result. If f
+ * neither switches away nor leaves another fiber runnable, it ends there (its record put
+ * back by fiber__join_finish() unless the pool's hot slot takes it) and the joiner is
+ * resumed at once; otherwise it ends through fiber__sched_exit(), and the joiner, resumed
+ * by whichever switch, finishes in fiber__join_finish(). */
+int fiber__sched_join_lean(fiber_context_t *from, struct fiber *f);
+int fiber__sched_join_strict_always(fiber_context_t *from, struct fiber *f);
+int fiber__sched_join_strict_cmp(fiber_context_t *from, struct fiber *f);
+extern __attribute__((visibility("hidden"))) int (*fiber__sched_join_strict)(fiber_context_t *,
+                                                                            struct fiber *);
+int fiber__join_finish(struct fiber *f);
 fiber_context_t *fiber__sched_exit(struct fiber *f);
 #else
 void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);

@@ -226,6 +226,13 @@ static void timers_expire(struct sched *s, uint64_t now)
 /* The assembly enters a fresh fiber with its stack top at the context, i.e. the record. */
 _Static_assert(offsetof(struct fiber, ctx) == 0, "the context opens the record");
 _Static_assert(FIBER_RECORD_SIZE % 16 == 0, "records keep the stack top 16-byte aligned");
+_Static_assert(offsetof(struct fiber, state) + 1 == offsetof(struct fiber, wait_kind) &&
+               offsetof(struct fiber, wait_kind) + 1 == offsetof(struct fiber, detached) &&
+               offsetof(struct fiber, detached) + 1 == offsetof(struct fiber, joined) &&
+               offsetof(struct fiber, joined) + 1 == offsetof(struct fiber, named) &&
+               offsetof(struct fiber, named) + 1 == offsetof(struct fiber, stayed) &&
+               offsetof(struct fiber, state) == offsetof(struct fiber, status),
+               "spawn_init writes state..stayed as one word, in this order");
 _Static_assert(offsetof(struct fiber, stayed) < 64,
                "what spawn writes and join reads fits the record's first cache line");
 
@@ -240,28 +247,32 @@ _Static_assert(offsetof(struct fiber, stayed) < 64,
 #endif
 
 #if defined(__x86_64__) && !FIBER_ASAN
-/* The join's run path (switch_x86_64.S, SCHED_RUN), in the same FP variant. */
-#define SCHED_RUN 1
+/* The join's run path (switch_x86_64.S, SCHED_JOIN), in the same FP variant. */
+#define SCHED_JOIN 1
 #ifdef FIBER_LEAN_FP
-#define SCHED_RUN_ASM fiber__sched_run_lean
+#define SCHED_JOIN_ASM fiber__sched_join_lean
 #elif defined(FIBER_MXCSR_FORCE_ALWAYS)
-#define SCHED_RUN_ASM fiber__sched_run_strict_always
+#define SCHED_JOIN_ASM fiber__sched_join_strict_always
 #elif defined(FIBER_MXCSR_FORCE_CMP)
-#define SCHED_RUN_ASM fiber__sched_run_strict_cmp
+#define SCHED_JOIN_ASM fiber__sched_join_strict_cmp
 #else
-#define SCHED_RUN_ASM fiber__sched_run_strict
+#define SCHED_JOIN_ASM fiber__sched_join_strict
 #endif
 _Static_assert(offsetof(struct fiber, sched) == 8, "switch_x86_64.S: F_SCHED");
 _Static_assert(offsetof(struct fiber, fn) == 24, "switch_x86_64.S: F_FN");
 _Static_assert(offsetof(struct fiber, arg) == 32, "switch_x86_64.S: F_ARG");
 _Static_assert(offsetof(struct fiber, state) == 56, "switch_x86_64.S: F_STATE");
 _Static_assert(offsetof(struct fiber, stayed) == 61, "switch_x86_64.S: F_STAYED");
+_Static_assert(offsetof(struct fiber, stack.lo) == 136, "switch_x86_64.S: F_STACK_LO");
+_Static_assert(offsetof(struct fiber, stack.hi) == 144, "switch_x86_64.S: F_STACK_HI");
 _Static_assert(offsetof(struct sched, current) == 0, "switch_x86_64.S: S_CURRENT");
 _Static_assert(offsetof(struct sched, runq_head) == 8, "switch_x86_64.S: S_RUNQ_HEAD");
 _Static_assert(offsetof(struct sched, live) == 56, "switch_x86_64.S: S_LIVE");
+_Static_assert(offsetof(struct sched, pool[0].size) == 128, "switch_x86_64.S: S_POOL0_SIZE");
+_Static_assert(offsetof(struct sched, pool[0].hot) == 136, "switch_x86_64.S: S_POOL0_HOT");
 _Static_assert(FIBER_DONE == 2, "switch_x86_64.S: FIBER_DONE");
 #else
-#define SCHED_RUN 0
+#define SCHED_JOIN 0
 #endif
 
 static inline void after_switch(struct sched *s);
@@ -457,7 +468,7 @@ fiber_context_t *fiber__sched_entry(fiber_context_t *ctx)
 }
 
 #if defined(__x86_64__)
-/* The end of a fiber entered by the join's run path (switch_x86_64.S, SCHED_RUN) when it
+/* The end of a fiber entered by the join's run path (switch_x86_64.S, SCHED_JOIN) when it
  * cannot end there: it switched away at some point, or left other fibers runnable. */
 fiber_context_t *fiber__sched_exit(struct fiber *f)
 {
@@ -549,11 +560,10 @@ spawn_init(struct sched *s, struct fiber *f, void (*fn)(void *), void *arg, int 
     f->fn = fn;
     f->arg = arg;
     f->id = 0; /* given on first use: a locked add per spawn costs more than the rest */
-    f->state = FIBER_READY;
-    f->detached = (unsigned char)detached;
-    f->joined = 0;
-    f->named = name != NULL;
-    f->stayed = 1;
+    /* state, wait_kind (at rest: WAIT_NONE), detached, joined, named, stayed in one store */
+    f->status = (uint64_t)FIBER_READY | (uint64_t)WAIT_NONE << 8 |
+                (uint64_t)(unsigned char)detached << 16 | (uint64_t)0 << 24 |
+                (uint64_t)(name != NULL) << 32 | (uint64_t)1 << 40;
     if (name) {
         strncpy(f->name, name, sizeof f->name - 1);
         f->name[sizeof f->name - 1] = '\0';
@@ -1023,15 +1033,63 @@ static _Noreturn __attribute__((noinline, cold)) void join_misuse(fiber_t *h, st
     FIBER_PANIC("fiber_join: fiber %" PRIu64 " '%s' joined twice", fiber_id(f), fiber__name(f));
 }
 
-int fiber_join(fiber_t *h)
+#if SCHED_JOIN
+/* fiber_join()'s run path: main joins a fiber that is fresh at the head of the run queue
+ * (its saved sp still has spawn's bit 0: it has never run - the bit is what the switch
+ * trusts, and calling fn again on a live stack would corrupt it silently), and nothing
+ * needs the scheduler's attention: no current fiber (this is the main context), no
+ * timer, no I/O waiter, not inside the scheduler loop. The caller has checked those and
+ * the inbox. f is taken off the queue and the run path (switch_x86_64.S, SCHED_JOIN)
+ * runs it and finishes the join: fiber_join ends in a jump there. */
+static inline __attribute__((always_inline)) int join_run(struct sched *s, struct fiber *f)
 {
-    struct fiber *f = fiber__rec(h);
-    struct sched *s = tls_sched;
-    /* Another thread's scheduler (or none: records always have one), detached, joined
-     * already, a stale handle; a fiber joining itself is caught below. */
-    if (__builtin_expect(f->sched != s || f->dj || (uintptr_t)h != f->handle, 0))
-        join_misuse(h, s);
-    f->joined = JOINED;
+    struct fiber *n = f->next;
+    s->runq_head = n;
+    if (__builtin_expect(!n, 1)) {
+        /* Stores, not a decrement: spawn's increment and this one would chain every
+         * spawn+join to the previous through memory. */
+        size_t zero = 0;
+        __asm__("" : "+r"(zero)); /* a fresh zero, not one kept from above */
+        s->runq_len = zero;
+        s->runq_tail = NULL;
+        s->batch = MIN_ROUND - 1;
+    } else {
+        s->runq_len--;
+        s->batch = s->runq_len + 1 > MIN_ROUND ? s->runq_len : MIN_ROUND - 1;
+    }
+    s->current = f;
+    /* in_loop stays 0: nothing runs in this context until the run path returns */
+    return SCHED_JOIN_ASM(&s->main_ctx, f);
+}
+
+/* The run path's conditions but the inbox (fiber_join() tests all five words at once). */
+static inline int join_runnable(struct sched *s, struct fiber *f)
+{
+    return s->runq_head == f && ((uintptr_t)f->ctx.sp & 1) &&
+           !((uintptr_t)s->current | s->heap_len | s->io_waiters | (size_t)s->in_loop);
+}
+#endif
+
+#if SCHED_JOIN
+/* fiber_join() of a fiber that has finished: its record back to the pool. */
+static __attribute__((noinline)) int join_done(struct sched *s, struct fiber *f)
+{
+    fiber_release(s, f);
+    return 0;
+}
+#endif
+
+/* The rest of fiber_join() for every case the inline test in fiber_join() does not let
+ * through to the run path: f finished already, joined from a fiber (which parks), or
+ * joined from the main context when it is not fresh at the head of the run queue, the
+ * scheduler needs attention, or the thread has an inbox (then the run path still
+ * serves the join if the inbox is empty). */
+static __attribute__((noinline)) int join_general(fiber_t *h, struct fiber *f, struct sched *s)
+{
+#if SCHED_JOIN
+    if (s->remote && join_runnable(s, f) && !fiber__remote_pending(s))
+        return join_run(s, f);
+#endif
     if (f->state != FIBER_DONE) {
         struct fiber *self = s->current;
         if (self) {
@@ -1042,42 +1100,20 @@ int fiber_join(fiber_t *h)
             self->wait_kind = WAIT_JOIN;
             fiber__park(s, self, FIBER_FOREVER);
         } else {
-#if !FIBER_ASAN
-            /* The common case, inline: f is next in the run queue and nothing else needs
-             * the scheduler's attention (no timer, no I/O waiter, an empty inbox, not
-             * inside the scheduler loop). Run f from here; it usually ends straight back
-             * here. Otherwise (it waited, or other fibers ran first) the general loop. */
+#if !FIBER_ASAN && !SCHED_JOIN
+            /* Without the run path (aarch64): f next in the run queue and nothing else
+             * needing the scheduler's attention (no timer, no I/O waiter, an empty inbox,
+             * not inside the scheduler loop): switch to f from here; it usually ends
+             * straight back here. Otherwise (it waited, or other fibers ran first) the
+             * general loop. */
             if (__builtin_expect(s->runq_head == f &&
                                  !(s->heap_len | s->io_waiters | (size_t)s->in_loop) &&
                                  !(s->remote && fiber__remote_pending(s)), 1)) {
-                struct fiber *n = f->next;
-                s->runq_head = n;
-                if (__builtin_expect(!n, 1)) {
-                    /* Stores, not a decrement: spawn's increment and this one would
-                     * chain every spawn+join to the previous through memory. */
-                    size_t zero = 0;
-                    __asm__("" : "+r"(zero)); /* a fresh zero, not one kept from above */
-                    s->runq_len = zero;
-                    s->runq_tail = NULL;
-                    s->batch = MIN_ROUND - 1;
-                } else {
-                    s->runq_len--;
-                    s->batch = s->runq_len + 1 > MIN_ROUND ? s->runq_len : MIN_ROUND - 1;
-                }
+                runq_pop(s);
+                s->batch = s->runq_len + 1 > MIN_ROUND ? s->runq_len : MIN_ROUND - 1;
                 s->current = f;
                 /* in_loop stays 0: nothing runs in this context until the switch returns */
-#if SCHED_RUN
-                /* Fresh: its saved sp still has spawn's bit 0 (a queued fiber that has
-                 * not switched away has not run, so stayed alone would do today; the
-                 * bit is what the switch itself trusts, and calling fn again on a live
-                 * stack would corrupt it silently). The run path calls its function
-                 * from here, and ends it there when it neither switched away nor left
-                 * another fiber runnable. */
-                if (__builtin_expect(f->stayed && ((uintptr_t)f->ctx.sp & 1), 1))
-                    SCHED_RUN_ASM(&s->main_ctx, f);
-                else
-#endif
-                    SCHED_SWITCH_ASM(&s->main_ctx, &f->ctx); /* see join_from_main() */
+                SCHED_SWITCH_ASM(&s->main_ctx, &f->ctx); /* see join_from_main() */
                 /* Even when f ran to its end without switching away, other fibers may
                  * have run after it (it left them runnable), and a detached one among
                  * them left itself to be freed here (s->zombie). */
@@ -1092,6 +1128,48 @@ int fiber_join(fiber_t *h)
     }
     fiber_release(s, f);
     return 0;
+}
+
+#if defined(__x86_64__)
+/* The end of a join that went into the run path and did not finish there (see
+ * SCHED_JOIN): f ended with its record not put back, or the joiner was resumed by a
+ * switch, f ended or not. Runs in the main context, on the joiner's stack. */
+int fiber__join_finish(struct fiber *f)
+{
+    struct sched *s = f->sched;
+    after_switch(s);
+    if (f->state != FIBER_DONE && join_from_main(s, f) != 0) {
+        f->joined = 0;
+        return -1;
+    }
+    fiber_release(s, f);
+    return 0;
+}
+#endif
+
+int fiber_join(fiber_t *h)
+{
+    struct fiber *f = fiber__rec(h);
+    struct sched *s = tls_sched;
+    /* Another thread's scheduler (or none: records always have one), detached, joined
+     * already, a stale handle; a fiber joining itself is caught in join_general(). */
+    if (__builtin_expect(f->sched != s || f->dj || (uintptr_t)h != f->handle, 0))
+        join_misuse(h, s);
+    f->joined = JOINED;
+#if SCHED_JOIN
+    /* The common case: the run path, with no inbox to look at (a thread with one goes
+     * through join_general). Nothing here calls anything but the run path, in the end:
+     * the join costs no frame of its own. */
+    if (__builtin_expect(s->runq_head == f && ((uintptr_t)f->ctx.sp & 1) &&
+                         !((uintptr_t)s->current | s->heap_len | s->io_waiters |
+                           (size_t)s->in_loop | (uintptr_t)s->remote), 1))
+        return join_run(s, f);
+    /* Finished already (the fibers of a batch after the first one joined): only the
+     * record to put back, in a function of its own, so that this one needs no frame. */
+    if (f->state == FIBER_DONE)
+        return join_done(s, f);
+#endif
+    return join_general(h, f, s);
 }
 
 void fiber_detach(fiber_t *h)

@@ -338,8 +338,8 @@
  * the fiber has finished, and the context it returned is resumed without saving
  * anything (the finished fiber's stack is left to the one resumed to reclaim). The
  * call and its return pair up in the return-stack buffer, and the resume ends with
- * `ret`. sched.c calls it from four sites (sched_switch, join_from_main, fiber_join and
- * fiber_yield's direct swap): a ret lands where the return-stack buffer predicts when the
+ * `ret`. sched.c calls it from three sites on x86-64 (sched_switch, join_from_main and
+ * fiber_yield's direct swap; fiber_join's own use is SCHED_JOIN below): a ret lands where the return-stack buffer predicts when the
  * fiber resumed was suspended from the same site as the one switching now (every switch
  * of a ping-pong); a fiber parked through sched_switch and resumed by the direct swap
  * mispredicts its ret, a cost switch/fiber/yield/sites=2 shows the like of.
@@ -378,7 +378,7 @@
         movq    %rsi, %rdi
         xorl    %ebp, %ebp            /* frame-pointer walks stop here */
         callq   fiber__sched_entry
-        /* SCHED_RUN's general end jumps here too: it needs only rsp = f - 16 with the
+        /* SCHED_JOIN's general end jumps here too: it needs only rsp = f - 16 with the
          * joiner's saved frame at (%rsp) and the context to resume in rax; FP_CMP reads
          * the FP words again rather than trusting r8. */
 .L\name\()_ended:
@@ -431,40 +431,87 @@
         SCHED_SWITCH fiber__sched_switch_strict_cmp, FP_CMP
         SCHED_SWITCH fiber__sched_switch_lean, FP_LEAN
 
-/* The record's and the scheduler's fields the run path below touches (sched.c pins
- * them with _Static_assert). */
+/* The record's and the scheduler's fields the join's run path below touches (sched.c
+ * pins them with _Static_assert). */
         .set    F_SCHED, 8
         .set    F_FN, 24
         .set    F_ARG, 32
         .set    F_STATE, 56
         .set    F_STAYED, 61
+        .set    F_STACK_LO, 136
+        .set    F_STACK_HI, 144
         .set    S_CURRENT, 0
         .set    S_RUNQ_HEAD, 8
         .set    S_LIVE, 56
+        .set    S_POOL0_SIZE, 128
+        .set    S_POOL0_HOT, 136
         .set    FIBER_DONE, 2
 
+/* The joiner's frame as the run path leaves it on its own stack: the saved frame of the
+ * table at the top (64 bytes, its return address .L*_cont), then f, then the return
+ * address into fiber_join's caller. The caller's frame (CFA) is 80 bytes up. */
+        .macro  CFI_JOIN_FRAME
+        .cfi_def_cfa rsp, 80
+        .cfi_offset rip, -8
+        .cfi_offset rbp, -32
+        .cfi_offset rbx, -40
+        .cfi_offset r12, -48
+        .cfi_offset r13, -56
+        .cfi_offset r14, -64
+        .cfi_offset r15, -72
+        .endm
+
+/* The run path's fast end, back on the joiner's frame at (%rsp) (rsp = f - 16): its
+ * callee-saved registers are still in place (the fiber's function preserved them)
+ * except rbp, which the run path zeroed; rbp and the FP control words are taken back. */
+        .macro  JOIN_RESUME fp
+        movq    (%rsp), %rsp
+        CFI_JOIN_FRAME
+        movq    48(%rsp), %rbp
+        .cfi_restore rbp
+        .if     \fp == FP_ALWAYS
+        ldmxcsr (%rsp)
+        fldcw   4(%rsp)
+        .elseif \fp == FP_CMP
+        /* The finished fiber's words, read through the dead space under the frame. */
+        READ_FP %ecx, %r8d
+        LOAD_FP_CMP (%rsp), 4(%rsp), %ecx, %r8w
+        .endif
+        .endm
+
 /*
- * The join's run path: void name(fiber_context_t *from, struct fiber *f), f fresh (never
- * run; its stack top is f itself) and already s->current. fiber_join() from the main
- * context calls it for a fiber it just spawned, the pooled spawn+run+join of
+ * The join's run path: int name(fiber_context_t *from, struct fiber *f), tail-called by
+ * fiber_join() - its last step, so it returns to fiber_join's caller - from the main
+ * context for a fresh fiber f (never run; its stack top is f itself) that fiber_join has
+ * taken off the run queue and made s->current: the pooled spawn+run+join of
  * bench/alloc.c. The same half switch as SCHED_SWITCH's fresh entry, but the fiber's
  * function is called from here, not through fiber__sched_entry(): nothing needs freeing
- * on the way in (the joiner runs, so s->zombie is empty), and when the function returns
- * without having switched away (stayed still 1) and left nothing runnable, the end of
- * the fiber is three writes here (state, live count, current) and the joiner is resumed
- * straight away (this needs main to be its only joiner and the fiber not detached: a
- * second join and a detach of a joined fiber panic in sched.c): its
- * callee-saved registers are still in place (the function preserved them) except rbp.
- * Otherwise fiber__sched_exit() ends it as fiber__sched_entry() would, and SCHED_SWITCH's
- * way back takes over. The fiber's fn is called with rsp = f - 16: f is rsp + 16 after.
+ * on the way in (the joiner runs, so s->zombie is empty). When the function returns
+ * without having switched away (stayed still 1) and left nothing runnable, the fiber's
+ * end is written here (live count, current fiber) and the joiner resumed straight
+ * away; if the pool's first bucket holds the record's size and its hot slot is free, the
+ * record goes there and fiber_join returns 0 from here - nothing else is left of the
+ * join - otherwise fiber__join_finish() puts it back. The fast end needs main to be its
+ * only joiner and the fiber not detached: a second join and a detach of a joined fiber
+ * panic in sched.c. Any other end goes through fiber__sched_exit(), as
+ * fiber__sched_entry() would, and SCHED_SWITCH's way back; the joiner's saved frame
+ * returns into .L*_cont, so that a joiner resumed by any switch finishes the join in
+ * fiber__join_finish(f) (which runs the scheduler until f has ended) and returns its
+ * result to fiber_join's caller. The fiber's fn is called with rsp = f - 16: f is
+ * rsp + 16 after.
  */
-        .macro  SCHED_RUN name, fp, sw
+        .macro  SCHED_JOIN name, fp, sw
         .globl  \name
         .type   \name, @function
         .p2align 5
 \name:
         .cfi_startproc
         ENDBR
+        pushq   %rsi                  /* f, for .L*_cont */
+        .cfi_adjust_cfa_offset 8
+        leaq    .L\name\()_cont(%rip), %rax
+        pushq   %rax                  /* the saved frame's return address */
+        .cfi_adjust_cfa_offset 8
         SAVE    \fp
         .if     \fp == FP_CMP
         movzwl  4(%rsp), %r8d         /* FP_CMP: r8w is the current x87 word */
@@ -486,33 +533,67 @@
         movq    F_SCHED+16(%rsp), %rcx
         cmpq    $0, S_RUNQ_HEAD(%rcx)
         jne     1f
-        movb    $FIBER_DONE, F_STATE+16(%rsp)
         subq    $1, S_LIVE(%rcx)
         movq    $0, S_CURRENT(%rcx)
-        movq    (%rsp), %rsp
-        CFI_FRAME                     /* the joiner's frame, as saved above */
-        movq    48(%rsp), %rbp
-        .if     \fp == FP_ALWAYS
-        ldmxcsr (%rsp)
-        fldcw   4(%rsp)
-        .elseif \fp == FP_CMP
-        READ_FP %ecx, %r8d
-        LOAD_FP_CMP (%rsp), 4(%rsp), %ecx, %r8w
-        .endif
-        leaq    56(%rsp), %rsp
+        movq    F_STACK_HI+16(%rsp), %rax
+        subq    F_STACK_LO+16(%rsp), %rax
+        cmpq    %rax, S_POOL0_SIZE(%rcx)
+        jne     2f
+        cmpq    $0, S_POOL0_HOT(%rcx)
+        jne     2f
+        /* fiber_release(): the record back in the pool. Its state stays as spawn left it:
+         * nothing reads a pooled record's state (a stale or second join stops at the
+         * joined flag or the handle's tag), and the next spawn writes it. */
+        leaq    16(%rsp), %rax
+        movq    %rax, S_POOL0_HOT(%rcx)
+        JOIN_RESUME \fp
+        xorl    %eax, %eax
+        leaq    72(%rsp), %rsp
         CFI_AT_RET
         ret
+        /* The fiber has ended here, its record not yet in the pool. */
+        .cfi_undefined rip            /* on the fiber's stack again */
+2:      movb    $FIBER_DONE, F_STATE+16(%rsp) /* fiber__join_finish() reads it */
+        JOIN_RESUME \fp
+        leaq    64(%rsp), %rsp
+        .cfi_def_cfa rsp, 16
+        .cfi_restore rbx
+        .cfi_restore r12
+        .cfi_restore r13
+        .cfi_restore r14
+        .cfi_restore r15
+        popq    %rdi                  /* f */
+        .cfi_def_cfa rsp, 8
+        jmp     fiber__join_finish
         .cfi_undefined rip            /* on the fiber's stack again */
 1:      leaq    16(%rsp), %rdi
         callq   fiber__sched_exit
         jmp     .L\sw\()_ended
         .cfi_endproc
         .size   \name, .-\name
+
+/* Where a switch resumes the joiner's frame: rsp points at f, then the return address
+ * into fiber_join's caller; the callee-saved registers are the joiner's. The nop keeps
+ * the address before the label (what unwinders look up for a return address) in here.
+ * A local symbol of its own (name_cont, not exported), typed and sized, so that gdb,
+ * perf and addr2line name it instead of attributing it to the function before. */
+        .type   \name\()_cont, @function
+\name\()_cont:
+        .cfi_startproc
+        .cfi_def_cfa rsp, 16
+        .cfi_offset rip, -8
+        nop
+.L\name\()_cont:
+        popq    %rdi                  /* f */
+        .cfi_def_cfa rsp, 8
+        jmp     fiber__join_finish
+        .cfi_endproc
+        .size   \name\()_cont, .-\name\()_cont
         .endm
 
-        SCHED_RUN fiber__sched_run_strict_always, FP_ALWAYS, fiber__sched_switch_strict_always
-        SCHED_RUN fiber__sched_run_strict_cmp, FP_CMP, fiber__sched_switch_strict_cmp
-        SCHED_RUN fiber__sched_run_lean, FP_LEAN, fiber__sched_switch_lean
+        SCHED_JOIN fiber__sched_join_strict_always, FP_ALWAYS, fiber__sched_switch_strict_always
+        SCHED_JOIN fiber__sched_join_strict_cmp, FP_CMP, fiber__sched_switch_strict_cmp
+        SCHED_JOIN fiber__sched_join_lean, FP_LEAN, fiber__sched_switch_lean
 
         .section .rodata
         .p2align 3

@@ -139,6 +139,27 @@ static void cross_wake_all(void) { cross_thread(q_parker, wake_all_from_thread);
 static void cross_release(void) { cross_thread(sem_parker, release_from_thread); }
 static void cross_wait(void) { cross_thread(q_parker, wait_from_thread); }
 
+/* fiber_join of a fiber of the main thread from another pthread: with no scheduler of its
+ * own there, and with one (whose run path must not take another scheduler's fiber). */
+static int xj_with_sched;
+static void *xj_joiner(void *h)
+{
+    if (xj_with_sched)
+        fiber_join(fiber_spawn(nothing, NULL));
+    fiber_join(h);
+    return NULL;
+}
+static void xjoin(void)
+{
+    alarm(10); /* a join that waits on the wrong scheduler: SIGALRM, not a hang */
+    fiber_t *f = fiber_spawn(nothing, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, xj_joiner, f);
+    pthread_join(t, NULL);
+}
+static void xjoin_bare(void) { xj_with_sched = 0; xjoin(); }
+static void xjoin_sched(void) { xj_with_sched = 1; xjoin(); }
+
 static void test_join_twice(void **s) { (void)s; expect_abort(join_twice, "joined twice"); }
 static void test_yield_outside(void **s) { (void)s; expect_abort(yield_outside, "fiber_yield called outside a fiber"); }
 static void test_sleep_outside(void **s) { (void)s; expect_abort(sleep_outside, "called outside a fiber"); }
@@ -155,6 +176,13 @@ static void test_cross_thread_wake(void **s)
     expect_abort(cross_release, "fiber_sem_release from another thread");
     expect_abort(cross_wait, "fiber_waitq_wait from another thread");
 }
+static void test_cross_thread_join(void **s)
+{
+    (void)s;
+    expect_abort(xjoin_bare, "fiber_join: fiber");
+    expect_abort(xjoin_bare, "belongs to another thread's scheduler");
+    expect_abort(xjoin_sched, "belongs to another thread's scheduler");
+}
 static void test_overflow(void **s) { (void)s; expect_abort(overflow, "stack overflow in fiber"); expect_abort(overflow, "'deep-thinker'"); }
 
 int main(void)
@@ -170,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_big_frame),
         cmocka_unit_test(test_stale_handle),
         cmocka_unit_test(test_cross_thread_wake),
+        cmocka_unit_test(test_cross_thread_join),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,6 +68,240 @@ static void test_join_from_main_runs_scheduler(void **state)
     assert_int_equal(ran, 42);
 }
 
+/* Main spawning and joining one fiber after another (the pooled spawn+join of
+ * bench/alloc.c, which the join's run path serves) must not starve the other fibers: a
+ * sleeper's timer, a reader's I/O and a fiber that keeps yielding all get their turn
+ * while it loops. The run path is taken only when nothing else needs the scheduler. */
+static int sj_slept, sj_read;
+static long sj_yields;
+static int sj_pipe[2];
+
+static void sj_sleeper(void *arg)
+{
+    (void)arg;
+    fiber_sleep_ns(1000000);
+    sj_slept = 1;
+}
+
+static void sj_reader(void *arg)
+{
+    (void)arg;
+    char c;
+    if (fiber_read(sj_pipe[0], &c, 1, FIBER_FOREVER) == 1)
+        sj_read = 1;
+}
+
+static void sj_yielder(void *arg)
+{
+    int *stop = arg;
+    while (!*stop) {
+        sj_yields++;
+        fiber_yield();
+    }
+}
+
+static void sj_child(void *arg) { (*(long *)arg)++; }
+
+static void test_spawn_join_loop_lets_others_run(void **state)
+{
+    (void)state;
+    assert_int_equal(pipe2(sj_pipe, O_NONBLOCK), 0);
+    sj_slept = sj_read = 0;
+    sj_yields = 0;
+    int stop = 0;
+    long children = 0, joins = 0;
+    fiber_t *z = fiber_spawn(sj_sleeper, NULL);
+    fiber_t *r = fiber_spawn(sj_reader, NULL);
+    fiber_t *y = fiber_spawn(sj_yielder, &stop);
+    uint64_t t0 = fiber_now_ns();
+    /* Bounded by count and time: with the timer, the reader and the yielder served, this
+     * ends after a few thousand joins (the sleeper needs 1 ms). */
+    while (joins < 2000000 && fiber_now_ns() - t0 < 5000000000u &&
+           !(sj_slept && sj_read && sj_yields >= 1000)) {
+        fiber_t *c = fiber_spawn(sj_child, &children);
+        assert_non_null(c);
+        assert_int_equal(fiber_join(c), 0);
+        if (++joins == 100)
+            assert_int_equal(write(sj_pipe[1], "x", 1), 1);
+    }
+    print_message("after %ld joins: slept %d, read %d, %ld yields\n", joins, sj_slept, sj_read,
+                  sj_yields);
+    assert_int_equal(children, joins);
+    assert_int_equal(sj_slept, 1);
+    assert_int_equal(sj_read, 1);
+    /* the yielder, ready all along, runs about once per join (the child queues behind it) */
+    assert_true(sj_yields >= joins / 2);
+    stop = 1;
+    assert_int_equal(fiber_join(y), 0);
+    assert_int_equal(fiber_join(r), 0);
+    assert_int_equal(fiber_join(z), 0);
+    assert_int_equal(fiber_live_count(), 0);
+    close(sj_pipe[0]);
+    close(sj_pipe[1]);
+}
+
+/* The same loop with nothing ready beside main's child: every join can take the run
+ * path, so only its own test of the scheduler's words (the timer heap, the I/O waiters,
+ * the inbox) lets a sleeper, a reader or another thread's message in. Bounded by count
+ * and a generous deadline: served, each ends after a few ms. */
+static int sj_loop_until(const volatile int *flag, long *joins)
+{
+    long children = 0;
+    uint64_t t0 = fiber_now_ns();
+    *joins = 0;
+    while (!*flag && *joins < 20000000 && fiber_now_ns() - t0 < 5000000000u) {
+        fiber_t *c = fiber_spawn(sj_child, &children);
+        if (!c || fiber_join(c) != 0)
+            return -1;
+        ++*joins;
+    }
+    return children == *joins ? 0 : -1;
+}
+
+static void test_spawn_join_loop_lets_timer_run(void **state)
+{
+    (void)state;
+    sj_slept = 0;
+    long joins;
+    fiber_t *z = fiber_spawn(sj_sleeper, NULL);
+    assert_int_equal(sj_loop_until((volatile int *)&sj_slept, &joins), 0);
+    print_message("timer: slept %d after %ld joins\n", sj_slept, joins);
+    assert_int_equal(sj_slept, 1);
+    assert_int_equal(fiber_join(z), 0);
+    assert_int_equal(fiber_live_count(), 0);
+}
+
+static void test_spawn_join_loop_lets_io_run(void **state)
+{
+    (void)state;
+    assert_int_equal(pipe2(sj_pipe, O_NONBLOCK), 0);
+    sj_read = 0;
+    long children = 0, joins;
+    fiber_t *r = fiber_spawn(sj_reader, NULL);
+    fiber_t *c = fiber_spawn(sj_child, &children);
+    assert_int_equal(fiber_join(c), 0); /* the reader runs first and parks on the pipe */
+    assert_int_equal(sj_read, 0);
+    assert_int_equal(write(sj_pipe[1], "x", 1), 1);
+    assert_int_equal(sj_loop_until((volatile int *)&sj_read, &joins), 0);
+    print_message("io: read %d after %ld joins\n", sj_read, joins);
+    assert_int_equal(sj_read, 1);
+    assert_int_equal(fiber_join(r), 0);
+    assert_int_equal(fiber_live_count(), 0);
+    close(sj_pipe[0]);
+    close(sj_pipe[1]);
+}
+
+/* Another thread's message, posted ~2 ms into the loop, runs during it. On a thread of
+ * its own, so that the main thread's scheduler gets no inbox (which every later join
+ * would then see). */
+static volatile int sj_posted_ran;
+static void sj_posted(void *arg) { (void)arg; sj_posted_ran = 1; }
+static void *sj_poster(void *arg)
+{
+    usleep(2000);
+    return (void *)(intptr_t)fiber_sched_post(arg, sj_posted, NULL);
+}
+static void *sj_remote_thread(void *arg)
+{
+    long *joins = arg;
+    fiber_sched_t *me = fiber_sched_self();
+    if (!me)
+        return (void *)1;
+    pthread_t t;
+    if (pthread_create(&t, NULL, sj_poster, me) != 0)
+        return (void *)2;
+    int rc = sj_loop_until(&sj_posted_ran, joins);
+    void *prc;
+    pthread_join(t, &prc);
+    if (rc != 0 || prc != NULL)
+        return (void *)3;
+    return NULL;
+}
+
+static void test_spawn_join_loop_lets_remote_run(void **state)
+{
+    (void)state;
+    sj_posted_ran = 0;
+    long joins = 0;
+    pthread_t t;
+    void *rc;
+    assert_int_equal(pthread_create(&t, NULL, sj_remote_thread, &joins), 0);
+    assert_int_equal(pthread_join(t, &rc), 0);
+    print_message("remote: ran %d after %ld joins\n", sj_posted_ran, joins);
+    assert_null(rc);
+    assert_int_equal(sj_posted_ran, 1);
+}
+
+/* The run path's hot-slot end keeps a record only if its stack has the first bucket's
+ * size: a 16 KiB fiber joined there while the hot slot is empty must not come back as a
+ * default one. Then four default fibers each use 48 KiB of their stack. On a thread of
+ * its own: a fresh pool, the hot slot in a known state. */
+static int sz_deep_ok;
+static void sz_deep(void *arg)
+{
+    (void)arg;
+    volatile char buf[48 * 1024];
+    memset((char *)buf, 0x5a, sizeof buf);
+    sz_deep_ok += buf[100] == 0x5a && buf[sizeof buf - 1] == 0x5a;
+}
+static void *sz_thread(void *arg)
+{
+    (void)arg;
+    long n = 0;
+    fiber_t *g = fiber_spawn(sj_child, &n); /* takes the hot record */
+    fiber_run();                            /* g ends, its record not yet back */
+    fiber_attr_t small = {.stack_size = 16 * 1024};
+    fiber_t *h = fiber_spawn_ex(sj_child, &n, &small);
+    if (!g || !h || fiber_join(h) != 0 || fiber_join(g) != 0 || n != 2)
+        return (void *)1;
+    sz_deep_ok = 0;
+    fiber_t *d[4];
+    for (int i = 0; i < 4; i++)
+        d[i] = fiber_spawn(sz_deep, NULL);
+    for (int i = 0; i < 4; i++)
+        if (!d[i] || fiber_join(d[i]) != 0)
+            return (void *)2;
+    return sz_deep_ok == 4 ? NULL : (void *)3;
+}
+
+static void test_join_run_path_keeps_stack_sizes_apart(void **state)
+{
+    (void)state;
+    pthread_t t;
+    void *rc;
+    assert_int_equal(pthread_create(&t, NULL, sz_thread, NULL), 0);
+    assert_int_equal(pthread_join(t, &rc), 0);
+    assert_null(rc);
+}
+
+/* A fiber woken onto the head of the run queue is no longer fresh: joining it from main
+ * resumes it where it parked, never enters fn again. */
+static fiber_waitq_t wk_q = FIBER_WAITQ_INIT;
+static int wk_entries, wk_done;
+static void wk_parker(void *arg)
+{
+    (void)arg;
+    wk_entries++;
+    fiber_waitq_wait(&wk_q, FIBER_FOREVER);
+    wk_done = 1;
+}
+
+static void test_join_woken_fiber_resumes(void **state)
+{
+    (void)state;
+    wk_entries = wk_done = 0;
+    long n = 0;
+    fiber_t *w = fiber_spawn(wk_parker, NULL);
+    assert_int_equal(fiber_join(fiber_spawn(sj_child, &n)), 0); /* w runs and parks */
+    assert_int_equal(wk_entries, 1);
+    assert_int_equal(wk_done, 0);
+    assert_int_equal(fiber_waitq_wake_one(&wk_q), 1); /* w: the head of the run queue */
+    assert_int_equal(fiber_join(w), 0);
+    assert_int_equal(wk_entries, 1);
+    assert_int_equal(wk_done, 1);
+    assert_int_equal(fiber_live_count(), 0);
+}
+
 static void child_sleeper(void *arg)
 {
     fiber_sleep_ns(1000000);
@@ -461,6 +695,10 @@ static void test_fresh_fiber_fp_state(void **state)
     uint16_t saved_fcw = get_fcw();
     int cmp = strcmp(fiber_context_mxcsr_policy(), "cmp") == 0;
     assert_true(cmp || strcmp(fiber_context_mxcsr_policy(), "always") == 0);
+    /* The lean build (fiber_test_sched_lean) switches general registers only: the words
+     * are the thread's, seen by the fiber as the joiner left them and left as the fiber
+     * set them. */
+    int lean = strcmp(fiber_context_variant(), "lean") == 0;
     /* The joiner: round toward zero; the defaults with the precision flag; flush to zero;
      * denormals are zero; the defaults. */
     static const uint32_t joiner_mxcsr[] = {0x7F80u, 0x1F80u | 0x20u, 0x9F80u, 0x1FC0u, 0x1F80u};
@@ -485,15 +723,22 @@ static void test_fresh_fiber_fp_state(void **state)
                 uint32_t seen_want = cmp ? 0x1F80u | (joiner_mxcsr[m] & 0x3Fu) : 0x1F80u;
                 uint32_t now_want = cmp ? (joiner_mxcsr[m] & ~0x3Fu) | (fiber_mxcsr[k] & 0x3Fu)
                                         : joiner_mxcsr[m];
+                uint16_t seen_fcw_want = 0x037Fu, now_fcw_want = joiner_fcw[m];
+                if (lean) {
+                    seen_want = joiner_mxcsr[m];
+                    now_want = fiber_mxcsr[k];
+                    seen_fcw_want = joiner_fcw[m];
+                    now_fcw_want = 0x0B7Fu;
+                }
                 if (mx(fp_seen_mxcsr) != mx(seen_want) || mx(now) != mx(now_want))
                     print_error("joiner %#x, fiber sets %#x, yield %d, %s: fiber saw %#x (want "
                                 "%#x), joiner has %#x (want %#x)\n", joiner_mxcsr[m],
-                                fiber_mxcsr[k], yield, cmp ? "cmp" : "always", fp_seen_mxcsr,
+                                fiber_mxcsr[k], yield, lean ? "lean" : cmp ? "cmp" : "always", fp_seen_mxcsr,
                                 seen_want, now, now_want);
                 assert_int_equal(mx(fp_seen_mxcsr), mx(seen_want));
                 assert_int_equal(mx(now), mx(now_want));
-                assert_int_equal(fp_seen_fcw, 0x037Fu);
-                assert_int_equal(get_fcw(), joiner_fcw[m]);
+                assert_int_equal(fp_seen_fcw, seen_fcw_want);
+                assert_int_equal(get_fcw(), now_fcw_want);
             }
     set_mxcsr(saved_mxcsr);
     set_fcw(saved_fcw);
@@ -551,7 +796,7 @@ static void test_switch_back_keeps_registers(void **state)
     (void)state;
     uint64_t out[6];
     /* from the main context, the fiber alone: the join's run path ends it and resumes
-     * the joiner directly (switch_x86_64.S, SCHED_RUN) */
+     * the joiner directly (switch_x86_64.S, SCHED_JOIN) */
     for (int i = 0; i < 3; i++) {
         fiber_t *f = fiber_spawn(churn, (void *)(intptr_t)1);
         memset(out, 0, sizeof out);
@@ -579,7 +824,7 @@ static void test_switch_back_keeps_registers(void **state)
 /* ---- the join's run path: main spawns a fiber and joins it at once ---- */
 
 /* fiber_join() from the main context enters a fresh fiber through its own path
- * (switch_x86_64.S, SCHED_RUN) and ends it there when it neither switched away nor left
+ * (switch_x86_64.S, SCHED_JOIN) and ends it there when it neither switched away nor left
  * another fiber runnable; every other end goes back to the general one. Each case below
  * takes one of those ways; after each the scheduler must be at rest: no live fiber, no
  * current fiber, every record back in the pool. */
@@ -909,6 +1154,12 @@ int main(void)
         cmocka_unit_test(test_yield_pingpong_lets_io_run),
         cmocka_unit_test(test_yield_pingpong_detached_end),
         cmocka_unit_test(test_join_from_main_runs_scheduler),
+        cmocka_unit_test(test_spawn_join_loop_lets_others_run),
+        cmocka_unit_test(test_spawn_join_loop_lets_timer_run),
+        cmocka_unit_test(test_spawn_join_loop_lets_io_run),
+        cmocka_unit_test(test_spawn_join_loop_lets_remote_run),
+        cmocka_unit_test(test_join_run_path_keeps_stack_sizes_apart),
+        cmocka_unit_test(test_join_woken_fiber_resumes),
         cmocka_unit_test(test_join_from_fiber_parks),
         cmocka_unit_test(test_join_run_path),
         cmocka_unit_test(test_join_run_path_order),
