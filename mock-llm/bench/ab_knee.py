@@ -13,6 +13,8 @@ per stream count the knees' medians (min-max) and the ratios to the floor, run b
 
 --concurrency N: instead, N streams at 5 tokens/s each (the concurrency case: no
 --busy-poll), A and B alternating; lateness p50/p99 and server CPU per run.
+--cpu N:TPS,...: instead, the server's CPU time per event at those fixed rates (no
+--busy-poll unless --busy: spinning would count as CPU), A and B alternating.
 """
 import argparse
 import os
@@ -95,6 +97,37 @@ def concurrency(a):
               f" open {[r['open'] for r in rs]}")
 
 
+def cpu(a):
+    """Server CPU per event (schedstat run time over the events, as mllm-load reports it)
+    at fixed offered rates, A and B alternating: a count of the server's own thread time,
+    less at the mercy of other load than a knee is (a knee fails on any stall)."""
+    res = {}
+    for run in range(a.runs):
+        for spec in a.cpu.split(","):
+            n, tps = spec.split(":")
+            n, tps = int(n), float(tps)
+            for name in (("A", "B") if run % 2 == 0 else ("B", "A")):
+                bindir = a.a if name == "A" else a.b
+                srv = mb.stream_server(bindir, tps, a.busy)
+                try:
+                    r = mb.run_load(bindir, srv.port, srv.p.pid, n, 1.0, mb.whole_periods(2.0, tps),
+                                    period_ms=1000.0 / tps)
+                finally:
+                    srv.stop()
+                res.setdefault((spec, name), []).append(r)
+                mb.log(f"  {name} n={n} tps={tps:g} run {run + 1}: {r['server_events_per_s']:,.0f} ev/s, "
+                       f"cpu {r['server_cpu_us_per_event']:.2f} us/ev (kernel "
+                       f"{100 * r['server_sys_share']:.0f}%), writes/ev {r['writes_per_event']:.3f}, "
+                       f"p50 {r['late_p50_us']:.0f} p99 {r['late_p99_us']:.0f} us, runq-wait "
+                       f"{r['server_runq_wait_pct']:.1f}%")
+    print(f"# loadavg at end: {os.getloadavg()}")
+    for (spec, name), rs in sorted(res.items()):
+        print(f"  {spec} {name}: cpu us/event {medf([r['server_cpu_us_per_event'] for r in rs])}"
+              f" writes/event {medf([r['writes_per_event'] for r in rs], '{:.3f}')}"
+              f" p99 us {medf([r['late_p99_us'] for r in rs], '{:.0f}')}"
+              f" runq-wait % {medf([r['server_runq_wait_pct'] for r in rs], '{:.1f}')}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--a", required=True, help="bin directory of build A (and the floor)")
@@ -103,10 +136,14 @@ def main():
     ap.add_argument("--streams", default="1000,10000")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=0)
+    ap.add_argument("--cpu", default="", help="N:TPS,... : CPU per event at these rates")
+    ap.add_argument("--busy", action="store_true", help="--cpu: servers with --busy-poll")
     a = ap.parse_args()
     a.streams = [int(x) for x in a.streams.split(",")]
     t0 = time.time()
-    if a.concurrency:
+    if a.cpu:
+        cpu(a)
+    elif a.concurrency:
         concurrency(a)
     else:
         capacity(a)

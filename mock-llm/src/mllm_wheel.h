@@ -39,8 +39,8 @@ struct mllm_wheel_timer {
     void (*fire)(mllm_wheel_timer_t *t, uint64_t now);
 };
 
-/* Timers the ticker fires in one go before it yields to the other fibers (and the
- * poller): streams' events are written from inside the ticker, and a burst of due
+/* Timers the ticker fires in one go (over as many passes as it takes while it is
+ * behind) before it lets the other fibers and the poller run: streams' events are written from inside the ticker, and a burst of due
  * streams must not hold up new connections and /metrics for its whole length. */
 #define MLLM_WHEEL_FIRE_ROUND 64
 
