@@ -77,9 +77,9 @@ static uint64_t next_slot(uint64_t from)
     return from; /* cannot happen while count > 0 */
 }
 
-/* Fires the due timers of slot number sn, at most budget of them; keeps the rest. The
- * list is taken off the slot first: a timer that fires may file itself again, in this
- * very slot. Returns how many fired. */
+/* Fires the due timers of slot number sn until their work reaches budget (see fire in
+ * the header); keeps the rest. The list is taken off the slot first: a timer that fires
+ * may file itself again, in this very slot. Returns the work done. */
 static unsigned run_slot(uint64_t sn, uint64_t now, unsigned budget)
 {
     slot_t *s = &slots[sn & MASK];
@@ -93,8 +93,7 @@ static unsigned run_slot(uint64_t sn, uint64_t now, unsigned budget)
         if (t->deadline <= now && fired < budget) {
             count--;
             t->next = NULL;
-            fired++;
-            t->fire(t, now);
+            fired += (unsigned)t->fire(t, now);
         } else {
             if (t->deadline < min)
                 min = t->deadline;
@@ -232,10 +231,11 @@ typedef struct sleeper {
     fiber_waitq_t      q;
 } sleeper_t;
 
-static void sleeper_fire(mllm_wheel_timer_t *t, uint64_t now)
+static int sleeper_fire(mllm_wheel_timer_t *t, uint64_t now)
 {
     (void)now;
     fiber_waitq_wake_one(&((sleeper_t *)t)->q);
+    return 0;
 }
 
 void mllm_wheel_sleep_until(uint64_t deadline)

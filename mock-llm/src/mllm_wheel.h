@@ -35,12 +35,16 @@ struct mllm_wheel_timer {
     uint64_t            deadline; /* set by the owner before mllm_wheel_add() */
     /* Called by the ticker fiber at or after deadline, with the timer off the wheel;
      * now is the ticker's clock reading. It must not park (it runs inside the ticker,
-     * before the other due timers); it may file the timer again with mllm_wheel_add(). */
-    void (*fire)(mllm_wheel_timer_t *t, uint64_t now);
+     * before the other due timers); it may file the timer again with mllm_wheel_add().
+     * Returns 1 when it did a piece of work that counts towards the ticker's round
+     * (MLLM_WHEEL_FIRE_ROUND), 0 when it only handed something on (a wake-up). */
+    int (*fire)(mllm_wheel_timer_t *t, uint64_t now);
 };
 
-/* Timers the ticker fires in one go (over as many passes as it takes while it is
- * behind) before it lets the other fibers and the poller run: streams' events are written from inside the ticker, and a burst of due
+/* Timers whose firing did work (fire returned 1) the ticker fires in one go (over as
+ * many passes as it takes while it is behind) before it lets the other fibers and the
+ * poller run; wake-ups do not count, so a ticker behind hands every due stream on at
+ * once, as it did when it only woke fibers: streams' events are written from inside the ticker, and a burst of due
  * streams must not hold up new connections and /metrics for its whole length. */
 #define MLLM_WHEEL_FIRE_ROUND 64
 

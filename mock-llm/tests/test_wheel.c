@@ -146,14 +146,14 @@ typedef struct rtimer {
 
 static int timers_live;
 
-static void rtimer_fire(mllm_wheel_timer_t *t, uint64_t now)
+static int rtimer_fire(mllm_wheel_timer_t *t, uint64_t now)
 {
     rtimer_t *r = (rtimer_t *)t;
     if (now < t->deadline || fiber_now_ns() < t->deadline)
         r->early++;
     if (++r->fired == FIRES) {
         timers_live--;
-        return;
+        return 1;
     }
     r->rng = r->rng * 6364136223846793005ull + 1442695040888963407ull;
     /* 0..3 ms; one in eight within the same 16 us slot */
@@ -164,6 +164,7 @@ static void rtimer_fire(mllm_wheel_timer_t *t, uint64_t now)
         timers_live--; /* cannot happen within the horizon */
         r->fired = -1000;
     }
+    return 1;
 }
 
 static void timers_main(void *arg)
@@ -224,11 +225,12 @@ static void t_refusals(void **state)
 static int burst_fired, burst_max_step;
 static uint64_t burst_at;
 
-static void burst_fire(mllm_wheel_timer_t *t, uint64_t now)
+static int burst_fire(mllm_wheel_timer_t *t, uint64_t now)
 {
     (void)t;
     (void)now;
     burst_fired++;
+    return 1;
 }
 
 static void burst_watcher(void *arg)
