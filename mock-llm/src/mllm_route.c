@@ -91,34 +91,33 @@ enum inject { INJ_NONE, INJ_429, INJ_500, INJ_503, INJ_MIDSTREAM, INJ_DISCONNECT
 /*
  * A stream's state between two events, side by side. With 10,000 streams one stream's
  * events come 10,000 other events apart, so every cache line an event touches is a
- * miss: this struct (four lines), then the per-event fields of its chunk format, which
- * follow it in gen_t, and the connection. Its events are emitted by the wheel's ticker
- * (stream_fire) while the stream's fiber stays parked, so the fiber's stack frames,
- * record and context switch are not touched per event at all (callgrind showed those
- * frames as most of the misses).
+ * miss: this struct (three lines, every field read or written per event), then the
+ * per-event fields of its chunk format, which follow it in gen_t, and the connection.
+ * Its events are emitted by the wheel's ticker (stream_fire) while the stream's fiber
+ * stays parked, so the fiber's stack frames, record and context switch are not touched
+ * per event at all (callgrind showed those frames as most of the misses).
  */
 typedef struct stream {
     mllm_wheel_timer_t timer;   /* first: the ticker's handle on the stream */
     mllm_conn_t       *c;
-    uint64_t           start;   /* the request's start; deadlines are start + off */
-    uint64_t           off;     /* the next event's offset (when more) */
+    uint64_t           start;   /* the request's start; deadlines are start + s.t_ns */
     uint64_t           wrote_at; /* when the last batch's write began */
     int                k;       /* the next event's tokens */
-    int                more;    /* events are left after the ones emitted */
     int                sent;    /* tokens emitted */
-    int                first_tok, started;
     int                cut_at;  /* injected cut after this many tokens, or -1 */
     int                rc;      /* 0, or -1: the connection is done */
-    int                step;    /* the last batch's outcome (enum step) */
-    int                api, has_call, chunked; /* copies of gen_t's, on these lines */
-    fiber_waitq_t      q;       /* the fiber parks here while the ticker emits */
-    mllm_schedule_t    s;
+    signed char        step;    /* the last batch's outcome (enum step) */
+    unsigned char      more;    /* events are left after the ones emitted */
+    unsigned char      first_tok, started;
+    unsigned char      api, has_call, chunked; /* copies of gen_t's, on these lines */
+    mllm_schedule_t    s;       /* s.t_ns: the next event's offset (when more) */
     mllm_rng_t         trng;    /* the token text's draws */
 } stream_t;
 
 typedef struct gen {
     stream_t          st __attribute__((aligned(64)));
     mllm_stream_fmt_t fmt;      /* right after st: its per-event fields come first */
+    fiber_waitq_t     q;        /* the stream's fiber parks here while the ticker emits */
     mllm_gen_req_t    req;
     int               anthropic, chunked, keep_alive;
     uint64_t          index;
@@ -129,6 +128,8 @@ typedef struct gen {
     mllm_resp_t       resp;     /* Responses API state (sequence numbers) */
     mllm_buf_t        echo;     /* Responses: the request's fields the object repeats */
 } gen_t;
+
+_Static_assert(sizeof(stream_t) <= 192, "a stream's per-event state fits three cache lines");
 
 /* Appends the k token texts of one event to text[] (NUL-terminated); returns length. */
 static size_t event_text(mllm_rng_t *trng, int k, int *first, char *text, size_t cap)
@@ -315,6 +316,14 @@ enum step {
     STEP_DEAD  /* an injected disconnect: close without the terminating chunk */
 };
 
+/* The schedule's next event into st (k; its offset is st->s.t_ns, which
+ * mllm_schedule_next leaves at the last event's when none is left). Returns more. */
+static inline int next_event(stream_t *st)
+{
+    uint64_t off;
+    return mllm_schedule_next(&st->s, &off, &st->k);
+}
+
 /* Events formatted per write at most (--max-batch-events, capped). */
 static inline int batch_limit(void)
 {
@@ -344,7 +353,7 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g)
     uint64_t now = fiber_now_ns();
     int nev = 0;
     int batch = batch_limit();
-    while (st->more && st->start + st->off <= now && nev < batch) {
+    while (st->more && st->start + st->s.t_ns <= now && nev < batch) {
         if (st->cut_at >= 0 && st->sent >= st->cut_at)
             break;
         if (st->has_call) {
@@ -352,11 +361,13 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g)
             size_t n = call_slice(g, st->k, st->s.emitted >= st->s.total, &p);
             fmt_delta(g, p, n);
         } else {
-            fmt_delta(g, text, event_text(&st->trng, st->k, &st->first_tok, text, sizeof text));
+            int first = st->first_tok;
+            fmt_delta(g, text, event_text(&st->trng, st->k, &first, text, sizeof text));
+            st->first_tok = (unsigned char)first;
         }
-        deadlines[nev++] = st->start + st->off;
+        deadlines[nev++] = st->start + st->s.t_ns;
         st->sent += st->k;
-        st->more = mllm_schedule_next(&st->s, &st->off, &st->k);
+        st->more = (unsigned char)next_event(st);
     }
     int cut = st->cut_at >= 0 && st->sent >= st->cut_at;
     if (cut && g->inject == INJ_MIDSTREAM) {
@@ -413,19 +424,19 @@ static int stream_fire(mllm_wheel_timer_t *t, uint64_t now)
     stream_t *st = &g->st;
     if (now - t->deadline > MLLM_TICKER_LATE_NS) {
         st->step = STEP_LATE;
-        fiber_waitq_wake_one(&st->q);
+        fiber_waitq_wake_one(&g->q);
         return 0;
     }
     st->step = emit_due(g);
     if (st->step == STEP_MORE && st->rc == 0) {
-        uint64_t deadline = st->start + st->off;
+        uint64_t deadline = st->start + st->s.t_ns;
         if (deadline > st->wrote_at && mllm_conn_wait_is_sleep(st->c, deadline, st->wrote_at)) {
             st->timer.deadline = deadline;
             if (mllm_wheel_add(&st->timer, st->wrote_at) == 0)
                 return 1;
         }
     }
-    fiber_waitq_wake_one(&st->q);
+    fiber_waitq_wake_one(&g->q);
     return 1;
 }
 
@@ -437,11 +448,11 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
     stream_t *st = &g->st;
     st->c = c;
     st->start = start;
-    st->api = g->req.api;
-    st->has_call = g->has_call;
-    st->chunked = g->chunked;
+    st->api = (unsigned char)g->req.api;
+    st->has_call = (unsigned char)g->has_call;
+    st->chunked = (unsigned char)g->chunked;
     st->timer.fire = stream_fire;
-    st->q = (fiber_waitq_t)FIBER_WAITQ_INIT;
+    g->q = (fiber_waitq_t)FIBER_WAITQ_INIT;
     schedule_init(&st->s, g);
     mllm_rng_seed(&st->trng, cfg->seed ^ 0x7e47u, g->index);
     st->cut_at = g->inject == INJ_MIDSTREAM || g->inject == INJ_DISCONNECT ? st->s.total / 2
@@ -457,9 +468,9 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
     st->first_tok = 1;
     st->sent = 0;
     st->started = 0;
-    st->more = mllm_schedule_next(&st->s, &st->off, &st->k);
+    st->more = (unsigned char)next_event(st);
     while (st->rc == 0 && (st->more || !st->started)) {
-        uint64_t deadline = st->start + st->off;
+        uint64_t deadline = st->start + st->s.t_ns;
         if (!st->more)
             deadline = st->start + st->s.ttft_ns; /* zero tokens cannot happen; be safe anyway */
         uint64_t now = fiber_now_ns();
@@ -468,7 +479,7 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
         if (deadline > now && mllm_conn_wait_is_sleep(c, deadline, now) &&
             mllm_wheel_add(&st->timer, now) == 0) {
             /* The ticker emits from here on (stream_fire) and wakes us when it cannot. */
-            fiber_waitq_wait(&st->q, FIBER_FOREVER);
+            fiber_waitq_wait(&g->q, FIBER_FOREVER);
             step = st->step;
             if (step == STEP_LATE)
                 continue; /* due: emitted on the way below, from this fiber */
@@ -489,7 +500,7 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
         /* A stream whose next event is already due (no gaps, or far behind) would loop
          * without ever parking and starve every other connection: let them run. (Due
          * by the time this write began is enough to tell: no clock read here.) */
-        if (st->start + st->off <= st->wrote_at)
+        if (st->start + st->s.t_ns <= st->wrote_at)
             fiber_yield();
     }
     int rc = st->rc;
