@@ -424,10 +424,12 @@ static int stream_fire(mllm_wheel_timer_t *t, uint64_t now)
     stream_t *st = &g->st;
     if (now - t->deadline > MLLM_TICKER_LATE_NS) {
         st->step = STEP_LATE;
+        mllm_metrics.ticker_handovers++;
         fiber_waitq_wake_one(&g->q);
         return 0;
     }
     st->step = emit_due(g);
+    mllm_metrics.ticker_writes++;
     if (st->step == STEP_MORE && st->rc == 0) {
         uint64_t deadline = st->start + st->s.t_ns;
         if (deadline > st->wrote_at && mllm_conn_wait_is_sleep(st->c, deadline, st->wrote_at)) {

@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "mllm_wheel.h"
+#include "mllm_metrics.h"
 
 #include <fiber.h>
 
@@ -143,6 +144,7 @@ static void ticker_main(void *arg)
              * a ticker that is behind would starve accepts and /metrics (a 19,000-stream
              * run on the loaded machine ended with the load client unable to read
              * /metrics; the park makes the scheduler poll before the next 64). */
+            mllm_metrics.ticker_parks++;
             fiber_waitq_wait(&ticker_q, fiber_now_ns() + 1);
             fired = 0;
             continue;
