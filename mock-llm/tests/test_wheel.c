@@ -3,7 +3,8 @@
  * everybody wakes, in deadline order to within a slot (16 us); deadlines past the
  * horizon, a new deadline earlier than the one the ticker sleeps towards, a lagging
  * cursor, and an empty wheel that refills; timers whose function files them again,
- * what the wheel refuses, and a burst of due timers that lets other fibers run.
+ * what the wheel refuses, and a burst of due timers that lets other fibers run and the
+ * scheduler poll sockets.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,9 @@
 #include <fiber.h>
 
 #include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define N 3000
 
@@ -248,6 +252,29 @@ static void burst_watcher(void *arg)
     }
 }
 
+/* A socket that becomes readable as the burst begins: the first timer of the burst
+ * writes to it. Its waiter must run before the burst is over - the ticker's park after
+ * 64 lets the scheduler poll; a yield there came straight back with no poll, so accepts
+ * and /metrics starved behind a burst (fixed in 927b90e). */
+static int burst_sv[2] = { -1, -1 };
+static int burst_fd_seen; /* burst_fired when the waiter saw the socket readable; -1 never */
+static mllm_wheel_timer_t burst_writer;
+
+static int burst_write(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)t;
+    (void)now;
+    assert_int_equal(write(burst_sv[1], "x", 1), 1);
+    return 1;
+}
+
+static void burst_fd_waiter(void *arg)
+{
+    (void)arg;
+    if (fiber_wait_fd(burst_sv[0], EPOLLIN, fiber_now_ns() + 5000000000u) > 0)
+        burst_fd_seen = burst_fired;
+}
+
 static void burst_main(void *arg)
 {
     mllm_wheel_timer_t *t = arg;
@@ -257,8 +284,12 @@ static void burst_main(void *arg)
         t[i] = (mllm_wheel_timer_t){ .deadline = burst_at + (uint64_t)(i % 3), .fire = burst_fire };
         assert_int_equal(mllm_wheel_add(&t[i], now), 0);
     }
+    /* Filed last at the earliest deadline: the head of its slot, fired first. */
+    burst_writer = (mllm_wheel_timer_t){ .deadline = burst_at, .fire = burst_write };
+    assert_int_equal(mllm_wheel_add(&burst_writer, now), 0);
     fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
     assert_non_null(fiber_spawn_ex(burst_watcher, NULL, &a));
+    assert_non_null(fiber_spawn_ex(burst_fd_waiter, NULL, &a));
 }
 
 static void t_burst_yields(void **state)
@@ -266,11 +297,18 @@ static void t_burst_yields(void **state)
     (void)state;
     static mllm_wheel_timer_t t[NB];
     burst_fired = burst_max_step = 0;
+    burst_fd_seen = -1;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, burst_sv), 0);
     fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
     assert_non_null(fiber_spawn_ex(burst_main, t, &a));
     assert_int_equal(fiber_run(), 0);
     assert_int_equal(burst_fired, NB);
     assert_true(burst_max_step <= MLLM_WHEEL_FIRE_ROUND);
+    /* The socket's waiter ran within the burst, not after all of it. */
+    assert_true(burst_fd_seen >= 0);
+    assert_true(burst_fd_seen < NB);
+    close(burst_sv[0]);
+    close(burst_sv[1]);
 }
 
 int main(void)
