@@ -26,6 +26,8 @@
 #ifndef MLLM_WHEEL_SLOT_BITS /* a -D for measurement builds only (bench/cg_per_event.py) */
 #define MLLM_WHEEL_SLOT_BITS 15
 #endif
+/* next_slot() walks the bitmap in 64-bit words: at least one whole word of slots. */
+_Static_assert(MLLM_WHEEL_SLOT_BITS >= 6, "MLLM_WHEEL_SLOT_BITS must be >= 6");
 #define NSLOTS (1u << MLLM_WHEEL_SLOT_BITS)
 #define MASK (NSLOTS - 1)
 #define HORIZON_NS ((uint64_t)NSLOTS << SHIFT)

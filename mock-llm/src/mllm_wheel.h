@@ -41,11 +41,12 @@ struct mllm_wheel_timer {
     int (*fire)(mllm_wheel_timer_t *t, uint64_t now);
 };
 
-/* Timers whose firing did work (fire returned 1) the ticker fires in one go (over as
- * many passes as it takes while it is behind) before it lets the other fibers and the
- * poller run; wake-ups do not count, so a ticker behind hands every due stream on at
- * once, as it did when it only woke fibers: streams' events are written from inside the ticker, and a burst of due
- * streams must not hold up new connections and /metrics for its whole length. */
+/* How many timers whose firing did work (fire returned 1) the ticker fires in one go
+ * (over as many passes as it takes while it is behind) before it lets the other fibers
+ * and the poller run. Streams' events are written from inside the ticker, and a burst
+ * of due streams must not hold up new connections and /metrics for its whole length.
+ * Wake-ups do not count: a ticker behind hands every due stream on at once, as it did
+ * when it only woke fibers. */
 #define MLLM_WHEEL_FIRE_ROUND 64
 
 /* Files t under t->deadline; now is fiber_now_ns() as the caller read it. Returns 0, or
