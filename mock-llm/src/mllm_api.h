@@ -152,17 +152,19 @@ void mllm_fmt_error_openai(mllm_buf_t *b, const mllm_err_t *e);
 /* {"type":"error","error":{"type":...,"message":...}} with the Anthropic type for the status */
 void mllm_fmt_error_anthropic(mllm_buf_t *b, const mllm_err_t *e);
 
-/* The per-response constants of a stream, formatted once: every chunk repeats them. */
+/* The per-response constants of a stream, formatted once: every chunk repeats them.
+ * What a content chunk reads comes first and in order (lengths, tail, then the used
+ * part of prefix), so an event touches four consecutive cache lines of it, not six. */
 typedef struct mllm_stream_fmt {
-    char     id[48];
-    uint64_t created;
-    char     prefix[1024]; /* data: {"id":..,"created":..,"model":..,"choices":[ ; a 127-byte model id
-                           * escapes to at most 762 bytes */
     size_t   prefix_len;
+    size_t   content_tail_len;
     const char *close;     /* ]}\n\n, or ],"usage":null}\n\n (mllm_stream_fmt_usage_null) */
     size_t   close_len;
     char     content_tail[72]; /* the end of a content chunk, with close */
-    size_t   content_tail_len;
+    char     prefix[1024]; /* data: {"id":..,"created":..,"model":..,"choices":[ ; a 127-byte model id
+                           * escapes to at most 762 bytes */
+    char     id[48];
+    uint64_t created;
 } mllm_stream_fmt_t;
 
 /* Sets up f for one response. id_num makes the id (unique per request). */

@@ -22,14 +22,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 
-/* A stream that waits longer than this for its next event waits on the socket too, so
- * a client that hangs up during a long TTFT is noticed at once. Shorter waits are plain
- * sleeps on the timer wheel (mllm_wheel.h): watching costs a poll(2) and a heap entry
- * per event, and a client that left is noticed anyway when the next event's write
- * fails, one gap later. 250 ms keeps every token gap of the profiles (5 tokens/s and
- * up) on the wheel and still watches through a TTFT. */
-#define WATCH_PEER_NS (250u * 1000000u)
-
 void mllm_conn_init(mllm_conn_t *c, const mllm_config_t *cfg, uint64_t id)
 {
     c->id = id;
@@ -235,7 +227,7 @@ static int wait_until_(mllm_conn_t *c, uint64_t deadline)
                 return -1;
             continue;
         }
-        if (deadline - now > WATCH_PEER_NS && !c->peer_data) {
+        if (!mllm_conn_wait_is_sleep(c, deadline, now)) {
             int r = c->tx.ops->wait(&c->tx, EPOLLIN, deadline, 0);
             if (r < 0)
                 return errno == ETIMEDOUT ? 0 : -1;

@@ -140,6 +140,25 @@ int mllm_conn_emit_chunk(mllm_conn_t *c, mllm_buf_t *b, int chunked);
 /* Ends a body begun with mllm_conn_begin_body() and flushes. Returns 0 or -1. */
 int mllm_conn_end_body(mllm_conn_t *c, int chunked);
 
+/* A stream that waits longer than this for its next event waits on the socket too, so
+ * a client that hangs up during a long TTFT is noticed at once. Shorter waits are plain
+ * sleeps on the timer wheel (mllm_wheel.h): watching costs a poll(2) and a heap entry
+ * per event, and a client that left is noticed anyway when the next event's write
+ * fails, one gap later. 250 ms keeps every token gap of the profiles (5 tokens/s and
+ * up) on the wheel and still watches through a TTFT. */
+#ifndef MLLM_WATCH_PEER_NS /* a -D for measurement builds only (bench/cg_per_event.py) */
+#define MLLM_WATCH_PEER_NS (250u * 1000000u)
+#endif
+
+/* Whether mllm_conn_wait_until(c, deadline_ns), called at now_ns (< deadline_ns), is a
+ * plain sleep until the deadline: nothing pending to write and nothing to watch. The
+ * stream loop then lets the wheel's ticker emit its next event (mllm_route.c). */
+static inline int mllm_conn_wait_is_sleep(const mllm_conn_t *c, uint64_t deadline_ns,
+                                          uint64_t now_ns)
+{
+    return c->out.len == 0 && (deadline_ns - now_ns <= MLLM_WATCH_PEER_NS || c->peer_data);
+}
+
 /*
  * Waits until deadline_ns while keeping the connection served: pending output is
  * written as the socket drains, and a client that hangs up is noticed during long

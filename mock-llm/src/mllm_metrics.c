@@ -93,6 +93,15 @@ void mllm_metrics_format(mllm_buf_t *b)
     counter(b, "mllm_events_backlogged_total",
             "Events queued behind a slow reader instead of written at once.", "counter",
             m->events_backlogged);
+    counter(b, "mllm_ticker_writes_total",
+            "Stream writes made by the timer wheel's ticker (the rest by streams' fibers).",
+            "counter", m->ticker_writes);
+    counter(b, "mllm_ticker_handovers_total",
+            "Stream events the ticker was more than 1 ms late for and left to the stream's "
+            "fiber.", "counter", m->ticker_handovers);
+    counter(b, "mllm_ticker_parks_total",
+            "Times the ticker, behind, let the scheduler poll after 64 stream writes.",
+            "counter", m->ticker_parks);
     counter(b, "mllm_pending_bytes",
             "Output queued in the server for clients whose sockets had no room (slow readers).",
             "gauge", m->pending_bytes);

@@ -28,6 +28,9 @@ typedef struct mllm_metrics {
     uint64_t clients_dropped_slow;   /* output buffer of a slow reader exceeded its bound */
     uint64_t tokens_sent, events_sent, writes, bytes_sent;
     uint64_t events_backlogged;      /* events queued behind a slow reader */
+    uint64_t ticker_writes;          /* stream writes made by the wheel's ticker */
+    uint64_t ticker_handovers;       /* streams the ticker was > 1 ms late for: to their fiber */
+    uint64_t ticker_parks;           /* the ticker's 1 ns parks after 64 writes (mllm_wheel.c) */
     uint64_t pending_bytes;          /* output queued for readers the kernel had no room for */
     uint64_t tls_handshakes, tls_handshake_failures; /* --tls */
     uint64_t lingering_closes;       /* refusals closed lingering (mllm_conn.c) */

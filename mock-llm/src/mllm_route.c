@@ -6,16 +6,21 @@
  * event's absolute deadline (start + TTFT + the sum of the gaps), then write every event
  * that is due by now in one write, and record how late each was. Sleeping to absolute
  * deadlines means a late wake-up is not carried into the next token: the schedule never
- * drifts, late events are coalesced instead.
+ * drifts, late events are coalesced instead. While the waits are plain sleeps (short
+ * gaps, nothing pending to write), the events are emitted by the timer wheel's ticker
+ * itself and the stream's fiber stays parked (stream_fire): the same batch code, the
+ * same bytes, without a context switch and the fiber's stack per event.
  */
 #define _GNU_SOURCE
 #include "mllm_route.h"
 
 #include "mllm_metrics.h"
+#include "mllm_wheel.h"
 
 #include <fiber.h>
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,18 +88,48 @@ static void scratch_reset(void)
 /* Has the client closed while we wait? A peek tells EOF (0) from early pipelined data. */
 enum inject { INJ_NONE, INJ_429, INJ_500, INJ_503, INJ_MIDSTREAM, INJ_DISCONNECT };
 
+/*
+ * A stream's state between two events, side by side. With 10,000 streams one stream's
+ * events come 10,000 other events apart, so every cache line an event touches is a
+ * miss: this struct (three lines, every field read or written per event), then the
+ * per-event fields of its chunk format, which follow it in gen_t, and the connection.
+ * Its events are emitted by the wheel's ticker (stream_fire) while the stream's fiber
+ * stays parked, so the fiber's stack frames, record and context switch are not touched
+ * per event at all (callgrind showed those frames as most of the misses).
+ */
+typedef struct stream {
+    mllm_wheel_timer_t timer;   /* first: the ticker's handle on the stream */
+    mllm_conn_t       *c;
+    uint64_t           start;   /* the request's start; deadlines are start + s.t_ns */
+    uint64_t           wrote_at; /* when the last batch's write began */
+    int                k;       /* the next event's tokens */
+    int                sent;    /* tokens emitted */
+    int                cut_at;  /* injected cut after this many tokens, or -1 */
+    int                rc;      /* 0, or -1: the connection is done */
+    signed char        step;    /* the last batch's outcome (enum step) */
+    unsigned char      more;    /* events are left after the ones emitted */
+    unsigned char      first_tok, started;
+    unsigned char      api, has_call, chunked; /* copies of gen_t's, on these lines */
+    mllm_schedule_t    s;       /* s.t_ns: the next event's offset (when more) */
+    mllm_rng_t         trng;    /* the token text's draws */
+} stream_t;
+
 typedef struct gen {
+    stream_t          st __attribute__((aligned(64)));
+    mllm_stream_fmt_t fmt;      /* right after st: its per-event fields come first */
+    fiber_waitq_t     q;        /* the stream's fiber parks here while the ticker emits */
     mllm_gen_req_t    req;
     int               anthropic, chunked, keep_alive;
     uint64_t          index;
     enum inject       inject;
-    mllm_stream_fmt_t fmt;
     int               has_call; /* the answer is a tool call, not text */
     mllm_tool_call_t  call;
     size_t            call_off; /* arguments already sent */
     mllm_resp_t       resp;     /* Responses API state (sequence numbers) */
     mllm_buf_t        echo;     /* Responses: the request's fields the object repeats */
 } gen_t;
+
+_Static_assert(sizeof(stream_t) <= 192, "a stream's per-event state fits three cache lines");
 
 /* Appends the k token texts of one event to text[] (NUL-terminated); returns length. */
 static size_t event_text(mllm_rng_t *trng, int k, int *first, char *text, size_t cap)
@@ -175,9 +210,9 @@ static void fmt_first(gen_t *g)
  * predictable branches (callgrind: 14 instructions per event as a call). */
 static inline __attribute__((always_inline)) void fmt_delta(gen_t *g, const char *t, size_t n)
 {
-    switch (g->req.api) {
+    switch (g->st.api) {
     case MLLM_API_MESSAGES:
-        if (g->has_call)
+        if (g->st.has_call)
             mllm_anth_input_delta(&scratch, t, n);
         else
             mllm_anth_delta(&scratch, t, n);
@@ -186,7 +221,7 @@ static inline __attribute__((always_inline)) void fmt_delta(gen_t *g, const char
         mllm_resp_delta(&scratch, &g->resp, t, n);
         break;
     default:
-        if (g->has_call)
+        if (g->st.has_call)
             mllm_chunk_tool_args(&scratch, &g->fmt, t, n);
         else
             mllm_chunk_content(&scratch, &g->fmt, t, n);
@@ -272,97 +307,206 @@ static void __attribute__((noinline)) stack_trim(void)
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+/* How a batch of events ended (emit_due). */
+enum step {
+    STEP_LATE = -1, /* none: the ticker was late for it and left it to the fiber */
+    STEP_MORE, /* events are left: the next is due at start + off */
+    STEP_END,  /* the answer is complete (its last events and end written) */
+    STEP_CUT,  /* an injected error frame went out: flush, then close */
+    STEP_DEAD  /* an injected disconnect: close without the terminating chunk */
+};
+
+/* The schedule's next event into st (k; its offset is st->s.t_ns, which
+ * mllm_schedule_next leaves at the last event's when none is left). Returns more. */
+static inline int next_event(stream_t *st)
+{
+    uint64_t off;
+    return mllm_schedule_next(&st->s, &off, &st->k);
+}
+
+/* Events formatted per write at most (--max-batch-events, capped). */
+static inline int batch_limit(void)
+{
+    return cfg->max_batch_events > 0 && cfg->max_batch_events < MAX_BATCH_EVENTS
+               ? cfg->max_batch_events : MAX_BATCH_EVENTS;
+}
+
+/*
+ * Formats every event that is due now (at most a batch) and writes them in one write,
+ * with each one's lateness. Never parks: the stream's fiber calls it after waiting for
+ * the deadline, the ticker (stream_fire) at the deadline. Sets st->rc (-1: the write
+ * failed or the connection is to be cut) and st->wrote_at; returns the enum step.
+ */
+static inline __attribute__((always_inline)) int emit_due(gen_t *g)
+{
+    /* Static, like scratch: both are filled and used between two parks, never across
+     * one. On the stack they would cost every open stream another resident page. */
+    static uint64_t deadlines[MAX_BATCH_EVENTS];
+    static char text[4096]; /* 200 tokens per event (the flag's cap) x 11 bytes at most */
+    stream_t *st = &g->st;
+    mllm_conn_t *c = st->c;
+    scratch_reset();
+    if (!st->started) {
+        fmt_first(g);
+        st->started = 1;
+    }
+    uint64_t now = fiber_now_ns();
+    int nev = 0;
+    int batch = batch_limit();
+    while (st->more && st->start + st->s.t_ns <= now && nev < batch) {
+        if (st->cut_at >= 0 && st->sent >= st->cut_at)
+            break;
+        if (st->has_call) {
+            const char *p;
+            size_t n = call_slice(g, st->k, st->s.emitted >= st->s.total, &p);
+            fmt_delta(g, p, n);
+        } else {
+            int first = st->first_tok;
+            fmt_delta(g, text, event_text(&st->trng, st->k, &first, text, sizeof text));
+            st->first_tok = (unsigned char)first;
+        }
+        deadlines[nev++] = st->start + st->s.t_ns;
+        st->sent += st->k;
+        st->more = (unsigned char)next_event(st);
+    }
+    int cut = st->cut_at >= 0 && st->sent >= st->cut_at;
+    if (cut && g->inject == INJ_MIDSTREAM) {
+        mllm_err_t e;
+        mllm_err_set(&e, 500, "server_error", NULL, NULL,
+                     "The server had an error while processing your request (injected "
+                     "by mock-llm).");
+        fmt_error(g, &e);
+    } else if (!st->more && !cut) {
+        fmt_end(g, st->s.capped, st->sent);
+    }
+    if (cut && g->inject == INJ_DISCONNECT) {
+        /* What was due goes out properly framed, then the connection is cut without
+         * the terminating chunk: the client sees a stream that stops mid-answer. */
+        mllm_conn_emit_chunk(c, &scratch, st->chunked);
+        st->rc = -1;
+        c->dead = 1;
+        return STEP_DEAD;
+    }
+    int had_pending = c->out.len > 0;
+    uint64_t wrote_at = st->wrote_at = fiber_now_ns();
+    st->rc = mllm_conn_emit_chunk(c, &scratch, st->chunked);
+    for (int i = 0; i < nev; i++)
+        mllm_metrics_late(wrote_at > deadlines[i] ? wrote_at - deadlines[i] : 0);
+    mllm_metrics.events_sent += (uint64_t)nev;
+    if (had_pending)
+        mllm_metrics.events_backlogged += (uint64_t)nev;
+    if (cut)
+        return STEP_CUT;
+    return st->more ? STEP_MORE : STEP_END;
+}
+
+/*
+ * The ticker's side of a stream (a wheel timer's function): at the next event's
+ * deadline it emits the due events itself, and files the stream again for the next
+ * one when the stream's fiber would have slept on the wheel for it anyway (nothing
+ * pending, no watching; mllm_conn_wait_is_sleep). Anything else - the answer's end,
+ * an error, a backlog to drain, a long gap to watch, an event already due - hands the
+ * stream back to its fiber, which goes on exactly as if it had emitted this batch.
+ */
+/* A ticker this late for a stream leaves its events to the stream's fiber, a wake-up
+ * that does not count towards the ticker's 64 per round (mllm_wheel.h). Behind, the
+ * ticker otherwise served the due streams 64 per scheduler round while every stream
+ * handed back to its fiber took a turn in each round: overloaded (10,000 streams x 5
+ * tokens/s on the loaded machine) a fifth of the events came 1-10 s late, none before.
+ * Handed back, every stream that is behind takes its turn in the rounds, as before. */
+#ifndef MLLM_TICKER_LATE_NS /* a -D for measurement builds only (bench/cg_per_event.py) */
+#define MLLM_TICKER_LATE_NS 1000000u
+#endif
+
+static int stream_fire(mllm_wheel_timer_t *t, uint64_t now)
+{
+    gen_t *g = (gen_t *)t; /* st is the first member of gen_t, timer of st */
+    stream_t *st = &g->st;
+    if (now - t->deadline > MLLM_TICKER_LATE_NS) {
+        st->step = STEP_LATE;
+        mllm_metrics.ticker_handovers++;
+        fiber_waitq_wake_one(&g->q);
+        return 0;
+    }
+    st->step = emit_due(g);
+    mllm_metrics.ticker_writes++;
+    if (st->step == STEP_MORE && st->rc == 0) {
+        uint64_t deadline = st->start + st->s.t_ns;
+        if (deadline > st->wrote_at && mllm_conn_wait_is_sleep(st->c, deadline, st->wrote_at)) {
+            st->timer.deadline = deadline;
+            if (mllm_wheel_add(&st->timer, st->wrote_at) == 0)
+                return 1;
+        }
+    }
+    fiber_waitq_wake_one(&g->q);
+    return 1;
+}
+
+_Static_assert(offsetof(gen_t, st) == 0 && offsetof(stream_t, timer) == 0,
+               "stream_fire finds gen_t from its timer");
+
 static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
 {
-    mllm_schedule_t s;
-    schedule_init(&s, g);
-    mllm_rng_t trng;
-    mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
-    int cut_at = g->inject == INJ_MIDSTREAM || g->inject == INJ_DISCONNECT ? s.total / 2 : -1;
+    stream_t *st = &g->st;
+    st->c = c;
+    st->start = start;
+    st->api = (unsigned char)g->req.api;
+    st->has_call = (unsigned char)g->has_call;
+    st->chunked = (unsigned char)g->chunked;
+    st->timer.fire = stream_fire;
+    g->q = (fiber_waitq_t)FIBER_WAITQ_INIT;
+    schedule_init(&st->s, g);
+    mllm_rng_seed(&st->trng, cfg->seed ^ 0x7e47u, g->index);
+    st->cut_at = g->inject == INJ_MIDSTREAM || g->inject == INJ_DISCONNECT ? st->s.total / 2
+                                                                           : -1;
     mllm_metrics.streams_active++;
     mllm_metrics.streams_total++;
     char extra[160];
     snprintf(extra, sizeof extra, "Cache-Control: no-cache\r\nx-request-id: req_mock%016" PRIx64
              "\r\nopenai-processing-ms: 0\r\n", g->index);
-    int rc = mllm_conn_begin_body(c, 200, "text/event-stream; charset=utf-8", extra,
+    st->rc = mllm_conn_begin_body(c, 200, "text/event-stream; charset=utf-8", extra,
                                   g->chunked, g->keep_alive);
     stack_trim();
-    uint64_t off;
-    int k, first_tok = 1, sent = 0, started = 0;
-    int more = mllm_schedule_next(&s, &off, &k);
-    /* Static, like scratch: both are filled and used between two parks, never across
-     * one. On the stack they would cost every open stream another resident page. */
-    static uint64_t deadlines[MAX_BATCH_EVENTS];
-    static char text[4096]; /* 200 tokens per event (the flag's cap) x 11 bytes at most */
-    while (rc == 0 && (more || !started)) {
-        uint64_t deadline = start + off;
-        if (!more)
-            deadline = start + s.ttft_ns; /* zero tokens cannot happen; be safe anyway */
-        if ((rc = mllm_conn_wait_until(c, deadline)))
-            break;
-        scratch_reset();
-        if (!started) {
-            fmt_first(g);
-            started = 1;
-        }
+    st->first_tok = 1;
+    st->sent = 0;
+    st->started = 0;
+    st->more = (unsigned char)next_event(st);
+    while (st->rc == 0 && (st->more || !st->started)) {
+        uint64_t deadline = st->start + st->s.t_ns;
+        if (!st->more)
+            deadline = st->start + st->s.ttft_ns; /* zero tokens cannot happen; be safe anyway */
         uint64_t now = fiber_now_ns();
-        int nev = 0;
-        int batch = cfg->max_batch_events > 0 && cfg->max_batch_events < MAX_BATCH_EVENTS
-                        ? cfg->max_batch_events : MAX_BATCH_EVENTS;
-        while (more && start + off <= now && nev < batch) {
-            if (cut_at >= 0 && sent >= cut_at)
+        int step;
+        st->timer.deadline = deadline;
+        if (deadline > now && mllm_conn_wait_is_sleep(c, deadline, now) &&
+            mllm_wheel_add(&st->timer, now) == 0) {
+            /* The ticker emits from here on (stream_fire) and wakes us when it cannot. */
+            fiber_waitq_wait(&g->q, FIBER_FOREVER);
+            step = st->step;
+            if (step == STEP_LATE)
+                continue; /* due: emitted on the way below, from this fiber */
+        } else {
+            if ((st->rc = mllm_conn_wait_until(c, deadline)))
                 break;
-            if (g->has_call) {
-                const char *p;
-                size_t n = call_slice(g, k, s.emitted >= s.total, &p);
-                fmt_delta(g, p, n);
-            } else {
-                fmt_delta(g, text, event_text(&trng, k, &first_tok, text, sizeof text));
-            }
-            deadlines[nev++] = start + off;
-            sent += k;
-            more = mllm_schedule_next(&s, &off, &k);
+            step = emit_due(g);
         }
-        int cut = cut_at >= 0 && sent >= cut_at;
-        if (cut && g->inject == INJ_MIDSTREAM) {
-            mllm_err_t e;
-            mllm_err_set(&e, 500, "server_error", NULL, NULL,
-                         "The server had an error while processing your request (injected "
-                         "by mock-llm).");
-            fmt_error(g, &e);
-        } else if (!more && !cut) {
-            fmt_end(g, s.capped, sent);
-        }
-        if (cut && g->inject == INJ_DISCONNECT) {
-            /* What was due goes out properly framed, then the connection is cut without
-             * the terminating chunk: the client sees a stream that stops mid-answer. */
-            mllm_conn_emit_chunk(c, &scratch, g->chunked);
-            rc = -1;
-            c->dead = 1;
+        if (step == STEP_DEAD)
             break;
-        }
-        int had_pending = c->out.len > 0;
-        uint64_t wrote_at = fiber_now_ns();
-        rc = mllm_conn_emit_chunk(c, &scratch, g->chunked);
-        for (int i = 0; i < nev; i++)
-            mllm_metrics_late(wrote_at > deadlines[i] ? wrote_at - deadlines[i] : 0);
-        mllm_metrics.events_sent += (uint64_t)nev;
-        if (had_pending)
-            mllm_metrics.events_backlogged += (uint64_t)nev;
-        if (cut) {
-            rc = -1; /* after an error frame the stream is over and so is the connection */
+        if (step == STEP_CUT) {
+            st->rc = -1; /* after an error frame the stream is over and so is the connection */
             mllm_conn_flush(c);
             break;
         }
-        if (!more)
+        if (step == STEP_END)
             break;
         /* A stream whose next event is already due (no gaps, or far behind) would loop
          * without ever parking and starve every other connection: let them run. (Due
          * by the time this write began is enough to tell: no clock read here.) */
-        if (start + off <= wrote_at)
+        if (st->start + st->s.t_ns <= st->wrote_at)
             fiber_yield();
     }
-    mllm_metrics.tokens_sent += (uint64_t)sent;
+    int rc = st->rc;
+    mllm_metrics.tokens_sent += (uint64_t)st->sent;
     shared_trim(&scratch);
     shared_trim(&whole);
     if (rc == 0)

@@ -2,15 +2,18 @@
  * mllm_wheel.c - a one-level timer wheel for stream deadlines (mllm_wheel.h).
  *
  * Slots are 2^14 ns (16.4 us) wide and there are 2^15 of them (a 537 ms horizon). A
- * slot holds a singly linked list of sleepers (each node lives on its sleeping fiber's
- * stack) and the earliest deadline in it; a bitmap of non-empty slots lets the ticker
+ * slot holds a singly linked list of timers (each lives in its owner's memory: a
+ * sleeper's on its fiber's stack, a stream's in its state) and the earliest deadline in
+ * it; a bitmap of non-empty slots lets the ticker
  * find the next one without walking empty slots. The cursor is the slot number (not
  * index) the ticker has processed up to; it never passes the slot of "now", so a
- * deadline inserted later always lands at or after it. A sleeper parks on its own wait
- * queue with no deadline (no heap entry); the ticker wakes it with wake_one.
+ * deadline inserted later always lands at or after it. A due timer's function runs in
+ * the ticker; a sleeper's (mllm_wheel_sleep_from) wakes it from its own wait queue,
+ * where it parks with no deadline (no heap entry).
  */
 #define _GNU_SOURCE
 #include "mllm_wheel.h"
+#include "mllm_metrics.h"
 
 #include <fiber.h>
 
@@ -20,28 +23,30 @@
 #include <string.h>
 
 #define SHIFT 14
-#define NSLOTS (1u << 15)
+#ifndef MLLM_WHEEL_SLOT_BITS /* a -D for measurement builds only (bench/cg_per_event.py) */
+#define MLLM_WHEEL_SLOT_BITS 15
+#endif
+/* next_slot() walks the bitmap in 64-bit words: at least one whole word of slots. */
+_Static_assert(MLLM_WHEEL_SLOT_BITS >= 6, "MLLM_WHEEL_SLOT_BITS must be >= 6");
+#define NSLOTS (1u << MLLM_WHEEL_SLOT_BITS)
 #define MASK (NSLOTS - 1)
 #define HORIZON_NS ((uint64_t)NSLOTS << SHIFT)
 
-typedef struct node {
-    struct node  *next;
-    uint64_t      deadline;
-    fiber_waitq_t q;
-} node_t;
-
 typedef struct slot {
-    node_t  *head;
-    uint64_t min;
+    mllm_wheel_timer_t *head;
+    uint64_t            min;
 } slot_t;
 
 static slot_t   slots[NSLOTS];
 static uint64_t bits[NSLOTS / 64];
+#define FIRE_ROUND MLLM_WHEEL_FIRE_ROUND
+
 static uint64_t cursor;         /* slot number processed up to */
-static uint64_t count;          /* sleepers on the wheel */
+static uint64_t count;          /* timers on the wheel */
 static uint64_t ticker_at = UINT64_MAX; /* when the ticker wakes next */
 static fiber_waitq_t ticker_q = FIBER_WAITQ_INIT;
 static int      ticker_state;   /* 0 none, 1 running, -1 could not start */
+static int      ticker_asleep;  /* parked until ticker_at: no timer is due before it */
 
 uint64_t mllm_wheel_count(void)
 {
@@ -75,49 +80,76 @@ static uint64_t next_slot(uint64_t from)
     return from; /* cannot happen while count > 0 */
 }
 
-/* Wakes the due sleepers of slot number sn; keeps the rest. */
-static void run_slot(uint64_t sn, uint64_t now)
+/* Fires the due timers of slot number sn until their work reaches budget (see fire in
+ * the header); keeps the rest. The list is taken off the slot first: a timer that fires
+ * may file itself again, in this very slot. Returns the work done. */
+static unsigned run_slot(uint64_t sn, uint64_t now, unsigned budget)
 {
     slot_t *s = &slots[sn & MASK];
-    node_t **pp = &s->head;
+    mllm_wheel_timer_t *t = s->head, *keep = NULL, **tail = &keep;
     uint64_t min = UINT64_MAX;
-    while (*pp) {
-        node_t *n = *pp;
-        if (n->deadline <= now) {
-            *pp = n->next;
+    unsigned fired = 0;
+    s->head = NULL;
+    clear_bit(sn & MASK);
+    while (t) {
+        mllm_wheel_timer_t *n = t->next;
+        if (t->deadline <= now && fired < budget) {
             count--;
-            fiber_waitq_wake_one(&n->q);
+            t->next = NULL;
+            fired += (unsigned)t->fire(t, now);
         } else {
-            if (n->deadline < min)
-                min = n->deadline;
-            pp = &n->next;
+            if (t->deadline < min)
+                min = t->deadline;
+            *tail = t;
+            tail = &t->next;
         }
+        t = n;
     }
-    s->min = min;
-    if (!s->head)
-        clear_bit(sn & MASK);
+    if (keep) {
+        /* Back in front of what the fired timers filed here meanwhile, in their order. */
+        *tail = s->head;
+        if (!s->head || min < s->min)
+            s->min = min;
+        s->head = keep;
+        set_bit(sn & MASK);
+    }
+    return fired;
 }
 
 static void ticker_main(void *arg)
 {
     (void)arg;
+    unsigned fired = 0; /* since the ticker last let the other fibers run */
     for (;;) {
         uint64_t now = fiber_now_ns();
         uint64_t now_slot = now >> SHIFT;
         /* Every slot up to the slot of now: all of an earlier slot is due; the slot of
-         * now may keep sleepers whose deadline is still ahead. */
+         * now may keep timers whose deadline is still ahead. */
         while (count) {
             uint64_t sn = next_slot(cursor);
             if (sn > now_slot) {
                 cursor = now_slot; /* the slots in between are empty */
                 break;
             }
-            run_slot(sn, now);
+            fired += run_slot(sn, now, FIRE_ROUND - fired);
             if (slots[sn & MASK].head) {
                 cursor = sn;
                 break;
             }
             cursor = sn + 1;
+            if (fired >= FIRE_ROUND)
+                break;
+        }
+        if (fired >= FIRE_ROUND) {
+            /* A park for a nanosecond, not a yield: a yield comes straight back here
+             * within the scheduler's round, with no poll of the sockets in between, so
+             * a ticker that is behind would starve accepts and /metrics (a 19,000-stream
+             * run on the loaded machine ended with the load client unable to read
+             * /metrics; the park makes the scheduler poll before the next 64). */
+            mllm_metrics.ticker_parks++;
+            fiber_waitq_wait(&ticker_q, fiber_now_ns() + 1);
+            fired = 0;
+            continue;
         }
         if (!count) {
             /* Nobody sleeps: the ticker ends (a fiber parked forever would keep
@@ -130,13 +162,18 @@ static void ticker_main(void *arg)
         if (at <= now)
             continue;
         ticker_at = at;
+        ticker_asleep = 1;
         fiber_waitq_wait(&ticker_q, at);
+        ticker_asleep = 0;
+        fired = 0;
     }
 }
 
 static int ticker_start(void)
 {
-    fiber_attr_t a = { .stack_size = 16 * 1024, .name = "wheel", .detached = 1 };
+    /* A connection's stack: timers' functions run on it (a stream's event formatting
+     * and write, TLS included). */
+    fiber_attr_t a = { .stack_size = 64 * 1024, .name = "wheel", .detached = 1 };
     cursor = fiber_now_ns() >> SHIFT;
     if (!fiber_spawn_ex(ticker_main, NULL, &a)) {
         fprintf(stderr, "mock-llm warn: no timer wheel (%s); streams use the runtime's "
@@ -144,6 +181,65 @@ static int ticker_start(void)
         return -1;
     }
     return 1;
+}
+
+/* Files t; 0, or -1 when the wheel cannot take it (see the header). */
+static int wheel_add(mllm_wheel_timer_t *t, uint64_t now)
+{
+    uint64_t deadline = t->deadline;
+    if (deadline <= now)
+        return -1;
+    if (!ticker_state)
+        ticker_state = ticker_start();
+    if (!count) {
+        cursor = now >> SHIFT; /* an empty wheel starts at now */
+    } else if (ticker_asleep) {
+        /* While the ticker sleeps towards ticker_at every slot before that deadline's is
+         * empty (an earlier timer would have woken it), so the cursor moves up to it, or
+         * to now: it lagged by the whole sleep before, and a deadline a horizon past
+         * that stale cursor was refused - every stream then fell back to the runtime's
+         * heap until the ticker next woke (seen under callgrind: 340 ms). */
+        uint64_t to = ticker_at >> SHIFT, now_slot = now >> SHIFT;
+        if (to > now_slot)
+            to = now_slot;
+        if (to > cursor)
+            cursor = to;
+    }
+    uint64_t sn = deadline >> SHIFT;
+    if (ticker_state < 0 || sn < cursor || sn - cursor >= NSLOTS - 1)
+        return -1;
+    slot_t *s = &slots[sn & MASK];
+    if (!s->head) {
+        s->min = deadline;
+        set_bit(sn & MASK);
+    } else if (deadline < s->min) {
+        s->min = deadline;
+    }
+    t->next = s->head;
+    s->head = t;
+    count++;
+    if (deadline < ticker_at) {
+        ticker_at = deadline;
+        fiber_waitq_wake_one(&ticker_q);
+    }
+    return 0;
+}
+
+int mllm_wheel_add(mllm_wheel_timer_t *t, uint64_t now)
+{
+    return wheel_add(t, now);
+}
+
+typedef struct sleeper {
+    mllm_wheel_timer_t t; /* first: the timer is the sleeper */
+    fiber_waitq_t      q;
+} sleeper_t;
+
+static int sleeper_fire(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)now;
+    fiber_waitq_wake_one(&((sleeper_t *)t)->q);
+    return 0;
 }
 
 void mllm_wheel_sleep_until(uint64_t deadline)
@@ -156,39 +252,22 @@ void mllm_wheel_sleep_from(uint64_t deadline, uint64_t now)
     for (;; now = fiber_now_ns()) {
         if (deadline <= now)
             return;
-        if (!ticker_state)
-            ticker_state = ticker_start();
-        if (!count)
-            cursor = now >> SHIFT; /* an empty wheel starts at now */
+        sleeper_t n = { .t = { .deadline = deadline, .fire = sleeper_fire },
+                        .q = FIBER_WAITQ_INIT };
+        if (wheel_add(&n.t, now) == 0) {
+            fiber_waitq_wait(&n.q, FIBER_FOREVER);
+            continue;
+        }
         uint64_t sn = deadline >> SHIFT;
         if (ticker_state < 0 || sn < cursor) {
             fiber_sleep_until(deadline);
             continue;
         }
-        if (sn - cursor >= NSLOTS - 1) {
-            /* Beyond the horizon from the cursor: the heap takes the first part of a
-             * long wait, then the wheel the rest. When the deadline is near but the
-             * cursor lags (the ticker sleeps towards a deadline almost a horizon
-             * away), the heap takes all of it: a partial sleep could pass it. */
-            uint64_t part = deadline - HORIZON_NS / 2;
-            fiber_sleep_until(deadline - now > HORIZON_NS / 2 ? part : deadline);
-            continue;
-        }
-        node_t n = { .next = NULL, .deadline = deadline, .q = FIBER_WAITQ_INIT };
-        slot_t *s = &slots[sn & MASK];
-        if (!s->head) {
-            s->min = deadline;
-            set_bit(sn & MASK);
-        } else if (deadline < s->min) {
-            s->min = deadline;
-        }
-        n.next = s->head;
-        s->head = &n;
-        count++;
-        if (deadline < ticker_at) {
-            ticker_at = deadline;
-            fiber_waitq_wake_one(&ticker_q);
-        }
-        fiber_waitq_wait(&n.q, FIBER_FOREVER);
+        /* Beyond the horizon from the cursor: the heap takes the first part of a long
+         * wait, then the wheel the rest. When the deadline is near but the cursor lags
+         * (the ticker sleeps towards a deadline almost a horizon away), the heap takes
+         * all of it: a partial sleep could pass it. */
+        uint64_t part = deadline - HORIZON_NS / 2;
+        fiber_sleep_until(deadline - now > HORIZON_NS / 2 ? part : deadline);
     }
 }

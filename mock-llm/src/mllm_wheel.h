@@ -23,6 +23,39 @@
 extern "C" {
 #endif
 
+/*
+ * A timer that runs a function instead of waking a fiber: the stream loop's events are
+ * emitted by the ticker itself (mllm_route.c), so an event touches the stream's own
+ * state and not its fiber's record, stack frames and context switch. The timer lives
+ * in its owner's memory; the wheel only links it.
+ */
+typedef struct mllm_wheel_timer mllm_wheel_timer_t;
+struct mllm_wheel_timer {
+    mllm_wheel_timer_t *next;     /* the slot's list (the wheel's) */
+    uint64_t            deadline; /* set by the owner before mllm_wheel_add() */
+    /* Called by the ticker fiber at or after deadline, with the timer off the wheel;
+     * now is the ticker's clock reading. It must not park (it runs inside the ticker,
+     * before the other due timers); it may file the timer again with mllm_wheel_add().
+     * Returns 1 when it did a piece of work that counts towards the ticker's round
+     * (MLLM_WHEEL_FIRE_ROUND), 0 when it only handed something on (a wake-up). */
+    int (*fire)(mllm_wheel_timer_t *t, uint64_t now);
+};
+
+/* How many timers whose firing did work (fire returned 1) the ticker fires in one go
+ * (over as many passes as it takes while it is behind) before it lets the other fibers
+ * and the poller run. Streams' events are written from inside the ticker, and a burst
+ * of due streams must not hold up new connections and /metrics for its whole length.
+ * Wake-ups do not count: a ticker behind hands every due stream on at once, as it did
+ * when it only woke fibers. */
+#define MLLM_WHEEL_FIRE_ROUND 64
+
+/* Files t under t->deadline; now is fiber_now_ns() as the caller read it. Returns 0, or
+ * -1 when the wheel cannot take it: the deadline is not after now, lies beyond the
+ * horizon or in a slot the ticker has passed, or no ticker fiber could start. Then the
+ * caller waits another way (mllm_wheel_sleep_from() does). A filed timer stays on the
+ * wheel until it fires: there is no cancel. From the wheel's thread only. */
+int mllm_wheel_add(mllm_wheel_timer_t *t, uint64_t now);
+
 /* Parks the calling fiber until fiber_now_ns() >= deadline_ns, like fiber_sleep_until()
  * (a past deadline returns at once, without yielding). Deadlines beyond the wheel's
  * horizon (~0.5 s) first sleep on the runtime's heap. Aborts outside a fiber. */
@@ -32,7 +65,7 @@ void mllm_wheel_sleep_until(uint64_t deadline_ns);
  * caller read it (one clock read less per event on the stream path). */
 void mllm_wheel_sleep_from(uint64_t deadline_ns, uint64_t now_ns);
 
-/* Sleepers on the wheel now (for tests). */
+/* Sleepers and timers on the wheel now (for tests). */
 uint64_t mllm_wheel_count(void);
 
 #ifdef __cplusplus

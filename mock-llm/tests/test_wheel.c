@@ -2,7 +2,9 @@
  * test_wheel.c - the schedule's timer wheel: nobody wakes before their deadline,
  * everybody wakes, in deadline order to within a slot (16 us); deadlines past the
  * horizon, a new deadline earlier than the one the ticker sleeps towards, a lagging
- * cursor, and an empty wheel that refills.
+ * cursor, and an empty wheel that refills; timers whose function files them again,
+ * what the wheel refuses, and a burst of due timers that lets other fibers run and the
+ * scheduler poll sockets.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,9 @@
 #include <fiber.h>
 
 #include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define N 3000
 
@@ -131,6 +136,181 @@ static void t_lagging_cursor(void **state)
         assert_int_equal(s[2].order, 2);
 }
 
+/* Timers: a function fired by the ticker, which files itself again (as a stream's
+ * events do, mllm_route.c): every firing at or after its deadline, each timer fired
+ * as often as it filed itself, gaps down to nothing (the same slot again). */
+#define NT 2000
+#define FIRES 6
+
+typedef struct rtimer {
+    mllm_wheel_timer_t t; /* first */
+    uint64_t           rng;
+    int                fired, early;
+} rtimer_t;
+
+static int timers_live;
+
+static int rtimer_fire(mllm_wheel_timer_t *t, uint64_t now)
+{
+    rtimer_t *r = (rtimer_t *)t;
+    if (now < t->deadline || fiber_now_ns() < t->deadline)
+        r->early++;
+    if (++r->fired == FIRES) {
+        timers_live--;
+        return 1;
+    }
+    r->rng = r->rng * 6364136223846793005ull + 1442695040888963407ull;
+    /* 0..3 ms; one in eight within the same 16 us slot */
+    uint64_t gap = (r->rng >> 40) % 8 == 0 ? 1 + (r->rng >> 33) % 8000 : (r->rng >> 33) % 3000000;
+    uint64_t at = fiber_now_ns();
+    t->deadline = at + gap;
+    if (mllm_wheel_add(t, at) != 0) {
+        timers_live--; /* cannot happen within the horizon */
+        r->fired = -1000;
+    }
+    return 1;
+}
+
+static void timers_main(void *arg)
+{
+    rtimer_t *r = arg;
+    uint64_t now = fiber_now_ns();
+    timers_live = NT;
+    for (int i = 0; i < NT; i++) {
+        r[i] = (rtimer_t){ .t = { .fire = rtimer_fire }, .rng = (uint64_t)i * 7919u + 1 };
+        r[i].t.deadline = now + 1000 + (uint64_t)i * 1000u;
+        assert_int_equal(mllm_wheel_add(&r[i].t, now), 0);
+    }
+}
+
+static void t_timers_refile(void **state)
+{
+    (void)state;
+    static rtimer_t r[NT];
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    assert_non_null(fiber_spawn_ex(timers_main, r, &a));
+    assert_int_equal(fiber_run(), 0); /* the ticker ends with the last timer */
+    assert_int_equal(timers_live, 0);
+    assert_int_equal(mllm_wheel_count(), 0);
+    for (int i = 0; i < NT; i++) {
+        assert_int_equal(r[i].fired, FIRES);
+        assert_int_equal(r[i].early, 0);
+    }
+}
+
+/* What the wheel refuses, so the caller waits another way: a deadline not after now,
+ * one beyond the horizon. */
+static void refusals_main(void *arg)
+{
+    (void)arg;
+    mllm_wheel_timer_t t = { .fire = NULL };
+    uint64_t now = fiber_now_ns();
+    t.deadline = now;
+    assert_int_equal(mllm_wheel_add(&t, now), -1);
+    t.deadline = now - 1;
+    assert_int_equal(mllm_wheel_add(&t, now), -1);
+    t.deadline = now + 600000000u; /* past the 537 ms horizon */
+    assert_int_equal(mllm_wheel_add(&t, now), -1);
+    assert_int_equal(mllm_wheel_count(), 0);
+}
+
+static void t_refusals(void **state)
+{
+    (void)state;
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    assert_non_null(fiber_spawn_ex(refusals_main, NULL, &a));
+    assert_int_equal(fiber_run(), 0);
+}
+
+/* A burst of timers due at once does not hold the other fibers up for its whole
+ * length: the ticker yields after MLLM_WHEEL_FIRE_ROUND of them (a fiber that comes due
+ * with them sees the fired count move by at most that much between its turns). */
+#define NB 1000
+static int burst_fired, burst_max_step;
+static uint64_t burst_at;
+
+static int burst_fire(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)t;
+    (void)now;
+    burst_fired++;
+    return 1;
+}
+
+static void burst_watcher(void *arg)
+{
+    (void)arg;
+    fiber_sleep_until(burst_at);
+    int last = burst_fired;
+    if (last > burst_max_step)
+        burst_max_step = last;
+    while (burst_fired < NB) {
+        fiber_yield();
+        if (burst_fired - last > burst_max_step)
+            burst_max_step = burst_fired - last;
+        last = burst_fired;
+    }
+}
+
+/* A socket that becomes readable as the burst begins: the first timer of the burst
+ * writes to it. Its waiter must run before the burst is over - the ticker's park after
+ * 64 lets the scheduler poll; a yield there came straight back with no poll, so accepts
+ * and /metrics starved behind a burst (fixed in 927b90e). */
+static int burst_sv[2] = { -1, -1 };
+static int burst_fd_seen; /* burst_fired when the waiter saw the socket readable; -1 never */
+static mllm_wheel_timer_t burst_writer;
+
+static int burst_write(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)t;
+    (void)now;
+    assert_int_equal(write(burst_sv[1], "x", 1), 1);
+    return 1;
+}
+
+static void burst_fd_waiter(void *arg)
+{
+    (void)arg;
+    if (fiber_wait_fd(burst_sv[0], EPOLLIN, fiber_now_ns() + 5000000000u) > 0)
+        burst_fd_seen = burst_fired;
+}
+
+static void burst_main(void *arg)
+{
+    mllm_wheel_timer_t *t = arg;
+    uint64_t now = fiber_now_ns();
+    burst_at = now + 20000000u;
+    for (int i = 0; i < NB; i++) {
+        t[i] = (mllm_wheel_timer_t){ .deadline = burst_at + (uint64_t)(i % 3), .fire = burst_fire };
+        assert_int_equal(mllm_wheel_add(&t[i], now), 0);
+    }
+    /* Filed last at the earliest deadline: the head of its slot, fired first. */
+    burst_writer = (mllm_wheel_timer_t){ .deadline = burst_at, .fire = burst_write };
+    assert_int_equal(mllm_wheel_add(&burst_writer, now), 0);
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    assert_non_null(fiber_spawn_ex(burst_watcher, NULL, &a));
+    assert_non_null(fiber_spawn_ex(burst_fd_waiter, NULL, &a));
+}
+
+static void t_burst_yields(void **state)
+{
+    (void)state;
+    static mllm_wheel_timer_t t[NB];
+    burst_fired = burst_max_step = 0;
+    burst_fd_seen = -1;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, burst_sv), 0);
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    assert_non_null(fiber_spawn_ex(burst_main, t, &a));
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(burst_fired, NB);
+    assert_true(burst_max_step <= MLLM_WHEEL_FIRE_ROUND);
+    /* The socket's waiter ran within the burst, not after all of it. */
+    assert_true(burst_fd_seen >= 0);
+    assert_true(burst_fd_seen < NB);
+    close(burst_sv[0]);
+    close(burst_sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +318,10 @@ int main(void)
         cmocka_unit_test(t_earlier_deadline_wakes_the_ticker),
         cmocka_unit_test(t_lagging_cursor),
         cmocka_unit_test(t_many_sleepers), /* again: the wheel emptied and refills */
+        cmocka_unit_test(t_timers_refile),
+        cmocka_unit_test(t_refusals),
+        cmocka_unit_test(t_burst_yields),
+        cmocka_unit_test(t_many_sleepers), /* sleepers after timers */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

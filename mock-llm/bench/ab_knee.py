@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""ab_knee.py - two mock-llm builds' knees beside the floor, interleaved in one run.
+
+    ab_knee.py --a OLD/bin --b NEW/bin [--runs 3] [--streams 1000,10000] [--steps 4]
+    ab_knee.py --a OLD/bin --b NEW/bin --concurrency 19000 [--runs 3]
+
+For development (make bench-mockllm measures one build): per run and stream count, the
+knee search of mockllm_bench.py (the highest offered rate with emission lateness p99 <=
+1 ms, same ladder, bisections, retry rule, pinning and --busy-poll) for mllm-floor (from
+A's build), mock-llm A and mock-llm B, in an order that rotates run by run, so the
+machine's drift falls on all three alike. Prints each probe as mockllm_bench does, then
+per stream count the knees' medians (min-max) and the ratios to the floor, run by run.
+
+--concurrency N: instead, N streams at 5 tokens/s each (the concurrency case: no
+--busy-poll), A and B alternating; lateness p50/p99 and server CPU per run.
+--cpu N:TPS,...: instead, the server's CPU time per event at those fixed rates (no
+--busy-poll unless --busy: spinning would count as CPU), A and B alternating.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mockllm_bench as mb  # noqa: E402
+
+
+class Args:
+    def __init__(self, bindir):
+        self.bin = bindir
+
+
+def med(v):
+    return f"{statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f})" if v else "-"
+
+
+def medf(v, f="{:.2f}"):
+    return (f.format(statistics.median(v)) + " (" + f.format(min(v)) + "-" + f.format(max(v)) +
+            ")") if v else "-"
+
+
+def capacity(a):
+    sides = [("floor", "floor", Args(a.a)), ("A", "mock-llm", Args(a.a)),
+             ("B", "mock-llm", Args(a.b))]
+    knees = {(s, n): [] for s, _, _ in sides for n in a.streams}
+    for run in range(a.runs):
+        order = sides[run % 3:] + sides[:run % 3]
+        for n in a.streams:
+            for name, impl, args in order:
+                prev = knees[(name, n)]
+                start = prev[-1][0] if prev and prev[-1][0] > 0 else mb.CAP_START[impl]
+                mb.log(f"run {run + 1}/{a.runs}, {n} streams: {name} ({impl}, {args.bin}) "
+                       f"knee search from {start:,.0f}/s")
+                k = mb.find_knee(args, impl, n, True, start, a.steps, 0.3, 0.5)
+                knees[(name, n)].append(k)
+                mb.log(f"  {name} n={n}: p99 <= 1 ms up to {k[0]:,.0f}/s"
+                       + (f", not at {k[2]:,.0f}/s" if k[2] else ""))
+    print(f"# loadavg at end: {os.getloadavg()}")
+    for n in a.streams:
+        print(f"streams={n}")
+        for name, _, _ in sides:
+            ks = knees[(name, n)]
+            at = [k[1] for k in ks if k[1]]
+            print(f"  {name:5s} knee {med([k[0] for k in ks])}/s  runs {[round(k[0]) for k in ks]}"
+                  f"  at knee p99 us {[k[1]['late_p99_us'] for k in ks if k[1]]}"
+                  f"  runq-wait % {[k[1]['server_runq_wait_pct'] for k in ks if k[1]]}"
+                  f"  client saturated {sum(1 for r in at if r['client_saturated'])}")
+        for name in ("A", "B"):
+            r = [m[0] / f[0] for m, f in zip(knees[(name, n)], knees[("floor", n)]) if f[0] > 0]
+            print(f"  {name}/floor ratio {medf(r, '{:.3f}')}  runs {[round(x, 3) for x in r]}")
+
+
+def concurrency(a):
+    n, tps = a.concurrency, 5
+    res = {"A": [], "B": []}
+    for run in range(a.runs):
+        for name in (("A", "B") if run % 2 == 0 else ("B", "A")):
+            bindir = a.a if name == "A" else a.b
+            srv = mb.stream_server(bindir, tps)
+            try:
+                r = mb.run_load(bindir, srv.port, srv.p.pid, n, 1.0, 3.0, period_ms=1000.0 / tps)
+            finally:
+                srv.stop()
+            res[name].append(r)
+            mb.log(f"  {name} run {run + 1}: open {r['open']:.0f} in {r['open_s']:.1f} s, "
+                   f"{r['server_events_per_s']:,.0f} ev/s, p50 {r['late_p50_us']:.0f} "
+                   f"p99 {r['late_p99_us']:.0f} us, server cpu {r['server_cpu_pct']:.0f}% "
+                   f"({r['server_cpu_us_per_event']:.2f} us/ev), runq-wait "
+                   f"{r['server_runq_wait_pct']:.1f}%")
+    print(f"# loadavg at end: {os.getloadavg()}")
+    for name, rs in res.items():
+        print(f"  {name} n={n} tps={tps}: p99 us {medf([r['late_p99_us'] for r in rs], '{:.0f}')}"
+              f" p50 us {medf([r['late_p50_us'] for r in rs], '{:.0f}')}"
+              f" cpu us/event {medf([r['server_cpu_us_per_event'] for r in rs])}"
+              f" cpu % {medf([r['server_cpu_pct'] for r in rs], '{:.0f}')}"
+              f" open {[r['open'] for r in rs]}")
+
+
+def cpu(a):
+    """Server CPU per event (schedstat run time over the events, as mllm-load reports it)
+    at fixed offered rates, A and B alternating: a count of the server's own thread time,
+    less at the mercy of other load than a knee is (a knee fails on any stall)."""
+    res = {}
+    for run in range(a.runs):
+        for spec in a.cpu.split(","):
+            n, tps = spec.split(":")
+            n, tps = int(n), float(tps)
+            for name in (("A", "B") if run % 2 == 0 else ("B", "A")):
+                bindir = a.a if name == "A" else a.b
+                srv = mb.stream_server(bindir, tps, a.busy)
+                try:
+                    r = mb.run_load(bindir, srv.port, srv.p.pid, n, 1.0, mb.whole_periods(2.0, tps),
+                                    period_ms=1000.0 / tps)
+                finally:
+                    srv.stop()
+                res.setdefault((spec, name), []).append(r)
+                mb.log(f"  {name} n={n} tps={tps:g} run {run + 1}: {r['server_events_per_s']:,.0f} ev/s, "
+                       f"cpu {r['server_cpu_us_per_event']:.2f} us/ev (kernel "
+                       f"{100 * r['server_sys_share']:.0f}%), writes/ev {r['writes_per_event']:.3f}, "
+                       f"p50 {r['late_p50_us']:.0f} p99 {r['late_p99_us']:.0f} us, runq-wait "
+                       f"{r['server_runq_wait_pct']:.1f}%")
+    print(f"# loadavg at end: {os.getloadavg()}")
+    for (spec, name), rs in sorted(res.items()):
+        print(f"  {spec} {name}: cpu us/event {medf([r['server_cpu_us_per_event'] for r in rs])}"
+              f" writes/event {medf([r['writes_per_event'] for r in rs], '{:.3f}')}"
+              f" p99 us {medf([r['late_p99_us'] for r in rs], '{:.0f}')}"
+              f" runq-wait % {medf([r['server_runq_wait_pct'] for r in rs], '{:.1f}')}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--a", required=True, help="bin directory of build A (and the floor)")
+    ap.add_argument("--b", required=True, help="bin directory of build B")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--streams", default="1000,10000")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--concurrency", type=int, default=0)
+    ap.add_argument("--cpu", default="", help="N:TPS,... : CPU per event at these rates")
+    ap.add_argument("--busy", action="store_true", help="--cpu: servers with --busy-poll")
+    a = ap.parse_args()
+    a.streams = [int(x) for x in a.streams.split(",")]
+    t0 = time.time()
+    if a.cpu:
+        cpu(a)
+    elif a.concurrency:
+        concurrency(a)
+    else:
+        capacity(a)
+    print(f"# {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""test_ticker.py - the wheel's ticker emitting a stream's events (stream_fire in
+mllm_route.c): what it must hand back to the stream's fiber, seen from a client and
+/metrics. One case per ctest entry (mockllm_ticker_<case>):
+
+    test_ticker.py PATH/TO/mock-llm CASE
+
+Each case starts its own mock-llm (the `fixed` profile: exact gaps) on an ephemeral port.
+Waits are bounded and generous; what a case asserts is a behaviour, never a speed: the
+broken builds it is for take whole gaps or the rest of the answer, many times the bound.
+"""
+import http.client
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_review as R  # noqa: E402  (Server, fail, http_request)
+
+REQ = (b'{"model":"mock","stream":true,'
+       b'"messages":[{"role":"user","content":"hello"}]}')
+
+
+def metrics(port):
+    """/metrics as {name: value} (the unlabelled samples)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    if r.status != 200:
+        R.fail(f"/metrics answered {r.status}")
+    m = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            k, v = line.split()
+            m[k] = float(v)
+    return m
+
+
+def open_stream(port, events):
+    """A streaming chat request on a raw socket, read until `events` data lines came."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(R.http_request("POST", "/v1/chat/completions", REQ))
+    got = b""
+    while got.count(b"data: ") < events:
+        b = s.recv(65536)
+        if not b:
+            R.fail(f"the stream ended after {got.count(b'data: ')} events: {got[-300:]!r}")
+        got += b
+    return s
+
+
+def wait_streams_gone(srv, bound_s, what):
+    """Polls /metrics until no stream is active; fails after bound_s."""
+    t0 = time.monotonic()
+    while True:
+        m = metrics(srv.port)
+        if m["mllm_streams_active"] == 0:
+            return time.monotonic() - t0, m
+        if time.monotonic() - t0 > bound_s:
+            R.fail(f"{what}: the stream still active {bound_s} s later "
+                   f"(streams_active {m['mllm_streams_active']:.0f}, "
+                   f"connections_active {m['mllm_connections_active']:.0f}, "
+                   f"events_sent {m['mllm_events_sent_total']:.0f})")
+        time.sleep(0.05)
+
+
+def case_reset_midstream():
+    """Five clients that reset mid-stream (RST) on long streams of 100 ms gaps, which the
+    ticker emits: the failed write ends each stream at once. Filed again after a failed
+    write, the ticker wrote on into the dead socket, an event per gap, until the answer's
+    end 60 s later or until it was once more than 1 ms late for the stream (then the
+    fiber ended it): seen 0.2-4 s and 1-12 events per stream; five streams make that
+    early escape for all of them unlikely."""
+    n = 5
+    srv = R.Server("--profile", "fixed", "--ttft-ms", "10", "--tps", "10",
+                   "--output-tokens", "600")
+    try:
+        socks = [open_stream(srv.port, 4) for _ in range(n)]
+        e0 = metrics(srv.port)["mllm_events_sent_total"]
+        for s in socks:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()  # RST
+        took, m = wait_streams_gone(srv, 2.0, "clients reset mid-stream")
+        # Per stream the failed write's event, and one more if it went out before the reset.
+        after = m["mllm_events_sent_total"] - e0
+        if after > 2 * n:
+            R.fail(f"{after:.0f} events written after {n} streams' resets, want at most "
+                   f"{2 * n}: streams went on writing into dead sockets")
+        if m["mllm_streams_aborted_total"] != n:
+            R.fail(f"streams_aborted {m['mllm_streams_aborted_total']:.0f}, want {n}")
+        if m["mllm_ticker_writes_total"] < 1:
+            R.fail("the ticker wrote none of the events: the case tests nothing")
+        t0 = time.monotonic()
+        while m["mllm_connections_active"] > 1:  # the /metrics connection itself
+            if time.monotonic() - t0 > 5.0:
+                R.fail(f"connections_active {m['mllm_connections_active']:.0f} 5 s after "
+                       "the streams ended")
+            time.sleep(0.05)
+            m = metrics(srv.port)
+        print(f"ok: the streams ended {took * 1000:.0f} ms after the resets, "
+              f"{after:.0f} events after them")
+    finally:
+        srv.stop()
+
+
+def case_hangup_long_gap():
+    """A client that hangs up (FIN) while its stream waits 400 ms for its next event -
+    longer than the 250 ms beyond which a wait watches the socket, within the wheel's
+    horizon: noticed during the wait, not at the writes after it (the ticker must hand
+    such a gap to the stream's fiber; filed again, the stream saw the hang-up only at its
+    second write after it, ~700 ms later)."""
+    srv = R.Server("--profile", "fixed", "--ttft-ms", "10", "--tps", "2.5",
+                   "--output-tokens", "50")
+    try:
+        s = open_stream(srv.port, 2)  # the role chunk and the first token, at the TTFT
+        time.sleep(0.05)
+        s.close()
+        took, m = wait_streams_gone(srv, 0.5, "client hung up during a 400 ms gap")
+        if m["mllm_streams_aborted_total"] != 1:
+            R.fail(f"streams_aborted {m['mllm_streams_aborted_total']:.0f}, want 1")
+        print(f"ok: the hang-up noticed {took * 1000:.0f} ms after it, within the gap")
+    finally:
+        srv.stop()
+
+
+def case_late_handover():
+    """The server stopped (SIGSTOP) for 300 ms while streams wait 100 ms gaps on the wheel:
+    at SIGCONT the ticker is more than 1 ms late for them and hands them to their fibers
+    (mllm_ticker_handovers_total), which emit; every stream still ends complete."""
+    srv = R.Server("--profile", "fixed", "--ttft-ms", "10", "--tps", "10",
+                   "--output-tokens", "30")
+    try:
+        socks = [open_stream(srv.port, 2) for _ in range(4)]
+        for _ in range(3):
+            os.kill(srv.pid, signal.SIGSTOP)
+            time.sleep(0.3)
+            os.kill(srv.pid, signal.SIGCONT)
+            time.sleep(0.1)
+        for s in socks:
+            s.settimeout(15)
+            got = b""
+            while not got.endswith(b"0\r\n\r\n"):
+                b = s.recv(65536)
+                if not b:
+                    R.fail("a stream closed before its end")
+                got += b
+            s.close()
+        m = metrics(srv.port)
+        if m["mllm_ticker_handovers_total"] < 1:
+            R.fail("no hand-over after three 300 ms stops: the ticker emitted events it "
+                   f"was > 1 ms late for (ticker writes {m['mllm_ticker_writes_total']:.0f})")
+        print(f"ok: {m['mllm_ticker_handovers_total']:.0f} hand-overs, "
+              f"{m['mllm_ticker_writes_total']:.0f} ticker writes")
+    finally:
+        srv.stop()
+
+
+def case_handovers_not_rounds():
+    """200 streams of 100 ms gaps, the server stopped 300 ms: at SIGCONT the ticker is
+    late for all of them and hands them over at once - hand-overs are not writes and do
+    not count towards its 64 per round, so it does not park for them (counted, the 200
+    took four rounds while every stream handed back took a turn in each: fix 8a2fbc1)."""
+    srv = R.Server("--profile", "fixed", "--ttft-ms", "10", "--tps", "10",
+                   "--output-tokens", "30")
+    try:
+        socks = []
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=15)
+            s.sendall(R.http_request("POST", "/v1/chat/completions", REQ))
+            socks.append(s)
+            time.sleep(0.001)  # starts spread over more than a gap: no burst of writes
+        time.sleep(0.5)
+        before = metrics(srv.port)
+        os.kill(srv.pid, signal.SIGSTOP)
+        time.sleep(0.3)
+        os.kill(srv.pid, signal.SIGCONT)
+        for s in socks:
+            got = b""
+            while not got.endswith(b"0\r\n\r\n"):
+                b = s.recv(65536)
+                if not b:
+                    R.fail("a stream closed before its end")
+                got += b
+            s.close()
+        m = metrics(srv.port)
+        hand = m["mllm_ticker_handovers_total"] - before["mllm_ticker_handovers_total"]
+        parks = m["mllm_ticker_parks_total"] - before["mllm_ticker_parks_total"]
+        if hand < 100:
+            R.fail(f"{hand:.0f} hand-overs after a 300 ms stop of 200 streams, want >= 100")
+        if parks > 1:
+            R.fail(f"the ticker parked {parks:.0f} times for {hand:.0f} hand-overs: they "
+                   "counted towards its 64 per round")
+        print(f"ok: {hand:.0f} hand-overs, {parks:.0f} parks")
+    finally:
+        srv.stop()
+
+
+CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
+        sys.exit(f"usage: test_ticker.py PATH/TO/mock-llm CASE ({', '.join(CASES)})")
+    R.BIN = sys.argv[1]
+    CASES[sys.argv[2]]()
