@@ -78,51 +78,11 @@ regs_clobber:
         .cfi_endproc
         .size   regs_clobber, .-regs_clobber
 
-/* void regs_call_probe(void (*fn)(void *), void *arg, uint64_t out[6])
- * Loads the same patterns as regs_probe, calls fn(arg) - for test_sched.c, a
- * fiber_join() or a fiber_yield() that goes through the scheduler's switch - and stores
- * rbx, rbp, r12-r15 to out[0..5] when it returns. */
-        .globl  regs_call_probe
-        .type   regs_call_probe, @function
-regs_call_probe:
-        .cfi_startproc
-        pushq   %rbp
-        pushq   %rbx
-        pushq   %r12
-        pushq   %r13
-        pushq   %r14
-        pushq   %r15
-        pushq   %rdx
-        movq    %rdi, %rax
-        movq    %rsi, %rdi
-        movabsq $0x1111111111111111, %rbx
-        movabsq $0x2222222222222222, %rbp
-        movabsq $0x3333333333333333, %r12
-        movabsq $0x4444444444444444, %r13
-        movabsq $0x5555555555555555, %r14
-        movabsq $0x6666666666666666, %r15
-        callq   *%rax
-        popq    %rdx
-        movq    %rbx, 0(%rdx)
-        movq    %rbp, 8(%rdx)
-        movq    %r12, 16(%rdx)
-        movq    %r13, 24(%rdx)
-        movq    %r14, 32(%rdx)
-        movq    %r15, 40(%rdx)
-        popq    %r15
-        popq    %r14
-        popq    %r13
-        popq    %r12
-        popq    %rbx
-        popq    %rbp
-        retq
-        .cfi_endproc
-        .size   regs_call_probe, .-regs_call_probe
-
 /* uint64_t regs_run_probe(void *run, void *a, void *b, uint64_t out[6])
- * Loads the same patterns as regs_probe, calls run(a, b) - for test_run_path.c, the
+ * Loads the same patterns as regs_probe, calls run(a, b) - for test_run_path.c the
  * join's run path entered directly, with no C frame in between that would save and
- * restore a register on its behalf - and stores rbx, rbp, r12-r15 to out[0..5] when it
+ * restore a register on its behalf; for test_sched.c fiber_yield or fiber_join through a
+ * one-argument wrapper (b unused) - and stores rbx, rbp, r12-r15 to out[0..5] when it
  * returns; returns what run returned (rax). */
         .globl  regs_run_probe
         .type   regs_run_probe, @function

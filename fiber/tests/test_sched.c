@@ -749,7 +749,7 @@ static void test_fresh_fiber_fp_state(void **state)
  * the joiner's (or the yielder's) callee-saved registers must come back all the same,
  * rbp included, whichever way the switch goes back. regs_x86_64.S loads patterns into
  * them around the call. */
-void regs_call_probe(void (*fn)(void *), void *arg, uint64_t out[6]);
+uint64_t regs_run_probe(void *run, void *a, void *b, uint64_t out[6]);
 
 static void check_patterns(const uint64_t out[6])
 {
@@ -785,7 +785,7 @@ static void prober(void *arg)
      * context, and it ends straight back here without having switched away. */
     fiber_t *next = fiber_spawn(churn, arg);
     assert_non_null(next);
-    regs_call_probe(yield_arg, NULL, out);
+    regs_run_probe((void *)yield_arg, NULL, NULL, out);
     check_patterns(out);
     assert_int_equal(fiber_join(next), 0);
     probed++;
@@ -800,7 +800,7 @@ static void test_switch_back_keeps_registers(void **state)
     for (int i = 0; i < 3; i++) {
         fiber_t *f = fiber_spawn(churn, (void *)(intptr_t)1);
         memset(out, 0, sizeof out);
-        regs_call_probe(join_arg, f, out);
+        regs_run_probe((void *)join_arg, f, NULL, out);
         check_patterns(out);
     }
     for (int yield = 1; yield <= 2; yield++) {
@@ -809,7 +809,7 @@ static void test_switch_back_keeps_registers(void **state)
         fiber_t *f = fiber_spawn(churn, (void *)(intptr_t)yield);
         fiber_t *g = fiber_spawn(churn, (void *)(intptr_t)yield);
         memset(out, 0, sizeof out);
-        regs_call_probe(join_arg, f, out);
+        regs_run_probe((void *)join_arg, f, NULL, out);
         check_patterns(out);
         assert_int_equal(fiber_join(g), 0);
         /* from a fiber */
