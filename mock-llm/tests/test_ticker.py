@@ -55,6 +55,17 @@ def open_stream(port, events):
     return s
 
 
+def read_to_end(s):
+    """Reads a chunked stream to its last chunk and closes the socket; fails if it closes first."""
+    got = b""
+    while not got.endswith(b"0\r\n\r\n"):
+        b = s.recv(65536)
+        if not b:
+            R.fail("a stream closed before its end")
+        got += b
+    s.close()
+
+
 def wait_streams_gone(srv, bound_s, what):
     """Polls /metrics until no stream is active; fails after bound_s."""
     t0 = time.monotonic()
@@ -144,13 +155,7 @@ def case_late_handover():
             time.sleep(0.1)
         for s in socks:
             s.settimeout(15)
-            got = b""
-            while not got.endswith(b"0\r\n\r\n"):
-                b = s.recv(65536)
-                if not b:
-                    R.fail("a stream closed before its end")
-                got += b
-            s.close()
+            read_to_end(s)
         m = metrics(srv.port)
         if m["mllm_ticker_handovers_total"] < 1:
             R.fail("no hand-over after three 300 ms stops: the ticker emitted events it "
@@ -181,13 +186,7 @@ def case_handovers_not_rounds():
         time.sleep(0.3)
         os.kill(srv.pid, signal.SIGCONT)
         for s in socks:
-            got = b""
-            while not got.endswith(b"0\r\n\r\n"):
-                b = s.recv(65536)
-                if not b:
-                    R.fail("a stream closed before its end")
-                got += b
-            s.close()
+            read_to_end(s)
         m = metrics(srv.port)
         hand = m["mllm_ticker_handovers_total"] - before["mllm_ticker_handovers_total"]
         parks = m["mllm_ticker_parks_total"] - before["mllm_ticker_parks_total"]
