@@ -463,7 +463,29 @@
 
 /* The run path's fast end, back on the joiner's frame at (%rsp) (rsp = f - 16): its
  * callee-saved registers are still in place (the fiber's function preserved them)
- * except rbp, which the run path zeroed; rbp and the FP control words are taken back. */
+ * except rbp, which the run path zeroed; rbp and the FP control words are taken back.
+ *
+ * Why the FP words are read back here (FP_CMP: stmxcsr and fnstcw, then compared with
+ * the joiner's saved ones) although the fiber never switched away. The psABI makes the
+ * MXCSR control bits and the x87 control word callee-saved, and the fiber's function is
+ * called from here: entered with the defaults loaded above, a function that keeps to
+ * the psABI returns with the defaults still in force, so the fast end could compare the
+ * joiner's saved words with fiber__fp_defaults in memory and skip both reads. That was
+ * built and measured (issue 10, 2026-12-03, Intel Xeon under KVM, load 110-180):
+ * callgrind 130 -> 128 instructions per pooled spawn+join, thread CPU time of the
+ * spawn+join loop 15.3 -> 14.7 ns (medians of 14 runs each, A B B A, ranges 14.5-15.9
+ * and 13.3-16.1; the lean build without any FP words 15.0 -> 12.9 in the same hour).
+ * It was not taken, because it changes what a correct program gets: fiber.h gives
+ * each fiber its own rounding mode and masks, so a fiber may set FE_UPWARD and return
+ * without restoring it (its words die with it, as a thread's do; the psABI's
+ * callee-saved rule is asked of functions that return to a caller whose words they
+ * share, which a fiber's function does not); with the elision its joiner would go on
+ * computing rounded up - silently, and only when the joiner had the defaults and the
+ * run path's fast end served the join (nothing else runnable, no switch away): a leak
+ * that depends on timing is worse than the half nanosecond. test_sched's
+ * test_fp_words_every_way_back and test_fresh_fiber_fp_state fail on it. A program
+ * whose fibers never touch the FP words can link the lean variant (FIBER_LEAN_FP),
+ * which reads and writes none of them. */
         .macro  JOIN_RESUME fp
         movq    (%rsp), %rsp
         CFI_JOIN_FRAME
