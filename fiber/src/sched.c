@@ -270,6 +270,7 @@ _Static_assert(offsetof(struct sched, runq_head) == 8, "switch_x86_64.S: S_RUNQ_
 _Static_assert(offsetof(struct sched, live) == 56, "switch_x86_64.S: S_LIVE");
 _Static_assert(offsetof(struct sched, pool[0].size) == 128, "switch_x86_64.S: S_POOL0_SIZE");
 _Static_assert(offsetof(struct sched, pool[0].hot) == 136, "switch_x86_64.S: S_POOL0_HOT");
+_Static_assert(offsetof(struct sched, main_ctx) == 40, "switch_x86_64.S: S_MAIN_CTX");
 _Static_assert(FIBER_DONE == 2, "switch_x86_64.S: FIBER_DONE");
 #else
 #define SCHED_JOIN 0

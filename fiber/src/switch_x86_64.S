@@ -378,9 +378,9 @@
         movq    %rsi, %rdi
         xorl    %ebp, %ebp            /* frame-pointer walks stop here */
         callq   fiber__sched_entry
-        /* SCHED_JOIN's general end jumps here too: it needs only rsp = f - 16 with the
-         * joiner's saved frame at (%rsp) and the context to resume in rax; FP_CMP reads
-         * the FP words again rather than trusting r8. */
+        /* SCHED_JOIN's general end jumps here too, with rsp = f - 16, the context to
+         * resume in rax and bit 0 clear (it keeps no frame address at (%rsp)); FP_CMP
+         * reads the FP words again rather than trusting r8. */
 .L\name\()_ended:
         /* The fiber has finished; rax is the context to resume, without saving this one,
          * with bit 0 set if the fiber never switched away. Then the context that entered
@@ -445,6 +445,7 @@
         .set    S_LIVE, 56
         .set    S_POOL0_SIZE, 128
         .set    S_POOL0_HOT, 136
+        .set    S_MAIN_CTX, 40
         .set    FIBER_DONE, 2
 
 /* The joiner's frame as the run path leaves it on its own stack: the saved frame of the
@@ -461,7 +462,8 @@
         .cfi_offset r15, -72
         .endm
 
-/* The run path's fast end, back on the joiner's frame at (%rsp) (rsp = f - 16): its
+/* The run path's fast end, back on the joiner's frame, whose address SAVE left in
+ * s->main_ctx (rcx = s; the run path's `from` is always &s->main_ctx): its
  * callee-saved registers are still in place (the fiber's function preserved them)
  * except rbp, which the run path zeroed; rbp and the FP control words are taken back.
  *
@@ -487,7 +489,7 @@
  * whose fibers never touch the FP words can link the lean variant (FIBER_LEAN_FP),
  * which reads and writes none of them. */
         .macro  JOIN_RESUME fp
-        movq    (%rsp), %rsp
+        movq    S_MAIN_CTX(%rcx), %rsp
         CFI_JOIN_FRAME
         movq    48(%rsp), %rbp
         .cfi_restore rbp
@@ -538,7 +540,8 @@
         .if     \fp == FP_CMP
         movzwl  4(%rsp), %r8d         /* FP_CMP: r8w is the current x87 word */
         .endif
-        movq    %rsp, -16(%rsi)       /* the frame just saved, kept for the way back */
+        /* No copy of the frame's address on this stack (SCHED_SWITCH keeps one at
+         * -16(%rsi)): the ends below take it from s->main_ctx, where SAVE put it. */
         leaq    -16(%rsi), %rsp
         .cfi_undefined rip            /* on the fiber's own stack: unwinders stop */
         .if     \fp == FP_ALWAYS
@@ -590,6 +593,10 @@
         .cfi_undefined rip            /* on the fiber's stack again */
 1:      leaq    16(%rsp), %rdi
         callq   fiber__sched_exit
+        /* SCHED_SWITCH's way back, but never its shortcut for a fiber that stayed: that
+         * compares the context with the frame address kept at (%rsp), which this path
+         * does not keep. Resuming the joiner's saved frame in full is correct always. */
+        andq    $-2, %rax
         jmp     .L\sw\()_ended
         .cfi_endproc
         .size   \name, .-\name
