@@ -267,7 +267,7 @@ struct pool_bucket {
 
 struct sched {
     struct fiber   *current;  /* NULL while the scheduler's own context runs */
-    struct fiber   *runq_head, *runq_tail;
+    struct fiber   *runq_head, *runq_tail; /* runq_tail: stale while runq_head is NULL */
     size_t          runq_len;
     size_t          batch;    /* direct fiber-to-fiber handoffs left before polling */
     fiber_context_t main_ctx;
