@@ -28,12 +28,17 @@
  *
  * Floating-point state
  *   Each fiber has its own rounding mode, exception masks, DAZ/FZ and x87 control word
- *   (a new fiber starts with the psABI defaults). The exception flags (fetestexcept)
- *   are another matter: on most CPUs they belong to the thread, and any call that may
- *   switch fibers (fiber_yield, fiber_sleep_ns, the fiber I/O and wait calls, a hooked
- *   blocking call) may return with flags other fibers raised or cleared; on AMD CPUs
- *   they travel with the fiber. Save them around such a call (fegetexceptflag /
- *   fesetexceptflag) if you test them. Why: fiber_context.h, switch_x86_64.S.
+ *   (a new fiber starts with the psABI defaults). They die with the fiber, as a
+ *   thread's do: a fiber may return with them changed (fesetround without restoring),
+ *   and its joiner goes on with its own, however the join was served. All this is
+ *   x86-64's strict build; in the lean one (FIBER_LEAN_FP) the words are the thread's,
+ *   and so is FPCR on aarch64 (AAPCS64 treats its modes as global). The exception
+ *   flags (fetestexcept) are another matter: on most CPUs they belong to the thread,
+ *   and any call that may switch fibers (fiber_yield, fiber_sleep_ns, the fiber I/O and
+ *   wait calls, a hooked blocking call) may return with flags other fibers raised or
+ *   cleared; on AMD CPUs they travel with the fiber. Save them around such a call
+ *   (fegetexceptflag / fesetexceptflag) if you test them. Why: fiber_context.h,
+ *   switch_x86_64.S.
  *
  * Handles
  *   A fiber_t is valid from fiber_spawn() until fiber_join() returns for it, or, for a

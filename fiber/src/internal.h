@@ -170,7 +170,8 @@ extern __attribute__((visibility("hidden"))) void (*fiber__strict_switch)(fiber_
 extern __attribute__((visibility("hidden"))) void (*fiber__strict_switch_ret)(fiber_context_t *,
                                                                               fiber_context_t *);
 /* The join's run path (switch_x86_64.S, SCHED_JOIN), fiber_join()'s last step: enters
- * the fresh fiber f from *from (the main context) and returns fiber_join's result. If f
+ * the fresh fiber f from *from, which must be &f->sched->main_ctx (the assembly takes the
+ * joiner's frame back from there), and returns fiber_join's result. If f
  * neither switches away nor leaves another fiber runnable, it ends there (its record put
  * back by fiber__join_finish() unless the pool's hot slot takes it) and the joiner is
  * resumed at once; otherwise it ends through fiber__sched_exit(), and the joiner, resumed
@@ -266,7 +267,7 @@ struct pool_bucket {
 
 struct sched {
     struct fiber   *current;  /* NULL while the scheduler's own context runs */
-    struct fiber   *runq_head, *runq_tail;
+    struct fiber   *runq_head, *runq_tail; /* runq_tail: stale while runq_head is NULL */
     size_t          runq_len;
     size_t          batch;    /* direct fiber-to-fiber handoffs left before polling */
     fiber_context_t main_ctx;

@@ -110,10 +110,13 @@ struct sched *fiber__sched(void)
 
 /* ---- run queue ---- */
 
+/* runq_tail means something only while runq_head is set (internal.h): emptying the
+ * queue leaves it as it was, one store fewer in each pop that empties it - the join's
+ * run path among them. */
 static inline void runq_push(struct sched *s, struct fiber *f)
 {
     f->next = NULL;
-    if (s->runq_tail)
+    if (s->runq_head)
         s->runq_tail->next = f;
     else
         s->runq_head = f;
@@ -125,9 +128,7 @@ static inline struct fiber *runq_pop(struct sched *s)
 {
     struct fiber *f = s->runq_head;
     if (f) {
-        s->runq_head = f->next;
-        if (!s->runq_head)
-            s->runq_tail = NULL;
+        s->runq_head = f->next; /* runq_tail stays: see runq_push() */
         s->runq_len--;
     }
     return f;
@@ -270,6 +271,7 @@ _Static_assert(offsetof(struct sched, runq_head) == 8, "switch_x86_64.S: S_RUNQ_
 _Static_assert(offsetof(struct sched, live) == 56, "switch_x86_64.S: S_LIVE");
 _Static_assert(offsetof(struct sched, pool[0].size) == 128, "switch_x86_64.S: S_POOL0_SIZE");
 _Static_assert(offsetof(struct sched, pool[0].hot) == 136, "switch_x86_64.S: S_POOL0_HOT");
+_Static_assert(offsetof(struct sched, main_ctx) == 40, "switch_x86_64.S: S_MAIN_CTX");
 _Static_assert(FIBER_DONE == 2, "switch_x86_64.S: FIBER_DONE");
 #else
 #define SCHED_JOIN 0
@@ -1050,8 +1052,7 @@ static inline __attribute__((always_inline)) int join_run(struct sched *s, struc
          * spawn+join to the previous through memory. */
         size_t zero = 0;
         __asm__("" : "+r"(zero)); /* a fresh zero, not one kept from above */
-        s->runq_len = zero;
-        s->runq_tail = NULL;
+        s->runq_len = zero; /* runq_tail stays: see runq_push() */
         s->batch = MIN_ROUND - 1;
     } else {
         s->runq_len--;

@@ -378,9 +378,9 @@
         movq    %rsi, %rdi
         xorl    %ebp, %ebp            /* frame-pointer walks stop here */
         callq   fiber__sched_entry
-        /* SCHED_JOIN's general end jumps here too: it needs only rsp = f - 16 with the
-         * joiner's saved frame at (%rsp) and the context to resume in rax; FP_CMP reads
-         * the FP words again rather than trusting r8. */
+        /* SCHED_JOIN's general end jumps here too, with rsp = f - 16, the context to
+         * resume in rax and bit 0 clear (it keeps no frame address at (%rsp)); FP_CMP
+         * reads the FP words again rather than trusting r8. */
 .L\name\()_ended:
         /* The fiber has finished; rax is the context to resume, without saving this one,
          * with bit 0 set if the fiber never switched away. Then the context that entered
@@ -445,6 +445,7 @@
         .set    S_LIVE, 56
         .set    S_POOL0_SIZE, 128
         .set    S_POOL0_HOT, 136
+        .set    S_MAIN_CTX, 40
         .set    FIBER_DONE, 2
 
 /* The joiner's frame as the run path leaves it on its own stack: the saved frame of the
@@ -461,11 +462,34 @@
         .cfi_offset r15, -72
         .endm
 
-/* The run path's fast end, back on the joiner's frame at (%rsp) (rsp = f - 16): its
+/* The run path's fast end, back on the joiner's frame, whose address SAVE left in
+ * s->main_ctx (rcx = s; the run path's `from` is always &s->main_ctx): its
  * callee-saved registers are still in place (the fiber's function preserved them)
- * except rbp, which the run path zeroed; rbp and the FP control words are taken back. */
+ * except rbp, which the run path zeroed; rbp and the FP control words are taken back.
+ *
+ * Why the FP words are read back here (FP_CMP: stmxcsr and fnstcw, then compared with
+ * the joiner's saved ones) although the fiber never switched away. The psABI makes the
+ * MXCSR control bits and the x87 control word callee-saved, and the fiber's function is
+ * called from here: entered with the defaults loaded above, a function that keeps to
+ * the psABI returns with the defaults still in force, so the fast end could compare the
+ * joiner's saved words with fiber__fp_defaults in memory and skip both reads. That was
+ * built and measured (issue 10, 2026-12-03, Intel Xeon under KVM, load 110-180):
+ * callgrind 130 -> 128 instructions per pooled spawn+join, thread CPU time of the
+ * spawn+join loop 15.3 -> 14.7 ns (medians of 14 runs each, A B B A, ranges 14.5-15.9
+ * and 13.3-16.1; the lean build without any FP words 15.0 -> 12.9 in the same hour).
+ * It was not taken, because it changes what a correct program gets: fiber.h gives
+ * each fiber its own rounding mode and masks, so a fiber may set FE_UPWARD and return
+ * without restoring it (its words die with it, as a thread's do; the psABI's
+ * callee-saved rule is asked of functions that return to a caller whose words they
+ * share, which a fiber's function does not); with the elision its joiner would go on
+ * computing rounded up - silently, and only when the joiner had the defaults and the
+ * run path's fast end served the join (nothing else runnable, no switch away): a leak
+ * that depends on timing is worse than the half nanosecond. test_sched's
+ * test_fp_words_every_way_back and test_fresh_fiber_fp_state fail on it. A program
+ * whose fibers never touch the FP words can link the lean variant (FIBER_LEAN_FP),
+ * which reads and writes none of them. */
         .macro  JOIN_RESUME fp
-        movq    (%rsp), %rsp
+        movq    S_MAIN_CTX(%rcx), %rsp
         CFI_JOIN_FRAME
         movq    48(%rsp), %rbp
         .cfi_restore rbp
@@ -516,7 +540,8 @@
         .if     \fp == FP_CMP
         movzwl  4(%rsp), %r8d         /* FP_CMP: r8w is the current x87 word */
         .endif
-        movq    %rsp, -16(%rsi)       /* the frame just saved, kept for the way back */
+        /* No copy of the frame's address on this stack (SCHED_SWITCH keeps one at
+         * -16(%rsi)): the ends below take it from s->main_ctx, where SAVE put it. */
         leaq    -16(%rsi), %rsp
         .cfi_undefined rip            /* on the fiber's own stack: unwinders stop */
         .if     \fp == FP_ALWAYS
@@ -568,6 +593,10 @@
         .cfi_undefined rip            /* on the fiber's stack again */
 1:      leaq    16(%rsp), %rdi
         callq   fiber__sched_exit
+        /* SCHED_SWITCH's way back, but never its shortcut for a fiber that stayed: that
+         * compares the context with the frame address kept at (%rsp), which this path
+         * does not keep. Resuming the joiner's saved frame in full is correct always. */
+        andq    $-2, %rax
         jmp     .L\sw\()_ended
         .cfi_endproc
         .size   \name, .-\name

@@ -744,6 +744,147 @@ static void test_fresh_fiber_fp_state(void **state)
     set_fcw(saved_fcw);
 }
 
+/*
+ * The FP control words against every way a join can come back, with joiners whose words
+ * differ from the psABI defaults and from the spawner's (strict builds only: under lean
+ * the words are the thread's). What this pins down, and why (fiber.h, "Floating-point
+ * state"): a fiber's control words are its own and die with it, as a thread's do, so
+ * its joiner continues with the words it had when it called fiber_join - also when the
+ * fiber returned without restoring what it changed. The psABI makes the MXCSR control
+ * bits and the x87 control word callee-saved, and the run path's fast end could trust
+ * that and skip reading the words back (its stmxcsr and fnstcw) when a fiber never
+ * switched away; a fiber that set its rounding mode and returned would then hand it to
+ * a joiner that had the defaults. That elision was measured (switch_x86_64.S,
+ * JOIN_RESUME) and not taken; this test fails on it: the joiner at the defaults after
+ * a fiber that returns (or "yields" alone, which does not switch) with round-up set.
+ * Each end: returning with round-up set; restoring its words first (what the psABI
+ * asks of a function); yielding with nothing else runnable (no switch: the run path's
+ * fast end); yielding to another fiber (a real switch away); sleeping (the scheduler's
+ * loop resumes it). Each joiner: main at the defaults, main at round-toward-zero, main
+ * that spawned at round-down and joins at the defaults, main that spawned at the
+ * defaults and joins at round-toward-zero, and a fiber (flush-to-zero, x87 double
+ * precision) that joins a fiber main spawned.
+ */
+struct fpw {
+    uint32_t mx;
+    uint16_t cw;
+};
+static const struct fpw FPW_DEF = {0x1F80u, 0x037Fu}, FPW_RZ = {0x7F80u, 0x0F7Fu},
+                        FPW_RD = {0x3F80u, 0x077Fu}, FPW_RU = {0x5F80u, 0x0B7Fu},
+                        FPW_FZ = {0x9F80u, 0x027Fu};
+enum fp_end { FPE_RETURN, FPE_RESTORE, FPE_YIELD_ALONE, FPE_YIELD_OTHER, FPE_SLEEP, FPE_COUNT };
+static const char *const fp_end_names[] = {"returns changed", "restores", "yields alone",
+                                           "yields to another", "sleeps"};
+enum fp_joiner { FPJ_MAIN_DEF, FPJ_MAIN_RZ, FPJ_SPAWN_RD_JOIN_DEF, FPJ_SPAWN_DEF_JOIN_RZ,
+                 FPJ_FIBER_FZ, FPJ_COUNT };
+static const char *const fp_joiner_names[] = {"main at defaults", "main at round-to-zero",
+                                              "main spawned at round-down, joins at defaults",
+                                              "main spawned at defaults, joins at round-to-zero",
+                                              "a fiber at flush-to-zero/double"};
+
+static void fpw_set(struct fpw w)
+{
+    set_mxcsr(w.mx);
+    set_fcw(w.cw);
+}
+static struct fpw fpw_get(void) { return (struct fpw){get_mxcsr(), get_fcw()}; }
+/* The control bits only (the flags follow the policy: test_fresh_fiber_fp_state). */
+static uint32_t mx_ctl(uint32_t v) { return mx(v) & 0xFFC0u; }
+
+static struct fpw fpt_seen;
+static int        fpt_ran;
+
+static void fp_target(void *arg)
+{
+    enum fp_end end = (enum fp_end)(intptr_t)arg;
+    fpt_seen = fpw_get();
+    fpt_ran++;
+    fpw_set(FPW_RU);
+    if (end == FPE_YIELD_ALONE || end == FPE_YIELD_OTHER)
+        fiber_yield();
+    else if (end == FPE_SLEEP)
+        fiber_sleep_ns(1000);
+    if (end == FPE_RESTORE)
+        fpw_set(fpt_seen);
+}
+
+struct fp_fiber_joiner {
+    fiber_t    *target;
+    struct fpw  before, after;
+};
+
+static void fp_joining_fiber(void *arg)
+{
+    struct fp_fiber_joiner *j = arg;
+    struct fpw mine = fpw_get();
+    fpw_set(FPW_FZ);
+    j->before = fpw_get();
+    assert_int_equal(fiber_join(j->target), 0);
+    j->after = fpw_get();
+    fpw_set(mine); /* this fiber's own return keeps to the psABI */
+}
+
+static void test_fp_words_every_way_back(void **state)
+{
+    (void)state;
+    if (strcmp(fiber_context_variant(), "lean") == 0) {
+        print_message("lean: the FP words are the thread's, nothing to check here\n");
+        return;
+    }
+    struct fpw saved = fpw_get();
+    for (int jk = 0; jk < FPJ_COUNT; jk++)
+        for (int e = 0; e < FPE_COUNT; e++)
+            for (int round = 0; round < 2; round++) { /* a fresh record, then a pooled one */
+                struct fpw spawn_w = FPW_DEF, join_w = FPW_DEF;
+                if (jk == FPJ_MAIN_RZ)
+                    spawn_w = join_w = FPW_RZ;
+                else if (jk == FPJ_SPAWN_RD_JOIN_DEF)
+                    spawn_w = FPW_RD;
+                else if (jk == FPJ_SPAWN_DEF_JOIN_RZ)
+                    join_w = FPW_RZ;
+                fpt_ran = 0;
+                fpw_set(spawn_w);
+                struct fp_fiber_joiner fj = {0};
+                fiber_t *j = NULL;
+                if (jk == FPJ_FIBER_FZ) /* first in the run queue: it joins the target */
+                    j = fiber_spawn(fp_joining_fiber, &fj);
+                fiber_t *t = fiber_spawn(fp_target, (void *)(intptr_t)e);
+                fiber_t *other = e == FPE_YIELD_OTHER ? fiber_spawn(fp_bystander, NULL) : NULL;
+                assert_non_null(t);
+                fpw_set(join_w);
+                struct fpw want, got;
+                if (j) {
+                    fj.target = t;
+                    assert_int_equal(fiber_join(j), 0);
+                    want = fj.before;
+                    got = fj.after;
+                } else {
+                    assert_int_equal(fiber_join(t), 0);
+                    want = join_w;
+                    got = fpw_get();
+                }
+                if (other)
+                    assert_int_equal(fiber_join(other), 0);
+                struct fpw main_now = fpw_get();
+                fpw_set(saved);
+                if (mx_ctl(got.mx) != mx_ctl(want.mx) || got.cw != want.cw ||
+                    mx_ctl(fpt_seen.mx) != 0x1F80u || fpt_seen.cw != 0x037Fu)
+                    print_error("%s, fiber %s, round %d: fiber saw %#x/%#x (want the defaults), "
+                                "joiner has %#x/%#x (want %#x/%#x)\n", fp_joiner_names[jk],
+                                fp_end_names[e], round, fpt_seen.mx, fpt_seen.cw, got.mx, got.cw,
+                                want.mx, want.cw);
+                assert_int_equal(fpt_ran, 1);
+                assert_int_equal(mx_ctl(fpt_seen.mx), 0x1F80u);
+                assert_int_equal(fpt_seen.cw, 0x037Fu);
+                assert_int_equal(mx_ctl(got.mx), mx_ctl(want.mx));
+                assert_int_equal(got.cw, want.cw);
+                /* main, under a joining fiber, keeps its own words too */
+                assert_int_equal(mx_ctl(main_now.mx), mx_ctl(join_w.mx));
+                assert_int_equal(main_now.cw, join_w.cw);
+            }
+    fpw_set(saved);
+}
+
 /* The scheduler's switch resumes a context that entered a fresh fiber without reloading
  * its registers when that fiber ends without having switched away (switch_x86_64.S):
  * the joiner's (or the yielder's) callee-saved registers must come back all the same,
@@ -1177,6 +1318,7 @@ int main(void)
         cmocka_unit_test(test_records_spread_over_cache_sets),
 #if defined(__x86_64__)
         cmocka_unit_test(test_fresh_fiber_fp_state),
+        cmocka_unit_test(test_fp_words_every_way_back),
         cmocka_unit_test(test_switch_back_keeps_registers),
 #endif
     };
