@@ -208,6 +208,120 @@ class RubyStarve(unittest.TestCase):
             self.assertTrue(any("ruby-pool25" in ms and "ruby-async" in ms for ms in big), (quick, big))
 
 
+class Anchors(unittest.TestCase):
+    """make bench: the peers stage takes the C clients' first-round runs the ruby stage
+    made just before with the same definition, instead of measuring them twice; anything
+    stale, of another mode or another build is measured again."""
+
+    def setUp(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix="fiberbench-anchors-")
+        self.bin = os.path.join(self.tmp, "bin")
+        os.makedirs(self.bin)
+        for b in ("wl-llm", "mock-llm"):
+            with open(os.path.join(self.bin, b), "w") as f:
+                f.write(b)
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def ruby_writes(self, mode="full"):
+        rb = load("peers/ruby/bench.py", "ruby_bench_anchors")
+        clock = Clock()
+        a = args(quick=mode == "quick", out=self.tmp, bin=self.bin)
+        a.anchors = rb.peerlib.AnchorWriter(self.tmp, self.bin, mode)
+
+        def run_client(a_, impl, port, n, tokens, timeout_s, per_conv=None, mock_pid=None):
+            clock.run()
+            return dict(fake_json(), impl=impl, n=n)
+        fake_mock = types.SimpleNamespace(port=1, stop=lambda: None,
+                                          proc=types.SimpleNamespace(pid=None))
+        with mock.patch.object(rb, "mock", lambda *x: fake_mock), \
+                mock.patch.object(rb, "run_client", run_client), \
+                mock.patch.object(rb, "record_client", lambda *x: None), \
+                mock.patch.object(rb, "ratios", lambda *x: None), \
+                mock.patch.object(rb, "marginal", lambda *x: None), \
+                mock.patch.object(rb, "time", types.SimpleNamespace(monotonic=clock.monotonic)), \
+                mock.patch.object(rb, "log", lambda m: None):
+            rb.bench_llm(a, types.SimpleNamespace(add=lambda *x: None), clock.t + 1e9)
+        return os.path.join(self.tmp, "tmp", rb.peerlib.ANCHORS)
+
+    def peers_runs(self, anchors_path, mode="full", now=None):
+        pb = load("peers/bench.py", "peers_bench_anchors")
+        clock = Clock()
+        calls, recorded = [], []
+        a = args(quick=mode == "quick", out=self.tmp, bin=self.bin)
+        a.borrowed = []
+        a.anchor_runs, why = pb.peerlib.load_anchors(anchors_path, self.bin, mode, now=now)
+
+        def run_client(argv, *rest, **kw):
+            calls.append(kw["extra_raw"]["impl"] + " " + argv[argv.index("--n") + 1])
+            clock.run()
+            return fake_json()
+        fake_mock = types.SimpleNamespace(port=1, stop=lambda: None,
+                                          proc=types.SimpleNamespace(pid=None))
+        with mock.patch.object(pb.peerlib, "mock", lambda *x: fake_mock), \
+                mock.patch.object(pb.peerlib, "run_client", run_client), \
+                mock.patch.object(pb.peerlib, "record_client",
+                                  lambda tab, case, *x: recorded.append(case)), \
+                mock.patch.object(pb, "time", types.SimpleNamespace(monotonic=clock.monotonic)), \
+                mock.patch.object(pb, "log", lambda m: None):
+            pb.bench_llm(a, types.SimpleNamespace(add=lambda *x: None), clock.t + 1e9,
+                         list(pb.CLIENTS))
+        return calls, recorded, a.borrowed, why
+
+    def test_peers_takes_the_ruby_stages_c_runs(self):
+        path = self.ruby_writes()
+        calls, recorded, borrowed, _ = self.peers_runs(path)
+        # full: C threads and fibers at 10,000 and 1,000 and both marginal lengths, all
+        # made by the ruby stage: peers runs no C client at all
+        self.assertFalse([c for c in calls if c.startswith("c-")], calls)
+        self.assertEqual(len(borrowed), 8, borrowed)
+        for impl in ("c-thread", "c-fiber"):
+            for case in (f"llm/{impl}/gpt4o-5tps/n=10000", f"llm/{impl}/gpt4o-5tps/n=1000",
+                         f"llm/{impl}/fixed-50tps-t16/n=100", f"llm/{impl}/fixed-50tps-t64/n=100"):
+                self.assertEqual(recorded.count(case), 1, case)  # rows as if measured here
+        # the runtimes are measured as before
+        self.assertEqual(calls.count("py-thread 10000"), 3)
+
+    def test_quick_takes_what_the_quick_ruby_stage_made(self):
+        path = self.ruby_writes("quick")
+        calls, recorded, borrowed, _ = self.peers_runs(path, "quick")
+        self.assertNotIn("c-fiber 1000", calls)
+        self.assertIn("c-thread 1000", calls)  # quick Ruby has no C threads: measured here
+        self.assertIn("llm/c-fiber/gpt4o-5tps/n=1000", recorded)
+
+    def test_stale_other_mode_or_other_build_measured_again(self):
+        path = self.ruby_writes()
+        import time as t_
+        for why_not, kw in (("old", dict(now=t_.time() + 3600)), ("mode", dict(mode="quick"))):
+            calls, _, borrowed, why = self.peers_runs(path, **kw)
+            self.assertFalse(borrowed, why_not)
+            self.assertIn("c-fiber 10000" if why_not == "old" else "c-fiber 1000", calls)
+        with open(os.path.join(self.bin, "wl-llm"), "a") as f:
+            f.write("rebuilt")
+        calls, _, borrowed, why = self.peers_runs(path)
+        self.assertFalse(borrowed)
+        self.assertIn("other wl-llm", why)
+        self.assertEqual(calls.count("c-fiber 10000"), 1)
+        # no file: measured here
+        calls, _, borrowed, _ = self.peers_runs(os.path.join(self.tmp, "none.json"))
+        self.assertEqual(calls.count("c-thread 10000"), 1)
+
+    def test_make_bench_passes_it_and_a_stage_alone_does_not(self):
+        with open(os.path.join(TOP, "Makefile")) as f:
+            mk = f.read()
+        line = [l for l in mk.splitlines() if "peers/bench.py --bin" in l][0]
+        self.assertIn("$(if $(filter 1,$(BENCH_PREPARED)),--c-anchors results/tmp/c-anchors-ruby.json,)",
+                      line)
+        with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
+            sh = f.read()
+        # the ruby stage runs before the peers stage
+        order = re.search(r"^stages=\(([^)]*)\)", sh, re.M).group(1).split()
+        self.assertLess(order.index("ruby"), order.index("peers"))
+
+
 class Workloads(unittest.TestCase):
     def test_headline_stages_before_one_run_points(self):
         with open(os.path.join(TOP, "workloads", "bench", "run.py")) as f:
