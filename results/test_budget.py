@@ -335,6 +335,24 @@ class Workloads(unittest.TestCase):
         self.assertEqual(fns[-1], "bench_tls")
 
 
+class QuickSizes(unittest.TestCase):
+    """Quick measures the same quantities as full at fewer sizes (README "Time budget",
+    lever 4): the headline sizes stay in full, with their 3 rounds."""
+
+    def test_workloads_streams(self):
+        wl = load("workloads/bench/run.py", "wl_run_sizes")
+        self.assertEqual([(n, r) for n, _, _, r, _ in wl.streams_plan(args(quick=True))], [(1000, 1)])
+        self.assertEqual([(n, r) for n, _, _, r, _ in wl.streams_plan(args())], [(1000, 3), (10000, 3)])
+
+    def test_workloads_http_and_mockllm_capacity(self):
+        with open(os.path.join(TOP, "workloads", "bench", "run.py")) as f:
+            self.assertIn("conc = [100] if a.quick else [100, 1000, 10000]", f.read())
+        with open(os.path.join(TOP, "mock-llm", "bench", "mockllm_bench.py")) as f:
+            src = f.read()
+        self.assertIn("sizes = CAP_STREAMS[:1] if args.quick else CAP_STREAMS", src)
+        self.assertIn("CAP_STREAMS = (1000, 10000)", src)
+
+
 class BenchSh(unittest.TestCase):
     def setUp(self):
         with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
