@@ -353,6 +353,36 @@ class QuickSizes(unittest.TestCase):
         self.assertIn("CAP_STREAMS = (1000, 10000)", src)
 
 
+class NoStalls(unittest.TestCase):
+    """Every gpt-4o --tps 5 client run of make bench asks mock-llm for no stalls
+    (--stall-rate 0: the run ends with its slowest first token, not a multi-second stall;
+    README "Time budget" has the A/B); the Ruby relays keep them (a run lasts the users'
+    patience either way)."""
+
+    def test_workloads(self):
+        with open(os.path.join(TOP, "workloads", "bench", "run.py")) as f:
+            src = f.read()
+        self.assertIn('NO_STALLS = ["--stall-rate", "0"]', src)
+        uses = re.findall(r'"gpt-4o", "--tps", "5"\]([^\n]*)', src)
+        self.assertEqual(len(uses), 4, uses)  # streams (and arrive1s), limit, curl, TLS
+        for rest in uses:
+            self.assertTrue(rest.startswith(" + NO_STALLS"), rest)
+
+    def test_peers_and_ruby(self):
+        for path in ("peers/bench.py", "peers/ruby/bench.py"):
+            with open(os.path.join(TOP, path)) as f:
+                src = f.read()
+            llm = re.findall(r'\["--profile", "gpt-4o", "--tps", "5"[^\]]*\]', src)
+            self.assertTrue(llm, path)
+            with_ = [x for x in llm if '"--stall-rate", "0"' in x]
+            self.assertGreaterEqual(len(with_), 1, path)
+        rb = load("peers/ruby/bench.py", "ruby_bench_stalls")
+        plan = rb.client_plan(args())
+        gpt = [s for s in plan if s[0] == "gpt4o-5tps"][0]
+        self.assertEqual(gpt[1][-2:], ["--stall-rate", "0"])
+        self.assertNotIn("--stall-rate", rb.relay_plan(args())[0])
+
+
 class BenchSh(unittest.TestCase):
     def setUp(self):
         with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
