@@ -18,6 +18,12 @@
   runs skip the dependency check and the build it has already done (BENCH_PREPARED=1)
   while every target they would build is in its list.
 
+- this pass (README "Time budget"): peers takes the ruby stage's C anchor runs (Anchors);
+  every gpt-4o --tps 5 client run asks mock-llm for no stalls (NoStalls); quick runs
+  fewer sizes (QuickSizes); each budget row is its stage's priced time with ~15%, and
+  the priced full time of ruby, peers and workloads' streams is what their plans run at
+  the costed plan's per-run prices (StageRows).
+
 Every harness runs with its processes stubbed out (a fake clock, no mock-llm, no client):
 only its plan and its order are under test, in a fraction of a second.
 """
@@ -425,6 +431,87 @@ class BenchSh(unittest.TestCase):
         for t in ("bench_seed", "wl-llm", "wl-curl", "wl-relay", "mock-llm", "peer-go"):
             self.assertIn(t, targets)
         self.assertNotIn("mock-llm-asan", targets)
+
+
+class StageRows(unittest.TestCase):
+    """Each row of bench.sh's budget is its stage's priced time with ~15% (the table in its
+    comment: quick, full, priced quick / full), and for the stages whose plans Python can
+    enumerate the priced full time is what the plan runs at the per-run prices of the
+    costed plan (README "Time budget": the quiet Intel run of 2026-12-02 21:24 less this
+    pass's cuts): a round or a model added to ruby, peers or workloads' streams moves the
+    price, and this test asks for the budget to follow."""
+
+    # quiet seconds a client run, after --stall-rate 0 (README "Time budget")
+    PEERS = {10000: {"py-thread": 25.0, "py-httpx": 61.0, "*": 6.0}, 1000: {"*": 22.0 / 6},
+             100: {"*": 33.0 / 36}}  # C runs: taken from the ruby stage in make bench (0 s)
+    PEERS_FIXED = 83 + 3 + 0.25  # the protocol, calm, (+0.25 s between runs, a run)
+    RUBY = {10000: {"ruby-thread": 30.5, "ruby-async": 12.0, "c-thread": 4.5, "c-fiber": 4.5},
+            1000: {"*": 3.0}, 100: {"*": 3.0}}
+    RUBY_MARGINAL = {("ruby-pool25", 64): 5.1, ("ruby-pool25", 16): 1.6, "c": 1.0, "*": 0.8}
+    RUBY_FIXED = 40 + 62 + 27  # starvation, relays, between runs and checks
+    WL_STREAMS = {10000: 5.5, 1000: 3.9}  # a run, at either length
+    WL_FIXED = 46 + 19 + 37 + 4 + 12 + 21 + 94 + 234 + 7  # HTTP, profiles, starve, db, ...
+
+    def setUp(self):
+        with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
+            self.sh = f.read()
+        self.rows = {}
+        for m in re.finditer(r"^#\s+(\w+)\s+(\d+)\s+(\d+)\s+(\d+) /\s+(\d+)\s", self.sh, re.M):
+            self.rows[m.group(1)] = tuple(int(m.group(i)) for i in range(2, 6))
+
+    def test_rows_are_the_priced_times_with_a_margin(self):
+        q = {k: int(v) for k, v in re.findall(r"\[(\w+)\]=(\d+)", re.search(
+            r"declare -A budget_quick=\(([^)]*)\)", self.sh).group(1))}
+        f = {k: int(v) for k, v in re.findall(r"\[(\w+)\]=(\d+)", re.search(
+            r"declare -A budget_full=\(([^)]*)\)", self.sh).group(1))}
+        total = self.rows.pop("total")
+        self.assertEqual(set(self.rows), {"overhead", *q})
+        for st, (rq, rf, pq, pf) in self.rows.items():
+            if st != "overhead":
+                self.assertEqual((rq, rf), (q[st], f[st]), st)
+            for row, priced in ((rq, pq), (rf, pf)):
+                self.assertGreaterEqual(row, 1.1 * priced, st)
+                self.assertLessEqual(row, 1.25 * priced, st)
+        self.assertEqual(total, tuple(sum(r[i] for r in self.rows.values()) for i in range(4)))
+
+    def price(self, table, impl, n):
+        t = table[n]
+        return t.get(impl, t.get("*"))
+
+    def test_peers_full_is_its_plan(self):
+        _, calls, _ = Peers().run_plan(args())
+        secs = runs = 0
+        for c in calls:
+            impl, n = c.split()
+            if impl.startswith("c-"):
+                continue  # taken from the ruby stage (make bench passes --c-anchors)
+            secs += self.price(self.PEERS, impl, int(n))
+            runs += 1
+        secs += 83 + 3 + 0.25 * runs
+        self.assertAlmostEqual(secs / self.rows["peers"][3], 1.0, delta=0.03)
+
+    def test_ruby_full_is_its_plan(self):
+        _, calls = Ruby().plan(args())
+        secs = 0.0
+        for c in calls:
+            p = c.split()
+            impl, n = p[0], int(p[1])
+            if len(p) == 3:  # the paced marginal: tNN
+                t = int(p[2][1:])
+                m = self.RUBY_MARGINAL
+                secs += m.get((impl, t), m["c"] if impl.startswith("c-") else m["*"])
+            else:
+                secs += self.price(self.RUBY, impl, n)
+        secs += self.RUBY_FIXED
+        self.assertAlmostEqual(secs / self.rows["ruby"][3], 1.0, delta=0.03)
+
+    def test_workloads_full_streams_are_its_plan(self):
+        wl = load("workloads/bench/run.py", "wl_run_price")
+        secs = 0.0
+        for n, pair, extra, rounds, extra_rounds in wl.streams_plan(args()):
+            secs += self.WL_STREAMS[n] * (rounds * 2 * len(pair) + extra_rounds * len(extra))
+        secs += self.WL_FIXED
+        self.assertAlmostEqual(secs / self.rows["workloads"][3], 1.0, delta=0.03)
 
 
 class Prepared(unittest.TestCase):
