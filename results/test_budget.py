@@ -350,6 +350,13 @@ class QuickSizes(unittest.TestCase):
         self.assertEqual([(n, r) for n, _, _, r, _ in wl.streams_plan(args(quick=True))], [(1000, 1)])
         self.assertEqual([(n, r) for n, _, _, r, _ in wl.streams_plan(args())], [(1000, 3), (10000, 3)])
 
+    def test_workloads_tls_and_curl(self):
+        with open(os.path.join(TOP, "workloads", "bench", "run.py")) as f:
+            src = f.read()
+        self.assertIn("n = 100 if a.quick else 10000", src)  # TLS
+        self.assertIn("steps = ([(label, 100, a.runs or 1, [])]\n                 if a.quick else", src)
+        self.assertIn("[(label, 1000, runs, []),\n                  (label + \"-arrive10s\", 10000, runs", src)
+
     def test_workloads_http_and_mockllm_capacity(self):
         with open(os.path.join(TOP, "workloads", "bench", "run.py")) as f:
             self.assertIn("conc = [100] if a.quick else [100, 1000, 10000]", f.read())
