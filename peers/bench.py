@@ -213,9 +213,10 @@ def client_plan(a):
         return [("gpt4o-fast", ["--profile", "gpt-4o", "--tps", "50", "--ttft-ms", "20"], 4, 5,
                  list(CLIENTS), 20),
                 (label, margs, (4, 16), 5, list(CLIENTS), 20)]
-    # --stall-rate 0: no multi-second stalls at the tail of a run (as the workloads and
-    # ruby harnesses: README "Time budget"); the same for every model
-    gpt = ["--profile", "gpt-4o", "--tps", "5", "--stall-rate", "0"]
+    # quick: without the profile's stalls (--stall-rate 0; full keeps them unless
+    # FIBERBENCH_STALLS=0: workloads/bench/run.py stall_free, README "Time budget"); the
+    # same for every model, C included
+    gpt = ["--profile", "gpt-4o", "--tps", "5"] + wl.no_stalls(a)
     if a.quick:
         return [("gpt4o-5tps", gpt, 8, 1000, CORE, 60),
                 (label, margs, lengths, 100, CORE, 60)]
@@ -495,8 +496,7 @@ def main():
             f"pinned with every thread to CPU {SEED_CPU} (cpu=same in the impl)",
             "go: GOMAXPROCS default for the LLM client, 1 for the micro protocol",
             "mock-llm: a fresh process for every run, --seed 11; profiles as in the case "
-            "names, gpt4o-5tps with --stall-rate 0 (gpt-4o's first-token times and 5 tok/s "
-            "gaps without its stalls); the Python, Go and Node clients send x-mock-request-index per conversation "
+            "names, gpt4o-5tps " + wl.stalls_note(a) + "; the Python, Go and Node clients send x-mock-request-index per conversation "
             "(the same draws for every one of them); " + wl_llm_index(a),
             "python httpx client: as the openai SDK sets up AsyncOpenAI's (max_connections "
             "1000, max_keepalive_connections 100, connect timeout 5 s)",

@@ -135,9 +135,9 @@ def client_plan(a):
         # (Async::HTTP, the second Async client, is measured where it answers a question
         # of its own, the CPU per token above; here it would repeat Async's answer at the
         # cost of a minute.)
-        # (--stall-rate 0: without the profile's stalls, as peers/bench.py: the run ends
-        # with its slowest first token, not a multi-second stall; README "Time budget")
-        ("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "5", "--stall-rate", "0"], 8,
+        # (quick: without the profile's stalls, as peers/bench.py: workloads/bench/run.py
+        # stall_free, README "Time budget")
+        ("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "5"] + wl.no_stalls(a), 8,
          [1000] if q else [10000, 1000, 100],
          ["ruby-thread", "ruby-async", "c-fiber"] if q else
          ["ruby-thread", "ruby-async", "c-thread", "c-fiber"], 60),
@@ -552,8 +552,7 @@ def main():
             "pinning: none (every client, server and mock-llm unpinned)",
             "mock-llm: a fresh process for every run (the same draws for every model); "
             "profiles as in the case names (mock-llm --list-profiles); the gpt4o-5tps "
-            "clients with --stall-rate 0 (gpt-4o's first-token times and 5 tok/s gaps "
-            "without its stalls; the relays keep them)",
+            "clients " + wl.stalls_note(a) + " (the relays keep them)",
             "relay users: build/bin/wl-llm --model fiber --retries 0, patience in --timeout"])
     else:
         failed = True
