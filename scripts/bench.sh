@@ -59,7 +59,7 @@ mode=${quick:+quick}; mode=${mode:-full}
 #                                          reproduce's runs
 #   mockllm       50   260     43 /  225   capacity (quick: 1,000 streams), 10,000/19,000
 #                                          streams (quick 10,000), keep-alive (2 s a run)
-#   workloads     80   840     68 /  729   HTTP (c=100 3 rounds; quick c=100 only, 1 round;
+#   workloads     88   840     76 /  729   HTTP (c=100 3 rounds; quick c=100 only, 1 round;
 #                                          1,000, 10,000, open loop, upstream 1), LLM streams
 #                                          at 1,000 and 10,000 with the marginal (3 rounds;
 #                                          quick 1,000, 1 round), the tables' profiles,
@@ -73,7 +73,7 @@ mode=${quick:+quick}; mode=${mode:-full}
 #                                          rounds; C: the ruby stage's anchor runs), 1,000 and
 #                                          httpx at 10,000 (one round each, last); the protocol
 #                                          in Python and Go (3 series; quick 1)
-#   total        485  2510    419 / 2181   (the promise: 300 quick, 1200 full: NOT kept)
+#   total        493  2510    427 / 2181   (the promise: 300 quick, 1200 full: NOT kept)
 # Priced (2026-12-03): full, the quiet Intel publication run of 2026-12-02 21:24 (36:42)
 # step by step less the cuts since (peers' C anchors taken from the ruby stage; full runs
 # keep the profile's stalls: FIBERBENCH_STALLS=0 would take ~225 s more, README "Time
@@ -83,7 +83,7 @@ stages=(micro mockllm workloads ruby peers)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)
 overhead_quick=65
 overhead_full=65
-declare -A budget_quick=([micro]=130 [mockllm]=50 [workloads]=80 [ruby]=60 [peers]=100)
+declare -A budget_quick=([micro]=130 [mockllm]=50 [workloads]=88 [ruby]=60 [peers]=100)
 declare -A budget_full=([micro]=450 [mockllm]=260 [workloads]=840 [ruby]=445 [peers]=450)
 
 if [ -n "$only" ]; then

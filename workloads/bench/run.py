@@ -1160,7 +1160,7 @@ def bench_curl(a, extra_machine):
         # arrival window cannot be shortened without changing what it measures).
         runs = a.runs or 3
         # quick: N = 100 (fewer sizes: a run is its 20 tokens and the slowest first token,
-        # ~5 s, against ~7 s at 1,000 loaded; README "Time budget")
+        # ~6.5 s loaded against ~7.3 s at 1,000; README "Time budget")
         steps = ([(label, 100, a.runs or 1, [])]
                  if a.quick else
                  [(label, 1000, runs, []),
@@ -1294,7 +1294,7 @@ def bench_tls(a, tab, budget_end):
     costs each side per connection. CPU per 1,000 tokens includes each conversation's
     handshake (one connection per conversation: all N are open at once)."""
     # quick: a smaller N, the same quantities (100: a run is its 15 tokens and the slowest
-    # first token, ~4.5 s, against ~7 s at 1,000 loaded; README "Time budget")
+    # first token, ~5 s loaded against ~7 s at 1,000; README "Time budget")
     n = 100 if a.quick else 10000
     # long enough that the handshake storm is over while the first streams still run
     # (quick: 1,000 handshakes take about a second here, so 15 tokens, 3 s, suffice;
