@@ -137,6 +137,74 @@ def run_client(argv, out_dir, raw_name, what, timeout_s, log, env=None, extra_ra
     return None
 
 
+# ---- C anchors shared between the two harnesses of one make bench ----------------------
+# Both harnesses run the C clients (build/bin/wl-llm, threads and fibers) as a one-round
+# floor and ceiling beside their runtimes, on the same steps: gpt4o-5tps at 10,000 and
+# 1,000 streams and the paced marginal, same mock-llm arguments and seed, same client
+# arguments. make bench runs the ruby stage, then peers: the ruby harness records each C
+# run it makes (ANCHORS under OUT/tmp), and peers/bench.py --c-anchors takes a run from
+# there instead of measuring it again when everything that defines it matches and the
+# file is fresh (MAX_ANCHOR_AGE_S: written by the stage just before, not an old run).
+# About 30 s of a full make bench, 6 s of a quick one; a harness run alone measures its own.
+ANCHORS = "c-anchors-ruby.json"
+MAX_ANCHOR_AGE_S = 900
+
+
+def bin_id(bin_dir, name):
+    """(size, mtime_ns) of a binary: the same build, not a rebuilt one."""
+    st = os.stat(os.path.join(bin_dir, name))
+    return [st.st_size, st.st_mtime_ns]
+
+
+def anchor_key(label, margs, seed, tokens, n, timeout_s, impl):
+    return json.dumps([label, list(margs), seed, tokens, n, timeout_s, impl])
+
+
+class AnchorWriter:
+    """The ruby harness's side: every C client run it makes, with what defines it."""
+
+    def __init__(self, out_dir, bin_dir, mode):
+        self.path = os.path.join(out_dir, "tmp", ANCHORS)
+        self.doc = {"mode": mode, "bins": {b: bin_id(bin_dir, b) for b in ("wl-llm", "mock-llm")},
+                    "runs": {}}
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        try:  # an older run's anchors are never offered
+            os.remove(self.path)
+        except OSError:
+            pass
+
+    def add(self, key, j):
+        self.doc["runs"][key] = j
+        self.doc["written_unix"] = time.time()
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.doc, f)
+        os.replace(tmp, self.path)
+
+
+def load_anchors(path, bin_dir, mode, now=None):
+    """(runs {key: client JSON}, why): the anchors of path when they are fresh (written
+    within MAX_ANCHOR_AGE_S), of the same mode and made with the same wl-llm and mock-llm
+    binaries; else ({}, the reason they are not used)."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        return {}, f"none usable ({e.__class__.__name__}: {path})"
+    age = (now if now is not None else time.time()) - doc.get("written_unix", 0)
+    if not 0 <= age <= MAX_ANCHOR_AGE_S:
+        return {}, f"{path} is {age:.0f} s old (more than {MAX_ANCHOR_AGE_S} s): not this run's"
+    if doc.get("mode") != mode:
+        return {}, f"{path} is a {doc.get('mode')} run, this one {mode}"
+    try:
+        same = all(doc.get("bins", {}).get(b) == bin_id(bin_dir, b) for b in ("wl-llm", "mock-llm"))
+    except OSError:
+        same = False
+    if not same:
+        return {}, f"{path} was made with other wl-llm / mock-llm binaries"
+    return doc.get("runs", {}), f"{path}, written {age:.0f} s before"
+
+
 def record_client(tab, case, model, impl, n, j):
     """One client run as rows: the metrics every LLM client harness reports."""
     add = lambda metric, unit, v: tab.add(case, model, impl, "n", n, metric, unit, v)

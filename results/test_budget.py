@@ -18,6 +18,12 @@
   runs skip the dependency check and the build it has already done (BENCH_PREPARED=1)
   while every target they would build is in its list.
 
+- this pass (README "Time budget"): peers takes the ruby stage's C anchor runs (Anchors);
+  every gpt-4o --tps 5 client run asks mock-llm for no stalls (NoStalls); quick runs
+  fewer sizes (QuickSizes); each budget row is its stage's priced time with ~15%, and
+  the priced full time of ruby, peers and workloads' streams is what their plans run at
+  the costed plan's per-run prices (StageRows).
+
 Every harness runs with its processes stubbed out (a fake clock, no mock-llm, no client):
 only its plan and its order are under test, in a fraction of a second.
 """
@@ -208,6 +214,120 @@ class RubyStarve(unittest.TestCase):
             self.assertTrue(any("ruby-pool25" in ms and "ruby-async" in ms for ms in big), (quick, big))
 
 
+class Anchors(unittest.TestCase):
+    """make bench: the peers stage takes the C clients' first-round runs the ruby stage
+    made just before with the same definition, instead of measuring them twice; anything
+    stale, of another mode or another build is measured again."""
+
+    def setUp(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix="fiberbench-anchors-")
+        self.bin = os.path.join(self.tmp, "bin")
+        os.makedirs(self.bin)
+        for b in ("wl-llm", "mock-llm"):
+            with open(os.path.join(self.bin, b), "w") as f:
+                f.write(b)
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def ruby_writes(self, mode="full"):
+        rb = load("peers/ruby/bench.py", "ruby_bench_anchors")
+        clock = Clock()
+        a = args(quick=mode == "quick", out=self.tmp, bin=self.bin)
+        a.anchors = rb.peerlib.AnchorWriter(self.tmp, self.bin, mode)
+
+        def run_client(a_, impl, port, n, tokens, timeout_s, per_conv=None, mock_pid=None):
+            clock.run()
+            return dict(fake_json(), impl=impl, n=n)
+        fake_mock = types.SimpleNamespace(port=1, stop=lambda: None,
+                                          proc=types.SimpleNamespace(pid=None))
+        with mock.patch.object(rb, "mock", lambda *x: fake_mock), \
+                mock.patch.object(rb, "run_client", run_client), \
+                mock.patch.object(rb, "record_client", lambda *x: None), \
+                mock.patch.object(rb, "ratios", lambda *x: None), \
+                mock.patch.object(rb, "marginal", lambda *x: None), \
+                mock.patch.object(rb, "time", types.SimpleNamespace(monotonic=clock.monotonic)), \
+                mock.patch.object(rb, "log", lambda m: None):
+            rb.bench_llm(a, types.SimpleNamespace(add=lambda *x: None), clock.t + 1e9)
+        return os.path.join(self.tmp, "tmp", rb.peerlib.ANCHORS)
+
+    def peers_runs(self, anchors_path, mode="full", now=None):
+        pb = load("peers/bench.py", "peers_bench_anchors")
+        clock = Clock()
+        calls, recorded = [], []
+        a = args(quick=mode == "quick", out=self.tmp, bin=self.bin)
+        a.borrowed = []
+        a.anchor_runs, why = pb.peerlib.load_anchors(anchors_path, self.bin, mode, now=now)
+
+        def run_client(argv, *rest, **kw):
+            calls.append(kw["extra_raw"]["impl"] + " " + argv[argv.index("--n") + 1])
+            clock.run()
+            return fake_json()
+        fake_mock = types.SimpleNamespace(port=1, stop=lambda: None,
+                                          proc=types.SimpleNamespace(pid=None))
+        with mock.patch.object(pb.peerlib, "mock", lambda *x: fake_mock), \
+                mock.patch.object(pb.peerlib, "run_client", run_client), \
+                mock.patch.object(pb.peerlib, "record_client",
+                                  lambda tab, case, *x: recorded.append(case)), \
+                mock.patch.object(pb, "time", types.SimpleNamespace(monotonic=clock.monotonic)), \
+                mock.patch.object(pb, "log", lambda m: None):
+            pb.bench_llm(a, types.SimpleNamespace(add=lambda *x: None), clock.t + 1e9,
+                         list(pb.CLIENTS))
+        return calls, recorded, a.borrowed, why
+
+    def test_peers_takes_the_ruby_stages_c_runs(self):
+        path = self.ruby_writes()
+        calls, recorded, borrowed, _ = self.peers_runs(path)
+        # full: C threads and fibers at 10,000 and 1,000 and both marginal lengths, all
+        # made by the ruby stage: peers runs no C client at all
+        self.assertFalse([c for c in calls if c.startswith("c-")], calls)
+        self.assertEqual(len(borrowed), 8, borrowed)
+        for impl in ("c-thread", "c-fiber"):
+            for case in (f"llm/{impl}/gpt4o-5tps/n=10000", f"llm/{impl}/gpt4o-5tps/n=1000",
+                         f"llm/{impl}/fixed-50tps-t16/n=100", f"llm/{impl}/fixed-50tps-t64/n=100"):
+                self.assertEqual(recorded.count(case), 1, case)  # rows as if measured here
+        # the runtimes are measured as before
+        self.assertEqual(calls.count("py-thread 10000"), 3)
+
+    def test_quick_takes_what_the_quick_ruby_stage_made(self):
+        path = self.ruby_writes("quick")
+        calls, recorded, borrowed, _ = self.peers_runs(path, "quick")
+        self.assertNotIn("c-fiber 1000", calls)
+        self.assertIn("c-thread 1000", calls)  # quick Ruby has no C threads: measured here
+        self.assertIn("llm/c-fiber/gpt4o-5tps/n=1000", recorded)
+
+    def test_stale_other_mode_or_other_build_measured_again(self):
+        path = self.ruby_writes()
+        import time as t_
+        for why_not, kw in (("old", dict(now=t_.time() + 3600)), ("mode", dict(mode="quick"))):
+            calls, _, borrowed, why = self.peers_runs(path, **kw)
+            self.assertFalse(borrowed, why_not)
+            self.assertIn("c-fiber 10000" if why_not == "old" else "c-fiber 1000", calls)
+        with open(os.path.join(self.bin, "wl-llm"), "a") as f:
+            f.write("rebuilt")
+        calls, _, borrowed, why = self.peers_runs(path)
+        self.assertFalse(borrowed)
+        self.assertIn("other wl-llm", why)
+        self.assertEqual(calls.count("c-fiber 10000"), 1)
+        # no file: measured here
+        calls, _, borrowed, _ = self.peers_runs(os.path.join(self.tmp, "none.json"))
+        self.assertEqual(calls.count("c-thread 10000"), 1)
+
+    def test_make_bench_passes_it_and_a_stage_alone_does_not(self):
+        with open(os.path.join(TOP, "Makefile")) as f:
+            mk = f.read()
+        line = [l for l in mk.splitlines() if "peers/bench.py --bin" in l][0]
+        self.assertIn("$(if $(filter 1,$(BENCH_PREPARED)),--c-anchors results/tmp/c-anchors-ruby.json,)",
+                      line)
+        with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
+            sh = f.read()
+        # the ruby stage runs before the peers stage
+        order = re.search(r"^stages=\(([^)]*)\)", sh, re.M).group(1).split()
+        self.assertLess(order.index("ruby"), order.index("peers"))
+
+
 class Workloads(unittest.TestCase):
     def test_headline_stages_before_one_run_points(self):
         with open(os.path.join(TOP, "workloads", "bench", "run.py")) as f:
@@ -219,6 +339,72 @@ class Workloads(unittest.TestCase):
         self.assertLess(fns.index("bench_starve"), fns.index("bench_llm_secondary"))
         self.assertLess(fns.index("bench_llm"), fns.index("bench_starve"))
         self.assertEqual(fns[-1], "bench_tls")
+
+
+class QuickSizes(unittest.TestCase):
+    """Quick measures the same quantities as full at fewer sizes (README "Time budget",
+    lever 4): the headline sizes stay in full, with their 3 rounds."""
+
+    def test_workloads_streams(self):
+        wl = load("workloads/bench/run.py", "wl_run_sizes")
+        self.assertEqual([(n, r) for n, _, _, r, _ in wl.streams_plan(args(quick=True))], [(1000, 1)])
+        self.assertEqual([(n, r) for n, _, _, r, _ in wl.streams_plan(args())], [(1000, 3), (10000, 3)])
+
+    def test_workloads_tls_and_curl(self):
+        with open(os.path.join(TOP, "workloads", "bench", "run.py")) as f:
+            src = f.read()
+        self.assertIn("n = 100 if a.quick else 10000", src)  # TLS
+        self.assertIn("steps = ([(label, 100, a.runs or 1, [])]\n                 if a.quick else", src)
+        self.assertIn("[(label, 1000, runs, []),\n                  (label + \"-arrive10s\", 10000, runs", src)
+
+    def test_workloads_http_and_mockllm_capacity(self):
+        with open(os.path.join(TOP, "workloads", "bench", "run.py")) as f:
+            self.assertIn("conc = [100] if a.quick else [100, 1000, 10000]", f.read())
+        with open(os.path.join(TOP, "mock-llm", "bench", "mockllm_bench.py")) as f:
+            src = f.read()
+        self.assertIn("sizes = CAP_STREAMS[:1] if args.quick else CAP_STREAMS", src)
+        self.assertIn("CAP_STREAMS = (1000, 10000)", src)
+
+
+class NoStalls(unittest.TestCase):
+    """make bench QUICK=1's gpt-4o --tps 5 client runs ask mock-llm for no stalls
+    (--stall-rate 0: a run ends with its slowest first token, not a multi-second stall);
+    full runs keep them until a quiet A/B shows CPU per 1,000 tokens unchanged (README
+    "Time budget"), unless FIBERBENCH_STALLS=0; the Ruby relays keep them always."""
+
+    def modes(self):
+        return {"quick": args(quick=True), "full": args()}
+
+    def test_workloads(self):
+        wl = load("workloads/bench/run.py", "wl_run_stalls")
+        with mock.patch.dict(os.environ, {}, clear=False):
+            os.environ.pop("FIBERBENCH_STALLS", None)
+            self.assertEqual(wl.no_stalls(args(quick=True)), ["--stall-rate", "0"])
+            self.assertEqual(wl.no_stalls(args()), [])
+        with mock.patch.dict(os.environ, {"FIBERBENCH_STALLS": "0"}):
+            self.assertEqual(wl.no_stalls(args()), ["--stall-rate", "0"])
+        with mock.patch.dict(os.environ, {"FIBERBENCH_STALLS": "1"}):
+            self.assertEqual(wl.no_stalls(args(quick=True)), [])
+        with open(os.path.join(TOP, "workloads", "bench", "run.py")) as f:
+            src = f.read()
+        uses = re.findall(r'"gpt-4o", "--tps", "5"\]([^\n]*)', src)
+        self.assertEqual(len(uses), 4, uses)  # STREAMS_MOCK (streams, arrive), limit, curl, TLS
+        for rest in uses:
+            self.assertTrue(rest == "" or rest.startswith(" + no_stalls(a)"), rest)
+        self.assertEqual(src.count("STREAMS_MOCK + no_stalls(a)"), 2)
+        self.assertEqual(src.count("STREAMS_MOCK"), 3)
+
+    def test_peers_and_ruby(self):
+        os.environ.pop("FIBERBENCH_STALLS", None)
+        rb = load("peers/ruby/bench.py", "ruby_bench_stalls")
+        pb = load("peers/bench.py", "peers_bench_stalls")
+        for mode, a in self.modes().items():
+            want = ["--stall-rate", "0"] if mode == "quick" else []
+            gpt = [st for st in rb.client_plan(a) if st[0] == "gpt4o-5tps"][0]
+            self.assertEqual(gpt[1][4:], want, mode)
+            gpt = [st for st in pb.client_plan(a) if st[0] == "gpt4o-5tps"][0]
+            self.assertEqual(gpt[1][4:], want, mode)
+            self.assertNotIn("--stall-rate", rb.relay_plan(a)[0])
 
 
 class BenchSh(unittest.TestCase):
@@ -263,6 +449,87 @@ class BenchSh(unittest.TestCase):
         for t in ("bench_seed", "wl-llm", "wl-curl", "wl-relay", "mock-llm", "peer-go"):
             self.assertIn(t, targets)
         self.assertNotIn("mock-llm-asan", targets)
+
+
+class StageRows(unittest.TestCase):
+    """Each row of bench.sh's budget is its stage's priced time with ~15% (the table in its
+    comment: quick, full, priced quick / full), and for the stages whose plans Python can
+    enumerate the priced full time is what the plan runs at the per-run prices of the
+    costed plan (README "Time budget": the quiet Intel run of 2026-12-02 21:24 less this
+    pass's cuts): a round or a model added to ruby, peers or workloads' streams moves the
+    price, and this test asks for the budget to follow."""
+
+    # quiet seconds a client run, full runs keeping the profile's stalls (README "Time
+    # budget": the publication run's client times)
+    PEERS = {10000: {"py-thread": 26.0, "py-httpx": 61.0, "*": 10.0}, 1000: {"*": 30.0 / 6},
+             100: {"*": 33.0 / 36}}  # C runs: taken from the ruby stage in make bench (0 s)
+    RUBY = {10000: {"ruby-thread": 31.3, "ruby-async": 15.0, "c-thread": 8.5, "c-fiber": 8.5},
+            1000: {"*": 4.4}, 100: {"*": 4.4}}
+    RUBY_MARGINAL = {("ruby-pool25", 64): 5.1, ("ruby-pool25", 16): 1.6, "c": 1.0, "*": 0.8}
+    RUBY_FIXED = 40 + 62 + 27  # starvation, relays, between runs and checks
+    WL_STREAMS = {10000: 8.0, 1000: 5.3}  # a run, at either length
+    WL_FIXED = 46 + 19 + 37 + 4 + 16 + 25 + 114 + 295 + 7  # HTTP, profiles, starve, db, ...
+
+    def setUp(self):
+        with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
+            self.sh = f.read()
+        self.rows = {}
+        for m in re.finditer(r"^#\s+(\w+)\s+(\d+)\s+(\d+)\s+(\d+) /\s+(\d+)\s", self.sh, re.M):
+            self.rows[m.group(1)] = tuple(int(m.group(i)) for i in range(2, 6))
+
+    def test_rows_are_the_priced_times_with_a_margin(self):
+        q = {k: int(v) for k, v in re.findall(r"\[(\w+)\]=(\d+)", re.search(
+            r"declare -A budget_quick=\(([^)]*)\)", self.sh).group(1))}
+        f = {k: int(v) for k, v in re.findall(r"\[(\w+)\]=(\d+)", re.search(
+            r"declare -A budget_full=\(([^)]*)\)", self.sh).group(1))}
+        total = self.rows.pop("total")
+        self.assertEqual(set(self.rows), {"overhead", *q})
+        for st, (rq, rf, pq, pf) in self.rows.items():
+            if st != "overhead":
+                self.assertEqual((rq, rf), (q[st], f[st]), st)
+            for row, priced in ((rq, pq), (rf, pf)):
+                self.assertGreaterEqual(row, 1.1 * priced, st)
+                self.assertLessEqual(row, 1.25 * priced, st)
+        self.assertEqual(total, tuple(sum(r[i] for r in self.rows.values()) for i in range(4)))
+
+    def price(self, table, impl, n):
+        t = table[n]
+        return t.get(impl, t.get("*"))
+
+    def test_peers_full_is_its_plan(self):
+        _, calls, _ = Peers().run_plan(args())
+        secs = runs = 0
+        for c in calls:
+            impl, n = c.split()
+            if impl.startswith("c-"):
+                continue  # taken from the ruby stage (make bench passes --c-anchors)
+            secs += self.price(self.PEERS, impl, int(n))
+            runs += 1
+        secs += 83 + 3 + 0.25 * runs
+        self.assertAlmostEqual(secs / self.rows["peers"][3], 1.0, delta=0.03)
+
+    def test_ruby_full_is_its_plan(self):
+        _, calls = Ruby().plan(args())
+        secs = 0.0
+        for c in calls:
+            p = c.split()
+            impl, n = p[0], int(p[1])
+            if len(p) == 3:  # the paced marginal: tNN
+                t = int(p[2][1:])
+                m = self.RUBY_MARGINAL
+                secs += m.get((impl, t), m["c"] if impl.startswith("c-") else m["*"])
+            else:
+                secs += self.price(self.RUBY, impl, n)
+        secs += self.RUBY_FIXED
+        self.assertAlmostEqual(secs / self.rows["ruby"][3], 1.0, delta=0.03)
+
+    def test_workloads_full_streams_are_its_plan(self):
+        wl = load("workloads/bench/run.py", "wl_run_price")
+        secs = 0.0
+        for n, pair, extra, rounds, extra_rounds in wl.streams_plan(args()):
+            secs += self.WL_STREAMS[n] * (rounds * 2 * len(pair) + extra_rounds * len(extra))
+        secs += self.WL_FIXED
+        self.assertAlmostEqual(secs / self.rows["workloads"][3], 1.0, delta=0.03)
 
 
 class Prepared(unittest.TestCase):

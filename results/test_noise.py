@@ -107,6 +107,31 @@ class NoiseTest(unittest.TestCase):
         self.assertAlmostEqual(queued["pressure_pct"], 30.0)
         self.assertFalse(noise.calm(queued, 15.0))
 
+    def test_calm_look_sets_the_window(self):
+        """FIBERBENCH_CALM_LOOK=0.5 (make bench QUICK=1): two calm 0.5-s windows, 1 s in
+        all; the default stays two 1-s windows (full runs, what make publish takes)."""
+        slept = []
+        t = [0.0]
+
+        def fake_sleep(s):
+            slept.append(s)
+            t[0] += s
+        calm_snaps = iter(snap(i, 200 * i, 195 * i) for i in range(100))
+        from unittest import mock
+        for env, want in (({"FIBERBENCH_CALM_LOOK": "0.5"}, [0.5, 0.5]), ({}, [1.0, 1.0])):
+            slept.clear()
+            clean = {k: v for k, v in os.environ.items() if k != "FIBERBENCH_CALM_LOOK"}
+            with mock.patch.object(noise.time, "sleep", fake_sleep), \
+                    mock.patch.object(noise.time, "monotonic", lambda: t[0]), \
+                    mock.patch.object(noise, "snapshot", lambda: next(calm_snaps)), \
+                    mock.patch.dict(os.environ, dict(clean, **env), clear=True):
+                ok, waited, _, _ = noise.wait_for_calm(30.0, 15.0, lambda m: None,
+                                                       noise.calm_look())
+            self.assertTrue(ok)
+            self.assertEqual(slept, want)
+        with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
+            self.assertRegex(f.read(), r"FIBERBENCH_CALM_LOOK=\$\{FIBERBENCH_CALM_LOOK:-\$\(\[ -n \"\$quick\" \] && echo 0\.5 \|\| echo 1\)\}")
+
     def test_begin_end_writes_the_record_once(self):
         os.environ["FIBERBENCH_CALM_WAIT"] = "0"
         try:

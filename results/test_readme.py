@@ -406,6 +406,12 @@ class ReadmeTest(unittest.TestCase):
         self.assertIn("| memory per conversation, KiB (RSS growth + kernel estimate) | 95.2 | 40.4 | 22.4 |", sec)
         self.assertIn("| CPU per 1,000 tokens, ms | 53.4 | 34.3 | 31.1 |", sec)
         self.assertIn("memory per conversation **0.42x** [0.42-0.43] (N = 1,000)", sec)
+        self.assertIn("(gpt-4o first-token time, 5 tokens/s, 20 tokens,", sec)
+        # a set measured without the profile's stalls (mock-llm --stall-rate 0) says so
+        with open(os.path.join(s, "curl.machine.txt"), "a") as f:
+            f.write("curl: libcurl; mock-llm --profile gpt-4o --tps 5 --stall-rate 0 (no stalls)\n")
+        sec, p = self.generated(s, "curl")
+        self.assertIn("(gpt-4o first-token time, 5 tokens/s, without its stalls, 20 tokens,", sec)
         saved = gen_readme.CURL_BOUNDED
         try:
             os.remove(os.path.join(s, "curl.csv"))

@@ -37,58 +37,54 @@ done
 
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-$(nproc)}
+# The calm check before each harness (scripts/noise.py): two calm windows of 1 s in full
+# runs, of 0.5 s in quick ones (never published): ~1 s less per harness, 11 of them
+export FIBERBENCH_CALM_LOOK=${FIBERBENCH_CALM_LOOK:-$([ -n "$quick" ] && echo 0.5 || echo 1)}
 mode=${quick:+quick}; mode=${mode:-full}
 
-# The time budget (README "Time budget": the same table, when and at what load it was
-# measured). Seconds per stage, quick and full: each stage's measured time with a margin
-# (~15%), so that the progress line's estimate is honest; later runs estimate from the
-# times the last run took (results/tmp/bench-times-*.txt). A stage's time includes its
-# calm checks (each harness waits up to FIBERBENCH_CALM_WAIT s for a calm machine: 5
-# quick, 30 full; ~2 s when calm). overhead_*: the dependency check, the build (the
-# benchmarks' targets only, in parallel; from scratch), the plots and the claims check.
-#   stage      quick  full   what it covers
-#   overhead      65    65   deps, configure, build (bench targets, from an empty build dir, a
-#                            warm Go cache ~/.cache/fiberbench/go-build: ~40 s more without),
-#                            plots (drawn 2 at a time), claims check
-#   micro        160   450   switch, alloc, memory (3 runs a point), scale (full: 3 runs); the
-#                            post's protocol in C and Ruby (10 repeats; quick 1 series, full 3;
-#                            alloc/switch 3 runs; warming only with bench_seed --warming, whole
-#                            processes only with --hyperfine); quick = make reproduce's runs
-#   mockllm      105   260   capacity (knee search), 10,000/19,000 streams, keep-alive (2 s)
-#   workloads    150   840   HTTP (c=100 3 rounds, quick 1; 1,000, 10,000, open loop, upstream 1),
-#                            LLM streams at 1,000 and 10,000 with the marginal (3 rounds),
-#                            the tables' profiles, starvation (quick: 1 round), db; then the
-#                            one-run points (arrive, the 20,000 limit probe), TLS, curl (one
-#                            round each)
-#   ruby          65   445   Ruby threads, pool, Async at 100/1,000/10,000 (3 rounds; C a
-#                            one-round anchor), the paced marginal, starvation, relays (C
-#                            relays one round)
-#   peers        105   480   Python, Go, Node at 10,000 and the paced marginal (3 rounds; C
-#                            a one-round anchor), 1,000 and httpx at 10,000 (one round each,
-#                            last); the protocol in Python and Go (3 series)
-#   total        650  2540   (the promise: 300 quick, 1200 full, on a quiet machine)
-# Full: the Intel publication run of 2026-12-02 on a quiet machine (38:04: micro 7:47,
-# mockllm 3:45, workloads 12:21, ruby 6:37, peers 7:06) less the third pass's cuts (micro
-# ~55 s: warming and 2 alloc/switch runs; ~2 s of noise record a harness), with ~15%;
-# quick: each stage run alone on the loaded Xeon (micro 149 s, workloads 149 s, ruby 44 s,
-# peers 96 s; calm checks priced at their quiet 2 s) with ~15%. ruby and peers full: the
-# Intel quiet run of 21:24 UTC (ruby 6:28, peers 7:03) less ~3 s of exit polling, with ~15%
-# (peers reusing the ruby stage's C runs was reverted: its C anchors stay beside its own
-# runs); peers quick 96 s with ~10%. The
-# shares asked of them (ruby and peers full <= 200 s each, quick <= 90 s together) are not
-# met: README "Time budget", the fourth pass, says what stands between. The promise is not kept;
-# README "Time budget" says where the wall goes and what stands between.
-# Fourth pass (overhead, micro, mockllm, workloads rows): the quiet Intel run of 2026-12-02
-# 21:24 (36:42: micro 6:46, mockllm 3:54, workloads 12:09) less this pass's cuts (micro
-# ~15 s: memory 3 runs, no hyperfine; mockllm ~9 s: keep-alive 2 s), with ~15%; overhead:
-# deps 1 s, configure 7 s, build 37 s (empty build dir, warm Go cache, load 2-4), plots ~10 s
-# quiet; quick workloads: the third pass's 149 s less 17.5 s (one round, measured A B B A).
+# The time budget (README "Time budget": the same table, the costed plan it comes from and
+# what stands between it and the promise). Seconds per stage, quick and full: each stage's
+# priced time with ~15%, so that the progress line's estimate is honest; later runs
+# estimate from the times the last run took (results/tmp/bench-times-*.txt). A stage's
+# time includes its calm checks (each harness waits up to FIBERBENCH_CALM_WAIT s for a
+# calm machine: 5 quick, 30 full; two calm windows of FIBERBENCH_CALM_LOOK s, 0.5 quick
+# and 1 full, when calm). overhead_*: the dependency check, the build (the benchmarks'
+# targets only, in parallel, from an empty build directory, a warm Go cache
+# ~/.cache/fiberbench/go-build: ~40 s more without), the plots and the claims check.
+#   stage      quick  full   priced (quiet s, quick / full)  what it covers
+#   overhead      65    65     56 /   56   deps, configure, build, plots (2 at a time), claims
+#   micro        130   450    112 /  391   switch, alloc, memory (3 runs a point), scale (full
+#                                          3 runs); the post's protocol in C and Ruby (10
+#                                          repeats; quick 1 series, full 3); quick = make
+#                                          reproduce's runs
+#   mockllm       50   260     43 /  225   capacity (quick: 1,000 streams), 10,000/19,000
+#                                          streams (quick 10,000), keep-alive (2 s a run)
+#   workloads     88   840     76 /  729   HTTP (c=100 3 rounds; quick c=100 only, 1 round;
+#                                          1,000, 10,000, open loop, upstream 1), LLM streams
+#                                          at 1,000 and 10,000 with the marginal (3 rounds;
+#                                          quick 1,000, 1 round), the tables' profiles,
+#                                          starvation, db; then the one-run points (arrive, the
+#                                          20,000 limit probe), TLS, curl (quick: both
+#                                          at 100)
+#   ruby          60   445     52 /  388   Ruby threads, pool, Async at 100/1,000/10,000 (3
+#                                          rounds; C a one-round anchor), the paced marginal,
+#                                          starvation, relays (C relays one round)
+#   peers        100   450     88 /  392   Python, Go, Node at 10,000 and the paced marginal (3
+#                                          rounds; C: the ruby stage's anchor runs), 1,000 and
+#                                          httpx at 10,000 (one round each, last); the protocol
+#                                          in Python and Go (3 series; quick 1)
+#   total        493  2510    427 / 2181   (the promise: 300 quick, 1200 full: NOT kept)
+# Priced (2026-12-03): full, the quiet Intel publication run of 2026-12-02 21:24 (36:42)
+# step by step less the cuts since (peers' C anchors taken from the ruby stage; full runs
+# keep the profile's stalls: FIBERBENCH_STALLS=0 would take ~225 s more, README "Time
+# budget"); quick, this pass's loaded make bench QUICK=1 (9:26 at load 45-80, its gpt-4o
+# --tps 5 runs without stalls) less its calm waits' excess, x0.85.
 stages=(micro mockllm workloads ruby peers)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)
 overhead_quick=65
 overhead_full=65
-declare -A budget_quick=([micro]=160 [mockllm]=105 [workloads]=150 [ruby]=65 [peers]=105)
-declare -A budget_full=([micro]=450 [mockllm]=260 [workloads]=840 [ruby]=445 [peers]=480)
+declare -A budget_quick=([micro]=130 [mockllm]=50 [workloads]=88 [ruby]=60 [peers]=100)
+declare -A budget_full=([micro]=450 [mockllm]=260 [workloads]=840 [ruby]=445 [peers]=450)
 
 if [ -n "$only" ]; then
   sel=()

@@ -119,6 +119,13 @@ def runs_note(*rows):
     return "" if n >= 3 else (" (one run)" if n == 1 else f" (median of {n} runs)")
 
 
+def no_stalls(*machines):
+    """', no stalls' when the set's gpt-4o --tps 5 runs asked mock-llm for none
+    (--stall-rate 0, README "Time budget"; sets from 2026-12-03 on), else ''."""
+    return (", without its stalls" if any("stall-rate 0" in " ".join(m.values())
+                                          for m in machines if m) else "")
+
+
 def missing(what):
     return f"({what}: not in this set)"
 
@@ -402,7 +409,7 @@ def sec_headline(ctx):
         pf, pt = ctx.row("llm", lf, "ttft_p99_ms"), ctx.row("llm", lt, "ttft_p99_ms")
         ke = ctx.row("llm", lt, "kernel_est_bytes")
         text = (f"- **10,000 streaming LLM conversations** (`llm.csv`, gpt-4o first-token "
-                f"timing, 5 tokens/s): client peak RSS **{mib(hf['median'])} with fibers against "
+                f"timing, 5 tokens/s{no_stalls(ctx.machine('llm'))}): client peak RSS **{mib(hf['median'])} with fibers against "
                 f"{mib(ht['median'])} with threads** ({xr(float(ht['median']) / float(hf['median']))})")
         if ke:
             text += (f"; the threads' kernel memory is *estimated* at {mib(ke['median'])} "
@@ -964,7 +971,8 @@ def sec_peers(ctx):
         out += f"(no run at {cnt(n)} conversations in this set)\n\n"
     else:
         out += (f"**{cnt(n)} streaming conversations** from one client (gpt-4o first-token times, "
-                "5 tokens/s, 8 tokens each; a conversation gives up after 60 s). CPU per 1,000 "
+                f"5 tokens/s{no_stalls(ctx.machine('peers'), ctx.machine('ruby'))}, 8 tokens "
+                "each; a conversation gives up after 60 s). CPU per 1,000 "
                 "tokens counts connection setup; the marginal column leaves it out: 100 streams "
                 "with tokens paced one per event (50 tokens/s, as a real stream delivers them: "
                 "a wake-up each), 16 and 64 tokens each, the CPU of the 48 extra tokens"
@@ -1322,7 +1330,8 @@ def sec_curl(ctx):
         f"From `{where}/curl.csv` ({mach.get('cpu', '?')}, {mach.get('date', '?')}, commit "
         f"{mach.get('commit', '?')}, {mach.get('workloads', '?')} run): median [min-max] over "
         f"the runs{runs_note(*used)}, the three models interleaved run by run against one "
-        "mock-llm (gpt-4o first-token time, 5 tokens/s, 20 tokens, a 4 KiB prompt), every "
+        f"mock-llm (gpt-4o first-token time, 5 tokens/s{no_stalls(mach)}, 20 tokens, a 4 KiB "
+        "prompt), every "
         "conversation with `x-mock-request-index: i`; thread and multi from `wl-curl-plain` (no "
         "hooks in the process), fiber from `wl-curl` (hooks linked); `CURLOPT_FRESH_CONNECT` and "
         "`CURLOPT_FORBID_REUSE` on every model" +
@@ -1393,7 +1402,7 @@ def sec_workloads_tls(ctx):
     used = [x for x in rows if x["metric"] == "cpu_per_1k_tokens_ms"]
     out = (f"From `{ctx.rel}/llm.csv` ({m.get('cpu', '?')}, {m.get('date', '?')}, commit "
            f"{m.get('commit', '?')}), rows `llm-tls/*`: {cnt(n)} conversations arriving at once, "
-           f"profile `{prof}` (gpt-4o first-token time, 60 tokens at 5 tokens/s), one "
+           f"profile `{prof}` (gpt-4o first-token time, 60 tokens at 5 tokens/s{no_stalls(m)}), one "
            "connection each, the server's certificate verified, a fresh mock-llm per run"
            + runs_note(*used) + ": each figure below is a single run, without spread.\n\n")
     body = []

@@ -5,7 +5,7 @@
     scripts/noise.py end   --out DIR --harness H[,H...]
     scripts/noise.py sample [--window S]
 
-begin: measures the machine over 1-second windows (CPU busy share of all CPUs from
+begin: measures the machine over 1-second windows (FIBERBENCH_CALM_LOOK s: 0.1-1) (CPU busy share of all CPUs from
   /proc/stat, steal time, CPU pressure from /proc/pressure/cpu = the share of time some
   task waited for a CPU, i.e. run-queue wait; load average and procs_running) until two
   windows in a row are calm or S seconds have passed (default: FIBERBENCH_CALM_WAIT
@@ -137,12 +137,19 @@ def fmt_window(w):
     return ", ".join(parts)
 
 
-def wait_for_calm(limit_s, busy_limit, say):
-    """Looks in 1-second windows until two in a row are calm or limit_s has passed.
+def calm_look():
+    """The calm check's window in seconds: FIBERBENCH_CALM_LOOK, 0.1-1, default 1."""
+    return min(max(env_float("FIBERBENCH_CALM_LOOK", 1.0), 0.1), 1.0)
+
+
+def wait_for_calm(limit_s, busy_limit, say, look_s=1.0):
+    """Looks in look_s-second windows (FIBERBENCH_CALM_LOOK, default 1; make bench QUICK=1
+    looks in 0.5-s windows: quick rows are never published, and a calm quiet machine then
+    costs 1 s a harness instead of 2) until two in a row are calm or limit_s has passed.
     Returns (calm?, seconds waited, the last window, the snapshot it ended with)."""
     t0 = time.monotonic()
     a = snapshot()
-    look = 1.0 if limit_s > 0 else 0.5
+    look = look_s if limit_s > 0 else min(look_s, 0.5)
     streak, last, told = 0, {}, False
     while True:
         time.sleep(look)
@@ -256,7 +263,7 @@ def state_path(out, h):
 def cmd_begin(args, say):
     limit = args.wait if args.wait is not None else env_float("FIBERBENCH_CALM_WAIT", 60.0)
     busy = env_float("FIBERBENCH_CALM_BUSY", 15.0)
-    ok, waited, w, snap = wait_for_calm(max(limit, 0.0), busy, say)
+    ok, waited, w, snap = wait_for_calm(max(limit, 0.0), busy, say, calm_look())
     rec = {"calm": ok, "waited_s": waited, "limit_s": limit, "window": w, "snap": snap,
            "wall": time.time()}
     os.makedirs(os.path.join(args.out, ".noise"), exist_ok=True)

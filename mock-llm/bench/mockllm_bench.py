@@ -326,9 +326,13 @@ def capacity(args, rows):
     warmup, window = 0.3, 0.5
     busy = True
     impls = ("floor", "mock-llm")
-    knees = {(i, n): [] for i in impls for n in CAP_STREAMS}
-    maxes = {n: [] for n in CAP_STREAMS}
-    nocoal = {n: [] for n in CAP_STREAMS}
+    # quick: 1,000 streams only (fewer sizes, the same quantities; quick rows are never
+    # published, and make reproduce does not read this harness): about half of quick
+    # mode's capacity time, README "Time budget"
+    sizes = CAP_STREAMS[:1] if args.quick else CAP_STREAMS
+    knees = {(i, n): [] for i in impls for n in sizes}
+    maxes = {n: [] for n in sizes}
+    nocoal = {n: [] for n in sizes}
     # A loaded machine makes every knee search run its ladder down to the bottom: the
     # part stops starting runs past its share of the time, and says so.
     t_end = time.monotonic() + (45 if args.quick else 160)
@@ -337,7 +341,7 @@ def capacity(args, rows):
             log(f"capacity: time share spent after {run} of {runs} runs (a loaded machine?); "
                 f"the rows have {run} runs")
             break
-        for n in CAP_STREAMS:
+        for n in sizes:
             log(f"capacity run {run + 1}/{runs}, {n} streams: floor at full speed")
             maxes[n].append(probe(args, "floor", n, 0, busy, warmup, window))
             # mock-llm flat out with every event its own write (no coalescing): the
@@ -356,7 +360,7 @@ def capacity(args, rows):
                 k = knees[(impl, n)][-1]
                 log(f"  {impl} n={n}: p99 <= 1 ms up to {k[0]:,.0f}/s"
                     + (f", not at {k[2]:,.0f}/s" if k[2] else " (the highest offered)"))
-    for n in CAP_STREAMS:
+    for n in sizes:
         m = maxes[n]
         case = f"capacity/floor/streams={n}/max-rate"
         rows.add(case, "floor", "mllm-floor", "streams", n, "events_per_s", "events/s",

@@ -77,6 +77,9 @@ static void usage(FILE *f)
 "  --tokens-per-event N      tokens per stream event (default: the profile's)\n"
 "  --ttft-ms X               override the profile's median time to first token\n"
 "  --tps X                   override the profile's median tokens/s (0 = no gaps)\n"
+"  --stall-rate P            override the profile's share of gaps that stall (0 = no\n"
+"                            stalls: a run ends with its slowest first token and\n"
+"                            length, not with a rare multi-second stall)\n"
 "  --output-tokens N         every response has exactly N tokens (before max_tokens)\n"
 "  --prefill-us-per-token X  override the profile's prefill time: TTFT grows by X us\n"
 "                            per prompt token (usage.prompt_tokens, ~4 bytes each)\n"
@@ -191,7 +194,7 @@ static int split(char *s, const char **out, int max)
 int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
 {
     enum {
-        O_LISTEN = 256, O_PROFILE, O_SCALE, O_SEED, O_MODELS, O_TPE, O_TTFT, O_TPS, O_OUT,
+        O_LISTEN = 256, O_PROFILE, O_SCALE, O_SEED, O_MODELS, O_TPE, O_TTFT, O_TPS, O_STALL, O_OUT,
         O_MAXCONNS, O_MAXBODY, O_MAXHEADER, O_MAXPENDING, O_IDLE, O_HDRTO, O_WRTO, O_ERATE,
         O_ESTAT, O_RETRY, O_MIDERR, O_DISC, O_LOG, O_LIST, O_HELP, O_BUSY, O_PREFILL,
         O_TOOLRATE, O_SNDBUF, O_TLS, O_TLSCERT, O_TLSKEY, O_TLSOUT, O_TLSKEEP,
@@ -206,6 +209,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         { "tokens-per-event", required_argument, 0, O_TPE },
         { "ttft-ms", required_argument, 0, O_TTFT },
         { "tps", required_argument, 0, O_TPS },
+        { "stall-rate", required_argument, 0, O_STALL },
         { "output-tokens", required_argument, 0, O_OUT },
         { "max-conns", required_argument, 0, O_MAXCONNS },
         { "max-body", required_argument, 0, O_MAXBODY },
@@ -235,7 +239,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         { 0, 0, 0, 0 },
     };
     /* Overrides are applied after the loop, so --ttft-ms before --profile still counts. */
-    double ttft_ms = -1, tps = -1, out_tokens = -1, prefill_us = -1, v;
+    double ttft_ms = -1, tps = -1, stall = -1, out_tokens = -1, prefill_us = -1, v;
     const char *profile = "gpt-4o";
     opterr = 0;
     optind = 1;
@@ -271,6 +275,7 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
             break;
         case O_TTFT: rc = num("--ttft-ms", optarg, 0, 3600000, &ttft_ms); break;
         case O_TPS: rc = num("--tps", optarg, 0, 1e7, &tps); break;
+        case O_STALL: rc = num("--stall-rate", optarg, 0, 1, &stall); break;
         case O_OUT: rc = num("--output-tokens", optarg, 1, 1e8, &out_tokens); break;
         case O_MAXCONNS:
             rc = num("--max-conns", optarg, 1, 1e7, &v);
@@ -388,6 +393,8 @@ int mllm_config_parse(mllm_config_t *c, int argc, char **argv)
         c->profile.ttft_s = ttft_ms / 1000.0;
     if (tps >= 0)
         c->profile.speed_tps = tps;
+    if (stall >= 0)
+        c->profile.stall_p = stall;
     if (prefill_us >= 0)
         c->profile.ttft_per_prompt_token_s = prefill_us / 1e6;
     if (out_tokens >= 1) {

@@ -143,6 +143,48 @@ static void test_medians(void **st)
     assert_true(ttft[N * 99 / 100] > 2 * mt);
 }
 
+/* Gaps longer than 3.5x the mean over 500 gpt-4o conversations of 64 tokens: the
+ * profile's stalls (0.5% of gaps, ~5x the mean) give dozens; with stall_p 0 (mock-llm
+ * --stall-rate 0, what make bench's streams use to end without the multi-second tail)
+ * none (a normal gap is exp(0.25 Z) times the mean: 3.5x is Z = 5), and the first-token
+ * times, drawn before any gap, stay what they were. */
+static int long_gaps(const mllm_profile_t *p, double *ttft_sum)
+{
+    int longs = 0;
+    *ttft_sum = 0;
+    for (int i = 0; i < 500; i++) {
+        mllm_schedule_t s;
+        mllm_schedule_init(&s, p, 11, (uint64_t)i, 0, 0, 0, 1.0);
+        mllm_schedule_set_total(&s, 64);
+        uint64_t off, prev = 0;
+        int k, n = 0;
+        while (mllm_schedule_next(&s, &off, &k)) {
+            if (n == 0)
+                *ttft_sum += (double)off / 1e9;
+            else if ((double)(off - prev) / 1e9 > 3.5 / p->speed_tps)
+                longs++;
+            prev = off;
+            n++;
+        }
+        assert_int_equal(n, 64);
+    }
+    return longs;
+}
+
+static void test_stall_rate_zero(void **st)
+{
+    (void)st;
+    mllm_profile_t p = *mllm_profile_find("gpt-4o");
+    p.speed_tps = 5;
+    double t_with, t_without;
+    int with = long_gaps(&p, &t_with);
+    p.stall_p = 0;
+    int without = long_gaps(&p, &t_without);
+    assert_true(with >= 20);
+    assert_int_equal(without, 0);
+    assert_true(fabs(t_with - t_without) < 1e-9);
+}
+
 static void test_prompt_raises_ttft(void **st)
 {
     (void)st;
@@ -192,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_max_tokens_caps),
         cmocka_unit_test(test_tokens_per_event),
         cmocka_unit_test(test_medians),
+        cmocka_unit_test(test_stall_rate_zero),
         cmocka_unit_test(test_prompt_raises_ttft),
         cmocka_unit_test(test_no_drift),
         cmocka_unit_test(test_token_text),

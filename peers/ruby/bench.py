@@ -135,7 +135,9 @@ def client_plan(a):
         # (Async::HTTP, the second Async client, is measured where it answers a question
         # of its own, the CPU per token above; here it would repeat Async's answer at the
         # cost of a minute.)
-        ("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "5"], 8,
+        # (quick: without the profile's stalls, as peers/bench.py: workloads/bench/run.py
+        # stall_free, README "Time budget")
+        ("gpt4o-5tps", ["--profile", "gpt-4o", "--tps", "5"] + wl.no_stalls(a), 8,
          [1000] if q else [10000, 1000, 100],
          ["ruby-thread", "ruby-async", "c-fiber"] if q else
          ["ruby-thread", "ruby-async", "c-thread", "c-fiber"], 60),
@@ -189,6 +191,10 @@ def bench_llm(a, tab, budget_end):
                             continue
                         if j["failed"]:
                             log(f"  {j['failed']} failed: {j['causes']}")
+                        if impl.startswith("c-") and getattr(a, "anchors", None):
+                            # offered to peers/bench.py in the same make bench (peerlib)
+                            a.anchors.add(peerlib.anchor_key(label, margs + extra, 11, t, n,
+                                                             tmo, impl), j)
                         record_client(tab, f"llm/{impl}/{lab}/n={n}", impl, n, j)
                         js[(impl, t)] = j
                     ratios(tab, lab, n, {k[0]: v for k, v in js.items() if k[1] == t})
@@ -513,6 +519,9 @@ def main():
     budget_end = T_START + budget
     signal.signal(signal.SIGTERM, lambda *_: (wl.cleanup(), sys.exit(143)))
     mode = "smoke" if a.smoke else "quick" if a.quick else "full"
+    # the C clients' runs, offered to the peers stage that follows in make bench
+    # (peerlib.AnchorWriter; peers/bench.py --c-anchors)
+    a.anchors = peerlib.AnchorWriter(a.out, a.bin, mode)
     load0 = loadavg()
     log(f"mode {mode}; stages {','.join(stages)}; open files {hard}; budget {int(budget)}s; "
         f"load {load0}")
@@ -542,7 +551,8 @@ def main():
             f"load average at start: {load0}; at end: {loadavg()}",
             "pinning: none (every client, server and mock-llm unpinned)",
             "mock-llm: a fresh process for every run (the same draws for every model); "
-            "profiles as in the case names (mock-llm --list-profiles)",
+            "profiles as in the case names (mock-llm --list-profiles); the gpt4o-5tps "
+            "clients " + wl.stalls_note(a) + " (the relays keep them)",
             "relay users: build/bin/wl-llm --model fiber --retries 0, patience in --timeout"])
     else:
         failed = True

@@ -430,7 +430,8 @@ def bench_throughput(a, tab, budget_end):
     # secondary points (the workloads README's table, the figure's right end): one round
     # each (runs=1 in their rows), after the headline's rounds, for make bench's budget
     # (scripts/bench.sh); --runs N gives every concurrency N rounds.
-    conc = [100, 1000] if a.quick else [100, 1000, 10000]
+    # quick: c=100 only (fewer sizes; c=1000's servers and nginx ~10 s of quick's 5 minutes)
+    conc = [100] if a.quick else [100, 1000, 10000]
     # 1 s runs; 10,000 connections get 2 s, since wrk spends the first part connecting
     secs_for = lambda c: 2 if c >= 10000 else 1
     secs = 1
@@ -801,6 +802,32 @@ def add_ratios(tab, label, n, per_run):
 STREAMS_LABEL = "gpt4o-5tps"
 # gpt-4o first-token time, slowed to 5 tok/s per stream so that 10,000 streams stay
 # within what mock-llm and the client sustain on 2 cores
+# The profile's stalls (0.5% of gaps replaced by ~5x the gap, a second or more at 5
+# tok/s) end an all-at-once run seconds after 99% of its conversations. Without them
+# (mock-llm --stall-rate 0) a run ends with its slowest first token and length: ~22% of
+# a run's wall at 10,000 x 20 tokens, ~45% at 8. Memory at the peak and completions did
+# not move in the loaded A/B (README "Time budget"), but CPU per 1,000 tokens came out
+# 2-18% lower without stalls in all six model pairs (Node's ranges apart): until a quiet
+# A/B shows it unchanged, full runs (what make publish takes) keep the stalls and quick
+# runs (never published) drop them. FIBERBENCH_STALLS=0 drops them in full runs too,
+# =1 keeps them in quick ones. Every gpt-4o --tps 5 client run here, ruby's and peers'
+# use it (peerlib.wl.no_stalls).
+def stall_free(a):
+    env = os.environ.get("FIBERBENCH_STALLS", "")
+    return env == "0" or (env != "1" and bool(getattr(a, "quick", False)))
+
+
+def no_stalls(a):
+    """mock-llm's arguments for this mode's gpt-4o --tps 5 client runs (stall_free)."""
+    return ["--stall-rate", "0"] if stall_free(a) else []
+
+
+def stalls_note(a):
+    """The machine-file words for it."""
+    return ("without the profile's stalls (mock-llm --stall-rate 0)" if stall_free(a)
+            else "with the profile's stalls")
+
+
 STREAMS_MOCK = ["--profile", "gpt-4o", "--tps", "5"]
 STREAMS_HI, STREAMS_LO = 20, 2
 
@@ -813,7 +840,9 @@ def streams_plan(a):
     connection setup and unit creation excluded, at both 1,000 and 10,000 streams."""
     runs = a.runs or 3
     if a.quick:
-        return [(10000, ["thread", "fiber"], [], 1, 0)]
+        # quick: 1,000 streams (fewer sizes, the same quantities; the 10,000-stream pair
+        # took ~23 s of quick's 5 minutes, its draws' tail ~8 s a run: README "Time budget")
+        return [(1000, ["thread", "fiber"], [], 1, 0)]
     return [(1000, ["thread", "fiber"], [], runs, 0),
             (10000, ["thread", "fiber"], ["fiber-mt"], runs, 1)]
 
@@ -824,7 +853,7 @@ def bench_streams(a, tab, budget_end):
     conversation i has the same first-token time, speed and length on every model."""
     label = STREAMS_LABEL
     for n, pair, extra_models, rounds, extra_rounds in streams_plan(a):
-        mock = mock_llm(a, f"mock-llm {label} n={n}", 11, STREAMS_MOCK)
+        mock = mock_llm(a, f"mock-llm {label} n={n}", 11, STREAMS_MOCK + no_stalls(a))
         try:
             per_run = {}
             for r in range(rounds):
@@ -883,7 +912,7 @@ def bench_arrive(a, tab, budget_end):
     label = f"{STREAMS_LABEL}-arrive1s-{toks}tokens"
     runs = 1
     models = ["thread", "fiber"]
-    mock = mock_llm(a, f"mock-llm {label}", 11, STREAMS_MOCK)
+    mock = mock_llm(a, f"mock-llm {label}", 11, STREAMS_MOCK + no_stalls(a))
     try:
         per_run = {}
         for r in range(runs):
@@ -907,7 +936,7 @@ def bench_limit(a, tab, budget_end):
     n = 20000
     mock = Server("mock-llm limit", [os.path.join(a.bin, "mock-llm"), "--listen", "127.0.0.1:0",
                                      "--seed", "13", "--max-conns", "19990", "--profile",
-                                     "gpt-4o", "--tps", "5"])
+                                     "gpt-4o", "--tps", "5"] + no_stalls(a))
     try:
         for impl in ["fiber", "thread"]:
             if time.monotonic() > budget_end:
@@ -1106,7 +1135,7 @@ def bench_curl(a, extra_machine):
     tab = Table("curl")
     mock = Server("mock-llm curl", [os.path.join(a.bin, "mock-llm"), "--listen",
                                     "127.0.0.1:0", "--seed", "11", "--max-conns", "19990",
-                                    "--profile", "gpt-4o", "--tps", "5"])
+                                    "--profile", "gpt-4o", "--tps", "5"] + no_stalls(a))
     try:
         # A real request carries kilobytes of prompt; a mock-llm without its framing fix
         # (mockllm b1d3d30) mangles bodies over ~1 KiB (404): then say so and send less.
@@ -1130,7 +1159,9 @@ def bench_curl(a, extra_machine):
         # bench's budget (scripts/bench.sh). Quick: 1,000 at once, one round (the 10-s
         # arrival window cannot be shortened without changing what it measures).
         runs = a.runs or 3
-        steps = ([(label, 1000, a.runs or 1, [])]
+        # quick: N = 100 (fewer sizes: a run is its 20 tokens and the slowest first token,
+        # ~6.5 s loaded against ~7.3 s at 1,000; README "Time budget")
+        steps = ([(label, 100, a.runs or 1, [])]
                  if a.quick else
                  [(label, 1000, runs, []),
                   (label + "-arrive10s", 10000, runs, ["--gap-us", "1000"]),
@@ -1172,12 +1203,13 @@ def bench_curl(a, extra_machine):
         mock.stop()
     if tab.order:
         tab.write(a.out, extra_machine + [
-            "curl: libcurl %s easy API (thread from wl-curl-plain, fiber from wl-curl with "
-            "fiber/hook linked) and multi interface over epoll (wl-curl-plain); mock-llm "
-            "--profile gpt-4o --tps 5, 20 tokens, one connection per conversation "
-            "(CURLOPT_FORBID_REUSE and CURLOPT_FRESH_CONNECT on every model), 4 KiB "
-            "receive buffer (CURLOPT_BUFFERSIZE) on every model"
-            % (probe or {}).get("curl", "?")])
+            ("curl: libcurl %s easy API (thread from wl-curl-plain, fiber from wl-curl with "
+             "fiber/hook linked) and multi interface over epoll (wl-curl-plain); mock-llm "
+             "--profile gpt-4o --tps 5%s, 20 tokens, one connection per conversation "
+             "(CURLOPT_FORBID_REUSE and CURLOPT_FRESH_CONNECT on every model), 4 KiB "
+             "receive buffer (CURLOPT_BUFFERSIZE) on every model"
+             % ((probe or {}).get("curl", "?"),
+                " --stall-rate 0 (no stalls)" if stall_free(a) else ""))])
 
 
 # ---- TLS: streaming conversations over HTTPS and plain HTTP, thread vs fiber -----------
@@ -1220,7 +1252,7 @@ def _tls_run(a, impl, tls, n, max_tokens, tmp, timeout_s=240):
     (wl-llm JSON, snapshot)."""
     cert = os.path.join(tmp, f"tls-{os.getpid()}.pem") if tls else None
     margs = [os.path.join(a.bin, "mock-llm"), "--listen", "127.0.0.1:0", "--seed", "11",
-             "--max-conns", "19990", "--profile", "gpt-4o", "--tps", "5"]
+             "--max-conns", "19990", "--profile", "gpt-4o", "--tps", "5"] + no_stalls(a)
     if tls:
         margs += ["--tls", "--tls-cert-out", cert]
     mock = Server(f"mock-llm{' --tls' if tls else ''}", margs)
@@ -1261,7 +1293,9 @@ def bench_tls(a, tab, budget_end):
     moment most connections are open; the difference HTTPS minus HTTP is what OpenSSL
     costs each side per connection. CPU per 1,000 tokens includes each conversation's
     handshake (one connection per conversation: all N are open at once)."""
-    n = 1000 if a.quick else 10000  # quick: a smaller N, the same quantities
+    # quick: a smaller N, the same quantities (100: a run is its 15 tokens and the slowest
+    # first token, ~5 s loaded against ~7 s at 1,000; README "Time budget")
+    n = 100 if a.quick else 10000
     # long enough that the handshake storm is over while the first streams still run
     # (quick: 1,000 handshakes take about a second here, so 15 tokens, 3 s, suffice;
     # the label carries the length)
@@ -1419,7 +1453,8 @@ def main():
                 tab.write(a.out, extra + [
                     "pinning: none (wl-llm clients and mock-llm float over both CPUs)",
                     "mock-llm: a separate process on the fiber runtime; profiles as in the "
-                    "case names (mock-llm --list-profiles)",
+                    "case names (mock-llm --list-profiles); every gpt4o-5tps case (and "
+                    "llm-tls) " + stalls_note(a),
                     "draws: conversation i sends x-mock-request-index i on every attempt, so "
                     "every model and run gets the same first-token time, speed and length "
                     "for it"])
