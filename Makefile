@@ -113,11 +113,9 @@ bench-ruby:
 # --- Python, Go and Node beside Ruby and C (peers/bench.py): streaming-LLM clients and the
 #   post's micro protocol in each runtime, C threads and fibers in the same run
 #   make bench-peers [QUICK=1]   -> results/peers.csv (+ .machine.txt)
-#   (in make bench, BENCH_PREPARED=1: the C clients' runs the ruby stage just made on the
-#   same steps are taken, not measured twice: peers/README.md, --c-anchors)
 .PHONY: bench-peers
 bench-peers:
 	@$(UNPREPARED)scripts/deps.sh peers
 	@$(UNPREPARED)cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@$(UNPREPARED)cmake --build $(BUILD) -j $(JOBS) --target wl-llm mock-llm peer-go
-	@python3 peers/bench.py --bin $(BUILD)/bin $(if $(QUICK),--quick,) $(if $(filter 1,$(BENCH_PREPARED)),--c-anchors results/tmp/c-anchors-ruby.json,)
+	@python3 peers/bench.py --bin $(BUILD)/bin $(if $(QUICK),--quick,)

@@ -278,15 +278,8 @@ def bench_llm(a, tab, budget_end, have):
                         return False
                     impl = ms[(i + r) % len(ms)]
                     lab = label if len(lengths) == 1 else f"{label}-t{t}"
-                    extra = ["--output-tokens", str(t)] if len(lengths) > 1 else []
-                    j = borrowed(a, r, label, margs + extra, t, n, tmo, impl)
-                    if j:
-                        log(f"llm {lab} n={n}: {impl} round {r + 1}/{runs}: the ruby stage's run")
-                        peerlib.record_client(tab, f"llm/{impl}/{lab}/n={n}", CLIENTS[impl][0],
-                                              impl_of(impl, j), n, j)
-                        js[(impl, t)] = j
-                        continue
                     log(f"llm {lab} n={n}: {impl} round {r + 1}/{runs}")
+                    extra = ["--output-tokens", str(t)] if len(lengths) > 1 else []
                     m = peerlib.mock(a.bin, label, margs + extra, 11)
                     try:
                         argv = client_argv(a, impl, m.port, n, t, tmo)
@@ -310,23 +303,6 @@ def bench_llm(a, tab, budget_end, have):
             if len(lengths) == 2:
                 marginal(tab, label, n, lengths, ms, js)
     return True
-
-
-def borrowed(a, r, label, margs, tokens, n, timeout_s, impl):
-    """A C client's run of the first round made by the ruby stage of this make bench with
-    the same definition (peerlib.load_anchors: fresh, same mode and binaries; the same
-    mock-llm arguments and seed, tokens, N, timeout), or None: then it is measured here.
-    Kept in OUT/tmp/peers-raw.jsonl like a run made here, marked borrowed_from."""
-    runs = getattr(a, "anchor_runs", None)
-    if r > 0 or not runs or CLIENTS[impl][1] != "c":
-        return None
-    j = runs.get(peerlib.anchor_key(label, margs, 11, tokens, n, timeout_s, impl))
-    if j:
-        a.borrowed.append(f"{impl} {label} n={n} t={tokens}")
-        os.makedirs(os.path.join(a.out, "tmp"), exist_ok=True)
-        with open(os.path.join(a.out, "tmp", "peers-raw.jsonl"), "a") as f:
-            f.write(json.dumps({"impl": impl, "borrowed_from": "ruby", **j}) + "\n")
-    return j
 
 
 def ratios(tab, label, n, js):
@@ -423,10 +399,6 @@ def main():
     ap.add_argument("--runs", type=int, default=0, help="repetitions (default 3; quick 1)")
     ap.add_argument("--max-seconds", type=float, default=0,
                     help="start no new step after this long (default 110 quick, 900 full)")
-    ap.add_argument("--c-anchors", metavar="FILE", default="",
-                    help="take the C clients' first-round runs from the ruby stage just "
-                         "before (its OUT/tmp/" + peerlib.ANCHORS + ", make bench passes it) "
-                         "where they match; the rest are measured here")
     ap.add_argument("--require", action="store_true",
                     help="fail when a runtime asked for is missing (the tests)")
     a = ap.parse_args()
@@ -463,11 +435,6 @@ def main():
     budget_end = T_START + budget
     signal.signal(signal.SIGTERM, lambda *_: (wl.cleanup(), sys.exit(143)))
     mode = "smoke" if a.smoke else "quick" if a.quick else "full"
-    a.borrowed = []
-    a.anchor_runs, anchors_why = (peerlib.load_anchors(a.c_anchors, a.bin, mode)
-                                  if a.c_anchors else ({}, ""))
-    if a.c_anchors:
-        log(f"C anchors from the ruby stage: {len(a.anchor_runs)} runs offered ({anchors_why})")
     load0 = peerlib.loadavg()
     log(f"mode {mode}; stages {','.join(stages)}; runtimes {','.join(sorted(have))}; "
         f"open files {hard}; budget {int(budget)}s; load {load0}")
@@ -500,12 +467,6 @@ def main():
             "(the same draws for every one of them); " + wl_llm_index(a),
             "python httpx client: as the openai SDK sets up AsyncOpenAI's (max_connections "
             "1000, max_keepalive_connections 100, connect timeout 5 s)",
-            "C anchors: c-thread and c-fiber, the first round; " + (
-                f"{len(a.borrowed)} runs taken from the ruby stage of this make bench "
-                f"({anchors_why}; same wl-llm and mock-llm, mock-llm arguments, seed, tokens, "
-                f"N and timeout): {', '.join(a.borrowed)}; the rest measured here"
-                if a.borrowed else "measured here" + (
-                    f" (the ruby stage's not used: {anchors_why})" if a.c_anchors else "")),
             f"complete: {'yes' if complete and not failed else 'no (see the log)'}"])
     else:
         failed = True

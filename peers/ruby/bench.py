@@ -191,10 +191,6 @@ def bench_llm(a, tab, budget_end):
                             continue
                         if j["failed"]:
                             log(f"  {j['failed']} failed: {j['causes']}")
-                        if impl.startswith("c-") and getattr(a, "anchors", None):
-                            # offered to peers/bench.py in the same make bench (peerlib)
-                            a.anchors.add(peerlib.anchor_key(label, margs + extra, 11, t, n,
-                                                             tmo, impl), j)
                         record_client(tab, f"llm/{impl}/{lab}/n={n}", impl, n, j)
                         js[(impl, t)] = j
                     ratios(tab, lab, n, {k[0]: v for k, v in js.items() if k[1] == t})
@@ -519,9 +515,6 @@ def main():
     budget_end = T_START + budget
     signal.signal(signal.SIGTERM, lambda *_: (wl.cleanup(), sys.exit(143)))
     mode = "smoke" if a.smoke else "quick" if a.quick else "full"
-    # the C clients' runs, offered to the peers stage that follows in make bench
-    # (peerlib.AnchorWriter; peers/bench.py --c-anchors)
-    a.anchors = peerlib.AnchorWriter(a.out, a.bin, mode)
     load0 = loadavg()
     log(f"mode {mode}; stages {','.join(stages)}; open files {hard}; budget {int(budget)}s; "
         f"load {load0}")
