@@ -387,8 +387,6 @@ class StageRows(unittest.TestCase):
         secs = runs = 0
         for c in calls:
             impl, n = c.split()
-            if impl.startswith("c-"):
-                continue  # taken from the ruby stage (make bench passes --c-anchors)
             secs += self.price(self.PEERS, impl, int(n))
             runs += 1
         secs += 83 + 3 + 0.25 * runs

@@ -69,22 +69,21 @@ mode=${quick:+quick}; mode=${mode:-full}
 #   ruby          60   445     52 /  388   Ruby threads, pool, Async at 100/1,000/10,000 (3
 #                                          rounds; C a one-round anchor), the paced marginal,
 #                                          starvation, relays (C relays one round)
-#   peers        100   450     88 /  392   Python, Go, Node at 10,000 and the paced marginal (3
-#                                          rounds; C: the ruby stage's anchor runs), 1,000 and
+#   peers        110   490     94 /  423   Python, Go, Node at 10,000 and the paced marginal (3
+#                                          rounds; C a one-round anchor), 1,000 and
 #                                          httpx at 10,000 (one round each, last); the protocol
 #                                          in Python and Go (3 series; quick 1)
-#   total        493  2510    427 / 2181   (the promise: 300 quick, 1200 full: NOT kept)
+#   total        503  2550    433 / 2212   (the promise: 300 quick, 1200 full: NOT kept)
 # Priced (2026-12-03): full, the quiet Intel publication run of 2026-12-02 21:24 (36:42)
-# step by step less the cuts since (peers' C anchors taken from the ruby stage; full runs
-# keep the profile's stalls: FIBERBENCH_STALLS=0 would take ~225 s more, README "Time
+# step by step less the cuts since (full runs keep the profile's stalls: FIBERBENCH_STALLS=0 would take ~225 s more, README "Time
 # budget"); quick, this pass's loaded make bench QUICK=1 (9:26 at load 45-80, its gpt-4o
 # --tps 5 runs without stalls) less its calm waits' excess, x0.85.
 stages=(micro mockllm workloads ruby peers)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)
 overhead_quick=65
 overhead_full=65
-declare -A budget_quick=([micro]=130 [mockllm]=50 [workloads]=88 [ruby]=60 [peers]=100)
-declare -A budget_full=([micro]=450 [mockllm]=260 [workloads]=840 [ruby]=445 [peers]=450)
+declare -A budget_quick=([micro]=130 [mockllm]=50 [workloads]=88 [ruby]=60 [peers]=110)
+declare -A budget_full=([micro]=450 [mockllm]=260 [workloads]=840 [ruby]=445 [peers]=490)
 
 if [ -n "$only" ]; then
   sel=()
