@@ -18,9 +18,8 @@
   runs skip the dependency check and the build it has already done (BENCH_PREPARED=1)
   while every target they would build is in its list.
 
-- this pass (README "Time budget"): quick at fewer sizes (QuickSizes), quick without stalls (NoStalls);
-  every gpt-4o --tps 5 client run asks mock-llm for no stalls (NoStalls); quick runs
-  fewer sizes (QuickSizes); each budget row is its stage's priced time with ~15%, and
+- this pass (README "Time budget"): quick's gpt-4o --tps 5 client runs ask mock-llm for
+  no stalls (NoStalls); quick runs fewer sizes (QuickSizes); each budget row is its stage's priced time with ~15%, and
   the priced full time of ruby, peers and workloads' streams is what their plans run at
   the costed plan's per-run prices (StageRows).
 
