@@ -349,6 +349,7 @@ typedef struct cfg {
     int          runs;      /* repetitions of alloc and switch */
     int          repeats;   /* repeats inside throughput and warming (the post: 10) */
     int          series;    /* how many times the repeated series run */
+    int          fiber_series; /* the C fibers' throughput series (>= series; see main) */
     long         alloc_n, switch_m, tp_n, tp_m, warm_n;
     int          warming;   /* series that run the cache-warming case (quick: 0) */
 } cfg_t;
@@ -420,11 +421,14 @@ static void repeated_cases(bench_csv_t *c, const cfg_t *k)
 {
     static double tp_first[NMODELS][16], tp_last[NMODELS][16], w_first[NMODELS][16], w_last[NMODELS][16];
     int ok_t[NMODELS] = {0}, ok_w[NMODELS] = {0}, bad_t[NMODELS] = {0}, bad_w[NMODELS] = {0};
-    for (int s = 0; s < k->series; s++) {
+    int ns_max = k->fiber_series > k->series ? k->fiber_series : k->series;
+    for (int s = 0; s < ns_max; s++) {
         for (int mo = 0; mo < NMODELS; mo++) {
             uint64_t ns;
             long h;
             int e = 0;
+            if (s >= (mo == M_FIBER ? k->fiber_series : k->series))
+                continue;
             if (!bad_t[mo]) {
                 for (int r = 0; r < k->repeats && !e; r++) {
                     if ((e = run_once(mo, k->tp_n, k->tp_m, &ns, &h)))
@@ -662,6 +666,12 @@ int main(int argc, char **argv)
          * reproduce does not check it) rather than shorten it into another quantity. */
         k.runs = 3;
         k.series = 1;
+        /* The C fibers' throughput series, though, as many as full mode runs: one series
+         * of theirs is ~20 ms, and its last repeat alone (one ~2 ms sample) spread over
+         * 324k-669k units/s in ten quick runs of one build (one more at 38k; the Intel
+         * Xeon shared, 2026-12-03), wider than the published runs' 425k-669k. make
+         * reproduce judges the median of the three, the full run's quantity. */
+        k.fiber_series = 3;
         k.warming = warming;
     } else {
         k.warming = 1;
@@ -673,6 +683,8 @@ int main(int argc, char **argv)
         k.tp_n = 50;
         k.tp_m = 10;
     }
+    if (k.fiber_series < k.series)
+        k.fiber_series = k.series;
     bench_csv_t csv;
     if (bench_csv_open(&csv, cli.out_dir, "seed") != 0) {
         fprintf(stderr, "bench_seed: %s/seed.csv: %s\n", cli.out_dir, strerror(errno));
@@ -698,9 +710,10 @@ int main(int argc, char **argv)
     char mode_line[64], proto[320];
     snprintf(mode_line, sizeof mode_line, "mode: %s", bench_mode_name(cli.mode));
     snprintf(proto, sizeof proto, "protocol: alloc (%ld,2) x%d, switch (2,%ld) x%d, throughput (%ld,%ld) and "
-             "warming (%ld,2)%s %d repeats x%d series; alloc as whole processes%s", k.alloc_n, k.runs,
-             k.switch_m, k.runs, k.tp_n, k.tp_m, k.warm_n, k.warming ? "" : " (left out: --warming runs it)",
-             k.repeats, k.series, want_hyperfine ? " (hyperfine)" : ": left out (--hyperfine runs them)");
+             "warming (%ld,2)%s %d repeats x%d series (C fibers' throughput x%d); alloc as whole processes%s",
+             k.alloc_n, k.runs, k.switch_m, k.runs, k.tp_n, k.tp_m, k.warm_n,
+             k.warming ? "" : " (left out: --warming runs it)", k.repeats, k.series, k.fiber_series,
+             want_hyperfine ? " (hyperfine)" : ": left out (--hyperfine runs them)");
     const char *extra[] = {mode_line, proto, "published: socketry/performance fiber-vs-thread readme (adfd780c), Ruby 3.4",
                            NULL};
     int bad = bench_csv_close(&csv) != 0;

@@ -7,7 +7,9 @@
 # 2 vCPUs.
 #   scripts/reproduce.sh [--no-run] [--no-build] [--fresh DIR] [--only h1,h2]
 #     [--published DIR] [--help]
-#     [--ratio-band X] [--abs-band Y] [--bytes-band Z]   (passed to scripts/reproduce.py)
+#     [--ratio-band X] [--abs-band Y] [--bytes-band Z] [--spread-margin W]
+#     (passed to scripts/reproduce.py: each figure within the published min-max widened
+#     W each side, never narrower than the published figure within its band)
 # --no-run: check what the fresh directory already holds (e.g. a doctored copy).
 # --no-build: run the harnesses already in $BUILD/bin (no dependency check, no build).
 # --fresh DIR: the fresh directory (default results/tmp/reproduce).
@@ -26,10 +28,10 @@ while [ $# -gt 0 ]; do
     --no-build) build="" ;;
     --fresh) [ $# -ge 2 ] || { echo "reproduce.sh: --fresh needs a directory" >&2; exit 2; }; fresh_opt=$2; shift ;;
     --only) [ $# -ge 2 ] || { echo "reproduce.sh: --only needs a list" >&2; exit 2; }; only=$2; shift ;;
-    --published|--ratio-band|--abs-band|--bytes-band)
+    --published|--ratio-band|--abs-band|--bytes-band|--spread-margin)
       [ $# -ge 2 ] || { echo "reproduce.sh: $1 needs a value" >&2; exit 2; }
       pyargs+=("$1" "$2"); shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "reproduce.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
