@@ -6,10 +6,19 @@
  * sleeper's on its fiber's stack, a stream's in its state) and the earliest deadline in
  * it; a bitmap of non-empty slots lets the ticker
  * find the next one without walking empty slots. The cursor is the slot number (not
- * index) the ticker has processed up to; it never passes the slot of "now", so a
- * deadline inserted later always lands at or after it. A due timer's function runs in
- * the ticker; a sleeper's (mllm_wheel_sleep_from) wakes it from its own wait queue,
- * where it parks with no deadline (no heap entry).
+ * index) the ticker has processed up to, at most one past the slot of "now". A due
+ * timer's function runs in the ticker; a sleeper's (mllm_wheel_sleep_from) wakes it
+ * from its own wait queue, where it parks with no deadline (no heap entry).
+ *
+ * The invariant the slot numbers rest on: every timer on the wheel is filed under a slot
+ * number in [cursor, cursor + NSLOTS), so the walk from the cursor meets the slots in
+ * deadline order and a slot's timers all belong to one revolution. wheel_add refuses a
+ * slot behind the cursor (the caller waits on the runtime's heap instead, never a
+ * revolution) or NSLOTS - 1 or more ahead of it. The cursor then moves only forward
+ * over empty slots (the ticker), up to the earliest deadline's slot (wheel_add while
+ * the ticker sleeps), anywhere while the wheel is empty - and back by at most one, from
+ * one past now's slot to it, which the refusal's one slot of slack absorbs. A timer
+ * whose function runs still counts, so the wheel is not empty then: see run_slot.
  */
 #define _GNU_SOURCE
 #include "mllm_wheel.h"
@@ -94,9 +103,15 @@ static unsigned run_slot(uint64_t sn, uint64_t now, unsigned budget)
     while (t) {
         mllm_wheel_timer_t *n = t->next;
         if (t->deadline <= now && fired < budget) {
-            count--;
             t->next = NULL;
             fired += (unsigned)t->fire(t, now);
+            /* Counted until its function has returned: a timer that emptied the wheel
+             * and filed itself again from there reset the cursor to its own clock
+             * reading, ahead of this slot, and the ticker then set it back to this slot
+             * (+1), more than a revolution behind a deadline filed nearly a horizon
+             * ahead; that timer's slot then came first in the walk and every nearer one
+             * filed meanwhile waited for it (test_wheel: t_cursor_not_back). */
+            count--;
         } else {
             if (t->deadline < min)
                 min = t->deadline;
@@ -106,7 +121,16 @@ static unsigned run_slot(uint64_t sn, uint64_t now, unsigned budget)
         t = n;
     }
     if (keep) {
-        /* Back in front of what the fired timers filed here meanwhile, in their order. */
+        /* Back in front of what the fired timers filed here meanwhile, in their order.
+         * s->min stays exact, never only a bound: the list was taken off with s->head
+         * NULL, so the first timer filed here meanwhile set s->min afresh (wheel_add)
+         * and later ones lowered it; min is exact over the kept ones (due ones the
+         * budget stopped included), and the two lists' minimum is the slot's. The
+         * ticker sleeps to s->min of the first non-empty slot: too high would leave a
+         * due timer until then, too low would wake it for nothing. (No cancel: a
+         * timer leaves a slot only here; with nothing kept and nothing filed, the
+         * stale s->min is never read: the bit is clear, and the next wheel_add here
+         * sets it afresh.) */
         *tail = s->head;
         if (!s->head || min < s->min)
             s->min = min;

@@ -311,6 +311,98 @@ static void t_burst_yields(void **state)
     close(burst_sv[1]);
 }
 
+/* The cursor must not move back while the ticker walks a slot. The last timer of a
+ * full round (64 that did work) empties the wheel as it fires and files itself again
+ * almost a horizon ahead; the wheel then looked empty to mllm_wheel_add(), which reset
+ * the cursor to that timer's clock reading, and the ticker, back from the slot, set it
+ * to the slot after it - further back than the new deadline's slot less a horizon. The
+ * far timer's slot index then came before every nearer one's, and a timer filed during
+ * the ticker's 1 ns park waited for the far one: E, due in 5 ms, fired after a runtime
+ * sleeper due in 100 ms (about 430 ms late; failed before the fix: seen). */
+#define HORIZON_NS (1ull << 29) /* 2^15 slots of 2^14 ns (mllm_wheel.c) */
+#define SLOT_NS (1ull << 14)
+
+static fiber_waitq_t back_q = FIBER_WAITQ_INIT;
+static mllm_wheel_timer_t back_w[MLLM_WHEEL_FIRE_ROUND - 1], back_x, back_e;
+static int back_x_fires, back_x_early, back_e_fired, back_e_early, back_heap_woke;
+static int back_e_before_heap;
+
+static int back_work(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)t;
+    (void)now;
+    return 1;
+}
+
+static int back_far(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)now;
+    if (fiber_now_ns() < t->deadline)
+        back_x_early++;
+    if (++back_x_fires > 1)
+        return 1;
+    /* A slow write: the clock moves a dozen slots past the one being walked. */
+    uint64_t until = fiber_now_ns() + 200000u;
+    while (fiber_now_ns() < until) {
+    }
+    uint64_t at = fiber_now_ns();
+    t->deadline = at + HORIZON_NS - 3 * SLOT_NS;
+    (void)mllm_wheel_add(t, at); /* refusing it is right too: its owner waits another way */
+    fiber_waitq_wake_one(&back_q);
+    return 1;
+}
+
+static int back_near(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)now;
+    if (fiber_now_ns() < t->deadline)
+        back_e_early++;
+    back_e_fired = 1;
+    back_e_before_heap = !back_heap_woke;
+    return 1;
+}
+
+static void back_helper(void *arg)
+{
+    (void)arg;
+    fiber_waitq_wait(&back_q, FIBER_FOREVER); /* runs during the ticker's park */
+    uint64_t now = fiber_now_ns();
+    back_e = (mllm_wheel_timer_t){ .fire = back_near, .deadline = now + 5000000u };
+    assert_int_equal(mllm_wheel_add(&back_e, now), 0);
+    fiber_sleep_until(now + 100000000u); /* the runtime's heap */
+    back_heap_woke = 1;
+}
+
+static void back_main(void *arg)
+{
+    (void)arg;
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    assert_non_null(fiber_spawn_ex(back_helper, NULL, &a));
+    uint64_t now = fiber_now_ns(), due = now + 2000000u;
+    /* Filed first, so fired last of the slot (a slot's list is last in, first out). */
+    back_x = (mllm_wheel_timer_t){ .fire = back_far, .deadline = due };
+    assert_int_equal(mllm_wheel_add(&back_x, now), 0);
+    for (int i = 0; i < MLLM_WHEEL_FIRE_ROUND - 1; i++) {
+        back_w[i] = (mllm_wheel_timer_t){ .fire = back_work, .deadline = due };
+        assert_int_equal(mllm_wheel_add(&back_w[i], now), 0);
+    }
+}
+
+static void t_cursor_not_back(void **state)
+{
+    (void)state;
+    back_x_fires = back_x_early = back_e_fired = back_e_early = back_heap_woke = 0;
+    back_e_before_heap = 0;
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    assert_non_null(fiber_spawn_ex(back_main, NULL, &a));
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(mllm_wheel_count(), 0);
+    assert_int_equal(back_x_early, 0);
+    assert_int_equal(back_e_early, 0);
+    assert_true(back_e_fired);
+    assert_true(back_e_before_heap); /* 5 ms against 100 ms */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +413,7 @@ int main(void)
         cmocka_unit_test(t_timers_refile),
         cmocka_unit_test(t_refusals),
         cmocka_unit_test(t_burst_yields),
+        cmocka_unit_test(t_cursor_not_back),
         cmocka_unit_test(t_many_sleepers), /* sleepers after timers */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
