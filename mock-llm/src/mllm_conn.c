@@ -217,8 +217,16 @@ static int wait_until_(mllm_conn_t *c, uint64_t deadline)
         if (now >= deadline)
             return 0;
         if (c->out.len) {
-            int r = c->tx.ops->wait(&c->tx, EPOLLOUT | (c->peer_data ? 0 : EPOLLIN),
-                                    deadline, 0);
+            /* What the pending output waits for is the transport's to say (the last
+             * send's EAGAIN set it; a peek below may change it, and the flush after
+             * the peek sets it again). TLS may need to read before it can write: with
+             * a post-handshake message half read (a KeyUpdate split across records)
+             * OpenSSL is back in its handshake and SSL_write wants the rest. Waiting
+             * for writability then came back at once on a socket nobody fills, and
+             * the stream spun through SSL_write until the rest arrived (test_tls:
+             * t_keyupdate_split, ~80,000 write calls in 300 ms before). */
+            uint32_t ev = c->tx.want ? c->tx.want : EPOLLOUT;
+            int r = c->tx.ops->wait(&c->tx, ev | (c->peer_data ? 0 : EPOLLIN), deadline, 0);
             if (r < 0)
                 return errno == ETIMEDOUT ? 0 : -1;
             if ((r & (EPOLLIN | EPOLLHUP | EPOLLERR)) && peer_gone(c))
