@@ -3,8 +3,8 @@
  * server's own certificate: long prompts (64 KiB, just under the 1 MiB body limit),
  * a readable 413 over TLS, a reader that stalls and then drains (OpenSSL's write retry
  * through the pending buffer), clients that vanish mid-stream, clients that do not
- * speak TLS, the certificate flags, and a KeyUpdate split across two records (OpenSSL
- * wants a read before it writes). Registered against mock-llm and, when the
+ * speak TLS, the certificate flags, a KeyUpdate split across two records (OpenSSL
+ * wants a read before it writes) and one OpenSSL's client requests mid-stream. Registered against mock-llm and, when the
  * sanitizer tests are on, against a mock-llm built with ASan+UBSan.
  *   mockllm_test_tls PATH/TO/mock-llm
  */
@@ -688,6 +688,62 @@ static void t_keyupdate_split(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* The ordinary KeyUpdate: OpenSSL's client asks for one (update_requested) during a
+ * watched TTFT, so the server answers with its own from inside its read; the stream
+ * and a second request on the connection, under the new keys both ways, complete
+ * without a spin. */
+static void t_keyupdate_requested(void **state)
+{
+    (void)state;
+    char cert4[64];
+    snprintf(cert4, sizeof cert4, "/tmp/mllm-tls-test-%d-4.pem", (int)getpid());
+    const char *args[] = { "--profile", "fixed", "--ttft-ms", "400", "--tps", "50", "--tls",
+                           "--tls-cert-out", cert4, NULL };
+    pid_t pid;
+    int port = start(args, &pid, NULL, 0);
+    if (port <= 0)
+        fail_msg("mock-llm did not start (%d)", port);
+    SSL_CTX *ctx = client_ctx(cert4);
+    unlink(cert4);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    int fd;
+    SSL *s = tls_open_to(ctx, port, &fd);
+    long writes0 = metric_at(ctx, port, "mllm_writes_total");
+    const char *body = "{\"model\":\"mock\",\"stream\":true,\"max_tokens\":20,"
+                       "\"messages\":[{\"role\":\"user\",\"content\":\"go\"}]}";
+    char req[512];
+    int rl = snprintf(req, sizeof req, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    for (int round = 0; round < 2; round++) {
+        tls_send_all(s, req, (size_t)rl);
+        if (round == 0) {
+            usleep(100 * 1000);
+            assert_int_equal(SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED), 1);
+            assert_int_equal(SSL_do_handshake(s), 1); /* sends it */
+        }
+        size_t n;
+        char *resp = tls_read_response(s, &n);
+        if (n < 5 || memcmp(resp + n - 5, "0\r\n\r\n", 5) != 0)
+            fail_msg("KeyUpdate, request %d: %zu bytes, ends with '%s'", round + 1, n,
+                     n > 80 ? resp + n - 80 : resp);
+        assert_int_equal(count(resp, "\"content\":\"") - 1, 20);
+        free(resp);
+    }
+    long writes = metric_at(ctx, port, "mllm_writes_total") - writes0;
+    if (getenv("MLLM_TLS_TEST_DEBUG"))
+        fprintf(stderr, "keyupdate requested: %ld write calls\n", writes);
+    if (writes > 300)
+        fail_msg("KeyUpdate: %ld write calls for two 20-event streams", writes);
+    SSL_shutdown(s);
+    SSL_free(s);
+    close(fd);
+    SSL_CTX_free(ctx);
+    int st = 0;
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -704,6 +760,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(t_not_tls),
         cmocka_unit_test(t_cert_flags),
         cmocka_unit_test(t_keyupdate_split),
+        cmocka_unit_test(t_keyupdate_requested),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
