@@ -711,6 +711,44 @@ static void test_responses_events(void **st)
     mllm_buf_free(&call.args);
 }
 
+/* A content chunk is built from the stream's id digits, its created time and the part
+ * its model shares with every stream of the model (interned; past 16 models a stream's
+ * own): the same bytes as the prefix every other frame starts with, then the delta and
+ * the tail, with and without "usage":null. 40 models (the table's fallback included),
+ * models that need escaping, one of 127+ bytes, each met twice (the shared part). */
+static void test_chunk_content_bytes(void **st)
+{
+    (void)st;
+    char big[200];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    big[3] = '"';
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 40; i++) {
+            char model[64];
+            snprintf(model, sizeof model, i % 7 == 3 ? "m\"%d\\\n" : "model-%d", i);
+            const char *mo = i == 39 ? big : model;
+            mllm_stream_fmt_t f;
+            uint64_t created = i == 5 ? 18446744073709551615ull : 1700000000u + (uint64_t)i;
+            mllm_stream_fmt_init(&f, mo, (uint64_t)i * 0x9e3779b97f4a7c15ull, created);
+            for (int u = 0; u < 2; u++) {
+                mllm_stream_fmt_usage_null(&f, u);
+                mllm_buf_t b = { 0 }, want = { 0 };
+                mllm_chunk_content(&b, &f, "t\"x", 3);
+                mllm_buf_add(&want, f.prefix, f.prefix_len);
+                mllm_buf_adds(&want, "{\"index\":0,\"delta\":{\"content\":\"t\\\"x\"},"
+                                     "\"logprobs\":null,\"finish_reason\":null}");
+                mllm_buf_add(&want, f.close, f.close_len);
+                assert_int_equal(b.len, want.len);
+                assert_memory_equal(b.p, want.p, b.len);
+                assert_int_equal(b.p[b.len], 0);
+                mllm_buf_free(&b);
+                mllm_buf_free(&want);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -726,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_chat_errors),
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_chunk_content_bytes),
         cmocka_unit_test(test_anthropic_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
