@@ -265,6 +265,10 @@ static ssize_t tls_send(mllm_tx_t *t, const void *buf, size_t n)
     if (r > 0)
         return r;
     ssize_t k = tls_fail(t, r);
+    /* Rare (a KeyUpdate split across records) and what test_tls t_keyupdate_split
+     * needs to see happen: a write waiting for the client. */
+    if (k < 0 && errno == EAGAIN && t->want == EPOLLIN)
+        mllm_metrics.tls_write_want_read++;
     if (k == 0) {
         errno = EPIPE;
         return -1;

@@ -648,37 +648,56 @@ static void t_keyupdate_split(void **state)
     ku_writer_t w = { .fd = fd };
     ku_expand_label(ku_secret, "key", w.key, 16);
     ku_expand_label(ku_secret, "iv", w.iv, 12);
-    long writes0 = metric_at(ctx, port, "mllm_writes_total");
-    long cpu0 = cpu_ticks(pid);
+    long wr0 = metric_at(ctx, port, "mllm_tls_write_want_read_total");
+    assert_true(wr0 >= 0);
     const char *body = "{\"model\":\"mock\",\"stream\":true,\"max_tokens\":20,"
                        "\"messages\":[{\"role\":\"user\",\"content\":\"go\"}]}";
     char req[512];
     int rl = snprintf(req, sizeof req, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                       "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
     ku_record(&w, 23, req, (size_t)rl); /* the request, as application data */
-    usleep(100 * 1000);
-    /* KeyUpdate (24), length 1: the header in one record, the body in the next. */
+    /* KeyUpdate (24), length 1: the header in one record, the body in the next. The
+     * header goes right behind the request, so it already waits in the socket when the
+     * server starts watching the TTFT and is read then. The body is held back until the
+     * server says (mllm_tls_write_want_read_total) that the first event's SSL_write found
+     * the message half read - the precondition, waited for rather than left to timing -
+     * and then for 300 ms more, during which the stream has only the socket to wait on. */
     static const unsigned char ku_head[4] = { 24, 0, 0, 1 }, ku_body[1] = { 0 };
     ku_record(&w, 22, ku_head, sizeof ku_head);
-    usleep(600 * 1000); /* past the first event (at 400 ms): it needs the body to go */
+    long want_read = 0;
+    for (int i = 0; i < 200 && want_read < 1; i++) { /* 10 s */
+        usleep(50 * 1000);
+        want_read = metric_at(ctx, port, "mllm_tls_write_want_read_total") - wr0;
+    }
+    if (want_read < 1)
+        fail_msg("split KeyUpdate: no SSL_write wanted a read in 10 s (the precondition)");
+    long writes0 = metric_at(ctx, port, "mllm_writes_total");
+    long cpu0 = cpu_ticks(pid);
+    usleep(300 * 1000);
     ku_record(&w, 22, ku_body, sizeof ku_body); /* update_not_requested */
     size_t n;
     char *resp = tls_read_response(s, &n);
     long cpu = cpu_ticks(pid) - cpu0;
     long writes = metric_at(ctx, port, "mllm_writes_total") - writes0;
+    long want_read_at_go = want_read;
+    want_read = metric_at(ctx, port, "mllm_tls_write_want_read_total") - wr0;
     if (getenv("MLLM_TLS_TEST_DEBUG"))
-        fprintf(stderr, "keyupdate split: %ld write calls, %ld CPU ticks, %zu bytes\n", writes,
-                cpu, n);
+        fprintf(stderr, "keyupdate split: %ld write calls and %ld CPU ticks in the last 300 ms, "
+                "%zu bytes; writes that wanted a read: %ld seen first, %ld in all\n", writes,
+                cpu, n, want_read_at_go, want_read);
     if (n < 5 || memcmp(resp + n - 5, "0\r\n\r\n", 5) != 0)
         fail_msg("split KeyUpdate: %zu bytes, ends with '%s'", n, n > 80 ? resp + n - 80 : resp);
     assert_int_equal(count(resp, "\"content\":\"") - 1, 20);
     assert_int_equal(count(resp, "data: [DONE]"), 1);
     free(resp);
-    /* 20 events, a header and a /metrics answer take a few dozen write calls; the spin
-     * took one per turn of the scheduler for 300 ms (CPU ticks only reported: coarse). */
-    if (writes > 200)
-        fail_msg("split KeyUpdate: %ld write calls and %ld CPU ticks for a 20-event stream",
-                 writes, cpu);
+    /* Waiting for the socket, the stream tries SSL_write once per event that falls due
+     * while the body is held back (at most 20); the spin tried once per turn of the
+     * scheduler (~10^5). The writes and CPU ticks of the last 300 ms are only reported:
+     * the spin need not last into them (the old code spun 0 of them in some runs, after
+     * ~250,000 calls before). */
+    if (want_read > 100)
+        fail_msg("split KeyUpdate: %ld writes wanted a read (%ld write calls, %ld CPU ticks "
+                 "in the last 300 ms) for a 20-event stream", want_read, writes, cpu);
     SSL_free(s); /* no close_notify: our write key is the test's now */
     close(fd);
     SSL_CTX_free(ctx);
@@ -709,6 +728,8 @@ static void t_keyupdate_requested(void **state)
     int fd;
     SSL *s = tls_open_to(ctx, port, &fd);
     long writes0 = metric_at(ctx, port, "mllm_writes_total");
+    long wr0 = metric_at(ctx, port, "mllm_tls_write_want_read_total");
+    assert_true(wr0 >= 0);
     const char *body = "{\"model\":\"mock\",\"stream\":true,\"max_tokens\":20,"
                        "\"messages\":[{\"role\":\"user\",\"content\":\"go\"}]}";
     char req[512];
