@@ -711,6 +711,25 @@ static void test_responses_events(void **st)
     mllm_buf_free(&call.args);
 }
 
+/* A content chunk's bytes, in both usage_null settings, against the stream's prefix. */
+static void check_content_bytes(mllm_stream_fmt_t *f)
+{
+    for (int u = 0; u < 2; u++) {
+        mllm_stream_fmt_usage_null(f, u);
+        mllm_buf_t b = { 0 }, want = { 0 };
+        mllm_chunk_content(&b, f, "t\"x", 3);
+        mllm_buf_add(&want, f->prefix, f->prefix_len);
+        mllm_buf_adds(&want, "{\"index\":0,\"delta\":{\"content\":\"t\\\"x\"},"
+                             "\"logprobs\":null,\"finish_reason\":null}");
+        mllm_buf_add(&want, f->close, f->close_len);
+        assert_int_equal(b.len, want.len);
+        assert_memory_equal(b.p, want.p, b.len);
+        assert_int_equal(b.p[b.len], 0);
+        mllm_buf_free(&b);
+        mllm_buf_free(&want);
+    }
+}
+
 /* A content chunk is built from the stream's id digits, its created time and the part
  * its model shares with every stream of the model (interned; past 16 models a stream's
  * own): the same bytes as the prefix every other frame starts with, then the delta and
@@ -719,6 +738,23 @@ static void test_responses_events(void **st)
 static void test_chunk_content_bytes(void **st)
 {
     (void)st;
+    /* The shared model parts are looked up by the whole name: a model whose name is a
+     * prefix of one filed before it ("ct-model-1" after "ct-model-10") gets its own
+     * part (a lookup by the shorter name's length took the longer one's). */
+    mllm_stream_fmt_t f10a, f10b, f1a, f1b;
+    mllm_stream_fmt_init(&f10a, "ct-model-10", 1, 1700000000u);
+    mllm_stream_fmt_init(&f10b, "ct-model-10", 2, 1700000001u);
+    /* Shared, so the table had room and the lookups below go through it. */
+    assert_ptr_equal(f10a.model_part, f10b.model_part);
+    mllm_stream_fmt_init(&f1a, "ct-model-1", 3, 1700000002u);
+    mllm_stream_fmt_init(&f1b, "ct-model-1", 4, 1700000003u);
+    assert_ptr_equal(f1a.model_part, f1b.model_part);
+    assert_ptr_not_equal(f1a.model_part, f10a.model_part);
+    check_content_bytes(&f10a);
+    check_content_bytes(&f10b);
+    check_content_bytes(&f1a);
+    check_content_bytes(&f1b);
+
     char big[200];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
@@ -731,20 +767,7 @@ static void test_chunk_content_bytes(void **st)
             mllm_stream_fmt_t f;
             uint64_t created = i == 5 ? 18446744073709551615ull : 1700000000u + (uint64_t)i;
             mllm_stream_fmt_init(&f, mo, (uint64_t)i * 0x9e3779b97f4a7c15ull, created);
-            for (int u = 0; u < 2; u++) {
-                mllm_stream_fmt_usage_null(&f, u);
-                mllm_buf_t b = { 0 }, want = { 0 };
-                mllm_chunk_content(&b, &f, "t\"x", 3);
-                mllm_buf_add(&want, f.prefix, f.prefix_len);
-                mllm_buf_adds(&want, "{\"index\":0,\"delta\":{\"content\":\"t\\\"x\"},"
-                                     "\"logprobs\":null,\"finish_reason\":null}");
-                mllm_buf_add(&want, f.close, f.close_len);
-                assert_int_equal(b.len, want.len);
-                assert_memory_equal(b.p, want.p, b.len);
-                assert_int_equal(b.p[b.len], 0);
-                mllm_buf_free(&b);
-                mllm_buf_free(&want);
-            }
+            check_content_bytes(&f);
         }
     }
 }
