@@ -1035,8 +1035,13 @@ void mllm_stream_fmt_init(mllm_stream_fmt_t *f, const char *model, uint64_t id_n
     f->prefix[n] = 0;
     f->prefix_len = n;
     mllm_buf_free(&b);
-    if (n <= model_at) { /* out of memory: chunks without the model, as the prefix */
-        f->model_part = f->prefix + n;
+    if (n <= model_at) {
+        /* Out of memory: n is 0. No prefix and no model part mark it, and every chunk
+         * of the stream then sets its buffer's oom (add_prefix, mllm_chunk_content),
+         * so the stream fails as on any other allocation failure - it wrote frames
+         * without "data: {" or "choices":[ before. */
+        f->prefix_len = 0;
+        f->model_part = f->prefix;
         f->model_part_len = 0;
     } else {
         f->model_part_len = (uint32_t)(n - model_at);
@@ -1067,9 +1072,17 @@ void mllm_stream_fmt_usage_null(mllm_stream_fmt_t *f, int on)
     f->usage_null = (uint8_t)(on != 0);
 }
 
+/* A chunk's prefix; none (mllm_stream_fmt_init ran out of memory) fails the buffer. */
+static void add_prefix(mllm_buf_t *b, const mllm_stream_fmt_t *f)
+{
+    if (!f->prefix_len)
+        b->oom = 1;
+    mllm_buf_add(b, f->prefix, f->prefix_len);
+}
+
 void mllm_chunk_role(mllm_buf_t *b, const mllm_stream_fmt_t *f)
 {
-    mllm_buf_add(b, f->prefix, f->prefix_len);
+    add_prefix(b, f);
     mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
                      "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}");
     mllm_buf_add(b, f->close, f->close_len);
@@ -1081,6 +1094,8 @@ void mllm_chunk_content(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *t
     mllm_buf_reserve(b, sizeof chunk_id_head + sizeof f->id_hex + sizeof chunk_created_head +
                         sizeof f->created_digits + f->model_part_len + sizeof head +
                         TAIL_SIZE + n * 6 + 8);
+    if (!f->model_part_len) /* no prefix: see mllm_stream_fmt_init */
+        b->oom = 1;
     if (b->oom)
         return;
     /* The same bytes as the prefix, built from the stream's first cache line and text
@@ -1109,7 +1124,7 @@ void mllm_chunk_content(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *t
 
 void mllm_chunk_finish(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *reason)
 {
-    mllm_buf_add(b, f->prefix, f->prefix_len);
+    add_prefix(b, f);
     mllm_buf_printf(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}",
                     reason);
     mllm_buf_add(b, f->close, f->close_len);
@@ -1119,7 +1134,7 @@ void mllm_chunk_usage(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *mod
                       int prompt, int completion)
 {
     (void)model;
-    mllm_buf_add(b, f->prefix, f->prefix_len);
+    add_prefix(b, f);
     mllm_buf_printf(b, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
                        "\"total_tokens\":%d}}\n\n", prompt, completion, prompt + completion);
 }
@@ -1139,7 +1154,7 @@ void mllm_chunk_error(mllm_buf_t *b, const mllm_err_t *e)
 void mllm_chunk_tool_start(mllm_buf_t *b, const mllm_stream_fmt_t *f,
                            const mllm_tool_call_t *call)
 {
-    mllm_buf_add(b, f->prefix, f->prefix_len);
+    add_prefix(b, f);
     mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,"
                      "\"tool_calls\":[{\"index\":0,\"id\":\"");
     mllm_buf_adds(b, call->id);
@@ -1153,7 +1168,7 @@ void mllm_chunk_tool_start(mllm_buf_t *b, const mllm_stream_fmt_t *f,
 void mllm_chunk_tool_args(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *frag,
                           size_t n)
 {
-    mllm_buf_add(b, f->prefix, f->prefix_len);
+    add_prefix(b, f);
     mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
                      "{\"arguments\":\"");
     mllm_buf_json_str(b, frag, n);

@@ -772,6 +772,40 @@ static void test_chunk_content_bytes(void **st)
     }
 }
 
+/* mllm_stream_fmt_init out of memory leaves no prefix and no model part (there is no
+ * allocation-failure hook, so the test sets that state by hand, as the init's out-of-
+ * memory branch does): every chunk then fails its buffer instead of writing a frame
+ * without "data: {" or "choices":[ (the content chunk wrote id and created, then the
+ * delta). */
+static void test_chunk_fmt_oom(void **st)
+{
+    (void)st;
+    mllm_stream_fmt_t f;
+    mllm_stream_fmt_init(&f, "oom-model", 7, 1700000000u);
+    f.prefix_len = 0;
+    f.prefix[0] = 0;
+    f.model_part = f.prefix;
+    f.model_part_len = 0;
+    mllm_tool_call_t call = { 0 };
+    snprintf(call.id, sizeof call.id, "call_x");
+    snprintf(call.name, sizeof call.name, "f");
+    for (int kind = 0; kind < 6; kind++) {
+        mllm_buf_t b = { 0 };
+        switch (kind) {
+        case 0: mllm_chunk_content(&b, &f, "hi", 2); break;
+        case 1: mllm_chunk_role(&b, &f); break;
+        case 2: mllm_chunk_finish(&b, &f, "stop"); break;
+        case 3: mllm_chunk_usage(&b, &f, "oom-model", 3, 4); break;
+        case 4: mllm_chunk_tool_start(&b, &f, &call); break;
+        default: mllm_chunk_tool_args(&b, &f, "{}", 2); break;
+        }
+        if (!b.oom)
+            fail_msg("chunk kind %d without a prefix: no oom, %zu bytes '%.*s'", kind, b.len,
+                     (int)b.len, b.p ? b.p : "");
+        mllm_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -788,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_chunk_content_bytes),
+        cmocka_unit_test(test_chunk_fmt_oom),
         cmocka_unit_test(test_anthropic_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
