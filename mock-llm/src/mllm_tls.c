@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "mllm_tls.h"
+#include "mllm_wheel.h"
 
 #include "mllm_metrics.h"
 
@@ -294,6 +295,7 @@ static int tls_peek(mllm_tx_t *t)
 
 static int tls_wait(mllm_tx_t *t, uint32_t events, uint64_t deadline_ns, int flags)
 {
+    MLLM_WHEEL_MAY_PARK("tls_wait");
     /* Decrypted bytes waiting in OpenSSL make no epoll event. (Without read-ahead,
      * which this context does not set, OpenSSL holds no further whole records.) But
      * they are no readiness for a send: an SSL_write that wants a read (a KeyUpdate

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "mllm_transport.h"
+#include "mllm_wheel.h"
 
 #include <fiber.h>
 
@@ -37,6 +38,7 @@ static int plain_peek(mllm_tx_t *t)
 
 static int plain_wait(mllm_tx_t *t, uint32_t events, uint64_t deadline_ns, int flags)
 {
+    MLLM_WHEEL_MAY_PARK("plain_wait");
     return (flags & MLLM_TX_AFTER_EAGAIN) ? fiber_wait_fd_after_eagain(t->fd, events, deadline_ns)
                                           : fiber_wait_fd(t->fd, events, deadline_ns);
 }

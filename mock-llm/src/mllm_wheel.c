@@ -27,6 +27,7 @@
 #include <fiber.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,42 @@ static uint64_t ticker_at = UINT64_MAX; /* when the ticker wakes next */
 static fiber_waitq_t ticker_q = FIBER_WAITQ_INIT;
 static int      ticker_state;   /* 0 none, 1 running, -1 could not start */
 static int      ticker_asleep;  /* parked until ticker_at: no timer is due before it */
+
+/* The rule that a timer's function must not park or yield (mllm_wheel.h), checked in
+ * debug builds: the ASan+UBSan core (mllm_core_asan) is built with MLLM_DEBUG_CHECKS.
+ * Not in the others: Release here keeps assert() on (no NDEBUG), and the measured
+ * build's ticker runs this per event. While a function runs, `firing` names its timer;
+ * a park then shows either in the function itself (mllm_wheel_sleep_from, a transport's
+ * wait) or in another fiber that runs meanwhile and touches the wheel or waits on a
+ * connection - which only happens if the ticker switched away. */
+#ifdef MLLM_DEBUG_CHECKS
+static const mllm_wheel_timer_t *firing;
+static fiber_t                  *ticker_fiber;
+
+static void firing_violation(const char *what)
+{
+    fprintf(stderr, "mock-llm: %s while timer %p's function (%p) runs in the ticker: a timer "
+            "function must not park or yield (mllm_wheel.h) (%s:%d)\n", what,
+            (const void *)firing, (void *)(uintptr_t)firing->fire, __FILE__, __LINE__);
+    fflush(stderr);
+    abort();
+}
+
+void mllm_wheel_debug_may_park(const char *what)
+{
+    if (firing)
+        firing_violation(what);
+}
+#define FIRING_SET(t) (firing = (t))
+#define FIRING_CHECK_OTHER(what) \
+    do { \
+        if (firing && fiber_self() != ticker_fiber) \
+            firing_violation(what); \
+    } while (0)
+#else
+#define FIRING_SET(t) ((void)0)
+#define FIRING_CHECK_OTHER(what) ((void)0)
+#endif
 
 uint64_t mllm_wheel_count(void)
 {
@@ -104,7 +141,9 @@ static unsigned run_slot(uint64_t sn, uint64_t now, unsigned budget)
         mllm_wheel_timer_t *n = t->next;
         if (t->deadline <= now && fired < budget) {
             t->next = NULL;
+            FIRING_SET(t);
             fired += (unsigned)t->fire(t, now);
+            FIRING_SET(NULL);
             /* Counted until its function has returned: a timer that emptied the wheel
              * and filed itself again from there reset the cursor to its own clock
              * reading, ahead of this slot, and the ticker then set it back to this slot
@@ -143,6 +182,9 @@ static unsigned run_slot(uint64_t sn, uint64_t now, unsigned budget)
 static void ticker_main(void *arg)
 {
     (void)arg;
+#ifdef MLLM_DEBUG_CHECKS
+    ticker_fiber = fiber_self();
+#endif
     unsigned fired = 0; /* since the ticker last let the other fibers run */
     for (;;) {
         uint64_t now = fiber_now_ns();
@@ -251,6 +293,7 @@ static int wheel_add(mllm_wheel_timer_t *t, uint64_t now)
 
 int mllm_wheel_add(mllm_wheel_timer_t *t, uint64_t now)
 {
+    FIRING_CHECK_OTHER("mllm_wheel_add from another fiber"); /* the function may refile */
     return wheel_add(t, now);
 }
 
@@ -273,6 +316,7 @@ void mllm_wheel_sleep_until(uint64_t deadline)
 
 void mllm_wheel_sleep_from(uint64_t deadline, uint64_t now)
 {
+    MLLM_WHEEL_MAY_PARK("mllm_wheel_sleep_from");
     for (;; now = fiber_now_ns()) {
         if (deadline <= now)
             return;

@@ -3,8 +3,8 @@
  * everybody wakes, in deadline order to within a slot (16 us); deadlines past the
  * horizon, a new deadline earlier than the one the ticker sleeps towards, a lagging
  * cursor, and an empty wheel that refills; timers whose function files them again,
- * what the wheel refuses, and a burst of due timers that lets other fibers run and the
- * scheduler poll sockets.
+ * what the wheel refuses, a burst of due timers that lets other fibers run and the
+ * scheduler poll sockets, and (debug builds) a timer function that parks aborts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,9 +16,12 @@
 
 #include <fiber.h>
 
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define N 3000
@@ -404,6 +407,94 @@ static void t_cursor_not_back(void **state)
     assert_true(back_e_before_heap); /* 5 ms against 100 ms */
 }
 
+/* A timer's function must not park or yield: the debug build (MLLM_DEBUG_CHECKS, the
+ * ASan one) aborts with a message. Each case runs in a child process: one function
+ * sleeps on the wheel itself, one yields while another fiber files a timer meanwhile
+ * (a switch the wheel only sees through that fiber). The plain build skips it. */
+#ifdef MLLM_DEBUG_CHECKS
+static int park_case;
+static mllm_wheel_timer_t park_t, park_other;
+
+static int park_other_fire(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)t;
+    (void)now;
+    return 0;
+}
+
+static void park_other_main(void *arg)
+{
+    (void)arg;
+    uint64_t now = fiber_now_ns();
+    park_other.deadline = now + 1000000;
+    park_other.fire = park_other_fire;
+    mllm_wheel_add(&park_other, now);
+}
+
+static int park_fire(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)t;
+    if (park_case == 0) {
+        mllm_wheel_sleep_from(now + 1000000, now);
+    } else {
+        fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+        fiber_spawn_ex(park_other_main, NULL, &a);
+        fiber_yield();
+    }
+    return 1;
+}
+
+static void park_main(void *arg)
+{
+    (void)arg;
+    uint64_t now = fiber_now_ns();
+    park_t.deadline = now + 1000000;
+    park_t.fire = park_fire;
+    if (mllm_wheel_add(&park_t, now) != 0)
+        _exit(3);
+}
+#endif
+
+static void t_timer_must_not_park(void **state)
+{
+    (void)state;
+#ifndef MLLM_DEBUG_CHECKS
+    skip();
+#else
+    static const char *const want[2] = { "mllm_wheel_sleep_from while timer",
+                                         "mllm_wheel_add from another fiber while timer" };
+    for (int c = 0; c < 2; c++) {
+        int pfd[2];
+        assert_int_equal(pipe(pfd), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            dup2(pfd[1], 2);
+            close(pfd[0]);
+            park_case = c;
+            fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+            fiber_spawn_ex(park_main, NULL, &a);
+            fiber_run();
+            _exit(0); /* not reached when the check works */
+        }
+        close(pfd[1]);
+        char msg[2048];
+        size_t n = 0;
+        ssize_t r;
+        while (n < sizeof msg - 1 && (r = read(pfd[0], msg + n, sizeof msg - 1 - n)) > 0)
+            n += (size_t)r;
+        msg[n] = 0;
+        close(pfd[0]);
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+            fail_msg("case %d: the child did not abort (status %#x): '%s'", c, st, msg);
+        if (!strstr(msg, want[c]) || !strstr(msg, "must not park or yield"))
+            fail_msg("case %d: message '%s'", c, msg);
+    }
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +507,7 @@ int main(void)
         cmocka_unit_test(t_burst_yields),
         cmocka_unit_test(t_cursor_not_back),
         cmocka_unit_test(t_many_sleepers), /* sleepers after timers */
+        cmocka_unit_test(t_timer_must_not_park),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
