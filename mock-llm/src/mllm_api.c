@@ -974,15 +974,59 @@ int mllm_parse_responses(const char *body, size_t len, mllm_gen_req_t *out, mllm
 
 /* ---- OpenAI stream frames ---- */
 
+/* The model's part of the chunk prefix, from ,"model": to the choices' [, shared by
+ * every stream of the model: a few models at a time in practice (a benchmark, one), so
+ * a short table, searched once per stream; its entries live as long as the process.
+ * Past MODEL_PARTS models a stream points into its own prefix instead. One thread
+ * formats streams (the scheduler's), as for the wheel. */
+#define MODEL_PARTS 16
+static struct {
+    char *model;
+    char *part;
+} model_parts[MODEL_PARTS];
+static int n_model_parts;
+
+static const char *model_part(const char *model, size_t mlen, const char *own, size_t own_len)
+{
+    for (int i = 0; i < n_model_parts; i++)
+        if (strlen(model_parts[i].model) == mlen && !memcmp(model_parts[i].model, model, mlen))
+            return model_parts[i].part;
+    if (n_model_parts == MODEL_PARTS)
+        return own;
+    char *m = malloc(mlen + 1), *p = malloc(own_len + 1);
+    if (!m || !p) {
+        free(m);
+        free(p);
+        return own;
+    }
+    memcpy(m, model, mlen);
+    m[mlen] = 0;
+    memcpy(p, own, own_len);
+    p[own_len] = 0;
+    model_parts[n_model_parts].model = m;
+    model_parts[n_model_parts].part = p;
+    n_model_parts++;
+    return p;
+}
+
+static const char chunk_id_head[] = "data: {\"id\":\"chatcmpl-mock";
+static const char chunk_created_head[] = "\",\"object\":\"chat.completion.chunk\",\"created\":";
+
 void mllm_stream_fmt_init(mllm_stream_fmt_t *f, const char *model, uint64_t id_num,
                           uint64_t created)
 {
     snprintf(f->id, sizeof f->id, "chatcmpl-mock%016" PRIx64, id_num);
+    memcpy(f->id_hex, f->id + strlen("chatcmpl-mock"), sizeof f->id_hex);
     f->created = created;
+    int cl = snprintf(f->created_digits, sizeof f->created_digits, "%" PRIu64, created);
+    f->created_len = (uint8_t)cl;
     mllm_buf_t b = { 0 };
-    mllm_buf_printf(&b, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\","
-                        "\"created\":%" PRIu64 ",\"model\":\"", f->id, created);
-    mllm_buf_json_str(&b, model, strnlen(model, 127));
+    mllm_buf_printf(&b, "%s%s%s%" PRIu64, chunk_id_head, f->id + strlen("chatcmpl-mock"),
+                    chunk_created_head, created);
+    size_t model_at = b.len;
+    mllm_buf_adds(&b, ",\"model\":\"");
+    size_t mlen = strnlen(model, 127);
+    mllm_buf_json_str(&b, model, mlen);
     mllm_buf_adds(&b, "\",\"system_fingerprint\":\"fp_mockllm\",\"choices\":[");
     size_t n = b.oom ? 0 : b.len;
     if (n >= sizeof f->prefix)
@@ -991,6 +1035,18 @@ void mllm_stream_fmt_init(mllm_stream_fmt_t *f, const char *model, uint64_t id_n
     f->prefix[n] = 0;
     f->prefix_len = n;
     mllm_buf_free(&b);
+    if (n <= model_at) {
+        /* Out of memory: n is 0. No prefix and no model part mark it, and every chunk
+         * of the stream then sets its buffer's oom (add_prefix, mllm_chunk_content),
+         * so the stream fails as on any other allocation failure - it wrote frames
+         * without "data: {" or "choices":[ before. */
+        f->prefix_len = 0;
+        f->model_part = f->prefix;
+        f->model_part_len = 0;
+    } else {
+        f->model_part_len = (uint32_t)(n - model_at);
+        f->model_part = model_part(model, mlen, f->prefix + model_at, n - model_at);
+    }
     mllm_stream_fmt_usage_null(f, 0);
 }
 
@@ -998,22 +1054,35 @@ void mllm_stream_fmt_init(mllm_stream_fmt_t *f, const char *model, uint64_t id_n
  * with "usage": null before the usage chunk when it is asked for. */
 static const char close_plain[] = "]}\n\n", close_usage[] = "],\"usage\":null}\n\n";
 
+/* A content chunk's tail, with and without "usage": null: NUL-padded to a fixed size,
+ * copied whole (a few vector moves per event instead of a memcpy call). */
+#define DELTA_END "\"},\"logprobs\":null,\"finish_reason\":null}"
+#define TAIL_SIZE 72
+static const char content_tails[2][TAIL_SIZE] = { DELTA_END "]}\n\n",
+                                                  DELTA_END "],\"usage\":null}\n\n" };
+static const size_t content_tail_lens[2] = { sizeof DELTA_END - 1 + sizeof close_plain - 1,
+                                             sizeof DELTA_END - 1 + sizeof close_usage - 1 };
+_Static_assert(sizeof DELTA_END + sizeof close_usage - 2 < TAIL_SIZE,
+               "a content tail and its NUL fit the fixed-size copy");
+
 void mllm_stream_fmt_usage_null(mllm_stream_fmt_t *f, int on)
 {
-    static const char delta_end[] = "\"},\"logprobs\":null,\"finish_reason\":null}";
     f->close = on ? close_usage : close_plain;
     f->close_len = on ? sizeof close_usage - 1 : sizeof close_plain - 1;
-    _Static_assert(sizeof delta_end + sizeof close_usage - 2 < sizeof f->content_tail,
-                   "content_tail holds the longest tail");
-    memset(f->content_tail, 0, sizeof f->content_tail); /* copied whole, see below */
-    memcpy(f->content_tail, delta_end, sizeof delta_end - 1);
-    memcpy(f->content_tail + sizeof delta_end - 1, f->close, f->close_len + 1);
-    f->content_tail_len = sizeof delta_end - 1 + f->close_len;
+    f->usage_null = (uint8_t)(on != 0);
+}
+
+/* A chunk's prefix; none (mllm_stream_fmt_init ran out of memory) fails the buffer. */
+static void add_prefix(mllm_buf_t *b, const mllm_stream_fmt_t *f)
+{
+    if (!f->prefix_len)
+        b->oom = 1;
+    mllm_buf_add(b, f->prefix, f->prefix_len);
 }
 
 void mllm_chunk_role(mllm_buf_t *b, const mllm_stream_fmt_t *f)
 {
-    mllm_buf_add(b, f->prefix, f->prefix_len);
+    add_prefix(b, f);
     mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
                      "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}");
     mllm_buf_add(b, f->close, f->close_len);
@@ -1022,21 +1091,40 @@ void mllm_chunk_role(mllm_buf_t *b, const mllm_stream_fmt_t *f)
 void mllm_chunk_content(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *text, size_t n)
 {
     static const char head[] = "{\"index\":0,\"delta\":{\"content\":\"";
-    mllm_buf_reserve(b, f->prefix_len + sizeof head + sizeof f->content_tail + n * 6 + 8);
-    mllm_buf_add(b, f->prefix, f->prefix_len);
-    mllm_buf_add(b, head, sizeof head - 1);
+    mllm_buf_reserve(b, sizeof chunk_id_head + sizeof f->id_hex + sizeof chunk_created_head +
+                        sizeof f->created_digits + f->model_part_len + sizeof head +
+                        TAIL_SIZE + n * 6 + 8);
+    if (!f->model_part_len) /* no prefix: see mllm_stream_fmt_init */
+        b->oom = 1;
+    if (b->oom)
+        return;
+    /* The same bytes as the prefix, built from the stream's first cache line and text
+     * every stream shares (see mllm_stream_fmt_t). */
+    char *o = b->p + b->len;
+    memcpy(o, chunk_id_head, sizeof chunk_id_head - 1);
+    o += sizeof chunk_id_head - 1;
+    memcpy(o, f->id_hex, sizeof f->id_hex);
+    o += sizeof f->id_hex;
+    memcpy(o, chunk_created_head, sizeof chunk_created_head - 1);
+    o += sizeof chunk_created_head - 1;
+    memcpy(o, f->created_digits, f->created_len);
+    o += f->created_len;
+    memcpy(o, f->model_part, f->model_part_len);
+    o += f->model_part_len;
+    memcpy(o, head, sizeof head - 1);
+    o += sizeof head - 1;
+    b->len = (size_t)(o - b->p);
     mllm_buf_json_str(b, text, n);
     if (b->oom)
         return;
-    /* A fixed-size copy (the tail with its NUL and padding; the reserve above made room):
-     * a few vector moves per event instead of a memcpy call for the variable length. */
-    memcpy(b->p + b->len, f->content_tail, sizeof f->content_tail);
-    b->len += f->content_tail_len;
+    /* The reserve above made room for the whole fixed-size tail. */
+    memcpy(b->p + b->len, content_tails[f->usage_null], TAIL_SIZE);
+    b->len += content_tail_lens[f->usage_null];
 }
 
 void mllm_chunk_finish(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *reason)
 {
-    mllm_buf_add(b, f->prefix, f->prefix_len);
+    add_prefix(b, f);
     mllm_buf_printf(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}",
                     reason);
     mllm_buf_add(b, f->close, f->close_len);
@@ -1046,7 +1134,7 @@ void mllm_chunk_usage(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *mod
                       int prompt, int completion)
 {
     (void)model;
-    mllm_buf_add(b, f->prefix, f->prefix_len);
+    add_prefix(b, f);
     mllm_buf_printf(b, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
                        "\"total_tokens\":%d}}\n\n", prompt, completion, prompt + completion);
 }
@@ -1066,7 +1154,7 @@ void mllm_chunk_error(mllm_buf_t *b, const mllm_err_t *e)
 void mllm_chunk_tool_start(mllm_buf_t *b, const mllm_stream_fmt_t *f,
                            const mllm_tool_call_t *call)
 {
-    mllm_buf_add(b, f->prefix, f->prefix_len);
+    add_prefix(b, f);
     mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,"
                      "\"tool_calls\":[{\"index\":0,\"id\":\"");
     mllm_buf_adds(b, call->id);
@@ -1080,7 +1168,7 @@ void mllm_chunk_tool_start(mllm_buf_t *b, const mllm_stream_fmt_t *f,
 void mllm_chunk_tool_args(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *frag,
                           size_t n)
 {
-    mllm_buf_add(b, f->prefix, f->prefix_len);
+    add_prefix(b, f);
     mllm_buf_adds(b, "{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
                      "{\"arguments\":\"");
     mllm_buf_json_str(b, frag, n);

@@ -122,7 +122,8 @@ static int flush_until(mllm_conn_t *c, uint64_t deadline)
             return -1;
         if (!c->out.len)
             break;
-        if (c->tx.ops->wait(&c->tx, c->tx.want, deadline, 1) < 0) {
+        if (c->tx.ops->wait(&c->tx, c->tx.want, deadline,
+                            MLLM_TX_AFTER_EAGAIN | MLLM_TX_FOR_SEND) < 0) {
             c->dead = 1;
             return -1;
         }
@@ -217,8 +218,20 @@ static int wait_until_(mllm_conn_t *c, uint64_t deadline)
         if (now >= deadline)
             return 0;
         if (c->out.len) {
-            int r = c->tx.ops->wait(&c->tx, EPOLLOUT | (c->peer_data ? 0 : EPOLLIN),
-                                    deadline, 0);
+            /* What the pending output waits for is the transport's to say (the last
+             * send's EAGAIN set it; a peek below may change it, and the flush after
+             * the peek sets it again). TLS may need to read before it can write: with
+             * a post-handshake message half read (a KeyUpdate split across records)
+             * OpenSSL is back in its handshake and SSL_write wants the rest. Waiting
+             * for writability then came back at once on a socket nobody fills, and
+             * the stream spun through SSL_write until the rest arrived (test_tls:
+             * t_keyupdate_split, ~80,000 write calls in 300 ms before). */
+            uint32_t ev = c->tx.want ? c->tx.want : EPOLLOUT;
+            /* Once a pipelined request is known (peer_data) EPOLLIN here is only the
+             * send's: its decrypted bytes must not count (MLLM_TX_FOR_SEND). Before,
+             * they tell peer_gone about the request, once. */
+            int r = c->tx.ops->wait(&c->tx, ev | (c->peer_data ? 0 : EPOLLIN), deadline,
+                                    c->peer_data ? MLLM_TX_FOR_SEND : 0);
             if (r < 0)
                 return errno == ETIMEDOUT ? 0 : -1;
             if ((r & (EPOLLIN | EPOLLHUP | EPOLLERR)) && peer_gone(c))

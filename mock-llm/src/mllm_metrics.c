@@ -119,6 +119,10 @@ void mllm_metrics_format(mllm_buf_t *b)
     counter(b, "mllm_tls_handshake_failures_total",
             "TLS handshakes that failed: the client sent no TLS, or TLS we refuse.",
             "counter", m->tls_handshake_failures);
+    counter(b, "mllm_tls_write_want_read_total",
+            "TLS writes that would block until the client sends more (a post-handshake "
+            "message half read).",
+            "counter", m->tls_write_want_read);
     mllm_buf_adds(b, "# HELP mllm_requests_total Responses by HTTP status.\n"
                      "# TYPE mllm_requests_total counter\n");
     for (int i = 0; i < MLLM_NSTATUS; i++)

@@ -33,6 +33,7 @@ typedef struct mllm_metrics {
     uint64_t ticker_parks;           /* the ticker's 1 ns parks after 64 writes (mllm_wheel.c) */
     uint64_t pending_bytes;          /* output queued for readers the kernel had no room for */
     uint64_t tls_handshakes, tls_handshake_failures; /* --tls */
+    uint64_t tls_write_want_read;    /* SSL_write calls that had to read first (mllm_tls.c) */
     uint64_t lingering_closes;       /* refusals closed lingering (mllm_conn.c) */
     uint64_t linger_bytes;           /* request bytes read and dropped while lingering */
     uint64_t requests[MLLM_NSTATUS + 1];

@@ -77,6 +77,9 @@ static int send_error(mllm_conn_t *c, const mllm_err_t *e, int anthropic, const 
 
 static void scratch_reset(void)
 {
+    /* A failure is one use's: the stream that met it fails (mllm_conn_emit_chunk), the
+     * next one tries again (oom stayed set before, and failed every later stream). */
+    scratch.oom = 0;
     scratch.len = 0;
     mllm_buf_reserve(&scratch, 64 << 10);
     if (!scratch.oom) {

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "mllm_transport.h"
+#include "mllm_wheel.h"
 
 #include <fiber.h>
 
@@ -35,10 +36,11 @@ static int plain_peek(mllm_tx_t *t)
     return r < 0 ? -1 : r > 0;
 }
 
-static int plain_wait(mllm_tx_t *t, uint32_t events, uint64_t deadline_ns, int after_eagain)
+static int plain_wait(mllm_tx_t *t, uint32_t events, uint64_t deadline_ns, int flags)
 {
-    return after_eagain ? fiber_wait_fd_after_eagain(t->fd, events, deadline_ns)
-                        : fiber_wait_fd(t->fd, events, deadline_ns);
+    MLLM_WHEEL_MAY_PARK("plain_wait");
+    return (flags & MLLM_TX_AFTER_EAGAIN) ? fiber_wait_fd_after_eagain(t->fd, events, deadline_ns)
+                                          : fiber_wait_fd(t->fd, events, deadline_ns);
 }
 
 static int plain_shutdown_write(mllm_tx_t *t)
@@ -78,7 +80,7 @@ ssize_t mllm_tx_read(mllm_tx_t *t, void *buf, size_t n, uint64_t deadline_ns)
             continue;
         if (r >= 0 || errno != EAGAIN)
             return r;
-        if (t->ops->wait(t, t->want, deadline_ns, 1) < 0)
+        if (t->ops->wait(t, t->want, deadline_ns, MLLM_TX_AFTER_EAGAIN) < 0)
             return -1;
     }
 }

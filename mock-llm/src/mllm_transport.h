@@ -21,6 +21,10 @@ extern "C" {
 
 typedef struct mllm_tx mllm_tx_t;
 
+/* mllm_tx_ops_t.wait's flags */
+#define MLLM_TX_AFTER_EAGAIN 1
+#define MLLM_TX_FOR_SEND     2
+
 typedef struct mllm_tx_ops {
     /* Nonblocking. recv: 1..n bytes, 0 at end of stream, -1 with errno; send: 1..n bytes
      * taken, or -1 with errno. errno EAGAIN (the same value as EWOULDBLOCK on Linux)
@@ -33,10 +37,13 @@ typedef struct mllm_tx_ops {
      * EINTR counts as EAGAIN). */
     int (*peek)(mllm_tx_t *t);
     /* Parks the calling fiber until the connection is ready for events or deadline_ns
-     * (CLOCK_MONOTONIC) passes. after_eagain: the caller has just seen EAGAIN from this
-     * transport, so no readiness check is needed before parking. Returns the ready events
-     * (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP bits) or -1 with errno (ETIMEDOUT, ...). */
-    int (*wait)(mllm_tx_t *t, uint32_t events, uint64_t deadline_ns, int after_eagain);
+     * (CLOCK_MONOTONIC) passes. flags: MLLM_TX_AFTER_EAGAIN, the caller has just seen
+     * EAGAIN from this transport, so no readiness check is needed before parking;
+     * MLLM_TX_FOR_SEND, the wait is for a send, so input the transport holds already
+     * read (TLS's decrypted bytes) does not make EPOLLIN ready - only the socket does.
+     * Returns the ready events (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP bits) or -1 with
+     * errno (ETIMEDOUT, ...). */
+    int (*wait)(mllm_tx_t *t, uint32_t events, uint64_t deadline_ns, int flags);
     /* Ends the output direction after what was sent (the peer reads end of stream) and
      * keeps the input open: the first half of a lingering close. Returns 0 or -1. */
     int (*shutdown_write)(mllm_tx_t *t);

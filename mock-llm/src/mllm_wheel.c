@@ -6,10 +6,19 @@
  * sleeper's on its fiber's stack, a stream's in its state) and the earliest deadline in
  * it; a bitmap of non-empty slots lets the ticker
  * find the next one without walking empty slots. The cursor is the slot number (not
- * index) the ticker has processed up to; it never passes the slot of "now", so a
- * deadline inserted later always lands at or after it. A due timer's function runs in
- * the ticker; a sleeper's (mllm_wheel_sleep_from) wakes it from its own wait queue,
- * where it parks with no deadline (no heap entry).
+ * index) the ticker has processed up to, at most one past the slot of "now". A due
+ * timer's function runs in the ticker; a sleeper's (mllm_wheel_sleep_from) wakes it
+ * from its own wait queue, where it parks with no deadline (no heap entry).
+ *
+ * The invariant the slot numbers rest on: every timer on the wheel is filed under a slot
+ * number in [cursor, cursor + NSLOTS), so the walk from the cursor meets the slots in
+ * deadline order and a slot's timers all belong to one revolution. wheel_add refuses a
+ * slot behind the cursor (the caller waits on the runtime's heap instead, never a
+ * revolution) or NSLOTS - 1 or more ahead of it. The cursor then moves only forward
+ * over empty slots (the ticker), up to the earliest deadline's slot (wheel_add while
+ * the ticker sleeps), anywhere while the wheel is empty - and back by at most one, from
+ * one past now's slot to it, which the refusal's one slot of slack absorbs. A timer
+ * whose function runs still counts, so the wheel is not empty then: see run_slot.
  */
 #define _GNU_SOURCE
 #include "mllm_wheel.h"
@@ -18,6 +27,7 @@
 #include <fiber.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +57,42 @@ static uint64_t ticker_at = UINT64_MAX; /* when the ticker wakes next */
 static fiber_waitq_t ticker_q = FIBER_WAITQ_INIT;
 static int      ticker_state;   /* 0 none, 1 running, -1 could not start */
 static int      ticker_asleep;  /* parked until ticker_at: no timer is due before it */
+
+/* The rule that a timer's function must not park or yield (mllm_wheel.h), checked in
+ * debug builds: the ASan+UBSan core (mllm_core_asan) is built with MLLM_DEBUG_CHECKS.
+ * Not in the others: Release here keeps assert() on (no NDEBUG), and the measured
+ * build's ticker runs this per event. While a function runs, `firing` names its timer;
+ * a park then shows either in the function itself (mllm_wheel_sleep_from, a transport's
+ * wait) or in another fiber that runs meanwhile and touches the wheel or waits on a
+ * connection - which only happens if the ticker switched away. */
+#ifdef MLLM_DEBUG_CHECKS
+static const mllm_wheel_timer_t *firing;
+static fiber_t                  *ticker_fiber;
+
+static void firing_violation(const char *what)
+{
+    fprintf(stderr, "mock-llm: %s while timer %p's function (%p) runs in the ticker: a timer "
+            "function must not park or yield (mllm_wheel.h) (%s:%d)\n", what,
+            (const void *)firing, (void *)(uintptr_t)firing->fire, __FILE__, __LINE__);
+    fflush(stderr);
+    abort();
+}
+
+void mllm_wheel_debug_may_park(const char *what)
+{
+    if (firing)
+        firing_violation(what);
+}
+#define FIRING_SET(t) (firing = (t))
+#define FIRING_CHECK_OTHER(what) \
+    do { \
+        if (firing && fiber_self() != ticker_fiber) \
+            firing_violation(what); \
+    } while (0)
+#else
+#define FIRING_SET(t) ((void)0)
+#define FIRING_CHECK_OTHER(what) ((void)0)
+#endif
 
 uint64_t mllm_wheel_count(void)
 {
@@ -94,9 +140,17 @@ static unsigned run_slot(uint64_t sn, uint64_t now, unsigned budget)
     while (t) {
         mllm_wheel_timer_t *n = t->next;
         if (t->deadline <= now && fired < budget) {
-            count--;
             t->next = NULL;
+            FIRING_SET(t);
             fired += (unsigned)t->fire(t, now);
+            FIRING_SET(NULL);
+            /* Counted until its function has returned: a timer that emptied the wheel
+             * and filed itself again from there reset the cursor to its own clock
+             * reading, ahead of this slot, and the ticker then set it back to this slot
+             * (+1), more than a revolution behind a deadline filed nearly a horizon
+             * ahead; that timer's slot then came first in the walk and every nearer one
+             * filed meanwhile waited for it (test_wheel: t_cursor_not_back). */
+            count--;
         } else {
             if (t->deadline < min)
                 min = t->deadline;
@@ -106,7 +160,16 @@ static unsigned run_slot(uint64_t sn, uint64_t now, unsigned budget)
         t = n;
     }
     if (keep) {
-        /* Back in front of what the fired timers filed here meanwhile, in their order. */
+        /* Back in front of what the fired timers filed here meanwhile, in their order.
+         * s->min stays exact, never only a bound: the list was taken off with s->head
+         * NULL, so the first timer filed here meanwhile set s->min afresh (wheel_add)
+         * and later ones lowered it; min is exact over the kept ones (due ones the
+         * budget stopped included), and the two lists' minimum is the slot's. The
+         * ticker sleeps to s->min of the first non-empty slot: too high would leave a
+         * due timer until then, too low would wake it for nothing. (No cancel: a
+         * timer leaves a slot only here; with nothing kept and nothing filed, the
+         * stale s->min is never read: the bit is clear, and the next wheel_add here
+         * sets it afresh.) */
         *tail = s->head;
         if (!s->head || min < s->min)
             s->min = min;
@@ -119,6 +182,9 @@ static unsigned run_slot(uint64_t sn, uint64_t now, unsigned budget)
 static void ticker_main(void *arg)
 {
     (void)arg;
+#ifdef MLLM_DEBUG_CHECKS
+    ticker_fiber = fiber_self();
+#endif
     unsigned fired = 0; /* since the ticker last let the other fibers run */
     for (;;) {
         uint64_t now = fiber_now_ns();
@@ -227,6 +293,7 @@ static int wheel_add(mllm_wheel_timer_t *t, uint64_t now)
 
 int mllm_wheel_add(mllm_wheel_timer_t *t, uint64_t now)
 {
+    FIRING_CHECK_OTHER("mllm_wheel_add from another fiber"); /* the function may refile */
     return wheel_add(t, now);
 }
 
@@ -249,6 +316,7 @@ void mllm_wheel_sleep_until(uint64_t deadline)
 
 void mllm_wheel_sleep_from(uint64_t deadline, uint64_t now)
 {
+    MLLM_WHEEL_MAY_PARK("mllm_wheel_sleep_from");
     for (;; now = fiber_now_ns()) {
         if (deadline <= now)
             return;

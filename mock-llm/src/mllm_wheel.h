@@ -41,6 +41,18 @@ struct mllm_wheel_timer {
     int (*fire)(mllm_wheel_timer_t *t, uint64_t now);
 };
 
+/* Debug builds (MLLM_DEBUG_CHECKS, the ASan+UBSan core): aborts with a message naming
+ * `what` when called while a timer's function runs - from the function itself (it is
+ * about to park) or from another fiber (the ticker has switched away). Every place that
+ * parks on a stream's behalf calls it (mllm_wheel_sleep_from, the transports' waits).
+ * Nothing in other builds. */
+#ifdef MLLM_DEBUG_CHECKS
+void mllm_wheel_debug_may_park(const char *what);
+#define MLLM_WHEEL_MAY_PARK(what) mllm_wheel_debug_may_park(what)
+#else
+#define MLLM_WHEEL_MAY_PARK(what) ((void)0)
+#endif
+
 /* How many timers whose firing did work (fire returned 1) the ticker fires in one go
  * (over as many passes as it takes while it is behind) before it lets the other fibers
  * and the poller run. Streams' events are written from inside the ticker, and a burst

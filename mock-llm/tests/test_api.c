@@ -711,6 +711,101 @@ static void test_responses_events(void **st)
     mllm_buf_free(&call.args);
 }
 
+/* A content chunk's bytes, in both usage_null settings, against the stream's prefix. */
+static void check_content_bytes(mllm_stream_fmt_t *f)
+{
+    for (int u = 0; u < 2; u++) {
+        mllm_stream_fmt_usage_null(f, u);
+        mllm_buf_t b = { 0 }, want = { 0 };
+        mllm_chunk_content(&b, f, "t\"x", 3);
+        mllm_buf_add(&want, f->prefix, f->prefix_len);
+        mllm_buf_adds(&want, "{\"index\":0,\"delta\":{\"content\":\"t\\\"x\"},"
+                             "\"logprobs\":null,\"finish_reason\":null}");
+        mllm_buf_add(&want, f->close, f->close_len);
+        assert_int_equal(b.len, want.len);
+        assert_memory_equal(b.p, want.p, b.len);
+        assert_int_equal(b.p[b.len], 0);
+        mllm_buf_free(&b);
+        mllm_buf_free(&want);
+    }
+}
+
+/* A content chunk is built from the stream's id digits, its created time and the part
+ * its model shares with every stream of the model (interned; past 16 models a stream's
+ * own): the same bytes as the prefix every other frame starts with, then the delta and
+ * the tail, with and without "usage":null. 40 models (the table's fallback included),
+ * models that need escaping, one of 127+ bytes, each met twice (the shared part). */
+static void test_chunk_content_bytes(void **st)
+{
+    (void)st;
+    /* The shared model parts are looked up by the whole name: a model whose name is a
+     * prefix of one filed before it ("ct-model-1" after "ct-model-10") gets its own
+     * part (a lookup by the shorter name's length took the longer one's). */
+    mllm_stream_fmt_t f10a, f10b, f1a, f1b;
+    mllm_stream_fmt_init(&f10a, "ct-model-10", 1, 1700000000u);
+    mllm_stream_fmt_init(&f10b, "ct-model-10", 2, 1700000001u);
+    /* Shared, so the table had room and the lookups below go through it. */
+    assert_ptr_equal(f10a.model_part, f10b.model_part);
+    mllm_stream_fmt_init(&f1a, "ct-model-1", 3, 1700000002u);
+    mllm_stream_fmt_init(&f1b, "ct-model-1", 4, 1700000003u);
+    assert_ptr_equal(f1a.model_part, f1b.model_part);
+    assert_ptr_not_equal(f1a.model_part, f10a.model_part);
+    check_content_bytes(&f10a);
+    check_content_bytes(&f10b);
+    check_content_bytes(&f1a);
+    check_content_bytes(&f1b);
+
+    char big[200];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    big[3] = '"';
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 40; i++) {
+            char model[64];
+            snprintf(model, sizeof model, i % 7 == 3 ? "m\"%d\\\n" : "model-%d", i);
+            const char *mo = i == 39 ? big : model;
+            mllm_stream_fmt_t f;
+            uint64_t created = i == 5 ? 18446744073709551615ull : 1700000000u + (uint64_t)i;
+            mllm_stream_fmt_init(&f, mo, (uint64_t)i * 0x9e3779b97f4a7c15ull, created);
+            check_content_bytes(&f);
+        }
+    }
+}
+
+/* mllm_stream_fmt_init out of memory leaves no prefix and no model part (there is no
+ * allocation-failure hook, so the test sets that state by hand, as the init's out-of-
+ * memory branch does): every chunk then fails its buffer instead of writing a frame
+ * without "data: {" or "choices":[ (the content chunk wrote id and created, then the
+ * delta). */
+static void test_chunk_fmt_oom(void **st)
+{
+    (void)st;
+    mllm_stream_fmt_t f;
+    mllm_stream_fmt_init(&f, "oom-model", 7, 1700000000u);
+    f.prefix_len = 0;
+    f.prefix[0] = 0;
+    f.model_part = f.prefix;
+    f.model_part_len = 0;
+    mllm_tool_call_t call = { 0 };
+    snprintf(call.id, sizeof call.id, "call_x");
+    snprintf(call.name, sizeof call.name, "f");
+    for (int kind = 0; kind < 6; kind++) {
+        mllm_buf_t b = { 0 };
+        switch (kind) {
+        case 0: mllm_chunk_content(&b, &f, "hi", 2); break;
+        case 1: mllm_chunk_role(&b, &f); break;
+        case 2: mllm_chunk_finish(&b, &f, "stop"); break;
+        case 3: mllm_chunk_usage(&b, &f, "oom-model", 3, 4); break;
+        case 4: mllm_chunk_tool_start(&b, &f, &call); break;
+        default: mllm_chunk_tool_args(&b, &f, "{}", 2); break;
+        }
+        if (!b.oom)
+            fail_msg("chunk kind %d without a prefix: no oom, %zu bytes '%.*s'", kind, b.len,
+                     (int)b.len, b.p ? b.p : "");
+        mllm_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -726,6 +821,8 @@ int main(void)
         cmocka_unit_test(test_chat_errors),
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_chunk_content_bytes),
+        cmocka_unit_test(test_chunk_fmt_oom),
         cmocka_unit_test(test_anthropic_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

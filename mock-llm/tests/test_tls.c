@@ -3,7 +3,8 @@
  * server's own certificate: long prompts (64 KiB, just under the 1 MiB body limit),
  * a readable 413 over TLS, a reader that stalls and then drains (OpenSSL's write retry
  * through the pending buffer), clients that vanish mid-stream, clients that do not
- * speak TLS, and the certificate flags. Registered against mock-llm and, when the
+ * speak TLS, the certificate flags, a KeyUpdate split across two records (OpenSSL
+ * wants a read before it writes) and one OpenSSL's client requests mid-stream. Registered against mock-llm and, when the
  * sanitizer tests are on, against a mock-llm built with ASan+UBSan.
  *   mockllm_test_tls PATH/TO/mock-llm
  */
@@ -20,6 +21,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -519,6 +522,249 @@ static void t_cert_flags(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* ---- a KeyUpdate split across two records, written by the test itself ----
+ *
+ * TLS 1.3 lets a handshake message span records (RFC 8446 5.1; a KeyUpdate only has to
+ * end at a record boundary). When the server has read a post-handshake message's header
+ * and not yet its body, OpenSSL is back "in init": SSL_write must read the rest first
+ * and returns SSL_ERROR_WANT_READ. The stream's wait for its pending output then has to
+ * wait for readability. It waited for writability, which a socket nobody fills always
+ * has: the stream spun through SSL_write until the body came (before the fix: ~10^5
+ * write calls and all of a CPU for the 300 ms the body was held back). OpenSSL's own
+ * client never splits a KeyUpdate, so the client writes its records itself from the
+ * traffic secret the key log gives (TLS_AES_128_GCM_SHA256). */
+static unsigned char ku_secret[32];
+static int ku_have_secret;
+
+static void ku_keylog(const SSL *ssl, const char *line)
+{
+    (void)ssl;
+    const char *tag = "CLIENT_TRAFFIC_SECRET_0 ";
+    if (strncmp(line, tag, strlen(tag)) != 0)
+        return;
+    const char *hex = strchr(line + strlen(tag), ' ');
+    if (!hex || strlen(hex + 1) < 64)
+        return;
+    for (int i = 0; i < 32; i++)
+        sscanf(hex + 1 + 2 * i, "%2hhx", &ku_secret[i]);
+    ku_have_secret = 1;
+}
+
+/* HKDF-Expand-Label(secret, label, "", n) for SHA-256 and n <= 32: one HMAC block. */
+static void ku_expand_label(const unsigned char *secret, const char *label, unsigned char *out,
+                            size_t n)
+{
+    unsigned char info[64];
+    size_t ll = 6 + strlen(label), k = 0;
+    info[k++] = 0;
+    info[k++] = (unsigned char)n;
+    info[k++] = (unsigned char)ll;
+    memcpy(info + k, "tls13 ", 6);
+    memcpy(info + k + 6, label, strlen(label));
+    k += ll;
+    info[k++] = 0; /* no context */
+    info[k++] = 1; /* T(1) */
+    unsigned char t[EVP_MAX_MD_SIZE];
+    unsigned int tl = 0;
+    assert_non_null(HMAC(EVP_sha256(), secret, 32, info, k, t, &tl));
+    memcpy(out, t, n);
+}
+
+typedef struct ku_writer {
+    int           fd;
+    unsigned char key[16], iv[12];
+    uint64_t      seq;
+} ku_writer_t;
+
+/* Writes one TLS 1.3 record: data of inner content type `type`, AES-128-GCM. */
+static void ku_record(ku_writer_t *w, unsigned char type, const void *data, size_t n)
+{
+    unsigned char inner[1024], rec[1100], nonce[12];
+    assert_true(n + 1 <= sizeof inner);
+    memcpy(inner, data, n);
+    inner[n] = type;
+    size_t len = n + 1 + 16;
+    rec[0] = 23; /* application_data, as every protected record says */
+    rec[1] = 3;
+    rec[2] = 3;
+    rec[3] = (unsigned char)(len >> 8);
+    rec[4] = (unsigned char)len;
+    memcpy(nonce, w->iv, 12);
+    for (int i = 0; i < 8; i++)
+        nonce[11 - i] ^= (unsigned char)(w->seq >> (8 * i));
+    w->seq++;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int ol = 0;
+    assert_int_equal(EVP_EncryptInit_ex(c, EVP_aes_128_gcm(), NULL, w->key, nonce), 1);
+    assert_int_equal(EVP_EncryptUpdate(c, NULL, &ol, rec, 5), 1);
+    assert_int_equal(EVP_EncryptUpdate(c, rec + 5, &ol, inner, (int)(n + 1)), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(c, rec + 5 + ol, &ol), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, rec + 5 + n + 1), 1);
+    EVP_CIPHER_CTX_free(c);
+    assert_int_equal(write(w->fd, rec, 5 + len), (ssize_t)(5 + len));
+}
+
+static long cpu_ticks(pid_t pid)
+{
+    char path[64], b[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(b, 1, sizeof b - 1, f);
+    fclose(f);
+    b[n] = 0;
+    char *p = strrchr(b, ')'); /* the name may hold spaces */
+    assert_non_null(p);
+    long ut = 0, st = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime stime */
+    assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut,
+                            &st), 2);
+    return ut + st;
+}
+
+static void t_keyupdate_split(void **state)
+{
+    (void)state;
+    char cert3[64];
+    snprintf(cert3, sizeof cert3, "/tmp/mllm-tls-test-%d-3.pem", (int)getpid());
+    /* A 400 ms TTFT is watched (over 250 ms: the server reads while it waits), then
+     * 20 events 20 ms apart. */
+    const char *args[] = { "--profile", "fixed", "--ttft-ms", "400", "--tps", "50", "--tls",
+                           "--tls-cert-out", cert3, NULL };
+    pid_t pid;
+    int port = start(args, &pid, NULL, 0);
+    if (port <= 0)
+        fail_msg("mock-llm did not start (%d)", port);
+    SSL_CTX *ctx = client_ctx(cert3);
+    unlink(cert3);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    assert_int_equal(SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256"), 1);
+    SSL_CTX_set_keylog_callback(ctx, ku_keylog);
+    ku_have_secret = 0;
+    int fd;
+    SSL *s = tls_open_to(ctx, port, &fd);
+    assert_true(ku_have_secret);
+    ku_writer_t w = { .fd = fd };
+    ku_expand_label(ku_secret, "key", w.key, 16);
+    ku_expand_label(ku_secret, "iv", w.iv, 12);
+    long wr0 = metric_at(ctx, port, "mllm_tls_write_want_read_total");
+    assert_true(wr0 >= 0);
+    const char *body = "{\"model\":\"mock\",\"stream\":true,\"max_tokens\":20,"
+                       "\"messages\":[{\"role\":\"user\",\"content\":\"go\"}]}";
+    char req[512];
+    int rl = snprintf(req, sizeof req, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    ku_record(&w, 23, req, (size_t)rl); /* the request, as application data */
+    /* KeyUpdate (24), length 1: the header in one record, the body in the next. The
+     * header goes right behind the request, so it already waits in the socket when the
+     * server starts watching the TTFT and is read then. The body is held back until the
+     * server says (mllm_tls_write_want_read_total) that the first event's SSL_write found
+     * the message half read - the precondition, waited for rather than left to timing -
+     * and then for 300 ms more, during which the stream has only the socket to wait on. */
+    static const unsigned char ku_head[4] = { 24, 0, 0, 1 }, ku_body[1] = { 0 };
+    ku_record(&w, 22, ku_head, sizeof ku_head);
+    long want_read = 0;
+    for (int i = 0; i < 200 && want_read < 1; i++) { /* 10 s */
+        usleep(50 * 1000);
+        want_read = metric_at(ctx, port, "mllm_tls_write_want_read_total") - wr0;
+    }
+    if (want_read < 1)
+        fail_msg("split KeyUpdate: no SSL_write wanted a read in 10 s (the precondition)");
+    long writes0 = metric_at(ctx, port, "mllm_writes_total");
+    long cpu0 = cpu_ticks(pid);
+    usleep(300 * 1000);
+    ku_record(&w, 22, ku_body, sizeof ku_body); /* update_not_requested */
+    size_t n;
+    char *resp = tls_read_response(s, &n);
+    long cpu = cpu_ticks(pid) - cpu0;
+    long writes = metric_at(ctx, port, "mllm_writes_total") - writes0;
+    long want_read_at_go = want_read;
+    want_read = metric_at(ctx, port, "mllm_tls_write_want_read_total") - wr0;
+    if (getenv("MLLM_TLS_TEST_DEBUG"))
+        fprintf(stderr, "keyupdate split: %ld write calls and %ld CPU ticks in the last 300 ms, "
+                "%zu bytes; writes that wanted a read: %ld seen first, %ld in all\n", writes,
+                cpu, n, want_read_at_go, want_read);
+    if (n < 5 || memcmp(resp + n - 5, "0\r\n\r\n", 5) != 0)
+        fail_msg("split KeyUpdate: %zu bytes, ends with '%s'", n, n > 80 ? resp + n - 80 : resp);
+    assert_int_equal(count(resp, "\"content\":\"") - 1, 20);
+    assert_int_equal(count(resp, "data: [DONE]"), 1);
+    free(resp);
+    /* Waiting for the socket, the stream tries SSL_write once per event that falls due
+     * while the body is held back (at most 20); the spin tried once per turn of the
+     * scheduler (~10^5). The writes and CPU ticks of the last 300 ms are only reported:
+     * the spin need not last into them (the old code spun 0 of them in some runs, after
+     * ~250,000 calls before). */
+    if (want_read > 100)
+        fail_msg("split KeyUpdate: %ld writes wanted a read (%ld write calls, %ld CPU ticks "
+                 "in the last 300 ms) for a 20-event stream", want_read, writes, cpu);
+    SSL_free(s); /* no close_notify: our write key is the test's now */
+    close(fd);
+    SSL_CTX_free(ctx);
+    int st = 0;
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* The ordinary KeyUpdate: OpenSSL's client asks for one (update_requested) during a
+ * watched TTFT, so the server answers with its own from inside its read; the stream
+ * and a second request on the connection, under the new keys both ways, complete
+ * without a spin. */
+static void t_keyupdate_requested(void **state)
+{
+    (void)state;
+    char cert4[64];
+    snprintf(cert4, sizeof cert4, "/tmp/mllm-tls-test-%d-4.pem", (int)getpid());
+    const char *args[] = { "--profile", "fixed", "--ttft-ms", "400", "--tps", "50", "--tls",
+                           "--tls-cert-out", cert4, NULL };
+    pid_t pid;
+    int port = start(args, &pid, NULL, 0);
+    if (port <= 0)
+        fail_msg("mock-llm did not start (%d)", port);
+    SSL_CTX *ctx = client_ctx(cert4);
+    unlink(cert4);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    int fd;
+    SSL *s = tls_open_to(ctx, port, &fd);
+    long writes0 = metric_at(ctx, port, "mllm_writes_total");
+    long wr0 = metric_at(ctx, port, "mllm_tls_write_want_read_total");
+    assert_true(wr0 >= 0);
+    const char *body = "{\"model\":\"mock\",\"stream\":true,\"max_tokens\":20,"
+                       "\"messages\":[{\"role\":\"user\",\"content\":\"go\"}]}";
+    char req[512];
+    int rl = snprintf(req, sizeof req, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    for (int round = 0; round < 2; round++) {
+        tls_send_all(s, req, (size_t)rl);
+        if (round == 0) {
+            usleep(100 * 1000);
+            assert_int_equal(SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED), 1);
+            assert_int_equal(SSL_do_handshake(s), 1); /* sends it */
+        }
+        size_t n;
+        char *resp = tls_read_response(s, &n);
+        if (n < 5 || memcmp(resp + n - 5, "0\r\n\r\n", 5) != 0)
+            fail_msg("KeyUpdate, request %d: %zu bytes, ends with '%s'", round + 1, n,
+                     n > 80 ? resp + n - 80 : resp);
+        assert_int_equal(count(resp, "\"content\":\"") - 1, 20);
+        free(resp);
+    }
+    long writes = metric_at(ctx, port, "mllm_writes_total") - writes0;
+    if (getenv("MLLM_TLS_TEST_DEBUG"))
+        fprintf(stderr, "keyupdate requested: %ld write calls\n", writes);
+    if (writes > 300)
+        fail_msg("KeyUpdate: %ld write calls for two 20-event streams", writes);
+    SSL_shutdown(s);
+    SSL_free(s);
+    close(fd);
+    SSL_CTX_free(ctx);
+    int st = 0;
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -534,6 +780,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(t_vanishing_clients),
         cmocka_unit_test(t_not_tls),
         cmocka_unit_test(t_cert_flags),
+        cmocka_unit_test(t_keyupdate_split),
+        cmocka_unit_test(t_keyupdate_requested),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

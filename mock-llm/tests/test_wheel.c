@@ -3,8 +3,8 @@
  * everybody wakes, in deadline order to within a slot (16 us); deadlines past the
  * horizon, a new deadline earlier than the one the ticker sleeps towards, a lagging
  * cursor, and an empty wheel that refills; timers whose function files them again,
- * what the wheel refuses, and a burst of due timers that lets other fibers run and the
- * scheduler poll sockets.
+ * what the wheel refuses, a burst of due timers that lets other fibers run and the
+ * scheduler poll sockets, and (debug builds) a timer function that parks aborts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,9 +16,12 @@
 
 #include <fiber.h>
 
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define N 3000
@@ -311,6 +314,187 @@ static void t_burst_yields(void **state)
     close(burst_sv[1]);
 }
 
+/* The cursor must not move back while the ticker walks a slot. The last timer of a
+ * full round (64 that did work) empties the wheel as it fires and files itself again
+ * almost a horizon ahead; the wheel then looked empty to mllm_wheel_add(), which reset
+ * the cursor to that timer's clock reading, and the ticker, back from the slot, set it
+ * to the slot after it - further back than the new deadline's slot less a horizon. The
+ * far timer's slot index then came before every nearer one's, and a timer filed during
+ * the ticker's 1 ns park waited for the far one: E, due in 5 ms, fired after a runtime
+ * sleeper due in 100 ms (failed before the fix: E 532-545 ms late in 3 runs, about the
+ * horizon, 2^29 ns = 537 ms). */
+#define HORIZON_NS (1ull << 29) /* 2^15 slots of 2^14 ns (mllm_wheel.c) */
+#define SLOT_NS (1ull << 14)
+
+static fiber_waitq_t back_q = FIBER_WAITQ_INIT;
+static mllm_wheel_timer_t back_w[MLLM_WHEEL_FIRE_ROUND - 1], back_x, back_e;
+static int back_x_fires, back_x_early, back_e_fired, back_e_early, back_heap_woke;
+static int back_e_before_heap;
+
+static int back_work(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)t;
+    (void)now;
+    return 1;
+}
+
+static int back_far(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)now;
+    if (fiber_now_ns() < t->deadline)
+        back_x_early++;
+    if (++back_x_fires > 1)
+        return 1;
+    /* A slow write: the clock moves a dozen slots past the one being walked. */
+    uint64_t until = fiber_now_ns() + 200000u;
+    while (fiber_now_ns() < until) {
+    }
+    uint64_t at = fiber_now_ns();
+    t->deadline = at + HORIZON_NS - 3 * SLOT_NS;
+    (void)mllm_wheel_add(t, at); /* refusing it is right too: its owner waits another way */
+    fiber_waitq_wake_one(&back_q);
+    return 1;
+}
+
+static int back_near(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)now;
+    if (fiber_now_ns() < t->deadline)
+        back_e_early++;
+    back_e_fired = 1;
+    back_e_before_heap = !back_heap_woke;
+    return 1;
+}
+
+static void back_helper(void *arg)
+{
+    (void)arg;
+    fiber_waitq_wait(&back_q, FIBER_FOREVER); /* runs during the ticker's park */
+    uint64_t now = fiber_now_ns();
+    back_e = (mllm_wheel_timer_t){ .fire = back_near, .deadline = now + 5000000u };
+    assert_int_equal(mllm_wheel_add(&back_e, now), 0);
+    fiber_sleep_until(now + 100000000u); /* the runtime's heap */
+    back_heap_woke = 1;
+}
+
+static void back_main(void *arg)
+{
+    (void)arg;
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    assert_non_null(fiber_spawn_ex(back_helper, NULL, &a));
+    uint64_t now = fiber_now_ns(), due = now + 2000000u;
+    /* Filed first, so fired last of the slot (a slot's list is last in, first out). */
+    back_x = (mllm_wheel_timer_t){ .fire = back_far, .deadline = due };
+    assert_int_equal(mllm_wheel_add(&back_x, now), 0);
+    for (int i = 0; i < MLLM_WHEEL_FIRE_ROUND - 1; i++) {
+        back_w[i] = (mllm_wheel_timer_t){ .fire = back_work, .deadline = due };
+        assert_int_equal(mllm_wheel_add(&back_w[i], now), 0);
+    }
+}
+
+static void t_cursor_not_back(void **state)
+{
+    (void)state;
+    back_x_fires = back_x_early = back_e_fired = back_e_early = back_heap_woke = 0;
+    back_e_before_heap = 0;
+    fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+    assert_non_null(fiber_spawn_ex(back_main, NULL, &a));
+    assert_int_equal(fiber_run(), 0);
+    assert_int_equal(mllm_wheel_count(), 0);
+    assert_int_equal(back_x_early, 0);
+    assert_int_equal(back_e_early, 0);
+    assert_true(back_e_fired);
+    assert_true(back_e_before_heap); /* 5 ms against 100 ms */
+}
+
+/* A timer's function must not park or yield: the debug build (MLLM_DEBUG_CHECKS, the
+ * ASan one) aborts with a message. Each case runs in a child process: one function
+ * sleeps on the wheel itself, one yields while another fiber files a timer meanwhile
+ * (a switch the wheel only sees through that fiber). The plain build skips it. */
+#ifdef MLLM_DEBUG_CHECKS
+static int park_case;
+static mllm_wheel_timer_t park_t, park_other;
+
+static int park_other_fire(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)t;
+    (void)now;
+    return 0;
+}
+
+static void park_other_main(void *arg)
+{
+    (void)arg;
+    uint64_t now = fiber_now_ns();
+    park_other.deadline = now + 1000000;
+    park_other.fire = park_other_fire;
+    mllm_wheel_add(&park_other, now);
+}
+
+static int park_fire(mllm_wheel_timer_t *t, uint64_t now)
+{
+    (void)t;
+    if (park_case == 0) {
+        mllm_wheel_sleep_from(now + 1000000, now);
+    } else {
+        fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+        fiber_spawn_ex(park_other_main, NULL, &a);
+        fiber_yield();
+    }
+    return 1;
+}
+
+static void park_main(void *arg)
+{
+    (void)arg;
+    uint64_t now = fiber_now_ns();
+    park_t.deadline = now + 1000000;
+    park_t.fire = park_fire;
+    if (mllm_wheel_add(&park_t, now) != 0)
+        _exit(3);
+}
+#endif
+
+static void t_timer_must_not_park(void **state)
+{
+    (void)state;
+#ifndef MLLM_DEBUG_CHECKS
+    skip();
+#else
+    static const char *const want[2] = { "mllm_wheel_sleep_from while timer",
+                                         "mllm_wheel_add from another fiber while timer" };
+    for (int c = 0; c < 2; c++) {
+        int pfd[2];
+        assert_int_equal(pipe(pfd), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            dup2(pfd[1], 2);
+            close(pfd[0]);
+            park_case = c;
+            fiber_attr_t a = { .stack_size = 16 * 1024, .detached = 1 };
+            fiber_spawn_ex(park_main, NULL, &a);
+            fiber_run();
+            _exit(0); /* not reached when the check works */
+        }
+        close(pfd[1]);
+        char msg[2048];
+        size_t n = 0;
+        ssize_t r;
+        while (n < sizeof msg - 1 && (r = read(pfd[0], msg + n, sizeof msg - 1 - n)) > 0)
+            n += (size_t)r;
+        msg[n] = 0;
+        close(pfd[0]);
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+            fail_msg("case %d: the child did not abort (status %#x): '%s'", c, st, msg);
+        if (!strstr(msg, want[c]) || !strstr(msg, "must not park or yield"))
+            fail_msg("case %d: message '%s'", c, msg);
+    }
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,7 +505,9 @@ int main(void)
         cmocka_unit_test(t_timers_refile),
         cmocka_unit_test(t_refusals),
         cmocka_unit_test(t_burst_yields),
+        cmocka_unit_test(t_cursor_not_back),
         cmocka_unit_test(t_many_sleepers), /* sleepers after timers */
+        cmocka_unit_test(t_timer_must_not_park),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
