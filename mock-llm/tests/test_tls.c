@@ -623,22 +623,40 @@ static long cpu_ticks(pid_t pid)
     return ut + st;
 }
 
+/* The KeyUpdate tests' server: TLS 1.3 only, a 400 ms TTFT (over 250 ms: the server
+ * reads while it waits, so it meets what the client sends then) and 20 events 20 ms
+ * apart; its certificate file is read into the client's context and removed. */
+static SSL_CTX *ku_server(int tag, pid_t *pid, int *port)
+{
+    char cert[64];
+    snprintf(cert, sizeof cert, "/tmp/mllm-tls-test-%d-%d.pem", (int)getpid(), tag);
+    const char *args[] = { "--profile", "fixed", "--ttft-ms", "400", "--tps", "50", "--tls",
+                           "--tls-cert-out", cert, NULL };
+    *port = start(args, pid, NULL, 0);
+    if (*port <= 0)
+        fail_msg("mock-llm did not start (%d)", *port);
+    SSL_CTX *ctx = client_ctx(cert);
+    unlink(cert);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    return ctx;
+}
+
+/* Ends a KeyUpdate test: the server must stop cleanly on SIGTERM. */
+static void ku_server_stop(SSL_CTX *ctx, pid_t pid)
+{
+    SSL_CTX_free(ctx);
+    int st = 0;
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static void t_keyupdate_split(void **state)
 {
     (void)state;
-    char cert3[64];
-    snprintf(cert3, sizeof cert3, "/tmp/mllm-tls-test-%d-3.pem", (int)getpid());
-    /* A 400 ms TTFT is watched (over 250 ms: the server reads while it waits), then
-     * 20 events 20 ms apart. */
-    const char *args[] = { "--profile", "fixed", "--ttft-ms", "400", "--tps", "50", "--tls",
-                           "--tls-cert-out", cert3, NULL };
     pid_t pid;
-    int port = start(args, &pid, NULL, 0);
-    if (port <= 0)
-        fail_msg("mock-llm did not start (%d)", port);
-    SSL_CTX *ctx = client_ctx(cert3);
-    unlink(cert3);
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    int port;
+    SSL_CTX *ctx = ku_server(3, &pid, &port);
     assert_int_equal(SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256"), 1);
     SSL_CTX_set_keylog_callback(ctx, ku_keylog);
     ku_have_secret = 0;
@@ -700,11 +718,7 @@ static void t_keyupdate_split(void **state)
                  "in the last 300 ms) for a 20-event stream", want_read, writes, cpu);
     SSL_free(s); /* no close_notify: our write key is the test's now */
     close(fd);
-    SSL_CTX_free(ctx);
-    int st = 0;
-    kill(pid, SIGTERM);
-    waitpid(pid, &st, 0);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ku_server_stop(ctx, pid);
 }
 
 /* The ordinary KeyUpdate: OpenSSL's client asks for one (update_requested) during a
@@ -714,17 +728,9 @@ static void t_keyupdate_split(void **state)
 static void t_keyupdate_requested(void **state)
 {
     (void)state;
-    char cert4[64];
-    snprintf(cert4, sizeof cert4, "/tmp/mllm-tls-test-%d-4.pem", (int)getpid());
-    const char *args[] = { "--profile", "fixed", "--ttft-ms", "400", "--tps", "50", "--tls",
-                           "--tls-cert-out", cert4, NULL };
     pid_t pid;
-    int port = start(args, &pid, NULL, 0);
-    if (port <= 0)
-        fail_msg("mock-llm did not start (%d)", port);
-    SSL_CTX *ctx = client_ctx(cert4);
-    unlink(cert4);
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    int port;
+    SSL_CTX *ctx = ku_server(4, &pid, &port);
     int fd;
     SSL *s = tls_open_to(ctx, port, &fd);
     long writes0 = metric_at(ctx, port, "mllm_writes_total");
@@ -758,11 +764,7 @@ static void t_keyupdate_requested(void **state)
     SSL_shutdown(s);
     SSL_free(s);
     close(fd);
-    SSL_CTX_free(ctx);
-    int st = 0;
-    kill(pid, SIGTERM);
-    waitpid(pid, &st, 0);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ku_server_stop(ctx, pid);
 }
 
 int main(int argc, char **argv)
