@@ -112,7 +112,9 @@ class NoiseTest(unittest.TestCase):
         try:
             t0 = time.monotonic()
             self.assertEqual(self.quiet("begin", "--out", self.d, "--harness", "seed"), 0)
-            self.assertLess(time.monotonic() - t0, 5.0)
+            # no wait for calm (that would be 60 s); not a speed: a loaded machine can
+            # take seconds to start Python
+            self.assertLess(time.monotonic() - t0, 30.0)
         finally:
             del os.environ["FIBERBENCH_CALM_WAIT"]
         self.assertEqual(self.quiet("end", "--out", self.d, "--harness", "seed"), 0)
