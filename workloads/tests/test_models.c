@@ -428,8 +428,14 @@ FOR_EACH_MODEL(idle_server_sleeps)
  * jobs arriving one after another then run on a few reused stacks (glibc's cache). Held
  * to the end (joined only after the last spawn), every thread took a fresh stack and the
  * finished ones stayed resident, charged to the live ones (wl-curl, 10,000 arriving:
- * 9,474 stacks mapped for 4,750 live threads). */
+ * 9,474 stacks mapped for 4,750 live threads).
+ * What is asserted is how: every job's thread is detached, so glibc takes its stack back
+ * when it exits, with no join to wait for. How many stacks the run used is only printed:
+ * reuse needs a job's thread to exit before a later one is created, and load decides
+ * that (2-3 stacks on a quiet machine; 6 and 11 at load 30, all 20 at load 58, where no
+ * job thread got the CPU in the 190 ms between the first arrival and the last). */
 static uintptr_t job_stack[20];
+static int       job_detached[20];
 
 static void note_stack(size_t i, wl_res_t *res, void *arg)
 {
@@ -437,12 +443,20 @@ static void note_stack(size_t i, wl_res_t *res, void *arg)
     (void)arg;
     char here;
     job_stack[i] = (uintptr_t)&here >> 16;
+    pthread_attr_t a;
+    int ds = -1;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        pthread_attr_getdetachstate(&a, &ds);
+        pthread_attr_destroy(&a);
+    }
+    job_detached[i] = ds == PTHREAD_CREATE_DETACHED;
 }
 
 static void t_thread_jobs_free_stacks(void **state)
 {
     (void)state;
     memset(job_stack, 0, sizeof job_stack);
+    memset(job_detached, 0, sizeof job_detached);
     wl_jobs_cfg_t c = { .n = 20, .gap_ns = 10000000, .job = note_stack };
     wl_run_stats_t st = { 0 };
     assert_int_equal(wl_model_thread.run_jobs(&c, &st), 0);
@@ -450,19 +464,15 @@ static void t_thread_jobs_free_stacks(void **state)
     size_t distinct = 0;
     for (size_t i = 0; i < 20; i++) {
         assert_true(job_stack[i] != 0);
+        if (!job_detached[i])
+            fail_msg("job %zu ran on a joinable thread: its stack stays taken until a join, "
+                     "not given back when the job returns", i);
         size_t k = 0;
         while (k < i && job_stack[k] != job_stack[i])
             k++;
         distinct += k == i;
     }
-    /* Kept their stacks, every job takes a fresh one: 20 distinct, whatever the timing.
-     * Given back, one is reused as soon as any job's thread has exited before a later
-     * job's is created (2-3 in all on a quiet machine). That needs one exit out of 20 in
-     * the run's 190 ms, which no load seen here has stopped; "at most 5" counted on each
-     * thread exiting within its 10 ms gap, and at load 30 they ran on 6 and 11 stacks. */
-    if (distinct == 20)
-        fail_msg("20 jobs 10 ms apart ran on 20 different stacks: finished threads keep "
-                 "theirs");
+    print_message("20 jobs 10 ms apart ran on %zu different stacks\n", distinct);
 }
 
 /* A unit held elsewhere: a timed acquire must give up at its deadline (ETIMEDOUT) and
