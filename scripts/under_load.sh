@@ -39,7 +39,8 @@ stop_spinners() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap stop_spinners EXIT INT TERM
+trap stop_spinners EXIT
+trap 'exit 143' INT TERM # stop the runs too, not only the spinners (EXIT then kills them)
 
 if [ -n "$cpulist" ]; then
   cpuset=$(python3 -c 'import sys
