@@ -60,8 +60,12 @@ class NoiseTest(unittest.TestCase):
                        env=env, check=True, capture_output=True)
         return self.machine()
 
+    # The busy processes' names carry this test's pid: on a shared machine another
+    # checkout's run of this same test can be busy at the same moment, and its fbown_busy
+    # is rightly "others" here (make test failed so, beside a second worktree's make test).
     def test_other_process_cpu_is_others(self):
-        exe = self.named_python("fbother_busy")
+        name = f"fbother{os.getpid()}"[:15]
+        exe = self.named_python(name)
 
         def other():
             # double fork: the busy process is re-parented away from this test; wait
@@ -83,17 +87,18 @@ class NoiseTest(unittest.TestCase):
         m = self.begin_end_around(other)
         with open(os.path.join(self.d, ".noise", "seed.others.json")) as f:
             per = dict(json.load(f)["top"])
-        self.assertGreaterEqual(per.get("fbother_busy", 0), 1.0, per)
+        self.assertGreaterEqual(per.get(name, 0), 1.0, per)
         got = float(m["noise_others"].split(" s of CPU")[0])
         self.assertGreaterEqual(got, 1.0)
         self.assertTrue(m["noisy"].startswith("yes"), m)
         self.assertIn("other processes took", m["noisy"])
 
     def test_own_child_cpu_is_not_others(self):
-        exe = self.named_python("fbown_busy")
+        name = f"fbown{os.getpid()}"[:15]
+        exe = self.named_python(name)
         m = self.begin_end_around(lambda: subprocess.run([exe, "-c", self.BUSY], check=True))
         self.assertIn("noise_others", m)
-        self.assertNotIn("fbown_busy", m["noise_others"])
+        self.assertNotIn(name, m["noise_others"])
 
     def test_calm_rule(self):
         idle = noise.window(snap(0, 0, 0), snap(1, 200, 190))
@@ -137,7 +142,9 @@ class NoiseTest(unittest.TestCase):
         try:
             t0 = time.monotonic()
             self.assertEqual(self.quiet("begin", "--out", self.d, "--harness", "seed"), 0)
-            self.assertLess(time.monotonic() - t0, 5.0)
+            # no wait for calm (that would be 60 s); not a speed: a loaded machine can
+            # take seconds to start Python
+            self.assertLess(time.monotonic() - t0, 30.0)
         finally:
             del os.environ["FIBERBENCH_CALM_WAIT"]
         self.assertEqual(self.quiet("end", "--out", self.d, "--harness", "seed"), 0)

@@ -775,7 +775,11 @@ static void test_disconnect_no_leak(void **st)
         fds[i] = connect_to(s.port);
         send_all(fds[i], req, strlen(req));
     }
-    usleep(20000); /* during TTFT (50 ms): every stream is open */
+    /* every stream is open (a 20 ms nap stood in for this: under load the server may
+     * not have read all 40 requests by then); streams last TTFT 50 ms + 5 ms a token */
+    double t1 = now_s();
+    while (metric(s, "mllm_streams_active") < N && now_s() - t1 < 5)
+        usleep(1000);
     assert_true(metric(s, "mllm_streams_active") >= N);
     /* half vanish during TTFT, half after some tokens */
     for (int i = 0; i < N / 2; i++) {

@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -355,6 +356,46 @@ static void ticker_main(void *p)
     }
 }
 
+/* Runs fn(arg) on a fiber beside a ticker fiber; returns the ticks seen while fn ran.
+ * fn runs first and the ticker is already in the run queue, so the ticker gets to tick
+ * before fn returns if and only if fn parked somewhere (fn must not yield before the call
+ * under test). A call that blocked the thread instead returns with no tick seen. That
+ * is what the tests assert: at least one tick. How many ticks a wait of N ms allows is
+ * timing, which load breaks (at load 30 a 30 ms epoll_pwait2 saw 3 ticks of 2 ms, a 150 ms
+ * connect fewer than 10), so no test asks for more than one. */
+struct ticked { void (*fn)(void *); void *arg; volatile int ticks; int at_end; volatile int done; };
+static void ticked_main(void *p)
+{
+    struct ticked *t = p;
+    t->fn(t->arg);
+    t->at_end = t->ticks;
+    t->done = 1;
+}
+static void ticked_ticker(void *p)
+{
+    struct ticked *t = p;
+    while (!t->done) {
+        t->ticks++;
+        fiber_sleep_ns(2 * MS);
+    }
+}
+static int run_ticked(void (*fn)(void *), void *arg)
+{
+    struct ticked t = { fn, arg, 0, 0, 0 };
+    fiber_t *a = fiber_spawn(ticked_main, &t), *b = fiber_spawn(ticked_ticker, &t);
+    fiber_join(a);
+    fiber_join(b);
+    return t.at_end;
+}
+
+
+/* A call that parks its fiber lets the ticker run at least once before it returns. */
+#define assert_parked(ticks, what) \
+    do { \
+        if ((ticks) < 1) \
+            fail_msg("%s on a fiber blocked the thread: the ticker never ran during it", (what)); \
+    } while (0)
+
 /* Writes one byte to *p after 10 ms, from a fiber. */
 static void later_write(void *p)
 {
@@ -384,14 +425,10 @@ static void test_poll_timeout(void **st)
     pair(b);
     for (int nfds = 1; nfds <= 2; nfds++) {
         struct pollx x = { { a[0], b[0] }, nfds, 60, -2, 0, { 0, 0 } };
-        struct ticker t = { 0, 0 };
-        fiber_t *p = fiber_spawn(poller_main, &x), *k = fiber_spawn(ticker_main, &t);
-        fiber_join(p);
-        t.stop = 1;
-        fiber_join(k);
+        int ticks = run_ticked(poller_main, &x);
         assert_int_equal(x.r, 0);
         assert_true(x.el >= 59 * MS);
-        assert_true(t.ticks >= 5); /* the ticker ran through the wait */
+        assert_parked(ticks, "poll with a timeout");
     }
     /* ready on the second descriptor of two, written by another fiber */
     struct pollx x = { { a[0], b[0] }, 2, -1, -2, 0, { 0, 0 } };
@@ -444,11 +481,7 @@ static void test_connect_refused_and_timeout(void **st)
     int l = listener(&sa);
     close(l);
     struct conn c = { .sa = sa };
-    struct ticker t = { 0, 0 };
-    fiber_t *f = fiber_spawn(connector_main, &c), *k = fiber_spawn(ticker_main, &t);
-    fiber_join(f);
-    t.stop = 1;
-    fiber_join(k);
+    run_ticked(connector_main, &c); /* refused at once: it need not park */
     assert_int_equal(c.r, -1);
     assert_int_equal(c.err, ECONNREFUSED);
 
@@ -468,17 +501,14 @@ static void test_connect_refused_and_timeout(void **st)
     usleep(20000);
     for (int via_poll = 0; via_poll <= 150; via_poll += 150) {
         struct conn c2 = { .sa = sa, .sndtimeo_ms = via_poll ? 0 : 150, .via_poll = via_poll };
-        struct ticker t2 = { 0, 0 };
-        f = fiber_spawn(connector_main, &c2);
-        k = fiber_spawn(ticker_main, &t2);
-        fiber_join(f);
-        t2.stop = 1;
-        fiber_join(k);
+        int ticks = run_ticked(connector_main, &c2);
         assert_int_equal(c2.r, -1);
         /* blocking connect with SO_SNDTIMEO: EINPROGRESS (socket(7)); poll: its timeout */
         assert_int_equal(c2.err, via_poll ? ETIMEDOUT : EINPROGRESS);
-        assert_true(c2.el >= 140 * MS && c2.el < 900 * MS);
-        assert_true(t2.ticks >= 10);
+        /* the 150 ms timeout, not the kernel's (SYN retries: 127 s); 900 ms was a guess a
+         * loaded machine can miss (wake-ups 800 ms late at load 30) */
+        assert_true(c2.el >= 140 * MS && c2.el < 20000 * MS);
+        assert_parked(ticks, via_poll ? "connect then poll" : "connect with SO_SNDTIMEO");
     }
     close(filler[0]);
     close(filler[1]);
@@ -525,9 +555,14 @@ static void test_close_wakes_reader(void **st)
 #define SLEEPERS 10000
 #define NAP_MS 200
 
+/* Sleepers of each kind asleep at once, now and at most. */
+static int asleep[6], max_asleep[6];
+
 static void sleeper(void *p)
 {
     int i = (int)(intptr_t)p;
+    if (++asleep[i % 6] > max_asleep[i % 6])
+        max_asleep[i % 6] = asleep[i % 6];
     struct timespec ts = { 0, NAP_MS * 1000000L };
     struct timeval tv = { 0, NAP_MS * 1000 };
     switch (i % 6) { /* every sleeping call, spread over the fibers */
@@ -545,6 +580,7 @@ static void sleeper(void *p)
         break;
     }
     }
+    asleep[i % 6]--;
 }
 
 static void test_ten_thousand_sleepers(void **st)
@@ -552,6 +588,8 @@ static void test_ten_thousand_sleepers(void **st)
     (void)st;
     /* Valgrind takes ~3 ms per fiber here (30 s for 10,000): it gets 1,000; the plain
      * and sanitized runs do all 10,000. */
+    memset(asleep, 0, sizeof asleep);
+    memset(max_asleep, 0, sizeof max_asleep);
     int n = RUNNING_ON_VALGRIND ? SLEEPERS / 10 : SLEEPERS;
     uint64_t t0 = now_ns();
     for (int i = 0; i < n; i++) {
@@ -560,10 +598,18 @@ static void test_ten_thousand_sleepers(void **st)
     }
     assert_int_equal(fiber_run(), 0);
     uint64_t el = now_ns() - t0;
-    /* one nap, not 10,000 of them (that would be 2,000 s); generous for Valgrind and a
-     * loaded machine: the point is "about one", not a speed */
     assert_true(el >= (NAP_MS - 5) * MS);
-    assert_true(el < 25 * NAP_MS * MS);
+    /* Each kind of call parked: two of its sleepers were asleep at once (a call that
+     * slept the thread has one at a time). Fibers of a kind are 6 apart in the run queue,
+     * so only a thread stalled for a whole nap between every pair could hide it. That
+     * replaces "all in less than 25 naps" (5 s), which a loaded machine missed (4 runs of
+     * 50 at load 30): spawning and running 10,000 fibers is not a nap. */
+    for (int k = 0; k < 6; k++)
+        if (max_asleep[k] < 2)
+            fail_msg("sleeping call %d of 6 (see sleeper()) slept the thread: at most %d of "
+                     "its fibers asleep at once", k, max_asleep[k]);
+    /* a hang guard only: 10,000 naps in a row would take 2,000 s */
+    assert_true(el < 300 * NAP_MS * MS);
 }
 
 /* ---- O_NONBLOCK stays the caller's ------------------------------------------------------------- */
@@ -628,7 +674,7 @@ static void rcvtimeo_main(void *p)
     assert_int_equal(recv(*fd, b, sizeof b, 0), -1);
     assert_int_equal(errno, EAGAIN);
     uint64_t el = now_ns() - t0;
-    assert_true(el >= 75 * MS && el < 1000 * MS);
+    assert_true(el >= 75 * MS && el < 20000 * MS); /* 80 ms, not 80 s: not a speed */
 }
 
 static void test_rcvtimeo(void **st)
@@ -636,12 +682,7 @@ static void test_rcvtimeo(void **st)
     (void)st;
     int sv[2];
     pair(sv);
-    struct ticker t = { 0, 0 };
-    fiber_t *f = fiber_spawn(rcvtimeo_main, &sv[0]), *k = fiber_spawn(ticker_main, &t);
-    fiber_join(f);
-    t.stop = 1;
-    fiber_join(k);
-    assert_true(t.ticks >= 10);
+    assert_parked(run_ticked(rcvtimeo_main, &sv[0]), "recv with SO_RCVTIMEO");
     close(sv[0]);
     close(sv[1]);
 }
@@ -766,7 +807,7 @@ static void reuse_poller(void *p)
     struct reuse *x = p;
     struct pollfd pf[2] = { { .fd = x->fd, .events = POLLIN }, { .fd = -1 } };
     uint64_t t0 = now_ns();
-    x->r = poll(pf, 2, 2000);
+    x->r = poll(pf, 2, 20000); /* far past the write 10 ms in, so load cannot blur the two */
     x->el = now_ns() - t0;
 }
 
@@ -804,7 +845,7 @@ static void test_poll_reused_number(void **st)
     fiber_join(a);
     fiber_join(w);
     assert_int_equal(x.r, 1);
-    assert_true(x.el < 1000 * MS); /* woken by the write, not by the poll's timeout */
+    assert_true(x.el < 10000 * MS); /* woken by the write, not by the poll's 20 s timeout */
     close(efd);
     close(sv[1]);
 }
@@ -1018,9 +1059,9 @@ static void test_review_stale_state_blocks_thread(void **st)
     close(sv[1]);
     fifo_remove(dir);
     assert_int_equal(x.r, 1);
-    if (x.at_return < 3)
+    if (x.at_return < 1) /* the peer runs after the call only if it parked (run_ticked) */
         fail_msg("read of a FIFO on a fiber blocked the thread (the peer fiber ran %d "
-                 "times in 1 s): stale 'made non-blocking' state for fd %d", x.at_return, k);
+                 "times): stale 'made non-blocking' state for fd %d", x.at_return, k);
 }
 
 /* -- review: the same reuse, for poll: the hook's poll set keeps the number as added
@@ -1061,12 +1102,18 @@ static void test_review_poll_reused_number_by_open(void **st)
 
 /* -- review: MSG_WAITALL is emulated by a loop that also runs for MSG_PEEK (the same
  * bytes copied twice) and for datagrams (two datagrams merged into one) -- */
-struct wa { int fd, peer; int flags; int dgram; char buf[16]; ssize_t r; };
+/* The stream case compares what a peek finds with "hello" queued and "world" still to
+ * come. Linux's peek returns what is queued when it looks, so "world" is sent only once
+ * the reader has returned (or after 2 s, should a reader wait for all 10 bytes): a 20 ms
+ * pause stood in for that, and at load 30 the thread's recv started after both sends and
+ * libc's answer was "helloworld" (the fiber's "hello"). */
+struct wa { int fd, peer; int flags; int dgram; char buf[16]; ssize_t r; atomic_int done; };
 static void wa_reader(void *p)
 {
     struct wa *x = p;
     memset(x->buf, 0, sizeof x->buf);
     x->r = recv(x->fd, x->buf, 10, x->flags);
+    atomic_store(&x->done, 1);
 }
 static void wa_writer(void *p)
 {
@@ -1077,15 +1124,16 @@ static void wa_writer(void *p)
         assert_int_equal(send(x->peer, "def", 3, 0), 3);
     } else {
         assert_int_equal(send(x->peer, "hello", 5, 0), 5);
-        fiber_sleep_ns(20 * MS);
+        for (int i = 0; i < 2000 && !atomic_load(&x->done); i++)
+            fiber_sleep_ns(MS);
         assert_int_equal(send(x->peer, "world", 5, 0), 5);
     }
 }
-struct wa_thread { int peer, dgram; };
+struct wa_thread { int peer, dgram; atomic_int *done; };
 static void *wa_thread_writer(void *p)
 {
     struct wa_thread *w = p;
-    struct timespec t = { 0, 5 * 1000000L }, t2 = { 0, 20 * 1000000L };
+    struct timespec t = { 0, 5 * 1000000L }, t1 = { 0, 1000000L };
     nanosleep(&t, NULL);
     if (w->dgram) {
         if (send(w->peer, "abc", 3, 0) != 3 || send(w->peer, "def", 3, 0) != 3)
@@ -1093,7 +1141,8 @@ static void *wa_thread_writer(void *p)
     } else {
         if (send(w->peer, "hello", 5, 0) != 5)
             abort();
-        nanosleep(&t2, NULL);
+        for (int i = 0; i < 2000 && !atomic_load(w->done); i++)
+            nanosleep(&t1, NULL);
         if (send(w->peer, "world", 5, 0) != 5)
             abort();
     }
@@ -1107,7 +1156,7 @@ static void wa_case(int type, int flags, char fiber_out[16], ssize_t *fr, char t
         assert_int_equal(socketpair(AF_UNIX, type, 0, sv), 0);
         struct timeval tv = { 2, 0 };
         setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        struct wa x = { sv[0], sv[1], flags, type == SOCK_DGRAM, { 0 }, 0 };
+        struct wa x = { sv[0], sv[1], flags, type == SOCK_DGRAM, { 0 }, 0, 0 };
         if (on_fiber) {
             fiber_t *r = fiber_spawn(wa_reader, &x), *w = fiber_spawn(wa_writer, &x);
             fiber_join(r);
@@ -1115,7 +1164,7 @@ static void wa_case(int type, int flags, char fiber_out[16], ssize_t *fr, char t
             memcpy(fiber_out, x.buf, 16);
             *fr = x.r;
         } else { /* libc's answer: a plain thread on a blocking socket */
-            struct wa_thread wt = { sv[1], type == SOCK_DGRAM };
+            struct wa_thread wt = { sv[1], type == SOCK_DGRAM, &x.done };
             pthread_t t;
             assert_int_equal(pthread_create(&t, NULL, wa_thread_writer, &wt), 0);
             wa_reader(&x);
@@ -1285,7 +1334,7 @@ static void test_review_timerfd_read_parks(void **st)
     fiber_join(b);
     close(tfd);
     assert_int_equal(x.r, 8);
-    if (x.at_return < 3)
+    if (x.at_return < 1) /* the peer runs after the call only if it parked (run_ticked) */
         fail_msg("read(timerfd) on a fiber blocked the thread for 100 ms (the peer fiber "
                  "ran %d times)", x.at_return);
 }
@@ -1324,13 +1373,19 @@ static void test_review_select_nfds_above_fd_setsize(void **st)
 /* -- review: a plain thread blocked on a descriptor the hook made non-blocking is not
  * interrupted by a signal: the hook's poll loop retries EINTR (libc returns it) -- */
 static void on_usr1(int sig) { (void)sig; }
-struct kicker { pthread_t target; };
+/* Kicks every 10 ms until the read has returned: one kick at 30 ms assumed the reader
+ * was blocked by then, and a kick that lands before the read starts is lost (the read
+ * then waits for its 1 s SO_RCVTIMEO and says EAGAIN). A later kick finds it blocked. */
+struct kicker { pthread_t target; atomic_int done; };
 static void *kick_later(void *p)
 {
     struct kicker *k = p;
-    struct timespec t = { 0, 30 * 1000000L };
+    struct timespec t = { 0, 30 * 1000000L }, t10 = { 0, 10 * 1000000L };
     nanosleep(&t, NULL);
-    pthread_kill(k->target, SIGUSR1);
+    for (int i = 0; i < 500 && !atomic_load(&k->done); i++) {
+        pthread_kill(k->target, SIGUSR1);
+        nanosleep(&t10, NULL);
+    }
     return NULL;
 }
 static void test_review_thread_read_eintr(void **st)
@@ -1344,7 +1399,7 @@ static void test_review_thread_read_eintr(void **st)
     struct sigaction sa = { .sa_handler = on_usr1 }, old; /* no SA_RESTART */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, &old);
-    struct kicker k = { pthread_self() };
+    struct kicker k = { pthread_self(), 0 };
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, kick_later, &k), 0);
     char b[8];
@@ -1352,13 +1407,14 @@ static void test_review_thread_read_eintr(void **st)
     ssize_t r = read(sv[0], b, sizeof b);
     int e = errno;
     uint64_t el = now_ns() - t0;
+    atomic_store(&k.done, 1);
     pthread_join(t, NULL);
     sigaction(SIGUSR1, &old, NULL);
     close(sv[0]);
     close(sv[1]);
     if (r != -1 || e != EINTR)
-        fail_msg("read outside a fiber, interrupted by a handler without SA_RESTART after "
-                 "30 ms: %zd (%s) after %llu ms; libc returns -1 EINTR", r,
+        fail_msg("read outside a fiber, interrupted by a handler without SA_RESTART: "
+                 "%zd (%s) after %llu ms; libc returns -1 EINTR", r,
                  r < 0 ? strerror(e) : "-", (unsigned long long)(el / MS));
 }
 
@@ -1389,7 +1445,7 @@ static void test_review_clock_nanosleep_tai_parks(void **st)
     fiber_join(a);
     fiber_join(b);
     assert_int_equal(x.r, 0);
-    if (x.at_return < 3)
+    if (x.at_return < 1) /* the peer runs after the call only if it parked (run_ticked) */
         fail_msg("clock_nanosleep(CLOCK_TAI, 100 ms) on a fiber slept the thread (the peer "
                  "fiber ran %d times)", x.at_return);
 }
@@ -1424,7 +1480,10 @@ static void test_review_close_from_other_thread(void **st)
     (void)st;
     int sv[2];
     pair(sv);
-    struct timeval tv = { 0, 800000 }; /* bounds the test */
+    /* Bounds the test: far past the hang-up 40 ms in, so that a loaded machine cannot
+     * make a fiber that did wake at the hang-up look like one that slept to its timeout
+     * (800 ms and a 500 ms threshold did: woke after 811 and 936 ms at load 30). */
+    struct timeval tv = { 10, 0 };
     setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     struct xclose x = { sv[0], sv[1], 0, 0, 0 };
     pthread_t t;
@@ -1432,7 +1491,7 @@ static void test_review_close_from_other_thread(void **st)
     fiber_t *f = fiber_spawn(xclose_reader, &x);
     fiber_join(f);
     pthread_join(t, NULL);
-    if (x.el >= 500 * MS)
+    if (x.el >= 9000 * MS)
         fail_msg("a fiber parked in read, its descriptor closed by another thread and the "
                  "peer gone: woke after %llu ms with %zd (%s), only at SO_RCVTIMEO",
                  (unsigned long long)(x.el / MS), x.r, x.r < 0 ? strerror(x.err) : "-");
@@ -1533,32 +1592,6 @@ static void test_no_nonblock_while_parked(void **st)
 }
 
 
-/* Runs fn(arg) on a fiber beside a ticker fiber; returns the ticks seen while fn ran. */
-struct ticked { void (*fn)(void *); void *arg; volatile int ticks; int at_end; volatile int done; };
-static void ticked_main(void *p)
-{
-    struct ticked *t = p;
-    t->fn(t->arg);
-    t->at_end = t->ticks;
-    t->done = 1;
-}
-static void ticked_ticker(void *p)
-{
-    struct ticked *t = p;
-    while (!t->done) {
-        t->ticks++;
-        fiber_sleep_ns(2 * MS);
-    }
-}
-static int run_ticked(void (*fn)(void *), void *arg)
-{
-    struct ticked t = { fn, arg, 0, 0, 0 };
-    fiber_t *a = fiber_spawn(ticked_main, &t), *b = fiber_spawn(ticked_ticker, &t);
-    fiber_join(a);
-    fiber_join(b);
-    return t.at_end;
-}
-
 /* Two fibers in epoll_wait on one epoll set (an event loop per worker fiber), and an
  * eventfd read: each parks, and two events wake both. */
 struct ep2 { int ep, efd[2]; int got; };
@@ -1611,7 +1644,7 @@ static void test_epoll_two_fibers_and_eventfd(void **st)
     fiber_t *w = fiber_spawn(ep2_writer, &x.efd[0]);
     int ticks = run_ticked(ep2_reader, &x.efd[0]);
     fiber_join(w);
-    assert_true(ticks >= 3);
+    assert_parked(ticks, "read of an eventfd");
     close(x.ep); close(x.efd[0]); close(x.efd[1]);
 }
 
@@ -1654,7 +1687,7 @@ static void test_connect_retry_waits(void **st)
     assert_int_equal(x.r2, -1);
     assert_int_equal(x.e2, EALREADY);
     assert_true(x.el2 >= 90 * MS); /* waited again, did not spin or return at once */
-    assert_true(ticks >= 10);
+    assert_parked(ticks, "connect with SO_SNDTIMEO");
     close(filler[0]); close(filler[1]); close(l);
 }
 
@@ -1696,7 +1729,7 @@ static void test_pipe_big_write(void **st)
     assert_int_equal(x.wr, PIPE_BIG);
     assert_int_equal(x.got, PIPE_BIG);
     assert_int_equal(x.bad, 0);
-    assert_true(ticks >= 3);
+    assert_parked(ticks, "a 256 KiB pipe write");
     assert_int_equal(raw_nonblock(x.fd[1]), 0);
     close(x.fd[0]);
     close(x.fd[1]);
@@ -1711,7 +1744,7 @@ static void xpoll_main(void *p)
     struct xpoll *x = p;
     struct pollfd pf = { .fd = x->fd, .events = POLLIN };
     uint64_t t0 = now_ns();
-    x->r = poll(&pf, 1, 2000);
+    x->r = poll(&pf, 1, 20000); /* far past the close 20 ms in */
     x->rev = pf.revents;
     x->el = now_ns() - t0;
 }
@@ -1734,7 +1767,7 @@ static void test_close_from_other_thread_poll(void **st)
     pthread_join(t, NULL);
     assert_int_equal(x.r, 1);
     assert_int_equal(x.rev, POLLNVAL);
-    assert_true(x.el < 1000 * MS);
+    assert_true(x.el < 10000 * MS); /* at the close, not at the 20 s timeout */
     /* the scheduler has run the close's message: the number is free again */
     int d = dup(sv[1]);
     assert_int_equal(d, sv[0]);
@@ -1841,10 +1874,9 @@ static void test_epoll_pwait2_and_clocks(void **st)
         int ticks = run_ticked(clocks_main, &x);
         assert_int_equal(x.r, 0);
         assert_true(now_ns() - t0 >= 28 * MS);
-        if (ticks < 4)
-            fail_msg("%s on a fiber blocked the thread (%d ticks)",
-                     which == 0 ? "epoll_pwait2" : which == 1 ? "clock_nanosleep(BOOTTIME)"
-                                                             : "clock_nanosleep(TAI, ABSTIME)", ticks);
+        assert_parked(ticks, which == 0   ? "epoll_pwait2"
+                             : which == 1 ? "clock_nanosleep(BOOTTIME)"
+                                          : "clock_nanosleep(TAI, ABSTIME)");
         close(x.ep);
     }
     close(efd);
@@ -1933,7 +1965,7 @@ static void test_stale_hint_socket_write(void **st)
     fiber_join(r);
     assert_int_equal(x.wr, BIG);
     assert_int_equal(x.got, BIG);
-    assert_true(ticks >= 3);
+    assert_parked(ticks, "a write on a reused number");
     close(sv[0]);
     close(sv[1]);
     close(pp[0]);
