@@ -106,7 +106,10 @@ def set_cpu(d, cpu):
             f.writelines(f"cpu: {cpu}\n" if l.startswith("cpu:") else l for l in lines)
 
 
-class ReproduceTest(unittest.TestCase):
+class TwoSets(unittest.TestCase):
+    """setUp: a published set (self.pub) and a run (self.now), both copies of the
+    source set's harnesses in a temporary directory."""
+
     def setUp(self):
         src = source_set()
         self.tmp = tempfile.TemporaryDirectory()
@@ -120,6 +123,9 @@ class ReproduceTest(unittest.TestCase):
 
     def tearDown(self):
         self.tmp.cleanup()
+
+
+class ReproduceTest(TwoSets):
 
     def run_it(self, *extra):
         out, err = io.StringIO(), io.StringIO()
@@ -393,7 +399,7 @@ def line_of(out, fig):
     return next(l for l in out.splitlines() if l.startswith(fig.name + " "))
 
 
-class SpreadTest(unittest.TestCase):
+class SpreadTest(TwoSets):
     """The accepted range: the published min-max widened 1.1x each side, never narrower
     than the published figure within the band (1.5x fiber-side and portable, 2x ratios;
     bytes: the min-max ±10%). Every number is derived here from the published CSVs, not
@@ -402,22 +408,11 @@ class SpreadTest(unittest.TestCase):
     MARGIN, ABS, RATIO, BYTES = 1.1, 1.5, 2.0, 0.10
 
     def setUp(self):
-        src = source_set()
-        self.tmp = tempfile.TemporaryDirectory()
-        self.pub = os.path.join(self.tmp.name, "pub")
-        self.now = os.path.join(self.tmp.name, "now")
-        for d in (self.pub, self.now):
-            os.makedirs(d)
-            for h in HARNESSES:
-                for ext in (".csv", ".machine.txt"):
-                    shutil.copy(os.path.join(src, h + ext), d)
+        super().setUp()
         mark_yield_measured(self.pub)  # every figure judged two-sided
         mark_yield_measured(self.now)
         self.judged = [f for f in reproduce.FIGURES if not f.shown_only
                        and f.value(self.pub)[0] is not None]
-
-    def tearDown(self):
-        self.tmp.cleanup()
 
     def run_it(self):
         out = io.StringIO()
