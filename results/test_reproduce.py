@@ -39,6 +39,15 @@ def source_set():
     return s
 
 
+def machine_commit(d, harness):
+    """The commit line of <d>/<harness>.machine.txt, or None."""
+    with open(os.path.join(d, harness + ".machine.txt")) as f:
+        for line in f:
+            if line.startswith("commit:"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
 def edit_rows(d, harness, fn):
     """Rewrites <d>/<harness>.csv, passing each row dict through fn (in place)."""
     p = os.path.join(d, harness + ".csv")
@@ -526,14 +535,18 @@ class SpreadTest(TwoSets):
                 self.assertEqual(got == "ok", inside, got)
                 if inside:
                     self.assertEqual(got, "ok")
-        # the numbers the docstring gives, for the set they come from
-        if os.path.basename(source_set()) == "intel-xeon-2vcpu-kvm":
-            tp = fig_named("protocol fiber throughput, units/s")
-            alo, _ = self.widened(tp)
-            v = self.published(tp)[0]
-            self.assertTrue(0.58 * v < alo < 0.64 * v, (alo, v))
-            ys = fig_named("switch fiber_yield over strict")
-            self.assertGreater(0.65 * self.published(ys)[0], self.published(ys)[1])
+        # the numbers the docstring gives, for the harnesses' runs they come from (seed at
+        # 309ef91, switch at 7577b0d); a republished harness has other numbers
+        src = source_set()
+        if os.path.basename(src) == "intel-xeon-2vcpu-kvm":
+            if machine_commit(src, "seed") == "309ef91":
+                tp = fig_named("protocol fiber throughput, units/s")
+                alo, _ = self.widened(tp)
+                v = self.published(tp)[0]
+                self.assertTrue(0.58 * v < alo < 0.64 * v, (alo, v))
+            if machine_commit(src, "switch") == "7577b0d":
+                ys = fig_named("switch fiber_yield over strict")
+                self.assertGreater(0.65 * self.published(ys)[0], self.published(ys)[1])
 
     def test_output_names_each_checks_figures(self):
         fig = fig_named("protocol fiber throughput, units/s")
