@@ -171,6 +171,9 @@ static mllm_buf_t whole; /* whole_text's: filled and used between two parks, lik
 
 static const char *whole_text(const gen_t *g, int tokens, size_t *n)
 {
+    /* A failure is one use's, as scratch's (scratch_reset): oom stayed set before, and
+     * every later Responses stream's done events then carried no text. */
+    whole.oom = 0;
     whole.len = 0;
     mllm_rng_t trng;
     mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
