@@ -337,6 +337,17 @@ static void t_413_over_tls(void **state)
     close(fd);
 }
 
+/* Ends a test with a server of its own: frees the client's context; the server must
+ * stop cleanly on SIGTERM. */
+static void server_stop(SSL_CTX *ctx, pid_t pid)
+{
+    SSL_CTX_free(ctx);
+    int st = 0;
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 /* A reader that stalls while a long instant stream piles up beyond what the kernel
  * buffers (the server's pending buffer fills and OpenSSL's WANT_WRITE retries go
  * through it, the buffer moving as it grows), then drains: every byte arrives, in
@@ -376,11 +387,7 @@ static void t_stalled_reader_gets_everything(void **state)
     close(fd);
     /* the pending path ran */
     assert_true(metric_at(ctx, port, "mllm_events_backlogged_total") > 0);
-    SSL_CTX_free(ctx);
-    int st = 0;
-    kill(pid, SIGTERM);
-    waitpid(pid, &st, 0);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    server_stop(ctx, pid);
 }
 
 /* Clients that vanish mid-stream, with and without close_notify, leave nothing behind. */
@@ -641,16 +648,6 @@ static SSL_CTX *ku_server(int tag, pid_t *pid, int *port)
     return ctx;
 }
 
-/* Ends a KeyUpdate test: the server must stop cleanly on SIGTERM. */
-static void ku_server_stop(SSL_CTX *ctx, pid_t pid)
-{
-    SSL_CTX_free(ctx);
-    int st = 0;
-    kill(pid, SIGTERM);
-    waitpid(pid, &st, 0);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-}
-
 static void t_keyupdate_split(void **state)
 {
     (void)state;
@@ -718,7 +715,7 @@ static void t_keyupdate_split(void **state)
                  "in the last 300 ms) for a 20-event stream", want_read, writes, cpu);
     SSL_free(s); /* no close_notify: our write key is the test's now */
     close(fd);
-    ku_server_stop(ctx, pid);
+    server_stop(ctx, pid);
 }
 
 /* The ordinary KeyUpdate: OpenSSL's client asks for one (update_requested) during a
@@ -764,7 +761,7 @@ static void t_keyupdate_requested(void **state)
     SSL_shutdown(s);
     SSL_free(s);
     close(fd);
-    ku_server_stop(ctx, pid);
+    server_stop(ctx, pid);
 }
 
 int main(int argc, char **argv)
