@@ -630,6 +630,15 @@ static long cpu_ticks(pid_t pid)
     return ut + st;
 }
 
+/* The KeyUpdate tests' request: a 20-token chat stream; returns its length. */
+static int ku_request(char *req, size_t cap)
+{
+    const char *body = "{\"model\":\"mock\",\"stream\":true,\"max_tokens\":20,"
+                       "\"messages\":[{\"role\":\"user\",\"content\":\"go\"}]}";
+    return snprintf(req, cap, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+}
+
 /* The KeyUpdate tests' server: TLS 1.3 only, a 400 ms TTFT (over 250 ms: the server
  * reads while it waits, so it meets what the client sends then) and 20 events 20 ms
  * apart; its certificate file is read into the client's context and removed. */
@@ -665,11 +674,8 @@ static void t_keyupdate_split(void **state)
     ku_expand_label(ku_secret, "iv", w.iv, 12);
     long wr0 = metric_at(ctx, port, "mllm_tls_write_want_read_total");
     assert_true(wr0 >= 0);
-    const char *body = "{\"model\":\"mock\",\"stream\":true,\"max_tokens\":20,"
-                       "\"messages\":[{\"role\":\"user\",\"content\":\"go\"}]}";
     char req[512];
-    int rl = snprintf(req, sizeof req, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                      "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    int rl = ku_request(req, sizeof req);
     ku_record(&w, 23, req, (size_t)rl); /* the request, as application data */
     /* KeyUpdate (24), length 1: the header in one record, the body in the next. The
      * header goes right behind the request, so it already waits in the socket when the
@@ -733,11 +739,8 @@ static void t_keyupdate_requested(void **state)
     long writes0 = metric_at(ctx, port, "mllm_writes_total");
     long wr0 = metric_at(ctx, port, "mllm_tls_write_want_read_total");
     assert_true(wr0 >= 0);
-    const char *body = "{\"model\":\"mock\",\"stream\":true,\"max_tokens\":20,"
-                       "\"messages\":[{\"role\":\"user\",\"content\":\"go\"}]}";
     char req[512];
-    int rl = snprintf(req, sizeof req, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                      "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    int rl = ku_request(req, sizeof req);
     for (int round = 0; round < 2; round++) {
         tls_send_all(s, req, (size_t)rl);
         if (round == 0) {
