@@ -18,7 +18,8 @@ set +e; "$BIN" --profile nope 2>/dev/null; rc=$?; set -e
 set +e; "$BIN" --listen 10.0.0.1 2>/dev/null; rc=$?; set -e
 [ $rc -eq 2 ] || fail "--listen without a port exited $rc, want 2"
 rm -f /tmp/mllm_curl_err.$$
-for bad in "--tool-call-rate 1.5" "--prefill-us-per-token x" "--sndbuf -1" "--tool-call-rate"; do
+for bad in "--tool-call-rate 1.5" "--prefill-us-per-token x" "--sndbuf -1" "--tool-call-rate" \
+           "--stall-rate 1.5" "--stall-rate -0.1" "--stall-rate x" "--stall-rate"; do
   set +e; "$BIN" $bad 2>/tmp/mllm_curl_err.$$; rc=$?; set -e
   [ $rc -eq 2 ] || fail "'$bad' exited $rc, want 2"
   grep -q "mock-llm: " /tmp/mllm_curl_err.$$ || fail "'$bad' gave no message"
