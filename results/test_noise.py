@@ -137,6 +137,18 @@ class NoiseTest(unittest.TestCase):
         with open(os.path.join(TOP, "scripts", "bench.sh")) as f:
             self.assertRegex(f.read(), r"FIBERBENCH_CALM_LOOK=\$\{FIBERBENCH_CALM_LOOK:-\$\(\[ -n \"\$quick\" \] && echo 0\.5 \|\| echo 1\)\}")
 
+    def test_calm_look_garbage_is_the_default(self):
+        """A value that is not a finite number falls back to 1 s with a message; numbers
+        are held to 0.1-1 s (nan once went through min/max into time.sleep)."""
+        from unittest import mock
+        for v, want in (("nan", 1.0), ("inf", 1.0), ("x", 1.0), ("", 1.0), ("5", 1.0),
+                        ("0.01", 0.1), ("0.5", 0.5)):
+            with mock.patch.dict(os.environ, {"FIBERBENCH_CALM_LOOK": v}), \
+                    mock.patch("sys.stderr", io.StringIO()) as err:
+                self.assertEqual(noise.calm_look(), want, v)
+                if v in ("nan", "inf", "x"):
+                    self.assertIn("is not a number", err.getvalue())
+
     def test_begin_end_writes_the_record_once(self):
         os.environ["FIBERBENCH_CALM_WAIT"] = "0"
         try:

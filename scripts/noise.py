@@ -50,10 +50,13 @@ SAMPLE_S = 0.5
 def env_float(name, default):
     v = os.environ.get(name, "")
     try:
-        return float(v) if v != "" else default
+        f = float(v) if v != "" else default
     except ValueError:
+        f = None
+    if f is None or f != f or f in (float("inf"), float("-inf")):
         print(f"noise: {name}={v!r} is not a number; using {default}", file=sys.stderr)
         return default
+    return f
 
 
 def snapshot():
