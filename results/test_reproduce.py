@@ -358,7 +358,10 @@ cp "$src/{h}.csv" "$src/{h}.machine.txt" "$out/"
         self.assertRegex(out, r"switch fiber_yield, ns .*not measured .*warning")
 
     def test_bad_usage(self):
-        for argv in (["--ratio-band", "0.5"], ["--bytes-band", "2"]):
+        # nan would pass every check (all its comparisons are false), inf likewise
+        for argv in (["--ratio-band", "0.5"], ["--bytes-band", "2"], ["--spread-margin", "0.9"],
+                     ["--spread-margin", "nan"], ["--spread-margin", "inf"],
+                     ["--abs-band", "nan"], ["--bytes-band", "nan"]):
             with redirect_stderr(io.StringIO()):
                 with self.assertRaises(SystemExit) as e:
                     reproduce.main(argv)

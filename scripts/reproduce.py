@@ -435,8 +435,11 @@ def main(argv=None):
                     help="write the harnesses whose checks failed to this file, one a line "
                          "(reproduce.sh re-runs those once to confirm a failure)")
     args = ap.parse_args(argv)
-    if args.ratio_band < 1.0 or args.abs_band < 1.0 or args.spread_margin < 1.0:
-        ap.error("--ratio-band, --abs-band and --spread-margin must be >= 1")
+    # written so that nan fails too (every comparison with it is false: a nan band would
+    # accept everything); inf likewise accepts everything
+    if not all(1.0 <= x < float("inf")
+               for x in (args.ratio_band, args.abs_band, args.spread_margin)):
+        ap.error("--ratio-band, --abs-band and --spread-margin must be finite and >= 1")
     if not 0 < args.bytes_band < 1:
         ap.error("--bytes-band must be between 0 and 1")
     if not os.path.isdir(args.fresh):
