@@ -305,7 +305,7 @@ static int run_threads(model_t model, long n, long m)
 /* The C fibers' run on this thread, timed also in its CPU time with the core's speed
  * measured right before it (bench_core_adds_per_ns): the fiber-side figures' cpu_* and
  * adds_* rows, which make reproduce judges (a slower core is not slower code). */
-static double fiber_cpu_ns, fiber_adds;
+static double fiber_cpu_ns, fiber_adds, fiber_speed;
 
 static int run_once(model_t model, long n, long m, uint64_t *ns, long *hwm_bytes)
 {
@@ -322,6 +322,7 @@ static int run_once(model_t model, long n, long m, uint64_t *ns, long *hwm_bytes
     *hwm_bytes = (b.hwm_kb - a.rss_kb) * 1024;
     fiber_cpu_ns = (double)dc;
     fiber_adds = (double)dc * speed;
+    fiber_speed = speed;
     return e;
 }
 
@@ -386,7 +387,7 @@ static void single_cases(bench_csv_t *c, const cfg_t *k)
 {
     static double us_unit[NMODELS][64], hwm[NMODELS][64], us_sw[NMODELS][64];
     /* the C fibers only: CPU time and calibration adds per unit / per switch */
-    static double cpu_unit[64], adds_unit[64], cpu_sw[64], adds_sw[64];
+    static double cpu_unit[64], adds_unit[64], sp_unit[64], cpu_sw[64], adds_sw[64], sp_sw[64];
     int ok_a[NMODELS] = {0}, ok_s[NMODELS] = {0}, bad_a[NMODELS] = {0}, bad_s[NMODELS] = {0};
     for (int r = 0; r < k->runs; r++) {
         for (int mo = 0; mo < NMODELS; mo++) {
@@ -401,6 +402,7 @@ static void single_cases(bench_csv_t *c, const cfg_t *k)
                     if (mo == M_FIBER) {
                         cpu_unit[ok_a[mo]] = fiber_cpu_ns / 1e3 / (double)k->alloc_n;
                         adds_unit[ok_a[mo]] = fiber_adds / (double)k->alloc_n;
+                        sp_unit[ok_a[mo]] = fiber_speed;
                     }
                     us_unit[mo][ok_a[mo]] = (double)ns / 1e3 / (double)k->alloc_n;
                     hwm[mo][ok_a[mo]++] = (double)h / (double)k->alloc_n;
@@ -413,6 +415,7 @@ static void single_cases(bench_csv_t *c, const cfg_t *k)
                     if (mo == M_FIBER) {
                         cpu_sw[ok_s[mo]] = fiber_cpu_ns / 1e3 / (double)(2 * k->switch_m);
                         adds_sw[ok_s[mo]] = fiber_adds / (double)(2 * k->switch_m);
+                        sp_sw[ok_s[mo]] = fiber_speed;
                     }
                     us_sw[mo][ok_s[mo]++] = (double)ns / 1e3 / (double)(2 * k->switch_m);
                 }
@@ -433,6 +436,8 @@ static void single_cases(bench_csv_t *c, const cfg_t *k)
                                   cpu_unit, ok_a[mo]);
                 bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "adds_per_unit", "adds",
                                   adds_unit, ok_a[mo]);
+                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "core_adds_per_ns",
+                                  "adds/ns", sp_unit, ok_a[mo]);
             }
         }
         if (ok_s[mo]) {
@@ -444,6 +449,8 @@ static void single_cases(bench_csv_t *c, const cfg_t *k)
                                   cpu_sw, ok_s[mo]);
                 bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "adds_per_switch", "adds",
                                   adds_sw, ok_s[mo]);
+                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "core_adds_per_ns",
+                                  "adds/ns", sp_sw, ok_s[mo]);
             }
         }
     }
@@ -455,7 +462,7 @@ static void single_cases(bench_csv_t *c, const cfg_t *k)
 static void repeated_cases(bench_csv_t *c, const cfg_t *k)
 {
     static double tp_first[NMODELS][16], tp_last[NMODELS][16], w_first[NMODELS][16], w_last[NMODELS][16];
-    static double tp_cpu[16], tp_gadd[16]; /* the C fibers' last repeat: CPU time, per 10^9 adds */
+    static double tp_cpu[16], tp_gadd[16], tp_sp[16]; /* the C fibers' last repeat: CPU time, per 10^9 adds */
     int ok_t[NMODELS] = {0}, ok_w[NMODELS] = {0}, bad_t[NMODELS] = {0}, bad_w[NMODELS] = {0};
     int ns_max = k->fiber_series > k->series ? k->fiber_series : k->series;
     for (int s = 0; s < ns_max; s++) {
@@ -476,6 +483,7 @@ static void repeated_cases(bench_csv_t *c, const cfg_t *k)
                     if (mo == M_FIBER && fiber_cpu_ns > 0 && fiber_adds > 0) {
                         tp_cpu[ok_t[mo]] = (double)k->tp_n / (fiber_cpu_ns / 1e9);
                         tp_gadd[ok_t[mo]] = (double)k->tp_n / (fiber_adds / 1e9);
+                        tp_sp[ok_t[mo]] = fiber_speed;
                     }
                 }
                 if (e)
@@ -516,6 +524,8 @@ static void repeated_cases(bench_csv_t *c, const cfg_t *k)
                                   tp_cpu, ok_t[mo]);
                 bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "units_per_gadd",
                                   "units/Gadd", tp_gadd, ok_t[mo]);
+                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "core_adds_per_ns",
+                                  "adds/ns", tp_sp, ok_t[mo]);
             }
         }
         if (ok_w[mo]) {
