@@ -58,17 +58,26 @@ static void work(void *arg)
     sink++;
 }
 
-/* Times BATCHES batches through one_batch; reports manual time and cold/warm. */
+/* Times BATCHES batches through one_batch; reports manual time and cold/warm.
+ * A fiber-side case (core = 1: all its work runs on this thread) also reports its CPU
+ * time per create (cpu_ns_per_create: wall time less the turns the hypervisor or other
+ * processes took) and the core's speed measured right before each batch
+ * (core_adds_per_ns, bench_core_adds_per_ns), and their product per batch summed:
+ * adds_per_create, the cost in calibration adds, which moves with the code and not with
+ * the host's two speeds (what make reproduce judges when both sets have it). */
 typedef int (*batch_fn)(void *ctx, int64_t n); /* returns 0 or an errno */
 
-static void run_batches(gb_state_t *st, batch_fn fn, void *ctx, int64_t per_rep)
+static void run_batches(gb_state_t *st, batch_fn fn, void *ctx, int64_t per_rep, int core)
 {
-    int64_t batch = per_rep / BATCHES;
-    double first = -1, last = 0;
+    int64_t batch = per_rep / BATCHES, done = 0;
+    double first = -1, last = 0, cpu = 0, adds = 0;
     while (gb_keep_running_batch(st, batch)) {
+        double speed = core ? bench_core_adds_per_ns() : 0;
+        uint64_t c0 = core ? bench_cpu_ns() : 0;
         uint64_t t0 = bench_now_ns();
         int e = fn(ctx, batch);
         uint64_t dt = bench_now_ns() - t0;
+        uint64_t dc = core ? bench_cpu_ns() - c0 : 0;
         if (e) {
             char msg[96];
             snprintf(msg, sizeof msg, "%s after a partial batch", bench_errno_name(e));
@@ -79,9 +88,17 @@ static void run_batches(gb_state_t *st, batch_fn fn, void *ctx, int64_t per_rep)
         last = (double)dt / (double)batch;
         if (first < 0)
             first = last;
+        cpu += (double)dc;
+        adds += (double)dc * speed;
+        done += batch;
     }
     gb_counter(st, "cold_create_ns", first, GB_COUNTER_DEFAULT);
     gb_counter(st, "warm_create_ns", last, GB_COUNTER_DEFAULT);
+    if (core && done > 0 && cpu > 0) {
+        gb_counter(st, "cpu_ns_per_create", cpu / (double)done, GB_COUNTER_DEFAULT);
+        gb_counter(st, "core_adds_per_ns", adds / cpu, GB_COUNTER_DEFAULT);
+        gb_counter(st, "adds_per_create", adds / (double)done, GB_COUNTER_DEFAULT);
+    }
     gb_label(st, "metric=ns_per_create");
 }
 
@@ -143,7 +160,7 @@ static void bm_pooled(gb_state_t *st, void *ctx)
     const place_t *p = ctx;
     place_enter(p);
     fiber_pool_trim(); /* the first batch pays for its stacks: cold */
-    run_batches(st, spawn_join_batch, (void *)(intptr_t)p->arg, units_fiber);
+    run_batches(st, spawn_join_batch, (void *)(intptr_t)p->arg, units_fiber, 1);
     place_leave(p);
 }
 
@@ -186,7 +203,7 @@ static void bm_raw(gb_state_t *st, void *ctx)
         return gb_skip_with_error(st, "fiber_stack_alloc failed");
     place_enter(&p);
     /* Fresh stacks cost a system call or two each: fewer of them. */
-    run_batches(st, raw_batch, &r, r.fresh ? units_thread : units_fiber);
+    run_batches(st, raw_batch, &r, r.fresh ? units_thread : units_fiber, 1);
     place_leave(&p);
     if (!r.fresh)
         fiber_stack_free(&r.stack);
@@ -256,7 +273,7 @@ static void bm_create_join(gb_state_t *st, void *ctx)
     if (p->pinned)
         bench_pin_attr(&c.attr, SAME_CPU); /* inherited anyway; said, and checked */
     place_enter(p);
-    run_batches(st, create_join_batch, &c, units_thread);
+    run_batches(st, create_join_batch, &c, units_thread, 0);
     place_leave(p);
     pthread_attr_destroy(&c.attr);
 }
@@ -323,7 +340,7 @@ static void bm_pool(gb_state_t *st, void *ctx)
     if (p->nworkers == 0)
         gb_skip_with_error(st, "pthread_create failed");
     else
-        run_batches(st, pool_batch, p, units_thread);
+        run_batches(st, pool_batch, p, units_thread, 0);
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
     pthread_cond_broadcast(&p->have_job);

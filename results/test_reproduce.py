@@ -373,6 +373,204 @@ cp "$src/{h}.csv" "$src/{h}.machine.txt" "$out/"
         self.assertEqual(r.returncode, 2)
 
 
+# The rows the harnesses write beside each judged fiber-side figure since the core
+# calibration: metric -> (CPU-time metric or None when the figure is CPU time already,
+# core metric, unit of the figure in ns).
+FORMS = {"ns_per_create": ("cpu_ns_per_create", "adds_per_create", 1.0),
+         "us_per_unit": ("cpu_us_per_unit", "adds_per_unit", 1000.0),
+         "us_per_switch": ("cpu_us_per_switch", "adds_per_switch", 1000.0),
+         "ns_per_switch": (None, "adds_per_switch", 1.0)}
+FORM_SWITCH_CASES = ("switch/fiber/strict", "switch/fiber/yield", "switch/fiber/yield/fibers=4")
+
+
+def add_forms(d, speed=10.0, host=1.0, steal=1.0, code=1.0):
+    """Gives d's judged fiber figures the CPU-time, core-speed and calibration-add rows a
+    harness writes now, for a run whose code costs `code` times the set's, on a core
+    `host` times slower (speed / host adds/ns: the CPU time grows by host), with the
+    hypervisor taking a further `steal` of wall time (the wall figures grow by host x
+    steal; the switch harness's figures are CPU time and do not). The adds stay the
+    code's: cost x speed."""
+    def cost_ns(v, metric):
+        return 1e9 / v if metric == "units_per_s" else v * FORMS[metric][2]
+
+    for h in ("switch", "alloc", "seed"):
+        p = os.path.join(d, h + ".csv")
+        with open(p, newline="") as f:
+            rows = list(csv.DictReader(f))
+        extra = []
+        # everything else in the run on the same host: the switch harness's rows (CPU
+        # time, pinned wall) by the core's slowdown, the others' by it and the steal
+        other = host if h == "switch" else host * steal
+        for r in rows:
+            if r["model"] != "fiber" or (h == "switch" and r["case"] not in FORM_SWITCH_CASES):
+                if r["unit"] in ("ns", "us"):
+                    scale(r, other)
+                elif r["unit"] == "units/s":
+                    scale(r, 1 / other)
+                continue
+            m = r["metric"]
+            if m not in FORMS and m != "units_per_s":
+                continue
+            base = {c: cost_ns(float(r[c]), m) * code for c in ("median", "min", "max")}
+            def row(metric, unit, f):
+                v = {c: f(base[c]) for c in base}
+                return dict(r, metric=metric, unit=unit,
+                            **{c: "%.6g" % v[c] for c in v})
+            extra.append(row("core_adds_per_ns", "adds/ns", lambda x: speed / host))
+            if m == "units_per_s":
+                # (cost_ns turned min into the largest cost; back to a rate, it is the min)
+                extra.append(row("cpu_units_per_s", "units/s", lambda x: 1e9 / (x * host)))
+                extra.append(row("units_per_gadd", "units/Gadd", lambda x: 1e9 / (x * speed)))
+                wall = row(m, r["unit"], lambda x: 1e9 / (x * host * steal))
+            else:
+                k = FORMS[m][2]
+                cpu_m, core_m, _ = FORMS[m]
+                if cpu_m:
+                    extra.append(row(cpu_m, r["unit"], lambda x: x * host / k))
+                extra.append(row(core_m, "adds", lambda x: x * speed))
+                wall = row(m, r["unit"], lambda x: x * host * (steal if cpu_m else 1) / k)
+            r.update(wall)
+        with open(p, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0].keys()), lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows + extra)
+
+
+def shift_run(d, host=1.0, steal=1.0, code=1.0, alpha=1.0):
+    """A run that already has the calibration rows, moved to a core `host` times slower
+    (its speed / host) that slows this code by host^alpha (alpha 0: the code does not
+    follow the core, 1: fully), with `steal` more wall time taken, running code `code`
+    times costlier: CPU times x host^alpha x code, wall times that and x steal (the
+    switch harness's are CPU time or pinned: no steal), calibration adds x code x
+    host^(alpha-1); rates the other way. Thread rows move with the host only."""
+    adds = {"adds_per_create", "adds_per_switch", "adds_per_unit"}
+    slow = host ** alpha
+    for h in ("switch", "alloc", "seed"):
+        def fn(r):
+            fib = r["model"] == "fiber"
+            m = r["metric"]
+            c = code if fib else 1.0
+            if m == "core_adds_per_ns":
+                k = 1 / host
+            elif m in adds:
+                k = c * slow / host
+            elif m == "units_per_gadd":
+                k = host / (c * slow)
+            elif m.startswith("cpu_"):
+                k = slow * c
+                k = 1 / k if r["unit"] == "units/s" else k
+            elif r["unit"] in ("ns", "us", "units/s"):
+                k = slow * (1 if h == "switch" else steal) * c
+                k = 1 / k if r["unit"] == "units/s" else k
+            else:
+                return
+            scale(r, k)
+        edit_rows(d, h, fn)
+
+
+class CoreFormTest(TwoSets):
+    """The fiber-side figures judged in calibration adds (the CPU-time figure times the
+    core speed measured beside it): a slower host passes, slower code fails, through the
+    published set's own forms, a reference run's, or the CPU time alone."""
+
+    def run_it(self, *extra):
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = reproduce.main(["--fresh", self.now, "--published", self.pub, *extra])
+        return code, out.getvalue()
+
+    def judged_fiber(self, out):
+        return [l for l in out.splitlines() if "| fiber " in l]
+
+    def test_slow_host_passes_with_the_published_sets_speed(self):
+        add_forms(self.pub)
+        # the core 1.5x slower and a quarter of the wall time stolen: 2x on the wall
+        add_forms(self.now, host=1.5, steal=1.33)
+        code, out = self.run_it("--reference", "none")
+        self.assertEqual(code, 0, out)
+        fib = self.judged_fiber(out)
+        self.assertEqual(len(fib), 10, out)
+        self.assertTrue(all("against the published set]" in l for l in fib), out)
+
+    def test_slow_core_fails_without_a_speed_reference(self):
+        # no speed in the published set and no reference run: CPU time against the
+        # published figure alone, which a 1.8x slower core fails
+        add_forms(self.now, host=1.8, steal=1.33)
+        code, out = self.run_it("--reference", "none")
+        self.assertEqual(code, 1, out)
+        self.assertIn("protocol fiber create", out.split("FAILED:")[1])
+
+    def test_planted_2x_fails_against_the_reference_run(self):
+        # the machine's committed reference run as the fresh run: itself passes, on a
+        # core 1.3x slower or faster too, whether the code follows the core (alpha 1),
+        # half (0.5) or not at all (0); 2x slower code fails every fiber-side figure on
+        # each of those cores, whatever alpha; a core 2.5x slower fails, saying it ran
+        # too far from the reference's speed to tell
+        ref = os.path.join(reproduce.REFERENCE, resultsets.dir_machine_name(self.pub) or "-")
+        if not os.path.isdir(ref):
+            self.skipTest("no reference run for the shown set's machine")
+        cases = [(1.0, 1.0, 1.0, 1.0, 0), (1.0, 1.0, 2.0, 1.0, 1)]
+        for host in (1.3, 1 / 1.3):
+            cases += [(host, 1.33 if host > 1 else 1.0, 1.0, a, 0) for a in (0.0, 0.5, 1.0)]
+            cases += [(host, 1.2, 2.0, a, 1) for a in (0.0, 0.5, 1.0)]
+        for host, steal, code, alpha, want in cases:
+            with self.subTest(host=host, steal=steal, code=code, alpha=alpha):
+                for h in ("switch", "alloc", "seed"):
+                    shutil.copy(os.path.join(ref, h + ".csv"), self.now)
+                shift_run(self.now, host=host, steal=steal, code=code, alpha=alpha)
+                rc, out = self.run_it("--reference", ref)
+                self.assertEqual(rc, want, out)
+                fib = self.judged_fiber(out)
+                self.assertEqual(len(fib), 10, out)
+                self.assertTrue(all("against the reference run]" in l for l in fib), out)
+                if want:
+                    failed = out.split("FAILED:")[1]
+                    for l in fib:
+                        self.assertIn(l.split("|")[0].strip(), failed, out)
+        for h in ("switch", "alloc", "seed"):
+            shutil.copy(os.path.join(ref, h + ".csv"), self.now)
+        shift_run(self.now, host=2.5, alpha=1.0)
+        rc, out = self.run_it("--reference", ref)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("too far from it to tell the code from the host", out)
+
+    def test_a_set_without_forms_takes_them_from_the_reference_run(self):
+        ref = os.path.join(self.tmp.name, "ref")
+        shutil.copytree(self.pub, ref)
+        add_forms(ref)
+        add_forms(self.now, host=1.8, steal=1.33)
+        code, out = self.run_it("--reference", ref)
+        self.assertEqual(code, 0, out)
+        self.assertIn("from the reference run", out)
+        fib = self.judged_fiber(out)
+        self.assertTrue(all("against the reference run]" in l for l in fib), out)
+        for h in HARNESSES:
+            shutil.copy(os.path.join(source_set(), h + ".csv"), self.now)
+        add_forms(self.now, code=2.0)
+        code, out = self.run_it("--reference", ref)
+        self.assertEqual(code, 1, out)
+
+    def test_cpu_time_against_the_published_calm_run(self):
+        # no forms in the published set, no reference: the fresh CPU time is judged
+        # against the published (calm) figure, so steal alone passes ...
+        add_forms(self.now, steal=1.8)
+        code, out = self.run_it("--reference", "none")
+        self.assertEqual(code, 0, out)
+        self.assertIn("[CPU time against the published calm run]", out)
+        # ... and slower code fails
+        for h in HARNESSES:
+            shutil.copy(os.path.join(source_set(), h + ".csv"), self.now)
+        add_forms(self.now, steal=1.8, code=2.0)
+        code, out = self.run_it("--reference", "none")
+        self.assertEqual(code, 1, out)
+        self.assertIn("protocol fiber throughput", out.split("FAILED:")[1])
+
+    def test_bad_reference(self):
+        with redirect_stderr(io.StringIO()):
+            self.assertEqual(reproduce.main(["--fresh", self.now, "--published", self.pub,
+                                             "--reference", "/nonexistent/ref"]), 2)
+
+
 class QuickSeed(unittest.TestCase):
     def test_quick_runs_three_fiber_throughput_series(self):
         """The protocol's fiber throughput in a quick run is the median of 3 series, as in

@@ -36,7 +36,8 @@ HARNESSES = {"switch", "alloc", "memory", "scale", "seed", "mockllm", "throughpu
              "curl", "ruby", "peers"}
 
 UNITS = {"ns", "us", "ms", "s", "bytes", "KiB", "MiB", "count", "streams", "ops/s",
-         "req/s", "units/s", "tokens/s", "events/s", "conv/s", "MB/s", "percent", "x"}
+         "req/s", "units/s", "tokens/s", "events/s", "conv/s", "MB/s", "percent", "x",
+         "adds", "adds/ns", "units/Gadd"}
 
 METRICS = {
     "ns_per_op": "ns", "us_per_op": "us", "ns_per_switch": "ns", "ns_per_create": "ns",
@@ -55,6 +56,11 @@ METRICS = {
     "cpu_percent": "percent", "streams": "count", "live_units": "count", "active_units": "count",
     "errors": "count", "limit_units": "count", "ratio": "x",
     "cold_create_ns": "ns", "warm_create_ns": "ns",
+    # a fiber-side figure in CPU time, the core's speed beside it, their product
+    "core_adds_per_ns": "adds/ns", "cpu_ns_per_create": "ns", "cpu_ns_per_switch": "ns",
+    "cpu_us_per_unit": "us", "cpu_us_per_switch": "us", "cpu_units_per_s": "units/s",
+    "adds_per_create": "adds", "adds_per_switch": "adds", "adds_per_unit": "adds",
+    "units_per_gadd": "units/Gadd",
     "hwm_per_unit_bytes": "bytes", "kernel_stack_per_unit_bytes": "bytes",
     "sunreclaim_per_unit_bytes": "bytes", "slab_per_unit_bytes": "bytes",
     "page_tables_per_unit_bytes": "bytes",

@@ -71,8 +71,17 @@ def split_name(run_name):
     return case, model, "/".join(impl_parts) or model, param, value
 
 
+# Counters whose unit their suffix does not say (core_adds_per_ns ends in _ns but is a
+# speed): the core calibration beside a fiber-side figure (bench_core_adds_per_ns).
+COUNTER_UNITS = {"core_adds_per_ns": "adds/ns", "adds_per_create": "adds",
+                 "adds_per_switch": "adds", "cpu_ns_per_create": "ns",
+                 "cpu_ns_per_switch": "ns"}
+
+
 def counter_unit(key):
     """The results/README.md unit a counter's name implies by its suffix."""
+    if key in COUNTER_UNITS:
+        return COUNTER_UNITS[key]
     for suffix, unit in (("_per_s", "ops/s"), ("_bytes", "bytes"), ("_ns", "ns"),
                          ("_us", "us"), ("_ms", "ms"), ("_s", "s"), ("_percent", "percent"),
                          ("_ratio", "x")):

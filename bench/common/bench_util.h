@@ -25,6 +25,15 @@ uint64_t bench_now_ns(void);
  * on a shared machine it leaves out the other processes' turns, which wall time counts. */
 uint64_t bench_cpu_ns(void);
 
+/* The core's delivered speed now, in register adds per nanosecond of this thread's CPU
+ * time: four independent add chains (no memory, no calls), the best of three ~20 us
+ * tries. On a 2-vCPU KVM guest the same code runs at two levels (an Intel Xeon: ~10.4
+ * adds/ns when the host leaves the core alone, 6-7 when it does not; bench/alias), and
+ * a fiber figure moves with it (r = -0.88 there). Measured right before a timed batch,
+ * in the clock the batch is timed in, it lets a check tell a slower core from slower
+ * code: figure x adds/ns = the figure's cost in calibration adds (make reproduce). */
+double bench_core_adds_per_ns(void);
+
 /* Keeps the compiler from deleting the computation of v. */
 #define BENCH_SINK(v) __asm__ volatile("" : : "r"(v) : "memory")
 
