@@ -200,6 +200,47 @@ static void test_run_path_fp_words(void **state)
             setup_check_ended(&u, rc);
         }
 }
+#else
+/* aarch64: FPCR (rounding mode, FZ, DN) is the thread's, as fiber.h says and as every
+ * aarch64 switch leaves it: the run path neither loads defaults for the fiber nor gives
+ * the joiner its own back, by any end - the same as a fiber entered by the scheduler's
+ * switch sees. */
+static inline uint64_t get_fpcr(void) { uint64_t v; __asm__ volatile("mrs %0, fpcr" : "=r"(v)); return v; }
+static inline void set_fpcr(uint64_t v) { __asm__ volatile("msr fpcr, %0" : : "r"(v)); }
+#define FPCR_RMODE_PLUS (UINT64_C(1) << 22)  /* round toward +infinity */
+#define FPCR_RMODE_ZERO (UINT64_C(3) << 22)  /* round toward zero */
+static uint64_t seen_fpcr;
+
+static void fpcr_changer(void *arg)
+{
+    struct setup *u = arg;
+    seen_fpcr = get_fpcr();
+    set_fpcr((seen_fpcr & ~FPCR_RMODE_ZERO) | FPCR_RMODE_PLUS);
+    if (u->end == END_GENERAL)
+        u->f->stayed = 0;
+}
+
+static void test_run_path_fpcr(void **state)
+{
+    (void)state;
+    uint64_t saved = get_fpcr();
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++)
+        for (int e = 0; e < END_COUNT; e++) {
+            struct setup u;
+            setup_make(&u, fpcr_changer, &u, (enum run_end)e);
+            set_fpcr((saved & ~FPCR_RMODE_ZERO) | FPCR_RMODE_ZERO);
+            uint64_t out[REGS_N];
+            uint64_t rc = regs_run_probe((void *)variants[v].run, &u.s->main_ctx, u.f, out);
+            uint64_t now = get_fpcr();
+            set_fpcr(saved);
+            print_message("%s, %s: fiber saw FPCR %#llx, joiner has %#llx\n", variants[v].name,
+                          end_names[e], (unsigned long long)seen_fpcr, (unsigned long long)now);
+            check_patterns(out);
+            assert_int_equal(seen_fpcr & FPCR_RMODE_ZERO, FPCR_RMODE_ZERO);
+            assert_int_equal(now & FPCR_RMODE_ZERO, FPCR_RMODE_PLUS);
+            setup_check_ended(&u, rc);
+        }
+}
 #endif
 
 int main(void)
@@ -208,6 +249,8 @@ int main(void)
         cmocka_unit_test(test_run_path_keeps_registers),
 #if defined(__x86_64__)
         cmocka_unit_test(test_run_path_fp_words),
+#else
+        cmocka_unit_test(test_run_path_fpcr),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
