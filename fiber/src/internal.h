@@ -169,7 +169,7 @@ extern __attribute__((visibility("hidden"))) void (*fiber__strict_switch)(fiber_
                                                                           fiber_context_t *);
 extern __attribute__((visibility("hidden"))) void (*fiber__strict_switch_ret)(fiber_context_t *,
                                                                               fiber_context_t *);
-/* The join's run path (switch_x86_64.S, SCHED_JOIN), fiber_join()'s last step: enters
+/* The join's run path (switch_<arch>.S), fiber_join()'s last step: enters
  * the fresh fiber f from *from, which must be &f->sched->main_ctx (the assembly takes the
  * joiner's frame back from there), and returns fiber_join's result. If f
  * neither switches away nor leaves another fiber runnable, it ends there (its record put
@@ -181,11 +181,16 @@ int fiber__sched_join_strict_always(fiber_context_t *from, struct fiber *f);
 int fiber__sched_join_strict_cmp(fiber_context_t *from, struct fiber *f);
 extern __attribute__((visibility("hidden"))) int (*fiber__sched_join_strict)(fiber_context_t *,
                                                                             struct fiber *);
-int fiber__join_finish(struct fiber *f);
-fiber_context_t *fiber__sched_exit(struct fiber *f);
 #else
 void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);
+/* The join's run path (switch_aarch64.S), as above; strict and lean are one function
+ * there (no FP control word travels with a context). */
+int fiber__sched_join_lean(fiber_context_t *from, struct fiber *f);
+int fiber__sched_join_strict(fiber_context_t *from, struct fiber *f);
 #endif
+/* The C ends of the join's run path (sched.c). */
+int fiber__join_finish(struct fiber *f);
+fiber_context_t *fiber__sched_exit(struct fiber *f);
 /* On x86-64 bit 0 of the context returned says the fiber never switched away (the
  * assembly then may skip reloading the context that entered it; see there). */
 fiber_context_t *fiber__sched_entry(fiber_context_t *ctx);

@@ -247,8 +247,9 @@ _Static_assert(offsetof(struct fiber, stayed) < 64,
 #define SCHED_SWITCH_ASM fiber__sched_switch_strict /* the one for this CPU (context.c) */
 #endif
 
-#if defined(__x86_64__) && !FIBER_ASAN
-/* The join's run path (switch_x86_64.S, SCHED_JOIN), in the same FP variant. */
+#if (defined(__x86_64__) || defined(__aarch64__)) && !FIBER_ASAN
+/* The join's run path (switch_<arch>.S: SCHED_JOIN on x86-64, fiber__sched_join_* on
+ * aarch64), in the same FP variant. */
 #define SCHED_JOIN 1
 #ifdef FIBER_LEAN_FP
 #define SCHED_JOIN_ASM fiber__sched_join_lean
@@ -259,20 +260,20 @@ _Static_assert(offsetof(struct fiber, stayed) < 64,
 #else
 #define SCHED_JOIN_ASM fiber__sched_join_strict
 #endif
-_Static_assert(offsetof(struct fiber, sched) == 8, "switch_x86_64.S: F_SCHED");
-_Static_assert(offsetof(struct fiber, fn) == 24, "switch_x86_64.S: F_FN");
-_Static_assert(offsetof(struct fiber, arg) == 32, "switch_x86_64.S: F_ARG");
-_Static_assert(offsetof(struct fiber, state) == 56, "switch_x86_64.S: F_STATE");
-_Static_assert(offsetof(struct fiber, stayed) == 61, "switch_x86_64.S: F_STAYED");
-_Static_assert(offsetof(struct fiber, stack.lo) == 136, "switch_x86_64.S: F_STACK_LO");
-_Static_assert(offsetof(struct fiber, stack.hi) == 144, "switch_x86_64.S: F_STACK_HI");
-_Static_assert(offsetof(struct sched, current) == 0, "switch_x86_64.S: S_CURRENT");
-_Static_assert(offsetof(struct sched, runq_head) == 8, "switch_x86_64.S: S_RUNQ_HEAD");
-_Static_assert(offsetof(struct sched, live) == 56, "switch_x86_64.S: S_LIVE");
-_Static_assert(offsetof(struct sched, pool[0].size) == 128, "switch_x86_64.S: S_POOL0_SIZE");
-_Static_assert(offsetof(struct sched, pool[0].hot) == 136, "switch_x86_64.S: S_POOL0_HOT");
-_Static_assert(offsetof(struct sched, main_ctx) == 40, "switch_x86_64.S: S_MAIN_CTX");
-_Static_assert(FIBER_DONE == 2, "switch_x86_64.S: FIBER_DONE");
+_Static_assert(offsetof(struct fiber, sched) == 8, "switch_<arch>.S: F_SCHED");
+_Static_assert(offsetof(struct fiber, fn) == 24, "switch_<arch>.S: F_FN");
+_Static_assert(offsetof(struct fiber, arg) == 32, "switch_<arch>.S: F_ARG");
+_Static_assert(offsetof(struct fiber, state) == 56, "switch_<arch>.S: F_STATE");
+_Static_assert(offsetof(struct fiber, stayed) == 61, "switch_<arch>.S: F_STAYED");
+_Static_assert(offsetof(struct fiber, stack.lo) == 136, "switch_<arch>.S: F_STACK_LO");
+_Static_assert(offsetof(struct fiber, stack.hi) == 144, "switch_<arch>.S: F_STACK_HI");
+_Static_assert(offsetof(struct sched, current) == 0, "switch_<arch>.S: S_CURRENT");
+_Static_assert(offsetof(struct sched, runq_head) == 8, "switch_<arch>.S: S_RUNQ_HEAD");
+_Static_assert(offsetof(struct sched, live) == 56, "switch_<arch>.S: S_LIVE");
+_Static_assert(offsetof(struct sched, pool[0].size) == 128, "switch_<arch>.S: S_POOL0_SIZE");
+_Static_assert(offsetof(struct sched, pool[0].hot) == 136, "switch_<arch>.S: S_POOL0_HOT");
+_Static_assert(offsetof(struct sched, main_ctx) == 40, "switch_<arch>.S: S_MAIN_CTX");
+_Static_assert(FIBER_DONE == 2, "switch_<arch>.S: FIBER_DONE");
 #else
 #define SCHED_JOIN 0
 #endif
@@ -469,14 +470,12 @@ fiber_context_t *fiber__sched_entry(fiber_context_t *ctx)
     return sched_exit(s, f);
 }
 
-#if defined(__x86_64__)
-/* The end of a fiber entered by the join's run path (switch_x86_64.S, SCHED_JOIN) when it
- * cannot end there: it switched away at some point, or left other fibers runnable. */
+/* The end of a fiber entered by the join's run path (switch_<arch>.S) when it cannot
+ * end there: it switched away at some point, or left other fibers runnable. */
 fiber_context_t *fiber__sched_exit(struct fiber *f)
 {
     return sched_exit(f->sched, f);
 }
-#endif
 
 /* A fiber's end, on its own stack: its joiner woken (or, detached, itself left to be
  * freed), and the context to resume picked. */
@@ -1041,8 +1040,8 @@ static _Noreturn __attribute__((noinline, cold)) void join_misuse(fiber_t *h, st
  * trusts, and calling fn again on a live stack would corrupt it silently), and nothing
  * needs the scheduler's attention: no current fiber (this is the main context), no
  * timer, no I/O waiter, not inside the scheduler loop. The caller has checked those and
- * the inbox. f is taken off the queue and the run path (switch_x86_64.S, SCHED_JOIN)
- * runs it and finishes the join: fiber_join ends in a jump there. */
+ * the inbox. f is taken off the queue and the run path (switch_<arch>.S) runs it and
+ * finishes the join: fiber_join ends in a jump there. */
 static inline __attribute__((always_inline)) int join_run(struct sched *s, struct fiber *f)
 {
     struct fiber *n = f->next;
@@ -1101,26 +1100,6 @@ static __attribute__((noinline)) int join_general(fiber_t *h, struct fiber *f, s
             self->wait_kind = WAIT_JOIN;
             fiber__park(s, self, FIBER_FOREVER);
         } else {
-#if !FIBER_ASAN && !SCHED_JOIN
-            /* Without the run path (aarch64): f next in the run queue and nothing else
-             * needing the scheduler's attention (no timer, no I/O waiter, an empty inbox,
-             * not inside the scheduler loop): switch to f from here; it usually ends
-             * straight back here. Otherwise (it waited, or other fibers ran first) the
-             * general loop. */
-            if (__builtin_expect(s->runq_head == f &&
-                                 !(s->heap_len | s->io_waiters | (size_t)s->in_loop) &&
-                                 !(s->remote && fiber__remote_pending(s)), 1)) {
-                runq_pop(s);
-                s->batch = s->runq_len + 1 > MIN_ROUND ? s->runq_len : MIN_ROUND - 1;
-                s->current = f;
-                /* in_loop stays 0: nothing runs in this context until the switch returns */
-                SCHED_SWITCH_ASM(&s->main_ctx, &f->ctx); /* see join_from_main() */
-                /* Even when f ran to its end without switching away, other fibers may
-                 * have run after it (it left them runnable), and a detached one among
-                 * them left itself to be freed here (s->zombie). */
-                after_switch(s);
-            }
-#endif
             if (f->state != FIBER_DONE && join_from_main(s, f) != 0) {
                 f->joined = 0;
                 return -1;
@@ -1131,10 +1110,9 @@ static __attribute__((noinline)) int join_general(fiber_t *h, struct fiber *f, s
     return 0;
 }
 
-#if defined(__x86_64__)
 /* The end of a join that went into the run path and did not finish there (see
- * SCHED_JOIN): f ended with its record not put back, or the joiner was resumed by a
- * switch, f ended or not. Runs in the main context, on the joiner's stack. */
+ * switch_<arch>.S): f ended with its record not put back, or the joiner was resumed by
+ * a switch, f ended or not. Runs in the main context, on the joiner's stack. */
 int fiber__join_finish(struct fiber *f)
 {
     struct sched *s = f->sched;
@@ -1146,7 +1124,6 @@ int fiber__join_finish(struct fiber *f)
     fiber_release(s, f);
     return 0;
 }
-#endif
 
 int fiber_join(fiber_t *h)
 {

@@ -24,6 +24,11 @@
  * fiber/src/context.c pins these offsets with _Static_assert and builds new frames.
  * Strict and lean are the same code here: there is no FP control word to carry.
  *
+ * Besides the switches: the scheduler's switch, with half switches into a fresh fiber
+ * and out of a finished one, and the join's run path (fiber__sched_join_*), which
+ * fiber_join() ends in for a fresh fiber it joins from the main context - the same
+ * paths, with the same contracts, as switch_x86_64.S's SCHED_SWITCH and SCHED_JOIN.
+ *
  * Branch protection. Every switch ends with `ret`, never `br x30`: with BTI enforced
  * (a binary marked BTI maps its code as guarded pages), an indirect `br` must land on a
  * `bti j`/`bti jc` pad, and a return address in C code has none, so `br x30` faults;
@@ -33,9 +38,12 @@
  * exactly (as switch_x86_64.S explains). Boost.Context's jump_arm64_aapcs_elf_gas.S
  * (boostorg/context, commit d2142b6) also ends with `ret x4`. Entry points begin with
  * `bti c` (hint #34, a NOP before Armv8.5), since the switches are called through
- * pointers. PAC (pac-ret) is compatible: the switch saves and restores x30 as the
- * caller's `bl` left it (unsigned), and each C frame signs and authenticates its own
- * return address against its own stack's sp, which a switch never changes for it.
+ * pointers. Every other indirect branch lands where BTI does not look: a fiber's
+ * function is called with `blr` (C functions begin with their own `bti c`), and the
+ * join's continuation is reached by a switch's `ret`. PAC (pac-ret) is compatible:
+ * the switch saves and restores x30 as the caller's `bl` left it (unsigned), and each
+ * C frame signs and authenticates its own return address against its own stack's sp,
+ * which a switch never changes for it.
  * The objects are marked BTI and PAC in .note.gnu.property.
  *
  * Unwind information (CFI), for debuggers and sampling profilers stopped anywhere in a
@@ -53,8 +61,10 @@
         hint    #34
         .endm
 
-/* Saves the callee-saved state into a new frame on the current stack; *x0 = its sp. */
-        .macro  SAVE
+/* Saves the callee-saved state into a new frame on the current stack; *x0 = its sp.
+ * lr is what goes into the x30 slot, the address the frame resumes at: x30 itself, or
+ * for the join's run path the joiner's continuation (x30 is then saved elsewhere). */
+        .macro  SAVE lr=x30
         sub     sp, sp, #160
         .cfi_adjust_cfa_offset 160
         stp     d8,  d9,  [sp, #0]
@@ -84,9 +94,11 @@
         stp     x27, x28, [sp, #128]
         .cfi_rel_offset x27, 128
         .cfi_rel_offset x28, 136
-        stp     x29, x30, [sp, #144]
+        stp     x29, \lr, [sp, #144]
         .cfi_rel_offset x29, 144
+        .ifc    \lr, x30
         .cfi_rel_offset x30, 152
+        .endif
         mov     x9, sp
         str     x9, [x0]
         .endm
@@ -186,7 +198,9 @@ fiber__sched_switch_lean:
         mov     x0, x1
         mov     x29, #0               /* frame-pointer walks stop here */
         bl      fiber__sched_entry
-        /* The fiber has finished; x0 is the next context: the same test as above. */
+        /* The fiber has finished; x0 is the next context: the same test as above. The
+         * join's run path (below) comes here too when its fiber cannot end there. */
+.Lsched_ended:
         mov     x1, x0
         ldr     x9, [x1]
         tbnz    x9, #0, 2b
@@ -194,6 +208,150 @@ fiber__sched_switch_lean:
         .cfi_endproc
         .size   fiber__sched_switch_strict, .-fiber__sched_switch_strict
         .size   fiber__sched_switch_lean, .-fiber__sched_switch_lean
+
+/* The record's and the scheduler's fields the join's run path below touches (sched.c
+ * pins them with _Static_assert; the same offsets as on x86-64, both LP64). */
+        .set    F_SCHED, 8
+        .set    F_FN, 24
+        .set    F_ARG, 32
+        .set    F_STATE, 56
+        .set    F_STAYED, 61
+        .set    F_STACK_LO, 136
+        .set    F_STACK_HI, 144
+        .set    S_CURRENT, 0
+        .set    S_RUNQ_HEAD, 8
+        .set    S_MAIN_CTX, 40
+        .set    S_LIVE, 56
+        .set    S_POOL0_SIZE, 128
+        .set    S_POOL0_HOT, 136
+        .set    FIBER_DONE, 2
+
+/*
+ * The join's run path: int fiber__sched_join_*(fiber_context_t *from, struct fiber *f),
+ * tail-called by fiber_join() - its last step, so it returns to fiber_join's caller -
+ * from the main context for a fresh fiber f (never run; its stack top is f itself) that
+ * fiber_join has taken off the run queue and made s->current, with from = &s->main_ctx:
+ * the pooled spawn+run+join of bench/alloc.c. switch_x86_64.S (SCHED_JOIN) is the
+ * model and says why; this is the same path in AAPCS64:
+ *   - the joiner's frame is SAVE's, but its x30 slot holds the continuation below
+ *     (fiber__sched_join_cont), and the joiner's own x30 (the return into fiber_join's
+ *     caller) sits above it with f: [sp+160] f, [sp+168] x30. Any switch that resumes
+ *     the frame returns into the continuation, which finishes the join in
+ *     fiber__join_finish(f) and returns from there;
+ *   - sp = f, x29 = 0 (frame-pointer walks stop), and the fiber's function is called
+ *     from here (nothing to free on the way in: the joiner runs, so s->zombie is
+ *     empty). sp is callee-saved, so f is sp again when it returns;
+ *   - fast end: the fiber never switched away (stayed still 1) and left nothing
+ *     runnable. Its end is written here (live count, current fiber); if the pool's
+ *     first bucket holds stacks of its size and the hot slot is free, the record goes
+ *     there and 0 is returned from here, else the state is set to done and
+ *     fiber__join_finish() puts the record back. The joiner's x19-x28 and d8-d15 are
+ *     still in place (the function preserved them, AAPCS64 6.1.1); only x29 (zeroed
+ *     above), x30 and sp are taken back from the frame. FPCR is not touched, as no
+ *     switch here touches it (the header);
+ *   - general end (the fiber switched away, or left others runnable): through
+ *     fiber__sched_exit(), as fiber__sched_entry() would, and the scheduler switch's
+ *     way back, which resumes a context in full.
+ * Strict and lean are one function, as for the switches. The fast end needs main to be
+ * f's only joiner and f not detached: sched.c panics on a second join or a detach of a
+ * joined fiber. What it saves, counted under qemu-user (scripts/aarch64_insns.sh: every
+ * executed instruction of a fiber_join(fiber_spawn(empty)) loop): 180 instructions per
+ * pooled spawn+join through fiber__sched_switch and fiber__sched_entry, 126 with this
+ * path (here 43, fiber_join 38, fiber_spawn 37, the loop and the function 8); x86-64's
+ * callgrind count of the same loop is ~127. No aarch64 hardware measured its time.
+ */
+        .globl  fiber__sched_join_strict
+        .type   fiber__sched_join_strict, %function
+        .globl  fiber__sched_join_lean
+        .type   fiber__sched_join_lean, %function
+        .p2align 4
+fiber__sched_join_strict:
+fiber__sched_join_lean:
+        .cfi_startproc
+        BTI_C
+        stp     x1, x30, [sp, #-16]!  /* f and the return address, for the ends below */
+        .cfi_adjust_cfa_offset 16
+        .cfi_rel_offset x30, 8
+        adr     x10, .Lfiber__sched_join_cont
+        SAVE    x10
+        ldp     x9, x0, [x1, #F_FN]   /* fn, arg */
+        mov     sp, x1
+        /* From here on the code runs on the fiber's own stack, under its entry: the
+         * return address is undefined, so unwinders and debuggers stop here. */
+        .cfi_undefined x30
+        mov     x29, #0               /* frame-pointer walks stop here */
+        blr     x9
+        ldrb    w9, [sp, #F_STAYED]
+        ldr     x10, [sp, #F_SCHED]
+        cbz     w9, 1f                /* it switched away */
+        ldr     x9, [x10, #S_RUNQ_HEAD]
+        cbnz    x9, 1f                /* it left another fiber runnable */
+        ldr     x9, [x10, #S_LIVE]
+        ldp     x11, x12, [sp, #F_STACK_LO]
+        sub     x9, x9, #1
+        str     xzr, [x10, #S_CURRENT]
+        str     x9, [x10, #S_LIVE]
+        sub     x11, x12, x11         /* the stack's size */
+        ldp     x12, x13, [x10, #S_POOL0_SIZE] /* the first bucket's size, its hot slot */
+        cmp     x12, x11
+        ccmp    x13, #0, #0, eq       /* ne: another size, or the hot slot is taken */
+        b.ne    2f
+        /* fiber_release(): the record back in the pool. Its state stays as spawn left it:
+         * nothing reads a pooled record's state (a stale or second join stops at the
+         * joined flag or the handle's tag), and the next spawn writes it. */
+        mov     x9, sp
+        str     x9, [x10, #S_POOL0_HOT]
+        ldr     x9, [x10, #S_MAIN_CTX] /* the joiner's frame, as SAVE stored it */
+        .cfi_remember_state
+        .cfi_def_cfa x9, 176          /* its slots keep the offsets SAVE noted */
+        .cfi_offset x30, -8
+        ldr     x29, [x9, #144]
+        ldr     x30, [x9, #168]
+        add     sp, x9, #176
+        .cfi_def_cfa sp, 0
+        CFI_RESTORED
+        mov     w0, #0
+        ret
+        .cfi_restore_state
+        /* The fiber has ended here, its record not yet in the pool. */
+2:      mov     w9, #FIBER_DONE
+        strb    w9, [sp, #F_STATE]    /* fiber__join_finish() reads it */
+        ldr     x9, [x10, #S_MAIN_CTX]
+        .cfi_remember_state
+        .cfi_def_cfa x9, 176
+        .cfi_offset x30, -8
+        ldr     x29, [x9, #144]
+        ldp     x0, x30, [x9, #160]   /* f, the return address */
+        add     sp, x9, #176
+        .cfi_def_cfa sp, 0
+        CFI_RESTORED
+        b       fiber__join_finish
+        .cfi_restore_state
+1:      mov     x0, sp
+        bl      fiber__sched_exit
+        b       .Lsched_ended         /* x0: the context to resume, in full */
+        .cfi_endproc
+        .size   fiber__sched_join_strict, .-fiber__sched_join_strict
+        .size   fiber__sched_join_lean, .-fiber__sched_join_lean
+
+/* Where a switch resumes the joiner's frame (RESUME's `ret`, which BTI does not check,
+ * so no landing pad): sp points at f, then the return address into fiber_join's caller;
+ * the callee-saved registers and x29 are the joiner's. The nop keeps the address before
+ * the label (what unwinders look up for a return address) in here; a local symbol of
+ * its own, typed and sized, so that gdb, perf and addr2line name it. */
+        .type   fiber__sched_join_cont, %function
+fiber__sched_join_cont:
+        .cfi_startproc
+        .cfi_def_cfa sp, 16
+        .cfi_offset x30, -8
+        nop
+.Lfiber__sched_join_cont:
+        ldp     x0, x30, [sp], #16    /* f, the return address */
+        .cfi_def_cfa sp, 0
+        .cfi_restore x30
+        b       fiber__join_finish
+        .cfi_endproc
+        .size   fiber__sched_join_cont, .-fiber__sched_join_cont
 
 /*
  * First entry of a context made by fiber_context_make(): x19 = entry, x20 = arg. It is

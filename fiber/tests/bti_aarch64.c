@@ -7,8 +7,10 @@
  * binary BTI, and qemu (like a BTI-capable kernel) maps its code as guarded pages: an
  * indirect branch that lands anywhere but a landing pad raises SIGILL. So this checks
  * that the switch is entered through a pointer (its `bti c`), that it comes back with an
- * instruction BTI accepts at a return address (`ret`, not `br x30`), and that the
- * scheduler's switch enters and leaves a fresh context. Prints "bti: ok" and exits 0.
+ * instruction BTI accepts at a return address (`ret`, not `br x30`), that the
+ * scheduler's switch enters and leaves a fresh context, and that the join's run path,
+ * entered through a pointer too, calls a fiber's function and comes back by each of its
+ * three ends (the C functions it ends in are stubs here). Prints "bti: ok" and exits 0.
  * gcc -mbranch-protection=standard also signs return addresses (pac-ret) in the C code,
  * which checks that the switch keeps x30 and each stack's signed frames intact.
  */
@@ -16,6 +18,7 @@
 #include <stdint.h>
 
 #include "fiber_context.h"
+#include "internal.h" /* the record and the scheduler, for the run path's offsets */
 
 void fiber_context_trampoline(void);
 void fiber__sched_switch_strict(fiber_context_t *from, fiber_context_t *to);
@@ -89,6 +92,67 @@ static void make(fiber_context_t *ctx, uint64_t *top, void (*fn)(void *), void *
     ctx->sp = fr;
 }
 
+/* The join's run path's C ends, as stubs: what they return is the join's result. */
+static struct sched jsched;
+static uint64_t stack_c[2048] __attribute__((aligned(64)));
+static volatile long joined_fn, finished, exited;
+
+int fiber__join_finish(struct fiber *f)
+{
+    (void)f;
+    finished++;
+    return 7;
+}
+
+fiber_context_t *fiber__sched_exit(struct fiber *f)
+{
+    (void)f;
+    exited++;
+    jsched.current = NULL;
+    return &jsched.main_ctx; /* resumed in full: the joiner's continuation */
+}
+
+static void join_fn(void *arg)
+{
+    struct fiber *f = arg;
+    joined_fn++;
+    if (joined_fn % 3 == 0)
+        f->stayed = 0; /* as a switch away does: the general end */
+}
+
+static int (*volatile join_run)(fiber_context_t *, struct fiber *) = fiber__sched_join_strict;
+
+/* Each end of the run path once per round: the hot slot free (fast end, 0), taken (the
+ * finish end, the stub's 7), and the fiber having "switched away" (the general end). */
+static int join_ends(void)
+{
+    struct fiber *f = (struct fiber *)((char *)(stack_c + 2048) - FIBER_RECORD_SIZE);
+    struct fiber other;
+    for (int i = 1; i <= 9; i++) {
+        volatile char *p = (volatile char *)f; /* no memset call: no libc here */
+        for (size_t k = 0; k < sizeof *f; k++)
+            p[k] = 0;
+        f->sched = &jsched;
+        f->fn = join_fn;
+        f->arg = f;
+        f->stayed = 1;
+        f->stack.lo = stack_c;
+        f->stack.hi = stack_c + 2048;
+        f->ctx.sp = (char *)f + 1;
+        jsched.current = f;
+        jsched.live = 1;
+        jsched.runq_head = NULL;
+        jsched.pool[0].size = sizeof stack_c;
+        jsched.pool[0].hot = i % 3 == 1 ? NULL : &other;
+        int want = i % 3 == 1 ? 0 : 7;
+        if (join_run(&jsched.main_ctx, f) != want || joined_fn != i)
+            return 1;
+        if (i % 3 == 1 && jsched.pool[0].hot != f)
+            return 1;
+    }
+    return finished == 6 && exited == 3 ? 0 : 1;
+}
+
 int bti_main(void)
 {
     make(&fib_ctx, stack_a + 2048, entry, (void *)(intptr_t)3);
@@ -107,6 +171,10 @@ int bti_main(void)
     if (entered != 10) {
         say("bti: fresh contexts not entered\n");
         return 2;
+    }
+    if (join_ends() != 0) {
+        say("bti: the join's run path went wrong\n");
+        return 4;
     }
     say("bti: ok\n");
     return 0;

@@ -1,17 +1,21 @@
 /*
- * The join's run path (switch_x86_64.S, SCHED_JOIN) entered directly, each FP variant
- * (lean, strict with either MXCSR policy), on a scheduler and a record made here, by
+ * The join's run path (switch_x86_64.S's SCHED_JOIN, switch_aarch64.S's
+ * fiber__sched_join_*) entered directly, each FP variant (x86-64: lean, strict with
+ * either MXCSR policy; aarch64: lean and strict, one function), on a scheduler and a
+ * record made here, by
  * each of its three ends: the fast end that puts the record in the pool's hot slot and
  * returns 0 itself, the fast end that leaves the record to fiber__join_finish() (the hot
  * slot is taken), and the general end (the fiber switched away: fiber__sched_exit() and
  * the scheduler switch's way back, which resumes the joiner's saved frame).
  *
  * The fast ends resume the joiner without reloading the callee-saved registers the
- * fiber's function preserved; only rbp (zeroed on the fiber's stack so frame-pointer
- * walks stop there) and the FP control words are taken back. Through fiber_join() a
- * missing restore could hide in a C frame that saves and restores the register itself.
- * So the probe (regs_x86_64.S) loads known values into rbx, rbp and r12-r15 and calls
- * the run path itself, and the fiber's function clobbers every register it may.
+ * fiber's function preserved; only the frame pointer (rbp, x29: zeroed on the fiber's
+ * stack so frame-pointer walks stop there), the return address (aarch64's x30) and the
+ * FP control words (x86-64) are taken back. Through fiber_join() a missing restore could
+ * hide in a C frame that saves and restores the register itself. So the probe
+ * (regs_<arch>.S) loads known values into every callee-saved register (regs_patterns.h)
+ * and calls the run path itself, and the fiber's function clobbers every register it
+ * may. The aarch64 build runs under qemu-user with a small cmocka of its own (a64/).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,10 +26,10 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "regs_patterns.h"
+#if defined(__x86_64__)
 #include "fp_words.h"
-
-uint64_t regs_run_probe(void *run, void *a, void *b, uint64_t out[6]);
-void regs_clobber_fn(long *ran);
+#endif
 
 typedef int run_fn(fiber_context_t *from, struct fiber *f);
 
@@ -34,9 +38,14 @@ static const struct variant {
     run_fn     *run;
     int         strict;
 } variants[] = {
+#if defined(__x86_64__)
     {"lean", fiber__sched_join_lean, 0},
     {"strict/always", fiber__sched_join_strict_always, 1},
     {"strict/cmp", fiber__sched_join_strict_cmp, 1},
+#else
+    {"lean", fiber__sched_join_lean, 0},
+    {"strict", fiber__sched_join_strict, 0}, /* no FP words: the same function */
+#endif
 };
 
 enum run_end { END_HOT, END_FINISH, END_GENERAL, END_COUNT };
@@ -113,15 +122,12 @@ static void clobber_entry(void *p)
     regs_clobber_fn(&a->ran);
 }
 
-static void check_patterns(const uint64_t out[6])
+static void check_patterns(const uint64_t out[REGS_N])
 {
-    static const uint64_t want[6] = {0x1111111111111111u, 0x2222222222222222u, 0x3333333333333333u,
-                                     0x4444444444444444u, 0x5555555555555555u, 0x6666666666666666u};
-    static const char *const names[6] = {"rbx", "rbp", "r12", "r13", "r14", "r15"};
-    for (int i = 0; i < 6; i++)
-        if (out[i] != want[i])
-            fail_msg("%s is %#llx after the run path, want %#llx", names[i],
-                     (unsigned long long)out[i], (unsigned long long)want[i]);
+    for (int i = 0; i < REGS_N; i++)
+        if (out[i] != regs_want[i])
+            fail_msg("%s is %#llx after the run path, want %#llx", regs_names[i],
+                     (unsigned long long)out[i], (unsigned long long)regs_want[i]);
 }
 
 static void test_run_path_keeps_registers(void **state)
@@ -133,7 +139,7 @@ static void test_run_path_keeps_registers(void **state)
                 struct setup u;
                 struct clobber_arg a = {0, &u};
                 setup_make(&u, clobber_entry, &a, (enum run_end)e);
-                uint64_t out[6] = {0};
+                uint64_t out[REGS_N] = {0};
                 print_message("%s, %s, round %d\n", variants[v].name, end_names[e], round);
                 uint64_t rc = regs_run_probe((void *)variants[v].run, &u.s->main_ctx, u.f, out);
                 assert_int_equal(a.ran, 1);
@@ -142,6 +148,7 @@ static void test_run_path_keeps_registers(void **state)
             }
 }
 
+#if defined(__x86_64__)
 /* The FP control words, by each end: the strict variants start the fiber with the psABI
  * defaults and give the joiner its own back after a fiber that changed them; lean leaves
  * them alone both ways. */
@@ -170,7 +177,7 @@ static void test_run_path_fp_words(void **state)
             setup_make(&u, fp_changer, &u, (enum run_end)e);
             set_mxcsr(0x7F80u); /* round toward zero */
             set_fcw(0x0F7Fu);
-            uint64_t out[6];
+            uint64_t out[REGS_N];
             uint64_t rc = regs_run_probe((void *)variants[v].run, &u.s->main_ctx, u.f, out);
             uint32_t now = get_mxcsr();
             uint16_t now_fcw = get_fcw();
@@ -193,12 +200,58 @@ static void test_run_path_fp_words(void **state)
             setup_check_ended(&u, rc);
         }
 }
+#else
+/* aarch64: FPCR (rounding mode, FZ, DN) is the thread's, as fiber.h says and as every
+ * aarch64 switch leaves it: the run path neither loads defaults for the fiber nor gives
+ * the joiner its own back, by any end - the same as a fiber entered by the scheduler's
+ * switch sees. */
+static inline uint64_t get_fpcr(void) { uint64_t v; __asm__ volatile("mrs %0, fpcr" : "=r"(v)); return v; }
+static inline void set_fpcr(uint64_t v) { __asm__ volatile("msr fpcr, %0" : : "r"(v)); }
+#define FPCR_RMODE_PLUS (UINT64_C(1) << 22)  /* round toward +infinity */
+#define FPCR_RMODE_ZERO (UINT64_C(3) << 22)  /* round toward zero */
+static uint64_t seen_fpcr;
+
+static void fpcr_changer(void *arg)
+{
+    struct setup *u = arg;
+    seen_fpcr = get_fpcr();
+    set_fpcr((seen_fpcr & ~FPCR_RMODE_ZERO) | FPCR_RMODE_PLUS);
+    if (u->end == END_GENERAL)
+        u->f->stayed = 0;
+}
+
+static void test_run_path_fpcr(void **state)
+{
+    (void)state;
+    uint64_t saved = get_fpcr();
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++)
+        for (int e = 0; e < END_COUNT; e++) {
+            struct setup u;
+            setup_make(&u, fpcr_changer, &u, (enum run_end)e);
+            set_fpcr((saved & ~FPCR_RMODE_ZERO) | FPCR_RMODE_ZERO);
+            uint64_t out[REGS_N];
+            uint64_t rc = regs_run_probe((void *)variants[v].run, &u.s->main_ctx, u.f, out);
+            uint64_t now = get_fpcr();
+            set_fpcr(saved);
+            print_message("%s, %s: fiber saw FPCR %#llx, joiner has %#llx\n", variants[v].name,
+                          end_names[e], (unsigned long long)seen_fpcr, (unsigned long long)now);
+            check_patterns(out);
+            assert_int_equal(seen_fpcr & FPCR_RMODE_ZERO, FPCR_RMODE_ZERO);
+            assert_int_equal(now & FPCR_RMODE_ZERO, FPCR_RMODE_PLUS);
+            setup_check_ended(&u, rc);
+        }
+}
+#endif
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_path_keeps_registers),
+#if defined(__x86_64__)
         cmocka_unit_test(test_run_path_fp_words),
+#else
+        cmocka_unit_test(test_run_path_fpcr),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

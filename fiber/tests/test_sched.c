@@ -885,19 +885,22 @@ static void test_fp_words_every_way_back(void **state)
     fpw_set(saved);
 }
 
-/* The scheduler's switch resumes a context that entered a fresh fiber without reloading
- * its registers when that fiber ends without having switched away (switch_x86_64.S):
- * the joiner's (or the yielder's) callee-saved registers must come back all the same,
- * rbp included, whichever way the switch goes back. regs_x86_64.S loads patterns into
- * them around the call. */
-uint64_t regs_run_probe(void *run, void *a, void *b, uint64_t out[6]);
+#endif
 
-static void check_patterns(const uint64_t out[6])
+/* The scheduler's switch resumes a context that entered a fresh fiber without reloading
+ * its registers when that fiber ends without having switched away (switch_x86_64.S),
+ * and so does the join's run path (switch_<arch>.S): the joiner's (or the yielder's)
+ * callee-saved registers must come back all the same, the frame pointer included,
+ * whichever way the switch goes back. regs_<arch>.S loads patterns into them around the
+ * call (regs_patterns.h). */
+#include "regs_patterns.h"
+
+static void check_patterns(const uint64_t out[REGS_N])
 {
-    static const uint64_t want[6] = {0x1111111111111111u, 0x2222222222222222u, 0x3333333333333333u,
-                                     0x4444444444444444u, 0x5555555555555555u, 0x6666666666666666u};
-    for (int i = 0; i < 6; i++)
-        assert_true(out[i] == want[i]);
+    for (int i = 0; i < REGS_N; i++)
+        if (out[i] != regs_want[i])
+            fail_msg("%s is %#llx, want %#llx", regs_names[i], (unsigned long long)out[i],
+                     (unsigned long long)regs_want[i]);
 }
 
 static volatile uint64_t churn_sink;
@@ -921,7 +924,7 @@ static void yield_arg(void *unused) { (void)unused; fiber_yield(); }
 static int probed;
 static void prober(void *arg)
 {
-    uint64_t out[6];
+    uint64_t out[REGS_N];
     /* A fresh fiber is next in the run queue: this yield enters it from this fiber's
      * context, and it ends straight back here without having switched away. */
     fiber_t *next = fiber_spawn(churn, arg);
@@ -935,9 +938,9 @@ static void prober(void *arg)
 static void test_switch_back_keeps_registers(void **state)
 {
     (void)state;
-    uint64_t out[6];
+    uint64_t out[REGS_N];
     /* from the main context, the fiber alone: the join's run path ends it and resumes
-     * the joiner directly (switch_x86_64.S, SCHED_JOIN) */
+     * the joiner directly (switch_<arch>.S) */
     for (int i = 0; i < 3; i++) {
         fiber_t *f = fiber_spawn(churn, (void *)(intptr_t)1);
         memset(out, 0, sizeof out);
@@ -960,7 +963,6 @@ static void test_switch_back_keeps_registers(void **state)
         assert_int_equal(probed, 1);
     }
 }
-#endif
 
 /* ---- the join's run path: main spawns a fiber and joins it at once ---- */
 
@@ -1319,8 +1321,8 @@ int main(void)
 #if defined(__x86_64__)
         cmocka_unit_test(test_fresh_fiber_fp_state),
         cmocka_unit_test(test_fp_words_every_way_back),
-        cmocka_unit_test(test_switch_back_keeps_registers),
 #endif
+        cmocka_unit_test(test_switch_back_keeps_registers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
