@@ -110,11 +110,11 @@ typedef struct raw_case {
     int            flags_differ; /* RAW_BOOST: the peer context made without main's MXCSR flags */
 } raw_case_t;
 
-/* A fiber-side figure's cost in calibration adds (bench_core_adds_per_ns): the core's
- * speed is measured before every 4th batch (a measurement is ~60 us, a raw batch ~20),
- * each batch's CPU time weighted by the last one; reported as the counters
- * core_adds_per_ns, cpu_ns_per_switch and adds_per_switch, which make reproduce judges
- * (a slower core is not slower code). on = 0: nothing is measured. */
+/* The core's speed beside a fiber-side figure (bench_core_adds_per_ns): measured before
+ * every 4th batch (a measurement is ~60 us, a raw batch ~20), each batch's CPU time
+ * weighted by the last one; reported as the counters core_adds_per_ns (make reproduce
+ * moves the figure's accepted range by it), cpu_ns_per_switch and adds_per_switch (the
+ * cost in calibration adds, informative). on = 0: nothing is measured. */
 typedef struct core_acc {
     int    on;
     long   batches;

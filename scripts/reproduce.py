@@ -191,7 +191,15 @@ def accepted(fig, pub, band, margin, one_sided=None, speed_f=1.0):
     else:
         lo, hi = min(pub["lo"] / margin, med / band), max(pub["hi"] * margin, med * band)
         k = 1 / speed_f if fig.higher else speed_f
+        lo0, hi0 = lo, hi
         lo, hi = lo * k, hi * k
+        # the move toward a slower core never takes in a 2x regression of the reference
+        # (a figure whose range is wider than the band, e.g. a best figure's best-to-
+        # median, would otherwise pass 2x slower code at the cap: 1.64 x 1.3 = 2.13)
+        if k > 1:
+            hi = min(hi, max(hi0, med * SHIFT_LIMIT))
+        elif k < 1:
+            lo = max(lo, min(lo0, med / SHIFT_LIMIT))
     if one_sided == "lower":
         lo = None
     elif one_sided == "higher":
@@ -423,15 +431,20 @@ REFERENCE = os.path.join(TOP, "results", "reference")
 # units/s at 10.3 adds/ns, 424k at 6.5; 2026-12-03). The accepted range is moved by
 # (reference speed / this run's speed)^0.5: for a core R times slower (or faster) than the
 # reference's, unchanged code of any a lands within R^0.5 of where the range expects it,
-# and a 2x regression of any a lands at least 2 / R^0.5 away, outside the 1.5x band while
-# R < 1.78. Taking the speed out fully (a = 1, the adds_per_* rows) would let a
-# memory-bound 2x through on a core 1.6x slower (2 / 1.6 = 1.25x); ignoring it (a = 0)
-# fails unchanged code there.
+# and a 2x regression of any a lands at least 2 / R^0.5 away: outside a range that reaches
+# H times the reference figure while R < (2 / H)^2, i.e. R < 1.78 for the 1.5x band and
+# R < 1.49 for the pooled create's best-to-median range (H 1.64; SHIFT_LIMIT below keeps
+# a shifted range short of 2x). Taking the speed out fully (a = 1, the adds_per_* rows)
+# would let a memory-bound 2x through on a core 1.6x slower (2 / 1.6 = 1.25x); ignoring it
+# (a = 0) fails unchanged code there.
 SPEED_EXPONENT = 0.5
 # ... and at most this much (R = 1.69 either way): beyond it a figure that fails says the
 # core ran too far from the reference's speed to tell code from host (run again when the
 # host is calm); one that passes there passes as any other.
 SPEED_FACTOR_MAX = 1.3
+# ... and never so far that the range takes in 2x the reference figure (a time twice it,
+# a rate half it): at most this factor of it on the side the core moved
+SHIFT_LIMIT = 1.9
 
 
 def judged_form(fig, fresh, ref, same, core_ref=None):
@@ -470,11 +483,11 @@ def judged_form(fig, fresh, ref, same, core_ref=None):
             f = (pub_sp / now_sp) ** SPEED_EXPONENT
             f = min(max(f, 1 / SPEED_FACTOR_MAX), SPEED_FACTOR_MAX)
             return (cpu, now, pub, f"CPU time, core speed beside it, against the {label}", f,
-                    now_sp, pub_sp)
+                    now_sp, pub_sp, src)
     if fig.cpu is not None:
         pub, _ = fig.stats(ref)
         if pub is not None:
-            return cpu, now, pub, "CPU time against the published calm run", 1.0, None, None
+            return cpu, now, pub, "CPU time against the published calm run", 1.0, None, None, ref
     return None
 
 
@@ -634,7 +647,7 @@ def main(argv=None):
         speed_f = 1.0
         if alt is not None:
             # the CPU-time form judged, with the core speeds and the wall figures beside it
-            afig, anow, apub, label, speed_f, sp_now, sp_pub = alt
+            afig, anow, apub, label, speed_f, sp_now, sp_pub, judged_set = alt
             now_text = f"{fmt(anow['value'])} (CPU, {anow['how']}; wall {fmt(now['value'])}"
             now_text += f"; core {sp_now:.2f} adds/ns)" if sp_now else ")"
             pub_text = f"{fmt(apub['value'])} ({fmt(apub['lo'])}-{fmt(apub['hi'])}"
@@ -643,13 +656,16 @@ def main(argv=None):
             fig, now, pub = afig, anow, apub
         else:
             fig_name = fig.name
+            judged_set = ref
         if pub is None:
             rows.append((fig_name, fig.kind, now_text, "-", "-", "-", "nothing published"))
             continue
         # Against a set measured before fiber_yield's direct swap the figures with
         # fiber_yield in them are judged one-sided: the old set bounds the new code from
         # one side only.
-        one = fig.yield_faster if fig.yield_faster and not has_case(ref, "switch", YIELD_MARK) else None
+        # (the set the figure is judged against: the reference run, when it is that)
+        one = (fig.yield_faster if fig.yield_faster and not has_case(judged_set, "switch", YIELD_MARK)
+               else None)
         rng = accepted(fig, pub, band, args.spread_margin, one, speed_f)
         factor = now["value"] / pub["value"] if pub["value"] else float("inf")
         if fig.best and fig.name.startswith("pooled") and not notes:

@@ -26,12 +26,13 @@ uint64_t bench_now_ns(void);
 uint64_t bench_cpu_ns(void);
 
 /* The core's delivered speed now, in register adds per nanosecond of this thread's CPU
- * time: four independent add chains (no memory, no calls), the best of three ~20 us
+ * time: four independent add chains (no memory, no calls), the median of three ~20 us
  * tries. On a 2-vCPU KVM guest the same code runs at two levels (an Intel Xeon: ~10.4
  * adds/ns when the host leaves the core alone, 6-7 when it does not; bench/alias), and
- * a fiber figure moves with it (r = -0.88 there). Measured right before a timed batch,
- * in the clock the batch is timed in, it lets a check tell a slower core from slower
- * code: figure x adds/ns = the figure's cost in calibration adds (make reproduce). */
+ * a fiber figure moves with it (r = -0.88 there). Measured beside a timed batch, in the
+ * clock the batch is timed in, it lets a check tell a slower core from slower code
+ * (make reproduce moves its accepted range by the speed's ratio to the reference's,
+ * square-rooted); figure x adds/ns is the figure's cost in calibration adds. */
 double bench_core_adds_per_ns(void);
 
 /* Keeps the compiler from deleting the computation of v. */
