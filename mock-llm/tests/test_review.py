@@ -63,6 +63,28 @@ class Server:
                     return int(line.split()[1])
         return 0
 
+    def metric(self, name):
+        """One value of the server's /metrics."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c.request("GET", "/metrics")
+        body = c.getresponse().read().decode()
+        c.close()
+        for line in body.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        fail(f"/metrics has no {name}")
+
+    def wait_metric(self, name, ok, what, bound_s=60):
+        """Polls /metrics until ok(value): the server's own state, not a nap, tells when
+        it is there (a loaded machine may take many times longer than a quiet one). Fails
+        after bound_s."""
+        t0 = time.monotonic()
+        while not ok(v := self.metric(name)):
+            if time.monotonic() - t0 > bound_s:
+                fail(f"{what}: {name} still {v} after {bound_s} s")
+            time.sleep(0.01)
+        return v
+
     def cpu_s(self):
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -263,7 +285,8 @@ def case_rss_long_prompt():
     holds its prompt for its whole 30-60 s life: RSS per open stream is the prompt size,
     not the ~9 KiB the README and the published set give. Real traffic is 10-200 KB
     prompts; at 19,000 streams x 64 KiB that is 1.2 GB of server memory."""
-    srv = Server("--profile", "fixed", "--ttft-ms", "20000", "--prefill-us-per-token", "0")
+    # TTFT 10 min: every stream is still open when the RSS is read, however slow the machine
+    srv = Server("--profile", "fixed", "--ttft-ms", "600000", "--prefill-us-per-token", "0")
     socks = []
     try:
         def open_streams(n, size):
@@ -274,7 +297,11 @@ def case_rss_long_prompt():
                 s = socket.create_connection(("127.0.0.1", srv.port))
                 s.sendall(http_request("POST", CHAT, body))
                 socks.append(s)
-            time.sleep(1.0)
+            # every request read and its stream begun (a 1 s nap stood in for this: on a
+            # loaded machine the server had not read them all, and the large prompts' RSS
+            # was undercounted, or counted in the next step)
+            srv.wait_metric("mllm_streams_active", lambda v: v >= len(socks),
+                            f"{len(socks)} streams opened")
             return (srv.status("VmRSS") - r0) / n
 
         small = open_streams(200, 100)
@@ -282,7 +309,7 @@ def case_rss_long_prompt():
         for s in socks:
             s.close()
         socks.clear()
-        time.sleep(0.3)
+        srv.wait_metric("mllm_streams_active", lambda v: v == 0, "streams closed")
         srv.stop()
     finally:
         for s in socks:
@@ -431,8 +458,11 @@ def case_chunked_rescan():
     of many small chunks that arrives in small segments costs time quadratic in its
     size, on the one scheduler thread every stream shares. Measured: ~2.2 s of server CPU
     for a 300 KB body in 1-byte chunks sent in 600-byte writes, 0.02 s for the same bytes
-    sent at once."""
-    srv = Server("--profile", "fixed", "--time-scale", "0.01")
+    sent at once. The body is due within --header-timeout, here 10 min: dribbled in 2,900
+    writes with a 1 ms nap after each it takes 4 s on a quiet machine and passed the
+    default 10 s on a loaded one (the server answered 408 and closed: BrokenPipeError,
+    1 of 5 runs beside 4 spinners)."""
+    srv = Server("--profile", "fixed", "--time-scale", "0.01", "--header-timeout", "600")
     try:
         body = (b'{"model":"mock","max_tokens":1,"messages":[{"role":"user","content":"'
                 + b"x" * 300000 + b'"}]}')
@@ -741,7 +771,9 @@ def case_shared_buffers_trimmed():
             parts.append(b)
         s.close()
         out = b"".join(parts)
-        time.sleep(0.2)
+        # the stream's end (the buffers are trimmed before its last bytes are written; a
+        # 0.2 s nap stood in for this)
+        srv.wait_metric("mllm_streams_active", lambda v: v == 0, "the stream ended")
         r1 = srv.status("VmRSS")
         srv.stop()
     finally:
