@@ -1018,6 +1018,7 @@ void mllm_stream_fmt_init(mllm_stream_fmt_t *f, const char *model, uint64_t id_n
     snprintf(f->id, sizeof f->id, "chatcmpl-mock%016" PRIx64, id_num);
     memcpy(f->id_hex, f->id + strlen("chatcmpl-mock"), sizeof f->id_hex);
     f->created = created;
+    memset(f->created_digits, 0, sizeof f->created_digits); /* copied whole per chunk */
     int cl = snprintf(f->created_digits, sizeof f->created_digits, "%" PRIu64, created);
     f->created_len = (uint8_t)cl;
     mllm_buf_t b = { 0 };
@@ -1107,7 +1108,9 @@ void mllm_chunk_content(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *t
     o += sizeof f->id_hex;
     memcpy(o, chunk_created_head, sizeof chunk_created_head - 1);
     o += sizeof chunk_created_head - 1;
-    memcpy(o, f->created_digits, f->created_len);
+    /* Whole, a fixed size (a few vector moves, not a memcpy call per event); the
+     * reserve covers it and the copies below overwrite what follows the digits. */
+    memcpy(o, f->created_digits, sizeof f->created_digits);
     o += f->created_len;
     memcpy(o, f->model_part, f->model_part_len);
     o += f->model_part_len;

@@ -185,7 +185,12 @@ int mllm_conn_emit_chunk(mllm_conn_t *c, mllm_buf_t *b, int chunked)
             *--start = hex[v & 15];
             v >>= 4;
         } while (v);
-        mllm_buf_add(b, "\r\n", 2);
+        /* mllm_buf_add's work, inline: a call and a memcpy call per event */
+        mllm_buf_reserve(b, 3);
+        if (!b->oom) {
+            memcpy(b->p + b->len, "\r\n", 3); /* and the NUL mllm_buf_add keeps */
+            b->len += 2;
+        }
         n = (size_t)(b->p + b->len - start);
     }
     return b->oom ? -1 : mllm_conn_emit(c, start, n);

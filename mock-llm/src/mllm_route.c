@@ -139,9 +139,9 @@ static size_t event_text(mllm_rng_t *trng, int k, int *first, char *text, size_t
 {
     size_t n = 0;
     for (int i = 0; i < k; i++) {
-        const char *t = mllm_token_text(trng, *first);
+        size_t l;
+        const char *t = mllm_token_text_n(trng, *first, &l);
         *first = 0;
-        size_t l = strlen(t);
         if (n + l >= cap)
             break;
         memcpy(text + n, t, l);
@@ -338,12 +338,17 @@ static inline int batch_limit(void)
 }
 
 /*
- * Formats every event that is due now (at most a batch) and writes them in one write,
- * with each one's lateness. Never parks: the stream's fiber calls it after waiting for
- * the deadline, the ticker (stream_fire) at the deadline. Sets st->rc (-1: the write
- * failed or the connection is to be cut) and st->wrote_at; returns the enum step.
+ * Formats every event that is due by now (at most a batch) and writes them in one
+ * write, with each one's lateness. now is a clock reading taken at or after the first
+ * event's deadline: the stream's fiber reads it after waiting for the deadline, the
+ * ticker (stream_fire) passes its own (one clock read less per event; the write's own
+ * reading below, which lateness is measured from, is taken as before). An event that
+ * comes due between now and the write is not in this batch: it goes out right after,
+ * from the fiber (stream_fire hands over a stream whose next event is due). Never
+ * parks. Sets st->rc (-1: the write failed or the connection is to be cut) and
+ * st->wrote_at; returns the enum step.
  */
-static inline __attribute__((always_inline)) int emit_due(gen_t *g)
+static inline __attribute__((always_inline)) int emit_due(gen_t *g, uint64_t now)
 {
     /* Static, like scratch: both are filled and used between two parks, never across
      * one. On the stack they would cost every open stream another resident page. */
@@ -356,7 +361,6 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g)
         fmt_first(g);
         st->started = 1;
     }
-    uint64_t now = fiber_now_ns();
     int nev = 0;
     int batch = batch_limit();
     while (st->more && st->start + st->s.t_ns <= now && nev < batch) {
@@ -434,7 +438,7 @@ static int stream_fire(mllm_wheel_timer_t *t, uint64_t now)
         fiber_waitq_wake_one(&g->q);
         return 0;
     }
-    st->step = emit_due(g);
+    st->step = emit_due(g, now);
     mllm_metrics.ticker_writes++;
     if (st->step == STEP_MORE && st->rc == 0) {
         uint64_t deadline = st->start + st->s.t_ns;
@@ -494,7 +498,7 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
         } else {
             if ((st->rc = mllm_conn_wait_until(c, deadline)))
                 break;
-            step = emit_due(g);
+            step = emit_due(g, fiber_now_ns());
         }
         if (step == STEP_DEAD)
             break;

@@ -62,13 +62,23 @@ static void busy_main(void *arg)
     free(c);
 }
 
+/* A zeroed connection on its own cache lines (mllm_conn_t: a stream event's fields share
+ * its first line). NULL when memory is short. */
+static mllm_conn_t *conn_new(void)
+{
+    mllm_conn_t *c = aligned_alloc(_Alignof(mllm_conn_t), sizeof *c);
+    if (c)
+        memset(c, 0, sizeof *c);
+    return c;
+}
+
 /* Starts the 503 answer for fd (owned) on its own fiber. Returns 0, or -1 (fd not
  * closed) when BUSY_MAX are under way or memory is short. */
 static int busy_spawn(int fd, uint64_t id)
 {
     if (busy_active >= BUSY_MAX)
         return -1;
-    mllm_conn_t *c = calloc(1, sizeof *c);
+    mllm_conn_t *c = conn_new();
     if (!c)
         return -1;
     if (!tls)
@@ -133,7 +143,7 @@ static void accept_main(void *arg)
             close(fd);
             continue;
         }
-        mllm_conn_t *c = calloc(1, sizeof *c);
+        mllm_conn_t *c = conn_new();
         if (!c) {
             close(fd);
             continue;

@@ -180,29 +180,41 @@ static const char *const words[] = {
 };
 #define NWORDS (sizeof words / sizeof words[0])
 
-const char *mllm_token_text(mllm_rng_t *r, int first)
+const char *mllm_token_text_n(mllm_rng_t *r, int first, size_t *len)
 {
-    /* Space-prefixed copies of the words, built once (single-threaded callers only
-     * race on identical writes, which is harmless). */
+    /* Space-prefixed copies of the words, their lengths in the last byte, built once
+     * (single-threaded callers only race on identical writes, which is harmless). */
     static char spaced[NWORDS][24];
     static int ready;
     if (!ready) {
         for (size_t i = 0; i < NWORDS; i++) {
             spaced[i][0] = ' ';
             strcpy(spaced[i] + 1, words[i]);
+            spaced[i][23] = (char)(strlen(words[i]) + 1); /* every word is < 22 bytes */
         }
         ready = 1;
     }
     uint64_t x = mllm_rng_next(r);
     unsigned roll = (unsigned)(x & 63);
     size_t w = (size_t)((x >> 8) % NWORDS);
-    if (first)
-        return words[w];
-    if (roll == 0)
+    if (first) {
+        *len = (size_t)spaced[w][23] - 1;
+        return spaced[w] + 1; /* the word itself */
+    }
+    if (roll == 0) {
+        *len = 3;
         return ".\n\n";
-    if (roll < 4)
-        return ",";
-    if (roll < 6)
-        return ".";
+    }
+    if (roll < 6) {
+        *len = 1;
+        return roll < 4 ? "," : ".";
+    }
+    *len = (size_t)spaced[w][23];
     return spaced[w];
+}
+
+const char *mllm_token_text(mllm_rng_t *r, int first)
+{
+    size_t n;
+    return mllm_token_text_n(r, first, &n);
 }

@@ -102,6 +102,10 @@ int mllm_schedule_next(mllm_schedule_t *s, uint64_t *offset_ns, int *ntokens);
  * static string. */
 const char *mllm_token_text(mllm_rng_t *r, int first);
 
+/* mllm_token_text() with the text's length in *len: the stream path's per-token strlen
+ * saved. The same draw and text. */
+const char *mllm_token_text_n(mllm_rng_t *r, int first, size_t *len);
+
 #ifdef __cplusplus
 }
 #endif
