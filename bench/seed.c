@@ -385,6 +385,18 @@ static int failed(bench_csv_t *c, model_t mo, const char *what, long n, long m, 
     return 1;
 }
 
+/* The C fibers' CPU-time, calibration-add and core-speed rows beside one of their
+ * figures (run_once). */
+static void fiber_forms(bench_csv_t *c, const char *cs, const char *cpu_metric, const char *cpu_unit,
+                        double *cpu, const char *adds_metric, const char *adds_unit, double *adds,
+                        double *speed, int n)
+{
+    const char *model = MODELS[M_FIBER].model, *impl = MODELS[M_FIBER].impl;
+    bench_csv_samples(c, cs, model, impl, "", "", cpu_metric, cpu_unit, cpu, n);
+    bench_csv_samples(c, cs, model, impl, "", "", adds_metric, adds_unit, adds, n);
+    bench_csv_samples(c, cs, model, impl, "", "", "core_adds_per_ns", "adds/ns", speed, n);
+}
+
 /* alloc (N, 2) and switch (2, M): `runs` interleaved repetitions per model. */
 static void single_cases(bench_csv_t *c, const cfg_t *k)
 {
@@ -434,27 +446,17 @@ static void single_cases(bench_csv_t *c, const cfg_t *k)
                               us_unit[mo], ok_a[mo]);
             bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "user_bytes_per_unit",
                               "bytes", hwm[mo], ok_a[mo]);
-            if (mo == M_FIBER) {
-                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "cpu_us_per_unit", "us",
-                                  cpu_unit, ok_a[mo]);
-                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "adds_per_unit", "adds",
-                                  adds_unit, ok_a[mo]);
-                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "core_adds_per_ns",
-                                  "adds/ns", sp_unit, ok_a[mo]);
-            }
+            if (mo == M_FIBER)
+                fiber_forms(c, cs, "cpu_us_per_unit", "us", cpu_unit, "adds_per_unit", "adds", adds_unit,
+                            sp_unit, ok_a[mo]);
         }
         if (ok_s[mo]) {
             const char *cs = case_name(mo, "switch", 2, k->switch_m);
             bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "us_per_switch", "us", us_sw[mo],
                               ok_s[mo]);
-            if (mo == M_FIBER) {
-                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "cpu_us_per_switch", "us",
-                                  cpu_sw, ok_s[mo]);
-                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "adds_per_switch", "adds",
-                                  adds_sw, ok_s[mo]);
-                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "core_adds_per_ns",
-                                  "adds/ns", sp_sw, ok_s[mo]);
-            }
+            if (mo == M_FIBER)
+                fiber_forms(c, cs, "cpu_us_per_switch", "us", cpu_sw, "adds_per_switch", "adds", adds_sw, sp_sw,
+                            ok_s[mo]);
         }
     }
 }
@@ -522,14 +524,9 @@ static void repeated_cases(bench_csv_t *c, const cfg_t *k)
                               tp_last[mo], ok_t[mo]);
             bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "first_repeat_units_per_s",
                               "units/s", tp_first[mo], ok_t[mo]);
-            if (mo == M_FIBER) {
-                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "cpu_units_per_s", "units/s",
-                                  tp_cpu, ok_t[mo]);
-                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "units_per_gadd",
-                                  "units/Gadd", tp_gadd, ok_t[mo]);
-                bench_csv_samples(c, cs, MODELS[mo].model, MODELS[mo].impl, "", "", "core_adds_per_ns",
-                                  "adds/ns", tp_sp, ok_t[mo]);
-            }
+            if (mo == M_FIBER)
+                fiber_forms(c, cs, "cpu_units_per_s", "units/s", tp_cpu, "units_per_gadd", "units/Gadd", tp_gadd,
+                            tp_sp, ok_t[mo]);
         }
         if (ok_w[mo]) {
             char cs[200];

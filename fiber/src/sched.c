@@ -260,20 +260,20 @@ _Static_assert(offsetof(struct fiber, stayed) < 64,
 #else
 #define SCHED_JOIN_ASM fiber__sched_join_strict
 #endif
-_Static_assert(offsetof(struct fiber, sched) == 8, "switch_<arch>.S: F_SCHED");
-_Static_assert(offsetof(struct fiber, fn) == 24, "switch_<arch>.S: F_FN");
-_Static_assert(offsetof(struct fiber, arg) == 32, "switch_<arch>.S: F_ARG");
-_Static_assert(offsetof(struct fiber, state) == 56, "switch_<arch>.S: F_STATE");
-_Static_assert(offsetof(struct fiber, stayed) == 61, "switch_<arch>.S: F_STAYED");
-_Static_assert(offsetof(struct fiber, stack.lo) == 136, "switch_<arch>.S: F_STACK_LO");
-_Static_assert(offsetof(struct fiber, stack.hi) == 144, "switch_<arch>.S: F_STACK_HI");
-_Static_assert(offsetof(struct sched, current) == 0, "switch_<arch>.S: S_CURRENT");
-_Static_assert(offsetof(struct sched, runq_head) == 8, "switch_<arch>.S: S_RUNQ_HEAD");
-_Static_assert(offsetof(struct sched, live) == 56, "switch_<arch>.S: S_LIVE");
-_Static_assert(offsetof(struct sched, pool[0].size) == 128, "switch_<arch>.S: S_POOL0_SIZE");
-_Static_assert(offsetof(struct sched, pool[0].hot) == 136, "switch_<arch>.S: S_POOL0_HOT");
-_Static_assert(offsetof(struct sched, main_ctx) == 40, "switch_<arch>.S: S_MAIN_CTX");
-_Static_assert(FIBER_DONE == 2, "switch_<arch>.S: FIBER_DONE");
+_Static_assert(offsetof(struct fiber, sched) == 8, "sched_offsets.inc: F_SCHED");
+_Static_assert(offsetof(struct fiber, fn) == 24, "sched_offsets.inc: F_FN");
+_Static_assert(offsetof(struct fiber, arg) == 32, "sched_offsets.inc: F_ARG");
+_Static_assert(offsetof(struct fiber, state) == 56, "sched_offsets.inc: F_STATE");
+_Static_assert(offsetof(struct fiber, stayed) == 61, "sched_offsets.inc: F_STAYED");
+_Static_assert(offsetof(struct fiber, stack.lo) == 136, "sched_offsets.inc: F_STACK_LO");
+_Static_assert(offsetof(struct fiber, stack.hi) == 144, "sched_offsets.inc: F_STACK_HI");
+_Static_assert(offsetof(struct sched, current) == 0, "sched_offsets.inc: S_CURRENT");
+_Static_assert(offsetof(struct sched, runq_head) == 8, "sched_offsets.inc: S_RUNQ_HEAD");
+_Static_assert(offsetof(struct sched, live) == 56, "sched_offsets.inc: S_LIVE");
+_Static_assert(offsetof(struct sched, pool[0].size) == 128, "sched_offsets.inc: S_POOL0_SIZE");
+_Static_assert(offsetof(struct sched, pool[0].hot) == 136, "sched_offsets.inc: S_POOL0_HOT");
+_Static_assert(offsetof(struct sched, main_ctx) == 40, "sched_offsets.inc: S_MAIN_CTX");
+_Static_assert(FIBER_DONE == 2, "sched_offsets.inc: FIBER_DONE");
 #else
 #define SCHED_JOIN 0
 #endif

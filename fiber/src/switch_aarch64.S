@@ -209,22 +209,7 @@ fiber__sched_switch_lean:
         .size   fiber__sched_switch_strict, .-fiber__sched_switch_strict
         .size   fiber__sched_switch_lean, .-fiber__sched_switch_lean
 
-/* The record's and the scheduler's fields the join's run path below touches (sched.c
- * pins them with _Static_assert; the same offsets as on x86-64, both LP64). */
-        .set    F_SCHED, 8
-        .set    F_FN, 24
-        .set    F_ARG, 32
-        .set    F_STATE, 56
-        .set    F_STAYED, 61
-        .set    F_STACK_LO, 136
-        .set    F_STACK_HI, 144
-        .set    S_CURRENT, 0
-        .set    S_RUNQ_HEAD, 8
-        .set    S_MAIN_CTX, 40
-        .set    S_LIVE, 56
-        .set    S_POOL0_SIZE, 128
-        .set    S_POOL0_HOT, 136
-        .set    FIBER_DONE, 2
+#include "sched_offsets.inc" /* F_*, S_*, FIBER_DONE */
 
 /*
  * The join's run path: int fiber__sched_join_*(fiber_context_t *from, struct fiber *f),

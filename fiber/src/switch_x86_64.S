@@ -431,22 +431,7 @@
         SCHED_SWITCH fiber__sched_switch_strict_cmp, FP_CMP
         SCHED_SWITCH fiber__sched_switch_lean, FP_LEAN
 
-/* The record's and the scheduler's fields the join's run path below touches (sched.c
- * pins them with _Static_assert). */
-        .set    F_SCHED, 8
-        .set    F_FN, 24
-        .set    F_ARG, 32
-        .set    F_STATE, 56
-        .set    F_STAYED, 61
-        .set    F_STACK_LO, 136
-        .set    F_STACK_HI, 144
-        .set    S_CURRENT, 0
-        .set    S_RUNQ_HEAD, 8
-        .set    S_LIVE, 56
-        .set    S_POOL0_SIZE, 128
-        .set    S_POOL0_HOT, 136
-        .set    S_MAIN_CTX, 40
-        .set    FIBER_DONE, 2
+#include "sched_offsets.inc" /* F_*, S_*, FIBER_DONE */
 
 /* The joiner's frame as the run path leaves it on its own stack: the saved frame of the
  * table at the top (64 bytes, its return address .L*_cont), then f, then the return

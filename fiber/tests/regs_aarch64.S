@@ -1,12 +1,10 @@
 /* Test helpers for aarch64_test.c, test_run_path.c and test_sched.c: drive the switches
  * and the join's run path with known callee-saved values. */
         .text
-/* void regs_probe(fiber_context_t *from, fiber_context_t *to, uint64_t out[18])
- * Loads patterns into x19-x28 and d8-d15, switches, stores them to out[0..17]. */
-        .globl  regs_probe
-        .type   regs_probe, %function
-regs_probe:
-        sub     sp, sp, #176
+
+/* The callee-saved registers x19-x30 and d8-d15 to and from [sp, #0..159], and one
+ * value (in x9) into x19-x28 / d8-d15: the helpers below all start and end this way. */
+        .macro  SAVE_CALLEE
         stp     x19, x20, [sp, #0]
         stp     x21, x22, [sp, #16]
         stp     x23, x24, [sp, #32]
@@ -17,6 +15,49 @@ regs_probe:
         stp     d10, d11, [sp, #112]
         stp     d12, d13, [sp, #128]
         stp     d14, d15, [sp, #144]
+        .endm
+        .macro  RESTORE_CALLEE
+        ldp     x19, x20, [sp, #0]
+        ldp     x21, x22, [sp, #16]
+        ldp     x23, x24, [sp, #32]
+        ldp     x25, x26, [sp, #48]
+        ldp     x27, x28, [sp, #64]
+        ldp     x29, x30, [sp, #80]
+        ldp     d8,  d9,  [sp, #96]
+        ldp     d10, d11, [sp, #112]
+        ldp     d12, d13, [sp, #128]
+        ldp     d14, d15, [sp, #144]
+        .endm
+        .macro  FILL_X19_X28_FROM_X9
+        mov     x19, x9
+        mov     x20, x9
+        mov     x21, x9
+        mov     x22, x9
+        mov     x23, x9
+        mov     x24, x9
+        mov     x25, x9
+        mov     x26, x9
+        mov     x27, x9
+        mov     x28, x9
+        .endm
+        .macro  FILL_D8_D15_FROM_X9
+        fmov    d8, x9
+        fmov    d9, x9
+        fmov    d10, x9
+        fmov    d11, x9
+        fmov    d12, x9
+        fmov    d13, x9
+        fmov    d14, x9
+        fmov    d15, x9
+        .endm
+
+/* void regs_probe(fiber_context_t *from, fiber_context_t *to, uint64_t out[18])
+ * Loads patterns into x19-x28 and d8-d15, switches, stores them to out[0..17]. */
+        .globl  regs_probe
+        .type   regs_probe, %function
+regs_probe:
+        sub     sp, sp, #176
+        SAVE_CALLEE
         str     x2,       [sp, #160]
         mov     x19, #0x19
         mov     x20, #0x20
@@ -55,16 +96,7 @@ regs_probe:
         stp     d10, d11, [x2, #96]
         stp     d12, d13, [x2, #112]
         stp     d14, d15, [x2, #128]
-        ldp     x19, x20, [sp, #0]
-        ldp     x21, x22, [sp, #16]
-        ldp     x23, x24, [sp, #32]
-        ldp     x25, x26, [sp, #48]
-        ldp     x27, x28, [sp, #64]
-        ldp     x29, x30, [sp, #80]
-        ldp     d8,  d9,  [sp, #96]
-        ldp     d10, d11, [sp, #112]
-        ldp     d12, d13, [sp, #128]
-        ldp     d14, d15, [sp, #144]
+        RESTORE_CALLEE
         add     sp, sp, #176
         ret
         .size   regs_probe, .-regs_probe
@@ -75,46 +107,12 @@ regs_probe:
         .type   regs_clobber, %function
 regs_clobber:
         sub     sp, sp, #160
-        stp     x19, x20, [sp, #0]
-        stp     x21, x22, [sp, #16]
-        stp     x23, x24, [sp, #32]
-        stp     x25, x26, [sp, #48]
-        stp     x27, x28, [sp, #64]
-        stp     x29, x30, [sp, #80]
-        stp     d8,  d9,  [sp, #96]
-        stp     d10, d11, [sp, #112]
-        stp     d12, d13, [sp, #128]
-        stp     d14, d15, [sp, #144]
+        SAVE_CALLEE
         mov     x9, #0xdead
-        mov     x19, x9
-        mov     x20, x9
-        mov     x21, x9
-        mov     x22, x9
-        mov     x23, x9
-        mov     x24, x9
-        mov     x25, x9
-        mov     x26, x9
-        mov     x27, x9
-        mov     x28, x9
-        fmov    d8, x9
-        fmov    d9, x9
-        fmov    d10, x9
-        fmov    d11, x9
-        fmov    d12, x9
-        fmov    d13, x9
-        fmov    d14, x9
-        fmov    d15, x9
+        FILL_X19_X28_FROM_X9
+        FILL_D8_D15_FROM_X9
         bl      fiber_context_switch_strict
-        ldp     x19, x20, [sp, #0]
-        ldp     x21, x22, [sp, #16]
-        ldp     x23, x24, [sp, #32]
-        ldp     x25, x26, [sp, #48]
-        ldp     x27, x28, [sp, #64]
-        ldp     x29, x30, [sp, #80]
-        ldp     d8,  d9,  [sp, #96]
-        ldp     d10, d11, [sp, #112]
-        ldp     d12, d13, [sp, #128]
-        ldp     d14, d15, [sp, #144]
+        RESTORE_CALLEE
         add     sp, sp, #160
         ret
         .size   regs_clobber, .-regs_clobber
@@ -129,16 +127,7 @@ regs_clobber:
         .type   regs_run_probe, %function
 regs_run_probe:
         sub     sp, sp, #176
-        stp     x19, x20, [sp, #0]
-        stp     x21, x22, [sp, #16]
-        stp     x23, x24, [sp, #32]
-        stp     x25, x26, [sp, #48]
-        stp     x27, x28, [sp, #64]
-        stp     x29, x30, [sp, #80]
-        stp     d8,  d9,  [sp, #96]
-        stp     d10, d11, [sp, #112]
-        stp     d12, d13, [sp, #128]
-        stp     d14, d15, [sp, #144]
+        SAVE_CALLEE
         str     x3,       [sp, #160]
         mov     x9, x0
         mov     x0, x1
@@ -182,16 +171,7 @@ regs_run_probe:
         stp     d10, d11, [x3, #104]
         stp     d12, d13, [x3, #120]
         stp     d14, d15, [x3, #136]
-        ldp     x19, x20, [sp, #0]
-        ldp     x21, x22, [sp, #16]
-        ldp     x23, x24, [sp, #32]
-        ldp     x25, x26, [sp, #48]
-        ldp     x27, x28, [sp, #64]
-        ldp     x29, x30, [sp, #80]
-        ldp     d8,  d9,  [sp, #96]
-        ldp     d10, d11, [sp, #112]
-        ldp     d12, d13, [sp, #128]
-        ldp     d14, d15, [sp, #144]
+        RESTORE_CALLEE
         add     sp, sp, #176
         ret
         .ltorg
@@ -210,46 +190,12 @@ regs_clobber_fn:
         add     x9, x9, #1
         str     x9, [x0]
         sub     sp, sp, #160
-        stp     x19, x20, [sp, #0]
-        stp     x21, x22, [sp, #16]
-        stp     x23, x24, [sp, #32]
-        stp     x25, x26, [sp, #48]
-        stp     x27, x28, [sp, #64]
-        stp     x29, x30, [sp, #80]
-        stp     d8,  d9,  [sp, #96]
-        stp     d10, d11, [sp, #112]
-        stp     d12, d13, [sp, #128]
-        stp     d14, d15, [sp, #144]
+        SAVE_CALLEE
         ldr     x9, =0xdeadbeefdeadbeef
-        mov     x19, x9
-        mov     x20, x9
-        mov     x21, x9
-        mov     x22, x9
-        mov     x23, x9
-        mov     x24, x9
-        mov     x25, x9
-        mov     x26, x9
-        mov     x27, x9
-        mov     x28, x9
+        FILL_X19_X28_FROM_X9
         mov     x29, x9
-        fmov    d8, x9
-        fmov    d9, x9
-        fmov    d10, x9
-        fmov    d11, x9
-        fmov    d12, x9
-        fmov    d13, x9
-        fmov    d14, x9
-        fmov    d15, x9
-        ldp     x19, x20, [sp, #0]
-        ldp     x21, x22, [sp, #16]
-        ldp     x23, x24, [sp, #32]
-        ldp     x25, x26, [sp, #48]
-        ldp     x27, x28, [sp, #64]
-        ldp     x29, x30, [sp, #80]
-        ldp     d8,  d9,  [sp, #96]
-        ldp     d10, d11, [sp, #112]
-        ldp     d12, d13, [sp, #128]
-        ldp     d14, d15, [sp, #144]
+        FILL_D8_D15_FROM_X9
+        RESTORE_CALLEE
         add     sp, sp, #160
         mov     v8.d[1], x9
         mov     v9.d[1], x9
