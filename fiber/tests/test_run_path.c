@@ -96,6 +96,8 @@ static void setup_check_ended(struct setup *u, uint64_t rc)
     assert_int_equal(rc & 0xffffffffu, 0);
     if (u->end != END_HOT) /* a record the hot slot took keeps spawn's state: unread */
         assert_int_equal(u->f->state, FIBER_DONE);
+    else /* and so shows that the fast end put it there, not fiber__join_finish() */
+        assert_int_equal(u->f->state, FIBER_READY);
     assert_int_equal(u->s->live, 0);
     assert_null(u->s->current);
     assert_ptr_equal(u->s->pool[0].hot, u->f);

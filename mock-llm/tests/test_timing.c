@@ -225,6 +225,25 @@ static void test_token_text(void **st)
     assert_true(spaced > 50);
 }
 
+/* mllm_token_text_n: the same draw and text as mllm_token_text, and the length it
+ * stores is the text's (the stream path copies exactly that many bytes). */
+static void test_token_text_n(void **st)
+{
+    (void)st;
+    mllm_rng_t a, b;
+    mllm_rng_seed(&a, 7, 3);
+    mllm_rng_seed(&b, 7, 3);
+    for (int i = 0; i < 2000; i++) {
+        int first = i % 50 == 0;
+        size_t n = 0;
+        const char *t = mllm_token_text_n(&a, first, &n);
+        const char *u = mllm_token_text(&b, first);
+        assert_string_equal(t, u);
+        assert_int_equal(n, strlen(t));
+        assert_true(n > 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_prompt_raises_ttft),
         cmocka_unit_test(test_no_drift),
         cmocka_unit_test(test_token_text),
+        cmocka_unit_test(test_token_text_n),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -639,6 +639,53 @@ static void test_timing_bands(void **st)
         assert_true(ttft[0] < 0.090 && last[0] < 0.3075);
 }
 
+/* The same lower bound on every token at gaps of 1 ms, shorter than a ticker round can
+ * take: the ticker reads the clock once per round and emits what is due by that reading
+ * (emit_due), so a reading taken ahead of time, or a batch that took in events due after
+ * it, would send tokens early. At 5 ms gaps (test_timing_bands) a batch never holds two
+ * events, and an error of under 5 ms went unseen there. Token k is due 10 + k ms after
+ * the request; counted from before the client sent it, load can only delay a token. */
+static void test_fast_gaps_never_early(void **st)
+{
+    (void)st;
+    const char *a[] = { "--profile", "fixed", "--ttft-ms", "10", "--tps", "1000",
+                        "--output-tokens", "200", "--prefill-us-per-token", "0", NULL };
+    server_t s = start_server(a);
+    double worst = 1;
+    int worst_tok = -1;
+    for (int k = 0; k < 3; k++) {
+        static rd_t r;
+        r.fd = connect_to(s.port);
+        r.len = r.off = 0;
+        const char *req = post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}", NULL);
+        double t0 = now_s();
+        send_all(r.fd, req, strlen(req));
+        resp_t *o = calloc(1, sizeof *o);
+        assert_int_equal(read_resp(&r, o), 0);
+        close(r.fd);
+        int seen = 0;
+        for (int i = 0; i < o->nchunks; i++) {
+            size_t to = i + 1 < o->nchunks ? o->chunk_off[i + 1] : o->body_len;
+            int n = tokens_in(o->body, o->chunk_off[i], to);
+            if (!n)
+                continue;
+            seen += n;
+            double at = o->chunk_t[i] - t0, due = 0.010 + 0.001 * (seen - 1);
+            if (at - due < worst) {
+                worst = at - due;
+                worst_tok = seen - 1;
+            }
+        }
+        assert_int_equal(seen, 200);
+        resp_free(o);
+        free(o);
+    }
+    print_message("fast gaps: closest to its deadline: token %d, %+.3f ms\n", worst_tok,
+                  worst * 1e3);
+    assert_true(worst >= -0.0001); /* no token early (0.1 ms: the two sides' clock reads) */
+    assert_int_equal(stop_server(s), 0);
+}
+
 static void test_keepalive_pipelining_chunked(void **st)
 {
     (void)st;
@@ -1362,6 +1409,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_nonstream_and_models),
         cmocka_unit_test(test_error_statuses),
         cmocka_unit_test(test_timing_bands),
+        cmocka_unit_test(test_fast_gaps_never_early),
         cmocka_unit_test(test_keepalive_pipelining_chunked),
         cmocka_unit_test(test_anthropic_stream),
         cmocka_unit_test(test_determinism),
