@@ -114,6 +114,10 @@ def main():
     # the events the ticker wrote itself (the rest through the streams' fibers: a
     # different path, with more instructions and misses per event)
     tw = m2.get("mllm_ticker_writes_total", 0) - m0.get("mllm_ticker_writes_total", 0)
+    # of those, the ones more than 1 ms late (MLLM_TICKER_LATE_NS): the late path, which
+    # a build with -DMLLM_TICKER_LATE_NS=0u takes for every event
+    tl = m2.get("mllm_ticker_late_writes_total", 0) - \
+        m0.get("mllm_ticker_late_writes_total", 0)
     dumps = sorted(f for f in os.listdir(os.path.dirname(out) or ".")
                    if f.startswith(os.path.basename(out)) and f != os.path.basename(out))
     path = os.path.join(os.path.dirname(out) or ".", dumps[-1]) if dumps else out
@@ -127,7 +131,8 @@ def main():
     print(f"streams={a.streams} tps={a.tps:g} events={ev:.0f} "
           f"ir_per_event={c['Ir'] / ev:.0f} l1_miss_per_event={l1 / ev:.2f} "
           f"ll_miss_per_event={ll / ev:.3f} dlmr_per_event={c.get('DLmr', 0) / ev:.3f} "
-          f"writes_per_event={writes / evw:.3f} ticker_share={tw / evw:.3f} dump={path}")
+          f"writes_per_event={writes / evw:.3f} ticker_share={tw / evw:.3f} "
+          f"ticker_late_share={tl / evw:.3f} dump={path}")
 
 
 if __name__ == "__main__":

@@ -96,9 +96,12 @@ void mllm_metrics_format(mllm_buf_t *b)
     counter(b, "mllm_ticker_writes_total",
             "Stream writes made by the timer wheel's ticker (the rest by streams' fibers).",
             "counter", m->ticker_writes);
+    counter(b, "mllm_ticker_late_writes_total",
+            "Ticker writes more than 1 ms late for their stream (they do not count towards "
+            "its 64 per round).", "counter", m->ticker_late_writes);
     counter(b, "mllm_ticker_handovers_total",
-            "Stream events the ticker was more than 1 ms late for and left to the stream's "
-            "fiber.", "counter", m->ticker_handovers);
+            "Streams the ticker handed to their fibers because their next event was due "
+            "by the end of its write.", "counter", m->ticker_handovers);
     counter(b, "mllm_ticker_parks_total",
             "Times the ticker, behind, let the scheduler poll after 64 stream writes.",
             "counter", m->ticker_parks);

@@ -29,7 +29,8 @@ typedef struct mllm_metrics {
     uint64_t tokens_sent, events_sent, writes, bytes_sent;
     uint64_t events_backlogged;      /* events queued behind a slow reader */
     uint64_t ticker_writes;          /* stream writes made by the wheel's ticker */
-    uint64_t ticker_handovers;       /* streams the ticker was > 1 ms late for: to their fiber */
+    uint64_t ticker_late_writes;     /* of those, > 1 ms late (not counted towards its 64) */
+    uint64_t ticker_handovers;       /* streams whose next event was due after its write: to their fiber */
     uint64_t ticker_parks;           /* the ticker's 1 ns parks after 64 writes (mllm_wheel.c) */
     uint64_t pending_bytes;          /* output queued for readers the kernel had no room for */
     uint64_t tls_handshakes, tls_handshake_failures; /* --tls */

@@ -315,7 +315,6 @@ static void __attribute__((noinline)) stack_trim(void)
 
 /* How a batch of events ended (emit_due). */
 enum step {
-    STEP_LATE = -1, /* none: the ticker was late for it and left it to the fiber */
     STEP_MORE, /* events are left: the next is due at start + off */
     STEP_END,  /* the answer is complete (its last events and end written) */
     STEP_CUT,  /* an injected error frame went out: flush, then close */
@@ -418,12 +417,17 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g, uint64_t now
  * an error, a backlog to drain, a long gap to watch, an event already due - hands the
  * stream back to its fiber, which goes on exactly as if it had emitted this batch.
  */
-/* A ticker this late for a stream leaves its events to the stream's fiber, a wake-up
- * that does not count towards the ticker's 64 per round (mllm_wheel.h). Behind, the
- * ticker otherwise served the due streams 64 per scheduler round while every stream
- * handed back to its fiber took a turn in each round: overloaded (10,000 streams x 5
- * tokens/s on the loaded machine) a fifth of the events came 1-10 s late, none before.
- * Handed back, every stream that is behind takes its turn in the rounds, as before. */
+/* A ticker this late for a stream still emits its due events itself (coalesced, as the
+ * fiber would), but the write does not count towards the ticker's 64 per round
+ * (mllm_wheel.h): behind, every late stream gets one batch per pass, as every stream
+ * driven by its fiber gets one turn per scheduler round. Counted, the ticker served the
+ * due streams 64 per round while every stream handed back to its fiber took a turn in
+ * each round: overloaded (10,000 streams x 5 tokens/s on the loaded machine) a fifth of
+ * the events came 1-10 s late. Until 3 December a late stream was handed to its fiber
+ * instead, a wake-up, a context switch onto its cold stack, the fiber's wait and a
+ * re-file per event (callgrind, 10,000 streams, every stream late: see the README's
+ * "late path"), so a server that fell 1 ms behind paid more per event and fell further
+ * behind. */
 #ifndef MLLM_TICKER_LATE_NS /* a -D for measurement builds only (bench/cg_per_event.py) */
 #define MLLM_TICKER_LATE_NS 1000000u
 #endif
@@ -432,24 +436,22 @@ static int stream_fire(mllm_wheel_timer_t *t, uint64_t now)
 {
     gen_t *g = (gen_t *)t; /* st is the first member of gen_t, timer of st */
     stream_t *st = &g->st;
-    if (now - t->deadline > MLLM_TICKER_LATE_NS) {
-        st->step = STEP_LATE;
-        mllm_metrics.ticker_handovers++;
-        fiber_waitq_wake_one(&g->q);
-        return 0;
-    }
+    int late = now - t->deadline > MLLM_TICKER_LATE_NS;
     st->step = emit_due(g, now);
     mllm_metrics.ticker_writes++;
+    mllm_metrics.ticker_late_writes += (uint64_t)late;
     if (st->step == STEP_MORE && st->rc == 0) {
         uint64_t deadline = st->start + st->s.t_ns;
         if (deadline > st->wrote_at && mllm_conn_wait_is_sleep(st->c, deadline, st->wrote_at)) {
             st->timer.deadline = deadline;
             if (mllm_wheel_add(&st->timer, st->wrote_at) == 0)
-                return 1;
+                return !late;
         }
+        if (deadline <= st->wrote_at)
+            mllm_metrics.ticker_handovers++; /* due already: the fiber emits it and yields */
     }
     fiber_waitq_wake_one(&g->q);
-    return 1;
+    return !late;
 }
 
 _Static_assert(offsetof(gen_t, st) == 0 && offsetof(stream_t, timer) == 0,
@@ -493,8 +495,6 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
             /* The ticker emits from here on (stream_fire) and wakes us when it cannot. */
             fiber_waitq_wait(&g->q, FIBER_FOREVER);
             step = st->step;
-            if (step == STEP_LATE)
-                continue; /* due: emitted on the way below, from this fiber */
         } else {
             if ((st->rc = mllm_conn_wait_until(c, deadline)))
                 break;

@@ -37,7 +37,8 @@ struct mllm_wheel_timer {
      * now is the ticker's clock reading. It must not park (it runs inside the ticker,
      * before the other due timers); it may file the timer again with mllm_wheel_add().
      * Returns 1 when it did a piece of work that counts towards the ticker's round
-     * (MLLM_WHEEL_FIRE_ROUND), 0 when it only handed something on (a wake-up). */
+     * (MLLM_WHEEL_FIRE_ROUND), 0 when it only handed something on (a wake-up) or did
+     * work that must not wait for the next round (a stream's late write). */
     int (*fire)(mllm_wheel_timer_t *t, uint64_t now);
 };
 
@@ -57,8 +58,10 @@ void mllm_wheel_debug_may_park(const char *what);
  * (over as many passes as it takes while it is behind) before it lets the other fibers
  * and the poller run. Streams' events are written from inside the ticker, and a burst
  * of due streams must not hold up new connections and /metrics for its whole length.
- * Wake-ups do not count: a ticker behind hands every due stream on at once, as it did
- * when it only woke fibers. */
+ * Wake-ups do not count, nor do a stream's writes more than 1 ms late (mllm_route.c):
+ * a ticker behind serves every late stream once per pass, as every woken fiber takes
+ * one turn per scheduler round, and then parks until its next deadline (past: the
+ * scheduler polls and runs the other fibers first). */
 #define MLLM_WHEEL_FIRE_ROUND 64
 
 /* Files t under t->deadline; now is fiber_now_ns() as the caller read it. Returns 0, or
