@@ -185,8 +185,11 @@ int mllm_conn_emit_chunk(mllm_conn_t *c, mllm_buf_t *b, int chunked)
             *--start = hex[v & 15];
             v >>= 4;
         } while (v);
-        /* mllm_buf_add's work, inline: a call and a memcpy call per event */
+        /* mllm_buf_add's work, inline: a call and a memcpy call per event; the reserve
+         * may move the buffer, and the size header with it */
+        size_t off = (size_t)(start - b->p);
         mllm_buf_reserve(b, 3);
+        start = b->p + off;
         if (!b->oom) {
             memcpy(b->p + b->len, "\r\n", 3); /* and the NUL mllm_buf_add keeps */
             b->len += 2;

@@ -6,6 +6,11 @@
 #include <cmocka.h>
 
 #include "mllm_http.h"
+#include "mllm_conn.h"
+#include "mllm_transport.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,10 +208,52 @@ static void test_dechunk(void **st)
     assert_int_equal(dechunk_steps(big, n, 64, 999, 8000, out, &body, &used), -413);
 }
 
+
+/* mllm_conn_emit_chunk writes the chunk's size header in front of the data, then
+ * reserves 3 bytes for the trailing CRLF: a buffer with fewer than 3 bytes free moves
+ * there, and the header's pointer must follow it (it pointed into the freed block:
+ * ASan's use-after-free, garbage on the wire in the plain build when realloc moves). */
+static void test_emit_chunk_when_the_crlf_moves_the_buffer(void **st)
+{
+    (void)st;
+    static mllm_config_t cfg;
+    mllm_config_defaults(&cfg);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    mllm_conn_t c;
+    memset(&c, 0, sizeof c);
+    mllm_tx_plain(&c.tx, sv[0]);
+    mllm_conn_init(&c, &cfg, 1);
+    enum { BODY = 300 };
+    mllm_buf_t b = { 0 };
+    b.cap = MLLM_CHUNK_HEADROOM + BODY + 2; /* room for "\r\n", not for the NUL */
+    b.p = malloc(b.cap);
+    assert_non_null(b.p);
+    memset(b.p, '#', MLLM_CHUNK_HEADROOM);
+    for (int i = 0; i < BODY; i++)
+        b.p[MLLM_CHUNK_HEADROOM + i] = (char)('a' + i % 26);
+    b.len = MLLM_CHUNK_HEADROOM + BODY;
+    char *before = b.p;
+    assert_int_equal(mllm_conn_emit_chunk(&c, &b, 1), 0);
+    char got[1024];
+    ssize_t n = read(sv[1], got, sizeof got);
+    char want[1024];
+    int h = snprintf(want, sizeof want, "%x\r\n", BODY);
+    memcpy(want + h, b.p + MLLM_CHUNK_HEADROOM, BODY);
+    memcpy(want + h + BODY, "\r\n", 2);
+    assert_int_equal(n, h + BODY + 2);
+    assert_memory_equal(got, want, (size_t)n);
+    (void)before; /* whether realloc moved it is the allocator's choice (ASan: always) */
+    mllm_buf_free(&b);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_complete),
+        cmocka_unit_test(test_emit_chunk_when_the_crlf_moves_the_buffer),
         cmocka_unit_test(test_spans_survive_a_moved_buffer),
         cmocka_unit_test(test_partial_every_prefix),
         cmocka_unit_test(test_bare_lf_and_http10),
