@@ -115,6 +115,24 @@ def set_cpu(d, cpu):
             f.writelines(f"cpu: {cpu}\n" if l.startswith("cpu:") else l for l in lines)
 
 
+FORM_METRICS = ("core_adds_per_ns", "units_per_gadd")
+
+
+def strip_forms(d):
+    """Drops the CPU-time, core-speed and calibration-add rows from d's CSVs: a set
+    measured before the harnesses wrote them."""
+    for h in ("switch", "alloc", "seed"):
+        p = os.path.join(d, h + ".csv")
+        with open(p, newline="") as f:
+            rows = list(csv.DictReader(f))
+        keep = [r for r in rows if not (r["metric"] in FORM_METRICS or r["metric"].startswith("cpu_")
+                                        or r["metric"].startswith("adds_per_"))]
+        with open(p, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0].keys()), lineterminator="\n")
+            w.writeheader()
+            w.writerows(keep)
+
+
 class TwoSets(unittest.TestCase):
     """setUp: a published set (self.pub) and a run (self.now), both copies of the
     source set's harnesses in a temporary directory."""
@@ -135,6 +153,13 @@ class TwoSets(unittest.TestCase):
 
 
 class ReproduceTest(TwoSets):
+    """On the wall-clock figures: the sets without their CPU-time and core-speed rows
+    (CoreFormTest judges those)."""
+
+    def setUp(self):
+        super().setUp()
+        strip_forms(self.pub)
+        strip_forms(self.now)
 
     def run_it(self, *extra):
         out, err = io.StringIO(), io.StringIO()
@@ -473,6 +498,13 @@ class CoreFormTest(TwoSets):
     core speed measured beside it): a slower host passes, slower code fails, through the
     published set's own forms, a reference run's, or the CPU time alone."""
 
+    def setUp(self):
+        # each test says which set has the forms (the published Intel set has them for
+        # switch and alloc since 2026-12-03): start from a set without any
+        super().setUp()
+        strip_forms(self.pub)
+        strip_forms(self.now)
+
     def run_it(self, *extra):
         out, err = io.StringIO(), io.StringIO()
         with redirect_stdout(out), redirect_stderr(err):
@@ -534,6 +566,34 @@ class CoreFormTest(TwoSets):
         self.assertEqual(rc, 1, out)
         self.assertIn("too far from it to tell the code from the host", out)
 
+    def test_planted_2x_fails_against_the_published_sets_own_forms(self):
+        # the shown set as it is (the Intel set's switch and alloc carry the rows): a copy
+        # of it passes; 2x slower code on its core, or on one 1.3x slower at any
+        # exponent, fails every figure judged against the published set's forms
+        for h in HARNESSES:
+            shutil.copy(os.path.join(source_set(), h + ".csv"), self.pub)
+        cases = [(1.0, 1.0, 0)] + [(1.0, 2.0, 1)] + [(1.3, 2.0, 1, a) for a in (0.0, 1.0)]
+        judged = 0
+        for c in cases:
+            host, code, want = c[:3]
+            alpha = c[3] if len(c) > 3 else 1.0
+            with self.subTest(host=host, code=code, alpha=alpha):
+                for h in HARNESSES:
+                    shutil.copy(os.path.join(source_set(), h + ".csv"), self.now)
+                shift_run(self.now, host=host, code=code, alpha=alpha)
+                rc, out = self.run_it("--reference", "none")
+                own = [l for l in self.judged_fiber(out) if "against the published set]" in l]
+                judged = len(own)
+                if want:
+                    self.assertEqual(rc, 1, out)
+                    failed = out.split("FAILED:")[1]
+                    for l in own:
+                        self.assertIn(l.split("|")[0].strip(), failed, out)
+                else:
+                    self.assertTrue(all(l.rstrip().endswith("| ok") for l in own), out)
+        if judged == 0:
+            self.skipTest("the shown set has no CPU-time and core-speed rows")
+
     def test_a_set_without_forms_takes_them_from_the_reference_run(self):
         ref = os.path.join(self.tmp.name, "ref")
         shutil.copytree(self.pub, ref)
@@ -546,6 +606,7 @@ class CoreFormTest(TwoSets):
         self.assertTrue(all("against the reference run]" in l for l in fib), out)
         for h in HARNESSES:
             shutil.copy(os.path.join(source_set(), h + ".csv"), self.now)
+        strip_forms(self.now)
         add_forms(self.now, code=2.0)
         code, out = self.run_it("--reference", ref)
         self.assertEqual(code, 1, out)
@@ -560,6 +621,7 @@ class CoreFormTest(TwoSets):
         # ... and slower code fails
         for h in HARNESSES:
             shutil.copy(os.path.join(source_set(), h + ".csv"), self.now)
+        strip_forms(self.now)
         add_forms(self.now, steal=1.8, code=2.0)
         code, out = self.run_it("--reference", "none")
         self.assertEqual(code, 1, out)
@@ -688,6 +750,8 @@ class SpreadTest(TwoSets):
 
     def setUp(self):
         super().setUp()
+        strip_forms(self.pub)  # the wall-clock figures' ranges (CoreFormTest: the others)
+        strip_forms(self.now)
         mark_yield_measured(self.pub)  # every figure judged two-sided
         mark_yield_measured(self.now)
         self.judged = [f for f in reproduce.FIGURES if not f.shown_only
