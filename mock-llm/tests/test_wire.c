@@ -587,21 +587,31 @@ static int tokens_in(const char *body, size_t from, size_t to)
  * which broke that bound beside spinners. The fastest of five requests must also come
  * within 1.8x of the profile (TTFT) and 1.5x (whole stream), unless the server's own
  * lateness histogram says it ran late: a loaded machine delays all five. */
+/* One streamed chat completion from the server on port: the parsed response (calloc'd;
+ * its spans point into a static read buffer, valid until the next call) and, in *t0, the
+ * time the request was sent. */
+static resp_t *stream_chat(int port, double *t0)
+{
+    static rd_t r;
+    r.fd = connect_to(port);
+    r.len = r.off = 0;
+    const char *req = post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}", NULL);
+    *t0 = now_s();
+    send_all(r.fd, req, strlen(req));
+    resp_t *o = calloc(1, sizeof *o);
+    assert_int_equal(read_resp(&r, o), 0);
+    close(r.fd);
+    return o;
+}
+
 static void test_timing_bands(void **st)
 {
     (void)st;
     double ttft[5], last[5], worst = 1; /* the smallest (arrival - due) of any token */
     int worst_k = -1, worst_tok = -1;
     for (int k = 0; k < 5; k++) {
-        static rd_t r;
-        r.fd = connect_to(srv_main.port);
-        r.len = r.off = 0;
-        const char *req = post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}", NULL);
-        double t0 = now_s();
-        send_all(r.fd, req, strlen(req));
-        resp_t *o = calloc(1, sizeof *o);
-        assert_int_equal(read_resp(&r, o), 0);
-        close(r.fd);
+        double t0;
+        resp_t *o = stream_chat(srv_main.port, &t0);
         /* chunk 0 = role + first token (they share the first deadline); a busy machine
          * may make the server put several due events in one chunk */
         assert_true(o->nchunks >= 1);
@@ -654,15 +664,8 @@ static void test_fast_gaps_never_early(void **st)
     double worst = 1;
     int worst_tok = -1;
     for (int k = 0; k < 3; k++) {
-        static rd_t r;
-        r.fd = connect_to(s.port);
-        r.len = r.off = 0;
-        const char *req = post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"stream\":true}", NULL);
-        double t0 = now_s();
-        send_all(r.fd, req, strlen(req));
-        resp_t *o = calloc(1, sizeof *o);
-        assert_int_equal(read_resp(&r, o), 0);
-        close(r.fd);
+        double t0;
+        resp_t *o = stream_chat(s.port, &t0);
         int seen = 0;
         for (int i = 0; i < o->nchunks; i++) {
             size_t to = i + 1 < o->nchunks ? o->chunk_off[i + 1] : o->body_len;
