@@ -8,7 +8,12 @@
 #   scripts/aarch64_insns.sh [source tree, default: this one]
 # Needs gcc-aarch64-linux-gnu and qemu-user (scripts/deps.sh test).
 set -euo pipefail
-root=$(cd "${1:-$(dirname "$0")/..}" && pwd)
+case "${1:-}" in -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+[ $# -le 1 ] || { echo "aarch64_insns.sh: one source tree at most (try --help)" >&2; exit 2; }
+src=${1:-$(dirname "$0")/..}
+[ -f "$src/fiber/include/fiber.h" ] || {
+  echo "aarch64_insns.sh: '$src' is not a fiberbench source tree (no fiber/include/fiber.h)" >&2; exit 2; }
+root=$(cd "$src" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cat >"$work/loop.c" <<'C'
