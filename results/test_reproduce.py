@@ -538,17 +538,14 @@ class CoreFormTest(TwoSets):
         # half (0.5) or not at all (0); 2x slower code fails every fiber-side figure on
         # each of those cores, whatever alpha; a core 2.5x slower fails, saying it ran
         # too far from the reference's speed to tell
-        ref = os.path.join(reproduce.REFERENCE, resultsets.dir_machine_name(self.pub) or "-")
-        if not os.path.isdir(ref):
-            self.skipTest("no reference run for the shown set's machine")
+        ref = self.reference_as_fresh()
         cases = [(1.0, 1.0, 1.0, 1.0, 0), (1.0, 1.0, 2.0, 1.0, 1)]
         for host in (1.3, 1 / 1.3):
             cases += [(host, 1.33 if host > 1 else 1.0, 1.0, a, 0) for a in (0.0, 0.5, 1.0)]
             cases += [(host, 1.2, 2.0, a, 1) for a in (0.0, 0.5, 1.0)]
         for host, steal, code, alpha, want in cases:
             with self.subTest(host=host, steal=steal, code=code, alpha=alpha):
-                for h in ("switch", "alloc", "seed"):
-                    shutil.copy(os.path.join(ref, h + ".csv"), self.now)
+                self.reference_as_fresh()
                 shift_run(self.now, host=host, steal=steal, code=code, alpha=alpha)
                 rc, out = self.run_it("--reference", ref)
                 self.assertEqual(rc, want, out)
@@ -559,8 +556,7 @@ class CoreFormTest(TwoSets):
                     failed = out.split("FAILED:")[1]
                     for l in fib:
                         self.assertIn(l.split("|")[0].strip(), failed, out)
-        for h in ("switch", "alloc", "seed"):
-            shutil.copy(os.path.join(ref, h + ".csv"), self.now)
+        self.reference_as_fresh()
         shift_run(self.now, host=2.5, alpha=1.0)
         rc, out = self.run_it("--reference", ref)
         self.assertEqual(rc, 1, out)
@@ -604,9 +600,7 @@ class CoreFormTest(TwoSets):
         self.assertIn("from the reference run", out)
         fib = self.judged_fiber(out)
         self.assertTrue(all("against the reference run]" in l for l in fib), out)
-        for h in HARNESSES:
-            shutil.copy(os.path.join(source_set(), h + ".csv"), self.now)
-        strip_forms(self.now)
+        self.bare_now()
         add_forms(self.now, code=2.0)
         code, out = self.run_it("--reference", ref)
         self.assertEqual(code, 1, out)
@@ -619,13 +613,17 @@ class CoreFormTest(TwoSets):
         self.assertEqual(code, 0, out)
         self.assertIn("[CPU time against the published calm run]", out)
         # ... and slower code fails
-        for h in HARNESSES:
-            shutil.copy(os.path.join(source_set(), h + ".csv"), self.now)
-        strip_forms(self.now)
+        self.bare_now()
         add_forms(self.now, steal=1.8, code=2.0)
         code, out = self.run_it("--reference", "none")
         self.assertEqual(code, 1, out)
         self.assertIn("protocol fiber throughput", out.split("FAILED:")[1])
+
+    def bare_now(self):
+        """self.now back to the source set's CSVs without their forms."""
+        for h in HARNESSES:
+            shutil.copy(os.path.join(source_set(), h + ".csv"), self.now)
+        strip_forms(self.now)
 
     def reference_as_fresh(self):
         ref = os.path.join(reproduce.REFERENCE, resultsets.dir_machine_name(self.pub) or "-")
