@@ -152,9 +152,9 @@ class TwoSets(unittest.TestCase):
         self.tmp.cleanup()
 
 
-class ReproduceTest(TwoSets):
-    """On the wall-clock figures: the sets without their CPU-time and core-speed rows
-    (CoreFormTest judges those)."""
+class BareSets(TwoSets):
+    """TwoSets without the CPU-time and core-speed rows (a test adds what it needs), and
+    reproduce.main run on them."""
 
     def setUp(self):
         super().setUp()
@@ -166,6 +166,10 @@ class ReproduceTest(TwoSets):
         with redirect_stdout(out), redirect_stderr(err):
             code = reproduce.main(["--fresh", self.now, "--published", self.pub, *extra])
         return code, out.getvalue()
+
+
+class ReproduceTest(BareSets):
+    """On the wall-clock figures (CoreFormTest judges the CPU-time and core-speed rows)."""
 
     def test_copy_of_the_set_passes(self):
         code, out = self.run_it()
@@ -493,23 +497,12 @@ def shift_run(d, host=1.0, steal=1.0, code=1.0, alpha=1.0):
         edit_rows(d, h, fn)
 
 
-class CoreFormTest(TwoSets):
-    """The fiber-side figures judged in calibration adds (the CPU-time figure times the
-    core speed measured beside it): a slower host passes, slower code fails, through the
-    published set's own forms, a reference run's, or the CPU time alone."""
-
-    def setUp(self):
-        # each test says which set has the forms (the published Intel set has them for
-        # switch and alloc since 2026-12-03): start from a set without any
-        super().setUp()
-        strip_forms(self.pub)
-        strip_forms(self.now)
-
-    def run_it(self, *extra):
-        out, err = io.StringIO(), io.StringIO()
-        with redirect_stdout(out), redirect_stderr(err):
-            code = reproduce.main(["--fresh", self.now, "--published", self.pub, *extra])
-        return code, out.getvalue()
+class CoreFormTest(BareSets):
+    """The fiber-side figures judged in CPU time with the accepted range moved by the core
+    speed measured beside them: a slower host passes, slower code fails, through the
+    published set's own rows, a reference run's, or the CPU time alone. Each test says
+    which set has the rows (the published Intel set has them for switch and alloc since
+    2026-12-03); BareSets starts from sets without any."""
 
     def judged_fiber(self, out):
         return [l for l in out.splitlines() if "| fiber " in l]
