@@ -546,6 +546,56 @@ static void test_error_statuses(void **st)
     resp_free(&r);
 }
 
+/* A request the HTTP layer refuses before the API sees it (the body too large, a
+ * malformed chunked body, a body that does not arrive) is answered in the shape of the
+ * API its path names: on /v1/messages and /v1/messages/count_tokens Anthropic's
+ * {"type":"error","error":{"type","message"}} with the type Anthropic documents for the
+ * status (413: request_too_large), as the Anthropic SDK reads it; OpenAI's shape on
+ * every other path. They were all OpenAI-shaped before. */
+static void expect_anthropic_error(server_t s, const char *raw, int status, const char *type)
+{
+    resp_t r;
+    request(s.port, raw, &r);
+    assert_int_equal(r.status, status);
+    cJSON *j = cJSON_Parse(r.body);
+    if (!j || !cJSON_IsString(cJSON_GetObjectItem(j, "type")))
+        fail_msg("not Anthropic's error shape: %s", r.body);
+    assert_string_equal(cJSON_GetObjectItem(j, "type")->valuestring, "error");
+    cJSON *e = cJSON_GetObjectItem(j, "error");
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(e, "message")));
+    assert_string_equal(cJSON_GetObjectItem(e, "type")->valuestring, type);
+    assert_null(cJSON_GetObjectItem(e, "param")); /* OpenAI's keys are not there */
+    cJSON_Delete(j);
+    resp_free(&r);
+}
+
+static void test_refusals_in_the_paths_api_shape(void **st)
+{
+    (void)st;
+    server_t s = srv_main;
+    expect_anthropic_error(s, "POST /v1/messages HTTP/1.1\r\nHost: t\r\nContent-Length: "
+                              "99999999\r\n\r\n", 413, "request_too_large");
+    expect_anthropic_error(s, "POST /v1/messages?beta=true HTTP/1.1\r\nHost: t\r\n"
+                              "Content-Length: 99999999\r\n\r\n", 413, "request_too_large");
+    expect_anthropic_error(s, "POST /v1/messages/count_tokens HTTP/1.1\r\nHost: t\r\n"
+                              "Content-Length: 99999999\r\n\r\n", 413, "request_too_large");
+    expect_anthropic_error(s, "POST /v1/messages HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+                              "chunked\r\n\r\nzz\r\n", 400, "invalid_request_error");
+    expect_anthropic_error(s, "POST /v1/messages HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+                              "gzip\r\n\r\n", 501, "api_error");
+    /* the same refusals elsewhere stay OpenAI's */
+    expect_error(s, "POST /v1/responses HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n",
+                 413, NULL);
+    expect_error(s, "POST /v1/messagesx HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n",
+                 413, NULL);
+    /* a request line too long to know its path: OpenAI's, as before */
+    static char longline[12000];
+    strcpy(longline, "POST /v1/messages?");
+    memset(longline + 18, 'a', 10000);
+    strcpy(longline + 10018, " HTTP/1.1\r\n\r\n");
+    expect_error(s, longline, 414, NULL);
+}
+
 static double metric(server_t s, const char *name);
 
 /* The share of the server's events so far that were more than 5 ms late, from its own
@@ -1407,10 +1457,14 @@ int main(int argc, char **argv)
     }
     server_path = argv[1];
     signal(SIGPIPE, SIG_IGN);
+    /* MLLM_WIRE_ONLY=pattern runs only the tests whose names match (cmocka's filter) */
+    if (getenv("MLLM_WIRE_ONLY"))
+        cmocka_set_test_filter(getenv("MLLM_WIRE_ONLY"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_wire),
         cmocka_unit_test(test_nonstream_and_models),
         cmocka_unit_test(test_error_statuses),
+        cmocka_unit_test(test_refusals_in_the_paths_api_shape),
         cmocka_unit_test(test_timing_bands),
         cmocka_unit_test(test_fast_gaps_never_early),
         cmocka_unit_test(test_keepalive_pipelining_chunked),
