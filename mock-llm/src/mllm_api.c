@@ -578,6 +578,56 @@ static int get_temperature(const cJSON *root, mllm_err_t *err)
     return 0;
 }
 
+/* A number parameter within [lo, hi]; absent or null passes. OpenAI's wording. */
+static int get_range(const cJSON *root, const char *name, double lo, double hi,
+                     mllm_err_t *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", name,
+                            "Invalid type for '%s': expected a number.", name);
+    if (v->valuedouble > hi)
+        return mllm_err_set(err, 400, "invalid_request_error", "decimal_above_max_value", name,
+                            "Invalid '%s': decimal above maximum value. Expected a value <= "
+                            "%g, but got %g instead.", name, hi, v->valuedouble);
+    if (v->valuedouble < lo)
+        return mllm_err_set(err, 400, "invalid_request_error", "decimal_below_min_value", name,
+                            "Invalid '%s': decimal below minimum value. Expected a value >= "
+                            "%g, but got %g instead.", name, lo, v->valuedouble);
+    return 0;
+}
+
+/*
+ * Chat parameters mock-llm cannot honour, or that OpenAI refuses out of range: refused
+ * with OpenAI's 400 instead of answered as if honoured. logprobs: true asks for
+ * choices[].logprobs.content, which mock-llm does not generate (it answers null, and an
+ * app that reads it fails far from the cause); OpenAI answers a model without them with
+ * code "unsupported_parameter". top_logprobs needs logprobs (0 passes). stop, seed,
+ * logit_bias, response_format, user... stay accepted and ignored (README).
+ */
+static int chat_sampling(const cJSON *root, mllm_err_t *err)
+{
+    int logprobs = 0;
+    if (get_bool(root, "logprobs", &logprobs, err))
+        return -1;
+    if (logprobs)
+        return mllm_err_set(err, 400, "invalid_request_error", "unsupported_parameter",
+                            "logprobs", "Unsupported parameter: 'logprobs' is not supported "
+                            "by mock-llm (it generates no log probabilities); leave it unset "
+                            "or false.");
+    const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "top_logprobs");
+    if (tl && !cJSON_IsNull(tl) &&
+        (!cJSON_IsNumber(tl) || tl->valuedouble != 0))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "top_logprobs",
+                            "Invalid value for 'top_logprobs': 'logprobs' must be set to true "
+                            "if 'top_logprobs' is used.");
+    return get_range(root, "top_p", 0, 1, err) ||
+           get_range(root, "presence_penalty", -2, 2, err) ||
+           get_range(root, "frequency_penalty", -2, 2, err) ? -1 : 0;
+}
+
 /*
  * Tools, in each API's shape, normalised into out->tools: an array of
  * {"name": ..., "parameters": <JSON schema or null>} (detached copies, freed by
@@ -616,6 +666,12 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
             if (!cJSON_IsObject(t))
                 return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "tools",
                                     "Invalid 'tools[%ld]': expected an object.", i);
+            /* OpenAI's tools say their type; one without was skipped as "not a function",
+             * and a tool_choice then read that no tools were given */
+            if (api != MLLM_API_MESSAGES && !cJSON_IsString(type))
+                return mllm_err_set(err, 400, "invalid_request_error",
+                                    "missing_required_parameter", "tools",
+                                    "Missing required parameter: 'tools[%ld].type'.", i);
             i++;
             if (!function)
                 continue;
@@ -762,8 +818,10 @@ static int chat_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, long
         return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "n",
                             "Invalid 'n': mock-llm generates one choice per request; got %d.",
                             n);
-    return get_temperature(root, err) || get_tools(root, MLLM_API_CHAT, out, bytes, err) ? -1
-                                                                                        : 0;
+    return get_temperature(root, err) || chat_sampling(root, err) ||
+                   get_tools(root, MLLM_API_CHAT, out, bytes, err)
+               ? -1
+               : 0;
 }
 
 int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
@@ -795,7 +853,15 @@ static int messages_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, 
         *bytes += c;
         (*msgs)++;
     }
-    if (get_temperature(root, err) || get_tools(root, MLLM_API_MESSAGES, out, bytes, err))
+    /* Anthropic's ranges: temperature and top_p 0..1, top_k a non-negative integer */
+    if (get_range(root, "temperature", 0, 1, err) || get_range(root, "top_p", 0, 1, err))
+        return -1;
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(root, "top_k");
+    if (tk && !cJSON_IsNull(tk) &&
+        (!cJSON_IsNumber(tk) || tk->valuedouble < 0 || tk->valuedouble != floor(tk->valuedouble)))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "top_k",
+                            "top_k: Input should be a non-negative integer");
+    if (get_tools(root, MLLM_API_MESSAGES, out, bytes, err))
         return -1;
     out->include_usage = 1;
     return 0;

@@ -77,6 +77,57 @@ static void test_chat_errors(void **st)
     expect_400(deep, NULL, NULL);
 }
 
+/* What OpenAI refuses with a 400 is refused here too, rather than accepted and
+ * answered as if it had been honoured: sampling parameters out of their documented
+ * ranges, and logprobs, which mock-llm does not generate (an app that asks for them
+ * reads choices[0].logprobs.content; it got null and failed on it, far from the cause).
+ * OpenAI answers a model that lacks a parameter with code "unsupported_parameter".
+ * Anthropic's ranges are its own: temperature and top_p 0..1, top_k >= 0. */
+static void expect_messages_400(const char *body, const char *param)
+{
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(mllm_parse_messages(body, strlen(body), &g, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.param, param);
+}
+
+static void test_unsupported_and_out_of_range(void **st)
+{
+    (void)st;
+    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":true}", "logprobs", "unsupported_parameter");
+    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":true,\"top_logprobs\":3}", "logprobs",
+               "unsupported_parameter");
+    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":\"yes\"}", "logprobs", "invalid_type");
+    expect_400("{\"model\":\"m\"," MSGS ",\"top_logprobs\":3}", "top_logprobs", NULL);
+    expect_400("{\"model\":\"m\"," MSGS ",\"top_p\":1.5}", "top_p", NULL);
+    expect_400("{\"model\":\"m\"," MSGS ",\"top_p\":\"1\"}", "top_p", NULL);
+    expect_400("{\"model\":\"m\"," MSGS ",\"presence_penalty\":2.5}", "presence_penalty", NULL);
+    expect_400("{\"model\":\"m\"," MSGS ",\"frequency_penalty\":-3}", "frequency_penalty", NULL);
+    /* a tool without a type was skipped silently, and a tool_choice then read "only
+     * allowed when 'tools' are specified" */
+    expect_400("{\"model\":\"m\"," MSGS ",\"tools\":[{\"function\":{\"name\":\"f\"}}],"
+               "\"tool_choice\":\"required\"}", "tools", "missing_required_parameter");
+    /* what stays accepted: the defaults and the edges of each range */
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"logprobs\":false,\"top_logprobs\":0,"
+                          "\"top_p\":1,\"presence_penalty\":-2,\"frequency_penalty\":2,"
+                          "\"seed\":7,\"stop\":[\"x\"],\"logit_bias\":null}", &g, &e), 0);
+    mllm_gen_req_free(&g);
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"logprobs\":null,\"top_p\":null}", &g,
+                          &e), 0);
+    mllm_gen_req_free(&g);
+    expect_messages_400("{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"temperature\":1.5}",
+                        "temperature");
+    expect_messages_400("{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"top_p\":1.5}", "top_p");
+    expect_messages_400("{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"top_k\":-1}", "top_k");
+    const char *ok = "{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"temperature\":1,"
+                     "\"top_p\":0.9,\"top_k\":40}";
+    assert_int_equal(mllm_parse_messages(ok, strlen(ok), &g, &e), 0);
+    mllm_gen_req_free(&g);
+}
+
 static void test_messages(void **st)
 {
     (void)st;
@@ -820,6 +871,7 @@ int main(void)
         cmocka_unit_test(test_chat_ok),
         cmocka_unit_test(test_chat_errors),
         cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_unsupported_and_out_of_range),
         cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_chunk_content_bytes),
         cmocka_unit_test(test_chunk_fmt_oom),
