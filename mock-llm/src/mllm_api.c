@@ -748,8 +748,59 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
     return 0;
 }
 
+/*
+ * A structured-output format into out->json_mode / json_schema, and its bytes into
+ * *bytes (the model reads the schema). fmt is chat's response_format ({type, json_schema:
+ * {name, schema, strict}}) or the Responses API's text.format ({type, name, schema,
+ * strict}: flat); param names it in errors. Types: text, json_object, json_schema; any
+ * other is refused as OpenAI refuses it. The schema is moved out of the request's tree
+ * (deleted after parsing anyway), as tool schemas are.
+ */
+static int get_json_format(const cJSON *fmt, int chat, const char *param, mllm_gen_req_t *out,
+                           long *bytes, mllm_err_t *err)
+{
+    if (!fmt || cJSON_IsNull(fmt))
+        return 0;
+    if (!cJSON_IsObject(fmt))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", param,
+                            "Invalid type for '%s': expected an object.", param);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(fmt, "type");
+    if (!cJSON_IsString(type))
+        return mllm_err_set(err, 400, "invalid_request_error", "missing_required_parameter",
+                            param, "Missing required parameter: '%s.type'.", param);
+    const char *t = type->valuestring;
+    if (!strcmp(t, "text"))
+        return 0;
+    *bytes += json_bytes(fmt);
+    if (!strcmp(t, "json_object")) {
+        out->json_mode = MLLM_JSON_OBJECT;
+        return 0;
+    }
+    if (strcmp(t, "json_schema"))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", param,
+                            "Invalid value for '%s.type': '%.*s'. Supported values are: "
+                            "'text', 'json_object' and 'json_schema'.", param,
+                            (int)mllm_utf8_cut(t, 40), t);
+    const cJSON *js = chat ? cJSON_GetObjectItemCaseSensitive(fmt, "json_schema") : fmt;
+    if (!cJSON_IsObject(js))
+        return mllm_err_set(err, 400, "invalid_request_error", "missing_required_parameter",
+                            param, "Missing required parameter: '%s.json_schema'.", param);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(js, "name");
+    if (!cJSON_IsString(name) || !name->valuestring[0])
+        return mllm_err_set(err, 400, "invalid_request_error", "missing_required_parameter",
+                            param, "Missing required parameter: '%s%s.name'.", param,
+                            chat ? ".json_schema" : "");
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
+    out->json_mode = MLLM_JSON_SCHEMA;
+    if (cJSON_IsObject(schema))
+        out->json_schema = cJSON_DetachItemViaPointer((cJSON *)js, (cJSON *)schema);
+    return 0;
+}
+
 void mllm_gen_req_free(mllm_gen_req_t *r)
 {
+    cJSON_Delete(r->json_schema);
+    r->json_schema = NULL;
     cJSON_Delete(r->tools);
     r->tools = NULL;
     r->ntools = 0;
@@ -819,7 +870,9 @@ static int chat_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, long
                             "Invalid 'n': mock-llm generates one choice per request; got %d.",
                             n);
     return get_temperature(root, err) || chat_sampling(root, err) ||
-                   get_tools(root, MLLM_API_CHAT, out, bytes, err)
+                   get_tools(root, MLLM_API_CHAT, out, bytes, err) ||
+                   get_json_format(cJSON_GetObjectItemCaseSensitive(root, "response_format"),
+                                   1, "response_format", out, bytes, err)
                ? -1
                : 0;
 }
@@ -1019,6 +1072,13 @@ static int responses_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes,
         get_bool(root, "stream", &out->stream, err) || get_temperature(root, err) ||
         resp_echo(root, &out->echo, err) ||
         get_tools(root, MLLM_API_RESPONSES, out, bytes, err))
+        return -1;
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
+    if (text && !cJSON_IsNull(text) && !cJSON_IsObject(text))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "text",
+                            "Invalid type for 'text': expected an object.");
+    if (get_json_format(cJSON_GetObjectItemCaseSensitive(text, "format"), 0, "text.format",
+                        out, bytes, err))
         return -1;
     const cJSON *prev = cJSON_GetObjectItemCaseSensitive(root, "previous_response_id");
     if (prev && !cJSON_IsNull(prev)) {

@@ -65,6 +65,9 @@ enum { MLLM_API_CHAT, MLLM_API_MESSAGES, MLLM_API_RESPONSES };
  * message and 3 for the reply; a tool call's arguments stream at 4 bytes per token. */
 #define MLLM_BYTES_PER_TOKEN 4
 enum { MLLM_TOOLS_AUTO, MLLM_TOOLS_NONE, MLLM_TOOLS_REQUIRED, MLLM_TOOLS_NAMED };
+/* What a text answer must be: prose, any JSON object (json_object), or JSON valid
+ * against the request's schema (json_schema: structured outputs). */
+enum { MLLM_JSON_NONE, MLLM_JSON_OBJECT, MLLM_JSON_SCHEMA };
 
 struct cJSON;
 
@@ -83,6 +86,9 @@ typedef struct mllm_gen_req {
     int  tool_choice;       /* MLLM_TOOLS_* */
     int  named_tool;        /* index in tools when MLLM_TOOLS_NAMED */
     int  after_tool_result; /* the last turn is a tool result: answer it with text */
+    /* structured output: chat's response_format, the Responses API's text.format */
+    int  json_mode;         /* MLLM_JSON_* */
+    struct cJSON *json_schema; /* MLLM_JSON_SCHEMA: the schema (detached); else NULL */
     /* Responses: the request's fields its response object repeats (instructions,
      * tools, tool_choice, temperature, top_p, max_output_tokens, metadata, ...), as JSON
      * object members; empty for the other APIs */
@@ -146,6 +152,16 @@ typedef struct mllm_tool_call {
  */
 int mllm_tool_call(const mllm_gen_req_t *r, mllm_rng_t *rng, double rate, uint64_t id_num,
                    mllm_tool_call_t *call);
+
+/*
+ * The text of a structured-output answer (r->json_mode not MLLM_JSON_NONE) into out:
+ * JSON built from r->json_schema by the same rule as a tool call's arguments (required
+ * properties, enums, ranges, anyOf, $ref ...), or for json_object an object with one
+ * string member. Always a JSON object, whatever the schema (structured outputs' root
+ * is one). Returns 1 when out holds the text, 0 when the mode is none. Free out with
+ * mllm_buf_free (out->oom on allocation failure).
+ */
+int mllm_json_answer(const mllm_gen_req_t *r, mllm_rng_t *rng, mllm_buf_t *out);
 
 /* {"error":{"message":...,"type":...,"param":...,"code":...}} */
 void mllm_fmt_error_openai(mllm_buf_t *b, const mllm_err_t *e);

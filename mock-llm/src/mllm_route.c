@@ -27,6 +27,13 @@
 #include <sys/mman.h>
 #include <time.h>
 
+/* What an answer is (gen_t.has_call, stream_t.has_call): text drawn token by token, a
+ * tool call, or the JSON text of a structured output. The last two stream a prepared
+ * text (g->call.args) MLLM_BYTES_PER_TOKEN bytes per token, on the same schedule rule;
+ * JSON goes out as content, as text does. Tested as "nonzero" where both take the
+ * prepared text, as ANSWER_CALL where only a call is meant. */
+enum { ANSWER_TEXT = 0, ANSWER_CALL = 1, ANSWER_JSON = 2 };
+
 /* Events formatted per write at most; more due at once (a very late wake-up) are
  * written in several batches. */
 #define MAX_BATCH_EVENTS 256
@@ -125,7 +132,7 @@ typedef struct gen {
     int               anthropic, chunked, keep_alive;
     uint64_t          index;
     enum inject       inject;
-    int               has_call; /* the answer is a tool call, not text */
+    int               has_call; /* ANSWER_*: text, a tool call, or structured JSON */
     mllm_tool_call_t  call;
     size_t            call_off; /* arguments already sent */
     mllm_resp_t       resp;     /* Responses API state (sequence numbers) */
@@ -194,7 +201,7 @@ static void fmt_first(gen_t *g)
     switch (g->req.api) {
     case MLLM_API_MESSAGES:
         mllm_anth_message_start(&scratch, &g->fmt, g->req.model, g->req.prompt_tokens);
-        if (g->has_call)
+        if (g->has_call == ANSWER_CALL)
             mllm_anth_tool_block_start(&scratch, &g->call);
         else
             mllm_anth_block_start(&scratch);
@@ -205,7 +212,7 @@ static void fmt_first(gen_t *g)
         mllm_resp_item_added(&scratch, &g->resp);
         break;
     default:
-        if (g->has_call)
+        if (g->has_call == ANSWER_CALL)
             mllm_chunk_tool_start(&scratch, &g->fmt, &g->call);
         else
             mllm_chunk_role(&scratch, &g->fmt);
@@ -218,7 +225,7 @@ static inline __attribute__((always_inline)) void fmt_delta(gen_t *g, const char
 {
     switch (g->st.api) {
     case MLLM_API_MESSAGES:
-        if (g->st.has_call)
+        if (g->st.has_call == ANSWER_CALL)
             mllm_anth_input_delta(&scratch, t, n);
         else
             mllm_anth_delta(&scratch, t, n);
@@ -227,7 +234,7 @@ static inline __attribute__((always_inline)) void fmt_delta(gen_t *g, const char
         mllm_resp_delta(&scratch, &g->resp, t, n);
         break;
     default:
-        if (g->st.has_call)
+        if (g->st.has_call == ANSWER_CALL)
             mllm_chunk_tool_args(&scratch, &g->fmt, t, n);
         else
             mllm_chunk_content(&scratch, &g->fmt, t, n);
@@ -243,7 +250,7 @@ static const char *finish_reason(const gen_t *g, int capped)
         { "end_turn", "max_tokens", "tool_use" },
         { "completed", "incomplete", "completed" },
     };
-    return r[g->req.api][g->has_call ? 2 : capped ? 1 : 0];
+    return r[g->req.api][g->has_call == ANSWER_CALL ? 2 : capped ? 1 : 0];
 }
 
 static void fmt_end(gen_t *g, int capped, int sent)
@@ -258,7 +265,7 @@ static void fmt_end(gen_t *g, int capped, int sent)
     case MLLM_API_RESPONSES: {
         size_t n;
         const char *full = g->has_call ? g->call.args.p : whole_text(g, sent, &n);
-        if (g->has_call)
+        if (g->has_call) /* a call's arguments, or the JSON text */
             n = g->call.args.len;
         mllm_resp_end(&scratch, &g->resp, full, n, capped && !g->has_call,
                       g->req.prompt_tokens, sent);
@@ -281,8 +288,9 @@ static void fmt_error(gen_t *g, const mllm_err_t *e)
     }
 }
 
-/* The schedule of this answer: drawn from the profile for text; for a tool call, as
- * many tokens as the arguments take (they are not cut by max_tokens). */
+/* The schedule of this answer: drawn from the profile for text; for a tool call or
+ * structured JSON, as many tokens as the prepared text takes (not cut by max_tokens:
+ * what the client gets always parses). */
 static void schedule_init(mllm_schedule_t *s, const gen_t *g)
 {
     mllm_schedule_init(s, &cfg->profile, cfg->seed, g->index, g->req.prompt_tokens,
@@ -558,7 +566,12 @@ static int serve_whole(mllm_conn_t *c, gen_t *g, uint64_t start)
     if (rc == 0) {
         mllm_buf_t b = { 0 };
         const char *reason = finish_reason(g, s.capped);
-        const mllm_tool_call_t *call = g->has_call ? &g->call : NULL;
+        const mllm_tool_call_t *call = g->has_call == ANSWER_CALL ? &g->call : NULL;
+        if (g->has_call == ANSWER_JSON) { /* the JSON text is the answer's text */
+            mllm_buf_free(&text);
+            text = g->call.args;
+            g->call.args = (mllm_buf_t){ 0 };
+        }
         const char *t = text.p ? text.p : "";
         if (g->req.api == MLLM_API_MESSAGES)
             mllm_fmt_anth_message(&b, &g->fmt, g->req.model, t, text.len, call, reason,
@@ -729,20 +742,30 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
      * a stream keeps only the call it makes. */
     mllm_rng_t crng;
     mllm_rng_seed(&crng, cfg->seed ^ 0x7001u, g->index);
-    g->has_call = mllm_tool_call(&g->req, &crng, cfg->tool_call_rate, id_num, &g->call);
+    g->has_call = mllm_tool_call(&g->req, &crng, cfg->tool_call_rate, id_num, &g->call)
+                      ? ANSWER_CALL : ANSWER_TEXT;
+    if (!g->has_call && g->req.json_mode != MLLM_JSON_NONE) {
+        /* Structured output: JSON from the request's schema, from a generator of its own
+         * (the text's and the timing's draws stay the same), streamed as content */
+        mllm_rng_t jrng;
+        mllm_rng_seed(&jrng, cfg->seed ^ 0x750u, g->index);
+        mllm_json_answer(&g->req, &jrng, &g->call.args);
+        g->has_call = ANSWER_JSON;
+    }
     if (g->has_call && g->call.args.oom)
         return -1;
     g->echo = g->req.echo; /* kept: the Responses object repeats it at the end */
     memset(&g->req.echo, 0, sizeof g->req.echo);
     mllm_gen_req_free(&g->req);
     g->resp = (mllm_resp_t){ .f = &g->fmt, .model = g->req.model,
-                             .call = g->has_call ? &g->call : NULL,
+                             .call = g->has_call == ANSWER_CALL ? &g->call : NULL,
                              .echo = g->echo.p, .echo_len = g->echo.len };
     static const char *const api_names[] = { "chat", "messages", "responses" };
     mllm_log(MLLM_LOG_DEBUG, "conn %" PRIu64 ": %s model=%s stream=%d index=%" PRIu64
              " prompt_tokens=%d max_tokens=%d tool_call=%s", c->id, api_names[g->req.api],
              g->req.model, g->req.stream, g->index, g->req.prompt_tokens, g->req.max_tokens,
-             g->has_call ? g->call.name : "-");
+             g->has_call == ANSWER_CALL ? g->call.name
+             : g->has_call                ? "(json)" : "-");
     /* Everything the answer needs is in g now: the request's bytes (the prompt) go
      * before the answer's seconds of waiting. hr is not used after this. */
     uint64_t start = hr->start_ns;

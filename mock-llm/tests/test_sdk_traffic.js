@@ -249,12 +249,77 @@ async function anthropicTraffic() {
   console.log(`anthropic traffic ok: ${JSON.stringify(use.input)}`);
 }
 
+// Structured outputs: response_format json_schema (chat) and text.format (Responses)
+// are answered with JSON valid against the schema, so the SDKs' parse helpers work; the
+// prose mock-llm answered before made every one of them throw a SyntaxError.
+async function structuredOutputs() {
+  const person = {
+    type: 'object',
+    properties: {
+      name: { type: 'string' },
+      age: { type: 'integer', minimum: 0, maximum: 120 },
+      tags: { type: 'array', items: { type: 'string' } },
+      nick: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+      unit: { type: 'string', enum: ['metric', 'imperial'] },
+    },
+    required: ['name', 'age', 'tags', 'nick', 'unit'],
+    additionalProperties: false,
+  };
+  const check = (p) => {
+    assert.equal(typeof p.name, 'string');
+    assert.ok(Number.isInteger(p.age) && p.age >= 0 && p.age <= 120, String(p.age));
+    assert.ok(Array.isArray(p.tags) && p.tags.every((t) => typeof t === 'string'));
+    assert.ok(p.nick === null || typeof p.nick === 'string');
+    assert.ok(['metric', 'imperial'].includes(p.unit), p.unit);
+  };
+  const rf = { type: 'json_schema', json_schema: { name: 'person', schema: person, strict: true } };
+  const messages = [{ role: 'user', content: 'Who is it?' }];
+  const parsed = await openai.beta.chat.completions.parse({ model: 'mock', messages, response_format: rf });
+  assert.equal(parsed.choices[0].finish_reason, 'stop');
+  check(parsed.choices[0].message.parsed);
+  // streamed: the content deltas join into the same JSON, usage counts its tokens
+  const stream = await openai.chat.completions.create({ model: 'mock', messages, response_format: rf,
+    stream: true, stream_options: { include_usage: true } });
+  let text = '', usage = null, deltas = 0;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    const d = c.choices[0]?.delta?.content;
+    if (d) { text += d; deltas++; }
+  }
+  check(JSON.parse(text));
+  assert.ok(deltas > 1, `${deltas} deltas`);
+  assert.equal(usage.completion_tokens, Math.ceil(Buffer.byteLength(text) / 4));
+  // (the stream helper fills message.parsed for zod formats only: read the content)
+  const helper = openai.beta.chat.completions.stream({ model: 'mock', messages, response_format: rf });
+  check(JSON.parse((await helper.finalChatCompletion()).choices[0].message.content));
+  // json_object: some JSON object
+  const jo = await openai.chat.completions.create({ model: 'mock', messages, response_format: { type: 'json_object' } });
+  assert.equal(typeof JSON.parse(jo.choices[0].message.content), 'object');
+  // a tool call still wins when the request forces one
+  const tc = await openai.chat.completions.create({ model: 'mock', messages, response_format: rf,
+    tools: [{ type: 'function', function: weather }], tool_choice: 'required' });
+  assert.equal(tc.choices[0].finish_reason, 'tool_calls');
+  // the Responses API: text.format, through responses.parse and the stream helper
+  const format = { type: 'json_schema', name: 'person', schema: person, strict: true };
+  const rp = await openai.responses.parse({ model: 'mock', input: 'Who?', text: { format } });
+  assert.equal(rp.status, 'completed');
+  check(rp.output_parsed);
+  const rs = openai.responses.stream({ model: 'mock', input: 'Who?', text: { format } });
+  const fin = await rs.finalResponse();
+  check(JSON.parse(fin.output[0].content[0].text));
+  // a response_format mock-llm does not know is refused, as OpenAI refuses it
+  await assert.rejects(openai.chat.completions.create({ model: 'mock', messages, response_format: { type: 'yaml' } }),
+    (e) => { assert.ok(e instanceof OpenAI.BadRequestError); assert.equal(e.param, 'response_format'); return true; });
+  console.log(`structured outputs ok: ${text.slice(0, 60)}`);
+}
+
 async function main() {
   await openaiLongPrompts();
   await openaiTools();
   await openaiResponses();
   await anthropicTraffic();
-  console.log(`PASS: SDK traffic over ${scheme} (long prompts, tools, Responses API)`);
+  await structuredOutputs();
+  console.log(`PASS: SDK traffic over ${scheme} (long prompts, tools, Responses API, structured outputs)`);
 }
 
 main().catch((e) => { console.error('FAIL:', e); process.exit(1); });
