@@ -797,8 +797,56 @@ static int get_json_format(const cJSON *fmt, int chat, const char *param, mllm_g
     return 0;
 }
 
+/* Stop sequences into out->stop: chat's stop (a string, or an array of at most 4
+ * strings; OpenAI's limit), Anthropic's stop_sequences (an array of strings). Empty
+ * strings can never match and are dropped. */
+static int get_stop(const cJSON *root, const char *name, int max, mllm_gen_req_t *out,
+                    mllm_err_t *err)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 1;
+    int ok = cJSON_IsString(v) || cJSON_IsArray(v);
+    const cJSON *it;
+    if (cJSON_IsArray(v)) {
+        cJSON_ArrayForEach(it, v) {
+            ok &= cJSON_IsString(it);
+        }
+    }
+    if (!ok || (!max && !cJSON_IsArray(v)))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", name,
+                            "Invalid type for '%s': expected %s.", name,
+                            max ? "a string or an array of strings" : "an array of strings");
+    if (max && n > max)
+        return mllm_err_set(err, 400, "invalid_request_error", "array_above_max_length", name,
+                            "Invalid '%s': array too long. Expected an array with maximum "
+                            "length %d, but got an array with length %d instead.", name, max, n);
+    out->stop = cJSON_CreateArray();
+    if (!out->stop)
+        return mllm_err_set(err, 503, "server_error", NULL, NULL,
+                            "mock-llm is out of memory for this request; try again.");
+    const cJSON *list = cJSON_IsArray(v) ? v : NULL;
+    if (!list) {
+        if (v->valuestring[0])
+            cJSON_AddItemToArray(out->stop, cJSON_CreateString(v->valuestring));
+    } else {
+        cJSON_ArrayForEach(it, list) {
+            if (it->valuestring[0])
+                cJSON_AddItemToArray(out->stop, cJSON_CreateString(it->valuestring));
+        }
+    }
+    if (cJSON_GetArraySize(out->stop) == 0) {
+        cJSON_Delete(out->stop);
+        out->stop = NULL;
+    }
+    return 0;
+}
+
 void mllm_gen_req_free(mllm_gen_req_t *r)
 {
+    cJSON_Delete(r->stop);
+    r->stop = NULL;
     cJSON_Delete(r->json_schema);
     r->json_schema = NULL;
     cJSON_Delete(r->tools);
@@ -871,6 +919,7 @@ static int chat_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, long
                             n);
     return get_temperature(root, err) || chat_sampling(root, err) ||
                    get_tools(root, MLLM_API_CHAT, out, bytes, err) ||
+                   get_stop(root, "stop", 4, out, err) ||
                    get_json_format(cJSON_GetObjectItemCaseSensitive(root, "response_format"),
                                    1, "response_format", out, bytes, err)
                ? -1
@@ -914,7 +963,8 @@ static int messages_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, 
         (!cJSON_IsNumber(tk) || tk->valuedouble < 0 || tk->valuedouble != floor(tk->valuedouble)))
         return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "top_k",
                             "top_k: Input should be a non-negative integer");
-    if (get_tools(root, MLLM_API_MESSAGES, out, bytes, err))
+    if (get_tools(root, MLLM_API_MESSAGES, out, bytes, err) ||
+        get_stop(root, "stop_sequences", 0, out, err))
         return -1;
     out->include_usage = 1;
     return 0;
@@ -1371,11 +1421,13 @@ void mllm_anth_block_stop(mllm_buf_t *b)
                      "\"index\":0}\n\n");
 }
 
-void mllm_anth_message_delta(mllm_buf_t *b, const char *stop_reason, int output_tokens)
+void mllm_anth_message_delta(mllm_buf_t *b, const char *stop_reason, const char *stop_sequence,
+                             int output_tokens)
 {
     mllm_buf_printf(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":"
-                       "{\"stop_reason\":\"%s\",\"stop_sequence\":null},\"usage\":"
-                       "{\"output_tokens\":%d}}\n\n", stop_reason, output_tokens);
+                       "{\"stop_reason\":\"%s\",\"stop_sequence\":", stop_reason);
+    json_str_or_null(b, stop_sequence);
+    mllm_buf_printf(b, "},\"usage\":{\"output_tokens\":%d}}\n\n", output_tokens);
 }
 
 void mllm_anth_message_stop(mllm_buf_t *b)
@@ -1410,7 +1462,8 @@ void mllm_anth_input_delta(mllm_buf_t *b, const char *frag, size_t n)
 
 void mllm_fmt_anth_message(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
                            const char *text, size_t n, const mllm_tool_call_t *call,
-                           const char *stop_reason, int prompt, int completion)
+                           const char *stop_reason, const char *stop_sequence, int prompt,
+                           int completion)
 {
     mllm_buf_printf(b, "{\"id\":\"msg_mock%s\",\"type\":\"message\",\"role\":\"assistant\","
                        "\"model\":\"", f->id + 13);
@@ -1427,8 +1480,9 @@ void mllm_fmt_anth_message(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char
         mllm_buf_json_str(b, text, n);
         mllm_buf_add(b, "\"", 1);
     }
-    mllm_buf_printf(b, "}],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":"
-                       "{\"input_tokens\":%d,\"output_tokens\":%d}}", stop_reason, prompt,
+    mllm_buf_printf(b, "}],\"stop_reason\":\"%s\",\"stop_sequence\":", stop_reason);
+    json_str_or_null(b, stop_sequence);
+    mllm_buf_printf(b, ",\"usage\":{\"input_tokens\":%d,\"output_tokens\":%d}}", prompt,
                     completion);
 }
 

@@ -89,6 +89,9 @@ typedef struct mllm_gen_req {
     /* structured output: chat's response_format, the Responses API's text.format */
     int  json_mode;         /* MLLM_JSON_* */
     struct cJSON *json_schema; /* MLLM_JSON_SCHEMA: the schema (detached); else NULL */
+    /* stop sequences: chat's stop, Anthropic's stop_sequences, as a cJSON array of
+     * strings (detached); NULL when none */
+    struct cJSON *stop;
     /* Responses: the request's fields its response object repeats (instructions,
      * tools, tool_choice, temperature, top_p, max_output_tokens, metadata, ...), as JSON
      * object members; empty for the other APIs */
@@ -230,7 +233,9 @@ void mllm_anth_block_start(mllm_buf_t *b);
 void mllm_anth_ping(mllm_buf_t *b);
 void mllm_anth_delta(mllm_buf_t *b, const char *text, size_t n);
 void mllm_anth_block_stop(mllm_buf_t *b);
-void mllm_anth_message_delta(mllm_buf_t *b, const char *stop_reason, int output_tokens);
+/* stop_sequence: the one that ended the answer (stop_reason "stop_sequence"), or NULL */
+void mllm_anth_message_delta(mllm_buf_t *b, const char *stop_reason, const char *stop_sequence,
+                             int output_tokens);
 void mllm_anth_message_stop(mllm_buf_t *b);
 void mllm_anth_error(mllm_buf_t *b, const mllm_err_t *e);
 /* A tool_use block at index 0 (input {} at the start), and its input_json_delta
@@ -241,7 +246,8 @@ void mllm_anth_input_delta(mllm_buf_t *b, const char *frag, size_t n);
  * tool_use block. */
 void mllm_fmt_anth_message(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
                            const char *text, size_t n, const mllm_tool_call_t *call,
-                           const char *stop_reason, int prompt, int completion);
+                           const char *stop_reason, const char *stop_sequence, int prompt,
+                           int completion);
 
 /*
  * The Responses API. One output item: a message with one output_text part, or (call !=

@@ -17,10 +17,12 @@
 #include "mllm_metrics.h"
 #include "mllm_wheel.h"
 
+#include <cjson/cJSON.h>
 #include <fiber.h>
 
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +139,8 @@ typedef struct gen {
     size_t            call_off; /* arguments already sent */
     mllm_resp_t       resp;     /* Responses API state (sequence numbers) */
     mllm_buf_t        echo;     /* Responses: the request's fields the object repeats */
+    struct cJSON     *stops;    /* the request's stop sequences (mllm_gen_req_t.stop), or NULL */
+    char             *stop_seq; /* the one that ended the text (schedule_init), or NULL */
 } gen_t;
 
 _Static_assert(sizeof(stream_t) <= 192, "a stream's per-event state fits three cache lines");
@@ -244,6 +248,8 @@ static inline __attribute__((always_inline)) void fmt_delta(gen_t *g, const char
 /* Why the answer ended, in each API's words. */
 static const char *finish_reason(const gen_t *g, int capped)
 {
+    if (g->stop_seq && g->req.api == MLLM_API_MESSAGES)
+        return "stop_sequence"; /* chat's is "stop", as for any other end */
     static const char *const r[3][3] = {
         /* text, capped, tool call */
         { "stop", "length", "tool_calls" },
@@ -259,7 +265,7 @@ static void fmt_end(gen_t *g, int capped, int sent)
     switch (g->req.api) {
     case MLLM_API_MESSAGES:
         mllm_anth_block_stop(&scratch);
-        mllm_anth_message_delta(&scratch, reason, sent);
+        mllm_anth_message_delta(&scratch, reason, g->stop_seq, sent);
         mllm_anth_message_stop(&scratch);
         break;
     case MLLM_API_RESPONSES: {
@@ -288,10 +294,70 @@ static void fmt_error(gen_t *g, const mllm_err_t *e)
     }
 }
 
+/* Stop sequences are looked for in the first this many tokens of a text answer; a
+ * longer answer runs on past them (README). */
+#define STOP_SCAN_TOKENS 100000
+
+/*
+ * Where the text answer stops: the number of tokens before the first stop sequence it
+ * would complete within `total` tokens (the first to end; the earlier to start if two
+ * end together), or -1 when none does. The text is drawn again from the request's seed,
+ * exactly as the stream draws it, once per answer and off the stream's path. The cut is
+ * at a token boundary: a token the stop sequence starts inside is left out whole, so
+ * the text never holds the sequence (OpenAI's rule) and may end a few characters short
+ * of where a real model's would. *which: the index of the sequence in stops.
+ */
+static int stop_cut(const gen_t *g, int total, int *which)
+{
+    int n = cJSON_GetArraySize(g->stops), cut = -1;
+    if (total > STOP_SCAN_TOKENS)
+        total = STOP_SCAN_TOKENS;
+    mllm_rng_t trng;
+    mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
+    mllm_buf_t text = { 0 };
+    size_t *ends = malloc(((size_t)total + 1) * sizeof *ends);
+    if (!ends)
+        return -1;
+    for (int i = 0; i < total && cut < 0; i++) {
+        size_t l, before = text.len;
+        const char *t = mllm_token_text_n(&trng, i == 0, &l);
+        mllm_buf_add(&text, t, l);
+        if (text.oom)
+            break;
+        ends[i] = text.len;
+        size_t best_end = SIZE_MAX, best_start = 0;
+        for (int k = 0; k < n; k++) {
+            const char *sq = cJSON_GetArrayItem(g->stops, k)->valuestring;
+            size_t sl = strlen(sq);
+            if (sl > text.len)
+                continue;
+            /* only occurrences that end inside this token: earlier ones were found */
+            size_t from = before + 1 >= sl ? before + 1 - sl : 0;
+            const char *at = memmem(text.p + from, text.len - from, sq, sl);
+            if (!at)
+                continue;
+            size_t st = (size_t)(at - text.p);
+            if (st + sl < best_end || (st + sl == best_end && st < best_start)) {
+                best_end = st + sl;
+                best_start = st;
+                *which = k;
+            }
+        }
+        if (best_end != SIZE_MAX) {
+            cut = i; /* tokens 0..i-1 may end before the sequence starts; token i does not */
+            while (cut > 0 && ends[cut - 1] > best_start)
+                cut--;
+        }
+    }
+    free(ends);
+    mllm_buf_free(&text);
+    return cut;
+}
+
 /* The schedule of this answer: drawn from the profile for text; for a tool call or
  * structured JSON, as many tokens as the prepared text takes (not cut by max_tokens:
  * what the client gets always parses). */
-static void schedule_init(mllm_schedule_t *s, const gen_t *g)
+static void schedule_init(mllm_schedule_t *s, gen_t *g)
 {
     mllm_schedule_init(s, &cfg->profile, cfg->seed, g->index, g->req.prompt_tokens,
                        g->has_call ? 0 : g->req.max_tokens, cfg->tokens_per_event,
@@ -299,6 +365,16 @@ static void schedule_init(mllm_schedule_t *s, const gen_t *g)
     if (g->has_call)
         mllm_schedule_set_total(s, (int)((g->call.args.len + MLLM_BYTES_PER_TOKEN - 1) /
                                          MLLM_BYTES_PER_TOKEN));
+    int which = 0, cut;
+    if (!g->has_call && g->stops && (cut = stop_cut(g, s->total, &which)) >= 0) {
+        /* The text ends before the stop sequence: finish_reason "stop" (it may have been
+         * "length"), Anthropic's stop_reason "stop_sequence" naming it. Zero tokens is
+         * an answer too (the sequence comes first): the stream ends at its TTFT. */
+        s->total = cut;
+        s->capped = 0;
+        free(g->stop_seq);
+        g->stop_seq = strdup(cJSON_GetArrayItem(g->stops, which)->valuestring);
+    }
 }
 
 /*
@@ -552,7 +628,7 @@ static int serve_whole(mllm_conn_t *c, gen_t *g, uint64_t start)
     }
     mllm_rng_t trng;
     mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
-    uint64_t off = 0, last = 0;
+    uint64_t off = 0, last = s.ttft_ns; /* no token at all (a stop sequence first) */
     int k, first = 1;
     mllm_buf_t text = { 0 };
     static char ev[4096]; /* used before the wait only, like scratch */
@@ -575,6 +651,7 @@ static int serve_whole(mllm_conn_t *c, gen_t *g, uint64_t start)
         const char *t = text.p ? text.p : "";
         if (g->req.api == MLLM_API_MESSAGES)
             mllm_fmt_anth_message(&b, &g->fmt, g->req.model, t, text.len, call, reason,
+                                  g->stop_seq,
                                   g->req.prompt_tokens, s.total);
         else if (g->req.api == MLLM_API_RESPONSES)
             mllm_fmt_response(&b, &g->resp, call ? call->args.p : t,
@@ -673,6 +750,8 @@ static int serve_generate(mllm_conn_t *c, const mllm_request_t *hr, int api)
     mllm_gen_req_free(&g.req);
     mllm_buf_free(&g.call.args);
     mllm_buf_free(&g.echo);
+    cJSON_Delete(g.stops);
+    free(g.stop_seq);
     return rc;
 }
 
@@ -756,6 +835,8 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
         return -1;
     g->echo = g->req.echo; /* kept: the Responses object repeats it at the end */
     memset(&g->req.echo, 0, sizeof g->req.echo);
+    g->stops = g->req.stop; /* kept until the schedule is drawn (schedule_init) */
+    g->req.stop = NULL;
     mllm_gen_req_free(&g->req);
     g->resp = (mllm_resp_t){ .f = &g->fmt, .model = g->req.model,
                              .call = g->has_call == ANSWER_CALL ? &g->call : NULL,

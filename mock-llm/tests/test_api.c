@@ -218,6 +218,41 @@ static void test_structured_output(void **st)
     assert_string_equal(e.param, "text.format");
 }
 
+/* Stop sequences parsed (the cut itself is the server's: test_sdk_traffic.js): chat's
+ * stop is a string or up to 4 strings, Anthropic's stop_sequences an array; empty
+ * strings never match and are dropped. */
+static void test_stop_parse(void **st)
+{
+    (void)st;
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"stop\":\"\\n\"}", &g, &e), 0);
+    assert_int_equal(cJSON_GetArraySize(g.stop), 1);
+    assert_string_equal(cJSON_GetArrayItem(g.stop, 0)->valuestring, "\n");
+    mllm_gen_req_free(&g);
+    assert_null(g.stop);
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"stop\":[\"a\",\"\",\"b\"]}", &g, &e), 0);
+    assert_int_equal(cJSON_GetArraySize(g.stop), 2);
+    mllm_gen_req_free(&g);
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"stop\":[\"\"]}", &g, &e), 0);
+    assert_null(g.stop);
+    mllm_gen_req_free(&g);
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"stop\":null}", &g, &e), 0);
+    assert_null(g.stop);
+    mllm_gen_req_free(&g);
+    expect_400("{\"model\":\"m\"," MSGS ",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop",
+               "array_above_max_length");
+    expect_400("{\"model\":\"m\"," MSGS ",\"stop\":[1]}", "stop", "invalid_type");
+    expect_400("{\"model\":\"m\"," MSGS ",\"stop\":5}", "stop", "invalid_type");
+    const char *ok = "{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"stop_sequences\":[\"x\",\"y\",\"z\","
+                     "\"v\",\"w\"]}";
+    assert_int_equal(mllm_parse_messages(ok, strlen(ok), &g, &e), 0);
+    assert_int_equal(cJSON_GetArraySize(g.stop), 5);
+    mllm_gen_req_free(&g);
+    expect_messages_400("{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"stop_sequences\":\"x\"}",
+                        "stop_sequences");
+}
+
 static void test_messages(void **st)
 {
     (void)st;
@@ -963,6 +998,7 @@ int main(void)
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_unsupported_and_out_of_range),
         cmocka_unit_test(test_structured_output),
+        cmocka_unit_test(test_stop_parse),
         cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_chunk_content_bytes),
         cmocka_unit_test(test_chunk_fmt_oom),

@@ -313,13 +313,68 @@ async function structuredOutputs() {
   console.log(`structured outputs ok: ${text.slice(0, 60)}`);
 }
 
+// Stop sequences: chat's stop and Anthropic's stop_sequences end the text before the
+// first one it would contain (finish_reason "stop"; stop_reason "stop_sequence" with the
+// sequence). They were accepted and ignored: the text went on through them.
+async function stopSequences() {
+  const messages = [{ role: 'user', content: 'Tell me.' }];
+  const at = (i) => ({ headers: { 'x-mock-request-index': String(i) } });
+  // a request index whose text has " the" after its first few words
+  let idx = -1, full = '';
+  for (let i = 1000; i < 1100 && idx < 0; i++) {
+    const r = await openai.chat.completions.create({ model: 'mock', messages }, at(i));
+    const t = r.choices[0].message.content;
+    if (t.indexOf(' the') > 8) { idx = i; full = t; }
+  }
+  assert.ok(idx >= 0, 'no text with " the" in 100 requests');
+  const cut = full.indexOf(' the');
+  const check = (text, label) => {
+    assert.ok(!text.includes(' the'), `${label}: the stop sequence is in the text: ${text}`);
+    assert.equal(full.slice(0, text.length), text, `${label}: not the same text up to the stop`);
+    assert.ok(text.length <= cut && cut - text.length < 16, `${label}: cut at ${text.length}, the sequence at ${cut}`);
+  };
+  const r = await openai.chat.completions.create({ model: 'mock', messages, stop: [' the', 'zzz'] }, at(idx));
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  check(r.choices[0].message.content, 'chat');
+  assert.ok(r.usage.completion_tokens < 32);
+  const stream = await openai.chat.completions.create({ model: 'mock', messages, stop: ' the', stream: true,
+    stream_options: { include_usage: true } }, at(idx));
+  let text = '', finish = null, usage = null;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    if (c.choices[0]?.finish_reason) finish = c.choices[0].finish_reason;
+    text += c.choices[0]?.delta?.content || '';
+  }
+  assert.equal(finish, 'stop');
+  check(text, 'chat stream');
+  assert.equal(usage.completion_tokens, r.usage.completion_tokens);
+  // a sequence the text starts with: an empty answer
+  const first = await openai.chat.completions.create({ model: 'mock', messages, stop: [full.slice(0, 2)] }, at(idx));
+  assert.equal(first.choices[0].message.content, '');
+  assert.equal(first.choices[0].finish_reason, 'stop');
+  await assert.rejects(openai.chat.completions.create({ model: 'mock', messages, stop: ['a', 'b', 'c', 'd', 'e'] }),
+    (e) => { assert.ok(e instanceof OpenAI.BadRequestError); assert.equal(e.param, 'stop'); return true; });
+  // Anthropic
+  const m = await anthropic.messages.create({ model: 'mock', max_tokens: 100, messages, stop_sequences: [' the'] }, at(idx));
+  assert.equal(m.stop_reason, 'stop_sequence');
+  assert.equal(m.stop_sequence, ' the');
+  check(m.content[0].text, 'anthropic');
+  const ms = anthropic.messages.stream({ model: 'mock', max_tokens: 100, messages, stop_sequences: ['qqq', ' the'] }, at(idx));
+  const fin = await ms.finalMessage();
+  assert.equal(fin.stop_reason, 'stop_sequence');
+  assert.equal(fin.stop_sequence, ' the');
+  check(fin.content[0].text, 'anthropic stream');
+  console.log(`stop sequences ok: ${JSON.stringify(r.choices[0].message.content)} (index ${idx})`);
+}
+
 async function main() {
   await openaiLongPrompts();
   await openaiTools();
   await openaiResponses();
   await anthropicTraffic();
   await structuredOutputs();
-  console.log(`PASS: SDK traffic over ${scheme} (long prompts, tools, Responses API, structured outputs)`);
+  await stopSequences();
+  console.log(`PASS: SDK traffic over ${scheme} (long prompts, tools, Responses API, structured outputs, stop sequences)`);
 }
 
 main().catch((e) => { console.error('FAIL:', e); process.exit(1); });
