@@ -14,6 +14,9 @@ const Anthropic = AnthropicMod.default || AnthropicMod;
 const port = process.argv[2];
 const scheme = process.env.MLLM_SCHEME || 'http'; // https: test_openai_npm.sh runs it over TLS too
 const openai = new OpenAI({ baseURL: `${scheme}://127.0.0.1:${port}/v1`, apiKey: 'sk-mock', maxRetries: 0 });
+// openai 4's chat helpers (stream, parse, runTools) are under beta, from 5 on on
+// chat.completions: the tests run on both (4 is what test_openai_npm.sh installs)
+const chatHelpers = openai.chat.completions.stream ? openai.chat.completions : openai.beta.chat.completions;
 const anthropic = new Anthropic({ baseURL: `${scheme}://127.0.0.1:${port}`, apiKey: 'sk-ant-mock', maxRetries: 0 });
 
 const prose = (n) => 'the quick brown fox jumps over the lazy dog and '.repeat(Math.ceil(n / 48)).slice(0, n);
@@ -101,7 +104,7 @@ async function openaiTools() {
   assert.ok(usage.prompt_tokens > rule(Buffer.byteLength(messages[0].content), 1), 'tools count');
 
   // the SDK's stream helper accumulates the same call
-  const helper = openai.beta.chat.completions.stream({ model: 'mock', messages, tools,
+  const helper = chatHelpers.stream({ model: 'mock', messages, tools,
     tool_choice: { type: 'function', function: { name: 'get_weather' } } });
   let doneArgs = null;
   helper.on('tool_calls.function.arguments.done', (e) => { doneArgs = e.arguments; });
@@ -115,7 +118,7 @@ async function openaiTools() {
   // back as a role "tool" message, and mock-llm answers that turn with text
   const seen = [];
   for (const stream of [false, true]) {
-    const runner = openai.beta.chat.completions.runTools({
+    const runner = chatHelpers.runTools({
       model: 'gpt-4o', messages, stream,
       tools: [{ type: 'function', function: { ...weather, parse: JSON.parse,
         function: (a) => { seen.push(a); return { temperature: 21, sky: 'clear' }; } } }],
@@ -274,7 +277,7 @@ async function structuredOutputs() {
   };
   const rf = { type: 'json_schema', json_schema: { name: 'person', schema: person, strict: true } };
   const messages = [{ role: 'user', content: 'Who is it?' }];
-  const parsed = await openai.beta.chat.completions.parse({ model: 'mock', messages, response_format: rf });
+  const parsed = await chatHelpers.parse({ model: 'mock', messages, response_format: rf });
   assert.equal(parsed.choices[0].finish_reason, 'stop');
   check(parsed.choices[0].message.parsed);
   // streamed: the content deltas join into the same JSON, usage counts its tokens
@@ -290,7 +293,7 @@ async function structuredOutputs() {
   assert.ok(deltas > 1, `${deltas} deltas`);
   assert.equal(usage.completion_tokens, Math.ceil(Buffer.byteLength(text) / 4));
   // (the stream helper fills message.parsed for zod formats only: read the content)
-  const helper = openai.beta.chat.completions.stream({ model: 'mock', messages, response_format: rf });
+  const helper = chatHelpers.stream({ model: 'mock', messages, response_format: rf });
   check(JSON.parse((await helper.finalChatCompletion()).choices[0].message.content));
   // json_object: some JSON object
   const jo = await openai.chat.completions.create({ model: 'mock', messages, response_format: { type: 'json_object' } });
