@@ -854,21 +854,65 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
     return g->req.stream ? serve_stream(c, g, start) : serve_whole(c, g, start);
 }
 
+/* A client of Anthropic's API: its SDK sends anthropic-version on every request (the API
+ * requires it). The paths both APIs share (/v1/models) and the 404s answer it in
+ * Anthropic's shapes. */
+static int anthropic_client(const mllm_request_t *hr)
+{
+    return mllm_request_header(hr, "anthropic-version").p != NULL;
+}
+
+/* One model in Anthropic's shape (created 1700000000 as RFC 3339). */
+static void anth_model(mllm_buf_t *b, const char *id)
+{
+    size_t n = strlen(id);
+    mllm_buf_adds(b, "{\"type\":\"model\",\"id\":\"");
+    mllm_buf_json_str(b, id, n);
+    mllm_buf_adds(b, "\",\"display_name\":\"");
+    mllm_buf_json_str(b, id, n);
+    mllm_buf_adds(b, "\",\"created_at\":\"2023-11-14T22:13:20Z\"}");
+}
+
 static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *one)
 {
     mllm_buf_t b = { 0 };
+    int anth = anthropic_client(hr);
     if (one) {
         if (!model_served(one)) {
             mllm_err_t e;
-            mllm_err_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+            mllm_err_set(&e, 404, anth ? "not_found_error" : "invalid_request_error",
+                         "model_not_found", "model",
                          "The model `%.*s` does not exist or you do not have access to it.",
                          (int)mllm_utf8_cut(one, 100), one);
-            return send_error(c, &e, 0, NULL, hr->keep_alive);
+            return send_error(c, &e, anth, NULL, hr->keep_alive);
+        }
+        if (anth) {
+            anth_model(&b, one);
+            goto send;
         }
         mllm_buf_adds(&b, "{\"id\":\"");
         mllm_buf_json_str(&b, one, strlen(one));
         mllm_buf_adds(&b, "\",\"object\":\"model\",\"created\":1700000000,"
                           "\"owned_by\":\"mock-llm\"}");
+    } else if (anth) {
+        /* every model on one page */
+        mllm_buf_adds(&b, "{\"data\":[");
+        for (int i = 0; i < cfg->nmodels; i++) {
+            if (i)
+                mllm_buf_add(&b, ",", 1);
+            anth_model(&b, cfg->models[i]);
+        }
+        mllm_buf_adds(&b, "],\"has_more\":false,\"first_id\":");
+        mllm_buf_adds(&b, cfg->nmodels ? "\"" : "null");
+        if (cfg->nmodels) {
+            mllm_buf_json_str(&b, cfg->models[0], strlen(cfg->models[0]));
+            mllm_buf_adds(&b, "\",\"last_id\":\"");
+            mllm_buf_json_str(&b, cfg->models[cfg->nmodels - 1],
+                              strlen(cfg->models[cfg->nmodels - 1]));
+            mllm_buf_adds(&b, "\"}");
+        } else {
+            mllm_buf_adds(&b, ",\"last_id\":null}");
+        }
     } else {
         mllm_buf_adds(&b, "{\"object\":\"list\",\"data\":[");
         for (int i = 0; i < cfg->nmodels; i++) {
@@ -879,6 +923,7 @@ static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *on
         }
         mllm_buf_adds(&b, "]}");
     }
+send:;
     int rc = b.oom ? -1 : mllm_conn_respond(c, 200, "application/json", b.p, b.len, NULL,
                                             hr->keep_alive);
     mllm_buf_free(&b);
@@ -968,10 +1013,12 @@ int mllm_route(mllm_conn_t *c, const mllm_request_t *hr)
     if (pn > 200)
         for (pn = 200; pn && ((unsigned char)p.p[pn] & 0xc0) == 0x80; pn--)
             ;
-    mllm_err_set(&e, 404, "invalid_request_error", "unknown_url", NULL,
-                 "Unknown request URL: %.*s %.*s. Please check the URL for typos.", (int)m.n,
-                 m.p, (int)pn, p.p);
-    return send_error(c, &e, 0, NULL, hr->keep_alive);
+    /* Anthropic's shape under its /v1/messages/ and for its clients anywhere */
+    int anth = anthropic_client(hr) || (p.n > 13 && !memcmp(p.p, "/v1/messages/", 13));
+    mllm_err_set(&e, 404, anth ? "not_found_error" : "invalid_request_error", "unknown_url",
+                 NULL, "Unknown request URL: %.*s %.*s. Please check the URL for typos.",
+                 (int)m.n, m.p, (int)pn, p.p);
+    return send_error(c, &e, anth, NULL, hr->keep_alive);
 }
 
 
