@@ -375,6 +375,9 @@ static void schedule_init(mllm_schedule_t *s, gen_t *g)
         free(g->stop_seq);
         g->stop_seq = strdup(cJSON_GetArrayItem(g->stops, which)->valuestring);
     }
+    /* not needed any more: a stream waits for minutes holding only what it uses */
+    cJSON_Delete(g->stops);
+    g->stops = NULL;
 }
 
 /*
