@@ -578,6 +578,56 @@ static int get_temperature(const cJSON *root, mllm_err_t *err)
     return 0;
 }
 
+/* A number parameter within [lo, hi]; absent or null passes. OpenAI's wording. */
+static int get_range(const cJSON *root, const char *name, double lo, double hi,
+                     mllm_err_t *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", name,
+                            "Invalid type for '%s': expected a number.", name);
+    if (v->valuedouble > hi)
+        return mllm_err_set(err, 400, "invalid_request_error", "decimal_above_max_value", name,
+                            "Invalid '%s': decimal above maximum value. Expected a value <= "
+                            "%g, but got %g instead.", name, hi, v->valuedouble);
+    if (v->valuedouble < lo)
+        return mllm_err_set(err, 400, "invalid_request_error", "decimal_below_min_value", name,
+                            "Invalid '%s': decimal below minimum value. Expected a value >= "
+                            "%g, but got %g instead.", name, lo, v->valuedouble);
+    return 0;
+}
+
+/*
+ * Chat parameters mock-llm cannot honour, or that OpenAI refuses out of range: refused
+ * with OpenAI's 400 instead of answered as if honoured. logprobs: true asks for
+ * choices[].logprobs.content, which mock-llm does not generate (it answers null, and an
+ * app that reads it fails far from the cause); OpenAI answers a model without them with
+ * code "unsupported_parameter". top_logprobs needs logprobs (0 passes). stop, seed,
+ * logit_bias, response_format, user... stay accepted and ignored (README).
+ */
+static int chat_sampling(const cJSON *root, mllm_err_t *err)
+{
+    int logprobs = 0;
+    if (get_bool(root, "logprobs", &logprobs, err))
+        return -1;
+    if (logprobs)
+        return mllm_err_set(err, 400, "invalid_request_error", "unsupported_parameter",
+                            "logprobs", "Unsupported parameter: 'logprobs' is not supported "
+                            "by mock-llm (it generates no log probabilities); leave it unset "
+                            "or false.");
+    const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "top_logprobs");
+    if (tl && !cJSON_IsNull(tl) &&
+        (!cJSON_IsNumber(tl) || tl->valuedouble != 0))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "top_logprobs",
+                            "Invalid value for 'top_logprobs': 'logprobs' must be set to true "
+                            "if 'top_logprobs' is used.");
+    return get_range(root, "top_p", 0, 1, err) ||
+           get_range(root, "presence_penalty", -2, 2, err) ||
+           get_range(root, "frequency_penalty", -2, 2, err) ? -1 : 0;
+}
+
 /*
  * Tools, in each API's shape, normalised into out->tools: an array of
  * {"name": ..., "parameters": <JSON schema or null>} (detached copies, freed by
@@ -616,6 +666,12 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
             if (!cJSON_IsObject(t))
                 return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "tools",
                                     "Invalid 'tools[%ld]': expected an object.", i);
+            /* OpenAI's tools say their type; one without was skipped as "not a function",
+             * and a tool_choice then read that no tools were given */
+            if (api != MLLM_API_MESSAGES && !cJSON_IsString(type))
+                return mllm_err_set(err, 400, "invalid_request_error",
+                                    "missing_required_parameter", "tools",
+                                    "Missing required parameter: 'tools[%ld].type'.", i);
             i++;
             if (!function)
                 continue;
@@ -692,8 +748,107 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
     return 0;
 }
 
+/*
+ * A structured-output format into out->json_mode / json_schema, and its bytes into
+ * *bytes (the model reads the schema). fmt is chat's response_format ({type, json_schema:
+ * {name, schema, strict}}) or the Responses API's text.format ({type, name, schema,
+ * strict}: flat); param names it in errors. Types: text, json_object, json_schema; any
+ * other is refused as OpenAI refuses it. The schema is moved out of the request's tree
+ * (deleted after parsing anyway), as tool schemas are.
+ */
+static int get_json_format(const cJSON *fmt, int chat, const char *param, mllm_gen_req_t *out,
+                           long *bytes, mllm_err_t *err)
+{
+    if (!fmt || cJSON_IsNull(fmt))
+        return 0;
+    if (!cJSON_IsObject(fmt))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", param,
+                            "Invalid type for '%s': expected an object.", param);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(fmt, "type");
+    if (!cJSON_IsString(type))
+        return mllm_err_set(err, 400, "invalid_request_error", "missing_required_parameter",
+                            param, "Missing required parameter: '%s.type'.", param);
+    const char *t = type->valuestring;
+    if (!strcmp(t, "text"))
+        return 0;
+    *bytes += json_bytes(fmt);
+    if (!strcmp(t, "json_object")) {
+        out->json_mode = MLLM_JSON_OBJECT;
+        return 0;
+    }
+    if (strcmp(t, "json_schema"))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", param,
+                            "Invalid value for '%s.type': '%.*s'. Supported values are: "
+                            "'text', 'json_object' and 'json_schema'.", param,
+                            (int)mllm_utf8_cut(t, 40), t);
+    const cJSON *js = chat ? cJSON_GetObjectItemCaseSensitive(fmt, "json_schema") : fmt;
+    if (!cJSON_IsObject(js))
+        return mllm_err_set(err, 400, "invalid_request_error", "missing_required_parameter",
+                            param, "Missing required parameter: '%s.json_schema'.", param);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(js, "name");
+    if (!cJSON_IsString(name) || !name->valuestring[0])
+        return mllm_err_set(err, 400, "invalid_request_error", "missing_required_parameter",
+                            param, "Missing required parameter: '%s%s.name'.", param,
+                            chat ? ".json_schema" : "");
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
+    out->json_mode = MLLM_JSON_SCHEMA;
+    if (cJSON_IsObject(schema))
+        out->json_schema = cJSON_DetachItemViaPointer((cJSON *)js, (cJSON *)schema);
+    return 0;
+}
+
+/* Stop sequences into out->stop: chat's stop (a string, or an array of at most 4
+ * strings; OpenAI's limit), Anthropic's stop_sequences (an array of strings). Empty
+ * strings can never match and are dropped. */
+static int get_stop(const cJSON *root, const char *name, int max, mllm_gen_req_t *out,
+                    mllm_err_t *err)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 1;
+    int ok = cJSON_IsString(v) || cJSON_IsArray(v);
+    const cJSON *it;
+    if (cJSON_IsArray(v)) {
+        cJSON_ArrayForEach(it, v) {
+            ok &= cJSON_IsString(it);
+        }
+    }
+    if (!ok || (!max && !cJSON_IsArray(v)))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", name,
+                            "Invalid type for '%s': expected %s.", name,
+                            max ? "a string or an array of strings" : "an array of strings");
+    if (max && n > max)
+        return mllm_err_set(err, 400, "invalid_request_error", "array_above_max_length", name,
+                            "Invalid '%s': array too long. Expected an array with maximum "
+                            "length %d, but got an array with length %d instead.", name, max, n);
+    out->stop = cJSON_CreateArray();
+    if (!out->stop)
+        return mllm_err_set(err, 503, "server_error", NULL, NULL,
+                            "mock-llm is out of memory for this request; try again.");
+    const cJSON *list = cJSON_IsArray(v) ? v : NULL;
+    if (!list) {
+        if (v->valuestring[0])
+            cJSON_AddItemToArray(out->stop, cJSON_CreateString(v->valuestring));
+    } else {
+        cJSON_ArrayForEach(it, list) {
+            if (it->valuestring[0])
+                cJSON_AddItemToArray(out->stop, cJSON_CreateString(it->valuestring));
+        }
+    }
+    if (cJSON_GetArraySize(out->stop) == 0) {
+        cJSON_Delete(out->stop);
+        out->stop = NULL;
+    }
+    return 0;
+}
+
 void mllm_gen_req_free(mllm_gen_req_t *r)
 {
+    cJSON_Delete(r->stop);
+    r->stop = NULL;
+    cJSON_Delete(r->json_schema);
+    r->json_schema = NULL;
     cJSON_Delete(r->tools);
     r->tools = NULL;
     r->ntools = 0;
@@ -762,8 +917,13 @@ static int chat_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, long
         return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "n",
                             "Invalid 'n': mock-llm generates one choice per request; got %d.",
                             n);
-    return get_temperature(root, err) || get_tools(root, MLLM_API_CHAT, out, bytes, err) ? -1
-                                                                                        : 0;
+    return get_temperature(root, err) || chat_sampling(root, err) ||
+                   get_tools(root, MLLM_API_CHAT, out, bytes, err) ||
+                   get_stop(root, "stop", 4, out, err) ||
+                   get_json_format(cJSON_GetObjectItemCaseSensitive(root, "response_format"),
+                                   1, "response_format", out, bytes, err)
+               ? -1
+               : 0;
 }
 
 int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err)
@@ -795,7 +955,16 @@ static int messages_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, 
         *bytes += c;
         (*msgs)++;
     }
-    if (get_temperature(root, err) || get_tools(root, MLLM_API_MESSAGES, out, bytes, err))
+    /* Anthropic's ranges: temperature and top_p 0..1, top_k a non-negative integer */
+    if (get_range(root, "temperature", 0, 1, err) || get_range(root, "top_p", 0, 1, err))
+        return -1;
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(root, "top_k");
+    if (tk && !cJSON_IsNull(tk) &&
+        (!cJSON_IsNumber(tk) || tk->valuedouble < 0 || tk->valuedouble != floor(tk->valuedouble)))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "top_k",
+                            "top_k: Input should be a non-negative integer");
+    if (get_tools(root, MLLM_API_MESSAGES, out, bytes, err) ||
+        get_stop(root, "stop_sequences", 0, out, err))
         return -1;
     out->include_usage = 1;
     return 0;
@@ -953,6 +1122,13 @@ static int responses_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes,
         get_bool(root, "stream", &out->stream, err) || get_temperature(root, err) ||
         resp_echo(root, &out->echo, err) ||
         get_tools(root, MLLM_API_RESPONSES, out, bytes, err))
+        return -1;
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
+    if (text && !cJSON_IsNull(text) && !cJSON_IsObject(text))
+        return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "text",
+                            "Invalid type for 'text': expected an object.");
+    if (get_json_format(cJSON_GetObjectItemCaseSensitive(text, "format"), 0, "text.format",
+                        out, bytes, err))
         return -1;
     const cJSON *prev = cJSON_GetObjectItemCaseSensitive(root, "previous_response_id");
     if (prev && !cJSON_IsNull(prev)) {
@@ -1245,11 +1421,13 @@ void mllm_anth_block_stop(mllm_buf_t *b)
                      "\"index\":0}\n\n");
 }
 
-void mllm_anth_message_delta(mllm_buf_t *b, const char *stop_reason, int output_tokens)
+void mllm_anth_message_delta(mllm_buf_t *b, const char *stop_reason, const char *stop_sequence,
+                             int output_tokens)
 {
     mllm_buf_printf(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":"
-                       "{\"stop_reason\":\"%s\",\"stop_sequence\":null},\"usage\":"
-                       "{\"output_tokens\":%d}}\n\n", stop_reason, output_tokens);
+                       "{\"stop_reason\":\"%s\",\"stop_sequence\":", stop_reason);
+    json_str_or_null(b, stop_sequence);
+    mllm_buf_printf(b, "},\"usage\":{\"output_tokens\":%d}}\n\n", output_tokens);
 }
 
 void mllm_anth_message_stop(mllm_buf_t *b)
@@ -1284,7 +1462,8 @@ void mllm_anth_input_delta(mllm_buf_t *b, const char *frag, size_t n)
 
 void mllm_fmt_anth_message(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
                            const char *text, size_t n, const mllm_tool_call_t *call,
-                           const char *stop_reason, int prompt, int completion)
+                           const char *stop_reason, const char *stop_sequence, int prompt,
+                           int completion)
 {
     mllm_buf_printf(b, "{\"id\":\"msg_mock%s\",\"type\":\"message\",\"role\":\"assistant\","
                        "\"model\":\"", f->id + 13);
@@ -1301,8 +1480,9 @@ void mllm_fmt_anth_message(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char
         mllm_buf_json_str(b, text, n);
         mllm_buf_add(b, "\"", 1);
     }
-    mllm_buf_printf(b, "}],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":"
-                       "{\"input_tokens\":%d,\"output_tokens\":%d}}", stop_reason, prompt,
+    mllm_buf_printf(b, "}],\"stop_reason\":\"%s\",\"stop_sequence\":", stop_reason);
+    json_str_or_null(b, stop_sequence);
+    mllm_buf_printf(b, ",\"usage\":{\"input_tokens\":%d,\"output_tokens\":%d}}", prompt,
                     completion);
 }
 

@@ -65,6 +65,9 @@ enum { MLLM_API_CHAT, MLLM_API_MESSAGES, MLLM_API_RESPONSES };
  * message and 3 for the reply; a tool call's arguments stream at 4 bytes per token. */
 #define MLLM_BYTES_PER_TOKEN 4
 enum { MLLM_TOOLS_AUTO, MLLM_TOOLS_NONE, MLLM_TOOLS_REQUIRED, MLLM_TOOLS_NAMED };
+/* What a text answer must be: prose, any JSON object (json_object), or JSON valid
+ * against the request's schema (json_schema: structured outputs). */
+enum { MLLM_JSON_NONE, MLLM_JSON_OBJECT, MLLM_JSON_SCHEMA };
 
 struct cJSON;
 
@@ -83,6 +86,12 @@ typedef struct mllm_gen_req {
     int  tool_choice;       /* MLLM_TOOLS_* */
     int  named_tool;        /* index in tools when MLLM_TOOLS_NAMED */
     int  after_tool_result; /* the last turn is a tool result: answer it with text */
+    /* structured output: chat's response_format, the Responses API's text.format */
+    int  json_mode;         /* MLLM_JSON_* */
+    struct cJSON *json_schema; /* MLLM_JSON_SCHEMA: the schema (detached); else NULL */
+    /* stop sequences: chat's stop, Anthropic's stop_sequences, as a cJSON array of
+     * strings (detached); NULL when none */
+    struct cJSON *stop;
     /* Responses: the request's fields its response object repeats (instructions,
      * tools, tool_choice, temperature, top_p, max_output_tokens, metadata, ...), as JSON
      * object members; empty for the other APIs */
@@ -146,6 +155,16 @@ typedef struct mllm_tool_call {
  */
 int mllm_tool_call(const mllm_gen_req_t *r, mllm_rng_t *rng, double rate, uint64_t id_num,
                    mllm_tool_call_t *call);
+
+/*
+ * The text of a structured-output answer (r->json_mode not MLLM_JSON_NONE) into out:
+ * JSON built from r->json_schema by the same rule as a tool call's arguments (required
+ * properties, enums, ranges, anyOf, $ref ...), or for json_object an object with one
+ * string member. Always a JSON object, whatever the schema (structured outputs' root
+ * is one). Returns 1 when out holds the text, 0 when the mode is none. Free out with
+ * mllm_buf_free (out->oom on allocation failure).
+ */
+int mllm_json_answer(const mllm_gen_req_t *r, mllm_rng_t *rng, mllm_buf_t *out);
 
 /* {"error":{"message":...,"type":...,"param":...,"code":...}} */
 void mllm_fmt_error_openai(mllm_buf_t *b, const mllm_err_t *e);
@@ -214,7 +233,9 @@ void mllm_anth_block_start(mllm_buf_t *b);
 void mllm_anth_ping(mllm_buf_t *b);
 void mllm_anth_delta(mllm_buf_t *b, const char *text, size_t n);
 void mllm_anth_block_stop(mllm_buf_t *b);
-void mllm_anth_message_delta(mllm_buf_t *b, const char *stop_reason, int output_tokens);
+/* stop_sequence: the one that ended the answer (stop_reason "stop_sequence"), or NULL */
+void mllm_anth_message_delta(mllm_buf_t *b, const char *stop_reason, const char *stop_sequence,
+                             int output_tokens);
 void mllm_anth_message_stop(mllm_buf_t *b);
 void mllm_anth_error(mllm_buf_t *b, const mllm_err_t *e);
 /* A tool_use block at index 0 (input {} at the start), and its input_json_delta
@@ -225,7 +246,8 @@ void mllm_anth_input_delta(mllm_buf_t *b, const char *frag, size_t n);
  * tool_use block. */
 void mllm_fmt_anth_message(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
                            const char *text, size_t n, const mllm_tool_call_t *call,
-                           const char *stop_reason, int prompt, int completion);
+                           const char *stop_reason, const char *stop_sequence, int prompt,
+                           int completion);
 
 /*
  * The Responses API. One output item: a message with one output_text part, or (call !=

@@ -340,15 +340,19 @@ static void linger(mllm_conn_t *c)
     linger_until(c, fiber_now_ns() + MLLM_LINGER_TIME_NS);
 }
 
-/* Answers a request this layer cannot hand up, in OpenAI's error shape, and closes the
- * connection lingering. */
-static void refuse(mllm_conn_t *c, int status, const char *msg)
+/* Answers a request this layer cannot hand up, in the error shape of the API its path
+ * names (anthropic: Anthropic's, whose SDK reads error.type, e.g. request_too_large for a
+ * 413; else OpenAI's), and closes the connection lingering. */
+static void refuse(mllm_conn_t *c, int status, const char *msg, int anthropic)
 {
     mllm_err_t e;
     mllm_err_set(&e, status, status >= 500 ? "server_error" : "invalid_request_error", NULL,
                  NULL, "%s", msg);
     mllm_buf_t b = { 0 };
-    mllm_fmt_error_openai(&b, &e);
+    if (anthropic)
+        mllm_fmt_error_anthropic(&b, &e);
+    else
+        mllm_fmt_error_openai(&b, &e);
     mllm_log(MLLM_LOG_DEBUG, "conn %" PRIu64 ": %d %s", c->id, status, msg);
     if (!b.oom)
         mllm_conn_respond(c, status, "application/json", b.p, b.len, NULL, 0);
@@ -380,15 +384,26 @@ void mllm_conn_turn_away(mllm_conn_t *c, int status, const char *code, const cha
 }
 
 /* A failed read: a timeout or no memory is answered, an EOF or a reset is not. */
-static void read_failed(mllm_conn_t *c, ssize_t r, const char *what)
+static void read_failed(mllm_conn_t *c, ssize_t r, const char *what, int anthropic)
 {
     if (r < 0 && errno == ETIMEDOUT) {
         char msg[96];
         snprintf(msg, sizeof msg, "The request %s did not arrive in time.", what);
-        refuse(c, 408, msg);
+        refuse(c, 408, msg, anthropic);
     } else if (r < 0 && errno == ENOMEM) {
-        refuse(c, 503, "mock-llm is out of memory for this request; try again.");
+        refuse(c, 503, "mock-llm is out of memory for this request; try again.", anthropic);
     }
+}
+
+/* Is the parsed path one of Anthropic's (mllm_route.c's /v1/messages and its
+ * count_tokens)? Then this layer's refusals take Anthropic's error shape. A path of
+ * length 0 is not parsed (yet): the request line was refused or did not arrive. */
+static int anthropic_path(const mllm_conn_t *c, const mllm_http_head_t *h)
+{
+    if (!h->path.n)
+        return 0;
+    mllm_str_t p = mllm_span_str(c->in, h->path);
+    return mllm_str_ieq(p, "/v1/messages") || mllm_str_ieq(p, "/v1/messages/count_tokens");
 }
 
 int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
@@ -404,13 +419,15 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
      * must be complete within the header timeout (slow-header clients). */
     uint64_t deadline = fiber_now_ns() + cfg->idle_timeout_ns;
     int started = c->in_len > 0, rc;
+    /* r is the caller's from the last request: its path names bytes that are gone */
+    h->path = (mllm_span_t){ 0, 0 };
     if (started)
         deadline = fiber_now_ns() + cfg->header_timeout_ns;
     while ((rc = mllm_http_parse_head(c->in, c->in_len, &lim, h)) == 0) {
         ssize_t n = in_read(c, 0, cfg->max_head + 1024, deadline);
         if (n <= 0) {
             if (started || (n < 0 && errno != ETIMEDOUT))
-                read_failed(c, n, "head");
+                read_failed(c, n, "head", 0);
             return 0;
         }
         if (!started) {
@@ -425,9 +442,12 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
                           : rc == -501 ? "Only Transfer-Encoding: chunked is supported."
                           : rc == -505 ? "Only HTTP/1.0 and HTTP/1.1 are supported."
                                        : "The request is malformed.";
-        refuse(c, -rc, why);
+        /* The parser fills the head from the request line on, so a refusal after the
+         * request line (a header, the declared length) knows the path. */
+        refuse(c, -rc, why, anthropic_path(c, h));
         return 0;
     }
+    int anthropic = anthropic_path(c, h);
     r->start_ns = fiber_now_ns();
     size_t head = h->head_len, body_len = 0, consumed = 0;
     /* Not to an HTTP/1.0 client: RFC 9110 15.2 forbids interim responses to it. */
@@ -454,7 +474,7 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
             c->in_len = head + mllm_dechunk_compact(&d, c->in + head, c->in_len - head);
             ssize_t n = in_read(c, 0, head + cfg->max_body + 65536, body_deadline);
             if (n <= 0) {
-                read_failed(c, n, "body");
+                read_failed(c, n, "body", anthropic);
                 return 0;
             }
         }
@@ -462,7 +482,7 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
             refuse(c, -rc, rc == -400 ? "The chunked request body is malformed."
                            : d.framing > framing_max
                                ? "The chunked framing of the request body is too large."
-                               : "The request body is too large.");
+                               : "The request body is too large.", anthropic);
             return 0;
         }
         body_len = d.out;
@@ -475,7 +495,7 @@ int mllm_conn_next(mllm_conn_t *c, mllm_request_t *r)
             size_t rest = head + body_len - c->in_len;
             ssize_t n = in_read(c, rest, head + body_len + 1024, body_deadline);
             if (n <= 0) {
-                read_failed(c, n, "body");
+                read_failed(c, n, "body", anthropic);
                 return 0;
             }
         }

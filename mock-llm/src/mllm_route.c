@@ -17,15 +17,24 @@
 #include "mllm_metrics.h"
 #include "mllm_wheel.h"
 
+#include <cjson/cJSON.h>
 #include <fiber.h>
 
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+
+/* What an answer is (gen_t.has_call, stream_t.has_call): text drawn token by token, a
+ * tool call, or the JSON text of a structured output. The last two stream a prepared
+ * text (g->call.args) MLLM_BYTES_PER_TOKEN bytes per token, on the same schedule rule;
+ * JSON goes out as content, as text does. Tested as "nonzero" where both take the
+ * prepared text, as ANSWER_CALL where only a call is meant. */
+enum { ANSWER_TEXT = 0, ANSWER_CALL = 1, ANSWER_JSON = 2 };
 
 /* Events formatted per write at most; more due at once (a very late wake-up) are
  * written in several batches. */
@@ -125,11 +134,13 @@ typedef struct gen {
     int               anthropic, chunked, keep_alive;
     uint64_t          index;
     enum inject       inject;
-    int               has_call; /* the answer is a tool call, not text */
+    int               has_call; /* ANSWER_*: text, a tool call, or structured JSON */
     mllm_tool_call_t  call;
     size_t            call_off; /* arguments already sent */
     mllm_resp_t       resp;     /* Responses API state (sequence numbers) */
     mllm_buf_t        echo;     /* Responses: the request's fields the object repeats */
+    struct cJSON     *stops;    /* the request's stop sequences (mllm_gen_req_t.stop), or NULL */
+    char             *stop_seq; /* the one that ended the text (schedule_init), or NULL */
 } gen_t;
 
 _Static_assert(sizeof(stream_t) <= 192, "a stream's per-event state fits three cache lines");
@@ -194,7 +205,7 @@ static void fmt_first(gen_t *g)
     switch (g->req.api) {
     case MLLM_API_MESSAGES:
         mllm_anth_message_start(&scratch, &g->fmt, g->req.model, g->req.prompt_tokens);
-        if (g->has_call)
+        if (g->has_call == ANSWER_CALL)
             mllm_anth_tool_block_start(&scratch, &g->call);
         else
             mllm_anth_block_start(&scratch);
@@ -205,7 +216,7 @@ static void fmt_first(gen_t *g)
         mllm_resp_item_added(&scratch, &g->resp);
         break;
     default:
-        if (g->has_call)
+        if (g->has_call == ANSWER_CALL)
             mllm_chunk_tool_start(&scratch, &g->fmt, &g->call);
         else
             mllm_chunk_role(&scratch, &g->fmt);
@@ -218,7 +229,7 @@ static inline __attribute__((always_inline)) void fmt_delta(gen_t *g, const char
 {
     switch (g->st.api) {
     case MLLM_API_MESSAGES:
-        if (g->st.has_call)
+        if (g->st.has_call == ANSWER_CALL)
             mllm_anth_input_delta(&scratch, t, n);
         else
             mllm_anth_delta(&scratch, t, n);
@@ -227,7 +238,7 @@ static inline __attribute__((always_inline)) void fmt_delta(gen_t *g, const char
         mllm_resp_delta(&scratch, &g->resp, t, n);
         break;
     default:
-        if (g->st.has_call)
+        if (g->st.has_call == ANSWER_CALL)
             mllm_chunk_tool_args(&scratch, &g->fmt, t, n);
         else
             mllm_chunk_content(&scratch, &g->fmt, t, n);
@@ -237,13 +248,15 @@ static inline __attribute__((always_inline)) void fmt_delta(gen_t *g, const char
 /* Why the answer ended, in each API's words. */
 static const char *finish_reason(const gen_t *g, int capped)
 {
+    if (g->stop_seq && g->req.api == MLLM_API_MESSAGES)
+        return "stop_sequence"; /* chat's is "stop", as for any other end */
     static const char *const r[3][3] = {
         /* text, capped, tool call */
         { "stop", "length", "tool_calls" },
         { "end_turn", "max_tokens", "tool_use" },
         { "completed", "incomplete", "completed" },
     };
-    return r[g->req.api][g->has_call ? 2 : capped ? 1 : 0];
+    return r[g->req.api][g->has_call == ANSWER_CALL ? 2 : capped ? 1 : 0];
 }
 
 static void fmt_end(gen_t *g, int capped, int sent)
@@ -252,13 +265,13 @@ static void fmt_end(gen_t *g, int capped, int sent)
     switch (g->req.api) {
     case MLLM_API_MESSAGES:
         mllm_anth_block_stop(&scratch);
-        mllm_anth_message_delta(&scratch, reason, sent);
+        mllm_anth_message_delta(&scratch, reason, g->stop_seq, sent);
         mllm_anth_message_stop(&scratch);
         break;
     case MLLM_API_RESPONSES: {
         size_t n;
         const char *full = g->has_call ? g->call.args.p : whole_text(g, sent, &n);
-        if (g->has_call)
+        if (g->has_call) /* a call's arguments, or the JSON text */
             n = g->call.args.len;
         mllm_resp_end(&scratch, &g->resp, full, n, capped && !g->has_call,
                       g->req.prompt_tokens, sent);
@@ -281,9 +294,70 @@ static void fmt_error(gen_t *g, const mllm_err_t *e)
     }
 }
 
-/* The schedule of this answer: drawn from the profile for text; for a tool call, as
- * many tokens as the arguments take (they are not cut by max_tokens). */
-static void schedule_init(mllm_schedule_t *s, const gen_t *g)
+/* Stop sequences are looked for in the first this many tokens of a text answer; a
+ * longer answer runs on past them (README). */
+#define STOP_SCAN_TOKENS 100000
+
+/*
+ * Where the text answer stops: the number of tokens before the first stop sequence it
+ * would complete within `total` tokens (the first to end; the earlier to start if two
+ * end together), or -1 when none does. The text is drawn again from the request's seed,
+ * exactly as the stream draws it, once per answer and off the stream's path. The cut is
+ * at a token boundary: a token the stop sequence starts inside is left out whole, so
+ * the text never holds the sequence (OpenAI's rule) and may end a few characters short
+ * of where a real model's would. *which: the index of the sequence in stops.
+ */
+static int stop_cut(const gen_t *g, int total, int *which)
+{
+    int n = cJSON_GetArraySize(g->stops), cut = -1;
+    if (total > STOP_SCAN_TOKENS)
+        total = STOP_SCAN_TOKENS;
+    mllm_rng_t trng;
+    mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
+    mllm_buf_t text = { 0 };
+    size_t *ends = malloc(((size_t)total + 1) * sizeof *ends);
+    if (!ends)
+        return -1;
+    for (int i = 0; i < total && cut < 0; i++) {
+        size_t l, before = text.len;
+        const char *t = mllm_token_text_n(&trng, i == 0, &l);
+        mllm_buf_add(&text, t, l);
+        if (text.oom)
+            break;
+        ends[i] = text.len;
+        size_t best_end = SIZE_MAX, best_start = 0;
+        for (int k = 0; k < n; k++) {
+            const char *sq = cJSON_GetArrayItem(g->stops, k)->valuestring;
+            size_t sl = strlen(sq);
+            if (sl > text.len)
+                continue;
+            /* only occurrences that end inside this token: earlier ones were found */
+            size_t from = before + 1 >= sl ? before + 1 - sl : 0;
+            const char *at = memmem(text.p + from, text.len - from, sq, sl);
+            if (!at)
+                continue;
+            size_t st = (size_t)(at - text.p);
+            if (st + sl < best_end || (st + sl == best_end && st < best_start)) {
+                best_end = st + sl;
+                best_start = st;
+                *which = k;
+            }
+        }
+        if (best_end != SIZE_MAX) {
+            cut = i; /* tokens 0..i-1 may end before the sequence starts; token i does not */
+            while (cut > 0 && ends[cut - 1] > best_start)
+                cut--;
+        }
+    }
+    free(ends);
+    mllm_buf_free(&text);
+    return cut;
+}
+
+/* The schedule of this answer: drawn from the profile for text; for a tool call or
+ * structured JSON, as many tokens as the prepared text takes (not cut by max_tokens:
+ * what the client gets always parses). */
+static void schedule_init(mllm_schedule_t *s, gen_t *g)
 {
     mllm_schedule_init(s, &cfg->profile, cfg->seed, g->index, g->req.prompt_tokens,
                        g->has_call ? 0 : g->req.max_tokens, cfg->tokens_per_event,
@@ -291,6 +365,19 @@ static void schedule_init(mllm_schedule_t *s, const gen_t *g)
     if (g->has_call)
         mllm_schedule_set_total(s, (int)((g->call.args.len + MLLM_BYTES_PER_TOKEN - 1) /
                                          MLLM_BYTES_PER_TOKEN));
+    int which = 0, cut;
+    if (!g->has_call && g->stops && (cut = stop_cut(g, s->total, &which)) >= 0) {
+        /* The text ends before the stop sequence: finish_reason "stop" (it may have been
+         * "length"), Anthropic's stop_reason "stop_sequence" naming it. Zero tokens is
+         * an answer too (the sequence comes first): the stream ends at its TTFT. */
+        s->total = cut;
+        s->capped = 0;
+        free(g->stop_seq);
+        g->stop_seq = strdup(cJSON_GetArrayItem(g->stops, which)->valuestring);
+    }
+    /* not needed any more: a stream waits for minutes holding only what it uses */
+    cJSON_Delete(g->stops);
+    g->stops = NULL;
 }
 
 /*
@@ -544,7 +631,7 @@ static int serve_whole(mllm_conn_t *c, gen_t *g, uint64_t start)
     }
     mllm_rng_t trng;
     mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
-    uint64_t off = 0, last = 0;
+    uint64_t off = 0, last = s.ttft_ns; /* no token at all (a stop sequence first) */
     int k, first = 1;
     mllm_buf_t text = { 0 };
     static char ev[4096]; /* used before the wait only, like scratch */
@@ -558,10 +645,16 @@ static int serve_whole(mllm_conn_t *c, gen_t *g, uint64_t start)
     if (rc == 0) {
         mllm_buf_t b = { 0 };
         const char *reason = finish_reason(g, s.capped);
-        const mllm_tool_call_t *call = g->has_call ? &g->call : NULL;
+        const mllm_tool_call_t *call = g->has_call == ANSWER_CALL ? &g->call : NULL;
+        if (g->has_call == ANSWER_JSON) { /* the JSON text is the answer's text */
+            mllm_buf_free(&text);
+            text = g->call.args;
+            g->call.args = (mllm_buf_t){ 0 };
+        }
         const char *t = text.p ? text.p : "";
         if (g->req.api == MLLM_API_MESSAGES)
             mllm_fmt_anth_message(&b, &g->fmt, g->req.model, t, text.len, call, reason,
+                                  g->stop_seq,
                                   g->req.prompt_tokens, s.total);
         else if (g->req.api == MLLM_API_RESPONSES)
             mllm_fmt_response(&b, &g->resp, call ? call->args.p : t,
@@ -660,6 +753,8 @@ static int serve_generate(mllm_conn_t *c, const mllm_request_t *hr, int api)
     mllm_gen_req_free(&g.req);
     mllm_buf_free(&g.call.args);
     mllm_buf_free(&g.echo);
+    cJSON_Delete(g.stops);
+    free(g.stop_seq);
     return rc;
 }
 
@@ -729,20 +824,32 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
      * a stream keeps only the call it makes. */
     mllm_rng_t crng;
     mllm_rng_seed(&crng, cfg->seed ^ 0x7001u, g->index);
-    g->has_call = mllm_tool_call(&g->req, &crng, cfg->tool_call_rate, id_num, &g->call);
+    g->has_call = mllm_tool_call(&g->req, &crng, cfg->tool_call_rate, id_num, &g->call)
+                      ? ANSWER_CALL : ANSWER_TEXT;
+    if (!g->has_call && g->req.json_mode != MLLM_JSON_NONE) {
+        /* Structured output: JSON from the request's schema, from a generator of its own
+         * (the text's and the timing's draws stay the same), streamed as content */
+        mllm_rng_t jrng;
+        mllm_rng_seed(&jrng, cfg->seed ^ 0x750u, g->index);
+        mllm_json_answer(&g->req, &jrng, &g->call.args);
+        g->has_call = ANSWER_JSON;
+    }
     if (g->has_call && g->call.args.oom)
         return -1;
     g->echo = g->req.echo; /* kept: the Responses object repeats it at the end */
     memset(&g->req.echo, 0, sizeof g->req.echo);
+    g->stops = g->req.stop; /* kept until the schedule is drawn (schedule_init) */
+    g->req.stop = NULL;
     mllm_gen_req_free(&g->req);
     g->resp = (mllm_resp_t){ .f = &g->fmt, .model = g->req.model,
-                             .call = g->has_call ? &g->call : NULL,
+                             .call = g->has_call == ANSWER_CALL ? &g->call : NULL,
                              .echo = g->echo.p, .echo_len = g->echo.len };
     static const char *const api_names[] = { "chat", "messages", "responses" };
     mllm_log(MLLM_LOG_DEBUG, "conn %" PRIu64 ": %s model=%s stream=%d index=%" PRIu64
              " prompt_tokens=%d max_tokens=%d tool_call=%s", c->id, api_names[g->req.api],
              g->req.model, g->req.stream, g->index, g->req.prompt_tokens, g->req.max_tokens,
-             g->has_call ? g->call.name : "-");
+             g->has_call == ANSWER_CALL ? g->call.name
+             : g->has_call                ? "(json)" : "-");
     /* Everything the answer needs is in g now: the request's bytes (the prompt) go
      * before the answer's seconds of waiting. hr is not used after this. */
     uint64_t start = hr->start_ns;
@@ -750,21 +857,65 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
     return g->req.stream ? serve_stream(c, g, start) : serve_whole(c, g, start);
 }
 
+/* A client of Anthropic's API: its SDK sends anthropic-version on every request (the API
+ * requires it). The paths both APIs share (/v1/models) and the 404s answer it in
+ * Anthropic's shapes. */
+static int anthropic_client(const mllm_request_t *hr)
+{
+    return mllm_request_header(hr, "anthropic-version").p != NULL;
+}
+
+/* One model in Anthropic's shape (created 1700000000 as RFC 3339). */
+static void anth_model(mllm_buf_t *b, const char *id)
+{
+    size_t n = strlen(id);
+    mllm_buf_adds(b, "{\"type\":\"model\",\"id\":\"");
+    mllm_buf_json_str(b, id, n);
+    mllm_buf_adds(b, "\",\"display_name\":\"");
+    mllm_buf_json_str(b, id, n);
+    mllm_buf_adds(b, "\",\"created_at\":\"2023-11-14T22:13:20Z\"}");
+}
+
 static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *one)
 {
     mllm_buf_t b = { 0 };
+    int anth = anthropic_client(hr);
     if (one) {
         if (!model_served(one)) {
             mllm_err_t e;
-            mllm_err_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+            mllm_err_set(&e, 404, anth ? "not_found_error" : "invalid_request_error",
+                         "model_not_found", "model",
                          "The model `%.*s` does not exist or you do not have access to it.",
                          (int)mllm_utf8_cut(one, 100), one);
-            return send_error(c, &e, 0, NULL, hr->keep_alive);
+            return send_error(c, &e, anth, NULL, hr->keep_alive);
+        }
+        if (anth) {
+            anth_model(&b, one);
+            goto send;
         }
         mllm_buf_adds(&b, "{\"id\":\"");
         mllm_buf_json_str(&b, one, strlen(one));
         mllm_buf_adds(&b, "\",\"object\":\"model\",\"created\":1700000000,"
                           "\"owned_by\":\"mock-llm\"}");
+    } else if (anth) {
+        /* every model on one page */
+        mllm_buf_adds(&b, "{\"data\":[");
+        for (int i = 0; i < cfg->nmodels; i++) {
+            if (i)
+                mllm_buf_add(&b, ",", 1);
+            anth_model(&b, cfg->models[i]);
+        }
+        mllm_buf_adds(&b, "],\"has_more\":false,\"first_id\":");
+        mllm_buf_adds(&b, cfg->nmodels ? "\"" : "null");
+        if (cfg->nmodels) {
+            mllm_buf_json_str(&b, cfg->models[0], strlen(cfg->models[0]));
+            mllm_buf_adds(&b, "\",\"last_id\":\"");
+            mllm_buf_json_str(&b, cfg->models[cfg->nmodels - 1],
+                              strlen(cfg->models[cfg->nmodels - 1]));
+            mllm_buf_adds(&b, "\"}");
+        } else {
+            mllm_buf_adds(&b, ",\"last_id\":null}");
+        }
     } else {
         mllm_buf_adds(&b, "{\"object\":\"list\",\"data\":[");
         for (int i = 0; i < cfg->nmodels; i++) {
@@ -775,6 +926,7 @@ static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *on
         }
         mllm_buf_adds(&b, "]}");
     }
+send:;
     int rc = b.oom ? -1 : mllm_conn_respond(c, 200, "application/json", b.p, b.len, NULL,
                                             hr->keep_alive);
     mllm_buf_free(&b);
@@ -864,10 +1016,12 @@ int mllm_route(mllm_conn_t *c, const mllm_request_t *hr)
     if (pn > 200)
         for (pn = 200; pn && ((unsigned char)p.p[pn] & 0xc0) == 0x80; pn--)
             ;
-    mllm_err_set(&e, 404, "invalid_request_error", "unknown_url", NULL,
-                 "Unknown request URL: %.*s %.*s. Please check the URL for typos.", (int)m.n,
-                 m.p, (int)pn, p.p);
-    return send_error(c, &e, 0, NULL, hr->keep_alive);
+    /* Anthropic's shape under its /v1/messages/ and for its clients anywhere */
+    int anth = anthropic_client(hr) || (p.n > 13 && !memcmp(p.p, "/v1/messages/", 13));
+    mllm_err_set(&e, 404, anth ? "not_found_error" : "invalid_request_error", "unknown_url",
+                 NULL, "Unknown request URL: %.*s %.*s. Please check the URL for typos.",
+                 (int)m.n, m.p, (int)pn, p.p);
+    return send_error(c, &e, anth, NULL, hr->keep_alive);
 }
 
 

@@ -77,6 +77,182 @@ static void test_chat_errors(void **st)
     expect_400(deep, NULL, NULL);
 }
 
+/* What OpenAI refuses with a 400 is refused here too, rather than accepted and
+ * answered as if it had been honoured: sampling parameters out of their documented
+ * ranges, and logprobs, which mock-llm does not generate (an app that asks for them
+ * reads choices[0].logprobs.content; it got null and failed on it, far from the cause).
+ * OpenAI answers a model that lacks a parameter with code "unsupported_parameter".
+ * Anthropic's ranges are its own: temperature and top_p 0..1, top_k >= 0. */
+static void expect_messages_400(const char *body, const char *param)
+{
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(mllm_parse_messages(body, strlen(body), &g, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.param, param);
+}
+
+static void test_unsupported_and_out_of_range(void **st)
+{
+    (void)st;
+    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":true}", "logprobs", "unsupported_parameter");
+    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":true,\"top_logprobs\":3}", "logprobs",
+               "unsupported_parameter");
+    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":\"yes\"}", "logprobs", "invalid_type");
+    expect_400("{\"model\":\"m\"," MSGS ",\"top_logprobs\":3}", "top_logprobs", NULL);
+    expect_400("{\"model\":\"m\"," MSGS ",\"top_p\":1.5}", "top_p", NULL);
+    expect_400("{\"model\":\"m\"," MSGS ",\"top_p\":\"1\"}", "top_p", NULL);
+    expect_400("{\"model\":\"m\"," MSGS ",\"presence_penalty\":2.5}", "presence_penalty", NULL);
+    expect_400("{\"model\":\"m\"," MSGS ",\"frequency_penalty\":-3}", "frequency_penalty", NULL);
+    /* a tool without a type was skipped silently, and a tool_choice then read "only
+     * allowed when 'tools' are specified" */
+    expect_400("{\"model\":\"m\"," MSGS ",\"tools\":[{\"function\":{\"name\":\"f\"}}],"
+               "\"tool_choice\":\"required\"}", "tools", "missing_required_parameter");
+    /* what stays accepted: the defaults and the edges of each range */
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"logprobs\":false,\"top_logprobs\":0,"
+                          "\"top_p\":1,\"presence_penalty\":-2,\"frequency_penalty\":2,"
+                          "\"seed\":7,\"stop\":[\"x\"],\"logit_bias\":null}", &g, &e), 0);
+    mllm_gen_req_free(&g);
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"logprobs\":null,\"top_p\":null}", &g,
+                          &e), 0);
+    mllm_gen_req_free(&g);
+    expect_messages_400("{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"temperature\":1.5}",
+                        "temperature");
+    expect_messages_400("{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"top_p\":1.5}", "top_p");
+    expect_messages_400("{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"top_k\":-1}", "top_k");
+    const char *ok = "{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"temperature\":1,"
+                     "\"top_p\":0.9,\"top_k\":40}";
+    assert_int_equal(mllm_parse_messages(ok, strlen(ok), &g, &e), 0);
+    mllm_gen_req_free(&g);
+}
+
+/* Structured outputs: response_format (chat) and text.format (Responses) parsed into a
+ * mode and a schema, and the answer's JSON built from the schema; formats OpenAI refuses
+ * are refused. Before, both were ignored and the answer was prose (the SDKs' parse()
+ * threw on it). */
+static void test_structured_output(void **st)
+{
+    (void)st;
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    mllm_rng_t rng;
+    mllm_buf_t out;
+    const char *js = "{\"model\":\"m\"," MSGS ",\"response_format\":{\"type\":\"json_schema\","
+                     "\"json_schema\":{\"name\":\"p\",\"strict\":true,\"schema\":{\"type\":"
+                     "\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":3,"
+                     "\"maximum\":5},\"u\":{\"enum\":[\"a\",\"b\"]},\"o\":{\"anyOf\":[{\"$ref\":"
+                     "\"#/$defs/x\"},{\"type\":\"null\"}]}},\"required\":[\"n\",\"u\",\"o\"],"
+                     "\"$defs\":{\"x\":{\"type\":\"object\",\"properties\":{\"k\":{\"type\":"
+                     "\"boolean\"}},\"required\":[\"k\"]}}}}}}";
+    assert_int_equal(chat(js, &g, &e), 0);
+    assert_int_equal(g.json_mode, MLLM_JSON_SCHEMA);
+    assert_non_null(g.json_schema);
+    /* the format's bytes are read as prompt */
+    assert_true(g.prompt_tokens > 3 + 3 + 3 + 50);
+    for (uint64_t i = 0; i < 50; i++) {
+        mllm_rng_seed(&rng, 1, i);
+        assert_int_equal(mllm_json_answer(&g, &rng, &out), 1);
+        cJSON *j = cJSON_Parse(out.p);
+        if (!j)
+            fail_msg("not JSON: %s", out.p);
+        cJSON *n = cJSON_GetObjectItem(j, "n"), *u = cJSON_GetObjectItem(j, "u");
+        assert_true(cJSON_IsNumber(n) && n->valuedouble >= 3 && n->valuedouble <= 5);
+        assert_true(cJSON_IsString(u) && (!strcmp(u->valuestring, "a") || !strcmp(u->valuestring, "b")));
+        assert_true(cJSON_IsBool(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "o"), "k")));
+        cJSON_Delete(j);
+        mllm_buf_free(&out);
+    }
+    mllm_gen_req_free(&g);
+    assert_null(g.json_schema);
+    /* json_object: a JSON object */
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"response_format\":{\"type\":\"json_object\"}}",
+                          &g, &e), 0);
+    assert_int_equal(g.json_mode, MLLM_JSON_OBJECT);
+    assert_int_equal(mllm_json_answer(&g, &rng, &out), 1);
+    cJSON *j = cJSON_Parse(out.p);
+    assert_true(cJSON_IsObject(j));
+    cJSON_Delete(j);
+    mllm_buf_free(&out);
+    mllm_gen_req_free(&g);
+    /* text, null and absent: prose */
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"response_format\":{\"type\":\"text\"}}",
+                          &g, &e), 0);
+    assert_int_equal(g.json_mode, MLLM_JSON_NONE);
+    assert_int_equal(mllm_json_answer(&g, &rng, &out), 0);
+    mllm_gen_req_free(&g);
+    /* a root schema that is not an object still answers an object */
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"response_format\":{\"type\":\"json_schema\","
+                          "\"json_schema\":{\"name\":\"s\",\"schema\":{\"type\":\"string\"}}}}",
+                          &g, &e), 0);
+    assert_int_equal(mllm_json_answer(&g, &rng, &out), 1);
+    assert_string_equal(out.p, "{}");
+    mllm_buf_free(&out);
+    mllm_gen_req_free(&g);
+    expect_400("{\"model\":\"m\"," MSGS ",\"response_format\":{\"type\":\"yaml\"}}",
+               "response_format", "invalid_value");
+    expect_400("{\"model\":\"m\"," MSGS ",\"response_format\":\"json\"}", "response_format",
+               "invalid_type");
+    expect_400("{\"model\":\"m\"," MSGS ",\"response_format\":{\"type\":\"json_schema\"}}",
+               "response_format", "missing_required_parameter");
+    expect_400("{\"model\":\"m\"," MSGS ",\"response_format\":{\"type\":\"json_schema\","
+               "\"json_schema\":{\"schema\":{}}}}", "response_format", "missing_required_parameter");
+    /* the Responses API: text.format, flat */
+    const char *r = "{\"model\":\"m\",\"input\":\"x\",\"text\":{\"format\":{\"type\":"
+                    "\"json_schema\",\"name\":\"p\",\"schema\":{\"type\":\"object\",\"properties\":"
+                    "{\"a\":{\"type\":\"string\"}},\"required\":[\"a\"]}}}}";
+    assert_int_equal(mllm_parse_responses(r, strlen(r), &g, &e), 0);
+    assert_int_equal(g.json_mode, MLLM_JSON_SCHEMA);
+    assert_int_equal(mllm_json_answer(&g, &rng, &out), 1);
+    j = cJSON_Parse(out.p);
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(j, "a")));
+    cJSON_Delete(j);
+    mllm_buf_free(&out);
+    /* the response object repeats text as sent, schema included */
+    assert_non_null(strstr(g.echo.p, "\"text\":{\"format\":{\"type\":\"json_schema\""));
+    assert_non_null(strstr(g.echo.p, "\"required\":[\"a\"]"));
+    mllm_gen_req_free(&g);
+    const char *bad = "{\"model\":\"m\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"xml\"}}}";
+    assert_int_equal(mllm_parse_responses(bad, strlen(bad), &g, &e), -1);
+    assert_string_equal(e.param, "text.format");
+}
+
+/* Stop sequences parsed (the cut itself is the server's: test_sdk_traffic.js): chat's
+ * stop is a string or up to 4 strings, Anthropic's stop_sequences an array; empty
+ * strings never match and are dropped. */
+static void test_stop_parse(void **st)
+{
+    (void)st;
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"stop\":\"\\n\"}", &g, &e), 0);
+    assert_int_equal(cJSON_GetArraySize(g.stop), 1);
+    assert_string_equal(cJSON_GetArrayItem(g.stop, 0)->valuestring, "\n");
+    mllm_gen_req_free(&g);
+    assert_null(g.stop);
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"stop\":[\"a\",\"\",\"b\"]}", &g, &e), 0);
+    assert_int_equal(cJSON_GetArraySize(g.stop), 2);
+    mllm_gen_req_free(&g);
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"stop\":[\"\"]}", &g, &e), 0);
+    assert_null(g.stop);
+    mllm_gen_req_free(&g);
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"stop\":null}", &g, &e), 0);
+    assert_null(g.stop);
+    mllm_gen_req_free(&g);
+    expect_400("{\"model\":\"m\"," MSGS ",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop",
+               "array_above_max_length");
+    expect_400("{\"model\":\"m\"," MSGS ",\"stop\":[1]}", "stop", "invalid_type");
+    expect_400("{\"model\":\"m\"," MSGS ",\"stop\":5}", "stop", "invalid_type");
+    const char *ok = "{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"stop_sequences\":[\"x\",\"y\",\"z\","
+                     "\"v\",\"w\"]}";
+    assert_int_equal(mllm_parse_messages(ok, strlen(ok), &g, &e), 0);
+    assert_int_equal(cJSON_GetArraySize(g.stop), 5);
+    mllm_gen_req_free(&g);
+    expect_messages_400("{\"model\":\"m\",\"max_tokens\":5," MSGS ",\"stop_sequences\":\"x\"}",
+                        "stop_sequences");
+}
+
 static void test_messages(void **st)
 {
     (void)st;
@@ -820,6 +996,9 @@ int main(void)
         cmocka_unit_test(test_chat_ok),
         cmocka_unit_test(test_chat_errors),
         cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_unsupported_and_out_of_range),
+        cmocka_unit_test(test_structured_output),
+        cmocka_unit_test(test_stop_parse),
         cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_chunk_content_bytes),
         cmocka_unit_test(test_chunk_fmt_oom),

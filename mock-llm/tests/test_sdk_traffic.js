@@ -14,6 +14,9 @@ const Anthropic = AnthropicMod.default || AnthropicMod;
 const port = process.argv[2];
 const scheme = process.env.MLLM_SCHEME || 'http'; // https: test_openai_npm.sh runs it over TLS too
 const openai = new OpenAI({ baseURL: `${scheme}://127.0.0.1:${port}/v1`, apiKey: 'sk-mock', maxRetries: 0 });
+// openai 4's chat helpers (stream, parse, runTools) are under beta, from 5 on on
+// chat.completions: the tests run on both (4 is what test_openai_npm.sh installs)
+const chatHelpers = openai.chat.completions.stream ? openai.chat.completions : openai.beta.chat.completions;
 const anthropic = new Anthropic({ baseURL: `${scheme}://127.0.0.1:${port}`, apiKey: 'sk-ant-mock', maxRetries: 0 });
 
 const prose = (n) => 'the quick brown fox jumps over the lazy dog and '.repeat(Math.ceil(n / 48)).slice(0, n);
@@ -101,7 +104,7 @@ async function openaiTools() {
   assert.ok(usage.prompt_tokens > rule(Buffer.byteLength(messages[0].content), 1), 'tools count');
 
   // the SDK's stream helper accumulates the same call
-  const helper = openai.beta.chat.completions.stream({ model: 'mock', messages, tools,
+  const helper = chatHelpers.stream({ model: 'mock', messages, tools,
     tool_choice: { type: 'function', function: { name: 'get_weather' } } });
   let doneArgs = null;
   helper.on('tool_calls.function.arguments.done', (e) => { doneArgs = e.arguments; });
@@ -115,7 +118,7 @@ async function openaiTools() {
   // back as a role "tool" message, and mock-llm answers that turn with text
   const seen = [];
   for (const stream of [false, true]) {
-    const runner = openai.beta.chat.completions.runTools({
+    const runner = chatHelpers.runTools({
       model: 'gpt-4o', messages, stream,
       tools: [{ type: 'function', function: { ...weather, parse: JSON.parse,
         function: (a) => { seen.push(a); return { temperature: 21, sky: 'clear' }; } } }],
@@ -249,12 +252,132 @@ async function anthropicTraffic() {
   console.log(`anthropic traffic ok: ${JSON.stringify(use.input)}`);
 }
 
+// Structured outputs: response_format json_schema (chat) and text.format (Responses)
+// are answered with JSON valid against the schema, so the SDKs' parse helpers work; the
+// prose mock-llm answered before made every one of them throw a SyntaxError.
+async function structuredOutputs() {
+  const person = {
+    type: 'object',
+    properties: {
+      name: { type: 'string' },
+      age: { type: 'integer', minimum: 0, maximum: 120 },
+      tags: { type: 'array', items: { type: 'string' } },
+      nick: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+      unit: { type: 'string', enum: ['metric', 'imperial'] },
+    },
+    required: ['name', 'age', 'tags', 'nick', 'unit'],
+    additionalProperties: false,
+  };
+  const check = (p) => {
+    assert.equal(typeof p.name, 'string');
+    assert.ok(Number.isInteger(p.age) && p.age >= 0 && p.age <= 120, String(p.age));
+    assert.ok(Array.isArray(p.tags) && p.tags.every((t) => typeof t === 'string'));
+    assert.ok(p.nick === null || typeof p.nick === 'string');
+    assert.ok(['metric', 'imperial'].includes(p.unit), p.unit);
+  };
+  const rf = { type: 'json_schema', json_schema: { name: 'person', schema: person, strict: true } };
+  const messages = [{ role: 'user', content: 'Who is it?' }];
+  const parsed = await chatHelpers.parse({ model: 'mock', messages, response_format: rf });
+  assert.equal(parsed.choices[0].finish_reason, 'stop');
+  check(parsed.choices[0].message.parsed);
+  // streamed: the content deltas join into the same JSON, usage counts its tokens
+  const stream = await openai.chat.completions.create({ model: 'mock', messages, response_format: rf,
+    stream: true, stream_options: { include_usage: true } });
+  let text = '', usage = null, deltas = 0;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    const d = c.choices[0]?.delta?.content;
+    if (d) { text += d; deltas++; }
+  }
+  check(JSON.parse(text));
+  assert.ok(deltas > 1, `${deltas} deltas`);
+  assert.equal(usage.completion_tokens, Math.ceil(Buffer.byteLength(text) / 4));
+  // (the stream helper fills message.parsed for zod formats only: read the content)
+  const helper = chatHelpers.stream({ model: 'mock', messages, response_format: rf });
+  check(JSON.parse((await helper.finalChatCompletion()).choices[0].message.content));
+  // json_object: some JSON object
+  const jo = await openai.chat.completions.create({ model: 'mock', messages, response_format: { type: 'json_object' } });
+  assert.equal(typeof JSON.parse(jo.choices[0].message.content), 'object');
+  // a tool call still wins when the request forces one
+  const tc = await openai.chat.completions.create({ model: 'mock', messages, response_format: rf,
+    tools: [{ type: 'function', function: weather }], tool_choice: 'required' });
+  assert.equal(tc.choices[0].finish_reason, 'tool_calls');
+  // the Responses API: text.format, through responses.parse and the stream helper
+  const format = { type: 'json_schema', name: 'person', schema: person, strict: true };
+  const rp = await openai.responses.parse({ model: 'mock', input: 'Who?', text: { format } });
+  assert.equal(rp.status, 'completed');
+  check(rp.output_parsed);
+  const rs = openai.responses.stream({ model: 'mock', input: 'Who?', text: { format } });
+  const fin = await rs.finalResponse();
+  check(JSON.parse(fin.output[0].content[0].text));
+  // a response_format mock-llm does not know is refused, as OpenAI refuses it
+  await assert.rejects(openai.chat.completions.create({ model: 'mock', messages, response_format: { type: 'yaml' } }),
+    (e) => { assert.ok(e instanceof OpenAI.BadRequestError); assert.equal(e.param, 'response_format'); return true; });
+  console.log(`structured outputs ok: ${text.slice(0, 60)}`);
+}
+
+// Stop sequences: chat's stop and Anthropic's stop_sequences end the text before the
+// first one it would contain (finish_reason "stop"; stop_reason "stop_sequence" with the
+// sequence). They were accepted and ignored: the text went on through them.
+async function stopSequences() {
+  const messages = [{ role: 'user', content: 'Tell me.' }];
+  const at = (i) => ({ headers: { 'x-mock-request-index': String(i) } });
+  // a request index whose text has " the" after its first few words
+  let idx = -1, full = '';
+  for (let i = 1000; i < 1100 && idx < 0; i++) {
+    const r = await openai.chat.completions.create({ model: 'mock', messages }, at(i));
+    const t = r.choices[0].message.content;
+    if (t.indexOf(' the') > 8) { idx = i; full = t; }
+  }
+  assert.ok(idx >= 0, 'no text with " the" in 100 requests');
+  const cut = full.indexOf(' the');
+  const check = (text, label) => {
+    assert.ok(!text.includes(' the'), `${label}: the stop sequence is in the text: ${text}`);
+    assert.equal(full.slice(0, text.length), text, `${label}: not the same text up to the stop`);
+    assert.ok(text.length <= cut && cut - text.length < 16, `${label}: cut at ${text.length}, the sequence at ${cut}`);
+  };
+  const r = await openai.chat.completions.create({ model: 'mock', messages, stop: [' the', 'zzz'] }, at(idx));
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  check(r.choices[0].message.content, 'chat');
+  assert.ok(r.usage.completion_tokens < 32);
+  const stream = await openai.chat.completions.create({ model: 'mock', messages, stop: ' the', stream: true,
+    stream_options: { include_usage: true } }, at(idx));
+  let text = '', finish = null, usage = null;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    if (c.choices[0]?.finish_reason) finish = c.choices[0].finish_reason;
+    text += c.choices[0]?.delta?.content || '';
+  }
+  assert.equal(finish, 'stop');
+  check(text, 'chat stream');
+  assert.equal(usage.completion_tokens, r.usage.completion_tokens);
+  // a sequence the text starts with: an empty answer
+  const first = await openai.chat.completions.create({ model: 'mock', messages, stop: [full.slice(0, 2)] }, at(idx));
+  assert.equal(first.choices[0].message.content, '');
+  assert.equal(first.choices[0].finish_reason, 'stop');
+  await assert.rejects(openai.chat.completions.create({ model: 'mock', messages, stop: ['a', 'b', 'c', 'd', 'e'] }),
+    (e) => { assert.ok(e instanceof OpenAI.BadRequestError); assert.equal(e.param, 'stop'); return true; });
+  // Anthropic
+  const m = await anthropic.messages.create({ model: 'mock', max_tokens: 100, messages, stop_sequences: [' the'] }, at(idx));
+  assert.equal(m.stop_reason, 'stop_sequence');
+  assert.equal(m.stop_sequence, ' the');
+  check(m.content[0].text, 'anthropic');
+  const ms = anthropic.messages.stream({ model: 'mock', max_tokens: 100, messages, stop_sequences: ['qqq', ' the'] }, at(idx));
+  const fin = await ms.finalMessage();
+  assert.equal(fin.stop_reason, 'stop_sequence');
+  assert.equal(fin.stop_sequence, ' the');
+  check(fin.content[0].text, 'anthropic stream');
+  console.log(`stop sequences ok: ${JSON.stringify(r.choices[0].message.content)} (index ${idx})`);
+}
+
 async function main() {
   await openaiLongPrompts();
   await openaiTools();
   await openaiResponses();
   await anthropicTraffic();
-  console.log(`PASS: SDK traffic over ${scheme} (long prompts, tools, Responses API)`);
+  await structuredOutputs();
+  await stopSequences();
+  console.log(`PASS: SDK traffic over ${scheme} (long prompts, tools, Responses API, structured outputs, stop sequences)`);
 }
 
 main().catch((e) => { console.error('FAIL:', e); process.exit(1); });

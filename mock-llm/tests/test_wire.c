@@ -546,6 +546,106 @@ static void test_error_statuses(void **st)
     resp_free(&r);
 }
 
+/* A request the HTTP layer refuses before the API sees it (the body too large, a
+ * malformed chunked body, a body that does not arrive) is answered in the shape of the
+ * API its path names: on /v1/messages and /v1/messages/count_tokens Anthropic's
+ * {"type":"error","error":{"type","message"}} with the type Anthropic documents for the
+ * status (413: request_too_large), as the Anthropic SDK reads it; OpenAI's shape on
+ * every other path. They were all OpenAI-shaped before. */
+static void expect_anthropic_error(server_t s, const char *raw, int status, const char *type)
+{
+    resp_t r;
+    request(s.port, raw, &r);
+    assert_int_equal(r.status, status);
+    cJSON *j = cJSON_Parse(r.body);
+    if (!j || !cJSON_IsString(cJSON_GetObjectItem(j, "type")))
+        fail_msg("not Anthropic's error shape: %s", r.body);
+    assert_string_equal(cJSON_GetObjectItem(j, "type")->valuestring, "error");
+    cJSON *e = cJSON_GetObjectItem(j, "error");
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(e, "message")));
+    assert_string_equal(cJSON_GetObjectItem(e, "type")->valuestring, type);
+    assert_null(cJSON_GetObjectItem(e, "param")); /* OpenAI's keys are not there */
+    cJSON_Delete(j);
+    resp_free(&r);
+}
+
+static void test_refusals_in_the_paths_api_shape(void **st)
+{
+    (void)st;
+    server_t s = srv_main;
+    expect_anthropic_error(s, "POST /v1/messages HTTP/1.1\r\nHost: t\r\nContent-Length: "
+                              "99999999\r\n\r\n", 413, "request_too_large");
+    expect_anthropic_error(s, "POST /v1/messages?beta=true HTTP/1.1\r\nHost: t\r\n"
+                              "Content-Length: 99999999\r\n\r\n", 413, "request_too_large");
+    expect_anthropic_error(s, "POST /v1/messages/count_tokens HTTP/1.1\r\nHost: t\r\n"
+                              "Content-Length: 99999999\r\n\r\n", 413, "request_too_large");
+    expect_anthropic_error(s, "POST /v1/messages HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+                              "chunked\r\n\r\nzz\r\n", 400, "invalid_request_error");
+    expect_anthropic_error(s, "POST /v1/messages HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+                              "gzip\r\n\r\n", 501, "api_error");
+    /* the same refusals elsewhere stay OpenAI's */
+    expect_error(s, "POST /v1/responses HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n",
+                 413, NULL);
+    expect_error(s, "POST /v1/messagesx HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n",
+                 413, NULL);
+    /* a request line too long to know its path: OpenAI's, as before */
+    static char longline[12000];
+    strcpy(longline, "POST /v1/messages?");
+    memset(longline + 18, 'a', 10000);
+    strcpy(longline + 10018, " HTTP/1.1\r\n\r\n");
+    expect_error(s, longline, 414, NULL);
+}
+
+/* A client that says it speaks Anthropic's API (the anthropic-version header its SDK
+ * sends on every request) gets the models in Anthropic's shape - {type: "model", id,
+ * display_name, created_at} in {data, has_more, first_id, last_id} - and its 404s in
+ * Anthropic's error shape; the SDK's models.list() read id only before (type and
+ * display_name undefined), and a 404 under /v1/messages/ was OpenAI's. Without the
+ * header the answers stay OpenAI's. */
+static void test_anthropic_clients_get_anthropic_shapes(void **st)
+{
+    (void)st;
+    resp_t r;
+    request(srv_main.port, "GET /v1/models HTTP/1.1\r\nHost: t\r\nanthropic-version: 2023-06-01\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    cJSON *j = cJSON_Parse(r.body);
+    assert_non_null(j);
+    cJSON *data = cJSON_GetObjectItem(j, "data");
+    assert_true(cJSON_GetArraySize(data) > 0);
+    cJSON *m0 = cJSON_GetArrayItem(data, 0);
+    if (!cJSON_IsString(cJSON_GetObjectItem(m0, "type")))
+        fail_msg("not Anthropic's model shape: %s", r.body);
+    assert_string_equal(cJSON_GetObjectItem(m0, "type")->valuestring, "model");
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(m0, "display_name")));
+    assert_string_equal(cJSON_GetObjectItem(m0, "created_at")->valuestring, "2023-11-14T22:13:20Z");
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(j, "has_more")));
+    assert_string_equal(cJSON_GetObjectItem(j, "first_id")->valuestring,
+                        cJSON_GetObjectItem(m0, "id")->valuestring);
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(j, "last_id")));
+    cJSON_Delete(j);
+    resp_free(&r);
+    request(srv_main.port, "GET /v1/models/mock HTTP/1.1\r\nHost: t\r\nanthropic-version: 2023-06-01\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    j = cJSON_Parse(r.body);
+    assert_string_equal(cJSON_GetObjectItem(j, "type")->valuestring, "model");
+    assert_string_equal(cJSON_GetObjectItem(j, "id")->valuestring, "mock");
+    cJSON_Delete(j);
+    resp_free(&r);
+    expect_anthropic_error(srv_main, "GET /v1/models/nope HTTP/1.1\r\nHost: t\r\nanthropic-version: "
+                                     "2023-06-01\r\n\r\n", 404, "not_found_error");
+    expect_anthropic_error(srv_main, "GET /v1/messages/batches HTTP/1.1\r\nHost: t\r\n\r\n", 404,
+                           "not_found_error");
+    expect_anthropic_error(srv_main, "GET /v1/files HTTP/1.1\r\nHost: t\r\nanthropic-version: "
+                                     "2023-06-01\r\n\r\n", 404, "not_found_error");
+    /* OpenAI's without the header */
+    request(srv_main.port, "GET /v1/models HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    j = cJSON_Parse(r.body);
+    assert_string_equal(cJSON_GetObjectItem(j, "object")->valuestring, "list");
+    cJSON_Delete(j);
+    resp_free(&r);
+    expect_error(srv_main, "GET /v1/files HTTP/1.1\r\nHost: t\r\n\r\n", 404, "unknown_url");
+}
+
 static double metric(server_t s, const char *name);
 
 /* The share of the server's events so far that were more than 5 ms late, from its own
@@ -1407,10 +1507,15 @@ int main(int argc, char **argv)
     }
     server_path = argv[1];
     signal(SIGPIPE, SIG_IGN);
+    /* MLLM_WIRE_ONLY=pattern runs only the tests whose names match (cmocka's filter) */
+    if (getenv("MLLM_WIRE_ONLY"))
+        cmocka_set_test_filter(getenv("MLLM_WIRE_ONLY"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_wire),
         cmocka_unit_test(test_nonstream_and_models),
         cmocka_unit_test(test_error_statuses),
+        cmocka_unit_test(test_refusals_in_the_paths_api_shape),
+        cmocka_unit_test(test_anthropic_clients_get_anthropic_shapes),
         cmocka_unit_test(test_timing_bands),
         cmocka_unit_test(test_fast_gaps_never_early),
         cmocka_unit_test(test_keepalive_pipelining_chunked),
