@@ -217,18 +217,17 @@ static void t_timeouts_on_every_model(void **state)
         cv.cfg.timeout_ns = 300000000; /* 0.3 s */
         wl_jobs_cfg_t jc = { .n = 5, .workers = 2, .job = conv_job, .arg = &cv };
         wl_run_stats_t st;
-        uint64_t t0 = wl_now_ns();
         assert_int_equal(wl_models[i]->run_jobs(&jc, &st), 0);
-        uint64_t took = wl_now_ns() - t0;
         for (int j = 0; j < 5; j++) {
             assert_false(cv.c[j].ok);
             assert_string_equal(cv.c[j].cause, "read: ETIMEDOUT");
             /* the deadline is honoured: not before it, and not much after */
             assert_true(cv.c[j].end_ns - cv.c[j].arrival_ns >= 300000000);
         }
-        /* not a speed limit: a deadline that were ignored would hang here for minutes
-         * (the server never answers); 5 jobs take 3 waves of 0.3 s on the pool of 2 */
-        assert_true(took < 20000000000ull);
+        /* A deadline that were ignored hangs here: the server never answers and reads
+         * until the client closes. ctest's TIMEOUT (60 s) is the hang guard; a wall-clock
+         * bound here ("took < 20 s", until 3 December) failed a correct build whose
+         * process was stopped for 25 s by other work on the machine. */
     }
     stop(&s);
 }
