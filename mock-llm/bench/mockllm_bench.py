@@ -198,7 +198,8 @@ P99_OK_US = 1000         # the capacity criterion: emission lateness p99 <= 1 ms
 CAP_STREAMS = (1000, 10000)
 CAP_START = {"floor": 200000, "mock-llm": 100000}  # where run 1's ladder starts
 CAP_MIN, CAP_MAX = 6250, 1600000
-RUNQ_RETRY_PCT = 1.0     # a failed probe whose server waited this much for its CPU ...
+RUNQ_RETRY_PCT = 1.0     # a failed probe whose server waited this much for its CPU, or
+                         # whose CPU the hypervisor stole a tick of (steal_cpu0_pct), ...
 MACHINE_RETRIES = 1      # ... is measured once more (a loaded machine: at most twice the probes)
 MACHINE_RETRIED = {}     # (impl, streams): probes measured again, over every run
 
@@ -253,6 +254,7 @@ def probe(args, impl, n, rate, busy, warmup, window, extra=()):
         f"  p50 {r['late_p50_us']:>6.0f} p99 {r['late_p99_us']:>6.0f} us"
         f"  server {r['server_cpu_pct']:3.0f}% cpu {r['server_cpu_us_per_event']:.2f} us/ev"
         f" (kernel {100 * r['server_sys_share']:.0f}%) runq-wait {r['server_runq_wait_pct']:.0f}%"
+        f" steal {r.get('steal_cpu0_pct', 0):.0f}%"
         f"  client busy {r['client_busy_pct']:.0f}% backlog {r.get('client_backlog_events', 0):.0f}"
         f" (grew {r.get('client_backlog_growth_events', 0):.0f})"
         + ("  CLIENT SATURATED" if r["client_saturated"] else "")
@@ -272,14 +274,20 @@ def find_knee(args, impl, n, busy, start, steps, warmup, window):
         if rate not in seen:
             r = probe(args, impl, n, rate, busy, warmup, window)
             # A failure while the server waited for its CPU is the machine's (one 5 ms
-            # preemption in the window delays more than 1% of its events): measured
-            # again, at most MACHINE_RETRIES times. Passes are never retried.
+            # preemption in the window delays more than 1% of its events), and so is one
+            # while the hypervisor stole the server's CPU (a tick of cpu0's steal in
+            # /proc/stat: 100 ms slices of 10,000 streams held p99 <= 1 ms in 29 of 29
+            # slices without steal or run-queue wait and failed in 31 of 31 with them,
+            # README "Holding 19,000 streams"): measured again, at most MACHINE_RETRIES
+            # times. Passes are never retried.
             tries = 0
-            while (not r["ok"] and r["server_runq_wait_pct"] >= RUNQ_RETRY_PCT and
+            while (not r["ok"] and (r["server_runq_wait_pct"] >= RUNQ_RETRY_PCT or
+                                    r.get("steal_cpu0_pct", 0) > 0) and
                    tries < MACHINE_RETRIES):
                 tries += 1
                 log(f"  {impl} n={n} {rate:,.0f}/s failed with the server waiting "
-                    f"{r['server_runq_wait_pct']:.1f}% of the window for its CPU: again")
+                    f"{r['server_runq_wait_pct']:.1f}% of the window for its CPU and "
+                    f"{r.get('steal_cpu0_pct', 0):.1f}% of it stolen: again")
                 r = probe(args, impl, n, rate, busy, warmup, window)
             MACHINE_RETRIED[(impl, n)] = MACHINE_RETRIED.get((impl, n), 0) + tries
             seen[rate] = r
