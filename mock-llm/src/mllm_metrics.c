@@ -109,12 +109,6 @@ void mllm_metrics_format(mllm_buf_t *b)
             "Requests whose answer began (parsed, checked, first event) while the timer "
             "wheel's ticker had due stream events it had not written.", "counter",
             m->started_behind);
-    counter(b, "mllm_requests_deferred_total",
-            "Requests whose answer waited for the ticker to write the streams' due events "
-            "first (new work yields to emission).", "counter", m->requests_deferred);
-    counter(b, "mllm_accepts_deferred_total",
-            "Times the accept loop waited for the ticker to write the streams' due events "
-            "before taking the next connection.", "counter", m->accepts_deferred);
     counter(b, "mllm_pending_bytes",
             "Output queued in the server for clients whose sockets had no room (slow readers).",
             "gauge", m->pending_bytes);

@@ -643,15 +643,6 @@ static int parse_index(mllm_str_t v, uint64_t *out)
 
 static int serve_generate(mllm_conn_t *c, const mllm_request_t *hr, int api)
 {
-    /* Emission before new work: beginning an answer (the JSON, the checks, the head,
-     * the first event: tens of microseconds) waits while the ticker has due events of
-     * the running streams to write. Without it a poll that found hundreds of requests
-     * ran them all in one scheduler round while the streams' deadlines passed behind
-     * them (19,000 streams opening: lateness 25 ms in the ramp). The schedule stays
-     * anchored where the head was complete (hr->start_ns), so the wait is charged to
-     * this stream's first events as lateness and clumped starts do not clump the
-     * schedules for the rest of the run. */
-    mllm_metrics.requests_deferred += (uint64_t)mllm_wheel_wait_current();
     mllm_metrics.started_behind += (uint64_t)mllm_wheel_behind(fiber_now_ns());
     gen_t g;
     memset(&g, 0, sizeof g);

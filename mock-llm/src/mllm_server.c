@@ -10,7 +10,6 @@
 #include "mllm_route.h"
 #include "mllm_tls.h"
 #include "mllm_transport.h"
-#include "mllm_wheel.h"
 
 #include <fiber.h>
 
@@ -125,10 +124,6 @@ static void accept_main(void *arg)
             continue;
         }
         mllm_metrics.conns_total++;
-        /* Bounded accept bursts: a backlog of thousands is taken one connection at a
-         * time between the ticker's writes, not in one go ahead of them (each accept is a
-         * system call, a fiber and a connection's setup). */
-        mllm_metrics.accepts_deferred += (uint64_t)mllm_wheel_wait_current();
         if ((long)mllm_metrics.conns_active >= cfg->max_conns) {
             mllm_metrics.conns_refused_max++;
             if (busy_spawn(fd, ++next_id) == 0)

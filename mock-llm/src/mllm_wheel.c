@@ -57,10 +57,6 @@ static uint64_t ticker_at = UINT64_MAX; /* when the ticker wakes next */
 static fiber_waitq_t ticker_q = FIBER_WAITQ_INIT;
 static int      ticker_state;   /* 0 none, 1 running, -1 could not start */
 static int      ticker_asleep;  /* parked until ticker_at: no timer is due before it */
-/* New work waiting for the ticker to catch up (mllm_wheel_wait_current), and the passes
- * the ticker gives it while behind: one per park after 64 writes. */
-static fiber_waitq_t current_q = FIBER_WAITQ_INIT;
-static unsigned      passes;
 
 /* The rule that a timer's function must not park or yield (mllm_wheel.h), checked in
  * debug builds: the ASan+UBSan core (mllm_core_asan) is built with MLLM_DEBUG_CHECKS.
@@ -103,48 +99,11 @@ uint64_t mllm_wheel_count(void)
     return count;
 }
 
-static uint64_t next_slot(uint64_t from);
-
-/* How long the earliest due timer has waited for the ticker (0: none is due). */
-static uint64_t overdue(uint64_t now)
-{
-    if (!count)
-        return 0;
-    /* Asleep, the ticker's wake-up time is the earliest deadline (wheel_add lowers it);
-     * otherwise (parked for a nanosecond after 64 writes, or not yet run) the earliest
-     * non-empty slot's. */
-    uint64_t first = ticker_asleep ? ticker_at : slots[next_slot(cursor) & MASK].min;
-    return now > first ? now - first : 0;
-}
-
 int mllm_wheel_behind(uint64_t now)
 {
-    return overdue(now) > MLLM_WHEEL_BEHIND_NS;
-}
-
-int mllm_wheel_wait_current(void)
-{
-    MLLM_WHEEL_MAY_PARK("mllm_wheel_wait_current");
-    uint64_t now = fiber_now_ns();
-    if (!mllm_wheel_behind(now))
-        return 0;
-    uint64_t until = now + MLLM_WHEEL_DEFER_MAX_NS;
-    for (;;) {
-        if (fiber_waitq_wait(&current_q, until) != 0)
-            break; /* waited its longest */
-        if (passes) {
-            passes--; /* let through while the ticker is still behind */
-            break;
-        }
-        if (!mllm_wheel_behind(now = fiber_now_ns()))
-            break;
-    }
-    /* One at a time: the next waiter looks for itself once this one has started, so
-     * new work runs in short stretches between the ticker's passes (a stretch ends when
-     * the ticker is behind again: the waiter that finds it so parks, and the ticker's
-     * next pass wakes one), never a herd of them in one round. */
-    fiber_waitq_wake_one(&current_q);
-    return 1;
+    /* Asleep, the ticker is due once its wake-up time has come; not asleep (parked for
+     * a nanosecond after 64 writes, or not yet run) it has due timers left. */
+    return count && (!ticker_asleep || ticker_at <= now);
 }
 
 static void set_bit(uint64_t i)
@@ -261,8 +220,6 @@ static void ticker_main(void *arg)
              * run on the loaded machine ended with the load client unable to read
              * /metrics; the park makes the scheduler poll before the next 64). */
             mllm_metrics.ticker_parks++;
-            if (fiber_waitq_wake_one(&current_q))
-                passes++; /* behind for long: new work still moves, one per 64 writes */
             fiber_waitq_wait(&ticker_q, fiber_now_ns() + 1);
             fired = 0;
             continue;
@@ -272,7 +229,6 @@ static void ticker_main(void *arg)
              * fiber_run() from ever returning) and the next sleeper starts another. */
             ticker_at = UINT64_MAX;
             ticker_state = 0;
-            fiber_waitq_wake_all(&current_q);
             return;
         }
         uint64_t at = slots[next_slot(cursor) & MASK].min;
@@ -280,9 +236,6 @@ static void ticker_main(void *arg)
             continue;
         ticker_at = at;
         ticker_asleep = 1;
-        /* Caught up: the new work that waited may start, one after another while the
-         * ticker stays current (mllm_wheel_wait_current). */
-        fiber_waitq_wake_one(&current_q);
         fiber_waitq_wait(&ticker_q, at);
         ticker_asleep = 0;
         fired = 0;

@@ -80,22 +80,9 @@ void mllm_wheel_sleep_until(uint64_t deadline_ns);
  * caller read it (one clock read less per event on the stream path). */
 void mllm_wheel_sleep_from(uint64_t deadline_ns, uint64_t now_ns);
 
-/* 1 when a timer on the wheel has been due for more than MLLM_WHEEL_BEHIND_NS at now
- * and the ticker has not fired it yet, else 0. */
-#define MLLM_WHEEL_BEHIND_NS (200u * 1000u)
+/* 1 when a timer on the wheel is due at now and the ticker has not fired it yet (it is
+ * behind, or about to run), else 0. */
 int mllm_wheel_behind(uint64_t now);
-
-/* New work waits for the ticker: parks the calling fiber while the ticker is behind
- * (mllm_wheel_behind: a due timer unfired for more than 200 us, a fifth of the 1 ms
- * lateness budget), so a burst of new requests (or accepts) runs in stretches between
- * the ticker's passes instead of in one go ahead of them; waiters go one at a time,
- * each looking again when the one before it has started. Bounded: the
- * ticker, behind for more than its 64 writes, lets one waiter through at each of its
- * parks, and no caller waits longer than MLLM_WHEEL_DEFER_MAX_NS: under overload new
- * work still moves, at a bounded share. Returns 1 when it waited, 0 when the ticker was
- * current. Must not be called from a timer's function. */
-#define MLLM_WHEEL_DEFER_MAX_NS (50u * 1000000u)
-int mllm_wheel_wait_current(void);
 
 /* Sleepers and timers on the wheel now (for tests). */
 uint64_t mllm_wheel_count(void);
