@@ -13,9 +13,10 @@ schema, one figure per row) plus results/mockllm.machine.txt.
                lateness p99 (from the schedule's deadlines) is <= 1 ms, by a ladder of
                doublings and a geometric bisection; the floor's maximum rate and sender CPU
                per event; the ratio mock-llm / floor run by run. Medians of 3 runs.
-  concurrency  10,000 and (full mode) 19,000 open streams at 5 tokens/s each: how many
-               stay open, lateness p99 held (after the ramp), in the ramp and over the
-               whole run, server RSS per open stream, request-to-first-event time.
+  concurrency  10,000 and (full mode) 19,000 open streams at 5 tokens/s each, the server
+               halting between deadlines and with --busy-poll: how many stay open,
+               lateness p99 held (after the ramp), in the ramp and over the whole run,
+               server RSS per open stream, request-to-first-event time.
   keepalive    wrk, 32 keep-alive connections: mock-llm GET /health, mock-llm POST
                /v1/chat/completions (non-streaming, no delays), nginx `return 200`.
 
@@ -457,30 +458,37 @@ def capacity(args, rows):
 def concurrency(args, rows):
     """Many open streams at a modest rate each: how many stay open, lateness p99 (from
     the schedule's deadlines), RSS per stream, the time from accept to parsed request."""
+    # Each size twice: the server halting between deadlines (fiber/...), and spinning
+    # (--busy-poll, fiber-busy-poll/...: as the capacity probes run; a halted vCPU's
+    # wake-up and the epoll sleeps were most of the 19,000-stream tail, README "Holding
+    # 19,000 streams", and the 19,000-stream runs open in ~1.3 s now, not ~10 s)
     sizes = [(10000, 5)] if args.quick else [(10000, 5), (19000, 5)]
+    plan = [(n, tps, busy) for n, tps in sizes for busy in (False, True)]
     runs = 1 if args.quick else 3
-    res = {s: [] for s in sizes}
+    res = {s: [] for s in plan}
     for run in range(runs):
-        for n, tps in sizes:
-            log(f"concurrency run {run + 1}/{runs}: {n} streams x {tps} tok/s")
-            srv = stream_server(args.bin, tps)
+        for n, tps, busy in plan:
+            log(f"concurrency run {run + 1}/{runs}: {n} streams x {tps} tok/s"
+                + (", --busy-poll" if busy else ""))
+            srv = stream_server(args.bin, tps, busy)
             try:
-                res[(n, tps)].append(run_load(args.bin, srv.port, srv.p.pid, n, 1.0,
-                                              2.0 if args.quick else 3.0,
-                                              period_ms=1000.0 / tps))
+                res[(n, tps, busy)].append(run_load(args.bin, srv.port, srv.p.pid, n, 1.0,
+                                                    2.0 if args.quick else 3.0,
+                                                    period_ms=1000.0 / tps))
             finally:
                 srv.stop()
-            s = res[(n, tps)][-1]
+            s = res[(n, tps, busy)][-1]
             log(f"  open {s['open']:.0f} in {s['open_s']:.1f} s, p99 held {s['late_p99_us']:.0f} "
                 f"us (ramp {s.get('late_ramp_p99_us', float('nan')):.0f}, whole run "
                 f"{s.get('late_full_p99_us', float('nan')):.0f}), runq-wait "
                 f"{s['server_runq_wait_pct']:.0f}%, steal {s.get('steal_cpu0_pct', float('nan')):.1f}%,"
                 f" rss/stream {(s['rss_kib'] - s['rss0_kib']) * 1024 / max(s['open'], 1):.0f} B, "
                 f"request->first event p99 {s.get('req_to_first_p99_us', float('nan')):.0f} us")
-    for (n, tps), samples in res.items():
-        case = f"concurrency/fiber/n={n}/tps={tps}"
-        add = lambda metric, unit, v, c=case: rows.add(c, "fiber", "mock-llm", "streams", n,
-                                                        metric, unit, v)
+    for (n, tps, busy), samples in res.items():
+        case = f"concurrency/fiber{'-busy-poll' if busy else ''}/n={n}/tps={tps}"
+        impl = "mock-llm-busy-poll" if busy else "mock-llm"
+        add = lambda metric, unit, v, c=case, i=impl: rows.add(c, "fiber", i, "streams", n,
+                                                                metric, unit, v)
         add("open_streams", "streams", [s["open"] for s in samples])
         add("failed_streams", "streams", [s["failed"] for s in samples])
         add("events_per_s", "events/s", [s["server_events_per_s"] for s in samples])
@@ -504,9 +512,9 @@ def concurrency(args, rows):
         add("request_to_first_event_p99_us", "us", [s.get("req_to_first_p99_us", float("nan"))
                                                     for s in samples])
         add("phase_peak_ratio", "x", [s.get("phase_peak_ratio", float("nan")) for s in samples])
-        rows.add(case + "/runq_wait", "fiber", "mock-llm", "streams", n, "cpu_percent",
+        rows.add(case + "/runq_wait", "fiber", impl, "streams", n, "cpu_percent",
                  "percent", [s["server_runq_wait_pct"] for s in samples])
-        rows.add(case + "/steal", "fiber", "mock-llm", "streams", n, "steal_percent",
+        rows.add(case + "/steal", "fiber", impl, "streams", n, "steal_percent",
                  "percent", [s.get("steal_cpu0_pct", float("nan")) for s in samples])
 
 
