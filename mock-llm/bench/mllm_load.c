@@ -28,6 +28,7 @@
 #include <fiber.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -431,6 +432,30 @@ static void cpu_steal(int cpu, uint64_t *steal, uint64_t *total)
     fclose(f);
 }
 
+/* The pid of the kernel thread ksoftirqd/0 (0: not found): softirq work the kernel defers
+ * there competes with the server for cpu0 (a series column). */
+static int ksoftirqd0_pid(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int found = 0;
+    while (d && !found && (e = readdir(d))) {
+        char path[300], comm[64] = "";
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fgets(comm, sizeof comm, f) && !strcmp(comm, "ksoftirqd/0\n"))
+                found = atoi(e->d_name);
+            fclose(f);
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
 /* The upper bound of the highest bucket that gained an event (the window's max). */
 static double max_us(const uint64_t a[NB], const uint64_t b[NB])
 {
@@ -458,13 +483,15 @@ static void series_main(void *arg)
     }
     fprintf(f, "t_s,opened,events,late_p50_us,late_p99_us,late_max_us,accepted,parsed,"
                "a2r_p50_us,a2r_p99_us,ticker_late_writes,ticker_parks,server_cpu_pct,"
-               "runq_wait_pct,steal_cpu0_pct\n");
-    uint64_t b0[NB], b1[NB], e0, e1, r0, w0, r1, w1, s0, j0, s1, j1;
+               "runq_wait_pct,steal_cpu0_pct,ksoftirqd0_ms\n");
+    uint64_t b0[NB], b1[NB], e0, e1, r0, w0, r1, w1, s0, j0, s1, j1, k0, k1, kw;
+    int kpid = ksoftirqd0_pid();
     uint64_t t_start = fiber_now_ns();
     if (fetch_metrics(b0, &e0) != 0)
         return;
     extra_t x0 = extra_now;
     schedstat(opt.rss_pid, &r0, &w0);
+    schedstat(kpid, &k0, &kw);
     cpu_steal(0, &s0, &j0);
     uint64_t t0 = fiber_now_ns(), step = (uint64_t)(opt.series_ms * 1e6);
     for (uint64_t next = t0 + step; !stopping; next += step) {
@@ -476,17 +503,19 @@ static void series_main(void *arg)
         extra_t x1 = extra_now;
         uint64_t t1 = fiber_now_ns();
         schedstat(opt.rss_pid, &r1, &w1);
+        schedstat(kpid, &k1, &kw);
         cpu_steal(0, &s1, &j1);
         double dt = (double)(t1 - t0);
         fprintf(f, "%.3f,%ld,%" PRIu64 ",%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.1f,%.1f,"
-                   "%.1f\n",
+                   "%.1f,%.2f\n",
                 (double)(t1 - t_start) / 1e9, opened, e1 - e0, quantile_us(b0, b1, 0.5),
                 quantile_us(b0, b1, 0.99), max_us(b0, b1), x1.conns_total - x0.conns_total,
                 x1.parse_count - x0.parse_count, quantile_us(x0.a2r, x1.a2r, 0.5),
                 quantile_us(x0.a2r, x1.a2r, 0.99), x1.ticker_late - x0.ticker_late,
                 x1.ticker_parks - x0.ticker_parks, 100.0 * (double)(r1 - r0) / dt,
                 100.0 * (double)(w1 - w0) / dt,
-                j1 > j0 ? 100.0 * (double)(s1 - s0) / (double)(j1 - j0) : 0.0);
+                j1 > j0 ? 100.0 * (double)(s1 - s0) / (double)(j1 - j0) : 0.0,
+                (double)(k1 - k0) / 1e6);
         fflush(f);
         memcpy(b0, b1, sizeof b0);
         e0 = e1;
@@ -496,6 +525,7 @@ static void series_main(void *arg)
         s0 = s1;
         j0 = j1;
         t0 = t1;
+        k0 = k1;
     }
     fclose(f);
 }
