@@ -151,12 +151,12 @@ static void stream_main(void *arg)
     fiber_sem_release(&connect_slots);
     if (opt.period_ms > 0) {
         /* Even phases: every stream connects first, then the requests go out in turn,
-         * one slot apart. Connecting in the same turns let the phases bunch: with
-         * thousands of connects under way the reader noticed a connect's completion up
-         * to 0.3-0.4 s late (19,000 streams), so the requests left in clumps, and with a
-         * fixed gap a clump of schedules stays one for the whole run (a burst of events
-         * every period: the lateness tail of the concurrency rows). A request is one
-         * write, which the reader does on time. */
+         * one slot apart. Connecting in the same turns let the phases bunch: a connect
+         * completed up to 0.3-0.5 s after its turn (19,000 streams; the port scan in
+         * dial() blocked this one thread for ~1.5 ms per connect, and 128 connects
+         * were under way at once), so the requests left in clumps, and with a fixed
+         * gap a clump of schedules stays one for the whole run (a burst of events every
+         * period). A request is one write, which the reader does close to its turn. */
         if (fd < 0)
             failed++;
         else
