@@ -6,16 +6,16 @@
  *
  *   mllm-load --target 127.0.0.1:PORT --streams N [--warmup S] [--window S]
  *             [--stagger-ms X | --period-ms P] [--connect-parallel N] [--rss-pid PID]
- *             [--model M] [--busy-poll]
+ *             [--model M] [--busy-poll] [--series FILE [--series-ms MS]]
  *
  * Each stream is one connection with one long request; a stream that ends (its response
  * finished) sends the next request on the same connection, so N stays open.
  *
- * --period-ms P (the streams' event period) connects and sends the requests at evenly
- * spaced phases of P: stream i connects and asks at T + i*k*P/N with k coprime to N and
- * k*P/N >= 25 us, so the N schedules (which start when the server parses each request)
- * tile the period evenly, as the floor's round-robin does, without a burst of N
- * connections at once.
+ * --period-ms P (the streams' event period) opens every connection first, then sends the
+ * requests at evenly spaced phases of P: stream i asks at T + i*k*P/N with k coprime to N
+ * and k*P/N >= 25 us, so the N schedules (which start when the server parses each
+ * request) tile the period evenly, as the floor's round-robin does, without a burst of N
+ * requests at once.
  *
  * The load generator must not be the hidden ceiling: besides its CPU, it reports how
  * busy it was (client_busy_pct: with --busy-poll the core always spins, so the CPU time
@@ -28,6 +28,7 @@
 #include <fiber.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -55,18 +56,30 @@ static struct {
     const char *model;
     int    busy_poll;
     double period_ms;
-} opt = { .streams = 100, .warmup_s = 1, .window_s = 2, .stagger_ms = 0,
+    const char *series;  /* --series FILE: a line per --series-ms from the first connect */
+    double series_ms;
+} opt = { .series_ms = 100, .streams = 100, .warmup_s = 1, .window_s = 2, .stagger_ms = 0,
           .connect_parallel = 128, .rss_pid = 0, .model = "mock" };
 
 static long opened, failed, finished_reqs;
 static uint64_t send_t0, send_spacing_ns;
 static long spawned;
 static long next_slot;
+static long connected;                /* --period-ms: streams connected so far */
+static fiber_waitq_t all_connected = FIBER_WAITQ_INIT;
 /* The reader's work: time in read() and in counting what it returned (with --busy-poll
  * the thread's CPU time is always the whole window, so it says nothing). */
 static uint64_t work_ns, client_bytes;
 static int *stream_fds; /* by stream, -1 when not open: for the backlog at the window's end */
 static uint64_t client_events; /* SSE frames received (each ends with a blank line) */
+/* When each stream's first response bytes came (0: not yet): with a zero TTFT that is
+ * its first event, so the streams' phases modulo the event period show whether the
+ * server kept the even tiling the requests were sent with (phase_peak_ratio). */
+static uint64_t *first_byte_ns;
+/* The opening of each stream, stage by stage (where a slow ramp waits): the connect
+ * slot taken, connected, its turn to send (--period-ms; else connected), request written. */
+static uint64_t *turn_ns, *slot_ns, *conn_ns, *sent_ns;
+static fiber_sem_t metrics_lock = FIBER_SEM_INIT(1); /* fetch_metrics' static buffers */
 static int stopping;
 static fiber_sem_t connect_slots;
 static char rbuf[1 << 16]; /* shared: a read's bytes are counted before anyone parks */
@@ -82,13 +95,36 @@ static uint64_t rnd(void)
     return z ^ (z >> 31);
 }
 
-static int dial(void)
+/* Connections per loopback source address (below). */
+#define PER_SOURCE 8192
+
+/* A connection to the target; stream idx (-1: not a stream) picks its source address. */
+static int dial(long idx)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* Linux (6.x here) gives connect() the even ports of the local range first: once
+     * ~14,100 of them (the even half of 32768-60999) are taken by connections to one
+     * address and port, every further connect() scans all of them before it takes an
+     * odd one, ~1.5 ms of kernel time each on this VM (19,000 streams opened in 10 s,
+     * 5,000 x 1.5 ms of that in the last 5,000 connects). The port need only be unique
+     * per source address, so over loopback each 8,192 streams take their own source
+     * (127.0.0.1, .2, ...), the port still chosen at connect() (IP_BIND_ADDRESS_NO_PORT):
+     * 18-28 us per connect() up to 19,000. */
+    if (idx >= PER_SOURCE && (ntohl(opt.addr.sin_addr.s_addr) >> 24) == 127) {
+        struct sockaddr_in src = { .sin_family = AF_INET };
+        src.sin_addr.s_addr = htonl((127u << 24) + 1u + (uint32_t)(idx / PER_SOURCE));
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+    }
     /* Close with a reset: a probe that leaves 10,000 sockets in TIME_WAIT (60 s) would
      * leave the next probes short of loopback ports. */
     struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -108,20 +144,48 @@ static void stream_main(void *arg)
     long idx = (long)(intptr_t)arg;
     if (opt.stagger_ms > 0 && opt.period_ms <= 0)
         fiber_sleep_ns((uint64_t)((double)(rnd() % 1000000) / 1e6 * opt.stagger_ms * 1e6));
-    if (opt.period_ms > 0) /* even phases: connect and ask in turn, one slot apart */
-        fiber_sleep_until(send_t0 + (uint64_t)(next_slot++) * send_spacing_ns);
     fiber_sem_acquire(&connect_slots, FIBER_FOREVER);
-    int fd = dial();
+    slot_ns[idx] = fiber_now_ns();
+    int fd = dial(idx);
+    conn_ns[idx] = fiber_now_ns();
     fiber_sem_release(&connect_slots);
-    if (fd < 0) {
+    if (opt.period_ms > 0) {
+        /* Even phases: every stream connects first, then the requests go out in turn,
+         * one slot apart. Connecting in the same turns let the phases bunch: a connect
+         * completed up to 0.3-0.5 s after its turn (19,000 streams; the port scan in
+         * dial() blocked this one thread for ~1.5 ms per connect, and 128 connects
+         * were under way at once), so the requests left in clumps, and with a fixed
+         * gap a clump of schedules stays one for the whole run (a burst of events every
+         * period). A request is one write, which the reader does close to its turn. */
+        if (fd < 0)
+            failed++;
+        else
+            connected++;
+        if (connected + failed >= opt.streams) {
+            send_t0 = fiber_now_ns() + 1000000;
+            fiber_waitq_wake_all(&all_connected);
+        } else {
+            while (!send_t0)
+                fiber_waitq_wait(&all_connected, FIBER_FOREVER);
+        }
+        if (fd < 0)
+            return;
+        uint64_t turn = send_t0 + (uint64_t)(next_slot++) * send_spacing_ns;
+        fiber_sleep_until(turn);
+        turn_ns[idx] = turn;
+    } else if (fd < 0) {
         failed++;
         return;
+    } else {
+        turn_ns[idx] = conn_ns[idx];
     }
     int counted = 0;
     stream_fds[idx] = fd;
     while (!stopping) {
         if (fiber_write(fd, request, request_len, FIBER_FOREVER) < 0)
             break;
+        if (!sent_ns[idx])
+            sent_ns[idx] = fiber_now_ns();
         /* Count frames by their blank-line terminator; one byte of carry catches a
          * "\n\n" split across reads. Chunked framing adds only "\r\n", never "\n\n". */
         char last = 0;
@@ -144,6 +208,7 @@ static void stream_main(void *arg)
             if (!counted) {
                 counted = 1;
                 opened++;
+                first_byte_ns[idx] = w0;
             }
             client_bytes += (uint64_t)n;
             const char *p = rbuf, *end = rbuf + n;
@@ -174,6 +239,7 @@ out:
 typedef struct extra {
     double short_writes, parse_sum_s, parse_count, parse_max_s, writes, event_bytes;
     double server_now_s; /* the server's CLOCK_MONOTONIC at the snapshot (0: absent) */
+    double conns_total, ticker_late, ticker_parks, streams_active;
     int    have_parse;
     uint64_t a2r[NB]; /* accept-to-request buckets, cumulative (0 when absent) */
 } extra_t;
@@ -191,9 +257,9 @@ static double metric(const char *buf, const char *name, int *found)
 static extra_t extra_now;
 
 /* GET /metrics; fills the lateness buckets (cumulative) and the events counter. */
-static int fetch_metrics(uint64_t bucket[NB], uint64_t *events)
+static int fetch_metrics_locked(uint64_t bucket[NB], uint64_t *events)
 {
-    int fd = dial();
+    int fd = dial(-1);
     if (fd < 0)
         return -1;
     static const char req[] = "GET /metrics HTTP/1.1\r\nHost: load\r\nConnection: close\r\n\r\n";
@@ -224,6 +290,10 @@ static int fetch_metrics(uint64_t bucket[NB], uint64_t *events)
     extra_now.writes = metric(buf, "mllm_writes_total", NULL);
     extra_now.event_bytes = metric(buf, "mllm_floor_event_bytes", NULL);
     extra_now.server_now_s = metric(buf, "mllm_monotonic_seconds", NULL);
+    extra_now.conns_total = metric(buf, "mllm_connections_total", NULL);
+    extra_now.ticker_late = metric(buf, "mllm_ticker_late_writes_total", NULL);
+    extra_now.ticker_parks = metric(buf, "mllm_ticker_parks_total", NULL);
+    extra_now.streams_active = metric(buf, "mllm_streams_active", NULL);
     extra_now.parse_sum_s = metric(buf, "mllm_accept_to_request_seconds_sum", &extra_now.have_parse);
     extra_now.parse_count = metric(buf, "mllm_accept_to_request_seconds_count", NULL);
     extra_now.parse_max_s = metric(buf, "mllm_accept_to_request_seconds_max", NULL);
@@ -236,6 +306,16 @@ static int fetch_metrics(uint64_t bucket[NB], uint64_t *events)
         extra_now.a2r[na++] = strtoull(sp + 1, NULL, 10);
     }
     return nb == NB ? 0 : -1;
+}
+
+/* The same, with the series fiber and the main fiber taking turns (static buffers);
+ * the caller reads extra_now before it parks again. */
+static int fetch_metrics(uint64_t bucket[NB], uint64_t *events)
+{
+    fiber_sem_acquire(&metrics_lock, FIBER_FOREVER);
+    int rc = fetch_metrics_locked(bucket, events);
+    fiber_sem_release(&metrics_lock);
+    return rc;
 }
 
 static const double bounds_us[NB - 1] = {
@@ -328,14 +408,203 @@ static void schedstat(int pid, uint64_t *run, uint64_t *wait)
     fclose(f);
 }
 
+/* Steal and total jiffies of one CPU (/proc/stat "cpuN" line): the hypervisor's share. */
+static void cpu_steal(int cpu, uint64_t *steal, uint64_t *total)
+{
+    *steal = *total = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return;
+    char line[512], want[16];
+    snprintf(want, sizeof want, "cpu%d ", cpu);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, want, strlen(want)))
+            continue;
+        unsigned long long v[8] = { 0 };
+        if (sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+            for (int i = 0; i < 8; i++)
+                *total += v[i];
+            *steal = v[7];
+        }
+        break;
+    }
+    fclose(f);
+}
+
+/* The pid of the kernel thread ksoftirqd/0 (0: not found): softirq work the kernel defers
+ * there competes with the server for cpu0 (a series column). */
+static int ksoftirqd0_pid(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int found = 0;
+    while (d && !found && (e = readdir(d))) {
+        char path[300], comm[64] = "";
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fgets(comm, sizeof comm, f) && !strcmp(comm, "ksoftirqd/0\n"))
+                found = atoi(e->d_name);
+            fclose(f);
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* The upper bound of the highest bucket that gained an event (the window's max). */
+static double max_us(const uint64_t a[NB], const uint64_t b[NB])
+{
+    double m = NAN;
+    for (int i = 0; i < NB; i++) {
+        uint64_t here = (b[i] - a[i]) - (i ? b[i - 1] - a[i - 1] : 0);
+        if (here)
+            m = i < NB - 1 ? bounds_us[i] : INFINITY;
+    }
+    return m;
+}
+
+/* --series FILE: from the first connect to the end, every --series-ms a line of what the
+ * server did in that slice (from /metrics): events and their lateness p50/p99/max (bucket
+ * upper bounds), connections accepted, requests parsed and their accept-to-request p99,
+ * the ticker's late writes and parks, the server's CPU and run-queue wait, and the
+ * hypervisor's steal on the server's CPU (cpu0, where the benchmark pins it). */
+static void series_main(void *arg)
+{
+    (void)arg;
+    FILE *f = fopen(opt.series, "w");
+    if (!f) {
+        fprintf(stderr, "mllm-load: --series %s: %s\n", opt.series, strerror(errno));
+        return;
+    }
+    fprintf(f, "t_s,opened,events,late_p50_us,late_p99_us,late_max_us,accepted,parsed,"
+               "a2r_p50_us,a2r_p99_us,ticker_late_writes,ticker_parks,server_cpu_pct,"
+               "runq_wait_pct,steal_cpu0_pct,ksoftirqd0_ms\n");
+    uint64_t b0[NB], b1[NB], e0, e1, r0, w0, r1, w1, s0, j0, s1, j1, k0, k1, kw;
+    int kpid = ksoftirqd0_pid();
+    uint64_t t_start = fiber_now_ns();
+    if (fetch_metrics(b0, &e0) != 0)
+        return;
+    extra_t x0 = extra_now;
+    schedstat(opt.rss_pid, &r0, &w0);
+    schedstat(kpid, &k0, &kw);
+    cpu_steal(0, &s0, &j0);
+    uint64_t t0 = fiber_now_ns(), step = (uint64_t)(opt.series_ms * 1e6);
+    for (uint64_t next = t0 + step; !stopping; next += step) {
+        if (next < fiber_now_ns())
+            next = fiber_now_ns() + step / 4; /* a slow /metrics: no burst of catch-up */
+        fiber_sleep_until(next);
+        if (fetch_metrics(b1, &e1) != 0)
+            break;
+        extra_t x1 = extra_now;
+        uint64_t t1 = fiber_now_ns();
+        schedstat(opt.rss_pid, &r1, &w1);
+        schedstat(kpid, &k1, &kw);
+        cpu_steal(0, &s1, &j1);
+        double dt = (double)(t1 - t0);
+        fprintf(f, "%.3f,%ld,%" PRIu64 ",%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.1f,%.1f,"
+                   "%.1f,%.2f\n",
+                (double)(t1 - t_start) / 1e9, opened, e1 - e0, quantile_us(b0, b1, 0.5),
+                quantile_us(b0, b1, 0.99), max_us(b0, b1), x1.conns_total - x0.conns_total,
+                x1.parse_count - x0.parse_count, quantile_us(x0.a2r, x1.a2r, 0.5),
+                quantile_us(x0.a2r, x1.a2r, 0.99), x1.ticker_late - x0.ticker_late,
+                x1.ticker_parks - x0.ticker_parks, 100.0 * (double)(r1 - r0) / dt,
+                100.0 * (double)(w1 - w0) / dt,
+                j1 > j0 ? 100.0 * (double)(s1 - s0) / (double)(j1 - j0) : 0.0,
+                (double)(k1 - k0) / 1e6);
+        fflush(f);
+        memcpy(b0, b1, sizeof b0);
+        e0 = e1;
+        x0 = x1;
+        r0 = r1;
+        w0 = w1;
+        s0 = s1;
+        j0 = j1;
+        t0 = t1;
+        k0 = k1;
+    }
+    fclose(f);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Prints p50, p99 and max in ms of b[i] - a[i] over the streams that have both, and
+ * leaves them in q[3] (microseconds; NAN when none). */
+static void stage(const char *name, const uint64_t *a, const uint64_t *b, double q[3])
+{
+    uint64_t *d = malloc((size_t)opt.streams * sizeof *d);
+    long n = 0;
+    q[0] = q[1] = q[2] = NAN;
+    if (!d)
+        return;
+    for (long i = 0; i < opt.streams; i++)
+        if (a[i] && b[i] && b[i] >= a[i])
+            d[n++] = b[i] - a[i];
+    if (n) {
+        qsort(d, (size_t)n, sizeof *d, cmp_u64);
+        q[0] = (double)d[n / 2] / 1e3;
+        q[1] = (double)d[(n * 99) / 100] / 1e3;
+        q[2] = (double)d[n - 1] / 1e3;
+        printf("open_%s_p50_ms=%.3f open_%s_p99_ms=%.3f open_%s_max_ms=%.3f ", name,
+               q[0] / 1e3, name, q[1] / 1e3, name, q[2] / 1e3);
+    }
+    free(d);
+}
+
+/* How evenly the streams' first events fell over the event period: the fullest 1 ms of
+ * phase (first-byte time modulo the period) against the mean. 1 is an even tiling (what
+ * --period-ms sends); a server that parsed a backlog of requests in one go starts their
+ * schedules together, and with a fixed gap they stay together: a burst every period. */
+static double phase_peak_ratio(const uint64_t *t_ns)
+{
+    if (opt.period_ms < 2)
+        return NAN;
+    int nb = (int)opt.period_ms; /* 1 ms bins */
+    long *bin = calloc((size_t)nb, sizeof *bin), n = 0, peak = 0;
+    if (!bin)
+        return NAN;
+    uint64_t per = (uint64_t)(opt.period_ms * 1e6);
+    for (long i = 0; i < opt.streams; i++)
+        if (t_ns[i]) {
+            long b = (long)((t_ns[i] % per) / 1000000u);
+            if (b >= nb)
+                b = nb - 1;
+            bin[b]++;
+            n++;
+        }
+    for (int b = 0; b < nb; b++)
+        if (bin[b] > peak)
+            peak = bin[b];
+    free(bin);
+    return n ? (double)peak / ((double)n / nb) : NAN;
+}
+
 static void main_fiber(void *arg)
 {
     (void)arg;
-    uint64_t b0[NB], b1[NB], e0, e1;
+    uint64_t b0[NB], b1[NB], e0, e1, bs[NB], es;
     long rss0 = rss_kib(opt.rss_pid);
+    /* Before the first connect: the ramp's lateness (this snapshot to the window's start:
+     * opening, the requests' turns, the warm-up) and the whole run's, beside the held
+     * window's. */
+    if (fetch_metrics(bs, &es) != 0) {
+        fprintf(stderr, "mllm-load: cannot read /metrics\n");
+        exit(1);
+    }
     uint64_t t_start = fiber_now_ns();
-    send_t0 = t_start + 1000000;
     fiber_attr_t attr = { .stack_size = 16 * 1024, .name = "stream", .detached = 1 };
+    if (opt.series) {
+        fiber_attr_t sa = { .stack_size = 64 * 1024, .name = "series", .detached = 1 };
+        fiber_spawn_ex(series_main, NULL, &sa);
+    }
     for (spawned = 0; spawned < opt.streams; spawned++)
         if (!fiber_spawn_ex(stream_main, (void *)(intptr_t)spawned, &attr)) {
             fprintf(stderr, "mllm-load: fiber_spawn: %s after %ld streams\n", strerror(errno),
@@ -361,6 +630,8 @@ static void main_fiber(void *arg)
     }
     extra_t x0 = extra_now;
     uint64_t run0, wait0, run1, wait1, ut0, st0, ut1, st1;
+    uint64_t steal0, jif0, steal1, jif1;
+    cpu_steal(0, &steal0, &jif0);
     schedstat(opt.rss_pid, &run0, &wait0);
     cputimes(opt.rss_pid, &ut0, &st0);
     double self0 = self_cpu_s();
@@ -372,6 +643,7 @@ static void main_fiber(void *arg)
     double self1 = self_cpu_s();
     schedstat(opt.rss_pid, &run1, &wait1);
     cputimes(opt.rss_pid, &ut1, &st1);
+    cpu_steal(0, &steal1, &jif1);
     if (fetch_metrics(b1, &e1) != 0) {
         fprintf(stderr, "mllm-load: cannot read /metrics\n");
         exit(1);
@@ -400,7 +672,8 @@ static void main_fiber(void *arg)
            "client_busy_pct=%.1f short_writes=%.0f writes_per_event=%.3f "
            "accept_to_request_us=%.1f accept_to_request_max_us=%.1f "
            "accept_to_request_p50_us=%.0f accept_to_request_p99_us=%.0f "
-           "client_backlog_events=%.0f client_backlog_growth_events=%.0f ",
+           "client_backlog_events=%.0f client_backlog_growth_events=%.0f "
+           "phase_peak_ratio=%.2f sent_phase_peak_ratio=%.2f ",
            ev > 0 ? run_us / ev : NAN, sys_share, 100.0 * (self1 - self0) / dt, busy_pct,
            x1.short_writes - x0.short_writes,
            ev > 0 && x1.writes > 0 ? (x1.writes - x0.writes) / ev : NAN,
@@ -409,7 +682,20 @@ static void main_fiber(void *arg)
            x1.have_parse ? quantile_us(zero_b, x1.a2r, 0.5) : NAN,
            x1.have_parse ? quantile_us(zero_b, x1.a2r, 0.99) : NAN,
            bytes_per_event > 0 ? (double)unread / bytes_per_event : 0.0,
-           bytes_per_event > 0 ? ((double)unread - (double)unread0) / bytes_per_event : 0.0);
+           bytes_per_event > 0 ? ((double)unread - (double)unread0) / bytes_per_event : 0.0,
+           phase_peak_ratio(first_byte_ns), phase_peak_ratio(sent_ns));
+    double qc[3], qs[3], qf[3];
+    stage("connect", slot_ns, conn_ns, qc);
+    stage("send", turn_ns, sent_ns, qs);
+    stage("firstbyte", sent_ns, first_byte_ns, qf);
+    /* The request's write to its first event's bytes (a zero TTFT: the server's queue
+     * before the request is parsed, the parse, the write, and this reader's own lag). */
+    printf("req_to_first_p50_us=%.1f req_to_first_p99_us=%.1f req_to_first_max_us=%.1f "
+           "late_ramp_p50_us=%.0f late_ramp_p99_us=%.0f late_ramp_max_us=%.0f "
+           "late_full_p99_us=%.0f late_max_us=%.0f steal_cpu0_pct=%.2f ", qf[0], qf[1], qf[2],
+           quantile_us(bs, b0, 0.5), quantile_us(bs, b0, 0.99), max_us(bs, b0),
+           quantile_us(bs, b1, 0.99), max_us(b0, b1),
+           jif1 > jif0 ? 100.0 * (double)(steal1 - steal0) / (double)(jif1 - jif0) : 0.0);
     printf("streams=%ld open=%ld failed=%ld open_s=%.2f window_s=%.3f "
            "server_events_per_s=%.0f client_events_per_s=%.0f "
            "late_p50_us=%.0f late_p99_us=%.0f late_p999_us=%.0f "
@@ -431,12 +717,16 @@ static void usage(FILE *f)
     fprintf(f, "usage: mllm-load --target ADDR:PORT [--streams N] [--warmup S] [--window S]\n"
                "                 [--stagger-ms X] [--connect-parallel N] [--rss-pid PID]\n"
                "                 [--model M] [--busy-poll] [--period-ms P]\n"
+               "                 [--series FILE [--series-ms MS]]\n"
                "Opens N streaming chat requests against mock-llm and prints one key=value\n"
                "line: what the server emitted (/metrics) and the client received in the\n"
                "window, the emission lateness quantiles, and the server's RSS.\n"
                "--busy-poll keeps the client core spinning instead of sleeping in epoll.\n"
                "--period-ms P: connect all, then send the requests at evenly spaced phases\n"
-               "of the streams' event period P (instead of --stagger-ms's random delays).\n");
+               "of the streams' event period P (instead of --stagger-ms's random delays).\n"
+               "--series FILE [--series-ms 100]: a CSV line per slice from the first connect:\n"
+               "the server's events, lateness p50/p99/max, accepts, parsed requests, CPU,\n"
+               "run-queue wait and cpu0's steal in that slice.\n");
 }
 
 static int bad(const char *what)
@@ -451,7 +741,8 @@ int main(int argc, char **argv)
         { "target", 1, 0, 't' }, { "streams", 1, 0, 'n' }, { "warmup", 1, 0, 'w' },
         { "window", 1, 0, 'W' }, { "stagger-ms", 1, 0, 's' }, { "connect-parallel", 1, 0, 'c' },
         { "rss-pid", 1, 0, 'p' }, { "model", 1, 0, 'm' }, { "busy-poll", 0, 0, 'b' },
-        { "period-ms", 1, 0, 'P' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+        { "period-ms", 1, 0, 'P' }, { "series", 1, 0, 'S' }, { "series-ms", 1, 0, 'T' },
+        { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
     };
     int o, have_target = 0;
     opterr = 0;
@@ -496,6 +787,11 @@ int main(int argc, char **argv)
             if (*end || end == optarg || opt.period_ms < 0 || opt.period_ms > 600000)
                 return bad("bad --period-ms");
             break;
+        case 'S': opt.series = optarg; break;
+        case 'T': opt.series_ms = strtod(optarg, &end);
+            if (*end || end == optarg || opt.series_ms < 1 || opt.series_ms > 60000)
+                return bad("bad --series-ms");
+            break;
         case 'h': usage(stdout); return 0;
         case ':': return bad("an option needs a value");
         default: return bad("unknown option");
@@ -512,6 +808,13 @@ int main(int argc, char **argv)
     connect_slots = (fiber_sem_t)FIBER_SEM_INIT(opt.connect_parallel);
     stream_fds = malloc((size_t)opt.streams * sizeof *stream_fds);
     if (!stream_fds)
+        return 1;
+    first_byte_ns = calloc((size_t)opt.streams, sizeof *first_byte_ns);
+    turn_ns = calloc((size_t)opt.streams, sizeof *turn_ns);
+    slot_ns = calloc((size_t)opt.streams, sizeof *slot_ns);
+    conn_ns = calloc((size_t)opt.streams, sizeof *conn_ns);
+    sent_ns = calloc((size_t)opt.streams, sizeof *sent_ns);
+    if (!first_byte_ns || !turn_ns || !slot_ns || !conn_ns || !sent_ns)
         return 1;
     for (long i = 0; i < opt.streams; i++)
         stream_fds[i] = -1;

@@ -105,6 +105,10 @@ void mllm_metrics_format(mllm_buf_t *b)
     counter(b, "mllm_ticker_parks_total",
             "Times the ticker, behind, let the scheduler poll after 64 stream writes.",
             "counter", m->ticker_parks);
+    counter(b, "mllm_requests_started_behind_total",
+            "Requests whose answer began (parsed, checked, first event) while the timer "
+            "wheel's ticker had due stream events it had not written.", "counter",
+            m->started_behind);
     counter(b, "mllm_pending_bytes",
             "Output queued in the server for clients whose sockets had no room (slow readers).",
             "gauge", m->pending_bytes);

@@ -32,6 +32,7 @@ typedef struct mllm_metrics {
     uint64_t ticker_late_writes;     /* of those, > 1 ms late (not counted towards its 64) */
     uint64_t ticker_handovers;       /* streams whose next event was due after its write: to their fiber */
     uint64_t ticker_parks;           /* the ticker's 1 ns parks after 64 writes (mllm_wheel.c) */
+    uint64_t started_behind;         /* answers begun while the ticker had due streams to write */
     uint64_t pending_bytes;          /* output queued for readers the kernel had no room for */
     uint64_t tls_handshakes, tls_handshake_failures; /* --tls */
     uint64_t tls_write_want_read;    /* SSL_write calls that had to read first (mllm_tls.c) */

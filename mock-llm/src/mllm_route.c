@@ -736,6 +736,7 @@ static int parse_index(mllm_str_t v, uint64_t *out)
 
 static int serve_generate(mllm_conn_t *c, const mllm_request_t *hr, int api)
 {
+    mllm_metrics.started_behind += (uint64_t)mllm_wheel_behind(fiber_now_ns());
     gen_t g;
     memset(&g, 0, sizeof g);
     int anthropic = api == MLLM_API_MESSAGES;

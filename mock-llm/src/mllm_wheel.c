@@ -99,6 +99,13 @@ uint64_t mllm_wheel_count(void)
     return count;
 }
 
+int mllm_wheel_behind(uint64_t now)
+{
+    /* Asleep, the ticker is due once its wake-up time has come; not asleep (parked for
+     * a nanosecond after 64 writes, or not yet run) it has due timers left. */
+    return count && (!ticker_asleep || ticker_at <= now);
+}
+
 static void set_bit(uint64_t i)
 {
     bits[i >> 6] |= 1ull << (i & 63);

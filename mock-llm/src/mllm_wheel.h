@@ -80,6 +80,10 @@ void mllm_wheel_sleep_until(uint64_t deadline_ns);
  * caller read it (one clock read less per event on the stream path). */
 void mllm_wheel_sleep_from(uint64_t deadline_ns, uint64_t now_ns);
 
+/* 1 when a timer on the wheel is due at now and the ticker has not fired it yet (it is
+ * behind, or about to run), else 0. */
+int mllm_wheel_behind(uint64_t now);
+
 /* Sleepers and timers on the wheel now (for tests). */
 uint64_t mllm_wheel_count(void);
 

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""test_load.py - the benchmark's load client (bench/mllm_load.c) against mock-llm. One case
+per ctest entry (mockllm_load_<case>):
+
+    test_load.py PATH/TO/mock-llm PATH/TO/mllm-load CASE
+
+What a case asserts is a behaviour, never a speed.
+"""
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_review as R  # noqa: E402  (Server, fail)
+
+LOAD = None
+
+
+def client_sources(port):
+    """{local IPv4 address: count} of the established connections to 127.0.0.1:port
+    (the client's ends), from /proc/net/tcp."""
+    want = f"0100007F:{port:04X}"
+    got = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            p = line.split()
+            if p[2] == want and p[3] == "01":
+                a = int(p[1].split(":")[0], 16)  # little-endian on x86 and arm64
+                ip = ".".join(str((a >> s) & 255) for s in (0, 8, 16, 24))
+                got[ip] = got.get(ip, 0) + 1
+    return got
+
+
+def case_sources():
+    """9,000 streams: past 8,192 connections to one address the client takes another
+    loopback source (127.0.0.2). Linux gives connect() the even ports of the local range
+    first, and once ~14,100 are taken by connections to one address every further
+    connect() scans them all (~1.5 ms each here: 19,000 streams opened in 10.9 s); the
+    port need only be unique per source. Before, every stream came from 127.0.0.1."""
+    n = 9000
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < n + 1000:
+        print(f"SKIP: the open-file limit is below {n + 1000}")
+        sys.exit(77)
+    srv = R.Server("--profile", "fixed", "--ttft-ms", "0", "--tps", "0.5",
+                   "--output-tokens", "100000000", "--max-conns", "19500")
+    load = None
+    try:
+        load = subprocess.Popen([LOAD, "--target", f"127.0.0.1:{srv.port}", "--streams", str(n),
+                                 "--warmup", "2", "--window", "0.5", "--period-ms", "2000"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen, t0 = {}, time.monotonic()
+        while sum(seen.values()) < n and load.poll() is None and time.monotonic() - t0 < 60:
+            time.sleep(0.2)
+            seen = client_sources(srv.port)
+        out, err = load.communicate(timeout=60)
+        if load.returncode != 0:
+            R.fail(f"mllm-load exited {load.returncode}: {err[-500:]}")
+        opened = re.search(r"\bopen=(\d+)", out)
+        if not opened or int(opened.group(1)) != n:
+            R.fail(f"mllm-load opened {opened.group(1) if opened else '?'} of {n} streams")
+        if sum(seen.values()) < n:
+            R.fail(f"saw {sum(seen.values())} of {n} connections established: {seen}")
+        if len(seen) < 2 or seen.get("127.0.0.1", 0) > 8192:
+            R.fail(f"the {n} connections came from {seen}: want 8,192 at most per source "
+                   "address")
+        print(f"ok: {n} streams from {dict(sorted(seen.items()))}")
+    finally:
+        if load and load.poll() is None:
+            load.kill()
+            load.wait()
+        srv.stop()
+
+
+CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[3] not in CASES:
+        sys.exit(f"usage: test_load.py PATH/TO/mock-llm PATH/TO/mllm-load CASE "
+                 f"({', '.join(CASES)})")
+    R.BIN, LOAD = sys.argv[1], sys.argv[2]
+    CASES[sys.argv[3]]()
