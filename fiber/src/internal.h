@@ -289,6 +289,10 @@ struct sched {
     size_t          io_waiters;
     struct fiber_sched *remote;   /* inbox + eventfd (remote.c), made on demand; tested
                                      beside io_waiters in the loop, so on its cache line */
+    /* heap_len + io_waiters + in_loop + (remote != NULL), kept with them: nonzero when
+     * anything but the run queue needs the scheduler, so that fiber_join() decides on its
+     * run path with one load instead of four (fiber__attn_add/sub below). */
+    size_t          attn;
     /* stacks */
     struct pool_bucket pool[POOL_BUCKETS];
     size_t          batch_stacks; /* stacks to map in the next batch: 4, 8, ... FRESH_MAX */
@@ -305,6 +309,11 @@ struct sched {
     unsigned char   stop_requested;   /* fiber_sched_stop() came: fiber_sched_serve returns */
     struct fiber__job *jobs;          /* offload jobs its fibers wait for (offload.c) */
 };
+
+/* s->attn follows heap_len, io_waiters, in_loop and remote: every change of one of them
+ * goes with one of these. */
+static inline void fiber__attn_add(struct sched *s) { s->attn++; }
+static inline void fiber__attn_sub(struct sched *s) { s->attn--; }
 
 /* io.c's wait lists, inline for fiber__wake(). A slot's list for one direction. */
 static inline struct fiber__iow **fiber__slot_list(struct fdslot *slot, uint32_t dir)
@@ -341,6 +350,7 @@ static inline void fiber__io_unpark(struct sched *s, struct fiber *f)
     else
         fiber__io_unpark_n(s, f);
     s->io_waiters--;
+    fiber__attn_sub(s);
 }
 
 #endif

@@ -194,6 +194,7 @@ static int heap_push(struct sched *s, struct fiber *f)
         s->heap_cap = cap;
     }
     heap_set(s, s->heap_len++, f);
+    fiber__attn_add(s);
     heap_up(s, s->heap_len - 1);
     return 0;
 }
@@ -203,6 +204,7 @@ static void heap_remove(struct sched *s, struct fiber *f)
     size_t i = f->heap_idx;
     f->heap_idx = NO_HEAP;
     s->heap_len--;
+    fiber__attn_sub(s);
     if (i == s->heap_len)
         return;
     heap_set(s, i, s->heap[s->heap_len]);
@@ -270,8 +272,8 @@ _Static_assert(offsetof(struct fiber, stack.hi) == 144, "sched_offsets.inc: F_ST
 _Static_assert(offsetof(struct sched, current) == 0, "sched_offsets.inc: S_CURRENT");
 _Static_assert(offsetof(struct sched, runq_head) == 8, "sched_offsets.inc: S_RUNQ_HEAD");
 _Static_assert(offsetof(struct sched, live) == 56, "sched_offsets.inc: S_LIVE");
-_Static_assert(offsetof(struct sched, pool[0].size) == 128, "sched_offsets.inc: S_POOL0_SIZE");
-_Static_assert(offsetof(struct sched, pool[0].hot) == 136, "sched_offsets.inc: S_POOL0_HOT");
+_Static_assert(offsetof(struct sched, pool[0].size) == 136, "sched_offsets.inc: S_POOL0_SIZE");
+_Static_assert(offsetof(struct sched, pool[0].hot) == 144, "sched_offsets.inc: S_POOL0_HOT");
 _Static_assert(offsetof(struct sched, main_ctx) == 40, "sched_offsets.inc: S_MAIN_CTX");
 _Static_assert(FIBER_DONE == 2, "sched_offsets.inc: FIBER_DONE");
 #else
@@ -889,6 +891,7 @@ static int sched_loop(struct sched *s, struct fiber *until)
     if (s->in_loop)
         FIBER_PANIC("the scheduler is already running on this thread");
     s->in_loop = 1;
+    fiber__attn_add(s);
     int rc = 0;
     for (;;) {
         if (until ? until->state == FIBER_DONE : s->live == 0)
@@ -908,6 +911,7 @@ static int sched_loop(struct sched *s, struct fiber *until)
         sched_switch(s, NULL, next);
     }
     s->in_loop = 0;
+    fiber__attn_sub(s);
     return rc;
 }
 
@@ -998,10 +1002,12 @@ static __attribute__((noinline)) int join_from_main(struct sched *s, struct fibe
     if (s->in_loop)
         FIBER_PANIC("the scheduler is already running on this thread");
     s->in_loop = 1;
+    fiber__attn_add(s);
     do {
         if (s->heap_len || s->io_waiters || !s->runq_head ||
             (s->remote && fiber__remote_pending(s))) {
             s->in_loop = 0;
+            fiber__attn_sub(s);
             return sched_loop(s, f);
         }
         struct fiber *next = runq_pop(s);
@@ -1019,6 +1025,7 @@ static __attribute__((noinline)) int join_from_main(struct sched *s, struct fibe
 #endif
     } while (f->state != FIBER_DONE);
     s->in_loop = 0;
+    fiber__attn_sub(s);
     return 0;
 }
 
@@ -1062,11 +1069,11 @@ static inline __attribute__((always_inline)) int join_run(struct sched *s, struc
     return SCHED_JOIN_ASM(&s->main_ctx, f);
 }
 
-/* The run path's conditions but the inbox (fiber_join() tests all five words at once). */
+/* The run path's conditions but the inbox: s->attn counts the inbox as 1. */
 static inline int join_runnable(struct sched *s, struct fiber *f)
 {
-    return s->runq_head == f && ((uintptr_t)f->ctx.sp & 1) &&
-           !((uintptr_t)s->current | s->heap_len | s->io_waiters | (size_t)s->in_loop);
+    return s->runq_head == f && ((uintptr_t)f->ctx.sp & 1) && !s->current &&
+           s->attn == (s->remote != NULL);
 }
 #endif
 
@@ -1139,8 +1146,7 @@ int fiber_join(fiber_t *h)
      * through join_general). Nothing here calls anything but the run path, in the end:
      * the join costs no frame of its own. */
     if (__builtin_expect(s->runq_head == f && ((uintptr_t)f->ctx.sp & 1) &&
-                         !((uintptr_t)s->current | s->heap_len | s->io_waiters |
-                           (size_t)s->in_loop | (uintptr_t)s->remote), 1))
+                         !((uintptr_t)s->current | s->attn), 1))
         return join_run(s, f);
     /* Finished already (the fibers of a batch after the first one joined): only the
      * record to put back, in a function of its own, so that this one needs no frame. */
