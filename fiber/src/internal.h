@@ -153,8 +153,8 @@ size_t fiber__page_size(void);
 
 /* Declared by the assembly. */
 void fiber_context_trampoline(void);
-/* The scheduler's switch (switch_<arch>.S): saves *from, resumes *to; when to->sp has
- * bit 0 set, to is a fresh fiber whose stack top is `to` itself (16-byte aligned),
+/* The scheduler's switch (switch_<arch>.S): saves *from, resumes *to; when to->sp is
+ * NULL, to is a fresh fiber whose stack top is `to` itself (16-byte aligned),
  * entered by calling fiber__sched_entry(to); what that returns is resumed when it does. */
 void fiber__sched_switch_lean(fiber_context_t *from, fiber_context_t *to);
 #if defined(__x86_64__)

@@ -571,7 +571,7 @@ spawn_init(struct sched *s, struct fiber *f, void (*fn)(void *), void *arg, int 
         strncpy(f->name, name, sizeof f->name - 1);
         f->name[sizeof f->name - 1] = '\0';
     }
-    f->ctx.sp = (char *)f + 1; /* bit 0: fresh, entered with its stack top at f */
+    f->ctx.sp = NULL; /* fresh: entered with its stack top at f (one store, no address) */
     f->handle = fiber__tag_next(f->handle); /* the record's earlier handles go stale */
     runq_push(s, f);
     s->live++;
@@ -1043,8 +1043,8 @@ static _Noreturn __attribute__((noinline, cold)) void join_misuse(fiber_t *h, st
 
 #if SCHED_JOIN
 /* fiber_join()'s run path: main joins a fiber that is fresh at the head of the run queue
- * (its saved sp still has spawn's bit 0: it has never run - the bit is what the switch
- * trusts, and calling fn again on a live stack would corrupt it silently), and nothing
+ * (its saved sp still NULL, as spawn left it: it has never run - the NULL is what the
+ * switch trusts, and calling fn again on a live stack would corrupt it silently), and nothing
  * needs the scheduler's attention: no current fiber (this is the main context), no
  * timer, no I/O waiter, not inside the scheduler loop. The caller has checked those and
  * the inbox. f is taken off the queue and the run path (switch_<arch>.S) runs it and
@@ -1072,7 +1072,7 @@ static inline __attribute__((always_inline)) int join_run(struct sched *s, struc
 /* The run path's conditions but the inbox: s->attn counts the inbox as 1. */
 static inline int join_runnable(struct sched *s, struct fiber *f)
 {
-    return s->runq_head == f && ((uintptr_t)f->ctx.sp & 1) && !s->current &&
+    return s->runq_head == f && !f->ctx.sp && !s->current &&
            s->attn == (s->remote != NULL);
 }
 #endif
@@ -1145,7 +1145,7 @@ int fiber_join(fiber_t *h)
     /* The common case: the run path, with no inbox to look at (a thread with one goes
      * through join_general). Nothing here calls anything but the run path, in the end:
      * the join costs no frame of its own. */
-    if (__builtin_expect(s->runq_head == f && ((uintptr_t)f->ctx.sp & 1) &&
+    if (__builtin_expect(s->runq_head == f && !f->ctx.sp &&
                          !((uintptr_t)s->current | s->attn), 1))
         return join_run(s, f);
     /* Finished already (the fibers of a batch after the first one joined): only the

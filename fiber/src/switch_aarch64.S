@@ -173,8 +173,8 @@ fiber_context_switch_lean_ret:
 
 /*
  * The scheduler's switch: void fiber__sched_switch_*(fiber_context_t *from,
- * fiber_context_t *to). Saves the caller into *from and resumes *to; when to->sp has
- * bit 0 set it is a fresh fiber: its stack top is `to` itself, it is entered by calling
+ * fiber_context_t *to). Saves the caller into *from and resumes *to; when to->sp is
+ * NULL it is a fresh fiber: its stack top is `to` itself, it is entered by calling
  * fiber__sched_entry(to) there, and the context that call returns (the fiber has then
  * finished) is resumed without saving anything. switch_x86_64.S says why.
  */
@@ -189,7 +189,7 @@ fiber__sched_switch_lean:
         BTI_C
         SAVE
         ldr     x9, [x1]
-        tbnz    x9, #0, 2f
+        cbz     x9, 2f
 1:      RESUME
         /* From here on the code runs on a fiber's own stack, under its entry: the return
          * address is undefined, so unwinders and debuggers stop here. */
@@ -203,7 +203,7 @@ fiber__sched_switch_lean:
 .Lsched_ended:
         mov     x1, x0
         ldr     x9, [x1]
-        tbnz    x9, #0, 2b
+        cbz     x9, 2b
         b       1b
         .cfi_endproc
         .size   fiber__sched_switch_strict, .-fiber__sched_switch_strict

@@ -337,7 +337,7 @@
 /*
  * The scheduler's switch: void name(fiber_context_t *from, fiber_context_t *to).
  * Saves the caller into *from, then resumes *to, where to->sp is either a saved frame
- * or, with bit 0 set, marks a fresh fiber whose stack top is `to` itself (the record
+ * or NULL, which marks a fresh fiber whose stack top is `to` itself (the record
  * holding the context sits at the top of the fiber's stack, 16-byte aligned; taking the
  * stack pointer from rsi rather than from memory keeps a load off the critical path:
  * 7 -> 5 ns for a lean start+exit pair here). A fresh fiber is entered by calling
@@ -362,8 +362,8 @@
         .if     \fp == FP_CMP
         movzwl  4(%rsp), %r8d         /* FP_CMP: r8w is the current x87 word at 4 and 5 */
         .endif
-3:      testb   $1, (%rsi)
-        jnz     5f
+3:      cmpq    $0, (%rsi)
+        je      5f
         movq    (%rsi), %rsp
 4:      LOAD_REGS \fp, %r8w
         leaq    56(%rsp), %rsp
@@ -425,8 +425,8 @@
         READ_FP %edx, %r8d
         .endif
         movq    %rax, %rsi
-        testb   $1, (%rsi)
-        jnz     5b
+        cmpq    $0, (%rsi)
+        je      5b
         movq    (%rsi), %rsp
         CFI_FRAME                     /* its saved frame */
         jmp     4b
