@@ -112,10 +112,11 @@ struct sched *fiber__sched(void)
 
 /* runq_tail means something only while runq_head is set (internal.h): emptying the
  * queue leaves it as it was, one store fewer in each pop that empties it - the join's
- * run path among them. */
+ * run path among them. The tail's next is not cleared either: the queue ends at
+ * runq_tail, not at a NULL link (a pop compares with the tail), one store fewer in
+ * each push - spawn's among them. */
 static inline void runq_push(struct sched *s, struct fiber *f)
 {
-    f->next = NULL;
     if (s->runq_head)
         s->runq_tail->next = f;
     else
@@ -128,7 +129,7 @@ static inline struct fiber *runq_pop(struct sched *s)
 {
     struct fiber *f = s->runq_head;
     if (f) {
-        s->runq_head = f->next; /* runq_tail stays: see runq_push() */
+        s->runq_head = f == s->runq_tail ? NULL : f->next; /* runq_tail stays: runq_push() */
         s->runq_len--;
     }
     return f;
@@ -722,8 +723,7 @@ NO_SLP void fiber_yield(void)
     if (__builtin_expect(s && (f = s->current) && (n = s->runq_head) && n == s->runq_tail &&
                          s->batch, 1)) {
         s->batch--;
-        f->next = NULL;
-        s->runq_head = f;
+        s->runq_head = f; /* f alone in the queue: its next is not read (runq_push) */
         s->runq_tail = f;
         s->current = n;
         f->stayed = 0; /* fiber__sched_entry: its entering context may run meanwhile */
@@ -1051,16 +1051,16 @@ static _Noreturn __attribute__((noinline, cold)) void join_misuse(fiber_t *h, st
  * finishes the join: fiber_join ends in a jump there. */
 static inline __attribute__((always_inline)) int join_run(struct sched *s, struct fiber *f)
 {
-    struct fiber *n = f->next;
-    s->runq_head = n;
-    if (__builtin_expect(!n, 1)) {
+    if (__builtin_expect(f == s->runq_tail, 1)) { /* f alone in the queue */
         /* Stores, not a decrement: spawn's increment and this one would chain every
          * spawn+join to the previous through memory. */
         size_t zero = 0;
         __asm__("" : "+r"(zero)); /* a fresh zero, not one kept from above */
+        s->runq_head = NULL;
         s->runq_len = zero; /* runq_tail stays: see runq_push() */
         s->batch = MIN_ROUND - 1;
     } else {
+        s->runq_head = f->next;
         s->runq_len--;
         s->batch = s->runq_len + 1 > MIN_ROUND ? s->runq_len : MIN_ROUND - 1;
     }
