@@ -242,10 +242,11 @@ fiber__sched_switch_lean:
  * joined fiber. What it saves, counted under qemu-user (scripts/aarch64_insns.sh: every
  * executed instruction of a fiber_join(fiber_spawn(empty)) loop): 180 instructions per
  * pooled spawn+join through fiber__sched_switch and fiber__sched_entry, 126 with this
- * path (here 43, fiber_join 38, fiber_spawn 37, the loop and the function 8), 120 since
- * fiber_join tests one attention word and the run queue's tail, and a fresh context is
- * a NULL sp (here 43, fiber_join 33, fiber_spawn 36); x86-64's callgrind count of the
- * same loop went 127 -> 121. No aarch64 hardware measured its time.
+ * path (here 43, fiber_join 38, fiber_spawn 37, the loop and the function 8), 117 since
+ * fiber_join tests one attention word and the run queue's tail, a fresh context is a
+ * NULL sp, and the handle's tag carry is a branch (here 43, fiber_join 33, fiber_spawn
+ * 33); x86-64's callgrind count of the same loop went 127 -> 121. No aarch64 hardware
+ * measured its time.
  */
         .globl  fiber__sched_join_strict
         .type   fiber__sched_join_strict, %function
