@@ -15,7 +15,8 @@ published min-max widened --spread-margin (default 1.1x) each side, and never na
 than the published figure within the kind's band (what the check before this one
 accepted). A figure is the median of a run's repetitions (the C fibers' protocol
 throughput: the median of 3 series in quick and full runs alike), but the pooled create's
-best repetition, whose published range is its best to its median; a ratio's two sides
+best repetition, whose published range is its best to its median (moved by the core speed
+read in that repetition, when both sets have it); a ratio's two sides
 come from the same run, and its published min-max is the widest its two rows' runs permit.
 Printed per check: measured (and what it is a median or best of), published median
 (min-max), accepted range, verdict.
@@ -458,7 +459,9 @@ def judged_form(fig, fresh, ref, same, core_ref=None):
     harnesses record beside each fiber-side figure its CPU time (the turns taken out) and
     the core's speed measured right before each batch (core_adds_per_ns). The form judged
     is the CPU time, against a reference that has both, with the accepted range widened by
-    (reference speed / fresh speed)^SPEED_EXPONENT toward the side the core moved:
+    (reference speed / fresh speed)^SPEED_EXPONENT toward the side the core moved (the
+    speeds: the medians over the runs; for the pooled create's best figure the speed of
+    the repetition that gave it on both sides, when both sets have that row):
       - the published set, when it has them;
       - else the machine's reference run (results/reference/<machine>/, core_ref): the
         same harnesses in full mode, the same fiber/ code, recorded when no calm window
@@ -473,12 +476,19 @@ def judged_form(fig, fresh, ref, same, core_ref=None):
     now, _ = cpu.stats(fresh)
     if now is None:
         return None
-    now_sp = core_speed(fig, fresh)
+    now_med = core_speed(fig, fresh)
     for src, label in ((ref, "published set"), (core_ref, "reference run")):
-        if src is None or not now_sp:
+        if src is None or not now_med:
             continue
         pub, _ = cpu.stats(src)
-        pub_sp = core_speed(fig, src)
+        now_sp, pub_sp = now_med, core_speed(fig, src)
+        # A best figure is one repetition's: the core's speed in that repetition, when
+        # both sets wrote it (sets before it have the median over the runs only: then
+        # the median on both sides, so that the two speeds compared are of one kind).
+        if fig.best:
+            now_b, pub_b = core_speed(fig, fresh, at_best=True), core_speed(fig, src, at_best=True)
+            if now_b and pub_b:
+                now_sp, pub_sp = now_b, pub_b
         if pub is not None and pub_sp:
             f = (pub_sp / now_sp) ** SPEED_EXPONENT
             f = min(max(f, 1 / SPEED_FACTOR_MAX), SPEED_FACTOR_MAX)
@@ -491,14 +501,23 @@ def judged_form(fig, fresh, ref, same, core_ref=None):
     return None
 
 
-def core_speed(fig, directory):
+# alloc's fiber cases: the core's speed in the repetition with the least CPU time per
+# create (bench/alloc.c), the speed beside a best figure (Figure.best)
+BEST_SPEED = "core_adds_per_ns_at_best"
+
+
+def core_speed(fig, directory, at_best=False):
     """The core's speed (adds/ns, median over the runs) measured beside fig in directory:
     its core_adds_per_ns row, or (seed.csv before it had one) the cost in adds over the
-    CPU time; None when neither is there."""
+    CPU time; None when neither is there. at_best: the speed read in the repetition that
+    gave the best CPU time (its BEST_SPEED row; None when the set has none)."""
     rows = resultsets.load_rows(directory, fig.harness)
     row = sel(rows, **fig.num)
     if row is None:
         return None
+    if at_best:
+        sp = sel(rows, case=row["case"], metric=BEST_SPEED)
+        return float(sp["median"]) if sp is not None and float(sp["median"]) > 0 else None
     # the speed row of the figure's own case (seed's figures select by model and metric)
     sp = sel(rows, case=row["case"], metric="core_adds_per_ns")
     if sp is not None and float(sp["median"]) > 0:

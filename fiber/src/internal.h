@@ -127,8 +127,12 @@ static inline void *fiber__untag(const void *h)
 static inline uintptr_t fiber__tag_next(uintptr_t h)
 {
     uintptr_t n;
-    if (__builtin_expect(__builtin_add_overflow(h, (uintptr_t)1 << 48, &n), 0))
+    if (__builtin_expect(__builtin_add_overflow(h, (uintptr_t)1 << 48, &n), 0)) {
+        /* A branch, not a select: without the barrier GCC computes the carry on every
+         * spawn on aarch64 (4 instructions and a csel for a case of 1 in 65,536). */
+        __asm__("" : "+r"(n));
         n = (n & ~(uintptr_t)63) | ((n + 1) & 63);
+    }
     return n;
 }
 /* A random tag (the bits of FIBER__TAG_BITS only), for a new object. */
@@ -153,8 +157,8 @@ size_t fiber__page_size(void);
 
 /* Declared by the assembly. */
 void fiber_context_trampoline(void);
-/* The scheduler's switch (switch_<arch>.S): saves *from, resumes *to; when to->sp has
- * bit 0 set, to is a fresh fiber whose stack top is `to` itself (16-byte aligned),
+/* The scheduler's switch (switch_<arch>.S): saves *from, resumes *to; when to->sp is
+ * NULL, to is a fresh fiber whose stack top is `to` itself (16-byte aligned),
  * entered by calling fiber__sched_entry(to); what that returns is resumed when it does. */
 void fiber__sched_switch_lean(fiber_context_t *from, fiber_context_t *to);
 #if defined(__x86_64__)
@@ -289,6 +293,10 @@ struct sched {
     size_t          io_waiters;
     struct fiber_sched *remote;   /* inbox + eventfd (remote.c), made on demand; tested
                                      beside io_waiters in the loop, so on its cache line */
+    /* heap_len + io_waiters + in_loop + (remote != NULL), kept with them: nonzero when
+     * anything but the run queue needs the scheduler, so that fiber_join() decides on its
+     * run path with one load instead of four (fiber__attn_add/sub below). */
+    size_t          attn;
     /* stacks */
     struct pool_bucket pool[POOL_BUCKETS];
     size_t          batch_stacks; /* stacks to map in the next batch: 4, 8, ... FRESH_MAX */
@@ -305,6 +313,11 @@ struct sched {
     unsigned char   stop_requested;   /* fiber_sched_stop() came: fiber_sched_serve returns */
     struct fiber__job *jobs;          /* offload jobs its fibers wait for (offload.c) */
 };
+
+/* s->attn follows heap_len, io_waiters, in_loop and remote: every change of one of them
+ * goes with one of these. */
+static inline void fiber__attn_add(struct sched *s) { s->attn++; }
+static inline void fiber__attn_sub(struct sched *s) { s->attn--; }
 
 /* io.c's wait lists, inline for fiber__wake(). A slot's list for one direction. */
 static inline struct fiber__iow **fiber__slot_list(struct fdslot *slot, uint32_t dir)
@@ -341,6 +354,7 @@ static inline void fiber__io_unpark(struct sched *s, struct fiber *f)
     else
         fiber__io_unpark_n(s, f);
     s->io_waiters--;
+    fiber__attn_sub(s);
 }
 
 #endif

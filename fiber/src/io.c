@@ -193,10 +193,12 @@ io_wait(struct fiber *f, struct fiber__iow *w, size_t n, uint64_t deadline_ns)
     f->io_n = (uint32_t)n;
     f->wait_kind = WAIT_IO;
     s->io_waiters++;
+    fiber__attn_add(s);
     int r = fiber__park(s, f, deadline_ns);
     if (r == ENOMEM) { /* never parked: undo */
         fiber__iow_unlink_all(s, w, n);
         s->io_waiters--;
+        fiber__attn_sub(s);
         f->wait_kind = WAIT_NONE;
         return r;
     }

@@ -179,6 +179,7 @@ fiber_sched_t *fiber__remote(struct sched *s)
     r->handle = fiber__tag_next(r->handle);
     atomic_store(&r->open_handle, r->handle);
     s->remote = r;
+    fiber__attn_add(s);
     return (fiber_sched_t *)r->handle;
 error2:
     close(r->efd);
@@ -230,6 +231,7 @@ void fiber__remote_free(struct sched *s)
     if (!r)
         return;
     s->remote = NULL;
+    fiber__attn_sub(s);
     atomic_store(&r->open_handle, 0);
     while (atomic_load(&r->posters) != 0)
         sched_yield(); /* a post in progress: a push and a write, then it leaves */

@@ -112,10 +112,11 @@ struct sched *fiber__sched(void)
 
 /* runq_tail means something only while runq_head is set (internal.h): emptying the
  * queue leaves it as it was, one store fewer in each pop that empties it - the join's
- * run path among them. */
+ * run path among them. The tail's next is not cleared either: the queue ends at
+ * runq_tail, not at a NULL link (a pop compares with the tail), one store fewer in
+ * each push - spawn's among them. */
 static inline void runq_push(struct sched *s, struct fiber *f)
 {
-    f->next = NULL;
     if (s->runq_head)
         s->runq_tail->next = f;
     else
@@ -128,7 +129,7 @@ static inline struct fiber *runq_pop(struct sched *s)
 {
     struct fiber *f = s->runq_head;
     if (f) {
-        s->runq_head = f->next; /* runq_tail stays: see runq_push() */
+        s->runq_head = f == s->runq_tail ? NULL : f->next; /* runq_tail stays: runq_push() */
         s->runq_len--;
     }
     return f;
@@ -194,6 +195,7 @@ static int heap_push(struct sched *s, struct fiber *f)
         s->heap_cap = cap;
     }
     heap_set(s, s->heap_len++, f);
+    fiber__attn_add(s);
     heap_up(s, s->heap_len - 1);
     return 0;
 }
@@ -203,6 +205,7 @@ static void heap_remove(struct sched *s, struct fiber *f)
     size_t i = f->heap_idx;
     f->heap_idx = NO_HEAP;
     s->heap_len--;
+    fiber__attn_sub(s);
     if (i == s->heap_len)
         return;
     heap_set(s, i, s->heap[s->heap_len]);
@@ -270,8 +273,8 @@ _Static_assert(offsetof(struct fiber, stack.hi) == 144, "sched_offsets.inc: F_ST
 _Static_assert(offsetof(struct sched, current) == 0, "sched_offsets.inc: S_CURRENT");
 _Static_assert(offsetof(struct sched, runq_head) == 8, "sched_offsets.inc: S_RUNQ_HEAD");
 _Static_assert(offsetof(struct sched, live) == 56, "sched_offsets.inc: S_LIVE");
-_Static_assert(offsetof(struct sched, pool[0].size) == 128, "sched_offsets.inc: S_POOL0_SIZE");
-_Static_assert(offsetof(struct sched, pool[0].hot) == 136, "sched_offsets.inc: S_POOL0_HOT");
+_Static_assert(offsetof(struct sched, pool[0].size) == 136, "sched_offsets.inc: S_POOL0_SIZE");
+_Static_assert(offsetof(struct sched, pool[0].hot) == 144, "sched_offsets.inc: S_POOL0_HOT");
 _Static_assert(offsetof(struct sched, main_ctx) == 40, "sched_offsets.inc: S_MAIN_CTX");
 _Static_assert(FIBER_DONE == 2, "sched_offsets.inc: FIBER_DONE");
 #else
@@ -569,7 +572,7 @@ spawn_init(struct sched *s, struct fiber *f, void (*fn)(void *), void *arg, int 
         strncpy(f->name, name, sizeof f->name - 1);
         f->name[sizeof f->name - 1] = '\0';
     }
-    f->ctx.sp = (char *)f + 1; /* bit 0: fresh, entered with its stack top at f */
+    f->ctx.sp = NULL; /* fresh: entered with its stack top at f (one store, no address) */
     f->handle = fiber__tag_next(f->handle); /* the record's earlier handles go stale */
     runq_push(s, f);
     s->live++;
@@ -720,8 +723,7 @@ NO_SLP void fiber_yield(void)
     if (__builtin_expect(s && (f = s->current) && (n = s->runq_head) && n == s->runq_tail &&
                          s->batch, 1)) {
         s->batch--;
-        f->next = NULL;
-        s->runq_head = f;
+        s->runq_head = f; /* f alone in the queue: its next is not read (runq_push) */
         s->runq_tail = f;
         s->current = n;
         f->stayed = 0; /* fiber__sched_entry: its entering context may run meanwhile */
@@ -889,6 +891,7 @@ static int sched_loop(struct sched *s, struct fiber *until)
     if (s->in_loop)
         FIBER_PANIC("the scheduler is already running on this thread");
     s->in_loop = 1;
+    fiber__attn_add(s);
     int rc = 0;
     for (;;) {
         if (until ? until->state == FIBER_DONE : s->live == 0)
@@ -908,6 +911,7 @@ static int sched_loop(struct sched *s, struct fiber *until)
         sched_switch(s, NULL, next);
     }
     s->in_loop = 0;
+    fiber__attn_sub(s);
     return rc;
 }
 
@@ -998,10 +1002,12 @@ static __attribute__((noinline)) int join_from_main(struct sched *s, struct fibe
     if (s->in_loop)
         FIBER_PANIC("the scheduler is already running on this thread");
     s->in_loop = 1;
+    fiber__attn_add(s);
     do {
         if (s->heap_len || s->io_waiters || !s->runq_head ||
             (s->remote && fiber__remote_pending(s))) {
             s->in_loop = 0;
+            fiber__attn_sub(s);
             return sched_loop(s, f);
         }
         struct fiber *next = runq_pop(s);
@@ -1019,6 +1025,7 @@ static __attribute__((noinline)) int join_from_main(struct sched *s, struct fibe
 #endif
     } while (f->state != FIBER_DONE);
     s->in_loop = 0;
+    fiber__attn_sub(s);
     return 0;
 }
 
@@ -1036,24 +1043,24 @@ static _Noreturn __attribute__((noinline, cold)) void join_misuse(fiber_t *h, st
 
 #if SCHED_JOIN
 /* fiber_join()'s run path: main joins a fiber that is fresh at the head of the run queue
- * (its saved sp still has spawn's bit 0: it has never run - the bit is what the switch
- * trusts, and calling fn again on a live stack would corrupt it silently), and nothing
+ * (its saved sp still NULL, as spawn left it: it has never run - the NULL is what the
+ * switch trusts, and calling fn again on a live stack would corrupt it silently), and nothing
  * needs the scheduler's attention: no current fiber (this is the main context), no
  * timer, no I/O waiter, not inside the scheduler loop. The caller has checked those and
  * the inbox. f is taken off the queue and the run path (switch_<arch>.S) runs it and
  * finishes the join: fiber_join ends in a jump there. */
 static inline __attribute__((always_inline)) int join_run(struct sched *s, struct fiber *f)
 {
-    struct fiber *n = f->next;
-    s->runq_head = n;
-    if (__builtin_expect(!n, 1)) {
+    if (__builtin_expect(f == s->runq_tail, 1)) { /* f alone in the queue */
         /* Stores, not a decrement: spawn's increment and this one would chain every
          * spawn+join to the previous through memory. */
         size_t zero = 0;
         __asm__("" : "+r"(zero)); /* a fresh zero, not one kept from above */
+        s->runq_head = NULL;
         s->runq_len = zero; /* runq_tail stays: see runq_push() */
         s->batch = MIN_ROUND - 1;
     } else {
+        s->runq_head = f->next;
         s->runq_len--;
         s->batch = s->runq_len + 1 > MIN_ROUND ? s->runq_len : MIN_ROUND - 1;
     }
@@ -1062,11 +1069,11 @@ static inline __attribute__((always_inline)) int join_run(struct sched *s, struc
     return SCHED_JOIN_ASM(&s->main_ctx, f);
 }
 
-/* The run path's conditions but the inbox (fiber_join() tests all five words at once). */
+/* The run path's conditions but the inbox: s->attn counts the inbox as 1. */
 static inline int join_runnable(struct sched *s, struct fiber *f)
 {
-    return s->runq_head == f && ((uintptr_t)f->ctx.sp & 1) &&
-           !((uintptr_t)s->current | s->heap_len | s->io_waiters | (size_t)s->in_loop);
+    return s->runq_head == f && !f->ctx.sp && !s->current &&
+           s->attn == (s->remote != NULL);
 }
 #endif
 
@@ -1138,9 +1145,8 @@ int fiber_join(fiber_t *h)
     /* The common case: the run path, with no inbox to look at (a thread with one goes
      * through join_general). Nothing here calls anything but the run path, in the end:
      * the join costs no frame of its own. */
-    if (__builtin_expect(s->runq_head == f && ((uintptr_t)f->ctx.sp & 1) &&
-                         !((uintptr_t)s->current | s->heap_len | s->io_waiters |
-                           (size_t)s->in_loop | (uintptr_t)s->remote), 1))
+    if (__builtin_expect(s->runq_head == f && !f->ctx.sp &&
+                         !((uintptr_t)s->current | s->attn), 1))
         return join_run(s, f);
     /* Finished already (the fibers of a batch after the first one joined): only the
      * record to put back, in a function of its own, so that this one needs no frame. */

@@ -171,6 +171,8 @@
         .set    FP_LEAN, 0
         .set    FP_ALWAYS, 1
         .set    FP_CMP, 2
+/* The psABI's default x87 control word (fiber__fp_defaults+4 holds it too). */
+        .set    FP_DEFAULT_CW, 0x037f
 
 /* Saves the callee-saved registers (and, strict, the FP control words) into a new
  * 64-byte frame on the current stack and stores its address into *rdi. FP_CMP: edx is
@@ -252,6 +254,11 @@
         fldcw   \cw
 .Lcw_same\@:
         .endif
+        LOAD_MX_CMP \mx, \cur
+        .endm
+
+/* LOAD_FP_CMP's MXCSR half. */
+        .macro  LOAD_MX_CMP mx, cur
         xorl    \mx, \cur
         testl   $0xffc0, \cur       /* MXCSR bits 6-15: DAZ, masks, rounding, FZ */
         jz      .Lfp_same\@
@@ -330,7 +337,7 @@
 /*
  * The scheduler's switch: void name(fiber_context_t *from, fiber_context_t *to).
  * Saves the caller into *from, then resumes *to, where to->sp is either a saved frame
- * or, with bit 0 set, marks a fresh fiber whose stack top is `to` itself (the record
+ * or NULL, which marks a fresh fiber whose stack top is `to` itself (the record
  * holding the context sits at the top of the fiber's stack, 16-byte aligned; taking the
  * stack pointer from rsi rather than from memory keeps a load off the critical path:
  * 7 -> 5 ns for a lean start+exit pair here). A fresh fiber is entered by calling
@@ -355,8 +362,8 @@
         .if     \fp == FP_CMP
         movzwl  4(%rsp), %r8d         /* FP_CMP: r8w is the current x87 word at 4 and 5 */
         .endif
-3:      testb   $1, (%rsi)
-        jnz     5f
+3:      cmpq    $0, (%rsi)
+        je      5f
         movq    (%rsi), %rsp
 4:      LOAD_REGS \fp, %r8w
         leaq    56(%rsp), %rsp
@@ -418,8 +425,8 @@
         READ_FP %edx, %r8d
         .endif
         movq    %rax, %rsi
-        testb   $1, (%rsi)
-        jnz     5b
+        cmpq    $0, (%rsi)
+        je      5b
         movq    (%rsi), %rsp
         CFI_FRAME                     /* its saved frame */
         jmp     4b
@@ -523,7 +530,12 @@
         .cfi_adjust_cfa_offset 8
         SAVE    \fp
         .if     \fp == FP_CMP
-        movzwl  4(%rsp), %r8d         /* FP_CMP: r8w is the current x87 word */
+        /* The x87 word: the default loaded only when the one just saved differs (compared
+         * in memory, against the constant: no register to load it into first). */
+        cmpw    $FP_DEFAULT_CW, 4(%rsp)
+        je      .Lcw_default\@
+        fldcw   fiber__fp_defaults+4(%rip)
+.Lcw_default\@:
         .endif
         /* No copy of the frame's address on this stack (SCHED_SWITCH keeps one at
          * -16(%rsi)): the ends below take it from s->main_ctx, where SAVE put it. */
@@ -533,7 +545,7 @@
         ldmxcsr fiber__fp_defaults(%rip)
         fldcw   fiber__fp_defaults+4(%rip)
         .elseif \fp == FP_CMP
-        LOAD_FP_CMP fiber__fp_defaults(%rip), fiber__fp_defaults+4(%rip), %edx, %r8w
+        LOAD_MX_CMP fiber__fp_defaults(%rip), %edx
         .endif
         movq    F_ARG(%rsi), %rdi
         xorl    %ebp, %ebp            /* frame-pointer walks stop here */
@@ -614,7 +626,7 @@
         .type   fiber__fp_defaults, @object
 fiber__fp_defaults:
         .long   0x1f80                /* MXCSR: all exceptions masked, round to nearest */
-        .short  0x037f                /* x87: extended precision, round to nearest */
+        .short  FP_DEFAULT_CW         /* x87: extended precision, round to nearest */
         .short  0
         .size   fiber__fp_defaults, 8
         .text

@@ -138,7 +138,7 @@ static int join_ends(void)
         f->stayed = 1;
         f->stack.lo = stack_c;
         f->stack.hi = stack_c + 2048;
-        f->ctx.sp = (char *)f + 1;
+        f->ctx.sp = NULL; /* fresh */
         jsched.current = f;
         jsched.live = 1;
         jsched.runq_head = NULL;
@@ -165,7 +165,7 @@ int bti_main(void)
     /* A fresh context for the scheduler's switch: its stack top is the context itself. */
     fiber_context_t *fresh = (fiber_context_t *)(stack_b + 2048 - 8);
     for (int i = 0; i < 10; i++) {
-        fresh->sp = (char *)fresh + 1;
+        fresh->sp = NULL; /* fresh */
         sched_sw(&main_ctx, fresh);
     }
     if (entered != 10) {

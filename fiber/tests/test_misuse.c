@@ -185,6 +185,48 @@ static void test_cross_thread_join(void **s)
 }
 static void test_overflow(void **s) { (void)s; expect_abort(overflow, "stack overflow in fiber"); expect_abort(overflow, "'deep-thinker'"); }
 
+/* A function posted to the scheduler (fiber_sched_post: "fn must not park") that joins a
+ * fiber it spawned, run by fiber_run()'s loop with nothing else runnable, no timer and no
+ * I/O waiter: the join would run the scheduler inside its own loop, and must abort saying
+ * so - not take the join's run path, which fiber_join() may only take outside the loop
+ * (its attention word counts the loop). The poster posts once the other fiber runs, so
+ * the message is read after that fiber has parked (the run queue is empty then). */
+static fiber_waitq_t post_q = FIBER_WAITQ_INIT;
+static volatile int post_go;
+static void post_parked(void *arg)
+{
+    (void)arg;
+    __atomic_store_n(&post_go, 1, __ATOMIC_RELEASE);
+    fiber_waitq_wait(&post_q, FIBER_FOREVER);
+}
+static void post_joins(void *arg)
+{
+    (void)arg;
+    fiber_join(fiber_spawn(nothing, NULL));
+    fiber_waitq_wake_one(&post_q); /* unnoticed: let fiber_run() return, the child exit 0 */
+}
+static void *poster(void *h)
+{
+    while (!__atomic_load_n(&post_go, __ATOMIC_ACQUIRE))
+        usleep(100);
+    fiber_sched_post(h, post_joins, NULL);
+    return NULL;
+}
+static void join_in_posted(void)
+{
+    fiber_sched_t *h = fiber_sched_self();
+    pthread_t t;
+    fiber_spawn(post_parked, NULL);
+    pthread_create(&t, NULL, poster, h);
+    fiber_run();
+    pthread_join(t, NULL);
+}
+static void test_join_inside_the_loop(void **s)
+{
+    (void)s;
+    expect_abort(join_in_posted, "the scheduler is already running on this thread");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_join_detached),
         cmocka_unit_test(test_run_in_fiber),
         cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_join_inside_the_loop),
         cmocka_unit_test(test_big_frame),
         cmocka_unit_test(test_stale_handle),
         cmocka_unit_test(test_cross_thread_wake),

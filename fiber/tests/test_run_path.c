@@ -81,7 +81,7 @@ static void setup_make(struct setup *u, void (*fn)(void *), void *arg, enum run_
     u->f->joined = JOINED;
     u->f->stayed = 1;
     u->f->heap_idx = NO_HEAP;
-    u->f->ctx.sp = (char *)u->f + 1;
+    u->f->ctx.sp = NULL; /* fresh */
     u->s->current = u->f;
     u->s->live = 1;
     u->s->pool[0].size = (size_t)((char *)u->st.hi - (char *)u->st.lo);
