@@ -297,6 +297,11 @@ static void fmt_error(gen_t *g, const mllm_err_t *e)
 /* Stop sequences are looked for in the first this many tokens of a text answer; a
  * longer answer runs on past them (README). */
 #define STOP_SCAN_TOKENS 100000
+/* The search's work bound: sequences x bytes of text searched. A request may carry many
+ * sequences (Anthropic sets no count; a 1 MiB body holds 200,000): past this, fewer
+ * bytes of the text are searched (4 sequences: the whole 100,000 tokens; 100,000: the
+ * first ~670 bytes). The search runs on the one scheduler thread every stream shares. */
+#define STOP_SCAN_WORK ((size_t)64 << 20)
 
 /*
  * Where the text answer stops: the number of tokens before the first stop sequence it
@@ -306,36 +311,42 @@ static void fmt_error(gen_t *g, const mllm_err_t *e)
  * at a token boundary: a token the stop sequence starts inside is left out whole, so
  * the text never holds the sequence (OpenAI's rule) and may end a few characters short
  * of where a real model's would. *which: the index of the sequence in stops.
+ * Work: the text drawn once, then one memmem per sequence over it (each sequence's first
+ * occurrence is also its first to end), bounded by STOP_SCAN_WORK.
  */
 static int stop_cut(const gen_t *g, int total, int *which)
 {
     int n = cJSON_GetArraySize(g->stops), cut = -1;
     if (total > STOP_SCAN_TOKENS)
         total = STOP_SCAN_TOKENS;
+    if (n <= 0 || total <= 0)
+        return -1;
     mllm_rng_t trng;
     mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
     mllm_buf_t text = { 0 };
-    size_t *ends = malloc(((size_t)total + 1) * sizeof *ends);
+    size_t *ends = malloc((size_t)total * sizeof *ends);
     if (!ends)
         return -1;
-    for (int i = 0; i < total && cut < 0; i++) {
-        size_t l, before = text.len;
-        const char *t = mllm_token_text_n(&trng, i == 0, &l);
+    int ntok = 0;
+    for (; ntok < total; ntok++) {
+        size_t l;
+        const char *t = mllm_token_text_n(&trng, ntok == 0, &l);
         mllm_buf_add(&text, t, l);
         if (text.oom)
             break;
-        ends[i] = text.len;
-        size_t best_end = SIZE_MAX, best_start = 0;
-        for (int k = 0; k < n; k++) {
-            const char *sq = cJSON_GetArrayItem(g->stops, k)->valuestring;
-            size_t sl = strlen(sq);
-            if (sl > text.len)
-                continue;
-            /* only occurrences that end inside this token: earlier ones were found */
-            size_t from = before + 1 >= sl ? before + 1 - sl : 0;
-            const char *at = memmem(text.p + from, text.len - from, sq, sl);
-            if (!at)
-                continue;
+        ends[ntok] = text.len;
+    }
+    size_t limit = text.oom ? 0 : text.len; /* occurrences must end at or before it */
+    if (limit > STOP_SCAN_WORK / (size_t)n)
+        limit = STOP_SCAN_WORK / (size_t)n;
+    size_t best_end = SIZE_MAX, best_start = 0;
+    int k = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, g->stops) {
+        const char *sq = it->valuestring;
+        size_t sl = strlen(sq), lim = best_end < limit ? best_end : limit;
+        const char *at = sl <= lim ? memmem(text.p, lim, sq, sl) : NULL;
+        if (at) {
             size_t st = (size_t)(at - text.p);
             if (st + sl < best_end || (st + sl == best_end && st < best_start)) {
                 best_end = st + sl;
@@ -343,12 +354,11 @@ static int stop_cut(const gen_t *g, int total, int *which)
                 *which = k;
             }
         }
-        if (best_end != SIZE_MAX) {
-            cut = i; /* tokens 0..i-1 may end before the sequence starts; token i does not */
-            while (cut > 0 && ends[cut - 1] > best_start)
-                cut--;
-        }
+        k++;
     }
+    if (best_end != SIZE_MAX) /* the tokens that end before the sequence starts */
+        for (cut = 0; cut < ntok && ends[cut] <= best_start; cut++)
+            ;
     free(ends);
     mllm_buf_free(&text);
     return cut;

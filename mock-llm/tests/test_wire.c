@@ -646,6 +646,155 @@ static void test_anthropic_clients_get_anthropic_shapes(void **st)
     expect_error(srv_main, "GET /v1/files HTTP/1.1\r\nHost: t\r\n\r\n", 404, "unknown_url");
 }
 
+/* The text of a choice / an Anthropic message, from a non-streamed answer's JSON. */
+static const char *answer_text(cJSON *j, int anthropic)
+{
+    cJSON *t = anthropic ? cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "content"), 0), "text")
+                         : cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(
+                               cJSON_GetObjectItem(j, "choices"), 0), "message"), "content");
+    assert_true(cJSON_IsString(t));
+    return t->valuestring;
+}
+
+/* A request built with cJSON (the stop sequence may need escapes), at index 4242. */
+static void post_json(int port, const char *path, cJSON *body, resp_t *r)
+{
+    char *js = cJSON_PrintUnformatted(body);
+    assert_non_null(js);
+    request(port, post(path, js, "x-mock-request-index: 4242\r\nanthropic-version: 2023-06-01\r\n"), r);
+    free(js);
+    assert_int_equal(r->status, 200);
+}
+
+static cJSON *text_request(const char *stop_key, const char *stop, int stream)
+{
+    cJSON *b = cJSON_Parse("{\"model\":\"mock\",\"max_tokens\":300," MSGS "}");
+    if (stop) {
+        cJSON *a = cJSON_AddArrayToObject(b, stop_key);
+        cJSON_AddItemToArray(a, cJSON_CreateString("zzzz"));
+        cJSON_AddItemToArray(a, cJSON_CreateString(stop));
+    }
+    if (stream)
+        cJSON_AddTrueToObject(b, "stream");
+    return b;
+}
+
+/* The cut text: a prefix of the full one without the sequence, ending within a token
+ * or so of where it starts. */
+static void check_cut(const char *full, const char *text, const char *stop)
+{
+    size_t at = (size_t)(strstr(full, stop) - full), n = strlen(text);
+    if (strstr(text, stop))
+        fail_msg("the stop sequence '%s' is in the text: %s", stop, text);
+    assert_true(n <= at && at - n < 24);
+    assert_memory_equal(full, text, n);
+}
+
+/* Stop sequences and structured outputs over the wire (the SDK test checks them too,
+ * but it needs npm): chat's stop and Anthropic's stop_sequences end the text before the
+ * sequence, finish_reason "stop" / stop_reason "stop_sequence" naming it, streamed and
+ * not; response_format json_schema is answered with JSON valid against the schema. */
+static void test_stop_sequences_and_json(void **st)
+{
+    (void)st;
+    int port = srv_big.port;
+    resp_t r;
+    cJSON *b = text_request(NULL, NULL, 0);
+    post_json(port, "/v1/chat/completions", b, &r);
+    cJSON_Delete(b);
+    cJSON *j = cJSON_Parse(r.body);
+    char *full = strdup(answer_text(j, 0));
+    cJSON_Delete(j);
+    resp_free(&r);
+    size_t len = strlen(full);
+    assert_true(len > 200);
+    /* five characters from the middle of the text: the first occurrence may be earlier */
+    char stop[6];
+    memcpy(stop, full + len / 2, 5);
+    stop[5] = 0;
+    /* chat, whole */
+    b = text_request("stop", stop, 0);
+    post_json(port, "/v1/chat/completions", b, &r);
+    cJSON_Delete(b);
+    j = cJSON_Parse(r.body);
+    check_cut(full, answer_text(j, 0), stop);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0),
+                                            "finish_reason")->valuestring, "stop");
+    cJSON_Delete(j);
+    resp_free(&r);
+    /* chat, streamed: the deltas join into the same cut text */
+    b = text_request("stop", stop, 1);
+    post_json(port, "/v1/chat/completions", b, &r);
+    cJSON_Delete(b);
+    static cJSON *fr[4096];
+    int done, n = sse_frames(r.body, fr, 4096, &done);
+    assert_true(done);
+    static char joined[1 << 16];
+    size_t jl = 0;
+    const char *finish = NULL;
+    for (int i = 0; i < n; i++) {
+        cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(fr[i], "choices"), 0);
+        cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "delta"), "content");
+        if (cJSON_IsString(d) && jl + strlen(d->valuestring) < sizeof joined) {
+            memcpy(joined + jl, d->valuestring, strlen(d->valuestring));
+            jl += strlen(d->valuestring);
+        }
+        if (cJSON_IsString(cJSON_GetObjectItem(c, "finish_reason")))
+            finish = cJSON_GetObjectItem(c, "finish_reason")->valuestring;
+    }
+    joined[jl] = 0;
+    check_cut(full, joined, stop);
+    assert_non_null(finish);
+    assert_string_equal(finish, "stop");
+    for (int i = 0; i < n; i++)
+        cJSON_Delete(fr[i]);
+    resp_free(&r);
+    /* Anthropic, whole and streamed */
+    b = text_request("stop_sequences", stop, 0);
+    post_json(port, "/v1/messages", b, &r);
+    cJSON_Delete(b);
+    j = cJSON_Parse(r.body);
+    check_cut(full, answer_text(j, 1), stop);
+    assert_string_equal(cJSON_GetObjectItem(j, "stop_reason")->valuestring, "stop_sequence");
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(j, "stop_sequence")));
+    assert_string_equal(cJSON_GetObjectItem(j, "stop_sequence")->valuestring, stop);
+    cJSON_Delete(j);
+    resp_free(&r);
+    b = text_request("stop_sequences", stop, 1);
+    post_json(port, "/v1/messages", b, &r);
+    cJSON_Delete(b);
+    const char *md = strstr(r.body, "event: message_delta\ndata: ");
+    assert_non_null(md);
+    md += strlen("event: message_delta\ndata: ");
+    j = cJSON_ParseWithLength(md, (size_t)(strstr(md, "\n\n") - md));
+    cJSON *delta = cJSON_GetObjectItem(j, "delta");
+    assert_string_equal(cJSON_GetObjectItem(delta, "stop_reason")->valuestring, "stop_sequence");
+    assert_string_equal(cJSON_GetObjectItem(delta, "stop_sequence")->valuestring, stop);
+    cJSON_Delete(j);
+    resp_free(&r);
+    free(full);
+    /* structured output: JSON valid against the schema */
+    b = cJSON_Parse("{\"model\":\"mock\"," MSGS ",\"response_format\":{\"type\":\"json_schema\","
+                    "\"json_schema\":{\"name\":\"p\",\"strict\":true,\"schema\":{\"type\":\"object\","
+                    "\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":9},"
+                    "\"u\":{\"type\":\"string\",\"enum\":[\"metric\",\"imperial\"]}},"
+                    "\"required\":[\"n\",\"u\"],\"additionalProperties\":false}}}}");
+    post_json(port, "/v1/chat/completions", b, &r);
+    cJSON_Delete(b);
+    j = cJSON_Parse(r.body);
+    cJSON *p = cJSON_Parse(answer_text(j, 0));
+    if (!cJSON_IsObject(p))
+        fail_msg("not a JSON object: %s", answer_text(j, 0));
+    cJSON *nv = cJSON_GetObjectItem(p, "n"), *uv = cJSON_GetObjectItem(p, "u");
+    assert_true(cJSON_IsNumber(nv) && nv->valuedouble >= 1 && nv->valuedouble <= 9 &&
+                nv->valuedouble == (double)(int)nv->valuedouble);
+    assert_true(cJSON_IsString(uv) && (!strcmp(uv->valuestring, "metric") ||
+                                       !strcmp(uv->valuestring, "imperial")));
+    cJSON_Delete(p);
+    cJSON_Delete(j);
+    resp_free(&r);
+}
+
 static double metric(server_t s, const char *name);
 
 /* The share of the server's events so far that were more than 5 ms late, from its own
@@ -1516,6 +1665,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_error_statuses),
         cmocka_unit_test(test_refusals_in_the_paths_api_shape),
         cmocka_unit_test(test_anthropic_clients_get_anthropic_shapes),
+        cmocka_unit_test(test_stop_sequences_and_json),
         cmocka_unit_test(test_timing_bands),
         cmocka_unit_test(test_fast_gaps_never_early),
         cmocka_unit_test(test_keepalive_pipelining_chunked),
