@@ -142,7 +142,7 @@ def single_runs(rows):
         if int(r["runs"]) >= 3 or "/ratio/" in c or "warming" in c or "published-" in c:
             continue
         c = re.sub(r"/(fail|limit)=.*$", "", c)
-        c = re.sub(r"/(grow|release|runq_wait|at-knee|client-saturated|machine-retries)$", "", c)
+        c = re.sub(r"/(grow|release|runq_wait|steal|at-knee|client-saturated|machine-retries(-passed|-steal)?)$", "", c)
         p = c.split("/")
         model = p[1] if len(p) > 2 else ""
         if len(p) > 2:

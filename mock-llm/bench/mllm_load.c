@@ -66,6 +66,7 @@ static uint64_t send_t0, send_spacing_ns;
 static long spawned;
 static long next_slot;
 static long connected;                /* --period-ms: streams connected so far */
+static int dial_errno;                /* the first failed connection's errno (0: none) */
 static fiber_waitq_t all_connected = FIBER_WAITQ_INIT;
 /* The reader's work: time in read() and in counting what it returned (with --busy-poll
  * the thread's CPU time is always the whole window, so it says nothing). */
@@ -147,6 +148,8 @@ static void stream_main(void *arg)
     fiber_sem_acquire(&connect_slots, FIBER_FOREVER);
     slot_ns[idx] = fiber_now_ns();
     int fd = dial(idx);
+    if (fd < 0 && !dial_errno)
+        dial_errno = errno ? errno : EIO;
     conn_ns[idx] = fiber_now_ns();
     fiber_sem_release(&connect_slots);
     if (opt.period_ms > 0) {
@@ -590,7 +593,7 @@ static double phase_peak_ratio(const uint64_t *t_ns)
 static void main_fiber(void *arg)
 {
     (void)arg;
-    uint64_t b0[NB], b1[NB], e0, e1, bs[NB], es;
+    uint64_t b0[NB], b1[NB], e0, e1, bs[NB], es, bo[NB], eo;
     long rss0 = rss_kib(opt.rss_pid);
     /* Before the first connect: the ramp's lateness (this snapshot to the window's start:
      * opening, the requests' turns, the warm-up) and the whole run's, beside the held
@@ -615,7 +618,17 @@ static void main_fiber(void *arg)
     /* all streams open (or failed), at most 60 s */
     while (opened + failed < opt.streams && fiber_now_ns() - t_start < 60000000000ull)
         fiber_sleep_ns(20000000);
+    /* Why streams failed to connect (bind's EADDRNOTAVAIL for a 127.0.0.x source, EMFILE
+     * at the open-file limit, ...): the key=value line only counts them. */
+    if (dial_errno)
+        fprintf(stderr, "mllm-load: a connection failed: %s (streams failed so far: %ld)\n",
+                strerror(dial_errno), failed);
     double open_s = (double)(fiber_now_ns() - t_start) / 1e9;
+    /* The ramp split where every stream is open: the opening (connects, the requests'
+     * turns, the first events) and the warm-up after it. With a warm-up of 1 s at 5
+     * tokens/s the warm-up holds ~90% of the ramp's events, so the ramp's p99 alone
+     * says little about the opening. */
+    int have_open = fetch_metrics(bo, &eo) == 0;
     fiber_sleep_ns((uint64_t)(opt.warmup_s * 1e9));
     long rss1 = rss_kib(opt.rss_pid);
     long open_at_window = opened;
@@ -696,6 +709,8 @@ static void main_fiber(void *arg)
            quantile_us(bs, b0, 0.5), quantile_us(bs, b0, 0.99), max_us(bs, b0),
            quantile_us(bs, b1, 0.99), max_us(b0, b1),
            jif1 > jif0 ? 100.0 * (double)(steal1 - steal0) / (double)(jif1 - jif0) : 0.0);
+    printf("late_open_p99_us=%.0f late_warmup_p99_us=%.0f ",
+           have_open ? quantile_us(bs, bo, 0.99) : NAN, have_open ? quantile_us(bo, b0, 0.99) : NAN);
     printf("streams=%ld open=%ld failed=%ld open_s=%.2f window_s=%.3f "
            "server_events_per_s=%.0f client_events_per_s=%.0f "
            "late_p50_us=%.0f late_p99_us=%.0f late_p999_us=%.0f "
