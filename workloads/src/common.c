@@ -141,6 +141,34 @@ ssize_t wl_write(int fd, const void *buf, size_t n, uint64_t deadline_ns)
     return (ssize_t)n;
 }
 
+/* Linux (6.18 here) gives connect() the even ports of the local range first, and once
+ * ~14,100 of them (the even half of 32768-60999) are taken by connections from one source
+ * address to one address and port, every further connect() scans them all before it
+ * takes an odd one: 1.4 ms of kernel time per connect() on this VM, against 11 us below
+ * the knee (workloads/tools/connect_probe.py). A non-blocking connect() does the scan in
+ * the call too, so a fiber scheduler stalls every fiber for it, and a 20,000-conversation
+ * run paid ~9 s of it opening the last ~6,000. A port need only be unique per source
+ * address, so over loopback every WL_PER_SOURCE connections dialled take their own source
+ * (the first block the kernel's default, 127.0.0.1; then 127.0.0.2, .3, ...), the same
+ * for every model. */
+#define WL_PER_SOURCE 8192
+#define WL_SOURCES    32 /* then round again: 262,144 dials, far more than stay open */
+static unsigned long wl__dials;
+
+/* The source address for the next connection to addr: 0 (leave it to the kernel) or a
+ * loopback address in network order. */
+static uint32_t wl__next_source(const struct sockaddr *addr, socklen_t len)
+{
+    if (addr->sa_family != AF_INET || len < (socklen_t)sizeof(struct sockaddr_in))
+        return 0;
+    const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+    if ((ntohl(in->sin_addr.s_addr) >> 24) != 127)
+        return 0;
+    unsigned long n = __atomic_fetch_add(&wl__dials, 1, __ATOMIC_RELAXED);
+    unsigned block = (unsigned)(n / WL_PER_SOURCE % WL_SOURCES);
+    return block ? htonl((127u << 24) + 1u + block) : 0;
+}
+
 int wl_dial(const struct sockaddr *addr, socklen_t len, uint64_t deadline_ns)
 {
     int on_fiber = fiber_self() != NULL;
@@ -150,6 +178,22 @@ int wl_dial(const struct sockaddr *addr, socklen_t len, uint64_t deadline_ns)
     int one = 1;
     /* Nagle plus delayed ACK would hold small request writes ~40 ms. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    uint32_t src = wl__next_source(addr, len);
+    if (src) {
+        /* IP_BIND_ADDRESS_NO_PORT: bind() fixes only the address and connect() still
+         * chooses the port against the whole 4-tuple, so ports are shared across
+         * destinations as before. A bind() to port 0 without it would take a port at bind
+         * time, exclusive to this socket whatever it connects to (the whole range for all
+         * sources together, and bind's own search); SO_REUSEADDR would not help that. */
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = src };
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+    }
     int r;
     if (on_fiber) {
         r = fiber_connect(fd, addr, len, deadline_ns);

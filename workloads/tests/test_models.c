@@ -17,6 +17,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -562,6 +564,108 @@ static void t_registry(void **state)
     assert_int_equal(wl_parse_addr("127.0.0.2:80", &a), 0);
 }
 
+/* wl_dial's source addresses (common.c): past ~14,100 connections from one source to one
+ * address, Linux scans every even port on each connect() (1.4 ms each here), so each
+ * 8,192 connections dialled take their own loopback source. 9,000 dials on each path
+ * (blocking connect() on a thread, fiber_connect() on a fiber) are held open together;
+ * no source may carry more than 8,192 of them. Before, all came from 127.0.0.1. */
+#define DIAL_N 9000
+static int g_dial_lfd;
+static struct sockaddr_in g_dial_to;
+static int g_dial_fds[DIAL_N];
+static uint32_t g_dial_src[DIAL_N];
+static int g_dial_done;
+
+static void dial_many(void *p)
+{
+    (void)p;
+    for (int i = 0; i < DIAL_N; i++) {
+        int fd = wl_dial((const struct sockaddr *)&g_dial_to, sizeof g_dial_to, WL_FOREVER);
+        if (fd < 0)
+            fprintf(stderr, "dial %d: %s\n", i, strerror(errno));
+        assert_true(fd >= 0);
+        struct sockaddr_in me;
+        socklen_t ml = sizeof me;
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &ml), 0);
+        g_dial_fds[i] = fd;
+        g_dial_src[i] = ntohl(me.sin_addr.s_addr);
+        /* the handshake is done: the server's end waits in the accept queue */
+        int sfd = accept(g_dial_lfd, NULL, NULL);
+        assert_true(sfd >= 0);
+        close(sfd);
+    }
+    g_dial_done = 1;
+}
+
+static void dial_sources(int on_fiber)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < DIAL_N + 200) {
+        fprintf(stderr, "skipped: the open-file limit %lu is below %d\n",
+                (unsigned long)rl.rlim_cur, DIAL_N + 200);
+        skip();
+    }
+    g_dial_lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(g_dial_lfd >= 0);
+    memset(&g_dial_to, 0, sizeof g_dial_to);
+    g_dial_to.sin_family = AF_INET;
+    g_dial_to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(g_dial_lfd, (struct sockaddr *)&g_dial_to, sizeof g_dial_to), 0);
+    socklen_t tl = sizeof g_dial_to;
+    assert_int_equal(getsockname(g_dial_lfd, (struct sockaddr *)&g_dial_to, &tl), 0);
+    assert_int_equal(listen(g_dial_lfd, 64), 0);
+    g_dial_done = 0;
+    if (on_fiber) {
+        fiber_attr_t a = { .detached = 1 };
+        assert_non_null(fiber_spawn_ex(dial_many, NULL, &a));
+        assert_int_equal(fiber_run(), 0);
+    } else {
+        dial_many(NULL);
+    }
+    assert_true(g_dial_done);
+    /* count the connections per source (at most a few sources) */
+    uint32_t src[64];
+    int cnt[64], ns = 0;
+    for (int i = 0; i < DIAL_N; i++) {
+        assert_int_equal(g_dial_src[i] >> 24, 127);
+        int k = 0;
+        while (k < ns && src[k] != g_dial_src[i])
+            k++;
+        if (k == ns) {
+            assert_true(ns < 64);
+            src[ns] = g_dial_src[i];
+            cnt[ns++] = 0;
+        }
+        cnt[k]++;
+    }
+    for (int k = 0; k < ns; k++) {
+        if (cnt[k] > 8192)
+            fprintf(stderr, "%u connections from 127.0.0.%u\n", (unsigned)cnt[k],
+                    (unsigned)(src[k] & 255));
+        assert_true(cnt[k] <= 8192);
+    }
+    assert_true(ns >= 2);
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 }; /* reset: no TIME_WAIT left */
+    for (int i = 0; i < DIAL_N; i++) {
+        setsockopt(g_dial_fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(g_dial_fds[i]);
+    }
+    close(g_dial_lfd);
+}
+
+static void t_dial_sources_thread(void **state)
+{
+    (void)state;
+    dial_sources(0);
+}
+
+static void t_dial_sources_fiber(void **state)
+{
+    (void)state;
+    dial_sources(1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) /* a test name pattern: run only the tests it matches */
@@ -578,6 +682,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(t_thread_jobs_free_stacks),
         cmocka_unit_test(t_serve_n),
         cmocka_unit_test(t_idle_server_sleeps),
+        cmocka_unit_test(t_dial_sources_thread),
+        cmocka_unit_test(t_dial_sources_fiber),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
