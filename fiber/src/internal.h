@@ -318,6 +318,20 @@ struct sched {
  * goes with one of these. */
 static inline void fiber__attn_add(struct sched *s) { s->attn++; }
 static inline void fiber__attn_sub(struct sched *s) { s->attn--; }
+/* The ASan build (every test runs against it) checks that attn still is the sum, at the
+ * scheduler's slow points; a writer that forgot its add/sub would let fiber_join() take
+ * the run path past a due timer, an I/O waiter or the inbox. */
+#if FIBER_ASAN
+#define fiber__attn_check(s)                                                                 \
+    do {                                                                                     \
+        if ((s)->attn != (s)->heap_len + (s)->io_waiters + (size_t)(s)->in_loop +             \
+                             ((s)->remote != NULL))                                          \
+            FIBER_PANIC("s->attn %zu: heap %zu + io %zu + loop %d + inbox %d", (s)->attn,   \
+                        (s)->heap_len, (s)->io_waiters, (s)->in_loop, (s)->remote != NULL); \
+    } while (0)
+#else
+#define fiber__attn_check(s) ((void)0)
+#endif
 
 /* io.c's wait lists, inline for fiber__wake(). A slot's list for one direction. */
 static inline struct fiber__iow **fiber__slot_list(struct fdslot *slot, uint32_t dir)

@@ -762,6 +762,7 @@ int fiber__park(struct sched *s, struct fiber *f, uint64_t deadline_ns)
             return ENOMEM;
         }
     }
+    fiber__attn_check(s);
     sched_switch(s, f, pick_next(s));
     return f->wake_reason;
 }
@@ -801,6 +802,7 @@ void fiber__wake(struct sched *s, struct fiber *f, int reason)
     f->wake_reason = reason;
     f->state = FIBER_READY;
     runq_push(s, f);
+    fiber__attn_check(s);
 }
 
 void fiber_sleep_until(uint64_t deadline_ns)
@@ -851,6 +853,7 @@ static inline int io_poll_due(struct sched *s, uint64_t *now)
 static inline __attribute__((always_inline)) int sched_wait(struct sched *s)
 {
     uint64_t now = 0;
+    fiber__attn_check(s);
     if (s->heap_len)
         timers_expire(s, now = fiber_now_ns());
     if (s->runq_head) {
@@ -912,6 +915,7 @@ static int sched_loop(struct sched *s, struct fiber *until)
     }
     s->in_loop = 0;
     fiber__attn_sub(s);
+    fiber__attn_check(s);
     return rc;
 }
 
@@ -948,8 +952,16 @@ int fiber_sched_serve(void)
             return 0;
         }
         /* No fiber: sleep in the poller until another thread posts (published, so this
-         * is never EDEADLK); its messages run in here and may spawn fibers or stop us. */
-        if (sched_wait(s) != 0)
+         * is never EDEADLK); its messages run in here and may spawn fibers or stop us.
+         * Inside the loop as far as a message can tell: one that joins (a misuse: "fn
+         * must not park") aborts as it does when sched_loop() runs it, instead of
+         * running a scheduler nested in the drain. */
+        s->in_loop = 1;
+        fiber__attn_add(s);
+        int rc = sched_wait(s);
+        s->in_loop = 0;
+        fiber__attn_sub(s);
+        if (rc != 0)
             return -1;
     }
 }

@@ -227,6 +227,41 @@ static void test_join_inside_the_loop(void **s)
     expect_abort(join_in_posted, "the scheduler is already running on this thread");
 }
 
+/* The same posted join, run while fiber_sched_serve() idles in its poller with no fiber
+ * (review rev5c): it must abort the same way. Before, the idle poller ran messages with
+ * the loop not counted, so the join took the run path, or ran a scheduler nested inside
+ * the inbox's drain that ran later messages before the rest of the batch. */
+static fiber_sched_t *volatile serve_h;
+static void post_joins_idle(void *arg)
+{
+    (void)arg;
+    fiber_join(fiber_spawn(nothing, NULL));
+}
+static void *server(void *arg)
+{
+    (void)arg;
+    __atomic_store_n(&serve_h, fiber_sched_self(), __ATOMIC_RELEASE);
+    fiber_sched_serve();
+    return NULL;
+}
+static void join_in_posted_while_serving(void)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, server, NULL);
+    fiber_sched_t *h;
+    while (!(h = __atomic_load_n(&serve_h, __ATOMIC_ACQUIRE)))
+        usleep(100);
+    fiber_sched_post(h, post_joins_idle, NULL);
+    usleep(20000);
+    fiber_sched_stop(h);
+    pthread_join(t, NULL);
+}
+static void test_join_inside_serve(void **s)
+{
+    (void)s;
+    expect_abort(join_in_posted_while_serving, "the scheduler is already running on this thread");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_run_in_fiber),
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_join_inside_the_loop),
+        cmocka_unit_test(test_join_inside_serve),
         cmocka_unit_test(test_big_frame),
         cmocka_unit_test(test_stale_handle),
         cmocka_unit_test(test_cross_thread_wake),
