@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -2004,6 +2005,265 @@ static void test_stale_hint_socket_write(void **st)
     close(pp[0]);
 }
 
+/* ---- stopped and continued: SIGSTOP/SIGCONT while fibers wait ---------------------------
+ * A process freezer (a quiet benchmark window, scripts/stopcont.py) stops the whole process
+ * and continues it. No handler runs, so nothing may change but the time taken - yet Linux
+ * fails epoll_wait, and a socket read or write under SO_RCVTIMEO/SO_SNDTIMEO, with EINTR
+ * after such a stop (signal(7)). The scheduler waits in epoll_wait; fibers wait in hooked
+ * recv, send, poll, nanosleep, connect, accept and in fiber_read/fiber_sleep_ns. None of
+ * them may return EINTR or a short result for it, and every deadline is kept. */
+
+#define SC_ROUNDS 40
+
+struct sc_shared { volatile int done; volatile int stops; };
+
+/* A child that stops and continues its parent every few milliseconds until told to end
+ * (through shared memory: the parent cannot kill it safely, it may be about to stop us). */
+static pid_t sc_stopper(struct sc_shared *sh)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid)
+        return pid;
+    unsigned seed = (unsigned)parent;
+    for (int i = 0; i < 3000 && !sh->done; i++) { /* at most ~3000 * 20 ms */
+        struct timespec gap = { 0, (long)(2 + rand_r(&seed) % 10) * 1000000L };
+        struct timespec held = { 0, (long)(1 + rand_r(&seed) % 8) * 1000000L };
+        syscall(SYS_nanosleep, &gap, NULL);
+        if (sh->done)
+            break;
+        kill(parent, SIGSTOP);
+        syscall(SYS_nanosleep, &held, NULL);
+        kill(parent, SIGCONT);
+        sh->stops++;
+    }
+    _exit(0);
+}
+
+struct sc_ctx {
+    int rs[2], ws[2], ps[2], pp[2]; /* recv pair, send pair, poll pair, pipe for fiber_read */
+    int lfd;                        /* a listener for accept/connect */
+    struct sockaddr_in la;
+    char *big;
+    /* results: calls that failed and how */
+    int fails;
+    char what[160];
+    size_t recvd, sent, polled, fread_got, accepted, connected;
+    int naps;
+    uint64_t nap_short; /* the shortest nanosleep seen, ns */
+};
+
+static void sc_fail(struct sc_ctx *c, const char *call, ssize_t r, int e)
+{
+    if (!c->fails++)
+        snprintf(c->what, sizeof c->what, "%s returned %zd (%s)", call, r, strerror(e));
+}
+
+/* The peer: a plain thread that trickles data to the fibers and drains what they send. */
+static void *sc_peer(void *p)
+{
+    struct sc_ctx *c = p;
+    char b[65536];
+    memset(b, 'p', sizeof b);
+    size_t drained = 0;
+    for (int i = 0; i < SC_ROUNDS; i++) {
+        struct timespec t = { 0, 3 * 1000000L };
+        nanosleep(&t, NULL); /* outside a fiber: libc's, restarted by the kernel */
+        if (write(c->rs[1], b, 1000) != 1000 || write(c->ps[1], "x", 1) != 1 ||
+            write(c->pp[1], b, 100) != 100)
+            abort();
+        /* a slow reader: the sending fiber's socket is full most of the time */
+        ssize_t r = recv(c->ws[1], b, 8192, MSG_DONTWAIT);
+        if (r > 0)
+            drained += (size_t)r;
+    }
+    while (drained < BIG) {
+        ssize_t r = read(c->ws[1], b, sizeof b);
+        if (r < 0 && errno == EINTR)
+            continue; /* SO_RCVTIMEO on this end: libc's EINTR after a stop */
+        if (r <= 0)
+            break;
+        drained += (size_t)r;
+    }
+    return NULL;
+}
+
+static void sc_recv(void *p)
+{
+    struct sc_ctx *c = p;
+    char b[4096];
+    while (c->recvd < SC_ROUNDS * 1000u) {
+        ssize_t r = recv(c->rs[0], b, sizeof b, 0);
+        if (r <= 0) {
+            sc_fail(c, "recv", r, errno);
+            return;
+        }
+        c->recvd += (size_t)r;
+    }
+}
+
+static void sc_send(void *p)
+{
+    struct sc_ctx *c = p;
+    ssize_t r = send(c->ws[0], c->big, BIG, 0);
+    if (r != (ssize_t)BIG)
+        sc_fail(c, "send", r, errno);
+    else
+        c->sent = (size_t)r;
+}
+
+static void sc_poll(void *p)
+{
+    struct sc_ctx *c = p;
+    char b[64];
+    while (c->polled < SC_ROUNDS) {
+        struct pollfd pf = { .fd = c->ps[0], .events = POLLIN };
+        int r = poll(&pf, 1, 5000);
+        if (r != 1) {
+            sc_fail(c, "poll", r, errno);
+            return;
+        }
+        ssize_t n = recv(c->ps[0], b, sizeof b, MSG_DONTWAIT);
+        if (n > 0)
+            c->polled += (size_t)n;
+    }
+}
+
+static void sc_fiber_read(void *p)
+{
+    struct sc_ctx *c = p;
+    char b[512];
+    while (c->fread_got < SC_ROUNDS * 100u) {
+        ssize_t r = fiber_read(c->pp[0], b, sizeof b, fiber_now_ns() + 5000 * MS);
+        if (r <= 0) {
+            sc_fail(c, "fiber_read", r, errno);
+            return;
+        }
+        c->fread_got += (size_t)r;
+    }
+}
+
+static void sc_nap(void *p)
+{
+    struct sc_ctx *c = p;
+    c->nap_short = UINT64_MAX;
+    for (int i = 0; i < SC_ROUNDS; i++) {
+        struct timespec t = { 0, 4 * 1000000L };
+        uint64_t t0 = now_ns();
+        int r = i % 2 ? nanosleep(&t, NULL) : (fiber_sleep_ns(4 * MS), 0);
+        uint64_t el = now_ns() - t0;
+        if (r != 0) {
+            sc_fail(c, "nanosleep", r, errno);
+            return;
+        }
+        if (el < c->nap_short)
+            c->nap_short = el;
+        c->naps++;
+    }
+}
+
+static void sc_accept(void *p)
+{
+    struct sc_ctx *c = p;
+    while (c->accepted < SC_ROUNDS / 4) {
+        int a = accept(c->lfd, NULL, NULL);
+        if (a < 0) {
+            sc_fail(c, "accept", a, errno);
+            return;
+        }
+        char b[8];
+        ssize_t r = recv(a, b, sizeof b, MSG_WAITALL);
+        close(a);
+        if (r != 5) {
+            sc_fail(c, "recv(MSG_WAITALL) of an accepted socket", r, errno);
+            return;
+        }
+        c->accepted++;
+    }
+}
+
+static void sc_connect(void *p)
+{
+    struct sc_ctx *c = p;
+    for (int i = 0; i < SC_ROUNDS / 4; i++) {
+        fiber_sleep_ns(8 * MS);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fd >= 0);
+        int r = connect(fd, (struct sockaddr *)&c->la, sizeof c->la);
+        if (r != 0) {
+            sc_fail(c, "connect", r, errno);
+            close(fd);
+            return;
+        }
+        fiber_sleep_ns(2 * MS); /* the acceptor waits in recv(MSG_WAITALL) meanwhile */
+        if (write(fd, "he", 2) != 2 || (fiber_sleep_ns(2 * MS), write(fd, "llo", 3)) != 3)
+            sc_fail(c, "write", -1, errno);
+        close(fd);
+        c->connected++;
+    }
+}
+
+static void test_stop_cont_no_eintr(void **st)
+{
+    (void)st;
+    struct sc_ctx c = { .lfd = -1 };
+    pair(c.rs);
+    pair(c.ws);
+    pair(c.ps);
+    struct timeval tv = { 10, 0 };
+    for (int i = 0; i < 2; i++) { /* the timeouts that make the kernel answer EINTR */
+        assert_int_equal(setsockopt(c.rs[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+        assert_int_equal(setsockopt(c.ws[i], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
+        assert_int_equal(setsockopt(c.ws[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    }
+    assert_int_equal(pipe2(c.pp, O_NONBLOCK), 0);
+    c.lfd = listener(&c.la);
+    c.big = malloc(BIG);
+    assert_non_null(c.big);
+    memset(c.big, 'b', BIG);
+    struct sc_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(sh != MAP_FAILED);
+    sh->done = 0;
+    sh->stops = 0;
+    pid_t stopper = sc_stopper(sh);
+    pthread_t peer;
+    assert_int_equal(pthread_create(&peer, NULL, sc_peer, &c), 0);
+    void (*mains[])(void *) = { sc_recv, sc_send, sc_poll, sc_fiber_read, sc_nap, sc_accept,
+                                sc_connect };
+    fiber_t *f[sizeof mains / sizeof mains[0]];
+    for (size_t i = 0; i < sizeof mains / sizeof mains[0]; i++)
+        f[i] = fiber_spawn(mains[i], &c);
+    for (size_t i = 0; i < sizeof mains / sizeof mains[0]; i++)
+        assert_int_equal(fiber_join(f[i]), 0);
+    pthread_join(peer, NULL);
+    sh->done = 1;
+    int stops = sh->stops, status = 0;
+    waitpid(stopper, &status, 0);
+    munmap(sh, sizeof *sh);
+    for (int i = 0; i < 2; i++) {
+        close(c.rs[i]);
+        close(c.ws[i]);
+        close(c.ps[i]);
+        close(c.pp[i]);
+    }
+    close(c.lfd);
+    free(c.big);
+    if (c.fails)
+        fail_msg("stopped and continued %d times: %d calls failed, the first: %s", stops,
+                 c.fails, c.what);
+    assert_int_equal(c.recvd, SC_ROUNDS * 1000u);
+    assert_int_equal(c.sent, BIG);
+    assert_int_equal(c.polled, SC_ROUNDS);
+    assert_int_equal(c.fread_got, SC_ROUNDS * 100u);
+    assert_int_equal(c.naps, SC_ROUNDS);
+    assert_true(c.nap_short >= 4 * MS); /* a deadline is never cut short by a stop */
+    assert_int_equal(c.accepted, SC_ROUNDS / 4);
+    if (getenv("HOOK_TEST_DEBUG"))
+        fprintf(stderr, "stop/cont: %d stops\n", stops);
+}
+
 static void alarm_handler(int sig)
 {
     (void)sig;
@@ -2057,6 +2317,7 @@ int main(void)
         cmocka_unit_test(test_epoll_pwait2_and_clocks),
         cmocka_unit_test(test_recvmsg_waitall_iovecs),
         cmocka_unit_test(test_stale_hint_socket_write),
+        cmocka_unit_test(test_stop_cont_no_eintr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
