@@ -116,6 +116,9 @@ def main():
     except OSError as e:
         sys.stderr.write(f"stopcont.py: cannot run {cmd[0]}: {e}\n")
         return 127
+    # ended by SIGTERM/SIGHUP (ctest's timeout, a shell): continue what we stopped first
+    for sg in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sg, lambda n, f: sys.exit(128 + n))
     t0 = time.monotonic()
     stops, stopped_s, timed_out = 0, 0.0, False
     rc = None
