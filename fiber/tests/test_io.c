@@ -4,13 +4,16 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -885,6 +888,137 @@ static void test_wait_fds_many_hangup_and_close(void **state)
     close(reused_peer);
 }
 
+/* ---- stopped and continued ---------------------------------------------------------------
+ * A process freezer (scripts/stopcont.py, a quiet benchmark window) stops the process and
+ * continues it, no handler run. Linux then fails the scheduler's epoll_wait with EINTR
+ * (signal(7)); that must cost the fibers nothing but time: no EINTR, no short read, no
+ * deadline cut short or lost. The stopper is a child that stops and continues us until
+ * told to end through shared memory (killing it could leave us stopped). */
+
+struct sc_shared { volatile int done; volatile int stops; };
+
+static pid_t sc_stopper(struct sc_shared *sh)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid)
+        return pid;
+    unsigned seed = (unsigned)parent;
+    for (int i = 0; i < 3000 && !sh->done; i++) {
+        struct timespec gap = { 0, (long)(2 + rand_r(&seed) % 10) * 1000000L };
+        struct timespec held = { 0, (long)(1 + rand_r(&seed) % 8) * 1000000L };
+        nanosleep(&gap, NULL);
+        if (sh->done)
+            break;
+        kill(parent, SIGSTOP);
+        nanosleep(&held, NULL);
+        kill(parent, SIGCONT);
+        sh->stops++;
+    }
+    _exit(0);
+}
+
+struct sc { int sv[2]; size_t got; int naps; int timed_out; };
+
+static void sc_writer(void *arg)
+{
+    struct sc *c = arg;
+    char b[1000];
+    memset(b, 'w', sizeof b);
+    for (int i = 0; i < 60; i++) {
+        fiber_sleep_ns(2 * MS);
+        assert_int_equal(fiber_write(c->sv[1], b, sizeof b, fiber_now_ns() + 10000 * MS), sizeof b);
+    }
+}
+
+static void sc_reader(void *arg)
+{
+    struct sc *c = arg;
+    char b[4096];
+    while (c->got < 60000) {
+        errno = 0;
+        ssize_t n = fiber_read(c->sv[0], b, sizeof b, fiber_now_ns() + 10000 * MS);
+        if (n <= 0)
+            fail_msg("fiber_read after %zu bytes: %zd (%s)", c->got, n, strerror(errno));
+        c->got += (size_t)n;
+    }
+}
+
+static void sc_sleeper(void *arg)
+{
+    struct sc *c = arg;
+    for (int i = 0; i < 60; i++) {
+        uint64_t t0 = fiber_now_ns();
+        fiber_sleep_ns(3 * MS);
+        assert_true(fiber_now_ns() - t0 >= 3 * MS); /* never cut short */
+        c->naps++;
+    }
+}
+
+/* A deadline set before the stops is kept: ETIMEDOUT, not EINTR, not earlier. */
+static void sc_deadline(void *arg)
+{
+    struct sc *c = arg;
+    int sv[2];
+    make_pair(sv);
+    char b[8];
+    uint64_t t0 = fiber_now_ns();
+    errno = 0;
+    ssize_t n = fiber_read(sv[0], b, sizeof b, t0 + 150 * MS);
+    int e = errno;
+    uint64_t el = fiber_now_ns() - t0;
+    fiber_close(sv[0]);
+    fiber_close(sv[1]);
+    if (n != -1 || e != ETIMEDOUT)
+        fail_msg("fiber_read to a deadline: %zd (%s), not -1 ETIMEDOUT", n, strerror(e));
+    assert_true(el >= 150 * MS);
+    c->timed_out = 1;
+}
+
+static void test_stopped_and_continued(void **state)
+{
+    (void)state;
+    struct sc_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(sh != MAP_FAILED);
+    sh->done = 0;
+    sh->stops = 0;
+    struct sc c = { .got = 0 };
+    make_pair(c.sv);
+    struct echo e = { .clients = 20 };
+    e.lfd = listen_loopback(&e.port);
+    pid_t stopper = sc_stopper(sh);
+    fiber_t *srv = fiber_spawn(echo_server, &e), *cl[20];
+    for (int i = 0; i < 20; i++)
+        cl[i] = fiber_spawn(echo_client, &e);
+    fiber_t *f[4] = { fiber_spawn(sc_writer, &c), fiber_spawn(sc_reader, &c),
+                      fiber_spawn(sc_sleeper, &c), fiber_spawn(sc_deadline, &c) };
+    int rc = fiber_run();
+    int err = errno;
+    sh->done = 1;
+    int stops = sh->stops, status = 0;
+    waitpid(stopper, &status, 0);
+    munmap(sh, sizeof *sh);
+    if (rc != 0)
+        fail_msg("fiber_run under %d stops: %d (%s)", stops, rc, strerror(err));
+    for (int i = 0; i < 4; i++)
+        fiber_join(f[i]);
+    fiber_join(srv);
+    for (int i = 0; i < 20; i++)
+        fiber_join(cl[i]);
+    assert_int_equal(c.got, 60000);
+    assert_int_equal(c.naps, 60);
+    assert_int_equal(c.timed_out, 1);
+    assert_int_equal(e.served, 20);
+    assert_int_equal(e.bytes, 20L * 10000);
+    fiber_close(c.sv[0]);
+    fiber_close(c.sv[1]);
+    fiber_close(e.lfd);
+    if (getenv("FIBER_TEST_DEBUG"))
+        fprintf(stderr, "stopped and continued %d times\n", stops);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -907,6 +1041,7 @@ int main(void)
         cmocka_unit_test(test_close_wakes_every_waiter),
         cmocka_unit_test(test_wait_fds),
         cmocka_unit_test(test_wait_fds_many_hangup_and_close),
+        cmocka_unit_test(test_stopped_and_continued),
     };
     if (getenv("FIBER_TEST_FILTER")) /* run one test alone: FIBER_TEST_FILTER=test_wait_fd */
         cmocka_set_test_filter(getenv("FIBER_TEST_FILTER"));
