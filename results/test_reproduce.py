@@ -115,7 +115,7 @@ def set_cpu(d, cpu):
             f.writelines(f"cpu: {cpu}\n" if l.startswith("cpu:") else l for l in lines)
 
 
-FORM_METRICS = ("core_adds_per_ns", "units_per_gadd")
+FORM_METRICS = ("core_adds_per_ns", "core_adds_per_ns_at_best", "units_per_gadd")
 
 
 def strip_forms(d):
@@ -479,7 +479,7 @@ def shift_run(d, host=1.0, steal=1.0, code=1.0, alpha=1.0):
             fib = r["model"] == "fiber"
             m = r["metric"]
             c = code if fib else 1.0
-            if m == "core_adds_per_ns":
+            if m in ("core_adds_per_ns", "core_adds_per_ns_at_best"):
                 k = 1 / host
             elif m in adds:
                 k = c * slow / host
