@@ -600,32 +600,68 @@ static int get_range(const cJSON *root, const char *name, double lo, double hi,
 }
 
 /*
- * Chat parameters mock-llm cannot honour, or that OpenAI refuses out of range: refused
- * with OpenAI's 400 instead of answered as if honoured. logprobs: true asks for
- * choices[].logprobs.content, which mock-llm does not generate (it answers null, and an
- * app that reads it fails far from the cause); OpenAI answers a model without them with
- * code "unsupported_parameter". top_logprobs needs logprobs (0 passes). stop, seed,
- * logit_bias, response_format, user... stay accepted and ignored (README).
+ * Chat's sampling parameters. logprobs: true asks for choices[].logprobs.content (drawn
+ * per request, see mllm_logprob_entry); top_logprobs is an integer from 0 to 20 and
+ * needs logprobs (OpenAI: "'logprobs' must be set to true if 'top_logprobs' is used";
+ * 0 passes). top_p and the penalties are checked against OpenAI's ranges. stop, seed,
+ * logit_bias, user... stay accepted and ignored (README).
  */
-static int chat_sampling(const cJSON *root, mllm_err_t *err)
+static int chat_sampling(const cJSON *root, mllm_gen_req_t *out, mllm_err_t *err)
 {
     int logprobs = 0;
     if (get_bool(root, "logprobs", &logprobs, err))
         return -1;
-    if (logprobs)
-        return mllm_err_set(err, 400, "invalid_request_error", "unsupported_parameter",
-                            "logprobs", "Unsupported parameter: 'logprobs' is not supported "
-                            "by mock-llm (it generates no log probabilities); leave it unset "
-                            "or false.");
+    out->logprobs = logprobs;
     const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "top_logprobs");
-    if (tl && !cJSON_IsNull(tl) &&
-        (!cJSON_IsNumber(tl) || tl->valuedouble != 0))
-        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "top_logprobs",
-                            "Invalid value for 'top_logprobs': 'logprobs' must be set to true "
-                            "if 'top_logprobs' is used.");
+    if (tl && !cJSON_IsNull(tl)) {
+        if (!cJSON_IsNumber(tl) || tl->valuedouble != floor(tl->valuedouble))
+            return mllm_err_set(err, 400, "invalid_request_error", "invalid_type",
+                                "top_logprobs",
+                                "Invalid type for 'top_logprobs': expected an integer.");
+        if (!logprobs && tl->valuedouble != 0)
+            return mllm_err_set(err, 400, "invalid_request_error", "invalid_value",
+                                "top_logprobs", "Invalid value for 'top_logprobs': 'logprobs' "
+                                "must be set to true if 'top_logprobs' is used.");
+        if (tl->valuedouble < 0)
+            return mllm_err_set(err, 400, "invalid_request_error", "integer_below_min_value",
+                                "top_logprobs", "Invalid 'top_logprobs': integer below minimum "
+                                "value. Expected a value >= 0, but got %.0f instead.",
+                                tl->valuedouble);
+        if (tl->valuedouble > MLLM_MAX_TOP_LOGPROBS)
+            return mllm_err_set(err, 400, "invalid_request_error", "integer_above_max_value",
+                                "top_logprobs", "Invalid 'top_logprobs': integer above maximum "
+                                "value. Expected a value <= %d, but got %.0f instead.",
+                                MLLM_MAX_TOP_LOGPROBS, tl->valuedouble);
+        out->top_logprobs = (int)tl->valuedouble;
+    }
     return get_range(root, "top_p", 0, 1, err) ||
            get_range(root, "presence_penalty", -2, 2, err) ||
            get_range(root, "frequency_penalty", -2, 2, err) ? -1 : 0;
+}
+
+/*
+ * What n > 1 and logprobs are not drawn for (README): the n choices share one answer
+ * kind, text, and one schedule; a tool call, structured JSON or a stop sequence's cut is
+ * drawn once per request. Refused with a 400 naming the parameter instead of answered
+ * with fewer choices or no log probabilities.
+ */
+static int chat_multi_limits(const mllm_gen_req_t *out, mllm_err_t *err)
+{
+    int tools = out->ntools > 0 && out->tool_choice != MLLM_TOOLS_NONE;
+    const char *what = tools                              ? "tools"
+                       : out->json_mode != MLLM_JSON_NONE ? "response_format"
+                                                          : NULL;
+    if (out->n > 1 && (what || out->stop))
+        return mllm_err_set(err, 400, "invalid_request_error", "unsupported_value", "n",
+                            "Unsupported value: 'n' > 1 is not supported together with '%s' "
+                            "by mock-llm (it draws one tool call, JSON answer or stop per "
+                            "request); use n: 1.", what ? what : "stop");
+    if (out->logprobs && what)
+        return mllm_err_set(err, 400, "invalid_request_error", "unsupported_value",
+                            "logprobs", "Unsupported value: 'logprobs' is not supported "
+                            "together with '%s' by mock-llm (log probabilities are drawn for "
+                            "text answers only).", what);
+    return 0;
 }
 
 /*
@@ -866,6 +902,7 @@ static int parse_req(const char *body, size_t len, mllm_gen_req_t *out, mllm_err
 {
     memset(out, 0, sizeof *out);
     out->api = api;
+    out->n = 1;
     cJSON *root = parse_body(body, len, err);
     if (!root)
         return -1;
@@ -913,15 +950,17 @@ static int chat_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, long
     int n = 1;
     if (get_posint(root, "n", &n, err))
         return -1;
-    if (n != 1)
-        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "n",
-                            "Invalid 'n': mock-llm generates one choice per request; got %d.",
-                            n);
-    return get_temperature(root, err) || chat_sampling(root, err) ||
+    if (n > MLLM_MAX_CHOICES)
+        return mllm_err_set(err, 400, "invalid_request_error", "integer_above_max_value", "n",
+                            "Invalid 'n': integer above maximum value. Expected a value <= "
+                            "%d, but got %d instead.", MLLM_MAX_CHOICES, n);
+    out->n = n;
+    return get_temperature(root, err) || chat_sampling(root, out, err) ||
                    get_tools(root, MLLM_API_CHAT, out, bytes, err) ||
                    get_stop(root, "stop", 4, out, err) ||
                    get_json_format(cJSON_GetObjectItemCaseSensitive(root, "response_format"),
-                                   1, "response_format", out, bytes, err)
+                                   1, "response_format", out, bytes, err) ||
+                   chat_multi_limits(out, err)
                ? -1
                : 0;
 }
@@ -1130,6 +1169,24 @@ static int responses_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes,
     if (get_json_format(cJSON_GetObjectItemCaseSensitive(text, "format"), 0, "text.format",
                         out, bytes, err))
         return -1;
+    /* Log probabilities are drawn for chat only (README): asked for here, refused rather
+     * than answered with an empty logprobs array. */
+    const cJSON *inc = cJSON_GetObjectItemCaseSensitive(root, "include"), *it;
+    if (!cJSON_IsArray(inc))
+        inc = NULL;
+    cJSON_ArrayForEach(it, inc) {
+        if (cJSON_IsString(it) && !strcmp(it->valuestring, "message.output_text.logprobs"))
+            return mllm_err_set(err, 400, "invalid_request_error", "unsupported_value",
+                                "include", "Unsupported value: 'include' "
+                                "'message.output_text.logprobs' is not supported by mock-llm's "
+                                "Responses API (log probabilities: Chat Completions only).");
+    }
+    const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "top_logprobs");
+    if (cJSON_IsNumber(tl) && tl->valuedouble != 0)
+        return mllm_err_set(err, 400, "invalid_request_error", "unsupported_value",
+                            "top_logprobs", "Unsupported value: 'top_logprobs' is not supported "
+                            "by mock-llm's Responses API (log probabilities: Chat Completions "
+                            "only); leave it unset or 0.");
     const cJSON *prev = cJSON_GetObjectItemCaseSensitive(root, "previous_response_id");
     if (prev && !cJSON_IsNull(prev)) {
         /* mock-llm keeps no conversation state (it would be memory per response) */
@@ -1381,6 +1438,133 @@ void mllm_fmt_completion(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *
                        "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
                        "\"total_tokens\":%d}}", finish, prompt, completion,
                     prompt + completion);
+}
+
+/* ---- choices by index, log probabilities (n > 1, logprobs: true) ---- */
+
+static void add_bytes(mllm_buf_t *b, const char *t, size_t n)
+{
+    mllm_buf_adds(b, ",\"bytes\":[");
+    for (size_t i = 0; i < n; i++)
+        mllm_buf_printf(b, i ? ",%u" : "%u", (unsigned)(unsigned char)t[i]);
+    mllm_buf_add(b, "]", 1);
+}
+
+static void add_lp_head(mllm_buf_t *b, const char *t, size_t n, double lp)
+{
+    mllm_buf_adds(b, "{\"token\":\"");
+    mllm_buf_json_str(b, t, n);
+    mllm_buf_printf(b, "\",\"logprob\":%.9g", lp);
+    add_bytes(b, t, n);
+}
+
+void mllm_logprob_entry(mllm_buf_t *b, mllm_rng_t *r, const char *tok, size_t len, int first,
+                        int top)
+{
+    /* The chosen token's probability p in [0.5, 1): it is always the most likely one.
+     * The alternatives share what is left geometrically, (1 - p)(1 - q)q^j with q in
+     * [0.3, 0.7): strictly decreasing, below p, and all together below 1 - p. */
+    double u = mllm_rng_uniform(r), p = 1.0 - 0.5 * u * u;
+    if (p > 0.99999)
+        p = 0.99999;
+    double q = 0.3 + 0.4 * mllm_rng_uniform(r), lp = log(p);
+    add_lp_head(b, tok, len, lp);
+    mllm_buf_adds(b, ",\"top_logprobs\":[");
+    if (top > 0) {
+        const char *seen[MLLM_MAX_TOP_LOGPROBS];
+        size_t seen_len[MLLM_MAX_TOP_LOGPROBS];
+        seen[0] = tok;
+        seen_len[0] = len;
+        add_lp_head(b, tok, len, lp);
+        mllm_buf_add(b, "}", 1);
+        double share = (1.0 - p) * (1.0 - q);
+        for (int j = 1; j < top && j < MLLM_MAX_TOP_LOGPROBS; j++) {
+            size_t l = 0;
+            const char *t = NULL;
+            /* a token not listed yet (64 words and punctuation: a few draws at most) */
+            for (int tries = 0; tries < 64 && !t; tries++) {
+                t = mllm_token_text_n(r, first, &l);
+                for (int i = 0; i < j && t; i++)
+                    if (seen_len[i] == l && !memcmp(seen[i], t, l))
+                        t = NULL;
+            }
+            if (!t)
+                break;
+            seen[j] = t;
+            seen_len[j] = l;
+            share *= q;
+            mllm_buf_add(b, ",", 1);
+            add_lp_head(b, t, l, log(share));
+            mllm_buf_add(b, "}", 1);
+        }
+    }
+    mllm_buf_adds(b, "]}");
+}
+
+void mllm_chunk_role_i(mllm_buf_t *b, const mllm_stream_fmt_t *f, int index)
+{
+    add_prefix(b, f);
+    mllm_buf_printf(b, "{\"index\":%d,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
+                       "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}", index);
+    mllm_buf_add(b, f->close, f->close_len);
+}
+
+void mllm_chunk_choice(mllm_buf_t *b, const mllm_stream_fmt_t *f, int index, const char *text,
+                       size_t n, const char *lp, size_t lp_len)
+{
+    add_prefix(b, f);
+    mllm_buf_printf(b, "{\"index\":%d,\"delta\":{\"content\":\"", index);
+    mllm_buf_json_str(b, text, n);
+    mllm_buf_adds(b, "\"},\"logprobs\":");
+    if (lp) {
+        mllm_buf_adds(b, "{\"content\":[");
+        mllm_buf_add(b, lp, lp_len);
+        mllm_buf_adds(b, "],\"refusal\":null}");
+    } else {
+        mllm_buf_adds(b, "null");
+    }
+    mllm_buf_adds(b, ",\"finish_reason\":null}");
+    mllm_buf_add(b, f->close, f->close_len);
+}
+
+void mllm_chunk_finish_i(mllm_buf_t *b, const mllm_stream_fmt_t *f, int index,
+                         const char *reason)
+{
+    add_prefix(b, f);
+    mllm_buf_printf(b, "{\"index\":%d,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}",
+                    index, reason);
+    mllm_buf_add(b, f->close, f->close_len);
+}
+
+void mllm_fmt_completion_head(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model)
+{
+    mllm_buf_printf(b, "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%" PRIu64
+                       ",\"model\":\"", f->id, f->created);
+    mllm_buf_json_str(b, model, strlen(model));
+    mllm_buf_adds(b, "\",\"system_fingerprint\":\"fp_mockllm\",\"choices\":[");
+}
+
+void mllm_fmt_completion_choice(mllm_buf_t *b, int index, const char *text, size_t n,
+                                const char *lp, size_t lp_len, const char *finish)
+{
+    mllm_buf_printf(b, "%s{\"index\":%d,\"message\":{\"role\":\"assistant\",\"content\":\"",
+                    index ? "," : "", index);
+    mllm_buf_json_str(b, text, n);
+    mllm_buf_adds(b, "\",\"refusal\":null},\"logprobs\":");
+    if (lp) {
+        mllm_buf_adds(b, "{\"content\":[");
+        mllm_buf_add(b, lp, lp_len);
+        mllm_buf_adds(b, "],\"refusal\":null}");
+    } else {
+        mllm_buf_adds(b, "null");
+    }
+    mllm_buf_printf(b, ",\"finish_reason\":\"%s\"}", finish);
+}
+
+void mllm_fmt_completion_tail(mllm_buf_t *b, int prompt, int completion)
+{
+    mllm_buf_printf(b, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
+                       "\"total_tokens\":%d}}", prompt, completion, prompt + completion);
 }
 
 /* ---- Anthropic events ---- */

@@ -96,7 +96,16 @@ typedef struct mllm_gen_req {
      * tools, tool_choice, temperature, top_p, max_output_tokens, metadata, ...), as JSON
      * object members; empty for the other APIs */
     mllm_buf_t echo;
+    /* chat only: n choices (1..MLLM_MAX_CHOICES; 1 for the other APIs), logprobs: true,
+     * top_logprobs (0..MLLM_MAX_TOP_LOGPROBS) */
+    int  n;
+    int  logprobs;
+    int  top_logprobs;
 } mllm_gen_req_t;
+
+/* OpenAI's limits: n is at most 128, top_logprobs at most 20. */
+#define MLLM_MAX_CHOICES 128
+#define MLLM_MAX_TOP_LOGPROBS 20
 
 /* Frees what a parsed request holds (its tools, its echo). Safe on a zeroed or failed
  * request. */
@@ -110,8 +119,8 @@ void mllm_gen_req_free(mllm_gen_req_t *r);
  * Validates a Chat Completions body: model (string), messages (non-empty array of
  * objects with a string role and string-or-parts content; assistant tool_calls; tool
  * messages with tool_call_id), stream, stream_options, max_tokens /
- * max_completion_tokens (positive integers), n (1 only), temperature (0..2), tools and
- * tool_choice. Returns 0 with out filled (free it with mllm_gen_req_free), or -1 with
+ * max_completion_tokens (positive integers), n (1..128), logprobs / top_logprobs (0..20),
+ * temperature (0..2), tools and tool_choice. Returns 0 with out filled (free it with mllm_gen_req_free), or -1 with
  * err (status 400) filled.
  */
 int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_t *err);
@@ -225,6 +234,30 @@ void mllm_chunk_tool_args(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char 
 void mllm_fmt_completion(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
                          const char *text, size_t n, const mllm_tool_call_t *call,
                          const char *finish, int prompt, int completion);
+
+/*
+ * n > 1 and logprobs (chat, text answers). One token's entry of logprobs.content:
+ * {"token","logprob","bytes","top_logprobs":[...]}, its values drawn from r: the chosen
+ * token's probability in [0.5, 1), then top - 1 other tokens (drawn as the text is, with
+ * the same `first` rule) sharing the rest, strictly decreasing; top_logprobs lists the
+ * chosen token first. bytes are the token's UTF-8 bytes.
+ */
+void mllm_logprob_entry(mllm_buf_t *b, mllm_rng_t *r, const char *tok, size_t len, int first,
+                        int top);
+/* Chunks of choice `index`: its role chunk, a content chunk whose logprobs is
+ * {"content":[lp],"refusal":null} (lp: comma-separated entries) or null (lp NULL), and
+ * its finish chunk. */
+void mllm_chunk_role_i(mllm_buf_t *b, const mllm_stream_fmt_t *f, int index);
+void mllm_chunk_choice(mllm_buf_t *b, const mllm_stream_fmt_t *f, int index, const char *text,
+                       size_t n, const char *lp, size_t lp_len);
+void mllm_chunk_finish_i(mllm_buf_t *b, const mllm_stream_fmt_t *f, int index,
+                         const char *reason);
+/* A chat.completion object with several text choices: the head (up to "choices":[), one
+ * choice per index (logprobs as for mllm_chunk_choice), then usage. */
+void mllm_fmt_completion_head(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model);
+void mllm_fmt_completion_choice(mllm_buf_t *b, int index, const char *text, size_t n,
+                                const char *lp, size_t lp_len, const char *finish);
+void mllm_fmt_completion_tail(mllm_buf_t *b, int prompt, int completion);
 
 /* Anthropic events, each `event: <type>\ndata: {...}\n\n`. */
 void mllm_anth_message_start(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,

@@ -34,7 +34,7 @@
  * text (g->call.args) MLLM_BYTES_PER_TOKEN bytes per token, on the same schedule rule;
  * JSON goes out as content, as text does. Tested as "nonzero" where both take the
  * prepared text, as ANSWER_CALL where only a call is meant. */
-enum { ANSWER_TEXT = 0, ANSWER_CALL = 1, ANSWER_JSON = 2 };
+enum { ANSWER_TEXT = 0, ANSWER_CALL = 1, ANSWER_JSON = 2, ANSWER_MULTI = 3 /* stream_t only */ };
 
 /* Events formatted per write at most; more due at once (a very late wake-up) are
  * written in several batches. */
@@ -121,7 +121,8 @@ typedef struct stream {
     signed char        step;    /* the last batch's outcome (enum step) */
     unsigned char      more;    /* events are left after the ones emitted */
     unsigned char      first_tok, started;
-    unsigned char      api, has_call, chunked; /* copies of gen_t's, on these lines */
+    unsigned char      api, has_call, chunked; /* copies of gen_t's, on these lines;
+                                                * has_call ANSWER_MULTI: see emit_multi */
     mllm_schedule_t    s;       /* s.t_ns: the next event's offset (when more) */
     mllm_rng_t         trng;    /* the token text's draws */
 } stream_t;
@@ -141,6 +142,8 @@ typedef struct gen {
     mllm_buf_t        echo;     /* Responses: the request's fields the object repeats */
     struct cJSON     *stops;    /* the request's stop sequences (mllm_gen_req_t.stop), or NULL */
     char             *stop_seq; /* the one that ended the text (schedule_init), or NULL */
+    mllm_rng_t       *xr;       /* multi: the text draws of choices 1..n-1, then the
+                                 * logprob draws of choices 0..n-1 (choice_rngs) */
 } gen_t;
 
 _Static_assert(sizeof(stream_t) <= 192, "a stream's per-event state fits three cache lines");
@@ -198,6 +201,82 @@ static const char *whole_text(const gen_t *g, int tokens, size_t *n)
     return whole.p && !whole.oom ? whole.p : "";
 }
 
+/* ---- n > 1 and logprobs (chat text answers) ---- */
+
+/* Choice i's generators: its text (choice 0's is the request's own, so its text is the
+ * same as with n: 1) and its log probabilities, each seeded from (seed, request index,
+ * choice): the same request gives the same choices and values, streamed or not. */
+static void choice_seed_text(mllm_rng_t *r, uint64_t index, int i)
+{
+    mllm_rng_seed(r, (cfg->seed ^ 0x7e47u) ^ ((uint64_t)i << 40), index);
+}
+
+static void choice_seed_lp(mllm_rng_t *r, uint64_t index, int i)
+{
+    mllm_rng_seed(r, (cfg->seed ^ 0x109b5u) ^ ((uint64_t)i << 40), index);
+}
+
+/* g->xr for a multi stream: n - 1 text generators, then n logprob ones. -1: no memory. */
+static int choice_rngs(gen_t *g)
+{
+    int n = g->req.n;
+    g->xr = malloc((size_t)(2 * n - 1) * sizeof *g->xr);
+    if (!g->xr)
+        return -1;
+    for (int i = 1; i < n; i++)
+        choice_seed_text(&g->xr[i - 1], g->index, i);
+    for (int i = 0; i < n; i++)
+        choice_seed_lp(&g->xr[n - 1 + i], g->index, i);
+    return 0;
+}
+
+/* The logprobs entries of one choice's tokens (comma-separated), like scratch. */
+static mllm_buf_t lpbuf;
+
+/* k tokens of one choice into text (NUL-terminated) and, when lr, their logprobs
+ * entries into lpbuf; first: the answer's first token is among them. Returns length. */
+static size_t choice_tokens(mllm_rng_t *tr, mllm_rng_t *lr, int top, int k, int first,
+                            char *text, size_t cap)
+{
+    size_t n = 0;
+    lpbuf.len = 0;
+    lpbuf.oom = 0;
+    for (int i = 0; i < k; i++) {
+        size_t l;
+        int f = first && i == 0;
+        const char *t = mllm_token_text_n(tr, f, &l);
+        if (n + l >= cap)
+            break;
+        memcpy(text + n, t, l);
+        n += l;
+        if (lr) {
+            if (i)
+                mllm_buf_add(&lpbuf, ",", 1);
+            mllm_logprob_entry(&lpbuf, lr, t, l, f, top);
+        }
+    }
+    text[n] = 0;
+    return n;
+}
+
+/* One event of a multi stream: a content chunk per choice, index 0 to n - 1, each with
+ * its own tokens (and their logprobs). Off the plain stream's path (emit_due reaches it
+ * through st->has_call == ANSWER_MULTI, in the branch a text stream never takes). */
+static void __attribute__((noinline)) emit_multi(gen_t *g, int k)
+{
+    static char text[4096];
+    int n = g->req.n, first = g->st.sent == 0;
+    for (int i = 0; i < n; i++) {
+        mllm_rng_t *tr = i ? &g->xr[i - 1] : &g->st.trng;
+        mllm_rng_t *lr = g->req.logprobs ? &g->xr[n - 1 + i] : NULL;
+        size_t len = choice_tokens(tr, lr, g->req.top_logprobs, k, first, text, sizeof text);
+        if (lpbuf.oom)
+            scratch.oom = 1;
+        mllm_chunk_choice(&scratch, &g->fmt, i, text, len, lr ? (lpbuf.p ? lpbuf.p : "") : NULL,
+                          lpbuf.len);
+    }
+}
+
 /* ---- the wire formats of the three APIs, per stream event ---- */
 
 static void fmt_first(gen_t *g)
@@ -218,6 +297,9 @@ static void fmt_first(gen_t *g)
     default:
         if (g->has_call == ANSWER_CALL)
             mllm_chunk_tool_start(&scratch, &g->fmt, &g->call);
+        else if (g->req.n > 1)
+            for (int i = 0; i < g->req.n; i++)
+                mllm_chunk_role_i(&scratch, &g->fmt, i);
         else
             mllm_chunk_role(&scratch, &g->fmt);
     }
@@ -278,9 +360,14 @@ static void fmt_end(gen_t *g, int capped, int sent)
         break;
     }
     default:
-        mllm_chunk_finish(&scratch, &g->fmt, reason);
-        if (g->req.include_usage)
-            mllm_chunk_usage(&scratch, &g->fmt, g->req.model, g->req.prompt_tokens, sent);
+        if (g->req.n > 1)
+            for (int i = 0; i < g->req.n; i++)
+                mllm_chunk_finish_i(&scratch, &g->fmt, i, reason);
+        else
+            mllm_chunk_finish(&scratch, &g->fmt, reason);
+        if (g->req.include_usage) /* every choice's tokens count */
+            mllm_chunk_usage(&scratch, &g->fmt, g->req.model, g->req.prompt_tokens,
+                             sent * g->req.n);
         mllm_chunk_done(&scratch);
     }
 }
@@ -463,9 +550,13 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g, uint64_t now
         if (st->cut_at >= 0 && st->sent >= st->cut_at)
             break;
         if (st->has_call) {
-            const char *p;
-            size_t n = call_slice(g, st->k, st->s.emitted >= st->s.total, &p);
-            fmt_delta(g, p, n);
+            if (st->has_call == ANSWER_MULTI) { /* text, n > 1 or logprobs */
+                emit_multi(g, st->k);
+            } else {
+                const char *p;
+                size_t n = call_slice(g, st->k, st->s.emitted >= st->s.total, &p);
+                fmt_delta(g, p, n);
+            }
         } else {
             int first = st->first_tok;
             fmt_delta(g, text, event_text(&st->trng, st->k, &first, text, sizeof text));
@@ -561,6 +652,15 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
     st->start = start;
     st->api = (unsigned char)g->req.api;
     st->has_call = (unsigned char)g->has_call;
+    /* Chat text with n > 1 or logprobs: formatted by emit_multi. Marked in has_call, which
+     * the event loop tests anyway, so a plain text stream's events take exactly the path
+     * they took before (a test of a flag of its own cost ~5 instructions per event,
+     * callgrind at 1,000 streams x 5 tokens/s). */
+    if (g->req.api == MLLM_API_CHAT && !g->has_call && (g->req.n > 1 || g->req.logprobs)) {
+        if (choice_rngs(g))
+            return -1;
+        st->has_call = ANSWER_MULTI;
+    }
     st->chunked = (unsigned char)g->chunked;
     st->timer.fire = stream_fire;
     g->q = (fiber_waitq_t)FIBER_WAITQ_INIT;
@@ -616,6 +716,7 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
     mllm_metrics.tokens_sent += (uint64_t)st->sent;
     shared_trim(&scratch);
     shared_trim(&whole);
+    shared_trim(&lpbuf);
     if (rc == 0)
         rc = mllm_conn_end_body(c, g->chunked);
     if (c->dead && g->inject != INJ_MIDSTREAM && g->inject != INJ_DISCONNECT)
@@ -623,6 +724,63 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
     mllm_metrics.streams_active--;
     if (!g->chunked)
         rc = -1; /* HTTP/1.0: the end of the body is the end of the connection */
+    return rc;
+}
+
+/* A non-streaming chat answer with n > 1 or logprobs: every choice drawn token by token
+ * with the same generators the stream uses (the same texts and values), on the one
+ * schedule s (every choice has its length). */
+static int serve_whole_multi(mllm_conn_t *c, gen_t *g, uint64_t start, mllm_schedule_t *s)
+{
+    int n = g->req.n;
+    if ((long)s->total * n > MAX_WHOLE_TOKENS) {
+        mllm_err_t e;
+        mllm_err_set(&e, 400, "invalid_request_error", "invalid_value", "max_tokens",
+                     "mock-llm builds non-streaming answers in memory: at most %d tokens "
+                     "across the choices (these %d would have %ld); set max_tokens or "
+                     "stream.", MAX_WHOLE_TOKENS, n, (long)s->total * n);
+        return send_error(c, &e, 0, NULL, g->keep_alive);
+    }
+    uint64_t off = 0, last = s->ttft_ns;
+    int k, tokens = 0;
+    while (mllm_schedule_next(s, &off, &k)) {
+        tokens += k;
+        last = off;
+    }
+    int rc = mllm_conn_wait_until(c, start + last);
+    if (rc)
+        return rc;
+    mllm_buf_t b = { 0 }, text = { 0 }, lp = { 0 };
+    const char *reason = finish_reason(g, s->capped);
+    mllm_fmt_completion_head(&b, &g->fmt, g->req.model);
+    for (int i = 0; i < n; i++) {
+        mllm_rng_t tr, lr;
+        choice_seed_text(&tr, g->index, i);
+        choice_seed_lp(&lr, g->index, i);
+        text.len = lp.len = 0;
+        for (int t = 0; t < tokens; t++) {
+            size_t l;
+            const char *tok = mllm_token_text_n(&tr, t == 0, &l);
+            mllm_buf_add(&text, tok, l);
+            if (g->req.logprobs) {
+                if (t)
+                    mllm_buf_add(&lp, ",", 1);
+                mllm_logprob_entry(&lp, &lr, tok, l, t == 0, g->req.top_logprobs);
+            }
+        }
+        mllm_fmt_completion_choice(&b, i, text.p ? text.p : "", text.len,
+                                   g->req.logprobs ? (lp.p ? lp.p : "") : NULL, lp.len, reason);
+        b.oom |= text.oom | lp.oom;
+    }
+    mllm_fmt_completion_tail(&b, g->req.prompt_tokens, tokens * n);
+    char extra[64];
+    snprintf(extra, sizeof extra, "x-request-id: req_mock%016" PRIx64 "\r\n", g->index);
+    rc = b.oom ? -1 : mllm_conn_respond(c, 200, "application/json", b.p, b.len, extra,
+                                        g->keep_alive);
+    mllm_metrics.tokens_sent += (uint64_t)tokens * (uint64_t)n;
+    mllm_buf_free(&b);
+    mllm_buf_free(&text);
+    mllm_buf_free(&lp);
     return rc;
 }
 
@@ -639,6 +797,8 @@ static int serve_whole(mllm_conn_t *c, gen_t *g, uint64_t start)
                      s.total);
         return send_error(c, &e, g->anthropic, NULL, g->keep_alive);
     }
+    if (g->req.api == MLLM_API_CHAT && !g->has_call && (g->req.n > 1 || g->req.logprobs))
+        return serve_whole_multi(c, g, start, &s);
     mllm_rng_t trng;
     mllm_rng_seed(&trng, cfg->seed ^ 0x7e47u, g->index);
     uint64_t off = 0, last = s.ttft_ns; /* no token at all (a stop sequence first) */
@@ -766,6 +926,7 @@ static int serve_generate(mllm_conn_t *c, const mllm_request_t *hr, int api)
     mllm_buf_free(&g.echo);
     cJSON_Delete(g.stops);
     free(g.stop_seq);
+    free(g.xr);
     return rc;
 }
 

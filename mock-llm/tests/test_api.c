@@ -63,7 +63,9 @@ static void test_chat_errors(void **st)
     expect_400("{\"model\":\"m\",\"messages\":[]}", "messages", "empty_array");
     expect_400("{\"model\":\"m\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}",
                "messages", "invalid_value");
-    expect_400("{\"model\":\"m\"," MSGS ",\"n\":2}", "n", "invalid_value");
+    expect_400("{\"model\":\"m\"," MSGS ",\"n\":0}", "n", "integer_below_min_value");
+    expect_400("{\"model\":\"m\"," MSGS ",\"n\":129}", "n", "integer_above_max_value");
+    expect_400("{\"model\":\"m\"," MSGS ",\"n\":2.5}", "n", "invalid_type");
     expect_400("{\"model\":\"m\"," MSGS ",\"max_tokens\":0}", "max_tokens", "integer_below_min_value");
     expect_400("{\"model\":\"m\"," MSGS ",\"max_tokens\":1.5}", "max_tokens", "invalid_type");
     expect_400("{\"model\":\"m\"," MSGS ",\"stream\":\"yes\"}", "stream", "invalid_type");
@@ -92,12 +94,162 @@ static void expect_messages_400(const char *body, const char *param)
     assert_string_equal(e.param, param);
 }
 
+/* n (1..128) and logprobs / top_logprobs (0..20, logprobs required), OpenAI's ranges
+ * and error codes; what mock-llm does not draw them for (tools, response_format, stop
+ * with n > 1) is a 400 naming the parameter, never fewer choices or no logprobs. */
+static void test_logprobs_n_parse(void **st)
+{
+    (void)st;
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS "}", &g, &e), 0);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.logprobs, 0);
+    mllm_gen_req_free(&g);
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"logprobs\":true,\"top_logprobs\":3,"
+                          "\"n\":3}", &g, &e), 0);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.logprobs, 1);
+    assert_int_equal(g.top_logprobs, 3);
+    mllm_gen_req_free(&g);
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"logprobs\":true,\"top_logprobs\":20,"
+                          "\"n\":128}", &g, &e), 0);
+    assert_int_equal(g.n, 128);
+    assert_int_equal(g.top_logprobs, 20);
+    mllm_gen_req_free(&g);
+    assert_int_equal(chat("{\"model\":\"m\"," MSGS ",\"logprobs\":true,\"top_logprobs\":0}",
+                          &g, &e), 0);
+    assert_int_equal(g.top_logprobs, 0);
+    mllm_gen_req_free(&g);
+    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":true,\"top_logprobs\":21}",
+               "top_logprobs", "integer_above_max_value");
+    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":true,\"top_logprobs\":-1}",
+               "top_logprobs", "integer_below_min_value");
+    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":true,\"top_logprobs\":1.5}",
+               "top_logprobs", "invalid_type");
+    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":false,\"top_logprobs\":3}",
+               "top_logprobs", "invalid_value");
+    const char *tools = ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]";
+    char b[512];
+    snprintf(b, sizeof b, "{\"model\":\"m\"," MSGS "%s,\"n\":2}", tools);
+    expect_400(b, "n", "unsupported_value");
+    snprintf(b, sizeof b, "{\"model\":\"m\"," MSGS "%s,\"logprobs\":true}", tools);
+    expect_400(b, "logprobs", "unsupported_value");
+    expect_400("{\"model\":\"m\"," MSGS ",\"n\":2,\"stop\":[\"x\"]}", "n", "unsupported_value");
+    expect_400("{\"model\":\"m\"," MSGS ",\"n\":2,\"response_format\":{\"type\":"
+               "\"json_object\"}}", "n", "unsupported_value");
+    /* tool_choice "none": the answer is text, both are drawn */
+    snprintf(b, sizeof b, "{\"model\":\"m\"," MSGS "%s,\"tool_choice\":\"none\",\"n\":2,"
+             "\"logprobs\":true}", tools);
+    assert_int_equal(chat(b, &g, &e), 0);
+    mllm_gen_req_free(&g);
+    /* the Responses API: a clear 400, not an empty logprobs array */
+    const char *r1 = "{\"model\":\"m\",\"input\":\"hi\",\"include\":"
+                     "[\"message.output_text.logprobs\"]}";
+    assert_int_equal(mllm_parse_responses(r1, strlen(r1), &g, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.param, "include");
+    const char *r2 = "{\"model\":\"m\",\"input\":\"hi\",\"top_logprobs\":2}";
+    assert_int_equal(mllm_parse_responses(r2, strlen(r2), &g, &e), -1);
+    assert_string_equal(e.param, "top_logprobs");
+}
+
+/* One token's logprobs entry: the token, logprob <= 0, its UTF-8 bytes, and
+ * top_logprobs with the chosen token first, strictly decreasing, distinct tokens, each
+ * with token/logprob/bytes; the same draws give the same entry. */
+static void test_logprob_entry(void **st)
+{
+    (void)st;
+    for (int top = 0; top <= MLLM_MAX_TOP_LOGPROBS; top++) {
+        for (int rep = 0; rep < 20; rep++) {
+            mllm_rng_t r1, r2;
+            mllm_rng_seed(&r1, 42, (uint64_t)(top * 100 + rep));
+            r2 = r1;
+            mllm_buf_t a = { 0 }, b = { 0 };
+            const char *tok = rep & 1 ? " caf\xc3\xa9" : "\"q\\";
+            size_t tl = strlen(tok);
+            mllm_logprob_entry(&a, &r1, tok, tl, 0, top);
+            mllm_logprob_entry(&b, &r2, tok, tl, 0, top);
+            assert_int_equal(a.len, b.len);
+            assert_memory_equal(a.p, b.p, a.len);
+            cJSON *j = cJSON_ParseWithLength(a.p, a.len);
+            assert_non_null(j);
+            assert_string_equal(cJSON_GetObjectItem(j, "token")->valuestring, tok);
+            double lp = cJSON_GetObjectItem(j, "logprob")->valuedouble;
+            assert_true(lp <= 0 && lp > -1);
+            cJSON *bytes = cJSON_GetObjectItem(j, "bytes");
+            assert_int_equal(cJSON_GetArraySize(bytes), (int)tl);
+            for (size_t i = 0; i < tl; i++)
+                assert_int_equal(cJSON_GetArrayItem(bytes, (int)i)->valueint,
+                                 (unsigned char)tok[i]);
+            cJSON *tops = cJSON_GetObjectItem(j, "top_logprobs");
+            assert_int_equal(cJSON_GetArraySize(tops), top);
+            double prev = 1, sum = 0;
+            for (int i = 0; i < top; i++) {
+                cJSON *t = cJSON_GetArrayItem(tops, i);
+                const char *tt = cJSON_GetObjectItem(t, "token")->valuestring;
+                double v = cJSON_GetObjectItem(t, "logprob")->valuedouble;
+                if (i == 0) {
+                    assert_string_equal(tt, tok);
+                    assert_true(v == lp);
+                }
+                assert_true(v <= 0 && v < prev);
+                prev = v;
+                sum += exp(v);
+                assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "bytes")),
+                                 (int)strlen(tt));
+                for (int k = 0; k < i; k++)
+                    assert_string_not_equal(tt, cJSON_GetObjectItem(cJSON_GetArrayItem(tops, k),
+                                                                    "token")->valuestring);
+            }
+            assert_true(sum <= 1.0 + 1e-9);
+            cJSON_Delete(j);
+            mllm_buf_free(&a);
+            mllm_buf_free(&b);
+        }
+    }
+}
+
+/* The chunks and the body of several choices: each choice's index, logprobs as
+ * {"content":[...],"refusal":null} or null. */
+static void test_choice_frames(void **st)
+{
+    (void)st;
+    mllm_stream_fmt_t f;
+    mllm_stream_fmt_init(&f, "gpt-4o", 7, 0);
+    mllm_buf_t b = { 0 };
+    mllm_chunk_choice(&b, &f, 2, "hi", 2, "{\"x\":1}", 7);
+    assert_true(b.len > 8 && !memcmp(b.p, "data: ", 6));
+    cJSON *j = cJSON_ParseWithLength(b.p + 6, b.len - 8);
+    assert_non_null(j);
+    cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    assert_int_equal(cJSON_GetObjectItem(c, "index")->valueint, 2);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "delta"), "content")->valuestring, "hi");
+    cJSON *lp = cJSON_GetObjectItem(c, "logprobs");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(lp, "content")), 1);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(lp, "refusal")));
+    cJSON_Delete(j);
+    b.len = 0;
+    mllm_fmt_completion_head(&b, &f, "gpt-4o");
+    mllm_fmt_completion_choice(&b, 0, "a", 1, NULL, 0, "stop");
+    mllm_fmt_completion_choice(&b, 1, "b", 1, "", 0, "length");
+    mllm_fmt_completion_tail(&b, 5, 2);
+    j = cJSON_ParseWithLength(b.p, b.len);
+    assert_non_null(j);
+    cJSON *ch = cJSON_GetObjectItem(j, "choices");
+    assert_int_equal(cJSON_GetArraySize(ch), 2);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(ch, 0), "logprobs")));
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(ch, 1), "index")->valueint, 1);
+    assert_true(cJSON_IsArray(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(ch, 1),
+                                                                      "logprobs"), "content")));
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "total_tokens")->valueint, 7);
+    cJSON_Delete(j);
+    mllm_buf_free(&b);
+}
+
 static void test_unsupported_and_out_of_range(void **st)
 {
     (void)st;
-    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":true}", "logprobs", "unsupported_parameter");
-    expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":true,\"top_logprobs\":3}", "logprobs",
-               "unsupported_parameter");
     expect_400("{\"model\":\"m\"," MSGS ",\"logprobs\":\"yes\"}", "logprobs", "invalid_type");
     expect_400("{\"model\":\"m\"," MSGS ",\"top_logprobs\":3}", "top_logprobs", NULL);
     expect_400("{\"model\":\"m\"," MSGS ",\"top_p\":1.5}", "top_p", NULL);
@@ -997,6 +1149,9 @@ int main(void)
         cmocka_unit_test(test_chat_errors),
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_unsupported_and_out_of_range),
+        cmocka_unit_test(test_logprobs_n_parse),
+        cmocka_unit_test(test_logprob_entry),
+        cmocka_unit_test(test_choice_frames),
         cmocka_unit_test(test_structured_output),
         cmocka_unit_test(test_stop_parse),
         cmocka_unit_test(test_chunks),

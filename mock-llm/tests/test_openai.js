@@ -57,9 +57,11 @@ async function main() {
     assert.equal(e.code, 'model_not_found');
     return true;
   });
-  await assert.rejects(client.chat.completions.create({ model: 'mock', messages, n: 2 }), (e) => {
+  // n above OpenAI's 128 (n 2..128 are answered: test_sdk_traffic.js)
+  await assert.rejects(client.chat.completions.create({ model: 'mock', messages, n: 129 }), (e) => {
     assert.ok(e instanceof OpenAI.BadRequestError);
     assert.equal(e.param, 'n');
+    assert.equal(e.code, 'integer_above_max_value');
     return true;
   });
   await assert.rejects(

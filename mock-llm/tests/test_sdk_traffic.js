@@ -370,6 +370,74 @@ async function stopSequences() {
   console.log(`stop sequences ok: ${JSON.stringify(r.choices[0].message.content)} (index ${idx})`);
 }
 
+// logprobs (top_logprobs 3) and n: 3, streamed and not, through the SDK: every choice
+// index, logprobs.content per token (token, logprob <= 0, bytes = the token's UTF-8,
+// top_logprobs sorted with the chosen token first), the streamed chunks' logprobs those
+// of their own tokens, the same values streamed and not (drawn per request index), the
+// SDK's stream helper accumulating every choice; bad values rejected with OpenAI's 400.
+async function logprobsAndN() {
+  const messages = [{ role: 'user', content: 'Three answers, with their log probabilities.' }];
+  const opts = { headers: { 'x-mock-request-index': '9090' } };
+  const body = { model: 'gpt-4o', messages, max_tokens: 6, n: 3, logprobs: true, top_logprobs: 3 };
+  const checkEntry = (e) => {
+    assert.equal(typeof e.token, 'string');
+    assert.ok(e.logprob <= 0);
+    assert.deepEqual(e.bytes, [...Buffer.from(e.token, 'utf8')]);
+    assert.equal(e.top_logprobs.length, 3);
+    assert.equal(e.top_logprobs[0].token, e.token);
+    assert.equal(e.top_logprobs[0].logprob, e.logprob);
+    for (let i = 1; i < 3; i++) assert.ok(e.top_logprobs[i].logprob < e.top_logprobs[i - 1].logprob);
+    for (const t of e.top_logprobs) assert.deepEqual(t.bytes, [...Buffer.from(t.token, 'utf8')]);
+  };
+  const whole = await openai.chat.completions.create(body, opts);
+  assert.equal(whole.choices.length, 3);
+  assert.equal(whole.usage.completion_tokens, 18);
+  whole.choices.forEach((c, i) => {
+    assert.equal(c.index, i);
+    assert.equal(c.logprobs.refusal, null);
+    assert.equal(c.logprobs.content.length, 6);
+    c.logprobs.content.forEach(checkEntry);
+    assert.equal(c.logprobs.content.map((e) => e.token).join(''), c.message.content);
+  });
+  const stream = await openai.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }, opts);
+  const text = ['', '', ''], lps = [[], [], []], fin = [null, null, null];
+  let usage = null;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    for (const ch of c.choices) {
+      if (ch.finish_reason) fin[ch.index] = ch.finish_reason;
+      const t = ch.delta?.content;
+      if (t) {
+        text[ch.index] += t;
+        assert.equal(ch.logprobs.content.map((e) => e.token).join(''), t);
+        lps[ch.index].push(...ch.logprobs.content);
+      }
+    }
+  }
+  assert.equal(usage.completion_tokens, 18);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(text[i], whole.choices[i].message.content, `choice ${i} streamed`);
+    assert.deepEqual(lps[i], whole.choices[i].logprobs.content, `choice ${i} logprobs streamed`);
+    assert.equal(fin[i], 'length');
+  }
+  assert.ok(new Set(text).size > 1, 'three identical choices');
+  // the SDK's stream helper puts every choice together
+  const helper = chatHelpers.stream({ ...body }, opts);
+  const final = await helper.finalChatCompletion();
+  assert.equal(final.choices.length, 3);
+  for (let i = 0; i < 3; i++) assert.equal(final.choices[i].message.content, whole.choices[i].message.content);
+  // logprobs alone, no top_logprobs: empty top_logprobs lists
+  const one = await openai.chat.completions.create({ model: 'mock', messages, max_tokens: 2, logprobs: true });
+  assert.equal(one.choices.length, 1);
+  assert.deepEqual(one.choices[0].logprobs.content.map((e) => e.top_logprobs.length), [0, 0]);
+  for (const [bad, param] of [[{ n: 0 }, 'n'], [{ n: 129 }, 'n'], [{ top_logprobs: 2 }, 'top_logprobs'],
+    [{ logprobs: true, top_logprobs: 21 }, 'top_logprobs']]) {
+    await assert.rejects(openai.chat.completions.create({ model: 'mock', messages, ...bad }),
+      (e) => { assert.ok(e instanceof OpenAI.BadRequestError); assert.equal(e.param, param); return true; });
+  }
+  console.log(`logprobs and n ok: ${JSON.stringify(text)}`);
+}
+
 async function main() {
   await openaiLongPrompts();
   await openaiTools();
@@ -377,7 +445,8 @@ async function main() {
   await anthropicTraffic();
   await structuredOutputs();
   await stopSequences();
-  console.log(`PASS: SDK traffic over ${scheme} (long prompts, tools, Responses API, structured outputs, stop sequences)`);
+  await logprobsAndN();
+  console.log(`PASS: SDK traffic over ${scheme} (long prompts, tools, Responses API, structured outputs, stop sequences, logprobs and n)`);
 }
 
 main().catch((e) => { console.error('FAIL:', e); process.exit(1); });

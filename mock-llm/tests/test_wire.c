@@ -491,8 +491,8 @@ static void test_error_statuses(void **st)
     (void)st;
     server_t s = srv_main;
     expect_error(s, post("/v1/chat/completions", "{\"model\":", NULL), 400, NULL);
-    expect_error(s, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"n\":3}", NULL),
-                 400, "invalid_value");
+    expect_error(s, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"n\":200}", NULL),
+                 400, "integer_above_max_value");
     expect_error(s, "GET /v1/nothing HTTP/1.1\r\nHost: t\r\n\r\n", 404, "unknown_url");
     expect_error(s, post("/v1/chat/completions", "{\"model\":\"gpt-9\"," MSGS "}", NULL), 404,
                  "model_not_found");
@@ -1041,6 +1041,120 @@ static void test_determinism(void **st)
     cJSON_Delete(jb);
     resp_free(&a);
     resp_free(&b);
+}
+
+/* n: 3 with logprobs and top_logprobs: 3, streamed and not, over the wire: every choice
+ * index has its own role, content and finish chunks, each content chunk carries the
+ * logprobs of its own tokens, usage counts every choice's tokens; the non-streaming
+ * body has the same texts and the same logprobs (drawn per request index), and
+ * choice 0's text is the one n: 1 gives. Bad values: OpenAI's 400s. */
+static char *lp_copy(const char *body, const char *extra)
+{
+    return strdup(post("/v1/chat/completions", body, extra));
+}
+
+static void test_logprobs_and_n(void **st)
+{
+    (void)st;
+    const char *ix = "x-mock-request-index: 4242\r\n";
+    char *sreq = lp_copy("{\"model\":\"gpt-4o\"," MSGS ",\"stream\":true,\"stream_options\":"
+                         "{\"include_usage\":true},\"max_tokens\":5,\"n\":3,\"logprobs\":true,"
+                         "\"top_logprobs\":3}", ix);
+    char *wreq = lp_copy("{\"model\":\"gpt-4o\"," MSGS ",\"max_tokens\":5,\"n\":3,"
+                         "\"logprobs\":true,\"top_logprobs\":3}", ix);
+    char *plain = lp_copy("{\"model\":\"gpt-4o\"," MSGS ",\"max_tokens\":5}", ix);
+    resp_t r, w, p;
+    request(srv_main.port, sreq, &r);
+    request(srv_main.port, wreq, &w);
+    request(srv_main.port, plain, &p);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(w.status, 200);
+    cJSON *f[64];
+    int done, n = sse_frames(r.body, f, 64, &done);
+    assert_true(done);
+    assert_int_equal(n, 3 + 15 + 3 + 1);
+    char text[3][256] = { "", "", "" };
+    cJSON *lps[3];
+    int roles[3] = { 0 }, fins[3] = { 0 };
+    for (int i = 0; i < 3; i++)
+        lps[i] = cJSON_CreateArray();
+    for (int i = 0; i < n - 1; i++) {
+        cJSON *ch = cJSON_GetObjectItem(f[i], "choices");
+        assert_int_equal(cJSON_GetArraySize(ch), 1);
+        cJSON *c = cJSON_GetArrayItem(ch, 0), *d = cJSON_GetObjectItem(c, "delta");
+        int idx = cJSON_GetObjectItem(c, "index")->valueint;
+        assert_true(idx >= 0 && idx < 3);
+        if (cJSON_GetObjectItem(d, "role")) {
+            roles[idx]++;
+            continue;
+        }
+        cJSON *fr = cJSON_GetObjectItem(c, "finish_reason");
+        if (cJSON_IsString(fr)) {
+            assert_string_equal(fr->valuestring, "length");
+            fins[idx]++;
+            continue;
+        }
+        const char *t = cJSON_GetObjectItem(d, "content")->valuestring;
+        strcat(text[idx], t);
+        cJSON *lc = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "logprobs"), "content");
+        assert_int_equal(cJSON_GetArraySize(lc), 1); /* one token per event */
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(lc, 0), "token")->valuestring, t);
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(lc, 0),
+                                                                "top_logprobs")), 3);
+        cJSON_AddItemToArray(lps[idx], cJSON_Duplicate(cJSON_GetArrayItem(lc, 0), 1));
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(roles[i], 1);
+        assert_int_equal(fins[i], 1);
+        assert_int_equal(cJSON_GetArraySize(lps[i]), 5);
+    }
+    assert_false(!strcmp(text[0], text[1]) && !strcmp(text[1], text[2]));
+    cJSON *u = cJSON_GetObjectItem(f[n - 1], "usage");
+    assert_int_equal(cJSON_GetObjectItem(u, "completion_tokens")->valueint, 15);
+    /* the non-streaming body: the same choices, the same logprobs */
+    cJSON *j = cJSON_Parse(w.body);
+    assert_non_null(j);
+    cJSON *ch = cJSON_GetObjectItem(j, "choices");
+    assert_int_equal(cJSON_GetArraySize(ch), 3);
+    for (int i = 0; i < 3; i++) {
+        cJSON *c = cJSON_GetArrayItem(ch, i);
+        assert_int_equal(cJSON_GetObjectItem(c, "index")->valueint, i);
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "message"),
+                                                "content")->valuestring, text[i]);
+        cJSON *lp = cJSON_GetObjectItem(c, "logprobs");
+        assert_true(cJSON_IsNull(cJSON_GetObjectItem(lp, "refusal")));
+        char *a = cJSON_PrintUnformatted(cJSON_GetObjectItem(lp, "content"));
+        char *b = cJSON_PrintUnformatted(lps[i]);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+        cJSON_Delete(lps[i]);
+    }
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"),
+                                         "completion_tokens")->valueint, 15);
+    cJSON *jp = cJSON_Parse(p.body);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(
+                            cJSON_GetObjectItem(jp, "choices"), 0), "message"),
+                                            "content")->valuestring, text[0]);
+    cJSON_Delete(jp);
+    cJSON_Delete(j);
+    for (int i = 0; i < n; i++)
+        cJSON_Delete(f[i]);
+    resp_free(&r);
+    resp_free(&w);
+    resp_free(&p);
+    free(sreq);
+    free(wreq);
+    free(plain);
+    expect_error(srv_main, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"n\":0}",
+                                NULL), 400, "integer_below_min_value");
+    expect_error(srv_main, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS ",\"n\":129}",
+                                NULL), 400, "integer_above_max_value");
+    expect_error(srv_main, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS
+                                ",\"top_logprobs\":2}", NULL), 400, "invalid_value");
+    expect_error(srv_main, post("/v1/chat/completions", "{\"model\":\"mock\"," MSGS
+                                ",\"logprobs\":true,\"top_logprobs\":21}", NULL), 400,
+                 "integer_above_max_value");
 }
 
 /* Reads the value of one metric line ("name value") from /metrics. */
@@ -1668,6 +1782,7 @@ int main(int argc, char **argv)
         cmocka_set_test_filter(getenv("MLLM_WIRE_ONLY"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_wire),
+        cmocka_unit_test(test_logprobs_and_n),
         cmocka_unit_test(test_nonstream_and_models),
         cmocka_unit_test(test_error_statuses),
         cmocka_unit_test(test_refusals_in_the_paths_api_shape),
