@@ -12,6 +12,7 @@ prints, per 1,000 connections, the median and max time of a connect() in microse
 (IP_BIND_ADDRESS_NO_PORT), as wl_dial does. Everything is closed with a reset (no
 TIME_WAIT). Keep N under the open-file limit (each process holds N descriptors).
 """
+import argparse
 import os
 import resource
 import socket
@@ -22,15 +23,25 @@ import time
 IP_BIND_ADDRESS_NO_PORT = 24
 
 
+def count(text):
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return v
+
+
 def main():
-    n = int(sys.argv[1])
-    per = 0
-    blocking = "--blocking" in sys.argv
-    if "--sources-per" in sys.argv:
-        per = int(sys.argv[sys.argv.index("--sources-per") + 1])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="Usage errors exit 2.")
+    ap.add_argument("n", type=count, metavar="N", help="connections to open")
+    ap.add_argument("--sources-per", type=count, default=0, metavar="BLOCK",
+                    help="bind each BLOCK connections to their own 127.0.0.x source")
+    ap.add_argument("--blocking", action="store_true", help="time blocking connect() calls")
+    a = ap.parse_args()
+    n, per, blocking = a.n, a.sources_per, a.blocking
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if n + 100 > hard:
-        sys.exit(f"N={n} is over the open-file limit {hard}")
+        ap.error(f"N={n} is over the open-file limit {hard} (less 100 for the rest)")
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
