@@ -476,22 +476,22 @@ static double max_us(const uint64_t a[NB], const uint64_t b[NB])
  * upper bounds), connections accepted, requests parsed and their accept-to-request p99,
  * the ticker's late writes and parks, the server's CPU and run-queue wait, and the
  * hypervisor's steal on the server's CPU (cpu0, where the benchmark pins it). */
+static FILE *series_file; /* opened before the run: a path that cannot be written fails it */
+
 static void series_main(void *arg)
 {
     (void)arg;
-    FILE *f = fopen(opt.series, "w");
-    if (!f) {
-        fprintf(stderr, "mllm-load: --series %s: %s\n", opt.series, strerror(errno));
-        return;
-    }
+    FILE *f = series_file;
     fprintf(f, "t_s,opened,events,late_p50_us,late_p99_us,late_max_us,accepted,parsed,"
                "a2r_p50_us,a2r_p99_us,ticker_late_writes,ticker_parks,server_cpu_pct,"
                "runq_wait_pct,steal_cpu0_pct,ksoftirqd0_ms\n");
     uint64_t b0[NB], b1[NB], e0, e1, r0, w0, r1, w1, s0, j0, s1, j1, k0, k1, kw;
     int kpid = ksoftirqd0_pid();
     uint64_t t_start = fiber_now_ns();
-    if (fetch_metrics(b0, &e0) != 0)
+    if (fetch_metrics(b0, &e0) != 0) {
+        fclose(f);
         return;
+    }
     extra_t x0 = extra_now;
     schedstat(opt.rss_pid, &r0, &w0);
     schedstat(kpid, &k0, &kw);
@@ -814,6 +814,10 @@ int main(int argc, char **argv)
     }
     if (!have_target)
         return bad("--target is required");
+    if (opt.series && !(series_file = fopen(opt.series, "w"))) {
+        fprintf(stderr, "mllm-load: --series %s: %s\n", opt.series, strerror(errno));
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {

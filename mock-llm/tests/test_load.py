@@ -82,6 +82,25 @@ def case_sources():
         srv.stop()
 
 
+def case_series_unwritable():
+    """--series naming a file that cannot be created fails the run before it measures
+    (exit 2, the path and the reason on stderr). Before, the client said so and went on
+    measuring without the series, exiting 0: a bench run lost its series silently."""
+    srv = R.Server("--profile", "fixed", "--ttft-ms", "0", "--tps", "5")
+    try:
+        r = subprocess.run([LOAD, "--target", f"127.0.0.1:{srv.port}", "--streams", "2",
+                            "--warmup", "0.1", "--window", "0.1",
+                            "--series", "/nonexistent-dir/series.csv"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 2 or "/nonexistent-dir/series.csv" not in r.stderr:
+            R.fail(f"mllm-load exited {r.returncode} (want 2), stderr {r.stderr[-300:]!r}")
+        if "streams=" in r.stdout:
+            R.fail(f"mllm-load measured anyway: {r.stdout[:200]!r}")
+        print("ok: " + r.stderr.strip())
+    finally:
+        srv.stop()
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":
