@@ -34,7 +34,7 @@ def pair(s, name):
         a, b = (float(x) for x in s.split(','))
     except ValueError:
         usage(f"{name} wants MIN,MAX in milliseconds, not '{s}'")
-    if a < 0 or b < a:
+    if not (0 <= a <= b < float('inf')):
         usage(f"{name}: need 0 <= MIN <= MAX, got '{s}'")
     return a / 1000.0, b / 1000.0
 
@@ -101,8 +101,8 @@ def main():
                 timeout = float(v)
             except ValueError:
                 usage(f"--timeout wants seconds, not '{v}'")
-            if timeout <= 0:
-                usage("--timeout must be positive")
+            if not 0 < timeout < float('inf'):
+                usage("--timeout must be a positive number of seconds")
         else:
             try:
                 seed = int(v)
@@ -122,6 +122,7 @@ def main():
     t0 = time.monotonic()
     stops, stopped_s, timed_out = 0, 0.0, False
     rc = None
+    pids = []  # the last set stopped: continued again at the end whatever happens
     try:
         while rc is None:
             end = time.monotonic() + rnd.uniform(*every)
@@ -146,8 +147,9 @@ def main():
             stopped_s += d
             rc = pr.poll()
     finally:
-        if rc is None:  # interrupted: leave nothing stopped behind
-            signal_all(descendants(pr.pid), signal.SIGCONT)
+        if rc is None:  # interrupted: leave nothing stopped behind (what was stopped
+            # last too: a process reparented away from the tree meanwhile)
+            signal_all(set(pids) | set(descendants(pr.pid)), signal.SIGCONT)
     if not quiet:
         sys.stderr.write(f"stopcont.py: {stops} stops ({stopped_s:.1f} s stopped) in "
                          f"{time.monotonic() - t0:.1f} s, seed {seed}, exit "

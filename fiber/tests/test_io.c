@@ -14,6 +14,7 @@
 #include <time.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -904,8 +905,13 @@ static pid_t sc_stopper(struct sc_shared *sh)
     assert_true(pid >= 0);
     if (pid)
         return pid;
+    /* Ends with the test process (a crash, an exit after a failed assert): it would
+     * otherwise go on signalling a pid that may name another process by then. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(0);
     unsigned seed = (unsigned)parent;
-    for (int i = 0; i < 3000 && !sh->done; i++) {
+    for (int i = 0; i < 3000 && !sh->done && getppid() == parent; i++) {
         struct timespec gap = { 0, (long)(2 + rand_r(&seed) % 10) * 1000000L };
         struct timespec held = { 0, (long)(1 + rand_r(&seed) % 8) * 1000000L };
         nanosleep(&gap, NULL);
@@ -917,6 +923,27 @@ static pid_t sc_stopper(struct sc_shared *sh)
         sh->stops++;
     }
     _exit(0);
+}
+
+/* The test's stopper, ended and reaped by sc_stopper_end (also the test's teardown, so a
+ * failed assert, which leaves the test by longjmp, does not leave it stopping the next
+ * tests for ~30 s). */
+static struct sc_shared *sc_sh;
+static pid_t sc_pid = -1;
+
+static int sc_stopper_end(void **state)
+{
+    (void)state;
+    if (sc_pid > 0) {
+        sc_sh->done = 1;
+        waitpid(sc_pid, NULL, 0);
+        sc_pid = -1;
+    }
+    if (sc_sh) {
+        munmap(sc_sh, sizeof *sc_sh);
+        sc_sh = NULL;
+    }
+    return 0;
 }
 
 struct sc { int sv[2]; size_t got; int naps; int timed_out; };
@@ -988,7 +1015,8 @@ static void test_stopped_and_continued(void **state)
     make_pair(c.sv);
     struct echo e = { .clients = 20 };
     e.lfd = listen_loopback(&e.port);
-    pid_t stopper = sc_stopper(sh);
+    sc_sh = sh;
+    sc_pid = sc_stopper(sh);
     fiber_t *srv = fiber_spawn(echo_server, &e), *cl[20];
     for (int i = 0; i < 20; i++)
         cl[i] = fiber_spawn(echo_client, &e);
@@ -996,10 +1024,8 @@ static void test_stopped_and_continued(void **state)
                       fiber_spawn(sc_sleeper, &c), fiber_spawn(sc_deadline, &c) };
     int rc = fiber_run();
     int err = errno;
-    sh->done = 1;
-    int stops = sh->stops, status = 0;
-    waitpid(stopper, &status, 0);
-    munmap(sh, sizeof *sh);
+    int stops = sh->stops;
+    sc_stopper_end(NULL);
     if (rc != 0)
         fail_msg("fiber_run under %d stops: %d (%s)", stops, rc, strerror(err));
     for (int i = 0; i < 4; i++)
@@ -1041,7 +1067,7 @@ int main(void)
         cmocka_unit_test(test_close_wakes_every_waiter),
         cmocka_unit_test(test_wait_fds),
         cmocka_unit_test(test_wait_fds_many_hangup_and_close),
-        cmocka_unit_test(test_stopped_and_continued),
+        cmocka_unit_test_teardown(test_stopped_and_continued, sc_stopper_end),
     };
     if (getenv("FIBER_TEST_FILTER")) /* run one test alone: FIBER_TEST_FILTER=test_wait_fd */
         cmocka_set_test_filter(getenv("FIBER_TEST_FILTER"));

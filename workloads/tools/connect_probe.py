@@ -40,6 +40,9 @@ def main():
     a = ap.parse_args()
     n, per, blocking = a.n, a.sources_per, a.blocking
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if per and (n - 1) // per + 1 > 254:
+        ap.error(f"N={n} in blocks of {per} needs {(n - 1) // per + 1} sources: 254 at most "
+                 "(127.0.0.1-127.0.0.254)")
     if n + 100 > hard:
         ap.error(f"N={n} is over the open-file limit {hard} (less 100 for the rest)")
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

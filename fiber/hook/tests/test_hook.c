@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -2041,8 +2042,13 @@ static pid_t sc_stopper(struct sc_shared *sh)
     assert_true(pid >= 0);
     if (pid)
         return pid;
+    /* Ends with the test process (a crash, an exit after a failed assert): it would
+     * otherwise go on signalling a pid that may name another process by then. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(0);
     unsigned seed = (unsigned)parent;
-    for (int i = 0; i < 3000 && !sh->done; i++) { /* at most ~3000 * 20 ms */
+    for (int i = 0; i < 3000 && !sh->done && getppid() == parent; i++) { /* ~3000 * 20 ms */
         struct timespec gap = { 0, (long)(2 + rand_r(&seed) % 10) * 1000000L };
         struct timespec held = { 0, (long)(1 + rand_r(&seed) % 8) * 1000000L };
         syscall(SYS_nanosleep, &gap, NULL);
@@ -2054,6 +2060,26 @@ static pid_t sc_stopper(struct sc_shared *sh)
         sh->stops++;
     }
     _exit(0);
+}
+
+/* The test's stopper, ended and reaped by sc_stopper_end (also the test's teardown, so a
+ * failed assert, which leaves the test by longjmp, does not leave it stopping us on). */
+static struct sc_shared *sc_sh;
+static pid_t sc_pid = -1;
+
+static int sc_stopper_end(void **state)
+{
+    (void)state;
+    if (sc_pid > 0) {
+        sc_sh->done = 1;
+        waitpid(sc_pid, NULL, 0);
+        sc_pid = -1;
+    }
+    if (sc_sh) {
+        munmap(sc_sh, sizeof *sc_sh);
+        sc_sh = NULL;
+    }
+    return 0;
 }
 
 struct sc_ctx {
@@ -2222,7 +2248,11 @@ static void sc_connect(void *p)
 static void test_stop_cont_no_eintr(void **st)
 {
     (void)st;
-    struct sc_ctx c = { .lfd = -1 };
+    /* static: after a failed assert (a longjmp out of this frame) the peer thread may
+     * still be using it */
+    static struct sc_ctx c;
+    memset(&c, 0, sizeof c);
+    c.lfd = -1;
     pair(c.rs);
     pair(c.ws);
     pair(c.ps);
@@ -2242,7 +2272,8 @@ static void test_stop_cont_no_eintr(void **st)
     assert_true(sh != MAP_FAILED);
     sh->done = 0;
     sh->stops = 0;
-    pid_t stopper = sc_stopper(sh);
+    sc_sh = sh;
+    sc_pid = sc_stopper(sh);
     pthread_t peer;
     assert_int_equal(pthread_create(&peer, NULL, sc_peer, &c), 0);
     void (*mains[])(void *) = { sc_recv, sc_send, sc_poll, sc_fiber_read, sc_nap, sc_accept,
@@ -2253,10 +2284,8 @@ static void test_stop_cont_no_eintr(void **st)
     for (size_t i = 0; i < sizeof mains / sizeof mains[0]; i++)
         assert_int_equal(fiber_join(f[i]), 0);
     pthread_join(peer, NULL);
-    sh->done = 1;
-    int stops = sh->stops, status = 0;
-    waitpid(stopper, &status, 0);
-    munmap(sh, sizeof *sh);
+    int stops = sh->stops;
+    sc_stopper_end(NULL);
     for (int i = 0; i < 2; i++) {
         close(c.rs[i]);
         close(c.ws[i]);
@@ -2332,7 +2361,7 @@ int main(void)
         cmocka_unit_test(test_epoll_pwait2_and_clocks),
         cmocka_unit_test(test_recvmsg_waitall_iovecs),
         cmocka_unit_test(test_stale_hint_socket_write),
-        cmocka_unit_test(test_stop_cont_no_eintr),
+        cmocka_unit_test_teardown(test_stop_cont_no_eintr, sc_stopper_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
