@@ -92,13 +92,18 @@ static int flush_nb(mllm_conn_t *c)
 
 int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
 {
-    if (c->out.len == 0) {
+    int had = c->out.len > 0;
+    if (!had) {
         if (send_nb(c, &p, &n))
             return -1;
         if (!n)
             return 0;
     }
-    if (c->out.len + n > c->cfg->max_pending) {
+    /* Dropped when a backlog grows past the bound. A write that found nothing pending
+     * is queued whole even above it: one event can be larger than --max-pending (n: 128
+     * with top_logprobs: 20 and 40 tokens per event is ~10 MB; emit_due bounds a batch
+     * of them) and a reader that had kept up is not a slow one. */
+    if (had && c->out.len + n > c->cfg->max_pending) {
         mllm_metrics.clients_dropped_slow++;
         mllm_log(MLLM_LOG_INFO, "conn %" PRIu64 ": dropped, %zu bytes unread", c->id,
                  c->out.len + n);
@@ -143,10 +148,20 @@ int mllm_conn_respond(mllm_conn_t *c, int status, const char *ctype, const char 
     mllm_buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                         "Connection: %s\r\n%s\r\n", status, mllm_http_reason(status), ctype, n,
                     keep_alive ? "keep-alive" : "close", extra ? extra : "");
-    mllm_buf_add(&h, body, n);
     mllm_metrics_status(status);
     int rc = h.oom ? -1 : mllm_conn_emit(c, h.p, h.len);
     mllm_buf_free(&h);
+    /* The body in slices of at most --max-pending, each queued after the last has
+     * drained: a whole answer larger than the socket's buffer plus --max-pending (n > 1
+     * with logprobs reaches tens of MB) goes out to a reader that keeps reading instead
+     * of dropping it as a slow one; a stalled reader is still dropped after
+     * --write-timeout (mllm_conn_flush). No copy of the body either. */
+    size_t slice = c->cfg->max_pending ? c->cfg->max_pending : 1;
+    for (size_t off = 0; rc == 0 && off < n; off += slice) {
+        rc = mllm_conn_flush(c);
+        if (rc == 0)
+            rc = mllm_conn_emit(c, body + off, n - off < slice ? n - off : slice);
+    }
     if (rc == 0)
         rc = mllm_conn_flush(c);
     return rc;

@@ -552,6 +552,10 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g, uint64_t now
         if (st->has_call) {
             if (st->has_call == ANSWER_MULTI) { /* text, n > 1 or logprobs */
                 emit_multi(g, st->k);
+                /* one such event can be MBs (128 choices x 40 tokens x 21 logprobs):
+                 * a late batch ends at 256 KiB of them, the rest go out next */
+                if (scratch.len >= (256u << 10))
+                    batch = nev + 1;
             } else {
                 const char *p;
                 size_t n = call_slice(g, st->k, st->s.emitted >= st->s.total, &p);
@@ -733,12 +737,17 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
 static int serve_whole_multi(mllm_conn_t *c, gen_t *g, uint64_t start, mllm_schedule_t *s)
 {
     int n = g->req.n;
-    if ((long)s->total * n > MAX_WHOLE_TOKENS) {
+    /* A token with logprobs is ~90 bytes per listed token (itself and its top_logprobs)
+     * against ~5 without: counted as 1 + top_logprobs + 16 tokens, the answer stays
+     * under ~100 MB as a plain one stays under ~5 MB (n = 128, top_logprobs = 20 and
+     * MAX_WHOLE_TOKENS across the choices built ~2 GB, twice over). */
+    long w = g->req.logprobs ? 17 + g->req.top_logprobs : 1;
+    if ((long)s->total * n * w > MAX_WHOLE_TOKENS) {
         mllm_err_t e;
         mllm_err_set(&e, 400, "invalid_request_error", "invalid_value", "max_tokens",
-                     "mock-llm builds non-streaming answers in memory: at most %d tokens "
-                     "across the choices (these %d would have %ld); set max_tokens or "
-                     "stream.", MAX_WHOLE_TOKENS, n, (long)s->total * n);
+                     "mock-llm builds non-streaming answers in memory: at most %ld tokens "
+                     "across the choices with these logprobs (these %d would have %ld); set "
+                     "max_tokens or stream.", MAX_WHOLE_TOKENS / w, n, (long)s->total * n);
         return send_error(c, &e, 0, NULL, g->keep_alive);
     }
     uint64_t off = 0, last = s->ttft_ns;

@@ -422,6 +422,34 @@ def case_usage_null_chunks():
     print("ok: usage null on every chunk")
 
 
+def case_big_answer_kept_up():
+    """A client that reads as fast as it can gets a whole answer larger than the server's
+    --max-pending bound (n: 16 with top_logprobs: 20 is ~750 KB). The body went to the
+    connection as one write, and whatever the socket did not take at once counted as a
+    slow reader's backlog: the client was dropped mid-body (review rev5e: a 17.3 MB answer
+    cut at 4.9 MB; here 80 KB of 765 KB). Now it goes out in --max-pending slices, each
+    drained before the next. (A streamed event larger than the bound written when nothing
+    was pending no longer drops its reader either, but a reader slower than the events
+    still is; no test here tells the two apart reliably.)"""
+    body = {"model": "mock", "n": 16, "logprobs": True, "top_logprobs": 20,
+            "max_tokens": 80, "messages": [{"role": "user", "content": "hi"}]}
+    hdr = {"x-mock-request-index": "7"}
+    srv = Server("--profile", "fixed", "--time-scale", "0", "--max-pending", "4096",
+                 "--sndbuf", "4096")
+    try:
+        st, _, out = post(srv.port, CHAT, body, headers=hdr)
+        whole = json.loads(out)  # a cut body does not parse (http.client raises first)
+        if st != 200 or len(whole["choices"]) != 16 or len(out) < 262144:
+            fail(f"whole answer: status {st}, {len(whole.get('choices', []))} choices, "
+                 f"{len(out)} bytes")
+        srv.stop()
+    except (http.client.IncompleteRead, ConnectionError) as e:
+        fail(f"the whole answer was cut: {type(e).__name__}: {str(e)[:120]}")
+    finally:
+        srv.kill()
+    print(f"ok: the whole {len(out)}-byte answer arrived")
+
+
 def case_responses_echo():
     """The Responses API's response object echoes the request's parameters
     (instructions, tools, tool_choice, temperature); mock-llm always says null, [],
