@@ -148,16 +148,20 @@ int mllm_conn_respond(mllm_conn_t *c, int status, const char *ctype, const char 
     mllm_buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                         "Connection: %s\r\n%s\r\n", status, mllm_http_reason(status), ctype, n,
                     keep_alive ? "keep-alive" : "close", extra ? extra : "");
+    /* The head and the body's first slice in one write (a small answer is one write,
+     * one TLS record, as a client reading the head and body in one recv expects), the
+     * rest in slices of at most --max-pending, each queued after the last has drained: a
+     * whole answer larger than the socket's buffer plus --max-pending (n > 1 with
+     * logprobs reaches tens of MB) goes out to a reader that keeps reading instead of
+     * dropping it as a slow one; a stalled reader is still dropped after --write-timeout
+     * (mllm_conn_flush). */
+    size_t slice = c->cfg->max_pending ? c->cfg->max_pending : 1;
+    size_t first = n < slice ? n : slice;
+    mllm_buf_add(&h, body, first);
     mllm_metrics_status(status);
     int rc = h.oom ? -1 : mllm_conn_emit(c, h.p, h.len);
     mllm_buf_free(&h);
-    /* The body in slices of at most --max-pending, each queued after the last has
-     * drained: a whole answer larger than the socket's buffer plus --max-pending (n > 1
-     * with logprobs reaches tens of MB) goes out to a reader that keeps reading instead
-     * of dropping it as a slow one; a stalled reader is still dropped after
-     * --write-timeout (mllm_conn_flush). No copy of the body either. */
-    size_t slice = c->cfg->max_pending ? c->cfg->max_pending : 1;
-    for (size_t off = 0; rc == 0 && off < n; off += slice) {
+    for (size_t off = first; rc == 0 && off < n; off += slice) {
         rc = mllm_conn_flush(c);
         if (rc == 0)
             rc = mllm_conn_emit(c, body + off, n - off < slice ? n - off : slice);
