@@ -896,55 +896,7 @@ static void test_wait_fds_many_hangup_and_close(void **state)
  * deadline cut short or lost. The stopper is a child that stops and continues us until
  * told to end through shared memory (killing it could leave us stopped). */
 
-struct sc_shared { volatile int done; volatile int stops; };
-
-static pid_t sc_stopper(struct sc_shared *sh)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid)
-        return pid;
-    /* Ends with the test process (a crash, an exit after a failed assert): it would
-     * otherwise go on signalling a pid that may name another process by then. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(0);
-    unsigned seed = (unsigned)parent;
-    for (int i = 0; i < 3000 && !sh->done && getppid() == parent; i++) {
-        struct timespec gap = { 0, (long)(2 + rand_r(&seed) % 10) * 1000000L };
-        struct timespec held = { 0, (long)(1 + rand_r(&seed) % 8) * 1000000L };
-        nanosleep(&gap, NULL);
-        if (sh->done)
-            break;
-        kill(parent, SIGSTOP);
-        nanosleep(&held, NULL);
-        kill(parent, SIGCONT);
-        sh->stops++;
-    }
-    _exit(0);
-}
-
-/* The test's stopper, ended and reaped by sc_stopper_end (also the test's teardown, so a
- * failed assert, which leaves the test by longjmp, does not leave it stopping the next
- * tests for ~30 s). */
-static struct sc_shared *sc_sh;
-static pid_t sc_pid = -1;
-
-static int sc_stopper_end(void **state)
-{
-    (void)state;
-    if (sc_pid > 0) {
-        sc_sh->done = 1;
-        waitpid(sc_pid, NULL, 0);
-        sc_pid = -1;
-    }
-    if (sc_sh) {
-        munmap(sc_sh, sizeof *sc_sh);
-        sc_sh = NULL;
-    }
-    return 0;
-}
+#include "stopper.h"
 
 struct sc { int sv[2]; size_t got; int naps; int timed_out; };
 
@@ -1006,17 +958,11 @@ static void sc_deadline(void *arg)
 static void test_stopped_and_continued(void **state)
 {
     (void)state;
-    struct sc_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
-                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(sh != MAP_FAILED);
-    sh->done = 0;
-    sh->stops = 0;
     struct sc c = { .got = 0 };
     make_pair(c.sv);
     struct echo e = { .clients = 20 };
     e.lfd = listen_loopback(&e.port);
-    sc_sh = sh;
-    sc_pid = sc_stopper(sh);
+    struct sc_shared *sh = sc_stopper_start();
     fiber_t *srv = fiber_spawn(echo_server, &e), *cl[20];
     for (int i = 0; i < 20; i++)
         cl[i] = fiber_spawn(echo_client, &e);

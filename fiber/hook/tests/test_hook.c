@@ -2031,56 +2031,7 @@ static void test_stale_hint_socket_write(void **st)
 
 #define SC_ROUNDS 40
 
-struct sc_shared { volatile int done; volatile int stops; };
-
-/* A child that stops and continues its parent every few milliseconds until told to end
- * (through shared memory: the parent cannot kill it safely, it may be about to stop us). */
-static pid_t sc_stopper(struct sc_shared *sh)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid)
-        return pid;
-    /* Ends with the test process (a crash, an exit after a failed assert): it would
-     * otherwise go on signalling a pid that may name another process by then. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(0);
-    unsigned seed = (unsigned)parent;
-    for (int i = 0; i < 3000 && !sh->done && getppid() == parent; i++) { /* ~3000 * 20 ms */
-        struct timespec gap = { 0, (long)(2 + rand_r(&seed) % 10) * 1000000L };
-        struct timespec held = { 0, (long)(1 + rand_r(&seed) % 8) * 1000000L };
-        syscall(SYS_nanosleep, &gap, NULL);
-        if (sh->done)
-            break;
-        kill(parent, SIGSTOP);
-        syscall(SYS_nanosleep, &held, NULL);
-        kill(parent, SIGCONT);
-        sh->stops++;
-    }
-    _exit(0);
-}
-
-/* The test's stopper, ended and reaped by sc_stopper_end (also the test's teardown, so a
- * failed assert, which leaves the test by longjmp, does not leave it stopping us on). */
-static struct sc_shared *sc_sh;
-static pid_t sc_pid = -1;
-
-static int sc_stopper_end(void **state)
-{
-    (void)state;
-    if (sc_pid > 0) {
-        sc_sh->done = 1;
-        waitpid(sc_pid, NULL, 0);
-        sc_pid = -1;
-    }
-    if (sc_sh) {
-        munmap(sc_sh, sizeof *sc_sh);
-        sc_sh = NULL;
-    }
-    return 0;
-}
+#include "../../tests/stopper.h"
 
 struct sc_ctx {
     int rs[2], ws[2], ps[2], pp[2]; /* recv pair, send pair, poll pair, pipe for fiber_read */
@@ -2267,13 +2218,7 @@ static void test_stop_cont_no_eintr(void **st)
     c.big = malloc(BIG);
     assert_non_null(c.big);
     memset(c.big, 'b', BIG);
-    struct sc_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
-                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(sh != MAP_FAILED);
-    sh->done = 0;
-    sh->stops = 0;
-    sc_sh = sh;
-    sc_pid = sc_stopper(sh);
+    struct sc_shared *sh = sc_stopper_start();
     pthread_t peer;
     assert_int_equal(pthread_create(&peer, NULL, sc_peer, &c), 0);
     void (*mains[])(void *) = { sc_recv, sc_send, sc_poll, sc_fiber_read, sc_nap, sc_accept,
