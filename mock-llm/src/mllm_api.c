@@ -1509,13 +1509,9 @@ void mllm_chunk_role_i(mllm_buf_t *b, const mllm_stream_fmt_t *f, int index)
     mllm_buf_add(b, f->close, f->close_len);
 }
 
-void mllm_chunk_choice(mllm_buf_t *b, const mllm_stream_fmt_t *f, int index, const char *text,
-                       size_t n, const char *lp, size_t lp_len)
+/* A choice's "logprobs" value: {"content":[<entries>],"refusal":null}, or null. */
+static void add_logprobs(mllm_buf_t *b, const char *lp, size_t lp_len)
 {
-    add_prefix(b, f);
-    mllm_buf_printf(b, "{\"index\":%d,\"delta\":{\"content\":\"", index);
-    mllm_buf_json_str(b, text, n);
-    mllm_buf_adds(b, "\"},\"logprobs\":");
     if (lp) {
         mllm_buf_adds(b, "{\"content\":[");
         mllm_buf_add(b, lp, lp_len);
@@ -1523,6 +1519,16 @@ void mllm_chunk_choice(mllm_buf_t *b, const mllm_stream_fmt_t *f, int index, con
     } else {
         mllm_buf_adds(b, "null");
     }
+}
+
+void mllm_chunk_choice(mllm_buf_t *b, const mllm_stream_fmt_t *f, int index, const char *text,
+                       size_t n, const char *lp, size_t lp_len)
+{
+    add_prefix(b, f);
+    mllm_buf_printf(b, "{\"index\":%d,\"delta\":{\"content\":\"", index);
+    mllm_buf_json_str(b, text, n);
+    mllm_buf_adds(b, "\"},\"logprobs\":");
+    add_logprobs(b, lp, lp_len);
     mllm_buf_adds(b, ",\"finish_reason\":null}");
     mllm_buf_add(b, f->close, f->close_len);
 }
@@ -1551,13 +1557,7 @@ void mllm_fmt_completion_choice(mllm_buf_t *b, int index, const char *text, size
                     index ? "," : "", index);
     mllm_buf_json_str(b, text, n);
     mllm_buf_adds(b, "\",\"refusal\":null},\"logprobs\":");
-    if (lp) {
-        mllm_buf_adds(b, "{\"content\":[");
-        mllm_buf_add(b, lp, lp_len);
-        mllm_buf_adds(b, "],\"refusal\":null}");
-    } else {
-        mllm_buf_adds(b, "null");
-    }
+    add_logprobs(b, lp, lp_len);
     mllm_buf_printf(b, ",\"finish_reason\":\"%s\"}", finish);
 }
 
