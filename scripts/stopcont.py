@@ -5,7 +5,7 @@ usage: scripts/stopcont.py [options] -- CMD [ARG...]
 
 Runs CMD and, until it exits, repeatedly SIGSTOPs it and every descendant (e.g. a test's
 mock-llm server), waits, and SIGCONTs them, as a tool that freezes processes for a quiet
-benchmark window (/work/wt/quiet.py) does. No handler runs for either signal, so a correct
+benchmark window does. No handler runs for either signal, so a correct
 program sees nothing but lost time - yet Linux makes some blocking calls fail with EINTR
 after such a stop (signal(7): epoll_wait, sockets with SO_RCVTIMEO/SO_SNDTIMEO, semop,
 sigtimedwait, ...). A test that passes plainly and fails under this driver either calls
