@@ -255,8 +255,9 @@ class QuickSizes(unittest.TestCase):
 class NoStalls(unittest.TestCase):
     """make bench QUICK=1's gpt-4o --tps 5 client runs ask mock-llm for no stalls
     (--stall-rate 0: a run ends with its slowest first token, not a multi-second stall);
-    full runs keep them until a quiet A/B shows CPU per 1,000 tokens unchanged (README
-    "Time budget"), unless FIBERBENCH_STALLS=0; the Ruby relays keep them always."""
+    full runs keep them (the quiet A/B found C threads' CPU per 1,000 tokens 20% lower
+    without: README "Time budget"), unless FIBERBENCH_STALLS=0; the Ruby relays keep them
+    always."""
 
     def modes(self):
         return {"quick": args(quick=True), "full": args()}

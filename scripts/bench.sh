@@ -77,9 +77,9 @@ mode=${quick:+quick}; mode=${mode:-full}
 #   total        503  2410    433 / 2091   (the promise: 300 quick, 1200 full: NOT kept, and
 #                                          not within the rules: README "Time budget")
 # Priced (2026-12-03): full, the quiet Intel publication run of 2026-12-02 21:24 (36:42)
-# step by step less the cuts since (full runs keep the profile's stalls: the A/B of
-# 2026-12-03 15:04 did not show Node's CPU per 1,000 tokens unchanged without them,
-# README "Time budget"); quick, the loaded make bench QUICK=1 of 2026-12-03 06:35 (9:26 at
+# step by step less the cuts since (full runs keep the profile's stalls: the quiet A/B of
+# 2026-12-03 15:14 found C threads' CPU per 1,000 tokens 20% lower without them, README
+# "Time budget"); quick, the loaded make bench QUICK=1 of 2026-12-03 06:35 (9:26 at
 # load 45-80, its gpt-4o --tps 5 runs without stalls) less its calm waits' excess, x0.85.
 stages=(micro mockllm workloads ruby peers)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)

@@ -806,10 +806,10 @@ STREAMS_LABEL = "gpt4o-5tps"
 # tok/s) end an all-at-once run seconds after 99% of its conversations. Without them
 # (mock-llm --stall-rate 0) a run ends with its slowest first token and length: ~22% of
 # a run's wall at 10,000 x 20 tokens, ~45% at 8. Memory at the peak and completions did
-# not move in the loaded A/B (README "Time budget"), but CPU per 1,000 tokens came out
-# 2-18% lower without stalls in all six model pairs (Node's ranges apart): until a quiet
-# A/B shows it unchanged, full runs (what make publish takes) keep the stalls and quick
-# runs (never published) drop them. FIBERBENCH_STALLS=0 drops them in full runs too,
+# not move in the A/Bs (README "Time budget"), but CPU per 1,000 tokens does on threads:
+# the quiet A/B (scripts/ab_stalls.py, 2026-12-03 15:14) found C threads 20% lower without
+# stalls, ranges apart (C fibers, Node, Python asyncio within 1-3%). So full runs (what
+# make publish takes) keep the stalls, and quick runs (never published) drop them. FIBERBENCH_STALLS=0 drops them in full runs too,
 # =1 keeps them in quick ones. Every gpt-4o --tps 5 client run here, ruby's and peers'
 # use it (peerlib.wl.no_stalls).
 def stall_free(a):
