@@ -422,6 +422,20 @@ class ReadmeTest(unittest.TestCase):
         finally:
             gen_readme.CURL_BOUNDED = saved
 
+    def test_curl_one_run_step_says_so(self):
+        """make bench runs curl's 10,000 arriving once a model (README "Time budget"): that
+        step and its ratios say "(one run)", the 3-round headline (1,000 at once) does not
+        (before: one note for the whole table, "median [min-max] over the runs (one run)")."""
+        def arrive_once(h, r):
+            if h == "curl" and "arrive10s" in r["case"]:
+                r["runs"], r["min"], r["max"] = "1", r["median"], r["median"]
+        text = gen_readme.sec_curl(self.copy_set(arrive_once))
+        self.assertIn("| **N = 10,000 arriving over 10 s** (one run): completed", text)
+        self.assertIn("| **N = 1,000 at once**: completed", text)
+        self.assertIn("(N = 10,000 arriving, one run)", text)
+        self.assertIn("(N = 1,000)", text)
+        self.assertNotIn("over the runs (one run)", text)
+
     def test_bad_markers(self):
         for text, needle in (("<!-- gen:nonesuch -->\n<!-- /gen -->\n", "unknown section"),
                              ("<!-- gen:claims -->\nno end\n", "has no <!-- /gen -->"),

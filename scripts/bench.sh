@@ -59,13 +59,14 @@ mode=${quick:+quick}; mode=${mode:-full}
 #                                          reproduce's runs
 #   mockllm       50   260     43 /  225   capacity (quick: 1,000 streams), 10,000/19,000
 #                                          streams (quick 10,000), keep-alive (2 s a run)
-#   workloads     88   840     76 /  729   HTTP (c=100 3 rounds; quick c=100 only, 1 round;
+#   workloads     88   700     76 /  608   HTTP (c=100 3 rounds; quick c=100 only, 1 round;
 #                                          1,000, 10,000, open loop, upstream 1), LLM streams
 #                                          at 1,000 and 10,000 with the marginal (3 rounds;
 #                                          quick 1,000, 1 round), the tables' profiles,
 #                                          starvation, db; then the one-run points (arrive, the
-#                                          20,000 limit probe), TLS, curl (quick: both
-#                                          at 100)
+#                                          20,000 limit probe), TLS, curl (1,000 at once 3
+#                                          rounds; 10,000 arriving and the 10,000 probe one
+#                                          run each; quick: TLS and curl at 100)
 #   ruby          60   445     52 /  388   Ruby threads, pool, Async at 100/1,000/10,000 (3
 #                                          rounds; C a one-round anchor), the paced marginal,
 #                                          starvation, relays (C relays one round)
@@ -73,17 +74,19 @@ mode=${quick:+quick}; mode=${mode:-full}
 #                                          rounds; C a one-round anchor), 1,000 and
 #                                          httpx at 10,000 (one round each, last); the protocol
 #                                          in Python and Go (3 series; quick 1)
-#   total        503  2550    433 / 2212   (the promise: 300 quick, 1200 full: NOT kept)
+#   total        503  2410    433 / 2091   (the promise: 300 quick, 1200 full: NOT kept, and
+#                                          not within the rules: README "Time budget")
 # Priced (2026-12-03): full, the quiet Intel publication run of 2026-12-02 21:24 (36:42)
-# step by step less the cuts since (full runs keep the profile's stalls: FIBERBENCH_STALLS=0 would take ~225 s more, README "Time
-# budget"); quick, this pass's loaded make bench QUICK=1 (9:26 at load 45-80, its gpt-4o
-# --tps 5 runs without stalls) less its calm waits' excess, x0.85.
+# step by step less the cuts since (full runs keep the profile's stalls: the quiet A/B of
+# 2026-12-03 15:14 found C threads' CPU per 1,000 tokens 20% lower without them, README
+# "Time budget"); quick, the loaded make bench QUICK=1 of 2026-12-03 06:35 (9:26 at
+# load 45-80, its gpt-4o --tps 5 runs without stalls) less its calm waits' excess, x0.85.
 stages=(micro mockllm workloads ruby peers)
 declare -A target=([micro]=bench-micro [mockllm]=bench-mockllm [workloads]=bench-workloads [ruby]=bench-ruby [peers]=bench-peers)
 overhead_quick=65
 overhead_full=65
 declare -A budget_quick=([micro]=130 [mockllm]=50 [workloads]=88 [ruby]=60 [peers]=110)
-declare -A budget_full=([micro]=450 [mockllm]=260 [workloads]=840 [ruby]=445 [peers]=490)
+declare -A budget_full=([micro]=450 [mockllm]=260 [workloads]=700 [ruby]=445 [peers]=490)
 
 if [ -n "$only" ]; then
   sel=()

@@ -1301,7 +1301,6 @@ def sec_curl(ctx):
                                                       "N = 10,000 arriving over 10 s")]
     head = [""] + [name for _, name in CURL_IMPLS]
     body = []
-    used = []
     # sets measured since wl-curl counts conversations in progress divide by that
     # (active_units); older ones by the units alive at once (live_units)
     active = any(x["metric"] == "active_units" for x in rows)
@@ -1311,7 +1310,7 @@ def sec_curl(ctx):
         if not any(done):
             continue
         live = [r(cases[i], "active_units" if active else "live_units") for i, _ in CURL_IMPLS]
-        body.append([f"**{title}**: completed (most "
+        body.append([f"**{title}**{runs_note(*done)}: completed (most "
                      f"{'in progress' if active else 'alive'} at once)"] +
                     [f"{cnt(d['median'])} ({cnt(v['median'])})" if d and v else "-"
                      for d, v in zip(done, live)])
@@ -1325,11 +1324,10 @@ def sec_curl(ctx):
             cells = [mm(r(cases[i], metric), f) for i, _ in CURL_IMPLS]
             if any(c != "-" for c in cells):
                 body.append([what] + cells)
-        used += [x for x in done if x]
     out = bounded + (
         f"From `{where}/curl.csv` ({mach.get('cpu', '?')}, {mach.get('date', '?')}, commit "
         f"{mach.get('commit', '?')}, {mach.get('workloads', '?')} run): median [min-max] over "
-        f"the runs{runs_note(*used)}, the three models interleaved run by run against one "
+        f"the runs (a step of fewer than 3 says so), the three models interleaved run by run against one "
         f"mock-llm (gpt-4o first-token time, 5 tokens/s{no_stalls(mach)}, 20 tokens, a 4 KiB "
         "prompt), every "
         "conversation with `x-mock-request-index: i`; thread and multi from `wl-curl-plain` (no "
@@ -1356,7 +1354,7 @@ def sec_curl(ctx):
                 lo, hi = float(x["min"]), float(x["max"])
                 parts[key].append(f"**{float(x['median']):.2f}x**" +
                                   ("" if f"{lo:.2f}" == f"{hi:.2f}" else f" [{lo:.2f}-{hi:.2f}]") +
-                                  f" ({short})")
+                                  f" ({short}{', one run' if int(x['runs']) == 1 else ''})")
     said = [f"{what} {' and '.join(parts[key])}" for key, what in (
         ("mem", "fiber over thread, memory per conversation"),
         ("cpu", "fiber over thread, CPU per token"),

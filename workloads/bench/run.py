@@ -806,10 +806,10 @@ STREAMS_LABEL = "gpt4o-5tps"
 # tok/s) end an all-at-once run seconds after 99% of its conversations. Without them
 # (mock-llm --stall-rate 0) a run ends with its slowest first token and length: ~22% of
 # a run's wall at 10,000 x 20 tokens, ~45% at 8. Memory at the peak and completions did
-# not move in the loaded A/B (README "Time budget"), but CPU per 1,000 tokens came out
-# 2-18% lower without stalls in all six model pairs (Node's ranges apart): until a quiet
-# A/B shows it unchanged, full runs (what make publish takes) keep the stalls and quick
-# runs (never published) drop them. FIBERBENCH_STALLS=0 drops them in full runs too,
+# not move in the A/Bs (README "Time budget"), but CPU per 1,000 tokens does on threads:
+# the quiet A/B (scripts/ab_stalls.py, 2026-12-03 15:14) found C threads 20% lower without
+# stalls, ranges apart (C fibers, Node, Python asyncio within 1-3%). So full runs (what
+# make publish takes) keep the stalls, and quick runs (never published) drop them. FIBERBENCH_STALLS=0 drops them in full runs too,
 # =1 keeps them in quick ones. Every gpt-4o --tps 5 client run here, ruby's and peers'
 # use it (peerlib.wl.no_stalls).
 def stall_free(a):
@@ -1129,7 +1129,7 @@ def bench_curl(a, extra_machine):
     conversation, on a fiber per conversation with fiber/hook, and libcurl's multi
     interface on one thread. Every conversation carries x-mock-request-index, so all
     models get the same draws; models interleaved run by run."""
-    # about 25 s quick, 4.5 min full on the 2-vCPU machine at load 5-30 (scripts/bench.sh's
+    # about 25 s quick, ~3 min full (4.5 before 10,000 arriving went to one run) on the 2-vCPU machine at load 5-30 (scripts/bench.sh's
     # table); --max-seconds overrides
     t_end = time.monotonic() + (a.max_seconds or (60 if a.quick else 420))
     tab = Table("curl")
@@ -1151,12 +1151,14 @@ def bench_curl(a, extra_machine):
         # freed by finished transfers dirtied the heap the live ones use (10,000 arriving:
         # 7-9 KiB less per conversation on each model, CPU per token unchanged)
         base = ["--max-tokens", "20", "--prompt-kib", str(kib), "--buffer-bytes", "4096"]
-        # (label, n, runs, extra args), the README's points first (gen:curl quotes them):
-        # 1,000 at once and 10,000 arriving over 10 s (about 4,500 alive at once), 3
-        # rounds each; then 10,000 at once, a limit probe (past the open-files cap for the
-        # easy API, 3 descriptors a transfer), one run. N = 100 and 6,000 at once (what
-        # the cap holds) answer no question the README asks: only with --runs, for make
-        # bench's budget (scripts/bench.sh). Quick: 1,000 at once, one round (the 10-s
+        # (label, n, runs, extra args), the headline first: 1,000 at once, 3 rounds (gen:curl's
+        # table and ratios); then the one-run points gen:curl and the curl figure show as
+        # such (issue 12 is closed as blocked: nothing judges them any more): 10,000
+        # arriving over 10 s (about 4,500 alive at once; 3 rounds were ~120 s of make
+        # bench's 20 minutes, README "Time budget") and 10,000 at once, a limit probe (past
+        # the open-files cap for the easy API, 3 descriptors a transfer). N = 100 and 6,000
+        # at once (what the cap holds) answer no question the README asks: only with
+        # --runs, which gives every step its rounds. Quick: N = 100, one round (the 10-s
         # arrival window cannot be shortened without changing what it measures).
         runs = a.runs or 3
         # quick: N = 100 (fewer sizes: a run is its 20 tokens and the slowest first token,
@@ -1164,7 +1166,7 @@ def bench_curl(a, extra_machine):
         steps = ([(label, 100, a.runs or 1, [])]
                  if a.quick else
                  [(label, 1000, runs, []),
-                  (label + "-arrive10s", 10000, runs, ["--gap-us", "1000"]),
+                  (label + "-arrive10s", 10000, a.runs or 1, ["--gap-us", "1000"]),
                   (label, 10000, 1, [])]
                  + ([(label, 100, a.runs, []), (label, 6000, min(a.runs, 2), [])] if a.runs else []))
         for lab, n, nruns, extra in steps:
