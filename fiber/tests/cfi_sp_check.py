@@ -54,8 +54,9 @@ def insns(objdump, obj):
     for line in run([objdump, "-d", "--no-show-raw-insn", obj]).splitlines():
         m = re.match(r"\s*([0-9a-f]+):\s+(.*)$", line)
         if m:
-            out[int(m.group(1), 16)] = m.group(2).split("//")[0].split("#", 1)[0].strip() \
-                if "aarch64" in objdump else m.group(2).split("#")[0].strip()
+            # comments: "// ..." in aarch64's syntax, "# ..." in x86-64's AT&T
+            text = m.group(2).split("//")[0] if "aarch64" in objdump else m.group(2).split("#")[0]
+            out[int(m.group(1), 16)] = " ".join(text.split())
     return out
 
 
