@@ -738,12 +738,27 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
             fiber_yield();
     }
     int rc = st->rc;
-    mllm_metrics.tokens_sent += (uint64_t)st->sent;
+    /* every choice's tokens, as the whole answer (serve_whole_multi) and the final usage
+     * chunk count them: st->sent is one choice's */
+    mllm_metrics.tokens_sent += (uint64_t)st->sent * (uint64_t)(g->req.n > 1 ? g->req.n : 1);
     shared_trim(&scratch);
     shared_trim(&whole);
     shared_trim(&lpbuf);
     if (rc == 0)
         rc = mllm_conn_end_body(c, g->chunked);
+    if (c->dead == MLLM_CONN_OVERRUN) {
+        /* The reader fell too far behind: what it has not read goes out, then an error
+         * in the API's stream shape naming the bound, then the end (README, "Slow
+         * readers"). */
+        mllm_err_t e;
+        mllm_err_set(&e, 500, "server_error", "slow_reader", NULL,
+                     "mock-llm ended this stream: the client read it more slowly than it "
+                     "was written and fell more than %zu bytes behind (--max-pending).",
+                     cfg->max_pending);
+        scratch_reset();
+        fmt_error(g, &e);
+        rc = mllm_conn_overrun_end(c, &scratch, g->chunked);
+    }
     if (c->dead && g->inject != INJ_MIDSTREAM && g->inject != INJ_DISCONNECT)
         mllm_metrics.streams_aborted++;
     mllm_metrics.streams_active--;
