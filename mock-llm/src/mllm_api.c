@@ -1419,13 +1419,18 @@ void mllm_chunk_finish(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *re
     mllm_buf_add(b, f->close, f->close_len);
 }
 
+/* Chat usage as the real API writes it, with the two details objects: an app that reads
+ * usage.prompt_tokens_details.cached_tokens (prompt caching dashboards do) threw a
+ * TypeError on mock-llm's answers. mock-llm caches nothing and reasons not: zeros. */
 void mllm_chunk_usage(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
                       int prompt, int completion)
 {
     (void)model;
     add_prefix(b, f);
     mllm_buf_printf(b, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
-                       "\"total_tokens\":%d}}\n\n", prompt, completion, prompt + completion);
+                       "\"total_tokens\":%d,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+                       "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+                       "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}\n\n", prompt, completion, prompt + completion);
 }
 
 void mllm_chunk_done(mllm_buf_t *b)
@@ -1489,7 +1494,9 @@ void mllm_fmt_completion(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *
     }
     mllm_buf_printf(b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],"
                        "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
-                       "\"total_tokens\":%d}}", finish, prompt, completion,
+                       "\"total_tokens\":%d,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+                       "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+                       "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}", finish, prompt, completion,
                     prompt + completion);
 }
 
@@ -1617,7 +1624,9 @@ void mllm_fmt_completion_choice(mllm_buf_t *b, int index, const char *text, size
 void mllm_fmt_completion_tail(mllm_buf_t *b, int prompt, int completion)
 {
     mllm_buf_printf(b, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
-                       "\"total_tokens\":%d}}", prompt, completion, prompt + completion);
+                       "\"total_tokens\":%d,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+                       "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+                       "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}", prompt, completion, prompt + completion);
 }
 
 /* ---- Anthropic events ---- */
@@ -1630,7 +1639,8 @@ void mllm_anth_message_start(mllm_buf_t *b, const mllm_stream_fmt_t *f, const ch
                        "\"content\":[],\"model\":\"", f->id + 13);
     mllm_buf_json_str(b, model, strlen(model));
     mllm_buf_printf(b, "\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":"
-                       "{\"input_tokens\":%d,\"output_tokens\":1}}}\n\n", prompt);
+                       "{\"input_tokens\":%d,\"cache_creation_input_tokens\":0,"
+                       "\"cache_read_input_tokens\":0,\"output_tokens\":1}}}\n\n", prompt);
 }
 
 void mllm_anth_block_start(mllm_buf_t *b)
@@ -1719,7 +1729,10 @@ void mllm_fmt_anth_message(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char
     }
     mllm_buf_printf(b, "}],\"stop_reason\":\"%s\",\"stop_sequence\":", stop_reason);
     json_str_or_null(b, stop_sequence);
-    mllm_buf_printf(b, ",\"usage\":{\"input_tokens\":%d,\"output_tokens\":%d}}", prompt,
+    /* the cache counts as the API writes them (zero: mock-llm caches nothing), so an
+     * app that sums input + cache reads + cache writes reads numbers, not undefined */
+    mllm_buf_printf(b, ",\"usage\":{\"input_tokens\":%d,\"cache_creation_input_tokens\":0,"
+                       "\"cache_read_input_tokens\":0,\"output_tokens\":%d}}", prompt,
                     completion);
 }
 

@@ -500,6 +500,13 @@ static void test_chunks(void **st)
     j = frame(&b);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "choices")), 0);
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "total_tokens")->valuedouble, 15);
+    /* the details objects the real API sends (apps read cached_tokens from them) */
+    cJSON *ptd = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "prompt_tokens_details");
+    cJSON *ctd = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "completion_tokens_details");
+    assert_non_null(ptd);
+    assert_non_null(ctd);
+    assert_int_equal(cJSON_GetObjectItem(ptd, "cached_tokens")->valueint, 0);
+    assert_int_equal(cJSON_GetObjectItem(ctd, "reasoning_tokens")->valueint, 0);
     cJSON_Delete(j);
 
     b.len = 0;
@@ -560,6 +567,9 @@ static void test_anthropic_frames(void **st)
     assert_non_null(j);
     cJSON *m = cJSON_GetObjectItem(j, "message");
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "usage"), "input_tokens")->valuedouble, 12);
+    cJSON *cr = cJSON_GetObjectItem(cJSON_GetObjectItem(m, "usage"), "cache_read_input_tokens");
+    assert_non_null(cr);
+    assert_int_equal(cr->valueint, 0);
     assert_int_equal(strncmp(cJSON_GetObjectItem(m, "id")->valuestring, "msg_", 4), 0);
     cJSON_Delete(j);
     mllm_buf_free(&b);
