@@ -12,7 +12,8 @@ machine's drift falls on all three alike. Prints each probe as mockllm_bench doe
 per stream count the knees' medians (min-max) and the ratios to the floor, run by run.
 
 --concurrency N: instead, N streams at 5 tokens/s each (the concurrency case: no
---busy-poll), A and B alternating; lateness p50/p99 and server CPU per run.
+--busy-poll unless --busy), A and B alternating (with --floor, mllm-floor paced to the
+same N x 5 events/s as a third side, rotating); lateness p50/p99 and server CPU per run.
 --cpu N:TPS,...: instead, the server's CPU time per event at those fixed rates (no
 --busy-poll unless --busy: spinning would count as CPU), A and B alternating.
 """
@@ -73,11 +74,13 @@ def capacity(a):
 
 def concurrency(a):
     n, tps = a.concurrency, 5
-    res = {"A": [], "B": []}
+    names = ("floor", "A", "B") if a.floor else ("A", "B")
+    res = {k: [] for k in names}
     for run in range(a.runs):
-        for name in (("A", "B") if run % 2 == 0 else ("B", "A")):
-            bindir = a.a if name == "A" else a.b
-            srv = mb.stream_server(bindir, tps)
+        for name in names[run % len(names):] + names[:run % len(names)]:
+            bindir = a.b if name == "B" else a.a
+            srv = (mb.floor_server(bindir, tps, a.busy) if name == "floor"
+                   else mb.stream_server(bindir, tps, a.busy))
             try:
                 r = mb.run_load(bindir, srv.port, srv.p.pid, n, 1.0, 3.0, period_ms=1000.0 / tps)
             finally:
@@ -137,7 +140,10 @@ def main():
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=0)
     ap.add_argument("--cpu", default="", help="N:TPS,... : CPU per event at these rates")
-    ap.add_argument("--busy", action="store_true", help="--cpu: servers with --busy-poll")
+    ap.add_argument("--busy", action="store_true",
+                    help="--cpu, --concurrency: servers with --busy-poll")
+    ap.add_argument("--floor", action="store_true",
+                    help="--concurrency: mllm-floor at the same rate as a third side")
     a = ap.parse_args()
     a.streams = [int(x) for x in a.streams.split(",")]
     t0 = time.time()

@@ -970,6 +970,56 @@ int mllm_parse_chat(const char *body, size_t len, mllm_gen_req_t *out, mllm_err_
     return parse_req(body, len, out, err, MLLM_API_CHAT, chat_fields, 0);
 }
 
+/*
+ * Anthropic's own validation wording (its errors carry no param or code, so the message
+ * is all a client reads): "<field>: Input should be a valid <type>" for a wrong type,
+ * "<field>: range: lo..hi" for a number out of range (what the API answers for
+ * temperature 1.5 or top_p 2). Before, these came in Anthropic's envelope with OpenAI's
+ * sentences ("Invalid 'temperature': decimal above maximum value. ...").
+ */
+static int anth_number(const cJSON *root, const char *name, double lo, double hi,
+                       mllm_err_t *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, name,
+                            "%s: Input should be a valid number", name);
+    if (v->valuedouble < lo || v->valuedouble > hi)
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, name, "%s: range: %g..%g",
+                            name, lo, hi);
+    return 0;
+}
+
+/* Anthropic's max_tokens: an integer >= 1 (mock-llm draws at least one token). */
+static int anth_posint(const cJSON *root, const char *name, int *out, mllm_err_t *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, name,
+                            "%s: Input should be a valid integer", name);
+    if (v->valuedouble < 1)
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, name,
+                            "%s: Input should be greater than or equal to 1", name);
+    *out = v->valuedouble > 1e8 ? 100000000 : (int)v->valuedouble;
+    return 0;
+}
+
+static int anth_bool(const cJSON *root, const char *name, int *out, mllm_err_t *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsBool(v))
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, name,
+                            "%s: Input should be a valid boolean", name);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
 /* Anthropic Messages; count_only: the count_tokens endpoint, where max_tokens is not
  * required. */
 static int messages_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, long *msgs,
@@ -981,8 +1031,8 @@ static int messages_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, 
     if (!count_only && !cJSON_GetObjectItemCaseSensitive(root, "max_tokens"))
         return mllm_err_set(err, 400, "invalid_request_error", NULL, "max_tokens",
                             "max_tokens: Field required");
-    if (get_posint(root, "max_tokens", &out->max_tokens, err) ||
-        get_bool(root, "stream", &out->stream, err))
+    if (anth_posint(root, "max_tokens", &out->max_tokens, err) ||
+        anth_bool(root, "stream", &out->stream, err))
         return -1;
     const cJSON *sys = cJSON_GetObjectItemCaseSensitive(root, "system");
     if (sys) {
@@ -995,13 +1045,16 @@ static int messages_fields(const cJSON *root, mllm_gen_req_t *out, long *bytes, 
         (*msgs)++;
     }
     /* Anthropic's ranges: temperature and top_p 0..1, top_k a non-negative integer */
-    if (get_range(root, "temperature", 0, 1, err) || get_range(root, "top_p", 0, 1, err))
+    if (anth_number(root, "temperature", 0, 1, err) || anth_number(root, "top_p", 0, 1, err))
         return -1;
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(root, "top_k");
     if (tk && !cJSON_IsNull(tk) &&
-        (!cJSON_IsNumber(tk) || tk->valuedouble < 0 || tk->valuedouble != floor(tk->valuedouble)))
-        return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "top_k",
-                            "top_k: Input should be a non-negative integer");
+        (!cJSON_IsNumber(tk) || tk->valuedouble != floor(tk->valuedouble)))
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, "top_k",
+                            "top_k: Input should be a valid integer");
+    if (tk && !cJSON_IsNull(tk) && tk->valuedouble < 0)
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, "top_k",
+                            "top_k: Input should be greater than or equal to 0");
     if (get_tools(root, MLLM_API_MESSAGES, out, bytes, err) ||
         get_stop(root, "stop_sequences", 0, out, err))
         return -1;
@@ -1366,13 +1419,18 @@ void mllm_chunk_finish(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *re
     mllm_buf_add(b, f->close, f->close_len);
 }
 
+/* Chat usage as the real API writes it, with the two details objects: an app that reads
+ * usage.prompt_tokens_details.cached_tokens (prompt caching dashboards do) threw a
+ * TypeError on mock-llm's answers. mock-llm caches nothing and reasons not: zeros. */
 void mllm_chunk_usage(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *model,
                       int prompt, int completion)
 {
     (void)model;
     add_prefix(b, f);
     mllm_buf_printf(b, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
-                       "\"total_tokens\":%d}}\n\n", prompt, completion, prompt + completion);
+                       "\"total_tokens\":%d,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+                       "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+                       "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}\n\n", prompt, completion, prompt + completion);
 }
 
 void mllm_chunk_done(mllm_buf_t *b)
@@ -1436,7 +1494,9 @@ void mllm_fmt_completion(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char *
     }
     mllm_buf_printf(b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],"
                        "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
-                       "\"total_tokens\":%d}}", finish, prompt, completion,
+                       "\"total_tokens\":%d,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+                       "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+                       "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}", finish, prompt, completion,
                     prompt + completion);
 }
 
@@ -1564,7 +1624,9 @@ void mllm_fmt_completion_choice(mllm_buf_t *b, int index, const char *text, size
 void mllm_fmt_completion_tail(mllm_buf_t *b, int prompt, int completion)
 {
     mllm_buf_printf(b, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
-                       "\"total_tokens\":%d}}", prompt, completion, prompt + completion);
+                       "\"total_tokens\":%d,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+                       "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+                       "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}", prompt, completion, prompt + completion);
 }
 
 /* ---- Anthropic events ---- */
@@ -1577,7 +1639,8 @@ void mllm_anth_message_start(mllm_buf_t *b, const mllm_stream_fmt_t *f, const ch
                        "\"content\":[],\"model\":\"", f->id + 13);
     mllm_buf_json_str(b, model, strlen(model));
     mllm_buf_printf(b, "\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":"
-                       "{\"input_tokens\":%d,\"output_tokens\":1}}}\n\n", prompt);
+                       "{\"input_tokens\":%d,\"cache_creation_input_tokens\":0,"
+                       "\"cache_read_input_tokens\":0,\"output_tokens\":1}}}\n\n", prompt);
 }
 
 void mllm_anth_block_start(mllm_buf_t *b)
@@ -1666,7 +1729,10 @@ void mllm_fmt_anth_message(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char
     }
     mllm_buf_printf(b, "}],\"stop_reason\":\"%s\",\"stop_sequence\":", stop_reason);
     json_str_or_null(b, stop_sequence);
-    mllm_buf_printf(b, ",\"usage\":{\"input_tokens\":%d,\"output_tokens\":%d}}", prompt,
+    /* the cache counts as the API writes them (zero: mock-llm caches nothing), so an
+     * app that sums input + cache reads + cache writes reads numbers, not undefined */
+    mllm_buf_printf(b, ",\"usage\":{\"input_tokens\":%d,\"cache_creation_input_tokens\":0,"
+                       "\"cache_read_input_tokens\":0,\"output_tokens\":%d}}", prompt,
                     completion);
 }
 

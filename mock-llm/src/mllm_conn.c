@@ -90,6 +90,9 @@ static int flush_nb(mllm_conn_t *c)
     return 0;
 }
 
+/* c->dead while mllm_conn_overrun_end queues its frame past the bound. */
+#define FINAL_FRAME 3
+
 int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
 {
     int had = c->out.len > 0;
@@ -103,11 +106,11 @@ int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
      * is queued whole even above it: one event can be larger than --max-pending (n: 128
      * with top_logprobs: 20 and 40 tokens per event is ~10 MB; emit_due bounds a batch
      * of them) and a reader that had kept up is not a slow one. */
-    if (had && c->out.len + n > c->cfg->max_pending) {
+    if (had && c->out.len + n > c->cfg->max_pending && c->dead != FINAL_FRAME) {
         mllm_metrics.clients_dropped_slow++;
         mllm_log(MLLM_LOG_INFO, "conn %" PRIu64 ": dropped, %zu bytes unread", c->id,
                  c->out.len + n);
-        c->dead = 1;
+        c->dead = MLLM_CONN_OVERRUN;
         return -1;
     }
     mllm_buf_add(&c->out, p, n);
@@ -216,6 +219,25 @@ int mllm_conn_emit_chunk(mllm_conn_t *c, mllm_buf_t *b, int chunked)
         n = (size_t)(b->p + b->len - start);
     }
     return b->oom ? -1 : mllm_conn_emit(c, start, n);
+}
+
+/*
+ * A reader that fell behind by more than --max-pending gets, after what it has not read
+ * yet, one frame saying so and the body's end, written within --write-timeout; then the
+ * connection closes. A bare close (what mock-llm did before) left a client with a
+ * stream cut short and nothing to tell that from a crash or a network fault: the
+ * SDKs reported "terminated" or a premature close. The frame is small (one error), so
+ * going past the bound by it costs nothing the bound is for.
+ */
+int mllm_conn_overrun_end(mllm_conn_t *c, mllm_buf_t *b, int chunked)
+{
+    if (c->dead != MLLM_CONN_OVERRUN)
+        return -1;
+    c->dead = FINAL_FRAME;
+    if (mllm_conn_emit_chunk(c, b, chunked) == 0)
+        mllm_conn_end_body(c, chunked);
+    c->dead = 1;
+    return -1;
 }
 
 int mllm_conn_end_body(mllm_conn_t *c, int chunked)

@@ -55,7 +55,8 @@ typedef struct mllm_conn {
     mllm_tx_t            tx __attribute__((aligned(64)));
     mllm_buf_t           out;       /* bytes the transport has not taken yet */
     int                  peer_data; /* the client sent more while we answer (pipelining) */
-    int                  dead;      /* a write failed or the client is gone */
+    int                  dead;      /* a write failed or the client is gone (1), or
+                                     * it read too slowly (MLLM_CONN_OVERRUN) */
     uint64_t             id;
     const mllm_config_t *cfg;
     char                *in;        /* received bytes not yet consumed */
@@ -122,12 +123,26 @@ void mllm_conn_turn_away(mllm_conn_t *c, int status, const char *code, const cha
 /* Closes the transport and frees what c holds (not c itself). */
 void mllm_conn_close(mllm_conn_t *c);
 
+/* c->dead when a reader fell more than --max-pending behind: the client is still
+ * there, so its stream may end with an error frame that says why (mllm_conn_overrun_end)
+ * instead of a bare close. */
+#define MLLM_CONN_OVERRUN 2
+
 /*
  * Queues p[0..n) behind what is pending and writes what the transport takes now,
- * without parking. Returns 0, or -1 (c->dead set) when the client is gone or has more
- * than --max-pending unread.
+ * without parking. Returns 0, or -1 (c->dead set) when the client is gone, or when it
+ * has unread output and p would take it past --max-pending (then c->dead is
+ * MLLM_CONN_OVERRUN and p is not queued).
  */
 int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n);
+
+/*
+ * After an overrun (c->dead == MLLM_CONN_OVERRUN): queues the framed frame b (as
+ * mllm_conn_emit_chunk frames it) and the body's end past the bound, then writes them
+ * within --write-timeout, parking. The connection is dead (1) after it either way.
+ * Returns -1 always (the stream is over and so is the connection).
+ */
+int mllm_conn_overrun_end(mllm_conn_t *c, mllm_buf_t *b, int chunked);
 
 /* Parks until every pending byte is written or --write-timeout passes. Returns 0 or -1. */
 int mllm_conn_flush(mllm_conn_t *c);

@@ -338,7 +338,7 @@ static const char *finish_reason(const gen_t *g, int capped)
         { "end_turn", "max_tokens", "tool_use" },
         { "completed", "incomplete", "completed" },
     };
-    return r[g->req.api][g->has_call == ANSWER_CALL ? 2 : capped ? 1 : 0];
+    return r[g->req.api][capped ? 1 : g->has_call == ANSWER_CALL ? 2 : 0];
 }
 
 static void fmt_end(gen_t *g, int capped, int sent)
@@ -355,7 +355,7 @@ static void fmt_end(gen_t *g, int capped, int sent)
         const char *full = g->has_call ? g->call.args.p : whole_text(g, sent, &n);
         if (g->has_call) /* a call's arguments, or the JSON text */
             n = g->call.args.len;
-        mllm_resp_end(&scratch, &g->resp, full, n, capped && !g->has_call,
+        mllm_resp_end(&scratch, &g->resp, full, n, capped && g->has_call != ANSWER_CALL,
                       g->req.prompt_tokens, sent);
         break;
     }
@@ -451,17 +451,38 @@ static int stop_cut(const gen_t *g, int total, int *which)
     return cut;
 }
 
-/* The schedule of this answer: drawn from the profile for text; for a tool call or
- * structured JSON, as many tokens as the prepared text takes (not cut by max_tokens:
- * what the client gets always parses). */
+/*
+ * The schedule of this answer: drawn from the profile for text; for a tool call or
+ * structured JSON, as many tokens as the prepared text takes. Structured JSON that does
+ * not fit max_tokens is cut there, as the real APIs cut it: the text ends mid-JSON with
+ * finish_reason "length" (Anthropic: stop_reason "max_tokens"; Responses: status
+ * "incomplete"), so a client's parse helper refuses it the way it refuses the real
+ * thing (openai's LengthFinishReasonError). Before, the whole JSON went out whatever
+ * max_tokens said, and a client's truncation handling was never exercised. The cut is
+ * at a UTF-8 character boundary (a schema's enum strings may hold any text). A tool
+ * call's arguments are still never cut (README, "Not done").
+ */
 static void schedule_init(mllm_schedule_t *s, gen_t *g)
 {
     mllm_schedule_init(s, &cfg->profile, cfg->seed, g->index, g->req.prompt_tokens,
                        g->has_call ? 0 : g->req.max_tokens, cfg->tokens_per_event,
                        cfg->time_scale);
-    if (g->has_call)
-        mllm_schedule_set_total(s, (int)((g->call.args.len + MLLM_BYTES_PER_TOKEN - 1) /
-                                         MLLM_BYTES_PER_TOKEN));
+    if (g->has_call) {
+        mllm_buf_t *a = &g->call.args;
+        int need = (int)((a->len + MLLM_BYTES_PER_TOKEN - 1) / MLLM_BYTES_PER_TOKEN);
+        int cap = g->req.max_tokens;
+        if (g->has_call == ANSWER_JSON && cap > 0 && need > cap) {
+            size_t keep = (size_t)cap * MLLM_BYTES_PER_TOKEN;
+            while (keep > 0 && ((unsigned char)a->p[keep] & 0xC0) == 0x80)
+                keep--; /* not inside a character: back to its first byte */
+            a->len = keep;
+            a->p[keep] = 0;
+            mllm_schedule_set_total(s, cap);
+            s->capped = 1;
+        } else {
+            mllm_schedule_set_total(s, need);
+        }
+    }
     int which = 0, cut;
     if (!g->has_call && g->stops && (cut = stop_cut(g, s->total, &which)) >= 0) {
         /* The text ends before the stop sequence: finish_reason "stop" (it may have been
@@ -717,12 +738,27 @@ static int serve_stream(mllm_conn_t *c, gen_t *g, uint64_t start)
             fiber_yield();
     }
     int rc = st->rc;
-    mllm_metrics.tokens_sent += (uint64_t)st->sent;
+    /* every choice's tokens, as the whole answer (serve_whole_multi) and the final usage
+     * chunk count them: st->sent is one choice's */
+    mllm_metrics.tokens_sent += (uint64_t)st->sent * (uint64_t)(g->req.n > 1 ? g->req.n : 1);
     shared_trim(&scratch);
     shared_trim(&whole);
     shared_trim(&lpbuf);
     if (rc == 0)
         rc = mllm_conn_end_body(c, g->chunked);
+    if (c->dead == MLLM_CONN_OVERRUN) {
+        /* The reader fell too far behind: what it has not read goes out, then an error
+         * in the API's stream shape naming the bound, then the end (README, "Slow
+         * readers"). */
+        mllm_err_t e;
+        mllm_err_set(&e, 500, "server_error", "slow_reader", NULL,
+                     "mock-llm ended this stream: the client read it more slowly than it "
+                     "was written and fell more than %zu bytes behind (--max-pending).",
+                     cfg->max_pending);
+        scratch_reset();
+        fmt_error(g, &e);
+        rc = mllm_conn_overrun_end(c, &scratch, g->chunked);
+    }
     if (c->dead && g->inject != INJ_MIDSTREAM && g->inject != INJ_DISCONNECT)
         mllm_metrics.streams_aborted++;
     mllm_metrics.streams_active--;

@@ -94,6 +94,39 @@ static void expect_messages_400(const char *body, const char *param)
     assert_string_equal(e.param, param);
 }
 
+/* ... and in Anthropic's words: an Anthropic error is {type, message} only, so the
+ * message is what the client reads, "<field>: range: 0..1" as the API says it, not
+ * OpenAI's sentence in Anthropic's envelope. */
+static void expect_messages_msg(const char *extra, const char *message)
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"model\":\"m\"," MSGS ",%s}", extra);
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(mllm_parse_messages(body, strlen(body), &g, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.type, "invalid_request_error");
+    assert_string_equal(e.message, message);
+}
+
+static void test_anthropic_wording(void **st)
+{
+    (void)st;
+    expect_messages_msg("\"max_tokens\":5,\"temperature\":1.5", "temperature: range: 0..1");
+    expect_messages_msg("\"max_tokens\":5,\"temperature\":-0.1", "temperature: range: 0..1");
+    expect_messages_msg("\"max_tokens\":5,\"temperature\":\"hot\"",
+                        "temperature: Input should be a valid number");
+    expect_messages_msg("\"max_tokens\":5,\"top_p\":2", "top_p: range: 0..1");
+    expect_messages_msg("\"max_tokens\":5,\"top_k\":1.5", "top_k: Input should be a valid integer");
+    expect_messages_msg("\"max_tokens\":5,\"top_k\":-1",
+                        "top_k: Input should be greater than or equal to 0");
+    expect_messages_msg("\"max_tokens\":2.5", "max_tokens: Input should be a valid integer");
+    expect_messages_msg("\"max_tokens\":\"5\"", "max_tokens: Input should be a valid integer");
+    expect_messages_msg("\"max_tokens\":0", "max_tokens: Input should be greater than or equal to 1");
+    expect_messages_msg("\"max_tokens\":5,\"stream\":\"yes\"",
+                        "stream: Input should be a valid boolean");
+}
+
 /* n (1..128) and logprobs / top_logprobs (0..20, logprobs required), OpenAI's ranges
  * and error codes; what mock-llm does not draw them for (tools, response_format, stop
  * with n > 1) is a 400 naming the parameter, never fewer choices or no logprobs. */
@@ -467,6 +500,13 @@ static void test_chunks(void **st)
     j = frame(&b);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "choices")), 0);
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "total_tokens")->valuedouble, 15);
+    /* the details objects the real API sends (apps read cached_tokens from them) */
+    cJSON *ptd = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "prompt_tokens_details");
+    cJSON *ctd = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "completion_tokens_details");
+    assert_non_null(ptd);
+    assert_non_null(ctd);
+    assert_int_equal(cJSON_GetObjectItem(ptd, "cached_tokens")->valueint, 0);
+    assert_int_equal(cJSON_GetObjectItem(ctd, "reasoning_tokens")->valueint, 0);
     cJSON_Delete(j);
 
     b.len = 0;
@@ -527,6 +567,9 @@ static void test_anthropic_frames(void **st)
     assert_non_null(j);
     cJSON *m = cJSON_GetObjectItem(j, "message");
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "usage"), "input_tokens")->valuedouble, 12);
+    cJSON *cr = cJSON_GetObjectItem(cJSON_GetObjectItem(m, "usage"), "cache_read_input_tokens");
+    assert_non_null(cr);
+    assert_int_equal(cr->valueint, 0);
     assert_int_equal(strncmp(cJSON_GetObjectItem(m, "id")->valuestring, "msg_", 4), 0);
     cJSON_Delete(j);
     mllm_buf_free(&b);
@@ -1149,6 +1192,7 @@ int main(void)
         cmocka_unit_test(test_chat_errors),
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_unsupported_and_out_of_range),
+        cmocka_unit_test(test_anthropic_wording),
         cmocka_unit_test(test_logprobs_n_parse),
         cmocka_unit_test(test_logprob_entry),
         cmocka_unit_test(test_choice_frames),

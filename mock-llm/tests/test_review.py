@@ -814,6 +814,138 @@ def case_shared_buffers_trimmed():
     print(f"ok: RSS {r0} -> {r1} KiB around a {len(out) >> 20} MiB stream")
 
 
+PERSON = {"type": "object", "properties": {"name": {"type": "string"},
+                                          "tags": {"type": "array", "items": {"type": "string"}},
+                                          "age": {"type": "integer"}},
+          "required": ["name", "tags", "age"], "additionalProperties": False}
+
+
+def case_json_max_tokens():
+    """Structured output that does not fit max_tokens is cut there, as the real APIs cut
+    it: the text ends mid-JSON with finish_reason "length" (Responses: status
+    "incomplete", incomplete_details max_output_tokens), streamed and not. Before, the
+    whole JSON went out and finish_reason said "stop" whatever max_tokens was, so a
+    client's truncation path (openai's LengthFinishReasonError) was never exercised. An
+    answer that fits is whole, parses, and says "stop"."""
+    rf = {"type": "json_schema", "json_schema": {"name": "p", "strict": True, "schema": PERSON}}
+    msgs = [{"role": "user", "content": "Who?"}]
+    srv = Server("--profile", "fixed", "--time-scale", "0")
+    try:
+        for stream in (False, True):
+            for mt, want in ((3, "length"), (4000, "stop")):
+                body = {"model": "mock", "messages": msgs, "response_format": rf,
+                        "max_tokens": mt, "stream": stream}
+                if stream:
+                    body["stream_options"] = {"include_usage": True}
+                st, _, out = post(srv.port, CHAT, body)
+                if st != 200:
+                    fail(f"json max_tokens {mt} stream {stream}: status {st}: {out[:200]!r}")
+                if stream:
+                    ev = sse_json(out)
+                    text = "".join(c["choices"][0]["delta"].get("content") or ""
+                                   for c in ev if c.get("choices"))
+                    fin = [c["choices"][0]["finish_reason"] for c in ev
+                           if c.get("choices") and c["choices"][0].get("finish_reason")]
+                    used = ev[-1]["usage"]["completion_tokens"]
+                    fin = fin[-1] if fin else None
+                else:
+                    w = json.loads(out)
+                    text = w["choices"][0]["message"]["content"]
+                    fin = w["choices"][0]["finish_reason"]
+                    used = w["usage"]["completion_tokens"]
+                try:
+                    json.loads(text)
+                    parses = True
+                except ValueError:
+                    parses = False
+                if fin != want or parses != (want == "stop") or used > mt or \
+                        (want == "length" and (used != mt or len(text) > 4 * mt)):
+                    fail(f"json max_tokens {mt} stream {stream}: finish_reason {fin} (want "
+                         f"{want}), parses {parses}, {used} tokens, text {text[:80]!r}")
+        for stream in (False, True):
+            body = {"model": "mock", "input": "Who?", "max_output_tokens": 3, "stream": stream,
+                    "text": {"format": {"type": "json_schema", "name": "p", "strict": True,
+                                        "schema": PERSON}}}
+            st, _, out = post(srv.port, "/v1/responses", body)
+            r = sse_json(out)[-1]["response"] if stream else json.loads(out)
+            if st != 200 or r["status"] != "incomplete":
+                fail(f"responses max_output_tokens 3 stream {stream}: status {st}, "
+                     f"response status {r.get('status')}: {out[-300:]!r}")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: JSON cut at max_tokens with finish_reason length, whole and stop when it fits")
+
+
+def case_tokens_sent_n():
+    """mllm_tokens_sent_total counts every choice's tokens: a streamed n: 4 answer of 12
+    tokens adds 48, as the whole answer (and its usage) do. It added 12 (one choice's)."""
+    srv = Server("--profile", "fixed", "--time-scale", "0", "--output-tokens", "12")
+    try:
+        for stream in (True, False):
+            before = srv.metric("mllm_tokens_sent_total")
+            body = {"model": "mock", "n": 4, "stream": stream,
+                    "messages": [{"role": "user", "content": "hi"}]}
+            if stream:
+                body["stream_options"] = {"include_usage": True}
+            st, _, out = post(srv.port, CHAT, body)
+            usage = (sse_json(out)[-1] if stream else json.loads(out))["usage"]
+            got = srv.wait_metric("mllm_tokens_sent_total", lambda v: v != before,
+                                  "tokens_sent") - before
+            if st != 200 or usage["completion_tokens"] != 48 or got != 48:
+                fail(f"n: 4 x 12 tokens, stream {stream}: usage "
+                     f"{usage['completion_tokens']}, mllm_tokens_sent_total +{got:.0f} (want 48)")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: n: 4 counts 48 tokens, streamed and not")
+
+
+def case_slow_reader_told():
+    """A reader that falls more than --max-pending behind an n: 128 stream is still
+    dropped (the bound keeps a slow client from holding the server's memory), but it is
+    told: after what it had not read comes an error event in the API's stream shape
+    naming --max-pending, then the body's end. Before, the connection just closed
+    mid-stream: the SDKs saw "terminated" / a premature close, nothing to tell it from a
+    crash. Here the client stops reading until the server has dropped it (the metric),
+    then reads everything."""
+    srv = Server("--profile", "fixed", "--ttft-ms", "1", "--tps", "2000",
+                 "--output-tokens", "400", "--max-pending", "4096", "--sndbuf", "4096")
+    try:
+        for path, body in ((CHAT, {"model": "mock", "n": 128, "stream": True,
+                                   "messages": [{"role": "user", "content": "hi"}]}),
+                           ("/v1/messages", {"model": "mock", "max_tokens": 400, "stream": True,
+                                             "messages": [{"role": "user", "content": "hi"}]})):
+            before = srv.metric("mllm_clients_dropped_slow_total")
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(http_request("POST", path, json.dumps(body).encode()))
+            srv.wait_metric("mllm_clients_dropped_slow_total", lambda v: v > before,
+                            f"{path}: a reader that does not read")
+            s.settimeout(30)
+            got = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                got += b
+            s.close()
+            head, _, rest = got.partition(b"\r\n\r\n")
+            data = dechunk(rest)
+            if not rest.endswith(b"0\r\n\r\n") or b"--max-pending" not in data[-600:]:
+                fail(f"{path}: the dropped reader's stream ends {data[-300:]!r} "
+                     f"(raw end {rest[-40:]!r})")
+            last = data.rstrip().split(b"\n")[-1]
+            err = json.loads(last[6:])
+            if "error" not in err:
+                fail(f"{path}: the last event is not an error: {last[:200]!r}")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: a reader dropped for --max-pending gets an error event naming it, then the end")
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":

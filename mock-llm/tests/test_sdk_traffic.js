@@ -310,6 +310,27 @@ async function structuredOutputs() {
   const rs = openai.responses.stream({ model: 'mock', input: 'Who?', text: { format } });
   const fin = await rs.finalResponse();
   check(JSON.parse(fin.output[0].content[0].text));
+  // JSON that does not fit max_tokens is cut there, as the real API cuts it:
+  // finish_reason "length", and parse() refuses it with LengthFinishReasonError (named
+  // by its message: openai 4 does not export the class from the package's root).
+  // Before, the whole JSON came with finish_reason "stop" whatever max_tokens said.
+  await assert.rejects(chatHelpers.parse({ model: 'mock', messages, response_format: rf, max_tokens: 5 }),
+    (e) => { assert.match(e.constructor.name + e.message, /LengthFinishReasonError|length limit/); return true; });
+  const cut = await openai.chat.completions.create({ model: 'mock', messages, response_format: rf,
+    max_completion_tokens: 5, stream: true, stream_options: { include_usage: true } });
+  let cutText = '', cutFin = null, cutUsage = null;
+  for await (const c of cut) {
+    if (c.usage) cutUsage = c.usage;
+    cutText += c.choices[0]?.delta?.content || '';
+    cutFin = c.choices[0]?.finish_reason || cutFin;
+  }
+  assert.equal(cutFin, 'length');
+  assert.equal(cutUsage.completion_tokens, 5);
+  assert.throws(() => JSON.parse(cutText));
+  const rcut = await openai.responses.create({ model: 'mock', input: 'Who?', max_output_tokens: 5,
+    text: { format: { type: 'json_schema', name: 'person', schema: person, strict: true } } });
+  assert.equal(rcut.status, 'incomplete');
+  assert.equal(rcut.incomplete_details.reason, 'max_output_tokens');
   // a response_format mock-llm does not know is refused, as OpenAI refuses it
   await assert.rejects(openai.chat.completions.create({ model: 'mock', messages, response_format: { type: 'yaml' } }),
     (e) => { assert.ok(e instanceof OpenAI.BadRequestError); assert.equal(e.param, 'response_format'); return true; });
