@@ -914,6 +914,59 @@ static void test_fp_words_every_way_back(void **state)
     fpw_set(saved);
 }
 
+/*
+ * The x87 word on the run path's fast end against what lies in the dead stack under the
+ * joiner's saved frame. The strict ends compare the word the fiber left with the
+ * joiner's and skip an equal fldcw; they read the fiber's word back through that dead
+ * space (fnstcw, then a load), and a skip decided on whatever was there before - a
+ * missing or misplaced fnstcw, a load from the wrong slot - hands the fiber's rounding
+ * to its joiner exactly when the stale bytes equal the joiner's word. The other tests
+ * join over stack the C code left: such a mutant passed all of them. So the stack just
+ * below fiber_join's caller (where fiber_join, which has no frame of its own, and the
+ * run path put the joiner's frame) is filled with the joiner's word first, and, for the
+ * way in, with the default word while the joiner has another one.
+ */
+static __attribute__((noinline)) void fill_below(uint16_t w)
+{
+    volatile uint16_t pad[2048];
+    for (size_t i = 0; i < sizeof pad / sizeof pad[0]; i++)
+        pad[i] = w;
+}
+
+static void test_fp_run_path_stale_slot(void **state)
+{
+    (void)state;
+    if (strcmp(fiber_context_variant(), "lean") == 0) {
+        print_message("lean: the FP words are the thread's, nothing to check here\n");
+        return;
+    }
+    struct fpw saved = fpw_get();
+    static const struct fpw joiners[] = {FPW_RZ, FPW_DEF, FPW_RD};
+    for (size_t jk = 0; jk < sizeof joiners / sizeof joiners[0]; jk++)
+        for (int end = FPE_RETURN; end <= FPE_RESTORE; end++)
+            for (int fill_def = 0; fill_def < 2; fill_def++) {
+                fpt_ran = 0;
+                fiber_t *t = fiber_spawn(fp_target, (void *)(intptr_t)end);
+                assert_non_null(t);
+                fpw_set(joiners[jk]);
+                fill_below(fill_def ? FPW_DEF.cw : joiners[jk].cw);
+                int rc = fiber_join(t);
+                struct fpw got = fpw_get();
+                fpw_set(saved);
+                if (got.cw != joiners[jk].cw || fpt_seen.cw != 0x037Fu)
+                    print_error("joiner %#x, fiber %s, stack filled with %#x: fiber saw %#x "
+                                "(want 0x37f), joiner has %#x\n", joiners[jk].cw,
+                                fp_end_names[end], fill_def ? FPW_DEF.cw : joiners[jk].cw,
+                                fpt_seen.cw, got.cw);
+                assert_int_equal(rc, 0);
+                assert_int_equal(fpt_ran, 1);
+                assert_int_equal(fpt_seen.cw, 0x037Fu);
+                assert_int_equal(got.cw, joiners[jk].cw);
+                assert_int_equal(mx_ctl(got.mx), mx_ctl(joiners[jk].mx));
+            }
+    fpw_set(saved);
+}
+
 #endif
 
 /* The scheduler's switch resumes a context that entered a fresh fiber without reloading
@@ -1350,6 +1403,7 @@ int main(void)
 #if defined(__x86_64__)
         cmocka_unit_test(test_fresh_fiber_fp_state),
         cmocka_unit_test(test_fp_words_every_way_back),
+        cmocka_unit_test(test_fp_run_path_stale_slot),
 #endif
         cmocka_unit_test(test_switch_back_keeps_registers),
     };
