@@ -60,6 +60,17 @@ def insns(objdump, obj):
     return out
 
 
+def called(objdump, obj):
+    """Addresses of the global (and weak) function symbols: entered by a call, so their
+    CFA at the first instruction must be the entry rule, whatever the notes say."""
+    out = set()
+    for line in run([objdump, "-t", obj]).splitlines():
+        m = re.match(r"([0-9a-f]+) (.{7}) \S+\s+[0-9a-f]+\s+\S+$", line)
+        if m and m.group(2)[0] in "gwu" and m.group(2)[6] == "F":
+            out.add(int(m.group(1), 16))
+    return out
+
+
 def imm(s):
     return int(s, 0)
 
@@ -113,13 +124,25 @@ def main():
     code = insns(objdump, obj)
     if not code:
         usage("no instructions in " + obj)
+    entries = called(objdump, obj)
+    if not entries:
+        usage("no global function symbols in " + obj)
     checked, bad = 0, 0
     for lo, hi, rows in fdes(readelf, obj):
         rows = [(loc, c.replace("r31+", "sp+")) for loc, c in rows]  # aarch64: sp is r31
         if not rows:  # no notes of its own: the CIE's rule, the entry's
             rows = [(lo, "%s+%d" % (sp, entry))]
-        # A function entered by a call starts at the entry rule; a resume point (the
-        # join's continuation) at what its first note says: walked from there.
+        # A function entered by a call: its first note must say so, or every later note
+        # would be checked against a wrong start (an extra adjust before the first
+        # instruction shifts them all alike).
+        want = "%s+%d" % (sp, entry)
+        if lo in entries and (rows[0][0] != lo or rows[0][1] != want):
+            print("FAIL %#x %-40s CFA %s at a called function's entry, want %s" %
+                  (lo, code.get(lo, "?"), rows[0][1], want))
+            bad += 1
+            continue
+        # A resume point (the join's continuation, a local symbol) starts at what its
+        # first note says: walked from there.
         m = re.match(re.escape(sp) + r"\+(\d+)$", rows[0][1])
         if not m or rows[0][0] != lo:
             continue
