@@ -38,10 +38,9 @@
  *      on some cores, and the final indirect jump can then be checked (and a
  *      misprediction repaired) without waiting behind them.
  *   2. The FP control words. x87's has no status bits: the raw switches and FP_ALWAYS
- *      restore it unconditionally (fldcw); FP_CMP's scheduler switch, and the join's
- *      run path under both policies, only when it differs from the current word (a
- *      fldcw measured ~1 ns per switch on the Intel Xeon, see LOAD_FP_CMP, and cost
- *      more than its compare on the AMD EPYC's run path, see JOIN_RESUME). MXCSR has two policies, chosen per CPU
+ *      restore it unconditionally (fldcw); FP_CMP's scheduler switch only when it
+ *      differs from the current word (a fldcw measured ~1 ns per switch on the Intel
+ *      Xeon, see LOAD_FP_CMP). MXCSR has two policies, chosen per CPU
  *      at start (src/context.c: a pointer; both always built and tested):
  *      - FP_CMP: SAVE reads back the MXCSR stmxcsr stored; the resume writes MXCSR
  *        only when the control bits (6-15) differ from the current ones, and then
@@ -487,20 +486,8 @@
         movq    48(%rsp), %rbp
         .cfi_restore rbp
         .if     \fp == FP_ALWAYS
-        /* MXCSR as saved (flags included: they travel with the context). The x87 word
-         * only when the fiber left another one: read back through the dead space under
-         * the frame and compared, as FP_CMP does (ecx, s, is dead here). On the AMD EPYC
-         * (Zen 3, KVM) here, 2026-12-03, this and the compare on the way in made a
-         * pooled spawn+join 11.59 -> 11.31 and 11.93 -> 11.54 ns (thread CPU time, 6 runs
-         * each, two rotated quiet windows at ~11 adds/ns), although they execute more
-         * instructions (fnstcw, a load and a compare instead of two fldcw). */
         ldmxcsr (%rsp)
-        fnstcw  -4(%rsp)
-        movzwl  -4(%rsp), %ecx
-        cmpw    4(%rsp), %cx
-        je      .Lcw_kept\@
         fldcw   4(%rsp)
-.Lcw_kept\@:
         .elseif \fp == FP_CMP
         /* The finished fiber's words, read through the dead space under the frame. */
         READ_FP %ecx, %r8d
@@ -542,11 +529,9 @@
         pushq   %rax                  /* the saved frame's return address */
         .cfi_adjust_cfa_offset 8
         SAVE    \fp
-        .if     \fp
+        .if     \fp == FP_CMP
         /* The x87 word: the default loaded only when the one just saved differs (compared
-         * in memory, against the constant: no register to load it into first). FP_ALWAYS
-         * too: the word has no status bits, so skipping an equal load changes nothing,
-         * and on the run path a fldcw cost more than the compare (see JOIN_RESUME). */
+         * in memory, against the constant: no register to load it into first). */
         cmpw    $FP_DEFAULT_CW, 4(%rsp)
         je      .Lcw_default\@
         fldcw   fiber__fp_defaults+4(%rip)
@@ -558,6 +543,7 @@
         .cfi_undefined rip            /* on the fiber's own stack: unwinders stop */
         .if     \fp == FP_ALWAYS
         ldmxcsr fiber__fp_defaults(%rip)
+        fldcw   fiber__fp_defaults+4(%rip)
         .elseif \fp == FP_CMP
         LOAD_MX_CMP fiber__fp_defaults(%rip), %edx
         .endif
