@@ -60,12 +60,15 @@
  *        the flags differ; it avoids it in its own ping-pong because make_fcontext
  *        copies the creator's MXCSR, flags included, so both sides match until one of
  *        them computes.
-      - FP_ALWAYS: ldmxcsr/fldcw of the saved words on every resume (flags travel
+ *      - FP_ALWAYS: ldmxcsr/fldcw of the saved words on every resume (flags travel
  *        with the context, as in Boost). On the AMD EPYC (Zen 4) here, reading back
  *        what stmxcsr stored alone cost ~3.5 ns per switch (5.4 -> 9 ns in a
  *        ping-pong), while ldmxcsr+fldcw themselves cost nothing measurable, changed
  *        value or not; so AMD CPUs get this one (measured on Zen 4 only, applied to
- *        every AMD family), every other CPU FP_CMP.
+ *        every AMD family), every other CPU FP_CMP. On Zen 3 (2026-12-03) loading the
+ *        x87 word only when it differs, read back through the red zone, made a pooled
+ *        spawn+join 2% faster at the core's fast level (12.05 -> 11.80 ns) and no faster
+ *        at its slow one: not kept, as Zen 4 measured such read-backs slower.
  *      What the words cost on the AMD EPYC (Zen 4) here, thread CPU time. In tight
  *      loops: stmxcsr issues once per ~16 cycles (4.3 ns), stmxcsr then ldmxcsr of the
  *      word it stored is a ~27-cycle round trip (7.2 ns); ldmxcsr of a constant,
