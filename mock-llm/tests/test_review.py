@@ -35,6 +35,7 @@ class Server:
             raise SystemExit(f"FAIL: mock-llm did not start: {line!r} {self.proc.stderr.read()}")
         self.port = int(line.rsplit(":", 1)[1])
         self.pid = self.proc.pid
+        self.tls_ctx = None   # an ssl context: /metrics is read over TLS
 
     def stop(self, want_clean=True):
         if self.proc.poll() is None:
@@ -65,8 +66,13 @@ class Server:
 
     def metric(self, name):
         """One value of the server's /metrics."""
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        c.request("GET", "/metrics")
+        if self.tls_ctx:
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30,
+                                            context=self.tls_ctx)
+            c.request("GET", "/metrics", headers={"Host": "localhost"})
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            c.request("GET", "/metrics")
         body = c.getresponse().read().decode()
         c.close()
         for line in body.splitlines():
@@ -901,49 +907,73 @@ def case_tokens_sent_n():
     print("ok: n: 4 counts 48 tokens, streamed and not")
 
 
-def case_slow_reader_told():
+def slow_reader_told(tls):
     """A reader that falls more than --max-pending behind an n: 128 stream is still
     dropped (the bound keeps a slow client from holding the server's memory), but it is
     told: after what it had not read comes an error event in the API's stream shape
     naming --max-pending, then the body's end. Before, the connection just closed
     mid-stream: the SDKs saw "terminated" / a premature close, nothing to tell it from a
     crash. Here the client stops reading until the server has dropped it (the metric),
-    then reads everything."""
-    srv = Server("--profile", "fixed", "--ttft-ms", "1", "--tps", "2000",
-                 "--output-tokens", "400", "--max-pending", "4096", "--sndbuf", "4096")
-    try:
-        for path, body in ((CHAT, {"model": "mock", "n": 128, "stream": True,
-                                   "messages": [{"role": "user", "content": "hi"}]}),
-                           ("/v1/messages", {"model": "mock", "max_tokens": 400, "stream": True,
-                                             "messages": [{"role": "user", "content": "hi"}]})):
-            before = srv.metric("mllm_clients_dropped_slow_total")
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.connect(("127.0.0.1", srv.port))
-            s.sendall(http_request("POST", path, json.dumps(body).encode()))
-            srv.wait_metric("mllm_clients_dropped_slow_total", lambda v: v > before,
-                            f"{path}: a reader that does not read")
-            s.settimeout(30)
-            got = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                got += b
-            s.close()
-            head, _, rest = got.partition(b"\r\n\r\n")
-            data = dechunk(rest)
-            if not rest.endswith(b"0\r\n\r\n") or b"--max-pending" not in data[-600:]:
-                fail(f"{path}: the dropped reader's stream ends {data[-300:]!r} "
-                     f"(raw end {rest[-40:]!r})")
-            last = data.rstrip().split(b"\n")[-1]
-            err = json.loads(last[6:])
-            if "error" not in err:
-                fail(f"{path}: the last event is not an error: {last[:200]!r}")
-        srv.stop()
-    finally:
-        srv.kill()
-    print("ok: a reader dropped for --max-pending gets an error event naming it, then the end")
+    then reads everything. tls: the same over --tls, where the error event and the body's
+    end go through OpenSSL's record layer behind the bytes the reader had not read."""
+    with tempfile.TemporaryDirectory() as d:
+        pem = os.path.join(d, "cert.pem")
+        tls_args = ("--tls", "--tls-cert-out", pem) if tls else ()
+        srv = Server("--profile", "fixed", "--ttft-ms", "1", "--tps", "2000",
+                     "--output-tokens", "400", "--max-pending", "4096", "--sndbuf", "4096",
+                     *tls_args)
+        if tls:
+            srv.tls_ctx = ssl.create_default_context(cafile=pem)
+        try:
+            for path, body in ((CHAT, {"model": "mock", "n": 128, "stream": True,
+                                       "messages": [{"role": "user", "content": "hi"}]}),
+                               ("/v1/messages", {"model": "mock", "max_tokens": 400,
+                                                 "stream": True,
+                                                 "messages": [{"role": "user",
+                                                               "content": "hi"}]})):
+                before = srv.metric("mllm_clients_dropped_slow_total")
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", srv.port))
+                if tls:
+                    s = srv.tls_ctx.wrap_socket(s, server_hostname="localhost")
+                s.sendall(http_request("POST", path, json.dumps(body).encode()))
+                srv.wait_metric("mllm_clients_dropped_slow_total", lambda v: v > before,
+                                f"{path}: a reader that does not read")
+                s.settimeout(30)
+                got = b""
+                while True:
+                    try:
+                        b = s.recv(65536)
+                    except ssl.SSLError as e:
+                        fail(f"{path} over TLS: {type(e).__name__}: {e} after {len(got)} "
+                             f"bytes (ends {got[-120:]!r})")
+                    if not b:
+                        break
+                    got += b
+                s.close()
+                head, _, rest = got.partition(b"\r\n\r\n")
+                data = dechunk(rest)
+                if not rest.endswith(b"0\r\n\r\n") or b"--max-pending" not in data[-600:]:
+                    fail(f"{path}{' over TLS' if tls else ''}: the dropped reader's stream "
+                         f"ends {data[-300:]!r} (raw end {rest[-40:]!r})")
+                last = data.rstrip().split(b"\n")[-1]
+                err = json.loads(last[6:])
+                if "error" not in err:
+                    fail(f"{path}: the last event is not an error: {last[:200]!r}")
+            srv.stop()
+        finally:
+            srv.kill()
+    print("ok: a reader dropped for --max-pending gets an error event naming it, then the end"
+          + (" (TLS)" if tls else ""))
+
+
+def case_slow_reader_told():
+    slow_reader_told(False)
+
+
+def case_slow_reader_told_tls():
+    slow_reader_told(True)
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
