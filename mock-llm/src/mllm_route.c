@@ -355,7 +355,7 @@ static void fmt_end(gen_t *g, int capped, int sent)
         const char *full = g->has_call ? g->call.args.p : whole_text(g, sent, &n);
         if (g->has_call) /* a call's arguments, or the JSON text */
             n = g->call.args.len;
-        mllm_resp_end(&scratch, &g->resp, full, n, capped && g->has_call != ANSWER_CALL,
+        mllm_resp_end(&scratch, &g->resp, full, n, capped,
                       g->req.prompt_tokens, sent);
         break;
     }
@@ -460,7 +460,11 @@ static int stop_cut(const gen_t *g, int total, int *which)
  * thing (openai's LengthFinishReasonError). Before, the whole JSON went out whatever
  * max_tokens said, and a client's truncation handling was never exercised. The cut is
  * at a UTF-8 character boundary (a schema's enum strings may hold any text). A tool
- * call's arguments are still never cut (README, "Not done").
+ * call's arguments are cut the same way: chat streams the arguments' fragments up to the
+ * cap and ends with finish_reason "length" (not "tool_calls"); Anthropic ends the tool_use
+ * block's input_json_delta stream there with stop_reason "max_tokens"; Responses ends the
+ * function_call item "incomplete" (README, "Tool calls cut at max_tokens"). Before, a
+ * call's arguments went out whole whatever max_tokens said.
  */
 static void schedule_init(mllm_schedule_t *s, gen_t *g)
 {
@@ -471,7 +475,7 @@ static void schedule_init(mllm_schedule_t *s, gen_t *g)
         mllm_buf_t *a = &g->call.args;
         int need = (int)((a->len + MLLM_BYTES_PER_TOKEN - 1) / MLLM_BYTES_PER_TOKEN);
         int cap = g->req.max_tokens;
-        if (g->has_call == ANSWER_JSON && cap > 0 && need > cap) {
+        if (cap > 0 && need > cap) {
             size_t keep = (size_t)cap * MLLM_BYTES_PER_TOKEN;
             while (keep > 0 && ((unsigned char)a->p[keep] & 0xC0) == 0x80)
                 keep--; /* not inside a character: back to its first byte */
@@ -873,7 +877,7 @@ static int serve_whole(mllm_conn_t *c, gen_t *g, uint64_t start)
                                   g->req.prompt_tokens, s.total);
         else if (g->req.api == MLLM_API_RESPONSES)
             mllm_fmt_response(&b, &g->resp, call ? call->args.p : t,
-                              call ? call->args.len : text.len, s.capped && !call,
+                              call ? call->args.len : text.len, s.capped,
                               g->req.prompt_tokens, s.total);
         else
             mllm_fmt_completion(&b, &g->fmt, g->req.model, t, text.len, call, reason,

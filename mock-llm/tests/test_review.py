@@ -907,6 +907,99 @@ def case_tokens_sent_n():
     print("ok: n: 4 counts 48 tokens, streamed and not")
 
 
+def case_tool_args_max_tokens():
+    """A tool call whose arguments do not fit max_tokens is cut there, as a text answer
+    is: chat streams delta.tool_calls argument fragments up to the cap and ends with
+    finish_reason "length" (not "tool_calls"), whole answers too; Anthropic ends the
+    tool_use block's input_json_delta stream there with stop_reason "max_tokens" (a whole
+    message: the block with input {}); Responses ends the function_call item and the
+    response "incomplete" (max_output_tokens). Before, the arguments went out whole and
+    the answer said tool_calls / tool_use whatever max_tokens was. A call that fits is
+    whole, parses, and says tool_calls."""
+    params = {"type": "object", "required": ["city", "days", "note"], "properties": {
+        "city": {"type": "string"}, "days": {"type": "integer"},
+        "note": {"type": "string", "minLength": 60}}}
+    msgs = [{"role": "user", "content": "Weather?"}]
+    srv = Server("--profile", "fixed", "--time-scale", "0")
+    try:
+        for stream in (False, True):
+            for mt, want in ((3, "length"), (4000, "tool_calls")):
+                body = {"model": "mock", "messages": msgs, "max_tokens": mt, "stream": stream,
+                        "tools": [{"type": "function",
+                                   "function": {"name": "f", "parameters": params}}],
+                        "tool_choice": "required"}
+                if stream:
+                    body["stream_options"] = {"include_usage": True}
+                st, _, out = post(srv.port, CHAT, body)
+                if st != 200:
+                    fail(f"tool max_tokens {mt} stream {stream}: status {st}: {out[:200]!r}")
+                if stream:
+                    ev = sse_json(out)
+                    args = "".join(tc["function"].get("arguments") or ""
+                                   for c in ev if c.get("choices")
+                                   for tc in c["choices"][0]["delta"].get("tool_calls") or [])
+                    fin = [c["choices"][0]["finish_reason"] for c in ev
+                           if c.get("choices") and c["choices"][0].get("finish_reason")]
+                    fin = fin[-1] if fin else None
+                    used = ev[-1]["usage"]["completion_tokens"]
+                else:
+                    w = json.loads(out)
+                    args = w["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+                    fin = w["choices"][0]["finish_reason"]
+                    used = w["usage"]["completion_tokens"]
+                try:
+                    json.loads(args)
+                    parses = True
+                except ValueError:
+                    parses = False
+                if fin != want or parses != (want == "tool_calls") or used > mt or \
+                        (want == "length" and (used != mt or len(args) > 4 * mt)):
+                    fail(f"chat tool call, max_tokens {mt} stream {stream}: finish_reason "
+                         f"{fin} (want {want}), arguments parse {parses}, {used} tokens, "
+                         f"arguments {args[:80]!r}")
+        anth_tools = [{"name": "f", "input_schema": params}]
+        for stream in (False, True):
+            body = {"model": "mock", "messages": msgs, "max_tokens": 3, "stream": stream,
+                    "tools": anth_tools, "tool_choice": {"type": "any"}}
+            st, _, out = post(srv.port, "/v1/messages", body)
+            if st != 200:
+                fail(f"anthropic tool max_tokens 3 stream {stream}: status {st}: {out[:200]!r}")
+            if stream:
+                ev = sse_json(out)
+                types = [e["type"] for e in ev]
+                partial = "".join(e["delta"]["partial_json"] for e in ev
+                                  if e["type"] == "content_block_delta"
+                                  and e["delta"]["type"] == "input_json_delta")
+                reason = [e["delta"]["stop_reason"] for e in ev
+                          if e["type"] == "message_delta"]
+                ok = (reason == ["max_tokens"] and 0 < len(partial) <= 12 and
+                      "content_block_stop" in types and types[-1] == "message_stop")
+                seen = f"stop_reason {reason}, partial_json {partial!r}, events {types}"
+            else:
+                m = json.loads(out)
+                block = m["content"][0]
+                ok = (m["stop_reason"] == "max_tokens" and block["type"] == "tool_use" and
+                      block["input"] == {} and m["usage"]["output_tokens"] == 3)
+                seen = f"stop_reason {m['stop_reason']}, content {m['content']}"
+            if not ok:
+                fail(f"anthropic tool call cut at max_tokens 3, stream {stream}: {seen}")
+        for stream in (False, True):
+            body = {"model": "mock", "input": "Weather?", "max_output_tokens": 3,
+                    "stream": stream, "tool_choice": "required",
+                    "tools": [{"type": "function", "name": "f", "parameters": params}]}
+            st, _, out = post(srv.port, "/v1/responses", body)
+            r = sse_json(out)[-1]["response"] if stream else json.loads(out)
+            item = (r.get("output") or [{}])[0]
+            if st != 200 or r["status"] != "incomplete" or \
+                    item.get("type") != "function_call" or item.get("status") != "incomplete":
+                fail(f"responses tool call, max_output_tokens 3 stream {stream}: status {st}, "
+                     f"response status {r.get('status')}, item {item}")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: tool-call arguments cut at max_tokens: length / max_tokens / incomplete")
+
+
 def slow_reader_told(tls):
     """A reader that falls more than --max-pending behind an n: 128 stream is still
     dropped (the bound keeps a slow client from holding the server's memory), but it is
