@@ -311,8 +311,48 @@ static int scan_body(const char *s, size_t n, size_t *nul_escapes)
     return BODY_OK;
 }
 
-static cJSON *parse_body(const char *body, size_t len, mllm_err_t *err)
+/* Anthropic's answer to a body that is not JSON: "The request body is not valid JSON:
+ * <what>: line L column C (char N)" (the form the API writes, in its users' bug
+ * reports); <what> is mock-llm's: "unexpected end of data" at the body's end when it
+ * stops inside a string, object or array (cJSON then points at its last byte), else
+ * "unexpected character" where cJSON stopped. */
+static void anth_json_error(const char *body, size_t len, size_t at, mllm_err_t *err)
 {
+    long depth = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    int eof = in_str || depth > 0 || at >= len;
+    if (eof || at > len)
+        at = len;
+    size_t line = 1, col0 = 0;
+    for (size_t i = 0; i < at; i++)
+        if (body[i] == '\n') {
+            line++;
+            col0 = i + 1;
+        }
+    mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
+                 "The request body is not valid JSON: %s: line %zu column %zu (char %zu)",
+                 eof ? "unexpected end of data" : "unexpected character", line,
+                 at - col0 + 1, at);
+}
+
+static cJSON *parse_body(const char *body, size_t len, mllm_err_t *err, int anthropic)
+{
+    const char *orig = body; /* body may become a copy, freed before an error is set */
     size_t nul_escapes;
     int scan = scan_body(body, len, &nul_escapes);
     if (scan == BODY_TOO_DEEP) {
@@ -352,8 +392,20 @@ static cJSON *parse_body(const char *body, size_t len, mllm_err_t *err)
         }
         body = copy;
     }
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    size_t at = root || !end ? len : (size_t)(end - body);
     free(copy);
+    if (!root && anthropic) {
+        anth_json_error(orig, len, at, err);
+        return NULL;
+    }
+    if (anthropic && !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
+                     "Input should be a valid dictionary");
+        return NULL;
+    }
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
@@ -1003,7 +1055,7 @@ static int parse_req(const char *body, size_t len, mllm_gen_req_t *out, mllm_err
     memset(out, 0, sizeof *out);
     out->api = api;
     out->n = 1;
-    cJSON *root = parse_body(body, len, err);
+    cJSON *root = parse_body(body, len, err, api == MLLM_API_MESSAGES);
     if (!root)
         return -1;
     long bytes = 0, msgs = 0;

@@ -147,6 +147,17 @@ static void expect_anth_body(const char *body, const char *message)
 static void test_anthropic_shared_wording(void **st)
 {
     (void)st;
+    /* the API's form for a body that is not JSON (its users' reports: "The request body
+     * is not valid JSON: unexpected character: line 8 column 316 (char 466)") */
+    expect_anth_body("{\"model\":\"m\",",
+                     "The request body is not valid JSON: unexpected end of data: line 1 "
+                     "column 14 (char 13)");
+    expect_anth_body("{\n\"model\": x}",
+                     "The request body is not valid JSON: unexpected character: line 2 "
+                     "column 10 (char 11)");
+    expect_anth_body("", "The request body is not valid JSON: unexpected end of data: line 1 "
+                         "column 1 (char 0)");
+    expect_anth_body("[1]", "Input should be a valid dictionary");
     expect_anth_body("{\"max_tokens\":5," MSGS "}", "model: Field required");
     expect_anth_body("{\"model\":5,\"max_tokens\":5," MSGS "}",
                      "model: Input should be a valid string");
