@@ -901,6 +901,20 @@ static int model_served(const char *m)
     return 0;
 }
 
+/* The 404 for a model mock-llm does not serve, in each API's words: OpenAI's sentence,
+ * or Anthropic's not_found_error "model: <id>" (what the API answers for a retired or
+ * misspelled model id, as its users' reports quote it). */
+static void model_not_found(mllm_err_t *e, const char *m, int anth, const char *param)
+{
+    if (anth)
+        mllm_err_set(e, 404, "not_found_error", NULL, param, "model: %.*s",
+                     (int)mllm_utf8_cut(m, 100), m);
+    else
+        mllm_err_set(e, 404, "invalid_request_error", "model_not_found", param,
+                     "The model `%.*s` does not exist or you do not have access to it.",
+                     (int)mllm_utf8_cut(m, 100), m);
+}
+
 static enum inject parse_inject(mllm_str_t v)
 {
     if (mllm_str_ieq(v, "429"))
@@ -985,10 +999,7 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
     mllm_err_t e;
     int anthropic = g->anthropic;
     if (!model_served(g->req.model)) {
-        mllm_err_set(&e, 404, anthropic ? "not_found_error" : "invalid_request_error",
-                     "model_not_found", NULL,
-                     "The model `%.*s` does not exist or you do not have access to it.",
-                     (int)mllm_utf8_cut(g->req.model, 100), g->req.model);
+        model_not_found(&e, g->req.model, anthropic, NULL);
         return send_error(c, &e, anthropic, NULL, hr->keep_alive);
     }
     mllm_str_t idx = mllm_request_header(hr, "x-mock-request-index");
@@ -1104,10 +1115,7 @@ static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *on
     if (one) {
         if (!model_served(one)) {
             mllm_err_t e;
-            mllm_err_set(&e, 404, anth ? "not_found_error" : "invalid_request_error",
-                         "model_not_found", "model",
-                         "The model `%.*s` does not exist or you do not have access to it.",
-                         (int)mllm_utf8_cut(one, 100), one);
+            model_not_found(&e, one, anth, "model");
             return send_error(c, &e, anth, NULL, hr->keep_alive);
         }
         if (anth) {
@@ -1164,9 +1172,7 @@ static int serve_count_tokens(mllm_conn_t *c, const mllm_request_t *hr)
         return send_error(c, &e, 1, NULL, hr->keep_alive);
     mllm_gen_req_free(&g);
     if (!model_served(g.model)) {
-        mllm_err_set(&e, 404, "not_found_error", "model_not_found", NULL,
-                     "The model `%.*s` does not exist or you do not have access to it.",
-                     (int)mllm_utf8_cut(g.model, 100), g.model);
+        model_not_found(&e, g.model, 1, NULL);
         return send_error(c, &e, 1, NULL, hr->keep_alive);
     }
     char body[48];
