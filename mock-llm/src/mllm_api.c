@@ -311,8 +311,48 @@ static int scan_body(const char *s, size_t n, size_t *nul_escapes)
     return BODY_OK;
 }
 
-static cJSON *parse_body(const char *body, size_t len, mllm_err_t *err)
+/* Anthropic's answer to a body that is not JSON: "The request body is not valid JSON:
+ * <what>: line L column C (char N)" (the form the API writes, in its users' bug
+ * reports); <what> is mock-llm's: "unexpected end of data" at the body's end when it
+ * stops inside a string, object or array (cJSON then points at its last byte), else
+ * "unexpected character" where cJSON stopped. */
+static void anth_json_error(const char *body, size_t len, size_t at, mllm_err_t *err)
 {
+    long depth = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    int eof = in_str || depth > 0 || at >= len;
+    if (eof || at > len)
+        at = len;
+    size_t line = 1, col0 = 0;
+    for (size_t i = 0; i < at; i++)
+        if (body[i] == '\n') {
+            line++;
+            col0 = i + 1;
+        }
+    mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
+                 "The request body is not valid JSON: %s: line %zu column %zu (char %zu)",
+                 eof ? "unexpected end of data" : "unexpected character", line,
+                 at - col0 + 1, at);
+}
+
+static cJSON *parse_body(const char *body, size_t len, mllm_err_t *err, int anthropic)
+{
+    const char *orig = body; /* body may become a copy, freed before an error is set */
     size_t nul_escapes;
     int scan = scan_body(body, len, &nul_escapes);
     if (scan == BODY_TOO_DEEP) {
@@ -352,8 +392,20 @@ static cJSON *parse_body(const char *body, size_t len, mllm_err_t *err)
         }
         body = copy;
     }
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    size_t at = root || !end ? len : (size_t)(end - body);
     free(copy);
+    if (!root && anthropic) {
+        anth_json_error(orig, len, at, err);
+        return NULL;
+    }
+    if (anthropic && !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
+                     "Input should be a valid dictionary");
+        return NULL;
+    }
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
@@ -462,43 +514,70 @@ static int count_messages(const cJSON *msgs, long *bytes, long *n, mllm_gen_req_
                           mllm_err_t *err, int anthropic)
 {
     const char *param = "messages";
+    /* Anthropic's sentences are its validator's: "<path>: <what>", the path dotted
+     * (messages.0.role), no code (see anth_number) */
     if (!msgs)
-        return mllm_err_set(err, 400, "invalid_request_error", "missing_required_parameter",
-                            param, "Missing required parameter: 'messages'.");
+        return anthropic ? mllm_err_set(err, 400, "invalid_request_error", NULL, param,
+                                        "messages: Field required")
+                         : mllm_err_set(err, 400, "invalid_request_error",
+                                        "missing_required_parameter", param,
+                                        "Missing required parameter: 'messages'.");
     if (!cJSON_IsArray(msgs))
-        return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", param,
-                            "Invalid type for 'messages': expected an array.");
+        return anthropic ? mllm_err_set(err, 400, "invalid_request_error", NULL, param,
+                                        "messages: Input should be a valid list")
+                         : mllm_err_set(err, 400, "invalid_request_error", "invalid_type",
+                                        param, "Invalid type for 'messages': expected an "
+                                        "array.");
     if (cJSON_GetArraySize(msgs) == 0)
-        return mllm_err_set(err, 400, "invalid_request_error", "empty_array", param,
-                            "Invalid 'messages': empty array. Expected an array with "
-                            "minimum length 1, but got an empty array instead.");
+        return anthropic ? mllm_err_set(err, 400, "invalid_request_error", NULL, param,
+                                        "messages: at least one message is required")
+                         : mllm_err_set(err, 400, "invalid_request_error", "empty_array",
+                                        param, "Invalid 'messages': empty array. Expected "
+                                        "an array with minimum length 1, but got an empty "
+                                        "array instead.");
     long i = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        if (!cJSON_IsObject(m) || !cJSON_IsString(role))
+        if (anthropic && !cJSON_IsObject(m))
+            return mllm_err_set(err, 400, "invalid_request_error", NULL, param,
+                                "messages.%ld: Input should be a valid dictionary", i);
+        if (anthropic && !role)
+            return mllm_err_set(err, 400, "invalid_request_error", NULL, param,
+                                "messages.%ld.role: Field required", i);
+        if (!cJSON_IsObject(m) || (!anthropic && !cJSON_IsString(role)))
             return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", param,
                                 "Invalid 'messages[%ld]': each message must be an object "
                                 "with a string 'role'.", i);
-        const char *r = role->valuestring;
+        const char *r = cJSON_IsString(role) ? role->valuestring : "";
         int ok = anthropic ? (!strcmp(r, "user") || !strcmp(r, "assistant"))
                            : (!strcmp(r, "system") || !strcmp(r, "user") ||
                               !strcmp(r, "assistant") || !strcmp(r, "tool") ||
                               !strcmp(r, "developer") || !strcmp(r, "function"));
         if (!ok)
-            return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", param,
-                                "Invalid value for 'messages[%ld].role': '%.*s'.", i,
-                                (int)mllm_utf8_cut(r, 40), r);
+            return anthropic ? mllm_err_set(err, 400, "invalid_request_error", NULL, param,
+                                            "messages.%ld.role: Input should be 'user' or "
+                                            "'assistant'", i)
+                             : mllm_err_set(err, 400, "invalid_request_error", "invalid_value",
+                                            param, "Invalid value for 'messages[%ld].role': "
+                                            "'%.*s'.", i, (int)mllm_utf8_cut(r, 40), r);
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         long c = content_bytes(content, 0);
         if (c < 0)
-            return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", param,
-                                "Invalid type for 'messages[%ld].content': expected a "
-                                "string or an array of content parts.", i);
+            return anthropic ? mllm_err_set(err, 400, "invalid_request_error", NULL, param,
+                                            "messages.%ld.content: Input should be a valid "
+                                            "string or list of content blocks", i)
+                             : mllm_err_set(err, 400, "invalid_request_error", "invalid_type",
+                                            param, "Invalid type for 'messages[%ld].content': "
+                                            "expected a string or an array of content "
+                                            "parts.", i);
         /* earlier tool calls of the assistant are read again as prompt */
         const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls"), *tc;
         if (calls && !cJSON_IsNull(calls) && !cJSON_IsArray(calls))
-            return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", param,
+            return anthropic ? mllm_err_set(err, 400, "invalid_request_error", NULL, param,
+                                            "messages.%ld.tool_calls: Extra inputs are not "
+                                            "permitted", i)
+                             : mllm_err_set(err, 400, "invalid_request_error", "invalid_type", param,
                                 "Invalid type for 'messages[%ld].tool_calls': expected an "
                                 "array.", i);
         const cJSON *calls_list = cJSON_IsArray(calls) ? calls : NULL;
@@ -522,9 +601,24 @@ static int count_messages(const cJSON *msgs, long *bytes, long *n, mllm_gen_req_
     return 0;
 }
 
-static int get_model(const cJSON *root, mllm_gen_req_t *out, mllm_err_t *err)
+static int get_model(const cJSON *root, mllm_gen_req_t *out, mllm_err_t *err, int anthropic)
 {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (anthropic) {
+        if (!model)
+            return mllm_err_set(err, 400, "invalid_request_error", NULL, "model",
+                                "model: Field required");
+        if (!cJSON_IsString(model))
+            return mllm_err_set(err, 400, "invalid_request_error", NULL, "model",
+                                "model: Input should be a valid string");
+        if (!model->valuestring[0])
+            return mllm_err_set(err, 400, "invalid_request_error", NULL, "model",
+                                "model: String should have at least 1 character");
+        if (strlen(model->valuestring) >= sizeof out->model)
+            return mllm_err_set(err, 400, "invalid_request_error", NULL, "model",
+                                "model: String should have at most %zu characters",
+                                sizeof out->model - 1);
+    }
     if (!model)
         return mllm_err_set(err, 400, "invalid_request_error", "missing_required_parameter",
                             "model", "you must provide a model parameter");
@@ -681,8 +775,12 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
 {
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
     const cJSON *choice = cJSON_GetObjectItemCaseSensitive(root, "tool_choice");
+    int anth = api == MLLM_API_MESSAGES;
     out->tool_choice = MLLM_TOOLS_AUTO;
     if (tools && !cJSON_IsNull(tools)) {
+        if (anth && !cJSON_IsArray(tools))
+            return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
+                                "tools: Input should be a valid list");
         if (!cJSON_IsArray(tools))
             return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "tools",
                                 "Invalid type for 'tools': expected an array.");
@@ -699,6 +797,9 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
             int function = api == MLLM_API_MESSAGES
                                ? !cJSON_IsString(type) || !strcmp(type->valuestring, "custom")
                                : cJSON_IsString(type) && !strcmp(type->valuestring, "function");
+            if (anth && !cJSON_IsObject(t))
+                return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
+                                    "tools.%ld: Input should be a valid dictionary", i);
             if (!cJSON_IsObject(t))
                 return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", "tools",
                                     "Invalid 'tools[%ld]': expected an object.", i);
@@ -712,6 +813,19 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
             if (!function)
                 continue;
             const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+            /* Anthropic's path names the tool's variant: tools.0.custom.name */
+            if (anth && !cJSON_IsString(name))
+                return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
+                                    name ? "tools.%ld.custom.name: Input should be a valid "
+                                           "string"
+                                         : "tools.%ld.custom.name: Field required", i - 1);
+            if (anth && (!name->valuestring[0] || strlen(name->valuestring) > 64))
+                return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
+                                    name->valuestring[0]
+                                        ? "tools.%ld.custom.name: String should have at most "
+                                          "64 characters"
+                                        : "tools.%ld.custom.name: String should have at least "
+                                          "1 character", i - 1);
             if (!cJSON_IsString(name) || !name->valuestring[0] ||
                 strlen(name->valuestring) > 64)
                 return mllm_err_set(err, 400, "invalid_request_error",
@@ -758,10 +872,20 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
         out->tool_choice = MLLM_TOOLS_REQUIRED;
     else if (c && named)
         out->tool_choice = MLLM_TOOLS_NAMED;
+    else if (anth)
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, "tool_choice",
+                            "tool_choice: Input tag '%.*s' found using 'type' does not match "
+                            "any of the expected tags: 'auto', 'any', 'tool', 'none'",
+                            c ? (int)mllm_utf8_cut(c, 40) : 0, c ? c : "");
     else
         return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "tool_choice",
                             "Invalid value for 'tool_choice': expected \"auto\", \"none\", "
                             "\"required\" or a named function.");
+    if (out->tool_choice != MLLM_TOOLS_AUTO && out->tool_choice != MLLM_TOOLS_NONE &&
+        out->ntools == 0 && anth)
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, "tool_choice",
+                            "tool_choice: tool_choice may only be specified while providing "
+                            "tools");
     if (out->tool_choice != MLLM_TOOLS_AUTO && out->tool_choice != MLLM_TOOLS_NONE &&
         out->ntools == 0)
         return mllm_err_set(err, 400, "invalid_request_error", "invalid_value", "tool_choice",
@@ -775,6 +899,10 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
             if (!strcmp(n->valuestring, named))
                 out->named_tool = i;
         }
+        if (out->named_tool < 0 && anth)
+            return mllm_err_set(err, 400, "invalid_request_error", NULL, "tool_choice",
+                                "tool_choice.name: no tool named '%.*s' in tools",
+                                (int)mllm_utf8_cut(named, 64), named);
         if (out->named_tool < 0)
             return mllm_err_set(err, 400, "invalid_request_error", "invalid_value",
                                 "tool_choice", "Invalid value for 'tool_choice': no function "
@@ -850,6 +978,30 @@ static int get_stop(const cJSON *root, const char *name, int max, mllm_gen_req_t
             ok &= cJSON_IsString(it);
         }
     }
+    /* Anthropic's stop_sequences (max 0): its validator's words, and an empty or
+     * whitespace-only sequence refused as the API refuses it */
+    if (!max && !cJSON_IsArray(v))
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, name,
+                            "%s: Input should be a valid list", name);
+    if (!max) {
+        int k = 0;
+        cJSON_ArrayForEach(it, v) {
+            if (!cJSON_IsString(it))
+                return mllm_err_set(err, 400, "invalid_request_error", NULL, name,
+                                    "%s.%d: Input should be a valid string", name, k);
+            const char *q = it->valuestring;
+            if (!*q)
+                return mllm_err_set(err, 400, "invalid_request_error", NULL, name,
+                                    "%s: each stop sequence must be non-empty", name);
+            while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+                q++;
+            if (!*q)
+                return mllm_err_set(err, 400, "invalid_request_error", NULL, name,
+                                    "%s: each stop sequence must contain non-whitespace",
+                                    name);
+            k++;
+        }
+    }
     if (!ok || (!max && !cJSON_IsArray(v)))
         return mllm_err_set(err, 400, "invalid_request_error", "invalid_type", name,
                             "Invalid type for '%s': expected %s.", name,
@@ -903,11 +1055,11 @@ static int parse_req(const char *body, size_t len, mllm_gen_req_t *out, mllm_err
     memset(out, 0, sizeof *out);
     out->api = api;
     out->n = 1;
-    cJSON *root = parse_body(body, len, err);
+    cJSON *root = parse_body(body, len, err, api == MLLM_API_MESSAGES);
     if (!root)
         return -1;
     long bytes = 0, msgs = 0;
-    int rc = get_model(root, out, err) || fields(root, out, &bytes, &msgs, err, flag) ? -1 : 0;
+    int rc = get_model(root, out, err, api == MLLM_API_MESSAGES) || fields(root, out, &bytes, &msgs, err, flag) ? -1 : 0;
     if (rc == 0) {
         out->prompt_bytes = bytes;
         out->prompt_tokens = tokens_of(bytes, msgs);
@@ -1721,7 +1873,14 @@ void mllm_fmt_anth_message(mllm_buf_t *b, const mllm_stream_fmt_t *f, const char
         mllm_buf_adds(b, "\",\"name\":\"");
         mllm_buf_json_str(b, call->name, strlen(call->name));
         mllm_buf_adds(b, "\",\"input\":");
-        mllm_buf_add(b, call->args.p ? call->args.p : "{}", call->args.p ? call->args.len : 2);
+        /* arguments cut at max_tokens are not JSON: the block's input is then {} (the
+         * API's shape for a cut non-streamed tool_use is not documented; mock-llm's
+         * choice, README "Tool calls cut at max_tokens") */
+        int cut = !strcmp(stop_reason, "max_tokens");
+        if (call->args.p && !cut)
+            mllm_buf_add(b, call->args.p, call->args.len);
+        else
+            mllm_buf_adds(b, "{}");
     } else {
         mllm_buf_adds(b, "\",\"content\":[{\"type\":\"text\",\"text\":\"");
         mllm_buf_json_str(b, text, n);

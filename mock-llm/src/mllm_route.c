@@ -355,7 +355,7 @@ static void fmt_end(gen_t *g, int capped, int sent)
         const char *full = g->has_call ? g->call.args.p : whole_text(g, sent, &n);
         if (g->has_call) /* a call's arguments, or the JSON text */
             n = g->call.args.len;
-        mllm_resp_end(&scratch, &g->resp, full, n, capped && g->has_call != ANSWER_CALL,
+        mllm_resp_end(&scratch, &g->resp, full, n, capped,
                       g->req.prompt_tokens, sent);
         break;
     }
@@ -460,7 +460,11 @@ static int stop_cut(const gen_t *g, int total, int *which)
  * thing (openai's LengthFinishReasonError). Before, the whole JSON went out whatever
  * max_tokens said, and a client's truncation handling was never exercised. The cut is
  * at a UTF-8 character boundary (a schema's enum strings may hold any text). A tool
- * call's arguments are still never cut (README, "Not done").
+ * call's arguments are cut the same way: chat streams the arguments' fragments up to the
+ * cap and ends with finish_reason "length" (not "tool_calls"); Anthropic ends the tool_use
+ * block's input_json_delta stream there with stop_reason "max_tokens"; Responses ends the
+ * function_call item "incomplete" (README, "Tool calls cut at max_tokens"). Before, a
+ * call's arguments went out whole whatever max_tokens said.
  */
 static void schedule_init(mllm_schedule_t *s, gen_t *g)
 {
@@ -471,7 +475,7 @@ static void schedule_init(mllm_schedule_t *s, gen_t *g)
         mllm_buf_t *a = &g->call.args;
         int need = (int)((a->len + MLLM_BYTES_PER_TOKEN - 1) / MLLM_BYTES_PER_TOKEN);
         int cap = g->req.max_tokens;
-        if (g->has_call == ANSWER_JSON && cap > 0 && need > cap) {
+        if (cap > 0 && need > cap) {
             size_t keep = (size_t)cap * MLLM_BYTES_PER_TOKEN;
             while (keep > 0 && ((unsigned char)a->p[keep] & 0xC0) == 0x80)
                 keep--; /* not inside a character: back to its first byte */
@@ -873,7 +877,7 @@ static int serve_whole(mllm_conn_t *c, gen_t *g, uint64_t start)
                                   g->req.prompt_tokens, s.total);
         else if (g->req.api == MLLM_API_RESPONSES)
             mllm_fmt_response(&b, &g->resp, call ? call->args.p : t,
-                              call ? call->args.len : text.len, s.capped && !call,
+                              call ? call->args.len : text.len, s.capped,
                               g->req.prompt_tokens, s.total);
         else
             mllm_fmt_completion(&b, &g->fmt, g->req.model, t, text.len, call, reason,
@@ -895,6 +899,20 @@ static int model_served(const char *m)
         if (!strcmp(cfg->models[i], m))
             return 1;
     return 0;
+}
+
+/* The 404 for a model mock-llm does not serve, in each API's words: OpenAI's sentence,
+ * or Anthropic's not_found_error "model: <id>" (what the API answers for a retired or
+ * misspelled model id, as its users' reports quote it). */
+static void model_not_found(mllm_err_t *e, const char *m, int anth, const char *param)
+{
+    if (anth)
+        mllm_err_set(e, 404, "not_found_error", NULL, param, "model: %.*s",
+                     (int)mllm_utf8_cut(m, 100), m);
+    else
+        mllm_err_set(e, 404, "invalid_request_error", "model_not_found", param,
+                     "The model `%.*s` does not exist or you do not have access to it.",
+                     (int)mllm_utf8_cut(m, 100), m);
 }
 
 static enum inject parse_inject(mllm_str_t v)
@@ -981,10 +999,7 @@ static int serve_parsed(mllm_conn_t *c, const mllm_request_t *hr, gen_t *g)
     mllm_err_t e;
     int anthropic = g->anthropic;
     if (!model_served(g->req.model)) {
-        mllm_err_set(&e, 404, anthropic ? "not_found_error" : "invalid_request_error",
-                     "model_not_found", NULL,
-                     "The model `%.*s` does not exist or you do not have access to it.",
-                     (int)mllm_utf8_cut(g->req.model, 100), g->req.model);
+        model_not_found(&e, g->req.model, anthropic, NULL);
         return send_error(c, &e, anthropic, NULL, hr->keep_alive);
     }
     mllm_str_t idx = mllm_request_header(hr, "x-mock-request-index");
@@ -1100,10 +1115,7 @@ static int serve_models(mllm_conn_t *c, const mllm_request_t *hr, const char *on
     if (one) {
         if (!model_served(one)) {
             mllm_err_t e;
-            mllm_err_set(&e, 404, anth ? "not_found_error" : "invalid_request_error",
-                         "model_not_found", "model",
-                         "The model `%.*s` does not exist or you do not have access to it.",
-                         (int)mllm_utf8_cut(one, 100), one);
+            model_not_found(&e, one, anth, "model");
             return send_error(c, &e, anth, NULL, hr->keep_alive);
         }
         if (anth) {
@@ -1160,9 +1172,7 @@ static int serve_count_tokens(mllm_conn_t *c, const mllm_request_t *hr)
         return send_error(c, &e, 1, NULL, hr->keep_alive);
     mllm_gen_req_free(&g);
     if (!model_served(g.model)) {
-        mllm_err_set(&e, 404, "not_found_error", "model_not_found", NULL,
-                     "The model `%.*s` does not exist or you do not have access to it.",
-                     (int)mllm_utf8_cut(g.model, 100), g.model);
+        model_not_found(&e, g.model, 1, NULL);
         return send_error(c, &e, 1, NULL, hr->keep_alive);
     }
     char body[48];

@@ -47,6 +47,19 @@ async function main() {
   await assert.rejects(client.messages.create({ model: 'claude-99', max_tokens: 5, messages }), (e) => {
     assert.ok(e instanceof Anthropic.NotFoundError, e.constructor.name);
     assert.equal(e.status, 404);
+    // in Anthropic's words, as the API answers an unknown model id
+    assert.equal(e.error.error.message, 'model: claude-99');
+    return true;
+  });
+  await assert.rejects(client.messages.countTokens({ model: 'claude-99', messages }), (e) => {
+    assert.ok(e instanceof Anthropic.NotFoundError, e.constructor.name);
+    assert.equal(e.error.error.message, 'model: claude-99');
+    return true;
+  });
+  // a field error in its validator's words ("<dotted path>: <what>")
+  await assert.rejects(client.messages.create({ model: 'mock', max_tokens: 5, messages: [] }), (e) => {
+    assert.ok(e instanceof Anthropic.BadRequestError, e.constructor.name);
+    assert.equal(e.error.error.message, 'messages: at least one message is required');
     return true;
   });
   console.log('PASS: anthropic SDK');

@@ -127,6 +127,87 @@ static void test_anthropic_wording(void **st)
                         "stream: Input should be a valid boolean");
 }
 
+/* A whole /v1/messages body and the message Anthropic answers it with. */
+static void expect_anth_body(const char *body, const char *message)
+{
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(mllm_parse_messages(body, strlen(body), &g, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.type, "invalid_request_error");
+    assert_string_equal(e.message, message);
+}
+
+/* The checks /v1/messages shares with chat (messages, model, tools, tool_choice,
+ * stop_sequences) answer in Anthropic's words too: "<dotted path>: <what>". The ones
+ * seen from the API: "messages: Field required", "messages: at least one message is
+ * required", "stop_sequences: each stop sequence must be non-empty" / "... must contain
+ * non-whitespace", "tools.N.custom.name: ...", "tools.N: Input tag '...' found using
+ * 'type' ..."; the rest in the same validator's form (README, Anthropic errors). */
+static void test_anthropic_shared_wording(void **st)
+{
+    (void)st;
+    /* the API's form for a body that is not JSON (its users' reports: "The request body
+     * is not valid JSON: unexpected character: line 8 column 316 (char 466)") */
+    expect_anth_body("{\"model\":\"m\",",
+                     "The request body is not valid JSON: unexpected end of data: line 1 "
+                     "column 14 (char 13)");
+    expect_anth_body("{\n\"model\": x}",
+                     "The request body is not valid JSON: unexpected character: line 2 "
+                     "column 10 (char 11)");
+    expect_anth_body("", "The request body is not valid JSON: unexpected end of data: line 1 "
+                         "column 1 (char 0)");
+    expect_anth_body("[1]", "Input should be a valid dictionary");
+    expect_anth_body("{\"max_tokens\":5," MSGS "}", "model: Field required");
+    expect_anth_body("{\"model\":5,\"max_tokens\":5," MSGS "}",
+                     "model: Input should be a valid string");
+    expect_anth_body("{\"model\":\"\",\"max_tokens\":5," MSGS "}",
+                     "model: String should have at least 1 character");
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5}", "messages: Field required");
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":{}}",
+                     "messages: Input should be a valid list");
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":[]}",
+                     "messages: at least one message is required");
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":[3]}",
+                     "messages.0: Input should be a valid dictionary");
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"content\":\"x\"}]}",
+                     "messages.0.role: Field required");
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+                     "\"content\":\"x\"},{\"role\":\"system\",\"content\":\"x\"}]}",
+                     "messages.1.role: Input should be 'user' or 'assistant'");
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+                     "\"content\":7}]}",
+                     "messages.0.content: Input should be a valid string or list of content "
+                     "blocks");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":{}", "tools: Input should be a valid list");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[1]",
+                        "tools.0: Input should be a valid dictionary");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"input_schema\":{}}]",
+                        "tools.0.custom.name: Field required");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"\"}]",
+                        "tools.0.custom.name: String should have at least 1 character");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"},{\"name\":\""
+                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}]",
+                        "tools.1.custom.name: String should have at most 64 characters");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"}],"
+                        "\"tool_choice\":{\"type\":\"sometimes\"}",
+                        "tool_choice: Input tag 'sometimes' found using 'type' does not match "
+                        "any of the expected tags: 'auto', 'any', 'tool', 'none'");
+    expect_messages_msg("\"max_tokens\":5,\"tool_choice\":{\"type\":\"any\"}",
+                        "tool_choice: tool_choice may only be specified while providing tools");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"}],"
+                        "\"tool_choice\":{\"type\":\"tool\",\"name\":\"b\"}",
+                        "tool_choice.name: no tool named 'b' in tools");
+    expect_messages_msg("\"max_tokens\":5,\"stop_sequences\":\"x\"",
+                        "stop_sequences: Input should be a valid list");
+    expect_messages_msg("\"max_tokens\":5,\"stop_sequences\":[\"x\",3]",
+                        "stop_sequences.1: Input should be a valid string");
+    expect_messages_msg("\"max_tokens\":5,\"stop_sequences\":[\"x\",\"\"]",
+                        "stop_sequences: each stop sequence must be non-empty");
+    expect_messages_msg("\"max_tokens\":5,\"stop_sequences\":[\" \\n\"]",
+                        "stop_sequences: each stop sequence must contain non-whitespace");
+}
+
 /* n (1..128) and logprobs / top_logprobs (0..20, logprobs required), OpenAI's ranges
  * and error codes; what mock-llm does not draw them for (tools, response_format, stop
  * with n > 1) is a 400 naming the parameter, never fewer choices or no logprobs. */
@@ -1193,6 +1274,7 @@ int main(void)
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_unsupported_and_out_of_range),
         cmocka_unit_test(test_anthropic_wording),
+        cmocka_unit_test(test_anthropic_shared_wording),
         cmocka_unit_test(test_logprobs_n_parse),
         cmocka_unit_test(test_logprob_entry),
         cmocka_unit_test(test_choice_frames),

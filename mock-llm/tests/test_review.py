@@ -35,6 +35,7 @@ class Server:
             raise SystemExit(f"FAIL: mock-llm did not start: {line!r} {self.proc.stderr.read()}")
         self.port = int(line.rsplit(":", 1)[1])
         self.pid = self.proc.pid
+        self.tls_ctx = None   # an ssl context: /metrics is read over TLS
 
     def stop(self, want_clean=True):
         if self.proc.poll() is None:
@@ -65,8 +66,13 @@ class Server:
 
     def metric(self, name):
         """One value of the server's /metrics."""
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        c.request("GET", "/metrics")
+        if self.tls_ctx:
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30,
+                                            context=self.tls_ctx)
+            c.request("GET", "/metrics", headers={"Host": "localhost"})
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            c.request("GET", "/metrics")
         body = c.getresponse().read().decode()
         c.close()
         for line in body.splitlines():
@@ -901,49 +907,166 @@ def case_tokens_sent_n():
     print("ok: n: 4 counts 48 tokens, streamed and not")
 
 
-def case_slow_reader_told():
+def case_tool_args_max_tokens():
+    """A tool call whose arguments do not fit max_tokens is cut there, as a text answer
+    is: chat streams delta.tool_calls argument fragments up to the cap and ends with
+    finish_reason "length" (not "tool_calls"), whole answers too; Anthropic ends the
+    tool_use block's input_json_delta stream there with stop_reason "max_tokens" (a whole
+    message: the block with input {}); Responses ends the function_call item and the
+    response "incomplete" (max_output_tokens). Before, the arguments went out whole and
+    the answer said tool_calls / tool_use whatever max_tokens was. A call that fits is
+    whole, parses, and says tool_calls."""
+    params = {"type": "object", "required": ["city", "days", "note"], "properties": {
+        "city": {"type": "string"}, "days": {"type": "integer"},
+        "note": {"type": "string", "minLength": 60}}}
+    msgs = [{"role": "user", "content": "Weather?"}]
+    srv = Server("--profile", "fixed", "--time-scale", "0")
+    try:
+        for stream in (False, True):
+            for mt, want in ((3, "length"), (4000, "tool_calls")):
+                body = {"model": "mock", "messages": msgs, "max_tokens": mt, "stream": stream,
+                        "tools": [{"type": "function",
+                                   "function": {"name": "f", "parameters": params}}],
+                        "tool_choice": "required"}
+                if stream:
+                    body["stream_options"] = {"include_usage": True}
+                st, _, out = post(srv.port, CHAT, body)
+                if st != 200:
+                    fail(f"tool max_tokens {mt} stream {stream}: status {st}: {out[:200]!r}")
+                if stream:
+                    ev = sse_json(out)
+                    args = "".join(tc["function"].get("arguments") or ""
+                                   for c in ev if c.get("choices")
+                                   for tc in c["choices"][0]["delta"].get("tool_calls") or [])
+                    fin = [c["choices"][0]["finish_reason"] for c in ev
+                           if c.get("choices") and c["choices"][0].get("finish_reason")]
+                    fin = fin[-1] if fin else None
+                    used = ev[-1]["usage"]["completion_tokens"]
+                else:
+                    w = json.loads(out)
+                    args = w["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+                    fin = w["choices"][0]["finish_reason"]
+                    used = w["usage"]["completion_tokens"]
+                try:
+                    json.loads(args)
+                    parses = True
+                except ValueError:
+                    parses = False
+                if fin != want or parses != (want == "tool_calls") or used > mt or \
+                        (want == "length" and (used != mt or len(args) > 4 * mt)):
+                    fail(f"chat tool call, max_tokens {mt} stream {stream}: finish_reason "
+                         f"{fin} (want {want}), arguments parse {parses}, {used} tokens, "
+                         f"arguments {args[:80]!r}")
+        anth_tools = [{"name": "f", "input_schema": params}]
+        for stream in (False, True):
+            body = {"model": "mock", "messages": msgs, "max_tokens": 3, "stream": stream,
+                    "tools": anth_tools, "tool_choice": {"type": "any"}}
+            st, _, out = post(srv.port, "/v1/messages", body)
+            if st != 200:
+                fail(f"anthropic tool max_tokens 3 stream {stream}: status {st}: {out[:200]!r}")
+            if stream:
+                ev = sse_json(out)
+                types = [e["type"] for e in ev]
+                partial = "".join(e["delta"]["partial_json"] for e in ev
+                                  if e["type"] == "content_block_delta"
+                                  and e["delta"]["type"] == "input_json_delta")
+                reason = [e["delta"]["stop_reason"] for e in ev
+                          if e["type"] == "message_delta"]
+                ok = (reason == ["max_tokens"] and 0 < len(partial) <= 12 and
+                      "content_block_stop" in types and types[-1] == "message_stop")
+                seen = f"stop_reason {reason}, partial_json {partial!r}, events {types}"
+            else:
+                m = json.loads(out)
+                block = m["content"][0]
+                ok = (m["stop_reason"] == "max_tokens" and block["type"] == "tool_use" and
+                      block["input"] == {} and m["usage"]["output_tokens"] == 3)
+                seen = f"stop_reason {m['stop_reason']}, content {m['content']}"
+            if not ok:
+                fail(f"anthropic tool call cut at max_tokens 3, stream {stream}: {seen}")
+        for stream in (False, True):
+            body = {"model": "mock", "input": "Weather?", "max_output_tokens": 3,
+                    "stream": stream, "tool_choice": "required",
+                    "tools": [{"type": "function", "name": "f", "parameters": params}]}
+            st, _, out = post(srv.port, "/v1/responses", body)
+            r = sse_json(out)[-1]["response"] if stream else json.loads(out)
+            item = (r.get("output") or [{}])[0]
+            if st != 200 or r["status"] != "incomplete" or \
+                    item.get("type") != "function_call" or item.get("status") != "incomplete":
+                fail(f"responses tool call, max_output_tokens 3 stream {stream}: status {st}, "
+                     f"response status {r.get('status')}, item {item}")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: tool-call arguments cut at max_tokens: length / max_tokens / incomplete")
+
+
+def slow_reader_told(tls):
     """A reader that falls more than --max-pending behind an n: 128 stream is still
     dropped (the bound keeps a slow client from holding the server's memory), but it is
     told: after what it had not read comes an error event in the API's stream shape
     naming --max-pending, then the body's end. Before, the connection just closed
     mid-stream: the SDKs saw "terminated" / a premature close, nothing to tell it from a
     crash. Here the client stops reading until the server has dropped it (the metric),
-    then reads everything."""
-    srv = Server("--profile", "fixed", "--ttft-ms", "1", "--tps", "2000",
-                 "--output-tokens", "400", "--max-pending", "4096", "--sndbuf", "4096")
-    try:
-        for path, body in ((CHAT, {"model": "mock", "n": 128, "stream": True,
-                                   "messages": [{"role": "user", "content": "hi"}]}),
-                           ("/v1/messages", {"model": "mock", "max_tokens": 400, "stream": True,
-                                             "messages": [{"role": "user", "content": "hi"}]})):
-            before = srv.metric("mllm_clients_dropped_slow_total")
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.connect(("127.0.0.1", srv.port))
-            s.sendall(http_request("POST", path, json.dumps(body).encode()))
-            srv.wait_metric("mllm_clients_dropped_slow_total", lambda v: v > before,
-                            f"{path}: a reader that does not read")
-            s.settimeout(30)
-            got = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                got += b
-            s.close()
-            head, _, rest = got.partition(b"\r\n\r\n")
-            data = dechunk(rest)
-            if not rest.endswith(b"0\r\n\r\n") or b"--max-pending" not in data[-600:]:
-                fail(f"{path}: the dropped reader's stream ends {data[-300:]!r} "
-                     f"(raw end {rest[-40:]!r})")
-            last = data.rstrip().split(b"\n")[-1]
-            err = json.loads(last[6:])
-            if "error" not in err:
-                fail(f"{path}: the last event is not an error: {last[:200]!r}")
-        srv.stop()
-    finally:
-        srv.kill()
-    print("ok: a reader dropped for --max-pending gets an error event naming it, then the end")
+    then reads everything. tls: the same over --tls, where the error event and the body's
+    end go through OpenSSL's record layer behind the bytes the reader had not read."""
+    with tempfile.TemporaryDirectory() as d:
+        pem = os.path.join(d, "cert.pem")
+        tls_args = ("--tls", "--tls-cert-out", pem) if tls else ()
+        srv = Server("--profile", "fixed", "--ttft-ms", "1", "--tps", "2000",
+                     "--output-tokens", "400", "--max-pending", "4096", "--sndbuf", "4096",
+                     *tls_args)
+        if tls:
+            srv.tls_ctx = ssl.create_default_context(cafile=pem)
+        try:
+            for path, body in ((CHAT, {"model": "mock", "n": 128, "stream": True,
+                                       "messages": [{"role": "user", "content": "hi"}]}),
+                               ("/v1/messages", {"model": "mock", "max_tokens": 400,
+                                                 "stream": True,
+                                                 "messages": [{"role": "user",
+                                                               "content": "hi"}]})):
+                before = srv.metric("mllm_clients_dropped_slow_total")
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", srv.port))
+                if tls:
+                    s = srv.tls_ctx.wrap_socket(s, server_hostname="localhost")
+                s.sendall(http_request("POST", path, json.dumps(body).encode()))
+                srv.wait_metric("mllm_clients_dropped_slow_total", lambda v: v > before,
+                                f"{path}: a reader that does not read")
+                s.settimeout(30)
+                got = b""
+                while True:
+                    try:
+                        b = s.recv(65536)
+                    except ssl.SSLError as e:
+                        fail(f"{path} over TLS: {type(e).__name__}: {e} after {len(got)} "
+                             f"bytes (ends {got[-120:]!r})")
+                    if not b:
+                        break
+                    got += b
+                s.close()
+                head, _, rest = got.partition(b"\r\n\r\n")
+                data = dechunk(rest)
+                if not rest.endswith(b"0\r\n\r\n") or b"--max-pending" not in data[-600:]:
+                    fail(f"{path}{' over TLS' if tls else ''}: the dropped reader's stream "
+                         f"ends {data[-300:]!r} (raw end {rest[-40:]!r})")
+                last = data.rstrip().split(b"\n")[-1]
+                err = json.loads(last[6:])
+                if "error" not in err:
+                    fail(f"{path}: the last event is not an error: {last[:200]!r}")
+            srv.stop()
+        finally:
+            srv.kill()
+    print("ok: a reader dropped for --max-pending gets an error event naming it, then the end"
+          + (" (TLS)" if tls else ""))
+
+
+def case_slow_reader_told():
+    slow_reader_told(False)
+
+
+def case_slow_reader_told_tls():
+    slow_reader_told(True)
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}

@@ -114,6 +114,18 @@ async function openaiTools() {
   checkWeatherArgs(JSON.parse(call.function.arguments));
   assert.equal(doneArgs, call.function.arguments);
 
+  // a call that does not fit max_tokens is cut there, as the API cuts it: the helper's
+  // accumulated arguments stop mid-JSON and finish_reason is "length", not "tool_calls"
+  // (before, the whole call came whatever max_tokens said)
+  const cutHelper = chatHelpers.stream({ model: 'mock', messages, tools, max_tokens: 3,
+    tool_choice: { type: 'function', function: { name: 'get_weather' } } });
+  const cutFinal = await cutHelper.finalChatCompletion();
+  assert.equal(cutFinal.choices[0].finish_reason, 'length');
+  const cutArgs = cutFinal.choices[0].message.tool_calls[0].function.arguments;
+  assert.ok(cutArgs.length > 0 && cutArgs.length <= 12, cutArgs);
+  assert.throws(() => JSON.parse(cutArgs));
+  assert.equal(cutFinal.usage?.completion_tokens ?? 3, 3);
+
   // runTools: the SDK calls our function with the parsed arguments, sends the result
   // back as a role "tool" message, and mock-llm answers that turn with text
   const seen = [];
@@ -249,6 +261,23 @@ async function anthropicTraffic() {
   const named = await anthropic.messages.create({ model: 'mock', max_tokens: 200, tools,
     tool_choice: { type: 'tool', name: 'get_weather' }, messages });
   checkWeatherArgs(named.content[0].input);
+
+  // a tool_use cut at max_tokens: the stream helper's input_json_delta fragments stop
+  // mid-JSON and stop_reason is "max_tokens"; the whole message's block has input {}
+  const cs = anthropic.messages.stream({ model: 'mock', max_tokens: 3, tools,
+    tool_choice: { type: 'any' }, messages });
+  let cutPartial = '';
+  cs.on('inputJson', (p) => { cutPartial += p; });
+  const cutFin = await cs.finalMessage();
+  assert.equal(cutFin.stop_reason, 'max_tokens');
+  assert.equal(cutFin.content[0].type, 'tool_use');
+  assert.ok(cutPartial.length > 0 && cutPartial.length <= 12, cutPartial);
+  assert.throws(() => JSON.parse(cutPartial));
+  assert.equal(cutFin.usage.output_tokens, 3);
+  const cutWhole = await anthropic.messages.create({ model: 'mock', max_tokens: 3, tools,
+    tool_choice: { type: 'any' }, messages });
+  assert.equal(cutWhole.stop_reason, 'max_tokens');
+  assert.deepEqual(cutWhole.content[0].input, {});
   console.log(`anthropic traffic ok: ${JSON.stringify(use.input)}`);
 }
 
