@@ -96,17 +96,24 @@ static void expect_messages_400(const char *body, const char *param)
 
 /* ... and in Anthropic's words: an Anthropic error is {type, message} only, so the
  * message is what the client reads, "<field>: range: 0..1" as the API says it, not
- * OpenAI's sentence in Anthropic's envelope. */
-static void expect_messages_msg(const char *extra, const char *message)
+ * OpenAI's sentence in Anthropic's envelope. expect_anth_body: a whole /v1/messages
+ * body and the message Anthropic answers it with. */
+static void expect_anth_body(const char *body, const char *message)
 {
-    char body[512];
-    snprintf(body, sizeof body, "{\"model\":\"m\"," MSGS ",%s}", extra);
     mllm_gen_req_t g;
     mllm_err_t e;
     assert_int_equal(mllm_parse_messages(body, strlen(body), &g, &e), -1);
     assert_int_equal(e.status, 400);
     assert_string_equal(e.type, "invalid_request_error");
     assert_string_equal(e.message, message);
+}
+
+/* A /v1/messages body with a model, a message and the given extra members. */
+static void expect_messages_msg(const char *extra, const char *message)
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"model\":\"m\"," MSGS ",%s}", extra);
+    expect_anth_body(body, message);
 }
 
 static void test_anthropic_wording(void **st)
@@ -127,16 +134,6 @@ static void test_anthropic_wording(void **st)
                         "stream: Input should be a valid boolean");
 }
 
-/* A whole /v1/messages body and the message Anthropic answers it with. */
-static void expect_anth_body(const char *body, const char *message)
-{
-    mllm_gen_req_t g;
-    mllm_err_t e;
-    assert_int_equal(mllm_parse_messages(body, strlen(body), &g, &e), -1);
-    assert_int_equal(e.status, 400);
-    assert_string_equal(e.type, "invalid_request_error");
-    assert_string_equal(e.message, message);
-}
 
 /* The checks /v1/messages shares with chat (messages, model, tools, tool_choice,
  * stop_sequences) answer in Anthropic's words too: "<dotted path>: <what>". The ones
