@@ -1069,6 +1069,74 @@ def case_slow_reader_told_tls():
     slow_reader_told(True)
 
 
+def case_stream_utf8_slices():
+    """A streamed tool call's arguments and streamed structured JSON are sliced into
+    events by bytes (4 per token); a slice that ended inside a multi-byte character put
+    half of it in one event and half in the next, so the wire held bytes that are not
+    UTF-8 (RFC 8259 8.1), and an SDK's decoder turned each half into U+FFFD: the text a
+    client rebuilt from the deltas was not the JSON the server meant (an enum value
+    "é€😀" came back as replacement characters). The real APIs' deltas hold whole
+    characters. Here: every streamed body is UTF-8 and the deltas rebuild JSON that
+    holds the schema's value, for chat (JSON and a tool call), Anthropic's
+    input_json_delta and the Responses API's deltas, at max_tokens that cut and not."""
+    val = "aé€😀" * 6 + "é"
+    schema = {"type": "object", "properties": {"c": {"type": "string", "enum": [val]}},
+              "required": ["c"], "additionalProperties": False}
+    msgs = [{"role": "user", "content": "Which?"}]
+    tool = {"name": "pick", "description": "d", "parameters": schema}
+    reqs = [
+        (CHAT, {"model": "mock", "messages": msgs, "stream": True,
+                "response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "p", "strict": True, "schema": schema}}}),
+        (CHAT, {"model": "mock", "messages": msgs, "stream": True, "tool_choice": "required",
+                "tools": [{"type": "function", "function": tool}]}),
+        ("/v1/messages", {"model": "mock", "messages": msgs, "stream": True, "max_tokens": 4000,
+                          "tool_choice": {"type": "any"},
+                          "tools": [{"name": "pick", "input_schema": schema}]}),
+        ("/v1/responses", {"model": "mock", "input": "Which?", "stream": True,
+                           "text": {"format": {"type": "json_schema", "name": "p", "strict": True,
+                                               "schema": schema}}}),
+    ]
+    srv = Server("--profile", "fixed", "--time-scale", "0")
+    try:
+        for path, body in reqs:
+            for mt in (None, 3, 5, 9, 14):
+                b = dict(body)
+                if mt and path == CHAT and "response_format" in b:
+                    b["max_tokens"] = mt
+                elif mt and path == "/v1/responses":
+                    b["max_output_tokens"] = mt
+                elif mt:
+                    continue
+                st, _, out = post(srv.port, path, b)
+                try:
+                    out.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    fail(f"{path} {list(b)[-1]} max {mt}: the stream is not UTF-8 ({e}): "
+                         f"{out[max(0, e.start - 60):e.start + 20]!r}")
+                parts = []
+                for ev in sse_json(out):
+                    if ev.get("choices"):
+                        d = ev["choices"][0]["delta"]
+                        parts.append(d.get("content") or "")
+                        for tc in d.get("tool_calls") or []:
+                            parts.append(tc["function"].get("arguments") or "")
+                    elif ev.get("type") == "content_block_delta":
+                        parts.append(ev["delta"].get("partial_json") or "")
+                    elif ev.get("type") in ("response.output_text.delta",
+                                            "response.function_call_arguments.delta"):
+                        parts.append(ev["delta"])
+                text = "".join(parts)
+                if mt is None and json.loads(text) != {"c": val}:
+                    fail(f"{path}: the deltas rebuild {text!r}")
+                if mt is not None and not ('{"c":"' + val).startswith(text):
+                    fail(f"{path} cut at {mt}: the deltas rebuild {text!r}")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: streamed JSON and tool arguments are UTF-8, whole characters per delta")
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":
