@@ -165,14 +165,22 @@ static size_t event_text(mllm_rng_t *trng, int k, int *first, char *text, size_t
     return n;
 }
 
-/* The next piece of a tool call's arguments: MLLM_BYTES_PER_TOKEN bytes per token, the
- * last event takes the rest. */
+/* The next piece of a tool call's arguments (or of structured JSON):
+ * MLLM_BYTES_PER_TOKEN bytes per token, ending where a character does, the last event
+ * takes the rest. Each piece is a JSON string of its own on the wire: one that ended
+ * inside a multi-byte character put bytes that are not UTF-8 in two events, and a
+ * client's decoder made U+FFFD of both halves (test_review: stream_utf8_slices). Backing
+ * off to the character's first byte never empties a piece (k >= 1 is 4 bytes, a
+ * character at most 4) and keeps the pieces' sum at or under the token budget. */
 static size_t call_slice(gen_t *g, int k, int last, const char **p)
 {
     size_t left = g->call.args.len - g->call_off;
     size_t n = last ? left : (size_t)k * MLLM_BYTES_PER_TOKEN;
     if (n > left)
         n = left;
+    const unsigned char *a = (const unsigned char *)g->call.args.p + g->call_off;
+    while (n < left && n > 0 && (a[n] & 0xC0) == 0x80)
+        n--;
     *p = g->call.args.p + g->call_off;
     g->call_off += n;
     return n;
