@@ -9,6 +9,7 @@
 #include "mllm_conn.h"
 #include "mllm_transport.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -249,11 +250,62 @@ static void test_emit_chunk_when_the_crlf_moves_the_buffer(void **st)
     close(sv[1]);
 }
 
+/* A stream whose events were all queued within --max-pending is not dropped for the
+ * body's 5-byte end ("0\r\n\r\n"): a backlog within 5 bytes of the bound made that last
+ * emit go past it, the client was counted as dropped and, after a complete answer,
+ * was told it had read too slowly (an error event after message_stop, which the
+ * Anthropic SDK throws). The end does not grow the backlog a slow reader builds; it
+ * goes out as every byte before it did. */
+static void test_body_end_not_an_overrun(void **st)
+{
+    (void)st;
+    static mllm_config_t cfg;
+    mllm_config_defaults(&cfg);
+    cfg.max_pending = 4096;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int sz = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    mllm_conn_t c;
+    memset(&c, 0, sizeof c);
+    mllm_tx_plain(&c.tx, sv[0]);
+    mllm_conn_init(&c, &cfg, 1);
+    /* the reader has read nothing: the socket is full, and 2 bytes under the bound are
+     * pending behind it (queued whole: nothing was pending before) */
+    static char ev[4096];
+    memset(ev, 'x', sizeof ev);
+    while (write(sv[0], ev, sizeof ev) > 0)
+        ;
+    assert_int_equal(mllm_conn_emit(&c, ev, cfg.max_pending - 2), 0);
+    assert_int_equal(c.out.len, cfg.max_pending - 2);
+    /* then it reads what the kernel holds (mock-llm's backlog stays) */
+    char sink[65536];
+    ssize_t r;
+    while ((r = recv(sv[1], sink, sizeof sink, MSG_DONTWAIT)) > 0)
+        ;
+    assert_int_equal(mllm_conn_end_body(&c, 1), 0);
+    assert_int_equal(c.dead, 0);
+    /* the client gets the rest and the end */
+    char tail[5] = { 0 };
+    size_t rest = 0;
+    while ((r = recv(sv[1], sink, sizeof sink, MSG_DONTWAIT)) > 0) {
+        rest += (size_t)r;
+        if (r >= 5)
+            memcpy(tail, sink + r - 5, 5);
+    }
+    assert_int_equal(rest, cfg.max_pending - 2 + 5);
+    assert_memory_equal(tail, "0\r\n\r\n", 5);
+    mllm_conn_close(&c);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_complete),
         cmocka_unit_test(test_emit_chunk_when_the_crlf_moves_the_buffer),
+        cmocka_unit_test(test_body_end_not_an_overrun),
         cmocka_unit_test(test_spans_survive_a_moved_buffer),
         cmocka_unit_test(test_partial_every_prefix),
         cmocka_unit_test(test_bare_lf_and_http10),
