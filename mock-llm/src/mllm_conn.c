@@ -93,7 +93,8 @@ static int flush_nb(mllm_conn_t *c)
 /* c->dead while mllm_conn_overrun_end queues its frame past the bound. */
 #define FINAL_FRAME 3
 
-int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
+/* mllm_conn_emit; bounded 0: queued past --max-pending (the body's end). */
+static int emit_(mllm_conn_t *c, const char *p, size_t n, int bounded)
 {
     int had = c->out.len > 0;
     if (!had) {
@@ -106,7 +107,7 @@ int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
      * is queued whole even above it: one event can be larger than --max-pending (n: 128
      * with top_logprobs: 20 and 40 tokens per event is ~10 MB; emit_due bounds a batch
      * of them) and a reader that had kept up is not a slow one. */
-    if (had && c->out.len + n > c->cfg->max_pending && c->dead != FINAL_FRAME) {
+    if (bounded && had && c->out.len + n > c->cfg->max_pending && c->dead != FINAL_FRAME) {
         mllm_metrics.clients_dropped_slow++;
         mllm_log(MLLM_LOG_INFO, "conn %" PRIu64 ": dropped, %zu bytes unread", c->id,
                  c->out.len + n);
@@ -121,6 +122,11 @@ int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
         return -1;
     }
     return flush_nb(c);
+}
+
+int mllm_conn_emit(mllm_conn_t *c, const char *p, size_t n)
+{
+    return emit_(c, p, n, 1);
 }
 
 static int flush_until(mllm_conn_t *c, uint64_t deadline)
@@ -240,9 +246,13 @@ int mllm_conn_overrun_end(mllm_conn_t *c, mllm_buf_t *b, int chunked)
     return -1;
 }
 
+/* The terminating chunk is queued past --max-pending: every event was queued within
+ * it, so the answer is complete, and 5 bytes more do not grow the backlog the bound is
+ * for. Bounded, a backlog within 5 bytes of it dropped a reader that had the whole
+ * answer queued, and told it so with the slow_reader error after the answer's end. */
 int mllm_conn_end_body(mllm_conn_t *c, int chunked)
 {
-    int rc = chunked ? mllm_conn_emit(c, "0\r\n\r\n", 5) : 0;
+    int rc = chunked ? emit_(c, "0\r\n\r\n", 5, 0) : 0;
     if (rc == 0)
         rc = mllm_conn_flush(c);
     return rc;

@@ -162,7 +162,8 @@ int mllm_conn_begin_body(mllm_conn_t *c, int status, const char *ctype, const ch
  * chunked; the headroom takes the size line). Returns 0 or -1. */
 int mllm_conn_emit_chunk(mllm_conn_t *c, mllm_buf_t *b, int chunked);
 
-/* Ends a body begun with mllm_conn_begin_body() and flushes. Returns 0 or -1. */
+/* Ends a body begun with mllm_conn_begin_body() (the terminating chunk is queued even
+ * past --max-pending: it is no slow reader's backlog) and flushes. Returns 0 or -1. */
 int mllm_conn_end_body(mllm_conn_t *c, int chunked);
 
 /* A stream that waits longer than this for its next event waits on the socket too, so
