@@ -185,32 +185,48 @@ def dir_machines(directory, skip=()):
             if n.endswith(".machine.txt") and n[:-len(".machine.txt")] not in skip]
 
 
+def judge_set(set_dir, machines):
+    """(same CPU?, why) for a published set and a run's machine-file dicts (the first
+    names the run): the same when the set is named as the run and no machine file
+    contradicts it (cpu_id, gbench_caches, gbench_mhz_per_cpu), or when the set is the
+    legacy name of the run (no family/model) and its machine files agree with the run on
+    at least one CPU figure and contradict it on none."""
+    name = machine_name(machines[0]) if machines else "unknown"
+    legacy = machine_name(machines[0], legacy=True) if machines else "unknown"
+    sname = dir_machine_name(set_dir) or os.path.basename(os.path.abspath(set_dir))
+    if sname not in (name, legacy):
+        return False, f"{sname} is another machine than this run's {name}"
+    conflicts, agree = cpu_conflicts(machines, dir_machines(set_dir))
+    if conflicts:
+        return False, (f"{sname} is named like this run ({name}) but its machine files name "
+                       f"another CPU: {'; '.join(conflicts)}")
+    if sname == name:
+        return True, f"the set of this machine, {name}"
+    if not agree:
+        return False, (f"no published set for {name}; the legacy set {sname} (no cpu_id) has "
+                       "no CPU figure (gbench_caches, gbench_mhz_per_cpu) to compare with this "
+                       "run: not used")
+    return True, (f"no published set for {name}: using the legacy set {sname} (machine files "
+                  f"without cpu_id), which agrees with this run on {'; '.join(agree)}")
+
+
 def find_set(machines, root=PUBLISHED):
     """(set directory or None, why) for a run's machine-file dicts (the first names it):
-    its exact set, else the legacy set of its name without family/model when that set's
-    machine files agree with the run on a CPU figure and contradict it on none."""
+    its exact set, else the legacy set of its name without family/model (judge_set())."""
     if not machines:
         return None, "no machine file"
     name = machine_name(machines[0])
-    exact = set_for(name, root)
-    if exact:
-        return exact, f"the set of this machine, {name}"
     legacy = machine_name(machines[0], legacy=True)
-    if legacy == name:
-        return None, f"no published set for {name}"
-    lset = set_for(legacy, root)
-    if lset is None:
-        return None, f"no published set for {name} (nor a legacy {legacy})"
-    conflicts, agree = cpu_conflicts(machines, dir_machines(lset))
-    if conflicts:
-        return None, (f"no published set for {name}; the legacy set {legacy} (no cpu_id) is "
-                      f"another CPU: {'; '.join(conflicts)}")
-    if not agree:
-        return None, (f"no published set for {name}; the legacy set {legacy} (no cpu_id) "
-                      "has no CPU figure (gbench_caches, gbench_mhz_per_cpu) to compare "
-                      "with this run: not used")
-    return lset, (f"no published set for {name}: using the legacy set {legacy} (no cpu_id), "
-                  f"whose machine files agree with this run: {'; '.join(agree)}")
+    why = f"no published set for {name}" + ("" if legacy == name else f" (nor a legacy {legacy})")
+    for n in dict.fromkeys((name, legacy)):
+        d = set_for(n, root)
+        if d:
+            same, why = judge_set(d, machines)
+            if same:
+                return d, why
+            if n == name:
+                return None, why
+    return None, why
 
 
 def this_machine():
