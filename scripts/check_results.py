@@ -9,7 +9,8 @@ of this tree. Every CSV must have its <harness>.machine.txt beside it.
 
 A directory whose parent is named "published" is a published set, held to more: its
 name is the machine name of its machine files (scripts/resultsets.py machine_name, the
-CPU model in it), every machine file says `noisy: no` (scripts/noise.py wrote it: a
+CPU model, and family and model from its cpu_id line), its machine files agree on the
+CPU (cpu_id, gbench_caches, gbench_mhz_per_cpu within 1%), every machine file says `noisy: no` (scripts/noise.py wrote it: a
 noisy run is never published), and no CSV lies in published/ itself. A set measured
 before noise was recorded says `noise: not recorded ...` instead: a warning, not an
 error, until it is published again.
@@ -171,6 +172,10 @@ def check_published_set(directory, rep):
     names = resultsets.dir_machine_names(directory)
     if not names:
         rep.error(directory, "published set without machine files")
+    conflicts, _ = resultsets.cpu_conflicts(resultsets.dir_machines(directory), [])
+    if conflicts:
+        rep.error(directory, "machine files of more than one CPU in one set: " +
+                  "; ".join(conflicts) + " (a set holds one CPU's results)")
     for h, n in sorted(names.items()):
         mpath = os.path.join(directory, h + ".machine.txt")
         if n != name:

@@ -5,6 +5,18 @@
 set -u
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 [ -n "$cpu" ] || cpu=$(uname -m)
+# The CPU's identity: under KVM the model name may be only "AMD EPYC" for a Zen 3 and a
+# Zen 4 alike; scripts/resultsets.py names a set with family and model. x86: vendor,
+# family, model, stepping; aarch64: implementer, architecture, variant, part, revision;
+# nothing where /proc/cpuinfo has none of them.
+cpuinfo_field() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//'; }
+cpu_id=""
+if [ -n "$(cpuinfo_field 'cpu family')" ]; then
+  cpu_id="$(cpuinfo_field vendor_id) family $(cpuinfo_field 'cpu family') model $(cpuinfo_field model) stepping $(cpuinfo_field stepping)"
+elif [ -n "$(cpuinfo_field 'CPU part')" ]; then
+  cpu_id="implementer $(cpuinfo_field 'CPU implementer') architecture $(cpuinfo_field 'CPU architecture') variant $(cpuinfo_field 'CPU variant') part $(cpuinfo_field 'CPU part') revision $(cpuinfo_field 'CPU revision')"
+fi
+cpu_id=$(echo "$cpu_id" | sed 's/  */ /g; s/^ //; s/ $//')
 # A container inside a VM answers "docker" to a plain systemd-detect-virt: ask for both.
 vm=$(systemd-detect-virt --vm 2>/dev/null || true)
 [ -n "$vm" ] && [ "$vm" != none ] || vm=$(grep -q hypervisor /proc/cpuinfo && echo "yes (hypervisor flag)" || echo none)
@@ -18,6 +30,7 @@ dirty=$(git -C "$top" status --porcelain --untracked-files=no 2>/dev/null | head
 [ -n "$dirty" ] && commit="$commit+dirty"
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "cpu: $cpu"
+[ -n "$cpu_id" ] && echo "cpu_id: $cpu_id"
 echo "cores: $(nproc) (online: $(cat /sys/devices/system/cpu/online 2>/dev/null))"
 echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 echo "virtualization: $virt"

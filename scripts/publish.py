@@ -13,14 +13,19 @@ It refuses, naming everything that is wrong at once, when:
     make bench writes it through scripts/noise.py);
   - a run is not a full one (its `mode:` or `workloads:` line says quick or tiny, or it
     has none): published figures are full runs;
-  - the machine files name different machines (scripts/resultsets.py machine_name).
+  - the machine files name different machines (scripts/resultsets.py machine_name) or
+    different CPUs (cpu_id, gbench_caches, gbench_mhz_per_cpu).
+It refuses with exit status 2 to mix CPUs in a set: --only into a set whose machine
+files name another CPU (cpu_id; for legacy files without it, gbench_caches or
+gbench_mhz_per_cpu more than 1% apart), or a whole set over kept files that do.
 --only refreshes some harnesses of a set that already exists (same machine), e.g. after
 re-running one harness on a calm machine. The set's directory is replaced file by file;
 its figures are drawn into plots/published/<machine>/; the README sections between
 <!-- gen:... --> markers are regenerated when the set is the one the README shows
 (results/published/shown.txt; --show makes it so, and the first set is shown anyway).
 
-Exit status: 0 published (or would be, with --dry-run), 1 refused, 2 bad usage.
+Exit status: 0 published (or would be, with --dry-run), 1 refused, 2 bad usage or a
+cross-CPU mix.
 """
 import argparse
 import os
@@ -75,6 +80,10 @@ def problems_of(src, harnesses):
     if len(machines) > 1:
         problems.append("the machine files name different machines: " +
                         ", ".join(f"{h} {n}" for h, n in sorted(names.items())))
+    conflicts, _ = resultsets.cpu_conflicts(
+        [resultsets.read_machine(os.path.join(src, h + ".machine.txt")) for h in names], [])
+    if conflicts:
+        problems.append("the machine files name different CPUs: " + "; ".join(conflicts))
     return (machines[0] if len(machines) == 1 else None), problems
 
 
@@ -109,6 +118,21 @@ def main(argv=None):
     if args.only and name and not os.path.isdir(dest):
         problems.append(f"--only refreshes an existing set; there is no {dest} yet "
                         "(publish the whole set first)")
+    if not problems and os.path.isdir(dest):
+        # A set is one CPU's: the new files must not name another CPU than the set's.
+        # --only: against every machine file of the set (the ones it replaces say which
+        # CPU the set was measured on: a legacy set's caches and MHz are only in switch's
+        # and alloc's); a whole set: against the files it keeps (the optional harnesses).
+        kept = resultsets.dir_machines(dest, skip=() if args.only else harnesses)
+        new_m = [resultsets.read_machine(os.path.join(args.src, h + ".machine.txt"))
+                 for h in harnesses]
+        conflicts, _ = resultsets.cpu_conflicts(new_m, kept)
+        if conflicts:
+            print(f"publish: REFUSED: {args.src} and the set {dest} were measured on different "
+                  f"CPUs: {'; '.join(conflicts)}. A set holds one CPU's results: publish the "
+                  "whole run (make publish) so it gets a set of its own (scripts/machine.sh "
+                  "writes cpu_id, which names it).", file=sys.stderr)
+            return 2
     if problems:
         print(f"publish: REFUSED: {args.src} is not a publishable set:", file=sys.stderr)
         for p in problems:

@@ -7,8 +7,11 @@ post's claims with three-state verdicts.
 
 --fresh: the quick run (default results/tmp/reproduce: switch, alloc, memory, seed).
 --published: the set to compare with (default: results/published/<machine>/ of the
-  fresh run's machine, scripts/resultsets.py; when there is none, the README's set, and
-  only the checks that hold across machines are made).
+  fresh run's machine, scripts/resultsets.py find_set: its exact set, or the legacy set
+  of its name without CPU family/model when that set's machine files agree with the run
+  on the CPU's caches or MHz and contradict it on none; the line "set lookup:" says
+  which and why. When there is none, the README's set, and only the checks that hold
+  across machines are made).
 
 Each figure is judged against the published run-to-run spread: the accepted range is the
 published min-max widened --spread-margin (default 1.1x) each side, and never narrower
@@ -606,16 +609,23 @@ def main(argv=None):
         return 2
 
     fresh_name = resultsets.dir_machine_name(args.fresh) or "unknown"
+    first = resultsets.machine_file_of(args.fresh)
+    fresh_machines = ([resultsets.read_machine(first)] + resultsets.dir_machines(args.fresh)
+                      if first else [])
     if args.published:
         if not os.path.isdir(args.published):
             print(f"reproduce: no published set {args.published}", file=sys.stderr)
             return 2
         ref = args.published
+        same, why = (resultsets.judge_set(ref, fresh_machines) if fresh_machines
+                     else (False, "the fresh run has no machine file"))
     else:
-        ref = resultsets.set_for(fresh_name) or resultsets.shown_set()
+        ref, why = resultsets.find_set(fresh_machines)
+        same = ref is not None
+        ref = ref or resultsets.shown_set()
     ref_name = resultsets.dir_machine_name(ref) if ref else None
-    same = ref is not None and ref_name == fresh_name
     print(f"reproduce: this run: {fresh_name} ({args.fresh})")
+    print(f"reproduce: set lookup: {why}")
     if ref is None:
         print("reproduce: no published set at all: checking the claims only")
     elif same:
@@ -632,7 +642,7 @@ def main(argv=None):
             return 2
         core_ref = args.reference
     elif args.reference is None and same:
-        d = os.path.join(REFERENCE, fresh_name)
+        d = os.path.join(REFERENCE, ref_name or fresh_name)  # the legacy name on a fallback
         core_ref = d if os.path.isdir(d) else None
     if core_ref and same:
         m = resultsets.read_machine(os.path.join(core_ref, "alloc.machine.txt"))

@@ -8,13 +8,23 @@ README generator, the checker, plots/draw.sh) calls this function, so two script
 never disagree on which set a run belongs to. results/published/shown.txt names the set
 the top-level README shows.
 
+The name carries the CPU's family and model when the machine file has a `cpu_id:` line
+(scripts/machine.sh writes it from /proc/cpuinfo): under KVM the model name is only
+"AMD EPYC", and a Zen 3 and a Zen 4 behind it switch ~30% apart. A machine file from
+before that line (a legacy set) keeps the name without them. A run with cpu_id whose
+exact set does not exist may use the legacy set of its name without family/model, but
+only when that set's machine files agree with the run's on the CPU figures both have
+(gbench_caches exactly, gbench_mhz_per_cpu within 1%) and contradict it on none; with
+no figure to compare there is no fallback (find_set()).
+
     scripts/resultsets.py machine-name [FILE|DIR]   the name of a machine file, of a
                                                     results directory, or (no argument)
                                                     of this machine
     scripts/resultsets.py sets                      every published set, one a line
     scripts/resultsets.py shown                     the directory of the README's set
     scripts/resultsets.py set-for [FILE|DIR]        the published set of the same machine
-                                                    (exit 1 when there is none)
+                                                    (the legacy fallback above, said on
+                                                    stderr; exit 1 when there is none)
 
 Exit status: 0, 1 (nothing found), 2 bad usage. Python 3 standard library only.
 """
@@ -55,10 +65,29 @@ def _slug(text):
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def machine_name(m):
-    """The set name of a machine file's dict: CPU model, CPU count, hypervisor.
+def cpu_id_token(m):
+    """The name part of a machine file's cpu_id line: "f25m1" for "AuthenticAMD family
+    25 model 1 stepping 1", "i41pd0c" for an aarch64 "implementer 0x41 part 0xd0c ...";
+    "" without a cpu_id line (or one naming neither). Stepping is not part of it."""
+    cid = m.get("cpu_id", "")
+    fam = re.search(r"\bfamily\s+(\w+)", cid)
+    mod = re.search(r"\bmodel\s+(\w+)", cid)
+    if fam and mod:
+        return _slug(f"f{fam.group(1)}m{mod.group(1)}")
+    imp = re.search(r"\bimplementer\s+(?:0x)?(\w+)", cid)
+    part = re.search(r"\bpart\s+(?:0x)?(\w+)", cid)
+    if imp and part:
+        return _slug(f"i{imp.group(1)}p{part.group(1)}")
+    return ""
 
-    "AMD EPYC", "cores: 2 (online: 0-1)", "vm: kvm, ..." -> amd-epyc-2vcpu-kvm;
+
+def machine_name(m, legacy=False):
+    """The set name of a machine file's dict: CPU model, family and model (cpu_id), CPU
+    count, hypervisor.
+
+    "AMD EPYC", "cpu_id: AuthenticAMD family 25 model 1 stepping 1", "cores: 2 (online:
+    0-1)", "vm: kvm, ..." -> amd-epyc-f25m1-2vcpu-kvm; without the cpu_id line (a legacy
+    machine file), or with legacy=True: amd-epyc-2vcpu-kvm.
     "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz" on bare metal with 8 CPUs ->
     intel-xeon-platinum-8375c-8cpu-metal. Trademarks, "CPU"/"Processor" and the
     clock are dropped: the model is what a result belongs to."""
@@ -67,6 +96,9 @@ def machine_name(m):
     cpu = re.sub(r"@.*$", " ", cpu)
     cpu = re.sub(r"\b(cpu|processor|\d+-core)\b", " ", cpu, flags=re.I)
     model = _slug(cpu) or "unknown-cpu"
+    tok = "" if legacy else cpu_id_token(m)
+    if tok:
+        model = f"{model}-{tok}"
     cores = re.match(r"\s*(\d+)", m.get("cores", ""))
     n = cores.group(1) if cores else "x"
     virt = m.get("virtualization", "")
@@ -104,6 +136,97 @@ def dir_machine_names(directory):
         if n.endswith(".machine.txt"):
             out[n[:-len(".machine.txt")]] = machine_name(read_machine(os.path.join(directory, n)))
     return out
+
+
+def _mhz(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def cpu_evidence(machines):
+    """What a list of machine-file dicts say about their CPU: {"cpu_id": {...},
+    "gbench_caches": {...}, "gbench_mhz_per_cpu": {...}}, each the set of values seen."""
+    ev = {"cpu_id": set(), "gbench_caches": set(), "gbench_mhz_per_cpu": set()}
+    for m in machines:
+        for k in ev:
+            if m.get(k):
+                ev[k].add(m[k])
+    return ev
+
+
+def cpu_conflicts(a, b):
+    """(conflicts, agreements): lists of sentences on where two lists of machine-file
+    dicts name different CPUs (cpu_id, gbench_caches, gbench_mhz_per_cpu more than 1%
+    apart) and where they agree. A list that disagrees with itself conflicts too."""
+    ea, eb = cpu_evidence(a), cpu_evidence(b)
+    conflicts, agree = [], []
+    for k in ("cpu_id", "gbench_caches"):
+        vals = ea[k] | eb[k]
+        if len(vals) > 1:
+            conflicts.append(f"{k} differs: " + " vs ".join(sorted(vals)))
+        elif ea[k] and eb[k]:
+            agree.append(f"{k} {next(iter(vals))}")
+    mhz = sorted(x for x in (_mhz(v) for v in ea["gbench_mhz_per_cpu"] | eb["gbench_mhz_per_cpu"])
+                 if x is not None)
+    if mhz and mhz[-1] > mhz[0] * 1.01:
+        conflicts.append("gbench_mhz_per_cpu differs: " + " vs ".join(f"{x:g}" for x in mhz))
+    elif ea["gbench_mhz_per_cpu"] and eb["gbench_mhz_per_cpu"]:
+        agree.append(f"gbench_mhz_per_cpu {mhz[0]:g}")
+    return conflicts, agree
+
+
+def dir_machines(directory, skip=()):
+    """The machine-file dicts of a directory (but the harnesses in skip)."""
+    if not directory or not os.path.isdir(directory):
+        return []
+    return [read_machine(os.path.join(directory, n)) for n in sorted(os.listdir(directory))
+            if n.endswith(".machine.txt") and n[:-len(".machine.txt")] not in skip]
+
+
+def judge_set(set_dir, machines):
+    """(same CPU?, why) for a published set and a run's machine-file dicts (the first
+    names the run): the same when the set is named as the run and no machine file
+    contradicts it (cpu_id, gbench_caches, gbench_mhz_per_cpu), or when the set is the
+    legacy name of the run (no family/model) and its machine files agree with the run on
+    at least one CPU figure and contradict it on none."""
+    name = machine_name(machines[0]) if machines else "unknown"
+    legacy = machine_name(machines[0], legacy=True) if machines else "unknown"
+    sname = dir_machine_name(set_dir) or os.path.basename(os.path.abspath(set_dir))
+    if sname not in (name, legacy):
+        return False, f"{sname} is another machine than this run's {name}"
+    conflicts, agree = cpu_conflicts(machines, dir_machines(set_dir))
+    if conflicts:
+        return False, (f"{sname} is named like this run ({name}) but its machine files name "
+                       f"another CPU: {'; '.join(conflicts)}")
+    if sname == name:
+        return True, f"the set of this machine, {name}"
+    if not agree:
+        return False, (f"no published set for {name}; the legacy set {sname} (no cpu_id) has "
+                       "no CPU figure (gbench_caches, gbench_mhz_per_cpu) to compare with this "
+                       "run: not used")
+    return True, (f"no published set for {name}: using the legacy set {sname} (machine files "
+                  f"without cpu_id), which agrees with this run on {'; '.join(agree)}")
+
+
+def find_set(machines, root=PUBLISHED):
+    """(set directory or None, why) for a run's machine-file dicts (the first names it):
+    its exact set, else the legacy set of its name without family/model (judge_set())."""
+    if not machines:
+        return None, "no machine file"
+    name = machine_name(machines[0])
+    legacy = machine_name(machines[0], legacy=True)
+    why = f"no published set for {name}" + ("" if legacy == name else f" (nor a legacy {legacy})")
+    for n in dict.fromkeys((name, legacy)):
+        d = set_for(n, root)
+        if d:
+            same, why = judge_set(d, machines)
+            if same:
+                return d, why
+            if n == name:
+                return None, why
+    return None, why
 
 
 def this_machine():
@@ -182,9 +305,15 @@ def main(argv):
         if cmd == "machine-name":
             print(name)
             return 0
-        s = set_for(name)
+        if not rest:
+            machines = [this_machine()]
+        elif os.path.isdir(rest[0]):
+            machines = [read_machine(machine_file_of(rest[0]))] + dir_machines(rest[0])
+        else:
+            machines = [read_machine(rest[0])]
+        s, why = find_set(machines)
+        print(f"resultsets: {why}", file=sys.stderr)
         if s is None:
-            print(f"resultsets: no published set for {name}", file=sys.stderr)
             return 1
         print(s)
         return 0
