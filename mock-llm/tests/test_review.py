@@ -147,6 +147,27 @@ def sse_json(data):
     return out
 
 
+def chat_answer(out, stream, streamed, whole):
+    """(what the caller reads from it, finish_reason, completion tokens) of a chat answer
+    of one choice, streamed (with include_usage) or whole: streamed(events) or
+    whole(answer) picks the text or the tool call's arguments."""
+    if stream:
+        ev = sse_json(out)
+        fin = [c["choices"][0]["finish_reason"] for c in ev
+               if c.get("choices") and c["choices"][0].get("finish_reason")]
+        return streamed(ev), (fin[-1] if fin else None), ev[-1]["usage"]["completion_tokens"]
+    w = json.loads(out)
+    return whole(w), w["choices"][0]["finish_reason"], w["usage"]["completion_tokens"]
+
+
+def parses_json(text):
+    try:
+        json.loads(text)
+        return True
+    except ValueError:
+        return False
+
+
 def dechunk(body):
     """Decodes an HTTP/1.1 chunked body (complete or cut)."""
     out, i = b"", 0
@@ -846,24 +867,12 @@ def case_json_max_tokens():
                 st, _, out = post(srv.port, CHAT, body)
                 if st != 200:
                     fail(f"json max_tokens {mt} stream {stream}: status {st}: {out[:200]!r}")
-                if stream:
-                    ev = sse_json(out)
-                    text = "".join(c["choices"][0]["delta"].get("content") or ""
-                                   for c in ev if c.get("choices"))
-                    fin = [c["choices"][0]["finish_reason"] for c in ev
-                           if c.get("choices") and c["choices"][0].get("finish_reason")]
-                    used = ev[-1]["usage"]["completion_tokens"]
-                    fin = fin[-1] if fin else None
-                else:
-                    w = json.loads(out)
-                    text = w["choices"][0]["message"]["content"]
-                    fin = w["choices"][0]["finish_reason"]
-                    used = w["usage"]["completion_tokens"]
-                try:
-                    json.loads(text)
-                    parses = True
-                except ValueError:
-                    parses = False
+                text, fin, used = chat_answer(
+                    out, stream,
+                    lambda ev: "".join(c["choices"][0]["delta"].get("content") or ""
+                                       for c in ev if c.get("choices")),
+                    lambda w: w["choices"][0]["message"]["content"])
+                parses = parses_json(text)
                 if fin != want or parses != (want == "stop") or used > mt or \
                         (want == "length" and (used != mt or len(text) > 4 * mt)):
                     fail(f"json max_tokens {mt} stream {stream}: finish_reason {fin} (want "
@@ -933,25 +942,15 @@ def case_tool_args_max_tokens():
                 st, _, out = post(srv.port, CHAT, body)
                 if st != 200:
                     fail(f"tool max_tokens {mt} stream {stream}: status {st}: {out[:200]!r}")
-                if stream:
-                    ev = sse_json(out)
-                    args = "".join(tc["function"].get("arguments") or ""
-                                   for c in ev if c.get("choices")
-                                   for tc in c["choices"][0]["delta"].get("tool_calls") or [])
-                    fin = [c["choices"][0]["finish_reason"] for c in ev
-                           if c.get("choices") and c["choices"][0].get("finish_reason")]
-                    fin = fin[-1] if fin else None
-                    used = ev[-1]["usage"]["completion_tokens"]
-                else:
-                    w = json.loads(out)
-                    args = w["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
-                    fin = w["choices"][0]["finish_reason"]
-                    used = w["usage"]["completion_tokens"]
-                try:
-                    json.loads(args)
-                    parses = True
-                except ValueError:
-                    parses = False
+                args, fin, used = chat_answer(
+                    out, stream,
+                    lambda ev: "".join(tc["function"].get("arguments") or ""
+                                       for c in ev if c.get("choices")
+                                       for tc in c["choices"][0]["delta"].get("tool_calls")
+                                       or []),
+                    lambda w: w["choices"][0]["message"]["tool_calls"][0]["function"]
+                    ["arguments"])
+                parses = parses_json(args)
                 if fin != want or parses != (want == "tool_calls") or used > mt or \
                         (want == "length" and (used != mt or len(args) > 4 * mt)):
                     fail(f"chat tool call, max_tokens {mt} stream {stream}: finish_reason "
