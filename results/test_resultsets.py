@@ -144,6 +144,64 @@ class FindSetTest(unittest.TestCase):
         self.assertNotIn("published set of the same machine", text)
 
 
+class BadFigureTest(unittest.TestCase):
+    def test_mhz_that_is_not_a_number_is_no_evidence(self):
+        # a hand-edited or truncated machine file: no crash (IndexError before), and a
+        # side whose MHz does not parse agrees on nothing
+        bad = machine(ZEN3_ID, gbench_mhz_per_cpu="n/a")
+        self.assertEqual(resultsets.cpu_conflicts([bad], [bad]), ([], ["cpu_id " + ZEN3_ID]))
+        conflicts, agree = resultsets.cpu_conflicts([machine(gbench_mhz_per_cpu="2445")],
+                                                    [machine(gbench_mhz_per_cpu="")])
+        self.assertEqual((conflicts, agree), ([], []))
+        conflicts, agree = resultsets.cpu_conflicts([machine(gbench_mhz_per_cpu="2445")],
+                                                    [machine(gbench_mhz_per_cpu="fast")])
+        self.assertEqual((conflicts, agree), ([], []))
+
+
+class ReferenceRunTest(unittest.TestCase):
+    """make reproduce's default reference run (results/reference/<set name>/) is used only
+    when its machine files do not name another CPU than the run's."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.root = self.tmp.name
+        self.saved = reproduce.REFERENCE
+        reproduce.REFERENCE = os.path.join(self.root, "reference")
+
+    def tearDown(self):
+        reproduce.REFERENCE = self.saved
+        self.tmp.cleanup()
+
+    def run_with_reference(self, ref_figures):
+        pub = os.path.join(self.root, "published", "amd-epyc-2vcpu-kvm")
+        os.makedirs(pub)
+        write_machine(os.path.join(pub, "switch.machine.txt"), machine(**ZEN3))
+        ref = os.path.join(reproduce.REFERENCE, "amd-epyc-2vcpu-kvm")
+        os.makedirs(ref)
+        for h in ("switch", "alloc"):
+            write_machine(os.path.join(ref, h + ".machine.txt"), machine(**ref_figures))
+        fresh = os.path.join(self.root, "fresh")
+        os.makedirs(fresh)
+        write_machine(os.path.join(fresh, "switch.machine.txt"), machine(ZEN3_ID, **ZEN3))
+        out = io.StringIO()
+        with redirect_stdout(out), redirect_stderr(io.StringIO()):
+            reproduce.main(["--fresh", fresh, "--published", pub])
+        return out.getvalue()
+
+    def test_reference_of_the_same_cpu_is_used(self):
+        text = self.run_with_reference(ZEN3)
+        self.assertIn("published set of the same machine", text)
+        self.assertIn("from the reference run", text)
+
+    def test_reference_of_another_cpu_is_not_used(self):
+        # the set agrees with the run (Zen 3), the reference of the same name does not
+        text = self.run_with_reference(ZEN4)
+        self.assertIn("published set of the same machine", text)
+        self.assertNotIn("from the reference run", text)
+        self.assertIn("reference run", text)
+        self.assertIn("gbench_caches differs", text)
+
+
 class OneCpuPerSetTest(unittest.TestCase):
     """publish --only and check_results refuse a set of two CPUs."""
 
