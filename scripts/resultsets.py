@@ -140,9 +140,10 @@ def dir_machine_names(directory):
 
 def _mhz(v):
     try:
-        return float(v)
+        x = float(v)
     except (TypeError, ValueError):
         return None
+    return x if 0 < x < float("inf") else None  # nan, inf, 0 and less: no figure
 
 
 def cpu_evidence(machines):
@@ -168,11 +169,12 @@ def cpu_conflicts(a, b):
             conflicts.append(f"{k} differs: " + " vs ".join(sorted(vals)))
         elif ea[k] and eb[k]:
             agree.append(f"{k} {next(iter(vals))}")
-    mhz = sorted(x for x in (_mhz(v) for v in ea["gbench_mhz_per_cpu"] | eb["gbench_mhz_per_cpu"])
-                 if x is not None)
+    # (a value that is not a number is no evidence either way)
+    ma, mb = ([x for x in map(_mhz, e["gbench_mhz_per_cpu"]) if x is not None] for e in (ea, eb))
+    mhz = sorted(ma + mb)
     if mhz and mhz[-1] > mhz[0] * 1.01:
         conflicts.append("gbench_mhz_per_cpu differs: " + " vs ".join(f"{x:g}" for x in mhz))
-    elif ea["gbench_mhz_per_cpu"] and eb["gbench_mhz_per_cpu"]:
+    elif ma and mb:
         agree.append(f"gbench_mhz_per_cpu {mhz[0]:g}")
     return conflicts, agree
 
