@@ -592,7 +592,8 @@ def main(argv=None):
     ap.add_argument("--reference", default=None,
                     help="the reference run whose core forms (calibration adds) a published "
                          "set without them is judged by (default results/reference/<machine>/ "
-                         "when it exists; 'none' for no reference)")
+                         "when it exists and its machine files name this run's CPU; 'none' "
+                         "for no reference)")
     ap.add_argument("--failed-out", default=None,
                     help="write the harnesses whose checks failed to this file, one a line "
                          "(reproduce.sh re-runs those once to confirm a failure)")
@@ -644,6 +645,13 @@ def main(argv=None):
     elif args.reference is None and same:
         d = os.path.join(REFERENCE, ref_name or fresh_name)  # the legacy name on a fallback
         core_ref = d if os.path.isdir(d) else None
+        # found by name only: a reference of another CPU (a legacy name hides it) is not used
+        conflicts, _ = (resultsets.cpu_conflicts(fresh_machines, resultsets.dir_machines(core_ref))
+                        if core_ref else ([], []))
+        if conflicts:
+            print(f"reproduce: the reference run {core_ref} is not used: its machine files name "
+                  f"another CPU than this run: {'; '.join(conflicts)}")
+            core_ref = None
     if core_ref and same:
         m = resultsets.read_machine(os.path.join(core_ref, "alloc.machine.txt"))
         print(f"reproduce: core forms of a set without them from the reference run {core_ref} "
