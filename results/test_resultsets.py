@@ -268,6 +268,19 @@ class OneCpuPerSetTest(unittest.TestCase):
         code, out = self.publish_only("switch")
         self.assertEqual(code, 0, out)
 
+    def test_only_names_the_legacy_set_it_cannot_refresh(self):
+        # the Intel host next time: its run has cpu_id, its set is a legacy one; --only
+        # cannot refresh it, and the refusal says why instead of only "no set yet"
+        legacy = os.path.join(self.root, "amd-epyc-2vcpu-kvm")
+        self.put(legacy, "switch", machine(**ZEN3))
+        self.put(self.src, "switch", machine(ZEN3_ID, **ZEN3))
+        code, out = self.publish_only("switch")
+        self.assertEqual(code, 1, out)
+        self.assertIn("there is no", out)
+        self.assertIn("legacy set amd-epyc-2vcpu-kvm", out)
+        self.assertIn("whole", out)
+        self.assertFalse(os.path.isdir(os.path.join(self.root, "amd-epyc-f25m1-2vcpu-kvm")))
+
     def test_checker_rejects_a_set_of_two_cpus(self):
         dest = os.path.join(self.root, "amd-epyc-2vcpu-kvm")
         self.put(dest, "switch", machine(**ZEN4))
