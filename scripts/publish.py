@@ -116,8 +116,15 @@ def main(argv=None):
     name, problems = problems_of(args.src, harnesses)
     dest = os.path.join(args.published_root, name) if name else None
     if args.only and name and not os.path.isdir(dest):
-        problems.append(f"--only refreshes an existing set; there is no {dest} yet "
-                        "(publish the whole set first)")
+        why = "(publish the whole set first)"
+        first = os.path.join(args.src, harnesses[0] + ".machine.txt")
+        lname = resultsets.machine_name(resultsets.read_machine(first), legacy=True)
+        if lname != name and os.path.isdir(os.path.join(args.published_root, lname)):
+            # a run with cpu_id never goes into a legacy set, even of its own CPU
+            why = (f"(the legacy set {lname}, whose machine files have no cpu_id, is not "
+                   f"refreshed by a run with cpu_id: publish the whole run, which starts "
+                   f"{name}; SHOW=1 to show it instead)")
+        problems.append(f"--only refreshes an existing set; there is no {dest} yet {why}")
     if not problems and os.path.isdir(dest):
         # A set is one CPU's: the new files must not name another CPU than the set's.
         # --only: against every machine file of the set (the ones it replaces say which
