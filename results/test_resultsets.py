@@ -97,6 +97,21 @@ class FindSetTest(unittest.TestCase):
         got, why = resultsets.find_set([machine(ZEN3_ID, **ZEN3)], self.root)
         self.assertEqual(got, d)
 
+    def test_exact_set_for_another_stepping(self):
+        # the name leaves stepping out, so does the lookup: a Zen 3 of another stepping
+        # (Milan B0 beside B1) is compared with the Zen 3 set, not judged cross-machine
+        # against the README's (another CPU's) set; caches and MHz still have to agree
+        d = os.path.join(self.root, "amd-epyc-f25m1-2vcpu-kvm")
+        os.makedirs(d)
+        write_machine(os.path.join(d, "switch.machine.txt"), machine(ZEN3_ID, **ZEN3))
+        other = ZEN3_ID.replace("stepping 1", "stepping 0")
+        got, why = resultsets.find_set([machine(other, **ZEN3)], self.root)
+        self.assertEqual(got, d, why)
+        got, why = resultsets.find_set([machine(other, **dict(ZEN3, gbench_mhz_per_cpu="2650"))],
+                                       self.root)
+        self.assertIsNone(got)
+        self.assertIn("gbench_mhz_per_cpu differs", why)
+
     def test_fallback_taken_when_the_legacy_set_agrees(self):
         d = self.legacy_set(ZEN3)
         got, why = resultsets.find_set([machine(ZEN3_ID, **ZEN3)], self.root)
