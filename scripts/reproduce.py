@@ -646,7 +646,8 @@ def main(argv=None):
         d = os.path.join(REFERENCE, ref_name or fresh_name)  # the legacy name on a fallback
         core_ref = d if os.path.isdir(d) else None
         # found by name only: a reference of another CPU (a legacy name hides it) is not used
-        conflicts, _ = (resultsets.cpu_conflicts(fresh_machines, resultsets.dir_machines(core_ref))
+        conflicts, _ = (resultsets.cpu_conflicts(fresh_machines, resultsets.dir_machines(core_ref),
+                                                  stepping=False)
                         if core_ref else ([], []))
         if conflicts:
             print(f"reproduce: the reference run {core_ref} is not used: its machine files name "

@@ -15,7 +15,8 @@ before that line (a legacy set) keeps the name without them. A run with cpu_id w
 exact set does not exist may use the legacy set of its name without family/model, but
 only when that set's machine files agree with the run's on the CPU figures both have
 (gbench_caches exactly, gbench_mhz_per_cpu within 1%) and contradict it on none; with
-no figure to compare there is no fallback (find_set()).
+no figure to compare there is no fallback (find_set()). The lookup, like the name, leaves
+the stepping out of cpu_id; a set itself holds one cpu_id (publish, check_results).
 
     scripts/resultsets.py machine-name [FILE|DIR]   the name of a machine file, of a
                                                     results directory, or (no argument)
@@ -157,11 +158,22 @@ def cpu_evidence(machines):
     return ev
 
 
-def cpu_conflicts(a, b):
+def _no_stepping(cid):
+    """A cpu_id without what the set's name leaves out: stepping (x86), variant and
+    revision (aarch64)."""
+    return re.sub(r"\s*\b(stepping|variant|revision)\s+\S+", "", cid).strip()
+
+
+def cpu_conflicts(a, b, stepping=True):
     """(conflicts, agreements): lists of sentences on where two lists of machine-file
     dicts name different CPUs (cpu_id, gbench_caches, gbench_mhz_per_cpu more than 1%
-    apart) and where they agree. A list that disagrees with itself conflicts too."""
+    apart) and where they agree. A list that disagrees with itself conflicts too.
+    stepping=False: cpu_ids that differ only in stepping (variant, revision) agree, as the
+    set's name does (a run's lookup); a set itself holds one cpu_id."""
     ea, eb = cpu_evidence(a), cpu_evidence(b)
+    if not stepping:
+        for e in (ea, eb):
+            e["cpu_id"] = {_no_stepping(v) for v in e["cpu_id"]}
     conflicts, agree = [], []
     for k in ("cpu_id", "gbench_caches"):
         vals = ea[k] | eb[k]
@@ -198,7 +210,7 @@ def judge_set(set_dir, machines):
     sname = dir_machine_name(set_dir) or os.path.basename(os.path.abspath(set_dir))
     if sname not in (name, legacy):
         return False, f"{sname} is another machine than this run's {name}"
-    conflicts, agree = cpu_conflicts(machines, dir_machines(set_dir))
+    conflicts, agree = cpu_conflicts(machines, dir_machines(set_dir), stepping=False)
     if conflicts:
         return False, (f"{sname} is named like this run ({name}) but its machine files name "
                        f"another CPU: {'; '.join(conflicts)}")
