@@ -110,6 +110,16 @@ class CompareTest(unittest.TestCase):
         self.assertIn("different machines (gbench_caches differs", out)
         self.assertIn("gbench_mhz_per_cpu differs: 2445 vs 2596", out)
 
+    def test_output_cut_short_is_no_crash(self):
+        # `scripts/compare.py A B | head -3` printed a BrokenPipeError traceback
+        rows = [f"switch,switch/x{i},fiber,x,,,ns_per_switch,ns,5,5,5,1" for i in range(3000)]
+        self.put(self.a, rows)
+        self.put(self.b, rows)
+        r = subprocess.run(f"{sys.executable} {TOP}/scripts/compare.py {self.a} {self.b} | head -3",
+                           shell=True, capture_output=True, text=True)
+        self.assertEqual(len(r.stdout.splitlines()), 3)
+        self.assertNotIn("Traceback", r.stderr)
+
     def test_nothing_in_common_and_bad_usage(self):
         self.put(self.a, ["switch,s/a,fiber,x,,,ns_per_switch,ns,5,5,5,1"])
         self.put(self.b, ["alloc,a/a,fiber,x,,,ns_per_create,ns,5,5,5,1"], harness="alloc")
