@@ -12,7 +12,9 @@ spread either run saw (Google Benchmark's compare.py and benchstat give their us
 same reading, with a U test where we have too few runs for one). Figures present in one
 directory only are counted and named at the end. Each directory's machine
 (scripts/resultsets.py) and noise record are printed first: comparing two machines is
-allowed, and said.
+allowed, and said. Two machines are told apart as make reproduce tells a run from a
+published set: by the machine files' CPU figures (cpu_id, caches, MHz), by name only
+where the files have none.
 
 Exit status: 0 compared, 1 no harness in common, 2 bad usage. Python 3 standard library.
 """
@@ -68,6 +70,29 @@ def describe(d):
     return text, machines
 
 
+def same_machine(a, b, names_a, names_b):
+    """(same CPU?, why) for two results directories, from their machine files as
+    make reproduce judges a run against a published set (scripts/resultsets.py): the
+    CPU figures (cpu_id without stepping, gbench caches, MHz) decide where the files
+    have them, and the names only where they have none. So a run named with cpu_id
+    (amd-epyc-f25m1-2vcpu-kvm) and a legacy set of that CPU (amd-epyc-2vcpu-kvm, files
+    without cpu_id) are one machine when their caches or MHz agree, and two directories
+    of one legacy name whose files name two CPUs are not."""
+    conflicts, agree = resultsets.cpu_conflicts(resultsets.dir_machines(a),
+                                                resultsets.dir_machines(b), stepping=False)
+    if conflicts:
+        return False, "; ".join(conflicts)
+    if names_a == names_b:
+        return True, ""
+    legacy = lambda d: sorted({resultsets.machine_name(m, legacy=True)
+                               for m in resultsets.dir_machines(d)})
+    if agree and legacy(a) == legacy(b):
+        return True, (f"A and B are named {', '.join(names_a)} and {', '.join(names_b)} "
+                      "(one of them a legacy name, without cpu_id) but their machine files "
+                      f"agree on {'; '.join(agree)}: the same machine")
+    return False, ""
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Compare two results directories figure by figure.",
                                  epilog="Exit status: 0 compared, 1 nothing in common, 2 bad usage.")
@@ -92,9 +117,13 @@ def main(argv=None):
     db, mb = describe(args.b)
     print(f"A: {args.a} ({da})")
     print(f"B: {args.b} ({db})")
-    if ma != mb:
-        print("note: A and B come from different machines: absolute figures differ with the "
-              "machine; compare ratios")
+    same, why = same_machine(args.a, args.b, ma, mb)
+    if not same:
+        print("note: A and B come from different machines"
+              + (f" ({why})" if why else "") +
+              ": absolute figures differ with the machine; compare ratios")
+    elif why:
+        print(f"note: {why}")
     print("* = the min-max ranges of A and B do not overlap\n")
     total = differ = 0
     only_a, only_b = [], []
@@ -134,4 +163,10 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # `make compare ... | head`: the reader had enough; no traceback (stdout is
+        # pointed at devnull so the interpreter's final flush does not raise again)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
