@@ -73,6 +73,22 @@ class NameTest(unittest.TestCase):
         self.assertEqual(len(line), 1, out)
         self.assertRegex(line[0], r"^cpu_id: \S+ family \d+ model \d+ stepping \d+$")
 
+    def test_machine_sh_writes_the_kernels_mitigations(self):
+        vd = "/sys/devices/system/cpu/vulnerabilities"
+        if not os.path.isdir(vd):
+            self.skipTest("no " + vd)
+        out = subprocess.run([os.path.join(TOP, "scripts", "machine.sh")], capture_output=True,
+                             text=True, timeout=30).stdout
+        line = [l for l in out.splitlines() if l.startswith("kernel_mitigations: ")]
+        self.assertEqual(len(line), 1, out)
+        want = []
+        for n in sorted(os.listdir(vd)):
+            with open(os.path.join(vd, n)) as f:
+                v = f.read().strip()
+            if v.startswith("Mitigation: "):
+                want.append(f"{n}={v[len('Mitigation: '):]}")
+        self.assertEqual(line[0], "kernel_mitigations: " + (" | ".join(want) or "none"))
+
 
 class FindSetTest(unittest.TestCase):
     def setUp(self):
