@@ -91,6 +91,7 @@ METRICS = {
     "runq_wait_percent": "percent", "client_busy_percent": "percent",
     "client_backlog_count": "count",
     "accept_to_request_us": "us", "accept_to_request_max_us": "us", "runs_count": "count",
+    "probes_count": "count",
     "open_conns_count": "count", "client_rss_per_open_conv_bytes": "bytes",
     "server_rss_per_open_stream_bytes": "bytes", "client_hwm_per_conv_bytes": "bytes",
     "client_tls_bytes_per_conv_bytes": "bytes", "server_tls_bytes_per_stream_bytes": "bytes",

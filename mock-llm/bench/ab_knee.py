@@ -2,14 +2,21 @@
 """ab_knee.py - two mock-llm builds' knees beside the floor, interleaved in one run.
 
     ab_knee.py --a OLD/bin --b NEW/bin [--runs 3] [--streams 1000,10000] [--steps 4]
+    ab_knee.py --a BIN --aa [--runs 5] [--rule machine|best-of-2] [--window S] [--paired 0|1]
     ab_knee.py --a OLD/bin --b NEW/bin --concurrency 19000 [--runs 3]
 
 For development (make bench-mockllm measures one build): per run and stream count, the
-knee search of mockllm_bench.py (the highest offered rate with emission lateness p99 <=
-1 ms, same ladder, bisections, retry rule, pinning and --busy-poll) for mllm-floor (from
-A's build), mock-llm A and mock-llm B, in an order that rotates run by run, so the
-machine's drift falls on all three alike. Prints each probe as mockllm_bench does, then
-per stream count the knees' medians (min-max) and the ratios to the floor, run by run.
+knee searches of mockllm_bench.py (the highest offered rate with emission lateness p99 <=
+1 ms: the same Side, ladder, bisections, pass rule, window, pairing, pinning and
+--busy-poll) for mllm-floor (from A's build), mock-llm A and mock-llm B, in an order that
+rotates run by run, so the machine's drift falls on all three alike. Prints each probe as
+mockllm_bench does, then per stream count the knees' medians (min-max) and the ratios to
+the floor, run by run, with quartiles.
+
+--aa: the A/A test of the method: the floor against itself, two sides searched exactly
+as the floor and mock-llm are in make bench-mockllm (the order alternating run by run);
+the spread of floor/floor is what the method can resolve. --rule, --window, --warmup and
+--paired try another method on every side alike (defaults: the harness's).
 
 --concurrency N: instead, N streams at 5 tokens/s each (the concurrency case: no
 --busy-poll unless --busy), A and B alternating (with --floor, mllm-floor paced to the
