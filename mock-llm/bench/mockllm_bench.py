@@ -11,18 +11,24 @@ schema, one figure per row) plus results/mockllm.machine.txt.
                paced); both are read by the same mllm-load on the other CPU, both with
                --busy-poll. Per run, each one's highest offered rate whose emission
                lateness p99 (from the schedule's deadlines) is <= 1 ms, by a ladder of
-               doublings and a geometric bisection; the floor's maximum rate and sender CPU
-               per event; the ratio mock-llm / floor run by run. Medians of 3 runs.
+               doublings and a geometric bisection, the two searches taking turns probe
+               by probe, a failure shaped like a stall measured once more on both sides
+               (the method an A/A test chose: ab_knee.py --aa, README "The method's own
+               noise"); the floor's maximum rate and sender CPU per event; the ratio
+               mock-llm / floor run by run. Medians of 3 runs.
   concurrency  10,000 and (full mode) 19,000 open streams at 5 tokens/s each, the server
                halting between deadlines and with --busy-poll: how many stay open,
                lateness p99 held (after the ramp), in the ramp and over the whole run,
-               server RSS per open stream, request-to-first-event time.
+               server RSS per open stream, request-to-first-event time; beside each run
+               mllm-floor paced to the same rate, same mode (is a miss mock-llm's or the
+               machine's?).
   keepalive    wrk, 32 keep-alive connections: mock-llm GET /health, mock-llm POST
                /v1/chat/completions (non-streaming, no delays), nginx `return 200`.
 
 Every probe records the load generator's own state (client_busy_percent: the share of
 the window its spinning reader was not idle); a knee where it saturated is flagged.
-Quick mode (--quick) takes about a minute, full mode about three.
+Quick mode (--quick) takes under a minute, full mode about six and a half on the Zen 3
+EPYC (capacity 209 s, concurrency 165 s, keep-alive ~20 s).
 """
 import argparse
 import math
@@ -730,7 +736,7 @@ def keepalive(args, rows, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="under a minute (default: full, < 3 min)")
+    ap.add_argument("--quick", action="store_true", help="under a minute (default: full, ~6.5 min)")
     ap.add_argument("--out", default=os.path.join(ROOT, "results"), help="output directory")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"),
                     help="directory with mock-llm and mllm-load")
