@@ -40,7 +40,7 @@ latw = "case~^concurrency/;metric=lateness_p99"
 if (count(h, latw) > 0) {
     hscale = 0.001
     call "plots/lib/hbars.gpi" "mockllm" latw \
-        (nconc > 0 ? sprintf("Token lateness p99, N streams open at 5 tokens/s each, mock-llm beside the floor at the same rate (mock-llm: up to %d held, %d failed, %s RSS per stream)", OS_max, FS_max, hum_b(RS_max)) \
+        (nconc > 0 ? sprintf("Token lateness p99, N streams open at 5 tokens/s each (mock-llm: up to %d held, %d failed, %s RSS per stream)\nbeside the floor paced to the same rate, same run and mode (green)", OS_max, FS_max, hum_b(RS_max)) \
                    : "Token lateness p99, N streams open at 5 tokens/s each") "ms" "log" "nokey"
     hscale = 1
 } else { set title "no concurrency rows"; unset key; set yrange [0:1]; plot 2 notitle }
