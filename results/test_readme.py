@@ -195,6 +195,45 @@ class ReadmeTest(unittest.TestCase):
         self.assertIn("so at 10,000 streams it is not a floor", text)
         self.assertIn("`fiber/n=19000/tps=5` has lateness p99 1 s", text)
 
+    def test_mockllm_concurrency_floor(self):
+        """The floor paced to the same N x 5 events/s beside mock-llm's concurrency rows
+        (concurrency/floor[-busy-poll]/n=N/tps=5, since 3 December evening): where
+        mock-llm misses 1 ms the generated text says whether the floor held it (the miss
+        is mock-llm's) or not (the machine's), naming the CPU with its cpu_id; the
+        headline gives the floor's p99 beside mock-llm's. Before, the 19,000-stream miss
+        was set against the floor's 10,000-stream knee only, and the CPU was 'AMD EPYC'."""
+        s = os.path.join(self.tmp.name, "published", "floor-beside")
+        shutil.copytree(self.pinned, s)
+        with open(os.path.join(s, "mockllm.csv"), "a") as f:
+            for mode, n, p99 in (("floor", 10000, "10000,5000,10000"),
+                                 ("floor", 19000, "1e+06,1e+06,1e+07"),
+                                 ("floor-busy-poll", 19000, "150,100,150")):
+                name = "mllm-floor-busy-poll" if "busy" in mode else "mllm-floor"
+                c = f"mockllm,concurrency/{mode}/n={n}/tps=5,floor,{name},streams,{n}"
+                f.write(f"{c},open_streams,streams,{n},{n},{n},3\n"
+                        f"{c},lateness_p99,us,{p99},3\n")
+            f.write("mockllm,concurrency/fiber-busy-poll/n=19000/tps=5,fiber,mock-llm-busy-poll,"
+                    "streams,19000,open_streams,streams,19000,19000,19000,3\n"
+                    "mockllm,concurrency/fiber-busy-poll/n=19000/tps=5,fiber,mock-llm-busy-poll,"
+                    "streams,19000,lateness_p99,us,5000,1500,100000,3\n")
+        with open(os.path.join(s, "mockllm.machine.txt"), "a") as f:
+            f.write("cpu_id: AuthenticAMD family 25 model 1 stepping 1\n")
+        text = gen_readme.sec_mockllm_results(gen_readme.Ctx(s))
+        self.assertIn("`fiber/n=19000/tps=5` has lateness p99 1 s", text)
+        self.assertIn("mllm-floor paced to the same 95,000 events/s in the same run did not hold "
+                      "it either (p99 1 s (1 s-10 s, 3 runs)): on this CPU, AMD EPYC "
+                      "(AuthenticAMD family 25 model 1 stepping 1)", text)
+        self.assertIn("**so the miss is the machine's**", text)
+        # the floor held where mock-llm did not: mock-llm's
+        self.assertIn("`fiber-busy-poll/n=19000/tps=5` has lateness p99 5 ms", text)
+        self.assertIn("held p99 150 µs (100 µs-150 µs, 3 runs) on this CPU, AMD EPYC "
+                      "(AuthenticAMD family 25 model 1 stepping 1): **the miss is mock-llm's**",
+                      text)
+        self.assertRegex(text, r"\| `floor/n=19000/tps=5` \| 19k \|")
+        head = gen_readme.sec_headline(gen_readme.Ctx(s))
+        self.assertIn("(mllm-floor paced to the same rate, same run: p99 1 s (1 s-10 s))", head)
+        self.assertIn("On AMD EPYC (AuthenticAMD family 25 model 1 stepping 1).", head)
+
     def test_workloads_tls_section(self):
         """HTTPS against HTTP from llm.csv's llm-tls rows: one run each, said; the thread
         HTTPS run's 8,984 alive said (the hand-written section said 'Median of 3 rounds')."""

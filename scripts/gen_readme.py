@@ -142,7 +142,8 @@ def single_runs(rows):
         if int(r["runs"]) >= 3 or "/ratio/" in c or "warming" in c or "published-" in c:
             continue
         c = re.sub(r"/(fail|limit)=.*$", "", c)
-        c = re.sub(r"/(grow|release|runq_wait|steal|at-knee|client-saturated|machine-retries(-passed|-steal)?)$", "", c)
+        c = re.sub(r"/(grow|release|runq_wait|steal|at-knee|client-saturated|probes|"
+                   r"(machine-)?retries(-passed|-steal|-machine)?)$", "", c)
         p = c.split("/")
         model = p[1] if len(p) > 2 else ""
         if len(p) > 2:
@@ -536,12 +537,20 @@ def sec_headline(ctx):
             o = ctx.row("mockllm", c, "open_streams")
             lp = ctx.row("mockllm", c, "lateness_p99")
             rs = ctx.row("mockllm", c, "rss_per_stream")
+            fl = ctx.row("mockllm", conc_floor(c), "lateness_p99") if conc_floor(c) else None
             parts.append(f"{cnt(o['median'])} streams open of {cnt(n)} with emission lateness "
                          f"p99 {t_us(lp['median'])} ({t_us(lp['min'])}-{t_us(lp['max'])}"
                          + (", not <= 1 ms" if float(lp["median"]) > 1000 else "") + ")"
                          + (f" at {kib(rs['median'])} each" if rs else "")
-                         + runs_note(o, lp))
+                         + runs_note(o, lp)
+                         + (f" (mllm-floor paced to the same rate, same run: p99 "
+                            f"{t_us(fl['median'])} ({t_us(fl['min'])}-{t_us(fl['max'])}))"
+                            if fl else ""))
         text = "- **mock-llm** (`mockllm.csv`): " + "; ".join(parts) + "."
+        mc = ctx.machine("mockllm") or {}
+        if any(ctx.row("mockllm", conc_floor(f"concurrency/fiber/n={n}/tps=5") or "",
+                       "lateness_p99") for n in conc):
+            text += f" On {cpu_named(mc)}."
         kh = ctx.row("mockllm", "keepalive/fiber/health/c=32", "requests_per_s")
         kn = ctx.row("mockllm", "keepalive/nginx/return200/c=32", "requests_per_s")
         if kh and kn:
@@ -721,10 +730,19 @@ def sec_mockllm_results(ctx):
         late = []
         for cs in conc:
             lp = g(cs, "lateness_p99")
-            if not lp or float(lp["median"]) <= 1000:
+            if cs.startswith("concurrency/floor") or not lp or float(lp["median"]) <= 1000:
                 continue
             text = (f"`{short(cs)}` has lateness p99 {t_us(lp['median'])} "
                     f"({t_us(lp['min'])}-{t_us(lp['max'])}), not <= 1 ms")
+            # the floor paced to the same N x tps in the same run and mode (since 3
+            # December evening): whether the miss is mock-llm's or the machine's
+            fl = g(conc_floor(cs), "lateness_p99") if conc_floor(cs) else None
+            if fl:
+                fe = g(conc_floor(cs), "events_per_s")
+                text += ("; " + floor_verdict(fl, m, offered(cs), lp, fe) + " (`"
+                         + short(conc_floor(cs)) + "`)")
+                late.append(text)
+                continue
             nm = re.search(r"/n=(\d+)/", cs)
             below = [k for k in floors if nm and k <= int(nm.group(1))]
             if below and offered(cs) != "-":
@@ -748,6 +766,40 @@ def sec_mockllm_results(ctx):
 
 def short(case):
     return case.split("/", 1)[1] if "/" in case else case
+
+
+def conc_floor(case):
+    """The floor's concurrency case beside a mock-llm one (same N, tokens/s and mode):
+    concurrency/fiber[-busy-poll]/n=N/tps=T -> concurrency/floor[-busy-poll]/n=N/tps=T."""
+    m = re.match(r"concurrency/fiber(-busy-poll)?/(n=\d+/tps=[\d.]+)$", case)
+    return f"concurrency/floor{m.group(1) or ''}/{m.group(2)}" if m else None
+
+
+def cpu_named(m):
+    """The CPU a set was measured on, as its machine file names it (cpu_id since
+    3 December: the model name alone, "AMD EPYC" under KVM, named two CPUs)."""
+    cpu = m.get("cpu", "?")
+    return f"{cpu} ({m['cpu_id']})" if m.get("cpu_id") else cpu
+
+
+def floor_verdict(fl, m, offered_rate, lp=None, fe=None):
+    """What the floor's row beside a missed concurrency target says, on the set's CPU:
+    fl its lateness_p99 row, lp mock-llm's, fe the floor's events_per_s row."""
+    held = float(fl["median"]) <= 1000
+    fig = f"{t_us(fl['median'])} ({t_us(fl['min'])}-{t_us(fl['max'])}, {fl['runs']} runs)"
+    if held:
+        return (f"mllm-floor paced to the same {offered_rate} events/s in the same run held "
+                f"p99 {fig} on this CPU, {cpu_named(m)}: **the miss is mock-llm's**")
+    text = (f"mllm-floor paced to the same {offered_rate} events/s in the same run did not "
+            f"hold it either (p99 {fig}")
+    off = float(offered_rate.replace(",", "")) if offered_rate != "-" else 0
+    if fe and off and float(fe["median"]) < 0.97 * off:
+        text += f"; it wrote {rate(fe['median'])} ({rate(fe['min'])}-{rate(fe['max'])}) events/s"
+    text += (f"): on this CPU, {cpu_named(m)}, the kernel's own work at that rate misses "
+             f"1 ms, **so the miss is the machine's**, not mock-llm's alone")
+    if lp and float(lp["min"]) > float(fl["max"]):
+        text += " (mock-llm's p99 is above the floor's in every run)"
+    return text
 
 
 def offered(case):

@@ -2,14 +2,21 @@
 """ab_knee.py - two mock-llm builds' knees beside the floor, interleaved in one run.
 
     ab_knee.py --a OLD/bin --b NEW/bin [--runs 3] [--streams 1000,10000] [--steps 4]
+    ab_knee.py --a BIN --aa [--runs 5] [--rule machine|best-of-2] [--window S] [--paired 0|1]
     ab_knee.py --a OLD/bin --b NEW/bin --concurrency 19000 [--runs 3]
 
 For development (make bench-mockllm measures one build): per run and stream count, the
-knee search of mockllm_bench.py (the highest offered rate with emission lateness p99 <=
-1 ms, same ladder, bisections, retry rule, pinning and --busy-poll) for mllm-floor (from
-A's build), mock-llm A and mock-llm B, in an order that rotates run by run, so the
-machine's drift falls on all three alike. Prints each probe as mockllm_bench does, then
-per stream count the knees' medians (min-max) and the ratios to the floor, run by run.
+knee searches of mockllm_bench.py (the highest offered rate with emission lateness p99 <=
+1 ms: the same Side, ladder, bisections, pass rule, window, pairing, pinning and
+--busy-poll) for mllm-floor (from A's build), mock-llm A and mock-llm B, in an order that
+rotates run by run, so the machine's drift falls on all three alike. Prints each probe as
+mockllm_bench does, then per stream count the knees' medians (min-max) and the ratios to
+the floor, run by run, with quartiles.
+
+--aa: the A/A test of the method: the floor against itself, two sides searched exactly
+as the floor and mock-llm are in make bench-mockllm (the order alternating run by run);
+the spread of floor/floor is what the method can resolve. --rule, --window, --warmup and
+--paired try another method on every side alike (defaults: the harness's).
 
 --concurrency N: instead, N streams at 5 tokens/s each (the concurrency case: no
 --busy-poll unless --busy), A and B alternating (with --floor, mllm-floor paced to the
@@ -41,35 +48,74 @@ def medf(v, f="{:.2f}"):
             ")") if v else "-"
 
 
+def quart(v, f="{:.3f}"):
+    """median [quartiles] (min-max) N: the spread a skeptic asks for"""
+    if not v:
+        return "-"
+    v = sorted(v)
+    q = statistics.quantiles(v, n=4, method="inclusive") if len(v) > 1 else [v[0]] * 3
+    return (f"{f.format(q[1])} [{f.format(q[0])}-{f.format(q[2])}] "
+            f"({f.format(v[0])}-{f.format(v[-1])}) N={len(v)}")
+
+
 def capacity(a):
-    sides = [("floor", "floor", Args(a.a)), ("A", "mock-llm", Args(a.a)),
-             ("B", "mock-llm", Args(a.b))]
+    """Per run and stream count, the sides' knee searches as mockllm_bench.capacity runs
+    them (Side, run_searches: the same pass rule, window and pairing), in an order that
+    rotates run by run. --aa: the floor against itself, two sides exactly as the floor
+    and mock-llm are in make bench-mockllm (order alternating run by run): the spread of
+    floor/floor is what the method can resolve."""
+    if a.aa:
+        sides = [("floor", "floor", Args(a.a)), ("floor2", "floor", Args(a.a))]
+    else:
+        sides = [("floor", "floor", Args(a.a)), ("A", "mock-llm", Args(a.a)),
+                 ("B", "mock-llm", Args(a.b))]
     knees = {(s, n): [] for s, _, _ in sides for n in a.streams}
+    counts = {(s, n): [] for s, _, _ in sides for n in a.streams}
+    secs = {n: [] for n in a.streams}
     for run in range(a.runs):
-        order = sides[run % 3:] + sides[:run % 3]
+        k = run % len(sides)
+        order = sides[k:] + sides[:k]
         for n in a.streams:
+            ss, starts = [], []
             for name, impl, args in order:
                 prev = knees[(name, n)]
-                start = prev[-1][0] if prev and prev[-1][0] > 0 else mb.CAP_START[impl]
-                mb.log(f"run {run + 1}/{a.runs}, {n} streams: {name} ({impl}, {args.bin}) "
-                       f"knee search from {start:,.0f}/s")
-                k = mb.find_knee(args, impl, n, True, start, a.steps, 0.3, 0.5)
-                knees[(name, n)].append(k)
-                mb.log(f"  {name} n={n}: p99 <= 1 ms up to {k[0]:,.0f}/s"
-                       + (f", not at {k[2]:,.0f}/s" if k[2] else ""))
+                starts.append(prev[-1][0] if prev and prev[-1][0] > 0 else mb.CAP_START[impl])
+                ss.append(mb.Side(name, impl, args, n, True, a.warmup, a.window, a.rule))
+            mb.log(f"run {run + 1}/{a.runs}, {n} streams: " + ", ".join(
+                f"{x.label} ({x.impl}, {x.args.bin}) from {st:,.0f}/s" for x, st in zip(ss, starts))
+                + f" ({'taking turns' if a.paired else 'one after the other'}, {a.rule}, "
+                f"{a.warmup:g} + {a.window:g} s)")
+            t = time.time()
+            for x, kn in zip(ss, mb.run_searches(ss, starts, a.steps, a.paired)):
+                knees[(x.label, n)].append(kn)
+                counts[(x.label, n)].append((x.probes, x.retried, x.retry_passed))
+                mb.log(f"  {x.label} n={n}: p99 <= 1 ms up to {kn[0]:,.0f}/s"
+                       + (f", not at {kn[2]:,.0f}/s" if kn[2] else "")
+                       + f"; probes {x.probes}, repeated {x.retried}, passed {x.retry_passed}")
+            secs[n].append(time.time() - t)
+            f0 = knees[(sides[0][0], n)][-1][0]
+            mb.log(f"run {run + 1} n={n}: {secs[n][-1]:.0f} s; " + ", ".join(
+                f"{x}/{sides[0][0]} {knees[(x, n)][-1][0] / f0:.3f}" if f0 > 0 else f"{x}/-"
+                for x, _, _ in sides[1:]))
     print(f"# loadavg at end: {os.getloadavg()}")
+    print(f"# method: rule {a.rule}, warm-up {a.warmup:g} s, window {a.window:g} s, steps "
+          f"{a.steps}, {'paired (turns)' if a.paired else 'sequential'}")
     for n in a.streams:
-        print(f"streams={n}")
+        print(f"streams={n}  seconds per run (all sides' searches) {quart(secs[n], '{:.0f}')}")
         for name, _, _ in sides:
             ks = knees[(name, n)]
             at = [k[1] for k in ks if k[1]]
-            print(f"  {name:5s} knee {med([k[0] for k in ks])}/s  runs {[round(k[0]) for k in ks]}"
+            c = counts[(name, n)]
+            print(f"  {name:6s} knee {med([k[0] for k in ks])}/s  runs {[round(k[0]) for k in ks]}"
                   f"  at knee p99 us {[k[1]['late_p99_us'] for k in ks if k[1]]}"
                   f"  runq-wait % {[k[1]['server_runq_wait_pct'] for k in ks if k[1]]}"
-                  f"  client saturated {sum(1 for r in at if r['client_saturated'])}")
-        for name in ("A", "B"):
-            r = [m[0] / f[0] for m, f in zip(knees[(name, n)], knees[("floor", n)]) if f[0] > 0]
-            print(f"  {name}/floor ratio {medf(r, '{:.3f}')}  runs {[round(x, 3) for x in r]}")
+                  f"  client saturated {sum(1 for r in at if r['client_saturated'])}"
+                  f"  probes {sum(x[0] for x in c)} repeated {sum(x[1] for x in c)} "
+                  f"passed on repeat {sum(x[2] for x in c)}")
+        for name, _, _ in sides[1:]:
+            r = [m[0] / f[0] for m, f in zip(knees[(name, n)], knees[(sides[0][0], n)])
+                 if f[0] > 0]
+            print(f"  {name}/{sides[0][0]} ratio {quart(r)}  runs {[round(x, 3) for x in r]}")
 
 
 def concurrency(a):
@@ -134,10 +180,20 @@ def cpu(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--a", required=True, help="bin directory of build A (and the floor)")
-    ap.add_argument("--b", required=True, help="bin directory of build B")
+    ap.add_argument("--b", help="bin directory of build B (not with --aa)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--streams", default="1000,10000")
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--aa", action="store_true",
+                    help="capacity: the floor against itself (an A/A test of the method)")
+    ap.add_argument("--rule", default=mb.CAP_RULE, choices=mb.RULES,
+                    help="pass rule at a rate, both sides (default: the harness's)")
+    ap.add_argument("--window", type=float, default=mb.CAP_WINDOW,
+                    help="probe window, s (default: the harness's)")
+    ap.add_argument("--warmup", type=float, default=mb.CAP_WARMUP,
+                    help="probe warm-up, s (default: the harness's)")
+    ap.add_argument("--paired", type=int, choices=(0, 1), default=int(mb.CAP_PAIRED),
+                    help="1: the searches take turns probe by probe (default: the harness's)")
     ap.add_argument("--concurrency", type=int, default=0)
     ap.add_argument("--cpu", default="", help="N:TPS,... : CPU per event at these rates")
     ap.add_argument("--busy", action="store_true",
@@ -146,6 +202,11 @@ def main():
                     help="--concurrency: mllm-floor at the same rate as a third side")
     a = ap.parse_args()
     a.streams = [int(x) for x in a.streams.split(",")]
+    a.paired = bool(a.paired)
+    if not a.aa and not a.b:
+        ap.error("--b is required (but with --aa)")
+    if a.aa:
+        a.b = a.a
     t0 = time.time()
     if a.cpu:
         cpu(a)
