@@ -25,6 +25,7 @@ same N x 5 events/s as a third side, rotating); lateness p50/p99 and server CPU 
 --busy-poll unless --busy: spinning would count as CPU), A and B alternating.
 """
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -177,6 +178,51 @@ def cpu(a):
               f" runq-wait % {medf([r['server_runq_wait_pct'] for r in rs], '{:.1f}')}")
 
 
+def check_flags(ap, a):
+    """Every flag checked before a server starts (ap.error: the message, exit 2): a bad
+    one found mid-run would cost a quiet window, or end in a traceback."""
+    try:
+        a.streams = [int(x) for x in a.streams.split(",")]
+    except ValueError:
+        ap.error(f"--streams {a.streams!r}: a comma-separated list of stream counts")
+    if any(n < 1 for n in a.streams):
+        ap.error(f"--streams {a.streams}: every count must be >= 1")
+    if a.runs < 1:
+        ap.error(f"--runs {a.runs}: at least 1")
+    if a.steps < 0:
+        ap.error(f"--steps {a.steps}: 0 or more bisections")
+    # NaN compares false both ways: "not > 0" refuses it with the negatives
+    if not (0 < a.window < math.inf):
+        ap.error(f"--window {a.window}: a probe's window, seconds > 0")
+    if not (0 <= a.warmup < math.inf):
+        ap.error(f"--warmup {a.warmup}: seconds >= 0")
+    if a.concurrency < 0:
+        ap.error(f"--concurrency {a.concurrency}: a stream count >= 1")
+    if a.cpu:
+        for spec in a.cpu.split(","):
+            n, _, tps = spec.partition(":")
+            try:
+                ok = int(n) >= 1 and 0 < float(tps) < math.inf
+            except ValueError:
+                ok = False
+            if not ok:
+                ap.error(f"--cpu {spec!r}: N:TPS (streams >= 1, tokens/s > 0), comma-separated")
+    if a.aa:
+        if a.b:
+            ap.error("--aa measures the floor against itself: no --b")
+        if a.concurrency or a.cpu:
+            ap.error("--aa is a capacity test: not with --concurrency or --cpu")
+    elif not a.b:
+        ap.error("--b is required (but with --aa)")
+    need = {a.a: ["mllm-load", "mock-llm", "mllm-floor"]}
+    if a.b:
+        need.setdefault(a.b, []).extend(["mllm-load", "mock-llm"])
+    for bindir, exes in need.items():
+        for exe in exes:
+            if not os.access(os.path.join(bindir, exe), os.X_OK):
+                ap.error(f"{exe} not found in {bindir} (build first)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--a", required=True, help="bin directory of build A (and the floor)")
@@ -201,10 +247,8 @@ def main():
     ap.add_argument("--floor", action="store_true",
                     help="--concurrency: mllm-floor at the same rate as a third side")
     a = ap.parse_args()
-    a.streams = [int(x) for x in a.streams.split(",")]
+    check_flags(ap, a)
     a.paired = bool(a.paired)
-    if not a.aa and not a.b:
-        ap.error("--b is required (but with --aa)")
     if a.aa:
         a.b = a.a
     t0 = time.time()

@@ -9,7 +9,9 @@ it takes a fraction of a second.
     python3 mock-llm/tests/test_bench.py [-v] [TestClass[.test_name]]
 """
 import os
+import subprocess
 import sys
+import tempfile
 import types
 import unittest
 from unittest import mock
@@ -224,6 +226,56 @@ class ConcurrencyFloor(unittest.TestCase):
         r, _ = self.run_case(True)
         self.assertIn(("concurrency/floor/n=10000/tps=5", "lateness_p99"), r)
         self.assertNotIn(("concurrency/floor/n=19000/tps=5", "lateness_p99"), r)
+
+
+class AbKneeFlags(unittest.TestCase):
+    """ab_knee.py checks its flags before it starts a server: a bad one is a clear error
+    and exit 2 (before: --streams abc and a --a without the binaries ended in a Python
+    traceback, exit 1; --window 0 hung; --runs 0, --steps -1, --window nan and --aa with
+    --b were taken)."""
+
+    AB = os.path.join(HERE, "..", "bench", "ab_knee.py")
+
+    def setUp(self):
+        # a bin directory that has the three executables (never run: every case here is
+        # refused before a server starts)
+        self.tmp = tempfile.TemporaryDirectory(prefix="ab-knee-flags-")
+        for exe in ("mock-llm", "mllm-load", "mllm-floor"):
+            path = os.path.join(self.tmp.name, exe)
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\nexit 1\n")
+            os.chmod(path, 0o755)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def run_ab(self, *flags):
+        return subprocess.run([sys.executable, self.AB, *flags], capture_output=True,
+                              text=True, timeout=20)
+
+    def test_bad_flags_exit_2(self):
+        b = self.tmp.name
+        for flags in (["--a", b, "--aa", "--streams", "abc"],
+                      ["--a", b, "--aa", "--streams", "1000,-5"],
+                      ["--a", b, "--aa", "--streams", ""],
+                      ["--a", b, "--aa", "--window", "0"],
+                      ["--a", b, "--aa", "--window", "-1"],
+                      ["--a", b, "--aa", "--window", "nan"],
+                      ["--a", b, "--aa", "--warmup", "-0.1"],
+                      ["--a", b, "--aa", "--runs", "0"],
+                      ["--a", b, "--aa", "--steps", "-1"],
+                      ["--a", b, "--b", b, "--aa"],
+                      ["--a", b, "--aa", "--concurrency", "1000"],
+                      ["--a", b, "--b", b, "--concurrency", "-5"],
+                      ["--a", b, "--b", b, "--cpu", "1000"],
+                      ["--a", b, "--b", b, "--cpu", "1000:x"],
+                      ["--a", "/nonexistent", "--aa"],
+                      ["--a", b, "--b", "/nonexistent"]):
+            with self.subTest(flags=flags):
+                r = self.run_ab(*flags)
+                self.assertEqual(r.returncode, 2, (r.stdout, r.stderr))
+                self.assertIn("ab_knee.py: error:", r.stderr)
+                self.assertNotIn("Traceback", r.stderr)
 
 
 if __name__ == "__main__":
