@@ -234,6 +234,55 @@ class ReadmeTest(unittest.TestCase):
         self.assertIn("(mllm-floor paced to the same rate, same run: p99 1 s (1 s-10 s))", head)
         self.assertIn("On AMD EPYC (AuthenticAMD family 25 model 1 stepping 1).", head)
 
+    def floor_beside_set(self, name, floor_rows, fiber_p99="5000,1500,100000,3"):
+        """A copy of the pinned set with mock-llm's 19,000-stream --busy-poll rows missing
+        1 ms and the floor's rows beside them (floor_rows: metric -> 'median,min,max,runs')."""
+        s = os.path.join(self.tmp.name, "published", name)
+        shutil.copytree(self.pinned, s)
+        fib = ("mockllm,concurrency/fiber-busy-poll/n=19000/tps=5,fiber,mock-llm-busy-poll,"
+               "streams,19000")
+        flo = ("mockllm,concurrency/floor-busy-poll/n=19000/tps=5,floor,mllm-floor-busy-poll,"
+               "streams,19000")
+        units = {"open_streams": "streams", "lateness_p99": "us", "events_per_s": "events/s"}
+        with open(os.path.join(s, "mockllm.csv"), "a") as f:
+            f.write(f"{fib},open_streams,streams,19000,19000,19000,3\n"
+                    f"{fib},lateness_p99,us,{fiber_p99}\n")
+            for metric, v in floor_rows.items():
+                f.write(f"{flo},{metric},{units[metric]},{v}\n")
+        return gen_readme.sec_mockllm_results(gen_readme.Ctx(s))
+
+    def test_mockllm_floor_verdict_needs_a_comparable_floor(self):
+        """The floor's row decides whose miss it is only when it carried the same load:
+        every stream open and the offered rate written. Before, a floor that opened
+        12,000 of 19,000 streams (so wrote 60,000 of 95,000 events/s) and held 150 µs was
+        'held ... **the miss is mock-llm's**'; a floor row without a lateness figure (nan)
+        was 'did not hold it either ... **so the miss is the machine's**'; one run read
+        '1 runs'."""
+        text = self.floor_beside_set("floor-short", {
+            "open_streams": "12000,12000,12000,3", "events_per_s": "60000,60000,60000,3",
+            "lateness_p99": "150,100,150,3"})
+        self.assertNotIn("the miss is mock-llm's", text)
+        self.assertNotIn("the miss is the machine's", text)
+        self.assertIn("the floor beside it opened 12,000 of 19,000 streams", text)
+        # a floor that kept every stream but fell behind the rate did not hold it: the
+        # machine's (its own lateness)
+        text = self.floor_beside_set("floor-behind", {
+            "open_streams": "19000,19000,19000,3", "events_per_s": "80000,70000,83000,3",
+            "lateness_p99": "150,100,150,3"})
+        self.assertNotIn("the miss is mock-llm's", text)
+        self.assertIn("**so the miss is the machine's**", text)
+        self.assertIn("it wrote 80k (70k-83k) events/s", text)
+        text = self.floor_beside_set("floor-nan", {
+            "open_streams": "19000,19000,19000,3", "events_per_s": "95000,95000,95000,3",
+            "lateness_p99": "nan,nan,nan,3"})
+        self.assertNotIn("the miss is the machine's", text)
+        self.assertNotIn("the miss is mock-llm's", text)
+        self.assertIn("has no lateness figure", text)
+        text = self.floor_beside_set("floor-one-run", {
+            "open_streams": "19000,19000,19000,1", "events_per_s": "95000,95000,95000,1",
+            "lateness_p99": "150,150,150,1"}, fiber_p99="5000,5000,5000,1")
+        self.assertIn("held p99 150 µs (150 µs-150 µs, 1 run)", text)
+
     def test_workloads_tls_section(self):
         """HTTPS against HTTP from llm.csv's llm-tls rows: one run each, said; the thread
         HTTPS run's 8,984 alive said (the hand-written section said 'Median of 3 rounds')."""

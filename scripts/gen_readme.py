@@ -27,6 +27,7 @@ Exit status: 0 written (or in sync), 1 out of sync or an unknown/unclosed marker
 import argparse
 import difflib
 import io
+import math
 import os
 import re
 import sys
@@ -739,7 +740,8 @@ def sec_mockllm_results(ctx):
             fl = g(conc_floor(cs), "lateness_p99") if conc_floor(cs) else None
             if fl:
                 fe = g(conc_floor(cs), "events_per_s")
-                text += ("; " + floor_verdict(fl, m, offered(cs), lp, fe) + " (`"
+                fo = g(conc_floor(cs), "open_streams")
+                text += ("; " + floor_verdict(fl, m, offered(cs), lp, fe, fo) + " (`"
                          + short(conc_floor(cs)) + "`)")
                 late.append(text)
                 continue
@@ -782,17 +784,31 @@ def cpu_named(m):
     return f"{cpu} ({m['cpu_id']})" if m.get("cpu_id") else cpu
 
 
-def floor_verdict(fl, m, offered_rate, lp=None, fe=None):
+def floor_verdict(fl, m, offered_rate, lp=None, fe=None, fo=None):
     """What the floor's row beside a missed concurrency target says, on the set's CPU:
-    fl its lateness_p99 row, lp mock-llm's, fe the floor's events_per_s row."""
+    fl its lateness_p99 row, lp mock-llm's, fe the floor's events_per_s row, fo its
+    open_streams row. A verdict only from a floor that carried the same load: every
+    stream open in every run (fewer streams are a lighter load: holding 1 ms there says
+    nothing of N) and a lateness figure (nan compares false both ways)."""
+    n = re.search(r"/n=(\d+)/", fl["case"])
+    if fo and n and float(fo["min"]) < int(n.group(1)):
+        return (f"the floor beside it opened {cnt(fo['min'])} of {cnt(n.group(1))} streams "
+                f"in a run, a lighter load: no verdict from it")
+    if not math.isfinite(float(fl["median"])) or (lp and not math.isfinite(float(lp["median"]))):
+        return "the floor's row beside it has no lateness figure: no verdict from it"
     held = float(fl["median"]) <= 1000
-    fig = f"{t_us(fl['median'])} ({t_us(fl['min'])}-{t_us(fl['max'])}, {fl['runs']} runs)"
+    fig = (f"{t_us(fl['median'])} ({t_us(fl['min'])}-{t_us(fl['max'])}, {fl['runs']} "
+           f"run{'s' if fl['runs'] != '1' else ''})")
+    off = float(offered_rate.replace(",", "")) if offered_rate != "-" else 0
+    # a paced floor that fell behind the rate (it wrote less than 97% of it, the
+    # capacity probes' criterion) did not hold it, whatever its lateness says
+    if held and fe and off and float(fe["median"]) < 0.97 * off:
+        held = False
     if held:
         return (f"mllm-floor paced to the same {offered_rate} events/s in the same run held "
                 f"p99 {fig} on this CPU, {cpu_named(m)}: **the miss is mock-llm's**")
     text = (f"mllm-floor paced to the same {offered_rate} events/s in the same run did not "
             f"hold it either (p99 {fig}")
-    off = float(offered_rate.replace(",", "")) if offered_rate != "-" else 0
     if fe and off and float(fe["median"]) < 0.97 * off:
         text += f"; it wrote {rate(fe['median'])} ({rate(fe['min'])}-{rate(fe['max'])}) events/s"
     text += (f"): on this CPU, {cpu_named(m)}, the kernel's own work at that rate misses "
