@@ -188,8 +188,13 @@ class ReadmeTest(unittest.TestCase):
         self.assertNotIn("2 tokens/s each", text)
         self.assertRegex(text, r"\| `floor/streams=1000/p99<=1ms` \| 1,000 \| 91.7k \(0-100k\) \| "
                                r"100k \(11.4k-109k\) \| 10 \| 125 \(100-150\) \|")
+        # a run on each side of 0.8x: not "not met" (before, a median below 0.8x was, though
+        # the A/A test puts a median of equal servers as low as 0.77x: README "The
+        # method's own noise"); "not met" only when every run is below, as "met" only when
+        # every run is at or above
         self.assertIn("at 1,000 streams mock-llm reaches 0.709x the floor (0.5x-0.917x, 2 runs "
-                      "with both knees): **not met**", text)
+                      "with both knees): **inconclusive** (the runs fall on both sides of 0.8x)",
+                      text)
         self.assertIn("at 10,000 streams mock-llm reaches 1.3x the floor (0.23x-2.83x, 3 runs "
                       "with both knees): **inconclusive**", text)
         self.assertIn("so at 10,000 streams it is not a floor", text)

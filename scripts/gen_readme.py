@@ -695,7 +695,10 @@ def sec_mockllm_results(ctx):
             continue
         n = m_.group(1)
         med, lo, hi = float(r["median"]), float(r["min"]), float(r["max"])
-        state = ("met" if lo >= 0.8 else "**not met**" if med < 0.8 else
+        # every run on one side of 0.8x, either way: the A/A test put a median of 3 runs
+        # of two equal servers at 0.77x-1.14x in 8 of 10 cases (mock-llm README "The
+        # method's own noise"), so a median just below 0.8x with a run above it is no miss
+        state = ("met" if lo >= 0.8 else "**not met**" if hi < 0.8 else
                  "**inconclusive** (the runs fall on both sides of 0.8x)")
         text = (f"at {cnt(n)} streams mock-llm reaches {med:.3g}x the floor ({lo:.3g}x-{hi:.3g}x, "
                 f"{r['runs']} run{'s' if r['runs'] != '1' else ''} with both knees): {state}")
