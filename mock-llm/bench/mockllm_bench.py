@@ -748,7 +748,14 @@ def main():
             ap.error(f"{exe} not found in {args.bin} (build first, or pass --bin)")
     if not shutil.which("wrk"):
         ap.error("wrk not found (scripts/deps.sh bench installs it)")
-    os.makedirs(args.out, exist_ok=True)
+    # --out is checked before the run: a directory that cannot be written would
+    # otherwise be found only when the CSV is, minutes of measuring later
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        with tempfile.TemporaryFile(dir=args.out):
+            pass
+    except OSError as e:
+        ap.error(f"--out {args.out}: cannot write there ({e.strerror})")
     parts = args.only or ["capacity", "concurrency", "keepalive"]
     rows = Rows()
     t0 = time.time()

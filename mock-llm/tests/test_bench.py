@@ -8,6 +8,8 @@ it takes a fraction of a second.
 
     python3 mock-llm/tests/test_bench.py [-v] [TestClass[.test_name]]
 """
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -277,6 +279,33 @@ class AbKneeFlags(unittest.TestCase):
                 self.assertIn("ab_knee.py: error:", r.stderr)
                 self.assertNotIn("Traceback", r.stderr)
 
+
+class BenchFlags(unittest.TestCase):
+    """mockllm_bench.py checks that it can write --out before it measures: a bad one is a
+    clear error and exit 2 (before: a traceback from os.makedirs, exit 1; a directory it
+    could not write into would have been found only after the whole run)."""
+
+    def test_out_not_a_directory(self):
+        with tempfile.TemporaryDirectory(prefix="mockllm-bench-flags-") as tmp:
+            for exe in ("mock-llm", "mllm-load", "mllm-floor"):
+                path = os.path.join(tmp, exe)
+                with open(path, "w") as f:
+                    f.write("#!/bin/sh\nexit 1\n")
+                os.chmod(path, 0o755)
+            afile = os.path.join(tmp, "afile")
+            open(afile, "w").close()
+            err = io.StringIO()
+            argv = ["mockllm_bench.py", "--bin", tmp, "--out", os.path.join(afile, "out")]
+            with mock.patch.object(sys, "argv", argv), \
+                    mock.patch.object(mb.shutil, "which", lambda x: "/usr/bin/" + x), \
+                    mock.patch.object(mb, "capacity", self.fail), \
+                    mock.patch.object(mb, "concurrency", self.fail), \
+                    mock.patch.object(mb, "keepalive", self.fail), \
+                    contextlib.redirect_stderr(err):
+                with self.assertRaises(SystemExit) as cm:
+                    mb.main()
+            self.assertEqual(cm.exception.code, 2, err.getvalue())
+            self.assertIn("mockllm_bench.py: error: --out", err.getvalue())
 
 if __name__ == "__main__":
     unittest.main()
