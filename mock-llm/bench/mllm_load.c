@@ -14,8 +14,8 @@
  *
  * --period-ms P (the streams' event period) opens every connection first, then sends the
  * requests at evenly spaced phases of P: stream i asks at T + i*k*P/N with k coprime to N
- * and k*P/N >= 25 us, so the N schedules (which start when the server parses each
- * request) tile the period evenly, as the floor's round-robin does, without a burst of N
+ * and k*P/N >= 25 us, so the N schedules (which start when each request arrives at the
+ * server) tile the period evenly, as the floor's round-robin does, without a burst of N
  * requests at once.
  *
  * The load generator must not be the hidden ceiling: besides its CPU, it reports how
