@@ -7,14 +7,15 @@
  *   mllm-load --target 127.0.0.1:PORT --streams N [--warmup S] [--window S]
  *             [--stagger-ms X | --period-ms P] [--connect-parallel N] [--rss-pid PID]
  *             [--model M] [--busy-poll] [--series FILE [--series-ms MS]]
+ *             [--phases FILE]
  *
  * Each stream is one connection with one long request; a stream that ends (its response
  * finished) sends the next request on the same connection, so N stays open.
  *
  * --period-ms P (the streams' event period) opens every connection first, then sends the
  * requests at evenly spaced phases of P: stream i asks at T + i*k*P/N with k coprime to N
- * and k*P/N >= 25 us, so the N schedules (which start when the server parses each
- * request) tile the period evenly, as the floor's round-robin does, without a burst of N
+ * and k*P/N >= 25 us, so the N schedules (which start when each request arrives at the
+ * server) tile the period evenly, as the floor's round-robin does, without a burst of N
  * requests at once.
  *
  * The load generator must not be the hidden ceiling: besides its CPU, it reports how
@@ -58,6 +59,7 @@ static struct {
     double period_ms;
     const char *series;  /* --series FILE: a line per --series-ms from the first connect */
     double series_ms;
+    const char *phases;  /* --phases FILE: each stream's turn, request and first bytes */
 } opt = { .series_ms = 100, .streams = 100, .warmup_s = 1, .window_s = 2, .stagger_ms = 0,
           .connect_parallel = 128, .rss_pid = 0, .model = "mock" };
 
@@ -477,6 +479,7 @@ static double max_us(const uint64_t a[NB], const uint64_t b[NB])
  * the ticker's late writes and parks, the server's CPU and run-queue wait, and the
  * hypervisor's steal on the server's CPU (cpu0, where the benchmark pins it). */
 static FILE *series_file; /* opened before the run: a path that cannot be written fails it */
+static FILE *phases_file; /* --phases, likewise */
 
 static void series_main(void *arg)
 {
@@ -715,13 +718,23 @@ static void main_fiber(void *arg)
            "server_events_per_s=%.0f client_events_per_s=%.0f "
            "late_p50_us=%.0f late_p99_us=%.0f late_p999_us=%.0f "
            "rss0_kib=%ld rss_kib=%ld requests_finished=%ld server_cpu_pct=%.1f "
-           "server_runq_wait_pct=%.1f server_window_s=%.4f\n",
+           "server_runq_wait_pct=%.1f server_window_s=%.4f window_t0_ns=%" PRIu64
+           " window_t1_ns=%" PRIu64 "\n",
            opt.streams, open_at_window, failed, open_s, dt, (double)(e1 - e0) / server_dt,
            (double)(c1 - c0) / dt, quantile_us(b0, b1, 0.5), quantile_us(b0, b1, 0.99),
            quantile_us(b0, b1, 0.999), rss0, rss1, finished_reqs,
            (double)(run1 - run0) / (double)(t1 - t0) * 100,
-           (double)(wait1 - wait0) / (double)(t1 - t0) * 100, server_dt);
+           (double)(wait1 - wait0) / (double)(t1 - t0) * 100, server_dt, t0, t1);
     fflush(stdout);
+    if (phases_file) {
+        /* ns since the first connect; 0: did not happen */
+        fprintf(phases_file, "stream,turn_ns,sent_ns,first_byte_ns\n");
+        for (long i = 0; i < opt.streams; i++)
+            fprintf(phases_file, "%ld,%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n", i,
+                    turn_ns[i] ? turn_ns[i] - t_start : 0, sent_ns[i] ? sent_ns[i] - t_start : 0,
+                    first_byte_ns[i] ? first_byte_ns[i] - t_start : 0);
+        fclose(phases_file);
+    }
     stopping = 1;
     /* The connections close with the process; the server sees them go. */
     _exit(0);
@@ -732,7 +745,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: mllm-load --target ADDR:PORT [--streams N] [--warmup S] [--window S]\n"
                "                 [--stagger-ms X] [--connect-parallel N] [--rss-pid PID]\n"
                "                 [--model M] [--busy-poll] [--period-ms P]\n"
-               "                 [--series FILE [--series-ms MS]]\n"
+               "                 [--series FILE [--series-ms MS]] [--phases FILE]\n"
                "Opens N streaming chat requests against mock-llm and prints one key=value\n"
                "line: what the server emitted (/metrics) and the client received in the\n"
                "window, the emission lateness quantiles, and the server's RSS.\n"
@@ -741,7 +754,9 @@ static void usage(FILE *f)
                "of the streams' event period P (instead of --stagger-ms's random delays).\n"
                "--series FILE [--series-ms 100]: a CSV line per slice from the first connect:\n"
                "the server's events, lateness p50/p99/max, accepts, parsed requests, CPU,\n"
-               "run-queue wait and cpu0's steal in that slice.\n");
+               "run-queue wait and cpu0's steal in that slice.\n"
+               "--phases FILE: a CSV line per stream: its turn, its request's write and its\n"
+               "first response bytes (ns from the first connect; 0: did not happen).\n");
 }
 
 static int bad(const char *what)
@@ -757,6 +772,7 @@ int main(int argc, char **argv)
         { "window", 1, 0, 'W' }, { "stagger-ms", 1, 0, 's' }, { "connect-parallel", 1, 0, 'c' },
         { "rss-pid", 1, 0, 'p' }, { "model", 1, 0, 'm' }, { "busy-poll", 0, 0, 'b' },
         { "period-ms", 1, 0, 'P' }, { "series", 1, 0, 'S' }, { "series-ms", 1, 0, 'T' },
+        { "phases", 1, 0, 'F' },
         { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
     };
     int o, have_target = 0;
@@ -803,6 +819,7 @@ int main(int argc, char **argv)
                 return bad("bad --period-ms");
             break;
         case 'S': opt.series = optarg; break;
+        case 'F': opt.phases = optarg; break;
         case 'T': opt.series_ms = strtod(optarg, &end);
             if (*end || end == optarg || opt.series_ms < 1 || opt.series_ms > 60000)
                 return bad("bad --series-ms");
@@ -816,6 +833,10 @@ int main(int argc, char **argv)
         return bad("--target is required");
     if (opt.series && !(series_file = fopen(opt.series, "w"))) {
         fprintf(stderr, "mllm-load: --series %s: %s\n", opt.series, strerror(errno));
+        return 2;
+    }
+    if (opt.phases && !(phases_file = fopen(opt.phases, "w"))) {
+        fprintf(stderr, "mllm-load: --phases %s: %s\n", opt.phases, strerror(errno));
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);

@@ -64,6 +64,8 @@ typedef struct mllm_conn {
     uint64_t             accepted_ns; /* when accept() returned it (0: unknown) */
     size_t               req_len;   /* input bytes of the request being served; 0 once
                                      * released (mllm_conn_release) */
+    uint64_t             rx_ns;     /* when the bytes of the last read arrived (the
+                                     * kernel's stamp, CLOCK_MONOTONIC; 0: unknown) */
 } mllm_conn_t;
 
 _Static_assert(offsetof(mllm_conn_t, dead) + sizeof(int) <= 64,
@@ -78,7 +80,13 @@ typedef struct mllm_request {
     int              keep_alive; /* the client allows another request after this one */
     const char      *body;       /* decoded (dechunked) body, body_len bytes */
     size_t           body_len;
-    uint64_t         start_ns;   /* when the head was complete (fiber_now_ns) */
+    /* When the request arrived, which its schedule (TTFT, token deadlines) counts from:
+     * over a plain socket the kernel's receive time of its last bytes, so a request that
+     * waited in the socket while the server was busy starts when it came, not when the
+     * server got to it, and that wait counts as lateness; never before the connection
+     * was free to read it (a pipelined request waits for the answer before it). Where
+     * the transport has no stamp (TLS): when its head was complete (fiber_now_ns). */
+    uint64_t         start_ns;
     /* the framing layer's own */
     const char      *base;
     size_t           consumed;

@@ -11,8 +11,10 @@
 #include <fiber.h>
 
 #include <errno.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 /* The bare system calls: EAGAIN (== EWOULDBLOCK on Linux) and EINTR go up as they are,
  * the callers retry EINTR. This is the hot path of every stream (one send per batch of
@@ -70,12 +72,67 @@ void mllm_tx_plain(mllm_tx_t *t, int fd)
     t->fd = fd;
     t->want = 0;
     t->impl = NULL;
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+}
+
+/* plain_recv with the kernel's receive stamp of the bytes (CLOCK_REALTIME, the only
+ * clock SO_TIMESTAMPNS has), moved onto CLOCK_MONOTONIC by the two clocks' difference
+ * now; 0 when the kernel attached none. */
+static ssize_t plain_recv_stamped(mllm_tx_t *t, void *buf, size_t n, uint64_t *rx_ns)
+{
+    union {
+        char           b[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } cb;
+    struct iovec iov = { .iov_base = buf, .iov_len = n };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b,
+                        .msg_controllen = sizeof cb.b };
+    t->want = EPOLLIN;
+    *rx_ns = 0;
+    ssize_t r = recvmsg(t->fd, &m, MSG_DONTWAIT);
+    if (r <= 0)
+        return r;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS)
+            continue;
+        struct timespec at, real, mono;
+        memcpy(&at, CMSG_DATA(h), sizeof at);
+        clock_gettime(CLOCK_REALTIME, &real);
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        int64_t ago = ((int64_t)real.tv_sec - at.tv_sec) * 1000000000 +
+                      ((int64_t)real.tv_nsec - at.tv_nsec);
+        uint64_t now = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+        /* A stamp from the future or from before the clock began (the wall clock was
+         * stepped) tells nothing. */
+        if (ago >= 0 && (uint64_t)ago < now)
+            *rx_ns = now - (uint64_t)ago;
+    }
+    return r;
 }
 
 ssize_t mllm_tx_read(mllm_tx_t *t, void *buf, size_t n, uint64_t deadline_ns)
 {
     for (;;) {
         ssize_t r = t->ops->recv(t, buf, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r >= 0 || errno != EAGAIN)
+            return r;
+        if (t->ops->wait(t, t->want, deadline_ns, MLLM_TX_AFTER_EAGAIN) < 0)
+            return -1;
+    }
+}
+
+ssize_t mllm_tx_read_stamped(mllm_tx_t *t, void *buf, size_t n, uint64_t deadline_ns,
+                             uint64_t *rx_ns)
+{
+    if (t->ops != &plain_ops) {
+        *rx_ns = 0;
+        return mllm_tx_read(t, buf, n, deadline_ns);
+    }
+    for (;;) {
+        ssize_t r = plain_recv_stamped(t, buf, n, rx_ns);
         if (r < 0 && errno == EINTR)
             continue;
         if (r >= 0 || errno != EAGAIN)

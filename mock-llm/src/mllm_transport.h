@@ -58,12 +58,22 @@ struct mllm_tx {
     void    *impl; /* the implementation's own state (a TLS session); NULL for plain */
 };
 
-/* Makes t a plain-socket transport over fd (nonblocking, owned: close closes it). */
+/* Makes t a plain-socket transport over fd (nonblocking, owned: close closes it), and
+ * asks the kernel to stamp what fd receives (SO_TIMESTAMPNS; a failure is ignored: the
+ * reads then carry no stamp). */
 void mllm_tx_plain(mllm_tx_t *t, int fd);
 
 /* Reads 1..n bytes, parking until some arrive. Returns the count, 0 at end of stream,
  * or -1 with errno (ETIMEDOUT when deadline_ns passed first). */
 ssize_t mllm_tx_read(mllm_tx_t *t, void *buf, size_t n, uint64_t deadline_ns);
+
+/* mllm_tx_read, also telling when the returned bytes arrived: *rx_ns is the kernel's
+ * receive time of the last of them on CLOCK_MONOTONIC (a plain socket's SO_TIMESTAMPNS
+ * stamp, converted), or 0 when the transport cannot tell (TLS) or the read returned
+ * nothing. Costs a recvmsg instead of a recv and two clock reads: for requests, not for
+ * the stream's writes. */
+ssize_t mllm_tx_read_stamped(mllm_tx_t *t, void *buf, size_t n, uint64_t deadline_ns,
+                             uint64_t *rx_ns);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@ broken builds it is for take whole gaps or the rest of the answer, many times th
 """
 import http.client
 import os
+import select
 import signal
 import socket
 import struct
@@ -40,6 +41,22 @@ def metrics(port):
             k, v = line.split()
             m[k] = float(v)
     return m
+
+
+def late_buckets(port):
+    """The lateness histogram's cumulative buckets from /metrics: {le: count}."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    body = c.getresponse().read().decode()
+    c.close()
+    out = {}
+    for line in body.splitlines():
+        if line.startswith('mllm_emit_lateness_seconds_bucket{le="'):
+            le = line.split('"')[1]
+            out[le] = float(line.split()[-1])
+    if "0.1" not in out or "+Inf" not in out:
+        R.fail(f"no lateness buckets le=0.1 and +Inf in /metrics: {sorted(out)}")
+    return out
 
 
 def open_stream(port, events):
@@ -235,6 +252,68 @@ def case_late_not_rounds():
             R.fail(f"the ticker parked {parks:.0f} times for {late:.0f} late writes: they "
                    "counted towards its 64 per round")
         print(f"ok: {late:.0f} late ticker writes, {parks:.0f} parks")
+    finally:
+        srv.stop()
+
+
+def case_start_at_arrival():
+    """A schedule starts when its request arrived, not when the server got to it. Eight
+    requests are sent 25 ms apart while the server is stopped (SIGSTOP) and it resumes
+    450 ms after the first: their first events are then already late, by the wait
+    (counted in the lateness histogram), and their streams keep the 25 ms between them,
+    as the client sent them (their last events come ~175 ms apart, not together). Before, each schedule started when the request was parsed:
+    all eight at the resume, together for the whole answer, and the wait was counted
+    nowhere (a server behind during a ramp of 10,000 requests started bursts of
+    schedules together that stayed together: mock-llm/README, "The tail at 10,000
+    streams")."""
+    srv = R.Server("--profile", "fixed", "--ttft-ms", "0", "--tps", "5",
+                   "--output-tokens", "6")
+    try:
+        socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=15)
+                 for _ in range(8)]
+        time.sleep(0.2)  # every connection accepted and waiting for its request
+        before = late_buckets(srv.port)
+        os.kill(srv.pid, signal.SIGSTOP)
+        try:
+            for s in socks:
+                s.sendall(R.http_request("POST", "/v1/chat/completions", REQ))
+                time.sleep(0.025)
+            time.sleep(0.45 - 8 * 0.025)
+        finally:
+            os.kill(srv.pid, signal.SIGCONT)
+        # each stream's data events, with the time each one's bytes were read
+        got = {s: b"" for s in socks}
+        seen = {s: [] for s in socks}
+        t_end = time.monotonic() + 15
+        while any(not got[s].endswith(b"0\r\n\r\n") for s in socks):
+            if time.monotonic() > t_end:
+                R.fail("the streams did not end within 15 s")
+            live = [s for s in socks if not got[s].endswith(b"0\r\n\r\n")]
+            for s in select.select(live, [], [], 1.0)[0]:
+                b = s.recv(65536)
+                if not b:
+                    R.fail("a stream closed before its end")
+                now = time.monotonic()
+                got[s] += b
+                seen[s] += [now] * (got[s].count(b"data: {") - len(seen[s]))
+        for s in socks:
+            s.close()
+        after = late_buckets(srv.port)
+        # each stream's last event (its last token, due 1.2 s after its request: long
+        # after the resume, on time)
+        last = sorted(seen[s][-1] for s in socks)
+        spread = last[-1] - last[0]
+        late = (after["+Inf"] - after["0.1"]) - (before["+Inf"] - before["0.1"])
+        if late < 4:
+            R.fail(f"{late:.0f} events more than 100 ms late after a 450 ms stop with eight "
+                   "requests waiting in their sockets, want >= 4: the schedules started "
+                   "when the server parsed the requests, not when they came")
+        if spread < 0.1:
+            R.fail(f"the eight streams' last events came within {spread * 1e3:.0f} ms of "
+                   "each other, want the 175 ms the requests were sent over: the schedules "
+                   "started together when the server resumed")
+        print(f"ok: {late:.0f} events > 100 ms late, last events spread over "
+              f"{spread * 1e3:.0f} ms")
     finally:
         srv.stop()
 
