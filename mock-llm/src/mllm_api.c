@@ -277,15 +277,16 @@ enum { BODY_OK, BODY_TOO_DEEP, BODY_NOT_UTF8 };
  * (brackets inside strings do not count) and bytes that are not UTF-8 (RFC 8259 8.1;
  * they would come back in echoed strings and error messages). Counts the \u0000
  * escapes in strings in *nul_escapes: cJSON keeps a string as a C string, so it ends
- * at the first one (see parse_body).
+ * at the first one (see parse_body). *at: the byte where it stopped refusing.
  */
-static int scan_body(const char *s, size_t n, size_t *nul_escapes)
+static int scan_body(const char *s, size_t n, size_t *nul_escapes, size_t *at)
 {
     const unsigned char *p = (const unsigned char *)s;
     int depth = 0, in_str = 0;
     *nul_escapes = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = p[i];
+        *at = i;
         if (c >= 0x80) {
             size_t k = utf8_seq(p + i, n - i);
             if (!k)
@@ -315,7 +316,31 @@ static int scan_body(const char *s, size_t n, size_t *nul_escapes)
  * <what>: line L column C (char N)" (the form the API writes, in its users' bug
  * reports); <what> is mock-llm's: "unexpected end of data" at the body's end when it
  * stops inside a string, object or array (cJSON then points at its last byte), else
- * "unexpected character" where cJSON stopped. */
+ * "unexpected character" where cJSON stopped. L, C and N are Python's JSONDecodeError's:
+ * N counts the characters before the error, not bytes (the API's <what>s are those of
+ * orjson, a Python JSON library: "unexpected character", "no low surrogate in string",
+ * "str is not valid UTF-8: surrogates not allowed"; orjson converts the parser's byte
+ * position to characters), C the characters since the last newline, plus one. The body is UTF-8 up to `at`
+ * (scan_body), so a character is a byte that is not a continuation byte. */
+static void anth_json_at(const char *body, size_t at, const char *what, mllm_err_t *err)
+{
+    size_t line = 1, chars = 0, col = 0;
+    for (size_t i = 0; i < at; i++) {
+        unsigned char c = (unsigned char)body[i];
+        if ((c & 0xc0) == 0x80)
+            continue;
+        chars++;
+        col++;
+        if (c == '\n') {
+            line++;
+            col = 0;
+        }
+    }
+    mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
+                 "The request body is not valid JSON: %s: line %zu column %zu (char %zu)",
+                 what, line, col + 1, chars);
+}
+
 static void anth_json_error(const char *body, size_t len, size_t at, mllm_err_t *err)
 {
     long depth = 0;
@@ -338,23 +363,29 @@ static void anth_json_error(const char *body, size_t len, size_t at, mllm_err_t 
     int eof = in_str || depth > 0 || at >= len;
     if (eof || at > len)
         at = len;
-    size_t line = 1, col0 = 0;
-    for (size_t i = 0; i < at; i++)
-        if (body[i] == '\n') {
-            line++;
-            col0 = i + 1;
-        }
-    mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
-                 "The request body is not valid JSON: %s: line %zu column %zu (char %zu)",
-                 eof ? "unexpected end of data" : "unexpected character", line,
-                 at - col0 + 1, at);
+    anth_json_at(body, at, eof ? "unexpected end of data" : "unexpected character", err);
 }
 
 static cJSON *parse_body(const char *body, size_t len, mllm_err_t *err, int anthropic)
 {
     const char *orig = body; /* body may become a copy, freed before an error is set */
-    size_t nul_escapes;
-    int scan = scan_body(body, len, &nul_escapes);
+    size_t nul_escapes, scan_at = 0;
+    int scan = scan_body(body, len, &nul_escapes, &scan_at);
+    /* Anthropic: its bad-JSON sentence for these too. A body that is not UTF-8 gets the
+     * sentence the API answers a compressed (binary) body with, orjson's, at position 0
+     * as orjson reports it (it checks the whole body before parsing). Nesting: no answer
+     * of the API's was found; the API's form with mock-llm's <what>, at the bracket
+     * past the bound. */
+    if (scan == BODY_TOO_DEEP && anthropic) {
+        char what[48];
+        snprintf(what, sizeof what, "nested deeper than %d levels", MLLM_JSON_MAX_DEPTH);
+        anth_json_at(body, scan_at, what, err);
+        return NULL;
+    }
+    if (scan == BODY_NOT_UTF8 && anthropic) {
+        anth_json_at(body, 0, "str is not valid UTF-8: surrogates not allowed", err);
+        return NULL;
+    }
     if (scan == BODY_TOO_DEEP) {
         mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
                      "The JSON body of your request is nested deeper than %d levels.",

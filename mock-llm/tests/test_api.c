@@ -205,6 +205,61 @@ static void test_anthropic_shared_wording(void **st)
                         "stop_sequences: each stop sequence must contain non-whitespace");
 }
 
+/* A /v1/messages body nested too deep or not UTF-8 gets the API's bad-JSON sentence, as
+ * any other body that is not JSON does (it got mock-llm's own); the OpenAI paths keep
+ * their sentences (test_anthropic_body_errors_chat_unchanged). */
+static void test_anthropic_body_errors(void **st)
+{
+    (void)st;
+    char deep[200];
+    memset(deep, '[', 70);
+    strcpy(deep + 70, "1]");
+    expect_anth_body(deep, "The request body is not valid JSON: nested deeper than 64 levels: "
+                           "line 1 column 65 (char 64)");
+    expect_anth_body("{\"model\":\"\xff\"}",
+                     "The request body is not valid JSON: str is not valid UTF-8: surrogates "
+                     "not allowed: line 1 column 1 (char 0)");
+}
+
+/* The bad-JSON sentence's "char N" and column count characters, as the API's do
+ * (Python's JSONDecodeError: indexes into the decoded text), not bytes. */
+static void test_anthropic_error_position_chars(void **st)
+{
+    (void)st;
+    /* é (2 bytes), € (3), 😀 (4): the x at byte 21 is character 15 */
+    expect_anth_body("{\"model\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\" x}",
+                     "The request body is not valid JSON: unexpected character: line 1 "
+                     "column 16 (char 15)");
+    expect_anth_body("{\"model\":\n\"\xc3\xa9\xc3\xa9\" x}",
+                     "The request body is not valid JSON: unexpected character: line 2 "
+                     "column 6 (char 15)");
+    expect_anth_body("{\"model\":\"\xc3\xa9",
+                     "The request body is not valid JSON: unexpected end of data: line 1 "
+                     "column 12 (char 11)");
+}
+
+static void test_anthropic_body_errors_chat_unchanged(void **st)
+{
+    (void)st;
+    char deep[200];
+    memset(deep, '[', 70);
+    strcpy(deep + 70, "1]");
+    /* chat keeps OpenAI's sentences */
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat(deep, &g, &e), -1);
+    assert_string_equal(e.message, "The JSON body of your request is nested deeper than 64 "
+                                   "levels.");
+    assert_int_equal(chat("{\"model\":\"\xff\"}", &g, &e), -1);
+    assert_string_equal(e.message, "We could not parse the JSON body of your request: it is "
+                                   "not valid UTF-8 (RFC 8259 8.1).");
+    assert_int_equal(chat("{\"model\":\"\xc3\xa9\", x}", &g, &e), -1);
+    assert_string_equal(e.message, "We could not parse the JSON body of your request. (HINT: "
+                                   "This likely means you aren't using your HTTP library "
+                                   "correctly. The OpenAI API expects a JSON payload, but what "
+                                   "was sent was not valid JSON.)");
+}
+
 /* n (1..128) and logprobs / top_logprobs (0..20, logprobs required), OpenAI's ranges
  * and error codes; what mock-llm does not draw them for (tools, response_format, stop
  * with n > 1) is a 400 naming the parameter, never fewer choices or no logprobs. */
@@ -1272,6 +1327,9 @@ int main(void)
         cmocka_unit_test(test_unsupported_and_out_of_range),
         cmocka_unit_test(test_anthropic_wording),
         cmocka_unit_test(test_anthropic_shared_wording),
+        cmocka_unit_test(test_anthropic_body_errors),
+        cmocka_unit_test(test_anthropic_error_position_chars),
+        cmocka_unit_test(test_anthropic_body_errors_chat_unchanged),
         cmocka_unit_test(test_logprobs_n_parse),
         cmocka_unit_test(test_logprob_entry),
         cmocka_unit_test(test_choice_frames),
