@@ -269,6 +269,30 @@ void mllm_fmt_error_anthropic(mllm_buf_t *b, const mllm_err_t *e)
 
 /* ---- request validation ---- */
 
+/* Anthropic's tool names: 1 to 128 characters of ASCII letters, digits, '_' and '-'
+ * ("tools.N.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'" and
+ * "String should have at most 128 characters" in the API's answers since mid-2025;
+ * reports from March 2025 show {1,64}). */
+#define ANTH_TOOL_NAME_MAX 128
+
+/* Characters of a well-formed UTF-8 string (the request's strings are: scan_body). */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static int tool_name_ok(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
 /* What one pass over a body finds before cJSON sees it. */
 enum { BODY_OK, BODY_TOO_DEEP, BODY_NOT_UTF8 };
 
@@ -850,15 +874,23 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
                                     name ? "tools.%ld.custom.name: Input should be a valid "
                                            "string"
                                          : "tools.%ld.custom.name: Field required", i - 1);
-            if (anth && (!name->valuestring[0] || strlen(name->valuestring) > 64))
+            /* The API's checks in its validator's order: length in characters, then
+             * the pattern (a name of 129 ASCII letters is "at most 128 characters", one
+             * with a '.' or a non-ASCII letter does not match the pattern) */
+            if (anth && !name->valuestring[0])
                 return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
-                                    name->valuestring[0]
-                                        ? "tools.%ld.custom.name: String should have at most "
-                                          "64 characters"
-                                        : "tools.%ld.custom.name: String should have at least "
-                                          "1 character", i - 1);
-            if (!cJSON_IsString(name) || !name->valuestring[0] ||
-                strlen(name->valuestring) > 64)
+                                    "tools.%ld.custom.name: String should have at least 1 "
+                                    "character", i - 1);
+            if (anth && utf8_chars(name->valuestring) > ANTH_TOOL_NAME_MAX)
+                return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
+                                    "tools.%ld.custom.name: String should have at most %d "
+                                    "characters", i - 1, ANTH_TOOL_NAME_MAX);
+            if (anth && !tool_name_ok(name->valuestring))
+                return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
+                                    "tools.%ld.custom.name: String should match pattern "
+                                    "'^[a-zA-Z0-9_-]{1,128}$'", i - 1);
+            if (!anth && (!cJSON_IsString(name) || !name->valuestring[0] ||
+                          strlen(name->valuestring) > 64))
                 return mllm_err_set(err, 400, "invalid_request_error",
                                     "missing_required_parameter", "tools",
                                     "Invalid 'tools[%ld]': a function tool needs a 'name' "

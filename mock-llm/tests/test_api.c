@@ -183,9 +183,6 @@ static void test_anthropic_shared_wording(void **st)
                         "tools.0.custom.name: Field required");
     expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"\"}]",
                         "tools.0.custom.name: String should have at least 1 character");
-    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"},{\"name\":\""
-                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}]",
-                        "tools.1.custom.name: String should have at most 64 characters");
     expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"}],"
                         "\"tool_choice\":{\"type\":\"sometimes\"}",
                         "tool_choice: Input tag 'sometimes' found using 'type' does not match "
@@ -258,6 +255,45 @@ static void test_anthropic_body_errors_chat_unchanged(void **st)
                                    "This likely means you aren't using your HTTP library "
                                    "correctly. The OpenAI API expects a JSON payload, but what "
                                    "was sent was not valid JSON.)");
+}
+
+/* Anthropic's tool names, as the API checks them now: 1..128 characters (64 before
+ * mid-2025), then the pattern ^[a-zA-Z0-9_-]{1,128}$. */
+static void test_anthropic_tool_limits(void **st)
+{
+    (void)st;
+    char name[256], body[512];
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    memset(name, 'a', 128);
+    name[128] = 0;
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"max_tokens\":5," MSGS
+             ",\"tools\":[{\"name\":\"%s\"}]}", name);
+    assert_int_equal(mllm_parse_messages(body, strlen(body), &g, &e), 0);
+    mllm_gen_req_free(&g);
+    strcat(name, "a");
+    snprintf(body, sizeof body, "\"max_tokens\":5,\"tools\":[{\"name\":\"a\"},"
+             "{\"name\":\"%s\"}]", name);
+    expect_messages_msg(body, "tools.1.custom.name: String should have at most 128 characters");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"caldav.list-events\"}]",
+                        "tools.0.custom.name: String should match pattern "
+                        "'^[a-zA-Z0-9_-]{1,128}$'");
+    /* 100 characters of 200 bytes: within the length, not the pattern */
+    char *p = name;
+    for (int i = 0; i < 100; i++, p += 2)
+        memcpy(p, "\xc3\xa9", 2);
+    *p = 0;
+    snprintf(body, sizeof body, "\"max_tokens\":5,\"tools\":[{\"name\":\"%s\"}]", name);
+    expect_messages_msg(body, "tools.0.custom.name: String should match pattern "
+                              "'^[a-zA-Z0-9_-]{1,128}$'");
+    /* chat keeps OpenAI's 64 */
+    memset(name, 'a', 65);
+    name[65] = 0;
+    snprintf(body, sizeof body, "{\"model\":\"m\"," MSGS ",\"tools\":[{\"type\":\"function\","
+             "\"function\":{\"name\":\"%s\"}}]}", name);
+    assert_int_equal(chat(body, &g, &e), -1);
+    assert_string_equal(e.message, "Invalid 'tools[0]': a function tool needs a 'name' of 1 "
+                                   "to 64 characters.");
 }
 
 /* n (1..128) and logprobs / top_logprobs (0..20, logprobs required), OpenAI's ranges
@@ -1330,6 +1366,7 @@ int main(void)
         cmocka_unit_test(test_anthropic_body_errors),
         cmocka_unit_test(test_anthropic_error_position_chars),
         cmocka_unit_test(test_anthropic_body_errors_chat_unchanged),
+        cmocka_unit_test(test_anthropic_tool_limits),
         cmocka_unit_test(test_logprobs_n_parse),
         cmocka_unit_test(test_logprob_entry),
         cmocka_unit_test(test_choice_frames),
