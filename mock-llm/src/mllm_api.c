@@ -915,6 +915,12 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
     if (!choice || cJSON_IsNull(choice))
         return 0;
     const char *c = NULL, *named = NULL;
+    /* Anthropic's tool_choice is an object only; "auto" as a string (OpenAI's form) is
+     * refused as the API refuses it. */
+    if (anth && !cJSON_IsObject(choice))
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, "tool_choice",
+                            "tool_choice: Input should be a valid dictionary or object to "
+                            "extract fields from");
     if (cJSON_IsString(choice)) {
         c = choice->valuestring;
     } else if (cJSON_IsObject(choice)) {

@@ -296,6 +296,19 @@ static void test_anthropic_tool_limits(void **st)
                                    "to 64 characters.");
 }
 
+/* Anthropic's tool_choice is an object: OpenAI's string form, or a number, is refused
+ * with the API's sentence (it got mock-llm's "Input tag" one, and "auto" was taken). */
+static void test_anthropic_tool_choice_object(void **st)
+{
+    (void)st;
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"}],\"tool_choice\":\"auto\"",
+                        "tool_choice: Input should be a valid dictionary or object to extract "
+                        "fields from");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"}],\"tool_choice\":3",
+                        "tool_choice: Input should be a valid dictionary or object to extract "
+                        "fields from");
+}
+
 /* n (1..128) and logprobs / top_logprobs (0..20, logprobs required), OpenAI's ranges
  * and error codes; what mock-llm does not draw them for (tools, response_format, stop
  * with n > 1) is a 400 naming the parameter, never fewer choices or no logprobs. */
@@ -1367,6 +1380,7 @@ int main(void)
         cmocka_unit_test(test_anthropic_error_position_chars),
         cmocka_unit_test(test_anthropic_body_errors_chat_unchanged),
         cmocka_unit_test(test_anthropic_tool_limits),
+        cmocka_unit_test(test_anthropic_tool_choice_object),
         cmocka_unit_test(test_logprobs_n_parse),
         cmocka_unit_test(test_logprob_entry),
         cmocka_unit_test(test_choice_frames),
