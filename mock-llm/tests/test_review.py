@@ -1068,6 +1068,51 @@ def case_slow_reader_told_tls():
     slow_reader_told(True)
 
 
+def case_tokens_sent_overrun():
+    """mllm_events_sent_total and mllm_tokens_sent_total count the events a stream's
+    connection took (written to the socket, or queued behind what is pending for it),
+    not a batch dropped at a slow-reader overrun, which never reaches the client. The
+    client here stops reading until it is dropped, then reads everything: the events it
+    got must be what the counters added. Before, the dropped batch was counted too."""
+    srv = Server("--profile", "fixed", "--ttft-ms", "1", "--tps", "2000", "--output-tokens",
+                 "400", "--tokens-per-event", "1", "--max-pending", "4096", "--sndbuf", "4096")
+    try:
+        for path, body in ((CHAT, {"model": "mock", "stream": True,
+                                   "messages": [{"role": "user", "content": "hi"}]}),
+                           ("/v1/messages", {"model": "mock", "max_tokens": 400, "stream": True,
+                                             "messages": [{"role": "user", "content": "hi"}]})):
+            ev0 = srv.metric("mllm_events_sent_total")
+            tok0 = srv.metric("mllm_tokens_sent_total")
+            drop0 = srv.metric("mllm_clients_dropped_slow_total")
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(http_request("POST", path, json.dumps(body).encode()))
+            srv.wait_metric("mllm_clients_dropped_slow_total", lambda v: v > drop0,
+                            f"{path}: a reader that does not read")
+            s.settimeout(30)
+            got = b""
+            while b := s.recv(65536):
+                got += b
+            s.close()
+            srv.wait_metric("mllm_streams_active", lambda v: v == 0, f"{path}: stream end")
+            events = 0
+            for ev in sse_json(dechunk(got.partition(b"\r\n\r\n")[2])):
+                if ev.get("type") == "content_block_delta":
+                    events += 1
+                elif ev.get("choices") and ev["choices"][0]["delta"].get("content"):
+                    events += 1
+            ev = srv.metric("mllm_events_sent_total") - ev0
+            tok = srv.metric("mllm_tokens_sent_total") - tok0
+            if events == 0 or ev != events or tok != events:
+                fail(f"{path}: the client got {events} events of 1 token; the counters "
+                     f"added {ev:.0f} events and {tok:.0f} tokens")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: events and tokens sent count what the dropped reader got, not the dropped batch")
+
+
 def case_stream_utf8_slices():
     """A streamed tool call's arguments and streamed structured JSON are sliced into
     events by bytes (4 per token); a slice that ended inside a multi-byte character put
