@@ -624,7 +624,15 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g, uint64_t now
     }
     int had_pending = c->out.len > 0;
     uint64_t wrote_at = st->wrote_at = fiber_now_ns();
-    st->rc = mllm_conn_emit_chunk(c, &scratch, st->chunked);
+    /* The batch that ends with an injected error is the stream's last: queued past
+     * --max-pending, so a reader that is behind gets the error it was meant to see, and
+     * the stream ends with one flush (STEP_CUT). Bounded, it was dropped as a slow
+     * reader's: one flush of what was pending, then the slow_reader error and another,
+     * up to 2 x --write-timeout, and the client saw slow_reader. */
+    if (cut && g->inject == INJ_MIDSTREAM)
+        st->rc = mllm_conn_emit_chunk_final(c, &scratch, st->chunked);
+    else
+        st->rc = mllm_conn_emit_chunk(c, &scratch, st->chunked);
     if (st->rc) {
         /* Not taken: dropped whole at a slow-reader overrun (the client gets the bytes
          * before it, then the slow_reader error), or the client is gone. These events

@@ -1113,6 +1113,48 @@ def case_tokens_sent_overrun():
     print("ok: events and tokens sent count what the dropped reader got, not the dropped batch")
 
 
+def case_midstream_error_one_wait():
+    """An injected mid-stream error is the stream's last frame and is queued past
+    --max-pending, as the body's end is: a reader that was behind when it came gets it
+    (the error it was meant to see), and the stream's end waits for the reader once, one
+    --write-timeout at most. Before, the frame was dropped as a slow-reader overrun: the
+    stream flushed what was pending (up to one --write-timeout), then wrote the
+    slow_reader error and flushed again (up to another), and the client saw slow_reader
+    instead of the injected error. Here one n: 128 event (~19 KB) fills the socket and
+    the rest of it is pending when the second event and the cut (after 2 of 4 tokens)
+    come, in one batch; the client reads only after that."""
+    srv = Server("--profile", "fixed", "--ttft-ms", "1", "--tps", "2000", "--output-tokens",
+                 "4", "--tokens-per-event", "1", "--max-pending", "1024", "--sndbuf", "4096",
+                 "--write-timeout", "60")
+    try:
+        drop0 = srv.metric("mllm_clients_dropped_slow_total")
+        body = {"model": "mock", "n": 128, "stream": True,
+                "messages": [{"role": "user", "content": "hi"}]}
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(http_request("POST", CHAT, json.dumps(body).encode(),
+                               extra="x-mock-inject: midstream\r\n"))
+        # the cut's batch is formatted 0.5 ms after the first event, which is pending
+        srv.wait_metric("mllm_pending_bytes", lambda v: v > 0, "the first event pending")
+        time.sleep(0.3)
+        s.settimeout(30)
+        got = b""
+        while b := s.recv(65536):
+            got += b
+        s.close()
+        data = dechunk(got.partition(b"\r\n\r\n")[2])
+        last = json.loads(data.rstrip().split(b"\n")[-1][6:])
+        dropped = srv.metric("mllm_clients_dropped_slow_total") - drop0
+        if "injected" not in last.get("error", {}).get("message", "") or dropped:
+            fail(f"the stream's last event is {json.dumps(last)[:200]} "
+                 f"(slow-reader drops +{dropped:.0f}); want the injected error")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: the injected mid-stream error reaches a reader that was behind, one wait")
+
+
 def case_stream_utf8_slices():
     """A streamed tool call's arguments and streamed structured JSON are sliced into
     events by bytes (4 per token); a slice that ended inside a multi-byte character put
