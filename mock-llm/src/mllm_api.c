@@ -344,8 +344,9 @@ static int scan_body(const char *s, size_t n, size_t *nul_escapes, size_t *at)
  * N counts the characters before the error, not bytes (the API's <what>s are those of
  * orjson, a Python JSON library: "unexpected character", "no low surrogate in string",
  * "str is not valid UTF-8: surrogates not allowed"; orjson converts the parser's byte
- * position to characters), C the characters since the last newline, plus one. The body is UTF-8 up to `at`
- * (scan_body), so a character is a byte that is not a continuation byte. */
+ * position to characters), C the characters since the last newline, plus one. The body
+ * is UTF-8 up to `at` (scan_body), so a character is a byte that is not a continuation
+ * byte. */
 static void anth_json_at(const char *body, size_t at, const char *what, mllm_err_t *err)
 {
     size_t line = 1, chars = 0, col = 0;
