@@ -627,6 +627,13 @@ static int count_messages(const cJSON *msgs, long *bytes, long *n, mllm_gen_req_
                                             param, "Invalid type for 'messages[%ld].content': "
                                             "expected a string or an array of content "
                                             "parts.", i);
+        /* Anthropic: only a final assistant message (a prefill) may be empty */
+        if (anthropic && ((cJSON_IsString(content) && !content->valuestring[0]) ||
+                          (cJSON_IsArray(content) && !cJSON_GetArraySize(content))) &&
+            !(!m->next && !strcmp(r, "assistant")))
+            return mllm_err_set(err, 400, "invalid_request_error", NULL, param,
+                                "messages.%ld: all messages must have non-empty content "
+                                "except for the optional final assistant message", i);
         /* earlier tool calls of the assistant are read again as prompt */
         const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls"), *tc;
         if (calls && !cJSON_IsNull(calls) && !cJSON_IsArray(calls))

@@ -309,6 +309,35 @@ static void test_anthropic_tool_choice_object(void **st)
                         "fields from");
 }
 
+/* Anthropic refuses a message with empty content (an empty string or an empty list of
+ * blocks), except a final assistant message (a prefill), in its own words. */
+static void test_anthropic_empty_content(void **st)
+{
+    (void)st;
+    const char *msg0 = "messages.0: all messages must have non-empty content except for the "
+                       "optional final assistant message";
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+                     "\"content\":\"\"}]}", msg0);
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+                     "\"content\":[]}]}", msg0);
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+                     "\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":[]},"
+                     "{\"role\":\"user\",\"content\":\"x\"}]}",
+                     "messages.1: all messages must have non-empty content except for the "
+                     "optional final assistant message");
+    const char *prefill = "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":"
+                          "\"user\",\"content\":\"hi\"},{\"role\":\"assistant\","
+                          "\"content\":\"\"}]}";
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(mllm_parse_messages(prefill, strlen(prefill), &g, &e), 0);
+    mllm_gen_req_free(&g);
+    /* chat takes an empty content as before */
+    assert_int_equal(chat("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                          "\"\"}]}", &g, &e), 0);
+    mllm_gen_req_free(&g);
+}
+
 /* n (1..128) and logprobs / top_logprobs (0..20, logprobs required), OpenAI's ranges
  * and error codes; what mock-llm does not draw them for (tools, response_format, stop
  * with n > 1) is a 400 naming the parameter, never fewer choices or no logprobs. */
@@ -1381,6 +1410,7 @@ int main(void)
         cmocka_unit_test(test_anthropic_body_errors_chat_unchanged),
         cmocka_unit_test(test_anthropic_tool_limits),
         cmocka_unit_test(test_anthropic_tool_choice_object),
+        cmocka_unit_test(test_anthropic_empty_content),
         cmocka_unit_test(test_logprobs_n_parse),
         cmocka_unit_test(test_logprob_entry),
         cmocka_unit_test(test_choice_frames),
