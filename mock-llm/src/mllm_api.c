@@ -284,6 +284,31 @@ static size_t utf8_chars(const char *s)
     return n;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Are the names of the n tools in `tools` ({name, parameters} objects) distinct? Sorted,
+ * not compared pairwise: a 1 MiB body holds ~50,000 tools, and n^2 strcmp calls would
+ * hold the one scheduler thread for seconds. On no memory, says yes (not checked). */
+static int tool_names_unique(const cJSON *tools, int n)
+{
+    const char **names = malloc((size_t)n * sizeof *names);
+    if (!names)
+        return 1;
+    int k = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tools)
+        names[k++] = cJSON_GetObjectItemCaseSensitive(t, "name")->valuestring;
+    qsort(names, (size_t)k, sizeof *names, cmp_str);
+    int ok = 1;
+    for (int i = 1; i < k && ok; i++)
+        ok = strcmp(names[i - 1], names[i]) != 0;
+    free(names);
+    return ok;
+}
+
 static int tool_name_ok(const char *s)
 {
     for (; *s; s++)
@@ -920,6 +945,9 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
         }
     }
     out->ntools = out->tools ? cJSON_GetArraySize(out->tools) : 0;
+    if (anth && out->ntools > 1 && !tool_names_unique(out->tools, out->ntools))
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
+                            "tools: Tool names must be unique.");
     if (!choice || cJSON_IsNull(choice))
         return 0;
     const char *c = NULL, *named = NULL;

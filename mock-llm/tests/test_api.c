@@ -275,6 +275,8 @@ static void test_anthropic_tool_limits(void **st)
     snprintf(body, sizeof body, "\"max_tokens\":5,\"tools\":[{\"name\":\"a\"},"
              "{\"name\":\"%s\"}]", name);
     expect_messages_msg(body, "tools.1.custom.name: String should have at most 128 characters");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"},{\"name\":\"b\"},"
+                        "{\"name\":\"a\"}]", "tools: Tool names must be unique.");
     expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"caldav.list-events\"}]",
                         "tools.0.custom.name: String should match pattern "
                         "'^[a-zA-Z0-9_-]{1,128}$'");
