@@ -269,6 +269,55 @@ void mllm_fmt_error_anthropic(mllm_buf_t *b, const mllm_err_t *e)
 
 /* ---- request validation ---- */
 
+/* Anthropic's tool names: 1 to 128 characters of ASCII letters, digits, '_' and '-'
+ * ("tools.N.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'" and
+ * "String should have at most 128 characters" in the API's answers since mid-2025;
+ * reports from March 2025 show {1,64}). */
+#define ANTH_TOOL_NAME_MAX 128
+
+/* Characters of a well-formed UTF-8 string (the request's strings are: scan_body). */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Are the names of the n tools in `tools` ({name, parameters} objects) distinct? Sorted,
+ * not compared pairwise: a 1 MiB body holds ~50,000 tools, and n^2 strcmp calls would
+ * hold the one scheduler thread for seconds. On no memory, says yes (not checked). */
+static int tool_names_unique(const cJSON *tools, int n)
+{
+    const char **names = malloc((size_t)n * sizeof *names);
+    if (!names)
+        return 1;
+    int k = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tools)
+        names[k++] = cJSON_GetObjectItemCaseSensitive(t, "name")->valuestring;
+    qsort(names, (size_t)k, sizeof *names, cmp_str);
+    int ok = 1;
+    for (int i = 1; i < k && ok; i++)
+        ok = strcmp(names[i - 1], names[i]) != 0;
+    free(names);
+    return ok;
+}
+
+static int tool_name_ok(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+            return 0;
+    return 1;
+}
+
 /* What one pass over a body finds before cJSON sees it. */
 enum { BODY_OK, BODY_TOO_DEEP, BODY_NOT_UTF8 };
 
@@ -277,15 +326,16 @@ enum { BODY_OK, BODY_TOO_DEEP, BODY_NOT_UTF8 };
  * (brackets inside strings do not count) and bytes that are not UTF-8 (RFC 8259 8.1;
  * they would come back in echoed strings and error messages). Counts the \u0000
  * escapes in strings in *nul_escapes: cJSON keeps a string as a C string, so it ends
- * at the first one (see parse_body).
+ * at the first one (see parse_body). *at: the byte where it stopped refusing.
  */
-static int scan_body(const char *s, size_t n, size_t *nul_escapes)
+static int scan_body(const char *s, size_t n, size_t *nul_escapes, size_t *at)
 {
     const unsigned char *p = (const unsigned char *)s;
     int depth = 0, in_str = 0;
     *nul_escapes = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = p[i];
+        *at = i;
         if (c >= 0x80) {
             size_t k = utf8_seq(p + i, n - i);
             if (!k)
@@ -315,7 +365,32 @@ static int scan_body(const char *s, size_t n, size_t *nul_escapes)
  * <what>: line L column C (char N)" (the form the API writes, in its users' bug
  * reports); <what> is mock-llm's: "unexpected end of data" at the body's end when it
  * stops inside a string, object or array (cJSON then points at its last byte), else
- * "unexpected character" where cJSON stopped. */
+ * "unexpected character" where cJSON stopped. L, C and N are Python's JSONDecodeError's:
+ * N counts the characters before the error, not bytes (the API's <what>s are those of
+ * orjson, a Python JSON library: "unexpected character", "no low surrogate in string",
+ * "str is not valid UTF-8: surrogates not allowed"; orjson converts the parser's byte
+ * position to characters), C the characters since the last newline, plus one. The body
+ * is UTF-8 up to `at` (scan_body), so a character is a byte that is not a continuation
+ * byte. */
+static void anth_json_at(const char *body, size_t at, const char *what, mllm_err_t *err)
+{
+    size_t line = 1, chars = 0, col = 0;
+    for (size_t i = 0; i < at; i++) {
+        unsigned char c = (unsigned char)body[i];
+        if ((c & 0xc0) == 0x80)
+            continue;
+        chars++;
+        col++;
+        if (c == '\n') {
+            line++;
+            col = 0;
+        }
+    }
+    mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
+                 "The request body is not valid JSON: %s: line %zu column %zu (char %zu)",
+                 what, line, col + 1, chars);
+}
+
 static void anth_json_error(const char *body, size_t len, size_t at, mllm_err_t *err)
 {
     long depth = 0;
@@ -338,23 +413,29 @@ static void anth_json_error(const char *body, size_t len, size_t at, mllm_err_t 
     int eof = in_str || depth > 0 || at >= len;
     if (eof || at > len)
         at = len;
-    size_t line = 1, col0 = 0;
-    for (size_t i = 0; i < at; i++)
-        if (body[i] == '\n') {
-            line++;
-            col0 = i + 1;
-        }
-    mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
-                 "The request body is not valid JSON: %s: line %zu column %zu (char %zu)",
-                 eof ? "unexpected end of data" : "unexpected character", line,
-                 at - col0 + 1, at);
+    anth_json_at(body, at, eof ? "unexpected end of data" : "unexpected character", err);
 }
 
 static cJSON *parse_body(const char *body, size_t len, mllm_err_t *err, int anthropic)
 {
     const char *orig = body; /* body may become a copy, freed before an error is set */
-    size_t nul_escapes;
-    int scan = scan_body(body, len, &nul_escapes);
+    size_t nul_escapes, scan_at = 0;
+    int scan = scan_body(body, len, &nul_escapes, &scan_at);
+    /* Anthropic: its bad-JSON sentence for these too. A body that is not UTF-8 gets the
+     * sentence the API answers a compressed (binary) body with, orjson's, at position 0
+     * as orjson reports it (it checks the whole body before parsing). Nesting: no answer
+     * of the API's was found; the API's form with mock-llm's <what>, at the bracket
+     * past the bound. */
+    if (scan == BODY_TOO_DEEP && anthropic) {
+        char what[48];
+        snprintf(what, sizeof what, "nested deeper than %d levels", MLLM_JSON_MAX_DEPTH);
+        anth_json_at(body, scan_at, what, err);
+        return NULL;
+    }
+    if (scan == BODY_NOT_UTF8 && anthropic) {
+        anth_json_at(body, 0, "str is not valid UTF-8: surrogates not allowed", err);
+        return NULL;
+    }
     if (scan == BODY_TOO_DEEP) {
         mllm_err_set(err, 400, "invalid_request_error", NULL, NULL,
                      "The JSON body of your request is nested deeper than %d levels.",
@@ -571,6 +652,13 @@ static int count_messages(const cJSON *msgs, long *bytes, long *n, mllm_gen_req_
                                             param, "Invalid type for 'messages[%ld].content': "
                                             "expected a string or an array of content "
                                             "parts.", i);
+        /* Anthropic: only a final assistant message (a prefill) may be empty */
+        if (anthropic && ((cJSON_IsString(content) && !content->valuestring[0]) ||
+                          (cJSON_IsArray(content) && !cJSON_GetArraySize(content))) &&
+            !(!m->next && !strcmp(r, "assistant")))
+            return mllm_err_set(err, 400, "invalid_request_error", NULL, param,
+                                "messages.%ld: all messages must have non-empty content "
+                                "except for the optional final assistant message", i);
         /* earlier tool calls of the assistant are read again as prompt */
         const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls"), *tc;
         if (calls && !cJSON_IsNull(calls) && !cJSON_IsArray(calls))
@@ -819,15 +907,23 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
                                     name ? "tools.%ld.custom.name: Input should be a valid "
                                            "string"
                                          : "tools.%ld.custom.name: Field required", i - 1);
-            if (anth && (!name->valuestring[0] || strlen(name->valuestring) > 64))
+            /* The API's checks in its validator's order: length in characters, then
+             * the pattern (a name of 129 ASCII letters is "at most 128 characters", one
+             * with a '.' or a non-ASCII letter does not match the pattern) */
+            if (anth && !name->valuestring[0])
                 return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
-                                    name->valuestring[0]
-                                        ? "tools.%ld.custom.name: String should have at most "
-                                          "64 characters"
-                                        : "tools.%ld.custom.name: String should have at least "
-                                          "1 character", i - 1);
-            if (!cJSON_IsString(name) || !name->valuestring[0] ||
-                strlen(name->valuestring) > 64)
+                                    "tools.%ld.custom.name: String should have at least 1 "
+                                    "character", i - 1);
+            if (anth && utf8_chars(name->valuestring) > ANTH_TOOL_NAME_MAX)
+                return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
+                                    "tools.%ld.custom.name: String should have at most %d "
+                                    "characters", i - 1, ANTH_TOOL_NAME_MAX);
+            if (anth && !tool_name_ok(name->valuestring))
+                return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
+                                    "tools.%ld.custom.name: String should match pattern "
+                                    "'^[a-zA-Z0-9_-]{1,128}$'", i - 1);
+            if (!anth && (!cJSON_IsString(name) || !name->valuestring[0] ||
+                          strlen(name->valuestring) > 64))
                 return mllm_err_set(err, 400, "invalid_request_error",
                                     "missing_required_parameter", "tools",
                                     "Invalid 'tools[%ld]': a function tool needs a 'name' "
@@ -849,9 +945,18 @@ static int get_tools(const cJSON *root, int api, mllm_gen_req_t *out, long *byte
         }
     }
     out->ntools = out->tools ? cJSON_GetArraySize(out->tools) : 0;
+    if (anth && out->ntools > 1 && !tool_names_unique(out->tools, out->ntools))
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, "tools",
+                            "tools: Tool names must be unique.");
     if (!choice || cJSON_IsNull(choice))
         return 0;
     const char *c = NULL, *named = NULL;
+    /* Anthropic's tool_choice is an object only; "auto" as a string (OpenAI's form) is
+     * refused as the API refuses it. */
+    if (anth && !cJSON_IsObject(choice))
+        return mllm_err_set(err, 400, "invalid_request_error", NULL, "tool_choice",
+                            "tool_choice: Input should be a valid dictionary or object to "
+                            "extract fields from");
     if (cJSON_IsString(choice)) {
         c = choice->valuestring;
     } else if (cJSON_IsObject(choice)) {

@@ -228,6 +228,17 @@ int mllm_conn_emit_chunk(mllm_conn_t *c, mllm_buf_t *b, int chunked)
     return b->oom ? -1 : mllm_conn_emit(c, start, n);
 }
 
+int mllm_conn_emit_chunk_final(mllm_conn_t *c, mllm_buf_t *b, int chunked)
+{
+    if (c->dead)
+        return -1;
+    c->dead = FINAL_FRAME;
+    int rc = mllm_conn_emit_chunk(c, b, chunked);
+    if (c->dead == FINAL_FRAME)
+        c->dead = 0;
+    return rc;
+}
+
 /*
  * A reader that fell behind by more than --max-pending gets, after what it has not read
  * yet, one frame saying so and the body's end, written within --write-timeout; then the

@@ -170,6 +170,12 @@ int mllm_conn_begin_body(mllm_conn_t *c, int status, const char *ctype, const ch
  * chunked; the headroom takes the size line). Returns 0 or -1. */
 int mllm_conn_emit_chunk(mllm_conn_t *c, mllm_buf_t *b, int chunked);
 
+/* mllm_conn_emit_chunk for a stream's last frame (an injected mid-stream error and the
+ * events due with it): queued whole even past --max-pending, as the body's end is, so a
+ * reader that is behind gets it, and the stream's end is one flush. Returns 0, or -1
+ * when the client is gone. */
+int mllm_conn_emit_chunk_final(mllm_conn_t *c, mllm_buf_t *b, int chunked);
+
 /* Ends a body begun with mllm_conn_begin_body() (the terminating chunk is queued even
  * past --max-pending: it is no slow reader's backlog) and flushes. Returns 0 or -1. */
 int mllm_conn_end_body(mllm_conn_t *c, int chunked);

@@ -87,8 +87,12 @@ void mllm_metrics_format(mllm_buf_t *b)
     counter(b, "mllm_clients_dropped_slow_total",
             "Clients dropped because their unread output exceeded the buffer bound.",
             "counter", m->clients_dropped_slow);
-    counter(b, "mllm_tokens_sent_total", "Completion tokens sent.", "counter", m->tokens_sent);
-    counter(b, "mllm_events_sent_total", "Stream events (SSE frames with content) sent.",
+    counter(b, "mllm_tokens_sent_total",
+            "Completion tokens sent (taken by the connection: written, or queued within "
+            "--max-pending; not a batch dropped at a slow-reader overrun).", "counter",
+            m->tokens_sent);
+    counter(b, "mllm_events_sent_total",
+            "Stream events (SSE frames with content) sent, counted as tokens are.",
             "counter", m->events_sent);
     counter(b, "mllm_events_backlogged_total",
             "Events queued behind a slow reader instead of written at once.", "counter",

@@ -577,7 +577,7 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g, uint64_t now
         fmt_first(g);
         st->started = 1;
     }
-    int nev = 0;
+    int nev = 0, tokens = 0;
     int batch = batch_limit();
     while (st->more && st->start + st->s.t_ns <= now && nev < batch) {
         if (st->cut_at >= 0 && st->sent >= st->cut_at)
@@ -600,6 +600,7 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g, uint64_t now
             st->first_tok = (unsigned char)first;
         }
         deadlines[nev++] = st->start + st->s.t_ns;
+        tokens += st->k;
         st->sent += st->k;
         st->more = (unsigned char)next_event(st);
     }
@@ -623,7 +624,23 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g, uint64_t now
     }
     int had_pending = c->out.len > 0;
     uint64_t wrote_at = st->wrote_at = fiber_now_ns();
-    st->rc = mllm_conn_emit_chunk(c, &scratch, st->chunked);
+    /* The batch that ends with an injected error is the stream's last: queued past
+     * --max-pending, so a reader that is behind gets the error it was meant to see, and
+     * the stream ends with one flush (STEP_CUT). Bounded, it was dropped as a slow
+     * reader's: one flush of what was pending, then the slow_reader error and another,
+     * up to 2 x --write-timeout, and the client saw slow_reader. */
+    if (cut && g->inject == INJ_MIDSTREAM)
+        st->rc = mllm_conn_emit_chunk_final(c, &scratch, st->chunked);
+    else
+        st->rc = mllm_conn_emit_chunk(c, &scratch, st->chunked);
+    if (st->rc) {
+        /* Not taken: dropped whole at a slow-reader overrun (the client gets the bytes
+         * before it, then the slow_reader error), or the client is gone. These events
+         * never reach it, so they are not sent: not in events_sent, tokens_sent (from
+         * st->sent at the stream's end) or the lateness histogram. */
+        st->sent -= tokens;
+        nev = 0;
+    }
     for (int i = 0; i < nev; i++)
         mllm_metrics_late(wrote_at > deadlines[i] ? wrote_at - deadlines[i] : 0);
     mllm_metrics.events_sent += (uint64_t)nev;

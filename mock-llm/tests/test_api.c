@@ -183,9 +183,6 @@ static void test_anthropic_shared_wording(void **st)
                         "tools.0.custom.name: Field required");
     expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"\"}]",
                         "tools.0.custom.name: String should have at least 1 character");
-    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"},{\"name\":\""
-                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}]",
-                        "tools.1.custom.name: String should have at most 64 characters");
     expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"}],"
                         "\"tool_choice\":{\"type\":\"sometimes\"}",
                         "tool_choice: Input tag 'sometimes' found using 'type' does not match "
@@ -203,6 +200,144 @@ static void test_anthropic_shared_wording(void **st)
                         "stop_sequences: each stop sequence must be non-empty");
     expect_messages_msg("\"max_tokens\":5,\"stop_sequences\":[\" \\n\"]",
                         "stop_sequences: each stop sequence must contain non-whitespace");
+}
+
+/* A /v1/messages body nested too deep or not UTF-8 gets the API's bad-JSON sentence, as
+ * any other body that is not JSON does (it got mock-llm's own); the OpenAI paths keep
+ * their sentences (test_anthropic_body_errors_chat_unchanged). */
+static void test_anthropic_body_errors(void **st)
+{
+    (void)st;
+    char deep[200];
+    memset(deep, '[', 70);
+    strcpy(deep + 70, "1]");
+    expect_anth_body(deep, "The request body is not valid JSON: nested deeper than 64 levels: "
+                           "line 1 column 65 (char 64)");
+    expect_anth_body("{\"model\":\"\xff\"}",
+                     "The request body is not valid JSON: str is not valid UTF-8: surrogates "
+                     "not allowed: line 1 column 1 (char 0)");
+}
+
+/* The bad-JSON sentence's "char N" and column count characters, as the API's do
+ * (Python's JSONDecodeError: indexes into the decoded text), not bytes. */
+static void test_anthropic_error_position_chars(void **st)
+{
+    (void)st;
+    /* é (2 bytes), € (3), 😀 (4): the x at byte 21 is character 15 */
+    expect_anth_body("{\"model\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\" x}",
+                     "The request body is not valid JSON: unexpected character: line 1 "
+                     "column 16 (char 15)");
+    expect_anth_body("{\"model\":\n\"\xc3\xa9\xc3\xa9\" x}",
+                     "The request body is not valid JSON: unexpected character: line 2 "
+                     "column 6 (char 15)");
+    expect_anth_body("{\"model\":\"\xc3\xa9",
+                     "The request body is not valid JSON: unexpected end of data: line 1 "
+                     "column 12 (char 11)");
+}
+
+static void test_anthropic_body_errors_chat_unchanged(void **st)
+{
+    (void)st;
+    char deep[200];
+    memset(deep, '[', 70);
+    strcpy(deep + 70, "1]");
+    /* chat keeps OpenAI's sentences */
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat(deep, &g, &e), -1);
+    assert_string_equal(e.message, "The JSON body of your request is nested deeper than 64 "
+                                   "levels.");
+    assert_int_equal(chat("{\"model\":\"\xff\"}", &g, &e), -1);
+    assert_string_equal(e.message, "We could not parse the JSON body of your request: it is "
+                                   "not valid UTF-8 (RFC 8259 8.1).");
+    assert_int_equal(chat("{\"model\":\"\xc3\xa9\", x}", &g, &e), -1);
+    assert_string_equal(e.message, "We could not parse the JSON body of your request. (HINT: "
+                                   "This likely means you aren't using your HTTP library "
+                                   "correctly. The OpenAI API expects a JSON payload, but what "
+                                   "was sent was not valid JSON.)");
+}
+
+/* Anthropic's tool names, as the API checks them now: 1..128 characters (64 before
+ * mid-2025), then the pattern ^[a-zA-Z0-9_-]{1,128}$. */
+static void test_anthropic_tool_limits(void **st)
+{
+    (void)st;
+    char name[256], body[512];
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    memset(name, 'a', 128);
+    name[128] = 0;
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"max_tokens\":5," MSGS
+             ",\"tools\":[{\"name\":\"%s\"}]}", name);
+    assert_int_equal(mllm_parse_messages(body, strlen(body), &g, &e), 0);
+    mllm_gen_req_free(&g);
+    strcat(name, "a");
+    snprintf(body, sizeof body, "\"max_tokens\":5,\"tools\":[{\"name\":\"a\"},"
+             "{\"name\":\"%s\"}]", name);
+    expect_messages_msg(body, "tools.1.custom.name: String should have at most 128 characters");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"},{\"name\":\"b\"},"
+                        "{\"name\":\"a\"}]", "tools: Tool names must be unique.");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"caldav.list-events\"}]",
+                        "tools.0.custom.name: String should match pattern "
+                        "'^[a-zA-Z0-9_-]{1,128}$'");
+    /* 100 characters of 200 bytes: within the length, not the pattern */
+    char *p = name;
+    for (int i = 0; i < 100; i++, p += 2)
+        memcpy(p, "\xc3\xa9", 2);
+    *p = 0;
+    snprintf(body, sizeof body, "\"max_tokens\":5,\"tools\":[{\"name\":\"%s\"}]", name);
+    expect_messages_msg(body, "tools.0.custom.name: String should match pattern "
+                              "'^[a-zA-Z0-9_-]{1,128}$'");
+    /* chat keeps OpenAI's 64 */
+    memset(name, 'a', 65);
+    name[65] = 0;
+    snprintf(body, sizeof body, "{\"model\":\"m\"," MSGS ",\"tools\":[{\"type\":\"function\","
+             "\"function\":{\"name\":\"%s\"}}]}", name);
+    assert_int_equal(chat(body, &g, &e), -1);
+    assert_string_equal(e.message, "Invalid 'tools[0]': a function tool needs a 'name' of 1 "
+                                   "to 64 characters.");
+}
+
+/* Anthropic's tool_choice is an object: OpenAI's string form, or a number, is refused
+ * with the API's sentence (it got mock-llm's "Input tag" one, and "auto" was taken). */
+static void test_anthropic_tool_choice_object(void **st)
+{
+    (void)st;
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"}],\"tool_choice\":\"auto\"",
+                        "tool_choice: Input should be a valid dictionary or object to extract "
+                        "fields from");
+    expect_messages_msg("\"max_tokens\":5,\"tools\":[{\"name\":\"a\"}],\"tool_choice\":3",
+                        "tool_choice: Input should be a valid dictionary or object to extract "
+                        "fields from");
+}
+
+/* Anthropic refuses a message with empty content (an empty string or an empty list of
+ * blocks), except a final assistant message (a prefill), in its own words. */
+static void test_anthropic_empty_content(void **st)
+{
+    (void)st;
+    const char *msg0 = "messages.0: all messages must have non-empty content except for the "
+                       "optional final assistant message";
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+                     "\"content\":\"\"}]}", msg0);
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+                     "\"content\":[]}]}", msg0);
+    expect_anth_body("{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+                     "\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":[]},"
+                     "{\"role\":\"user\",\"content\":\"x\"}]}",
+                     "messages.1: all messages must have non-empty content except for the "
+                     "optional final assistant message");
+    const char *prefill = "{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":"
+                          "\"user\",\"content\":\"hi\"},{\"role\":\"assistant\","
+                          "\"content\":\"\"}]}";
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(mllm_parse_messages(prefill, strlen(prefill), &g, &e), 0);
+    mllm_gen_req_free(&g);
+    /* chat takes an empty content as before */
+    assert_int_equal(chat("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+                          "\"\"}]}", &g, &e), 0);
+    mllm_gen_req_free(&g);
 }
 
 /* n (1..128) and logprobs / top_logprobs (0..20, logprobs required), OpenAI's ranges
@@ -1272,6 +1407,12 @@ int main(void)
         cmocka_unit_test(test_unsupported_and_out_of_range),
         cmocka_unit_test(test_anthropic_wording),
         cmocka_unit_test(test_anthropic_shared_wording),
+        cmocka_unit_test(test_anthropic_body_errors),
+        cmocka_unit_test(test_anthropic_error_position_chars),
+        cmocka_unit_test(test_anthropic_body_errors_chat_unchanged),
+        cmocka_unit_test(test_anthropic_tool_limits),
+        cmocka_unit_test(test_anthropic_tool_choice_object),
+        cmocka_unit_test(test_anthropic_empty_content),
         cmocka_unit_test(test_logprobs_n_parse),
         cmocka_unit_test(test_logprob_entry),
         cmocka_unit_test(test_choice_frames),

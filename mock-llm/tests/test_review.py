@@ -1068,6 +1068,93 @@ def case_slow_reader_told_tls():
     slow_reader_told(True)
 
 
+def case_tokens_sent_overrun():
+    """mllm_events_sent_total and mllm_tokens_sent_total count the events a stream's
+    connection took (written to the socket, or queued behind what is pending for it),
+    not a batch dropped at a slow-reader overrun, which never reaches the client. The
+    client here stops reading until it is dropped, then reads everything: the events it
+    got must be what the counters added. Before, the dropped batch was counted too."""
+    srv = Server("--profile", "fixed", "--ttft-ms", "1", "--tps", "2000", "--output-tokens",
+                 "400", "--tokens-per-event", "1", "--max-pending", "4096", "--sndbuf", "4096")
+    try:
+        for path, body in ((CHAT, {"model": "mock", "stream": True,
+                                   "messages": [{"role": "user", "content": "hi"}]}),
+                           ("/v1/messages", {"model": "mock", "max_tokens": 400, "stream": True,
+                                             "messages": [{"role": "user", "content": "hi"}]})):
+            ev0 = srv.metric("mllm_events_sent_total")
+            tok0 = srv.metric("mllm_tokens_sent_total")
+            drop0 = srv.metric("mllm_clients_dropped_slow_total")
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(http_request("POST", path, json.dumps(body).encode()))
+            srv.wait_metric("mllm_clients_dropped_slow_total", lambda v: v > drop0,
+                            f"{path}: a reader that does not read")
+            s.settimeout(30)
+            got = b""
+            while b := s.recv(65536):
+                got += b
+            s.close()
+            srv.wait_metric("mllm_streams_active", lambda v: v == 0, f"{path}: stream end")
+            events = 0
+            for ev in sse_json(dechunk(got.partition(b"\r\n\r\n")[2])):
+                if ev.get("type") == "content_block_delta":
+                    events += 1
+                elif ev.get("choices") and ev["choices"][0]["delta"].get("content"):
+                    events += 1
+            ev = srv.metric("mllm_events_sent_total") - ev0
+            tok = srv.metric("mllm_tokens_sent_total") - tok0
+            if events == 0 or ev != events or tok != events:
+                fail(f"{path}: the client got {events} events of 1 token; the counters "
+                     f"added {ev:.0f} events and {tok:.0f} tokens")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: events and tokens sent count what the dropped reader got, not the dropped batch")
+
+
+def case_midstream_error_one_wait():
+    """An injected mid-stream error is the stream's last frame and is queued past
+    --max-pending, as the body's end is: a reader that was behind when it came gets it
+    (the error it was meant to see), and the stream's end waits for the reader once, one
+    --write-timeout at most. Before, the frame was dropped as a slow-reader overrun: the
+    stream flushed what was pending (up to one --write-timeout), then wrote the
+    slow_reader error and flushed again (up to another), and the client saw slow_reader
+    instead of the injected error. Here one n: 128 event (~19 KB) fills the socket and
+    the rest of it is pending when the second event and the cut (after 2 of 4 tokens)
+    come, in one batch; the client reads only after that."""
+    srv = Server("--profile", "fixed", "--ttft-ms", "1", "--tps", "2000", "--output-tokens",
+                 "4", "--tokens-per-event", "1", "--max-pending", "1024", "--sndbuf", "4096",
+                 "--write-timeout", "60")
+    try:
+        drop0 = srv.metric("mllm_clients_dropped_slow_total")
+        body = {"model": "mock", "n": 128, "stream": True,
+                "messages": [{"role": "user", "content": "hi"}]}
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(http_request("POST", CHAT, json.dumps(body).encode(),
+                               extra="x-mock-inject: midstream\r\n"))
+        # the cut's batch is formatted 0.5 ms after the first event, which is pending
+        srv.wait_metric("mllm_pending_bytes", lambda v: v > 0, "the first event pending")
+        time.sleep(0.3)
+        s.settimeout(30)
+        got = b""
+        while b := s.recv(65536):
+            got += b
+        s.close()
+        data = dechunk(got.partition(b"\r\n\r\n")[2])
+        last = json.loads(data.rstrip().split(b"\n")[-1][6:])
+        dropped = srv.metric("mllm_clients_dropped_slow_total") - drop0
+        if "injected" not in last.get("error", {}).get("message", "") or dropped:
+            fail(f"the stream's last event is {json.dumps(last)[:200]} "
+                 f"(slow-reader drops +{dropped:.0f}); want the injected error")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: the injected mid-stream error reaches a reader that was behind, one wait")
+
+
 def case_stream_utf8_slices():
     """A streamed tool call's arguments and streamed structured JSON are sliced into
     events by bytes (4 per token); a slice that ended inside a multi-byte character put
