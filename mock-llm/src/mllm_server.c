@@ -238,6 +238,14 @@ int mllm_server_run(const mllm_config_t *c)
     }
     int one = 1;
     setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* Plain connections inherit it: the kernel stamps a packet on arrival only while
+     * some socket on the machine asks (a global switch, turned on with a delay), so
+     * asked by the accepted sockets alone, a request that came before the server's
+     * first accept, or after every connection had closed, had no stamp and started
+     * when parsed, its wait for accept() counted nowhere (mllm_conn_next). TLS reads
+     * no stamps. A failure is ignored, as in mllm_tx_plain. */
+    if (!tls)
+        (void)setsockopt(listen_fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port) };
     inet_pton(AF_INET, c->host, &a.sin_addr);
     if (bind(listen_fd, (struct sockaddr *)&a, sizeof a) != 0) {

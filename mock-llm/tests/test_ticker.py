@@ -266,15 +266,42 @@ def case_start_at_arrival():
     nowhere (a server behind during a ramp of 10,000 requests started bursts of
     schedules together that stayed together: mock-llm/README, "The tail at 10,000
     streams")."""
+    arrival_case(accepted=True)
+
+
+def case_start_at_arrival_before_accept():
+    """As start_at_arrival, with the eight connections made while the server is stopped
+    before it accepted any: their requests wait in the listen queue. Their schedules
+    start at their arrival too (a wait for accept() is the server's). Before, only the
+    accepted sockets asked for SO_TIMESTAMPNS, and the kernel stamps a packet only while
+    some socket on the machine asks: requests that came before the server's first accept
+    (after a start, or after every connection had closed) had no stamp and started when
+    parsed, all eight together at the resume. (With another process's stamping socket
+    open on the machine, the old build passes this too: it cannot fail the other way.)"""
+    arrival_case(accepted=False)
+
+
+def arrival_case(accepted):
+    """Eight streaming requests sent 25 ms apart into a server stopped for 450 ms; its
+    connections accepted before the stop or not."""
     srv = R.Server("--profile", "fixed", "--ttft-ms", "0", "--tps", "5",
                    "--output-tokens", "6")
     try:
-        socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=15)
-                 for _ in range(8)]
-        time.sleep(0.2)  # every connection accepted and waiting for its request
-        before = late_buckets(srv.port)
-        os.kill(srv.pid, signal.SIGSTOP)
+        if accepted:
+            socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=15)
+                     for _ in range(8)]
+            time.sleep(0.2)  # every connection accepted and waiting for its request
+            before = late_buckets(srv.port)
+            os.kill(srv.pid, signal.SIGSTOP)
+        else:
+            # a fresh server: nothing counted yet, and no /metrics connection before the
+            # stop (its socket would ask the kernel for stamps)
+            before = {"0.1": 0.0, "+Inf": 0.0}
+            os.kill(srv.pid, signal.SIGSTOP)
         try:
+            if not accepted:  # the kernel completes the handshakes; accept() waits
+                socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=15)
+                         for _ in range(8)]
             for s in socks:
                 s.sendall(R.http_request("POST", "/v1/chat/completions", REQ))
                 time.sleep(0.025)
