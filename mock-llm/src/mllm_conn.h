@@ -85,7 +85,7 @@ typedef struct mllm_request {
      * waited in the socket while the server was busy starts when it came, not when the
      * server got to it, and that wait counts as lateness; never before the connection
      * was free to read it (a pipelined request waits for the answer before it). Where
-     * the transport has no stamp (TLS): when its head was complete (fiber_now_ns). */
+     * the transport has no stamp (TLS): when its last bytes were read (fiber_now_ns). */
     uint64_t         start_ns;
     /* the framing layer's own */
     const char      *base;

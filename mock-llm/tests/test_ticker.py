@@ -281,6 +281,50 @@ def case_start_at_arrival_before_accept():
     arrival_case(accepted=False)
 
 
+def case_start_after_slow_body():
+    """A request whose body comes 400 ms after its head starts when the body came, over
+    both transports: its first event (TTFT 300 ms) comes >= 200 ms after the body's last
+    bytes. Over TLS (no kernel stamp) the schedule started when the head was parsed:
+    the first token was due 100 ms before the body had even come, and went out at once
+    (~40 ms after it, the body's reading and parsing). A lower bound only: a loaded
+    machine makes the event later, never earlier."""
+    import ssl
+    body = (b'{"model":"mock","stream":true,"messages":[{"role":"user","content":"'
+            + b"x" * 200000 + b'"}]}')
+    req = R.http_request("POST", "/v1/chat/completions", body)
+    head = req.index(b"\r\n\r\n") + 4
+    for tls in (False, True):
+        srv = R.Server("--profile", "fixed", "--ttft-ms", "300", "--tps", "10",
+                       "--output-tokens", "3", *(["--tls"] if tls else []))
+        try:
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=15)
+            if tls:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                s = ctx.wrap_socket(s)
+            s.sendall(req[:head])
+            time.sleep(0.4)
+            s.sendall(req[head:])
+            t = time.monotonic()
+            got = b""
+            while b"data: {" not in got:
+                b = s.recv(65536)
+                if not b:
+                    R.fail("the stream closed before its first event")
+                got += b
+            dt = time.monotonic() - t
+            s.close()
+            name = "TLS" if tls else "plain"
+            if dt < 0.2:
+                R.fail(f"{name}: the first event came {dt * 1e3:.0f} ms after the body's last "
+                       "bytes, want >= 200 (TTFT 300 ms): the schedule started at the head, "
+                       "400 ms before the body")
+            print(f"ok: {name}: first event {dt * 1e3:.0f} ms after the body")
+        finally:
+            srv.stop()
+
+
 def arrival_case(accepted):
     """Eight streaming requests sent 25 ms apart into a server stopped for 450 ms; its
     connections accepted before the stop or not."""
