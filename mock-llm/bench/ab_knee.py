@@ -2,16 +2,23 @@
 """ab_knee.py - two mock-llm builds' knees beside the floor, interleaved in one run.
 
     ab_knee.py --a OLD/bin --b NEW/bin [--runs 3] [--streams 1000,10000] [--steps 4]
+    ab_knee.py --a BIN [--floor-bin DIR] [--floor-pacing arrival,even] [--runs 3]
     ab_knee.py --a BIN --aa [--runs 5] [--rule machine|best-of-2] [--window S] [--paired 0|1]
     ab_knee.py --a OLD/bin --b NEW/bin --concurrency 19000 [--runs 3]
 
 For development (make bench-mockllm measures one build): per run and stream count, the
 knee searches of mockllm_bench.py (the highest offered rate with emission lateness p99 <=
 1 ms: the same Side, ladder, bisections, pass rule, window, pairing, pinning and
---busy-poll) for mllm-floor (from A's build), mock-llm A and mock-llm B, in an order that
-rotates run by run, so the machine's drift falls on all three alike. Prints each probe as
-mockllm_bench does, then per stream count the knees' medians (min-max) and the ratios to
-the floor, run by run, with quartiles.
+--busy-poll) for mllm-floor, mock-llm A and mock-llm B (if given), in an order that
+rotates run by run, so the machine's drift falls on all alike. Prints each probe as
+mockllm_bench does, then per stream count the knees' medians (min-max) and the ratios of
+each mock-llm to each floor, run by run, with quartiles.
+
+The floor comes from --floor-bin (default: A's build; the load client always from A's),
+so a floor changed on a branch can be measured; --floor-pacing arrival,even searches one
+floor per pacing (mllm-floor --pacing: "arrival", each stream from its request's arrival
+as mock-llm, the harness's; "even", one evenly spaced sequence, the floor before 3
+December), each its own side.
 
 --aa: the A/A test of the method: the floor against itself, two sides searched exactly
 as the floor and mock-llm are in make bench-mockllm (the order alternating run by run);
@@ -36,8 +43,10 @@ import mockllm_bench as mb  # noqa: E402
 
 
 class Args:
-    def __init__(self, bindir):
+    def __init__(self, bindir, floor_bin=None, floor_pacing=None):
         self.bin = bindir
+        self.floor_bin = floor_bin
+        self.floor_pacing = floor_pacing
 
 
 def med(v):
@@ -65,11 +74,16 @@ def capacity(a):
     rotates run by run. --aa: the floor against itself, two sides exactly as the floor
     and mock-llm are in make bench-mockllm (order alternating run by run): the spread of
     floor/floor is what the method can resolve."""
+    fa = lambda p: Args(a.a, a.floor_bin, p)
     if a.aa:
-        sides = [("floor", "floor", Args(a.a)), ("floor2", "floor", Args(a.a))]
+        p = a.floor_pacing[0]
+        sides = [("floor", "floor", fa(p)), ("floor2", "floor", fa(p))]
     else:
-        sides = [("floor", "floor", Args(a.a)), ("A", "mock-llm", Args(a.a)),
-                 ("B", "mock-llm", Args(a.b))]
+        sides = [("floor" if len(a.floor_pacing) == 1 else f"floor-{p}", "floor", fa(p))
+                 for p in a.floor_pacing]
+        sides += [("A", "mock-llm", Args(a.a))] + ([("B", "mock-llm", Args(a.b))] if a.b else [])
+    floors = [x for x in sides if x[1] == "floor"] if not a.aa else sides[:1]
+    others = [x for x in sides if x not in floors]
     knees = {(s, n): [] for s, _, _ in sides for n in a.streams}
     counts = {(s, n): [] for s, _, _ in sides for n in a.streams}
     secs = {n: [] for n in a.streams}
@@ -94,13 +108,14 @@ def capacity(a):
                        + (f", not at {kn[2]:,.0f}/s" if kn[2] else "")
                        + f"; probes {x.probes}, repeated {x.retried}, passed {x.retry_passed}")
             secs[n].append(time.time() - t)
-            f0 = knees[(sides[0][0], n)][-1][0]
             mb.log(f"run {run + 1} n={n}: {secs[n][-1]:.0f} s; " + ", ".join(
-                f"{x}/{sides[0][0]} {knees[(x, n)][-1][0] / f0:.3f}" if f0 > 0 else f"{x}/-"
-                for x, _, _ in sides[1:]))
+                f"{x}/{f} {knees[(x, n)][-1][0] / knees[(f, n)][-1][0]:.3f}"
+                if knees[(f, n)][-1][0] > 0 else f"{x}/{f} -"
+                for f, _, _ in floors for x, _, _ in others))
     print(f"# loadavg at end: {os.getloadavg()}")
     print(f"# method: rule {a.rule}, warm-up {a.warmup:g} s, window {a.window:g} s, steps "
-          f"{a.steps}, {'paired (turns)' if a.paired else 'sequential'}")
+          f"{a.steps}, {'paired (turns)' if a.paired else 'sequential'}; floor from "
+          f"{a.floor_bin}, pacing {','.join(a.floor_pacing)}")
     for n in a.streams:
         print(f"streams={n}  seconds per run (all sides' searches) {quart(secs[n], '{:.0f}')}")
         for name, _, _ in sides:
@@ -113,10 +128,10 @@ def capacity(a):
                   f"  client saturated {sum(1 for r in at if r['client_saturated'])}"
                   f"  probes {sum(x[0] for x in c)} repeated {sum(x[1] for x in c)} "
                   f"passed on repeat {sum(x[2] for x in c)}")
-        for name, _, _ in sides[1:]:
-            r = [m[0] / f[0] for m, f in zip(knees[(name, n)], knees[(sides[0][0], n)])
-                 if f[0] > 0]
-            print(f"  {name}/{sides[0][0]} ratio {quart(r)}  runs {[round(x, 3) for x in r]}")
+        for fl, _, _ in floors:
+            for name, _, _ in others:
+                r = [m[0] / f[0] for m, f in zip(knees[(name, n)], knees[(fl, n)]) if f[0] > 0]
+                print(f"  {name}/{fl} ratio {quart(r)}  runs {[round(x, 3) for x in r]}")
 
 
 def concurrency(a):
@@ -126,7 +141,7 @@ def concurrency(a):
     for run in range(a.runs):
         for name in names[run % len(names):] + names[:run % len(names)]:
             bindir = a.b if name == "B" else a.a
-            srv = (mb.floor_server(bindir, tps, a.busy) if name == "floor"
+            srv = (mb.floor_server(a.floor_bin, tps, a.busy, a.floor_pacing[0]) if name == "floor"
                    else mb.stream_server(bindir, tps, a.busy))
             try:
                 r = mb.run_load(bindir, srv.port, srv.p.pid, n, 1.0, 3.0, period_ms=1000.0 / tps)
@@ -212,9 +227,19 @@ def check_flags(ap, a):
             ap.error("--aa measures the floor against itself: no --b")
         if a.concurrency or a.cpu:
             ap.error("--aa is a capacity test: not with --concurrency or --cpu")
-    elif not a.b:
-        ap.error("--b is required (but with --aa)")
-    need = {a.a: ["mllm-load", "mock-llm", "mllm-floor"]}
+    elif not a.b and (a.concurrency or a.cpu):
+        ap.error("--concurrency and --cpu compare two builds: --b is required")
+    a.floor_pacing = a.floor_pacing.split(",")
+    if not a.floor_pacing or any(p not in ("arrival", "even") for p in a.floor_pacing) or \
+            len(set(a.floor_pacing)) != len(a.floor_pacing):
+        ap.error(f"--floor-pacing {','.join(a.floor_pacing)!r}: arrival and/or even, "
+                 "comma-separated, each once")
+    if a.aa and len(a.floor_pacing) != 1:
+        ap.error("--aa measures one floor against itself: one --floor-pacing")
+    if a.floor_bin is None:
+        a.floor_bin = a.a
+    need = {a.a: ["mllm-load", "mock-llm"]}
+    need.setdefault(a.floor_bin, []).append("mllm-floor")
     if a.b:
         need.setdefault(a.b, []).extend(["mllm-load", "mock-llm"])
     for bindir, exes in need.items():
@@ -225,8 +250,12 @@ def check_flags(ap, a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--a", required=True, help="bin directory of build A (and the floor)")
+    ap.add_argument("--a", required=True, help="bin directory of build A (and the load client)")
     ap.add_argument("--b", help="bin directory of build B (not with --aa)")
+    ap.add_argument("--floor-bin", help="bin directory of the mllm-floor to run (default: --a)")
+    ap.add_argument("--floor-pacing", default=mb.FLOOR_PACING,
+                    help="arrival, even or arrival,even: one floor side per pacing "
+                         f"(default: the harness's, {mb.FLOOR_PACING})")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--streams", default="1000,10000")
     ap.add_argument("--steps", type=int, default=4)

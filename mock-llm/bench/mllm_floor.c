@@ -2,23 +2,45 @@
  * mllm_floor.c - the physical floor of the mock-llm benchmark: a server that does only
  * what the kernel must for a token stream, so mock-llm's capacity can be read against it.
  *
- *   mllm-floor [--listen ADDR:PORT] [--tps X] [--event-bytes N] [--busy-poll]
+ *   mllm-floor [--listen ADDR:PORT] [--tps X] [--pacing arrival|even] [--event-bytes N]
+ *              [--busy-poll] [--trace]
  *
  * It speaks just enough HTTP for mllm-load to drive it like mock-llm: a POST gets an SSE
  * response head and then, forever, one write() of an event-sized buffer (a real
  * chat.completion.chunk SSE event in its HTTP chunk, 247 bytes by default) per event; a
  * GET /metrics gets the counters and the lateness histogram in mock-llm's names and
- * buckets. Events go round-robin over the open streams, evenly paced at --tps per stream
- * (offered rate = streams x tps): event k is due at base + k / (streams x tps), and its
- * lateness is the time its write() began minus that deadline. --tps 0 writes as fast as
- * it can (the maximum rate; lateness is then not meaningful).
+ * buckets. An event's lateness is the time its write() began minus its deadline.
  *
- * No timer heap, no per-stream state beyond the descriptor, no formatting, no coalescing:
- * a late event is still its own write(). A write the socket does not take whole (a slow
- * reader) is counted in mllm_floor_short_writes_total and not retried. One thread, one
- * epoll instance, checked for new connections between events; with --busy-poll it never
- * sleeps: it spins on the clock and polls every 25 us, like mock-llm --busy-poll; else it
- * sleeps in epoll_pwait2 until the next deadline, like mock-llm.
+ * --pacing arrival (the default, what the benchmark runs): each stream is timed from its
+ * own request's arrival exactly as mock-llm times it (--profile fixed --ttft-ms 0): the
+ * arrival is the kernel's receive stamp (SO_TIMESTAMPNS) of the bytes that completed the
+ * request, the parse time when there is none; the first event is due then, every further
+ * one 1/tps after the stream's previous deadline. So the floor is offered the load
+ * mock-llm is offered, bunched wherever the client's requests were: with one global even
+ * sequence (below) the floor's busiest millisecond held 1.00-1.02x the mean while
+ * mock-llm's held 1.6-2.0x at 10,000 streams (the client sends its requests up to ms
+ * late against their turns), and a knee ratio of the two compared different loads
+ * (mock-llm/README, "The tail at 10,000 streams"). Every stream has the same period, so
+ * once open the streams' deadlines come round in a fixed order, the order of their
+ * phases: they are kept in a ring in deadline order and written round-robin, no heap. A
+ * new stream's first event is already due (its request arrived before it was parsed) and
+ * is written at once, as mock-llm's stream writes it when its fiber first runs; the
+ * stream then joins the ring where its next deadline falls.
+ *
+ * --pacing even (the floor before 3 December): one sequence over the open streams,
+ * round-robin, event k due at base + k / (streams x tps), re-based whenever a stream
+ * opens or closes: an evenly spaced load, whatever the requests' timing.
+ *
+ * --tps 0 writes as fast as it can (the maximum rate; lateness is then not counted).
+ * --trace prints each event's stream, deadline and write start (CLOCK_MONOTONIC ns) to
+ * stderr, for the tests; not for measuring.
+ *
+ * No timer heap, no formatting, no coalescing: a late event is still its own write(). A
+ * write the socket does not take whole (a slow reader) is counted in
+ * mllm_floor_short_writes_total and not retried. One thread, one epoll instance, checked
+ * for new connections between events; with --busy-poll it never sleeps: it spins on the
+ * clock and polls every 25 us, like mock-llm --busy-poll; else it sleeps in epoll_pwait2
+ * until the next deadline, like mock-llm.
  * Prints "mllm-floor listening on ADDR:PORT"; SIGINT/SIGTERM exit 0.
  */
 #define _GNU_SOURCE
@@ -51,22 +73,37 @@ static const double bounds_us[NB] = {
 #define HEAD_MAX 4096
 
 typedef struct pend {
-    int    fd;
-    size_t len;
-    char   buf[HEAD_MAX];
+    int      fd;
+    uint64_t rx_ns;  /* the kernel's receive stamp of the last read's bytes, 0: none */
+    size_t   len;
+    char     buf[HEAD_MAX];
 } pend_t;
+
+/* An open stream: a member of the ring, in the order its events come due. */
+typedef struct stream {
+    int            fd;
+    uint64_t       due;  /* --pacing arrival: its next event's deadline */
+    struct stream *prev, *next;
+} stream_t;
+
+enum { PACING_ARRIVAL, PACING_EVEN };
 
 static struct {
     struct sockaddr_in addr;
     double tps;
     long   event_bytes;
     int    busy_poll;
-} opt = { .tps = 10, .event_bytes = 0 };
+    int    pacing;
+    int    trace;
+} opt = { .tps = 10, .event_bytes = 0, .pacing = PACING_ARRIVAL };
 
 static volatile sig_atomic_t quit;
 static int ep, lfd;
-static int *streams;              /* fds of the open streams, in round-robin order */
-static size_t nstreams, cap_streams;
+/* The open streams, a ring: `ring` is the one whose event is next (arrival: the earliest
+ * deadline; the ring runs in deadline order from it), NULL when none is open. */
+static stream_t *ring;
+static size_t nstreams;
+static uint64_t period;           /* --pacing arrival: ns between a stream's events */
 static pend_t **pend_of;          /* by fd: a connection still sending its request */
 static size_t pend_cap;
 static uint64_t events_sent, short_writes, bytes_sent, streams_total;
@@ -132,26 +169,84 @@ static int make_event(void)
     return 0;
 }
 
-static void add_stream(int fd)
+/* Puts s into the ring just before `at` (NULL: s is the only one). */
+static void ring_link(stream_t *s, stream_t *at)
 {
-    if (nstreams == cap_streams) {
-        size_t cap = cap_streams ? cap_streams * 2 : 1024;
-        int *p = realloc(streams, cap * sizeof *p);
-        if (!p) {
-            close(fd);
-            return;
-        }
-        streams = p;
-        cap_streams = cap;
+    if (!at) {
+        s->prev = s->next = s;
+        return;
     }
-    streams[nstreams++] = fd;
-    streams_total++;
+    s->next = at;
+    s->prev = at->prev;
+    at->prev->next = s;
+    at->prev = s;
 }
 
-static void drop_stream(size_t i)
+/* A new stream joins the ring. Even pacing: last in the round. Arrival pacing: where its
+ * deadline falls, looked for from the latest deadline back: requests come in time order,
+ * so that is nearly always at once. */
+static void add_stream(stream_t *s)
 {
-    close(streams[i]);
-    streams[i] = streams[--nstreams];
+    nstreams++;
+    streams_total++;
+    if (!ring) {
+        ring_link(s, NULL);
+        ring = s;
+        return;
+    }
+    if (opt.pacing == PACING_EVEN) {
+        ring_link(s, ring);
+        return;
+    }
+    stream_t *t = ring->prev;
+    size_t left = nstreams - 1;
+    while (left && t->due > s->due) {
+        t = t->prev;
+        left--;
+    }
+    if (!left) { /* earlier than every other: next */
+        ring_link(s, ring);
+        ring = s;
+    } else {
+        ring_link(s, t->next);
+    }
+}
+
+/* The reader is gone: the stream leaves the ring. */
+static void drop_stream(stream_t *s)
+{
+    close(s->fd);
+    if (--nstreams == 0) {
+        ring = NULL;
+    } else {
+        s->prev->next = s->next;
+        s->next->prev = s->prev;
+        if (ring == s)
+            ring = s->next;
+    }
+    free(s);
+}
+
+/* One event's write to s, due at `due`; `now` is when the write begins. Returns 0, or -1
+ * when the reader is gone (the caller drops the stream). */
+static int emit(stream_t *s, uint64_t due, uint64_t now)
+{
+    ssize_t w = send(s->fd, event, event_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (opt.tps > 0)
+        late(now - due);
+    if (opt.trace)
+        fprintf(stderr, "event fd=%d due=%" PRIu64 " start=%" PRIu64 "\n", s->fd, due, now);
+    if (w == (ssize_t)event_len) {
+        events_sent++;
+        bytes_sent += (uint64_t)w;
+    } else if (w >= 0 || errno == EAGAIN || errno == EINTR) {
+        short_writes++;
+        if (w > 0)
+            bytes_sent += (uint64_t)w;
+    } else {
+        return -1;
+    }
+    return 0;
 }
 
 static void send_all_blocking(int fd, const char *p, size_t n)
@@ -201,6 +296,39 @@ static void serve_metrics(int fd)
     close(fd);
 }
 
+/* recv() with the kernel's receive stamp of the bytes, as mock-llm reads a request
+ * (mllm_transport.c): SO_TIMESTAMPNS stamps CLOCK_REALTIME, moved onto CLOCK_MONOTONIC by
+ * the two clocks' difference now; *rx_ns 0 when there is none (even pacing asks for
+ * none). */
+static ssize_t recv_stamped(int fd, char *buf, size_t n, uint64_t *rx_ns)
+{
+    union {
+        char           b[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } cb;
+    struct iovec iov = { .iov_base = buf, .iov_len = n };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.b,
+                        .msg_controllen = sizeof cb.b };
+    ssize_t r = recvmsg(fd, &m, MSG_DONTWAIT);
+    if (r <= 0)
+        return r;
+    *rx_ns = 0;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS)
+            continue;
+        struct timespec at, real, mono;
+        memcpy(&at, CMSG_DATA(h), sizeof at);
+        clock_gettime(CLOCK_REALTIME, &real);
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        int64_t ago = ((int64_t)real.tv_sec - at.tv_sec) * 1000000000 +
+                      ((int64_t)real.tv_nsec - at.tv_nsec);
+        uint64_t now = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+        if (ago >= 0 && (uint64_t)ago < now) /* not a stepped wall clock */
+            *rx_ns = now - (uint64_t)ago;
+    }
+    return r;
+}
+
 /* Reads what a connection sent; once its head is complete it becomes a stream (POST)
  * or gets the metrics (GET /metrics). Returns 1 when the set of streams changed. */
 static int on_readable(int fd)
@@ -208,13 +336,22 @@ static int on_readable(int fd)
     pend_t *p = (size_t)fd < pend_cap ? pend_of[fd] : NULL;
     if (!p)
         return 0;
-    ssize_t r = recv(fd, p->buf + p->len, sizeof p->buf - 1 - p->len, MSG_DONTWAIT);
+    ssize_t r = recv_stamped(fd, p->buf + p->len, sizeof p->buf - 1 - p->len, &p->rx_ns);
     if (r < 0 && (errno == EAGAIN || errno == EINTR))
         return 0;
     if (r > 0)
         p->len += (size_t)r;
     p->buf[p->len] = 0;
-    int complete = strstr(p->buf, "\r\n\r\n") != NULL;
+    /* Complete with its body (Content-Length), as mock-llm takes a request: the
+     * arrival is that of the bytes that completed it. */
+    const char *end = strstr(p->buf, "\r\n\r\n");
+    int complete = 0;
+    if (end) {
+        size_t head = (size_t)(end - p->buf) + 4;
+        const char *cl = strcasestr(p->buf, "\r\nContent-Length:");
+        long body = cl && cl < end ? strtol(cl + 17, NULL, 10) : 0;
+        complete = body <= 0 || p->len >= head + (size_t)body;
+    }
     if (r <= 0 || (!complete && p->len >= sizeof p->buf - 1)) {
         epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
         close(fd);
@@ -228,16 +365,52 @@ static int on_readable(int fd)
     epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
     pend_of[fd] = NULL;
     int metrics = !strncmp(p->buf, "GET /metrics", 12);
+    uint64_t rx_ns = p->rx_ns;
     free(p);
     if (metrics) {
         serve_metrics(fd);
         return 0;
     }
+    stream_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        close(fd);
+        return 0;
+    }
+    s->fd = fd;
     static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; "
                                "charset=utf-8\r\nCache-Control: no-cache\r\n"
                                "Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n";
     send_all_blocking(fd, head, sizeof head - 1);
-    add_stream(fd);
+    if (opt.pacing == PACING_ARRIVAL) {
+        /* mock-llm's start (mllm_conn.c): the receive stamp, else the parse. The first
+         * event is due then (TTFT 0), so already. The ring stays in deadline order, and
+         * in one period from its head, only if the stream joins it in the round its
+         * deadline belongs to:
+         * - ahead of every unwritten event (the floor keeps up): the first event is the
+         *   earliest due, written now; the stream joins at its next deadline, before the
+         *   streams written since its request arrived (the floor had not seen it yet).
+         * - behind an unwritten event (the floor is behind): it joins at its first
+         *   deadline, among the due events, and is written in its turn. Written at once
+         *   and joining at the next deadline, past the head's by more than a period, it
+         *   held its place in the ring while the streams before it came round a period
+         *   earlier: out of order for good (a trace at 1,000 streams x 50 events/s, the
+         *   floor behind during the requests: 12% of events written after a later
+         *   deadline, up to 1.06 ms; knees 54-65k events/s against even pacing's
+         *   46-96k and mock-llm's 68-88k, 3 December). */
+        uint64_t now = now_ns();
+        uint64_t start = rx_ns ? rx_ns : now;
+        s->due = start;
+        if (!ring || start < ring->due) {
+            if (emit(s, start, now) != 0) {
+                streams_total++;
+                close(fd);
+                free(s);
+                return 0;
+            }
+            s->due = start + period;
+        }
+    }
+    add_stream(s);
     return 1;
 }
 
@@ -249,6 +422,10 @@ static void on_accept(void)
             return;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* As mock-llm (mllm_tx_plain), and left on as it leaves it: while any socket has
+         * it the kernel stamps every packet received, the load client's too. */
+        if (opt.pacing == PACING_ARRIVAL)
+            setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
         if ((size_t)fd >= pend_cap) {
             size_t cap = pend_cap ? pend_cap : 1024;
             while (cap <= (size_t)fd)
@@ -307,11 +484,15 @@ static int bad(const char *what)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mllm-floor [--listen ADDR:PORT] [--tps X] [--event-bytes N] "
-               "[--busy-poll]\n"
+    fprintf(f, "usage: mllm-floor [--listen ADDR:PORT] [--tps X] [--pacing arrival|even]\n"
+               "                  [--event-bytes N] [--busy-poll] [--trace]\n"
                "The floor of the mock-llm benchmark: one write() of an event-sized buffer\n"
-               "per event, round-robin over the open streams, paced to streams x X events\n"
-               "per second (--tps 0: as fast as possible). Serves GET /metrics like mock-llm.\n"
+               "per event, round-robin over the open streams, X events per second per stream\n"
+               "(--tps 0: as fast as possible). Serves GET /metrics like mock-llm.\n"
+               "--pacing arrival (default): each stream from its request's arrival, as\n"
+               "mock-llm (--profile fixed --ttft-ms 0); even: one evenly spaced sequence\n"
+               "over all streams, event k at base + k / (streams x X).\n"
+               "--trace: each event's fd, deadline and write start to stderr (tests).\n"
                "--event-bytes: bytes per write, HTTP chunk framing included (default: a real\n"
                "chat.completion.chunk event, 247). --busy-poll: never sleep.\n");
 }
@@ -320,7 +501,8 @@ int main(int argc, char **argv)
 {
     static const struct option lo[] = {
         { "listen", 1, 0, 'l' }, { "tps", 1, 0, 't' }, { "event-bytes", 1, 0, 'e' },
-        { "busy-poll", 0, 0, 'b' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+        { "busy-poll", 0, 0, 'b' }, { "pacing", 1, 0, 'p' }, { "trace", 0, 0, 'T' },
+        { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
     };
     opt.addr.sin_family = AF_INET;
     opt.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -354,6 +536,15 @@ int main(int argc, char **argv)
                 return bad("bad --event-bytes (16..65536)");
             break;
         case 'b': opt.busy_poll = 1; break;
+        case 'p':
+            if (!strcmp(optarg, "arrival"))
+                opt.pacing = PACING_ARRIVAL;
+            else if (!strcmp(optarg, "even"))
+                opt.pacing = PACING_EVEN;
+            else
+                return bad("--pacing wants arrival or even");
+            break;
+        case 'T': opt.trace = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return bad("an option needs a value");
         default: return bad("unknown option");
@@ -393,8 +584,10 @@ int main(int argc, char **argv)
     printf("mllm-floor listening on %s:%d\n", host, ntohs(opt.addr.sin_port));
     fflush(stdout);
 
+    /* mock-llm's gap: 1/tps rounded to the ns (mllm_timing.c secs_to_ns), added to the
+     * previous deadline */
+    period = opt.tps > 0 ? (uint64_t)(1e9 / opt.tps + 0.5) : 0;
     uint64_t base = now_ns(), k = 0, interval = 0, polled = 0;
-    size_t next = 0;
     while (!quit) {
         if (!nstreams) {
             poll_once(opt.busy_poll ? 0 : now_ns() + 100000000u);
@@ -402,38 +595,28 @@ int main(int argc, char **argv)
             k = 0;
             continue;
         }
-        /* The pacing restarts whenever the set of streams changes (before the window). */
-        interval = opt.tps > 0 ? (uint64_t)(1e9 / (opt.tps * (double)nstreams)) : 0;
+        /* Even: the pacing restarts whenever the set of streams changes. */
+        if (opt.pacing == PACING_EVEN)
+            interval = opt.tps > 0 ? (uint64_t)(1e9 / (opt.tps * (double)nstreams)) : 0;
         uint64_t now = now_ns();
         /* Every due event is its own write; the poller is looked at every 64 events so
          * that /metrics and new connections are served while it keeps up. */
-        for (int burst = 0; burst < 64; burst++) {
-            uint64_t due = base + k * interval;
+        for (int burst = 0; burst < 64 && ring; burst++) {
+            uint64_t due = opt.pacing == PACING_EVEN ? base + k * interval : ring->due;
             if (due > now)
                 break;
-            if (next >= nstreams)
-                next = 0;
-            ssize_t w = send(streams[next], event, event_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (interval)
-                late(now - due);
-            if (w == (ssize_t)event_len) {
-                events_sent++;
-                bytes_sent += (uint64_t)w;
-                next++;
-            } else if (w >= 0 || errno == EAGAIN) {
-                short_writes++;
-                if (w > 0)
-                    bytes_sent += (uint64_t)w;
-                next++;
-            } else if (errno != EINTR) {
-                drop_stream(next); /* the reader is gone */
-                if (!nstreams)
-                    break;
+            stream_t *s = ring;
+            ring = s->next;
+            if (emit(s, due, now) != 0) {
+                drop_stream(s); /* the reader is gone */
+            } else {
+                s->due += period;
+                k++;
             }
-            k++;
             now = now_ns();
         }
-        uint64_t due = base + k * interval;
+        uint64_t due = !ring ? UINT64_MAX
+                       : opt.pacing == PACING_EVEN ? base + k * interval : ring->due;
         int changed = 0;
         if (opt.busy_poll) {
             /* Spin on the clock and poll the sockets at most every BUSY_IO_INTERVAL_NS,
@@ -447,7 +630,7 @@ int main(int argc, char **argv)
         } else if (due <= now) {
             changed = poll_once(0);
         } else {
-            changed = poll_once(due);
+            changed = poll_once(due == UINT64_MAX ? now + 100000000u : due);
         }
         if (changed) {
             base = now_ns();

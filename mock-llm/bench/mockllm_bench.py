@@ -122,10 +122,18 @@ def stream_server(bindir, tps, busy_poll=False, extra=()):
                   list(extra))
 
 
-def floor_server(bindir, tps, busy_poll=False):
-    """mllm-floor: one write() of an event-sized buffer per event, round-robin, paced to
-    streams x tps (tps 0: as fast as it can)."""
-    return Server(os.path.join(bindir, "mllm-floor"), ["--tps", f"{tps:.6g}"] +
+# How the floor paces its streams: "arrival", each stream from its request's arrival
+# exactly as mock-llm times it, so both are offered the same load, bunched wherever the
+# client's requests were (before 3 December: "even", one evenly spaced sequence over all
+# streams, a smoother load than mock-llm's; mock-llm/README "The tail at 10,000 streams").
+FLOOR_PACING = "arrival"
+
+
+def floor_server(bindir, tps, busy_poll=False, pacing=None):
+    """mllm-floor: one write() of an event-sized buffer per event, round-robin, tps per
+    stream (tps 0: as fast as it can), paced as FLOOR_PACING (or `pacing`)."""
+    return Server(os.path.join(bindir, "mllm-floor"),
+                  ["--tps", f"{tps:.6g}", "--pacing", pacing or FLOOR_PACING] +
                   (["--busy-poll"] if busy_poll else []))
 
 
@@ -237,7 +245,8 @@ def probe(args, impl, n, rate, busy, warmup, window, extra=(), label=None):
     (rate 0: the floor as fast as it can). Returns mllm-load's figures plus ok/flags."""
     tps = rate / n
     if impl == "floor":
-        srv = floor_server(args.bin, tps, busy)
+        srv = floor_server(getattr(args, "floor_bin", None) or args.bin, tps, busy,
+                           getattr(args, "floor_pacing", None))
     else:
         srv = stream_server(args.bin, tps, busy, extra)
     try:
@@ -774,6 +783,9 @@ def main():
          f"mode: {'quick' if args.quick else 'full'}",
          "pinning: mock-llm and nginx on cpu 0, mllm-load and wrk on cpu 1",
          "load: mllm-load --busy-poll (the client core spins instead of sleeping)",
+         f"floor: mllm-floor --pacing {FLOOR_PACING} (each stream from its request's "
+         "arrival, as mock-llm)" if FLOOR_PACING == "arrival" else
+         f"floor: mllm-floor --pacing {FLOOR_PACING}",
          f"duration_s: {time.time() - t0:.0f}"], capture_output=True, text=True)
     with open(os.path.join(args.out, "mockllm.machine.txt"), "w") as f:
         f.write(machine.stdout)

@@ -280,6 +280,96 @@ class AbKneeFlags(unittest.TestCase):
                 self.assertNotIn("Traceback", r.stderr)
 
 
+class AbKneeFloor(unittest.TestCase):
+    """ab_knee.py takes the floor from --floor-bin (default: --a), so a floor changed on a
+    branch can be measured, and one floor side per --floor-pacing; a directory without
+    mllm-floor, or a pacing the floor does not have, is a clear error, exit 2 (before:
+    the floor always came from --a, and both flags were unknown)."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="ab-knee-floor-")
+        self.a = os.path.join(self.tmp.name, "a")
+        self.fl = os.path.join(self.tmp.name, "floor")
+        for d, exes in ((self.a, ("mock-llm", "mllm-load", "mllm-floor")),
+                        (self.fl, ("mllm-floor",))):
+            os.makedirs(d)
+            for exe in exes:
+                path = os.path.join(d, exe)
+                with open(path, "w") as f:
+                    f.write("#!/bin/sh\nexit 1\n")
+                os.chmod(path, 0o755)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def main(self, *flags):
+        """ab_knee.main() with capacity() stubbed: returns (exit code, stderr, the sides
+        capacity() was given or None)."""
+        import ab_knee
+        got, err = [], io.StringIO()
+        with mock.patch.object(sys, "argv", ["ab_knee.py", *flags]), \
+                mock.patch.object(ab_knee, "capacity", got.append), \
+                contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                ab_knee.main()
+                code = 0
+            except SystemExit as e:
+                code = e.code
+        return code, err.getvalue(), got[0] if got else None
+
+    def test_bad_floor_flags_exit_2(self):
+        for flags, msg in ((["--floor-bin", self.tmp.name], "mllm-floor not found in"),
+                           (["--floor-bin", "/nonexistent"], "mllm-floor not found in"),
+                           (["--floor-pacing", "heap"], "--floor-pacing"),
+                           (["--floor-pacing", "even,even"], "--floor-pacing"),
+                           (["--aa", "--floor-pacing", "arrival,even"], "one --floor-pacing")):
+            with self.subTest(flags=flags):
+                code, err, a = self.main("--a", self.a, *flags)
+                self.assertEqual(code, 2, err)
+                self.assertIn(msg, err)
+                self.assertIsNone(a)
+
+    def test_floor_from_floor_bin(self):
+        code, err, a = self.main("--a", self.a, "--floor-bin", self.fl,
+                                 "--floor-pacing", "arrival,even")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(a.floor_bin, self.fl)
+        self.assertEqual(a.floor_pacing, ["arrival", "even"])
+        code, err, a = self.main("--a", self.a)
+        self.assertEqual(code, 0, err)
+        self.assertEqual((a.floor_bin, a.floor_pacing), (self.a, [mb.FLOOR_PACING]))
+
+    def test_probe_runs_that_floor(self):
+        """A floor side's probe starts mllm-floor from floor_bin with its pacing, and the
+        load client from --a."""
+        import ab_knee
+        started = []
+
+        class Srv:
+            port, p = 1, types.SimpleNamespace(pid=1)
+
+            def stop(self):
+                pass
+
+        def server(path, argv):
+            started.append((path, argv))
+            return Srv()
+
+        load = {}
+        fake = {"open": 1000, "late_p99_us": 10, "late_p50_us": 5, "server_events_per_s": 1e5,
+                "client_events_per_s": 1e5, "client_busy_pct": 10, "server_cpu_pct": 50,
+                "server_cpu_us_per_event": 5, "server_sys_share": 0.5,
+                "server_runq_wait_pct": 0}
+        with mock.patch.object(mb, "Server", server), \
+                mock.patch.object(mb, "run_load",
+                                  lambda b, *x, **k: load.setdefault("bin", b) and dict(fake)):
+            mb.probe(ab_knee.Args(self.a, self.fl, "even"), "floor", 1000, 100000, True, 0.3, 0.5)
+        self.assertEqual(started[0][0], os.path.join(self.fl, "mllm-floor"))
+        self.assertIn("--pacing", started[0][1])
+        self.assertEqual(started[0][1][started[0][1].index("--pacing") + 1], "even")
+        self.assertEqual(load["bin"], self.a)
+
+
 class BenchFlags(unittest.TestCase):
     """mockllm_bench.py checks that it can write --out before it measures: a bad one is a
     clear error and exit 2 (before: a traceback from os.makedirs, exit 1; a directory it
