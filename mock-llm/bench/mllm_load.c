@@ -76,6 +76,13 @@ static long spawned;
  * its turn (UINT64_MAX: none left), and each stream's connection. */
 static long *send_order, send_slots, next_send;
 static uint64_t next_turn_ns = UINT64_MAX;
+/* Turns missed by more than SEND_LATE_MAX_NS (the client's thread stalled: another
+ * process on its CPU, the kernel) move one period on, where their phase is the same:
+ * a FIFO of (stream, turn), in turn order (each is a missed turn + P, missed in order),
+ * never moved twice; send_deferred counts them. */
+#define SEND_LATE_MAX_NS 100000u
+static long *defer_idx, defer_head, defer_tail, send_deferred;
+static uint64_t *defer_turn, period_ns;
 static int *conn_fd;
 static long connected;                /* --period-ms: streams connected so far */
 static int dial_errno;                /* the first failed connection's errno (0: none) */
@@ -155,15 +162,37 @@ static int dial(long idx)
 /* Sends every first request whose turn has come by now (--period-ms): called by the
  * reader after each read and by the sender fiber. A turn's slot is taken before its
  * write, so a fiber that parks in a (rare) short write leaves the next turns to the
- * others. The request is one write into an empty socket buffer; a failed one shuts the
- * connection, so its stream ends as failed. */
+ * others. A turn missed by more than SEND_LATE_MAX_NS (the thread had no CPU) goes one
+ * period on instead (once): sent late, the missed turns would start their schedules
+ * together, the bunch the even phases are there to avoid. The request is one write into
+ * an empty socket buffer; a failed one shuts the connection, so its stream ends as
+ * failed. */
 static void send_due(uint64_t now)
 {
     while (now >= next_turn_ns) {
-        long idx = send_order[next_send++];
-        uint64_t turn = next_turn_ns;
-        next_turn_ns = next_send < send_slots
-                           ? send_t0 + (uint64_t)next_send * send_spacing_ns : UINT64_MAX;
+        long idx;
+        uint64_t turn;
+        uint64_t main_turn = next_send < send_slots
+                                 ? send_t0 + (uint64_t)next_send * send_spacing_ns : UINT64_MAX;
+        if (defer_head < defer_tail && defer_turn[defer_head] <= main_turn) {
+            idx = defer_idx[defer_head];
+            turn = defer_turn[defer_head++];
+        } else {
+            idx = send_order[next_send++];
+            turn = main_turn;
+            if (now - turn > SEND_LATE_MAX_NS) {
+                defer_idx[defer_tail] = idx;
+                defer_turn[defer_tail++] = turn + period_ns;
+                send_deferred++;
+                idx = -1;
+            }
+        }
+        main_turn = next_send < send_slots
+                        ? send_t0 + (uint64_t)next_send * send_spacing_ns : UINT64_MAX;
+        next_turn_ns = defer_head < defer_tail && defer_turn[defer_head] < main_turn
+                           ? defer_turn[defer_head] : main_turn;
+        if (idx < 0)
+            continue;
         int fd = conn_fd[idx];
         turn_ns[idx] = turn;
         ssize_t n = send(fd, request, request_len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -752,9 +781,10 @@ static void main_fiber(void *arg)
     stage("connect", slot_ns, conn_ns, qc);
     stage("send", turn_ns, sent_ns, qs);
     /* --period-ms: each request's turn to its write's return (the write itself included:
-     * ~10-14 us over loopback here) */
-    printf("send_late_p50_us=%.1f send_late_p99_us=%.1f send_late_max_us=%.1f ", qs[0], qs[1],
-           qs[2]);
+     * ~10-14 us over loopback here); a turn moved one period on counts from its new turn,
+     * and send_deferred says how many were */
+    printf("send_late_p50_us=%.1f send_late_p99_us=%.1f send_late_max_us=%.1f "
+           "send_deferred=%ld ", qs[0], qs[1], qs[2], send_deferred);
     stage("firstbyte", sent_ns, first_byte_ns, qf);
     /* The request's write to its first event's bytes (a zero TTFT: the server's queue
      * before the request is parsed, the parse, the write, and this reader's own lag). */
@@ -907,8 +937,11 @@ int main(int argc, char **argv)
     conn_ns = calloc((size_t)opt.streams, sizeof *conn_ns);
     sent_ns = calloc((size_t)opt.streams, sizeof *sent_ns);
     send_order = calloc((size_t)opt.streams, sizeof *send_order);
+    defer_idx = calloc((size_t)opt.streams, sizeof *defer_idx);
+    defer_turn = calloc((size_t)opt.streams, sizeof *defer_turn);
     conn_fd = calloc((size_t)opt.streams, sizeof *conn_fd);
-    if (!first_byte_ns || !turn_ns || !slot_ns || !conn_ns || !sent_ns || !send_order || !conn_fd)
+    if (!first_byte_ns || !turn_ns || !slot_ns || !conn_ns || !sent_ns || !send_order || !conn_fd ||
+        !defer_idx || !defer_turn)
         return 1;
     for (long i = 0; i < opt.streams; i++)
         stream_fds[i] = -1;
@@ -924,6 +957,7 @@ int main(int argc, char **argv)
                 break;
         }
         send_spacing_ns = (uint64_t)((double)k * slot);
+        period_ns = (uint64_t)llround(opt.period_ms * 1e6);
     }
     char body[256];
     int bl = snprintf(body, sizeof body, "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\","
