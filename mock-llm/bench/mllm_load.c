@@ -76,11 +76,12 @@ static long spawned;
  * its turn (UINT64_MAX: none left), and each stream's connection. */
 static long *send_order, send_slots, next_send;
 static uint64_t next_turn_ns = UINT64_MAX;
-/* Turns missed by more than SEND_LATE_MAX_NS (the client's thread stalled: another
+/* Turns missed by more than send_late_max_ns (the client's thread stalled: another
  * process on its CPU, the kernel) move one period on, where their phase is the same:
  * a FIFO of (stream, turn), in turn order (each is a missed turn + P, missed in order),
- * never moved twice; send_deferred counts them. */
-#define SEND_LATE_MAX_NS 100000u
+ * never moved twice; send_deferred counts them. 100 us with --busy-poll; 2 ms without,
+ * where a timer's wake-up from a halted CPU alone takes ~0.2 ms (up to 2 ms) here. */
+static uint64_t send_late_max_ns;
 static long *defer_idx, defer_head, defer_tail, send_deferred;
 static uint64_t *defer_turn, period_ns;
 static int *conn_fd;
@@ -162,7 +163,7 @@ static int dial(long idx)
 /* Sends every first request whose turn has come by now (--period-ms): called by the
  * reader after each read and by the sender fiber. A turn's slot is taken before its
  * write, so a fiber that parks in a (rare) short write leaves the next turns to the
- * others. A turn missed by more than SEND_LATE_MAX_NS (the thread had no CPU) goes one
+ * others. A turn missed by more than send_late_max_ns (the thread had no CPU) goes one
  * period on instead (once): sent late, the missed turns would start their schedules
  * together, the bunch the even phases are there to avoid. The request is one write into
  * an empty socket buffer; a failed one shuts the connection, so its stream ends as
@@ -180,7 +181,7 @@ static void send_due(uint64_t now)
         } else {
             idx = send_order[next_send++];
             turn = main_turn;
-            if (now - turn > SEND_LATE_MAX_NS) {
+            if (now - turn > send_late_max_ns) {
                 defer_idx[defer_tail] = idx;
                 defer_turn[defer_tail++] = turn + period_ns;
                 send_deferred++;
@@ -958,6 +959,7 @@ int main(int argc, char **argv)
         }
         send_spacing_ns = (uint64_t)((double)k * slot);
         period_ns = (uint64_t)llround(opt.period_ms * 1e6);
+        send_late_max_ns = opt.busy_poll ? 100000u : 2000000u;
     }
     char body[256];
     int bl = snprintf(body, sizeof body, "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\","
