@@ -16,7 +16,11 @@
  * requests at evenly spaced phases of P: stream i asks at T + i*k*P/N with k coprime to N
  * and k*P/N >= 25 us, so the N schedules (which start when each request arrives at the
  * server) tile the period evenly, as the floor's round-robin does, without a burst of N
- * requests at once.
+ * requests at once. The first requests are sent by whichever fiber runs when one falls
+ * due (send_due(): every reader checks the clock after each read, and a sender fiber
+ * sleeps to the next turn for when no reader runs), not by each stream's own fiber
+ * sleeping to its turn: a fiber woken by its timer runs only once the scheduler's
+ * current round of readers is over.
  *
  * The load generator must not be the hidden ceiling: besides its CPU, it reports how
  * busy it was (client_busy_pct: with --busy-poll the core always spins, so the CPU time
@@ -27,6 +31,8 @@
  */
 #define _GNU_SOURCE
 #include <fiber.h>
+
+#include "mllm_phase.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -66,7 +72,19 @@ static struct {
 static long opened, failed, finished_reqs;
 static uint64_t send_t0, send_spacing_ns;
 static long spawned;
-static long next_slot;
+/* --period-ms: the streams in turn order (slot -> stream), how many, the next to send,
+ * its turn (UINT64_MAX: none left), and each stream's connection. */
+static long *send_order, send_slots, next_send;
+static uint64_t next_turn_ns = UINT64_MAX;
+/* Turns missed by more than send_late_max_ns (the client's thread stalled: another
+ * process on its CPU, the kernel) move one period on, where their phase is the same:
+ * a FIFO of (stream, turn), in turn order (each is a missed turn + P, missed in order),
+ * never moved twice; send_deferred counts them. 100 us with --busy-poll; 2 ms without,
+ * where a timer's wake-up from a halted CPU alone takes ~0.2 ms (up to 2 ms) here. */
+static uint64_t send_late_max_ns;
+static long *defer_idx, defer_head, defer_tail, send_deferred;
+static uint64_t *defer_turn, period_ns;
+static int *conn_fd;
 static long connected;                /* --period-ms: streams connected so far */
 static int dial_errno;                /* the first failed connection's errno (0: none) */
 static fiber_waitq_t all_connected = FIBER_WAITQ_INIT;
@@ -142,6 +160,66 @@ static int dial(long idx)
     return fd;
 }
 
+/* Sends every first request whose turn has come by now (--period-ms): called by the
+ * reader after each read and by the sender fiber. A turn's slot is taken before its
+ * write, so a fiber that parks in a (rare) short write leaves the next turns to the
+ * others. A turn missed by more than send_late_max_ns (the thread had no CPU) goes one
+ * period on instead (once): sent late, the missed turns would start their schedules
+ * together, the bunch the even phases are there to avoid. The request is one write into
+ * an empty socket buffer; a failed one shuts the connection, so its stream ends as
+ * failed. */
+static void send_due(uint64_t now)
+{
+    while (now >= next_turn_ns) {
+        long idx;
+        uint64_t turn;
+        uint64_t main_turn = next_send < send_slots
+                                 ? send_t0 + (uint64_t)next_send * send_spacing_ns : UINT64_MAX;
+        if (defer_head < defer_tail && defer_turn[defer_head] <= main_turn) {
+            idx = defer_idx[defer_head];
+            turn = defer_turn[defer_head++];
+        } else {
+            idx = send_order[next_send++];
+            turn = main_turn;
+            if (now - turn > send_late_max_ns) {
+                defer_idx[defer_tail] = idx;
+                defer_turn[defer_tail++] = turn + period_ns;
+                send_deferred++;
+                idx = -1;
+            }
+        }
+        main_turn = next_send < send_slots
+                        ? send_t0 + (uint64_t)next_send * send_spacing_ns : UINT64_MAX;
+        next_turn_ns = defer_head < defer_tail && defer_turn[defer_head] < main_turn
+                           ? defer_turn[defer_head] : main_turn;
+        if (idx < 0)
+            continue;
+        int fd = conn_fd[idx];
+        turn_ns[idx] = turn;
+        ssize_t n = send(fd, request, request_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            n = 0;
+        if (n >= 0 && (size_t)n < request_len &&
+            fiber_write(fd, request + n, request_len - (size_t)n, FIBER_FOREVER) >= 0)
+            n = (ssize_t)request_len;
+        if (n == (ssize_t)request_len)
+            sent_ns[idx] = fiber_now_ns();
+        else
+            shutdown(fd, SHUT_RDWR);
+        now = fiber_now_ns();
+    }
+}
+
+/* --period-ms: sends the turns that fall due while no reader runs to notice them. */
+static void sender_main(void *arg)
+{
+    (void)arg;
+    while (next_turn_ns != UINT64_MAX && !stopping) {
+        fiber_sleep_until(next_turn_ns);
+        send_due(fiber_now_ns());
+    }
+}
+
 static void stream_main(void *arg)
 {
     long idx = (long)(intptr_t)arg;
@@ -162,12 +240,24 @@ static void stream_main(void *arg)
          * were under way at once), so the requests left in clumps, and with a fixed
          * gap a clump of schedules stays one for the whole run (a burst of events every
          * period). A request is one write, which the reader does close to its turn. */
+        conn_fd[idx] = fd;
         if (fd < 0)
             failed++;
         else
             connected++;
         if (connected + failed >= opt.streams) {
+            for (long i = 0; i < opt.streams; i++)
+                if (conn_fd[i] >= 0)
+                    send_order[send_slots++] = i;
             send_t0 = fiber_now_ns() + 1000000;
+            if (send_slots) {
+                next_turn_ns = send_t0;
+                fiber_attr_t sa = { .stack_size = 64 * 1024, .name = "sender", .detached = 1 };
+                if (!fiber_spawn_ex(sender_main, NULL, &sa)) {
+                    fprintf(stderr, "mllm-load: fiber_spawn (sender): %s\n", strerror(errno));
+                    exit(1);
+                }
+            }
             fiber_waitq_wake_all(&all_connected);
         } else {
             while (!send_t0)
@@ -175,9 +265,6 @@ static void stream_main(void *arg)
         }
         if (fd < 0)
             return;
-        uint64_t turn = send_t0 + (uint64_t)(next_slot++) * send_spacing_ns;
-        fiber_sleep_until(turn);
-        turn_ns[idx] = turn;
     } else if (fd < 0) {
         failed++;
         return;
@@ -186,11 +273,14 @@ static void stream_main(void *arg)
     }
     int counted = 0;
     stream_fds[idx] = fd;
+    /* --period-ms: the first request goes out at its turn from send_due() */
+    int first_sent = opt.period_ms > 0;
     while (!stopping) {
-        if (fiber_write(fd, request, request_len, FIBER_FOREVER) < 0)
+        if (!first_sent && fiber_write(fd, request, request_len, FIBER_FOREVER) < 0)
             break;
-        if (!sent_ns[idx])
+        if (!sent_ns[idx] && !first_sent)
             sent_ns[idx] = fiber_now_ns();
+        first_sent = 0;
         /* Count frames by their blank-line terminator; one byte of carry catches a
          * "\n\n" split across reads. Chunked framing adds only "\r\n", never "\n\n". */
         char last = 0;
@@ -201,7 +291,10 @@ static void stream_main(void *arg)
             uint64_t w0 = fiber_now_ns();
             ssize_t n = read(fd, rbuf, sizeof rbuf);
             if (n < 0 && errno == EAGAIN) {
-                work_ns += fiber_now_ns() - w0;
+                uint64_t w1 = fiber_now_ns();
+                work_ns += w1 - w0;
+                if (w1 >= next_turn_ns)
+                    send_due(w1);
                 if (fiber_wait_fd_after_eagain(fd, EPOLLIN, FIBER_FOREVER) < 0)
                     goto out;
                 continue;
@@ -228,7 +321,10 @@ static void stream_main(void *arg)
             /* the end of a chunked body: "0\r\n\r\n" */
             if (n >= 5 && memcmp(end - 5, "0\r\n\r\n", 5) == 0)
                 done = 1;
-            work_ns += fiber_now_ns() - w0;
+            uint64_t w1 = fiber_now_ns();
+            work_ns += w1 - w0;
+            if (w1 >= next_turn_ns)
+                send_due(w1);
         }
         finished_reqs++;
     }
@@ -565,32 +661,14 @@ static void stage(const char *name, const uint64_t *a, const uint64_t *b, double
     free(d);
 }
 
-/* How evenly the streams' first events fell over the event period: the fullest 1 ms of
- * phase (first-byte time modulo the period) against the mean. 1 is an even tiling (what
- * --period-ms sends); a server that parsed a backlog of requests in one go starts their
- * schedules together, and with a fixed gap they stay together: a burst every period. */
+/* How evenly the streams' first events fell over the event period: the fullest ~1 ms of
+ * phase (first-byte time modulo the period) against the mean (mllm_phase.h). 1 is an
+ * even tiling (what --period-ms sends); a server that parsed a backlog of requests in
+ * one go starts their schedules together, and with a fixed gap they stay together: a
+ * burst every period. */
 static double phase_peak_ratio(const uint64_t *t_ns)
 {
-    if (opt.period_ms < 2)
-        return NAN;
-    int nb = (int)opt.period_ms; /* 1 ms bins */
-    long *bin = calloc((size_t)nb, sizeof *bin), n = 0, peak = 0;
-    if (!bin)
-        return NAN;
-    uint64_t per = (uint64_t)(opt.period_ms * 1e6);
-    for (long i = 0; i < opt.streams; i++)
-        if (t_ns[i]) {
-            long b = (long)((t_ns[i] % per) / 1000000u);
-            if (b >= nb)
-                b = nb - 1;
-            bin[b]++;
-            n++;
-        }
-    for (int b = 0; b < nb; b++)
-        if (bin[b] > peak)
-            peak = bin[b];
-    free(bin);
-    return n ? (double)peak / ((double)n / nb) : NAN;
+    return mllm_phase_peak_ratio(t_ns, opt.streams, opt.period_ms);
 }
 
 static void main_fiber(void *arg)
@@ -703,6 +781,11 @@ static void main_fiber(void *arg)
     double qc[3], qs[3], qf[3];
     stage("connect", slot_ns, conn_ns, qc);
     stage("send", turn_ns, sent_ns, qs);
+    /* --period-ms: each request's turn to its write's return (the write itself included:
+     * ~10-14 us over loopback here); a turn moved one period on counts from its new turn,
+     * and send_deferred says how many were */
+    printf("send_late_p50_us=%.1f send_late_p99_us=%.1f send_late_max_us=%.1f "
+           "send_deferred=%ld ", qs[0], qs[1], qs[2], send_deferred);
     stage("firstbyte", sent_ns, first_byte_ns, qf);
     /* The request's write to its first event's bytes (a zero TTFT: the server's queue
      * before the request is parsed, the parse, the write, and this reader's own lag). */
@@ -854,7 +937,12 @@ int main(int argc, char **argv)
     slot_ns = calloc((size_t)opt.streams, sizeof *slot_ns);
     conn_ns = calloc((size_t)opt.streams, sizeof *conn_ns);
     sent_ns = calloc((size_t)opt.streams, sizeof *sent_ns);
-    if (!first_byte_ns || !turn_ns || !slot_ns || !conn_ns || !sent_ns)
+    send_order = calloc((size_t)opt.streams, sizeof *send_order);
+    defer_idx = calloc((size_t)opt.streams, sizeof *defer_idx);
+    defer_turn = calloc((size_t)opt.streams, sizeof *defer_turn);
+    conn_fd = calloc((size_t)opt.streams, sizeof *conn_fd);
+    if (!first_byte_ns || !turn_ns || !slot_ns || !conn_ns || !sent_ns || !send_order || !conn_fd ||
+        !defer_idx || !defer_turn)
         return 1;
     for (long i = 0; i < opt.streams; i++)
         stream_fds[i] = -1;
@@ -870,6 +958,8 @@ int main(int argc, char **argv)
                 break;
         }
         send_spacing_ns = (uint64_t)((double)k * slot);
+        period_ns = (uint64_t)llround(opt.period_ms * 1e6);
+        send_late_max_ns = opt.busy_poll ? 100000u : 2000000u;
     }
     char body[256];
     int bl = snprintf(body, sizeof body, "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\","

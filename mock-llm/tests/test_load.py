@@ -101,6 +101,58 @@ def case_series_unwritable():
         srv.stop()
 
 
+def case_defer_missed_turns():
+    """--period-ms: turns the client misses by more than 100 us while its thread has no
+    CPU (here: SIGSTOP for 0.3 s during the requests' turns, 20 ms apart) go one period
+    on (send_deferred), every stream still opens, and each request is sent at a turn
+    whose phase is its own (turn - first turn a whole number of slots, the deferred ones
+    one period later). Before, the missed requests went out in one burst when the thread
+    ran again, and their schedules stayed together for the whole run."""
+    n, period_ms = 100, 2000.0
+    srv = R.Server("--profile", "fixed", "--ttft-ms", "0", "--tps", "0.5",
+                   "--output-tokens", "100000000")
+    phases = f"/tmp/mllm-load-defer-{os.getpid()}.csv"
+    load = None
+    try:
+        load = subprocess.Popen([LOAD, "--target", f"127.0.0.1:{srv.port}", "--streams", str(n),
+                                 "--warmup", "0.5", "--window", "0.5", "--period-ms",
+                                 f"{period_ms:g}", "--phases", phases],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.6)  # the turns run from ~0.01 s to ~2 s after the start
+        os.kill(load.pid, 19)  # SIGSTOP
+        time.sleep(0.3)
+        os.kill(load.pid, 18)  # SIGCONT
+        out, err = load.communicate(timeout=60)
+        if load.returncode != 0:
+            R.fail(f"mllm-load exited {load.returncode}: {err[-500:]}")
+        d = dict(re.findall(r"(\w+)=([-\w.]+)", out))
+        if d.get("open") != str(n):
+            R.fail(f"mllm-load opened {d.get('open')} of {n} streams")
+        if "send_deferred" not in d or int(d["send_deferred"]) < 1:
+            R.fail(f"no turn deferred after a 0.3 s stop: send_deferred={d.get('send_deferred')}")
+        with open(phases) as f:
+            rows = [line.split(",") for line in f.read().split()[1:]]
+        turns = sorted(int(r[1]) for r in rows)
+        slot = period_ms * 1e6 / n  # k = 1 here: spacing 20 ms >= 25 us
+        per = period_ms * 1e6
+        for t in turns:
+            off = (t - turns[0]) % per / slot
+            if abs(off - round(off)) > 1e-3 and abs(off - round(off)) < 1 - 1e-3:
+                R.fail(f"a turn {(t - turns[0]) / 1e6:.3f} ms after the first is off the "
+                       f"slots of {slot / 1e6:g} ms")
+        late = [int(r[2]) - int(r[1]) for r in rows]
+        if min(late) < 0:
+            R.fail("a request sent before its turn")
+        print(f"ok: send_deferred={d['send_deferred']}, {n} streams open, every turn on a slot")
+    finally:
+        if load and load.poll() is None:
+            load.kill()
+            load.wait()
+        srv.stop()
+        if os.path.exists(phases):
+            os.unlink(phases)
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":
