@@ -614,14 +614,6 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g, uint64_t now
     } else if (!st->more && !cut) {
         fmt_end(g, st->s.capped, st->sent);
     }
-    if (cut && g->inject == INJ_DISCONNECT) {
-        /* What was due goes out properly framed, then the connection is cut without
-         * the terminating chunk: the client sees a stream that stops mid-answer. */
-        mllm_conn_emit_chunk(c, &scratch, st->chunked);
-        st->rc = -1;
-        c->dead = 1;
-        return STEP_DEAD;
-    }
     int had_pending = c->out.len > 0;
     uint64_t wrote_at = st->wrote_at = fiber_now_ns();
     /* The batch that ends with an injected error is the stream's last: queued past
@@ -646,6 +638,15 @@ static inline __attribute__((always_inline)) int emit_due(gen_t *g, uint64_t now
     mllm_metrics.events_sent += (uint64_t)nev;
     if (had_pending)
         mllm_metrics.events_backlogged += (uint64_t)nev;
+    if (cut && g->inject == INJ_DISCONNECT) {
+        /* What was due went out properly framed (and is counted as any batch is: it
+         * was not until 3 December, events_sent one batch short of what the client
+         * got), then the connection is cut without the terminating chunk: the client
+         * sees a stream that stops mid-answer. */
+        st->rc = -1;
+        c->dead = 1;
+        return STEP_DEAD;
+    }
     if (cut)
         return STEP_CUT;
     return st->more ? STEP_MORE : STEP_END;

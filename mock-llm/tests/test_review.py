@@ -1113,6 +1113,43 @@ def case_tokens_sent_overrun():
     print("ok: events and tokens sent count what the dropped reader got, not the dropped batch")
 
 
+def case_disconnect_events_counted():
+    """An injected disconnect writes the events due with it, properly framed, then cuts
+    the connection: the client gets them, so mllm_events_sent_total counts them as it
+    counts any batch the connection took, and agrees with mllm_tokens_sent_total (one
+    token per event here). Before, the cut's batch was written outside the counting:
+    events_sent stayed one batch short of what the client got while tokens_sent had
+    it (and kept it even when that write failed)."""
+    srv = Server("--profile", "fixed", "--ttft-ms", "1", "--tps", "2000", "--output-tokens",
+                 "40", "--tokens-per-event", "1")
+    try:
+        for path, body in ((CHAT, {"model": "mock", "stream": True,
+                                   "messages": [{"role": "user", "content": "hi"}]}),
+                           ("/v1/messages", {"model": "mock", "max_tokens": 40, "stream": True,
+                                             "messages": [{"role": "user", "content": "hi"}]})):
+            ev0 = srv.metric("mllm_events_sent_total")
+            tok0 = srv.metric("mllm_tokens_sent_total")
+            out = raw(srv.port, http_request("POST", path, json.dumps(body).encode(),
+                                             extra="x-mock-inject: disconnect\r\n"), 30)
+            srv.wait_metric("mllm_streams_active", lambda v: v == 0, f"{path}: stream end")
+            events = 0
+            for ev in sse_json(dechunk(out.partition(b"\r\n\r\n")[2])):
+                if ev.get("type") == "content_block_delta":
+                    events += 1
+                elif ev.get("choices") and ev["choices"][0]["delta"].get("content"):
+                    events += 1
+            ev = srv.metric("mllm_events_sent_total") - ev0
+            tok = srv.metric("mllm_tokens_sent_total") - tok0
+            if events == 0 or ev != events or tok != events:
+                fail(f"{path}: the client got {events} events of 1 token before the "
+                     f"injected disconnect; the counters added {ev:.0f} events and "
+                     f"{tok:.0f} tokens")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: the events written before an injected disconnect are counted")
+
+
 def case_midstream_error_one_wait():
     """An injected mid-stream error is the stream's last frame and is queued past
     --max-pending, as the body's end is: a reader that was behind when it came gets it
