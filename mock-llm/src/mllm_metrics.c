@@ -89,7 +89,8 @@ void mllm_metrics_format(mllm_buf_t *b)
             "counter", m->clients_dropped_slow);
     counter(b, "mllm_tokens_sent_total",
             "Completion tokens sent (taken by the connection: written, or queued within "
-            "--max-pending; not a batch dropped at a slow-reader overrun).", "counter",
+            "--max-pending; not a batch dropped at a slow-reader overrun; a whole answer "
+            "once written whole).", "counter",
             m->tokens_sent);
     counter(b, "mllm_events_sent_total",
             "Stream events (SSE frames with content) sent, counted as tokens are.",

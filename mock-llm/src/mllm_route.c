@@ -852,7 +852,8 @@ static int serve_whole_multi(mllm_conn_t *c, gen_t *g, uint64_t start, mllm_sche
     snprintf(extra, sizeof extra, "x-request-id: req_mock%016" PRIx64 "\r\n", g->index);
     rc = b.oom ? -1 : mllm_conn_respond(c, 200, "application/json", b.p, b.len, extra,
                                         g->keep_alive);
-    mllm_metrics.tokens_sent += (uint64_t)tokens * (uint64_t)n;
+    if (rc == 0) /* written whole: a reader dropped halfway got no answer (serve_whole) */
+        mllm_metrics.tokens_sent += (uint64_t)tokens * (uint64_t)n;
     mllm_buf_free(&b);
     mllm_buf_free(&text);
     mllm_buf_free(&lp);
@@ -912,7 +913,11 @@ static int serve_whole(mllm_conn_t *c, gen_t *g, uint64_t start)
         snprintf(extra, sizeof extra, "x-request-id: req_mock%016" PRIx64 "\r\n", g->index);
         rc = b.oom ? -1 : mllm_conn_respond(c, 200, "application/json", b.p, b.len, extra,
                                             g->keep_alive);
-        mllm_metrics.tokens_sent += (uint64_t)s.total;
+        /* Counted when the connection took the whole answer, as a stream's batches are
+         * (emit_due): a reader dropped at --write-timeout halfway through it, or no
+         * memory to build it, was counted every token until 3 December. */
+        if (rc == 0)
+            mllm_metrics.tokens_sent += (uint64_t)s.total;
         mllm_buf_free(&b);
     }
     mllm_buf_free(&text);

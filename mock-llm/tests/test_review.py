@@ -1150,6 +1150,51 @@ def case_disconnect_events_counted():
     print("ok: the events written before an injected disconnect are counted")
 
 
+def case_tokens_sent_whole_dropped():
+    """A whole (non-streamed) answer counts in mllm_tokens_sent_total when the
+    connection took all of it, as a stream's batches count when taken: a reader that
+    stops reading is dropped at --write-timeout with part of the JSON, which it cannot
+    use, and those tokens were not sent. Before, every token counted whatever the write
+    did (chat, chat n: 2, messages)."""
+    srv = Server("--profile", "fixed", "--time-scale", "0", "--output-tokens", "20000",
+                 "--max-pending", "1024", "--sndbuf", "4096", "--write-timeout", "0.2")
+    try:
+        msgs = [{"role": "user", "content": "hi"}]
+        for path, body in ((CHAT, {"model": "mock", "messages": msgs}),
+                           (CHAT, {"model": "mock", "n": 2, "messages": msgs}),
+                           ("/v1/messages", {"model": "mock", "max_tokens": 20000,
+                                             "messages": msgs})):
+            tok0 = srv.metric("mllm_tokens_sent_total")
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(http_request("POST", path, json.dumps(body).encode()))
+            # the answer backs up behind this reader (it does not read), then the server
+            # drops it and closes (the connection left open is /metrics's own)
+            srv.wait_metric("mllm_pending_bytes", lambda v: v > 0, f"{path}: a backlog")
+            srv.wait_metric("mllm_connections_active", lambda v: v <= 1,
+                            f"{path}: the stalled reader dropped")
+            s.settimeout(30)
+            got = b""
+            while b := s.recv(65536):
+                got += b
+            s.close()
+            tok = srv.metric("mllm_tokens_sent_total") - tok0
+            if tok != 0 or got.endswith(b"}"):
+                fail(f"{path}: the client got {len(got)} bytes of a cut answer; "
+                     f"mllm_tokens_sent_total +{tok:.0f} (want 0)")
+        # and a reader that reads gets it whole, counted
+        tok0 = srv.metric("mllm_tokens_sent_total")
+        st, _, out = post(srv.port, CHAT, {"model": "mock", "messages": msgs})
+        tok = srv.metric("mllm_tokens_sent_total") - tok0
+        if st != 200 or json.loads(out)["usage"]["completion_tokens"] != tok:
+            fail(f"a whole answer read whole: status {st}, tokens_sent +{tok:.0f}")
+        srv.stop()
+    finally:
+        srv.kill()
+    print("ok: a whole answer cut at a stalled reader is not counted as sent")
+
+
 def case_midstream_error_one_wait():
     """An injected mid-stream error is the stream's last frame and is queued past
     --max-pending, as the body's end is: a reader that was behind when it came gets it
