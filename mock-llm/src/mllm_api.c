@@ -345,7 +345,12 @@ static int scan_body(const char *s, size_t n, size_t *nul_escapes, size_t *at)
             if (c == '\\') {
                 if (n - i >= 6 && !memcmp(s + i + 1, "u0000", 5))
                     (*nul_escapes)++;
-                i++;
+                /* the escaped byte is skipped (\" does not end the string), unless it
+                 * begins a multi-byte character: that is a bad escape in a UTF-8 body,
+                 * for cJSON to refuse, and its bytes are checked as any others (skipped,
+                 * its continuation bytes read as bytes that are not UTF-8) */
+                if (i + 1 < n && p[i + 1] < 0x80)
+                    i++;
             } else if (c == '"') {
                 in_str = 0;
             }

@@ -235,6 +235,28 @@ static void test_anthropic_error_position_chars(void **st)
                      "column 12 (char 11)");
 }
 
+/* A backslash before a multi-byte character is a bad escape in a body that is UTF-8:
+ * bad JSON, where cJSON stopped, not "not valid UTF-8" (scan_body skipped the byte after
+ * the backslash and met the character's continuation bytes as if they began one). A
+ * backslash before a byte that is not UTF-8 is still that. */
+static void test_bad_escape_not_utf8_error(void **st)
+{
+    (void)st;
+    expect_anth_body("{\"model\":\"\\\xc3\xa9\"}",
+                     "The request body is not valid JSON: unexpected character: line 1 "
+                     "column 11 (char 10)");
+    expect_anth_body("{\"model\":\"\\\xff\"}",
+                     "The request body is not valid JSON: str is not valid UTF-8: surrogates "
+                     "not allowed: line 1 column 1 (char 0)");
+    mllm_gen_req_t g;
+    mllm_err_t e;
+    assert_int_equal(chat("{\"model\":\"\\\xe2\x82\xac\"}", &g, &e), -1);
+    assert_string_equal(e.message, "We could not parse the JSON body of your request. (HINT: "
+                                   "This likely means you aren't using your HTTP library "
+                                   "correctly. The OpenAI API expects a JSON payload, but what "
+                                   "was sent was not valid JSON.)");
+}
+
 static void test_anthropic_body_errors_chat_unchanged(void **st)
 {
     (void)st;
@@ -1410,6 +1432,7 @@ int main(void)
         cmocka_unit_test(test_anthropic_body_errors),
         cmocka_unit_test(test_anthropic_error_position_chars),
         cmocka_unit_test(test_anthropic_body_errors_chat_unchanged),
+        cmocka_unit_test(test_bad_escape_not_utf8_error),
         cmocka_unit_test(test_anthropic_tool_limits),
         cmocka_unit_test(test_anthropic_tool_choice_object),
         cmocka_unit_test(test_anthropic_empty_content),
