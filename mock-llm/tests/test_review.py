@@ -1217,9 +1217,13 @@ def case_midstream_error_one_wait():
         s.connect(("127.0.0.1", srv.port))
         s.sendall(http_request("POST", CHAT, json.dumps(body).encode(),
                                extra="x-mock-inject: midstream\r\n"))
-        # the cut's batch is formatted 0.5 ms after the first event, which is pending
+        # the cut's batch is formatted 0.5 ms after the first event, which is pending;
+        # the client reads once the server took it (events_sent counts a batch taken, not
+        # one dropped): a nap instead let a slow machine read before, and pass without
+        # testing the reader that is behind
         srv.wait_metric("mllm_pending_bytes", lambda v: v > 0, "the first event pending")
-        time.sleep(0.3)
+        srv.wait_metric("mllm_events_sent_total", lambda v: v >= 2,
+                        "the cut's batch taken behind the pending event")
         s.settimeout(30)
         got = b""
         while b := s.recv(65536):
