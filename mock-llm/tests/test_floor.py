@@ -165,6 +165,88 @@ def case_behind():
     print(f"ok: {len(trace)} events of 71 streams written in deadline order")
 
 
+def case_late_parse():
+    """A request the floor gets to more than a period after it arrived (the floor had no
+    CPU: stopped 350 ms at 10 events/s), when the other stream has caught up, is written
+    in deadline order with it from then on. Before (the new stream's next deadline put
+    ahead of the other's, the stream then held the place after it in the ring for good):
+    every one of its events was written after the other stream's, due 230 ms later.
+    The events written before the floor read the request are not judged."""
+    fl = Floor("--tps", "10")
+    socks = []
+    try:
+        socks = [socket.create_connection(("127.0.0.1", fl.port), timeout=10)
+                 for _ in range(2)]
+        socks[0].sendall(REQ)
+        time.sleep(0.25)
+        os.kill(fl.p.pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.02)
+            socks[1].sendall(REQ)
+            time.sleep(0.35)
+        finally:
+            os.kill(fl.p.pid, signal.SIGCONT)
+        read_events(socks, time.monotonic() + 0.8)
+    finally:
+        trace = fl.stop()
+        for s in socks:
+            s.close()
+    fds = {fd for fd, _, _ in trace}
+    if len(fds) != 2 or len(trace) < 12:
+        fail(f"want 2 streams and >= 12 events, got {len(fds)} and {len(trace)}")
+    # The floor reads the request only after writing the first stream's due events (64
+    # at most a turn): those precede the new stream's first, whatever their deadlines.
+    # From the new stream's first event on, deadline order.
+    seen = trace[trace.index(next(t for t in trace if t[0] != trace[0][0])):]
+    for (f0, d0, _), (f1, d1, _) in zip(seen, seen[1:]):
+        if d1 < d0:
+            fail(f"an event due {(d0 - d1) / 1e6:.1f} ms before the one written before it "
+                 f"(fd {f1} after fd {f0}): written out of deadline order")
+    print(f"ok: {len(trace)} events of 2 streams written in deadline order")
+
+
+def case_far_behind():
+    """A stream opened while the floor is behind by more than a period (its deadline past
+    the next due event's by more than 1/tps) waits while the others come round, in
+    deadline order, as in case_behind: 70 streams at 10 events/s, the floor stopped
+    500 ms, one more request 10 ms before the resume. Before (the stream joined last in
+    the ring and the others, written, each went after it): its events written ahead of
+    the others' due up to 400 ms before them, round after round."""
+    fl = Floor("--tps", "10")
+    socks = []
+    try:
+        socks = [socket.create_connection(("127.0.0.1", fl.port), timeout=10)
+                 for _ in range(71)]
+        for s in socks[:70]:
+            s.sendall(REQ)
+        time.sleep(0.25)
+        os.kill(fl.p.pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.49)
+            socks[70].sendall(REQ)
+            time.sleep(0.01)
+        finally:
+            os.kill(fl.p.pid, signal.SIGCONT)
+        read_events(socks, time.monotonic() + 0.8)
+    finally:
+        trace = fl.stop()
+        for s in socks:
+            s.close()
+    fds = {fd for fd, _, _ in trace}
+    if len(fds) != 71 or len(trace) < 71 * 4:
+        fail(f"want 71 streams and >= 284 events, got {len(fds)} and {len(trace)}")
+    last = max(fds)  # the last connection accepted, the last request
+    first = next(i for i, t in enumerate(trace) if t[0] == last)
+    # The events written before the floor read the last request are not judged (it
+    # writes 64 due events between looks at its sockets).
+    seen = trace[max(0, first - 1):]
+    for (f0, d0, _), (f1, d1, _) in zip(seen, seen[1:]):
+        if d1 < d0:
+            fail(f"an event due {(d0 - d1) / 1e6:.1f} ms before the one written before it "
+                 f"(fd {f1} after fd {f0}): written out of deadline order")
+    print(f"ok: {len(seen)} events of 71 streams written in deadline order")
+
+
 def case_even():
     """--pacing even keeps the floor before 3 December: one sequence, event k at
     base + k / (streams x tps), whatever the requests' timing."""
