@@ -596,18 +596,30 @@ def capacity(args, rows):
             f"{med([k[0] for k in knees[('mock-llm', n)]]):,.0f}/s, ratio {med(ratio):.2f}")
 
 
-def concurrency_floor_rows(rows, n, tps, busy, samples):
-    """The floor's rows beside a mock-llm concurrency case (same N, tokens/s, mode)."""
-    case = f"concurrency/floor{'-busy-poll' if busy else ''}/n={n}/tps={tps}"
-    name = "mllm-floor-busy-poll" if busy else "mllm-floor"
-    add = lambda metric, unit, v: rows.add(case, "floor", name, "streams", n, metric, unit, v)
+def served_rows(add, samples, ramp):
+    """The rows a concurrency case has on either side (mock-llm, the floor): streams open
+    and failed, events/s, and lateness over the held window (after every stream is open
+    and a warm-up), the ramp's (the first connect to the window's start: opening, the
+    requests' turns, the warm-up; mock-llm's side only) and the whole run's (README:
+    "Open streams")."""
+    nan = float("nan")
     add("open_streams", "streams", [s["open"] for s in samples])
     add("failed_streams", "streams", [s["failed"] for s in samples])
     add("events_per_s", "events/s", [s["server_events_per_s"] for s in samples])
     add("lateness_p50", "us", [s["late_p50_us"] for s in samples])
     add("lateness_p99", "us", [s["late_p99_us"] for s in samples])
-    add("lateness_max", "us", [s.get("late_max_us", float("nan")) for s in samples])
-    add("lateness_full_p99", "us", [s.get("late_full_p99_us", float("nan")) for s in samples])
+    add("lateness_max", "us", [s.get("late_max_us", nan) for s in samples])
+    if ramp:
+        add("lateness_ramp_p99", "us", [s.get("late_ramp_p99_us", nan) for s in samples])
+    add("lateness_full_p99", "us", [s.get("late_full_p99_us", nan) for s in samples])
+
+
+def concurrency_floor_rows(rows, n, tps, busy, samples):
+    """The floor's rows beside a mock-llm concurrency case (same N, tokens/s, mode)."""
+    case = f"concurrency/floor{'-busy-poll' if busy else ''}/n={n}/tps={tps}"
+    name = "mllm-floor-busy-poll" if busy else "mllm-floor"
+    add = lambda metric, unit, v: rows.add(case, "floor", name, "streams", n, metric, unit, v)
+    served_rows(add, samples, ramp=False)
     add("open_time", "s", [s["open_s"] for s in samples])
     add("cpu_percent", "percent", [s["server_cpu_pct"] for s in samples])
     add("cpu_per_event_us", "us", [s["server_cpu_us_per_event"] for s in samples])
@@ -666,17 +678,7 @@ def concurrency(args, rows):
         impl = "mock-llm-busy-poll" if busy else "mock-llm"
         add = lambda metric, unit, v, c=case, i=impl: rows.add(c, "fiber", i, "streams", n,
                                                                 metric, unit, v)
-        add("open_streams", "streams", [s["open"] for s in samples])
-        add("failed_streams", "streams", [s["failed"] for s in samples])
-        add("events_per_s", "events/s", [s["server_events_per_s"] for s in samples])
-        # The held window (after every stream is open and a warm-up), then the ramp (the
-        # first connect to the window's start: opening, the requests' turns, the warm-up)
-        # and the whole run (README: "Open streams")
-        add("lateness_p50", "us", [s["late_p50_us"] for s in samples])
-        add("lateness_p99", "us", [s["late_p99_us"] for s in samples])
-        add("lateness_max", "us", [s.get("late_max_us", float("nan")) for s in samples])
-        add("lateness_ramp_p99", "us", [s.get("late_ramp_p99_us", float("nan")) for s in samples])
-        add("lateness_full_p99", "us", [s.get("late_full_p99_us", float("nan")) for s in samples])
+        served_rows(add, samples, ramp=True)
         add("rss_per_stream", "bytes",
             [(s["rss_kib"] - s["rss0_kib"]) * 1024 / max(s["open"], 1) for s in samples])
         add("open_time", "s", [s["open_s"] for s in samples])

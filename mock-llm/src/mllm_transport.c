@@ -111,10 +111,13 @@ static ssize_t plain_recv_stamped(mllm_tx_t *t, void *buf, size_t n, uint64_t *r
     return r;
 }
 
-ssize_t mllm_tx_read(mllm_tx_t *t, void *buf, size_t n, uint64_t deadline_ns)
+/* Reads what is there, waiting (up to deadline_ns) while there is nothing; with rx_ns
+ * (plain sockets only) through plain_recv_stamped. */
+static ssize_t tx_read_wait(mllm_tx_t *t, void *buf, size_t n, uint64_t deadline_ns,
+                            uint64_t *rx_ns)
 {
     for (;;) {
-        ssize_t r = t->ops->recv(t, buf, n);
+        ssize_t r = rx_ns ? plain_recv_stamped(t, buf, n, rx_ns) : t->ops->recv(t, buf, n);
         if (r < 0 && errno == EINTR)
             continue;
         if (r >= 0 || errno != EAGAIN)
@@ -124,20 +127,17 @@ ssize_t mllm_tx_read(mllm_tx_t *t, void *buf, size_t n, uint64_t deadline_ns)
     }
 }
 
+ssize_t mllm_tx_read(mllm_tx_t *t, void *buf, size_t n, uint64_t deadline_ns)
+{
+    return tx_read_wait(t, buf, n, deadline_ns, NULL);
+}
+
 ssize_t mllm_tx_read_stamped(mllm_tx_t *t, void *buf, size_t n, uint64_t deadline_ns,
                              uint64_t *rx_ns)
 {
     if (t->ops != &plain_ops) {
         *rx_ns = 0;
-        return mllm_tx_read(t, buf, n, deadline_ns);
+        return tx_read_wait(t, buf, n, deadline_ns, NULL);
     }
-    for (;;) {
-        ssize_t r = plain_recv_stamped(t, buf, n, rx_ns);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r >= 0 || errno != EAGAIN)
-            return r;
-        if (t->ops->wait(t, t->want, deadline_ns, MLLM_TX_AFTER_EAGAIN) < 0)
-            return -1;
-    }
+    return tx_read_wait(t, buf, n, deadline_ns, rx_ns);
 }
