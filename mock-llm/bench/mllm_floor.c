@@ -634,7 +634,9 @@ int main(int argc, char **argv)
             } else {
                 s->due += period;
                 k++;
-                if (opt.pacing == PACING_ARRIVAL)
+                /* (--tps 0: no period, every deadline stays its arrival; the walk
+                 * would put the stream just written first again: round-robin as is) */
+                if (opt.pacing == PACING_ARRIVAL && period > 0)
                     ring_settle(s);
             }
             now = now_ns();

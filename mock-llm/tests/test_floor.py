@@ -29,8 +29,9 @@ def fail(msg):
 
 
 class Floor:
-    def __init__(self, *args):
-        self.p = subprocess.Popen([FLOOR, "--listen", "127.0.0.1:0", "--trace", *args],
+    def __init__(self, *args, trace=True):
+        self.p = subprocess.Popen([FLOOR, "--listen", "127.0.0.1:0"] +
+                                  (["--trace"] if trace else []) + list(args),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.p.stdout.readline()
         m = re.search(r"listening on [\d.]+:(\d+)", line)
@@ -270,6 +271,32 @@ def case_even():
     if any(x == y for x, y in zip(fds[1:], fds[2:])):
         fail(f"even pacing: streams written {fds}, want round-robin")
     print(f"ok: even pacing, deadlines {steps} ns apart, round-robin")
+
+
+def case_flat_out():
+    """--tps 0 (the capacity part's flat-out floor) writes round-robin over every stream,
+    in either pacing. With arrival pacing a written stream's deadline stays its arrival
+    (no period to add), and the deadline-order walk put it back first: one stream got
+    every write, the walk over all the others at each (44,600 events/s at 10,000 streams
+    against 110,000 the run before, 3 December)."""
+    for pacing in ("arrival", "even"):
+        fl = Floor("--tps", "0", "--pacing", pacing, trace=False)
+        socks = []
+        try:
+            socks = [socket.create_connection(("127.0.0.1", fl.port), timeout=10)
+                     for _ in range(4)]
+            for s in socks:
+                s.sendall(REQ)
+                time.sleep(0.02)
+            n = read_events(socks, time.monotonic() + 0.5)
+        finally:
+            fl.stop()
+            for s in socks:
+                s.close()
+        counts = sorted(n.values())
+        if counts[0] == 0 or counts[0] * 4 < counts[-1]:
+            fail(f"--tps 0, {pacing} pacing: events per stream {counts}, want round-robin")
+        print(f"ok: --tps 0, {pacing} pacing: events per stream {counts}")
 
 
 def case_bad_pacing():
