@@ -549,8 +549,11 @@ int main(int argc, char **argv)
         }
         case 't':
             opt.tps = strtod(optarg, &end);
-            if (*end || end == optarg || !(opt.tps >= 0 && opt.tps <= 1e7))
-                return bad("bad --tps");
+            /* 0 (flat out) or 1e-6..1e7: below, the period 1e9/tps passes 2^64 ns (an
+             * infinite one for 1e-300) and its conversion is undefined behaviour */
+            if (*end || end == optarg ||
+                !(opt.tps == 0 || (opt.tps >= 1e-6 && opt.tps <= 1e7)))
+                return bad("bad --tps (0, or 0.000001 to 10000000 events/s per stream)");
             break;
         case 'e':
             opt.event_bytes = strtol(optarg, &end, 10);

@@ -305,6 +305,17 @@ def case_bad_pacing():
     if r.returncode != 2 or "--pacing" not in r.stderr:
         fail(f"--pacing heap: exit {r.returncode}, {r.stderr!r}; want 2 and a message")
     print("ok: --pacing heap refused, exit 2")
+    # a rate whose period passes 2^64 ns (1e9 / 1e-300 is infinite; converting it to an
+    # integer is undefined behaviour): accepted before
+    for tps in ("1e-300", "1e-9", "-1", "nan"):
+        try:
+            r = subprocess.run([FLOOR, "--listen", "127.0.0.1:0", "--tps", tps],
+                               capture_output=True, text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            fail(f"--tps {tps}: accepted (the floor ran)")
+        if r.returncode != 2 or "--tps" not in r.stderr:
+            fail(f"--tps {tps}: exit {r.returncode}, {r.stderr!r}; want 2 and a message")
+    print("ok: --tps 1e-300, 1e-9, -1, nan refused, exit 2")
 
 
 def main():
