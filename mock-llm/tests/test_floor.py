@@ -65,6 +65,14 @@ def read_events(socks, until):
     return n
 
 
+def check_deadline_order(trace):
+    """Fails unless the trace's events were written in the order of their deadlines."""
+    for (f0, d0, _), (f1, d1, _) in zip(trace, trace[1:]):
+        if d1 < d0:
+            fail(f"an event due {(d0 - d1) / 1e6:.1f} ms before the one written before it "
+                 f"(fd {f1} after fd {f0}): written out of deadline order")
+
+
 def case_arrival():
     """Each stream is timed from its own request's arrival, as mock-llm times it: two
     requests sent 100 ms apart while the floor is stopped (SIGSTOP) get first deadlines
@@ -159,10 +167,7 @@ def case_behind():
     fds = {fd for fd, _, _ in trace}
     if len(fds) != 71 or len(trace) < 71 * 2:
         fail(f"want 71 streams and >= 142 events, got {len(fds)} and {len(trace)}")
-    for (f0, d0, _), (f1, d1, _) in zip(trace, trace[1:]):
-        if d1 < d0:
-            fail(f"an event due {(d0 - d1) / 1e6:.1f} ms before the one written before it "
-                 f"(fd {f1} after fd {f0}): written out of deadline order")
+    check_deadline_order(trace)
     print(f"ok: {len(trace)} events of 71 streams written in deadline order")
 
 
@@ -199,10 +204,7 @@ def case_late_parse():
     # at most a turn): those precede the new stream's first, whatever their deadlines.
     # From the new stream's first event on, deadline order.
     seen = trace[trace.index(next(t for t in trace if t[0] != trace[0][0])):]
-    for (f0, d0, _), (f1, d1, _) in zip(seen, seen[1:]):
-        if d1 < d0:
-            fail(f"an event due {(d0 - d1) / 1e6:.1f} ms before the one written before it "
-                 f"(fd {f1} after fd {f0}): written out of deadline order")
+    check_deadline_order(seen)
     print(f"ok: {len(trace)} events of 2 streams written in deadline order")
 
 
@@ -241,10 +243,7 @@ def case_far_behind():
     # The events written before the floor read the last request are not judged (it
     # writes 64 due events between looks at its sockets).
     seen = trace[max(0, first - 1):]
-    for (f0, d0, _), (f1, d1, _) in zip(seen, seen[1:]):
-        if d1 < d0:
-            fail(f"an event due {(d0 - d1) / 1e6:.1f} ms before the one written before it "
-                 f"(fd {f1} after fd {f0}): written out of deadline order")
+    check_deadline_order(seen)
     print(f"ok: {len(seen)} events of 71 streams written in deadline order")
 
 
