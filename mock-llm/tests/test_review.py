@@ -191,6 +191,18 @@ CHAT = "/v1/chat/completions"
 
 # ---- wrong results / hangs ----------------------------------------------------------------
 
+def content_events(response):
+    """The content events (chat deltas with content, Anthropic content_block_delta) of a
+    raw streamed HTTP response."""
+    events = 0
+    for ev in sse_json(dechunk(response.partition(b"\r\n\r\n")[2])):
+        if ev.get("type") == "content_block_delta":
+            events += 1
+        elif ev.get("choices") and ev["choices"][0]["delta"].get("content"):
+            events += 1
+    return events
+
+
 def case_schema_blowup():
     """One chat request with tools (~115 KB, under the 1 MiB limit) whose parameters are
     arrays nested six deep around an object of 3,000 required properties. Building the
@@ -1096,12 +1108,7 @@ def case_tokens_sent_overrun():
                 got += b
             s.close()
             srv.wait_metric("mllm_streams_active", lambda v: v == 0, f"{path}: stream end")
-            events = 0
-            for ev in sse_json(dechunk(got.partition(b"\r\n\r\n")[2])):
-                if ev.get("type") == "content_block_delta":
-                    events += 1
-                elif ev.get("choices") and ev["choices"][0]["delta"].get("content"):
-                    events += 1
+            events = content_events(got)
             ev = srv.metric("mllm_events_sent_total") - ev0
             tok = srv.metric("mllm_tokens_sent_total") - tok0
             if events == 0 or ev != events or tok != events:
@@ -1132,12 +1139,7 @@ def case_disconnect_events_counted():
             out = raw(srv.port, http_request("POST", path, json.dumps(body).encode(),
                                              extra="x-mock-inject: disconnect\r\n"), 30)
             srv.wait_metric("mllm_streams_active", lambda v: v == 0, f"{path}: stream end")
-            events = 0
-            for ev in sse_json(dechunk(out.partition(b"\r\n\r\n")[2])):
-                if ev.get("type") == "content_block_delta":
-                    events += 1
-                elif ev.get("choices") and ev["choices"][0]["delta"].get("content"):
-                    events += 1
+            events = content_events(out)
             ev = srv.metric("mllm_events_sent_total") - ev0
             tok = srv.metric("mllm_tokens_sent_total") - tok0
             if events == 0 or ev != events or tok != events:
